@@ -1,0 +1,15 @@
+/* brain.h: the learner process (`bodhi brain`). One per agent and phase. It listens at
+ * ipc://<run dir>/<agent>.brain, greets each muscle with the initial weights, then per
+ * round gathers one rollout from every muscle, records it in the agent's memory (HDF5),
+ * updates its episode statistics and stop conditions, learns (PPO, train phases), and
+ * answers every muscle with the new weights or STOP. It reports to the conductor over the
+ * events socket and saves a checkpoint at the end of a train phase. */
+#ifndef BODHI_BRAIN_BRAIN_H
+#define BODHI_BRAIN_BRAIN_H
+
+/* Runs the brain of `agent` in `phase` of run_dir/run.yml. Returns the process exit
+ * code: 0 done, 1 failed (message on stderr), 143 stopped by SIGTERM (memory flushed). */
+int bd_brain_main(const char *run_dir, const char *phase, const char *agent,
+                  const char *device_override);
+
+#endif

@@ -1,0 +1,89 @@
+/* stats.c: episode bookkeeping (see stats.h). */
+#include "brain/stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bd_stats_init(bd_stats *s, int n, int window)
+{
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->window = window < 1 ? 1 : window > BD_STATS_WINDOW_MAX ? BD_STATS_WINDOW_MAX : window;
+    s->max_return = -INFINITY;
+    s->ret = calloc((size_t)n, sizeof *s->ret);
+    s->len = calloc((size_t)n, sizeof *s->len);
+    s->start = calloc((size_t)n, sizeof *s->start);
+    if (!s->ret || !s->len || !s->start) {
+        bd_stats_fini(s);
+        return bd_seterr(BD_ENOMEM, "stats: out of memory for %d columns", n);
+    }
+    return BD_OK;
+}
+
+void bd_stats_fini(bd_stats *s)
+{
+    free(s->ret);
+    free(s->len);
+    free(s->start);
+    free(s->done);
+    memset(s, 0, sizeof *s);
+}
+
+static int bd_stats_push_done(bd_stats *s, const bd_episode *e)
+{
+    if (s->done_n == s->done_cap) {
+        int cap = s->done_cap ? 2 * s->done_cap : 64;
+        bd_episode *d = realloc(s->done, (size_t)cap * sizeof *d);
+        if (!d)
+            return bd_seterr(BD_ENOMEM, "stats: out of memory");
+        s->done = d;
+        s->done_cap = cap;
+    }
+    s->done[s->done_n++] = *e;
+    return BD_OK;
+}
+
+int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *terminated,
+                 const uint8_t *truncated)
+{
+    s->done_n = 0;
+    for (int t = 0; t < T; t++) {
+        const size_t row = (size_t)t * (size_t)s->n;
+        for (int i = 0; i < s->n; i++) {
+            s->ret[i] += rewards[row + i];
+            s->len[i]++;
+            if (!terminated[row + i] && !truncated[row + i])
+                continue;
+            bd_episode e = {.world = i, .start_step = s->start[i], .length = s->len[i],
+                            .ret = (float)s->ret[i], .terminated = terminated[row + i],
+                            .truncated = truncated[row + i]};
+            int rc = bd_stats_push_done(s, &e);
+            if (rc != BD_OK)
+                return rc;
+            s->episodes++;
+            if (s->ret[i] > s->max_return)
+                s->max_return = s->ret[i];
+            s->recent[s->recent_at] = s->ret[i];
+            s->recent_at = (s->recent_at + 1) % s->window;
+            if (s->recent_n < s->window)
+                s->recent_n++;
+            s->ret[i] = 0;
+            s->len[i] = 0;
+            s->start[i] = s->rows + t + 1;
+        }
+    }
+    s->rows += T;
+    return BD_OK;
+}
+
+double bd_stats_mean_recent(const bd_stats *s, int window)
+{
+    int k = window < s->recent_n ? window : s->recent_n;
+    if (k <= 0)
+        return 0;
+    double sum = 0;
+    for (int j = 1; j <= k; j++)
+        sum += s->recent[(s->recent_at - j + s->window) % s->window];
+    return sum / k;
+}

@@ -1,0 +1,39 @@
+/* stats.h: episode bookkeeping for one agent over N world columns: running return and
+ * length per column, finished episodes, and the last-100 window the objective_average
+ * condition and summary.json use. */
+#ifndef BODHI_BRAIN_STATS_H
+#define BODHI_BRAIN_STATS_H
+
+#include <stdint.h>
+
+#include "memory/memory.h"
+
+#define BD_STATS_WINDOW_MAX 4096
+
+typedef struct {
+    int n;                 /* columns */
+    double *ret;           /* (N) return so far of each column's running episode */
+    int32_t *len;          /* (N) its length */
+    int64_t *start;        /* (N) its first row */
+    int64_t rows;          /* rows seen */
+    int64_t episodes;      /* finished episodes */
+    double max_return;     /* over all finished episodes (-inf if none) */
+    int window;            /* size of the recent-returns ring (<= BD_STATS_WINDOW_MAX) */
+    double recent[BD_STATS_WINDOW_MAX];
+    int recent_n, recent_at;
+    bd_episode *done;      /* episodes finished by the last bd_stats_add */
+    int done_n, done_cap;
+} bd_stats;
+
+int bd_stats_init(bd_stats *s, int n, int window);
+void bd_stats_fini(bd_stats *s);
+
+/* Adds T rows: rewards/terminated/truncated are (T, N). Finished episodes land in
+ * s->done (replaced on each call). */
+int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *terminated,
+                 const uint8_t *truncated);
+
+/* Mean of the last `window` finished returns (of all if fewer); 0 if none. */
+double bd_stats_mean_recent(const bd_stats *s, int window);
+
+#endif

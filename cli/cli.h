@@ -1,0 +1,26 @@
+/* cli.h: the subcommands of `bodhi` (one file each in cli/) and the shared option parser.
+ * Each returns the process exit code (DESIGN.md section 6): 0 done, 1 failed, 2 bad
+ * input or usage, 130/143 interrupted. */
+#ifndef BODHI_CLI_CLI_H
+#define BODHI_CLI_CLI_H
+
+int bd_cmd_run(int argc, char **argv);
+int bd_cmd_check(int argc, char **argv);
+int bd_cmd_replay(int argc, char **argv);
+int bd_cmd_envs(int argc, char **argv);
+int bd_cmd_status(int argc, char **argv);
+int bd_cmd_brain(int argc, char **argv);
+int bd_cmd_muscle(int argc, char **argv);
+
+/* Options: argv[1..] holds "--name value" pairs, "--flag"s and positionals.
+ * spec lists the accepted names; a name ending in '=' takes a value. Unknown options,
+ * missing values and extra positionals print an error and give 2. */
+typedef struct {
+    const char *name;  /* without "--"; "out=" takes a value */
+    const char **value;/* where the value (or "1" for a flag) goes */
+} bd_opt;
+
+int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
+                  const char **positional, int npos, int min_pos);
+
+#endif

@@ -1,0 +1,51 @@
+/* opts.c: the small option parser every subcommand uses (see cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
+                  const char **positional, int npos, int min_pos)
+{
+    int pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (pos >= npos) {
+                fprintf(stderr, "bodhi %s: unexpected argument '%s'\n", cmd, a);
+                return 2;
+            }
+            positional[pos++] = a;
+            continue;
+        }
+        const bd_opt *o = NULL;
+        int takes = 0;
+        for (const bd_opt *s = spec; s && s->name; s++) {
+            size_t n = strlen(s->name);
+            int val = n > 0 && s->name[n - 1] == '=';
+            if (strncmp(a + 2, s->name, n - (size_t)val) == 0 && a[2 + n - (size_t)val] == '\0') {
+                o = s;
+                takes = val;
+                break;
+            }
+        }
+        if (!o) {
+            fprintf(stderr, "bodhi %s: unknown option '%s'\n", cmd, a);
+            return 2;
+        }
+        if (takes) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "bodhi %s: option '%s' needs a value\n", cmd, a);
+                return 2;
+            }
+            *o->value = argv[++i];
+        } else {
+            *o->value = "1";
+        }
+    }
+    if (pos < min_pos) {
+        fprintf(stderr, "bodhi %s: missing argument (see bodhi --help)\n", cmd);
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* error.c: bd_strerror and the thread-local error detail (see include/bodhi/bodhi.h). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "bodhi/bodhi.h"
+
+static _Thread_local char bd_errbuf[1024];
+
+static const char *const bd_errtext[BD_ERR_COUNT] = {
+    [BD_OK] = "success",
+    [BD_ENOMEM] = "out of memory",
+    [BD_EINVAL] = "invalid argument",
+    [BD_EIO] = "input/output error",
+    [BD_EPARSE] = "parse error",
+    [BD_EPROTO] = "protocol error",
+    [BD_EVERSION] = "version mismatch",
+    [BD_ENOTFOUND] = "not found",
+    [BD_ENODEV] = "device not available",
+    [BD_ETORCH] = "libtorch error",
+    [BD_EHDF5] = "HDF5 error",
+    [BD_ENNG] = "NNG error",
+    [BD_ECUDA] = "CUDA error",
+    [BD_EINTR] = "interrupted",
+    [BD_ETIMEDOUT] = "timed out",
+    [BD_ECLOSED] = "peer closed",
+    [BD_ESTATE] = "invalid state",
+};
+
+const char *bd_strerror(int err)
+{
+    if (err < 0 || err >= BD_ERR_COUNT)
+        return "unknown error";
+    return bd_errtext[err];
+}
+
+int bd_seterr(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(bd_errbuf, sizeof bd_errbuf, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+const char *bd_lasterr(void)
+{
+    return bd_errbuf;
+}
+
+const char *bd_version(void)
+{
+    return BODHI_VERSION;
+}

@@ -1,0 +1,33 @@
+/* proc.c: child-process set-up (see proc.h). */
+#include "common/proc.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "bodhi/bodhi.h"
+
+volatile sig_atomic_t bd_term_requested = 0;
+
+static void bd_on_term(int sig)
+{
+    (void)sig;
+    bd_term_requested = 1;
+}
+
+int bd_child_init(pid_t parent, int catch_term)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (parent > 0 && getppid() != parent)
+        return bd_seterr(BD_ECLOSED, "parent %d is gone", (int)parent);
+    signal(SIGINT, SIG_IGN);
+    if (catch_term) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = bd_on_term;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    return BD_OK;
+}

@@ -1,0 +1,17 @@
+/* proc.h: what every child process (brain, muscle) does at start: die with its parent
+ * (PR_SET_PDEATHSIG), leave Ctrl-C to the conductor (SIGINT ignored), and optionally turn
+ * SIGTERM into a flag so it can flush what it holds before exiting. */
+#ifndef BODHI_COMMON_PROC_H
+#define BODHI_COMMON_PROC_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+/* Set by the SIGTERM handler when catch_term was asked for. */
+extern volatile sig_atomic_t bd_term_requested;
+
+/* parent: the pid the child expects as parent (0 = do not check). Returns BD_OK, or
+ * BD_ECLOSED when the parent is already gone. */
+int bd_child_init(pid_t parent, int catch_term);
+
+#endif

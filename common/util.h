@@ -1,0 +1,35 @@
+/* util.h: small process-wide helpers: clocks, files and folders.
+ * All return BD_OK or a bd_err code with bd_lasterr() naming the path. */
+#ifndef BODHI_COMMON_UTIL_H
+#define BODHI_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bodhi/bodhi.h"
+
+/* Monotonic seconds (CLOCK_MONOTONIC). */
+double bd_now(void);
+
+/* Wall-clock seconds since the epoch. */
+double bd_wall(void);
+
+/* mkdir -p path (mode 0755). */
+int bd_mkdirs(const char *path);
+
+/* Reads a whole file into a NUL-terminated heap buffer (*out, caller frees); *len may be NULL. */
+int bd_read_file(const char *path, char **out, size_t *len);
+
+/* Writes len bytes to path through path.tmp + rename, so readers never see half a file. */
+int bd_write_file(const char *path, const void *data, size_t len);
+
+/* snprintf into a heap string; NULL when out of memory. Caller frees. */
+char *bd_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* strdup that tolerates NULL (returns NULL). */
+char *bd_strdup(const char *s);
+
+/* Returns 1 when path exists. */
+int bd_exists(const char *path);
+
+#endif

@@ -1,0 +1,33 @@
+/* conductor.h: `bodhi run`: the run governor. It validates the run file, prepares the
+ * run directory (run.yml, run.h5, log.jsonl), and for each phase in order starts one
+ * brain per agent and `worker` muscles as child processes of this same executable,
+ * relays their events to log.jsonl and a progress line on stderr, answers status queries
+ * on ipc://<run dir>/control, reaps children and tells exit codes from signals, stops
+ * everything on Ctrl-C or SIGTERM, and writes summary.json. */
+#ifndef BODHI_CONDUCTOR_CONDUCTOR_H
+#define BODHI_CONDUCTOR_CONDUCTOR_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *path;      /* the run file */
+    const char *out;       /* run directory (NULL: runs/<uid>) */
+    const char *device;    /* NULL or cpu|cuda|auto */
+    int has_seed;
+    uint64_t seed;         /* replaces the run file's seed when has_seed */
+    int quiet;             /* no progress lines */
+} bd_run_opts;
+
+/* Runs the experiment. Returns the exit code of DESIGN.md section 6: 0 done, 1 failed,
+ * 2 bad input, 130 interrupted (SIGINT), 143 terminated (SIGTERM). */
+int bd_conductor_run(const bd_run_opts *o);
+
+/* `bodhi check`: validates the run file and every phase's plan; prints what it found.
+ * Returns 0 or 2. */
+int bd_conductor_check(const char *path, const char *device);
+
+/* `bodhi status`: asks a running conductor over its control socket, or reads
+ * summary.json of a finished run. Returns 0, or 2 when run_dir holds no run. */
+int bd_conductor_status(const char *run_dir);
+
+#endif

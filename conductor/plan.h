@@ -1,0 +1,67 @@
+/* plan.h: a phase of a validated run file resolved against the registries: which env
+ * and how many worlds, the device, each agent's sensor and actuator columns, the seeds,
+ * the stop conditions, and how worlds split across muscles. The conductor builds it to
+ * check a run file (`bodhi check`); brains and muscles build the same plan from run.yml,
+ * so every process agrees on columns, shards and seeds. */
+#ifndef BODHI_CONDUCTOR_PLAN_H
+#define BODHI_CONDUCTOR_PLAN_H
+
+#include <stdint.h>
+
+#include "bodhi/env.h"
+#include "conductor/runfile.h"
+
+typedef struct {
+    const bd_agent_cfg *cfg;
+    int index;               /* position in the phase's agent list */
+    int nsens, nact;
+    int *sens_cols;          /* (nsens) env obs columns this agent sees, in order */
+    int *act_cols;           /* (nact) env actuator columns it sets */
+    char **sensor_ids;       /* (nsens) "<uid>.<name>" */
+    char **actuator_ids;     /* (nact) */
+    int n_actions;           /* discrete: values of its (single) actuator; 0 if continuous */
+    int random;              /* brain/muscle "random": uniform actions, no learning */
+    char *params_json;       /* brain params as JSON (for logs) */
+    uint64_t seed;           /* this agent's seed (policy init, sampling) */
+} bd_agent_plan;
+
+typedef struct {
+    const bd_runfile *rf;
+    const bd_phase_cfg *ph;
+    int phase_index;
+    const bd_env_desc *env;
+    const char *env_uid;
+    char *env_params_json;
+    long long worlds;        /* total over all muscles */
+    int max_steps;           /* env time limit */
+    int worker;              /* muscles */
+    bd_device device;        /* resolved (auto -> cuda when a GPU and a kernel exist) */
+    bd_agent_plan *agents;
+    int nagents;
+    uint64_t env_seed;       /* seed of this phase's env draws */
+    /* stop conditions */
+    long long max_agent_steps;   /* max_steps condition (0 = none) */
+    double objective_threshold;  /* objective_average (NaN = none) */
+    int objective_window;
+    long long episodes_target;   /* phase_config.episodes (0 = none) */
+} bd_phase_plan;
+
+/* Resolves phase `phase_index`. device_override (NULL or "cpu"/"cuda"/"auto") replaces
+ * the run file's device. Errors name the run file position (BD_EINVAL, BD_ENOTFOUND), or
+ * BD_ENODEV when cuda is asked for and absent. */
+int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const char *device_override,
+                       bd_phase_plan *out);
+void bd_phase_plan_fini(bd_phase_plan *p);
+
+/* Worlds of muscle k of `workers`: the first worlds % workers muscles hold one more. */
+void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0);
+
+/* A seed derived from a run seed and two small integers (splitmix64 mixing). */
+uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
+
+/* Socket URLs in the run directory. */
+char *bd_url_brain(const char *run_dir, const char *agent);
+char *bd_url_events(const char *run_dir);
+char *bd_url_control(const char *run_dir);
+
+#endif

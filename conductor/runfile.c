@@ -1,0 +1,729 @@
+/* runfile.c: reads, cascades and validates an experiment run file (docs/run-file.md).
+ *
+ * Steps: parse the YAML (yamltree.c), check the top level, deep-merge each schedule phase
+ * onto the merged phase before it (the result is rf->effective), then validate every
+ * merged phase into the bd_phase_cfg structs. Every string and node those structs point
+ * to lives in rf->effective or in rf->priv (an arena freed by bd_runfile_destroy).
+ * Unknown keys are errors everywhere except inside params maps and run_config, which
+ * belong to the plugin/conductor that reads them. Phase, agent and uid names must match
+ * [A-Za-z0-9_.-]+ because they name folders and HDF5 groups.
+ */
+#define _GNU_SOURCE
+#include "conductor/runfile.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+/* ---- storage owned by the run file ------------------------------------------------------ */
+
+typedef struct {
+    void **blocks;     /* calloc'd blocks freed on destroy */
+    size_t n, cap;
+    bd_node **nodes;   /* nodes made here (defaults) */
+    size_t nn, ncap;
+} rf_priv;
+
+static void *rf_alloc(bd_runfile *rf, size_t count, size_t size)
+{
+    rf_priv *p = rf->priv;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        void **b = realloc(p->blocks, cap * sizeof *b);
+        if (!b)
+            return NULL;
+        p->blocks = b;
+        p->cap = cap;
+    }
+    void *m = calloc(count ? count : 1, size);
+    if (m)
+        p->blocks[p->n++] = m;
+    return m;
+}
+
+static const char *rf_strdup(bd_runfile *rf, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *d = rf_alloc(rf, len, 1);
+    if (d)
+        memcpy(d, s, len);
+    return d;
+}
+
+/* An empty map owned by the run file, positioned at `where` (for defaults). */
+static const bd_node *rf_empty_map(bd_runfile *rf, const bd_node *where)
+{
+    rf_priv *p = rf->priv;
+    if (p->nn == p->ncap) {
+        size_t cap = p->ncap ? 2 * p->ncap : 16;
+        bd_node **b = realloc(p->nodes, cap * sizeof *b);
+        if (!b)
+            return NULL;
+        p->nodes = b;
+        p->ncap = cap;
+    }
+    bd_node *m = bd_node_new(BD_NODE_MAP, where->file, where->line, where->col);
+    if (m)
+        p->nodes[p->nn++] = m;
+    return m;
+}
+
+static int nomem(void)
+{
+    return bd_seterr(BD_ENOMEM, "out of memory reading the run file");
+}
+
+/* ---- error helpers ---------------------------------------------------------------------- */
+
+/* "FILE:LINE:COL: ..." at node n. */
+static int __attribute__((format(printf, 3, 4))) at(const bd_node *n, int err, const char *fmt,
+                                                    ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return bd_seterr(err, "%s:%d:%d: %s", n->file, n->line, n->col, msg);
+}
+
+/* "FILE:LINE:COL: ..." at the i-th key of map m. */
+static int __attribute__((format(printf, 4, 5))) at_key(const bd_node *m, size_t i, int err,
+                                                        const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return bd_seterr(err, "%s:%d:%d: %s", m->file, m->key_line[i], m->key_col[i], msg);
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Refuses keys of map m that are not in allowed (NULL-terminated); `in` names the map. */
+static int check_keys(const bd_node *m, const char *const *allowed, const char *in)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const char *k = m->keys[i];
+        const char *close = NULL;
+        size_t bestd = 3;
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++) {
+            if (strcmp(k, *a) == 0) {
+                ok = 1;
+                break;
+            }
+            size_t d = edit_distance(k, *a);
+            if (d < bestd) {
+                bestd = d;
+                close = *a;
+            }
+        }
+        if (ok)
+            continue;
+        const char *prep = strcmp(in, "the top level") == 0 ? "at" : "in";
+        if (close)
+            return at_key(m, i, BD_EINVAL, "unknown key '%s' %s %s; did you mean '%s'?", k, prep,
+                          in, close);
+        char list[256] = "";
+        size_t len = 0;
+        for (const char *const *a = allowed; *a && len < sizeof list; a++)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", a == allowed ? "" : ", ",
+                                    *a);
+        return at_key(m, i, BD_EINVAL, "unknown key '%s' %s %s (known keys: %s)", k, prep, in,
+                      list);
+    }
+    return BD_OK;
+}
+
+/* Names that become folders and HDF5 groups: [A-Za-z0-9_.-]+, not "." or "..". */
+static int valid_name(const char *s)
+{
+    if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A required string map[key]; `in` names the map for the error. */
+static int req_str(const bd_node *map, const char *key, const char *in, const char **out)
+{
+    int rc = bd_node_str(map, key, NULL, out);
+    if (rc)
+        return rc;
+    if (!*out)
+        return at(map, BD_EINVAL, "missing required key '%s' in %s", key, in);
+    if (!(*out)[0])
+        return at(bd_node_get(map, key), BD_EINVAL, "%s: must not be empty", key);
+    return BD_OK;
+}
+
+/* params: a map, or absent/null (an empty map owned by rf). */
+static int get_params(bd_runfile *rf, const bd_node *map, const char *in, const bd_node **out)
+{
+    const bd_node *p = bd_node_get(map, "params");
+    if (!p || bd_node_is_null(p)) {
+        *out = rf_empty_map(rf, p ? p : map);
+        return *out ? BD_OK : nomem();
+    }
+    if (p->kind != BD_NODE_MAP)
+        return at(p, BD_EINVAL, "params of %s must be a map (e.g. {worlds: 64})", in);
+    *out = p;
+    return BD_OK;
+}
+
+/* {name, params} for brain, muscle, objective, conditions. */
+static int parse_named(bd_runfile *rf, const bd_node *n, const char *in, bd_named *out)
+{
+    static const char *const keys[] = {"name", "params", NULL};
+    if (n->kind != BD_NODE_MAP)
+        return at(n, BD_EINVAL, "%s must be a map like {name: ..., params: {...}}", in);
+    int rc = check_keys(n, keys, in);
+    if (!rc)
+        rc = req_str(n, "name", in, &out->name);
+    if (!rc)
+        rc = get_params(rf, n, in, &out->params);
+    out->node = n;
+    return rc;
+}
+
+/* A non-empty sequence of strings map[key] (required). */
+static int parse_strlist(bd_runfile *rf, const bd_node *map, const char *key, const char *in,
+                         const char ***out, int *count)
+{
+    const bd_node *s = bd_node_get(map, key);
+    if (!s)
+        return at(map, BD_EINVAL, "missing required key '%s' in %s", key, in);
+    if (s->kind != BD_NODE_SEQ || s->n == 0)
+        return at(s, BD_EINVAL, "%s of %s must be a non-empty list, e.g. [pole.*]", key, in);
+    const char **v = rf_alloc(rf, s->n, sizeof *v);
+    if (!v)
+        return nomem();
+    for (size_t i = 0; i < s->n; i++) {
+        const bd_node *it = s->items[i];
+        if (it->kind != BD_NODE_SCALAR || bd_node_is_null(it) || !it->text[0])
+            return at(it, BD_EINVAL, "%s of %s: each item must be an id like pole.theta", key, in);
+        v[i] = it->text;
+    }
+    *out = v;
+    *count = (int)s->n;
+    return BD_OK;
+}
+
+/* ---- phases ----------------------------------------------------------------------------- */
+
+static int parse_envs(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
+{
+    static const char *const item_keys[] = {"environment", NULL};
+    static const char *const env_keys[] = {"name", "uid", "params", NULL};
+    const bd_node *envs = bd_node_get(m, "environments");
+    if (!envs)
+        return at(m, BD_EINVAL, "missing required key 'environments' in phase '%s'", ph->name);
+    if (envs->kind != BD_NODE_SEQ || envs->n == 0)
+        return at(envs, BD_EINVAL,
+                  "environments of phase '%s' must be a non-empty list of "
+                  "{environment: {name, uid, params}}",
+                  ph->name);
+    ph->envs = rf_alloc(rf, envs->n, sizeof *ph->envs);
+    if (!ph->envs)
+        return nomem();
+    for (size_t i = 0; i < envs->n; i++) {
+        const bd_node *it = envs->items[i];
+        bd_env_cfg *e = &ph->envs[i];
+        int rc;
+        if (it->kind != BD_NODE_MAP)
+            return at(it, BD_EINVAL,
+                      "each item of environments must be a map {environment: {name, uid, params}}");
+        if ((rc = check_keys(it, item_keys, "an environments entry")))
+            return rc;
+        const bd_node *en = bd_node_get(it, "environment");
+        if (!en)
+            return at(it, BD_EINVAL, "missing required key 'environment' in environments entry");
+        if (en->kind != BD_NODE_MAP)
+            return at(en, BD_EINVAL, "environment must be a map {name, uid, params}");
+        if ((rc = check_keys(en, env_keys, "environment")))
+            return rc;
+        if ((rc = req_str(en, "name", "environment", &e->env.name)))
+            return rc;
+        if ((rc = bd_node_str(en, "uid", e->env.name, &e->uid)))
+            return rc;
+        if (!e->uid[0])
+            return at(bd_node_get(en, "uid") ? bd_node_get(en, "uid") : en, BD_EINVAL,
+                      "uid: must not be empty");
+        if ((rc = get_params(rf, en, "environment", &e->env.params)))
+            return rc;
+        e->env.node = en;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ph->envs[j].uid, e->uid) == 0)
+                return at(en, BD_EINVAL,
+                          "duplicate environment uid '%s' in phase '%s' (first at %d:%d); "
+                          "give each environment its own uid",
+                          e->uid, ph->name, ph->envs[j].env.node->line, ph->envs[j].env.node->col);
+        ph->nenvs = (int)i + 1;
+    }
+    return BD_OK;
+}
+
+static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
+{
+    static const char *const keys[] = {"agent", "phase", NULL};
+    const bd_phase_cfg *ph = &rf->phases[pi];
+    const char *prev = pi > 0 ? rf->phases[pi - 1].name : NULL;
+    const bd_node *ld = bd_node_get(a->node, "load");
+    a->load_agent = a->name;
+    a->load_phase = prev;
+    if (!ld || bd_node_is_null(ld))
+        return BD_OK;
+    if (ld->kind != BD_NODE_MAP)
+        return at(ld, BD_EINVAL, "load of agent '%s' must be a map {agent, phase}", a->name);
+    int rc = check_keys(ld, keys, "load");
+    if (!rc)
+        rc = bd_node_str(ld, "agent", a->name, &a->load_agent);
+    if (!rc)
+        rc = bd_node_str(ld, "phase", prev, &a->load_phase);
+    if (rc)
+        return rc;
+    if (!a->load_phase)
+        return at(ld, BD_EINVAL,
+                  "load: phase '%s' is the first phase, so there is no earlier phase to load "
+                  "from; name one with load.phase",
+                  ph->name);
+    int from = -1;
+    for (int k = 0; k < pi; k++)
+        if (strcmp(rf->phases[k].name, a->load_phase) == 0)
+            from = k;
+    if (from < 0)
+        return at(bd_node_get(ld, "phase"), BD_EINVAL,
+                  "load.phase: no phase '%s' before phase '%s'", a->load_phase, ph->name);
+    if (!bd_phase_agent(&rf->phases[from], a->load_agent))
+        return at(bd_node_get(ld, "agent") ? bd_node_get(ld, "agent") : ld, BD_EINVAL,
+                  "load.agent: phase '%s' has no agent '%s'", a->load_phase, a->load_agent);
+    return BD_OK;
+}
+
+static int parse_agents(bd_runfile *rf, int pi, const bd_node *m)
+{
+    static const char *const keys[] = {"name",    "brain",     "muscle", "objective",
+                                       "sensors", "actuators", "load",   NULL};
+    bd_phase_cfg *ph = &rf->phases[pi];
+    const bd_node *ags = bd_node_get(m, "agents");
+    if (!ags)
+        return at(m, BD_EINVAL, "missing required key 'agents' in phase '%s'", ph->name);
+    if (ags->kind != BD_NODE_SEQ || ags->n == 0)
+        return at(ags, BD_EINVAL, "agents of phase '%s' must be a non-empty list of agents",
+                  ph->name);
+    ph->agents = rf_alloc(rf, ags->n, sizeof *ph->agents);
+    if (!ph->agents)
+        return nomem();
+    for (size_t i = 0; i < ags->n; i++) {
+        const bd_node *an = ags->items[i];
+        bd_agent_cfg *a = &ph->agents[i];
+        int rc;
+        if (an->kind != BD_NODE_MAP)
+            return at(an, BD_EINVAL, "each item of agents must be a map {name, brain, muscle, ...}");
+        a->node = an;
+        if ((rc = check_keys(an, keys, "agent")))
+            return rc;
+        if ((rc = req_str(an, "name", "agent", &a->name)))
+            return rc;
+        const bd_node *nn = bd_node_get(an, "name");
+        if (!valid_name(a->name))
+            return at(nn, BD_EINVAL,
+                      "agent name '%s' may only use letters, digits, '_', '.' and '-' "
+                      "(it names files and HDF5 groups)",
+                      a->name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ph->agents[j].name, a->name) == 0)
+                return at(nn, BD_EINVAL, "duplicate agent '%s' in phase '%s' (first at %d:%d)",
+                          a->name, ph->name, ph->agents[j].node->line, ph->agents[j].node->col);
+        char in[96];
+        const bd_node *b = bd_node_get(an, "brain");
+        if (!b)
+            return at(an, BD_EINVAL, "missing required key 'brain' in agent '%s'", a->name);
+        snprintf(in, sizeof in, "brain of agent '%.40s'", a->name);
+        if ((rc = parse_named(rf, b, in, &a->brain)))
+            return rc;
+        const bd_node *mu = bd_node_get(an, "muscle");
+        if (!mu)
+            return at(an, BD_EINVAL, "missing required key 'muscle' in agent '%s'", a->name);
+        snprintf(in, sizeof in, "muscle of agent '%.40s'", a->name);
+        if ((rc = parse_named(rf, mu, in, &a->muscle)))
+            return rc;
+        const bd_node *ob = bd_node_get(an, "objective");
+        snprintf(in, sizeof in, "objective of agent '%.40s'", a->name);
+        if (ob && !bd_node_is_null(ob)) {
+            if ((rc = parse_named(rf, ob, in, &a->objective)))
+                return rc;
+        } else {
+            a->objective.name = rf_strdup(rf, "reward");
+            a->objective.params = rf_empty_map(rf, an);
+            a->objective.node = an;
+            if (!a->objective.name || !a->objective.params)
+                return nomem();
+        }
+        snprintf(in, sizeof in, "agent '%.40s'", a->name);
+        if ((rc = parse_strlist(rf, an, "sensors", in, &a->sensors, &a->nsensors)))
+            return rc;
+        if ((rc = parse_strlist(rf, an, "actuators", in, &a->actuators, &a->nactuators)))
+            return rc;
+        if ((rc = parse_load(rf, pi, a)))
+            return rc;
+        ph->nagents = (int)i + 1;
+    }
+    return BD_OK;
+}
+
+static int parse_simulation(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
+{
+    static const char *const keys[] = {"name", "conditions", NULL};
+    const bd_node *sim = bd_node_get(m, "simulation");
+    int rc;
+    if (!sim || bd_node_is_null(sim)) {
+        ph->sim_name = rf_strdup(rf, "vanilla");
+        return ph->sim_name ? BD_OK : nomem();
+    }
+    if (sim->kind != BD_NODE_MAP)
+        return at(sim, BD_EINVAL, "simulation must be a map {name, conditions}");
+    if ((rc = check_keys(sim, keys, "simulation")))
+        return rc;
+    if ((rc = bd_node_str(sim, "name", NULL, &ph->sim_name)))
+        return rc;
+    if (!ph->sim_name && !(ph->sim_name = rf_strdup(rf, "vanilla")))
+        return nomem();
+    const bd_node *cs = bd_node_get(sim, "conditions");
+    if (!cs || bd_node_is_null(cs))
+        return BD_OK;
+    if (cs->kind != BD_NODE_SEQ)
+        return at(cs, BD_EINVAL, "conditions must be a list of {name, params}");
+    ph->conditions = rf_alloc(rf, cs->n, sizeof *ph->conditions);
+    if (!ph->conditions)
+        return nomem();
+    for (size_t i = 0; i < cs->n; i++) {
+        if ((rc = parse_named(rf, cs->items[i], "condition", &ph->conditions[i])))
+            return rc;
+        ph->nconditions = (int)i + 1;
+    }
+    return BD_OK;
+}
+
+static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
+{
+    static const char *const keys[] = {"mode", "worker", "device", "episodes", NULL};
+    const bd_node *pc = bd_node_get(m, "phase_config");
+    int rc;
+    ph->mode = BD_MODE_TRAIN;
+    ph->worker = 1;
+    ph->episodes = 0;
+    if (pc && bd_node_is_null(pc))
+        pc = NULL;
+    if (pc && pc->kind != BD_NODE_MAP)
+        return at(pc, BD_EINVAL, "phase_config must be a map {mode, worker, device, episodes}");
+    if (pc && (rc = check_keys(pc, keys, "phase_config")))
+        return rc;
+    const char *mode;
+    if ((rc = bd_node_str(pc, "mode", "train", &mode)))
+        return rc;
+    if (strcmp(mode, "train") == 0)
+        ph->mode = BD_MODE_TRAIN;
+    else if (strcmp(mode, "test") == 0)
+        ph->mode = BD_MODE_TEST;
+    else
+        return at(bd_node_get(pc, "mode"), BD_EINVAL, "mode: expected train or test, got '%s'",
+                  mode);
+    long long w;
+    if ((rc = bd_node_int(pc, "worker", 1, &w)))
+        return rc;
+    if (w < 1 || w > 4096)
+        return at(bd_node_get(pc, "worker"), BD_EINVAL,
+                  "worker: expected 1 to 4096 worker processes, got %lld", w);
+    ph->worker = (int)w;
+    const char *dev;
+    if ((rc = bd_node_str(pc, "device", NULL, &dev)))
+        return rc;
+    if (dev && strcmp(dev, "auto") && strcmp(dev, "cpu") && strcmp(dev, "cuda"))
+        return at(bd_node_get(pc, "device"), BD_EINVAL,
+                  "device: expected auto, cpu or cuda, got '%s'", dev);
+    ph->device = dev ? dev : rf_strdup(rf, "auto");
+    if (!ph->device)
+        return nomem();
+    if ((rc = bd_node_int(pc, "episodes", 0, &ph->episodes)))
+        return rc;
+    if (ph->episodes < 0)
+        return at(bd_node_get(pc, "episodes"), BD_EINVAL, "episodes: expected >= 0, got %lld",
+                  ph->episodes);
+    return BD_OK;
+}
+
+static int parse_phase(bd_runfile *rf, int pi)
+{
+    static const char *const keys[] = {"environments", "agents", "simulation", "phase_config",
+                                       NULL};
+    bd_phase_cfg *ph = &rf->phases[pi];
+    const bd_node *m = ph->node;
+    char in[96];
+    snprintf(in, sizeof in, "phase '%.60s'", ph->name);
+    /* small fixed-shape parts first, so a typo there is reported before a missing list */
+    int rc = check_keys(m, keys, in);
+    if (!rc)
+        rc = parse_phase_config(rf, ph, m);
+    if (!rc)
+        rc = parse_simulation(rf, ph, m);
+    if (!rc)
+        rc = parse_envs(rf, ph, m);
+    if (!rc)
+        rc = parse_agents(rf, pi, m);
+    return rc;
+}
+
+/* ---- top level -------------------------------------------------------------------------- */
+
+/* Checks the schedule's shape, then builds rf->effective with each phase merged onto the one
+ * before it, and points rf->phases[i].name/node into it. */
+static int build_schedule(bd_runfile *rf)
+{
+    const bd_node *root = rf->root;
+    const bd_node *s = bd_node_get(root, "schedule");
+    if (!s)
+        return at(root, BD_EINVAL, "missing required key 'schedule' at the top level");
+    if (s->kind != BD_NODE_SEQ || s->n == 0)
+        return at(s, BD_EINVAL,
+                  "schedule must be a non-empty list of phases, e.g. [- train: {...}]");
+    for (size_t i = 0; i < s->n; i++) {
+        const bd_node *it = s->items[i];
+        if (it->kind != BD_NODE_MAP || it->n != 1)
+            return at(it, BD_EINVAL,
+                      "each schedule entry must be a map with exactly one key, the phase name "
+                      "(e.g. '- train: {...}')");
+        const char *name = it->keys[0];
+        if (!valid_name(name))
+            return at_key(it, 0, BD_EINVAL,
+                          "phase name '%s' may only use letters, digits, '_', '.' and '-' "
+                          "(it names folders and HDF5 groups)",
+                          name);
+        const bd_node *v = it->items[0];
+        if (v->kind != BD_NODE_MAP && !bd_node_is_null(v))
+            return at(v, BD_EINVAL, "phase '%s' must be a map {environments, agents, ...}", name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->items[j]->keys[0], name) == 0)
+                return at_key(it, 0, BD_EINVAL, "duplicate phase name '%s' (first at %d:%d)",
+                              name, s->items[j]->key_line[0], s->items[j]->key_col[0]);
+    }
+    rf->effective = bd_node_clone(root);
+    if (!rf->effective)
+        return nomem();
+    bd_node *es = NULL;
+    for (size_t i = 0; i < rf->effective->n; i++)
+        if (strcmp(rf->effective->keys[i], "schedule") == 0)
+            es = rf->effective->items[i];
+    rf->phases = rf_alloc(rf, es->n, sizeof *rf->phases);
+    if (!rf->phases)
+        return nomem();
+    const bd_node *prev = NULL;
+    for (size_t i = 0; i < es->n; i++) {
+        bd_node *it = es->items[i];
+        bd_node *v = it->items[0];
+        bd_node *merged;
+        if (bd_node_is_null(v))
+            merged = prev ? bd_node_merge(prev, NULL)
+                          : bd_node_new(BD_NODE_MAP, v->file, v->line, v->col);
+        else
+            merged = prev ? bd_node_merge(prev, v) : NULL;
+        if (merged) {
+            bd_node_destroy(v);
+            it->items[0] = merged;
+        } else if (prev || bd_node_is_null(v)) {
+            return nomem();
+        }
+        rf->phases[i].name = it->keys[0];
+        rf->phases[i].node = it->items[0];
+        prev = it->items[0];
+    }
+    rf->nphases = (int)es->n;
+    return BD_OK;
+}
+
+static int parse_root(bd_runfile *rf)
+{
+    static const char *const keys[] = {"uid", "seed", "version", "schedule", "run_config", NULL};
+    const bd_node *root = rf->root;
+    int rc;
+    if (root->kind != BD_NODE_MAP)
+        return at(root, BD_EINVAL,
+                  "a run file must be a map with uid, seed, version, schedule and run_config");
+    if ((rc = check_keys(root, keys, "the top level")))
+        return rc;
+    long long v;
+    if ((rc = bd_node_int(root, "version", 1, &v)))
+        return rc;
+    if (v != 1)
+        return at(bd_node_get(root, "version"), BD_EINVAL,
+                  "version: this bodhi reads run file version 1, got %lld", v);
+    rf->version = (int)v;
+    if ((rc = req_str(root, "uid", "the top level", &rf->uid)))
+        return rc;
+    if (!valid_name(rf->uid))
+        return at(bd_node_get(root, "uid"), BD_EINVAL,
+                  "uid '%s' may only use letters, digits, '_', '.' and '-' (it names the run "
+                  "folder)",
+                  rf->uid);
+    long long seed;
+    if ((rc = bd_node_int(root, "seed", 0, &seed)))
+        return rc;
+    if (seed < 0)
+        return at(bd_node_get(root, "seed"), BD_EINVAL, "seed: expected >= 0, got %lld", seed);
+    rf->seed = (uint64_t)seed;
+    const bd_node *rc_node = bd_node_get(root, "run_config");
+    if (rc_node && rc_node->kind != BD_NODE_MAP && !bd_node_is_null(rc_node))
+        return at(rc_node, BD_EINVAL, "run_config must be a map");
+    if ((rc = build_schedule(rf)))
+        return rc;
+    /* strings for the caller point into the effective tree */
+    rf->uid = bd_node_get(rf->effective, "uid")->text;
+    for (int i = 0; i < rf->nphases; i++)
+        if ((rc = parse_phase(rf, i)))
+            return rc;
+    return BD_OK;
+}
+
+int bd_runfile_parse(const char *text, const char *name, bd_runfile **out)
+{
+    if (!out)
+        return bd_seterr(BD_EINVAL, "bd_runfile_parse: out is NULL");
+    *out = NULL;
+    if (!text)
+        return bd_seterr(BD_EINVAL, "bd_runfile_parse: text is NULL");
+    bd_runfile *rf = calloc(1, sizeof *rf);
+    if (!rf)
+        return nomem();
+    rf->priv = calloc(1, sizeof(rf_priv));
+    rf->path = strdup(name ? name : "<run file>");
+    rf->text = strdup(text);
+    int rc;
+    if (!rf->priv || !rf->path || !rf->text) {
+        rc = nomem();
+        goto fail;
+    }
+    if ((rc = bd_yaml_parse(rf->text, strlen(rf->text), rf->path, &rf->root)))
+        goto fail;
+    if ((rc = parse_root(rf)))
+        goto fail;
+    *out = rf;
+    return BD_OK;
+fail:
+    bd_runfile_destroy(rf);
+    return rc;
+}
+
+int bd_runfile_load(const char *path, bd_runfile **out)
+{
+    if (!out || !path)
+        return bd_seterr(BD_EINVAL, "bd_runfile_load: NULL argument");
+    *out = NULL;
+    char *text = NULL;
+    int rc = bd_read_file(path, &text, NULL);
+    if (rc)
+        return rc;
+    rc = bd_runfile_parse(text, path, out);
+    free(text);
+    return rc;
+}
+
+void bd_runfile_destroy(bd_runfile *rf)
+{
+    if (!rf)
+        return;
+    rf_priv *p = rf->priv;
+    if (p) {
+        for (size_t i = 0; i < p->n; i++)
+            free(p->blocks[i]);
+        for (size_t i = 0; i < p->nn; i++)
+            bd_node_destroy(p->nodes[i]);
+        free(p->blocks);
+        free(p->nodes);
+        free(p);
+    }
+    bd_node_destroy(rf->effective);
+    bd_node_destroy(rf->root);
+    free(rf->text);
+    free(rf->path);
+    free(rf);
+}
+
+int bd_runfile_write_effective(const bd_runfile *rf, const char *path)
+{
+    if (!rf || !rf->effective || !path)
+        return bd_seterr(BD_EINVAL, "bd_runfile_write_effective: NULL argument");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return nomem();
+    fputs("# bodhi effective run file: every phase written out in full, after cascading\n", f);
+    int rc = bd_node_emit(rf->effective, f);
+    if (fclose(f) != 0 && !rc)
+        rc = nomem();
+    if (!rc)
+        rc = bd_write_file(path, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* ---- lookups ---------------------------------------------------------------------------- */
+
+int bd_runfile_phase_index(const bd_runfile *rf, const char *name)
+{
+    if (!rf || !name)
+        return -1;
+    for (int i = 0; i < rf->nphases; i++)
+        if (strcmp(rf->phases[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const bd_phase_cfg *bd_runfile_phase(const bd_runfile *rf, const char *name)
+{
+    int i = bd_runfile_phase_index(rf, name);
+    return i < 0 ? NULL : &rf->phases[i];
+}
+
+const bd_agent_cfg *bd_phase_agent(const bd_phase_cfg *ph, const char *name)
+{
+    if (!ph || !name)
+        return NULL;
+    for (int i = 0; i < ph->nagents; i++)
+        if (strcmp(ph->agents[i].name, name) == 0)
+            return &ph->agents[i];
+    return NULL;
+}

@@ -1,0 +1,88 @@
+/* runfile.h: the experiment run file (YAML, palaestrAI-shaped; docs/run-file.md).
+ *
+ *   uid, seed, version, schedule: [ {<phase name>: {environments, agents, simulation,
+ *   phase_config}} ... ], run_config
+ *
+ * Each phase is deep-merged onto the one before it (phase cascading), then validated.
+ * bd_runfile_load reads and validates; errors are "FILE:LINE:COL: message" (bd_lasterr)
+ * with BD_EPARSE (YAML syntax) or BD_EINVAL (shape, types, names, ranges).
+ * All strings and nodes are owned by the bd_runfile.
+ */
+#ifndef BODHI_CONDUCTOR_RUNFILE_H
+#define BODHI_CONDUCTOR_RUNFILE_H
+
+#include <stdint.h>
+
+#include "conductor/yamltree.h"
+
+typedef struct {
+    const char *name;       /* e.g. "ppo", "random", "cartpole", "reward", or "lib.so:symbol" */
+    const bd_node *params;  /* a map (possibly empty); never NULL after validation */
+    const bd_node *node;    /* where it was written, for errors */
+} bd_named;
+
+typedef struct {
+    bd_named env;           /* environment: {name, uid, params} */
+    const char *uid;        /* sensor/actuator id prefix, e.g. "pole" */
+} bd_env_cfg;
+
+typedef struct {
+    const char *name;
+    bd_named brain, muscle, objective;
+    const char **sensors;   /* as written: "pole.theta" or "pole.*" */
+    int nsensors;
+    const char **actuators;
+    int nactuators;
+    const char *load_agent; /* test phases: whose checkpoint (default: this agent) */
+    const char *load_phase; /* ... from which phase (default: the previous phase, NULL for the first) */
+    const bd_node *node;
+} bd_agent_cfg;
+
+typedef enum { BD_MODE_TRAIN = 0, BD_MODE_TEST = 1 } bd_mode;
+
+typedef struct {
+    const char *name;       /* the schedule key, e.g. "train" */
+    bd_mode mode;           /* phase_config.mode (default train) */
+    int worker;             /* phase_config.worker: muscle processes (default 1, >= 1) */
+    const char *device;     /* phase_config.device: "auto" (default), "cpu" or "cuda" */
+    long long episodes;     /* phase_config.episodes: test phases stop after this many (0 = unset) */
+    bd_env_cfg *envs;
+    int nenvs;
+    bd_agent_cfg *agents;
+    int nagents;
+    const char *sim_name;   /* simulation.name (default "vanilla") */
+    bd_named *conditions;   /* simulation.conditions */
+    int nconditions;
+    const bd_node *node;    /* the merged phase map (what run.yml shows) */
+} bd_phase_cfg;
+
+typedef struct {
+    char *path;             /* file name used in errors */
+    char *text;             /* the file as read */
+    const char *uid;
+    uint64_t seed;
+    int version;            /* run file format version (1) */
+    bd_phase_cfg *phases;
+    int nphases;
+    bd_node *root;          /* the document as written */
+    bd_node *effective;     /* root with each schedule entry replaced by its merged phase */
+    void *priv;             /* implementation's storage */
+} bd_runfile;
+
+/* Reads and validates `path`. *out is owned by the caller (bd_runfile_destroy). */
+int bd_runfile_load(const char *path, bd_runfile **out);
+
+/* Same from text already in memory; `name` is used in errors. */
+int bd_runfile_parse(const char *text, const char *name, bd_runfile **out);
+
+void bd_runfile_destroy(bd_runfile *rf); /* NULL-safe */
+
+/* Writes the effective run file (after phase cascading) as YAML to path. */
+int bd_runfile_write_effective(const bd_runfile *rf, const char *path);
+
+/* Lookups: NULL / -1 when absent. */
+const bd_phase_cfg *bd_runfile_phase(const bd_runfile *rf, const char *name);
+int bd_runfile_phase_index(const bd_runfile *rf, const char *name);
+const bd_agent_cfg *bd_phase_agent(const bd_phase_cfg *ph, const char *name);
+
+#endif

@@ -1,0 +1,869 @@
+/* yamltree.c: YAML text <-> a tree of bd_node that remembers where each node was written.
+ *
+ * Parsing walks libyaml's event API (one document per file). Limits, on purpose:
+ * anchors, aliases and tags other than !!str are refused; map keys must be scalars and
+ * unique; nesting deeper than YT_MAX_DEPTH is refused. Scalars keep their text and whether
+ * they were quoted (or written as a block scalar); the typed getters convert them on demand.
+ * Emitting uses libyaml's emitter in block style: unquoted scalars plain, quoted ones
+ * double-quoted, so that the output reads back to the same tree (a plain scalar that
+ * libyaml cannot write plain, e.g. one with a line break, comes back quoted).
+ * JSON conversion uses cJSON; numbers keep integer precision (written as raw JSON).
+ */
+#define _GNU_SOURCE
+#include "conductor/yamltree.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define YT_MAX_DEPTH 200
+
+/* ---- nodes ------------------------------------------------------------------------------ */
+
+static bd_node *node_new(bd_node_kind kind, const char *file, int line, int col)
+{
+    bd_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->file = file;
+    n->line = line;
+    n->col = col;
+    return n;
+}
+
+bd_node *bd_node_new(bd_node_kind kind, const char *file, int line, int col)
+{
+    bd_node *n = node_new(kind, file, line, col);
+    if (n && kind == BD_NODE_SCALAR && !(n->text = calloc(1, 1))) {
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void bd_node_destroy(bd_node *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->n; i++) {
+        if (n->keys)
+            free(n->keys[i]);
+        if (n->items)
+            bd_node_destroy(n->items[i]);
+    }
+    free(n->keys);
+    free(n->key_line);
+    free(n->key_col);
+    free(n->items);
+    free(n->text);
+    free(n);
+}
+
+/* Makes room for `cap` children (keys too for a map). */
+static int node_reserve(bd_node *n, size_t cap)
+{
+    bd_node **items = realloc(n->items, cap * sizeof *items);
+    if (!items)
+        return BD_ENOMEM;
+    n->items = items;
+    if (n->kind == BD_NODE_MAP) {
+        char **keys = realloc(n->keys, cap * sizeof *keys);
+        if (!keys)
+            return BD_ENOMEM;
+        n->keys = keys;
+        int *kl = realloc(n->key_line, cap * sizeof *kl);
+        if (!kl)
+            return BD_ENOMEM;
+        n->key_line = kl;
+        int *kc = realloc(n->key_col, cap * sizeof *kc);
+        if (!kc)
+            return BD_ENOMEM;
+        n->key_col = kc;
+    }
+    return BD_OK;
+}
+
+bd_node *bd_node_clone(const bd_node *n)
+{
+    if (!n)
+        return NULL;
+    bd_node *c = node_new(n->kind, n->file, n->line, n->col);
+    if (!c)
+        return NULL;
+    c->quoted = n->quoted;
+    if (n->text && !(c->text = strdup(n->text)))
+        goto fail;
+    if (n->n == 0)
+        return c;
+    if (node_reserve(c, n->n) != BD_OK)
+        goto fail;
+    for (size_t i = 0; i < n->n; i++) {
+        if (n->kind == BD_NODE_MAP) {
+            c->keys[i] = strdup(n->keys[i]);
+            c->key_line[i] = n->key_line[i];
+            c->key_col[i] = n->key_col[i];
+        }
+        c->items[i] = bd_node_clone(n->items[i]);
+        c->n = i + 1; /* destroy frees what is there so far */
+        if ((n->kind == BD_NODE_MAP && !c->keys[i]) || !c->items[i])
+            goto fail;
+    }
+    return c;
+fail:
+    bd_node_destroy(c);
+    return NULL;
+}
+
+static long map_find(const bd_node *map, const char *key)
+{
+    if (!map || map->kind != BD_NODE_MAP)
+        return -1;
+    for (size_t i = 0; i < map->n; i++)
+        if (strcmp(map->keys[i], key) == 0)
+            return (long)i;
+    return -1;
+}
+
+const bd_node *bd_node_get(const bd_node *map, const char *key)
+{
+    long i = map_find(map, key);
+    return i < 0 ? NULL : map->items[i];
+}
+
+bd_node *bd_node_merge(const bd_node *base, const bd_node *over)
+{
+    if (!over)
+        return bd_node_clone(base);
+    if (!base || base->kind != BD_NODE_MAP || over->kind != BD_NODE_MAP)
+        return bd_node_clone(over);
+    bd_node *m = bd_node_clone(base);
+    if (!m)
+        return NULL;
+    /* the merged map is where `over` was written */
+    m->file = over->file;
+    m->line = over->line;
+    m->col = over->col;
+    for (size_t j = 0; j < over->n; j++) {
+        long i = map_find(m, over->keys[j]);
+        if (i >= 0) {
+            bd_node *v = bd_node_merge(m->items[i], over->items[j]);
+            if (!v)
+                goto fail;
+            bd_node_destroy(m->items[i]);
+            m->items[i] = v;
+            m->key_line[i] = over->key_line[j];
+            m->key_col[i] = over->key_col[j];
+            continue;
+        }
+        if (node_reserve(m, m->n + 1) != BD_OK)
+            goto fail;
+        char *k = strdup(over->keys[j]);
+        bd_node *v = bd_node_clone(over->items[j]);
+        if (!k || !v) {
+            free(k);
+            bd_node_destroy(v);
+            goto fail;
+        }
+        m->keys[m->n] = k;
+        m->key_line[m->n] = over->key_line[j];
+        m->key_col[m->n] = over->key_col[j];
+        m->items[m->n] = v;
+        m->n++;
+    }
+    return m;
+fail:
+    bd_node_destroy(m);
+    return NULL;
+}
+
+const char *bd_node_where(const bd_node *n, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return "";
+    if (!n)
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%s:%d:%d", n->file ? n->file : "?", n->line, n->col);
+    return buf;
+}
+
+/* ---- parsing ---------------------------------------------------------------------------- */
+
+typedef struct {
+    yaml_parser_t p;
+    const char *file;
+    const char *text;
+    size_t len;
+} yt_parser;
+
+/* 1-based line/column of a byte offset (for reader errors, which carry only an offset). */
+static void offset_pos(const char *text, size_t len, size_t off, int *line, int *col)
+{
+    int l = 1, c = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (text[i] == '\n') {
+            l++;
+            c = 1;
+        } else {
+            c++;
+        }
+    }
+    *line = l;
+    *col = c;
+}
+
+static int syntax_error(yt_parser *y)
+{
+    yaml_parser_t *p = &y->p;
+    if (p->error == YAML_MEMORY_ERROR)
+        return bd_seterr(BD_ENOMEM, "%s: out of memory while parsing", y->file);
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    int line, col;
+    if (p->error == YAML_READER_ERROR) {
+        offset_pos(y->text, y->len, p->problem_offset, &line, &col);
+        return bd_seterr(BD_EPARSE, "%s:%d:%d: %s", y->file, line, col, problem);
+    }
+    line = (int)p->problem_mark.line + 1;
+    col = (int)p->problem_mark.column + 1;
+    if (p->context)
+        return bd_seterr(BD_EPARSE, "%s:%d:%d: %s (%s that starts at %d:%d)", y->file, line, col,
+                         problem, p->context, (int)p->context_mark.line + 1,
+                         (int)p->context_mark.column + 1);
+    return bd_seterr(BD_EPARSE, "%s:%d:%d: %s", y->file, line, col, problem);
+}
+
+static int next_event(yt_parser *y, yaml_event_t *ev)
+{
+    if (!yaml_parser_parse(&y->p, ev))
+        return syntax_error(y);
+    return BD_OK;
+}
+
+static int ev_line(const yaml_event_t *ev)
+{
+    return (int)ev->start_mark.line + 1;
+}
+
+static int ev_col(const yaml_event_t *ev)
+{
+    return (int)ev->start_mark.column + 1;
+}
+
+/* Refuses anchors and tags (other than !!str on scalars). Sets *is_str for !!str. */
+static int check_props(yt_parser *y, const yaml_event_t *ev, const yaml_char_t *anchor,
+                       const yaml_char_t *tag, int *is_str)
+{
+    if (anchor)
+        return bd_seterr(BD_EPARSE,
+                         "%s:%d:%d: anchors (&%s) are not supported in bodhi files; "
+                         "write the value out",
+                         y->file, ev_line(ev), ev_col(ev), (const char *)anchor);
+    if (tag) {
+        if (is_str && strcmp((const char *)tag, YAML_STR_TAG) == 0) {
+            *is_str = 1;
+            return BD_OK;
+        }
+        return bd_seterr(BD_EPARSE, "%s:%d:%d: YAML tags ('%s') are not supported", y->file,
+                         ev_line(ev), ev_col(ev), (const char *)tag);
+    }
+    return BD_OK;
+}
+
+static int parse_node(yt_parser *y, yaml_event_t *ev, int depth, bd_node **out);
+
+static int parse_scalar(yt_parser *y, yaml_event_t *ev, bd_node **out)
+{
+    int is_str = 0;
+    int rc = check_props(y, ev, ev->data.scalar.anchor, ev->data.scalar.tag, &is_str);
+    if (rc)
+        return rc;
+    bd_node *n = node_new(BD_NODE_SCALAR, y->file, ev_line(ev), ev_col(ev));
+    if (!n)
+        return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+    size_t len = ev->data.scalar.length;
+    n->text = malloc(len + 1);
+    if (!n->text) {
+        free(n);
+        return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+    }
+    memcpy(n->text, ev->data.scalar.value, len);
+    n->text[len] = '\0';
+    n->quoted = is_str || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    *out = n;
+    return BD_OK;
+}
+
+static int parse_seq(yt_parser *y, yaml_event_t *start, int depth, bd_node **out)
+{
+    int rc = check_props(y, start, start->data.sequence_start.anchor,
+                         start->data.sequence_start.tag, NULL);
+    if (rc)
+        return rc;
+    bd_node *n = node_new(BD_NODE_SEQ, y->file, ev_line(start), ev_col(start));
+    if (!n)
+        return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+    size_t cap = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if ((rc = next_event(y, &ev)))
+            goto fail;
+        if (ev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        if (n->n == cap) {
+            cap = cap ? 2 * cap : 4;
+            if (node_reserve(n, cap) != BD_OK) {
+                yaml_event_delete(&ev);
+                rc = bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+                goto fail;
+            }
+        }
+        bd_node *item = NULL;
+        rc = parse_node(y, &ev, depth + 1, &item);
+        yaml_event_delete(&ev);
+        if (rc)
+            goto fail;
+        n->items[n->n++] = item;
+    }
+    *out = n;
+    return BD_OK;
+fail:
+    bd_node_destroy(n);
+    return rc;
+}
+
+static int parse_map(yt_parser *y, yaml_event_t *start, int depth, bd_node **out)
+{
+    int rc = check_props(y, start, start->data.mapping_start.anchor,
+                         start->data.mapping_start.tag, NULL);
+    if (rc)
+        return rc;
+    bd_node *n = node_new(BD_NODE_MAP, y->file, ev_line(start), ev_col(start));
+    if (!n)
+        return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+    size_t cap = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if ((rc = next_event(y, &ev)))
+            goto fail;
+        if (ev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        /* the key */
+        bd_node *key = NULL;
+        if (ev.type == YAML_SCALAR_EVENT) {
+            rc = parse_scalar(y, &ev, &key);
+        } else if (ev.type == YAML_ALIAS_EVENT) {
+            rc = parse_node(y, &ev, depth + 1, &key); /* reports the alias */
+        } else {
+            rc = bd_seterr(BD_EPARSE, "%s:%d:%d: map keys must be plain text, not a %s",
+                           y->file, ev_line(&ev), ev_col(&ev),
+                           ev.type == YAML_MAPPING_START_EVENT ? "map" : "sequence");
+        }
+        yaml_event_delete(&ev);
+        if (rc)
+            goto fail;
+        long dup = map_find(n, key->text);
+        if (dup >= 0) {
+            rc = bd_seterr(BD_EPARSE, "%s:%d:%d: duplicate key '%s' (first written at %d:%d)",
+                           y->file, key->line, key->col, key->text, n->key_line[dup],
+                           n->key_col[dup]);
+            bd_node_destroy(key);
+            goto fail;
+        }
+        if (n->n == cap) {
+            cap = cap ? 2 * cap : 4;
+            if (node_reserve(n, cap) != BD_OK) {
+                bd_node_destroy(key);
+                rc = bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+                goto fail;
+            }
+        }
+        /* the value */
+        bd_node *val = NULL;
+        if ((rc = next_event(y, &ev))) {
+            bd_node_destroy(key);
+            goto fail;
+        }
+        rc = parse_node(y, &ev, depth + 1, &val);
+        yaml_event_delete(&ev);
+        if (rc) {
+            bd_node_destroy(key);
+            goto fail;
+        }
+        n->keys[n->n] = key->text; /* take the key's text */
+        n->key_line[n->n] = key->line;
+        n->key_col[n->n] = key->col;
+        n->items[n->n] = val;
+        n->n++;
+        key->text = NULL;
+        bd_node_destroy(key);
+    }
+    *out = n;
+    return BD_OK;
+fail:
+    bd_node_destroy(n);
+    return rc;
+}
+
+/* Builds the node that starts with *ev (the caller deletes *ev). */
+static int parse_node(yt_parser *y, yaml_event_t *ev, int depth, bd_node **out)
+{
+    if (depth > YT_MAX_DEPTH)
+        return bd_seterr(BD_EPARSE, "%s:%d:%d: nested deeper than %d levels", y->file,
+                         ev_line(ev), ev_col(ev), YT_MAX_DEPTH);
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        return parse_scalar(y, ev, out);
+    case YAML_SEQUENCE_START_EVENT:
+        return parse_seq(y, ev, depth, out);
+    case YAML_MAPPING_START_EVENT:
+        return parse_map(y, ev, depth, out);
+    case YAML_ALIAS_EVENT:
+        return bd_seterr(BD_EPARSE,
+                         "%s:%d:%d: aliases (*%s) are not supported in bodhi files; "
+                         "write the value out",
+                         y->file, ev_line(ev), ev_col(ev), (const char *)ev->data.alias.anchor);
+    default:
+        return bd_seterr(BD_EPARSE, "%s:%d:%d: unexpected YAML event %d", y->file, ev_line(ev),
+                         ev_col(ev), (int)ev->type);
+    }
+}
+
+static int parse_stream(yt_parser *y, bd_node **out)
+{
+    yaml_event_t ev;
+    bd_node *root = NULL;
+    int rc;
+    if ((rc = next_event(y, &ev)))
+        return rc;
+    yaml_event_delete(&ev); /* STREAM-START */
+    if ((rc = next_event(y, &ev)))
+        return rc;
+    if (ev.type == YAML_STREAM_END_EVENT) {
+        yaml_event_delete(&ev);
+        root = node_new(BD_NODE_MAP, y->file, 1, 1);
+        if (!root)
+            return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+        *out = root;
+        return BD_OK;
+    }
+    yaml_event_delete(&ev); /* DOCUMENT-START */
+    if ((rc = next_event(y, &ev)))
+        return rc;
+    rc = parse_node(y, &ev, 0, &root);
+    yaml_event_delete(&ev);
+    if (rc)
+        return rc;
+    if ((rc = next_event(y, &ev))) /* DOCUMENT-END */
+        goto fail;
+    yaml_event_delete(&ev);
+    if ((rc = next_event(y, &ev)))
+        goto fail;
+    if (ev.type != YAML_STREAM_END_EVENT) {
+        rc = bd_seterr(BD_EPARSE, "%s:%d:%d: a second YAML document; a bodhi file holds one",
+                       y->file, ev_line(&ev), ev_col(&ev));
+        yaml_event_delete(&ev);
+        goto fail;
+    }
+    yaml_event_delete(&ev);
+    /* "---" alone, or a document that is a bare null: treat as empty */
+    if (root->kind == BD_NODE_SCALAR && !root->quoted && root->text[0] == '\0') {
+        bd_node *m = node_new(BD_NODE_MAP, y->file, root->line, root->col);
+        bd_node_destroy(root);
+        if (!m)
+            return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
+        root = m;
+    }
+    *out = root;
+    return BD_OK;
+fail:
+    bd_node_destroy(root);
+    return rc;
+}
+
+int bd_yaml_parse(const char *text, size_t len, const char *file, bd_node **out)
+{
+    if (!out)
+        return bd_seterr(BD_EINVAL, "bd_yaml_parse: out is NULL");
+    *out = NULL;
+    if (!text)
+        return bd_seterr(BD_EINVAL, "bd_yaml_parse: text is NULL");
+    yt_parser y = {.file = file ? file : "<text>", .text = text, .len = len};
+    if (!yaml_parser_initialize(&y.p))
+        return bd_seterr(BD_ENOMEM, "%s: cannot start the YAML parser", y.file);
+    yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
+    int rc = parse_stream(&y, out);
+    yaml_parser_delete(&y.p);
+    return rc;
+}
+
+/* ---- emitting --------------------------------------------------------------------------- */
+
+static int emit_event(yaml_emitter_t *em, yaml_event_t *ev)
+{
+    /* yaml_emitter_emit takes the event, also on failure */
+    return yaml_emitter_emit(em, ev) ? BD_OK : BD_EIO;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *text, int quoted, int is_key)
+{
+    yaml_event_t ev;
+    yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
+    if (is_key)
+        style = YAML_ANY_SCALAR_STYLE;
+    else if (quoted)
+        style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text),
+                                      is_key || !quoted, 1, style))
+        return BD_ENOMEM;
+    return emit_event(em, &ev);
+}
+
+static int emit_node(yaml_emitter_t *em, const bd_node *n)
+{
+    yaml_event_t ev;
+    int rc;
+    switch (n->kind) {
+    case BD_NODE_SCALAR:
+        return emit_scalar(em, n->text ? n->text : "", n->quoted, 0);
+    case BD_NODE_SEQ:
+        if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE))
+            return BD_ENOMEM;
+        if ((rc = emit_event(em, &ev)))
+            return rc;
+        for (size_t i = 0; i < n->n; i++)
+            if ((rc = emit_node(em, n->items[i])))
+                return rc;
+        if (!yaml_sequence_end_event_initialize(&ev))
+            return BD_ENOMEM;
+        return emit_event(em, &ev);
+    case BD_NODE_MAP:
+        if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE))
+            return BD_ENOMEM;
+        if ((rc = emit_event(em, &ev)))
+            return rc;
+        for (size_t i = 0; i < n->n; i++) {
+            if ((rc = emit_scalar(em, n->keys[i], 0, 1)))
+                return rc;
+            if ((rc = emit_node(em, n->items[i])))
+                return rc;
+        }
+        if (!yaml_mapping_end_event_initialize(&ev))
+            return BD_ENOMEM;
+        return emit_event(em, &ev);
+    }
+    return BD_EINVAL;
+}
+
+int bd_node_emit(const bd_node *n, FILE *out)
+{
+    if (!n || !out)
+        return bd_seterr(BD_EINVAL, "bd_node_emit: NULL argument");
+    yaml_emitter_t em;
+    yaml_event_t ev;
+    if (!yaml_emitter_initialize(&em))
+        return bd_seterr(BD_ENOMEM, "cannot start the YAML emitter");
+    yaml_emitter_set_output_file(&em, out);
+    yaml_emitter_set_unicode(&em, 1);
+    yaml_emitter_set_width(&em, -1);
+    yaml_emitter_set_indent(&em, 2);
+    int rc = BD_ENOMEM;
+    if (!yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) || (rc = emit_event(&em, &ev)))
+        goto done;
+    rc = BD_ENOMEM;
+    if (!yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) ||
+        (rc = emit_event(&em, &ev)))
+        goto done;
+    if ((rc = emit_node(&em, n)))
+        goto done;
+    rc = BD_ENOMEM;
+    if (!yaml_document_end_event_initialize(&ev, 1) || (rc = emit_event(&em, &ev)))
+        goto done;
+    rc = BD_ENOMEM;
+    if (!yaml_stream_end_event_initialize(&ev) || (rc = emit_event(&em, &ev)))
+        goto done;
+    rc = yaml_emitter_flush(&em) ? BD_OK : BD_EIO;
+done:
+    if (rc == BD_ENOMEM && em.error == YAML_NO_ERROR)
+        bd_seterr(BD_ENOMEM, "out of memory while writing YAML");
+    else if (rc)
+        rc = bd_seterr(BD_EIO, "cannot write YAML: %s", em.problem ? em.problem : "write error");
+    yaml_emitter_delete(&em);
+    return rc;
+}
+
+/* ---- scalar conversions ----------------------------------------------------------------- */
+
+/* YAML's null: an empty plain scalar, ~, null, Null, NULL. */
+int bd_node_is_null(const bd_node *n)
+{
+    if (!n || n->kind != BD_NODE_SCALAR || n->quoted)
+        return 0;
+    const char *t = n->text;
+    return t[0] == '\0' || strcmp(t, "~") == 0 || strcmp(t, "null") == 0 ||
+           strcmp(t, "Null") == 0 || strcmp(t, "NULL") == 0;
+}
+
+/* Decimal integer: [+-]?[0-9]+, whole text. ERANGE -> 2. */
+static int text_int(const char *t, long long *out)
+{
+    const char *p = t;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    for (const char *q = p; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return 0;
+    errno = 0;
+    long long v = strtoll(t, NULL, 10);
+    if (errno == ERANGE)
+        return 2;
+    *out = v;
+    return 1;
+}
+
+/* YAML float: [+-]? (digits [. digits?] | . digits) ([eE] [+-]? digits)?, whole text, finite. */
+static int text_double(const char *t, double *out)
+{
+    const char *p = t;
+    int digits = 0;
+    if (*p == '+' || *p == '-')
+        p++;
+    while (isdigit((unsigned char)*p)) {
+        p++;
+        digits++;
+    }
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            p++;
+            digits++;
+        }
+    }
+    if (!digits)
+        return 0;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p)
+        return 0;
+    errno = 0;
+    double v = strtod(t, NULL);
+    if (errno == ERANGE && isinf(v))
+        return 2;
+    *out = v;
+    return 1;
+}
+
+static int text_bool(const char *t, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(t, yes[i]) == 0) {
+            *out = 1;
+            return 1;
+        }
+        if (strcasecmp(t, no[i]) == 0) {
+            *out = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "FILE:LINE:COL: KEY: expected WHAT, got ..." for node n (key may be NULL). */
+static int type_error(const bd_node *n, const char *key, const char *what)
+{
+    char where[512];
+    bd_node_where(n, where, sizeof where);
+    const char *sep = key ? ": " : "";
+    key = key ? key : "";
+    if (n->kind == BD_NODE_MAP)
+        return bd_seterr(BD_EINVAL, "%s: %s%sexpected %s, got a map", where, key, sep, what);
+    if (n->kind == BD_NODE_SEQ)
+        return bd_seterr(BD_EINVAL, "%s: %s%sexpected %s, got a sequence", where, key, sep, what);
+    if (n->quoted)
+        return bd_seterr(BD_EINVAL, "%s: %s%sexpected %s, got the quoted string \"%.200s\"", where,
+                         key, sep, what, n->text);
+    if (bd_node_is_null(n))
+        return bd_seterr(BD_EINVAL, "%s: %s%sexpected %s, got nothing (null)", where, key, sep,
+                         what);
+    return bd_seterr(BD_EINVAL, "%s: %s%sexpected %s, got '%.200s'", where, key, sep, what,
+                     n->text);
+}
+
+static int node_int(const bd_node *n, const char *key, long long *out)
+{
+    if (n->kind != BD_NODE_SCALAR || n->quoted)
+        return type_error(n, key, "an integer");
+    long long v;
+    int r = text_int(n->text, &v);
+    if (r == 1) {
+        *out = v;
+        return BD_OK;
+    }
+    /* a float that is exactly integral, e.g. 2e6 or 2000000.0 */
+    double d;
+    int rd = r == 0 ? text_double(n->text, &d) : 0;
+    if (rd == 1 && d == floor(d)) {
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+            *out = (long long)d;
+            return BD_OK;
+        }
+        rd = 2;
+    }
+    if (r == 2 || rd == 2)
+        return type_error(n, key, "an integer in the 64-bit range");
+    return type_error(n, key, "an integer");
+}
+
+static int node_double(const bd_node *n, const char *key, double *out)
+{
+    if (n->kind != BD_NODE_SCALAR || n->quoted)
+        return type_error(n, key, "a number");
+    double d;
+    int r = text_double(n->text, &d);
+    if (r == 1) {
+        *out = d;
+        return BD_OK;
+    }
+    return type_error(n, key, r == 2 ? "a finite number" : "a number");
+}
+
+int bd_node_as_int(const bd_node *n, long long *out)
+{
+    if (!n)
+        return bd_seterr(BD_EINVAL, "expected an integer, got nothing");
+    return node_int(n, NULL, out);
+}
+
+int bd_node_as_double(const bd_node *n, double *out)
+{
+    if (!n)
+        return bd_seterr(BD_EINVAL, "expected a number, got nothing");
+    return node_double(n, NULL, out);
+}
+
+int bd_node_int(const bd_node *map, const char *key, long long def, long long *out)
+{
+    const bd_node *n = bd_node_get(map, key);
+    if (!n) {
+        *out = def;
+        return BD_OK;
+    }
+    return node_int(n, key, out);
+}
+
+int bd_node_double(const bd_node *map, const char *key, double def, double *out)
+{
+    const bd_node *n = bd_node_get(map, key);
+    if (!n) {
+        *out = def;
+        return BD_OK;
+    }
+    return node_double(n, key, out);
+}
+
+int bd_node_bool(const bd_node *map, const char *key, int def, int *out)
+{
+    const bd_node *n = bd_node_get(map, key);
+    if (!n) {
+        *out = def;
+        return BD_OK;
+    }
+    if (n->kind != BD_NODE_SCALAR || n->quoted || !text_bool(n->text, out))
+        return type_error(n, key, "true or false");
+    return BD_OK;
+}
+
+int bd_node_str(const bd_node *map, const char *key, const char *def, const char **out)
+{
+    const bd_node *n = bd_node_get(map, key);
+    if (!n) {
+        *out = def;
+        return BD_OK;
+    }
+    if (n->kind != BD_NODE_SCALAR || bd_node_is_null(n))
+        return type_error(n, key, "a string");
+    *out = n->text;
+    return BD_OK;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------- */
+
+static cJSON *scalar_json(const bd_node *n)
+{
+    if (n->quoted)
+        return cJSON_CreateString(n->text);
+    if (bd_node_is_null(n))
+        return cJSON_CreateNull();
+    const char *t = n->text;
+    if (strcmp(t, "true") == 0 || strcmp(t, "True") == 0 || strcmp(t, "TRUE") == 0)
+        return cJSON_CreateTrue();
+    if (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 || strcmp(t, "FALSE") == 0)
+        return cJSON_CreateFalse();
+    long long v;
+    if (text_int(t, &v) == 1) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", v); /* exact, and valid JSON (no '+', no 007) */
+        return cJSON_CreateRaw(buf);
+    }
+    double d;
+    if (text_double(t, &d) == 1)
+        return cJSON_CreateNumber(d);
+    return cJSON_CreateString(t);
+}
+
+static cJSON *node_json(const bd_node *n)
+{
+    if (n->kind == BD_NODE_SCALAR)
+        return scalar_json(n);
+    cJSON *j = n->kind == BD_NODE_MAP ? cJSON_CreateObject() : cJSON_CreateArray();
+    if (!j)
+        return NULL;
+    for (size_t i = 0; i < n->n; i++) {
+        cJSON *c = node_json(n->items[i]);
+        if (!c) {
+            cJSON_Delete(j);
+            return NULL;
+        }
+        if (n->kind == BD_NODE_MAP)
+            cJSON_AddItemToObject(j, n->keys[i], c);
+        else
+            cJSON_AddItemToArray(j, c);
+    }
+    return j;
+}
+
+char *bd_node_to_json(const bd_node *n)
+{
+    if (!n)
+        return NULL;
+    cJSON *j = node_json(n);
+    if (!j) {
+        bd_seterr(BD_ENOMEM, "out of memory converting to JSON");
+        return NULL;
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s)
+        bd_seterr(BD_ENOMEM, "out of memory converting to JSON");
+    return s;
+}

@@ -1,0 +1,241 @@
+/* env.c: shard creation, stepping and the registry of built-in environments.
+ * CPU shards hold host buffers in one contiguous allocation; CUDA shards hold device
+ * buffers plus host mirrors for bd_env_download. The CPU step runs on the calling
+ * thread (a thread pool is the next step for large N). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bodhi/env.h"
+#include "env/env_impl.h"
+
+struct bd_env {
+    const bd_env_desc *desc;
+    bd_device device;
+    bd_env_batch b;     /* CPU: host pointers; CUDA: device pointers */
+    void *block;        /* the one allocation behind b's buffers */
+    bd_env_batch host;  /* CUDA only: host mirrors */
+    void *host_block;
+};
+
+static const bd_env_desc *const bd_builtin_envs[] = {
+    &bd_env_cartpole,
+};
+
+const bd_env_desc *const *bd_env_registry(int *count)
+{
+    *count = (int)(sizeof bd_builtin_envs / sizeof bd_builtin_envs[0]);
+    return bd_builtin_envs;
+}
+
+const bd_env_desc *bd_env_find(const char *name)
+{
+    int n;
+    const bd_env_desc *const *r = bd_env_registry(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i]->name, name) == 0)
+            return r[i];
+    return NULL;
+}
+
+int bd_cuda_available(void)
+{
+#ifdef BODHI_HAVE_CUDA
+    return bd_cuda_device_count() > 0;
+#else
+    return 0;
+#endif
+}
+
+void bd_cuda_device_name(char *buf, int len)
+{
+    if (len > 0)
+        buf[0] = '\0';
+#ifdef BODHI_HAVE_CUDA
+    if (bd_cuda_available())
+        bd_cuda_name(buf, len);
+#endif
+}
+
+/* Bytes of one shard's buffers, 16-byte aligned each. */
+static size_t bd_env_bytes(const bd_env_desc *d, int n, size_t off[8])
+{
+    size_t sizes[8] = {
+        sizeof(float) * (size_t)n * (size_t)d->obs_dim,   /* obs */
+        sizeof(float) * (size_t)n * (size_t)d->act_dim,   /* actions */
+        sizeof(float) * (size_t)n,                        /* rewards */
+        (size_t)n,                                        /* terminated */
+        (size_t)n,                                        /* truncated */
+        sizeof(float) * (size_t)n * (size_t)d->obs_dim,   /* final_obs */
+        sizeof(float) * (size_t)n * (size_t)d->state_dim, /* state */
+        sizeof(int32_t) * (size_t)n,                      /* elapsed */
+    };
+    size_t total = 0;
+    for (int k = 0; k < 8; k++) {
+        off[k] = total;
+        total += (sizes[k] + 15) & ~(size_t)15;
+    }
+    return total;
+}
+
+static void bd_env_point(bd_env_batch *b, char *base, const size_t off[8], int has_state)
+{
+    b->obs = (float *)(base + off[0]);
+    b->actions = (float *)(base + off[1]);
+    b->rewards = (float *)(base + off[2]);
+    b->terminated = (uint8_t *)(base + off[3]);
+    b->truncated = (uint8_t *)(base + off[4]);
+    b->final_obs = (float *)(base + off[5]);
+    b->state = has_state ? (float *)(base + off[6]) : NULL;
+    b->elapsed = (int32_t *)(base + off[7]);
+}
+
+int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed,
+                  bd_device device, int max_steps, bd_env **out)
+{
+    *out = NULL;
+    if (n <= 0)
+        return bd_seterr(BD_EINVAL, "env %s: worlds must be > 0 (got %d)", desc->name, n);
+    if (device == BD_DEVICE_CUDA) {
+        if (!bd_cuda_available())
+            return bd_seterr(BD_ENODEV, "env %s: device cuda requested but no CUDA GPU answers%s",
+                             desc->name,
+#ifdef BODHI_HAVE_CUDA
+                             ""
+#else
+                             " (this bodhi was built without CUDA)"
+#endif
+            );
+        if (!desc->step_cuda || !desc->reset_cuda)
+            return bd_seterr(BD_ENODEV, "env %s has no CUDA kernel", desc->name);
+    }
+    bd_env *e = calloc(1, sizeof *e);
+    if (!e)
+        return bd_seterr(BD_ENOMEM, "env %s: out of memory", desc->name);
+    e->desc = desc;
+    e->device = device;
+    size_t off[8];
+    size_t bytes = bd_env_bytes(desc, n, off);
+    bd_env_batch *b = &e->b;
+    b->n = n;
+    b->obs_dim = desc->obs_dim;
+    b->act_dim = desc->act_dim;
+    b->state_dim = desc->state_dim;
+    b->seed = seed;
+    b->world0 = world0;
+    b->step = 0;
+    b->max_steps = max_steps > 0 ? max_steps : desc->default_max_steps;
+    e->host = *b;
+    e->host_block = calloc(1, bytes);
+    if (!e->host_block) {
+        free(e);
+        return bd_seterr(BD_ENOMEM, "env %s: cannot allocate %zu bytes for %d worlds", desc->name,
+                         bytes, n);
+    }
+    bd_env_point(&e->host, e->host_block, off, desc->state_dim > 0);
+    int rc = BD_OK;
+    if (device == BD_DEVICE_CPU) {
+        e->block = e->host_block;
+        *b = e->host;
+        desc->reset_cpu(b, 0, n);
+    } else {
+#ifdef BODHI_HAVE_CUDA
+        rc = bd_cuda_alloc(&e->block, bytes);
+        if (rc == BD_OK) {
+            bd_env_point(b, e->block, off, desc->state_dim > 0);
+            rc = desc->reset_cuda(b);
+        }
+        if (rc == BD_OK)
+            rc = bd_env_download(e, NULL);
+#endif
+    }
+    if (rc != BD_OK) {
+        bd_env_destroy(e);
+        return rc;
+    }
+    *out = e;
+    return BD_OK;
+}
+
+void bd_env_destroy(bd_env *e)
+{
+    if (!e)
+        return;
+#ifdef BODHI_HAVE_CUDA
+    if (e->device == BD_DEVICE_CUDA)
+        bd_cuda_release(e->block);
+#endif
+    free(e->host_block);
+    free(e);
+}
+
+bd_env_batch *bd_env_batch_of(bd_env *e)
+{
+    return &e->b;
+}
+
+const bd_env_desc *bd_env_desc_of(const bd_env *e)
+{
+    return e->desc;
+}
+
+bd_device bd_env_device(const bd_env *e)
+{
+    return e->device;
+}
+
+int bd_env_upload_actions(bd_env *e, const float *actions)
+{
+    size_t bytes = sizeof(float) * (size_t)e->b.n * (size_t)e->b.act_dim;
+    if (e->device == BD_DEVICE_CPU) {
+        if (actions != e->b.actions)
+            memcpy(e->b.actions, actions, bytes);
+        return BD_OK;
+    }
+#ifdef BODHI_HAVE_CUDA
+    return bd_cuda_to_device(e->b.actions, actions, bytes);
+#else
+    return bd_seterr(BD_ENODEV, "no CUDA in this build");
+#endif
+}
+
+int bd_env_step(bd_env *e)
+{
+    int rc = BD_OK;
+    if (e->device == BD_DEVICE_CPU)
+        e->desc->step_cpu(&e->b, 0, e->b.n);
+    else
+        rc = e->desc->step_cuda(&e->b);
+    e->b.step++;
+    e->host.step = e->b.step;
+    return rc;
+}
+
+int bd_env_download(bd_env *e, bd_env_batch *host)
+{
+    if (e->device == BD_DEVICE_CPU) {
+        if (host)
+            *host = e->b;
+        return BD_OK;
+    }
+#ifdef BODHI_HAVE_CUDA
+    bd_env_batch *h = &e->host, *d = &e->b;
+    size_t n = (size_t)d->n, od = (size_t)d->obs_dim;
+    int rc = bd_cuda_to_host(h->obs, d->obs, sizeof(float) * n * od);
+    if (rc == BD_OK)
+        rc = bd_cuda_to_host(h->rewards, d->rewards, sizeof(float) * n);
+    if (rc == BD_OK)
+        rc = bd_cuda_to_host(h->terminated, d->terminated, n);
+    if (rc == BD_OK)
+        rc = bd_cuda_to_host(h->truncated, d->truncated, n);
+    if (rc == BD_OK)
+        rc = bd_cuda_to_host(h->final_obs, d->final_obs, sizeof(float) * n * od);
+    if (rc == BD_OK)
+        rc = bd_cuda_to_host(h->elapsed, d->elapsed, sizeof(int32_t) * n);
+    if (rc == BD_OK && host)
+        *host = *h;
+    return rc;
+#else
+    (void)host;
+    return bd_seterr(BD_ENODEV, "no CUDA in this build");
+#endif
+}

@@ -1,0 +1,69 @@
+/* cuda.cu: device memory and copies for env buffers (see kernels.h). */
+#include <stdio.h>
+
+#include <cuda_runtime.h>
+
+#include "kernels/kernels.h"
+
+static int bd_cuda_check(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess)
+        return BD_OK;
+    return bd_seterr(BD_ECUDA, "%s: %s", what, cudaGetErrorString(e));
+}
+
+extern "C" int bd_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no device" error */
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int bd_cuda_name(char *buf, int len)
+{
+    cudaDeviceProp p;
+    int dev = 0;
+    int rc = bd_cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
+    if (rc == BD_OK)
+        rc = bd_cuda_check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
+    if (rc != BD_OK) {
+        if (len > 0)
+            buf[0] = '\0';
+        return rc;
+    }
+    snprintf(buf, (size_t)len, "%s", p.name);
+    return BD_OK;
+}
+
+extern "C" int bd_cuda_alloc(void **ptr, size_t bytes)
+{
+    *ptr = NULL;
+    int rc = bd_cuda_check(cudaMalloc(ptr, bytes ? bytes : 1), "cudaMalloc");
+    if (rc == BD_OK)
+        rc = bd_cuda_check(cudaMemset(*ptr, 0, bytes), "cudaMemset");
+    return rc;
+}
+
+extern "C" void bd_cuda_release(void *ptr)
+{
+    if (ptr)
+        cudaFree(ptr);
+}
+
+extern "C" int bd_cuda_to_device(void *dst, const void *src, size_t bytes)
+{
+    return bd_cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+}
+
+extern "C" int bd_cuda_to_host(void *dst, const void *src, size_t bytes)
+{
+    return bd_cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+}
+
+extern "C" int bd_cuda_sync(void)
+{
+    return bd_cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+}

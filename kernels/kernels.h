@@ -1,0 +1,30 @@
+/* kernels.h: the C face of the CUDA side (the .cu files in kernels/): device memory, copies, and one
+ * launcher per environment. Every function checks every CUDA call and returns BD_OK or
+ * BD_ECUDA with the CUDA error text in bd_lasterr(). Only built when nvcc exists
+ * (BODHI_HAVE_CUDA); env/env.c is the only caller. */
+#ifndef BODHI_KERNELS_KERNELS_H
+#define BODHI_KERNELS_KERNELS_H
+
+#include <stddef.h>
+
+#include "bodhi/env.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int bd_cuda_device_count(void);
+int bd_cuda_name(char *buf, int len);
+int bd_cuda_alloc(void **ptr, size_t bytes);   /* zero-filled */
+void bd_cuda_release(void *ptr);               /* NULL-safe */
+int bd_cuda_to_device(void *dst, const void *src, size_t bytes);
+int bd_cuda_to_host(void *dst, const void *src, size_t bytes);
+int bd_cuda_sync(void);
+
+int bd_cartpole_reset_cuda(bd_env_batch *b);
+int bd_cartpole_step_cuda(bd_env_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

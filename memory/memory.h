@@ -1,0 +1,126 @@
+/* memory.h: an agent's memory: the HDF5 trace of what its muscles saw and did.
+ *
+ * Layout (docs/trace-format.md, DESIGN.md section 5), in the file a writer creates:
+ *   /<phase>/<agent>/sensors     (T, N, S) float32
+ *                   /actuators   (T, N, U) float32   (a discrete action as its index)
+ *                   /rewards     (T, N)    float32
+ *                   /terminated  (T, N)    uint8
+ *                   /truncated   (T, N)    uint8
+ *                   /episodes    (E,) compound {world i32, start_step i64, length i32,
+ *                                               return f32, terminated u8, truncated u8}
+ *   attributes on /<phase>/<agent>: sensor_ids, actuator_ids (string arrays, column
+ *   order), env (name), env_params (JSON text), seed (u64), worlds (N).
+ * Datasets are chunked along T with chunks below the 1 MiB chunk cache and grow as rows
+ * are appended. Appends copy the caller's rows into a queue and return; a background
+ * thread writes them in hyperslabs and flushes the file after each batch, so a crash
+ * loses at most the batches still queued. The file is in HDF5 1.10 format and written in
+ * SWMR mode: readable with h5py while being written (after each flush) and after a crash
+ * with h5py.File(path, "r", swmr=True), and with a plain open once the writer has closed
+ * it. The readers below handle all three cases themselves.
+ *
+ * The run's master file runs/<uid>/run.h5 holds the run file text and seed as root
+ * attributes and one external link per phase and agent to the file that agent's brain
+ * writes (each brain is its own process, and HDF5 files have one writer).
+ */
+#ifndef BODHI_MEMORY_MEMORY_H
+#define BODHI_MEMORY_MEMORY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bodhi/bodhi.h"
+
+typedef struct {
+    int32_t world;       /* global world (column) index */
+    int64_t start_step;  /* row of the episode's first step */
+    int32_t length;      /* steps */
+    float ret;           /* sum of rewards */
+    uint8_t terminated;  /* ended by the env's termination */
+    uint8_t truncated;   /* ended by the time limit */
+} bd_episode;
+
+typedef struct {
+    const char *path;               /* file to create (truncated if it exists) */
+    const char *phase;              /* group names */
+    const char *agent;
+    int n;                          /* N: columns (worlds) */
+    int s;                          /* S: sensors per column */
+    int u;                          /* U: actuators per column */
+    const char *const *sensor_ids;  /* S names */
+    const char *const *actuator_ids;/* U names */
+    const char *env_name;
+    const char *env_params_json;    /* may be NULL ("{}") */
+    uint64_t seed;
+} bd_trace_spec;
+
+typedef struct bd_trace_writer bd_trace_writer;
+
+/* Creates the file (and its folder), group and datasets and starts the writer thread.
+ * Needs N, S, U >= 1; phase and agent are single names (no '/'). */
+int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out);
+
+/* Queues T rows (copied; the caller keeps its buffers). Shapes: sensors (T,N,S),
+ * actuators (T,N,U), rewards/terminated/truncated (T,N). Returns the first error the
+ * writer thread met, if any (then nothing more is written). */
+int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
+                           const float *actuators, const float *rewards,
+                           const uint8_t *terminated, const uint8_t *truncated);
+
+/* Queues finished episodes for the episodes table (copied). */
+int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count);
+
+/* Rows written or queued so far. */
+int64_t bd_trace_writer_rows(const bd_trace_writer *w);
+
+/* Waits until every queued item is written and the file flushed; returns the first
+ * write error (BD_OK if none). For checkpoints and tests; appends need not call it. */
+int bd_trace_writer_sync(bd_trace_writer *w);
+
+/* Drains the queue, closes the file, frees. Returns the first write error (BD_OK if
+ * none). NULL-safe. */
+int bd_trace_writer_destroy(bd_trace_writer *w);
+
+/* Master file: creates run_h5 (truncating) with root attributes run_file (text),
+ * seed and bodhi_version. */
+int bd_trace_master_create(const char *run_h5, const char *run_file_text, uint64_t seed);
+
+/* Adds /<phase>/<agent> in run_h5 as an external link to <target_file>:/<phase>/<agent>.
+ * target_file is relative to run_h5's folder. The same link again is a no-op; a different
+ * target replaces the old link (which then lists last). The target need not exist yet. */
+int bd_trace_master_link(const char *run_h5, const char *phase, const char *agent,
+                         const char *target_file);
+
+/* Reading. An agent's episodes table: *out (caller frees), *count. path may be the
+ * master file or the agent's own file. Errors name the file and group; a truncated or
+ * non-HDF5 file gives BD_EHDF5, not a crash. */
+int bd_trace_read_episodes(const char *path, const char *phase, const char *agent,
+                           bd_episode **out, int64_t *count);
+
+/* Reads a whole (T, N) float32 or uint8 dataset ("rewards", "terminated", ...) into a
+ * heap buffer (caller frees) with its shape. For (T,N,K) datasets dims[2] is K (1 for
+ * (T,N)). Missing file, group or dataset: BD_ENOTFOUND. */
+int bd_trace_read_dataset(const char *path, const char *phase, const char *agent,
+                          const char *name, void **out, int64_t dims[3], int *rank);
+
+/* A dataset's shape without reading it: dims[0..rank-1], unused dims set to 1. */
+int bd_trace_dataset_shape(const char *path, const char *phase, const char *agent,
+                           const char *name, int64_t dims[3], int *rank);
+
+/* Reads rows [row0, row0 + nrows) of a (T, N) or (T, N, K) float32 or uint8 dataset into
+ * the caller's buf (nrows * N * K elements of the dataset's type). For streaming readers
+ * (replay --verify) that must not hold a whole dataset in memory. */
+int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
+                       const char *name, int64_t row0, int64_t nrows, void *buf);
+
+/* Lists "<phase>/<agent>" groups in file order: *names is a heap array of heap
+ * strings (free each, then the array). Links to files that do not exist are skipped. */
+int bd_trace_list(const char *path, char ***names, int *count);
+
+/* `bodhi replay`: prints, per phase and agent, episodes, mean/median/max/min return and
+ * mean/median length (and steps recorded) to out. If csv_path is set, also writes one
+ * row per episode: phase,agent,world,start_step,length,return,terminated,truncated.
+ * If verify is set, checks that each finished episode's return equals the sum of its
+ * rewards rows and reports mismatches (returns BD_EINVAL if any). */
+int bd_replay(const char *path, FILE *out, const char *csv_path, int verify);
+
+#endif

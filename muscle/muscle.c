@@ -1,0 +1,332 @@
+/* muscle.c: the inference worker (see muscle.h).
+ *
+ * Per agent it keeps a REQ socket to the agent's brain and the rollout buffers
+ * (T, n, ...) for its shard of n worlds. One round: T steps (gather each agent's sensor
+ * columns, act, write its actuator column, step the env once for everybody), then one
+ * ROLLOUT to each brain, then one WEIGHTS from each brain. REQ resending is turned off:
+ * a brain may take long to learn, and a resent rollout would count twice. */
+#include "muscle/muscle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "brain/ppo.h"
+#include "common/proc.h"
+#include "common/util.h"
+#include "conductor/plan.h"
+#include "muscle/policy.h"
+#include "wire/wire.h"
+
+typedef struct {
+    const bd_agent_plan *ap;
+    nng_socket sock;
+    int sock_open;
+    bd_mpolicy pol;
+    int S, U;
+    /* rollout (T, n, ...) */
+    float *obs, *act, *logp, *val, *rew, *fval, *lastv;
+    uint8_t *term, *trunc;
+    float *sobs;        /* (n, S) this step's observations */
+    float *fobs;        /* (n, S) final observations of truncated worlds, packed */
+    float *fv;          /* (n) their values */
+    int *fidx;          /* (n) their worlds */
+    float *params;
+    size_t nparams;
+    int stopped;
+} bd_magent;
+
+typedef struct {
+    const char *run_dir;
+    int id;
+    bd_runfile *rf;
+    bd_phase_plan plan;
+    bd_env *env;
+    int n;
+    uint32_t world0;
+    int T;
+    float *acts;        /* (n, act_dim) host actions for the env */
+    bd_magent *ag;
+    int na;
+} bd_muscle;
+
+/* Column gather: dst (n, S) from src (n, D) at cols. */
+static void bd_gather(float *dst, const float *src, int n, int D, const int *cols, int S)
+{
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < S; s++)
+            dst[(size_t)i * S + s] = src[(size_t)i * D + cols[s]];
+}
+
+static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
+{
+    nng_msg *msg;
+    int rv = nng_recvmsg(a->sock, &msg, 0);
+    if (rv != 0)
+        return bd_nng_err(rv, "muscle: waiting for weights");
+    bd_wire_header h;
+    const uint8_t *p, *params;
+    bd_weights_hdr w;
+    int rc = bd_wire_msg_decode(msg, BD_MSG_WEIGHTS, &h, &p);
+    if (rc == BD_OK)
+        rc = bd_weights_decode(p, (size_t)h.payload_len, &w, &params);
+    if (rc == BD_OK && first) {
+        if (m->T == 0)
+            m->T = (int)w.reserved;
+        else if ((int)w.reserved != m->T)
+            rc = bd_seterr(BD_EINVAL, "agents ask for different rollout lengths (%d and %u); "
+                                      "give their brains the same rollout_steps", m->T, w.reserved);
+        if (m->T <= 0)
+            rc = bd_seterr(BD_EPROTO, "brain asked for a rollout of %d steps", m->T);
+    }
+    if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
+        a->stopped = 1;
+    else if (rc == BD_OK && a->pol.net) {
+        if (w.nparams != a->nparams)
+            rc = bd_seterr(BD_EPROTO, "brain sent %llu parameters, the policy has %zu",
+                           (unsigned long long)w.nparams, a->nparams);
+        else {
+            memcpy(a->params, params, sizeof(float) * a->nparams);
+            rc = bdt_policy_set_params(a->pol.net, a->params, a->nparams);
+        }
+    }
+    nng_msg_free(msg);
+    return rc;
+}
+
+static int bd_agent_alloc(bd_magent *a, int T, int n)
+{
+    size_t tn = (size_t)T * (size_t)n;
+    a->obs = malloc(sizeof(float) * tn * (size_t)a->S);
+    a->act = malloc(sizeof(float) * tn * (size_t)a->U);
+    a->logp = malloc(sizeof(float) * tn);
+    a->val = malloc(sizeof(float) * tn);
+    a->rew = malloc(sizeof(float) * tn);
+    a->fval = calloc(tn, sizeof(float));
+    a->lastv = malloc(sizeof(float) * (size_t)n);
+    a->term = malloc(tn);
+    a->trunc = malloc(tn);
+    a->sobs = malloc(sizeof(float) * (size_t)n * (size_t)a->S);
+    a->fobs = malloc(sizeof(float) * (size_t)n * (size_t)a->S);
+    a->fv = malloc(sizeof(float) * (size_t)n);
+    a->fidx = malloc(sizeof(int) * (size_t)n);
+    if (!a->obs || !a->act || !a->logp || !a->val || !a->rew || !a->fval || !a->lastv || !a->term
+        || !a->trunc || !a->sobs || !a->fobs || !a->fv || !a->fidx)
+        return bd_seterr(BD_ENOMEM, "muscle: out of memory for a rollout of %d x %d", T, n);
+    return BD_OK;
+}
+
+static int bd_muscle_connect(bd_muscle *m, bd_magent *a)
+{
+    char *url = bd_url_brain(m->run_dir, a->ap->cfg->name);
+    int rv = url ? nng_req0_open(&a->sock) : NNG_ENOMEM;
+    if (rv == 0) {
+        a->sock_open = 1;
+        nng_socket_set_ms(a->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 10);
+        nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 200);
+        rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK);
+    }
+    int rc = rv ? bd_nng_err(rv, url ? url : "muscle socket") : BD_OK;
+    free(url);
+    if (rc != BD_OK)
+        return rc;
+    nng_msg *msg;
+    uint8_t *p;
+    rc = bd_wire_msg_alloc(&msg, BD_MSG_HELLO, (uint32_t)m->id, 0, BD_HELLO_SIZE, &p);
+    if (rc != BD_OK)
+        return rc;
+    bd_hello h = {(uint32_t)m->id, (uint32_t)m->n, m->world0, (uint32_t)a->S, (uint32_t)a->U,
+                  (uint32_t)getpid()};
+    bd_hello_encode(&h, p);
+    if ((rv = nng_sendmsg(a->sock, msg, 0)) != 0) {
+        nng_msg_free(msg);
+        return bd_nng_err(rv, "muscle: HELLO");
+    }
+    return BD_OK;
+}
+
+static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
+{
+    char *path = bd_strfmt("%s/run.yml", m->run_dir);
+    int rc = path ? bd_runfile_load(path, &m->rf) : BD_ENOMEM;
+    free(path);
+    if (rc != BD_OK)
+        return rc;
+    int pi = bd_runfile_phase_index(m->rf, phase);
+    if (pi < 0)
+        return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", phase);
+    if ((rc = bd_phase_plan_make(m->rf, pi, device, &m->plan)) != BD_OK)
+        return rc;
+    if (m->id < 0 || m->id >= m->plan.worker)
+        return bd_seterr(BD_EINVAL, "muscle id %d is outside 0..%d", m->id, m->plan.worker - 1);
+    bd_shard(m->plan.worlds, m->plan.worker, m->id, &m->n, &m->world0);
+    rc = bd_env_create(m->plan.env, m->n, m->world0, m->plan.env_seed, m->plan.device,
+                       m->plan.max_steps, &m->env);
+    if (rc != BD_OK)
+        return rc;
+    m->acts = calloc((size_t)m->n * (size_t)m->plan.env->act_dim, sizeof(float));
+    m->na = m->plan.nagents;
+    m->ag = calloc((size_t)m->na, sizeof *m->ag);
+    if (!m->acts || !m->ag)
+        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    bd_act_mode mode = m->plan.ph->mode == BD_MODE_TRAIN ? BD_ACT_SAMPLE : BD_ACT_GREEDY;
+    for (int k = 0; k < m->na && rc == BD_OK; k++) {
+        bd_magent *a = &m->ag[k];
+        a->ap = &m->plan.agents[k];
+        a->S = a->ap->nsens;
+        a->U = a->ap->nact;
+        bd_ppo_params pp;
+        rc = bd_ppo_params_parse(a->ap->cfg->brain.params, 1, &pp);
+        if (rc == BD_OK)
+            rc = bd_mpolicy_init(&a->pol, a->ap, m->n, a->S, pp.hidden, pp.layers, mode);
+        if (rc == BD_OK && a->pol.net) {
+            a->nparams = bdt_policy_param_count(a->pol.net);
+            a->params = malloc(sizeof(float) * a->nparams);
+            if (!a->params)
+                rc = bd_seterr(BD_ENOMEM, "muscle: out of memory");
+        }
+        if (rc == BD_OK)
+            rc = bd_muscle_connect(m, a);
+    }
+    for (int k = 0; k < m->na && rc == BD_OK; k++)
+        rc = bd_recv_weights(m, &m->ag[k], 1);
+    for (int k = 0; k < m->na && rc == BD_OK; k++)
+        rc = bd_agent_alloc(&m->ag[k], m->T, m->n);
+    return rc;
+}
+
+static void bd_muscle_teardown(bd_muscle *m)
+{
+    for (int k = 0; m->ag && k < m->na; k++) {
+        bd_magent *a = &m->ag[k];
+        if (a->sock_open)
+            nng_close(a->sock);
+        bd_mpolicy_fini(&a->pol);
+        free(a->obs); free(a->act); free(a->logp); free(a->val); free(a->rew); free(a->fval);
+        free(a->lastv); free(a->term); free(a->trunc); free(a->sobs); free(a->fobs); free(a->fv);
+        free(a->fidx); free(a->params);
+    }
+    free(m->ag);
+    free(m->acts);
+    bd_env_destroy(m->env);
+    bd_phase_plan_fini(&m->plan);
+    bd_runfile_destroy(m->rf);
+}
+
+/* Values of the final observations of worlds truncated at this step (not terminated:
+ * those bootstrap with 0), into a->fval row t. */
+static int bd_final_values(bd_magent *a, const bd_env_batch *hv, int t, int n)
+{
+    float *row = a->fval + (size_t)t * n;
+    memset(row, 0, sizeof(float) * (size_t)n);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!hv->truncated[i] || hv->terminated[i])
+            continue;
+        for (int s = 0; s < a->S; s++)
+            a->fobs[(size_t)m * a->S + s] = hv->final_obs[(size_t)i * hv->obs_dim + a->ap->sens_cols[s]];
+        a->fidx[m++] = i;
+    }
+    int rc = bd_mpolicy_values(&a->pol, a->fobs, m, a->fv);
+    for (int j = 0; rc == BD_OK && j < m; j++)
+        row[a->fidx[j]] = a->fv[j];
+    return rc;
+}
+
+static int bd_send_rollout(bd_muscle *m, bd_magent *a)
+{
+    bd_rollout_hdr h = {(uint32_t)m->id, (uint32_t)m->T, (uint32_t)m->n, (uint32_t)a->S,
+                        (uint32_t)a->U, m->world0, 0};
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    size_t bytes = bd_rollout_layout(&h, off, size);
+    if (bytes == 0)
+        return bd_seterr(BD_EINVAL, "rollout too large (T=%d n=%d)", m->T, m->n);
+    nng_msg *msg;
+    uint8_t *p;
+    int rc = bd_wire_msg_alloc(&msg, BD_MSG_ROLLOUT, (uint32_t)m->id, 0, bytes, &p);
+    if (rc != BD_OK)
+        return rc;
+    bd_rollout_hdr_encode(&h, p);
+    const void *src[BD_RO_COUNT] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval,
+                                    a->lastv, a->term, a->trunc};
+    for (int k = 0; k < BD_RO_COUNT; k++)
+        memcpy(p + off[k], src[k], size[k]);
+    int rv = nng_sendmsg(a->sock, msg, 0);
+    if (rv != 0) {
+        nng_msg_free(msg);
+        return bd_nng_err(rv, "muscle: send rollout");
+    }
+    return BD_OK;
+}
+
+static int bd_muscle_round(bd_muscle *m)
+{
+    bd_env_batch hv;
+    const int n = m->n, D = m->plan.env->obs_dim, AD = m->plan.env->act_dim;
+    int rc = bd_env_download(m->env, &hv);
+    for (int t = 0; t < m->T && rc == BD_OK; t++) {
+        uint64_t step = bd_env_batch_of(m->env)->step;
+        for (int k = 0; k < m->na && rc == BD_OK; k++) {
+            bd_magent *a = &m->ag[k];
+            size_t row = (size_t)t * n;
+            bd_gather(a->obs + row * a->S, hv.obs, n, D, a->ap->sens_cols, a->S);
+            rc = bd_mpolicy_act(&a->pol, a->obs + row * a->S, m->world0, step,
+                                a->act + row * a->U, a->logp + row, a->val + row);
+            for (int i = 0; i < n; i++)
+                m->acts[(size_t)i * AD + a->ap->act_cols[0]] = a->act[(row + i) * a->U];
+        }
+        if (rc == BD_OK)
+            rc = bd_env_upload_actions(m->env, m->acts);
+        if (rc == BD_OK)
+            rc = bd_env_step(m->env);
+        if (rc == BD_OK)
+            rc = bd_env_download(m->env, &hv);
+        for (int k = 0; k < m->na && rc == BD_OK; k++) {
+            bd_magent *a = &m->ag[k];
+            size_t row = (size_t)t * n;
+            memcpy(a->rew + row, hv.rewards, sizeof(float) * n);
+            memcpy(a->term + row, hv.terminated, (size_t)n);
+            memcpy(a->trunc + row, hv.truncated, (size_t)n);
+            rc = bd_final_values(a, &hv, t, n);
+        }
+    }
+    for (int k = 0; k < m->na && rc == BD_OK; k++) {
+        bd_magent *a = &m->ag[k];
+        bd_gather(a->sobs, hv.obs, n, D, a->ap->sens_cols, a->S);
+        rc = bd_mpolicy_values(&a->pol, a->sobs, n, a->lastv);
+    }
+    for (int k = 0; k < m->na && rc == BD_OK; k++)
+        rc = bd_send_rollout(m, &m->ag[k]);
+    for (int k = 0; k < m->na && rc == BD_OK; k++)
+        rc = bd_recv_weights(m, &m->ag[k], 0);
+    return rc;
+}
+
+int bd_muscle_main(const char *run_dir, const char *phase, int id, const char *device)
+{
+    bd_muscle m;
+    memset(&m, 0, sizeof m);
+    m.run_dir = run_dir;
+    m.id = id;
+    bdt_set_threads(1);
+    int rc = bd_muscle_setup(&m, phase, device);
+    for (;;) {
+        if (rc != BD_OK)
+            break;
+        int stopped = 0;
+        for (int k = 0; k < m.na; k++)
+            stopped |= m.ag[k].stopped;
+        if (stopped)
+            break;
+        rc = bd_muscle_round(&m);
+    }
+    if (rc != BD_OK)
+        fprintf(stderr, "bodhi muscle %d (phase %s): %s\n", id, phase, bd_lasterr());
+    bd_muscle_teardown(&m);
+    return rc == BD_OK ? 0 : 1;
+}

@@ -1,0 +1,122 @@
+/* test_brain.c: the learner's arithmetic without processes: GAE worked out by hand
+ * (termination, truncation with bootstrapping, rollout end), episode statistics,
+ * minibatch shuffles, categorical sampling and the PPO params' validation. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "brain/ppo.h"
+#include "brain/stats.h"
+#include "muscle/policy.h"
+
+Test(gae, by_hand_one_world)
+{
+    /* T=3, N=1, gamma 0.5, lambda 0.5. rewards 1,1,1; values 0.1,0.2,0.3; last value 0.4.
+     * No episode end: delta_t = r + 0.5 v_{t+1} - v_t:
+     *   d2 = 1 + 0.2 - 0.3 = 0.9; d1 = 1 + 0.15 - 0.2 = 0.95; d0 = 1 + 0.1 - 0.1 = 1.0
+     *   A2 = 0.9; A1 = 0.95 + 0.25*0.9 = 1.175; A0 = 1.0 + 0.25*1.175 = 1.29375 */
+    float r[3] = {1, 1, 1}, v[3] = {0.1f, 0.2f, 0.3f}, fv[3] = {0}, last[1] = {0.4f}, adv[3], ret[3];
+    uint8_t te[3] = {0}, tr[3] = {0};
+    bd_gae(3, 1, r, v, fv, last, te, tr, 0.5f, 0.5f, adv, ret);
+    cr_assert_float_eq(adv[2], 0.9f, 1e-6);
+    cr_assert_float_eq(adv[1], 1.175f, 1e-6);
+    cr_assert_float_eq(adv[0], 1.29375f, 1e-6);
+    cr_assert_float_eq(ret[0], 1.29375f + 0.1f, 1e-6);
+}
+
+Test(gae, termination_and_truncation)
+{
+    /* Two worlds, T=2. World 0 terminates at t=0: no bootstrap, and A0 does not see t=1.
+     * World 1 is truncated at t=0 with final value 5: bootstrap 0.5*5, chain cut. */
+    float r[4] = {1, 1, 1, 1}, v[4] = {0.5f, 0.5f, 0.5f, 0.5f}, fv[4] = {0, 5, 0, 0};
+    float last[2] = {2, 2}, adv[4], ret[4];
+    uint8_t te[4] = {1, 0, 0, 0}, tr[4] = {0, 1, 0, 0};
+    bd_gae(2, 2, r, v, fv, last, te, tr, 0.5f, 1.0f, adv, ret);
+    cr_assert_float_eq(adv[0], 1 - 0.5f, 1e-6, "terminated: r - v");
+    cr_assert_float_eq(adv[1], 1 + 0.5f * 5 - 0.5f, 1e-6, "truncated: bootstrap from the final obs");
+    cr_assert_float_eq(adv[2], 1 + 0.5f * 2 - 0.5f, 1e-6, "t=1 bootstraps from last value");
+}
+
+Test(stats, episodes_and_window)
+{
+    bd_stats s;
+    cr_assert_eq(bd_stats_init(&s, 2, 2), BD_OK);
+    float r[6] = {1, 2, 1, 2, 1, 2};
+    uint8_t te[6] = {0, 0, 1, 0, 0, 1}, tr[6] = {0};
+    cr_assert_eq(bd_stats_add(&s, 3, r, te, tr), BD_OK);
+    cr_assert_eq(s.done_n, 2);
+    cr_assert_eq(s.done[0].world, 0);
+    cr_assert_eq(s.done[0].length, 2);
+    cr_assert_float_eq(s.done[0].ret, 2.0f, 1e-6);
+    cr_assert_eq(s.done[1].world, 1);
+    cr_assert_eq(s.done[1].length, 3);
+    cr_assert_float_eq(s.done[1].ret, 6.0f, 1e-6);
+    float r2[2] = {7, 0};
+    uint8_t te2[2] = {0, 0}, tr2[2] = {1, 0};
+    cr_assert_eq(bd_stats_add(&s, 1, r2, te2, tr2), BD_OK);
+    cr_assert_eq(s.done_n, 1);
+    cr_assert_eq(s.done[0].start_step, 2, "world 0's second episode began at row 2");
+    cr_assert_eq(s.done[0].length, 2);
+    cr_assert_eq(s.done[0].truncated, 1);
+    cr_assert_float_eq(s.done[0].ret, 8.0f, 1e-6);
+    cr_assert_eq(s.episodes, 3);
+    cr_assert_float_eq(bd_stats_mean_recent(&s, 2), 7.0, 1e-9, "window of 2: (6 + 8) / 2");
+    cr_assert_float_eq(s.max_return, 8.0, 1e-9);
+    bd_stats_fini(&s);
+}
+
+Test(ppo, shuffles_are_permutations_and_reproducible)
+{
+    enum { N = 1000, E = 3 };
+    static int64_t p[N * E], q[N * E];
+    bd_ppo_perm(p, N, E, 42, 7);
+    bd_ppo_perm(q, N, E, 42, 7);
+    cr_assert_eq(memcmp(p, q, sizeof p), 0);
+    for (int e = 0; e < E; e++) {
+        static char seen[N];
+        memset(seen, 0, sizeof seen);
+        for (int i = 0; i < N; i++) {
+            cr_assert(p[e * N + i] >= 0 && p[e * N + i] < N);
+            seen[p[e * N + i]]++;
+        }
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(seen[i], 1);
+    }
+    cr_assert_neq(memcmp(p, p + N, N * sizeof *p), 0, "epochs shuffle differently");
+    bd_ppo_perm(q, N, E, 42, 8);
+    cr_assert_neq(memcmp(p, q, sizeof p), 0, "updates shuffle differently");
+}
+
+Test(policy, categorical_sampling)
+{
+    float logits[3] = {0.0f, logf(2.0f), logf(1.0f)}; /* p = 1/4, 1/2, 1/4 */
+    float lp;
+    cr_assert_eq(bd_categorical(logits, 3, 0.10f, 0, &lp), 0);
+    cr_assert_float_eq(lp, logf(0.25f), 1e-6);
+    cr_assert_eq(bd_categorical(logits, 3, 0.30f, 0, &lp), 1);
+    cr_assert_float_eq(lp, logf(0.5f), 1e-6);
+    cr_assert_eq(bd_categorical(logits, 3, 0.80f, 0, &lp), 2);
+    cr_assert_eq(bd_categorical(logits, 3, 0.99f, 1, &lp), 1, "greedy ignores u");
+}
+
+Test(ppo, params_defaults_and_errors)
+{
+    bd_ppo_params p;
+    cr_assert_eq(bd_ppo_params_parse(NULL, 1000, &p), BD_OK);
+    cr_assert_float_eq(p.learning_rate, 2.5e-4, 1e-12);
+    cr_assert_eq(p.rollout_steps, 128);
+    cr_assert_eq(p.opt.epochs, 4);
+    cr_assert_eq(p.opt.minibatches, 4);
+    cr_assert_eq(p.total_steps, 1000);
+    bd_node *n;
+    const char *bad = "lr: 0.1\n";
+    cr_assert_eq(bd_yaml_parse(bad, strlen(bad), "b.yml", &n), BD_OK);
+    cr_assert_eq(bd_ppo_params_parse(n, 1, &p), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "b.yml:1:1") && strstr(bd_lasterr(), "'lr'"), "%s", bd_lasterr());
+    bd_node_destroy(n);
+    const char *range = "rollout_steps: 0\n";
+    cr_assert_eq(bd_yaml_parse(range, strlen(range), "c.yml", &n), BD_OK);
+    cr_assert_eq(bd_ppo_params_parse(n, 1, &p), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "c.yml:1:"), "%s", bd_lasterr());
+    bd_node_destroy(n);
+}

@@ -1,0 +1,1006 @@
+/* test_memory.c: Criterion suite for memory/trace.c and memory/replay.c.
+ *
+ * Writes traces with known contents (values computed from row, world and column, so every
+ * element is checked), reads them back through the readers, a master file with external
+ * links, and h5py (skipped when /usr/bin/python3 has no h5py); checks replay's statistics,
+ * CSV and --verify; and feeds the readers truncated, foreign and missing files, and files
+ * whose writer died. Files go to /tmp with the pid and test name in their names (Criterion
+ * runs tests in parallel processes).
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "memory/memory.h"
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+/* /tmp/bd_mem_<pid>_<tag> into buf. */
+static const char *tmp_path(char *buf, size_t len, const char *tag)
+{
+    snprintf(buf, len, "/tmp/bd_mem_%d_%s", (int)getpid(), tag);
+    return buf;
+}
+
+static void rm_rf(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *const SENSOR_IDS[] = {"pole.x", "pole.x_dot", "pole.theta", "pole.theta_dot"};
+static const char *const ACTUATOR_IDS[] = {"pole.push", "pole.nudge"};
+
+static bd_trace_spec make_spec(const char *path, const char *phase, const char *agent, int n,
+                               int s, int u)
+{
+    bd_trace_spec spec = {
+        .path = path, .phase = phase, .agent = agent, .n = n, .s = s, .u = u,
+        .sensor_ids = SENSOR_IDS, .actuator_ids = ACTUATOR_IDS, .env_name = "cartpole",
+        .env_params_json = "{\"worlds\": 2048}", .seed = 42,
+    };
+    return spec;
+}
+
+/* Element values: exact in float32 for the sizes used here. */
+static float sensor_val(int64_t t, int w, int k) { return (float)t * 1000.0f + (float)w + 0.25f * (float)k; }
+static float actuator_val(int64_t t, int w, int k) { return (float)(t % 7) + 0.5f * (float)k - (float)w; }
+static float reward_val(int64_t t, int w) { return (float)((t * 31 + w * 17) % 13) * 0.25f - 1.0f; }
+static uint8_t term_val(int64_t t, int w) { return (uint8_t)((t + w) % 5 == 0); }
+static uint8_t trunc_val(int64_t t, int w) { return (uint8_t)((t * 3 + w) % 11 == 0); }
+
+typedef struct {
+    float *sen, *act, *rew;
+    uint8_t *term, *trunc;
+} rows_buf;
+
+/* Rows [t0, t0+T) for N worlds: sensors (T,N,S), actuators (T,N,U), rest (T,N). */
+static rows_buf make_rows(int64_t t0, int T, int N, int S, int U)
+{
+    rows_buf b = {
+        malloc(sizeof(float) * (size_t)T * N * S + 1), malloc(sizeof(float) * (size_t)T * N * U + 1),
+        malloc(sizeof(float) * (size_t)T * N + 1), malloc((size_t)T * N + 1), malloc((size_t)T * N + 1),
+    };
+    cr_assert(b.sen && b.act && b.rew && b.term && b.trunc);
+    for (int t = 0; t < T; t++)
+        for (int w = 0; w < N; w++) {
+            size_t c = (size_t)t * N + w;
+            for (int k = 0; k < S; k++)
+                b.sen[c * S + k] = sensor_val(t0 + t, w, k);
+            for (int k = 0; k < U; k++)
+                b.act[c * U + k] = actuator_val(t0 + t, w, k);
+            b.rew[c] = reward_val(t0 + t, w);
+            b.term[c] = term_val(t0 + t, w);
+            b.trunc[c] = trunc_val(t0 + t, w);
+        }
+    return b;
+}
+
+static void free_rows(rows_buf *b)
+{
+    free(b->sen);
+    free(b->act);
+    free(b->rew);
+    free(b->term);
+    free(b->trunc);
+}
+
+static void append_rows(bd_trace_writer *w, int64_t t0, int T, int N, int S, int U)
+{
+    rows_buf b = make_rows(t0, T, N, S, U);
+    int rc = bd_trace_writer_append(w, T, b.sen, b.act, b.rew, b.term, b.trunc);
+    cr_assert_eq(rc, BD_OK, "append: %s", bd_lasterr());
+    free_rows(&b);
+}
+
+/* Reads every dataset of /phase/agent in path and compares it with make_rows(0, T, ...). */
+static void check_rows(const char *path, const char *phase, const char *agent, int64_t T, int N,
+                       int S, int U)
+{
+    rows_buf want = make_rows(0, (int)T, N, S, U);
+    const char *names[5] = {"sensors", "actuators", "rewards", "terminated", "truncated"};
+    const void *bufs[5] = {want.sen, want.act, want.rew, want.term, want.trunc};
+    const int ranks[5] = {3, 3, 2, 2, 2}, ks[5] = {S, U, 1, 1, 1};
+    const size_t es[5] = {4, 4, 4, 1, 1};
+    for (int d = 0; d < 5; d++) {
+        void *got = NULL;
+        int64_t dims[3];
+        int rank = 0;
+        int rc = bd_trace_read_dataset(path, phase, agent, names[d], &got, dims, &rank);
+        cr_assert_eq(rc, BD_OK, "%s: %s", names[d], bd_lasterr());
+        cr_assert_eq(rank, ranks[d], "%s rank %d", names[d], rank);
+        cr_assert_eq(dims[0], T, "%s has %lld rows, want %lld", names[d], (long long)dims[0], (long long)T);
+        cr_assert_eq(dims[1], N);
+        cr_assert_eq(dims[2], ks[d]);
+        cr_assert(memcmp(got, bufs[d], (size_t)T * N * ks[d] * es[d]) == 0, "%s differs", names[d]);
+        free(got);
+    }
+    free_rows(&want);
+}
+
+static bd_episode ep(int world, int64_t start, int len, float ret, int term)
+{
+    bd_episode e = {.world = world, .start_step = start, .length = len, .ret = ret,
+                    .terminated = (uint8_t)term, .truncated = (uint8_t)!term};
+    return e;
+}
+
+static void check_episodes(const char *path, const char *phase, const char *agent,
+                           const bd_episode *want, int64_t n)
+{
+    bd_episode *got = NULL;
+    int64_t count = -1;
+    int rc = bd_trace_read_episodes(path, phase, agent, &got, &count);
+    cr_assert_eq(rc, BD_OK, "read_episodes: %s", bd_lasterr());
+    cr_assert_eq(count, n, "%lld episodes, want %lld", (long long)count, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert_eq(got[i].world, want[i].world, "episode %lld", (long long)i);
+        cr_assert_eq(got[i].start_step, want[i].start_step, "episode %lld", (long long)i);
+        cr_assert_eq(got[i].length, want[i].length, "episode %lld", (long long)i);
+        cr_assert_eq(got[i].ret, want[i].ret, "episode %lld", (long long)i);
+        cr_assert_eq(got[i].terminated, want[i].terminated, "episode %lld", (long long)i);
+        cr_assert_eq(got[i].truncated, want[i].truncated, "episode %lld", (long long)i);
+    }
+    free(got);
+}
+
+/* A consistent trace: rewards as above, episodes of varying length per world whose return is
+ * the float sum of their rewards, reported (like a muscle would) after the batch they end in.
+ * corrupt > 0 adds that much to one episode's return. Returns the episode count. */
+static int64_t write_consistent(const char *path, const char *phase, const char *agent, int N,
+                                const int *batches, int nb, float corrupt, int64_t *rows)
+{
+    bd_trace_spec spec = make_spec(path, phase, agent, N, 4, 1);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    int64_t *start = calloc((size_t)N, sizeof *start);
+    int *target = calloc((size_t)N, sizeof *target), *k = calloc((size_t)N, sizeof *k);
+    float *acc = calloc((size_t)N, sizeof *acc);
+    cr_assert(start && target && k && acc);
+    for (int wd = 0; wd < N; wd++)
+        target[wd] = 3 + (wd * 7) % 41;
+    int64_t t0 = 0, total = 0;
+    int corrupted = 0;
+    for (int b = 0; b < nb; b++) {
+        int T = batches[b];
+        rows_buf rb = make_rows(t0, T, N, 4, 1);
+        bd_episode *eps = malloc(sizeof *eps * ((size_t)T * N + 1));
+        int ne = 0;
+        for (int t = 0; t < T; t++)
+            for (int wd = 0; wd < N; wd++) {
+                size_t c = (size_t)t * N + wd;
+                int64_t g = t0 + t;
+                acc[wd] += rb.rew[c];
+                rb.term[c] = rb.trunc[c] = 0;
+                if (g - start[wd] + 1 == target[wd]) {
+                    int term = k[wd] % 3 != 0;
+                    eps[ne] = ep(wd, start[wd], target[wd], acc[wd], term);
+                    if (corrupt != 0 && !corrupted && b == nb - 1) {
+                        eps[ne].ret += corrupt;
+                        corrupted = 1;
+                    }
+                    ne++;
+                    rb.term[c] = (uint8_t)term;
+                    rb.trunc[c] = (uint8_t)!term;
+                    start[wd] = g + 1;
+                    acc[wd] = 0;
+                    k[wd]++;
+                    target[wd] = 3 + (wd * 7 + k[wd] * 13) % 41;
+                }
+            }
+        cr_assert_eq(bd_trace_writer_append(w, T, rb.sen, rb.act, rb.rew, rb.term, rb.trunc), BD_OK);
+        cr_assert_eq(bd_trace_writer_episodes(w, eps, ne), BD_OK);
+        total += ne;
+        t0 += T;
+        free(eps);
+        free_rows(&rb);
+    }
+    cr_assert_eq(bd_trace_writer_rows(w), t0);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    free(start);
+    free(target);
+    free(k);
+    free(acc);
+    if (rows)
+        *rows = t0;
+    return total;
+}
+
+/* The text an HDF5 attribute holds (vlen string scalar or element i of an array). */
+static char *read_str_attr(hid_t obj, const char *name, int i)
+{
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    cr_assert(a >= 0, "attribute %s", name);
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+    cr_assert(H5Tis_variable_str(ft) > 0, "%s is not a variable-length string", name);
+    cr_assert_eq(H5Tget_cset(ft), H5T_CSET_UTF8, "%s is not UTF-8", name);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    char **v = calloc((size_t)n, sizeof *v);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5T_CSET_UTF8);
+    cr_assert(H5Aread(a, mt, v) >= 0);
+    char *s = strdup(v[i]);
+    H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+    free(v);
+    H5Tclose(mt);
+    H5Sclose(sp);
+    H5Tclose(ft);
+    H5Aclose(a);
+    return s;
+}
+
+static hssize_t attr_len(hid_t obj, const char *name)
+{
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), sp = H5Aget_space(a);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    H5Aclose(a);
+    return n;
+}
+
+static int has_h5py(void)
+{
+    return system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0;
+}
+
+/* Runs a Python snippet with /usr/bin/python3 from cwd "/"; returns its exit status. */
+static int run_python(const char *tag, const char *code, const char *arg)
+{
+    char script[256], cmd[1024];
+    tmp_path(script, sizeof script, tag);
+    strcat(script, ".py");
+    cr_assert_eq(bd_write_file(script, code, strlen(code)), BD_OK);
+    snprintf(cmd, sizeof cmd, "cd / && /usr/bin/python3 '%s' '%s'", script, arg);
+    int st = system(cmd);
+    unlink(script);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Copies the first half of src to dst. */
+static void copy_half(const char *src, const char *dst)
+{
+    char *data = NULL;
+    size_t len = 0;
+    cr_assert_eq(bd_read_file(src, &data, &len), BD_OK);
+    cr_assert(len > 1000, "source file is only %zu bytes", len);
+    cr_assert_eq(bd_write_file(dst, data, len / 2), BD_OK);
+    free(data);
+}
+
+/* ---- writer and readers ------------------------------------------------------------- */
+
+Test(memory, round_trip)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "round_trip.h5");
+    const int N = 300, S = 4, U = 2;  /* sensors rows are 4800 B: 109 rows per chunk */
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    const int Ts[] = {1, 50, 109, 200, 37, 3};
+    int64_t t0 = 0;
+    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+        append_rows(w, t0, Ts[i], N, S, U);
+        t0 += Ts[i];
+        cr_assert_eq(bd_trace_writer_rows(w), t0);
+    }
+    bd_episode e1[] = {ep(0, 0, 10, 3.5f, 1), ep(299, 5, 100, -2.0f, 0)};
+    bd_episode e2[] = {ep(7, 17, 300, 1e6f, 0)};
+    cr_assert_eq(bd_trace_writer_episodes(w, e1, 2), BD_OK);
+    cr_assert_eq(bd_trace_writer_episodes(w, e2, 1), BD_OK);
+    cr_assert_eq(bd_trace_writer_append(w, 0, NULL, NULL, NULL, NULL, NULL), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+
+    check_rows(path, "train", "balancer", t0, N, S, U);
+    bd_episode all[] = {e1[0], e1[1], e2[0]};
+    check_episodes(path, "train", "balancer", all, 3);
+
+    /* attributes, maxdims and chunk sizes, straight from HDF5 */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hid_t g = H5Gopen2(f, "/train/balancer", H5P_DEFAULT);
+    cr_assert(g >= 0);
+    cr_assert_eq(attr_len(g, "sensor_ids"), S);
+    cr_assert_eq(attr_len(g, "actuator_ids"), U);
+    for (int k = 0; k < S; k++) {
+        char *s = read_str_attr(g, "sensor_ids", k);
+        cr_assert_str_eq(s, SENSOR_IDS[k]);
+        free(s);
+    }
+    char *s = read_str_attr(g, "actuator_ids", 1);
+    cr_assert_str_eq(s, "pole.nudge");
+    free(s);
+    s = read_str_attr(g, "env", 0);
+    cr_assert_str_eq(s, "cartpole");
+    free(s);
+    s = read_str_attr(g, "env_params", 0);
+    cr_assert_str_eq(s, "{\"worlds\": 2048}");
+    free(s);
+    uint64_t seed = 0;
+    int32_t worlds = 0;
+    hid_t a = H5Aopen(g, "seed", H5P_DEFAULT);
+    cr_assert(H5Aread(a, H5T_NATIVE_UINT64, &seed) >= 0);
+    H5Aclose(a);
+    a = H5Aopen(g, "worlds", H5P_DEFAULT);
+    cr_assert(H5Aread(a, H5T_NATIVE_INT32, &worlds) >= 0);
+    H5Aclose(a);
+    cr_assert_eq(seed, 42);
+    cr_assert_eq(worlds, N);
+    const char *names[] = {"sensors", "actuators", "rewards", "terminated", "truncated", "episodes"};
+    for (int d = 0; d < 6; d++) {
+        hid_t ds = H5Dopen2(g, names[d], H5P_DEFAULT);
+        hid_t dcpl = H5Dget_create_plist(ds), sp = H5Dget_space(ds), t = H5Dget_type(ds);
+        hsize_t chunk[3] = {0}, maxd[3] = {0};
+        int rank = H5Pget_chunk(dcpl, 3, chunk);
+        H5Sget_simple_extent_dims(sp, NULL, maxd);
+        size_t bytes = H5Tget_size(t);
+        for (int i = 0; i < rank; i++)
+            bytes *= chunk[i];
+        cr_assert(rank >= 1, "%s is not chunked", names[d]);
+        cr_assert(chunk[0] >= 1);
+        cr_assert(bytes <= 512 * 1024, "%s chunk is %zu bytes", names[d], bytes);
+        cr_assert_eq(maxd[0], H5S_UNLIMITED, "%s cannot grow", names[d]);
+        H5Tclose(t);
+        H5Sclose(sp);
+        H5Pclose(dcpl);
+        H5Dclose(ds);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+    unlink(path);
+}
+
+Test(memory, wide_rows_split_chunks)
+{
+    /* One sensors row is 3.2 MB: chunks must split along N (one row, 32768 worlds). */
+    char path[256];
+    tmp_path(path, sizeof path, "wide.h5");
+    const int N = 200000, S = 4, U = 1;
+    bd_trace_spec spec = make_spec(path, "train", "many", N, S, U);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    append_rows(w, 0, 2, N, S, U);
+    append_rows(w, 2, 1, N, S, U);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    check_rows(path, "train", "many", 3, N, S, U);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/train/many/sensors", H5P_DEFAULT), dcpl = H5Dget_create_plist(ds);
+    hsize_t chunk[3];
+    cr_assert_eq(H5Pget_chunk(dcpl, 3, chunk), 3);
+    cr_assert_eq(chunk[0], 1);
+    cr_assert_eq(chunk[1], 32768);
+    cr_assert_eq(chunk[2], 4);
+    H5Pclose(dcpl);
+    H5Dclose(ds);
+    H5Fclose(f);
+    unlink(path);
+}
+
+Test(memory, episodes_in_batches)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "episodes.h5");
+    bd_trace_spec spec = make_spec(path, "test", "balancer", 4, 1, 1);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    const int sizes[] = {1, 0, 4095, 3, 5000, 17};  /* crosses the 4096-row chunks */
+    int total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        total += sizes[i];
+    bd_episode *all = malloc(sizeof *all * (size_t)total);
+    for (int i = 0; i < total; i++)
+        all[i] = ep(i % 4, (int64_t)i * 3 + ((int64_t)1 << 40), 1 + i % 500, (float)i * 0.5f, i % 2);
+    int off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cr_assert_eq(bd_trace_writer_episodes(w, all + off, sizes[i]), BD_OK);
+        off += sizes[i];
+    }
+    cr_assert_eq(bd_trace_writer_episodes(w, NULL, -1), BD_EINVAL);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    check_episodes(path, "test", "balancer", all, total);
+    check_rows(path, "test", "balancer", 0, 4, 1, 1);  /* no rows: empty datasets */
+    free(all);
+    unlink(path);
+}
+
+Test(memory, many_small_appends)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "small.h5");
+    const int N = 8, S = 3, U = 1, T = 3000;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    for (int t = 0; t < T; t++) {
+        append_rows(w, t, 1, N, S, U);
+        if (t % 100 == 0) {
+            bd_episode e = ep(t % N, t, 1, reward_val(t, t % N), 1);
+            cr_assert_eq(bd_trace_writer_episodes(w, &e, 1), BD_OK);
+        }
+    }
+    cr_assert_eq(bd_trace_writer_rows(w), T);
+    cr_assert_eq(bd_trace_writer_sync(w), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    check_rows(path, "train", "balancer", T, N, S, U);
+    bd_episode *got = NULL;
+    int64_t n = 0;
+    cr_assert_eq(bd_trace_read_episodes(path, "train", "balancer", &got, &n), BD_OK);
+    cr_assert_eq(n, T / 100);
+    free(got);
+    unlink(path);
+}
+
+Test(memory, read_rows_and_shape)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "rows.h5");
+    const int N = 5, S = 2, U = 1;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
+    append_rows(w, 0, 40, N, S, U);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    int64_t dims[3];
+    int rank;
+    cr_assert_eq(bd_trace_dataset_shape(path, "train", "balancer", "sensors", dims, &rank), BD_OK);
+    cr_assert(rank == 3 && dims[0] == 40 && dims[1] == N && dims[2] == S);
+    float buf[3 * N * S];
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 10, 3, buf), BD_OK);
+    for (int t = 0; t < 3; t++)
+        for (int wd = 0; wd < N; wd++)
+            for (int k = 0; k < S; k++)
+                cr_assert_eq(buf[(t * N + wd) * S + k], sensor_val(10 + t, wd, k));
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 39, 2, buf), BD_EINVAL);
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "episodes", 0, 1, buf), BD_EINVAL);
+    unlink(path);
+}
+
+Test(memory, bad_arguments)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "bad.h5");
+    bd_trace_writer *w = (bd_trace_writer *)1;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", 0, 4, 1);
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_EINVAL);
+    cr_assert_null(w);
+    spec = make_spec(path, "train/x", "balancer", 2, 4, 1);
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_EINVAL);
+    spec = make_spec(path, "train", "", 2, 4, 1);
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_EINVAL);
+    spec = make_spec("/proc/bodhi_no_such_dir/x.h5", "train", "balancer", 2, 4, 1);
+    int rc = bd_trace_writer_create(&spec, &w);
+    cr_assert(rc == BD_EIO || rc == BD_EHDF5, "rc %d", rc);
+    cr_assert(strstr(bd_lasterr(), "/proc/bodhi_no_such_dir"), "%s", bd_lasterr());
+    cr_assert_null(w);
+
+    spec = make_spec(path, "train", "balancer", 2, 4, 1);
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
+    float f[8] = {0};
+    uint8_t b[2] = {0};
+    cr_assert_eq(bd_trace_writer_append(w, -1, f, f, f, b, b), BD_EINVAL);
+    cr_assert_eq(bd_trace_writer_append(w, 1, f, NULL, f, b, b), BD_EINVAL);
+    cr_assert_eq(bd_trace_writer_append(NULL, 1, f, f, f, b, b), BD_EINVAL);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(NULL), BD_OK);
+    cr_assert_eq(bd_trace_writer_rows(NULL), 0);
+    unlink(path);
+}
+
+/* The writer thread's first error comes back from later appends and from destroy. */
+Test(memory, write_error_is_reported)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "efbig.h5");
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        /* child: a file size limit makes the writer thread's writes fail (EFBIG) */
+        const int N = 300, S = 4, U = 2;
+        bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+        bd_trace_writer *w = NULL;
+        if (bd_trace_writer_create(&spec, &w) != BD_OK)
+            _exit(10);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {256 * 1024, 256 * 1024};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        rows_buf b = make_rows(0, 200, N, S, U);
+        int rc = BD_OK;
+        for (int i = 0; i < 20 && rc == BD_OK; i++)
+            rc = bd_trace_writer_append(w, 200, b.sen, b.act, b.rew, b.term, b.trunc);
+        if (rc == BD_OK)
+            rc = bd_trace_writer_sync(w);
+        int again = bd_trace_writer_append(w, 200, b.sen, b.act, b.rew, b.term, b.trunc);
+        int drc = bd_trace_writer_destroy(w);
+        int named = strstr(bd_lasterr(), path) != NULL;
+        free_rows(&b);
+        _exit(rc == BD_EHDF5 && again == BD_EHDF5 && drc == BD_EHDF5 && named ? 0 : 11);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st), "child died of signal %d", WTERMSIG(st));
+    cr_assert_eq(WEXITSTATUS(st), 0, "child exit %d", WEXITSTATUS(st));
+    unlink(path);
+}
+
+/* ---- master file, external links, listing -------------------------------------------- */
+
+Test(memory, master_links_and_list)
+{
+    char dir[256], master[300], file[512];
+    tmp_path(dir, sizeof dir, "master");
+    rm_rf(dir);
+    snprintf(master, sizeof master, "%s/run.h5", dir);
+    const char *run_text = "uid: x\nseed: 7\n";
+    cr_assert_eq(bd_trace_master_create(master, run_text, 7), BD_OK, "%s", bd_lasterr());
+
+    const char *pairs[3][2] = {{"train", "balancer"}, {"train", "other"}, {"test", "balancer"}};
+    const int N = 6, S = 4, U = 1;
+    for (int i = 0; i < 3; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "memory/%s.%s.h5", pairs[i][0], pairs[i][1]);
+        snprintf(file, sizeof file, "%s/%s", dir, rel);
+        bd_trace_spec spec = make_spec(file, pairs[i][0], pairs[i][1], N, S, U);
+        bd_trace_writer *w = NULL;
+        cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+        append_rows(w, 0, 20 + i, N, S, U);
+        bd_episode e = ep(i, 2, 5, (float)i, 1);
+        cr_assert_eq(bd_trace_writer_episodes(w, &e, 1), BD_OK);
+        cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+        cr_assert_eq(bd_trace_master_link(master, pairs[i][0], pairs[i][1], rel), BD_OK, "%s",
+                     bd_lasterr());
+    }
+    /* linking again replaces; a link to a file that does not exist is skipped by list */
+    cr_assert_eq(bd_trace_master_link(master, "train", "balancer", "memory/train.balancer.h5"), BD_OK);
+    cr_assert_eq(bd_trace_master_link(master, "test", "ghost", "memory/test.ghost.h5"), BD_OK);
+
+    for (int i = 0; i < 3; i++) {
+        bd_episode e = ep(i, 2, 5, (float)i, 1);
+        check_episodes(master, pairs[i][0], pairs[i][1], &e, 1);
+        check_rows(master, pairs[i][0], pairs[i][1], 20 + i, N, S, U);
+    }
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    cr_assert_eq(bd_trace_read_episodes(master, "test", "ghost", &eps, &n), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "test.ghost.h5"), "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_read_episodes(master, "train", "nobody", &eps, &n), BD_ENOTFOUND);
+    cr_assert_eq(bd_trace_read_episodes(master, "valid", "balancer", &eps, &n), BD_ENOTFOUND);
+
+    char **names = NULL;
+    int count = 0;
+    cr_assert_eq(bd_trace_list(master, &names, &count), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(count, 3);
+    cr_assert_str_eq(names[0], "train/balancer");
+    cr_assert_str_eq(names[1], "train/other");
+    cr_assert_str_eq(names[2], "test/balancer");
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    snprintf(file, sizeof file, "%s/memory/train.other.h5", dir);
+    cr_assert_eq(bd_trace_list(file, &names, &count), BD_OK);
+    cr_assert_eq(count, 1);
+    cr_assert_str_eq(names[0], "train/other");
+    free(names[0]);
+    free(names);
+
+    /* root attributes */
+    hid_t f = H5Fopen(master, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    char *s = read_str_attr(f, "run_file", 0);
+    cr_assert_str_eq(s, run_text);
+    free(s);
+    s = read_str_attr(f, "bodhi_version", 0);
+    cr_assert_str_eq(s, bd_version());
+    free(s);
+    uint64_t seed = 0;
+    hid_t a = H5Aopen(f, "seed", H5P_DEFAULT);
+    H5Aread(a, H5T_NATIVE_UINT64, &seed);
+    H5Aclose(a);
+    cr_assert_eq(seed, 7);
+    H5Fclose(f);
+
+    /* the links resolve against the master's folder, whatever the working directory */
+    char cwd[512];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir("/"), 0);
+    check_rows(master, "train", "other", 21, N, S, U);
+    cr_assert_eq(chdir("/tmp"), 0);
+    snprintf(file, sizeof file, "%s/run.h5", dir + strlen("/tmp/"));
+    check_rows(file, "test", "balancer", 22, N, S, U);
+    cr_assert_eq(chdir(cwd), 0);
+    rm_rf(dir);
+}
+
+Test(memory, master_errors)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "master_err.h5");
+    cr_assert_eq(bd_trace_master_link(path, "train", "a", "x.h5"), BD_ENOTFOUND);
+    cr_assert_eq(bd_trace_master_create(path, NULL, 1), BD_OK);
+    cr_assert_eq(bd_trace_master_link(path, "tr/ain", "a", "x.h5"), BD_EINVAL);
+    cr_assert_eq(bd_trace_master_link(path, "train", "a", ""), BD_EINVAL);
+    char **names = NULL;
+    int count = -1;
+    cr_assert_eq(bd_trace_list(path, &names, &count), BD_OK);
+    cr_assert_eq(count, 0);
+    free(names);
+    FILE *out = tmpfile();
+    cr_assert_eq(bd_replay(path, out, NULL, 1), BD_OK);
+    fclose(out);
+    unlink(path);
+}
+
+/* ---- replay ------------------------------------------------------------------------- */
+
+static char *slurp(FILE *f)
+{
+    fflush(f);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc((size_t)n + 1, 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    return s;
+}
+
+static int count_lines(const char *path)
+{
+    char *s = NULL;
+    cr_assert_eq(bd_read_file(path, &s, NULL), BD_OK);
+    int n = 0;
+    for (char *p = s; *p; p++)
+        n += *p == '\n';
+    free(s);
+    return n;
+}
+
+Test(memory, replay_verify_ok)
+{
+    char dir[256], master[300], file[320], csv[300];
+    tmp_path(dir, sizeof dir, "replay_ok");
+    rm_rf(dir);
+    snprintf(master, sizeof master, "%s/run.h5", dir);
+    snprintf(file, sizeof file, "%s/memory/train.balancer.h5", dir);
+    snprintf(csv, sizeof csv, "%s/episodes.csv", dir);
+    const int batches[] = {100, 250, 7, 243, 1};  /* episodes span batches */
+    int64_t rows = 0;
+    int64_t n = write_consistent(file, "train", "balancer", 16, batches, 5, 0, &rows);
+    cr_assert(n > 100, "only %lld episodes", (long long)n);
+    cr_assert_eq(bd_trace_master_create(master, "uid: r\n", 1), BD_OK);
+    cr_assert_eq(bd_trace_master_link(master, "train", "balancer", "memory/train.balancer.h5"), BD_OK);
+
+    FILE *out = tmpfile();
+    int rc = bd_replay(dir, out, csv, 1);  /* a run folder means its run.h5 */
+    char *text = slurp(out);
+    cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
+    cr_assert(strstr(text, "train/balancer"), "%s", text);
+    cr_assert(strstr(text, "verify train/balancer: ok"), "%s", text);
+    char want[64];
+    snprintf(want, sizeof want, " %lld ", (long long)n);
+    cr_assert(strstr(text, want), "episode count %lld missing:\n%s", (long long)n, text);
+    snprintf(want, sizeof want, " %lld ", (long long)rows);
+    cr_assert(strstr(text, want), "steps %lld missing:\n%s", (long long)rows, text);
+    free(text);
+    fclose(out);
+    cr_assert_eq(count_lines(csv), n + 1);
+    char *c = NULL;
+    cr_assert_eq(bd_read_file(csv, &c, NULL), BD_OK);
+    const char *head = "phase,agent,world,start_step,length,return,terminated,truncated\ntrain,balancer,";
+    cr_assert(!strncmp(c, head, strlen(head)), "%.200s", c);
+    free(c);
+
+    out = tmpfile();
+    cr_assert_eq(bd_replay(file, out, NULL, 1), BD_OK, "%s", bd_lasterr());  /* the agent's file */
+    fclose(out);
+    rm_rf(dir);
+}
+
+Test(memory, replay_verify_fails_on_bad_episode)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "replay_bad.h5");
+    const int batches[] = {64, 64, 64};
+    int64_t n = write_consistent(path, "train", "balancer", 8, batches, 3, 5.0f, NULL);
+    cr_assert(n > 10);
+    FILE *out = tmpfile();
+    int rc = bd_replay(path, out, NULL, 1);
+    char *text = slurp(out);
+    cr_assert_eq(rc, BD_EINVAL, "rc %d\n%s", rc, text);
+    cr_assert(strstr(text, "verify train/balancer: episode"), "%s", text);
+    cr_assert(strstr(bd_lasterr(), "1 episode"), "%s", bd_lasterr());
+    free(text);
+    fclose(out);
+    out = tmpfile();
+    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_OK);  /* without --verify it is a table */
+    fclose(out);
+
+    /* an episode reaching past the rows recorded is a mismatch too */
+    char path2[256];
+    tmp_path(path2, sizeof path2, "replay_range.h5");
+    bd_trace_spec spec = make_spec(path2, "train", "balancer", 2, 4, 1);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
+    append_rows(w, 0, 10, 2, 4, 1);
+    bd_episode e[2] = {ep(1, 0, 2, reward_val(0, 1) + reward_val(1, 1), 1), ep(0, 8, 5, 0, 1)};
+    cr_assert_eq(bd_trace_writer_episodes(w, e, 2), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    out = tmpfile();
+    rc = bd_replay(path2, out, NULL, 1);
+    text = slurp(out);
+    cr_assert_eq(rc, BD_EINVAL, "%s", text);
+    cr_assert(strstr(text, "outside the rewards rows"), "%s", text);
+    free(text);
+    fclose(out);
+    unlink(path);
+    unlink(path2);
+}
+
+/* ---- damaged, foreign and missing files ---------------------------------------------- */
+
+Test(memory, truncated_file)
+{
+    char path[256], cut[256];
+    tmp_path(path, sizeof path, "whole.h5");
+    tmp_path(cut, sizeof cut, "cut.h5");
+    const int batches[] = {200, 200};
+    write_consistent(path, "train", "balancer", 64, batches, 2, 0, NULL);
+    copy_half(path, cut);
+
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    void *buf = NULL;
+    int64_t dims[3];
+    int rank;
+    char **names = NULL;
+    int count = 0;
+    cr_assert_eq(bd_trace_read_episodes(cut, "train", "balancer", &eps, &n), BD_EHDF5);
+    cr_assert(strstr(bd_lasterr(), cut), "%s", bd_lasterr());
+    cr_assert_null(eps);
+    cr_assert_eq(bd_trace_read_dataset(cut, "train", "balancer", "rewards", &buf, dims, &rank), BD_EHDF5);
+    cr_assert_null(buf);
+    cr_assert_eq(bd_trace_list(cut, &names, &count), BD_EHDF5);
+    FILE *out = tmpfile();
+    cr_assert_eq(bd_replay(cut, out, NULL, 1), BD_EHDF5);
+    fclose(out);
+    unlink(path);
+    unlink(cut);
+}
+
+Test(memory, text_file)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "text.h5");
+    const char *text = "this is not HDF5\n";
+    cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    char **names = NULL;
+    int count = 0;
+    cr_assert_eq(bd_trace_read_episodes(path, "train", "balancer", &eps, &n), BD_EHDF5);
+    cr_assert(strstr(bd_lasterr(), path), "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_list(path, &names, &count), BD_EHDF5);
+    FILE *out = tmpfile();
+    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_EHDF5);
+    fclose(out);
+    cr_assert_eq(bd_trace_master_link(path, "train", "a", "x.h5"), BD_EHDF5);
+    unlink(path);
+}
+
+Test(memory, missing_file)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "missing.h5");
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    void *buf = NULL;
+    int64_t dims[3];
+    int rank;
+    char **names = NULL;
+    int count = 0;
+    cr_assert_eq(bd_trace_read_episodes(path, "train", "balancer", &eps, &n), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), path), "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_read_dataset(path, "train", "balancer", "rewards", &buf, dims, &rank), BD_ENOTFOUND);
+    cr_assert_eq(bd_trace_list(path, &names, &count), BD_ENOTFOUND);
+    FILE *out = tmpfile();
+    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_ENOTFOUND);
+    fclose(out);
+
+    /* a file without the group or dataset asked for */
+    tmp_path(path, sizeof path, "nogroup.h5");
+    bd_trace_spec spec = make_spec(path, "train", "balancer", 2, 4, 1);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    cr_assert_eq(bd_trace_read_episodes(path, "test", "balancer", &eps, &n), BD_ENOTFOUND);
+    cr_assert_eq(bd_trace_read_dataset(path, "train", "balancer", "nothing", &buf, dims, &rank), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "nothing"), "%s", bd_lasterr());
+    unlink(path);
+}
+
+/* ---- reading while writing, and after the writer died -------------------------------- */
+
+Test(memory, read_while_writing_same_process)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "live.h5");
+    const int N = 10, S = 4, U = 1;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
+    append_rows(w, 0, 30, N, S, U);
+    cr_assert_eq(bd_trace_writer_sync(w), BD_OK);
+    check_rows(path, "train", "balancer", 30, N, S, U);
+    append_rows(w, 30, 12, N, S, U);
+    cr_assert_eq(bd_trace_writer_sync(w), BD_OK);
+    check_rows(path, "train", "balancer", 42, N, S, U);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    check_rows(path, "train", "balancer", 42, N, S, U);
+    unlink(path);
+}
+
+/* A child process writes, syncs and waits; the parent reads the live file, then the child
+ * is killed without closing it (a crash) and the parent reads what was flushed. */
+static pid_t start_writer_child(const char *path, int N, int S, int U, int *go_fd)
+{
+    int ready[2], go[2];
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(go[1]);
+        bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+        bd_trace_writer *w = NULL;
+        if (bd_trace_writer_create(&spec, &w) != BD_OK)
+            _exit(10);
+        rows_buf b = make_rows(0, 25, N, S, U);
+        bd_episode e = ep(1, 3, 4, reward_val(3, 1) + reward_val(4, 1) + reward_val(5, 1) + reward_val(6, 1), 1);
+        if (bd_trace_writer_append(w, 25, b.sen, b.act, b.rew, b.term, b.trunc) ||
+            bd_trace_writer_episodes(w, &e, 1) || bd_trace_writer_sync(w))
+            _exit(11);
+        char c = 'r';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(12);
+        if (read(go[0], &c, 1) != 1)  /* the parent says when to die */
+            _exit(13);
+        raise(SIGKILL);
+        _exit(14);
+    }
+    close(ready[1]);
+    close(go[0]);
+    char c = 0;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the writer child failed");
+    close(ready[0]);
+    *go_fd = go[1];
+    return pid;
+}
+
+static void kill_writer_child(pid_t pid, int go_fd)
+{
+    char c = 'k';
+    cr_assert_eq(write(go_fd, &c, 1), 1);
+    close(go_fd);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+}
+
+Test(memory, read_live_and_crashed_writer)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "crash.h5");
+    const int N = 10, S = 4, U = 1;
+    int go = -1;
+    pid_t pid = start_writer_child(path, N, S, U, &go);
+    check_rows(path, "train", "balancer", 25, N, S, U);  /* while the child holds it open */
+    kill_writer_child(pid, go);
+    check_rows(path, "train", "balancer", 25, N, S, U);  /* after it died mid-run */
+    FILE *out = tmpfile();
+    cr_assert_eq(bd_replay(path, out, NULL, 1), BD_OK, "%s", bd_lasterr());
+    fclose(out);
+
+    /* such a file cut short: HDF5's own size check is off for SWMR reads, ours is not */
+    char cut[256];
+    tmp_path(cut, sizeof cut, "crash_cut.h5");
+    copy_half(path, cut);
+    void *buf = NULL;
+    int64_t dims[3];
+    int rank;
+    cr_assert_eq(bd_trace_read_dataset(cut, "train", "balancer", "rewards", &buf, dims, &rank), BD_EHDF5);
+    cr_assert(strstr(bd_lasterr(), "truncated"), "%s", bd_lasterr());
+    unlink(cut);
+
+    /* a restarted writer starts the file anew */
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    append_rows(w, 0, 3, N, S, U);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    check_rows(path, "train", "balancer", 3, N, S, U);
+    unlink(path);
+}
+
+/* ---- h5py ------------------------------------------------------------------------------ */
+
+static const char *H5PY_CHECK =
+    "import sys, h5py, numpy as np\n"
+    "f = h5py.File(sys.argv[1], 'r')\n"
+    "r = f['train/balancer/rewards']\n"
+    "assert r.shape == (601, 16), r.shape\n"
+    "assert r.dtype == np.float32, r.dtype\n"
+    "assert f['train/balancer/sensors'].shape == (601, 16, 4)\n"
+    "assert f['train/balancer/actuators'].shape == (601, 16, 1)\n"
+    "assert f['train/balancer/terminated'].dtype == np.uint8\n"
+    "g = f['train/balancer']\n"
+    "ids = [x.decode() if isinstance(x, bytes) else x for x in g.attrs['sensor_ids']]\n"
+    "assert ids == ['pole.x', 'pole.x_dot', 'pole.theta', 'pole.theta_dot'], ids\n"
+    "assert g.attrs['env'] in ('cartpole', b'cartpole')\n"
+    "assert int(g.attrs['seed']) == 42 and int(g.attrs['worlds']) == 16\n"
+    "assert int(f.attrs['seed']) == 9\n"
+    "ep = f['train/balancer/episodes'][:]\n"
+    "assert len(ep) > 100 and ep.dtype.names == ('world', 'start_step', 'length', 'return', "
+    "'terminated', 'truncated'), ep.dtype\n"
+    "rw = r[:]\n"
+    "for e in ep:\n"
+    "    s = rw[e['start_step']:e['start_step'] + e['length'], e['world']].astype(np.float64).sum()\n"
+    "    assert abs(s - e['return']) <= 1e-3 * max(abs(s), 1.0), (e, s)\n"
+    "    assert e['terminated'] + e['truncated'] == 1\n"
+    "print('h5py ok', len(ep))\n";
+
+Test(memory, h5py_reads_master_from_another_cwd)
+{
+    if (!has_h5py())
+        cr_skip("/usr/bin/python3 has no h5py");
+    char dir[256], master[300], file[512];
+    tmp_path(dir, sizeof dir, "h5py");
+    rm_rf(dir);
+    snprintf(master, sizeof master, "%s/run.h5", dir);
+    snprintf(file, sizeof file, "%s/memory/train.balancer.h5", dir);
+    const int batches[] = {100, 250, 7, 243, 1};
+    write_consistent(file, "train", "balancer", 16, batches, 5, 0, NULL);
+    cr_assert_eq(bd_trace_master_create(master, "uid: p\n", 9), BD_OK);
+    cr_assert_eq(bd_trace_master_link(master, "train", "balancer", "memory/train.balancer.h5"), BD_OK);
+    cr_assert_eq(run_python("h5py_check", H5PY_CHECK, master), 0);
+    rm_rf(dir);
+}
+
+static const char *H5PY_LIVE =
+    "import sys, h5py\n"
+    "f = h5py.File(sys.argv[1], 'r', swmr=True)\n"
+    "assert f['train/balancer/rewards'].shape == (25, 10)\n"
+    "assert len(f['train/balancer/episodes']) == 1\n";
+
+static const char *H5PY_CRASHED =
+    "import sys, h5py\n"
+    "try:\n"
+    "    h5py.File(sys.argv[1], 'r')\n"
+    "    sys.exit(3)  # the docs say a plain open fails on a file whose writer died\n"
+    "except OSError:\n"
+    "    pass\n"
+    "f = h5py.File(sys.argv[1], 'r', swmr=True)\n"
+    "assert f['train/balancer/rewards'].shape == (25, 10)\n"
+    "assert len(f['train/balancer/episodes']) == 1\n";
+
+Test(memory, h5py_reads_live_and_crashed_file_with_swmr)
+{
+    if (!has_h5py())
+        cr_skip("/usr/bin/python3 has no h5py");
+    char path[256];
+    tmp_path(path, sizeof path, "h5py_crash.h5");
+    int go = -1;
+    pid_t pid = start_writer_child(path, 10, 4, 1, &go);
+    int live = run_python("h5py_live", H5PY_LIVE, path);
+    kill_writer_child(pid, go);
+    cr_assert_eq(live, 0, "h5py could not read the live file with swmr=True");
+    cr_assert_eq(run_python("h5py_crash", H5PY_CRASHED, path), 0);
+    unlink(path);
+}

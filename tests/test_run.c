@@ -1,0 +1,237 @@
+/* test_run.c: `bodhi` as a user runs it: a short real run (conductor, one brain, two
+ * muscle processes over NNG, HDF5 memory), the run directory it leaves, bad input
+ * (exit 2 with FILE:LINE:COL), Ctrl-C (exit 130, memory kept and readable), and a
+ * killed muscle (exit 1 naming it). Run dirs are unique per test (pid). */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/util.h"
+
+static const char *SHORT_RUN =
+    "uid: short\n"
+    "seed: 5\n"
+    "schedule:\n"
+    "  - train:\n"
+    "      environments:\n"
+    "        - environment: {name: cartpole, uid: pole, params: {worlds: 6}}\n"
+    "      agents:\n"
+    "        - name: balancer\n"
+    "          brain: {name: ppo, params: {rollout_steps: 32, hidden: 16}}\n"
+    "          muscle: {name: ppo, params: {}}\n"
+    "          objective: {name: reward, params: {}}\n"
+    "          sensors: [pole.*]\n"
+    "          actuators: [pole.push]\n"
+    "      simulation:\n"
+    "        conditions:\n"
+    "          - {name: max_steps, params: {steps: %d}}\n"
+    "      phase_config: {mode: train, worker: 2}\n"
+    "  - test:\n"
+    "      phase_config: {mode: test, worker: 2, episodes: 3}\n";
+
+static char *write_run(const char *tag, int steps)
+{
+    char *path = bd_strfmt("/tmp/bd-test-run-%d-%s.yml", (int)getpid(), tag);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, SHORT_RUN, steps);
+    fclose(f);
+    return path;
+}
+
+static int run_cmd(const char *fmt, const char *a, const char *b)
+{
+    char *cmd = bd_strfmt(fmt, BODHI_BINARY, a, b);
+    int st = system(cmd);
+    free(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pid_t start_bodhi(const char *file, const char *out)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", 1);
+        dup2(null, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int count_lines_with(const char *path, const char *needle)
+{
+    char *text;
+    if (bd_read_file(path, &text, NULL) != BD_OK)
+        return -1;
+    int n = 0;
+    for (char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    free(text);
+    return n;
+}
+
+Test(run, short_run_end_to_end, .timeout = 300)
+{
+    char *file = write_run("e2e", 4096);
+    char *out = bd_strfmt("/tmp/bd-run-%d-e2e", (int)getpid());
+    int code = run_cmd("%s run %s --out %s --quiet", file, out);
+    cr_assert_eq(code, 0, "bodhi run exit code");
+    char *p;
+    const char *files[] = {"run.yml", "run.h5", "summary.json", "log.jsonl",
+                           "checkpoints/train/balancer.pt", "memory/train.balancer.h5",
+                           "memory/test.balancer.h5"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        p = bd_strfmt("%s/%s", out, files[i]);
+        cr_assert(bd_exists(p), "%s missing", p);
+        free(p);
+    }
+    p = bd_strfmt("%s/summary.json", out);
+    char *text;
+    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    cJSON *s = cJSON_Parse(text);
+    cr_assert_not_null(s);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "done");
+    cr_assert_eq(cJSON_GetObjectItem(s, "seed")->valueint, 5);
+    cJSON *phases = cJSON_GetObjectItem(s, "phases");
+    cr_assert_eq(cJSON_GetArraySize(phases), 2);
+    cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 0), "agents"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(a0, "name")->valuestring, "balancer");
+    cr_assert(cJSON_GetObjectItem(a0, "steps")->valuedouble >= 4096);
+    cJSON *a1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 1), "agents"), 0);
+    cr_assert(cJSON_GetObjectItem(a1, "episodes")->valuedouble >= 3, "test phase ran its episodes");
+    cJSON_Delete(s);
+    free(text);
+    free(p);
+    /* every process was spawned and exited: per phase one brain and two muscles */
+    p = bd_strfmt("%s/log.jsonl", out);
+    cr_assert_eq(count_lines_with(p, "\"event\":\"spawned\""), 6);
+    cr_assert_eq(count_lines_with(p, "\"event\":\"exited\""), 6);
+    cr_assert_eq(count_lines_with(p, "\"code\":0"), 6);
+    cr_assert(count_lines_with(p, "\"event\":\"update\"") > 0);
+    cr_assert_eq(count_lines_with(p, "\"event\":\"checkpoint\""), 1);
+    free(p);
+    /* the trace is consistent: every episode's return is the sum of its rewards */
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
+    free(out);
+    free(file);
+}
+
+Test(run, same_seed_same_trajectories, .timeout = 300)
+{
+    char *file = write_run("det", 2048);
+    char *a = bd_strfmt("/tmp/bd-run-%d-da", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-db", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, a), 0);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, b), 0);
+    char *ca = bd_strfmt("%s/a.csv", a), *cb = bd_strfmt("%s/b.csv", b);
+    cr_assert_eq(run_cmd("%s replay %s --csv %s > /dev/null", a, ca), 0);
+    cr_assert_eq(run_cmd("%s replay %s --csv %s > /dev/null", b, cb), 0);
+    char *ta, *tb;
+    cr_assert_eq(bd_read_file(ca, &ta, NULL), BD_OK);
+    cr_assert_eq(bd_read_file(cb, &tb, NULL), BD_OK);
+    cr_assert(strlen(ta) > 100);
+    cr_assert_str_eq(ta, tb, "two runs with one seed recorded the same episodes");
+    free(ta); free(tb); free(ca); free(cb); free(a); free(b); free(file);
+}
+
+Test(run, bad_input_exits_2_with_position)
+{
+    char *path = bd_strfmt("/tmp/bd-test-run-%d-bad.yml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fprintf(f, "uid: x\nschedule:\n  - train:\n      phase_config: {worker: two}\n");
+    fclose(f);
+    char *err = bd_strfmt("/tmp/bd-test-run-%d-bad.err", (int)getpid());
+    char *cmd = bd_strfmt("%s run %s 2> %s", BODHI_BINARY, path, err);
+    int st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2);
+    char *text;
+    cr_assert_eq(bd_read_file(err, &text, NULL), BD_OK);
+    char *want = bd_strfmt("%s:", path);
+    cr_assert(strstr(text, want), "error names the file: %s", text);
+    free(text);
+    free(want);
+    free(cmd);
+    cmd = bd_strfmt("%s run /tmp/bd-no-such-file-%d.yml 2> /dev/null", BODHI_BINARY, (int)getpid());
+    st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2, "missing file");
+    free(cmd);
+    cmd = bd_strfmt("%s run %s --device tpu 2> /dev/null", BODHI_BINARY, path);
+    st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2, "bad device");
+    free(cmd);
+    cmd = bd_strfmt("%s frobnicate 2> /dev/null", BODHI_BINARY);
+    st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2, "unknown command");
+    free(cmd);
+    free(err);
+    free(path);
+}
+
+static void wait_for(const char *path, double seconds)
+{
+    double t0 = bd_now();
+    while (!bd_exists(path) && bd_now() - t0 < seconds)
+        usleep(20000);
+}
+
+Test(run, ctrl_c_keeps_what_was_written, .timeout = 300)
+{
+    char *file = write_run("int", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-int", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
+    wait_for(mem, 60);
+    sleep(2);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st));
+    cr_assert_eq(WEXITSTATUS(st), 130, "Ctrl-C exit code");
+    char *p = bd_strfmt("%s/summary.json", out), *text;
+    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "\"interrupted\""), "%s", text);
+    free(text);
+    free(p);
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0,
+                 "the memory written before Ctrl-C is readable and consistent");
+    p = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert(bd_exists(p), "the brain saved what it had learnt");
+    free(p);
+    free(mem);
+    free(out);
+    free(file);
+}
+
+Test(run, killed_muscle_fails_the_run, .timeout = 300)
+{
+    char *file = write_run("kill", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-kill", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
+    wait_for(mem, 60);
+    sleep(1);
+    char *cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
+    cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st));
+    cr_assert_eq(WEXITSTATUS(st), 1);
+    char *p = bd_strfmt("%s/summary.json", out), *text;
+    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, "muscle 1"), "%s", text);
+    free(text);
+    free(p);
+    cr_assert_eq(run_cmd("%s replay %s > /dev/null%s", out, ""), 0, "memory still readable");
+    free(cmd);
+    free(mem);
+    free(out);
+    free(file);
+}

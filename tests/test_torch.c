@@ -1,0 +1,882 @@
+/* test_torch.c: Criterion suite for the libtorch shim (torch/bd_torch.h).
+ *
+ * Covers: seeded init (determinism, orthogonality, zero biases/log std), flat parameter
+ * get/set, forward shapes, PPO update (value regression, policy improvement, stats, lr,
+ * argument checks), continuous policies, checkpoints (round trip, optimiser resume,
+ * architecture mismatch, corrupt and missing files) and the CUDA device checks.
+ * Limits: small networks and batches so the suite runs in seconds on one thread; the CUDA
+ * functional test is skipped where libtorch sees no GPU. Criterion runs tests in separate
+ * processes, so temp files carry the pid.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "torch/bd_torch.h"
+
+static void setup(void)
+{
+    bdt_set_threads(1);
+}
+
+TestSuite(torch, .init = setup, .timeout = 120);
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+/* uniform in [-1, 1), deterministic */
+static float urand(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+
+static bdt_policy_config pcfg(int obs, bdt_act_kind kind, int act, uint64_t seed)
+{
+    bdt_policy_config c = {.obs_dim = obs, .act_kind = kind, .act_dim = act, .hidden = 64,
+                           .layers = 2, .device = BDT_CPU, .seed = seed};
+    return c;
+}
+
+static bdt_policy *mkpol(bdt_policy_config c)
+{
+    bdt_policy *p = NULL;
+    int rc = bdt_policy_create(&c, &p);
+    cr_assert_eq(rc, BD_OK, "bdt_policy_create: %s", bd_lasterr());
+    cr_assert_not_null(p);
+    return p;
+}
+
+static bdt_ppo_config ocfg(void)
+{
+    bdt_ppo_config c = {.lr = 2.5e-4f, .clip_coef = 0.2f, .vf_coef = 0.5f, .ent_coef = 0.01f,
+                        .max_grad_norm = 0.5f, .clip_vloss = 1, .norm_adv = 1, .epochs = 4,
+                        .minibatches = 4};
+    return c;
+}
+
+static bdt_ppo *mkppo(bdt_policy *p, bdt_ppo_config c)
+{
+    bdt_ppo *o = NULL;
+    int rc = bdt_ppo_create(p, &c, &o);
+    cr_assert_eq(rc, BD_OK, "bdt_ppo_create: %s", bd_lasterr());
+    return o;
+}
+
+static float *getp(bdt_policy *p)
+{
+    size_t n = bdt_policy_param_count(p);
+    float *v = malloc(n * sizeof *v);
+    cr_assert_not_null(v);
+    cr_assert_eq(bdt_policy_get_params(p, v, n), BD_OK, "%s", bd_lasterr());
+    return v;
+}
+
+static void tmpname(char *buf, size_t n, const char *tag)
+{
+    snprintf(buf, n, "/tmp/bdt_test_%ld_%s.pt", (long)getpid(), tag);
+}
+
+/* identity permutation repeated for every epoch: perm (epochs * n) */
+static int64_t *ident_perm(int epochs, int n)
+{
+    int64_t *perm = malloc((size_t)epochs * n * sizeof *perm);
+    cr_assert_not_null(perm);
+    for (int e = 0; e < epochs; e++)
+        for (int i = 0; i < n; i++)
+            perm[e * n + i] = i;
+    return perm;
+}
+
+/* A seeded shuffle, as a caller would draw it: perm (epochs * n) */
+static int64_t *shuffled_perm(int epochs, int n)
+{
+    int64_t *perm = ident_perm(epochs, n);
+    for (int e = 0; e < epochs; e++)
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)((urand() + 1.0f) * 0.5f * (float)(i + 1));
+            if (j > i)
+                j = i;
+            int64_t t = perm[e * n + i];
+            perm[e * n + i] = perm[e * n + j];
+            perm[e * n + j] = t;
+        }
+    return perm;
+}
+
+/* Discrete log-probs of `act` under the policy's current logits. obs (n, obs), act (n). */
+static void discrete_logp(bdt_policy *p, const float *obs, const float *act, int n, int na, float *logp,
+                          float *val)
+{
+    float *logits = malloc((size_t)n * na * sizeof *logits);
+    cr_assert_not_null(logits);
+    cr_assert_eq(bdt_policy_forward(p, obs, n, logits, val), BD_OK, "%s", bd_lasterr());
+    for (int i = 0; i < n; i++) {
+        const float *l = logits + (size_t)i * na;
+        float m = l[0];
+        for (int k = 1; k < na; k++)
+            m = l[k] > m ? l[k] : m;
+        double s = 0;
+        for (int k = 0; k < na; k++)
+            s += exp((double)(l[k] - m));
+        logp[i] = (float)((double)(l[(int)act[i]] - m) - log(s));
+    }
+    free(logits);
+}
+
+/* ---- init ------------------------------------------------------------------------- */
+
+Test(torch, same_seed_same_params)
+{
+    bdt_policy *a = mkpol(pcfg(4, BDT_DISCRETE, 2, 7));
+    bdt_policy *b = mkpol(pcfg(4, BDT_DISCRETE, 2, 7));
+    bdt_policy *c = mkpol(pcfg(4, BDT_DISCRETE, 2, 8));
+    size_t n = bdt_policy_param_count(a);
+    /* critic 4*64+64 + 64*64+64 + 64+1, actor the same but 2 outputs */
+    size_t want = (4 * 64 + 64 + 64 * 64 + 64 + 64 + 1) + (4 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2);
+    cr_assert_eq(n, want, "param_count %zu, want %zu", n, want);
+    float *pa = getp(a), *pb = getp(b), *pc = getp(c);
+    cr_assert(memcmp(pa, pb, n * sizeof *pa) == 0, "same seed gave different weights");
+    cr_assert(memcmp(pa, pc, n * sizeof *pa) != 0, "different seeds gave the same weights");
+    free(pa);
+    free(pb);
+    free(pc);
+    bdt_policy_destroy(a);
+    bdt_policy_destroy(b);
+    bdt_policy_destroy(c);
+}
+
+Test(torch, orthogonal_init_and_zero_biases)
+{
+    /* discrete: critic.0.weight (64, 4) is first; its columns are orthogonal with norm^2 2 */
+    bdt_policy *p = mkpol(pcfg(4, BDT_DISCRETE, 3, 1));
+    float *v = getp(p);
+    const float *w = v; /* (64, 4) */
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double d = 0;
+            for (int r = 0; r < 64; r++)
+                d += (double)w[r * 4 + i] * w[r * 4 + j];
+            cr_assert(fabs(d - (i == j ? 2.0 : 0.0)) < 1e-4, "W^T W [%d][%d] = %g", i, j, d);
+        }
+    const float *b0 = v + 64 * 4; /* critic.0.bias (64) */
+    for (int r = 0; r < 64; r++)
+        cr_assert_eq(b0[r], 0.0f);
+    /* actor head (3, 64) has gain 0.01: rows orthonormal times 0.01; it ends 3 + 192 from the end */
+    size_t n = bdt_policy_param_count(p);
+    const float *ah = v + n - 3 - 3 * 64;
+    for (int i = 0; i < 3; i++) {
+        double d = 0;
+        for (int k = 0; k < 64; k++)
+            d += (double)ah[i * 64 + k] * ah[i * 64 + k];
+        cr_assert(fabs(d - 1e-4) < 1e-7, "actor head row %d norm^2 %g", i, d);
+    }
+    free(v);
+    bdt_policy_destroy(p);
+
+    /* continuous: actor_logstd (1, act) comes first and is 0 */
+    p = mkpol(pcfg(3, BDT_CONTINUOUS, 2, 1));
+    float ls[2] = {1, 1};
+    cr_assert_eq(bdt_policy_logstd(p, ls, 2), BD_OK, "%s", bd_lasterr());
+    cr_assert(ls[0] == 0.0f && ls[1] == 0.0f);
+    v = getp(p);
+    cr_assert(v[0] == 0.0f && v[1] == 0.0f);
+    free(v);
+    cr_assert_eq(bdt_policy_logstd(p, ls, 3), BD_EINVAL);
+    bdt_policy_destroy(p);
+}
+
+Test(torch, bad_configs)
+{
+    bdt_policy *p = (bdt_policy *)1;
+    bdt_policy_config c = pcfg(0, BDT_DISCRETE, 2, 1);
+    cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
+    cr_assert_null(p);
+    c = pcfg(4, (bdt_act_kind)7, 2, 1);
+    cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
+    cr_assert_eq(bdt_policy_create(NULL, &p), BD_EINVAL);
+    c = pcfg(4, BDT_DISCRETE, 2, 1);
+    c.layers = 0; /* a linear policy is allowed */
+    cr_assert_eq(bdt_policy_create(&c, &p), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_policy_param_count(p), (size_t)(4 + 1 + 4 * 2 + 2));
+    bdt_policy_destroy(p);
+    bdt_policy_destroy(NULL);
+    bdt_ppo_destroy(NULL);
+    cr_assert_eq(bdt_policy_param_count(NULL), (size_t)0);
+}
+
+/* ---- params and forward ------------------------------------------------------------ */
+
+Test(torch, get_set_round_trip)
+{
+    bdt_policy *p = mkpol(pcfg(5, BDT_DISCRETE, 3, 3));
+    size_t n = bdt_policy_param_count(p);
+    float *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
+    for (size_t i = 0; i < n; i++)
+        v[i] = urand();
+    cr_assert_eq(bdt_policy_set_params(p, v, n), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK, "%s", bd_lasterr());
+    cr_assert(memcmp(v, w, n * sizeof *v) == 0);
+    cr_assert_eq(bdt_policy_set_params(p, v, n - 1), BD_EINVAL);
+    cr_assert_eq(bdt_policy_get_params(p, w, n + 1), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "parameters") != NULL, "%s", bd_lasterr());
+    free(v);
+    free(w);
+    bdt_policy_destroy(p);
+}
+
+Test(torch, forward_shapes_and_set_params_changes_output)
+{
+    enum { N = 6, OBS = 4, ACT = 3 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_DISCRETE, ACT, 11));
+    float obs[N * OBS], out[N * ACT + 1], val[N + 1], out2[N * ACT], val2[N];
+    for (int i = 0; i < N * OBS; i++)
+        obs[i] = urand();
+    out[N * ACT] = 12345.0f; /* sentinels: nothing is written past the shapes */
+    val[N] = 12345.0f;
+    cr_assert_eq(bdt_policy_forward(p, obs, N, out, val), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(out[N * ACT], 12345.0f);
+    cr_assert_eq(val[N], 12345.0f);
+    for (int i = 0; i < N * ACT; i++)
+        cr_assert(isfinite(out[i]) && fabsf(out[i]) < 0.2f, "logit %d = %g (head gain 0.01)", i, out[i]);
+    for (int i = 0; i < N; i++)
+        cr_assert(isfinite(val[i]));
+    /* each row alone gives the same as in the batch */
+    float o1[ACT], v1;
+    cr_assert_eq(bdt_policy_forward(p, obs + 2 * OBS, 1, o1, &v1), BD_OK);
+    for (int k = 0; k < ACT; k++)
+        cr_assert(fabsf(o1[k] - out[2 * ACT + k]) < 1e-6f);
+    cr_assert(fabsf(v1 - val[2]) < 1e-5f);
+    /* NULL outputs and n = 0 are fine */
+    cr_assert_eq(bdt_policy_forward(p, obs, N, NULL, val2), BD_OK);
+    cr_assert(memcmp(val, val2, sizeof val2) == 0);
+    cr_assert_eq(bdt_policy_forward(p, obs, 0, out2, val2), BD_OK);
+    cr_assert_eq(bdt_policy_forward(p, obs, -1, out2, val2), BD_EINVAL);
+
+    float *v = getp(p);
+    size_t n = bdt_policy_param_count(p);
+    for (size_t i = 0; i < n; i++)
+        v[i] *= 3.0f;
+    cr_assert_eq(bdt_policy_set_params(p, v, n), BD_OK);
+    cr_assert_eq(bdt_policy_forward(p, obs, N, out2, val2), BD_OK);
+    cr_assert(memcmp(out, out2, sizeof out2) != 0, "set_params did not change the logits");
+    cr_assert(memcmp(val, val2, sizeof val2) != 0, "set_params did not change the values");
+    free(v);
+    bdt_policy_destroy(p);
+}
+
+/* ---- PPO --------------------------------------------------------------------------- */
+
+Test(torch, value_regression_learns)
+{
+    enum { N = 64, OBS = 2, EP = 1 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_DISCRETE, 2, 5));
+    bdt_ppo_config oc = ocfg();
+    oc.lr = 1e-2f;
+    oc.ent_coef = 0.0f;
+    oc.clip_vloss = 0;
+    oc.epochs = EP;
+    oc.minibatches = 2;
+    bdt_ppo *o = mkppo(p, oc);
+    float obs[N * OBS], act[N], logp[N], adv[N], ret[N], val[N];
+    for (int i = 0; i < N; i++) {
+        obs[i * OBS] = urand();
+        obs[i * OBS + 1] = urand();
+        ret[i] = 2.0f * obs[i * OBS] - obs[i * OBS + 1];
+        act[i] = (float)(i % 2);
+        adv[i] = 0.0f;
+    }
+    int64_t *perm = shuffled_perm(EP, N);
+    double mse0 = 0, mse1 = 0;
+    bdt_ppo_stats st;
+    for (int it = 0; it < 200; it++) {
+        discrete_logp(p, obs, act, N, 2, logp, val);
+        if (it == 0)
+            for (int i = 0; i < N; i++)
+                mse0 += (double)(val[i] - ret[i]) * (val[i] - ret[i]) / N;
+        cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK, "%s",
+                     bd_lasterr());
+        cr_assert_eq(st.policy_loss, 0.0f);
+    }
+    cr_assert_eq(bdt_policy_forward(p, obs, N, NULL, val), BD_OK);
+    for (int i = 0; i < N; i++)
+        mse1 += (double)(val[i] - ret[i]) * (val[i] - ret[i]) / N;
+    cr_log_info("value MSE %g -> %g\n", mse0, mse1);
+    cr_assert(mse1 * 10.0 <= mse0, "value MSE %g -> %g: not a 10x fall", mse0, mse1);
+    free(perm);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+Test(torch, policy_learns_preferred_action)
+{
+    enum { N = 64, OBS = 3, EP = 4 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_DISCRETE, 2, 9));
+    bdt_ppo_config oc = ocfg();
+    oc.lr = 3e-3f;
+    oc.epochs = EP;
+    bdt_ppo *o = mkppo(p, oc);
+    float obs[N * OBS], act[N], logp[N], adv[N], ret[N], val[N];
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < OBS; k++)
+            obs[i * OBS + k] = urand();
+        act[i] = (float)(i % 2);
+        adv[i] = i % 2 ? -1.0f : 1.0f;
+        ret[i] = 0.0f;
+    }
+    int64_t *perm = shuffled_perm(EP, N);
+    bdt_ppo_stats st;
+    for (int it = 0; it < 30; it++) {
+        discrete_logp(p, obs, act, N, 2, logp, val);
+        cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK, "%s",
+                     bd_lasterr());
+        cr_assert(isfinite(st.approx_kl) && st.clip_frac >= 0.0f && st.clip_frac <= 1.0f);
+        cr_assert(st.entropy > 0.0f && st.entropy <= logf(2.0f) + 1e-5f, "entropy %g", st.entropy);
+    }
+    float logits[N * 2];
+    cr_assert_eq(bdt_policy_forward(p, obs, N, logits, NULL), BD_OK);
+    double pmean = 0;
+    for (int i = 0; i < N; i++)
+        pmean += 1.0 / (1.0 + exp((double)(logits[2 * i + 1] - logits[2 * i]))) / N;
+    cr_log_info("mean p(action 0) = %g\n", pmean);
+    cr_assert(pmean > 0.9, "mean p(action 0) = %g", pmean);
+    free(perm);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+/* CleanRL's PPO loss for one minibatch (the whole batch, in order), computed here in double
+ * from the policy's forward outputs: an independent statement of what the update minimises.
+ * obs (n, obs); act (n) or (n, act); logp_old, adv, ret, val_old (n). */
+static double ref_loss(bdt_policy *p, const bdt_policy_config *pc, const bdt_ppo_config *oc, const float *obs,
+                       const float *act, const float *logp_old, const float *adv, const float *ret,
+                       const float *val_old, int n)
+{
+    int na = pc->act_dim;
+    float *head = malloc((size_t)n * na * sizeof *head), *v = malloc((size_t)n * sizeof *v);
+    float ls[16] = {0};
+    cr_assert(head && v && na <= 16);
+    cr_assert_eq(bdt_policy_forward(p, obs, n, head, v), BD_OK);
+    if (pc->act_kind == BDT_CONTINUOUS)
+        cr_assert_eq(bdt_policy_logstd(p, ls, na), BD_OK);
+    double am = 0, as = 0;
+    for (int i = 0; i < n; i++)
+        am += adv[i] / (double)n;
+    for (int i = 0; i < n; i++)
+        as += (adv[i] - am) * (adv[i] - am) / (double)(n - 1);
+    as = sqrt(as);
+    double pg = 0, vl = 0, ent = 0, c = oc->clip_coef;
+    for (int i = 0; i < n; i++) {
+        const float *h = head + (size_t)i * na;
+        double lp = 0, en = 0;
+        if (pc->act_kind == BDT_DISCRETE) {
+            double m = h[0], z = 0;
+            for (int k = 1; k < na; k++)
+                m = h[k] > m ? h[k] : m;
+            for (int k = 0; k < na; k++)
+                z += exp(h[k] - m);
+            for (int k = 0; k < na; k++) {
+                double l = h[k] - m - log(z);
+                en -= exp(l) * l;
+            }
+            lp = h[(int)act[i]] - m - log(z);
+        } else {
+            for (int k = 0; k < na; k++) {
+                double d = ((double)act[i * na + k] - h[k]) / exp(ls[k]);
+                lp += -0.5 * d * d - ls[k] - 0.5 * log(2.0 * M_PI);
+                en += 0.5 + 0.5 * log(2.0 * M_PI) + ls[k];
+            }
+        }
+        double r = exp(lp - logp_old[i]), a = oc->norm_adv ? (adv[i] - am) / (as + 1e-8) : adv[i];
+        double rc = r < 1 - c ? 1 - c : r > 1 + c ? 1 + c : r;
+        pg += fmax(-a * r, -a * rc) / n;
+        double u = (v[i] - ret[i]) * (double)(v[i] - ret[i]);
+        double dv = v[i] - val_old[i];
+        dv = dv < -c ? -c : dv > c ? c : dv;
+        double w = (val_old[i] + dv - ret[i]) * (val_old[i] + dv - ret[i]);
+        vl += 0.5 * (oc->clip_vloss ? fmax(u, w) : u) / n;
+        ent += en / n;
+    }
+    free(head);
+    free(v);
+    return pg - oc->ent_coef * ent + oc->vf_coef * vl;
+}
+
+/* Adam's first step moves each weight by lr * g / (|g| + eps): where the finite-difference
+ * gradient of ref_loss is clearly non-zero, the update must move by -lr * sign(g). */
+static void check_update_follows_ref_loss(bdt_act_kind kind)
+{
+    enum { N = 16, OBS = 3, ACT = 3 };
+    bdt_policy_config pc = pcfg(OBS, kind, ACT, 17);
+    pc.hidden = 8;
+    bdt_policy *p = mkpol(pc);
+    bdt_ppo_config oc = ocfg();
+    oc.lr = 1e-3f;
+    oc.ent_coef = 0.5f;
+    oc.max_grad_norm = 1e9f; /* Adam's first step does not see a uniform scale anyway */
+    oc.epochs = 1;
+    oc.minibatches = 1;
+    bdt_ppo *o = mkppo(p, oc);
+    {
+        /* away from the near-uniform initial policy, where the entropy gradient vanishes */
+        size_t np = bdt_policy_param_count(p);
+        float *t = getp(p);
+        for (size_t i = 0; i < np; i++)
+            t[i] += 0.3f * urand();
+        cr_assert_eq(bdt_policy_set_params(p, t, np), BD_OK);
+        free(t);
+    }
+    float obs[N * OBS], act[N * ACT], logp[N], adv[N], ret[N], val[N], head[N * ACT];
+    for (int i = 0; i < N * OBS; i++)
+        obs[i] = urand();
+    cr_assert_eq(bdt_policy_forward(p, obs, N, head, val), BD_OK);
+    for (int i = 0; i < N; i++) {
+        if (kind == BDT_DISCRETE)
+            act[i] = (float)(i % ACT);
+        else
+            for (int k = 0; k < ACT; k++)
+                act[i * ACT + k] = head[i * ACT + k] + urand();
+        adv[i] = 2.0f * urand() + 0.5f;
+        ret[i] = val[i] + urand();
+        val[i] += 0.3f * urand(); /* old values off the current ones: value clipping acts */
+        logp[i] = 0.0f;
+    }
+    /* old log-probs off the current ones by up to +-0.4: some ratios are clipped */
+    {
+        float lp[N], vtmp[N];
+        if (kind == BDT_DISCRETE)
+            discrete_logp(p, obs, act, N, ACT, lp, vtmp);
+        else
+            for (int i = 0; i < N; i++) {
+                lp[i] = 0;
+                for (int k = 0; k < ACT; k++) {
+                    double d = (double)act[i * ACT + k] - head[i * ACT + k];
+                    lp[i] += (float)(-0.5 * d * d - 0.5 * log(2.0 * M_PI));
+                }
+            }
+        for (int i = 0; i < N; i++)
+            logp[i] = lp[i] + 0.4f * urand();
+    }
+    size_t n = bdt_policy_param_count(p);
+    float *th = getp(p), *tw = malloc(n * sizeof *tw);
+    double *g = malloc(n * sizeof *g);
+    const float h = 1e-2f;
+    for (size_t i = 0; i < n; i++) {
+        const float up = th[i] + h, dn = th[i] - h;
+        memcpy(tw, th, n * sizeof *tw);
+        tw[i] = up;
+        cr_assert_eq(bdt_policy_set_params(p, tw, n), BD_OK);
+        double lp = ref_loss(p, &pc, &oc, obs, act, logp, adv, ret, val, N);
+        tw[i] = dn;
+        cr_assert_eq(bdt_policy_set_params(p, tw, n), BD_OK);
+        double lm = ref_loss(p, &pc, &oc, obs, act, logp, adv, ret, val, N);
+        g[i] = (lp - lm) / ((double)up - dn);
+    }
+    cr_assert_eq(bdt_policy_set_params(p, th, n), BD_OK);
+    int64_t perm[N];
+    for (int i = 0; i < N; i++)
+        perm[i] = i;
+    bdt_ppo_stats st;
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK, "%s", bd_lasterr());
+    cr_assert(st.clip_frac > 0.0f && st.clip_frac < 1.0f, "clip_frac %g: the test should straddle the clip",
+              st.clip_frac);
+    float *t1 = getp(p);
+    int checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(g[i]) < 5e-4)
+            continue;
+        double step = ((double)t1[i] - th[i]) / oc.lr; /* ~ -sign(g) */
+        cr_assert(fabs(step + (g[i] > 0 ? 1.0 : -1.0)) < 0.05, "param %zu: fd grad %g, step/lr %g", i, g[i],
+                  step);
+        checked++;
+    }
+    cr_log_info("%s: %d of %zu weights checked, clip_frac %g\n", kind == BDT_DISCRETE ? "discrete" : "continuous",
+                checked, n, st.clip_frac);
+    cr_assert(checked > (int)n / 4, "only %d of %zu gradients large enough to check", checked, n);
+    free(th);
+    free(tw);
+    free(t1);
+    free(g);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+Test(torch, update_follows_cleanrl_loss_discrete)
+{
+    check_update_follows_ref_loss(BDT_DISCRETE);
+}
+
+Test(torch, update_follows_cleanrl_loss_continuous)
+{
+    check_update_follows_ref_loss(BDT_CONTINUOUS);
+}
+
+Test(torch, first_update_stats_and_lr)
+{
+    enum { N = 32, OBS = 2 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_DISCRETE, 3, 2));
+    bdt_ppo_config oc = ocfg();
+    oc.epochs = 1;
+    oc.minibatches = 1;
+    bdt_ppo *o = mkppo(p, oc);
+    float obs[N * OBS], act[N], logp[N], adv[N], ret[N], val[N];
+    for (int i = 0; i < N; i++) {
+        obs[i * OBS] = urand();
+        obs[i * OBS + 1] = urand();
+        act[i] = (float)(i % 3);
+        adv[i] = urand();
+        ret[i] = urand();
+    }
+    discrete_logp(p, obs, act, N, 3, logp, val);
+    int64_t *perm = shuffled_perm(1, N);
+    bdt_ppo_stats st;
+    /* one epoch, one minibatch, logp from the same weights: ratio 1 everywhere */
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK, "%s", bd_lasterr());
+    cr_assert(fabsf(st.approx_kl) < 1e-6f, "approx_kl %g", st.approx_kl);
+    cr_assert_eq(st.clip_frac, 0.0f);
+    cr_assert(fabsf(st.policy_loss) < 1e-5f, "normalised advantages average 0: %g", st.policy_loss);
+    cr_assert(fabsf(st.entropy - logf(3.0f)) < 1e-3f, "entropy %g", st.entropy);
+    double vl = 0;
+    for (int i = 0; i < N; i++)
+        vl += 0.5 * (double)(val[i] - ret[i]) * (val[i] - ret[i]) / N;
+    cr_assert(fabs(st.value_loss - vl) < 1e-4, "value_loss %g, want %g", st.value_loss, vl);
+
+    /* lr 0: Adam leaves the weights as they are */
+    float *before = getp(p);
+    cr_assert_eq(bdt_ppo_set_lr(o, 0.0f), BD_OK);
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK);
+    float *after = getp(p);
+    cr_assert(memcmp(before, after, bdt_policy_param_count(p) * sizeof(float)) == 0);
+    cr_assert_eq(bdt_ppo_set_lr(o, 1e-3f), BD_OK);
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK);
+    free(after);
+    after = getp(p);
+    cr_assert(memcmp(before, after, bdt_policy_param_count(p) * sizeof(float)) != 0);
+    cr_assert_eq(bdt_ppo_set_lr(o, -1.0f), BD_EINVAL);
+    free(before);
+    free(after);
+    free(perm);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+Test(torch, update_rejects_bad_input)
+{
+    enum { N = 8, OBS = 2 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_DISCRETE, 2, 2));
+    bdt_ppo_config oc = ocfg();
+    oc.epochs = 2;
+    oc.minibatches = 2;
+    bdt_ppo *o = mkppo(p, oc);
+    float obs[N * OBS] = {0}, act[N] = {0}, logp[N] = {0}, adv[N] = {0}, ret[N] = {0}, val[N] = {0};
+    int64_t *perm = shuffled_perm(2, N);
+    bdt_ppo_stats st;
+    perm[N + 3] = N; /* out of range in epoch 1 */
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "perm") != NULL, "%s", bd_lasterr());
+    perm[N + 3] = 3;
+    act[5] = 2.0f; /* not an action */
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_EINVAL);
+    act[5] = 0.5f;
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_EINVAL);
+    act[5] = 1.0f;
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, 1, perm, &st), BD_EINVAL);
+    cr_assert_eq(bdt_ppo_update(o, NULL, act, logp, adv, ret, val, N, perm, &st), BD_EINVAL);
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, NULL), BD_OK, "%s",
+                 bd_lasterr());
+    bdt_ppo *o2 = NULL;
+    oc.minibatches = 0;
+    cr_assert_eq(bdt_ppo_create(p, &oc, &o2), BD_EINVAL);
+    cr_assert_null(o2);
+    free(perm);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+Test(torch, continuous_forward_and_update)
+{
+    enum { N = 32, OBS = 3, ACT = 2, EP = 2 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_CONTINUOUS, ACT, 4));
+    bdt_ppo_config oc = ocfg();
+    oc.lr = 1e-2f;
+    oc.epochs = EP;
+    oc.minibatches = 2;
+    bdt_ppo *o = mkppo(p, oc);
+    float obs[N * OBS], mean[N * ACT], act[N * ACT], logp[N], adv[N], ret[N], val[N], ls[ACT];
+    for (int i = 0; i < N * OBS; i++)
+        obs[i] = urand();
+    cr_assert_eq(bdt_policy_forward(p, obs, N, mean, val), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_policy_logstd(p, ls, ACT), BD_OK);
+    for (int i = 0; i < N; i++) {
+        double lp = 0;
+        for (int k = 0; k < ACT; k++) {
+            float a = mean[i * ACT + k] + 0.5f * urand(); /* std is exp(0) = 1 */
+            act[i * ACT + k] = a;
+            double z = (double)a - mean[i * ACT + k];
+            lp += -0.5 * z * z - ls[k] - 0.5 * log(2.0 * M_PI);
+        }
+        logp[i] = (float)lp;
+        adv[i] = act[i * ACT] > mean[i * ACT] ? 1.0f : -1.0f;
+        ret[i] = urand();
+    }
+    float *before = getp(p);
+    int64_t *perm = shuffled_perm(EP, N);
+    bdt_ppo_stats st;
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK, "%s",
+                 bd_lasterr());
+    cr_assert(isfinite(st.policy_loss) && isfinite(st.value_loss) && isfinite(st.approx_kl));
+    /* the entropy of N(mu, 1) per dimension is 0.5 + 0.5 log(2 pi) ~ 1.419 */
+    cr_assert(fabsf(st.entropy - ACT * 1.4189385f) < 0.1f, "entropy %g", st.entropy);
+    float *after = getp(p);
+    cr_assert(memcmp(before, after, bdt_policy_param_count(p) * sizeof(float)) != 0);
+    cr_assert_eq(bdt_policy_logstd(p, ls, ACT), BD_OK);
+    cr_assert(ls[0] != 0.0f || ls[1] != 0.0f, "log std did not move");
+    free(before);
+    free(after);
+    free(perm);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------- */
+
+typedef struct {
+    float obs[32 * 4], act[32], logp[32], adv[32], ret[32], val[32];
+    int64_t *perm;
+} batch;
+
+static void mkbatch(batch *b, bdt_policy *p)
+{
+    for (int i = 0; i < 32 * 4; i++)
+        b->obs[i] = urand();
+    for (int i = 0; i < 32; i++) {
+        b->act[i] = (float)(i % 2);
+        b->adv[i] = urand();
+        b->ret[i] = urand();
+    }
+    discrete_logp(p, b->obs, b->act, 32, 2, b->logp, b->val);
+    b->perm = shuffled_perm(ocfg().epochs, 32);
+}
+
+static void upd(bdt_ppo *o, batch *b)
+{
+    int rc = bdt_ppo_update(o, b->obs, b->act, b->logp, b->adv, b->ret, b->val, 32, b->perm, NULL);
+    cr_assert_eq(rc, BD_OK, "%s", bd_lasterr());
+}
+
+Test(torch, save_load_round_trip_resumes_optimiser)
+{
+    char path[256];
+    tmpname(path, sizeof path, "resume");
+    bdt_policy *a = mkpol(pcfg(4, BDT_DISCRETE, 2, 21));
+    bdt_ppo *oa = mkppo(a, ocfg());
+    batch b1, b2;
+    mkbatch(&b1, a);
+    mkbatch(&b2, a);
+    upd(oa, &b1);
+    upd(oa, &b1);
+    cr_assert_eq(bdt_save(a, oa, path), BD_OK, "%s", bd_lasterr());
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_assert(access(tmp, F_OK) != 0, "%s left behind", tmp);
+    float *pa0 = getp(a);
+    upd(oa, &b2);
+    float *pa = getp(a);
+
+    /* another seed, loaded: same params, then the same update gives the same params */
+    bdt_policy *b = mkpol(pcfg(4, BDT_DISCRETE, 2, 99));
+    bdt_ppo *ob = mkppo(b, ocfg());
+    cr_assert_eq(bdt_load(b, ob, path), BD_OK, "%s", bd_lasterr());
+    float *pb0 = getp(b);
+    size_t n = bdt_policy_param_count(a);
+    cr_assert(memcmp(pa0, pb0, n * sizeof(float)) == 0, "loaded params differ");
+    upd(ob, &b2);
+    float *pb = getp(b);
+    cr_assert(memcmp(pa, pb, n * sizeof(float)) == 0, "update after load differs");
+
+    /* a fresh optimiser (params only) does not give the same step: the state mattered */
+    bdt_policy *c = mkpol(pcfg(4, BDT_DISCRETE, 2, 99));
+    cr_assert_eq(bdt_load(c, NULL, path), BD_OK, "%s", bd_lasterr());
+    bdt_ppo *oc = mkppo(c, ocfg());
+    upd(oc, &b2);
+    float *pc = getp(c);
+    cr_assert(memcmp(pa, pc, n * sizeof(float)) != 0, "optimiser state made no difference");
+
+    /* a params-only file cannot resume an optimiser */
+    cr_assert_eq(bdt_save(c, NULL, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_load(b, ob, path), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), path) != NULL, "%s", bd_lasterr());
+    cr_assert_eq(bdt_load(b, NULL, path), BD_OK, "%s", bd_lasterr());
+
+    unlink(path);
+    free(pa0);
+    free(pa);
+    free(pb0);
+    free(pb);
+    free(pc);
+    free(b1.perm);
+    free(b2.perm);
+    bdt_ppo_destroy(oa);
+    bdt_ppo_destroy(ob);
+    bdt_ppo_destroy(oc);
+    bdt_policy_destroy(a);
+    bdt_policy_destroy(b);
+    bdt_policy_destroy(c);
+}
+
+Test(torch, load_architecture_mismatch)
+{
+    char path[256];
+    tmpname(path, sizeof path, "arch");
+    bdt_policy *a = mkpol(pcfg(4, BDT_DISCRETE, 2, 1));
+    cr_assert_eq(bdt_save(a, NULL, path), BD_OK, "%s", bd_lasterr());
+    bdt_policy_config cs[4] = {pcfg(4, BDT_DISCRETE, 2, 1), pcfg(5, BDT_DISCRETE, 2, 1),
+                               pcfg(4, BDT_CONTINUOUS, 2, 1), pcfg(4, BDT_DISCRETE, 3, 1)};
+    cs[0].hidden = 32;
+    for (int i = 0; i < 4; i++) {
+        bdt_policy *b = mkpol(cs[i]);
+        float *before = getp(b);
+        cr_assert_eq(bdt_load(b, NULL, path), BD_EINVAL, "config %d: %s", i, bd_lasterr());
+        cr_log_info("%s\n", bd_lasterr());
+        cr_assert(strstr(bd_lasterr(), path) != NULL, "%s", bd_lasterr());
+        cr_assert(strstr(bd_lasterr(), "mismatch") != NULL, "%s", bd_lasterr());
+        float *after = getp(b);
+        cr_assert(memcmp(before, after, bdt_policy_param_count(b) * sizeof(float)) == 0);
+        free(before);
+        free(after);
+        bdt_policy_destroy(b);
+    }
+    unlink(path);
+    bdt_policy_destroy(a);
+}
+
+Test(torch, load_corrupt_and_missing)
+{
+    char path[256];
+    tmpname(path, sizeof path, "corrupt");
+    bdt_policy *p = mkpol(pcfg(4, BDT_DISCRETE, 2, 1));
+    bdt_ppo *o = mkppo(p, ocfg());
+
+    /* missing */
+    cr_assert_eq(bdt_load(p, o, path), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), path) != NULL, "%s", bd_lasterr());
+
+    /* garbage bytes */
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 4096; i++)
+        fputc((int)(urand() * 127.0f) & 0xff, f);
+    fclose(f);
+    int rc = bdt_load(p, o, path);
+    cr_log_info("garbage: %s\n", bd_lasterr());
+    cr_assert_eq(rc, BD_ETORCH, "garbage: rc %d: %s", rc, bd_lasterr());
+    cr_assert(strstr(bd_lasterr(), path) != NULL, "%s", bd_lasterr());
+
+    /* empty */
+    f = fopen(path, "wb");
+    fclose(f);
+    rc = bdt_load(p, o, path);
+    cr_assert(rc != BD_OK, "empty file loaded");
+
+    /* a real checkpoint cut in half, and one with bytes flipped in the middle */
+    cr_assert_eq(bdt_save(p, o, path), BD_OK, "%s", bd_lasterr());
+    f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len);
+    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, (size_t)len / 2, f);
+    fclose(f);
+    rc = bdt_load(p, o, path);
+    cr_assert(rc != BD_OK, "truncated file loaded");
+    cr_assert_eq(rc, BD_ETORCH, "truncated: rc %d: %s", rc, bd_lasterr());
+    for (long i = len / 3; i < len / 3 + 64; i++)
+        buf[i] ^= 0x5a;
+    f = fopen(path, "wb");
+    fwrite(buf, 1, (size_t)len, f);
+    fclose(f);
+    rc = bdt_load(p, o, path);
+    cr_log_info("flipped bytes: rc %d (%s)\n", rc, bd_lasterr());
+    cr_assert_eq(rc, BD_ETORCH, "flipped: rc %d: %s", rc, bd_lasterr());
+
+    /* a directory */
+    cr_assert(bdt_load(p, o, "/tmp") != BD_OK);
+    /* an unwritable destination */
+    cr_assert_eq(bdt_save(p, o, "/nonexistent-dir/x.pt"), BD_EIO);
+    cr_assert(strstr(bd_lasterr(), "/nonexistent-dir/x.pt.tmp") != NULL, "%s", bd_lasterr());
+
+    unlink(path);
+    free(buf);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
+/* ---- devices ----------------------------------------------------------------------- */
+
+Test(torch, cuda_unavailable_is_enodev)
+{
+    if (bdt_cuda_available())
+        cr_skip_test("CUDA is available here");
+    bdt_policy_config c = pcfg(4, BDT_DISCRETE, 2, 1);
+    c.device = BDT_CUDA;
+    bdt_policy *p = NULL;
+    cr_assert_eq(bdt_policy_create(&c, &p), BD_ENODEV);
+    cr_assert_null(p);
+    cr_assert(strstr(bd_lasterr(), "cuda") != NULL, "%s", bd_lasterr());
+}
+
+Test(torch, cuda_policy_matches_cpu)
+{
+    if (!bdt_cuda_available())
+        cr_skip_test("no CUDA device");
+    enum { N = 32, OBS = 4 };
+    bdt_policy_config c = pcfg(OBS, BDT_DISCRETE, 2, 13);
+    bdt_policy *cpu = mkpol(c);
+    c.device = BDT_CUDA;
+    bdt_policy *gpu = mkpol(c);
+    size_t n = bdt_policy_param_count(cpu);
+    float *pc = getp(cpu), *pg = getp(gpu);
+    cr_assert(memcmp(pc, pg, n * sizeof(float)) == 0, "init differs between devices");
+    batch b;
+    mkbatch(&b, cpu);
+    float lc[N * 2], lg[N * 2], vc[N], vg[N];
+    cr_assert_eq(bdt_policy_forward(cpu, b.obs, N, lc, vc), BD_OK);
+    cr_assert_eq(bdt_policy_forward(gpu, b.obs, N, lg, vg), BD_OK, "%s", bd_lasterr());
+    for (int i = 0; i < N; i++)
+        cr_assert(fabsf(vc[i] - vg[i]) < 1e-3f && fabsf(lc[2 * i] - lg[2 * i]) < 1e-3f);
+    bdt_ppo *oc = mkppo(cpu, ocfg()), *og = mkppo(gpu, ocfg());
+    for (int it = 0; it < 3; it++) {
+        upd(oc, &b);
+        upd(og, &b);
+    }
+    free(pc);
+    free(pg);
+    pc = getp(cpu);
+    pg = getp(gpu);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabsf(pc[i] - pg[i]) < 1e-3f, "param %zu: cpu %g cuda %g", i, pc[i], pg[i]);
+    char path[256];
+    tmpname(path, sizeof path, "cuda");
+    cr_assert_eq(bdt_save(gpu, og, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_load(cpu, NULL, path), BD_OK, "%s", bd_lasterr()); /* cuda file into cpu */
+    free(pc);
+    pc = getp(cpu);
+    cr_assert(memcmp(pc, pg, n * sizeof(float)) == 0);
+    unlink(path);
+    free(pc);
+    free(pg);
+    free(b.perm);
+    bdt_ppo_destroy(oc);
+    bdt_ppo_destroy(og);
+    bdt_policy_destroy(cpu);
+    bdt_policy_destroy(gpu);
+}

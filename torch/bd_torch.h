@@ -1,0 +1,102 @@
+/* bd_torch.h: the C shim over libtorch — the only C++ in bodhi (torch/bd_torch.cpp).
+ *
+ * Opaque handles, BD_OK/bd_err return codes (libtorch exceptions are caught and become
+ * BD_ETORCH with the message in bd_lasterr()). All array arguments are host float32
+ * arrays in row-major order unless stated; the shim copies them to the policy's device.
+ *
+ * The policy is CleanRL's actor-critic MLP: separate actor and critic trunks of
+ * `layers` hidden layers of `hidden` units with tanh, orthogonal init (gain sqrt(2),
+ * actor head 0.01, critic head 1.0), zero biases. Discrete policies output `act_dim`
+ * logits; continuous ones a mean of `act_dim` and a state-independent log std parameter.
+ */
+#ifndef BODHI_TORCH_BD_TORCH_H
+#define BODHI_TORCH_BD_TORCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bodhi/bodhi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { BDT_DISCRETE = 0, BDT_CONTINUOUS = 1 } bdt_act_kind;
+typedef enum { BDT_CPU = 0, BDT_CUDA = 1 } bdt_device;
+
+typedef struct {
+    int obs_dim;
+    bdt_act_kind act_kind;
+    int act_dim;         /* discrete: number of actions; continuous: action dimensions */
+    int hidden;          /* units per hidden layer (64) */
+    int layers;          /* hidden layers per trunk (2) */
+    bdt_device device;
+    uint64_t seed;       /* initial weights are a function of the seed alone */
+} bdt_policy_config;
+
+typedef struct bdt_policy bdt_policy;
+
+int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out);
+void bdt_policy_destroy(bdt_policy *p); /* NULL-safe */
+
+/* Number of float32 parameters (all of actor, critic and log std). */
+size_t bdt_policy_param_count(const bdt_policy *p);
+
+/* Flat copy of all parameters in a fixed order (host). n must equal param_count. */
+int bdt_policy_get_params(bdt_policy *p, float *dst, size_t n);
+int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n);
+
+/* Inference without gradients. obs (n, obs_dim). Outputs (each may be NULL):
+ * out (n, act_dim): logits (discrete) or action mean (continuous); value (n). */
+int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value);
+
+/* Continuous policies: the current log std (act_dim floats). */
+int bdt_policy_logstd(bdt_policy *p, float *dst, int act_dim);
+
+typedef struct {
+    float lr;            /* Adam learning rate (2.5e-4), eps 1e-5 as CleanRL */
+    float clip_coef;     /* 0.2 */
+    float vf_coef;       /* 0.5 */
+    float ent_coef;      /* 0.01 */
+    float max_grad_norm; /* 0.5 */
+    int clip_vloss;      /* 1 */
+    int norm_adv;        /* 1: normalise advantages per minibatch */
+    int epochs;          /* 4 */
+    int minibatches;     /* 4 */
+} bdt_ppo_config;
+
+typedef struct {
+    float policy_loss, value_loss, entropy, approx_kl, clip_frac; /* last epoch's means */
+} bdt_ppo_stats;
+
+typedef struct bdt_ppo bdt_ppo;
+
+int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo **out);
+void bdt_ppo_destroy(bdt_ppo *o); /* NULL-safe; does not destroy the policy */
+int bdt_ppo_set_lr(bdt_ppo *o, float lr);
+
+/* One PPO update over a batch of n samples:
+ *   obs (n, obs_dim); actions (n, act_dim for continuous, n for discrete as the index
+ *   in float); logp, adv, ret, val (n): old log-prob, advantages (raw), returns, old
+ *   values. perm (epochs * n): the sample order of each epoch (minibatch b of epoch e is
+ *   perm[e*n + b*mb .. +mb), mb = n / minibatches; the remainder is dropped).
+ * The caller draws perm so runs are reproducible. */
+int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp,
+                   const float *adv, const float *ret, const float *val, int n,
+                   const int64_t *perm, bdt_ppo_stats *stats);
+
+/* Checkpoint: model parameters and, when o is non-NULL, the optimiser state.
+ * Written through path.tmp + rename. load checks the architecture matches. */
+int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path);
+int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path);
+
+/* Intra-op threads for this process. */
+void bdt_set_threads(int n);
+
+/* 1 when libtorch was built with CUDA and a device answers. */
+int bdt_cuda_available(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

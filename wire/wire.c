@@ -1,0 +1,207 @@
+/* wire.c: header and payload codecs (see wire.h). Little-endian on the wire; every
+ * length is checked against the bytes actually received before anything is read. */
+#include "wire/wire.h"
+
+#include <string.h>
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
+
+int bd_nng_err(int rv, const char *what)
+{
+    if (rv == NNG_ETIMEDOUT)
+        return bd_seterr(BD_ETIMEDOUT, "%s: %s", what, nng_strerror(rv));
+    if (rv == NNG_ECLOSED || rv == NNG_ECONNREFUSED || rv == NNG_ECONNSHUT)
+        return bd_seterr(BD_ECLOSED, "%s: %s", what, nng_strerror(rv));
+    if (rv == NNG_EINTR)
+        return bd_seterr(BD_EINTR, "%s: %s", what, nng_strerror(rv));
+    return bd_seterr(BD_ENNG, "%s: %s", what, nng_strerror(rv));
+}
+
+void bd_wire_header_encode(const bd_wire_header *h, uint8_t out[BD_WIRE_HEADER_SIZE])
+{
+    put32(out, h->magic);
+    put16(out + 4, h->version);
+    put16(out + 6, h->type);
+    put32(out + 8, h->sender);
+    put32(out + 12, h->seq);
+    put64(out + 16, h->payload_len);
+}
+
+int bd_wire_decode(const void *msg, size_t len, bd_wire_header *h, const uint8_t **payload)
+{
+    const uint8_t *p = msg;
+    if (len < BD_WIRE_HEADER_SIZE)
+        return bd_seterr(BD_EPROTO, "message of %zu bytes is shorter than the %d-byte header", len,
+                         BD_WIRE_HEADER_SIZE);
+    h->magic = get32(p);
+    h->version = get16(p + 4);
+    h->type = get16(p + 6);
+    h->sender = get32(p + 8);
+    h->seq = get32(p + 12);
+    h->payload_len = get64(p + 16);
+    if (h->magic != BD_WIRE_MAGIC)
+        return bd_seterr(BD_EPROTO, "bad magic 0x%08x (not a bodhi message)", h->magic);
+    if (h->version != BD_WIRE_VERSION)
+        return bd_seterr(BD_EVERSION, "protocol version %u, this bodhi speaks %u", h->version,
+                         BD_WIRE_VERSION);
+    if (h->type == 0 || h->type > BD_MSG_TYPE_MAX)
+        return bd_seterr(BD_EPROTO, "unknown message type %u", h->type);
+    if (h->payload_len != len - BD_WIRE_HEADER_SIZE)
+        return bd_seterr(BD_EPROTO, "header says %llu payload bytes, message has %zu",
+                         (unsigned long long)h->payload_len, len - BD_WIRE_HEADER_SIZE);
+    *payload = p + BD_WIRE_HEADER_SIZE;
+    return BD_OK;
+}
+
+int bd_wire_msg_alloc(nng_msg **m, bd_msg_type type, uint32_t sender, uint32_t seq,
+                      size_t payload_len, uint8_t **payload)
+{
+    int rv = nng_msg_alloc(m, BD_WIRE_HEADER_SIZE + payload_len);
+    if (rv != 0)
+        return bd_nng_err(rv, "nng_msg_alloc");
+    uint8_t *body = nng_msg_body(*m);
+    bd_wire_header h = {BD_WIRE_MAGIC, BD_WIRE_VERSION, (uint16_t)type, sender, seq, payload_len};
+    bd_wire_header_encode(&h, body);
+    *payload = body + BD_WIRE_HEADER_SIZE;
+    return BD_OK;
+}
+
+static const char *bd_msg_name(unsigned t)
+{
+    static const char *const names[] = {"?", "HELLO", "WEIGHTS", "ROLLOUT", "EVENT", "STATUS"};
+    return t <= BD_MSG_TYPE_MAX ? names[t] : "?";
+}
+
+int bd_wire_msg_decode(nng_msg *m, bd_msg_type expect, bd_wire_header *h, const uint8_t **payload)
+{
+    int rc = bd_wire_decode(nng_msg_body(m), nng_msg_len(m), h, payload);
+    if (rc != BD_OK)
+        return rc;
+    if (expect && h->type != expect)
+        return bd_seterr(BD_EPROTO, "expected a %s message, got %s from sender %u",
+                         bd_msg_name(expect), bd_msg_name(h->type), h->sender);
+    return BD_OK;
+}
+
+void bd_hello_encode(const bd_hello *h, uint8_t *out)
+{
+    put32(out, h->muscle);
+    put32(out + 4, h->worlds);
+    put32(out + 8, h->world0);
+    put32(out + 12, h->obs_dim);
+    put32(out + 16, h->act_dim);
+    put32(out + 20, h->pid);
+}
+
+int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h)
+{
+    if (len != BD_HELLO_SIZE)
+        return bd_seterr(BD_EPROTO, "HELLO payload of %zu bytes, expected %d", len, BD_HELLO_SIZE);
+    h->muscle = get32(p);
+    h->worlds = get32(p + 4);
+    h->world0 = get32(p + 8);
+    h->obs_dim = get32(p + 12);
+    h->act_dim = get32(p + 16);
+    h->pid = get32(p + 20);
+    return BD_OK;
+}
+
+size_t bd_weights_size(uint64_t nparams)
+{
+    return BD_WEIGHTS_HDR_SIZE + sizeof(float) * (size_t)nparams;
+}
+
+void bd_weights_encode(const bd_weights_hdr *h, const float *params, uint8_t *out)
+{
+    put64(out, h->version);
+    put32(out + 8, h->flags);
+    put32(out + 12, h->reserved);
+    put64(out + 16, h->nparams);
+    if (h->nparams)
+        memcpy(out + BD_WEIGHTS_HDR_SIZE, params, sizeof(float) * (size_t)h->nparams);
+}
+
+int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uint8_t **params)
+{
+    if (len < BD_WEIGHTS_HDR_SIZE)
+        return bd_seterr(BD_EPROTO, "WEIGHTS payload of %zu bytes is shorter than its header", len);
+    h->version = get64(p);
+    h->flags = get32(p + 8);
+    h->reserved = get32(p + 12);
+    h->nparams = get64(p + 16);
+    if (h->nparams > (len - BD_WEIGHTS_HDR_SIZE) / sizeof(float)
+        || bd_weights_size(h->nparams) != len)
+        return bd_seterr(BD_EPROTO, "WEIGHTS says %llu floats but carries %zu bytes",
+                         (unsigned long long)h->nparams, len - BD_WEIGHTS_HDR_SIZE);
+    *params = p + BD_WEIGHTS_HDR_SIZE;
+    return BD_OK;
+}
+
+/* Limits that keep every product below 2^62 and catch garbage dims early. */
+#define BD_RO_MAX_DIM (1u << 24)
+#define BD_RO_MAX_BYTES ((size_t)1 << 40)
+
+size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_t size[BD_RO_COUNT])
+{
+    if (h->T == 0 || h->N == 0 || h->T > BD_RO_MAX_DIM || h->N > BD_RO_MAX_DIM
+        || h->S > 4096 || h->U > 4096)
+        return 0;
+    size_t tn = (size_t)h->T * h->N;
+    if (tn > BD_RO_MAX_BYTES / 64 / (h->S + h->U + 8))
+        return 0;
+    size_t s[BD_RO_COUNT] = {
+        [BD_RO_OBS] = 4 * tn * h->S,     [BD_RO_ACTIONS] = 4 * tn * h->U,
+        [BD_RO_LOGP] = 4 * tn,           [BD_RO_VALUES] = 4 * tn,
+        [BD_RO_REWARDS] = 4 * tn,        [BD_RO_FINAL_VALUES] = 4 * tn,
+        [BD_RO_LAST_VALUES] = 4 * (size_t)h->N,
+        [BD_RO_TERMINATED] = tn,         [BD_RO_TRUNCATED] = tn,
+    };
+    size_t at = BD_ROLLOUT_HDR_SIZE;
+    for (int k = 0; k < BD_RO_COUNT; k++) {
+        off[k] = at;
+        size[k] = s[k];
+        at += s[k];
+    }
+    return at;
+}
+
+void bd_rollout_hdr_encode(const bd_rollout_hdr *h, uint8_t *out)
+{
+    put32(out, h->muscle);
+    put32(out + 4, h->T);
+    put32(out + 8, h->N);
+    put32(out + 12, h->S);
+    put32(out + 16, h->U);
+    put32(out + 20, h->world0);
+    put64(out + 24, h->version);
+}
+
+int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h)
+{
+    if (len < BD_ROLLOUT_HDR_SIZE)
+        return bd_seterr(BD_EPROTO, "ROLLOUT payload of %zu bytes is shorter than its header", len);
+    h->muscle = get32(p);
+    h->T = get32(p + 4);
+    h->N = get32(p + 8);
+    h->S = get32(p + 12);
+    h->U = get32(p + 16);
+    h->world0 = get32(p + 20);
+    h->version = get64(p + 24);
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    size_t need = bd_rollout_layout(h, off, size);
+    if (need == 0)
+        return bd_seterr(BD_EPROTO, "ROLLOUT with impossible dims T=%u N=%u S=%u U=%u", h->T, h->N,
+                         h->S, h->U);
+    if (need != len)
+        return bd_seterr(BD_EPROTO, "ROLLOUT T=%u N=%u S=%u U=%u needs %zu bytes, got %zu", h->T,
+                         h->N, h->S, h->U, need, len);
+    return BD_OK;
+}

@@ -1,0 +1,120 @@
+/* wire.h: bodhi's NNG message framing, shared by conductor, brains and muscles.
+ *
+ * Every message is a 24-byte header followed by a payload:
+ *   magic u32 "BDHI" | version u16 | type u16 | sender u32 | seq u32 | payload_len u64
+ * little-endian. Decoders never trust lengths: a message shorter than its header, with
+ * a wrong magic, an unknown type or a payload_len that disagrees with the message size is
+ * refused with BD_EPROTO; another protocol version with BD_EVERSION. Payloads are raw
+ * little-endian arrays; their own small headers are checked the same way.
+ *
+ * Messages:
+ *   HELLO    muscle -> brain   bd_hello (who it is, which worlds it holds)
+ *   WEIGHTS  brain -> muscle   bd_weights_hdr + float32[nparams] (flags: STOP)
+ *   ROLLOUT  muscle -> brain   bd_rollout_hdr + arrays (see bd_rollout_layout)
+ *   EVENT    child -> conductor  JSON text (wire/events.h)
+ *   STATUS   client <-> conductor control socket: JSON text
+ */
+#ifndef BODHI_WIRE_WIRE_H
+#define BODHI_WIRE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "bodhi/bodhi.h"
+
+#define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
+#define BD_WIRE_VERSION 1
+#define BD_WIRE_HEADER_SIZE 24
+
+typedef enum {
+    BD_MSG_HELLO = 1,
+    BD_MSG_WEIGHTS = 2,
+    BD_MSG_ROLLOUT = 3,
+    BD_MSG_EVENT = 4,
+    BD_MSG_STATUS = 5,
+    BD_MSG_TYPE_MAX = 5
+} bd_msg_type;
+
+typedef struct {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t sender;
+    uint32_t seq;
+    uint64_t payload_len;
+} bd_wire_header;
+
+/* Writes h as 24 little-endian bytes. */
+void bd_wire_header_encode(const bd_wire_header *h, uint8_t out[BD_WIRE_HEADER_SIZE]);
+
+/* Validates and decodes msg (len bytes): header into *h, *payload points into msg. */
+int bd_wire_decode(const void *msg, size_t len, bd_wire_header *h, const uint8_t **payload);
+
+/* Allocates an nng message of header + payload_len bytes with the header filled in;
+ * *payload points at the payload area for the caller to fill. */
+int bd_wire_msg_alloc(nng_msg **m, bd_msg_type type, uint32_t sender, uint32_t seq,
+                      size_t payload_len, uint8_t **payload);
+
+/* Decodes an nng message and checks its type (expect 0 = any). */
+int bd_wire_msg_decode(nng_msg *m, bd_msg_type expect, bd_wire_header *h,
+                       const uint8_t **payload);
+
+/* ---- payloads ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t muscle;   /* muscle id 0..W-1 */
+    uint32_t worlds;   /* worlds in its shard (N_k) */
+    uint32_t world0;   /* global index of its first world */
+    uint32_t obs_dim;  /* sensors it will send per world for this agent */
+    uint32_t act_dim;  /* actuators per world */
+    uint32_t pid;
+} bd_hello;
+#define BD_HELLO_SIZE 24
+
+void bd_hello_encode(const bd_hello *h, uint8_t *out);
+int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h);
+
+enum { BD_WEIGHTS_STOP = 1u };
+typedef struct {
+    uint64_t version;  /* policy version (updates so far) */
+    uint32_t flags;    /* BD_WEIGHTS_STOP: the phase is over, exit */
+    uint32_t reserved;
+    uint64_t nparams;  /* floats that follow */
+} bd_weights_hdr;
+#define BD_WEIGHTS_HDR_SIZE 24
+
+/* Message payload size for nparams floats. */
+size_t bd_weights_size(uint64_t nparams);
+void bd_weights_encode(const bd_weights_hdr *h, const float *params, uint8_t *out);
+/* Validates; *params points into p (copy with memcpy; it may be unaligned). */
+int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uint8_t **params);
+
+typedef struct {
+    uint32_t muscle, T, N, S, U, world0;
+    uint64_t version;  /* weights version the rollout was collected with */
+} bd_rollout_hdr;
+#define BD_ROLLOUT_HDR_SIZE 32
+
+/* Array order after the rollout header (byte offsets filled by bd_rollout_layout):
+ *   obs (T,N,S) f32, actions (T,N,U) f32, logp (T,N) f32, values (T,N) f32,
+ *   rewards (T,N) f32, final_values (T,N) f32 (value of the final obs where truncated,
+ *   else 0), last_values (N) f32 (value of the obs after step T-1),
+ *   terminated (T,N) u8, truncated (T,N) u8. */
+enum {
+    BD_RO_OBS, BD_RO_ACTIONS, BD_RO_LOGP, BD_RO_VALUES, BD_RO_REWARDS, BD_RO_FINAL_VALUES,
+    BD_RO_LAST_VALUES, BD_RO_TERMINATED, BD_RO_TRUNCATED, BD_RO_COUNT
+};
+
+/* Offsets (from the payload start) and total payload size for the header's dims.
+ * Returns 0 when the dims overflow or exceed limits. */
+size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_t size[BD_RO_COUNT]);
+void bd_rollout_hdr_encode(const bd_rollout_hdr *h, uint8_t *out);
+/* Validates the header and that len equals the layout's size. */
+int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h);
+
+/* nng errors as bd errors with context. */
+int bd_nng_err(int nng_rv, const char *what);
+
+#endif
