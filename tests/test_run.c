@@ -121,6 +121,27 @@ Test(run, short_run_end_to_end, .timeout = 300)
     free(p);
     /* the trace is consistent: every episode's return is the sum of its rewards */
     cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
+    /* ... and h5py, as a user reads it, from another working directory */
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") == 0) {
+        char *py = bd_strfmt(
+            "cd / && /usr/bin/python3 -c \""
+            "import h5py, numpy as np\n"
+            "f = h5py.File('%s/run.h5', 'r')\n"
+            "assert int(f.attrs['seed']) == 5\n"
+            "for ph in ('train', 'test'):\n"
+            "    g = f[ph + '/balancer']\n"
+            "    r = g['rewards'][:]; ep = g['episodes'][:]\n"
+            "    assert g['sensors'].shape[1:] == (6, 4) and r.shape[1] == 6, g['sensors'].shape\n"
+            "    assert list(g.attrs['sensor_ids']) == ['pole.x', 'pole.x_dot', 'pole.theta', 'pole.theta_dot']\n"
+            "    assert len(ep) > 0\n"
+            "    for e in ep:\n"
+            "        s = r[e['start_step']:e['start_step'] + e['length'], e['world']].astype(np.float64).sum()\n"
+            "        assert abs(s - e['return']) < 1e-3, (ph, e, s)\n"
+            "\"",
+            out);
+        cr_assert_eq(system(py), 0, "h5py reads run.h5 and episode returns equal summed rewards");
+        free(py);
+    }
     free(out);
     free(file);
 }
