@@ -51,6 +51,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int arrived;
+    int pipes;                /* muscle connections open now */
     bd_events *ev;
     /* muscles, by id */
     bd_hello *hello;
@@ -78,6 +79,35 @@ static void bd_brain_rx_cb(void *arg)
     pthread_mutex_lock(&b->mu);
     b->arrived++;
     pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void bd_brain_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    bd_brain *b = arg;
+    pthread_mutex_lock(&b->mu);
+    b->pipes += ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* After STOP: a reply still queued in a pipe is dropped when its socket closes, so wait
+ * (up to `seconds`) for the muscles to hang up first. */
+static void bd_brain_wait_hangup(bd_brain *b, double seconds)
+{
+    double end = bd_now() + seconds;
+    pthread_mutex_lock(&b->mu);
+    while (b->pipes > 0 && bd_now() < end && !bd_term_requested) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+    }
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -426,6 +456,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     int rv = url ? nng_rep0_open(&b->sock) : NNG_ENOMEM;
     if (rv == 0) {
         b->sock_open = 1;
+        nng_pipe_notify(b->sock, NNG_PIPE_EV_ADD_POST, bd_brain_pipe_cb, b);
+        nng_pipe_notify(b->sock, NNG_PIPE_EV_REM_POST, bd_brain_pipe_cb, b);
         rv = nng_listen(b->sock, url, NULL, 0);
     }
     if (rv != 0) {
@@ -446,10 +478,13 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     return BD_OK;
 }
 
-static void bd_brain_teardown(bd_brain *b)
+static void bd_brain_teardown(bd_brain *b, int stopped)
 {
-    if (b->sock_open)
+    if (b->sock_open) {
+        if (stopped)
+            bd_brain_wait_hangup(b, 30.0);
         nng_close(b->sock);
+    }
     for (int i = 0; b->slots && i < b->W; i++) {
         if (b->slots[i].rx)
             nng_aio_free(b->slots[i].rx);
@@ -579,7 +614,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     }
     free(ckpt);
     bd_events_close(b.ev);
-    bd_brain_teardown(&b);
+    bd_brain_teardown(&b, rc == BD_OK);
     pthread_mutex_destroy(&b.mu);
     pthread_cond_destroy(&b.cv);
     if (rc == BD_EINTR)
