@@ -15,6 +15,7 @@ static void bd_usage(FILE *f)
             "  bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify]\n"
             "  bodhi envs\n"
             "  bodhi status RUN_DIR\n"
+            "  bodhi bench [ENV] [--device cpu|cuda|auto] [--agents N] [--steps T] [--threads K] [--json]\n"
             "internal (started by the conductor):\n"
             "  bodhi brain --run-dir D --phase P --agent A [--parent PID] [--device D]\n"
             "  bodhi muscle --run-dir D --phase P --id K [--parent PID] [--device D]\n"
@@ -35,7 +36,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", bd_cmd_run},       {"check", bd_cmd_check},   {"replay", bd_cmd_replay},
         {"envs", bd_cmd_envs},     {"status", bd_cmd_status}, {"brain", bd_cmd_brain},
-        {"muscle", bd_cmd_muscle},
+        {"muscle", bd_cmd_muscle}, {"bench", bd_cmd_bench},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0)

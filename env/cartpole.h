@@ -54,36 +54,58 @@ BD_HOSTDEV static inline int bd_cartpole_dynamics(float *s, float action)
     s[1] = x_dot + BD_CARTPOLE_TAU * xacc;
     s[2] = theta + BD_CARTPOLE_TAU * theta_dot;
     s[3] = theta_dot + BD_CARTPOLE_TAU * thetaacc;
-    return s[0] < -BD_CARTPOLE_X_LIMIT || s[0] > BD_CARTPOLE_X_LIMIT
-           || s[2] < -BD_CARTPOLE_THETA_LIMIT || s[2] > BD_CARTPOLE_THETA_LIMIT;
+    /* bitwise |, not ||: no branches, so loops over worlds vectorise */
+    return (s[0] < -BD_CARTPOLE_X_LIMIT) | (s[0] > BD_CARTPOLE_X_LIMIT)
+           | (s[2] < -BD_CARTPOLE_THETA_LIMIT) | (s[2] > BD_CARTPOLE_THETA_LIMIT);
 }
 
-/* World i of a batch: step, reward, flags, and auto-reset at counter step+1.
- * obs (N,4), final_obs (N,4), actions (N), rewards/terminated/truncated/elapsed (N). */
-BD_HOSTDEV static inline void bd_cartpole_step_world(int i, float *obs, const float *actions,
-                                                     float *rewards, uint8_t *terminated,
-                                                     uint8_t *truncated, float *final_obs,
-                                                     int32_t *elapsed, uint64_t seed,
-                                                     uint32_t world0, uint64_t step, int max_steps)
+/* World i, first half of a step, without branches (the CPU loop over it vectorises):
+ * dynamics, reward, flags and episode clock. obs (N,4), actions/rewards/flags/elapsed (N).
+ * A world that ended still holds its terminal state in obs until bd_cartpole_finish_world. */
+BD_HOSTDEV static inline void bd_cartpole_advance_world(int i, float *BD_RESTRICT obs,
+                                                        const float *BD_RESTRICT actions,
+                                                        float *BD_RESTRICT rewards,
+                                                        uint8_t *BD_RESTRICT terminated,
+                                                        uint8_t *BD_RESTRICT truncated,
+                                                        int32_t *BD_RESTRICT elapsed, int max_steps)
 {
     float s[4];
     for (int k = 0; k < 4; k++)
         s[k] = obs[i * 4 + k];
     int term = bd_cartpole_dynamics(s, actions[i]);
     int t = elapsed[i] + 1;
-    int trunc = t >= max_steps;
-    rewards[i] = 1.0f;
-    terminated[i] = (uint8_t)term;
-    truncated[i] = (uint8_t)trunc;
-    if (term || trunc) {
-        for (int k = 0; k < 4; k++)
-            final_obs[i * 4 + k] = s[k];
-        bd_cartpole_reset_one(s, seed, world0 + (uint32_t)i, step + 1);
-        t = 0;
-    }
     for (int k = 0; k < 4; k++)
         obs[i * 4 + k] = s[k];
+    rewards[i] = 1.0f;
+    terminated[i] = (uint8_t)term;
+    truncated[i] = (uint8_t)(t >= max_steps);
     elapsed[i] = t;
+}
+
+/* World i, second half: if it ended, keep its last obs in final_obs (N,4) and auto-reset
+ * it with draws at counter step+1. */
+BD_HOSTDEV static inline void bd_cartpole_finish_world(int i, float *obs, const uint8_t *terminated,
+                                                       const uint8_t *truncated, float *final_obs,
+                                                       int32_t *elapsed, uint64_t seed,
+                                                       uint32_t world0, uint64_t step)
+{
+    if (!terminated[i] && !truncated[i])
+        return;
+    for (int k = 0; k < 4; k++)
+        final_obs[i * 4 + k] = obs[i * 4 + k];
+    bd_cartpole_reset_one(obs + i * 4, seed, world0 + (uint32_t)i, step + 1);
+    elapsed[i] = 0;
+}
+
+/* A whole step of world i (the CUDA kernel's body; the CPU runs the halves as two loops). */
+BD_HOSTDEV static inline void bd_cartpole_step_world(int i, float *obs, const float *actions,
+                                                     float *rewards, uint8_t *terminated,
+                                                     uint8_t *truncated, float *final_obs,
+                                                     int32_t *elapsed, uint64_t seed,
+                                                     uint32_t world0, uint64_t step, int max_steps)
+{
+    bd_cartpole_advance_world(i, obs, actions, rewards, terminated, truncated, elapsed, max_steps);
+    bd_cartpole_finish_world(i, obs, terminated, truncated, final_obs, elapsed, seed, world0, step);
 }
 
 #endif

@@ -1,12 +1,16 @@
 /* env.c: shard creation, stepping and the registry of built-in environments.
  * CPU shards hold host buffers in one contiguous allocation; CUDA shards hold device
- * buffers plus host mirrors for bd_env_download. The CPU step runs on the calling
- * thread (a thread pool is the next step for large N). */
+ * buffers plus host mirrors for bd_env_download. CPU steps and random actions run over
+ * a pool of threads (bd_env_set_threads), each on its own range of worlds. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bodhi/env.h"
+#include "env/actions.h"
 #include "env/env_impl.h"
+#include "env/pool.h"
 
 struct bd_env {
     const bd_env_desc *desc;
@@ -15,10 +19,16 @@ struct bd_env {
     void *block;        /* the one allocation behind b's buffers */
     bd_env_batch host;  /* CUDA only: host mirrors */
     void *host_block;
+    bd_pool *pool;      /* CPU loops */
+    bd_action_space space;
+    uint64_t counter;   /* random actions: the counter of the current call */
 };
 
 static const bd_env_desc *const bd_builtin_envs[] = {
     &bd_env_cartpole,
+    &bd_env_pendulum,
+    &bd_env_mountaincar,
+    &bd_env_acrobot,
 };
 
 const bd_env_desc *const *bd_env_registry(int *count)
@@ -108,11 +118,20 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
         if (!desc->step_cuda || !desc->reset_cuda)
             return bd_seterr(BD_ENODEV, "env %s has no CUDA kernel", desc->name);
     }
+    if (desc->act_dim > BD_MAX_ACTUATORS)
+        return bd_seterr(BD_EINVAL, "env %s: %d actuators, at most %d", desc->name, desc->act_dim,
+                         BD_MAX_ACTUATORS);
     bd_env *e = calloc(1, sizeof *e);
     if (!e)
         return bd_seterr(BD_ENOMEM, "env %s: out of memory", desc->name);
     e->desc = desc;
     e->device = device;
+    e->space.act_dim = desc->act_dim < BD_MAX_ACTUATORS ? desc->act_dim : BD_MAX_ACTUATORS;
+    for (int a = 0; a < e->space.act_dim; a++) {
+        e->space.n[a] = desc->actuators[a].n;
+        e->space.low[a] = desc->actuators[a].low;
+        e->space.high[a] = desc->actuators[a].high;
+    }
     size_t off[8];
     size_t bytes = bd_env_bytes(desc, n, off);
     bd_env_batch *b = &e->b;
@@ -164,8 +183,117 @@ void bd_env_destroy(bd_env *e)
     if (e->device == BD_DEVICE_CUDA)
         bd_cuda_release(e->block);
 #endif
+    bd_pool_destroy(e->pool);
     free(e->host_block);
     free(e);
+}
+
+int bd_env_set_threads(bd_env *e, int threads)
+{
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    bd_pool_destroy(e->pool);
+    e->pool = NULL;
+    if (threads == 1 || e->device != BD_DEVICE_CPU)
+        return BD_OK;
+    return bd_pool_create(threads, &e->pool);
+}
+
+static void bd_env_step_range(void *ctx, int i0, int i1)
+{
+    bd_env *e = ctx;
+    e->desc->step_cpu(&e->b, i0, i1);
+}
+
+/* Worlds [i0, i1): the draws that cover their flat action elements (see env/actions.h). */
+BD_CPU_CLONES static void bd_env_random_range(void *ctx, int i0, int i1)
+{
+    bd_env *e = ctx;
+    const int64_t A = e->space.act_dim, j0 = (int64_t)i0 * A, j1 = (int64_t)i1 * A;
+    const uint64_t k0 = (uint64_t)e->b.world0 * (uint64_t)A;
+    const uint64_t c0 = (k0 + (uint64_t)j0) >> 2, c1 = (k0 + (uint64_t)j1 + 3) >> 2;
+    float *actions = e->b.actions;
+#pragma GCC ivdep /* each draw writes its own four elements */
+    for (uint64_t c = c0; c < c1; c++)
+        bd_random_action_draw(c, actions, j0, j1, k0, &e->space, e->b.seed, e->counter);
+}
+
+double bd_env_bytes_per_world_step(const bd_env_desc *d)
+{
+    /* obs, actions and state are read and written; rewards and flags written;
+     * the episode clock read and written. Final observations (rare) are left out. */
+    return 2.0 * 4 * d->obs_dim + 2.0 * 4 * d->act_dim + 2.0 * 4 * d->state_dim + 4 + 2 + 8;
+}
+
+typedef struct {
+    char *dst;
+    const char *src;
+    size_t bytes;
+    int n;
+} bd_copy_job;
+
+static void bd_copy_range(void *ctx, int i0, int i1)
+{
+    bd_copy_job *j = ctx;
+    size_t a = j->bytes * (size_t)i0 / (size_t)j->n, b = j->bytes * (size_t)i1 / (size_t)j->n;
+    memcpy(j->dst + a, j->src + a, b - a);
+}
+
+int bd_env_copy_bandwidth(bd_env *e, size_t bytes, double *bytes_per_s)
+{
+    *bytes_per_s = 0;
+    if (e->device == BD_DEVICE_CUDA) {
+#ifdef BODHI_HAVE_CUDA
+        return bd_cuda_copy_bandwidth(bytes, bytes_per_s);
+#else
+        return bd_seterr(BD_ENODEV, "no CUDA in this build");
+#endif
+    }
+    char *src = malloc(bytes), *dst = malloc(bytes);
+    if (!src || !dst) {
+        free(src);
+        free(dst);
+        return bd_seterr(BD_ENOMEM, "copy bandwidth: cannot allocate 2 x %zu bytes", bytes);
+    }
+    memset(src, 1, bytes);
+    memset(dst, 2, bytes);
+    bd_copy_job job = {dst, src, bytes, 1 << 16};
+    double best = 0;
+    for (int rep = 0; rep < 30; rep++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (e->pool)
+            bd_pool_run(e->pool, bd_copy_range, &job, job.n);
+        else
+            bd_copy_range(&job, 0, job.n);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (rep >= 3 && (best == 0 || s < best))
+            best = s;
+    }
+    free(src);
+    free(dst);
+    *bytes_per_s = best > 0 ? 2.0 * (double)bytes / best : 0;
+    return BD_OK;
+}
+
+int bd_env_random_actions(bd_env *e, uint64_t counter)
+{
+    e->counter = counter;
+    if (e->device == BD_DEVICE_CPU) {
+        if (e->pool)
+            bd_pool_run(e->pool, bd_env_random_range, e, e->b.n);
+        else
+            bd_env_random_range(e, 0, e->b.n);
+        return BD_OK;
+    }
+#ifdef BODHI_HAVE_CUDA
+    return bd_random_actions_cuda(&e->b, &e->space, counter);
+#else
+    return bd_seterr(BD_ENODEV, "no CUDA in this build");
+#endif
 }
 
 bd_env_batch *bd_env_batch_of(bd_env *e)
@@ -201,7 +329,9 @@ int bd_env_upload_actions(bd_env *e, const float *actions)
 int bd_env_step(bd_env *e)
 {
     int rc = BD_OK;
-    if (e->device == BD_DEVICE_CPU)
+    if (e->device == BD_DEVICE_CPU && e->pool)
+        bd_pool_run(e->pool, bd_env_step_range, e, e->b.n);
+    else if (e->device == BD_DEVICE_CPU)
         e->desc->step_cpu(&e->b, 0, e->b.n);
     else
         rc = e->desc->step_cuda(&e->b);

@@ -13,5 +13,6 @@
 #endif
 
 extern const bd_env_desc bd_env_cartpole;
+extern const bd_env_desc bd_env_pendulum, bd_env_mountaincar, bd_env_acrobot;
 
 #endif

@@ -4,8 +4,6 @@
 #ifndef BODHI_ENV_MATHF_H
 #define BODHI_ENV_MATHF_H
 
-#include <math.h>
-
 #include "env/hostdev.h"
 
 BD_HOSTDEV static inline float bd_sin_poly(float r)
@@ -21,34 +19,72 @@ BD_HOSTDEV static inline float bd_cos_poly(float r)
            - 0.5f * z + 1.0f;
 }
 
-/* r = x - k*pi/2 in three parts; returns the quadrant k mod 4. */
+/* r = x - k*pi/2 in three parts; returns the quadrant k mod 4. k is rounded to nearest
+ * with the 1.5*2^23 trick (exact for |x| < 2^21), which vectorises and needs no rintf. */
 BD_HOSTDEV static inline int bd_reduce_pio2(float x, float *r)
 {
-    float k = rintf(x * 0.636619772367581343f);
+    float k = (x * 0.636619772367581343f + 12582912.0f) - 12582912.0f;
     *r = ((x - k * 1.5703125f) - k * 4.837512969970703125e-4f) - k * 7.54978995489188216e-8f;
     return (int)k & 3;
 }
 
-BD_HOSTDEV static inline float bd_sinf(float x)
+/* sin and cos of x together, without branches (selects only), so loops over worlds
+ * vectorise: quadrant q picks which polynomial and which sign. */
+BD_HOSTDEV static inline void bd_sincosf(float x, float *s, float *c)
 {
     float r;
-    switch (bd_reduce_pio2(x, &r)) {
-    case 0: return bd_sin_poly(r);
-    case 1: return bd_cos_poly(r);
-    case 2: return -bd_sin_poly(r);
-    default: return -bd_cos_poly(r);
-    }
+    int q = bd_reduce_pio2(x, &r);
+    float ps = bd_sin_poly(r), pc = bd_cos_poly(r);
+    float sv = (q & 1) ? pc : ps;
+    float cv = (q & 1) ? ps : pc;
+    *s = (q & 2) ? -sv : sv;
+    *c = ((q + 1) & 2) ? -cv : cv;
+}
+
+BD_HOSTDEV static inline float bd_sinf(float x)
+{
+    float s, c;
+    bd_sincosf(x, &s, &c);
+    return s;
 }
 
 BD_HOSTDEV static inline float bd_cosf(float x)
 {
-    float r;
-    switch (bd_reduce_pio2(x, &r)) {
-    case 0: return bd_cos_poly(r);
-    case 1: return -bd_sin_poly(r);
-    case 2: return -bd_cos_poly(r);
-    default: return bd_sin_poly(r);
-    }
+    float s, c;
+    bd_sincosf(x, &s, &c);
+    return c;
+}
+
+/* pi in float (3.14159274, 8.7e-8 above pi) and 1/(2 pi). */
+#define BD_PI_F 3.14159265358979323846f
+#define BD_INV_2PI_F 0.159154943091895335769f
+
+/* x - 2 pi k, k a whole number of turns, into [-pi_f, pi_f): k = x / (2 pi) rounded to
+ * nearest with the 1.5*2^23 trick, then one turn more or less where rounding left r at an
+ * end. 2 pi is split in three parts (4x the pi/2 parts above), so r is within about 1e-7
+ * of the true value for |x| < 4e5. No loop and no libm: NaN and inf give NaN. */
+BD_HOSTDEV static inline float bd_angle_reduce(float x)
+{
+    float k = (x * BD_INV_2PI_F + 12582912.0f) - 12582912.0f;
+    float r = ((x - k * 6.28125f) - k * 1.93500518798828125e-3f) - k * 3.01991598195675286e-7f;
+    /* both corrections computed, one selected: no branches, so loops vectorise */
+    float up = ((r - 6.28125f) - 1.93500518798828125e-3f) - 3.01991598195675286e-7f;
+    float dn = ((r + 6.28125f) + 1.93500518798828125e-3f) + 3.01991598195675286e-7f;
+    return r >= BD_PI_F ? up : r < -BD_PI_F ? dn : r;
+}
+
+/* Gymnasium's Pendulum angle_normalize: ((x + pi) mod 2 pi) - pi, into [-pi, pi). */
+BD_HOSTDEV static inline float bd_angle_normalize(float x)
+{
+    return bd_angle_reduce(x);
+}
+
+/* Gymnasium's Acrobot wrap(x, -pi, pi): x unchanged when already in [-pi, pi], else
+ * shifted by whole turns into range (a closed form of its subtract-2-pi loop). */
+BD_HOSTDEV static inline float bd_wrap_pi(float x)
+{
+    float r = bd_angle_reduce(x);
+    return (x > BD_PI_F) | (x < -BD_PI_F) ? r : x;
 }
 
 #endif

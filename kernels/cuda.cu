@@ -67,3 +67,36 @@ extern "C" int bd_cuda_sync(void)
 {
     return bd_cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
+
+extern "C" int bd_cuda_copy_bandwidth(size_t bytes, double *bytes_per_s)
+{
+    void *a = NULL, *b = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    int rc = bd_cuda_alloc(&a, bytes);
+    if (rc == BD_OK)
+        rc = bd_cuda_alloc(&b, bytes);
+    if (rc == BD_OK)
+        rc = bd_cuda_check(cudaEventCreate(&t0), "cudaEventCreate");
+    if (rc == BD_OK)
+        rc = bd_cuda_check(cudaEventCreate(&t1), "cudaEventCreate");
+    float best = 0;
+    for (int rep = 0; rep < 20 && rc == BD_OK; rep++) {
+        cudaEventRecord(t0);
+        cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+        cudaEventRecord(t1);
+        rc = bd_cuda_check(cudaEventSynchronize(t1), "copy bandwidth");
+        float ms = 0;
+        cudaEventElapsedTime(&ms, t0, t1);
+        if (rep >= 3 && (best == 0 || ms < best))
+            best = ms;
+    }
+    if (t0)
+        cudaEventDestroy(t0);
+    if (t1)
+        cudaEventDestroy(t1);
+    bd_cuda_release(a);
+    bd_cuda_release(b);
+    if (rc == BD_OK)
+        *bytes_per_s = best > 0 ? 2.0 * (double)bytes / (best * 1e-3) : 0;
+    return rc;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "bodhi/env.h"
+#include "env/actions.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,9 +21,19 @@ void bd_cuda_release(void *ptr);               /* NULL-safe */
 int bd_cuda_to_device(void *dst, const void *src, size_t bytes);
 int bd_cuda_to_host(void *dst, const void *src, size_t bytes);
 int bd_cuda_sync(void);
+/* Device-to-device copy bandwidth (bytes read + written per second) over `bytes`. */
+int bd_cuda_copy_bandwidth(size_t bytes, double *bytes_per_s);
+
+int bd_random_actions_cuda(bd_env_batch *b, const bd_action_space *sp, uint64_t counter);
 
 int bd_cartpole_reset_cuda(bd_env_batch *b);
 int bd_cartpole_step_cuda(bd_env_batch *b);
+int bd_pendulum_reset_cuda(bd_env_batch *b);
+int bd_pendulum_step_cuda(bd_env_batch *b);
+int bd_mountaincar_reset_cuda(bd_env_batch *b);
+int bd_mountaincar_step_cuda(bd_env_batch *b);
+int bd_acrobot_reset_cuda(bd_env_batch *b);
+int bd_acrobot_step_cuda(bd_env_batch *b);
 
 #ifdef __cplusplus
 }

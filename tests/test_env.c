@@ -192,3 +192,80 @@ Test(env, cuda_matches_cpu_bit_for_bit)
     bd_env_destroy(c);
     bd_env_destroy(g);
 }
+
+Test(plugin, example_plugin_loads_and_steps)
+{
+    const bd_env_desc *d;
+    cr_assert_eq(bd_env_load(BODHI_TARGET_PLUGIN ":bd_target_env", &d), BD_OK, "%s", bd_lasterr());
+    cr_assert_str_eq(d->name, "target");
+    cr_assert_eq(d->obs_dim, 2);
+    bd_env *e;
+    cr_assert_eq(bd_env_create(d, 32, 0, 3, BD_DEVICE_CPU, 0, &e), BD_OK, "%s", bd_lasterr());
+    bd_env_batch *b = bd_env_batch_of(e);
+    int ended = 0;
+    for (int t = 0; t < 300; t++) {
+        cr_assert_eq(bd_env_random_actions(e, (uint64_t)t), BD_OK);
+        for (int i = 0; i < 32; i++)
+            cr_assert(b->actions[i] == 0 || b->actions[i] == 1 || b->actions[i] == 2);
+        cr_assert_eq(bd_env_step(e), BD_OK);
+        for (int i = 0; i < 32; i++) {
+            ended += b->terminated[i] | b->truncated[i];
+            cr_assert(b->rewards[i] <= 0);
+        }
+    }
+    cr_assert(ended >= 32 * 2, "every world ended at least twice in 300 steps (limit 100)");
+    bd_env_destroy(e);
+    cr_assert_eq(bd_env_load("cartpole", &d), BD_OK, "built-ins resolve too");
+}
+
+Test(plugin, missing_file_symbol_and_name)
+{
+    const bd_env_desc *d;
+    cr_assert_eq(bd_env_load("/tmp/bd-no-such-plugin.so:x", &d), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "/tmp/bd-no-such-plugin.so"), "%s", bd_lasterr());
+    cr_assert_eq(bd_env_load(BODHI_TARGET_PLUGIN ":no_such_symbol", &d), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "no_such_symbol"), "%s", bd_lasterr());
+    cr_assert_eq(bd_env_load("nope", &d), BD_ENOTFOUND);
+}
+
+Test(env, random_actions_in_range_and_shard_independent)
+{
+    bd_env *whole = make(10, 0, 77, 0), *lo = make(3, 0, 77, 0), *hi = make(7, 3, 77, 0);
+    bd_env_batch *w = bd_env_batch_of(whole), *l = bd_env_batch_of(lo), *h = bd_env_batch_of(hi);
+    int ones = 0;
+    for (uint64_t c = 0; c < 200; c++) {
+        bd_env_random_actions(whole, c);
+        bd_env_random_actions(lo, c);
+        bd_env_random_actions(hi, c);
+        cr_assert_eq(memcmp(w->actions, l->actions, 3 * sizeof(float)), 0);
+        cr_assert_eq(memcmp(w->actions + 3, h->actions, 7 * sizeof(float)), 0);
+        for (int i = 0; i < 10; i++) {
+            cr_assert(w->actions[i] == 0.0f || w->actions[i] == 1.0f);
+            ones += w->actions[i] == 1.0f;
+        }
+    }
+    cr_assert(ones > 900 && ones < 1100, "Discrete(2) is fair: %d of 2000", ones);
+    bd_env_destroy(whole);
+    bd_env_destroy(lo);
+    bd_env_destroy(hi);
+}
+
+Test(env, threads_do_not_change_results)
+{
+    const int n = 5000; /* not a multiple of the 64-world ranges */
+    bd_env *one = make(n, 0, 9, 0), *two = make(n, 0, 9, 0);
+    cr_assert_eq(bd_env_set_threads(two, 3), BD_OK);
+    bd_env_batch *a = bd_env_batch_of(one), *b = bd_env_batch_of(two);
+    for (uint64_t t = 0; t < 300; t++) {
+        bd_env_random_actions(one, t);
+        bd_env_random_actions(two, t);
+        cr_assert_eq(memcmp(a->actions, b->actions, sizeof(float) * n), 0);
+        bd_env_step(one);
+        bd_env_step(two);
+        cr_assert_eq(memcmp(a->obs, b->obs, sizeof(float) * 4 * n), 0, "step %lu", (unsigned long)t);
+        cr_assert_eq(memcmp(a->terminated, b->terminated, n), 0);
+        cr_assert_eq(memcmp(a->final_obs, b->final_obs, sizeof(float) * 4 * n), 0);
+    }
+    bd_env_destroy(one);
+    bd_env_destroy(two);
+}

@@ -50,7 +50,11 @@ typedef struct bd_env_batch {
     const float *params;   /* env-specific numeric params (device copy on CUDA), or NULL */
 } bd_env_batch;
 
+/* The env ABI a plugin's bd_env_desc declares in abi_version. */
+#define BD_ENV_ABI 1
+
 typedef struct bd_env_desc {
+    int abi_version;           /* BD_ENV_ABI (checked for plugins) */
     const char *name;          /* registry name, e.g. "cartpole" */
     const char *summary;       /* one line for `bodhi envs` */
     int obs_dim, act_dim, state_dim;
@@ -74,6 +78,13 @@ const bd_env_desc *const *bd_env_registry(int *count);
 /* Looks up a built-in by name (NULL if none). */
 const bd_env_desc *bd_env_find(const char *name);
 
+/* Resolves a run file's environment name: a built-in ("cartpole"), or a plugin
+ * "path/to/lib.so:symbol" whose symbol is a `const bd_env_desc` (path relative to the
+ * working directory). The shared object stays loaded for the life of the process.
+ * Errors name the file and symbol (BD_ENOTFOUND) or what is wrong with the descriptor
+ * (BD_EINVAL: ABI version, dims, missing functions). */
+int bd_env_load(const char *name, const bd_env_desc **out);
+
 /* Creates a shard of n worlds starting at global world `world0`, on `device`, and resets
  * every world (step counter 0). max_steps <= 0 takes the env's default. Fails with
  * BD_ENODEV when the device is CUDA and no GPU answers or the env has no kernel. */
@@ -95,6 +106,23 @@ int bd_env_step(bd_env *e);
 /* Host view after a step: on CPU the batch itself, on CUDA host mirrors filled by a
  * copy of obs, rewards, terminated, truncated and final_obs. */
 int bd_env_download(bd_env *e, bd_env_batch *host);
+
+/* Worker threads for the CPU loops: 1 runs on the calling thread, 0 means one per core.
+ * No effect on CUDA shards. Results do not depend on the thread count. */
+int bd_env_set_threads(bd_env *e, int threads);
+
+/* Fills the batch's actions with uniform random ones, drawn on the shard's device at
+ * (seed, world, counter): Discrete(n) an index, Box U(low, high). For benchmarks and
+ * random policies. */
+int bd_env_random_actions(bd_env *e, uint64_t counter);
+
+/* Bytes one world's step reads and writes in the batch buffers (obs, actions, rewards,
+ * flags, episode clock, env state), for bandwidth arithmetic. */
+double bd_env_bytes_per_world_step(const bd_env_desc *d);
+
+/* Measured copy bandwidth (bytes read + written per second) of the shard's device over a
+ * working set of `bytes`, using the shard's threads on the CPU. */
+int bd_env_copy_bandwidth(bd_env *e, size_t bytes, double *bytes_per_s);
 
 /* 1 when a CUDA device answers (and the build has kernels). */
 int bd_cuda_available(void);

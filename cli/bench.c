@@ -1,0 +1,157 @@
+/* bench.c: `bodhi bench [ENV] [--device cpu|cuda] [--agents N] [--steps T] [--threads K]
+ * [--json]`: steps N worlds of each environment (or just ENV) T times under a uniform
+ * random policy drawn on the same device, and reports agent-steps per second, the bytes
+ * one agent-step moves, the measured copy bandwidth over the same working set, and the
+ * bandwidth floor (the rate at which just moving those bytes would run).
+ * JSON (one object per line): env, device, device_name, agents, steps, threads, seconds,
+ * agent_steps_per_s, bytes_per_step (per agent-step), copy_bytes_per_s,
+ * floor_agent_steps_per_s, fraction_of_floor. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "bodhi/env.h"
+#include "cli/cli.h"
+#include "common/util.h"
+
+#ifdef BODHI_HAVE_CUDA
+#include "kernels/kernels.h"
+#endif
+
+static int bd_parse_count(const char *what, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) {
+        fprintf(stderr, "bodhi bench: %s must be an integer in [%lld, %lld] (got '%s')\n", what, lo,
+                hi, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long n, long long T, int threads,
+                        int json)
+{
+    bd_env *e;
+    int rc = bd_env_create(d, (int)n, 0, 12345, dev, 0, &e);
+    if (rc == BD_OK)
+        rc = bd_env_set_threads(e, threads);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi bench %s: %s\n", d->name, bd_lasterr());
+        bd_env_destroy(e);
+        return 1;
+    }
+    uint64_t counter = 0;
+    for (int w = 0; w < 20 && rc == BD_OK; w++) { /* warm-up */
+        rc = bd_env_random_actions(e, counter++);
+        if (rc == BD_OK)
+            rc = bd_env_step(e);
+    }
+#ifdef BODHI_HAVE_CUDA
+    if (rc == BD_OK && dev == BD_DEVICE_CUDA)
+        rc = bd_cuda_sync();
+#endif
+    double t0 = bd_now();
+    for (long long t = 0; t < T && rc == BD_OK; t++) {
+        rc = bd_env_random_actions(e, counter++);
+        if (rc == BD_OK)
+            rc = bd_env_step(e);
+    }
+#ifdef BODHI_HAVE_CUDA
+    if (rc == BD_OK && dev == BD_DEVICE_CUDA)
+        rc = bd_cuda_sync();
+#endif
+    double secs = bd_now() - t0;
+    double bps = bd_env_bytes_per_world_step(d), bw = 0;
+    if (rc == BD_OK)
+        rc = bd_env_copy_bandwidth(e, (size_t)(bps * (double)n / 2), &bw);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi bench %s: %s\n", d->name, bd_lasterr());
+        bd_env_destroy(e);
+        return 1;
+    }
+    double rate = (double)n * (double)T / secs, floor_rate = bw / bps;
+    char name[256] = "";
+    if (dev == BD_DEVICE_CUDA)
+        bd_cuda_device_name(name, sizeof name);
+    int used_threads = dev == BD_DEVICE_CPU ? (threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN)) : 0;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "env", d->name);
+        cJSON_AddStringToObject(o, "device", dev == BD_DEVICE_CUDA ? "cuda" : "cpu");
+        if (name[0])
+            cJSON_AddStringToObject(o, "device_name", name);
+        cJSON_AddNumberToObject(o, "agents", (double)n);
+        cJSON_AddNumberToObject(o, "steps", (double)T);
+        cJSON_AddNumberToObject(o, "threads", used_threads);
+        cJSON_AddNumberToObject(o, "seconds", secs);
+        cJSON_AddNumberToObject(o, "agent_steps_per_s", rate);
+        cJSON_AddNumberToObject(o, "bytes_per_step", bps);
+        cJSON_AddNumberToObject(o, "copy_bytes_per_s", bw);
+        cJSON_AddNumberToObject(o, "floor_agent_steps_per_s", floor_rate);
+        cJSON_AddNumberToObject(o, "fraction_of_floor", rate / floor_rate);
+        char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+    } else {
+        printf("%-12s %-4s %10lld agents x %6lld steps: %8.3f s  %10.3g agent-steps/s  "
+               "%.0f B/agent-step  copy %.3g GB/s  floor %.3g/s  (%.0f%% of floor)\n",
+               d->name, dev == BD_DEVICE_CUDA ? "cuda" : "cpu", n, T, secs, rate, bps, bw / 1e9,
+               floor_rate, 100 * rate / floor_rate);
+    }
+    fflush(stdout);
+    bd_env_destroy(e);
+    return 0;
+}
+
+int bd_cmd_bench(int argc, char **argv)
+{
+    const char *env = NULL, *device = NULL, *agents = NULL, *steps = NULL, *threads = NULL, *json = NULL;
+    bd_opt spec[] = {{"device=", &device}, {"agents=", &agents}, {"steps=", &steps},
+                     {"threads=", &threads}, {"json", &json}, {0}};
+    int rc = bd_parse_opts("bench", argc, argv, spec, &env, 1, 0);
+    if (rc)
+        return rc;
+    bd_device dev = BD_DEVICE_CPU;
+    if (device && strcmp(device, "cuda") == 0)
+        dev = BD_DEVICE_CUDA;
+    else if (device && strcmp(device, "auto") == 0)
+        dev = bd_cuda_available() ? BD_DEVICE_CUDA : BD_DEVICE_CPU;
+    else if (device && strcmp(device, "cpu") != 0) {
+        fprintf(stderr, "bodhi bench: --device must be cpu, cuda or auto (got '%s')\n", device);
+        return 2;
+    }
+    if (dev == BD_DEVICE_CUDA && !bd_cuda_available()) {
+        fprintf(stderr, "bodhi bench: --device cuda, but no CUDA GPU answers here\n");
+        return 2;
+    }
+    long long n = dev == BD_DEVICE_CUDA ? 16 << 20 : 65536, T = dev == BD_DEVICE_CUDA ? 1000 : 2000, th = 0;
+    if (agents && (rc = bd_parse_count("--agents", agents, 1, 1ll << 31, &n)))
+        return rc;
+    if (steps && (rc = bd_parse_count("--steps", steps, 1, 1ll << 40, &T)))
+        return rc;
+    if (threads && (rc = bd_parse_count("--threads", threads, 0, 4096, &th)))
+        return rc;
+    int count;
+    const bd_env_desc *const *reg = bd_env_registry(&count);
+    int found = 0, fails = 0;
+    for (int i = 0; i < count; i++) {
+        if (env && strcmp(env, reg[i]->name) != 0)
+            continue;
+        found = 1;
+        fails += bd_bench_one(reg[i], dev, n, T, (int)th, json != NULL);
+    }
+    if (!found) {
+        fprintf(stderr, "bodhi bench: unknown environment '%s' (see bodhi envs)\n", env);
+        return 2;
+    }
+    return fails ? 1 : 0;
+}

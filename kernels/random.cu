@@ -1,0 +1,29 @@
+/* random.cu: uniform random actions on the GPU (the benchmark's policy), one thread per
+ * Philox draw (four actions), around the same function as the CPU loop (env/actions.h). */
+#include <cuda_runtime.h>
+
+#include "env/actions.h"
+#include "kernels/kernels.h"
+
+static __global__ void bd_random_actions_kernel(float *actions, int64_t nj, uint64_t k0,
+                                                uint64_t c0, uint64_t ncalls, bd_action_space sp,
+                                                uint64_t seed, uint64_t counter)
+{
+    uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < ncalls)
+        bd_random_action_draw(c0 + t, actions, 0, nj, k0, &sp, seed, counter);
+}
+
+extern "C" int bd_random_actions_cuda(bd_env_batch *b, const bd_action_space *sp, uint64_t counter)
+{
+    int64_t nj = (int64_t)b->n * sp->act_dim;
+    uint64_t k0 = (uint64_t)b->world0 * (uint64_t)sp->act_dim;
+    uint64_t c0 = k0 >> 2, ncalls = ((k0 + (uint64_t)nj + 3) >> 2) - c0;
+    int threads = 256;
+    unsigned blocks = (unsigned)((ncalls + threads - 1) / threads);
+    bd_random_actions_kernel<<<blocks, threads>>>(b->actions, nj, k0, c0, ncalls, *sp, b->seed, counter);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return bd_seterr(BD_ECUDA, "random actions kernel: %s", cudaGetErrorString(e));
+    return BD_OK;
+}
