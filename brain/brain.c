@@ -17,6 +17,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "brain/obsnorm.h"
 #include "brain/ppo.h"
 #include "brain/stats.h"
 #include "common/proc.h"
@@ -63,8 +64,12 @@ typedef struct {
     /* learning */
     bdt_policy *policy;
     bdt_ppo *ppo;
-    float *params;
-    size_t nparams;
+    float *params;            /* policy parameters, then the normaliser (2 S) with norm_obs */
+    size_t nparams;           /* policy parameters */
+    size_t nsend;             /* floats in a WEIGHTS message */
+    int use_norm;
+    bd_obsnorm norm;
+    float *nobs;              /* (T, N, S) normalised batch for the learner */
     uint64_t version;
     bd_stats stats;
     bd_trace_writer *mem;
@@ -184,7 +189,7 @@ static int bd_brain_reply(bd_brain *b, uint32_t flags)
     for (int i = 0; i < b->W; i++) {
         nng_msg *m;
         uint8_t *payload;
-        size_t np = b->ap->random ? 0 : b->nparams;
+        size_t np = b->ap->random ? 0 : b->nsend;
         int r = bd_wire_msg_alloc(&m, BD_MSG_WEIGHTS, 1000u + (uint32_t)b->ap->index,
                                   (uint32_t)b->version, bd_weights_size(np), &payload);
         if (r == BD_OK) {
@@ -220,6 +225,8 @@ static int bd_brain_alloc_batch(bd_brain *b)
     b->term = malloc(tn);
     b->trunc = malloc(tn);
     b->perm = b->train ? malloc(sizeof(int64_t) * tn * (size_t)b->pp.opt.epochs) : NULL;
+    if (b->use_norm && b->train && !(b->nobs = malloc(sizeof(float) * tn * (size_t)b->S)))
+        return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
     if (!b->obs || !b->act || !b->logp || !b->val || !b->rew || !b->fval || !b->adv || !b->ret
         || !b->lastv || !b->term || !b->trunc || (b->train && !b->perm))
         return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
@@ -330,11 +337,22 @@ static int bd_brain_learn(bd_brain *b, cJSON *ev)
     }
     bdt_ppo_stats st;
     double t0 = bd_now();
-    int rc = bdt_ppo_update(b->ppo, b->obs, b->act, b->logp, b->adv, b->ret, b->val, tn, b->perm, &st);
+    /* The learner sees what the muscles' policy saw: the batch normalised with the
+     * statistics in force while it was collected; only then do they take it in. */
+    const float *x = b->obs;
+    if (b->use_norm) {
+        bd_obsnorm_apply(&b->norm, b->obs, b->nobs, (size_t)tn);
+        x = b->nobs;
+    }
+    int rc = bdt_ppo_update(b->ppo, x, b->act, b->logp, b->adv, b->ret, b->val, tn, b->perm, &st);
     if (rc == BD_OK)
         rc = bdt_policy_get_params(b->policy, b->params, b->nparams);
     if (rc != BD_OK)
         return rc;
+    if (b->use_norm) {
+        bd_obsnorm_update(&b->norm, b->obs, (size_t)tn);
+        bd_obsnorm_pack(&b->norm, b->params + b->nparams);
+    }
     b->version++;
     cJSON_AddNumberToObject(ev, "policy_loss", st.policy_loss);
     cJSON_AddNumberToObject(ev, "value_loss", st.value_loss);
@@ -367,8 +385,11 @@ static int bd_brain_setup_policy(bd_brain *b)
     if (b->ap->random)
         return BD_OK;
     bdt_policy_config pc = {
-        .obs_dim = b->S, .act_kind = BDT_DISCRETE, .act_dim = b->ap->n_actions,
-        .hidden = b->pp.hidden, .layers = b->pp.layers, .device = BDT_CPU, .seed = b->ap->seed,
+        .obs_dim = b->S, .act_kind = b->ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
+        .act_dim = b->ap->continuous ? b->ap->nact : b->ap->n_actions,
+        .hidden = b->pp.hidden, .layers = b->pp.layers,
+        .device = b->plan.device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU,
+        .seed = b->ap->seed,
     };
     int rc = bdt_policy_create(&pc, &b->policy);
     if (rc == BD_OK && b->train)
@@ -384,18 +405,30 @@ static int bd_brain_setup_policy(bd_brain *b)
         return bd_seterr(BD_EINVAL, "test phase '%s' is the first phase: agent '%s' has no checkpoint "
                                     "to load (add load: {agent, phase})",
                          b->plan.ph->name, a->name);
+    b->use_norm = b->pp.norm_obs;
+    bd_obsnorm_init(&b->norm, b->S);
     if (lphase) {
+        /* A train phase resumes: weights and the optimiser's state; a test phase only
+         * needs the weights. */
         char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", b->run_dir, lphase,
                                a->load_agent ? a->load_agent : a->name);
-        rc = path ? bdt_load(b->policy, NULL, path) : BD_ENOMEM;
+        rc = path ? bdt_load(b->policy, b->train ? b->ppo : NULL, path) : BD_ENOMEM;
+        if (rc == BD_OK && b->use_norm) {
+            char *np = bd_strfmt("%s.obsnorm.json", path);
+            rc = np ? bd_obsnorm_load(&b->norm, np) : BD_ENOMEM;
+            free(np);
+        }
         free(path);
         if (rc != BD_OK)
             return rc;
     }
     b->nparams = bdt_policy_param_count(b->policy);
-    b->params = malloc(sizeof(float) * b->nparams);
+    b->nsend = b->nparams + (b->use_norm ? 2 * (size_t)b->S : 0);
+    b->params = malloc(sizeof(float) * b->nsend);
     if (!b->params)
         return bd_seterr(BD_ENOMEM, "out of memory");
+    if (b->use_norm)
+        bd_obsnorm_pack(&b->norm, b->params + b->nparams);
     return bdt_policy_get_params(b->policy, b->params, b->nparams);
 }
 
@@ -499,6 +532,7 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->adv); free(b->ret); free(b->lastv); free(b->term); free(b->trunc); free(b->perm);
     free(b->params);
+    free(b->nobs);
     free(b->mem_path);
     bd_phase_plan_fini(&b->plan);
     bd_runfile_destroy(b->rf);
@@ -573,6 +607,11 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         int crc = bd_mkdirs(dir);
         if (crc == BD_OK)
             crc = bdt_save(b.policy, b.ppo, ckpt);
+        if (crc == BD_OK && b.use_norm) {
+            char *np = bd_strfmt("%s.obsnorm.json", ckpt);
+            crc = np ? bd_obsnorm_save(&b.norm, np) : BD_ENOMEM;
+            free(np);
+        }
         free(dir);
         if (crc != BD_OK) {
             fprintf(stderr, "bodhi brain %s: checkpoint: %s\n", agent, bd_lasterr());

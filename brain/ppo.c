@@ -8,7 +8,7 @@
 static const char *const bd_ppo_keys[] = {
     "learning_rate", "anneal_lr", "total_steps", "gamma", "gae_lambda", "rollout_steps",
     "hidden", "layers", "clip_coef", "vf_coef", "ent_coef", "max_grad_norm", "clip_vloss",
-    "norm_adv", "update_epochs", "num_minibatches", NULL,
+    "norm_adv", "update_epochs", "num_minibatches", "norm_obs", NULL,
 };
 
 int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params *o)
@@ -49,6 +49,7 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params
     GETI("rollout_steps", 128, 1, 1 << 20, o->rollout_steps);
     GETI("hidden", 64, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
+    GETB("norm_obs", 0, o->norm_obs);
     GETD("clip_coef", 0.2, o->opt.clip_coef);
     GETD("vf_coef", 0.5, o->opt.vf_coef);
     GETD("ent_coef", 0.01, o->opt.ent_coef);

@@ -18,6 +18,7 @@ typedef struct {
     int rollout_steps;      /* T per muscle between updates (128) */
     int hidden;             /* 64 */
     int layers;             /* 2 */
+    int norm_obs;           /* 0: running observation normalisation (brain/obsnorm.h) */
     bdt_ppo_config opt;     /* clip_coef 0.2, vf_coef 0.5, ent_coef 0.01, max_grad_norm 0.5,
                                clip_vloss 1, norm_adv 1, update_epochs 4, num_minibatches 4 */
 } bd_ppo_params;

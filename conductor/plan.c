@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brain/obsnorm.h"
 #include "common/util.h"
 
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b)
@@ -161,8 +162,10 @@ static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p)
         return bd_seterr(BD_EINVAL, "%s: phase '%s' lists %d environments; this bodhi runs one per phase",
                          bd_where(ph->node, w, sizeof w), ph->name, ph->nenvs);
     const bd_env_cfg *ec = &ph->envs[0];
-    p->env = bd_env_find(ec->env.name);
-    if (!p->env) {
+    int lrc = bd_env_load(ec->env.name, &p->env);
+    if (lrc != BD_OK && strchr(ec->env.name, ':'))
+        return bd_seterr(lrc, "%s: %s", bd_where(ec->env.node, w, sizeof w), bd_lasterr());
+    if (lrc != BD_OK) {
         char known[512] = "";
         int n;
         const bd_env_desc *const *r = bd_env_registry(&n);
@@ -216,6 +219,9 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
                             a->nactuators, "actuator", &ap->act_cols, &ap->actuator_ids, &ap->nact);
     if (rc != BD_OK)
         return rc;
+    if (ap->nsens > BD_OBSNORM_MAX)
+        return bd_seterr(BD_EINVAL, "%s: agent '%s' has %d sensors, at most %d", bd_where(a->node, w, sizeof w),
+                         a->name, ap->nsens, BD_OBSNORM_MAX);
     int brain_random = strcmp(a->brain.name, "random") == 0;
     if (!brain_random && strcmp(a->brain.name, "ppo") != 0)
         return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown brain '%s' (known: ppo, random)",
@@ -231,11 +237,24 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
     if (strcmp(a->objective.name, "reward") != 0)
         return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (known: reward)",
                          bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name);
-    if (!p->env->discrete || ap->nact != 1)
-        return bd_seterr(BD_EINVAL, "%s: agent '%s': the ppo and random muscles drive exactly one "
-                                    "discrete actuator; %s has %d",
-                         bd_where(a->node, w, sizeof w), a->name, p->env->name, ap->nact);
-    ap->n_actions = p->env->actuators[ap->act_cols[0]].n;
+    int discrete = 0;
+    ap->act_low = calloc((size_t)ap->nact, sizeof(float));
+    ap->act_high = calloc((size_t)ap->nact, sizeof(float));
+    if (!ap->act_low || !ap->act_high)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    for (int x = 0; x < ap->nact; x++) {
+        const bd_channel *ch = &p->env->actuators[ap->act_cols[x]];
+        discrete += ch->n > 0;
+        ap->act_low[x] = ch->low;
+        ap->act_high[x] = ch->high;
+    }
+    if (discrete && (discrete != 1 || ap->nact != 1))
+        return bd_seterr(BD_EINVAL, "%s: agent '%s': the ppo and random muscles drive either one discrete "
+                                    "actuator or only continuous (Box) ones; this agent lists %d actuators, "
+                                    "%d of them discrete",
+                         bd_where(a->node, w, sizeof w), a->name, ap->nact, discrete);
+    ap->continuous = !discrete;
+    ap->n_actions = discrete ? p->env->actuators[ap->act_cols[0]].n : 0;
     ap->params_json = bd_node_to_json(a->brain.params);
     /* An actuator has one owner. */
     for (int j = 0; j < i; j++)
@@ -303,6 +322,8 @@ void bd_phase_plan_fini(bd_phase_plan *p)
         free(a->actuator_ids);
         free(a->sens_cols);
         free(a->act_cols);
+        free(a->act_low);
+        free(a->act_high);
         free(a->params_json);
     }
     free(p->agents);

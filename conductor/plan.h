@@ -19,7 +19,9 @@ typedef struct {
     int *act_cols;           /* (nact) env actuator columns it sets */
     char **sensor_ids;       /* (nsens) "<uid>.<name>" */
     char **actuator_ids;     /* (nact) */
+    int continuous;          /* 1: every actuator is a Box (Gaussian policy of nact dims) */
     int n_actions;           /* discrete: values of its (single) actuator; 0 if continuous */
+    float *act_low, *act_high; /* (nact) bounds of its actuators */
     int random;              /* brain/muscle "random": uniform actions, no learning */
     char *params_json;       /* brain params as JSON (for logs) */
     uint64_t seed;           /* this agent's seed (policy init, sampling) */

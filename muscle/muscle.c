@@ -36,7 +36,9 @@ typedef struct {
     float *fv;          /* (n) their values */
     int *fidx;          /* (n) their worlds */
     float *params;
-    size_t nparams;
+    size_t nparams;     /* policy parameters (the weights message adds 2 S with norm_obs) */
+    int use_norm;
+    bd_obsnorm norm;
     int stopped;
 } bd_magent;
 
@@ -86,12 +88,15 @@ static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
         a->stopped = 1;
     else if (rc == BD_OK && a->pol.net) {
-        if (w.nparams != a->nparams)
-            rc = bd_seterr(BD_EPROTO, "brain sent %llu parameters, the policy has %zu",
-                           (unsigned long long)w.nparams, a->nparams);
+        size_t extra = a->use_norm ? 2 * (size_t)a->S : 0;
+        if (w.nparams != a->nparams + extra)
+            rc = bd_seterr(BD_EPROTO, "brain sent %llu parameters, the policy expects %zu",
+                           (unsigned long long)w.nparams, a->nparams + extra);
         else {
-            memcpy(a->params, params, sizeof(float) * a->nparams);
+            memcpy(a->params, params, sizeof(float) * (a->nparams + extra));
             rc = bdt_policy_set_params(a->pol.net, a->params, a->nparams);
+            if (a->use_norm)
+                bd_obsnorm_unpack(&a->norm, a->params + a->nparams);
         }
     }
     nng_msg_free(msg);
@@ -182,11 +187,15 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
         a->U = a->ap->nact;
         bd_ppo_params pp;
         rc = bd_ppo_params_parse(a->ap->cfg->brain.params, 1, &pp);
+        a->use_norm = rc == BD_OK && pp.norm_obs && !a->ap->random;
+        bd_obsnorm_init(&a->norm, a->S);
+        bdt_device tdev = m->plan.device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
         if (rc == BD_OK)
-            rc = bd_mpolicy_init(&a->pol, a->ap, m->n, a->S, pp.hidden, pp.layers, mode);
+            rc = bd_mpolicy_init(&a->pol, a->ap, m->n, a->S, pp.hidden, pp.layers, mode,
+                                 a->use_norm ? &a->norm : NULL, tdev);
         if (rc == BD_OK && a->pol.net) {
             a->nparams = bdt_policy_param_count(a->pol.net);
-            a->params = malloc(sizeof(float) * a->nparams);
+            a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
             if (!a->params)
                 rc = bd_seterr(BD_ENOMEM, "muscle: out of memory");
         }
@@ -277,8 +286,15 @@ static int bd_muscle_round(bd_muscle *m)
             bd_gather(a->obs + row * a->S, hv.obs, n, D, a->ap->sens_cols, a->S);
             rc = bd_mpolicy_act(&a->pol, a->obs + row * a->S, m->world0, step,
                                 a->act + row * a->U, a->logp + row, a->val + row);
+            /* the env gets the setpoints clipped to the actuators' bounds (the rollout keeps
+             * the sampled actions, whose log-probabilities the learner needs) */
             for (int i = 0; i < n; i++)
-                m->acts[(size_t)i * AD + a->ap->act_cols[0]] = a->act[(row + i) * a->U];
+                for (int d = 0; d < a->U; d++) {
+                    float x = a->act[(row + i) * a->U + d];
+                    if (a->ap->continuous)
+                        x = x < a->ap->act_low[d] ? a->ap->act_low[d] : x > a->ap->act_high[d] ? a->ap->act_high[d] : x;
+                    m->acts[(size_t)i * AD + a->ap->act_cols[d]] = x;
+                }
         }
         if (rc == BD_OK)
             rc = bd_env_upload_actions(m->env, m->acts);

@@ -3,8 +3,11 @@
  * minibatch shuffles, categorical sampling and the PPO params' validation. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "brain/obsnorm.h"
 #include "brain/ppo.h"
 #include "brain/stats.h"
 #include "muscle/policy.h"
@@ -119,4 +122,69 @@ Test(ppo, params_defaults_and_errors)
     cr_assert_eq(bd_ppo_params_parse(n, 1, &p), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "c.yml:1:"), "%s", bd_lasterr());
     bd_node_destroy(n);
+}
+
+Test(obsnorm, running_moments_match_the_whole_batch)
+{
+    bd_obsnorm o;
+    bd_obsnorm_init(&o, 2);
+    float a[6] = {1, 10, 2, 20, 3, 30}, b[4] = {4, 40, 5, 50};
+    bd_obsnorm_update(&o, a, 3);
+    bd_obsnorm_update(&o, b, 2);
+    /* all five: mean (3, 30), population variance (2, 200); the prior (count 1e-4, mean 0,
+     * var 1) shifts the variance by about 1e-4 * mean^2 / n: 0.04 on the second sensor */
+    cr_assert_float_eq(o.mean[0], 3.0, 1e-3);
+    cr_assert_float_eq(o.mean[1], 30.0, 1e-3);
+    cr_assert_float_eq(o.var[0], 2.0, 1e-3);
+    cr_assert_float_eq(o.var[1], 200.0, 0.1);
+    float x[2] = {3 + 1.41421356f, 30}, y[2];
+    bd_obsnorm_apply(&o, x, y, 1);
+    cr_assert_float_eq(y[0], 1.0f, 1e-3);
+    cr_assert_float_eq(y[1], 0.0f, 1e-3);
+    float far[2] = {1e6f, -1e6f};
+    bd_obsnorm_apply(&o, far, y, 1);
+    cr_assert_eq(y[0], 10.0f, "clipped to +-10");
+    cr_assert_eq(y[1], -10.0f);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/bd-obsnorm-%d.json", (int)getpid());
+    cr_assert_eq(bd_obsnorm_save(&o, path), BD_OK);
+    bd_obsnorm back;
+    bd_obsnorm_init(&back, 2);
+    cr_assert_eq(bd_obsnorm_load(&back, path), BD_OK);
+    cr_assert_float_eq(back.var[1], o.var[1], 1e-9);
+    bd_obsnorm_init(&back, 3);
+    cr_assert_eq(bd_obsnorm_load(&back, path), BD_EINVAL, "sensor count mismatch");
+    unlink(path);
+}
+
+Test(policy, gaussian_log_probability)
+{
+    float mean[2] = {0.5f, -1.0f}, logstd[2] = {0.0f, logf(2.0f)}, z[2] = {1.0f, -0.5f}, a[2];
+    float lp = bd_gaussian(mean, logstd, 2, z, 0, a);
+    cr_assert_float_eq(a[0], 1.5f, 1e-6);
+    cr_assert_float_eq(a[1], -2.0f, 1e-6, "mean + std * z");
+    /* log N(1.5; 0.5, 1) + log N(-2; -1, 2) */
+    double want = (-0.5 * 1.0 - 0.0 - 0.9189385332) + (-0.5 * 0.25 - log(2.0) - 0.9189385332);
+    cr_assert_float_eq(lp, (float)want, 1e-5);
+    lp = bd_gaussian(mean, logstd, 2, z, 1, a);
+    cr_assert_eq(a[0], 0.5f, "greedy takes the mean");
+    cr_assert_float_eq(lp, (float)(-2 * 0.9189385332 - log(2.0)), 1e-5);
+}
+
+Test(policy, normal_draws_are_standard_and_reproducible)
+{
+    double s = 0, s2 = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; i++) {
+        float z[3], w[3];
+        bd_normals(7, (uint32_t)i, 3, 3, z);
+        bd_normals(7, (uint32_t)i, 3, 3, w);
+        cr_assert_eq(memcmp(z, w, sizeof z), 0);
+        for (int d = 0; d < 3; d++) {
+            s += z[d];
+            s2 += (double)z[d] * z[d];
+        }
+    }
+    double m = s / (3 * n), v = s2 / (3 * n) - m * m;
+    cr_assert(fabs(m) < 0.03 && fabs(v - 1) < 0.05, "mean %g var %g", m, v);
 }

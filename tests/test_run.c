@@ -256,3 +256,94 @@ Test(run, killed_muscle_fails_the_run, .timeout = 300)
     free(out);
     free(file);
 }
+
+Test(run, plugin_env_with_random_brain, .timeout = 120)
+{
+    char *file = bd_strfmt("/tmp/bd-test-run-%d-plugin.yml", (int)getpid());
+    FILE *f = fopen(file, "w");
+    fprintf(f,
+            "uid: plugin\n"
+            "schedule:\n"
+            "  - explore:\n"
+            "      environments:\n"
+            "        - environment: {name: '%s:bd_target_env', uid: line, params: {worlds: 4}}\n"
+            "      agents:\n"
+            "        - name: walker\n"
+            "          brain: {name: random, params: {rollout_steps: 50}}\n"
+            "          muscle: {name: random}\n"
+            "          sensors: [line.*]\n"
+            "          actuators: [line.move]\n"
+            "      simulation:\n"
+            "        conditions: [{name: max_steps, params: {steps: 2000}}]\n"
+            "      phase_config: {mode: train, worker: 2}\n",
+            BODHI_TARGET_PLUGIN);
+    fclose(f);
+    char *out = bd_strfmt("/tmp/bd-run-%d-plugin", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, out), 0);
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
+    char *p = bd_strfmt("%s/summary.json", out), *text;
+    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "\"walker\"") && strstr(text, "\"done\""), "%s", text);
+    free(text);
+    free(p);
+    free(out);
+    free(file);
+}
+
+Test(run, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
+{
+    char *file = bd_strfmt("/tmp/bd-test-run-%d-pend.yml", (int)getpid());
+    FILE *f = fopen(file, "w");
+    fprintf(f,
+            "uid: pend\n"
+            "seed: 3\n"
+            "schedule:\n"
+            "  - warmup:\n"
+            "      environments:\n"
+            "        - environment: {name: pendulum, uid: p, params: {worlds: 4}}\n"
+            "      agents:\n"
+            "        - name: swinger\n"
+            "          brain: {name: ppo, params: {rollout_steps: 64, hidden: 16, norm_obs: true}}\n"
+            "          muscle: {name: ppo}\n"
+            "          sensors: [p.*]\n"
+            "          actuators: [p.torque]\n"
+            "      simulation:\n"
+            "        conditions: [{name: max_steps, params: {steps: 1024}}]\n"
+            "      phase_config: {mode: train, worker: 2}\n"
+            "  - more:\n"
+            "      agents:\n"
+            "        - name: swinger\n"
+            "          brain: {name: ppo, params: {rollout_steps: 64, hidden: 16, norm_obs: true}}\n"
+            "          muscle: {name: ppo}\n"
+            "          sensors: [p.*]\n"
+            "          actuators: [p.torque]\n"
+            "          load: {agent: swinger, phase: warmup}\n"
+            "  - test:\n"
+            "      phase_config: {mode: test, worker: 1, episodes: 4}\n");
+    fclose(f);
+    char *out = bd_strfmt("/tmp/bd-run-%d-pend", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, out), 0);
+    char *p = bd_strfmt("%s/checkpoints/more/swinger.pt.obsnorm.json", out);
+    cr_assert(bd_exists(p), "the normaliser is saved beside the checkpoint");
+    free(p);
+    p = bd_strfmt("%s/log.jsonl", out);
+    cr_assert_eq(count_lines_with(p, "\"event\":\"checkpoint\""), 2, "two train phases");
+    free(p);
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") == 0) {
+        /* actions are continuous torques; the env got them clipped to [-2, 2] */
+        char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                             "import h5py, numpy as np\n"
+                             "f = h5py.File('%s/run.h5', 'r')\n"
+                             "a = f['warmup/swinger/actuators'][:]\n"
+                             "assert a.shape[1:] == (4, 1) and len(np.unique(a)) > 100\n"
+                             "t = f['test/swinger/episodes'][:]\n"
+                             "assert len(t) >= 4 and (t['length'] == 200).all()\n"
+                             "\"",
+                             out);
+        cr_assert_eq(system(py), 0);
+        free(py);
+    }
+    free(out);
+    free(file);
+}

@@ -1,0 +1,109 @@
+/* obsnorm.c: running observation normalisation (see obsnorm.h). */
+#include "brain/obsnorm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/util.h"
+
+void bd_obsnorm_init(bd_obsnorm *o, int s)
+{
+    o->s = s;
+    o->count = 1e-4;
+    for (int k = 0; k < s; k++) {
+        o->mean[k] = 0;
+        o->var[k] = 1;
+    }
+}
+
+void bd_obsnorm_update(bd_obsnorm *o, const float *obs, size_t n)
+{
+    if (n == 0)
+        return;
+    for (int k = 0; k < o->s; k++) {
+        double m = 0, v = 0;
+        for (size_t i = 0; i < n; i++)
+            m += obs[i * (size_t)o->s + (size_t)k];
+        m /= (double)n;
+        for (size_t i = 0; i < n; i++) {
+            double d = obs[i * (size_t)o->s + (size_t)k] - m;
+            v += d * d;
+        }
+        v /= (double)n;
+        double tot = o->count + (double)n, delta = m - o->mean[k];
+        o->mean[k] += delta * (double)n / tot;
+        o->var[k] = (o->var[k] * o->count + v * (double)n + delta * delta * o->count * (double)n / tot) / tot;
+    }
+    o->count += (double)n;
+}
+
+void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t n)
+{
+    float mean[BD_OBSNORM_MAX], inv[BD_OBSNORM_MAX];
+    for (int k = 0; k < o->s; k++) {
+        mean[k] = (float)o->mean[k];
+        inv[k] = (float)(1.0 / sqrt(o->var[k] + 1e-8));
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < o->s; k++) {
+            float x = (obs[i * (size_t)o->s + (size_t)k] - mean[k]) * inv[k];
+            out[i * (size_t)o->s + (size_t)k] = x < -10.0f ? -10.0f : x > 10.0f ? 10.0f : x;
+        }
+}
+
+void bd_obsnorm_pack(const bd_obsnorm *o, float *dst)
+{
+    for (int k = 0; k < o->s; k++) {
+        dst[k] = (float)o->mean[k];
+        dst[o->s + k] = (float)o->var[k];
+    }
+}
+
+void bd_obsnorm_unpack(bd_obsnorm *o, const float *src)
+{
+    for (int k = 0; k < o->s; k++) {
+        o->mean[k] = src[k];
+        o->var[k] = src[o->s + k];
+    }
+}
+
+int bd_obsnorm_save(const bd_obsnorm *o, const char *path)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "count", o->count);
+    cJSON_AddItemToObject(j, "mean", cJSON_CreateDoubleArray(o->mean, o->s));
+    cJSON_AddItemToObject(j, "var", cJSON_CreateDoubleArray(o->var, o->s));
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    int rc = text ? bd_write_file(path, text, strlen(text)) : bd_seterr(BD_ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
+int bd_obsnorm_load(bd_obsnorm *o, const char *path)
+{
+    char *text;
+    int rc = bd_read_file(path, &text, NULL);
+    if (rc != BD_OK)
+        return rc;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "count");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "mean");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "var");
+    if (!cJSON_IsNumber(c) || !cJSON_IsArray(m) || !cJSON_IsArray(v)
+        || cJSON_GetArraySize(m) != o->s || cJSON_GetArraySize(v) != o->s) {
+        cJSON_Delete(j);
+        return bd_seterr(BD_EINVAL, "%s: not an observation normaliser for %d sensors", path, o->s);
+    }
+    o->count = c->valuedouble;
+    for (int k = 0; k < o->s; k++) {
+        o->mean[k] = cJSON_GetArrayItem(m, k)->valuedouble;
+        o->var[k] = cJSON_GetArrayItem(v, k)->valuedouble;
+    }
+    cJSON_Delete(j);
+    return BD_OK;
+}

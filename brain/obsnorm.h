@@ -1,0 +1,39 @@
+/* obsnorm.h: running observation normalisation (CleanRL's NormalizeObservation): per
+ * sensor mean and variance over every observation seen so far (parallel merge of batch
+ * moments, float64), applied as clip((x - mean) / sqrt(var + 1e-8), -10, 10).
+ * The brain updates it from each collected batch (after learning on that batch with the
+ * statistics its muscles used) and sends it after the weights; muscles apply it before
+ * inference. Checkpoints keep it beside the policy as <checkpoint>.obsnorm.json. */
+#ifndef BODHI_BRAIN_OBSNORM_H
+#define BODHI_BRAIN_OBSNORM_H
+
+#include <stddef.h>
+
+#include "bodhi/bodhi.h"
+
+#define BD_OBSNORM_MAX 4096
+
+typedef struct {
+    int s;                      /* sensors */
+    double count;               /* observations merged (starts at 1e-4 like CleanRL) */
+    double mean[BD_OBSNORM_MAX], var[BD_OBSNORM_MAX];
+} bd_obsnorm;
+
+void bd_obsnorm_init(bd_obsnorm *o, int s);
+
+/* Merges n observations (n, s) into the statistics. */
+void bd_obsnorm_update(bd_obsnorm *o, const float *obs, size_t n);
+
+/* out (n, s) = normalised obs (n, s); out may equal obs. */
+void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t n);
+
+/* As 2*s floats (mean then var) for a WEIGHTS message, and back. */
+void bd_obsnorm_pack(const bd_obsnorm *o, float *dst);
+void bd_obsnorm_unpack(bd_obsnorm *o, const float *src);
+
+/* JSON side file next to a checkpoint. Load: BD_ENOTFOUND when absent, BD_EINVAL when it
+ * does not match s. */
+int bd_obsnorm_save(const bd_obsnorm *o, const char *path);
+int bd_obsnorm_load(bd_obsnorm *o, const char *path);
+
+#endif
