@@ -12,6 +12,11 @@ static int bd_cuda_check(cudaError_t e, const char *what)
     return bd_seterr(BD_ECUDA, "%s: %s", what, cudaGetErrorString(e));
 }
 
+extern "C" int bd_cuda_check_launch(const char *what)
+{
+    return bd_cuda_check(cudaGetLastError(), what);
+}
+
 extern "C" int bd_cuda_device_count(void)
 {
     int n = 0;

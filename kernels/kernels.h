@@ -14,6 +14,17 @@
 extern "C" {
 #endif
 
+#define BD_CUDA_THREADS 256
+
+/* Blocks of BD_CUDA_THREADS covering n items. */
+static inline unsigned bd_cuda_blocks(int64_t n)
+{
+    return (unsigned)((n + BD_CUDA_THREADS - 1) / BD_CUDA_THREADS);
+}
+
+/* After a kernel launch: BD_OK, or BD_ECUDA naming `what` with CUDA's error text. */
+int bd_cuda_check_launch(const char *what);
+
 int bd_cuda_device_count(void);
 int bd_cuda_name(char *buf, int len);
 int bd_cuda_alloc(void **ptr, size_t bytes);   /* zero-filled */

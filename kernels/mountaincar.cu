@@ -1,55 +1,37 @@
 /* mountaincar.cu: MountainCar-v0 on the GPU, one thread per world, around the same physics
- * header as the CPU loop (env/mountaincar.h). Built with --fmad=false so the floats agree
- * with the CPU bit for bit. b's pointers are device pointers. */
+ * header as the CPU loop (env/mountaincar.h). Built with --fmad=false so the floats agree with
+ * the CPU bit for bit. The batch is passed by value; its pointers are device
+ * pointers. */
 #include <cuda_runtime.h>
 
 #include "env/mountaincar.h"
 #include "kernels/kernels.h"
 
-static __global__ void bd_mountaincar_reset_kernel(float *obs, int32_t *elapsed, int n,
-                                                   uint64_t seed, uint32_t world0)
+static __global__ void bd_mountaincar_reset_kernel(bd_env_batch b)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n)
+    if (i >= b.n)
         return;
-    bd_mountaincar_reset_one(obs + BD_MOUNTAINCAR_OBS * i, seed, world0 + (uint32_t)i, 0);
-    elapsed[i] = 0;
+    bd_mountaincar_reset_one(b.obs + BD_MOUNTAINCAR_OBS * i, b.seed, b.world0 + (uint32_t)i, 0);
+    b.elapsed[i] = 0;
 }
 
-static __global__ void bd_mountaincar_step_kernel(float *obs, const float *actions,
-                                                  float *rewards, uint8_t *terminated,
-                                                  uint8_t *truncated, float *final_obs,
-                                                  int32_t *elapsed, int n, uint64_t seed,
-                                                  uint32_t world0, uint64_t step, int max_steps)
+static __global__ void bd_mountaincar_step_kernel(bd_env_batch b)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n)
-        return;
-    bd_mountaincar_step_world(i, obs, actions, rewards, terminated, truncated, final_obs, elapsed,
-                              seed, world0, step, max_steps);
-}
-
-static int bd_launch_check(const char *what)
-{
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return bd_seterr(BD_ECUDA, "%s: %s", what, cudaGetErrorString(e));
-    return BD_OK;
+    if (i < b.n)
+        bd_mountaincar_step_world(i, b.obs, b.actions, b.rewards, b.terminated, b.truncated,
+                                  b.final_obs, b.elapsed, b.seed, b.world0, b.step, b.max_steps);
 }
 
 extern "C" int bd_mountaincar_reset_cuda(bd_env_batch *b)
 {
-    int threads = 256, blocks = (b->n + threads - 1) / threads;
-    bd_mountaincar_reset_kernel<<<blocks, threads>>>(b->obs, b->elapsed, b->n, b->seed, b->world0);
-    return bd_launch_check("mountaincar reset kernel");
+    bd_mountaincar_reset_kernel<<<bd_cuda_blocks(b->n), BD_CUDA_THREADS>>>(*b);
+    return bd_cuda_check_launch("mountaincar reset kernel");
 }
 
 extern "C" int bd_mountaincar_step_cuda(bd_env_batch *b)
 {
-    int threads = 256, blocks = (b->n + threads - 1) / threads;
-    bd_mountaincar_step_kernel<<<blocks, threads>>>(b->obs, b->actions, b->rewards,
-                                                    b->terminated, b->truncated, b->final_obs,
-                                                    b->elapsed, b->n, b->seed, b->world0,
-                                                    b->step, b->max_steps);
-    return bd_launch_check("mountaincar step kernel");
+    bd_mountaincar_step_kernel<<<bd_cuda_blocks(b->n), BD_CUDA_THREADS>>>(*b);
+    return bd_cuda_check_launch("mountaincar step kernel");
 }

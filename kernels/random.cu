@@ -19,11 +19,7 @@ extern "C" int bd_random_actions_cuda(bd_env_batch *b, const bd_action_space *sp
     int64_t nj = (int64_t)b->n * sp->act_dim;
     uint64_t k0 = (uint64_t)b->world0 * (uint64_t)sp->act_dim;
     uint64_t c0 = k0 >> 2, ncalls = ((k0 + (uint64_t)nj + 3) >> 2) - c0;
-    int threads = 256;
-    unsigned blocks = (unsigned)((ncalls + threads - 1) / threads);
-    bd_random_actions_kernel<<<blocks, threads>>>(b->actions, nj, k0, c0, ncalls, *sp, b->seed, counter);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return bd_seterr(BD_ECUDA, "random actions kernel: %s", cudaGetErrorString(e));
-    return BD_OK;
+    bd_random_actions_kernel<<<bd_cuda_blocks((int64_t)ncalls), BD_CUDA_THREADS>>>(
+        b->actions, nj, k0, c0, ncalls, *sp, b->seed, counter);
+    return bd_cuda_check_launch("random actions kernel");
 }
