@@ -172,6 +172,12 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
     bd_shard(m->plan.worlds, m->plan.worker, m->id, &m->n, &m->world0);
     rc = bd_env_create(m->plan.env, m->n, m->world0, m->plan.env_seed, m->plan.device,
                        m->plan.max_steps, &m->env);
+    /* A large shard steps on this muscle's share of the cores (results do not depend on
+     * it); a small one is not worth the hand-offs. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = m->n >= 16384 && cores > m->plan.worker ? (int)(cores / m->plan.worker) : 1;
+    if (rc == BD_OK && threads > 1)
+        rc = bd_env_set_threads(m->env, threads);
     if (rc != BD_OK)
         return rc;
     m->acts = calloc((size_t)m->n * (size_t)m->plan.env->act_dim, sizeof(float));
