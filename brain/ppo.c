@@ -14,20 +14,12 @@ static const char *const bd_ppo_keys[] = {
 int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params *o)
 {
     char where[256];
-    if (p && p->kind == BD_NODE_MAP) {
-        for (size_t k = 0; k < p->n; k++) {
-            int known = 0;
-            for (const char *const *key = bd_ppo_keys; *key; key++)
-                known |= strcmp(*key, p->keys[k]) == 0;
-            if (!known)
-                return bd_seterr(BD_EINVAL, "%s:%d:%d: unknown ppo brain param '%s'",
-                                 p->file ? p->file : "?", p->key_line[k], p->key_col[k],
-                                 p->keys[k]);
-        }
-    }
+    int rc = bd_node_check_keys(p, bd_ppo_keys, "the ppo brain's params");
+    if (rc != BD_OK)
+        return rc;
     double d;
     long long i;
-    int b, rc;
+    int b;
 #define GETD(key, def, dst)                                                                  \
     if ((rc = bd_node_double(p, key, def, &d)) != BD_OK) return rc;                          \
     dst = d;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "brain/obsnorm.h"
+#include "brain/ppo.h"
 #include "common/util.h"
 
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b)
@@ -178,15 +179,8 @@ static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p)
     }
     p->env_uid = ec->uid;
     const bd_node *params = ec->env.params;
-    for (size_t k = 0; params && params->kind == BD_NODE_MAP && k < params->n; k++) {
-        int known = 0;
-        for (const char *const *key = bd_env_param_keys; *key; key++)
-            known |= strcmp(*key, params->keys[k]) == 0;
-        if (!known)
-            return bd_seterr(BD_EINVAL, "%s:%d:%d: unknown %s param '%s' (known: worlds, max_steps)",
-                             params->file ? params->file : "?", params->key_line[k],
-                             params->key_col[k], p->env->name, params->keys[k]);
-    }
+    if ((rc = bd_node_check_keys(params, bd_env_param_keys, "environment params")) != BD_OK)
+        return rc;
     long long worlds, max_steps;
     if ((rc = bd_node_int(params, "worlds", 1, &worlds)) != BD_OK)
         return rc;
@@ -234,6 +228,12 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
         return bd_seterr(BD_EINVAL, "%s: agent '%s': brain '%s' and muscle '%s' do not belong together",
                          bd_where(a->node, w, sizeof w), a->name, a->brain.name, a->muscle.name);
     ap->random = brain_random;
+    if (!brain_random) { /* the brain's params are checked here, before any process starts */
+        bd_ppo_params pp;
+        int prc = bd_ppo_params_parse(a->brain.params, 1, &pp);
+        if (prc != BD_OK)
+            return prc;
+    }
     if (strcmp(a->objective.name, "reward") != 0)
         return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (known: reward)",
                          bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name);

@@ -102,66 +102,6 @@ static int __attribute__((format(printf, 4, 5))) at_key(const bd_node *m, size_t
     return bd_seterr(err, "%s:%d:%d: %s", m->file, m->key_line[i], m->key_col[i], msg);
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 64;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* Refuses keys of map m that are not in allowed (NULL-terminated); `in` names the map. */
-static int check_keys(const bd_node *m, const char *const *allowed, const char *in)
-{
-    for (size_t i = 0; i < m->n; i++) {
-        const char *k = m->keys[i];
-        const char *close = NULL;
-        size_t bestd = 3;
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++) {
-            if (strcmp(k, *a) == 0) {
-                ok = 1;
-                break;
-            }
-            size_t d = edit_distance(k, *a);
-            if (d < bestd) {
-                bestd = d;
-                close = *a;
-            }
-        }
-        if (ok)
-            continue;
-        const char *prep = strcmp(in, "the top level") == 0 ? "at" : "in";
-        if (close)
-            return at_key(m, i, BD_EINVAL, "unknown key '%s' %s %s; did you mean '%s'?", k, prep,
-                          in, close);
-        char list[256] = "";
-        size_t len = 0;
-        for (const char *const *a = allowed; *a && len < sizeof list; a++)
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", a == allowed ? "" : ", ",
-                                    *a);
-        return at_key(m, i, BD_EINVAL, "unknown key '%s' %s %s (known keys: %s)", k, prep, in,
-                      list);
-    }
-    return BD_OK;
-}
 
 /* Names that become folders and HDF5 groups: [A-Za-z0-9_.-]+, not "." or "..". */
 static int valid_name(const char *s)
@@ -210,7 +150,7 @@ static int parse_named(bd_runfile *rf, const bd_node *n, const char *in, bd_name
     static const char *const keys[] = {"name", "params", NULL};
     if (n->kind != BD_NODE_MAP)
         return at(n, BD_EINVAL, "%s must be a map like {name: ..., params: {...}}", in);
-    int rc = check_keys(n, keys, in);
+    int rc = bd_node_check_keys(n, keys, in);
     if (!rc)
         rc = req_str(n, "name", in, &out->name);
     if (!rc)
@@ -266,14 +206,14 @@ static int parse_envs(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
         if (it->kind != BD_NODE_MAP)
             return at(it, BD_EINVAL,
                       "each item of environments must be a map {environment: {name, uid, params}}");
-        if ((rc = check_keys(it, item_keys, "an environments entry")))
+        if ((rc = bd_node_check_keys(it, item_keys, "an environments entry")))
             return rc;
         const bd_node *en = bd_node_get(it, "environment");
         if (!en)
             return at(it, BD_EINVAL, "missing required key 'environment' in environments entry");
         if (en->kind != BD_NODE_MAP)
             return at(en, BD_EINVAL, "environment must be a map {name, uid, params}");
-        if ((rc = check_keys(en, env_keys, "environment")))
+        if ((rc = bd_node_check_keys(en, env_keys, "environment")))
             return rc;
         if ((rc = req_str(en, "name", "environment", &e->env.name)))
             return rc;
@@ -308,7 +248,7 @@ static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
         return BD_OK;
     if (ld->kind != BD_NODE_MAP)
         return at(ld, BD_EINVAL, "load of agent '%s' must be a map {agent, phase}", a->name);
-    int rc = check_keys(ld, keys, "load");
+    int rc = bd_node_check_keys(ld, keys, "load");
     if (!rc)
         rc = bd_node_str(ld, "agent", a->name, &a->load_agent);
     if (!rc)
@@ -354,7 +294,7 @@ static int parse_agents(bd_runfile *rf, int pi, const bd_node *m)
         if (an->kind != BD_NODE_MAP)
             return at(an, BD_EINVAL, "each item of agents must be a map {name, brain, muscle, ...}");
         a->node = an;
-        if ((rc = check_keys(an, keys, "agent")))
+        if ((rc = bd_node_check_keys(an, keys, "agent")))
             return rc;
         if ((rc = req_str(an, "name", "agent", &a->name)))
             return rc;
@@ -416,7 +356,7 @@ static int parse_simulation(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
     }
     if (sim->kind != BD_NODE_MAP)
         return at(sim, BD_EINVAL, "simulation must be a map {name, conditions}");
-    if ((rc = check_keys(sim, keys, "simulation")))
+    if ((rc = bd_node_check_keys(sim, keys, "simulation")))
         return rc;
     if ((rc = bd_node_str(sim, "name", NULL, &ph->sim_name)))
         return rc;
@@ -450,7 +390,7 @@ static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m
         pc = NULL;
     if (pc && pc->kind != BD_NODE_MAP)
         return at(pc, BD_EINVAL, "phase_config must be a map {mode, worker, device, episodes}");
-    if (pc && (rc = check_keys(pc, keys, "phase_config")))
+    if (pc && (rc = bd_node_check_keys(pc, keys, "phase_config")))
         return rc;
     const char *mode;
     if ((rc = bd_node_str(pc, "mode", "train", &mode)))
@@ -495,7 +435,7 @@ static int parse_phase(bd_runfile *rf, int pi)
     char in[96];
     snprintf(in, sizeof in, "phase '%.60s'", ph->name);
     /* small fixed-shape parts first, so a typo there is reported before a missing list */
-    int rc = check_keys(m, keys, in);
+    int rc = bd_node_check_keys(m, keys, in);
     if (!rc)
         rc = parse_phase_config(rf, ph, m);
     if (!rc)
@@ -582,7 +522,7 @@ static int parse_root(bd_runfile *rf)
     if (root->kind != BD_NODE_MAP)
         return at(root, BD_EINVAL,
                   "a run file must be a map with uid, seed, version, schedule and run_config");
-    if ((rc = check_keys(root, keys, "the top level")))
+    if ((rc = bd_node_check_keys(root, keys, "the top level")))
         return rc;
     long long v;
     if ((rc = bd_node_int(root, "version", 1, &v)))

@@ -867,3 +867,65 @@ char *bd_node_to_json(const bd_node *n)
         bd_seterr(BD_ENOMEM, "out of memory converting to JSON");
     return s;
 }
+
+static size_t bd_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char *in)
+{
+    if (!m || m->kind != BD_NODE_MAP)
+        return BD_OK;
+    for (size_t i = 0; i < m->n; i++) {
+        const char *k = m->keys[i];
+        const char *close = NULL;
+        size_t bestd = 3;
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++) {
+            if (strcmp(k, *a) == 0) {
+                ok = 1;
+                break;
+            }
+            size_t d = bd_edit_distance(k, *a);
+            if (d < bestd) {
+                bestd = d;
+                close = *a;
+            }
+        }
+        if (ok)
+            continue;
+        const char *prep = strcmp(in, "the top level") == 0 ? "at" : "in";
+        if (close)
+            return bd_seterr(BD_EINVAL, "%s:%d:%d: unknown key '%s' %s %s; did you mean '%s'?",
+                             m->file ? m->file : "?", m->key_line[i], m->key_col[i], k, prep, in, close);
+        char list[256] = "";
+        size_t len = 0;
+        for (const char *const *a = allowed; *a && len < sizeof list; a++)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", a == allowed ? "" : ", ",
+                                    *a);
+        return bd_seterr(BD_EINVAL, "%s:%d:%d: unknown key '%s' %s %s (known keys: %s)",
+                         m->file ? m->file : "?", m->key_line[i], m->key_col[i], k, prep, in, list);
+    }
+    return BD_OK;
+}

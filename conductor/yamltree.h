@@ -50,6 +50,11 @@ int bd_node_emit(const bd_node *n, FILE *out);
 /* Map lookup; NULL when map is NULL, not a map, or has no such key. */
 const bd_node *bd_node_get(const bd_node *map, const char *key);
 
+/* Refuses a key of map m that is not in allowed (NULL-terminated): BD_EINVAL with
+ * "FILE:LINE:COL: unknown key 'k' in <in>; did you mean 'x'?" (or the known keys).
+ * BD_OK when m is NULL or not a map. */
+int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char *in);
+
 /* "FILE:LINE:COL" of a node into buf. */
 const char *bd_node_where(const bd_node *n, char *buf, size_t len);
 

@@ -188,6 +188,19 @@ Test(run, bad_input_exits_2_with_position)
     st = system(cmd);
     cr_assert_eq(WEXITSTATUS(st), 2, "bad device");
     free(cmd);
+    /* a typo inside a brain's params is caught before any process starts */
+    f = fopen(path, "w");
+    fprintf(f, SHORT_RUN, 100);
+    fclose(f);
+    char *text2;
+    cmd = bd_strfmt("sed -i 's/rollout_steps: 32/rollout_step: 32/' %s && %s check %s 2> %s", path,
+                    BODHI_BINARY, path, err);
+    st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2, "typo in brain params");
+    cr_assert_eq(bd_read_file(err, &text2, NULL), BD_OK);
+    cr_assert(strstr(text2, "rollout_step") && strstr(text2, ":9:"), "%s", text2);
+    free(text2);
+    free(cmd);
     cmd = bd_strfmt("%s frobnicate 2> /dev/null", BODHI_BINARY);
     st = system(cmd);
     cr_assert_eq(WEXITSTATUS(st), 2, "unknown command");
