@@ -5,32 +5,9 @@
 
 #include "bodhi/env.h"
 #include "env/env_impl.h"
+#include "env/loops.h"
 
-static void acrobot_reset_cpu(bd_env_batch *b, int i0, int i1)
-{
-    for (int i = i0; i < i1; i++) {
-        bd_acrobot_reset_one(b->state + BD_ACROBOT_STATE * i, b->obs + BD_ACROBOT_OBS * i, b->seed,
-                             b->world0 + (uint32_t)i, 0);
-        b->elapsed[i] = 0;
-    }
-}
-
-/* Two passes over [i0, i1): the stepping half vectorises; resets are rare and scalar. */
-BD_CPU_CLONES static void acrobot_step_cpu(bd_env_batch *b, int i0, int i1)
-{
-    float *restrict state = b->state, *restrict obs = b->obs;
-    const float *restrict act = b->actions;
-    float *restrict rew = b->rewards;
-    uint8_t *restrict term = b->terminated, *restrict trunc = b->truncated;
-    int32_t *restrict el = b->elapsed;
-    const int max_steps = b->max_steps;
-#pragma GCC ivdep /* world i touches only row i of every buffer */
-    for (int i = i0; i < i1; i++)
-        bd_acrobot_advance_world(i, state, obs, act, rew, term, trunc, el, max_steps);
-    for (int i = i0; i < i1; i++)
-        bd_acrobot_finish_world(i, state, obs, term, trunc, b->final_obs, el, b->seed, b->world0,
-                                b->step);
-}
+BD_ENV_CPU_LOOPS(acrobot)
 
 static const bd_channel acrobot_sensors[BD_ACROBOT_OBS] = {
     {"cos_theta1", -1.0f, 1.0f, 0},
@@ -46,6 +23,7 @@ static const bd_channel acrobot_actuators[1] = {
 };
 
 const bd_env_desc bd_env_acrobot = {
+    .abi_version = BD_ENV_ABI,
     .name = "acrobot",
     .summary = "Acrobot-v1 (Gymnasium): swing a two-link chain's tip above a line; reward -1 per step, 500-step limit",
     .obs_dim = BD_ACROBOT_OBS,
@@ -55,8 +33,8 @@ const bd_env_desc bd_env_acrobot = {
     .actuators = acrobot_actuators,
     .discrete = 1,
     .default_max_steps = BD_ACROBOT_MAX_STEPS,
-    .reset_cpu = acrobot_reset_cpu,
-    .step_cpu = acrobot_step_cpu,
+    .reset_cpu = bd_acrobot_reset_cpu,
+    .step_cpu = bd_acrobot_step_cpu,
     .reset_cuda = BD_CUDA_FN(bd_acrobot_reset_cuda),
     .step_cuda = BD_CUDA_FN(bd_acrobot_step_cuda),
 };

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "bodhi/env.h"
 #include "env/hostdev.h"
 #include "env/mathf.h"
 #include "env/rng.h"
@@ -147,18 +148,25 @@ BD_HOSTDEV static inline void bd_acrobot_finish_world(int i, float *state, float
     elapsed[i] = 0;
 }
 
-/* A whole step of world i (the CUDA kernel's body; the CPU runs the halves as two loops). */
-BD_HOSTDEV static inline void bd_acrobot_step_world(int i, float *state, float *obs,
-                                                    const float *actions, float *rewards,
-                                                    uint8_t *terminated, uint8_t *truncated,
-                                                    float *final_obs, int32_t *elapsed,
-                                                    uint64_t seed, uint32_t world0, uint64_t step,
-                                                    int max_steps)
+/* The per-world entry points of env/loops.h. */
+BD_HOSTDEV static inline void bd_acrobot_reset(int i, const bd_env_batch *b, uint64_t counter)
 {
-    bd_acrobot_advance_world(i, state, obs, actions, rewards, terminated, truncated, elapsed,
-                             max_steps);
-    bd_acrobot_finish_world(i, state, obs, terminated, truncated, final_obs, elapsed, seed, world0,
-                            step);
+    bd_acrobot_reset_one(b->state + BD_ACROBOT_STATE * i, b->obs + BD_ACROBOT_OBS * i, b->seed,
+                          b->world0 + (uint32_t)i, counter);
+    b->elapsed[i] = 0;
+}
+
+BD_HOSTDEV static inline void bd_acrobot_advance(int i, float *state, float *obs, const float *actions,
+                                          float *rewards, uint8_t *terminated, uint8_t *truncated,
+                                          int32_t *elapsed, int max_steps)
+{
+    bd_acrobot_advance_world(i, state, obs, actions, rewards, terminated, truncated, elapsed, max_steps);
+}
+
+BD_HOSTDEV static inline void bd_acrobot_finish(int i, const bd_env_batch *b)
+{
+    bd_acrobot_finish_world(i, b->state, b->obs, b->terminated, b->truncated, b->final_obs,
+                          b->elapsed, b->seed, b->world0, b->step);
 }
 
 #endif

@@ -5,30 +5,9 @@
 
 #include "bodhi/env.h"
 #include "env/env_impl.h"
+#include "env/loops.h"
 
-static void cartpole_reset_cpu(bd_env_batch *b, int i0, int i1)
-{
-    for (int i = i0; i < i1; i++) {
-        bd_cartpole_reset_one(b->obs + 4 * i, b->seed, b->world0 + (uint32_t)i, 0);
-        b->elapsed[i] = 0;
-    }
-}
-
-/* Two passes over [i0, i1): the branch-free half vectorises; resets are rare and scalar. */
-BD_CPU_CLONES static void cartpole_step_cpu(bd_env_batch *b, int i0, int i1)
-{
-    float *restrict obs = b->obs;
-    const float *restrict act = b->actions;
-    float *restrict rew = b->rewards;
-    uint8_t *restrict term = b->terminated, *restrict trunc = b->truncated;
-    int32_t *restrict el = b->elapsed;
-    const int max_steps = b->max_steps;
-#pragma GCC ivdep /* world i touches only row i of every buffer */
-    for (int i = i0; i < i1; i++)
-        bd_cartpole_advance_world(i, obs, act, rew, term, trunc, el, max_steps);
-    for (int i = i0; i < i1; i++)
-        bd_cartpole_finish_world(i, obs, term, trunc, b->final_obs, el, b->seed, b->world0, b->step);
-}
+BD_ENV_CPU_LOOPS(cartpole)
 
 static const bd_channel cartpole_sensors[BD_CARTPOLE_OBS] = {
     {"x", -4.8f, 4.8f, 0},
@@ -52,8 +31,8 @@ const bd_env_desc bd_env_cartpole = {
     .actuators = cartpole_actuators,
     .discrete = 1,
     .default_max_steps = BD_CARTPOLE_MAX_STEPS,
-    .reset_cpu = cartpole_reset_cpu,
-    .step_cpu = cartpole_step_cpu,
+    .reset_cpu = bd_cartpole_reset_cpu,
+    .step_cpu = bd_cartpole_step_cpu,
     .reset_cuda = BD_CUDA_FN(bd_cartpole_reset_cuda),
     .step_cuda = BD_CUDA_FN(bd_cartpole_step_cuda),
 };
