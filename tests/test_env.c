@@ -4,6 +4,7 @@
  * independence, the shared sin/cos, and CPU vs CUDA bit identity (skipped without a GPU). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,10 +194,19 @@ Test(env, cuda_matches_cpu_bit_for_bit)
     bd_env_destroy(g);
 }
 
+/* The example plugin: where the build put it, or $BODHI_TARGET_PLUGIN (bench/gpu/run.sh). */
+static const char *plugin_name(const char *symbol)
+{
+    static char buf[4096];
+    const char *path = getenv("BODHI_TARGET_PLUGIN");
+    snprintf(buf, sizeof buf, "%s:%s", path ? path : BODHI_TARGET_PLUGIN, symbol);
+    return buf;
+}
+
 Test(plugin, example_plugin_loads_and_steps)
 {
     const bd_env_desc *d;
-    cr_assert_eq(bd_env_load(BODHI_TARGET_PLUGIN ":bd_target_env", &d), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_env_load(plugin_name("bd_target_env"), &d), BD_OK, "%s", bd_lasterr());
     cr_assert_str_eq(d->name, "target");
     cr_assert_eq(d->obs_dim, 2);
     bd_env *e;
@@ -223,7 +233,7 @@ Test(plugin, missing_file_symbol_and_name)
     const bd_env_desc *d;
     cr_assert_eq(bd_env_load("/tmp/bd-no-such-plugin.so:x", &d), BD_ENOTFOUND);
     cr_assert(strstr(bd_lasterr(), "/tmp/bd-no-such-plugin.so"), "%s", bd_lasterr());
-    cr_assert_eq(bd_env_load(BODHI_TARGET_PLUGIN ":no_such_symbol", &d), BD_ENOTFOUND);
+    cr_assert_eq(bd_env_load(plugin_name("no_such_symbol"), &d), BD_ENOTFOUND);
     cr_assert(strstr(bd_lasterr(), "no_such_symbol"), "%s", bd_lasterr());
     cr_assert_eq(bd_env_load("nope", &d), BD_ENOTFOUND);
 }
