@@ -360,3 +360,37 @@ Test(run, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
     free(out);
     free(file);
 }
+
+Test(run, status_of_a_live_and_a_finished_run, .timeout = 300)
+{
+    char *file = write_run("status", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-status", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
+    wait_for(mem, 60);
+    sleep(1);
+    char *log = bd_strfmt("/tmp/bd-test-run-%d-status.txt", (int)getpid());
+    cr_assert_eq(run_cmd("%s status %s > %s", out, log), 0, "the live conductor answers");
+    char *text;
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cJSON *s = cJSON_Parse(text);
+    cr_assert_not_null(s, "status is JSON: %s", text);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "running");
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "phase")->valuestring, "train");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(s, "processes")), 3, "a brain and two muscles");
+    cJSON_Delete(s);
+    free(text);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert_eq(WEXITSTATUS(st), 143, "SIGTERM exit code");
+    cr_assert_eq(run_cmd("%s status %s > %s", out, log), 0, "a finished run answers from summary.json");
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "\"interrupted\""), "%s", text);
+    free(text);
+    cr_assert_neq(run_cmd("%s status %s/nothing-here 2> /dev/null%s", out, ""), 0);
+    free(log);
+    free(mem);
+    free(out);
+    free(file);
+}
