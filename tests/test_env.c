@@ -208,14 +208,15 @@ Test(plugin, example_plugin_loads_and_steps)
     const bd_env_desc *d;
     cr_assert_eq(bd_env_load(plugin_name("bd_target_env"), &d), BD_OK, "%s", bd_lasterr());
     cr_assert_str_eq(d->name, "target");
-    cr_assert_eq(d->obs_dim, 2);
+    cr_assert_eq(d->obs_dim, 4);
+    cr_assert_eq(d->act_dim, 2);
     bd_env *e;
     cr_assert_eq(bd_env_create(d, 32, 0, 3, BD_DEVICE_CPU, 0, &e), BD_OK, "%s", bd_lasterr());
     bd_env_batch *b = bd_env_batch_of(e);
     int ended = 0;
     for (int t = 0; t < 300; t++) {
         cr_assert_eq(bd_env_random_actions(e, (uint64_t)t), BD_OK);
-        for (int i = 0; i < 32; i++)
+        for (int i = 0; i < 64; i++)
             cr_assert(b->actions[i] == 0 || b->actions[i] == 1 || b->actions[i] == 2);
         cr_assert_eq(bd_env_step(e), BD_OK);
         for (int i = 0; i < 32; i++) {

@@ -270,7 +270,7 @@ Test(run, killed_muscle_fails_the_run, .timeout = 300)
     free(file);
 }
 
-Test(run, plugin_env_with_random_brain, .timeout = 120)
+Test(run, plugin_env_with_two_random_agents, .timeout = 120)
 {
     char *file = bd_strfmt("/tmp/bd-test-run-%d-plugin.yml", (int)getpid());
     FILE *f = fopen(file, "w");
@@ -285,7 +285,12 @@ Test(run, plugin_env_with_random_brain, .timeout = 120)
             "          brain: {name: random, params: {rollout_steps: 50}}\n"
             "          muscle: {name: random}\n"
             "          sensors: [line.*]\n"
-            "          actuators: [line.move]\n"
+            "          actuators: [line.move_x]\n"
+            "        - name: climber\n"
+            "          brain: {name: random, params: {rollout_steps: 50}}\n"
+            "          muscle: {name: random}\n"
+            "          sensors: [line.y, line.target_y]\n"
+            "          actuators: [line.move_y]\n"
             "      simulation:\n"
             "        conditions: [{name: max_steps, params: {steps: 2000}}]\n"
             "      phase_config: {mode: train, worker: 2}\n",
@@ -296,7 +301,8 @@ Test(run, plugin_env_with_random_brain, .timeout = 120)
     cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
     char *p = bd_strfmt("%s/summary.json", out), *text;
     cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
-    cr_assert(strstr(text, "\"walker\"") && strstr(text, "\"done\""), "%s", text);
+    cr_assert(strstr(text, "\"walker\"") && strstr(text, "\"climber\"") && strstr(text, "\"done\""),
+              "%s", text);
     free(text);
     free(p);
     free(out);
