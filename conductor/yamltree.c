@@ -287,6 +287,11 @@ static int parse_scalar(yt_parser *y, yaml_event_t *ev, bd_node **out)
     if (!n)
         return bd_seterr(BD_ENOMEM, "%s: out of memory", y->file);
     size_t len = ev->data.scalar.length;
+    if (memchr(ev->data.scalar.value, 0, len)) { /* "\0" would silently cut the value short */
+        free(n);
+        return bd_seterr(BD_EPARSE, "%s:%d:%d: a value may not contain a NUL character", y->file,
+                         ev_line(ev), ev_col(ev));
+    }
     n->text = malloc(len + 1);
     if (!n->text) {
         free(n);
@@ -815,10 +820,9 @@ static cJSON *scalar_json(const bd_node *n)
     if (bd_node_is_null(n))
         return cJSON_CreateNull();
     const char *t = n->text;
-    if (strcmp(t, "true") == 0 || strcmp(t, "True") == 0 || strcmp(t, "TRUE") == 0)
-        return cJSON_CreateTrue();
-    if (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 || strcmp(t, "FALSE") == 0)
-        return cJSON_CreateFalse();
+    int b;
+    if (text_bool(t, &b)) /* the same words bd_node_bool reads as booleans */
+        return cJSON_CreateBool(b);
     long long v;
     if (text_int(t, &v) == 1) {
         char buf[32];

@@ -73,8 +73,9 @@ int bd_node_is_null(const bd_node *n);
 int bd_node_as_int(const bd_node *n, long long *out);
 int bd_node_as_double(const bd_node *n, double *out);
 
-/* The node as compact JSON text (scalars that read as numbers/bools/null stay so, others
- * become strings). Caller frees. NULL on ENOMEM. For HDF5 attributes and logs. */
+/* The node as compact JSON text (scalars that read as numbers, bools (the words
+ * bd_node_bool accepts) or null stay so, others become strings). Caller frees. NULL on
+ * ENOMEM. For HDF5 attributes and logs. */
 char *bd_node_to_json(const bd_node *n);
 
 #endif

@@ -102,9 +102,10 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
 int bd_trace_read_dataset(const char *path, const char *phase, const char *agent,
                           const char *name, void **out, int64_t dims[3], int *rank);
 
-/* A dataset's shape without reading it: dims[0..rank-1], unused dims set to 1. */
+/* A dataset's shape without reading it: dims[0..rank-1], unused dims set to 1;
+ * *float32 (may be NULL) is 1 for float32 data, 0 for uint8. */
 int bd_trace_dataset_shape(const char *path, const char *phase, const char *agent,
-                           const char *name, int64_t dims[3], int *rank);
+                           const char *name, int64_t dims[3], int *rank, int *float32);
 
 /* Reads rows [row0, row0 + nrows) of a (T, N) or (T, N, K) float32 or uint8 dataset into
  * the caller's buf (nrows * N * K elements of the dataset's type). For streaming readers

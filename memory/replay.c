@@ -136,14 +136,17 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
                         int64_t *bad)
 {
     int64_t dims[3];
-    int rank;
-    int rc = bd_trace_dataset_shape(path, phase, agent, "rewards", dims, &rank);
+    int rank, f32;
+    int rc = bd_trace_dataset_shape(path, phase, agent, "rewards", dims, &rank, &f32);
     if (rc)
         return rc;
-    if (rank != 2)
-        return bd_seterr(BD_EINVAL, "'%s': /%s/%s/rewards has rank %d, want 2", path, phase,
-                         agent, rank);
+    if (rank != 2 || !f32)
+        return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards is not a (T, N) float32 dataset", path,
+                         phase, agent);
     int64_t T = dims[0], N = dims[1];
+    if (N < 1 || (uint64_t)N > SIZE_MAX / sizeof(float) / 2)
+        return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards has %lld columns", path, phase, agent,
+                         (long long)N);
     *bad = 0;
 
     /* Episodes in range, ordered by start row; the rest are mismatches already. */
@@ -166,7 +169,7 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
     for (int64_t i = 0; i < n; i++) {
         const bd_episode *e = &eps[i];
         if (e->world < 0 || e->world >= N || e->start_step < 0 || e->length < 0 ||
-            e->start_step + e->length > T)
+            e->start_step > T || e->length > T - e->start_step) /* no overflow on file values */
             mismatch(out, name, i, e, 0, "outside the rewards rows recorded", bad);
         else if (e->length == 0 && !close_enough(0, e->ret))
             mismatch(out, name, i, e, 0, NULL, bad);
@@ -275,7 +278,7 @@ int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
         agent_stats st = {0};
         if ((rc = split_name(names[i], &phase, &agent)) ||
             (rc = bd_trace_read_episodes(file, phase, agent, &eps, &n)) ||
-            (rc = bd_trace_dataset_shape(file, phase, agent, "rewards", dims, &rank)) ||
+            (rc = bd_trace_dataset_shape(file, phase, agent, "rewards", dims, &rank, NULL)) ||
             (rc = stats_of(eps, n, &st))) {
             free(eps);
             free(phase);

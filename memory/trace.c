@@ -1031,6 +1031,22 @@ static void h5_close_dataset(h5_chain *c, hid_t *grp, hid_t *ds)
     chain_close(c);
 }
 
+/* BD_OK when an episodes table's compound type has every field of bd_episode. */
+static int episodes_fields_ok(hid_t ds, const char *where, const char *phase, const char *agent)
+{
+    static const char *const fields[] = {"world", "start_step", "length", "return", "terminated", "truncated"};
+    hid_t t = H5Dget_type(ds);
+    int rc = BD_OK;
+    if (t < 0 || H5Tget_class(t) != H5T_COMPOUND)
+        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/episodes is not a compound table", where, phase, agent);
+    for (size_t i = 0; rc == BD_OK && i < sizeof fields / sizeof fields[0]; i++)
+        if (H5Tget_member_index(t, fields[i]) < 0)
+            rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/episodes has no field '%s'", where, phase, agent,
+                           fields[i]);
+    h5_close_id(&t);
+    return rc;
+}
+
 int bd_trace_read_episodes(const char *path, const char *phase, const char *agent,
                            bd_episode **out, int64_t *count)
 {
@@ -1052,8 +1068,10 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
     if ((sp = H5Dget_space(ds)) < 0 || H5Sget_simple_extent_ndims(sp) != 1 ||
         H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
         rc = h5_fail("'%s': /%s/%s/episodes is not a table", c.where, phase, agent);
+    } else if ((rc = episodes_fields_ok(ds, c.where, phase, agent))) {
+        /* a table without all six fields would leave garbage in the missing ones */
     } else if (dims[0] > (hsize_t)(SIZE_MAX / sizeof *eps) ||
-               !(eps = malloc(dims[0] ? dims[0] * sizeof *eps : 1))) {
+               !(eps = calloc(dims[0] ? dims[0] : 1, sizeof *eps))) {
         rc = bd_seterr(BD_ENOMEM, "'%s': no memory for %llu episodes", c.where,
                        (unsigned long long)dims[0]);
     } else if ((mt = episode_type(0)) < 0 ||
@@ -1107,7 +1125,7 @@ static int dataset_info(hid_t ds, const char *where, const char *phase, const ch
 }
 
 int bd_trace_dataset_shape(const char *path, const char *phase, const char *agent,
-                           const char *name, int64_t dims[3], int *rank)
+                           const char *name, int64_t dims[3], int *rank, int *float32)
 {
     if (!path || !dims)
         return bd_seterr(BD_EINVAL, "bd_trace_dataset_shape: NULL argument");
@@ -1118,6 +1136,8 @@ int bd_trace_dataset_shape(const char *path, const char *phase, const char *agen
     int rc = h5_open_dataset(path, phase, agent, name, &c, &grp, &ds);
     if (!rc) {
         rc = dataset_info(ds, c.where, phase, agent, name, dims, rank, &mt);
+        if (!rc && float32)
+            *float32 = mt == H5T_NATIVE_FLOAT;
         h5_close_dataset(&c, &grp, &ds);
     }
     h5_leave(&g);
@@ -1146,8 +1166,9 @@ int bd_trace_read_dataset(const char *path, const char *phase, const char *agent
         if (__builtin_mul_overflow(n, (size_t)dims[i], &n))
             rc = bd_seterr(BD_ENOMEM, "'%s': /%s/%s/%s is too large", c.where, phase, agent,
                            name);
+    if (!rc && __builtin_mul_overflow(n, (size_t)(mt == H5T_NATIVE_FLOAT ? 4 : 1), &bytes))
+        rc = bd_seterr(BD_ENOMEM, "'%s': /%s/%s/%s is too large", c.where, phase, agent, name);
     if (!rc) {
-        bytes = n * (mt == H5T_NATIVE_FLOAT ? 4 : 1);
         if (!(buf = malloc(bytes ? bytes : 1)))
             rc = bd_seterr(BD_ENOMEM, "'%s': no memory for /%s/%s/%s (%zu bytes)", c.where,
                            phase, agent, name, bytes);

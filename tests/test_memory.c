@@ -452,7 +452,7 @@ Test(memory, read_rows_and_shape)
     cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
     int64_t dims[3];
     int rank;
-    cr_assert_eq(bd_trace_dataset_shape(path, "train", "balancer", "sensors", dims, &rank), BD_OK);
+    cr_assert_eq(bd_trace_dataset_shape(path, "train", "balancer", "sensors", dims, &rank, NULL), BD_OK);
     cr_assert(rank == 3 && dims[0] == 40 && dims[1] == N && dims[2] == S);
     float buf[3 * N * S];
     cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 10, 3, buf), BD_OK);
@@ -1003,4 +1003,41 @@ Test(memory, h5py_reads_live_and_crashed_file_with_swmr)
     cr_assert_eq(live, 0, "h5py could not read the live file with swmr=True");
     cr_assert_eq(run_python("h5py_crash", H5PY_CRASHED, path), 0);
     unlink(path);
+}
+
+/* Hostile traces made with h5py: each is refused with a message, never read wrongly. */
+Test(memory, replay_refuses_hostile_traces)
+{
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no h5py");
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/bd-test-hostile-%d", (int)getpid());
+    char *py = bd_strfmt(
+        "/usr/bin/python3 -c \""
+        "import h5py, numpy as np, os\n"
+        "d = '%s'; os.makedirs(d, exist_ok=True)\n"
+        "full = np.dtype([('world','<i4'),('start_step','<i8'),('length','<i4'),('return','<f4'),('terminated','u1'),('truncated','u1')])\n"
+        "nolen = np.dtype([('world','<i4'),('start_step','<i8'),('return','<f4'),('terminated','u1'),('truncated','u1')])\n"
+        "def make(name, rewards, eps):\n"
+        "    with h5py.File(d + '/' + name + '.h5', 'w') as f:\n"
+        "        g = f.create_group('train/a'); g['rewards'] = rewards; g['episodes'] = eps\n"
+        "make('u8', np.ones((4, 1), np.uint8), np.array([(0, 0, 4, 4.0, 1, 0)], full))\n"
+        "make('nolen', np.ones((4, 1), np.float32), np.array([(0, 0, 4.0, 1, 0)], nolen))\n"
+        "make('bigstart', np.ones((1, 1), np.float32), np.array([(0, 2**63 - 1, 1, 1.0, 1, 0)], full))\n"
+        "\"",
+        dir);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    FILE *devnull = fopen("/dev/null", "w");
+    char path[256];
+    snprintf(path, sizeof path, "%s/u8.h5", dir);
+    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EHDF5, "uint8 rewards are refused");
+    cr_assert(strstr(bd_lasterr(), "float32"), "%s", bd_lasterr());
+    snprintf(path, sizeof path, "%s/nolen.h5", dir);
+    cr_assert_eq(bd_replay(path, devnull, NULL, 0), BD_EHDF5, "a table missing a field is refused");
+    cr_assert(strstr(bd_lasterr(), "'length'"), "%s", bd_lasterr());
+    snprintf(path, sizeof path, "%s/bigstart.h5", dir);
+    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EINVAL,
+                 "an episode starting at 2^63-1 is a mismatch, not an overflow");
+    fclose(devnull);
 }

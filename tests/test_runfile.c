@@ -447,7 +447,7 @@ Test(yamltree, params_to_json)
     cr_assert_str_eq(j, "{\"worlds\":2048,\"lr\":0.00025,\"name\":\"cart\",\"on\":true,\"off\":false,"
                         "\"none\":null,\"tilde\":null,\"empty\":null,\"s\":\"42\","
                         "\"big\":9007199254740993,\"list\":[1,\"two\",3.5],\"sub\":{\"a\":-7},"
-                        "\"word\":\"yes\"}");
+                        "\"word\":true}");
     free(j);
     bd_node_destroy(doc);
 }
@@ -544,4 +544,13 @@ Test(yamltree, merge_and_emit_roundtrip)
     bd_node_destroy(nb);
     bd_node_destroy(no);
     unlink(p);
+}
+
+Test(yamltree, nul_in_a_value_is_refused)
+{
+    const char y[] = "uid: \"a\\0b\"\n";
+    bd_node *doc = NULL;
+    cr_assert_eq(bd_yaml_parse(y, strlen(y), "nul.yml", &doc), BD_EPARSE);
+    cr_assert(strstr(bd_lasterr(), "nul.yml:1:6") && strstr(bd_lasterr(), "NUL"), "%s", bd_lasterr());
+    cr_assert_null(doc);
 }

@@ -25,14 +25,17 @@
  *  (L = layers; the odd Sequential indices are the Tanh modules.)
  *
  * Checkpoint file: a torch::serialize archive, written to path.tmp then renamed:
- *    "bodhi/format"    string "bodhi-torch-1"
+ *    "bodhi/format"    string "bodhi-torch-2"
  *    "bodhi/arch"      int64 (5): obs_dim, act_kind, act_dim, hidden, layers
  *    "bodhi/payload"   uint8 (bytes): an inner archive, serialised, holding
  *        "params"        nested archive, "<i>" = i-th tensor in the flat order above
  *        "optimizer"     nested archive from torch::optim::Adam::save (only when saved with o)
  *    "bodhi/checksum"  int64 (1): FNV-1a 64 of the payload bytes
- * libtorch's zip reader does not check CRCs, so without the checksum a damaged file whose
- * damage falls in tensor data would load silently; with it, that is BD_ETORCH.
+ * followed by a 24-byte trailer: "BDHICKPT", the archive's length (u64 LE) and FNV-1a 64 of
+ * the archive's bytes (u64 LE). libtorch's zip reader checks no CRCs and trusts the sizes
+ * in its pickles, so a damaged file could load silently or read out of bounds; the
+ * trailer is checked on the raw bytes before libtorch parses anything (BD_ETORCH), and
+ * every tensor's storage is checked to hold its elements before its data is read.
  * Loading with o restores Adam's moments and step counts; the learning rate stays the one
  * o has now (libtorch's Adam::load does not restore options), as the caller schedules it.
  * Loading with o from a file saved without an optimiser is BD_EINVAL.
@@ -71,7 +74,7 @@
 
 namespace {
 
-const char *const kFormat = "bodhi-torch-1";
+const char *const kFormat = "bodhi-torch-2";
 
 /* CleanRL's network: two separate trunks plus, for continuous actions, a free log std. */
 struct ActorCritic : torch::nn::Module {
@@ -200,8 +203,9 @@ struct bdt_ppo {
  * update went from 0.017 s to 1 s mid-run). Every call into libtorch runs with
  * flush-to-zero and denormals-are-zero set on the calling thread, and restores the
  * caller's mode on return, so code outside the shim (the env physics, which must match
- * the GPU bit for bit) keeps IEEE subnormals. Threads libtorch starts inside such a
- * call inherit the mode. */
+ * the GPU bit for bit) keeps IEEE subnormals. Threads that libtorch's OpenMP pool starts
+ * inside such a call inherit the mode; OpenBLAS's own pool, started when the library
+ * loads, does not: bodhi's conductor runs its children with OPENBLAS_NUM_THREADS=1. */
 struct FtzGuard {
 #if defined(__SSE2__)
     unsigned saved;
@@ -592,8 +596,10 @@ int write_file_atomic(const char *path, const std::string &bytes, const char *wh
         b += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int err = errno;
+    int err = fsync(fd) != 0 ? errno : 0;
+    if (close(fd) != 0 && err == 0)
+        err = errno;
+    if (err != 0) {
         unlink(tmp.c_str());
         return bd_seterr(BD_EIO, "%s: write %s: %s", where, tmp.c_str(), std::strerror(err));
     }
@@ -603,6 +609,78 @@ int write_file_atomic(const char *path, const std::string &bytes, const char *wh
         return bd_seterr(BD_EIO, "%s: rename %s -> %s: %s", where, tmp.c_str(), path, std::strerror(err));
     }
     return BD_OK;
+}
+
+const char kTrailerMagic[8] = {'B', 'D', 'H', 'I', 'C', 'K', 'P', 'T'};
+const size_t kTrailerSize = 24;
+
+void put_u64(std::string &s, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        s.push_back((char)(v >> (8 * i)));
+}
+
+uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* file += magic, length, FNV-1a of file (see the opening comment). */
+void append_trailer(std::string &file)
+{
+    const uint64_t n = file.size();
+    const uint64_t sum = fnv1a64(reinterpret_cast<const unsigned char *>(file.data()), file.size());
+    file.append(kTrailerMagic, sizeof kTrailerMagic);
+    put_u64(file, n);
+    put_u64(file, sum);
+}
+
+/* Reads path whole and checks its trailer; *archive holds the bytes before it. */
+int read_checked(const char *path, std::string *archive)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "bdt_load: %s: %s", path, std::strerror(err));
+    }
+    std::string buf;
+    char chunk[65536];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int err = errno;
+            close(fd);
+            return bd_seterr(BD_EIO, "bdt_load: %s: %s", path, std::strerror(err));
+        }
+        if (r == 0)
+            break;
+        buf.append(chunk, (size_t)r);
+    }
+    close(fd);
+    const unsigned char *b = reinterpret_cast<const unsigned char *>(buf.data());
+    const size_t n = buf.size();
+    if (n < kTrailerSize || std::memcmp(b + n - kTrailerSize, kTrailerMagic, sizeof kTrailerMagic) != 0)
+        return bd_seterr(BD_ETORCH, "bdt_load: %s: not a bodhi checkpoint (no BDHICKPT trailer)", path);
+    const size_t len = n - kTrailerSize;
+    if (get_u64(b + len + 8) != len || get_u64(b + len + 16) != fnv1a64(b, len))
+        return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (length or checksum mismatch)", path);
+    buf.resize(len);
+    *archive = std::move(buf);
+    return BD_OK;
+}
+
+/* 1 when t's storage holds all of its elements (a pickle can claim more than it has). */
+bool storage_ok(const torch::Tensor &t)
+{
+    if (!t.defined() || !t.has_storage())
+        return false;
+    const size_t need = (size_t)(t.storage_offset() + t.numel()) * (size_t)t.element_size();
+    return t.storage().nbytes() >= need;
 }
 
 } // namespace
@@ -646,6 +724,7 @@ extern "C" int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)
     } catch (...) {
         return catch_torch("bdt_save", path);
     }
+    append_trailer(file);
     return write_file_atomic(path, file, "bdt_save");
 }
 
@@ -663,10 +742,14 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
     }
     if (!S_ISREG(st.st_mode))
         return bd_seterr(BD_EIO, "bdt_load: %s: not a regular file", path);
+    std::string file;
+    int rc = read_checked(path, &file);
+    if (rc != BD_OK)
+        return rc;
     try {
         torch::serialize::InputArchive ar;
         try {
-            ar.load_from(path, torch::Device(torch::kCPU));
+            ar.load_from(file.data(), file.size(), torch::Device(torch::kCPU));
         } catch (const c10::Error &e) {
             return bd_seterr(BD_ETORCH, "bdt_load: %s: not a readable checkpoint: %s", path,
                              e.what_without_backtrace());
@@ -677,7 +760,7 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
         torch::Tensor arch, payload, sum;
         if (!ar.try_read("bodhi/format", fmt) || !fmt.isString() || fmt.toStringRef() != kFormat ||
             !ar.try_read("bodhi/arch", arch, true) || arch.numel() != 5 ||
-            arch.scalar_type() != torch::kLong)
+            arch.scalar_type() != torch::kLong || !storage_ok(arch))
             return bd_seterr(BD_ETORCH, "bdt_load: %s: not a bodhi policy checkpoint (%s)", path, kFormat);
         arch = arch.contiguous();
         const int64_t *a = arch.data_ptr<int64_t>();
@@ -693,7 +776,7 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
                              c.layers);
         if (!ar.try_read("bodhi/payload", payload, true) || payload.scalar_type() != torch::kUInt8 ||
             payload.dim() != 1 || !ar.try_read("bodhi/checksum", sum, true) || sum.numel() != 1 ||
-            sum.scalar_type() != torch::kLong)
+            sum.scalar_type() != torch::kLong || !storage_ok(payload) || !storage_ok(sum))
             return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (no payload or checksum)", path);
         payload = payload.contiguous();
         const unsigned char *bytes = payload.data_ptr<uint8_t>();
@@ -709,7 +792,8 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
         std::vector<torch::Tensor> loaded(p->params.size());
         for (size_t i = 0; i < p->params.size(); i++) {
             params.read(std::to_string(i), loaded[i]);
-            if (!loaded[i].sizes().equals(p->params[i].sizes()) || loaded[i].scalar_type() != torch::kFloat32)
+            if (!loaded[i].sizes().equals(p->params[i].sizes()) || loaded[i].scalar_type() != torch::kFloat32 ||
+                !storage_ok(loaded[i]))
                 return bd_seterr(BD_ETORCH, "bdt_load: %s: parameter %zu has the wrong shape or type",
                                  path, i);
         }
