@@ -36,6 +36,22 @@ static int bd_parse_count(const char *what, const char *s, long long lo, long lo
     return 0;
 }
 
+/* `steps` rounds of random actions and a step, finished on the device before returning. */
+static int bd_bench_steps(bd_env *e, long long steps, uint64_t *counter)
+{
+    int rc = BD_OK;
+    for (long long t = 0; t < steps && rc == BD_OK; t++) {
+        rc = bd_env_random_actions(e, (*counter)++);
+        if (rc == BD_OK)
+            rc = bd_env_step(e);
+    }
+#ifdef BODHI_HAVE_CUDA
+    if (rc == BD_OK && bd_env_device(e) == BD_DEVICE_CUDA)
+        rc = bd_cuda_sync();
+#endif
+    return rc;
+}
+
 static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long n, long long T, int threads,
                         int json)
 {
@@ -49,25 +65,10 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long n, long l
         return 1;
     }
     uint64_t counter = 0;
-    for (int w = 0; w < 20 && rc == BD_OK; w++) { /* warm-up */
-        rc = bd_env_random_actions(e, counter++);
-        if (rc == BD_OK)
-            rc = bd_env_step(e);
-    }
-#ifdef BODHI_HAVE_CUDA
-    if (rc == BD_OK && dev == BD_DEVICE_CUDA)
-        rc = bd_cuda_sync();
-#endif
+    rc = bd_bench_steps(e, 20, &counter); /* warm-up */
     double t0 = bd_now();
-    for (long long t = 0; t < T && rc == BD_OK; t++) {
-        rc = bd_env_random_actions(e, counter++);
-        if (rc == BD_OK)
-            rc = bd_env_step(e);
-    }
-#ifdef BODHI_HAVE_CUDA
-    if (rc == BD_OK && dev == BD_DEVICE_CUDA)
-        rc = bd_cuda_sync();
-#endif
+    if (rc == BD_OK)
+        rc = bd_bench_steps(e, T, &counter);
     double secs = bd_now() - t0;
     double bps = bd_env_bytes_per_world_step(d), bw = 0;
     if (rc == BD_OK)

@@ -67,6 +67,22 @@ static pid_t start_bodhi(const char *file, const char *out)
     return pid;
 }
 
+static void wait_for(const char *path, double seconds);
+
+/* Starts a run that would train for ever (tag names its files) and returns once its brain
+ * is recording; *file and *out are the caller's to free. */
+static pid_t start_long_run(const char *tag, char **file, char **out)
+{
+    *file = write_run(tag, 50000000);
+    *out = bd_strfmt("/tmp/bd-run-%d-%s", (int)getpid(), tag);
+    pid_t pid = start_bodhi(*file, *out);
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", *out);
+    wait_for(mem, 60);
+    free(mem);
+    sleep(1);
+    return pid;
+}
+
 static int count_lines_with(const char *path, const char *needle)
 {
     char *text;
@@ -218,12 +234,9 @@ static void wait_for(const char *path, double seconds)
 
 Test(run, ctrl_c_keeps_what_was_written, .timeout = 300)
 {
-    char *file = write_run("int", 50000000);
-    char *out = bd_strfmt("/tmp/bd-run-%d-int", (int)getpid());
-    pid_t pid = start_bodhi(file, out);
-    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
-    wait_for(mem, 60);
-    sleep(2);
+    char *file, *out;
+    pid_t pid = start_long_run("int", &file, &out);
+    sleep(1);
     kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);
@@ -239,19 +252,14 @@ Test(run, ctrl_c_keeps_what_was_written, .timeout = 300)
     p = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
     cr_assert(bd_exists(p), "the brain saved what it had learnt");
     free(p);
-    free(mem);
     free(out);
     free(file);
 }
 
 Test(run, killed_muscle_fails_the_run, .timeout = 300)
 {
-    char *file = write_run("kill", 50000000);
-    char *out = bd_strfmt("/tmp/bd-run-%d-kill", (int)getpid());
-    pid_t pid = start_bodhi(file, out);
-    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
-    wait_for(mem, 60);
-    sleep(1);
+    char *file, *out;
+    pid_t pid = start_long_run("kill", &file, &out);
     char *cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
     cr_assert_eq(system(cmd), 0, "muscle 1 was running");
     int st;
@@ -265,7 +273,6 @@ Test(run, killed_muscle_fails_the_run, .timeout = 300)
     free(p);
     cr_assert_eq(run_cmd("%s replay %s > /dev/null%s", out, ""), 0, "memory still readable");
     free(cmd);
-    free(mem);
     free(out);
     free(file);
 }
@@ -369,12 +376,8 @@ Test(run, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
 
 Test(run, status_of_a_live_and_a_finished_run, .timeout = 300)
 {
-    char *file = write_run("status", 50000000);
-    char *out = bd_strfmt("/tmp/bd-run-%d-status", (int)getpid());
-    pid_t pid = start_bodhi(file, out);
-    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
-    wait_for(mem, 60);
-    sleep(1);
+    char *file, *out;
+    pid_t pid = start_long_run("status", &file, &out);
     char *log = bd_strfmt("/tmp/bd-test-run-%d-status.txt", (int)getpid());
     cr_assert_eq(run_cmd("%s status %s > %s", out, log), 0, "the live conductor answers");
     char *text;
@@ -396,7 +399,6 @@ Test(run, status_of_a_live_and_a_finished_run, .timeout = 300)
     free(text);
     cr_assert_neq(run_cmd("%s status %s/nothing-here 2> /dev/null%s", out, ""), 0);
     free(log);
-    free(mem);
     free(out);
     free(file);
 }
