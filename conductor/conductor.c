@@ -130,45 +130,6 @@ static int bd_prepare_dir(const char *dir)
     return rc;
 }
 
-/* Sets map[key] to a plain scalar (adds the key when absent). */
-static int bd_set_scalar(bd_node *map, const char *key, const char *text)
-{
-    for (size_t k = 0; k < map->n; k++)
-        if (strcmp(map->keys[k], key) == 0 && map->items[k]->kind == BD_NODE_SCALAR) {
-            char *t = strdup(text);
-            if (!t)
-                return BD_ENOMEM;
-            free(map->items[k]->text);
-            map->items[k]->text = t;
-            map->items[k]->quoted = 0;
-            return BD_OK;
-        }
-    bd_node *v = bd_node_new(BD_NODE_SCALAR, map->file, map->line, map->col);
-    size_t n = map->n + 1;
-    char **keys = realloc(map->keys, n * sizeof *keys);
-    if (keys)
-        map->keys = keys;
-    bd_node **items = realloc(map->items, n * sizeof *items);
-    if (items)
-        map->items = items;
-    int *kl = realloc(map->key_line, n * sizeof *kl);
-    if (kl)
-        map->key_line = kl;
-    int *kc = realloc(map->key_col, n * sizeof *kc);
-    if (kc)
-        map->key_col = kc;
-    if (!v || !keys || !items || !kl || !kc || !(v->text = strdup(text))) {
-        bd_node_destroy(v);
-        return BD_ENOMEM;
-    }
-    map->keys[map->n] = strdup(key);
-    map->items[map->n] = v;
-    map->key_line[map->n] = map->line;
-    map->key_col[map->n] = map->col;
-    map->n = n;
-    return map->keys[n - 1] ? BD_OK : BD_ENOMEM;
-}
-
 /* Validates the run file and every phase; prints "FILE:LINE:COL: message" on failure. */
 static int bd_validate(const char *path, const char *device, bd_runfile **out, int verbose)
 {
@@ -475,7 +436,6 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
                 p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name,
                 p.worlds, p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.worker, p.nagents);
     double t0 = bd_now();
-    int start = c->nkids;
     rc = bd_start_phase(c, &p);
     if (rc != BD_OK && !c->failed) {
         c->failed = 1;
@@ -509,7 +469,6 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     uint32_t sender;
     while (bd_events_recv(c->ev, 0, &e, &sender) == BD_OK)
         bd_handle_event(c, e, sender);
-    (void)start;
     double wall = bd_now() - t0;
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
@@ -603,7 +562,7 @@ int bd_conductor_run(const bd_run_opts *o)
     if (o->has_seed) {
         char seed[32];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-        bd_set_scalar(user->effective, "seed", seed);
+        bd_node_set_scalar(user->effective, "seed", seed);
     }
     int rc = bd_prepare_dir(c.dir);
     char *yml = bd_strfmt("%s/run.yml", c.dir);

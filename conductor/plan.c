@@ -255,7 +255,6 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
                          bd_where(a->node, w, sizeof w), a->name, ap->nact, discrete);
     ap->continuous = !discrete;
     ap->n_actions = discrete ? p->env->actuators[ap->act_cols[0]].n : 0;
-    ap->params_json = bd_node_to_json(a->brain.params);
     /* An actuator has one owner. */
     for (int j = 0; j < i; j++)
         for (int x = 0; x < ap->nact; x++)
@@ -324,7 +323,6 @@ void bd_phase_plan_fini(bd_phase_plan *p)
         free(a->act_cols);
         free(a->act_low);
         free(a->act_high);
-        free(a->params_json);
     }
     free(p->agents);
     free(p->env_params_json);

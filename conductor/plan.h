@@ -23,7 +23,6 @@ typedef struct {
     int n_actions;           /* discrete: values of its (single) actuator; 0 if continuous */
     float *act_low, *act_high; /* (nact) bounds of its actuators */
     int random;              /* brain/muscle "random": uniform actions, no learning */
-    char *params_json;       /* brain params as JSON (for logs) */
     uint64_t seed;           /* this agent's seed (policy init, sampling) */
 } bd_agent_plan;
 

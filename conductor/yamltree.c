@@ -933,3 +933,34 @@ int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char 
     }
     return BD_OK;
 }
+
+int bd_node_set_scalar(bd_node *map, const char *key, const char *text)
+{
+    if (!map || map->kind != BD_NODE_MAP)
+        return bd_seterr(BD_EINVAL, "bd_node_set_scalar: not a map");
+    char *t = strdup(text);
+    if (!t)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    for (size_t k = 0; k < map->n; k++)
+        if (strcmp(map->keys[k], key) == 0 && map->items[k]->kind == BD_NODE_SCALAR) {
+            free(map->items[k]->text);
+            map->items[k]->text = t;
+            map->items[k]->quoted = 0;
+            return BD_OK;
+        }
+    bd_node *v = node_new(BD_NODE_SCALAR, map->file, map->line, map->col);
+    char *k = strdup(key);
+    if (!v || !k || node_reserve(map, map->n + 1) != BD_OK) {
+        free(v);
+        free(k);
+        free(t);
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    }
+    v->text = t;
+    map->keys[map->n] = k;
+    map->items[map->n] = v;
+    map->key_line[map->n] = map->line;
+    map->key_col[map->n] = map->col;
+    map->n++;
+    return BD_OK;
+}

@@ -47,6 +47,10 @@ bd_node *bd_node_merge(const bd_node *base, const bd_node *over);
  * the same). Returns BD_OK or BD_EIO. */
 int bd_node_emit(const bd_node *n, FILE *out);
 
+/* Sets map[key] to the plain scalar `text`, adding the key (at the map's position) when
+ * it is absent. BD_EINVAL when map is not a map, BD_ENOMEM. */
+int bd_node_set_scalar(bd_node *map, const char *key, const char *text);
+
 /* Map lookup; NULL when map is NULL, not a map, or has no such key. */
 const bd_node *bd_node_get(const bd_node *map, const char *key);
 

@@ -554,3 +554,20 @@ Test(yamltree, nul_in_a_value_is_refused)
     cr_assert(strstr(bd_lasterr(), "nul.yml:1:6") && strstr(bd_lasterr(), "NUL"), "%s", bd_lasterr());
     cr_assert_null(doc);
 }
+
+Test(yamltree, set_scalar_replaces_or_adds)
+{
+    const char y[] = "seed: 1\nuid: x\n";
+    bd_node *doc = NULL;
+    cr_assert_eq(bd_yaml_parse(y, strlen(y), "s.yml", &doc), BD_OK);
+    cr_assert_eq(bd_node_set_scalar(doc, "seed", "7"), BD_OK);
+    cr_assert_eq(bd_node_set_scalar(doc, "version", "1"), BD_OK);
+    long long v;
+    cr_assert_eq(bd_node_int(doc, "seed", 0, &v), BD_OK);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(bd_node_int(doc, "version", 0, &v), BD_OK);
+    cr_assert_eq(v, 1);
+    cr_assert_eq(doc->n, 3);
+    cr_assert_eq(bd_node_set_scalar(doc->items[1], "a", "b"), BD_EINVAL, "uid is not a map");
+    bd_node_destroy(doc);
+}

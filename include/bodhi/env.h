@@ -47,7 +47,6 @@ typedef struct bd_env_batch {
     uint32_t world0;       /* global index of this shard's first world */
     uint64_t step;         /* steps taken by this batch so far (the RNG counter) */
     int max_steps;         /* time limit (truncation) */
-    const float *params;   /* env-specific numeric params (device copy on CUDA), or NULL */
 } bd_env_batch;
 
 /* The env ABI a plugin's bd_env_desc declares in abi_version. */
