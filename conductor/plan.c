@@ -8,6 +8,7 @@
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
 #include "common/util.h"
+#include "torch/bd_torch.h"
 
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b)
 {
@@ -294,9 +295,15 @@ int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const char *device
         if (!p->env->step_cuda)
             return bd_seterr(BD_ENODEV, "%s: environment '%s' has no CUDA kernel",
                              bd_where(p->ph->node, w, sizeof w), p->env->name);
+        if (!bdt_cuda_available())
+            return bd_seterr(BD_ENODEV, "%s: device cuda asked for, but this bodhi's libtorch has no "
+                             "CUDA (Debian's is CPU-only; bench/gpu/ rebuilds the torch shim "
+                             "against a CUDA libtorch)", bd_where(p->ph->node, w, sizeof w));
         p->device = BD_DEVICE_CUDA;
     } else if (strcmp(dev, "auto") == 0) {
-        p->device = bd_cuda_available() && p->env->step_cuda ? BD_DEVICE_CUDA : BD_DEVICE_CPU;
+        /* the policies run beside the env buffers: cuda needs both a kernel and CUDA libtorch */
+        p->device = bd_cuda_available() && p->env->step_cuda && bdt_cuda_available()
+                        ? BD_DEVICE_CUDA : BD_DEVICE_CPU;
     } else {
         return bd_seterr(BD_EINVAL, "device '%s' is not cpu, cuda or auto", dev);
     }

@@ -1,7 +1,8 @@
-/* kernels.h: the C face of the CUDA side (the .cu files in kernels/): device memory, copies, and one
- * launcher per environment. Every function checks every CUDA call and returns BD_OK or
- * BD_ECUDA with the CUDA error text in bd_lasterr(). Only built when nvcc exists
- * (BODHI_HAVE_CUDA); env/env.c is the only caller. */
+/* kernels.h: the C face of the CUDA side (the .cu files in kernels/): device memory,
+ * copies, one launcher per environment, and the muscle's per-world kernels. Every
+ * function checks every CUDA call and returns BD_OK or BD_ECUDA with the CUDA error text
+ * in bd_lasterr(). Only built when nvcc exists (BODHI_HAVE_CUDA); env/ and
+ * muscle/policy.c call them. */
 #ifndef BODHI_KERNELS_KERNELS_H
 #define BODHI_KERNELS_KERNELS_H
 
@@ -9,6 +10,7 @@
 
 #include "bodhi/env.h"
 #include "env/actions.h"
+#include "muscle/act.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +38,16 @@ int bd_cuda_sync(void);
 int bd_cuda_copy_bandwidth(size_t bytes, double *bytes_per_s);
 
 int bd_random_actions_cuda(bd_env_batch *b, const bd_action_space *sp, uint64_t counter);
+
+/* The muscle's per-world work of muscle/act.h over a->n worlds (device pointers).
+ * record also clears *any and sets it when some world needs a final value. */
+int bd_act_gather_cuda(const bd_act_args *a, const float *src, float *raw, float *net);
+int bd_act_select_cuda(const bd_act_args *a, uint64_t step, const float *out, float *act,
+                       float *logp, float *value, float *env_act);
+int bd_act_record_cuda(const bd_act_args *a, const bd_env_batch *b, float *rew, uint8_t *term,
+                       uint8_t *trunc, float *fval, float *fobs, int *any);
+/* fval[i] = fv[i] where trunc[i] and not term[i]. */
+int bd_act_fval_cuda(int n, const uint8_t *term, const uint8_t *trunc, const float *fv, float *fval);
 
 int bd_cartpole_reset_cuda(bd_env_batch *b);
 int bd_cartpole_step_cuda(bd_env_batch *b);

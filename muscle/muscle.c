@@ -1,9 +1,10 @@
 /* muscle.c: the inference worker (see muscle.h).
  *
  * Per agent it keeps a REQ socket to the agent's brain and the rollout buffers
- * (T, n, ...) for its shard of n worlds. One round: T steps (gather each agent's sensor
- * columns, act, write its actuator column, step the env once for everybody), then one
- * ROLLOUT to each brain, then one WEIGHTS from each brain. REQ resending is turned off:
+ * (T, n, ...) for its shard of n worlds, on the env's device. One round: T steps (gather
+ * each agent's sensor columns, act, write its actuator columns, step the env once for
+ * everybody, record rewards and flags), then one ROLLOUT to each brain (the round's one
+ * copy off a GPU, straight into the message), then one WEIGHTS from each brain. REQ resending is turned off:
  * a brain may take long to learn, and a resent rollout would count twice. */
 #include "muscle/muscle.h"
 
@@ -19,6 +20,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "conductor/plan.h"
+#include "env/devmem.h"
 #include "muscle/policy.h"
 #include "wire/wire.h"
 
@@ -28,14 +30,10 @@ typedef struct {
     int sock_open;
     bd_mpolicy pol;
     int S, U;
-    /* rollout (T, n, ...) */
+    /* rollout (T, n, ...) on the env's device */
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
     uint8_t *term, *trunc;
-    float *sobs;        /* (n, S) this step's observations */
-    float *fobs;        /* (n, S) final observations of truncated worlds, packed */
-    float *fv;          /* (n) their values */
-    int *fidx;          /* (n) their worlds */
-    float *params;
+    float *params;      /* host: the last WEIGHTS message's parameters */
     size_t nparams;     /* policy parameters (the weights message adds 2 S with norm_obs) */
     int use_norm;
     bd_obsnorm norm;
@@ -48,21 +46,13 @@ typedef struct {
     bd_runfile *rf;
     bd_phase_plan plan;
     bd_env *env;
+    bd_device dev;
     int n;
     uint32_t world0;
     int T;
-    float *acts;        /* (n, act_dim) host actions for the env */
     bd_magent *ag;
     int na;
 } bd_muscle;
-
-/* Column gather: dst (n, S) from src (n, D) at cols. */
-static void bd_gather(float *dst, const float *src, int n, int D, const int *cols, int S)
-{
-    for (int i = 0; i < n; i++)
-        for (int s = 0; s < S; s++)
-            dst[(size_t)i * S + s] = src[(size_t)i * D + cols[s]];
-}
 
 static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
 {
@@ -94,34 +84,42 @@ static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
                            (unsigned long long)w.nparams, a->nparams + extra);
         else {
             memcpy(a->params, params, sizeof(float) * (a->nparams + extra));
-            rc = bdt_policy_set_params(a->pol.net, a->params, a->nparams);
-            if (a->use_norm)
+            rc = bd_mpolicy_set_params(&a->pol, a->params, a->nparams);
+            if (rc == BD_OK && a->use_norm) {
                 bd_obsnorm_unpack(&a->norm, a->params + a->nparams);
+                rc = bd_mpolicy_set_norm(&a->pol, &a->norm);
+            }
         }
     }
     nng_msg_free(msg);
     return rc;
 }
 
-static int bd_agent_alloc(bd_magent *a, int T, int n)
+static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
 {
-    size_t tn = (size_t)T * (size_t)n;
-    a->obs = malloc(sizeof(float) * tn * (size_t)a->S);
-    a->act = malloc(sizeof(float) * tn * (size_t)a->U);
-    a->logp = malloc(sizeof(float) * tn);
-    a->val = malloc(sizeof(float) * tn);
-    a->rew = malloc(sizeof(float) * tn);
-    a->fval = calloc(tn, sizeof(float));
-    a->lastv = malloc(sizeof(float) * (size_t)n);
-    a->term = malloc(tn);
-    a->trunc = malloc(tn);
-    a->sobs = malloc(sizeof(float) * (size_t)n * (size_t)a->S);
-    a->fobs = malloc(sizeof(float) * (size_t)n * (size_t)a->S);
-    a->fv = malloc(sizeof(float) * (size_t)n);
-    a->fidx = malloc(sizeof(int) * (size_t)n);
-    if (!a->obs || !a->act || !a->logp || !a->val || !a->rew || !a->fval || !a->lastv || !a->term
-        || !a->trunc || !a->sobs || !a->fobs || !a->fv || !a->fidx)
-        return bd_seterr(BD_ENOMEM, "muscle: out of memory for a rollout of %d x %d", T, n);
+    const size_t tn = (size_t)m->T * (size_t)m->n;
+    struct {
+        void **p;
+        size_t bytes;
+    } bufs[] = {
+        {(void **)&a->obs, sizeof(float) * tn * (size_t)a->S},
+        {(void **)&a->act, sizeof(float) * tn * (size_t)a->U},
+        {(void **)&a->logp, sizeof(float) * tn},
+        {(void **)&a->val, sizeof(float) * tn},
+        {(void **)&a->rew, sizeof(float) * tn},
+        {(void **)&a->fval, sizeof(float) * tn},
+        {(void **)&a->lastv, sizeof(float) * (size_t)m->n},
+        {(void **)&a->term, tn},
+        {(void **)&a->trunc, tn},
+    };
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) {
+        int rc = bd_dev_alloc(m->dev, bufs[k].bytes, bufs[k].p);
+        if (rc != BD_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            return bd_seterr(rc, "muscle: a rollout of %d x %d worlds: %s", m->T, m->n, why);
+        }
+    }
     return BD_OK;
 }
 
@@ -180,10 +178,10 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
         rc = bd_env_set_threads(m->env, threads);
     if (rc != BD_OK)
         return rc;
-    m->acts = calloc((size_t)m->n * (size_t)m->plan.env->act_dim, sizeof(float));
+    m->dev = m->plan.device;
     m->na = m->plan.nagents;
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
-    if (!m->acts || !m->ag)
+    if (!m->ag)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
     bd_act_mode mode = m->plan.ph->mode == BD_MODE_TRAIN ? BD_ACT_SAMPLE : BD_ACT_GREEDY;
     for (int k = 0; k < m->na && rc == BD_OK; k++) {
@@ -195,10 +193,9 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
         rc = bd_ppo_params_parse(a->ap->cfg->brain.params, 1, &pp);
         a->use_norm = rc == BD_OK && pp.norm_obs && !a->ap->random;
         bd_obsnorm_init(&a->norm, a->S);
-        bdt_device tdev = m->plan.device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
         if (rc == BD_OK)
-            rc = bd_mpolicy_init(&a->pol, a->ap, m->n, a->S, pp.hidden, pp.layers, mode,
-                                 a->use_norm ? &a->norm : NULL, tdev);
+            rc = bd_mpolicy_init(&a->pol, a->ap, bd_env_batch_of(m->env), m->dev, pp.hidden,
+                                 pp.layers, mode);
         if (rc == BD_OK && a->pol.net) {
             a->nparams = bdt_policy_param_count(a->pol.net);
             a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
@@ -211,7 +208,7 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
     for (int k = 0; k < m->na && rc == BD_OK; k++)
         rc = bd_recv_weights(m, &m->ag[k], 1);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
-        rc = bd_agent_alloc(&m->ag[k], m->T, m->n);
+        rc = bd_agent_alloc(m, &m->ag[k]);
     return rc;
 }
 
@@ -222,35 +219,15 @@ static void bd_muscle_teardown(bd_muscle *m)
         if (a->sock_open)
             nng_close(a->sock);
         bd_mpolicy_fini(&a->pol);
-        free(a->obs); free(a->act); free(a->logp); free(a->val); free(a->rew); free(a->fval);
-        free(a->lastv); free(a->term); free(a->trunc); free(a->sobs); free(a->fobs); free(a->fv);
-        free(a->fidx); free(a->params);
+        void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc};
+        for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++)
+            bd_dev_free(m->dev, bufs[j]);
+        free(a->params);
     }
     free(m->ag);
-    free(m->acts);
     bd_env_destroy(m->env);
     bd_phase_plan_fini(&m->plan);
     bd_runfile_destroy(m->rf);
-}
-
-/* Values of the final observations of worlds truncated at this step (not terminated:
- * those bootstrap with 0), into a->fval row t. */
-static int bd_final_values(bd_magent *a, const bd_env_batch *hv, int t, int n)
-{
-    float *row = a->fval + (size_t)t * n;
-    memset(row, 0, sizeof(float) * (size_t)n);
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        if (!hv->truncated[i] || hv->terminated[i])
-            continue;
-        for (int s = 0; s < a->S; s++)
-            a->fobs[(size_t)m * a->S + s] = hv->final_obs[(size_t)i * hv->obs_dim + a->ap->sens_cols[s]];
-        a->fidx[m++] = i;
-    }
-    int rc = bd_mpolicy_values(&a->pol, a->fobs, m, a->fv);
-    for (int j = 0; rc == BD_OK && j < m; j++)
-        row[a->fidx[j]] = a->fv[j];
-    return rc;
 }
 
 static int bd_send_rollout(bd_muscle *m, bd_magent *a)
@@ -267,10 +244,15 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
     if (rc != BD_OK)
         return rc;
     bd_rollout_hdr_encode(&h, p);
+    /* the one copy off the device: straight into the message */
     const void *src[BD_RO_COUNT] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval,
                                     a->lastv, a->term, a->trunc};
-    for (int k = 0; k < BD_RO_COUNT; k++)
-        memcpy(p + off[k], src[k], size[k]);
+    for (int k = 0; k < BD_RO_COUNT && rc == BD_OK; k++)
+        rc = bd_dev_to_host(m->dev, p + off[k], src[k], size[k]);
+    if (rc != BD_OK) {
+        nng_msg_free(msg);
+        return rc;
+    }
     int rv = nng_sendmsg(a->sock, msg, 0);
     if (rv != 0) {
         nng_msg_free(msg);
@@ -279,49 +261,30 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
     return BD_OK;
 }
 
+/* One round: T steps of every agent and the env, on the env's device, then the rollouts
+ * out and the new weights in. */
 static int bd_muscle_round(bd_muscle *m)
 {
-    bd_env_batch hv;
-    const int n = m->n, D = m->plan.env->obs_dim, AD = m->plan.env->act_dim;
-    int rc = bd_env_download(m->env, &hv);
+    bd_env_batch *b = bd_env_batch_of(m->env); /* device pointers on CUDA */
+    const size_t n = (size_t)m->n;
+    int rc = BD_OK;
     for (int t = 0; t < m->T && rc == BD_OK; t++) {
-        uint64_t step = bd_env_batch_of(m->env)->step;
+        const size_t row = (size_t)t * n;
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            size_t row = (size_t)t * n;
-            bd_gather(a->obs + row * a->S, hv.obs, n, D, a->ap->sens_cols, a->S);
-            rc = bd_mpolicy_act(&a->pol, a->obs + row * a->S, m->world0, step,
-                                a->act + row * a->U, a->logp + row, a->val + row);
-            /* the env gets the setpoints clipped to the actuators' bounds (the rollout keeps
-             * the sampled actions, whose log-probabilities the learner needs) */
-            for (int i = 0; i < n; i++)
-                for (int d = 0; d < a->U; d++) {
-                    float x = a->act[(row + i) * a->U + d];
-                    if (a->ap->continuous)
-                        x = x < a->ap->act_low[d] ? a->ap->act_low[d] : x > a->ap->act_high[d] ? a->ap->act_high[d] : x;
-                    m->acts[(size_t)i * AD + a->ap->act_cols[d]] = x;
-                }
+            rc = bd_mpolicy_act(&a->pol, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
+                                a->logp + row, a->val + row, b->actions);
         }
-        if (rc == BD_OK)
-            rc = bd_env_upload_actions(m->env, m->acts);
         if (rc == BD_OK)
             rc = bd_env_step(m->env);
-        if (rc == BD_OK)
-            rc = bd_env_download(m->env, &hv);
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            size_t row = (size_t)t * n;
-            memcpy(a->rew + row, hv.rewards, sizeof(float) * n);
-            memcpy(a->term + row, hv.terminated, (size_t)n);
-            memcpy(a->trunc + row, hv.truncated, (size_t)n);
-            rc = bd_final_values(a, &hv, t, n);
+            rc = bd_mpolicy_record(&a->pol, b, a->rew + row, a->term + row, a->trunc + row,
+                                   a->fval + row);
         }
     }
-    for (int k = 0; k < m->na && rc == BD_OK; k++) {
-        bd_magent *a = &m->ag[k];
-        bd_gather(a->sobs, hv.obs, n, D, a->ap->sens_cols, a->S);
-        rc = bd_mpolicy_values(&a->pol, a->sobs, n, a->lastv);
-    }
+    for (int k = 0; k < m->na && rc == BD_OK; k++)
+        rc = bd_mpolicy_values(&m->ag[k].pol, b->obs, m->ag[k].lastv);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
         rc = bd_send_rollout(m, &m->ag[k]);
     for (int k = 0; k < m->na && rc == BD_OK; k++)

@@ -1,170 +1,206 @@
-/* policy.c: inference and action selection for one agent in a muscle (see policy.h). */
+/* policy.c: one agent's inference and action selection in a muscle (see policy.h). The
+ * per-world work is muscle/act.h's; here it runs as loops on the CPU or as the kernels of
+ * kernels/muscle.cu on CUDA. */
 #include "muscle/policy.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "env/rng.h"
+#include "env/devmem.h"
+#ifdef BODHI_HAVE_CUDA
+#include "kernels/kernels.h"
+#endif
 
-int bd_categorical(const float *logits, int A, float u, int greedy, float *logp)
-{
-    float mx = logits[0];
-    int arg = 0;
-    for (int a = 1; a < A; a++)
-        if (logits[a] > mx) {
-            mx = logits[a];
-            arg = a;
-        }
-    double z = 0;
-    for (int a = 0; a < A; a++)
-        z += exp((double)(logits[a] - mx));
-    double lse = (double)mx + log(z);
-    int pick = arg;
-    if (!greedy) {
-        double target = (double)u * z, acc = 0;
-        pick = A - 1;
-        for (int a = 0; a < A; a++) {
-            acc += exp((double)(logits[a] - mx));
-            if (target < acc) {
-                pick = a;
-                break;
-            }
-        }
-    }
-    *logp = (float)((double)logits[pick] - lse);
-    return pick;
-}
+#ifdef BODHI_HAVE_CUDA
+#define BD_ON_CUDA(mp) ((mp)->dev == BD_DEVICE_CUDA)
+#else
+#define BD_ON_CUDA(mp) 0
+#endif
 
-float bd_gaussian(const float *mean, const float *logstd, int A, const float *z, int greedy, float *a)
-{
-    double lp = 0;
-    for (int d = 0; d < A; d++) {
-        double zd = greedy ? 0.0 : z[d];
-        a[d] = (float)(mean[d] + exp(logstd[d]) * zd);
-        lp += -0.5 * zd * zd - logstd[d] - 0.91893853320467274178; /* 0.5 * log(2 pi) */
-    }
-    return (float)lp;
-}
-
-void bd_normals(uint64_t seed, uint32_t world, uint64_t step, int A, float *z)
-{
-    for (int d = 0; d < A; d += 2) {
-        float u[4];
-        bd_rng_uniform4(seed, world, step * 16 + (uint64_t)(d / 2), BD_STREAM_ACTION, u);
-        double r = sqrt(-2.0 * log(1.0 - (double)u[0])), th = 6.283185307179586 * u[1];
-        z[d] = (float)(r * cos(th));
-        if (d + 1 < A)
-            z[d + 1] = (float)(r * sin(th));
-    }
-}
-
-int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, int n, int obs_dim, int hidden,
-                    int layers, bd_act_mode mode, const bd_obsnorm *norm, bdt_device device)
+int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                    int hidden, int layers, bd_act_mode mode)
 {
     memset(mp, 0, sizeof *mp);
     mp->ap = ap;
-    mp->n = n;
-    mp->S = obs_dim;
-    mp->A = ap->continuous ? ap->nact : ap->n_actions;
-    mp->mode = ap->random ? BD_ACT_UNIFORM : mode;
-    mp->norm = norm;
-    if (mp->A > 32)
-        return bd_seterr(BD_EINVAL, "agent %s: %d action dims, at most 32", ap->cfg->name, mp->A);
-    mp->out = malloc(sizeof(float) * (size_t)n * (size_t)mp->A);
-    mp->nobs = malloc(sizeof(float) * (size_t)n * (size_t)obs_dim);
-    if (!mp->out || !mp->nobs)
-        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
-    if (mp->mode == BD_ACT_UNIFORM)
+    mp->dev = dev;
+    mp->n = b->n;
+    bd_act_args *a = &mp->args;
+    a->n = b->n;
+    a->S = ap->nsens;
+    a->U = ap->nact;
+    a->A = ap->continuous ? ap->nact : ap->n_actions;
+    a->D = b->obs_dim;
+    a->AD = b->act_dim;
+    a->continuous = ap->continuous;
+    a->mode = ap->random ? BD_ACT_UNIFORM : mode;
+    a->seed = ap->seed;
+    a->world0 = b->world0;
+    if (a->A > BD_ACT_MAX || a->U > BD_MAX_ACTUATORS)
+        return bd_seterr(BD_EINVAL, "agent %s: %d outputs and %d actuators, at most %d and %d",
+                         ap->cfg->name, a->A, a->U, BD_ACT_MAX, BD_MAX_ACTUATORS);
+    for (int d = 0; d < a->U; d++) {
+        a->act_cols[d] = ap->act_cols[d];
+        a->low[d] = ap->act_low[d];
+        a->high[d] = ap->act_high[d];
+    }
+    const size_t n = (size_t)b->n, S = (size_t)a->S;
+    int rc = bd_dev_alloc(dev, sizeof(int) * S, (void **)&mp->cols);
+    if (rc == BD_OK)
+        rc = bd_dev_from_host(dev, mp->cols, ap->sens_cols, sizeof(int) * S);
+    if (rc == BD_OK)
+        rc = bd_dev_alloc(dev, sizeof(float) * 2 * S, (void **)&mp->norm);
+    if (rc == BD_OK)
+        rc = bd_dev_alloc(dev, sizeof(float) * n * (size_t)a->A, (void **)&mp->out);
+    if (rc == BD_OK)
+        rc = bd_dev_alloc(dev, sizeof(float) * n * S, (void **)&mp->nobs);
+    if (rc == BD_OK)
+        rc = bd_dev_alloc(dev, sizeof(float) * n * S, (void **)&mp->fobs);
+    if (rc == BD_OK)
+        rc = bd_dev_alloc(dev, sizeof(float) * n, (void **)&mp->fv);
+    if (rc == BD_OK)
+        rc = bd_dev_alloc(dev, sizeof(int), (void **)&mp->any);
+    if (rc == BD_OK && !(mp->fidx = malloc(sizeof(int) * n)))
+        rc = bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    if (rc != BD_OK)
+        return rc;
+    a->cols = mp->cols;
+    a->mean = mp->norm;
+    a->inv = mp->norm + S;
+    if (a->mode == BD_ACT_UNIFORM)
         return BD_OK;
     bdt_policy_config pc = {
-        .obs_dim = obs_dim, .act_kind = ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
-        .act_dim = mp->A, .hidden = hidden, .layers = layers, .device = device, .seed = ap->seed,
+        .obs_dim = a->S, .act_kind = ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
+        .act_dim = a->A, .hidden = hidden, .layers = layers,
+        .device = dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = ap->seed,
     };
-    return bdt_policy_create(&pc, &mp->net);
+    rc = bdt_policy_create(&pc, &mp->net);
+    if (rc == BD_OK && a->continuous)
+        rc = bdt_policy_logstd(mp->net, a->logstd, a->A);
+    return rc;
 }
 
 void bd_mpolicy_fini(bd_mpolicy *mp)
 {
     bdt_policy_destroy(mp->net);
-    free(mp->out);
-    free(mp->nobs);
+    bd_dev_free(mp->dev, mp->cols);
+    bd_dev_free(mp->dev, mp->norm);
+    bd_dev_free(mp->dev, mp->out);
+    bd_dev_free(mp->dev, mp->nobs);
+    bd_dev_free(mp->dev, mp->fobs);
+    bd_dev_free(mp->dev, mp->fv);
+    bd_dev_free(mp->dev, mp->any);
+    free(mp->fidx);
     memset(mp, 0, sizeof *mp);
 }
 
-/* The observations the network sees: normalised when a normaliser is set. */
-static const float *bd_mpolicy_input(bd_mpolicy *mp, const float *obs, int m)
+int bd_mpolicy_set_params(bd_mpolicy *mp, const float *params, size_t n)
 {
-    if (!mp->norm)
-        return obs;
-    bd_obsnorm_apply(mp->norm, obs, mp->nobs, (size_t)m);
-    return mp->nobs;
+    if (!mp->net)
+        return BD_OK;
+    int rc = bdt_policy_set_params(mp->net, params, n);
+    if (rc == BD_OK && mp->args.continuous)
+        rc = bdt_policy_logstd(mp->net, mp->args.logstd, mp->args.A);
+    return rc;
 }
 
-static void bd_uniform_actions(bd_mpolicy *mp, uint32_t world0, uint64_t step, float *actions,
-                               float *logp, float *values)
+int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm)
 {
-    const bd_agent_plan *ap = mp->ap;
-    const int U = ap->nact;
-    for (int i = 0; i < mp->n; i++) {
-        double lp = 0;
-        for (int d = 0; d < U; d++) {
-            float u[4];
-            bd_rng_uniform4(ap->seed, world0 + (uint32_t)i, step * 16 + (uint64_t)d, BD_STREAM_ACTION, u);
-            if (!ap->continuous) {
-                int a = (int)(u[0] * (float)mp->A);
-                actions[i] = (float)(a < mp->A ? a : mp->A - 1);
-                lp = -log((double)mp->A);
-            } else {
-                float lo = ap->act_low[d], hi = ap->act_high[d];
-                actions[(size_t)i * U + d] = lo + u[0] * (hi - lo);
-                lp -= log((double)hi - (double)lo);
-            }
-        }
-        logp[i] = (float)lp;
-        values[i] = 0;
+    const int S = mp->args.S;
+    mp->args.norm = norm != NULL;
+    if (!norm)
+        return BD_OK;
+    float *h = malloc(sizeof(float) * 2 * (size_t)S);
+    if (!h)
+        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    for (int s = 0; s < S; s++) {
+        h[s] = (float)norm->mean[s];
+        h[S + s] = (float)(1.0 / sqrt(norm->var[s] + 1e-8));
     }
+    int rc = bd_dev_from_host(mp->dev, mp->norm, h, sizeof(float) * 2 * (size_t)S);
+    free(h);
+    return rc;
 }
 
-int bd_mpolicy_act(bd_mpolicy *mp, const float *obs, uint32_t world0, uint64_t step,
-                   float *actions, float *logp, float *values)
+/* raw (may be NULL) and the network's input net from src (n, D). */
+static int bd_mpolicy_gather(bd_mpolicy *mp, const float *src, float *raw, float *net)
 {
-    const int A = mp->A;
-    if (mp->mode == BD_ACT_UNIFORM) {
-        bd_uniform_actions(mp, world0, step, actions, logp, values);
-        return BD_OK;
-    }
-    int rc = bdt_policy_forward(mp->net, bd_mpolicy_input(mp, obs, mp->n), mp->n, mp->out, values);
-    if (rc != BD_OK)
-        return rc;
-    const int greedy = mp->mode == BD_ACT_GREEDY;
-    if (mp->ap->continuous) {
-        float logstd[32], z[32] = {0};
-        if ((rc = bdt_policy_logstd(mp->net, logstd, A)) != BD_OK)
-            return rc;
-        for (int i = 0; i < mp->n; i++) {
-            if (!greedy)
-                bd_normals(mp->ap->seed, world0 + (uint32_t)i, step, A, z);
-            logp[i] = bd_gaussian(mp->out + (size_t)i * A, logstd, A, z, greedy, actions + (size_t)i * A);
-        }
-        return BD_OK;
-    }
-    for (int i = 0; i < mp->n; i++) {
-        float u[4] = {0};
-        if (!greedy)
-            bd_rng_uniform4(mp->ap->seed, world0 + (uint32_t)i, step, BD_STREAM_ACTION, u);
-        actions[i] = (float)bd_categorical(mp->out + (size_t)i * A, A, u[0], greedy, &logp[i]);
-    }
+#ifdef BODHI_HAVE_CUDA
+    if (BD_ON_CUDA(mp))
+        return bd_act_gather_cuda(&mp->args, src, raw, net);
+#endif
+    for (int i = 0; i < mp->n; i++)
+        bd_act_gather(i, &mp->args, src, raw, net);
     return BD_OK;
 }
 
-int bd_mpolicy_values(bd_mpolicy *mp, const float *obs, int m, float *values)
+int bd_mpolicy_act(bd_mpolicy *mp, const float *env_obs, uint64_t step, float *obs, float *act,
+                   float *logp, float *values, float *env_act)
 {
+    const bd_act_args *a = &mp->args;
+    const int uniform = a->mode == BD_ACT_UNIFORM;
+    /* without normalisation the network reads the rollout's rows themselves */
+    float *net = a->norm ? mp->nobs : NULL;
+    int rc = bd_mpolicy_gather(mp, env_obs, obs, net);
+    if (rc == BD_OK && !uniform)
+        rc = bdt_policy_forward_on_device(mp->net, net ? net : obs, mp->n, mp->out, values);
+    if (rc != BD_OK)
+        return rc;
+#ifdef BODHI_HAVE_CUDA
+    if (BD_ON_CUDA(mp))
+        return bd_act_select_cuda(a, step, mp->out, act, logp, values, env_act);
+#endif
+    for (int i = 0; i < mp->n; i++)
+        bd_act_select(i, a, step, mp->out, act, logp, values, env_act);
+    return BD_OK;
+}
+
+int bd_mpolicy_record(bd_mpolicy *mp, const bd_env_batch *b, float *rew, uint8_t *term,
+                      uint8_t *trunc, float *fval)
+{
+    const bd_act_args *a = &mp->args;
+#ifdef BODHI_HAVE_CUDA
+    if (BD_ON_CUDA(mp)) {
+        /* final observations by world; one forward over all of them when any is needed */
+        int any = 0;
+        int rc = bd_act_record_cuda(a, b, rew, term, trunc, fval, mp->fobs, mp->any);
+        if (rc == BD_OK && mp->net)
+            rc = bd_dev_to_host(mp->dev, &any, mp->any, sizeof any);
+        if (rc == BD_OK && any)
+            rc = bdt_policy_forward_on_device(mp->net, mp->fobs, mp->n, NULL, mp->fv);
+        if (rc == BD_OK && any)
+            rc = bd_act_fval_cuda(mp->n, term, trunc, mp->fv, fval);
+        return rc;
+    }
+#endif
+    /* CPU: the final observations that need a value, packed, in one forward */
+    int m = 0;
+    for (int i = 0; i < mp->n; i++)
+        if (bd_act_record(i, b->rewards, b->terminated, b->truncated, rew, term, trunc, fval)
+            && mp->net) {
+            bd_act_gather(i, a, b->final_obs, NULL, mp->nobs);
+            memcpy(mp->fobs + (size_t)m * a->S, mp->nobs + (size_t)i * a->S, sizeof(float) * (size_t)a->S);
+            mp->fidx[m++] = i;
+        }
     if (m == 0)
         return BD_OK;
+    int rc = bdt_policy_forward_on_device(mp->net, mp->fobs, m, NULL, mp->fv);
+    for (int j = 0; rc == BD_OK && j < m; j++)
+        fval[mp->fidx[j]] = mp->fv[j];
+    return rc;
+}
+
+int bd_mpolicy_values(bd_mpolicy *mp, const float *env_obs, float *values)
+{
     if (!mp->net) {
-        memset(values, 0, sizeof(float) * (size_t)m);
-        return BD_OK;
+        float *zero = calloc((size_t)mp->n, sizeof(float));
+        int rc = zero ? bd_dev_from_host(mp->dev, values, zero, sizeof(float) * (size_t)mp->n)
+                      : bd_seterr(BD_ENOMEM, "muscle: out of memory");
+        free(zero);
+        return rc;
     }
-    return bdt_policy_forward(mp->net, bd_mpolicy_input(mp, obs, m), m, NULL, values);
+    int rc = bd_mpolicy_gather(mp, env_obs, NULL, mp->nobs);
+    if (rc == BD_OK)
+        rc = bdt_policy_forward_on_device(mp->net, mp->nobs, mp->n, NULL, values);
+    return rc;
 }

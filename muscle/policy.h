@@ -1,55 +1,64 @@
-/* policy.h: a muscle's view of one agent's policy: inference through the torch shim and
- * action selection. Sampling draws from Philox keyed by (agent seed, global world, step),
- * so a trajectory is a function of the run seed alone, whatever the shard split.
+/* policy.h: one agent's policy inside a muscle, on the shard's device: inference through
+ * the torch shim and the per-world work of muscle/act.h, looped on the CPU or launched as
+ * CUDA kernels (kernels/muscle.cu). On CUDA every buffer here and every pointer passed in
+ * is device memory beside the env's buffers: observations, network input and output,
+ * actions and rollout rows never cross to the host during a round.
  * Modes: sample (train), greedy (test: argmax, or the Gaussian's mean), uniform (the
  * random muscle). Discrete agents have one actuator (categorical over its values);
  * continuous agents a diagonal Gaussian over their Box actuators. */
 #ifndef BODHI_MUSCLE_POLICY_H
 #define BODHI_MUSCLE_POLICY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "brain/obsnorm.h"
 #include "conductor/plan.h"
+#include "muscle/act.h"
 #include "torch/bd_torch.h"
-
-typedef enum { BD_ACT_SAMPLE, BD_ACT_GREEDY, BD_ACT_UNIFORM } bd_act_mode;
 
 typedef struct {
     const bd_agent_plan *ap;
     bdt_policy *net;     /* NULL for the random muscle */
-    bd_act_mode mode;
-    int n;               /* worlds */
-    int S;               /* sensors */
-    int A;               /* discrete: actions; continuous: action dims */
+    bd_device dev;
+    bd_act_args args;    /* its pointers are on dev */
+    int n;
+    /* on dev */
+    int *cols;           /* (S) */
+    float *norm;         /* (2 S) mean, inv */
     float *out;          /* (n, A) logits or means */
-    float *nobs;         /* (n, S) normalised observations */
-    const bd_obsnorm *norm; /* NULL: observations go in as they are */
+    float *nobs;         /* (n, S) the network's input */
+    float *fobs;         /* (n, S) final observations (CPU: packed; CUDA: by world) */
+    float *fv;           /* (n) their values */
+    int *any;            /* CUDA: 1 when some world needs a final value */
+    int *fidx;           /* CPU: (n) the worlds of the packed rows */
 } bd_mpolicy;
 
-/* hidden/layers: the brain's architecture. norm (may be NULL) is read at every call. */
-int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, int n, int obs_dim, int hidden,
-                    int layers, bd_act_mode mode, const bd_obsnorm *norm, bdt_device device);
+/* For the shard b (n worlds from world0; its buffers' device is dev); hidden/layers: the
+ * brain's architecture. */
+int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                    int hidden, int layers, bd_act_mode mode);
 void bd_mpolicy_fini(bd_mpolicy *mp);
 
-/* obs (n, S) -> actions (n, U) (discrete: the index as a float), logp (n), values (n),
- * for worlds world0..world0+n-1 at `step`. */
-int bd_mpolicy_act(bd_mpolicy *mp, const float *obs, uint32_t world0, uint64_t step,
-                   float *actions, float *logp, float *values);
+/* Parameters (host, bdt_policy_param_count of them) from a WEIGHTS message. */
+int bd_mpolicy_set_params(bd_mpolicy *mp, const float *params, size_t n);
 
-/* values (m) of m observations (m, S), m <= n (0 for the random muscle). */
-int bd_mpolicy_values(bd_mpolicy *mp, const float *obs, int m, float *values);
+/* Normalise observations from now on with norm's statistics (NULL: as they are). */
+int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm);
 
-/* Categorical choice from logits (A): returns the index, *logp its log-probability.
- * u in [0, 1) selects by inverse CDF; greedy takes the argmax (first on ties). */
-int bd_categorical(const float *logits, int A, float u, int greedy, float *logp);
+/* One step's choice for every world at env step `step`, from env_obs (n, D): the agent's
+ * raw observations into obs (n, S), actions (n, U), logp (n), values (n), and the clipped
+ * setpoints into the env's action buffer env_act (n, AD). */
+int bd_mpolicy_act(bd_mpolicy *mp, const float *env_obs, uint64_t step, float *obs, float *act,
+                   float *logp, float *values, float *env_act);
 
-/* Diagonal Gaussian over A dims: a = mean + exp(logstd) * z (z = 0 when greedy), and the
- * log-probability of a. z (A) are standard normal draws. */
-float bd_gaussian(const float *mean, const float *logstd, int A, const float *z, int greedy,
-                  float *a);
+/* After the env stepped (b's buffers): rewards and flags into rew, term, trunc (n), and
+ * into fval (n) the value of the final observation of every world truncated (not
+ * terminated) by the step, 0 elsewhere. */
+int bd_mpolicy_record(bd_mpolicy *mp, const bd_env_batch *b, float *rew, uint8_t *term,
+                      uint8_t *trunc, float *fval);
 
-/* Standard normal draws for world `world` at `step`: z (A), Box-Muller on Philox. */
-void bd_normals(uint64_t seed, uint32_t world, uint64_t step, int A, float *z);
+/* values (n) of env_obs (n, D) (0 for the random muscle). */
+int bd_mpolicy_values(bd_mpolicy *mp, const float *env_obs, float *values);
 
 #endif

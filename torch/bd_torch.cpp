@@ -313,26 +313,47 @@ extern "C" int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n)
     }
 }
 
-extern "C" int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value)
+/* Inference on obs (n, obs_dim): host arrays (copied to and from the policy's device), or
+ * arrays already in the policy's device memory (read and written in place). */
+static int policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value,
+                          bool on_device, const char *where)
 {
     if (!p || (!obs && n > 0))
-        return bd_seterr(BD_EINVAL, "bdt_policy_forward: NULL argument");
+        return bd_seterr(BD_EINVAL, "%s: NULL argument", where);
     if (n < 0)
-        return bd_seterr(BD_EINVAL, "bdt_policy_forward: n=%d < 0", n);
+        return bd_seterr(BD_EINVAL, "%s: n=%d < 0", where, n);
     if (n == 0 || (!out && !value))
         return BD_OK;
     FtzGuard ftz;
     try {
         torch::NoGradGuard ng;
-        torch::Tensor x = upload(obs, {n, p->cfg.obs_dim}, p->dev); /* (n, obs) */
-        if (out)
-            download(p->net->actor->forward(x), out, (size_t)n * p->cfg.act_dim); /* (n, act) */
-        if (value)
+        const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(p->dev);
+        const int64_t A = p->cfg.act_dim;
+        torch::Tensor x = on_device ? torch::from_blob(const_cast<float *>(obs), {n, p->cfg.obs_dim}, opts)
+                                    : upload(obs, {n, p->cfg.obs_dim}, p->dev); /* (n, obs) */
+        if (out && on_device)
+            torch::from_blob(out, {n, A}, opts).copy_(p->net->actor->forward(x));
+        else if (out)
+            download(p->net->actor->forward(x), out, (size_t)n * A); /* (n, act) */
+        if (value && on_device)
+            torch::from_blob(value, {n, 1}, opts).copy_(p->net->critic->forward(x));
+        else if (value)
             download(p->net->critic->forward(x), value, (size_t)n); /* (n, 1) */
         return BD_OK;
     } catch (...) {
-        return catch_torch("bdt_policy_forward");
+        return catch_torch(where);
     }
+}
+
+extern "C" int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value)
+{
+    return policy_forward(p, obs, n, out, value, false, "bdt_policy_forward");
+}
+
+extern "C" int bdt_policy_forward_on_device(bdt_policy *p, const float *obs, int n, float *out,
+                                            float *value)
+{
+    return policy_forward(p, obs, n, out, value, true, "bdt_policy_forward_on_device");
 }
 
 extern "C" int bdt_policy_logstd(bdt_policy *p, float *dst, int act_dim)

@@ -50,6 +50,12 @@ int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n);
  * out (n, act_dim): logits (discrete) or action mean (continuous); value (n). */
 int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value);
 
+/* The same with obs, out and value in the policy's device memory (device pointers on CUDA,
+ * host pointers on CPU): nothing crosses to the host. On CUDA the work is queued on the
+ * default stream, in order with bodhi's own kernels there. */
+int bdt_policy_forward_on_device(bdt_policy *p, const float *obs, int n, float *out,
+                                 float *value);
+
 /* Continuous policies: the current log std (act_dim floats). */
 int bdt_policy_logstd(bdt_policy *p, float *dst, int act_dim);
 

@@ -1,0 +1,186 @@
+/* act.h: a muscle's per-world work for one agent, written once for the CPU loops
+ * (muscle/policy.c) and the CUDA kernels (kernels/muscle.cu), like the env physics:
+ *   bd_act_gather  the agent's sensor columns of the env's observations, raw and as the
+ *                  network sees them (running normalisation)
+ *   bd_act_select  the action from the network's output (or uniform for the random
+ *                  muscle), its log-probability, and the clipped setpoint into the env's
+ *                  action buffer
+ *   bd_act_record  reward and episode flags of the step into the rollout; says whether
+ *                  the world was truncated (not terminated), so its final observation
+ *                  needs a value to bootstrap from
+ * Sampling draws from Philox keyed by (agent seed, global world, step), so a trajectory
+ * is a function of the run seed alone, whatever the shard split or device. The pointers
+ * are all on one device (host memory on CPU). */
+#ifndef BODHI_MUSCLE_ACT_H
+#define BODHI_MUSCLE_ACT_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "env/actions.h"
+#include "env/hostdev.h"
+#include "env/rng.h"
+
+#define BD_ACT_MAX 32 /* discrete actions or continuous dims per agent */
+
+typedef enum { BD_ACT_SAMPLE, BD_ACT_GREEDY, BD_ACT_UNIFORM } bd_act_mode;
+
+/* Everything the per-world functions read, passed to kernels by value. */
+typedef struct {
+    int n, S, U, A;       /* worlds, sensors, actuators, outputs (discrete: actions) */
+    int D, AD;            /* env observation and actuator columns */
+    int continuous;       /* 1: diagonal Gaussian over U = A Box actuators */
+    int mode;             /* bd_act_mode */
+    int norm;             /* 1: the network sees clip((x - mean) * inv, -10, 10) */
+    uint64_t seed;        /* the agent's seed */
+    uint32_t world0;      /* global index of the shard's first world */
+    const int *cols;      /* (S) env observation column of each sensor (device) */
+    const float *mean;    /* (S) normaliser, with inv (S), when norm (device) */
+    const float *inv;
+    int act_cols[BD_MAX_ACTUATORS];          /* env actuator column of each actuator */
+    float low[BD_MAX_ACTUATORS], high[BD_MAX_ACTUATORS];
+    float logstd[BD_ACT_MAX];                /* continuous: the policy's log std */
+} bd_act_args;
+
+/* Categorical choice from logits (A): returns the index, *logp its log-probability.
+ * u in [0, 1) selects by inverse CDF; greedy takes the argmax (first on ties). */
+BD_HOSTDEV static inline int bd_categorical(const float *logits, int A, float u, int greedy,
+                                            float *logp)
+{
+    float mx = logits[0];
+    int arg = 0;
+    for (int a = 1; a < A; a++)
+        if (logits[a] > mx) {
+            mx = logits[a];
+            arg = a;
+        }
+    double z = 0;
+    for (int a = 0; a < A; a++)
+        z += exp((double)(logits[a] - mx));
+    double lse = (double)mx + log(z);
+    int pick = arg;
+    if (!greedy) {
+        double target = (double)u * z, acc = 0;
+        pick = A - 1;
+        for (int a = 0; a < A; a++) {
+            acc += exp((double)(logits[a] - mx));
+            if (target < acc) {
+                pick = a;
+                break;
+            }
+        }
+    }
+    *logp = (float)((double)logits[pick] - lse);
+    return pick;
+}
+
+/* Diagonal Gaussian over A dims: a = mean + exp(logstd) * z (z = 0 when greedy), and the
+ * log-probability of a. z (A) are standard normal draws. */
+BD_HOSTDEV static inline float bd_gaussian(const float *mean, const float *logstd, int A,
+                                           const float *z, int greedy, float *a)
+{
+    double lp = 0;
+    for (int d = 0; d < A; d++) {
+        double zd = greedy ? 0.0 : z[d];
+        a[d] = (float)(mean[d] + exp(logstd[d]) * zd);
+        lp += -0.5 * zd * zd - logstd[d] - 0.91893853320467274178; /* 0.5 * log(2 pi) */
+    }
+    return (float)lp;
+}
+
+/* Standard normal draws for world `world` at `step`: z (A), Box-Muller on Philox. */
+BD_HOSTDEV static inline void bd_normals(uint64_t seed, uint32_t world, uint64_t step, int A,
+                                         float *z)
+{
+    for (int d = 0; d < A; d += 2) {
+        float u[4];
+        bd_rng_uniform4(seed, world, step * 16 + (uint64_t)(d / 2), BD_STREAM_ACTION, u);
+        double r = sqrt(-2.0 * log(1.0 - (double)u[0])), th = 6.283185307179586 * u[1];
+        z[d] = (float)(r * cos(th));
+        if (d + 1 < A)
+            z[d + 1] = (float)(r * sin(th));
+    }
+}
+
+/* World i: sensor columns of src (n, D) into raw (n, S) as they are (raw may be NULL) and
+ * into net (n, S) as the network sees them (net may be NULL). */
+BD_HOSTDEV static inline void bd_act_gather(int i, const bd_act_args *a, const float *src,
+                                            float *raw, float *net)
+{
+    const int S = a->S;
+    for (int s = 0; s < S; s++) {
+        float x = src[(int64_t)i * a->D + a->cols[s]];
+        if (raw)
+            raw[(int64_t)i * S + s] = x;
+        if (net) {
+            float y = x;
+            if (a->norm) {
+                y = (x - a->mean[s]) * a->inv[s];
+                y = y < -10.0f ? -10.0f : y > 10.0f ? 10.0f : y;
+            }
+            net[(int64_t)i * S + s] = y;
+        }
+    }
+}
+
+/* World i at env step `step`: action (n, U) (discrete: the index as a float), logp (n)
+ * and, for the random muscle, value (n) = 0, from out (n, A) (logits or means; unused
+ * when uniform); the setpoint, clipped to the actuator's bounds, into env_act (n, AD).
+ * The rollout keeps the unclipped action, whose log-probability the learner needs. */
+BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_t step,
+                                            const float *out, float *act, float *logp,
+                                            float *value, float *env_act)
+{
+    const int U = a->U, A = a->A;
+    const uint32_t world = a->world0 + (uint32_t)i;
+    float *row = act + (int64_t)i * U;
+    if (a->mode == BD_ACT_UNIFORM) {
+        double lp = 0;
+        for (int d = 0; d < U; d++) {
+            float u[4];
+            bd_rng_uniform4(a->seed, world, step * 16 + (uint64_t)d, BD_STREAM_ACTION, u);
+            if (!a->continuous) {
+                int k = (int)(u[0] * (float)A);
+                row[0] = (float)(k < A ? k : A - 1);
+                lp = -log((double)A);
+            } else {
+                float lo = a->low[d], hi = a->high[d];
+                row[d] = lo + u[0] * (hi - lo);
+                lp -= log((double)hi - (double)lo);
+            }
+        }
+        logp[i] = (float)lp;
+        value[i] = 0;
+    } else if (a->continuous) {
+        float z[BD_ACT_MAX] = {0};
+        if (a->mode == BD_ACT_SAMPLE)
+            bd_normals(a->seed, world, step, A, z);
+        logp[i] = bd_gaussian(out + (int64_t)i * A, a->logstd, A, z, a->mode == BD_ACT_GREEDY, row);
+    } else {
+        float u[4] = {0, 0, 0, 0};
+        if (a->mode == BD_ACT_SAMPLE)
+            bd_rng_uniform4(a->seed, world, step, BD_STREAM_ACTION, u);
+        row[0] = (float)bd_categorical(out + (int64_t)i * A, A, u[0], a->mode == BD_ACT_GREEDY, &logp[i]);
+    }
+    for (int d = 0; d < U; d++) {
+        float x = row[d];
+        if (a->continuous)
+            x = x < a->low[d] ? a->low[d] : x > a->high[d] ? a->high[d] : x;
+        env_act[(int64_t)i * a->AD + a->act_cols[d]] = x;
+    }
+}
+
+/* World i after a step: reward and flags into the rollout rows, fval (n) zeroed. Returns 1
+ * when the world was truncated and not terminated: its final observation needs a value. */
+BD_HOSTDEV static inline int bd_act_record(int i, const float *rewards, const uint8_t *term,
+                                           const uint8_t *trunc, float *rew, uint8_t *rterm,
+                                           uint8_t *rtrunc, float *fval)
+{
+    rew[i] = rewards[i];
+    rterm[i] = term[i];
+    rtrunc[i] = trunc[i];
+    fval[i] = 0;
+    return trunc[i] && !term[i];
+}
+
+#endif
