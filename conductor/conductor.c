@@ -379,8 +379,14 @@ static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
      * intra-op threads and the muscles it oversubscribes the cores, and its threads miss
      * the shim's flush-to-zero mode. One BLAS thread per process (unless the user says
      * otherwise) made PPO CartPole 1.66x faster to 475 on 2 cores (bench/train.py, 5 seeds:
-     * mean 5.66 s -> 3.41 s). */
+     * mean 5.66 s -> 3.41 s).
+     * libtorch's OpenMP workers spin after every parallel region by default; when anything
+     * else wants the core (the brain's HDF5 writer, the user's other programs) the spinning
+     * starves it. Passive waiting costs nothing measurable on a quiet machine (1M-sample
+     * updates in 65536-sample minibatches, 2 threads: 7.1-7.7 s either way) and, beside
+     * one busy process on 2 cores, halved them (16.5-17.1 s -> 8.8 s). */
     setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    setenv("OMP_WAIT_POLICY", "passive", 0);
     char parent[32];
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     const char *dev = c->o->device;
