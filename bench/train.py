@@ -45,7 +45,9 @@ for seed in a.seeds:
     r = {"seed": seed, "exit_code": rc, "reached": reached is not None,
          "seconds_to_threshold": reached, "agent_steps_to_threshold": steps,
          "train_mean_return": ph[a.phase]["agents"][0]["mean_return"],
-         "train_phase_wall_s": ph[a.phase]["wall_s"], "run_wall_s": total}
+         "train_phase_wall_s": ph[a.phase]["wall_s"], "run_wall_s": total,
+         "train_agent_steps": ph[a.phase]["agents"][0]["steps"],
+         "train_agent_steps_per_s": ph[a.phase]["agents"][0]["steps_per_s"]}
     if "test" in ph:
         r["test_mean_return"] = ph["test"]["agents"][0]["mean_return"]
     runs.append(r)
@@ -64,6 +66,7 @@ doc = {"what": f"wall time from `bodhi run` start until the {a.phase} phase's me
        "seeds_reached": f"{len(ok)}/{len(runs)}",
        "max_seconds_to_threshold": max((r["seconds_to_threshold"] for r in ok), default=None),
        "mean_seconds_to_threshold": sum(r["seconds_to_threshold"] for r in ok) / len(ok) if ok else None,
+       "min_train_agent_steps_per_s": min((r["train_agent_steps_per_s"] for r in runs), default=None),
        "runs": runs}
 json.dump(doc, open(a.out, "w"), indent=1)
 print(f"{doc['seeds_reached']} seeds reached {a.threshold}; max {doc['max_seconds_to_threshold']} s; wrote {a.out}")
