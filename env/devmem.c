@@ -38,7 +38,7 @@ void bd_dev_free(bd_device dev, void *ptr)
 #endif
 }
 
-int bd_dev_to_host(bd_device dev, void *dst, const void *src, size_t bytes)
+static int bd_dev_copy(bd_device dev, void *dst, const void *src, size_t bytes, int to_device)
 {
     if (dev == BD_DEVICE_CPU) {
         if (bytes)
@@ -46,22 +46,19 @@ int bd_dev_to_host(bd_device dev, void *dst, const void *src, size_t bytes)
         return BD_OK;
     }
 #ifdef BODHI_HAVE_CUDA
-    return bd_cuda_to_host(dst, src, bytes);
+    return to_device ? bd_cuda_to_device(dst, src, bytes) : bd_cuda_to_host(dst, src, bytes);
 #else
+    (void)to_device;
     return bd_no_cuda();
 #endif
 }
 
+int bd_dev_to_host(bd_device dev, void *dst, const void *src, size_t bytes)
+{
+    return bd_dev_copy(dev, dst, src, bytes, 0);
+}
+
 int bd_dev_from_host(bd_device dev, void *dst, const void *src, size_t bytes)
 {
-    if (dev == BD_DEVICE_CPU) {
-        if (bytes)
-            memcpy(dst, src, bytes);
-        return BD_OK;
-    }
-#ifdef BODHI_HAVE_CUDA
-    return bd_cuda_to_device(dst, src, bytes);
-#else
-    return bd_no_cuda();
-#endif
+    return bd_dev_copy(dev, dst, src, bytes, 1);
 }
