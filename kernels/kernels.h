@@ -40,7 +40,8 @@ int bd_cuda_copy_bandwidth(size_t bytes, double *bytes_per_s);
 int bd_random_actions_cuda(bd_env_batch *b, const bd_action_space *sp, uint64_t counter);
 
 /* The muscle's per-world work of muscle/act.h over a->n worlds (device pointers).
- * record also clears *any and sets it when some world needs a final value. */
+ * record also clears *any and, unless fobs is NULL (no network), gathers the final
+ * observations that need a value by world and sets *any. */
 int bd_act_gather_cuda(const bd_act_args *a, const float *src, float *raw, float *net);
 int bd_act_select_cuda(const bd_act_args *a, uint64_t step, const float *out, float *act,
                        float *logp, float *value, float *env_act);

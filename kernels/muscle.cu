@@ -25,7 +25,8 @@ static __global__ void bd_act_record_kernel(bd_act_args a, bd_env_batch b, float
                                             uint8_t *trunc, float *fval, float *fobs, int *any)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < a.n && bd_act_record(i, b.rewards, b.terminated, b.truncated, rew, term, trunc, fval)) {
+    if (i < a.n && bd_act_record(i, b.rewards, b.terminated, b.truncated, rew, term, trunc, fval)
+        && fobs) {
         bd_act_gather(i, &a, b.final_obs, NULL, fobs);
         *any = 1; /* every writer stores the same value */
     }

@@ -8,9 +8,10 @@
  *   bd_act_record  reward and episode flags of the step into the rollout; says whether
  *                  the world was truncated (not terminated), so its final observation
  *                  needs a value to bootstrap from
- * Sampling draws from Philox keyed by (agent seed, global world, step), so a trajectory
- * is a function of the run seed alone, whatever the shard split or device. The pointers
- * are all on one device (host memory on CPU). */
+ * Sampling draws from Philox keyed by (agent seed, global world, step), so on one device
+ * a trajectory is a function of the run seed alone, whatever the shard split. (Across
+ * devices libtorch's floats differ in the last bits, so CPU and GPU runs drift apart.)
+ * The pointers are all on one device (host memory on CPU). */
 #ifndef BODHI_MUSCLE_ACT_H
 #define BODHI_MUSCLE_ACT_H
 
@@ -82,7 +83,7 @@ BD_HOSTDEV static inline float bd_gaussian(const float *mean, const float *logst
     double lp = 0;
     for (int d = 0; d < A; d++) {
         double zd = greedy ? 0.0 : z[d];
-        a[d] = (float)(mean[d] + exp(logstd[d]) * zd);
+        a[d] = (float)(mean[d] + exp((double)logstd[d]) * zd); /* double on both: nvcc would take expf */
         lp += -0.5 * zd * zd - logstd[d] - 0.91893853320467274178; /* 0.5 * log(2 pi) */
     }
     return (float)lp;

@@ -107,7 +107,7 @@ int bd_mpolicy_set_params(bd_mpolicy *mp, const float *params, size_t n)
 int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm)
 {
     const int S = mp->args.S;
-    mp->args.norm = norm != NULL;
+    mp->args.norm = 0;
     if (!norm)
         return BD_OK;
     float *h = malloc(sizeof(float) * 2 * (size_t)S);
@@ -119,6 +119,7 @@ int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm)
     }
     int rc = bd_dev_from_host(mp->dev, mp->norm, h, sizeof(float) * 2 * (size_t)S);
     free(h);
+    mp->args.norm = rc == BD_OK;
     return rc;
 }
 
@@ -163,7 +164,7 @@ int bd_mpolicy_record(bd_mpolicy *mp, const bd_env_batch *b, float *rew, uint8_t
     if (BD_ON_CUDA(mp)) {
         /* final observations by world; one forward over all of them when any is needed */
         int any = 0;
-        int rc = bd_act_record_cuda(a, b, rew, term, trunc, fval, mp->fobs, mp->any);
+        int rc = bd_act_record_cuda(a, b, rew, term, trunc, fval, mp->net ? mp->fobs : NULL, mp->any);
         if (rc == BD_OK && mp->net)
             rc = bd_dev_to_host(mp->dev, &any, mp->any, sizeof any);
         if (rc == BD_OK && any)

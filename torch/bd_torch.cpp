@@ -314,7 +314,10 @@ extern "C" int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n)
 }
 
 /* Inference on obs (n, obs_dim): host arrays (copied to and from the policy's device), or
- * arrays already in the policy's device memory (read and written in place). */
+ * arrays already in the policy's device memory (read and written in place). On CUDA the
+ * work goes to libtorch's current stream, which bodhi never changes from the default
+ * (legacy) stream: that is what orders it with bodhi's kernels. A stream guard around
+ * this call would need an explicit synchronisation instead. */
 static int policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value,
                           bool on_device, const char *where)
 {
