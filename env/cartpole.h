@@ -62,14 +62,16 @@ BD_HOSTDEV static inline int bd_cartpole_dynamics(float *s, float action)
 
 /* World i, first half of a step, without branches (the CPU loop over it vectorises):
  * dynamics, reward, flags and episode clock. obs (N,4), actions/rewards/flags/elapsed (N).
- * A world that ended still holds its terminal state in obs until bd_cartpole_finish_world. */
-BD_HOSTDEV static inline void bd_cartpole_advance_world(int i, float *BD_RESTRICT obs,
-                                                        const float *BD_RESTRICT actions,
-                                                        float *BD_RESTRICT rewards,
-                                                        uint8_t *BD_RESTRICT terminated,
-                                                        uint8_t *BD_RESTRICT truncated,
-                                                        int32_t *BD_RESTRICT elapsed, int max_steps)
+ * A world that ended still holds its terminal state in obs until env/loops.h's finish.
+ * CartPole's observation is its whole state: `state` is unused. */
+BD_HOSTDEV static inline void bd_cartpole_advance(int i, float *state, float *BD_RESTRICT obs,
+                                                  const float *BD_RESTRICT actions,
+                                                  float *BD_RESTRICT rewards,
+                                                  uint8_t *BD_RESTRICT terminated,
+                                                  uint8_t *BD_RESTRICT truncated,
+                                                  int32_t *BD_RESTRICT elapsed, int max_steps)
 {
+    (void)state;
     float s[4];
     for (int k = 0; k < 4; k++)
         s[k] = obs[i * 4 + k];
@@ -83,40 +85,11 @@ BD_HOSTDEV static inline void bd_cartpole_advance_world(int i, float *BD_RESTRIC
     elapsed[i] = t;
 }
 
-/* World i, second half: if it ended, keep its last obs in final_obs (N,4) and auto-reset
- * it with draws at counter step+1. */
-BD_HOSTDEV static inline void bd_cartpole_finish_world(int i, float *obs, const uint8_t *terminated,
-                                                       const uint8_t *truncated, float *final_obs,
-                                                       int32_t *elapsed, uint64_t seed,
-                                                       uint32_t world0, uint64_t step)
-{
-    if (!terminated[i] && !truncated[i])
-        return;
-    for (int k = 0; k < 4; k++)
-        final_obs[i * 4 + k] = obs[i * 4 + k];
-    bd_cartpole_reset_one(obs + i * 4, seed, world0 + (uint32_t)i, step + 1);
-    elapsed[i] = 0;
-}
-
-/* The per-world entry points of env/loops.h. */
+/* The per-world reset of env/loops.h. */
 BD_HOSTDEV static inline void bd_cartpole_reset(int i, const bd_env_batch *b, uint64_t counter)
 {
     bd_cartpole_reset_one(b->obs + 4 * i, b->seed, b->world0 + (uint32_t)i, counter);
     b->elapsed[i] = 0;
-}
-
-BD_HOSTDEV static inline void bd_cartpole_advance(int i, float *state, float *obs, const float *actions,
-                                          float *rewards, uint8_t *terminated, uint8_t *truncated,
-                                          int32_t *elapsed, int max_steps)
-{
-    (void)state;
-    bd_cartpole_advance_world(i, obs, actions, rewards, terminated, truncated, elapsed, max_steps);
-}
-
-BD_HOSTDEV static inline void bd_cartpole_finish(int i, const bd_env_batch *b)
-{
-    bd_cartpole_finish_world(i, b->obs, b->terminated, b->truncated, b->final_obs, b->elapsed,
-                             b->seed, b->world0, b->step);
 }
 
 #endif

@@ -62,12 +62,13 @@ BD_HOSTDEV static inline int bd_mountaincar_dynamics(float *s, float action)
 /* World i, first half of a step, without branches on the outcome (the CPU loop over it
  * vectorises): dynamics, reward, flags and episode clock. obs (N,2),
  * actions/rewards/flags/elapsed (N). A world that ended still holds its terminal state in
- * obs until bd_mountaincar_finish_world. */
-BD_HOSTDEV static inline void bd_mountaincar_advance_world(int i, float *obs, const float *actions,
-                                                           float *rewards, uint8_t *terminated,
-                                                           uint8_t *truncated, int32_t *elapsed,
-                                                           int max_steps)
+ * obs until env/loops.h's finish. Its observation is its whole state: `state` is unused. */
+BD_HOSTDEV static inline void bd_mountaincar_advance(int i, float *state, float *obs,
+                                                     const float *actions, float *rewards,
+                                                     uint8_t *terminated, uint8_t *truncated,
+                                                     int32_t *elapsed, int max_steps)
 {
+    (void)state;
     float s[BD_MOUNTAINCAR_OBS] = {obs[i * 2], obs[i * 2 + 1]};
     int term = bd_mountaincar_dynamics(s, actions[i]);
     int t = elapsed[i] + 1;
@@ -79,42 +80,11 @@ BD_HOSTDEV static inline void bd_mountaincar_advance_world(int i, float *obs, co
     elapsed[i] = t;
 }
 
-/* World i, second half: if it ended, keep its last obs in final_obs (N,2) and auto-reset
- * it with draws at counter step+1. */
-BD_HOSTDEV static inline void bd_mountaincar_finish_world(int i, float *obs,
-                                                          const uint8_t *terminated,
-                                                          const uint8_t *truncated,
-                                                          float *final_obs, int32_t *elapsed,
-                                                          uint64_t seed, uint32_t world0,
-                                                          uint64_t step)
-{
-    if (!terminated[i] && !truncated[i])
-        return;
-    final_obs[i * 2] = obs[i * 2];
-    final_obs[i * 2 + 1] = obs[i * 2 + 1];
-    bd_mountaincar_reset_one(obs + i * 2, seed, world0 + (uint32_t)i, step + 1);
-    elapsed[i] = 0;
-}
-
-/* The per-world entry points of env/loops.h. */
+/* The per-world reset of env/loops.h. */
 BD_HOSTDEV static inline void bd_mountaincar_reset(int i, const bd_env_batch *b, uint64_t counter)
 {
     bd_mountaincar_reset_one(b->obs + BD_MOUNTAINCAR_OBS * i, b->seed, b->world0 + (uint32_t)i, counter);
     b->elapsed[i] = 0;
-}
-
-BD_HOSTDEV static inline void bd_mountaincar_advance(int i, float *state, float *obs, const float *actions,
-                                          float *rewards, uint8_t *terminated, uint8_t *truncated,
-                                          int32_t *elapsed, int max_steps)
-{
-    (void)state;
-    bd_mountaincar_advance_world(i, obs, actions, rewards, terminated, truncated, elapsed, max_steps);
-}
-
-BD_HOSTDEV static inline void bd_mountaincar_finish(int i, const bd_env_batch *b)
-{
-    bd_mountaincar_finish_world(i, b->obs, b->terminated, b->truncated, b->final_obs, b->elapsed,
-                          b->seed, b->world0, b->step);
 }
 
 #endif

@@ -76,8 +76,8 @@ BD_HOSTDEV static inline float bd_pendulum_dynamics(float *s, float action)
 /* World i, first half of a step, without branches on the outcome (the CPU loop over it
  * vectorises): dynamics, reward, flags and episode clock. state (N,2), obs (N,3),
  * actions/rewards/flags/elapsed (N). A world that ended still holds its last state and obs
- * until bd_pendulum_finish_world. */
-BD_HOSTDEV static inline void bd_pendulum_advance_world(int i, float *state, float *obs,
+ * until env/loops.h's finish. */
+BD_HOSTDEV static inline void bd_pendulum_advance(int i, float *state, float *obs,
                                                         const float *actions, float *rewards,
                                                         uint8_t *terminated, uint8_t *truncated,
                                                         int32_t *elapsed, int max_steps)
@@ -94,42 +94,12 @@ BD_HOSTDEV static inline void bd_pendulum_advance_world(int i, float *state, flo
     elapsed[i] = t;
 }
 
-/* World i, second half: if it ended, keep its last obs in final_obs (N,3) and auto-reset
- * it with draws at counter step+1. */
-BD_HOSTDEV static inline void bd_pendulum_finish_world(int i, float *state, float *obs,
-                                                       const uint8_t *terminated,
-                                                       const uint8_t *truncated, float *final_obs,
-                                                       int32_t *elapsed, uint64_t seed,
-                                                       uint32_t world0, uint64_t step)
-{
-    if (!terminated[i] && !truncated[i])
-        return;
-    for (int k = 0; k < BD_PENDULUM_OBS; k++)
-        final_obs[i * BD_PENDULUM_OBS + k] = obs[i * BD_PENDULUM_OBS + k];
-    bd_pendulum_reset_one(state + i * BD_PENDULUM_STATE, obs + i * BD_PENDULUM_OBS, seed,
-                          world0 + (uint32_t)i, step + 1);
-    elapsed[i] = 0;
-}
-
-/* The per-world entry points of env/loops.h. */
+/* The per-world reset of env/loops.h. */
 BD_HOSTDEV static inline void bd_pendulum_reset(int i, const bd_env_batch *b, uint64_t counter)
 {
     bd_pendulum_reset_one(b->state + BD_PENDULUM_STATE * i, b->obs + BD_PENDULUM_OBS * i, b->seed,
                           b->world0 + (uint32_t)i, counter);
     b->elapsed[i] = 0;
-}
-
-BD_HOSTDEV static inline void bd_pendulum_advance(int i, float *state, float *obs, const float *actions,
-                                          float *rewards, uint8_t *terminated, uint8_t *truncated,
-                                          int32_t *elapsed, int max_steps)
-{
-    bd_pendulum_advance_world(i, state, obs, actions, rewards, terminated, truncated, elapsed, max_steps);
-}
-
-BD_HOSTDEV static inline void bd_pendulum_finish(int i, const bd_env_batch *b)
-{
-    bd_pendulum_finish_world(i, b->state, b->obs, b->terminated, b->truncated, b->final_obs,
-                          b->elapsed, b->seed, b->world0, b->step);
 }
 
 #endif
