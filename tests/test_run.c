@@ -95,6 +95,15 @@ static int count_lines_with(const char *path, const char *needle)
     return n;
 }
 
+/* The run's summary.json, as text (the caller frees it). */
+static char *read_summary(const char *out)
+{
+    char *p = bd_strfmt("%s/summary.json", out), *text = NULL;
+    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK, "%s: %s", p, bd_lasterr());
+    free(p);
+    return text;
+}
+
 Test(run, short_run_end_to_end, .timeout = 300)
 {
     char *file = write_run("e2e", 4096);
@@ -110,9 +119,7 @@ Test(run, short_run_end_to_end, .timeout = 300)
         cr_assert(bd_exists(p), "%s missing", p);
         free(p);
     }
-    p = bd_strfmt("%s/summary.json", out);
-    char *text;
-    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    char *text = read_summary(out);
     cJSON *s = cJSON_Parse(text);
     cr_assert_not_null(s);
     cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "done");
@@ -126,7 +133,6 @@ Test(run, short_run_end_to_end, .timeout = 300)
     cr_assert(cJSON_GetObjectItem(a1, "episodes")->valuedouble >= 3, "test phase ran its episodes");
     cJSON_Delete(s);
     free(text);
-    free(p);
     /* every process was spawned and exited: per phase one brain and two muscles */
     p = bd_strfmt("%s/log.jsonl", out);
     cr_assert_eq(count_lines_with(p, "\"event\":\"spawned\""), 6);
@@ -242,14 +248,12 @@ Test(run, ctrl_c_keeps_what_was_written, .timeout = 300)
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st));
     cr_assert_eq(WEXITSTATUS(st), 130, "Ctrl-C exit code");
-    char *p = bd_strfmt("%s/summary.json", out), *text;
-    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    char *text = read_summary(out);
     cr_assert(strstr(text, "\"interrupted\""), "%s", text);
     free(text);
-    free(p);
     cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0,
                  "the memory written before Ctrl-C is readable and consistent");
-    p = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    char *p = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
     cr_assert(bd_exists(p), "the brain saved what it had learnt");
     free(p);
     free(out);
@@ -266,11 +270,9 @@ Test(run, killed_muscle_fails_the_run, .timeout = 300)
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st));
     cr_assert_eq(WEXITSTATUS(st), 1);
-    char *p = bd_strfmt("%s/summary.json", out), *text;
-    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    char *text = read_summary(out);
     cr_assert(strstr(text, "\"failed\"") && strstr(text, "muscle 1"), "%s", text);
     free(text);
-    free(p);
     cr_assert_eq(run_cmd("%s replay %s > /dev/null%s", out, ""), 0, "memory still readable");
     free(cmd);
     free(out);
@@ -306,12 +308,10 @@ Test(run, plugin_env_with_two_random_agents, .timeout = 120)
     char *out = bd_strfmt("/tmp/bd-run-%d-plugin", (int)getpid());
     cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, out), 0);
     cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
-    char *p = bd_strfmt("%s/summary.json", out), *text;
-    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+    char *text = read_summary(out);
     cr_assert(strstr(text, "\"walker\"") && strstr(text, "\"climber\"") && strstr(text, "\"done\""),
               "%s", text);
     free(text);
-    free(p);
     free(out);
     free(file);
 }
