@@ -9,6 +9,7 @@
 
 #include "bodhi/env.h"
 #include "env/actions.h"
+#include "env/devmem.h"
 #include "env/env_impl.h"
 #include "env/pool.h"
 
@@ -157,15 +158,13 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
         *b = e->host;
         desc->reset_cpu(b, 0, n);
     } else {
-#ifdef BODHI_HAVE_CUDA
-        rc = bd_cuda_alloc(&e->block, bytes);
+        rc = bd_dev_alloc(device, bytes, &e->block);
         if (rc == BD_OK) {
             bd_env_point(b, e->block, off, desc->state_dim > 0);
             rc = desc->reset_cuda(b);
         }
         if (rc == BD_OK)
             rc = bd_env_download(e, NULL);
-#endif
     }
     if (rc != BD_OK) {
         bd_env_destroy(e);
@@ -179,10 +178,8 @@ void bd_env_destroy(bd_env *e)
 {
     if (!e)
         return;
-#ifdef BODHI_HAVE_CUDA
     if (e->device == BD_DEVICE_CUDA)
-        bd_cuda_release(e->block);
-#endif
+        bd_dev_free(e->device, e->block);
     bd_pool_destroy(e->pool);
     free(e->host_block);
     free(e);
@@ -314,16 +311,9 @@ bd_device bd_env_device(const bd_env *e)
 int bd_env_upload_actions(bd_env *e, const float *actions)
 {
     size_t bytes = sizeof(float) * (size_t)e->b.n * (size_t)e->b.act_dim;
-    if (e->device == BD_DEVICE_CPU) {
-        if (actions != e->b.actions)
-            memcpy(e->b.actions, actions, bytes);
+    if (actions == e->b.actions)
         return BD_OK;
-    }
-#ifdef BODHI_HAVE_CUDA
-    return bd_cuda_to_device(e->b.actions, actions, bytes);
-#else
-    return bd_seterr(BD_ENODEV, "no CUDA in this build");
-#endif
+    return bd_dev_from_host(e->device, e->b.actions, actions, bytes);
 }
 
 int bd_env_step(bd_env *e)
@@ -347,25 +337,20 @@ int bd_env_download(bd_env *e, bd_env_batch *host)
             *host = e->b;
         return BD_OK;
     }
-#ifdef BODHI_HAVE_CUDA
     bd_env_batch *h = &e->host, *d = &e->b;
     size_t n = (size_t)d->n, od = (size_t)d->obs_dim;
-    int rc = bd_cuda_to_host(h->obs, d->obs, sizeof(float) * n * od);
+    int rc = bd_dev_to_host(e->device, h->obs, d->obs, sizeof(float) * n * od);
     if (rc == BD_OK)
-        rc = bd_cuda_to_host(h->rewards, d->rewards, sizeof(float) * n);
+        rc = bd_dev_to_host(e->device, h->rewards, d->rewards, sizeof(float) * n);
     if (rc == BD_OK)
-        rc = bd_cuda_to_host(h->terminated, d->terminated, n);
+        rc = bd_dev_to_host(e->device, h->terminated, d->terminated, n);
     if (rc == BD_OK)
-        rc = bd_cuda_to_host(h->truncated, d->truncated, n);
+        rc = bd_dev_to_host(e->device, h->truncated, d->truncated, n);
     if (rc == BD_OK)
-        rc = bd_cuda_to_host(h->final_obs, d->final_obs, sizeof(float) * n * od);
+        rc = bd_dev_to_host(e->device, h->final_obs, d->final_obs, sizeof(float) * n * od);
     if (rc == BD_OK)
-        rc = bd_cuda_to_host(h->elapsed, d->elapsed, sizeof(int32_t) * n);
+        rc = bd_dev_to_host(e->device, h->elapsed, d->elapsed, sizeof(int32_t) * n);
     if (rc == BD_OK && host)
         *host = *h;
     return rc;
-#else
-    (void)host;
-    return bd_seterr(BD_ENODEV, "no CUDA in this build");
-#endif
 }
