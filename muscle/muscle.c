@@ -46,7 +46,6 @@ typedef struct {
     bd_runfile *rf;
     bd_phase_plan plan;
     bd_env *env;
-    bd_device dev;
     int n;
     uint32_t world0;
     int T;
@@ -113,7 +112,7 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
         {(void **)&a->trunc, tn},
     };
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) {
-        int rc = bd_dev_alloc(m->dev, bufs[k].bytes, bufs[k].p);
+        int rc = bd_dev_alloc(m->plan.device, bufs[k].bytes, bufs[k].p);
         if (rc != BD_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", bd_lasterr());
@@ -178,7 +177,6 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
         rc = bd_env_set_threads(m->env, threads);
     if (rc != BD_OK)
         return rc;
-    m->dev = m->plan.device;
     m->na = m->plan.nagents;
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
     if (!m->ag)
@@ -194,7 +192,7 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
         a->use_norm = rc == BD_OK && pp.norm_obs && !a->ap->random;
         bd_obsnorm_init(&a->norm, a->S);
         if (rc == BD_OK)
-            rc = bd_mpolicy_init(&a->pol, a->ap, bd_env_batch_of(m->env), m->dev, pp.hidden,
+            rc = bd_mpolicy_init(&a->pol, a->ap, bd_env_batch_of(m->env), m->plan.device, pp.hidden,
                                  pp.layers, mode);
         if (rc == BD_OK && a->pol.net) {
             a->nparams = bdt_policy_param_count(a->pol.net);
@@ -221,7 +219,7 @@ static void bd_muscle_teardown(bd_muscle *m)
         bd_mpolicy_fini(&a->pol);
         void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc};
         for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++)
-            bd_dev_free(m->dev, bufs[j]);
+            bd_dev_free(m->plan.device, bufs[j]);
         free(a->params);
     }
     free(m->ag);
@@ -248,7 +246,7 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
     const void *src[BD_RO_COUNT] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval,
                                     a->lastv, a->term, a->trunc};
     for (int k = 0; k < BD_RO_COUNT && rc == BD_OK; k++)
-        rc = bd_dev_to_host(m->dev, p + off[k], src[k], size[k]);
+        rc = bd_dev_to_host(m->plan.device, p + off[k], src[k], size[k]);
     if (rc != BD_OK) {
         nng_msg_free(msg);
         return rc;
