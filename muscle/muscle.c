@@ -4,8 +4,9 @@
  * (T, n, ...) for its shard of n worlds, on the env's device. One round: T steps (gather
  * each agent's sensor columns, act, write its actuator columns, step the env once for
  * everybody, record rewards and flags), then one ROLLOUT to each brain (the round's one
- * copy off a GPU, straight into the message), then one WEIGHTS from each brain. REQ resending is turned off:
- * a brain may take long to learn, and a resent rollout would count twice. */
+ * copy off a GPU, straight into the message), then one WEIGHTS from each brain. REQ
+ * resending is turned off: a brain may take long to learn, and a resent rollout would
+ * count twice. */
 #include "muscle/muscle.h"
 
 #include <stdio.h>
