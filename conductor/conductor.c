@@ -27,6 +27,7 @@
 
 #include "common/util.h"
 #include "conductor/plan.h"
+#include "conductor/rundir.h"
 #include "conductor/runfile.h"
 #include "memory/memory.h"
 #include "wire/events.h"
@@ -99,36 +100,6 @@ static cJSON *bd_ev(const char *kind)
 }
 
 /* ---- run directory -------------------------------------------------------------------- */
-
-/* A previous run at dir is kept: it is renamed to dir.prev-<time> before we start. */
-static int bd_prepare_dir(const char *dir)
-{
-    if (bd_exists(dir)) {
-        char stamp[32];
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-        char *old = bd_strfmt("%s.prev-%s", dir, stamp);
-        for (int k = 2; old && bd_exists(old); k++) {
-            free(old);
-            old = bd_strfmt("%s.prev-%s-%d", dir, stamp, k);
-        }
-        if (!old || rename(dir, old) != 0) {
-            int rc = bd_seterr(BD_EIO, "cannot move the previous run %s aside: %s", dir, strerror(errno));
-            free(old);
-            return rc;
-        }
-        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", dir, old);
-        free(old);
-    }
-    int rc = bd_mkdirs(dir);
-    char *sub = bd_strfmt("%s/memory", dir);
-    if (rc == BD_OK)
-        rc = sub ? bd_mkdirs(sub) : BD_ENOMEM;
-    free(sub);
-    return rc;
-}
 
 /* Validates the run file and every phase; prints "FILE:LINE:COL: message" on failure. */
 static int bd_validate(const char *path, const char *device, bd_runfile **out, int verbose)
@@ -570,7 +541,16 @@ int bd_conductor_run(const bd_run_opts *o)
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
         bd_node_set_scalar(user->effective, "seed", seed);
     }
-    int rc = bd_prepare_dir(c.dir);
+    bd_rundir rd;
+    int rc = bd_rundir_claim(c.dir, &rd);
+    if (rc == BD_EINVAL) {
+        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        bd_runfile_destroy(user);
+        free(c.dir);
+        return 2;
+    }
+    if (rc == BD_OK && rd.moved_to)
+        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, rd.moved_to);
     char *yml = bd_strfmt("%s/run.yml", c.dir);
     if (rc == BD_OK)
         rc = bd_runfile_write_effective(user, yml);
@@ -586,6 +566,7 @@ int bd_conductor_run(const bd_run_opts *o)
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
         bd_runfile_destroy(c.rf);
+        bd_rundir_release(&rd);
         free(c.dir);
         return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
     }
@@ -631,6 +612,7 @@ int bd_conductor_run(const bd_run_opts *o)
         fclose(c.log);
     cJSON_Delete(c.phases);
     bd_runfile_destroy(c.rf);
+    bd_rundir_release(&rd);
     free(c.dir);
     return result == 0 ? 0 : result == 1 ? 1 : result == SIGTERM ? 143 : 130;
 }

@@ -402,3 +402,74 @@ Test(run, status_of_a_live_and_a_finished_run, .timeout = 300)
     free(out);
     free(file);
 }
+
+/* A file's text, or NULL; the caller frees. */
+static char *slurp(const char *path)
+{
+    char *text = NULL;
+    return bd_read_file(path, &text, NULL) == BD_OK ? text : NULL;
+}
+
+Test(run, a_run_directory_belongs_to_one_run, .timeout = 300)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("owner", &file, &out);
+    /* a second run onto the live run's directory is refused and touches nothing */
+    char *err = bd_strfmt("/tmp/bd-test-run-%d-owner.err", (int)getpid());
+    char *full = bd_strfmt("%s run %s --out %s --quiet 2> %s", BODHI_BINARY, file, out, err);
+    int st = system(full);
+    cr_assert_eq(WEXITSTATUS(st), 2, "a second run onto a live run's directory");
+    char *text = slurp(err);
+    char *want = bd_strfmt("a run is in progress in %s (pid %d)", out, (int)pid);
+    cr_assert(text && strstr(text, want), "%s", text ? text : "(no stderr)");
+    free(want);
+    free(text);
+    char *prev = bd_strfmt("ls -d %s.prev-* > /dev/null 2>&1", out);
+    cr_assert_neq(system(prev), 0, "nothing was moved aside");
+    char *lock = bd_strfmt("%s/run.lock", out);
+    cr_assert(bd_exists(lock));
+    /* the first run goes on and finishes in its own directory */
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    cr_assert_eq(WEXITSTATUS(st), 143);
+    text = read_summary(out);
+    cr_assert(strstr(text, "\"interrupted\""), "%s", text);
+    free(text);
+    /* a finished run is moved aside by the next */
+    char *shortf = write_run("owner2", 256);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", shortf, out), 0);
+    free(shortf);
+    cr_assert_eq(system(prev), 0, "the finished run was moved aside");
+    free(prev);
+    free(lock);
+    free(full);
+    free(err);
+    free(out);
+    free(file);
+}
+
+Test(run, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120)
+{
+    char *file = write_run("foreign", 256);
+    char *dir = bd_strfmt("/tmp/bd-run-%d-foreign", (int)getpid());
+    char *note = bd_strfmt("%s/notes.txt", dir);
+    cr_assert_eq(bd_mkdirs(dir), BD_OK);
+    cr_assert_eq(bd_write_file(note, "mine\n", 5), BD_OK);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", file, dir), 2, "a folder of other things");
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", file, note), 2, "a file");
+    char *text = slurp(note);
+    cr_assert(text && strcmp(text, "mine\n") == 0, "the file is untouched");
+    free(text);
+    char *ls = bd_strfmt("test \"$(ls -A %s)\" = notes.txt && ! ls -d %s.prev-* %s.prev-* 2>/dev/null", dir,
+                         dir, note);
+    cr_assert_eq(system(ls), 0, "nothing was created or moved");
+    free(ls);
+    /* an empty folder is used as it is */
+    char *empty = bd_strfmt("%s/run", dir);
+    cr_assert_eq(bd_mkdirs(empty), BD_OK);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, empty), 0, "an empty folder");
+    free(empty);
+    free(note);
+    free(dir);
+    free(file);
+}
