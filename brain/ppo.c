@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "env/rng.h"
+#include "common/rng.h"
 
 static const char *const bd_ppo_keys[] = {
     "learning_rate", "anneal_lr", "total_steps", "gamma", "gae_lambda", "rollout_steps",

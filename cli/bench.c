@@ -16,11 +16,8 @@
 
 #include "bodhi/env.h"
 #include "cli/cli.h"
+#include "common/devmem.h"
 #include "common/util.h"
-
-#ifdef BODHI_HAVE_CUDA
-#include "kernels/kernels.h"
-#endif
 
 static int bd_parse_count(const char *what, const char *s, long long lo, long long hi, long long *out)
 {
@@ -45,10 +42,8 @@ static int bd_bench_steps(bd_env *e, long long steps, uint64_t *counter)
         if (rc == BD_OK)
             rc = bd_env_step(e);
     }
-#ifdef BODHI_HAVE_CUDA
-    if (rc == BD_OK && bd_env_device(e) == BD_DEVICE_CUDA)
-        rc = bd_cuda_sync();
-#endif
+    if (rc == BD_OK)
+        rc = bd_dev_sync(bd_env_device(e));
     return rc;
 }
 

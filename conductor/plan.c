@@ -7,6 +7,7 @@
 
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
+#include "common/devmem.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
 

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #include "bodhi/env.h"
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 #include "env/mathf.h"
-#include "env/rng.h"
+#include "common/rng.h"
 
 #define BD_ACROBOT_OBS 6
 #define BD_ACROBOT_STATE 4

@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#include "env/hostdev.h"
-#include "env/rng.h"
+#include "common/hostdev.h"
+#include "common/rng.h"
 
 #define BD_MAX_ACTUATORS 16
 

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "bodhi/env.h"
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 #include "env/mathf.h"
-#include "env/rng.h"
+#include "common/rng.h"
 
 #define BD_CARTPOLE_OBS 4
 #define BD_CARTPOLE_GRAVITY 9.8f

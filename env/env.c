@@ -9,9 +9,13 @@
 
 #include "bodhi/env.h"
 #include "env/actions.h"
-#include "env/devmem.h"
+#include "common/devmem.h"
 #include "env/env_impl.h"
 #include "env/pool.h"
+
+#ifdef BODHI_HAVE_CUDA
+#include "common/cuda.h"
+#endif
 
 struct bd_env {
     const bd_env_desc *desc;
@@ -46,25 +50,6 @@ const bd_env_desc *bd_env_find(const char *name)
         if (strcmp(r[i]->name, name) == 0)
             return r[i];
     return NULL;
-}
-
-int bd_cuda_available(void)
-{
-#ifdef BODHI_HAVE_CUDA
-    return bd_cuda_device_count() > 0;
-#else
-    return 0;
-#endif
-}
-
-void bd_cuda_device_name(char *buf, int len)
-{
-    if (len > 0)
-        buf[0] = '\0';
-#ifdef BODHI_HAVE_CUDA
-    if (bd_cuda_available())
-        bd_cuda_name(buf, len);
-#endif
 }
 
 /* Bytes of one shard's buffers, 16-byte aligned each. */

@@ -18,7 +18,7 @@
 #define BODHI_ENV_LOOPS_H
 
 #include "bodhi/env.h"
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 
 #define BD_ENV_FINISH(env)                                                                         \
     BD_HOSTDEV static inline void bd_##env##_finish(int i, const bd_env_batch *b)                  \
@@ -53,7 +53,7 @@
     }
 
 #ifdef __CUDACC__
-#include "kernels/kernels.h"
+#include "common/cuda.h"
 
 #define BD_ENV_CUDA_LAUNCHERS(env)                                                                 \
     BD_ENV_FINISH(env)                                                                             \

@@ -4,7 +4,7 @@
 #ifndef BODHI_ENV_MATHF_H
 #define BODHI_ENV_MATHF_H
 
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 
 BD_HOSTDEV static inline float bd_sin_poly(float r)
 {

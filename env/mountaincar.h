@@ -14,9 +14,9 @@
 #include <stdint.h>
 
 #include "bodhi/env.h"
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 #include "env/mathf.h"
-#include "env/rng.h"
+#include "common/rng.h"
 
 #define BD_MOUNTAINCAR_OBS 2
 #define BD_MOUNTAINCAR_MIN_POSITION (-1.2f)

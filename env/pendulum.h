@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 #include "bodhi/env.h"
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 #include "env/mathf.h"
-#include "env/rng.h"
+#include "common/rng.h"
 
 #define BD_PENDULUM_OBS 3
 #define BD_PENDULUM_STATE 2

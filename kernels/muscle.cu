@@ -4,7 +4,8 @@
  * observations, actions and rollout on the device. */
 #include <cuda_runtime.h>
 
-#include "kernels/kernels.h"
+#include "common/cuda.h"
+#include "kernels/muscle_launch.h"
 
 static __global__ void bd_act_gather_kernel(bd_act_args a, const float *src, float *raw, float *net)
 {

@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 #include "env/actions.h"
-#include "env/hostdev.h"
-#include "env/rng.h"
+#include "common/hostdev.h"
+#include "common/rng.h"
 
 #define BD_ACT_MAX 32 /* discrete actions or continuous dims per agent */
 

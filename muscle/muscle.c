@@ -21,7 +21,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "conductor/plan.h"
-#include "env/devmem.h"
+#include "common/devmem.h"
 #include "muscle/policy.h"
 #include "wire/wire.h"
 

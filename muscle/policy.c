@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env/devmem.h"
+#include "common/devmem.h"
 #ifdef BODHI_HAVE_CUDA
-#include "kernels/kernels.h"
+#include "kernels/muscle_launch.h"
 #endif
 
 #ifdef BODHI_HAVE_CUDA

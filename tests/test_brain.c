@@ -12,7 +12,7 @@
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
 #include "brain/stats.h"
-#include "env/devmem.h"
+#include "common/devmem.h"
 #include "muscle/policy.h"
 
 Test(gae, by_hand_one_world)

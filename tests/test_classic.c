@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bodhi/env.h"
+#include "common/devmem.h"
 #include "env/acrobot.h"
 #include "env/mathf.h"
 #include "env/mountaincar.h"

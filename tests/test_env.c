@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bodhi/env.h"
+#include "common/devmem.h"
 #include "env/cartpole.h"
 #include "env/mathf.h"
 

@@ -36,6 +36,9 @@ typedef enum bd_err {
     BD_ERR_COUNT
 } bd_err;
 
+/* Where a batch's buffers live and its work runs. */
+typedef enum { BD_DEVICE_CPU = 0, BD_DEVICE_CUDA = 1 } bd_device;
+
 /* Short fixed text for an error code; never NULL. */
 const char *bd_strerror(int err);
 

@@ -20,8 +20,6 @@
 extern "C" {
 #endif
 
-typedef enum { BD_DEVICE_CPU = 0, BD_DEVICE_CUDA = 1 } bd_device;
-
 /* One sensor or actuator column: its name (the id is "<env uid>.<name>") and bounds.
  * A discrete actuator has n > 0 values 0..n-1 (stored as a float index). */
 typedef struct {
@@ -122,12 +120,6 @@ double bd_env_bytes_per_world_step(const bd_env_desc *d);
 /* Measured copy bandwidth (bytes read + written per second) of the shard's device over a
  * working set of `bytes`, using the shard's threads on the CPU. */
 int bd_env_copy_bandwidth(bd_env *e, size_t bytes, double *bytes_per_s);
-
-/* 1 when a CUDA device answers (and the build has kernels). */
-int bd_cuda_available(void);
-
-/* The GPU's name into buf (empty when none). */
-void bd_cuda_device_name(char *buf, int len);
 
 #ifdef __cplusplus
 }

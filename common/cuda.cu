@@ -1,9 +1,9 @@
-/* cuda.cu: device memory and copies for env buffers (see kernels.h). */
+/* cuda.cu: device memory, copies and launch checks (see cuda.h). */
 #include <stdio.h>
 
 #include <cuda_runtime.h>
 
-#include "kernels/kernels.h"
+#include "common/cuda.h"
 
 static int bd_cuda_check(cudaError_t e, const char *what)
 {

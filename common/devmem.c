@@ -1,10 +1,12 @@
 /* devmem.c: host or device buffers behind one interface (see devmem.h). */
-#include "env/devmem.h"
+#include "common/devmem.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "env/env_impl.h"
+#ifdef BODHI_HAVE_CUDA
+#include "common/cuda.h"
+#endif
 
 #ifndef BODHI_HAVE_CUDA
 static int bd_no_cuda(void)
@@ -61,4 +63,34 @@ int bd_dev_to_host(bd_device dev, void *dst, const void *src, size_t bytes)
 int bd_dev_from_host(bd_device dev, void *dst, const void *src, size_t bytes)
 {
     return bd_dev_copy(dev, dst, src, bytes, 1);
+}
+
+int bd_dev_sync(bd_device dev)
+{
+    if (dev == BD_DEVICE_CPU)
+        return BD_OK;
+#ifdef BODHI_HAVE_CUDA
+    return bd_cuda_sync();
+#else
+    return bd_no_cuda();
+#endif
+}
+
+int bd_cuda_available(void)
+{
+#ifdef BODHI_HAVE_CUDA
+    return bd_cuda_device_count() > 0;
+#else
+    return 0;
+#endif
+}
+
+void bd_cuda_device_name(char *buf, int len)
+{
+    if (len > 0)
+        buf[0] = '\0';
+#ifdef BODHI_HAVE_CUDA
+    if (bd_cuda_available())
+        bd_cuda_name(buf, len);
+#endif
 }

@@ -1,14 +1,14 @@
 /* rng.h: counter-based randomness shared by CPU and GPU (Random123 Philox4x32-10).
  * A draw is a pure function of (seed, world, counter, stream): no state to carry, the
  * same on both devices and whatever the shard split. Streams keep uses apart. */
-#ifndef BODHI_ENV_RNG_H
-#define BODHI_ENV_RNG_H
+#ifndef BODHI_COMMON_RNG_H
+#define BODHI_COMMON_RNG_H
 
 #include <stdint.h>
 
 #include <Random123/philox.h>
 
-#include "env/hostdev.h"
+#include "common/hostdev.h"
 
 enum {
     BD_STREAM_RESET = 1,  /* env resets */

@@ -4,8 +4,8 @@
  * env/mathf.h, never the platform's sinf/cosf, which differ in the last bit.
  * BD_CPU_CLONES compiles a CPU loop for AVX-512, AVX2 and baseline x86-64 and picks one
  * at load time; the clones compute identical floats (same IEEE operations, no FMA). */
-#ifndef BODHI_ENV_HOSTDEV_H
-#define BODHI_ENV_HOSTDEV_H
+#ifndef BODHI_COMMON_HOSTDEV_H
+#define BODHI_COMMON_HOSTDEV_H
 
 #ifdef __CUDACC__
 #define BD_HOSTDEV __host__ __device__
