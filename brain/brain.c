@@ -22,11 +22,18 @@
 #include "brain/stats.h"
 #include "common/proc.h"
 #include "common/util.h"
-#include "conductor/plan.h"
+#include "config/plan.h"
 #include "memory/memory.h"
 #include "torch/bd_torch.h"
+#include "wire/addr.h"
 #include "wire/events.h"
 #include "wire/wire.h"
+
+const bd_kind bd_brain_kinds[] = {
+    {"ppo", "ppo", bd_ppo_check},
+    {"random", "random", NULL},
+};
+const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
 typedef struct {
     nng_ctx ctx;
@@ -432,7 +439,8 @@ static int bd_brain_setup_policy(bd_brain *b)
     return bdt_policy_get_params(b->policy, b->params, b->nparams);
 }
 
-static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, const char *device)
+static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, const bd_registry *reg,
+                          const char *device)
 {
     char *path = bd_strfmt("%s/run.yml", b->run_dir);
     int rc = path ? bd_runfile_load(path, &b->rf) : BD_ENOMEM;
@@ -442,7 +450,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     int pi = bd_runfile_phase_index(b->rf, phase);
     if (pi < 0)
         return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", phase);
-    if ((rc = bd_phase_plan_make(b->rf, pi, device, &b->plan)) != BD_OK)
+    if ((rc = bd_phase_plan_make(b->rf, pi, reg, device, &b->plan)) != BD_OK)
         return rc;
     for (int i = 0; i < b->plan.nagents; i++)
         if (strcmp(b->plan.agents[i].cfg->name, agent) == 0)
@@ -592,7 +600,8 @@ static int bd_learner_threads(const bd_brain *b)
     return mb < 4096 || cores < 2 ? 1 : (int)cores;
 }
 
-int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const char *device)
+int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
+                  const char *device)
 {
     bd_brain b;
     memset(&b, 0, sizeof b);
@@ -600,7 +609,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     b.t0 = bd_now();
-    int rc = bd_brain_setup(&b, phase, agent, device);
+    int rc = bd_brain_setup(&b, phase, agent, reg, device);
     if (rc == BD_OK)
         bdt_set_threads(bd_learner_threads(&b));
     char *eurl = bd_url_events(run_dir);

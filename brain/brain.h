@@ -7,9 +7,16 @@
 #ifndef BODHI_BRAIN_BRAIN_H
 #define BODHI_BRAIN_BRAIN_H
 
-/* Runs the brain of `agent` in `phase` of run_dir/run.yml. Returns the process exit
- * code: 0 done, 1 failed (message on stderr), 143 stopped by SIGTERM (memory flushed). */
+#include "config/registry.h"
+
+/* The brains a run file can name ("ppo", "random"), for the registry. */
+extern const bd_kind bd_brain_kinds[];
+extern const int bd_brain_nkinds;
+
+/* Runs the brain of `agent` in `phase` of run_dir/run.yml, resolving the run file against
+ * reg. Returns the process exit code: 0 done, 1 failed (message on stderr), 143 stopped
+ * by SIGTERM (memory flushed). */
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent,
-                  const char *device_override);
+                  const bd_registry *reg, const char *device_override);
 
 #endif

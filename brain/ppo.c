@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "brain/obsnorm.h"
 #include "common/rng.h"
 
 static const char *const bd_ppo_keys[] = {
@@ -59,6 +60,18 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params
                          p ? bd_node_where(p, where, sizeof where) : "brain params");
     o->opt.lr = (float)o->learning_rate;
     return BD_OK;
+}
+
+int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap)
+{
+    char w[256];
+    (void)p;
+    if (ap->nsens > BD_OBSNORM_MAX)
+        return bd_seterr(BD_EINVAL, "%s: agent '%s' has %d sensors, the ppo brain takes at most %d",
+                         bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->nsens,
+                         BD_OBSNORM_MAX);
+    bd_ppo_params pp;
+    return bd_ppo_params_parse(params, 1, &pp);
 }
 
 void bd_gae(int T, int N, const float *rewards, const float *values, const float *final_values,

@@ -6,7 +6,8 @@
 
 #include <stdint.h>
 
-#include "conductor/yamltree.h"
+#include "config/plan.h"
+#include "config/yamltree.h"
 #include "torch/bd_torch.h"
 
 typedef struct {
@@ -26,6 +27,10 @@ typedef struct {
 /* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
  * naming the position. total_steps defaults to default_total. */
 int bd_ppo_params_parse(const bd_node *params, long long default_total, bd_ppo_params *out);
+
+/* The ppo brain's check for the registry (config/registry.h): its params, and that the
+ * agent's sensors fit the observation normaliser. */
+int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap);
 
 /* GAE over a (T, N) batch. done = terminated|truncated; the bootstrap of step t is
  * 0 when terminated, final_values[t] when truncated, values[t+1] otherwise

@@ -7,6 +7,7 @@
 #include "brain/brain.h"
 #include "cli/cli.h"
 #include "common/proc.h"
+#include "conductor/registry.h"
 #include "muscle/muscle.h"
 
 static int bd_child_start(const char *cmd, const char *parent, int catch_term)
@@ -33,7 +34,7 @@ int bd_cmd_brain(int argc, char **argv)
     }
     if (bd_child_start("brain", parent, 1))
         return 1;
-    return bd_brain_main(dir, phase, agent, device);
+    return bd_brain_main(dir, phase, agent, bd_registry_builtin(), device);
 }
 
 int bd_cmd_muscle(int argc, char **argv)
@@ -50,5 +51,5 @@ int bd_cmd_muscle(int argc, char **argv)
     }
     if (bd_child_start("muscle", parent, 0))
         return 1;
-    return bd_muscle_main(dir, phase, atoi(id), device);
+    return bd_muscle_main(dir, phase, atoi(id), bd_registry_builtin(), device);
 }

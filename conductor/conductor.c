@@ -26,10 +26,12 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
-#include "conductor/plan.h"
+#include "config/plan.h"
+#include "conductor/registry.h"
 #include "conductor/rundir.h"
-#include "conductor/runfile.h"
+#include "config/runfile.h"
 #include "memory/memory.h"
+#include "wire/addr.h"
 #include "wire/events.h"
 #include "wire/wire.h"
 
@@ -111,7 +113,7 @@ static int bd_validate(const char *path, const char *device, bd_runfile **out, i
     }
     for (int i = 0; i < (*out)->nphases; i++) {
         bd_phase_plan p;
-        rc = bd_phase_plan_make(*out, i, device, &p);
+        rc = bd_phase_plan_make(*out, i, bd_registry_builtin(), device, &p);
         if (rc == BD_OK && verbose) {
             printf("phase %s (%s): %s x %lld worlds on %s, %d muscle(s)\n", p.ph->name,
                    p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name, p.worlds,
@@ -383,7 +385,7 @@ static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
 static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
 {
     bd_phase_plan p;
-    int rc = bd_phase_plan_make(c->rf, i, c->o->device, &p);
+    int rc = bd_phase_plan_make(c->rf, i, bd_registry_builtin(), c->o->device, &p);
     if (rc != BD_OK) {
         snprintf(c->fail_msg, sizeof c->fail_msg, "%s", bd_lasterr());
         return 1;

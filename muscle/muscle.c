@@ -20,10 +20,17 @@
 #include "brain/ppo.h"
 #include "common/proc.h"
 #include "common/util.h"
-#include "conductor/plan.h"
+#include "config/plan.h"
 #include "common/devmem.h"
 #include "muscle/policy.h"
+#include "wire/addr.h"
 #include "wire/wire.h"
+
+const bd_kind bd_muscle_kinds[] = {
+    {"ppo", "ppo", NULL},
+    {"random", "random", NULL},
+};
+const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 
 typedef struct {
     const bd_agent_plan *ap;
@@ -153,7 +160,7 @@ static int bd_muscle_connect(bd_muscle *m, bd_magent *a)
     return BD_OK;
 }
 
-static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
+static int bd_muscle_setup(bd_muscle *m, const char *phase, const bd_registry *reg, const char *device)
 {
     char *path = bd_strfmt("%s/run.yml", m->run_dir);
     int rc = path ? bd_runfile_load(path, &m->rf) : BD_ENOMEM;
@@ -163,7 +170,7 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const char *device)
     int pi = bd_runfile_phase_index(m->rf, phase);
     if (pi < 0)
         return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", phase);
-    if ((rc = bd_phase_plan_make(m->rf, pi, device, &m->plan)) != BD_OK)
+    if ((rc = bd_phase_plan_make(m->rf, pi, reg, device, &m->plan)) != BD_OK)
         return rc;
     if (m->id < 0 || m->id >= m->plan.worker)
         return bd_seterr(BD_EINVAL, "muscle id %d is outside 0..%d", m->id, m->plan.worker - 1);
@@ -291,14 +298,15 @@ static int bd_muscle_round(bd_muscle *m)
     return rc;
 }
 
-int bd_muscle_main(const char *run_dir, const char *phase, int id, const char *device)
+int bd_muscle_main(const char *run_dir, const char *phase, int id, const bd_registry *reg,
+                   const char *device)
 {
     bd_muscle m;
     memset(&m, 0, sizeof m);
     m.run_dir = run_dir;
     m.id = id;
     bdt_set_threads(1);
-    int rc = bd_muscle_setup(&m, phase, device);
+    int rc = bd_muscle_setup(&m, phase, reg, device);
     for (;;) {
         if (rc != BD_OK)
             break;

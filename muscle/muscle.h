@@ -5,8 +5,16 @@
 #ifndef BODHI_MUSCLE_MUSCLE_H
 #define BODHI_MUSCLE_MUSCLE_H
 
-/* Runs muscle `id` of `phase` in run_dir/run.yml. Returns the process exit code:
- * 0 when every brain said STOP, 1 on failure (message on stderr). */
-int bd_muscle_main(const char *run_dir, const char *phase, int id, const char *device_override);
+#include "config/registry.h"
+
+/* The muscles a run file can name ("ppo", "random"), for the registry. */
+extern const bd_kind bd_muscle_kinds[];
+extern const int bd_muscle_nkinds;
+
+/* Runs muscle `id` of `phase` in run_dir/run.yml, resolving the run file against reg.
+ * Returns the process exit code: 0 when every brain said STOP, 1 on failure (message on
+ * stderr). */
+int bd_muscle_main(const char *run_dir, const char *phase, int id, const bd_registry *reg,
+                   const char *device_override);
 
 #endif

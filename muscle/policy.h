@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "brain/obsnorm.h"
-#include "conductor/plan.h"
+#include "config/plan.h"
 #include "muscle/act.h"
 #include "torch/bd_torch.h"
 

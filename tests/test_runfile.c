@@ -1,4 +1,4 @@
-/* test_runfile.c: Criterion suite for conductor/yamltree.c and conductor/runfile.c.
+/* test_runfile.c: Criterion suite for config/yamltree.c and config/runfile.c.
  *
  * Uses the run file of DESIGN.md 5b (docs/run-file.md) as the good case, then breaks it one
  * way at a time and checks the error code and that the message names FILE:LINE:COL and the
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "conductor/runfile.h"
-#include "conductor/yamltree.h"
+#include "config/runfile.h"
+#include "config/yamltree.h"
 
 /* Line numbers below (22: the test phase's phase_config) are relied on by the tests. */
 static const char *EXAMPLE =

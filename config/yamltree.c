@@ -10,7 +10,7 @@
  * JSON conversion uses cJSON; numbers keep integer precision (written as raw JSON).
  */
 #define _GNU_SOURCE
-#include "conductor/yamltree.h"
+#include "config/yamltree.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

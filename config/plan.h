@@ -1,17 +1,18 @@
 /* plan.h: a phase of a validated run file resolved against the registries: which env
- * and how many worlds, the device, each agent's sensor and actuator columns, the seeds,
- * the stop conditions, and how worlds split across muscles. The conductor builds it to
- * check a run file (`bodhi check`); brains and muscles build the same plan from run.yml,
- * so every process agrees on columns, shards and seeds. */
-#ifndef BODHI_CONDUCTOR_PLAN_H
-#define BODHI_CONDUCTOR_PLAN_H
+ * and how many worlds, the device, each agent's sensor and actuator columns, brain and
+ * muscle kinds, the seeds, the stop conditions, and how worlds split across muscles. The
+ * conductor builds it to check a run file (`bodhi check`); brains and muscles build the
+ * same plan from run.yml, so every process agrees on columns, shards and seeds. */
+#ifndef BODHI_CONFIG_PLAN_H
+#define BODHI_CONFIG_PLAN_H
 
 #include <stdint.h>
 
 #include "bodhi/env.h"
-#include "conductor/runfile.h"
+#include "config/registry.h"
+#include "config/runfile.h"
 
-typedef struct {
+typedef struct bd_agent_plan {
     const bd_agent_cfg *cfg;
     int index;               /* position in the phase's agent list */
     int nsens, nact;
@@ -22,12 +23,15 @@ typedef struct {
     int continuous;          /* 1: every actuator is a Box (Gaussian policy of nact dims) */
     int n_actions;           /* discrete: values of its (single) actuator; 0 if continuous */
     float *act_low, *act_high; /* (nact) bounds of its actuators */
-    int random;              /* brain/muscle "random": uniform actions, no learning */
+    const bd_kind *brain;    /* its brain's and muscle's kinds (from the registry) */
+    const bd_kind *muscle;
+    int random;              /* brain/muscle of the "random" family: uniform actions, no learning */
     uint64_t seed;           /* this agent's seed (policy init, sampling) */
 } bd_agent_plan;
 
-typedef struct {
+typedef struct bd_phase_plan {
     const bd_runfile *rf;
+    const bd_registry *reg;
     const bd_phase_cfg *ph;
     int phase_index;
     const bd_env_desc *env;
@@ -47,11 +51,12 @@ typedef struct {
     long long episodes_target;   /* phase_config.episodes (0 = none) */
 } bd_phase_plan;
 
-/* Resolves phase `phase_index`. device_override (NULL or "cpu"/"cuda"/"auto") replaces
- * the run file's device. Errors name the run file position (BD_EINVAL, BD_ENOTFOUND), or
- * BD_ENODEV when cuda is asked for and absent. */
-int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const char *device_override,
-                       bd_phase_plan *out);
+/* Resolves phase `phase_index` against the registry (borrowed; it outlives the plan).
+ * device_override (NULL or "cpu"/"cuda"/"auto") replaces the run file's device. Errors
+ * name the run file position (BD_EINVAL, BD_ENOTFOUND), or BD_ENODEV when cuda is asked
+ * for and absent. */
+int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry *reg,
+                       const char *device_override, bd_phase_plan *out);
 void bd_phase_plan_fini(bd_phase_plan *p);
 
 /* Worlds of muscle k of `workers`: the first worlds % workers muscles hold one more. */
@@ -59,10 +64,5 @@ void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0);
 
 /* A seed derived from a run seed and two small integers (splitmix64 mixing). */
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
-
-/* Socket URLs in the run directory. */
-char *bd_url_brain(const char *run_dir, const char *agent);
-char *bd_url_events(const char *run_dir);
-char *bd_url_control(const char *run_dir);
 
 #endif

@@ -8,12 +8,12 @@
  * with BD_EPARSE (YAML syntax) or BD_EINVAL (shape, types, names, ranges).
  * All strings and nodes are owned by the bd_runfile.
  */
-#ifndef BODHI_CONDUCTOR_RUNFILE_H
-#define BODHI_CONDUCTOR_RUNFILE_H
+#ifndef BODHI_CONFIG_RUNFILE_H
+#define BODHI_CONFIG_RUNFILE_H
 
 #include <stdint.h>
 
-#include "conductor/yamltree.h"
+#include "config/yamltree.h"
 
 typedef struct {
     const char *name;       /* e.g. "ppo", "random", "cartpole", "reward", or "lib.so:symbol" */

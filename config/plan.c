@@ -1,15 +1,12 @@
 /* plan.c: resolves a run-file phase against the env registry (see plan.h). */
-#include "conductor/plan.h"
+#include "config/plan.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "brain/obsnorm.h"
-#include "brain/ppo.h"
 #include "common/devmem.h"
 #include "common/util.h"
-#include "torch/bd_torch.h"
 
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b)
 {
@@ -27,19 +24,23 @@ void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0)
     *world0 = (uint32_t)(k * base + (k < extra ? k : extra));
 }
 
-char *bd_url_brain(const char *run_dir, const char *agent)
+const bd_kind *bd_kind_find(const bd_kind *kinds, int count, const char *name)
 {
-    return bd_strfmt("ipc://%s/%s.brain", run_dir, agent);
+    for (int i = 0; i < count; i++)
+        if (strcmp(kinds[i].name, name) == 0)
+            return &kinds[i];
+    return NULL;
 }
 
-char *bd_url_events(const char *run_dir)
+/* "a, b, c" of the kinds' names into buf. */
+static const char *bd_kind_names(const bd_kind *kinds, int count, char *buf, size_t len)
 {
-    return bd_strfmt("ipc://%s/events", run_dir);
-}
-
-char *bd_url_control(const char *run_dir)
-{
-    return bd_strfmt("ipc://%s/control", run_dir);
+    buf[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, len - l, "%s%s", i ? ", " : "", kinds[i].name);
+    }
+    return buf;
 }
 
 static const char *bd_where(const bd_node *n, char *buf, size_t len)
@@ -165,13 +166,13 @@ static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p)
         return bd_seterr(BD_EINVAL, "%s: phase '%s' lists %d environments; this bodhi runs one per phase",
                          bd_where(ph->node, w, sizeof w), ph->name, ph->nenvs);
     const bd_env_cfg *ec = &ph->envs[0];
-    int lrc = bd_env_load(ec->env.name, &p->env);
+    int lrc = p->reg->env_load(ec->env.name, &p->env);
     if (lrc != BD_OK && strchr(ec->env.name, ':'))
         return bd_seterr(lrc, "%s: %s", bd_where(ec->env.node, w, sizeof w), bd_lasterr());
     if (lrc != BD_OK) {
         char known[512] = "";
         int n;
-        const bd_env_desc *const *r = bd_env_registry(&n);
+        const bd_env_desc *const *r = p->reg->env_builtins(&n);
         for (int i = 0; i < n; i++) {
             size_t l = strlen(known);
             snprintf(known + l, sizeof known - l, "%s%s", i ? ", " : "", r[i]->name);
@@ -215,30 +216,32 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
                             a->nactuators, "actuator", &ap->act_cols, &ap->actuator_ids, &ap->nact);
     if (rc != BD_OK)
         return rc;
-    if (ap->nsens > BD_OBSNORM_MAX)
-        return bd_seterr(BD_EINVAL, "%s: agent '%s' has %d sensors, at most %d", bd_where(a->node, w, sizeof w),
-                         a->name, ap->nsens, BD_OBSNORM_MAX);
-    int brain_random = strcmp(a->brain.name, "random") == 0;
-    if (!brain_random && strcmp(a->brain.name, "ppo") != 0)
-        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown brain '%s' (known: ppo, random)",
-                         bd_where(a->brain.node, w, sizeof w), a->name, a->brain.name);
-    int muscle_random = strcmp(a->muscle.name, "random") == 0;
-    if (!muscle_random && strcmp(a->muscle.name, "ppo") != 0)
-        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown muscle '%s' (known: ppo, random)",
-                         bd_where(a->muscle.node, w, sizeof w), a->name, a->muscle.name);
-    if (brain_random != muscle_random)
+    const bd_registry *reg = p->reg;
+    char known[256];
+    ap->brain = bd_kind_find(reg->brains, reg->nbrains, a->brain.name);
+    if (!ap->brain)
+        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown brain '%s' (known: %s)",
+                         bd_where(a->brain.node, w, sizeof w), a->name, a->brain.name,
+                         bd_kind_names(reg->brains, reg->nbrains, known, sizeof known));
+    ap->muscle = bd_kind_find(reg->muscles, reg->nmuscles, a->muscle.name);
+    if (!ap->muscle)
+        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown muscle '%s' (known: %s)",
+                         bd_where(a->muscle.node, w, sizeof w), a->name, a->muscle.name,
+                         bd_kind_names(reg->muscles, reg->nmuscles, known, sizeof known));
+    if (strcmp(ap->brain->family, ap->muscle->family) != 0)
         return bd_seterr(BD_EINVAL, "%s: agent '%s': brain '%s' and muscle '%s' do not belong together",
                          bd_where(a->node, w, sizeof w), a->name, a->brain.name, a->muscle.name);
-    ap->random = brain_random;
-    if (!brain_random) { /* the brain's params are checked here, before any process starts */
-        bd_ppo_params pp;
-        int prc = bd_ppo_params_parse(a->brain.params, 1, &pp);
-        if (prc != BD_OK)
-            return prc;
+    ap->random = strcmp(ap->brain->family, "random") == 0;
+    int objective_known = 0;
+    known[0] = '\0';
+    for (int k = 0; reg->objectives[k]; k++) {
+        objective_known |= strcmp(reg->objectives[k], a->objective.name) == 0;
+        size_t l = strlen(known);
+        snprintf(known + l, sizeof known - l, "%s%s", k ? ", " : "", reg->objectives[k]);
     }
-    if (strcmp(a->objective.name, "reward") != 0)
-        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (known: reward)",
-                         bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name);
+    if (!objective_known)
+        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (known: %s)",
+                         bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name, known);
     int discrete = 0;
     ap->act_low = calloc((size_t)ap->nact, sizeof(float));
     ap->act_high = calloc((size_t)ap->nact, sizeof(float));
@@ -265,14 +268,20 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
                     return bd_seterr(BD_EINVAL, "%s: actuator '%s' is set by agents '%s' and '%s'",
                                      bd_where(a->node, w, sizeof w), ap->actuator_ids[x],
                                      p->agents[j].cfg->name, a->name);
+    /* the kinds' own params are checked here, before any process starts */
+    if (ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap)) != BD_OK)
+        return rc;
+    if (ap->muscle->check && (rc = ap->muscle->check(a->muscle.params, p, ap)) != BD_OK)
+        return rc;
     return BD_OK;
 }
 
-int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const char *device_override,
-                       bd_phase_plan *p)
+int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry *reg,
+                       const char *device_override, bd_phase_plan *p)
 {
     char w[256];
     memset(p, 0, sizeof *p);
+    p->reg = reg;
     if (phase_index < 0 || phase_index >= rf->nphases)
         return bd_seterr(BD_ENOTFOUND, "%s: no phase %d", rf->path, phase_index);
     p->rf = rf;
@@ -296,14 +305,14 @@ int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const char *device
         if (!p->env->step_cuda)
             return bd_seterr(BD_ENODEV, "%s: environment '%s' has no CUDA kernel",
                              bd_where(p->ph->node, w, sizeof w), p->env->name);
-        if (!bdt_cuda_available())
+        if (!reg->learner_cuda())
             return bd_seterr(BD_ENODEV, "%s: device cuda asked for, but this bodhi's libtorch has no "
                              "CUDA (Debian's is CPU-only; bench/gpu/ rebuilds the torch shim "
                              "against a CUDA libtorch)", bd_where(p->ph->node, w, sizeof w));
         p->device = BD_DEVICE_CUDA;
     } else if (strcmp(dev, "auto") == 0) {
         /* the policies run beside the env buffers: cuda needs both a kernel and CUDA libtorch */
-        p->device = bd_cuda_available() && p->env->step_cuda && bdt_cuda_available()
+        p->device = bd_cuda_available() && p->env->step_cuda && reg->learner_cuda()
                         ? BD_DEVICE_CUDA : BD_DEVICE_CPU;
     } else {
         return bd_seterr(BD_EINVAL, "device '%s' is not cpu, cuda or auto", dev);

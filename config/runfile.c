@@ -9,7 +9,7 @@
  * [A-Za-z0-9_.-]+ because they name folders and HDF5 groups.
  */
 #define _GNU_SOURCE
-#include "conductor/runfile.h"
+#include "config/runfile.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -6,8 +6,8 @@
  * Trees are plain heap data: bd_node_clone copies, bd_node_merge deep-merges (maps
  * merge key by key, anything else is replaced), bd_node_emit writes block-style YAML.
  */
-#ifndef BODHI_CONDUCTOR_YAMLTREE_H
-#define BODHI_CONDUCTOR_YAMLTREE_H
+#ifndef BODHI_CONFIG_YAMLTREE_H
+#define BODHI_CONFIG_YAMLTREE_H
 
 #include <stddef.h>
 #include <stdio.h>

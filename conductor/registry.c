@@ -1,0 +1,25 @@
+/* registry.c: bodhi's registry (see registry.h), assembled from the tables of the folders
+ * below the conductor. */
+#include "conductor/registry.h"
+
+#include "brain/brain.h"
+#include "muscle/muscle.h"
+#include "torch/bd_torch.h"
+
+static const char *const bd_objectives[] = {"reward", NULL};
+
+const bd_registry *bd_registry_builtin(void)
+{
+    static bd_registry reg;
+    if (!reg.env_load) {
+        reg.env_builtins = bd_env_registry;
+        reg.brains = bd_brain_kinds;
+        reg.nbrains = bd_brain_nkinds;
+        reg.muscles = bd_muscle_kinds;
+        reg.nmuscles = bd_muscle_nkinds;
+        reg.objectives = bd_objectives;
+        reg.learner_cuda = bdt_cuda_available;
+        reg.env_load = bd_env_load;
+    }
+    return &reg;
+}

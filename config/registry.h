@@ -1,0 +1,42 @@
+/* registry.h: what config/ checks a run file's names against. Environments, brains,
+ * muscles and objectives are defined in folders above config/ (env/, brain/, muscle/);
+ * the program that starts a process hands their tables down as one bd_registry
+ * (conductor/registry.c builds bodhi's), so config/ never includes those folders. */
+#ifndef BODHI_CONFIG_REGISTRY_H
+#define BODHI_CONFIG_REGISTRY_H
+
+#include "bodhi/env.h"
+#include "config/yamltree.h"
+
+struct bd_phase_plan;
+struct bd_agent_plan;
+
+/* A kind of brain or muscle, as a run file names it. */
+typedef struct {
+    const char *name;    /* "ppo", "random" */
+    const char *family;  /* a brain and a muscle belong together when their families match */
+    /* Checks `params` (a map, never NULL) for agent ap of phase p (its env, columns and
+     * worlds are resolved). BD_OK, or BD_EINVAL with "FILE:LINE:COL: ..." in bd_lasterr().
+     * NULL: the kind takes any params. */
+    int (*check)(const bd_node *params, const struct bd_phase_plan *p,
+                 const struct bd_agent_plan *ap);
+} bd_kind;
+
+typedef struct {
+    /* An env by run-file name: a built-in or "path/lib.so:symbol" (bd_env_load). */
+    int (*env_load)(const char *name, const bd_env_desc **out);
+    /* The built-in envs, for suggestions in errors. */
+    const bd_env_desc *const *(*env_builtins)(int *count);
+    const bd_kind *brains;
+    int nbrains;
+    const bd_kind *muscles;
+    int nmuscles;
+    const char *const *objectives; /* NULL-terminated */
+    /* 1 when the learner and the muscles' inference can run on CUDA (a CUDA libtorch). */
+    int (*learner_cuda)(void);
+} bd_registry;
+
+/* The kind named `name` among kinds (count of them), or NULL. */
+const bd_kind *bd_kind_find(const bd_kind *kinds, int count, const char *name);
+
+#endif
