@@ -73,7 +73,6 @@ typedef struct {
     bdt_ppo *ppo;
     float *params;            /* policy parameters, then the normaliser (2 S) with norm_obs */
     size_t nparams;           /* policy parameters */
-    size_t nsend;             /* floats in a WEIGHTS message */
     int use_norm;
     bd_obsnorm norm;
     float *nobs;              /* (T, N, S) normalised batch for the learner */
@@ -193,14 +192,18 @@ static void bd_brain_drop_msgs(bd_brain *b)
 static int bd_brain_reply(bd_brain *b, uint32_t flags)
 {
     int rc = BD_OK;
+    const int net = !b->ap->random;
+    bd_weights_hdr h = {
+        .version = b->version, .nparams = net ? b->nparams : 0, .flags = flags,
+        .rollout_steps = (uint32_t)b->pp.rollout_steps, .hidden = net ? (uint32_t)b->pp.hidden : 0,
+        .layers = net ? (uint32_t)b->pp.layers : 0, .norm_dims = net && b->use_norm ? (uint32_t)b->S : 0,
+    };
     for (int i = 0; i < b->W; i++) {
         nng_msg *m;
         uint8_t *payload;
-        size_t np = b->ap->random ? 0 : b->nsend;
         int r = bd_wire_msg_alloc(&m, BD_MSG_WEIGHTS, 1000u + (uint32_t)b->ap->index,
-                                  (uint32_t)b->version, bd_weights_size(np), &payload);
+                                  (uint32_t)b->version, bd_weights_size(&h), &payload);
         if (r == BD_OK) {
-            bd_weights_hdr h = {b->version, flags, (uint32_t)b->pp.rollout_steps, np};
             bd_weights_encode(&h, b->params, payload);
             nng_aio_set_msg(b->slots[i].tx, m);
             nng_ctx_send(b->slots[i].ctx, b->slots[i].tx);
@@ -430,8 +433,7 @@ static int bd_brain_setup_policy(bd_brain *b)
             return rc;
     }
     b->nparams = bdt_policy_param_count(b->policy);
-    b->nsend = b->nparams + (b->use_norm ? 2 * (size_t)b->S : 0);
-    b->params = malloc(sizeof(float) * b->nsend);
+    b->params = malloc(sizeof(float) * (b->nparams + (b->use_norm ? 2 * (size_t)b->S : 0)));
     if (!b->params)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if (b->use_norm)

@@ -1,5 +1,5 @@
 /* muscle.cu: a muscle's per-world work on the GPU (one thread per world), around the same
- * functions as the CPU loops in muscle/policy.c (muscle/act.h). With the env's kernels
+ * functions as the CPU loops in muscle/actor.c (muscle/act.h). With the env's kernels
  * and libtorch's inference on the same (default) stream, a muscle's round keeps its
  * observations, actions and rollout on the device. */
 #include <cuda_runtime.h>

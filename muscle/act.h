@@ -1,5 +1,5 @@
 /* act.h: a muscle's per-world work for one agent, written once for the CPU loops
- * (muscle/policy.c) and the CUDA kernels (kernels/muscle.cu), like the env physics:
+ * (muscle/actor.c) and the CUDA kernels (kernels/muscle.cu), like the env physics:
  *   bd_act_gather  the agent's sensor columns of the env's observations, raw and as the
  *                  network sees them (running normalisation)
  *   bd_act_select  the action from the network's output (or uniform for the random

@@ -17,12 +17,11 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
-#include "brain/ppo.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "config/plan.h"
 #include "common/devmem.h"
-#include "muscle/policy.h"
+#include "muscle/actor.h"
 #include "wire/addr.h"
 #include "wire/wire.h"
 
@@ -36,15 +35,15 @@ typedef struct {
     const bd_agent_plan *ap;
     nng_socket sock;
     int sock_open;
-    bd_mpolicy pol;
+    bd_actor pol;
     int S, U;
     /* rollout (T, n, ...) on the env's device */
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
     uint8_t *term, *trunc;
-    float *params;      /* host: the last WEIGHTS message's parameters */
-    size_t nparams;     /* policy parameters (the weights message adds 2 S with norm_obs) */
-    int use_norm;
-    bd_obsnorm norm;
+    float *params;      /* host: the last WEIGHTS message's floats (parameters, then 2 S
+                           normaliser floats with use_norm) */
+    size_t nparams;     /* policy parameters */
+    int use_norm;       /* the brain sends an observation normaliser */
     int stopped;
 } bd_magent;
 
@@ -61,6 +60,33 @@ typedef struct {
     int na;
 } bd_muscle;
 
+/* The brain's first WEIGHTS: the rollout length, and the network to build (none for a
+ * brain that sends no parameters). */
+static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
+{
+    if (m->T == 0)
+        m->T = (int)w->rollout_steps;
+    else if ((int)w->rollout_steps != m->T)
+        return bd_seterr(BD_EINVAL, "agents ask for different rollout lengths (%d and %u); "
+                                    "give their brains the same rollout_steps", m->T, w->rollout_steps);
+    if (m->T <= 0)
+        return bd_seterr(BD_EPROTO, "brain asked for a rollout of %d steps", m->T);
+    if (w->norm_dims && w->norm_dims != (uint32_t)a->S)
+        return bd_seterr(BD_EPROTO, "brain sends a normaliser of %u sensors, agent '%s' has %d",
+                         w->norm_dims, a->ap->cfg->name, a->S);
+    a->use_norm = w->norm_dims != 0;
+    if (w->nparams == 0)
+        return BD_OK;
+    if (w->hidden == 0 || w->layers == 0 || w->hidden > (1u << 16) || w->layers > 64)
+        return bd_seterr(BD_EPROTO, "brain asks for a network of %u x %u", w->layers, w->hidden);
+    int rc = bd_actor_set_net(&a->pol, (int)w->hidden, (int)w->layers);
+    if (rc != BD_OK)
+        return rc;
+    a->nparams = bdt_policy_param_count(a->pol.net);
+    a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
+    return a->params ? BD_OK : bd_seterr(BD_ENOMEM, "muscle: out of memory");
+}
+
 static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
 {
     nng_msg *msg;
@@ -68,34 +94,26 @@ static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
     if (rv != 0)
         return bd_nng_err(rv, "muscle: waiting for weights");
     bd_wire_header h;
-    const uint8_t *p, *params;
+    const uint8_t *p, *floats;
     bd_weights_hdr w;
     int rc = bd_wire_msg_decode(msg, BD_MSG_WEIGHTS, &h, &p);
     if (rc == BD_OK)
-        rc = bd_weights_decode(p, (size_t)h.payload_len, &w, &params);
-    if (rc == BD_OK && first) {
-        if (m->T == 0)
-            m->T = (int)w.reserved;
-        else if ((int)w.reserved != m->T)
-            rc = bd_seterr(BD_EINVAL, "agents ask for different rollout lengths (%d and %u); "
-                                      "give their brains the same rollout_steps", m->T, w.reserved);
-        if (m->T <= 0)
-            rc = bd_seterr(BD_EPROTO, "brain asked for a rollout of %d steps", m->T);
-    }
+        rc = bd_weights_decode(p, (size_t)h.payload_len, &w, &floats);
+    if (rc == BD_OK && first)
+        rc = bd_first_weights(m, a, &w);
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
         a->stopped = 1;
     else if (rc == BD_OK && a->pol.net) {
         size_t extra = a->use_norm ? 2 * (size_t)a->S : 0;
-        if (w.nparams != a->nparams + extra)
-            rc = bd_seterr(BD_EPROTO, "brain sent %llu parameters, the policy expects %zu",
-                           (unsigned long long)w.nparams, a->nparams + extra);
+        if (w.nparams != a->nparams || w.norm_dims != (a->use_norm ? (uint32_t)a->S : 0))
+            rc = bd_seterr(BD_EPROTO, "brain sent %llu parameters and %u normaliser columns, the policy "
+                           "expects %zu and %d", (unsigned long long)w.nparams, w.norm_dims, a->nparams,
+                           a->use_norm ? a->S : 0);
         else {
-            memcpy(a->params, params, sizeof(float) * (a->nparams + extra));
-            rc = bd_mpolicy_set_params(&a->pol, a->params, a->nparams);
-            if (rc == BD_OK && a->use_norm) {
-                bd_obsnorm_unpack(&a->norm, a->params + a->nparams);
-                rc = bd_mpolicy_set_norm(&a->pol, &a->norm);
-            }
+            memcpy(a->params, floats, sizeof(float) * (a->nparams + extra));
+            rc = bd_actor_set_params(&a->pol, a->params, a->nparams);
+            if (rc == BD_OK && a->use_norm)
+                rc = bd_actor_set_norm(&a->pol, a->params + a->nparams, a->params + a->nparams + a->S);
         }
     }
     nng_msg_free(msg);
@@ -195,19 +213,7 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const bd_registry *r
         a->ap = &m->plan.agents[k];
         a->S = a->ap->nsens;
         a->U = a->ap->nact;
-        bd_ppo_params pp;
-        rc = bd_ppo_params_parse(a->ap->cfg->brain.params, 1, &pp);
-        a->use_norm = rc == BD_OK && pp.norm_obs && !a->ap->random;
-        bd_obsnorm_init(&a->norm, a->S);
-        if (rc == BD_OK)
-            rc = bd_mpolicy_init(&a->pol, a->ap, bd_env_batch_of(m->env), m->plan.device, pp.hidden,
-                                 pp.layers, mode);
-        if (rc == BD_OK && a->pol.net) {
-            a->nparams = bdt_policy_param_count(a->pol.net);
-            a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
-            if (!a->params)
-                rc = bd_seterr(BD_ENOMEM, "muscle: out of memory");
-        }
+        rc = bd_actor_init(&a->pol, a->ap, bd_env_batch_of(m->env), m->plan.device, mode);
         if (rc == BD_OK)
             rc = bd_muscle_connect(m, a);
     }
@@ -224,7 +230,7 @@ static void bd_muscle_teardown(bd_muscle *m)
         bd_magent *a = &m->ag[k];
         if (a->sock_open)
             nng_close(a->sock);
-        bd_mpolicy_fini(&a->pol);
+        bd_actor_fini(&a->pol);
         void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc};
         for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++)
             bd_dev_free(m->plan.device, bufs[j]);
@@ -278,19 +284,19 @@ static int bd_muscle_round(bd_muscle *m)
         const size_t row = (size_t)t * n;
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            rc = bd_mpolicy_act(&a->pol, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
+            rc = bd_actor_act(&a->pol, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
                                 a->logp + row, a->val + row, b->actions);
         }
         if (rc == BD_OK)
             rc = bd_env_step(m->env);
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            rc = bd_mpolicy_record(&a->pol, b, a->rew + row, a->term + row, a->trunc + row,
+            rc = bd_actor_record(&a->pol, b, a->rew + row, a->term + row, a->trunc + row,
                                    a->fval + row);
         }
     }
     for (int k = 0; k < m->na && rc == BD_OK; k++)
-        rc = bd_mpolicy_values(&m->ag[k].pol, b->obs, m->ag[k].lastv);
+        rc = bd_actor_values(&m->ag[k].pol, b->obs, m->ag[k].lastv);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
         rc = bd_send_rollout(m, &m->ag[k]);
     for (int k = 0; k < m->na && rc == BD_OK; k++)

@@ -65,22 +65,26 @@ Test(wire, weights_and_hello_payloads)
 {
     float params[3] = {1.5f, -2.0f, 3.25f};
     uint8_t buf[128];
-    bd_weights_hdr w = {9, BD_WEIGHTS_STOP, 64, 3}, r;
+    bd_weights_hdr w = {.version = 9, .nparams = 1, .flags = BD_WEIGHTS_STOP, .rollout_steps = 64,
+                        .hidden = 32, .layers = 2, .norm_dims = 1}, r;
+    cr_assert_eq(bd_weights_floats(&w), 3);
     bd_weights_encode(&w, params, buf);
     const uint8_t *pp;
-    cr_assert_eq(bd_weights_decode(buf, bd_weights_size(3), &r, &pp), BD_OK);
-    cr_assert_eq(r.version, 9);
-    cr_assert_eq(r.flags, BD_WEIGHTS_STOP);
-    cr_assert_eq(r.reserved, 64);
+    cr_assert_eq(bd_weights_decode(buf, bd_weights_size(&w), &r, &pp), BD_OK);
+    cr_assert_eq(memcmp(&r, &w, sizeof w), 0, "every header field round-trips");
     float back[3];
     memcpy(back, pp, sizeof back);
     cr_assert_eq(memcmp(back, params, sizeof back), 0);
-    cr_assert_eq(bd_weights_decode(buf, bd_weights_size(3) - 1, &r, &pp), BD_EPROTO);
+    cr_assert_eq(bd_weights_decode(buf, bd_weights_size(&w) - 1, &r, &pp), BD_EPROTO);
     cr_assert_eq(bd_weights_decode(buf, 10, &r, &pp), BD_EPROTO);
     w.nparams = 0;
+    w.norm_dims = 0;
     bd_weights_encode(&w, NULL, buf);
-    memset(buf + 16, 0x7f, 8); /* nparams field now lies: ~9e18 floats */
-    cr_assert_eq(bd_weights_decode(buf, 40, &r, &pp), BD_EPROTO);
+    memset(buf + 8, 0x7f, 8); /* nparams field now lies: ~9e18 floats */
+    cr_assert_eq(bd_weights_decode(buf, BD_WEIGHTS_HDR_SIZE, &r, &pp), BD_EPROTO);
+    bd_weights_encode(&w, NULL, buf);
+    memset(buf + 32, 0xff, 4); /* norm_dims lies: 2^33 floats */
+    cr_assert_eq(bd_weights_decode(buf, BD_WEIGHTS_HDR_SIZE + 16, &r, &pp), BD_EPROTO);
 
     bd_hello h = {1, 100, 50, 4, 1, 1234}, g;
     bd_hello_encode(&h, buf);

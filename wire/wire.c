@@ -114,34 +114,53 @@ int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h)
     return BD_OK;
 }
 
-size_t bd_weights_size(uint64_t nparams)
+/* Caps that keep the size arithmetic far from overflow. */
+#define BD_WEIGHTS_MAX_FLOATS ((uint64_t)1 << 40)
+
+uint64_t bd_weights_floats(const bd_weights_hdr *h)
 {
-    return BD_WEIGHTS_HDR_SIZE + sizeof(float) * (size_t)nparams;
+    if (h->nparams > BD_WEIGHTS_MAX_FLOATS)
+        return UINT64_MAX;
+    return h->nparams + 2 * (uint64_t)h->norm_dims;
 }
 
-void bd_weights_encode(const bd_weights_hdr *h, const float *params, uint8_t *out)
+size_t bd_weights_size(const bd_weights_hdr *h)
+{
+    uint64_t n = bd_weights_floats(h);
+    return n > BD_WEIGHTS_MAX_FLOATS ? 0 : BD_WEIGHTS_HDR_SIZE + sizeof(float) * (size_t)n;
+}
+
+void bd_weights_encode(const bd_weights_hdr *h, const float *floats, uint8_t *out)
 {
     put64(out, h->version);
-    put32(out + 8, h->flags);
-    put32(out + 12, h->reserved);
-    put64(out + 16, h->nparams);
-    if (h->nparams)
-        memcpy(out + BD_WEIGHTS_HDR_SIZE, params, sizeof(float) * (size_t)h->nparams);
+    put64(out + 8, h->nparams);
+    put32(out + 16, h->flags);
+    put32(out + 20, h->rollout_steps);
+    put32(out + 24, h->hidden);
+    put32(out + 28, h->layers);
+    put32(out + 32, h->norm_dims);
+    uint64_t n = bd_weights_floats(h);
+    if (n)
+        memcpy(out + BD_WEIGHTS_HDR_SIZE, floats, sizeof(float) * (size_t)n);
 }
 
-int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uint8_t **params)
+int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uint8_t **floats)
 {
     if (len < BD_WEIGHTS_HDR_SIZE)
         return bd_seterr(BD_EPROTO, "WEIGHTS payload of %zu bytes is shorter than its header", len);
     h->version = get64(p);
-    h->flags = get32(p + 8);
-    h->reserved = get32(p + 12);
-    h->nparams = get64(p + 16);
-    if (h->nparams > (len - BD_WEIGHTS_HDR_SIZE) / sizeof(float)
-        || bd_weights_size(h->nparams) != len)
-        return bd_seterr(BD_EPROTO, "WEIGHTS says %llu floats but carries %zu bytes",
-                         (unsigned long long)h->nparams, len - BD_WEIGHTS_HDR_SIZE);
-    *params = p + BD_WEIGHTS_HDR_SIZE;
+    h->nparams = get64(p + 8);
+    h->flags = get32(p + 16);
+    h->rollout_steps = get32(p + 20);
+    h->hidden = get32(p + 24);
+    h->layers = get32(p + 28);
+    h->norm_dims = get32(p + 32);
+    size_t need = bd_weights_size(h);
+    if (need == 0 || need != len)
+        return bd_seterr(BD_EPROTO, "WEIGHTS says %llu parameters and %u normaliser columns but carries "
+                         "%zu bytes", (unsigned long long)h->nparams, h->norm_dims,
+                         len - BD_WEIGHTS_HDR_SIZE);
+    *floats = p + BD_WEIGHTS_HDR_SIZE;
     return BD_OK;
 }
 

@@ -9,7 +9,7 @@
  *
  * Messages:
  *   HELLO    muscle -> brain   bd_hello (who it is, which worlds it holds)
- *   WEIGHTS  brain -> muscle   bd_weights_hdr + float32[nparams] (flags: STOP)
+ *   WEIGHTS  brain -> muscle   bd_weights_hdr + float32 parameters and normaliser (flags: STOP)
  *   ROLLOUT  muscle -> brain   bd_rollout_hdr + arrays (see bd_rollout_layout)
  *   EVENT    child -> conductor  JSON text (wire/events.h)
  *   STATUS   client <-> conductor control socket: JSON text
@@ -25,7 +25,7 @@
 #include "bodhi/bodhi.h"
 
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
-#define BD_WIRE_VERSION 1
+#define BD_WIRE_VERSION 2
 #define BD_WIRE_HEADER_SIZE 24
 
 typedef enum {
@@ -76,20 +76,29 @@ typedef struct {
 void bd_hello_encode(const bd_hello *h, uint8_t *out);
 int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h);
 
+/* A brain's answer to each muscle: every round's new policy, and everything a muscle needs
+ * to build that policy, so that muscles never read the brain's own params. */
 enum { BD_WEIGHTS_STOP = 1u };
 typedef struct {
-    uint64_t version;  /* policy version (updates so far) */
-    uint32_t flags;    /* BD_WEIGHTS_STOP: the phase is over, exit */
-    uint32_t reserved;
-    uint64_t nparams;  /* floats that follow */
+    uint64_t version;       /* policy version (updates so far) */
+    uint64_t nparams;       /* policy parameters that follow (0: the brain sends no network) */
+    uint32_t flags;         /* BD_WEIGHTS_STOP: the phase is over, exit */
+    uint32_t rollout_steps; /* T: steps each muscle collects per round */
+    uint32_t hidden;        /* the policy network's shape: units per hidden layer ... */
+    uint32_t layers;        /* ... and hidden layers (0, 0 without a network) */
+    uint32_t norm_dims;     /* S when an observation normaliser (S means, then S variances)
+                               follows the parameters, else 0 */
 } bd_weights_hdr;
-#define BD_WEIGHTS_HDR_SIZE 24
+#define BD_WEIGHTS_HDR_SIZE 36
 
-/* Message payload size for nparams floats. */
-size_t bd_weights_size(uint64_t nparams);
-void bd_weights_encode(const bd_weights_hdr *h, const float *params, uint8_t *out);
-/* Validates; *params points into p (copy with memcpy; it may be unaligned). */
-int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uint8_t **params);
+/* Floats after the header: nparams + 2 norm_dims. */
+uint64_t bd_weights_floats(const bd_weights_hdr *h);
+/* Message payload size for h's floats (0 when they could not fit in memory). */
+size_t bd_weights_size(const bd_weights_hdr *h);
+/* floats: bd_weights_floats(h) of them (may be NULL when that is 0). */
+void bd_weights_encode(const bd_weights_hdr *h, const float *floats, uint8_t *out);
+/* Validates; *floats points into p (copy with memcpy; it may be unaligned). */
+int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uint8_t **floats);
 
 typedef struct {
     uint32_t muscle, T, N, S, U, world0;

@@ -1,7 +1,7 @@
-/* policy.c: one agent's inference and action selection in a muscle (see policy.h). The
+/* actor.c: one agent's inference and action selection in a muscle (see actor.h). The
  * per-world work is muscle/act.h's; here it runs as loops on the CPU or as the kernels of
  * kernels/muscle.cu on CUDA. */
-#include "muscle/policy.h"
+#include "muscle/actor.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,8 +18,8 @@
 #define BD_ON_CUDA(mp) 0
 #endif
 
-int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
-                    int hidden, int layers, bd_act_mode mode)
+int bd_actor_init(bd_actor *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                    bd_act_mode mode)
 {
     memset(mp, 0, sizeof *mp);
     mp->ap = ap;
@@ -67,20 +67,27 @@ int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, const bd_env_batch 
     a->cols = mp->cols;
     a->mean = mp->norm;
     a->inv = mp->norm + S;
-    if (a->mode == BD_ACT_UNIFORM)
-        return BD_OK;
+    return BD_OK;
+}
+
+int bd_actor_set_net(bd_actor *mp, int hidden, int layers)
+{
+    bd_act_args *a = &mp->args;
+    if (a->mode == BD_ACT_UNIFORM || mp->net)
+        return bd_seterr(BD_ESTATE, "agent %s: %s", mp->ap->cfg->name,
+                         mp->net ? "the network exists already" : "the random muscle has no network");
     bdt_policy_config pc = {
-        .obs_dim = a->S, .act_kind = ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
+        .obs_dim = a->S, .act_kind = a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
         .act_dim = a->A, .hidden = hidden, .layers = layers,
-        .device = dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = ap->seed,
+        .device = mp->dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = mp->ap->seed,
     };
-    rc = bdt_policy_create(&pc, &mp->net);
+    int rc = bdt_policy_create(&pc, &mp->net);
     if (rc == BD_OK && a->continuous)
         rc = bdt_policy_logstd(mp->net, a->logstd, a->A);
     return rc;
 }
 
-void bd_mpolicy_fini(bd_mpolicy *mp)
+void bd_actor_fini(bd_actor *mp)
 {
     bdt_policy_destroy(mp->net);
     bd_dev_free(mp->dev, mp->cols);
@@ -94,7 +101,7 @@ void bd_mpolicy_fini(bd_mpolicy *mp)
     memset(mp, 0, sizeof *mp);
 }
 
-int bd_mpolicy_set_params(bd_mpolicy *mp, const float *params, size_t n)
+int bd_actor_set_params(bd_actor *mp, const float *params, size_t n)
 {
     if (!mp->net)
         return BD_OK;
@@ -104,18 +111,18 @@ int bd_mpolicy_set_params(bd_mpolicy *mp, const float *params, size_t n)
     return rc;
 }
 
-int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm)
+int bd_actor_set_norm(bd_actor *mp, const float *mean, const float *var)
 {
     const int S = mp->args.S;
     mp->args.norm = 0;
-    if (!norm)
+    if (!mean)
         return BD_OK;
     float *h = malloc(sizeof(float) * 2 * (size_t)S);
     if (!h)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
     for (int s = 0; s < S; s++) {
-        h[s] = (float)norm->mean[s];
-        h[S + s] = (float)(1.0 / sqrt(norm->var[s] + 1e-8));
+        h[s] = mean[s];
+        h[S + s] = (float)(1.0 / sqrt((double)var[s] + 1e-8));
     }
     int rc = bd_dev_from_host(mp->dev, mp->norm, h, sizeof(float) * 2 * (size_t)S);
     free(h);
@@ -124,7 +131,7 @@ int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm)
 }
 
 /* raw (may be NULL) and the network's input net from src (n, D). */
-static int bd_mpolicy_gather(bd_mpolicy *mp, const float *src, float *raw, float *net)
+static int bd_actor_gather(bd_actor *mp, const float *src, float *raw, float *net)
 {
 #ifdef BODHI_HAVE_CUDA
     if (BD_ON_CUDA(mp))
@@ -135,14 +142,14 @@ static int bd_mpolicy_gather(bd_mpolicy *mp, const float *src, float *raw, float
     return BD_OK;
 }
 
-int bd_mpolicy_act(bd_mpolicy *mp, const float *env_obs, uint64_t step, float *obs, float *act,
+int bd_actor_act(bd_actor *mp, const float *env_obs, uint64_t step, float *obs, float *act,
                    float *logp, float *values, float *env_act)
 {
     const bd_act_args *a = &mp->args;
     const int uniform = a->mode == BD_ACT_UNIFORM;
     /* without normalisation the network reads the rollout's rows themselves */
     float *net = a->norm ? mp->nobs : NULL;
-    int rc = bd_mpolicy_gather(mp, env_obs, obs, net);
+    int rc = bd_actor_gather(mp, env_obs, obs, net);
     if (rc == BD_OK && !uniform)
         rc = bdt_policy_forward_on_device(mp->net, net ? net : obs, mp->n, mp->out, values);
     if (rc != BD_OK)
@@ -156,7 +163,7 @@ int bd_mpolicy_act(bd_mpolicy *mp, const float *env_obs, uint64_t step, float *o
     return BD_OK;
 }
 
-int bd_mpolicy_record(bd_mpolicy *mp, const bd_env_batch *b, float *rew, uint8_t *term,
+int bd_actor_record(bd_actor *mp, const bd_env_batch *b, float *rew, uint8_t *term,
                       uint8_t *trunc, float *fval)
 {
     const bd_act_args *a = &mp->args;
@@ -191,7 +198,7 @@ int bd_mpolicy_record(bd_mpolicy *mp, const bd_env_batch *b, float *rew, uint8_t
     return rc;
 }
 
-int bd_mpolicy_values(bd_mpolicy *mp, const float *env_obs, float *values)
+int bd_actor_values(bd_actor *mp, const float *env_obs, float *values)
 {
     if (!mp->net) {
         float *zero = calloc((size_t)mp->n, sizeof(float));
@@ -200,7 +207,7 @@ int bd_mpolicy_values(bd_mpolicy *mp, const float *env_obs, float *values)
         free(zero);
         return rc;
     }
-    int rc = bd_mpolicy_gather(mp, env_obs, NULL, mp->nobs);
+    int rc = bd_actor_gather(mp, env_obs, NULL, mp->nobs);
     if (rc == BD_OK)
         rc = bdt_policy_forward_on_device(mp->net, mp->nobs, mp->n, NULL, values);
     return rc;

@@ -1,18 +1,17 @@
-/* policy.h: one agent's policy inside a muscle, on the shard's device: inference through
- * the torch shim and the per-world work of muscle/act.h, looped on the CPU or launched as
+/* actor.h: one agent acting inside a muscle, on the shard's device: its policy network's
+ * inference through the torch shim and the per-world work of muscle/act.h, looped on the CPU or launched as
  * CUDA kernels (kernels/muscle.cu). On CUDA every buffer here and every pointer passed in
  * is device memory beside the env's buffers: observations, network input and output,
  * actions and rollout rows never cross to the host during a round.
  * Modes: sample (train), greedy (test: argmax, or the Gaussian's mean), uniform (the
  * random muscle). Discrete agents have one actuator (categorical over its values);
  * continuous agents a diagonal Gaussian over their Box actuators. */
-#ifndef BODHI_MUSCLE_POLICY_H
-#define BODHI_MUSCLE_POLICY_H
+#ifndef BODHI_MUSCLE_ACTOR_H
+#define BODHI_MUSCLE_ACTOR_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "brain/obsnorm.h"
 #include "config/plan.h"
 #include "muscle/act.h"
 #include "torch/bd_torch.h"
@@ -32,33 +31,37 @@ typedef struct {
     float *fv;           /* (n) their values */
     int *any;            /* CUDA: 1 when some world needs a final value */
     int *fidx;           /* CPU: (n) the worlds of the packed rows */
-} bd_mpolicy;
+} bd_actor;
 
-/* For the shard b (n worlds from world0; its buffers' device is dev); hidden/layers: the
- * brain's architecture. */
-int bd_mpolicy_init(bd_mpolicy *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
-                    int hidden, int layers, bd_act_mode mode);
-void bd_mpolicy_fini(bd_mpolicy *mp);
+/* For the shard b (n worlds from world0; its buffers' device is dev). The network comes
+ * with bd_actor_set_net; the random muscle has none. */
+int bd_actor_init(bd_actor *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                    bd_act_mode mode);
+void bd_actor_fini(bd_actor *mp);
+
+/* Builds the policy network the brain describes (hidden units, hidden layers). */
+int bd_actor_set_net(bd_actor *mp, int hidden, int layers);
 
 /* Parameters (host, bdt_policy_param_count of them) from a WEIGHTS message. */
-int bd_mpolicy_set_params(bd_mpolicy *mp, const float *params, size_t n);
+int bd_actor_set_params(bd_actor *mp, const float *params, size_t n);
 
-/* Normalise observations from now on with norm's statistics (NULL: as they are). */
-int bd_mpolicy_set_norm(bd_mpolicy *mp, const bd_obsnorm *norm);
+/* Normalise observations from now on with the brain's running means and variances (S each,
+ * host); mean NULL: as they are. */
+int bd_actor_set_norm(bd_actor *mp, const float *mean, const float *var);
 
 /* One step's choice for every world at env step `step`, from env_obs (n, D): the agent's
  * raw observations into obs (n, S), actions (n, U), logp (n), values (n), and the clipped
  * setpoints into the env's action buffer env_act (n, AD). */
-int bd_mpolicy_act(bd_mpolicy *mp, const float *env_obs, uint64_t step, float *obs, float *act,
+int bd_actor_act(bd_actor *mp, const float *env_obs, uint64_t step, float *obs, float *act,
                    float *logp, float *values, float *env_act);
 
 /* After the env stepped (b's buffers): rewards and flags into rew, term, trunc (n), and
  * into fval (n) the value of the final observation of every world truncated (not
  * terminated) by the step, 0 elsewhere. */
-int bd_mpolicy_record(bd_mpolicy *mp, const bd_env_batch *b, float *rew, uint8_t *term,
+int bd_actor_record(bd_actor *mp, const bd_env_batch *b, float *rew, uint8_t *term,
                       uint8_t *trunc, float *fval);
 
 /* values (n) of env_obs (n, D) (0 for the random muscle). */
-int bd_mpolicy_values(bd_mpolicy *mp, const float *env_obs, float *values);
+int bd_actor_values(bd_actor *mp, const float *env_obs, float *values);
 
 #endif

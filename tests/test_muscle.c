@@ -1,0 +1,305 @@
+/* test_muscle.c: a muscle's per-agent work (muscle/act.h, muscle/actor.c): categorical
+ * and Gaussian sampling, Philox normals, and one agent's step against its parts on the
+ * CPU, and against the CPU on a GPU (skipped without one). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/devmem.h"
+#include "muscle/actor.h"
+
+Test(actor, categorical_sampling)
+{
+    float logits[3] = {0.0f, logf(2.0f), logf(1.0f)}; /* p = 1/4, 1/2, 1/4 */
+    float lp;
+    cr_assert_eq(bd_categorical(logits, 3, 0.10f, 0, &lp), 0);
+    cr_assert_float_eq(lp, logf(0.25f), 1e-6);
+    cr_assert_eq(bd_categorical(logits, 3, 0.30f, 0, &lp), 1);
+    cr_assert_float_eq(lp, logf(0.5f), 1e-6);
+    cr_assert_eq(bd_categorical(logits, 3, 0.80f, 0, &lp), 2);
+    cr_assert_eq(bd_categorical(logits, 3, 0.99f, 1, &lp), 1, "greedy ignores u");
+}
+
+Test(actor, gaussian_log_probability)
+{
+    float mean[2] = {0.5f, -1.0f}, logstd[2] = {0.0f, logf(2.0f)}, z[2] = {1.0f, -0.5f}, a[2];
+    float lp = bd_gaussian(mean, logstd, 2, z, 0, a);
+    cr_assert_float_eq(a[0], 1.5f, 1e-6);
+    cr_assert_float_eq(a[1], -2.0f, 1e-6, "mean + std * z");
+    /* log N(1.5; 0.5, 1) + log N(-2; -1, 2) */
+    double want = (-0.5 * 1.0 - 0.0 - 0.9189385332) + (-0.5 * 0.25 - log(2.0) - 0.9189385332);
+    cr_assert_float_eq(lp, (float)want, 1e-5);
+    lp = bd_gaussian(mean, logstd, 2, z, 1, a);
+    cr_assert_eq(a[0], 0.5f, "greedy takes the mean");
+    cr_assert_float_eq(lp, (float)(-2 * 0.9189385332 - log(2.0)), 1e-5);
+}
+
+Test(actor, normal_draws_are_standard_and_reproducible)
+{
+    double s = 0, s2 = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; i++) {
+        float z[3], w[3];
+        bd_normals(7, (uint32_t)i, 3, 3, z);
+        bd_normals(7, (uint32_t)i, 3, 3, w);
+        cr_assert_eq(memcmp(z, w, sizeof z), 0);
+        for (int d = 0; d < 3; d++) {
+            s += z[d];
+            s2 += (double)z[d] * z[d];
+        }
+    }
+    double m = s / (3 * n), v = s2 / (3 * n) - m * m;
+    cr_assert(fabs(m) < 0.03 && fabs(v - 1) < 0.05, "mean %g var %g", m, v);
+}
+
+/* ---- a muscle's per-agent step (muscle/actor.c) -------------------------------------- */
+
+/* A shard of 64 worlds of a made-up env (5 observation columns, 3 actuators) and one
+ * continuous agent that sees columns 3, 0, 4 and sets actuators 2 and 0 in [-1, 1]. */
+#define MP_N 64
+#define MP_D 5
+#define MP_AD 3
+typedef struct {
+    bd_agent_cfg cfg;
+    bd_agent_plan ap;
+    int sens[3], act[2];
+    float lo[2], hi[2];
+    bd_env_batch b;
+    float obs[MP_N * MP_D], fin[MP_N * MP_D], acts[MP_N * MP_AD], rew[MP_N];
+    uint8_t term[MP_N], trunc[MP_N];
+    float mean[3], var[3]; /* the brain's normaliser as a WEIGHTS message carries it */
+} mp_fixture;
+
+/* What the actor must compute from the normaliser: clip((x - mean) * inv, -10, 10) with
+ * inv = 1 / sqrt(var + 1e-8) rounded to float once. */
+static void mp_normalise(const mp_fixture *f, const float *x, float *y, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < 3; s++) {
+            float inv = (float)(1.0 / sqrt((double)f->var[s] + 1e-8));
+            float v = (x[i * 3 + s] - f->mean[s]) * inv;
+            y[i * 3 + s] = v < -10.0f ? -10.0f : v > 10.0f ? 10.0f : v;
+        }
+}
+
+static void mp_setup(mp_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->cfg.name = "walker";
+    f->sens[0] = 3, f->sens[1] = 0, f->sens[2] = 4;
+    f->act[0] = 2, f->act[1] = 0;
+    f->lo[0] = f->lo[1] = -1;
+    f->hi[0] = f->hi[1] = 1;
+    f->ap = (bd_agent_plan){.cfg = &f->cfg, .nsens = 3, .nact = 2, .sens_cols = f->sens,
+                            .act_cols = f->act, .continuous = 1, .act_low = f->lo,
+                            .act_high = f->hi, .seed = 99};
+    for (int i = 0; i < MP_N * MP_D; i++) {
+        f->obs[i] = 3.0f * sinf(0.37f * (float)i) + 1.0f;
+        f->fin[i] = 2.0f * cosf(0.91f * (float)i) - 0.5f;
+    }
+    for (int i = 0; i < MP_N * MP_AD; i++)
+        f->acts[i] = 7.0f; /* untouched columns keep this */
+    for (int i = 0; i < MP_N; i++) {
+        f->rew[i] = (float)i;
+        f->term[i] = i % 5 == 0;
+        f->trunc[i] = i % 3 == 0; /* i % 15 == 0: both, no bootstrap */
+    }
+    f->b = (bd_env_batch){.n = MP_N, .obs_dim = MP_D, .act_dim = MP_AD, .obs = f->obs,
+                          .actions = f->acts, .rewards = f->rew, .terminated = f->term,
+                          .truncated = f->trunc, .final_obs = f->fin, .world0 = 1000};
+    for (int s = 0; s < 3; s++) { /* any statistics will do; one clips */
+        f->mean[s] = 0.3f * (float)s - 0.2f;
+        f->var[s] = s == 2 ? 1e-3f : 1.7f + (float)s;
+    }
+}
+
+/* Scales the policy's weights so its outputs are far from the init's near-zero means. */
+static void mp_spread(bd_actor *mp)
+{
+    size_t np = bdt_policy_param_count(mp->net);
+    float *p = malloc(sizeof(float) * np);
+    cr_assert_eq(bdt_policy_get_params(mp->net, p, np), BD_OK);
+    for (size_t k = 0; k < np; k++)
+        p[k] = p[k] * 30.0f + 0.01f * (float)(k % 7);
+    cr_assert_eq(bd_actor_set_params(mp, p, np), BD_OK, "%s", bd_lasterr());
+    free(p);
+}
+
+Test(actor, muscle_step_on_cpu_matches_its_parts)
+{
+    static mp_fixture f;
+    mp_setup(&f);
+    bd_actor mp;
+    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK, "%s",
+                 bd_lasterr());
+    cr_assert_eq(bd_actor_set_net(&mp, 16, 2), BD_OK, "%s", bd_lasterr());
+    mp_spread(&mp);
+    cr_assert_eq(bd_actor_set_norm(&mp, f.mean, f.var), BD_OK);
+    float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N];
+    cr_assert_eq(bd_actor_act(&mp, f.obs, 12, obs, act, logp, val, f.acts), BD_OK, "%s",
+                 bd_lasterr());
+    /* the same by hand: gather, normalise, forward, sample */
+    float nobs[MP_N * 3], mean[MP_N * 2], v[MP_N], logstd[2];
+    for (int i = 0; i < MP_N; i++)
+        for (int s = 0; s < 3; s++)
+            cr_assert_eq(obs[i * 3 + s], f.obs[i * MP_D + f.sens[s]], "raw sensors in order");
+    mp_normalise(&f, obs, nobs, MP_N);
+    cr_assert_eq(bdt_policy_forward(mp.net, nobs, MP_N, mean, v), BD_OK);
+    cr_assert_eq(bdt_policy_logstd(mp.net, logstd, 2), BD_OK);
+    int spread = 0;
+    for (int i = 0; i < MP_N; i++) {
+        float z[2], a[2];
+        bd_normals(99, 1000u + (uint32_t)i, 12, 2, z);
+        float lp = bd_gaussian(mean + i * 2, logstd, 2, z, 0, a);
+        cr_assert_eq(val[i], v[i], "world %d: value of the normalised observation", i);
+        cr_assert_eq(act[i * 2], a[0]);
+        cr_assert_eq(act[i * 2 + 1], a[1]);
+        cr_assert_eq(logp[i], lp);
+        float c0 = a[0] < -1 ? -1 : a[0] > 1 ? 1 : a[0], c1 = a[1] < -1 ? -1 : a[1] > 1 ? 1 : a[1];
+        cr_assert_eq(f.acts[i * MP_AD + 2], c0, "actuator 0 -> env column 2, clipped");
+        cr_assert_eq(f.acts[i * MP_AD + 0], c1, "actuator 1 -> env column 0, clipped");
+        cr_assert_eq(f.acts[i * MP_AD + 1], 7.0f, "a column the agent does not own");
+        spread += fabsf(a[0]) > 1;
+    }
+    cr_assert(spread > 0, "some setpoints were clipped (the test would not see clipping)");
+
+    /* record: flags and rewards copied, final values only where truncated, not terminated */
+    float rew[MP_N], fval[MP_N];
+    uint8_t te[MP_N], tr[MP_N];
+    memset(fval, 0xff, sizeof fval);
+    cr_assert_eq(bd_actor_record(&mp, &f.b, rew, te, tr, fval), BD_OK, "%s", bd_lasterr());
+    float fobs[3], nf[3], fv;
+    for (int i = 0; i < MP_N; i++) {
+        cr_assert(rew[i] == f.rew[i] && te[i] == f.term[i] && tr[i] == f.trunc[i]);
+        if (!(f.trunc[i] && !f.term[i])) {
+            cr_assert_eq(fval[i], 0.0f, "world %d needs no final value", i);
+            continue;
+        }
+        for (int s = 0; s < 3; s++)
+            fobs[s] = f.fin[i * MP_D + f.sens[s]];
+        mp_normalise(&f, fobs, nf, 1);
+        cr_assert_eq(bdt_policy_forward(mp.net, nf, 1, NULL, &fv), BD_OK);
+        cr_assert_float_eq(fval[i], fv, 1e-5, "world %d: value of its final observation", i);
+    }
+    /* values of the current observations (the rollout's last values) */
+    float lastv[MP_N];
+    cr_assert_eq(bd_actor_values(&mp, f.obs, lastv), BD_OK);
+    for (int i = 0; i < MP_N; i++)
+        cr_assert_eq(lastv[i], v[i]);
+    bd_actor_fini(&mp);
+}
+
+Test(actor, random_muscle_needs_no_network)
+{
+    static mp_fixture f;
+    mp_setup(&f);
+    f.ap.random = 1;
+    bd_actor mp;
+    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK);
+    cr_assert_neq(bd_actor_set_net(&mp, 16, 2), BD_OK, "the random muscle builds no network");
+    cr_assert_null(mp.net);
+    float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N], fval[MP_N], rew[MP_N];
+    uint8_t te[MP_N], tr[MP_N];
+    cr_assert_eq(bd_actor_act(&mp, f.obs, 3, obs, act, logp, val, f.acts), BD_OK);
+    cr_assert_eq(bd_actor_record(&mp, &f.b, rew, te, tr, fval), BD_OK);
+    for (int i = 0; i < MP_N; i++) {
+        cr_assert(act[i * 2] >= -1 && act[i * 2] < 1 && val[i] == 0 && fval[i] == 0);
+        cr_assert_float_eq(logp[i], (float)(-2 * log(2.0)), 1e-6, "uniform on [-1, 1]^2");
+    }
+    bd_actor_fini(&mp);
+}
+
+/* The same step on the GPU (device buffers beside a CUDA policy) agrees with the CPU:
+ * the network's floats differ in the last bits between devices, so values, actions and
+ * setpoints agree to 1e-4 and log-probabilities to 1e-3, relative. */
+Test(actor, muscle_step_cuda_matches_cpu)
+{
+    if (!bd_cuda_available() || !bdt_cuda_available())
+        cr_skip_test("needs a CUDA GPU and a CUDA libtorch");
+    static mp_fixture f;
+    mp_setup(&f);
+    bd_actor cpu, gpu;
+    cr_assert_eq(bd_actor_init(&cpu, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK);
+    cr_assert_eq(bd_actor_set_net(&cpu, 16, 2), BD_OK);
+    mp_spread(&cpu);
+    size_t np = bdt_policy_param_count(cpu.net);
+    float *p = malloc(sizeof(float) * np);
+    cr_assert_eq(bdt_policy_get_params(cpu.net, p, np), BD_OK);
+    cr_assert_eq(bd_actor_set_norm(&cpu, f.mean, f.var), BD_OK);
+    /* the shard's buffers on the device */
+    bd_env_batch db = f.b;
+    void *d[7];
+    const size_t of = sizeof f.obs, oa = sizeof f.acts;
+    const void *src[7] = {f.obs, f.fin, f.acts, f.rew, f.term, f.trunc, NULL};
+    size_t bytes[7] = {of, of, oa, sizeof f.rew, MP_N, MP_N, 0};
+    for (int k = 0; k < 6; k++) {
+        cr_assert_eq(bd_dev_alloc(BD_DEVICE_CUDA, bytes[k], &d[k]), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_dev_from_host(BD_DEVICE_CUDA, d[k], src[k], bytes[k]), BD_OK);
+    }
+    db.obs = d[0], db.final_obs = d[1], db.actions = d[2], db.rewards = d[3];
+    db.terminated = d[4], db.truncated = d[5];
+    cr_assert_eq(bd_actor_init(&gpu, &f.ap, &db, BD_DEVICE_CUDA, BD_ACT_SAMPLE), BD_OK,
+                 "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_set_net(&gpu, 16, 2), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_set_params(&gpu, p, np), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_set_norm(&gpu, f.mean, f.var), BD_OK);
+    /* outputs on the device: obs, act, logp, val, rew, fval, flags */
+    float *go, *ga, *gl, *gv, *gr, *gf, *glast;
+    uint8_t *gte, *gtr;
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N * 3, (void **)&go);
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N * 2, (void **)&ga);
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N, (void **)&gl);
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N, (void **)&gv);
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N, (void **)&gr);
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N, (void **)&gf);
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof(float) * MP_N, (void **)&glast);
+    bd_dev_alloc(BD_DEVICE_CUDA, MP_N, (void **)&gte);
+    bd_dev_alloc(BD_DEVICE_CUDA, MP_N, (void **)&gtr);
+    float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N], rew[MP_N], fval[MP_N], last[MP_N];
+    uint8_t te[MP_N], tr[MP_N];
+    cr_assert_eq(bd_actor_act(&cpu, f.obs, 12, obs, act, logp, val, f.acts), BD_OK);
+    cr_assert_eq(bd_actor_record(&cpu, &f.b, rew, te, tr, fval), BD_OK);
+    cr_assert_eq(bd_actor_values(&cpu, f.obs, last), BD_OK);
+    cr_assert_eq(bd_actor_act(&gpu, db.obs, 12, go, ga, gl, gv, db.actions), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_record(&gpu, &db, gr, gte, gtr, gf), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_values(&gpu, db.obs, glast), BD_OK, "%s", bd_lasterr());
+    float h_o[MP_N * 3], h_a[MP_N * 2], h_l[MP_N], h_v[MP_N], h_r[MP_N], h_f[MP_N], h_last[MP_N];
+    float h_env[MP_N * MP_AD];
+    uint8_t h_te[MP_N], h_tr[MP_N];
+    cr_assert_eq(bd_dev_to_host(BD_DEVICE_CUDA, h_o, go, sizeof h_o), BD_OK, "%s", bd_lasterr());
+    bd_dev_to_host(BD_DEVICE_CUDA, h_a, ga, sizeof h_a);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_l, gl, sizeof h_l);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_v, gv, sizeof h_v);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_r, gr, sizeof h_r);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_f, gf, sizeof h_f);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_last, glast, sizeof h_last);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_te, gte, sizeof h_te);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_tr, gtr, sizeof h_tr);
+    bd_dev_to_host(BD_DEVICE_CUDA, h_env, db.actions, sizeof h_env);
+    cr_assert_eq(memcmp(h_o, obs, sizeof obs), 0, "gathered observations");
+    cr_assert_eq(memcmp(h_te, te, sizeof te), 0);
+    cr_assert_eq(memcmp(h_tr, tr, sizeof tr), 0);
+    cr_assert_eq(memcmp(h_r, rew, sizeof rew), 0);
+/* |x - y| relative to the size of y: outputs of the scaled network run into the tens */
+#define MP_CLOSE(x, y, tol) (fabsf((x) - (y)) <= (tol) * (1.0f + fabsf(y)))
+    for (int i = 0; i < MP_N; i++) {
+        cr_assert(MP_CLOSE(h_v[i], val[i], 1e-4f), "world %d value %g %g", i, h_v[i], val[i]);
+        cr_assert(MP_CLOSE(h_l[i], logp[i], 1e-3f), "world %d logp %g %g", i, h_l[i], logp[i]);
+        cr_assert(MP_CLOSE(h_f[i], fval[i], 1e-4f), "world %d final value", i);
+        cr_assert(MP_CLOSE(h_last[i], last[i], 1e-4f), "world %d last value", i);
+        for (int u = 0; u < 2; u++)
+            cr_assert(MP_CLOSE(h_a[i * 2 + u], act[i * 2 + u], 1e-4f), "world %d action %d", i, u);
+        for (int c = 0; c < MP_AD; c++)
+            cr_assert(MP_CLOSE(h_env[i * MP_AD + c], f.acts[i * MP_AD + c], 1e-4f), "world %d col %d", i, c);
+    }
+    void *outs[] = {go, ga, gl, gv, gr, gf, glast, gte, gtr};
+    for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++)
+        bd_dev_free(BD_DEVICE_CUDA, outs[k]);
+    for (int k = 0; k < 6; k++)
+        bd_dev_free(BD_DEVICE_CUDA, d[k]);
+    bd_actor_fini(&gpu);
+    bd_actor_fini(&cpu);
+    free(p);
+}
