@@ -1,8 +1,10 @@
 /* cli.h: the subcommands of `bodhi` (one file each in cli/) and the shared option parser.
- * Each returns the process exit code (DESIGN.md section 6): 0 done, 1 failed, 2 bad
- * input or usage, 130/143 interrupted. */
+ * Each returns the process exit code (docs/architecture.md, "Exit codes"): 0 done,
+ * 1 failed, 2 bad input or usage, 130/143 interrupted. */
 #ifndef BODHI_CLI_CLI_H
 #define BODHI_CLI_CLI_H
+
+#include <stdio.h>
 
 int bd_cmd_run(int argc, char **argv);
 int bd_cmd_check(int argc, char **argv);
@@ -23,5 +25,13 @@ typedef struct {
 
 int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
                   const char **positional, int npos, int min_pos);
+
+/* `bodhi replay`'s report: prints, per phase and agent, episodes, mean/median/max/min
+ * return and mean/median length (and steps recorded) to out. path is a run directory (its
+ * run.h5) or an HDF5 file. If csv_path is set, also writes one row per episode:
+ * phase,agent,world,start_step,length,return,terminated,truncated. If verify is set,
+ * checks that each finished episode's return equals the sum of its rewards rows and
+ * reports mismatches (returns BD_EINVAL if any). */
+int bd_replay(const char *path, FILE *out, const char *csv_path, int verify);
 
 #endif

@@ -1,12 +1,329 @@
-/* replay.c: `bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify]`: per phase and agent,
- * episodes and return/length statistics from the recorded memory. */
-#include <stdio.h>
+/* replay.c: `bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify]`: a table of episode
+ * statistics per phase and agent, an optional CSV of every episode, and an optional check
+ * that each episode's return equals the sum of its rewards (docs/trace-format.md).
+ *
+ * Reads through memory/'s public readers only, so it works on a run's master file
+ * (external links) and on one agent's file alike. --verify streams rewards (T, N) in blocks
+ * of rows (at most ~64 MiB each) and sums each episode in float64 in row order, so memory
+ * grows with the episode count, not with T * N.
+ * Limits: the whole episodes table of one agent is held in memory (24 B per episode).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
 #include "memory/memory.h"
+
+#define REPLAY_BLOCK_BYTES ((size_t)64 << 20)  /* rewards read per block in --verify */
+#define REPLAY_MAX_REPORTS 20                  /* mismatches printed per agent */
+#define REPLAY_REL_TOL 1e-3                    /* |sum - return| <= tol * max(|sum|, |return|) */
+#define REPLAY_ABS_TOL 1e-6                    /* ... + this, so zero returns compare */
+
+typedef struct {
+    int64_t episodes, steps, worlds;
+    double mean_ret, median_ret, min_ret, max_ret, mean_len, median_len;
+} agent_stats;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorts v). */
+static double median(double *v, int64_t n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int stats_of(const bd_episode *eps, int64_t n, agent_stats *st)
+{
+    st->episodes = n;
+    if (n == 0)
+        return BD_OK;
+    double *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        return bd_seterr(BD_ENOMEM, "out of memory for %lld episodes", (long long)n);
+    double sr = 0, sl = 0;
+    st->min_ret = st->max_ret = eps[0].ret;
+    for (int64_t i = 0; i < n; i++) {
+        sr += eps[i].ret;
+        sl += eps[i].length;
+        st->min_ret = fmin(st->min_ret, eps[i].ret);
+        st->max_ret = fmax(st->max_ret, eps[i].ret);
+        v[i] = eps[i].ret;
+    }
+    st->mean_ret = sr / (double)n;
+    st->mean_len = sl / (double)n;
+    st->median_ret = median(v, n);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = eps[i].length;
+    st->median_len = median(v, n);
+    free(v);
+    return BD_OK;
+}
+
+/* phase and agent from "phase/agent" (heap copies in *phase; *agent points into it). */
+static int split_name(const char *name, char **phase, const char **agent)
+{
+    char *p = bd_strdup(name);
+    if (!p)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    char *slash = strchr(p, '/');
+    if (!slash) {
+        free(p);
+        return bd_seterr(BD_EINVAL, "bad trace name '%s'", name);
+    }
+    *slash = '\0';
+    *phase = p;
+    *agent = slash + 1;
+    return BD_OK;
+}
+
+/* One CSV field, quoted when it holds a comma, quote or newline. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int cmp_start(const void *a, const void *b, void *ctx)
+{
+    const bd_episode *eps = ctx;
+    int64_t x = eps[*(const int64_t *)a].start_step, y = eps[*(const int64_t *)b].start_step;
+    return (x > y) - (x < y);
+}
+
+static void mismatch(FILE *out, const char *name, int64_t i, const bd_episode *e, double sum,
+                     const char *why, int64_t *bad)
+{
+    if (++*bad <= REPLAY_MAX_REPORTS) {
+        if (why)
+            fprintf(out, "verify %s: episode %lld (world %d, start %lld, length %d): %s\n", name,
+                    (long long)i, e->world, (long long)e->start_step, e->length, why);
+        else
+            fprintf(out,
+                    "verify %s: episode %lld (world %d, start %lld, length %d): return %.9g, "
+                    "rewards sum %.9g\n",
+                    name, (long long)i, e->world, (long long)e->start_step, e->length,
+                    (double)e->ret, sum);
+    }
+}
+
+static int close_enough(double sum, double ret)
+{
+    return fabs(sum - ret) <= REPLAY_REL_TOL * fmax(fabs(sum), fabs(ret)) + REPLAY_ABS_TOL;
+}
+
+/* Checks every episode of one agent against rewards (T, N), streamed in blocks of rows.
+ * *bad counts mismatches (printed to out, the first REPLAY_MAX_REPORTS of them). */
+static int verify_agent(const char *path, const char *phase, const char *agent,
+                        const char *name, const bd_episode *eps, int64_t n, FILE *out,
+                        int64_t *bad)
+{
+    int64_t dims[3];
+    int rank, f32;
+    int rc = bd_trace_dataset_shape(path, phase, agent, "rewards", dims, &rank, &f32);
+    if (rc)
+        return rc;
+    if (rank != 2 || !f32)
+        return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards is not a (T, N) float32 dataset", path,
+                         phase, agent);
+    int64_t T = dims[0], N = dims[1];
+    if (N < 1 || (uint64_t)N > SIZE_MAX / sizeof(float) / 2)
+        return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards has %lld columns", path, phase, agent,
+                         (long long)N);
+    *bad = 0;
+
+    /* Episodes in range, ordered by start row; the rest are mismatches already. */
+    int64_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    int64_t *active = malloc((size_t)(n ? n : 1) * sizeof *active);
+    int64_t *left = malloc((size_t)(n ? n : 1) * sizeof *left);
+    double *acc = calloc((size_t)(n ? n : 1), sizeof *acc);
+    size_t row_bytes = (size_t)N * sizeof(float);
+    int64_t block = row_bytes ? (int64_t)(REPLAY_BLOCK_BYTES / row_bytes) : 1;
+    if (block < 1)
+        block = 1;
+    if (T < block)
+        block = T > 0 ? T : 1;
+    float *rows = malloc((size_t)block * row_bytes + 1);
+    if (!order || !active || !left || !acc || !rows) {
+        rc = bd_seterr(BD_ENOMEM, "out of memory verifying %s", name);
+        goto done;
+    }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const bd_episode *e = &eps[i];
+        if (e->world < 0 || e->world >= N || e->start_step < 0 || e->length < 0 ||
+            e->start_step > T || e->length > T - e->start_step) /* no overflow on file values */
+            mismatch(out, name, i, e, 0, "outside the rewards rows recorded", bad);
+        else if (e->length == 0 && !close_enough(0, e->ret))
+            mismatch(out, name, i, e, 0, NULL, bad);
+        else if (e->length > 0)
+            order[m++] = i;
+    }
+    qsort_r(order, (size_t)m, sizeof *order, cmp_start, (void *)eps);
+
+    int64_t next = 0, nactive = 0;
+    int64_t first = m ? eps[order[0]].start_step : T;  /* rows before it hold no episode */
+    for (int64_t r0 = first; r0 < T && (next < m || nactive > 0); r0 += block) {
+        int64_t nr = T - r0 < block ? T - r0 : block;
+        if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, rows)))
+            goto done;
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            while (next < m && eps[order[next]].start_step == r) {
+                int64_t i = order[next++];
+                acc[i] = 0;
+                left[i] = eps[i].length;
+                active[nactive++] = i;
+            }
+            const float *row = rows + (size_t)(r - r0) * (size_t)N;  // row is (N,)
+            for (int64_t a = 0; a < nactive;) {
+                int64_t i = active[a];
+                acc[i] += (double)row[eps[i].world];
+                if (--left[i] > 0) {
+                    a++;
+                    continue;
+                }
+                if (!close_enough(acc[i], eps[i].ret))
+                    mismatch(out, name, i, &eps[i], acc[i], NULL, bad);
+                active[a] = active[--nactive];
+            }
+        }
+    }
+    if (*bad > REPLAY_MAX_REPORTS)
+        fprintf(out, "verify %s: ... %lld mismatches in all\n", name, (long long)*bad);
+done:
+    free(rows);
+    free(acc);
+    free(left);
+    free(active);
+    free(order);
+    return rc;
+}
+
+/* A run folder means its run.h5; anything else is used as given. Caller frees *file. */
+static int resolve_path(const char *path, char **file)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *file = bd_strfmt("%s/run.h5", path);
+        if (!*file)
+            return bd_seterr(BD_ENOMEM, "out of memory");
+        if (!bd_exists(*file)) {
+            int rc = bd_seterr(BD_ENOTFOUND, "'%s' holds no run.h5", path);
+            free(*file);
+            *file = NULL;
+            return rc;
+        }
+        return BD_OK;
+    }
+    *file = bd_strdup(path);
+    return *file ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
+}
+
+int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
+{
+    if (!path || !out)
+        return bd_seterr(BD_EINVAL, "bd_replay: NULL argument");
+    char *file = NULL, **names = NULL;
+    int count = 0;
+    FILE *csv = NULL;
+    int rc = resolve_path(path, &file);
+    if (rc)
+        return rc;
+    if ((rc = bd_trace_list(file, &names, &count)))
+        goto done;
+    if (csv_path) {
+        if (!(csv = fopen(csv_path, "w"))) {
+            rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
+            goto done;
+        }
+        fputs("phase,agent,world,start_step,length,return,terminated,truncated\n", csv);
+    }
+    if (count == 0) {
+        fprintf(out, "%s: no traces (no /<phase>/<agent> group holds rewards)\n", file);
+        goto done;
+    }
+
+    int wname = 5;  /* "trace" */
+    for (int i = 0; i < count; i++)
+        if ((int)strlen(names[i]) > wname)
+            wname = (int)strlen(names[i]);
+    fprintf(out, "%s\n", file);
+    fprintf(out, "%-*s %8s %10s %10s %11s %11s %11s %11s %10s %10s\n", wname, "trace", "worlds",
+            "steps", "episodes", "mean_ret", "median_ret", "min_ret", "max_ret", "mean_len",
+            "median_len");
+    int64_t bad_total = 0;
+    for (int i = 0; i < count && !rc; i++) {
+        char *phase = NULL;
+        const char *agent = NULL;
+        bd_episode *eps = NULL;
+        int64_t n = 0, dims[3];
+        int rank;
+        agent_stats st = {0};
+        if ((rc = split_name(names[i], &phase, &agent)) ||
+            (rc = bd_trace_read_episodes(file, phase, agent, &eps, &n)) ||
+            (rc = bd_trace_dataset_shape(file, phase, agent, "rewards", dims, &rank, NULL)) ||
+            (rc = stats_of(eps, n, &st))) {
+            free(eps);
+            free(phase);
+            break;
+        }
+        st.steps = dims[0];
+        st.worlds = dims[1];
+        fprintf(out, "%-*s %8lld %10lld %10lld", wname, names[i], (long long)st.worlds,
+                (long long)st.steps, (long long)st.episodes);
+        if (n > 0)
+            fprintf(out, " %11.6g %11.6g %11.6g %11.6g %10.6g %10.6g\n", st.mean_ret,
+                    st.median_ret, st.min_ret, st.max_ret, st.mean_len, st.median_len);
+        else
+            fprintf(out, " %11s %11s %11s %11s %10s %10s\n", "-", "-", "-", "-", "-", "-");
+        for (int64_t e = 0; csv && e < n; e++) {
+            csv_field(csv, phase);
+            fputc(',', csv);
+            csv_field(csv, agent);
+            fprintf(csv, ",%d,%lld,%d,%.9g,%u,%u\n", eps[e].world, (long long)eps[e].start_step,
+                    eps[e].length, (double)eps[e].ret, eps[e].terminated, eps[e].truncated);
+        }
+        if (verify) {
+            int64_t bad = 0;
+            rc = verify_agent(file, phase, agent, names[i], eps, n, out, &bad);
+            if (!rc && bad == 0)
+                fprintf(out, "verify %s: ok (%lld episodes)\n", names[i], (long long)n);
+            bad_total += bad;
+        }
+        free(eps);
+        free(phase);
+    }
+    if (!rc && bad_total > 0)
+        rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
+                                  "rewards",
+                       file, (long long)bad_total);
+done:
+    if (csv && fclose(csv) != 0 && !rc)
+        rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    free(file);
+    return rc;
+}
 
 int bd_cmd_replay(int argc, char **argv)
 {
@@ -15,16 +332,9 @@ int bd_cmd_replay(int argc, char **argv)
     int rc = bd_parse_opts("replay", argc, argv, spec, &target, 1, 1);
     if (rc)
         return rc;
-    struct stat st;
-    char *path = NULL;
-    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode))
-        path = bd_strfmt("%s/run.h5", target);
-    else
-        path = bd_strfmt("%s", target);
-    rc = bd_replay(path, stdout, csv, verify != NULL);
+    rc = bd_replay(target, stdout, csv, verify != NULL);
     if (rc != BD_OK)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());
-    free(path);
     if (rc == BD_OK)
         return 0;
     return rc == BD_EINVAL && verify ? 1 : 2;

@@ -117,11 +117,4 @@ int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
  * strings (free each, then the array). Links to files that do not exist are skipped. */
 int bd_trace_list(const char *path, char ***names, int *count);
 
-/* `bodhi replay`: prints, per phase and agent, episodes, mean/median/max/min return and
- * mean/median length (and steps recorded) to out. If csv_path is set, also writes one
- * row per episode: phase,agent,world,start_step,length,return,terminated,truncated.
- * If verify is set, checks that each finished episode's return equals the sum of its
- * rewards rows and reports mismatches (returns BD_EINVAL if any). */
-int bd_replay(const char *path, FILE *out, const char *csv_path, int verify);
-
 #endif

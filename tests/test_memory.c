@@ -20,200 +20,9 @@
 
 #include "common/util.h"
 #include "memory/memory.h"
+#include "tests/trace_fixture.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-/* /tmp/bd_mem_<pid>_<tag> into buf. */
-static const char *tmp_path(char *buf, size_t len, const char *tag)
-{
-    snprintf(buf, len, "/tmp/bd_mem_%d_%s", (int)getpid(), tag);
-    return buf;
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static const char *const SENSOR_IDS[] = {"pole.x", "pole.x_dot", "pole.theta", "pole.theta_dot"};
-static const char *const ACTUATOR_IDS[] = {"pole.push", "pole.nudge"};
-
-static bd_trace_spec make_spec(const char *path, const char *phase, const char *agent, int n,
-                               int s, int u)
-{
-    bd_trace_spec spec = {
-        .path = path, .phase = phase, .agent = agent, .n = n, .s = s, .u = u,
-        .sensor_ids = SENSOR_IDS, .actuator_ids = ACTUATOR_IDS, .env_name = "cartpole",
-        .env_params_json = "{\"worlds\": 2048}", .seed = 42,
-    };
-    return spec;
-}
-
-/* Element values: exact in float32 for the sizes used here. */
-static float sensor_val(int64_t t, int w, int k) { return (float)t * 1000.0f + (float)w + 0.25f * (float)k; }
-static float actuator_val(int64_t t, int w, int k) { return (float)(t % 7) + 0.5f * (float)k - (float)w; }
-static float reward_val(int64_t t, int w) { return (float)((t * 31 + w * 17) % 13) * 0.25f - 1.0f; }
-static uint8_t term_val(int64_t t, int w) { return (uint8_t)((t + w) % 5 == 0); }
-static uint8_t trunc_val(int64_t t, int w) { return (uint8_t)((t * 3 + w) % 11 == 0); }
-
-typedef struct {
-    float *sen, *act, *rew;
-    uint8_t *term, *trunc;
-} rows_buf;
-
-/* Rows [t0, t0+T) for N worlds: sensors (T,N,S), actuators (T,N,U), rest (T,N). */
-static rows_buf make_rows(int64_t t0, int T, int N, int S, int U)
-{
-    rows_buf b = {
-        malloc(sizeof(float) * (size_t)T * N * S + 1), malloc(sizeof(float) * (size_t)T * N * U + 1),
-        malloc(sizeof(float) * (size_t)T * N + 1), malloc((size_t)T * N + 1), malloc((size_t)T * N + 1),
-    };
-    cr_assert(b.sen && b.act && b.rew && b.term && b.trunc);
-    for (int t = 0; t < T; t++)
-        for (int w = 0; w < N; w++) {
-            size_t c = (size_t)t * N + w;
-            for (int k = 0; k < S; k++)
-                b.sen[c * S + k] = sensor_val(t0 + t, w, k);
-            for (int k = 0; k < U; k++)
-                b.act[c * U + k] = actuator_val(t0 + t, w, k);
-            b.rew[c] = reward_val(t0 + t, w);
-            b.term[c] = term_val(t0 + t, w);
-            b.trunc[c] = trunc_val(t0 + t, w);
-        }
-    return b;
-}
-
-static void free_rows(rows_buf *b)
-{
-    free(b->sen);
-    free(b->act);
-    free(b->rew);
-    free(b->term);
-    free(b->trunc);
-}
-
-static void append_rows(bd_trace_writer *w, int64_t t0, int T, int N, int S, int U)
-{
-    rows_buf b = make_rows(t0, T, N, S, U);
-    int rc = bd_trace_writer_append(w, T, b.sen, b.act, b.rew, b.term, b.trunc);
-    cr_assert_eq(rc, BD_OK, "append: %s", bd_lasterr());
-    free_rows(&b);
-}
-
-/* Reads every dataset of /phase/agent in path and compares it with make_rows(0, T, ...). */
-static void check_rows(const char *path, const char *phase, const char *agent, int64_t T, int N,
-                       int S, int U)
-{
-    rows_buf want = make_rows(0, (int)T, N, S, U);
-    const char *names[5] = {"sensors", "actuators", "rewards", "terminated", "truncated"};
-    const void *bufs[5] = {want.sen, want.act, want.rew, want.term, want.trunc};
-    const int ranks[5] = {3, 3, 2, 2, 2}, ks[5] = {S, U, 1, 1, 1};
-    const size_t es[5] = {4, 4, 4, 1, 1};
-    for (int d = 0; d < 5; d++) {
-        void *got = NULL;
-        int64_t dims[3];
-        int rank = 0;
-        int rc = bd_trace_read_dataset(path, phase, agent, names[d], &got, dims, &rank);
-        cr_assert_eq(rc, BD_OK, "%s: %s", names[d], bd_lasterr());
-        cr_assert_eq(rank, ranks[d], "%s rank %d", names[d], rank);
-        cr_assert_eq(dims[0], T, "%s has %lld rows, want %lld", names[d], (long long)dims[0], (long long)T);
-        cr_assert_eq(dims[1], N);
-        cr_assert_eq(dims[2], ks[d]);
-        cr_assert(memcmp(got, bufs[d], (size_t)T * N * ks[d] * es[d]) == 0, "%s differs", names[d]);
-        free(got);
-    }
-    free_rows(&want);
-}
-
-static bd_episode ep(int world, int64_t start, int len, float ret, int term)
-{
-    bd_episode e = {.world = world, .start_step = start, .length = len, .ret = ret,
-                    .terminated = (uint8_t)term, .truncated = (uint8_t)!term};
-    return e;
-}
-
-static void check_episodes(const char *path, const char *phase, const char *agent,
-                           const bd_episode *want, int64_t n)
-{
-    bd_episode *got = NULL;
-    int64_t count = -1;
-    int rc = bd_trace_read_episodes(path, phase, agent, &got, &count);
-    cr_assert_eq(rc, BD_OK, "read_episodes: %s", bd_lasterr());
-    cr_assert_eq(count, n, "%lld episodes, want %lld", (long long)count, (long long)n);
-    for (int64_t i = 0; i < n; i++) {
-        cr_assert_eq(got[i].world, want[i].world, "episode %lld", (long long)i);
-        cr_assert_eq(got[i].start_step, want[i].start_step, "episode %lld", (long long)i);
-        cr_assert_eq(got[i].length, want[i].length, "episode %lld", (long long)i);
-        cr_assert_eq(got[i].ret, want[i].ret, "episode %lld", (long long)i);
-        cr_assert_eq(got[i].terminated, want[i].terminated, "episode %lld", (long long)i);
-        cr_assert_eq(got[i].truncated, want[i].truncated, "episode %lld", (long long)i);
-    }
-    free(got);
-}
-
-/* A consistent trace: rewards as above, episodes of varying length per world whose return is
- * the float sum of their rewards, reported (like a muscle would) after the batch they end in.
- * corrupt > 0 adds that much to one episode's return. Returns the episode count. */
-static int64_t write_consistent(const char *path, const char *phase, const char *agent, int N,
-                                const int *batches, int nb, float corrupt, int64_t *rows)
-{
-    bd_trace_spec spec = make_spec(path, phase, agent, N, 4, 1);
-    bd_trace_writer *w = NULL;
-    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
-    int64_t *start = calloc((size_t)N, sizeof *start);
-    int *target = calloc((size_t)N, sizeof *target), *k = calloc((size_t)N, sizeof *k);
-    float *acc = calloc((size_t)N, sizeof *acc);
-    cr_assert(start && target && k && acc);
-    for (int wd = 0; wd < N; wd++)
-        target[wd] = 3 + (wd * 7) % 41;
-    int64_t t0 = 0, total = 0;
-    int corrupted = 0;
-    for (int b = 0; b < nb; b++) {
-        int T = batches[b];
-        rows_buf rb = make_rows(t0, T, N, 4, 1);
-        bd_episode *eps = malloc(sizeof *eps * ((size_t)T * N + 1));
-        int ne = 0;
-        for (int t = 0; t < T; t++)
-            for (int wd = 0; wd < N; wd++) {
-                size_t c = (size_t)t * N + wd;
-                int64_t g = t0 + t;
-                acc[wd] += rb.rew[c];
-                rb.term[c] = rb.trunc[c] = 0;
-                if (g - start[wd] + 1 == target[wd]) {
-                    int term = k[wd] % 3 != 0;
-                    eps[ne] = ep(wd, start[wd], target[wd], acc[wd], term);
-                    if (corrupt != 0 && !corrupted && b == nb - 1) {
-                        eps[ne].ret += corrupt;
-                        corrupted = 1;
-                    }
-                    ne++;
-                    rb.term[c] = (uint8_t)term;
-                    rb.trunc[c] = (uint8_t)!term;
-                    start[wd] = g + 1;
-                    acc[wd] = 0;
-                    k[wd]++;
-                    target[wd] = 3 + (wd * 7 + k[wd] * 13) % 41;
-                }
-            }
-        cr_assert_eq(bd_trace_writer_append(w, T, rb.sen, rb.act, rb.rew, rb.term, rb.trunc), BD_OK);
-        cr_assert_eq(bd_trace_writer_episodes(w, eps, ne), BD_OK);
-        total += ne;
-        t0 += T;
-        free(eps);
-        free_rows(&rb);
-    }
-    cr_assert_eq(bd_trace_writer_rows(w), t0);
-    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
-    free(start);
-    free(target);
-    free(k);
-    free(acc);
-    if (rows)
-        *rows = t0;
-    return total;
-}
 
 /* The text an HDF5 attribute holds (vlen string scalar or element i of an array). */
 static char *read_str_attr(hid_t obj, const char *name, int i)
@@ -264,17 +73,6 @@ static int run_python(const char *tag, const char *code, const char *arg)
     int st = system(cmd);
     unlink(script);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-/* Copies the first half of src to dst. */
-static void copy_half(const char *src, const char *dst)
-{
-    char *data = NULL;
-    size_t len = 0;
-    cr_assert_eq(bd_read_file(src, &data, &len), BD_OK);
-    cr_assert(len > 1000, "source file is only %zu bytes", len);
-    cr_assert_eq(bd_write_file(dst, data, len / 2), BD_OK);
-    free(data);
 }
 
 /* ---- writer and readers ------------------------------------------------------------- */
@@ -633,114 +431,7 @@ Test(memory, master_errors)
     cr_assert_eq(bd_trace_list(path, &names, &count), BD_OK);
     cr_assert_eq(count, 0);
     free(names);
-    FILE *out = tmpfile();
-    cr_assert_eq(bd_replay(path, out, NULL, 1), BD_OK);
-    fclose(out);
     unlink(path);
-}
-
-/* ---- replay ------------------------------------------------------------------------- */
-
-static char *slurp(FILE *f)
-{
-    fflush(f);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc((size_t)n + 1, 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    return s;
-}
-
-static int count_lines(const char *path)
-{
-    char *s = NULL;
-    cr_assert_eq(bd_read_file(path, &s, NULL), BD_OK);
-    int n = 0;
-    for (char *p = s; *p; p++)
-        n += *p == '\n';
-    free(s);
-    return n;
-}
-
-Test(memory, replay_verify_ok)
-{
-    char dir[256], master[300], file[320], csv[300];
-    tmp_path(dir, sizeof dir, "replay_ok");
-    rm_rf(dir);
-    snprintf(master, sizeof master, "%s/run.h5", dir);
-    snprintf(file, sizeof file, "%s/memory/train.balancer.h5", dir);
-    snprintf(csv, sizeof csv, "%s/episodes.csv", dir);
-    const int batches[] = {100, 250, 7, 243, 1};  /* episodes span batches */
-    int64_t rows = 0;
-    int64_t n = write_consistent(file, "train", "balancer", 16, batches, 5, 0, &rows);
-    cr_assert(n > 100, "only %lld episodes", (long long)n);
-    cr_assert_eq(bd_trace_master_create(master, "uid: r\n", 1), BD_OK);
-    cr_assert_eq(bd_trace_master_link(master, "train", "balancer", "memory/train.balancer.h5"), BD_OK);
-
-    FILE *out = tmpfile();
-    int rc = bd_replay(dir, out, csv, 1);  /* a run folder means its run.h5 */
-    char *text = slurp(out);
-    cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
-    cr_assert(strstr(text, "train/balancer"), "%s", text);
-    cr_assert(strstr(text, "verify train/balancer: ok"), "%s", text);
-    char want[64];
-    snprintf(want, sizeof want, " %lld ", (long long)n);
-    cr_assert(strstr(text, want), "episode count %lld missing:\n%s", (long long)n, text);
-    snprintf(want, sizeof want, " %lld ", (long long)rows);
-    cr_assert(strstr(text, want), "steps %lld missing:\n%s", (long long)rows, text);
-    free(text);
-    fclose(out);
-    cr_assert_eq(count_lines(csv), n + 1);
-    char *c = NULL;
-    cr_assert_eq(bd_read_file(csv, &c, NULL), BD_OK);
-    const char *head = "phase,agent,world,start_step,length,return,terminated,truncated\ntrain,balancer,";
-    cr_assert(!strncmp(c, head, strlen(head)), "%.200s", c);
-    free(c);
-
-    out = tmpfile();
-    cr_assert_eq(bd_replay(file, out, NULL, 1), BD_OK, "%s", bd_lasterr());  /* the agent's file */
-    fclose(out);
-    rm_rf(dir);
-}
-
-Test(memory, replay_verify_fails_on_bad_episode)
-{
-    char path[256];
-    tmp_path(path, sizeof path, "replay_bad.h5");
-    const int batches[] = {64, 64, 64};
-    int64_t n = write_consistent(path, "train", "balancer", 8, batches, 3, 5.0f, NULL);
-    cr_assert(n > 10);
-    FILE *out = tmpfile();
-    int rc = bd_replay(path, out, NULL, 1);
-    char *text = slurp(out);
-    cr_assert_eq(rc, BD_EINVAL, "rc %d\n%s", rc, text);
-    cr_assert(strstr(text, "verify train/balancer: episode"), "%s", text);
-    cr_assert(strstr(bd_lasterr(), "1 episode"), "%s", bd_lasterr());
-    free(text);
-    fclose(out);
-    out = tmpfile();
-    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_OK);  /* without --verify it is a table */
-    fclose(out);
-
-    /* an episode reaching past the rows recorded is a mismatch too */
-    char path2[256];
-    tmp_path(path2, sizeof path2, "replay_range.h5");
-    bd_trace_spec spec = make_spec(path2, "train", "balancer", 2, 4, 1);
-    bd_trace_writer *w = NULL;
-    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
-    append_rows(w, 0, 10, 2, 4, 1);
-    bd_episode e[2] = {ep(1, 0, 2, reward_val(0, 1) + reward_val(1, 1), 1), ep(0, 8, 5, 0, 1)};
-    cr_assert_eq(bd_trace_writer_episodes(w, e, 2), BD_OK);
-    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
-    out = tmpfile();
-    rc = bd_replay(path2, out, NULL, 1);
-    text = slurp(out);
-    cr_assert_eq(rc, BD_EINVAL, "%s", text);
-    cr_assert(strstr(text, "outside the rewards rows"), "%s", text);
-    free(text);
-    fclose(out);
-    unlink(path);
-    unlink(path2);
 }
 
 /* ---- damaged, foreign and missing files ---------------------------------------------- */
@@ -767,9 +458,6 @@ Test(memory, truncated_file)
     cr_assert_eq(bd_trace_read_dataset(cut, "train", "balancer", "rewards", &buf, dims, &rank), BD_EHDF5);
     cr_assert_null(buf);
     cr_assert_eq(bd_trace_list(cut, &names, &count), BD_EHDF5);
-    FILE *out = tmpfile();
-    cr_assert_eq(bd_replay(cut, out, NULL, 1), BD_EHDF5);
-    fclose(out);
     unlink(path);
     unlink(cut);
 }
@@ -787,9 +475,6 @@ Test(memory, text_file)
     cr_assert_eq(bd_trace_read_episodes(path, "train", "balancer", &eps, &n), BD_EHDF5);
     cr_assert(strstr(bd_lasterr(), path), "%s", bd_lasterr());
     cr_assert_eq(bd_trace_list(path, &names, &count), BD_EHDF5);
-    FILE *out = tmpfile();
-    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_EHDF5);
-    fclose(out);
     cr_assert_eq(bd_trace_master_link(path, "train", "a", "x.h5"), BD_EHDF5);
     unlink(path);
 }
@@ -809,9 +494,6 @@ Test(memory, missing_file)
     cr_assert(strstr(bd_lasterr(), path), "%s", bd_lasterr());
     cr_assert_eq(bd_trace_read_dataset(path, "train", "balancer", "rewards", &buf, dims, &rank), BD_ENOTFOUND);
     cr_assert_eq(bd_trace_list(path, &names, &count), BD_ENOTFOUND);
-    FILE *out = tmpfile();
-    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_ENOTFOUND);
-    fclose(out);
 
     /* a file without the group or dataset asked for */
     tmp_path(path, sizeof path, "nogroup.h5");
@@ -904,9 +586,10 @@ Test(memory, read_live_and_crashed_writer)
     check_rows(path, "train", "balancer", 25, N, S, U);  /* while the child holds it open */
     kill_writer_child(pid, go);
     check_rows(path, "train", "balancer", 25, N, S, U);  /* after it died mid-run */
-    FILE *out = tmpfile();
-    cr_assert_eq(bd_replay(path, out, NULL, 1), BD_OK, "%s", bd_lasterr());
-    fclose(out);
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    cr_assert_eq(bd_trace_read_episodes(path, "train", "balancer", &eps, &n), BD_OK, "%s", bd_lasterr());
+    free(eps);
 
     /* such a file cut short: HDF5's own size check is off for SWMR reads, ours is not */
     char cut[256];
@@ -1006,38 +689,3 @@ Test(memory, h5py_reads_live_and_crashed_file_with_swmr)
 }
 
 /* Hostile traces made with h5py: each is refused with a message, never read wrongly. */
-Test(memory, replay_refuses_hostile_traces)
-{
-    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0)
-        cr_skip("/usr/bin/python3 has no h5py");
-    char dir[128];
-    snprintf(dir, sizeof dir, "/tmp/bd-test-hostile-%d", (int)getpid());
-    char *py = bd_strfmt(
-        "/usr/bin/python3 -c \""
-        "import h5py, numpy as np, os\n"
-        "d = '%s'; os.makedirs(d, exist_ok=True)\n"
-        "full = np.dtype([('world','<i4'),('start_step','<i8'),('length','<i4'),('return','<f4'),('terminated','u1'),('truncated','u1')])\n"
-        "nolen = np.dtype([('world','<i4'),('start_step','<i8'),('return','<f4'),('terminated','u1'),('truncated','u1')])\n"
-        "def make(name, rewards, eps):\n"
-        "    with h5py.File(d + '/' + name + '.h5', 'w') as f:\n"
-        "        g = f.create_group('train/a'); g['rewards'] = rewards; g['episodes'] = eps\n"
-        "make('u8', np.ones((4, 1), np.uint8), np.array([(0, 0, 4, 4.0, 1, 0)], full))\n"
-        "make('nolen', np.ones((4, 1), np.float32), np.array([(0, 0, 4.0, 1, 0)], nolen))\n"
-        "make('bigstart', np.ones((1, 1), np.float32), np.array([(0, 2**63 - 1, 1, 1.0, 1, 0)], full))\n"
-        "\"",
-        dir);
-    cr_assert_eq(system(py), 0);
-    free(py);
-    FILE *devnull = fopen("/dev/null", "w");
-    char path[256];
-    snprintf(path, sizeof path, "%s/u8.h5", dir);
-    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EHDF5, "uint8 rewards are refused");
-    cr_assert(strstr(bd_lasterr(), "float32"), "%s", bd_lasterr());
-    snprintf(path, sizeof path, "%s/nolen.h5", dir);
-    cr_assert_eq(bd_replay(path, devnull, NULL, 0), BD_EHDF5, "a table missing a field is refused");
-    cr_assert(strstr(bd_lasterr(), "'length'"), "%s", bd_lasterr());
-    snprintf(path, sizeof path, "%s/bigstart.h5", dir);
-    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EINVAL,
-                 "an episode starting at 2^63-1 is a mismatch, not an overflow");
-    fclose(devnull);
-}

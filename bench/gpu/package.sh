@@ -5,7 +5,7 @@
 #   - `bodhi` itself, to train there (bodhi run ... --device cuda), and bench/train.py;
 #   - the env suites with their CPU-vs-CUDA bit-identity tests (test_env, test_classic), the
 #     example plugin they load, and the torch-free env benchmark (bodhi-envbench);
-#   - the torch shim's suites (test_torch, test_brain);
+#   - the torch shim's suites (test_torch, and test_muscle with its CUDA-vs-CPU actor test);
 #   - every shared library these need, except glibc's and the compiler runtime's (the GPU
 #     machine has its own) and except the torch shim libbodhi_torch.so: Debian's libtorch
 #     is CPU-only, so the kit carries the shim's sources (src/, torch-shim/) and run.sh
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
 [ -x "$nvcc" ] || { echo "package.sh: no nvcc at $nvcc" >&2; exit 2; }
-bins="bodhi bodhi-envbench test_env test_classic test_torch test_brain"
+bins="bodhi bodhi-envbench test_env test_classic test_torch test_muscle"
 # No build RPATH: the kit's programs find their libraries through run.sh's LD_LIBRARY_PATH,
 # never in this machine's build tree.
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DBODHI_CUDA=ON \

@@ -5,7 +5,7 @@
 #     with the kit's lib/ and torch's own lib/;
 #  2. the env suites (their CUDA tests compare every env's kernel with the CPU loop bit for
 #     bit over 1000 steps) and the CUDA and CPU env benchmarks;
-#  3. the torch shim's suites, test_torch and test_brain (their CUDA tests run here);
+#  3. the torch shim's suites, test_torch and test_muscle (their CUDA tests run here);
 #  4. training on the GPU: `bodhi run experiments/cartpole_ppo.yml --device cuda`, then
 #     bench/train.py over seeds 1..5, for cartpole_ppo.yml and (if the kit has it)
 #     cartpole_ppo_64k.yml.
@@ -112,7 +112,7 @@ step bench-cpu 120 envbench cpu
 
 # ---- 3. the torch shim's suites --------------------------------------------------------------
 step test_torch 180 kit ./test_torch --verbose
-step test_brain 180 kit ./test_brain --verbose
+step test_muscle 180 kit ./test_muscle --verbose
 
 # ---- 4. training on the GPU ------------------------------------------------------------------
 step "run-cartpole-$device" 150 kit ./bodhi run experiments/cartpole_ppo.yml --device "$device" \

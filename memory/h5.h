@@ -1,0 +1,52 @@
+/* h5.h: HDF5 helpers shared by memory/'s writer, master file and readers (not a public
+ * interface). Every HDF5 call in memory/ runs between bd_h5_enter and bd_h5_leave: one
+ * process-wide mutex (Debian's HDF5 is thread-safe, a serial build need not be) with
+ * HDF5's automatic error printing off; a failure is reported with bd_h5_fail right after
+ * the failing call, while HDF5's error stack still holds its reason. */
+#ifndef BODHI_MEMORY_H5_H
+#define BODHI_MEMORY_H5_H
+
+#include <hdf5.h>
+
+#include "memory/memory.h"
+
+typedef struct {
+    H5E_auto2_t fn;
+    void *data;
+} bd_h5_guard;
+
+/* Takes the HDF5 lock and turns HDF5's error printing off for this thread. */
+void bd_h5_enter(bd_h5_guard *g);
+/* Restores the caller's error printing and releases the lock. */
+void bd_h5_leave(bd_h5_guard *g);
+
+/* The innermost description on HDF5's error stack; buf holds 256 bytes. */
+const char *bd_h5_reason(char *buf);
+/* Records "<what>: <HDF5's reason>" and returns BD_EHDF5. */
+int bd_h5_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Closes any HDF5 id by its type and sets it invalid; negative ids are left alone. */
+void bd_h5_close(hid_t *id);
+
+/* File access list: latest format (for SWMR) or the library default; never file locks
+ * (a reader must never stop a run's writer; one writer per file is the caller's
+ * contract). */
+hid_t bd_h5_fapl(int latest);
+/* Group and file creation lists that remember link creation order. */
+hid_t bd_h5_gcpl(void);
+hid_t bd_h5_fcpl(void);
+/* The episodes record in memory (bd_episode) or in the file (packed little-endian). */
+hid_t bd_h5_episode_type(int in_file);
+
+/* Attribute `name` on obj: n UTF-8 strings (n < 0: one scalar string); `file` and
+ * `objname` name the place in errors. */
+int bd_h5_attr_strings(hid_t obj, const char *file, const char *objname, const char *name,
+                       const char *const *v, int n);
+int bd_h5_attr_scalar(hid_t obj, const char *file, const char *objname, const char *name,
+                      hid_t ftype, hid_t mtype, const void *v);
+
+/* BD_EINVAL unless s is one HDF5 link name (non-empty, no '/', not . or ..). */
+int bd_h5_check_name(const char *what, const char *s);
+/* mkdir -p of path's folder. */
+int bd_h5_make_parent(const char *path);
+
+#endif

@@ -1,0 +1,499 @@
+/* reader.c: trace readers (memory.h). They open files read-only (plainly first, then as
+ * SWMR readers for a file that is still being written or whose writer died), follow
+ * external links themselves, relative to the linking file's folder, and refuse truncated
+ * files (a SWMR open skips HDF5's own check). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "memory/h5.h"
+
+#define BD_TRACE_MAX_HOPS 8 /* external links followed per lookup */
+
+/* Opens path read-only: plainly (HDF5 checks the file is whole), else as a SWMR reader (a
+ * file still being written, or left open by a writer that died), checking its size
+ * ourselves since a SWMR open does not. Missing: BD_ENOTFOUND. Caller holds the guard. */
+static int h5_open_ro(const char *path, hid_t *out)
+{
+    struct stat st;
+    *out = H5I_INVALID_HID;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? bd_seterr(BD_ENOTFOUND, "trace file '%s' not found", path)
+                               : bd_seterr(BD_EIO, "'%s': %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return bd_seterr(BD_EINVAL, "'%s' is a folder, not an HDF5 file", path);
+    hid_t fapl = bd_h5_fapl(0);
+    if (fapl < 0)
+        return bd_h5_fail("'%s': cannot make a file access list", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f < 0) {
+        char why[256];
+        bd_h5_reason(why);
+        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        hsize_t size = 0;
+        if (f >= 0 && H5Fget_filesize(f, &size) >= 0 && stat(path, &st) == 0 &&
+            size > (hsize_t)st.st_size) {
+            H5Fclose(f);
+            H5Pclose(fapl);
+            return bd_seterr(BD_EHDF5, "'%s' is truncated: %lld bytes, its superblock says %llu",
+                             path, (long long)st.st_size, (unsigned long long)size);
+        }
+        if (f < 0) {
+            H5Pclose(fapl);
+            return bd_seterr(BD_EHDF5, "cannot open '%s' as HDF5: %s", path, why);
+        }
+    }
+    H5Pclose(fapl);
+    *out = f;
+    return BD_OK;
+}
+
+/* The files a lookup opened (it follows external links across files). */
+typedef struct {
+    hid_t files[BD_TRACE_MAX_HOPS + 1];
+    int nfiles;
+    char *where;  /* path of the file that holds the object found */
+} h5_chain;
+
+static void chain_close(h5_chain *c)
+{
+    for (int i = c->nfiles - 1; i >= 0; i--)
+        bd_h5_close(&c->files[i]);
+    c->nfiles = 0;
+    free(c->where);
+    c->where = NULL;
+}
+
+/* target relative to the folder of the file that links to it (absolute stays). */
+static char *link_target(const char *from, const char *target)
+{
+    const char *slash = strrchr(from, '/');
+    if (target[0] == '/' || !slash)
+        return bd_strdup(target);
+    return bd_strfmt("%.*s/%s", (int)(slash - from), from, target);
+}
+
+/* Opens group /<phase>[/<agent>] of path (agent may be NULL), following external links.
+ * *grp is an open object id; close it, then chain_close(c). Caller holds the guard. */
+static int h5_open_group(const char *path, const char *phase, const char *agent, h5_chain *c,
+                         hid_t *grp)
+{
+    memset(c, 0, sizeof *c);
+    *grp = H5I_INVALID_HID;
+    int rc;
+    if ((rc = bd_h5_check_name("phase", phase)) || (agent && (rc = bd_h5_check_name("agent", agent))))
+        return rc;
+    c->where = bd_strdup(path);
+    if (!c->where)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    if ((rc = h5_open_ro(path, &c->files[0]))) {
+        chain_close(c);
+        return rc;
+    }
+    c->nfiles = 1;
+    const char *parts[2] = {phase, agent};
+    int nparts = agent ? 2 : 1;
+    hid_t loc = c->files[0];
+    char shown[512];
+    snprintf(shown, sizeof shown, agent ? "/%s/%s" : "/%s", phase, agent);
+    for (int i = 0; i < nparts; i++) {
+        htri_t ex = H5Lexists(loc, parts[i], H5P_DEFAULT);
+        H5L_info_t li;
+        hid_t next = H5I_INVALID_HID;
+        if (ex < 0 || (ex > 0 && H5Lget_info(loc, parts[i], &li, H5P_DEFAULT) < 0)) {
+            rc = bd_h5_fail("'%s': cannot look up %s", c->where, shown);
+        } else if (!ex) {
+            rc = bd_seterr(BD_ENOTFOUND, "'%s' has no group %s", c->where, shown);
+        } else if (li.type == H5L_TYPE_EXTERNAL) {
+            char *val = malloc(li.u.val_size ? li.u.val_size : 1), *target = NULL;
+            const char *fname = NULL, *oname = NULL;
+            unsigned flags = 0;
+            if (!val) {
+                rc = bd_seterr(BD_ENOMEM, "out of memory");
+            } else if (H5Lget_val(loc, parts[i], val, li.u.val_size, H5P_DEFAULT) < 0 ||
+                       H5Lunpack_elink_val(val, li.u.val_size, &flags, &fname, &oname) < 0) {
+                rc = bd_h5_fail("'%s': cannot read the external link %s", c->where, shown);
+            } else if (c->nfiles > BD_TRACE_MAX_HOPS) {
+                rc = bd_seterr(BD_EINVAL, "'%s': more than %d external links to %s", path,
+                               BD_TRACE_MAX_HOPS, shown);
+            } else if (!(target = link_target(c->where, fname))) {
+                rc = bd_seterr(BD_ENOMEM, "out of memory");
+            } else if ((rc = h5_open_ro(target, &c->files[c->nfiles]))) {
+                if (rc == BD_ENOTFOUND)
+                    bd_seterr(rc, "'%s': %s links to '%s', which is missing", c->where, shown,
+                              target);
+                free(target);
+            } else {
+                hid_t f2 = c->files[c->nfiles++];
+                free(c->where);
+                c->where = target;
+                if ((next = H5Oopen(f2, oname, H5P_DEFAULT)) < 0)
+                    rc = bd_h5_fail("'%s': cannot open %s (linked from %s)", target, oname, shown);
+            }
+            free(val);
+        } else if ((next = H5Oopen(loc, parts[i], H5P_DEFAULT)) < 0) {
+            rc = bd_h5_fail("'%s': cannot open %s", c->where, shown);
+        }
+        if (loc != c->files[0] && H5Iget_type(loc) != H5I_FILE)
+            bd_h5_close(&loc);
+        if (rc) {
+            bd_h5_close(&next);
+            chain_close(c);
+            return rc;
+        }
+        loc = next;
+        if (H5Iget_type(loc) != H5I_GROUP) {
+            bd_h5_close(&loc);
+            rc = bd_seterr(BD_EINVAL, "'%s': %s is not a group", c->where, shown);
+            chain_close(c);
+            return rc;
+        }
+    }
+    *grp = loc;
+    return BD_OK;
+}
+
+/* Opens dataset name in /<phase>/<agent> of path. Close *ds, *grp, then chain_close. */
+static int h5_open_dataset(const char *path, const char *phase, const char *agent,
+                           const char *name, h5_chain *c, hid_t *grp, hid_t *ds)
+{
+    *ds = H5I_INVALID_HID;
+    if (!name || !*name)
+        return bd_seterr(BD_EINVAL, "no dataset name");
+    int rc = h5_open_group(path, phase, agent, c, grp);
+    if (rc)
+        return rc;
+    htri_t ex = H5Lexists(*grp, name, H5P_DEFAULT);
+    if (ex > 0 && (*ds = H5Dopen2(*grp, name, H5P_DEFAULT)) >= 0)
+        return BD_OK;
+    rc = ex == 0 ? bd_seterr(BD_ENOTFOUND, "'%s': no dataset /%s/%s/%s", c->where, phase, agent,
+                             name)
+                 : bd_h5_fail("'%s': cannot open /%s/%s/%s", c->where, phase, agent, name);
+    bd_h5_close(grp);
+    chain_close(c);
+    return rc;
+}
+
+static void h5_close_dataset(h5_chain *c, hid_t *grp, hid_t *ds)
+{
+    bd_h5_close(ds);
+    bd_h5_close(grp);
+    chain_close(c);
+}
+
+/* BD_OK when an episodes table's compound type has every field of bd_episode. */
+static int episodes_fields_ok(hid_t ds, const char *where, const char *phase, const char *agent)
+{
+    static const char *const fields[] = {"world", "start_step", "length", "return", "terminated", "truncated"};
+    hid_t t = H5Dget_type(ds);
+    int rc = BD_OK;
+    if (t < 0 || H5Tget_class(t) != H5T_COMPOUND)
+        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/episodes is not a compound table", where, phase, agent);
+    for (size_t i = 0; rc == BD_OK && i < sizeof fields / sizeof fields[0]; i++)
+        if (H5Tget_member_index(t, fields[i]) < 0)
+            rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/episodes has no field '%s'", where, phase, agent,
+                           fields[i]);
+    bd_h5_close(&t);
+    return rc;
+}
+
+int bd_trace_read_episodes(const char *path, const char *phase, const char *agent,
+                           bd_episode **out, int64_t *count)
+{
+    if (!path || !out || !count)
+        return bd_seterr(BD_EINVAL, "bd_trace_read_episodes: NULL argument");
+    *out = NULL;
+    *count = 0;
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    h5_chain c;
+    hid_t grp, ds, sp = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    int rc = h5_open_dataset(path, phase, agent, "episodes", &c, &grp, &ds);
+    if (rc) {
+        bd_h5_leave(&g);
+        return rc;
+    }
+    hsize_t dims[1];
+    bd_episode *eps = NULL;
+    if ((sp = H5Dget_space(ds)) < 0 || H5Sget_simple_extent_ndims(sp) != 1 ||
+        H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        rc = bd_h5_fail("'%s': /%s/%s/episodes is not a table", c.where, phase, agent);
+    } else if ((rc = episodes_fields_ok(ds, c.where, phase, agent))) {
+        /* a table without all six fields would leave garbage in the missing ones */
+    } else if (dims[0] > (hsize_t)(SIZE_MAX / sizeof *eps) ||
+               !(eps = calloc(dims[0] ? dims[0] : 1, sizeof *eps))) {
+        rc = bd_seterr(BD_ENOMEM, "'%s': no memory for %llu episodes", c.where,
+                       (unsigned long long)dims[0]);
+    } else if ((mt = bd_h5_episode_type(0)) < 0 ||
+               (dims[0] && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, eps) < 0)) {
+        rc = bd_h5_fail("'%s': cannot read /%s/%s/episodes", c.where, phase, agent);
+    }
+    bd_h5_close(&mt);
+    bd_h5_close(&sp);
+    h5_close_dataset(&c, &grp, &ds);
+    bd_h5_leave(&g);
+    if (rc) {
+        free(eps);
+        return rc;
+    }
+    *out = eps;
+    *count = (int64_t)dims[0];
+    return BD_OK;
+}
+
+/* Shape and memory type (float32 or uint8) of an open dataset; unused dims are 1. */
+static int dataset_info(hid_t ds, const char *where, const char *phase, const char *agent,
+                        const char *name, int64_t dims[3], int *rank, hid_t *mtype)
+{
+    hid_t sp = H5Dget_space(ds), t = H5Dget_type(ds);
+    hsize_t d[3] = {1, 1, 1};
+    int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    int rc = BD_OK;
+    if (r < 0 || t < 0) {
+        rc = bd_h5_fail("'%s': cannot read the shape of /%s/%s/%s", where, phase, agent, name);
+    } else if (r < 1 || r > 3 || H5Sget_simple_extent_dims(sp, d, NULL) < 0) {
+        rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s has rank %d (want 1 to 3)", where, phase,
+                       agent, name, r);
+    } else {
+        H5T_class_t cls = H5Tget_class(t);
+        size_t size = H5Tget_size(t);
+        if (cls == H5T_FLOAT && size == 4)
+            *mtype = H5T_NATIVE_FLOAT;
+        else if (cls == H5T_INTEGER && size == 1)
+            *mtype = H5T_NATIVE_UINT8;
+        else
+            rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s is neither float32 nor uint8", where,
+                           phase, agent, name);
+    }
+    for (int i = 0; i < 3; i++)
+        dims[i] = (int64_t)d[i];
+    if (rank)
+        *rank = r;
+    bd_h5_close(&t);
+    bd_h5_close(&sp);
+    return rc;
+}
+
+int bd_trace_dataset_shape(const char *path, const char *phase, const char *agent,
+                           const char *name, int64_t dims[3], int *rank, int *float32)
+{
+    if (!path || !dims)
+        return bd_seterr(BD_EINVAL, "bd_trace_dataset_shape: NULL argument");
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    h5_chain c;
+    hid_t grp, ds, mt;
+    int rc = h5_open_dataset(path, phase, agent, name, &c, &grp, &ds);
+    if (!rc) {
+        rc = dataset_info(ds, c.where, phase, agent, name, dims, rank, &mt);
+        if (!rc && float32)
+            *float32 = mt == H5T_NATIVE_FLOAT;
+        h5_close_dataset(&c, &grp, &ds);
+    }
+    bd_h5_leave(&g);
+    return rc;
+}
+
+int bd_trace_read_dataset(const char *path, const char *phase, const char *agent,
+                          const char *name, void **out, int64_t dims[3], int *rank)
+{
+    if (!path || !out || !dims)
+        return bd_seterr(BD_EINVAL, "bd_trace_read_dataset: NULL argument");
+    *out = NULL;
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    h5_chain c;
+    hid_t grp, ds, mt = H5I_INVALID_HID;
+    void *buf = NULL;
+    int rc = h5_open_dataset(path, phase, agent, name, &c, &grp, &ds);
+    if (rc) {
+        bd_h5_leave(&g);
+        return rc;
+    }
+    size_t n = 1, bytes;
+    rc = dataset_info(ds, c.where, phase, agent, name, dims, rank, &mt);
+    for (int i = 0; i < 3 && !rc; i++)
+        if (__builtin_mul_overflow(n, (size_t)dims[i], &n))
+            rc = bd_seterr(BD_ENOMEM, "'%s': /%s/%s/%s is too large", c.where, phase, agent,
+                           name);
+    if (!rc && __builtin_mul_overflow(n, (size_t)(mt == H5T_NATIVE_FLOAT ? 4 : 1), &bytes))
+        rc = bd_seterr(BD_ENOMEM, "'%s': /%s/%s/%s is too large", c.where, phase, agent, name);
+    if (!rc) {
+        if (!(buf = malloc(bytes ? bytes : 1)))
+            rc = bd_seterr(BD_ENOMEM, "'%s': no memory for /%s/%s/%s (%zu bytes)", c.where,
+                           phase, agent, name, bytes);
+        else if (n && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            rc = bd_h5_fail("'%s': cannot read /%s/%s/%s", c.where, phase, agent, name);
+    }
+    h5_close_dataset(&c, &grp, &ds);
+    bd_h5_leave(&g);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return BD_OK;
+}
+
+int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
+                       const char *name, int64_t row0, int64_t nrows, void *buf)
+{
+    if (!path || (!buf && nrows > 0) || row0 < 0 || nrows < 0)
+        return bd_seterr(BD_EINVAL, "bd_trace_read_rows: bad argument");
+    if (nrows == 0)
+        return BD_OK;
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    h5_chain c;
+    hid_t grp, ds, mt, fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    int rc = h5_open_dataset(path, phase, agent, name, &c, &grp, &ds);
+    if (rc) {
+        bd_h5_leave(&g);
+        return rc;
+    }
+    int64_t dims[3];
+    int rank;
+    rc = dataset_info(ds, c.where, phase, agent, name, dims, &rank, &mt);
+    if (!rc && row0 + nrows > dims[0])
+        rc = bd_seterr(BD_EINVAL, "'%s': rows %lld..%lld of /%s/%s/%s, which has %lld", c.where,
+                       (long long)row0, (long long)(row0 + nrows - 1), phase, agent, name,
+                       (long long)dims[0]);
+    if (!rc) {
+        hsize_t start[3] = {(hsize_t)row0, 0, 0};
+        hsize_t count[3] = {(hsize_t)nrows, (hsize_t)dims[1], (hsize_t)dims[2]};
+        if ((fs = H5Dget_space(ds)) < 0 ||
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            (ms = H5Screate_simple(rank, count, NULL)) < 0 ||
+            H5Dread(ds, mt, ms, fs, H5P_DEFAULT, buf) < 0)
+            rc = bd_h5_fail("'%s': cannot read rows %lld..%lld of /%s/%s/%s", c.where,
+                         (long long)row0, (long long)(row0 + nrows - 1), phase, agent, name);
+    }
+    bd_h5_close(&ms);
+    bd_h5_close(&fs);
+    h5_close_dataset(&c, &grp, &ds);
+    bd_h5_leave(&g);
+    return rc;
+}
+
+typedef struct {
+    char **v;
+    int n, cap;
+    int oom;
+} name_vec;
+
+static int vec_push(name_vec *v, char *s)
+{
+    if (!s) {
+        v->oom = 1;
+        return -1;
+    }
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 8;
+        char **nv = realloc(v->v, (size_t)cap * sizeof *nv);
+        if (!nv) {
+            free(s);
+            v->oom = 1;
+            return -1;
+        }
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = s;
+    return 0;
+}
+
+static void vec_free(name_vec *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->v[i]);
+    free(v->v);
+    memset(v, 0, sizeof *v);
+}
+
+static herr_t list_cb(hid_t grp, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)grp;
+    (void)info;
+    return vec_push(data, bd_strdup(name)) ? -1 : 0;
+}
+
+/* Link names of group loc in creation order (name order when the file kept none). */
+static int link_names(hid_t loc, const char *where, const char *shown, name_vec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (H5Literate(loc, H5_INDEX_CRT_ORDER, H5_ITER_INC, NULL, list_cb, out) >= 0)
+        return BD_OK;
+    int oom = out->oom;
+    vec_free(out);
+    if (!oom && H5Literate(loc, H5_INDEX_NAME, H5_ITER_INC, NULL, list_cb, out) >= 0)
+        return BD_OK;
+    oom = oom || out->oom;
+    int rc = oom ? bd_seterr(BD_ENOMEM, "out of memory")
+                 : bd_h5_fail("'%s': cannot list %s", where, shown);
+    vec_free(out);
+    return rc;
+}
+
+int bd_trace_list(const char *path, char ***names, int *count)
+{
+    if (!path || !names || !count)
+        return bd_seterr(BD_EINVAL, "bd_trace_list: NULL argument");
+    *names = NULL;
+    *count = 0;
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    name_vec phases = {0}, found = {0};
+    hid_t f = H5I_INVALID_HID;
+    int rc = h5_open_ro(path, &f);
+    if (!rc)
+        rc = link_names(f, path, "/", &phases);
+    bd_h5_close(&f);
+    for (int i = 0; i < phases.n && !rc; i++) {
+        h5_chain c;
+        hid_t pg;
+        name_vec agents = {0};
+        rc = h5_open_group(path, phases.v[i], NULL, &c, &pg);
+        if (rc == BD_ENOTFOUND || rc == BD_EINVAL) {  /* a dangling link, or not a group */
+            rc = BD_OK;
+            continue;
+        }
+        if (!rc) {
+            char shown[512];
+            snprintf(shown, sizeof shown, "/%s", phases.v[i]);
+            rc = link_names(pg, c.where, shown, &agents);
+            bd_h5_close(&pg);
+            chain_close(&c);
+        }
+        for (int j = 0; j < agents.n && !rc; j++) {
+            hid_t ag;
+            rc = h5_open_group(path, phases.v[i], agents.v[j], &c, &ag);
+            if (rc == BD_ENOTFOUND || rc == BD_EINVAL) {
+                rc = BD_OK;
+                continue;
+            }
+            if (rc)
+                break;
+            htri_t has = H5Lexists(ag, "rewards", H5P_DEFAULT);
+            if (has < 0)
+                rc = bd_h5_fail("'%s': cannot look up /%s/%s/rewards", c.where, phases.v[i],
+                             agents.v[j]);
+            else if (has && vec_push(&found, bd_strfmt("%s/%s", phases.v[i], agents.v[j])))
+                rc = bd_seterr(BD_ENOMEM, "out of memory");
+            bd_h5_close(&ag);
+            chain_close(&c);
+        }
+        vec_free(&agents);
+    }
+    vec_free(&phases);
+    bd_h5_leave(&g);
+    if (rc) {
+        vec_free(&found);
+        return rc;
+    }
+    *names = found.v;
+    *count = found.n;
+    return BD_OK;
+}

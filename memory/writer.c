@@ -1,0 +1,523 @@
+/* writer.c: an agent's trace writer (memory.h, docs/trace-format.md).
+ *
+ * bd_trace_writer_create makes <path> holding /<phase>/<agent>, its datasets and
+ * attributes, switches the file to SWMR writing (so a reader can open it while it grows,
+ * and after a crash) and starts one pthread. Appends copy their rows into a bounded queue
+ * (at most BD_TRACE_QUEUE_MAX bytes; a caller blocks beyond that) and return; the thread
+ * extends the datasets, writes each item as one hyperslab and flushes the file. Between
+ * create and destroy only that thread calls HDF5 for the writer.
+ *
+ * Limits: one writer per file; N, S, U >= 1 and fixed for the file's life; rows and
+ * episodes only grow; phase and agent names are single HDF5 link names (no '/').
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "memory/h5.h"
+
+#define BD_TRACE_CHUNK_BYTES (512u * 1024u)     /* one chunk, below the 1 MiB chunk cache */
+#define BD_TRACE_CHUNK_ROWS 4096                /* rows per chunk at most (small rows) */
+#define BD_TRACE_EP_CHUNK 4096                  /* episode rows per chunk (22 B each) */
+#define BD_TRACE_QUEUE_MAX ((size_t)256 << 20)  /* bytes queued before append blocks */
+
+enum { DS_SENSORS, DS_ACTUATORS, DS_REWARDS, DS_TERMINATED, DS_TRUNCATED, DS_COUNT };
+
+static const char *const ds_names[DS_COUNT] = {"sensors", "actuators", "rewards", "terminated",
+                                               "truncated"};
+
+enum { ITEM_ROWS, ITEM_EPISODES };
+
+typedef struct item {
+    struct item *next;
+    int kind;
+    int64_t count;      /* rows (T) or episodes */
+    size_t bytes;       /* payload bytes, counted against the queue bound */
+    const void *data[DS_COUNT]; /* rows: one pointer per dataset; episodes: data[0] */
+} item;
+
+struct bd_trace_writer {
+    char *path, *phase, *agent;
+    int n, s, u;
+    hid_t file, ds[DS_COUNT], ds_ep, t_ep_mem;   /* touched only by the thread after create */
+    int64_t rows_written, eps_written;           /* thread only */
+    _Atomic int64_t rows_queued;                 /* rows appended so far */
+
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;   /* an item arrived, or stop */
+    pthread_cond_t cv_done;   /* an item finished (space freed, sync may return) */
+    item *head, *tail;
+    size_t queued;            /* payload bytes queued or being written */
+    int busy;                 /* the thread holds an item */
+    int stop;
+    int err;                  /* first error, with its detail */
+    char errmsg[1024];
+};
+
+/* Chunk shape for a (T, N, K) dataset of esize-byte elements: whole rows when a row fits in
+ * BD_TRACE_CHUNK_BYTES (as many as fit, at most BD_TRACE_CHUNK_ROWS), else one row split
+ * along N (and K if one column alone is too big). rank 2 datasets pass k = 1. */
+static void chunk_shape(int rank, hsize_t n, hsize_t k, size_t esize, hsize_t chunk[3])
+{
+    hsize_t max = BD_TRACE_CHUNK_BYTES / esize;
+    hsize_t row = n * k;
+    if (row <= max) {
+        hsize_t rows = max / row;
+        chunk[0] = rows > BD_TRACE_CHUNK_ROWS ? BD_TRACE_CHUNK_ROWS : rows;
+        chunk[1] = n;
+        chunk[2] = k;
+    } else if (k <= max) {
+        chunk[0] = 1;
+        chunk[1] = max / k;
+        chunk[2] = k;
+    } else {
+        chunk[0] = 1;
+        chunk[1] = 1;
+        chunk[2] = max;
+    }
+    if (rank == 2)
+        chunk[2] = 1;
+}
+
+static hid_t make_dataset(const bd_trace_writer *w, hid_t grp, int d, hid_t ftype, size_t esize)
+{
+    int rank = d <= DS_ACTUATORS ? 3 : 2;
+    hsize_t k = d == DS_SENSORS ? (hsize_t)w->s : d == DS_ACTUATORS ? (hsize_t)w->u : 1;
+    hsize_t dims[3] = {0, (hsize_t)w->n, k};
+    hsize_t maxdims[3] = {H5S_UNLIMITED, (hsize_t)w->n, k};
+    hsize_t chunk[3];
+    chunk_shape(rank, (hsize_t)w->n, k, esize, chunk);
+
+    hid_t sp = H5Screate_simple(rank, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t ds = H5I_INVALID_HID;
+    if (sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0)
+        ds = H5Dcreate2(grp, ds_names[d], ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0)
+        bd_h5_fail("'%s': cannot create /%s/%s/%s", w->path, w->phase, w->agent, ds_names[d]);
+    bd_h5_close(&dcpl);
+    bd_h5_close(&sp);
+    return ds;
+}
+
+/* Closes the writer's HDF5 objects; returns the file close's error, if any (recorded
+ * with bd_seterr only when record is set, so a setup error's detail survives). */
+static int writer_close_h5(bd_trace_writer *w, int record)
+{
+    for (int d = 0; d < DS_COUNT; d++)
+        bd_h5_close(&w->ds[d]);
+    bd_h5_close(&w->ds_ep);
+    bd_h5_close(&w->t_ep_mem);
+    int rc = BD_OK;
+    if (w->file >= 0 && H5Fclose(w->file) < 0)
+        rc = record ? bd_h5_fail("'%s': cannot close the trace file", w->path) : BD_EHDF5;
+    w->file = H5I_INVALID_HID;
+    return rc;
+}
+
+/* Creates the file, groups, datasets and attributes, then starts SWMR writing. Caller holds
+ * the HDF5 guard. */
+static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
+{
+    int rc = BD_OK;
+    char obj[512];
+    snprintf(obj, sizeof obj, "/%s/%s", w->phase, w->agent);
+    hid_t fapl = bd_h5_fapl(1), fcpl = bd_h5_fcpl(), gcpl = bd_h5_gcpl();
+    hid_t pg = H5I_INVALID_HID, g = H5I_INVALID_HID, ftype = H5I_INVALID_HID;
+    hid_t sp = H5I_INVALID_HID;
+    if (fapl < 0 || fcpl < 0 || gcpl < 0) {
+        rc = bd_h5_fail("'%s': cannot make property lists", w->path);
+        goto done;
+    }
+    w->file = H5Fcreate(w->path, H5F_ACC_TRUNC, fcpl, fapl);
+    if (w->file < 0) {
+        rc = bd_h5_fail("cannot create trace file '%s'", w->path);
+        goto done;
+    }
+    if ((pg = H5Gcreate2(w->file, w->phase, H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0 ||
+        (g = H5Gcreate2(pg, w->agent, H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0) {
+        rc = bd_h5_fail("'%s': cannot create group %s", w->path, obj);
+        goto done;
+    }
+    const hid_t ftypes[DS_COUNT] = {H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_STD_U8LE,
+                                    H5T_STD_U8LE};
+    const size_t esizes[DS_COUNT] = {4, 4, 4, 1, 1};
+    for (int d = 0; d < DS_COUNT; d++) {
+        if ((w->ds[d] = make_dataset(w, g, d, ftypes[d], esizes[d])) < 0) {
+            rc = BD_EHDF5;
+            goto done;
+        }
+    }
+
+    /* episodes (E,) */
+    hsize_t edims[1] = {0}, emax[1] = {H5S_UNLIMITED}, echunk[1] = {BD_TRACE_EP_CHUNK};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    ftype = bd_h5_episode_type(1);
+    w->t_ep_mem = bd_h5_episode_type(0);
+    sp = H5Screate_simple(1, edims, emax);
+    if (dcpl >= 0 && ftype >= 0 && w->t_ep_mem >= 0 && sp >= 0 &&
+        H5Pset_chunk(dcpl, 1, echunk) >= 0)
+        w->ds_ep = H5Dcreate2(g, "episodes", ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (w->ds_ep < 0)
+        rc = bd_h5_fail("'%s': cannot create %s/episodes", w->path, obj);
+    bd_h5_close(&dcpl);
+    if (rc)
+        goto done;
+
+    const char *env = spec->env_name ? spec->env_name : "";
+    const char *params = spec->env_params_json ? spec->env_params_json : "{}";
+    int32_t worlds = spec->n;
+    if ((rc = bd_h5_attr_strings(g, w->path, obj, "sensor_ids", spec->sensor_ids, spec->s)) ||
+        (rc = bd_h5_attr_strings(g, w->path, obj, "actuator_ids", spec->actuator_ids, spec->u)) ||
+        (rc = bd_h5_attr_strings(g, w->path, obj, "env", &env, -1)) ||
+        (rc = bd_h5_attr_strings(g, w->path, obj, "env_params", &params, -1)) ||
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &spec->seed)) ||
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &worlds)))
+        goto done;
+
+    /* SWMR writing wants no open groups or attributes. */
+    bd_h5_close(&g);
+    bd_h5_close(&pg);
+    if (H5Fstart_swmr_write(w->file) < 0 || H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
+        rc = bd_h5_fail("'%s': cannot start SWMR writing", w->path);
+done:
+    bd_h5_close(&sp);
+    bd_h5_close(&ftype);
+    bd_h5_close(&g);
+    bd_h5_close(&pg);
+    bd_h5_close(&gcpl);
+    bd_h5_close(&fcpl);
+    bd_h5_close(&fapl);
+    if (rc)
+        writer_close_h5(w, 0);
+    return rc;
+}
+
+/* Extends dataset d to row0 + T rows and writes buf, (T, N[, K]), at row0. */
+static int write_block(bd_trace_writer *w, int d, int64_t row0, int64_t T, const void *buf)
+{
+    int rank = d <= DS_ACTUATORS ? 3 : 2;
+    hsize_t k = d == DS_SENSORS ? (hsize_t)w->s : d == DS_ACTUATORS ? (hsize_t)w->u : 1;
+    hsize_t dims[3] = {(hsize_t)(row0 + T), (hsize_t)w->n, k};
+    hsize_t start[3] = {(hsize_t)row0, 0, 0};
+    hsize_t count[3] = {(hsize_t)T, (hsize_t)w->n, k};
+    hid_t mtype = d <= DS_REWARDS ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    int rc = BD_OK;
+    if (H5Dset_extent(w->ds[d], dims) < 0 || (fs = H5Dget_space(w->ds[d])) < 0 ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        (ms = H5Screate_simple(rank, count, NULL)) < 0 ||
+        H5Dwrite(w->ds[d], mtype, ms, fs, H5P_DEFAULT, buf) < 0)
+        rc = bd_h5_fail("'%s': cannot write rows %lld..%lld of /%s/%s/%s", w->path, (long long)row0,
+                     (long long)(row0 + T - 1), w->phase, w->agent, ds_names[d]);
+    bd_h5_close(&ms);
+    bd_h5_close(&fs);
+    return rc;
+}
+
+static int write_episodes(bd_trace_writer *w, const item *it)
+{
+    hsize_t dims[1] = {(hsize_t)(w->eps_written + it->count)};
+    hsize_t start[1] = {(hsize_t)w->eps_written}, count[1] = {(hsize_t)it->count};
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    int rc = BD_OK;
+    if (H5Dset_extent(w->ds_ep, dims) < 0 || (fs = H5Dget_space(w->ds_ep)) < 0 ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        (ms = H5Screate_simple(1, count, NULL)) < 0 ||
+        H5Dwrite(w->ds_ep, w->t_ep_mem, ms, fs, H5P_DEFAULT, it->data[0]) < 0)
+        rc = bd_h5_fail("'%s': cannot write episodes %lld..%lld of /%s/%s/episodes", w->path,
+                     (long long)w->eps_written, (long long)(w->eps_written + it->count - 1),
+                     w->phase, w->agent);
+    else
+        w->eps_written += it->count;
+    bd_h5_close(&ms);
+    bd_h5_close(&fs);
+    return rc;
+}
+
+static int write_item(bd_trace_writer *w, const item *it)
+{
+    int rc = BD_OK;
+    if (it->kind == ITEM_ROWS) {
+        for (int d = 0; d < DS_COUNT && !rc; d++)
+            rc = write_block(w, d, w->rows_written, it->count, it->data[d]);
+        if (!rc)
+            w->rows_written += it->count;
+    } else {
+        rc = write_episodes(w, it);
+    }
+    if (!rc && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
+        rc = bd_h5_fail("'%s': cannot flush", w->path);
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    bd_trace_writer *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->head && !w->stop)
+            pthread_cond_wait(&w->cv_work, &w->mu);
+        item *it = w->head;
+        if (!it) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        w->head = it->next;
+        if (!w->head)
+            w->tail = NULL;
+        w->busy = 1;
+        int failed = w->err != BD_OK;
+        pthread_mutex_unlock(&w->mu);
+
+        int rc = BD_OK;
+        if (!failed) {  /* after the first error nothing more is written */
+            bd_h5_guard g;
+            bd_h5_enter(&g);
+            rc = write_item(w, it);
+            bd_h5_leave(&g);
+        }
+
+        pthread_mutex_lock(&w->mu);
+        if (rc && !w->err) {
+            w->err = rc;
+            snprintf(w->errmsg, sizeof w->errmsg, "%s", bd_lasterr());
+        }
+        w->queued -= it->bytes;
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cv_done);
+        pthread_mutex_unlock(&w->mu);
+        free(it);
+    }
+    return NULL;
+}
+
+static void writer_free(bd_trace_writer *w)
+{
+    free(w->path);
+    free(w->phase);
+    free(w->agent);
+    free(w);
+}
+
+static int spec_check(const bd_trace_spec *spec)
+{
+    if (!spec || !spec->path || !*spec->path)
+        return bd_seterr(BD_EINVAL, "trace spec: no file path");
+    int rc;
+    if ((rc = bd_h5_check_name("phase", spec->phase)) || (rc = bd_h5_check_name("agent", spec->agent)))
+        return rc;
+    if (spec->n < 1 || spec->s < 1 || spec->u < 1)
+        return bd_seterr(BD_EINVAL, "'%s': trace needs N, S, U >= 1 (got %d, %d, %d)",
+                         spec->path, spec->n, spec->s, spec->u);
+    if (!spec->sensor_ids || !spec->actuator_ids)
+        return bd_seterr(BD_EINVAL, "'%s': sensor_ids and actuator_ids are required", spec->path);
+    for (int i = 0; i < spec->s; i++)
+        if (!spec->sensor_ids[i])
+            return bd_seterr(BD_EINVAL, "'%s': sensor_ids[%d] is NULL", spec->path, i);
+    for (int i = 0; i < spec->u; i++)
+        if (!spec->actuator_ids[i])
+            return bd_seterr(BD_EINVAL, "'%s': actuator_ids[%d] is NULL", spec->path, i);
+    return BD_OK;
+}
+
+int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out)
+{
+    if (!out)
+        return bd_seterr(BD_EINVAL, "bd_trace_writer_create: out is NULL");
+    *out = NULL;
+    int rc = spec_check(spec);
+    if (rc)
+        return rc;
+    bd_trace_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return bd_seterr(BD_ENOMEM, "'%s': out of memory", spec->path);
+    w->path = bd_strdup(spec->path);
+    w->phase = bd_strdup(spec->phase);
+    w->agent = bd_strdup(spec->agent);
+    w->n = spec->n;
+    w->s = spec->s;
+    w->u = spec->u;
+    w->file = w->ds_ep = w->t_ep_mem = H5I_INVALID_HID;
+    for (int d = 0; d < DS_COUNT; d++)
+        w->ds[d] = H5I_INVALID_HID;
+    if (!w->path || !w->phase || !w->agent) {
+        writer_free(w);
+        return bd_seterr(BD_ENOMEM, "'%s': out of memory", spec->path);
+    }
+    if ((rc = bd_h5_make_parent(w->path))) {
+        writer_free(w);
+        return rc;
+    }
+
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    rc = writer_setup(w, spec);
+    bd_h5_leave(&g);
+    if (rc) {
+        writer_free(w);
+        return rc;
+    }
+
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_done, NULL);
+    int e = pthread_create(&w->thread, NULL, writer_main, w);
+    if (e) {
+        bd_h5_enter(&g);
+        writer_close_h5(w, 0);
+        bd_h5_leave(&g);
+        pthread_cond_destroy(&w->cv_done);
+        pthread_cond_destroy(&w->cv_work);
+        pthread_mutex_destroy(&w->mu);
+        writer_free(w);
+        return bd_seterr(BD_EIO, "'%s': cannot start the writer thread: %s", spec->path,
+                         strerror(e));
+    }
+    *out = w;
+    return BD_OK;
+}
+
+/* Returns the writer's first error (re-recorded for this thread), or BD_OK. Caller holds mu. */
+static int writer_error(const bd_trace_writer *w)
+{
+    return w->err ? bd_seterr(w->err, "%s", w->errmsg) : BD_OK;
+}
+
+/* Queues it (taking ownership), blocking while the queue is over its bound. */
+static int enqueue(bd_trace_writer *w, item *it)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->err && w->queued > 0 && w->queued + it->bytes > BD_TRACE_QUEUE_MAX)
+        pthread_cond_wait(&w->cv_done, &w->mu);
+    int rc = writer_error(w);
+    if (rc) {
+        pthread_mutex_unlock(&w->mu);
+        free(it);
+        return rc;
+    }
+    it->next = NULL;
+    if (w->tail)
+        w->tail->next = it;
+    else
+        w->head = it;
+    w->tail = it;
+    w->queued += it->bytes;
+    if (it->kind == ITEM_ROWS)
+        atomic_fetch_add(&w->rows_queued, it->count);
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    return BD_OK;
+}
+
+int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
+                           const float *actuators, const float *rewards,
+                           const uint8_t *terminated, const uint8_t *truncated)
+{
+    if (!w)
+        return bd_seterr(BD_EINVAL, "bd_trace_writer_append: writer is NULL");
+    if (T < 0)
+        return bd_seterr(BD_EINVAL, "'%s': append of %d rows", w->path, T);
+    if (T > 0 && (!sensors || !actuators || !rewards || !terminated || !truncated))
+        return bd_seterr(BD_EINVAL, "'%s': append with a NULL buffer", w->path);
+
+    /* bytes per dataset: sensors (T,N,S) f32, actuators (T,N,U) f32, rewards (T,N) f32,
+     * terminated and truncated (T,N) u8 */
+    size_t cells, sz[DS_COUNT], total = 0;
+    if (__builtin_mul_overflow((size_t)T, (size_t)w->n, &cells) ||
+        __builtin_mul_overflow(cells, (size_t)w->s * 4, &sz[DS_SENSORS]) ||
+        __builtin_mul_overflow(cells, (size_t)w->u * 4, &sz[DS_ACTUATORS]))
+        return bd_seterr(BD_EINVAL, "'%s': append of %d rows is too large", w->path, T);
+    sz[DS_REWARDS] = cells * 4;
+    sz[DS_TERMINATED] = sz[DS_TRUNCATED] = cells;
+    for (int d = 0; d < DS_COUNT; d++)
+        if (__builtin_add_overflow(total, sz[d], &total))
+            return bd_seterr(BD_EINVAL, "'%s': append of %d rows is too large", w->path, T);
+
+    pthread_mutex_lock(&w->mu);
+    int rc = writer_error(w);
+    pthread_mutex_unlock(&w->mu);
+    if (rc || T == 0)
+        return rc;
+
+    item *it = malloc(sizeof *it + total);
+    if (!it)
+        return bd_seterr(BD_ENOMEM, "'%s': out of memory queueing %d rows", w->path, T);
+    const void *src[DS_COUNT] = {sensors, actuators, rewards, terminated, truncated};
+    unsigned char *p = (unsigned char *)(it + 1);  /* floats first: 4-byte aligned */
+    for (int d = 0; d < DS_COUNT; d++) {
+        memcpy(p, src[d], sz[d]);
+        it->data[d] = p;
+        p += sz[d];
+    }
+    it->kind = ITEM_ROWS;
+    it->count = T;
+    it->bytes = total;
+    return enqueue(w, it);
+}
+
+int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count)
+{
+    if (!w)
+        return bd_seterr(BD_EINVAL, "bd_trace_writer_episodes: writer is NULL");
+    if (count < 0 || (count > 0 && !eps))
+        return bd_seterr(BD_EINVAL, "'%s': bad episodes batch (%d)", w->path, count);
+    pthread_mutex_lock(&w->mu);
+    int rc = writer_error(w);
+    pthread_mutex_unlock(&w->mu);
+    if (rc || count == 0)
+        return rc;
+    size_t bytes = (size_t)count * sizeof *eps;
+    item *it = malloc(sizeof *it + bytes);
+    if (!it)
+        return bd_seterr(BD_ENOMEM, "'%s': out of memory queueing %d episodes", w->path, count);
+    memcpy(it + 1, eps, bytes);
+    memset(it->data, 0, sizeof it->data);
+    it->data[0] = it + 1;
+    it->kind = ITEM_EPISODES;
+    it->count = count;
+    it->bytes = bytes;
+    return enqueue(w, it);
+}
+
+int64_t bd_trace_writer_rows(const bd_trace_writer *w)
+{
+    return w ? atomic_load(&w->rows_queued) : 0;
+}
+
+int bd_trace_writer_sync(bd_trace_writer *w)
+{
+    if (!w)
+        return bd_seterr(BD_EINVAL, "bd_trace_writer_sync: writer is NULL");
+    pthread_mutex_lock(&w->mu);
+    while (w->head || w->busy)
+        pthread_cond_wait(&w->cv_done, &w->mu);
+    int rc = writer_error(w);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int bd_trace_writer_destroy(bd_trace_writer *w)
+{
+    if (!w)
+        return BD_OK;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);  /* the thread drains the queue before it sees stop */
+
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    int crc = writer_close_h5(w, !w->err);
+    bd_h5_leave(&g);
+    int rc = w->err ? bd_seterr(w->err, "%s", w->errmsg) : crc;
+    pthread_cond_destroy(&w->cv_done);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_mutex_destroy(&w->mu);
+    writer_free(w);
+    return rc;
+}

@@ -1,0 +1,153 @@
+/* test_cli.c: `bodhi replay`'s report (cli/replay.c) over traces with known contents:
+ * the table, the CSV, --verify finding a return that is not the sum of its rewards, and
+ * hostile traces written with h5py refused without a crash. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/util.h"
+#include "tests/trace_fixture.h"
+
+/* ---- replay ------------------------------------------------------------------------- */
+
+static char *slurp(FILE *f)
+{
+    fflush(f);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc((size_t)n + 1, 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    return s;
+}
+
+static int count_lines(const char *path)
+{
+    char *s = NULL;
+    cr_assert_eq(bd_read_file(path, &s, NULL), BD_OK);
+    int n = 0;
+    for (char *p = s; *p; p++)
+        n += *p == '\n';
+    free(s);
+    return n;
+}
+
+Test(replay, replay_verify_ok)
+{
+    char dir[256], master[300], file[320], csv[300];
+    tmp_path(dir, sizeof dir, "replay_ok");
+    rm_rf(dir);
+    snprintf(master, sizeof master, "%s/run.h5", dir);
+    snprintf(file, sizeof file, "%s/memory/train.balancer.h5", dir);
+    snprintf(csv, sizeof csv, "%s/episodes.csv", dir);
+    const int batches[] = {100, 250, 7, 243, 1};  /* episodes span batches */
+    int64_t rows = 0;
+    int64_t n = write_consistent(file, "train", "balancer", 16, batches, 5, 0, &rows);
+    cr_assert(n > 100, "only %lld episodes", (long long)n);
+    cr_assert_eq(bd_trace_master_create(master, "uid: r\n", 1), BD_OK);
+    cr_assert_eq(bd_trace_master_link(master, "train", "balancer", "memory/train.balancer.h5"), BD_OK);
+
+    FILE *out = tmpfile();
+    int rc = bd_replay(dir, out, csv, 1);  /* a run folder means its run.h5 */
+    char *text = slurp(out);
+    cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
+    cr_assert(strstr(text, "train/balancer"), "%s", text);
+    cr_assert(strstr(text, "verify train/balancer: ok"), "%s", text);
+    char want[64];
+    snprintf(want, sizeof want, " %lld ", (long long)n);
+    cr_assert(strstr(text, want), "episode count %lld missing:\n%s", (long long)n, text);
+    snprintf(want, sizeof want, " %lld ", (long long)rows);
+    cr_assert(strstr(text, want), "steps %lld missing:\n%s", (long long)rows, text);
+    free(text);
+    fclose(out);
+    cr_assert_eq(count_lines(csv), n + 1);
+    char *c = NULL;
+    cr_assert_eq(bd_read_file(csv, &c, NULL), BD_OK);
+    const char *head = "phase,agent,world,start_step,length,return,terminated,truncated\ntrain,balancer,";
+    cr_assert(!strncmp(c, head, strlen(head)), "%.200s", c);
+    free(c);
+
+    out = tmpfile();
+    cr_assert_eq(bd_replay(file, out, NULL, 1), BD_OK, "%s", bd_lasterr());  /* the agent's file */
+    fclose(out);
+    rm_rf(dir);
+}
+
+Test(replay, replay_verify_fails_on_bad_episode)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "replay_bad.h5");
+    const int batches[] = {64, 64, 64};
+    int64_t n = write_consistent(path, "train", "balancer", 8, batches, 3, 5.0f, NULL);
+    cr_assert(n > 10);
+    FILE *out = tmpfile();
+    int rc = bd_replay(path, out, NULL, 1);
+    char *text = slurp(out);
+    cr_assert_eq(rc, BD_EINVAL, "rc %d\n%s", rc, text);
+    cr_assert(strstr(text, "verify train/balancer: episode"), "%s", text);
+    cr_assert(strstr(bd_lasterr(), "1 episode"), "%s", bd_lasterr());
+    free(text);
+    fclose(out);
+    out = tmpfile();
+    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_OK);  /* without --verify it is a table */
+    fclose(out);
+
+    /* an episode reaching past the rows recorded is a mismatch too */
+    char path2[256];
+    tmp_path(path2, sizeof path2, "replay_range.h5");
+    bd_trace_spec spec = make_spec(path2, "train", "balancer", 2, 4, 1);
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
+    append_rows(w, 0, 10, 2, 4, 1);
+    bd_episode e[2] = {ep(1, 0, 2, reward_val(0, 1) + reward_val(1, 1), 1), ep(0, 8, 5, 0, 1)};
+    cr_assert_eq(bd_trace_writer_episodes(w, e, 2), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+    out = tmpfile();
+    rc = bd_replay(path2, out, NULL, 1);
+    text = slurp(out);
+    cr_assert_eq(rc, BD_EINVAL, "%s", text);
+    cr_assert(strstr(text, "outside the rewards rows"), "%s", text);
+    free(text);
+    fclose(out);
+    unlink(path);
+    unlink(path2);
+}
+
+Test(replay, replay_refuses_hostile_traces)
+{
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no h5py");
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/bd-test-hostile-%d", (int)getpid());
+    char *py = bd_strfmt(
+        "/usr/bin/python3 -c \""
+        "import h5py, numpy as np, os\n"
+        "d = '%s'; os.makedirs(d, exist_ok=True)\n"
+        "full = np.dtype([('world','<i4'),('start_step','<i8'),('length','<i4'),('return','<f4'),('terminated','u1'),('truncated','u1')])\n"
+        "nolen = np.dtype([('world','<i4'),('start_step','<i8'),('return','<f4'),('terminated','u1'),('truncated','u1')])\n"
+        "def make(name, rewards, eps):\n"
+        "    with h5py.File(d + '/' + name + '.h5', 'w') as f:\n"
+        "        g = f.create_group('train/a'); g['rewards'] = rewards; g['episodes'] = eps\n"
+        "make('u8', np.ones((4, 1), np.uint8), np.array([(0, 0, 4, 4.0, 1, 0)], full))\n"
+        "make('nolen', np.ones((4, 1), np.float32), np.array([(0, 0, 4.0, 1, 0)], nolen))\n"
+        "make('bigstart', np.ones((1, 1), np.float32), np.array([(0, 2**63 - 1, 1, 1.0, 1, 0)], full))\n"
+        "\"",
+        dir);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    FILE *devnull = fopen("/dev/null", "w");
+    char path[256];
+    snprintf(path, sizeof path, "%s/u8.h5", dir);
+    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EHDF5, "uint8 rewards are refused");
+    cr_assert(strstr(bd_lasterr(), "float32"), "%s", bd_lasterr());
+    snprintf(path, sizeof path, "%s/nolen.h5", dir);
+    cr_assert_eq(bd_replay(path, devnull, NULL, 0), BD_EHDF5, "a table missing a field is refused");
+    cr_assert(strstr(bd_lasterr(), "'length'"), "%s", bd_lasterr());
+    snprintf(path, sizeof path, "%s/bigstart.h5", dir);
+    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EINVAL,
+                 "an episode starting at 2^63-1 is a mismatch, not an overflow");
+    fclose(devnull);
+}
