@@ -1,21 +1,18 @@
 /* brain.c: the learner process (see brain.h).
  *
- * Sockets: one REP socket with one context per muscle, so W requests are held at once
- * and answered together after learning (synchronous PPO). Receives complete through aio
- * callbacks; the main thread waits on a condition variable with a timeout so SIGTERM is
- * noticed within 200 ms, and then the memory is flushed before exit.
+ * Rounds (wire/round.h): one request from every muscle is held at once and all are
+ * answered together after learning (synchronous PPO). A gather looks at SIGTERM's flag
+ * every 200 ms; the memory is flushed before exit.
  * Batch layout: world columns in global order, muscle k's shard at [world0_k, +N_k). */
 #include "brain/brain.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
 
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
@@ -27,6 +24,7 @@
 #include "torch/bd_torch.h"
 #include "wire/addr.h"
 #include "wire/events.h"
+#include "wire/round.h"
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
@@ -34,14 +32,6 @@ const bd_kind bd_brain_kinds[] = {
     {"random", "random", NULL},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
-
-typedef struct {
-    nng_ctx ctx;
-    nng_aio *rx;      /* receive, with callback */
-    nng_aio *tx;      /* send, waited on */
-    int muscle;       /* muscle whose request this context holds (-1 none) */
-    nng_msg *msg;     /* the received request */
-} bd_slot;
 
 typedef struct {
     /* config */
@@ -52,14 +42,8 @@ typedef struct {
     bd_ppo_params pp;
     int train;                /* learn in this phase */
     /* sockets */
-    nng_socket sock;
-    int sock_open;
-    bd_slot *slots;
+    bd_round *round;          /* one request from each of the W muscles */
     int W;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int arrived;
-    int pipes;                /* muscle connections open now */
     bd_events *ev;
     /* muscles, by id */
     bd_hello *hello;
@@ -84,44 +68,6 @@ typedef struct {
     double t0;
 } bd_brain;
 
-static void bd_brain_rx_cb(void *arg)
-{
-    bd_brain *b = arg;
-    pthread_mutex_lock(&b->mu);
-    b->arrived++;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-}
-
-static void bd_brain_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-    (void)p;
-    bd_brain *b = arg;
-    pthread_mutex_lock(&b->mu);
-    b->pipes += ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* After STOP: a reply still queued in a pipe is dropped when its socket closes, so wait
- * (up to `seconds`) for the muscles to hang up first. */
-static void bd_brain_wait_hangup(bd_brain *b, double seconds)
-{
-    double end = bd_now() + seconds;
-    pthread_mutex_lock(&b->mu);
-    while (b->pipes > 0 && bd_now() < end && !bd_term_requested) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-    }
-    pthread_mutex_unlock(&b->mu);
-}
-
 static void bd_event(bd_brain *b, cJSON *o)
 {
     if (b->ev && bd_events_send(b->ev, o) != BD_OK)
@@ -138,57 +84,7 @@ static cJSON *bd_event_new(bd_brain *b, const char *kind)
     return o;
 }
 
-/* Waits until every slot holds a request (or SIGTERM). Slot messages are left in
- * slots[i].msg; returns BD_EINTR on SIGTERM. */
-static int bd_brain_gather(bd_brain *b)
-{
-    pthread_mutex_lock(&b->mu);
-    b->arrived = 0;
-    pthread_mutex_unlock(&b->mu);
-    for (int i = 0; i < b->W; i++) {
-        b->slots[i].msg = NULL;
-        b->slots[i].muscle = -1;
-        nng_ctx_recv(b->slots[i].ctx, b->slots[i].rx);
-    }
-    pthread_mutex_lock(&b->mu);
-    while (b->arrived < b->W && !bd_term_requested) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-    }
-    pthread_mutex_unlock(&b->mu);
-    int rc = BD_OK;
-    if (bd_term_requested) {
-        for (int i = 0; i < b->W; i++)
-            nng_aio_cancel(b->slots[i].rx);
-        rc = bd_seterr(BD_EINTR, "stopped by SIGTERM");
-    }
-    for (int i = 0; i < b->W; i++) {
-        nng_aio_wait(b->slots[i].rx);
-        int rv = nng_aio_result(b->slots[i].rx);
-        if (rv == 0)
-            b->slots[i].msg = nng_aio_get_msg(b->slots[i].rx);
-        else if (rc == BD_OK)
-            rc = bd_nng_err(rv, "brain: receive from muscle");
-    }
-    return rc;
-}
-
-static void bd_brain_drop_msgs(bd_brain *b)
-{
-    for (int i = 0; i < b->W; i++) {
-        if (b->slots[i].msg)
-            nng_msg_free(b->slots[i].msg);
-        b->slots[i].msg = NULL;
-    }
-}
-
-/* Answers every slot with the current weights (flags: BD_WEIGHTS_STOP). */
+/* Answers every muscle with the current weights (flags: BD_WEIGHTS_STOP). */
 static int bd_brain_reply(bd_brain *b, uint32_t flags)
 {
     int rc = BD_OK;
@@ -205,14 +101,8 @@ static int bd_brain_reply(bd_brain *b, uint32_t flags)
                                   (uint32_t)b->version, bd_weights_size(&h), &payload);
         if (r == BD_OK) {
             bd_weights_encode(&h, b->params, payload);
-            nng_aio_set_msg(b->slots[i].tx, m);
-            nng_ctx_send(b->slots[i].ctx, b->slots[i].tx);
-            nng_aio_wait(b->slots[i].tx);
-            int rv = nng_aio_result(b->slots[i].tx);
-            if (rv != 0) {
+            if ((r = bd_round_answer(b->round, i, m)) != BD_OK)
                 nng_msg_free(m);
-                r = bd_nng_err(rv, "brain: reply to muscle");
-            }
         }
         if (r != BD_OK && rc == BD_OK)
             rc = r;
@@ -246,13 +136,13 @@ static int bd_brain_alloc_batch(bd_brain *b)
 /* HELLO round: learns which muscle holds which worlds, answers with the initial weights. */
 static int bd_brain_greet(bd_brain *b)
 {
-    int rc = bd_brain_gather(b);
+    int rc = bd_round_gather(b->round, &bd_term_requested);
     long long total = 0;
     for (int i = 0; i < b->W && rc == BD_OK; i++) {
         bd_wire_header h;
         const uint8_t *p;
         bd_hello hello;
-        rc = bd_wire_msg_decode(b->slots[i].msg, BD_MSG_HELLO, &h, &p);
+        rc = bd_wire_msg_decode(bd_round_request(b->round, i), BD_MSG_HELLO, &h, &p);
         if (rc == BD_OK)
             rc = bd_hello_decode(p, (size_t)h.payload_len, &hello);
         if (rc != BD_OK)
@@ -274,7 +164,7 @@ static int bd_brain_greet(bd_brain *b)
         rc = bd_seterr(BD_EPROTO, "muscles hold %lld worlds, the phase has %lld", total, b->plan.worlds);
     if (rc == BD_OK)
         rc = bd_brain_reply(b, 0);
-    bd_brain_drop_msgs(b);
+    bd_round_release(b->round);
     return rc;
 }
 
@@ -285,7 +175,7 @@ static int bd_brain_collect(bd_brain *b)
         bd_wire_header h;
         const uint8_t *p;
         bd_rollout_hdr r;
-        int rc = bd_wire_msg_decode(b->slots[i].msg, BD_MSG_ROLLOUT, &h, &p);
+        int rc = bd_wire_msg_decode(bd_round_request(b->round, i), BD_MSG_ROLLOUT, &h, &p);
         if (rc == BD_OK)
             rc = bd_rollout_decode(p, (size_t)h.payload_len, &r);
         if (rc != BD_OK)
@@ -469,8 +359,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     b->S = b->ap->nsens;
     b->U = b->ap->nact;
     b->hello = calloc((size_t)b->W, sizeof *b->hello);
-    b->slots = calloc((size_t)b->W, sizeof *b->slots);
-    if (!b->hello || !b->slots)
+    if (!b->hello)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
@@ -494,50 +383,21 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     };
     if ((rc = bd_trace_writer_create(&spec, &b->mem)) != BD_OK)
         return rc;
-    /* sockets */
+    /* the muscles' socket */
     char *url = bd_url_brain(b->run_dir, agent);
-    int rv = url ? nng_rep0_open(&b->sock) : NNG_ENOMEM;
-    if (rv == 0) {
-        b->sock_open = 1;
-        nng_pipe_notify(b->sock, NNG_PIPE_EV_ADD_POST, bd_brain_pipe_cb, b);
-        nng_pipe_notify(b->sock, NNG_PIPE_EV_REM_POST, bd_brain_pipe_cb, b);
-        rv = nng_listen(b->sock, url, NULL, 0);
-    }
-    if (rv != 0) {
-        rc = bd_nng_err(rv, url ? url : "brain socket");
-        free(url);
-        return rc;
-    }
+    rc = url ? bd_round_listen(url, b->W, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
     free(url);
-    for (int i = 0; i < b->W; i++) {
-        rv = nng_ctx_open(&b->slots[i].ctx, b->sock);
-        if (rv == 0)
-            rv = nng_aio_alloc(&b->slots[i].rx, bd_brain_rx_cb, b);
-        if (rv == 0)
-            rv = nng_aio_alloc(&b->slots[i].tx, NULL, NULL);
-        if (rv != 0)
-            return bd_nng_err(rv, "brain: contexts");
-    }
-    return BD_OK;
+    return rc;
 }
 
 static void bd_brain_teardown(bd_brain *b, int stopped)
 {
-    if (b->sock_open) {
-        if (stopped)
-            bd_brain_wait_hangup(b, 30.0);
-        nng_close(b->sock);
-    }
-    for (int i = 0; b->slots && i < b->W; i++) {
-        if (b->slots[i].rx)
-            nng_aio_free(b->slots[i].rx);
-        if (b->slots[i].tx)
-            nng_aio_free(b->slots[i].tx);
-    }
+    if (b->round && stopped)
+        bd_round_wait_hangup(b->round, 30.0, &bd_term_requested);
+    bd_round_close(b->round);
     bdt_ppo_destroy(b->ppo);
     bdt_policy_destroy(b->policy);
     bd_stats_fini(&b->stats);
-    free(b->slots);
     free(b->hello);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->adv); free(b->ret); free(b->lastv); free(b->term); free(b->trunc); free(b->perm);
@@ -553,7 +413,7 @@ static int bd_brain_loop(bd_brain *b)
 {
     int rc = bd_brain_greet(b);
     while (rc == BD_OK) {
-        if ((rc = bd_brain_gather(b)) != BD_OK)
+        if ((rc = bd_round_gather(b->round, &bd_term_requested)) != BD_OK)
             break;
         rc = bd_brain_collect(b);
         if (rc == BD_OK)
@@ -562,10 +422,8 @@ static int bd_brain_loop(bd_brain *b)
             rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc);
         if (rc == BD_OK && b->stats.done_n)
             rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n);
-        if (rc != BD_OK) {
-            bd_brain_drop_msgs(b);
+        if (rc != BD_OK)
             break;
-        }
         b->steps += (long long)b->T * b->N;
         int done = bd_brain_done(b);
         cJSON *ev = bd_event_new(b, "update");
@@ -573,7 +431,7 @@ static int bd_brain_loop(bd_brain *b)
             rc = bd_brain_learn(b, ev);
         if (rc == BD_OK)
             rc = bd_brain_reply(b, done ? BD_WEIGHTS_STOP : 0);
-        bd_brain_drop_msgs(b);
+        bd_round_release(b->round);
         double el = bd_now() - b->t0;
         cJSON_AddNumberToObject(ev, "update", (double)b->version);
         cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
@@ -608,8 +466,6 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     bd_brain b;
     memset(&b, 0, sizeof b);
     b.run_dir = run_dir;
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cv, NULL);
     b.t0 = bd_now();
     int rc = bd_brain_setup(&b, phase, agent, reg, device);
     if (rc == BD_OK)
@@ -680,8 +536,6 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     free(ckpt);
     bd_events_close(b.ev);
     bd_brain_teardown(&b, rc == BD_OK);
-    pthread_mutex_destroy(&b.mu);
-    pthread_cond_destroy(&b.cv);
     if (rc == BD_EINTR)
         return 143;
     if (rc != BD_OK) {

@@ -1,5 +1,6 @@
-/* test_wire.c: header encode/decode, refusal of bad headers and payloads, and a real
- * NNG round trip of HELLO/WEIGHTS/ROLLOUT and the acknowledged event channel. */
+/* test_wire.c: header encode/decode, refusal of bad headers and payloads, a real NNG
+ * round trip of HELLO/WEIGHTS/ROLLOUT, the gather-and-answer round with three peers, and
+ * the acknowledged event channel. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "wire/events.h"
+#include "wire/round.h"
 #include "wire/wire.h"
 
 static void make_msg(uint8_t *buf, uint16_t type, uint64_t plen)
@@ -181,4 +183,90 @@ Test(wire, events_are_acknowledged)
     cr_assert_eq(a.rc, BD_OK, "sender saw its acknowledgement");
     cr_assert_eq(bd_events_recv(srv, 50, &got, &sender), BD_ETIMEDOUT);
     bd_events_close(srv);
+}
+
+/* A peer of the round: sends "peer k, round r" and checks the answer echoes it, rounds
+ * times, then hangs up. */
+typedef struct {
+    char url[128];
+    int k, rounds, ok;
+} round_peer;
+
+static void *round_peer_main(void *arg)
+{
+    round_peer *p = arg;
+    nng_socket s;
+    if (nng_req0_open(&s) != 0)
+        return NULL;
+    nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 10);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+    if (nng_dial(s, p->url, NULL, NNG_FLAG_NONBLOCK) != 0) {
+        nng_close(s);
+        return NULL;
+    }
+    int ok = 1;
+    for (int r = 0; r < p->rounds && ok; r++) {
+        char text[32], back[64] = "";
+        snprintf(text, sizeof text, "peer %d, round %d", p->k, r);
+        size_t len = sizeof back - 1;
+        char *buf = NULL;
+        ok = nng_send(s, text, strlen(text) + 1, 0) == 0 && nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) == 0;
+        if (ok) {
+            snprintf(back, sizeof back, "%.*s", (int)len, buf);
+            nng_free(buf, len);
+            char want[64];
+            snprintf(want, sizeof want, "answer to %s", text);
+            ok = strcmp(back, want) == 0;
+        }
+    }
+    p->ok = ok;
+    nng_close(s);
+    return NULL;
+}
+
+Test(wire, round_holds_every_peer_then_answers_all)
+{
+    enum { PEERS = 3, ROUNDS = 4 };
+    char url[128];
+    snprintf(url, sizeof url, "ipc:///tmp/bd-test-round-%d", (int)getpid());
+    bd_round *r;
+    cr_assert_eq(bd_round_listen(url, PEERS, &r), BD_OK, "%s", bd_lasterr());
+    round_peer peers[PEERS];
+    pthread_t th[PEERS];
+    for (int k = 0; k < PEERS; k++) {
+        peers[k] = (round_peer){.k = k, .rounds = ROUNDS};
+        snprintf(peers[k].url, sizeof peers[k].url, "%s", url);
+        pthread_create(&th[k], NULL, round_peer_main, &peers[k]);
+    }
+    for (int round = 0; round < ROUNDS; round++) {
+        cr_assert_eq(bd_round_gather(r, NULL), BD_OK, "%s", bd_lasterr());
+        int seen[PEERS] = {0};
+        for (int i = 0; i < PEERS; i++) { /* every peer's request of this round is held */
+            nng_msg *m = bd_round_request(r, i);
+            cr_assert_not_null(m);
+            int k = -1, rr = -1;
+            cr_assert_eq(sscanf(nng_msg_body(m), "peer %d, round %d", &k, &rr), 2);
+            cr_assert(k >= 0 && k < PEERS && rr == round, "slot %d holds peer %d round %d", i, k, rr);
+            seen[k]++;
+        }
+        for (int k = 0; k < PEERS; k++)
+            cr_assert_eq(seen[k], 1, "peer %d once per round", k);
+        for (int i = 0; i < PEERS; i++) {
+            nng_msg *a;
+            cr_assert_eq(nng_msg_alloc(&a, 0), 0);
+            nng_msg_append(a, "answer to ", 10);
+            nng_msg_append(a, nng_msg_body(bd_round_request(r, i)), nng_msg_len(bd_round_request(r, i)));
+            cr_assert_eq(bd_round_answer(r, i, a), BD_OK, "%s", bd_lasterr());
+        }
+        bd_round_release(r);
+    }
+    for (int k = 0; k < PEERS; k++) {
+        pthread_join(th[k], NULL);
+        cr_assert(peers[k].ok, "peer %d got its answers", k);
+    }
+    bd_round_wait_hangup(r, 5.0, NULL);
+    /* a gather that nobody answers ends when the stop flag is set */
+    volatile sig_atomic_t stop = 1;
+    cr_assert_eq(bd_round_gather(r, &stop), BD_EINTR);
+    bd_round_close(r);
 }
