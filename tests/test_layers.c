@@ -1,0 +1,248 @@
+/* test_layers.c: the project guards its own layering (docs/architecture.md, "Layers").
+ *
+ * Layers, lowest first: include/bodhi (public headers), common -> config, env, wire,
+ * memory, torch -> brain, muscle -> conductor -> cli. A file includes only its own folder
+ * and folders of lower layers; folders on one layer never include each other. kernels/
+ * is the device half of env/ and muscle/: env/ may include only kernels/env_launch.h and
+ * muscle/ only kernels/muscle_launch.h; a kernels/ file includes common/, bodhi/ and the
+ * headers of the one folder it serves (env/ or muscle/, never both) and that folder's
+ * launch header. torch/ holds the only C++. bench/ and tests/ stand above everything.
+ *
+ * The checker reads `#include "..."` lines as text, so it is tested first on a small tree
+ * with planted wrong-way includes, then run on the repository. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *folder;
+    int layer;
+} layer_of;
+
+static const layer_of LAYERS[] = {
+    {"include", 0}, {"common", 1}, {"config", 2}, {"env", 2},       {"wire", 2},
+    {"memory", 2},  {"torch", 2},  {"brain", 3},  {"muscle", 3},    {"conductor", 4},
+    {"cli", 5},     {"bench", 9},  {"tests", 9},
+};
+
+/* An include written "bodhi/x.h" is include/bodhi/x.h. */
+static const char *folder_of_include(const char *inc, char *buf, size_t len)
+{
+    const char *slash = strchr(inc, '/');
+    if (!slash)
+        return NULL;
+    snprintf(buf, len, "%.*s", (int)(slash - inc), inc);
+    if (strcmp(buf, "bodhi") == 0)
+        snprintf(buf, len, "include");
+    return buf;
+}
+
+static int layer(const char *folder)
+{
+    for (size_t i = 0; i < sizeof LAYERS / sizeof LAYERS[0]; i++)
+        if (strcmp(LAYERS[i].folder, folder) == 0)
+            return LAYERS[i].layer;
+    return -1;
+}
+
+typedef struct {
+    char report[8192];
+    int bad;
+    int files;
+} check_result;
+
+static void complain(check_result *r, const char *fmt, const char *a, int line, const char *b)
+{
+    size_t l = strlen(r->report);
+    if (l < sizeof r->report - 256)
+        snprintf(r->report + l, sizeof r->report - l, fmt, a, line, b);
+    r->bad++;
+}
+
+/* Checks one file (path relative to root, in folder `top`). */
+static void check_file(const char *root, const char *rel, const char *top, check_result *r)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    size_t n = strlen(rel);
+    int cxx = (n > 4 && strcmp(rel + n - 4, ".cpp") == 0) || (n > 3 && strcmp(rel + n - 3, ".cc") == 0);
+    if (cxx && strcmp(top, "torch") != 0)
+        complain(r, "%s:%d: C++ outside torch/%s\n", rel, 1, "");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    r->files++;
+    int me = layer(top);
+    const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+    int serves_env = 0, serves_muscle = 0;
+    char line[1024];
+    for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "#include \"", 10) != 0)
+            continue;
+        char inc[512];
+        if (sscanf(p + 10, "%511[^\"]", inc) != 1)
+            continue;
+        char fb[64];
+        const char *to = folder_of_include(inc, fb, sizeof fb);
+        if (!to || strcmp(to, top) == 0)
+            continue;
+        if (strcmp(to, "kernels") == 0) {
+            int ok = (strcmp(top, "env") == 0 && strcmp(inc, "kernels/env_launch.h") == 0)
+                     || (strcmp(top, "muscle") == 0 && strcmp(inc, "kernels/muscle_launch.h") == 0)
+                     || me == 9;
+            if (!ok)
+                complain(r, "%s:%d: includes %s (only env/ and muscle/ reach kernels/, each through "
+                            "its launch header)\n", rel, ln, inc);
+            continue;
+        }
+        if (strcmp(top, "kernels") == 0) {
+            serves_env |= strcmp(to, "env") == 0;
+            serves_muscle |= strcmp(to, "muscle") == 0;
+            int ok = strcmp(to, "common") == 0 || strcmp(to, "include") == 0 || strcmp(to, "env") == 0
+                     || strcmp(to, "muscle") == 0;
+            if (!ok)
+                complain(r, "%s:%d: includes %s (kernels/ serves env/ and muscle/ only)\n", rel, ln, inc);
+            continue;
+        }
+        int them = layer(to);
+        if (them < 0)
+            complain(r, "%s:%d: includes %s, in a folder with no layer\n", rel, ln, inc);
+        else if (me >= 0 && them >= me)
+            complain(r, them == me ? "%s:%d: includes %s from a folder on its own layer\n"
+                                   : "%s:%d: includes %s from a higher layer\n",
+                     rel, ln, inc);
+    }
+    fclose(f);
+    if (strcmp(top, "kernels") == 0) {
+        if (serves_env && serves_muscle)
+            complain(r, "%s:%d: serves both env/ and muscle/%s\n", rel, 1, "");
+        if (strcmp(base, "env_launch.h") == 0 && serves_muscle)
+            complain(r, "%s:%d: env's launch header brings in muscle/%s\n", rel, 1, "");
+        if (strcmp(base, "muscle_launch.h") == 0 && serves_env)
+            complain(r, "%s:%d: muscle's launch header brings in env/%s\n", rel, 1, "");
+    }
+}
+
+static int is_source(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return 0;
+    return !strcmp(dot, ".c") || !strcmp(dot, ".h") || !strcmp(dot, ".cu") || !strcmp(dot, ".cpp")
+           || !strcmp(dot, ".cc") || !strcmp(dot, ".hpp");
+}
+
+/* Walks root/rel (a folder) recursively. */
+static void walk(const char *root, const char *rel, const char *top, check_result *r)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[1024], full[3072];
+        snprintf(sub, sizeof sub, "%s/%s", rel, e->d_name);
+        snprintf(full, sizeof full, "%s/%s", root, sub);
+        struct stat st;
+        if (stat(full, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            walk(root, sub, top, r);
+        else if (is_source(e->d_name))
+            check_file(root, sub, top, r);
+    }
+    closedir(d);
+}
+
+/* Checks every product folder of a tree; folders not in LAYERS are reported when they
+ * hold sources (a new folder needs a layer). */
+static void check_tree(const char *root, check_result *r)
+{
+    memset(r, 0, sizeof *r);
+    DIR *d = opendir(root);
+    cr_assert_not_null(d, "cannot read %s", root);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strncmp(e->d_name, "build", 5) == 0)
+            continue;
+        char full[1024];
+        snprintf(full, sizeof full, "%s/%s", root, e->d_name);
+        struct stat st;
+        if (stat(full, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (layer(e->d_name) < 0 && strcmp(e->d_name, "kernels") != 0) {
+            check_result sub = {0};
+            walk(root, e->d_name, e->d_name, &sub);
+            if (sub.files > 0)
+                complain(r, "%s/:%d: a folder of sources with no layer%s\n", e->d_name, 0, "");
+            continue;
+        }
+        walk(root, e->d_name, e->d_name, r);
+    }
+    closedir(d);
+}
+
+static void plant(const char *root, const char *rel, const char *text)
+{
+    char path[1024], dir[1200];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(dir, sizeof dir, "mkdir -p \"$(dirname '%s')\"", path);
+    cr_assert_eq(system(dir), 0);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(layers, checker_finds_wrong_way_includes)
+{
+    char root[256];
+    snprintf(root, sizeof root, "/tmp/bd-test-layers-%d", (int)getpid());
+    plant(root, "common/util.c", "#include \"common/util.h\"\n#include \"bodhi/bodhi.h\"\n");
+    plant(root, "env/env.c", "#include \"common/util.h\"\n#include \"kernels/env_launch.h\"\n");
+    plant(root, "muscle/muscle.c", "#include \"env/env.h\"\n#include \"config/plan.h\"\n");
+    plant(root, "kernels/cartpole.cu", "#include \"env/cartpole.h\"\n#include \"common/cuda.h\"\n");
+    check_result r;
+    check_tree(root, &r);
+    cr_assert_eq(r.bad, 0, "a clean tree passes:\n%s", r.report);
+    plant(root, "config/plan.c", "#include \"brain/ppo.h\"\n");                 /* up */
+    plant(root, "brain/brain.c", "  #include \"muscle/actor.h\"\n");            /* sideways */
+    plant(root, "env/env_impl.h", "#include \"kernels/muscle_launch.h\"\n");    /* wrong kernels */
+    plant(root, "kernels/both.cu", "#include \"env/a.h\"\n#include \"muscle/act.h\"\n");
+    plant(root, "memory/h5.cpp", "#include \"memory/h5.h\"\n");                 /* C++ outside torch */
+    plant(root, "extras/x.c", "int x;\n");                                      /* no layer */
+    check_tree(root, &r);
+    cr_assert_eq(r.bad, 6, "six wrong things found:\n%s", r.report);
+    const char *want[] = {"config/plan.c:1: includes brain/ppo.h from a higher layer",
+                          "brain/brain.c:1: includes muscle/actor.h from a folder on its own layer",
+                          "env/env_impl.h:1: includes kernels/muscle_launch.h",
+                          "kernels/both.cu:1: serves both env/ and muscle/",
+                          "memory/h5.cpp:1: C++ outside torch/", "extras/:0: a folder of sources"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.report, want[i]), "missing '%s' in:\n%s", want[i], r.report);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* BODHI_LAYERS_ROOT points the check at another checkout (to see what it finds there). */
+Test(layers, the_repository_depends_one_way)
+{
+    check_result r;
+    const char *root = getenv("BODHI_LAYERS_ROOT") ? getenv("BODHI_LAYERS_ROOT") : BODHI_SOURCE_DIR;
+    check_tree(root, &r);
+    cr_assert(r.files > 50, "read only %d files under %s", r.files, root);
+    cr_assert_eq(r.bad, 0, "wrong-way includes:\n%s", r.report);
+}
