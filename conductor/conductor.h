@@ -18,8 +18,8 @@ typedef struct {
     int quiet;             /* no progress lines */
 } bd_run_opts;
 
-/* Runs the experiment. Returns the exit code of DESIGN.md section 6: 0 done, 1 failed,
- * 2 bad input, 130 interrupted (SIGINT), 143 terminated (SIGTERM). */
+/* Runs the experiment. Returns the exit code (docs/architecture.md, "Exit codes"): 0 done,
+ * 1 failed, 2 bad input, 130 interrupted (SIGINT), 143 terminated (SIGTERM). */
 int bd_conductor_run(const bd_run_opts *o);
 
 /* `bodhi check`: validates the run file and every phase's plan; prints what it found.

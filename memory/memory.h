@@ -1,6 +1,6 @@
 /* memory.h: an agent's memory: the HDF5 trace of what its muscles saw and did.
  *
- * Layout (docs/trace-format.md, DESIGN.md section 5), in the file a writer creates:
+ * Layout (docs/trace-format.md), in the file a writer creates:
  *   /<phase>/<agent>/sensors     (T, N, S) float32
  *                   /actuators   (T, N, U) float32   (a discrete action as its index)
  *                   /rewards     (T, N)    float32

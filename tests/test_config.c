@@ -1,6 +1,6 @@
 /* test_runfile.c: Criterion suite for config/yamltree.c and config/runfile.c.
  *
- * Uses the run file of DESIGN.md 5b (docs/run-file.md) as the good case, then breaks it one
+ * Uses the run file of docs/run-file.md as the good case, then breaks it one
  * way at a time and checks the error code and that the message names FILE:LINE:COL and the
  * key. Files go to /tmp with the pid and test name in their names (tests run in parallel).
  */

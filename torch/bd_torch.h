@@ -1,4 +1,4 @@
-/* bd_torch.h: the C shim over libtorch — the only C++ in bodhi (torch/bd_torch.cpp).
+/* bd_torch.h: the C shim over libtorch — the only C++ in bodhi (the .cpp files of torch/).
  *
  * Opaque handles, BD_OK/bd_err return codes (libtorch exceptions are caught and become
  * BD_ETORCH with the message in bd_lasterr()). All array arguments are host float32

@@ -55,9 +55,12 @@ for lib in $libs; do cp -L "$lib" .gpu/lib/; done
 
 # What the shim needs to be rebuilt there: its sources and every project header it
 # includes (from the build's dependency record), and the CMake project that builds it.
-obj=CMakeFiles/bd_torch.dir/torch/bd_torch.cpp.o root=$(pwd)
-{ echo torch/bd_torch.cpp
-  ninja -C build-gpu -t deps "$obj" | awk 'NR > 1 {print $1}' | grep "^$root/" | sed "s|^$root/||"
+root=$(pwd)
+{ for src in torch/*.cpp; do
+    echo "$src"
+    ninja -C build-gpu -t deps "CMakeFiles/bd_torch.dir/$src.o" | awk 'NR > 1 {print $1}' \
+      | grep "^$root/" | sed "s|^$root/||"
+  done
 } | sort -u | while read -r f; do mkdir -p ".gpu/src/$(dirname "$f")"; cp "$f" ".gpu/src/$f"; done
 cp -r bench/gpu/torch-shim .gpu/torch-shim
 cp -r experiments .gpu/experiments

@@ -85,7 +85,7 @@ build_shim() {
   mkdir -p "$shim" && (set -x
   g++ -std=c++17 -O2 -fPIC -shared -Wall -Wextra -ffp-contract=off -D_GLIBCXX_USE_CXX11_ABI="$abi" \
       -I"$here/src/include" -I"$here/src" -isystem "$inc" -isystem "$inc/torch/csrc/api/include" \
-      "$here/src/torch/bd_torch.cpp" -o "$shim/libbodhi_torch.so" -Wl,-soname,libbodhi_torch.so \
+      "$here"/src/torch/*.cpp -o "$shim/libbodhi_torch.so" -Wl,-soname,libbodhi_torch.so \
       -L"$torchlib" -Wl,-rpath,"$torchlib" -Wl,--no-as-needed "${libs[@]}" -Wl,--as-needed)
 }
 export -f build_shim

@@ -1,0 +1,196 @@
+/* test_common.c: what every folder builds on: error codes and the thread-local detail,
+ * files and folders, the child-process set-up (in real child processes), device memory on
+ * the CPU (and on CUDA where a GPU answers), and Philox draws (Random123's published
+ * known answer, and the properties the env and muscle code relies on). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/devmem.h"
+#include "common/proc.h"
+#include "common/rng.h"
+#include "common/util.h"
+
+static void *set_other_error(void *arg)
+{
+    bd_seterr(BD_ENOMEM, "other thread");
+    *(int *)arg = strcmp(bd_lasterr(), "other thread") == 0;
+    return NULL;
+}
+
+Test(error, every_code_has_a_text_and_details_are_per_thread)
+{
+    for (int e = 0; e < BD_ERR_COUNT; e++)
+        cr_assert(bd_strerror(e) && *bd_strerror(e) && strcmp(bd_strerror(e), "unknown error") != 0,
+                  "code %d", e);
+    cr_assert_str_eq(bd_strerror(-1), "unknown error");
+    cr_assert_str_eq(bd_strerror(BD_ERR_COUNT), "unknown error");
+    cr_assert_eq(bd_seterr(BD_EIO, "disk %d is %s", 3, "gone"), BD_EIO);
+    cr_assert_str_eq(bd_lasterr(), "disk 3 is gone");
+    /* another thread's detail does not touch this one */
+    pthread_t t;
+    int other_ok = 0;
+    pthread_create(&t, NULL, set_other_error, &other_ok);
+    pthread_join(t, NULL);
+    cr_assert(other_ok, "the other thread sees its own detail");
+    cr_assert_str_eq(bd_lasterr(), "disk 3 is gone");
+    char long_text[3000];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    bd_seterr(BD_EINVAL, "%s", long_text); /* cut, never overflowed */
+    cr_assert(strlen(bd_lasterr()) < sizeof long_text && strlen(bd_lasterr()) > 500);
+    cr_assert(bd_version() && strchr(bd_version(), '.'));
+}
+
+Test(files, folders_and_whole_files)
+{
+    char base[128], deep[256], file[300];
+    snprintf(base, sizeof base, "/tmp/bd-test-common-%d", (int)getpid());
+    snprintf(deep, sizeof deep, "%s/a/b/c", base);
+    cr_assert_eq(bd_mkdirs(deep), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_mkdirs(deep), BD_OK, "again: already there");
+    snprintf(file, sizeof file, "%s/f.txt", deep);
+    const char data[] = "line 1\nline 2\0after a NUL";
+    cr_assert_eq(bd_write_file(file, data, sizeof data), BD_OK);
+    char *back = NULL;
+    size_t len = 0;
+    cr_assert_eq(bd_read_file(file, &back, &len), BD_OK);
+    cr_assert_eq(len, sizeof data);
+    cr_assert_eq(memcmp(back, data, len), 0, "binary-safe");
+    cr_assert_eq(back[len], '\0', "NUL-terminated");
+    free(back);
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", file);
+    cr_assert(!bd_exists(tmp), "written through a temporary that is renamed");
+    /* a file where a folder should be, and a missing file */
+    cr_assert_eq(bd_mkdirs(file), BD_EIO);
+    cr_assert(strstr(bd_lasterr(), "f.txt"), "%s", bd_lasterr());
+    snprintf(tmp, sizeof tmp, "%s/missing", base);
+    cr_assert_eq(bd_read_file(tmp, &back, NULL), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "missing"), "%s", bd_lasterr());
+    cr_assert_eq(bd_mkdirs(""), BD_EINVAL);
+    char *s = bd_strfmt("%s-%d", "x", 42);
+    cr_assert_str_eq(s, "x-42");
+    free(s);
+    cr_assert_null(bd_strdup(NULL));
+    double t0 = bd_now();
+    usleep(2000);
+    cr_assert(bd_now() - t0 >= 0.0015, "monotonic clock moves");
+    cr_assert(bd_wall() > 1.7e9, "wall clock is epoch seconds");
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* A child that runs bd_child_init and reports through its exit code. */
+static int child_init_status(pid_t expect_parent, int catch_term, int send_term)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = bd_child_init(expect_parent, catch_term);
+        if (rc != BD_OK)
+            _exit(10 + rc);
+        if (send_term) {
+            raise(SIGTERM);
+            _exit(bd_term_requested ? 3 : 4);
+        }
+        raise(SIGINT); /* ignored: Ctrl-C is the conductor's */
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
+Test(proc, child_set_up)
+{
+    cr_assert_eq(child_init_status(getpid(), 0, 0), 0, "SIGINT ignored");
+    cr_assert_eq(child_init_status(getpid(), 1, 1), 3, "SIGTERM becomes a flag");
+    cr_assert_eq(child_init_status(getpid(), 0, 1), 100 + SIGTERM, "SIGTERM kills without catch_term");
+    cr_assert_eq(child_init_status(1, 0, 0), 10 + BD_ECLOSED, "a parent that is not ours is gone");
+}
+
+static void devmem_round_trip(bd_device dev)
+{
+    float *d = NULL, in[1000], out[1000];
+    cr_assert_eq(bd_dev_alloc(dev, sizeof in, (void **)&d), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_dev_to_host(dev, out, d, sizeof out), BD_OK);
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(out[i], 0.0f, "zero-filled");
+        in[i] = (float)i * 0.5f;
+    }
+    cr_assert_eq(bd_dev_from_host(dev, d, in, sizeof in), BD_OK);
+    cr_assert_eq(bd_dev_sync(dev), BD_OK);
+    cr_assert_eq(bd_dev_to_host(dev, out, d, sizeof out), BD_OK);
+    cr_assert_eq(memcmp(in, out, sizeof in), 0);
+    bd_dev_free(dev, d);
+    bd_dev_free(dev, NULL);
+    void *z = NULL;
+    cr_assert_eq(bd_dev_alloc(dev, 0, &z), BD_OK, "zero bytes is a valid buffer");
+    bd_dev_free(dev, z);
+}
+
+Test(devmem, cpu_round_trip)
+{
+    devmem_round_trip(BD_DEVICE_CPU);
+}
+
+Test(devmem, cuda_round_trip_or_clear_refusal)
+{
+    char name[128];
+    bd_cuda_device_name(name, sizeof name);
+    if (!bd_cuda_available()) {
+        cr_assert_str_eq(name, "", "no GPU, no name");
+        void *p = (void *)1;
+        int rc = bd_dev_alloc(BD_DEVICE_CUDA, 16, &p);
+        cr_assert_neq(rc, BD_OK, "no GPU: refused");
+        cr_assert_null(p);
+        cr_skip_test("no CUDA GPU answers here (the refusal was checked)");
+    }
+    cr_assert(name[0], "a GPU has a name");
+    devmem_round_trip(BD_DEVICE_CUDA);
+}
+
+Test(rng, philox_known_answer_and_properties)
+{
+    /* Random123's known answer for Philox4x32-10, counter 0 and key 0 (kat_vectors):
+     * 6627e8d5 e169c58d bc57ac4c 9b00dbd8; a draw keeps each word's top 24 bits. */
+    const uint32_t kat[4] = {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u};
+    float u[4], v[4];
+    bd_rng_uniform4(0, 0, 0, 0, u);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(u[i], (float)(kat[i] >> 8) / 16777216.0f, "word %d", i);
+    /* a pure function of (seed, world, counter, stream); each argument changes it */
+    bd_rng_uniform4(42, 7, 1000, BD_STREAM_ACTION, u);
+    bd_rng_uniform4(42, 7, 1000, BD_STREAM_ACTION, v);
+    cr_assert_eq(memcmp(u, v, sizeof u), 0);
+    const uint64_t args[4][4] = {{43, 7, 1000, BD_STREAM_ACTION}, {42, 8, 1000, BD_STREAM_ACTION},
+                                 {42, 7, 1001, BD_STREAM_ACTION}, {42, 7, 1000, BD_STREAM_RESET}};
+    for (int k = 0; k < 4; k++) {
+        bd_rng_uniform4(args[k][0], (uint32_t)args[k][1], args[k][2], (uint32_t)args[k][3], v);
+        cr_assert_neq(memcmp(u, v, sizeof u), 0, "argument %d", k);
+    }
+    /* the counter's high word counts too (long runs) */
+    bd_rng_uniform4(42, 7, 1000 + (1ull << 32), BD_STREAM_ACTION, v);
+    cr_assert_neq(memcmp(u, v, sizeof u), 0);
+    /* uniform on [0, 1): mean 1/2, variance 1/12 */
+    double s = 0, s2 = 0;
+    const int n = 100000;
+    for (int c = 0; c < n; c++) {
+        bd_rng_uniform4(1, 2, (uint64_t)c, 3, u);
+        for (int i = 0; i < 4; i++) {
+            cr_assert(u[i] >= 0.0f && u[i] < 1.0f);
+            s += u[i];
+            s2 += (double)u[i] * u[i];
+        }
+    }
+    double m = s / (4.0 * n), var = s2 / (4.0 * n) - m * m;
+    cr_assert(m > 0.498 && m < 0.502 && var > 0.0825 && var < 0.0842, "mean %g var %g", m, var);
+}

@@ -1,0 +1,284 @@
+/* checkpoint.cpp: bdt_save and bdt_load (torch/bd_torch.h).
+ *
+ * Checkpoint file: a torch::serialize archive, written to path.tmp then renamed:
+ *    "bodhi/format"    string "bodhi-torch-2"
+ *    "bodhi/arch"      int64 (5): obs_dim, act_kind, act_dim, hidden, layers
+ *    "bodhi/payload"   uint8 (bytes): an inner archive, serialised, holding
+ *        "params"        nested archive, "<i>" = i-th tensor in the flat order of policy.cpp
+ *        "optimizer"     nested archive from torch::optim::Adam::save (only when saved with o)
+ *    "bodhi/checksum"  int64 (1): FNV-1a 64 of the payload bytes
+ * followed by a 24-byte trailer: "BDHICKPT", the archive's length (u64 LE) and FNV-1a 64 of
+ * the archive's bytes (u64 LE). libtorch's zip reader checks no CRCs and trusts the sizes
+ * in its pickles, so a damaged file could load silently or read out of bounds; the
+ * trailer is checked on the raw bytes before libtorch parses anything (BD_ETORCH), and
+ * every tensor's storage is checked to hold its elements before its data is read.
+ * Loading with o restores Adam's moments and step counts; the learning rate stays the one
+ * o has now (libtorch's Adam::load does not restore options), as the caller schedules it.
+ * Loading with o from a file saved without an optimiser is BD_EINVAL.
+ */
+#include "torch/shim.hpp"
+
+using namespace bd_shim;
+
+namespace {
+
+const char *const kFormat = "bodhi-torch-2";
+
+uint64_t fnv1a64(const unsigned char *b, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Write bytes to path.tmp, fsync, rename over path. BD_EIO with the file and errno text. */
+int write_file_atomic(const char *path, const std::string &bytes, const char *where)
+{
+    const std::string tmp = std::string(path) + ".tmp";
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        return bd_seterr(BD_EIO, "%s: %s: %s", where, tmp.c_str(), std::strerror(err));
+    }
+    const char *b = bytes.data();
+    size_t left = bytes.size();
+    while (left > 0) {
+        ssize_t w = write(fd, b, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : EIO;
+            close(fd);
+            unlink(tmp.c_str());
+            return bd_seterr(BD_EIO, "%s: write %s: %s", where, tmp.c_str(), std::strerror(err));
+        }
+        b += w;
+        left -= (size_t)w;
+    }
+    int err = fsync(fd) != 0 ? errno : 0;
+    if (close(fd) != 0 && err == 0)
+        err = errno;
+    if (err != 0) {
+        unlink(tmp.c_str());
+        return bd_seterr(BD_EIO, "%s: write %s: %s", where, tmp.c_str(), std::strerror(err));
+    }
+    if (rename(tmp.c_str(), path) != 0) {
+        int err = errno;
+        unlink(tmp.c_str());
+        return bd_seterr(BD_EIO, "%s: rename %s -> %s: %s", where, tmp.c_str(), path, std::strerror(err));
+    }
+    return BD_OK;
+}
+
+const char kTrailerMagic[8] = {'B', 'D', 'H', 'I', 'C', 'K', 'P', 'T'};
+const size_t kTrailerSize = 24;
+
+void put_u64(std::string &s, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        s.push_back((char)(v >> (8 * i)));
+}
+
+uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* file += magic, length, FNV-1a of file (see the opening comment). */
+void append_trailer(std::string &file)
+{
+    const uint64_t n = file.size();
+    const uint64_t sum = fnv1a64(reinterpret_cast<const unsigned char *>(file.data()), file.size());
+    file.append(kTrailerMagic, sizeof kTrailerMagic);
+    put_u64(file, n);
+    put_u64(file, sum);
+}
+
+/* Reads path whole and checks its trailer; *archive holds the bytes before it. */
+int read_checked(const char *path, std::string *archive)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "bdt_load: %s: %s", path, std::strerror(err));
+    }
+    std::string buf;
+    char chunk[65536];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int err = errno;
+            close(fd);
+            return bd_seterr(BD_EIO, "bdt_load: %s: %s", path, std::strerror(err));
+        }
+        if (r == 0)
+            break;
+        buf.append(chunk, (size_t)r);
+    }
+    close(fd);
+    const unsigned char *b = reinterpret_cast<const unsigned char *>(buf.data());
+    const size_t n = buf.size();
+    if (n < kTrailerSize || std::memcmp(b + n - kTrailerSize, kTrailerMagic, sizeof kTrailerMagic) != 0)
+        return bd_seterr(BD_ETORCH, "bdt_load: %s: not a bodhi checkpoint (no BDHICKPT trailer)", path);
+    const size_t len = n - kTrailerSize;
+    if (get_u64(b + len + 8) != len || get_u64(b + len + 16) != fnv1a64(b, len))
+        return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (length or checksum mismatch)", path);
+    buf.resize(len);
+    *archive = std::move(buf);
+    return BD_OK;
+}
+
+/* 1 when t's storage holds all of its elements (a pickle can claim more than it has). */
+bool storage_ok(const torch::Tensor &t)
+{
+    if (!t.defined() || !t.has_storage())
+        return false;
+    const size_t need = (size_t)(t.storage_offset() + t.numel()) * (size_t)t.element_size();
+    return t.storage().nbytes() >= need;
+}
+
+} // namespace
+
+extern "C" int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)
+{
+    if (!p || !path)
+        return bd_seterr(BD_EINVAL, "bdt_save: NULL argument");
+    if (o && o->p != p)
+        return bd_seterr(BD_EINVAL, "bdt_save: %s: the optimiser belongs to another policy", path);
+    std::string file; /* the whole checkpoint, serialised */
+    try {
+        torch::NoGradGuard ng;
+        const bdt_policy_config &c = p->cfg;
+        torch::serialize::OutputArchive inner, params;
+        for (size_t i = 0; i < p->params.size(); i++)
+            params.write(std::to_string(i), p->params[i].detach());
+        inner.write("params", params);
+        if (o) {
+            torch::serialize::OutputArchive opt;
+            o->opt->save(opt);
+            inner.write("optimizer", opt);
+        }
+        std::ostringstream ss;
+        inner.save_to(ss);
+        const std::string bytes = ss.str();
+        const uint64_t sum = fnv1a64(reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size());
+
+        torch::serialize::OutputArchive ar;
+        ar.write("bodhi/format", c10::IValue(std::string(kFormat)));
+        ar.write("bodhi/arch", torch::tensor(std::vector<int64_t>{c.obs_dim, (int64_t)c.act_kind,
+                                                                  c.act_dim, c.hidden, c.layers}),
+                 true);
+        ar.write("bodhi/payload",
+                 torch::from_blob(const_cast<char *>(bytes.data()), {(int64_t)bytes.size()}, torch::kUInt8),
+                 true);
+        ar.write("bodhi/checksum", torch::tensor(std::vector<int64_t>{(int64_t)sum}), true);
+        std::ostringstream out;
+        ar.save_to(out);
+        file = out.str();
+    } catch (...) {
+        return catch_torch("bdt_save", path);
+    }
+    append_trailer(file);
+    return write_file_atomic(path, file, "bdt_save");
+}
+
+extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
+{
+    if (!p || !path)
+        return bd_seterr(BD_EINVAL, "bdt_load: NULL argument");
+    if (o && o->p != p)
+        return bd_seterr(BD_EINVAL, "bdt_load: %s: the optimiser belongs to another policy", path);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int err = errno;
+        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "bdt_load: %s: %s", path,
+                         std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode))
+        return bd_seterr(BD_EIO, "bdt_load: %s: not a regular file", path);
+    std::string file;
+    int rc = read_checked(path, &file);
+    if (rc != BD_OK)
+        return rc;
+    try {
+        torch::serialize::InputArchive ar;
+        try {
+            ar.load_from(file.data(), file.size(), torch::Device(torch::kCPU));
+        } catch (const c10::Error &e) {
+            return bd_seterr(BD_ETORCH, "bdt_load: %s: not a readable checkpoint: %s", path,
+                             e.what_without_backtrace());
+        } catch (const std::exception &e) {
+            return bd_seterr(BD_ETORCH, "bdt_load: %s: not a readable checkpoint: %s", path, e.what());
+        }
+        c10::IValue fmt;
+        torch::Tensor arch, payload, sum;
+        if (!ar.try_read("bodhi/format", fmt) || !fmt.isString() || fmt.toStringRef() != kFormat ||
+            !ar.try_read("bodhi/arch", arch, true) || arch.numel() != 5 ||
+            arch.scalar_type() != torch::kLong || !storage_ok(arch))
+            return bd_seterr(BD_ETORCH, "bdt_load: %s: not a bodhi policy checkpoint (%s)", path, kFormat);
+        arch = arch.contiguous();
+        const int64_t *a = arch.data_ptr<int64_t>();
+        const bdt_policy_config &c = p->cfg;
+        if (a[0] != c.obs_dim || a[1] != (int64_t)c.act_kind || a[2] != c.act_dim || a[3] != c.hidden ||
+            a[4] != c.layers)
+            return bd_seterr(BD_EINVAL,
+                             "bdt_load: %s: architecture mismatch: file has obs_dim=%lld act_kind=%s "
+                             "act_dim=%lld hidden=%lld layers=%lld, policy has obs_dim=%d act_kind=%s "
+                             "act_dim=%d hidden=%d layers=%d",
+                             path, (long long)a[0], kind_name((int)a[1]), (long long)a[2], (long long)a[3],
+                             (long long)a[4], c.obs_dim, kind_name(c.act_kind), c.act_dim, c.hidden,
+                             c.layers);
+        if (!ar.try_read("bodhi/payload", payload, true) || payload.scalar_type() != torch::kUInt8 ||
+            payload.dim() != 1 || !ar.try_read("bodhi/checksum", sum, true) || sum.numel() != 1 ||
+            sum.scalar_type() != torch::kLong || !storage_ok(payload) || !storage_ok(sum))
+            return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (no payload or checksum)", path);
+        payload = payload.contiguous();
+        const unsigned char *bytes = payload.data_ptr<uint8_t>();
+        const size_t nbytes = (size_t)payload.numel();
+        if ((int64_t)fnv1a64(bytes, nbytes) != sum.contiguous().data_ptr<int64_t>()[0])
+            return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (checksum mismatch)", path);
+
+        /* Read everything before changing anything, so that a failure leaves p and o as
+         * they were. */
+        torch::serialize::InputArchive inner, params;
+        inner.load_from(reinterpret_cast<const char *>(bytes), nbytes, p->dev);
+        inner.read("params", params);
+        std::vector<torch::Tensor> loaded(p->params.size());
+        for (size_t i = 0; i < p->params.size(); i++) {
+            params.read(std::to_string(i), loaded[i]);
+            if (!loaded[i].sizes().equals(p->params[i].sizes()) || loaded[i].scalar_type() != torch::kFloat32 ||
+                !storage_ok(loaded[i]))
+                return bd_seterr(BD_ETORCH, "bdt_load: %s: parameter %zu has the wrong shape or type",
+                                 path, i);
+        }
+        std::unique_ptr<torch::optim::Adam> opt;
+        if (o) {
+            torch::serialize::InputArchive oa;
+            if (!inner.try_read("optimizer", oa))
+                return bd_seterr(BD_EINVAL,
+                                 "bdt_load: %s: the file holds no optimiser state (load with o = NULL "
+                                 "to read the parameters alone)",
+                                 path);
+            opt.reset(new torch::optim::Adam(p->params, torch::optim::AdamOptions(o->cfg.lr).eps(1e-5)));
+            opt->load(oa);
+        }
+        {
+            torch::NoGradGuard ng;
+            for (size_t i = 0; i < p->params.size(); i++)
+                p->params[i].copy_(loaded[i]);
+        }
+        if (o)
+            o->opt = std::move(opt);
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_load", path);
+    }
+}

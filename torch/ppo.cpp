@@ -1,0 +1,209 @@
+/* ppo.cpp: CleanRL's PPO update behind bdt_ppo_* (torch/bd_torch.h): Adam over the
+ * policy's parameters, epochs of shuffled minibatches, the clipped surrogate and value
+ * losses, the entropy bonus and the global gradient-norm clip. */
+#include "torch/shim.hpp"
+
+using namespace bd_shim;
+
+extern "C" int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo **out)
+{
+    if (!out)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_create: out is NULL");
+    *out = nullptr;
+    if (!p || !cfg)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_create: NULL argument");
+    if (!(cfg->lr >= 0.0f) || cfg->epochs < 0 || cfg->minibatches < 1 || !(cfg->clip_coef >= 0.0f))
+        return bd_seterr(BD_EINVAL,
+                         "bdt_ppo_create: need lr >= 0, clip_coef >= 0, epochs >= 0, minibatches >= 1 "
+                         "(got lr=%g clip_coef=%g epochs=%d minibatches=%d)",
+                         (double)cfg->lr, (double)cfg->clip_coef, cfg->epochs, cfg->minibatches);
+    try {
+        std::unique_ptr<bdt_ppo> o(new bdt_ppo);
+        o->p = p;
+        o->cfg = *cfg;
+        o->opt.reset(new torch::optim::Adam(p->params, torch::optim::AdamOptions(cfg->lr).eps(1e-5)));
+        *out = o.release();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_ppo_create");
+    }
+}
+
+extern "C" void bdt_ppo_destroy(bdt_ppo *o)
+{
+    try {
+        delete o;
+    } catch (...) {
+    }
+}
+
+extern "C" int bdt_ppo_set_lr(bdt_ppo *o, float lr)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_set_lr: o is NULL");
+    if (!(lr >= 0.0f))
+        return bd_seterr(BD_EINVAL, "bdt_ppo_set_lr: lr=%g must be >= 0", (double)lr);
+    try {
+        for (auto &g : o->opt->param_groups())
+            static_cast<torch::optim::AdamOptions &>(g.options()).lr(lr);
+        o->cfg.lr = lr;
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_ppo_set_lr");
+    }
+}
+
+extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp,
+                              const float *adv, const float *ret, const float *val, int n,
+                              const int64_t *perm, bdt_ppo_stats *stats)
+{
+    FtzGuard ftz;
+    if (stats)
+        std::memset(stats, 0, sizeof *stats);
+    if (!o || !obs || !actions || !logp || !adv || !ret || !val || !perm)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_update: NULL argument");
+    const bdt_ppo_config &c = o->cfg;
+    const bdt_policy_config &pc = o->p->cfg;
+    if (n < 1)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d must be >= 1", n);
+    const int mb = n / c.minibatches;
+    if (mb < 1)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d is smaller than minibatches=%d", n,
+                         c.minibatches);
+    /* Out-of-range indices would be a device-side assert on CUDA: check on the host. */
+    for (int64_t i = 0; i < (int64_t)c.epochs * n; i++)
+        if (perm[i] < 0 || perm[i] >= n)
+            return bd_seterr(BD_EINVAL, "bdt_ppo_update: perm[%lld]=%lld is outside [0, %d)",
+                             (long long)i, (long long)perm[i], n);
+    const bool discrete = pc.act_kind == BDT_DISCRETE;
+    if (discrete)
+        for (int i = 0; i < n; i++)
+            if (!(actions[i] >= 0.0f && actions[i] < (float)pc.act_dim) ||
+                actions[i] != std::floor(actions[i]))
+                return bd_seterr(BD_EINVAL, "bdt_ppo_update: actions[%d]=%g is not an action in [0, %d)",
+                                 i, (double)actions[i], pc.act_dim);
+    if (c.epochs == 0)
+        return BD_OK;
+    try {
+        const torch::Device &dev = o->p->dev;
+        ActorCritic &net = *o->p->net;
+        /* The whole batch goes to the device once. */
+        torch::Tensor b_obs = upload(obs, {n, pc.obs_dim}, dev);          /* (n, obs) */
+        torch::Tensor b_act = discrete ? upload(actions, {n}, dev).to(torch::kLong) /* (n) */
+                                       : upload(actions, {n, pc.act_dim}, dev); /* (n, act) */
+        torch::Tensor b_logp = upload(logp, {n}, dev);
+        torch::Tensor b_adv = upload(adv, {n}, dev);
+        torch::Tensor b_ret = upload(ret, {n}, dev);
+        torch::Tensor b_val = upload(val, {n}, dev);
+        torch::Tensor b_perm =
+            torch::from_blob(const_cast<int64_t *>(perm), {(int64_t)c.epochs * n}, torch::kLong).to(dev);
+
+        const double clip = c.clip_coef;
+        torch::Tensor s_pg, s_v, s_ent, s_kl, s_cf; /* last epoch's sums, 0-d on the device */
+        for (int e = 0; e < c.epochs; e++) {
+            const bool last = e + 1 == c.epochs;
+            for (int b = 0; b < c.minibatches; b++) {
+                const int64_t start = (int64_t)e * n + (int64_t)b * mb;
+                torch::Tensor idx = b_perm.slice(0, start, start + mb); /* (mb) */
+                torch::Tensor m_obs = b_obs.index_select(0, idx);
+                torch::Tensor m_act = b_act.index_select(0, idx);
+                torch::Tensor m_logp = b_logp.index_select(0, idx);
+                torch::Tensor m_adv = b_adv.index_select(0, idx);
+                torch::Tensor m_ret = b_ret.index_select(0, idx);
+                torch::Tensor m_val = b_val.index_select(0, idx);
+
+                torch::Tensor head = net.actor->forward(m_obs); /* (mb, act) */
+                torch::Tensor newlogp, entropy;                  /* (mb) */
+                if (discrete) {
+                    torch::Tensor lp = torch::log_softmax(head, 1); /* (mb, act) */
+                    newlogp = lp.gather(1, m_act.unsqueeze(1)).squeeze(1);
+                    /* torch.distributions.Categorical clamps logits at finfo.min so that
+                     * p = 0 gives 0 * finite instead of 0 * -inf. */
+                    torch::Tensor lpc = lp.clamp_min(std::numeric_limits<float>::lowest());
+                    entropy = -(lp.exp() * lpc).sum(1);
+                } else {
+                    torch::Tensor logstd = net.logstd.expand_as(head); /* (mb, act) */
+                    torch::Tensor z = (m_act - head) * torch::exp(-logstd);
+                    newlogp = (-0.5 * z * z - logstd - kLogSqrt2Pi).sum(1);
+                    entropy = (0.5 + kLogSqrt2Pi + logstd).sum(1);
+                }
+                torch::Tensor newvalue = net.critic->forward(m_obs).view({-1}); /* (mb) */
+
+                torch::Tensor logratio = newlogp - m_logp;
+                torch::Tensor ratio = logratio.exp();
+                if (c.norm_adv && mb > 1)
+                    m_adv = (m_adv - m_adv.mean()) / (m_adv.std() + 1e-8);
+
+                torch::Tensor pg1 = -m_adv * ratio;
+                torch::Tensor pg2 = -m_adv * torch::clamp(ratio, 1.0 - clip, 1.0 + clip);
+                torch::Tensor pg_loss = torch::max(pg1, pg2).mean();
+
+                torch::Tensor v_loss;
+                if (c.clip_vloss) {
+                    torch::Tensor unclipped = (newvalue - m_ret).pow(2);
+                    torch::Tensor vclip = m_val + torch::clamp(newvalue - m_val, -clip, clip);
+                    torch::Tensor clipped = (vclip - m_ret).pow(2);
+                    v_loss = 0.5 * torch::max(unclipped, clipped).mean();
+                } else {
+                    v_loss = 0.5 * (newvalue - m_ret).pow(2).mean();
+                }
+                torch::Tensor ent = entropy.mean();
+                torch::Tensor loss = pg_loss - c.ent_coef * ent + c.vf_coef * v_loss;
+
+                o->opt->zero_grad();
+                loss.backward();
+                {
+                    torch::NoGradGuard ng;
+                    if (c.max_grad_norm > 0.0f) {
+                        /* clip_grad_norm_ without the host sync of libtorch's version */
+                        std::vector<torch::Tensor> norms;
+                        for (const auto &t : o->p->params)
+                            if (t.grad().defined())
+                                norms.push_back(t.grad().norm(2));
+                        if (!norms.empty()) {
+                            torch::Tensor total = torch::stack(norms).norm(2);
+                            torch::Tensor coef =
+                                torch::clamp_max((double)c.max_grad_norm / (total + 1e-6), 1.0);
+                            for (auto &t : o->p->params)
+                                if (t.grad().defined())
+                                    t.mutable_grad().mul_(coef);
+                        }
+                    }
+                }
+                o->opt->step();
+
+                if (last) {
+                    torch::NoGradGuard ng;
+                    torch::Tensor kl = ((ratio - 1.0) - logratio).mean();
+                    torch::Tensor cf = ((ratio - 1.0).abs() > clip).to(torch::kFloat32).mean();
+                    if (b == 0) {
+                        s_pg = pg_loss.detach().clone();
+                        s_v = v_loss.detach().clone();
+                        s_ent = ent.detach().clone();
+                        s_kl = kl;
+                        s_cf = cf;
+                    } else {
+                        s_pg += pg_loss.detach();
+                        s_v += v_loss.detach();
+                        s_ent += ent.detach();
+                        s_kl += kl;
+                        s_cf += cf;
+                    }
+                }
+            }
+        }
+        if (stats) {
+            torch::NoGradGuard ng;
+            float h[5];
+            download(torch::stack({s_pg, s_v, s_ent, s_kl, s_cf}) / (double)c.minibatches, h, 5);
+            stats->policy_loss = h[0];
+            stats->value_loss = h[1];
+            stats->entropy = h[2];
+            stats->approx_kl = h[3];
+            stats->clip_frac = h[4];
+        }
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_ppo_update");
+    }
+}

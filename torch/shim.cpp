@@ -1,0 +1,78 @@
+/* shim.cpp: the shim's shared helpers (errors, copies) and its process-wide settings
+ * (see shim.hpp and torch/bd_torch.h). */
+#include "torch/shim.hpp"
+
+namespace bd_shim {
+
+/* Called from a catch block: the current exception as a bd_err, detail "where: [path: ]what".
+ * c10::Error's what() carries a backtrace; the message alone is enough here. */
+int catch_torch(const char *where, const char *path)
+{
+    const char *sep = path ? ": " : "";
+    if (!path)
+        path = "";
+    try {
+        throw;
+    } catch (const c10::Error &e) {
+        return bd_seterr(BD_ETORCH, "%s: %s%s%s", where, path, sep, e.what_without_backtrace());
+    } catch (const std::bad_alloc &) {
+        return bd_seterr(BD_ENOMEM, "%s: %s%sout of memory", where, path, sep);
+    } catch (const std::exception &e) {
+        return bd_seterr(BD_ETORCH, "%s: %s%s%s", where, path, sep, e.what());
+    } catch (...) {
+        return bd_seterr(BD_ETORCH, "%s: %s%sunknown exception", where, path, sep);
+    }
+}
+
+/* A host float array as a tensor on `dev` (no copy on the CPU; never written to). */
+torch::Tensor upload(const float *src, torch::IntArrayRef shape, const torch::Device &dev)
+{
+    return torch::from_blob(const_cast<float *>(src), shape, torch::kFloat32).to(dev);
+}
+
+/* Copy a float tensor of exactly n elements out to host memory. */
+void download(const torch::Tensor &t, float *dst, size_t n)
+{
+    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    std::memcpy(dst, c.data_ptr<float>(), n * sizeof(float));
+}
+
+const char *kind_name(int k)
+{
+    return k == BDT_DISCRETE ? "discrete" : k == BDT_CONTINUOUS ? "continuous" : "?";
+}
+
+} // namespace bd_shim
+
+using namespace bd_shim;
+
+extern "C" void bdt_set_threads(int n)
+{
+    if (n < 1)
+        return;
+    try {
+        torch::set_num_threads(n);
+    } catch (...) {
+        catch_torch("bdt_set_threads");
+    }
+    /* The inter-op pool can be sized once, and only before it starts: try once, quietly. */
+    static std::once_flag once;
+    try {
+        std::call_once(once, [n] {
+            try {
+                torch::set_num_interop_threads(n);
+            } catch (...) {
+            }
+        });
+    } catch (...) {
+    }
+}
+
+extern "C" int bdt_cuda_available(void)
+{
+    try {
+        return torch::cuda::is_available() ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
+}
