@@ -7,7 +7,7 @@
 #include "brain/brain.h"
 #include "cli/cli.h"
 #include "common/proc.h"
-#include "conductor/registry.h"
+#include "conductor/builtins.h"
 #include "muscle/muscle.h"
 
 static int bd_child_start(const char *cmd, const char *parent, int catch_term)

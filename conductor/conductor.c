@@ -27,7 +27,7 @@
 
 #include "common/util.h"
 #include "config/plan.h"
-#include "conductor/registry.h"
+#include "conductor/builtins.h"
 #include "conductor/rundir.h"
 #include "config/runfile.h"
 #include "memory/memory.h"

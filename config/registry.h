@@ -1,7 +1,7 @@
 /* registry.h: what config/ checks a run file's names against. Environments, brains,
  * muscles and objectives are defined in folders above config/ (env/, brain/, muscle/);
  * the program that starts a process hands their tables down as one bd_registry
- * (conductor/registry.c builds bodhi's), so config/ never includes those folders. */
+ * (conductor/builtins.c builds bodhi's), so config/ never includes those folders. */
 #ifndef BODHI_CONFIG_REGISTRY_H
 #define BODHI_CONFIG_REGISTRY_H
 

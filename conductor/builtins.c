@@ -1,6 +1,6 @@
-/* registry.c: bodhi's registry (see registry.h), assembled from the tables of the folders
+/* builtins.c: bodhi's registry (see builtins.h), assembled from the tables of the folders
  * below the conductor. */
-#include "conductor/registry.h"
+#include "conductor/builtins.h"
 
 #include "brain/brain.h"
 #include "muscle/muscle.h"

@@ -1,8 +1,8 @@
-/* registry.h: bodhi's registry: the built-in and plugin envs, the brains and muscles of
+/* builtins.h: bodhi's registry: the built-in and plugin envs, the brains and muscles of
  * brain/ and muscle/, the objectives, and whether the torch shim has CUDA. The conductor
  * checks run files against it, and hands it to the brain and muscle processes it starts. */
-#ifndef BODHI_CONDUCTOR_REGISTRY_H
-#define BODHI_CONDUCTOR_REGISTRY_H
+#ifndef BODHI_CONDUCTOR_BUILTINS_H
+#define BODHI_CONDUCTOR_BUILTINS_H
 
 #include "config/registry.h"
 
