@@ -296,14 +296,12 @@ static int bd_brain_setup_policy(bd_brain *b)
         rc = bdt_ppo_create(b->policy, &b->pp.opt, &b->ppo);
     if (rc != BD_OK)
         return rc;
-    /* Checkpoint to start from: `load: {agent, phase}`, or in a test phase the previous phase. */
+    /* Checkpoint to start from: `load: {agent, phase}`, or the latest earlier train phase
+     * (config/runfile.c; a test phase without one is refused by config/plan.c). */
     const bd_agent_cfg *a = b->ap->cfg;
     const char *lphase = a->load_phase;
-    if (!lphase && !b->train && b->plan.phase_index > 0)
-        lphase = b->rf->phases[b->plan.phase_index - 1].name;
     if (!lphase && !b->train)
-        return bd_seterr(BD_EINVAL, "test phase '%s' is the first phase: agent '%s' has no checkpoint "
-                                    "to load (add load: {agent, phase})",
+        return bd_seterr(BD_EINVAL, "test phase '%s': agent '%s' has no checkpoint to load",
                          b->plan.ph->name, a->name);
     b->use_norm = b->pp.norm_obs;
     bd_obsnorm_init(&b->norm, b->S);
@@ -362,6 +360,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if (!b->hello)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
+        return rc;
+    if (b->plan.episodes_target > 0 && (rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target)) != BD_OK)
         return rc;
     if ((rc = bd_brain_setup_policy(b)) != BD_OK)
         return rc;

@@ -27,7 +27,19 @@ void bd_stats_fini(bd_stats *s)
     free(s->len);
     free(s->start);
     free(s->done);
+    free(s->quota_left);
     memset(s, 0, sizeof *s);
+}
+
+int bd_stats_set_quota(bd_stats *s, long long episodes)
+{
+    if (episodes < 1)
+        return bd_seterr(BD_EINVAL, "stats: a quota of %lld episodes", episodes);
+    if (!s->quota_left && !(s->quota_left = malloc((size_t)s->n * sizeof *s->quota_left)))
+        return bd_seterr(BD_ENOMEM, "stats: out of memory for %d columns", s->n);
+    for (int i = 0; i < s->n; i++) /* sums to `episodes`: floor((E + i) / N) over i < N */
+        s->quota_left[i] = (int64_t)((episodes + i) / s->n);
+    return BD_OK;
 }
 
 static int bd_stats_push_done(bd_stats *s, const bd_episode *e)
@@ -61,13 +73,18 @@ int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *termin
             int rc = bd_stats_push_done(s, &e);
             if (rc != BD_OK)
                 return rc;
-            s->episodes++;
-            if (s->ret[i] > s->max_return)
-                s->max_return = s->ret[i];
-            s->recent[s->recent_at] = s->ret[i];
-            s->recent_at = (s->recent_at + 1) % s->window;
-            if (s->recent_n < s->window)
-                s->recent_n++;
+            int counts = !s->quota_left || s->quota_left[i] > 0;
+            if (counts && s->quota_left)
+                s->quota_left[i]--;
+            if (counts) {
+                s->episodes++;
+                if (s->ret[i] > s->max_return)
+                    s->max_return = s->ret[i];
+                s->recent[s->recent_at] = s->ret[i];
+                s->recent_at = (s->recent_at + 1) % s->window;
+                if (s->recent_n < s->window)
+                    s->recent_n++;
+            }
             s->ret[i] = 0;
             s->len[i] = 0;
             s->start[i] = s->rows + t + 1;

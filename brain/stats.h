@@ -1,6 +1,12 @@
 /* stats.h: episode bookkeeping for one agent over N world columns: running return and
  * length per column, finished episodes, and the last-100 window the objective_average
- * condition and summary.json use. */
+ * condition and summary.json use.
+ *
+ * With a quota of E episodes (phase_config.episodes), world i counts only its first
+ * (E + i) / N episodes, as Stable-Baselines3's evaluate_policy splits episodes over its
+ * environments: stopping at the first E episodes over all worlds would favour short
+ * episodes. Episodes past a world's share are still reported in `done` (the trace keeps
+ * every step), but not counted in episodes, the window or max_return. */
 #ifndef BODHI_BRAIN_STATS_H
 #define BODHI_BRAIN_STATS_H
 
@@ -23,10 +29,14 @@ typedef struct {
     int recent_n, recent_at;
     bd_episode *done;      /* episodes finished by the last bd_stats_add */
     int done_n, done_cap;
+    int64_t *quota_left;   /* (N) episodes each column may still count, or NULL (no quota) */
 } bd_stats;
 
 int bd_stats_init(bd_stats *s, int n, int window);
 void bd_stats_fini(bd_stats *s);
+
+/* Counts at most `episodes` (>= 1) episodes from now on, split over the columns as above. */
+int bd_stats_set_quota(bd_stats *s, long long episodes);
 
 /* Adds T rows: rewards/terminated/truncated are (T, N). Finished episodes land in
  * s->done (replaced on each call). */

@@ -146,9 +146,12 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p)
                              bd_where(cond->node, w, sizeof w), cond->name);
         }
     }
-    if (ph->mode == BD_MODE_TRAIN && p->max_agent_steps == 0 && isnan(p->objective_threshold))
+    p->episodes_target = ph->episodes;
+    if (ph->mode == BD_MODE_TRAIN && p->max_agent_steps == 0 && isnan(p->objective_threshold)
+        && ph->episodes == 0)
         return bd_seterr(BD_EINVAL, "%s: train phase '%s' has no stop condition "
-                                    "(add max_steps or objective_average to simulation.conditions)",
+                                    "(add max_steps or objective_average to simulation.conditions, "
+                                    "or phase_config.episodes)",
                          bd_where(ph->node, w, sizeof w), ph->name);
     if (ph->mode == BD_MODE_TEST && ph->episodes == 0 && p->max_agent_steps == 0)
         return bd_seterr(BD_EINVAL, "%s: test phase '%s' needs phase_config.episodes or a max_steps condition",
@@ -268,6 +271,11 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
                     return bd_seterr(BD_EINVAL, "%s: actuator '%s' is set by agents '%s' and '%s'",
                                      bd_where(a->node, w, sizeof w), ap->actuator_ids[x],
                                      p->agents[j].cfg->name, a->name);
+    /* a learner tested needs what it learnt */
+    if (p->ph->mode == BD_MODE_TEST && !ap->random && !a->load_phase)
+        return bd_seterr(BD_EINVAL, "%s: agent '%s' in test phase '%s' has nothing to load: no "
+                                    "earlier train phase has it (add a train phase, or load: {phase, agent})",
+                         bd_where(a->node, w, sizeof w), a->name, p->ph->name);
     /* the kinds' own params are checked here, before any process starts */
     if (ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap)) != BD_OK)
         return rc;

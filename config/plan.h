@@ -48,7 +48,8 @@ typedef struct bd_phase_plan {
     long long max_agent_steps;   /* max_steps condition (0 = none) */
     double objective_threshold;  /* objective_average (NaN = none) */
     int objective_window;
-    long long episodes_target;   /* phase_config.episodes (0 = none) */
+    long long episodes_target;   /* phase_config.episodes (0 = none): each agent's brain counts
+                                    that many episodes, split over its worlds (brain/stats.h) */
 } bd_phase_plan;
 
 /* Resolves phase `phase_index` against the registry (borrowed; it outlives the plan).

@@ -236,11 +236,21 @@ static int parse_envs(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
     return BD_OK;
 }
 
+/* The latest train phase before pi that has agent `name` (only train phases write
+ * checkpoints), or NULL. */
+static const char *last_train_phase(const bd_runfile *rf, int pi, const char *name)
+{
+    for (int k = pi - 1; k >= 0; k--)
+        if (rf->phases[k].mode == BD_MODE_TRAIN && bd_phase_agent(&rf->phases[k], name))
+            return rf->phases[k].name;
+    return NULL;
+}
+
 static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
 {
     static const char *const keys[] = {"agent", "phase", NULL};
     const bd_phase_cfg *ph = &rf->phases[pi];
-    const char *prev = pi > 0 ? rf->phases[pi - 1].name : NULL;
+    const char *prev = last_train_phase(rf, pi, a->name);
     const bd_node *ld = bd_node_get(a->node, "load");
     a->load_agent = a->name;
     a->load_phase = prev;
@@ -257,9 +267,9 @@ static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
         return rc;
     if (!a->load_phase)
         return at(ld, BD_EINVAL,
-                  "load: phase '%s' is the first phase, so there is no earlier phase to load "
-                  "from; name one with load.phase",
-                  ph->name);
+                  "load: no train phase before phase '%s' has agent '%s', so there is no "
+                  "checkpoint to load; name one with load.phase",
+                  ph->name, a->name);
     int from = -1;
     for (int k = 0; k < pi; k++)
         if (strcmp(rf->phases[k].name, a->load_phase) == 0)
@@ -270,6 +280,10 @@ static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
     if (!bd_phase_agent(&rf->phases[from], a->load_agent))
         return at(bd_node_get(ld, "agent") ? bd_node_get(ld, "agent") : ld, BD_EINVAL,
                   "load.agent: phase '%s' has no agent '%s'", a->load_phase, a->load_agent);
+    if (rf->phases[from].mode != BD_MODE_TRAIN)
+        return at(bd_node_get(ld, "phase"), BD_EINVAL,
+                  "load.phase: phase '%s' is a test phase and writes no checkpoint; name a train phase",
+                  a->load_phase);
     return BD_OK;
 }
 
@@ -420,8 +434,9 @@ static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m
         return nomem();
     if ((rc = bd_node_int(pc, "episodes", 0, &ph->episodes)))
         return rc;
-    if (ph->episodes < 0)
-        return at(bd_node_get(pc, "episodes"), BD_EINVAL, "episodes: expected >= 0, got %lld",
+    if (bd_node_get(pc, "episodes") && (ph->episodes < 1 || ph->episodes > (1ll << 40)))
+        return at(bd_node_get(pc, "episodes"), BD_EINVAL,
+                  "episodes: expected 1 to 2^40 episodes to end the phase after, got %lld",
                   ph->episodes);
     return BD_OK;
 }

@@ -33,8 +33,9 @@ typedef struct {
     int nsensors;
     const char **actuators;
     int nactuators;
-    const char *load_agent; /* test phases: whose checkpoint (default: this agent) */
-    const char *load_phase; /* ... from which phase (default: the previous phase, NULL for the first) */
+    const char *load_agent; /* whose checkpoint to start from (default: this agent) */
+    const char *load_phase; /* ... from which phase (default: the latest earlier train phase
+                               with this agent; NULL when there is none) */
     const bd_node *node;
 } bd_agent_cfg;
 
@@ -45,7 +46,7 @@ typedef struct {
     bd_mode mode;           /* phase_config.mode (default train) */
     int worker;             /* phase_config.worker: muscle processes (default 1, >= 1) */
     const char *device;     /* phase_config.device: "auto" (default), "cpu" or "cuda" */
-    long long episodes;     /* phase_config.episodes: test phases stop after this many (0 = unset) */
+    long long episodes;     /* phase_config.episodes: the phase ends after this many (0 = unset) */
     bd_env_cfg *envs;
     int nenvs;
     bd_agent_cfg *agents;

@@ -67,6 +67,32 @@ Test(stats, episodes_and_window)
     bd_stats_fini(&s);
 }
 
+Test(stats, episode_quota_splits_over_worlds)
+{
+    /* 3 worlds, 7 episodes: worlds 0, 1, 2 count floor((7 + i) / 3) = 2, 2, 3 of theirs.
+     * World 0 ends an episode every step (return 1), world 1 every 2nd, world 2 every 3rd. */
+    bd_stats s;
+    cr_assert_eq(bd_stats_init(&s, 3, 100), BD_OK);
+    cr_assert_eq(bd_stats_set_quota(&s, 7), BD_OK);
+    cr_assert_eq(bd_stats_set_quota(&s, 0), BD_EINVAL);
+    cr_assert_eq(bd_stats_set_quota(&s, 7), BD_OK);
+    int seen = 0;
+    for (int t = 0; t < 12; t++) {
+        float r[3] = {1, 1, 1};
+        uint8_t te[3] = {1, (uint8_t)(t % 2 == 1), (uint8_t)(t % 3 == 2)}, tr[3] = {0};
+        cr_assert_eq(bd_stats_add(&s, 1, r, te, tr), BD_OK);
+        seen += s.done_n;
+        if (t == 5) /* world 0 is past its share, world 1 has 3 (counts 2), world 2 has 2 */
+            cr_assert_eq(s.episodes, 2 + 2 + 2);
+    }
+    cr_assert_eq(seen, 12 + 6 + 4, "every episode is still reported for the trace");
+    cr_assert_eq(s.episodes, 7, "exactly the quota counts");
+    /* counted: world 0 two of length 1, world 1 two of length 2, world 2 three of length 3 */
+    cr_assert_float_eq(bd_stats_mean_recent(&s, 100), (2 * 1 + 2 * 2 + 3 * 3) / 7.0, 1e-9);
+    cr_assert_float_eq(s.max_return, 3.0, 1e-9);
+    bd_stats_fini(&s);
+}
+
 Test(ppo, shuffles_are_permutations_and_reproducible)
 {
     enum { N = 1000, E = 3 };

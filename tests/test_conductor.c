@@ -104,7 +104,7 @@ static char *read_summary(const char *out)
     return text;
 }
 
-Test(run, short_run_end_to_end, .timeout = 300)
+Test(conductor, short_run_end_to_end, .timeout = 300)
 {
     char *file = write_run("e2e", 4096);
     char *out = bd_strfmt("/tmp/bd-run-%d-e2e", (int)getpid());
@@ -130,7 +130,7 @@ Test(run, short_run_end_to_end, .timeout = 300)
     cr_assert_str_eq(cJSON_GetObjectItem(a0, "name")->valuestring, "balancer");
     cr_assert(cJSON_GetObjectItem(a0, "steps")->valuedouble >= 4096);
     cJSON *a1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 1), "agents"), 0);
-    cr_assert(cJSON_GetObjectItem(a1, "episodes")->valuedouble >= 3, "test phase ran its episodes");
+    cr_assert_eq(cJSON_GetObjectItem(a1, "episodes")->valuedouble, 3, "the test phase counts exactly its episodes");
     cJSON_Delete(s);
     free(text);
     /* every process was spawned and exited: per phase one brain and two muscles */
@@ -168,7 +168,7 @@ Test(run, short_run_end_to_end, .timeout = 300)
     free(file);
 }
 
-Test(run, same_seed_same_trajectories, .timeout = 300)
+Test(conductor, same_seed_same_trajectories, .timeout = 300)
 {
     char *file = write_run("det", 2048);
     char *a = bd_strfmt("/tmp/bd-run-%d-da", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-db", (int)getpid());
@@ -185,7 +185,7 @@ Test(run, same_seed_same_trajectories, .timeout = 300)
     free(ta); free(tb); free(ca); free(cb); free(a); free(b); free(file);
 }
 
-Test(run, bad_input_exits_2_with_position)
+Test(conductor, bad_input_exits_2_with_position)
 {
     char *path = bd_strfmt("/tmp/bd-test-run-%d-bad.yml", (int)getpid());
     FILE *f = fopen(path, "w");
@@ -238,7 +238,7 @@ static void wait_for(const char *path, double seconds)
         usleep(20000);
 }
 
-Test(run, ctrl_c_keeps_what_was_written, .timeout = 300)
+Test(conductor, ctrl_c_keeps_what_was_written, .timeout = 300)
 {
     char *file, *out;
     pid_t pid = start_long_run("int", &file, &out);
@@ -260,7 +260,7 @@ Test(run, ctrl_c_keeps_what_was_written, .timeout = 300)
     free(file);
 }
 
-Test(run, killed_muscle_fails_the_run, .timeout = 300)
+Test(conductor, killed_muscle_fails_the_run, .timeout = 300)
 {
     char *file, *out;
     pid_t pid = start_long_run("kill", &file, &out);
@@ -279,7 +279,7 @@ Test(run, killed_muscle_fails_the_run, .timeout = 300)
     free(file);
 }
 
-Test(run, plugin_env_with_two_random_agents, .timeout = 120)
+Test(conductor, plugin_env_with_two_random_agents, .timeout = 120)
 {
     char *file = bd_strfmt("/tmp/bd-test-run-%d-plugin.yml", (int)getpid());
     FILE *f = fopen(file, "w");
@@ -316,7 +316,7 @@ Test(run, plugin_env_with_two_random_agents, .timeout = 120)
     free(file);
 }
 
-Test(run, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
+Test(conductor, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
 {
     char *file = bd_strfmt("/tmp/bd-test-run-%d-pend.yml", (int)getpid());
     FILE *f = fopen(file, "w");
@@ -374,7 +374,7 @@ Test(run, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
     free(file);
 }
 
-Test(run, status_of_a_live_and_a_finished_run, .timeout = 300)
+Test(conductor, status_of_a_live_and_a_finished_run, .timeout = 300)
 {
     char *file, *out;
     pid_t pid = start_long_run("status", &file, &out);
@@ -410,7 +410,7 @@ static char *slurp(const char *path)
     return bd_read_file(path, &text, NULL) == BD_OK ? text : NULL;
 }
 
-Test(run, a_run_directory_belongs_to_one_run, .timeout = 300)
+Test(conductor, a_run_directory_belongs_to_one_run, .timeout = 300)
 {
     char *file, *out;
     pid_t pid = start_long_run("owner", &file, &out);
@@ -448,7 +448,7 @@ Test(run, a_run_directory_belongs_to_one_run, .timeout = 300)
     free(file);
 }
 
-Test(run, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120)
+Test(conductor, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120)
 {
     char *file = write_run("foreign", 256);
     char *dir = bd_strfmt("/tmp/bd-run-%d-foreign", (int)getpid());
@@ -471,5 +471,66 @@ Test(run, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120)
     free(empty);
     free(note);
     free(dir);
+    free(file);
+}
+
+Test(conductor, episodes_alone_end_a_phase, .timeout = 300)
+{
+    /* A test phase with no condition but phase_config.episodes (it once ran for ever and
+     * filled the disk): it ends after exactly 25 episodes, split over 7 worlds. */
+    char *file = bd_strfmt("/tmp/bd-test-run-%d-eps.yml", (int)getpid());
+    FILE *f = fopen(file, "w");
+    fprintf(f, SHORT_RUN, 1024);
+    fprintf(f, "  - again:\n"
+               "      environments:\n"
+               "        - environment: {name: cartpole, uid: pole, params: {worlds: 7}}\n"
+               "      simulation: {conditions: []}\n"
+               "      phase_config: {mode: test, worker: 3, episodes: 25}\n");
+    fclose(f);
+    char *out = bd_strfmt("/tmp/bd-run-%d-eps", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, out), 0);
+    char *text = read_summary(out);
+    cJSON *s = cJSON_Parse(text);
+    cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 2);
+    cr_assert_str_eq(cJSON_GetObjectItem(ph, "name")->valuestring, "again");
+    cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(ph, "agents"), 0);
+    cr_assert_eq(cJSON_GetObjectItem(a, "episodes")->valuedouble, 25, "%s", text);
+    cJSON_Delete(s);
+    free(text);
+    /* the trace holds every step: each world's share of episodes, and maybe more */
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
+    /* episodes: 0 is refused */
+    f = fopen(file, "w");
+    fprintf(f, SHORT_RUN, 1024);
+    fclose(f);
+    char *cmd = bd_strfmt("sed -i 's/episodes: 3/episodes: 0/' %s && %s check %s 2> /dev/null", file,
+                          BODHI_BINARY, file);
+    int st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2, "episodes: 0");
+    free(cmd);
+    free(out);
+    free(file);
+}
+
+Test(conductor, a_test_phase_needs_something_to_load)
+{
+    char *file = bd_strfmt("/tmp/bd-test-run-%d-noload.yml", (int)getpid());
+    char *err = bd_strfmt("/tmp/bd-test-run-%d-noload.err", (int)getpid());
+    FILE *f = fopen(file, "w");
+    fprintf(f, SHORT_RUN, 1024);
+    fclose(f);
+    /* drop the train phase: the test phase is first and has no checkpoint to load */
+    char *cmd = bd_strfmt("sed -i '4,17d; s/^  - test:/  - test:\\n      environments:\\n        - environment: "
+                          "{name: cartpole, uid: pole, params: {worlds: 4}}\\n      agents:\\n        - name: balancer\\n          "
+                          "brain: {name: ppo}\\n          muscle: {name: ppo}\\n          sensors: [pole.*]\\n"
+                          "          actuators: [pole.push]/' %s && %s check %s 2> %s",
+                          file, BODHI_BINARY, file, err);
+    int st = system(cmd);
+    cr_assert_eq(WEXITSTATUS(st), 2);
+    char *text = slurp(err);
+    cr_assert(text && strstr(text, "has nothing to load") && strstr(text, file), "%s", text ? text : "");
+    free(text);
+    free(cmd);
+    free(err);
     free(file);
 }

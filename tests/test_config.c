@@ -426,6 +426,28 @@ Test(runfile, load_and_overrides)
     free(t);
 }
 
+Test(runfile, default_load_is_the_latest_train_phase)
+{
+    /* train, test, test: both test phases load train's checkpoint; a test phase's own is
+     * not a thing (test phases write none) */
+    char *t = subst(EXAMPLE, "run_config:", "  - test2:\n      phase_config: {episodes: 5}\nrun_config:");
+    bd_runfile *rf = NULL;
+    cr_assert_eq(bd_runfile_parse(t, "good.yml", &rf), BD_OK, "%s", bd_lasterr());
+    cr_assert_null(rf->phases[0].agents[0].load_phase, "the first phase has nothing to load");
+    cr_assert_str_eq(rf->phases[1].agents[0].load_phase, "train");
+    cr_assert_str_eq(rf->phases[2].agents[0].load_phase, "train");
+    bd_runfile_destroy(rf);
+    char msg[1024];
+    char *u = subst(t, "phase_config: {episodes: 5}", "phase_config: {episodes: 5}\n      agents:\n"
+                    "        - name: balancer\n          brain: {name: ppo}\n          muscle: {name: ppo}\n"
+                    "          sensors: [pole.*]\n          actuators: [pole.push]\n"
+                    "          load: {phase: test}");
+    cr_assert_eq(parse_bad(u, msg, sizeof msg), BD_EINVAL);
+    assert_has(msg, "phase 'test' is a test phase and writes no checkpoint");
+    free(u);
+    free(t);
+}
+
 Test(runfile, version_checked)
 {
     char msg[1024];
