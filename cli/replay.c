@@ -237,6 +237,34 @@ static int resolve_path(const char *path, char **file)
     return *file ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
 }
 
+static void say_repaired(void *ctx, const char *path)
+{
+    fprintf(ctx, "repaired %s: its writer died; it holds every step up to its last flush\n", path);
+}
+
+/* What a run directory says of how its run ended (nothing for a plain file). */
+static void say_how_it_ended(const char *path, FILE *out)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    char *sum = bd_strfmt("%s/summary.json", path), *text = NULL;
+    if (sum && bd_read_file(sum, &text, NULL) == BD_OK) {
+        const char *s = strstr(text, "\"status\":");
+        char status[32] = "";
+        if (s)
+            sscanf(s + 9, " \"%31[^\"]\"", status);
+        if (strcmp(status, "done") != 0)
+            fprintf(out, "%s: the run ended '%s' (summary.json); its traces end where it stopped\n", path,
+                     status[0] ? status : "?");
+    } else {
+        fprintf(out, "%s: the run has no summary.json: it is still running, or it was killed; its "
+                     "traces end at their last flush\n", path);
+    }
+    free(text);
+    free(sum);
+}
+
 int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
 {
     if (!path || !out)
@@ -247,6 +275,11 @@ int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
     int rc = resolve_path(path, &file);
     if (rc)
         return rc;
+    say_how_it_ended(path, out);
+    /* a killed run's files open plainly again (for h5py too) once repaired */
+    if ((rc = bd_trace_recover_run(file, say_repaired, out)) && rc != BD_ENOTFOUND)
+        goto done;
+    rc = BD_OK;
     if ((rc = bd_trace_list(file, &names, &count)))
         goto done;
     if (csv_path) {

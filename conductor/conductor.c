@@ -193,6 +193,25 @@ static void bd_signal_all(bd_conductor *c, int sig)
             kill(c->kids[i].pid, sig);
 }
 
+/* A brain that died left its memory file marked open for write; clear the mark so that
+ * h5py opens it plainly (memory.h, bd_trace_recover). */
+static void bd_recover_memory(bd_conductor *c, const char *agent)
+{
+    char *path = bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, agent);
+    int recovered = 0;
+    if (path && bd_trace_recover(path, &recovered) != BD_OK)
+        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
+    if (recovered) {
+        cJSON *o = bd_ev("repaired");
+        cJSON_AddStringToObject(o, "phase", c->phase);
+        cJSON_AddStringToObject(o, "agent", agent);
+        cJSON_AddStringToObject(o, "memory", path);
+        bd_log(c, o);
+        cJSON_Delete(o);
+    }
+    free(path);
+}
+
 static void bd_reap(bd_conductor *c, int stopping)
 {
     int st;
@@ -216,6 +235,8 @@ static void bd_reap(bd_conductor *c, int stopping)
                 cJSON_AddStringToObject(o, "signal", strsignal(WTERMSIG(st)));
             bd_log(c, o);
             cJSON_Delete(o);
+            if (!ok && k->role == 0)
+                bd_recover_memory(c, k->name);
             if (!ok && !stopping && !c->failed) {
                 c->failed = 1;
                 if (WIFEXITED(st))

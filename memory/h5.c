@@ -4,10 +4,13 @@
 #define _GNU_SOURCE
 #include "memory/h5.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -215,4 +218,25 @@ int bd_h5_make_parent(const char *path)
     int rc = bd_exists(dir) ? BD_OK : bd_mkdirs(dir);
     free(dir);
     return rc;
+}
+
+int bd_h5_try_lock(int fd, int how)
+{
+    struct flock l = {.l_type = how > 0 ? F_WRLCK : how < 0 ? F_RDLCK : F_UNLCK, .l_whence = SEEK_SET};
+    return fcntl(fd, F_OFD_SETLK, &l);
+}
+
+int bd_h5_lock_writer(const char *path, int *fd)
+{
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return bd_seterr(BD_EIO, "cannot create trace file '%s': %s", path, strerror(errno));
+    if (bd_h5_try_lock(*fd, 1) != 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        return bd_seterr(BD_EIO, "'%s': %s", path,
+                         e == EAGAIN || e == EACCES ? "another process writes this trace" : strerror(e));
+    }
+    return BD_OK;
 }

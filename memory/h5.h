@@ -44,6 +44,20 @@ int bd_h5_attr_strings(hid_t obj, const char *file, const char *objname, const c
 int bd_h5_attr_scalar(hid_t obj, const char *file, const char *objname, const char *name,
                       hid_t ftype, hid_t mtype, const void *v);
 
+/* The writer's lock on its file: an exclusive open-file-description lock (fcntl
+ * F_OFD_SETLK over the whole file), held by the open file description, so closing another
+ * descriptor of the file in the same process does not drop it, and released by the kernel
+ * when the process dies. It lives apart from flock(2) locks, which HDF5 readers (h5py)
+ * take: a SWMR reader of a live trace is not blocked. (On NFS, where flock is emulated
+ * with byte-range locks, the two would meet.)
+ * bd_h5_try_lock takes it (how > 0: exclusive, fd open for writing; how < 0: shared, which
+ * a writer's lock excludes too) or drops it (how 0); 0, or -1 with errno (EAGAIN: held). */
+int bd_h5_try_lock(int fd, int how);
+
+/* Takes the writer's lock on path (creating the file when absent) into *fd: BD_EIO
+ * "another process writes ..." when it is held. */
+int bd_h5_lock_writer(const char *path, int *fd);
+
 /* BD_EINVAL unless s is one HDF5 link name (non-empty, no '/', not . or ..). */
 int bd_h5_check_name(const char *what, const char *s);
 /* mkdir -p of path's folder. */

@@ -90,6 +90,20 @@ int bd_trace_master_create(const char *run_h5, const char *run_file_text, uint64
 int bd_trace_master_link(const char *run_h5, const char *phase, const char *agent,
                          const char *target_file);
 
+/* Repairing. A writer that dies (kill -9, a crash) leaves its file marked "open for
+ * write": HDF5 and h5py then refuse a plain open until the mark is cleared (h5clear -s).
+ * bd_trace_recover clears it when no writer holds the file (each writer holds a lock on
+ * it for its life), and only then; *recovered says whether it did. Every step flushed
+ * before the writer died is kept. A live writer's file, a file that was closed properly,
+ * and a file that is not such a trace (not HDF5, truncated) are left alone (BD_OK,
+ * *recovered 0); a missing file is BD_ENOTFOUND. */
+int bd_trace_recover(const char *path, int *recovered);
+
+/* bd_trace_recover of a master file and of every file its /<phase>/<agent> links point to
+ * (links to missing files are skipped); fn (may be NULL) hears of each file repaired. */
+typedef void (*bd_trace_recovered_fn)(void *ctx, const char *path);
+int bd_trace_recover_run(const char *master, bd_trace_recovered_fn fn, void *ctx);
+
 /* Reading. An agent's episodes table: *out (caller frees), *count. path may be the
  * master file or the agent's own file. Errors name the file and group; a truncated or
  * non-HDF5 file gives BD_EHDF5, not a crash. */

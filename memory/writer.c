@@ -7,11 +7,16 @@
  * extends the datasets, writes each item as one hyperslab and flushes the file. Between
  * create and destroy only that thread calls HDF5 for the writer.
  *
+ * The writer holds an exclusive lock on its file (memory/h5.h) from before it is created
+ * until it is closed. The kernel drops it when the process dies, so bd_trace_recover can
+ * tell a file whose writer died from a live one.
+ *
  * Limits: one writer per file; N, S, U >= 1 and fixed for the file's life; rows and
  * episodes only grow; phase and agent names are single HDF5 link names (no '/').
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +46,7 @@ typedef struct item {
 
 struct bd_trace_writer {
     char *path, *phase, *agent;
+    int lock_fd;                                 /* the writer's flock on path */
     int n, s, u;
     hid_t file, ds[DS_COUNT], ds_ep, t_ep_mem;   /* touched only by the thread after create */
     int64_t rows_written, eps_written;           /* thread only */
@@ -297,6 +303,8 @@ static void *writer_main(void *arg)
 
 static void writer_free(bd_trace_writer *w)
 {
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
     free(w->path);
     free(w->phase);
     free(w->agent);
@@ -335,6 +343,7 @@ int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out)
     bd_trace_writer *w = calloc(1, sizeof *w);
     if (!w)
         return bd_seterr(BD_ENOMEM, "'%s': out of memory", spec->path);
+    w->lock_fd = -1;
     w->path = bd_strdup(spec->path);
     w->phase = bd_strdup(spec->phase);
     w->agent = bd_strdup(spec->agent);
@@ -348,7 +357,7 @@ int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out)
         writer_free(w);
         return bd_seterr(BD_ENOMEM, "'%s': out of memory", spec->path);
     }
-    if ((rc = bd_h5_make_parent(w->path))) {
+    if ((rc = bd_h5_make_parent(w->path)) || (rc = bd_h5_lock_writer(w->path, &w->lock_fd))) {
         writer_free(w);
         return rc;
     }

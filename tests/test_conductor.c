@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -55,10 +56,14 @@ static int run_cmd(const char *fmt, const char *a, const char *b)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Starts `bodhi run` in a process group of its own (so a test can kill the whole group),
+ * which dies with the test process. */
 static pid_t start_bodhi(const char *file, const char *out)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", 1);
         dup2(null, 2);
         execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", (char *)NULL);
@@ -532,5 +537,60 @@ Test(conductor, a_test_phase_needs_something_to_load)
     free(text);
     free(cmd);
     free(err);
+    free(file);
+}
+
+Test(conductor, kill_9_of_the_whole_group_leaves_readable_traces, .timeout = 300)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("k9", &file, &out);
+    cr_assert_eq(kill(-pid, SIGKILL), 0, "the run's process group");
+    int st;
+    waitpid(pid, &st, 0);
+    usleep(200000);
+    char *log = bd_strfmt("/tmp/bd-test-run-%d-k9.txt", (int)getpid());
+    cr_assert_eq(run_cmd("%s replay %s > %s", out, log), 0, "bodhi replay reads a killed run");
+    char *text = slurp(log);
+    cr_assert(text && strstr(text, "no summary.json") && strstr(text, "repaired"), "%s", text ? text : "");
+    free(text);
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") == 0) {
+        char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                             "import h5py\n"
+                             "f = h5py.File('%s/run.h5', 'r')\n"
+                             "g = f['train/balancer']\n"
+                             "assert g['rewards'].shape[0] > 0 and g['sensors'].shape[0] == g['rewards'].shape[0]\n"
+                             "\"", out);
+        cr_assert_eq(system(py), 0, "plain h5py, as the README shows it, reads the killed run");
+        free(py);
+    }
+    free(log);
+    free(out);
+    free(file);
+}
+
+Test(conductor, killed_brain_fails_the_run_and_its_memory_is_repaired, .timeout = 300)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("kbrain", &file, &out);
+    char *cmd = bd_strfmt("pkill -KILL -f '[b]rain --run-dir %s --phase train --agent balancer'", out);
+    cr_assert_eq(system(cmd), 0, "the brain was running");
+    double t0 = bd_now();
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1 (status %d)", st);
+    cr_assert(bd_now() - t0 < 15, "the run noticed within seconds (%.1f s)", bd_now() - t0);
+    char *text = read_summary(out);
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, "balancer"), "%s", text);
+    free(text);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"repaired\""), 1, "the conductor repaired the brain's memory");
+    free(log);
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") == 0) {
+        char *py = bd_strfmt("/usr/bin/python3 -c \"import h5py; h5py.File('%s/memory/train.balancer.h5', 'r')\"", out);
+        cr_assert_eq(system(py), 0, "plain h5py opens the dead brain's file");
+        free(py);
+    }
+    free(cmd);
+    free(out);
     free(file);
 }

@@ -662,6 +662,13 @@ static const char *H5PY_LIVE =
     "assert f['train/balancer/rewards'].shape == (25, 10)\n"
     "assert len(f['train/balancer/episodes']) == 1\n";
 
+/* After bd_trace_recover: a plain open, every flushed step. */
+static const char *H5PY_REPAIRED =
+    "import sys, h5py\n"
+    "f = h5py.File(sys.argv[1], 'r')\n"
+    "assert f['train/balancer/rewards'].shape == (25, 10)\n"
+    "assert len(f['train/balancer/episodes']) == 1\n";
+
 static const char *H5PY_CRASHED =
     "import sys, h5py\n"
     "try:\n"
@@ -685,7 +692,55 @@ Test(memory, h5py_reads_live_and_crashed_file_with_swmr)
     kill_writer_child(pid, go);
     cr_assert_eq(live, 0, "h5py could not read the live file with swmr=True");
     cr_assert_eq(run_python("h5py_crash", H5PY_CRASHED, path), 0);
+    int recovered = 0;
+    cr_assert_eq(bd_trace_recover(path, &recovered), BD_OK, "%s", bd_lasterr());
+    cr_assert(recovered);
+    cr_assert_eq(run_python("h5py_repaired", H5PY_REPAIRED, path), 0, "plain h5py after the repair");
     unlink(path);
+}
+
+Test(memory, recover_repairs_only_a_dead_writers_file)
+{
+    char path[256], text[256], missing[256];
+    tmp_path(path, sizeof path, "recover.h5");
+    const int N = 10, S = 4, U = 1;
+    int go = -1, recovered = -1;
+    pid_t pid = start_writer_child(path, N, S, U, &go);
+    /* a live writer's file is left alone */
+    cr_assert_eq(bd_trace_recover(path, &recovered), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(recovered, 0, "the writer lives");
+    check_rows(path, "train", "balancer", 25, N, S, U);
+    kill_writer_child(pid, go);
+    /* HDF5 itself refuses a plain open of the dead writer's file */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    cr_assert(f < 0, "a plain open of a dead SWMR writer's file fails before the repair");
+    cr_assert_eq(bd_trace_recover(path, &recovered), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(recovered, 1);
+    f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    cr_assert(f >= 0, "a plain open works after it");
+    H5Fclose(f);
+    H5Pclose(fapl);
+    check_rows(path, "train", "balancer", 25, N, S, U);
+    cr_assert_eq(bd_trace_recover(path, &recovered), BD_OK);
+    cr_assert_eq(recovered, 0, "nothing left to repair");
+    /* not a trace, and no file: left alone, or not found */
+    tmp_path(text, sizeof text, "recover.txt");
+    cr_assert_eq(bd_write_file(text, "not HDF5\n", 9), BD_OK);
+    cr_assert_eq(bd_trace_recover(text, &recovered), BD_OK);
+    cr_assert_eq(recovered, 0);
+    tmp_path(missing, sizeof missing, "recover-missing.h5");
+    cr_assert_eq(bd_trace_recover(missing, &recovered), BD_ENOTFOUND);
+    /* a second writer on a file its first writer holds is refused before truncating it */
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w1 = NULL, *w2 = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w1), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_writer_create(&spec, &w2), BD_EIO);
+    cr_assert(strstr(bd_lasterr(), "another process writes"), "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_writer_destroy(w1), BD_OK);
+    unlink(path);
+    unlink(text);
 }
 
 /* Hostile traces made with h5py: each is refused with a message, never read wrongly. */
