@@ -1,12 +1,23 @@
 /* brain.c: the learner process (see brain.h).
  *
- * Rounds (wire/round.h): one request from every muscle is held at once and all are
- * answered together after learning (synchronous PPO). A gather looks at SIGTERM's flag
- * every 200 ms; the memory is flushed before exit.
+ * Muscles greet (HELLO) and are answered with the current weights at once; the round
+ * (wire/round.h) then holds one ROLLOUT from every admitted muscle. Each round the brain
+ * records the batch in its memory (HDF5), updates its episode statistics, and reports the
+ * round to the conductor, which answers every brain's report of a round together: whether
+ * the phase goes on, and which newly greeted (restarted) muscles take part from the next
+ * round on. So every brain of a phase counts the same muscles in the same rounds and stops
+ * at the same round. Then it learns (train phases) and answers every muscle with the new
+ * weights or STOP. A muscle that dies drops out of the round (its rollout of that round, if
+ * one came, is dropped: its columns hold NaN in the trace) until its replacement greets
+ * and is admitted.
+ *
+ * SIGTERM is looked at every 200 ms while waiting, and between minibatches while learning:
+ * the brain then saves the last whole update, drains its memory and exits 143.
  * Batch layout: world columns in global order, muscle k's shard at [world0_k, +N_k). */
 #include "brain/brain.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +25,7 @@
 
 #include <nng/nng.h>
 
-#include "brain/obsnorm.h"
+#include "brain/learner.h"
 #include "brain/ppo.h"
 #include "brain/stats.h"
 #include "common/proc.h"
@@ -29,49 +40,48 @@
 
 const bd_kind bd_brain_kinds[] = {
     {"ppo", "ppo", bd_ppo_check},
-    {"random", "random", NULL},
+    {"random", "random", bd_random_brain_check},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
 typedef struct {
     /* config */
     const char *run_dir;
+    char *sockdir;
     bd_runfile *rf;
     bd_phase_plan plan;
     bd_agent_plan *ap;
     bd_ppo_params pp;
     int train;                /* learn in this phase */
     /* sockets */
-    bd_round *round;          /* one request from each of the W muscles */
-    int W;
+    bd_round *round;          /* the M muscles */
+    int M;
     bd_events *ev;
     /* muscles, by id */
-    bd_hello *hello;
-    /* batch (T, N, ...) over all muscles */
+    bd_hello *hello;          /* (M) what each said when it last greeted */
+    /* the round's batch (T, N, ...) over all muscles */
     int T, N, S, U;
-    float *obs, *act, *logp, *val, *rew, *fval, *lastv, *adv, *ret;
-    uint8_t *term, *trunc;
-    int64_t *perm;
-    /* learning */
-    bdt_policy *policy;
-    bdt_ppo *ppo;
-    float *params;            /* policy parameters, then the normaliser (2 S) with norm_obs */
-    size_t nparams;           /* policy parameters */
-    int use_norm;
-    bd_obsnorm norm;
-    float *nobs;              /* (T, N, S) normalised batch for the learner */
-    uint64_t version;
+    float *obs, *act, *logp, *val, *rew, *fval, *lastv;
+    uint8_t *term, *trunc, *valid;
+    long long round_no;
+    bd_learner learner;
     bd_stats stats;
     bd_trace_writer *mem;
     char *mem_path;
     long long steps;
     double t0;
+    char why[64];             /* why the phase ended, from the conductor */
+    cJSON *learned;           /* the last update's losses, for the next round's report */
+    /* news from the conductor's answers to heartbeats */
+    pthread_mutex_t news_mu;
+    int *lost;                /* (M) muscles the conductor says are lost */
+    int nlost;
 } bd_brain;
 
 static void bd_event(bd_brain *b, cJSON *o)
 {
-    if (b->ev && bd_events_send(b->ev, o) != BD_OK)
-        fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, bd_lasterr());
+    if (b->ev && bd_events_send(b->ev, o, NULL) != BD_OK)
+        fprintf(stderr, "bodhi brain %s: %s\n", b->ap ? b->ap->cfg->name : "?", bd_lasterr());
     cJSON_Delete(o);
 }
 
@@ -84,30 +94,151 @@ static cJSON *bd_event_new(bd_brain *b, const char *kind)
     return o;
 }
 
-/* Answers every muscle with the current weights (flags: BD_WEIGHTS_STOP). */
-static int bd_brain_reply(bd_brain *b, uint32_t flags)
+/* A WEIGHTS message with the current policy (flags: BD_WEIGHTS_STOP). */
+static int bd_brain_weights(bd_brain *b, uint32_t flags, nng_msg **out)
 {
-    int rc = BD_OK;
-    const int net = !b->ap->random;
+    const bd_learner *l = &b->learner;
+    const int net = l->net != NULL;
     bd_weights_hdr h = {
-        .version = b->version, .nparams = net ? b->nparams : 0, .flags = flags,
+        .version = l->version, .nparams = net ? l->nparams : 0, .flags = flags,
         .rollout_steps = (uint32_t)b->pp.rollout_steps, .hidden = net ? (uint32_t)b->pp.hidden : 0,
-        .layers = net ? (uint32_t)b->pp.layers : 0, .norm_dims = net && b->use_norm ? (uint32_t)b->S : 0,
+        .layers = net ? (uint32_t)b->pp.layers : 0, .norm_dims = net && l->use_norm ? (uint32_t)b->S : 0,
     };
-    for (int i = 0; i < b->W; i++) {
-        nng_msg *m;
-        uint8_t *payload;
-        int r = bd_wire_msg_alloc(&m, BD_MSG_WEIGHTS, 1000u + (uint32_t)b->ap->index,
-                                  (uint32_t)b->version, bd_weights_size(&h), &payload);
-        if (r == BD_OK) {
-            bd_weights_encode(&h, b->params, payload);
-            if ((r = bd_round_answer(b->round, i, m)) != BD_OK)
-                nng_msg_free(m);
-        }
-        if (r != BD_OK && rc == BD_OK)
-            rc = r;
-    }
+    uint8_t *payload;
+    int rc = bd_wire_msg_alloc(out, BD_MSG_WEIGHTS, 1000u + (uint32_t)b->ap->index, (uint32_t)l->version,
+                               bd_weights_size(&h), &payload);
+    if (rc == BD_OK)
+        bd_weights_encode(&h, l->params, payload);
     return rc;
+}
+
+/* A muscle greets: check that it is who the plan says, start its columns over if it
+ * restarted, and answer with the current weights. */
+static int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
+{
+    bd_brain *b = ctx;
+    bd_hello h;
+    int rc = bd_hello_decode(req->payload, (size_t)req->h.payload_len, &h);
+    int n;
+    uint32_t w0;
+    bd_shard(b->plan.worlds, b->M, k, &n, &w0);
+    if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
+        rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds worlds [%u, +%u); muscle %d of %d "
+                       "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
+    else if (rc == BD_OK && (h.obs_dim != (uint32_t)b->S || h.act_dim != (uint32_t)b->U))
+        rc = bd_seterr(BD_EPROTO, "muscle %u sends %u sensors / %u actuators, agent has %d / %d",
+                       h.muscle, h.obs_dim, h.act_dim, b->S, b->U);
+    nng_msg *m = NULL;
+    if (rc == BD_OK)
+        rc = bd_brain_weights(b, 0, &m);
+    if (rc == BD_OK && (rc = bd_round_reply(b->round, req, m)) != BD_OK)
+        nng_msg_free(m);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, bd_lasterr());
+        return rc;
+    }
+    if (again)
+        bd_stats_restart(&b->stats, (int)w0, n);
+    b->hello[k] = h;
+    return BD_OK;
+}
+
+/* Muscles the conductor declared lost (a remote muscle gone silent) leave the round. */
+static void bd_brain_tick(void *ctx)
+{
+    bd_brain *b = ctx;
+    pthread_mutex_lock(&b->news_mu);
+    for (int i = 0; i < b->nlost; i++)
+        bd_round_lose(b->round, b->lost[i]);
+    b->nlost = 0;
+    pthread_mutex_unlock(&b->news_mu);
+}
+
+static cJSON *bd_brain_beat(void *ctx)
+{
+    bd_brain *b = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "beat");
+    cJSON_AddNumberToObject(o, "round", (double)b->round_no);
+    return o;
+}
+
+static void bd_brain_heard(void *ctx, const cJSON *answer)
+{
+    bd_brain *b = ctx;
+    const cJSON *lost = cJSON_GetObjectItemCaseSensitive(answer, "lost"), *x;
+    pthread_mutex_lock(&b->news_mu);
+    cJSON_ArrayForEach(x, lost)
+        if (cJSON_IsNumber(x) && x->valueint >= 0 && x->valueint < b->M && b->nlost < b->M)
+            b->lost[b->nlost++] = x->valueint;
+    pthread_mutex_unlock(&b->news_mu);
+}
+
+/* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. */
+static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
+{
+    bd_rollout_hdr r;
+    const uint8_t *p = req->payload;
+    int rc = bd_rollout_decode(p, (size_t)req->h.payload_len, &r);
+    if (rc != BD_OK)
+        return rc;
+    const bd_hello *hi = &b->hello[k];
+    if (r.muscle != (uint32_t)k || r.N != hi->worlds || r.world0 != hi->world0 || r.T != (uint32_t)b->T
+        || r.S != (uint32_t)b->S || r.U != (uint32_t)b->U)
+        return bd_seterr(BD_EPROTO, "rollout from muscle %d has dims T=%u N=%u S=%u U=%u world0=%u "
+                                    "that disagree with its HELLO / the agent",
+                         k, r.T, r.N, r.S, r.U, r.world0);
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    bd_rollout_layout(&r, off, size);
+    size_t n = r.N, N = (size_t)b->N, w0 = r.world0;
+    for (int t = 0; t < b->T; t++) {
+        size_t src = (size_t)t * n, dst = (size_t)t * N + w0;
+        memcpy(b->obs + dst * b->S, p + off[BD_RO_OBS] + 4 * src * b->S, 4 * n * b->S);
+        memcpy(b->act + dst * b->U, p + off[BD_RO_ACTIONS] + 4 * src * b->U, 4 * n * b->U);
+        memcpy(b->logp + dst, p + off[BD_RO_LOGP] + 4 * src, 4 * n);
+        memcpy(b->val + dst, p + off[BD_RO_VALUES] + 4 * src, 4 * n);
+        memcpy(b->rew + dst, p + off[BD_RO_REWARDS] + 4 * src, 4 * n);
+        memcpy(b->fval + dst, p + off[BD_RO_FINAL_VALUES] + 4 * src, 4 * n);
+        memcpy(b->term + dst, p + off[BD_RO_TERMINATED] + src, n);
+        memcpy(b->trunc + dst, p + off[BD_RO_TRUNCATED] + src, n);
+    }
+    memcpy(b->lastv + w0, p + off[BD_RO_LAST_VALUES], 4 * n);
+    memset(b->valid + w0, 1, n);
+    return BD_OK;
+}
+
+/* Columns no muscle filled this round: NaN data, no episode flags. */
+static void bd_brain_blank(bd_brain *b)
+{
+    const size_t N = (size_t)b->N;
+    for (size_t i = 0; i < N; i++) {
+        if (b->valid[i])
+            continue;
+        for (int t = 0; t < b->T; t++) {
+            size_t c = (size_t)t * N + i;
+            for (int s = 0; s < b->S; s++)
+                b->obs[c * (size_t)b->S + (size_t)s] = NAN;
+            for (int u = 0; u < b->U; u++)
+                b->act[c * (size_t)b->U + (size_t)u] = NAN;
+            b->logp[c] = b->val[c] = b->rew[c] = b->fval[c] = NAN;
+            b->term[c] = b->trunc[c] = 0;
+        }
+        b->lastv[i] = NAN;
+    }
+}
+
+/* The agent's stop conditions: the reason they hold, or NULL. */
+static const char *bd_brain_done(bd_brain *b)
+{
+    const bd_phase_plan *p = &b->plan;
+    if (!isnan(p->objective_threshold) && b->stats.episodes >= p->objective_window
+        && bd_stats_mean_recent(&b->stats, p->objective_window) >= p->objective_threshold)
+        return "objective reached";
+    if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target)
+        return "episodes done";
+    if (p->max_agent_steps > 0 && b->steps >= p->max_agent_steps)
+        return "step cap";
+    return NULL;
 }
 
 static int bd_brain_alloc_batch(bd_brain *b)
@@ -119,214 +250,128 @@ static int bd_brain_alloc_batch(bd_brain *b)
     b->val = malloc(sizeof(float) * tn);
     b->rew = malloc(sizeof(float) * tn);
     b->fval = malloc(sizeof(float) * tn);
-    b->adv = malloc(sizeof(float) * tn);
-    b->ret = malloc(sizeof(float) * tn);
     b->lastv = malloc(sizeof(float) * (size_t)b->N);
     b->term = malloc(tn);
     b->trunc = malloc(tn);
-    b->perm = b->train ? malloc(sizeof(int64_t) * tn * (size_t)b->pp.opt.epochs) : NULL;
-    if (b->use_norm && b->train && !(b->nobs = malloc(sizeof(float) * tn * (size_t)b->S)))
-        return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
-    if (!b->obs || !b->act || !b->logp || !b->val || !b->rew || !b->fval || !b->adv || !b->ret
-        || !b->lastv || !b->term || !b->trunc || (b->train && !b->perm))
+    b->valid = malloc((size_t)b->N);
+    if (!b->obs || !b->act || !b->logp || !b->val || !b->rew || !b->fval || !b->lastv || !b->term
+        || !b->trunc || !b->valid)
         return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
     return BD_OK;
 }
 
-/* HELLO round: learns which muscle holds which worlds, answers with the initial weights. */
-static int bd_brain_greet(bd_brain *b)
+/* Reports round r to the conductor and waits for its word: *stop (with the reason in
+ * b->why) and the muscles to admit. */
+static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
-    int rc = bd_round_gather(b->round, &bd_term_requested);
-    long long total = 0;
-    for (int i = 0; i < b->W && rc == BD_OK; i++) {
-        bd_wire_header h;
-        const uint8_t *p;
-        bd_hello hello;
-        rc = bd_wire_msg_decode(bd_round_request(b->round, i), BD_MSG_HELLO, &h, &p);
-        if (rc == BD_OK)
-            rc = bd_hello_decode(p, (size_t)h.payload_len, &hello);
-        if (rc != BD_OK)
-            break;
-        if (hello.muscle >= (uint32_t)b->W || b->hello[hello.muscle].worlds)
-            rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u: unknown or duplicate id (W=%d)",
-                           hello.muscle, b->W);
-        else if (hello.obs_dim != (uint32_t)b->S || hello.act_dim != (uint32_t)b->U)
-            rc = bd_seterr(BD_EPROTO, "muscle %u sends %u sensors / %u actuators, agent has %d / %d",
-                           hello.muscle, hello.obs_dim, hello.act_dim, b->S, b->U);
-        else if (hello.worlds == 0 || (long long)hello.world0 + hello.worlds > b->plan.worlds)
-            rc = bd_seterr(BD_EPROTO, "muscle %u holds worlds [%u, +%u) outside 0..%lld", hello.muscle,
-                           hello.world0, hello.worlds, b->plan.worlds);
-        else
-            b->hello[hello.muscle] = hello;
-        total += hello.worlds;
+    const char *done = bd_brain_done(b);
+    double el = bd_now() - b->t0;
+    cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
+    cJSON_AddNumberToObject(ev, "update", (double)b->learner.version);
+    cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
+    cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
+    cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
+    if (b->stats.episodes)
+        cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
+    if (done)
+        cJSON_AddStringToObject(ev, "done", done);
+    cJSON *ready = cJSON_AddArrayToObject(ev, "ready");
+    for (int k = 0; k < b->M; k++)
+        if (bd_round_state(b->round, k) == BD_PEER_READY)
+            cJSON_AddItemToArray(ready, cJSON_CreateNumber(k));
+    cJSON *answer = NULL;
+    int rc = b->ev ? bd_events_send(b->ev, ev, &answer)
+                   : bd_seterr(BD_ECLOSED, "no connection to the conductor");
+    if (rc != BD_OK)
+        return bd_term_requested ? bd_seterr(BD_EINTR, "stopped by SIGTERM") : rc;
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(answer, "stop");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(answer, "why");
+    if (!cJSON_IsBool(s)) {
+        cJSON_Delete(answer);
+        return bd_seterr(BD_EPROTO, "the conductor's answer to round %lld says neither go on nor stop",
+                         b->round_no);
     }
-    if (rc == BD_OK && total != b->plan.worlds)
-        rc = bd_seterr(BD_EPROTO, "muscles hold %lld worlds, the phase has %lld", total, b->plan.worlds);
-    if (rc == BD_OK)
-        rc = bd_brain_reply(b, 0);
-    bd_round_release(b->round);
+    *stop = cJSON_IsTrue(s);
+    snprintf(b->why, sizeof b->why, "%s", cJSON_IsString(why) ? why->valuestring : "");
+    /* the muscles to admit, handed to the caller in ev: they are admitted after this
+     * round's answers, and count from the next round */
+    cJSON *admit = cJSON_DetachItemFromObjectCaseSensitive(answer, "admit");
+    cJSON_Delete(answer);
+    cJSON_AddItemToObject(ev, "admit", admit ? admit : cJSON_CreateArray());
+    return BD_OK;
+}
+
+/* One round: gather, record, report, learn, answer. *stop when the phase ends. */
+static int bd_brain_round(bd_brain *b, int *stop)
+{
+    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b};
+    int rc = bd_round_gather(b->round, &hooks, &bd_term_requested);
+    if (rc != BD_OK)
+        return rc;
+    memset(b->valid, 0, (size_t)b->N);
+    int have = 0;
+    for (int k = 0; k < b->M; k++) {
+        bd_request *req = bd_round_request(b->round, k);
+        if (!req)
+            continue;
+        if (bd_brain_collect(b, k, req) != BD_OK) { /* a muscle that sends nonsense leaves */
+            cJSON *o = bd_event_new(b, "dropped");
+            cJSON_AddNumberToObject(o, "muscle", k);
+            cJSON_AddStringToObject(o, "error", bd_lasterr());
+            bd_event(b, o);
+            bd_round_lose(b->round, k);
+            continue;
+        }
+        have++;
+    }
+    long long cols = 0;
+    for (int i = 0; i < b->N; i++)
+        cols += b->valid[i];
+    if (have) {
+        if (cols < b->N)
+            bd_brain_blank(b);
+        rc = bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc);
+        if (rc == BD_OK)
+            rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, cols < b->N ? b->valid : NULL);
+        if (rc == BD_OK && b->stats.done_n)
+            rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n);
+        if (rc != BD_OK)
+            return rc;
+        b->steps += (long long)b->T * cols;
+    }
+    cJSON *ev = bd_event_new(b, "update");
+    cJSON_AddNumberToObject(ev, "muscles", have);
+    for (cJSON *x = b->learned ? b->learned->child : NULL; x; x = x->next) /* the last update's */
+        cJSON_AddItemToObject(ev, x->string, cJSON_Duplicate(x, 1));
+    if ((rc = bd_brain_report(b, ev, stop)) != BD_OK) {
+        cJSON_Delete(ev);
+        return rc;
+    }
+    cJSON *admit = cJSON_DetachItemFromObject(ev, "admit");
+    if (have && b->train && !*stop) {
+        bd_batch batch = {b->T, b->N, b->S, b->U, b->obs, b->act, b->logp, b->val, b->rew, b->fval,
+                          b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL};
+        cJSON_Delete(b->learned);
+        b->learned = cJSON_CreateObject();
+        rc = bd_learner_update(&b->learner, &batch, b->steps, b->learned);
+    }
+    for (int k = 0; k < b->M && rc == BD_OK; k++) {
+        if (!bd_round_request(b->round, k))
+            continue;
+        nng_msg *m;
+        rc = bd_brain_weights(b, *stop ? BD_WEIGHTS_STOP : 0, &m);
+        if (rc == BD_OK && bd_round_answer(b->round, k, m) != BD_OK) {
+            nng_msg_free(m); /* it died meanwhile: it will greet again, or not */
+        }
+    }
+    const cJSON *x;
+    cJSON_ArrayForEach(x, admit)
+        if (cJSON_IsNumber(x))
+            bd_round_admit(b->round, x->valueint);
+    cJSON_Delete(admit);
+    cJSON_Delete(ev); /* the report carried it (the conductor logs the reports) */
+    b->round_no++;
     return rc;
-}
-
-/* Copies every slot's rollout into the (T, N) batch. */
-static int bd_brain_collect(bd_brain *b)
-{
-    for (int i = 0; i < b->W; i++) {
-        bd_wire_header h;
-        const uint8_t *p;
-        bd_rollout_hdr r;
-        int rc = bd_wire_msg_decode(bd_round_request(b->round, i), BD_MSG_ROLLOUT, &h, &p);
-        if (rc == BD_OK)
-            rc = bd_rollout_decode(p, (size_t)h.payload_len, &r);
-        if (rc != BD_OK)
-            return rc;
-        if (r.muscle >= (uint32_t)b->W || r.N != b->hello[r.muscle].worlds
-            || r.world0 != b->hello[r.muscle].world0 || r.T != (uint32_t)b->T
-            || r.S != (uint32_t)b->S || r.U != (uint32_t)b->U)
-            return bd_seterr(BD_EPROTO, "rollout from muscle %u has dims T=%u N=%u S=%u U=%u world0=%u "
-                                        "that disagree with its HELLO / the agent",
-                             r.muscle, r.T, r.N, r.S, r.U, r.world0);
-        size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
-        bd_rollout_layout(&r, off, size);
-        size_t n = r.N, N = (size_t)b->N, w0 = r.world0;
-        for (int t = 0; t < b->T; t++) {
-            size_t src = (size_t)t * n, dst = (size_t)t * N + w0;
-            memcpy(b->obs + dst * b->S, p + off[BD_RO_OBS] + 4 * src * b->S, 4 * n * b->S);
-            memcpy(b->act + dst * b->U, p + off[BD_RO_ACTIONS] + 4 * src * b->U, 4 * n * b->U);
-            memcpy(b->logp + dst, p + off[BD_RO_LOGP] + 4 * src, 4 * n);
-            memcpy(b->val + dst, p + off[BD_RO_VALUES] + 4 * src, 4 * n);
-            memcpy(b->rew + dst, p + off[BD_RO_REWARDS] + 4 * src, 4 * n);
-            memcpy(b->fval + dst, p + off[BD_RO_FINAL_VALUES] + 4 * src, 4 * n);
-            memcpy(b->term + dst, p + off[BD_RO_TERMINATED] + src, n);
-            memcpy(b->trunc + dst, p + off[BD_RO_TRUNCATED] + src, n);
-        }
-        memcpy(b->lastv + w0, p + off[BD_RO_LAST_VALUES], 4 * n);
-    }
-    return BD_OK;
-}
-
-static double bd_explained_variance(const float *val, const float *ret, size_t n)
-{
-    double my = 0, md = 0;
-    for (size_t k = 0; k < n; k++) {
-        my += ret[k];
-        md += ret[k] - val[k];
-    }
-    my /= (double)n;
-    md /= (double)n;
-    double vy = 0, vd = 0;
-    for (size_t k = 0; k < n; k++) {
-        double y = ret[k] - my, d = ret[k] - val[k] - md;
-        vy += y * y;
-        vd += d * d;
-    }
-    return vy == 0 ? NAN : 1.0 - vd / vy;
-}
-
-static int bd_brain_learn(bd_brain *b, cJSON *ev)
-{
-    int tn = b->T * b->N;
-    bd_gae(b->T, b->N, b->rew, b->val, b->fval, b->lastv, b->term, b->trunc, (float)b->pp.gamma,
-           (float)b->pp.gae_lambda, b->adv, b->ret);
-    bd_ppo_perm(b->perm, tn, b->pp.opt.epochs, b->ap->seed, b->version);
-    if (b->pp.anneal_lr && b->pp.total_steps > 0) {
-        double frac = 1.0 - (double)b->steps / (double)b->pp.total_steps;
-        if (frac < 0.01)
-            frac = 0.01;
-        bdt_ppo_set_lr(b->ppo, (float)(frac * b->pp.learning_rate));
-    }
-    bdt_ppo_stats st;
-    double t0 = bd_now();
-    /* The learner sees what the muscles' policy saw: the batch normalised with the
-     * statistics in force while it was collected; only then do they take it in. */
-    const float *x = b->obs;
-    if (b->use_norm) {
-        bd_obsnorm_apply(&b->norm, b->obs, b->nobs, (size_t)tn);
-        x = b->nobs;
-    }
-    int rc = bdt_ppo_update(b->ppo, x, b->act, b->logp, b->adv, b->ret, b->val, tn, b->perm, &st);
-    if (rc == BD_OK)
-        rc = bdt_policy_get_params(b->policy, b->params, b->nparams);
-    if (rc != BD_OK)
-        return rc;
-    if (b->use_norm) {
-        bd_obsnorm_update(&b->norm, b->obs, (size_t)tn);
-        bd_obsnorm_pack(&b->norm, b->params + b->nparams);
-    }
-    b->version++;
-    cJSON_AddNumberToObject(ev, "policy_loss", st.policy_loss);
-    cJSON_AddNumberToObject(ev, "value_loss", st.value_loss);
-    cJSON_AddNumberToObject(ev, "entropy", st.entropy);
-    cJSON_AddNumberToObject(ev, "approx_kl", st.approx_kl);
-    cJSON_AddNumberToObject(ev, "clip_frac", st.clip_frac);
-    double evar = bd_explained_variance(b->val, b->ret, (size_t)tn);
-    if (!isnan(evar))
-        cJSON_AddNumberToObject(ev, "explained_variance", evar);
-    cJSON_AddNumberToObject(ev, "learn_s", bd_now() - t0);
-    return BD_OK;
-}
-
-/* 1 when the phase's stop conditions hold. */
-static int bd_brain_done(bd_brain *b)
-{
-    const bd_phase_plan *p = &b->plan;
-    if (p->max_agent_steps > 0 && b->steps >= p->max_agent_steps)
-        return 1;
-    if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target)
-        return 1;
-    if (!isnan(p->objective_threshold) && b->stats.episodes >= p->objective_window
-        && bd_stats_mean_recent(&b->stats, p->objective_window) >= p->objective_threshold)
-        return 1;
-    return 0;
-}
-
-static int bd_brain_setup_policy(bd_brain *b)
-{
-    if (b->ap->random)
-        return BD_OK;
-    bdt_policy_config pc = {
-        .obs_dim = b->S, .act_kind = b->ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
-        .act_dim = b->ap->continuous ? b->ap->nact : b->ap->n_actions,
-        .hidden = b->pp.hidden, .layers = b->pp.layers,
-        .device = b->plan.device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU,
-        .seed = b->ap->seed,
-    };
-    int rc = bdt_policy_create(&pc, &b->policy);
-    if (rc == BD_OK && b->train)
-        rc = bdt_ppo_create(b->policy, &b->pp.opt, &b->ppo);
-    if (rc != BD_OK)
-        return rc;
-    /* Checkpoint to start from: `load: {agent, phase}`, or the latest earlier train phase
-     * (config/runfile.c; a test phase without one is refused by config/plan.c). */
-    const bd_agent_cfg *a = b->ap->cfg;
-    const char *lphase = a->load_phase;
-    if (!lphase && !b->train)
-        return bd_seterr(BD_EINVAL, "test phase '%s': agent '%s' has no checkpoint to load",
-                         b->plan.ph->name, a->name);
-    b->use_norm = b->pp.norm_obs;
-    bd_obsnorm_init(&b->norm, b->S);
-    if (lphase) {
-        /* A train phase resumes: weights and the optimiser's state; a test phase only
-         * needs the weights. */
-        char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", b->run_dir, lphase,
-                               a->load_agent ? a->load_agent : a->name);
-        rc = path ? bdt_load(b->policy, b->train ? b->ppo : NULL, path) : BD_ENOMEM;
-        if (rc == BD_OK && b->use_norm) {
-            char *np = bd_strfmt("%s.obsnorm.json", path);
-            rc = np ? bd_obsnorm_load(&b->norm, np) : BD_ENOMEM;
-            free(np);
-        }
-        free(path);
-        if (rc != BD_OK)
-            return rc;
-    }
-    b->nparams = bdt_policy_param_count(b->policy);
-    b->params = malloc(sizeof(float) * (b->nparams + (b->use_norm ? 2 * (size_t)b->S : 0)));
-    if (!b->params)
-        return bd_seterr(BD_ENOMEM, "out of memory");
-    if (b->use_norm)
-        bd_obsnorm_pack(&b->norm, b->params + b->nparams);
-    return bdt_policy_get_params(b->policy, b->params, b->nparams);
 }
 
 static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, const bd_registry *reg,
@@ -351,19 +396,34 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     long long total = b->plan.max_agent_steps > 0 ? b->plan.max_agent_steps : 1000000;
     if ((rc = bd_ppo_params_parse(b->ap->cfg->brain.params, total, &b->pp)) != BD_OK)
         return rc;
-    b->W = b->plan.worker;
+    b->M = b->plan.muscles;
     b->N = (int)b->plan.worlds;
     b->T = b->pp.rollout_steps;
     b->S = b->ap->nsens;
     b->U = b->ap->nact;
-    b->hello = calloc((size_t)b->W, sizeof *b->hello);
-    if (!b->hello)
+    b->hello = calloc((size_t)b->M, sizeof *b->hello);
+    b->lost = calloc((size_t)b->M, sizeof *b->lost);
+    if (!b->hello || !b->lost)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
     if (b->plan.episodes_target > 0 && (rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target)) != BD_OK)
         return rc;
-    if ((rc = bd_brain_setup_policy(b)) != BD_OK)
+    /* The checkpoint to start from: `load: {agent, phase}`, or the latest earlier train
+     * phase (config/runfile.c; a test phase without one is refused by config/plan.c). */
+    const bd_agent_cfg *a = b->ap->cfg;
+    char *load = NULL;
+    if (!b->ap->random && a->load_phase
+        && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", b->run_dir, a->load_phase,
+                              a->load_agent ? a->load_agent : a->name)))
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    if (!b->ap->random && !load && !b->train)
+        return bd_seterr(BD_EINVAL, "test phase '%s': agent '%s' has no checkpoint to load",
+                         b->plan.ph->name, a->name);
+    rc = bd_learner_init(&b->learner, b->ap, &b->pp, b->train, b->plan.device, b->T, b->N, load,
+                         &bd_term_requested);
+    free(load);
+    if (rc != BD_OK)
         return rc;
     if ((rc = bd_brain_alloc_batch(b)) != BD_OK)
         return rc;
@@ -384,8 +444,10 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if ((rc = bd_trace_writer_create(&spec, &b->mem)) != BD_OK)
         return rc;
     /* the muscles' socket */
-    char *url = bd_url_brain(b->run_dir, agent);
-    rc = url ? bd_round_listen(url, b->W, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
+    char *url = bd_url_brain(b->sockdir, b->plan.phase_index, b->ap->index);
+    rc = url ? bd_round_open(b->M, BD_MSG_HELLO, BD_MSG_ROLLOUT, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK)
+        rc = bd_round_listen(b->round, url, NULL);
     free(url);
     return rc;
 }
@@ -395,54 +457,29 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     if (b->round && stopped)
         bd_round_wait_hangup(b->round, 30.0, &bd_term_requested);
     bd_round_close(b->round);
-    bdt_ppo_destroy(b->ppo);
-    bdt_policy_destroy(b->policy);
+    bd_learner_fini(&b->learner);
     bd_stats_fini(&b->stats);
     free(b->hello);
+    free(b->lost);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
-    free(b->adv); free(b->ret); free(b->lastv); free(b->term); free(b->trunc); free(b->perm);
-    free(b->params);
-    free(b->nobs);
+    free(b->lastv); free(b->term); free(b->trunc); free(b->valid);
     free(b->mem_path);
+    free(b->sockdir);
+    cJSON_Delete(b->learned);
     bd_phase_plan_fini(&b->plan);
     bd_runfile_destroy(b->rf);
 }
 
-/* The rounds: gather, record, learn, answer, until a stop condition or SIGTERM. */
+/* Every muscle greets, then the rounds run until the conductor says stop (or SIGTERM). */
 static int bd_brain_loop(bd_brain *b)
 {
-    int rc = bd_brain_greet(b);
-    while (rc == BD_OK) {
-        if ((rc = bd_round_gather(b->round, &bd_term_requested)) != BD_OK)
-            break;
-        rc = bd_brain_collect(b);
-        if (rc == BD_OK)
-            rc = bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc);
-        if (rc == BD_OK)
-            rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc);
-        if (rc == BD_OK && b->stats.done_n)
-            rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n);
-        if (rc != BD_OK)
-            break;
-        b->steps += (long long)b->T * b->N;
-        int done = bd_brain_done(b);
-        cJSON *ev = bd_event_new(b, "update");
-        if (b->train && !done)
-            rc = bd_brain_learn(b, ev);
-        if (rc == BD_OK)
-            rc = bd_brain_reply(b, done ? BD_WEIGHTS_STOP : 0);
-        bd_round_release(b->round);
-        double el = bd_now() - b->t0;
-        cJSON_AddNumberToObject(ev, "update", (double)b->version);
-        cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
-        cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
-        cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-        if (b->stats.episodes)
-            cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
-        bd_event(b, ev);
-        if (done)
-            break;
-    }
+    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b};
+    int rc = bd_round_await_all(b->round, &hooks, &bd_term_requested);
+    for (int k = 0; k < b->M && rc == BD_OK; k++)
+        bd_round_admit(b->round, k);
+    int stop = 0;
+    while (rc == BD_OK && !stop)
+        rc = bd_brain_round(b, &stop);
     return rc;
 }
 
@@ -466,40 +503,48 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     bd_brain b;
     memset(&b, 0, sizeof b);
     b.run_dir = run_dir;
+    pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
-    int rc = bd_brain_setup(&b, phase, agent, reg, device);
+    int rc = bd_sockdir_find(run_dir, &b.sockdir);
+    if (rc == BD_OK)
+        rc = bd_brain_setup(&b, phase, agent, reg, device);
     if (rc == BD_OK)
         bdt_set_threads(bd_learner_threads(&b));
-    char *eurl = bd_url_events(run_dir);
-    if (eurl && bd_events_dial(eurl, 1000u + (uint32_t)(b.ap ? b.ap->index : 0), &b.ev) != BD_OK)
-        fprintf(stderr, "bodhi brain %s: %s\n", agent, bd_lasterr());
-    free(eurl);
-    if (rc == BD_OK) {
+    char *curl = b.sockdir ? bd_url_control(b.sockdir) : NULL;
+    if (curl && bd_events_dial(curl, 1000u + (uint32_t)(b.ap ? b.ap->index : 0), &b.ev) == BD_OK) {
+        bd_events_set_stop(b.ev, &bd_term_requested);
+        bd_events_beat(b.ev, 500, bd_brain_beat, bd_brain_heard, &b);
+    }
+    free(curl);
+    if (rc == BD_OK && b.ev) {
         bd_event(&b, bd_event_new(&b, "ready"));
         b.t0 = bd_now();
+        bd_events_set_timeout(b.ev, -1); /* a round's report waits for every brain's */
         rc = bd_brain_loop(&b);
+        bd_events_set_timeout(b.ev, 10000);
     }
     char err[1024];
     snprintf(err, sizeof err, "%s", rc == BD_OK ? "" : bd_lasterr());
-    /* Checkpoint at the end of a train phase (also when interrupted: what was learnt is kept). */
+    /* A conductor that is gone hears nothing more: the events below would only wait. */
+    if (getppid() == 1 && b.ev) {
+        bd_events_close(b.ev);
+        b.ev = NULL;
+    }
+    /* Checkpoint at the end of a train phase (also when interrupted: what was learnt in
+     * the last whole update is kept). */
     char *ckpt = NULL;
-    if (b.train && b.policy && (rc == BD_OK || rc == BD_EINTR)) {
+    if (b.train && b.learner.net && (rc == BD_OK || rc == BD_EINTR)) {
         char *dir = bd_strfmt("%s/checkpoints/%s", run_dir, phase);
         ckpt = bd_strfmt("%s/%s.pt", dir, agent);
-        int crc = bd_mkdirs(dir);
+        int crc = dir && ckpt ? bd_mkdirs(dir) : bd_seterr(BD_ENOMEM, "out of memory");
         if (crc == BD_OK)
-            crc = bdt_save(b.policy, b.ppo, ckpt);
-        if (crc == BD_OK && b.use_norm) {
-            char *np = bd_strfmt("%s.obsnorm.json", ckpt);
-            crc = np ? bd_obsnorm_save(&b.norm, np) : BD_ENOMEM;
-            free(np);
-        }
+            crc = bd_learner_save(&b.learner, ckpt);
         free(dir);
         if (crc != BD_OK) {
             fprintf(stderr, "bodhi brain %s: checkpoint: %s\n", agent, bd_lasterr());
             if (rc == BD_OK) {
                 rc = crc;
-                snprintf(err, sizeof err, "%s", bd_lasterr());
+                snprintf(err, sizeof err, "checkpoint: %s", bd_lasterr());
             }
             free(ckpt);
             ckpt = NULL;
@@ -518,13 +563,21 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         double el = bd_now() - b.t0;
         cJSON *ev = bd_event_new(&b, "result");
         cJSON_AddStringToObject(ev, "status", rc == BD_OK ? "done" : rc == BD_EINTR ? "interrupted" : "failed");
+        if (rc == BD_OK && b.why[0])
+            cJSON_AddStringToObject(ev, "why", b.why);
         cJSON_AddNumberToObject(ev, "episodes", (double)b.stats.episodes);
         cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b.stats, 100));
         cJSON_AddNumberToObject(ev, "max_return", b.stats.episodes ? b.stats.max_return : 0);
         cJSON_AddNumberToObject(ev, "steps", (double)b.steps);
         cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b.steps / el : 0);
         cJSON_AddNumberToObject(ev, "wall_s", el);
-        cJSON_AddNumberToObject(ev, "updates", (double)b.version);
+        cJSON_AddNumberToObject(ev, "updates", (double)b.learner.version);
+        char why[256];
+        uint64_t dropped = b.round ? bd_round_dropped(b.round, why, sizeof why) : 0;
+        if (dropped) {
+            cJSON_AddNumberToObject(ev, "dropped_messages", (double)dropped);
+            cJSON_AddStringToObject(ev, "last_dropped", why);
+        }
         if (ckpt)
             cJSON_AddStringToObject(ev, "checkpoint", ckpt);
         if (b.mem_path)
@@ -536,6 +589,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     free(ckpt);
     bd_events_close(b.ev);
     bd_brain_teardown(&b, rc == BD_OK);
+    pthread_mutex_destroy(&b.news_mu);
     if (rc == BD_EINTR)
         return 143;
     if (rc != BD_OK) {

@@ -74,6 +74,14 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     return bd_ppo_params_parse(params, 1, &pp);
 }
 
+int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap)
+{
+    (void)p;
+    (void)ap;
+    bd_ppo_params pp;
+    return bd_ppo_params_parse(params, 1, &pp);
+}
+
 void bd_gae(int T, int N, const float *rewards, const float *values, const float *final_values,
             const float *last_values, const uint8_t *terminated, const uint8_t *truncated,
             float gamma, float lambda, float *adv, float *ret)

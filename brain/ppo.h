@@ -32,6 +32,9 @@ int bd_ppo_params_parse(const bd_node *params, long long default_total, bd_ppo_p
  * agent's sensors fit the observation normaliser. */
 int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap);
 
+/* The random brain's check: the params it reads (rollout_steps; the ppo keys are taken). */
+int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap);
+
 /* GAE over a (T, N) batch. done = terminated|truncated; the bootstrap of step t is
  * 0 when terminated, final_values[t] when truncated, values[t+1] otherwise
  * (last_values (N) after the last step). Writes adv and ret (= adv + values), (T, N). */

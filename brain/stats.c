@@ -56,13 +56,26 @@ static int bd_stats_push_done(bd_stats *s, const bd_episode *e)
     return BD_OK;
 }
 
+void bd_stats_restart(bd_stats *s, int c0, int n)
+{
+    for (int i = c0 < 0 ? 0 : c0; i < c0 + n && i < s->n; i++) {
+        s->ret[i] = 0;
+        s->len[i] = 0;
+        s->start[i] = -1; /* set at the column's next valid row */
+    }
+}
+
 int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *terminated,
-                 const uint8_t *truncated)
+                 const uint8_t *truncated, const uint8_t *valid)
 {
     s->done_n = 0;
     for (int t = 0; t < T; t++) {
         const size_t row = (size_t)t * (size_t)s->n;
         for (int i = 0; i < s->n; i++) {
+            if (valid && !valid[i])
+                continue;
+            if (s->start[i] < 0)
+                s->start[i] = s->rows + t;
             s->ret[i] += rewards[row + i];
             s->len[i]++;
             if (!terminated[row + i] && !truncated[row + i])

@@ -38,10 +38,15 @@ void bd_stats_fini(bd_stats *s);
 /* Counts at most `episodes` (>= 1) episodes from now on, split over the columns as above. */
 int bd_stats_set_quota(bd_stats *s, long long episodes);
 
-/* Adds T rows: rewards/terminated/truncated are (T, N). Finished episodes land in
- * s->done (replaced on each call). */
+/* Adds T rows: rewards/terminated/truncated are (T, N); valid (N, may be NULL: all) says
+ * which columns hold data (a muscle that died leaves its columns empty for a round).
+ * Finished episodes land in s->done (replaced on each call). */
 int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *terminated,
-                 const uint8_t *truncated);
+                 const uint8_t *truncated, const uint8_t *valid);
+
+/* Columns [c0, c0 + n) start over (their muscle restarted and reset its worlds): their
+ * running episodes are dropped, and the next episode starts at their next valid row. */
+void bd_stats_restart(bd_stats *s, int c0, int n);
 
 /* Mean of the last `window` finished returns (of all if fewer); 0 if none. */
 double bd_stats_mean_recent(const bd_stats *s, int window);

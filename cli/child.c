@@ -1,5 +1,6 @@
-/* child.c: `bodhi brain` and `bodhi muscle`: the processes the conductor starts. They can
- * also be started by hand (without --parent) for debugging. */
+/* child.c: `bodhi brain` and `bodhi muscle`: the processes the conductor starts. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,14 +11,28 @@
 #include "conductor/builtins.h"
 #include "muscle/muscle.h"
 
-static int bd_child_start(const char *cmd, const char *parent, int catch_term)
+static int bd_child_start(const char *cmd, const char *parent, int catch_term, int deathsig)
 {
     pid_t ppid = parent ? (pid_t)atoi(parent) : 0;
-    if (bd_child_init(ppid, catch_term) != BD_OK) {
+    if (bd_child_init(ppid, catch_term, deathsig) != BD_OK) {
         fprintf(stderr, "bodhi %s: %s\n", cmd, bd_lasterr());
         return 1;
     }
     return 0;
+}
+
+/* A small non-negative integer option, or -1 (with a message). */
+static int bd_small_int(const char *cmd, const char *what, const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || *end || v < 0 || v > 1000000) {
+        fprintf(stderr, "bodhi %s: --%s must be an integer in [0, 1000000] (got '%s')\n", cmd, what,
+                s ? s : "");
+        return -1;
+    }
+    return (int)v;
 }
 
 int bd_cmd_brain(int argc, char **argv)
@@ -29,27 +44,35 @@ int bd_cmd_brain(int argc, char **argv)
     if (rc)
         return rc;
     if (!dir || !phase || !agent) {
-        fprintf(stderr, "bodhi brain: --run-dir, --phase and --agent are required\n");
+        fprintf(stderr, "bodhi brain: --run-dir, --phase and --agent are required (the conductor starts brains)\n");
         return 2;
     }
-    if (bd_child_start("brain", parent, 1))
+    /* a brain saves what it learnt when its conductor goes */
+    if (bd_child_start("brain", parent, 1, SIGTERM))
         return 1;
     return bd_brain_main(dir, phase, agent, bd_registry_builtin(), device);
 }
 
 int bd_cmd_muscle(int argc, char **argv)
 {
-    const char *dir = NULL, *phase = NULL, *id = NULL, *parent = NULL, *device = NULL;
-    bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"id=", &id},
+    const char *dir = NULL, *phase = NULL, *id = NULL, *parent = NULL, *device = NULL, *restart = "0";
+    bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"id=", &id}, {"restart=", &restart},
                      {"parent=", &parent}, {"device=", &device}, {0}};
     int rc = bd_parse_opts("muscle", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return rc;
     if (!dir || !phase || !id) {
-        fprintf(stderr, "bodhi muscle: --run-dir, --phase and --id are required\n");
+        fprintf(stderr, "bodhi muscle: --run-dir, --phase and --id are required (the conductor starts "
+                        "local muscles)\n");
         return 2;
     }
-    if (bd_child_start("muscle", parent, 0))
+    int k = bd_small_int("muscle", "id", id), r = bd_small_int("muscle", "restart", restart);
+    if (k < 0 || r < 0)
+        return 2;
+    /* a muscle holds nothing that outlives its conductor */
+    if (bd_child_start("muscle", parent, 0, SIGKILL))
         return 1;
-    return bd_muscle_main(dir, phase, atoi(id), bd_registry_builtin(), device);
+    bd_muscle_opts o = {.run_dir = dir, .phase = phase, .id = k, .restart = r, .device = device,
+                        .reg = bd_registry_builtin()};
+    return bd_muscle_main(&o);
 }

@@ -1,4 +1,5 @@
-/* status.c: `bodhi status RUN_DIR`: a running conductor's answer, or summary.json. */
+/* status.c: `bodhi status RUN_DIR [--json]`: a running conductor's answer (its processes
+ * with pid, restarts and last heartbeat, and the agents' progress), or summary.json. */
 #include <stddef.h>
 
 #include "cli/cli.h"
@@ -6,7 +7,8 @@
 
 int bd_cmd_status(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int rc = bd_parse_opts("status", argc, argv, NULL, &dir, 1, 1);
-    return rc ? rc : bd_conductor_status(dir);
+    const char *dir = NULL, *json = NULL;
+    bd_opt spec[] = {{"json", &json}, {0}};
+    int rc = bd_parse_opts("status", argc, argv, spec, &dir, 1, 1);
+    return rc ? rc : bd_conductor_status(dir, json != NULL);
 }

@@ -16,9 +16,17 @@ static void bd_on_term(int sig)
     bd_term_requested = 1;
 }
 
-int bd_child_init(pid_t parent, int catch_term)
+static pid_t bd_parent = 0;
+
+int bd_parent_gone(void)
 {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    return bd_parent > 0 && getppid() != bd_parent;
+}
+
+int bd_child_init(pid_t parent, int catch_term, int deathsig)
+{
+    prctl(PR_SET_PDEATHSIG, deathsig);
+    bd_parent = parent;
     if (parent > 0 && getppid() != parent)
         return bd_seterr(BD_ECLOSED, "parent %d is gone", (int)parent);
     signal(SIGINT, SIG_IGN);

@@ -1,84 +1,81 @@
-/* conductor.c: `bodhi run`, `bodhi check`, `bodhi status` (see conductor.h).
+/* conductor.c: `bodhi run` and `bodhi check` (see conductor.h).
  *
  * Children are this executable (/proc/self/exe) started with posix_spawn, which execs at
  * once (no code runs in a forked copy of a process that has NNG threads), so spawning
- * after NNG is up is safe. Each child sets PR_SET_PDEATHSIG itself, so none outlives the
- * conductor. The main loop waits at most 50 ms on the events socket, then polls the
- * control socket and reaps children with waitpid(-1, WNOHANG). */
+ * after NNG is up is safe. Each child sets PR_SET_PDEATHSIG itself and inherits the run
+ * directory's lock, so none outlives the conductor for long and the directory stays
+ * claimed while any of them lives.
+ *
+ * One thread does everything: it takes what arrives on the control socket (events,
+ * heartbeats, status queries; wire/serve.h) in 50 ms slices, reaps children with
+ * waitpid(-1, WNOHANG), restarts muscles that died or stopped beating, and watches for
+ * signals. Each brain reports every round and waits for the answer; the conductor answers
+ * a round's reports together, once every brain has reported it: whether the phase goes on
+ * (it ends when an agent's stop conditions hold) and which restarted muscles every brain
+ * has greeted, to take part from the next round. */
 #define _GNU_SOURCE
 #include "conductor/conductor.h"
 
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
-#include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
 #include "config/plan.h"
+#include "config/runfile.h"
 #include "conductor/builtins.h"
 #include "conductor/rundir.h"
-#include "config/runfile.h"
+#include "conductor/supervise.h"
 #include "memory/memory.h"
 #include "wire/addr.h"
-#include "wire/events.h"
+#include "wire/serve.h"
 #include "wire/wire.h"
 
-extern char **environ;
-
-#define BD_MAX_CHILDREN 1024
-#define BD_KILL_GRACE_S 10.0
-
-typedef struct {
-    pid_t pid;
-    int role;          /* 0 brain, 1 muscle */
-    char name[128];    /* agent name or muscle id */
-    int alive;
-    int status;        /* waitpid status once exited */
-} bd_child;
+#define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
+#define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
 
 typedef struct {
     char name[128];
-    cJSON *last_update;  /* latest "update" event */
+    cJSON *last_update;  /* latest round report */
     cJSON *result;       /* the "result" event */
     double last_print;
+    bd_request *held;    /* its report of the current round, until every brain reported */
 } bd_agent_state;
 
 typedef struct {
     const bd_run_opts *o;
     bd_runfile *rf;
-    char *dir;
+    char *dir, *sockdir;
     FILE *log;
-    bd_events *ev;
-    nng_socket ctl;
-    int ctl_open;
-    bd_child kids[BD_MAX_CHILDREN];
-    int nkids;
+    bd_server *hub;      /* the control socket */
+    bd_procs procs;
     bd_agent_state *agents;
     int nagents;
+    const bd_phase_plan *plan;
     const char *phase;
     cJSON *phases;       /* summary phases array */
     double t0;
-    int failed;          /* a child failed */
-    char fail_msg[512];
+    int failed;          /* the run failed */
+    char fail_msg[1024];
+    int stopping;        /* the phase is over: children are leaving */
+    char ended[160];     /* why the phase ended */
+    char parent[32];
 } bd_conductor;
 
-static volatile sig_atomic_t bd_signal_seen = 0;
+static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
 
 static void bd_on_signal(int sig)
 {
     bd_signal_seen = sig;
+    bd_signals++;
 }
 
 static void bd_log(bd_conductor *c, cJSON *o)
@@ -101,10 +98,34 @@ static cJSON *bd_ev(const char *kind)
     return o;
 }
 
-/* ---- run directory -------------------------------------------------------------------- */
+static cJSON *bd_proc_ev(const bd_conductor *c, const char *kind, const bd_proc *p)
+{
+    cJSON *o = bd_ev(kind);
+    cJSON_AddStringToObject(o, "phase", c->phase);
+    cJSON_AddStringToObject(o, "role", p->role == BD_ROLE_BRAIN ? "brain" : "muscle");
+    if (p->role == BD_ROLE_BRAIN)
+        cJSON_AddStringToObject(o, "agent", p->name);
+    else
+        cJSON_AddNumberToObject(o, "muscle", p->index);
+    return o;
+}
+
+static void bd_fail(bd_conductor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bd_fail(bd_conductor *c, const char *fmt, ...)
+{
+    if (c->failed)
+        return;
+    c->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->fail_msg, sizeof c->fail_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- validation ----------------------------------------------------------------------- */
 
 /* Validates the run file and every phase; prints "FILE:LINE:COL: message" on failure. */
-static int bd_validate(const char *path, const char *device, bd_runfile **out, int verbose)
+static int bd_validate(const char *path, const char *device, const char *listen, bd_runfile **out, int verbose)
 {
     int rc = bd_runfile_load(path, out);
     if (rc != BD_OK) {
@@ -114,10 +135,19 @@ static int bd_validate(const char *path, const char *device, bd_runfile **out, i
     for (int i = 0; i < (*out)->nphases; i++) {
         bd_phase_plan p;
         rc = bd_phase_plan_make(*out, i, bd_registry_builtin(), device, &p);
+        if (rc == BD_OK && p.remote > 0 && !listen && !verbose) {
+            char w[256];
+            rc = bd_seterr(BD_EINVAL, "%s: phase '%s' waits for %d remote muscle(s): run it with "
+                           "bodhi run --listen tcp://HOST:PORT", bd_node_where(p.ph->node, w, sizeof w),
+                           p.ph->name, p.remote);
+        }
         if (rc == BD_OK && verbose) {
-            printf("phase %s (%s): %s x %lld worlds on %s, %d muscle(s)\n", p.ph->name,
+            printf("phase %s (%s): %s x %lld worlds on %s, %d muscle(s)", p.ph->name,
                    p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name, p.worlds,
                    p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.worker);
+            if (p.remote)
+                printf(" and %d remote", p.remote);
+            printf("\n");
             for (int a = 0; a < p.nagents; a++) {
                 printf("  agent %s: brain %s, %d sensors (", p.agents[a].cfg->name,
                        p.agents[a].cfg->brain.name, p.agents[a].nsens);
@@ -143,7 +173,7 @@ static int bd_validate(const char *path, const char *device, bd_runfile **out, i
 int bd_conductor_check(const char *path, const char *device)
 {
     bd_runfile *rf = NULL;
-    if (bd_validate(path, device, &rf, 1) != BD_OK)
+    if (bd_validate(path, device, NULL, &rf, 1) != BD_OK)
         return 2;
     printf("%s: ok (uid %s, seed %llu, %d phase(s))\n", path, rf->uid,
            (unsigned long long)rf->seed, rf->nphases);
@@ -153,44 +183,47 @@ int bd_conductor_check(const char *path, const char *device)
 
 /* ---- children ------------------------------------------------------------------------- */
 
-static int bd_spawn(bd_conductor *c, int role, const char *name, char *const argv[])
+/* Starts the slot's process (a brain, or a local muscle with its restart count). */
+static int bd_start(bd_conductor *c, bd_proc *p)
 {
-    if (c->nkids >= BD_MAX_CHILDREN)
-        return bd_seterr(BD_EINVAL, "too many processes");
-    pid_t pid;
-    int err = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ);
-    if (err != 0)
-        return bd_seterr(BD_EIO, "cannot start %s %s: %s", role ? "muscle" : "brain", name,
-                         strerror(err));
-    bd_child *k = &c->kids[c->nkids++];
-    memset(k, 0, sizeof *k);
-    k->pid = pid;
-    k->role = role;
-    snprintf(k->name, sizeof k->name, "%s", name);
-    k->alive = 1;
-    cJSON *o = bd_ev("spawned");
-    cJSON_AddStringToObject(o, "phase", c->phase);
-    cJSON_AddStringToObject(o, "role", role ? "muscle" : "brain");
-    cJSON_AddStringToObject(o, role ? "muscle" : "agent", name);
-    cJSON_AddNumberToObject(o, "pid", pid);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    return BD_OK;
-}
-
-static int bd_alive(const bd_conductor *c)
-{
+    const char *dev = c->o->device;
+    char id[16], restart[16];
+    snprintf(id, sizeof id, "%d", p->index);
+    snprintf(restart, sizeof restart, "%d", p->restarts);
+    char *argv[16];
     int n = 0;
-    for (int i = 0; i < c->nkids; i++)
-        n += c->kids[i].alive;
-    return n;
-}
-
-static void bd_signal_all(bd_conductor *c, int sig)
-{
-    for (int i = 0; i < c->nkids; i++)
-        if (c->kids[i].alive)
-            kill(c->kids[i].pid, sig);
+    argv[n++] = "bodhi";
+    argv[n++] = p->role == BD_ROLE_BRAIN ? "brain" : "muscle";
+    argv[n++] = "--run-dir";
+    argv[n++] = c->dir;
+    argv[n++] = "--phase";
+    argv[n++] = (char *)c->phase;
+    if (p->role == BD_ROLE_BRAIN) {
+        argv[n++] = "--agent";
+        argv[n++] = p->name;
+    } else {
+        argv[n++] = "--id";
+        argv[n++] = id;
+        argv[n++] = "--restart";
+        argv[n++] = restart;
+    }
+    argv[n++] = "--parent";
+    argv[n++] = c->parent;
+    if (dev) {
+        argv[n++] = "--device";
+        argv[n++] = (char *)dev;
+    }
+    argv[n] = NULL;
+    int rc = bd_proc_spawn(p, argv);
+    if (rc == BD_OK) {
+        cJSON *o = bd_proc_ev(c, "spawned", p);
+        cJSON_AddNumberToObject(o, "pid", p->pid);
+        if (p->restarts)
+            cJSON_AddNumberToObject(o, "restart", p->restarts);
+        bd_log(c, o);
+        cJSON_Delete(o);
+    }
+    return rc;
 }
 
 /* A brain that died left its memory file marked open for write; clear the mark so that
@@ -212,46 +245,84 @@ static void bd_recover_memory(bd_conductor *c, const char *agent)
     free(path);
 }
 
-static void bd_reap(bd_conductor *c, int stopping)
+/* A muscle left before its phase ended: start another in its slot, or fail the run past
+ * the restart budget. */
+static void bd_muscle_left(bd_conductor *c, bd_proc *p)
+{
+    char how[800];
+    bd_proc_how(p, how, sizeof how);
+    if (p->restarts >= c->plan->ph->restarts) {
+        bd_fail(c, "muscle %s %s (after %d restart%s; phase_config.restarts is %d)", p->name, how,
+                p->restarts, p->restarts == 1 ? "" : "s", c->plan->ph->restarts);
+        return;
+    }
+    p->restarts++;
+    cJSON *o = bd_proc_ev(c, "restarted", p);
+    cJSON_AddStringToObject(o, "reason", how);
+    cJSON_AddNumberToObject(o, "restart", p->restarts);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet)
+        fprintf(stderr, "bodhi: muscle %s %s; restarting it (%d of %d)\n", p->name, how, p->restarts,
+                c->plan->ph->restarts);
+    if (bd_start(c, p) != BD_OK)
+        bd_fail(c, "%s", bd_lasterr());
+}
+
+static void bd_reap(bd_conductor *c)
 {
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        for (int i = 0; i < c->nkids; i++) {
-            bd_child *k = &c->kids[i];
-            if (k->pid != pid || !k->alive)
-                continue;
-            k->alive = 0;
-            k->status = st;
-            cJSON *o = bd_ev("exited");
-            cJSON_AddStringToObject(o, "phase", c->phase);
-            cJSON_AddStringToObject(o, "role", k->role ? "muscle" : "brain");
-            cJSON_AddStringToObject(o, k->role ? "muscle" : "agent", k->name);
-            cJSON_AddNumberToObject(o, "pid", pid);
-            int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-            if (WIFEXITED(st))
-                cJSON_AddNumberToObject(o, "code", WEXITSTATUS(st));
-            else if (WIFSIGNALED(st))
-                cJSON_AddStringToObject(o, "signal", strsignal(WTERMSIG(st)));
-            bd_log(c, o);
-            cJSON_Delete(o);
-            if (!ok && k->role == 0)
-                bd_recover_memory(c, k->name);
-            if (!ok && !stopping && !c->failed) {
-                c->failed = 1;
-                if (WIFEXITED(st))
-                    snprintf(c->fail_msg, sizeof c->fail_msg, "%s %s exited with code %d",
-                             k->role ? "muscle" : "brain", k->name, WEXITSTATUS(st));
-                else
-                    snprintf(c->fail_msg, sizeof c->fail_msg, "%s %s was killed by %s",
-                             k->role ? "muscle" : "brain", k->name,
-                             WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "a signal");
-            }
+        bd_proc *p = bd_procs_by_pid(&c->procs, pid);
+        if (!p || !p->alive)
+            continue;
+        p->alive = 0;
+        p->status = st;
+        cJSON *o = bd_proc_ev(c, "exited", p);
+        cJSON_AddNumberToObject(o, "pid", pid);
+        int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        if (WIFEXITED(st))
+            cJSON_AddNumberToObject(o, "code", WEXITSTATUS(st));
+        else if (WIFSIGNALED(st))
+            cJSON_AddStringToObject(o, "signal", strsignal(WTERMSIG(st)));
+        if (p->killed_for[0])
+            cJSON_AddStringToObject(o, "reason", p->killed_for);
+        bd_log(c, o);
+        cJSON_Delete(o);
+        if (!ok && p->role == BD_ROLE_BRAIN)
+            bd_recover_memory(c, p->name);
+        if (ok || c->failed || bd_signal_seen)
+            continue;
+        if (p->role == BD_ROLE_MUSCLE && !c->stopping) {
+            bd_muscle_left(c, p);
+        } else if (p->role == BD_ROLE_BRAIN || !c->stopping) {
+            char how[800];
+            bd_proc_how(p, how, sizeof how);
+            bd_fail(c, "%s %s %s", p->role == BD_ROLE_BRAIN ? "brain" : "muscle", p->name, how);
         }
     }
 }
 
-/* ---- events, progress and status ------------------------------------------------------ */
+/* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
+ * paging itself to death); reaping it then restarts or fails as for a crash. */
+static void bd_deadlines(bd_conductor *c)
+{
+    const double now = bd_now(), timeout = c->plan->ph->heartbeat_timeout;
+    for (int i = 0; i < c->procs.n; i++) {
+        bd_proc *p = &c->procs.p[i];
+        if (!p->alive || p->remote || p->killed_for[0])
+            continue;
+        double since = p->last_beat > 0 ? now - p->last_beat : now - p->started;
+        double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
+        if (since <= limit)
+            continue;
+        snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s (killed)", since);
+        kill(p->pid, SIGKILL);
+    }
+}
+
+/* ---- the control socket ---------------------------------------------------------------- */
 
 static bd_agent_state *bd_agent(bd_conductor *c, const char *name)
 {
@@ -282,30 +353,65 @@ static void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
     fprintf(stderr, "\n");
 }
 
-static void bd_handle_event(bd_conductor *c, cJSON *o, uint32_t sender)
+static void bd_answer_json(bd_conductor *c, bd_request *req, bd_msg_type type, const cJSON *o)
 {
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "event");
-    const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
-    cJSON_AddNumberToObject(o, "sender", sender);
-    bd_agent_state *a = bd_agent(c, cJSON_IsString(agent) ? agent->valuestring : NULL);
-    bd_log(c, o);
-    if (!cJSON_IsString(kind) || !a) {
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    bd_server_answer_bytes(c->hub, req, type, 0, text, text ? strlen(text) : 0);
+    free(text);
+}
+
+/* When every brain has reported the current round: the phase's word for all of them. */
+static void bd_barrier(bd_conductor *c)
+{
+    for (int i = 0; i < c->nagents; i++)
+        if (!c->agents[i].held)
+            return;
+    char why[160] = "";
+    cJSON *admit = NULL;
+    for (int i = 0; i < c->nagents; i++) {
+        const cJSON *u = c->agents[i].last_update;
+        const cJSON *done = cJSON_GetObjectItemCaseSensitive(u, "done");
+        if (cJSON_IsString(done) && !why[0])
+            snprintf(why, sizeof why, "%s (%s)", done->valuestring, c->agents[i].name);
+        /* muscles every brain has greeted: the intersection of the ready lists */
+        const cJSON *ready = cJSON_GetObjectItemCaseSensitive(u, "ready");
+        if (!admit) {
+            admit = ready ? cJSON_Duplicate(ready, 1) : cJSON_CreateArray();
+            continue;
+        }
+        for (cJSON *x = admit->child; x;) {
+            cJSON *next = x->next;
+            int in = 0;
+            const cJSON *y;
+            cJSON_ArrayForEach(y, ready)
+                in |= cJSON_IsNumber(y) && y->valueint == x->valueint;
+            if (!in)
+                cJSON_Delete(cJSON_DetachItemViaPointer(admit, x));
+            x = next;
+        }
+    }
+    int stop = why[0] != 0;
+    cJSON *answer = cJSON_CreateObject();
+    cJSON_AddBoolToObject(answer, "stop", stop);
+    if (stop)
+        cJSON_AddStringToObject(answer, "why", why);
+    cJSON_AddItemToObject(answer, "admit", admit ? admit : cJSON_CreateArray());
+    for (int i = 0; i < c->nagents; i++) {
+        bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, answer);
+        c->agents[i].held = NULL;
+    }
+    if (cJSON_GetArraySize(admit) > 0) {
+        cJSON *o = bd_ev("admitted");
+        cJSON_AddStringToObject(o, "phase", c->phase);
+        cJSON_AddItemToObject(o, "muscles", cJSON_Duplicate(admit, 1));
+        bd_log(c, o);
         cJSON_Delete(o);
-        return;
     }
-    if (strcmp(kind->valuestring, "update") == 0) {
-        cJSON_Delete(a->last_update);
-        a->last_update = o;
-        bd_progress(c, a, 0);
-        return;
+    cJSON_Delete(answer);
+    if (stop && !c->stopping) {
+        c->stopping = 1;
+        snprintf(c->ended, sizeof c->ended, "%s", why);
     }
-    if (strcmp(kind->valuestring, "result") == 0) {
-        cJSON_Delete(a->result);
-        a->result = o;
-        bd_progress(c, a, 1);
-        return;
-    }
-    cJSON_Delete(o);
 }
 
 static cJSON *bd_status_json(bd_conductor *c, const char *status)
@@ -317,15 +423,7 @@ static cJSON *bd_status_json(bd_conductor *c, const char *status)
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->phase)
         cJSON_AddStringToObject(s, "phase", c->phase);
-    cJSON *kids = cJSON_AddArrayToObject(s, "processes");
-    for (int i = 0; i < c->nkids; i++) {
-        cJSON *k = cJSON_CreateObject();
-        cJSON_AddStringToObject(k, "role", c->kids[i].role ? "muscle" : "brain");
-        cJSON_AddStringToObject(k, "name", c->kids[i].name);
-        cJSON_AddNumberToObject(k, "pid", c->kids[i].pid);
-        cJSON_AddBoolToObject(k, "alive", c->kids[i].alive);
-        cJSON_AddItemToArray(kids, k);
-    }
+    cJSON_AddItemToObject(s, "processes", bd_procs_json(&c->procs, bd_now()));
     cJSON *ag = cJSON_AddArrayToObject(s, "agents");
     for (int i = 0; i < c->nagents; i++)
         if (c->agents[i].last_update)
@@ -333,36 +431,103 @@ static cJSON *bd_status_json(bd_conductor *c, const char *status)
     return s;
 }
 
-/* Answers pending status requests on the control socket (never blocks). */
-static void bd_serve_control(bd_conductor *c)
+/* The slot a message's sender names: brains send as 1000 + agent index, muscles as their id. */
+static bd_proc *bd_sender(bd_conductor *c, uint32_t sender)
 {
-    if (!c->ctl_open)
+    return sender >= 1000 ? bd_procs_brain(&c->procs, (int)sender - 1000)
+                          : bd_procs_muscle(&c->procs, (int)sender);
+}
+
+static void bd_handle_event(bd_conductor *c, bd_request *req)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "event");
+    if (!cJSON_IsObject(o) || !cJSON_IsString(kind)) {
+        cJSON_Delete(o);
+        bd_server_drop(c->hub, req);
         return;
-    nng_msg *m;
-    while (nng_recvmsg(c->ctl, &m, NNG_FLAG_NONBLOCK) == 0) {
-        bd_wire_header h;
-        const uint8_t *p;
-        uint32_t seq = 0;
-        cJSON *s;
-        if (bd_wire_msg_decode(m, BD_MSG_STATUS, &h, &p) == BD_OK) {
-            seq = h.seq;
-            s = bd_status_json(c, "running");
-        } else {
-            s = cJSON_CreateObject();
-            cJSON_AddStringToObject(s, "error", bd_lasterr());
-        }
-        nng_msg_free(m);
+    }
+    bd_proc *p = bd_sender(c, req->h.sender);
+    const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
+    bd_agent_state *a = bd_agent(c, cJSON_IsString(agent) ? agent->valuestring : NULL);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+    if (p && cJSON_IsString(err))
+        snprintf(p->error, sizeof p->error, "%s", err->valuestring);
+    cJSON_AddNumberToObject(o, "sender", req->h.sender);
+    bd_log(c, o);
+    if (strcmp(kind->valuestring, "update") == 0 && a && p && p->role == BD_ROLE_BRAIN && !a->held) {
+        cJSON_Delete(a->last_update);
+        a->last_update = o;
+        a->held = req; /* answered by bd_barrier */
+        bd_progress(c, a, 0);
+        bd_barrier(c);
+        return;
+    }
+    if (strcmp(kind->valuestring, "result") == 0 && a) {
+        cJSON_Delete(a->result);
+        a->result = o;
+        bd_progress(c, a, 1);
+        o = NULL;
+    }
+    bd_server_answer_bytes(c->hub, req, BD_MSG_EVENT, 0, NULL, 0);
+    cJSON_Delete(o);
+}
+
+static void bd_handle_beat(bd_conductor *c, bd_request *req)
+{
+    bd_proc *p = bd_sender(c, req->h.sender);
+    if (p && p->alive) {
+        p->last_beat = bd_now();
+        cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
+        p->round = (long long)bd_num(o, "round", (double)p->round);
+        cJSON_Delete(o);
+    }
+    bd_server_answer_bytes(c->hub, req, BD_MSG_BEAT, 0, NULL, 0);
+}
+
+static void bd_handle(bd_conductor *c, bd_request *req)
+{
+    if (req->text) { /* nngcat --req --dial ... --data status */
+        cJSON *s = bd_status_json(c, "running");
         char *text = cJSON_PrintUnformatted(s);
-        cJSON_Delete(s);
-        nng_msg *r;
-        uint8_t *payload;
-        if (text && bd_wire_msg_alloc(&r, BD_MSG_STATUS, 0, seq, strlen(text), &payload) == BD_OK) {
-            memcpy(payload, text, strlen(text));
-            if (nng_sendmsg(c->ctl, r, 0) != 0)
-                nng_msg_free(r);
+        nng_msg *m;
+        if (text && nng_msg_alloc(&m, 0) == 0) {
+            nng_msg_append(m, text, strlen(text));
+            if (bd_server_answer(c->hub, req, m) != BD_OK)
+                nng_msg_free(m);
+        } else {
+            bd_server_drop(c->hub, req);
         }
         free(text);
+        cJSON_Delete(s);
+        return;
     }
+    switch (req->h.type) {
+    case BD_MSG_EVENT:
+        bd_handle_event(c, req);
+        break;
+    case BD_MSG_BEAT:
+        bd_handle_beat(c, req);
+        break;
+    case BD_MSG_STATUS: {
+        cJSON *s = bd_status_json(c, "running");
+        bd_answer_json(c, req, BD_MSG_STATUS, s);
+        cJSON_Delete(s);
+        break;
+    }
+    default:
+        bd_server_drop(c->hub, req);
+    }
+}
+
+/* Everything the control socket holds, waiting up to ms for the first. */
+static void bd_serve(bd_conductor *c, int ms)
+{
+    bd_request *req;
+    if (bd_server_next(c->hub, ms, &req) == BD_OK)
+        bd_handle(c, req);
+    while (bd_server_next(c->hub, 0, &req) == BD_OK)
+        bd_handle(c, req);
 }
 
 /* ---- phases --------------------------------------------------------------------------- */
@@ -381,24 +546,11 @@ static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
      * one busy process on 2 cores, halved them (16.5-17.1 s -> 8.8 s). */
     setenv("OPENBLAS_NUM_THREADS", "1", 0);
     setenv("OMP_WAIT_POLICY", "passive", 0);
-    char parent[32];
-    snprintf(parent, sizeof parent, "%d", (int)getpid());
-    const char *dev = c->o->device;
     int rc = BD_OK;
-    for (int i = 0; i < p->nagents && rc == BD_OK; i++) {
-        const char *name = p->agents[i].cfg->name;
-        char *argv[] = {"bodhi", "brain", "--run-dir", c->dir, "--phase", (char *)p->ph->name,
-                        "--agent", (char *)name, "--parent", parent,
-                        dev ? "--device" : NULL, (char *)dev, NULL};
-        rc = bd_spawn(c, 0, name, argv);
-    }
-    for (int k = 0; k < p->worker && rc == BD_OK; k++) {
-        char id[16];
-        snprintf(id, sizeof id, "%d", k);
-        char *argv[] = {"bodhi", "muscle", "--run-dir", c->dir, "--phase", (char *)p->ph->name,
-                        "--id", id, "--parent", parent, dev ? "--device" : NULL, (char *)dev, NULL};
-        rc = bd_spawn(c, 1, id, argv);
-    }
+    for (int i = 0; i < c->procs.n && rc == BD_OK; i++)
+        if (c->procs.p[i].role == BD_ROLE_BRAIN || !c->procs.p[i].remote)
+            rc = bd_start(c, &c->procs.p[i]);
+    (void)p;
     return rc;
 }
 
@@ -408,71 +560,82 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     bd_phase_plan p;
     int rc = bd_phase_plan_make(c->rf, i, bd_registry_builtin(), c->o->device, &p);
     if (rc != BD_OK) {
-        snprintf(c->fail_msg, sizeof c->fail_msg, "%s", bd_lasterr());
+        bd_fail(c, "%s", bd_lasterr());
         return 1;
     }
+    c->plan = &p;
     c->phase = p.ph->name;
+    c->stopping = 0;
+    c->ended[0] = '\0';
     c->nagents = p.nagents;
     c->agents = calloc((size_t)p.nagents, sizeof *c->agents);
+    const char **names = calloc((size_t)p.nagents + 1, sizeof *names);
     char *h5 = bd_strfmt("%s/run.h5", c->dir);
-    for (int a = 0; a < p.nagents && c->agents; a++) {
+    for (int a = 0; a < p.nagents && c->agents && names; a++) {
         snprintf(c->agents[a].name, sizeof c->agents[a].name, "%s", p.agents[a].cfg->name);
+        names[a] = p.agents[a].cfg->name;
         char *target = bd_strfmt("memory/%s.%s.h5", p.ph->name, p.agents[a].cfg->name);
         if (!target || bd_trace_master_link(h5, p.ph->name, p.agents[a].cfg->name, target) != BD_OK)
             fprintf(stderr, "bodhi: run.h5 link: %s\n", bd_lasterr());
         free(target);
     }
     free(h5);
+    if (!c->agents || !names || bd_procs_init(&c->procs, p.nagents, names, p.muscles, p.worker) != BD_OK) {
+        free(names);
+        free(c->agents);
+        c->agents = NULL;
+        bd_phase_plan_fini(&p);
+        bd_fail(c, "out of memory");
+        return 1;
+    }
+    free(names);
     cJSON *o = bd_ev("phase");
     cJSON_AddStringToObject(o, "phase", p.ph->name);
     cJSON_AddStringToObject(o, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(o, "device", p.device == BD_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON_AddNumberToObject(o, "worlds", (double)p.worlds);
     cJSON_AddNumberToObject(o, "worker", p.worker);
+    cJSON_AddNumberToObject(o, "remote_worker", p.remote);
     bd_log(c, o);
     cJSON_Delete(o);
     if (!c->o->quiet)
         fprintf(stderr, "bodhi: phase %s (%s): %s, %lld worlds on %s, %d muscle(s), %d agent(s)\n",
                 p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name,
-                p.worlds, p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.worker, p.nagents);
+                p.worlds, p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.muscles, p.nagents);
     double t0 = bd_now();
-    rc = bd_start_phase(c, &p);
-    if (rc != BD_OK && !c->failed) {
-        c->failed = 1;
-        snprintf(c->fail_msg, sizeof c->fail_msg, "%s", bd_lasterr());
-    }
+    if (bd_start_phase(c, &p) != BD_OK)
+        bd_fail(c, "%s", bd_lasterr());
     double stop_at = 0;
     int sig = 0;
-    while (bd_alive(c) > 0) {
-        cJSON *e;
-        uint32_t sender;
-        int r = bd_events_recv(c->ev, 50, &e, &sender);
-        if (r == BD_OK)
-            bd_handle_event(c, e, sender);
-        else if (r == BD_EPROTO)
-            fprintf(stderr, "bodhi: bad event: %s\n", bd_lasterr());
-        bd_serve_control(c);
-        bd_reap(c, sig || c->failed);
+    while (bd_procs_alive(&c->procs) > 0) {
+        bd_serve(c, 50);
+        bd_reap(c);
         if (!sig && bd_signal_seen)
             sig = bd_signal_seen;
+        if (!sig && !c->failed)
+            bd_deadlines(c);
         if ((sig || c->failed) && stop_at == 0) {
-            bd_signal_all(c, SIGTERM);
-            stop_at = bd_now() + BD_KILL_GRACE_S;
+            bd_procs_signal(&c->procs, SIGTERM);
+            stop_at = bd_now() + BD_STOP_GRACE_S;
         }
-        if (stop_at > 0 && bd_now() > stop_at) {
-            bd_signal_all(c, SIGKILL);
+        /* past the grace, or a second Ctrl-C: at once */
+        if (stop_at > 0 && (bd_now() > stop_at || bd_signals > 1)) {
+            bd_procs_signal(&c->procs, SIGKILL);
             stop_at = bd_now() + 3600;
         }
     }
-    /* A brain's last events arrive before it exits, but drain whatever is left. */
-    cJSON *e;
-    uint32_t sender;
-    while (bd_events_recv(c->ev, 0, &e, &sender) == BD_OK)
-        bd_handle_event(c, e, sender);
+    /* A brain's last events arrive before it exits, but take whatever is left. */
+    bd_serve(c, 0);
     double wall = bd_now() - t0;
+    const char *ended = sig ? "interrupted" : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
+    cJSON_AddStringToObject(phase_out, "ended", ended);
     cJSON_AddNumberToObject(phase_out, "wall_s", wall);
+    int restarts = 0;
+    for (int k = 0; k < c->procs.n; k++)
+        restarts += c->procs.p[k].restarts;
+    cJSON_AddNumberToObject(phase_out, "restarts", restarts);
     cJSON *agents = cJSON_AddArrayToObject(phase_out, "agents");
     for (int a = 0; a < c->nagents; a++) {
         const cJSON *r = c->agents[a].result;
@@ -492,10 +655,19 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
     }
+    if (!c->o->quiet && !sig && !c->failed)
+        fprintf(stderr, "bodhi: phase %s ended: %s\n", p.ph->name, ended);
+    o = bd_ev("phase_end");
+    cJSON_AddStringToObject(o, "phase", p.ph->name);
+    cJSON_AddStringToObject(o, "ended", ended);
+    bd_log(c, o);
+    cJSON_Delete(o);
     free(c->agents);
     c->agents = NULL;
     c->nagents = 0;
+    bd_procs_fini(&c->procs);
     bd_phase_plan_fini(&p);
+    c->plan = NULL;
     c->phase = NULL;
     if (sig)
         return sig;
@@ -505,8 +677,10 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
 static int bd_write_summary(bd_conductor *c, const char *status)
 {
     cJSON *s = cJSON_CreateObject();
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->rf->seed);
     cJSON_AddStringToObject(s, "uid", c->rf->uid);
-    cJSON_AddNumberToObject(s, "seed", (double)c->rf->seed);
+    cJSON_AddItemToObject(s, "seed", cJSON_CreateRaw(seed)); /* exact: a double holds 53 bits */
     cJSON_AddStringToObject(s, "status", status);
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->fail_msg[0])
@@ -523,20 +697,21 @@ static int bd_write_summary(bd_conductor *c, const char *status)
     return rc;
 }
 
-static int bd_open_sockets(bd_conductor *c)
+/* The control socket, with room to hold every child's messages at once. */
+static int bd_open_hub(bd_conductor *c)
 {
-    char *url = bd_url_events(c->dir);
-    int rc = url ? bd_events_listen(url, &c->ev) : BD_ENOMEM;
-    free(url);
+    int most = 0;
+    for (int i = 0; i < c->rf->nphases; i++) {
+        const bd_phase_cfg *ph = &c->rf->phases[i];
+        int n = ph->nagents + ph->worker + ph->remote_worker;
+        most = n > most ? n : most;
+    }
+    int rc = bd_server_open(3 * most + 16, &c->hub);
     if (rc != BD_OK)
         return rc;
-    url = bd_url_control(c->dir);
-    int rv = url ? nng_rep0_open(&c->ctl) : NNG_ENOMEM;
-    if (rv == 0) {
-        c->ctl_open = 1;
-        rv = nng_listen(c->ctl, url, NULL, 0);
-    }
-    rc = rv ? bd_nng_err(rv, url ? url : "control socket") : BD_OK;
+    bd_server_accept_text(c->hub, 1);
+    char *url = bd_url_control(c->sockdir);
+    rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
     free(url);
     return rc;
 }
@@ -547,18 +722,11 @@ int bd_conductor_run(const bd_run_opts *o)
     memset(&c, 0, sizeof c);
     c.o = o;
     c.t0 = bd_now();
+    snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
     bd_runfile *user = NULL;
-    if (bd_validate(o->path, o->device, &user, 0) != BD_OK)
+    if (bd_validate(o->path, o->device, o->listen, &user, 0) != BD_OK)
         return 2;
     c.dir = o->out ? strdup(o->out) : bd_strfmt("runs/%s", user->uid);
-    /* ipc socket paths live in the run dir and must fit in sockaddr_un (108 bytes). */
-    if (strlen(c.dir) + 40 > 100) {
-        fprintf(stderr, "bodhi: run directory path '%s' is too long for its ipc sockets "
-                        "(keep it under 60 characters; use a shorter --out)\n", c.dir);
-        bd_runfile_destroy(user);
-        free(c.dir);
-        return 2;
-    }
     if (o->has_seed) {
         char seed[32];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
@@ -568,6 +736,7 @@ int bd_conductor_run(const bd_run_opts *o)
     int rc = bd_rundir_claim(c.dir, &rd);
     if (rc == BD_EINVAL) {
         fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        bd_rundir_release(&rd);
         bd_runfile_destroy(user);
         free(c.dir);
         return 2;
@@ -585,6 +754,8 @@ int bd_conductor_run(const bd_run_opts *o)
     if (rc == BD_OK)
         rc = bd_trace_master_create(h5, user->text, c.rf->seed);
     free(h5);
+    if (rc == BD_OK)
+        rc = bd_sockdir_create(c.dir, &c.sockdir);
     bd_runfile_destroy(user);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
@@ -594,7 +765,7 @@ int bd_conductor_run(const bd_run_opts *o)
         return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
     }
     char *logp = bd_strfmt("%s/log.jsonl", c.dir);
-    c.log = logp ? fopen(logp, "a") : NULL;
+    c.log = logp ? fopen(logp, "ae") : NULL;
     free(logp);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -604,9 +775,8 @@ int bd_conductor_run(const bd_run_opts *o)
     sigaction(SIGTERM, &sa, NULL);
     c.phases = cJSON_CreateArray();
     int result = 0;
-    rc = bd_open_sockets(&c);
-    if (rc != BD_OK) {
-        snprintf(c.fail_msg, sizeof c.fail_msg, "%s", bd_lasterr());
+    if (bd_open_hub(&c) != BD_OK) {
+        bd_fail(&c, "%s", bd_lasterr());
         result = 1;
     }
     if (!o->quiet)
@@ -620,6 +790,8 @@ int bd_conductor_run(const bd_run_opts *o)
     const char *status = result == 0 ? "done" : result == 1 ? "failed" : "interrupted";
     cJSON *end = bd_ev("end");
     cJSON_AddStringToObject(end, "status", status);
+    if (c.fail_msg[0])
+        cJSON_AddStringToObject(end, "error", c.fail_msg);
     bd_log(&c, end);
     cJSON_Delete(end);
     bd_write_summary(&c, status);
@@ -628,9 +800,9 @@ int bd_conductor_run(const bd_run_opts *o)
     else if (!o->quiet)
         fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,
                 bd_now() - c.t0, c.dir);
-    bd_events_close(c.ev);
-    if (c.ctl_open)
-        nng_close(c.ctl);
+    bd_server_close(c.hub);
+    bd_sockdir_remove(c.dir, c.sockdir);
+    free(c.sockdir);
     if (c.log)
         fclose(c.log);
     cJSON_Delete(c.phases);
@@ -638,50 +810,4 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_rundir_release(&rd);
     free(c.dir);
     return result == 0 ? 0 : result == 1 ? 1 : result == SIGTERM ? 143 : 130;
-}
-
-int bd_conductor_status(const char *run_dir)
-{
-    char *url = bd_url_control(run_dir);
-    nng_socket s;
-    int rv = url ? nng_req0_open(&s) : NNG_ENOMEM;
-    int answered = 0;
-    if (rv == 0) {
-        nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
-        nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
-        char *path = bd_strfmt("%s/control", run_dir);
-        int live = path && bd_exists(path);
-        free(path);
-        if (live && nng_dial(s, url, NULL, 0) == 0) {
-            nng_msg *m;
-            uint8_t *p;
-            if (bd_wire_msg_alloc(&m, BD_MSG_STATUS, 0, 1, 0, &p) == BD_OK) {
-                if (nng_sendmsg(s, m, 0) != 0)
-                    nng_msg_free(m);
-                else if (nng_recvmsg(s, &m, 0) == 0) {
-                    bd_wire_header h;
-                    if (bd_wire_msg_decode(m, BD_MSG_STATUS, &h, (const uint8_t **)&p) == BD_OK) {
-                        printf("%.*s\n", (int)h.payload_len, (const char *)p);
-                        answered = 1;
-                    }
-                    nng_msg_free(m);
-                }
-            }
-        }
-        nng_close(s);
-    }
-    free(url);
-    if (answered)
-        return 0;
-    char *sum = bd_strfmt("%s/summary.json", run_dir), *text = NULL;
-    if (sum && bd_read_file(sum, &text, NULL) == BD_OK) {
-        printf("%s\n", text);
-        free(text);
-        free(sum);
-        return 0;
-    }
-    free(sum);
-    fprintf(stderr, "bodhi status: %s: no running conductor answers and there is no summary.json\n",
-            run_dir);
-    return 2;
 }

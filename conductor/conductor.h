@@ -1,9 +1,10 @@
-/* conductor.h: `bodhi run`: the run governor. It validates the run file, prepares the
- * run directory (run.yml, run.h5, log.jsonl), and for each phase in order starts one
- * brain per agent and `worker` muscles as child processes of this same executable,
- * relays their events to log.jsonl and a progress line on stderr, answers status queries
- * on ipc://<run dir>/control, reaps children and tells exit codes from signals, stops
- * everything on Ctrl-C or SIGTERM, and writes summary.json. */
+/* conductor.h: `bodhi run`: the run governor. It validates the run file, claims the run
+ * directory (run.yml, run.h5, log.jsonl), and for each phase in order starts one brain per
+ * agent and `worker` muscles as child processes of this same executable (and waits for
+ * `remote_worker` more to join over TCP), relays their events to log.jsonl and a progress
+ * line on stderr, decides for every round whether the phase goes on, restarts muscles that
+ * die or stop beating, answers status queries on its control socket, stops everything on
+ * Ctrl-C or SIGTERM, and writes summary.json. */
 #ifndef BODHI_CONDUCTOR_CONDUCTOR_H
 #define BODHI_CONDUCTOR_CONDUCTOR_H
 
@@ -13,6 +14,7 @@ typedef struct {
     const char *path;      /* the run file */
     const char *out;       /* run directory (NULL: runs/<uid>) */
     const char *device;    /* NULL or cpu|cuda|auto */
+    const char *listen;    /* NULL, or tcp://HOST:PORT for remote muscles */
     int has_seed;
     uint64_t seed;         /* replaces the run file's seed when has_seed */
     int quiet;             /* no progress lines */
@@ -26,8 +28,9 @@ int bd_conductor_run(const bd_run_opts *o);
  * Returns 0 or 2. */
 int bd_conductor_check(const char *path, const char *device);
 
-/* `bodhi status`: asks a running conductor over its control socket, or reads
- * summary.json of a finished run. Returns 0, or 2 when run_dir holds no run. */
-int bd_conductor_status(const char *run_dir);
+/* `bodhi status`: asks a running conductor over its control socket (a table, or its JSON
+ * with json set), or reads summary.json of a finished run. Returns 0, or 2 when run_dir
+ * holds no run. */
+int bd_conductor_status(const char *run_dir, int json);
 
 #endif

@@ -16,13 +16,14 @@
 #include "common/util.h"
 
 #define BD_LOCK_NAME "run.lock"
+#define BD_CLAIM_TRIES 5
 
-/* 1 when dir has no entries besides . and .. (0 also when it cannot be read). */
+/* 1 when dir has no entries besides . and ..; -1 when it cannot be read. */
 static int bd_dir_empty(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return 0;
+        return -1;
     int empty = 1;
     struct dirent *e;
     while (empty && (e = readdir(d)))
@@ -53,32 +54,52 @@ static int bd_read_pid(int fd)
     return atoi(buf);
 }
 
-/* Opens dir's lock file (creating it when create) and tries to take it exclusively.
- * Returns the fd holding the lock, -1 with *owner = the holder's pid when another
- * process holds it, or -1 with *owner = 0 when there is no lock file (and !create) or
- * it cannot be opened (errno set). */
-static int bd_try_lock(const char *dir, int create, int *owner)
+/* 1 when fd is still the file at dir/run.lock (another claimer may have moved the folder
+ * between our open and our lock). */
+static int bd_lock_is_current(const char *dir, int fd)
 {
+    char *p = bd_strfmt("%s/%s", dir, BD_LOCK_NAME);
+    struct stat a, b;
+    int same = p && fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    free(p);
+    return same;
+}
+
+enum { LOCK_TAKEN, LOCK_HELD, LOCK_MOVED, LOCK_ERROR };
+
+/* Opens (creating) dir/run.lock and takes it: LOCK_TAKEN with *fd; LOCK_HELD with *owner
+ * the holder's pid (0: not written yet) when a live run holds it; LOCK_MOVED when the
+ * folder moved meanwhile (try again); LOCK_ERROR with the error recorded. The fd is not
+ * closed on exec: the children of the run inherit it, so the folder stays claimed while
+ * any process of the run lives. */
+static int bd_take_lock(const char *dir, int *fd, int *owner)
+{
+    *fd = -1;
     *owner = 0;
     char *p = bd_strfmt("%s/%s", dir, BD_LOCK_NAME);
     if (!p) {
-        errno = ENOMEM;
-        return -1;
+        bd_seterr(BD_ENOMEM, "out of memory");
+        return LOCK_ERROR;
     }
-    int fd = open(p, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+    int f = open(p, O_RDWR | O_CREAT, 0644);
+    if (f < 0) {
+        bd_seterr(BD_EIO, "%s: %s", p, strerror(errno));
+        free(p);
+        return LOCK_ERROR;
+    }
     free(p);
-    if (fd < 0)
-        return -1;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        *owner = bd_read_pid(fd);
-        if (*owner == 0)
-            *owner = -1; /* held, but the holder has not written its pid yet */
-        close(fd);
-        errno = e;
-        return -1;
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int current = bd_lock_is_current(dir, f);
+        *owner = bd_read_pid(f);
+        close(f);
+        return current ? LOCK_HELD : LOCK_MOVED;
     }
-    return fd;
+    if (!bd_lock_is_current(dir, f)) {
+        close(f);
+        return LOCK_MOVED;
+    }
+    *fd = f;
+    return LOCK_TAKEN;
 }
 
 static int bd_refuse_live(const char *dir, int owner)
@@ -86,18 +107,27 @@ static int bd_refuse_live(const char *dir, int owner)
     if (owner > 0)
         return bd_seterr(BD_EINVAL, "a run is in progress in %s (pid %d); nothing was touched "
                          "(wait for it, stop it, or choose another --out)", dir, owner);
-    return bd_seterr(BD_EINVAL, "a run is starting in %s; nothing was touched "
-                     "(choose another --out)", dir);
+    return bd_seterr(BD_EINVAL, "a run is starting in %s; nothing was touched (choose another --out)", dir);
 }
 
-/* Moves a finished or dead run at dir aside, holding its lock meanwhile so that no other
- * run claims it in between. */
-static int bd_move_aside(const char *dir, bd_rundir *rd)
+/* Moves the finished or dead run at dir aside, holding its lock meanwhile so that no other
+ * run claims it in between. BD_OK (with *retry set when the folder moved under us and the
+ * claim must look again), or an error. */
+static int bd_move_aside(const char *dir, bd_rundir *rd, int *retry)
 {
-    int owner;
-    int old = bd_try_lock(dir, 0, &owner);
-    if (old < 0 && owner != 0)
+    *retry = 0;
+    int fd, owner;
+    switch (bd_take_lock(dir, &fd, &owner)) {
+    case LOCK_HELD:
         return bd_refuse_live(dir, owner);
+    case LOCK_MOVED:
+        *retry = 1;
+        return BD_OK;
+    case LOCK_ERROR:
+        return BD_EIO;
+    default:
+        break;
+    }
     char stamp[32];
     time_t now = time(NULL);
     struct tm tm;
@@ -113,8 +143,7 @@ static int bd_move_aside(const char *dir, bd_rundir *rd)
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     else if (rename(dir, to) != 0)
         rc = bd_seterr(BD_EIO, "cannot move the previous run %s aside: %s", dir, strerror(errno));
-    if (old >= 0)
-        close(old);
+    close(fd);
     if (rc == BD_OK)
         rd->moved_to = to;
     else
@@ -122,42 +151,79 @@ static int bd_move_aside(const char *dir, bd_rundir *rd)
     return rc;
 }
 
-int bd_rundir_claim(const char *dir, bd_rundir *rd)
+/* dir without trailing slashes, refused when it names no folder bodhi may claim. */
+static int bd_clean_path(const char *in, char *out, size_t len)
+{
+    size_t n = strlen(in);
+    while (n > 1 && in[n - 1] == '/')
+        n--;
+    if (n == 0 || n >= len)
+        return bd_seterr(BD_EINVAL, "'%s' is not a usable run directory path", in);
+    memcpy(out, in, n);
+    out[n] = '\0';
+    const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+    if (strcmp(out, "/") == 0 || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return bd_seterr(BD_EINVAL, "'%s' cannot be a run directory (name a folder of its own, e.g. %s/run)",
+                         in, out);
+    return BD_OK;
+}
+
+int bd_rundir_claim(const char *path, bd_rundir *rd)
 {
     rd->lock_fd = -1;
     rd->moved_to = NULL;
-    struct stat st;
-    if (stat(dir, &st) == 0) {
-        if (!S_ISDIR(st.st_mode))
-            return bd_seterr(BD_EINVAL, "%s exists and is not a folder; nothing was touched "
-                             "(choose another --out)", dir);
-        if (!bd_dir_empty(dir)) {
-            if (!bd_is_run_dir(dir))
-                return bd_seterr(BD_EINVAL, "%s is a folder that does not hold a bodhi run (no run.lock, "
-                                 "run.yml or log.jsonl); nothing was touched (choose another --out)", dir);
-            int rc = bd_move_aside(dir, rd);
-            if (rc != BD_OK)
-                return rc;
-        }
-    } else if (errno != ENOENT) {
-        return bd_seterr(BD_EIO, "%s: %s", dir, strerror(errno));
-    }
-    int rc = bd_mkdirs(dir);
+    char dir[4096];
+    int rc = bd_clean_path(path, dir, sizeof dir);
     if (rc != BD_OK)
         return rc;
-    int owner;
-    rd->lock_fd = bd_try_lock(dir, 1, &owner);
-    if (rd->lock_fd < 0) /* another run claimed the new folder first */
-        return owner ? bd_refuse_live(dir, owner)
-                     : bd_seterr(BD_EIO, "%s/%s: %s", dir, BD_LOCK_NAME, strerror(errno));
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    if (ftruncate(rd->lock_fd, 0) != 0 || pwrite(rd->lock_fd, pid, (size_t)len, 0) != len)
-        return bd_seterr(BD_EIO, "%s/%s: %s", dir, BD_LOCK_NAME, strerror(errno));
-    char *mem = bd_strfmt("%s/memory", dir);
-    rc = mem ? bd_mkdirs(mem) : bd_seterr(BD_ENOMEM, "out of memory");
-    free(mem);
-    return rc;
+    for (int tries = 0; tries < BD_CLAIM_TRIES; tries++) {
+        struct stat st;
+        if (lstat(dir, &st) == 0) {
+            if (S_ISLNK(st.st_mode))
+                return bd_seterr(BD_EINVAL, "%s is a symbolic link; nothing was touched (give the folder it "
+                                 "points to as --out)", dir);
+            if (!S_ISDIR(st.st_mode))
+                return bd_seterr(BD_EINVAL, "%s exists and is not a folder; nothing was touched "
+                                 "(choose another --out)", dir);
+            int empty = bd_dir_empty(dir);
+            if (empty < 0)
+                return bd_seterr(BD_EINVAL, "%s cannot be read (%s); nothing was touched", dir, strerror(errno));
+            if (!empty) {
+                if (!bd_is_run_dir(dir))
+                    return bd_seterr(BD_EINVAL, "%s is a folder that does not hold a bodhi run (no run.lock, "
+                                     "run.yml or log.jsonl); nothing was touched (choose another --out)", dir);
+                int retry;
+                if ((rc = bd_move_aside(dir, rd, &retry)) != BD_OK)
+                    return rc;
+                if (retry)
+                    continue;
+            }
+        } else if (errno != ENOENT) {
+            return bd_seterr(BD_EIO, "%s: %s", dir, strerror(errno));
+        }
+        if ((rc = bd_mkdirs(dir)) != BD_OK)
+            return rc;
+        int owner;
+        switch (bd_take_lock(dir, &rd->lock_fd, &owner)) {
+        case LOCK_HELD: /* another run claimed the new folder first */
+            return bd_refuse_live(dir, owner);
+        case LOCK_MOVED:
+            continue;
+        case LOCK_ERROR:
+            return BD_EIO;
+        default:
+            break;
+        }
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        if (ftruncate(rd->lock_fd, 0) != 0 || pwrite(rd->lock_fd, pid, (size_t)len, 0) != len)
+            return bd_seterr(BD_EIO, "%s/%s: %s", dir, BD_LOCK_NAME, strerror(errno));
+        char *mem = bd_strfmt("%s/memory", dir);
+        rc = mem ? bd_mkdirs(mem) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(mem);
+        return rc;
+    }
+    return bd_seterr(BD_EINVAL, "%s keeps changing under us (other runs claim it); nothing was claimed", dir);
 }
 
 void bd_rundir_release(bd_rundir *rd)
@@ -169,13 +235,4 @@ void bd_rundir_release(bd_rundir *rd)
     rd->lock_fd = -1;
     free(rd->moved_to);
     rd->moved_to = NULL;
-}
-
-int bd_rundir_owner(const char *dir)
-{
-    int owner;
-    int fd = bd_try_lock(dir, 0, &owner);
-    if (fd >= 0)
-        close(fd);
-    return owner > 0 ? owner : 0;
 }

@@ -1,13 +1,17 @@
 /* rundir.h: claiming a run directory for one run (docs/architecture.md, "Run directory").
  *
  * A run directory belongs to one run. The conductor holds an exclusive flock(2) on
- * <dir>/run.lock (which names its pid) for as long as it lives; the kernel drops the lock
- * when the process ends however it ends, so a held lock means a live run. Claiming DIR:
+ * <dir>/run.lock (which names its pid), and its children inherit it; the kernel drops the
+ * lock when the last of them ends, however it ends, so a held lock means a live run.
+ * Claiming DIR (trailing slashes ignored):
  *   - DIR does not exist, or is an empty folder: it is used;
  *   - DIR is a bodhi run directory (it holds run.yml and log.jsonl) whose lock nobody
  *     holds (a finished or dead run): it is renamed to DIR.prev-<time> and a new DIR made;
  *   - DIR's lock is held: refused, "a run is in progress in DIR (pid N)";
- *   - anything else (a file, a folder of other things): refused, nothing is touched.
+ *   - anything else (a file, a folder of other things, a symbolic link, ".", "/"): refused,
+ *     nothing is touched.
+ * Every lock taken is checked to be the file still at DIR/run.lock, so two runs that claim
+ * one folder at once cannot both win.
  * Refusals are BD_EINVAL (the caller exits 2); I/O failures BD_EIO. */
 #ifndef BODHI_CONDUCTOR_RUNDIR_H
 #define BODHI_CONDUCTOR_RUNDIR_H
@@ -23,8 +27,5 @@ int bd_rundir_claim(const char *dir, bd_rundir *rd);
 
 /* Releases the lock and frees; NULL-safe, idempotent. */
 void bd_rundir_release(bd_rundir *rd);
-
-/* The pid holding dir's run lock, 0 when none (no lock file, or nobody holds it). */
-int bd_rundir_owner(const char *dir);
 
 #endif

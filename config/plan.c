@@ -192,9 +192,10 @@ static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p)
         return rc;
     if ((rc = bd_node_int(params, "max_steps", p->env->default_max_steps, &max_steps)) != BD_OK)
         return rc;
-    if (worlds < ph->worker || worlds > (1ll << 31))
-        return bd_seterr(BD_EINVAL, "%s: worlds = %lld must be >= worker (%d) and <= 2^31",
-                         bd_where(params ? params : ec->env.node, w, sizeof w), worlds, ph->worker);
+    int muscles = ph->worker + ph->remote_worker;
+    if (worlds < muscles || worlds > (1ll << 31))
+        return bd_seterr(BD_EINVAL, "%s: worlds = %lld must be >= the muscles (%d) and <= 2^31",
+                         bd_where(params ? params : ec->env.node, w, sizeof w), worlds, muscles);
     if (max_steps < 1 || max_steps > (1ll << 30))
         return bd_seterr(BD_EINVAL, "%s: max_steps = %lld must be >= 1",
                          bd_where(params ? params : ec->env.node, w, sizeof w), max_steps);
@@ -296,6 +297,8 @@ int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry 
     p->ph = &rf->phases[phase_index];
     p->phase_index = phase_index;
     p->worker = p->ph->worker;
+    p->remote = p->ph->remote_worker;
+    p->muscles = p->worker + p->remote;
     p->env_seed = bd_seed_mix(rf->seed, (uint64_t)phase_index, 7);
     int rc = bd_plan_env(p->ph, p);
     if (rc == BD_OK)

@@ -39,7 +39,9 @@ typedef struct bd_phase_plan {
     char *env_params_json;
     long long worlds;        /* total over all muscles */
     int max_steps;           /* env time limit */
-    int worker;              /* muscles */
+    int worker;              /* muscles the conductor starts (phase_config.worker) */
+    int remote;              /* muscles that join over TCP (phase_config.remote_worker) */
+    int muscles;             /* worker + remote: muscle k < worker is local, the rest remote */
     bd_device device;        /* resolved (auto -> cuda when a GPU and a kernel exist) */
     bd_agent_plan *agents;
     int nagents;
@@ -60,7 +62,8 @@ int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry 
                        const char *device_override, bd_phase_plan *out);
 void bd_phase_plan_fini(bd_phase_plan *p);
 
-/* Worlds of muscle k of `workers`: the first worlds % workers muscles hold one more. */
+/* Worlds of muscle k of `workers` (all muscles, local and remote): the first
+ * worlds % workers muscles hold one more. */
 void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0);
 
 /* A seed derived from a run seed and two small integers (splitmix64 mixing). */

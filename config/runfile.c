@@ -394,7 +394,8 @@ static int parse_simulation(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
 
 static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
 {
-    static const char *const keys[] = {"mode", "worker", "device", "episodes", NULL};
+    static const char *const keys[] = {"mode", "worker", "device", "episodes", "remote_worker",
+                                       "restarts", "heartbeat_timeout", "join_timeout", NULL};
     const bd_node *pc = bd_node_get(m, "phase_config");
     int rc;
     ph->mode = BD_MODE_TRAIN;
@@ -403,7 +404,7 @@ static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m
     if (pc && bd_node_is_null(pc))
         pc = NULL;
     if (pc && pc->kind != BD_NODE_MAP)
-        return at(pc, BD_EINVAL, "phase_config must be a map {mode, worker, device, episodes}");
+        return at(pc, BD_EINVAL, "phase_config must be a map {mode, worker, device, episodes, ...}");
     if (pc && (rc = bd_node_check_keys(pc, keys, "phase_config")))
         return rc;
     const char *mode;
@@ -438,6 +439,29 @@ static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m
         return at(bd_node_get(pc, "episodes"), BD_EINVAL,
                   "episodes: expected 1 to 2^40 episodes to end the phase after, got %lld",
                   ph->episodes);
+    long long n;
+    if ((rc = bd_node_int(pc, "remote_worker", 0, &n)))
+        return rc;
+    if (n < 0 || n > 4096)
+        return at(bd_node_get(pc, "remote_worker"), BD_EINVAL,
+                  "remote_worker: expected 0 to 4096 muscles that join over TCP, got %lld", n);
+    ph->remote_worker = (int)n;
+    if ((rc = bd_node_int(pc, "restarts", 3, &n)))
+        return rc;
+    if (n < 0 || n > 1000)
+        return at(bd_node_get(pc, "restarts"), BD_EINVAL,
+                  "restarts: expected 0 to 1000 restarts of crashed or hung muscles per phase, got %lld", n);
+    ph->restarts = (int)n;
+    if ((rc = bd_node_double(pc, "heartbeat_timeout", 60, &ph->heartbeat_timeout)))
+        return rc;
+    if (!(ph->heartbeat_timeout >= 1 && ph->heartbeat_timeout <= 86400))
+        return at(bd_node_get(pc, "heartbeat_timeout"), BD_EINVAL,
+                  "heartbeat_timeout: expected 1 to 86400 seconds, got %g", ph->heartbeat_timeout);
+    if ((rc = bd_node_double(pc, "join_timeout", 300, &ph->join_timeout)))
+        return rc;
+    if (!(ph->join_timeout >= 1 && ph->join_timeout <= 86400 * 7))
+        return at(bd_node_get(pc, "join_timeout"), BD_EINVAL,
+                  "join_timeout: expected 1 to 604800 seconds, got %g", ph->join_timeout);
     return BD_OK;
 }
 

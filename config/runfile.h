@@ -47,6 +47,11 @@ typedef struct {
     int worker;             /* phase_config.worker: muscle processes (default 1, >= 1) */
     const char *device;     /* phase_config.device: "auto" (default), "cpu" or "cuda" */
     long long episodes;     /* phase_config.episodes: the phase ends after this many (0 = unset) */
+    int remote_worker;      /* phase_config.remote_worker: muscles that join over TCP (0) */
+    int restarts;           /* phase_config.restarts: restarts of crashed or hung muscles (3) */
+    double heartbeat_timeout; /* phase_config.heartbeat_timeout: seconds without a heartbeat
+                                 after which a process is taken for hung (60) */
+    double join_timeout;    /* phase_config.join_timeout: seconds to wait for remote muscles (300) */
     bd_env_cfg *envs;
     int nenvs;
     bd_agent_cfg *agents;

@@ -1,14 +1,17 @@
 /* muscle.c: the inference worker (see muscle.h).
  *
  * Per agent it keeps a REQ socket to the agent's brain and the rollout buffers
- * (T, n, ...) for its shard of n worlds, on the env's device. One round: T steps (gather
- * each agent's sensor columns, act, write its actuator columns, step the env once for
- * everybody, record rewards and flags), then one ROLLOUT to each brain (the round's one
- * copy off a GPU, straight into the message), then one WEIGHTS from each brain. REQ
- * resending is turned off: a brain may take long to learn, and a resent rollout would
- * count twice. */
+ * (T, n, ...) for its shard of n worlds, on the env's device. It greets every brain
+ * (HELLO), whose answer is the first WEIGHTS: the rollout length, the network to build and
+ * its parameters. One round: T steps (gather each agent's sensor columns, act, write its
+ * actuator columns, step the env once for everybody, record rewards and flags), then one
+ * ROLLOUT to every brain (the round's one copy off a GPU, straight into the message), and
+ * only then the answers (a brain answers after every brain has its rollout: see
+ * brain.c), WEIGHTS or STOP. Requests carry sequence numbers (HELLO 0, rollouts 1, 2, ...)
+ * and are never sent twice (REQ resending is off: a brain may take long to learn). */
 #include "muscle/muscle.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +20,14 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "common/devmem.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "config/plan.h"
-#include "common/devmem.h"
 #include "muscle/actor.h"
 #include "wire/addr.h"
+#include "wire/call.h"
+#include "wire/events.h"
 #include "wire/wire.h"
 
 const bd_kind bd_muscle_kinds[] = {
@@ -35,7 +40,10 @@ typedef struct {
     const bd_agent_plan *ap;
     nng_socket sock;
     int sock_open;
-    bd_actor pol;
+    nng_ctx ctx;
+    bd_call *call;
+    uint32_t seq;       /* the next request's sequence number */
+    bd_actor actor;
     int S, U;
     /* rollout (T, n, ...) on the env's device */
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
@@ -43,13 +51,13 @@ typedef struct {
     float *params;      /* host: the last WEIGHTS message's floats (parameters, then 2 S
                            normaliser floats with use_norm) */
     size_t nparams;     /* policy parameters */
+    bd_weights_hdr shape; /* the first WEIGHTS' shape, which every later one must repeat */
     int use_norm;       /* the brain sends an observation normaliser */
     int stopped;
 } bd_magent;
 
 typedef struct {
-    const char *run_dir;
-    int id;
+    const bd_muscle_opts *o;
     bd_runfile *rf;
     bd_phase_plan plan;
     bd_env *env;
@@ -58,10 +66,15 @@ typedef struct {
     int T;
     bd_magent *ag;
     int na;
+    bd_events *ev;
+    long long rounds;
 } bd_muscle;
 
+/* Set when the conductor answers a heartbeat with "exit" (it took this muscle for lost). */
+static volatile sig_atomic_t bd_muscle_lost = 0;
+
 /* The brain's first WEIGHTS: the rollout length, and the network to build (none for a
- * brain that sends no parameters). */
+ * brain that sends no parameters), checked before anything is built. */
 static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
 {
     if (m->T == 0)
@@ -69,30 +82,41 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
     else if ((int)w->rollout_steps != m->T)
         return bd_seterr(BD_EINVAL, "agents ask for different rollout lengths (%d and %u); "
                                     "give their brains the same rollout_steps", m->T, w->rollout_steps);
-    if (m->T <= 0)
+    if (m->T <= 0 || m->T > (1 << 20))
         return bd_seterr(BD_EPROTO, "brain asked for a rollout of %d steps", m->T);
     if (w->norm_dims && w->norm_dims != (uint32_t)a->S)
         return bd_seterr(BD_EPROTO, "brain sends a normaliser of %u sensors, agent '%s' has %d",
                          w->norm_dims, a->ap->cfg->name, a->S);
-    a->use_norm = w->norm_dims != 0;
-    if (w->nparams == 0)
+    const int wants_net = a->actor.args.mode != BD_ACT_UNIFORM;
+    if (!wants_net) {
+        if (w->nparams || w->hidden || w->layers || w->norm_dims)
+            return bd_seterr(BD_EPROTO, "brain of agent '%s' sends a network to a random muscle",
+                             a->ap->cfg->name);
+        a->shape = *w;
         return BD_OK;
-    if (w->hidden == 0 || w->layers == 0 || w->hidden > (1u << 16) || w->layers > 64)
-        return bd_seterr(BD_EPROTO, "brain asks for a network of %u x %u", w->layers, w->hidden);
-    int rc = bd_actor_set_net(&a->pol, (int)w->hidden, (int)w->layers);
+    }
+    bdt_policy_config pc = {.obs_dim = a->S, .act_kind = a->ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
+                            .act_dim = a->actor.args.A, .hidden = (int)w->hidden, .layers = (int)w->layers};
+    uint64_t want = w->hidden <= (1u << 16) && w->layers <= 64 ? bdt_policy_param_count_of(&pc) : 0;
+    if (want == 0 || w->nparams != want)
+        return bd_seterr(BD_EPROTO, "brain of agent '%s' sends %llu parameters for a network of %u x %u "
+                         "(which has %llu)", a->ap->cfg->name, (unsigned long long)w->nparams, w->layers,
+                         w->hidden, (unsigned long long)want);
+    a->use_norm = w->norm_dims != 0;
+    int rc = bd_actor_set_net(&a->actor, (int)w->hidden, (int)w->layers);
     if (rc != BD_OK)
         return rc;
-    a->nparams = bdt_policy_param_count(a->pol.net);
+    a->nparams = bdt_policy_param_count(a->actor.net);
     a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
-    return a->params ? BD_OK : bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    if (!a->params)
+        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    a->shape = *w;
+    return BD_OK;
 }
 
-static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
+/* A brain's WEIGHTS (the answer to a HELLO or a ROLLOUT) into the actor. */
+static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
 {
-    nng_msg *msg;
-    int rv = nng_recvmsg(a->sock, &msg, 0);
-    if (rv != 0)
-        return bd_nng_err(rv, "muscle: waiting for weights");
     bd_wire_header h;
     const uint8_t *p, *floats;
     bd_weights_hdr w;
@@ -101,21 +125,43 @@ static int bd_recv_weights(bd_muscle *m, bd_magent *a, int first)
         rc = bd_weights_decode(p, (size_t)h.payload_len, &w, &floats);
     if (rc == BD_OK && first)
         rc = bd_first_weights(m, a, &w);
+    else if (rc == BD_OK && (w.nparams != a->shape.nparams || w.rollout_steps != a->shape.rollout_steps
+                             || w.hidden != a->shape.hidden || w.layers != a->shape.layers
+                             || w.norm_dims != a->shape.norm_dims))
+        rc = bd_seterr(BD_EPROTO, "brain of agent '%s' changed the network's shape or the rollout length",
+                       a->ap->cfg->name);
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
         a->stopped = 1;
-    else if (rc == BD_OK && a->pol.net) {
-        size_t extra = a->use_norm ? 2 * (size_t)a->S : 0;
-        if (w.nparams != a->nparams || w.norm_dims != (a->use_norm ? (uint32_t)a->S : 0))
-            rc = bd_seterr(BD_EPROTO, "brain sent %llu parameters and %u normaliser columns, the policy "
-                           "expects %zu and %d", (unsigned long long)w.nparams, w.norm_dims, a->nparams,
-                           a->use_norm ? a->S : 0);
-        else {
-            memcpy(a->params, floats, sizeof(float) * (a->nparams + extra));
-            rc = bd_actor_set_params(&a->pol, a->params, a->nparams);
-            if (rc == BD_OK && a->use_norm)
-                rc = bd_actor_set_norm(&a->pol, a->params + a->nparams, a->params + a->nparams + a->S);
-        }
+    else if (rc == BD_OK && a->actor.net) {
+        memcpy(a->params, floats, sizeof(float) * (a->nparams + (a->use_norm ? 2 * (size_t)a->S : 0)));
+        rc = bd_actor_set_params(&a->actor, a->params, a->nparams);
+        if (rc == BD_OK && a->use_norm)
+            rc = bd_actor_set_norm(&a->actor, a->params + a->nparams, a->params + a->nparams + a->S);
     }
+    return rc;
+}
+
+/* Sends msg to agent a's brain (taken), without waiting for the answer. */
+static int bd_send(bd_magent *a, nng_msg *msg)
+{
+    bd_call_send(a->call, a->ctx, msg);
+    int rc = bd_call_wait(a->call, -1, &bd_muscle_lost, NULL);
+    if (rc == BD_EINTR)
+        return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
+    return rc;
+}
+
+/* Waits for agent a's brain's answer. */
+static int bd_recv(bd_muscle *m, bd_magent *a, int first)
+{
+    nng_msg *msg = NULL;
+    bd_call_recv(a->call, a->ctx);
+    int rc = bd_call_wait(a->call, -1, &bd_muscle_lost, &msg);
+    if (rc == BD_EINTR)
+        return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
+    if (rc != BD_OK)
+        return bd_seterr(rc, "waiting for the brain of agent '%s': %s", a->ap->cfg->name, bd_lasterr());
+    rc = bd_take_weights(m, a, msg, first);
     nng_msg_free(msg);
     return rc;
 }
@@ -148,53 +194,62 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
     return BD_OK;
 }
 
-static int bd_muscle_connect(bd_muscle *m, bd_magent *a)
+/* Dials agent a's brain at url and sends it HELLO (the answer is taken later). */
+static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
 {
-    char *url = bd_url_brain(m->run_dir, a->ap->cfg->name);
-    int rv = url ? nng_req0_open(&a->sock) : NNG_ENOMEM;
+    int rv = nng_req0_open(&a->sock);
     if (rv == 0) {
         a->sock_open = 1;
         nng_socket_set_ms(a->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 10);
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 200);
-        rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK);
+        rv = nng_ctx_open(&a->ctx, a->sock);
     }
-    int rc = rv ? bd_nng_err(rv, url ? url : "muscle socket") : BD_OK;
-    free(url);
+    if (rv == 0)
+        rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK);
+    if (rv != 0)
+        return bd_nng_err(rv, url);
+    int rc = bd_call_open(&a->call);
     if (rc != BD_OK)
         return rc;
     nng_msg *msg;
     uint8_t *p;
-    rc = bd_wire_msg_alloc(&msg, BD_MSG_HELLO, (uint32_t)m->id, 0, BD_HELLO_SIZE, &p);
+    rc = bd_wire_msg_alloc(&msg, BD_MSG_HELLO, (uint32_t)m->o->id, a->seq++, BD_HELLO_SIZE, &p);
     if (rc != BD_OK)
         return rc;
-    bd_hello h = {(uint32_t)m->id, (uint32_t)m->n, m->world0, (uint32_t)a->S, (uint32_t)a->U,
+    bd_hello h = {(uint32_t)m->o->id, (uint32_t)m->n, m->world0, (uint32_t)a->S, (uint32_t)a->U,
                   (uint32_t)getpid()};
     bd_hello_encode(&h, p);
-    if ((rv = nng_sendmsg(a->sock, msg, 0)) != 0) {
-        nng_msg_free(msg);
-        return bd_nng_err(rv, "muscle: HELLO");
-    }
-    return BD_OK;
+    return bd_send(a, msg);
 }
 
-static int bd_muscle_setup(bd_muscle *m, const char *phase, const bd_registry *reg, const char *device)
+static int bd_muscle_setup(bd_muscle *m)
 {
-    char *path = bd_strfmt("%s/run.yml", m->run_dir);
-    int rc = path ? bd_runfile_load(path, &m->rf) : BD_ENOMEM;
-    free(path);
+    const bd_muscle_opts *o = m->o;
+    int rc;
+    if (o->run_file) {
+        rc = bd_runfile_parse(o->run_file, "run.yml (from the conductor)", &m->rf);
+    } else {
+        char *path = bd_strfmt("%s/run.yml", o->run_dir);
+        rc = path ? bd_runfile_load(path, &m->rf) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(path);
+    }
     if (rc != BD_OK)
         return rc;
-    int pi = bd_runfile_phase_index(m->rf, phase);
+    int pi = bd_runfile_phase_index(m->rf, o->phase);
     if (pi < 0)
-        return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", phase);
-    if ((rc = bd_phase_plan_make(m->rf, pi, reg, device, &m->plan)) != BD_OK)
+        return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", o->phase);
+    if ((rc = bd_phase_plan_make(m->rf, pi, o->reg, o->device, &m->plan)) != BD_OK)
         return rc;
-    if (m->id < 0 || m->id >= m->plan.worker)
-        return bd_seterr(BD_EINVAL, "muscle id %d is outside 0..%d", m->id, m->plan.worker - 1);
-    bd_shard(m->plan.worlds, m->plan.worker, m->id, &m->n, &m->world0);
-    rc = bd_env_create(m->plan.env, m->n, m->world0, m->plan.env_seed, m->plan.device,
-                       m->plan.max_steps, &m->env);
+    if (o->id < 0 || o->id >= m->plan.muscles)
+        return bd_seterr(BD_EINVAL, "muscle id %d is outside 0..%d", o->id, m->plan.muscles - 1);
+    bd_shard(m->plan.worlds, m->plan.muscles, o->id, &m->n, &m->world0);
+    /* A restarted muscle starts its worlds over from draws of their own (restart 0 keeps
+     * the plan's seeds, so a run without failures is what it always was). */
+    uint64_t env_seed = o->restart ? bd_seed_mix(m->plan.env_seed, 0x5265737461727400ull + (uint64_t)o->restart,
+                                                 (uint64_t)o->id)
+                                   : m->plan.env_seed;
+    rc = bd_env_create(m->plan.env, m->n, m->world0, env_seed, m->plan.device, m->plan.max_steps, &m->env);
     /* A large shard steps on this muscle's share of the cores (results do not depend on
      * it); a small one is not worth the hand-offs. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -207,18 +262,27 @@ static int bd_muscle_setup(bd_muscle *m, const char *phase, const bd_registry *r
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
     if (!m->ag)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    char *sockdir = NULL;
+    if (!o->brain_urls && (rc = bd_sockdir_find(o->run_dir, &sockdir)) != BD_OK)
+        return rc;
     bd_act_mode mode = m->plan.ph->mode == BD_MODE_TRAIN ? BD_ACT_SAMPLE : BD_ACT_GREEDY;
     for (int k = 0; k < m->na && rc == BD_OK; k++) {
         bd_magent *a = &m->ag[k];
         a->ap = &m->plan.agents[k];
         a->S = a->ap->nsens;
         a->U = a->ap->nact;
-        rc = bd_actor_init(&a->pol, a->ap, bd_env_batch_of(m->env), m->plan.device, mode);
+        rc = bd_actor_init(&a->actor, a->ap, bd_env_batch_of(m->env), m->plan.device, mode);
+        if (rc == BD_OK && o->restart) /* its own action draws too */
+            a->actor.args.seed = bd_seed_mix(a->ap->seed, 0x5265737461727400ull + (uint64_t)o->restart,
+                                             (uint64_t)o->id);
+        char *url = o->brain_urls ? bd_strdup(o->brain_urls[k]) : bd_url_brain(sockdir, pi, k);
         if (rc == BD_OK)
-            rc = bd_muscle_connect(m, a);
+            rc = url ? bd_muscle_connect(m, a, url) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(url);
     }
+    free(sockdir);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
-        rc = bd_recv_weights(m, &m->ag[k], 1);
+        rc = bd_recv(m, &m->ag[k], 1);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
         rc = bd_agent_alloc(m, &m->ag[k]);
     return rc;
@@ -228,9 +292,10 @@ static void bd_muscle_teardown(bd_muscle *m)
 {
     for (int k = 0; m->ag && k < m->na; k++) {
         bd_magent *a = &m->ag[k];
+        bd_call_close(a->call);
         if (a->sock_open)
             nng_close(a->sock);
-        bd_actor_fini(&a->pol);
+        bd_actor_fini(&a->actor);
         void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc};
         for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++)
             bd_dev_free(m->plan.device, bufs[j]);
@@ -244,7 +309,7 @@ static void bd_muscle_teardown(bd_muscle *m)
 
 static int bd_send_rollout(bd_muscle *m, bd_magent *a)
 {
-    bd_rollout_hdr h = {(uint32_t)m->id, (uint32_t)m->T, (uint32_t)m->n, (uint32_t)a->S,
+    bd_rollout_hdr h = {(uint32_t)m->o->id, (uint32_t)m->T, (uint32_t)m->n, (uint32_t)a->S,
                         (uint32_t)a->U, m->world0, 0};
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     size_t bytes = bd_rollout_layout(&h, off, size);
@@ -252,7 +317,7 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
         return bd_seterr(BD_EINVAL, "rollout too large (T=%d n=%d)", m->T, m->n);
     nng_msg *msg;
     uint8_t *p;
-    int rc = bd_wire_msg_alloc(&msg, BD_MSG_ROLLOUT, (uint32_t)m->id, 0, bytes, &p);
+    int rc = bd_wire_msg_alloc(&msg, BD_MSG_ROLLOUT, (uint32_t)m->o->id, a->seq++, bytes, &p);
     if (rc != BD_OK)
         return rc;
     bd_rollout_hdr_encode(&h, p);
@@ -265,12 +330,7 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
         nng_msg_free(msg);
         return rc;
     }
-    int rv = nng_sendmsg(a->sock, msg, 0);
-    if (rv != 0) {
-        nng_msg_free(msg);
-        return bd_nng_err(rv, "muscle: send rollout");
-    }
-    return BD_OK;
+    return bd_send(a, msg);
 }
 
 /* One round: T steps of every agent and the env, on the env's device, then the rollouts
@@ -284,35 +344,76 @@ static int bd_muscle_round(bd_muscle *m)
         const size_t row = (size_t)t * n;
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            rc = bd_actor_act(&a->pol, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
-                                a->logp + row, a->val + row, b->actions);
+            rc = bd_actor_act(&a->actor, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
+                              a->logp + row, a->val + row, b->actions);
         }
         if (rc == BD_OK)
             rc = bd_env_step(m->env);
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            rc = bd_actor_record(&a->pol, b, a->rew + row, a->term + row, a->trunc + row,
-                                   a->fval + row);
+            rc = bd_actor_record(&a->actor, b, a->rew + row, a->term + row, a->trunc + row, a->fval + row);
         }
     }
     for (int k = 0; k < m->na && rc == BD_OK; k++)
-        rc = bd_actor_values(&m->ag[k].pol, b->obs, m->ag[k].lastv);
+        rc = bd_actor_values(&m->ag[k].actor, b->obs, m->ag[k].lastv);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
         rc = bd_send_rollout(m, &m->ag[k]);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
-        rc = bd_recv_weights(m, &m->ag[k], 0);
+        rc = bd_recv(m, &m->ag[k], 0);
+    m->rounds++;
     return rc;
 }
 
-int bd_muscle_main(const char *run_dir, const char *phase, int id, const bd_registry *reg,
-                   const char *device)
+static cJSON *bd_muscle_beat(void *ctx)
+{
+    bd_muscle *m = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "beat");
+    cJSON_AddNumberToObject(o, "round", (double)m->rounds);
+    return o;
+}
+
+static void bd_muscle_heard(void *ctx, const cJSON *answer)
+{
+    (void)ctx;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "exit")))
+        bd_muscle_lost = 1;
+}
+
+static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error)
+{
+    if (!m->ev)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", kind);
+    cJSON_AddStringToObject(o, "phase", m->o->phase);
+    cJSON_AddNumberToObject(o, "muscle", m->o->id);
+    cJSON_AddNumberToObject(o, "restart", m->o->restart);
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    if (error)
+        cJSON_AddStringToObject(o, "error", error);
+    bd_events_send(m->ev, o, NULL);
+    cJSON_Delete(o);
+}
+
+int bd_muscle_main(const bd_muscle_opts *o)
 {
     bd_muscle m;
     memset(&m, 0, sizeof m);
-    m.run_dir = run_dir;
-    m.id = id;
+    m.o = o;
     bdt_set_threads(1);
-    int rc = bd_muscle_setup(&m, phase, reg, device);
+    char *sockdir = NULL, *curl = NULL;
+    if (o->control_url)
+        curl = bd_strdup(o->control_url);
+    else if (bd_sockdir_find(o->run_dir, &sockdir) == BD_OK)
+        curl = bd_url_control(sockdir);
+    free(sockdir);
+    if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK)
+        bd_events_beat(m.ev, 500, bd_muscle_beat, bd_muscle_heard, &m);
+    free(curl);
+    int rc = bd_muscle_setup(&m);
+    if (rc == BD_OK)
+        bd_muscle_event(&m, "ready", NULL);
     for (;;) {
         if (rc != BD_OK)
             break;
@@ -323,8 +424,13 @@ int bd_muscle_main(const char *run_dir, const char *phase, int id, const bd_regi
             break;
         rc = bd_muscle_round(&m);
     }
-    if (rc != BD_OK)
-        fprintf(stderr, "bodhi muscle %d (phase %s): %s\n", id, phase, bd_lasterr());
+    if (rc != BD_OK) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", bd_lasterr());
+        fprintf(stderr, "bodhi muscle %d (phase %s): %s\n", o->id, o->phase, err);
+        bd_muscle_event(&m, "error", err);
+    }
+    bd_events_close(m.ev);
     bd_muscle_teardown(&m);
     return rc == BD_OK ? 0 : 1;
 }

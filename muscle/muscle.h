@@ -1,7 +1,10 @@
-/* muscle.h: the inference worker process (`bodhi muscle`). One per phase_config.worker.
- * It holds its shard of the phase's worlds on its device, runs every agent's policy on
- * it, steps the environment, and sends each agent's brain a rollout of T steps; then it
- * waits for new weights (or STOP) from every brain. */
+/* muscle.h: the inference worker process (`bodhi muscle`). The conductor starts
+ * phase_config.worker of them; phase_config.remote_worker more join from other machines
+ * (`bodhi muscle --connect`). Muscle k holds its shard of the phase's worlds on its device,
+ * runs every agent's policy on it, steps the environment, and sends each agent's brain a
+ * rollout of T steps; then it waits for new weights (or STOP) from every brain. A heartbeat
+ * thread tells the conductor it lives. A muscle that restarts (after its predecessor died)
+ * starts its worlds over from a reset drawn from the run's seed and its restart count. */
 #ifndef BODHI_MUSCLE_MUSCLE_H
 #define BODHI_MUSCLE_MUSCLE_H
 
@@ -11,10 +14,20 @@
 extern const bd_kind bd_muscle_kinds[];
 extern const int bd_muscle_nkinds;
 
-/* Runs muscle `id` of `phase` in run_dir/run.yml, resolving the run file against reg.
- * Returns the process exit code: 0 when every brain said STOP, 1 on failure (message on
- * stderr). */
-int bd_muscle_main(const char *run_dir, const char *phase, int id, const bd_registry *reg,
-                   const char *device_override);
+typedef struct {
+    const char *run_dir;       /* a local muscle: reads run_dir/run.yml, finds the sockets there */
+    const char *run_file;      /* a remote muscle: the effective run file's text instead */
+    const char *phase;
+    int id;                    /* 0 .. worker + remote_worker - 1 */
+    int restart;               /* how many muscles held this id before in this phase */
+    const char *device;        /* NULL, or overrides the run file's */
+    const bd_registry *reg;
+    const char *control_url;   /* the conductor; NULL: the run directory's ipc socket */
+    char *const *brain_urls;   /* one per agent (remote muscles); NULL: the ipc sockets */
+} bd_muscle_opts;
+
+/* Runs a muscle. Returns the process exit code: 0 when every brain said STOP, 1 on failure
+ * (message on stderr, and in an "error" event to the conductor). */
+int bd_muscle_main(const bd_muscle_opts *o);
 
 #endif

@@ -45,7 +45,7 @@ Test(stats, episodes_and_window)
     cr_assert_eq(bd_stats_init(&s, 2, 2), BD_OK);
     float r[6] = {1, 2, 1, 2, 1, 2};
     uint8_t te[6] = {0, 0, 1, 0, 0, 1}, tr[6] = {0};
-    cr_assert_eq(bd_stats_add(&s, 3, r, te, tr), BD_OK);
+    cr_assert_eq(bd_stats_add(&s, 3, r, te, tr, NULL), BD_OK);
     cr_assert_eq(s.done_n, 2);
     cr_assert_eq(s.done[0].world, 0);
     cr_assert_eq(s.done[0].length, 2);
@@ -55,7 +55,7 @@ Test(stats, episodes_and_window)
     cr_assert_float_eq(s.done[1].ret, 6.0f, 1e-6);
     float r2[2] = {7, 0};
     uint8_t te2[2] = {0, 0}, tr2[2] = {1, 0};
-    cr_assert_eq(bd_stats_add(&s, 1, r2, te2, tr2), BD_OK);
+    cr_assert_eq(bd_stats_add(&s, 1, r2, te2, tr2, NULL), BD_OK);
     cr_assert_eq(s.done_n, 1);
     cr_assert_eq(s.done[0].start_step, 2, "world 0's second episode began at row 2");
     cr_assert_eq(s.done[0].length, 2);
@@ -80,7 +80,7 @@ Test(stats, episode_quota_splits_over_worlds)
     for (int t = 0; t < 12; t++) {
         float r[3] = {1, 1, 1};
         uint8_t te[3] = {1, (uint8_t)(t % 2 == 1), (uint8_t)(t % 3 == 2)}, tr[3] = {0};
-        cr_assert_eq(bd_stats_add(&s, 1, r, te, tr), BD_OK);
+        cr_assert_eq(bd_stats_add(&s, 1, r, te, tr, NULL), BD_OK);
         seen += s.done_n;
         if (t == 5) /* world 0 is past its share, world 1 has 3 (counts 2), world 2 has 2 */
             cr_assert_eq(s.episodes, 2 + 2 + 2);
@@ -90,6 +90,29 @@ Test(stats, episode_quota_splits_over_worlds)
     /* counted: world 0 two of length 1, world 1 two of length 2, world 2 three of length 3 */
     cr_assert_float_eq(bd_stats_mean_recent(&s, 100), (2 * 1 + 2 * 2 + 3 * 3) / 7.0, 1e-9);
     cr_assert_float_eq(s.max_return, 3.0, 1e-9);
+    bd_stats_fini(&s);
+}
+
+Test(stats, a_restarted_column_drops_its_running_episode)
+{
+    /* 2 columns; column 1's muscle dies mid-episode, misses a row, restarts */
+    bd_stats s;
+    cr_assert_eq(bd_stats_init(&s, 2, 10), BD_OK);
+    float r[2] = {1, 5};
+    uint8_t no[2] = {0, 0}, v01[2] = {1, 0};
+    cr_assert_eq(bd_stats_add(&s, 1, r, no, no, NULL), BD_OK);   /* row 0 */
+    cr_assert_eq(bd_stats_add(&s, 1, r, no, no, v01), BD_OK);    /* row 1: column 1 empty */
+    bd_stats_restart(&s, 1, 1);
+    cr_assert_eq(bd_stats_add(&s, 1, r, no, no, v01), BD_OK);    /* row 2: still empty */
+    uint8_t end[2] = {1, 1};
+    cr_assert_eq(bd_stats_add(&s, 1, r, end, no, NULL), BD_OK);  /* row 3: both end */
+    cr_assert_eq(s.done_n, 2);
+    cr_assert_eq(s.done[0].start_step, 0);
+    cr_assert_eq(s.done[0].length, 4);
+    cr_assert_float_eq(s.done[0].ret, 4.0f, 1e-6);
+    cr_assert_eq(s.done[1].start_step, 3, "the restarted column's episode starts at its next data");
+    cr_assert_eq(s.done[1].length, 1);
+    cr_assert_float_eq(s.done[1].ret, 5.0f, 1e-6, "the cut episode's rewards are gone");
     bd_stats_fini(&s);
 }
 

@@ -94,7 +94,7 @@ static int child_init_status(pid_t expect_parent, int catch_term, int send_term)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        int rc = bd_child_init(expect_parent, catch_term);
+        int rc = bd_child_init(expect_parent, catch_term, SIGTERM);
         if (rc != BD_OK)
             _exit(10 + rc);
         if (send_term) {

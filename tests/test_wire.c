@@ -11,8 +11,10 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "common/util.h"
 #include "wire/events.h"
 #include "wire/round.h"
+#include "wire/serve.h"
 #include "wire/wire.h"
 
 static void make_msg(uint8_t *buf, uint16_t type, uint64_t plen)
@@ -150,7 +152,16 @@ Test(wire, nng_round_trip_and_type_check)
 typedef struct {
     const char *url;
     int rc;
+    int heard_exit;
+    cJSON *reply;
 } sender_arg;
+
+static void sender_heard(void *ctx, const cJSON *answer)
+{
+    sender_arg *a = ctx;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "exit")))
+        a->heard_exit = 1;
+}
 
 static void *send_one(void *p)
 {
@@ -159,41 +170,82 @@ static void *send_one(void *p)
     a->rc = bd_events_dial(a->url, 5, &c);
     if (a->rc != BD_OK)
         return NULL;
+    bd_events_beat(c, 20, NULL, sender_heard, a);
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "event", "ready");
-    a->rc = bd_events_send(c, e); /* returns only once the conductor side acknowledged */
+    a->rc = bd_events_send(c, e, &a->reply); /* returns only once the conductor side answered */
     cJSON_Delete(e);
+    for (int i = 0; i < 200 && !a->heard_exit; i++)
+        usleep(10000);
     bd_events_close(c);
     return NULL;
 }
 
-Test(wire, events_are_acknowledged)
+Test(wire, events_are_answered_and_heartbeats_beat)
 {
     char url[128];
     snprintf(url, sizeof url, "ipc:///tmp/bodhi-test-events-%d.sock", (int)getpid());
-    bd_events *srv;
-    cr_assert_eq(bd_events_listen(url, &srv), BD_OK);
-    sender_arg a = {url, -1};
+    bd_server *srv;
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    cr_assert_eq(bd_server_listen(srv, url, NULL), BD_OK);
+    sender_arg a = {url, -1, 0, NULL};
     pthread_t th;
     pthread_create(&th, NULL, send_one, &a);
-    cJSON *got;
-    uint32_t sender;
-    cr_assert_eq(bd_events_recv(srv, 5000, &got, &sender), BD_OK);
-    cr_assert_eq(sender, 5);
-    cr_assert_str_eq(cJSON_GetObjectItem(got, "event")->valuestring, "ready");
-    cJSON_Delete(got);
+    int events = 0, beats = 0;
+    double t0 = bd_now();
+    while ((events < 1 || beats < 3) && bd_now() - t0 < 10) {
+        bd_request *req;
+        if (bd_server_next(srv, 100, &req) != BD_OK)
+            continue;
+        cr_assert_eq(req->h.sender, 5);
+        if (req->h.type == BD_MSG_EVENT) {
+            cJSON *got = cJSON_ParseWithLength((const char *)req->payload, req->h.payload_len);
+            cr_assert_str_eq(cJSON_GetObjectItem(got, "event")->valuestring, "ready");
+            cJSON_Delete(got);
+            const char *answer = "{\"stop\":true}";
+            cr_assert_eq(bd_server_answer_bytes(srv, req, BD_MSG_EVENT, 0, answer, strlen(answer)), BD_OK);
+            events++;
+        } else {
+            cr_assert_eq(req->h.type, BD_MSG_BEAT);
+            beats++;
+            const char *answer = beats >= 3 ? "{\"exit\":true}" : "{}";
+            cr_assert_eq(bd_server_answer_bytes(srv, req, BD_MSG_BEAT, 0, answer, strlen(answer)), BD_OK);
+        }
+    }
     pthread_join(th, NULL);
-    cr_assert_eq(a.rc, BD_OK, "sender saw its acknowledgement");
-    cr_assert_eq(bd_events_recv(srv, 50, &got, &sender), BD_ETIMEDOUT);
-    bd_events_close(srv);
+    cr_assert_eq(a.rc, BD_OK, "sender saw its answer");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a.reply, "stop")), "the answer's JSON came back");
+    cr_assert(a.heard_exit, "the heartbeat thread heard its answer");
+    cJSON_Delete(a.reply);
+    bd_server_close(srv);
 }
 
-/* A peer of the round: sends "peer k, round r" and checks the answer echoes it, rounds
- * times, then hangs up. */
+/* A peer of the round: greets (HELLO, seq 0), then sends "peer k, round r" as ROLLOUT
+ * with seq r + 1 and checks the answer echoes it, rounds times, then hangs up (or, with
+ * die_after = r, hangs up in round r before sending: it died). */
 typedef struct {
     char url[128];
-    int k, rounds, ok;
+    int k, rounds, die_after, ok, greeted;
 } round_peer;
+
+static int peer_call(nng_socket s, bd_msg_type type, uint32_t k, uint32_t seq, const char *text, char *back,
+                     size_t blen, int wait)
+{
+    nng_msg *m;
+    uint8_t *p;
+    if (bd_wire_msg_alloc(&m, type, k, seq, strlen(text) + 1, &p) != BD_OK)
+        return 0;
+    memcpy(p, text, strlen(text) + 1);
+    if (nng_sendmsg(s, m, 0) != 0)
+        return 0;
+    if (!wait)
+        return 1;
+    if (nng_recvmsg(s, &m, 0) != 0)
+        return 0;
+    snprintf(back, blen, "%.*s", (int)nng_msg_len(m), (const char *)nng_msg_body(m));
+    nng_msg_free(m);
+    return 1;
+}
 
 static void *round_peer_main(void *arg)
 {
@@ -203,73 +255,110 @@ static void *round_peer_main(void *arg)
         return NULL;
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 10);
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     if (nng_dial(s, p->url, NULL, NNG_FLAG_NONBLOCK) != 0) {
         nng_close(s);
         return NULL;
     }
-    int ok = 1;
+    char back[128];
+    int ok = peer_call(s, BD_MSG_HELLO, (uint32_t)p->k, 0, "hello", back, sizeof back, 1)
+             && strcmp(back, "welcome") == 0;
+    p->greeted = ok;
     for (int r = 0; r < p->rounds && ok; r++) {
-        char text[32], back[64] = "";
+        char text[32];
         snprintf(text, sizeof text, "peer %d, round %d", p->k, r);
-        size_t len = sizeof back - 1;
-        char *buf = NULL;
-        ok = nng_send(s, text, strlen(text) + 1, 0) == 0 && nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) == 0;
-        if (ok) {
-            snprintf(back, sizeof back, "%.*s", (int)len, buf);
-            nng_free(buf, len);
-            char want[64];
-            snprintf(want, sizeof want, "answer to %s", text);
-            ok = strcmp(back, want) == 0;
-        }
+        if (p->die_after >= 0 && r == p->die_after)
+            break;
+        ok = peer_call(s, BD_MSG_ROLLOUT, (uint32_t)p->k, (uint32_t)r + 1, text, back, sizeof back, 1);
+        char want[64];
+        snprintf(want, sizeof want, "answer to %s", text);
+        ok = ok && strcmp(back, want) == 0;
     }
     p->ok = ok;
     nng_close(s);
     return NULL;
 }
 
-Test(wire, round_holds_every_peer_then_answers_all)
+static int round_greet(void *ctx, int peer, bd_request *req, int again)
+{
+    (void)peer;
+    (void)again;
+    nng_msg *m;
+    nng_msg_alloc(&m, 0);
+    nng_msg_append(m, "welcome", 7);
+    return bd_round_reply(ctx, req, m);
+}
+
+/* Answers every held request with "answer to <its text>". */
+static void round_answer_all(bd_round *r, int peers, int *seen)
+{
+    for (int i = 0; i < peers; i++) {
+        bd_request *req = bd_round_request(r, i);
+        if (!req)
+            continue;
+        int k = -1, rr = -1;
+        cr_assert_eq(sscanf((const char *)req->payload, "peer %d, round %d", &k, &rr), 2);
+        cr_assert_eq(k, i, "slot %d holds peer %d's request", i, k);
+        if (seen)
+            seen[k]++;
+        nng_msg *a;
+        cr_assert_eq(nng_msg_alloc(&a, 0), 0);
+        nng_msg_append(a, "answer to ", 10);
+        nng_msg_append(a, req->payload, strlen((const char *)req->payload));
+        cr_assert_eq(bd_round_answer(r, i, a), BD_OK, "%s", bd_lasterr());
+    }
+}
+
+Test(wire, round_gathers_the_admitted_peers)
 {
     enum { PEERS = 3, ROUNDS = 4 };
     char url[128];
     snprintf(url, sizeof url, "ipc:///tmp/bd-test-round-%d", (int)getpid());
     bd_round *r;
-    cr_assert_eq(bd_round_listen(url, PEERS, &r), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_round_open(PEERS, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    bd_round_hooks hooks = {round_greet, NULL, NULL};
+    hooks.ctx = r;
     round_peer peers[PEERS];
     pthread_t th[PEERS];
     for (int k = 0; k < PEERS; k++) {
-        peers[k] = (round_peer){.k = k, .rounds = ROUNDS};
+        peers[k] = (round_peer){.k = k, .rounds = ROUNDS, .die_after = k == 2 ? 1 : -1};
         snprintf(peers[k].url, sizeof peers[k].url, "%s", url);
         pthread_create(&th[k], NULL, round_peer_main, &peers[k]);
     }
-    for (int round = 0; round < ROUNDS; round++) {
-        cr_assert_eq(bd_round_gather(r, NULL), BD_OK, "%s", bd_lasterr());
-        int seen[PEERS] = {0};
-        for (int i = 0; i < PEERS; i++) { /* every peer's request of this round is held */
-            nng_msg *m = bd_round_request(r, i);
-            cr_assert_not_null(m);
-            int k = -1, rr = -1;
-            cr_assert_eq(sscanf(nng_msg_body(m), "peer %d, round %d", &k, &rr), 2);
-            cr_assert(k >= 0 && k < PEERS && rr == round, "slot %d holds peer %d round %d", i, k, rr);
-            seen[k]++;
-        }
-        for (int k = 0; k < PEERS; k++)
-            cr_assert_eq(seen[k], 1, "peer %d once per round", k);
-        for (int i = 0; i < PEERS; i++) {
-            nng_msg *a;
-            cr_assert_eq(nng_msg_alloc(&a, 0), 0);
-            nng_msg_append(a, "answer to ", 10);
-            nng_msg_append(a, nng_msg_body(bd_round_request(r, i)), nng_msg_len(bd_round_request(r, i)));
-            cr_assert_eq(bd_round_answer(r, i, a), BD_OK, "%s", bd_lasterr());
-        }
-        bd_round_release(r);
-    }
+    cr_assert_eq(bd_round_await_all(r, &hooks, NULL), BD_OK);
     for (int k = 0; k < PEERS; k++) {
-        pthread_join(th[k], NULL);
-        cr_assert(peers[k].ok, "peer %d got its answers", k);
+        cr_assert_eq(bd_round_state(r, k), BD_PEER_READY);
+        bd_round_admit(r, k);
     }
+    /* garbage and a stranger's message are dropped, the round goes on */
+    nng_socket g;
+    cr_assert_eq(nng_req0_open(&g), 0);
+    cr_assert_eq(nng_dial(g, url, NULL, 0), 0);
+    cr_assert_eq(nng_send(g, "garbage!", 8, 0), 0);
+    char back[64];
+    peer_call(g, BD_MSG_ROLLOUT, 1, 1, "peer 1, round 0", back, sizeof back, 0); /* peer 1's id, another connection */
+    int seen[PEERS] = {0};
+    for (int round = 0; round < ROUNDS; round++) {
+        cr_assert_eq(bd_round_gather(r, &hooks, NULL), BD_OK, "%s", bd_lasterr());
+        int held = 0;
+        for (int k = 0; k < PEERS; k++)
+            held += bd_round_request(r, k) != NULL;
+        /* peer 2 takes part in round 0, then dies */
+        cr_assert_eq(held, round < 1 ? 3 : 2, "round %d holds %d requests", round, held);
+        round_answer_all(r, PEERS, seen);
+    }
+    for (int k = 0; k < PEERS; k++)
+        pthread_join(th[k], NULL);
+    cr_assert(peers[0].ok && peers[1].ok, "the live peers got every answer");
+    cr_assert_eq(seen[2], 1, "the dead peer took part in round 0 only");
+    cr_assert_eq(bd_round_state(r, 2), BD_PEER_ABSENT, "it left with its connection");
+    char why[256];
+    cr_assert(bd_round_dropped(r, why, sizeof why) >= 2, "garbage and the stranger were counted");
+    nng_close(g);
     bd_round_wait_hangup(r, 5.0, NULL);
-    /* a gather that nobody answers ends when the stop flag is set */
+    /* a gather with nobody active and nobody ready waits; the stop flag ends it */
     volatile sig_atomic_t stop = 1;
-    cr_assert_eq(bd_round_gather(r, &stop), BD_EINTR);
+    cr_assert_eq(bd_round_gather(r, &hooks, &stop), BD_EINTR);
     bd_round_close(r);
 }

@@ -42,6 +42,11 @@ void bdt_policy_destroy(bdt_policy *p); /* NULL-safe */
 /* Number of float32 parameters (all of actor, critic and log std). */
 size_t bdt_policy_param_count(const bdt_policy *p);
 
+/* The same for a network not built yet, from its config alone (0 when a dimension is < 1
+ * or the count would pass 2^40): what a muscle checks a brain's WEIGHTS against before it
+ * builds anything. */
+uint64_t bdt_policy_param_count_of(const bdt_policy_config *cfg);
+
 /* Flat copy of all parameters in a fixed order (host). n must equal param_count. */
 int bdt_policy_get_params(bdt_policy *p, float *dst, size_t n);
 int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n);
@@ -80,6 +85,12 @@ typedef struct bdt_ppo bdt_ppo;
 int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo **out);
 void bdt_ppo_destroy(bdt_ppo *o); /* NULL-safe; does not destroy the policy */
 int bdt_ppo_set_lr(bdt_ppo *o, float lr);
+
+/* A flag (a signal handler's; may be NULL) that bdt_ppo_update looks at between
+ * minibatches: once it is set, the update puts the policy's parameters and the
+ * optimiser's state back as they were before the update and returns BD_EINTR, so what is
+ * saved afterwards is the last whole update. The flag's type is sig_atomic_t's (int). */
+void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag);
 
 /* One PPO update over a batch of n samples:
  *   obs (n, obs_dim); actions (n, act_dim for continuous, n for discrete as the index

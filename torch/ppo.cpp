@@ -53,6 +53,47 @@ extern "C" int bdt_ppo_set_lr(bdt_ppo *o, float lr)
     }
 }
 
+extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
+{
+    if (o)
+        o->cancel = flag;
+}
+
+namespace {
+
+/* What an update changes, kept so that a cancelled update can be undone. */
+struct Snapshot {
+    std::vector<torch::Tensor> params;
+    std::string opt;
+};
+
+Snapshot take_snapshot(bdt_ppo *o)
+{
+    torch::NoGradGuard ng;
+    Snapshot s;
+    for (const auto &t : o->p->params)
+        s.params.push_back(t.detach().clone());
+    torch::serialize::OutputArchive a;
+    o->opt->save(a);
+    std::ostringstream os;
+    a.save_to(os);
+    s.opt = os.str();
+    return s;
+}
+
+void restore_snapshot(bdt_ppo *o, const Snapshot &s)
+{
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < s.params.size(); i++)
+        o->p->params[i].copy_(s.params[i]);
+    torch::serialize::InputArchive a;
+    std::istringstream is(s.opt);
+    a.load_from(is);
+    o->opt->load(a);
+}
+
+} // namespace
+
 extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp,
                               const float *adv, const float *ret, const float *val, int n,
                               const int64_t *perm, bdt_ppo_stats *stats)
@@ -99,10 +140,19 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
             torch::from_blob(const_cast<int64_t *>(perm), {(int64_t)c.epochs * n}, torch::kLong).to(dev);
 
         const double clip = c.clip_coef;
+        Snapshot snap;
+        if (o->cancel)
+            snap = take_snapshot(o);
         torch::Tensor s_pg, s_v, s_ent, s_kl, s_cf; /* last epoch's sums, 0-d on the device */
         for (int e = 0; e < c.epochs; e++) {
             const bool last = e + 1 == c.epochs;
             for (int b = 0; b < c.minibatches; b++) {
+                if (o->cancel && *o->cancel) {
+                    restore_snapshot(o, snap);
+                    return bd_seterr(BD_EINTR, "bdt_ppo_update: cancelled after %d of %d minibatches; "
+                                     "the last whole update is kept", e * c.minibatches + b,
+                                     c.epochs * c.minibatches);
+                }
                 const int64_t start = (int64_t)e * n + (int64_t)b * mb;
                 torch::Tensor idx = b_perm.slice(0, start, start + mb); /* (mb) */
                 torch::Tensor m_obs = b_obs.index_select(0, idx);

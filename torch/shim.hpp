@@ -137,6 +137,7 @@ struct bdt_ppo {
     bdt_policy *p = nullptr;
     bdt_ppo_config cfg;
     std::unique_ptr<torch::optim::Adam> opt;
+    const volatile int *cancel = nullptr; /* bdt_ppo_set_cancel */
 };
 
 #endif

@@ -1,19 +1,92 @@
-/* addr.c: a run's socket addresses (see addr.h). */
+/* addr.c: a run's socket directory and socket addresses (see addr.h). */
+#define _GNU_SOURCE
 #include "wire/addr.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
-char *bd_url_brain(const char *run_dir, const char *agent)
+/* Leaves room for "/" + the longest socket name and ipc's 107-byte limit. */
+#define BD_SOCKDIR_MAX 80
+
+int bd_sockdir_create(const char *run_dir, char **sockdir)
 {
-    return bd_strfmt("ipc://%s/%s.brain", run_dir, agent);
+    *sockdir = NULL;
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    char tmpl[PATH_MAX];
+    if (rt && rt[0] == '/' && strlen(rt) + 16 < BD_SOCKDIR_MAX)
+        snprintf(tmpl, sizeof tmpl, "%s/bodhi-XXXXXX", rt);
+    else
+        snprintf(tmpl, sizeof tmpl, "/tmp/bodhi-XXXXXX");
+    if (!mkdtemp(tmpl))
+        return bd_seterr(BD_EIO, "cannot make a socket directory %s: %s", tmpl, strerror(errno));
+    char *link = bd_strfmt("%s/sockets", run_dir);
+    if (!link)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    unlink(link); /* a dead run's */
+    int rc = BD_OK;
+    if (symlink(tmpl, link) != 0) {
+        rc = bd_seterr(BD_EIO, "cannot link %s to the socket directory %s: %s", link, tmpl, strerror(errno));
+        rmdir(tmpl);
+    }
+    free(link);
+    if (rc == BD_OK && !(*sockdir = bd_strdup(tmpl)))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    return rc;
 }
 
-char *bd_url_events(const char *run_dir)
+int bd_sockdir_find(const char *run_dir, char **sockdir)
 {
-    return bd_strfmt("ipc://%s/events", run_dir);
+    *sockdir = NULL;
+    char *link = bd_strfmt("%s/sockets", run_dir);
+    if (!link)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    char buf[PATH_MAX];
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    int e = errno;
+    free(link);
+    if (n < 0)
+        return bd_seterr(e == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s/sockets: %s", run_dir, strerror(e));
+    buf[n] = '\0';
+    if (!(*sockdir = bd_strdup(buf)))
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    return BD_OK;
 }
 
-char *bd_url_control(const char *run_dir)
+void bd_sockdir_remove(const char *run_dir, const char *sockdir)
 {
-    return bd_strfmt("ipc://%s/control", run_dir);
+    DIR *d = sockdir ? opendir(sockdir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *p = bd_strfmt("%s/%s", sockdir, e->d_name);
+        if (p)
+            unlink(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    if (sockdir)
+        rmdir(sockdir);
+    char *link = bd_strfmt("%s/sockets", run_dir);
+    if (link)
+        unlink(link);
+    free(link);
+}
+
+char *bd_url_brain(const char *sockdir, int phase, int agent)
+{
+    return bd_strfmt("ipc://%s/p%d-b%d", sockdir, phase, agent);
+}
+
+char *bd_url_control(const char *sockdir)
+{
+    return bd_strfmt("ipc://%s/control", sockdir);
 }

@@ -1,11 +1,28 @@
-/* addr.h: where a run's sockets live. The conductor listens for events and status
- * queries, each brain for its muscles; every process derives the same addresses from the
- * run directory. Each returns a heap string (the caller frees it), NULL on ENOMEM. */
+/* addr.h: where a run's sockets live.
+ *
+ * ipc socket paths must fit in 108 bytes (sockaddr_un), and a run directory may be
+ * anywhere, at any depth. So a run's ipc sockets live in a short directory of their own,
+ * made when the run starts: $XDG_RUNTIME_DIR/bodhi-XXXXXX when that is short, else
+ * /tmp/bodhi-XXXXXX (mode 0700), and the run directory holds a symlink to it, `sockets`.
+ * Every process of the run, and `bodhi status`, finds the sockets through that link.
+ * Names inside are short and fixed: `control` (the conductor), `p<phase>-b<agent index>`
+ * (a brain). Muscles on other machines reach the same sockets over TCP. */
 #ifndef BODHI_WIRE_ADDR_H
 #define BODHI_WIRE_ADDR_H
 
-char *bd_url_brain(const char *run_dir, const char *agent);
-char *bd_url_events(const char *run_dir);
-char *bd_url_control(const char *run_dir);
+/* Makes the socket directory and the run directory's `sockets` link to it (replacing a
+ * stale link). *sockdir is a heap string, the caller's. BD_EIO naming the path. */
+int bd_sockdir_create(const char *run_dir, char **sockdir);
+
+/* The socket directory of the run in run_dir (from its `sockets` link): BD_ENOTFOUND when
+ * the run has none. */
+int bd_sockdir_find(const char *run_dir, char **sockdir);
+
+/* Removes the socket directory (and what is left in it) and the run directory's link. */
+void bd_sockdir_remove(const char *run_dir, const char *sockdir);
+
+/* Socket URLs in a socket directory; heap strings (NULL on ENOMEM). */
+char *bd_url_brain(const char *sockdir, int phase, int agent);
+char *bd_url_control(const char *sockdir);
 
 #endif

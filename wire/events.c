@@ -1,19 +1,36 @@
-/* events.c: the event channel (see events.h): REQ/REP so every event is acknowledged. */
+/* events.c: a child's messages to its conductor (see events.h). */
 #include "wire/events.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "wire/wire.h"
 
+#define BD_BEAT_TIMEOUT_MS 5000 /* a heartbeat's wait for its answer */
+
 struct bd_events {
     nng_socket sock;
+    nng_ctx ctx_ev, ctx_beat;
     uint32_t sender;
     uint32_t seq;
+    int timeout_ms;
+    const volatile sig_atomic_t *stop_flag; /* ends an event's wait (may be NULL) */
+    /* heartbeats */
+    pthread_t thread;
+    int beating;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    int interval_ms;
+    cJSON *(*beat)(void *);
+    void (*heard)(void *, const cJSON *);
+    void *beat_ctx;
+    uint32_t beat_seq;
 };
 
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
@@ -27,103 +44,210 @@ int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
         free(ev);
         return bd_nng_err(rv, "events: nng_req0_open");
     }
-    nng_socket_set_ms(ev->sock, NNG_OPT_SENDTIMEO, 10000);
-    nng_socket_set_ms(ev->sock, NNG_OPT_RECVTIMEO, 10000);
+    ev->timeout_ms = 10000;
     nng_socket_set_ms(ev->sock, NNG_OPT_RECONNMINT, 10);
     nng_socket_set_ms(ev->sock, NNG_OPT_RECONNMAXT, 200);
-    rv = nng_dial(ev->sock, url, NULL, NNG_FLAG_NONBLOCK);
+    /* Never sent twice: the conductor may hold a request for long (a brain's round report
+     * until every brain has reported). A request waits for a connection, and one whose
+     * connection drops is sent again on the next. */
+    nng_socket_set_ms(ev->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    rv = nng_ctx_open(&ev->ctx_ev, ev->sock);
+    if (rv == 0)
+        rv = nng_ctx_open(&ev->ctx_beat, ev->sock);
+    if (rv == 0)
+        rv = nng_dial(ev->sock, url, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
         nng_close(ev->sock);
         free(ev);
         return bd_nng_err(rv, url);
     }
+    pthread_mutex_init(&ev->mu, NULL);
+    pthread_cond_init(&ev->cv, NULL);
     ev->sender = sender;
     *out = ev;
     return BD_OK;
 }
 
-int bd_events_listen(const char *url, bd_events **out)
+void bd_events_set_timeout(bd_events *ev, int ms)
 {
-    *out = NULL;
-    bd_events *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        return bd_seterr(BD_ENOMEM, "events: out of memory");
-    int rv = nng_rep0_open(&ev->sock);
-    if (rv == 0)
-        rv = nng_listen(ev->sock, url, NULL, 0);
-    if (rv != 0) {
-        nng_close(ev->sock);
-        free(ev);
-        return bd_nng_err(rv, url);
-    }
-    *out = ev;
-    return BD_OK;
+    ev->timeout_ms = ms;
 }
 
-int bd_events_send(bd_events *ev, const cJSON *obj)
+void bd_events_set_stop(bd_events *ev, const volatile sig_atomic_t *stop)
 {
+    ev->stop_flag = stop;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} bd_wait;
+
+static void bd_wait_cb(void *arg)
+{
+    bd_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Waits for aio in slices of 200 ms, cancelling it when *stop is set or timeout_ms (< 0:
+ * none) has passed. */
+static void bd_wait_for(nng_aio *aio, bd_wait *w, int timeout_ms, const volatile sig_atomic_t *stop)
+{
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += timeout_ms / 1000;
+    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->done) {
+        struct timespec now, ts;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int late = timeout_ms >= 0 && (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec));
+        if (late || (stop && *stop)) {
+            pthread_mutex_unlock(&w->mu);
+            nng_aio_cancel(aio);
+            pthread_mutex_lock(&w->mu);
+            break;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    nng_aio_wait(aio);
+}
+
+/* One request on ctx: type and JSON obj out, the answer's JSON (or NULL) back. */
+static int bd_events_call(bd_events *ev, nng_ctx ctx, bd_msg_type type, uint32_t seq, const cJSON *obj,
+                          int timeout_ms, const volatile sig_atomic_t *stop, cJSON **reply)
+{
+    if (reply)
+        *reply = NULL;
     char *text = cJSON_PrintUnformatted(obj);
     if (!text)
         return bd_seterr(BD_ENOMEM, "events: cannot format JSON");
     size_t len = strlen(text);
     nng_msg *m;
     uint8_t *payload;
-    int rc = bd_wire_msg_alloc(&m, BD_MSG_EVENT, ev->sender, ev->seq++, len, &payload);
-    if (rc == BD_OK) {
-        memcpy(payload, text, len);
-        int rv = nng_sendmsg(ev->sock, m, 0);
-        if (rv != 0) {
-            nng_msg_free(m);
-            rc = bd_nng_err(rv, "events: send");
-        } else {
-            nng_msg *ack; /* the conductor's acknowledgement: the event was received */
-            rv = nng_recvmsg(ev->sock, &ack, 0);
-            if (rv != 0)
-                rc = bd_nng_err(rv, "events: no acknowledgement from the conductor");
-            else
-                nng_msg_free(ack);
+    int rc = bd_wire_msg_alloc(&m, type, ev->sender, seq, len, &payload);
+    if (rc != BD_OK) {
+        free(text);
+        return rc;
+    }
+    memcpy(payload, text, len);
+    free(text);
+    nng_aio *aio;
+    bd_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    int rv = nng_aio_alloc(&aio, bd_wait_cb, &w);
+    if (rv != 0) {
+        nng_msg_free(m);
+        return bd_nng_err(rv, "events: aio");
+    }
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    bd_wait_for(aio, &w, timeout_ms, stop);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_msg_free(m);
+        nng_aio_free(aio);
+        return bd_nng_err(rv, "events: send to the conductor");
+    }
+    w.done = 0;
+    nng_ctx_recv(ctx, aio);
+    bd_wait_for(aio, &w, timeout_ms, stop);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_aio_free(aio);
+        return bd_nng_err(rv, "events: no answer from the conductor");
+    }
+    nng_msg *ack = nng_aio_get_msg(aio);
+    nng_aio_free(aio);
+    bd_wire_header h;
+    const uint8_t *p;
+    rc = bd_wire_msg_decode(ack, type, &h, &p);
+    if (rc == BD_OK && h.payload_len > 0 && reply) {
+        *reply = cJSON_ParseWithLength((const char *)p, (size_t)h.payload_len);
+        if (*reply && !cJSON_IsObject(*reply)) {
+            cJSON_Delete(*reply);
+            *reply = NULL;
         }
     }
-    free(text);
+    nng_msg_free(ack);
     return rc;
 }
 
-int bd_events_recv(bd_events *ev, int timeout_ms, cJSON **obj, uint32_t *sender)
+int bd_events_send(bd_events *ev, const cJSON *obj, cJSON **reply)
 {
-    *obj = NULL;
-    nng_socket_set_ms(ev->sock, NNG_OPT_RECVTIMEO, timeout_ms);
-    nng_msg *m;
-    int rv = nng_recvmsg(ev->sock, &m, 0);
-    if (rv != 0)
-        return bd_nng_err(rv, "events: recv");
-    bd_wire_header h = {0};
-    const uint8_t *payload;
-    int rc = bd_wire_msg_decode(m, BD_MSG_EVENT, &h, &payload);
-    if (rc == BD_OK) {
-        *obj = cJSON_ParseWithLength((const char *)payload, (size_t)h.payload_len);
-        if (!*obj || !cJSON_IsObject(*obj)) {
-            cJSON_Delete(*obj);
-            *obj = NULL;
-            rc = bd_seterr(BD_EPROTO, "event from sender %u is not a JSON object", h.sender);
+    return bd_events_call(ev, ev->ctx_ev, BD_MSG_EVENT, ev->seq++, obj, ev->timeout_ms, ev->stop_flag, reply);
+}
+
+static void *bd_events_beat_main(void *arg)
+{
+    bd_events *ev = arg;
+    pthread_mutex_lock(&ev->mu);
+    while (!ev->stop) {
+        pthread_mutex_unlock(&ev->mu);
+        cJSON *o = ev->beat ? ev->beat(ev->beat_ctx) : NULL;
+        if (!o) {
+            o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "event", "beat");
         }
-        if (sender)
-            *sender = h.sender;
+        cJSON *answer = NULL;
+        if (o && bd_events_call(ev, ev->ctx_beat, BD_MSG_BEAT, ev->beat_seq++, o, BD_BEAT_TIMEOUT_MS, NULL, &answer) == BD_OK
+            && answer && ev->heard)
+            ev->heard(ev->beat_ctx, answer);
+        cJSON_Delete(answer);
+        cJSON_Delete(o);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ev->interval_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&ev->mu);
+        if (!ev->stop)
+            pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
     }
-    /* Acknowledge (even a malformed event, so the sender is not left waiting). */
-    nng_msg_clear(m);
-    nng_msg_free(m);
-    nng_msg *ack;
-    uint8_t *unused;
-    if (bd_wire_msg_alloc(&ack, BD_MSG_EVENT, 0, h.seq, 0, &unused) == BD_OK
-        && nng_sendmsg(ev->sock, ack, 0) != 0)
-        nng_msg_free(ack);
-    return rc;
+    pthread_mutex_unlock(&ev->mu);
+    return NULL;
+}
+
+int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
+                   void (*heard)(void *ctx, const cJSON *answer), void *ctx)
+{
+    if (ev->beating)
+        return bd_seterr(BD_ESTATE, "events: already beating");
+    ev->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+    ev->beat = beat;
+    ev->heard = heard;
+    ev->beat_ctx = ctx;
+    int e = pthread_create(&ev->thread, NULL, bd_events_beat_main, ev);
+    if (e != 0)
+        return bd_seterr(BD_EIO, "events: cannot start the heartbeat thread: %s", strerror(e));
+    ev->beating = 1;
+    return BD_OK;
 }
 
 void bd_events_close(bd_events *ev)
 {
     if (!ev)
         return;
+    if (ev->beating) {
+        pthread_mutex_lock(&ev->mu);
+        ev->stop = 1;
+        pthread_cond_signal(&ev->cv);
+        pthread_mutex_unlock(&ev->mu);
+        nng_ctx_close(ev->ctx_beat); /* ends a heartbeat waiting for its answer */
+        pthread_join(ev->thread, NULL);
+    }
     nng_close(ev->sock);
+    pthread_cond_destroy(&ev->cv);
+    pthread_mutex_destroy(&ev->mu);
     free(ev);
 }

@@ -1,11 +1,16 @@
-/* events.h: children (brains, muscles) tell the conductor what happens, as JSON objects
- * over an NNG REQ/REP pair at ipc://<run dir>/events: the conductor acknowledges each
- * event, so a sender knows it arrived (a PUSH could be lost when its process exits right
- * after). A child dials in the background, so start order does not matter. Each event object carries "event" (its kind) and whatever fields the
- * sender adds; the conductor stamps the time and writes it to log.jsonl. */
+/* events.h: a child process (brain, muscle) and its conductor. The child holds one REQ
+ * socket to the conductor's control socket with two contexts: one for events, sent from
+ * the child's own thread, and one for heartbeats, sent every `interval` from a thread of
+ * their own, so a child that is alive beats even while it computes for minutes, and one
+ * that is stopped (SIGSTOP) or gone does not. Each message is answered: an event's answer
+ * says it arrived (a PUSH could be lost when its process exits right after) and may carry
+ * the conductor's word (a brain's round report is answered with whether the phase goes
+ * on); a heartbeat's answer may carry news for the child. Messages are JSON objects
+ * carrying "event" (their kind) and whatever fields the sender adds. */
 #ifndef BODHI_WIRE_EVENTS_H
 #define BODHI_WIRE_EVENTS_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -14,20 +19,30 @@
 
 typedef struct bd_events bd_events;
 
-/* Child side: dial url (non-blocking, reconnects in the background). */
+/* Dials url (non-blocking; reconnects in the background, so start order does not matter).
+ * sender identifies the child in every header. */
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out);
 
-/* Conductor side: listen on url. */
-int bd_events_listen(const char *url, bd_events **out);
+/* Sends obj as JSON text (obj stays the caller's) and waits up to the timeout (10 s unless
+ * set) for the answer. *reply (may be NULL) gets the answer's JSON object, or NULL when it
+ * carried none; the caller deletes it. BD_ETIMEDOUT when no answer came. */
+int bd_events_send(bd_events *ev, const cJSON *obj, cJSON **reply);
 
-/* Sends obj as JSON text (obj stays the caller's) and waits for the acknowledgement
- * (up to 10 s each way). Call from one thread at a time. */
-int bd_events_send(bd_events *ev, const cJSON *obj);
+/* How long a send waits for its answer (ms; < 0: no limit; 10 s unless set). A heartbeat
+ * waits 5 s for its own. */
+void bd_events_set_timeout(bd_events *ev, int ms);
 
-/* Receives one event: *obj is the caller's (cJSON_Delete). BD_ETIMEDOUT after timeout_ms;
- * BD_EPROTO for a malformed message (which is consumed). */
-int bd_events_recv(bd_events *ev, int timeout_ms, cJSON **obj, uint32_t *sender);
+/* A flag (a signal handler's) whose setting cancels an event's wait (the send then fails);
+ * NULL: none. Heartbeats do not look at it. */
+void bd_events_set_stop(bd_events *ev, const volatile sig_atomic_t *stop);
 
-void bd_events_close(bd_events *ev); /* NULL-safe */
+/* Starts the heartbeat thread: every interval_ms it sends what beat(ctx) returns (a new
+ * JSON object; NULL: {"event": "beat"}) and passes any answer's JSON to heard(ctx, json)
+ * (may be NULL). Both run on the heartbeat thread. */
+int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
+                   void (*heard)(void *ctx, const cJSON *answer), void *ctx);
+
+/* Stops the heartbeat thread and closes the socket; NULL-safe. */
+void bd_events_close(bd_events *ev);
 
 #endif

@@ -1,188 +1,303 @@
-/* round.c: the gather-and-answer round (see round.h). */
+/* round.c: the gather-and-answer round with membership (see round.h). */
 #include "wire/round.h"
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#include <nng/protocol/reqrep0/rep.h>
-
 #include "common/util.h"
-#include "wire/wire.h"
 
 typedef struct {
-    nng_ctx ctx;
-    nng_aio *rx;      /* receive, with callback */
-    nng_aio *tx;      /* send, waited on */
-    nng_msg *msg;     /* the request held */
-    int ctx_open;
-} bd_slot;
+    bd_peer_state state;
+    int greeted;        /* greeted at least once */
+    nng_pipe pipe;      /* the connection it greeted on */
+    uint32_t next_seq;  /* sequence number of its next round request */
+    bd_request *held;   /* its request of this round (or, ready, of its first) */
+} bd_peer;
 
 struct bd_round {
-    nng_socket sock;
-    int sock_open;
-    bd_slot *slots;
-    int peers;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int arrived;      /* receives completed in this gather */
-    int pipes;        /* peer connections open now */
+    bd_server *srv;
+    bd_peer *peer;
+    int n;
+    bd_msg_type greet, request;
+    pthread_mutex_t mu; /* guards what the pipe callback touches */
+    uint32_t *gone;     /* ids of connections closed since last looked at */
+    int ngone, capgone;
+    int pipes;          /* connections open now */
+    int gone_lost;      /* a closed connection could not be recorded (out of memory) */
+    uint64_t dropped;
+    char why[256];
 };
 
-static void bd_round_rx_cb(void *arg)
+static void bd_round_pipe_cb(void *arg, nng_pipe p, int added)
 {
     bd_round *r = arg;
     pthread_mutex_lock(&r->mu);
-    r->arrived++;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
-
-static void bd_round_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-    (void)p;
-    bd_round *r = arg;
-    pthread_mutex_lock(&r->mu);
-    r->pipes += ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
-
-/* Waits on r->cv for at most ms milliseconds. Caller holds r->mu. */
-static void bd_round_wait(bd_round *r, long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+    r->pipes += added ? 1 : -1;
+    if (!added) {
+        if (r->ngone < r->capgone)
+            r->gone[r->ngone++] = (uint32_t)nng_pipe_id(p);
+        else
+            r->gone_lost = 1; /* the next reap asks NNG about every peer's connection */
     }
-    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    pthread_mutex_unlock(&r->mu);
 }
 
-int bd_round_listen(const char *url, int peers, bd_round **out)
+int bd_round_open(int peers, bd_msg_type greet, bd_msg_type request, bd_round **out)
 {
     *out = NULL;
     if (peers < 1)
-        return bd_seterr(BD_EINVAL, "%s: a round needs at least one peer", url);
+        return bd_seterr(BD_EINVAL, "a round needs at least one peer");
     bd_round *r = calloc(1, sizeof *r);
-    if (!r || !(r->slots = calloc((size_t)peers, sizeof *r->slots))) {
+    if (!r || !(r->peer = calloc((size_t)peers, sizeof *r->peer))) {
         free(r);
         return bd_seterr(BD_ENOMEM, "out of memory");
     }
-    r->peers = peers;
+    r->n = peers;
+    r->capgone = 1024;
+    if (!(r->gone = malloc((size_t)r->capgone * sizeof *r->gone))) {
+        free(r->peer);
+        free(r);
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    }
+    r->greet = greet;
+    r->request = request;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    int rv = nng_rep0_open(&r->sock);
-    if (rv == 0) {
-        r->sock_open = 1;
-        nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, bd_round_pipe_cb, r);
-        nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, bd_round_pipe_cb, r);
-        rv = nng_listen(r->sock, url, NULL, 0);
-    }
-    if (rv != 0) {
-        int rc = bd_nng_err(rv, url);
+    /* A greeting and a round request of every peer at once, and room for strangers. */
+    int rc = bd_server_open(2 * peers + 8, &r->srv);
+    if (rc != BD_OK) {
         bd_round_close(r);
         return rc;
     }
-    for (int i = 0; i < peers && rv == 0; i++) {
-        rv = nng_ctx_open(&r->slots[i].ctx, r->sock);
-        r->slots[i].ctx_open = rv == 0;
-        if (rv == 0)
-            rv = nng_aio_alloc(&r->slots[i].rx, bd_round_rx_cb, r);
-        if (rv == 0)
-            rv = nng_aio_alloc(&r->slots[i].tx, NULL, NULL);
-    }
-    if (rv != 0) {
-        int rc = bd_nng_err(rv, "round: contexts");
-        bd_round_close(r);
-        return rc;
-    }
+    bd_server_on_pipe(r->srv, bd_round_pipe_cb, r);
     *out = r;
     return BD_OK;
 }
 
-int bd_round_gather(bd_round *r, const volatile sig_atomic_t *stop)
+int bd_round_listen(bd_round *r, const char *url, int *bound)
 {
-    bd_round_release(r);
+    return bd_server_listen(r->srv, url, bound);
+}
+
+static void bd_round_drop_req(bd_round *r, bd_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bd_round_drop_req(bd_round *r, bd_request *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->why, sizeof r->why, fmt, ap);
+    va_end(ap);
+    r->dropped++;
+    bd_server_drop(r->srv, req);
+}
+
+/* The peer leaves: what it holds is dropped; it must greet again. */
+static void bd_round_leave(bd_round *r, int k)
+{
+    bd_peer *p = &r->peer[k];
+    if (p->held)
+        bd_server_drop(r->srv, p->held);
+    p->held = NULL;
+    p->state = BD_PEER_ABSENT;
+}
+
+/* Peers whose connection closed leave. */
+static void bd_round_reap(bd_round *r)
+{
+    uint32_t ids[1024];
     pthread_mutex_lock(&r->mu);
-    r->arrived = 0;
+    int n = r->ngone, lost = r->gone_lost;
+    memcpy(ids, r->gone, (size_t)n * sizeof *ids);
+    r->ngone = 0;
+    r->gone_lost = 0;
     pthread_mutex_unlock(&r->mu);
-    for (int i = 0; i < r->peers; i++)
-        nng_ctx_recv(r->slots[i].ctx, r->slots[i].rx);
-    pthread_mutex_lock(&r->mu);
-    while (r->arrived < r->peers && !(stop && *stop))
-        bd_round_wait(r, 200);
-    pthread_mutex_unlock(&r->mu);
-    int rc = BD_OK;
-    if (stop && *stop) {
-        for (int i = 0; i < r->peers; i++)
-            nng_aio_cancel(r->slots[i].rx);
-        rc = bd_seterr(BD_EINTR, "stopped by a signal");
+    for (int k = 0; k < r->n; k++) {
+        bd_peer *p = &r->peer[k];
+        if (p->state == BD_PEER_ABSENT)
+            continue;
+        int gone = 0;
+        for (int i = 0; !gone && i < n; i++)
+            gone = ids[i] == (uint32_t)nng_pipe_id(p->pipe);
+        nng_sockaddr sa;
+        if (!gone && lost) /* closings were missed: a closed connection is no longer found */
+            gone = nng_pipe_get_addr(p->pipe, NNG_OPT_LOCADDR, &sa) == NNG_ENOENT;
+        if (gone)
+            bd_round_leave(r, k);
     }
-    for (int i = 0; i < r->peers; i++) {
-        nng_aio_wait(r->slots[i].rx);
-        int rv = nng_aio_result(r->slots[i].rx);
-        if (rv == 0)
-            r->slots[i].msg = nng_aio_get_msg(r->slots[i].rx);
-        else if (rc == BD_OK)
-            rc = bd_nng_err(rv, "round: receive");
-    }
-    return rc;
 }
 
-nng_msg *bd_round_request(const bd_round *r, int i)
+static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *h)
 {
-    return i >= 0 && i < r->peers ? r->slots[i].msg : NULL;
-}
-
-int bd_round_answer(bd_round *r, int i, nng_msg *msg)
-{
-    if (i < 0 || i >= r->peers)
-        return bd_seterr(BD_EINVAL, "round: no slot %d", i);
-    bd_slot *s = &r->slots[i];
-    nng_aio_set_msg(s->tx, msg);
-    nng_ctx_send(s->ctx, s->tx);
-    nng_aio_wait(s->tx);
-    int rv = nng_aio_result(s->tx);
-    return rv ? bd_nng_err(rv, "round: answer") : BD_OK;
-}
-
-void bd_round_release(bd_round *r)
-{
-    for (int i = 0; i < r->peers; i++) {
-        if (r->slots[i].msg)
-            nng_msg_free(r->slots[i].msg);
-        r->slots[i].msg = NULL;
+    if (req->text) {
+        bd_round_drop_req(r, req, "a text message (not a bodhi message)");
+        return;
     }
+    uint32_t k = req->h.sender;
+    if (k >= (uint32_t)r->n) {
+        bd_round_drop_req(r, req, "a message from sender %u, not one of the %d peers", k, r->n);
+        return;
+    }
+    bd_peer *p = &r->peer[k];
+    if (req->h.type == r->greet) {
+        nng_pipe pipe = req->pipe;
+        uint32_t seq = req->h.seq;
+        int again = p->greeted;
+        if (p->state != BD_PEER_ABSENT && nng_pipe_id(p->pipe) != nng_pipe_id(pipe))
+            bd_round_leave(r, (int)k); /* it restarted before its old connection's end was seen */
+        if (h->greet(h->ctx, (int)k, req, again) != BD_OK) { /* greet did not answer it */
+            bd_round_drop_req(r, req, "peer %u's greeting: %s", k, bd_lasterr());
+            return;
+        }
+        if (p->held)
+            bd_server_drop(r->srv, p->held);
+        p->held = NULL;
+        p->state = BD_PEER_READY;
+        p->greeted = 1;
+        p->pipe = pipe;
+        p->next_seq = seq + 1;
+        return;
+    }
+    if (req->h.type != r->request) {
+        bd_round_drop_req(r, req, "a message of type %u from peer %u", req->h.type, k);
+        return;
+    }
+    if (p->state == BD_PEER_ABSENT || nng_pipe_id(p->pipe) != nng_pipe_id(req->pipe)) {
+        bd_round_drop_req(r, req, "a request from peer %u, which has not greeted on that connection", k);
+        return;
+    }
+    if (req->h.seq != p->next_seq || p->held) {
+        bd_round_drop_req(r, req, "peer %u's request number %u (expected %u%s)", k, req->h.seq, p->next_seq,
+                          p->held ? ", and one is held" : "");
+        return;
+    }
+    p->held = req;
+    p->next_seq++;
+}
+
+/* Handles what arrives for up to 200 ms. */
+static void bd_round_step(bd_round *r, const bd_round_hooks *h)
+{
+    bd_request *req;
+    if (bd_server_next(r->srv, 200, &req) == BD_OK)
+        bd_round_handle(r, req, h);
+    while (bd_server_next(r->srv, 0, &req) == BD_OK)
+        bd_round_handle(r, req, h);
+    if (h->tick)
+        h->tick(h->ctx);
+    bd_round_reap(r);
+}
+
+int bd_round_await_all(bd_round *r, const bd_round_hooks *h, const volatile sig_atomic_t *stop)
+{
+    for (;;) {
+        bd_round_reap(r);
+        int all = 1;
+        for (int k = 0; k < r->n; k++)
+            all &= r->peer[k].state != BD_PEER_ABSENT;
+        if (all)
+            return BD_OK;
+        if (stop && *stop)
+            return bd_seterr(BD_EINTR, "stopped by a signal");
+        bd_round_step(r, h);
+    }
+}
+
+int bd_round_gather(bd_round *r, const bd_round_hooks *h, const volatile sig_atomic_t *stop)
+{
+    for (;;) {
+        bd_round_reap(r);
+        int active = 0, held = 0, ready = 0;
+        for (int k = 0; k < r->n; k++) {
+            active += r->peer[k].state == BD_PEER_ACTIVE;
+            held += r->peer[k].state == BD_PEER_ACTIVE && r->peer[k].held;
+            ready += r->peer[k].state == BD_PEER_READY;
+        }
+        /* every active peer's request is in; with nobody active, a ready peer waits for
+         * its admission, which the caller gives between gathers */
+        if ((active > 0 && held == active) || (active == 0 && ready > 0))
+            return BD_OK;
+        if (stop && *stop)
+            return bd_seterr(BD_EINTR, "stopped by a signal");
+        bd_round_step(r, h);
+    }
+}
+
+bd_peer_state bd_round_state(const bd_round *r, int peer)
+{
+    return peer >= 0 && peer < r->n ? r->peer[peer].state : BD_PEER_ABSENT;
+}
+
+void bd_round_admit(bd_round *r, int peer)
+{
+    if (peer >= 0 && peer < r->n && r->peer[peer].state == BD_PEER_READY)
+        r->peer[peer].state = BD_PEER_ACTIVE;
+}
+
+void bd_round_lose(bd_round *r, int peer)
+{
+    if (peer < 0 || peer >= r->n || r->peer[peer].state == BD_PEER_ABSENT)
+        return;
+    nng_pipe_close(r->peer[peer].pipe);
+    bd_round_leave(r, peer);
+}
+
+bd_request *bd_round_request(const bd_round *r, int peer)
+{
+    if (peer < 0 || peer >= r->n || r->peer[peer].state != BD_PEER_ACTIVE)
+        return NULL;
+    return r->peer[peer].held;
+}
+
+int bd_round_reply(bd_round *r, bd_request *req, nng_msg *msg)
+{
+    return bd_server_answer(r->srv, req, msg);
+}
+
+int bd_round_answer(bd_round *r, int peer, nng_msg *msg)
+{
+    bd_request *req = bd_round_request(r, peer);
+    if (!req)
+        return bd_seterr(BD_ESTATE, "round: peer %d holds no request", peer);
+    r->peer[peer].held = NULL;
+    return bd_server_answer(r->srv, req, msg);
+}
+
+uint64_t bd_round_dropped(bd_round *r, char *why, size_t len)
+{
+    char sw[256];
+    uint64_t n = r->dropped + bd_server_rejected(r->srv, sw, sizeof sw);
+    if (why && len)
+        snprintf(why, len, "%s", r->why[0] ? r->why : sw);
+    return n;
 }
 
 void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic_t *stop)
 {
     double end = bd_now() + seconds;
-    pthread_mutex_lock(&r->mu);
-    while (r->pipes > 0 && bd_now() < end && !(stop && *stop))
-        bd_round_wait(r, 50);
-    pthread_mutex_unlock(&r->mu);
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        int open = r->pipes;
+        pthread_mutex_unlock(&r->mu);
+        if (open <= 0 || bd_now() >= end || (stop && *stop))
+            return;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void bd_round_close(bd_round *r)
 {
     if (!r)
         return;
-    if (r->sock_open)
-        nng_close(r->sock);
-    for (int i = 0; i < r->peers; i++) {
-        if (r->slots[i].rx)
-            nng_aio_free(r->slots[i].rx);
-        if (r->slots[i].tx)
-            nng_aio_free(r->slots[i].tx);
-        if (r->slots[i].msg)
-            nng_msg_free(r->slots[i].msg);
-    }
-    free(r->slots);
-    pthread_cond_destroy(&r->cv);
+    for (int k = 0; r->peer && r->srv && k < r->n; k++)
+        if (r->peer[k].held)
+            bd_server_drop(r->srv, r->peer[k].held);
+    bd_server_close(r->srv);
     pthread_mutex_destroy(&r->mu);
+    free(r->gone);
+    free(r->peer);
     free(r);
 }

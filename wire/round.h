@@ -1,42 +1,83 @@
-/* round.h: the gather-and-answer round over NNG REQ/REP. A server listens for `peers`
- * clients (REQ sockets), holds one request from each at once (one REP context per peer),
- * and answers them all together once it has worked on the whole set: a brain gathers one
- * rollout from every muscle, learns, and answers each with the new weights.
+/* round.h: the gather-and-answer round over NNG REQ/REP, with membership.
  *
- * Receives complete in NNG's threads; the caller's thread waits on a condition variable
- * and looks at a stop flag every 200 ms, so a signal handler that sets the flag ends a
- * gather promptly. One thread drives a round at a time. */
+ * A server (a brain) expects `peers` clients (muscles) with ids 0..peers-1, the `sender`
+ * of their messages. A peer first greets (a request of the greeting type, HELLO): the
+ * caller answers it at once and the peer is `ready`. The caller admits ready peers, which
+ * makes them `active`; from then on each sends one request per round (ROLLOUT, with
+ * sequence numbers 1, 2, ... after its greeting's). bd_round_gather waits until every
+ * active peer's request of the round is held; the caller works on the set and answers
+ * each. Admission is the caller's, between gathers, so that several servers that serve
+ * the same peers (one brain per agent) can agree on who takes part in which round.
+ *
+ * A peer whose connection closes (its process died) or that the caller declares lost
+ * drops out: its held request is dropped and it must greet again. A request from a peer
+ * that is not active (it greeted but waits for admission) is held for its first round. A
+ * request with the wrong sequence number, from an unknown sender, from another connection
+ * than the peer greeted on, or of another type is dropped and counted; a malformed message
+ * is dropped by the server (wire/serve.h). Nothing a peer sends can crash or stall a
+ * gather beyond the peer's own absence.
+ *
+ * One thread drives a round. A gather looks at a stop flag every 200 ms. */
 #ifndef BODHI_WIRE_ROUND_H
 #define BODHI_WIRE_ROUND_H
 
 #include <signal.h>
 
-#include <nng/nng.h>
-
-#include "bodhi/bodhi.h"
+#include "wire/serve.h"
 
 typedef struct bd_round bd_round;
 
-/* Listens on url for `peers` clients. Errors: BD_ENNG naming the url, BD_ENOMEM. */
-int bd_round_listen(const char *url, int peers, bd_round **out);
+typedef enum { BD_PEER_ABSENT, BD_PEER_READY, BD_PEER_ACTIVE } bd_peer_state;
 
-/* Waits until a request from every peer is held, or until *stop (may be NULL) is set:
- * then BD_EINTR, and the requests held so far are kept (bd_round_release frees them).
- * A receive that fails gives its error (BD_ECLOSED, BD_ENNG). */
-int bd_round_gather(bd_round *r, const volatile sig_atomic_t *stop);
+/* What the caller does while a round waits. greet is called for a peer's greeting: it
+ * answers req (bd_server_answer*) and returns BD_OK to make the peer ready, or returns an
+ * error to drop the greeting unanswered; `again` is 1 when the peer greeted before (it
+ * restarted). tick (may be NULL) is called about every 200 ms, e.g. to bd_round_lose a
+ * peer that someone else knows to be lost. */
+typedef struct {
+    int (*greet)(void *ctx, int peer, bd_request *req, int again);
+    void (*tick)(void *ctx);
+    void *ctx;
+} bd_round_hooks;
 
-/* The request held in slot i (0 <= i < peers), or NULL. Owned by the round until
- * bd_round_release. */
-nng_msg *bd_round_request(const bd_round *r, int i);
+/* Opens a round for `peers` peers whose greetings are of type greet and whose round
+ * requests are of type request. */
+int bd_round_open(int peers, bd_msg_type greet, bd_msg_type request, bd_round **out);
 
-/* Answers the request in slot i with msg: the round takes msg when it returns BD_OK. */
-int bd_round_answer(bd_round *r, int i, nng_msg *msg);
+/* Listens on url (several calls for several urls); for tcp port 0, *bound gets the port. */
+int bd_round_listen(bd_round *r, const char *url, int *bound);
 
-/* Frees the requests held (after answering them, or to drop them). */
-void bd_round_release(bd_round *r);
+/* Handles what arrives (greetings through fn) until every peer is at least ready, or
+ * *stop: BD_EINTR. */
+int bd_round_await_all(bd_round *r, const bd_round_hooks *h, const volatile sig_atomic_t *stop);
 
-/* Waits up to `seconds` (or until *stop) for every peer to hang up: an answer still
- * queued in a pipe is dropped when its socket closes. */
+/* Handles what arrives until every active peer's request is held and at least one is,
+ * or *stop (BD_EINTR). Greetings go through fn as they come. */
+int bd_round_gather(bd_round *r, const bd_round_hooks *h, const volatile sig_atomic_t *stop);
+
+bd_peer_state bd_round_state(const bd_round *r, int peer);
+
+/* Makes a ready peer active (its held request, if any, counts in the next gather). */
+void bd_round_admit(bd_round *r, int peer);
+
+/* Drops a peer (the caller was told it is lost): closes its connection, drops what it holds. */
+void bd_round_lose(bd_round *r, int peer);
+
+/* The active peer's held request of this round, or NULL. */
+bd_request *bd_round_request(const bd_round *r, int peer);
+
+/* Answers a greeting (from the greet hook) with msg (taken on BD_OK). */
+int bd_round_reply(bd_round *r, bd_request *req, nng_msg *msg);
+
+/* Answers the active peer's held request with msg (taken on BD_OK). */
+int bd_round_answer(bd_round *r, int peer, nng_msg *msg);
+
+/* Requests dropped so far (wrong sequence, stranger, wrong type, malformed); *why (may be
+ * NULL) the last reason. */
+uint64_t bd_round_dropped(bd_round *r, char *why, size_t len);
+
+/* Waits up to `seconds` (or until *stop) for every peer to hang up: an answer still queued
+ * in a connection is dropped when its socket closes. */
 void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic_t *stop);
 
 /* Closes the socket and frees; NULL-safe. */

@@ -11,8 +11,9 @@
  *   HELLO    muscle -> brain   bd_hello (who it is, which worlds it holds)
  *   WEIGHTS  brain -> muscle   bd_weights_hdr + float32 parameters and normaliser (flags: STOP)
  *   ROLLOUT  muscle -> brain   bd_rollout_hdr + arrays (see bd_rollout_layout)
- *   EVENT    child -> conductor  JSON text (wire/events.h)
+ *   EVENT    child -> conductor  JSON text (wire/events.h); the answer may carry JSON
  *   STATUS   client <-> conductor control socket: JSON text
+ *   BEAT     child -> conductor  heartbeat, JSON text; the answer may carry JSON
  */
 #ifndef BODHI_WIRE_WIRE_H
 #define BODHI_WIRE_WIRE_H
@@ -34,7 +35,8 @@ typedef enum {
     BD_MSG_ROLLOUT = 3,
     BD_MSG_EVENT = 4,
     BD_MSG_STATUS = 5,
-    BD_MSG_TYPE_MAX = 5
+    BD_MSG_BEAT = 6,
+    BD_MSG_TYPE_MAX = 6
 } bd_msg_type;
 
 typedef struct {

@@ -1,0 +1,136 @@
+/* status.c: `bodhi status RUN_DIR [--json]` (see conductor.h): a live run's conductor
+ * answers on its control socket; a finished one left summary.json. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "common/util.h"
+#include "conductor/conductor.h"
+#include "wire/addr.h"
+#include "wire/wire.h"
+
+/* The live conductor's status JSON, or NULL when none answers. */
+static char *bd_status_ask(const char *run_dir)
+{
+    char *sockdir = NULL, *url = NULL, *text = NULL;
+    if (bd_sockdir_find(run_dir, &sockdir) != BD_OK || !(url = bd_url_control(sockdir))) {
+        free(sockdir);
+        return NULL;
+    }
+    nng_socket s;
+    if (nng_req0_open(&s) == 0) {
+        nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
+        nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
+        nng_msg *m;
+        uint8_t *p;
+        if (nng_dial(s, url, NULL, 0) == 0 && bd_wire_msg_alloc(&m, BD_MSG_STATUS, 0, 1, 0, &p) == BD_OK) {
+            if (nng_sendmsg(s, m, 0) != 0)
+                nng_msg_free(m);
+            else if (nng_recvmsg(s, &m, 0) == 0) {
+                bd_wire_header h;
+                const uint8_t *payload;
+                if (bd_wire_msg_decode(m, BD_MSG_STATUS, &h, &payload) == BD_OK)
+                    text = bd_strfmt("%.*s", (int)h.payload_len, (const char *)payload);
+                nng_msg_free(m);
+            }
+        }
+        nng_close(s);
+    }
+    free(url);
+    free(sockdir);
+    return text;
+}
+
+static double bd_num(const cJSON *o, const char *key, double def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static const char *bd_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* A live run's status as a table. */
+static void bd_status_table(const cJSON *s)
+{
+    printf("run %s: %s, phase %s, %.0f s, conductor pid %.0f\n", bd_str(s, "uid"), bd_str(s, "status"),
+           bd_str(s, "phase"), bd_num(s, "wall_s", 0), bd_num(s, "pid", 0));
+    printf("%-8s %-16s %8s %-6s %8s %12s %8s\n", "role", "name", "pid", "alive", "restarts", "last beat", "round");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(s, "processes")) {
+        char beat[32] = "-";
+        if (cJSON_GetObjectItemCaseSensitive(p, "last_beat_s"))
+            snprintf(beat, sizeof beat, "%.1f s ago", bd_num(p, "last_beat_s", 0));
+        printf("%-8s %-16s %8.0f %-6s %8.0f %12s %8.0f%s\n", bd_str(p, "role"), bd_str(p, "name"),
+               bd_num(p, "pid", 0), cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "alive")) ? "yes" : "no",
+               bd_num(p, "restarts", 0), beat, bd_num(p, "round", 0),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "remote")) ? "  (remote)" : "");
+    }
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(s, "agents")) {
+        printf("agent %-16s steps %-12.0f episodes %-8.0f", bd_str(a, "agent"), bd_num(a, "steps", 0),
+               bd_num(a, "episodes", 0));
+        if (cJSON_GetObjectItemCaseSensitive(a, "mean_return"))
+            printf(" mean_return %.1f", bd_num(a, "mean_return", 0));
+        printf("\n");
+    }
+}
+
+/* A finished run's summary as a table. */
+static void bd_summary_table(const cJSON *s)
+{
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(s, "seed");
+    char *seedtext = seed ? cJSON_PrintUnformatted(seed) : NULL;
+    printf("run %s (seed %s): %s in %.1f s\n", bd_str(s, "uid"), seedtext ? seedtext : "?", bd_str(s, "status"),
+           bd_num(s, "wall_s", 0));
+    free(seedtext);
+    if (*bd_str(s, "error"))
+        printf("error: %s\n", bd_str(s, "error"));
+    const cJSON *ph;
+    cJSON_ArrayForEach(ph, cJSON_GetObjectItemCaseSensitive(s, "phases")) {
+        printf("phase %s (%s): ended %s, %.1f s", bd_str(ph, "name"), bd_str(ph, "mode"), bd_str(ph, "ended"),
+               bd_num(ph, "wall_s", 0));
+        if (bd_num(ph, "restarts", 0) > 0)
+            printf(", %.0f muscle restart(s)", bd_num(ph, "restarts", 0));
+        printf("\n");
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(ph, "agents"))
+            printf("  agent %-16s episodes %-8.0f mean_return %-10.1f max_return %-10.1f steps %.0f\n",
+                   bd_str(a, "name"), bd_num(a, "episodes", 0), bd_num(a, "mean_return", 0),
+                   bd_num(a, "max_return", 0), bd_num(a, "steps", 0));
+    }
+}
+
+int bd_conductor_status(const char *run_dir, int json)
+{
+    char *text = bd_status_ask(run_dir);
+    int live = text != NULL;
+    if (!text) {
+        char *sum = bd_strfmt("%s/summary.json", run_dir);
+        if (!sum || bd_read_file(sum, &text, NULL) != BD_OK)
+            text = NULL;
+        free(sum);
+    }
+    if (!text) {
+        fprintf(stderr, "bodhi status: %s: no running conductor answers and there is no summary.json\n",
+                run_dir);
+        return 2;
+    }
+    cJSON *s = json ? NULL : cJSON_Parse(text);
+    if (json || !s)
+        printf("%s\n", text);
+    else if (live)
+        bd_status_table(s);
+    else
+        bd_summary_table(s);
+    cJSON_Delete(s);
+    free(text);
+    return 0;
+}

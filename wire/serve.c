@@ -1,0 +1,302 @@
+/* serve.c: a REP server that holds many requests at once (see serve.h). */
+#include "wire/serve.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/protocol/reqrep0/rep.h>
+
+enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
+
+#define BD_TEXT_MAX 4096 /* longest plain-text request let through */
+
+typedef struct {
+    nng_ctx ctx;
+    nng_aio *rx, *tx;
+    int state;
+    bd_request req;
+    char *text;
+    struct bd_server *s;
+    int index;
+} bd_serve_slot;
+
+struct bd_server {
+    nng_socket sock;
+    int sock_open;
+    bd_serve_slot *slots;
+    int n;
+    int *queue; /* slot indexes in arrival order (ring of n) */
+    int qhead, qlen;
+    int text_ok;
+    uint64_t rejected;
+    char why[256];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void (*pipe_fn)(void *, nng_pipe, int);
+    void *pipe_ctx;
+};
+
+static void bd_serve_arm(bd_serve_slot *sl)
+{
+    sl->state = SLOT_ARMED;
+    nng_ctx_recv(sl->ctx, sl->rx);
+}
+
+/* Plain printable text (nngcat --data "status"), NUL-terminated copy, or NULL. */
+static char *bd_serve_text(const uint8_t *p, size_t len)
+{
+    if (len == 0 || len > BD_TEXT_MAX)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (!isprint(p[i]) && !isspace(p[i]))
+            return NULL;
+    char *t = malloc(len + 1);
+    if (t) {
+        memcpy(t, p, len);
+        t[len] = '\0';
+    }
+    return t;
+}
+
+static void bd_serve_rx_cb(void *arg)
+{
+    bd_serve_slot *sl = arg;
+    bd_server *s = sl->s;
+    int rv = nng_aio_result(sl->rx);
+    if (rv != 0) { /* closed or cancelled: the slot is done */
+        pthread_mutex_lock(&s->mu);
+        sl->state = SLOT_DEAD;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(sl->rx);
+    bd_request *r = &sl->req;
+    memset(r, 0, sizeof *r);
+    r->slot = sl->index;
+    r->msg = m;
+    r->pipe = nng_msg_get_pipe(m);
+    int rc = bd_wire_decode(nng_msg_body(m), nng_msg_len(m), &r->h, &r->payload);
+    char *text = NULL;
+    if (rc != BD_OK && s->text_ok)
+        text = bd_serve_text(nng_msg_body(m), nng_msg_len(m));
+    pthread_mutex_lock(&s->mu);
+    if (rc != BD_OK && !text) {
+        s->rejected++;
+        snprintf(s->why, sizeof s->why, "%s", bd_lasterr());
+        pthread_mutex_unlock(&s->mu);
+        nng_msg_free(m);
+        r->msg = NULL;
+        bd_serve_arm(sl); /* dropped: listen again */
+        return;
+    }
+    sl->text = text;
+    r->text = text;
+    sl->state = SLOT_QUEUED;
+    s->queue[(s->qhead + s->qlen) % s->n] = sl->index;
+    s->qlen++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void bd_serve_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    bd_server *s = arg;
+    if (s->pipe_fn)
+        s->pipe_fn(s->pipe_ctx, p, ev == NNG_PIPE_EV_ADD_POST);
+}
+
+int bd_server_open(int contexts, bd_server **out)
+{
+    *out = NULL;
+    if (contexts < 1)
+        return bd_seterr(BD_EINVAL, "a server needs at least one context");
+    bd_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    s->n = contexts;
+    s->slots = calloc((size_t)contexts, sizeof *s->slots);
+    s->queue = calloc((size_t)contexts, sizeof *s->queue);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (!s->slots || !s->queue) {
+        bd_server_close(s);
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    }
+    int rv = nng_rep0_open(&s->sock);
+    s->sock_open = rv == 0;
+    if (rv == 0) {
+        nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, bd_serve_pipe_cb, s);
+        nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, bd_serve_pipe_cb, s);
+    }
+    for (int i = 0; i < contexts && rv == 0; i++) {
+        bd_serve_slot *sl = &s->slots[i];
+        sl->s = s;
+        sl->index = i;
+        sl->state = SLOT_DEAD;
+        rv = nng_ctx_open(&sl->ctx, s->sock);
+        if (rv == 0)
+            rv = nng_aio_alloc(&sl->rx, bd_serve_rx_cb, sl);
+        if (rv == 0)
+            rv = nng_aio_alloc(&sl->tx, NULL, NULL);
+    }
+    if (rv != 0) {
+        int rc = bd_nng_err(rv, "server: contexts");
+        bd_server_close(s);
+        return rc;
+    }
+    for (int i = 0; i < contexts; i++)
+        bd_serve_arm(&s->slots[i]);
+    *out = s;
+    return BD_OK;
+}
+
+int bd_server_listen(bd_server *s, const char *url, int *bound)
+{
+    nng_listener l;
+    int rv = nng_listener_create(&l, s->sock, url);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv != 0)
+        return bd_nng_err(rv, url);
+    if (bound) {
+        nng_sockaddr sa;
+        *bound = 0;
+        if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) == 0) {
+            if (sa.s_family == NNG_AF_INET)
+                *bound = ntohs(sa.s_in.sa_port);
+            else if (sa.s_family == NNG_AF_INET6)
+                *bound = ntohs(sa.s_in6.sa_port);
+        }
+    }
+    return BD_OK;
+}
+
+void bd_server_accept_text(bd_server *s, int yes)
+{
+    pthread_mutex_lock(&s->mu);
+    s->text_ok = yes;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int bd_server_next(bd_server *s, int timeout_ms, bd_request **req)
+{
+    *req = NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->qlen == 0 && timeout_ms > 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    if (s->qlen == 0) {
+        pthread_mutex_unlock(&s->mu);
+        return BD_ETIMEDOUT;
+    }
+    bd_serve_slot *sl = &s->slots[s->queue[s->qhead]];
+    s->qhead = (s->qhead + 1) % s->n;
+    s->qlen--;
+    sl->state = SLOT_TAKEN;
+    pthread_mutex_unlock(&s->mu);
+    *req = &sl->req;
+    return BD_OK;
+}
+
+/* Frees what the request held and listens on its context again. */
+static void bd_serve_release(bd_server *s, bd_request *req)
+{
+    bd_serve_slot *sl = &s->slots[req->slot];
+    if (req->msg)
+        nng_msg_free(req->msg);
+    req->msg = NULL;
+    free(sl->text);
+    sl->text = NULL;
+    req->text = NULL;
+    pthread_mutex_lock(&s->mu);
+    int alive = sl->state == SLOT_TAKEN;
+    pthread_mutex_unlock(&s->mu);
+    if (alive)
+        bd_serve_arm(sl);
+}
+
+int bd_server_answer(bd_server *s, bd_request *req, nng_msg *msg)
+{
+    bd_serve_slot *sl = &s->slots[req->slot];
+    nng_aio_set_msg(sl->tx, msg);
+    nng_ctx_send(sl->ctx, sl->tx);
+    nng_aio_wait(sl->tx);
+    int rv = nng_aio_result(sl->tx);
+    bd_serve_release(s, req);
+    return rv ? bd_nng_err(rv, "server: answer") : BD_OK;
+}
+
+int bd_server_answer_bytes(bd_server *s, bd_request *req, bd_msg_type type, uint32_t sender,
+                           const void *payload, size_t len)
+{
+    nng_msg *m;
+    uint8_t *p;
+    int rc = bd_wire_msg_alloc(&m, type, sender, req->h.seq, len, &p);
+    if (rc != BD_OK) {
+        bd_server_drop(s, req);
+        return rc;
+    }
+    if (len)
+        memcpy(p, payload, len);
+    rc = bd_server_answer(s, req, m);
+    if (rc != BD_OK)
+        nng_msg_free(m);
+    return rc;
+}
+
+void bd_server_drop(bd_server *s, bd_request *req)
+{
+    bd_serve_release(s, req);
+}
+
+uint64_t bd_server_rejected(bd_server *s, char *why, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->rejected;
+    if (why && len)
+        snprintf(why, len, "%s", s->why);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void bd_server_on_pipe(bd_server *s, void (*fn)(void *, nng_pipe, int), void *ctx)
+{
+    s->pipe_ctx = ctx;
+    s->pipe_fn = fn;
+}
+
+void bd_server_close(bd_server *s)
+{
+    if (!s)
+        return;
+    if (s->sock_open)
+        nng_close(s->sock); /* cancels every receive: the callbacks mark their slots dead */
+    for (int i = 0; s->slots && i < s->n; i++) {
+        bd_serve_slot *sl = &s->slots[i];
+        if (sl->rx)
+            nng_aio_free(sl->rx);
+        if (sl->tx)
+            nng_aio_free(sl->tx);
+        if (sl->req.msg)
+            nng_msg_free(sl->req.msg);
+        free(sl->text);
+    }
+    free(s->slots);
+    free(s->queue);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,69 @@
+/* serve.h: a REP server that holds many requests at once. A pool of NNG REP contexts
+ * receives in NNG's threads; requests queue in arrival order; the caller takes them one at
+ * a time and answers each when it likes, now or after others (a conductor holds every
+ * brain's round report until all have reported). A request that is answered or dropped
+ * frees its context for the next one.
+ *
+ * Malformed requests (not a bodhi message, another protocol version, a length that lies)
+ * are dropped inside the server, never handed out, and counted with the last one's reason
+ * kept, so a stranger writing to a socket can neither crash nor stall the caller.
+ * One thread takes and answers requests; bd_server_listen may add listeners (ipc, tcp). */
+#ifndef BODHI_WIRE_SERVE_H
+#define BODHI_WIRE_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "bodhi/bodhi.h"
+#include "wire/wire.h"
+
+typedef struct bd_server bd_server;
+
+/* A request taken from the server: its decoded header, payload (inside msg) and the
+ * context to answer on. Owned by the server until answered or dropped. */
+typedef struct bd_request {
+    bd_wire_header h;
+    const uint8_t *payload;
+    nng_msg *msg;
+    nng_pipe pipe;        /* the connection it came on */
+    int slot;             /* the server's context */
+    const char *text;     /* a request that is not a bodhi message but plain text (nngcat):
+                             NUL-terminated copy, else NULL */
+} bd_request;
+
+/* Opens a server with `contexts` (>= 1) contexts, not listening yet. */
+int bd_server_open(int contexts, bd_server **out);
+
+/* Listens on url (ipc:// or tcp://); may be called for several urls. For tcp with port 0,
+ * *bound (may be NULL) gets the port the system chose. */
+int bd_server_listen(bd_server *s, const char *url, int *bound);
+
+/* Lets plain-text requests through (bd_request.text set) instead of dropping them. */
+void bd_server_accept_text(bd_server *s, int yes);
+
+/* Waits up to timeout_ms (0: do not wait) for the next request: BD_OK with *req, or
+ * BD_ETIMEDOUT. */
+int bd_server_next(bd_server *s, int timeout_ms, bd_request **req);
+
+/* Answers req with msg (taken on BD_OK) and frees its context. */
+int bd_server_answer(bd_server *s, bd_request *req, nng_msg *msg);
+
+/* Answers req with a bodhi message of `type` and payload bytes (copied). */
+int bd_server_answer_bytes(bd_server *s, bd_request *req, bd_msg_type type, uint32_t sender,
+                           const void *payload, size_t len);
+
+/* Drops req without an answer and frees its context. */
+void bd_server_drop(bd_server *s, bd_request *req);
+
+/* Malformed requests dropped so far; *why (may be NULL) the last one's reason. */
+uint64_t bd_server_rejected(bd_server *s, char *why, size_t len);
+
+/* Calls fn(ctx, pipe, added) for every connection added or removed (from NNG's threads). */
+void bd_server_on_pipe(bd_server *s, void (*fn)(void *ctx, nng_pipe p, int added), void *ctx);
+
+/* Closes every listener and context, dropping what is held; NULL-safe. */
+void bd_server_close(bd_server *s);
+
+#endif
