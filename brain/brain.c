@@ -64,6 +64,7 @@ typedef struct {
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
     uint8_t *term, *trunc, *valid;
     long long round_no;
+    int port;                 /* the TCP port muscles on other machines dial (0: none) */
     bd_learner learner;
     bd_stats stats;
     bd_trace_writer *mem;
@@ -71,17 +72,24 @@ typedef struct {
     long long steps;
     double t0;
     char why[64];             /* why the phase ended, from the conductor */
+    int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
     /* news from the conductor's answers to heartbeats */
     pthread_mutex_t news_mu;
     int *lost;                /* (M) muscles the conductor says are lost */
+    uint32_t *lost_pid;       /* (M) ... and the pid each had */
     int nlost;
 } bd_brain;
 
 static void bd_event(bd_brain *b, cJSON *o)
 {
-    if (b->ev && bd_events_send(b->ev, o, NULL) != BD_OK)
+    if (b->ev && bd_events_send(b->ev, o, NULL) != BD_OK) {
         fprintf(stderr, "bodhi brain %s: %s\n", b->ap ? b->ap->cfg->name : "?", bd_lasterr());
+        if (b->stopping) { /* a conductor that does not answer a stopping brain is gone */
+            bd_events_close(b->ev);
+            b->ev = NULL;
+        }
+    }
     cJSON_Delete(o);
 }
 
@@ -105,7 +113,7 @@ static int bd_brain_weights(bd_brain *b, uint32_t flags, nng_msg **out)
         .layers = net ? (uint32_t)b->pp.layers : 0, .norm_dims = net && l->use_norm ? (uint32_t)b->S : 0,
     };
     uint8_t *payload;
-    int rc = bd_wire_msg_alloc(out, BD_MSG_WEIGHTS, 1000u + (uint32_t)b->ap->index, (uint32_t)l->version,
+    int rc = bd_wire_msg_alloc(out, BD_MSG_WEIGHTS, BD_SENDER_BRAIN + (uint32_t)b->ap->index, (uint32_t)l->version,
                                bd_weights_size(&h), &payload);
     if (rc == BD_OK)
         bd_weights_encode(&h, l->params, payload);
@@ -149,7 +157,8 @@ static void bd_brain_tick(void *ctx)
     bd_brain *b = ctx;
     pthread_mutex_lock(&b->news_mu);
     for (int i = 0; i < b->nlost; i++)
-        bd_round_lose(b->round, b->lost[i]);
+        if (b->hello[b->lost[i]].pid == b->lost_pid[i])
+            bd_round_lose(b->round, b->lost[i]);
     b->nlost = 0;
     pthread_mutex_unlock(&b->news_mu);
 }
@@ -163,14 +172,21 @@ static cJSON *bd_brain_beat(void *ctx)
     return o;
 }
 
+/* The conductor's answer to a heartbeat may name muscles it lost: [[id, pid], ...] (the pid
+ * tells the lost one from a newer muscle in the same slot). */
 static void bd_brain_heard(void *ctx, const cJSON *answer)
 {
     bd_brain *b = ctx;
     const cJSON *lost = cJSON_GetObjectItemCaseSensitive(answer, "lost"), *x;
     pthread_mutex_lock(&b->news_mu);
-    cJSON_ArrayForEach(x, lost)
-        if (cJSON_IsNumber(x) && x->valueint >= 0 && x->valueint < b->M && b->nlost < b->M)
-            b->lost[b->nlost++] = x->valueint;
+    cJSON_ArrayForEach(x, lost) {
+        const cJSON *k = cJSON_GetArrayItem(x, 0), *pid = cJSON_GetArrayItem(x, 1);
+        if (cJSON_IsNumber(k) && cJSON_IsNumber(pid) && k->valueint >= 0 && k->valueint < b->M
+            && b->nlost < b->M) {
+            b->lost[b->nlost] = k->valueint;
+            b->lost_pid[b->nlost++] = (uint32_t)pid->valuedouble;
+        }
+    }
     pthread_mutex_unlock(&b->news_mu);
 }
 
@@ -375,7 +391,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
 }
 
 static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, const bd_registry *reg,
-                          const char *device)
+                          const char *device, const char *tcp)
 {
     char *path = bd_strfmt("%s/run.yml", b->run_dir);
     int rc = path ? bd_runfile_load(path, &b->rf) : BD_ENOMEM;
@@ -403,7 +419,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     b->U = b->ap->nact;
     b->hello = calloc((size_t)b->M, sizeof *b->hello);
     b->lost = calloc((size_t)b->M, sizeof *b->lost);
-    if (!b->hello || !b->lost)
+    b->lost_pid = calloc((size_t)b->M, sizeof *b->lost_pid);
+    if (!b->hello || !b->lost || !b->lost_pid)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
@@ -448,6 +465,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     rc = url ? bd_round_open(b->M, BD_MSG_HELLO, BD_MSG_ROLLOUT, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK)
         rc = bd_round_listen(b->round, url, NULL);
+    if (rc == BD_OK && tcp)
+        rc = bd_round_listen(b->round, tcp, &b->port);
     free(url);
     return rc;
 }
@@ -461,6 +480,7 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     bd_stats_fini(&b->stats);
     free(b->hello);
     free(b->lost);
+    free(b->lost_pid);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->lastv); free(b->term); free(b->trunc); free(b->valid);
     free(b->mem_path);
@@ -498,7 +518,7 @@ static int bd_learner_threads(const bd_brain *b)
 }
 
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
-                  const char *device)
+                  const char *device, const char *tcp)
 {
     bd_brain b;
     memset(&b, 0, sizeof b);
@@ -507,26 +527,35 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     b.t0 = bd_now();
     int rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)
-        rc = bd_brain_setup(&b, phase, agent, reg, device);
+        rc = bd_brain_setup(&b, phase, agent, reg, device, tcp);
     if (rc == BD_OK)
         bdt_set_threads(bd_learner_threads(&b));
     char *curl = b.sockdir ? bd_url_control(b.sockdir) : NULL;
-    if (curl && bd_events_dial(curl, 1000u + (uint32_t)(b.ap ? b.ap->index : 0), &b.ev) == BD_OK) {
+    if (curl && bd_events_dial(curl, BD_SENDER_BRAIN + (uint32_t)(b.ap ? b.ap->index : 0), &b.ev) == BD_OK) {
         bd_events_set_stop(b.ev, &bd_term_requested);
         bd_events_beat(b.ev, 500, bd_brain_beat, bd_brain_heard, &b);
     }
     free(curl);
     if (rc == BD_OK && b.ev) {
-        bd_event(&b, bd_event_new(&b, "ready"));
+        cJSON *ready = bd_event_new(&b, "ready");
+        if (b.port)
+            cJSON_AddNumberToObject(ready, "port", b.port);
+        bd_event(&b, ready);
         b.t0 = bd_now();
         bd_events_set_timeout(b.ev, -1); /* a round's report waits for every brain's */
         rc = bd_brain_loop(&b);
-        bd_events_set_timeout(b.ev, 10000);
+        /* The last events (checkpoint, result) go out even after SIGTERM, briefly: the
+         * conductor gives a stopping brain a few seconds and answers at once; a conductor
+         * that was killed answers nothing (its death may not show in getppid() yet when
+         * the death signal arrives, while its other threads die). */
+        bd_events_set_stop(b.ev, NULL);
+        b.stopping = rc == BD_EINTR;
+        bd_events_set_timeout(b.ev, b.stopping ? 400 : 2000);
     }
     char err[1024];
     snprintf(err, sizeof err, "%s", rc == BD_OK ? "" : bd_lasterr());
     /* A conductor that is gone hears nothing more: the events below would only wait. */
-    if (getppid() == 1 && b.ev) {
+    if (bd_parent_gone() && b.ev) {
         bd_events_close(b.ev);
         b.ev = NULL;
     }

@@ -37,9 +37,9 @@ static int bd_small_int(const char *cmd, const char *what, const char *s)
 
 int bd_cmd_brain(int argc, char **argv)
 {
-    const char *dir = NULL, *phase = NULL, *agent = NULL, *parent = NULL, *device = NULL;
+    const char *dir = NULL, *phase = NULL, *agent = NULL, *parent = NULL, *device = NULL, *tcp = NULL;
     bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"agent=", &agent},
-                     {"parent=", &parent}, {"device=", &device}, {0}};
+                     {"parent=", &parent}, {"device=", &device}, {"tcp=", &tcp}, {0}};
     int rc = bd_parse_opts("brain", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return rc;
@@ -50,20 +50,32 @@ int bd_cmd_brain(int argc, char **argv)
     /* a brain saves what it learnt when its conductor goes */
     if (bd_child_start("brain", parent, 1, SIGTERM))
         return 1;
-    return bd_brain_main(dir, phase, agent, bd_registry_builtin(), device);
+    return bd_brain_main(dir, phase, agent, bd_registry_builtin(), device, tcp);
 }
 
 int bd_cmd_muscle(int argc, char **argv)
 {
     const char *dir = NULL, *phase = NULL, *id = NULL, *parent = NULL, *device = NULL, *restart = "0";
+    const char *connect = NULL, *wait = "600";
     bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"id=", &id}, {"restart=", &restart},
-                     {"parent=", &parent}, {"device=", &device}, {0}};
+                     {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait}, {0}};
     int rc = bd_parse_opts("muscle", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return rc;
+    if (connect) { /* a muscle on another machine */
+        int w = bd_small_int("muscle", "wait", wait);
+        if (w < 0)
+            return 2;
+        if (dir || phase || id) {
+            fprintf(stderr, "bodhi muscle: --connect takes no --run-dir, --phase or --id (the conductor "
+                            "gives them)\n");
+            return 2;
+        }
+        return bd_muscle_remote(connect, device, (double)w, bd_registry_builtin());
+    }
     if (!dir || !phase || !id) {
-        fprintf(stderr, "bodhi muscle: --run-dir, --phase and --id are required (the conductor starts "
-                        "local muscles)\n");
+        fprintf(stderr, "bodhi muscle: give --connect tcp://HOST:PORT (a muscle on another machine), or "
+                        "--run-dir, --phase and --id (the conductor starts local muscles so)\n");
         return 2;
     }
     int k = bd_small_int("muscle", "id", id), r = bd_small_int("muscle", "restart", restart);

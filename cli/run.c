@@ -18,14 +18,26 @@ static int bd_device_ok(const char *cmd, const char *d)
 
 int bd_cmd_run(int argc, char **argv)
 {
-    const char *file = NULL, *out = NULL, *device = NULL, *seed = NULL, *quiet = NULL;
-    bd_opt spec[] = {{"out=", &out}, {"device=", &device}, {"seed=", &seed}, {"quiet", &quiet}, {0}};
+    const char *file = NULL, *out = NULL, *device = NULL, *seed = NULL, *quiet = NULL, *listen = NULL;
+    bd_opt spec[] = {{"out=", &out}, {"device=", &device}, {"seed=", &seed}, {"quiet", &quiet},
+                     {"listen=", &listen}, {0}};
     int rc = bd_parse_opts("run", argc, argv, spec, &file, 1, 1);
     if (rc)
         return rc;
     if (!bd_device_ok("run", device))
         return 2;
-    bd_run_opts o = {.path = file, .out = out, .device = device, .quiet = quiet != NULL};
+    if (listen) { /* tcp://HOST:PORT, an address the user names: nothing listens beyond loopback unasked */
+        const char *colon = strrchr(listen, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (strncmp(listen, "tcp://", 6) != 0 || !colon || colon <= listen + 6 || !end || *end || port < 1
+            || port > 65535) {
+            fprintf(stderr, "bodhi run: --listen must be tcp://HOST:PORT with a port in 1..65535 (got '%s')\n",
+                    listen);
+            return 2;
+        }
+    }
+    bd_run_opts o = {.path = file, .out = out, .device = device, .listen = listen, .quiet = quiet != NULL};
     if (seed) {
         char *end;
         errno = 0;

@@ -48,6 +48,9 @@ typedef struct {
     cJSON *result;       /* the "result" event */
     double last_print;
     bd_request *held;    /* its report of the current round, until every brain reported */
+    int ready;           /* said "ready" */
+    int port;            /* its TCP port for remote muscles (0: none) */
+    int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
 } bd_agent_state;
 
 typedef struct {
@@ -68,6 +71,12 @@ typedef struct {
     int stopping;        /* the phase is over: children are leaving */
     char ended[160];     /* why the phase ended */
     char parent[32];
+    char *run_yml;       /* the effective run file's text, for remote muscles */
+    char *brain_tcp;     /* tcp://HOST:0, where brains listen for remote muscles */
+    int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
+    int nlost;
+    double join_by;      /* remote muscles must have joined by then (0: no wait) */
+    int run_over;        /* every phase has ended: JOINs hear "done" */
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -201,6 +210,10 @@ static int bd_start(bd_conductor *c, bd_proc *p)
     if (p->role == BD_ROLE_BRAIN) {
         argv[n++] = "--agent";
         argv[n++] = p->name;
+        if (c->plan->remote > 0 && c->brain_tcp) {
+            argv[n++] = "--tcp";
+            argv[n++] = c->brain_tcp;
+        }
     } else {
         argv[n++] = "--id";
         argv[n++] = id;
@@ -304,6 +317,31 @@ static void bd_reap(bd_conductor *c)
     }
 }
 
+/* A remote muscle left its slot (it said so, failed, or went silent): the brains drop it
+ * (matched by pid, so that a newer muscle in the slot is spared) and the slot waits for
+ * another JOIN. */
+static void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
+{
+    if (!p->alive)
+        return;
+    p->alive = 0;
+    p->free_since = bd_now();
+    if (c->nlost < (int)(sizeof c->lost / sizeof c->lost[0])) {
+        c->lost[c->nlost][0] = p->index;
+        c->lost[c->nlost][1] = (int)p->pid;
+        c->nlost++;
+    }
+    cJSON *o = bd_proc_ev(c, "left", p);
+    cJSON_AddNumberToObject(o, "pid", p->pid);
+    cJSON_AddStringToObject(o, "host", p->host);
+    cJSON_AddStringToObject(o, "reason", why);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet && !c->stopping)
+        fprintf(stderr, "bodhi: remote muscle %s on %s left (%s); its slot waits for another\n", p->name,
+                p->host, why);
+}
+
 /* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
  * paging itself to death); reaping it then restarts or fails as for a crash. */
 static void bd_deadlines(bd_conductor *c)
@@ -311,14 +349,28 @@ static void bd_deadlines(bd_conductor *c)
     const double now = bd_now(), timeout = c->plan->ph->heartbeat_timeout;
     for (int i = 0; i < c->procs.n; i++) {
         bd_proc *p = &c->procs.p[i];
-        if (!p->alive || p->remote || p->killed_for[0])
+        if (p->remote && !p->alive && !c->stopping) { /* a remote slot waits for a muscle */
+            double wait = p->free_since > 0 ? now - p->free_since : 0;
+            if ((c->join_by > 0 && p->pid == 0 && now > c->join_by)
+                || (p->pid != 0 && wait > c->plan->ph->join_timeout))
+                bd_fail(c, "waited %.0f s for a remote muscle in slot %s (phase_config.join_timeout); start "
+                        "one with: bodhi muscle --connect %s", p->pid ? wait : c->plan->ph->join_timeout,
+                        p->name, c->o->listen ? c->o->listen : "tcp://HOST:PORT");
+            continue;
+        }
+        if (!p->alive || p->killed_for[0])
             continue;
         double since = p->last_beat > 0 ? now - p->last_beat : now - p->started;
         double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
         if (since <= limit)
             continue;
-        snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s (killed)", since);
-        kill(p->pid, SIGKILL);
+        snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s", since);
+        if (p->remote) /* not ours to kill: it is lost, its slot waits for another */
+            bd_remote_left(c, p, p->killed_for);
+        else {
+            strncat(p->killed_for, " (killed)", sizeof p->killed_for - strlen(p->killed_for) - 1);
+            kill(p->pid, SIGKILL);
+        }
     }
 }
 
@@ -431,11 +483,22 @@ static cJSON *bd_status_json(bd_conductor *c, const char *status)
     return s;
 }
 
-/* The slot a message's sender names: brains send as 1000 + agent index, muscles as their id. */
+/* The slot a message's sender names (wire.h: brains send as BD_SENDER_BRAIN + agent index,
+ * muscles as their id). */
 static bd_proc *bd_sender(bd_conductor *c, uint32_t sender)
 {
-    return sender >= 1000 ? bd_procs_brain(&c->procs, (int)sender - 1000)
-                          : bd_procs_muscle(&c->procs, (int)sender);
+    if (sender >= BD_SENDER_JOINING)
+        return NULL;
+    return sender >= BD_SENDER_BRAIN ? bd_procs_brain(&c->procs, (int)(sender - BD_SENDER_BRAIN))
+                                     : bd_procs_muscle(&c->procs, (int)sender);
+}
+
+/* 1 when the message comes from the process now in slot p: a remote muscle's pid must be
+ * the one that joined (an older one, lost, may still speak). */
+static int bd_current(const bd_proc *p, const cJSON *o)
+{
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    return p && p->alive && (!p->remote || (cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == p->pid));
 }
 
 static void bd_handle_event(bd_conductor *c, bd_request *req)
@@ -451,10 +514,17 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
     bd_agent_state *a = bd_agent(c, cJSON_IsString(agent) ? agent->valuestring : NULL);
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
-    if (p && cJSON_IsString(err))
+    int current = !p || !p->remote || bd_current(p, o);
+    if (p && current && cJSON_IsString(err))
         snprintf(p->error, sizeof p->error, "%s", err->valuestring);
     cJSON_AddNumberToObject(o, "sender", req->h.sender);
     bd_log(c, o);
+    if (strcmp(kind->valuestring, "ready") == 0 && a && p && p->role == BD_ROLE_BRAIN) {
+        a->ready = 1;
+        a->port = (int)bd_num(o, "port", 0);
+    }
+    if (p && p->remote && current && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
+        bd_remote_left(c, p, cJSON_IsString(err) ? err->valuestring : "its phase is over");
     if (strcmp(kind->valuestring, "update") == 0 && a && p && p->role == BD_ROLE_BRAIN && !a->held) {
         cJSON_Delete(a->last_update);
         a->last_update = o;
@@ -473,16 +543,77 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     cJSON_Delete(o);
 }
 
+/* A heartbeat: the slot lives. A brain hears of remote muscles lost since its last beat; a
+ * remote muscle that is no longer its slot's hears that it should go. */
 static void bd_handle_beat(bd_conductor *c, bd_request *req)
 {
     bd_proc *p = bd_sender(c, req->h.sender);
-    if (p && p->alive) {
+    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
+    cJSON *answer = NULL;
+    if (p && p->role == BD_ROLE_MUSCLE && p->remote && !bd_current(p, o)) {
+        answer = cJSON_CreateObject();
+        cJSON_AddBoolToObject(answer, "exit", 1);
+    } else if (p && p->alive) {
         p->last_beat = bd_now();
-        cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
         p->round = (long long)bd_num(o, "round", (double)p->round);
-        cJSON_Delete(o);
+        bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
+        if (a && a->news_seen < c->nlost) {
+            answer = cJSON_CreateObject();
+            cJSON *lost = cJSON_AddArrayToObject(answer, "lost");
+            for (; a->news_seen < c->nlost; a->news_seen++)
+                cJSON_AddItemToArray(lost, cJSON_CreateIntArray(c->lost[a->news_seen], 2));
+        }
     }
-    bd_server_answer_bytes(c->hub, req, BD_MSG_BEAT, 0, NULL, 0);
+    cJSON_Delete(o);
+    bd_answer_json(c, req, BD_MSG_BEAT, answer);
+    cJSON_Delete(answer);
+}
+
+/* A remote muscle asks for a slot: a free one of this phase once every brain listens (the
+ * answer carries what the muscle needs), "wait" until then, "done" after the run. */
+static void bd_handle_join(bd_conductor *c, bd_request *req)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
+    cJSON *answer = cJSON_CreateObject();
+    int ready = c->plan && !c->stopping && !c->failed && !bd_signal_seen && c->plan->remote > 0;
+    for (int i = 0; ready && i < c->nagents; i++)
+        ready = c->agents[i].ready && c->agents[i].port > 0;
+    bd_proc *slot = NULL;
+    for (int i = 0; ready && !slot && i < c->procs.n; i++)
+        if (c->procs.p[i].remote && !c->procs.p[i].alive)
+            slot = &c->procs.p[i];
+    if (c->run_over) {
+        cJSON_AddBoolToObject(answer, "done", 1);
+    } else if (!slot || !cJSON_IsObject(o)) {
+        cJSON_AddBoolToObject(answer, "wait", 1);
+    } else {
+        const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
+        slot->restarts += slot->pid != 0; /* a muscle held the slot before */
+        slot->pid = (pid_t)bd_num(o, "pid", 0);
+        slot->alive = 1;
+        slot->started = bd_now();
+        slot->last_beat = 0;
+        slot->error[0] = slot->killed_for[0] = '\0';
+        snprintf(slot->host, sizeof slot->host, "%s", cJSON_IsString(host) ? host->valuestring : "?");
+        cJSON_AddStringToObject(answer, "run_file", c->run_yml);
+        cJSON_AddStringToObject(answer, "phase", c->phase);
+        cJSON_AddNumberToObject(answer, "id", slot->index);
+        cJSON_AddNumberToObject(answer, "restart", slot->restarts);
+        cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
+        for (int i = 0; i < c->nagents; i++)
+            cJSON_AddItemToArray(ports, cJSON_CreateNumber(c->agents[i].port));
+        cJSON *j = bd_proc_ev(c, "joined", slot);
+        cJSON_AddNumberToObject(j, "pid", slot->pid);
+        cJSON_AddStringToObject(j, "host", slot->host);
+        bd_log(c, j);
+        cJSON_Delete(j);
+        if (!c->o->quiet)
+            fprintf(stderr, "bodhi: remote muscle %s joined from %s (pid %d)\n", slot->name, slot->host,
+                    (int)slot->pid);
+    }
+    cJSON_Delete(o);
+    bd_answer_json(c, req, BD_MSG_JOIN, answer);
+    cJSON_Delete(answer);
 }
 
 static void bd_handle(bd_conductor *c, bd_request *req)
@@ -508,6 +639,9 @@ static void bd_handle(bd_conductor *c, bd_request *req)
         break;
     case BD_MSG_BEAT:
         bd_handle_beat(c, req);
+        break;
+    case BD_MSG_JOIN:
+        bd_handle_join(c, req);
         break;
     case BD_MSG_STATUS: {
         cJSON *s = bd_status_json(c, "running");
@@ -603,6 +737,11 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
                 p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name,
                 p.worlds, p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.muscles, p.nagents);
     double t0 = bd_now();
+    c->nlost = 0;
+    c->join_by = p.remote > 0 ? t0 + p.ph->join_timeout : 0;
+    if (p.remote > 0 && !c->o->quiet)
+        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s\n",
+                p.ph->join_timeout, p.remote, c->o->listen);
     if (bd_start_phase(c, &p) != BD_OK)
         bd_fail(c, "%s", bd_lasterr());
     double stop_at = 0;
@@ -713,6 +852,13 @@ static int bd_open_hub(bd_conductor *c)
     char *url = bd_url_control(c->sockdir);
     rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
     free(url);
+    if (rc == BD_OK && c->o->listen) {
+        rc = bd_server_listen(c->hub, c->o->listen, NULL);
+        /* brains listen on the same host, on ports the system picks */
+        const char *colon = strrchr(c->o->listen, ':');
+        if (rc == BD_OK && !(c->brain_tcp = bd_strfmt("%.*s:0", (int)(colon - c->o->listen), c->o->listen)))
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+    }
     return rc;
 }
 
@@ -756,10 +902,15 @@ int bd_conductor_run(const bd_run_opts *o)
     free(h5);
     if (rc == BD_OK)
         rc = bd_sockdir_create(c.dir, &c.sockdir);
+    char *ymlp = bd_strfmt("%s/run.yml", c.dir);
+    if (rc == BD_OK)
+        rc = ymlp ? bd_read_file(ymlp, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    free(ymlp);
     bd_runfile_destroy(user);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
         bd_runfile_destroy(c.rf);
+        free(c.run_yml);
         bd_rundir_release(&rd);
         free(c.dir);
         return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
@@ -787,11 +938,24 @@ int bd_conductor_run(const bd_run_opts *o)
         result = bd_run_phase(&c, i, ph);
         cJSON_AddItemToArray(c.phases, ph);
     }
+    /* remote muscles come back for another phase: tell them the run is done */
+    c.run_over = 1;
+    int remote = 0;
+    for (int i = 0; i < c.rf->nphases; i++)
+        remote |= c.rf->phases[i].remote_worker > 0;
+    for (double until = bd_now() + 2.0; remote && c.hub && bd_now() < until;)
+        bd_serve(&c, 100);
     const char *status = result == 0 ? "done" : result == 1 ? "failed" : "interrupted";
     cJSON *end = bd_ev("end");
     cJSON_AddStringToObject(end, "status", status);
     if (c.fail_msg[0])
         cJSON_AddStringToObject(end, "error", c.fail_msg);
+    char why[256];
+    uint64_t rejected = c.hub ? bd_server_rejected(c.hub, why, sizeof why) : 0;
+    if (rejected) { /* garbage sent to the control socket, dropped */
+        cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
+        cJSON_AddStringToObject(end, "last_rejected", why);
+    }
     bd_log(&c, end);
     cJSON_Delete(end);
     bd_write_summary(&c, status);
@@ -803,6 +967,8 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_server_close(c.hub);
     bd_sockdir_remove(c.dir, c.sockdir);
     free(c.sockdir);
+    free(c.run_yml);
+    free(c.brain_tcp);
     if (c.log)
         fclose(c.log);
     cJSON_Delete(c.phases);

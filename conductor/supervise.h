@@ -27,6 +27,8 @@ typedef struct {
     int status;           /* waitpid status of the last process that left the slot */
     char error[512];      /* the child's own last error message */
     char killed_for[128]; /* why the conductor killed it ("hung: ...") */
+    char host[128];       /* a remote muscle's machine */
+    double free_since;    /* a remote slot: when it was last left free (bd_now) */
 } bd_proc;
 
 typedef struct {

@@ -370,6 +370,7 @@ static cJSON *bd_muscle_beat(void *ctx)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event", "beat");
     cJSON_AddNumberToObject(o, "round", (double)m->rounds);
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
     return o;
 }
 
@@ -429,6 +430,8 @@ int bd_muscle_main(const bd_muscle_opts *o)
         snprintf(err, sizeof err, "%s", bd_lasterr());
         fprintf(stderr, "bodhi muscle %d (phase %s): %s\n", o->id, o->phase, err);
         bd_muscle_event(&m, "error", err);
+    } else if (o->brain_urls) { /* a remote muscle tells the conductor its slot is free */
+        bd_muscle_event(&m, "leaving", NULL);
     }
     bd_events_close(m.ev);
     bd_muscle_teardown(&m);

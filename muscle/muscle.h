@@ -30,4 +30,9 @@ typedef struct {
  * (message on stderr, and in an "error" event to the conductor). */
 int bd_muscle_main(const bd_muscle_opts *o);
 
+/* `bodhi muscle --connect tcp://HOST:PORT`: asks the conductor there for a slot (JOIN),
+ * runs the phase it names, and asks again, until the conductor says the run is done or is
+ * gone (0), or no slot came for wait_s seconds (1). Bad url: 2. */
+int bd_muscle_remote(const char *url, const char *device, double wait_s, const bd_registry *reg);
+
 #endif

@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
 #include "conductor/rundir.h"
+#include "wire/addr.h"
 
 static const char *SHORT_RUN =
     "uid: short\n"
@@ -854,5 +857,105 @@ Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120)
     free(ck);
     free(left);
     free(out);
+    free(file);
+}
+
+/* Garbage into a socket: an NNG REQ sending bytes that are no bodhi message (and a bodhi
+ * header that lies), and, on TCP, a raw connection writing bytes that are not NNG at all.
+ * Neither may change the run. (Raw bytes into an ipc socket stop its listener in Debian
+ * 12's NNG 1.5.2, nanomsg/nng#1518; bodhi's ipc sockets are in a 0700 folder.) */
+static void throw_garbage(const char *url)
+{
+    nng_socket s;
+    if (nng_req0_open(&s) == 0) {
+        nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 500);
+        if (nng_dial(s, url, NULL, 0) == 0) {
+            nng_send(s, "not a bodhi message", 19, 0);
+            uint8_t lie[40] = {0x42, 0x44, 0x48, 0x49, 2, 0, 3, 0, 1, 0, 0, 0, 9, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+            nng_socket s2;
+            if (nng_req0_open(&s2) == 0) {
+                nng_socket_set_ms(s2, NNG_OPT_SENDTIMEO, 500);
+                if (nng_dial(s2, url, NULL, 0) == 0)
+                    nng_send(s2, lie, sizeof lie, 0);
+                usleep(100000);
+                nng_close(s2);
+            }
+        }
+        usleep(100000);
+        nng_close(s);
+    }
+    /* raw bytes, below NNG's handshake; and a connection that closes at once */
+    if (strncmp(url, "tcp://", 6) == 0) {
+        char *scan = bd_strfmt("python3 -c \"import socket; h, p = '%s'[6:].rsplit(':', 1); "
+                               "socket.create_connection((h, int(p))).close()\" 2> /dev/null", url);
+        if (system(scan) != 0) {}
+        free(scan);
+        char *cmd = bd_strfmt("python3 -c \"import socket; h, p = '%s'[6:].rsplit(':', 1); s = socket.create_connection((h, int(p))); "
+                              "s.sendall(bytes(range(256)) * 2); s.close()\" 2> /dev/null", url);
+        if (system(cmd) != 0) {}
+        free(cmd);
+    }
+}
+
+Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .timeout = 300)
+{
+    char *file = write_run_with("remote", 30000, ", remote_worker: 1");
+    int port = 20000 + (int)(getpid() % 20000);
+    char *listen = bd_strfmt("tcp://127.0.0.1:%d", port);
+    char *out = bd_strfmt("/tmp/bd-run-%d-remote", (int)getpid());
+    pid_t run = fork();
+    if (run == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", 1);
+        dup2(null, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", "--listen", listen, (char *)NULL);
+        _exit(127);
+    }
+    /* garbage before the muscle joins, and while the phase runs */
+    usleep(300000);
+    throw_garbage(listen);
+    pid_t mus = fork();
+    if (mus == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", 1);
+        dup2(null, 2);
+        execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--wait", "60", (char *)NULL);
+        _exit(127);
+    }
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    char *sockdir = NULL;
+    cr_assert_eq(bd_sockdir_find(out, &sockdir), BD_OK);
+    char *ctl = bd_strfmt("ipc://%s/control", sockdir), *brain = bd_strfmt("ipc://%s/p0-b0", sockdir);
+    throw_garbage(ctl);
+    throw_garbage(brain);
+    throw_garbage(listen);
+    int st;
+    waitpid(run, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    waitpid(mus, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the remote muscle ends with the run (status %d)", st);
+    cr_assert(count_lines_with(log, "\"event\":\"joined\"") >= 1 && count_lines_with(log, "\"event\":\"left\"") >= 1,
+              "log.jsonl records the remote muscle joining and leaving");
+    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 0);
+    cJSON *s = summary_json(out);
+    cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0), "agents"), 0);
+    cr_assert(cJSON_GetObjectItem(a0, "steps")->valuedouble >= 30000);
+    cJSON_Delete(s);
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0, "the trace holds both muscles' worlds");
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") == 0) {
+        char *py = bd_strfmt("/usr/bin/python3 -c \"import h5py, numpy as np; f = h5py.File('%s/run.h5', 'r'); "
+                             "x = f['train/balancer/sensors'][:]; assert not np.isnan(x).any(), 'a muscle missed a round'\"",
+                             out);
+        cr_assert_eq(system(py), 0, "every world of both muscles in every round");
+        free(py);
+    }
+    free(ctl);
+    free(brain);
+    free(sockdir);
+    free(log);
+    free(out);
+    free(listen);
     free(file);
 }

@@ -185,7 +185,12 @@ static int bd_events_call(bd_events *ev, nng_ctx ctx, bd_msg_type type, uint32_t
 
 int bd_events_send(bd_events *ev, const cJSON *obj, cJSON **reply)
 {
-    return bd_events_call(ev, ev->ctx_ev, BD_MSG_EVENT, ev->seq++, obj, ev->timeout_ms, ev->stop_flag, reply);
+    return bd_events_request(ev, BD_MSG_EVENT, obj, reply);
+}
+
+int bd_events_request(bd_events *ev, bd_msg_type type, const cJSON *obj, cJSON **reply)
+{
+    return bd_events_call(ev, ev->ctx_ev, type, ev->seq++, obj, ev->timeout_ms, ev->stop_flag, reply);
 }
 
 static void *bd_events_beat_main(void *arg)

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "bodhi/bodhi.h"
+#include "wire/wire.h"
 
 typedef struct bd_events bd_events;
 
@@ -27,6 +28,9 @@ int bd_events_dial(const char *url, uint32_t sender, bd_events **out);
  * set) for the answer. *reply (may be NULL) gets the answer's JSON object, or NULL when it
  * carried none; the caller deletes it. BD_ETIMEDOUT when no answer came. */
 int bd_events_send(bd_events *ev, const cJSON *obj, cJSON **reply);
+
+/* The same for a message of another type (JOIN). */
+int bd_events_request(bd_events *ev, bd_msg_type type, const cJSON *obj, cJSON **reply);
 
 /* How long a send waits for its answer (ms; < 0: no limit; 10 s unless set). A heartbeat
  * waits 5 s for its own. */

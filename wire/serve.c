@@ -68,10 +68,18 @@ static void bd_serve_rx_cb(void *arg)
     bd_serve_slot *sl = arg;
     bd_server *s = sl->s;
     int rv = nng_aio_result(sl->rx);
-    if (rv != 0) { /* closed or cancelled: the slot is done */
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) { /* the server closes: the slot is done */
         pthread_mutex_lock(&s->mu);
         sl->state = SLOT_DEAD;
         pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    if (rv != 0) { /* a receive that failed (a connection gone bad): listen again */
+        pthread_mutex_lock(&s->mu);
+        s->rejected++;
+        snprintf(s->why, sizeof s->why, "a receive failed: %s", nng_strerror(rv));
+        pthread_mutex_unlock(&s->mu);
+        bd_serve_arm(sl);
         return;
     }
     nng_msg *m = nng_aio_get_msg(sl->rx);

@@ -14,6 +14,8 @@
  *   EVENT    child -> conductor  JSON text (wire/events.h); the answer may carry JSON
  *   STATUS   client <-> conductor control socket: JSON text
  *   BEAT     child -> conductor  heartbeat, JSON text; the answer may carry JSON
+ *   JOIN     remote muscle -> conductor  asks for a slot, JSON text; the answer (JSON)
+ *            carries the run file, the phase, its id and the brains' ports, or says wait
  */
 #ifndef BODHI_WIRE_WIRE_H
 #define BODHI_WIRE_WIRE_H
@@ -36,8 +38,14 @@ typedef enum {
     BD_MSG_EVENT = 4,
     BD_MSG_STATUS = 5,
     BD_MSG_BEAT = 6,
-    BD_MSG_TYPE_MAX = 6
+    BD_MSG_JOIN = 7,
+    BD_MSG_TYPE_MAX = 7
 } bd_msg_type;
+
+/* Senders: a muscle is its id (0 .. 8191), a brain BD_SENDER_BRAIN + its agent index, a
+ * remote muscle that has no id yet BD_SENDER_JOINING, the conductor 0 in its answers. */
+#define BD_SENDER_BRAIN 0x100000u
+#define BD_SENDER_JOINING 0x40000000u
 
 typedef struct {
     uint32_t magic;
