@@ -39,8 +39,8 @@
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
-    {"ppo", "ppo", bd_ppo_check},
-    {"random", "random", bd_random_brain_check},
+    {"ppo", "ppo", 0, bd_ppo_check},
+    {"random", "random", 1, bd_random_brain_check},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
@@ -113,8 +113,12 @@ static int bd_brain_weights(bd_brain *b, uint32_t flags, nng_msg **out)
         .layers = net ? (uint32_t)b->pp.layers : 0, .norm_dims = net && l->use_norm ? (uint32_t)b->S : 0,
     };
     uint8_t *payload;
+    size_t size = bd_weights_size(&h);
+    if (size == 0)
+        return bd_seterr(BD_EINVAL, "agent %s: a network of %zu parameters does not fit in a message",
+                         b->ap->cfg->name, l->nparams);
     int rc = bd_wire_msg_alloc(out, BD_MSG_WEIGHTS, BD_SENDER_BRAIN + (uint32_t)b->ap->index, (uint32_t)l->version,
-                               bd_weights_size(&h), &payload);
+                               size, &payload);
     if (rc == BD_OK)
         bd_weights_encode(&h, l->params, payload);
     return rc;

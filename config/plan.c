@@ -235,7 +235,7 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
     if (strcmp(ap->brain->family, ap->muscle->family) != 0)
         return bd_seterr(BD_EINVAL, "%s: agent '%s': brain '%s' and muscle '%s' do not belong together",
                          bd_where(a->node, w, sizeof w), a->name, a->brain.name, a->muscle.name);
-    ap->random = strcmp(ap->brain->family, "random") == 0;
+    ap->random = ap->brain->netless;
     int objective_known = 0;
     known[0] = '\0';
     for (int k = 0; reg->objectives[k]; k++) {
@@ -257,13 +257,9 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
         ap->act_low[x] = ch->low;
         ap->act_high[x] = ch->high;
     }
-    if (discrete && (discrete != 1 || ap->nact != 1))
-        return bd_seterr(BD_EINVAL, "%s: agent '%s': the ppo and random muscles drive either one discrete "
-                                    "actuator or only continuous (Box) ones; this agent lists %d actuators, "
-                                    "%d of them discrete",
-                         bd_where(a->node, w, sizeof w), a->name, ap->nact, discrete);
+    ap->discrete = discrete;
     ap->continuous = !discrete;
-    ap->n_actions = discrete ? p->env->actuators[ap->act_cols[0]].n : 0;
+    ap->n_actions = discrete == 1 && ap->nact == 1 ? p->env->actuators[ap->act_cols[0]].n : 0;
     /* An actuator has one owner. */
     for (int j = 0; j < i; j++)
         for (int x = 0; x < ap->nact; x++)

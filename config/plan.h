@@ -20,12 +20,13 @@ typedef struct bd_agent_plan {
     int *act_cols;           /* (nact) env actuator columns it sets */
     char **sensor_ids;       /* (nsens) "<uid>.<name>" */
     char **actuator_ids;     /* (nact) */
+    int discrete;            /* how many of its actuators are discrete */
     int continuous;          /* 1: every actuator is a Box (Gaussian policy of nact dims) */
-    int n_actions;           /* discrete: values of its (single) actuator; 0 if continuous */
+    int n_actions;           /* one discrete actuator: its values; else 0 */
     float *act_low, *act_high; /* (nact) bounds of its actuators */
     const bd_kind *brain;    /* its brain's and muscle's kinds (from the registry) */
     const bd_kind *muscle;
-    int random;              /* brain/muscle of the "random" family: uniform actions, no learning */
+    int random;              /* a netless brain and muscle: uniform actions, no learning */
     uint64_t seed;           /* this agent's seed (policy init, sampling) */
 } bd_agent_plan;
 

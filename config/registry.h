@@ -15,6 +15,7 @@ struct bd_agent_plan;
 typedef struct {
     const char *name;    /* "ppo", "random" */
     const char *family;  /* a brain and a muscle belong together when their families match */
+    int netless;         /* acts without a policy network (the brain sends none, learns nothing) */
     /* Checks `params` (a map, never NULL) for agent ap of phase p (its env, columns and
      * worlds are resolved). BD_OK, or BD_EINVAL with "FILE:LINE:COL: ..." in bd_lasterr().
      * NULL: the kind takes any params. */

@@ -10,10 +10,9 @@
 
 #include <stdint.h>
 
+#include "bodhi/env.h"
 #include "common/hostdev.h"
 #include "common/rng.h"
-
-#define BD_MAX_ACTUATORS 16
 
 typedef struct {
     int act_dim;

@@ -18,7 +18,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "env/actions.h"
+#include "bodhi/env.h"
 #include "common/hostdev.h"
 #include "common/rng.h"
 

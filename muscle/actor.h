@@ -35,33 +35,33 @@ typedef struct {
 
 /* For the shard b (n worlds from world0; its buffers' device is dev). The network comes
  * with bd_actor_set_net; the random muscle has none. */
-int bd_actor_init(bd_actor *mp, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
                     bd_act_mode mode);
-void bd_actor_fini(bd_actor *mp);
+void bd_actor_fini(bd_actor *ac);
 
 /* Builds the policy network the brain describes (hidden units, hidden layers). */
-int bd_actor_set_net(bd_actor *mp, int hidden, int layers);
+int bd_actor_set_net(bd_actor *ac, int hidden, int layers);
 
 /* Parameters (host, bdt_policy_param_count of them) from a WEIGHTS message. */
-int bd_actor_set_params(bd_actor *mp, const float *params, size_t n);
+int bd_actor_set_params(bd_actor *ac, const float *params, size_t n);
 
 /* Normalise observations from now on with the brain's running means and variances (S each,
  * host); mean NULL: as they are. */
-int bd_actor_set_norm(bd_actor *mp, const float *mean, const float *var);
+int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *var);
 
 /* One step's choice for every world at env step `step`, from env_obs (n, D): the agent's
  * raw observations into obs (n, S), actions (n, U), logp (n), values (n), and the clipped
  * setpoints into the env's action buffer env_act (n, AD). */
-int bd_actor_act(bd_actor *mp, const float *env_obs, uint64_t step, float *obs, float *act,
+int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, float *act,
                    float *logp, float *values, float *env_act);
 
 /* After the env stepped (b's buffers): rewards and flags into rew, term, trunc (n), and
  * into fval (n) the value of the final observation of every world truncated (not
  * terminated) by the step, 0 elsewhere. */
-int bd_actor_record(bd_actor *mp, const bd_env_batch *b, float *rew, uint8_t *term,
+int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *term,
                       uint8_t *trunc, float *fval);
 
 /* values (n) of env_obs (n, D) (0 for the random muscle). */
-int bd_actor_values(bd_actor *mp, const float *env_obs, float *values);
+int bd_actor_values(bd_actor *ac, const float *env_obs, float *values);
 
 #endif

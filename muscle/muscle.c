@@ -30,9 +30,24 @@
 #include "wire/events.h"
 #include "wire/wire.h"
 
+/* What the ppo and random muscles (muscle/act.h) can drive: one discrete actuator
+ * (categorical) or only Box ones (diagonal Gaussian, or uniform). */
+static int bd_actor_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap)
+{
+    char w[256];
+    (void)p;
+    if (ap->discrete && (ap->discrete != 1 || ap->nact != 1))
+        return bd_seterr(BD_EINVAL, "%s: agent '%s': the %s muscle drives either one discrete actuator or "
+                         "only continuous (Box) ones; this agent lists %d actuators, %d of them discrete",
+                         bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->muscle->name, ap->nact,
+                         ap->discrete);
+    static const char *const none[] = {NULL};
+    return bd_node_check_keys(params, none, "the muscle's params (it takes none)");
+}
+
 const bd_kind bd_muscle_kinds[] = {
-    {"ppo", "ppo", NULL},
-    {"random", "random", NULL},
+    {"ppo", "ppo", 0, bd_actor_check},
+    {"random", "random", 1, bd_actor_check},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 

@@ -1,7 +1,10 @@
-/* test_run.c: `bodhi` as a user runs it: a short real run (conductor, one brain, two
- * muscle processes over NNG, HDF5 memory), the run directory it leaves, bad input
- * (exit 2 with FILE:LINE:COL), Ctrl-C (exit 130, memory kept and readable), and a
- * killed muscle (exit 1 naming it). Run dirs are unique per test (pid). */
+/* test_conductor.c: `bodhi` as a user runs it, with real processes and sockets: a short
+ * run (conductor, one brain, two muscle processes over NNG, HDF5 memory) and the run
+ * directory it leaves; bad input (exit 2 with FILE:LINE:COL); Ctrl-C and SIGTERM (130,
+ * 143, memory kept); a killed or stopped muscle restarted, a killed brain failing the run,
+ * a killed conductor's children gone; the run directory's ownership; long paths; a remote
+ * muscle over TCP with garbage on every socket; kill -9 of everything leaving readable
+ * traces. Run dirs are unique per test (pid). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>

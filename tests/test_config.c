@@ -1,4 +1,4 @@
-/* test_runfile.c: Criterion suite for config/yamltree.c and config/runfile.c.
+/* test_config.c: Criterion suite for config/ (yamltree.c, yamlvalue.c, runfile.c).
  *
  * Uses the run file of docs/run-file.md as the good case, then breaks it one
  * way at a time and checks the error code and that the message names FILE:LINE:COL and the

@@ -8,8 +8,10 @@
  * headers of the one folder it serves (env/ or muscle/, never both) and that folder's
  * launch header. torch/ holds the only C++. bench/ and tests/ stand above everything.
  *
- * The checker reads `#include "..."` lines as text, so it is tested first on a small tree
- * with planted wrong-way includes, then run on the repository. */
+ * The checker reads `#include "..."` and `#include <...>` lines as text (any spacing), so
+ * it is tested first on a small tree with planted wrong-way includes, then run on the
+ * repository. It checks direct includes: a header that includes another is checked in
+ * its own right. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -40,6 +42,14 @@ static const char *folder_of_include(const char *inc, char *buf, size_t len)
     if (strcmp(buf, "bodhi") == 0)
         snprintf(buf, len, "include");
     return buf;
+}
+
+static int bd_file_exists(const char *root, const char *inc)
+{
+    char p[2048];
+    snprintf(p, sizeof p, "%s/%s", root, inc);
+    struct stat st;
+    return stat(p, &st) == 0;
 }
 
 static int layer(const char *folder)
@@ -82,22 +92,47 @@ static void check_file(const char *root, const char *rel, const char *top, check
     int serves_env = 0, serves_muscle = 0;
     char line[1024];
     for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+        /* #include "x/y.h" or <x/y.h>, with any spaces around '#' and 'include' */
         const char *p = line;
         while (*p == ' ' || *p == '\t')
             p++;
-        if (strncmp(p, "#include \"", 10) != 0)
+        if (*p++ != '#')
             continue;
-        char inc[512];
-        if (sscanf(p + 10, "%511[^\"]", inc) != 1)
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "include", 7) != 0)
             continue;
+        p += 7;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char close = *p == '"' ? '"' : *p == '<' ? '>' : 0;
+        if (!close)
+            continue;
+        char inc[512], fmt[16];
+        snprintf(fmt, sizeof fmt, "%%511[^%c]", close);
+        if (sscanf(p + 1, fmt, inc) != 1)
+            continue;
+        if (strstr(inc, "../") || strncmp(inc, "./", 2) == 0) {
+            complain(r, "%s:%d: includes %s (write includes from the repository root)\n", rel, ln, inc);
+            continue;
+        }
         char fb[64];
         const char *to = folder_of_include(inc, fb, sizeof fb);
+        if (to && strcmp(top, "kernels") == 0) { /* a .cu's own launch header tells whom it serves */
+            serves_env |= strcmp(inc, "kernels/env_launch.h") == 0;
+            serves_muscle |= strcmp(inc, "kernels/muscle_launch.h") == 0;
+        }
         if (!to || strcmp(to, top) == 0)
             continue;
+        if (close == '>' && layer(to) < 0 && strcmp(to, "kernels") != 0)
+            continue; /* a system header (<nng/nng.h>, <torch/...>) */
+        if (close == '>' && strcmp(to, "torch") == 0 && strcmp(top, "torch") != 0 && !bd_file_exists(root, inc))
+            continue; /* libtorch's own <torch/...> */
         if (strcmp(to, "kernels") == 0) {
             int ok = (strcmp(top, "env") == 0 && strcmp(inc, "kernels/env_launch.h") == 0)
                      || (strcmp(top, "muscle") == 0 && strcmp(inc, "kernels/muscle_launch.h") == 0)
                      || me == 9;
+
             if (!ok)
                 complain(r, "%s:%d: includes %s (only env/ and muscle/ reach kernels/, each through "
                             "its launch header)\n", rel, ln, inc);
@@ -223,13 +258,18 @@ Test(layers, checker_finds_wrong_way_includes)
     plant(root, "kernels/both.cu", "#include \"env/a.h\"\n#include \"muscle/act.h\"\n");
     plant(root, "memory/h5.cpp", "#include \"memory/h5.h\"\n");                 /* C++ outside torch */
     plant(root, "extras/x.c", "int x;\n");                                      /* no layer */
+    plant(root, "wire/a.c", "#  include <brain/brain.h>\n#include\"muscle/m.h\"\n#include \"../env/e.h\"\n");
+    plant(root, "kernels/two.cu", "#include \"kernels/env_launch.h\"\n#include \"kernels/muscle_launch.h\"\n");
     check_tree(root, &r);
-    cr_assert_eq(r.bad, 6, "six wrong things found:\n%s", r.report);
+    cr_assert_eq(r.bad, 10, "ten wrong things found:\n%s", r.report);
     const char *want[] = {"config/plan.c:1: includes brain/ppo.h from a higher layer",
                           "brain/brain.c:1: includes muscle/actor.h from a folder on its own layer",
                           "env/env_impl.h:1: includes kernels/muscle_launch.h",
                           "kernels/both.cu:1: serves both env/ and muscle/",
-                          "memory/h5.cpp:1: C++ outside torch/", "extras/:0: a folder of sources"};
+                          "memory/h5.cpp:1: C++ outside torch/", "extras/:0: a folder of sources",
+                          "wire/a.c:1: includes brain/brain.h from a higher layer",
+                          "wire/a.c:2: includes muscle/m.h from a higher layer",
+                          "wire/a.c:3: includes ../env/e.h", "kernels/two.cu:1: serves both env/ and muscle/"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(r.report, want[i]), "missing '%s' in:\n%s", want[i], r.report);
     char cmd[300];

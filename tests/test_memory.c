@@ -1,10 +1,10 @@
-/* test_memory.c: Criterion suite for memory/trace.c and memory/replay.c.
+/* test_memory.c: Criterion suite for memory/ (writer.c, master.c, reader.c, recover.c).
  *
  * Writes traces with known contents (values computed from row, world and column, so every
- * element is checked), reads them back through the readers, a master file with external
- * links, and h5py (skipped when /usr/bin/python3 has no h5py); checks replay's statistics,
- * CSV and --verify; and feeds the readers truncated, foreign and missing files, and files
- * whose writer died. Files go to /tmp with the pid and test name in their names (Criterion
+ * element is checked; tests/trace_fixture.c), reads them back through the readers, a master
+ * file with external links, and h5py (skipped when /usr/bin/python3 has no h5py); feeds the
+ * readers truncated, foreign and missing files, and files whose writer died, and repairs
+ * those. (bodhi replay's statistics, CSV and --verify are test_cli.c's.) Files go to /tmp with the pid and test name in their names (Criterion
  * runs tests in parallel processes).
  */
 #define _GNU_SOURCE

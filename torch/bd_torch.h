@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* The shim is built with hidden visibility: only this C API leaves libbodhi_torch.so. */
+#pragma GCC visibility push(default)
+
 typedef enum { BDT_DISCRETE = 0, BDT_CONTINUOUS = 1 } bdt_act_kind;
 typedef enum { BDT_CPU = 0, BDT_CUDA = 1 } bdt_device;
 
@@ -112,6 +115,8 @@ void bdt_set_threads(int n);
 
 /* 1 when libtorch was built with CUDA and a device answers. */
 int bdt_cuda_available(void);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,9 @@
 extern "C" {
 #endif
 
+/* The most actuator columns an env may declare. */
+#define BD_MAX_ACTUATORS 16
+
 /* One sensor or actuator column: its name (the id is "<env uid>.<name>") and bounds.
  * A discrete actuator has n > 0 values 0..n-1 (stored as a float index). */
 typedef struct {
