@@ -71,7 +71,7 @@ typedef struct {
     char *mem_path;
     long long steps;
     double t0;
-    char why[64];             /* why the phase ended, from the conductor */
+    char why[192];            /* why the phase ended, from the conductor */
     int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
     /* news from the conductor's answers to heartbeats */
@@ -247,17 +247,34 @@ static void bd_brain_blank(bd_brain *b)
     }
 }
 
-/* The agent's stop conditions: the reason they hold, or NULL. */
-static const char *bd_brain_done(bd_brain *b)
+/* Why the phase is over for this agent ("<reason>: <detail>", the reason one of
+ * "objective reached", "episodes done", "step cap"), into buf; NULL while it goes on. */
+static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
 {
     const bd_phase_plan *p = &b->plan;
-    if (!isnan(p->objective_threshold) && b->stats.episodes >= p->objective_window
-        && bd_stats_mean_recent(&b->stats, p->objective_window) >= p->objective_threshold)
-        return "objective reached";
-    if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target)
-        return "episodes done";
-    if (p->max_agent_steps > 0 && b->steps >= p->max_agent_steps)
-        return "step cap";
+    int objective = !isnan(p->objective_threshold);
+    double mean = b->stats.episodes >= p->objective_window ? bd_stats_mean_recent(&b->stats, p->objective_window)
+                                                           : NAN;
+    if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target) {
+        snprintf(buf, len, "episodes done: %lld episodes", (long long)b->stats.episodes);
+        return buf;
+    }
+    if (objective && mean >= p->objective_threshold) {
+        snprintf(buf, len, "objective reached: mean return %.4g over the last %d episodes >= %g", mean,
+                 p->objective_window, p->objective_threshold);
+        return buf;
+    }
+    if (p->max_agent_steps > 0 && b->steps >= p->max_agent_steps) {
+        if (objective && isnan(mean))
+            snprintf(buf, len, "step cap: %lld agent-steps, objective not reached (fewer than %d episodes)",
+                     (long long)b->steps, p->objective_window);
+        else if (objective)
+            snprintf(buf, len, "step cap: %lld agent-steps, objective not reached (mean return %.4g < %g)",
+                     (long long)b->steps, mean, p->objective_threshold);
+        else
+            snprintf(buf, len, "step cap: %lld agent-steps", (long long)b->steps);
+        return buf;
+    }
     return NULL;
 }
 
@@ -284,7 +301,8 @@ static int bd_brain_alloc_batch(bd_brain *b)
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
-    const char *done = bd_brain_done(b);
+    char dbuf[160];
+    const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
     double el = bd_now() - b->t0;
     cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
     cJSON_AddNumberToObject(ev, "update", (double)b->learner.version);
@@ -430,13 +448,15 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         return rc;
     if (b->plan.episodes_target > 0 && (rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target)) != BD_OK)
         return rc;
-    /* The checkpoint to start from: `load: {agent, phase}`, or the latest earlier train
-     * phase (config/runfile.c; a test phase without one is refused by config/plan.c). */
-    const bd_agent_cfg *a = b->ap->cfg;
+    /* The checkpoint to start from: `load: {experiment_run, phase, agent}`, or the latest
+     * earlier train phase (config/runfile.c; a test phase without one is refused by
+     * config/plan.c). */
+    const bd_agent_plan *ap = b->ap;
+    const bd_agent_cfg *a = ap->cfg;
     char *load = NULL;
-    if (!b->ap->random && a->load_phase
-        && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", b->run_dir, a->load_phase,
-                              a->load_agent ? a->load_agent : a->name)))
+    if (!ap->random && ap->load_phase
+        && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run ? ap->load_run : b->run_dir, ap->load_phase,
+                              ap->load_agent)))
         return bd_seterr(BD_ENOMEM, "out of memory");
     if (!b->ap->random && !load && !b->train)
         return bd_seterr(BD_EINVAL, "test phase '%s': agent '%s' has no checkpoint to load",

@@ -18,12 +18,8 @@ int bd_learner_init(bd_learner *l, const bd_agent_plan *ap, const bd_ppo_params 
     bd_obsnorm_init(&l->norm, S);
     if (ap->random)
         return BD_OK;
-    bdt_policy_config pc = {
-        .obs_dim = S, .act_kind = ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
-        .act_dim = ap->continuous ? U : ap->n_actions, .hidden = pp->hidden, .layers = pp->layers,
-        .device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU,
-        .seed = ap->seed,
-    };
+    bdt_policy_config pc;
+    bd_ppo_policy_config(ap, pp, device, &pc);
     int rc = bdt_policy_create(&pc, &l->net);
     if (rc == BD_OK && train)
         rc = bdt_ppo_create(l->net, &pp->opt, &l->ppo);

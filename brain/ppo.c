@@ -1,10 +1,18 @@
 /* ppo.c: PPO hyper-parameters, GAE and minibatch order (see ppo.h). */
 #include "brain/ppo.h"
 
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "brain/obsnorm.h"
 #include "common/rng.h"
+#include "common/util.h"
+#include "config/diag.h"
+#include "wire/wire.h"
 
 static const char *const bd_ppo_keys[] = {
     "learning_rate", "anneal_lr", "total_steps", "gamma", "gae_lambda", "rollout_steps",
@@ -12,28 +20,30 @@ static const char *const bd_ppo_keys[] = {
     "norm_adv", "update_epochs", "num_minibatches", "norm_obs", NULL,
 };
 
-int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params *o)
+/* Every problem of the map into *dp (config/diag.h); the first one's code. */
+static int bd_ppo_params_read(const bd_node *p, long long default_total, bd_ppo_params *o, bd_diags *dp)
 {
+    bd_diags d = BD_DIAGS_INIT;
     char where[256];
-    int rc = bd_node_check_keys(p, bd_ppo_keys, "the ppo brain's params");
-    if (rc != BD_OK)
-        return rc;
-    double d;
+    bd_node_check_keys(p, bd_ppo_keys, "the ppo brain's params", &d);
+    double dv;
     long long i;
     int b;
 #define GETD(key, def, dst)                                                                  \
-    if ((rc = bd_node_double(p, key, def, &d)) != BD_OK) return rc;                          \
-    dst = d;
+    if (bd_diag(&d, bd_node_double(p, key, def, &dv)) == BD_OK)                              \
+        dst = dv;
 #define GETI(key, def, lo, hi, dst)                                                          \
-    if ((rc = bd_node_int(p, key, def, &i)) != BD_OK) return rc;                             \
-    if (i < (lo) || i > (hi))                                                                \
-        return bd_seterr(BD_EINVAL, "%s: ppo param %s = %lld is outside [%lld, %lld]",     \
-                         bd_node_where(bd_node_get(p, key), where, sizeof where), key, i,  \
-                         (long long)(lo), (long long)(hi));                                  \
-    dst = i;
+    if (bd_diag(&d, bd_node_int(p, key, def, &i)) != BD_OK) {                                \
+    } else if (i < (lo) || i > (hi)) {                                                       \
+        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %lld to %lld, got %lld",          \
+                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,  \
+                              (long long)(lo), (long long)(hi), i));                         \
+    } else {                                                                                 \
+        dst = i;                                                                             \
+    }
 #define GETB(key, def, dst)                                                                  \
-    if ((rc = bd_node_bool(p, key, def, &b)) != BD_OK) return rc;                            \
-    dst = b;
+    if (bd_diag(&d, bd_node_bool(p, key, def, &b)) == BD_OK)                                 \
+        dst = b;
     GETD("learning_rate", 2.5e-4, o->learning_rate);
     GETB("anneal_lr", 1, o->anneal_lr);
     GETI("total_steps", default_total, 0, (long long)1 << 50, o->total_steps);
@@ -54,32 +64,204 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params
 #undef GETD
 #undef GETI
 #undef GETB
-    if (!(o->learning_rate > 0) || !(o->gamma >= 0 && o->gamma <= 1)
-        || !(o->gae_lambda >= 0 && o->gae_lambda <= 1))
-        return bd_seterr(BD_EINVAL, "%s: ppo params need learning_rate > 0 and gamma, gae_lambda in [0, 1]",
-                         p ? bd_node_where(p, where, sizeof where) : "brain params");
+    /* each range at its key */
+    static const struct {
+        const char *key;
+        double lo, hi;
+        int open_lo;
+    } ranges[] = {
+        {"learning_rate", 0, 1e3, 1}, {"gamma", 0, 1, 0},         {"gae_lambda", 0, 1, 0},
+        {"clip_coef", 0, 1e3, 0},     {"vf_coef", 0, 1e6, 0},     {"ent_coef", 0, 1e6, 0},
+        {"max_grad_norm", 0, 1e9, 1},
+    };
+    for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+        const bd_node *n = bd_node_get(p, ranges[k].key);
+        double v;
+        if (!n || bd_node_as_double(n, &v) != BD_OK)
+            continue; /* absent (the default is in range) or noted above */
+        if (!(ranges[k].open_lo ? v > ranges[k].lo : v >= ranges[k].lo) || !(v <= ranges[k].hi))
+            bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %s%g to %g, got %g", bd_node_where(n, where, sizeof where),
+                                  ranges[k].key, ranges[k].open_lo ? "more than " : "", ranges[k].lo,
+                                  ranges[k].hi, v));
+    }
     o->opt.lr = (float)o->learning_rate;
-    return BD_OK;
+    for (int k = 0; k < d.n; k++) { /* to the caller's list, each on its own */
+        bd_seterr(d.rc, "%s", d.msg[k]);
+        bd_diag(dp, d.rc);
+    }
+    int rc = d.rc;
+    bd_diags_fini(&d);
+    return rc;
 }
 
-int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap)
+int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params *o)
+{
+    bd_diags d = BD_DIAGS_INIT;
+    bd_ppo_params_read(p, default_total, o, &d);
+    return bd_diags_finish(&d);
+}
+
+/* What a brain of rollout_steps T and minibatches mb asks of the phase's sizes: every
+ * muscle's rollout fits one message (wire/wire.h), the learner's T x worlds samples fit
+ * its int indices, and each minibatch holds at least one sample. Problems go to d. */
+static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
+                                long long T, long long mb, bd_diags *d)
 {
     char w[256];
-    (void)p;
-    if (ap->nsens > BD_OBSNORM_MAX)
-        return bd_seterr(BD_EINVAL, "%s: agent '%s' has %d sensors, the ppo brain takes at most %d",
-                         bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->nsens,
-                         BD_OBSNORM_MAX);
-    bd_ppo_params pp;
-    return bd_ppo_params_parse(params, 1, &pp);
+    if (p->worlds <= 0)
+        return BD_OK; /* the env's params have problems of their own */
+    const bd_node *tn = bd_node_get(params, "rollout_steps");
+    bd_node_where(tn ? tn : params, w, sizeof w);
+    long long n_max = (p->worlds + p->muscles - 1) / p->muscles; /* the largest shard */
+    bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact};
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    int rc = BD_OK;
+    if (n_max > BD_RO_MAX_DIM)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld worlds per muscle; one muscle steps at most %u (add workers)",
+                                  w, n_max, BD_RO_MAX_DIM));
+    else if (bd_rollout_layout(&h, off, size) == 0)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds per muscle is too much for one "
+                                  "rollout message (steps x worlds x (sensors + actuators + 8) must stay under "
+                                  "2^34); use fewer rollout_steps or more workers", w, T, n_max));
+    if (T * p->worlds > INT_MAX)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds = %lld samples per update; the "
+                                  "learner takes at most %d", w, T, p->worlds, T * p->worlds, INT_MAX));
+    else if (mb > T * p->worlds) {
+        const bd_node *mn = bd_node_get(params, "num_minibatches");
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: num_minibatches %lld is more than the %lld samples of an update "
+                                  "(rollout_steps %lld x %lld worlds)", bd_node_where(mn ? mn : params, w, sizeof w),
+                                  mb, T * p->worlds, T, p->worlds));
+    }
+    return rc;
 }
 
-int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap)
+void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,
+                          bdt_policy_config *out)
 {
-    (void)p;
-    (void)ap;
+    memset(out, 0, sizeof *out);
+    out->obs_dim = ap->nsens;
+    out->act_kind = ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE;
+    out->act_dim = ap->continuous ? ap->nact : ap->n_actions;
+    out->hidden = pp->hidden;
+    out->layers = pp->layers;
+    out->device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
+    out->seed = ap->seed;
+}
+
+/* "obs_dim=4 discrete act_dim=2 hidden=64 layers=2" */
+static const char *bd_shape_text(const bdt_policy_config *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%d sensors, %s %d, hidden %d, layers %d", c->obs_dim,
+             c->act_kind == BDT_CONTINUOUS ? "continuous actions" : "discrete actions", c->act_dim, c->hidden,
+             c->layers);
+    return buf;
+}
+
+/* What the agent loads fits the network it builds: the checkpoint of an earlier run is
+ * read now (checksum and shape); one this run writes in an earlier phase is compared by
+ * that phase's agent's shape. Only the gate looks (a muscle elsewhere has no such file),
+ * and not when the phase has problems of its own. */
+static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bd_ppo_params *pp,
+                             const bdt_policy_config *mine)
+{
+    const bd_agent_cfg *a = ap->cfg;
+    char w[256], s1[160], s2[160];
+    const bd_node *ld = bd_node_get(a->node, "load");
+    bd_node_where(ld ? ld : a->node, w, sizeof w);
+    if (!p->gate || p->ph->invalid || ap->random || !ap->load_phase)
+        return BD_OK;
+    if (ap->load_run) {
+        char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
+        if (!path)
+            return bd_seterr(BD_ENOMEM, "out of memory");
+        bdt_policy_config cpu = *mine;
+        cpu.device = BDT_CPU;
+        bdt_policy *net = NULL;
+        int rc = bdt_policy_create(&cpu, &net);
+        if (rc == BD_OK)
+            rc = bdt_load(net, NULL, path);
+        bdt_policy_destroy(net);
+        if (rc != BD_OK) {
+            char why[2048];
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' cannot start from %s: %s", w, a->name, path, why);
+        } else if (pp->norm_obs) {
+            char *np = bd_strfmt("%s.obsnorm.json", path);
+            struct stat st;
+            if (np && stat(np, &st) != 0)
+                rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but %s was trained without it "
+                               "(no %s)", w, a->name, path, np);
+            free(np);
+        }
+        free(path);
+        return rc;
+    }
+    int from = bd_runfile_phase_index(p->rf, ap->load_phase);
+    if (from < 0 || from >= p->phase_index)
+        return BD_OK; /* config/runfile.c reported it */
+    bd_phase_plan src;
+    int rc = bd_phase_plan_make(p->rf, from, p->reg, "cpu", &src);
+    const bd_agent_plan *sap = NULL;
+    for (int i = 0; rc == BD_OK && i < src.nagents; i++)
+        if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
+            sap = &src.agents[i];
+    bd_ppo_params spp;
+    if (rc != BD_OK || !sap || sap->random || bd_ppo_params_parse(sap->cfg->brain.params, 1, &spp) != BD_OK) {
+        bd_phase_plan_fini(&src);
+        return BD_OK; /* that phase's own problems are reported where they are */
+    }
+    bdt_policy_config theirs;
+    bd_ppo_policy_config(sap, &spp, BD_DEVICE_CPU, &theirs);
+    rc = BD_OK;
+    if (theirs.obs_dim != mine->obs_dim || theirs.act_kind != mine->act_kind || theirs.act_dim != mine->act_dim
+        || theirs.hidden != mine->hidden || theirs.layers != mine->layers)
+        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' (%s) cannot start from agent '%s' of phase '%s' (%s)", w,
+                       a->name, bd_shape_text(mine, s1, sizeof s1), ap->load_agent, ap->load_phase,
+                       bd_shape_text(&theirs, s2, sizeof s2));
+    else if (pp->norm_obs && !spp.norm_obs)
+        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but agent '%s' of phase '%s' learns "
+                       "without it", w, a->name, ap->load_agent, ap->load_phase);
+    bd_phase_plan_fini(&src);
+    return rc;
+}
+
+int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+{
+    char w[256];
+    int rc = BD_OK;
+    if (ap->nsens > BD_OBSNORM_MAX)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s' has %d sensors, the ppo brain takes at most %d",
+                                  bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->nsens,
+                                  BD_OBSNORM_MAX));
     bd_ppo_params pp;
-    return bd_ppo_params_parse(params, 1, &pp);
+    int prc = bd_ppo_params_read(params, 1, &pp, d);
+    if (prc != BD_OK)
+        return prc; /* what follows would judge defaults in place of what was meant */
+    int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches, d);
+    rc = rc ? rc : brc;
+    /* the network, its gradients and Adam's two moments must fit this machine */
+    bdt_policy_config cfg;
+    bd_ppo_policy_config(ap, &pp, BD_DEVICE_CPU, &cfg);
+    uint64_t n = bdt_policy_param_count_of(&cfg);
+    double need = (double)n * 16, have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (n == 0 || (have > 0 && need > have)) {
+        const bd_node *hn = bd_node_get(params, "hidden");
+        return bd_diag(d, bd_seterr(BD_EINVAL, "%s: hidden %d x layers %d makes a network of %.3g parameters, %.3g "
+                                    "GiB with its optimiser; this machine has %.3g GiB",
+                                    bd_node_where(hn ? hn : params, w, sizeof w), pp.hidden, pp.layers, (double)n,
+                                    need / (1 << 30), have / (1 << 30)));
+    }
+    int lrc = bd_diag(d, bd_ppo_load_check(p, ap, &pp, &cfg));
+    return rc ? rc : lrc;
+}
+
+int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+{
+    bd_ppo_params pp;
+    int rc = bd_ppo_params_read(params, 1, &pp, d);
+    if (rc != BD_OK)
+        return rc;
+    return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, d);
 }
 
 void bd_gae(int T, int N, const float *rewards, const float *values, const float *final_values,

@@ -28,12 +28,17 @@ typedef struct {
  * naming the position. total_steps defaults to default_total. */
 int bd_ppo_params_parse(const bd_node *params, long long default_total, bd_ppo_params *out);
 
-/* The ppo brain's check for the registry (config/registry.h): its params, and that the
- * agent's sensors fit the observation normaliser. */
-int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap);
+/* The policy network agent ap builds with params pp on device. */
+void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,
+                          bdt_policy_config *out);
+
+/* The ppo brain's check for the registry (config/registry.h): its params; that the
+ * agent's sensors fit the observation normaliser; that the rollouts fit their messages
+ * and the learner, and the network this machine; and that what it loads fits it. */
+int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d);
 
 /* The random brain's check: the params it reads (rollout_steps; the ppo keys are taken). */
-int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap);
+int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d);
 
 /* GAE over a (T, N) batch. done = terminated|truncated; the bootstrap of step t is
  * 0 when terminated, final_values[t] when truncated, values[t+1] otherwise

@@ -115,7 +115,7 @@ int bd_cmd_bench(int argc, char **argv)
                      {"threads=", &threads}, {"json", &json}, {0}};
     int rc = bd_parse_opts("bench", argc, argv, spec, &env, 1, 0);
     if (rc)
-        return rc;
+        return BD_OPTS_EXIT(rc);
     bd_device dev = BD_DEVICE_CPU;
     if (device && strcmp(device, "cuda") == 0)
         dev = BD_DEVICE_CUDA;
@@ -138,9 +138,10 @@ int bd_cmd_bench(int argc, char **argv)
         return rc;
     int count;
     const bd_env_desc *const *reg = bd_env_registry(&count);
+    const bd_env_desc *only = env ? bd_env_find(env) : NULL; /* a name or a Gymnasium id */
     int found = 0, fails = 0;
     for (int i = 0; i < count; i++) {
-        if (env && strcmp(env, reg[i]->name) != 0)
+        if (env && reg[i] != only)
             continue;
         found = 1;
         fails += bd_bench_one(reg[i], dev, n, T, (int)th, json != NULL);

@@ -42,7 +42,7 @@ int bd_cmd_brain(int argc, char **argv)
                      {"parent=", &parent}, {"device=", &device}, {"tcp=", &tcp}, {0}};
     int rc = bd_parse_opts("brain", argc, argv, spec, NULL, 0, 0);
     if (rc)
-        return rc;
+        return BD_OPTS_EXIT(rc);
     if (!dir || !phase || !agent) {
         fprintf(stderr, "bodhi brain: --run-dir, --phase and --agent are required (the conductor starts brains)\n");
         return 2;
@@ -61,7 +61,7 @@ int bd_cmd_muscle(int argc, char **argv)
                      {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait}, {0}};
     int rc = bd_parse_opts("muscle", argc, argv, spec, NULL, 0, 0);
     if (rc)
-        return rc;
+        return BD_OPTS_EXIT(rc);
     if (connect) { /* a muscle on another machine */
         int w = bd_small_int("muscle", "wait", wait);
         if (w < 0)

@@ -25,6 +25,14 @@ typedef struct {
 
 int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
                   const char **positional, int npos, int min_pos);
+/* What bd_parse_opts returns after printing CMD's help for --help or -h: the command
+ * exits 0. */
+#define BD_OPTS_HELP (-1)
+#define BD_OPTS_EXIT(rc) ((rc) == BD_OPTS_HELP ? 0 : (rc))
+
+/* `bodhi --help` (every command's usage line) and `bodhi CMD --help` (cli/usage.c). */
+void bd_usage(FILE *f);
+void bd_cmd_usage(const char *cmd, FILE *f, int detail);
 
 /* `bodhi replay`'s report: prints, per phase and agent, episodes, mean/median/max/min
  * return and mean/median length (and steps recorded) to out. path is a run directory (its

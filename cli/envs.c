@@ -8,13 +8,14 @@ int bd_cmd_envs(int argc, char **argv)
 {
     int rc = bd_parse_opts("envs", argc, argv, NULL, NULL, 0, 0);
     if (rc)
-        return rc;
+        return BD_OPTS_EXIT(rc);
     int n;
     const bd_env_desc *const *r = bd_env_registry(&n);
     for (int i = 0; i < n; i++) {
         const bd_env_desc *d = r[i];
-        printf("%s: %s\n  kernels: cpu%s; time limit %d steps\n", d->name, d->summary,
-               d->step_cuda ? ", cuda" : "", d->default_max_steps);
+        const char *gym = bd_env_gym_id(d);
+        printf("%s%s%s%s: %s\n  kernels: cpu%s; time limit %d steps\n", d->name, gym ? " (Gymnasium " : "", gym ? gym : "",
+               gym ? ")" : "", d->summary, d->step_cuda ? ", cuda" : "", d->default_max_steps);
         printf("  sensors  Box(%d):", d->obs_dim);
         for (int k = 0; k < d->obs_dim; k++)
             printf(" %s[%g, %g]", d->sensors[k].name, d->sensors[k].low, d->sensors[k].high);

@@ -5,24 +5,6 @@
 #include "bodhi/bodhi.h"
 #include "cli/cli.h"
 
-static void bd_usage(FILE *f)
-{
-    fprintf(f,
-            "bodhi %s: Brain/Muscle reinforcement-learning experiments\n"
-            "usage:\n"
-            "  bodhi run FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--quiet]\n"
-            "  bodhi check FILE [--device D]\n"
-            "  bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify]\n"
-            "  bodhi envs\n"
-            "  bodhi status RUN_DIR\n"
-            "  bodhi bench [ENV] [--device cpu|cuda|auto] [--agents N] [--steps T] [--threads K] [--json]\n"
-            "internal (started by the conductor):\n"
-            "  bodhi brain --run-dir D --phase P --agent A [--parent PID] [--device D]\n"
-            "  bodhi muscle --run-dir D --phase P --id K [--parent PID] [--device D]\n"
-            "exit codes: 0 done, 1 the run failed, 2 bad input or usage, 130 interrupted, 143 terminated\n",
-            bd_version());
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {

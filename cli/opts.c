@@ -10,9 +10,14 @@ int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
     int pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            bd_cmd_usage(cmd, stdout, 1);
+            return BD_OPTS_HELP;
+        }
         if (strncmp(a, "--", 2) != 0) {
             if (pos >= npos) {
                 fprintf(stderr, "bodhi %s: unexpected argument '%s'\n", cmd, a);
+                bd_cmd_usage(cmd, stderr, 0);
                 return 2;
             }
             positional[pos++] = a;
@@ -31,11 +36,13 @@ int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
         }
         if (!o) {
             fprintf(stderr, "bodhi %s: unknown option '%s'\n", cmd, a);
+            bd_cmd_usage(cmd, stderr, 0);
             return 2;
         }
         if (takes) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bodhi %s: option '%s' needs a value\n", cmd, a);
+                bd_cmd_usage(cmd, stderr, 0);
                 return 2;
             }
             *o->value = argv[++i];
@@ -44,7 +51,8 @@ int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
         }
     }
     if (pos < min_pos) {
-        fprintf(stderr, "bodhi %s: missing argument (see bodhi --help)\n", cmd);
+        fprintf(stderr, "bodhi %s: missing argument\n", cmd);
+        bd_cmd_usage(cmd, stderr, 0);
         return 2;
     }
     return 0;

@@ -364,7 +364,7 @@ int bd_cmd_replay(int argc, char **argv)
     bd_opt spec[] = {{"csv=", &csv}, {"verify", &verify}, {0}};
     int rc = bd_parse_opts("replay", argc, argv, spec, &target, 1, 1);
     if (rc)
-        return rc;
+        return BD_OPTS_EXIT(rc);
     rc = bd_replay(target, stdout, csv, verify != NULL);
     if (rc != BD_OK)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());

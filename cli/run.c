@@ -1,5 +1,5 @@
-/* run.c: `bodhi run FILE [--out RUN_DIR] [--device D] [--seed N] [--quiet]` and
- * `bodhi check FILE [--device D]`. */
+/* run.c: `bodhi run FILE [--out RUN_DIR] [--device D] [--seed N] [--listen URL] [--quiet]`
+ * and `bodhi check FILE` with the same options (it checks what that run would do). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,59 +7,52 @@
 
 #include "cli/cli.h"
 #include "conductor/conductor.h"
+#include "config/yamltree.h"
 
-static int bd_device_ok(const char *cmd, const char *d)
-{
-    if (!d || strcmp(d, "cpu") == 0 || strcmp(d, "cuda") == 0 || strcmp(d, "auto") == 0)
-        return 1;
-    fprintf(stderr, "bodhi %s: --device must be cpu, cuda or auto (got '%s')\n", cmd, d);
-    return 0;
-}
-
-int bd_cmd_run(int argc, char **argv)
+/* The options run and check share into o: 0, -1 after --help, or a usage error's exit code. */
+static int bd_run_options(const char *cmd, int argc, char **argv, bd_run_opts *o)
 {
     const char *file = NULL, *out = NULL, *device = NULL, *seed = NULL, *quiet = NULL, *listen = NULL;
     bd_opt spec[] = {{"out=", &out}, {"device=", &device}, {"seed=", &seed}, {"quiet", &quiet},
                      {"listen=", &listen}, {0}};
-    int rc = bd_parse_opts("run", argc, argv, spec, &file, 1, 1);
+    int rc = bd_parse_opts(cmd, argc, argv, spec, &file, 1, 1);
     if (rc)
-        return rc;
-    if (!bd_device_ok("run", device))
-        return 2;
+        return BD_OPTS_EXIT(rc) ? BD_OPTS_EXIT(rc) : -1;
     if (listen) { /* tcp://HOST:PORT, an address the user names: nothing listens beyond loopback unasked */
         const char *colon = strrchr(listen, ':');
         char *end = NULL;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
         if (strncmp(listen, "tcp://", 6) != 0 || !colon || colon <= listen + 6 || !end || *end || port < 1
             || port > 65535) {
-            fprintf(stderr, "bodhi run: --listen must be tcp://HOST:PORT with a port in 1..65535 (got '%s')\n",
+            fprintf(stderr, "bodhi %s: --listen must be tcp://HOST:PORT with a port in 1..65535 (got '%s')\n", cmd,
                     listen);
             return 2;
         }
     }
-    bd_run_opts o = {.path = file, .out = out, .device = device, .listen = listen, .quiet = quiet != NULL};
+    *o = (bd_run_opts){.path = file, .out = out, .device = device, .listen = listen, .quiet = quiet != NULL};
     if (seed) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(seed, &end, 10);
-        if (errno || *end || seed[0] == '-' || !seed[0]) {
-            fprintf(stderr, "bodhi run: --seed must be a non-negative integer (got '%s')\n", seed);
+        uint64_t v;
+        if (!bd_text_u64(seed, &v)) { /* the run file's rule for seeds (config/yamltree.h) */
+            fprintf(stderr, "bodhi %s: --seed must be an integer from 0 to 18446744073709551615 (got '%s')\n", cmd,
+                    seed);
             return 2;
         }
-        o.has_seed = 1;
-        o.seed = v;
+        o->has_seed = 1;
+        o->seed = v;
     }
-    return bd_conductor_run(&o);
+    return 0;
+}
+
+int bd_cmd_run(int argc, char **argv)
+{
+    bd_run_opts o;
+    int rc = bd_run_options("run", argc, argv, &o);
+    return rc ? (rc < 0 ? 0 : rc) : bd_conductor_run(&o);
 }
 
 int bd_cmd_check(int argc, char **argv)
 {
-    const char *file = NULL, *device = NULL;
-    bd_opt spec[] = {{"device=", &device}, {0}};
-    int rc = bd_parse_opts("check", argc, argv, spec, &file, 1, 1);
-    if (rc)
-        return rc;
-    if (!bd_device_ok("check", device))
-        return 2;
-    return bd_conductor_check(file, device);
+    bd_run_opts o;
+    int rc = bd_run_options("check", argc, argv, &o);
+    return rc ? (rc < 0 ? 0 : rc) : bd_conductor_check(&o);
 }

@@ -10,5 +10,5 @@ int bd_cmd_status(int argc, char **argv)
     const char *dir = NULL, *json = NULL;
     bd_opt spec[] = {{"json", &json}, {0}};
     int rc = bd_parse_opts("status", argc, argv, spec, &dir, 1, 1);
-    return rc ? rc : bd_conductor_status(dir, json != NULL);
+    return rc ? BD_OPTS_EXIT(rc) : bd_conductor_status(dir, json != NULL);
 }

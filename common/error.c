@@ -4,7 +4,7 @@
 
 #include "bodhi/bodhi.h"
 
-static _Thread_local char bd_errbuf[1024];
+static _Thread_local char bd_errbuf[4096];
 
 static const char *const bd_errtext[BD_ERR_COUNT] = {
     [BD_OK] = "success",

@@ -49,6 +49,11 @@ int bd_mkdirs(const char *path)
 
 int bd_read_file(const char *path, char **out, size_t *len)
 {
+    return bd_read_file_max(path, SIZE_MAX - 1, out, len);
+}
+
+int bd_read_file_max(const char *path, size_t max, char **out, size_t *len)
+{
     FILE *f = fopen(path, "rb");
     if (!f)
         return bd_seterr(errno == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s", path, strerror(errno));
@@ -73,6 +78,11 @@ int bd_read_file(const char *path, char **out, size_t *len)
         n += r;
         if (r == 0)
             break;
+        if (n > max) {
+            free(buf);
+            fclose(f);
+            return bd_seterr(BD_EINVAL, "%s: more than %zu bytes", path, max);
+        }
     }
     int bad = ferror(f);
     fclose(f);

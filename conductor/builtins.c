@@ -13,6 +13,7 @@ const bd_registry *bd_registry_builtin(void)
     static bd_registry reg;
     if (!reg.env_load) {
         reg.env_builtins = bd_env_registry;
+        reg.env_gym_id = bd_env_gym_id;
         reg.brains = bd_brain_kinds;
         reg.nbrains = bd_brain_nkinds;
         reg.muscles = bd_muscle_kinds;

@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/util.h"
+#include "config/check.h"
 #include "config/plan.h"
 #include "config/runfile.h"
 #include "conductor/builtins.h"
@@ -69,7 +70,7 @@ typedef struct {
     int failed;          /* the run failed */
     char fail_msg[1024];
     int stopping;        /* the phase is over: children are leaving */
-    char ended[160];     /* why the phase ended */
+    char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
     char parent[32];
     char *run_yml;       /* the effective run file's text, for remote muscles */
     char *brain_tcp;     /* tcp://HOST:0, where brains listen for remote muscles */
@@ -133,24 +134,23 @@ static void bd_fail(bd_conductor *c, const char *fmt, ...)
 
 /* ---- validation ----------------------------------------------------------------------- */
 
-/* Validates the run file and every phase; prints "FILE:LINE:COL: message" on failure. */
-static int bd_validate(const char *path, const char *device, const char *listen, bd_runfile **out, int verbose)
+/* The run file and the command line through config/'s one gate (config/check.h); prints
+ * every problem. With verbose (bodhi check), describes each phase. */
+static int bd_validate(const bd_check_opts *co, bd_runfile **out, int verbose)
 {
-    int rc = bd_runfile_load(path, out);
+    bd_diags d = BD_DIAGS_INIT;
+    int rc = bd_config_check(co, bd_registry_builtin(), &d, out);
     if (rc != BD_OK) {
-        fprintf(stderr, "%s\n", bd_lasterr());
+        bd_diags_print(&d, stderr, 100);
+        if (d.n + d.more > 1)
+            fprintf(stderr, "%s: %ld problems\n", co->path, (long)d.n + d.more);
+        bd_diags_fini(&d);
         return rc;
     }
-    for (int i = 0; i < (*out)->nphases; i++) {
+    bd_diags_fini(&d);
+    for (int i = 0; verbose && i < (*out)->nphases; i++) {
         bd_phase_plan p;
-        rc = bd_phase_plan_make(*out, i, bd_registry_builtin(), device, &p);
-        if (rc == BD_OK && p.remote > 0 && !listen && !verbose) {
-            char w[256];
-            rc = bd_seterr(BD_EINVAL, "%s: phase '%s' waits for %d remote muscle(s): run it with "
-                           "bodhi run --listen tcp://HOST:PORT", bd_node_where(p.ph->node, w, sizeof w),
-                           p.ph->name, p.remote);
-        }
-        if (rc == BD_OK && verbose) {
+        if (bd_phase_plan_make(*out, i, bd_registry_builtin(), co->device, &p) == BD_OK) {
             printf("phase %s (%s): %s x %lld worlds on %s, %d muscle(s)", p.ph->name,
                    p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name, p.worlds,
                    p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.worker);
@@ -158,33 +158,34 @@ static int bd_validate(const char *path, const char *device, const char *listen,
                 printf(" and %d remote", p.remote);
             printf("\n");
             for (int a = 0; a < p.nagents; a++) {
-                printf("  agent %s: brain %s, %d sensors (", p.agents[a].cfg->name,
-                       p.agents[a].cfg->brain.name, p.agents[a].nsens);
+                const bd_agent_cfg *ac = p.agents[a].cfg;
+                printf("  agent %s: brain %s, %d sensors (", ac->name, ac->brain.name, p.agents[a].nsens);
                 for (int s = 0; s < p.agents[a].nsens; s++)
                     printf("%s%s", s ? " " : "", p.agents[a].sensor_ids[s]);
                 printf("), actuators (");
                 for (int s = 0; s < p.agents[a].nact; s++)
                     printf("%s%s", s ? " " : "", p.agents[a].actuator_ids[s]);
-                printf(")\n");
+                printf(")");
+                const bd_agent_plan *ap = &p.agents[a];
+                if (ap->load_phase && !ap->random)
+                    printf(", loads %s/%s%s%s", ap->load_phase, ap->load_agent, ap->load_run ? " of " : "",
+                           ap->load_run ? ap->load_run : "");
+                printf("\n");
             }
         }
         bd_phase_plan_fini(&p);
-        if (rc != BD_OK) {
-            fprintf(stderr, "%s\n", bd_lasterr());
-            bd_runfile_destroy(*out);
-            *out = NULL;
-            return rc;
-        }
     }
     return BD_OK;
 }
 
-int bd_conductor_check(const char *path, const char *device)
+int bd_conductor_check(const bd_run_opts *o)
 {
     bd_runfile *rf = NULL;
-    if (bd_validate(path, device, NULL, &rf, 1) != BD_OK)
+    bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
+                        .out = o->out, .listen = o->listen != NULL, .check_only = 1};
+    if (bd_validate(&co, &rf, 1) != BD_OK)
         return 2;
-    printf("%s: ok (uid %s, seed %llu, %d phase(s))\n", path, rf->uid,
+    printf("%s: ok (uid %s, seed %llu, %d phase(s))\n", o->path, rf->uid,
            (unsigned long long)rf->seed, rf->nphases);
     bd_runfile_destroy(rf);
     return 0;
@@ -418,13 +419,13 @@ static void bd_barrier(bd_conductor *c)
     for (int i = 0; i < c->nagents; i++)
         if (!c->agents[i].held)
             return;
-    char why[160] = "";
+    char why[256] = "";
     cJSON *admit = NULL;
     for (int i = 0; i < c->nagents; i++) {
         const cJSON *u = c->agents[i].last_update;
         const cJSON *done = cJSON_GetObjectItemCaseSensitive(u, "done");
         if (cJSON_IsString(done) && !why[0])
-            snprintf(why, sizeof why, "%s (%s)", done->valuestring, c->agents[i].name);
+            snprintf(why, sizeof why, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
         /* muscles every brain has greeted: the intersection of the ready lists */
         const cJSON *ready = cJSON_GetObjectItemCaseSensitive(u, "ready");
         if (!admit) {
@@ -770,6 +771,16 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(phase_out, "ended", ended);
+    /* the reason alone, for programs: objective_reached, episodes_done, step_cap,
+     * interrupted or failed */
+    char reason[32];
+    size_t rl = strcspn(ended, ":(");
+    snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), ended);
+    for (char *q = reason; *q; q++)
+        *q = *q == ' ' ? '_' : *q;
+    while (rl && reason[0] && reason[strlen(reason) - 1] == '_')
+        reason[strlen(reason) - 1] = '\0';
+    cJSON_AddStringToObject(phase_out, "reason", reason);
     cJSON_AddNumberToObject(phase_out, "wall_s", wall);
     int restarts = 0;
     for (int k = 0; k < c->procs.n; k++)
@@ -870,14 +881,11 @@ int bd_conductor_run(const bd_run_opts *o)
     c.t0 = bd_now();
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
     bd_runfile *user = NULL;
-    if (bd_validate(o->path, o->device, o->listen, &user, 0) != BD_OK)
+    bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
+                        .out = o->out, .listen = o->listen != NULL};
+    if (bd_validate(&co, &user, 0) != BD_OK)
         return 2;
-    c.dir = o->out ? strdup(o->out) : bd_strfmt("runs/%s", user->uid);
-    if (o->has_seed) {
-        char seed[32];
-        snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-        bd_node_set_scalar(user->effective, "seed", seed);
-    }
+    c.dir = bd_config_run_dir(&co, user);
     bd_rundir rd;
     int rc = bd_rundir_claim(c.dir, &rd);
     if (rc == BD_EINVAL) {

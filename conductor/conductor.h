@@ -24,9 +24,10 @@ typedef struct {
  * 1 failed, 2 bad input, 130 interrupted (SIGINT), 143 terminated (SIGTERM). */
 int bd_conductor_run(const bd_run_opts *o);
 
-/* `bodhi check`: validates the run file and every phase's plan; prints what it found.
- * Returns 0 or 2. */
-int bd_conductor_check(const char *path, const char *device);
+/* `bodhi check`: the checks `bodhi run` makes with the same options (config/check.h),
+ * without running anything; prints every problem, or what each phase will run. Returns 0
+ * or 2. */
+int bd_conductor_check(const bd_run_opts *o);
 
 /* `bodhi status`: asks a running conductor over its control socket (a table, or its JSON
  * with json set), or reads summary.json of a finished run. Returns 0, or 2 when run_dir

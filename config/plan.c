@@ -32,17 +32,6 @@ const bd_kind *bd_kind_find(const bd_kind *kinds, int count, const char *name)
     return NULL;
 }
 
-/* "a, b, c" of the kinds' names into buf. */
-static const char *bd_kind_names(const bd_kind *kinds, int count, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    for (int i = 0; i < count; i++) {
-        size_t l = strlen(buf);
-        snprintf(buf + l, len - l, "%s%s", i ? ", " : "", kinds[i].name);
-    }
-    return buf;
-}
-
 static const char *bd_where(const bd_node *n, char *buf, size_t len)
 {
     return n ? bd_node_where(n, buf, len) : "?";
@@ -95,8 +84,10 @@ static int bd_resolve_ids(const bd_agent_cfg *a, const char *uid, const bd_chann
                 snprintf(known + l, sizeof known - l, "%s%s.%s", c ? ", " : "", uid, chan[c].name);
             }
             *n_out = n;
+            const bd_node *list = bd_node_get(a->node, strcmp(what, "sensor") == 0 ? "sensors" : "actuators");
+            const bd_node *at = list && list->kind == BD_NODE_SEQ && (size_t)p < list->n ? list->items[p] : a->node;
             return bd_seterr(BD_EINVAL, "%s: agent '%s': %s '%s' matches nothing (known: %s, or %s.*)",
-                             bd_where(a->node, w, sizeof w), a->name, what, patterns[p], known, uid);
+                             bd_where(at, w, sizeof w), a->name, what, patterns[p], known, uid);
         }
     }
     *n_out = n;
@@ -106,106 +97,178 @@ static int bd_resolve_ids(const bd_agent_cfg *a, const char *uid, const bd_chann
     return BD_OK;
 }
 
-static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p)
+/* "known: a, b, c" or "did you mean 'x'?" for an unknown name among names. */
+static const char *bd_suggest(const char *name, const char *const *names, int n, char *buf, size_t len)
 {
-    char w[256];
-    int rc;
+    const char *near = bd_nearest(name, names, n);
+    if (near) {
+        snprintf(buf, len, "did you mean '%s'?", near);
+        return buf;
+    }
+    size_t l = (size_t)snprintf(buf, len, "known: ");
+    for (int i = 0; i < n && l < len; i++)
+        l += (size_t)snprintf(buf + l, len - l, "%s%s", i ? ", " : "", names[i]);
+    return buf;
+}
+
+static int bd_kind_suggest(const char *name, const bd_kind *kinds, int count, char *buf, size_t len)
+{
+    const char *names[64];
+    int n = count < 64 ? count : 64;
+    for (int i = 0; i < n; i++)
+        names[i] = kinds[i].name;
+    bd_suggest(name, names, n, buf, len);
+    return 0;
+}
+
+/* The stop conditions of phase ph: each one checked, problems noted in d. */
+static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
+{
+    static const char *const kinds[] = {"objective_average", "max_steps"};
+    static const char *const avg_keys[] = {"window", "threshold", NULL};
+    static const char *const steps_keys[] = {"steps", NULL};
+    char w[256], hint[256];
+    int rc, bad = BD_OK;
     p->objective_threshold = NAN;
     p->objective_window = 100;
     for (int c = 0; c < ph->nconditions; c++) {
         const bd_named *cond = &ph->conditions[c];
+        char cw[256]; /* where the condition is written (w is for its params) */
+        bd_where(cond->node, cw, sizeof cw);
+        int twice = -1;
+        for (int e = 0; e < c; e++)
+            if (strcmp(ph->conditions[e].name, cond->name) == 0)
+                twice = e;
+        if (twice >= 0) { /* which of two would hold? neither silently */
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: condition '%s' is given twice (first at %d:%d); keep one", cw,
+                                       cond->name, ph->conditions[twice].node->line, ph->conditions[twice].node->col));
+            continue;
+        }
         if (strcmp(cond->name, "objective_average") == 0) {
             long long win;
             double thr;
+            if ((rc = bd_node_check_keys(cond->params, avg_keys, "the params of objective_average", d)))
+                bad = bd_diag(d, rc);
             if ((rc = bd_node_int(cond->params, "window", 100, &win)) != BD_OK)
-                return rc;
+                bad = bd_diag(d, rc);
+            else if (win < 1 || win > 4096)
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: window: expected 1 to 4096 episodes, got %lld",
+                                           bd_where(bd_node_get(cond->params, "window"), w, sizeof w), win));
+            else
+                p->objective_window = (int)win;
             if (!bd_node_get(cond->params, "threshold"))
-                return bd_seterr(BD_EINVAL, "%s: objective_average needs params.threshold",
-                                 bd_where(cond->node, w, sizeof w));
-            if ((rc = bd_node_double(cond->params, "threshold", 0, &thr)) != BD_OK)
-                return rc;
-            if (win < 1 || win > 4096)
-                return bd_seterr(BD_EINVAL, "%s: objective_average window must be in [1, 4096]",
-                                 bd_where(cond->node, w, sizeof w));
-            p->objective_window = (int)win;
-            p->objective_threshold = thr;
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: objective_average needs params.threshold (the "
+                                           "average return that ends the phase)", cw));
+            else if ((rc = bd_node_double(cond->params, "threshold", 0, &thr)) != BD_OK)
+                bad = bd_diag(d, rc);
+            else
+                p->objective_threshold = thr;
         } else if (strcmp(cond->name, "max_steps") == 0) {
             long long steps;
+            if ((rc = bd_node_check_keys(cond->params, steps_keys, "the params of max_steps", d)))
+                bad = bd_diag(d, rc);
             if (!bd_node_get(cond->params, "steps"))
-                return bd_seterr(BD_EINVAL, "%s: max_steps needs params.steps",
-                                 bd_where(cond->node, w, sizeof w));
-            if ((rc = bd_node_int(cond->params, "steps", 0, &steps)) != BD_OK)
-                return rc;
-            if (steps < 1)
-                return bd_seterr(BD_EINVAL, "%s: max_steps steps must be >= 1",
-                                 bd_where(cond->node, w, sizeof w));
-            p->max_agent_steps = steps;
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps needs params.steps (agent-steps, "
+                                           "over all worlds, that end the phase)", cw));
+            else if ((rc = bd_node_int(cond->params, "steps", 0, &steps)) != BD_OK)
+                bad = bd_diag(d, rc);
+            else if (steps < 1 || steps > (1ll << 50))
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: steps: expected 1 to 2^50 agent-steps, got %lld",
+                                           bd_where(bd_node_get(cond->params, "steps"), w, sizeof w), steps));
+            else
+                p->max_agent_steps = steps;
         } else {
-            return bd_seterr(BD_ENOTFOUND,
-                             "%s: unknown simulation condition '%s' (known: objective_average, max_steps)",
-                             bd_where(cond->node, w, sizeof w), cond->name);
+            bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown simulation condition '%s' (%s)", cw, cond->name,
+                                       bd_suggest(cond->name, kinds, 2, hint, sizeof hint)));
         }
     }
     p->episodes_target = ph->episodes;
+    if (bad || ph->invalid) /* a phase_config with problems would make false ones here */
+        return bad;
     if (ph->mode == BD_MODE_TRAIN && p->max_agent_steps == 0 && isnan(p->objective_threshold)
         && ph->episodes == 0)
-        return bd_seterr(BD_EINVAL, "%s: train phase '%s' has no stop condition "
+        return bd_diag(d, bd_seterr(BD_EINVAL, "%s: train phase '%s' has no stop condition "
                                     "(add max_steps or objective_average to simulation.conditions, "
                                     "or phase_config.episodes)",
-                         bd_where(ph->node, w, sizeof w), ph->name);
+                                    bd_where(ph->node, w, sizeof w), ph->name));
     if (ph->mode == BD_MODE_TEST && ph->episodes == 0 && p->max_agent_steps == 0)
-        return bd_seterr(BD_EINVAL, "%s: test phase '%s' needs phase_config.episodes or a max_steps condition",
-                         bd_where(ph->node, w, sizeof w), ph->name);
+        return bd_diag(d, bd_seterr(BD_EINVAL, "%s: test phase '%s' needs phase_config.episodes or a max_steps condition",
+                                    bd_where(ph->node, w, sizeof w), ph->name));
     return BD_OK;
 }
 
 static const char *const bd_env_param_keys[] = {"worlds", "max_steps", NULL};
 
-static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p)
+/* The env of phase ph. Returns non-zero (noted) when the env cannot be found, which stops
+ * the agents' checks; problems with its params are noted and leave p->worlds 0. */
+static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
 {
     char w[256];
     int rc;
+    if (ph->nenvs == 0 && ph->invalid)
+        return BD_EINVAL; /* its environments entry has problems, noted already */
     if (ph->nenvs != 1)
-        return bd_seterr(BD_EINVAL, "%s: phase '%s' lists %d environments; this bodhi runs one per phase",
-                         bd_where(ph->node, w, sizeof w), ph->name, ph->nenvs);
+        return bd_diag(d, bd_seterr(BD_EINVAL, "%s: phase '%s' lists %d environments; this bodhi runs one per phase",
+                                    bd_where(ph->node, w, sizeof w), ph->name, ph->nenvs));
     const bd_env_cfg *ec = &ph->envs[0];
     int lrc = p->reg->env_load(ec->env.name, &p->env);
-    if (lrc != BD_OK && strchr(ec->env.name, ':'))
-        return bd_seterr(lrc, "%s: %s", bd_where(ec->env.node, w, sizeof w), bd_lasterr());
+    bd_where(ec->env.node, w, sizeof w);
+    if (lrc != BD_OK && strchr(ec->env.name, ':')) {
+        char why[2048]; /* bd_seterr must not read the buffer it writes */
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        return bd_diag(d, bd_seterr(lrc, "%s: %s", w, why));
+    }
     if (lrc != BD_OK) {
-        char known[512] = "";
         int n;
         const bd_env_desc *const *r = p->reg->env_builtins(&n);
-        for (int i = 0; i < n; i++) {
-            size_t l = strlen(known);
-            snprintf(known + l, sizeof known - l, "%s%s", i ? ", " : "", r[i]->name);
+        const char *names[64];
+        char hint[512];
+        int k = 0;
+        for (int i = 0; i < n && k < 62; i++) {
+            names[k++] = r[i]->name;
+            const char *gym = p->reg->env_gym_id ? p->reg->env_gym_id(r[i]) : NULL;
+            if (gym)
+                names[k++] = gym;
         }
-        return bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s' (known: %s)",
-                         bd_where(ec->env.node, w, sizeof w), ec->env.name, known);
+        bd_suggest(ec->env.name, names, k, hint, sizeof hint);
+        if (hint[0] == 'd') /* "did you mean ..." */
+            return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s'; %s", w, ec->env.name, hint));
+        return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s' (%s; or a plugin, "
+                                    "path/to/lib.so:symbol)", w, ec->env.name, hint));
     }
-    p->env_uid = ec->uid;
+    /* ids are "<uid>.<sensor>": the uid written, else the env's own name */
+    p->env_uid = ec->uid ? ec->uid : p->env->name;
     const bd_node *params = ec->env.params;
-    if ((rc = bd_node_check_keys(params, bd_env_param_keys, "environment params")) != BD_OK)
-        return rc;
+    int bad = BD_OK;
+    if ((rc = bd_node_check_keys(params, bd_env_param_keys, "environment params", d)) != BD_OK)
+        bad = bd_diag(d, rc);
     long long worlds, max_steps;
-    if ((rc = bd_node_int(params, "worlds", 1, &worlds)) != BD_OK)
-        return rc;
-    if ((rc = bd_node_int(params, "max_steps", p->env->default_max_steps, &max_steps)) != BD_OK)
-        return rc;
     int muscles = ph->worker + ph->remote_worker;
-    if (worlds < muscles || worlds > (1ll << 31))
-        return bd_seterr(BD_EINVAL, "%s: worlds = %lld must be >= the muscles (%d) and <= 2^31",
-                         bd_where(params ? params : ec->env.node, w, sizeof w), worlds, muscles);
-    if (max_steps < 1 || max_steps > (1ll << 30))
-        return bd_seterr(BD_EINVAL, "%s: max_steps = %lld must be >= 1",
-                         bd_where(params ? params : ec->env.node, w, sizeof w), max_steps);
-    p->worlds = worlds;
-    p->max_steps = (int)max_steps;
-    p->env_params_json = bd_node_to_json(params);
+    const bd_node *wn = bd_node_get(params, "worlds");
+    if ((rc = bd_node_int(params, "worlds", 1, &worlds)) != BD_OK)
+        bad = bd_diag(d, rc);
+    else if (worlds < muscles || worlds > BD_MAX_WORLDS)
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: worlds: expected %d (one per muscle) to %d, got %lld",
+                                   bd_where(wn ? wn : ec->env.node, w, sizeof w), muscles, BD_MAX_WORLDS,
+                                   worlds));
+    else
+        p->worlds = worlds;
+    const bd_node *mn = bd_node_get(params, "max_steps");
+    if ((rc = bd_node_int(params, "max_steps", p->env->default_max_steps, &max_steps)) != BD_OK)
+        bad = bd_diag(d, rc);
+    else if (max_steps < 1 || max_steps > (1ll << 30))
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps: expected 1 to 2^30 steps per episode, got %lld",
+                                   bd_where(mn ? mn : ec->env.node, w, sizeof w), max_steps));
+    else
+        p->max_steps = (int)max_steps;
+    if (!(p->env_params_json = bd_node_to_json(params)))
+        return bd_diag(d, BD_ENOMEM);
+    (void)bad; /* the agents are checked even when the params are wrong */
     return BD_OK;
 }
 
-static int bd_plan_agent(bd_phase_plan *p, int i)
+/* Agent i of the plan; every problem noted in d. */
+static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
 {
     char w[256];
     const bd_agent_cfg *a = &p->ph->agents[i];
@@ -213,44 +276,83 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
     ap->cfg = a;
     ap->index = i;
     ap->seed = bd_seed_mix(p->rf->seed, 1000 + (uint64_t)i, 0);
-    int rc = bd_resolve_ids(a, p->env_uid, p->env->sensors, p->env->obs_dim, a->sensors,
-                            a->nsensors, "sensor", &ap->sens_cols, &ap->sensor_ids, &ap->nsens);
-    if (rc == BD_OK)
-        rc = bd_resolve_ids(a, p->env_uid, p->env->actuators, p->env->act_dim, a->actuators,
+    int bad = BD_OK;
+    int rs = bd_resolve_ids(a, p->env_uid, p->env->sensors, p->env->obs_dim, a->sensors, a->nsensors,
+                            "sensor", &ap->sens_cols, &ap->sensor_ids, &ap->nsens);
+    if (rs)
+        bad = bd_diag(d, rs);
+    int ra = bd_resolve_ids(a, p->env_uid, p->env->actuators, p->env->act_dim, a->actuators,
                             a->nactuators, "actuator", &ap->act_cols, &ap->actuator_ids, &ap->nact);
-    if (rc != BD_OK)
-        return rc;
+    if (ra)
+        bad = bd_diag(d, ra);
     const bd_registry *reg = p->reg;
-    char known[256];
+    char known[512];
     ap->brain = bd_kind_find(reg->brains, reg->nbrains, a->brain.name);
-    if (!ap->brain)
-        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown brain '%s' (known: %s)",
-                         bd_where(a->brain.node, w, sizeof w), a->name, a->brain.name,
-                         bd_kind_names(reg->brains, reg->nbrains, known, sizeof known));
-    ap->muscle = bd_kind_find(reg->muscles, reg->nmuscles, a->muscle.name);
-    if (!ap->muscle)
-        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown muscle '%s' (known: %s)",
-                         bd_where(a->muscle.node, w, sizeof w), a->name, a->muscle.name,
-                         bd_kind_names(reg->muscles, reg->nmuscles, known, sizeof known));
-    if (strcmp(ap->brain->family, ap->muscle->family) != 0)
-        return bd_seterr(BD_EINVAL, "%s: agent '%s': brain '%s' and muscle '%s' do not belong together",
-                         bd_where(a->node, w, sizeof w), a->name, a->brain.name, a->muscle.name);
-    ap->random = ap->brain->netless;
-    int objective_known = 0;
-    known[0] = '\0';
-    for (int k = 0; reg->objectives[k]; k++) {
-        objective_known |= strcmp(reg->objectives[k], a->objective.name) == 0;
-        size_t l = strlen(known);
-        snprintf(known + l, sizeof known - l, "%s%s", k ? ", " : "", reg->objectives[k]);
+    if (!ap->brain) {
+        bd_kind_suggest(a->brain.name, reg->brains, reg->nbrains, known, sizeof known);
+        bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown brain '%s' (%s)",
+                                   bd_where(a->brain.node, w, sizeof w), a->name, a->brain.name, known));
     }
+    ap->muscle = bd_kind_find(reg->muscles, reg->nmuscles, a->muscle.name);
+    if (!ap->muscle) {
+        bd_kind_suggest(a->muscle.name, reg->muscles, reg->nmuscles, known, sizeof known);
+        bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown muscle '%s' (%s)",
+                                   bd_where(a->muscle.node, w, sizeof w), a->name, a->muscle.name, known));
+    }
+    if (ap->brain && ap->muscle && strcmp(ap->brain->family, ap->muscle->family) != 0)
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s': brain '%s' and muscle '%s' do not belong "
+                                   "together (a %s brain drives a %s muscle)",
+                                   bd_where(a->node, w, sizeof w), a->name, a->brain.name, a->muscle.name,
+                                   ap->brain->family, ap->brain->family));
+    ap->random = ap->brain && ap->brain->netless;
+    int nobj = 0;
+    while (reg->objectives[nobj])
+        nobj++;
+    int objective_known = 0;
+    for (int k = 0; k < nobj; k++)
+        objective_known |= strcmp(reg->objectives[k], a->objective.name) == 0;
     if (!objective_known)
-        return bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (known: %s)",
-                         bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name, known);
+        bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (%s)",
+                                   bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name,
+                                   bd_suggest(a->objective.name, reg->objectives, nobj, known, sizeof known)));
+    /* where it starts from: a phase of this run in which that agent learnt */
+    ap->load_run = a->load_run;
+    ap->load_phase = a->load_phase;
+    ap->load_agent = a->load_agent;
+    int from = !a->load_run && a->load_phase ? bd_runfile_phase_index(p->rf, a->load_phase) : -1;
+    const bd_agent_cfg *src = from >= 0 ? bd_phase_agent(&p->rf->phases[from], a->load_agent) : NULL;
+    const bd_kind *sk = src ? bd_kind_find(reg->brains, reg->nbrains, src->brain.name) : NULL;
+    if (sk && sk->netless && a->load_phase_given) {
+        const bd_node *ld = bd_node_get(a->node, "load");
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: load: agent '%s' of phase '%s' has a %s brain, which learns "
+                                   "nothing and writes no checkpoint", bd_where(ld ? ld : a->node, w, sizeof w),
+                                   a->load_agent, a->load_phase, sk->name));
+    } else if (sk && sk->netless) { /* the default: an earlier phase where it learnt, or none */
+        ap->load_phase = NULL;
+        for (int k = from - 1; k >= 0 && !ap->load_phase; k--) {
+            const bd_agent_cfg *e = bd_phase_agent(&p->rf->phases[k], a->load_agent);
+            const bd_kind *ek = e ? bd_kind_find(reg->brains, reg->nbrains, e->brain.name) : NULL;
+            if (p->rf->phases[k].mode == BD_MODE_TRAIN && ek && !ek->netless)
+                ap->load_phase = p->rf->phases[k].name;
+        }
+    }
+    int earlier_invalid = 0; /* an agent dropped for its problems is not there to load from */
+    for (int k = 0; k < p->phase_index; k++)
+        earlier_invalid |= p->rf->phases[k].invalid;
+    /* a learner tested needs what it learnt */
+    if (p->ph->mode == BD_MODE_TEST && ap->brain && !ap->random && !ap->load_phase && !ap->load_run
+        && !earlier_invalid && !p->ph->invalid)
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s' in test phase '%s' has nothing to load: no "
+                                   "earlier train phase has it learning (add a train phase, or load: "
+                                   "{experiment_run: RUN_DIR, phase, agent})",
+                                   bd_where(a->node, w, sizeof w), a->name, p->ph->name));
+    if (rs || ra)
+        return bad; /* what follows needs the columns */
     int discrete = 0;
     ap->act_low = calloc((size_t)ap->nact, sizeof(float));
     ap->act_high = calloc((size_t)ap->nact, sizeof(float));
     if (!ap->act_low || !ap->act_high)
-        return bd_seterr(BD_ENOMEM, "out of memory");
+        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
     for (int x = 0; x < ap->nact; x++) {
         const bd_channel *ch = &p->env->actuators[ap->act_cols[x]];
         discrete += ch->n > 0;
@@ -264,31 +366,29 @@ static int bd_plan_agent(bd_phase_plan *p, int i)
     for (int j = 0; j < i; j++)
         for (int x = 0; x < ap->nact; x++)
             for (int y = 0; y < p->agents[j].nact; y++)
-                if (ap->act_cols[x] == p->agents[j].act_cols[y])
-                    return bd_seterr(BD_EINVAL, "%s: actuator '%s' is set by agents '%s' and '%s'",
-                                     bd_where(a->node, w, sizeof w), ap->actuator_ids[x],
-                                     p->agents[j].cfg->name, a->name);
-    /* a learner tested needs what it learnt */
-    if (p->ph->mode == BD_MODE_TEST && !ap->random && !a->load_phase)
-        return bd_seterr(BD_EINVAL, "%s: agent '%s' in test phase '%s' has nothing to load: no "
-                                    "earlier train phase has it (add a train phase, or load: {phase, agent})",
-                         bd_where(a->node, w, sizeof w), a->name, p->ph->name);
-    /* the kinds' own params are checked here, before any process starts */
-    if (ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap)) != BD_OK)
-        return rc;
-    if (ap->muscle->check && (rc = ap->muscle->check(a->muscle.params, p, ap)) != BD_OK)
-        return rc;
-    return BD_OK;
+                if (p->agents[j].act_cols && ap->act_cols[x] == p->agents[j].act_cols[y])
+                    bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: actuator '%s' is set by agents '%s' and '%s'",
+                                               bd_where(a->node, w, sizeof w), ap->actuator_ids[x],
+                                               p->agents[j].cfg->name, a->name));
+    /* the kinds' own params are checked here, before any process starts (p->worlds is 0
+     * when the env's params have problems: what needs the worlds is not checked then) */
+    int rc;
+    if (ap->brain && ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap, d)) != BD_OK)
+        bad = bd_diag(d, rc);
+    if (ap->muscle && ap->muscle->check && (rc = ap->muscle->check(a->muscle.params, p, ap, d)) != BD_OK)
+        bad = bd_diag(d, rc);
+    return bad;
 }
 
-int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry *reg,
-                       const char *device_override, bd_phase_plan *p)
+int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry *reg,
+                        const char *device_override, int flags, bd_diags *d, bd_phase_plan *p)
 {
     char w[256];
     memset(p, 0, sizeof *p);
     p->reg = reg;
+    p->gate = (flags & BD_PLAN_GATE) != 0;
     if (phase_index < 0 || phase_index >= rf->nphases)
-        return bd_seterr(BD_ENOTFOUND, "%s: no phase %d", rf->path, phase_index);
+        return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: no phase %d", rf->path, phase_index));
     p->rf = rf;
     p->ph = &rf->phases[phase_index];
     p->phase_index = phase_index;
@@ -296,41 +396,51 @@ int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry 
     p->remote = p->ph->remote_worker;
     p->muscles = p->worker + p->remote;
     p->env_seed = bd_seed_mix(rf->seed, (uint64_t)phase_index, 7);
-    int rc = bd_plan_env(p->ph, p);
-    if (rc == BD_OK)
-        rc = bd_plan_conditions(p->ph, p);
+    int bad = bd_plan_conditions(p->ph, p, d);
+    int rc = bd_plan_env(p->ph, p, d);
     if (rc != BD_OK)
         return rc;
     const char *dev = device_override ? device_override : p->ph->device;
+    const char *flag = device_override ? " (--device cuda)" : "";
+    bd_where(p->ph->node, w, sizeof w);
+    p->device = BD_DEVICE_CPU;
     if (strcmp(dev, "cpu") == 0) {
         p->device = BD_DEVICE_CPU;
     } else if (strcmp(dev, "cuda") == 0) {
         if (!bd_cuda_available())
-            return bd_seterr(BD_ENODEV, "%s: device cuda asked for, but no CUDA GPU answers here%s",
-                             bd_where(p->ph->node, w, sizeof w),
-                             device_override ? " (--device cuda)" : "");
-        if (!p->env->step_cuda)
-            return bd_seterr(BD_ENODEV, "%s: environment '%s' has no CUDA kernel",
-                             bd_where(p->ph->node, w, sizeof w), p->env->name);
-        if (!reg->learner_cuda())
-            return bd_seterr(BD_ENODEV, "%s: device cuda asked for, but this bodhi's libtorch has no "
-                             "CUDA (Debian's is CPU-only; bench/gpu/ rebuilds the torch shim "
-                             "against a CUDA libtorch)", bd_where(p->ph->node, w, sizeof w));
-        p->device = BD_DEVICE_CUDA;
+            bad = bd_diag(d, bd_seterr(BD_ENODEV, "%s: device cuda asked for%s, but no CUDA GPU answers here", w, flag));
+        else if (!p->env->step_cuda)
+            bad = bd_diag(d, bd_seterr(BD_ENODEV, "%s: device cuda asked for%s, but environment '%s' has no CUDA "
+                                       "kernel", w, flag, p->env->name));
+        else if (!reg->learner_cuda())
+            bad = bd_diag(d, bd_seterr(BD_ENODEV, "%s: device cuda asked for%s, but this bodhi's libtorch has no "
+                                       "CUDA (Debian's is CPU-only; bench/gpu/ rebuilds the torch shim "
+                                       "against a CUDA libtorch)", w, flag));
+        else
+            p->device = BD_DEVICE_CUDA;
     } else if (strcmp(dev, "auto") == 0) {
         /* the policies run beside the env buffers: cuda needs both a kernel and CUDA libtorch */
         p->device = bd_cuda_available() && p->env->step_cuda && reg->learner_cuda()
                         ? BD_DEVICE_CUDA : BD_DEVICE_CPU;
     } else {
-        return bd_seterr(BD_EINVAL, "device '%s' is not cpu, cuda or auto", dev);
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "device '%s' is not cpu, cuda or auto", dev));
     }
     p->nagents = p->ph->nagents;
-    p->agents = calloc((size_t)p->nagents, sizeof *p->agents);
+    p->agents = calloc((size_t)(p->nagents ? p->nagents : 1), sizeof *p->agents);
     if (!p->agents)
-        return bd_seterr(BD_ENOMEM, "out of memory");
-    for (int i = 0; i < p->nagents && rc == BD_OK; i++)
-        rc = bd_plan_agent(p, i);
-    return rc;
+        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
+    for (int i = 0; i < p->nagents; i++)
+        if ((rc = bd_plan_agent(p, i, d)) != BD_OK)
+            bad = rc;
+    return bad;
+}
+
+int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry *reg,
+                       const char *device_override, bd_phase_plan *p)
+{
+    bd_diags d = BD_DIAGS_INIT;
+    bd_phase_plan_check(rf, phase_index, reg, device_override, 0, &d, p);
+    return bd_diags_finish(&d);
 }
 
 void bd_phase_plan_fini(bd_phase_plan *p)

@@ -28,6 +28,11 @@ typedef struct bd_agent_plan {
     const bd_kind *muscle;
     int random;              /* a netless brain and muscle: uniform actions, no learning */
     uint64_t seed;           /* this agent's seed (policy init, sampling) */
+    /* the checkpoint it starts from (NULL load_phase: none): the run file's load, where
+     * the default skips phases in which the agent learnt nothing (a netless brain) */
+    const char *load_run;    /* an earlier run's directory, or NULL for this run */
+    const char *load_phase;
+    const char *load_agent;
 } bd_agent_plan;
 
 typedef struct bd_phase_plan {
@@ -53,6 +58,7 @@ typedef struct bd_phase_plan {
     int objective_window;
     long long episodes_target;   /* phase_config.episodes (0 = none): each agent's brain counts
                                     that many episodes, split over its worlds (brain/stats.h) */
+    int gate;                    /* made with BD_PLAN_GATE */
 } bd_phase_plan;
 
 /* Resolves phase `phase_index` against the registry (borrowed; it outlives the plan).
@@ -61,6 +67,17 @@ typedef struct bd_phase_plan {
  * for and absent. */
 int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry *reg,
                        const char *device_override, bd_phase_plan *out);
+
+/* Same, recording every problem in d (config/diag.h) instead of stopping at the first;
+ * returns the first problem's code. Call bd_phase_plan_fini either way. */
+int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry *reg,
+                        const char *device_override, int flags, bd_diags *d, bd_phase_plan *out);
+/* flags: the gate before a run (config/check.c) also looks at files the plan names
+ * (checkpoints to load); the processes of the run, which may be on other machines, do not. */
+#define BD_PLAN_GATE 1
+
+/* Worlds one phase may hold: every per-world index in bodhi is a 32-bit int. */
+#define BD_MAX_WORLDS (1 << 30)
 void bd_phase_plan_fini(bd_phase_plan *p);
 
 /* Worlds of muscle k of `workers` (all muscles, local and remote): the first

@@ -16,11 +16,12 @@ typedef struct {
     const char *name;    /* "ppo", "random" */
     const char *family;  /* a brain and a muscle belong together when their families match */
     int netless;         /* acts without a policy network (the brain sends none, learns nothing) */
-    /* Checks `params` (a map, never NULL) for agent ap of phase p (its env, columns and
-     * worlds are resolved). BD_OK, or BD_EINVAL with "FILE:LINE:COL: ..." in bd_lasterr().
+    /* Checks `params` (a map, never NULL) for agent ap of phase p (its env and columns
+     * are resolved; p->worlds too, or 0 when the env's params have problems): records
+     * every problem in d ("FILE:LINE:COL: ..."), returns the first one's code or BD_OK.
      * NULL: the kind takes any params. */
     int (*check)(const bd_node *params, const struct bd_phase_plan *p,
-                 const struct bd_agent_plan *ap);
+                 const struct bd_agent_plan *ap, bd_diags *d);
 } bd_kind;
 
 typedef struct {
@@ -28,6 +29,8 @@ typedef struct {
     int (*env_load)(const char *name, const bd_env_desc **out);
     /* The built-in envs, for suggestions in errors. */
     const bd_env_desc *const *(*env_builtins)(int *count);
+    /* A built-in's Gymnasium id ("CartPole-v1"; env_load takes it too), or NULL. */
+    const char *(*env_gym_id)(const bd_env_desc *d);
     const bd_kind *brains;
     int nbrains;
     const bd_kind *muscles;

@@ -25,6 +25,7 @@ typedef struct {
     size_t n, cap;
     bd_node **nodes;   /* nodes made here (defaults) */
     size_t nn, ncap;
+    bd_diags *d;       /* where problems go while parsing */
 } rf_priv;
 
 static void *rf_alloc(bd_runfile *rf, size_t count, size_t size)
@@ -103,18 +104,32 @@ static int __attribute__((format(printf, 4, 5))) at_key(const bd_node *m, size_t
 }
 
 
-/* Names that become folders and HDF5 groups: [A-Za-z0-9_.-]+, not "." or "..". */
-static int valid_name(const char *s)
+/* Why a name that becomes a folder, a file name part or an HDF5 group cannot be used
+ * ([A-Za-z0-9_.-]{1,64}, not "." or ".."), or NULL when it can. */
+static const char *name_problem(const char *s)
 {
     if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return 0;
+        return "is not a name (use letters, digits, '_', '.' and '-')";
+    if (strlen(s) > BD_NAME_MAX)
+        return "is longer than " BD_STR(BD_NAME_MAX) " characters";
     for (const char *p = s; *p; p++) {
         char c = *p;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == '-'))
-            return 0;
+            return "may only use letters, digits, '_', '.' and '-'";
     }
-    return 1;
+    return NULL;
+}
+
+/* Where problems go while parsing; records one (rc != BD_OK) there; returns rc. */
+static bd_diags *diags(bd_runfile *rf)
+{
+    return ((rf_priv *)rf->priv)->d;
+}
+
+static int note(bd_runfile *rf, int rc)
+{
+    return bd_diag(diags(rf), rc);
 }
 
 /* A required string map[key]; `in` names the map for the error. */
@@ -124,7 +139,8 @@ static int req_str(const bd_node *map, const char *key, const char *in, const ch
     if (rc)
         return rc;
     if (!*out)
-        return at(map, BD_EINVAL, "missing required key '%s' in %s", key, in);
+        return at(map, BD_EINVAL, "missing required key '%s' %s %s", key,
+                  strcmp(in, "the top level") == 0 ? "at" : "in", in);
     if (!(*out)[0])
         return at(bd_node_get(map, key), BD_EINVAL, "%s: must not be empty", key);
     return BD_OK;
@@ -150,7 +166,7 @@ static int parse_named(bd_runfile *rf, const bd_node *n, const char *in, bd_name
     static const char *const keys[] = {"name", "params", NULL};
     if (n->kind != BD_NODE_MAP)
         return at(n, BD_EINVAL, "%s must be a map like {name: ..., params: {...}}", in);
-    int rc = bd_node_check_keys(n, keys, in);
+    int rc = bd_node_check_keys(n, keys, in, diags(rf));
     if (!rc)
         rc = req_str(n, "name", in, &out->name);
     if (!rc)
@@ -199,41 +215,61 @@ static int parse_envs(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
     ph->envs = rf_alloc(rf, envs->n, sizeof *ph->envs);
     if (!ph->envs)
         return nomem();
+    int bad = BD_OK;
     for (size_t i = 0; i < envs->n; i++) {
         const bd_node *it = envs->items[i];
-        bd_env_cfg *e = &ph->envs[i];
+        bd_env_cfg *e = &ph->envs[ph->nenvs];
         int rc;
-        if (it->kind != BD_NODE_MAP)
-            return at(it, BD_EINVAL,
-                      "each item of environments must be a map {environment: {name, uid, params}}");
-        if ((rc = bd_node_check_keys(it, item_keys, "an environments entry")))
-            return rc;
+        if (it->kind != BD_NODE_MAP) {
+            bad = note(rf, at(it, BD_EINVAL,
+                              "each item of environments must be a map {environment: {name, uid, params}}"));
+            continue;
+        }
+        if ((rc = bd_node_check_keys(it, item_keys, "an environments entry", diags(rf))))
+            bad = note(rf, rc);
         const bd_node *en = bd_node_get(it, "environment");
-        if (!en)
-            return at(it, BD_EINVAL, "missing required key 'environment' in environments entry");
-        if (en->kind != BD_NODE_MAP)
-            return at(en, BD_EINVAL, "environment must be a map {name, uid, params}");
-        if ((rc = bd_node_check_keys(en, env_keys, "environment")))
-            return rc;
-        if ((rc = req_str(en, "name", "environment", &e->env.name)))
-            return rc;
-        if ((rc = bd_node_str(en, "uid", e->env.name, &e->uid)))
-            return rc;
-        if (!e->uid[0])
-            return at(bd_node_get(en, "uid") ? bd_node_get(en, "uid") : en, BD_EINVAL,
-                      "uid: must not be empty");
+        if (!en) {
+            bad = note(rf, at(it, BD_EINVAL, "missing required key 'environment' in environments entry"));
+            continue;
+        }
+        if (en->kind != BD_NODE_MAP) {
+            bad = note(rf, at(en, BD_EINVAL, "environment must be a map {name, uid, params}"));
+            continue;
+        }
+        int ok = 1;
+        if ((rc = bd_node_check_keys(en, env_keys, "environment", diags(rf))))
+            ok = !note(rf, rc);
+        if ((rc = req_str(en, "name", "environment", &e->env.name))) {
+            bad = note(rf, rc);
+            continue;
+        }
+        /* the uid prefixes every sensor and actuator id ("<uid>.<name>"): no dots in it */
+        const bd_node *un = bd_node_get(en, "uid");
+        e->uid = NULL;
+        if (un && (rc = bd_node_str(en, "uid", NULL, &e->uid))) {
+            ok = !note(rf, rc);
+        } else if (e->uid) {
+            const char *why = name_problem(e->uid);
+            if (!why && strchr(e->uid, '.'))
+                why = "may not contain '.' (ids are written <uid>.<sensor>)";
+            if (why)
+                ok = !note(rf, at(un, BD_EINVAL, "environment uid '%.80s' %s", e->uid, why));
+        }
         if ((rc = get_params(rf, en, "environment", &e->env.params)))
-            return rc;
+            ok = !note(rf, rc);
         e->env.node = en;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(ph->envs[j].uid, e->uid) == 0)
-                return at(en, BD_EINVAL,
-                          "duplicate environment uid '%s' in phase '%s' (first at %d:%d); "
-                          "give each environment its own uid",
-                          e->uid, ph->name, ph->envs[j].env.node->line, ph->envs[j].env.node->col);
-        ph->nenvs = (int)i + 1;
+        for (int j = 0; ok && e->uid && j < ph->nenvs; j++)
+            if (ph->envs[j].uid && strcmp(ph->envs[j].uid, e->uid) == 0)
+                ok = !note(rf, at(en, BD_EINVAL,
+                                  "duplicate environment uid '%s' in phase '%s' (first at %d:%d); "
+                                  "give each environment its own uid",
+                                  e->uid, ph->name, ph->envs[j].env.node->line, ph->envs[j].env.node->col));
+        if (ok)
+            ph->nenvs++;
+        else
+            bad = BD_EINVAL;
     }
-    return BD_OK;
+    return bad;
 }
 
 /* The latest train phase before pi that has agent `name` (only train phases write
@@ -248,35 +284,51 @@ static const char *last_train_phase(const bd_runfile *rf, int pi, const char *na
 
 static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
 {
-    static const char *const keys[] = {"agent", "phase", NULL};
+    static const char *const keys[] = {"experiment_run", "phase", "agent", NULL};
     const bd_phase_cfg *ph = &rf->phases[pi];
     const char *prev = last_train_phase(rf, pi, a->name);
     const bd_node *ld = bd_node_get(a->node, "load");
     a->load_agent = a->name;
     a->load_phase = prev;
+    a->load_phase_given = 0;
+    a->load_run = NULL;
     if (!ld || bd_node_is_null(ld))
         return BD_OK;
     if (ld->kind != BD_NODE_MAP)
-        return at(ld, BD_EINVAL, "load of agent '%s' must be a map {agent, phase}", a->name);
-    int rc = bd_node_check_keys(ld, keys, "load");
+        return at(ld, BD_EINVAL, "load of agent '%s' must be a map {experiment_run, phase, agent}",
+                  a->name);
+    int rc = bd_node_check_keys(ld, keys, "load", diags(rf));
+    const char *run = NULL, *phase = NULL;
     if (!rc)
         rc = bd_node_str(ld, "agent", a->name, &a->load_agent);
     if (!rc)
-        rc = bd_node_str(ld, "phase", prev, &a->load_phase);
+        rc = bd_node_str(ld, "phase", NULL, &phase);
+    if (!rc)
+        rc = bd_node_str(ld, "experiment_run", NULL, &run);
     if (rc)
         return rc;
+    if (run) { /* an earlier run: config/check.c looks at it (run.yml then names it absolutely) */
+        a->load_run = run;
+        a->load_phase = phase;
+        a->load_phase_given = phase != NULL;
+        return run[0] ? BD_OK : at(bd_node_get(ld, "experiment_run"), BD_EINVAL, "load.experiment_run: must not be empty");
+    }
+    a->load_phase = phase ? phase : last_train_phase(rf, pi, a->load_agent);
+    a->load_phase_given = phase != NULL;
     if (!a->load_phase)
         return at(ld, BD_EINVAL,
                   "load: no train phase before phase '%s' has agent '%s', so there is no "
-                  "checkpoint to load; name one with load.phase",
-                  ph->name, a->name);
+                  "checkpoint to load; name one with load.phase, or an earlier run with "
+                  "load.experiment_run",
+                  ph->name, a->load_agent);
     int from = -1;
     for (int k = 0; k < pi; k++)
         if (strcmp(rf->phases[k].name, a->load_phase) == 0)
             from = k;
     if (from < 0)
         return at(bd_node_get(ld, "phase"), BD_EINVAL,
-                  "load.phase: no phase '%s' before phase '%s'", a->load_phase, ph->name);
+                  "load.phase: no phase '%s' before phase '%s' (to load from another run, add "
+                  "load.experiment_run)", a->load_phase, ph->name);
     if (!bd_phase_agent(&rf->phases[from], a->load_agent))
         return at(bd_node_get(ld, "agent") ? bd_node_get(ld, "agent") : ld, BD_EINVAL,
                   "load.agent: phase '%s' has no agent '%s'", a->load_phase, a->load_agent);
@@ -287,10 +339,63 @@ static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
     return BD_OK;
 }
 
-static int parse_agents(bd_runfile *rf, int pi, const bd_node *m)
+/* One agent of phase pi into a; every problem is noted. BD_OK when it has none. */
+static int parse_agent(bd_runfile *rf, int pi, const bd_node *an, bd_agent_cfg *a)
 {
     static const char *const keys[] = {"name",    "brain",     "muscle", "objective",
                                        "sensors", "actuators", "load",   NULL};
+    bd_phase_cfg *ph = &rf->phases[pi];
+    int bad = BD_OK, rc;
+    a->node = an;
+    if ((rc = bd_node_check_keys(an, keys, "agent", diags(rf))))
+        bad = note(rf, rc);
+    if ((rc = req_str(an, "name", "agent", &a->name)))
+        return note(rf, rc);
+    const bd_node *nn = bd_node_get(an, "name");
+    const char *why = name_problem(a->name);
+    if (why)
+        bad = note(rf, at(nn, BD_EINVAL, "agent name '%.80s' %s (it names files and HDF5 groups)", a->name, why));
+    for (int j = 0; j < ph->nagents; j++)
+        if (strcmp(ph->agents[j].name, a->name) == 0)
+            bad = note(rf, at(nn, BD_EINVAL, "duplicate agent '%s' in phase '%s' (first at %d:%d)", a->name,
+                              ph->name, ph->agents[j].node->line, ph->agents[j].node->col));
+    char in[96];
+    const bd_node *b = bd_node_get(an, "brain");
+    snprintf(in, sizeof in, "brain of agent '%.40s'", a->name);
+    if (!b)
+        bad = note(rf, at(an, BD_EINVAL, "missing required key 'brain' in agent '%s'", a->name));
+    else if ((rc = parse_named(rf, b, in, &a->brain)))
+        bad = note(rf, rc);
+    const bd_node *mu = bd_node_get(an, "muscle");
+    snprintf(in, sizeof in, "muscle of agent '%.40s'", a->name);
+    if (!mu)
+        bad = note(rf, at(an, BD_EINVAL, "missing required key 'muscle' in agent '%s'", a->name));
+    else if ((rc = parse_named(rf, mu, in, &a->muscle)))
+        bad = note(rf, rc);
+    const bd_node *ob = bd_node_get(an, "objective");
+    snprintf(in, sizeof in, "objective of agent '%.40s'", a->name);
+    if (ob && !bd_node_is_null(ob)) {
+        if ((rc = parse_named(rf, ob, in, &a->objective)))
+            bad = note(rf, rc);
+    } else {
+        a->objective.name = rf_strdup(rf, "reward");
+        a->objective.params = rf_empty_map(rf, an);
+        a->objective.node = an;
+        if (!a->objective.name || !a->objective.params)
+            return note(rf, nomem());
+    }
+    snprintf(in, sizeof in, "agent '%.40s'", a->name);
+    if ((rc = parse_strlist(rf, an, "sensors", in, &a->sensors, &a->nsensors)))
+        bad = note(rf, rc);
+    if ((rc = parse_strlist(rf, an, "actuators", in, &a->actuators, &a->nactuators)))
+        bad = note(rf, rc);
+    if ((rc = parse_load(rf, pi, a)))
+        bad = note(rf, rc);
+    return bad;
+}
+
+static int parse_agents(bd_runfile *rf, int pi, const bd_node *m)
+{
     bd_phase_cfg *ph = &rf->phases[pi];
     const bd_node *ags = bd_node_get(m, "agents");
     if (!ags)
@@ -301,94 +406,87 @@ static int parse_agents(bd_runfile *rf, int pi, const bd_node *m)
     ph->agents = rf_alloc(rf, ags->n, sizeof *ph->agents);
     if (!ph->agents)
         return nomem();
+    int bad = BD_OK;
     for (size_t i = 0; i < ags->n; i++) {
         const bd_node *an = ags->items[i];
-        bd_agent_cfg *a = &ph->agents[i];
-        int rc;
-        if (an->kind != BD_NODE_MAP)
-            return at(an, BD_EINVAL, "each item of agents must be a map {name, brain, muscle, ...}");
-        a->node = an;
-        if ((rc = bd_node_check_keys(an, keys, "agent")))
-            return rc;
-        if ((rc = req_str(an, "name", "agent", &a->name)))
-            return rc;
-        const bd_node *nn = bd_node_get(an, "name");
-        if (!valid_name(a->name))
-            return at(nn, BD_EINVAL,
-                      "agent name '%s' may only use letters, digits, '_', '.' and '-' "
-                      "(it names files and HDF5 groups)",
-                      a->name);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(ph->agents[j].name, a->name) == 0)
-                return at(nn, BD_EINVAL, "duplicate agent '%s' in phase '%s' (first at %d:%d)",
-                          a->name, ph->name, ph->agents[j].node->line, ph->agents[j].node->col);
-        char in[96];
-        const bd_node *b = bd_node_get(an, "brain");
-        if (!b)
-            return at(an, BD_EINVAL, "missing required key 'brain' in agent '%s'", a->name);
-        snprintf(in, sizeof in, "brain of agent '%.40s'", a->name);
-        if ((rc = parse_named(rf, b, in, &a->brain)))
-            return rc;
-        const bd_node *mu = bd_node_get(an, "muscle");
-        if (!mu)
-            return at(an, BD_EINVAL, "missing required key 'muscle' in agent '%s'", a->name);
-        snprintf(in, sizeof in, "muscle of agent '%.40s'", a->name);
-        if ((rc = parse_named(rf, mu, in, &a->muscle)))
-            return rc;
-        const bd_node *ob = bd_node_get(an, "objective");
-        snprintf(in, sizeof in, "objective of agent '%.40s'", a->name);
-        if (ob && !bd_node_is_null(ob)) {
-            if ((rc = parse_named(rf, ob, in, &a->objective)))
-                return rc;
-        } else {
-            a->objective.name = rf_strdup(rf, "reward");
-            a->objective.params = rf_empty_map(rf, an);
-            a->objective.node = an;
-            if (!a->objective.name || !a->objective.params)
-                return nomem();
+        if (an->kind != BD_NODE_MAP) {
+            bad = note(rf, at(an, BD_EINVAL, "each item of agents must be a map {name, brain, muscle, ...}"));
+            continue;
         }
-        snprintf(in, sizeof in, "agent '%.40s'", a->name);
-        if ((rc = parse_strlist(rf, an, "sensors", in, &a->sensors, &a->nsensors)))
-            return rc;
-        if ((rc = parse_strlist(rf, an, "actuators", in, &a->actuators, &a->nactuators)))
-            return rc;
-        if ((rc = parse_load(rf, pi, a)))
-            return rc;
-        ph->nagents = (int)i + 1;
+        bd_agent_cfg *a = &ph->agents[ph->nagents];
+        memset(a, 0, sizeof *a);
+        int rc = parse_agent(rf, pi, an, a);
+        if (rc == BD_OK)
+            ph->nagents++;
+        else
+            bad = rc;
     }
-    return BD_OK;
+    return bad;
 }
 
 static int parse_simulation(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
 {
     static const char *const keys[] = {"name", "conditions", NULL};
     const bd_node *sim = bd_node_get(m, "simulation");
-    int rc;
+    int rc, bad = BD_OK;
     if (!sim || bd_node_is_null(sim)) {
         ph->sim_name = rf_strdup(rf, "vanilla");
         return ph->sim_name ? BD_OK : nomem();
     }
     if (sim->kind != BD_NODE_MAP)
         return at(sim, BD_EINVAL, "simulation must be a map {name, conditions}");
-    if ((rc = bd_node_check_keys(sim, keys, "simulation")))
-        return rc;
+    if ((rc = bd_node_check_keys(sim, keys, "simulation", diags(rf))))
+        bad = note(rf, rc);
     if ((rc = bd_node_str(sim, "name", NULL, &ph->sim_name)))
-        return rc;
-    if (!ph->sim_name && !(ph->sim_name = rf_strdup(rf, "vanilla")))
+        bad = note(rf, rc);
+    else if (ph->sim_name && strcmp(ph->sim_name, "vanilla") != 0)
+        bad = note(rf, at(bd_node_get(sim, "name"), BD_EINVAL,
+                          "simulation.name: this bodhi has one simulation, 'vanilla' (every agent acts "
+                          "each step), got '%s'", ph->sim_name));
+    if (!(ph->sim_name = rf_strdup(rf, "vanilla")))
         return nomem();
     const bd_node *cs = bd_node_get(sim, "conditions");
     if (!cs || bd_node_is_null(cs))
-        return BD_OK;
+        return bad;
     if (cs->kind != BD_NODE_SEQ)
-        return at(cs, BD_EINVAL, "conditions must be a list of {name, params}");
+        return note(rf, at(cs, BD_EINVAL, "conditions must be a list of {name, params}"));
     ph->conditions = rf_alloc(rf, cs->n, sizeof *ph->conditions);
     if (!ph->conditions)
         return nomem();
     for (size_t i = 0; i < cs->n; i++) {
-        if ((rc = parse_named(rf, cs->items[i], "condition", &ph->conditions[i])))
-            return rc;
-        ph->nconditions = (int)i + 1;
+        if ((rc = parse_named(rf, cs->items[i], "condition", &ph->conditions[ph->nconditions])))
+            bad = note(rf, rc);
+        else
+            ph->nconditions++;
     }
+    return bad;
+}
+
+/* pc[key] (def when absent) in [lo, hi], into *out; a problem is noted. `what` reads
+ * after "expected", e.g. "1 to 4096 worker processes". */
+static int int_key(bd_runfile *rf, const bd_node *pc, const char *key, long long def, long long lo, long long hi,
+                   const char *what, long long *out)
+{
+    long long v;
+    int rc = bd_node_int(pc, key, def, &v);
+    if (rc)
+        return note(rf, rc);
+    if (v < lo || v > hi)
+        return note(rf, at(bd_node_get(pc, key), BD_EINVAL, "%s: expected %s, got %lld", key, what, v));
+    *out = v;
+    return BD_OK;
+}
+
+static int double_key(bd_runfile *rf, const bd_node *pc, const char *key, double def, double lo, double hi,
+                      const char *what, double *out)
+{
+    double v;
+    int rc = bd_node_double(pc, key, def, &v);
+    if (rc)
+        return note(rf, rc);
+    if (!(v >= lo && v <= hi))
+        return note(rf, at(bd_node_get(pc, key), BD_EINVAL, "%s: expected %s, got %g", key, what, v));
+    *out = v;
     return BD_OK;
 }
 
@@ -397,74 +495,54 @@ static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m
     static const char *const keys[] = {"mode", "worker", "device", "episodes", "remote_worker",
                                        "restarts", "heartbeat_timeout", "join_timeout", NULL};
     const bd_node *pc = bd_node_get(m, "phase_config");
-    int rc;
+    int rc, bad = BD_OK;
     ph->mode = BD_MODE_TRAIN;
-    ph->worker = 1;
-    ph->episodes = 0;
+    ph->heartbeat_timeout = 60;
+    ph->join_timeout = 300;
+    if (!(ph->device = rf_strdup(rf, "auto")))
+        return nomem();
     if (pc && bd_node_is_null(pc))
         pc = NULL;
     if (pc && pc->kind != BD_NODE_MAP)
-        return at(pc, BD_EINVAL, "phase_config must be a map {mode, worker, device, episodes, ...}");
-    if (pc && (rc = bd_node_check_keys(pc, keys, "phase_config")))
-        return rc;
+        return note(rf, at(pc, BD_EINVAL, "phase_config must be a map {mode, worker, device, episodes, ...}"));
+    if (pc && (rc = bd_node_check_keys(pc, keys, "phase_config", diags(rf))))
+        bad = note(rf, rc);
     const char *mode;
     if ((rc = bd_node_str(pc, "mode", "train", &mode)))
-        return rc;
-    if (strcmp(mode, "train") == 0)
+        bad = note(rf, rc);
+    else if (strcmp(mode, "train") == 0)
         ph->mode = BD_MODE_TRAIN;
     else if (strcmp(mode, "test") == 0)
         ph->mode = BD_MODE_TEST;
     else
-        return at(bd_node_get(pc, "mode"), BD_EINVAL, "mode: expected train or test, got '%s'",
-                  mode);
-    long long w;
-    if ((rc = bd_node_int(pc, "worker", 1, &w)))
-        return rc;
-    if (w < 1 || w > 4096)
-        return at(bd_node_get(pc, "worker"), BD_EINVAL,
-                  "worker: expected 1 to 4096 worker processes, got %lld", w);
-    ph->worker = (int)w;
+        bad = note(rf, at(bd_node_get(pc, "mode"), BD_EINVAL, "mode: expected train or test, got '%s'", mode));
     const char *dev;
-    if ((rc = bd_node_str(pc, "device", NULL, &dev)))
-        return rc;
-    if (dev && strcmp(dev, "auto") && strcmp(dev, "cpu") && strcmp(dev, "cuda"))
-        return at(bd_node_get(pc, "device"), BD_EINVAL,
-                  "device: expected auto, cpu or cuda, got '%s'", dev);
-    ph->device = dev ? dev : rf_strdup(rf, "auto");
-    if (!ph->device)
-        return nomem();
-    if ((rc = bd_node_int(pc, "episodes", 0, &ph->episodes)))
-        return rc;
-    if (bd_node_get(pc, "episodes") && (ph->episodes < 1 || ph->episodes > (1ll << 40)))
-        return at(bd_node_get(pc, "episodes"), BD_EINVAL,
-                  "episodes: expected 1 to 2^40 episodes to end the phase after, got %lld",
-                  ph->episodes);
-    long long n;
-    if ((rc = bd_node_int(pc, "remote_worker", 0, &n)))
-        return rc;
-    if (n < 0 || n > 4096)
-        return at(bd_node_get(pc, "remote_worker"), BD_EINVAL,
-                  "remote_worker: expected 0 to 4096 muscles that join over TCP, got %lld", n);
-    ph->remote_worker = (int)n;
-    if ((rc = bd_node_int(pc, "restarts", 3, &n)))
-        return rc;
-    if (n < 0 || n > 1000)
-        return at(bd_node_get(pc, "restarts"), BD_EINVAL,
-                  "restarts: expected 0 to 1000 restarts of crashed or hung muscles per phase, got %lld", n);
-    ph->restarts = (int)n;
-    if ((rc = bd_node_double(pc, "heartbeat_timeout", 60, &ph->heartbeat_timeout)))
-        return rc;
-    if (!(ph->heartbeat_timeout >= 1 && ph->heartbeat_timeout <= 86400))
-        return at(bd_node_get(pc, "heartbeat_timeout"), BD_EINVAL,
-                  "heartbeat_timeout: expected 1 to 86400 seconds, got %g", ph->heartbeat_timeout);
-    if ((rc = bd_node_double(pc, "join_timeout", 300, &ph->join_timeout)))
-        return rc;
-    if (!(ph->join_timeout >= 1 && ph->join_timeout <= 86400 * 7))
-        return at(bd_node_get(pc, "join_timeout"), BD_EINVAL,
-                  "join_timeout: expected 1 to 604800 seconds, got %g", ph->join_timeout);
-    return BD_OK;
+    if ((rc = bd_node_str(pc, "device", "auto", &dev)))
+        bad = note(rf, rc);
+    else if (strcmp(dev, "auto") && strcmp(dev, "cpu") && strcmp(dev, "cuda"))
+        bad = note(rf, at(bd_node_get(pc, "device"), BD_EINVAL, "device: expected auto, cpu or cuda, got '%s'", dev));
+    else
+        ph->device = dev;
+    long long worker = 1, remote = 0, restarts = 3, episodes = 0;
+    int rcs[] = {
+        int_key(rf, pc, "worker", 1, 1, 4096, "1 to 4096 worker processes", &worker),
+        int_key(rf, pc, "remote_worker", 0, 0, 4096, "0 to 4096 muscles that join over TCP", &remote),
+        int_key(rf, pc, "restarts", 3, 0, 1000, "0 to 1000 restarts of crashed or hung muscles per phase", &restarts),
+        /* absent: 0, no episode count; written: at least 1 */
+        int_key(rf, pc, "episodes", 1, 1, 1ll << 40, "1 to 2^40 episodes to end the phase after", &episodes),
+        double_key(rf, pc, "heartbeat_timeout", 60, 1, 86400, "1 to 86400 seconds", &ph->heartbeat_timeout),
+        double_key(rf, pc, "join_timeout", 300, 1, 86400 * 7, "1 to 604800 seconds", &ph->join_timeout),
+    };
+    for (size_t k = 0; k < sizeof rcs / sizeof rcs[0]; k++)
+        bad = bad ? bad : rcs[k];
+    ph->worker = (int)worker;
+    ph->remote_worker = (int)remote;
+    ph->restarts = (int)restarts;
+    ph->episodes = bd_node_get(pc, "episodes") ? episodes : 0;
+    return bad;
 }
 
+/* Phase pi, every problem noted; BD_OK when it has none. */
 static int parse_phase(bd_runfile *rf, int pi)
 {
     static const char *const keys[] = {"environments", "agents", "simulation", "phase_config",
@@ -473,20 +551,20 @@ static int parse_phase(bd_runfile *rf, int pi)
     const bd_node *m = ph->node;
     char in[96];
     snprintf(in, sizeof in, "phase '%.60s'", ph->name);
-    /* small fixed-shape parts first, so a typo there is reported before a missing list */
-    int rc = bd_node_check_keys(m, keys, in);
-    if (!rc)
-        rc = parse_phase_config(rf, ph, m);
-    if (!rc)
-        rc = parse_simulation(rf, ph, m);
-    if (!rc)
-        rc = parse_envs(rf, ph, m);
-    if (!rc)
-        rc = parse_agents(rf, pi, m);
-    return rc;
+    /* each part's problems are noted; noting one twice keeps it once */
+    int rcs[] = {note(rf, bd_node_check_keys(m, keys, in, diags(rf))), note(rf, parse_phase_config(rf, ph, m)),
+                 note(rf, parse_simulation(rf, ph, m)), note(rf, parse_envs(rf, ph, m)),
+                 note(rf, parse_agents(rf, pi, m))};
+    int bad = BD_OK;
+    for (size_t k = 0; k < sizeof rcs / sizeof rcs[0]; k++)
+        bad = bad ? bad : rcs[k];
+    ph->invalid = bad != BD_OK;
+    return bad;
 }
 
 /* ---- top level -------------------------------------------------------------------------- */
+
+#define BD_MAX_SCHEDULE_VALUES 1000000 /* values in all phases, cascaded */
 
 /* Checks the schedule's shape, then builds rf->effective with each phase merged onto the one
  * before it, and points rf->phases[i].name/node into it. */
@@ -499,26 +577,31 @@ static int build_schedule(bd_runfile *rf)
     if (s->kind != BD_NODE_SEQ || s->n == 0)
         return at(s, BD_EINVAL,
                   "schedule must be a non-empty list of phases, e.g. [- train: {...}]");
+    int bad = BD_OK;
     for (size_t i = 0; i < s->n; i++) {
         const bd_node *it = s->items[i];
-        if (it->kind != BD_NODE_MAP || it->n != 1)
-            return at(it, BD_EINVAL,
-                      "each schedule entry must be a map with exactly one key, the phase name "
-                      "(e.g. '- train: {...}')");
+        if (it->kind != BD_NODE_MAP || it->n != 1) {
+            bad = note(rf, at(it, BD_EINVAL,
+                              "each schedule entry must be a map with exactly one key, the phase name "
+                              "(e.g. '- train: {...}')"));
+            continue;
+        }
         const char *name = it->keys[0];
-        if (!valid_name(name))
-            return at_key(it, 0, BD_EINVAL,
-                          "phase name '%s' may only use letters, digits, '_', '.' and '-' "
-                          "(it names folders and HDF5 groups)",
-                          name);
+        const char *why = name_problem(name);
+        if (why)
+            bad = note(rf, at_key(it, 0, BD_EINVAL, "phase name '%.80s' %s (it names folders and HDF5 groups)",
+                                  name, why));
         const bd_node *v = it->items[0];
         if (v->kind != BD_NODE_MAP && !bd_node_is_null(v))
-            return at(v, BD_EINVAL, "phase '%s' must be a map {environments, agents, ...}", name);
+            bad = note(rf, at(v, BD_EINVAL, "phase '%s' must be a map {environments, agents, ...}", name));
         for (size_t j = 0; j < i; j++)
-            if (strcmp(s->items[j]->keys[0], name) == 0)
-                return at_key(it, 0, BD_EINVAL, "duplicate phase name '%s' (first at %d:%d)",
-                              name, s->items[j]->key_line[0], s->items[j]->key_col[0]);
+            if (s->items[j]->kind == BD_NODE_MAP && s->items[j]->n == 1
+                && strcmp(s->items[j]->keys[0], name) == 0)
+                bad = note(rf, at_key(it, 0, BD_EINVAL, "duplicate phase name '%s' (first at %d:%d)",
+                                      name, s->items[j]->key_line[0], s->items[j]->key_col[0]));
     }
+    if (bad)
+        return bad;
     rf->effective = bd_node_clone(root);
     if (!rf->effective)
         return nomem();
@@ -530,10 +613,17 @@ static int build_schedule(bd_runfile *rf)
     if (!rf->phases)
         return nomem();
     const bd_node *prev = NULL;
+    size_t values = 0;
     for (size_t i = 0; i < es->n; i++) {
         bd_node *it = es->items[i];
         bd_node *v = it->items[0];
         bd_node *merged;
+        /* each phase is a whole copy of the one before it, with its own keys merged in:
+         * many large phases multiply (what run.yml writes out, and each process reads) */
+        if (prev && (values += bd_node_count(prev)) > BD_MAX_SCHEDULE_VALUES)
+            return at_key(it, 0, BD_EINVAL, "the schedule, with each phase merged onto the one before it, makes more "
+                          "than %d values by phase '%.80s'; write fewer or smaller phases", BD_MAX_SCHEDULE_VALUES,
+                          it->keys[0]);
         if (bd_node_is_null(v))
             merged = prev ? bd_node_merge(prev, NULL)
                           : bd_node_new(BD_NODE_MAP, v->file, v->line, v->col);
@@ -557,71 +647,106 @@ static int parse_root(bd_runfile *rf)
 {
     static const char *const keys[] = {"uid", "seed", "version", "schedule", "run_config", NULL};
     const bd_node *root = rf->root;
-    int rc;
+    int rc, bad = BD_OK;
+    if (bd_node_is_null(root) || (root->kind == BD_NODE_MAP && root->n == 0))
+        return note(rf, at(root, BD_EINVAL, "the file is empty; a run file is a map with uid, seed, version, "
+                           "schedule and run_config (docs/run-file.md)"));
     if (root->kind != BD_NODE_MAP)
-        return at(root, BD_EINVAL,
-                  "a run file must be a map with uid, seed, version, schedule and run_config");
-    if ((rc = bd_node_check_keys(root, keys, "the top level")))
-        return rc;
+        return note(rf, at(root, BD_EINVAL,
+                           "a run file must be a map with uid, seed, version, schedule and run_config"));
+    if ((rc = bd_node_check_keys(root, keys, "the top level", diags(rf))))
+        bad = note(rf, rc);
     long long v;
     if ((rc = bd_node_int(root, "version", 1, &v)))
-        return rc;
-    if (v != 1)
-        return at(bd_node_get(root, "version"), BD_EINVAL,
-                  "version: this bodhi reads run file version 1, got %lld", v);
-    rf->version = (int)v;
-    if ((rc = req_str(root, "uid", "the top level", &rf->uid)))
-        return rc;
-    if (!valid_name(rf->uid))
-        return at(bd_node_get(root, "uid"), BD_EINVAL,
-                  "uid '%s' may only use letters, digits, '_', '.' and '-' (it names the run "
-                  "folder)",
-                  rf->uid);
-    long long seed;
-    if ((rc = bd_node_int(root, "seed", 0, &seed)))
-        return rc;
-    if (seed < 0)
-        return at(bd_node_get(root, "seed"), BD_EINVAL, "seed: expected >= 0, got %lld", seed);
-    rf->seed = (uint64_t)seed;
+        bad = note(rf, rc);
+    else if (v != 1)
+        bad = note(rf, at(bd_node_get(root, "version"), BD_EINVAL,
+                          "version: this bodhi reads run file version 1, got %lld", v));
+    rf->version = 1;
+    int uid_ok = 0;
+    if ((rc = req_str(root, "uid", "the top level", &rf->uid))) {
+        bad = note(rf, rc);
+    } else {
+        const char *why = name_problem(rf->uid);
+        if (why)
+            bad = note(rf, at(bd_node_get(root, "uid"), BD_EINVAL, "uid '%.80s' %s (it names the run folder)",
+                              rf->uid, why));
+        uid_ok = !why;
+    }
+    if (!uid_ok)
+        rf->uid = NULL; /* NULL unless it can name a folder */
+    if ((rc = bd_node_u64(root, "seed", 0, &rf->seed)))
+        bad = note(rf, rc);
     const bd_node *rc_node = bd_node_get(root, "run_config");
     if (rc_node && rc_node->kind != BD_NODE_MAP && !bd_node_is_null(rc_node))
-        return at(rc_node, BD_EINVAL, "run_config must be a map");
+        bad = note(rf, at(rc_node, BD_EINVAL, "run_config must be a map"));
     if ((rc = build_schedule(rf)))
-        return rc;
+        return note(rf, rc);
     /* strings for the caller point into the effective tree */
-    rf->uid = bd_node_get(rf->effective, "uid")->text;
+    if (uid_ok)
+        rf->uid = bd_node_get(rf->effective, "uid")->text;
     for (int i = 0; i < rf->nphases; i++)
         if ((rc = parse_phase(rf, i)))
-            return rc;
-    return BD_OK;
+            bad = rc;
+    return bad;
+}
+
+int bd_runfile_parse_all(const char *text, const char *name, const bd_runfile_overrides *ov,
+                         bd_diags *d, bd_runfile **out)
+{
+    if (!out || !d)
+        return bd_seterr(BD_EINVAL, "bd_runfile_parse_all: NULL argument");
+    *out = NULL;
+    if (!text)
+        return bd_diag(d, bd_seterr(BD_EINVAL, "bd_runfile_parse: text is NULL"));
+    bd_runfile *rf = calloc(1, sizeof *rf);
+    if (!rf)
+        return bd_diag(d, nomem());
+    rf->priv = calloc(1, sizeof(rf_priv));
+    rf->path = strdup(name ? name : "<run file>");
+    rf->text = strdup(text);
+    int rc;
+    if (!rf->priv || !rf->path || !rf->text) {
+        rc = bd_diag(d, nomem());
+        goto fail;
+    }
+    ((rf_priv *)rf->priv)->d = d;
+    if ((rc = bd_yaml_parse(rf->text, strlen(rf->text), rf->path, &rf->root))) {
+        bd_diag(d, rc);
+        goto fail;
+    }
+    /* --seed goes through the same checks as the file's seed (a file that is not a map
+     * is reported as such by parse_root) */
+    if (ov && ov->has_seed && rf->root->kind == BD_NODE_MAP && rf->root->n > 0) {
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)ov->seed);
+        if ((rc = bd_node_set_scalar(rf->root, "seed", seed, 0))) {
+            bd_diag(d, rc);
+            goto fail;
+        }
+    }
+    rc = parse_root(rf);
+    ((rf_priv *)rf->priv)->d = NULL;
+    *out = rf;
+    return rc;
+fail:
+    bd_runfile_destroy(rf);
+    return rc;
 }
 
 int bd_runfile_parse(const char *text, const char *name, bd_runfile **out)
 {
     if (!out)
         return bd_seterr(BD_EINVAL, "bd_runfile_parse: out is NULL");
-    *out = NULL;
-    if (!text)
-        return bd_seterr(BD_EINVAL, "bd_runfile_parse: text is NULL");
-    bd_runfile *rf = calloc(1, sizeof *rf);
-    if (!rf)
-        return nomem();
-    rf->priv = calloc(1, sizeof(rf_priv));
-    rf->path = strdup(name ? name : "<run file>");
-    rf->text = strdup(text);
-    int rc;
-    if (!rf->priv || !rf->path || !rf->text) {
-        rc = nomem();
-        goto fail;
+    bd_diags d = BD_DIAGS_INIT;
+    bd_runfile *rf = NULL;
+    bd_runfile_parse_all(text, name, NULL, &d, &rf);
+    int rc = bd_diags_finish(&d);
+    if (rc != BD_OK) {
+        bd_runfile_destroy(rf);
+        rf = NULL;
     }
-    if ((rc = bd_yaml_parse(rf->text, strlen(rf->text), rf->path, &rf->root)))
-        goto fail;
-    if ((rc = parse_root(rf)))
-        goto fail;
     *out = rf;
-    return BD_OK;
-fail:
-    bd_runfile_destroy(rf);
     return rc;
 }
 

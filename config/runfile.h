@@ -13,7 +13,14 @@
 
 #include <stdint.h>
 
+#include "config/diag.h"
 #include "config/yamltree.h"
+
+/* Names that become folders, file names and HDF5 groups (uid, phases, agents, env uids):
+ * [A-Za-z0-9_.-], 1 to BD_NAME_MAX characters. */
+#define BD_NAME_MAX 64
+#define BD_STR_(x) #x
+#define BD_STR(x) BD_STR_(x)
 
 typedef struct {
     const char *name;       /* e.g. "ppo", "random", "cartpole", "reward", or "lib.so:symbol" */
@@ -36,6 +43,11 @@ typedef struct {
     const char *load_agent; /* whose checkpoint to start from (default: this agent) */
     const char *load_phase; /* ... from which phase (default: the latest earlier train phase
                                with this agent; NULL when there is none) */
+    int load_phase_given;   /* load.phase was written (else load_phase is the default) */
+    const char *load_run;   /* ... of which run: an earlier run's directory as written
+                               (load.experiment_run; run.yml holds its absolute path, and
+                               load_phase is then set: config/check.c resolves both), or
+                               NULL for this run */
     const bd_node *node;
 } bd_agent_cfg;
 
@@ -60,12 +72,13 @@ typedef struct {
     bd_named *conditions;   /* simulation.conditions */
     int nconditions;
     const bd_node *node;    /* the merged phase map (what run.yml shows) */
+    int invalid;            /* bd_runfile_parse_all found problems in this phase */
 } bd_phase_cfg;
 
 typedef struct {
     char *path;             /* file name used in errors */
     char *text;             /* the file as read */
-    const char *uid;
+    const char *uid;        /* NULL (only while it has problems) when it cannot name a folder */
     uint64_t seed;
     int version;            /* run file format version (1) */
     bd_phase_cfg *phases;
@@ -80,6 +93,19 @@ int bd_runfile_load(const char *path, bd_runfile **out);
 
 /* Same from text already in memory; `name` is used in errors. */
 int bd_runfile_parse(const char *text, const char *name, bd_runfile **out);
+
+/* What the command line replaces in a run file before it is checked. */
+typedef struct {
+    int has_seed;
+    uint64_t seed;          /* --seed */
+} bd_runfile_overrides;
+
+/* Like bd_runfile_parse, but records every problem in d (config/diag.h) and, unless the
+ * text is not YAML at all, returns the run file in *out even when it has problems (phases
+ * with problems are marked invalid) so that later checks can look at the rest. Returns
+ * d's first error code, or BD_OK. */
+int bd_runfile_parse_all(const char *text, const char *name, const bd_runfile_overrides *ov,
+                         bd_diags *d, bd_runfile **out);
 
 void bd_runfile_destroy(bd_runfile *rf); /* NULL-safe */
 

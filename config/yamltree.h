@@ -2,7 +2,9 @@
  *
  * Built on libyaml's parser. Scalars stay text; typed getters convert them and, on a
  * wrong type, record "FILE:LINE:COL: key: expected ..., got '...'" with bd_seterr.
- * Anchors/aliases are not supported (refused with an error naming the place).
+ * Anchors, aliases and merge keys (<<) work; an alias bomb (more than 100000 values or
+ * 16 MiB made by aliases and merges) is refused with an error naming the place, and so is
+ * a map of more than 4096 keys.
  * Trees are plain heap data: bd_node_clone copies, bd_node_merge deep-merges (maps
  * merge key by key, anything else is replaced), bd_node_emit writes block-style YAML.
  */
@@ -13,6 +15,7 @@
 #include <stdio.h>
 
 #include "bodhi/bodhi.h"
+#include "config/diag.h"
 
 typedef enum { BD_NODE_SCALAR, BD_NODE_MAP, BD_NODE_SEQ } bd_node_kind;
 
@@ -47,17 +50,26 @@ bd_node *bd_node_merge(const bd_node *base, const bd_node *over);
  * the same). Returns BD_OK or BD_EIO. */
 int bd_node_emit(const bd_node *n, FILE *out);
 
-/* Sets map[key] to the plain scalar `text`, adding the key (at the map's position) when
- * it is absent. BD_EINVAL when map is not a map, BD_ENOMEM. */
-int bd_node_set_scalar(bd_node *map, const char *key, const char *text);
+/* Sets map[key] to the scalar `text` (quoted: a string, whatever it reads as; else
+ * plain), replacing whatever was there and adding the key (at the map's position) when it
+ * is absent. BD_EINVAL when map is not a map, BD_ENOMEM. */
+int bd_node_set_scalar(bd_node *map, const char *key, const char *text, int quoted);
 
 /* Map lookup; NULL when map is NULL, not a map, or has no such key. */
 const bd_node *bd_node_get(const bd_node *map, const char *key);
 
 /* Refuses a key of map m that is not in allowed (NULL-terminated): BD_EINVAL with
- * "FILE:LINE:COL: unknown key 'k' in <in>; did you mean 'x'?" (or the known keys).
+ * "FILE:LINE:COL: unknown key 'k' in <in>; did you mean 'x'?" (or the known keys) in
+ * bd_lasterr() for the first, and each of them recorded in d when d is not NULL.
  * BD_OK when m is NULL or not a map. */
-int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char *in);
+int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char *in, bd_diags *d);
+
+/* The name among names (n of them) nearest to word, ignoring case, when it is near enough
+ * to be a likely misspelling (1 edit for words of up to 3 letters, 2 else); else NULL. */
+const char *bd_nearest(const char *word, const char *const *names, int n);
+
+/* Nodes in n (n itself, and everything below it). */
+size_t bd_node_count(const bd_node *n);
 
 /* "FILE:LINE:COL" of a node into buf. */
 const char *bd_node_where(const bd_node *n, char *buf, size_t len);
@@ -66,6 +78,10 @@ const char *bd_node_where(const bd_node *n, char *buf, size_t len);
  * Present but wrong type/range: BD_EINVAL with the position in bd_lasterr(). */
 int bd_node_int(const bd_node *map, const char *key, long long def, long long *out);
 int bd_node_double(const bd_node *map, const char *key, double def, double *out);
+/* An unsigned 64-bit integer written in decimal digits (seeds): no sign, no exponent. */
+int bd_node_u64(const bd_node *map, const char *key, uint64_t def, uint64_t *out);
+/* The same rule for text (the command line's --seed): 1 and *out set when t is one. */
+int bd_text_u64(const char *t, uint64_t *out);
 int bd_node_bool(const bd_node *map, const char *key, int def, int *out);
 /* *out is borrowed from the tree (or def). Refuses maps, sequences and a null value. */
 int bd_node_str(const bd_node *map, const char *key, const char *def, const char **out);

@@ -183,6 +183,35 @@ int bd_node_int(const bd_node *map, const char *key, long long def, long long *o
     return node_int(n, key, out);
 }
 
+int bd_node_u64(const bd_node *map, const char *key, uint64_t def, uint64_t *out)
+{
+    const bd_node *n = bd_node_get(map, key);
+    if (!n) {
+        *out = def;
+        return BD_OK;
+    }
+    if (n->kind != BD_NODE_SCALAR || n->quoted || !bd_text_u64(n->text, out))
+        return type_error(n, key, "an integer from 0 to 18446744073709551615");
+    return BD_OK;
+}
+
+int bd_text_u64(const char *t, uint64_t *out)
+{
+    /* decimal digits only: no sign, no exponent (a float cannot hold every 64-bit seed) */
+    size_t len = t ? strlen(t) : 0;
+    if (len == 0 || len > 20)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (t[i] < '0' || t[i] > '9')
+            return 0;
+    errno = 0;
+    unsigned long long v = strtoull(t, NULL, 10);
+    if (errno == ERANGE)
+        return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
 int bd_node_double(const bd_node *map, const char *key, double def, double *out)
 {
     const bd_node *n = bd_node_get(map, key);
@@ -292,7 +321,7 @@ static size_t bd_edit_distance(const char *a, const char *b)
         row[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
+            size_t best = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
             if (up + 1 < best)
                 best = up + 1;
             if (row[j - 1] + 1 < best)
@@ -304,39 +333,53 @@ static size_t bd_edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char *in)
+const char *bd_nearest(const char *word, const char *const *names, int n)
+{
+    const char *best = NULL;
+    size_t bestd = strlen(word) <= 3 ? 2 : 3; /* at most 1 edit for short words, 2 else */
+    for (int i = 0; i < n; i++) {
+        size_t d = bd_edit_distance(word, names[i]);
+        if (d < bestd) {
+            bestd = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+int bd_node_check_keys(const bd_node *m, const char *const *allowed, const char *in, bd_diags *d)
 {
     if (!m || m->kind != BD_NODE_MAP)
         return BD_OK;
+    int first = BD_OK;
     for (size_t i = 0; i < m->n; i++) {
         const char *k = m->keys[i];
-        const char *close = NULL;
-        size_t bestd = 3;
         int ok = 0;
-        for (const char *const *a = allowed; *a; a++) {
-            if (strcmp(k, *a) == 0) {
-                ok = 1;
-                break;
-            }
-            size_t d = bd_edit_distance(k, *a);
-            if (d < bestd) {
-                bestd = d;
-                close = *a;
-            }
-        }
+        int nallowed = 0;
+        for (const char *const *a = allowed; *a; a++, nallowed++)
+            ok |= strcmp(k, *a) == 0;
         if (ok)
             continue;
+        const char *close = bd_nearest(k, allowed, nallowed);
         const char *prep = strcmp(in, "the top level") == 0 ? "at" : "in";
-        if (close)
-            return bd_seterr(BD_EINVAL, "%s:%d:%d: unknown key '%s' %s %s; did you mean '%s'?",
-                             m->file ? m->file : "?", m->key_line[i], m->key_col[i], k, prep, in, close);
-        char list[256] = "";
-        size_t len = 0;
-        for (const char *const *a = allowed; *a && len < sizeof list; a++)
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", a == allowed ? "" : ", ",
-                                    *a);
-        return bd_seterr(BD_EINVAL, "%s:%d:%d: unknown key '%s' %s %s (known keys: %s)",
-                         m->file ? m->file : "?", m->key_line[i], m->key_col[i], k, prep, in, list);
+        int rc;
+        if (close) {
+            rc = bd_seterr(BD_EINVAL, "%s:%d:%d: unknown key '%.200s' %s %s; did you mean '%s'?", m->file ? m->file : "?",
+                           m->key_line[i], m->key_col[i], k, prep, in, close);
+        } else {
+            char list[256] = "";
+            size_t len = 0;
+            for (const char *const *a = allowed; *a && len < sizeof list; a++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", a == allowed ? "" : ", ", *a);
+            rc = bd_seterr(BD_EINVAL, "%s:%d:%d: unknown key '%.200s' %s %s (known keys: %s)", m->file ? m->file : "?",
+                           m->key_line[i], m->key_col[i], k, prep, in, allowed[0] ? list : "none");
+        }
+        if (!d)
+            return rc; /* the first one only */
+        bd_diag(d, rc);
+        first = first ? first : rc;
     }
+    if (first) /* bd_lasterr: the first unknown key, for a caller that reports one */
+        return bd_node_check_keys(m, allowed, in, NULL);
     return BD_OK;
 }

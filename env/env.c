@@ -42,6 +42,25 @@ const bd_env_desc *const *bd_env_registry(int *count)
     return bd_builtin_envs;
 }
 
+/* The Gymnasium ids of the built-ins (their physics, limits and rewards follow those). */
+static const struct {
+    const bd_env_desc *desc;
+    const char *id;
+} bd_gym_ids[] = {
+    {&bd_env_cartpole, "CartPole-v1"},
+    {&bd_env_pendulum, "Pendulum-v1"},
+    {&bd_env_mountaincar, "MountainCar-v0"},
+    {&bd_env_acrobot, "Acrobot-v1"},
+};
+
+const char *bd_env_gym_id(const bd_env_desc *d)
+{
+    for (size_t i = 0; i < sizeof bd_gym_ids / sizeof bd_gym_ids[0]; i++)
+        if (bd_gym_ids[i].desc == d)
+            return bd_gym_ids[i].id;
+    return NULL;
+}
+
 const bd_env_desc *bd_env_find(const char *name)
 {
     int n;
@@ -49,6 +68,9 @@ const bd_env_desc *bd_env_find(const char *name)
     for (int i = 0; i < n; i++)
         if (strcmp(r[i]->name, name) == 0)
             return r[i];
+    for (size_t i = 0; i < sizeof bd_gym_ids / sizeof bd_gym_ids[0]; i++)
+        if (strcmp(bd_gym_ids[i].id, name) == 0)
+            return bd_gym_ids[i].desc;
     return NULL;
 }
 

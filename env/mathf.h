@@ -84,7 +84,7 @@ BD_HOSTDEV static inline float bd_angle_normalize(float x)
 BD_HOSTDEV static inline float bd_wrap_pi(float x)
 {
     float r = bd_angle_reduce(x);
-    return (x > BD_PI_F) | (x < -BD_PI_F) ? r : x;
+    return ((x > BD_PI_F) | (x < -BD_PI_F)) ? r : x;
 }
 
 #endif

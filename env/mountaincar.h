@@ -53,7 +53,7 @@ BD_HOSTDEV static inline int bd_mountaincar_dynamics(float *s, float action)
     position = position < BD_MOUNTAINCAR_MIN_POSITION ? BD_MOUNTAINCAR_MIN_POSITION : position;
     position = position > BD_MOUNTAINCAR_MAX_POSITION ? BD_MOUNTAINCAR_MAX_POSITION : position;
     /* bitwise &, not &&: no branches, so loops over worlds vectorise */
-    velocity = (position == BD_MOUNTAINCAR_MIN_POSITION) & (velocity < 0.0f) ? 0.0f : velocity;
+    velocity = ((position == BD_MOUNTAINCAR_MIN_POSITION) & (velocity < 0.0f)) ? 0.0f : velocity;
     s[0] = position;
     s[1] = velocity;
     return (position >= BD_MOUNTAINCAR_GOAL_POSITION) & (velocity >= BD_MOUNTAINCAR_GOAL_VELOCITY);

@@ -46,8 +46,13 @@ int bd_env_load(const char *name, const bd_env_desc **out)
     char file[4096 + 2];
     snprintf(file, sizeof file, "%s%s", strchr(path, '/') ? "" : "./", path);
     void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return bd_seterr(BD_ENOTFOUND, "environment plugin %s: %s", path, dlerror());
+    if (!h) {
+        const char *why = dlerror();
+        size_t fl = strlen(file);
+        if (why && strncmp(why, file, fl) == 0 && strncmp(why + fl, ": ", 2) == 0)
+            why += fl + 2; /* dlerror names the file too */
+        return bd_seterr(BD_ENOTFOUND, "environment plugin %s cannot be loaded: %s", path, why ? why : "?");
+    }
     const bd_env_desc *d = dlsym(h, colon + 1);
     if (!d)
         return bd_seterr(BD_ENOTFOUND, "environment plugin %s has no symbol '%s'", path, colon + 1);

@@ -32,17 +32,19 @@
 
 /* What the ppo and random muscles (muscle/act.h) can drive: one discrete actuator
  * (categorical) or only Box ones (diagonal Gaussian, or uniform). */
-static int bd_actor_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap)
+static int bd_actor_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
 {
     char w[256];
     (void)p;
+    int rc = BD_OK;
     if (ap->discrete && (ap->discrete != 1 || ap->nact != 1))
-        return bd_seterr(BD_EINVAL, "%s: agent '%s': the %s muscle drives either one discrete actuator or "
-                         "only continuous (Box) ones; this agent lists %d actuators, %d of them discrete",
-                         bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->muscle->name, ap->nact,
-                         ap->discrete);
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s': the %s muscle drives either one discrete actuator or "
+                                  "only continuous (Box) ones; this agent lists %d actuators, %d of them discrete",
+                                  bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->muscle->name,
+                                  ap->nact, ap->discrete));
     static const char *const none[] = {NULL};
-    return bd_node_check_keys(params, none, "the muscle's params (it takes none)");
+    int krc = bd_node_check_keys(params, none, "the muscle's params (it takes none)", d);
+    return rc ? rc : krc;
 }
 
 const bd_kind bd_muscle_kinds[] = {

@@ -22,7 +22,9 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "conductor/builtins.h"
 #include "conductor/rundir.h"
+#include "config/check.h"
 #include "wire/addr.h"
 
 static const char *SHORT_RUN =
@@ -184,10 +186,11 @@ Test(conductor, short_run_end_to_end, .timeout = 300)
 
 Test(conductor, same_seed_same_trajectories, .timeout = 300)
 {
+    /* the largest seed there is, end to end: run.yml, summary.json and run.h5 keep it exact */
     char *file = write_run("det", 2048);
     char *a = bd_strfmt("/tmp/bd-run-%d-da", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-db", (int)getpid());
-    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, a), 0);
-    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, b), 0);
+    cr_assert_eq(run_cmd("%s run %s --seed 18446744073709551615 --out %s --quiet", file, a), 0);
+    cr_assert_eq(run_cmd("%s run %s --seed 18446744073709551615 --out %s --quiet", file, b), 0);
     char *ca = bd_strfmt("%s/a.csv", a), *cb = bd_strfmt("%s/b.csv", b);
     cr_assert_eq(run_cmd("%s replay %s --csv %s > /dev/null", a, ca), 0);
     cr_assert_eq(run_cmd("%s replay %s --csv %s > /dev/null", b, cb), 0);
@@ -196,7 +199,32 @@ Test(conductor, same_seed_same_trajectories, .timeout = 300)
     cr_assert_eq(bd_read_file(cb, &tb, NULL), BD_OK);
     cr_assert(strlen(ta) > 100);
     cr_assert_str_eq(ta, tb, "two runs with one seed recorded the same episodes");
-    free(ta); free(tb); free(ca); free(cb); free(a); free(b); free(file);
+    free(ta); free(tb);
+    char *sum = read_summary(a), *yml = bd_strfmt("%s/run.yml", a), *ytext = NULL;
+    cr_assert(strstr(sum, "\"seed\":\t18446744073709551615,"), "%s", sum);
+    cr_assert_eq(bd_read_file(yml, &ytext, NULL), BD_OK);
+    cr_assert(strstr(ytext, "seed: 18446744073709551615\n"), "%s", ytext);
+    free(sum); free(yml); free(ytext);
+    /* every recorded sensor, actuator, reward and flag, byte for byte */
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                         "import h5py, hashlib\n"
+                         "def digest(d):\n"
+                         "    f = h5py.File(d + '/run.h5', 'r')\n"
+                         "    assert int(f.attrs['seed']) == 18446744073709551615\n"
+                         "    out = {}\n"
+                         "    for ph in f:\n"
+                         "        for ag in f[ph]:\n"
+                         "            for ds in ('sensors', 'actuators', 'rewards', 'terminated', 'truncated'):\n"
+                         "                x = f[ph][ag][ds][:]\n"
+                         "                assert x.shape[0] > 0\n"
+                         "                out[ph, ag, ds] = hashlib.sha256(x.tobytes()).hexdigest()\n"
+                         "    return out\n"
+                         "da, db = digest('%s'), digest('%s')\n"
+                         "assert len(da) == 10 and da == db, (da, db)\n"
+                         "\"", a, b);
+    cr_assert_eq(system(py), 0, "two runs with one seed recorded the same bytes");
+    free(py);
+    free(ca); free(cb); free(a); free(b); free(file);
 }
 
 Test(conductor, bad_input_exits_2_with_position)
@@ -776,21 +804,28 @@ Test(conductor, concurrent_claims_of_one_folder_have_one_winner, .timeout = 120)
         cr_assert_eq(system(cmd), 0);
         free(cmd);
         enum { N = 12 };
-        int pipes[N][2];
+        int pipes[N][2], release[2];
         pid_t kids[N];
+        cr_assert_eq(pipe(release), 0);
         for (int i = 0; i < N; i++) {
             cr_assert_eq(pipe(pipes[i]), 0);
             kids[i] = fork();
             if (kids[i] == 0) {
+                close(release[1]);
                 bd_rundir rd;
                 int rc = bd_rundir_claim(dir, &rd);
                 char c = rc == BD_OK ? 'w' : 'l';
                 if (write(pipes[i][1], &c, 1) != 1)
                     _exit(3);
-                usleep(150000); /* hold it while the others try */
+                /* hold it until every claimer has answered (a run that ends frees the
+                 * folder for the next one, which is not what this test is about) */
+                char x;
+                while (read(release[0], &x, 1) > 0)
+                    ;
                 _exit(rc == BD_OK ? 0 : 1);
             }
         }
+        close(release[0]);
         int winners = 0;
         for (int i = 0; i < N; i++) {
             char c = 0;
@@ -804,6 +839,7 @@ Test(conductor, concurrent_claims_of_one_folder_have_one_winner, .timeout = 120)
         cr_assert_neq(flock(fd, LOCK_EX | LOCK_NB), 0, "round %d: the folder's lock is held", round);
         close(fd);
         free(lock);
+        close(release[1]);
         for (int i = 0; i < N; i++) {
             int st;
             waitpid(kids[i], &st, 0);
@@ -961,4 +997,260 @@ Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .ti
     free(out);
     free(listen);
     free(file);
+}
+
+/* ---- the run-file gate: broken files, every problem at once, nothing written -------- */
+
+/* The "# expect: LINE:COL: message" lines at the end of a broken run file. */
+static int read_expectations(const char *text, char lines[][512], int max)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, "# expect: ")) && n < max; p++) {
+        p += strlen("# expect: ");
+        size_t len = strcspn(p, "\n");
+        cr_assert_lt(len, 512);
+        memcpy(lines[n], p, len);
+        lines[n][len] = '\0';
+        n++;
+    }
+    return n;
+}
+
+Test(conductor, every_broken_run_file_is_refused_with_all_its_problems, .timeout = 300)
+{
+    /* tests/runfiles/bad/: each file ends with the problems `bodhi check` must name, in
+     * file order, as FILE:LINE:COL: message; none more, none fewer */
+    cr_assert_eq(chdir(BODHI_SOURCE_DIR), 0);
+    FILE *ls = popen("ls tests/runfiles/bad/*.yml", "r");
+    cr_assert_not_null(ls);
+    char path[512];
+    int files = 0;
+    while (fgets(path, sizeof path, ls)) {
+        path[strcspn(path, "\n")] = '\0';
+        char *text = NULL;
+        cr_assert_eq(bd_read_file(path, &text, NULL), BD_OK);
+        static char want[16][512];
+        int nwant = read_expectations(text, want, 16);
+        free(text);
+        cr_assert_gt(nwant, 0, "%s has no '# expect:' line", path);
+        /* bodhi check's own code path, its output captured */
+        bd_diags d = BD_DIAGS_INIT;
+        bd_runfile *rf = NULL;
+        bd_check_opts co = {.path = path, .check_only = 1};
+        int rc = bd_config_check(&co, bd_registry_builtin(), &d, &rf);
+        cr_assert_neq(rc, BD_OK, "%s passed the check", path);
+        cr_assert_null(rf);
+        char *got = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&got, &len);
+        bd_diags_print(&d, m, 0);
+        fclose(m);
+        cr_assert_eq(d.n, nwant, "%s: %d problems found, %d expected:\n%s", path, d.n, nwant, got);
+        char *line = got;
+        for (int k = 0; k < nwant; k++) {
+            char *expect = bd_strfmt("%s:%s", path, want[k]);
+            size_t el = strlen(expect);
+            cr_assert(strncmp(line, expect, el) == 0 && line[el] == '\n', "%s: problem %d:\n got %.*s\nwant %s", path,
+                      k + 1, (int)strcspn(line, "\n"), line, expect);
+            line += el + 1;
+            free(expect);
+        }
+        free(got);
+        bd_diags_fini(&d);
+        files++;
+    }
+    pclose(ls);
+    cr_assert_geq(files, 40, "only %d broken run files", files);
+}
+
+Test(conductor, a_broken_run_file_exits_2_and_touches_nothing, .timeout = 120)
+{
+    /* an earlier run's folder stays where it is, and a new folder is not made */
+    char *old = bd_strfmt("/tmp/bd-run-%d-untouched", (int)getpid());
+    char *marker = bd_strfmt("%s/run.yml", old);
+    char *fresh = bd_strfmt("/tmp/bd-run-%d-never-made", (int)getpid());
+    cr_assert_eq(bd_mkdirs(old), BD_OK);
+    cr_assert_eq(bd_write_file(marker, "uid: earlier\n", 13), BD_OK);
+    const char *files[] = {"many_problems", "worlds_2_31", "seed_2_64", "test_first_nothing_to_load",
+                           "minibatches_over_batch", "yaml_tab"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *f = bd_strfmt("%s/tests/runfiles/bad/%s.yml", BODHI_SOURCE_DIR, files[i]);
+        cr_assert_eq(run_cmd("%s run %s --out %s 2> /dev/null", f, old), 2, "%s", files[i]);
+        cr_assert_eq(run_cmd("%s run %s --out %s 2> /dev/null", f, fresh), 2, "%s", files[i]);
+        cr_assert_eq(run_cmd("%s check %s%s > /dev/null 2>&1", f, ""), 2, "%s", files[i]);
+        free(f);
+    }
+    struct stat st;
+    cr_assert_eq(stat(marker, &st), 0, "the earlier run was moved");
+    cr_assert_neq(stat(fresh, &st), 0, "a folder was made for a run that cannot run");
+    /* --seed goes through the run file's rules, before the folder is touched */
+    char *good = write_run("seedcheck", 64);
+    cr_assert_eq(run_cmd("%s run %s --seed -1 --out %s 2> /dev/null", good, old), 2);
+    cr_assert_eq(run_cmd("%s run %s --seed 18446744073709551616 --out %s 2> /dev/null", good, old), 2);
+    cr_assert_eq(run_cmd("%s run %s --device tpu --out %s 2> /dev/null", good, old), 2);
+    cr_assert_eq(stat(marker, &st), 0, "the earlier run was moved");
+    /* --out under a file, checked by bodhi check as bodhi run would be */
+    char *under = bd_strfmt("%s/sub", marker);
+    cr_assert_eq(run_cmd("%s check %s --out %s > /dev/null 2>&1", good, under), 2);
+    cr_assert_eq(run_cmd("%s run %s --out %s 2> /dev/null", good, under), 2);
+    free(under);
+    /* a NUL byte, and --seed on a file that is not a map */
+    char *odd = bd_strfmt("/tmp/bd-test-run-%d-odd.yml", (int)getpid());
+    FILE *f = fopen(odd, "w");
+    fprintf(f, SHORT_RUN, 64);
+    fputc('\0', f);
+    fputs("garbage: [\n", f);
+    fclose(f);
+    char *err = bd_strfmt("/tmp/bd-test-run-%d-odd.err", (int)getpid()), *text = NULL;
+    cr_assert_eq(run_cmd("%s check %s 2> %s", odd, err), 2);
+    cr_assert_eq(bd_read_file(err, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "holds a NUL byte"), "%s", text);
+    free(text);
+    f = fopen(odd, "w");
+    fputs("- a\n- b\n", f);
+    fclose(f);
+    cr_assert_eq(run_cmd("%s run %s --seed 3 2> %s", odd, err), 2);
+    cr_assert_eq(bd_read_file(err, &text, NULL), BD_OK);
+    cr_assert(strstr(text, ":1:1: a run file must be a map"), "%s", text);
+    free(text);
+    unlink(odd);
+    unlink(err);
+    free(odd);
+    free(err);
+    char *cmd = bd_strfmt("rm -rf %s", old);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(good);
+    free(old);
+    free(marker);
+    free(fresh);
+}
+
+Test(conductor, a_test_only_run_file_evaluates_an_earlier_runs_checkpoint, .timeout = 300)
+{
+    /* train in runs/short of a fresh working directory, as a user would */
+    char *cwd = bd_strfmt("/tmp/bd-run-%d-xrun", (int)getpid());
+    char *cmd = bd_strfmt("rm -rf %s && mkdir -p %s", cwd, cwd);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    char *train = write_run("xtrain", 512);
+    cmd = bd_strfmt("cd %s && %s run %s --quiet 2> /dev/null", cwd, BODHI_BINARY, train);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
+    free(cmd);
+    const char *eval =
+        "uid: evaluate\n"
+        "seed: 11\n"
+        "schedule:\n"
+        "  - evaluate:\n"
+        "      environments:\n"
+        "        - environment: {name: CartPole-v1, uid: pole, params: {worlds: 4}}\n"
+        "      agents:\n"
+        "        - name: judge\n"
+        "          brain: {name: ppo, params: {rollout_steps: 32, hidden: %d}}\n"
+        "          muscle: {name: ppo}\n"
+        "          sensors: [pole.*]\n"
+        "          actuators: [pole.push]\n"
+        "          load: {experiment_run: %s, agent: balancer}\n"
+        "      phase_config: {mode: test, episodes: 5}\n";
+    char *file = bd_strfmt("%s/eval.yml", cwd);
+    char *rundir = bd_strfmt("%s/runs/short", cwd);
+    const char *runs[] = {"short", rundir}; /* a uid under runs/, and a path */
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(file, "w");
+        fprintf(f, eval, 16, runs[k]);
+        fclose(f);
+        cmd = bd_strfmt("cd %s && %s check eval.yml > /dev/null 2>&1", cwd, BODHI_BINARY);
+        cr_assert_eq(WEXITSTATUS(system(cmd)), 0, "%s", runs[k]);
+        free(cmd);
+        cmd = bd_strfmt("cd %s && %s run eval.yml --out ev%d --quiet 2> /dev/null", cwd, BODHI_BINARY, k);
+        cr_assert_eq(WEXITSTATUS(system(cmd)), 0, "%s", runs[k]);
+        free(cmd);
+        /* run.yml names the checkpoint's run by its absolute path */
+        char *yml = bd_strfmt("%s/ev%d/run.yml", cwd, k), *text = NULL;
+        cr_assert_eq(bd_read_file(yml, &text, NULL), BD_OK);
+        char *want = bd_strfmt("experiment_run: \"%s\"", rundir);
+        cr_assert(strstr(text, want), "%s", text);
+        free(want);
+        free(text);
+        free(yml);
+        char *out = bd_strfmt("%s/ev%d", cwd, k);
+        cJSON *s = summary_json(out);
+        cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
+        cr_assert_str_eq(cJSON_GetObjectItem(ph, "reason")->valuestring, "episodes_done");
+        cJSON_Delete(s);
+        free(out);
+    }
+    /* a network of another shape is refused by the check, before anything is written */
+    FILE *f = fopen(file, "w");
+    fprintf(f, eval, 32, "short");
+    fclose(f);
+    char *err = bd_strfmt("%s/err.txt", cwd);
+    cmd = bd_strfmt("cd %s && %s run eval.yml --out ev9 2> %s", cwd, BODHI_BINARY, err);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
+    free(cmd);
+    char *text = NULL;
+    cr_assert_eq(bd_read_file(err, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "eval.yml:13:17: load: agent 'judge' cannot start from") && strstr(text, "mismatch"),
+              "%s", text);
+    free(text);
+    struct stat st;
+    char *ev9 = bd_strfmt("%s/ev9", cwd);
+    cr_assert_neq(stat(ev9, &st), 0);
+    free(ev9);
+    /* nor may a run write into the run it loads from */
+    f = fopen(file, "w");
+    fprintf(f, eval, 16, "short");
+    fclose(f);
+    cmd = bd_strfmt("cd %s && %s run eval.yml --out runs/short 2> /dev/null", cwd, BODHI_BINARY);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
+    free(cmd);
+    char *ckpt = bd_strfmt("%s/checkpoints/train/balancer.pt", rundir);
+    cr_assert_eq(stat(ckpt, &st), 0, "the earlier run stays where it was");
+    free(ckpt);
+    cmd = bd_strfmt("rm -rf %s", cwd);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(err);
+    free(file);
+    free(rundir);
+    free(train);
+    free(cwd);
+}
+
+Test(conductor, every_experiment_passes_the_check_and_runs, .timeout = 600)
+{
+    /* every run file in experiments/, as a user starts it, from a working directory where the example
+     * plugin is build/libbodhi_target.so; each runs a few seconds, then Ctrl-C */
+    char *cwd = bd_strfmt("/tmp/bd-run-%d-exp", (int)getpid());
+    char *cmd = bd_strfmt("rm -rf %s && mkdir -p %s/build && ln -s %s %s/build/libbodhi_target.so", cwd, cwd,
+                          BODHI_TARGET_PLUGIN, cwd);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    cmd = bd_strfmt("ls %s/experiments/*.yml", BODHI_SOURCE_DIR);
+    FILE *ls = popen(cmd, "r");
+    free(cmd);
+    char path[1024];
+    int files = 0;
+    while (fgets(path, sizeof path, ls)) {
+        path[strcspn(path, "\n")] = '\0';
+        cmd = bd_strfmt("cd %s && %s check %s > /dev/null", cwd, BODHI_BINARY, path);
+        cr_assert_eq(WEXITSTATUS(system(cmd)), 0, "bodhi check %s", path);
+        free(cmd);
+        cmd = bd_strfmt("cd %s && timeout --preserve-status -s INT 6 %s run %s --out run%d --quiet 2> /dev/null", cwd, BODHI_BINARY,
+                        path, files);
+        int st = WEXITSTATUS(system(cmd));
+        free(cmd);
+        cr_assert(st == 0 || st == 130, "bodhi run %s exited %d", path, st);
+        /* whatever it recorded reads back */
+        cmd = bd_strfmt("cd %s && %s replay run%d --verify > /dev/null", cwd, BODHI_BINARY, files);
+        cr_assert_eq(WEXITSTATUS(system(cmd)), 0, "bodhi replay of %s", path);
+        free(cmd);
+        files++;
+    }
+    pclose(ls);
+    cr_assert_geq(files, 6);
+    cmd = bd_strfmt("rm -rf %s", cwd);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(cwd);
 }

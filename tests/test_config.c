@@ -349,7 +349,7 @@ Test(runfile, empty_schedule)
     cr_assert_eq(parse_bad("uid: x\n", msg, sizeof msg), BD_EINVAL);
     assert_has(msg, "bad.yml:1:1: missing required key 'schedule'");
     cr_assert_eq(parse_bad("", msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "missing required key 'uid'");
+    assert_has(msg, "bad.yml:1:1: the file is empty");
 }
 
 Test(runfile, duplicate_agent)
@@ -381,12 +381,130 @@ Test(runfile, duplicate_yaml_key)
     free(t);
 }
 
-Test(runfile, anchors_refused)
+Test(runfile, anchors_aliases_and_merge_keys)
+{
+    /* one set of brain params written once and reused, one overridden key */
+    const char *text =
+        "uid: anchors\n"
+        "schedule:\n"
+        "  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: cartpole, uid: pole, params: {worlds: 8}}\n"
+        "      agents:\n"
+        "        - name: a\n"
+        "          brain: {name: ppo, params: &ppo {rollout_steps: 16, hidden: 32}}\n"
+        "          muscle: {name: ppo}\n"
+        "          sensors: &sens [pole.*]\n"
+        "          actuators: [pole.push]\n"
+        "        - name: b\n"
+        "          brain: {name: ppo, params: {<<: *ppo, hidden: 8}}\n"
+        "          muscle: {name: ppo}\n"
+        "          sensors: *sens\n"
+        "          actuators: [pole.x]\n"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: 100}}]}\n";
+    bd_runfile *rf = NULL;
+    cr_assert_eq(bd_runfile_parse(text, "anchors.yml", &rf), BD_OK, "%s", bd_lasterr());
+    const bd_agent_cfg *b = &rf->phases[0].agents[1];
+    long long v;
+    cr_assert_eq(bd_node_int(b->brain.params, "rollout_steps", 0, &v), BD_OK);
+    cr_assert_eq(v, 16, "merged from the anchor");
+    cr_assert_eq(bd_node_int(b->brain.params, "hidden", 0, &v), BD_OK);
+    cr_assert_eq(v, 8, "the map's own key wins over the merged one");
+    cr_assert_eq(b->nsensors, 1);
+    cr_assert_str_eq(b->sensors[0], "pole.*");
+    /* a value from an alias keeps the position it was written at, for errors */
+    char w[64];
+    bd_node_where(bd_node_get(b->brain.params, "rollout_steps"), w, sizeof w);
+    cr_assert_str_eq(w, "anchors.yml:8:59");
+    bd_runfile_destroy(rf);
+}
+
+Test(yamltree, alias_bombs_loops_and_strangers_are_refused)
 {
     char msg[1024];
-    cr_assert_eq(parse_bad("uid: x\na: &p {b: 1}\nc: *p\n", msg, sizeof msg), BD_EPARSE);
-    assert_has(msg, "bad.yml:2:4:");
-    assert_has(msg, "anchors");
+    /* 10^6 values from 60 bytes */
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
+    cr_assert_eq(parse_bad(bomb, msg, sizeof msg), BD_EPARSE);
+    assert_has(msg, "alias bomb");
+    /* the same with merge keys */
+    const char *mbomb = "a: &a {k0: [x, x, x, x, x, x, x, x, x, x], k1: 1}\n"
+                        "b: &b {b0: *a, b1: *a, b2: *a, b3: *a, b4: *a, b5: *a, b6: *a, b7: *a, b8: *a, b9: *a}\n"
+                        "c: &c {c0: *b, c1: *b, c2: *b, c3: *b, c4: *b, c5: *b, c6: *b, c7: *b, c8: *b, c9: *b}\n"
+                        "d: &d {d0: *c, d1: *c, d2: *c, d3: *c, d4: *c, d5: *c, d6: *c, d7: *c, d8: *c, d9: *c}\n"
+                        "e: {<<: [*d], x: 1}\n"
+                        "f: {<<: [*d], x: 1}\n"
+                        "g: {<<: [*d], x: 1}\n"
+                        "h: {<<: [*d], x: 1}\n";
+    cr_assert_eq(parse_bad(mbomb, msg, sizeof msg), BD_EPARSE);
+    assert_has(msg, "alias bomb");
+    /* an alias inside the node its anchor names */
+    cr_assert_eq(parse_bad("a: &a\n  b: *a\n", msg, sizeof msg), BD_EPARSE);
+    assert_has(msg, "bad.yml:2:6: alias *a names no anchor &a before it");
+    cr_assert_eq(parse_bad("a: *nowhere\n", msg, sizeof msg), BD_EPARSE);
+    assert_has(msg, "bad.yml:1:4:");
+    /* merging a list of plain values */
+    cr_assert_eq(parse_bad("a: &a [1, 2]\nb: {<<: *a}\n", msg, sizeof msg), BD_EPARSE);
+    assert_has(msg, "bad.yml:2:5: '<<' merges maps");
+    /* a sequence used as a key */
+    cr_assert_eq(parse_bad("a: &a [1]\n? *a\n: 2\n", msg, sizeof msg), BD_EPARSE);
+    assert_has(msg, "map keys must be plain text");
+    /* an anchored key can be used again */
+    bd_node *root = NULL;
+    const char *keyed = "&k name: 1\nother: {*k : 2}\n";
+    cr_assert_eq(bd_yaml_parse(keyed, strlen(keyed), "k.yml", &root), BD_OK, "%s", bd_lasterr());
+    long long v;
+    cr_assert_eq(bd_node_int(bd_node_get(root, "other"), "name", 0, &v), BD_OK);
+    cr_assert_eq(v, 2);
+    bd_node_destroy(root);
+}
+
+Test(runfile, every_problem_at_once_in_file_order)
+{
+    char msg[4096];
+    char *t = subst(EXAMPLE, "version: 1\n", "versoin: 1\n");
+    char *t2 = subst(t, "worker: 2, device: auto}", "worker: 0, device: gpu}");
+    char *t3 = subst(t2, "seed: 42\n", "seed: -42\n");
+    cr_assert_eq(parse_bad(t3, msg, sizeof msg), BD_EINVAL);
+    /* three places, in the order they are written, each once (the test phase inherits
+     * the train phase's phase_config, whose problems are not repeated) */
+    const char *a = strstr(msg, "bad.yml:2:7: seed"), *b = strstr(msg, "bad.yml:3:1: unknown key 'versoin'"),
+               *c = strstr(msg, "bad.yml:20:43: worker"), *e = strstr(msg, "bad.yml:20:54: device");
+    cr_assert(a && b && c && e && a < b && b < c && c < e, "%s", msg);
+    cr_assert_null(strstr(e + 1, "bad.yml:20:54"), "a problem repeated: %s", msg);
+    free(t);
+    free(t2);
+    free(t3);
+}
+
+Test(runfile, seeds_are_unsigned_64_bit)
+{
+    char *t = subst(EXAMPLE, "seed: 42\n", "seed: 18446744073709551615\n");
+    bd_runfile *rf = NULL;
+    cr_assert_eq(bd_runfile_parse(t, "seed.yml", &rf), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(rf->seed, UINT64_MAX);
+    /* it survives the effective run file (what every process reads back) */
+    char path[256];
+    tmp_path(path, sizeof path, "seed");
+    cr_assert_eq(bd_runfile_write_effective(rf, path), BD_OK);
+    bd_runfile *back = NULL;
+    cr_assert_eq(bd_runfile_load(path, &back), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(back->seed, UINT64_MAX);
+    bd_runfile_destroy(back);
+    bd_runfile_destroy(rf);
+    unlink(path);
+    free(t);
+    uint64_t v;
+    cr_assert(bd_text_u64("18446744073709551615", &v) && v == UINT64_MAX);
+    cr_assert(!bd_text_u64("18446744073709551616", &v));
+    cr_assert(!bd_text_u64("-1", &v));
+    cr_assert(!bd_text_u64("1e3", &v));
+    cr_assert(!bd_text_u64("", &v));
+    cr_assert(!bd_text_u64(" 1", &v));
 }
 
 Test(runfile, load_and_overrides)
@@ -582,14 +700,14 @@ Test(yamltree, set_scalar_replaces_or_adds)
     const char y[] = "seed: 1\nuid: x\n";
     bd_node *doc = NULL;
     cr_assert_eq(bd_yaml_parse(y, strlen(y), "s.yml", &doc), BD_OK);
-    cr_assert_eq(bd_node_set_scalar(doc, "seed", "7"), BD_OK);
-    cr_assert_eq(bd_node_set_scalar(doc, "version", "1"), BD_OK);
+    cr_assert_eq(bd_node_set_scalar(doc, "seed", "7", 0), BD_OK);
+    cr_assert_eq(bd_node_set_scalar(doc, "version", "1", 0), BD_OK);
     long long v;
     cr_assert_eq(bd_node_int(doc, "seed", 0, &v), BD_OK);
     cr_assert_eq(v, 7);
     cr_assert_eq(bd_node_int(doc, "version", 0, &v), BD_OK);
     cr_assert_eq(v, 1);
     cr_assert_eq(doc->n, 3);
-    cr_assert_eq(bd_node_set_scalar(doc->items[1], "a", "b"), BD_EINVAL, "uid is not a map");
+    cr_assert_eq(bd_node_set_scalar(doc->items[1], "a", "b", 0), BD_EINVAL, "uid is not a map");
     bd_node_destroy(doc);
 }

@@ -165,8 +165,6 @@ int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uin
 }
 
 /* Limits that keep every product below 2^62 and catch garbage dims early. */
-#define BD_RO_MAX_DIM (1u << 24)
-#define BD_RO_MAX_BYTES ((size_t)1 << 40)
 
 size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_t size[BD_RO_COUNT])
 {

@@ -126,6 +126,9 @@ enum {
     BD_RO_LAST_VALUES, BD_RO_TERMINATED, BD_RO_TRUNCATED, BD_RO_COUNT
 };
 
+#define BD_RO_MAX_DIM (1u << 24)          /* the most steps (T) or worlds (N) in one rollout */
+#define BD_RO_MAX_BYTES ((size_t)1 << 40) /* the most bytes one rollout message may hold */
+
 /* Offsets (from the payload start) and total payload size for the header's dims.
  * Returns 0 when the dims overflow or exceed limits. */
 size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_t size[BD_RO_COUNT]);

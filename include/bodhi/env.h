@@ -75,8 +75,11 @@ typedef struct bd_env bd_env;
 /* The built-in environments, in a fixed order; *count set. */
 const bd_env_desc *const *bd_env_registry(int *count);
 
-/* Looks up a built-in by name (NULL if none). */
+/* Looks up a built-in by name ("cartpole") or Gymnasium id ("CartPole-v1"); NULL if none. */
 const bd_env_desc *bd_env_find(const char *name);
+
+/* The Gymnasium id a built-in follows ("CartPole-v1"), or NULL (plugins). */
+const char *bd_env_gym_id(const bd_env_desc *d);
 
 /* Resolves a run file's environment name: a built-in ("cartpole"), or a plugin
  * "path/to/lib.so:symbol" whose symbol is a `const bd_env_desc` (path relative to the

@@ -1,0 +1,77 @@
+/* usage.c: what `bodhi --help` and `bodhi CMD --help` print (see cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bodhi/bodhi.h"
+#include "cli/cli.h"
+
+static const struct {
+    const char *cmd;
+    const char *line;   /* the usage line, after "bodhi " */
+    const char *detail; /* what the command does and its options */
+    int internal;       /* started by the conductor, not by users */
+} bd_usages[] = {
+    {"run", "run FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen tcp://HOST:PORT] [--quiet]",
+     "Checks FILE (as bodhi check does) and runs its phases in order, writing RUN_DIR\n"
+     "(default runs/<uid>): run.yml, run.h5, memory/, checkpoints/, log.jsonl, summary.json.\n"
+     "  --out RUN_DIR   where the run writes; an earlier run there is moved aside first\n"
+     "  --device D      cpu, cuda or auto, for every phase (default: each phase's device)\n"
+     "  --seed N        replaces the run file's seed (0 to 18446744073709551615)\n"
+     "  --listen URL    accept remote muscles (phase_config.remote_worker) on tcp://HOST:PORT\n"
+     "  --quiet         no progress lines\n"
+     "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
+     0},
+    {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen tcp://HOST:PORT]",
+     "Checks FILE, with the options bodhi run would be given, without running or writing\n"
+     "anything: lists every problem as FILE:LINE:COL: message (exit 2), or describes each\n"
+     "phase: env, worlds, device, agents, their ids and what they load (exit 0).\n",
+     0},
+    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify]",
+     "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
+     "first, and the table says how it ended).\n"
+     "  --csv FILE   one row per episode: phase,agent,world,start_step,length,return,...\n"
+     "  --verify     checks each episode's return against the sum of its rewards (exit 1 if not)\n",
+     0},
+    {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0},
+    {"status", "status RUN_DIR [--json]",
+     "Asks a running conductor for its processes and progress, or reads a finished run's\n"
+     "summary.json.\n",
+     0},
+    {"bench", "bench [ENV] [--device cpu|cuda|auto] [--agents N] [--steps T] [--threads K] [--json]",
+     "Steps ENV (a name or Gymnasium id; default every env) with random actions and reports\n"
+     "agent-steps per second against the memory-bandwidth floor.\n",
+     0},
+    {"brain", "brain --run-dir D --phase P --agent A [--parent PID] [--device D] [--tcp URL]",
+     "A learner process, started by the conductor.\n", 1},
+    {"muscle", "muscle --run-dir D --phase P --id K [--parent PID] [--device D]\n"
+               "  bodhi muscle --connect tcp://HOST:PORT [--wait S] [--device D]",
+     "An inference worker, started by the conductor, or joining a run on another machine\n"
+     "(--connect: the conductor's --listen address; --wait: seconds to keep trying).\n",
+     1},
+};
+
+void bd_usage(FILE *f)
+{
+    fprintf(f, "bodhi %s: Brain/Muscle reinforcement-learning experiments\nusage:\n", bd_version());
+    for (size_t i = 0; i < sizeof bd_usages / sizeof bd_usages[0]; i++)
+        if (!bd_usages[i].internal)
+            fprintf(f, "  bodhi %s\n", bd_usages[i].line);
+    fprintf(f, "internal (started by the conductor, or on another machine for remote muscles):\n");
+    for (size_t i = 0; i < sizeof bd_usages / sizeof bd_usages[0]; i++)
+        if (bd_usages[i].internal)
+            fprintf(f, "  bodhi %s\n", bd_usages[i].line);
+    fprintf(f, "bodhi CMD --help says more about CMD.\n"
+               "exit codes: 0 done, 1 the run failed, 2 bad input or usage, 130 interrupted, "
+               "143 terminated\n");
+}
+
+void bd_cmd_usage(const char *cmd, FILE *f, int detail)
+{
+    for (size_t i = 0; i < sizeof bd_usages / sizeof bd_usages[0]; i++)
+        if (strcmp(bd_usages[i].cmd, cmd) == 0) {
+            fprintf(f, "usage: bodhi %s\n", bd_usages[i].line);
+            if (detail)
+                fprintf(f, "%s", bd_usages[i].detail);
+            return;
+        }
+}
