@@ -63,6 +63,13 @@ typedef struct {
     int T, N, S, U;
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
     uint8_t *term, *trunc, *valid;
+    float *fobs;              /* (T, N, S) final observations, where an episode ended */
+    float *efin;              /* (<= T N, S) those of the round's finished episodes, in order */
+    /* recording: every K-th env step of the first Nr worlds (record in the run file) */
+    int rec_every, rec_nr;
+    long long rows_seen;      /* env steps of this phase so far */
+    float *r_obs, *r_act, *r_rew;   /* the rows kept, packed (when not all are) */
+    uint8_t *r_term, *r_trunc;
     long long round_no;
     int port;                 /* the TCP port muscles on other machines dial (0: none) */
     bd_learner learner;
@@ -223,8 +230,58 @@ static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
         memcpy(b->trunc + dst, p + off[BD_RO_TRUNCATED] + src, n);
     }
     memcpy(b->lastv + w0, p + off[BD_RO_LAST_VALUES], 4 * n);
+    /* the ended episodes' final observations, in (t, world) order */
+    const uint8_t *fo = p + off[BD_RO_FINAL_OBS];
+    const size_t S = (size_t)b->S;
+    for (size_t t = 0; t < (size_t)b->T; t++)
+        for (size_t i = 0; i < n; i++)
+            if (p[off[BD_RO_TERMINATED] + t * n + i] | p[off[BD_RO_TRUNCATED] + t * n + i]) {
+                memcpy(b->fobs + ((t * N + w0 + i) * S), fo, 4 * S);
+                fo += 4 * S;
+            }
     memset(b->valid + w0, 1, n);
     return BD_OK;
+}
+
+/* The step rows the run file asks to keep (record: every, worlds) to the trace. */
+static int bd_brain_record(bd_brain *b)
+{
+    const int K = b->rec_every, Nr = b->rec_nr, N = b->N, S = b->S, U = b->U;
+    if (K == 1 && Nr == N)
+        return bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc);
+    int kept = 0;
+    for (int t = 0; t < b->T; t++) {
+        if ((b->rows_seen + t) % K != 0)
+            continue;
+        size_t src = (size_t)t * (size_t)N, dst = (size_t)kept * (size_t)Nr;
+        memcpy(b->r_obs + dst * (size_t)S, b->obs + src * (size_t)S, sizeof(float) * (size_t)Nr * (size_t)S);
+        memcpy(b->r_act + dst * (size_t)U, b->act + src * (size_t)U, sizeof(float) * (size_t)Nr * (size_t)U);
+        memcpy(b->r_rew + dst, b->rew + src, sizeof(float) * (size_t)Nr);
+        memcpy(b->r_term + dst, b->term + src, (size_t)Nr);
+        memcpy(b->r_trunc + dst, b->trunc + src, (size_t)Nr);
+        kept++;
+    }
+    return kept ? bd_trace_writer_append(b->mem, kept, b->r_obs, b->r_act, b->r_rew, b->r_term, b->r_trunc) : BD_OK;
+}
+
+/* The final observations of the episodes bd_stats_add just finished, in its order
+ * ((t, world) among the valid columns), into b->efin. */
+static int bd_brain_final_rows(bd_brain *b)
+{
+    const size_t N = (size_t)b->N, S = (size_t)b->S;
+    int k = 0;
+    for (size_t t = 0; t < (size_t)b->T; t++)
+        for (size_t i = 0; i < N; i++) {
+            size_t c = t * N + i;
+            if (!b->valid[i] || !(b->term[c] | b->trunc[c]))
+                continue;
+            if (k >= b->stats.done_n)
+                return bd_seterr(BD_ESTATE, "brain: more ended episodes than finished ones");
+            memcpy(b->efin + (size_t)k * S, b->fobs + c * S, sizeof(float) * S);
+            k++;
+        }
+    return k == b->stats.done_n ? BD_OK : bd_seterr(BD_ESTATE, "brain: %d final observations for %d episodes", k,
+                                                    b->stats.done_n);
 }
 
 /* Columns no muscle filled this round: NaN data, no episode flags. */
@@ -291,9 +348,21 @@ static int bd_brain_alloc_batch(bd_brain *b)
     b->term = malloc(tn);
     b->trunc = malloc(tn);
     b->valid = malloc((size_t)b->N);
+    b->fobs = malloc(sizeof(float) * tn * (size_t)b->S);
+    b->efin = malloc(sizeof(float) * tn * (size_t)b->S);
     if (!b->obs || !b->act || !b->logp || !b->val || !b->rew || !b->fval || !b->lastv || !b->term
-        || !b->trunc || !b->valid)
+        || !b->trunc || !b->valid || !b->fobs || !b->efin)
         return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
+    if (b->rec_every > 1 || b->rec_nr < b->N) { /* the rows kept, packed */
+        size_t rn = (size_t)b->T * (size_t)b->rec_nr;
+        b->r_obs = malloc(sizeof(float) * rn * (size_t)b->S);
+        b->r_act = malloc(sizeof(float) * rn * (size_t)b->U);
+        b->r_rew = malloc(sizeof(float) * rn);
+        b->r_term = malloc(rn);
+        b->r_trunc = malloc(rn);
+        if (!b->r_obs || !b->r_act || !b->r_rew || !b->r_term || !b->r_trunc)
+            return bd_seterr(BD_ENOMEM, "brain: out of memory for recording %d x %d", b->T, b->rec_nr);
+    }
     return BD_OK;
 }
 
@@ -368,11 +437,12 @@ static int bd_brain_round(bd_brain *b, int *stop)
     if (have) {
         if (cols < b->N)
             bd_brain_blank(b);
-        rc = bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc);
+        rc = b->ap->cfg->record_steps ? bd_brain_record(b) : BD_OK;
         if (rc == BD_OK)
             rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, cols < b->N ? b->valid : NULL);
-        if (rc == BD_OK && b->stats.done_n)
-            rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n);
+        if (rc == BD_OK && b->stats.done_n && (rc = bd_brain_final_rows(b)) == BD_OK)
+            rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n, b->efin);
+        b->rows_seen += b->T;
         if (rc != BD_OK)
             return rc;
         b->steps += (long long)b->T * cols;
@@ -466,6 +536,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     free(load);
     if (rc != BD_OK)
         return rc;
+    b->rec_every = a->record_every > 0 ? a->record_every : 1;
+    b->rec_nr = a->record_worlds > 0 && a->record_worlds < b->N ? (int)a->record_worlds : b->N;
     if ((rc = bd_brain_alloc_batch(b)) != BD_OK)
         return rc;
     /* memory */
@@ -480,8 +552,10 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         .sensor_ids = (const char *const *)b->ap->sensor_ids,
         .actuator_ids = (const char *const *)b->ap->actuator_ids,
         .env_name = b->plan.env->name, .env_params_json = b->plan.env_params_json,
-        .seed = b->rf->seed,
+        .seed = b->rf->seed, .worlds = b->N, .every = b->rec_every, .no_steps = !a->record_steps,
+        .compression = (bd_compression)bd_compression_parse(a->record_compression),
     };
+    spec.n = b->rec_nr;
     if ((rc = bd_trace_writer_create(&spec, &b->mem)) != BD_OK)
         return rc;
     /* the muscles' socket */
@@ -506,7 +580,8 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     free(b->lost);
     free(b->lost_pid);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
-    free(b->lastv); free(b->term); free(b->trunc); free(b->valid);
+    free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin);
+    free(b->r_obs); free(b->r_act); free(b->r_rew); free(b->r_term); free(b->r_trunc);
     free(b->mem_path);
     free(b->sockdir);
     cJSON_Delete(b->learned);

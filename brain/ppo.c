@@ -113,7 +113,8 @@ static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, c
     const bd_node *tn = bd_node_get(params, "rollout_steps");
     bd_node_where(tn ? tn : params, w, sizeof w);
     long long n_max = (p->worlds + p->muscles - 1) / p->muscles; /* the largest shard */
-    bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact};
+    bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact,
+                        .ended = (uint64_t)T * (uint64_t)n_max}; /* at worst every episode ends */
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     int rc = BD_OK;
     if (n_max > BD_RO_MAX_DIM)

@@ -1,6 +1,8 @@
-/* replay.c: `bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify]`: a table of episode
- * statistics per phase and agent, an optional CSV of every episode, and an optional check
- * that each episode's return equals the sum of its rewards (docs/trace-format.md).
+/* replay.c: `bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify] [--plot F] [--minari DIR]`:
+ * a table of episode statistics per phase and agent, an optional CSV of every episode, an
+ * optional check that each episode's return equals the sum of its rewards and that the
+ * steps re-simulate (cli/resim.c), learning curves (cli/plot.c) and Minari datasets
+ * (cli/minari.c) (docs/trace-format.md).
  *
  * Reads through memory/'s public readers only, so it works on a run's master file
  * (external links) and on one agent's file alike. --verify streams rewards (T, N) in blocks
@@ -265,10 +267,15 @@ static void say_how_it_ended(const char *path, FILE *out)
     free(sum);
 }
 
-int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
+int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
 {
     if (!path || !out)
         return bd_seterr(BD_EINVAL, "bd_replay: NULL argument");
+    bd_replay_opts none = {0};
+    if (!o)
+        o = &none;
+    const char *csv_path = o->csv;
+    int verify = o->verify;
     char *file = NULL, **names = NULL;
     int count = 0;
     FILE *csv = NULL;
@@ -307,19 +314,20 @@ int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
         char *phase = NULL;
         const char *agent = NULL;
         bd_episode *eps = NULL;
-        int64_t n = 0, dims[3];
-        int rank;
+        int64_t n = 0;
         agent_stats st = {0};
+        bd_trace_info info = {0};
         if ((rc = split_name(names[i], &phase, &agent)) ||
             (rc = bd_trace_read_episodes(file, phase, agent, &eps, &n)) ||
-            (rc = bd_trace_dataset_shape(file, phase, agent, "rewards", dims, &rank, NULL)) ||
+            (rc = bd_trace_read_info(file, phase, agent, &info)) ||
             (rc = stats_of(eps, n, &st))) {
+            bd_trace_info_free(&info);
             free(eps);
             free(phase);
             break;
         }
-        st.steps = dims[0];
-        st.worlds = dims[1];
+        st.steps = info.rows * info.every; /* env steps the recorded rows span */
+        st.worlds = info.worlds;
         fprintf(out, "%-*s %8lld %10lld %10lld", wname, names[i], (long long)st.worlds,
                 (long long)st.steps, (long long)st.episodes);
         if (n > 0)
@@ -334,20 +342,45 @@ int bd_replay(const char *path, FILE *out, const char *csv_path, int verify)
             fprintf(csv, ",%d,%lld,%d,%.9g,%u,%u\n", eps[e].world, (long long)eps[e].start_step,
                     eps[e].length, (double)eps[e].ret, eps[e].terminated, eps[e].truncated);
         }
-        if (verify) {
+        if (verify && (info.every != 1 || info.recorded_worlds != info.worlds)) {
+            fprintf(out, "verify %s: returns not checked: it records every %d step(s) of %d of %d worlds\n",
+                    names[i], info.every, info.recorded_worlds, info.worlds);
+        } else if (verify) {
             int64_t bad = 0;
             rc = verify_agent(file, phase, agent, names[i], eps, n, out, &bad);
             if (!rc && bad == 0)
-                fprintf(out, "verify %s: ok (%lld episodes)\n", names[i], (long long)n);
+                fprintf(out, "verify %s: returns ok (%lld episodes)\n", names[i], (long long)n);
             bad_total += bad;
         }
+        bd_trace_info_free(&info);
         free(eps);
         free(phase);
     }
+    struct stat dst;
+    int is_dir = stat(path, &dst) == 0 && S_ISDIR(dst.st_mode);
+    if (!rc && verify && is_dir) { /* the steps themselves, from the seed and the setpoints */
+        int64_t bad = 0;
+        rc = bd_replay_resim(path, file, out, &bad);
+        if (!rc && bad)
+            rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose recorded sensors the re-simulation does not "
+                                      "reproduce", path, (long long)bad);
+        bad_total += bad;
+    }
+    /* the run's name: its folder, or the file's name without .h5 */
+    const char *base = strrchr(path, '/') && strrchr(path, '/')[1] ? strrchr(path, '/') + 1 : path;
+    char title[256];
+    snprintf(title, sizeof title, "%.*s", (int)(is_dir || !strstr(base, ".h5") ? strlen(base) : (size_t)(strstr(base, ".h5") - base)),
+             base);
+    if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
+        fprintf(out, "plot: %s\n", o->plot);
+    if (!rc && o->minari)
+        rc = bd_replay_minari(file, title, o->minari, out);
     if (!rc && bad_total > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",
                        file, (long long)bad_total);
+    else if (rc == BD_EINVAL && verify && bad_total == 0)
+        rc = BD_EINVAL; /* the re-simulation's message stands */
 done:
     if (csv && fclose(csv) != 0 && !rc)
         rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
@@ -360,12 +393,13 @@ done:
 
 int bd_cmd_replay(int argc, char **argv)
 {
-    const char *target = NULL, *csv = NULL, *verify = NULL;
-    bd_opt spec[] = {{"csv=", &csv}, {"verify", &verify}, {0}};
+    const char *target = NULL, *csv = NULL, *verify = NULL, *plot = NULL, *minari = NULL;
+    bd_opt spec[] = {{"csv=", &csv}, {"verify", &verify}, {"plot=", &plot}, {"minari=", &minari}, {0}};
     int rc = bd_parse_opts("replay", argc, argv, spec, &target, 1, 1);
     if (rc)
         return BD_OPTS_EXIT(rc);
-    rc = bd_replay(target, stdout, csv, verify != NULL);
+    bd_replay_opts o = {.csv = csv, .verify = verify != NULL, .plot = plot, .minari = minari};
+    rc = bd_replay(target, stdout, &o);
     if (rc != BD_OK)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());
     if (rc == BD_OK)

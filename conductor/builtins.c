@@ -3,10 +3,20 @@
 #include "conductor/builtins.h"
 
 #include "brain/brain.h"
+#include "memory/memory.h"
 #include "muscle/muscle.h"
 #include "torch/bd_torch.h"
 
 static const char *const bd_objectives[] = {"reward", NULL};
+
+/* record.compression: a name memory/ knows, whose filter HDF5 here can load. */
+static int bd_compression_ok(const char *name)
+{
+    int c = bd_compression_parse(name);
+    if (c < 0)
+        return bd_seterr(BD_EINVAL, "expected none, blosc, lz4 or deflate, got '%s'", name);
+    return bd_compression_available((bd_compression)c);
+}
 
 const bd_registry *bd_registry_builtin(void)
 {
@@ -21,6 +31,7 @@ const bd_registry *bd_registry_builtin(void)
         reg.objectives = bd_objectives;
         reg.learner_cuda = bdt_cuda_available;
         reg.env_load = bd_env_load;
+        reg.compression_ok = bd_compression_ok;
     }
     return &reg;
 }

@@ -315,6 +315,14 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
         bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (%s)",
                                    bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name,
                                    bd_suggest(a->objective.name, reg->objectives, nobj, known, sizeof known)));
+    /* how its trace is written */
+    if (reg->compression_ok && reg->compression_ok(a->record_compression) != BD_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        const bd_node *cn = bd_node_get(bd_node_get(a->node, "record"), "compression");
+        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: record.compression: %s", bd_where(cn ? cn : a->node, w, sizeof w),
+                                   why));
+    }
     /* where it starts from: a phase of this run in which that agent learnt */
     ap->load_run = a->load_run;
     ap->load_phase = a->load_phase;

@@ -38,6 +38,9 @@ typedef struct {
     const char *const *objectives; /* NULL-terminated */
     /* 1 when the learner and the muscles' inference can run on CUDA (a CUDA libtorch). */
     int (*learner_cuda)(void);
+    /* BD_OK when traces can be written with compression `name` here; else an error
+     * saying why (an unknown name, a missing filter). NULL: every name is taken. */
+    int (*compression_ok)(const char *name);
 } bd_registry;
 
 /* The kind named `name` among kinds (count of them), or NULL. */

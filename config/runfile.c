@@ -198,6 +198,34 @@ static int parse_strlist(bd_runfile *rf, const bd_node *map, const char *key, co
     return BD_OK;
 }
 
+/* pc[key] (def when absent) in [lo, hi], into *out; a problem is noted. `what` reads
+ * after "expected", e.g. "1 to 4096 worker processes". */
+static int int_key(bd_runfile *rf, const bd_node *pc, const char *key, long long def, long long lo, long long hi,
+                   const char *what, long long *out)
+{
+    long long v;
+    int rc = bd_node_int(pc, key, def, &v);
+    if (rc)
+        return note(rf, rc);
+    if (v < lo || v > hi)
+        return note(rf, at(bd_node_get(pc, key), BD_EINVAL, "%s: expected %s, got %lld", key, what, v));
+    *out = v;
+    return BD_OK;
+}
+
+static int double_key(bd_runfile *rf, const bd_node *pc, const char *key, double def, double lo, double hi,
+                      const char *what, double *out)
+{
+    double v;
+    int rc = bd_node_double(pc, key, def, &v);
+    if (rc)
+        return note(rf, rc);
+    if (!(v >= lo && v <= hi))
+        return note(rf, at(bd_node_get(pc, key), BD_EINVAL, "%s: expected %s, got %g", key, what, v));
+    *out = v;
+    return BD_OK;
+}
+
 /* ---- phases ----------------------------------------------------------------------------- */
 
 static int parse_envs(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
@@ -339,11 +367,46 @@ static int parse_load(bd_runfile *rf, int pi, bd_agent_cfg *a)
     return BD_OK;
 }
 
+/* record: true | false | {every, worlds, compression}. The compression's name is checked
+ * against the registry by config/plan.c (its filter may be missing here). */
+static int parse_record(bd_runfile *rf, bd_agent_cfg *a)
+{
+    static const char *const keys[] = {"every", "worlds", "compression", NULL};
+    const bd_node *r = bd_node_get(a->node, "record");
+    a->record_steps = 1;
+    a->record_every = 1;
+    a->record_worlds = 0;
+    a->record_compression = "none";
+    if (!r || bd_node_is_null(r))
+        return BD_OK;
+    if (r->kind == BD_NODE_SCALAR) {
+        int on;
+        int rc = bd_node_bool(a->node, "record", 1, &on);
+        if (rc)
+            return note(rf, at(r, BD_EINVAL, "record: expected true, false or a map {every, worlds, compression}, "
+                               "got '%.80s'", r->text));
+        a->record_steps = on;
+        return BD_OK;
+    }
+    if (r->kind != BD_NODE_MAP)
+        return note(rf, at(r, BD_EINVAL, "record: expected true, false or a map {every, worlds, compression}"));
+    int bad = note(rf, bd_node_check_keys(r, keys, "record", diags(rf)));
+    long long every = 1, worlds = 0;
+    int rcs[] = {int_key(rf, r, "every", 1, 1, 1 << 30, "1 to 2^30 (every K-th step)", &every),
+                 int_key(rf, r, "worlds", 1, 1, 1 << 30, "1 to 2^30 (the first N worlds)", &worlds)};
+    for (size_t k = 0; k < 2; k++)
+        bad = bad ? bad : rcs[k];
+    a->record_every = (int)every;
+    a->record_worlds = bd_node_get(r, "worlds") ? worlds : 0;
+    int rc = bd_node_str(r, "compression", "none", &a->record_compression);
+    return bad ? bad : note(rf, rc);
+}
+
 /* One agent of phase pi into a; every problem is noted. BD_OK when it has none. */
 static int parse_agent(bd_runfile *rf, int pi, const bd_node *an, bd_agent_cfg *a)
 {
     static const char *const keys[] = {"name",    "brain",     "muscle", "objective",
-                                       "sensors", "actuators", "load",   NULL};
+                                       "sensors", "actuators", "load",   "record", NULL};
     bd_phase_cfg *ph = &rf->phases[pi];
     int bad = BD_OK, rc;
     a->node = an;
@@ -391,6 +454,8 @@ static int parse_agent(bd_runfile *rf, int pi, const bd_node *an, bd_agent_cfg *
         bad = note(rf, rc);
     if ((rc = parse_load(rf, pi, a)))
         bad = note(rf, rc);
+    if ((rc = parse_record(rf, a)))
+        bad = rc;
     return bad;
 }
 
@@ -460,34 +525,6 @@ static int parse_simulation(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)
             ph->nconditions++;
     }
     return bad;
-}
-
-/* pc[key] (def when absent) in [lo, hi], into *out; a problem is noted. `what` reads
- * after "expected", e.g. "1 to 4096 worker processes". */
-static int int_key(bd_runfile *rf, const bd_node *pc, const char *key, long long def, long long lo, long long hi,
-                   const char *what, long long *out)
-{
-    long long v;
-    int rc = bd_node_int(pc, key, def, &v);
-    if (rc)
-        return note(rf, rc);
-    if (v < lo || v > hi)
-        return note(rf, at(bd_node_get(pc, key), BD_EINVAL, "%s: expected %s, got %lld", key, what, v));
-    *out = v;
-    return BD_OK;
-}
-
-static int double_key(bd_runfile *rf, const bd_node *pc, const char *key, double def, double lo, double hi,
-                      const char *what, double *out)
-{
-    double v;
-    int rc = bd_node_double(pc, key, def, &v);
-    if (rc)
-        return note(rf, rc);
-    if (!(v >= lo && v <= hi))
-        return note(rf, at(bd_node_get(pc, key), BD_EINVAL, "%s: expected %s, got %g", key, what, v));
-    *out = v;
-    return BD_OK;
 }
 
 static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m)

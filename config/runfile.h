@@ -48,6 +48,11 @@ typedef struct {
                                (load.experiment_run; run.yml holds its absolute path, and
                                load_phase is then set: config/check.c resolves both), or
                                NULL for this run */
+    /* record: false | {every, worlds, compression} (memory/memory.h) */
+    int record_steps;       /* 1: step rows go to the trace (default); 0: episodes only */
+    int record_every;       /* every K-th env step (1) */
+    long long record_worlds;/* the first N worlds (0: all) */
+    const char *record_compression; /* "none" (default), "blosc", "lz4", "deflate" */
     const bd_node *node;
 } bd_agent_cfg;
 

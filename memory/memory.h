@@ -8,8 +8,13 @@
  *                   /truncated   (T, N)    uint8
  *                   /episodes    (E,) compound {world i32, start_step i64, length i32,
  *                                               return f32, terminated u8, truncated u8}
+ *                   /final_sensors (E, S) float32: what the world saw as episode e ended
+ *                                 (the sensors row of the next step holds the reset)
  *   attributes on /<phase>/<agent>: sensor_ids, actuator_ids (string arrays, column
- *   order), env (name), env_params (JSON text), seed (u64), worlds (N).
+ *   order), env (name), env_params (JSON text), seed (u64), worlds (all of the phase's),
+ *   record_every (K: row r is env step r K) and record_worlds (N: the first N worlds;
+ *   0 rows when steps are not recorded), compression (text).
+ * start_step counts env steps (rows only when every step is recorded).
  * Datasets are chunked along T with chunks below the 1 MiB chunk cache and grow as rows
  * are appended. Appends copy the caller's rows into a queue and return; a background
  * thread writes them in hyperslabs and flushes the file after each batch, so a crash
@@ -39,11 +44,24 @@ typedef struct {
     uint8_t truncated;   /* ended by the time limit */
 } bd_episode;
 
+/* Filters for the step datasets. Blosc (LZ4 inside, byte shuffle) and LZ4 are HDF5
+ * filter plugins (Debian: hdf5-filter-plugin, hdf5-filter-plugin-blosc-serial) that h5py
+ * finds by itself; deflate is in every HDF5. */
+typedef enum { BD_COMPRESS_NONE, BD_COMPRESS_BLOSC, BD_COMPRESS_LZ4, BD_COMPRESS_DEFLATE } bd_compression;
+
+/* "none", "blosc", "lz4", "deflate" <-> bd_compression; -1 for another name. */
+int bd_compression_parse(const char *name);
+const char *bd_compression_name(bd_compression c);
+
+/* BD_OK when HDF5 here can write with c (its plugin loads); else BD_ENOTFOUND saying
+ * which package provides it. */
+int bd_compression_available(bd_compression c);
+
 typedef struct {
     const char *path;               /* file to create (truncated if it exists) */
     const char *phase;              /* group names */
     const char *agent;
-    int n;                          /* N: columns (worlds) */
+    int n;                          /* N: columns (worlds) recorded */
     int s;                          /* S: sensors per column */
     int u;                          /* U: actuators per column */
     const char *const *sensor_ids;  /* S names */
@@ -51,6 +69,10 @@ typedef struct {
     const char *env_name;
     const char *env_params_json;    /* may be NULL ("{}") */
     uint64_t seed;
+    int worlds;                     /* the phase's worlds (0: n) */
+    int every;                      /* a row is every K-th env step (0: 1) */
+    int no_steps;                   /* 1: no step rows are written (the episodes are) */
+    bd_compression compression;     /* of the step datasets */
 } bd_trace_spec;
 
 typedef struct bd_trace_writer bd_trace_writer;
@@ -66,8 +88,10 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
                            const float *actuators, const float *rewards,
                            const uint8_t *terminated, const uint8_t *truncated);
 
-/* Queues finished episodes for the episodes table (copied). */
-int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count);
+/* Queues finished episodes for the episodes table, with their final observations
+ * (count x S floats; NULL: NaN), copied. */
+int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count,
+                             const float *final_sensors);
 
 /* Rows written or queued so far. */
 int64_t bd_trace_writer_rows(const bd_trace_writer *w);
@@ -126,6 +150,45 @@ int bd_trace_dataset_shape(const char *path, const char *phase, const char *agen
  * (replay --verify) that must not hold a whole dataset in memory. */
 int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
                        const char *name, int64_t row0, int64_t nrows, void *buf);
+
+/* What a trace says of itself (its group's attributes and shapes). Traces written
+ * before the recording options read as every step of every world. */
+typedef struct {
+    int s, u;                 /* sensors and actuators per world */
+    char **sensor_ids;        /* (s) */
+    char **actuator_ids;      /* (u) */
+    char *env, *env_params;   /* env name as the run file's plan resolved it; params JSON */
+    uint64_t seed;            /* the run's seed */
+    int worlds;               /* the phase's worlds */
+    int every;                /* row r is env step r * every */
+    int recorded_worlds;      /* the first recorded_worlds worlds have step rows */
+    int64_t rows;             /* step rows */
+    int64_t episodes;         /* rows of the episodes table */
+    int has_final;            /* a final_sensors dataset beside the episodes */
+    char *compression;        /* "none" when the trace does not say */
+} bd_trace_info;
+
+int bd_trace_read_info(const char *path, const char *phase, const char *agent, bd_trace_info *out);
+void bd_trace_info_free(bd_trace_info *info); /* NULL-safe; zeroes it */
+
+/* Minari (offline RL) datasets: main_data.hdf5 of episodes in Minari's layout
+ * (memory/minari.c; docs/trace-format.md); the caller writes metadata.json beside it. */
+typedef struct bd_minari_writer bd_minari_writer;
+
+typedef struct {
+    int64_t id;                 /* episode_<id> */
+    int steps;                  /* T >= 1 */
+    int s, u;                   /* observation and action widths */
+    int discrete;               /* actions are one Discrete index each (u == 1) */
+    const float *observations;  /* (T + 1, s): the reset's, ..., the final one */
+    const float *actions;       /* (T, u) */
+    const float *rewards;       /* (T) */
+    int terminated, truncated;  /* how the last step ended */
+} bd_minari_ep;
+
+int bd_minari_create(const char *path, bd_minari_writer **out);
+int bd_minari_episode(bd_minari_writer *w, const bd_minari_ep *e);
+int bd_minari_close(bd_minari_writer *w); /* NULL-safe */
 
 /* Lists "<phase>/<agent>" groups in file order: *names is a heap array of heap
  * strings (free each, then the array). Links to files that do not exist are skipped. */

@@ -497,3 +497,174 @@ int bd_trace_list(const char *path, char ***names, int *count)
     *count = found.n;
     return BD_OK;
 }
+
+/* ---- what a trace says of itself ------------------------------------------------------ */
+
+/* Attribute name of grp as strings: *out (heap, n of them; n = 1 for a scalar). Absent:
+ * BD_ENOTFOUND. Caller holds the guard. */
+static int attr_strings(hid_t grp, const char *where, const char *name, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (H5Aexists(grp, name) <= 0)
+        return bd_seterr(BD_ENOTFOUND, "'%s': no attribute %s", where, name);
+    hid_t a = H5Aopen(grp, name, H5P_DEFAULT), ft = a >= 0 ? H5Aget_type(a) : -1;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1, mt = H5Tcopy(H5T_C_S1);
+    hssize_t cnt = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int rc = BD_OK;
+    char **v = NULL;
+    if (a < 0 || ft < 0 || sp < 0 || mt < 0 || cnt < 1 || cnt > 1 << 20 || H5Tget_class(ft) != H5T_STRING
+        || H5Tis_variable_str(ft) <= 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) {
+        rc = bd_seterr(BD_EHDF5, "'%s': attribute %s is not text", where, name);
+    } else if (!(v = calloc((size_t)cnt, sizeof *v))) {
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    } else if (H5Aread(a, mt, v) < 0) {
+        rc = bd_h5_fail("'%s': cannot read attribute %s", where, name);
+        free(v);
+        v = NULL;
+    } else {
+        char **copy = calloc((size_t)cnt, sizeof *copy);
+        for (hssize_t i = 0; copy && i < cnt; i++)
+            copy[i] = bd_strdup(v[i] ? v[i] : "");
+        H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+        free(v);
+        v = copy;
+        if (!copy)
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+    }
+    bd_h5_close(&mt);
+    bd_h5_close(&sp);
+    bd_h5_close(&ft);
+    bd_h5_close(&a);
+    if (rc)
+        return rc;
+    *out = v;
+    *n = (int)cnt;
+    return BD_OK;
+}
+
+/* A numeric scalar attribute into *v (def when absent). */
+static int attr_number(hid_t grp, const char *where, const char *name, hid_t mtype, void *v)
+{
+    if (H5Aexists(grp, name) <= 0)
+        return BD_ENOTFOUND;
+    hid_t a = H5Aopen(grp, name, H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1;
+    int rc = BD_OK;
+    if (a < 0 || sp < 0 || H5Sget_simple_extent_npoints(sp) != 1 || H5Aread(a, mtype, v) < 0)
+        rc = bd_seterr(BD_EHDF5, "'%s': attribute %s is not a number", where, name);
+    bd_h5_close(&sp);
+    bd_h5_close(&a);
+    return rc;
+}
+
+static void free_strings(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void bd_trace_info_free(bd_trace_info *info)
+{
+    if (!info)
+        return;
+    free_strings(info->sensor_ids, info->s);
+    free_strings(info->actuator_ids, info->u);
+    free(info->env);
+    free(info->env_params);
+    free(info->compression);
+    memset(info, 0, sizeof *info);
+}
+
+/* The first dimension of dataset name in grp (0 when absent). */
+static int64_t rows_of(hid_t grp, const char *name)
+{
+    if (H5Lexists(grp, name, H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t ds = H5Dopen2(grp, name, H5P_DEFAULT), sp = ds >= 0 ? H5Dget_space(ds) : -1;
+    hsize_t d[3] = {0, 0, 0};
+    if (sp < 0 || H5Sget_simple_extent_ndims(sp) < 1 || H5Sget_simple_extent_ndims(sp) > 3
+        || H5Sget_simple_extent_dims(sp, d, NULL) < 0)
+        d[0] = 0;
+    bd_h5_close(&sp);
+    bd_h5_close(&ds);
+    return (int64_t)d[0];
+}
+
+int bd_trace_read_info(const char *path, const char *phase, const char *agent, bd_trace_info *out)
+{
+    if (!path || !out)
+        return bd_seterr(BD_EINVAL, "bd_trace_read_info: NULL argument");
+    memset(out, 0, sizeof *out);
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    h5_chain c;
+    hid_t grp;
+    int rc = h5_open_group(path, phase, agent, &c, &grp);
+    if (rc) {
+        bd_h5_leave(&g);
+        return rc;
+    }
+    char **v = NULL;
+    int n = 0;
+    /* a file another program wrote may lack the ids: it is read for what it has */
+    if ((rc = attr_strings(grp, c.where, "sensor_ids", &out->sensor_ids, &out->s)) == BD_ENOTFOUND)
+        rc = BD_OK;
+    if (!rc && (rc = attr_strings(grp, c.where, "actuator_ids", &out->actuator_ids, &out->u)) == BD_ENOTFOUND)
+        rc = BD_OK;
+    if (!rc) {
+        if (attr_strings(grp, c.where, "env", &v, &n) == BD_OK) {
+            out->env = v[0];
+            v[0] = NULL;
+            free_strings(v, n);
+        }
+        if (attr_strings(grp, c.where, "env_params", &v, &n) == BD_OK) {
+            out->env_params = v[0];
+            v[0] = NULL;
+            free_strings(v, n);
+        }
+        if (attr_strings(grp, c.where, "compression", &v, &n) == BD_OK) {
+            out->compression = v[0];
+            v[0] = NULL;
+            free_strings(v, n);
+        }
+        int32_t worlds = 0, every = 1, recorded = -1;
+        attr_number(grp, c.where, "seed", H5T_NATIVE_UINT64, &out->seed);
+        attr_number(grp, c.where, "worlds", H5T_NATIVE_INT32, &worlds);
+        attr_number(grp, c.where, "record_every", H5T_NATIVE_INT32, &every);
+        attr_number(grp, c.where, "record_worlds", H5T_NATIVE_INT32, &recorded);
+        /* the step rows: sensors', or (a file without them) rewards' */
+        const char *rowset = H5Lexists(grp, "sensors", H5P_DEFAULT) > 0 ? "sensors" : "rewards";
+        out->rows = rows_of(grp, rowset);
+        out->episodes = rows_of(grp, "episodes");
+        out->has_final = H5Lexists(grp, "final_sensors", H5P_DEFAULT) > 0;
+        /* columns of the sensors dataset, for traces that do not say */
+        int64_t cols = 0;
+        if (H5Lexists(grp, rowset, H5P_DEFAULT) > 0) {
+            hid_t ds = H5Dopen2(grp, rowset, H5P_DEFAULT), sp = ds >= 0 ? H5Dget_space(ds) : -1;
+            hsize_t d[3] = {0, 0, 0};
+            int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+            if ((r == 2 || r == 3) && H5Sget_simple_extent_dims(sp, d, NULL) >= 0)
+                cols = (int64_t)d[1];
+            bd_h5_close(&sp);
+            bd_h5_close(&ds);
+        }
+        out->worlds = worlds > 0 ? worlds : (int)cols;
+        out->every = every > 0 ? every : 1;
+        out->recorded_worlds = recorded >= 0 ? recorded : (int)cols;
+        if (!out->compression)
+            out->compression = bd_strdup("none");
+        if (!out->env)
+            out->env = bd_strdup("");
+        if (!out->env_params)
+            out->env_params = bd_strdup("{}");
+        if (!out->compression || !out->env || !out->env_params)
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+    }
+    bd_h5_close(&grp);
+    chain_close(&c);
+    bd_h5_leave(&g);
+    if (rc)
+        bd_trace_info_free(out);
+    return rc;
+}

@@ -15,6 +15,7 @@
  * episodes only grow; phase and agent names are single HDF5 link names (no '/').
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <stdatomic.h>
@@ -41,14 +42,17 @@ typedef struct item {
     int kind;
     int64_t count;      /* rows (T) or episodes */
     size_t bytes;       /* payload bytes, counted against the queue bound */
-    const void *data[DS_COUNT]; /* rows: one pointer per dataset; episodes: data[0] */
+    const void *data[DS_COUNT]; /* rows: one pointer per dataset; episodes: data[0], and
+                                   their final observations data[1] */
 } item;
 
 struct bd_trace_writer {
     char *path, *phase, *agent;
     int lock_fd;                                 /* the writer's flock on path */
     int n, s, u;
-    hid_t file, ds[DS_COUNT], ds_ep, t_ep_mem;   /* touched only by the thread after create */
+    hid_t file, ds[DS_COUNT], ds_ep, ds_fin, t_ep_mem; /* touched only by the thread after create */
+    bd_compression compression;
+    int steps;                                   /* step rows are recorded */
     int64_t rows_written, eps_written;           /* thread only */
     _Atomic int64_t rows_queued;                 /* rows appended so far */
 
@@ -89,6 +93,60 @@ static void chunk_shape(int rank, hsize_t n, hsize_t k, size_t esize, hsize_t ch
         chunk[2] = 1;
 }
 
+#define BD_FILTER_BLOSC 32001 /* registered HDF5 filter ids of the plugins */
+#define BD_FILTER_LZ4 32004
+
+static const char *const bd_compression_names[] = {"none", "blosc", "lz4", "deflate"};
+
+int bd_compression_parse(const char *name)
+{
+    for (int c = 0; c < 4; c++)
+        if (name && strcmp(name, bd_compression_names[c]) == 0)
+            return c;
+    return -1;
+}
+
+const char *bd_compression_name(bd_compression c)
+{
+    return (int)c >= 0 && (int)c < 4 ? bd_compression_names[c] : "?";
+}
+
+int bd_compression_available(bd_compression c)
+{
+    H5Z_filter_t id = c == BD_COMPRESS_BLOSC ? BD_FILTER_BLOSC : c == BD_COMPRESS_LZ4 ? BD_FILTER_LZ4 : H5Z_FILTER_DEFLATE;
+    if (c == BD_COMPRESS_NONE)
+        return BD_OK;
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    /* asks the plugin path too: a dataset that uses the filter loads it */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    htri_t ok = H5Zfilter_avail(id);
+    bd_h5_close(&dcpl);
+    bd_h5_leave(&g);
+    if (ok > 0)
+        return BD_OK;
+    return bd_seterr(BD_ENOTFOUND, "compression %s: HDF5 here has no %s filter (Debian: apt install %s)",
+                     bd_compression_name(c), bd_compression_name(c),
+                     c == BD_COMPRESS_BLOSC ? "hdf5-filter-plugin-blosc-serial" : "hdf5-filter-plugin");
+}
+
+/* The step datasets' filter on dcpl: Blosc's cd_values 4..6 are level 5, byte shuffle,
+ * LZ4 (0..3 the filter fills in); deflate level 1 after a shuffle. */
+static int set_filter(hid_t dcpl, bd_compression c)
+{
+    static const unsigned blosc[7] = {0, 0, 0, 0, 5, 1, 1};
+    switch (c) {
+    case BD_COMPRESS_BLOSC:
+        return H5Pset_filter(dcpl, BD_FILTER_BLOSC, H5Z_FLAG_MANDATORY, 7, blosc) >= 0 ? 0 : -1;
+    case BD_COMPRESS_LZ4:
+        return H5Pset_filter(dcpl, BD_FILTER_LZ4, H5Z_FLAG_MANDATORY, 0, NULL) >= 0 ? 0 : -1;
+    case BD_COMPRESS_DEFLATE:
+        return H5Pset_shuffle(dcpl) >= 0 && H5Pset_deflate(dcpl, 1) >= 0 ? 0 : -1;
+    default:
+        return 0;
+    }
+}
+
 static hid_t make_dataset(const bd_trace_writer *w, hid_t grp, int d, hid_t ftype, size_t esize)
 {
     int rank = d <= DS_ACTUATORS ? 3 : 2;
@@ -100,7 +158,7 @@ static hid_t make_dataset(const bd_trace_writer *w, hid_t grp, int d, hid_t ftyp
 
     hid_t sp = H5Screate_simple(rank, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t ds = H5I_INVALID_HID;
-    if (sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0)
+    if (sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 && set_filter(dcpl, w->compression) == 0)
         ds = H5Dcreate2(grp, ds_names[d], ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0)
         bd_h5_fail("'%s': cannot create /%s/%s/%s", w->path, w->phase, w->agent, ds_names[d]);
@@ -116,6 +174,7 @@ static int writer_close_h5(bd_trace_writer *w, int record)
     for (int d = 0; d < DS_COUNT; d++)
         bd_h5_close(&w->ds[d]);
     bd_h5_close(&w->ds_ep);
+    bd_h5_close(&w->ds_fin);
     bd_h5_close(&w->t_ep_mem);
     int rc = BD_OK;
     if (w->file >= 0 && H5Fclose(w->file) < 0)
@@ -170,13 +229,33 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
     if (w->ds_ep < 0)
         rc = bd_h5_fail("'%s': cannot create %s/episodes", w->path, obj);
     bd_h5_close(&dcpl);
+    bd_h5_close(&sp);
+    if (rc)
+        goto done;
+    /* final_sensors (E, S), row e beside episode e */
+    hsize_t fdims[2] = {0, (hsize_t)w->s}, fmax[2] = {H5S_UNLIMITED, (hsize_t)w->s}, fchunk[2];
+    fchunk[1] = (hsize_t)w->s;
+    fchunk[0] = BD_TRACE_CHUNK_BYTES / 4 / (hsize_t)w->s;
+    fchunk[0] = fchunk[0] < 1 ? 1 : fchunk[0] > BD_TRACE_EP_CHUNK ? BD_TRACE_EP_CHUNK : fchunk[0];
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    sp = H5Screate_simple(2, fdims, fmax);
+    if (dcpl >= 0 && sp >= 0 && H5Pset_chunk(dcpl, 2, fchunk) >= 0)
+        w->ds_fin = H5Dcreate2(g, "final_sensors", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (w->ds_fin < 0)
+        rc = bd_h5_fail("'%s': cannot create %s/final_sensors", w->path, obj);
+    bd_h5_close(&dcpl);
     if (rc)
         goto done;
 
     const char *env = spec->env_name ? spec->env_name : "";
     const char *params = spec->env_params_json ? spec->env_params_json : "{}";
-    int32_t worlds = spec->n;
+    int32_t worlds = spec->worlds > 0 ? spec->worlds : spec->n, every = spec->every > 0 ? spec->every : 1;
+    int32_t recorded = w->steps ? spec->n : 0;
+    const char *comp = bd_compression_name(w->compression);
     if ((rc = bd_h5_attr_strings(g, w->path, obj, "sensor_ids", spec->sensor_ids, spec->s)) ||
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "record_every", H5T_STD_I32LE, H5T_NATIVE_INT32, &every)) ||
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "record_worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &recorded)) ||
+        (rc = bd_h5_attr_strings(g, w->path, obj, "compression", &comp, -1)) ||
         (rc = bd_h5_attr_strings(g, w->path, obj, "actuator_ids", spec->actuator_ids, spec->u)) ||
         (rc = bd_h5_attr_strings(g, w->path, obj, "env", &env, -1)) ||
         (rc = bd_h5_attr_strings(g, w->path, obj, "env_params", &params, -1)) ||
@@ -224,23 +303,31 @@ static int write_block(bd_trace_writer *w, int d, int64_t row0, int64_t T, const
     return rc;
 }
 
-static int write_episodes(bd_trace_writer *w, const item *it)
+/* Extends ds (rank 1 or 2: (E,) or (E, K)) to e0 + count rows and writes buf there. */
+static int append_rows(bd_trace_writer *w, hid_t ds, int rank, hsize_t k, hid_t mtype, int64_t e0, int64_t count,
+                       const void *buf, const char *name)
 {
-    hsize_t dims[1] = {(hsize_t)(w->eps_written + it->count)};
-    hsize_t start[1] = {(hsize_t)w->eps_written}, count[1] = {(hsize_t)it->count};
+    hsize_t dims[2] = {(hsize_t)(e0 + count), k}, start[2] = {(hsize_t)e0, 0}, cnt[2] = {(hsize_t)count, k};
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     int rc = BD_OK;
-    if (H5Dset_extent(w->ds_ep, dims) < 0 || (fs = H5Dget_space(w->ds_ep)) < 0 ||
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        (ms = H5Screate_simple(1, count, NULL)) < 0 ||
-        H5Dwrite(w->ds_ep, w->t_ep_mem, ms, fs, H5P_DEFAULT, it->data[0]) < 0)
-        rc = bd_h5_fail("'%s': cannot write episodes %lld..%lld of /%s/%s/episodes", w->path,
-                     (long long)w->eps_written, (long long)(w->eps_written + it->count - 1),
-                     w->phase, w->agent);
-    else
-        w->eps_written += it->count;
+    if (H5Dset_extent(ds, dims) < 0 || (fs = H5Dget_space(ds)) < 0 ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
+        (ms = H5Screate_simple(rank, cnt, NULL)) < 0 || H5Dwrite(ds, mtype, ms, fs, H5P_DEFAULT, buf) < 0)
+        rc = bd_h5_fail("'%s': cannot write rows %lld..%lld of /%s/%s/%s", w->path, (long long)e0,
+                        (long long)(e0 + count - 1), w->phase, w->agent, name);
     bd_h5_close(&ms);
     bd_h5_close(&fs);
+    return rc;
+}
+
+static int write_episodes(bd_trace_writer *w, const item *it)
+{
+    int rc = append_rows(w, w->ds_fin, 2, (hsize_t)w->s, H5T_NATIVE_FLOAT, w->eps_written, it->count, it->data[1],
+                         "final_sensors");
+    if (rc == BD_OK)
+        rc = append_rows(w, w->ds_ep, 1, 1, w->t_ep_mem, w->eps_written, it->count, it->data[0], "episodes");
+    if (rc == BD_OK)
+        w->eps_written += it->count;
     return rc;
 }
 
@@ -321,6 +408,8 @@ static int spec_check(const bd_trace_spec *spec)
     if (spec->n < 1 || spec->s < 1 || spec->u < 1)
         return bd_seterr(BD_EINVAL, "'%s': trace needs N, S, U >= 1 (got %d, %d, %d)",
                          spec->path, spec->n, spec->s, spec->u);
+    if ((int)spec->compression < 0 || (int)spec->compression > BD_COMPRESS_DEFLATE || spec->every < 0 || spec->worlds < 0)
+        return bd_seterr(BD_EINVAL, "'%s': bad recording options", spec->path);
     if (!spec->sensor_ids || !spec->actuator_ids)
         return bd_seterr(BD_EINVAL, "'%s': sensor_ids and actuator_ids are required", spec->path);
     for (int i = 0; i < spec->s; i++)
@@ -350,7 +439,9 @@ int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out)
     w->n = spec->n;
     w->s = spec->s;
     w->u = spec->u;
-    w->file = w->ds_ep = w->t_ep_mem = H5I_INVALID_HID;
+    w->file = w->ds_ep = w->ds_fin = w->t_ep_mem = H5I_INVALID_HID;
+    w->compression = spec->compression;
+    w->steps = !spec->no_steps;
     for (int d = 0; d < DS_COUNT; d++)
         w->ds[d] = H5I_INVALID_HID;
     if (!w->path || !w->phase || !w->agent) {
@@ -451,6 +542,8 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
     pthread_mutex_unlock(&w->mu);
     if (rc || T == 0)
         return rc;
+    if (!w->steps)
+        return bd_seterr(BD_ESTATE, "'%s': this trace records no steps", w->path);
 
     item *it = malloc(sizeof *it + total);
     if (!it)
@@ -468,7 +561,8 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
     return enqueue(w, it);
 }
 
-int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count)
+int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count,
+                             const float *final_sensors)
 {
     if (!w)
         return bd_seterr(BD_EINVAL, "bd_trace_writer_episodes: writer is NULL");
@@ -479,13 +573,23 @@ int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int coun
     pthread_mutex_unlock(&w->mu);
     if (rc || count == 0)
         return rc;
-    size_t bytes = (size_t)count * sizeof *eps;
+    size_t fbytes = (size_t)count * (size_t)w->s * sizeof(float), ebytes = (size_t)count * sizeof *eps;
+    size_t fpad = (fbytes + 7) & ~(size_t)7; /* the episodes after them 8-byte aligned */
+    size_t bytes = fpad + ebytes;
     item *it = malloc(sizeof *it + bytes);
     if (!it)
         return bd_seterr(BD_ENOMEM, "'%s': out of memory queueing %d episodes", w->path, count);
-    memcpy(it + 1, eps, bytes);
+    float *fin = (float *)(it + 1); /* floats first: aligned */
+    if (final_sensors) {
+        memcpy(fin, final_sensors, fbytes);
+    } else {
+        for (size_t k = 0; k < (size_t)count * (size_t)w->s; k++)
+            fin[k] = NAN;
+    }
+    memcpy((unsigned char *)fin + fpad, eps, ebytes);
     memset(it->data, 0, sizeof it->data);
-    it->data[0] = it + 1;
+    it->data[0] = (unsigned char *)fin + fpad;
+    it->data[1] = fin;
     it->kind = ITEM_EPISODES;
     it->count = count;
     it->bytes = bytes;

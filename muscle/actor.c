@@ -164,14 +164,16 @@ int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, 
 }
 
 int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *term,
-                      uint8_t *trunc, float *fval)
+                      uint8_t *trunc, float *fval, float *fobs)
 {
     const bd_act_args *a = &ac->args;
 #ifdef BODHI_HAVE_CUDA
     if (BD_ON_CUDA(ac)) {
         /* final observations by world; one forward over all of them when any is needed */
         int any = 0;
-        int rc = bd_act_record_cuda(a, b, rew, term, trunc, fval, ac->net ? ac->fobs : NULL, ac->any);
+        int rc = bd_act_gather_cuda(a, b->final_obs, fobs, NULL);
+        if (rc == BD_OK)
+            rc = bd_act_record_cuda(a, b, rew, term, trunc, fval, ac->net ? ac->fobs : NULL, ac->any);
         if (rc == BD_OK && ac->net)
             rc = bd_dev_to_host(ac->dev, &any, ac->any, sizeof any);
         if (rc == BD_OK && any)
@@ -183,13 +185,16 @@ int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *te
 #endif
     /* CPU: the final observations that need a value, packed, in one forward */
     int m = 0;
-    for (int i = 0; i < ac->n; i++)
-        if (bd_act_record(i, b->rewards, b->terminated, b->truncated, rew, term, trunc, fval)
-            && ac->net) {
+    for (int i = 0; i < ac->n; i++) {
+        int needs_value = bd_act_record(i, b->rewards, b->terminated, b->truncated, rew, term, trunc, fval);
+        if (term[i] || trunc[i]) /* what the world saw as its episode ended, for the trace */
+            bd_act_gather(i, a, b->final_obs, fobs, NULL);
+        if (needs_value && ac->net) {
             bd_act_gather(i, a, b->final_obs, NULL, ac->nobs);
             memcpy(ac->fobs + (size_t)m * a->S, ac->nobs + (size_t)i * a->S, sizeof(float) * (size_t)a->S);
             ac->fidx[m++] = i;
         }
+    }
     if (m == 0)
         return BD_OK;
     int rc = bdt_policy_forward_on_device(ac->net, ac->fobs, m, NULL, ac->fv);

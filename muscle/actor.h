@@ -55,11 +55,13 @@ int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *var);
 int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, float *act,
                    float *logp, float *values, float *env_act);
 
-/* After the env stepped (b's buffers): rewards and flags into rew, term, trunc (n), and
- * into fval (n) the value of the final observation of every world truncated (not
- * terminated) by the step, 0 elsewhere. */
+/* After the env stepped (b's buffers): rewards and flags into rew, term, trunc (n), into
+ * fval (n) the value of the final observation of every world truncated (not terminated)
+ * by the step, 0 elsewhere, and into fobs (n, S) the agent's sensors of the final
+ * observation of every world whose episode ended (on CUDA, of every world; only the
+ * ended ones mean anything). */
 int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *term,
-                      uint8_t *trunc, float *fval);
+                      uint8_t *trunc, float *fval, float *fobs);
 
 /* values (n) of env_obs (n, D) (0 for the random muscle). */
 int bd_actor_values(bd_actor *ac, const float *env_obs, float *values);

@@ -64,6 +64,9 @@ typedef struct {
     int S, U;
     /* rollout (T, n, ...) on the env's device */
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
+    float *fobs;        /* (T, n, S) the final observations of ended episodes */
+    float *hfobs;       /* CUDA: their host copy, compacted into the rollout */
+    uint8_t *hflags;    /* CUDA: (2 T n) host copies of terminated and truncated */
     uint8_t *term, *trunc;
     float *params;      /* host: the last WEIGHTS message's floats (parameters, then 2 S
                            normaliser floats with use_norm) */
@@ -199,6 +202,7 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
         {(void **)&a->lastv, sizeof(float) * (size_t)m->n},
         {(void **)&a->term, tn},
         {(void **)&a->trunc, tn},
+        {(void **)&a->fobs, sizeof(float) * tn * (size_t)a->S},
     };
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) {
         int rc = bd_dev_alloc(m->plan.device, bufs[k].bytes, bufs[k].p);
@@ -208,6 +212,9 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
             return bd_seterr(rc, "muscle: a rollout of %d x %d worlds: %s", m->T, m->n, why);
         }
     }
+    if (m->plan.device == BD_DEVICE_CUDA
+        && (!(a->hfobs = malloc(sizeof(float) * tn * (size_t)a->S)) || !(a->hflags = malloc(2 * tn))))
+        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
     return BD_OK;
 }
 
@@ -313,9 +320,11 @@ static void bd_muscle_teardown(bd_muscle *m)
         if (a->sock_open)
             nng_close(a->sock);
         bd_actor_fini(&a->actor);
-        void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc};
+        void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc, a->fobs};
         for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++)
             bd_dev_free(m->plan.device, bufs[j]);
+        free(a->hfobs);
+        free(a->hflags);
         free(a->params);
     }
     free(m->ag);
@@ -326,27 +335,52 @@ static void bd_muscle_teardown(bd_muscle *m)
 
 static int bd_send_rollout(bd_muscle *m, bd_magent *a)
 {
+    const size_t tn = (size_t)m->T * (size_t)m->n, S = (size_t)a->S;
+    /* the flags, and the final observations, on the host: the ended episodes' rows go */
+    const uint8_t *term = a->term, *trunc = a->trunc;
+    const float *fobs = a->fobs;
+    int rc = BD_OK;
+    if (m->plan.device == BD_DEVICE_CUDA) {
+        rc = bd_dev_to_host(m->plan.device, a->hflags, a->term, tn);
+        if (rc == BD_OK)
+            rc = bd_dev_to_host(m->plan.device, a->hflags + tn, a->trunc, tn);
+        term = a->hflags;
+        trunc = a->hflags + tn;
+    }
     bd_rollout_hdr h = {(uint32_t)m->o->id, (uint32_t)m->T, (uint32_t)m->n, (uint32_t)a->S,
-                        (uint32_t)a->U, m->world0, 0};
+                        (uint32_t)a->U, m->world0, 0, 0};
+    h.ended = rc == BD_OK ? bd_rollout_count_ended(term, trunc, tn) : 0;
+    if (rc == BD_OK && h.ended && m->plan.device == BD_DEVICE_CUDA) {
+        rc = bd_dev_to_host(m->plan.device, a->hfobs, a->fobs, sizeof(float) * tn * S);
+        fobs = a->hfobs;
+    }
+    if (rc != BD_OK)
+        return rc;
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     size_t bytes = bd_rollout_layout(&h, off, size);
     if (bytes == 0)
         return bd_seterr(BD_EINVAL, "rollout too large (T=%d n=%d)", m->T, m->n);
     nng_msg *msg;
     uint8_t *p;
-    int rc = bd_wire_msg_alloc(&msg, BD_MSG_ROLLOUT, (uint32_t)m->o->id, a->seq++, bytes, &p);
+    rc = bd_wire_msg_alloc(&msg, BD_MSG_ROLLOUT, (uint32_t)m->o->id, a->seq++, bytes, &p);
     if (rc != BD_OK)
         return rc;
     bd_rollout_hdr_encode(&h, p);
     /* the one copy off the device: straight into the message */
-    const void *src[BD_RO_COUNT] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval,
-                                    a->lastv, a->term, a->trunc};
-    for (int k = 0; k < BD_RO_COUNT && rc == BD_OK; k++)
+    const void *src[BD_RO_FINAL_OBS] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval,
+                                        a->lastv, a->term, a->trunc};
+    for (int k = 0; k < BD_RO_FINAL_OBS && rc == BD_OK; k++)
         rc = bd_dev_to_host(m->plan.device, p + off[k], src[k], size[k]);
     if (rc != BD_OK) {
         nng_msg_free(msg);
         return rc;
     }
+    uint8_t *dst = p + off[BD_RO_FINAL_OBS];
+    for (size_t c = 0; c < tn; c++)
+        if (term[c] | trunc[c]) {
+            memcpy(dst, fobs + c * S, 4 * S);
+            dst += 4 * S;
+        }
     return bd_send(a, msg);
 }
 
@@ -368,7 +402,8 @@ static int bd_muscle_round(bd_muscle *m)
             rc = bd_env_step(m->env);
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            rc = bd_actor_record(&a->actor, b, a->rew + row, a->term + row, a->trunc + row, a->fval + row);
+            rc = bd_actor_record(&a->actor, b, a->rew + row, a->term + row, a->trunc + row, a->fval + row,
+                                 a->fobs + row * a->S);
         }
     }
     for (int k = 0; k < m->na && rc == BD_OK; k++)

@@ -51,11 +51,11 @@ Test(replay, replay_verify_ok)
     cr_assert_eq(bd_trace_master_link(master, "train", "balancer", "memory/train.balancer.h5"), BD_OK);
 
     FILE *out = tmpfile();
-    int rc = bd_replay(dir, out, csv, 1);  /* a run folder means its run.h5 */
+    int rc = bd_replay(dir, out, &(bd_replay_opts){.csv = csv, .verify = 1});  /* a run folder means its run.h5 */
     char *text = slurp(out);
     cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
     cr_assert(strstr(text, "train/balancer"), "%s", text);
-    cr_assert(strstr(text, "verify train/balancer: ok"), "%s", text);
+    cr_assert(strstr(text, "verify train/balancer: returns ok"), "%s", text);
     char want[64];
     snprintf(want, sizeof want, " %lld ", (long long)n);
     cr_assert(strstr(text, want), "episode count %lld missing:\n%s", (long long)n, text);
@@ -71,7 +71,7 @@ Test(replay, replay_verify_ok)
     free(c);
 
     out = tmpfile();
-    cr_assert_eq(bd_replay(file, out, NULL, 1), BD_OK, "%s", bd_lasterr());  /* the agent's file */
+    cr_assert_eq(bd_replay(file, out, &(bd_replay_opts){.verify = 1}), BD_OK, "%s", bd_lasterr());  /* the agent's file */
     fclose(out);
     rm_rf(dir);
 }
@@ -84,7 +84,7 @@ Test(replay, replay_verify_fails_on_bad_episode)
     int64_t n = write_consistent(path, "train", "balancer", 8, batches, 3, 5.0f, NULL);
     cr_assert(n > 10);
     FILE *out = tmpfile();
-    int rc = bd_replay(path, out, NULL, 1);
+    int rc = bd_replay(path, out, &(bd_replay_opts){.verify = 1});
     char *text = slurp(out);
     cr_assert_eq(rc, BD_EINVAL, "rc %d\n%s", rc, text);
     cr_assert(strstr(text, "verify train/balancer: episode"), "%s", text);
@@ -92,7 +92,7 @@ Test(replay, replay_verify_fails_on_bad_episode)
     free(text);
     fclose(out);
     out = tmpfile();
-    cr_assert_eq(bd_replay(path, out, NULL, 0), BD_OK);  /* without --verify it is a table */
+    cr_assert_eq(bd_replay(path, out, NULL), BD_OK);  /* without --verify it is a table */
     fclose(out);
 
     /* an episode reaching past the rows recorded is a mismatch too */
@@ -103,10 +103,10 @@ Test(replay, replay_verify_fails_on_bad_episode)
     cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK);
     append_rows(w, 0, 10, 2, 4, 1);
     bd_episode e[2] = {ep(1, 0, 2, reward_val(0, 1) + reward_val(1, 1), 1), ep(0, 8, 5, 0, 1)};
-    cr_assert_eq(bd_trace_writer_episodes(w, e, 2), BD_OK);
+    cr_assert_eq(bd_trace_writer_episodes(w, e, 2, NULL), BD_OK);
     cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
     out = tmpfile();
-    rc = bd_replay(path2, out, NULL, 1);
+    rc = bd_replay(path2, out, &(bd_replay_opts){.verify = 1});
     text = slurp(out);
     cr_assert_eq(rc, BD_EINVAL, "%s", text);
     cr_assert(strstr(text, "outside the rewards rows"), "%s", text);
@@ -141,13 +141,13 @@ Test(replay, replay_refuses_hostile_traces)
     FILE *devnull = fopen("/dev/null", "w");
     char path[256];
     snprintf(path, sizeof path, "%s/u8.h5", dir);
-    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EHDF5, "uint8 rewards are refused");
+    cr_assert_eq(bd_replay(path, devnull, &(bd_replay_opts){.verify = 1}), BD_EHDF5, "uint8 rewards are refused");
     cr_assert(strstr(bd_lasterr(), "float32"), "%s", bd_lasterr());
     snprintf(path, sizeof path, "%s/nolen.h5", dir);
-    cr_assert_eq(bd_replay(path, devnull, NULL, 0), BD_EHDF5, "a table missing a field is refused");
+    cr_assert_eq(bd_replay(path, devnull, NULL), BD_EHDF5, "a table missing a field is refused");
     cr_assert(strstr(bd_lasterr(), "'length'"), "%s", bd_lasterr());
     snprintf(path, sizeof path, "%s/bigstart.h5", dir);
-    cr_assert_eq(bd_replay(path, devnull, NULL, 1), BD_EINVAL,
+    cr_assert_eq(bd_replay(path, devnull, &(bd_replay_opts){.verify = 1}), BD_EINVAL,
                  "an episode starting at 2^63-1 is a mismatch, not an overflow");
     fclose(devnull);
 }

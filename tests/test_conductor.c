@@ -25,6 +25,7 @@
 #include "conductor/builtins.h"
 #include "conductor/rundir.h"
 #include "config/check.h"
+#include "memory/memory.h"
 #include "wire/addr.h"
 
 static const char *SHORT_RUN =
@@ -1253,4 +1254,184 @@ Test(conductor, every_experiment_passes_the_check_and_runs, .timeout = 600)
     cr_assert_eq(system(cmd), 0);
     free(cmd);
     free(cwd);
+}
+
+/* ---- traces: recording options, final observations, replay's checks, plots, Minari ---- */
+
+/* A copy of text with every `from` replaced by `to`. */
+static char *subst_all(const char *text, const char *from, const char *to)
+{
+    size_t lf = strlen(from), lt = strlen(to), n = 0;
+    for (const char *p = text; (p = strstr(p, from)); p += lf)
+        n++;
+    char *out = malloc(strlen(text) + n * lt + 1), *d = out;
+    for (const char *p = text;;) {
+        const char *q = strstr(p, from);
+        size_t k = q ? (size_t)(q - p) : strlen(p);
+        memcpy(d, p, k);
+        d += k;
+        if (!q)
+            break;
+        memcpy(d, to, lt);
+        d += lt;
+        p = q + lf;
+    }
+    *d = '\0';
+    return out;
+}
+
+Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
+{
+    char *file = write_run("replay", 7200); /* 1200 rows of 6 worlds: the docs example reads rows 1000..1100 */
+    char *out = bd_strfmt("/tmp/bd-run-%d-replay", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, out), 0);
+    /* --verify: returns against rewards, and every step re-simulated from seed and setpoints */
+    char *log = bd_strfmt("%s/replay.txt", out), *text = NULL;
+    char *png = bd_strfmt("%s/curves.png", out), *svg = bd_strfmt("%s/curves.svg", out);
+    char *mroot = bd_strfmt("%s/minari", out);
+    char *cmd = bd_strfmt("%s replay %s --verify --plot %s --minari %s > %s", BODHI_BINARY, out, png, mroot, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
+    free(cmd);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "verify train: re-simulated") && strstr(text, "verify test: re-simulated"), "%s", text);
+    cr_assert(strstr(text, "every recorded sensor matches") && !strstr(text, "differ"), "%s", text);
+    free(text);
+    cr_assert_eq(run_cmd("%s replay %s --plot %s > /dev/null", out, svg), 0);
+    /* the images are whole: a PNG's signature and size, an SVG's text */
+    char *img = NULL;
+    size_t len = 0;
+    cr_assert_eq(bd_read_file(png, &img, &len), BD_OK);
+    cr_assert(len > 10000 && memcmp(img, "\x89PNG\r\n\x1a\n", 8) == 0, "%zu bytes", len);
+    free(img);
+    cr_assert_eq(bd_read_file(svg, &img, &len), BD_OK);
+    cr_assert(strstr(img, "<svg") && strstr(img, "</svg>"), "not an SVG");
+    free(img);
+    /* final observations, the Minari layout, and the docs' pandas example, with h5py */
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \""
+        "import h5py, json, numpy as np\n"
+        "f = h5py.File('%s/run.h5', 'r')\n"
+        "for ph in ('train', 'test'):\n"
+        "    g = f[ph + '/balancer']; ep = g['episodes'][:]; fin = g['final_sensors'][:]; s = g['sensors'][:]\n"
+        "    assert fin.shape == (len(ep), 4) and len(ep) > 0\n"
+        "    for e, x in zip(ep, fin):\n"
+        "        if e['terminated']:\n"
+        "            assert abs(x[0]) > 2.4 or abs(x[2]) > 0.20943951, (e, x)\n"
+        "        last = s[e['start_step'] + e['length'] - 1, e['world']]\n"
+        "        assert np.all(np.abs(x - last) < 1.0), (e, x, last)  # one step after the last row\n"
+        "    d = '%s/minari/bd-run-%d-replay/' + ph + '-balancer-v0/data/'\n"
+        "    m = json.load(open(d + 'metadata.json'))\n"
+        "    assert m['dataset_id'] == 'bd-run-%d-replay/' + ph + '-balancer-v0' and m['data_format'] == 'hdf5'\n"
+        "    assert json.loads(m['action_space']) == {'type': 'Discrete', 'dtype': 'int64', 'start': 0, 'n': 2}\n"
+        "    box = json.loads(m['observation_space']); assert box['type'] == 'Box' and box['shape'] == [4]\n"
+        "    h = h5py.File(d + 'main_data.hdf5', 'r')\n"
+        "    assert m['total_episodes'] == len(h) > 0\n"
+        "    steps = 0\n"
+        "    for k in range(len(h)):\n"
+        "        e = h['episode_%%d' %% k]; T = int(e.attrs['total_steps']); steps += T\n"
+        "        assert e['observations'].shape == (T + 1, 4) and e['actions'].shape == (T,)\n"
+        "        assert e['actions'].dtype == np.int64 and e['rewards'].dtype == np.float64\n"
+        "        t, u = e['terminations'][:], e['truncations'][:]\n"
+        "        assert t.dtype == bool and u.dtype == bool and (t[-1] or u[-1]) and not (t[:-1].any() or u[:-1].any())\n"
+        "        assert 'infos' in e and int(e.attrs['id']) == k\n"
+        "    assert steps == m['total_steps']\n"
+        "\"", out, out, (int)getpid(), (int)getpid());
+    cr_assert_eq(system(py), 0, "final observations and the Minari datasets");
+    free(py);
+    /* docs/trace-format.md's pandas example, as written there, on this run */
+    char *doc = NULL, *docpath = bd_strfmt("%s/docs/trace-format.md", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(docpath, &doc, NULL), BD_OK);
+    char *start = strstr(doc, "### With pandas");
+    cr_assert_not_null(start);
+    start = strstr(start, "```python\n") + 10;
+    char *end = strstr(start, "```\n");
+    *end = '\0';
+    char *example = subst_all(start, "runs/cartpole-ppo", out);
+    char *script = bd_strfmt("%s/pandas_example.py", out);
+    cr_assert_eq(bd_write_file(script, example, strlen(example)), BD_OK);
+    cmd = bd_strfmt("cd / && /usr/bin/python3 %s > /dev/null", script);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 0, "the docs' pandas example runs");
+    free(cmd);
+    free(script);
+    free(example);
+    free(doc);
+    free(docpath);
+    /* a recorded setpoint changed: the re-simulation finds the step */
+    py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                   "import h5py\n"
+                   "f = h5py.File('%s/memory/train.balancer.h5', 'r+')\n"
+                   "a = f['train/balancer/actuators']; a[100, 3, 0] = 1 - a[100, 3, 0]\n"
+                   "\"", out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
+    free(cmd);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "verify train/balancer: world 3 first differs at step 101"), "%s", text);
+    free(text);
+    free(log);
+    free(png);
+    free(svg);
+    free(mroot);
+    free(out);
+    free(file);
+}
+
+Test(conductor, recording_options_keep_what_they_say, .timeout = 300)
+{
+    /* the plugin env's two actuators: one agent every 2nd step of 3 worlds through Blosc,
+     * the other no steps at all; both keep every episode with its final observation */
+    char *yml = bd_strfmt("/tmp/bd-test-run-%d-rec.yml", (int)getpid());
+    char *text = bd_strfmt(
+        "uid: rec\nseed: 4\nschedule:\n  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: '%s:bd_target_env', uid: p, params: {worlds: 6, max_steps: 20}}\n"
+        "      agents:\n"
+        "        - name: a\n"
+        "          brain: {name: random, params: {rollout_steps: 25}}\n"
+        "          muscle: {name: random}\n"
+        "          sensors: [p.*]\n"
+        "          actuators: [p.move_x]\n"
+        "          record: {every: 2, worlds: 3, compression: %s}\n"
+        "        - name: b\n"
+        "          brain: {name: random, params: {rollout_steps: 25}}\n"
+        "          muscle: {name: random}\n"
+        "          sensors: [p.y]\n"
+        "          actuators: [p.move_y]\n"
+        "          record: false\n"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: 600}}]}\n"
+        "      phase_config: {worker: 2}\n",
+        BODHI_TARGET_PLUGIN, bd_compression_available(BD_COMPRESS_BLOSC) == BD_OK ? "blosc" : "deflate");
+    cr_assert_eq(bd_write_file(yml, text, strlen(text)), BD_OK);
+    free(text);
+    char *out = bd_strfmt("/tmp/bd-run-%d-rec", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", yml, out), 0);
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \""
+        "import h5py\n"
+        "f = h5py.File('%s/run.h5', 'r')\n"
+        "a, b = f['train/a'], f['train/b']\n"
+        "assert a['sensors'].shape == (50, 3, 4), a['sensors'].shape  # 100 steps, every 2nd, 3 worlds\n"
+        "assert a['rewards'].shape == (50, 3) and a.attrs['record_every'] == 2 and a.attrs['record_worlds'] == 3\n"
+        "assert a.attrs['worlds'] == 6 and a.attrs['compression'] in ('blosc', 'deflate')\n"
+        "assert a['sensors'].compression is not None or a['sensors']._filters, dict(a['sensors']._filters)\n"
+        "assert b['sensors'].shape == (0, 6, 1) and b.attrs['record_worlds'] == 0\n"
+        "for g in (a, b):\n"
+        "    ep = g['episodes'][:]\n"
+        "    assert len(ep) >= 6 * 100 // 20 - 6 and set(ep['world']) == set(range(6)), len(ep)\n"
+        "    assert g['final_sensors'].shape == (len(ep), g['sensors'].shape[2])\n"
+        "\"", out);
+    cr_assert_eq(system(py), 0, "recording options");
+    free(py);
+    char *log = bd_strfmt("%s/replay.txt", out), *t = NULL;
+    char *cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
+    cr_assert_eq(bd_read_file(log, &t, NULL), BD_OK);
+    cr_assert(strstr(t, "verify train/a: returns not checked") && strstr(t, "not re-simulated"), "%s", t);
+    free(t);
+    free(cmd);
+    free(log);
+    free(out);
+    free(yml);
 }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +95,8 @@ Test(memory, round_trip)
     }
     bd_episode e1[] = {ep(0, 0, 10, 3.5f, 1), ep(299, 5, 100, -2.0f, 0)};
     bd_episode e2[] = {ep(7, 17, 300, 1e6f, 0)};
-    cr_assert_eq(bd_trace_writer_episodes(w, e1, 2), BD_OK);
-    cr_assert_eq(bd_trace_writer_episodes(w, e2, 1), BD_OK);
+    cr_assert_eq(bd_trace_writer_episodes(w, e1, 2, NULL), BD_OK);
+    cr_assert_eq(bd_trace_writer_episodes(w, e2, 1, NULL), BD_OK);
     cr_assert_eq(bd_trace_writer_append(w, 0, NULL, NULL, NULL, NULL, NULL), BD_OK);
     cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
 
@@ -200,10 +201,10 @@ Test(memory, episodes_in_batches)
         all[i] = ep(i % 4, (int64_t)i * 3 + ((int64_t)1 << 40), 1 + i % 500, (float)i * 0.5f, i % 2);
     int off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        cr_assert_eq(bd_trace_writer_episodes(w, all + off, sizes[i]), BD_OK);
+        cr_assert_eq(bd_trace_writer_episodes(w, all + off, sizes[i], NULL), BD_OK);
         off += sizes[i];
     }
-    cr_assert_eq(bd_trace_writer_episodes(w, NULL, -1), BD_EINVAL);
+    cr_assert_eq(bd_trace_writer_episodes(w, NULL, -1, NULL), BD_EINVAL);
     cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
     check_episodes(path, "test", "balancer", all, total);
     check_rows(path, "test", "balancer", 0, 4, 1, 1);  /* no rows: empty datasets */
@@ -223,7 +224,7 @@ Test(memory, many_small_appends)
         append_rows(w, t, 1, N, S, U);
         if (t % 100 == 0) {
             bd_episode e = ep(t % N, t, 1, reward_val(t, t % N), 1);
-            cr_assert_eq(bd_trace_writer_episodes(w, &e, 1), BD_OK);
+            cr_assert_eq(bd_trace_writer_episodes(w, &e, 1, NULL), BD_OK);
         }
     }
     cr_assert_eq(bd_trace_writer_rows(w), T);
@@ -352,7 +353,7 @@ Test(memory, master_links_and_list)
         cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
         append_rows(w, 0, 20 + i, N, S, U);
         bd_episode e = ep(i, 2, 5, (float)i, 1);
-        cr_assert_eq(bd_trace_writer_episodes(w, &e, 1), BD_OK);
+        cr_assert_eq(bd_trace_writer_episodes(w, &e, 1, NULL), BD_OK);
         cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
         cr_assert_eq(bd_trace_master_link(master, pairs[i][0], pairs[i][1], rel), BD_OK, "%s",
                      bd_lasterr());
@@ -547,7 +548,7 @@ static pid_t start_writer_child(const char *path, int N, int S, int U, int *go_f
         rows_buf b = make_rows(0, 25, N, S, U);
         bd_episode e = ep(1, 3, 4, reward_val(3, 1) + reward_val(4, 1) + reward_val(5, 1) + reward_val(6, 1), 1);
         if (bd_trace_writer_append(w, 25, b.sen, b.act, b.rew, b.term, b.trunc) ||
-            bd_trace_writer_episodes(w, &e, 1) || bd_trace_writer_sync(w))
+            bd_trace_writer_episodes(w, &e, 1, NULL) || bd_trace_writer_sync(w))
             _exit(11);
         char c = 'r';
         if (write(ready[1], &c, 1) != 1)
@@ -744,3 +745,92 @@ Test(memory, recover_repairs_only_a_dead_writers_file)
 }
 
 /* Hostile traces made with h5py: each is refused with a message, never read wrongly. */
+
+/* ---- recording options ------------------------------------------------------------- */
+
+/* The filter ids of /train/balancer/<name>'s dataset creation list (0 when none). */
+static int first_filter(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char obj[64];
+    snprintf(obj, sizeof obj, "/train/balancer/%s", name);
+    hid_t d = H5Dopen2(f, obj, H5P_DEFAULT), p = H5Dget_create_plist(d);
+    int n = H5Pget_nfilters(p), id = 0;
+    for (int k = 0; k < n; k++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        char fname[64];
+        H5Z_filter_t fid = H5Pget_filter2(p, (unsigned)k, &flags, &ncd, cd, sizeof fname, fname, NULL);
+        if (fid != H5Z_FILTER_SHUFFLE)
+            id = (int)fid;
+    }
+    H5Pclose(p);
+    H5Dclose(d);
+    H5Fclose(f);
+    return id;
+}
+
+Test(memory, compressed_traces_read_back_the_same)
+{
+    /* each filter (the plugins when this HDF5 has them), every element checked */
+    const int expect[] = {0, 32001, 32004, 1};
+    for (int c = BD_COMPRESS_NONE; c <= BD_COMPRESS_DEFLATE; c++) {
+        if (bd_compression_available((bd_compression)c) != BD_OK) {
+            cr_log_warn("compression %s not available here: %s", bd_compression_name((bd_compression)c),
+                        bd_lasterr());
+            continue;
+        }
+        char path[256], tag[64];
+        snprintf(tag, sizeof tag, "comp_%s.h5", bd_compression_name((bd_compression)c));
+        tmp_path(path, sizeof path, tag);
+        const int N = 64, S = 4, U = 1;
+        bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+        spec.compression = (bd_compression)c;
+        bd_trace_writer *w = NULL;
+        cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+        append_rows(w, 0, 300, N, S, U);
+        append_rows(w, 300, 77, N, S, U);
+        cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+        check_rows(path, "train", "balancer", 377, N, S, U);
+        cr_assert_eq(first_filter(path, "sensors"), expect[c], "%s", tag);
+        cr_assert_eq(bd_compression_parse(bd_compression_name((bd_compression)c)), c);
+        unlink(path);
+    }
+    cr_assert_eq(bd_compression_parse("zstd"), -1);
+}
+
+Test(memory, final_observations_stand_beside_their_episodes)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "final.h5");
+    const int N = 8, S = 3, U = 1;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    spec.no_steps = 1; /* record: false: the episodes, with their final observations, still */
+    spec.worlds = 8;
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_writer_append(w, 1, (float[24]){0}, (float[8]){0}, (float[8]){0}, (uint8_t[8]){0},
+                                        (uint8_t[8]){0}), BD_ESTATE, "no step rows in this trace");
+    bd_episode e[3] = {ep(1, 0, 10, 1.0f, 1), ep(2, 3, 7, 2.0f, 0), ep(5, 9, 1, 3.0f, 1)};
+    float fin[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    cr_assert_eq(bd_trace_writer_episodes(w, e, 2, fin), BD_OK);
+    cr_assert_eq(bd_trace_writer_episodes(w, e + 2, 1, NULL), BD_OK);
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    check_episodes(path, "train", "balancer", e, 3);
+    void *buf = NULL;
+    int64_t dims[3];
+    int rank;
+    cr_assert_eq(bd_trace_read_dataset(path, "train", "balancer", "final_sensors", &buf, dims, &rank), BD_OK,
+                 "%s", bd_lasterr());
+    cr_assert(dims[0] == 3 && dims[1] == 3, "final_sensors is (E, S)");
+    const float *x = buf;
+    for (int k = 0; k < 6; k++)
+        cr_assert_eq(x[k], fin[k]);
+    for (int k = 6; k < 9; k++)
+        cr_assert(isnan(x[k]), "an episode given without its final observation reads NaN");
+    free(buf);
+    int64_t sd[3];
+    cr_assert_eq(bd_trace_dataset_shape(path, "train", "balancer", "sensors", sd, &rank, NULL), BD_OK);
+    cr_assert_eq(sd[0], 0, "no step rows");
+    unlink(path);
+}

@@ -168,11 +168,18 @@ Test(actor, muscle_step_on_cpu_matches_its_parts)
     /* record: flags and rewards copied, final values only where truncated, not terminated */
     float rew[MP_N], fval[MP_N];
     uint8_t te[MP_N], tr[MP_N];
+    float raw_final[MP_N * 3];
     memset(fval, 0xff, sizeof fval);
-    cr_assert_eq(bd_actor_record(&mp, &f.b, rew, te, tr, fval), BD_OK, "%s", bd_lasterr());
+    memset(raw_final, 0xff, sizeof raw_final);
+    cr_assert_eq(bd_actor_record(&mp, &f.b, rew, te, tr, fval, raw_final), BD_OK, "%s", bd_lasterr());
     float fobs[3], nf[3], fv;
+    int ended = 0;
     for (int i = 0; i < MP_N; i++) {
         cr_assert(rew[i] == f.rew[i] && te[i] == f.term[i] && tr[i] == f.trunc[i]);
+        /* an ended world's final observation, as it is, for the trace */
+        for (int s = 0; (f.term[i] || f.trunc[i]) && s < 3; s++)
+            cr_assert_eq(raw_final[i * 3 + s], f.fin[i * MP_D + f.sens[s]], "world %d final sensor %d", i, s);
+        ended += f.term[i] || f.trunc[i];
         if (!(f.trunc[i] && !f.term[i])) {
             cr_assert_eq(fval[i], 0.0f, "world %d needs no final value", i);
             continue;
@@ -183,6 +190,7 @@ Test(actor, muscle_step_on_cpu_matches_its_parts)
         cr_assert_eq(bdt_policy_forward(mp.net, nf, 1, NULL, &fv), BD_OK);
         cr_assert_float_eq(fval[i], fv, 1e-5, "world %d: value of its final observation", i);
     }
+    cr_assert(ended > 0, "some world ended (the test would not see final observations)");
     /* values of the current observations (the rollout's last values) */
     float lastv[MP_N];
     cr_assert_eq(bd_actor_values(&mp, f.obs, lastv), BD_OK);
@@ -203,7 +211,8 @@ Test(actor, random_muscle_needs_no_network)
     float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N], fval[MP_N], rew[MP_N];
     uint8_t te[MP_N], tr[MP_N];
     cr_assert_eq(bd_actor_act(&mp, f.obs, 3, obs, act, logp, val, f.acts), BD_OK);
-    cr_assert_eq(bd_actor_record(&mp, &f.b, rew, te, tr, fval), BD_OK);
+    float fin[MP_N * 3];
+    cr_assert_eq(bd_actor_record(&mp, &f.b, rew, te, tr, fval, fin), BD_OK);
     for (int i = 0; i < MP_N; i++) {
         cr_assert(act[i * 2] >= -1 && act[i * 2] < 1 && val[i] == 0 && fval[i] == 0);
         cr_assert_float_eq(logp[i], (float)(-2 * log(2.0)), 1e-6, "uniform on [-1, 1]^2");
@@ -260,10 +269,12 @@ Test(actor, muscle_step_cuda_matches_cpu)
     float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N], rew[MP_N], fval[MP_N], last[MP_N];
     uint8_t te[MP_N], tr[MP_N];
     cr_assert_eq(bd_actor_act(&cpu, f.obs, 12, obs, act, logp, val, f.acts), BD_OK);
-    cr_assert_eq(bd_actor_record(&cpu, &f.b, rew, te, tr, fval), BD_OK);
+    float fin[MP_N * 3], *gfin = NULL;
+    bd_dev_alloc(BD_DEVICE_CUDA, sizeof fin, (void **)&gfin);
+    cr_assert_eq(bd_actor_record(&cpu, &f.b, rew, te, tr, fval, fin), BD_OK);
     cr_assert_eq(bd_actor_values(&cpu, f.obs, last), BD_OK);
     cr_assert_eq(bd_actor_act(&gpu, db.obs, 12, go, ga, gl, gv, db.actions), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_actor_record(&gpu, &db, gr, gte, gtr, gf), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_record(&gpu, &db, gr, gte, gtr, gf, gfin), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_actor_values(&gpu, db.obs, glast), BD_OK, "%s", bd_lasterr());
     float h_o[MP_N * 3], h_a[MP_N * 2], h_l[MP_N], h_v[MP_N], h_r[MP_N], h_f[MP_N], h_last[MP_N];
     float h_env[MP_N * MP_AD];
@@ -279,6 +290,11 @@ Test(actor, muscle_step_cuda_matches_cpu)
     bd_dev_to_host(BD_DEVICE_CUDA, h_tr, gtr, sizeof h_tr);
     bd_dev_to_host(BD_DEVICE_CUDA, h_env, db.actions, sizeof h_env);
     cr_assert_eq(memcmp(h_o, obs, sizeof obs), 0, "gathered observations");
+    float h_fin[MP_N * 3];
+    bd_dev_to_host(BD_DEVICE_CUDA, h_fin, gfin, sizeof h_fin);
+    for (int i = 0; i < MP_N; i++)
+        if (te[i] || tr[i])
+            cr_assert_eq(memcmp(h_fin + 3 * i, fin + 3 * i, 3 * sizeof(float)), 0, "world %d final observation", i);
     cr_assert_eq(memcmp(h_te, te, sizeof te), 0);
     cr_assert_eq(memcmp(h_tr, tr, sizeof tr), 0);
     cr_assert_eq(memcmp(h_r, rew, sizeof rew), 0);
@@ -294,7 +310,7 @@ Test(actor, muscle_step_cuda_matches_cpu)
         for (int c = 0; c < MP_AD; c++)
             cr_assert(MP_CLOSE(h_env[i * MP_AD + c], f.acts[i * MP_AD + c], 1e-4f), "world %d col %d", i, c);
     }
-    void *outs[] = {go, ga, gl, gv, gr, gf, glast, gte, gtr};
+    void *outs[] = {go, ga, gl, gv, gr, gf, glast, gte, gtr, gfin};
     for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++)
         bd_dev_free(BD_DEVICE_CUDA, outs[k]);
     for (int k = 0; k < 6; k++)

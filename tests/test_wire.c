@@ -102,7 +102,7 @@ Test(wire, weights_and_hello_payloads)
 
 Test(wire, rollout_layout_and_refusals)
 {
-    bd_rollout_hdr h = {1, 8, 3, 4, 1, 3, 5}, g;
+    bd_rollout_hdr h = {1, 8, 3, 4, 1, 3, 5, 0}, g;
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     size_t total = bd_rollout_layout(&h, off, size);
     /* 8*3 steps: obs 4 + act 1 + logp, val, rew, fval (4 floats) = 9 floats, +2 flags; + last (3) */
@@ -117,6 +117,35 @@ Test(wire, rollout_layout_and_refusals)
     h.N = 0xFFFFFFFFu;
     bd_rollout_hdr_encode(&h, buf);
     cr_assert_eq(bd_rollout_decode(buf, BD_ROLLOUT_HDR_SIZE, &g), BD_EPROTO, "overflowing dims");
+}
+
+Test(wire, rollout_final_observations_follow_the_flags)
+{
+    /* T=2, N=3, S=2: two episodes end (t=0 world 1 terminated, t=1 world 2 truncated) */
+    bd_rollout_hdr h = {0, 2, 3, 2, 1, 0, 1, 0}, g;
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    size_t fixed = bd_rollout_layout(&h, off, size);
+    cr_assert_gt(fixed, 0);
+    h.ended = 2;
+    size_t total = bd_rollout_layout(&h, off, size);
+    cr_assert_eq(total, fixed + 2 * 2 * 4);
+    uint8_t *buf = calloc(1, total + 8);
+    bd_rollout_hdr_encode(&h, buf);
+    buf[off[BD_RO_TERMINATED] + 1] = 1;
+    buf[off[BD_RO_TRUNCATED] + 3 + 2] = 1;
+    cr_assert_eq(bd_rollout_decode(buf, total, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(g.ended, 2);
+    /* the flags decide: one ended episode more or fewer than the bytes carry is refused */
+    cr_assert_eq(bd_rollout_decode(buf, total - 8, &g), BD_EPROTO);
+    cr_assert_eq(bd_rollout_decode(buf, total + 8, &g), BD_EPROTO);
+    buf[off[BD_RO_TERMINATED] + 0] = 1;
+    cr_assert_eq(bd_rollout_decode(buf, total, &g), BD_EPROTO, "three ended, two rows");
+    cr_assert_eq(bd_rollout_decode(buf, total + 8, &g), BD_OK);
+    /* a world both terminated and truncated ended once */
+    buf[off[BD_RO_TRUNCATED] + 0] = 1;
+    cr_assert_eq(bd_rollout_decode(buf, total + 8, &g), BD_OK);
+    cr_assert_eq(g.ended, 3);
+    free(buf);
 }
 
 Test(wire, nng_round_trip_and_type_check)

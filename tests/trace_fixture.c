@@ -181,7 +181,7 @@ int64_t write_consistent(const char *path, const char *phase, const char *agent,
                 }
             }
         cr_assert_eq(bd_trace_writer_append(w, T, rb.sen, rb.act, rb.rew, rb.term, rb.trunc), BD_OK);
-        cr_assert_eq(bd_trace_writer_episodes(w, eps, ne), BD_OK);
+        cr_assert_eq(bd_trace_writer_episodes(w, eps, ne, NULL), BD_OK);
         total += ne;
         t0 += T;
         free(eps);

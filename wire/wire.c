@@ -172,7 +172,7 @@ size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_
         || h->S > 4096 || h->U > 4096)
         return 0;
     size_t tn = (size_t)h->T * h->N;
-    if (tn > BD_RO_MAX_BYTES / 64 / (h->S + h->U + 8))
+    if (tn > BD_RO_MAX_BYTES / 64 / (h->S + h->U + 8) || h->ended > tn)
         return 0;
     size_t s[BD_RO_COUNT] = {
         [BD_RO_OBS] = 4 * tn * h->S,     [BD_RO_ACTIONS] = 4 * tn * h->U,
@@ -180,6 +180,7 @@ size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_
         [BD_RO_REWARDS] = 4 * tn,        [BD_RO_FINAL_VALUES] = 4 * tn,
         [BD_RO_LAST_VALUES] = 4 * (size_t)h->N,
         [BD_RO_TERMINATED] = tn,         [BD_RO_TRUNCATED] = tn,
+        [BD_RO_FINAL_OBS] = 4 * (size_t)h->ended * h->S,
     };
     size_t at = BD_ROLLOUT_HDR_SIZE;
     for (int k = 0; k < BD_RO_COUNT; k++) {
@@ -188,6 +189,14 @@ size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_
         at += s[k];
     }
     return at;
+}
+
+uint64_t bd_rollout_count_ended(const uint8_t *terminated, const uint8_t *truncated, size_t tn)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < tn; i++)
+        k += (terminated[i] | truncated[i]) != 0;
+    return k;
 }
 
 void bd_rollout_hdr_encode(const bd_rollout_hdr *h, uint8_t *out)
@@ -212,11 +221,18 @@ int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h)
     h->U = get32(p + 16);
     h->world0 = get32(p + 20);
     h->version = get64(p + 24);
+    h->ended = 0;
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     size_t need = bd_rollout_layout(h, off, size);
     if (need == 0)
         return bd_seterr(BD_EPROTO, "ROLLOUT with impossible dims T=%u N=%u S=%u U=%u", h->T, h->N,
                          h->S, h->U);
+    if (need > len)
+        return bd_seterr(BD_EPROTO, "ROLLOUT T=%u N=%u S=%u U=%u needs at least %zu bytes, got %zu", h->T,
+                         h->N, h->S, h->U, need, len);
+    /* the flags say how many final observations follow */
+    h->ended = bd_rollout_count_ended(p + off[BD_RO_TERMINATED], p + off[BD_RO_TRUNCATED], size[BD_RO_TERMINATED]);
+    need = bd_rollout_layout(h, off, size);
     if (need != len)
         return bd_seterr(BD_EPROTO, "ROLLOUT T=%u N=%u S=%u U=%u needs %zu bytes, got %zu", h->T,
                          h->N, h->S, h->U, need, len);

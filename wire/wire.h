@@ -28,7 +28,7 @@
 #include "bodhi/bodhi.h"
 
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
-#define BD_WIRE_VERSION 2
+#define BD_WIRE_VERSION 3
 #define BD_WIRE_HEADER_SIZE 24
 
 typedef enum {
@@ -113,6 +113,9 @@ int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uin
 typedef struct {
     uint32_t muscle, T, N, S, U, world0;
     uint64_t version;  /* weights version the rollout was collected with */
+    uint64_t ended;    /* not in the 32 header bytes: the (t, world) pairs whose episode
+                          ended (terminated or truncated), which the flags say; the final
+                          observations' size follows from it */
 } bd_rollout_hdr;
 #define BD_ROLLOUT_HDR_SIZE 32
 
@@ -120,21 +123,26 @@ typedef struct {
  *   obs (T,N,S) f32, actions (T,N,U) f32, logp (T,N) f32, values (T,N) f32,
  *   rewards (T,N) f32, final_values (T,N) f32 (value of the final obs where truncated,
  *   else 0), last_values (N) f32 (value of the obs after step T-1),
- *   terminated (T,N) u8, truncated (T,N) u8. */
+ *   terminated (T,N) u8, truncated (T,N) u8, final_obs (ended, S) f32: the sensors a
+ *   world saw as its episode ended (before the reset), one row per (t, world) with
+ *   terminated or truncated set, t-major, in world order. */
 enum {
     BD_RO_OBS, BD_RO_ACTIONS, BD_RO_LOGP, BD_RO_VALUES, BD_RO_REWARDS, BD_RO_FINAL_VALUES,
-    BD_RO_LAST_VALUES, BD_RO_TERMINATED, BD_RO_TRUNCATED, BD_RO_COUNT
+    BD_RO_LAST_VALUES, BD_RO_TERMINATED, BD_RO_TRUNCATED, BD_RO_FINAL_OBS, BD_RO_COUNT
 };
 
 #define BD_RO_MAX_DIM (1u << 24)          /* the most steps (T) or worlds (N) in one rollout */
 #define BD_RO_MAX_BYTES ((size_t)1 << 40) /* the most bytes one rollout message may hold */
 
-/* Offsets (from the payload start) and total payload size for the header's dims.
- * Returns 0 when the dims overflow or exceed limits. */
+/* Offsets (from the payload start) and total payload size for the header's dims and
+ * h->ended. Returns 0 when the dims overflow or exceed limits. */
 size_t bd_rollout_layout(const bd_rollout_hdr *h, size_t off[BD_RO_COUNT], size_t size[BD_RO_COUNT]);
 void bd_rollout_hdr_encode(const bd_rollout_hdr *h, uint8_t *out);
-/* Validates the header and that len equals the layout's size. */
+/* Validates the header and that len equals the layout's size, with h->ended counted
+ * from the message's own flags. */
 int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h);
+/* The (t, world) pairs of a (T, N) batch with terminated or truncated set. */
+uint64_t bd_rollout_count_ended(const uint8_t *terminated, const uint8_t *truncated, size_t tn);
 
 /* nng errors as bd errors with context. */
 int bd_nng_err(int nng_rv, const char *what);
