@@ -40,13 +40,19 @@ void bd_obsnorm_update(bd_obsnorm *o, const float *obs, size_t n)
     o->count += (double)n;
 }
 
-void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t n)
+void bd_obsnorm_coeffs(const bd_obsnorm *o, float *mean, float *inv)
 {
-    float mean[BD_OBSNORM_MAX], inv[BD_OBSNORM_MAX];
     for (int k = 0; k < o->s; k++) {
         mean[k] = (float)o->mean[k];
         inv[k] = (float)(1.0 / sqrt(o->var[k] + 1e-8));
     }
+}
+
+void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t n)
+{
+    float mean[BD_OBSNORM_MAX], inv[BD_OBSNORM_MAX];
+    bd_obsnorm_coeffs(o, mean, inv);
+    /* the muscles' bd_act_gather computes the same expression on the same floats */
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < o->s; k++) {
             float x = (obs[i * (size_t)o->s + (size_t)k] - mean[k]) * inv[k];
@@ -56,18 +62,7 @@ void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t 
 
 void bd_obsnorm_pack(const bd_obsnorm *o, float *dst)
 {
-    for (int k = 0; k < o->s; k++) {
-        dst[k] = (float)o->mean[k];
-        dst[o->s + k] = (float)o->var[k];
-    }
-}
-
-void bd_obsnorm_unpack(bd_obsnorm *o, const float *src)
-{
-    for (int k = 0; k < o->s; k++) {
-        o->mean[k] = src[k];
-        o->var[k] = src[o->s + k];
-    }
+    bd_obsnorm_coeffs(o, dst, dst + o->s);
 }
 
 int bd_obsnorm_save(const bd_obsnorm *o, const char *path)

@@ -2,8 +2,8 @@
  * sensor mean and variance over every observation seen so far (parallel merge of batch
  * moments, float64), applied as clip((x - mean) / sqrt(var + 1e-8), -10, 10).
  * The brain updates it from each collected batch (after learning on that batch with the
- * statistics its muscles used) and sends it after the weights; muscles apply it before
- * inference. Checkpoints keep it beside the policy as <checkpoint>.obsnorm.json. */
+ * statistics its muscles used) and sends its float coefficients after the weights;
+ * muscles apply those before inference (muscle/act.h), as the learner does. Checkpoints keep it beside the policy as <checkpoint>.obsnorm.json. */
 #ifndef BODHI_BRAIN_OBSNORM_H
 #define BODHI_BRAIN_OBSNORM_H
 
@@ -27,9 +27,14 @@ void bd_obsnorm_update(bd_obsnorm *o, const float *obs, size_t n);
 /* out (n, s) = normalised obs (n, s); out may equal obs. */
 void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t n);
 
-/* As 2*s floats (mean then var) for a WEIGHTS message, and back. */
+/* The float mean and inverse standard deviation (1 / sqrt(var + 1e-8)) per sensor that
+ * bd_obsnorm_apply uses; the muscles get these same floats, so the learner and the
+ * muscles normalise bit for bit alike. */
+void bd_obsnorm_coeffs(const bd_obsnorm *o, float *mean, float *inv);
+
+/* As 2*s floats (the coefficients: means then inverse standard deviations) for a WEIGHTS
+ * message. */
 void bd_obsnorm_pack(const bd_obsnorm *o, float *dst);
-void bd_obsnorm_unpack(bd_obsnorm *o, const float *src);
 
 /* JSON side file next to a checkpoint. Load: BD_ENOTFOUND when absent, BD_EINVAL when it
  * does not match s. */

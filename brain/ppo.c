@@ -286,19 +286,21 @@ void bd_gae(int T, int N, const float *rewards, const float *values, const float
 
 void bd_ppo_perm(int64_t *perm, int n, int epochs, uint64_t seed, uint64_t update)
 {
+    /* Fisher-Yates with j = floor(r (i + 1) / 2^64) for a 64-bit draw r: every j in 0..i
+     * reachable for any n (a float draw has 24 bits and stops short of 2^24), bias below
+     * (i + 1) / 2^64. Draw k of an epoch is counter (update << 32) + k / 2, so no two
+     * updates share a counter while a batch has under 2^33 samples. */
     for (int e = 0; e < epochs; e++) {
         int64_t *p = perm + (size_t)e * (size_t)n;
         for (int i = 0; i < n; i++)
             p[i] = i;
-        float u[4];
+        uint32_t r[4] = {0, 0, 0, 0};
         for (int i = n - 1; i > 0; i--) {
-            int r = (n - 1 - i) & 3;
-            if (r == 0)
-                bd_rng_uniform4(seed, (uint32_t)e, (update << 24) + (uint64_t)(n - 1 - i) / 4,
-                                BD_STREAM_SHUFFLE, u);
-            int j = (int)(u[r] * (float)(i + 1));
-            if (j > i)
-                j = i;
+            uint64_t k = (uint64_t)(n - 1 - i);
+            if ((k & 1) == 0)
+                bd_rng_u32x4(seed, (uint32_t)e, (update << 32) + k / 2, BD_STREAM_SHUFFLE, r);
+            uint64_t draw = ((uint64_t)r[2 * (k & 1)] << 32) | r[2 * (k & 1) + 1];
+            int64_t j = bd_ppo_pick(draw, (uint64_t)i + 1);
             int64_t tmp = p[i];
             p[i] = p[j];
             p[j] = tmp;

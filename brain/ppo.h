@@ -51,4 +51,10 @@ void bd_gae(int T, int N, const float *rewards, const float *values, const float
  * (seed, update) alone. */
 void bd_ppo_perm(int64_t *perm, int n, int epochs, uint64_t seed, uint64_t update);
 
+/* A uniform pick in 0..m-1 from a 64-bit random draw: floor(draw m / 2^64). */
+static inline int64_t bd_ppo_pick(uint64_t draw, uint64_t m)
+{
+    return (int64_t)(((unsigned __int128)draw * (unsigned __int128)m) >> 64);
+}
+
 #endif

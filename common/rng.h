@@ -18,15 +18,25 @@ enum {
     BD_STREAM_SHUFFLE = 5, /* minibatch order in learners */
 };
 
-/* Four uniform floats in [0, 1) with 24 random bits each (exact on every device). */
-BD_HOSTDEV static inline void bd_rng_uniform4(uint64_t seed, uint32_t world, uint64_t counter,
-                                              uint32_t stream, float out[4])
+/* Four random 32-bit words. */
+BD_HOSTDEV static inline void bd_rng_u32x4(uint64_t seed, uint32_t world, uint64_t counter, uint32_t stream,
+                                           uint32_t out[4])
 {
     philox4x32_ctr_t c = {{world, (uint32_t)counter, (uint32_t)(counter >> 32), stream}};
     philox4x32_key_t k = {{(uint32_t)seed, (uint32_t)(seed >> 32)}};
     philox4x32_ctr_t r = philox4x32(c, k);
     for (int i = 0; i < 4; i++)
-        out[i] = (float)(r.v[i] >> 8) * (1.0f / 16777216.0f);
+        out[i] = r.v[i];
+}
+
+/* Four uniform floats in [0, 1) with 24 random bits each (exact on every device). */
+BD_HOSTDEV static inline void bd_rng_uniform4(uint64_t seed, uint32_t world, uint64_t counter,
+                                              uint32_t stream, float out[4])
+{
+    uint32_t r[4];
+    bd_rng_u32x4(seed, world, counter, stream, r);
+    for (int i = 0; i < 4; i++)
+        out[i] = (float)(r[i] >> 8) * (1.0f / 16777216.0f);
 }
 
 #endif

@@ -111,21 +111,15 @@ int bd_actor_set_params(bd_actor *ac, const float *params, size_t n)
     return rc;
 }
 
-int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *var)
+int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *inv)
 {
     const int S = ac->args.S;
     ac->args.norm = 0;
     if (!mean)
         return BD_OK;
-    float *h = malloc(sizeof(float) * 2 * (size_t)S);
-    if (!h)
-        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
-    for (int s = 0; s < S; s++) {
-        h[s] = mean[s];
-        h[S + s] = (float)(1.0 / sqrt((double)var[s] + 1e-8));
-    }
-    int rc = bd_dev_from_host(ac->dev, ac->norm, h, sizeof(float) * 2 * (size_t)S);
-    free(h);
+    int rc = bd_dev_from_host(ac->dev, ac->norm, mean, sizeof(float) * (size_t)S);
+    if (rc == BD_OK)
+        rc = bd_dev_from_host(ac->dev, ac->norm + S, inv, sizeof(float) * (size_t)S);
     ac->args.norm = rc == BD_OK;
     return rc;
 }

@@ -45,9 +45,10 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers);
 /* Parameters (host, bdt_policy_param_count of them) from a WEIGHTS message. */
 int bd_actor_set_params(bd_actor *ac, const float *params, size_t n);
 
-/* Normalise observations from now on with the brain's running means and variances (S each,
- * host); mean NULL: as they are. */
-int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *var);
+/* Normalise observations from now on with the brain's float coefficients (S means and S
+ * inverse standard deviations, host; brain/obsnorm.h), used as they are so that muscle
+ * and learner compute the same bits; mean NULL: as they are. */
+int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *inv);
 
 /* One step's choice for every world at env step `step`, from env_obs (n, D): the agent's
  * raw observations into obs (n, S), actions (n, U), logp (n), values (n), and the clipped

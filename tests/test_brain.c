@@ -138,6 +138,38 @@ Test(ppo, shuffles_are_permutations_and_reproducible)
     cr_assert_neq(memcmp(p, q, sizeof p), 0, "updates shuffle differently");
 }
 
+Test(ppo, shuffles_reach_every_index_of_batches_past_2_to_the_24)
+{
+    /* a float draw has 24 bits: picks among 2^31 - 1 samples would be multiples of 128.
+     * The 64-bit pick reaches all of them: its low bits vary, and its extremes are hit */
+    const uint64_t m = (1ull << 31) - 1;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    static char low[256];
+    int distinct = 0;
+    for (int k = 0; k < 4096; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t j = bd_ppo_pick(x, m);
+        cr_assert(j >= 0 && (uint64_t)j < m);
+        distinct += !low[j & 255]++;
+    }
+    cr_assert_gt(distinct, 240, "low bits of the picks take %d of 256 values", distinct);
+    cr_assert_eq(bd_ppo_pick(0, m), 0);
+    cr_assert_eq(bd_ppo_pick(UINT64_MAX, m), (int64_t)m - 1);
+    /* a batch of 2^24 + 3 samples shuffles into a permutation that moves its last ones */
+    const int n = (1 << 24) + 3;
+    int64_t *p = malloc(sizeof *p * (size_t)n);
+    char *seen = calloc((size_t)n, 1);
+    cr_assert(p && seen);
+    bd_ppo_perm(p, n, 1, 5, 1);
+    for (int i = 0; i < n; i++) {
+        cr_assert(p[i] >= 0 && p[i] < n && !seen[p[i]]);
+        seen[p[i]] = 1;
+    }
+    cr_assert(p[n - 1] != n - 1 || p[n - 2] != n - 2, "the last samples moved");
+    free(p);
+    free(seen);
+}
+
 Test(ppo, params_defaults_and_errors)
 {
     bd_ppo_params p;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/devmem.h"
+#include "brain/obsnorm.h"
 #include "muscle/actor.h"
 
 Test(actor, categorical_sampling)
@@ -69,7 +70,7 @@ typedef struct {
     bd_env_batch b;
     float obs[MP_N * MP_D], fin[MP_N * MP_D], acts[MP_N * MP_AD], rew[MP_N];
     uint8_t term[MP_N], trunc[MP_N];
-    float mean[3], var[3]; /* the brain's normaliser as a WEIGHTS message carries it */
+    float mean[3], inv[3]; /* the brain's normaliser as a WEIGHTS message carries it */
 } mp_fixture;
 
 /* What the actor must compute from the normaliser: clip((x - mean) * inv, -10, 10) with
@@ -78,8 +79,7 @@ static void mp_normalise(const mp_fixture *f, const float *x, float *y, int n)
 {
     for (int i = 0; i < n; i++)
         for (int s = 0; s < 3; s++) {
-            float inv = (float)(1.0 / sqrt((double)f->var[s] + 1e-8));
-            float v = (x[i * 3 + s] - f->mean[s]) * inv;
+            float v = (x[i * 3 + s] - f->mean[s]) * f->inv[s];
             y[i * 3 + s] = v < -10.0f ? -10.0f : v > 10.0f ? 10.0f : v;
         }
 }
@@ -111,7 +111,7 @@ static void mp_setup(mp_fixture *f)
                           .truncated = f->trunc, .final_obs = f->fin, .world0 = 1000};
     for (int s = 0; s < 3; s++) { /* any statistics will do; one clips */
         f->mean[s] = 0.3f * (float)s - 0.2f;
-        f->var[s] = s == 2 ? 1e-3f : 1.7f + (float)s;
+        f->inv[s] = s == 2 ? 31.6f : 1.0f / (1.7f + (float)s);
     }
 }
 
@@ -136,7 +136,7 @@ Test(actor, muscle_step_on_cpu_matches_its_parts)
                  bd_lasterr());
     cr_assert_eq(bd_actor_set_net(&mp, 16, 2), BD_OK, "%s", bd_lasterr());
     mp_spread(&mp);
-    cr_assert_eq(bd_actor_set_norm(&mp, f.mean, f.var), BD_OK);
+    cr_assert_eq(bd_actor_set_norm(&mp, f.mean, f.inv), BD_OK);
     float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N];
     cr_assert_eq(bd_actor_act(&mp, f.obs, 12, obs, act, logp, val, f.acts), BD_OK, "%s",
                  bd_lasterr());
@@ -236,7 +236,7 @@ Test(actor, muscle_step_cuda_matches_cpu)
     size_t np = bdt_policy_param_count(cpu.net);
     float *p = malloc(sizeof(float) * np);
     cr_assert_eq(bdt_policy_get_params(cpu.net, p, np), BD_OK);
-    cr_assert_eq(bd_actor_set_norm(&cpu, f.mean, f.var), BD_OK);
+    cr_assert_eq(bd_actor_set_norm(&cpu, f.mean, f.inv), BD_OK);
     /* the shard's buffers on the device */
     bd_env_batch db = f.b;
     void *d[7];
@@ -253,7 +253,7 @@ Test(actor, muscle_step_cuda_matches_cpu)
                  "%s", bd_lasterr());
     cr_assert_eq(bd_actor_set_net(&gpu, 16, 2), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_actor_set_params(&gpu, p, np), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_actor_set_norm(&gpu, f.mean, f.var), BD_OK);
+    cr_assert_eq(bd_actor_set_norm(&gpu, f.mean, f.inv), BD_OK);
     /* outputs on the device: obs, act, logp, val, rew, fval, flags */
     float *go, *ga, *gl, *gv, *gr, *gf, *glast;
     uint8_t *gte, *gtr;
@@ -318,4 +318,35 @@ Test(actor, muscle_step_cuda_matches_cpu)
     bd_actor_fini(&gpu);
     bd_actor_fini(&cpu);
     free(p);
+}
+
+Test(actor, muscles_normalise_bit_for_bit_as_the_learner)
+{
+    /* the brain's running statistics after odd batches, sent as a WEIGHTS message carries
+     * them; the muscle's normalised observations equal bd_obsnorm_apply's exactly */
+    static mp_fixture f;
+    mp_setup(&f);
+    bd_obsnorm norm;
+    bd_obsnorm_init(&norm, 3);
+    float batch[3 * 1000];
+    uint64_t x = 88172645463325252ull;
+    for (int r = 0; r < 5; r++) {
+        for (int k = 0; k < 3 * 1000; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            batch[k] = (float)((double)(x >> 11) / 9007199254740992.0 * (r + 1) * 7.3 - 2.9 * (k % 3));
+        }
+        bd_obsnorm_update(&norm, batch, 1000);
+    }
+    float packed[6];
+    bd_obsnorm_pack(&norm, packed);
+    bd_actor mp;
+    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_set_net(&mp, 8, 1), BD_OK);
+    cr_assert_eq(bd_actor_set_norm(&mp, packed, packed + 3), BD_OK);
+    float raw[MP_N * 3], net[MP_N * 3], want[MP_N * 3];
+    for (int i = 0; i < MP_N; i++)
+        bd_act_gather(i, &mp.args, f.obs, raw, net);
+    bd_obsnorm_apply(&norm, raw, want, MP_N);
+    cr_assert_eq(memcmp(net, want, sizeof want), 0, "the muscle's normalised observations differ from the learner's");
+    bd_actor_fini(&mp);
 }

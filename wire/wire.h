@@ -96,7 +96,8 @@ typedef struct {
     uint32_t rollout_steps; /* T: steps each muscle collects per round */
     uint32_t hidden;        /* the policy network's shape: units per hidden layer ... */
     uint32_t layers;        /* ... and hidden layers (0, 0 without a network) */
-    uint32_t norm_dims;     /* S when an observation normaliser (S means, then S variances)
+    uint32_t norm_dims;     /* S when an observation normaliser (S means, then S inverse
+                               standard deviations, as floats the learner uses too)
                                follows the parameters, else 0 */
 } bd_weights_hdr;
 #define BD_WEIGHTS_HDR_SIZE 36
