@@ -1,11 +1,18 @@
-#!/usr/bin/env python3
-"""Training benchmark: runs `bodhi run EXPERIMENT --seed S` for several seeds and measures,
-from the moment `bodhi run` starts, the wall time until the train phase's mean return over
-the last 100 episodes first reaches the threshold (read from the run's log.jsonl, whose
-events carry wall-clock times). Writes one JSON file with the machine, commit and command.
+#!/usr/bin/python3
+"""Training benchmark: runs `bodhi run EXPERIMENT --seed S` for several seeds (and, with
+--worlds, several world counts) and measures, from the moment `bodhi run` starts, the wall
+time and agent-steps until the train phase's mean return over the last 100 episodes first
+reaches the threshold (read from the run's log.jsonl, whose events carry wall-clock
+times). Writes one JSON file with the machine, commit and commands.
 
-  bench/train.py experiments/cartpole_ppo.yml --threshold 475 --seeds 1 2 3 4 5 \
-      --out bench/results/train-cartpole-cpu-epyc-2core.json
+  bench/train.py experiments/cartpole_ppo.yml --threshold 475 --seeds 1 2 3 \
+      --out bench/results/train-cartpole-cpu-xeon-2core.json
+  bench/train.py experiments/cartpole_ppo.yml --threshold 475 --worlds 16 1024 65536 \
+      --set brain.learning_rate=1e-3 --max-steps 50000000 --out /tmp/sweep.json
+
+--worlds N sets every environment's `worlds` param; --set brain.KEY=VALUE sets (or, with
+an empty VALUE, removes) a brain param of every agent; --max-steps replaces the max_steps
+condition. The run file written for each size is kept in the JSON ("run_file").
 """
 import argparse, datetime, json, os, shutil, subprocess, sys, tempfile, time
 
@@ -14,60 +21,132 @@ p.add_argument("experiment")
 p.add_argument("--threshold", type=float, required=True)
 p.add_argument("--phase", default="train")
 p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+p.add_argument("--worlds", type=int, nargs="+", default=None)
+p.add_argument("--set", action="append", default=[], metavar="brain.KEY=VALUE")
+p.add_argument("--max-steps", type=int, default=None)
+p.add_argument("--workers", type=int, default=None)
 p.add_argument("--bodhi", default="build/bodhi")
 p.add_argument("--device", default=None)
 p.add_argument("--out", required=True)
 a = p.parse_args()
 
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     return {"cpu": cpu, "cores": os.cpu_count()}
 
+
+def variant(doc, worlds):
+    """The run file with this sweep's changes, phase by phase."""
+    for entry in doc["schedule"]:
+        for ph in entry.values():
+            for e in ph.get("environments", []) or []:
+                if worlds is not None:
+                    e["environment"].setdefault("params", {})["worlds"] = worlds
+            for ag in ph.get("agents", []) or []:
+                params = ag.setdefault("brain", {}).setdefault("params", {}) or {}
+                ag["brain"]["params"] = params
+                for kv in a.set:
+                    key, _, val = kv.partition("=")
+                    if not key.startswith("brain."):
+                        sys.exit(f"--set {kv}: only brain.KEY=VALUE")
+                    key = key[len("brain."):]
+                    if val == "":
+                        params.pop(key, None)
+                    else:
+                        params[key] = yaml.safe_load(val)
+            sim = ph.get("simulation")
+            if a.max_steps is not None and sim:
+                for c in sim.get("conditions", []):
+                    if c.get("name") == "max_steps":
+                        c["params"]["steps"] = a.max_steps
+            pc = ph.get("phase_config")
+            if a.workers is not None and pc and "worker" in pc:
+                pc["worker"] = a.workers
+    return doc
+
+
 runs = []
 tmp = tempfile.mkdtemp(prefix="bd-train-")
-for seed in a.seeds:
-    out = os.path.join(tmp, f"s{seed}")
-    cmd = [a.bodhi, "run", a.experiment, "--seed", str(seed), "--out", out, "--quiet"]
-    if a.device:
-        cmd += ["--device", a.device]
-    t0 = time.time()
-    rc = subprocess.call(cmd)
-    total = time.time() - t0
-    reached, steps, final = None, None, None
-    for line in open(os.path.join(out, "log.jsonl")):
-        e = json.loads(line)
-        if e.get("event") == "update" and e.get("phase") == a.phase and "mean_return" in e:
-            final = e["mean_return"]
-            if reached is None and e["episodes"] >= 100 and e["mean_return"] >= a.threshold:
-                reached, steps = e["t"] - t0, e["steps"]
-    summary = json.load(open(os.path.join(out, "summary.json")))
-    ph = {x["name"]: x for x in summary["phases"]}
-    r = {"seed": seed, "exit_code": rc, "reached": reached is not None,
-         "seconds_to_threshold": reached, "agent_steps_to_threshold": steps,
-         "train_mean_return": ph[a.phase]["agents"][0]["mean_return"],
-         "train_phase_wall_s": ph[a.phase]["wall_s"], "run_wall_s": total,
-         "train_agent_steps": ph[a.phase]["agents"][0]["steps"],
-         "train_agent_steps_per_s": ph[a.phase]["agents"][0]["steps_per_s"]}
-    if "test" in ph:
-        r["test_mean_return"] = ph["test"]["agents"][0]["mean_return"]
-    runs.append(r)
-    print(json.dumps(r), flush=True)
+sizes = a.worlds if a.worlds else [None]
+files = {}
+for worlds in sizes:
+    exp = a.experiment
+    if worlds is not None or a.set or a.max_steps is not None or a.workers is not None:
+        import yaml  # Debian's python3-yaml; only sweeps need it
+        doc = variant(yaml.safe_load(open(a.experiment)), worlds)
+        exp = os.path.join(tmp, f"w{worlds}.yml")
+        text = yaml.safe_dump(doc, sort_keys=False)
+        open(exp, "w").write(text)
+        files[str(worlds)] = text
+    for seed in a.seeds:
+        out = os.path.join(tmp, f"w{worlds}-s{seed}")
+        cmd = [a.bodhi, "run", exp, "--seed", str(seed), "--out", out, "--quiet"]
+        if a.device:
+            cmd += ["--device", a.device]
+        t0 = time.time()
+        rc = subprocess.call(cmd)
+        total = time.time() - t0
+        reached, steps = None, None
+        updates, learn_s = 0, 0.0
+        for line in open(os.path.join(out, "log.jsonl")):
+            e = json.loads(line)
+            if e.get("event") == "update" and e.get("phase") == a.phase:
+                updates += 1
+                learn_s += e.get("learn_s", 0.0)
+                if reached is None and "mean_return" in e and e["episodes"] >= 100 and e["mean_return"] >= a.threshold:
+                    reached, steps = e["t"] - t0, e["steps"]
+        summary = json.load(open(os.path.join(out, "summary.json")))
+        ph = {x["name"]: x for x in summary["phases"]}
+        ag = ph[a.phase]["agents"][0]
+        r = {"worlds": worlds, "seed": seed, "exit_code": rc, "reached": reached is not None,
+             "seconds_to_threshold": reached, "agent_steps_to_threshold": steps,
+             "train_mean_return": ag.get("mean_return"), "train_phase_wall_s": ph[a.phase]["wall_s"],
+             "run_wall_s": total, "train_agent_steps": ag["steps"],
+             "train_agent_steps_per_s": ag["steps_per_s"], "updates": updates, "learn_s": learn_s}
+        if "test" in ph:
+            r["test_mean_return"] = ph["test"]["agents"][0].get("mean_return")
+        runs.append(r)
+        print(json.dumps(r), flush=True)
+        shutil.rmtree(out, ignore_errors=True)
 shutil.rmtree(tmp, ignore_errors=True)
 
-ok = [r for r in runs if r["reached"]]
-doc = {"what": f"wall time from `bodhi run` start until the {a.phase} phase's mean return "
+
+def table(rs):
+    ok = [r for r in rs if r["reached"]]
+    return {"seeds_reached": f"{len(ok)}/{len(rs)}",
+            "max_seconds_to_threshold": max((r["seconds_to_threshold"] for r in ok), default=None),
+            "mean_seconds_to_threshold": sum(r["seconds_to_threshold"] for r in ok) / len(ok) if ok else None,
+            "mean_agent_steps_to_threshold": sum(r["agent_steps_to_threshold"] for r in ok) / len(ok) if ok else None,
+            "min_train_agent_steps_per_s": min((r["train_agent_steps_per_s"] for r in rs), default=None)}
+
+
+cmd = ["bench/train.py", a.experiment, "--threshold", str(a.threshold), "--seeds"] + [str(s) for s in a.seeds]
+if a.worlds:
+    cmd += ["--worlds"] + [str(w) for w in a.worlds]
+for kv in a.set:
+    cmd += ["--set", kv]
+if a.max_steps is not None:
+    cmd += ["--max-steps", str(a.max_steps)]
+if a.workers is not None:
+    cmd += ["--workers", str(a.workers)]
+if a.device:
+    cmd += ["--device", a.device]
+doc = {"what": f"wall time and agent-steps from `bodhi run` start until the {a.phase} phase's mean return "
                f"(last 100 episodes) reaches {a.threshold}",
        "experiment": a.experiment, "threshold": a.threshold,
-       "command": " ".join([a.bodhi, "run", a.experiment, "--seed", "S", "--out", "DIR", "--quiet"]
-                           + (["--device", a.device] if a.device else [])),
+       "command": " ".join(cmd + ["--out", a.out]),
        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
        "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-       "machine": machine(),
-       "seeds_reached": f"{len(ok)}/{len(runs)}",
-       "max_seconds_to_threshold": max((r["seconds_to_threshold"] for r in ok), default=None),
-       "mean_seconds_to_threshold": sum(r["seconds_to_threshold"] for r in ok) / len(ok) if ok else None,
-       "min_train_agent_steps_per_s": min((r["train_agent_steps_per_s"] for r in runs), default=None),
-       "runs": runs}
+       "machine": machine(), **table(runs)}
+if a.worlds:
+    doc["by_worlds"] = {str(w): table([r for r in runs if r["worlds"] == w]) for w in a.worlds}
+if files:
+    doc["run_file"] = files
+doc["runs"] = runs
 json.dump(doc, open(a.out, "w"), indent=1)
-print(f"{doc['seeds_reached']} seeds reached {a.threshold}; max {doc['max_seconds_to_threshold']} s; wrote {a.out}")
-sys.exit(0 if len(ok) == len(runs) else 1)
+for w, t in (doc.get("by_worlds") or {"-": table(runs)}).items():
+    print(f"worlds {w}: {t['seeds_reached']} reached {a.threshold}; mean {t['mean_seconds_to_threshold']} s, "
+          f"{t['mean_agent_steps_to_threshold']} agent-steps")
+print(f"wrote {a.out}")
+sys.exit(0 if all(r["reached"] for r in runs) else 1)

@@ -502,7 +502,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         return bd_seterr(BD_ENOTFOUND, "phase '%s' has no agent '%s'", phase, agent);
     b->train = b->plan.ph->mode == BD_MODE_TRAIN && !b->ap->random;
     long long total = b->plan.max_agent_steps > 0 ? b->plan.max_agent_steps : 1000000;
-    if ((rc = bd_ppo_params_parse(b->ap->cfg->brain.params, total, &b->pp)) != BD_OK)
+    if ((rc = bd_ppo_params_parse(b->ap->cfg->brain.params, total, b->plan.worlds, &b->pp)) != BD_OK)
         return rc;
     b->M = b->plan.muscles;
     b->N = (int)b->plan.worlds;
@@ -611,8 +611,9 @@ static int bd_brain_loop(bd_brain *b)
 static int bd_learner_threads(const bd_brain *b)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int mbs = b->pp.opt.minibatches > 0 ? b->pp.opt.minibatches : 1;
-    long long mb = (long long)b->T * b->N / mbs;
+    long long tn = (long long)b->T * b->N;
+    long long mb = b->pp.opt.minibatches > 0 ? tn / b->pp.opt.minibatches
+                   : tn < b->pp.opt.minibatch_size ? tn : b->pp.opt.minibatch_size;
     return mb < 4096 || cores < 2 ? 1 : (int)cores;
 }
 

@@ -14,6 +14,7 @@ int bd_learner_init(bd_learner *l, const bd_agent_plan *ap, const bd_ppo_params 
     l->ap = ap;
     l->pp = *pp;
     l->train = train;
+    l->lr = pp->learning_rate;
     const int S = ap->nsens, U = ap->nact;
     bd_obsnorm_init(&l->norm, S);
     if (ap->random)
@@ -164,12 +165,15 @@ int bd_learner_update(bd_learner *l, const bd_batch *batch, long long steps, cJS
     bd_gae(b->T, b->N, b->rew, b->val, b->fval, b->lastv, b->term, b->trunc, (float)l->pp.gamma,
            (float)l->pp.gae_lambda, l->adv, l->ret);
     bd_ppo_perm(l->perm, tn, l->pp.opt.epochs, l->ap->seed, l->version);
+    double lr = l->lr;
     if (l->pp.anneal_lr && l->pp.total_steps > 0) {
         double frac = 1.0 - (double)steps / (double)l->pp.total_steps;
         if (frac < 0.01)
             frac = 0.01;
-        bdt_ppo_set_lr(l->ppo, (float)(frac * l->pp.learning_rate));
+        lr *= frac;
     }
+    if ((rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK)
+        return rc;
     bdt_ppo_stats st;
     double t0 = bd_now();
     /* The learner sees what the muscles' policy saw: the batch normalised with the
@@ -189,6 +193,8 @@ int bd_learner_update(bd_learner *l, const bd_batch *batch, long long steps, cJS
         bd_obsnorm_pack(&l->norm, l->params + l->nparams);
     }
     l->version++;
+    l->lr = bd_ppo_adapt_lr(&l->pp, l->lr, st.approx_kl);
+    cJSON_AddNumberToObject(ev, "learning_rate", lr);
     cJSON_AddNumberToObject(ev, "policy_loss", st.policy_loss);
     cJSON_AddNumberToObject(ev, "value_loss", st.value_loss);
     cJSON_AddNumberToObject(ev, "entropy", st.entropy);

@@ -2,6 +2,7 @@
 #include "brain/ppo.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,18 @@
 static const char *const bd_ppo_keys[] = {
     "learning_rate", "anneal_lr", "total_steps", "gamma", "gae_lambda", "rollout_steps",
     "hidden", "layers", "clip_coef", "vf_coef", "ent_coef", "max_grad_norm", "clip_vloss",
-    "norm_adv", "update_epochs", "num_minibatches", "norm_obs", NULL,
+    "norm_adv", "update_epochs", "num_minibatches", "minibatch_size", "norm_obs", "target_kl", NULL,
 };
 
 /* Every problem of the map into *dp (config/diag.h); the first one's code. */
-static int bd_ppo_params_read(const bd_node *p, long long default_total, bd_ppo_params *o, bd_diags *dp)
+long long bd_ppo_auto_rollout(long long worlds)
+{
+    long long t = worlds > 0 ? BD_PPO_AUTO_BATCH / worlds : BD_PPO_AUTO_T_MAX;
+    return t < BD_PPO_AUTO_T_MIN ? BD_PPO_AUTO_T_MIN : t > BD_PPO_AUTO_T_MAX ? BD_PPO_AUTO_T_MAX : t;
+}
+
+static int bd_ppo_params_read(const bd_node *p, long long default_total, long long worlds, bd_ppo_params *o,
+                              bd_diags *dp)
 {
     bd_diags d = BD_DIAGS_INIT;
     char where[256];
@@ -44,23 +52,33 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, bd_ppo_
 #define GETB(key, def, dst)                                                                  \
     if (bd_diag(&d, bd_node_bool(p, key, def, &b)) == BD_OK)                                 \
         dst = b;
-    GETD("learning_rate", 2.5e-4, o->learning_rate);
-    GETB("anneal_lr", 1, o->anneal_lr);
+    GETD("learning_rate", 1e-3, o->learning_rate);
+    GETB("anneal_lr", 0, o->anneal_lr);
     GETI("total_steps", default_total, 0, (long long)1 << 50, o->total_steps);
+    GETD("target_kl", BD_PPO_TARGET_KL, o->target_kl);
     GETD("gamma", 0.99, o->gamma);
     GETD("gae_lambda", 0.95, o->gae_lambda);
-    GETI("rollout_steps", 128, 1, 1 << 20, o->rollout_steps);
+    o->rollout_steps = (int)bd_ppo_auto_rollout(worlds);
+    GETI("rollout_steps", o->rollout_steps, 1, 1 << 20, o->rollout_steps);
     GETI("hidden", 64, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
     GETB("norm_obs", 0, o->norm_obs);
     GETD("clip_coef", 0.2, o->opt.clip_coef);
     GETD("vf_coef", 0.5, o->opt.vf_coef);
-    GETD("ent_coef", 0.01, o->opt.ent_coef);
+    GETD("ent_coef", 0.0, o->opt.ent_coef);
     GETD("max_grad_norm", 0.5, o->opt.max_grad_norm);
-    GETB("clip_vloss", 1, o->opt.clip_vloss);
+    GETB("clip_vloss", 0, o->opt.clip_vloss);
     GETB("norm_adv", 1, o->opt.norm_adv);
     GETI("update_epochs", 4, 1, 1000, o->opt.epochs);
-    GETI("num_minibatches", 4, 1, 1 << 20, o->opt.minibatches);
+    o->opt.minibatches = 0; /* absent: minibatch_size decides */
+    if (bd_node_get(p, "num_minibatches")) {
+        GETI("num_minibatches", 0, 1, 1 << 20, o->opt.minibatches);
+    }
+    GETI("minibatch_size", BD_PPO_MINIBATCH_SIZE, 1, 1 << 30, o->opt.minibatch_size);
+    if (bd_node_get(p, "num_minibatches") && bd_node_get(p, "minibatch_size"))
+        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: num_minibatches and minibatch_size: give one of them (a count per "
+                              "epoch, or a size that keeps the count growing with the batch)",
+                              bd_node_where(bd_node_get(p, "num_minibatches"), where, sizeof where)));
 #undef GETD
 #undef GETI
 #undef GETB
@@ -72,7 +90,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, bd_ppo_
     } ranges[] = {
         {"learning_rate", 0, 1e3, 1}, {"gamma", 0, 1, 0},         {"gae_lambda", 0, 1, 0},
         {"clip_coef", 0, 1e3, 0},     {"vf_coef", 0, 1e6, 0},     {"ent_coef", 0, 1e6, 0},
-        {"max_grad_norm", 0, 1e9, 1},
+        {"max_grad_norm", 0, 1e9, 1}, {"target_kl", 0, 1e3, 0},
     };
     for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
         const bd_node *n = bd_node_get(p, ranges[k].key);
@@ -94,10 +112,10 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, bd_ppo_
     return rc;
 }
 
-int bd_ppo_params_parse(const bd_node *p, long long default_total, bd_ppo_params *o)
+int bd_ppo_params_parse(const bd_node *p, long long default_total, long long worlds, bd_ppo_params *o)
 {
     bd_diags d = BD_DIAGS_INIT;
-    bd_ppo_params_read(p, default_total, o, &d);
+    bd_ppo_params_read(p, default_total, worlds, o, &d);
     return bd_diags_finish(&d);
 }
 
@@ -207,7 +225,7 @@ static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, co
         if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
             sap = &src.agents[i];
     bd_ppo_params spp;
-    if (rc != BD_OK || !sap || sap->random || bd_ppo_params_parse(sap->cfg->brain.params, 1, &spp) != BD_OK) {
+    if (rc != BD_OK || !sap || sap->random || bd_ppo_params_parse(sap->cfg->brain.params, 1, src.worlds, &spp) != BD_OK) {
         bd_phase_plan_fini(&src);
         return BD_OK; /* that phase's own problems are reported where they are */
     }
@@ -235,7 +253,7 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                   bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->nsens,
                                   BD_OBSNORM_MAX));
     bd_ppo_params pp;
-    int prc = bd_ppo_params_read(params, 1, &pp, d);
+    int prc = bd_ppo_params_read(params, 1, p->worlds, &pp, d);
     if (prc != BD_OK)
         return prc; /* what follows would judge defaults in place of what was meant */
     int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches, d);
@@ -259,10 +277,22 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
 int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
 {
     bd_ppo_params pp;
-    int rc = bd_ppo_params_read(params, 1, &pp, d);
+    int rc = bd_ppo_params_read(params, 1, p->worlds, &pp, d);
     if (rc != BD_OK)
         return rc;
     return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, d);
+}
+
+double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double kl)
+{
+    if (!(pp->target_kl > 0) || !isfinite(kl))
+        return lr;
+    double hi = pp->learning_rate > BD_PPO_LR_MAX ? pp->learning_rate : BD_PPO_LR_MAX;
+    if (kl > 2 * pp->target_kl)
+        lr /= BD_PPO_KL_STEP;
+    else if (kl < 0.5 * pp->target_kl)
+        lr *= BD_PPO_KL_STEP;
+    return lr < BD_PPO_LR_MIN ? BD_PPO_LR_MIN : lr > hi ? hi : lr;
 }
 
 void bd_gae(int T, int N, const float *rewards, const float *values, const float *final_values,

@@ -13,20 +13,47 @@
 typedef struct {
     double learning_rate;   /* 2.5e-4 */
     int anneal_lr;          /* 1: linear decay to 0 over total_steps */
+    double target_kl;       /* > 0: the learning rate adapts so that an update moves the policy
+                               about this far (approx. KL); 0: it does not */
     long long total_steps;  /* agent-steps the annealing spans (default: the max_steps condition) */
     double gamma;           /* 0.99 */
     double gae_lambda;      /* 0.95 */
-    int rollout_steps;      /* T per muscle between updates (128) */
+    int rollout_steps;      /* T per muscle between updates (bd_ppo_auto_rollout of the worlds) */
     int hidden;             /* 64 */
     int layers;             /* 2 */
     int norm_obs;           /* 0: running observation normalisation (brain/obsnorm.h) */
     bdt_ppo_config opt;     /* clip_coef 0.2, vf_coef 0.5, ent_coef 0.01, max_grad_norm 0.5,
-                               clip_vloss 1, norm_adv 1, update_epochs 4, num_minibatches 4 */
+                               clip_vloss 1, norm_adv 1, update_epochs 4, minibatch_size
+                               BD_PPO_MINIBATCH_SIZE (num_minibatches: a fixed count instead) */
 } bd_ppo_params;
 
+/* The defaults that hold from 16 to 65536 worlds (bench/results/train-scaling-*.json):
+ * an update takes about BD_PPO_AUTO_BATCH samples (rollout_steps = that / worlds, kept
+ * within [BD_PPO_AUTO_T_MIN, BD_PPO_AUTO_T_MAX]) and learns from minibatches of a fixed
+ * size, so a bigger batch means more gradient steps, not bigger ones. */
+#define BD_PPO_AUTO_BATCH 16384
+#define BD_PPO_AUTO_T_MIN 16
+#define BD_PPO_AUTO_T_MAX 128
+#define BD_PPO_MINIBATCH_SIZE 1024
+#define BD_PPO_TARGET_KL 0.01
+
+/* The adaptive learning rate (target_kl > 0): after an update whose approximate KL was
+ * above twice the target the rate is divided by BD_PPO_KL_STEP, below half of it
+ * multiplied, within [BD_PPO_LR_MIN, max(BD_PPO_LR_MAX, learning_rate)]. */
+#define BD_PPO_KL_STEP 1.5
+#define BD_PPO_LR_MIN 1e-6
+#define BD_PPO_LR_MAX 1e-2
+
+/* The next update's base learning rate from this one's (lr) and its approximate KL. */
+double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double approx_kl);
+
+/* rollout_steps when the run file gives none, for an agent over `worlds` worlds. */
+long long bd_ppo_auto_rollout(long long worlds);
+
 /* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
- * naming the position. total_steps defaults to default_total. */
-int bd_ppo_params_parse(const bd_node *params, long long default_total, bd_ppo_params *out);
+ * naming the position. total_steps defaults to default_total; rollout_steps to
+ * bd_ppo_auto_rollout(worlds). */
+int bd_ppo_params_parse(const bd_node *params, long long default_total, long long worlds, bd_ppo_params *out);
 
 /* The policy network agent ap builds with params pp on device. */
 void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,

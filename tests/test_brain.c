@@ -173,23 +173,55 @@ Test(ppo, shuffles_reach_every_index_of_batches_past_2_to_the_24)
 Test(ppo, params_defaults_and_errors)
 {
     bd_ppo_params p;
-    cr_assert_eq(bd_ppo_params_parse(NULL, 1000, &p), BD_OK);
-    cr_assert_float_eq(p.learning_rate, 2.5e-4, 1e-12);
-    cr_assert_eq(p.rollout_steps, 128);
+    cr_assert_eq(bd_ppo_params_parse(NULL, 1000, 16, &p), BD_OK);
+    cr_assert_float_eq(p.learning_rate, 1e-3, 1e-12);
+    cr_assert(!p.anneal_lr && !p.opt.clip_vloss && p.opt.ent_coef == 0);
+    cr_assert_eq(p.rollout_steps, BD_PPO_AUTO_T_MAX, "16 worlds: the longest automatic rollout");
     cr_assert_eq(p.opt.epochs, 4);
-    cr_assert_eq(p.opt.minibatches, 4);
+    cr_assert_eq(p.opt.minibatches, 0, "a minibatch size, not a count, by default");
+    cr_assert_eq(p.opt.minibatch_size, BD_PPO_MINIBATCH_SIZE);
+    cr_assert_eq(bd_ppo_params_parse(NULL, 1000, 1 << 20, &p), BD_OK);
+    cr_assert_eq(p.rollout_steps, BD_PPO_AUTO_T_MIN, "a million worlds: the shortest automatic rollout");
     cr_assert_eq(p.total_steps, 1000);
     bd_node *n;
     const char *bad = "lr: 0.1\n";
     cr_assert_eq(bd_yaml_parse(bad, strlen(bad), "b.yml", &n), BD_OK);
-    cr_assert_eq(bd_ppo_params_parse(n, 1, &p), BD_EINVAL);
+    cr_assert_eq(bd_ppo_params_parse(n, 1, 16, &p), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "b.yml:1:1") && strstr(bd_lasterr(), "'lr'"), "%s", bd_lasterr());
+    bd_node_destroy(n);
+    const char *both = "num_minibatches: 8\nminibatch_size: 256\n";
+    cr_assert_eq(bd_yaml_parse(both, strlen(both), "d.yml", &n), BD_OK);
+    cr_assert_eq(bd_ppo_params_parse(n, 1, 16, &p), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "d.yml:1:") && strstr(bd_lasterr(), "give one of them"), "%s", bd_lasterr());
     bd_node_destroy(n);
     const char *range = "rollout_steps: 0\n";
     cr_assert_eq(bd_yaml_parse(range, strlen(range), "c.yml", &n), BD_OK);
-    cr_assert_eq(bd_ppo_params_parse(n, 1, &p), BD_EINVAL);
+    cr_assert_eq(bd_ppo_params_parse(n, 1, 16, &p), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "c.yml:1:"), "%s", bd_lasterr());
     bd_node_destroy(n);
+}
+
+Test(ppo, learning_rate_follows_the_kl_of_each_update)
+{
+    bd_ppo_params p;
+    cr_assert_eq(bd_ppo_params_parse(NULL, 1000, 16, &p), BD_OK);
+    cr_assert_float_eq(p.target_kl, BD_PPO_TARGET_KL, 1e-12);
+    const double lr = p.learning_rate, t = p.target_kl;
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 3 * t), lr / BD_PPO_KL_STEP, 1e-15, "too far: slower");
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 0.1 * t), lr * BD_PPO_KL_STEP, 1e-15, "too timid: faster");
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, t), lr, 1e-15, "on target: kept");
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, NAN), lr, 1e-15, "no KL: kept");
+    double r = lr;
+    for (int k = 0; k < 100; k++)
+        r = bd_ppo_adapt_lr(&p, r, 0);
+    cr_assert_float_eq(r, BD_PPO_LR_MAX, 1e-15, "bounded above");
+    for (int k = 0; k < 100; k++)
+        r = bd_ppo_adapt_lr(&p, r, 1);
+    cr_assert_float_eq(r, BD_PPO_LR_MIN, 1e-18, "bounded below");
+    p.learning_rate = 0.05; /* a rate above the bound is the bound */
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, 0.05, 0), 0.05, 1e-15);
+    p.target_kl = 0;
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 1), lr, 1e-15, "target_kl 0: fixed");
 }
 
 Test(obsnorm, running_moments_match_the_whole_batch)

@@ -598,6 +598,35 @@ Test(torch, update_rejects_bad_input)
     bdt_policy_destroy(p);
 }
 
+Test(torch, minibatch_size_sets_the_count_per_update)
+{
+    /* a cancelled update says how many minibatches it would have made: epochs x
+     * max(1, n / minibatch_size) */
+    enum { N = 1000, OBS = 2 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_DISCRETE, 2, 3));
+    bdt_ppo_config oc = ocfg();
+    oc.epochs = 2;
+    oc.minibatches = 0;
+    oc.minibatch_size = 300;
+    bdt_ppo *o = mkppo(p, oc);
+    volatile int stop = 1;
+    bdt_ppo_set_cancel(o, &stop);
+    static float obs[N * OBS], act[N], logp[N], adv[N], ret[N], val[N];
+    int64_t *perm = shuffled_perm(2, N);
+    bdt_ppo_stats st;
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_EINTR);
+    cr_assert(strstr(bd_lasterr(), "after 0 of 6 minibatches"), "%s", bd_lasterr());
+    int64_t *small = shuffled_perm(2, 100);
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, 100, small, &st), BD_EINTR);
+    cr_assert(strstr(bd_lasterr(), "after 0 of 2 minibatches"), "one minibatch of the whole batch: %s", bd_lasterr());
+    stop = 0;
+    cr_assert_eq(bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st), BD_OK, "%s", bd_lasterr());
+    free(small);
+    free(perm);
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(p);
+}
+
 Test(torch, continuous_forward_and_update)
 {
     enum { N = 32, OBS = 3, ACT = 2, EP = 2 };

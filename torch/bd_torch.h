@@ -76,7 +76,8 @@ typedef struct {
     int clip_vloss;      /* 1 */
     int norm_adv;        /* 1: normalise advantages per minibatch */
     int epochs;          /* 4 */
-    int minibatches;     /* 4 */
+    int minibatches;     /* a fixed count per epoch; 0: n / minibatch_size of each update */
+    int minibatch_size;  /* samples per minibatch when minibatches is 0 (at least one minibatch) */
 } bdt_ppo_config;
 
 typedef struct {
@@ -99,7 +100,8 @@ void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag);
  *   obs (n, obs_dim); actions (n, act_dim for continuous, n for discrete as the index
  *   in float); logp, adv, ret, val (n): old log-prob, advantages (raw), returns, old
  *   values. perm (epochs * n): the sample order of each epoch (minibatch b of epoch e is
- *   perm[e*n + b*mb .. +mb), mb = n / minibatches; the remainder is dropped).
+ *   perm[e*n + b*mb .. +mb), mb = n / k for k minibatches: the config's count, or
+ *   max(1, n / minibatch_size); the remainder is dropped).
  * The caller draws perm so runs are reproducible. */
 int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp,
                    const float *adv, const float *ret, const float *val, int n,

@@ -12,11 +12,14 @@ extern "C" int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo 
     *out = nullptr;
     if (!p || !cfg)
         return bd_seterr(BD_EINVAL, "bdt_ppo_create: NULL argument");
-    if (!(cfg->lr >= 0.0f) || cfg->epochs < 0 || cfg->minibatches < 1 || !(cfg->clip_coef >= 0.0f))
+    if (!(cfg->lr >= 0.0f) || cfg->epochs < 0 || cfg->minibatches < 0
+        || (cfg->minibatches == 0 && cfg->minibatch_size < 1) || !(cfg->clip_coef >= 0.0f))
         return bd_seterr(BD_EINVAL,
-                         "bdt_ppo_create: need lr >= 0, clip_coef >= 0, epochs >= 0, minibatches >= 1 "
-                         "(got lr=%g clip_coef=%g epochs=%d minibatches=%d)",
-                         (double)cfg->lr, (double)cfg->clip_coef, cfg->epochs, cfg->minibatches);
+                         "bdt_ppo_create: need lr >= 0, clip_coef >= 0, epochs >= 0, and minibatches >= 1 "
+                         "or minibatch_size >= 1 (got lr=%g clip_coef=%g epochs=%d minibatches=%d "
+                         "minibatch_size=%d)",
+                         (double)cfg->lr, (double)cfg->clip_coef, cfg->epochs, cfg->minibatches,
+                         cfg->minibatch_size);
     try {
         std::unique_ptr<bdt_ppo> o(new bdt_ppo);
         o->p = p;
@@ -107,10 +110,10 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
     const bdt_policy_config &pc = o->p->cfg;
     if (n < 1)
         return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d must be >= 1", n);
-    const int mb = n / c.minibatches;
+    const int nmb = c.minibatches > 0 ? c.minibatches : std::max(1, n / c.minibatch_size);
+    const int mb = n / nmb;
     if (mb < 1)
-        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d is smaller than minibatches=%d", n,
-                         c.minibatches);
+        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d is smaller than minibatches=%d", n, nmb);
     /* Out-of-range indices would be a device-side assert on CUDA: check on the host. */
     for (int64_t i = 0; i < (int64_t)c.epochs * n; i++)
         if (perm[i] < 0 || perm[i] >= n)
@@ -146,12 +149,12 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
         torch::Tensor s_pg, s_v, s_ent, s_kl, s_cf; /* last epoch's sums, 0-d on the device */
         for (int e = 0; e < c.epochs; e++) {
             const bool last = e + 1 == c.epochs;
-            for (int b = 0; b < c.minibatches; b++) {
+            for (int b = 0; b < nmb; b++) {
                 if (o->cancel && *o->cancel) {
                     restore_snapshot(o, snap);
                     return bd_seterr(BD_EINTR, "bdt_ppo_update: cancelled after %d of %d minibatches; "
-                                     "the last whole update is kept", e * c.minibatches + b,
-                                     c.epochs * c.minibatches);
+                                     "the last whole update is kept", e * nmb + b,
+                                     c.epochs * nmb);
                 }
                 const int64_t start = (int64_t)e * n + (int64_t)b * mb;
                 torch::Tensor idx = b_perm.slice(0, start, start + mb); /* (mb) */
@@ -245,7 +248,7 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
         if (stats) {
             torch::NoGradGuard ng;
             float h[5];
-            download(torch::stack({s_pg, s_v, s_ent, s_kl, s_cf}) / (double)c.minibatches, h, 5);
+            download(torch::stack({s_pg, s_v, s_ent, s_kl, s_cf}) / (double)nmb, h, 5);
             stats->policy_loss = h[0];
             stats->value_loss = h[1];
             stats->entropy = h[2];
