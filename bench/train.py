@@ -136,7 +136,9 @@ doc = {"what": f"wall time and agent-steps from `bodhi run` start until the {a.p
                f"(last 100 episodes) reaches {a.threshold}",
        "experiment": a.experiment, "threshold": a.threshold,
        "command": " ".join(cmd + ["--out", a.out]),
-       "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+       "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip(),
+       "dirty_files": [l[3:] for l in subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                                     capture_output=True, text=True).stdout.splitlines()],
        "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
        "machine": machine(), **table(runs)}
 if a.worlds:

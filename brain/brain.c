@@ -39,8 +39,8 @@
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
-    {"ppo", "ppo", 0, bd_ppo_check},
-    {"random", "random", 1, bd_random_brain_check},
+    {"ppo", "ppo", 0, bd_ppo_check, bd_ppo_rollout_steps},
+    {"random", "random", 1, bd_random_brain_check, bd_ppo_rollout_steps},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
@@ -81,6 +81,7 @@ typedef struct {
     char why[192];            /* why the phase ended, from the conductor */
     int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
+    int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
     /* news from the conductor's answers to heartbeats */
     pthread_mutex_t news_mu;
     int *lost;                /* (M) muscles the conductor says are lost */
@@ -462,6 +463,8 @@ static int bd_brain_round(bd_brain *b, int *stop)
         cJSON_Delete(b->learned);
         b->learned = cJSON_CreateObject();
         rc = bd_learner_update(&b->learner, &batch, b->steps, b->learned);
+        if (rc != BD_OK && rc != BD_EINTR)
+            b->learn_failed = 1; /* the parameters may be half-updated: not worth keeping */
     }
     for (int k = 0; k < b->M && rc == BD_OK; k++) {
         if (!bd_round_request(b->round, k))
@@ -612,8 +615,8 @@ static int bd_learner_threads(const bd_brain *b)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long long tn = (long long)b->T * b->N;
-    long long mb = b->pp.opt.minibatches > 0 ? tn / b->pp.opt.minibatches
-                   : tn < b->pp.opt.minibatch_size ? tn : b->pp.opt.minibatch_size;
+    long long k = b->pp.opt.minibatches > 0 ? b->pp.opt.minibatches : tn / b->pp.opt.minibatch_size;
+    long long mb = tn / (k > 0 ? k : 1); /* as the shim cuts the batch (torch/bd_torch.h) */
     return mb < 4096 || cores < 2 ? 1 : (int)cores;
 }
 
@@ -659,10 +662,13 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         bd_events_close(b.ev);
         b.ev = NULL;
     }
-    /* Checkpoint at the end of a train phase (also when interrupted: what was learnt in
-     * the last whole update is kept). */
+    /* Checkpoint at the end of a train phase, also when interrupted or when the phase
+     * failed around the learner (muscles lost, a conductor killed): the parameters are
+     * those of the last whole update, and what was learnt is the user's. Not after an
+     * update itself failed. */
     char *ckpt = NULL;
-    if (b.train && b.learner.net && (rc == BD_OK || rc == BD_EINTR)) {
+    if (b.train && b.learner.net && !b.learn_failed
+        && (rc == BD_OK || rc == BD_EINTR || b.learner.version > 0)) {
         char *dir = bd_strfmt("%s/checkpoints/%s", run_dir, phase);
         ckpt = bd_strfmt("%s/%s.pt", dir, agent);
         int crc = dir && ckpt ? bd_mkdirs(dir) : bd_seterr(BD_ENOMEM, "out of memory");

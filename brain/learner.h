@@ -36,7 +36,7 @@ typedef struct {
     float *params;            /* the policy's parameters, then the normaliser (2 S) with use_norm */
     size_t nparams;           /* policy parameters */
     uint64_t version;         /* updates so far */
-    double lr;                /* the base learning rate, adapted to target_kl (before annealing) */
+    double lr;                /* the base learning rate, adapted to kl_threshold (before annealing) */
     long long max_rows;       /* T * N: the most samples a batch holds */
     /* work buffers (max_rows each; obs/nobs * S, act * U) */
     float *adv, *ret, *nobs;

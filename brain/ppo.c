@@ -18,16 +18,16 @@
 static const char *const bd_ppo_keys[] = {
     "learning_rate", "anneal_lr", "total_steps", "gamma", "gae_lambda", "rollout_steps",
     "hidden", "layers", "clip_coef", "vf_coef", "ent_coef", "max_grad_norm", "clip_vloss",
-    "norm_adv", "update_epochs", "num_minibatches", "minibatch_size", "norm_obs", "target_kl", NULL,
+    "norm_adv", "update_epochs", "num_minibatches", "minibatch_size", "norm_obs", "kl_threshold", NULL,
 };
 
-/* Every problem of the map into *dp (config/diag.h); the first one's code. */
 long long bd_ppo_auto_rollout(long long worlds)
 {
     long long t = worlds > 0 ? BD_PPO_AUTO_BATCH / worlds : BD_PPO_AUTO_T_MAX;
     return t < BD_PPO_AUTO_T_MIN ? BD_PPO_AUTO_T_MIN : t > BD_PPO_AUTO_T_MAX ? BD_PPO_AUTO_T_MAX : t;
 }
 
+/* Every problem of the map into *dp (config/diag.h); the first one's code. */
 static int bd_ppo_params_read(const bd_node *p, long long default_total, long long worlds, bd_ppo_params *o,
                               bd_diags *dp)
 {
@@ -55,7 +55,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     GETD("learning_rate", 1e-3, o->learning_rate);
     GETB("anneal_lr", 0, o->anneal_lr);
     GETI("total_steps", default_total, 0, (long long)1 << 50, o->total_steps);
-    GETD("target_kl", BD_PPO_TARGET_KL, o->target_kl);
+    GETD("kl_threshold", BD_PPO_KL_THRESHOLD, o->kl_threshold);
     GETD("gamma", 0.99, o->gamma);
     GETD("gae_lambda", 0.95, o->gae_lambda);
     o->rollout_steps = (int)bd_ppo_auto_rollout(worlds);
@@ -90,7 +90,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     } ranges[] = {
         {"learning_rate", 0, 1e3, 1}, {"gamma", 0, 1, 0},         {"gae_lambda", 0, 1, 0},
         {"clip_coef", 0, 1e3, 0},     {"vf_coef", 0, 1e6, 0},     {"ent_coef", 0, 1e6, 0},
-        {"max_grad_norm", 0, 1e9, 1}, {"target_kl", 0, 1e3, 0},
+        {"max_grad_norm", 0, 1e9, 1}, {"kl_threshold", 0, 1e3, 0},
     };
     for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
         const bd_node *n = bd_node_get(p, ranges[k].key);
@@ -112,6 +112,15 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     return rc;
 }
 
+long long bd_ppo_rollout_steps(const bd_node *params, long long worlds)
+{
+    bd_ppo_params pp;
+    bd_diags d = BD_DIAGS_INIT;
+    int rc = bd_ppo_params_read(params, 1, worlds, &pp, &d);
+    bd_diags_fini(&d);
+    return rc == BD_OK ? pp.rollout_steps : -1;
+}
+
 int bd_ppo_params_parse(const bd_node *p, long long default_total, long long worlds, bd_ppo_params *o)
 {
     bd_diags d = BD_DIAGS_INIT;
@@ -119,17 +128,20 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, long long wor
     return bd_diags_finish(&d);
 }
 
-/* What a brain of rollout_steps T and minibatches mb asks of the phase's sizes: every
- * muscle's rollout fits one message (wire/wire.h), the learner's T x worlds samples fit
- * its int indices, and each minibatch holds at least one sample. Problems go to d. */
+/* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
+ * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one
+ * message (wire/wire.h), the learner's T x worlds samples fit its int indices and this
+ * machine's memory, and each minibatch holds at least one sample. Problems go to d. */
 static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
-                                long long T, long long mb, bd_diags *d)
+                                long long T, long long mb, int epochs, bd_diags *d)
 {
     char w[256];
     if (p->worlds <= 0)
         return BD_OK; /* the env's params have problems of their own */
     const bd_node *tn = bd_node_get(params, "rollout_steps");
     bd_node_where(tn ? tn : params, w, sizeof w);
+    if (!tn) /* the automatic length: say so, and where the brain is */
+        snprintf(w + strlen(w), sizeof w - strlen(w), " (automatic rollout_steps)");
     long long n_max = (p->worlds + p->muscles - 1) / p->muscles; /* the largest shard */
     bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact,
                         .ended = (uint64_t)T * (uint64_t)n_max}; /* at worst every episode ends */
@@ -142,9 +154,19 @@ static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, c
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds per muscle is too much for one "
                                   "rollout message (steps x worlds x (sensors + actuators + 8) must stay under "
                                   "2^34); use fewer rollout_steps or more workers", w, T, n_max));
+    /* a batch in the brain: assembled from the rollouts, compacted, GAE, the shuffles
+     * (8 bytes a sample and epoch) and the shim's copy of it */
+    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)p->worlds;
+    double need = tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (T * p->worlds > INT_MAX)
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds = %lld samples per update; the "
                                   "learner takes at most %d", w, T, p->worlds, T * p->worlds, INT_MAX));
+    else if (rc == BD_OK && have > 0 && need > have) /* only once the sizes themselves are right */
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds = %lld samples per update need "
+                                  "about %.3g GiB in the brain; this machine has %.3g GiB (fewer worlds or "
+                                  "rollout_steps)", w, T, p->worlds, T * p->worlds, need / (1 << 30),
+                                  have / (1 << 30)));
     else if (mb > T * p->worlds) {
         const bd_node *mn = bd_node_get(params, "num_minibatches");
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: num_minibatches %lld is more than the %lld samples of an update "
@@ -256,7 +278,8 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     int prc = bd_ppo_params_read(params, 1, p->worlds, &pp, d);
     if (prc != BD_OK)
         return prc; /* what follows would judge defaults in place of what was meant */
-    int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches, d);
+    int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches,
+                                   p->ph && p->ph->mode == BD_MODE_TRAIN ? pp.opt.epochs : 0, d);
     rc = rc ? rc : brc;
     /* the network, its gradients and Adam's two moments must fit this machine */
     bdt_policy_config cfg;
@@ -280,19 +303,20 @@ int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const b
     int rc = bd_ppo_params_read(params, 1, p->worlds, &pp, d);
     if (rc != BD_OK)
         return rc;
-    return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, d);
+    return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, 0, d);
 }
 
 double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double kl)
 {
-    if (!(pp->target_kl > 0) || !isfinite(kl))
+    if (!(pp->kl_threshold > 0) || !isfinite(kl))
         return lr;
     double hi = pp->learning_rate > BD_PPO_LR_MAX ? pp->learning_rate : BD_PPO_LR_MAX;
-    if (kl > 2 * pp->target_kl)
+    double lo = pp->learning_rate < BD_PPO_LR_MIN ? pp->learning_rate : BD_PPO_LR_MIN;
+    if (kl > 2 * pp->kl_threshold)
         lr /= BD_PPO_KL_STEP;
-    else if (kl < 0.5 * pp->target_kl)
+    else if (kl < 0.5 * pp->kl_threshold)
         lr *= BD_PPO_KL_STEP;
-    return lr < BD_PPO_LR_MIN ? BD_PPO_LR_MIN : lr > hi ? hi : lr;
+    return lr < lo ? lo : lr > hi ? hi : lr;
 }
 
 void bd_gae(int T, int N, const float *rewards, const float *values, const float *final_values,

@@ -11,10 +11,11 @@
 #include "torch/bd_torch.h"
 
 typedef struct {
-    double learning_rate;   /* 2.5e-4 */
-    int anneal_lr;          /* 1: linear decay to 0 over total_steps */
-    double target_kl;       /* > 0: the learning rate adapts so that an update moves the policy
-                               about this far (approx. KL); 0: it does not */
+    double learning_rate;   /* 1e-3: Adam's step size at the start */
+    int anneal_lr;          /* 0; 1: linear decay to 0 over total_steps */
+    double kl_threshold;    /* 0.01: the learning rate adapts so that an update moves the
+                               policy about this far (approx. KL), as rl_games's adaptive
+                               schedule; 0: it does not */
     long long total_steps;  /* agent-steps the annealing spans (default: the max_steps condition) */
     double gamma;           /* 0.99 */
     double gae_lambda;      /* 0.95 */
@@ -22,8 +23,8 @@ typedef struct {
     int hidden;             /* 64 */
     int layers;             /* 2 */
     int norm_obs;           /* 0: running observation normalisation (brain/obsnorm.h) */
-    bdt_ppo_config opt;     /* clip_coef 0.2, vf_coef 0.5, ent_coef 0.01, max_grad_norm 0.5,
-                               clip_vloss 1, norm_adv 1, update_epochs 4, minibatch_size
+    bdt_ppo_config opt;     /* clip_coef 0.2, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5,
+                               clip_vloss 0, norm_adv 1, update_epochs 4, minibatch_size
                                BD_PPO_MINIBATCH_SIZE (num_minibatches: a fixed count instead) */
 } bd_ppo_params;
 
@@ -35,11 +36,11 @@ typedef struct {
 #define BD_PPO_AUTO_T_MIN 16
 #define BD_PPO_AUTO_T_MAX 128
 #define BD_PPO_MINIBATCH_SIZE 1024
-#define BD_PPO_TARGET_KL 0.01
+#define BD_PPO_KL_THRESHOLD 0.01
 
-/* The adaptive learning rate (target_kl > 0): after an update whose approximate KL was
- * above twice the target the rate is divided by BD_PPO_KL_STEP, below half of it
- * multiplied, within [BD_PPO_LR_MIN, max(BD_PPO_LR_MAX, learning_rate)]. */
+/* The adaptive learning rate (kl_threshold > 0): after an update whose approximate KL was
+ * above twice the threshold the rate is divided by BD_PPO_KL_STEP, below half of it
+ * multiplied, within [min(BD_PPO_LR_MIN, learning_rate), max(BD_PPO_LR_MAX, learning_rate)]. */
 #define BD_PPO_KL_STEP 1.5
 #define BD_PPO_LR_MIN 1e-6
 #define BD_PPO_LR_MAX 1e-2
@@ -49,6 +50,11 @@ double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double approx_kl);
 
 /* rollout_steps when the run file gives none, for an agent over `worlds` worlds. */
 long long bd_ppo_auto_rollout(long long worlds);
+
+/* The rollout length params ask for over `worlds` worlds (given or automatic), or -1 when
+ * params have problems: the registry's rollout_steps (config/registry.h), for the ppo and
+ * random brains. */
+long long bd_ppo_rollout_steps(const bd_node *params, long long worlds);
 
 /* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
  * naming the position. total_steps defaults to default_total; rollout_steps to

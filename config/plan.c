@@ -388,6 +388,41 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
     return bad;
 }
 
+/* The agents of a phase step together: every brain must ask the muscles for the same
+ * rollout length (given or automatic). */
+static int bd_plan_rollouts(const bd_phase_plan *p, bd_diags *d)
+{
+    char w[256];
+    int first = -1;
+    long long t0 = 0;
+    if (p->worlds <= 0)
+        return BD_OK;
+    for (int i = 0; i < p->nagents; i++) {
+        const bd_agent_plan *ap = &p->agents[i];
+        if (!ap->cfg || !ap->brain || !ap->brain->rollout_steps)
+            continue;
+        long long t = ap->brain->rollout_steps(ap->cfg->brain.params, p->worlds);
+        if (t < 0)
+            continue; /* its params' problems are reported by its check */
+        if (first < 0) {
+            first = i;
+            t0 = t;
+            continue;
+        }
+        if (t != t0) {
+            const bd_agent_plan *fp = &p->agents[first];
+            const bd_node *mine = bd_node_get(ap->cfg->brain.params, "rollout_steps");
+            const bd_node *theirs = bd_node_get(fp->cfg->brain.params, "rollout_steps");
+            return bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s' collects rollouts of %lld steps (%s), agent '%s' of "
+                                        "%lld (%s); the agents of a phase step together: give their brains the same "
+                                        "rollout_steps", bd_where(mine ? mine : ap->cfg->node, w, sizeof w),
+                                        ap->cfg->name, t, mine ? "rollout_steps" : "automatic for these worlds",
+                                        fp->cfg->name, t0, theirs ? "rollout_steps" : "automatic for these worlds"));
+        }
+    }
+    return BD_OK;
+}
+
 int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry *reg,
                         const char *device_override, int flags, bd_diags *d, bd_phase_plan *p)
 {
@@ -440,6 +475,8 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     for (int i = 0; i < p->nagents; i++)
         if ((rc = bd_plan_agent(p, i, d)) != BD_OK)
             bad = rc;
+    if ((rc = bd_plan_rollouts(p, d)) != BD_OK)
+        bad = rc;
     return bad;
 }
 

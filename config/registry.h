@@ -22,6 +22,11 @@ typedef struct {
      * NULL: the kind takes any params. */
     int (*check)(const bd_node *params, const struct bd_phase_plan *p,
                  const struct bd_agent_plan *ap, bd_diags *d);
+    /* Brains: the rollout length T its params ask of the muscles over `worlds` worlds, or
+     * -1 when the params have problems (check reports them). The agents of a phase step
+     * together, so config/plan.c refuses a phase whose agents ask for different T. NULL:
+     * the kind asks for none. */
+    long long (*rollout_steps)(const bd_node *params, long long worlds);
 } bd_kind;
 
 typedef struct {

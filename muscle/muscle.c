@@ -48,8 +48,8 @@ static int bd_actor_check(const bd_node *params, const bd_phase_plan *p, const b
 }
 
 const bd_kind bd_muscle_kinds[] = {
-    {"ppo", "ppo", 0, bd_actor_check},
-    {"random", "random", 1, bd_actor_check},
+    {"ppo", "ppo", 0, bd_actor_check, NULL},
+    {"random", "random", 1, bd_actor_check, NULL},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 

@@ -205,8 +205,8 @@ Test(ppo, learning_rate_follows_the_kl_of_each_update)
 {
     bd_ppo_params p;
     cr_assert_eq(bd_ppo_params_parse(NULL, 1000, 16, &p), BD_OK);
-    cr_assert_float_eq(p.target_kl, BD_PPO_TARGET_KL, 1e-12);
-    const double lr = p.learning_rate, t = p.target_kl;
+    cr_assert_float_eq(p.kl_threshold, BD_PPO_KL_THRESHOLD, 1e-12);
+    const double lr = p.learning_rate, t = p.kl_threshold;
     cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 3 * t), lr / BD_PPO_KL_STEP, 1e-15, "too far: slower");
     cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 0.1 * t), lr * BD_PPO_KL_STEP, 1e-15, "too timid: faster");
     cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, t), lr, 1e-15, "on target: kept");
@@ -220,8 +220,8 @@ Test(ppo, learning_rate_follows_the_kl_of_each_update)
     cr_assert_float_eq(r, BD_PPO_LR_MIN, 1e-18, "bounded below");
     p.learning_rate = 0.05; /* a rate above the bound is the bound */
     cr_assert_float_eq(bd_ppo_adapt_lr(&p, 0.05, 0), 0.05, 1e-15);
-    p.target_kl = 0;
-    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 1), lr, 1e-15, "target_kl 0: fixed");
+    p.kl_threshold = 0;
+    cr_assert_float_eq(bd_ppo_adapt_lr(&p, lr, 1), lr, 1e-15, "kl_threshold 0: fixed");
 }
 
 Test(obsnorm, running_moments_match_the_whole_batch)

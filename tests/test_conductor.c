@@ -500,6 +500,21 @@ Test(conductor, plugin_env_with_two_random_agents, .timeout = 120)
             "      phase_config: {mode: train, worker: 2}\n",
             BODHI_TARGET_PLUGIN);
     fclose(f);
+    /* the agents of a phase step together: a brain left on the automatic rollout length
+     * (128 for 4 worlds) beside one asking for 50 is refused before anything runs */
+    char *cmd = bd_strfmt("sed '0,/rollout_steps: 50/s/brain: {name: random, params: {rollout_steps: 50}}/brain: {name: random}/' %s "
+                          "> %s.auto.yml", file, file);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    char *autof = bd_strfmt("%s.auto.yml", file), *err = bd_strfmt("%s.err", file);
+    cr_assert_eq(run_cmd("%s check %s 2> %s", autof, err), 2);
+    char *msg = NULL;
+    cr_assert_eq(bd_read_file(err, &msg, NULL), BD_OK);
+    cr_assert(strstr(msg, "agent 'climber' collects rollouts of 50 steps (rollout_steps), agent 'walker' of 128 "
+                          "(automatic for these worlds)"), "%s", msg);
+    free(msg);
+    free(err);
+    free(autof);
     char *out = bd_strfmt("/tmp/bd-run-%d-plugin", (int)getpid());
     cr_assert_eq(run_cmd("%s run %s --out %s --quiet", file, out), 0);
     cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0);
@@ -890,6 +905,9 @@ Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120)
     while (system(left) == 0 && bd_now() - t0 < 10)
         usleep(50000);
     double took = bd_now() - t0;
+    /* What is asserted is that none outlives it; the bound is loose (here they go in
+     * about 0.1 s) because a loaded CI machine took 2.2 s while the brain saved its
+     * checkpoint, and speed is for benchmarks, not for unit tests. */
     cr_assert(took < 8, "children gone %.2f s after the conductor", took);
     /* the brain saved what it learnt on its way out */
     char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);

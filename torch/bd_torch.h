@@ -68,14 +68,15 @@ int bdt_policy_forward_on_device(bdt_policy *p, const float *obs, int n, float *
 int bdt_policy_logstd(bdt_policy *p, float *dst, int act_dim);
 
 typedef struct {
-    float lr;            /* Adam learning rate (2.5e-4), eps 1e-5 as CleanRL */
-    float clip_coef;     /* 0.2 */
-    float vf_coef;       /* 0.5 */
-    float ent_coef;      /* 0.01 */
-    float max_grad_norm; /* 0.5 */
-    int clip_vloss;      /* 1 */
+    /* (the ppo brain's defaults are in brain/ppo.h) */
+    float lr;            /* Adam learning rate, eps 1e-5 as CleanRL */
+    float clip_coef;     /* PPO ratio clip (and the value clip) */
+    float vf_coef;
+    float ent_coef;
+    float max_grad_norm; /* global gradient-norm clip; 0: none */
+    int clip_vloss;      /* 1: CleanRL's clipped value loss */
     int norm_adv;        /* 1: normalise advantages per minibatch */
-    int epochs;          /* 4 */
+    int epochs;
     int minibatches;     /* a fixed count per epoch; 0: n / minibatch_size of each update */
     int minibatch_size;  /* samples per minibatch when minibatches is 0 (at least one minibatch) */
 } bdt_ppo_config;

@@ -152,9 +152,9 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
             for (int b = 0; b < nmb; b++) {
                 if (o->cancel && *o->cancel) {
                     restore_snapshot(o, snap);
-                    return bd_seterr(BD_EINTR, "bdt_ppo_update: cancelled after %d of %d minibatches; "
-                                     "the last whole update is kept", e * nmb + b,
-                                     c.epochs * nmb);
+                    return bd_seterr(BD_EINTR, "bdt_ppo_update: cancelled after %lld of %lld minibatches; "
+                                     "the last whole update is kept", (long long)e * nmb + b,
+                                     (long long)c.epochs * nmb);
                 }
                 const int64_t start = (int64_t)e * n + (int64_t)b * mb;
                 torch::Tensor idx = b_perm.slice(0, start, start + mb); /* (mb) */

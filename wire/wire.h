@@ -28,7 +28,7 @@
 #include "bodhi/bodhi.h"
 
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
-#define BD_WIRE_VERSION 3
+#define BD_WIRE_VERSION 4 /* 4: WEIGHTS carries the normaliser's inverse std (3: its variance) */
 #define BD_WIRE_HEADER_SIZE 24
 
 typedef enum {

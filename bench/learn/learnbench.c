@@ -2,7 +2,9 @@
  * [--hidden H] [--layers L] [--threads K] [--minibatch M ...]`: what libtorch (with its
  * BLAS) can learn on this machine, with nothing else in the way: the PPO update of the
  * torch shim (forward and backward through the policy and value nets, the losses, Adam)
- * over a batch of N samples already in memory, E epochs, for each minibatch size M.
+ * over a batch of N samples already in memory, E epochs, for each minibatch size M, with
+ * the ppo brain's default params otherwise (brain/ppo.h). Run it with the environment the
+ * conductor gives a brain (OPENBLAS_NUM_THREADS=1, OMP_WAIT_POLICY=passive).
  * A discrete policy of S observations and A actions (CartPole's 4 and 2 by default), the
  * default network. Prints one JSON object: per size, fwd+bwd samples/s (E N over the
  * update's time) and the agent-steps/s a training loop could reach if the update were all
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brain/ppo.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
 
@@ -33,9 +36,14 @@ static long long opt(int argc, char **argv, const char *name, long long def)
 
 int main(int argc, char **argv)
 {
-    const int N = (int)opt(argc, argv, "--samples", 262144), E = (int)opt(argc, argv, "--epochs", 4),
+    bd_ppo_params pp;
+    if (bd_ppo_params_parse(NULL, 1, 1, &pp) != BD_OK) {
+        fprintf(stderr, "learnbench: %s\n", bd_lasterr());
+        return 1;
+    }
+    const int N = (int)opt(argc, argv, "--samples", 262144), E = (int)opt(argc, argv, "--epochs", pp.opt.epochs),
               S = (int)opt(argc, argv, "--obs", 4), A = (int)opt(argc, argv, "--actions", 2),
-              H = (int)opt(argc, argv, "--hidden", 64), L = (int)opt(argc, argv, "--layers", 2),
+              H = (int)opt(argc, argv, "--hidden", pp.hidden), L = (int)opt(argc, argv, "--layers", pp.layers),
               K = (int)opt(argc, argv, "--threads", 0);
     int sizes[32], ns = 0;
     for (int i = 1; i < argc && ns < 32; i++)
@@ -80,7 +88,10 @@ int main(int argc, char **argv)
            "\"threads\": %d, \"by_minibatch\": [", N, E, S, A, H, L, K);
     for (int k = 0; k < ns; k++) {
         bdt_policy_config pc = {S, BDT_DISCRETE, A, H, L, BDT_CPU, 1};
-        bdt_ppo_config oc = {2.5e-4f, 0.2f, 0.5f, 0.0f, 0.5f, 1, 1, E, 0, sizes[k]};
+        bdt_ppo_config oc = pp.opt; /* the defaults, with this minibatch size */
+        oc.epochs = E;
+        oc.minibatches = 0;
+        oc.minibatch_size = sizes[k];
         bdt_policy *p = NULL;
         bdt_ppo *o = NULL;
         if (bdt_policy_create(&pc, &p) != BD_OK || bdt_ppo_create(p, &oc, &o) != BD_OK) {
@@ -89,7 +100,7 @@ int main(int argc, char **argv)
         }
         bdt_ppo_stats st;
         double best = 1e30;
-        for (int rep = 0; rep < 3; rep++) { /* the best of three: what the machine can do */
+        for (int rep = 0; rep < 5; rep++) { /* the best of five: what the machine can do */
             double t0 = bd_now();
             if (bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st) != BD_OK) {
                 fprintf(stderr, "learnbench: %s\n", bd_lasterr());

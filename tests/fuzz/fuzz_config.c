@@ -19,8 +19,8 @@
 
 /* The brain and muscle kinds' names and families as bodhi's registry has them; their own
  * params checks live above config/ (brain/, muscle/) and are not part of this target. */
-static const bd_kind fz_brains[] = {{"ppo", "ppo", 0, NULL}, {"random", "random", 1, NULL}};
-static const bd_kind fz_muscles[] = {{"ppo", "ppo", 0, NULL}, {"random", "random", 1, NULL}};
+static const bd_kind fz_brains[] = {{"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}};
+static const bd_kind fz_muscles[] = {{"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}};
 static const char *const fz_objectives[] = {"reward", NULL};
 
 static int fz_no_cuda(void)
