@@ -14,6 +14,9 @@
 static int bd_child_start(const char *cmd, const char *parent, int catch_term, int deathsig)
 {
     pid_t ppid = parent ? (pid_t)atoi(parent) : 0;
+    /* a file-size limit is a write error (HDF5 says so, the brain reports it and keeps
+     * what it wrote), not a signal that kills the process mid-record */
+    signal(SIGXFSZ, SIG_IGN);
     if (bd_child_init(ppid, catch_term, deathsig) != BD_OK) {
         fprintf(stderr, "bodhi %s: %s\n", cmd, bd_lasterr());
         return 1;

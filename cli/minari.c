@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -119,8 +120,11 @@ static int export_trace(const char *master, const char *phase, const char *agent
         rc = bd_trace_read_episodes(master, phase, agent, &eps, &n);
     if (rc == BD_OK)
         rc = bd_trace_read_dataset(master, phase, agent, "final_sensors", (void **)&fin, fdims, &frank);
-    if (rc == BD_OK && (fdims[0] != n || fdims[1] != S))
-        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/final_sensors does not stand beside the episodes", master, phase, agent);
+    if (rc == BD_OK && fdims[1] != S)
+        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/final_sensors has %lld columns for %d sensors", master, phase, agent,
+                       (long long)fdims[1], S);
+    if (rc == BD_OK && fdims[0] < n) /* a killed writer: only the episodes with a final observation */
+        n = fdims[0];
     char *h5 = bd_strfmt("%s/data/main_data.hdf5", dir), *meta = bd_strfmt("%s/data/metadata.json", dir);
     bd_minari_writer *mw = NULL;
     if (rc == BD_OK)
@@ -148,9 +152,9 @@ static int export_trace(const char *master, const char *phase, const char *agent
     int64_t first = m ? eps[order[0]].start_step : info.rows;
     for (int64_t r0 = first; rc == BD_OK && r0 < info.rows && (next < m || nopen); r0 += B) {
         int64_t nr = info.rows - r0 < B ? info.rows - r0 : B;
-        if ((rc = bd_trace_read_rows(master, phase, agent, "sensors", r0, nr, sb)) ||
-            (rc = bd_trace_read_rows(master, phase, agent, "actuators", r0, nr, ab)) ||
-            (rc = bd_trace_read_rows(master, phase, agent, "rewards", r0, nr, rb)))
+        if ((rc = bd_trace_read_rows(master, phase, agent, "sensors", r0, nr, N, S, sb)) ||
+            (rc = bd_trace_read_rows(master, phase, agent, "actuators", r0, nr, N, U, ab)) ||
+            (rc = bd_trace_read_rows(master, phase, agent, "rewards", r0, nr, N, 0, rb)))
             break;
         for (int64_t r = r0; rc == BD_OK && r < r0 + nr; r++) {
             while (next < m && eps[order[next]].start_step == r) {
@@ -170,7 +174,14 @@ static int export_trace(const char *master, const char *phase, const char *agent
                 minari_open *o = &open[k];
                 size_t t = (size_t)(r - o->e->start_step), w = (size_t)o->e->world;
                 memcpy(o->obs + t * (size_t)S, sb + (base + w) * (size_t)S, sizeof(float) * (size_t)S);
-                memcpy(o->act + t * (size_t)U, ab + (base + w) * (size_t)U, sizeof(float) * (size_t)U);
+                /* what the env received: the policy's sample clipped into the Box, as the
+                 * muscle did (Minari's action space is the env's) */
+                for (int u = 0; u < U; u++) {
+                    float a = ab[(base + w) * (size_t)U + (size_t)u];
+                    if (uc[u] && uc[u]->n == 0)
+                        a = a < uc[u]->low ? uc[u]->low : a > uc[u]->high ? uc[u]->high : a;
+                    o->act[t * (size_t)U + (size_t)u] = a;
+                }
                 o->rew[t] = rb[base + w];
                 if ((int64_t)t + 1 < o->e->length) {
                     k++;
@@ -251,6 +262,36 @@ int bd_replay_minari(const char *master, const char *run_name, const char *root,
     char *run = minari_name(run_name);
     if (!rc && !run)
         rc = bd_seterr(BD_ENOMEM, "out of memory");
+    /* Before anything is written: every dataset's id is its own, and none is there
+     * already (as Minari refuses to overwrite one; a half-replaced dataset would lie). */
+    char **ids = calloc((size_t)(count ? count : 1), sizeof *ids);
+    if (!rc && !ids)
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    for (int i = 0; rc == BD_OK && i < count; i++) {
+        char *slash = strchr(names[i], '/');
+        if (!slash)
+            continue;
+        *slash = '\0';
+        char *ph = minari_name(names[i]), *ag = minari_name(slash + 1);
+        *slash = '/';
+        ids[i] = ph && ag ? bd_strfmt("%s/%s-%s-v0", run, ph, ag) : NULL;
+        free(ph);
+        free(ag);
+        if (!ids[i]) {
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+            break;
+        }
+        for (int j = 0; j < i; j++)
+            if (ids[j] && strcmp(ids[j], ids[i]) == 0)
+                rc = bd_seterr(BD_EINVAL, "--minari: traces '%s' and '%s' would both be dataset '%s'", names[j],
+                               names[i], ids[i]);
+        char *data = rc ? NULL : bd_strfmt("%s/%s/data", root, ids[i]);
+        struct stat st;
+        if (data && stat(data, &st) == 0)
+            rc = bd_seterr(BD_EINVAL, "--minari: a dataset is already at '%s'; remove it or choose another folder",
+                           data);
+        free(data);
+    }
     for (int i = 0; rc == BD_OK && i < count; i++) {
         char *slash = strchr(names[i], '/');
         if (!slash)
@@ -265,8 +306,12 @@ int bd_replay_minari(const char *master, const char *run_name, const char *root,
         free(id);
         free(dir);
     }
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         free(names[i]);
+        if (ids)
+            free(ids[i]);
+    }
+    free(ids);
     free(names);
     free(run);
     return rc;

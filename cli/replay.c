@@ -12,6 +12,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,7 +187,7 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
     int64_t first = m ? eps[order[0]].start_step : T;  /* rows before it hold no episode */
     for (int64_t r0 = first; r0 < T && (next < m || nactive > 0); r0 += block) {
         int64_t nr = T - r0 < block ? T - r0 : block;
-        if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, rows)))
+        if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, N, 0, rows)))
             goto done;
         for (int64_t r = r0; r < r0 + nr; r++) {
             while (next < m && eps[order[next]].start_step == r) {
@@ -362,17 +364,21 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
         int64_t bad = 0;
         rc = bd_replay_resim(path, file, out, &bad);
         if (!rc && bad)
-            rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose recorded sensors the re-simulation does not "
+            rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose recorded steps the re-simulation does not "
                                       "reproduce", path, (long long)bad);
         bad_total += bad;
     }
-    /* the run's name: its folder, or the file's name without .h5 */
-    const char *base = strrchr(path, '/') && strrchr(path, '/')[1] ? strrchr(path, '/') + 1 : path;
+    /* the run's name: its folder, or the file's name without .h5 (as resolved: "." or
+     * "run/" name the folder) */
+    char *real = realpath(path, NULL);
+    const char *rp = real ? real : path;
+    const char *base = strrchr(rp, '/') && strrchr(rp, '/')[1] ? strrchr(rp, '/') + 1 : rp;
     char title[256];
     snprintf(title, sizeof title, "%.*s", (int)(is_dir || !strstr(base, ".h5") ? strlen(base) : (size_t)(strstr(base, ".h5") - base)),
              base);
     if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
         fprintf(out, "plot: %s\n", o->plot);
+    free(real);
     if (!rc && o->minari)
         rc = bd_replay_minari(file, title, o->minari, out);
     if (!rc && bad_total > 0)
@@ -391,6 +397,48 @@ done:
     return rc;
 }
 
+/* ---- outputs never land on what they are made from ---------------------------------- */
+
+static dev_t bd_out_dev;
+static ino_t bd_out_ino;
+static int bd_out_hit;
+
+static int bd_out_visit(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)p;
+    (void)flag;
+    (void)ftw;
+    if (st->st_dev == bd_out_dev && st->st_ino == bd_out_ino)
+        bd_out_hit = 1;
+    return bd_out_hit;
+}
+
+/* BD_OK when the output `out_path` (of option `opt`) would not overwrite a file of the run
+ * at target (a run folder, or a trace file and the memory/ beside it): an existing file
+ * there, under any name or link, is refused. */
+static int bd_replay_output_ok(const char *target, const char *opt, const char *out_path)
+{
+    if (!out_path[0])
+        return bd_seterr(BD_EINVAL, "%s: an empty path", opt);
+    struct stat os, ts;
+    if (stat(out_path, &os) != 0)
+        return BD_OK; /* a new file takes nothing from anyone */
+    if (stat(target, &ts) != 0)
+        return BD_OK; /* the run's own problem, said by what reads it */
+    bd_out_dev = os.st_dev;
+    bd_out_ino = os.st_ino;
+    bd_out_hit = 0;
+    char *copy = bd_strdup(target);
+    if (!copy)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    const char *root = S_ISDIR(ts.st_mode) ? copy : dirname(copy);
+    nftw(root, bd_out_visit, 16, FTW_PHYS);
+    free(copy);
+    return bd_out_hit ? bd_seterr(BD_EINVAL, "%s '%s' is a file of the run itself; write it elsewhere", opt,
+                                  out_path)
+                      : BD_OK;
+}
+
 int bd_cmd_replay(int argc, char **argv)
 {
     const char *target = NULL, *csv = NULL, *verify = NULL, *plot = NULL, *minari = NULL;
@@ -399,6 +447,12 @@ int bd_cmd_replay(int argc, char **argv)
     if (rc)
         return BD_OPTS_EXIT(rc);
     bd_replay_opts o = {.csv = csv, .verify = verify != NULL, .plot = plot, .minari = minari};
+    if ((csv && (rc = bd_replay_output_ok(target, "--csv", csv)))
+        || (plot && (rc = bd_replay_output_ok(target, "--plot", plot)))
+        || (minari && !minari[0] && (rc = bd_seterr(BD_EINVAL, "--minari: an empty folder name")))) {
+        fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());
+        return 2;
+    }
     rc = bd_replay(target, stdout, &o);
     if (rc != BD_OK)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());

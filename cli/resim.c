@@ -82,7 +82,10 @@ static int resim_phase(const bd_phase_plan *p, const char *master, FILE *out, in
     B = B < 1 ? 1 : B > T ? T : B;
     resim_agent *ag = calloc((size_t)na, sizeof *ag);
     uint8_t *skip = calloc((size_t)N, 1); /* 1: lost (NaN), 2: diverged */
-    if (!ag || !skip)
+    /* the step's outcome as recorded (the env's, the same in every agent's trace) */
+    float *rew = malloc(sizeof(float) * (size_t)B * (size_t)N);
+    uint8_t *term = malloc((size_t)B * (size_t)N), *trunc = malloc((size_t)B * (size_t)N);
+    if (!ag || !skip || !rew || !term || !trunc)
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     for (int k = 0; rc == BD_OK && k < na; k++) {
         ag[k].ap = &p->agents[k];
@@ -96,9 +99,15 @@ static int resim_phase(const bd_phase_plan *p, const char *master, FILE *out, in
         int64_t nr = T - r0 < B ? T - r0 : B;
         for (int k = 0; rc == BD_OK && k < na; k++) {
             const char *agent = ag[k].ap->cfg->name;
-            rc = bd_trace_read_rows(master, phase, agent, "sensors", r0, nr, ag[k].sens);
+            rc = bd_trace_read_rows(master, phase, agent, "sensors", r0, nr, N, ag[k].ap->nsens, ag[k].sens);
             if (rc == BD_OK)
-                rc = bd_trace_read_rows(master, phase, agent, "actuators", r0, nr, ag[k].act);
+                rc = bd_trace_read_rows(master, phase, agent, "actuators", r0, nr, N, ag[k].ap->nact, ag[k].act);
+            if (rc == BD_OK && k == 0)
+                rc = bd_trace_read_rows(master, phase, agent, "rewards", r0, nr, N, 0, rew);
+            if (rc == BD_OK && k == 0)
+                rc = bd_trace_read_rows(master, phase, agent, "terminated", r0, nr, N, 0, term);
+            if (rc == BD_OK && k == 0)
+                rc = bd_trace_read_rows(master, phase, agent, "truncated", r0, nr, N, 0, trunc);
         }
         for (int64_t r = r0; rc == BD_OK && r < r0 + nr; r++) {
             for (int k = 0; k < na; k++) {
@@ -132,14 +141,35 @@ static int resim_phase(const bd_phase_plan *p, const char *master, FILE *out, in
                 }
             }
             rc = bd_env_step(env);
+            /* the step's reward and flags, as recorded in the row of its action */
+            const size_t base = (size_t)(r - r0) * (size_t)N;
+            for (int i = 0; rc == BD_OK && i < N; i++) {
+                if (skip[i] || isnan(rew[base + i]))
+                    continue;
+                const char *what = NULL;
+                double stored = 0, sim = 0;
+                if (!resim_close(rew[base + i], b->rewards[i]))
+                    what = "reward", stored = rew[base + i], sim = b->rewards[i];
+                else if ((term[base + i] != 0) != (b->terminated[i] != 0))
+                    what = "terminated", stored = term[base + i], sim = b->terminated[i];
+                else if ((trunc[base + i] != 0) != (b->truncated[i] != 0))
+                    what = "truncated", stored = trunc[base + i], sim = b->truncated[i];
+                if (what) {
+                    skip[i] = 2;
+                    diverged++;
+                    if (++reports <= RESIM_MAX_REPORTS)
+                        fprintf(out, "verify %s: world %d first differs at step %lld: %s stored %.9g, re-simulated "
+                                     "%.9g\n", phase, i, (long long)r, what, stored, sim);
+                }
+            }
         }
     }
     if (rc == BD_OK) {
         fprintf(out, "verify %s: re-simulated %lld steps of %d worlds from seed and setpoints: ", phase, (long long)T, N);
         if (diverged)
-            fprintf(out, "%lld world(s) differ from their recorded sensors\n", (long long)diverged);
+            fprintf(out, "%lld world(s) differ from their recorded sensors, rewards or flags\n", (long long)diverged);
         else
-            fprintf(out, "every recorded sensor matches\n");
+            fprintf(out, "every recorded sensor, reward and flag matches\n");
         if (lost)
             fprintf(out, "verify %s: %lld world(s) not checked past a round their muscle lost\n", phase,
                     (long long)lost);
@@ -151,6 +181,9 @@ static int resim_phase(const bd_phase_plan *p, const char *master, FILE *out, in
     }
     free(ag);
     free(skip);
+    free(rew);
+    free(term);
+    free(trunc);
     bd_env_destroy(env);
     return rc;
 }

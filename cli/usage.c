@@ -26,11 +26,15 @@ static const struct {
      "anything: lists every problem as FILE:LINE:COL: message (exit 2), or describes each\n"
      "phase: env, worlds, device, agents, their ids and what they load (exit 0).\n",
      0},
-    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify]",
+    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
      "first, and the table says how it ended).\n"
      "  --csv FILE   one row per episode: phase,agent,world,start_step,length,return,...\n"
-     "  --verify     checks each episode's return against the sum of its rewards (exit 1 if not)\n",
+     "  --verify     checks each episode's return against the sum of its rewards, and re-simulates\n"
+     "               every recorded step from the seed and the setpoints (exit 1 if either fails)\n"
+     "  --plot FILE  learning curves per phase and agent, as PNG or SVG\n"
+     "  --minari DIR each trace as a Minari dataset DIR/<run>/<phase>-<agent>-v0 (never over one)\n"
+     "Outputs never overwrite a file of the run itself.\n",
      0},
     {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0},
     {"status", "status RUN_DIR [--json]",

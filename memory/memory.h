@@ -146,10 +146,12 @@ int bd_trace_dataset_shape(const char *path, const char *phase, const char *agen
                            const char *name, int64_t dims[3], int *rank, int *float32);
 
 /* Reads rows [row0, row0 + nrows) of a (T, N) or (T, N, K) float32 or uint8 dataset into
- * the caller's buf (nrows * N * K elements of the dataset's type). For streaming readers
- * (replay --verify) that must not hold a whole dataset in memory. */
+ * the caller's buf (nrows * N * K elements of the dataset's type), where N and K (0: a
+ * (T, N) dataset) are the row shape the caller sized buf for: a dataset of another shape
+ * is an error naming it, never a write past buf. For streaming readers (replay --verify)
+ * that must not hold a whole dataset in memory. */
 int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
-                       const char *name, int64_t row0, int64_t nrows, void *buf);
+                       const char *name, int64_t row0, int64_t nrows, int64_t N, int64_t K, void *buf);
 
 /* What a trace says of itself (its group's attributes and shapes). Traces written
  * before the recording options read as every step of every world. */

@@ -25,6 +25,8 @@ static int h5_open_ro(const char *path, hid_t *out)
                                : bd_seterr(BD_EIO, "'%s': %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return bd_seterr(BD_EINVAL, "'%s' is a folder, not an HDF5 file", path);
+    if (!S_ISREG(st.st_mode)) /* a pipe or device would block the open, or never end */
+        return bd_seterr(BD_EINVAL, "'%s' is not a regular file, not an HDF5 file", path);
     hid_t fapl = bd_h5_fapl(0);
     if (fapl < 0)
         return bd_h5_fail("'%s': cannot make a file access list", path);
@@ -32,6 +34,9 @@ static int h5_open_ro(const char *path, hid_t *out)
     if (f < 0) {
         char why[256];
         bd_h5_reason(why);
+        /* a SWMR reader retries a metadata checksum that fails (for a writer's half-written
+         * block) up to 100 times with a doubling sleep: on a damaged file, for ever */
+        H5Pset_metadata_read_attempts(fapl, 1);
         f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
         hsize_t size = 0;
         if (f >= 0 && H5Fget_filesize(f, &size) >= 0 && stat(path, &st) == 0 &&
@@ -339,7 +344,7 @@ int bd_trace_read_dataset(const char *path, const char *phase, const char *agent
 }
 
 int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
-                       const char *name, int64_t row0, int64_t nrows, void *buf)
+                       const char *name, int64_t row0, int64_t nrows, int64_t N, int64_t K, void *buf)
 {
     if (!path || (!buf && nrows > 0) || row0 < 0 || nrows < 0)
         return bd_seterr(BD_EINVAL, "bd_trace_read_rows: bad argument");
@@ -357,7 +362,11 @@ int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
     int64_t dims[3];
     int rank;
     rc = dataset_info(ds, c.where, phase, agent, name, dims, &rank, &mt);
-    if (!rc && row0 + nrows > dims[0])
+    if (!rc && (dims[1] != N || rank != (K > 0 ? 3 : 2) || (K > 0 && dims[2] != K)))
+        rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s has rows of %lld x %lld, where the run's other records say %lld x %lld",
+                       c.where, phase, agent, name, (long long)dims[1], (long long)(rank == 3 ? dims[2] : 1),
+                       (long long)N, (long long)(K > 0 ? K : 1));
+    else if (!rc && row0 + nrows > dims[0])
         rc = bd_seterr(BD_EINVAL, "'%s': rows %lld..%lld of /%s/%s/%s, which has %lld", c.where,
                        (long long)row0, (long long)(row0 + nrows - 1), phase, agent, name,
                        (long long)dims[0]);
@@ -506,7 +515,10 @@ static int attr_strings(hid_t grp, const char *where, const char *name, char ***
 {
     *out = NULL;
     *n = 0;
-    if (H5Aexists(grp, name) <= 0)
+    htri_t ex = H5Aexists(grp, name);
+    if (ex < 0) /* damaged, not absent */
+        return bd_h5_fail("'%s': cannot read the attributes (looking for %s)", where, name);
+    if (ex == 0)
         return bd_seterr(BD_ENOTFOUND, "'%s': no attribute %s", where, name);
     hid_t a = H5Aopen(grp, name, H5P_DEFAULT), ft = a >= 0 ? H5Aget_type(a) : -1;
     hid_t sp = a >= 0 ? H5Aget_space(a) : -1, mt = H5Tcopy(H5T_C_S1);
@@ -546,7 +558,10 @@ static int attr_strings(hid_t grp, const char *where, const char *name, char ***
 /* A numeric scalar attribute into *v (def when absent). */
 static int attr_number(hid_t grp, const char *where, const char *name, hid_t mtype, void *v)
 {
-    if (H5Aexists(grp, name) <= 0)
+    htri_t ex = H5Aexists(grp, name);
+    if (ex < 0)
+        return bd_h5_fail("'%s': cannot read the attributes (looking for %s)", where, name);
+    if (ex == 0)
         return BD_ENOTFOUND;
     hid_t a = H5Aopen(grp, name, H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1;
     int rc = BD_OK;
@@ -576,19 +591,27 @@ void bd_trace_info_free(bd_trace_info *info)
     memset(info, 0, sizeof *info);
 }
 
-/* The first dimension of dataset name in grp (0 when absent). */
-static int64_t rows_of(hid_t grp, const char *name)
+/* The first dimension of dataset name in grp into *rows (-1 when absent); a dataset that
+ * is there but cannot be read is an error naming it, never 0 rows. */
+static int rows_of(hid_t grp, const char *where, const char *name, int64_t *rows)
 {
-    if (H5Lexists(grp, name, H5P_DEFAULT) <= 0)
-        return 0;
+    *rows = -1;
+    htri_t ex = H5Lexists(grp, name, H5P_DEFAULT);
+    if (ex < 0)
+        return bd_h5_fail("'%s': cannot read the group's links (looking for %s)", where, name);
+    if (ex == 0)
+        return BD_OK;
     hid_t ds = H5Dopen2(grp, name, H5P_DEFAULT), sp = ds >= 0 ? H5Dget_space(ds) : -1;
     hsize_t d[3] = {0, 0, 0};
+    int rc = BD_OK;
     if (sp < 0 || H5Sget_simple_extent_ndims(sp) < 1 || H5Sget_simple_extent_ndims(sp) > 3
         || H5Sget_simple_extent_dims(sp, d, NULL) < 0)
-        d[0] = 0;
+        rc = bd_h5_fail("'%s': dataset %s cannot be read", where, name);
     bd_h5_close(&sp);
     bd_h5_close(&ds);
-    return (int64_t)d[0];
+    if (rc == BD_OK)
+        *rows = (int64_t)d[0];
+    return rc;
 }
 
 int bd_trace_read_info(const char *path, const char *phase, const char *agent, bd_trace_info *out)
@@ -613,30 +636,56 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
     if (!rc && (rc = attr_strings(grp, c.where, "actuator_ids", &out->actuator_ids, &out->u)) == BD_ENOTFOUND)
         rc = BD_OK;
     if (!rc) {
-        if (attr_strings(grp, c.where, "env", &v, &n) == BD_OK) {
+        int env_rc = rc ? rc : attr_strings(grp, c.where, "env", &v, &n);
+        if (env_rc == BD_OK) {
             out->env = v[0];
             v[0] = NULL;
             free_strings(v, n);
+        } else if (env_rc != BD_ENOTFOUND) {
+            rc = env_rc;
         }
-        if (attr_strings(grp, c.where, "env_params", &v, &n) == BD_OK) {
+        int env_params_rc = rc ? rc : attr_strings(grp, c.where, "env_params", &v, &n);
+        if (env_params_rc == BD_OK) {
             out->env_params = v[0];
             v[0] = NULL;
             free_strings(v, n);
+        } else if (env_params_rc != BD_ENOTFOUND) {
+            rc = env_params_rc;
         }
-        if (attr_strings(grp, c.where, "compression", &v, &n) == BD_OK) {
+        int compression_rc = rc ? rc : attr_strings(grp, c.where, "compression", &v, &n);
+        if (compression_rc == BD_OK) {
             out->compression = v[0];
             v[0] = NULL;
             free_strings(v, n);
+        } else if (compression_rc != BD_ENOTFOUND) {
+            rc = compression_rc;
         }
         int32_t worlds = 0, every = 1, recorded = -1;
-        attr_number(grp, c.where, "seed", H5T_NATIVE_UINT64, &out->seed);
-        attr_number(grp, c.where, "worlds", H5T_NATIVE_INT32, &worlds);
-        attr_number(grp, c.where, "record_every", H5T_NATIVE_INT32, &every);
-        attr_number(grp, c.where, "record_worlds", H5T_NATIVE_INT32, &recorded);
-        /* the step rows: sensors', or (a file without them) rewards' */
-        const char *rowset = H5Lexists(grp, "sensors", H5P_DEFAULT) > 0 ? "sensors" : "rewards";
-        out->rows = rows_of(grp, rowset);
-        out->episodes = rows_of(grp, "episodes");
+        static const char *const nums[] = {"seed", "worlds", "record_every", "record_worlds"};
+        void *dst[] = {&out->seed, &worlds, &every, &recorded};
+        for (int k = 0; k < 4 && !rc; k++) {
+            int arc = attr_number(grp, c.where, nums[k], k == 0 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT32, dst[k]);
+            rc = arc == BD_ENOTFOUND ? BD_OK : arc;
+        }
+        /* the step rows: as many as every step dataset holds (a killed writer may have
+         * extended some further than others), sensors' or (a file without them) rewards' */
+        static const char *const steps[] = {"sensors", "actuators", "rewards", "terminated", "truncated"};
+        const char *rowset = "rewards";
+        out->rows = -1;
+        for (int k = 0; k < 5 && !rc; k++) {
+            int64_t r;
+            rc = rows_of(grp, c.where, steps[k], &r);
+            if (!rc && r >= 0) {
+                if (k == 0)
+                    rowset = "sensors";
+                out->rows = out->rows < 0 || r < out->rows ? r : out->rows;
+            }
+        }
+        out->rows = out->rows < 0 ? 0 : out->rows;
+        int64_t e = -1;
+        if (!rc)
+            rc = rows_of(grp, c.where, "episodes", &e);
+        out->episodes = e < 0 ? 0 : e;
         out->has_final = H5Lexists(grp, "final_sensors", H5P_DEFAULT) > 0;
         /* columns of the sensors dataset, for traces that do not say */
         int64_t cols = 0;

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -23,6 +24,8 @@ static int opens(const char *path, int swmr)
 {
     hid_t fapl = bd_h5_fapl(0);
     unsigned flags = H5F_ACC_RDONLY | (swmr ? H5F_ACC_SWMR_READ : 0);
+    if (swmr && fapl >= 0) /* no doubling retries on a damaged file (memory/reader.c) */
+        H5Pset_metadata_read_attempts(fapl, 1);
     hid_t f = fapl >= 0 ? H5Fopen(path, flags, fapl) : H5I_INVALID_HID;
     bd_h5_close(&fapl);
     if (f < 0)
@@ -44,7 +47,17 @@ int bd_trace_recover(const char *path, int *recovered)
     if (fd < 0)
         return errno == ENOENT ? bd_seterr(BD_ENOTFOUND, "trace file '%s' not found", path)
                                : bd_seterr(BD_EIO, "'%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* not ours to repair: the readers say */
+        close(fd);
+        return BD_OK;
+    }
     if (bd_h5_try_lock(fd, how) != 0) { /* its writer lives: read it as a SWMR reader */
+        close(fd);
+        return BD_OK;
+    }
+    if (how < 0) { /* read-only storage: nothing is repaired, the readers read it as SWMR */
+        bd_h5_try_lock(fd, 0);
         close(fd);
         return BD_OK;
     }

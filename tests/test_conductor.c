@@ -1312,9 +1312,26 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     free(cmd);
     cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
     cr_assert(strstr(text, "verify train: re-simulated") && strstr(text, "verify test: re-simulated"), "%s", text);
-    cr_assert(strstr(text, "every recorded sensor matches") && !strstr(text, "differ"), "%s", text);
+    cr_assert(strstr(text, "every recorded sensor, reward and flag matches") && !strstr(text, "differ"), "%s", text);
     free(text);
     cr_assert_eq(run_cmd("%s replay %s --plot %s > /dev/null", out, svg), 0);
+    /* outputs never land on the run's own files, nor over a dataset already exported */
+    char *h5 = bd_strfmt("%s/run.h5", out);
+    struct stat before, after;
+    cr_assert_eq(stat(h5, &before), 0);
+    cr_assert_eq(run_cmd("%s replay %s --csv %s 2> /dev/null", out, h5), 2, "--csv onto run.h5");
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out), *alias = bd_strfmt("%s-alias.h5", out);
+    unlink(alias);
+    cr_assert_eq(link(mem, alias), 0);
+    cr_assert_eq(run_cmd("%s replay %s --plot %s 2> /dev/null", out, alias), 2, "--plot onto a trace, by a hard link");
+    unlink(alias);
+    cr_assert_eq(stat(h5, &after), 0);
+    cr_assert(after.st_size == before.st_size && after.st_mtime == before.st_mtime, "run.h5 untouched");
+    cr_assert_eq(run_cmd("%s replay %s --minari %s > /dev/null 2>&1", out, mroot), 2, "an existing dataset");
+    cr_assert_eq(run_cmd("%s replay %s --minari ''%s 2> /dev/null", out, ""), 2, "an empty folder");
+    free(mem);
+    free(alias);
+    free(h5);
     /* the images are whole: a PNG's signature and size, an SVG's text */
     char *img = NULL;
     size_t len = 0;
@@ -1387,6 +1404,31 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     free(cmd);
     cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
     cr_assert(strstr(text, "verify train/balancer: world 3 first differs at step 101"), "%s", text);
+    free(text);
+    /* ... and a recorded end of episode taken away (the setpoint put back) */
+    py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                   "import h5py, numpy as np\n"
+                   "f = h5py.File('%s/memory/train.balancer.h5', 'r+')\n"
+                   "a = f['train/balancer/actuators']; a[100, 3, 0] = 1 - a[100, 3, 0]\n"
+                   "t = f['train/balancer/terminated']; x = t[:]; s, w = np.argwhere(x == 1)[0]; x[s, w] = 0; t[...] = x\n"
+                   "print(s, w)\n"
+                   "\" > %s/flag.txt", out, out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    char *flag = bd_strfmt("%s/flag.txt", out), *where = NULL;
+    cr_assert_eq(bd_read_file(flag, &where, NULL), BD_OK);
+    long long fs = 0, fw = 0;
+    cr_assert_eq(sscanf(where, "%lld %lld", &fs, &fw), 2);
+    cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
+    free(cmd);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    char *want = bd_strfmt("verify train: world %lld first differs at step %lld: terminated stored 0, re-simulated 1",
+                           fw, fs);
+    cr_assert(strstr(text, want), "want %s in\n%s", want, text);
+    free(want);
+    free(where);
+    free(flag);
     free(text);
     free(log);
     free(png);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -254,13 +255,18 @@ Test(memory, read_rows_and_shape)
     cr_assert_eq(bd_trace_dataset_shape(path, "train", "balancer", "sensors", dims, &rank, NULL), BD_OK);
     cr_assert(rank == 3 && dims[0] == 40 && dims[1] == N && dims[2] == S);
     float buf[3 * N * S];
-    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 10, 3, buf), BD_OK);
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 10, 3, N, S, buf), BD_OK);
     for (int t = 0; t < 3; t++)
         for (int wd = 0; wd < N; wd++)
             for (int k = 0; k < S; k++)
                 cr_assert_eq(buf[(t * N + wd) * S + k], sensor_val(10 + t, wd, k));
-    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 39, 2, buf), BD_EINVAL);
-    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "episodes", 0, 1, buf), BD_EINVAL);
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 39, 2, N, S, buf), BD_EINVAL);
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "episodes", 0, 1, N, S, buf), BD_EINVAL);
+    /* a caller that sized its buffer for another shape is told, not written past */
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 0, 1, N, 1, buf), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "has rows of 5 x 2"), "%s", bd_lasterr());
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "rewards", 0, 1, N, 1, buf), BD_EINVAL);
+    cr_assert_eq(bd_trace_read_rows(path, "train", "balancer", "sensors", 0, 1, N - 1, S, buf), BD_EINVAL);
     unlink(path);
 }
 
@@ -461,6 +467,45 @@ Test(memory, truncated_file)
     cr_assert_eq(bd_trace_list(cut, &names, &count), BD_EHDF5);
     unlink(path);
     unlink(cut);
+}
+
+Test(memory, damaged_superblock_and_non_files_fail_at_once, .timeout = 60)
+{
+    /* a SWMR reader would retry a bad checksum with a doubling sleep for ever: one
+     * flipped bit in the superblock, or a file cut inside it, must be an error at once */
+    char path[256], bad[256];
+    tmp_path(path, sizeof path, "sb.h5");
+    tmp_path(bad, sizeof bad, "sb-bad.h5");
+    const int batches[] = {50};
+    write_consistent(path, "train", "balancer", 8, batches, 1, 0, NULL);
+    char *whole = NULL;
+    size_t len = 0;
+    cr_assert_eq(bd_read_file(path, &whole, &len), BD_OK);
+    const size_t flips[] = {20, 44};
+    for (int k = 0; k < 3; k++) {
+        size_t n = k < 2 ? len : 47;
+        if (k < 2)
+            whole[flips[k]] ^= 1;
+        cr_assert_eq(bd_write_file(bad, whole, n), BD_OK);
+        if (k < 2)
+            whole[flips[k]] ^= 1;
+        bd_trace_info info;
+        int recovered = 0;
+        bd_trace_recover(bad, &recovered); /* it must return (the test's timeout), whatever it says */
+        cr_assert_eq(bd_trace_read_info(bad, "train", "balancer", &info), BD_EHDF5, "case %d", k);
+        cr_assert(strstr(bd_lasterr(), bad), "%s", bd_lasterr());
+    }
+    free(whole);
+    unlink(bad);
+    cr_assert_eq(mkfifo(bad, 0600), 0);
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    int recovered = 0;
+    cr_assert_eq(bd_trace_recover(bad, &recovered), BD_OK, "not ours to repair");
+    cr_assert_eq(bd_trace_read_episodes(bad, "train", "balancer", &eps, &n), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "not a regular file"), "%s", bd_lasterr());
+    unlink(bad);
+    unlink(path);
 }
 
 Test(memory, text_file)
