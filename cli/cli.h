@@ -44,6 +44,8 @@ typedef struct {
                              from the seed and the recorded setpoints (cli/resim.c) */
     const char *plot;     /* --plot FILE.svg|.png: learning curves (cli/plot.c) */
     const char *minari;   /* --minari DIR: each trace as a Minari dataset (cli/minari.c) */
+    int64_t *mismatches;  /* may be NULL: set to the episodes and worlds verify found wrong, so
+                             that a caller tells a failed check from a run it could not read */
 } bd_replay_opts;
 
 /* Prints, per phase and agent, episodes, mean/median/max/min return and mean/median

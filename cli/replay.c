@@ -381,6 +381,8 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     free(real);
     if (!rc && o->minari)
         rc = bd_replay_minari(file, title, o->minari, out);
+    if (o && o->mismatches)
+        *o->mismatches = bad_total;
     if (!rc && bad_total > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",
@@ -446,7 +448,9 @@ int bd_cmd_replay(int argc, char **argv)
     int rc = bd_parse_opts("replay", argc, argv, spec, &target, 1, 1);
     if (rc)
         return BD_OPTS_EXIT(rc);
-    bd_replay_opts o = {.csv = csv, .verify = verify != NULL, .plot = plot, .minari = minari};
+    int64_t mismatches = 0;
+    bd_replay_opts o = {.csv = csv, .verify = verify != NULL, .plot = plot, .minari = minari,
+                        .mismatches = &mismatches};
     if ((csv && (rc = bd_replay_output_ok(target, "--csv", csv)))
         || (plot && (rc = bd_replay_output_ok(target, "--plot", plot)))
         || (minari && !minari[0] && (rc = bd_seterr(BD_EINVAL, "--minari: an empty folder name")))) {
@@ -458,5 +462,5 @@ int bd_cmd_replay(int argc, char **argv)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());
     if (rc == BD_OK)
         return 0;
-    return rc == BD_EINVAL && verify ? 1 : 2;
+    return verify && mismatches > 0 ? 1 : 2; /* 1: the check failed; 2: the run could not be read */
 }
