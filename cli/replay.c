@@ -247,18 +247,22 @@ static void say_repaired(void *ctx, const char *path)
 }
 
 /* What a run directory says of how its run ended (nothing for a plain file). */
-static void say_how_it_ended(const char *path, FILE *out)
+/* Says how a run directory's run ended when it did not finish; 1 when it finished (or
+ * path is a trace file, which says nothing of the kind). */
+static int say_how_it_ended(const char *path, FILE *out)
 {
     struct stat st;
+    int done = 0;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return;
+        return 1;
     char *sum = bd_strfmt("%s/summary.json", path), *text = NULL;
     if (sum && bd_read_file(sum, &text, NULL) == BD_OK) {
         const char *s = strstr(text, "\"status\":");
         char status[32] = "";
         if (s)
             sscanf(s + 9, " \"%31[^\"]\"", status);
-        if (strcmp(status, "done") != 0)
+        done = strcmp(status, "done") == 0;
+        if (!done)
             fprintf(out, "%s: the run ended '%s' (summary.json); its traces end where it stopped\n", path,
                      status[0] ? status : "?");
     } else {
@@ -267,6 +271,7 @@ static void say_how_it_ended(const char *path, FILE *out)
     }
     free(text);
     free(sum);
+    return done;
 }
 
 int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
@@ -279,18 +284,33 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     const char *csv_path = o->csv;
     int verify = o->verify;
     char *file = NULL, **names = NULL;
-    int count = 0;
+    int count = 0, nmissing = 0;
     FILE *csv = NULL;
     int rc = resolve_path(path, &file);
     if (rc)
         return rc;
-    say_how_it_ended(path, out);
+    /* a run stopped before a phase's brain wrote its file leaves a link to nothing; a
+     * finished run must have every trace it links to */
+    const int finished = say_how_it_ended(path, out);
     /* a killed run's files open plainly again (for h5py too) once repaired */
     if ((rc = bd_trace_recover_run(file, say_repaired, out)) && rc != BD_ENOTFOUND)
         goto done;
     rc = BD_OK;
     if ((rc = bd_trace_list(file, &names, &count)))
         goto done;
+    /* a trace the master links to but whose file is gone is said, not skipped in silence */
+    char **missing = NULL;
+    if ((rc = bd_trace_list_missing(file, &missing, &nmissing)))
+        goto done;
+    for (int i = 0; i < nmissing; i++) {
+        char *sp = strchr(missing[i], ' ');
+        if (sp)
+            *sp = '\0';
+        fprintf(out, "%s: missing: %s links it to '%s', which is not there (lost, or not yet written by a live "
+                     "run)\n", missing[i], file, sp ? sp + 1 : "?");
+        free(missing[i]);
+    }
+    free(missing);
     if (csv_path) {
         if (!(csv = fopen(csv_path, "w"))) {
             rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
@@ -382,8 +402,12 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     if (!rc && o->minari)
         rc = bd_replay_minari(file, title, o->minari, out);
     if (o && o->mismatches)
-        *o->mismatches = bad_total;
-    if (!rc && bad_total > 0)
+        *o->mismatches = bad_total + (verify && finished ? nmissing : 0);
+    if (!finished)
+        nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
+    if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
+        rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing", file, nmissing);
+    else if (!rc && bad_total > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",
                        file, (long long)bad_total);

@@ -48,7 +48,7 @@ static int resim_phase(const bd_phase_plan *p, const char *master, FILE *out, in
         const char *agent = p->agents[k].cfg->name;
         int rc = bd_trace_read_info(master, phase, agent, &info);
         if (rc == BD_ENOTFOUND) {
-            fprintf(out, "verify %s: not re-simulated: no trace of agent %s (the phase did not run)\n", phase, agent);
+            fprintf(out, "verify %s: not re-simulated: no trace of agent %s (the phase did not run, or its file is missing)\n", phase, agent);
             return BD_OK;
         }
         if (rc != BD_OK)

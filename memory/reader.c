@@ -4,6 +4,7 @@
  * files (a SWMR open skips HDF5's own check). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -444,6 +445,63 @@ static int link_names(hid_t loc, const char *where, const char *shown, name_vec 
                  : bd_h5_fail("'%s': cannot list %s", where, shown);
     vec_free(out);
     return rc;
+}
+
+int bd_trace_list_missing(const char *path, char ***names, int *count)
+{
+    if (!path || !names || !count)
+        return bd_seterr(BD_EINVAL, "bd_trace_list_missing: NULL argument");
+    *names = NULL;
+    *count = 0;
+    bd_h5_guard g;
+    bd_h5_enter(&g);
+    name_vec phases = {0}, found = {0};
+    hid_t f = H5I_INVALID_HID;
+    int rc = h5_open_ro(path, &f);
+    if (!rc)
+        rc = link_names(f, path, "/", &phases);
+    char *copy = bd_strdup(path);
+    const char *dir = copy ? dirname(copy) : ".";
+    for (int i = 0; i < phases.n && !rc; i++) {
+        H5O_info_t oi;
+        if (H5Oget_info_by_name2(f, phases.v[i], &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
+            continue; /* not a phase group */
+        hid_t pg = H5Gopen2(f, phases.v[i], H5P_DEFAULT);
+        name_vec agents = {0};
+        rc = pg < 0 ? bd_h5_fail("'%s': cannot open /%s", path, phases.v[i]) : link_names(pg, path, phases.v[i], &agents);
+        for (int j = 0; j < agents.n && !rc; j++) {
+            H5L_info_t li;
+            if (H5Lget_info(pg, agents.v[j], &li, H5P_DEFAULT) < 0 || li.type != H5L_TYPE_EXTERNAL
+                || li.u.val_size == 0 || li.u.val_size > 1 << 16)
+                continue;
+            char *val = malloc(li.u.val_size);
+            const char *file = NULL, *obj = NULL;
+            unsigned flags = 0;
+            if (val && H5Lget_val(pg, agents.v[j], val, li.u.val_size, H5P_DEFAULT) >= 0
+                && H5Lunpack_elink_val(val, li.u.val_size, &flags, &file, &obj) >= 0 && file) {
+                char *full = file[0] == '/' ? bd_strdup(file) : bd_strfmt("%s/%s", dir, file);
+                struct stat st;
+                if (full && stat(full, &st) != 0
+                    && vec_push(&found, bd_strfmt("%s/%s %s", phases.v[i], agents.v[j], file)))
+                    rc = bd_seterr(BD_ENOMEM, "out of memory");
+                free(full);
+            }
+            free(val);
+        }
+        vec_free(&agents);
+        bd_h5_close(&pg);
+    }
+    free(copy);
+    bd_h5_close(&f);
+    vec_free(&phases);
+    bd_h5_leave(&g);
+    if (rc) {
+        vec_free(&found);
+        return rc;
+    }
+    *names = found.v;
+    *count = found.n;
+    return BD_OK;
 }
 
 int bd_trace_list(const char *path, char ***names, int *count)

@@ -1430,6 +1430,16 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     free(where);
     free(flag);
     free(text);
+    /* a finished run whose trace file was lost: said, and --verify fails */
+    char *lost = bd_strfmt("%s/memory/test.balancer.h5", out);
+    cr_assert_eq(unlink(lost), 0);
+    cmd = bd_strfmt("%s replay %s --verify > %s 2>&1", BODHI_BINARY, out, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
+    free(cmd);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "test/balancer: missing:"), "%s", text);
+    free(text);
+    free(lost);
     free(log);
     free(png);
     free(svg);
