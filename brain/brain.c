@@ -615,8 +615,7 @@ static int bd_learner_threads(const bd_brain *b)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long long tn = (long long)b->T * b->N;
-    long long k = b->pp.opt.minibatches > 0 ? b->pp.opt.minibatches : tn / b->pp.opt.minibatch_size;
-    long long mb = tn / (k > 0 ? k : 1); /* as the shim cuts the batch (torch/bd_torch.h) */
+    long long mb = tn / bdt_ppo_minibatch_count(&b->pp.opt, tn); /* as the shim cuts the batch */
     return mb < 4096 || cores < 2 ? 1 : (int)cores;
 }
 

@@ -128,6 +128,13 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, long long wor
     return bd_diags_finish(&d);
 }
 
+/* This machine's memory in bytes (0 when it cannot say). */
+static double bd_phys_bytes(void)
+{
+    double b = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return b > 0 ? b : 0;
+}
+
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one
  * message (wire/wire.h), the learner's T x worlds samples fit its int indices and this
@@ -158,7 +165,7 @@ static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, c
      * (8 bytes a sample and epoch) and the shim's copy of it */
     const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)p->worlds;
     double need = tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs);
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    double have = bd_phys_bytes();
     if (T * p->worlds > INT_MAX)
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds = %lld samples per update; the "
                                   "learner takes at most %d", w, T, p->worlds, T * p->worlds, INT_MAX));
@@ -285,7 +292,7 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     bdt_policy_config cfg;
     bd_ppo_policy_config(ap, &pp, BD_DEVICE_CPU, &cfg);
     uint64_t n = bdt_policy_param_count_of(&cfg);
-    double need = (double)n * 16, have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    double need = (double)n * 16, have = bd_phys_bytes();
     if (n == 0 || (have > 0 && need > have)) {
         const bd_node *hn = bd_node_get(params, "hidden");
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: hidden %d x layers %d makes a network of %.3g parameters, %.3g "

@@ -274,6 +274,48 @@ static int say_how_it_ended(const char *path, FILE *out)
     return done;
 }
 
+/* ---- outputs never land on what they are made from ---------------------------------- */
+
+static dev_t bd_out_dev;
+static ino_t bd_out_ino;
+static int bd_out_hit;
+
+static int bd_out_visit(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)p;
+    (void)flag;
+    (void)ftw;
+    if (st->st_dev == bd_out_dev && st->st_ino == bd_out_ino)
+        bd_out_hit = 1;
+    return bd_out_hit;
+}
+
+/* BD_OK when the output `out_path` (of option `opt`) would not overwrite a file of the run
+ * at target (a run folder, or a trace file and the memory/ beside it): an existing file
+ * there, under any name or link, is refused. */
+static int bd_replay_output_ok(const char *target, const char *opt, const char *out_path)
+{
+    if (!out_path[0])
+        return bd_seterr(BD_EINVAL, "%s: an empty path", opt);
+    struct stat os, ts;
+    if (stat(out_path, &os) != 0)
+        return BD_OK; /* a new file takes nothing from anyone */
+    if (stat(target, &ts) != 0)
+        return BD_OK; /* the run's own problem, said by what reads it */
+    bd_out_dev = os.st_dev;
+    bd_out_ino = os.st_ino;
+    bd_out_hit = 0;
+    char *copy = bd_strdup(target);
+    if (!copy)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    const char *root = S_ISDIR(ts.st_mode) ? copy : dirname(copy);
+    nftw(root, bd_out_visit, 16, FTW_PHYS);
+    free(copy);
+    return bd_out_hit ? bd_seterr(BD_EINVAL, "%s '%s' is a file of the run itself; write it elsewhere", opt,
+                                  out_path)
+                      : BD_OK;
+}
+
 int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
 {
     if (!path || !out)
@@ -283,6 +325,12 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
         o = &none;
     const char *csv_path = o->csv;
     int verify = o->verify;
+    int orc;
+    if ((csv_path && (orc = bd_replay_output_ok(path, "--csv", csv_path)))
+        || (o->plot && (orc = bd_replay_output_ok(path, "--plot", o->plot))))
+        return orc;
+    if (o->minari && !o->minari[0])
+        return bd_seterr(BD_EINVAL, "--minari: an empty folder name");
     char *file = NULL, **names = NULL;
     int count = 0, nmissing = 0;
     FILE *csv = NULL;
@@ -296,11 +344,9 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     if ((rc = bd_trace_recover_run(file, say_repaired, out)) && rc != BD_ENOTFOUND)
         goto done;
     rc = BD_OK;
-    if ((rc = bd_trace_list(file, &names, &count)))
-        goto done;
     /* a trace the master links to but whose file is gone is said, not skipped in silence */
     char **missing = NULL;
-    if ((rc = bd_trace_list_missing(file, &missing, &nmissing)))
+    if ((rc = bd_trace_list_all(file, &names, &count, &missing, &nmissing)))
         goto done;
     for (int i = 0; i < nmissing; i++) {
         char *sp = strchr(missing[i], ' ');
@@ -423,48 +469,6 @@ done:
     return rc;
 }
 
-/* ---- outputs never land on what they are made from ---------------------------------- */
-
-static dev_t bd_out_dev;
-static ino_t bd_out_ino;
-static int bd_out_hit;
-
-static int bd_out_visit(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)p;
-    (void)flag;
-    (void)ftw;
-    if (st->st_dev == bd_out_dev && st->st_ino == bd_out_ino)
-        bd_out_hit = 1;
-    return bd_out_hit;
-}
-
-/* BD_OK when the output `out_path` (of option `opt`) would not overwrite a file of the run
- * at target (a run folder, or a trace file and the memory/ beside it): an existing file
- * there, under any name or link, is refused. */
-static int bd_replay_output_ok(const char *target, const char *opt, const char *out_path)
-{
-    if (!out_path[0])
-        return bd_seterr(BD_EINVAL, "%s: an empty path", opt);
-    struct stat os, ts;
-    if (stat(out_path, &os) != 0)
-        return BD_OK; /* a new file takes nothing from anyone */
-    if (stat(target, &ts) != 0)
-        return BD_OK; /* the run's own problem, said by what reads it */
-    bd_out_dev = os.st_dev;
-    bd_out_ino = os.st_ino;
-    bd_out_hit = 0;
-    char *copy = bd_strdup(target);
-    if (!copy)
-        return bd_seterr(BD_ENOMEM, "out of memory");
-    const char *root = S_ISDIR(ts.st_mode) ? copy : dirname(copy);
-    nftw(root, bd_out_visit, 16, FTW_PHYS);
-    free(copy);
-    return bd_out_hit ? bd_seterr(BD_EINVAL, "%s '%s' is a file of the run itself; write it elsewhere", opt,
-                                  out_path)
-                      : BD_OK;
-}
-
 int bd_cmd_replay(int argc, char **argv)
 {
     const char *target = NULL, *csv = NULL, *verify = NULL, *plot = NULL, *minari = NULL;
@@ -475,12 +479,6 @@ int bd_cmd_replay(int argc, char **argv)
     int64_t mismatches = 0;
     bd_replay_opts o = {.csv = csv, .verify = verify != NULL, .plot = plot, .minari = minari,
                         .mismatches = &mismatches};
-    if ((csv && (rc = bd_replay_output_ok(target, "--csv", csv)))
-        || (plot && (rc = bd_replay_output_ok(target, "--plot", plot)))
-        || (minari && !minari[0] && (rc = bd_seterr(BD_EINVAL, "--minari: an empty folder name")))) {
-        fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());
-        return 2;
-    }
     rc = bd_replay(target, stdout, &o);
     if (rc != BD_OK)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());

@@ -196,9 +196,9 @@ int bd_minari_close(bd_minari_writer *w); /* NULL-safe */
  * strings (free each, then the array). Links to files that do not exist are skipped. */
 int bd_trace_list(const char *path, char ***names, int *count);
 
-/* The links of the master file path whose trace file is missing: "<phase>/<agent> <file>"
- * strings as bd_trace_list gives names (a run whose memory file was deleted or lost, or
- * whose brain has not created it yet). */
-int bd_trace_list_missing(const char *path, char ***names, int *count);
+/* The same, and (missing may be NULL) the links whose trace file is missing, as
+ * "<phase>/<agent> <file>" strings in *missing (a run whose memory file was deleted or
+ * lost, or whose brain has not created it yet), from one walk of the file. */
+int bd_trace_list_all(const char *path, char ***names, int *count, char ***missing, int *nmissing);
 
 #endif

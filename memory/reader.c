@@ -447,79 +447,51 @@ static int link_names(hid_t loc, const char *where, const char *shown, name_vec 
     return rc;
 }
 
-int bd_trace_list_missing(const char *path, char ***names, int *count)
+/* The file of pg's external link `name` when it is missing (relative names beside the
+ * master, in dir), as a heap string; NULL otherwise. Caller holds the guard. */
+static char *elink_missing_file(hid_t pg, const char *name, const char *dir)
 {
-    if (!path || !names || !count)
-        return bd_seterr(BD_EINVAL, "bd_trace_list_missing: NULL argument");
-    *names = NULL;
-    *count = 0;
-    bd_h5_guard g;
-    bd_h5_enter(&g);
-    name_vec phases = {0}, found = {0};
-    hid_t f = H5I_INVALID_HID;
-    int rc = h5_open_ro(path, &f);
-    if (!rc)
-        rc = link_names(f, path, "/", &phases);
-    char *copy = bd_strdup(path);
-    const char *dir = copy ? dirname(copy) : ".";
-    for (int i = 0; i < phases.n && !rc; i++) {
-        H5O_info_t oi;
-        if (H5Oget_info_by_name2(f, phases.v[i], &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
-            continue; /* not a phase group */
-        hid_t pg = H5Gopen2(f, phases.v[i], H5P_DEFAULT);
-        name_vec agents = {0};
-        rc = pg < 0 ? bd_h5_fail("'%s': cannot open /%s", path, phases.v[i]) : link_names(pg, path, phases.v[i], &agents);
-        for (int j = 0; j < agents.n && !rc; j++) {
-            H5L_info_t li;
-            if (H5Lget_info(pg, agents.v[j], &li, H5P_DEFAULT) < 0 || li.type != H5L_TYPE_EXTERNAL
-                || li.u.val_size == 0 || li.u.val_size > 1 << 16)
-                continue;
-            char *val = malloc(li.u.val_size);
-            const char *file = NULL, *obj = NULL;
-            unsigned flags = 0;
-            if (val && H5Lget_val(pg, agents.v[j], val, li.u.val_size, H5P_DEFAULT) >= 0
-                && H5Lunpack_elink_val(val, li.u.val_size, &flags, &file, &obj) >= 0 && file) {
-                char *full = file[0] == '/' ? bd_strdup(file) : bd_strfmt("%s/%s", dir, file);
-                struct stat st;
-                if (full && stat(full, &st) != 0
-                    && vec_push(&found, bd_strfmt("%s/%s %s", phases.v[i], agents.v[j], file)))
-                    rc = bd_seterr(BD_ENOMEM, "out of memory");
-                free(full);
-            }
-            free(val);
-        }
-        vec_free(&agents);
-        bd_h5_close(&pg);
+    H5L_info_t li;
+    if (H5Lget_info(pg, name, &li, H5P_DEFAULT) < 0 || li.type != H5L_TYPE_EXTERNAL || li.u.val_size == 0
+        || li.u.val_size > 1 << 16)
+        return NULL;
+    char *val = malloc(li.u.val_size), *missing = NULL;
+    const char *file = NULL, *obj = NULL;
+    unsigned flags = 0;
+    if (val && H5Lget_val(pg, name, val, li.u.val_size, H5P_DEFAULT) >= 0
+        && H5Lunpack_elink_val(val, li.u.val_size, &flags, &file, &obj) >= 0 && file) {
+        char *full = file[0] == '/' ? bd_strdup(file) : bd_strfmt("%s/%s", dir, file);
+        struct stat st;
+        if (full && stat(full, &st) != 0)
+            missing = bd_strdup(file);
+        free(full);
     }
-    free(copy);
-    bd_h5_close(&f);
-    vec_free(&phases);
-    bd_h5_leave(&g);
-    if (rc) {
-        vec_free(&found);
-        return rc;
-    }
-    *names = found.v;
-    *count = found.n;
-    return BD_OK;
+    free(val);
+    return missing;
 }
 
-int bd_trace_list(const char *path, char ***names, int *count)
+int bd_trace_list_all(const char *path, char ***names, int *count, char ***missing, int *nmissing)
 {
     if (!path || !names || !count)
         return bd_seterr(BD_EINVAL, "bd_trace_list: NULL argument");
     *names = NULL;
     *count = 0;
+    if (missing) {
+        *missing = NULL;
+        *nmissing = 0;
+    }
     bd_h5_guard g;
     bd_h5_enter(&g);
-    name_vec phases = {0}, found = {0};
+    name_vec phases = {0}, found = {0}, lost = {0};
     hid_t f = H5I_INVALID_HID;
     int rc = h5_open_ro(path, &f);
     if (!rc)
         rc = link_names(f, path, "/", &phases);
     bd_h5_close(&f);
+    char *copy = missing ? bd_strdup(path) : NULL;
+    const char *dir = copy ? dirname(copy) : ".";
     for (int i = 0; i < phases.n && !rc; i++) {
-        h5_chain c;
+        h5_chain c, ca;
         hid_t pg;
         name_vec agents = {0};
         rc = h5_open_group(path, phases.v[i], NULL, &c, &pg);
@@ -527,42 +499,57 @@ int bd_trace_list(const char *path, char ***names, int *count)
             rc = BD_OK;
             continue;
         }
-        if (!rc) {
-            char shown[512];
-            snprintf(shown, sizeof shown, "/%s", phases.v[i]);
-            rc = link_names(pg, c.where, shown, &agents);
-            bd_h5_close(&pg);
-            chain_close(&c);
-        }
+        if (rc)
+            break;
+        char shown[512];
+        snprintf(shown, sizeof shown, "/%s", phases.v[i]);
+        rc = link_names(pg, c.where, shown, &agents);
         for (int j = 0; j < agents.n && !rc; j++) {
             hid_t ag;
-            rc = h5_open_group(path, phases.v[i], agents.v[j], &c, &ag);
-            if (rc == BD_ENOTFOUND || rc == BD_EINVAL) {
+            rc = h5_open_group(path, phases.v[i], agents.v[j], &ca, &ag);
+            if (rc == BD_ENOTFOUND || rc == BD_EINVAL) { /* not a trace; said when its file is gone */
                 rc = BD_OK;
+                char *file = missing ? elink_missing_file(pg, agents.v[j], dir) : NULL;
+                if (file && vec_push(&lost, bd_strfmt("%s/%s %s", phases.v[i], agents.v[j], file)))
+                    rc = bd_seterr(BD_ENOMEM, "out of memory");
+                free(file);
                 continue;
             }
             if (rc)
                 break;
             htri_t has = H5Lexists(ag, "rewards", H5P_DEFAULT);
             if (has < 0)
-                rc = bd_h5_fail("'%s': cannot look up /%s/%s/rewards", c.where, phases.v[i],
+                rc = bd_h5_fail("'%s': cannot look up /%s/%s/rewards", ca.where, phases.v[i],
                              agents.v[j]);
             else if (has && vec_push(&found, bd_strfmt("%s/%s", phases.v[i], agents.v[j])))
                 rc = bd_seterr(BD_ENOMEM, "out of memory");
             bd_h5_close(&ag);
-            chain_close(&c);
+            chain_close(&ca);
         }
+        bd_h5_close(&pg);
+        chain_close(&c);
         vec_free(&agents);
     }
+    free(copy);
     vec_free(&phases);
     bd_h5_leave(&g);
     if (rc) {
         vec_free(&found);
+        vec_free(&lost);
         return rc;
     }
     *names = found.v;
     *count = found.n;
+    if (missing) {
+        *missing = lost.v;
+        *nmissing = lost.n;
+    }
     return BD_OK;
+}
+
+int bd_trace_list(const char *path, char ***names, int *count)
+{
+    return bd_trace_list_all(path, names, count, NULL, NULL);
 }
 
 /* ---- what a trace says of itself ------------------------------------------------------ */
@@ -694,29 +681,18 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
     if (!rc && (rc = attr_strings(grp, c.where, "actuator_ids", &out->actuator_ids, &out->u)) == BD_ENOTFOUND)
         rc = BD_OK;
     if (!rc) {
-        int env_rc = rc ? rc : attr_strings(grp, c.where, "env", &v, &n);
-        if (env_rc == BD_OK) {
-            out->env = v[0];
-            v[0] = NULL;
-            free_strings(v, n);
-        } else if (env_rc != BD_ENOTFOUND) {
-            rc = env_rc;
-        }
-        int env_params_rc = rc ? rc : attr_strings(grp, c.where, "env_params", &v, &n);
-        if (env_params_rc == BD_OK) {
-            out->env_params = v[0];
-            v[0] = NULL;
-            free_strings(v, n);
-        } else if (env_params_rc != BD_ENOTFOUND) {
-            rc = env_params_rc;
-        }
-        int compression_rc = rc ? rc : attr_strings(grp, c.where, "compression", &v, &n);
-        if (compression_rc == BD_OK) {
-            out->compression = v[0];
-            v[0] = NULL;
-            free_strings(v, n);
-        } else if (compression_rc != BD_ENOTFOUND) {
-            rc = compression_rc;
+        /* text attributes a file may lack (their defaults below) */
+        static const char *const texts[] = {"env", "env_params", "compression"};
+        char **tdst[] = {&out->env, &out->env_params, &out->compression};
+        for (int k = 0; k < 3 && !rc; k++) {
+            int arc = attr_strings(grp, c.where, texts[k], &v, &n);
+            if (arc == BD_OK) {
+                *tdst[k] = v[0];
+                v[0] = NULL;
+                free_strings(v, n);
+            } else if (arc != BD_ENOTFOUND) {
+                rc = arc;
+            }
         }
         int32_t worlds = 0, every = 1, recorded = -1;
         static const char *const nums[] = {"seed", "worlds", "record_every", "record_worlds"};

@@ -81,6 +81,14 @@ typedef struct {
     int minibatch_size;  /* samples per minibatch when minibatches is 0 (at least one minibatch) */
 } bdt_ppo_config;
 
+/* Minibatches per epoch for an update of n samples: the config's count, or
+ * max(1, n / minibatch_size). Each holds n / that many samples (bdt_ppo_update). */
+static inline long long bdt_ppo_minibatch_count(const bdt_ppo_config *c, long long n)
+{
+    long long k = c->minibatches > 0 ? c->minibatches : n / (c->minibatch_size > 0 ? c->minibatch_size : 1);
+    return k > 0 ? k : 1;
+}
+
 typedef struct {
     float policy_loss, value_loss, entropy, approx_kl, clip_frac; /* last epoch's means */
 } bdt_ppo_stats;

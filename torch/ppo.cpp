@@ -110,7 +110,7 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
     const bdt_policy_config &pc = o->p->cfg;
     if (n < 1)
         return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d must be >= 1", n);
-    const int nmb = c.minibatches > 0 ? c.minibatches : std::max(1, n / c.minibatch_size);
+    const int nmb = (int)bdt_ppo_minibatch_count(&c, n);
     const int mb = n / nmb;
     if (mb < 1)
         return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d is smaller than minibatches=%d", n, nmb);
