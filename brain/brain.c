@@ -41,6 +41,8 @@
 const bd_kind bd_brain_kinds[] = {
     {"ppo", "ppo", 0, bd_ppo_check, bd_ppo_rollout_steps},
     {"random", "random", 1, bd_random_brain_check, bd_ppo_rollout_steps},
+    /* drives a rule-based muscle (fsm): records and counts, learns nothing */
+    {"none", "rules", 1, bd_random_brain_check, bd_ppo_rollout_steps},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
@@ -141,9 +143,9 @@ static int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
     int rc = bd_hello_decode(req->payload, (size_t)req->h.payload_len, &h);
     int n;
     uint32_t w0;
-    bd_shard(b->plan.worlds, b->M, k, &n, &w0);
+    bd_agent_shard(b->ap, b->M, k, &n, &w0);
     if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
-        rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds worlds [%u, +%u); muscle %d of %d "
+        rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
                        "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
     else if (rc == BD_OK && (h.obs_dim != (uint32_t)b->S || h.act_dim != (uint32_t)b->U))
         rc = bd_seterr(BD_EPROTO, "muscle %u sends %u sensors / %u actuators, agent has %d / %d",
@@ -310,7 +312,10 @@ static void bd_brain_blank(bd_brain *b)
 static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
 {
     const bd_phase_plan *p = &b->plan;
-    int objective = !isnan(p->objective_threshold);
+    const char *me = b->ap->cfg->name;
+    /* a condition given an agent watches that agent alone */
+    int objective = !isnan(p->objective_threshold) && (!p->objective_agent || strcmp(p->objective_agent, me) == 0);
+    long long cap = !p->max_steps_agent || strcmp(p->max_steps_agent, me) == 0 ? p->max_agent_steps : 0;
     double mean = b->stats.episodes >= p->objective_window ? bd_stats_mean_recent(&b->stats, p->objective_window)
                                                            : NAN;
     if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target) {
@@ -322,7 +327,7 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
                  p->objective_window, p->objective_threshold);
         return buf;
     }
-    if (p->max_agent_steps > 0 && b->steps >= p->max_agent_steps) {
+    if (cap > 0 && b->steps >= cap) {
         if (objective && isnan(mean))
             snprintf(buf, len, "step cap: %lld agent-steps, objective not reached (fewer than %d episodes)",
                      (long long)b->steps, p->objective_window);
@@ -505,10 +510,10 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         return bd_seterr(BD_ENOTFOUND, "phase '%s' has no agent '%s'", phase, agent);
     b->train = b->plan.ph->mode == BD_MODE_TRAIN && !b->ap->random;
     long long total = b->plan.max_agent_steps > 0 ? b->plan.max_agent_steps : 1000000;
-    if ((rc = bd_ppo_params_parse(b->ap->cfg->brain.params, total, b->plan.worlds, &b->pp)) != BD_OK)
+    if ((rc = bd_ppo_params_parse(b->ap->cfg->brain.params, total, b->plan.max_columns, &b->pp)) != BD_OK)
         return rc;
     b->M = b->plan.muscles;
-    b->N = (int)b->plan.worlds;
+    b->N = (int)b->ap->columns;
     b->T = b->pp.rollout_steps;
     b->S = b->ap->nsens;
     b->U = b->ap->nact;
@@ -540,7 +545,9 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if (rc != BD_OK)
         return rc;
     b->rec_every = a->record_every > 0 ? a->record_every : 1;
-    b->rec_nr = a->record_worlds > 0 && a->record_worlds < b->N ? (int)a->record_worlds : b->N;
+    /* record.worlds counts worlds: every member of the agent's group in each */
+    long long rec_cols = a->record_worlds * b->ap->members;
+    b->rec_nr = rec_cols > 0 && rec_cols < b->N ? (int)rec_cols : b->N;
     if ((rc = bd_brain_alloc_batch(b)) != BD_OK)
         return rc;
     /* memory */
@@ -554,7 +561,9 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         .path = b->mem_path, .phase = phase, .agent = agent, .n = b->N, .s = b->S, .u = b->U,
         .sensor_ids = (const char *const *)b->ap->sensor_ids,
         .actuator_ids = (const char *const *)b->ap->actuator_ids,
-        .env_name = b->plan.env->name, .env_params_json = b->plan.env_params_json,
+        .env_name = b->ap->env->desc->name, .env_params_json = b->ap->env->params_json,
+        .env_uid = b->ap->env->uid, .members = b->ap->members,
+        .group = b->ap->env->desc->ngroups ? b->ap->env->desc->groups[b->ap->group].name : NULL,
         .seed = b->rf->seed, .worlds = b->N, .every = b->rec_every, .no_steps = !a->record_steps,
         .compression = (bd_compression)bd_compression_parse(a->record_compression),
     };

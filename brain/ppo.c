@@ -21,14 +21,14 @@ static const char *const bd_ppo_keys[] = {
     "norm_adv", "update_epochs", "num_minibatches", "minibatch_size", "norm_obs", "kl_threshold", NULL,
 };
 
-long long bd_ppo_auto_rollout(long long worlds)
+long long bd_ppo_auto_rollout(long long columns)
 {
-    long long t = worlds > 0 ? BD_PPO_AUTO_BATCH / worlds : BD_PPO_AUTO_T_MAX;
+    long long t = columns > 0 ? BD_PPO_AUTO_BATCH / columns : BD_PPO_AUTO_T_MAX;
     return t < BD_PPO_AUTO_T_MIN ? BD_PPO_AUTO_T_MIN : t > BD_PPO_AUTO_T_MAX ? BD_PPO_AUTO_T_MAX : t;
 }
 
 /* Every problem of the map into *dp (config/diag.h); the first one's code. */
-static int bd_ppo_params_read(const bd_node *p, long long default_total, long long worlds, bd_ppo_params *o,
+static int bd_ppo_params_read(const bd_node *p, long long default_total, long long columns, bd_ppo_params *o,
                               bd_diags *dp)
 {
     bd_diags d = BD_DIAGS_INIT;
@@ -58,7 +58,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     GETD("kl_threshold", BD_PPO_KL_THRESHOLD, o->kl_threshold);
     GETD("gamma", 0.99, o->gamma);
     GETD("gae_lambda", 0.95, o->gae_lambda);
-    o->rollout_steps = (int)bd_ppo_auto_rollout(worlds);
+    o->rollout_steps = (int)bd_ppo_auto_rollout(columns);
     GETI("rollout_steps", o->rollout_steps, 1, 1 << 20, o->rollout_steps);
     GETI("hidden", 64, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
@@ -112,19 +112,19 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     return rc;
 }
 
-long long bd_ppo_rollout_steps(const bd_node *params, long long worlds)
+long long bd_ppo_rollout_steps(const bd_node *params, long long columns)
 {
     bd_ppo_params pp;
     bd_diags d = BD_DIAGS_INIT;
-    int rc = bd_ppo_params_read(params, 1, worlds, &pp, &d);
+    int rc = bd_ppo_params_read(params, 1, columns, &pp, &d);
     bd_diags_fini(&d);
     return rc == BD_OK ? pp.rollout_steps : -1;
 }
 
-int bd_ppo_params_parse(const bd_node *p, long long default_total, long long worlds, bd_ppo_params *o)
+int bd_ppo_params_parse(const bd_node *p, long long default_total, long long columns, bd_ppo_params *o)
 {
     bd_diags d = BD_DIAGS_INIT;
-    bd_ppo_params_read(p, default_total, worlds, o, &d);
+    bd_ppo_params_read(p, default_total, columns, o, &d);
     return bd_diags_finish(&d);
 }
 
@@ -143,42 +143,45 @@ static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, c
                                 long long T, long long mb, int epochs, bd_diags *d)
 {
     char w[256];
-    if (p->worlds <= 0)
+    if (ap->columns <= 0)
         return BD_OK; /* the env's params have problems of their own */
+    const long long N = ap->columns;
+    const char *unit = ap->members > 1 ? "columns" : "worlds"; /* a column is a (world, member) */
     const bd_node *tn = bd_node_get(params, "rollout_steps");
     bd_node_where(tn ? tn : params, w, sizeof w);
     if (!tn) /* the automatic length: say so, and where the brain is */
         snprintf(w + strlen(w), sizeof w - strlen(w), " (automatic rollout_steps)");
-    long long n_max = (p->worlds + p->muscles - 1) / p->muscles; /* the largest shard */
+    /* the largest shard's columns */
+    long long n_max = (ap->env->worlds + p->muscles - 1) / p->muscles * ap->members;
     bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact,
                         .ended = (uint64_t)T * (uint64_t)n_max}; /* at worst every episode ends */
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     int rc = BD_OK;
     if (n_max > BD_RO_MAX_DIM)
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld worlds per muscle; one muscle steps at most %u (add workers)",
-                                  w, n_max, BD_RO_MAX_DIM));
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld %s per muscle; one muscle steps at most %u (add workers)",
+                                  w, n_max, unit, BD_RO_MAX_DIM));
     else if (bd_rollout_layout(&h, off, size) == 0)
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds per muscle is too much for one "
-                                  "rollout message (steps x worlds x (sensors + actuators + 8) must stay under "
-                                  "2^34); use fewer rollout_steps or more workers", w, T, n_max));
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s per muscle is too much for one "
+                                  "rollout message (steps x %s x (sensors + actuators + 8) must stay under "
+                                  "2^34); use fewer rollout_steps or more workers", w, T, n_max, unit, unit));
     /* a batch in the brain: assembled from the rollouts, compacted, GAE, the shuffles
      * (8 bytes a sample and epoch) and the shim's copy of it */
-    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)p->worlds;
+    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)N;
     double need = tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs);
     double have = bd_phys_bytes();
-    if (T * p->worlds > INT_MAX)
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds = %lld samples per update; the "
-                                  "learner takes at most %d", w, T, p->worlds, T * p->worlds, INT_MAX));
+    if (T * N > INT_MAX)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update; the "
+                                  "learner takes at most %d", w, T, N, unit, T * N, INT_MAX));
     else if (rc == BD_OK && have > 0 && need > have) /* only once the sizes themselves are right */
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld worlds = %lld samples per update need "
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update need "
                                   "about %.3g GiB in the brain; this machine has %.3g GiB (fewer worlds or "
-                                  "rollout_steps)", w, T, p->worlds, T * p->worlds, need / (1 << 30),
+                                  "rollout_steps)", w, T, N, unit, T * N, need / (1 << 30),
                                   have / (1 << 30)));
-    else if (mb > T * p->worlds) {
+    else if (mb > T * N) {
         const bd_node *mn = bd_node_get(params, "num_minibatches");
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: num_minibatches %lld is more than the %lld samples of an update "
-                                  "(rollout_steps %lld x %lld worlds)", bd_node_where(mn ? mn : params, w, sizeof w),
-                                  mb, T * p->worlds, T, p->worlds));
+                                  "(rollout_steps %lld x %lld %s)", bd_node_where(mn ? mn : params, w, sizeof w),
+                                  mb, T * N, T, N, unit));
     }
     return rc;
 }
@@ -254,7 +257,7 @@ static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, co
         if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
             sap = &src.agents[i];
     bd_ppo_params spp;
-    if (rc != BD_OK || !sap || sap->random || bd_ppo_params_parse(sap->cfg->brain.params, 1, src.worlds, &spp) != BD_OK) {
+    if (rc != BD_OK || !sap || sap->random || bd_ppo_params_parse(sap->cfg->brain.params, 1, src.max_columns, &spp) != BD_OK) {
         bd_phase_plan_fini(&src);
         return BD_OK; /* that phase's own problems are reported where they are */
     }
@@ -282,7 +285,7 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                   bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->nsens,
                                   BD_OBSNORM_MAX));
     bd_ppo_params pp;
-    int prc = bd_ppo_params_read(params, 1, p->worlds, &pp, d);
+    int prc = bd_ppo_params_read(params, 1, p->max_columns, &pp, d);
     if (prc != BD_OK)
         return prc; /* what follows would judge defaults in place of what was meant */
     int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches,
@@ -307,7 +310,7 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
 int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
 {
     bd_ppo_params pp;
-    int rc = bd_ppo_params_read(params, 1, p->worlds, &pp, d);
+    int rc = bd_ppo_params_read(params, 1, p->max_columns, &pp, d);
     if (rc != BD_OK)
         return rc;
     return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, 0, d);

@@ -48,18 +48,19 @@ typedef struct {
 /* The next update's base learning rate from this one's (lr) and its approximate KL. */
 double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double approx_kl);
 
-/* rollout_steps when the run file gives none, for an agent over `worlds` worlds. */
-long long bd_ppo_auto_rollout(long long worlds);
+/* rollout_steps when the run file gives none, over `columns` columns (the phase's plan
+ * max_columns: worlds x agents per world of its widest agent). */
+long long bd_ppo_auto_rollout(long long columns);
 
-/* The rollout length params ask for over `worlds` worlds (given or automatic), or -1 when
+/* The rollout length params ask for over `columns` columns (given or automatic), or -1 when
  * params have problems: the registry's rollout_steps (config/registry.h), for the ppo and
  * random brains. */
-long long bd_ppo_rollout_steps(const bd_node *params, long long worlds);
+long long bd_ppo_rollout_steps(const bd_node *params, long long columns);
 
 /* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
  * naming the position. total_steps defaults to default_total; rollout_steps to
- * bd_ppo_auto_rollout(worlds). */
-int bd_ppo_params_parse(const bd_node *params, long long default_total, long long worlds, bd_ppo_params *out);
+ * bd_ppo_auto_rollout(columns). */
+int bd_ppo_params_parse(const bd_node *params, long long default_total, long long columns, bd_ppo_params *out);
 
 /* The policy network agent ap builds with params pp on device. */
 void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,

@@ -1,5 +1,6 @@
 /* bench.c: `bodhi bench [ENV] [--device cpu|cuda] [--agents N] [--steps T] [--threads K]
- * [--json]`: steps N worlds of each environment (or just ENV) T times under a uniform
+ * [--json]`: steps N agents of each environment (N worlds, or N / 25 Tag worlds of its
+ * default 25 agents) T times under a uniform
  * random policy drawn on the same device, and reports agent-steps per second, the bytes
  * one agent-step moves, the measured copy bandwidth over the same working set, and the
  * bandwidth floor (the rate at which just moving those bytes would run).
@@ -47,11 +48,16 @@ static int bd_bench_steps(bd_env *e, long long steps, uint64_t *counter)
     return rc;
 }
 
-static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long n, long long T, int threads,
+static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, long long T, int threads,
                         int json)
 {
-    bd_env *e;
-    int rc = bd_env_create(d, (int)n, 0, 12345, dev, 0, &e);
+    bd_env *e = NULL;
+    bd_env_shape sh;
+    int rc = bd_env_shape_of(d, NULL, &sh);
+    /* agents: worlds of the env's default size (a Tag world holds 25), at least one */
+    long long worlds = rc == BD_OK ? (agents + sh.members - 1) / sh.members : 1, n = worlds * sh.members;
+    if (rc == BD_OK)
+        rc = bd_env_create(d, (int)worlds, 0, 12345, dev, 0, NULL, &e);
     if (rc == BD_OK)
         rc = bd_env_set_threads(e, threads);
     if (rc != BD_OK) {
@@ -65,7 +71,7 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long n, long l
     if (rc == BD_OK)
         rc = bd_bench_steps(e, T, &counter);
     double secs = bd_now() - t0;
-    double bps = bd_env_bytes_per_world_step(d), bw = 0;
+    double bps = bd_env_bytes_per_world_step(d) / sh.members, bw = 0; /* per agent-step */
     if (rc == BD_OK)
         rc = bd_env_copy_bandwidth(e, (size_t)(bps * (double)n / 2), &bw);
     if (rc != BD_OK) {

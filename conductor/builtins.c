@@ -24,6 +24,7 @@ const bd_registry *bd_registry_builtin(void)
     if (!reg.env_load) {
         reg.env_builtins = bd_env_registry;
         reg.env_gym_id = bd_env_gym_id;
+        reg.env_shape = bd_env_shape_of;
         reg.brains = bd_brain_kinds;
         reg.nbrains = bd_brain_nkinds;
         reg.muscles = bd_muscle_kinds;

@@ -151,9 +151,11 @@ static int bd_validate(const bd_check_opts *co, bd_runfile **out, int verbose)
     for (int i = 0; verbose && i < (*out)->nphases; i++) {
         bd_phase_plan p;
         if (bd_phase_plan_make(*out, i, bd_registry_builtin(), co->device, &p) == BD_OK) {
-            printf("phase %s (%s): %s x %lld worlds on %s, %d muscle(s)", p.ph->name,
-                   p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name, p.worlds,
+            char *envs = bd_phase_envs_text(&p);
+            printf("phase %s (%s): %s on %s, %d muscle(s)", p.ph->name,
+                   p.ph->mode == BD_MODE_TRAIN ? "train" : "test", envs ? envs : "?",
                    p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.worker);
+            free(envs);
             if (p.remote)
                 printf(" and %d remote", p.remote);
             printf("\n");
@@ -728,15 +730,29 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     cJSON_AddStringToObject(o, "phase", p.ph->name);
     cJSON_AddStringToObject(o, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(o, "device", p.device == BD_DEVICE_CUDA ? "cuda" : "cpu");
-    cJSON_AddNumberToObject(o, "worlds", (double)p.worlds);
+    long long worlds = 0;
+    cJSON *envs = cJSON_AddArrayToObject(o, "environments");
+    for (int k = 0; k < p.nenvs; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "uid", p.envs[k].uid);
+        cJSON_AddStringToObject(e, "name", p.envs[k].desc->name);
+        cJSON_AddNumberToObject(e, "worlds", (double)p.envs[k].worlds);
+        cJSON_AddNumberToObject(e, "agents_per_world", p.envs[k].shape.members);
+        cJSON_AddItemToArray(envs, e);
+        worlds += p.envs[k].worlds;
+    }
+    cJSON_AddNumberToObject(o, "worlds", (double)worlds);
     cJSON_AddNumberToObject(o, "worker", p.worker);
     cJSON_AddNumberToObject(o, "remote_worker", p.remote);
     bd_log(c, o);
     cJSON_Delete(o);
-    if (!c->o->quiet)
-        fprintf(stderr, "bodhi: phase %s (%s): %s, %lld worlds on %s, %d muscle(s), %d agent(s)\n",
-                p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", p.env->name,
-                p.worlds, p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.muscles, p.nagents);
+    if (!c->o->quiet) {
+        char *et = bd_phase_envs_text(&p);
+        fprintf(stderr, "bodhi: phase %s (%s): %s on %s, %d muscle(s), %d agent(s)\n",
+                p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", et ? et : "?",
+                p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.muscles, p.nagents);
+        free(et);
+    }
     double t0 = bd_now();
     c->nlost = 0;
     c->join_by = p.remote > 0 ? t0 + p.ph->join_timeout : 0;

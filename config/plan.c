@@ -24,6 +24,15 @@ void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0)
     *world0 = (uint32_t)(k * base + (k < extra ? k : extra));
 }
 
+void bd_agent_shard(const bd_agent_plan *ap, int muscles, int k, int *n, uint32_t *col0)
+{
+    int w;
+    uint32_t w0;
+    bd_shard(ap->env->worlds, muscles, k, &w, &w0);
+    *n = w * ap->members;
+    *col0 = w0 * (uint32_t)ap->members;
+}
+
 const bd_kind *bd_kind_find(const bd_kind *kinds, int count, const char *name)
 {
     for (int i = 0; i < count; i++)
@@ -63,9 +72,11 @@ static int bd_match(const char *uid, const bd_channel *chan, int count, const ch
     return matched;
 }
 
+/* Agent a's patterns against the channels (count) whose ids are "<uid>.<name>"; others
+ * names every env and group of the phase ("pole.*, tag.runner.*") for errors. */
 static int bd_resolve_ids(const bd_agent_cfg *a, const char *uid, const bd_channel *chan,
                           int count, const char **patterns, int npat, const char *what,
-                          int **cols_out, char ***ids_out, int *n_out)
+                          const char *others, int **cols_out, char ***ids_out, int *n_out)
 {
     char w[256];
     int *cols = calloc((size_t)count + 1, sizeof *cols);
@@ -78,16 +89,23 @@ static int bd_resolve_ids(const bd_agent_cfg *a, const char *uid, const bd_chann
         return bd_seterr(BD_ENOMEM, "out of memory");
     for (int p = 0; p < npat; p++) {
         if (bd_match(uid, chan, count, patterns[p], cols, ids, &n) == 0) {
-            char known[512] = "";
+            char known[240] = "";
             for (int c = 0; c < count; c++) {
                 size_t l = strlen(known);
-                snprintf(known + l, sizeof known - l, "%s%s.%s", c ? ", " : "", uid, chan[c].name);
+                char item[160];
+                snprintf(item, sizeof item, "%s%s.%s", c ? ", " : "", uid, chan[c].name);
+                if (l + strlen(item) + 6 >= sizeof known) { /* whole ids only */
+                    snprintf(known + l, sizeof known - l, ", ...");
+                    break;
+                }
+                memcpy(known + l, item, strlen(item) + 1);
             }
             *n_out = n;
             const bd_node *list = bd_node_get(a->node, strcmp(what, "sensor") == 0 ? "sensors" : "actuators");
             const bd_node *at = list && list->kind == BD_NODE_SEQ && (size_t)p < list->n ? list->items[p] : a->node;
-            return bd_seterr(BD_EINVAL, "%s: agent '%s': %s '%s' matches nothing (known: %s, or %s.*)",
-                             bd_where(at, w, sizeof w), a->name, what, patterns[p], known, uid);
+            return bd_seterr(BD_EINVAL, "%s: agent '%s': %s '%s' matches nothing (known: %s, or %s.*%s%s)",
+                             bd_where(at, w, sizeof w), a->name, what, patterns[p], known, uid,
+                             strcmp(others, uid) ? "; in this phase: " : "", strcmp(others, uid) ? others : "");
         }
     }
     *n_out = n;
@@ -121,12 +139,28 @@ static int bd_kind_suggest(const char *name, const bd_kind *kinds, int count, ch
     return 0;
 }
 
+/* A condition's optional agent (the one whose figures it watches; NULL: any) into *out. */
+static int bd_condition_agent(const bd_phase_cfg *ph, const bd_named *cond, const char **out, bd_diags *d)
+{
+    char w[256];
+    const bd_node *an = bd_node_get(cond->params, "agent");
+    const char *agent = NULL;
+    int rc = an ? bd_node_str(cond->params, "agent", NULL, &agent) : BD_OK;
+    if (rc != BD_OK)
+        return bd_diag(d, rc);
+    if (agent && !bd_phase_agent(ph, agent))
+        return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent: phase '%s' has no agent '%s'",
+                                    bd_where(an, w, sizeof w), ph->name, agent));
+    *out = agent;
+    return BD_OK;
+}
+
 /* The stop conditions of phase ph: each one checked, problems noted in d. */
 static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
 {
     static const char *const kinds[] = {"objective_average", "max_steps"};
-    static const char *const avg_keys[] = {"window", "threshold", NULL};
-    static const char *const steps_keys[] = {"steps", NULL};
+    static const char *const avg_keys[] = {"window", "threshold", "agent", NULL};
+    static const char *const steps_keys[] = {"steps", "agent", NULL};
     char w[256], hint[256];
     int rc, bad = BD_OK;
     p->objective_threshold = NAN;
@@ -163,6 +197,8 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags
                 bad = bd_diag(d, rc);
             else
                 p->objective_threshold = thr;
+            if ((rc = bd_condition_agent(ph, cond, &p->objective_agent, d)) != BD_OK)
+                bad = rc;
         } else if (strcmp(cond->name, "max_steps") == 0) {
             long long steps;
             if ((rc = bd_node_check_keys(cond->params, steps_keys, "the params of max_steps", d)))
@@ -177,6 +213,8 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags
                                            bd_where(bd_node_get(cond->params, "steps"), w, sizeof w), steps));
             else
                 p->max_agent_steps = steps;
+            if ((rc = bd_condition_agent(ph, cond, &p->max_steps_agent, d)) != BD_OK)
+                bad = rc;
         } else {
             bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown simulation condition '%s' (%s)", cw, cond->name,
                                        bd_suggest(cond->name, kinds, 2, hint, sizeof hint)));
@@ -197,74 +235,250 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags
     return BD_OK;
 }
 
-static const char *const bd_env_param_keys[] = {"worlds", "max_steps", NULL};
-
-/* The env of phase ph. Returns non-zero (noted) when the env cannot be found, which stops
- * the agents' checks; problems with its params are noted and leave p->worlds 0. */
-static int bd_plan_env(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
+/* env e's params: worlds, max_steps and the env's own, each a number in its range.
+ * Returns 1 when the env's own are (the layout can be worked out). */
+static int bd_plan_env_params(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_env_plan *e, bd_diags *d)
 {
     char w[256];
     int rc;
-    if (ph->nenvs == 0 && ph->invalid)
-        return BD_EINVAL; /* its environments entry has problems, noted already */
-    if (ph->nenvs != 1)
-        return bd_diag(d, bd_seterr(BD_EINVAL, "%s: phase '%s' lists %d environments; this bodhi runs one per phase",
-                                    bd_where(ph->node, w, sizeof w), ph->name, ph->nenvs));
-    const bd_env_cfg *ec = &ph->envs[0];
-    int lrc = p->reg->env_load(ec->env.name, &p->env);
-    bd_where(ec->env.node, w, sizeof w);
-    if (lrc != BD_OK && strchr(ec->env.name, ':')) {
-        char why[2048]; /* bd_seterr must not read the buffer it writes */
-        snprintf(why, sizeof why, "%s", bd_lasterr());
-        return bd_diag(d, bd_seterr(lrc, "%s: %s", w, why));
-    }
-    if (lrc != BD_OK) {
-        int n;
-        const bd_env_desc *const *r = p->reg->env_builtins(&n);
-        const char *names[64];
-        char hint[512];
-        int k = 0;
-        for (int i = 0; i < n && k < 62; i++) {
-            names[k++] = r[i]->name;
-            const char *gym = p->reg->env_gym_id ? p->reg->env_gym_id(r[i]) : NULL;
-            if (gym)
-                names[k++] = gym;
-        }
-        bd_suggest(ec->env.name, names, k, hint, sizeof hint);
-        if (hint[0] == 'd') /* "did you mean ..." */
-            return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s'; %s", w, ec->env.name, hint));
-        return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s' (%s; or a plugin, "
-                                    "path/to/lib.so:symbol)", w, ec->env.name, hint));
-    }
-    /* ids are "<uid>.<sensor>": the uid written, else the env's own name */
-    p->env_uid = ec->uid ? ec->uid : p->env->name;
+    const bd_env_desc *env = e->desc;
     const bd_node *params = ec->env.params;
-    int bad = BD_OK;
-    if ((rc = bd_node_check_keys(params, bd_env_param_keys, "environment params", d)) != BD_OK)
-        bad = bd_diag(d, rc);
+    const char *keys[BD_ENV_MAX_PARAMS + 3] = {"worlds", "max_steps"};
+    int nk = 2;
+    for (int k = 0; k < env->nparams && k < BD_ENV_MAX_PARAMS; k++)
+        keys[nk++] = env->params[k].name;
+    keys[nk] = NULL;
+    if ((rc = bd_node_check_keys(params, keys, "environment params", d)) != BD_OK)
+        bd_diag(d, rc);
     long long worlds, max_steps;
     int muscles = ph->worker + ph->remote_worker;
     const bd_node *wn = bd_node_get(params, "worlds");
     if ((rc = bd_node_int(params, "worlds", 1, &worlds)) != BD_OK)
-        bad = bd_diag(d, rc);
+        bd_diag(d, rc);
     else if (worlds < muscles || worlds > BD_MAX_WORLDS)
-        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: worlds: expected %d (one per muscle) to %d, got %lld",
-                                   bd_where(wn ? wn : ec->env.node, w, sizeof w), muscles, BD_MAX_WORLDS,
-                                   worlds));
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: worlds: expected %d (one per muscle) to %d, got %lld",
+                             bd_where(wn ? wn : ec->env.node, w, sizeof w), muscles, BD_MAX_WORLDS, worlds));
     else
-        p->worlds = worlds;
+        e->worlds = worlds;
     const bd_node *mn = bd_node_get(params, "max_steps");
-    if ((rc = bd_node_int(params, "max_steps", p->env->default_max_steps, &max_steps)) != BD_OK)
-        bad = bd_diag(d, rc);
+    if ((rc = bd_node_int(params, "max_steps", env->default_max_steps, &max_steps)) != BD_OK)
+        bd_diag(d, rc);
     else if (max_steps < 1 || max_steps > (1ll << 30))
-        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps: expected 1 to 2^30 steps per episode, got %lld",
-                                   bd_where(mn ? mn : ec->env.node, w, sizeof w), max_steps));
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps: expected 1 to 2^30 steps per episode, got %lld",
+                             bd_where(mn ? mn : ec->env.node, w, sizeof w), max_steps));
     else
-        p->max_steps = (int)max_steps;
-    if (!(p->env_params_json = bd_node_to_json(params)))
-        return bd_diag(d, BD_ENOMEM);
-    (void)bad; /* the agents are checked even when the params are wrong */
-    return BD_OK;
+        e->max_steps = (int)max_steps;
+    int params_ok = 1;
+    for (int k = 0; k < env->nparams && k < BD_ENV_MAX_PARAMS; k++) {
+        const bd_env_param *ep = &env->params[k];
+        const bd_node *n = bd_node_get(params, ep->name);
+        double v = ep->def;
+        e->param[k] = ep->def;
+        if (!n)
+            continue;
+        bd_where(n, w, sizeof w);
+        if ((rc = bd_node_as_double(n, &v)) != BD_OK || !isfinite(v)) {
+            params_ok = 0;
+            bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s: expected a number (%s), got '%s'", w, ep->name, ep->help,
+                                 n->kind == BD_NODE_SCALAR && n->text ? n->text : "a list or map"));
+        } else if (v < ep->min || v > ep->max || (ep->integer && v != floor(v))) {
+            params_ok = 0;
+            bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s: expected %s %g to %g (%s), got %g", w, ep->name,
+                                 ep->integer ? "a whole number from" : "", (double)ep->min, (double)ep->max,
+                                 ep->help, v));
+        } else {
+            e->param[k] = (float)v;
+        }
+    }
+    if (!(e->params_json = bd_node_to_json(params)))
+        bd_diag(d, BD_ENOMEM);
+    return params_ok;
+}
+
+/* The envs of phase ph. Returns non-zero (noted) when an env cannot be found, which stops
+ * the agents' checks; problems with an env's params are noted and leave its worlds 0. */
+static int bd_plan_envs(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
+{
+    char w[256];
+    if (ph->nenvs == 0 && ph->invalid)
+        return BD_EINVAL; /* its environments entry has problems, noted already */
+    if (ph->nenvs < 1)
+        return bd_diag(d, bd_seterr(BD_EINVAL, "%s: phase '%s' lists no environments", bd_where(ph->node, w, sizeof w),
+                                    ph->name));
+    p->envs = calloc((size_t)ph->nenvs, sizeof *p->envs);
+    if (!p->envs)
+        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
+    p->nenvs = ph->nenvs;
+    int bad = BD_OK;
+    for (int k = 0; k < ph->nenvs; k++) {
+        const bd_env_cfg *ec = &ph->envs[k];
+        bd_env_plan *e = &p->envs[k];
+        e->index = k;
+        /* the first env's draws are what a one-env phase always drew */
+        e->seed = bd_seed_mix(p->rf->seed, (uint64_t)p->phase_index, 7 + 0x100 * (uint64_t)k);
+        int lrc = p->reg->env_load(ec->env.name, &e->desc);
+        bd_where(ec->env.node, w, sizeof w);
+        if (lrc != BD_OK && strchr(ec->env.name, ':')) {
+            char why[2048]; /* bd_seterr must not read the buffer it writes */
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            bad = bd_diag(d, bd_seterr(lrc, "%s: %s", w, why));
+            continue;
+        }
+        if (lrc != BD_OK) {
+            int n;
+            const bd_env_desc *const *r = p->reg->env_builtins(&n);
+            const char *names[64];
+            char hint[512];
+            int j = 0;
+            for (int i = 0; i < n && j < 62; i++) {
+                names[j++] = r[i]->name;
+                const char *gym = p->reg->env_gym_id ? p->reg->env_gym_id(r[i]) : NULL;
+                if (gym)
+                    names[j++] = gym;
+            }
+            bd_suggest(ec->env.name, names, j, hint, sizeof hint);
+            if (hint[0] == 'd') /* "did you mean ..." */
+                bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s'; %s", w, ec->env.name, hint));
+            else
+                bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s' (%s; or a plugin, "
+                                           "path/to/lib.so:symbol)", w, ec->env.name, hint));
+            continue;
+        }
+        /* ids are "<uid>.<sensor>": the uid written, else the env's own name */
+        e->uid = ec->uid ? ec->uid : e->desc->name;
+        for (int j = 0; j < k; j++)
+            if (p->envs[j].uid && strcmp(p->envs[j].uid, e->uid) == 0)
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: two environments of phase '%s' have the uid '%s'; give "
+                                           "each its own uid", w, ph->name, e->uid));
+        int params_ok = bd_plan_env_params(ph, ec, e, d);
+        int src = params_ok ? p->reg->env_shape(e->desc, e->param, &e->shape) : BD_EINVAL;
+        if (params_ok && src != BD_OK) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            bd_diag(d, bd_seterr(src, "%s: %s", w, why));
+        }
+        if (src != BD_OK)
+            e->worlds = 0; /* what needs the layout is not checked */
+        else if (e->worlds * e->shape.members > BD_MAX_WORLDS) {
+            bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld worlds x %d agents per world; a phase holds at most %d agents "
+                                 "per environment", w, e->worlds, e->shape.members, BD_MAX_WORLDS));
+            e->worlds = 0;
+        }
+    }
+    return bad;
+}
+
+char *bd_phase_envs_text(const bd_phase_plan *p)
+{
+    char buf[1024] = "";
+    size_t l = 0;
+    for (int k = 0; k < p->nenvs && l < sizeof buf; k++) {
+        const bd_env_plan *e = &p->envs[k];
+        l += (size_t)snprintf(buf + l, sizeof buf - l, "%s%s x %lld worlds", k ? ", " : "", e->desc->name, e->worlds);
+        if (l < sizeof buf && e->shape.members > 1)
+            l += (size_t)snprintf(buf + l, sizeof buf - l, " of %d agents", e->shape.members);
+    }
+    return bd_strdup(buf);
+}
+
+const bd_env_plan *bd_phase_env(const bd_phase_plan *p, const char *uid)
+{
+    for (int k = 0; k < p->nenvs; k++)
+        if (p->envs[k].uid && strcmp(p->envs[k].uid, uid) == 0)
+            return &p->envs[k];
+    return NULL;
+}
+
+/* The channels of group g of env e (its own, or the env's for an env without groups),
+ * how many its rows show, and the id prefix ("uid" or "uid.group") into pre. */
+static const bd_channel *bd_group_channels(const bd_env_plan *e, int g, int sensors, int *count, char *pre,
+                                           size_t len)
+{
+    const bd_env_desc *d = e->desc;
+    if (d->ngroups > 0) {
+        snprintf(pre, len, "%s.%s", e->uid, d->groups[g].name);
+        *count = sensors ? e->shape.obs_dim[g] : e->shape.act_dim[g];
+        return sensors ? d->groups[g].sensors : d->groups[g].actuators;
+    }
+    snprintf(pre, len, "%s", e->uid);
+    *count = sensors ? d->obs_dim : d->act_dim;
+    return sensors ? d->sensors : d->actuators;
+}
+
+/* The env (its index) and group whose sensors (or actuators) `pattern` names; -1 if none. */
+static int bd_pattern_owner(const bd_phase_plan *p, const char *pattern, int sensors, int *group)
+{
+    for (int k = 0; k < p->nenvs; k++) {
+        const bd_env_plan *e = &p->envs[k];
+        if (!e->desc || e->shape.groups == 0)
+            continue;
+        for (int g = 0; g < e->shape.groups; g++) {
+            char pre[256];
+            int n, cols[BD_MAX_CHANNELS], m = 0;
+            char *ids[BD_MAX_CHANNELS];
+            const bd_channel *ch = bd_group_channels(e, g, sensors, &n, pre, sizeof pre);
+            n = n < BD_MAX_CHANNELS ? n : BD_MAX_CHANNELS;
+            int hit = bd_match(pre, ch, n, pattern, cols, ids, &m) > 0;
+            for (int j = 0; j < m; j++)
+                free(ids[j]);
+            if (hit) {
+                *group = g;
+                return k;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Which env and group agent a's ids name: the first sensor (else actuator) pattern that
+ * matches some group's channels. -1 when none does. */
+static int bd_agent_group(const bd_phase_plan *p, const bd_agent_cfg *a, int *group)
+{
+    for (int i = 0; i < a->nsensors; i++) {
+        int k = bd_pattern_owner(p, a->sensors[i], 1, group);
+        if (k >= 0)
+            return k;
+    }
+    for (int i = 0; i < a->nactuators; i++) {
+        int k = bd_pattern_owner(p, a->actuators[i], 0, group);
+        if (k >= 0)
+            return k;
+    }
+    return -1;
+}
+
+/* "pole" or "tag.runner": who an agent's ids belong to, for messages. */
+static const char *bd_owner_name(const bd_env_plan *e, int g, char *buf, size_t len)
+{
+    int n;
+    bd_group_channels(e, g, 1, &n, buf, len);
+    return buf;
+}
+
+/* Every id of agent a names env k's group g, or nothing at all (reported by the
+ * resolution); one that names another env or group is a problem, noted in d. */
+static int bd_agent_one_group(const bd_phase_plan *p, const bd_agent_cfg *a, int k, int g, bd_diags *d)
+{
+    char w[256], mine[256], other[256];
+    int bad = BD_OK;
+    for (int l = 0; l < 2; l++) {
+        const char **pats = l == 0 ? a->sensors : a->actuators;
+        int count = l == 0 ? a->nsensors : a->nactuators;
+        const bd_node *list = bd_node_get(a->node, l == 0 ? "sensors" : "actuators");
+        for (int i = 0; i < count; i++) {
+            int og = 0, ok = bd_pattern_owner(p, pats[i], l == 0, &og);
+            if (ok < 0 || (ok == k && og == g))
+                continue;
+            const bd_node *at = list && list->kind == BD_NODE_SEQ && (size_t)i < list->n ? list->items[i] : a->node;
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s': '%s' belongs to %s, its other ids to %s; an agent's "
+                                       "sensors and actuators come from one environment%s (add an agent for each)",
+                                       bd_where(at, w, sizeof w), a->name, pats[i],
+                                       bd_owner_name(&p->envs[ok], og, other, sizeof other),
+                                       bd_owner_name(&p->envs[k], g, mine, sizeof mine),
+                                       p->envs[k].desc->ngroups || p->envs[ok].desc->ngroups ? " and one group" : ""));
+        }
+    }
+    return bad;
 }
 
 /* Agent i of the plan; every problem noted in d. */
@@ -276,15 +490,47 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
     ap->cfg = a;
     ap->index = i;
     ap->seed = bd_seed_mix(p->rf->seed, 1000 + (uint64_t)i, 0);
-    int bad = BD_OK;
-    int rs = bd_resolve_ids(a, p->env_uid, p->env->sensors, p->env->obs_dim, a->sensors, a->nsensors,
-                            "sensor", &ap->sens_cols, &ap->sensor_ids, &ap->nsens);
-    if (rs)
-        bad = bd_diag(d, rs);
-    int ra = bd_resolve_ids(a, p->env_uid, p->env->actuators, p->env->act_dim, a->actuators,
-                            a->nactuators, "actuator", &ap->act_cols, &ap->actuator_ids, &ap->nact);
-    if (ra)
-        bad = bd_diag(d, ra);
+    int bad = BD_OK, rs, ra, rc;
+    int g = 0, k = bd_agent_group(p, a, &g);
+    if (k < 0) {
+        /* nothing matches: the first env's (or first group's) channels name what there is */
+        k = 0;
+        while (k < p->nenvs - 1 && (!p->envs[k].desc || p->envs[k].shape.groups == 0))
+            k++;
+    }
+    const bd_env_plan *e = &p->envs[k];
+    if (!e->desc || e->shape.groups == 0)
+        return BD_EINVAL; /* its env is unknown or its params are wrong (noted): nothing to check against */
+    if ((rc = bd_agent_one_group(p, a, k, g, d)) != BD_OK)
+        return rc;
+    ap->env = e;
+    ap->group = g;
+    ap->members = e->shape.count[g];
+    ap->columns = e->worlds * ap->members;
+    {
+        char pre[256];
+        int ns, na;
+        const bd_channel *sc = bd_group_channels(e, g, 1, &ns, pre, sizeof pre);
+        const bd_channel *acs = bd_group_channels(e, g, 0, &na, pre, sizeof pre);
+        char others[512] = "";
+        size_t ol = 0;
+        for (int k2 = 0; k2 < p->nenvs; k2++)
+            for (int g2 = 0; p->envs[k2].desc && g2 < p->envs[k2].shape.groups && ol < sizeof others; g2++) {
+                char op[256];
+                bd_owner_name(&p->envs[k2], g2, op, sizeof op);
+                ol += (size_t)snprintf(others + ol, sizeof others - ol, "%s%s.*", ol ? ", " : "", op);
+            }
+        if (strcmp(others, pre) == 0 || (strlen(others) == strlen(pre) + 2 && strncmp(others, pre, strlen(pre)) == 0))
+            snprintf(others, sizeof others, "%s", pre); /* one env, one group: nothing to add */
+        rs = bd_resolve_ids(a, pre, sc, ns, a->sensors, a->nsensors, "sensor", others, &ap->sens_cols,
+                            &ap->sensor_ids, &ap->nsens);
+        if (rs)
+            bad = bd_diag(d, rs);
+        ra = bd_resolve_ids(a, pre, acs, na, a->actuators, a->nactuators, "actuator", others, &ap->act_cols,
+                            &ap->actuator_ids, &ap->nact);
+        if (ra)
+            bad = bd_diag(d, ra);
+    }
     const bd_registry *reg = p->reg;
     char known[512];
     ap->brain = bd_kind_find(reg->brains, reg->nbrains, a->brain.name);
@@ -299,11 +545,16 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
         bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown muscle '%s' (%s)",
                                    bd_where(a->muscle.node, w, sizeof w), a->name, a->muscle.name, known));
     }
-    if (ap->brain && ap->muscle && strcmp(ap->brain->family, ap->muscle->family) != 0)
+    if (ap->brain && ap->muscle && strcmp(ap->brain->family, ap->muscle->family) != 0) {
+        const char *mate = "?"; /* the muscle that goes with this brain */
+        for (int k2 = reg->nmuscles - 1; k2 >= 0; k2--)
+            if (strcmp(reg->muscles[k2].family, ap->brain->family) == 0)
+                mate = reg->muscles[k2].name;
         bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s': brain '%s' and muscle '%s' do not belong "
-                                   "together (a %s brain drives a %s muscle)",
+                                   "together (brain '%s' drives muscle '%s')",
                                    bd_where(a->node, w, sizeof w), a->name, a->brain.name, a->muscle.name,
-                                   ap->brain->family, ap->brain->family));
+                                   a->brain.name, mate));
+    }
     ap->random = ap->brain && ap->brain->netless;
     int nobj = 0;
     while (reg->objectives[nobj])
@@ -362,25 +613,27 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
     if (!ap->act_low || !ap->act_high)
         return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
     for (int x = 0; x < ap->nact; x++) {
-        const bd_channel *ch = &p->env->actuators[ap->act_cols[x]];
+        const bd_channel *ch = &(e->desc->ngroups ? e->desc->groups[g].actuators : e->desc->actuators)[ap->act_cols[x]];
         discrete += ch->n > 0;
         ap->act_low[x] = ch->low;
         ap->act_high[x] = ch->high;
     }
     ap->discrete = discrete;
     ap->continuous = !discrete;
-    ap->n_actions = discrete == 1 && ap->nact == 1 ? p->env->actuators[ap->act_cols[0]].n : 0;
+    ap->n_actions = discrete == 1 && ap->nact == 1 ? (int)ap->act_high[0] + 1 : 0;
+    if (discrete == 1 && ap->nact == 1)
+        ap->n_actions = (e->desc->ngroups ? e->desc->groups[g].actuators : e->desc->actuators)[ap->act_cols[0]].n;
     /* An actuator has one owner. */
     for (int j = 0; j < i; j++)
         for (int x = 0; x < ap->nact; x++)
             for (int y = 0; y < p->agents[j].nact; y++)
-                if (p->agents[j].act_cols && ap->act_cols[x] == p->agents[j].act_cols[y])
+                if (p->agents[j].act_cols && p->agents[j].env == e && p->agents[j].group == g
+                    && ap->act_cols[x] == p->agents[j].act_cols[y])
                     bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: actuator '%s' is set by agents '%s' and '%s'",
                                                bd_where(a->node, w, sizeof w), ap->actuator_ids[x],
                                                p->agents[j].cfg->name, a->name));
-    /* the kinds' own params are checked here, before any process starts (p->worlds is 0
+    /* the kinds' own params are checked here, before any process starts (its env's worlds are 0
      * when the env's params have problems: what needs the worlds is not checked then) */
-    int rc;
     if (ap->brain && ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap, d)) != BD_OK)
         bad = bd_diag(d, rc);
     if (ap->muscle && ap->muscle->check && (rc = ap->muscle->check(a->muscle.params, p, ap, d)) != BD_OK)
@@ -395,13 +648,13 @@ static int bd_plan_rollouts(const bd_phase_plan *p, bd_diags *d)
     char w[256];
     int first = -1;
     long long t0 = 0;
-    if (p->worlds <= 0)
+    if (p->max_columns <= 0)
         return BD_OK;
     for (int i = 0; i < p->nagents; i++) {
         const bd_agent_plan *ap = &p->agents[i];
         if (!ap->cfg || !ap->brain || !ap->brain->rollout_steps)
             continue;
-        long long t = ap->brain->rollout_steps(ap->cfg->brain.params, p->worlds);
+        long long t = ap->brain->rollout_steps(ap->cfg->brain.params, p->max_columns);
         if (t < 0)
             continue; /* its params' problems are reported by its check */
         if (first < 0) {
@@ -438,11 +691,14 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     p->worker = p->ph->worker;
     p->remote = p->ph->remote_worker;
     p->muscles = p->worker + p->remote;
-    p->env_seed = bd_seed_mix(rf->seed, (uint64_t)phase_index, 7);
     int bad = bd_plan_conditions(p->ph, p, d);
-    int rc = bd_plan_env(p->ph, p, d);
+    int rc = bd_plan_envs(p->ph, p, d);
     if (rc != BD_OK)
         return rc;
+    const bd_env_desc *no_kernel = NULL;
+    for (int k = 0; k < p->nenvs; k++)
+        if (!p->envs[k].desc->step_cuda && !no_kernel)
+            no_kernel = p->envs[k].desc;
     const char *dev = device_override ? device_override : p->ph->device;
     const char *flag = device_override ? " (--device cuda)" : "";
     bd_where(p->ph->node, w, sizeof w);
@@ -452,9 +708,9 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     } else if (strcmp(dev, "cuda") == 0) {
         if (!bd_cuda_available())
             bad = bd_diag(d, bd_seterr(BD_ENODEV, "%s: device cuda asked for%s, but no CUDA GPU answers here", w, flag));
-        else if (!p->env->step_cuda)
+        else if (no_kernel)
             bad = bd_diag(d, bd_seterr(BD_ENODEV, "%s: device cuda asked for%s, but environment '%s' has no CUDA "
-                                       "kernel", w, flag, p->env->name));
+                                       "kernel", w, flag, no_kernel->name));
         else if (!reg->learner_cuda())
             bad = bd_diag(d, bd_seterr(BD_ENODEV, "%s: device cuda asked for%s, but this bodhi's libtorch has no "
                                        "CUDA (Debian's is CPU-only; bench/gpu/ rebuilds the torch shim "
@@ -463,7 +719,7 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
             p->device = BD_DEVICE_CUDA;
     } else if (strcmp(dev, "auto") == 0) {
         /* the policies run beside the env buffers: cuda needs both a kernel and CUDA libtorch */
-        p->device = bd_cuda_available() && p->env->step_cuda && reg->learner_cuda()
+        p->device = bd_cuda_available() && !no_kernel && reg->learner_cuda()
                         ? BD_DEVICE_CUDA : BD_DEVICE_CPU;
     } else {
         bad = bd_diag(d, bd_seterr(BD_EINVAL, "device '%s' is not cpu, cuda or auto", dev));
@@ -472,6 +728,16 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     p->agents = calloc((size_t)(p->nagents ? p->nagents : 1), sizeof *p->agents);
     if (!p->agents)
         return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
+    /* automatic rollout lengths need every agent's columns, before the kinds' checks */
+    int known = 1;
+    for (int i = 0; i < p->nagents; i++) {
+        int g = 0, k = bd_agent_group(p, &p->ph->agents[i], &g);
+        long long cols = k >= 0 ? p->envs[k].worlds * p->envs[k].shape.count[g] : 0;
+        known &= cols > 0;
+        p->max_columns = cols > p->max_columns ? cols : p->max_columns;
+    }
+    if (!known)
+        p->max_columns = 0;
     for (int i = 0; i < p->nagents; i++)
         if ((rc = bd_plan_agent(p, i, d)) != BD_OK)
             bad = rc;
@@ -504,6 +770,8 @@ void bd_phase_plan_fini(bd_phase_plan *p)
         free(a->act_high);
     }
     free(p->agents);
-    free(p->env_params_json);
+    for (int k = 0; p->envs && k < p->nenvs; k++)
+        free(p->envs[k].params_json);
+    free(p->envs);
     memset(p, 0, sizeof *p);
 }

@@ -12,13 +12,32 @@
 #include "config/registry.h"
 #include "config/runfile.h"
 
+/* One environment of a phase: its own uid, worlds, params and draws. */
+typedef struct bd_env_plan {
+    int index;               /* position in the phase's environments */
+    const bd_env_desc *desc;
+    const char *uid;         /* ids are "<uid>.<name>", or "<uid>.<group>.<name>" */
+    char *params_json;       /* its params as written (for traces) */
+    long long worlds;        /* total over all muscles (0 when its params have problems) */
+    int max_steps;           /* time limit */
+    float param[BD_ENV_MAX_PARAMS]; /* the env's own params, in its declared order */
+    bd_env_shape shape;      /* its layout for those params */
+    uint64_t seed;           /* seed of its draws */
+} bd_env_plan;
+
 typedef struct bd_agent_plan {
     const bd_agent_cfg *cfg;
     int index;               /* position in the phase's agent list */
+    /* what it drives: members of one group of one env in every world; its columns (the
+     * N of its rollouts and trace) are (world, member) pairs, world-major */
+    const bd_env_plan *env;
+    int group;               /* the group's index in env->shape */
+    int members;             /* env->shape.count[group] */
+    long long columns;       /* env->worlds x members */
     int nsens, nact;
-    int *sens_cols;          /* (nsens) env obs columns this agent sees, in order */
-    int *act_cols;           /* (nact) env actuator columns it sets */
-    char **sensor_ids;       /* (nsens) "<uid>.<name>" */
+    int *sens_cols;          /* (nsens) columns of its group's rows this agent sees, in order */
+    int *act_cols;           /* (nact) actuator columns of those rows it sets */
+    char **sensor_ids;       /* (nsens) "<uid>.<name>" or "<uid>.<group>.<name>" */
     char **actuator_ids;     /* (nact) */
     int discrete;            /* how many of its actuators are discrete */
     int continuous;          /* 1: every actuator is a Box (Gaussian policy of nact dims) */
@@ -40,22 +59,22 @@ typedef struct bd_phase_plan {
     const bd_registry *reg;
     const bd_phase_cfg *ph;
     int phase_index;
-    const bd_env_desc *env;
-    const char *env_uid;
-    char *env_params_json;
-    long long worlds;        /* total over all muscles */
-    int max_steps;           /* env time limit */
+    bd_env_plan *envs;       /* its environments, stepped together */
+    int nenvs;
+    long long max_columns;   /* the most columns of any agent: automatic rollout lengths are
+                                computed from it, so that the agents agree (0: unknown) */
     int worker;              /* muscles the conductor starts (phase_config.worker) */
     int remote;              /* muscles that join over TCP (phase_config.remote_worker) */
     int muscles;             /* worker + remote: muscle k < worker is local, the rest remote */
     bd_device device;        /* resolved (auto -> cuda when a GPU and a kernel exist) */
     bd_agent_plan *agents;
     int nagents;
-    uint64_t env_seed;       /* seed of this phase's env draws */
     /* stop conditions */
     long long max_agent_steps;   /* max_steps condition (0 = none) */
+    const char *max_steps_agent; /* max_steps' agent: only its steps count (NULL: any agent's) */
     double objective_threshold;  /* objective_average (NaN = none) */
     int objective_window;
+    const char *objective_agent; /* objective_average's agent: only its mean counts (NULL: any) */
     long long episodes_target;   /* phase_config.episodes (0 = none): each agent's brain counts
                                     that many episodes, split over its worlds (brain/stats.h) */
     int gate;                    /* made with BD_PLAN_GATE */
@@ -80,9 +99,19 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
 #define BD_MAX_WORLDS (1 << 30)
 void bd_phase_plan_fini(bd_phase_plan *p);
 
+/* "cartpole x 256 worlds" or "tag x 16 worlds of 25 agents, ...", for messages (heap). */
+char *bd_phase_envs_text(const bd_phase_plan *p);
+
+/* The env plan whose uid is `uid`, or NULL. */
+const bd_env_plan *bd_phase_env(const bd_phase_plan *p, const char *uid);
+
 /* Worlds of muscle k of `workers` (all muscles, local and remote): the first
  * worlds % workers muscles hold one more. */
 void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0);
+
+/* Columns of agent ap that muscle k of `muscles` holds: [col0, col0 + n), its env's
+ * worlds of bd_shard times the agent's members. */
+void bd_agent_shard(const bd_agent_plan *ap, int muscles, int k, int *n, uint32_t *col0);
 
 /* A seed derived from a run seed and two small integers (splitmix64 mixing). */
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b);

@@ -22,11 +22,11 @@ typedef struct {
      * NULL: the kind takes any params. */
     int (*check)(const bd_node *params, const struct bd_phase_plan *p,
                  const struct bd_agent_plan *ap, bd_diags *d);
-    /* Brains: the rollout length T its params ask of the muscles over `worlds` worlds, or
+    /* Brains: the rollout length T its params ask of the muscles over `columns` columns, or
      * -1 when the params have problems (check reports them). The agents of a phase step
      * together, so config/plan.c refuses a phase whose agents ask for different T. NULL:
      * the kind asks for none. */
-    long long (*rollout_steps)(const bd_node *params, long long worlds);
+    long long (*rollout_steps)(const bd_node *params, long long columns);
 } bd_kind;
 
 typedef struct {
@@ -34,6 +34,8 @@ typedef struct {
     int (*env_load)(const char *name, const bd_env_desc **out);
     /* The built-in envs, for suggestions in errors. */
     const bd_env_desc *const *(*env_builtins)(int *count);
+    /* An env's layout for its params (bd_env_shape_of). */
+    int (*env_shape)(const bd_env_desc *d, const float *param, bd_env_shape *out);
     /* A built-in's Gymnasium id ("CartPole-v1"; env_load takes it too), or NULL. */
     const char *(*env_gym_id)(const bd_env_desc *d);
     const bd_kind *brains;

@@ -24,6 +24,7 @@ struct bd_env {
     void *block;        /* the one allocation behind b's buffers */
     bd_env_batch host;  /* CUDA only: host mirrors */
     void *host_block;
+    bd_env_shape shape;
     bd_pool *pool;      /* CPU loops */
     bd_action_space space;
     uint64_t counter;   /* random actions: the counter of the current call */
@@ -74,28 +75,77 @@ const bd_env_desc *bd_env_find(const char *name)
     return NULL;
 }
 
-/* Bytes of one shard's buffers, 16-byte aligned each. */
-static size_t bd_env_bytes(const bd_env_desc *d, int n, size_t off[8])
+void bd_env_param_defaults(const bd_env_desc *d, float *param)
 {
-    size_t sizes[8] = {
-        sizeof(float) * (size_t)n * (size_t)d->obs_dim,   /* obs */
-        sizeof(float) * (size_t)n * (size_t)d->act_dim,   /* actions */
-        sizeof(float) * (size_t)n,                        /* rewards */
-        (size_t)n,                                        /* terminated */
-        (size_t)n,                                        /* truncated */
-        sizeof(float) * (size_t)n * (size_t)d->obs_dim,   /* final_obs */
-        sizeof(float) * (size_t)n * (size_t)d->state_dim, /* state */
-        sizeof(int32_t) * (size_t)n,                      /* elapsed */
+    for (int k = 0; k < d->nparams && k < BD_ENV_MAX_PARAMS; k++)
+        param[k] = d->params[k].def;
+}
+
+int bd_env_shape_of(const bd_env_desc *d, const float *param, bd_env_shape *s)
+{
+    float def[BD_ENV_MAX_PARAMS] = {0};
+    if (!param) {
+        bd_env_param_defaults(d, def);
+        param = def;
+    }
+    memset(s, 0, sizeof *s);
+    if (d->ngroups > BD_ENV_MAX_GROUPS || d->nparams > BD_ENV_MAX_PARAMS)
+        return bd_seterr(BD_EINVAL, "env %s: %d groups and %d params, at most %d and %d", d->name, d->ngroups,
+                         d->nparams, BD_ENV_MAX_GROUPS, BD_ENV_MAX_PARAMS);
+    s->groups = d->ngroups > 0 ? d->ngroups : 1;
+    long long members = 0;
+    for (int g = 0; g < s->groups; g++) {
+        const bd_env_group *gr = d->ngroups > 0 ? &d->groups[g] : NULL;
+        float c = gr ? param[gr->count_param] : 1.0f;
+        if (!(c >= 1.0f && c <= (float)(1 << 20)))
+            return bd_seterr(BD_EINVAL, "env %s: group %s has %g members per world; expected 1 to 2^20", d->name,
+                             gr ? gr->name : "?", (double)c);
+        s->count[g] = (int)c;
+        s->first[g] = (int)members;
+        members += s->count[g];
+        s->obs_dim[g] = gr ? gr->obs_dim : d->obs_dim;
+        s->act_dim[g] = gr ? gr->act_dim : d->act_dim;
+    }
+    if (members > (1 << 20))
+        return bd_seterr(BD_EINVAL, "env %s: %lld agents per world; at most 2^20", d->name, members);
+    s->members = (int)members;
+    s->state_dim = d->state_dim;
+    if (d->shape)
+        d->shape(param, s);
+    for (int g = 0; g < s->groups; g++) {
+        s->obs_stride = s->obs_dim[g] > s->obs_stride ? s->obs_dim[g] : s->obs_stride;
+        s->act_stride = s->act_dim[g] > s->act_stride ? s->act_dim[g] : s->act_stride;
+    }
+    if (s->obs_stride < 1 || s->act_stride < 1 || s->state_dim < 0 || s->scratch_dim < 0)
+        return bd_seterr(BD_EINVAL, "env %s: a shape of %d sensors, %d actuators, %d state and %d scratch per world",
+                         d->name, s->obs_stride, s->act_stride, s->state_dim, s->scratch_dim);
+    return BD_OK;
+}
+
+/* Bytes of one shard's buffers, 16-byte aligned each; 0 when they overflow. */
+static size_t bd_env_bytes(const bd_env_shape *sh, int n, size_t off[9])
+{
+    const size_t rows = (size_t)n * (size_t)sh->members;
+    size_t sizes[9] = {
+        sizeof(float) * rows * (size_t)sh->obs_stride,      /* obs */
+        sizeof(float) * rows * (size_t)sh->act_stride,      /* actions */
+        sizeof(float) * rows,                               /* rewards */
+        rows,                                               /* terminated */
+        rows,                                               /* truncated */
+        sizeof(float) * rows * (size_t)sh->obs_stride,      /* final_obs */
+        sizeof(float) * (size_t)n * (size_t)sh->state_dim,  /* state */
+        sizeof(int32_t) * (size_t)n * (size_t)sh->scratch_dim, /* scratch */
+        sizeof(int32_t) * (size_t)n,                        /* elapsed */
     };
     size_t total = 0;
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < 9; k++) {
         off[k] = total;
         total += (sizes[k] + 15) & ~(size_t)15;
     }
-    return total;
+    return rows > ((size_t)1 << 40) ? 0 : total;
 }
 
-static void bd_env_point(bd_env_batch *b, char *base, const size_t off[8], int has_state)
+static void bd_env_point(bd_env_batch *b, char *base, const size_t off[9])
 {
     b->obs = (float *)(base + off[0]);
     b->actions = (float *)(base + off[1]);
@@ -103,12 +153,13 @@ static void bd_env_point(bd_env_batch *b, char *base, const size_t off[8], int h
     b->terminated = (uint8_t *)(base + off[3]);
     b->truncated = (uint8_t *)(base + off[4]);
     b->final_obs = (float *)(base + off[5]);
-    b->state = has_state ? (float *)(base + off[6]) : NULL;
-    b->elapsed = (int32_t *)(base + off[7]);
+    b->state = b->state_dim > 0 ? (float *)(base + off[6]) : NULL;
+    b->scratch = b->scratch_dim > 0 ? (int32_t *)(base + off[7]) : NULL;
+    b->elapsed = (int32_t *)(base + off[8]);
 }
 
 int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed,
-                  bd_device device, int max_steps, bd_env **out)
+                  bd_device device, int max_steps, const float *param, bd_env **out)
 {
     *out = NULL;
     if (n <= 0)
@@ -126,40 +177,54 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
         if (!desc->step_cuda || !desc->reset_cuda)
             return bd_seterr(BD_ENODEV, "env %s has no CUDA kernel", desc->name);
     }
-    if (desc->act_dim > BD_MAX_ACTUATORS)
-        return bd_seterr(BD_EINVAL, "env %s: %d actuators, at most %d", desc->name, desc->act_dim,
+    bd_env_shape shape;
+    int rc = bd_env_shape_of(desc, param, &shape);
+    if (rc != BD_OK)
+        return rc;
+    if (shape.act_stride > BD_MAX_ACTUATORS)
+        return bd_seterr(BD_EINVAL, "env %s: %d actuators, at most %d", desc->name, shape.act_stride,
                          BD_MAX_ACTUATORS);
     bd_env *e = calloc(1, sizeof *e);
     if (!e)
         return bd_seterr(BD_ENOMEM, "env %s: out of memory", desc->name);
     e->desc = desc;
     e->device = device;
-    e->space.act_dim = desc->act_dim < BD_MAX_ACTUATORS ? desc->act_dim : BD_MAX_ACTUATORS;
+    e->shape = shape;
+    /* random actions: every row takes its group's actuators (a row of a group with fewer
+     * takes its group's first ones in the leading columns) */
+    e->space.act_dim = shape.act_stride;
+    const bd_channel *acts = desc->ngroups > 0 ? desc->groups[0].actuators : desc->actuators;
     for (int a = 0; a < e->space.act_dim; a++) {
-        e->space.n[a] = desc->actuators[a].n;
-        e->space.low[a] = desc->actuators[a].low;
-        e->space.high[a] = desc->actuators[a].high;
+        const bd_channel *ch = a < shape.act_dim[0] ? &acts[a] : NULL;
+        e->space.n[a] = ch ? ch->n : 0;
+        e->space.low[a] = ch ? ch->low : 0.0f;
+        e->space.high[a] = ch ? ch->high : 0.0f;
     }
-    size_t off[8];
-    size_t bytes = bd_env_bytes(desc, n, off);
+    size_t off[9];
+    size_t bytes = bd_env_bytes(&shape, n, off);
     bd_env_batch *b = &e->b;
     b->n = n;
-    b->obs_dim = desc->obs_dim;
-    b->act_dim = desc->act_dim;
-    b->state_dim = desc->state_dim;
+    b->members = shape.members;
+    b->obs_dim = shape.obs_stride;
+    b->act_dim = shape.act_stride;
+    b->state_dim = shape.state_dim;
+    b->scratch_dim = shape.scratch_dim;
+    if (param)
+        memcpy(b->param, param, sizeof(float) * (size_t)desc->nparams);
+    else
+        bd_env_param_defaults(desc, b->param);
     b->seed = seed;
     b->world0 = world0;
     b->step = 0;
     b->max_steps = max_steps > 0 ? max_steps : desc->default_max_steps;
     e->host = *b;
-    e->host_block = calloc(1, bytes);
+    e->host_block = bytes ? calloc(1, bytes) : NULL;
     if (!e->host_block) {
         free(e);
         return bd_seterr(BD_ENOMEM, "env %s: cannot allocate %zu bytes for %d worlds", desc->name,
                          bytes, n);
     }
-    bd_env_point(&e->host, e->host_block, off, desc->state_dim > 0);
-    int rc = BD_OK;
+    bd_env_point(&e->host, e->host_block, off);
     if (device == BD_DEVICE_CPU) {
         e->block = e->host_block;
         *b = e->host;
@@ -167,7 +232,7 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
     } else {
         rc = bd_dev_alloc(device, bytes, &e->block);
         if (rc == BD_OK) {
-            bd_env_point(b, e->block, off, desc->state_dim > 0);
+            bd_env_point(b, e->block, off);
             rc = desc->reset_cuda(b);
         }
         if (rc == BD_OK)
@@ -211,12 +276,13 @@ static void bd_env_step_range(void *ctx, int i0, int i1)
     e->desc->step_cpu(&e->b, i0, i1);
 }
 
-/* Worlds [i0, i1): the draws that cover their flat action elements (see env/actions.h). */
+/* Worlds [i0, i1): the draws that cover their rows' flat action elements (see
+ * env/actions.h). */
 BD_CPU_CLONES static void bd_env_random_range(void *ctx, int i0, int i1)
 {
     bd_env *e = ctx;
-    const int64_t A = e->space.act_dim, j0 = (int64_t)i0 * A, j1 = (int64_t)i1 * A;
-    const uint64_t k0 = (uint64_t)e->b.world0 * (uint64_t)A;
+    const int64_t M = e->b.members, A = e->space.act_dim, j0 = (int64_t)i0 * M * A, j1 = (int64_t)i1 * M * A;
+    const uint64_t k0 = (uint64_t)e->b.world0 * (uint64_t)M * (uint64_t)A;
     const uint64_t c0 = (k0 + (uint64_t)j0) >> 2, c1 = (k0 + (uint64_t)j1 + 3) >> 2;
     float *actions = e->b.actions;
 #pragma GCC ivdep /* each draw writes its own four elements */
@@ -226,9 +292,14 @@ BD_CPU_CLONES static void bd_env_random_range(void *ctx, int i0, int i1)
 
 double bd_env_bytes_per_world_step(const bd_env_desc *d)
 {
-    /* obs, actions and state are read and written; rewards and flags written;
-     * the episode clock read and written. Final observations (rare) are left out. */
-    return 2.0 * 4 * d->obs_dim + 2.0 * 4 * d->act_dim + 2.0 * 4 * d->state_dim + 4 + 2 + 8;
+    /* per row: obs and actions read and written, reward and flags written; per world:
+     * state and scratch read and written, the episode clock read and written. Final
+     * observations (rare) are left out. Default params. */
+    bd_env_shape s;
+    if (bd_env_shape_of(d, NULL, &s) != BD_OK)
+        return 0;
+    return (double)s.members * (2.0 * 4 * s.obs_stride + 2.0 * 4 * s.act_stride + 4 + 2)
+           + 2.0 * 4 * s.state_dim + 2.0 * 4 * s.scratch_dim + 8;
 }
 
 typedef struct {
@@ -305,6 +376,11 @@ bd_env_batch *bd_env_batch_of(bd_env *e)
     return &e->b;
 }
 
+const bd_env_shape *bd_env_shape_get(const bd_env *e)
+{
+    return &e->shape;
+}
+
 const bd_env_desc *bd_env_desc_of(const bd_env *e)
 {
     return e->desc;
@@ -317,7 +393,7 @@ bd_device bd_env_device(const bd_env *e)
 
 int bd_env_upload_actions(bd_env *e, const float *actions)
 {
-    size_t bytes = sizeof(float) * (size_t)e->b.n * (size_t)e->b.act_dim;
+    size_t bytes = sizeof(float) * (size_t)e->b.n * (size_t)e->b.members * (size_t)e->b.act_dim;
     if (actions == e->b.actions)
         return BD_OK;
     return bd_dev_from_host(e->device, e->b.actions, actions, bytes);
@@ -345,7 +421,7 @@ int bd_env_download(bd_env *e, bd_env_batch *host)
         return BD_OK;
     }
     bd_env_batch *h = &e->host, *d = &e->b;
-    size_t n = (size_t)d->n, od = (size_t)d->obs_dim;
+    size_t n = (size_t)d->n * (size_t)d->members, od = (size_t)d->obs_dim;
     int rc = bd_dev_to_host(e->device, h->obs, d->obs, sizeof(float) * n * od);
     if (rc == BD_OK)
         rc = bd_dev_to_host(e->device, h->rewards, d->rewards, sizeof(float) * n);
@@ -356,7 +432,7 @@ int bd_env_download(bd_env *e, bd_env_batch *host)
     if (rc == BD_OK)
         rc = bd_dev_to_host(e->device, h->final_obs, d->final_obs, sizeof(float) * n * od);
     if (rc == BD_OK)
-        rc = bd_dev_to_host(e->device, h->elapsed, d->elapsed, sizeof(int32_t) * n);
+        rc = bd_dev_to_host(e->device, h->elapsed, d->elapsed, sizeof(int32_t) * (size_t)d->n);
     if (rc == BD_OK && host)
         *host = *h;
     return rc;

@@ -13,16 +13,33 @@ static int bd_env_check(const bd_env_desc *d, const char *what)
     if (d->abi_version != BD_ENV_ABI)
         return bd_seterr(BD_EINVAL, "%s: env ABI version %d, this bodhi needs %d (rebuild the plugin)",
                          what, d->abi_version, BD_ENV_ABI);
-    if (!d->name || d->obs_dim < 1 || d->act_dim < 1 || d->state_dim < 0 || !d->sensors
-        || !d->actuators || !d->reset_cpu || !d->step_cpu || d->default_max_steps < 1)
-        return bd_seterr(BD_EINVAL, "%s: incomplete bd_env_desc (needs name, obs_dim, act_dim, sensors, "
-                                    "actuators, reset_cpu, step_cpu, default_max_steps)", what);
-    for (int k = 0; k < d->obs_dim; k++)
-        if (!d->sensors[k].name)
-            return bd_seterr(BD_EINVAL, "%s: sensor %d has no name", what, k);
-    for (int k = 0; k < d->act_dim; k++)
-        if (!d->actuators[k].name || d->actuators[k].n < 0)
-            return bd_seterr(BD_EINVAL, "%s: actuator %d has no name or a negative size", what, k);
+    if (!d->name || d->state_dim < 0 || !d->reset_cpu || !d->step_cpu || d->default_max_steps < 1
+        || d->nparams < 0 || d->nparams > BD_ENV_MAX_PARAMS || d->ngroups < 0 || d->ngroups > BD_ENV_MAX_GROUPS
+        || (d->nparams && !d->params) || (d->ngroups && !d->groups))
+        return bd_seterr(BD_EINVAL, "%s: incomplete bd_env_desc (needs name, reset_cpu, step_cpu, "
+                                    "default_max_steps; at most %d params and %d groups)", what,
+                         BD_ENV_MAX_PARAMS, BD_ENV_MAX_GROUPS);
+    for (int k = 0; k < d->nparams; k++)
+        if (!d->params[k].name || !(d->params[k].min <= d->params[k].def && d->params[k].def <= d->params[k].max))
+            return bd_seterr(BD_EINVAL, "%s: param %d has no name or a default outside its range", what, k);
+    /* the channels: the desc's own, or each group's */
+    int groups = d->ngroups > 0 ? d->ngroups : 1;
+    for (int g = 0; g < groups; g++) {
+        const bd_env_group *gr = d->ngroups > 0 ? &d->groups[g] : NULL;
+        int od = gr ? gr->obs_dim : d->obs_dim, ad = gr ? gr->act_dim : d->act_dim;
+        const bd_channel *sens = gr ? gr->sensors : d->sensors, *acts = gr ? gr->actuators : d->actuators;
+        if (gr && (!gr->name || gr->count_param < 0 || gr->count_param >= d->nparams))
+            return bd_seterr(BD_EINVAL, "%s: group %d has no name or no count param", what, g);
+        if (od < 1 || ad < 1 || od > BD_MAX_CHANNELS || ad > BD_MAX_ACTUATORS || !sens || !acts)
+            return bd_seterr(BD_EINVAL, "%s: %s%s needs 1 to %d sensors and 1 to %d actuators", what,
+                             gr ? "group " : "the env", gr ? gr->name : "", BD_MAX_CHANNELS, BD_MAX_ACTUATORS);
+        for (int k = 0; k < od; k++)
+            if (!sens[k].name)
+                return bd_seterr(BD_EINVAL, "%s: sensor %d has no name", what, k);
+        for (int k = 0; k < ad; k++)
+            if (!acts[k].name || acts[k].n < 0)
+                return bd_seterr(BD_EINVAL, "%s: actuator %d has no name or a negative size", what, k);
+    }
     if ((d->step_cuda == NULL) != (d->reset_cuda == NULL))
         return bd_seterr(BD_EINVAL, "%s: step_cuda and reset_cuda come together", what);
     return BD_OK;

@@ -1,4 +1,4 @@
-/* muscle.cu: a muscle's per-world work on the GPU (one thread per world), around the same
+/* muscle.cu: a muscle's per-column work on the GPU (one thread per column), around the same
  * functions as the CPU loops in muscle/actor.c (muscle/act.h). With the env's kernels
  * and libtorch's inference on the same (default) stream, a muscle's round keeps its
  * observations, actions and rollout on the device. */
@@ -15,18 +15,19 @@ static __global__ void bd_act_gather_kernel(bd_act_args a, const float *src, flo
 }
 
 static __global__ void bd_act_select_kernel(bd_act_args a, uint64_t step, const float *out,
-                                            float *act, float *logp, float *value, float *env_act)
+                                            const float *obs, float *act, float *logp, float *value,
+                                            float *env_act)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < a.n)
-        bd_act_select(i, &a, step, out, act, logp, value, env_act);
+        bd_act_select(i, &a, step, out, obs, act, logp, value, env_act);
 }
 
 static __global__ void bd_act_record_kernel(bd_act_args a, bd_env_batch b, float *rew, uint8_t *term,
                                             uint8_t *trunc, float *fval, float *fobs, int *any)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < a.n && bd_act_record(i, b.rewards, b.terminated, b.truncated, rew, term, trunc, fval)
+    if (i < a.n && bd_act_record(i, &a, b.rewards, b.terminated, b.truncated, rew, term, trunc, fval)
         && fobs) {
         bd_act_gather(i, &a, b.final_obs, NULL, fobs);
         *any = 1; /* every writer stores the same value */
@@ -47,10 +48,10 @@ extern "C" int bd_act_gather_cuda(const bd_act_args *a, const float *src, float 
     return bd_cuda_check_launch("muscle gather kernel");
 }
 
-extern "C" int bd_act_select_cuda(const bd_act_args *a, uint64_t step, const float *out, float *act,
-                                  float *logp, float *value, float *env_act)
+extern "C" int bd_act_select_cuda(const bd_act_args *a, uint64_t step, const float *out, const float *obs,
+                                  float *act, float *logp, float *value, float *env_act)
 {
-    bd_act_select_kernel<<<bd_cuda_blocks(a->n), BD_CUDA_THREADS>>>(*a, step, out, act, logp, value,
+    bd_act_select_kernel<<<bd_cuda_blocks(a->n), BD_CUDA_THREADS>>>(*a, step, out, obs, act, logp, value,
                                                                      env_act);
     return bd_cuda_check_launch("muscle select kernel");
 }

@@ -15,8 +15,8 @@ extern "C" {
 #endif
 
 int bd_act_gather_cuda(const bd_act_args *a, const float *src, float *raw, float *net);
-int bd_act_select_cuda(const bd_act_args *a, uint64_t step, const float *out, float *act,
-                       float *logp, float *value, float *env_act);
+int bd_act_select_cuda(const bd_act_args *a, uint64_t step, const float *out, const float *obs,
+                       float *act, float *logp, float *value, float *env_act);
 /* Also clears *any and, unless fobs is NULL (no network), gathers the final observations
  * that need a value by world and sets *any. */
 int bd_act_record_cuda(const bd_act_args *a, const bd_env_batch *b, float *rew, uint8_t *term,

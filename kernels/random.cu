@@ -17,8 +17,8 @@ static __global__ void bd_random_actions_kernel(float *actions, int64_t nj, uint
 
 extern "C" int bd_random_actions_cuda(bd_env_batch *b, const bd_action_space *sp, uint64_t counter)
 {
-    int64_t nj = (int64_t)b->n * sp->act_dim;
-    uint64_t k0 = (uint64_t)b->world0 * (uint64_t)sp->act_dim;
+    int64_t nj = (int64_t)b->n * b->members * sp->act_dim;
+    uint64_t k0 = (uint64_t)b->world0 * (uint64_t)b->members * (uint64_t)sp->act_dim;
     uint64_t c0 = k0 >> 2, ncalls = ((k0 + (uint64_t)nj + 3) >> 2) - c0;
     bd_random_actions_kernel<<<bd_cuda_blocks((int64_t)ncalls), BD_CUDA_THREADS>>>(
         b->actions, nj, k0, c0, ncalls, *sp, b->seed, counter);

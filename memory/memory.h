@@ -68,8 +68,11 @@ typedef struct {
     const char *const *actuator_ids;/* U names */
     const char *env_name;
     const char *env_params_json;    /* may be NULL ("{}") */
+    const char *env_uid;            /* the env's uid in the run file (NULL: env_name) */
+    const char *group;              /* the agent group it drives (NULL: none, "") */
+    int members;                    /* columns per world: members of that group (0: 1) */
     uint64_t seed;
-    int worlds;                     /* the phase's worlds (0: n) */
+    int worlds;                     /* all its columns in the phase, worlds x members (0: n) */
     int every;                      /* a row is every K-th env step (0: 1) */
     int no_steps;                   /* 1: no step rows are written (the episodes are) */
     bd_compression compression;     /* of the step datasets */

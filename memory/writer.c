@@ -250,8 +250,9 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
     const char *env = spec->env_name ? spec->env_name : "";
     const char *params = spec->env_params_json ? spec->env_params_json : "{}";
     int32_t worlds = spec->worlds > 0 ? spec->worlds : spec->n, every = spec->every > 0 ? spec->every : 1;
-    int32_t recorded = w->steps ? spec->n : 0;
+    int32_t recorded = w->steps ? spec->n : 0, members = spec->members > 0 ? spec->members : 1;
     const char *comp = bd_compression_name(w->compression);
+    const char *uid = spec->env_uid ? spec->env_uid : env, *group = spec->group ? spec->group : "";
     if ((rc = bd_h5_attr_strings(g, w->path, obj, "sensor_ids", spec->sensor_ids, spec->s)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "record_every", H5T_STD_I32LE, H5T_NATIVE_INT32, &every)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "record_worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &recorded)) ||
@@ -259,6 +260,9 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
         (rc = bd_h5_attr_strings(g, w->path, obj, "actuator_ids", spec->actuator_ids, spec->u)) ||
         (rc = bd_h5_attr_strings(g, w->path, obj, "env", &env, -1)) ||
         (rc = bd_h5_attr_strings(g, w->path, obj, "env_params", &params, -1)) ||
+        (rc = bd_h5_attr_strings(g, w->path, obj, "env_uid", &uid, -1)) ||
+        (rc = bd_h5_attr_strings(g, w->path, obj, "group", &group, -1)) ||
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "members", H5T_STD_I32LE, H5T_NATIVE_INT32, &members)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &spec->seed)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &worlds)))
         goto done;

@@ -8,7 +8,9 @@
  *   bd_act_record  reward and episode flags of the step into the rollout; says whether
  *                  the world was truncated (not terminated), so its final observation
  *                  needs a value to bootstrap from
- * Sampling draws from Philox keyed by (agent seed, global world, step), so on one device
+ * An agent's columns are (world, member) pairs of its group, world-major: column i of the
+ * shard is row bd_act_row(a, i) of the env's batch (the row itself for one-agent worlds).
+ * Sampling draws from Philox keyed by (agent seed, global column, step), so on one device
  * a trajectory is a function of the run seed alone, whatever the shard split. (Across
  * devices libtorch's floats differ in the last bits, so CPU and GPU runs drift apart.)
  * The pointers are all on one device (host memory on CPU). */
@@ -21,27 +23,38 @@
 #include "bodhi/env.h"
 #include "common/hostdev.h"
 #include "common/rng.h"
+#include "muscle/fsm.h"
 
 #define BD_ACT_MAX 32 /* discrete actions or continuous dims per agent */
 
-typedef enum { BD_ACT_SAMPLE, BD_ACT_GREEDY, BD_ACT_UNIFORM } bd_act_mode;
+typedef enum { BD_ACT_SAMPLE, BD_ACT_GREEDY, BD_ACT_UNIFORM, BD_ACT_FSM } bd_act_mode;
 
-/* Everything the per-world functions read, passed to kernels by value. */
+/* Everything the per-column functions read, passed to kernels by value. */
 typedef struct {
-    int n, S, U, A;       /* worlds, sensors, actuators, outputs (discrete: actions) */
+    int n, S, U, A;       /* columns, sensors, actuators, outputs (discrete: actions) */
     int D, AD;            /* env observation and actuator columns */
+    int M, first, count;  /* the env's rows per world; the agent's first row in a world, and
+                             its rows (members) per world */
     int continuous;       /* 1: diagonal Gaussian over U = A Box actuators */
     int mode;             /* bd_act_mode */
     int norm;             /* 1: the network sees clip((x - mean) * inv, -10, 10) */
     uint64_t seed;        /* the agent's seed */
-    uint32_t world0;      /* global index of the shard's first world */
+    uint32_t world0;      /* global index of the shard's first column */
     const int *cols;      /* (S) env observation column of each sensor (device) */
     const float *mean;    /* (S) normaliser, with inv (S), when norm (device) */
     const float *inv;
     int act_cols[BD_MAX_ACTUATORS];          /* env actuator column of each actuator */
     float low[BD_MAX_ACTUATORS], high[BD_MAX_ACTUATORS];
     float logstd[BD_ACT_MAX];                /* continuous: the policy's log std */
+    const bd_fsm *fsm;    /* BD_ACT_FSM: the machine (device) */
+    int *fsm_state;       /* BD_ACT_FSM: (n) each column's state (device) */
 } bd_act_args;
+
+/* The env row of column i. */
+BD_HOSTDEV static inline int64_t bd_act_row(const bd_act_args *a, int i)
+{
+    return (int64_t)(i / a->count) * a->M + a->first + i % a->count;
+}
 
 /* Categorical choice from logits (A): returns the index, *logp its log-probability.
  * u in [0, 1) selects by inverse CDF; greedy takes the argmax (first on ties). */
@@ -103,14 +116,15 @@ BD_HOSTDEV static inline void bd_normals(uint64_t seed, uint32_t world, uint64_t
     }
 }
 
-/* World i: sensor columns of src (n, D) into raw (n, S) as they are (raw may be NULL) and
- * into net (n, S) as the network sees them (net may be NULL). */
+/* Column i: sensor columns of its row of src (R, D) into raw (n, S) as they are (raw may
+ * be NULL) and into net (n, S) as the network sees them (net may be NULL). */
 BD_HOSTDEV static inline void bd_act_gather(int i, const bd_act_args *a, const float *src,
                                             float *raw, float *net)
 {
     const int S = a->S;
+    const int64_t r = bd_act_row(a, i);
     for (int s = 0; s < S; s++) {
-        float x = src[(int64_t)i * a->D + a->cols[s]];
+        float x = src[r * a->D + a->cols[s]];
         if (raw)
             raw[(int64_t)i * S + s] = x;
         if (net) {
@@ -124,18 +138,24 @@ BD_HOSTDEV static inline void bd_act_gather(int i, const bd_act_args *a, const f
     }
 }
 
-/* World i at env step `step`: action (n, U) (discrete: the index as a float), logp (n)
- * and, for the random muscle, value (n) = 0, from out (n, A) (logits or means; unused
- * when uniform); the setpoint, clipped to the actuator's bounds, into env_act (n, AD).
- * The rollout keeps the unclipped action, whose log-probability the learner needs. */
+/* Column i at env step `step`: action (n, U) (discrete: the index as a float), logp (n)
+ * and, for netless muscles, value (n) = 0, from out (n, A) (logits or means; unused when
+ * uniform or a state machine, which reads the raw sensors obs (n, S)); the setpoint,
+ * clipped to the actuator's bounds, into its row of env_act (R, AD). The rollout keeps the
+ * unclipped action, whose log-probability the learner needs. */
 BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_t step,
-                                            const float *out, float *act, float *logp,
-                                            float *value, float *env_act)
+                                            const float *out, const float *obs, float *act,
+                                            float *logp, float *value, float *env_act)
 {
     const int U = a->U, A = a->A;
     const uint32_t world = a->world0 + (uint32_t)i;
     float *row = act + (int64_t)i * U;
-    if (a->mode == BD_ACT_UNIFORM) {
+    if (a->mode == BD_ACT_FSM) {
+        a->fsm_state[i] = bd_fsm_step(a->fsm, a->fsm_state[i], obs + (int64_t)i * a->S, a->seed, world, step,
+                                      U, a->low, a->high, row);
+        logp[i] = 0;
+        value[i] = 0;
+    } else if (a->mode == BD_ACT_UNIFORM) {
         double lp = 0;
         for (int d = 0; d < U; d++) {
             float u[4];
@@ -167,21 +187,25 @@ BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_
         float x = row[d];
         if (a->continuous)
             x = x < a->low[d] ? a->low[d] : x > a->high[d] ? a->high[d] : x;
-        env_act[(int64_t)i * a->AD + a->act_cols[d]] = x;
+        env_act[bd_act_row(a, i) * a->AD + a->act_cols[d]] = x;
     }
 }
 
-/* World i after a step: reward and flags into the rollout rows, fval (n) zeroed. Returns 1
- * when the world was truncated and not terminated: its final observation needs a value. */
-BD_HOSTDEV static inline int bd_act_record(int i, const float *rewards, const uint8_t *term,
-                                           const uint8_t *trunc, float *rew, uint8_t *rterm,
-                                           uint8_t *rtrunc, float *fval)
+/* Column i after a step: its row's reward and flags (R) into the rollout rows (n), fval
+ * (n) zeroed; a state machine whose episode ended starts over. Returns 1 when the episode
+ * was truncated and not terminated: its final observation needs a value. */
+BD_HOSTDEV static inline int bd_act_record(int i, const bd_act_args *a, const float *rewards,
+                                           const uint8_t *term, const uint8_t *trunc, float *rew,
+                                           uint8_t *rterm, uint8_t *rtrunc, float *fval)
 {
-    rew[i] = rewards[i];
-    rterm[i] = term[i];
-    rtrunc[i] = trunc[i];
+    const int64_t r = bd_act_row(a, i);
+    rew[i] = rewards[r];
+    rterm[i] = term[r];
+    rtrunc[i] = trunc[r];
     fval[i] = 0;
-    return trunc[i] && !term[i];
+    if (a->mode == BD_ACT_FSM && (term[r] || trunc[r]))
+        a->fsm_state[i] = a->fsm->start;
+    return trunc[r] && !term[r];
 }
 
 #endif

@@ -19,23 +19,28 @@
 #endif
 
 int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
-                    bd_act_mode mode)
+                  bd_act_mode mode, const bd_fsm *fsm)
 {
     memset(ac, 0, sizeof *ac);
     ac->ap = ap;
     ac->dev = dev;
-    ac->n = b->n;
+    ac->n = b->n * ap->members;
     bd_act_args *a = &ac->args;
-    a->n = b->n;
+    a->n = ac->n;
+    a->M = b->members;
+    a->first = ap->env->shape.first[ap->group];
+    a->count = ap->members;
     a->S = ap->nsens;
     a->U = ap->nact;
     a->A = ap->continuous ? ap->nact : ap->n_actions;
     a->D = b->obs_dim;
     a->AD = b->act_dim;
     a->continuous = ap->continuous;
-    a->mode = ap->random ? BD_ACT_UNIFORM : mode;
+    a->mode = mode == BD_ACT_FSM ? BD_ACT_FSM : ap->random ? BD_ACT_UNIFORM : mode;
     a->seed = ap->seed;
-    a->world0 = b->world0;
+    a->world0 = b->world0 * (uint32_t)ap->members;
+    if (a->mode == BD_ACT_FSM && !fsm)
+        return bd_seterr(BD_EINVAL, "agent %s: an fsm muscle without its machine", ap->cfg->name);
     if (a->A > BD_ACT_MAX || a->U > BD_MAX_ACTUATORS)
         return bd_seterr(BD_EINVAL, "agent %s: %d outputs and %d actuators, at most %d and %d",
                          ap->cfg->name, a->A, a->U, BD_ACT_MAX, BD_MAX_ACTUATORS);
@@ -44,7 +49,7 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
         a->low[d] = ap->act_low[d];
         a->high[d] = ap->act_high[d];
     }
-    const size_t n = (size_t)b->n, S = (size_t)a->S;
+    const size_t n = (size_t)ac->n, S = (size_t)a->S;
     int rc = bd_dev_alloc(dev, sizeof(int) * S, (void **)&ac->cols);
     if (rc == BD_OK)
         rc = bd_dev_from_host(dev, ac->cols, ap->sens_cols, sizeof(int) * S);
@@ -62,6 +67,24 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
         rc = bd_dev_alloc(dev, sizeof(int), (void **)&ac->any);
     if (rc == BD_OK && !(ac->fidx = malloc(sizeof(int) * n)))
         rc = bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    if (rc == BD_OK && a->mode == BD_ACT_FSM) {
+        int *start = malloc(sizeof(int) * n);
+        if (!start)
+            rc = bd_seterr(BD_ENOMEM, "muscle: out of memory");
+        for (size_t i = 0; start && i < n; i++)
+            start[i] = fsm->start;
+        if (rc == BD_OK)
+            rc = bd_dev_alloc(dev, sizeof(int) * n, (void **)&ac->fsm_state);
+        if (rc == BD_OK)
+            rc = bd_dev_from_host(dev, ac->fsm_state, start, sizeof(int) * n);
+        free(start);
+        if (rc == BD_OK)
+            rc = bd_dev_alloc(dev, sizeof *fsm, (void **)&ac->fsm);
+        if (rc == BD_OK)
+            rc = bd_dev_from_host(dev, ac->fsm, fsm, sizeof *fsm);
+        a->fsm = ac->fsm;
+        a->fsm_state = ac->fsm_state;
+    }
     if (rc != BD_OK)
         return rc;
     a->cols = ac->cols;
@@ -73,9 +96,9 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
 int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
 {
     bd_act_args *a = &ac->args;
-    if (a->mode == BD_ACT_UNIFORM || ac->net)
+    if (a->mode == BD_ACT_UNIFORM || a->mode == BD_ACT_FSM || ac->net)
         return bd_seterr(BD_ESTATE, "agent %s: %s", ac->ap->cfg->name,
-                         ac->net ? "the network exists already" : "the random muscle has no network");
+                         ac->net ? "the network exists already" : "a netless muscle has no network");
     bdt_policy_config pc = {
         .obs_dim = a->S, .act_kind = a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
         .act_dim = a->A, .hidden = hidden, .layers = layers,
@@ -97,6 +120,8 @@ void bd_actor_fini(bd_actor *ac)
     bd_dev_free(ac->dev, ac->fobs);
     bd_dev_free(ac->dev, ac->fv);
     bd_dev_free(ac->dev, ac->any);
+    bd_dev_free(ac->dev, ac->fsm);
+    bd_dev_free(ac->dev, ac->fsm_state);
     free(ac->fidx);
     memset(ac, 0, sizeof *ac);
 }
@@ -140,7 +165,7 @@ int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, 
                    float *logp, float *values, float *env_act)
 {
     const bd_act_args *a = &ac->args;
-    const int uniform = a->mode == BD_ACT_UNIFORM;
+    const int uniform = a->mode == BD_ACT_UNIFORM || a->mode == BD_ACT_FSM;
     /* without normalisation the network reads the rollout's rows themselves */
     float *net = a->norm ? ac->nobs : NULL;
     int rc = bd_actor_gather(ac, env_obs, obs, net);
@@ -150,10 +175,10 @@ int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, 
         return rc;
 #ifdef BODHI_HAVE_CUDA
     if (BD_ON_CUDA(ac))
-        return bd_act_select_cuda(a, step, ac->out, act, logp, values, env_act);
+        return bd_act_select_cuda(a, step, ac->out, obs, act, logp, values, env_act);
 #endif
     for (int i = 0; i < ac->n; i++)
-        bd_act_select(i, a, step, ac->out, act, logp, values, env_act);
+        bd_act_select(i, a, step, ac->out, obs, act, logp, values, env_act);
     return BD_OK;
 }
 
@@ -180,7 +205,7 @@ int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *te
     /* CPU: the final observations that need a value, packed, in one forward */
     int m = 0;
     for (int i = 0; i < ac->n; i++) {
-        int needs_value = bd_act_record(i, b->rewards, b->terminated, b->truncated, rew, term, trunc, fval);
+        int needs_value = bd_act_record(i, a, b->rewards, b->terminated, b->truncated, rew, term, trunc, fval);
         if (term[i] || trunc[i]) /* what the world saw as its episode ended, for the trace */
             bd_act_gather(i, a, b->final_obs, fobs, NULL);
         if (needs_value && ac->net) {

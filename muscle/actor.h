@@ -29,14 +29,17 @@ typedef struct {
     float *nobs;         /* (n, S) the network's input */
     float *fobs;         /* (n, S) final observations (CPU: packed; CUDA: by world) */
     float *fv;           /* (n) their values */
+    bd_fsm *fsm;         /* the fsm muscle's machine (dev) */
+    int *fsm_state;      /* (n) its columns' states (dev) */
     int *any;            /* CUDA: 1 when some world needs a final value */
     int *fidx;           /* CPU: (n) the worlds of the packed rows */
 } bd_actor;
 
-/* For the shard b (n worlds from world0; its buffers' device is dev). The network comes
- * with bd_actor_set_net; the random muscle has none. */
+/* For the shard b of the agent's env (b->n worlds from b->world0; its buffers' device is
+ * dev): the agent's n = b->n x members columns. The network comes with bd_actor_set_net;
+ * netless muscles have none. fsm (host, copied): the machine of mode BD_ACT_FSM. */
 int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
-                    bd_act_mode mode);
+                  bd_act_mode mode, const bd_fsm *fsm);
 void bd_actor_fini(bd_actor *ac);
 
 /* Builds the policy network the brain describes (hidden units, hidden layers). */
@@ -50,9 +53,9 @@ int bd_actor_set_params(bd_actor *ac, const float *params, size_t n);
  * and learner compute the same bits; mean NULL: as they are. */
 int bd_actor_set_norm(bd_actor *ac, const float *mean, const float *inv);
 
-/* One step's choice for every world at env step `step`, from env_obs (n, D): the agent's
+/* One step's choice for every column at env step `step`, from env_obs (R, D): the agent's
  * raw observations into obs (n, S), actions (n, U), logp (n), values (n), and the clipped
- * setpoints into the env's action buffer env_act (n, AD). */
+ * setpoints into its rows of the env's action buffer env_act (R, AD). */
 int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, float *act,
                    float *logp, float *values, float *env_act);
 

@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "config/plan.h"
 #include "muscle/actor.h"
+#include "muscle/fsm_parse.h"
 #include "wire/addr.h"
 #include "wire/call.h"
 #include "wire/events.h"
@@ -47,14 +48,30 @@ static int bd_actor_check(const bd_node *params, const bd_phase_plan *p, const b
     return rc ? rc : krc;
 }
 
+/* The fsm muscle: its machine reads (muscle/fsm.c). */
+static int bd_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+{
+    (void)p;
+    bd_fsm *f = malloc(sizeof *f);
+    if (!f)
+        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
+    int rc = bd_fsm_parse(params, ap, d, f);
+    free(f);
+    return rc;
+}
+
 const bd_kind bd_muscle_kinds[] = {
     {"ppo", "ppo", 0, bd_actor_check, NULL},
     {"random", "random", 1, bd_actor_check, NULL},
+    {"fsm", "rules", 1, bd_fsm_check, NULL},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 
 typedef struct {
     const bd_agent_plan *ap;
+    bd_env *env;        /* its env's shard (one of the muscle's) */
+    int n;              /* its columns here: [col0, col0 + n) */
+    uint32_t col0;
     nng_socket sock;
     int sock_open;
     nng_ctx ctx;
@@ -80,9 +97,7 @@ typedef struct {
     const bd_muscle_opts *o;
     bd_runfile *rf;
     bd_phase_plan plan;
-    bd_env *env;
-    int n;
-    uint32_t world0;
+    bd_env **envs;      /* (plan.nenvs) a shard of each env */
     int T;
     bd_magent *ag;
     int na;
@@ -107,10 +122,10 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
     if (w->norm_dims && w->norm_dims != (uint32_t)a->S)
         return bd_seterr(BD_EPROTO, "brain sends a normaliser of %u sensors, agent '%s' has %d",
                          w->norm_dims, a->ap->cfg->name, a->S);
-    const int wants_net = a->actor.args.mode != BD_ACT_UNIFORM;
+    const int wants_net = a->actor.args.mode != BD_ACT_UNIFORM && a->actor.args.mode != BD_ACT_FSM;
     if (!wants_net) {
         if (w->nparams || w->hidden || w->layers || w->norm_dims)
-            return bd_seterr(BD_EPROTO, "brain of agent '%s' sends a network to a random muscle",
+            return bd_seterr(BD_EPROTO, "brain of agent '%s' sends a network to a netless muscle",
                              a->ap->cfg->name);
         a->shape = *w;
         return BD_OK;
@@ -188,7 +203,7 @@ static int bd_recv(bd_muscle *m, bd_magent *a, int first)
 
 static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
 {
-    const size_t tn = (size_t)m->T * (size_t)m->n;
+    const size_t tn = (size_t)m->T * (size_t)a->n;
     struct {
         void **p;
         size_t bytes;
@@ -199,7 +214,7 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
         {(void **)&a->val, sizeof(float) * tn},
         {(void **)&a->rew, sizeof(float) * tn},
         {(void **)&a->fval, sizeof(float) * tn},
-        {(void **)&a->lastv, sizeof(float) * (size_t)m->n},
+        {(void **)&a->lastv, sizeof(float) * (size_t)a->n},
         {(void **)&a->term, tn},
         {(void **)&a->trunc, tn},
         {(void **)&a->fobs, sizeof(float) * tn * (size_t)a->S},
@@ -209,7 +224,7 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
         if (rc != BD_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", bd_lasterr());
-            return bd_seterr(rc, "muscle: a rollout of %d x %d worlds: %s", m->T, m->n, why);
+            return bd_seterr(rc, "muscle: a rollout of %d x %d columns: %s", m->T, a->n, why);
         }
     }
     if (m->plan.device == BD_DEVICE_CUDA
@@ -241,7 +256,7 @@ static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
     rc = bd_wire_msg_alloc(&msg, BD_MSG_HELLO, (uint32_t)m->o->id, a->seq++, BD_HELLO_SIZE, &p);
     if (rc != BD_OK)
         return rc;
-    bd_hello h = {(uint32_t)m->o->id, (uint32_t)m->n, m->world0, (uint32_t)a->S, (uint32_t)a->U,
+    bd_hello h = {(uint32_t)m->o->id, (uint32_t)a->n, a->col0, (uint32_t)a->S, (uint32_t)a->U,
                   (uint32_t)getpid()};
     bd_hello_encode(&h, p);
     return bd_send(a, msg);
@@ -267,21 +282,30 @@ static int bd_muscle_setup(bd_muscle *m)
         return rc;
     if (o->id < 0 || o->id >= m->plan.muscles)
         return bd_seterr(BD_EINVAL, "muscle id %d is outside 0..%d", o->id, m->plan.muscles - 1);
-    bd_shard(m->plan.worlds, m->plan.muscles, o->id, &m->n, &m->world0);
-    /* A restarted muscle starts its worlds over from draws of their own (restart 0 keeps
-     * the plan's seeds, so a run without failures is what it always was). */
-    uint64_t env_seed = o->restart ? bd_seed_mix(m->plan.env_seed, 0x5265737461727400ull + (uint64_t)o->restart,
-                                                 (uint64_t)o->id)
-                                   : m->plan.env_seed;
-    rc = bd_env_create(m->plan.env, m->n, m->world0, env_seed, m->plan.device, m->plan.max_steps, &m->env);
-    /* A large shard steps on this muscle's share of the cores (results do not depend on
-     * it); a small one is not worth the hand-offs. */
+    m->envs = calloc((size_t)m->plan.nenvs, sizeof *m->envs);
+    if (!m->envs)
+        return bd_seterr(BD_ENOMEM, "muscle: out of memory");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = m->n >= 16384 && cores > m->plan.worker ? (int)(cores / m->plan.worker) : 1;
-    if (rc == BD_OK && threads > 1)
-        rc = bd_env_set_threads(m->env, threads);
-    if (rc != BD_OK)
-        return rc;
+    for (int k = 0; k < m->plan.nenvs; k++) {
+        const bd_env_plan *ep = &m->plan.envs[k];
+        int n;
+        uint32_t world0;
+        bd_shard(ep->worlds, m->plan.muscles, o->id, &n, &world0);
+        /* A restarted muscle starts its worlds over from draws of their own (restart 0 keeps
+         * the plan's seeds, so a run without failures is what it always was). */
+        uint64_t seed = o->restart ? bd_seed_mix(ep->seed, 0x5265737461727400ull + (uint64_t)o->restart,
+                                                 (uint64_t)o->id)
+                                   : ep->seed;
+        rc = bd_env_create(ep->desc, n, world0, seed, m->plan.device, ep->max_steps, ep->param, &m->envs[k]);
+        /* A large shard steps on this muscle's share of the cores (results do not depend on
+         * it); a small one is not worth the hand-offs. */
+        long long rows = (long long)n * ep->shape.members;
+        int threads = rows >= 16384 && cores > m->plan.worker ? (int)(cores / m->plan.worker) : 1;
+        if (rc == BD_OK && threads > 1 && n > 1)
+            rc = bd_env_set_threads(m->envs[k], threads);
+        if (rc != BD_OK)
+            return rc;
+    }
     m->na = m->plan.nagents;
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
     if (!m->ag)
@@ -295,7 +319,20 @@ static int bd_muscle_setup(bd_muscle *m)
         a->ap = &m->plan.agents[k];
         a->S = a->ap->nsens;
         a->U = a->ap->nact;
-        rc = bd_actor_init(&a->actor, a->ap, bd_env_batch_of(m->env), m->plan.device, mode);
+        a->env = m->envs[a->ap->env->index];
+        bd_agent_shard(a->ap, m->plan.muscles, o->id, &a->n, &a->col0);
+        bd_fsm *fsm = NULL;
+        if (strcmp(a->ap->muscle->name, "fsm") == 0) { /* checked by the plan: read it again */
+            bd_diags d = BD_DIAGS_INIT;
+            fsm = malloc(sizeof *fsm);
+            rc = fsm ? bd_fsm_parse(a->ap->cfg->muscle.params, a->ap, &d, fsm) : bd_seterr(BD_ENOMEM, "out of memory");
+            int drc = bd_diags_finish(&d);
+            rc = rc ? rc : drc;
+        }
+        if (rc == BD_OK)
+            rc = bd_actor_init(&a->actor, a->ap, bd_env_batch_of(a->env), m->plan.device, fsm ? BD_ACT_FSM : mode,
+                               fsm);
+        free(fsm);
         if (rc == BD_OK && o->restart) /* its own action draws too */
             a->actor.args.seed = bd_seed_mix(a->ap->seed, 0x5265737461727400ull + (uint64_t)o->restart,
                                              (uint64_t)o->id);
@@ -328,14 +365,16 @@ static void bd_muscle_teardown(bd_muscle *m)
         free(a->params);
     }
     free(m->ag);
-    bd_env_destroy(m->env);
+    for (int k = 0; m->envs && k < m->plan.nenvs; k++)
+        bd_env_destroy(m->envs[k]);
+    free(m->envs);
     bd_phase_plan_fini(&m->plan);
     bd_runfile_destroy(m->rf);
 }
 
 static int bd_send_rollout(bd_muscle *m, bd_magent *a)
 {
-    const size_t tn = (size_t)m->T * (size_t)m->n, S = (size_t)a->S;
+    const size_t tn = (size_t)m->T * (size_t)a->n, S = (size_t)a->S;
     /* the flags, and the final observations, on the host: the ended episodes' rows go */
     const uint8_t *term = a->term, *trunc = a->trunc;
     const float *fobs = a->fobs;
@@ -347,8 +386,8 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
         term = a->hflags;
         trunc = a->hflags + tn;
     }
-    bd_rollout_hdr h = {(uint32_t)m->o->id, (uint32_t)m->T, (uint32_t)m->n, (uint32_t)a->S,
-                        (uint32_t)a->U, m->world0, 0, 0};
+    bd_rollout_hdr h = {(uint32_t)m->o->id, (uint32_t)m->T, (uint32_t)a->n, (uint32_t)a->S,
+                        (uint32_t)a->U, a->col0, 0, 0};
     h.ended = rc == BD_OK ? bd_rollout_count_ended(term, trunc, tn) : 0;
     if (rc == BD_OK && h.ended && m->plan.device == BD_DEVICE_CUDA) {
         rc = bd_dev_to_host(m->plan.device, a->hfobs, a->fobs, sizeof(float) * tn * S);
@@ -359,7 +398,7 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     size_t bytes = bd_rollout_layout(&h, off, size);
     if (bytes == 0)
-        return bd_seterr(BD_EINVAL, "rollout too large (T=%d n=%d)", m->T, m->n);
+        return bd_seterr(BD_EINVAL, "rollout too large (T=%d n=%d)", m->T, a->n);
     nng_msg *msg;
     uint8_t *p;
     rc = bd_wire_msg_alloc(&msg, BD_MSG_ROLLOUT, (uint32_t)m->o->id, a->seq++, bytes, &p);
@@ -384,30 +423,30 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
     return bd_send(a, msg);
 }
 
-/* One round: T steps of every agent and the env, on the env's device, then the rollouts
+/* One round: T steps of every agent and the envs, on the envs' device, then the rollouts
  * out and the new weights in. */
 static int bd_muscle_round(bd_muscle *m)
 {
-    bd_env_batch *b = bd_env_batch_of(m->env); /* device pointers on CUDA */
-    const size_t n = (size_t)m->n;
     int rc = BD_OK;
     for (int t = 0; t < m->T && rc == BD_OK; t++) {
-        const size_t row = (size_t)t * n;
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
+            const bd_env_batch *b = bd_env_batch_of(a->env); /* device pointers on CUDA */
+            const size_t row = (size_t)t * (size_t)a->n;
             rc = bd_actor_act(&a->actor, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
                               a->logp + row, a->val + row, b->actions);
         }
-        if (rc == BD_OK)
-            rc = bd_env_step(m->env);
+        for (int e = 0; e < m->plan.nenvs && rc == BD_OK; e++)
+            rc = bd_env_step(m->envs[e]);
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
-            rc = bd_actor_record(&a->actor, b, a->rew + row, a->term + row, a->trunc + row, a->fval + row,
-                                 a->fobs + row * a->S);
+            const size_t row = (size_t)t * (size_t)a->n;
+            rc = bd_actor_record(&a->actor, bd_env_batch_of(a->env), a->rew + row, a->term + row, a->trunc + row,
+                                 a->fval + row, a->fobs + row * a->S);
         }
     }
     for (int k = 0; k < m->na && rc == BD_OK; k++)
-        rc = bd_actor_values(&m->ag[k].actor, b->obs, m->ag[k].lastv);
+        rc = bd_actor_values(&m->ag[k].actor, bd_env_batch_of(m->ag[k].env)->obs, m->ag[k].lastv);
     for (int k = 0; k < m->na && rc == BD_OK; k++)
         rc = bd_send_rollout(m, &m->ag[k]);
     for (int k = 0; k < m->na && rc == BD_OK; k++)

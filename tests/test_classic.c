@@ -28,7 +28,7 @@ static bd_env *make(const char *name, int n, uint32_t world0, uint64_t seed, int
     bd_env *e = NULL;
     const bd_env_desc *d = bd_env_find(name);
     cr_assert_not_null(d, "env %s is registered", name);
-    cr_assert_eq(bd_env_create(d, n, world0, seed, BD_DEVICE_CPU, max_steps, &e), BD_OK, "%s",
+    cr_assert_eq(bd_env_create(d, n, world0, seed, BD_DEVICE_CPU, max_steps, NULL, &e), BD_OK, "%s",
                  bd_lasterr());
     return e;
 }
@@ -124,7 +124,7 @@ static void check_cuda(const char *name)
         cr_skip_test("no CUDA GPU answers here");
     const int n = 4096;
     bd_env *c = make(name, n, 0, 2024, 0), *g;
-    cr_assert_eq(bd_env_create(bd_env_find(name), n, 0, 2024, BD_DEVICE_CUDA, 0, &g), BD_OK, "%s",
+    cr_assert_eq(bd_env_create(bd_env_find(name), n, 0, 2024, BD_DEVICE_CUDA, 0, NULL, &g), BD_OK, "%s",
                  bd_lasterr());
     bd_env_batch *cb = bd_env_batch_of(c), hb;
     int od = cb->obs_dim, na = bd_env_desc_of(c)->actuators[0].n;

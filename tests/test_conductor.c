@@ -1423,7 +1423,7 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
     free(cmd);
     cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
-    char *want = bd_strfmt("verify train: world %lld first differs at step %lld: terminated stored 0, re-simulated 1",
+    char *want = bd_strfmt("verify train/balancer: world %lld first differs at step %lld: terminated stored 0, re-simulated 1",
                            fw, fs);
     cr_assert(strstr(text, want), "want %s in\n%s", want, text);
     free(want);

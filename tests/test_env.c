@@ -16,7 +16,7 @@
 static bd_env *make(int n, uint32_t world0, uint64_t seed, int max_steps)
 {
     bd_env *e = NULL;
-    cr_assert_eq(bd_env_create(bd_env_find("cartpole"), n, world0, seed, BD_DEVICE_CPU, max_steps, &e),
+    cr_assert_eq(bd_env_create(bd_env_find("cartpole"), n, world0, seed, BD_DEVICE_CPU, max_steps, NULL, &e),
                  BD_OK, "%s", bd_lasterr());
     return e;
 }
@@ -160,9 +160,9 @@ Test(env, registry_and_bad_arguments)
     cr_assert_not_null(bd_env_find("cartpole"));
     cr_assert_null(bd_env_find("nope"));
     bd_env *e;
-    cr_assert_eq(bd_env_create(bd_env_find("cartpole"), 0, 0, 1, BD_DEVICE_CPU, 0, &e), BD_EINVAL);
+    cr_assert_eq(bd_env_create(bd_env_find("cartpole"), 0, 0, 1, BD_DEVICE_CPU, 0, NULL, &e), BD_EINVAL);
     if (!bd_cuda_available()) {
-        cr_assert_eq(bd_env_create(bd_env_find("cartpole"), 4, 0, 1, BD_DEVICE_CUDA, 0, &e), BD_ENODEV);
+        cr_assert_eq(bd_env_create(bd_env_find("cartpole"), 4, 0, 1, BD_DEVICE_CUDA, 0, NULL, &e), BD_ENODEV);
         cr_assert(strstr(bd_lasterr(), "cuda"));
     }
 }
@@ -173,7 +173,7 @@ Test(env, cuda_matches_cpu_bit_for_bit)
         cr_skip_test("no CUDA GPU answers here");
     const int n = 4096;
     bd_env *c = make(n, 0, 2024, 0), *g;
-    cr_assert_eq(bd_env_create(bd_env_find("cartpole"), n, 0, 2024, BD_DEVICE_CUDA, 0, &g), BD_OK, "%s",
+    cr_assert_eq(bd_env_create(bd_env_find("cartpole"), n, 0, 2024, BD_DEVICE_CUDA, 0, NULL, &g), BD_OK, "%s",
                  bd_lasterr());
     bd_env_batch *cb = bd_env_batch_of(c), hb;
     float *acts = malloc(sizeof(float) * n);
@@ -212,7 +212,7 @@ Test(plugin, example_plugin_loads_and_steps)
     cr_assert_eq(d->obs_dim, 4);
     cr_assert_eq(d->act_dim, 2);
     bd_env *e;
-    cr_assert_eq(bd_env_create(d, 32, 0, 3, BD_DEVICE_CPU, 0, &e), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_env_create(d, 32, 0, 3, BD_DEVICE_CPU, 0, NULL, &e), BD_OK, "%s", bd_lasterr());
     bd_env_batch *b = bd_env_batch_of(e);
     int ended = 0;
     for (int t = 0; t < 300; t++) {

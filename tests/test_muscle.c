@@ -65,6 +65,7 @@ Test(actor, normal_draws_are_standard_and_reproducible)
 typedef struct {
     bd_agent_cfg cfg;
     bd_agent_plan ap;
+    bd_env_plan envp;
     int sens[3], act[2];
     float lo[2], hi[2];
     bd_env_batch b;
@@ -92,7 +93,8 @@ static void mp_setup(mp_fixture *f)
     f->act[0] = 2, f->act[1] = 0;
     f->lo[0] = f->lo[1] = -1;
     f->hi[0] = f->hi[1] = 1;
-    f->ap = (bd_agent_plan){.cfg = &f->cfg, .nsens = 3, .nact = 2, .sens_cols = f->sens,
+    f->envp.shape.members = f->envp.shape.count[0] = 1; /* one agent per world */
+    f->ap = (bd_agent_plan){.cfg = &f->cfg, .env = &f->envp, .members = 1, .nsens = 3, .nact = 2, .sens_cols = f->sens,
                             .act_cols = f->act, .continuous = 1, .act_low = f->lo,
                             .act_high = f->hi, .seed = 99};
     for (int i = 0; i < MP_N * MP_D; i++) {
@@ -106,7 +108,7 @@ static void mp_setup(mp_fixture *f)
         f->term[i] = i % 5 == 0;
         f->trunc[i] = i % 3 == 0; /* i % 15 == 0: both, no bootstrap */
     }
-    f->b = (bd_env_batch){.n = MP_N, .obs_dim = MP_D, .act_dim = MP_AD, .obs = f->obs,
+    f->b = (bd_env_batch){.n = MP_N, .members = 1, .obs_dim = MP_D, .act_dim = MP_AD, .obs = f->obs,
                           .actions = f->acts, .rewards = f->rew, .terminated = f->term,
                           .truncated = f->trunc, .final_obs = f->fin, .world0 = 1000};
     for (int s = 0; s < 3; s++) { /* any statistics will do; one clips */
@@ -132,7 +134,7 @@ Test(actor, muscle_step_on_cpu_matches_its_parts)
     static mp_fixture f;
     mp_setup(&f);
     bd_actor mp;
-    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK, "%s",
+    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE, NULL), BD_OK, "%s",
                  bd_lasterr());
     cr_assert_eq(bd_actor_set_net(&mp, 16, 2), BD_OK, "%s", bd_lasterr());
     mp_spread(&mp);
@@ -205,7 +207,7 @@ Test(actor, random_muscle_needs_no_network)
     mp_setup(&f);
     f.ap.random = 1;
     bd_actor mp;
-    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK);
+    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE, NULL), BD_OK);
     cr_assert_neq(bd_actor_set_net(&mp, 16, 2), BD_OK, "the random muscle builds no network");
     cr_assert_null(mp.net);
     float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N], fval[MP_N], rew[MP_N];
@@ -230,7 +232,7 @@ Test(actor, muscle_step_cuda_matches_cpu)
     static mp_fixture f;
     mp_setup(&f);
     bd_actor cpu, gpu;
-    cr_assert_eq(bd_actor_init(&cpu, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK);
+    cr_assert_eq(bd_actor_init(&cpu, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE, NULL), BD_OK);
     cr_assert_eq(bd_actor_set_net(&cpu, 16, 2), BD_OK);
     mp_spread(&cpu);
     size_t np = bdt_policy_param_count(cpu.net);
@@ -249,7 +251,7 @@ Test(actor, muscle_step_cuda_matches_cpu)
     }
     db.obs = d[0], db.final_obs = d[1], db.actions = d[2], db.rewards = d[3];
     db.terminated = d[4], db.truncated = d[5];
-    cr_assert_eq(bd_actor_init(&gpu, &f.ap, &db, BD_DEVICE_CUDA, BD_ACT_SAMPLE), BD_OK,
+    cr_assert_eq(bd_actor_init(&gpu, &f.ap, &db, BD_DEVICE_CUDA, BD_ACT_SAMPLE, NULL), BD_OK,
                  "%s", bd_lasterr());
     cr_assert_eq(bd_actor_set_net(&gpu, 16, 2), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_actor_set_params(&gpu, p, np), BD_OK, "%s", bd_lasterr());
@@ -340,7 +342,7 @@ Test(actor, muscles_normalise_bit_for_bit_as_the_learner)
     float packed[6];
     bd_obsnorm_pack(&norm, packed);
     bd_actor mp;
-    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE, NULL), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_actor_set_net(&mp, 8, 1), BD_OK);
     cr_assert_eq(bd_actor_set_norm(&mp, packed, packed + 3), BD_OK);
     float raw[MP_N * 3], net[MP_N * 3], want[MP_N * 3];
@@ -349,4 +351,199 @@ Test(actor, muscles_normalise_bit_for_bit_as_the_learner)
     bd_obsnorm_apply(&norm, raw, want, MP_N);
     cr_assert_eq(memcmp(net, want, sizeof want), 0, "the muscle's normalised observations differ from the learner's");
     bd_actor_fini(&mp);
+}
+
+/* ---- the rule-based muscle (muscle/fsm.{h,c}) --------------------------------------- */
+
+#include "muscle/fsm_parse.h"
+
+/* An agent of 4 sensors (a.d, a.x, a.y, a.tag) and 2 Box actuators (a.speed, a.turn). */
+typedef struct {
+    bd_agent_cfg cfg;
+    bd_agent_plan ap;
+    char *sens[4], *acts[2];
+    bd_node *root;
+} fsm_fixture;
+
+static void fsm_setup(fsm_fixture *f, const char *yaml)
+{
+    memset(f, 0, sizeof *f);
+    static const char *const s[] = {"a.d", "a.x", "a.y", "a.tag"}, *const u[] = {"a.speed", "a.turn"};
+    for (int k = 0; k < 4; k++)
+        f->sens[k] = (char *)s[k];
+    for (int k = 0; k < 2; k++)
+        f->acts[k] = (char *)u[k];
+    f->cfg.name = "rules";
+    cr_assert_eq(bd_yaml_parse(yaml, strlen(yaml), "fsm.yml", &f->root), BD_OK, "%s", bd_lasterr());
+    f->cfg.node = f->root;
+    f->ap = (bd_agent_plan){.cfg = &f->cfg, .nsens = 4, .nact = 2, .sensor_ids = f->sens, .actuator_ids = f->acts};
+}
+
+static int fsm_read(fsm_fixture *f, bd_fsm *m, char *err, size_t len)
+{
+    bd_diags d = BD_DIAGS_INIT;
+    int rc = bd_fsm_parse(f->root, &f->ap, &d, m);
+    int drc = bd_diags_finish(&d);
+    snprintf(err, len, "%s", drc ? bd_lasterr() : "");
+    return rc ? rc : drc;
+}
+
+static const char *const fsm_ok =
+    "start: calm\n"
+    "states:\n"
+    "  calm:\n"
+    "    action: {a.speed: 0.25, turn: 0.1}\n"
+    "    transitions:\n"
+    "      - {to: flee, when: \"tag == 1 and d < 0.5 or d < 0.1\"}\n"
+    "      - {to: dither, when: \"d >= 2\", probability: 0.5}\n"
+    "  flee:\n"
+    "    action: {speed: 1}\n"
+    "    steer: {away: [x, y], turn: turn, gain: 0.5}\n"
+    "    transitions:\n"
+    "      - {to: calm, when: \"d > 1\"}\n"
+    "  dither:\n"
+    "    steer: {toward: [a.x, a.y], turn: a.turn}\n";
+
+Test(fsm, transitions_follow_and_before_or)
+{
+    fsm_fixture f;
+    fsm_setup(&f, fsm_ok);
+    bd_fsm m;
+    char err[1024];
+    cr_assert_eq(fsm_read(&f, &m, err, sizeof err), BD_OK, "%s", err);
+    cr_assert_eq(m.nstates, 3);
+    cr_assert_eq(m.start, 0);
+    const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    float act[2];
+    /* d tag: (0.3, 1) -> flee (the and-clause); (0.3, 0) stays; (0.05, 0) -> flee (the or) */
+    const float cases[][2] = {{0.3f, 1}, {0.3f, 0}, {0.05f, 0}, {0.7f, 1}};
+    const int want[] = {1, 0, 1, 0};
+    for (int c = 0; c < 4; c++) {
+        float obs[4] = {cases[c][0], 0.0f, 1.0f, cases[c][1]};
+        int s = bd_fsm_step(&m, 0, obs, 5, 0, 0, 2, lo, hi, act);
+        cr_assert_eq(s, want[c], "case %d: state %d", c, s);
+    }
+    /* calm's setpoints; flee steers away from (0, 1): bearing -pi/2, times gain 0.5 */
+    float obs[4] = {0.7f, 0.0f, 1.0f, 0.0f};
+    cr_assert_eq(bd_fsm_step(&m, 0, obs, 5, 0, 0, 2, lo, hi, act), 0);
+    cr_assert(act[0] == 0.25f && act[1] == 0.1f, "%g %g", act[0], act[1]);
+    cr_assert_eq(bd_fsm_step(&m, 1, obs, 5, 0, 0, 2, lo, hi, act), 1);
+    cr_assert_eq(act[0], 1.0f);
+    cr_assert_float_eq(act[1], (float)(-0.5 * M_PI / 2), 1e-6);
+    /* toward (0, 1) with the default gain 2: pi clipped to the actuator's 1 */
+    cr_assert_eq(bd_fsm_step(&m, 2, obs, 5, 0, 0, 2, lo, hi, act), 2);
+    cr_assert_eq(act[1], 1.0f);
+    bd_node_destroy(f.root);
+}
+
+Test(fsm, probabilities_are_drawn_per_column_and_repeat)
+{
+    fsm_fixture f;
+    fsm_setup(&f, fsm_ok);
+    bd_fsm m;
+    char err[1024];
+    cr_assert_eq(fsm_read(&f, &m, err, sizeof err), BD_OK, "%s", err);
+    const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    float act[2], obs[4] = {3.0f, 0, 0, 0}; /* d >= 2: calm -> dither with probability 0.5 */
+    int moved = 0;
+    for (uint32_t col = 0; col < 4000; col++) {
+        int s = bd_fsm_step(&m, 0, obs, 9, col, 17, 2, lo, hi, act);
+        cr_assert_eq(s, bd_fsm_step(&m, 0, obs, 9, col, 17, 2, lo, hi, act), "the same draw twice");
+        moved += s == 2;
+    }
+    cr_assert(moved > 1800 && moved < 2200, "%d of 4000 moved", moved);
+    bd_node_destroy(f.root);
+}
+
+Test(fsm, problems_are_named_where_they_are)
+{
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"states: {a: {transitions: [{to: b}]}}\n", "fsm.yml:1:33: to: no state 'b'"},
+        {"states: {a: {transitions: [{to: a, when: \"d <\"}]}}\n", "ends in the middle of a comparison"},
+        {"states: {a: {transitions: [{to: a, when: \"d < 1 nand x > 2\"}]}}\n", "expected 'and' or 'or'"},
+        {"states: {a: {transitions: [{to: a, when: \"q < 1\"}]}}\n", "'q' is not a sensor of agent 'rules'"},
+        {"states: {a: {transitions: [{to: a, when: \"d =< 1\"}]}}\n", "'=<' is not a comparison"},
+        {"states: {a: {transitions: [{to: a, when: \"d < one\"}]}}\n", "'one' is not a number"},
+        {"states: {a: {transitions: [{to: a, probability: 0}]}}\n", "probability: expected more than 0"},
+        {"states: {a: {action: {push: 1}}}\n", "'push' is not an actuator of agent 'rules'"},
+        {"states: {a: {steer: {away: [x], turn: turn}}}\n", "expected two sensors [X, Y]"},
+        {"states: {a: {steer: {away: [x, y], toward: [x, y], turn: turn}}}\n", "give one of toward or away"},
+        {"start: b\nstates: {a: {}}\n", "start: no state 'b'"},
+        {"states: []\n", "needs params.states"},
+        {"states: {a: {acton: {}}}\n", "unknown key 'acton' in a state; did you mean 'action'?"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        fsm_fixture f;
+        fsm_setup(&f, bad[k].yaml);
+        bd_fsm m;
+        char err[1024];
+        cr_assert_neq(fsm_read(&f, &m, err, sizeof err), BD_OK, "%s is refused", bad[k].yaml);
+        cr_assert(strstr(err, bad[k].want), "%s: want '%s' in: %s", bad[k].yaml, bad[k].want, err);
+        bd_node_destroy(f.root);
+    }
+}
+
+/* An agent of a group drives its own rows of each world: 3 worlds of 4 rows (members 1
+ * and 2 of each are the group's), and the state machine starts over where an episode
+ * ended. */
+Test(fsm, a_group_agent_reads_and_writes_its_rows)
+{
+    fsm_fixture f;
+    fsm_setup(&f, "states:\n  go: {action: {speed: 0.5}, transitions: [{to: stop, when: \"d > 0\"}]}\n"
+                  "  stop: {action: {speed: -0.5}}\n");
+    bd_fsm m;
+    char err[1024];
+    cr_assert_eq(fsm_read(&f, &m, err, sizeof err), BD_OK, "%s", err);
+    enum { W = 3, M = 4, D = 4, AD = 2 };
+    float obs[W * M * D] = {0}, actions[W * M * AD], rew[W * M];
+    uint8_t term[W * M] = {0}, trunc[W * M] = {0};
+    for (int r = 0; r < W * M; r++) {
+        obs[r * D + 0] = (float)r; /* d: the row's index */
+        rew[r] = (float)r;
+        actions[2 * r] = actions[2 * r + 1] = 7.0f;
+    }
+    bd_env_plan envp = {0};
+    envp.shape.members = M;
+    envp.shape.first[1] = 1;
+    int sc[4] = {0, 1, 2, 3}, acols[2] = {0, 1};
+    float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    f.ap.env = &envp;
+    f.ap.group = 1;
+    f.ap.members = 2;
+    f.ap.sens_cols = sc;
+    f.ap.act_cols = acols;
+    f.ap.continuous = 1;
+    f.ap.act_low = lo;
+    f.ap.act_high = hi;
+    f.ap.random = 1;
+    bd_env_batch b = {.n = W, .members = M, .obs_dim = D, .act_dim = AD, .obs = obs, .actions = actions,
+                      .rewards = rew, .terminated = term, .truncated = trunc, .final_obs = obs, .world0 = 10};
+    bd_actor ac;
+    cr_assert_eq(bd_actor_init(&ac, &f.ap, &b, BD_DEVICE_CPU, BD_ACT_FSM, &m), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(ac.n, W * 2);
+    cr_assert_eq(ac.args.world0, 20, "its first column is world 10's first member");
+    float ro[W * 2 * 4], ra[W * 2 * 2], lp[W * 2], val[W * 2];
+    cr_assert_eq(bd_actor_act(&ac, obs, 0, ro, ra, lp, val, actions), BD_OK, "%s", bd_lasterr());
+    for (int i = 0; i < W * 2; i++) {
+        int row = (i / 2) * M + 1 + i % 2;
+        cr_assert_eq(ro[i * 4], (float)row, "column %d reads row %d", i, row);
+        cr_assert_eq(ra[i * 2], -0.5f, "d > 0 everywhere: stop");
+        cr_assert_eq(actions[row * AD], -0.5f);
+    }
+    for (int w = 0; w < W; w++) /* rows of the other group are left alone */
+        cr_assert(actions[(w * M) * AD] == 7.0f && actions[(w * M + 3) * AD] == 7.0f);
+    /* world 1 ends: its two columns start over (in "go") */
+    term[1 * M + 1] = term[1 * M + 2] = 1;
+    float rr[W * 2], fv[W * 2], fo[W * 2 * 4];
+    uint8_t rt[W * 2], rc[W * 2];
+    cr_assert_eq(bd_actor_record(&ac, &b, rr, rt, rc, fv, fo), BD_OK);
+    for (int i = 0; i < W * 2; i++) {
+        int row = (i / 2) * M + 1 + i % 2;
+        cr_assert_eq(rr[i], (float)row, "the reward of its own row");
+        cr_assert_eq(ac.fsm_state[i], i / 2 == 1 ? 0 : 1, "column %d", i);
+    }
+    bd_actor_fini(&ac);
+    bd_node_destroy(f.root);
 }

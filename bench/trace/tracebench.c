@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     }
     const bd_env_desc *d = bd_env_find("cartpole");
     bd_env *env = NULL;
-    if (bd_env_create(d, N, 0, 7, BD_DEVICE_CPU, 0, &env) != BD_OK) {
+    if (bd_env_create(d, N, 0, 7, BD_DEVICE_CPU, 0, NULL, &env) != BD_OK) {
         fprintf(stderr, "tracebench: %s\n", bd_lasterr());
         return 1;
     }

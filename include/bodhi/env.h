@@ -22,6 +22,11 @@ extern "C" {
 
 /* The most actuator columns an env may declare. */
 #define BD_MAX_ACTUATORS 16
+/* The most sensors a group (or an env without groups) may declare. */
+#define BD_MAX_CHANNELS 256
+/* The most params (beside worlds and max_steps) and agent groups an env may declare. */
+#define BD_ENV_MAX_PARAMS 16
+#define BD_ENV_MAX_GROUPS 4
 
 /* One sensor or actuator column: its name (the id is "<env uid>.<name>") and bounds.
  * A discrete actuator has n > 0 values 0..n-1 (stored as a float index). */
@@ -31,19 +36,59 @@ typedef struct {
     int n;
 } bd_channel;
 
-/* The buffers of one shard. Shapes in comments; pointers are device pointers on CUDA. */
+/* A number an env takes from its run-file params (beside worlds and max_steps), with its
+ * default and range; integer ones must be whole. */
+typedef struct {
+    const char *name;
+    float def, min, max;
+    int integer;
+    const char *help;      /* one line for errors and `bodhi envs` */
+} bd_env_param;
+
+/* An agent group: `count_param` (an index into the env's params) members in every world,
+ * each a row of the batch with the group's sensors and actuators; ids are
+ * "<env uid>.<group>.<channel>". A group lists the most sensors it can have; the env's
+ * shape hook may keep fewer (a prefix) for the params given. */
+typedef struct {
+    const char *name;
+    int count_param;
+    int obs_dim, act_dim;
+    const bd_channel *sensors, *actuators;
+} bd_env_group;
+
+/* The layout of an env for one set of params (bd_env_shape_of). Rows of a world: group 0's
+ * members first, then group 1's, ...; an env without groups has one group of one, whose
+ * channels are the desc's. */
+typedef struct {
+    int groups;
+    int members;                        /* rows per world (sum of counts) */
+    int count[BD_ENV_MAX_GROUPS];       /* members of group g per world */
+    int first[BD_ENV_MAX_GROUPS];       /* its first row within a world */
+    int obs_dim[BD_ENV_MAX_GROUPS];     /* sensors its rows show */
+    int act_dim[BD_ENV_MAX_GROUPS];     /* actuators its rows take */
+    int obs_stride, act_stride;         /* the batch's columns: the most over the groups */
+    int state_dim;                      /* env-private floats per world */
+    int scratch_dim;                    /* env-private ints per world (e.g. a neighbour grid) */
+} bd_env_shape;
+
+/* The buffers of one shard. Shapes in comments; pointers are device pointers on CUDA.
+ * A row is one agent: R = n x members rows, world i's rows are [i M, i M + M). */
 typedef struct bd_env_batch {
     int n;                 /* worlds in this shard */
-    int obs_dim, act_dim;  /* columns per world */
+    int members;           /* M: rows (agents) per world; 1 without groups */
+    int obs_dim, act_dim;  /* columns per row */
     int state_dim;         /* env-private floats per world (0 if obs is the whole state) */
-    float *obs;            /* (N, obs_dim) what each world shows now (after any reset) */
-    float *actions;        /* (N, act_dim) the caller writes these before a step */
-    float *rewards;        /* (N) reward of the last step */
-    uint8_t *terminated;   /* (N) the last step ended the episode by the env's rules */
-    uint8_t *truncated;    /* (N) the last step hit the time limit */
-    float *final_obs;      /* (N, obs_dim) last obs of worlds that ended (valid where ended) */
+    int scratch_dim;       /* env-private ints per world */
+    float *obs;            /* (R, obs_dim) what each agent sees now (after any reset) */
+    float *actions;        /* (R, act_dim) the caller writes these before a step */
+    float *rewards;        /* (R) reward of the last step */
+    uint8_t *terminated;   /* (R) the last step ended the episode by the env's rules */
+    uint8_t *truncated;    /* (R) the last step hit the time limit */
+    float *final_obs;      /* (R, obs_dim) last obs of rows whose episode ended (valid there) */
     float *state;          /* (N, state_dim) or NULL */
+    int32_t *scratch;      /* (N, scratch_dim) or NULL */
     int32_t *elapsed;      /* (N) steps taken in the current episode */
+    float param[BD_ENV_MAX_PARAMS]; /* the env's params, in its declared order */
     uint64_t seed;         /* run seed (mixed with the phase by the caller) */
     uint32_t world0;       /* global index of this shard's first world */
     uint64_t step;         /* steps taken by this batch so far (the RNG counter) */
@@ -51,7 +96,7 @@ typedef struct bd_env_batch {
 } bd_env_batch;
 
 /* The env ABI a plugin's bd_env_desc declares in abi_version. */
-#define BD_ENV_ABI 1
+#define BD_ENV_ABI 2
 
 typedef struct bd_env_desc {
     int abi_version;           /* BD_ENV_ABI (checked for plugins) */
@@ -68,6 +113,17 @@ typedef struct bd_env_desc {
     /* CUDA: whole batch (device pointers); NULL when the env has no kernel. */
     int (*reset_cuda)(bd_env_batch *b);
     int (*step_cuda)(bd_env_batch *b);
+    /* Params beside worlds and max_steps (may be 0 of them), and agent groups (0: one
+     * group of one with the sensors and actuators above; else the groups' own, and
+     * obs_dim/act_dim/sensors/actuators above are unused). */
+    const bd_env_param *params;
+    int nparams;
+    const bd_env_group *groups;
+    int ngroups;
+    /* Adjusts a shape filled from the declarations (groups' counts from the params,
+     * state_dim, scratch 0) for the params `param`: fewer sensors, state and scratch per
+     * world. NULL: as declared. */
+    void (*shape)(const float *param, bd_env_shape *s);
 } bd_env_desc;
 
 typedef struct bd_env bd_env;
@@ -88,11 +144,19 @@ const char *bd_env_gym_id(const bd_env_desc *d);
  * (BD_EINVAL: ABI version, dims, missing functions). */
 int bd_env_load(const char *name, const bd_env_desc **out);
 
+/* The env's default params (desc->nparams of them) into param. */
+void bd_env_param_defaults(const bd_env_desc *d, float *param);
+
+/* The layout of d for params `param` (NULL: the defaults). BD_EINVAL when a count is out
+ * of range or the sizes overflow. */
+int bd_env_shape_of(const bd_env_desc *d, const float *param, bd_env_shape *out);
+
 /* Creates a shard of n worlds starting at global world `world0`, on `device`, and resets
- * every world (step counter 0). max_steps <= 0 takes the env's default. Fails with
- * BD_ENODEV when the device is CUDA and no GPU answers or the env has no kernel. */
+ * every world (step counter 0). max_steps <= 0 takes the env's default; param NULL the
+ * default params. Fails with BD_ENODEV when the device is CUDA and no GPU answers or the
+ * env has no kernel. */
 int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed,
-                  bd_device device, int max_steps, bd_env **out);
+                  bd_device device, int max_steps, const float *param, bd_env **out);
 void bd_env_destroy(bd_env *e); /* NULL-safe */
 
 /* The shard's buffers (device pointers on CUDA). */
@@ -100,7 +164,10 @@ bd_env_batch *bd_env_batch_of(bd_env *e);
 const bd_env_desc *bd_env_desc_of(const bd_env *e);
 bd_device bd_env_device(const bd_env *e);
 
-/* Copies host actions (N, act_dim) in (a no-op copy on CPU when already in place). */
+/* The shard's layout. */
+const bd_env_shape *bd_env_shape_get(const bd_env *e);
+
+/* Copies host actions (R, act_dim) in (a no-op copy on CPU when already in place). */
 int bd_env_upload_actions(bd_env *e, const float *actions);
 
 /* Steps every world once with the actions in the batch. */

@@ -39,6 +39,7 @@ static const bd_registry fz_reg = {
     .env_load = fz_env_load,
     .env_builtins = bd_env_registry,
     .env_gym_id = bd_env_gym_id,
+    .env_shape = bd_env_shape_of,
     .brains = fz_brains,
     .nbrains = 2,
     .muscles = fz_muscles,
