@@ -35,6 +35,7 @@ static const bd_env_desc *const bd_builtin_envs[] = {
     &bd_env_pendulum,
     &bd_env_mountaincar,
     &bd_env_acrobot,
+    &bd_env_tag,
 };
 
 const bd_env_desc *const *bd_env_registry(int *count)

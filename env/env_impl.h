@@ -14,5 +14,6 @@
 
 extern const bd_env_desc bd_env_cartpole;
 extern const bd_env_desc bd_env_pendulum, bd_env_mountaincar, bd_env_acrobot;
+extern const bd_env_desc bd_env_tag;
 
 #endif

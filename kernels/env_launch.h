@@ -24,6 +24,9 @@ int bd_mountaincar_reset_cuda(bd_env_batch *b);
 int bd_mountaincar_step_cuda(bd_env_batch *b);
 int bd_acrobot_reset_cuda(bd_env_batch *b);
 int bd_acrobot_step_cuda(bd_env_batch *b);
+/* Tag: one block per world (kernels/tag.cu). */
+int bd_tag_reset_cuda(bd_env_batch *b);
+int bd_tag_step_cuda(bd_env_batch *b);
 
 #ifdef __cplusplus
 }

@@ -1505,3 +1505,72 @@ Test(conductor, recording_options_keep_what_they_say, .timeout = 300)
     free(out);
     free(yml);
 }
+
+Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
+{
+    /* one phase, two environments: Tag with a learning group (taggers, PPO) and a rule-based
+     * one (runners: fsm muscle, none brain), and CartPole with a random agent; two muscles
+     * split each env's worlds */
+    char *yml = bd_strfmt("/tmp/bd-test-run-%d-groups.yml", (int)getpid());
+    const char *text =
+        "uid: groups\nseed: 3\nschedule:\n  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: tag, uid: tag, params: {worlds: 5, runners: 6, taggers: 2, arena: 4, max_steps: 30}}\n"
+        "        - environment: {name: cartpole, uid: pole, params: {worlds: 3}}\n"
+        "      agents:\n"
+        "        - name: taggers\n"
+        "          brain: {name: ppo, params: {rollout_steps: 20, minibatch_size: 64}}\n"
+        "          muscle: {name: ppo}\n"
+        "          sensors: [tag.tagger.*]\n"
+        "          actuators: [tag.tagger.accel, tag.tagger.turn]\n"
+        "        - name: runners\n"
+        "          brain: {name: none, params: {rollout_steps: 20}}\n"
+        "          muscle:\n"
+        "            name: fsm\n"
+        "            params:\n"
+        "              states:\n"
+        "                wander: {action: {accel: 0.3}, transitions: [{to: flee, when: \"n0_tagger == 1 and n0_dist < 0.3\"}]}\n"
+        "                flee: {action: {accel: 1}, steer: {away: [n0_dx, n0_dy], turn: turn}, transitions: [{to: wander, when: \"n0_dist > 0.5\", probability: 0.5}]}\n"
+        "          sensors: [tag.runner.*]\n"
+        "          actuators: [tag.runner.*]\n"
+        "        - name: poler\n"
+        "          brain: {name: random, params: {rollout_steps: 20}}\n"
+        "          muscle: {name: random}\n"
+        "          sensors: [pole.*]\n"
+        "          actuators: [pole.push]\n"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: 1000, agent: taggers}}]}\n"
+        "      phase_config: {worker: 2}\n";
+    cr_assert_eq(bd_write_file(yml, text, strlen(text)), BD_OK);
+    char *out = bd_strfmt("/tmp/bd-run-%d-groups", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", yml, out), 0);
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \""
+        "import h5py, numpy as np\n"
+        "f = h5py.File('%s/run.h5', 'r')\n"
+        "t, r, p = f['train/taggers'], f['train/runners'], f['train/poler']\n"
+        "T = t['sensors'].shape[0]\n"
+        "assert T == 100 and t['sensors'].shape == (T, 10, 41), t['sensors'].shape  # 1000 steps / (5 x 2)\n"
+        "assert r['sensors'].shape == (T, 30, 41) and p['sensors'].shape == (T, 3, 4), r['sensors'].shape\n"
+        "assert t.attrs['members'] == 2 and r.attrs['members'] == 6 and p.attrs['members'] == 1\n"
+        "assert t.attrs['group'] == 'tagger' and r.attrs['group'] == 'runner' and t.attrs['env_uid'] == 'tag'\n"
+        "ra = r['actuators'][:]\n"
+        "assert ra.min() >= -1 and ra.max() <= 1 and set(np.unique(ra[:, :, 0])) <= {0.3, 1.0} | set(np.float32([0.3]))\n"
+        "rt, rr = t['rewards'][:], r['rewards'][:]\n"
+        "assert (rt >= 0).all() and (rr <= 0).all() and rt.sum() >= -rr.sum() and rr.sum() < 0, (rt.sum(), rr.sum())\n"
+        "ep = r['episodes'][:]\n"
+        "assert len(ep) == 30 * 3 and set(ep['length']) == {30} and ep['truncated'].all(), len(ep)  # 100 steps of 30\n"
+        "\"", out);
+    cr_assert_eq(system(py), 0, "the traces of two envs and two groups");
+    free(py);
+    char *log = bd_strfmt("%s/replay.txt", out), *t = NULL;
+    char *cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
+    cr_assert_eq(bd_read_file(log, &t, NULL), BD_OK);
+    cr_assert(strstr(t, "re-simulated 100 steps of 5 worlds of tag from seed and setpoints: every recorded"), "%s", t);
+    cr_assert(strstr(t, "re-simulated 100 steps of 3 worlds of pole from seed and setpoints: every recorded"), "%s", t);
+    free(t);
+    free(cmd);
+    free(log);
+    free(out);
+    free(yml);
+}
