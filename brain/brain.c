@@ -509,7 +509,13 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if (!b->ap)
         return bd_seterr(BD_ENOTFOUND, "phase '%s' has no agent '%s'", phase, agent);
     b->train = b->plan.ph->mode == BD_MODE_TRAIN && !b->ap->random;
+    /* total_steps' default: the step cap, in this agent's steps when the cap counts another
+     * agent's (the agents step together: steps scale with their columns) */
     long long total = b->plan.max_agent_steps > 0 ? b->plan.max_agent_steps : 1000000;
+    for (int i = 0; b->plan.max_agent_steps > 0 && b->plan.max_steps_agent && i < b->plan.nagents; i++)
+        if (strcmp(b->plan.agents[i].cfg->name, b->plan.max_steps_agent) == 0 && b->plan.agents[i].columns > 0)
+            total = (long long)((double)b->plan.max_agent_steps * (double)b->ap->columns
+                                / (double)b->plan.agents[i].columns);
     if ((rc = bd_ppo_params_parse(b->ap->cfg->brain.params, total, b->plan.max_columns, &b->pp)) != BD_OK)
         return rc;
     b->M = b->plan.muscles;
@@ -524,7 +530,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
-    if (b->plan.episodes_target > 0 && (rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target)) != BD_OK)
+    if (b->plan.episodes_target > 0 && (rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target, b->ap->members)) != BD_OK)
         return rc;
     /* The checkpoint to start from: `load: {experiment_run, phase, agent}`, or the latest
      * earlier train phase (config/runfile.c; a test phase without one is refused by

@@ -128,13 +128,6 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, long long col
     return bd_diags_finish(&d);
 }
 
-/* This machine's memory in bytes (0 when it cannot say). */
-static double bd_phys_bytes(void)
-{
-    double b = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    return b > 0 ? b : 0;
-}
-
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one
  * message (wire/wire.h), the learner's T x worlds samples fit its int indices and this
@@ -143,8 +136,8 @@ static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, c
                                 long long T, long long mb, int epochs, bd_diags *d)
 {
     char w[256];
-    if (ap->columns <= 0)
-        return BD_OK; /* the env's params have problems of their own */
+    if (ap->columns <= 0 || p->muscles < 1)
+        return BD_OK; /* the env's params or the phase_config have problems of their own */
     const long long N = ap->columns;
     const char *unit = ap->members > 1 ? "columns" : "worlds"; /* a column is a (world, member) */
     const bd_node *tn = bd_node_get(params, "rollout_steps");

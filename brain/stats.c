@@ -31,14 +31,20 @@ void bd_stats_fini(bd_stats *s)
     memset(s, 0, sizeof *s);
 }
 
-int bd_stats_set_quota(bd_stats *s, long long episodes)
+int bd_stats_set_quota(bd_stats *s, long long episodes, int members)
 {
-    if (episodes < 1)
-        return bd_seterr(BD_EINVAL, "stats: a quota of %lld episodes", episodes);
+    if (episodes < 1 || members < 1 || s->n % members)
+        return bd_seterr(BD_EINVAL, "stats: a quota of %lld episodes over %d columns of %d members", episodes, s->n,
+                         members);
     if (!s->quota_left && !(s->quota_left = malloc((size_t)s->n * sizeof *s->quota_left)))
         return bd_seterr(BD_ENOMEM, "stats: out of memory for %d columns", s->n);
-    for (int i = 0; i < s->n; i++) /* sums to `episodes`: floor((E + i) / N) over i < N */
-        s->quota_left[i] = (int64_t)((episodes + i) / s->n);
+    /* sums to `episodes`: floor((E + k) / N) over k < N, where column i = (world w, member m)
+     * is k = m W + w: the shares go round the worlds before a world's members */
+    const int worlds = s->n / members;
+    for (int i = 0; i < s->n; i++) {
+        long long k = (long long)(i % members) * worlds + i / members;
+        s->quota_left[i] = (int64_t)((episodes + k) / s->n);
+    }
     return BD_OK;
 }
 

@@ -5,7 +5,7 @@
  * With a quota of E episodes (phase_config.episodes), world i counts only its first
  * (E + i) / N episodes, as Stable-Baselines3's evaluate_policy splits episodes over its
  * environments: stopping at the first E episodes over all worlds would favour short
- * episodes. Episodes past a world's share are still reported in `done` (the trace keeps
+ * episodes. (For agents of a group, i orders the columns member-major: see below.) Episodes past a world's share are still reported in `done` (the trace keeps
  * every step), but not counted in episodes, the window or max_return. */
 #ifndef BODHI_BRAIN_STATS_H
 #define BODHI_BRAIN_STATS_H
@@ -35,8 +35,10 @@ typedef struct {
 int bd_stats_init(bd_stats *s, int n, int window);
 void bd_stats_fini(bd_stats *s);
 
-/* Counts at most `episodes` (>= 1) episodes from now on, split over the columns as above. */
-int bd_stats_set_quota(bd_stats *s, long long episodes);
+/* Counts at most `episodes` (>= 1) episodes from now on, split over the columns as above;
+ * for an agent of a group (members columns per world, world-major) the shares go round the
+ * worlds first, so a small quota is not one world's members. */
+int bd_stats_set_quota(bd_stats *s, long long episodes, int members);
 
 /* Adds T rows: rewards/terminated/truncated are (T, N); valid (N, may be NULL: all) says
  * which columns hold data (a muscle that died leaves its columns empty for a round).

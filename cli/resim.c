@@ -170,10 +170,10 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
                     }
                     for (int u = 0; u < U; u++) {
                         float x = act[(size_t)i * U + u];
-                        if (isnan(x))
+                        if (ap->continuous) /* clipped as muscle/act.h clips, NaN to low */
+                            x = !(x >= ap->act_low[u]) ? ap->act_low[u] : x > ap->act_high[u] ? ap->act_high[u] : x;
+                        else if (isnan(x)) /* a lost round's row */
                             x = 0;
-                        if (ap->continuous)
-                            x = x < ap->act_low[u] ? ap->act_low[u] : x > ap->act_high[u] ? ap->act_high[u] : x;
                         b->actions[row * AD + ap->act_cols[u]] = x;
                     }
                 }

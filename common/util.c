@@ -129,6 +129,12 @@ char *bd_strfmt(const char *fmt, ...)
     return r < 0 ? NULL : s;
 }
 
+double bd_phys_bytes(void)
+{
+    double b = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return b > 0 ? b : 0;
+}
+
 char *bd_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;

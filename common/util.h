@@ -28,6 +28,9 @@ int bd_write_file(const char *path, const void *data, size_t len);
 /* snprintf into a heap string; NULL when out of memory. Caller frees. */
 char *bd_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* This machine's memory in bytes (0 when it cannot say). */
+double bd_phys_bytes(void);
+
 /* strdup that tolerates NULL (returns NULL). */
 char *bd_strdup(const char *s);
 

@@ -421,12 +421,17 @@ static void bd_barrier(bd_conductor *c)
     for (int i = 0; i < c->nagents; i++)
         if (!c->agents[i].held)
             return;
-    char why[256] = "";
+    char why[256] = "", quota[256] = "";
     cJSON *admit = NULL;
+    int all_quotas = 1; /* phase_config.episodes: every agent has counted its episodes */
     for (int i = 0; i < c->nagents; i++) {
         const cJSON *u = c->agents[i].last_update;
         const cJSON *done = cJSON_GetObjectItemCaseSensitive(u, "done");
-        if (cJSON_IsString(done) && !why[0])
+        int is_quota = cJSON_IsString(done) && strncmp(done->valuestring, "episodes done", 13) == 0;
+        all_quotas &= is_quota;
+        if (is_quota && !quota[0])
+            snprintf(quota, sizeof quota, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
+        else if (cJSON_IsString(done) && !is_quota && !why[0]) /* any agent's condition ends the phase */
             snprintf(why, sizeof why, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
         /* muscles every brain has greeted: the intersection of the ready lists */
         const cJSON *ready = cJSON_GetObjectItemCaseSensitive(u, "ready");
@@ -445,6 +450,8 @@ static void bd_barrier(bd_conductor *c)
             x = next;
         }
     }
+    if (!why[0] && all_quotas && c->nagents > 0)
+        snprintf(why, sizeof why, "%s", quota);
     int stop = why[0] != 0;
     cJSON *answer = cJSON_CreateObject();
     cJSON_AddBoolToObject(answer, "stop", stop);

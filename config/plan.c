@@ -281,11 +281,11 @@ static int bd_plan_env_params(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_e
             params_ok = 0;
             bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s: expected a number (%s), got '%s'", w, ep->name, ep->help,
                                  n->kind == BD_NODE_SCALAR && n->text ? n->text : "a list or map"));
-        } else if (v < ep->min || v > ep->max || (ep->integer && v != floor(v))) {
-            params_ok = 0;
+        } else if ((float)v < ep->min || (float)v > ep->max || (ep->integer && v != floor(v))) {
+            params_ok = 0; /* compared as the float the env gets: 0.001 is the float min 1e-3f */
             bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s: expected %s %g to %g (%s), got %g", w, ep->name,
-                                 ep->integer ? "a whole number from" : "", (double)ep->min, (double)ep->max,
-                                 ep->help, v));
+                                 ep->integer ? "a whole number from" : "a number from", (double)ep->min,
+                                 (double)ep->max, ep->help, v));
         } else {
             e->param[k] = (float)v;
         }
@@ -363,6 +363,20 @@ static int bd_plan_envs(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
             bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld worlds x %d agents per world; a phase holds at most %d agents "
                                  "per environment", w, e->worlds, e->shape.members, BD_MAX_WORLDS));
             e->worlds = 0;
+        } else if (e->worlds > 0 && ph->worker + ph->remote_worker > 0) {
+            /* the local muscles' shards (the largest each) must fit this machine */
+            int muscles = ph->worker + ph->remote_worker;
+            long long shard = (e->worlds + muscles - 1) / muscles;
+            double sizes[9], need = 0, have = bd_phys_bytes();
+            bd_env_buffer_sizes(&e->shape, (double)shard, sizes);
+            for (int j = 0; j < 9; j++)
+                need += sizes[j] * ph->worker;
+            if (have > 0 && need > have) {
+                bd_diag(d, bd_seterr(BD_EINVAL, "%s: %d muscle(s) of %lld worlds of %d agents need %.3g GiB of env "
+                                     "buffers; this machine has %.3g GiB (fewer worlds or agents)", w, ph->worker,
+                                     shard, e->shape.members, need / (1 << 30), have / (1 << 30)));
+                e->worlds = 0;
+            }
         }
     }
     return bad;
@@ -492,6 +506,16 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
     ap->seed = bd_seed_mix(p->rf->seed, 1000 + (uint64_t)i, 0);
     int bad = BD_OK, rs, ra, rc;
     int g = 0, k = bd_agent_group(p, a, &g);
+    for (int j = 0; k < 0 && j < p->nenvs; j++) {
+        /* ids of an env whose own params have problems (noted): nothing to check against */
+        const bd_env_plan *ej = &p->envs[j];
+        size_t ul = ej->uid ? strlen(ej->uid) : 0;
+        for (int l = 0; ul && ej->shape.groups == 0 && l < a->nsensors + a->nactuators; l++) {
+            const char *pat = l < a->nsensors ? a->sensors[l] : a->actuators[l - a->nsensors];
+            if (strncmp(pat, ej->uid, ul) == 0 && pat[ul] == '.')
+                return BD_EINVAL;
+        }
+    }
     if (k < 0) {
         /* nothing matches: the first env's (or first group's) channels name what there is */
         k = 0;

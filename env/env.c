@@ -111,8 +111,19 @@ int bd_env_shape_of(const bd_env_desc *d, const float *param, bd_env_shape *s)
         return bd_seterr(BD_EINVAL, "env %s: %lld agents per world; at most 2^20", d->name, members);
     s->members = (int)members;
     s->state_dim = d->state_dim;
-    if (d->shape)
+    if (d->shape) {
+        bd_env_shape declared = *s;
         d->shape(param, s);
+        /* the hook may keep fewer channels and size its state; nothing else */
+        int ok = s->groups == declared.groups && s->members == declared.members;
+        for (int g = 0; ok && g < s->groups; g++)
+            ok = s->count[g] == declared.count[g] && s->first[g] == declared.first[g] && s->obs_dim[g] >= 1
+                 && s->obs_dim[g] <= declared.obs_dim[g] && s->act_dim[g] >= 1
+                 && s->act_dim[g] <= declared.act_dim[g];
+        if (!ok)
+            return bd_seterr(BD_EINVAL, "env %s: its shape hook changed the groups or declared more channels than "
+                             "the env has", d->name);
+    }
     for (int g = 0; g < s->groups; g++) {
         s->obs_stride = s->obs_dim[g] > s->obs_stride ? s->obs_dim[g] : s->obs_stride;
         s->act_stride = s->act_dim[g] > s->act_stride ? s->act_dim[g] : s->act_stride;
@@ -126,24 +137,13 @@ int bd_env_shape_of(const bd_env_desc *d, const float *param, bd_env_shape *s)
 /* Bytes of one shard's buffers, 16-byte aligned each; 0 when they overflow. */
 static size_t bd_env_bytes(const bd_env_shape *sh, int n, size_t off[9])
 {
-    const size_t rows = (size_t)n * (size_t)sh->members;
-    size_t sizes[9] = {
-        sizeof(float) * rows * (size_t)sh->obs_stride,      /* obs */
-        sizeof(float) * rows * (size_t)sh->act_stride,      /* actions */
-        sizeof(float) * rows,                               /* rewards */
-        rows,                                               /* terminated */
-        rows,                                               /* truncated */
-        sizeof(float) * rows * (size_t)sh->obs_stride,      /* final_obs */
-        sizeof(float) * (size_t)n * (size_t)sh->state_dim,  /* state */
-        sizeof(int32_t) * (size_t)n * (size_t)sh->scratch_dim, /* scratch */
-        sizeof(int32_t) * (size_t)n,                        /* elapsed */
-    };
-    size_t total = 0;
+    double sizes[9], total = 0;
+    bd_env_buffer_sizes(sh, n, sizes);
     for (int k = 0; k < 9; k++) {
-        off[k] = total;
-        total += (sizes[k] + 15) & ~(size_t)15;
+        off[k] = (size_t)total;
+        total += (double)(((size_t)sizes[k] + 15) & ~(size_t)15);
     }
-    return rows > ((size_t)1 << 40) ? 0 : total;
+    return total > (double)((size_t)1 << 50) ? 0 : (size_t)total;
 }
 
 static void bd_env_point(bd_env_batch *b, char *base, const size_t off[9])

@@ -19,17 +19,27 @@ static int bd_env_check(const bd_env_desc *d, const char *what)
         return bd_seterr(BD_EINVAL, "%s: incomplete bd_env_desc (needs name, reset_cpu, step_cpu, "
                                     "default_max_steps; at most %d params and %d groups)", what,
                          BD_ENV_MAX_PARAMS, BD_ENV_MAX_GROUPS);
-    for (int k = 0; k < d->nparams; k++)
-        if (!d->params[k].name || !(d->params[k].min <= d->params[k].def && d->params[k].def <= d->params[k].max))
+    for (int k = 0; k < d->nparams; k++) {
+        const bd_env_param *pk = &d->params[k];
+        if (!pk->name || !(pk->min <= pk->def && pk->def <= pk->max))
             return bd_seterr(BD_EINVAL, "%s: param %d has no name or a default outside its range", what, k);
+        int taken = strcmp(pk->name, "worlds") == 0 || strcmp(pk->name, "max_steps") == 0;
+        for (int j = 0; j < k; j++)
+            taken |= strcmp(d->params[j].name, pk->name) == 0;
+        if (taken)
+            return bd_seterr(BD_EINVAL, "%s: param '%s' is declared twice (worlds and max_steps are every env's)", what,
+                             pk->name);
+    }
     /* the channels: the desc's own, or each group's */
     int groups = d->ngroups > 0 ? d->ngroups : 1;
     for (int g = 0; g < groups; g++) {
         const bd_env_group *gr = d->ngroups > 0 ? &d->groups[g] : NULL;
         int od = gr ? gr->obs_dim : d->obs_dim, ad = gr ? gr->act_dim : d->act_dim;
         const bd_channel *sens = gr ? gr->sensors : d->sensors, *acts = gr ? gr->actuators : d->actuators;
-        if (gr && (!gr->name || gr->count_param < 0 || gr->count_param >= d->nparams))
-            return bd_seterr(BD_EINVAL, "%s: group %d has no name or no count param", what, g);
+        if (gr && (!gr->name || gr->count_param < 0 || gr->count_param >= d->nparams
+                   || !d->params[gr->count_param].integer || d->params[gr->count_param].min < 1))
+            return bd_seterr(BD_EINVAL, "%s: group %d has no name or no count param (an integer param of at least 1)",
+                             what, g);
         if (od < 1 || ad < 1 || od > BD_MAX_CHANNELS || ad > BD_MAX_ACTUATORS || !sens || !acts)
             return bd_seterr(BD_EINVAL, "%s: %s%s needs 1 to %d sensors and 1 to %d actuators", what,
                              gr ? "group " : "the env", gr ? gr->name : "", BD_MAX_CHANNELS, BD_MAX_ACTUATORS);

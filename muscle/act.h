@@ -185,8 +185,8 @@ BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_
     }
     for (int d = 0; d < U; d++) {
         float x = row[d];
-        if (a->continuous)
-            x = x < a->low[d] ? a->low[d] : x > a->high[d] ? a->high[d] : x;
+        if (a->continuous) /* a NaN (a diverged policy) goes to low, as cli/resim.c replays it */
+            x = !(x >= a->low[d]) ? a->low[d] : x > a->high[d] ? a->high[d] : x;
         env_act[bd_act_row(a, i) * a->AD + a->act_cols[d]] = x;
     }
 }

@@ -17,6 +17,7 @@
  */
 #include "muscle/fsm.h"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,13 +79,24 @@ static int bd_fsm_actuator(const bd_agent_plan *ap, const char *name, const bd_n
                      k == -2 ? "more than one actuator" : "not an actuator", ap->cfg->name, known);
 }
 
-/* A number scalar. */
+/* The values of the agent's actuator u when it is discrete, else 0. */
+static int bd_fsm_discrete(const bd_agent_plan *ap, int u)
+{
+    if (!ap->env || !ap->env->desc || !ap->act_cols)
+        return 0;
+    const bd_env_desc *e = ap->env->desc;
+    const bd_channel *acts = e->ngroups ? e->groups[ap->group].actuators : e->actuators;
+    return acts[ap->act_cols[u]].n;
+}
+
+/* A number scalar that fits a float. */
 static int bd_fsm_number(const bd_node *n, const char *what, float *out)
 {
     char w[256];
     double v;
-    if (!n || n->kind != BD_NODE_SCALAR || bd_node_as_double(n, &v) != BD_OK || !isfinite(v))
-        return bd_seterr(BD_EINVAL, "%s: %s: expected a number", bd_at(n, w, sizeof w), what);
+    if (!n || n->kind != BD_NODE_SCALAR || bd_node_as_double(n, &v) != BD_OK || !(fabs(v) <= FLT_MAX))
+        return bd_seterr(BD_EINVAL, "%s: %s: expected a number (a float: at most %g)", bd_at(n, w, sizeof w), what,
+                         (double)FLT_MAX);
     *out = (float)v;
     return BD_OK;
 }
@@ -131,7 +143,7 @@ static int bd_fsm_condition(bd_fsm *f, const bd_agent_plan *ap, const bd_node *n
         double v = strtod(tok[2], &end);
         if (c->op < 0)
             rc = bd_seterr(BD_EINVAL, "%s: when: '%s' is not a comparison (<, <=, >, >=, ==, !=)", w, tok[1]);
-        else if (!end || *end || end == tok[2] || !isfinite(v))
+        else if (!end || *end || end == tok[2] || !(fabs(v) <= FLT_MAX))
             rc = bd_seterr(BD_EINVAL, "%s: when: '%s' is not a number (a comparison is SENSOR OP NUMBER)", w,
                            tok[2]);
         else
@@ -141,8 +153,9 @@ static int bd_fsm_condition(bd_fsm *f, const bd_agent_plan *ap, const bd_node *n
         f->ncmps++;
     }
     if (rc == BD_OK && k != 3)
-        rc = bd_seterr(BD_EINVAL, "%s: when: '%s' ends %s (a comparison is SENSOR OP NUMBER, joined by and/or)", w,
-                       n->text, k == 0 ? "with 'and' or 'or'" : "in the middle of a comparison");
+        rc = bd_seterr(BD_EINVAL, "%s: when: '%s' ends %s (a comparison is SENSOR OP NUMBER with spaces between, "
+                       "joined by and/or: \"n0_dist < 0.2 and n0_tagger == 1\")", w, n->text,
+                       k == 0 ? "with 'and' or 'or'" : "in the middle of a comparison");
     if (rc == BD_OK)
         f->cmps[f->ncmps - 1].ends_clause = 1;
     *count = f->ncmps - first;
@@ -180,6 +193,10 @@ static void bd_fsm_read_state(bd_fsm *f, const bd_agent_plan *ap, const bd_node 
         int u, rc = bd_fsm_actuator(ap, act->keys[k], act->items[k], &u);
         if (rc == BD_OK)
             rc = bd_fsm_number(act->items[k], act->keys[k], &st->set[u]);
+        int n = rc == BD_OK ? bd_fsm_discrete(ap, u) : 0;
+        if (n > 0 && !(st->set[u] >= 0 && st->set[u] < n && st->set[u] == floorf(st->set[u])))
+            rc = bd_seterr(BD_EINVAL, "%s: %s: a discrete actuator of %d values takes 0 to %d, got %g",
+                           bd_at(act->items[k], w, sizeof w), act->keys[k], n, n - 1, (double)st->set[u]);
         if (rc != BD_OK)
             bd_diag(d, rc);
     }
@@ -208,6 +225,9 @@ static void bd_fsm_read_state(bd_fsm *f, const bd_agent_plan *ap, const bd_node 
             rc = bd_fsm_sensor(ap, pt->items[1]->text, pt->items[1], &st->sy);
         if (rc == BD_OK)
             rc = bd_fsm_actuator(ap, turn->text, turn, &st->turn);
+        if (rc == BD_OK && bd_fsm_discrete(ap, st->turn) > 0)
+            rc = bd_seterr(BD_EINVAL, "%s: steer: turn: '%s' is discrete; steering sets a continuous (Box) actuator",
+                           bd_at(turn, w, sizeof w), turn->text);
         if (rc == BD_OK && bd_node_get(steer, "gain"))
             rc = bd_fsm_number(bd_node_get(steer, "gain"), "gain", &st->gain);
         if (rc == BD_OK)

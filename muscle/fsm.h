@@ -116,8 +116,8 @@ BD_HOSTDEV static inline int bd_fsm_step(const bd_fsm *f, int state, const float
         double bearing = x == 0.0 && y == 0.0 ? 0.0 : atan2(s->steer * y, s->steer * x);
         act[s->turn] = (float)(s->gain * bearing);
     }
-    for (int d = 0; d < U; d++)
-        act[d] = act[d] < low[d] ? low[d] : act[d] > high[d] ? high[d] : act[d];
+    for (int d = 0; d < U; d++) /* NaN (inf gain times a zero bearing) goes to low */
+        act[d] = !(act[d] >= low[d]) ? low[d] : act[d] > high[d] ? high[d] : act[d];
     return state;
 }
 

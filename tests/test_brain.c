@@ -73,9 +73,9 @@ Test(stats, episode_quota_splits_over_worlds)
      * World 0 ends an episode every step (return 1), world 1 every 2nd, world 2 every 3rd. */
     bd_stats s;
     cr_assert_eq(bd_stats_init(&s, 3, 100), BD_OK);
-    cr_assert_eq(bd_stats_set_quota(&s, 7), BD_OK);
-    cr_assert_eq(bd_stats_set_quota(&s, 0), BD_EINVAL);
-    cr_assert_eq(bd_stats_set_quota(&s, 7), BD_OK);
+    cr_assert_eq(bd_stats_set_quota(&s, 7, 1), BD_OK);
+    cr_assert_eq(bd_stats_set_quota(&s, 0, 1), BD_EINVAL);
+    cr_assert_eq(bd_stats_set_quota(&s, 7, 1), BD_OK);
     int seen = 0;
     for (int t = 0; t < 12; t++) {
         float r[3] = {1, 1, 1};
@@ -255,4 +255,24 @@ Test(obsnorm, running_moments_match_the_whole_batch)
     bd_obsnorm_init(&back, 3);
     cr_assert_eq(bd_obsnorm_load(&back, path), BD_EINVAL, "sensor count mismatch");
     unlink(path);
+}
+
+Test(stats, a_groups_quota_goes_round_the_worlds_first)
+{
+    /* 4 worlds of 3 members, columns world-major; 5 episodes: the shares floor((5 + k) / 12)
+     * are 1 for k = m W + w >= 7, that is member 1 of world 3 and member 2 of every world:
+     * four worlds, not the last world's members */
+    bd_stats s;
+    cr_assert_eq(bd_stats_init(&s, 12, 100), BD_OK);
+    cr_assert_eq(bd_stats_set_quota(&s, 5, 3), BD_OK);
+    long long total = 0;
+    for (int i = 0; i < 12; i++) {
+        int w = i / 3, m = i % 3;
+        int want = m * 4 + w >= 7;
+        cr_assert_eq(s.quota_left[i], want, "column %d (world %d, member %d)", i, w, m);
+        total += s.quota_left[i];
+    }
+    cr_assert_eq(total, 5);
+    cr_assert_eq(bd_stats_set_quota(&s, 5, 5), BD_EINVAL, "12 columns are not worlds of 5");
+    bd_stats_fini(&s);
 }

@@ -1539,7 +1539,10 @@ Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
         "          sensors: [pole.*]\n"
         "          actuators: [pole.push]\n"
         "      simulation: {conditions: [{name: max_steps, params: {steps: 1000, agent: taggers}}]}\n"
-        "      phase_config: {worker: 2}\n";
+        "      phase_config: {worker: 2}\n"
+        "  - test:\n" /* each agent counts its own episodes: the phase waits for all of them */
+        "      simulation: {conditions: []}\n"
+        "      phase_config: {mode: test, worker: 2, episodes: 7}\n";
     cr_assert_eq(bd_write_file(yml, text, strlen(text)), BD_OK);
     char *out = bd_strfmt("/tmp/bd-run-%d-groups", (int)getpid());
     cr_assert_eq(run_cmd("%s run %s --out %s --quiet", yml, out), 0);
@@ -1562,11 +1565,21 @@ Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
         "\"", out);
     cr_assert_eq(system(py), 0, "the traces of two envs and two groups");
     free(py);
+    cJSON *sum = summary_json(out);
+    const cJSON *test = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(sum, "phases"), 1), *ag;
+    int agents = 0;
+    cJSON_ArrayForEach(ag, cJSON_GetObjectItemCaseSensitive(test, "agents")) {
+        cr_assert_eq(cJSON_GetObjectItemCaseSensitive(ag, "episodes")->valueint, 7, "%s",
+                     cJSON_GetObjectItemCaseSensitive(ag, "name")->valuestring);
+        agents++;
+    }
+    cr_assert_eq(agents, 3);
+    cJSON_Delete(sum);
     char *log = bd_strfmt("%s/replay.txt", out), *t = NULL;
     char *cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
     cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
     cr_assert_eq(bd_read_file(log, &t, NULL), BD_OK);
-    cr_assert(strstr(t, "re-simulated 100 steps of 5 worlds of tag from seed and setpoints: every recorded"), "%s", t);
+    cr_assert(strstr(t, "verify train: re-simulated 100 steps of 5 worlds of tag from seed and setpoints: every recorded"), "%s", t);
     cr_assert(strstr(t, "re-simulated 100 steps of 3 worlds of pole from seed and setpoints: every recorded"), "%s", t);
     free(t);
     free(cmd);

@@ -71,6 +71,22 @@ typedef struct {
     int scratch_dim;                    /* env-private ints per world (e.g. a neighbour grid) */
 } bd_env_shape;
 
+/* The bytes of a shard's nine buffers for n worlds of shape s, in the order obs, actions,
+ * rewards, terminated, truncated, final_obs, state, scratch, elapsed (bd_env_batch). */
+static inline void bd_env_buffer_sizes(const bd_env_shape *s, double n, double sizes[9])
+{
+    const double rows = n * s->members;
+    sizes[0] = 4.0 * rows * s->obs_stride;
+    sizes[1] = 4.0 * rows * s->act_stride;
+    sizes[2] = 4.0 * rows;
+    sizes[3] = rows;
+    sizes[4] = rows;
+    sizes[5] = 4.0 * rows * s->obs_stride;
+    sizes[6] = 4.0 * n * s->state_dim;
+    sizes[7] = 4.0 * n * s->scratch_dim;
+    sizes[8] = 4.0 * n;
+}
+
 /* The buffers of one shard. Shapes in comments; pointers are device pointers on CUDA.
  * A row is one agent: R = n x members rows, world i's rows are [i M, i M + M). */
 typedef struct bd_env_batch {

@@ -1,6 +1,7 @@
 /* fuzz_config.c: libFuzzer target for the run-file loader (config/): YAML with anchors,
  * aliases and merge keys (yamltree.c), the run file's shape and values (runfile.c), and
- * each phase resolved against bodhi's built-in environments (plan.c). Every file the
+ * each phase resolved against bodhi's built-in environments (plan.c), and the fsm
+ * muscle's state machines (muscle/fsm.c). Every file the
  * loader accepts must also write out as the effective run file (run.yml) and read back
  * the same, as each process of a run reads it. Crashes, leaks, hangs (alias bombs) and
  * out-of-bounds reads show under ASan and UBSan.
@@ -16,11 +17,21 @@
 #include "config/diag.h"
 #include "config/plan.h"
 #include "config/runfile.h"
+#include "muscle/fsm_parse.h"
 
 /* The brain and muscle kinds' names and families as bodhi's registry has them; their own
  * params checks live above config/ (brain/, muscle/) and are not part of this target. */
-static const bd_kind fz_brains[] = {{"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}};
-static const bd_kind fz_muscles[] = {{"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}};
+static int fz_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+{
+    (void)p;
+    static bd_fsm f;
+    return bd_fsm_parse(params, ap, d, &f);
+}
+
+static const bd_kind fz_brains[] = {
+    {"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}, {"none", "rules", 1, NULL, NULL}};
+static const bd_kind fz_muscles[] = {
+    {"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}, {"fsm", "rules", 1, fz_fsm_check, NULL}};
 static const char *const fz_objectives[] = {"reward", NULL};
 
 static int fz_no_cuda(void)
@@ -41,9 +52,9 @@ static const bd_registry fz_reg = {
     .env_gym_id = bd_env_gym_id,
     .env_shape = bd_env_shape_of,
     .brains = fz_brains,
-    .nbrains = 2,
+    .nbrains = 3,
     .muscles = fz_muscles,
-    .nmuscles = 2,
+    .nmuscles = 3,
     .objectives = fz_objectives,
     .learner_cuda = fz_no_cuda,
 };
