@@ -3,8 +3,9 @@
 # CMake and a PyTorch wheel (CUDA libtorch) but none of bodhi's other libraries. Built here
 # for compute capability ${CUDA_ARCH:-90} with static cudart:
 #   - `bodhi` itself, to train there (bodhi run ... --device cuda), and bench/train.py;
-#   - the env suites with their CPU-vs-CUDA bit-identity tests (test_env, test_classic), the
-#     example plugin they load, and the torch-free env benchmark (bodhi-envbench);
+#   - the env suites with their CPU-vs-CUDA bit-identity tests (test_env, test_classic,
+#     test_tag), the example plugin they load, and the torch-free env benchmarks
+#     (bodhi-envbench, bodhi-tagbench);
 #   - the torch shim's suites (test_torch, and test_muscle with its CUDA-vs-CPU actor test);
 #   - every shared library these need, except glibc's and the compiler runtime's (the GPU
 #     machine has its own) and except the torch shim libbodhi_torch.so: Debian's libtorch
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
 [ -x "$nvcc" ] || { echo "package.sh: no nvcc at $nvcc" >&2; exit 2; }
-bins="bodhi bodhi-envbench test_env test_classic test_torch test_muscle"
+bins="bodhi bodhi-envbench bodhi-tagbench test_env test_classic test_tag test_torch test_muscle"
 # No build RPATH: the kit's programs find their libraries through run.sh's LD_LIBRARY_PATH,
 # never in this machine's build tree.
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DBODHI_CUDA=ON \

@@ -4,7 +4,8 @@
 #     PyTorch wheel in /opt/torch/.venv) into OUT_DIR/shim; it comes first on LD_LIBRARY_PATH
 #     with the kit's lib/ and torch's own lib/;
 #  2. the env suites (their CUDA tests compare every env's kernel with the CPU loop bit for
-#     bit over 1000 steps) and the CUDA and CPU env benchmarks;
+#     bit: the classic envs over 1000 steps, Tag over 50) and the CUDA and CPU env
+#     benchmarks, and Tag on the GPU at 2000 worlds x 1000 agents;
 #  3. the torch shim's suites, test_torch and test_muscle (their CUDA tests run here);
 #  4. training on the GPU: `bodhi run experiments/cartpole_ppo.yml --device cuda`, then
 #     bench/train.py over seeds 1..5, for cartpole_ppo.yml and (if the kit has it)
@@ -107,8 +108,14 @@ kit ldd ./bodhi > "$out/ldd-bodhi.txt" 2>&1
 export BODHI_TARGET_PLUGIN="$here/libbodhi_target.so"
 step test_env 120 kit ./test_env --verbose
 step test_classic 120 kit ./test_classic --verbose
+step test_tag 120 kit ./test_tag --verbose
 step bench-cuda 180 envbench cuda "$agents"
 step bench-cpu 120 envbench cpu
+# Tag at WarpDrive's published point (2000 worlds x 1000 agents: 2.9M env-steps/s on an
+# A100), and by agents per world at that scale of agents
+tagbench() { kit ./bodhi-tagbench --device cuda --json "$@" >> "$out/bench-tag-cuda.json"; }
+export -f tagbench
+step bench-tag-cuda 120 tagbench --agents 1000 --worlds 2000 --seconds 3
 
 # ---- 3. the torch shim's suites --------------------------------------------------------------
 step test_torch 180 kit ./test_torch --verbose
