@@ -1,8 +1,9 @@
 /* actions.h: uniform random actions, shared by the CPU loop in env/env.c and the CUDA
  * kernel in kernels/random.cu: a Discrete(n) actuator gets an index in 0..n-1 (as a
  * float), a Box actuator U(low, high).
- * The actions of all worlds form one flat array (N, act_dim); element j of a shard whose
- * first world is world0 has the global index k = world0 * act_dim + j, and takes word
+ * The actions of all rows form one flat array (R, act_dim), R = worlds x members; element
+ * j of a shard whose first world is world0 has the global index
+ * k = world0 * members * act_dim + j, and takes word
  * k & 3 of the Philox draw number k >> 2 at (seed, k >> 2, counter, BD_STREAM_BENCH). One
  * draw thus feeds four actions, and a world's actions do not depend on the shard split. */
 #ifndef BODHI_ENV_ACTIONS_H

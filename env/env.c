@@ -191,8 +191,8 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
     e->desc = desc;
     e->device = device;
     e->shape = shape;
-    /* random actions: every row takes its group's actuators (a row of a group with fewer
-     * takes its group's first ones in the leading columns) */
+    /* random actions (benchmarks): every row takes group 0's actuators' bounds (Tag's
+     * groups share theirs; a plugin whose groups differ gets group 0's for all) */
     e->space.act_dim = shape.act_stride;
     const bd_channel *acts = desc->ngroups > 0 ? desc->groups[0].actuators : desc->actuators;
     for (int a = 0; a < e->space.act_dim; a++) {

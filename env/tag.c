@@ -25,7 +25,7 @@ static void bd_tag_step_cpu(bd_env_batch *b, int i0, int i1)
         bd_tag_world_step(b, &c, i, 0, 1, &sh);
 }
 
-/* Sensors for K neighbours (6 + 7 K of the 62 declared), 7 M floats of state, the grid's
+/* Sensors for K neighbours (6 + 7 K of the 62 declared), 9 M floats of state, the grid's
  * ints of scratch. */
 static void bd_tag_shape(const float *param, bd_env_shape *s)
 {

@@ -193,7 +193,9 @@ BD_HOSTDEV static inline int bd_tag_fetch_inc(int32_t *p)
 /* *flag = 1, from any number of threads at once. */
 BD_HOSTDEV static inline void bd_tag_raise(int32_t *flag)
 {
-#if defined(BD_TAG_HOST_ATOMICS) && !defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__)
+    atomicExch(flag, 1); /* a plain store from many threads is a race in CUDA's memory model */
+#elif defined(BD_TAG_HOST_ATOMICS)
     __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
 #else
     *flag = 1;

@@ -30,7 +30,7 @@ static __global__ void bd_act_record_kernel(bd_act_args a, bd_env_batch b, float
     if (i < a.n && bd_act_record(i, &a, b.rewards, b.terminated, b.truncated, rew, term, trunc, fval)
         && fobs) {
         bd_act_gather(i, &a, b.final_obs, NULL, fobs);
-        *any = 1; /* every writer stores the same value */
+        atomicExch(any, 1); /* every writer stores the same value, atomically */
     }
 }
 

@@ -1,5 +1,5 @@
 /* muscle_launch.h: how muscle/ reaches its CUDA kernels (kernels/muscle.cu): the
- * per-world work of muscle/act.h over a->n worlds, one thread per world, on device
+ * per-column work of muscle/act.h over a->n columns, one thread per column, on device
  * pointers. Only built when nvcc exists (BODHI_HAVE_CUDA). Each returns BD_OK or BD_ECUDA
  * with CUDA's error text. */
 #ifndef BODHI_KERNELS_MUSCLE_LAUNCH_H

@@ -18,6 +18,7 @@
 #include "bodhi/env.h"
 #include "common/hostdev.h"
 #include "common/rng.h"
+#include "env/mathf.h"
 
 #define BD_FSM_STATES 16
 #define BD_FSM_TRANS 64
@@ -111,10 +112,10 @@ BD_HOSTDEV static inline int bd_fsm_step(const bd_fsm *f, int state, const float
     for (int d = 0; d < U; d++)
         act[d] = s->set[d];
     if (s->steer) {
-        double x = obs[s->sx], y = obs[s->sy];
-        /* the bearing of the point (toward) or of its opposite (away); none at the origin */
-        double bearing = x == 0.0 && y == 0.0 ? 0.0 : atan2(s->steer * y, s->steer * x);
-        act[s->turn] = (float)(s->gain * bearing);
+        /* the bearing of the point (toward) or of its opposite (away); 0 at the origin.
+         * env/mathf.h's atan2: the same bits on the CPU and the GPU */
+        float sg = (float)s->steer;
+        act[s->turn] = s->gain * bd_atan2f(sg * obs[s->sy], sg * obs[s->sx]);
     }
     for (int d = 0; d < U; d++) /* NaN (inf gain times a zero bearing) goes to low */
         act[d] = !(act[d] >= low[d]) ? low[d] : act[d] > high[d] ? high[d] : act[d];

@@ -880,3 +880,22 @@ Test(acrobot, cuda_matches_cpu_bit_for_bit)
 {
     check_cuda("acrobot");
 }
+
+Test(mathf, atan2_from_arithmetic_alone)
+{
+    /* every quadrant, the axes and the diagonals, against libm's double atan2 */
+    double worst = 0;
+    for (int i = -200; i <= 200; i++)
+        for (int j = -200; j <= 200; j++) {
+            float y = (float)i * 0.37f, x = (float)j * 0.53f;
+            float got = bd_atan2f(y, x);
+            double want = i == 0 && j == 0 ? 0.0 : atan2((double)y, (double)x);
+            double err = fabs((double)got - want);
+            worst = err > worst ? err : worst;
+        }
+    cr_assert_lt(worst, 2e-6, "worst error %g rad", worst);
+    cr_assert_eq(bd_atan2f(1.0f, 0.0f), 1.57079632679489661923f);
+    cr_assert_eq(bd_atan2f(-1.0f, 0.0f), -1.57079632679489661923f);
+    cr_assert_eq(bd_atan2f(0.0f, -1.0f), BD_PI_F);
+    cr_assert(isnan(bd_atan2f(NAN, 1.0f)));
+}

@@ -547,3 +547,88 @@ Test(fsm, a_group_agent_reads_and_writes_its_rows)
     bd_actor_fini(&ac);
     bd_node_destroy(f.root);
 }
+
+/* The state machine of a group agent on the GPU does what it does on the CPU: the same
+ * rows read and written, the same transitions (probabilities drawn from Philox), the same
+ * steering (env/mathf.h's atan2), the same start-over where episodes ended. */
+Test(fsm, a_group_agent_on_cuda_matches_the_cpu)
+{
+    if (!bd_cuda_available())
+        cr_skip_test("needs a CUDA GPU");
+    fsm_fixture f;
+    fsm_setup(&f, fsm_ok);
+    bd_fsm m;
+    char err[1024];
+    cr_assert_eq(fsm_read(&f, &m, err, sizeof err), BD_OK, "%s", err);
+    enum { W = 40, M = 5, D = 4, AD = 2, R = W * M, C = W * 2 };
+    static float obs[R * D], actions[R * AD], rew[R];
+    static uint8_t term[R], trunc[R];
+    for (int r = 0; r < R; r++) {
+        obs[r * D + 0] = 0.05f * (float)(r % 60);         /* d: every transition's range */
+        obs[r * D + 1] = sinf(0.7f * (float)r);           /* x, y: a point to steer by */
+        obs[r * D + 2] = cosf(1.3f * (float)r);
+        obs[r * D + 3] = (float)(r % 3 == 0);             /* tag */
+        rew[r] = (float)r;
+        term[r] = r % 7 == 0;
+        actions[r * AD] = actions[r * AD + 1] = 7.0f;
+    }
+    bd_env_plan envp = {0};
+    envp.shape.members = M;
+    envp.shape.first[1] = 3; /* the group's rows 3 and 4 of each world */
+    int sc[4] = {0, 1, 2, 3}, acols[2] = {0, 1};
+    float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    f.ap.env = &envp;
+    f.ap.group = 1;
+    f.ap.members = 2;
+    f.ap.sens_cols = sc;
+    f.ap.act_cols = acols;
+    f.ap.continuous = 1;
+    f.ap.act_low = lo;
+    f.ap.act_high = hi;
+    f.ap.random = 1;
+    f.ap.seed = 77;
+    bd_env_batch hb = {.n = W, .members = M, .obs_dim = D, .act_dim = AD, .obs = obs, .actions = actions,
+                       .rewards = rew, .terminated = term, .truncated = trunc, .final_obs = obs, .world0 = 6};
+    bd_env_batch db = hb;
+    void *d[5];
+    const void *src[5] = {obs, actions, rew, term, trunc};
+    const size_t bytes[5] = {sizeof obs, sizeof actions, sizeof rew, sizeof term, sizeof trunc};
+    for (int k = 0; k < 5; k++) {
+        cr_assert_eq(bd_dev_alloc(BD_DEVICE_CUDA, bytes[k], &d[k]), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_dev_from_host(BD_DEVICE_CUDA, d[k], src[k], bytes[k]), BD_OK);
+    }
+    db.obs = db.final_obs = d[0], db.actions = d[1], db.rewards = d[2], db.terminated = d[3], db.truncated = d[4];
+    bd_actor cpu, gpu;
+    cr_assert_eq(bd_actor_init(&cpu, &f.ap, &hb, BD_DEVICE_CPU, BD_ACT_FSM, &m), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_actor_init(&gpu, &f.ap, &db, BD_DEVICE_CUDA, BD_ACT_FSM, &m), BD_OK, "%s", bd_lasterr());
+    /* rollout rows, on each side */
+    static float ro[C * 4], ra[C * 2], lp[C], val[C], rr[C], fv[C], fo[C * 4];
+    static uint8_t rt[C], rc[C];
+    void *g[9];
+    const size_t gb[9] = {sizeof ro, sizeof ra, sizeof lp, sizeof val, sizeof rr, sizeof fv, sizeof fo, C, C};
+    for (int k = 0; k < 9; k++)
+        cr_assert_eq(bd_dev_alloc(BD_DEVICE_CUDA, gb[k], &g[k]), BD_OK, "%s", bd_lasterr());
+    for (uint64_t step = 0; step < 3; step++) {
+        cr_assert_eq(bd_actor_act(&cpu, obs, step, ro, ra, lp, val, actions), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_actor_act(&gpu, db.obs, step, g[0], g[1], g[2], g[3], db.actions), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_actor_record(&cpu, &hb, rr, rt, rc, fv, fo), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_actor_record(&gpu, &db, g[4], g[7], g[8], g[5], g[6]), BD_OK, "%s", bd_lasterr());
+        static float h_a[C * 2], h_env[R * AD], h_r[C];
+        static int h_s[C];
+        cr_assert_eq(bd_dev_to_host(BD_DEVICE_CUDA, h_a, g[1], sizeof h_a), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_dev_to_host(BD_DEVICE_CUDA, h_env, db.actions, sizeof h_env), BD_OK);
+        cr_assert_eq(bd_dev_to_host(BD_DEVICE_CUDA, h_r, g[4], sizeof h_r), BD_OK);
+        cr_assert_eq(bd_dev_to_host(BD_DEVICE_CUDA, h_s, gpu.fsm_state, sizeof h_s), BD_OK);
+        cr_assert_eq(memcmp(h_a, ra, sizeof h_a), 0, "step %d: the setpoints", (int)step);
+        cr_assert_eq(memcmp(h_env, actions, sizeof h_env), 0, "step %d: the env's action rows", (int)step);
+        cr_assert_eq(memcmp(h_r, rr, sizeof h_r), 0, "step %d: the rewards of its rows", (int)step);
+        cr_assert_eq(memcmp(h_s, cpu.fsm_state, sizeof h_s), 0, "step %d: the states", (int)step);
+    }
+    for (int k = 0; k < 9; k++)
+        bd_dev_free(BD_DEVICE_CUDA, g[k]);
+    for (int k = 0; k < 5; k++)
+        bd_dev_free(BD_DEVICE_CUDA, d[k]);
+    bd_actor_fini(&gpu);
+    bd_actor_fini(&cpu);
+    bd_node_destroy(f.root);
+}
