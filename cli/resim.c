@@ -28,13 +28,83 @@
 #define RESIM_ABS_TOL 1e-6
 #define RESIM_MAX_REPORTS 10
 
+#define RESIM_FINAL_MAX_BYTES ((size_t)512 << 20) /* final_sensors checked up to this size */
+
+typedef struct {
+    int64_t step;      /* the episode's last step */
+    int32_t column;
+    int64_t row;       /* its row in final_sensors */
+} resim_end;
+
+static int resim_end_cmp(const void *a, const void *b)
+{
+    const resim_end *x = a, *y = b;
+    if (x->step != y->step)
+        return x->step < y->step ? -1 : 1;
+    return (x->column > y->column) - (x->column < y->column);
+}
+
 typedef struct {
     const bd_agent_plan *ap;
     int N;             /* its columns: worlds x members */
     float *sens, *act; /* a block of rows: (B, N, S) and (B, N, U) */
     float *rew;        /* (B, N) the step's outcome as recorded */
     uint8_t *term, *trunc;
+    /* the final observations of its episodes, by the step they ended at */
+    resim_end *ends;   /* (nends) sorted by step, then column */
+    int64_t nends, next;
+    float *fin;        /* (E, S) final_sensors, or NULL: not checked */
 } resim_agent;
+
+/* Agent k's episodes and final observations, when the trace has them and they fit; else
+ * a line saying they are not checked. */
+static int resim_load_finals(resim_agent *ag, const char *master, const char *phase, FILE *out)
+{
+    const char *agent = ag->ap->cfg->name;
+    const int S = ag->ap->nsens;
+    int64_t dims[3] = {0, 0, 0}, count = 0;
+    int rank = 0, f32 = 0;
+    int rc = bd_trace_dataset_shape(master, phase, agent, "final_sensors", dims, &rank, &f32);
+    if (rc == BD_ENOTFOUND)
+        return BD_OK; /* an older trace: none kept */
+    if (rc != BD_OK)
+        return rc;
+    if (rank != 2 || dims[1] != S || !f32 || (double)dims[0] * S * 4 > (double)RESIM_FINAL_MAX_BYTES) {
+        fprintf(out, "verify %s/%s: final observations not re-simulated (%lld of them%s)\n", phase, agent,
+                (long long)dims[0], rank == 2 && dims[1] == S ? ", more than this check reads" : ", of another shape");
+        return BD_OK;
+    }
+    bd_episode *eps = NULL;
+    if ((rc = bd_trace_read_episodes(master, phase, agent, &eps, &count)) != BD_OK)
+        return rc;
+    if (count != dims[0]) {
+        fprintf(out, "verify %s/%s: final observations not re-simulated (%lld for %lld episodes)\n", phase, agent,
+                (long long)dims[0], (long long)count);
+        free(eps);
+        return BD_OK;
+    }
+    void *buf = NULL;
+    int64_t fd[3];
+    int frank;
+    if (count > 0 && (rc = bd_trace_read_dataset(master, phase, agent, "final_sensors", &buf, fd, &frank)) != BD_OK) {
+        free(eps);
+        return rc;
+    }
+    ag->ends = malloc(sizeof *ag->ends * (size_t)(count ? count : 1));
+    if (!ag->ends) {
+        free(eps);
+        free(buf);
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    }
+    for (int64_t e = 0; e < count; e++)
+        ag->ends[e] = (resim_end){eps[e].start_step + eps[e].length - 1, eps[e].world, e};
+    qsort(ag->ends, (size_t)count, sizeof *ag->ends, resim_end_cmp);
+    ag->nends = count;
+    ag->fin = buf;
+    free(eps);
+    return BD_OK;
+}
+
 
 static int resim_close(float stored, float sim)
 {
@@ -127,7 +197,9 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
         if (!ag[k].sens || !ag[k].act || !ag[k].rew || !ag[k].term || !ag[k].trunc)
             rc = bd_seterr(BD_ENOMEM, "out of memory re-simulating %s", phase);
     }
-    int64_t lost = 0, diverged = 0, reports = 0;
+    for (int k = 0; rc == BD_OK && k < na; k++)
+        rc = resim_load_finals(&ag[k], master, phase, out);
+    int64_t lost = 0, diverged = 0, reports = 0, finals = 0;
     char wb[96];
     for (int64_t r0 = 0; rc == BD_OK && r0 < T; r0 += B) {
         int64_t nr = T - r0 < B ? T - r0 : B;
@@ -206,6 +278,33 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
                                     (long long)r, what, stored, sim);
                     }
                 }
+                /* the episodes that ended at this step: what each saw last, before its reset */
+                resim_agent *g = &ag[k];
+                while (g->fin && g->next < g->nends && g->ends[g->next].step < r)
+                    g->next++;
+                for (; g->fin && g->next < g->nends && g->ends[g->next].step == r; g->next++) {
+                    const resim_end *en = &g->ends[g->next];
+                    if (en->column < 0 || en->column >= N)
+                        continue;
+                    const int w = en->column / cnt, S = ap->nsens;
+                    const size_t row = (size_t)w * (size_t)M + (size_t)first + (size_t)(en->column % cnt);
+                    if (skip[w] || !(b->terminated[row] || b->truncated[row]))
+                        continue; /* lost, or a flag that differs (reported above) */
+                    finals++;
+                    for (int sx = 0; sx < S; sx++) {
+                        float stored = g->fin[en->row * S + sx], sim = b->final_obs[row * D + ap->sens_cols[sx]];
+                        if (resim_close(stored, sim))
+                            continue;
+                        skip[w] = 2;
+                        diverged++;
+                        if (++reports <= RESIM_MAX_REPORTS)
+                            fprintf(out, "verify %s/%s: %s first differs at step %lld: the final %s of its episode "
+                                         "stored %.9g, re-simulated %.9g\n", phase, ap->cfg->name,
+                                    resim_where(ap, en->column, wb, sizeof wb), (long long)r, ap->sensor_ids[sx],
+                                    stored, sim);
+                        break;
+                    }
+                }
             }
         }
     }
@@ -213,9 +312,11 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
         fprintf(out, "verify %s: re-simulated %lld steps of %d worlds of %s from seed and setpoints: ", phase,
                 (long long)T, W, e->uid);
         if (diverged)
-            fprintf(out, "%lld world(s) differ from their recorded sensors, rewards or flags\n", (long long)diverged);
+            fprintf(out, "%lld world(s) differ from their recorded sensors, rewards, flags or final observations\n",
+                    (long long)diverged);
         else
-            fprintf(out, "every recorded sensor, reward and flag matches\n");
+            fprintf(out, "every recorded sensor, reward and flag matches, and the final observations of %lld "
+                         "episodes\n", (long long)finals);
         if (lost)
             fprintf(out, "verify %s: %lld world(s) not checked past a round their muscle lost\n", phase,
                     (long long)lost);
@@ -227,6 +328,8 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
         free(ag[k].rew);
         free(ag[k].term);
         free(ag[k].trunc);
+        free(ag[k].ends);
+        free(ag[k].fin);
     }
     free(ag);
     free(skip);

@@ -1428,6 +1428,28 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     cr_assert(strstr(text, want), "want %s in\n%s", want, text);
     free(want);
     free(where);
+    free(text);
+    /* ... and a final observation changed (in the test phase, whose steps are untouched) */
+    py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                   "import h5py\n"
+                   "f = h5py.File('%s/memory/test.balancer.h5', 'r+')\n"
+                   "e = f['test/balancer/episodes'][0]; fs = f['test/balancer/final_sensors']\n"
+                   "x = fs[0]; x[1] += 0.5; fs[0] = x\n"
+                   "print(e['start_step'] + e['length'] - 1, e['world'])\n"
+                   "\" > %s/flag.txt", out, out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    cr_assert_eq(bd_read_file(flag, &where, NULL), BD_OK);
+    cr_assert_eq(sscanf(where, "%lld %lld", &fs, &fw), 2);
+    cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
+    free(cmd);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    want = bd_strfmt("verify test/balancer: world %lld first differs at step %lld: the final pole.x_dot of its episode",
+                     fw, fs);
+    cr_assert(strstr(text, want), "want %s in\n%s", want, text);
+    free(want);
+    free(where);
     free(flag);
     free(text);
     /* a finished run whose trace file was lost: said, and --verify fails */
