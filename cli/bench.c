@@ -7,7 +7,6 @@
  * JSON (one object per line): env, device, device_name, agents, steps, threads, seconds,
  * agent_steps_per_s, bytes_per_step (per agent-step), copy_bytes_per_s,
  * floor_agent_steps_per_s, fraction_of_floor. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,30 +21,10 @@
 
 static int bd_parse_count(const char *what, const char *s, long long lo, long long hi, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) {
-        fprintf(stderr, "bodhi bench: %s must be an integer in [%lld, %lld] (got '%s')\n", what, lo,
-                hi, s);
-        return 2;
-    }
-    *out = v;
-    return 0;
-}
-
-/* `steps` rounds of random actions and a step, finished on the device before returning. */
-static int bd_bench_steps(bd_env *e, long long steps, uint64_t *counter)
-{
-    int rc = BD_OK;
-    for (long long t = 0; t < steps && rc == BD_OK; t++) {
-        rc = bd_env_random_actions(e, (*counter)++);
-        if (rc == BD_OK)
-            rc = bd_env_step(e);
-    }
-    if (rc == BD_OK)
-        rc = bd_dev_sync(bd_env_device(e));
-    return rc;
+    if (bd_parse_ll(s, lo, hi, out) == BD_OK)
+        return 0;
+    fprintf(stderr, "bodhi bench: %s must be an integer in [%lld, %lld] (got '%s')\n", what, lo, hi, s);
+    return 2;
 }
 
 static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, long long T, int threads,
@@ -66,10 +45,10 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, l
         return 1;
     }
     uint64_t counter = 0;
-    rc = bd_bench_steps(e, 20, &counter); /* warm-up */
+    rc = bd_env_random_steps(e, 20, &counter); /* warm-up */
     double t0 = bd_now();
     if (rc == BD_OK)
-        rc = bd_bench_steps(e, T, &counter);
+        rc = bd_env_random_steps(e, T, &counter);
     double secs = bd_now() - t0;
     double bps = bd_env_bytes_per_world_step(d) / sh.members, bw = 0; /* per agent-step */
     if (rc == BD_OK)

@@ -1,5 +1,4 @@
 /* child.c: `bodhi brain` and `bodhi muscle`: the processes the conductor starts. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include "brain/brain.h"
 #include "cli/cli.h"
 #include "common/proc.h"
+#include "common/util.h"
 #include "conductor/builtins.h"
 #include "muscle/muscle.h"
 
@@ -27,10 +27,8 @@ static int bd_child_start(const char *cmd, const char *parent, int catch_term, i
 /* A small non-negative integer option, or -1 (with a message). */
 static int bd_small_int(const char *cmd, const char *what, const char *s)
 {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || *end || v < 0 || v > 1000000) {
+    long long v;
+    if (bd_parse_ll(s, 0, 1000000, &v) != BD_OK) {
         fprintf(stderr, "bodhi %s: --%s must be an integer in [0, 1000000] (got '%s')\n", cmd, what,
                 s ? s : "");
         return -1;

@@ -126,7 +126,7 @@ static const char *resim_where(const bd_agent_plan *ap, int column, char *buf, s
 static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *master, FILE *out, int64_t *bad)
 {
     const char *phase = p->ph->name;
-    const int W = (int)e->worlds, M = e->shape.members;
+    const int W = (int)e->worlds;
     int na = 0;
     int64_t T = -1;
     resim_agent *ag = calloc((size_t)p->nagents + 1, sizeof *ag);
@@ -220,12 +220,11 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
             for (int k = 0; k < na; k++) {
                 const bd_agent_plan *ap = ag[k].ap;
                 const int S = ap->nsens, U = ap->nact, N = ag[k].N, cnt = ap->members;
-                const int first = e->shape.first[ap->group];
                 const float *sens = ag[k].sens + (size_t)(r - r0) * (size_t)N * (size_t)S;
                 const float *act = ag[k].act + (size_t)(r - r0) * (size_t)N * (size_t)U;
                 for (int i = 0; i < N; i++) {
                     const int w = i / cnt;
-                    const size_t row = (size_t)w * (size_t)M + (size_t)first + (size_t)(i % cnt);
+                    const size_t row = (size_t)bd_agent_row(ap, i);
                     for (int s = 0; s < S && !skip[w]; s++) {
                         float stored = sens[(size_t)i * S + s], sim = b->obs[row * D + ap->sens_cols[s]];
                         if (isnan(stored)) {
@@ -254,11 +253,11 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
             /* the step's reward and flags, as each agent recorded them in the row of its action */
             for (int k = 0; rc == BD_OK && k < na; k++) {
                 const bd_agent_plan *ap = ag[k].ap;
-                const int N = ag[k].N, cnt = ap->members, first = e->shape.first[ap->group];
+                const int N = ag[k].N, cnt = ap->members;
                 const size_t base = (size_t)(r - r0) * (size_t)N;
                 for (int i = 0; i < N; i++) {
                     const int w = i / cnt;
-                    const size_t row = (size_t)w * (size_t)M + (size_t)first + (size_t)(i % cnt);
+                    const size_t row = (size_t)bd_agent_row(ap, i);
                     if (skip[w] || isnan(ag[k].rew[base + i]))
                         continue;
                     const char *what = NULL;
@@ -287,7 +286,7 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
                     if (en->column < 0 || en->column >= N)
                         continue;
                     const int w = en->column / cnt, S = ap->nsens;
-                    const size_t row = (size_t)w * (size_t)M + (size_t)first + (size_t)(en->column % cnt);
+                    const size_t row = (size_t)bd_agent_row(ap, en->column);
                     if (skip[w] || !(b->terminated[row] || b->truncated[row]))
                         continue; /* lost, or a flag that differs (reported above) */
                     finals++;

@@ -129,6 +129,28 @@ char *bd_strfmt(const char *fmt, ...)
     return r < 0 ? NULL : s;
 }
 
+int bd_parse_ll(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < lo || v > hi)
+        return BD_EINVAL;
+    *out = v;
+    return BD_OK;
+}
+
+int bd_parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || errno || end == s || *end || !(v >= lo && v <= hi))
+        return BD_EINVAL;
+    *out = v;
+    return BD_OK;
+}
+
 double bd_phys_bytes(void)
 {
     double b = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);

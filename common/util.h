@@ -28,6 +28,12 @@ int bd_write_file(const char *path, const void *data, size_t len);
 /* snprintf into a heap string; NULL when out of memory. Caller frees. */
 char *bd_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* s as a decimal integer (bd_parse_ll) or a number (bd_parse_double) in [lo, hi] into
+ * *out: BD_OK, or BD_EINVAL for NULL, an empty string, trailing text, overflow, NaN or a
+ * value out of range (*out untouched). For command-line options. */
+int bd_parse_ll(const char *s, long long lo, long long hi, long long *out);
+int bd_parse_double(const char *s, double lo, double hi, double *out);
+
 /* This machine's memory in bytes (0 when it cannot say). */
 double bd_phys_bytes(void);
 

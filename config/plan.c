@@ -73,7 +73,8 @@ static int bd_match(const char *uid, const bd_channel *chan, int count, const ch
 }
 
 /* Agent a's patterns against the channels (count) whose ids are "<uid>.<name>"; others
- * names every env and group of the phase ("pole.*, tag.runner.*") for errors. */
+ * names every env and group of the phase ("pole.*, tag.runner.*") for errors, or is "" when
+ * there is no other. */
 static int bd_resolve_ids(const bd_agent_cfg *a, const char *uid, const bd_channel *chan,
                           int count, const char **patterns, int npat, const char *what,
                           const char *others, int **cols_out, char ***ids_out, int *n_out)
@@ -105,7 +106,7 @@ static int bd_resolve_ids(const bd_agent_cfg *a, const char *uid, const bd_chann
             const bd_node *at = list && list->kind == BD_NODE_SEQ && (size_t)p < list->n ? list->items[p] : a->node;
             return bd_seterr(BD_EINVAL, "%s: agent '%s': %s '%s' matches nothing (known: %s, or %s.*%s%s)",
                              bd_where(at, w, sizeof w), a->name, what, patterns[p], known, uid,
-                             strcmp(others, uid) ? "; in this phase: " : "", strcmp(others, uid) ? others : "");
+                             others[0] ? "; in this phase: " : "", others);
         }
     }
     *n_out = n;
@@ -505,7 +506,7 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
     ap->index = i;
     ap->seed = bd_seed_mix(p->rf->seed, 1000 + (uint64_t)i, 0);
     int bad = BD_OK, rs, ra, rc;
-    int g = 0, k = bd_agent_group(p, a, &g);
+    int g = ap->group, k = ap->env ? ap->env->index : -1; /* what its ids name (the pre-pass) */
     for (int j = 0; k < 0 && j < p->nenvs; j++) {
         /* ids of an env whose own params have problems (noted): nothing to check against */
         const bd_env_plan *ej = &p->envs[j];
@@ -527,25 +528,28 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
         return BD_EINVAL; /* its env is unknown or its params are wrong (noted): nothing to check against */
     if ((rc = bd_agent_one_group(p, a, k, g, d)) != BD_OK)
         return rc;
-    ap->env = e;
-    ap->group = g;
-    ap->members = e->shape.count[g];
-    ap->columns = e->worlds * ap->members;
+    if (!ap->env) { /* its ids name nothing: resolved against e, whose ids the errors list */
+        ap->env = e;
+        ap->members = e->shape.count[g];
+        ap->columns = e->worlds * ap->members;
+    }
     {
         char pre[256];
         int ns, na;
         const bd_channel *sc = bd_group_channels(e, g, 1, &ns, pre, sizeof pre);
         const bd_channel *acs = bd_group_channels(e, g, 0, &na, pre, sizeof pre);
-        char others[512] = "";
+        char others[512] = ""; /* every env's and group's ids, when there is more than this one */
         size_t ol = 0;
+        int owners = 0;
         for (int k2 = 0; k2 < p->nenvs; k2++)
             for (int g2 = 0; p->envs[k2].desc && g2 < p->envs[k2].shape.groups && ol < sizeof others; g2++) {
                 char op[256];
                 bd_owner_name(&p->envs[k2], g2, op, sizeof op);
                 ol += (size_t)snprintf(others + ol, sizeof others - ol, "%s%s.*", ol ? ", " : "", op);
+                owners++;
             }
-        if (strcmp(others, pre) == 0 || (strlen(others) == strlen(pre) + 2 && strncmp(others, pre, strlen(pre)) == 0))
-            snprintf(others, sizeof others, "%s", pre); /* one env, one group: nothing to add */
+        if (owners < 2)
+            others[0] = '\0';
         rs = bd_resolve_ids(a, pre, sc, ns, a->sensors, a->nsensors, "sensor", others, &ap->sens_cols,
                             &ap->sensor_ids, &ap->nsens);
         if (rs)
@@ -752,13 +756,20 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     p->agents = calloc((size_t)(p->nagents ? p->nagents : 1), sizeof *p->agents);
     if (!p->agents)
         return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
-    /* automatic rollout lengths need every agent's columns, before the kinds' checks */
+    /* which env and group each agent drives, and its columns: automatic rollout lengths
+     * need every agent's, before the kinds' checks (bd_plan_agent checks the ids) */
     int known = 1;
     for (int i = 0; i < p->nagents; i++) {
+        bd_agent_plan *ap = &p->agents[i];
         int g = 0, k = bd_agent_group(p, &p->ph->agents[i], &g);
-        long long cols = k >= 0 ? p->envs[k].worlds * p->envs[k].shape.count[g] : 0;
-        known &= cols > 0;
-        p->max_columns = cols > p->max_columns ? cols : p->max_columns;
+        if (k >= 0) {
+            ap->env = &p->envs[k];
+            ap->group = g;
+            ap->members = ap->env->shape.count[g];
+            ap->columns = ap->env->worlds * ap->members;
+        }
+        known &= ap->columns > 0;
+        p->max_columns = ap->columns > p->max_columns ? ap->columns : p->max_columns;
     }
     if (!known)
         p->max_columns = 0;

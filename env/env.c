@@ -372,6 +372,19 @@ int bd_env_random_actions(bd_env *e, uint64_t counter)
 #endif
 }
 
+int bd_env_random_steps(bd_env *e, long long steps, uint64_t *counter)
+{
+    int rc = BD_OK;
+    for (long long t = 0; t < steps && rc == BD_OK; t++) {
+        rc = bd_env_random_actions(e, (*counter)++);
+        if (rc == BD_OK)
+            rc = bd_env_step(e);
+    }
+    if (rc == BD_OK)
+        rc = bd_dev_sync(e->device);
+    return rc;
+}
+
 bd_env_batch *bd_env_batch_of(bd_env *e)
 {
     return &e->b;

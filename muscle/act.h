@@ -183,11 +183,12 @@ BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_
             bd_rng_uniform4(a->seed, world, step, BD_STREAM_ACTION, u);
         row[0] = (float)bd_categorical(out + (int64_t)i * A, A, u[0], a->mode == BD_ACT_GREEDY, &logp[i]);
     }
+    const int64_t r = bd_act_row(a, i); /* its row of the env's actions */
     for (int d = 0; d < U; d++) {
         float x = row[d];
         if (a->continuous) /* a NaN (a diverged policy) goes to low, as cli/resim.c replays it */
             x = !(x >= a->low[d]) ? a->low[d] : x > a->high[d] ? a->high[d] : x;
-        env_act[bd_act_row(a, i) * a->AD + a->act_cols[d]] = x;
+        env_act[r * a->AD + a->act_cols[d]] = x;
     }
 }
 

@@ -323,6 +323,20 @@ static void wait_for_text(const char *path, const char *needle, double seconds)
 }
 
 /* The run's summary.json as JSON; the caller deletes it. */
+/* `bodhi replay OUT --verify` (stdout and stderr), which must exit with rc: its output
+ * (caller frees). */
+static char *verify_run(const char *out, int rc)
+{
+    char *log = bd_strfmt("%s/verify.txt", out), *text = NULL;
+    char *cmd = bd_strfmt("%s replay %s --verify > %s 2>&1", BODHI_BINARY, out, log);
+    int got = WEXITSTATUS(system(cmd));
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert_eq(got, rc, "replay --verify exited %d, not %d:\n%s", got, rc, text);
+    free(cmd);
+    free(log);
+    return text;
+}
+
 static cJSON *summary_json(const char *out)
 {
     char *text = read_summary(out);
@@ -1399,10 +1413,7 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
                    "\"", out);
     cr_assert_eq(system(py), 0);
     free(py);
-    cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
-    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
-    free(cmd);
-    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    text = verify_run(out, 1);
     cr_assert(strstr(text, "verify train/balancer: world 3 first differs at step 101"), "%s", text);
     free(text);
     /* ... and a recorded end of episode taken away (the setpoint put back) */
@@ -1419,10 +1430,7 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     cr_assert_eq(bd_read_file(flag, &where, NULL), BD_OK);
     long long fs = 0, fw = 0;
     cr_assert_eq(sscanf(where, "%lld %lld", &fs, &fw), 2);
-    cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
-    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
-    free(cmd);
-    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    text = verify_run(out, 1);
     char *want = bd_strfmt("verify train/balancer: world %lld first differs at step %lld: terminated stored 0, re-simulated 1",
                            fw, fs);
     cr_assert(strstr(text, want), "want %s in\n%s", want, text);
@@ -1441,10 +1449,7 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     free(py);
     cr_assert_eq(bd_read_file(flag, &where, NULL), BD_OK);
     cr_assert_eq(sscanf(where, "%lld %lld", &fs, &fw), 2);
-    cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
-    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
-    free(cmd);
-    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    text = verify_run(out, 1);
     want = bd_strfmt("verify test/balancer: world %lld first differs at step %lld: the final pole.x_dot of its episode",
                      fw, fs);
     cr_assert(strstr(text, want), "want %s in\n%s", want, text);
@@ -1455,10 +1460,7 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     /* a finished run whose trace file was lost: said, and --verify fails */
     char *lost = bd_strfmt("%s/memory/test.balancer.h5", out);
     cr_assert_eq(unlink(lost), 0);
-    cmd = bd_strfmt("%s replay %s --verify > %s 2>&1", BODHI_BINARY, out, log);
-    cr_assert_eq(WEXITSTATUS(system(cmd)), 1);
-    free(cmd);
-    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    text = verify_run(out, 1);
     cr_assert(strstr(text, "test/balancer: missing:"), "%s", text);
     free(text);
     free(lost);
@@ -1516,14 +1518,9 @@ Test(conductor, recording_options_keep_what_they_say, .timeout = 300)
         "\"", out);
     cr_assert_eq(system(py), 0, "recording options");
     free(py);
-    char *log = bd_strfmt("%s/replay.txt", out), *t = NULL;
-    char *cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
-    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
-    cr_assert_eq(bd_read_file(log, &t, NULL), BD_OK);
+    char *t = verify_run(out, 0);
     cr_assert(strstr(t, "verify train/a: returns not checked") && strstr(t, "not re-simulated"), "%s", t);
     free(t);
-    free(cmd);
-    free(log);
     free(out);
     free(yml);
 }
@@ -1597,15 +1594,10 @@ Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
     }
     cr_assert_eq(agents, 3);
     cJSON_Delete(sum);
-    char *log = bd_strfmt("%s/replay.txt", out), *t = NULL;
-    char *cmd = bd_strfmt("%s replay %s --verify > %s", BODHI_BINARY, out, log);
-    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
-    cr_assert_eq(bd_read_file(log, &t, NULL), BD_OK);
+    char *t = verify_run(out, 0);
     cr_assert(strstr(t, "verify train: re-simulated 100 steps of 5 worlds of tag from seed and setpoints: every recorded"), "%s", t);
     cr_assert(strstr(t, "re-simulated 100 steps of 3 worlds of pole from seed and setpoints: every recorded"), "%s", t);
     free(t);
-    free(cmd);
-    free(log);
     free(out);
     free(yml);
 }

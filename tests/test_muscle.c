@@ -363,6 +363,10 @@ typedef struct {
     bd_agent_plan ap;
     char *sens[4], *acts[2];
     bd_node *root;
+    /* fsm_as_group: the env's layout and the agent's columns */
+    bd_env_plan envp;
+    int sc[4], acols[2];
+    float lo[2], hi[2];
 } fsm_fixture;
 
 static void fsm_setup(fsm_fixture *f, const char *yaml)
@@ -377,6 +381,30 @@ static void fsm_setup(fsm_fixture *f, const char *yaml)
     cr_assert_eq(bd_yaml_parse(yaml, strlen(yaml), "fsm.yml", &f->root), BD_OK, "%s", bd_lasterr());
     f->cfg.node = f->root;
     f->ap = (bd_agent_plan){.cfg = &f->cfg, .nsens = 4, .nact = 2, .sensor_ids = f->sens, .actuator_ids = f->acts};
+}
+
+/* The agent drives group 1 of an env of M rows per world: 2 members from row `first`,
+ * every sensor and both actuators (Box [-1, 1]) of their rows. */
+static void fsm_as_group(fsm_fixture *f, int M, int first)
+{
+    f->envp.shape.members = M;
+    f->envp.shape.first[1] = first;
+    for (int k = 0; k < 4; k++)
+        f->sc[k] = k;
+    for (int k = 0; k < 2; k++) {
+        f->acols[k] = k;
+        f->lo[k] = -1;
+        f->hi[k] = 1;
+    }
+    f->ap.env = &f->envp;
+    f->ap.group = 1;
+    f->ap.members = 2;
+    f->ap.sens_cols = f->sc;
+    f->ap.act_cols = f->acols;
+    f->ap.continuous = 1;
+    f->ap.act_low = f->lo;
+    f->ap.act_high = f->hi;
+    f->ap.random = 1;
 }
 
 static int fsm_read(fsm_fixture *f, bd_fsm *m, char *err, size_t len)
@@ -504,20 +532,7 @@ Test(fsm, a_group_agent_reads_and_writes_its_rows)
         rew[r] = (float)r;
         actions[2 * r] = actions[2 * r + 1] = 7.0f;
     }
-    bd_env_plan envp = {0};
-    envp.shape.members = M;
-    envp.shape.first[1] = 1;
-    int sc[4] = {0, 1, 2, 3}, acols[2] = {0, 1};
-    float lo[2] = {-1, -1}, hi[2] = {1, 1};
-    f.ap.env = &envp;
-    f.ap.group = 1;
-    f.ap.members = 2;
-    f.ap.sens_cols = sc;
-    f.ap.act_cols = acols;
-    f.ap.continuous = 1;
-    f.ap.act_low = lo;
-    f.ap.act_high = hi;
-    f.ap.random = 1;
+    fsm_as_group(&f, M, 1);
     bd_env_batch b = {.n = W, .members = M, .obs_dim = D, .act_dim = AD, .obs = obs, .actions = actions,
                       .rewards = rew, .terminated = term, .truncated = trunc, .final_obs = obs, .world0 = 10};
     bd_actor ac;
@@ -572,20 +587,7 @@ Test(fsm, a_group_agent_on_cuda_matches_the_cpu)
         term[r] = r % 7 == 0;
         actions[r * AD] = actions[r * AD + 1] = 7.0f;
     }
-    bd_env_plan envp = {0};
-    envp.shape.members = M;
-    envp.shape.first[1] = 3; /* the group's rows 3 and 4 of each world */
-    int sc[4] = {0, 1, 2, 3}, acols[2] = {0, 1};
-    float lo[2] = {-1, -1}, hi[2] = {1, 1};
-    f.ap.env = &envp;
-    f.ap.group = 1;
-    f.ap.members = 2;
-    f.ap.sens_cols = sc;
-    f.ap.act_cols = acols;
-    f.ap.continuous = 1;
-    f.ap.act_low = lo;
-    f.ap.act_high = hi;
-    f.ap.random = 1;
+    fsm_as_group(&f, M, 3); /* the group's rows 3 and 4 of each world */
     f.ap.seed = 77;
     bd_env_batch hb = {.n = W, .members = M, .obs_dim = D, .act_dim = AD, .obs = obs, .actions = actions,
                        .rewards = rew, .terminated = term, .truncated = trunc, .final_obs = obs, .world0 = 6};

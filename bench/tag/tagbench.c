@@ -14,7 +14,6 @@
  * JSON (one object per line): env, device, agents_per_world, runners, taggers, arena,
  * worlds, search (grid or brute), threads, steps, seconds, agent_steps_per_s,
  * ns_per_agent_step. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,42 +27,18 @@
 
 static int parse_ll(const char *what, const char *s, long long lo, long long hi, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "bodhi-tagbench: %s must be an integer in [%lld, %lld] (got '%s')\n", what, lo, hi, s);
-        return 2;
-    }
-    *out = v;
-    return 0;
+    if (bd_parse_ll(s, lo, hi, out) == BD_OK)
+        return 0;
+    fprintf(stderr, "bodhi-tagbench: %s must be an integer in [%lld, %lld] (got '%s')\n", what, lo, hi, s);
+    return 2;
 }
 
 static int parse_d(const char *what, const char *s, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "bodhi-tagbench: %s must be a number in [%g, %g] (got '%s')\n", what, lo, hi, s);
-        return 2;
-    }
-    *out = v;
-    return 0;
-}
-
-/* `steps` rounds of random actions and a step, finished on the device. */
-static int run_steps(bd_env *e, long steps, uint64_t *counter)
-{
-    int rc = BD_OK;
-    for (long t = 0; t < steps && rc == BD_OK; t++) {
-        rc = bd_env_random_actions(e, (*counter)++);
-        if (rc == BD_OK)
-            rc = bd_env_step(e);
-    }
-    if (rc == BD_OK)
-        rc = bd_dev_sync(bd_env_device(e));
-    return rc;
+    if (bd_parse_double(s, lo, hi, out) == BD_OK)
+        return 0;
+    fprintf(stderr, "bodhi-tagbench: %s must be a number in [%g, %g] (got '%s')\n", what, lo, hi, s);
+    return 2;
 }
 
 /* One point: M agents per world, brute or grid search. */
@@ -88,11 +63,11 @@ static int bench_one(bd_device dev, int M, long long worlds, double seconds, int
         rc = bd_env_set_threads(e, threads);
     uint64_t counter = 0;
     if (rc == BD_OK)
-        rc = run_steps(e, 3, &counter); /* warm-up */
+        rc = bd_env_random_steps(e, 3, &counter); /* warm-up */
     long steps = 0;
     double t0 = bd_now(), secs = 0;
     while (rc == BD_OK && (secs < seconds || steps < 2)) {
-        rc = run_steps(e, 1, &counter);
+        rc = bd_env_random_steps(e, 1, &counter);
         steps++;
         secs = bd_now() - t0;
     }

@@ -202,6 +202,11 @@ int bd_env_set_threads(bd_env *e, int threads);
  * random policies. */
 int bd_env_random_actions(bd_env *e, uint64_t counter);
 
+/* Benchmarks' loop: `steps` rounds of random actions (bd_env_random_actions at counters
+ * *counter, *counter + 1, ...; *counter advances) and a step, finished on the device
+ * before it returns. */
+int bd_env_random_steps(bd_env *e, long long steps, uint64_t *counter);
+
 /* Bytes one world's step reads and writes in the batch buffers (obs, actions, rewards,
  * flags, episode clock, env state), for bandwidth arithmetic. */
 double bd_env_bytes_per_world_step(const bd_env_desc *d);
