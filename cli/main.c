@@ -4,9 +4,11 @@
 
 #include "bodhi/bodhi.h"
 #include "cli/cli.h"
+#include "common/proc.h"
 
 int main(int argc, char **argv)
 {
+    bd_alloc_policy(); /* before anything large is allocated (common/proc.h) */
     if (argc < 2) {
         bd_usage(stderr);
         return 2;

@@ -1,6 +1,8 @@
 /* proc.c: child-process set-up (see proc.h). */
 #include "common/proc.h"
 
+#include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -17,6 +19,15 @@ static void bd_on_term(int sig)
 }
 
 static pid_t bd_parent = 0;
+
+void bd_alloc_policy(void)
+{
+    /* Setting either also turns off glibc's moving mmap threshold, the cause of the bimodal
+     * run times: a freed mmapped block raises it, so whether an update's large buffers
+     * live in the heap or in fresh mappings depended on the order of the first frees. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
 
 int bd_parent_gone(void)
 {

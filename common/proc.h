@@ -19,4 +19,12 @@ int bd_child_init(pid_t parent, int catch_term, int deathsig);
 /* 1 when the parent given to bd_child_init is no longer this process's parent. */
 int bd_parent_gone(void);
 
+/* The allocator policy of every bodhi process, set first thing in main(): glibc's malloc
+ * keeps what it got from the kernel instead of returning large blocks and faulting them in
+ * again at each update (blocks up to 1 GiB come from the heap, the heap's top is never
+ * trimmed). Left to glibc's dynamic threshold, one run in two of identical work took twice
+ * the wall time, most of it page faults in the kernel. Cannot fail (a refused setting
+ * keeps glibc's default). */
+void bd_alloc_policy(void);
+
 #endif
