@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -455,6 +456,10 @@ static int bd_brain_round(bd_brain *b, int *stop)
     }
     cJSON *ev = bd_event_new(b, "update");
     cJSON_AddNumberToObject(ev, "muscles", have);
+    /* the brain's minor page faults so far: flat once its buffers are warm (bench/steady) */
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cJSON_AddNumberToObject(ev, "minflt", (double)ru.ru_minflt);
     for (cJSON *x = b->learned ? b->learned->child : NULL; x; x = x->next) /* the last update's */
         cJSON_AddItemToObject(ev, x->string, cJSON_Duplicate(x, 1));
     if ((rc = bd_brain_report(b, ev, stop)) != BD_OK) {

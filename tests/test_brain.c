@@ -1,15 +1,21 @@
 /* test_brain.c: the learner's arithmetic without processes: GAE worked out by hand
  * (termination, truncation with bootstrapping, rollout end), episode statistics,
- * minibatch shuffles, the PPO params' validation and the observation normaliser. */
+ * minibatch shuffles, the PPO params' validation and the observation normaliser; and one
+ * short `bodhi run` whose brain must not fault its memory in again at every update. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
 #include "brain/stats.h"
+#include "common/util.h"
 
 Test(gae, by_hand_one_world)
 {
@@ -275,4 +281,70 @@ Test(stats, a_groups_quota_goes_round_the_worlds_first)
     cr_assert_eq(total, 5);
     cr_assert_eq(bd_stats_set_quota(&s, 5, 5), BD_EINVAL, "12 columns are not worlds of 5");
     bd_stats_fini(&s);
+}
+
+/* A brain reuses what it allocated: once its buffers are warm, an update faults (almost)
+ * no page in again. The brain's update events carry its minor page faults so far; over
+ * updates 10 to 20 of a short CartPole run (16384 samples an update) the faults per update
+ * must stay under one per 128 samples. The update's own arrays alone (the batch, GAE, the
+ * shuffles, the learner's copies: over 60 bytes a sample) span more than a page per 64
+ * samples, and libtorch's per-minibatch tensors many times that, so a brain whose
+ * allocator handed them back to the kernel (glibc's dynamic mmap threshold: 20k faults an
+ * update at 1024 worlds) fails by far, while a warm one faults a few pages now and then
+ * (its event JSON, the trace writer's queue). Counts, not times: load does not matter. */
+Test(brain, page_faults_per_update_do_not_grow, .timeout = 300)
+{
+    const int worlds = 256, T = 64, updates = 22;
+    char *dir = bd_strfmt("/tmp/bd-test-faults-%d", (int)getpid());
+    char *yml = bd_strfmt("%s.yml", dir);
+    FILE *f = fopen(yml, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "uid: faults\nseed: 3\nschedule:\n  - train:\n      environments:\n"
+            "        - environment: {name: cartpole, uid: pole, params: {worlds: %d}}\n"
+            "      agents:\n        - name: balancer\n"
+            "          brain: {name: ppo, params: {rollout_steps: %d}}\n"
+            "          muscle: {name: ppo, params: {}}\n          objective: {name: reward, params: {}}\n"
+            "          sensors: [pole.*]\n          actuators: [pole.push]\n"
+            "      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: %d}}\n"
+            "      phase_config: {mode: train, worker: 2, device: cpu}\n",
+            worlds, T, worlds * T * updates);
+    fclose(f);
+    char *cmd = bd_strfmt("rm -rf %s && %s run %s --out %s --quiet", dir, BODHI_BINARY, yml, dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi run exited %d", WEXITSTATUS(st));
+    char *logp = bd_strfmt("%s/log.jsonl", dir);
+    f = fopen(logp, "r");
+    cr_assert_not_null(f);
+    double minflt[64];
+    int n = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f) && n < 64) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *ev = cJSON_GetObjectItem(o, "event"), *m = cJSON_GetObjectItem(o, "minflt");
+        if (cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0) {
+            cr_assert(cJSON_IsNumber(m), "an update event without minflt: %s", line);
+            minflt[n++] = m->valuedouble;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    cr_assert_geq(n, 21, "the run reported %d rounds, wanted at least 21", n);
+    for (int i = 1; i < n; i++)
+        cr_assert_geq(minflt[i], minflt[i - 1], "minflt is a running count");
+    /* update event k carries the faults up to round k, before its learning: the faults of
+     * updates 10..19 are minflt[20] - minflt[10] */
+    double per_update = (minflt[20] - minflt[10]) / 10;
+    double bound = (double)(worlds * T) / 128;
+    cr_assert_lt(per_update, bound,
+                 "the brain took %.0f minor page faults per update over updates 10-20 (updates 5-10: %.0f); "
+                 "a brain that reuses its memory takes under %.0f", per_update, (minflt[10] - minflt[5]) / 5,
+                 bound);
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s %s", dir, yml);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(logp);
+    free(yml);
+    free(dir);
 }
