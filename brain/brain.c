@@ -86,6 +86,7 @@ typedef struct {
     cJSON *learned;           /* the last update's losses, for the next round's report */
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
     /* news from the conductor's answers to heartbeats */
+    cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
     pthread_mutex_t news_mu;
     int *lost;                /* (M) muscles the conductor says are lost */
     uint32_t *lost_pid;       /* (M) ... and the pid each had */
@@ -508,6 +509,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", phase);
     if ((rc = bd_phase_plan_make(b->rf, pi, reg, device, &b->plan)) != BD_OK)
         return rc;
+    bd_startup_mark(b->startup, "plan");
     for (int i = 0; i < b->plan.nagents; i++)
         if (strcmp(b->plan.agents[i].cfg->name, agent) == 0)
             b->ap = &b->plan.agents[i];
@@ -555,6 +557,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     free(load);
     if (rc != BD_OK)
         return rc;
+    bd_startup_mark(b->startup, "network"); /* the first weights */
     b->rec_every = a->record_every > 0 ? a->record_every : 1;
     /* record.worlds counts worlds: every member of the agent's group in each */
     long long rec_cols = a->record_worlds * b->ap->members;
@@ -581,6 +584,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     spec.n = b->rec_nr;
     if ((rc = bd_trace_writer_create(&spec, &b->mem)) != BD_OK)
         return rc;
+    bd_startup_mark(b->startup, "trace");
     /* the muscles' socket */
     char *url = bd_url_brain(b->sockdir, b->plan.phase_index, b->ap->index);
     rc = url ? bd_round_open(b->M, BD_MSG_HELLO, BD_MSG_ROLLOUT, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
@@ -589,6 +593,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if (rc == BD_OK && tcp)
         rc = bd_round_listen(b->round, tcp, &b->port);
     free(url);
+    bd_startup_mark(b->startup, "sockets");
     return rc;
 }
 
@@ -647,6 +652,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     b.run_dir = run_dir;
     pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
+    b.startup = bd_startup_new("brain");
     int rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)
         rc = bd_brain_setup(&b, phase, agent, reg, device, tcp);
@@ -663,6 +669,13 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         if (b.port)
             cJSON_AddNumberToObject(ready, "port", b.port);
         bd_event(&b, ready);
+        if (b.startup) {
+            bd_startup_mark(b.startup, "ready");
+            cJSON_AddStringToObject(b.startup, "phase", phase);
+            cJSON_AddStringToObject(b.startup, "agent", agent);
+            bd_event(&b, b.startup); /* sends and frees it */
+            b.startup = NULL;
+        }
         b.t0 = bd_now();
         bd_events_set_timeout(b.ev, -1); /* a round's report waits for every brain's */
         rc = bd_brain_loop(&b);
@@ -742,6 +755,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     }
     free(ckpt);
     bd_events_close(b.ev);
+    cJSON_Delete(b.startup);
     bd_brain_teardown(&b, rc == BD_OK);
     pthread_mutex_destroy(&b.news_mu);
     if (rc == BD_EINTR)

@@ -5,10 +5,12 @@
 #include "bodhi/bodhi.h"
 #include "cli/cli.h"
 #include "common/proc.h"
+#include "common/util.h"
 
 int main(int argc, char **argv)
 {
-    bd_alloc_policy(); /* before anything large is allocated (common/proc.h) */
+    bd_main_t = bd_now(); /* start-up timing (common/proc.h) */
+    bd_alloc_policy();    /* before anything large is allocated */
     if (argc < 2) {
         bd_usage(stderr);
         return 2;

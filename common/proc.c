@@ -2,13 +2,19 @@
 #include "common/proc.h"
 
 #include <limits.h>
+#include <math.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "bodhi/bodhi.h"
+#include "common/util.h"
 
 volatile sig_atomic_t bd_term_requested = 0;
 
@@ -19,6 +25,52 @@ static void bd_on_term(int sig)
 }
 
 static pid_t bd_parent = 0;
+
+double bd_main_t = 0;
+
+/* CLOCK_MONOTONIC time of this process's exec: its start time in /proc/self/stat (clock
+ * ticks since boot) against CLOCK_BOOTTIME now; NAN where unreadable. */
+static double bd_exec_time(void)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    char buf[1024];
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long start = 0;
+    int field = 2;
+    for (; p && *p && field < 22; p++)
+        if (*p == ' ')
+            field++;
+    if (!p || sscanf(p, "%llu", &start) != 1)
+        return NAN;
+    struct timespec bt;
+    clock_gettime(CLOCK_BOOTTIME, &bt);
+    double boot_now = (double)bt.tv_sec + 1e-9 * (double)bt.tv_nsec;
+    return bd_now() - (boot_now - (double)start / (double)sysconf(_SC_CLK_TCK));
+}
+
+cJSON *bd_startup_new(const char *role)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "event", "startup");
+    cJSON_AddStringToObject(o, "role", role);
+    double ex = bd_exec_time();
+    if (!isnan(ex))
+        cJSON_AddNumberToObject(o, "exec", ex);
+    cJSON_AddNumberToObject(o, "main", bd_main_t);
+    return o;
+}
+
+void bd_startup_mark(cJSON *o, const char *stage)
+{
+    if (o)
+        cJSON_AddNumberToObject(o, stage, bd_now());
+}
 
 void bd_alloc_policy(void)
 {

@@ -27,4 +27,16 @@ int bd_parent_gone(void);
  * keeps glibc's default). */
 void bd_alloc_policy(void);
 
+/* Start-up timing. Every bodhi process stamps bd_main_t = bd_now() first thing in main();
+ * its start-up breakdown is a "startup" event (log.jsonl) of CLOCK_MONOTONIC seconds, which
+ * all processes of a machine share: "exec" (when the kernel started the process, from
+ * /proc/self/stat, 10 ms resolution), "main" (after the dynamic loader and the libraries'
+ * constructors: libtorch's take most of it) and each stage a process adds with
+ * bd_startup_mark. bd_startup_new returns NULL when out of memory; bd_startup_mark is
+ * NULL-safe. */
+extern double bd_main_t;
+struct cJSON;
+struct cJSON *bd_startup_new(const char *role);
+void bd_startup_mark(struct cJSON *o, const char *stage);
+
 #endif

@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/proc.h"
 #include "common/util.h"
 #include "config/check.h"
 #include "config/plan.h"
@@ -78,6 +79,8 @@ typedef struct {
     int nlost;
     double join_by;      /* remote muscles must have joined by then (0: no wait) */
     int run_over;        /* every phase has ended: JOINs hear "done" */
+    cJSON *startup;      /* its own start-up stamps (common/proc.h), logged once spawning is done */
+    double exec_t;       /* when `bodhi run` was exec'd (CLOCK_MONOTONIC): start-up's zero */
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -99,6 +102,17 @@ static void bd_log(bd_conductor *c, cJSON *o)
         fflush(c->log);
         free(s);
     }
+}
+
+/* A "startup" event (common/proc.h) gets "since_run_s": each stamp in seconds since
+ * `bodhi run` was exec'd, the start-up breakdown as a user reads it. */
+static void bd_startup_since(const bd_conductor *c, cJSON *o)
+{
+    cJSON *rel = cJSON_CreateObject();
+    for (const cJSON *x = o->child; x && rel; x = x->next)
+        if (cJSON_IsNumber(x) && strcmp(x->string, "muscle") != 0 && strcmp(x->string, "sender") != 0)
+            cJSON_AddNumberToObject(rel, x->string, round((x->valuedouble - c->exec_t) * 1e4) / 1e4);
+    cJSON_AddItemToObject(o, "since_run_s", rel);
 }
 
 static cJSON *bd_ev(const char *kind)
@@ -528,6 +542,8 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     if (p && current && cJSON_IsString(err))
         snprintf(p->error, sizeof p->error, "%s", err->valuestring);
     cJSON_AddNumberToObject(o, "sender", req->h.sender);
+    if (strcmp(kind->valuestring, "startup") == 0)
+        bd_startup_since(c, o);
     bd_log(c, o);
     if (strcmp(kind->valuestring, "ready") == 0 && a && p && p->role == BD_ROLE_BRAIN) {
         a->ready = 1;
@@ -768,6 +784,13 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
                 p.ph->join_timeout, p.remote, c->o->listen);
     if (bd_start_phase(c, &p) != BD_OK)
         bd_fail(c, "%s", bd_lasterr());
+    if (c->startup) { /* the first phase's children are on their way */
+        bd_startup_mark(c->startup, "spawned");
+        bd_startup_since(c, c->startup);
+        bd_log(c, c->startup);
+        cJSON_Delete(c->startup);
+        c->startup = NULL;
+    }
     double stop_at = 0;
     int sig = 0;
     while (bd_procs_alive(&c->procs) > 0) {
@@ -902,17 +925,24 @@ int bd_conductor_run(const bd_run_opts *o)
     memset(&c, 0, sizeof c);
     c.o = o;
     c.t0 = bd_now();
+    c.startup = bd_startup_new("conductor");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c.startup, "exec");
+    c.exec_t = cJSON_IsNumber(ex) ? ex->valuedouble : bd_main_t;
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
     bd_runfile *user = NULL;
     bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
                         .out = o->out, .listen = o->listen != NULL};
-    if (bd_validate(&co, &user, 0) != BD_OK)
+    if (bd_validate(&co, &user, 0) != BD_OK) {
+        cJSON_Delete(c.startup);
         return 2;
+    }
+    bd_startup_mark(c.startup, "plan");
     c.dir = bd_config_run_dir(&co, user);
     bd_rundir rd;
     int rc = bd_rundir_claim(c.dir, &rd);
     if (rc == BD_EINVAL) {
         fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        cJSON_Delete(c.startup);
         bd_rundir_release(&rd);
         bd_runfile_destroy(user);
         free(c.dir);
@@ -931,6 +961,7 @@ int bd_conductor_run(const bd_run_opts *o)
     if (rc == BD_OK)
         rc = bd_trace_master_create(h5, user->text, c.rf->seed);
     free(h5);
+    bd_startup_mark(c.startup, "trace"); /* run.yml and run.h5 written */
     if (rc == BD_OK)
         rc = bd_sockdir_create(c.dir, &c.sockdir);
     char *ymlp = bd_strfmt("%s/run.yml", c.dir);
@@ -940,6 +971,7 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_runfile_destroy(user);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
+        cJSON_Delete(c.startup);
         bd_runfile_destroy(c.rf);
         free(c.run_yml);
         bd_rundir_release(&rd);
@@ -961,6 +993,7 @@ int bd_conductor_run(const bd_run_opts *o)
         bd_fail(&c, "%s", bd_lasterr());
         result = 1;
     }
+    bd_startup_mark(c.startup, "sockets");
     if (!o->quiet)
         fprintf(stderr, "bodhi: run %s (seed %llu) in %s\n", c.rf->uid,
                 (unsigned long long)c.rf->seed, c.dir);
@@ -1003,6 +1036,7 @@ int bd_conductor_run(const bd_run_opts *o)
     if (c.log)
         fclose(c.log);
     cJSON_Delete(c.phases);
+    cJSON_Delete(c.startup);
     bd_runfile_destroy(c.rf);
     bd_rundir_release(&rd);
     free(c.dir);

@@ -103,6 +103,7 @@ typedef struct {
     int na;
     bd_events *ev;
     long long rounds;
+    cJSON *startup;     /* start-up stamps (common/proc.h), sent after the first env step */
 } bd_muscle;
 
 /* Set when the conductor answers a heartbeat with "exit" (it took this muscle for lost). */
@@ -438,6 +439,15 @@ static int bd_muscle_round(bd_muscle *m)
         }
         for (int e = 0; e < m->plan.nenvs && rc == BD_OK; e++)
             rc = bd_env_step(m->envs[e]);
+        if (m->startup) { /* the first env step: this muscle's start-up is over */
+            bd_startup_mark(m->startup, "first_step");
+            cJSON_AddNumberToObject(m->startup, "muscle", m->o->id);
+            cJSON_AddStringToObject(m->startup, "phase", m->o->phase);
+            if (m->ev)
+                bd_events_send(m->ev, m->startup, NULL);
+            cJSON_Delete(m->startup);
+            m->startup = NULL;
+        }
         for (int k = 0; k < m->na && rc == BD_OK; k++) {
             bd_magent *a = &m->ag[k];
             const size_t row = (size_t)t * (size_t)a->n;
@@ -493,6 +503,7 @@ int bd_muscle_main(const bd_muscle_opts *o)
     bd_muscle m;
     memset(&m, 0, sizeof m);
     m.o = o;
+    m.startup = o->restart == 0 && !o->brain_urls ? bd_startup_new("muscle") : NULL;
     bdt_set_threads(1);
     char *sockdir = NULL, *curl = NULL;
     if (o->control_url)
@@ -503,7 +514,9 @@ int bd_muscle_main(const bd_muscle_opts *o)
     if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK)
         bd_events_beat(m.ev, 500, bd_muscle_beat, bd_muscle_heard, &m);
     free(curl);
+    bd_startup_mark(m.startup, "sockets");
     int rc = bd_muscle_setup(&m);
+    bd_startup_mark(m.startup, "first_weights"); /* the setup ends with them */
     if (rc == BD_OK)
         bd_muscle_event(&m, "ready", NULL);
     for (;;) {
@@ -525,6 +538,7 @@ int bd_muscle_main(const bd_muscle_opts *o)
         bd_muscle_event(&m, "leaving", NULL);
     }
     bd_events_close(m.ev);
+    cJSON_Delete(m.startup);
     bd_muscle_teardown(&m);
     return rc == BD_OK ? 0 : 1;
 }
