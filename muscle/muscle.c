@@ -281,6 +281,12 @@ static int bd_muscle_setup(bd_muscle *m)
         return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", o->phase);
     if ((rc = bd_phase_plan_make(m->rf, pi, o->reg, o->device, &m->plan)) != BD_OK)
         return rc;
+    /* libtorch loads while the env is built and the brain sends its first weights */
+    for (int k = 0; k < m->plan.nagents; k++)
+        if (!m->plan.agents[k].random) {
+            bdt_preload();
+            break;
+        }
     if (o->id < 0 || o->id >= m->plan.muscles)
         return bd_seterr(BD_EINVAL, "muscle id %d is outside 0..%d", o->id, m->plan.muscles - 1);
     m->envs = calloc((size_t)m->plan.nenvs, sizeof *m->envs);

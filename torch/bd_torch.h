@@ -47,8 +47,20 @@ size_t bdt_policy_param_count(const bdt_policy *p);
 
 /* The same for a network not built yet, from its config alone (0 when a dimension is < 1
  * or the count would pass 2^40): what a muscle checks a brain's WEIGHTS against before it
- * builds anything. */
-uint64_t bdt_policy_param_count_of(const bdt_policy_config *cfg);
+ * builds anything. Arithmetic alone, here, so that checking a run file loads no libtorch. */
+static inline uint64_t bdt_policy_param_count_of(const bdt_policy_config *c)
+{
+    if (!c || c->obs_dim < 1 || c->act_dim < 1 || c->hidden < 1 || c->layers < 1)
+        return 0;
+    const uint64_t S = (uint64_t)c->obs_dim, A = (uint64_t)c->act_dim, h = (uint64_t)c->hidden;
+    const uint64_t L = (uint64_t)c->layers;
+    if (S > (1u << 24) || A > (1u << 24) || h > (1u << 20) || L > 1024)
+        return 0;
+    /* each trunk: Linear(S, h), then L - 1 of Linear(h, h), then its head Linear(h, out) */
+    const uint64_t body = S * h + h + (L - 1) * (h * h + h);
+    const uint64_t n = 2 * body + (h + 1) + (h * A + A) + (c->act_kind == BDT_CONTINUOUS ? A : 0);
+    return n > ((uint64_t)1 << 40) ? 0 : n;
+}
 
 /* Flat copy of all parameters in a fixed order (host). n must equal param_count. */
 int bdt_policy_get_params(bdt_policy *p, float *dst, size_t n);
@@ -126,6 +138,12 @@ void bdt_set_threads(int n);
 
 /* 1 when libtorch was built with CUDA and a device answers. */
 int bdt_cuda_available(void);
+
+/* Starts loading libtorch in a background thread, so that a process that will build a
+ * network soon (a muscle waiting for its brain's first weights) has it loaded by then;
+ * the first call that needs it waits for that load. Provided by torch/lazy.c, through
+ * which bodhi's processes reach the shim (not by libbodhi_torch.so itself). */
+void bdt_preload(void);
 
 #pragma GCC visibility pop
 

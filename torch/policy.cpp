@@ -100,20 +100,6 @@ extern "C" void bdt_policy_destroy(bdt_policy *p)
     }
 }
 
-extern "C" uint64_t bdt_policy_param_count_of(const bdt_policy_config *c)
-{
-    if (!c || c->obs_dim < 1 || c->act_dim < 1 || c->hidden < 1 || c->layers < 1)
-        return 0;
-    const uint64_t S = (uint64_t)c->obs_dim, A = (uint64_t)c->act_dim, h = (uint64_t)c->hidden;
-    const uint64_t L = (uint64_t)c->layers;
-    if (S > (1u << 24) || A > (1u << 24) || h > (1u << 20) || L > 1024)
-        return 0;
-    /* each trunk: Linear(S, h), then L - 1 of Linear(h, h), then its head Linear(h, out) */
-    const uint64_t body = S * h + h + (L - 1) * (h * h + h);
-    const uint64_t n = 2 * body + (h + 1) + (h * A + A) + (c->act_kind == BDT_CONTINUOUS ? A : 0);
-    return n > ((uint64_t)1 << 40) ? 0 : n;
-}
-
 extern "C" size_t bdt_policy_param_count(const bdt_policy *p)
 {
     return p ? p->count : 0;

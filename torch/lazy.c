@@ -1,0 +1,243 @@
+/* lazy.c: the torch shim's C API (torch/bd_torch.h) for bodhi's processes, loading
+ * libbodhi_torch.so (and with it libtorch) on the first call that needs it.
+ *
+ * libtorch's load and constructors cost about 0.75 CPU-s a process here, most of a run's
+ * start-up when every process paid it: the conductor (which checks run files and spawns,
+ * and needs no network), random and rule-based brains and muscles now never load it, and
+ * a brain or muscle that does loads it once, when it builds its network. Every function
+ * forwards to the library's own; a library that cannot be loaded is a BD_ETORCH error
+ * naming it and dlerror()'s reason. Thread-safe (pthread_once).
+ *
+ * Where: dlopen's own search first (LD_LIBRARY_PATH, so a GPU machine's rebuilt shim put
+ * first there wins: bench/gpu/torch-shim/), then the folder of this executable (the build
+ * tree). bdt_set_threads before the load is kept and applied when it happens; bdt_preload
+ * starts the load in a thread of its own. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "torch/bd_torch.h"
+
+#ifndef BD_TORCH_SONAME
+#define BD_TORCH_SONAME "libbodhi_torch.so"
+#endif
+
+/* One pointer per function of the library: name, return type, parameters. */
+#define BDT_FUNCS(X)                                                                                          \
+    X(policy_create, int, (const bdt_policy_config *, bdt_policy **))                                         \
+    X(policy_destroy, void, (bdt_policy *))                                                                   \
+    X(policy_param_count, size_t, (const bdt_policy *))                                                       \
+    X(policy_get_params, int, (bdt_policy *, float *, size_t))                                                \
+    X(policy_set_params, int, (bdt_policy *, const float *, size_t))                                          \
+    X(policy_forward, int, (bdt_policy *, const float *, int, float *, float *))                              \
+    X(policy_forward_on_device, int, (bdt_policy *, const float *, int, float *, float *))                    \
+    X(policy_logstd, int, (bdt_policy *, float *, int))                                                       \
+    X(ppo_create, int, (bdt_policy *, const bdt_ppo_config *, bdt_ppo **))                                    \
+    X(ppo_destroy, void, (bdt_ppo *))                                                                         \
+    X(ppo_set_lr, int, (bdt_ppo *, float))                                                                    \
+    X(ppo_set_cancel, void, (bdt_ppo *, const volatile int *))                                                \
+    X(ppo_update, int, (bdt_ppo *, const float *, const float *, const float *, const float *, const float *, \
+                        const float *, int, const int64_t *, bdt_ppo_stats *))                                \
+    X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
+    X(load, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
+    X(set_threads, void, (int))                                                                               \
+    X(cuda_available, int, (void))
+
+static struct {
+#define BDT_PTR(name, ret, args) ret(*name) args;
+    BDT_FUNCS(BDT_PTR)
+#undef BDT_PTR
+} bdt_fn;
+
+static pthread_once_t bdt_once = PTHREAD_ONCE_INIT;
+static int bdt_loaded;              /* every pointer resolved */
+static char bdt_why[1024];          /* why not */
+static pthread_mutex_t bdt_mu = PTHREAD_MUTEX_INITIALIZER;
+static int bdt_threads_wanted;      /* bdt_set_threads before the load */
+
+static void *bdt_open(void)
+{
+    void *h = dlopen(BD_TORCH_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        return h;
+    snprintf(bdt_why, sizeof bdt_why, "%s", dlerror());
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash || (size_t)(slash - exe) + sizeof "/" BD_TORCH_SONAME > sizeof exe)
+        return NULL;
+    strcpy(slash + 1, BD_TORCH_SONAME);
+    if (!(h = dlopen(exe, RTLD_NOW | RTLD_LOCAL)))
+        snprintf(bdt_why, sizeof bdt_why, "%s", dlerror());
+    return h;
+}
+
+static void bdt_do_load(void)
+{
+    void *h = bdt_open();
+    if (!h)
+        return;
+#define BDT_SYM(name, ret, args)                                                                              \
+    if (!(*(void **)&bdt_fn.name = dlsym(h, "bdt_" #name))) {                                                 \
+        snprintf(bdt_why, sizeof bdt_why, "%s has no bdt_" #name, BD_TORCH_SONAME);                           \
+        return;                                                                                               \
+    }
+    BDT_FUNCS(BDT_SYM)
+#undef BDT_SYM
+    bdt_loaded = 1;
+    pthread_mutex_lock(&bdt_mu);
+    if (bdt_threads_wanted > 0)
+        bdt_fn.set_threads(bdt_threads_wanted);
+    pthread_mutex_unlock(&bdt_mu);
+}
+
+/* BD_OK once the library is loaded (loading it now if need be); else BD_ETORCH. */
+static int bdt_need(const char *where)
+{
+    pthread_once(&bdt_once, bdt_do_load);
+    return bdt_loaded ? BD_OK
+                      : bd_seterr(BD_ETORCH, "%s: cannot load %s (libtorch): %s", where, BD_TORCH_SONAME, bdt_why);
+}
+
+int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
+{
+    if (out)
+        *out = NULL;
+    int rc = bdt_need("bdt_policy_create");
+    return rc == BD_OK ? bdt_fn.policy_create(cfg, out) : rc;
+}
+
+/* A handle exists only once the library is loaded: the NULL-safe and handle-taking
+ * functions below need no load of their own. */
+void bdt_policy_destroy(bdt_policy *p)
+{
+    if (p && bdt_loaded)
+        bdt_fn.policy_destroy(p);
+}
+
+size_t bdt_policy_param_count(const bdt_policy *p)
+{
+    return p && bdt_loaded ? bdt_fn.policy_param_count(p) : 0;
+}
+
+#define BDT_HANDLE(h, where)                                                                                  \
+    if (!(h) || !bdt_loaded)                                                                                  \
+        return bd_seterr(BD_EINVAL, where ": no handle");
+
+int bdt_policy_get_params(bdt_policy *p, float *dst, size_t n)
+{
+    BDT_HANDLE(p, "bdt_policy_get_params");
+    return bdt_fn.policy_get_params(p, dst, n);
+}
+
+int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n)
+{
+    BDT_HANDLE(p, "bdt_policy_set_params");
+    return bdt_fn.policy_set_params(p, src, n);
+}
+
+int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value)
+{
+    BDT_HANDLE(p, "bdt_policy_forward");
+    return bdt_fn.policy_forward(p, obs, n, out, value);
+}
+
+int bdt_policy_forward_on_device(bdt_policy *p, const float *obs, int n, float *out, float *value)
+{
+    BDT_HANDLE(p, "bdt_policy_forward_on_device");
+    return bdt_fn.policy_forward_on_device(p, obs, n, out, value);
+}
+
+int bdt_policy_logstd(bdt_policy *p, float *dst, int act_dim)
+{
+    BDT_HANDLE(p, "bdt_policy_logstd");
+    return bdt_fn.policy_logstd(p, dst, act_dim);
+}
+
+int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo **out)
+{
+    if (out)
+        *out = NULL;
+    BDT_HANDLE(p, "bdt_ppo_create");
+    return bdt_fn.ppo_create(p, cfg, out);
+}
+
+void bdt_ppo_destroy(bdt_ppo *o)
+{
+    if (o && bdt_loaded)
+        bdt_fn.ppo_destroy(o);
+}
+
+int bdt_ppo_set_lr(bdt_ppo *o, float lr)
+{
+    BDT_HANDLE(o, "bdt_ppo_set_lr");
+    return bdt_fn.ppo_set_lr(o, lr);
+}
+
+void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
+{
+    if (o && bdt_loaded)
+        bdt_fn.ppo_set_cancel(o, flag);
+}
+
+int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp, const float *adv,
+                   const float *ret, const float *val, int n, const int64_t *perm, bdt_ppo_stats *stats)
+{
+    BDT_HANDLE(o, "bdt_ppo_update");
+    return bdt_fn.ppo_update(o, obs, actions, logp, adv, ret, val, n, perm, stats);
+}
+
+int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)
+{
+    BDT_HANDLE(p, "bdt_save");
+    return bdt_fn.save(p, o, path);
+}
+
+int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
+{
+    BDT_HANDLE(p, "bdt_load");
+    return bdt_fn.load(p, o, path);
+}
+
+void bdt_set_threads(int n)
+{
+    if (n < 1)
+        return;
+    pthread_mutex_lock(&bdt_mu);
+    bdt_threads_wanted = n;
+    int now = bdt_loaded;
+    pthread_mutex_unlock(&bdt_mu);
+    if (now)
+        bdt_fn.set_threads(n);
+}
+
+static void *bdt_preload_main(void *arg)
+{
+    (void)arg;
+    pthread_once(&bdt_once, bdt_do_load);
+    return NULL;
+}
+
+void bdt_preload(void)
+{
+    pthread_t t;
+    pthread_attr_t at;
+    if (pthread_attr_init(&at) != 0)
+        return;
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, bdt_preload_main, NULL) != 0)
+        pthread_once(&bdt_once, bdt_do_load); /* no thread: load it now */
+    pthread_attr_destroy(&at);
+}
+
+int bdt_cuda_available(void)
+{
+    return bdt_need("bdt_cuda_available") == BD_OK ? bdt_fn.cuda_available() : 0;
+}
