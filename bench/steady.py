@@ -4,6 +4,7 @@ default) at each world count and reports, per size, the min / median / max of th
 time, the user and kernel (sys) CPU time of the whole process tree (conductor, brain,
 muscles: wait4's rusage of `bodhi run`, which reaps its children), its minor page faults,
 and the brain's own minor page faults (the last `update` event's `minflt` in log.jsonl),
+the time from `bodhi run` to the first env step (the muscles' `startup` events),
 with every run's figures and the machine's load while it ran. The runs of all sizes are
 interleaved (size A, size B, size C, A, B, C, ...) so that a change in the machine's load
 touches every size alike. Writes one JSON file with the machine, commit and command.
@@ -69,8 +70,9 @@ def one(path, out):
         e = json.loads(line)
         if e.get("event") == "update" and "minflt" in e:
             minflt, updates = e["minflt"], updates + 1
-        if e.get("event") == "startup" and first_step is None:
-            first_step = e.get("first_step_s")
+        fs = e.get("since_run_s", {}).get("first_step") if e.get("event") == "startup" else None
+        if fs is not None and (first_step is None or fs < first_step):  # the first muscle's
+            first_step = fs
     summ = json.load(open(os.path.join(out, "summary.json")))
     ph = next(x for x in summ["phases"] if x["name"] == a.phase)
     ag = ph["agents"][0]
