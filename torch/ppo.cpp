@@ -133,8 +133,14 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
         ActorCritic &net = *o->p->net;
         /* The whole batch goes to the device once. */
         torch::Tensor b_obs = upload(obs, {n, pc.obs_dim}, dev);          /* (n, obs) */
-        torch::Tensor b_act = discrete ? upload(actions, {n}, dev).to(torch::kLong) /* (n) */
-                                       : upload(actions, {n, pc.act_dim}, dev); /* (n, act) */
+        torch::Tensor b_act = upload(actions, discrete ? torch::IntArrayRef{n} : torch::IntArrayRef{n, pc.act_dim},
+                                     dev); /* (n) or (n, act) */
+        if (discrete) { /* as indices, into the update's own buffer (the values are whole) */
+            if (!o->act_index.defined() || o->act_index.device() != dev)
+                o->act_index = torch::empty({n}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+            o->act_index.resize_({n}).copy_(b_act);
+            b_act = o->act_index;
+        }
         torch::Tensor b_logp = upload(logp, {n}, dev);
         torch::Tensor b_adv = upload(adv, {n}, dev);
         torch::Tensor b_ret = upload(ret, {n}, dev);
@@ -153,9 +159,15 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
              * slice [b mb, (b + 1) mb), the same samples in the same order as gathering
              * each minibatch by its indices, in one pass instead of six per minibatch. */
             torch::Tensor idx_e = b_perm.slice(0, (int64_t)e * n, (int64_t)e * n + (int64_t)nmb * mb);
-            torch::Tensor e_obs = b_obs.index_select(0, idx_e), e_act = b_act.index_select(0, idx_e),
-                          e_logp = b_logp.index_select(0, idx_e), e_adv = b_adv.index_select(0, idx_e),
-                          e_ret = b_ret.index_select(0, idx_e), e_val = b_val.index_select(0, idx_e);
+            const torch::Tensor *src[6] = {&b_obs, &b_act, &b_logp, &b_adv, &b_ret, &b_val};
+            for (int k = 0; k < 6; k++) { /* into the buffers kept across updates */
+                if (!o->e[k].defined() || o->e[k].device() != dev || o->e[k].dtype() != src[k]->dtype())
+                    o->e[k] = torch::empty({0}, src[k]->options());
+                o->e[k].resize_({0}); /* keeps its memory; index_select_out sizes it */
+                at::index_select_out(o->e[k], *src[k], 0, idx_e);
+            }
+            const torch::Tensor &e_obs = o->e[0], &e_act = o->e[1], &e_logp = o->e[2], &e_adv = o->e[3],
+                                &e_ret = o->e[4], &e_val = o->e[5];
             for (int b = 0; b < nmb; b++) {
                 if (o->cancel && *o->cancel) {
                     restore_snapshot(o, snap);

@@ -138,6 +138,10 @@ struct bdt_ppo {
     bdt_ppo_config cfg;
     std::unique_ptr<torch::optim::Adam> opt;
     const volatile int *cancel = nullptr; /* bdt_ppo_set_cancel */
+    /* An update's epoch batch (obs, actions, logp, adv, ret, val, gathered in shuffled
+     * order) and the discrete actions as indices: kept from one update to the next, so
+     * that their memory is allocated once (resized only when a batch grows). */
+    torch::Tensor e[6], act_index;
 };
 
 #endif
