@@ -3,9 +3,11 @@
  * hostile traces written with h5py refused without a crash. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -150,4 +152,127 @@ Test(replay, replay_refuses_hostile_traces)
     cr_assert_eq(bd_replay(path, devnull, &(bd_replay_opts){.verify = 1}), BD_EINVAL,
                  "an episode starting at 2^63-1 is a mismatch, not an overflow");
     fclose(devnull);
+}
+
+/* ---- whole runs: `bodhi run` then `bodhi replay`/`check` as a user types them ---------- */
+
+/* A short CartPole run file: 6 worlds, `steps` env steps in all, `record` (YAML, may be
+ * empty) for its agent, and `env` (NULL: cartpole) for its env's name. */
+static char *short_run(const char *tag, int steps, const char *record, const char *env)
+{
+    char *path = bd_strfmt("/tmp/bd-cli-%d-%s.yml", (int)getpid(), tag);
+    char *text = bd_strfmt(
+        "uid: %s\nseed: 5\nschedule:\n  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: '%s', uid: pole, params: {worlds: 6}}\n"
+        "      agents:\n"
+        "        - name: balancer\n"
+        "          brain: {name: %s, params: {rollout_steps: 32}}\n"
+        "          muscle: {name: %s}\n"
+        "          sensors: [pole.*]\n"
+        "          actuators: [pole.%s]\n"
+        "%s%s%s"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: %d}}]}\n"
+        "      phase_config: {mode: train, worker: 2}\n",
+        tag, env ? env : "cartpole", env ? "random" : "ppo", env ? "random" : "ppo", env ? "move_x" : "push",
+        *record ? "          record: " : "", record, *record ? "\n" : "", steps);
+    cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
+    free(text);
+    return path;
+}
+
+/* Runs a shell command (BODHI stands for the binary); returns its exit status and, in
+ * *out (may be NULL; caller frees), its stdout and stderr. */
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = NULL;
+    cr_assert(vasprintf(&cmd, fmt, ap) >= 0);
+    va_end(ap);
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/bd-cli-%d.log", (int)getpid());
+    char *full = bd_strfmt("BODHI=%s; (%s) > %s 2>&1", BODHI_BINARY, cmd, log);
+    int st = system(full);
+    free(full);
+    free(cmd);
+    if (out) {
+        *out = NULL;
+        cr_assert_eq(bd_read_file(log, out, NULL), BD_OK);
+    }
+    unlink(log);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Issue 20, item 8: `replay --verify` and `--minari` exit 1, saying why, when they could
+ * check or export nothing; a sampled recording is checked at the rows it has (the end
+ * flags at the recorded steps; the recorded worlds re-simulated when every step is kept). */
+Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-sampled", (int)getpid()), *t = NULL;
+    char *yml = short_run("sampled", 4800, "{every: 10, worlds: 4}", NULL);
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    int rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "end flags of the") && strstr(t, "recorded columns match"), "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s --minari %s/m", out, out);
+    cr_assert_eq(rc, 1, "--minari of a sampled run exports nothing: %s", t);
+    cr_assert(strstr(t, "nothing exported"), "%s", t);
+    free(t);
+    /* a recorded end of episode taken away: the sampled check finds it */
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \"import h5py, numpy as np\n"
+                         "f = h5py.File('%s/memory/train.balancer.h5', 'r+')\n"
+                         "g = f['train/balancer']\nt = g['terminated'][:]; u = g['truncated'][:]\n"
+                         "r, c = np.argwhere((t | u) != 0)[0]\nt[r, c] = 0; u[r, c] = 0\n"
+                         "g['terminated'][:] = t; g['truncated'][:] = u\n\"", out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "has no such flag"), "%s", t);
+    free(t);
+    free(yml);
+
+    /* the first 4 worlds, every step: those worlds are re-simulated */
+    yml = short_run("firstworlds", 2400, "{worlds: 4}", NULL);
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "of the 4 recorded worlds (of 6) of pole from seed and setpoints: every recorded"), "%s", t);
+    free(t);
+    free(yml);
+
+    /* nothing recorded: nothing to check */
+    yml = short_run("norecord", 2400, "false", NULL);
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "nothing could be checked"), "%s", t);
+    free(t);
+    free(yml);
+
+    /* an env plugin that is gone: its phase cannot be re-simulated, and --verify says so */
+    char *so = bd_strfmt("/tmp/bd-cli-%d-target.so", (int)getpid());
+    cr_assert_eq(sh(NULL, "cp %s %s", BODHI_TARGET_PLUGIN, so), 0);
+    char *env = bd_strfmt("%s:bd_target_env", so);
+    yml = short_run("plugin", 600, "", env);
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    cr_assert_eq(sh(NULL, "$BODHI replay %s --verify", out), 0, "with its plugin in place");
+    unlink(so);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "could not be re-simulated"), "%s", t);
+    free(t);
+    rm_rf(out);
+    free(env);
+    free(so);
+    free(yml);
+    free(out);
 }
