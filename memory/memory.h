@@ -108,7 +108,8 @@ int bd_trace_writer_sync(bd_trace_writer *w);
 int bd_trace_writer_destroy(bd_trace_writer *w);
 
 /* Master file: creates run_h5 (truncating) with root attributes run_file (text),
- * seed and bodhi_version. */
+ * seed and bodhi_version; bd_trace_master_link adds root attribute phases (the phase
+ * names in the order they were first linked: run order). */
 int bd_trace_master_create(const char *run_h5, const char *run_file_text, uint64_t seed);
 
 /* Adds /<phase>/<agent> in run_h5 as an external link to <target_file>:/<phase>/<agent>.

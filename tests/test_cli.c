@@ -157,8 +157,9 @@ Test(replay, replay_refuses_hostile_traces)
 /* ---- whole runs: `bodhi run` then `bodhi replay`/`check` as a user types them ---------- */
 
 /* A short CartPole run file: 6 worlds, `steps` env steps in all, `record` (YAML, may be
- * empty) for its agent, and `env` (NULL: cartpole) for its env's name. */
-static char *short_run(const char *tag, int steps, const char *record, const char *env)
+ * empty) for its agent, `env` (NULL: cartpole) for its env's name, and `tail` (may be
+ * empty) appended (a test phase). */
+static char *short_run(const char *tag, int steps, const char *record, const char *env, const char *tail)
 {
     char *path = bd_strfmt("/tmp/bd-cli-%d-%s.yml", (int)getpid(), tag);
     char *text = bd_strfmt(
@@ -173,9 +174,9 @@ static char *short_run(const char *tag, int steps, const char *record, const cha
         "          actuators: [pole.%s]\n"
         "%s%s%s"
         "      simulation: {conditions: [{name: max_steps, params: {steps: %d}}]}\n"
-        "      phase_config: {mode: train, worker: 2}\n",
+        "      phase_config: {mode: train, worker: 2}\n%s",
         tag, env ? env : "cartpole", env ? "random" : "ppo", env ? "random" : "ppo", env ? "move_x" : "push",
-        *record ? "          record: " : "", record, *record ? "\n" : "", steps);
+        *record ? "          record: " : "", record, *record ? "\n" : "", steps, tail);
     cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
     free(text);
     return path;
@@ -211,7 +212,7 @@ static int sh(char **out, const char *fmt, ...)
 Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
 {
     char *out = bd_strfmt("/tmp/bd-cli-%d-sampled", (int)getpid()), *t = NULL;
-    char *yml = short_run("sampled", 4800, "{every: 10, worlds: 4}", NULL);
+    char *yml = short_run("sampled", 4800, "{every: 10, worlds: 4}", NULL, "");
     rm_rf(out);
     cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
     int rc = sh(&t, "$BODHI replay %s --verify", out);
@@ -237,7 +238,7 @@ Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
     free(yml);
 
     /* the first 4 worlds, every step: those worlds are re-simulated */
-    yml = short_run("firstworlds", 2400, "{worlds: 4}", NULL);
+    yml = short_run("firstworlds", 2400, "{worlds: 4}", NULL, "");
     rm_rf(out);
     cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
     rc = sh(&t, "$BODHI replay %s --verify", out);
@@ -247,7 +248,7 @@ Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
     free(yml);
 
     /* nothing recorded: nothing to check */
-    yml = short_run("norecord", 2400, "false", NULL);
+    yml = short_run("norecord", 2400, "false", NULL, "");
     rm_rf(out);
     cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
     rc = sh(&t, "$BODHI replay %s --verify", out);
@@ -260,7 +261,7 @@ Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
     char *so = bd_strfmt("/tmp/bd-cli-%d-target.so", (int)getpid());
     cr_assert_eq(sh(NULL, "cp %s %s", BODHI_TARGET_PLUGIN, so), 0);
     char *env = bd_strfmt("%s:bd_target_env", so);
-    yml = short_run("plugin", 600, "", env);
+    yml = short_run("plugin", 600, "", env, "");
     rm_rf(out);
     cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
     free(t);
@@ -273,6 +274,67 @@ Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
     rm_rf(out);
     free(env);
     free(so);
+    free(yml);
+    free(out);
+}
+
+/* Issue 20, item 11: every Python example of docs/trace-format.md (but the live-run loop
+ * and Minari's) runs as written on a fresh run with fewer rows than the old pandas slice
+ * (1000..1100) reached, and h5py's walk goes through the phases in run order (train, then
+ * test: by name test would come first), from run.h5's `phases` attribute. */
+Test(replay, item11_trace_format_examples_run_on_a_real_run, .timeout = 120)
+{
+    if (system("/usr/bin/python3 -c 'import h5py, pandas' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no h5py or pandas");
+    char *out = bd_strfmt("/tmp/bd-cli-%d-docs", (int)getpid()), *t = NULL;
+    char *yml = short_run("docs", 3600, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 3}\n");
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    char *doc = NULL, *docpath = bd_strfmt("%s/docs/trace-format.md", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(docpath, &doc, NULL), BD_OK);
+    int ran = 0;
+    for (char *p = doc; (p = strstr(p, "```python\n"));) {
+        p += strlen("```python\n");
+        char *end = strstr(p, "```\n");
+        cr_assert_not_null(end);
+        *end = '\0';
+        if (!strstr(p, "while True") && !strstr(p, "minari")) {
+            char *script = bd_strfmt("%s/example%d.py", out, ran), *log = bd_strfmt("%s/example%d.txt", out, ran);
+            FILE *f = fopen(script, "w");
+            cr_assert_not_null(f);
+            for (const char *q = p; *q;) { /* the docs' run folder is this run's */
+                const char *hit = strstr(q, "runs/cartpole-ppo");
+                size_t k = hit ? (size_t)(hit - q) : strlen(q);
+                fwrite(q, 1, k, f);
+                if (!hit)
+                    break;
+                fputs(out, f);
+                q = hit + strlen("runs/cartpole-ppo");
+            }
+            fclose(f);
+            int rc = sh(&t, "cd / && /usr/bin/python3 %s", script);
+            cr_assert_eq(rc, 0, "docs/trace-format.md's example %d fails:\n%s\n%s", ran, p, t);
+            if (strstr(p, "for phase in") && strstr(p, "print(phase, agent")) {
+                char *tr = strstr(t, "\ntrain balancer"), *te = strstr(t, "\ntest balancer");
+                cr_assert(tr && te && tr < te, "phases not in run order:\n%s", t);
+            }
+            free(t);
+            free(script);
+            free(log);
+            ran++;
+        }
+        p = end + 4;
+    }
+    cr_assert(ran >= 4, "only %d examples found", ran);
+    int rows = sh(&t, "cd / && /usr/bin/python3 -c \"import h5py; f = h5py.File('%s/run.h5', 'r'); "
+                      "assert list(f.attrs['phases']) == ['train', 'test'], f.attrs['phases']; "
+                      "assert f['train/balancer/rewards'].shape[0] < 1000\"", out);
+    cr_assert_eq(rows, 0, "%s", t);
+    free(t);
+    free(doc);
+    free(docpath);
+    rm_rf(out);
     free(yml);
     free(out);
 }
