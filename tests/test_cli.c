@@ -338,3 +338,36 @@ Test(replay, item11_trace_format_examples_run_on_a_real_run, .timeout = 120)
     free(yml);
     free(out);
 }
+
+/* Issue 20, item 14: `bodhi check` says every problem at once: an unknown env name hides
+ * neither its worlds range nor its agent's brain params, a bad FSM `to:` hides neither the
+ * transition's condition nor its probability, and a misspelt FSM sensor gets a did-you-mean.
+ * tests/runfiles/bad/item14_*.yml end with what `bodhi check` must print, in order. */
+Test(check, item14_check_reports_every_problem_at_once, .timeout = 60)
+{
+    const char *files[] = {"item14_unknown_env_hides_nothing", "item14_fsm_every_problem"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *path = bd_strfmt("tests/runfiles/bad/%s.yml", files[i]), *text = NULL, *t = NULL;
+        char *full = bd_strfmt("%s/%s", BODHI_SOURCE_DIR, path);
+        cr_assert_eq(bd_read_file(full, &text, NULL), BD_OK);
+        int rc = sh(&t, "cd %s && $BODHI check %s", BODHI_SOURCE_DIR, path);
+        cr_assert_eq(rc, 2, "%s: exit %d\n%s", path, rc, t);
+        int want = 0;
+        for (char *p = text; (p = strstr(p, "# expect: ")); want++) {
+            p += strlen("# expect: ");
+            size_t n = strcspn(p, "\n");
+            char *line = bd_strfmt("\n%s:%.*s\n", path, (int)n, p);
+            char *got = bd_strfmt("\n%s", t);
+            cr_assert(strstr(got, line), "%s: missing%s in:\n%s", path, line, t);
+            free(got);
+            free(line);
+        }
+        char *count = bd_strfmt("%s: %d problems", path, want);
+        cr_assert(want >= 4 && strstr(t, count), "%s: want %d problems:\n%s", path, want, t);
+        free(count);
+        free(t);
+        free(text);
+        free(full);
+        free(path);
+    }
+}
