@@ -571,7 +571,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         .env_uid = b->ap->env->uid, .members = b->ap->members,
         .group = b->ap->env->desc->ngroups ? b->ap->env->desc->groups[b->ap->group].name : NULL,
         .seed = b->rf->seed, .worlds = b->N, .every = b->rec_every, .no_steps = !a->record_steps,
-        .compression = (bd_compression)bd_compression_parse(a->record_compression),
+        .compression = a->record_compression ? (bd_compression)bd_compression_parse(a->record_compression)
+                                             : bd_compression_default(),
     };
     spec.n = b->rec_nr;
     if ((rc = bd_trace_writer_create(&spec, &b->mem)) != BD_OK)

@@ -918,8 +918,11 @@ int bd_conductor_run(const bd_run_opts *o)
         free(c.dir);
         return 2;
     }
-    if (rc == BD_OK && rd.moved_to)
-        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, rd.moved_to);
+    if (rc == BD_OK && rd.moved_to) {
+        char *aside = bd_rundir_aside_text(c.dir, rd.moved_to);
+        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, aside ? aside : rd.moved_to);
+        free(aside);
+    }
     char *yml = bd_strfmt("%s/run.yml", c.dir);
     if (rc == BD_OK)
         rc = bd_runfile_write_effective(user, yml);

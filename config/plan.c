@@ -624,7 +624,7 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
                                    bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name,
                                    bd_suggest(a->objective.name, reg->objectives, nobj, known, sizeof known)));
     /* how its trace is written */
-    if (reg->compression_ok && reg->compression_ok(a->record_compression) != BD_OK) {
+    if (reg->compression_ok && a->record_compression && reg->compression_ok(a->record_compression) != BD_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", bd_lasterr());
         const bd_node *cn = bd_node_get(bd_node_get(a->node, "record"), "compression");

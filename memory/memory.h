@@ -57,6 +57,11 @@ const char *bd_compression_name(bd_compression c);
  * which package provides it. */
 int bd_compression_available(bd_compression c);
 
+/* What a trace is written with when the run file names no compression: LZ4 when HDF5
+ * here loads its plugin (a laptop's disk survives a long run; the training cost is
+ * measured in bench/results/record-*.json), else none. */
+bd_compression bd_compression_default(void);
+
 typedef struct {
     const char *path;               /* file to create (truncated if it exists) */
     const char *phase;              /* group names */

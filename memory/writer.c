@@ -132,6 +132,11 @@ int bd_compression_available(bd_compression c)
                      c == BD_COMPRESS_BLOSC ? "hdf5-filter-plugin-blosc-serial" : "hdf5-filter-plugin");
 }
 
+bd_compression bd_compression_default(void)
+{
+    return bd_compression_available(BD_COMPRESS_LZ4) == BD_OK ? BD_COMPRESS_LZ4 : BD_COMPRESS_NONE;
+}
+
 /* The step datasets' filter on dcpl: Blosc's cd_values 4..6 are level 5, byte shuffle,
  * LZ4 (0..3 the filter fills in); deflate level 1 after a shuffle. */
 static int set_filter(hid_t dcpl, bd_compression c)

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "memory/memory.h"
 #include "tests/trace_fixture.h"
 
 /* ---- replay ------------------------------------------------------------------------- */
@@ -370,4 +371,51 @@ Test(check, item14_check_reports_every_problem_at_once, .timeout = 60)
         free(full);
         free(path);
     }
+}
+
+/* Issue 20, item 15: a default recording is compressed (LZ4, where HDF5 here loads it);
+ * `bodhi check` prints each phase's trace size, which bounds what the run then writes; a
+ * run moved aside is said with its size, and with what the earlier copies hold. */
+Test(check, item15_traces_compressed_sized_and_moved_aside_loudly, .timeout = 120)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-disk", (int)getpid()), *t = NULL;
+    char *yml = short_run("disk", 3600, "", NULL, "");
+    cr_assert_eq(sh(&t, "rm -rf %s %s.prev-*; $BODHI check %s", out, out, yml), 0, "%s", t);
+    const char *est = strstr(t, "phase train: traces of up to ");
+    cr_assert_not_null(est, "%s", t);
+    double mb = 0;
+    char unit[8] = "";
+    cr_assert_eq(sscanf(est + strlen("phase train: traces of up to "), "%lf %7s", &mb, unit), 2, "%s", t);
+    double bound = mb * (strcmp(unit, "MB") == 0 ? 1e6 : strcmp(unit, "kB") == 0 ? 1e3 : 1);
+    int lz4 = bd_compression_available(BD_COMPRESS_LZ4) == BD_OK;
+    cr_assert(strstr(est, lz4 ? "written through lz4" : "written uncompressed"), "%s", t);
+    free(t);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    /* the step rows' bytes as written, against the estimate; as stored, against them */
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \"import h5py, os\n"
+                         "p = '%s/memory/train.balancer.h5'\n"
+                         "g = h5py.File(p, 'r')['train/balancer']\n"
+                         "raw = sum(g[d].size * g[d].dtype.itemsize for d in ('sensors', 'actuators', 'rewards', "
+                         "'terminated', 'truncated'))\n"
+                         "assert %g / 2 < raw <= %g, (raw, %g)\n"
+                         "assert g.attrs['compression'] == '%s', g.attrs['compression']\n"
+                         "st = sum(g[d].id.get_storage_size() for d in ('sensors', 'actuators', 'rewards', "
+                         "'terminated', 'truncated'))\n"
+                         "assert %d == 0 or st < raw, (st, raw)\n\"",
+                         out, bound, bound * 1.005, bound, lz4 ? "lz4" : "none", lz4);
+    cr_assert_eq(sh(&t, "%s", py), 0, "%s", t);
+    free(t);
+    free(py);
+    /* run again twice into the same folder: the first one moved aside, said with its size */
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    cr_assert(strstr(t, "was moved to") && strstr(t, ".prev-") && strstr(t, "B)"), "%s", t);
+    free(t);
+    sleep(1); /* another second: another .prev- name */
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    cr_assert(strstr(t, "with 1 earlier copy beside it") && strstr(t, "hold"), "%s", t);
+    free(t);
+    cr_assert_eq(sh(NULL, "rm -rf %s %s.prev-*", out, out), 0);
+    free(yml);
+    free(out);
 }
