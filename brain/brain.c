@@ -323,8 +323,10 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
         return buf;
     }
     if (objective && mean >= p->objective_threshold) {
-        snprintf(buf, len, "objective reached: mean return %.4g over the last %d episodes >= %g", mean,
-                 p->objective_window, p->objective_threshold);
+        /* checked once a rollout: the steps said are that rollout's end, not the episode's */
+        snprintf(buf, len, "objective reached: mean return %.4g over the last %d episodes >= %g, checked at the end "
+                 "of each rollout (every %lld agent-steps)", mean, p->objective_window, p->objective_threshold,
+                 (long long)b->T * (long long)b->N);
         return buf;
     }
     if (cap > 0 && b->steps >= cap) {

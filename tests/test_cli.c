@@ -2,7 +2,9 @@
  * the table, the CSV, --verify finding a return that is not the sum of its rewards, and
  * hostile traces written with h5py refused without a crash. */
 #define _GNU_SOURCE
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,6 +418,59 @@ Test(check, item15_traces_compressed_sized_and_moved_aside_loudly, .timeout = 12
     cr_assert(strstr(t, "with 1 earlier copy beside it") && strstr(t, "hold"), "%s", t);
     free(t);
     cr_assert_eq(sh(NULL, "rm -rf %s %s.prev-*", out, out), 0);
+    free(yml);
+    free(out);
+}
+
+/* Issue 20, item 20: `bodhi check` of Tag names an agent's 41 sensors by the pattern given
+ * (no line of 1,500 characters); `bodhi bench` tells a cache rate from memory's and takes
+ * its floor from memory's; a phase ended by its objective says the objective is checked
+ * once a rollout, and how many agent-steps that is (summary.json's steps are such a
+ * rollout's end). */
+Test(check, item20_check_bench_and_objective_say_what_they_measure, .timeout = 240)
+{
+    char *t = NULL;
+    cr_assert_eq(sh(&t, "cd %s && $BODHI check experiments/tag_fsm.yml", BODHI_SOURCE_DIR), 0, "%s", t);
+    cr_assert(strstr(t, "41 sensors (tag.tagger.*)"), "%s", t);
+    for (char *p = t; *p;) {
+        size_t n = strcspn(p, "\n");
+        cr_assert(n < 200, "a line of %zu characters: %.200s...", n, p);
+        p += n + (p[n] == '\n');
+    }
+    free(t);
+
+    cr_assert_eq(sh(&t, "$BODHI bench cartpole --steps 20 --json"), 0, "%s", t);
+    cJSON *o = cJSON_Parse(t);
+    cr_assert_not_null(o, "%s", t);
+    double ws = cJSON_GetObjectItem(o, "working_set_bytes")->valuedouble;
+    double mws = cJSON_GetObjectItem(o, "memory_working_set_bytes")->valuedouble;
+    double llc = cJSON_GetObjectItem(o, "llc_bytes")->valuedouble;
+    double mbw = cJSON_GetObjectItem(o, "memory_copy_bytes_per_s")->valuedouble;
+    double bps = cJSON_GetObjectItem(o, "bytes_per_step")->valuedouble;
+    double fl = cJSON_GetObjectItem(o, "floor_agent_steps_per_s")->valuedouble;
+    cr_assert(mws >= 256.0 * (1 << 20) && mws >= ws, "memory's working set %g (llc %g, working set %g)", mws, llc,
+              ws);
+    cr_assert(fabs(fl - mbw / bps) <= 1e-9 * fl, "floor %g is not memory's copy rate %g / %g B", fl, mbw, bps);
+    cJSON_Delete(o);
+    free(t);
+    cr_assert_eq(sh(&t, "$BODHI bench cartpole --steps 20"), 0, "%s", t);
+    cr_assert(strstr(t, "(in cache)") && strstr(t, "from memory"), "%s", t);
+    free(t);
+
+    char *out = bd_strfmt("/tmp/bd-cli-%d-objective", (int)getpid());
+    char *yml = short_run("objective", 60000, "false", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/conditions: \\[{name: max_steps/conditions: [{name: objective_average, params: "
+                          "{window: 5, threshold: 15}}, {name: max_steps/' %s", yml), 0);
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    char *sum = NULL, *path = bd_strfmt("%s/summary.json", out);
+    cr_assert_eq(bd_read_file(path, &sum, NULL), BD_OK);
+    cr_assert(strstr(sum, "objective reached") && strstr(sum, "checked at the end of each rollout (every 192 "
+                                                             "agent-steps)"), "%s", sum);
+    free(sum);
+    free(path);
+    rm_rf(out);
     free(yml);
     free(out);
 }
