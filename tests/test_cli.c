@@ -474,3 +474,30 @@ Test(check, item20_check_bench_and_objective_say_what_they_measure, .timeout = 2
     free(yml);
     free(out);
 }
+
+/* Issue 20, item 19: the tools the docs use (h5ls, h5clear) come with `make`: their
+ * Debian package is in the Makefile's DEBS. */
+Test(check, item19_docs_tools_are_installed_by_make)
+{
+    char *mk = NULL, *path = bd_strfmt("%s/Makefile", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(path, &mk, NULL), BD_OK);
+    const char *debs = strstr(mk, "\nDEBS = ");
+    cr_assert_not_null(debs);
+    size_t n = 0; /* DEBS runs to the first line not ending in a backslash */
+    while (debs[n + 1] && !(debs[n + 1] == '\n' && debs[n] != '\\'))
+        n++;
+    char *list = bd_strfmt("%.*s ", (int)n + 1, debs);
+    const char *docs[] = {"docs/trace-format.md", "docs/architecture.md", "README.md"};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char *p = bd_strfmt("%s/%s", BODHI_SOURCE_DIR, docs[i]), *text = NULL;
+        cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+        if (strstr(text, "h5ls") || strstr(text, "h5clear"))
+            cr_assert(strstr(list, " hdf5-tools ") || strstr(list, " hdf5-tools\\"), "%s uses h5ls/h5clear, DEBS lacks "
+                      "hdf5-tools:%s", docs[i], list);
+        free(text);
+        free(p);
+    }
+    free(list);
+    free(mk);
+    free(path);
+}
