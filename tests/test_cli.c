@@ -475,6 +475,45 @@ Test(check, item20_check_bench_and_objective_say_what_they_measure, .timeout = 2
     free(out);
 }
 
+/* Issue 20, item 18: an env plugin builds with the command docs/run-file.md gives, from
+ * bodhi's public headers alone (no -I for the source tree: env/plugins/target.c no longer
+ * includes common/rng.h); run.yml keeps the plugin's path absolute, so replay --verify
+ * from another folder loads it. */
+Test(replay, item18_plugin_builds_from_the_docs_and_replays_anywhere, .timeout = 180)
+{
+    char *doc = NULL, *docpath = bd_strfmt("%s/docs/run-file.md", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(docpath, &doc, NULL), BD_OK);
+    const char *cc = strstr(doc, "\ncc ");
+    cr_assert_not_null(cc, "docs/run-file.md gives no compile command");
+    char *cmd = bd_strfmt("%.*s", (int)strcspn(cc + 1, "\n"), cc + 1);
+    char *dir = bd_strfmt("/tmp/bd-cli-%d-plugin", (int)getpid()), *t = NULL;
+    rm_rf(dir);
+    cr_assert_eq(bd_mkdirs(dir), BD_OK);
+    /* the docs' command, with the example as myenv.c, in a folder holding only bodhi's include/ */
+    cr_assert_eq(sh(&t, "cp -r %s/include %s/ && cp %s/env/plugins/target.c %s/myenv.c && cd %s && %s", BODHI_SOURCE_DIR,
+                    dir, BODHI_SOURCE_DIR, dir, dir, cmd), 0, "%s: %s", cmd, t);
+    free(t);
+    char *yml = short_run("relplugin", 600, "", "libmyenv.so:bd_target_env", "");
+    cr_assert_eq(sh(&t, "cd %s && $BODHI run %s --out run --quiet", dir, yml), 0, "%s", t);
+    free(t);
+    char *runyml = bd_strfmt("%s/run/run.yml", dir), *text = NULL;
+    cr_assert_eq(bd_read_file(runyml, &text, NULL), BD_OK);
+    char *abs = bd_strfmt("%s/libmyenv.so:bd_target_env", dir);
+    cr_assert(strstr(text, abs), "run.yml does not name %s:\n%s", abs, text);
+    free(text);
+    cr_assert_eq(sh(&t, "cd / && $BODHI replay %s/run --verify", dir), 0, "%s", t);
+    cr_assert(strstr(t, "re-simulated"), "%s", t);
+    free(t);
+    rm_rf(dir);
+    free(abs);
+    free(runyml);
+    free(yml);
+    free(dir);
+    free(cmd);
+    free(doc);
+    free(docpath);
+}
+
 /* Issue 20, item 19: the tools the docs use (h5ls, h5clear) come with `make`: their
  * Debian package is in the Makefile's DEBS. */
 Test(check, item19_docs_tools_are_installed_by_make)
