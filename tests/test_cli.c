@@ -540,3 +540,45 @@ Test(check, item19_docs_tools_are_installed_by_make)
     free(mk);
     free(path);
 }
+
+/* Issue 20, item 6: determinism as docs/architecture.md states it. The same run file, seed
+ * and worker count: every dataset of the traces is equal. Another worker count: the
+ * worlds start the same (sensors row 0), the trajectories need not stay the same. */
+Test(replay, item06_same_workers_same_data, .timeout = 240)
+{
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no h5py");
+    char *yml = short_run("det", 2400, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 6}\n");
+    char *one = bd_strfmt("/tmp/bd-cli-%d-det1.yml", (int)getpid()), *t = NULL;
+    cr_assert_eq(sh(NULL, "sed 's/worker: 2/worker: 1/g' %s > %s", yml, one), 0);
+    char *a = bd_strfmt("/tmp/bd-cli-%d-detA", (int)getpid()), *b = bd_strfmt("/tmp/bd-cli-%d-detB", (int)getpid());
+    char *c = bd_strfmt("/tmp/bd-cli-%d-detC", (int)getpid());
+    cr_assert_eq(sh(&t, "rm -rf %s %s %s && $BODHI run %s --out %s --quiet && $BODHI run %s --out %s --quiet && "
+                        "$BODHI run %s --out %s --quiet", a, b, c, yml, a, yml, b, one, c), 0, "%s", t);
+    free(t);
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \"import h5py, numpy as np\n"
+        "A, B, C = (h5py.File(d + '/run.h5', 'r') for d in ('%s', '%s', '%s'))\n"
+        "assert list(A.attrs['phases']) == ['train', 'test']\n"
+        "for ph in A.attrs['phases']:\n"
+        "    for name in ('sensors', 'actuators', 'rewards', 'terminated', 'truncated', 'episodes', 'final_sensors'):\n"
+        "        x, y = A[ph + '/balancer/' + name][:], B[ph + '/balancer/' + name][:]\n"
+        "        assert x.shape == y.shape and x.tobytes() == y.tobytes(), (ph, name, 'same workers differ')\n"
+        "    assert A[ph + '/balancer/sensors'].shape[0] > 0\n"
+        "x, z = A['train/balancer/sensors'][0], C['train/balancer/sensors'][0]\n"
+        "assert x.tobytes() == z.tobytes(), 'the worlds start differently with another worker count'\n"
+        "\"", a, b, c);
+    int rc = sh(&t, "%s", py);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    free(py);
+    rm_rf(a);
+    rm_rf(b);
+    rm_rf(c);
+    unlink(one);
+    free(a);
+    free(b);
+    free(c);
+    free(one);
+    free(yml);
+}
