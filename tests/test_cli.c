@@ -582,3 +582,74 @@ Test(replay, item06_same_workers_same_data, .timeout = 240)
     free(one);
     free(yml);
 }
+
+/* Issue 20, item 9: `replay --plot` of a run with two agents draws one panel per agent
+ * (the picture grows by a panel per agent), each with its legend beside its frame, in a
+ * column the data never reaches. (The axis titles, the window and the phase markers are
+ * drawn text: look at the PNG.) */
+Test(replay, item09_plot_has_a_panel_per_agent, .timeout = 180)
+{
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no numpy");
+    char *yml = bd_strfmt("/tmp/bd-cli-%d-plot.yml", (int)getpid());
+    char *text = bd_strfmt(
+        "uid: plot\nseed: 3\nschedule:\n  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: '%s:bd_target_env', uid: p, params: {worlds: 6, max_steps: 20}}\n"
+        "      agents:\n"
+        "        - {name: east_west, brain: {name: random, params: {rollout_steps: 25}}, muscle: {name: random},"
+        " sensors: [p.*], actuators: [p.move_x]}\n"
+        "        - {name: north_south, brain: {name: random, params: {rollout_steps: 25}}, muscle: {name: random},"
+        " sensors: [p.*], actuators: [p.move_y]}\n"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: 1200}}]}\n"
+        "      phase_config: {worker: 2}\n"
+        "  - test:\n      phase_config: {mode: test, episodes: 12}\n",
+        BODHI_TARGET_PLUGIN);
+    cr_assert_eq(bd_write_file(yml, text, strlen(text)), BD_OK);
+    free(text);
+    char *out = bd_strfmt("/tmp/bd-cli-%d-plot", (int)getpid()), *t = NULL;
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet && $BODHI replay %s --plot %s/two.png && "
+                        "$BODHI replay %s/memory/train.east_west.h5 --plot %s/one.png", yml, out, out, out, out, out),
+                 0, "%s", t);
+    free(t);
+    /* heights, and the legend column (right of the last x the frames reach) per panel */
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \"import struct, zlib, numpy as np\n"
+        "def png(p):\n"
+        "    b = open(p, 'rb').read(); w, h = struct.unpack('>II', b[16:24]); i = 8; data = b''\n"
+        "    while i < len(b):\n"
+        "        n, = struct.unpack('>I', b[i:i + 4]); k = b[i + 4:i + 8]\n"
+        "        if k == b'IDAT': data += b[i + 8:i + 8 + n]\n"
+        "        i += 12 + n\n"
+        "    raw = zlib.decompress(data); s = w * 4 + 1; rows = []; prev = bytearray(w * 4)\n"
+        "    for y in range(h):\n"
+        "        f = raw[y * s]; line = bytearray(raw[y * s + 1:(y + 1) * s])\n"
+        "        for x in range(len(line)):\n"
+        "            a = line[x - 4] if x >= 4 else 0; u = prev[x]; c = prev[x - 4] if x >= 4 else 0\n"
+        "            if f == 1: line[x] = (line[x] + a) & 255\n"
+        "            elif f == 2: line[x] = (line[x] + u) & 255\n"
+        "            elif f == 3: line[x] = (line[x] + (a + u) // 2) & 255\n"
+        "            elif f == 4:\n"
+        "                pa, pb, pc = abs(u - c), abs(a - c), abs(a + u - 2 * c)\n"
+        "                line[x] = (line[x] + (a if pa <= pb and pa <= pc else u if pb <= pc else c)) & 255\n"
+        "        rows.append(bytes(line)); prev = line\n"
+        "    return np.frombuffer(b''.join(rows), np.uint8).reshape(h, w, 4)\n"
+        "one, two = png('%s/one.png'), png('%s/two.png')\n"
+        "h1, h2 = one.shape[0], two.shape[0]\n"
+        "assert h2 > h1 and one.shape[1] == two.shape[1], (h1, h2)\n"
+        "panel = h2 - h1; top = h1 - panel\n"
+        "ink = (two[:, :, :3] < 200).any(axis=2)\n"
+        "right = max(np.nonzero(ink[top + 180])[0])  # the first frame's right edge, below its legend\n"
+        "for p in range(2):\n"
+        "    band = ink[top + p * panel: top + (p + 1) * panel]\n"
+        "    assert right < two.shape[1] - 100 and band[:, right + 10:].any(), ('no legend beside panel', p)\n"
+        "\"", out, out);
+    int rc = sh(&t, "%s", py);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    free(py);
+    rm_rf(out);
+    free(out);
+    free(yml);
+}
