@@ -512,14 +512,17 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
         fprintf(out, "plot: %s\n", o->plot);
     free(real);
-    int exported = 0;
-    if (!rc && o->minari && (rc = bd_replay_minari(file, title, o->minari, out, &exported)) == BD_OK && exported == 0)
+    int exported = 0, nothing = 0; /* a check or an export that did nothing has failed (exit 1) */
+    if (!rc && o->minari && (rc = bd_replay_minari(file, title, o->minari, out, &exported)) == BD_OK && exported == 0) {
         rc = bd_seterr(BD_EINVAL, "--minari: nothing exported: no trace of '%s' holds whole episodes (see above)", file);
-    else if (!rc && verify && count > 0 && checked == 0)
+        nothing = 1;
+    } else if (!rc && verify && count > 0 && checked == 0) {
         rc = bd_seterr(BD_EINVAL, "--verify: nothing could be checked in '%s' (see above)", file);
-    else if (!rc && verify && unmade > 0)
+        nothing = 1;
+    } else if (!rc && verify && unmade > 0) {
         rc = bd_seterr(BD_EINVAL, "--verify: %d phase(s) of '%s' could not be re-simulated (see above)", unmade, path);
-    int nothing = rc == BD_EINVAL && bad_total == 0; /* a check not done is a check failed */
+        nothing = 1;
+    }
     if (o && o->mismatches)
         *o->mismatches = bad_total + (verify && finished ? nmissing : 0) + nothing;
     if (!finished)
