@@ -325,8 +325,10 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
         return buf;
     }
     if (objective && mean >= p->objective_threshold) {
-        snprintf(buf, len, "objective reached: mean return %.4g over the last %d episodes >= %g", mean,
-                 p->objective_window, p->objective_threshold);
+        /* checked once a rollout: the steps said are that rollout's end, not the episode's */
+        snprintf(buf, len, "objective reached: mean return %.4g over the last %d episodes >= %g, checked at the end "
+                 "of each rollout (every %lld agent-steps)", mean, p->objective_window, p->objective_threshold,
+                 (long long)b->T * (long long)b->N);
         return buf;
     }
     if (cap > 0 && b->steps >= cap) {
@@ -579,7 +581,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         .env_uid = b->ap->env->uid, .members = b->ap->members,
         .group = b->ap->env->desc->ngroups ? b->ap->env->desc->groups[b->ap->group].name : NULL,
         .seed = b->rf->seed, .worlds = b->N, .every = b->rec_every, .no_steps = !a->record_steps,
-        .compression = (bd_compression)bd_compression_parse(a->record_compression),
+        .compression = a->record_compression ? (bd_compression)bd_compression_parse(a->record_compression)
+                                             : bd_compression_default(),
     };
     spec.n = b->rec_nr;
     if ((rc = bd_trace_writer_create(&spec, &b->mem)) != BD_OK)

@@ -279,8 +279,8 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                   BD_OBSNORM_MAX));
     bd_ppo_params pp;
     int prc = bd_ppo_params_read(params, 1, p->max_columns, &pp, d);
-    if (prc != BD_OK)
-        return prc; /* what follows would judge defaults in place of what was meant */
+    if (prc != BD_OK || !ap->env)
+        return prc; /* what follows would judge defaults in place of what was meant, or needs the env */
     int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches,
                                    p->ph && p->ph->mode == BD_MODE_TRAIN ? pp.opt.epochs : 0, d);
     rc = rc ? rc : brc;
@@ -304,7 +304,7 @@ int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const b
 {
     bd_ppo_params pp;
     int rc = bd_ppo_params_read(params, 1, p->max_columns, &pp, d);
-    if (rc != BD_OK)
+    if (rc != BD_OK || !ap->env)
         return rc;
     return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, 0, d);
 }

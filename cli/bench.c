@@ -2,11 +2,16 @@
  * [--json]`: steps N agents of each environment (N worlds, or N / 25 Tag worlds of its
  * default 25 agents) T times under a uniform
  * random policy drawn on the same device, and reports agent-steps per second, the bytes
- * one agent-step moves, the measured copy bandwidth over the same working set, and the
- * bandwidth floor (the rate at which just moving those bytes would run).
+ * one agent-step moves, the measured copy bandwidth over the same working set (which may
+ * fit in the CPU's last-level cache: then it is a cache rate, and said so), the copy
+ * bandwidth of memory (a working set of 256 MiB at least, beyond the last-level cache of
+ * the CPUs it was measured on), and the floor: the rate at which just moving each agent-step's bytes through
+ * memory would run.
  * JSON (one object per line): env, device, device_name, agents, steps, threads, seconds,
- * agent_steps_per_s, bytes_per_step (per agent-step), copy_bytes_per_s,
- * floor_agent_steps_per_s, fraction_of_floor. */
+ * agent_steps_per_s, bytes_per_step (per agent-step), working_set_bytes, llc_bytes (0:
+ * unknown), copy_bytes_per_s (over the working set), memory_copy_bytes_per_s,
+ * memory_working_set_bytes, floor_agent_steps_per_s (from memory's rate),
+ * fraction_of_floor. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,32 @@
 #include "cli/cli.h"
 #include "common/devmem.h"
 #include "common/util.h"
+
+/* The CPU's last-level cache in bytes (the largest cache sysfs lists for cpu0), 0 when
+ * unknown. */
+static size_t bd_llc_bytes(void)
+{
+    size_t best = 0;
+    for (int i = 0; i < 8; i++) {
+        char path[96], text[64];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char unit = 0;
+        unsigned long long v = 0;
+        if (fgets(text, sizeof text, f) && sscanf(text, "%llu%c", &v, &unit) >= 1) {
+            size_t b = (size_t)v * (unit == 'K' ? 1024 : unit == 'M' ? 1 << 20 : 1);
+            best = b > best ? b : best;
+        }
+        fclose(f);
+    }
+    if (best == 0) {
+        long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        best = l3 > 0 ? (size_t)l3 : 0;
+    }
+    return best;
+}
 
 static int bd_parse_count(const char *what, const char *s, long long lo, long long hi, long long *out)
 {
@@ -50,15 +81,21 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, l
     if (rc == BD_OK)
         rc = bd_env_random_steps(e, T, &counter);
     double secs = bd_now() - t0;
-    double bps = bd_env_bytes_per_world_step(d) / sh.members, bw = 0; /* per agent-step */
+    double bps = bd_env_bytes_per_world_step(d) / sh.members, bw = 0, mbw = 0; /* per agent-step */
+    /* the same working set (maybe all in cache), and one that memory must serve */
+    size_t ws = (size_t)(bps * (double)n / 2), llc = bd_llc_bytes();
+    size_t mws = ws > ((size_t)256 << 20) ? ws : (size_t)256 << 20;
     if (rc == BD_OK)
-        rc = bd_env_copy_bandwidth(e, (size_t)(bps * (double)n / 2), &bw);
+        rc = bd_env_copy_bandwidth(e, ws, &bw);
+    if (rc == BD_OK)
+        rc = mws == ws ? (mbw = bw, BD_OK) : bd_env_copy_bandwidth(e, mws, &mbw);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi bench %s: %s\n", d->name, bd_lasterr());
         bd_env_destroy(e);
         return 1;
     }
-    double rate = (double)n * (double)T / secs, floor_rate = bw / bps;
+    double rate = (double)n * (double)T / secs, floor_rate = mbw / bps;
+    int in_cache = dev == BD_DEVICE_CPU && (llc == 0 || ws <= llc);
     char name[256] = "";
     if (dev == BD_DEVICE_CUDA)
         bd_cuda_device_name(name, sizeof name);
@@ -75,7 +112,11 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, l
         cJSON_AddNumberToObject(o, "seconds", secs);
         cJSON_AddNumberToObject(o, "agent_steps_per_s", rate);
         cJSON_AddNumberToObject(o, "bytes_per_step", bps);
+        cJSON_AddNumberToObject(o, "working_set_bytes", (double)ws);
+        cJSON_AddNumberToObject(o, "llc_bytes", (double)llc);
         cJSON_AddNumberToObject(o, "copy_bytes_per_s", bw);
+        cJSON_AddNumberToObject(o, "memory_copy_bytes_per_s", mbw);
+        cJSON_AddNumberToObject(o, "memory_working_set_bytes", (double)mws);
         cJSON_AddNumberToObject(o, "floor_agent_steps_per_s", floor_rate);
         cJSON_AddNumberToObject(o, "fraction_of_floor", rate / floor_rate);
         char *s = cJSON_PrintUnformatted(o);
@@ -83,10 +124,13 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, l
         free(s);
         cJSON_Delete(o);
     } else {
+        char b1[32], b2[32];
         printf("%-12s %-4s %10lld agents x %6lld steps: %8.3f s  %10.3g agent-steps/s  "
-               "%.0f B/agent-step  copy %.3g GB/s  floor %.3g/s  (%.0f%% of floor)\n",
+               "%.0f B/agent-step  copy %.3g GB/s over its %s%s  memory %.3g GB/s over %s  "
+               "floor %.3g/s from memory  (%.0f%% of floor)\n",
                d->name, dev == BD_DEVICE_CUDA ? "cuda" : "cpu", n, T, secs, rate, bps, bw / 1e9,
-               floor_rate, 100 * rate / floor_rate);
+               bd_bytes_text((double)ws, b1, sizeof b1), in_cache ? " (in cache)" : "", mbw / 1e9,
+               bd_bytes_text((double)mws, b2, sizeof b2), floor_rate, 100 * rate / floor_rate);
     }
     fflush(stdout);
     bd_env_destroy(e);

@@ -45,7 +45,9 @@ typedef struct {
     const char *plot;     /* --plot FILE.svg|.png: learning curves (cli/plot.c) */
     const char *minari;   /* --minari DIR: each trace as a Minari dataset (cli/minari.c) */
     int64_t *mismatches;  /* may be NULL: set to the episodes and worlds verify found wrong, so
-                             that a caller tells a failed check from a run it could not read */
+                             that a caller tells a failed check from a run it could not read;
+                             also 1 or more when --verify or --minari could do nothing (all
+                             skipped): that too is a failed check */
 } bd_replay_opts;
 
 /* Prints, per phase and agent, episodes, mean/median/max/min return and mean/median
@@ -54,13 +56,15 @@ typedef struct {
 int bd_replay(const char *path, FILE *out, const bd_replay_opts *o);
 
 /* The steps of every phase of the run in run_dir re-simulated (cli/resim.c); *bad counts
- * the worlds whose recorded sensors differ. */
-int bd_replay_resim(const char *run_dir, const char *master, FILE *out, int64_t *bad);
+ * the worlds whose recorded sensors differ, *checked the envs re-simulated, *unmade the
+ * phases whose envs could not be made here (an env plugin that is not where run.yml says). */
+int bd_replay_resim(const char *run_dir, const char *master, FILE *out, int64_t *bad, int *checked, int *unmade);
 
 /* Learning curves of the traces in file, drawn into out_path (.svg or .png). */
 int bd_replay_plot(const char *file, const char *title, const char *out_path);
 
-/* Each trace of master as a Minari dataset under root (root/<run>/<phase>-<agent>-v0). */
-int bd_replay_minari(const char *master, const char *run_name, const char *root, FILE *out);
+/* Each trace of master as a Minari dataset under root (root/<run>/<phase>-<agent>-v0);
+ * *exported counts the datasets written (a sampled trace is skipped, said on out). */
+int bd_replay_minari(const char *master, const char *run_name, const char *root, FILE *out, int *exported);
 
 #endif

@@ -87,7 +87,7 @@ static int cmp_start(const void *a, const void *b, void *ctx)
 
 /* One trace into dir/data/; *written its episodes. */
 static int export_trace(const char *master, const char *phase, const char *agent, const char *dir,
-                        const char *dataset_id, FILE *out)
+                        const char *dataset_id, FILE *out, int *exported)
 {
     bd_trace_info info;
     int rc = bd_trace_read_info(master, phase, agent, &info);
@@ -230,9 +230,11 @@ static int export_trace(const char *master, const char *phase, const char *agent
         cJSON_AddBoolToObject(md, "jpeg_encoding", 0);
         char *text = cJSON_Print(md);
         rc = text && obs_space && act_space ? bd_write_file(meta, text, strlen(text)) : bd_seterr(BD_ENOMEM, "out of memory");
-        if (rc == BD_OK)
+        if (rc == BD_OK) {
             fprintf(out, "minari %s/%s: %lld episodes, %lld steps in %s\n", phase, agent, (long long)written,
                     (long long)steps, dir);
+            (*exported)++;
+        }
         free(text);
         free(desc);
         cJSON_Delete(md);
@@ -254,8 +256,9 @@ static int export_trace(const char *master, const char *phase, const char *agent
     return rc;
 }
 
-int bd_replay_minari(const char *master, const char *run_name, const char *root, FILE *out)
+int bd_replay_minari(const char *master, const char *run_name, const char *root, FILE *out, int *exported)
 {
+    *exported = 0;
     char **names = NULL;
     int count = 0;
     int rc = bd_trace_list(master, &names, &count);
@@ -300,7 +303,7 @@ int bd_replay_minari(const char *master, const char *run_name, const char *root,
         char *ph = minari_name(names[i]), *ag = minari_name(slash + 1);
         char *id = ph && ag ? bd_strfmt("%s/%s-%s-v0", run, ph, ag) : NULL;
         char *dir = id ? bd_strfmt("%s/%s", root, id) : NULL;
-        rc = dir ? export_trace(master, names[i], slash + 1, dir, id, out) : bd_seterr(BD_ENOMEM, "out of memory");
+        rc = dir ? export_trace(master, names[i], slash + 1, dir, id, out, exported) : bd_seterr(BD_ENOMEM, "out of memory");
         free(ph);
         free(ag);
         free(id);

@@ -1,12 +1,14 @@
 /* plot.c: `bodhi replay RUN_DIR --plot FILE.svg|FILE.png`: learning curves (see cli.h),
  * drawn with cairo (SVG and PNG surfaces, with text).
  *
- * x is agent-steps (env steps x the phase's worlds), counted on across the phases in file
- * order, so a train phase and the test phase after it stand side by side; phase
- * boundaries are dashed lines with the phase's name. Per agent: every episode's return
- * as a faint dot where it ended, and the moving average over a window that grows with the
- * episode count (1 to 100), as a line; one colour per agent name, the same in every
- * phase. */
+ * One panel per agent, each with its own y axis (CartPole's 0-500 does not flatten Tag's
+ * 0-10). x is env steps (each world's; an agent's agent-steps are that times its columns,
+ * which the panel states), counted on across the phases in file order, so a train phase
+ * and the test phase after it stand side by side; the envs of a phase step together, so
+ * the phase boundaries, dashed lines with the phase's name, fall at the same x in every
+ * panel. In a panel: every episode's return as a faint dot where it ended, and its moving
+ * average over a window of n / 50 episodes (1 to 100), as a line; the legend, beside the
+ * panel and outside its data, states the window of each phase. */
 #define _GNU_SOURCE
 #include <cairo-svg.h>
 #include <cairo.h>
@@ -18,19 +20,22 @@
 #include "common/util.h"
 #include "memory/memory.h"
 
-#define PLOT_W 1200.0
-#define PLOT_H 700.0
+#define PLOT_W 1400.0
+#define PLOT_PANEL 330.0 /* a panel's height, its x labels included */
 #define PLOT_L 90.0  /* margins: room for the y labels ... */
-#define PLOT_R 30.0
-#define PLOT_T 60.0  /* ... the title and phase names ... */
-#define PLOT_B 70.0  /* ... and the x labels */
+#define PLOT_R 330.0 /* ... the legend beside each panel ... */
+#define PLOT_T 60.0  /* ... the title ... */
+#define PLOT_B 20.0
+#define PLOT_GAP 70.0 /* below a panel's frame: its x labels and axis title */
 #define PLOT_MAX_DOTS 20000 /* dots per trace at most (evenly thinned) */
 
 typedef struct {
-    char *phase, *agent;
-    double *x, *y, *avg; /* (n) by end step */
+    char *phase, *agent, *env;
+    double *x, *y, *avg; /* (n) by end step: env steps, return, moving average */
     int64_t n;
-    int colour;
+    int colour;          /* its agent's index: its panel */
+    int columns;         /* the agent's columns (worlds x members) */
+    int64_t window;      /* the moving average's episodes */
 } plot_trace;
 
 typedef struct {
@@ -78,12 +83,13 @@ static void text_at(cairo_t *cr, double x, double y, const char *s, double ax, d
     cairo_show_text(cr, s);
 }
 
-static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_phase *ph, int np, char **names,
-                 int nnames)
+/* Panel a (agent names[a]) with its top at y0: its traces, the phases, its legend. */
+static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_trace *tr, int nt, plot_phase *ph,
+                       int np)
 {
     double xmin = 0, xmax = np ? ph[np - 1].x1 : 1, ymin = INFINITY, ymax = -INFINITY;
     for (int k = 0; k < nt; k++)
-        for (int64_t i = 0; i < tr[k].n; i++) {
+        for (int64_t i = 0; tr[k].colour == a && i < tr[k].n; i++) {
             ymin = fmin(ymin, tr[k].y[i]);
             ymax = fmax(ymax, tr[k].y[i]);
         }
@@ -100,17 +106,13 @@ static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_ph
     ymax += pad;
     if (xmax <= xmin)
         xmax = xmin + 1;
-    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = PLOT_T, B = PLOT_H - PLOT_B;
+    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = y0 + 10, B = y0 + PLOT_PANEL - PLOT_GAP;
 #define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
 #define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    /* grid and ticks */
     char buf[64];
     cairo_set_font_size(cr, 13);
     cairo_set_line_width(cr, 1);
-    double ys = nice_step(ymax - ymin, 6), xs = nice_step(xmax - xmin, 8);
+    double ys = nice_step(ymax - ymin, 5), xs = nice_step(xmax - xmin, 8);
     for (double v = ceil(ymin / ys) * ys; v <= ymax; v += ys) {
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, L, PY(v));
@@ -127,9 +129,9 @@ static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_ph
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         tick_label(v, xs, buf, sizeof buf);
-        text_at(cr, PX(v), B + 8, buf, 0.5, 0);
+        text_at(cr, PX(v), B + 6, buf, 0.5, 0);
     }
-    /* phases */
+    /* phases: the same x in every panel */
     const double dash[] = {6, 4};
     for (int k = 0; k < np; k++) {
         cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
@@ -140,13 +142,16 @@ static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_ph
             cairo_stroke(cr);
             cairo_set_dash(cr, NULL, 0, 0);
         }
-        cairo_set_font_size(cr, 13);
         text_at(cr, PX(ph[k].x0) + 6, T + 6, ph[k].name, 0, 0);
     }
-    /* episodes: faint dots, then the moving averages */
+    const double *c = plot_colours[a % PLOT_NCOLOURS];
+    cairo_save(cr);
+    cairo_rectangle(cr, L, T, R - L, B - T);
+    cairo_clip(cr);
+    cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.18);
     for (int k = 0; k < nt; k++) {
-        const double *c = plot_colours[tr[k].colour % PLOT_NCOLOURS];
-        cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.18);
+        if (tr[k].colour != a)
+            continue;
         int64_t stride = tr[k].n > PLOT_MAX_DOTS ? tr[k].n / PLOT_MAX_DOTS + 1 : 1;
         for (int64_t i = 0; i < tr[k].n; i += stride) {
             cairo_arc(cr, PX(tr[k].x[i]), PY(tr[k].y[i]), 1.6, 0, 2 * M_PI);
@@ -155,10 +160,9 @@ static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_ph
     }
     cairo_set_line_width(cr, 2.2);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+    cairo_set_source_rgb(cr, c[0], c[1], c[2]);
     for (int k = 0; k < nt; k++) {
-        const double *c = plot_colours[tr[k].colour % PLOT_NCOLOURS];
-        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
-        for (int64_t i = 0; i < tr[k].n; i++) {
+        for (int64_t i = 0; tr[k].colour == a && i < tr[k].n; i++) {
             if (i == 0)
                 cairo_move_to(cr, PX(tr[k].x[i]), PY(tr[k].avg[i]));
             else
@@ -166,40 +170,69 @@ static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_ph
         }
         cairo_stroke(cr);
     }
-    /* frame, labels, legend */
+    cairo_restore(cr);
+    /* frame and axis titles */
     cairo_set_line_width(cr, 1.2);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_rectangle(cr, L, T, R - L, B - T);
     cairo_stroke(cr);
-    cairo_set_font_size(cr, 15);
-    text_at(cr, (L + R) / 2, PLOT_H - 22, "agent-steps (env steps x worlds)", 0.5, 0.5);
+    const plot_trace *first = NULL;
+    for (int k = 0; k < nt && !first; k++)
+        if (tr[k].colour == a)
+            first = &tr[k];
+    char xt[320];
+    snprintf(xt, sizeof xt, "env steps of %s (each of its worlds; the agent-steps of %s are %d times as many)",
+             first && first->env ? first->env : "its env", name, first ? first->columns : 1);
+    text_at(cr, (L + R) / 2, B + 36, xt, 0.5, 0.5);
     cairo_save(cr);
-    cairo_translate(cr, 24, (T + B) / 2);
+    cairo_translate(cr, 22, (T + B) / 2);
     cairo_rotate(cr, -M_PI / 2);
     text_at(cr, 0, 0, "episode return", 0.5, 0.5);
     cairo_restore(cr);
-    cairo_set_font_size(cr, 17);
-    char head[320];
-    snprintf(head, sizeof head, "%s: episode returns (dots) and their moving average (lines)", title);
-    text_at(cr, (L + R) / 2, 26, head, 0.5, 0.5);
-    cairo_set_font_size(cr, 13);
-    double lx = R - 12, ly = B - 12 - 20.0 * (nnames - 1);
-    for (int k = 0; k < nnames; k++) {
-        const double *c = plot_colours[k % PLOT_NCOLOURS];
-        char label[160];
-        snprintf(label, sizeof label, "%s (moving average)", names[k]);
-        cairo_text_extents_t e;
-        cairo_text_extents(cr, label, &e);
+    /* the legend, right of the frame: what the marks are, and each phase's window */
+    double lx = R + 18, ly = T + 8;
+    cairo_set_font_size(cr, 14);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text_at(cr, lx, ly, name, 0, 0.5);
+    cairo_set_font_size(cr, 12);
+    ly += 22;
+    cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.5);
+    cairo_arc(cr, lx + 12, ly, 2.5, 0, 2 * M_PI);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+    text_at(cr, lx + 30, ly, "an episode's return, where it ended", 0, 0.5);
+    for (int k = 0; k < nt; k++) {
+        if (tr[k].colour != a)
+            continue;
+        ly += 20;
         cairo_set_source_rgb(cr, c[0], c[1], c[2]);
         cairo_set_line_width(cr, 2.2);
-        cairo_move_to(cr, lx - e.width - 34, ly + 20.0 * k);
-        cairo_line_to(cr, lx - e.width - 10, ly + 20.0 * k);
+        cairo_move_to(cr, lx, ly);
+        cairo_line_to(cr, lx + 24, ly);
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-        text_at(cr, lx - e.width - 4, ly + 20.0 * k, label, 0, 0.5);
+        snprintf(xt, sizeof xt, "%s: moving average of %lld episode%s", tr[k].phase, (long long)tr[k].window,
+                 tr[k].window == 1 ? "" : "s");
+        text_at(cr, lx + 30, ly, xt, 0, 0.5);
     }
 #undef PX
 #undef PY
+}
+
+static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_phase *ph, int np, char **names,
+                 int nnames)
+{
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, 17);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    char head[320];
+    snprintf(head, sizeof head, "%s: episode returns (dots) and their moving average (lines), one panel per agent",
+             title);
+    text_at(cr, PLOT_W / 2, 26, head, 0.5, 0.5);
+    for (int a = 0; a < nnames; a++)
+        draw_panel(cr, PLOT_T + PLOT_PANEL * a, a, names[a], tr, nt, ph, np);
 }
 
 /* The traces of file as curves, with the phases' spans. */
@@ -227,6 +260,7 @@ static int plot_load(const char *file, plot_trace **trs, int *ntr, plot_phase **
         }
         t->phase = strndup(names[i], (size_t)(slash - names[i]));
         t->agent = bd_strdup(slash + 1);
+        t->env = NULL;
         bd_trace_info info;
         bd_episode *eps = NULL;
         int64_t n = 0;
@@ -254,11 +288,14 @@ static int plot_load(const char *file, plot_trace **trs, int *ntr, plot_phase **
         if (!t->x || !t->y || !t->avg)
             rc = bd_seterr(BD_ENOMEM, "out of memory");
         int64_t w = n / 50 < 1 ? 1 : n / 50 > 100 ? 100 : n / 50;
+        t->window = w;
+        t->columns = info.worlds;
+        t->env = bd_strdup(info.env ? info.env : "");
         double sum = 0;
         for (int64_t e = 0; rc == BD_OK && e < n; e++) {
             int64_t stop = eps[e].start_step + eps[e].length;
             end = stop > end ? stop : end;
-            t->x[e] = offset + (double)stop * info.worlds;
+            t->x[e] = offset + (double)stop; /* env steps */
             t->y[e] = eps[e].ret;
             sum += t->y[e];
             if (e >= w)
@@ -266,7 +303,7 @@ static int plot_load(const char *file, plot_trace **trs, int *ntr, plot_phase **
             t->avg[e] = sum / (double)(e + 1 < w ? e + 1 : w);
         }
         t->n = n;
-        double x1 = offset + (double)end * info.worlds;
+        double x1 = offset + (double)end;
         ph[np - 1].x1 = x1 > ph[np - 1].x1 ? x1 : ph[np - 1].x1;
         int c = -1;
         for (int k = 0; k < na; k++)
@@ -302,8 +339,9 @@ int bd_replay_plot(const char *file, const char *title, const char *out_path)
     int nt = 0, np = 0, na = 0;
     int rc = plot_load(file, &tr, &nt, &ph, &np, &agents, &na);
     if (rc == BD_OK) {
-        cairo_surface_t *s = svg ? cairo_svg_surface_create(out_path, PLOT_W, PLOT_H)
-                                 : cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)PLOT_W, (int)PLOT_H);
+        double H = PLOT_T + PLOT_PANEL * (na > 0 ? na : 1) + PLOT_B;
+        cairo_surface_t *s = svg ? cairo_svg_surface_create(out_path, PLOT_W, H)
+                                 : cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)PLOT_W, (int)H);
         cairo_t *cr = cairo_create(s);
         draw(cr, title, tr, nt, ph, np, agents, na);
         cairo_destroy(cr);
@@ -318,6 +356,7 @@ int bd_replay_plot(const char *file, const char *title, const char *out_path)
     for (int k = 0; tr && k < nt; k++) {
         free(tr[k].phase);
         free(tr[k].agent);
+        free(tr[k].env);
         free(tr[k].x);
         free(tr[k].y);
         free(tr[k].avg);

@@ -221,6 +221,50 @@ done:
     return rc;
 }
 
+/* A sampled trace (row r is env step r K, K > 1) at the rows it has: an episode of a recorded
+ * column that ended at a recorded step has its flag (terminated or truncated, as the
+ * episodes table says) in that row, and no other recorded cell is flagged. *bad counts
+ * mismatches, *checked the episodes checked. */
+static int verify_sampled(const char *path, const char *phase, const char *agent, const char *name,
+                          const bd_episode *eps, int64_t n, int K, FILE *out, int64_t *bad, int64_t *checked)
+{
+    void *tb = NULL, *cb = NULL;
+    int64_t d[3], d2[3];
+    int rank = 0, rank2 = 0;
+    int rc = bd_trace_read_dataset(path, phase, agent, "terminated", &tb, d, &rank);
+    if (rc == BD_OK)
+        rc = bd_trace_read_dataset(path, phase, agent, "truncated", &cb, d2, &rank2);
+    if (rc == BD_OK && (rank != 2 || rank2 != 2 || d[0] != d2[0] || d[1] != d2[1]))
+        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s: terminated and truncated differ in shape", path, phase, agent);
+    const int64_t T = rc == BD_OK ? d[0] : 0, N = rc == BD_OK ? d[1] : 0;
+    uint8_t *term = tb, *trunc = cb, *seen = rc == BD_OK ? calloc((size_t)(T * N) + 1, 1) : NULL;
+    if (rc == BD_OK && !seen)
+        rc = bd_seterr(BD_ENOMEM, "out of memory verifying %s", name);
+    *bad = *checked = 0;
+    for (int64_t i = 0; rc == BD_OK && i < n; i++) {
+        const bd_episode *e = &eps[i];
+        int64_t end = e->start_step + e->length - 1;
+        if (e->world < 0 || e->world >= N || e->length < 1 || end % K != 0 || end / K >= T)
+            continue;
+        size_t cell = (size_t)(end / K * N + e->world);
+        seen[cell] = 1;
+        (*checked)++;
+        if ((e->terminated && !term[cell]) || (e->truncated && !trunc[cell]) || (!term[cell] && !trunc[cell])) {
+            if (++*bad <= REPLAY_MAX_REPORTS)
+                fprintf(out, "verify %s: episode %lld (world %d) ended at step %lld, but row %lld has no such flag\n",
+                        name, (long long)i, e->world, (long long)end, (long long)(end / K));
+        }
+    }
+    for (int64_t c = 0; rc == BD_OK && c < T * N; c++)
+        if ((term[c] || trunc[c]) && !seen[c] && ++*bad <= REPLAY_MAX_REPORTS)
+            fprintf(out, "verify %s: row %lld (step %lld), world %lld ends an episode the episodes table does not hold\n",
+                    name, (long long)(c / N), (long long)(c / N * K), (long long)(c % N));
+    free(seen);
+    free(tb);
+    free(cb);
+    return rc;
+}
+
 /* A run folder means its run.h5; anything else is used as given. Caller frees *file. */
 static int resolve_path(const char *path, char **file)
 {
@@ -378,6 +422,7 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
             "steps", "episodes", "mean_ret", "median_ret", "min_ret", "max_ret", "mean_len",
             "median_len");
     int64_t bad_total = 0;
+    int checked = 0, unmade = 0; /* traces and envs --verify checked; phases it could not */
     for (int i = 0; i < count && !rc; i++) {
         char *phase = NULL;
         const char *agent = NULL;
@@ -410,14 +455,34 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
             fprintf(csv, ",%d,%lld,%d,%.9g,%u,%u\n", eps[e].world, (long long)eps[e].start_step,
                     eps[e].length, (double)eps[e].ret, eps[e].terminated, eps[e].truncated);
         }
-        if (verify && (info.every != 1 || info.recorded_worlds != info.worlds)) {
-            fprintf(out, "verify %s: returns not checked: it records every %d step(s) of %d of %d worlds\n",
-                    names[i], info.every, info.recorded_worlds, info.worlds);
+        if (verify && info.recorded_worlds < 1) {
+            fprintf(out, "verify %s: returns not checked: no steps recorded\n", names[i]);
+        } else if (verify && info.every != 1) {
+            /* the returns need every step; the flags can be checked at the steps kept */
+            int64_t bad = 0, nck = 0;
+            rc = verify_sampled(file, phase, agent, names[i], eps, n, info.every, out, &bad, &nck);
+            if (!rc)
+                fprintf(out, "verify %s: returns not checked (it records every %d steps); the end flags of the %lld "
+                             "episode(s) that ended at a recorded step of its %d recorded columns %s\n", names[i],
+                        info.every, (long long)nck, info.recorded_worlds, bad ? "do not all match" : "match");
+            checked += nck > 0 || bad > 0;
+            bad_total += bad;
         } else if (verify) {
-            int64_t bad = 0;
-            rc = verify_agent(file, phase, agent, names[i], eps, n, out, &bad);
+            /* the episodes of the recorded columns (all of them, or the first record.worlds) */
+            int64_t m = 0, bad = 0;
+            bd_episode *mine = malloc(sizeof *mine * (size_t)(n ? n : 1));
+            if (!mine)
+                rc = bd_seterr(BD_ENOMEM, "out of memory");
+            for (int64_t e = 0; mine && e < n; e++)
+                if (eps[e].world < info.recorded_worlds || info.recorded_worlds == info.worlds)
+                    mine[m++] = eps[e];
+            if (!rc)
+                rc = verify_agent(file, phase, agent, names[i], mine, m, out, &bad);
             if (!rc && bad == 0)
-                fprintf(out, "verify %s: returns ok (%lld episodes)\n", names[i], (long long)n);
+                fprintf(out, "verify %s: returns ok (%lld episodes%s)\n", names[i], (long long)m,
+                        m < n ? " of its recorded columns" : "");
+            free(mine);
+            checked++;
             bad_total += bad;
         }
         bd_trace_info_free(&info);
@@ -428,7 +493,9 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     int is_dir = stat(path, &dst) == 0 && S_ISDIR(dst.st_mode);
     if (!rc && verify && is_dir) { /* the steps themselves, from the seed and the setpoints */
         int64_t bad = 0;
-        rc = bd_replay_resim(path, file, out, &bad);
+        int envs = 0;
+        rc = bd_replay_resim(path, file, out, &bad, &envs, &unmade);
+        checked += envs;
         if (!rc && bad)
             rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose recorded steps the re-simulation does not "
                                       "reproduce", path, (long long)bad);
@@ -445,10 +512,19 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
         fprintf(out, "plot: %s\n", o->plot);
     free(real);
-    if (!rc && o->minari)
-        rc = bd_replay_minari(file, title, o->minari, out);
+    int exported = 0, nothing = 0; /* a check or an export that did nothing has failed (exit 1) */
+    if (!rc && o->minari && (rc = bd_replay_minari(file, title, o->minari, out, &exported)) == BD_OK && exported == 0) {
+        rc = bd_seterr(BD_EINVAL, "--minari: nothing exported: no trace of '%s' holds whole episodes (see above)", file);
+        nothing = 1;
+    } else if (!rc && verify && count > 0 && checked == 0) {
+        rc = bd_seterr(BD_EINVAL, "--verify: nothing could be checked in '%s' (see above)", file);
+        nothing = 1;
+    } else if (!rc && verify && unmade > 0) {
+        rc = bd_seterr(BD_EINVAL, "--verify: %d phase(s) of '%s' could not be re-simulated (see above)", unmade, path);
+        nothing = 1;
+    }
     if (o && o->mismatches)
-        *o->mismatches = bad_total + (verify && finished ? nmissing : 0);
+        *o->mismatches = bad_total + (verify && finished ? nmissing : 0) + nothing;
     if (!finished)
         nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
     if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
@@ -484,5 +560,6 @@ int bd_cmd_replay(int argc, char **argv)
         fprintf(stderr, "bodhi replay: %s\n", bd_lasterr());
     if (rc == BD_OK)
         return 0;
-    return verify && mismatches > 0 ? 1 : 2; /* 1: the check failed; 2: the run could not be read */
+    /* 1: the check failed, or --verify/--minari could do nothing; 2: the run could not be read */
+    return mismatches > 0 ? 1 : 2;
 }

@@ -1,13 +1,19 @@
 /* run.c: `bodhi run FILE [--out RUN_DIR] [--device D] [--seed N] [--listen URL] [--quiet]`
  * and `bodhi check FILE` with the same options (it checks what that run would do). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/util.h"
+#include "conductor/builtins.h"
 #include "conductor/conductor.h"
+#include "config/plan.h"
+#include "config/runfile.h"
 #include "config/yamltree.h"
+#include "memory/memory.h"
 
 /* The options run and check share into o: 0, -1 after --help, or a usage error's exit code. */
 static int bd_run_options(const char *cmd, int argc, char **argv, bd_run_opts *o)
@@ -50,9 +56,87 @@ int bd_cmd_run(int argc, char **argv)
     return rc ? (rc < 0 ? 0 : rc) : bd_conductor_run(&o);
 }
 
+/* Each phase's trace size, before it runs: a step row of an agent is its recorded columns x
+ * (4 bytes a sensor, actuator and reward, 1 a flag), one row every record.every env steps,
+ * for as many env steps as max_steps (or the episodes asked for, at the env's time limit)
+ * allow, rounded up to whole rollouts; uncompressed (a compression's gain depends on the
+ * data). */
+static void bd_print_trace_estimates(const bd_run_opts *o)
+{
+    bd_runfile *rf = NULL;
+    if (bd_runfile_load(o->path, &rf) != BD_OK)
+        return;
+    bd_compression def = bd_compression_default();
+    for (int i = 0; i < rf->nphases; i++) {
+        bd_phase_plan p;
+        if (bd_phase_plan_make(rf, i, bd_registry_builtin(), o->device, &p) != BD_OK) {
+            bd_phase_plan_fini(&p);
+            continue;
+        }
+        double total = 0, per_step = 0;
+        int bounded = 1;
+        for (int k = 0; k < p.nagents; k++) {
+            const bd_agent_plan *ap = &p.agents[k];
+            const bd_agent_cfg *a = ap->cfg;
+            if (!a->record_steps || !ap->env)
+                continue;
+            long long cols = a->record_worlds > 0 && a->record_worlds * ap->members < ap->columns
+                                 ? a->record_worlds * ap->members : ap->columns;
+            double row = (double)cols * (4.0 * (ap->nsens + ap->nact + 1) + 2);
+            /* env steps of this phase: max_steps counts agent-steps of one agent (or the first
+             * to get there: the one with the most columns) */
+            double env_steps = -1;
+            if (p.max_agent_steps > 0) {
+                long long c = p.max_columns;
+                for (int j = 0; p.max_steps_agent && j < p.nagents; j++)
+                    if (strcmp(p.agents[j].cfg->name, p.max_steps_agent) == 0)
+                        c = p.agents[j].columns;
+                env_steps = c > 0 ? (double)p.max_agent_steps / (double)c : -1;
+            }
+            if (p.episodes_target > 0 && ap->columns > 0) {
+                double ep = ((double)p.episodes_target / (double)ap->columns + 1) * ap->env->max_steps;
+                env_steps = env_steps < 0 || ep < env_steps ? ep : env_steps;
+            }
+            /* the phase stops at the end of a rollout */
+            long long T = ap->brain && ap->brain->rollout_steps ? ap->brain->rollout_steps(a->brain.params, p.max_columns)
+                                                                 : 0;
+            if (env_steps > 0 && T > 0)
+                env_steps = ceil(env_steps / (double)T) * (double)T;
+            per_step += row / a->record_every / (double)(ap->columns ? ap->columns : 1);
+            if (env_steps < 0)
+                bounded = 0;
+            else
+                total += row * ceil(env_steps / a->record_every);
+        }
+        char b1[32], b2[32];
+        const char *comp = "";
+        for (int k = 0; k < p.nagents; k++)
+            if (p.agents[k].cfg->record_steps)
+                comp = p.agents[k].cfg->record_compression ? p.agents[k].cfg->record_compression
+                                                           : bd_compression_name(def);
+        if (per_step == 0)
+            printf("  phase %s: no step rows recorded (episodes only)\n", p.ph->name);
+        else if (bounded)
+            printf("  phase %s: traces of up to %s uncompressed (%s a recorded agent-step), written %s%s\n",
+                   p.ph->name, bd_bytes_text(total, b1, sizeof b1), bd_bytes_text(per_step, b2, sizeof b2),
+                   strcmp(comp, "none") == 0 ? "uncompressed" : "through ", strcmp(comp, "none") == 0 ? "" : comp);
+        else
+            printf("  phase %s: traces of %s a recorded agent-step uncompressed (no max_steps bounds the phase), "
+                   "written %s%s\n", p.ph->name, bd_bytes_text(per_step, b2, sizeof b2),
+                   strcmp(comp, "none") == 0 ? "uncompressed" : "through ", strcmp(comp, "none") == 0 ? "" : comp);
+        bd_phase_plan_fini(&p);
+    }
+    bd_runfile_destroy(rf);
+}
+
 int bd_cmd_check(int argc, char **argv)
 {
     bd_run_opts o;
     int rc = bd_run_options("check", argc, argv, &o);
-    return rc ? (rc < 0 ? 0 : rc) : bd_conductor_check(&o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    rc = bd_conductor_check(&o);
+    if (rc == 0)
+        bd_print_trace_estimates(&o);
+    return rc;
 }

@@ -167,3 +167,15 @@ int bd_exists(const char *path)
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+const char *bd_bytes_text(double b, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    int u = 0;
+    while (b >= 1000 && u < 5) {
+        b /= 1000;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.3g %s" : "%.0f %s", b, units[u]);
+    return buf;
+}

@@ -28,6 +28,10 @@ int bd_write_file(const char *path, const void *data, size_t len);
 /* snprintf into a heap string; NULL when out of memory. Caller frees. */
 char *bd_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A byte count as people read it, in decimal units as df -H says them ("920 MB",
+ * "1.5 GB", "12 B") into buf; returns buf. */
+const char *bd_bytes_text(double bytes, char *buf, size_t len);
+
 /* s as a decimal integer (bd_parse_ll) or a number (bd_parse_double) in [lo, hi] into
  * *out: BD_OK, or BD_EINVAL for NULL, an empty string, trailing text, overflow, NaN or a
  * value out of range (*out untouched). For command-line options. */

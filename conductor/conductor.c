@@ -148,6 +148,21 @@ static void bd_fail(bd_conductor *c, const char *fmt, ...)
 
 /* ---- validation ----------------------------------------------------------------------- */
 
+/* An agent's ids for `bodhi check`: all of them when few (8 at most), else the patterns
+ * the run file gives, when fewer ("tag.tagger.*"), else the first three and a count. */
+static void bd_print_ids(char *const *ids, int n, const char *const *patterns, int npat)
+{
+    if (n <= 8) {
+        for (int s = 0; s < n; s++)
+            printf("%s%s", s ? " " : "", ids[s]);
+    } else if (npat < 4) {
+        for (int s = 0; s < npat; s++)
+            printf("%s%s", s ? " " : "", patterns[s]);
+    } else {
+        printf("%s %s %s ... and %d more", ids[0], ids[1], ids[2], n - 3);
+    }
+}
+
 /* The run file and the command line through config/'s one gate (config/check.h); prints
  * every problem. With verbose (bodhi check), describes each phase. */
 static int bd_validate(const bd_check_opts *co, bd_runfile **out, int verbose)
@@ -176,11 +191,9 @@ static int bd_validate(const bd_check_opts *co, bd_runfile **out, int verbose)
             for (int a = 0; a < p.nagents; a++) {
                 const bd_agent_cfg *ac = p.agents[a].cfg;
                 printf("  agent %s: brain %s, %d sensors (", ac->name, ac->brain.name, p.agents[a].nsens);
-                for (int s = 0; s < p.agents[a].nsens; s++)
-                    printf("%s%s", s ? " " : "", p.agents[a].sensor_ids[s]);
+                bd_print_ids(p.agents[a].sensor_ids, p.agents[a].nsens, ac->sensors, ac->nsensors);
                 printf("), actuators (");
-                for (int s = 0; s < p.agents[a].nact; s++)
-                    printf("%s%s", s ? " " : "", p.agents[a].actuator_ids[s]);
+                bd_print_ids(p.agents[a].actuator_ids, p.agents[a].nact, ac->actuators, ac->nactuators);
                 printf(")");
                 const bd_agent_plan *ap = &p.agents[a];
                 if (ap->load_phase && !ap->random)
@@ -948,8 +961,11 @@ int bd_conductor_run(const bd_run_opts *o)
         free(c.dir);
         return 2;
     }
-    if (rc == BD_OK && rd.moved_to)
-        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, rd.moved_to);
+    if (rc == BD_OK && rd.moved_to) {
+        char *aside = bd_rundir_aside_text(c.dir, rd.moved_to);
+        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, aside ? aside : rd.moved_to);
+        free(aside);
+    }
     char *yml = bd_strfmt("%s/run.yml", c.dir);
     if (rc == BD_OK)
         rc = bd_runfile_write_effective(user, yml);

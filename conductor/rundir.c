@@ -3,6 +3,7 @@
 #include "conductor/rundir.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -235,4 +236,55 @@ void bd_rundir_release(bd_rundir *rd)
     rd->lock_fd = -1;
     free(rd->moved_to);
     rd->moved_to = NULL;
+}
+
+static __thread double g_du_bytes; /* nftw's callback has no context pointer */
+
+static int bd_du_cb(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)path;
+    (void)f;
+    if (type == FTW_F)
+        g_du_bytes += (double)st->st_blocks * 512; /* on disk: a sparse file counts what it holds */
+    return 0;
+}
+
+/* Bytes under path on disk (du), 0 when unreadable. */
+static double bd_du(const char *path)
+{
+    g_du_bytes = 0;
+    nftw(path, bd_du_cb, 16, FTW_PHYS);
+    return g_du_bytes;
+}
+
+char *bd_rundir_aside_text(const char *dir, const char *moved_to)
+{
+    char one[32], all[32];
+    double size = bd_du(moved_to), total = 0;
+    int copies = 0;
+    /* the earlier copies: <base>.prev-* in dir's folder */
+    const char *slash = strrchr(dir, '/');
+    char *parent = slash ? bd_strfmt("%.*s", (int)(slash == dir ? 1 : slash - dir), dir) : bd_strdup(".");
+    char *prefix = bd_strfmt("%s.prev-", slash ? slash + 1 : dir);
+    DIR *dp = parent ? opendir(parent) : NULL;
+    struct dirent *de;
+    while (dp && prefix && (de = readdir(dp))) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        char *p = bd_strfmt("%s/%s", parent, de->d_name);
+        if (p && strcmp(p, moved_to) != 0 && !(slash == NULL && strcmp(de->d_name, moved_to) == 0)) {
+            copies++;
+            total += bd_du(p);
+        }
+        free(p);
+    }
+    if (dp)
+        closedir(dp);
+    free(parent);
+    free(prefix);
+    if (copies == 0)
+        return bd_strfmt("%s (%s)", moved_to, bd_bytes_text(size, one, sizeof one));
+    return bd_strfmt("%s (%s); with %d earlier cop%s beside it, %s.prev-* hold %s in all (remove what you do not "
+                     "need)", moved_to, bd_bytes_text(size, one, sizeof one), copies, copies == 1 ? "y" : "ies", dir,
+                     bd_bytes_text(size + total, all, sizeof all));
 }

@@ -28,4 +28,9 @@ int bd_rundir_claim(const char *dir, bd_rundir *rd);
 /* Releases the lock and frees; NULL-safe, idempotent. */
 void bd_rundir_release(bd_rundir *rd);
 
+/* What moving a run aside left on disk, for the console: "<moved_to> (920 MB)", and, when
+ * earlier copies of dir (dir.prev-*) sit beside it, "; with N earlier copies beside it,
+ * <dir>.prev-* hold X in all". Caller frees; NULL when out of memory. */
+char *bd_rundir_aside_text(const char *dir, const char *moved_to);
+
 #endif

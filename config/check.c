@@ -162,6 +162,33 @@ static int bd_resolve_load_run(bd_agent_cfg *a)
     return rc;
 }
 
+/* An env plugin's "path/lib.so:symbol" with its path made absolute in the run file's tree
+ * (run.yml then names the file loaded, wherever replay or a remote muscle starts); a path
+ * that does not resolve is left as written (the plan says why it cannot be loaded). */
+static int bd_absolute_plugins(bd_runfile *rf)
+{
+    for (int i = 0; i < rf->nphases; i++)
+        for (int k = 0; k < rf->phases[i].nenvs; k++) {
+            bd_env_cfg *ec = &rf->phases[i].envs[k];
+            const char *name = ec->env.name, *colon = name ? strrchr(name, ':') : NULL;
+            if (!colon || name[0] == '/' || !ec->env.node)
+                continue;
+            char *path = bd_strfmt("%.*s", (int)(colon - name), name);
+            char *abs = path ? realpath(path, NULL) : NULL;
+            char *full = abs ? bd_strfmt("%s%s", abs, colon) : NULL;
+            int rc = full && bd_node_set_scalar((bd_node *)ec->env.node, "name", full, 1) == BD_OK ? BD_OK : BD_ENOMEM;
+            if (rc == BD_OK)
+                ec->env.name = bd_node_get(ec->env.node, "name")->text;
+            int lost = rc != BD_OK && abs; /* out of memory, not a path that does not resolve */
+            free(full);
+            free(abs);
+            free(path);
+            if (lost)
+                return bd_seterr(BD_ENOMEM, "out of memory");
+        }
+    return BD_OK;
+}
+
 /* Two (phase, agent) pairs whose files would be one: memory/<phase>.<agent>.h5 when names
  * hold dots ("a.b" + "c" and "a" + "b.c"). */
 static void bd_check_file_names(const bd_runfile *rf, bd_diags *d)
@@ -218,6 +245,10 @@ int bd_config_check(const bd_check_opts *o, const bd_registry *reg, bd_diags *d,
     free(text);
     if (!rf)
         return d->rc;
+    if ((rc = bd_absolute_plugins(rf)) != BD_OK) {
+        bd_runfile_destroy(rf);
+        return bd_diag(d, rc);
+    }
     /* loads from earlier runs first: the plans compare their checkpoints */
     for (int i = 0; i < rf->nphases; i++)
         for (int k = 0; k < rf->phases[i].nagents; k++)

@@ -238,6 +238,35 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags
 
 /* env e's params: worlds, max_steps and the env's own, each a number in its range.
  * Returns 1 when the env's own are (the layout can be worked out). */
+/* The params every env takes, worlds and max_steps (default_max_steps when absent), into
+ * e; their problems are noted. Also for an env that is unknown, so that its other
+ * problems are not hidden behind its name. */
+static void bd_plan_env_counts(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_env_plan *e, int default_max_steps,
+                               bd_diags *d)
+{
+    char w[256];
+    int rc;
+    const bd_node *params = ec->env.params;
+    long long worlds, max_steps;
+    int muscles = ph->worker + ph->remote_worker;
+    const bd_node *wn = bd_node_get(params, "worlds");
+    if ((rc = bd_node_int(params, "worlds", 1, &worlds)) != BD_OK)
+        bd_diag(d, rc);
+    else if (worlds < muscles || worlds > BD_MAX_WORLDS)
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: worlds: expected %d (one per muscle) to %d, got %lld",
+                             bd_where(wn ? wn : ec->env.node, w, sizeof w), muscles, BD_MAX_WORLDS, worlds));
+    else
+        e->worlds = worlds;
+    const bd_node *mn = bd_node_get(params, "max_steps");
+    if ((rc = bd_node_int(params, "max_steps", default_max_steps, &max_steps)) != BD_OK)
+        bd_diag(d, rc);
+    else if (max_steps < 1 || max_steps > (1ll << 30))
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps: expected 1 to 2^30 steps per episode, got %lld",
+                             bd_where(mn ? mn : ec->env.node, w, sizeof w), max_steps));
+    else
+        e->max_steps = (int)max_steps;
+}
+
 static int bd_plan_env_params(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_env_plan *e, bd_diags *d)
 {
     char w[256];
@@ -251,24 +280,7 @@ static int bd_plan_env_params(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_e
     keys[nk] = NULL;
     if ((rc = bd_node_check_keys(params, keys, "environment params", d)) != BD_OK)
         bd_diag(d, rc);
-    long long worlds, max_steps;
-    int muscles = ph->worker + ph->remote_worker;
-    const bd_node *wn = bd_node_get(params, "worlds");
-    if ((rc = bd_node_int(params, "worlds", 1, &worlds)) != BD_OK)
-        bd_diag(d, rc);
-    else if (worlds < muscles || worlds > BD_MAX_WORLDS)
-        bd_diag(d, bd_seterr(BD_EINVAL, "%s: worlds: expected %d (one per muscle) to %d, got %lld",
-                             bd_where(wn ? wn : ec->env.node, w, sizeof w), muscles, BD_MAX_WORLDS, worlds));
-    else
-        e->worlds = worlds;
-    const bd_node *mn = bd_node_get(params, "max_steps");
-    if ((rc = bd_node_int(params, "max_steps", env->default_max_steps, &max_steps)) != BD_OK)
-        bd_diag(d, rc);
-    else if (max_steps < 1 || max_steps > (1ll << 30))
-        bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps: expected 1 to 2^30 steps per episode, got %lld",
-                             bd_where(mn ? mn : ec->env.node, w, sizeof w), max_steps));
-    else
-        e->max_steps = (int)max_steps;
+    bd_plan_env_counts(ph, ec, e, env->default_max_steps, d);
     int params_ok = 1;
     for (int k = 0; k < env->nparams && k < BD_ENV_MAX_PARAMS; k++) {
         const bd_env_param *ep = &env->params[k];
@@ -323,6 +335,8 @@ static int bd_plan_envs(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
             char why[2048]; /* bd_seterr must not read the buffer it writes */
             snprintf(why, sizeof why, "%s", bd_lasterr());
             bad = bd_diag(d, bd_seterr(lrc, "%s: %s", w, why));
+            e->uid = ec->uid;
+            bd_plan_env_counts(ph, ec, e, 1, d);
             continue;
         }
         if (lrc != BD_OK) {
@@ -343,6 +357,8 @@ static int bd_plan_envs(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
             else
                 bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown environment '%s' (%s; or a plugin, "
                                            "path/to/lib.so:symbol)", w, ec->env.name, hint));
+            e->uid = ec->uid; /* the agents naming it are not checked against another env */
+            bd_plan_env_counts(ph, ec, e, 1, d);
             continue;
         }
         /* ids are "<uid>.<sensor>": the uid written, else the env's own name */
@@ -497,6 +513,16 @@ static int bd_agent_one_group(const bd_phase_plan *p, const bd_agent_cfg *a, int
 }
 
 /* Agent i of the plan; every problem noted in d. */
+/* An agent whose env is unknown: its brain's params are checked as far as they go without
+ * the env (the kind's check sees ap->env NULL). */
+static int bd_plan_brain_params_only(bd_phase_plan *p, bd_agent_plan *ap, bd_diags *d)
+{
+    const bd_kind *b = bd_kind_find(p->reg->brains, p->reg->nbrains, ap->cfg->brain.name);
+    if (b && b->check)
+        b->check(ap->cfg->brain.params, p, ap, d);
+    return BD_EINVAL;
+}
+
 static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
 {
     char w[256];
@@ -508,13 +534,14 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
     int bad = BD_OK, rs, ra, rc;
     int g = ap->group, k = ap->env ? ap->env->index : -1; /* what its ids name (the pre-pass) */
     for (int j = 0; k < 0 && j < p->nenvs; j++) {
-        /* ids of an env whose own params have problems (noted): nothing to check against */
+        /* ids of an env whose own params have problems, or that is unknown (noted): nothing
+         * to check them against; an unknown env's agent still has its brain's params checked */
         const bd_env_plan *ej = &p->envs[j];
         size_t ul = ej->uid ? strlen(ej->uid) : 0;
         for (int l = 0; ul && ej->shape.groups == 0 && l < a->nsensors + a->nactuators; l++) {
             const char *pat = l < a->nsensors ? a->sensors[l] : a->actuators[l - a->nsensors];
             if (strncmp(pat, ej->uid, ul) == 0 && pat[ul] == '.')
-                return BD_EINVAL;
+                return ej->desc ? BD_EINVAL : bd_plan_brain_params_only(p, ap, d);
         }
     }
     if (k < 0) {
@@ -524,8 +551,10 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
             k++;
     }
     const bd_env_plan *e = &p->envs[k];
-    if (!e->desc || e->shape.groups == 0)
-        return BD_EINVAL; /* its env is unknown or its params are wrong (noted): nothing to check against */
+    if (!e->desc)
+        return bd_plan_brain_params_only(p, ap, d); /* its env is unknown (noted) */
+    if (e->shape.groups == 0)
+        return BD_EINVAL; /* its env's params are wrong (noted): nothing to check against */
     if ((rc = bd_agent_one_group(p, a, k, g, d)) != BD_OK)
         return rc;
     if (!ap->env) { /* its ids name nothing: resolved against e, whose ids the errors list */
@@ -595,7 +624,7 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
                                    bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name,
                                    bd_suggest(a->objective.name, reg->objectives, nobj, known, sizeof known)));
     /* how its trace is written */
-    if (reg->compression_ok && reg->compression_ok(a->record_compression) != BD_OK) {
+    if (reg->compression_ok && a->record_compression && reg->compression_ok(a->record_compression) != BD_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", bd_lasterr());
         const bd_node *cn = bd_node_get(bd_node_get(a->node, "record"), "compression");
@@ -721,11 +750,12 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     p->muscles = p->worker + p->remote;
     int bad = bd_plan_conditions(p->ph, p, d);
     int rc = bd_plan_envs(p->ph, p, d);
-    if (rc != BD_OK)
+    if (rc != BD_OK && !p->envs)
         return rc;
+    int envs_bad = rc; /* an unknown env: its agents' params are still checked (bd_plan_agent) */
     const bd_env_desc *no_kernel = NULL;
     for (int k = 0; k < p->nenvs; k++)
-        if (!p->envs[k].desc->step_cuda && !no_kernel)
+        if (p->envs[k].desc && !p->envs[k].desc->step_cuda && !no_kernel)
             no_kernel = p->envs[k].desc;
     const char *dev = device_override ? device_override : p->ph->device;
     const char *flag = device_override ? " (--device cuda)" : "";
@@ -778,7 +808,7 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
             bad = rc;
     if ((rc = bd_plan_rollouts(p, d)) != BD_OK)
         bad = rc;
-    return bad;
+    return envs_bad ? envs_bad : bad;
 }
 
 int bd_phase_plan_make(const bd_runfile *rf, int phase_index, const bd_registry *reg,

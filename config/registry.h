@@ -17,7 +17,8 @@ typedef struct {
     const char *family;  /* a brain and a muscle belong together when their families match */
     int netless;         /* acts without a policy network (the brain sends none, learns nothing) */
     /* Checks `params` (a map, never NULL) for agent ap of phase p (its env and columns
-     * are resolved; p->worlds too, or 0 when the env's params have problems): records
+     * are resolved; p->worlds too, or 0 when the env's params have problems; for a brain,
+     * ap->env is NULL when the env is unknown: check what the params alone show): records
      * every problem in d ("FILE:LINE:COL: ..."), returns the first one's code or BD_OK.
      * NULL: the kind takes any params. */
     int (*check)(const bd_node *params, const struct bd_phase_plan *p,

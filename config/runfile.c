@@ -376,7 +376,7 @@ static int parse_record(bd_runfile *rf, bd_agent_cfg *a)
     a->record_steps = 1;
     a->record_every = 1;
     a->record_worlds = 0;
-    a->record_compression = "none";
+    a->record_compression = NULL; /* the default: memory/'s bd_compression_default */
     if (!r || bd_node_is_null(r))
         return BD_OK;
     if (r->kind == BD_NODE_SCALAR) {
@@ -398,7 +398,7 @@ static int parse_record(bd_runfile *rf, bd_agent_cfg *a)
         bad = bad ? bad : rcs[k];
     a->record_every = (int)every;
     a->record_worlds = bd_node_get(r, "worlds") ? worlds : 0;
-    int rc = bd_node_str(r, "compression", "none", &a->record_compression);
+    int rc = bd_node_str(r, "compression", NULL, &a->record_compression);
     return bad ? bad : note(rf, rc);
 }
 

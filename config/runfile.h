@@ -52,7 +52,8 @@ typedef struct {
     int record_steps;       /* 1: step rows go to the trace (default); 0: episodes only */
     int record_every;       /* every K-th env step (1) */
     long long record_worlds;/* the first N worlds (0: all) */
-    const char *record_compression; /* "none" (default), "blosc", "lz4", "deflate" */
+    const char *record_compression; /* "none", "blosc", "lz4", "deflate"; NULL: the default
+                                       (lz4 where HDF5 loads it, else none) */
     const bd_node *node;
 } bd_agent_cfg;
 

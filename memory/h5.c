@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,10 +16,21 @@
 #include "common/util.h"
 
 static pthread_mutex_t g_h5_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_h5_once = PTHREAD_ONCE_INIT;
+
+/* HDF5 closes what is still open at exit by default; a trace whose disk filled up cannot be
+ * closed (each flush fails), and HDF5 1.10 then loops ("infinite loop closing library") or
+ * crashes at exit. memory/ closes every file it opens itself, so it asks HDF5 not to
+ * (when memory/ is the first to call HDF5 in the process; otherwise the call is a no-op). */
+static void h5_init(void)
+{
+    H5dont_atexit();
+}
 
 /* Takes the module's HDF5 lock and turns HDF5's error printing off for this thread. */
 void bd_h5_enter(bd_h5_guard *g)
 {
+    pthread_once(&g_h5_once, h5_init);
     pthread_mutex_lock(&g_h5_mu);
     g->fn = NULL;
     g->data = NULL;
@@ -33,10 +45,33 @@ void bd_h5_leave(bd_h5_guard *g)
     pthread_mutex_unlock(&g_h5_mu);
 }
 
+/* One line of HDF5's description: a failed read or write ("file write failed: time = ...,
+ * filename = ..., errno = 28, error message = 'No space left on device', ...") becomes its
+ * first words and the system's message; other descriptions have their line breaks and
+ * runs of blanks made single spaces. */
 static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
-    if (n == 0 && e->desc)
-        snprintf(data, 256, "%s", e->desc);
+    if (n != 0 || !e->desc)
+        return 0;
+    char *buf = data;
+    const char *msg = strstr(e->desc, "error message = '"), *colon = strchr(e->desc, ':');
+    if (msg && colon && colon < msg) {
+        msg += strlen("error message = '");
+        const char *end = strchr(msg, '\'');
+        snprintf(buf, 256, "%.*s: %.*s", (int)(colon - e->desc), e->desc,
+                 (int)(end ? end - msg : (ptrdiff_t)strlen(msg)), msg);
+        return 0;
+    }
+    size_t k = 0;
+    for (const char *p = e->desc; *p && k < 255; p++) {
+        int blank = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (blank && (k == 0 || buf[k - 1] == ' '))
+            continue;
+        buf[k++] = blank ? ' ' : *p;
+    }
+    while (k > 0 && buf[k - 1] == ' ')
+        k--;
+    buf[k] = '\0';
     return 0;
 }
 

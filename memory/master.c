@@ -53,6 +53,50 @@ static int same_elink(hid_t loc, const char *name, const char *file, const char 
     return same;
 }
 
+/* Adds phase to the root attribute `phases` (the phases in run order; h5py lists groups by
+ * name). Caller holds the HDF5 guard. */
+static int master_add_phase(hid_t f, const char *run_h5, const char *phase)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), a = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        bd_h5_close(&t);
+        return bd_h5_fail("'%s': cannot make a string type", run_h5);
+    }
+    htri_t ex = H5Aexists(f, "phases");
+    hssize_t n = 0;
+    char **old = NULL;
+    int rc = BD_OK;
+    if (ex > 0) {
+        if ((a = H5Aopen(f, "phases", H5P_DEFAULT)) < 0 || (sp = H5Aget_space(a)) < 0 ||
+            (n = H5Sget_simple_extent_npoints(sp)) < 0 || !(old = calloc((size_t)n + 1, sizeof *old)) ||
+            H5Aread(a, t, old) < 0)
+            rc = bd_h5_fail("'%s': cannot read attribute phases", run_h5);
+    } else if (ex < 0) {
+        rc = bd_h5_fail("'%s': cannot look up attribute phases", run_h5);
+    }
+    const char **names = rc ? NULL : calloc((size_t)n + 1, sizeof *names);
+    if (!rc && !names)
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    for (hssize_t i = 0; !rc && i < n; i++)
+        names[i] = old[i];
+    if (!rc) {
+        names[n] = phase;
+        bd_h5_close(&a);
+        if (ex > 0 && H5Adelete(f, "phases") < 0)
+            rc = bd_h5_fail("'%s': cannot replace attribute phases", run_h5);
+        else
+            rc = bd_h5_attr_strings(f, run_h5, "/", "phases", names, (int)n + 1);
+    }
+    if (old && sp >= 0)
+        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, old);
+    free(old);
+    free(names);
+    bd_h5_close(&a);
+    bd_h5_close(&sp);
+    bd_h5_close(&t);
+    return rc;
+}
+
 int bd_trace_master_link(const char *run_h5, const char *phase, const char *agent,
                          const char *target_file)
 {
@@ -84,6 +128,8 @@ int bd_trace_master_link(const char *run_h5, const char *phase, const char *agen
         rc = bd_h5_fail("'%s': cannot create group /%s", run_h5, phase);
         goto done;
     }
+    if (!ex && (rc = master_add_phase(f, run_h5, phase)))
+        goto done;
     if (ex && (pg = H5Gopen2(f, phase, H5P_DEFAULT)) < 0) {
         rc = bd_h5_fail("'%s': /%s is not a group", run_h5, phase);
         goto done;

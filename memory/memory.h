@@ -57,6 +57,11 @@ const char *bd_compression_name(bd_compression c);
  * which package provides it. */
 int bd_compression_available(bd_compression c);
 
+/* What a trace is written with when the run file names no compression: LZ4 when HDF5
+ * here loads its plugin (a laptop's disk survives a long run; the training cost is
+ * measured in bench/results/record-*.json), else none. */
+bd_compression bd_compression_default(void);
+
 typedef struct {
     const char *path;               /* file to create (truncated if it exists) */
     const char *phase;              /* group names */
@@ -108,7 +113,8 @@ int bd_trace_writer_sync(bd_trace_writer *w);
 int bd_trace_writer_destroy(bd_trace_writer *w);
 
 /* Master file: creates run_h5 (truncating) with root attributes run_file (text),
- * seed and bodhi_version. */
+ * seed and bodhi_version; bd_trace_master_link adds root attribute phases (the phase
+ * names in the order they were first linked: run order). */
 int bd_trace_master_create(const char *run_h5, const char *run_file_text, uint64_t seed);
 
 /* Adds /<phase>/<agent> in run_h5 as an external link to <target_file>:/<phase>/<agent>.

@@ -29,6 +29,7 @@
 #define BD_TRACE_CHUNK_ROWS 4096                /* rows per chunk at most (small rows) */
 #define BD_TRACE_EP_CHUNK 4096                  /* episode rows per chunk (22 B each) */
 #define BD_TRACE_QUEUE_MAX ((size_t)256 << 20)  /* bytes queued before append blocks */
+#define BD_TRACE_ERR_BYTES 256                  /* the write_error attribute's size */
 
 enum { DS_SENSORS, DS_ACTUATORS, DS_REWARDS, DS_TERMINATED, DS_TRUNCATED, DS_COUNT };
 
@@ -54,6 +55,7 @@ struct bd_trace_writer {
     bd_compression compression;
     int steps;                                   /* step rows are recorded */
     int64_t rows_written, eps_written;           /* thread only */
+    int64_t rows_flushed, eps_flushed;           /* thread only: in the file at the last flush */
     _Atomic int64_t rows_queued;                 /* rows appended so far */
 
     pthread_t thread;
@@ -128,6 +130,11 @@ int bd_compression_available(bd_compression c)
     return bd_seterr(BD_ENOTFOUND, "compression %s: HDF5 here has no %s filter (Debian: apt install %s)",
                      bd_compression_name(c), bd_compression_name(c),
                      c == BD_COMPRESS_BLOSC ? "hdf5-filter-plugin-blosc-serial" : "hdf5-filter-plugin");
+}
+
+bd_compression bd_compression_default(void)
+{
+    return bd_compression_available(BD_COMPRESS_LZ4) == BD_OK ? BD_COMPRESS_LZ4 : BD_COMPRESS_NONE;
 }
 
 /* The step datasets' filter on dcpl: Blosc's cd_values 4..6 are level 5, byte shuffle,
@@ -266,6 +273,17 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
         (rc = bd_h5_attr_scalar(g, w->path, obj, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &spec->seed)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &worlds)))
         goto done;
+    /* write_error: fixed-length, so that writing it after the disk filled up needs no new
+     * space in the file ("" while nothing failed) */
+    char none[BD_TRACE_ERR_BYTES] = "";
+    ftype = H5Tcopy(H5T_C_S1);
+    if (ftype < 0 || H5Tset_size(ftype, BD_TRACE_ERR_BYTES) < 0 || H5Tset_cset(ftype, H5T_CSET_UTF8) < 0 ||
+        H5Tset_strpad(ftype, H5T_STR_NULLTERM) < 0) {
+        rc = bd_h5_fail("'%s': cannot make a string type", w->path);
+        goto done;
+    }
+    if ((rc = bd_h5_attr_scalar(g, w->path, obj, "write_error", ftype, ftype, none)))
+        goto done;
 
     /* SWMR writing wants no open groups or attributes. */
     bd_h5_close(&g);
@@ -348,7 +366,42 @@ static int write_item(bd_trace_writer *w, const item *it)
     }
     if (!rc && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
         rc = bd_h5_fail("'%s': cannot flush", w->path);
+    if (!rc) {
+        w->rows_flushed = w->rows_written;
+        w->eps_flushed = w->eps_written;
+    }
     return rc;
+}
+
+/* After the first write error (a full disk, a file size limit): cuts every step dataset
+ * back to the rows of the last successful flush, and the episodes tables to theirs, so the
+ * file never shows rows that were not written (a chunk that never reached the disk would
+ * read as zeros); records why in write_error and flushes what remains. Best effort: on a
+ * full disk each step may fail too; the first error stays the writer's. */
+static void writer_cut(bd_trace_writer *w, const char *why)
+{
+    for (int d = 0; d < DS_COUNT; d++) {
+        hsize_t k = d == DS_SENSORS ? (hsize_t)w->s : d == DS_ACTUATORS ? (hsize_t)w->u : 1;
+        hsize_t dims[3] = {(hsize_t)w->rows_flushed, (hsize_t)w->n, k};
+        H5Dset_extent(w->ds[d], dims);
+    }
+    hsize_t edims[2] = {(hsize_t)w->eps_flushed, (hsize_t)w->s};
+    H5Dset_extent(w->ds_ep, edims);
+    H5Dset_extent(w->ds_fin, edims);
+    w->rows_written = w->rows_flushed;
+    w->eps_written = w->eps_flushed;
+
+    char text[BD_TRACE_ERR_BYTES];
+    snprintf(text, sizeof text, "stopped after row %lld: %.200s", (long long)w->rows_flushed, why);
+    char obj[512];
+    snprintf(obj, sizeof obj, "/%s/%s", w->phase, w->agent);
+    hid_t grp = H5Gopen2(w->file, obj, H5P_DEFAULT), a = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    if (grp >= 0 && (a = H5Aopen(grp, "write_error", H5P_DEFAULT)) >= 0 && (t = H5Aget_type(a)) >= 0)
+        H5Awrite(a, t, text);
+    bd_h5_close(&t);
+    bd_h5_close(&a);
+    bd_h5_close(&grp);
+    H5Fflush(w->file, H5F_SCOPE_LOCAL);
 }
 
 static void *writer_main(void *arg)
@@ -375,6 +428,12 @@ static void *writer_main(void *arg)
             bd_h5_guard g;
             bd_h5_enter(&g);
             rc = write_item(w, it);
+            if (rc) {
+                char why[BD_TRACE_ERR_BYTES];
+                snprintf(why, sizeof why, "%s", bd_lasterr());
+                writer_cut(w, why);
+                bd_seterr(rc, "%s", why);
+            }
             bd_h5_leave(&g);
         }
 

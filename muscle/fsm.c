@@ -49,6 +49,29 @@ static int bd_fsm_id(char *const *ids, int count, const char *name)
     return found;
 }
 
+/* The id among ids (count of them) whose name (the part after its last '.') is nearest to
+ * name: a likely misspelling (config/yamltree.h: bd_nearest), else the longest name that
+ * name begins with or that begins with name (n0_distance: n0_dist); NULL when none is. */
+static const char *bd_fsm_near(char *const *ids, int count, const char *name)
+{
+    const char *shorts[BD_MAX_CHANNELS] = {0};
+    int n = count < BD_MAX_CHANNELS ? count : BD_MAX_CHANNELS;
+    for (int k = 0; k < n; k++) {
+        const char *dot = strrchr(ids[k], '.');
+        shorts[k] = dot ? dot + 1 : ids[k];
+    }
+    const char *near = bd_nearest(name, shorts, n);
+    size_t best = 0, nl = strlen(name);
+    for (int k = 0; !near && k < n; k++) {
+        size_t l = strlen(shorts[k]), m = l < nl ? l : nl;
+        if (m >= 3 && m > best && strncmp(shorts[k], name, m) == 0) {
+            best = m;
+            near = shorts[k];
+        }
+    }
+    return near;
+}
+
 static int bd_fsm_sensor(const bd_agent_plan *ap, const char *name, const bd_node *at, int *out)
 {
     char w[256];
@@ -57,6 +80,10 @@ static int bd_fsm_sensor(const bd_agent_plan *ap, const char *name, const bd_nod
         *out = k;
         return BD_OK;
     }
+    const char *near = k == -1 ? bd_fsm_near(ap->sensor_ids, ap->nsens, name) : NULL;
+    if (near)
+        return bd_seterr(BD_EINVAL, "%s: '%s' is not a sensor of agent '%s'; did you mean '%s'?", bd_at(at, w, sizeof w),
+                         name, ap->cfg->name, near);
     return bd_seterr(BD_EINVAL, "%s: '%s' is %s of agent '%s' (its sensors: %s%s)", bd_at(at, w, sizeof w), name,
                      k == -2 ? "more than one sensor" : "not a sensor", ap->cfg->name, ap->sensor_ids[0],
                      ap->nsens > 1 ? ", ..." : "");
@@ -70,6 +97,10 @@ static int bd_fsm_actuator(const bd_agent_plan *ap, const char *name, const bd_n
         *out = k;
         return BD_OK;
     }
+    const char *near = k == -1 ? bd_fsm_near(ap->actuator_ids, ap->nact, name) : NULL;
+    if (near)
+        return bd_seterr(BD_EINVAL, "%s: '%s' is not an actuator of agent '%s'; did you mean '%s'?",
+                         bd_at(at, w, sizeof w), name, ap->cfg->name, near);
     char known[512] = "";
     for (int j = 0; j < ap->nact; j++) {
         size_t l = strlen(known);
@@ -258,21 +289,23 @@ static void bd_fsm_read_state(bd_fsm *f, const bd_agent_plan *ap, const bd_node 
         x->prob = 1.0f;
         x->first = f->ncmps;
         const bd_node *to = bd_node_get(t, "to"), *when = bd_node_get(t, "when"), *p = bd_node_get(t, "probability");
-        int rc = BD_OK;
+        /* to, when and probability are checked each on its own: every problem is said */
+        int bad = 0, rc;
         if (!to || to->kind != BD_NODE_SCALAR)
-            rc = bd_seterr(BD_EINVAL, "%s: a transition needs to: the state it goes to", w);
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: a transition needs to: the state it goes to", w));
         else if ((x->to = bd_fsm_state_index(states, to->text)) < 0)
-            rc = bd_seterr(BD_EINVAL, "%s: to: no state '%s'", bd_at(to, w, sizeof w), to->text);
-        if (rc == BD_OK && when)
-            rc = bd_fsm_condition(f, ap, when, &x->count);
-        if (rc == BD_OK && p && (rc = bd_fsm_number(p, "probability", &x->prob)) == BD_OK
-            && !(x->prob > 0.0f && x->prob <= 1.0f))
-            rc = bd_seterr(BD_EINVAL, "%s: probability: expected more than 0 and at most 1, got %g",
-                           bd_at(p, w, sizeof w), (double)x->prob);
-        if (rc == BD_OK)
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: to: no state '%s'", bd_at(to, w, sizeof w), to->text));
+        if (when && (rc = bd_fsm_condition(f, ap, when, &x->count)) != BD_OK)
+            bad = bd_diag(d, rc);
+        if (p && (rc = bd_fsm_number(p, "probability", &x->prob)) != BD_OK)
+            bad = bd_diag(d, rc);
+        else if (p && !(x->prob > 0.0f && x->prob <= 1.0f))
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: probability: expected more than 0 and at most 1, got %g",
+                                       bd_at(p, w, sizeof w), (double)x->prob));
+        if (!bad)
             f->ntrans++;
         else
-            bd_diag(d, rc);
+            f->ncmps = x->first; /* a condition read before a problem is dropped with it */
     }
 }
 

@@ -2,14 +2,19 @@
  * the table, the CSV, --verify finding a return that is not the sum of its rewards, and
  * hostile traces written with h5py refused without a crash. */
 #define _GNU_SOURCE
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "memory/memory.h"
 #include "tests/trace_fixture.h"
 
 /* ---- replay ------------------------------------------------------------------------- */
@@ -150,4 +155,502 @@ Test(replay, replay_refuses_hostile_traces)
     cr_assert_eq(bd_replay(path, devnull, &(bd_replay_opts){.verify = 1}), BD_EINVAL,
                  "an episode starting at 2^63-1 is a mismatch, not an overflow");
     fclose(devnull);
+}
+
+/* ---- whole runs: `bodhi run` then `bodhi replay`/`check` as a user types them ---------- */
+
+/* A short CartPole run file: 6 worlds, `steps` env steps in all, `record` (YAML, may be
+ * empty) for its agent, `env` (NULL: cartpole) for its env's name, and `tail` (may be
+ * empty) appended (a test phase). */
+static char *short_run(const char *tag, int steps, const char *record, const char *env, const char *tail)
+{
+    char *path = bd_strfmt("/tmp/bd-cli-%d-%s.yml", (int)getpid(), tag);
+    char *text = bd_strfmt(
+        "uid: %s\nseed: 5\nschedule:\n  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: '%s', uid: pole, params: {worlds: 6}}\n"
+        "      agents:\n"
+        "        - name: balancer\n"
+        "          brain: {name: %s, params: {rollout_steps: 32}}\n"
+        "          muscle: {name: %s}\n"
+        "          sensors: [pole.*]\n"
+        "          actuators: [pole.%s]\n"
+        "%s%s%s"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: %d}}]}\n"
+        "      phase_config: {mode: train, worker: 2}\n%s",
+        tag, env ? env : "cartpole", env ? "random" : "ppo", env ? "random" : "ppo", env ? "move_x" : "push",
+        *record ? "          record: " : "", record, *record ? "\n" : "", steps, tail);
+    cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
+    free(text);
+    return path;
+}
+
+/* Runs a shell command (BODHI stands for the binary); returns its exit status and, in
+ * *out (may be NULL; caller frees), its stdout and stderr. */
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = NULL;
+    cr_assert(vasprintf(&cmd, fmt, ap) >= 0);
+    va_end(ap);
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/bd-cli-%d.log", (int)getpid());
+    char *full = bd_strfmt("BODHI=%s; (%s) > %s 2>&1", BODHI_BINARY, cmd, log);
+    int st = system(full);
+    free(full);
+    free(cmd);
+    if (out) {
+        *out = NULL;
+        cr_assert_eq(bd_read_file(log, out, NULL), BD_OK);
+    }
+    unlink(log);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Issue 20, item 8: `replay --verify` and `--minari` exit 1, saying why, when they could
+ * check or export nothing; a sampled recording is checked at the rows it has (the end
+ * flags at the recorded steps; the recorded worlds re-simulated when every step is kept). */
+Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-sampled", (int)getpid()), *t = NULL;
+    char *yml = short_run("sampled", 4800, "{every: 10, worlds: 4}", NULL, "");
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    int rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "end flags of the") && strstr(t, "recorded columns match"), "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s --minari %s/m", out, out);
+    cr_assert_eq(rc, 1, "--minari of a sampled run exports nothing: %s", t);
+    cr_assert(strstr(t, "nothing exported"), "%s", t);
+    free(t);
+    /* a recorded end of episode taken away: the sampled check finds it */
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \"import h5py, numpy as np\n"
+                         "f = h5py.File('%s/memory/train.balancer.h5', 'r+')\n"
+                         "g = f['train/balancer']\nt = g['terminated'][:]; u = g['truncated'][:]\n"
+                         "r, c = np.argwhere((t | u) != 0)[0]\nt[r, c] = 0; u[r, c] = 0\n"
+                         "g['terminated'][:] = t; g['truncated'][:] = u\n\"", out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "has no such flag"), "%s", t);
+    free(t);
+    free(yml);
+
+    /* the first 4 worlds, every step: those worlds are re-simulated */
+    yml = short_run("firstworlds", 2400, "{worlds: 4}", NULL, "");
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "of the 4 recorded worlds (of 6) of pole from seed and setpoints: every recorded"), "%s", t);
+    free(t);
+    free(yml);
+
+    /* nothing recorded: nothing to check */
+    yml = short_run("norecord", 2400, "false", NULL, "");
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "nothing could be checked"), "%s", t);
+    free(t);
+    free(yml);
+
+    /* an env plugin that is gone: its phase cannot be re-simulated, and --verify says so */
+    char *so = bd_strfmt("/tmp/bd-cli-%d-target.so", (int)getpid());
+    cr_assert_eq(sh(NULL, "cp %s %s", BODHI_TARGET_PLUGIN, so), 0);
+    char *env = bd_strfmt("%s:bd_target_env", so);
+    yml = short_run("plugin", 600, "", env, "");
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    cr_assert_eq(sh(NULL, "$BODHI replay %s --verify", out), 0, "with its plugin in place");
+    unlink(so);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "could not be re-simulated"), "%s", t);
+    free(t);
+    rm_rf(out);
+    free(env);
+    free(so);
+    free(yml);
+    free(out);
+}
+
+/* Issue 20, item 11: every Python example of docs/trace-format.md (but the live-run loop
+ * and Minari's) runs as written on a fresh run with fewer rows than the old pandas slice
+ * (1000..1100) reached, and h5py's walk goes through the phases in run order (train, then
+ * test: by name test would come first), from run.h5's `phases` attribute. */
+Test(replay, item11_trace_format_examples_run_on_a_real_run, .timeout = 120)
+{
+    if (system("/usr/bin/python3 -c 'import h5py, pandas' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no h5py or pandas");
+    char *out = bd_strfmt("/tmp/bd-cli-%d-docs", (int)getpid()), *t = NULL;
+    char *yml = short_run("docs", 3600, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 3}\n");
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    char *doc = NULL, *docpath = bd_strfmt("%s/docs/trace-format.md", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(docpath, &doc, NULL), BD_OK);
+    int ran = 0;
+    for (char *p = doc; (p = strstr(p, "```python\n"));) {
+        p += strlen("```python\n");
+        char *end = strstr(p, "```\n");
+        cr_assert_not_null(end);
+        *end = '\0';
+        if (!strstr(p, "while True") && !strstr(p, "minari")) {
+            char *script = bd_strfmt("%s/example%d.py", out, ran), *log = bd_strfmt("%s/example%d.txt", out, ran);
+            FILE *f = fopen(script, "w");
+            cr_assert_not_null(f);
+            for (const char *q = p; *q;) { /* the docs' run folder is this run's */
+                const char *hit = strstr(q, "runs/cartpole-ppo");
+                size_t k = hit ? (size_t)(hit - q) : strlen(q);
+                fwrite(q, 1, k, f);
+                if (!hit)
+                    break;
+                fputs(out, f);
+                q = hit + strlen("runs/cartpole-ppo");
+            }
+            fclose(f);
+            int rc = sh(&t, "cd / && /usr/bin/python3 %s", script);
+            cr_assert_eq(rc, 0, "docs/trace-format.md's example %d fails:\n%s\n%s", ran, p, t);
+            if (strstr(p, "for phase in") && strstr(p, "print(phase, agent")) {
+                char *tr = strstr(t, "\ntrain balancer"), *te = strstr(t, "\ntest balancer");
+                cr_assert(tr && te && tr < te, "phases not in run order:\n%s", t);
+            }
+            free(t);
+            free(script);
+            free(log);
+            ran++;
+        }
+        p = end + 4;
+    }
+    cr_assert(ran >= 4, "only %d examples found", ran);
+    int rows = sh(&t, "cd / && /usr/bin/python3 -c \"import h5py; f = h5py.File('%s/run.h5', 'r'); "
+                      "assert list(f.attrs['phases']) == ['train', 'test'], f.attrs['phases']; "
+                      "assert f['train/balancer/rewards'].shape[0] < 1000\"", out);
+    cr_assert_eq(rows, 0, "%s", t);
+    free(t);
+    free(doc);
+    free(docpath);
+    rm_rf(out);
+    free(yml);
+    free(out);
+}
+
+/* Issue 20, item 14: `bodhi check` says every problem at once: an unknown env name hides
+ * neither its worlds range nor its agent's brain params, a bad FSM `to:` hides neither the
+ * transition's condition nor its probability, and a misspelt FSM sensor gets a did-you-mean.
+ * tests/runfiles/bad/item14_*.yml end with what `bodhi check` must print, in order. */
+Test(check, item14_check_reports_every_problem_at_once, .timeout = 60)
+{
+    const char *files[] = {"item14_unknown_env_hides_nothing", "item14_fsm_every_problem"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *path = bd_strfmt("tests/runfiles/bad/%s.yml", files[i]), *text = NULL, *t = NULL;
+        char *full = bd_strfmt("%s/%s", BODHI_SOURCE_DIR, path);
+        cr_assert_eq(bd_read_file(full, &text, NULL), BD_OK);
+        int rc = sh(&t, "cd %s && $BODHI check %s", BODHI_SOURCE_DIR, path);
+        cr_assert_eq(rc, 2, "%s: exit %d\n%s", path, rc, t);
+        int want = 0;
+        for (char *p = text; (p = strstr(p, "# expect: ")); want++) {
+            p += strlen("# expect: ");
+            size_t n = strcspn(p, "\n");
+            char *line = bd_strfmt("\n%s:%.*s\n", path, (int)n, p);
+            char *got = bd_strfmt("\n%s", t);
+            cr_assert(strstr(got, line), "%s: missing%s in:\n%s", path, line, t);
+            free(got);
+            free(line);
+        }
+        char *count = bd_strfmt("%s: %d problems", path, want);
+        cr_assert(want >= 4 && strstr(t, count), "%s: want %d problems:\n%s", path, want, t);
+        free(count);
+        free(t);
+        free(text);
+        free(full);
+        free(path);
+    }
+}
+
+/* Issue 20, item 15: a default recording is compressed (LZ4, where HDF5 here loads it);
+ * `bodhi check` prints each phase's trace size, which bounds what the run then writes; a
+ * run moved aside is said with its size, and with what the earlier copies hold. */
+Test(check, item15_traces_compressed_sized_and_moved_aside_loudly, .timeout = 120)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-disk", (int)getpid()), *t = NULL;
+    char *yml = short_run("disk", 3600, "", NULL, "");
+    cr_assert_eq(sh(&t, "rm -rf %s %s.prev-*; $BODHI check %s", out, out, yml), 0, "%s", t);
+    const char *est = strstr(t, "phase train: traces of up to ");
+    cr_assert_not_null(est, "%s", t);
+    double mb = 0;
+    char unit[8] = "";
+    cr_assert_eq(sscanf(est + strlen("phase train: traces of up to "), "%lf %7s", &mb, unit), 2, "%s", t);
+    double bound = mb * (strcmp(unit, "MB") == 0 ? 1e6 : strcmp(unit, "kB") == 0 ? 1e3 : 1);
+    int lz4 = bd_compression_available(BD_COMPRESS_LZ4) == BD_OK;
+    cr_assert(strstr(est, lz4 ? "written through lz4" : "written uncompressed"), "%s", t);
+    free(t);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    /* the step rows' bytes as written, against the estimate; as stored, against them */
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \"import h5py, os\n"
+                         "p = '%s/memory/train.balancer.h5'\n"
+                         "g = h5py.File(p, 'r')['train/balancer']\n"
+                         "raw = sum(g[d].size * g[d].dtype.itemsize for d in ('sensors', 'actuators', 'rewards', "
+                         "'terminated', 'truncated'))\n"
+                         "assert %g / 2 < raw <= %g, (raw, %g)\n"
+                         "assert g.attrs['compression'] == '%s', g.attrs['compression']\n"
+                         "st = sum(g[d].id.get_storage_size() for d in ('sensors', 'actuators', 'rewards', "
+                         "'terminated', 'truncated'))\n"
+                         "assert %d == 0 or st < raw, (st, raw)\n\"",
+                         out, bound, bound * 1.005, bound, lz4 ? "lz4" : "none", lz4);
+    cr_assert_eq(sh(&t, "%s", py), 0, "%s", t);
+    free(t);
+    free(py);
+    /* run again twice into the same folder: the first one moved aside, said with its size */
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    cr_assert(strstr(t, "was moved to") && strstr(t, ".prev-") && strstr(t, "B)"), "%s", t);
+    free(t);
+    sleep(1); /* another second: another .prev- name */
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    cr_assert(strstr(t, "with 1 earlier copy beside it") && strstr(t, "hold"), "%s", t);
+    free(t);
+    cr_assert_eq(sh(NULL, "rm -rf %s %s.prev-*", out, out), 0);
+    free(yml);
+    free(out);
+}
+
+/* Issue 20, item 20: `bodhi check` of Tag names an agent's 41 sensors by the pattern given
+ * (no line of 1,500 characters); `bodhi bench` tells a cache rate from memory's and takes
+ * its floor from memory's; a phase ended by its objective says the objective is checked
+ * once a rollout, and how many agent-steps that is (summary.json's steps are such a
+ * rollout's end). */
+Test(check, item20_check_bench_and_objective_say_what_they_measure, .timeout = 240)
+{
+    char *t = NULL;
+    cr_assert_eq(sh(&t, "cd %s && $BODHI check experiments/tag_fsm.yml", BODHI_SOURCE_DIR), 0, "%s", t);
+    cr_assert(strstr(t, "41 sensors (tag.tagger.*)"), "%s", t);
+    for (char *p = t; *p;) {
+        size_t n = strcspn(p, "\n");
+        cr_assert(n < 200, "a line of %zu characters: %.200s...", n, p);
+        p += n + (p[n] == '\n');
+    }
+    free(t);
+
+    cr_assert_eq(sh(&t, "$BODHI bench cartpole --steps 20 --json"), 0, "%s", t);
+    cJSON *o = cJSON_Parse(t);
+    cr_assert_not_null(o, "%s", t);
+    double ws = cJSON_GetObjectItem(o, "working_set_bytes")->valuedouble;
+    double mws = cJSON_GetObjectItem(o, "memory_working_set_bytes")->valuedouble;
+    double llc = cJSON_GetObjectItem(o, "llc_bytes")->valuedouble;
+    double mbw = cJSON_GetObjectItem(o, "memory_copy_bytes_per_s")->valuedouble;
+    double bps = cJSON_GetObjectItem(o, "bytes_per_step")->valuedouble;
+    double fl = cJSON_GetObjectItem(o, "floor_agent_steps_per_s")->valuedouble;
+    cr_assert(mws >= 256.0 * (1 << 20) && mws >= ws, "memory's working set %g (llc %g, working set %g)", mws, llc,
+              ws);
+    cr_assert(fabs(fl - mbw / bps) <= 1e-9 * fl, "floor %g is not memory's copy rate %g / %g B", fl, mbw, bps);
+    cJSON_Delete(o);
+    free(t);
+    cr_assert_eq(sh(&t, "$BODHI bench cartpole --steps 20"), 0, "%s", t);
+    cr_assert(strstr(t, "(in cache)") && strstr(t, "from memory"), "%s", t);
+    free(t);
+
+    char *out = bd_strfmt("/tmp/bd-cli-%d-objective", (int)getpid());
+    char *yml = short_run("objective", 60000, "false", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/conditions: \\[{name: max_steps/conditions: [{name: objective_average, params: "
+                          "{window: 5, threshold: 15}}, {name: max_steps/' %s", yml), 0);
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    char *sum = NULL, *path = bd_strfmt("%s/summary.json", out);
+    cr_assert_eq(bd_read_file(path, &sum, NULL), BD_OK);
+    cr_assert(strstr(sum, "objective reached") && strstr(sum, "checked at the end of each rollout (every 192 "
+                                                             "agent-steps)"), "%s", sum);
+    free(sum);
+    free(path);
+    rm_rf(out);
+    free(yml);
+    free(out);
+}
+
+/* Issue 20, item 18: an env plugin builds with the command docs/run-file.md gives, from
+ * bodhi's public headers alone (no -I for the source tree: env/plugins/target.c no longer
+ * includes common/rng.h); run.yml keeps the plugin's path absolute, so replay --verify
+ * from another folder loads it. */
+Test(replay, item18_plugin_builds_from_the_docs_and_replays_anywhere, .timeout = 180)
+{
+    char *doc = NULL, *docpath = bd_strfmt("%s/docs/run-file.md", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(docpath, &doc, NULL), BD_OK);
+    const char *cc = strstr(doc, "\ncc ");
+    cr_assert_not_null(cc, "docs/run-file.md gives no compile command");
+    char *cmd = bd_strfmt("%.*s", (int)strcspn(cc + 1, "\n"), cc + 1);
+    char *dir = bd_strfmt("/tmp/bd-cli-%d-plugin", (int)getpid()), *t = NULL;
+    rm_rf(dir);
+    cr_assert_eq(bd_mkdirs(dir), BD_OK);
+    /* the docs' command, with the example as myenv.c, in a folder holding only bodhi's include/ */
+    cr_assert_eq(sh(&t, "cp -r %s/include %s/ && cp %s/env/plugins/target.c %s/myenv.c && cd %s && %s", BODHI_SOURCE_DIR,
+                    dir, BODHI_SOURCE_DIR, dir, dir, cmd), 0, "%s: %s", cmd, t);
+    free(t);
+    char *yml = short_run("relplugin", 600, "", "libmyenv.so:bd_target_env", "");
+    cr_assert_eq(sh(&t, "cd %s && $BODHI run %s --out run --quiet", dir, yml), 0, "%s", t);
+    free(t);
+    char *runyml = bd_strfmt("%s/run/run.yml", dir), *text = NULL;
+    cr_assert_eq(bd_read_file(runyml, &text, NULL), BD_OK);
+    char *abs = bd_strfmt("%s/libmyenv.so:bd_target_env", dir);
+    cr_assert(strstr(text, abs), "run.yml does not name %s:\n%s", abs, text);
+    free(text);
+    cr_assert_eq(sh(&t, "cd / && $BODHI replay %s/run --verify", dir), 0, "%s", t);
+    cr_assert(strstr(t, "re-simulated"), "%s", t);
+    free(t);
+    rm_rf(dir);
+    free(abs);
+    free(runyml);
+    free(yml);
+    free(dir);
+    free(cmd);
+    free(doc);
+    free(docpath);
+}
+
+/* Issue 20, item 19: the tools the docs use (h5ls, h5clear) come with `make`: their
+ * Debian package is in the Makefile's DEBS. */
+Test(check, item19_docs_tools_are_installed_by_make)
+{
+    char *mk = NULL, *path = bd_strfmt("%s/Makefile", BODHI_SOURCE_DIR);
+    cr_assert_eq(bd_read_file(path, &mk, NULL), BD_OK);
+    const char *debs = strstr(mk, "\nDEBS = ");
+    cr_assert_not_null(debs);
+    size_t n = 0; /* DEBS runs to the first line not ending in a backslash */
+    while (debs[n + 1] && !(debs[n + 1] == '\n' && debs[n] != '\\'))
+        n++;
+    char *list = bd_strfmt("%.*s ", (int)n + 1, debs);
+    const char *docs[] = {"docs/trace-format.md", "docs/architecture.md", "README.md"};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        char *p = bd_strfmt("%s/%s", BODHI_SOURCE_DIR, docs[i]), *text = NULL;
+        cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK);
+        if (strstr(text, "h5ls") || strstr(text, "h5clear"))
+            cr_assert(strstr(list, " hdf5-tools ") || strstr(list, " hdf5-tools\\"), "%s uses h5ls/h5clear, DEBS lacks "
+                      "hdf5-tools:%s", docs[i], list);
+        free(text);
+        free(p);
+    }
+    free(list);
+    free(mk);
+    free(path);
+}
+
+/* Issue 20, item 6: determinism as docs/architecture.md states it. The same run file, seed
+ * and worker count: every dataset of the traces is equal. Another worker count: the
+ * worlds start the same (sensors row 0), the trajectories need not stay the same. */
+Test(replay, item06_same_workers_same_data, .timeout = 240)
+{
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no h5py");
+    char *yml = short_run("det", 2400, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 6}\n");
+    char *one = bd_strfmt("/tmp/bd-cli-%d-det1.yml", (int)getpid()), *t = NULL;
+    cr_assert_eq(sh(NULL, "sed 's/worker: 2/worker: 1/g' %s > %s", yml, one), 0);
+    char *a = bd_strfmt("/tmp/bd-cli-%d-detA", (int)getpid()), *b = bd_strfmt("/tmp/bd-cli-%d-detB", (int)getpid());
+    char *c = bd_strfmt("/tmp/bd-cli-%d-detC", (int)getpid());
+    cr_assert_eq(sh(&t, "rm -rf %s %s %s && $BODHI run %s --out %s --quiet && $BODHI run %s --out %s --quiet && "
+                        "$BODHI run %s --out %s --quiet", a, b, c, yml, a, yml, b, one, c), 0, "%s", t);
+    free(t);
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \"import h5py, numpy as np\n"
+        "A, B, C = (h5py.File(d + '/run.h5', 'r') for d in ('%s', '%s', '%s'))\n"
+        "assert list(A.attrs['phases']) == ['train', 'test']\n"
+        "for ph in A.attrs['phases']:\n"
+        "    for name in ('sensors', 'actuators', 'rewards', 'terminated', 'truncated', 'episodes', 'final_sensors'):\n"
+        "        x, y = A[ph + '/balancer/' + name][:], B[ph + '/balancer/' + name][:]\n"
+        "        assert x.shape == y.shape and x.tobytes() == y.tobytes(), (ph, name, 'same workers differ')\n"
+        "    assert A[ph + '/balancer/sensors'].shape[0] > 0\n"
+        "x, z = A['train/balancer/sensors'][0], C['train/balancer/sensors'][0]\n"
+        "assert x.tobytes() == z.tobytes(), 'the worlds start differently with another worker count'\n"
+        "\"", a, b, c);
+    int rc = sh(&t, "%s", py);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    free(py);
+    rm_rf(a);
+    rm_rf(b);
+    rm_rf(c);
+    unlink(one);
+    free(a);
+    free(b);
+    free(c);
+    free(one);
+    free(yml);
+}
+
+/* Issue 20, item 9: `replay --plot` of a run with two agents draws one panel per agent
+ * (the picture grows by a panel per agent), each with its legend beside its frame, in a
+ * column the data never reaches. (The axis titles, the window and the phase markers are
+ * drawn text: look at the PNG.) */
+Test(replay, item09_plot_has_a_panel_per_agent, .timeout = 180)
+{
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no numpy");
+    char *yml = bd_strfmt("/tmp/bd-cli-%d-plot.yml", (int)getpid());
+    char *text = bd_strfmt(
+        "uid: plot\nseed: 3\nschedule:\n  - train:\n"
+        "      environments:\n"
+        "        - environment: {name: '%s:bd_target_env', uid: p, params: {worlds: 6, max_steps: 20}}\n"
+        "      agents:\n"
+        "        - {name: east_west, brain: {name: random, params: {rollout_steps: 25}}, muscle: {name: random},"
+        " sensors: [p.*], actuators: [p.move_x]}\n"
+        "        - {name: north_south, brain: {name: random, params: {rollout_steps: 25}}, muscle: {name: random},"
+        " sensors: [p.*], actuators: [p.move_y]}\n"
+        "      simulation: {conditions: [{name: max_steps, params: {steps: 1200}}]}\n"
+        "      phase_config: {worker: 2}\n"
+        "  - test:\n      phase_config: {mode: test, episodes: 12}\n",
+        BODHI_TARGET_PLUGIN);
+    cr_assert_eq(bd_write_file(yml, text, strlen(text)), BD_OK);
+    free(text);
+    char *out = bd_strfmt("/tmp/bd-cli-%d-plot", (int)getpid()), *t = NULL;
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet && $BODHI replay %s --plot %s/two.png && "
+                        "$BODHI replay %s/memory/train.east_west.h5 --plot %s/one.png", yml, out, out, out, out, out),
+                 0, "%s", t);
+    free(t);
+    /* heights, and the legend column (right of the last x the frames reach) per panel */
+    char *py = bd_strfmt(
+        "cd / && /usr/bin/python3 -c \"import struct, zlib, numpy as np\n"
+        "def png(p):\n"
+        "    b = open(p, 'rb').read(); w, h = struct.unpack('>II', b[16:24]); i = 8; data = b''\n"
+        "    px = {6: 4, 2: 3}[b[25]]  # RGBA or RGB, 8 bits\n"
+        "    while i < len(b):\n"
+        "        n, = struct.unpack('>I', b[i:i + 4]); k = b[i + 4:i + 8]\n"
+        "        if k == b'IDAT': data += b[i + 8:i + 8 + n]\n"
+        "        i += 12 + n\n"
+        "    raw = zlib.decompress(data); s = w * px + 1; rows = []; prev = bytearray(w * px)\n"
+        "    for y in range(h):\n"
+        "        f = raw[y * s]; line = bytearray(raw[y * s + 1:(y + 1) * s])\n"
+        "        for x in range(len(line)):\n"
+        "            a = line[x - px] if x >= px else 0; u = prev[x]; c = prev[x - px] if x >= px else 0\n"
+        "            if f == 1: line[x] = (line[x] + a) & 255\n"
+        "            elif f == 2: line[x] = (line[x] + u) & 255\n"
+        "            elif f == 3: line[x] = (line[x] + (a + u) // 2) & 255\n"
+        "            elif f == 4:\n"
+        "                pa, pb, pc = abs(u - c), abs(a - c), abs(a + u - 2 * c)\n"
+        "                line[x] = (line[x] + (a if pa <= pb and pa <= pc else u if pb <= pc else c)) & 255\n"
+        "        rows.append(bytes(line)); prev = line\n"
+        "    return np.frombuffer(b''.join(rows), np.uint8).reshape(h, w, px)\n"
+        "one, two = png('%s/one.png'), png('%s/two.png')\n"
+        "h1, h2 = one.shape[0], two.shape[0]\n"
+        "assert h2 > h1 and one.shape[1] == two.shape[1], (h1, h2)\n"
+        "panel = h2 - h1; top = h1 - panel\n"
+        "ink = (two[:, :, :3] < 200).any(axis=2)\n"
+        "right = max(np.nonzero(ink[top + 180])[0])  # the first frame's right edge, below its legend\n"
+        "for p in range(2):\n"
+        "    band = ink[top + p * panel: top + (p + 1) * panel]\n"
+        "    assert right < two.shape[1] - 100 and band[:, right + 10:].any(), ('no legend beside panel', p)\n"
+        "\"", out, out);
+    int rc = sh(&t, "%s", py);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    free(py);
+    rm_rf(out);
+    free(out);
+    free(yml);
 }

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -878,4 +880,142 @@ Test(memory, final_observations_stand_beside_their_episodes)
     cr_assert_eq(bd_trace_dataset_shape(path, "train", "balancer", "sensors", sd, &rank, NULL), BD_OK);
     cr_assert_eq(sd[0], 0, "no step rows");
     unlink(path);
+}
+
+/* Writes rows of known contents to path in batches of T until the writer fails, with
+ * stderr sent to errpath, and exits the process as a bodhi process would: 0 when the
+ * write error came back from the appends and from destroy. */
+static void write_until_full(const char *path, const char *errpath, int fsize_limit, int N, int S, int U, int T)
+{
+    if (!freopen(errpath, "w", stderr))
+        _exit(9);
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    bd_trace_writer *w = NULL;
+    if (bd_trace_writer_create(&spec, &w) != BD_OK)
+        _exit(10);
+    if (fsize_limit) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)fsize_limit, (rlim_t)fsize_limit};
+        setrlimit(RLIMIT_FSIZE, &rl);
+    }
+    int rc = BD_OK;
+    for (int64_t t0 = 0; t0 < 1000 * T && rc == BD_OK; t0 += T) {
+        rows_buf b = make_rows(t0, T, N, S, U);
+        rc = bd_trace_writer_append(w, T, b.sen, b.act, b.rew, b.term, b.trunc);
+        free_rows(&b);
+        if (rc == BD_OK)
+            rc = bd_trace_writer_sync(w);
+    }
+    int drc = bd_trace_writer_destroy(w);
+    fprintf(stderr, "bodhi: %s\n", bd_lasterr());
+    fflush(stderr);
+    exit(rc == BD_EHDF5 && drc == BD_EHDF5 ? 0 : 11); /* exit: HDF5's own exit handler runs */
+}
+
+/* Issue 20, item 4: a disk that fills up mid-run leaves a trace whose step datasets all
+ * stop at the last whole row the writer flushed, never rows of zeros (a chunk that never
+ * reached the disk reads as zeros); the file says why it stopped (write_error), and the
+ * process prints one line, no HDF5 error stack. The disk is a real 3 MB tmpfs in a private
+ * mount namespace (the parent reads it through /proc/<pid>/root); where mounting is not
+ * allowed (CI without CAP_SYS_ADMIN) a file size limit (EFBIG) stands in, after which HDF5
+ * may refuse the file as truncated (it cannot extend it to its end) but must never show
+ * zeros. */
+Test(memory, item04_full_disk_leaves_no_zero_rows, .timeout = 60)
+{
+    char dir[256], errpath[256], path[512];
+    tmp_path(dir, sizeof dir, "fulldisk");
+    tmp_path(errpath, sizeof errpath, "full.stderr");
+    const int N = 64, S = 4, U = 2, T = 96;
+    int up[2], go[2];
+    cr_assert_eq(pipe(up), 0);
+    cr_assert_eq(pipe(go), 0);
+    pid_t ns = fork();
+    cr_assert(ns >= 0);
+    if (ns == 0) { /* holds the mount namespace until the parent has read the file */
+        close(up[0]);
+        close(go[1]);
+        char ok = 'n', c;
+        if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+            mkdir(dir, 0700) == 0 && mount("tmpfs", dir, "tmpfs", 0, "size=3m") == 0) {
+            char p[512];
+            snprintf(p, sizeof p, "%s/full.h5", dir);
+            pid_t wr = fork();
+            if (wr == 0)
+                write_until_full(p, errpath, 0, N, S, U, T);
+            int st = 0;
+            waitpid(wr, &st, 0);
+            ok = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 'y' : 'f';
+        }
+        if (write(up[1], &ok, 1) != 1 || read(go[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(up[1]);
+    close(go[0]);
+    char ok = 0;
+    cr_assert_eq(read(up[0], &ok, 1), 1);
+    cr_assert_neq(ok, 'f', "the writer on the full tmpfs did not report the error");
+    int tmpfs = ok == 'y';
+    if (tmpfs) {
+        snprintf(path, sizeof path, "/proc/%d/root%s/full.h5", (int)ns, dir);
+    } else {
+        cr_log_info("no tmpfs (mount not permitted): a file size limit stands in for the full disk");
+        snprintf(path, sizeof path, "%s.h5", dir);
+        pid_t wr = fork();
+        cr_assert(wr >= 0);
+        if (wr == 0)
+            write_until_full(path, errpath, 1536 * 1024, N, S, U, T);
+        int st = 0;
+        cr_assert_eq(waitpid(wr, &st, 0), wr);
+        cr_assert(WIFEXITED(st), "writer died of signal %d", WTERMSIG(st));
+        cr_assert_eq(WEXITSTATUS(st), 0, "writer exit %d", WEXITSTATUS(st));
+    }
+
+    size_t len = 0;
+    char *err = NULL;
+    cr_assert_eq(bd_read_file(errpath, &err, &len), BD_OK);
+    cr_assert(strstr(err, "HDF5-DIAG") == NULL && strstr(err, "infinite loop") == NULL,
+              "HDF5's own messages on stderr:\n%s", err);
+    int lines = 0;
+    for (const char *p = err; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 1, "one line on stderr, got:\n%s", err);
+    cr_assert(strstr(err, tmpfs ? "No space left on device" : "File too large"), "%s", err);
+    free(err);
+    unlink(errpath);
+
+    int64_t dims[3];
+    int rank = 0;
+    int rc = bd_trace_dataset_shape(path, "train", "balancer", "rewards", dims, &rank, NULL);
+    if (tmpfs || rc == BD_OK) {
+        cr_assert_eq(rc, BD_OK, "%s", bd_lasterr());
+        int64_t rows = dims[0];
+        cr_assert(rows > 0 && rows < 1000 * T, "%lld rows", (long long)rows);
+        cr_assert_eq(rows % T, 0, "%lld rows: not whole appends", (long long)rows);
+        check_rows(path, "train", "balancer", rows, N, S, U); /* every dataset: these rows, no zeros */
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        cr_assert(f >= 0);
+        hid_t g = H5Gopen2(f, "/train/balancer", H5P_DEFAULT), a = H5Aopen(g, "write_error", H5P_DEFAULT);
+        cr_assert(a >= 0);
+        char why[256] = "";
+        hid_t t = H5Aget_type(a);
+        cr_assert(H5Aread(a, t, why) >= 0);
+        char want[64];
+        snprintf(want, sizeof want, "stopped after row %lld: ", (long long)rows);
+        cr_assert(strncmp(why, want, strlen(want)) == 0 && strstr(why, "full.h5"), "write_error: %s", why);
+        H5Tclose(t);
+        H5Aclose(a);
+        H5Gclose(g);
+        H5Fclose(f);
+    } else {
+        cr_assert_eq(rc, BD_EHDF5, "%s", bd_lasterr());
+    }
+    char c = 'g';
+    cr_assert_eq(write(go[1], &c, 1), 1);
+    int st = 0;
+    cr_assert_eq(waitpid(ns, &st, 0), ns);
+    close(go[1]);
+    close(up[0]);
+    if (!tmpfs)
+        unlink(path);
 }

@@ -9,7 +9,7 @@
 #include <math.h>
 
 #include "bodhi/env.h"
-#include "common/rng.h"
+#include "bodhi/rng.h"
 
 static void target_reset_world(bd_env_batch *b, int i, uint64_t counter)
 {
