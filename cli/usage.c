@@ -66,7 +66,7 @@ void bd_usage(FILE *f)
             fprintf(f, "  bodhi %s\n", bd_usages[i].line);
     fprintf(f, "bodhi CMD --help says more about CMD.\n"
                "exit codes: 0 done, 1 the run failed, 2 bad input or usage, 130 interrupted, "
-               "143 terminated\n");
+               "143 terminated, 129 hung up\n");
 }
 
 void bd_cmd_usage(const char *cmd, FILE *f, int detail)

@@ -698,7 +698,8 @@ static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
     return rc;
 }
 
-/* Runs phase i to its end. Returns 0 done, 1 failed, or the signal seen. */
+/* Runs phase i to its end. Returns 0 done, 1 failed, or 128 + the signal seen (SIGHUP is
+ * 1: a bare signal number would read as failed). */
 static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
 {
     bd_phase_plan p;
@@ -843,7 +844,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     c->plan = NULL;
     c->phase = NULL;
     if (sig)
-        return sig;
+        return 128 + sig;
     return c->failed ? 1 : 0;
 }
 
@@ -955,6 +956,10 @@ int bd_conductor_run(const bd_run_opts *o)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the
+     * terminal may be gone, so a failed write to it is an error, not a signal */
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
     c.phases = cJSON_CreateArray();
     int result = 0;
     if (bd_open_hub(&c) != BD_OK) {
@@ -1006,5 +1011,6 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_runfile_destroy(c.rf);
     bd_rundir_release(&rd);
     free(c.dir);
-    return result == 0 ? 0 : result == 1 ? 1 : result == SIGTERM ? 143 : 130;
+    /* 128 + the signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP */
+    return result;
 }

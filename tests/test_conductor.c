@@ -1601,3 +1601,42 @@ Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
     free(out);
     free(yml);
 }
+
+/* ---- issue 20: nothing lost, nothing misleading ------------------------------------------ */
+
+/* The folder RUN_DIR/sockets points to (the caller frees it). */
+static char *socket_folder(const char *out)
+{
+    char *link = bd_strfmt("%s/sockets", out), target[4096];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    cr_assert(n > 0, "%s is not a link", link);
+    target[n] = '\0';
+    free(link);
+    return strdup(target);
+}
+
+/* A closed terminal hangs up the whole foreground process group: the run stops as for
+ * SIGTERM, with its summary, and leaves no socket folder behind. */
+Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("hup", &file, &out);
+    char *socks = socket_folder(out);
+    cr_assert(bd_exists(socks));
+    kill(-pid, SIGHUP); /* the group, as the terminal does */
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st), "the conductor was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    cr_assert_eq(WEXITSTATUS(st), 129, "SIGHUP exit code");
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "interrupted");
+    cJSON_Delete(s);
+    cr_assert(!bd_exists(socks), "%s is removed", socks);
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert(bd_exists(ck), "the brain stopped as for SIGTERM and saved what it had learnt");
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0, "the trace is whole");
+    free(ck);
+    free(socks);
+    free(out);
+    free(file);
+}
