@@ -42,6 +42,7 @@
 
 #define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
 #define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
+#define BD_STALL_S 1.0         /* a 50 ms slice that took longer: the conductor was not running */
 
 typedef struct {
     char name[128];
@@ -78,6 +79,8 @@ typedef struct {
     int nlost;
     double join_by;      /* remote muscles must have joined by then (0: no wait) */
     int run_over;        /* every phase has ended: JOINs hear "done" */
+    double last_slice;   /* when the supervision loop last looked at the deadlines */
+    double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -375,6 +378,31 @@ static void bd_deadlines(bd_conductor *c)
             kill(p->pid, SIGKILL);
         }
     }
+}
+
+/* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
+ * while it did not run it read no heartbeats, so the time it lost is added to every
+ * deadline (the slots' clocks, the remote join's, the stop grace) before any is judged. */
+static void bd_excuse_stall(bd_conductor *c, double *stop_at)
+{
+    const double now = bd_now(), gap = now - c->last_slice;
+    c->last_slice = now;
+    if (gap <= BD_STALL_S)
+        return;
+    bd_procs_excuse(&c->procs, gap);
+    if (c->join_by > 0)
+        c->join_by += gap;
+    if (*stop_at > 0)
+        *stop_at += gap;
+    c->stalled_s += gap;
+    cJSON *o = bd_ev("stalled");
+    cJSON_AddStringToObject(o, "phase", c->phase);
+    cJSON_AddNumberToObject(o, "seconds", gap);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet)
+        fprintf(stderr, "bodhi: the conductor did not run for %.1f s (stopped or suspended); every deadline "
+                        "moves by as much\n", gap);
 }
 
 /* ---- the control socket ---------------------------------------------------------------- */
@@ -771,11 +799,13 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         bd_fail(c, "%s", bd_lasterr());
     double stop_at = 0;
     int sig = 0;
+    c->last_slice = bd_now();
     while (bd_procs_alive(&c->procs) > 0) {
         bd_serve(c, 50);
         bd_reap(c);
         if (!sig && bd_signal_seen)
             sig = bd_signal_seen;
+        bd_excuse_stall(c, &stop_at);
         if (!sig && !c->failed)
             bd_deadlines(c);
         if ((sig || c->failed) && stop_at == 0) {
@@ -859,6 +889,8 @@ static int bd_write_summary(bd_conductor *c, const char *status)
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->fail_msg[0])
         cJSON_AddStringToObject(s, "error", c->fail_msg);
+    if (c->stalled_s > 0) /* the conductor was stopped or suspended that long */
+        cJSON_AddNumberToObject(s, "stalled_s", c->stalled_s);
     cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
     char *text = cJSON_Print(s);
     cJSON_Delete(s);

@@ -51,6 +51,10 @@ bd_proc *bd_procs_by_pid(bd_procs *ps, pid_t pid);
  * subcommand), in its own process group. BD_EIO naming the slot. */
 int bd_proc_spawn(bd_proc *p, char *const argv[]);
 
+/* Moves every slot's clocks (start, last heartbeat, free since) s seconds later: time the
+ * conductor did not run (stopped, suspended) counts against no process. */
+void bd_procs_excuse(bd_procs *ps, double s);
+
 /* Processes alive. */
 int bd_procs_alive(const bd_procs *ps);
 

@@ -1640,3 +1640,32 @@ Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120)
     free(out);
     free(file);
 }
+
+/* Ctrl-Z then fg, or kill -STOP/-CONT of the conductor for longer than heartbeat_timeout:
+ * its children were fine, it was the one not reading their beats. The run completes, no
+ * process is taken for hung, and the stop is recorded. */
+Test(conductor, item02_paused_conductor_keeps_a_healthy_run, .timeout = 180)
+{
+    char *file = write_run_with("pause", 150000, ", heartbeat_timeout: 2");
+    char *out = bd_strfmt("/tmp/bd-run-%d-pause", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    kill(pid, SIGSTOP);
+    sleep(5); /* 2.5 heartbeat timeouts */
+    kill(pid, SIGCONT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    cr_assert_eq(count_lines_with(log, "hung"), 0, "no process was taken for hung");
+    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 0);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"stalled\""), 1, "log.jsonl records the stop");
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "done");
+    double stalled = cJSON_GetObjectItem(s, "stalled_s") ? cJSON_GetObjectItem(s, "stalled_s")->valuedouble : 0;
+    cr_assert(stalled >= 4.5 && stalled < 30, "summary.json: stalled_s %g", stalled);
+    cJSON_Delete(s);
+    free(log);
+    free(out);
+    free(file);
+}
