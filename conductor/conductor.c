@@ -187,7 +187,8 @@ int bd_conductor_check(const bd_run_opts *o)
 {
     bd_runfile *rf = NULL;
     bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
-                        .out = o->out, .listen = o->listen != NULL, .check_only = 1};
+                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
+                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
     if (bd_validate(&co, &rf, 1) != BD_OK)
         return 2;
     printf("%s: ok (uid %s, seed %llu, %d phase(s))\n", o->path, rf->uid,
@@ -938,7 +939,8 @@ int bd_conductor_run(const bd_run_opts *o)
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
     bd_runfile *user = NULL;
     bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
-                        .out = o->out, .listen = o->listen != NULL};
+                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
+                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
     if (bd_validate(&co, &user, 0) != BD_OK)
         return 2;
     c.dir = bd_config_run_dir(&co, user);

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1069,7 +1072,7 @@ Test(conductor, every_broken_run_file_is_refused_with_all_its_problems, .timeout
         /* bodhi check's own code path, its output captured */
         bd_diags d = BD_DIAGS_INIT;
         bd_runfile *rf = NULL;
-        bd_check_opts co = {.path = path, .check_only = 1};
+        bd_check_opts co = {.path = path};
         int rc = bd_config_check(&co, bd_registry_builtin(), &d, &rf);
         cr_assert_neq(rc, BD_OK, "%s passed the check", path);
         cr_assert_null(rf);
@@ -1667,5 +1670,104 @@ Test(conductor, item02_paused_conductor_keeps_a_healthy_run, .timeout = 180)
     cJSON_Delete(s);
     free(log);
     free(out);
+    free(file);
+}
+
+/* `bodhi check FILE OPTIONS` exits as `bodhi run FILE OPTIONS` would before writing anything:
+ * 2, with the reason, on stderr (the caller frees the text). */
+static char *check_says(const char *file, const char *opts, int want)
+{
+    char *errs = bd_strfmt("/tmp/bd-test-%d-check.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s check %s %s > /dev/null 2> %s", BODHI_BINARY, file, opts, errs);
+    int st = system(cmd);
+    char *text = NULL;
+    cr_assert_eq(bd_read_file(errs, &text, NULL), BD_OK);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == want, "bodhi check %s exited %d, not %d:\n%s", opts,
+              WEXITSTATUS(st), want, text);
+    free(cmd);
+    free(errs);
+    return text;
+}
+
+Test(conductor, item10_check_refuses_what_run_refuses, .timeout = 120)
+{
+    char *file = write_run("gate", 2000);
+    char *plain = bd_strfmt("/tmp/bd-test-%d-gate-file.txt", (int)getpid());
+    cr_assert_eq(bd_write_file(plain, "notes\n", 6), BD_OK);
+    struct {
+        const char *opts, *says;
+    } cases[] = {{"--out %s", "exists and is not a folder"}, /* a file of the user's */
+                 {"--out /dev/null", "exists and is not a folder"},
+                 {"--out /etc", "does not hold a bodhi run"},
+                 {"--out /proc/bodhi-run", "kernel's proc file system"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *opts = bd_strfmt(cases[i].opts, plain);
+        char *text = check_says(file, opts, 2);
+        cr_assert(strstr(text, cases[i].says), "check %s:\n%s", opts, text);
+        free(text);
+        /* bodhi run refuses it alike, with exit 2, before writing anything */
+        char *cmd = bd_strfmt("%s run %s %s --quiet 2> /dev/null", BODHI_BINARY, file, opts);
+        int st = system(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bodhi run %s exited %d", opts, WEXITSTATUS(st));
+        free(cmd);
+        free(opts);
+    }
+    char *kept = NULL;
+    cr_assert_eq(bd_read_file(plain, &kept, NULL), BD_OK);
+    cr_assert_str_eq(kept, "notes\n", "the file is untouched");
+    free(kept);
+    cr_assert(!bd_exists("/proc/bodhi-run"));
+
+    /* remote muscles need --listen: check says so as run does */
+    char *remote = write_run_with("gate-remote", 2000, ", remote_worker: 1");
+    char *text = check_says(remote, "", 2);
+    cr_assert(strstr(text, "remote muscle(s)") && strstr(text, "--listen"), "%s", text);
+    free(text);
+    int probe = socket(AF_INET, SOCK_STREAM, 0); /* a port free a moment ago */
+    struct sockaddr_in pa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t pl = sizeof pa;
+    cr_assert_eq(bind(probe, (struct sockaddr *)&pa, sizeof pa), 0);
+    getsockname(probe, (struct sockaddr *)&pa, &pl);
+    close(probe);
+    char *free_port = bd_strfmt("--listen tcp://127.0.0.1:%d", ntohs(pa.sin_port));
+    free(check_says(remote, free_port, 0));
+    free(free_port);
+
+    /* --listen on a port in use: refused before the run directory exists */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char *busy = bd_strfmt("--listen tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+    text = check_says(remote, busy, 2);
+    cr_assert(strstr(text, "in use"), "%s", text);
+    free(text);
+    char *out = bd_strfmt("/tmp/bd-run-%d-gate", (int)getpid());
+    char *full = bd_strfmt("%s run %s %s --out %s --quiet 2> /dev/null", BODHI_BINARY, remote, busy, out);
+    int st = system(full);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bodhi run %s exited %d", busy, WEXITSTATUS(st));
+    cr_assert(!bd_exists(out), "%s was not made", out);
+    close(fd);
+    free(full);
+
+    /* the folder of a live run */
+    char *lfile, *lout;
+    pid_t pid = start_long_run("gate-live", &lfile, &lout);
+    char *opts = bd_strfmt("--out %s", lout);
+    text = check_says(file, opts, 2);
+    cr_assert(strstr(text, "a run is in progress"), "%s", text);
+    free(text);
+    kill(pid, SIGINT);
+    waitpid(pid, &st, 0);
+    free(check_says(file, opts, 0)); /* once it is over, its folder would be moved aside */
+    free(opts);
+    free(lfile);
+    free(lout);
+    free(busy);
+    free(out);
+    free(remote);
+    free(plain);
     free(file);
 }
