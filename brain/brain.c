@@ -93,8 +93,10 @@ typedef struct {
 
 static void bd_event(bd_brain *b, cJSON *o)
 {
-    if (b->ev && bd_events_send(b->ev, o, NULL) != BD_OK) {
-        fprintf(stderr, "bodhi brain %s: %s\n", b->ap ? b->ap->cfg->name : "?", bd_lasterr());
+    int rc = b->ev ? bd_events_send(b->ev, o, NULL) : BD_OK;
+    if (rc != BD_OK) {
+        if (rc != BD_EINTR) /* a stop is the user's: nothing to say */
+            fprintf(stderr, "bodhi brain %s: %s\n", b->ap ? b->ap->cfg->name : "?", bd_lasterr());
         if (b->stopping) { /* a conductor that does not answer a stopping brain is gone */
             bd_events_close(b->ev);
             b->ev = NULL;

@@ -129,7 +129,7 @@ void bd_proc_how(const bd_proc *p, char *buf, size_t len)
     else if (WIFEXITED(st))
         snprintf(buf, len, "exited with code %d", WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
-        snprintf(buf, len, "was killed by %s", strsignal(WTERMSIG(st)));
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
     else
         snprintf(buf, len, "ended");
     if (p->error[0]) {

@@ -62,7 +62,7 @@ int bd_procs_alive(const bd_procs *ps);
 void bd_procs_signal(bd_procs *ps, int sig);
 
 /* How the slot's last process ended, in words: "exited with code 1", "was killed by
- * Killed", "hung: no heartbeat for 3.0 s", followed by ": <its own error>" when it sent one. */
+ * signal 9 (Killed)", "hung: no heartbeat for 3.0 s", followed by ": <its own error>" when it sent one. */
 void bd_proc_how(const bd_proc *p, char *buf, size_t len);
 
 /* The process table as JSON (for `bodhi status`): role, name, pid, alive, restarts,

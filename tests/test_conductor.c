@@ -362,7 +362,7 @@ Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
     cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "log.jsonl records the restart");
-    cr_assert(count_lines_with(log, "was killed by Killed") >= 1, "with its reason");
+    cr_assert(count_lines_with(log, "was killed by signal 9 (Killed)") >= 1, "with its reason");
     cJSON *s = summary_json(out);
     cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
     cr_assert_eq(cJSON_GetObjectItem(ph, "restarts")->valueint, 1);
@@ -414,7 +414,7 @@ Test(conductor, past_the_restart_budget_the_run_fails_naming_the_muscle, .timeou
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
     char *text = read_summary(out);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, "muscle 1 was killed by Killed")
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, "muscle 1 was killed by signal 9 (Killed)")
                   && strstr(text, "phase_config.restarts is 0"),
               "%s", text);
     free(text);
@@ -806,7 +806,7 @@ Test(conductor, killed_brain_fails_the_run_and_its_memory_is_repaired, .timeout 
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1 (status %d)", st);
     cr_assert(bd_now() - t0 < 5, "the run ended within 5 s (%.1f s)", bd_now() - t0);
     char *text = read_summary(out);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, "brain balancer was killed by Killed"), "%s", text);
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, "brain balancer was killed by signal 9 (Killed)"), "%s", text);
     free(text);
     char *left = bd_strfmt("pgrep -f -- '[-]-run-dir %s ' > /dev/null", out);
     cr_assert_neq(system(left), 0, "no bodhi process of the run is left");
@@ -1770,4 +1770,47 @@ Test(conductor, item10_check_refuses_what_run_refuses, .timeout = 120)
     free(remote);
     free(plain);
     free(file);
+}
+
+/* What a user reads: a killed process's signal by number and name, a missing run
+ * directory named as such, nothing about canceled operations at a normal stop. */
+Test(conductor, item13_messages_say_what_happened, .timeout = 180)
+{
+    char *errs = bd_strfmt("/tmp/bd-test-%d-status.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s status /nonexistent-bodhi-run 2> %s", BODHI_BINARY, errs);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    char *text = slurp(errs);
+    cr_assert(strstr(text, "/nonexistent-bodhi-run: no such directory"), "%s", text);
+    free(text);
+    free(cmd);
+
+    char *file = write_run("msg", 150000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-msg", (int)getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int f = open(errs, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(f, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
+    cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    text = slurp(errs);
+    cr_assert(strstr(text, "muscle 1 was killed by signal 9 (Killed); restarting it"), "%s", text);
+    cr_assert_null(strstr(text, "by Killed"), "%s", text);
+    cr_assert_null(strstr(text, "canceled"), "%s", text);
+    cr_assert_null(strstr(text, "waiting for the brain"), "%s", text);
+    free(text);
+    free(cmd);
+    free(log);
+    free(out);
+    free(file);
+    free(errs);
 }
