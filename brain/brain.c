@@ -386,8 +386,10 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
     cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-    if (b->stats.episodes)
+    if (b->stats.episodes) {
         cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
+        cJSON_AddNumberToObject(ev, "max_return", b->stats.max_return);
+    }
     if (done)
         cJSON_AddStringToObject(ev, "done", done);
     cJSON *ready = cJSON_AddArrayToObject(ev, "ready");

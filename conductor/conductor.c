@@ -703,6 +703,51 @@ static void bd_serve(bd_conductor *c, int ms)
         bd_handle(c, req);
 }
 
+/* An agent's counts for summary.json: its brain's result event; without one (the brain was
+ * killed, or the phase was interrupted before it could say), what was recorded: the
+ * last round it reported, or the trace it left (repaired when the brain died) when that
+ * holds as much or more. "counted_from" says which. */
+static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
+{
+    const cJSON *r = a->result ? a->result : a->last_update;
+    double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
+           best = bd_num(r, "max_return", 0), rate = bd_num(r, "steps_per_s", 0);
+    const char *from = a->result ? "result" : a->last_update ? "last update" : "nothing recorded";
+    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, a->name);
+    bd_trace_info ti;
+    memset(&ti, 0, sizeof ti);
+    int64_t dims[3] = {0, 0, 0}, ne = 0;
+    int rank = 0;
+    bd_episode *eps = NULL;
+    if (path && bd_exists(path) && bd_trace_read_info(path, c->phase, a->name, &ti) == BD_OK
+        && bd_trace_dataset_shape(path, c->phase, a->name, "rewards", dims, &rank, NULL) == BD_OK
+        && ti.recorded_worlds > 0 && bd_trace_read_episodes(path, c->phase, a->name, &eps, &ne) == BD_OK) {
+        /* rows are every `every` env steps of the first recorded_worlds worlds' columns */
+        double traced = (double)ti.rows * ti.every * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
+        if (traced >= steps && (double)ne >= episodes) { /* it holds max_return too */
+            steps = fmax(steps, traced);
+            episodes = fmax(episodes, (double)ne);
+            double sum = 0;
+            best = ne ? -INFINITY : 0;
+            for (int64_t k = 0; k < ne; k++) {
+                best = fmax(best, eps[k].ret);
+                sum += k >= ne - 100 ? eps[k].ret : 0;
+            }
+            mean = ne ? sum / (double)(ne < 100 ? ne : 100) : 0;
+            from = "trace";
+        }
+    }
+    free(eps);
+    bd_trace_info_free(&ti);
+    free(path);
+    cJSON_AddNumberToObject(j, "episodes", episodes);
+    cJSON_AddNumberToObject(j, "mean_return", mean);
+    cJSON_AddNumberToObject(j, "max_return", best);
+    cJSON_AddNumberToObject(j, "steps", steps);
+    cJSON_AddNumberToObject(j, "steps_per_s", rate);
+    cJSON_AddStringToObject(j, "counted_from", from);
+}
+
 /* ---- phases --------------------------------------------------------------------------- */
 
 static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
@@ -843,16 +888,12 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     cJSON_AddNumberToObject(phase_out, "restarts", restarts);
     cJSON *agents = cJSON_AddArrayToObject(phase_out, "agents");
     for (int a = 0; a < c->nagents; a++) {
-        const cJSON *r = c->agents[a].result;
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", c->agents[a].name);
-        cJSON_AddNumberToObject(j, "episodes", bd_num(r, "episodes", 0));
-        cJSON_AddNumberToObject(j, "mean_return", bd_num(r, "mean_return", 0));
-        cJSON_AddNumberToObject(j, "max_return", bd_num(r, "max_return", 0));
-        cJSON_AddNumberToObject(j, "steps", bd_num(r, "steps", 0));
-        cJSON_AddNumberToObject(j, "steps_per_s", bd_num(r, "steps_per_s", 0));
+        bd_agent_counts(c, &c->agents[a], j);
         cJSON_AddItemToArray(agents, j);
-        if (!c->o->quiet && r)
+        const cJSON *r = j;
+        if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
             fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last 100), "
                             "max %.1f, %.0f steps in %.1f s\n",
                     p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0),

@@ -1814,3 +1814,63 @@ Test(conductor, item13_messages_say_what_happened, .timeout = 180)
     free(file);
     free(errs);
 }
+
+/* A brain killed mid-phase sends no result: summary.json and `bodhi status` report what its
+ * trace holds (repaired), not zeros. */
+Test(conductor, item07_a_killed_brains_run_reports_what_was_recorded, .timeout = 180)
+{
+    char *file = write_run("counts", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-counts", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"update\":3,", 60); /* a few updates in */
+    char *cmd = bd_strfmt("pkill -KILL -f '[b]rain --run-dir %s --phase train --agent balancer'", out);
+    cr_assert_eq(system(cmd), 0, "the brain was running");
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1 (status %d)", st);
+    cJSON *s = summary_json(out);
+    cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0), "agents"), 0);
+    double steps = cJSON_GetObjectItem(a0, "steps")->valuedouble;
+    double episodes = cJSON_GetObjectItem(a0, "episodes")->valuedouble;
+    const char *from = cJSON_GetObjectItem(a0, "counted_from")->valuestring;
+    /* the trace's own counts: rows x 6 worlds, and its episodes table (the writer may be
+     * behind the last round the brain reported, never ahead) */
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
+    int64_t dims[3];
+    int rank;
+    cr_assert_eq(bd_trace_dataset_shape(mem, "train", "balancer", "rewards", dims, &rank, NULL), BD_OK, "%s",
+                 bd_lasterr());
+    bd_episode *eps = NULL;
+    int64_t ne = 0;
+    cr_assert_eq(bd_trace_read_episodes(mem, "train", "balancer", &eps, &ne), BD_OK);
+    cr_assert(steps >= 3 * 32 * 6, "steps %g after 3 updates of 32 x 6", steps);
+    cr_assert(steps >= (double)(dims[0] * 6) && episodes >= (double)ne, "steps %g episodes %g, the trace %lld rows, %lld episodes",
+              steps, episodes, (long long)dims[0], (long long)ne);
+    if (strcmp(from, "trace") == 0)
+        cr_assert(steps == (double)(dims[0] * 6) && episodes == (double)ne);
+    else
+        cr_assert_str_eq(from, "last update");
+    double best = 0;
+    for (int64_t k = 0; k < ne; k++)
+        best = eps[k].ret > best ? eps[k].ret : best;
+    cr_assert(episodes > 0 && cJSON_GetObjectItem(a0, "max_return")->valuedouble >= best,
+              "max_return %g, the trace's best %g", cJSON_GetObjectItem(a0, "max_return")->valuedouble, best);
+    free(eps);
+    cJSON_Delete(s);
+    /* bodhi status reads the same */
+    char *errs = bd_strfmt("%s/status.txt", out);
+    char *st_cmd = bd_strfmt("%s status %s > %s", BODHI_BINARY, out, errs);
+    cr_assert_eq(system(st_cmd), 0);
+    char *text = slurp(errs), *want = bd_strfmt("steps %.0f", steps);
+    cr_assert(strstr(text, want), "%s", text);
+    free(want);
+    free(text);
+    free(st_cmd);
+    free(errs);
+    free(mem);
+    free(cmd);
+    free(log);
+    free(out);
+    free(file);
+}
