@@ -251,8 +251,8 @@ static int bd_start(bd_conductor *c, bd_proc *p)
 static void bd_recover_memory(bd_conductor *c, const char *agent)
 {
     char *path = bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, agent);
-    int recovered = 0;
-    if (path && bd_trace_recover(path, &recovered) != BD_OK)
+    int recovered = 0, rc = path ? bd_trace_recover(path, &recovered) : BD_ENOMEM;
+    if (rc != BD_OK && rc != BD_ENOTFOUND) /* none: it died before recording anything */
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
     if (recovered) {
         cJSON *o = bd_ev("repaired");
@@ -867,14 +867,18 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     /* A brain's last events arrive before it exits, but take whatever is left. */
     bd_serve(c, 0);
     double wall = bd_now() - t0;
-    const char *ended = sig ? "interrupted" : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
+    int started = 0; /* some brain reported a round: the phase was past its start-up */
+    for (int a = 0; a < c->nagents; a++)
+        started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
+    const char *ended = sig ? (started ? "interrupted" : "interrupted during start-up")
+                            : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(phase_out, "ended", ended);
     /* the reason alone, for programs: objective_reached, episodes_done, step_cap,
      * interrupted or failed */
     char reason[32];
-    size_t rl = strcspn(ended, ":(");
+    size_t rl = sig ? strlen("interrupted") : strcspn(ended, ":(");
     snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), ended);
     for (char *q = reason; *q; q++)
         *q = *q == ' ' ? '_' : *q;
@@ -901,7 +905,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
     }
-    if (!c->o->quiet && !sig && !c->failed)
+    if (!c->o->quiet && !c->failed && (!sig || !started))
         fprintf(stderr, "bodhi: phase %s ended: %s\n", p.ph->name, ended);
     o = bd_ev("phase_end");
     cJSON_AddStringToObject(o, "phase", p.ph->name);

@@ -1874,3 +1874,43 @@ Test(conductor, item07_a_killed_brains_run_reports_what_was_recorded, .timeout =
     free(out);
     free(file);
 }
+
+/* Ctrl-C while the processes still start (libtorch loading, no round yet): an honest
+ * "interrupted during start-up", exit 130 and a summary, no "trace file not found". */
+Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120)
+{
+    char *file = write_run("early", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-early", (int)getpid());
+    char *errs = bd_strfmt("/tmp/bd-test-%d-early.txt", (int)getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int f = open(errs, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(f, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"role\":\"brain\"", 30); /* the brain is spawned, far from its first round */
+    usleep(300000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"update\""), 0, "the test stopped it before any round");
+    char *text = slurp(errs);
+    cr_assert(strstr(text, "bodhi: phase train ended: interrupted during start-up"), "%s", text);
+    cr_assert_null(strstr(text, "not found"), "%s", text);
+    free(text);
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "interrupted");
+    cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(ph, "ended")->valuestring, "interrupted during start-up");
+    cr_assert_str_eq(cJSON_GetObjectItem(ph, "reason")->valuestring, "interrupted");
+    cJSON_Delete(s);
+    free(log);
+    free(errs);
+    free(out);
+    free(file);
+}
