@@ -80,6 +80,8 @@ typedef struct {
     char *mem_path;
     long long steps;
     double t0;
+    double rate_t;            /* when the last round was reported (0: none yet) */
+    long long rate_steps;     /* ... and the steps then */
     char why[192];            /* why the phase ended, from the conductor */
     int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
@@ -380,11 +382,16 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
     char dbuf[160];
     const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
-    double el = bd_now() - b->t0;
     cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
     cJSON_AddNumberToObject(ev, "update", (double)b->learner.version);
     cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
-    cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
+    /* the rate since the last report: a round and the update after it. The first round
+     * has no update before it, so its rate would flatter: none is given. */
+    const double now = bd_now();
+    if (b->rate_t > 0 && now > b->rate_t)
+        cJSON_AddNumberToObject(ev, "steps_per_s", (double)(b->steps - b->rate_steps) / (now - b->rate_t));
+    b->rate_t = now;
+    b->rate_steps = b->steps;
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
     if (b->stats.episodes) {
         cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));

@@ -49,6 +49,7 @@ typedef struct {
     cJSON *last_update;  /* latest round report */
     cJSON *result;       /* the "result" event */
     double last_print;
+    const cJSON *printed; /* the report its last progress line showed */
     bd_request *held;    /* its report of the current round, until every brain reported */
     int ready;           /* said "ready" */
     int port;            /* its TCP port for remote muscles (0: none) */
@@ -425,13 +426,17 @@ static double bd_num(const cJSON *o, const char *key, double def)
 static void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
 {
     double now = bd_now();
-    if (c->o->quiet || !a->last_update || (!force && now - a->last_print < 1.0))
+    if (c->o->quiet || !a->last_update || a->printed == a->last_update || (!force && now - a->last_print < 1.0))
         return;
     a->last_print = now;
+    a->printed = a->last_update;
     const cJSON *u = a->last_update;
-    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f %9.0f steps/s  episodes %-7.0f", c->phase,
-            a->name, now - c->t0, bd_num(u, "steps", 0), bd_num(u, "steps_per_s", 0),
-            bd_num(u, "episodes", 0));
+    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f ", c->phase, a->name, now - c->t0, bd_num(u, "steps", 0));
+    if (cJSON_GetObjectItemCaseSensitive(u, "steps_per_s")) /* over the last round and its update */
+        fprintf(stderr, "%9.0f steps/s", bd_num(u, "steps_per_s", 0));
+    else
+        fprintf(stderr, "%9s steps/s", "-");
+    fprintf(stderr, "  episodes %-7.0f", bd_num(u, "episodes", 0));
     if (cJSON_GetObjectItemCaseSensitive(u, "mean_return"))
         fprintf(stderr, "  mean_return %.1f", bd_num(u, "mean_return", 0));
     fprintf(stderr, "\n");
@@ -898,10 +903,10 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_AddItemToArray(agents, j);
         const cJSON *r = j;
         if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
-            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last 100), "
+            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f), "
                             "max %.1f, %.0f steps in %.1f s\n",
-                    p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0),
-                    bd_num(r, "mean_return", 0), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
+                    p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0), bd_num(r, "mean_return", 0),
+                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
     }
@@ -1076,7 +1081,7 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_write_summary(&c, status);
     if (result == 1)
         fprintf(stderr, "bodhi: run failed: %s\n", c.fail_msg);
-    else if (!o->quiet)
+    else /* the one line --quiet keeps */
         fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,
                 bd_now() - c.t0, c.dir);
     bd_server_close(c.hub);

@@ -1914,3 +1914,59 @@ Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120)
     free(out);
     free(file);
 }
+
+/* bodhi run's console: --quiet keeps the result line; each progress line once; no rate
+ * for a first round (it has no update before it, so it would flatter); the window of the
+ * mean return as it is. */
+Test(conductor, item16_progress_lines_say_what_they_measure, .timeout = 180)
+{
+    char *file = write_run("progress", 4096);
+    char *out = bd_strfmt("/tmp/bd-run-%d-progress", (int)getpid());
+    char *errs = bd_strfmt("/tmp/bd-test-%d-progress.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s run %s --out %s --quiet 2> %s", BODHI_BINARY, file, out, errs);
+    cr_assert_eq(system(cmd), 0);
+    char *text = slurp(errs), *want = bd_strfmt("bodhi: run short done in ");
+    cr_assert(strstr(text, want) && strstr(text, out), "--quiet keeps the result line:\n%s", text);
+    cr_assert(!strstr(text, "[train]") && !strstr(text, "phase"), "--quiet shows nothing else:\n%s", text);
+    free(want);
+    free(text);
+    free(cmd);
+    cmd = bd_strfmt("%s run %s --out %s 2> %s", BODHI_BINARY, file, out, errs);
+    cr_assert_eq(system(cmd), 0);
+    text = slurp(errs);
+    /* progress lines: "[phase] agent  T s  steps N  R steps/s ..." */
+    char seen[64][64];
+    int n = 0, firsts = 0;
+    char last_phase[32] = "";
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char phase[32], agent[64];
+        double t, steps;
+        if (sscanf(line, "[%31[^]]] %63s %lfs steps %lf", phase, agent, &t, &steps) != 4) {
+            cr_assert_null(strstr(line, "(last 100)"), "fewer than 100 episodes: %s", line);
+            continue;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%s %.0f", phase, steps);
+        for (int k = 0; k < n; k++)
+            cr_assert_str_neq(seen[k], key, "printed twice: %s", line);
+        if (n < 64)
+            snprintf(seen[n++], sizeof seen[0], "%s", key);
+        if (strcmp(phase, last_phase) != 0) { /* a phase's first line: its first round */
+            cr_assert(strstr(line, " - steps/s"), "no rate for a first round: %s", line);
+            firsts++;
+            snprintf(last_phase, sizeof last_phase, "%s", phase);
+        } else {
+            cr_assert_null(strstr(line, " - steps/s"), "%s", line);
+        }
+    }
+    cr_assert_eq(firsts, 2, "two phases' progress");
+    free(text);
+    text = slurp(errs);
+    cr_assert(strstr(text, "agent balancer: 3 episodes, mean return ") && strstr(text, "(last 3)"),
+              "the test phase's 3 episodes:\n%s", text);
+    free(text);
+    free(cmd);
+    free(errs);
+    free(out);
+    free(file);
+}
