@@ -86,6 +86,8 @@ typedef struct {
     int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
+    int kl_streak;            /* updates in a row whose KL was above diverge_kl */
+    char diverged[256];       /* why learning diverged (its update undone), or "" */
     /* news from the conductor's answers to heartbeats */
     pthread_mutex_t news_mu;
     int *lost;                /* (M) muscles the conductor says are lost */
@@ -317,6 +319,10 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
 {
     const bd_phase_plan *p = &b->plan;
     const char *me = b->ap->cfg->name;
+    if (b->diverged[0]) {
+        snprintf(buf, len, "diverged: %s", b->diverged);
+        return buf;
+    }
     /* a condition given an agent watches that agent alone */
     int objective = !isnan(p->objective_threshold) && (!p->objective_agent || strcmp(p->objective_agent, me) == 0);
     long long cap = !p->max_steps_agent || strcmp(p->max_steps_agent, me) == 0 ? p->max_agent_steps : 0;
@@ -380,7 +386,7 @@ static int bd_brain_alloc_batch(bd_brain *b)
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
-    char dbuf[160];
+    char dbuf[320];
     const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
     cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
     cJSON_AddNumberToObject(ev, "update", (double)b->learner.version);
@@ -423,6 +429,30 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON_Delete(answer);
     cJSON_AddItemToObject(ev, "admit", admit ? admit : cJSON_CreateArray());
     return BD_OK;
+}
+
+/* After an update: a loss that is not finite, or a KL above diverge_kl in diverge_updates
+ * updates in a row, is divergence. The update is undone, so the muscles and the checkpoint
+ * get the parameters from before it, and the next report ends the phase (bd_brain_done). */
+static int bd_brain_check_divergence(bd_brain *b)
+{
+    static const char *const keys[] = {"policy_loss", "value_loss", "entropy", "approx_kl"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !b->diverged[0]; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(b->learned, keys[k]);
+        if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
+            snprintf(b->diverged, sizeof b->diverged, "%s is %g after update %lld", keys[k], v->valuedouble,
+                     (long long)b->learner.version);
+    }
+    const cJSON *kl = cJSON_GetObjectItemCaseSensitive(b->learned, "approx_kl");
+    b->kl_streak = cJSON_IsNumber(kl) && kl->valuedouble > b->pp.diverge_kl ? b->kl_streak + 1 : 0;
+    if (!b->diverged[0] && b->kl_streak > 0 && b->kl_streak >= b->pp.diverge_updates)
+        snprintf(b->diverged, sizeof b->diverged, "approx_kl %.4g above diverge_kl %g in %d update(s) in a row "
+                 "(update %lld)", kl->valuedouble, b->pp.diverge_kl, b->kl_streak, (long long)b->learner.version);
+    if (!b->diverged[0])
+        return BD_OK;
+    size_t l = strlen(b->diverged);
+    snprintf(b->diverged + l, sizeof b->diverged - l, "; the checkpoint keeps the parameters before it");
+    return bd_learner_undo(&b->learner);
 }
 
 /* One round: gather, record, report, learn, answer. *stop when the phase ends. */
@@ -479,6 +509,8 @@ static int bd_brain_round(bd_brain *b, int *stop)
         cJSON_Delete(b->learned);
         b->learned = cJSON_CreateObject();
         rc = bd_learner_update(&b->learner, &batch, b->steps, b->learned);
+        if (rc == BD_OK)
+            rc = bd_brain_check_divergence(b);
         if (rc != BD_OK && rc != BD_EINTR)
             b->learn_failed = 1; /* the parameters may be half-updated: not worth keeping */
     }
@@ -722,7 +754,8 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     if (b.ap) {
         double el = bd_now() - b.t0;
         cJSON *ev = bd_event_new(&b, "result");
-        cJSON_AddStringToObject(ev, "status", rc == BD_OK ? "done" : rc == BD_EINTR ? "interrupted" : "failed");
+        cJSON_AddStringToObject(ev, "status", rc == BD_OK ? (b.diverged[0] ? "diverged" : "done")
+                                              : rc == BD_EINTR ? "interrupted" : "failed");
         if (rc == BD_OK && b.why[0])
             cJSON_AddStringToObject(ev, "why", b.why);
         cJSON_AddNumberToObject(ev, "episodes", (double)b.stats.episodes);

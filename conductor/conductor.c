@@ -82,6 +82,7 @@ typedef struct {
     int run_over;        /* every phase has ended: JOINs hear "done" */
     double last_slice;   /* when the supervision loop last looked at the deadlines */
     double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
+    int diverged;        /* a phase ended because an agent's learning diverged */
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -875,8 +876,12 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     int started = 0; /* some brain reported a round: the phase was past its start-up */
     for (int a = 0; a < c->nagents; a++)
         started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
+    if (!sig && !c->failed && strncmp(c->ended, "diverged", 8) == 0) { /* the run fails, as it says */
+        bd_fail(c, "%s", c->ended);
+        c->diverged = 1;
+    }
     const char *ended = sig ? (started ? "interrupted" : "interrupted during start-up")
-                            : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
+                            : c->diverged ? c->ended : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(phase_out, "ended", ended);
@@ -910,7 +915,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
     }
-    if (!c->o->quiet && !c->failed && (!sig || !started))
+    if (!c->o->quiet && (!c->failed || c->diverged) && (!sig || !started))
         fprintf(stderr, "bodhi: phase %s ended: %s\n", p.ph->name, ended);
     o = bd_ev("phase_end");
     cJSON_AddStringToObject(o, "phase", p.ph->name);
@@ -1065,7 +1070,7 @@ int bd_conductor_run(const bd_run_opts *o)
         remote |= c.rf->phases[i].remote_worker > 0;
     for (double until = bd_now() + 2.0; remote && c.hub && bd_now() < until;)
         bd_serve(&c, 100);
-    const char *status = result == 0 ? "done" : result == 1 ? "failed" : "interrupted";
+    const char *status = result == 0 ? "done" : result == 1 ? (c.diverged ? "diverged" : "failed") : "interrupted";
     cJSON *end = bd_ev("end");
     cJSON_AddStringToObject(end, "status", status);
     if (c.fail_msg[0])
@@ -1079,7 +1084,9 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_log(&c, end);
     cJSON_Delete(end);
     bd_write_summary(&c, status);
-    if (result == 1)
+    if (result == 1 && c.diverged) /* fail_msg: "diverged: why (agent)" */
+        fprintf(stderr, "bodhi: run %s\n", c.fail_msg);
+    else if (result == 1)
         fprintf(stderr, "bodhi: run failed: %s\n", c.fail_msg);
     else /* the one line --quiet keeps */
         fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,

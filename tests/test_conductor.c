@@ -7,6 +7,7 @@
  * traces. Run dirs are unique per test (pid). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "conductor/rundir.h"
 #include "config/check.h"
 #include "memory/memory.h"
+#include "torch/bd_torch.h"
 #include "wire/addr.h"
 
 static const char *SHORT_RUN =
@@ -1967,6 +1969,58 @@ Test(conductor, item16_progress_lines_say_what_they_measure, .timeout = 180)
     free(text);
     free(cmd);
     free(errs);
+    free(out);
+    free(file);
+}
+
+/* learning_rate 1000 throws the policy away in one update (KL in the thousands, then an
+ * entropy of 0): the phase ends as diverged, said in summary.json and on the console, exit
+ * 1, and the checkpoint holds the parameters from before that update, not the diverged
+ * ones (Adam's first step of 1000 per parameter). */
+Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, .timeout = 180)
+{
+    char *file = write_run("diverge", 200000);
+    char *cmd = bd_strfmt("sed -i 's/rollout_steps: 32, hidden: 16/rollout_steps: 32, hidden: 16, learning_rate: 1000/' %s",
+                          file);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    char *out = bd_strfmt("/tmp/bd-run-%d-diverge", (int)getpid());
+    char *errs = bd_strfmt("/tmp/bd-test-%d-diverge.txt", (int)getpid());
+    cmd = bd_strfmt("%s run %s --out %s 2> %s", BODHI_BINARY, file, out, errs);
+    int st = system(cmd);
+    char *text = slurp(errs);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d:\n%s", WEXITSTATUS(st), text);
+    cr_assert(strstr(text, "bodhi: phase train ended: diverged: approx_kl") && strstr(text, "bodhi: run diverged: "),
+              "%s", text);
+    free(text);
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "diverged");
+    cJSON *phases = cJSON_GetObjectItem(s, "phases");
+    cr_assert_eq(cJSON_GetArraySize(phases), 1, "the test phase does not run");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 0), "reason")->valuestring, "diverged");
+    cJSON_Delete(s);
+    /* the checkpoint: the parameters before the diverged update, every one finite and of
+     * an initialisation's size */
+    bdt_policy_config pc = {.obs_dim = 4, .act_kind = BDT_DISCRETE, .act_dim = 2, .hidden = 16, .layers = 2,
+                            .device = BDT_CPU, .seed = 1};
+    bdt_policy *p = NULL;
+    cr_assert_eq(bdt_policy_create(&pc, &p), BD_OK, "%s", bd_lasterr());
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert_eq(bdt_load(p, NULL, ck), BD_OK, "%s", bd_lasterr());
+    size_t n = bdt_policy_param_count(p);
+    float *w = malloc(n * sizeof *w);
+    cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK);
+    float most = 0;
+    for (size_t k = 0; k < n; k++) {
+        cr_assert(isfinite(w[k]), "parameter %zu is %g", k, w[k]);
+        most = fabsf(w[k]) > most ? fabsf(w[k]) : most;
+    }
+    cr_assert(most < 50, "the largest parameter is %g: the diverged update was kept", most);
+    free(w);
+    bdt_policy_destroy(p);
+    free(ck);
+    free(errs);
+    free(cmd);
     free(out);
     free(file);
 }

@@ -720,6 +720,44 @@ static void upd(bdt_ppo *o, batch *b)
     cr_assert_eq(rc, BD_OK, "%s", bd_lasterr());
 }
 
+/* item 17 of issue 20: a diverged update is undone, the optimiser's state with it: the
+ * next update from the undone state is the same as from a twin that never took it. */
+Test(torch, item17_undo_puts_the_last_update_back)
+{
+    bdt_policy_config c = pcfg(4, BDT_DISCRETE, 2, 21);
+    bdt_policy *p = mkpol(c), *twin = mkpol(c);
+    bdt_ppo *o = mkppo(p, ocfg()), *ot = mkppo(twin, ocfg());
+    cr_assert_eq(bdt_ppo_undo(o), BD_ESTATE, "nothing to undo before an update");
+    batch b, bad;
+    mkbatch(&b, p);
+    mkbatch(&bad, p);
+    upd(o, &b);
+    upd(ot, &b);
+    for (int i = 0; i < 32; i++)
+        bad.adv[i] *= 1e6f; /* an update the twin never takes */
+    upd(o, &bad);
+    cr_assert_eq(bdt_ppo_undo(o), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_ppo_undo(o), BD_ESTATE, "once");
+    size_t n = bdt_policy_param_count(p);
+    float *a = getp(p), *t = getp(twin);
+    cr_assert(memcmp(a, t, n * sizeof(float)) == 0, "the parameters are back");
+    upd(o, &b); /* Adam's moments and step count are back too */
+    upd(ot, &b);
+    free(a);
+    free(t);
+    a = getp(p);
+    t = getp(twin);
+    cr_assert(memcmp(a, t, n * sizeof(float)) == 0, "the optimiser's state is back");
+    free(a);
+    free(t);
+    free(b.perm);
+    free(bad.perm);
+    bdt_ppo_destroy(o);
+    bdt_ppo_destroy(ot);
+    bdt_policy_destroy(p);
+    bdt_policy_destroy(twin);
+}
+
 Test(torch, save_load_round_trip_resumes_optimiser)
 {
     char path[256];

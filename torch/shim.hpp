@@ -138,6 +138,9 @@ struct bdt_ppo {
     bdt_ppo_config cfg;
     std::unique_ptr<torch::optim::Adam> opt;
     const volatile int *cancel = nullptr; /* bdt_ppo_set_cancel */
+    /* the parameters and the optimiser's state before the last update (bdt_ppo_undo) */
+    std::vector<torch::Tensor> undo_params;
+    std::string undo_opt;
 };
 
 #endif
