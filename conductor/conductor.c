@@ -33,6 +33,7 @@
 #include "config/plan.h"
 #include "config/runfile.h"
 #include "conductor/builtins.h"
+#include "conductor/ipcguard.h"
 #include "conductor/rundir.h"
 #include "conductor/supervise.h"
 #include "memory/memory.h"
@@ -62,6 +63,7 @@ typedef struct {
     char *dir, *sockdir;
     FILE *log;
     bd_server *hub;      /* the control socket */
+    bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
     bd_procs procs;
     bd_agent_state *agents;
     int nagents;
@@ -699,9 +701,31 @@ static void bd_handle(bd_conductor *c, bd_request *req)
     }
 }
 
+/* NNG 1.5.2 stopped the control socket's ipc listener (conductor/ipcguard.h): the dead
+ * listener's socket file goes, a new listener takes its path. */
+static void bd_guard_control(bd_conductor *c)
+{
+    if (!bd_ipc_guard_check(c->guard, bd_now()))
+        return;
+    const char *path = bd_ipc_guard_path(c->guard);
+    char *url = bd_url_control(c->sockdir);
+    int rc = path && url && (unlink(path) == 0 || errno == ENOENT) ? bd_server_listen(c->hub, url, NULL)
+                                                                   : bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
+    free(url);
+    cJSON *o = bd_ev("relistened");
+    cJSON_AddStringToObject(o, "socket", path ? path : "?");
+    cJSON_AddStringToObject(o, "reason", "the ipc listener stopped accepting (a connection closed during NNG's "
+                                         "handshake: nanomsg/nng#1518)");
+    if (rc != BD_OK)
+        cJSON_AddStringToObject(o, "error", bd_lasterr());
+    bd_log(c, o);
+    cJSON_Delete(o);
+}
+
 /* Everything the control socket holds, waiting up to ms for the first. */
 static void bd_serve(bd_conductor *c, int ms)
 {
+    bd_guard_control(c);
     bd_request *req;
     if (bd_server_next(c->hub, ms, &req) == BD_OK)
         bd_handle(c, req);
@@ -974,6 +998,8 @@ static int bd_open_hub(bd_conductor *c)
     bd_server_accept_text(c->hub, 1);
     char *url = bd_url_control(c->sockdir);
     rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
+        rc = bd_ipc_guard_create(url, 2.0, 5.0, &c->guard);
     free(url);
     if (rc == BD_OK && c->o->listen) {
         rc = bd_server_listen(c->hub, c->o->listen, NULL);
@@ -1091,6 +1117,7 @@ int bd_conductor_run(const bd_run_opts *o)
     else /* the one line --quiet keeps */
         fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,
                 bd_now() - c.t0, c.dir);
+    bd_ipc_guard_destroy(c.guard);
     bd_server_close(c.hub);
     bd_sockdir_remove(c.dir, c.sockdir);
     free(c.sockdir);

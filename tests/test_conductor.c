@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -2021,6 +2022,47 @@ Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, 
     free(ck);
     free(errs);
     free(cmd);
+    free(out);
+    free(file);
+}
+
+/* NNG 1.5.2's ipc listener stops accepting after a connection that closes during its
+ * handshake (nanomsg/nng#1518): a bare connect() to <sockets>/control, and one that sends
+ * garbage. The conductor notices (it dials itself now and then), listens again and says
+ * so in log.jsonl; bodhi status answers and a killed muscle is restarted as usual. */
+Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .timeout = 180)
+{
+    char *file = write_run_with("bare", 250000, ", heartbeat_timeout: 10");
+    char *out = bd_strfmt("/tmp/bd-run-%d-bare", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    char *socks = socket_folder(out);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control", socks);
+    for (int k = 0; k < 2; k++) { /* a bare connect, then one with garbage */
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s", sa.sun_path);
+        if (k == 1)
+            cr_assert_eq(write(fd, "GARBAGE!", 8), 8);
+        close(fd); /* at once: during NNG's handshake */
+        usleep(300000);
+    }
+    wait_for_text(log, "\"event\":\"relistened\"", 20);
+    cr_assert(count_lines_with(log, "\"event\":\"relistened\"") >= 1, "log.jsonl says the conductor listens again");
+    char *cmd = bd_strfmt("%s status %s > /dev/null 2>&1", BODHI_BINARY, out);
+    cr_assert_eq(system(cmd), 0, "bodhi status answers");
+    free(cmd);
+    cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
+    cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "one restart, for the kill");
+    cr_assert_eq(count_lines_with(log, "hung"), 0, "the restarted muscle reached the conductor");
+    free(cmd);
+    free(socks);
+    free(log);
     free(out);
     free(file);
 }
