@@ -81,10 +81,14 @@ typedef struct {
     char *mem_path;
     long long steps;
     double t0;
+    double rate_t;            /* when the last round was reported (0: none yet) */
+    long long rate_steps;     /* ... and the steps then */
     char why[192];            /* why the phase ended, from the conductor */
     int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
+    int kl_streak;            /* updates in a row whose KL was above diverge_kl */
+    char diverged[256];       /* why learning diverged (its update undone), or "" */
     /* news from the conductor's answers to heartbeats */
     cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
     pthread_mutex_t news_mu;
@@ -95,8 +99,10 @@ typedef struct {
 
 static void bd_event(bd_brain *b, cJSON *o)
 {
-    if (b->ev && bd_events_send(b->ev, o, NULL) != BD_OK) {
-        fprintf(stderr, "bodhi brain %s: %s\n", b->ap ? b->ap->cfg->name : "?", bd_lasterr());
+    int rc = b->ev ? bd_events_send(b->ev, o, NULL) : BD_OK;
+    if (rc != BD_OK) {
+        if (rc != BD_EINTR) /* a stop is the user's: nothing to say */
+            fprintf(stderr, "bodhi brain %s: %s\n", b->ap ? b->ap->cfg->name : "?", bd_lasterr());
         if (b->stopping) { /* a conductor that does not answer a stopping brain is gone */
             bd_events_close(b->ev);
             b->ev = NULL;
@@ -315,6 +321,10 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
 {
     const bd_phase_plan *p = &b->plan;
     const char *me = b->ap->cfg->name;
+    if (b->diverged[0]) {
+        snprintf(buf, len, "diverged: %s", b->diverged);
+        return buf;
+    }
     /* a condition given an agent watches that agent alone */
     int objective = !isnan(p->objective_threshold) && (!p->objective_agent || strcmp(p->objective_agent, me) == 0);
     long long cap = !p->max_steps_agent || strcmp(p->max_steps_agent, me) == 0 ? p->max_agent_steps : 0;
@@ -380,16 +390,23 @@ static int bd_brain_alloc_batch(bd_brain *b)
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
-    char dbuf[160];
+    char dbuf[320];
     const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
-    double el = bd_now() - b->t0;
     cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
     cJSON_AddNumberToObject(ev, "update", (double)b->learner.version);
     cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
-    cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
+    /* the rate since the last report: a round and the update after it. The first round
+     * has no update before it, so its rate would flatter: none is given. */
+    const double now = bd_now();
+    if (b->rate_t > 0 && now > b->rate_t)
+        cJSON_AddNumberToObject(ev, "steps_per_s", (double)(b->steps - b->rate_steps) / (now - b->rate_t));
+    b->rate_t = now;
+    b->rate_steps = b->steps;
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-    if (b->stats.episodes)
+    if (b->stats.episodes) {
         cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
+        cJSON_AddNumberToObject(ev, "max_return", b->stats.max_return);
+    }
     if (done)
         cJSON_AddStringToObject(ev, "done", done);
     cJSON *ready = cJSON_AddArrayToObject(ev, "ready");
@@ -416,6 +433,30 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON_Delete(answer);
     cJSON_AddItemToObject(ev, "admit", admit ? admit : cJSON_CreateArray());
     return BD_OK;
+}
+
+/* After an update: a loss that is not finite, or a KL above diverge_kl in diverge_updates
+ * updates in a row, is divergence. The update is undone, so the muscles and the checkpoint
+ * get the parameters from before it, and the next report ends the phase (bd_brain_done). */
+static int bd_brain_check_divergence(bd_brain *b)
+{
+    static const char *const keys[] = {"policy_loss", "value_loss", "entropy", "approx_kl"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !b->diverged[0]; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(b->learned, keys[k]);
+        if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
+            snprintf(b->diverged, sizeof b->diverged, "%s is %g after update %lld", keys[k], v->valuedouble,
+                     (long long)b->learner.version);
+    }
+    const cJSON *kl = cJSON_GetObjectItemCaseSensitive(b->learned, "approx_kl");
+    b->kl_streak = cJSON_IsNumber(kl) && kl->valuedouble > b->pp.diverge_kl ? b->kl_streak + 1 : 0;
+    if (!b->diverged[0] && b->kl_streak > 0 && b->kl_streak >= b->pp.diverge_updates)
+        snprintf(b->diverged, sizeof b->diverged, "approx_kl %.4g above diverge_kl %g in %d update(s) in a row "
+                 "(update %lld)", kl->valuedouble, b->pp.diverge_kl, b->kl_streak, (long long)b->learner.version);
+    if (!b->diverged[0])
+        return BD_OK;
+    size_t l = strlen(b->diverged);
+    snprintf(b->diverged + l, sizeof b->diverged - l, "; the checkpoint keeps the parameters before it");
+    return bd_learner_undo(&b->learner);
 }
 
 /* One round: gather, record, report, learn, answer. *stop when the phase ends. */
@@ -476,6 +517,8 @@ static int bd_brain_round(bd_brain *b, int *stop)
         cJSON_Delete(b->learned);
         b->learned = cJSON_CreateObject();
         rc = bd_learner_update(&b->learner, &batch, b->steps, b->learned);
+        if (rc == BD_OK)
+            rc = bd_brain_check_divergence(b);
         if (rc != BD_OK && rc != BD_EINTR)
             b->learn_failed = 1; /* the parameters may be half-updated: not worth keeping */
     }
@@ -732,7 +775,8 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     if (b.ap) {
         double el = bd_now() - b.t0;
         cJSON *ev = bd_event_new(&b, "result");
-        cJSON_AddStringToObject(ev, "status", rc == BD_OK ? "done" : rc == BD_EINTR ? "interrupted" : "failed");
+        cJSON_AddStringToObject(ev, "status", rc == BD_OK ? (b.diverged[0] ? "diverged" : "done")
+                                              : rc == BD_EINTR ? "interrupted" : "failed");
         if (rc == BD_OK && b.why[0])
             cJSON_AddStringToObject(ev, "why", b.why);
         cJSON_AddNumberToObject(ev, "episodes", (double)b.stats.episodes);

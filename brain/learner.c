@@ -207,6 +207,12 @@ int bd_learner_update(bd_learner *l, const bd_batch *batch, long long steps, cJS
     return BD_OK;
 }
 
+int bd_learner_undo(bd_learner *l)
+{
+    int rc = l->ppo ? bdt_ppo_undo(l->ppo) : bd_seterr(BD_ESTATE, "no learner to undo");
+    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+}
+
 int bd_learner_save(const bd_learner *l, const char *path)
 {
     if (!l->net)

@@ -59,6 +59,11 @@ void bd_learner_fini(bd_learner *l);
  * cancelled: the parameters stay those of the last whole update. */
 int bd_learner_update(bd_learner *l, const bd_batch *b, long long steps, cJSON *ev);
 
+/* Undoes the last update (bdt_ppo_undo): the network and the optimiser as they were before
+ * it, and the parameters the muscles get with them. The normaliser keeps the batch it took
+ * in (observations, not what the update learnt). BD_ESTATE when there is none to undo. */
+int bd_learner_undo(bd_learner *l);
+
 /* Saves the network (and optimiser, in a train phase) to path, the normaliser beside it. */
 int bd_learner_save(const bd_learner *l, const char *path);
 

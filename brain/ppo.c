@@ -18,7 +18,8 @@
 static const char *const bd_ppo_keys[] = {
     "learning_rate", "anneal_lr", "total_steps", "gamma", "gae_lambda", "rollout_steps",
     "hidden", "layers", "clip_coef", "vf_coef", "ent_coef", "max_grad_norm", "clip_vloss",
-    "norm_adv", "update_epochs", "num_minibatches", "minibatch_size", "norm_obs", "kl_threshold", NULL,
+    "norm_adv", "update_epochs", "num_minibatches", "minibatch_size", "norm_obs", "kl_threshold",
+    "diverge_kl", "diverge_updates", NULL,
 };
 
 long long bd_ppo_auto_rollout(long long columns)
@@ -63,6 +64,8 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     GETI("hidden", 64, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
     GETB("norm_obs", 0, o->norm_obs);
+    GETD("diverge_kl", BD_PPO_DIVERGE_KL, o->diverge_kl);
+    GETI("diverge_updates", 1, 1, 1000000, o->diverge_updates);
     GETD("clip_coef", 0.2, o->opt.clip_coef);
     GETD("vf_coef", 0.5, o->opt.vf_coef);
     GETD("ent_coef", 0.0, o->opt.ent_coef);
@@ -91,6 +94,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
         {"learning_rate", 0, 1e3, 1}, {"gamma", 0, 1, 0},         {"gae_lambda", 0, 1, 0},
         {"clip_coef", 0, 1e3, 0},     {"vf_coef", 0, 1e6, 0},     {"ent_coef", 0, 1e6, 0},
         {"max_grad_norm", 0, 1e9, 1}, {"kl_threshold", 0, 1e3, 0},
+        {"diverge_kl", 0, 1e9, 1},
     };
     for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
         const bd_node *n = bd_node_get(p, ranges[k].key);

@@ -18,7 +18,7 @@ static const struct {
      "  --device D      cpu, cuda or auto, for every phase (default: each phase's device)\n"
      "  --seed N        replaces the run file's seed (0 to 18446744073709551615)\n"
      "  --listen URL    accept remote muscles (phase_config.remote_worker) on tcp://HOST:PORT\n"
-     "  --quiet         no progress lines\n"
+     "  --quiet         no progress lines: only the result line (and errors)\n"
      "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
      0},
     {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen tcp://HOST:PORT]",
@@ -66,7 +66,7 @@ void bd_usage(FILE *f)
             fprintf(f, "  bodhi %s\n", bd_usages[i].line);
     fprintf(f, "bodhi CMD --help says more about CMD.\n"
                "exit codes: 0 done, 1 the run failed, 2 bad input or usage, 130 interrupted, "
-               "143 terminated\n");
+               "143 terminated, 129 hung up\n");
 }
 
 void bd_cmd_usage(const char *cmd, FILE *f, int detail)

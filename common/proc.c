@@ -92,7 +92,10 @@ int bd_child_init(pid_t parent, int catch_term, int deathsig)
     bd_parent = parent;
     if (parent > 0 && getppid() != parent)
         return bd_seterr(BD_ECLOSED, "parent %d is gone", (int)parent);
+    /* Ctrl-C and a closed terminal reach the whole process group: the conductor stops
+     * its children itself, in order */
     signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     if (catch_term) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

@@ -1,5 +1,5 @@
 /* proc.h: what every child process (brain, muscle) does at start: go when its parent goes
- * (PR_SET_PDEATHSIG), leave Ctrl-C to the conductor (SIGINT ignored), and optionally turn
+ * (PR_SET_PDEATHSIG), leave Ctrl-C and a hang-up to the conductor (SIGINT and SIGHUP ignored), and optionally turn
  * SIGTERM into a flag so it can flush what it holds before exiting. */
 #ifndef BODHI_COMMON_PROC_H
 #define BODHI_COMMON_PROC_H

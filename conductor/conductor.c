@@ -34,6 +34,7 @@
 #include "config/plan.h"
 #include "config/runfile.h"
 #include "conductor/builtins.h"
+#include "conductor/ipcguard.h"
 #include "conductor/rundir.h"
 #include "conductor/supervise.h"
 #include "memory/memory.h"
@@ -43,12 +44,14 @@
 
 #define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
 #define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
+#define BD_STALL_S 1.0         /* a 50 ms slice that took longer: the conductor was not running */
 
 typedef struct {
     char name[128];
     cJSON *last_update;  /* latest round report */
     cJSON *result;       /* the "result" event */
     double last_print;
+    const cJSON *printed; /* the report its last progress line showed */
     bd_request *held;    /* its report of the current round, until every brain reported */
     int ready;           /* said "ready" */
     int port;            /* its TCP port for remote muscles (0: none) */
@@ -61,6 +64,7 @@ typedef struct {
     char *dir, *sockdir;
     FILE *log;
     bd_server *hub;      /* the control socket */
+    bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
     bd_procs procs;
     bd_agent_state *agents;
     int nagents;
@@ -81,6 +85,9 @@ typedef struct {
     int run_over;        /* every phase has ended: JOINs hear "done" */
     cJSON *startup;      /* its own start-up stamps (common/proc.h), logged once spawning is done */
     double exec_t;       /* when `bodhi run` was exec'd (CLOCK_MONOTONIC): start-up's zero */
+    double last_slice;   /* when the supervision loop last looked at the deadlines */
+    double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
+    int diverged;        /* a phase ended because an agent's learning diverged */
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -211,7 +218,8 @@ int bd_conductor_check(const bd_run_opts *o)
 {
     bd_runfile *rf = NULL;
     bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
-                        .out = o->out, .listen = o->listen != NULL, .check_only = 1};
+                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
+                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
     if (bd_validate(&co, &rf, 1) != BD_OK)
         return 2;
     printf("%s: ok (uid %s, seed %llu, %d phase(s))\n", o->path, rf->uid,
@@ -274,8 +282,8 @@ static int bd_start(bd_conductor *c, bd_proc *p)
 static void bd_recover_memory(bd_conductor *c, const char *agent)
 {
     char *path = bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, agent);
-    int recovered = 0;
-    if (path && bd_trace_recover(path, &recovered) != BD_OK)
+    int recovered = 0, rc = path ? bd_trace_recover(path, &recovered) : BD_ENOMEM;
+    if (rc != BD_OK && rc != BD_ENOTFOUND) /* none: it died before recording anything */
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
     if (recovered) {
         cJSON *o = bd_ev("repaired");
@@ -404,6 +412,31 @@ static void bd_deadlines(bd_conductor *c)
     }
 }
 
+/* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
+ * while it did not run it read no heartbeats, so the time it lost is added to every
+ * deadline (the slots' clocks, the remote join's, the stop grace) before any is judged. */
+static void bd_excuse_stall(bd_conductor *c, double *stop_at)
+{
+    const double now = bd_now(), gap = now - c->last_slice;
+    c->last_slice = now;
+    if (gap <= BD_STALL_S)
+        return;
+    bd_procs_excuse(&c->procs, gap);
+    if (c->join_by > 0)
+        c->join_by += gap;
+    if (*stop_at > 0)
+        *stop_at += gap;
+    c->stalled_s += gap;
+    cJSON *o = bd_ev("stalled");
+    cJSON_AddStringToObject(o, "phase", c->phase);
+    cJSON_AddNumberToObject(o, "seconds", gap);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet)
+        fprintf(stderr, "bodhi: the conductor did not run for %.1f s (stopped or suspended); every deadline "
+                        "moves by as much\n", gap);
+}
+
 /* ---- the control socket ---------------------------------------------------------------- */
 
 static bd_agent_state *bd_agent(bd_conductor *c, const char *name)
@@ -423,13 +456,17 @@ static double bd_num(const cJSON *o, const char *key, double def)
 static void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
 {
     double now = bd_now();
-    if (c->o->quiet || !a->last_update || (!force && now - a->last_print < 1.0))
+    if (c->o->quiet || !a->last_update || a->printed == a->last_update || (!force && now - a->last_print < 1.0))
         return;
     a->last_print = now;
+    a->printed = a->last_update;
     const cJSON *u = a->last_update;
-    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f %9.0f steps/s  episodes %-7.0f", c->phase,
-            a->name, now - c->t0, bd_num(u, "steps", 0), bd_num(u, "steps_per_s", 0),
-            bd_num(u, "episodes", 0));
+    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f ", c->phase, a->name, now - c->t0, bd_num(u, "steps", 0));
+    if (cJSON_GetObjectItemCaseSensitive(u, "steps_per_s")) /* over the last round and its update */
+        fprintf(stderr, "%9.0f steps/s", bd_num(u, "steps_per_s", 0));
+    else
+        fprintf(stderr, "%9s steps/s", "-");
+    fprintf(stderr, "  episodes %-7.0f", bd_num(u, "episodes", 0));
     if (cJSON_GetObjectItemCaseSensitive(u, "mean_return"))
         fprintf(stderr, "  mean_return %.1f", bd_num(u, "mean_return", 0));
     fprintf(stderr, "\n");
@@ -693,14 +730,81 @@ static void bd_handle(bd_conductor *c, bd_request *req)
     }
 }
 
+/* NNG 1.5.2 stopped the control socket's ipc listener (conductor/ipcguard.h): the dead
+ * listener's socket file goes, a new listener takes its path. */
+static void bd_guard_control(bd_conductor *c)
+{
+    if (!bd_ipc_guard_check(c->guard, bd_now()))
+        return;
+    const char *path = bd_ipc_guard_path(c->guard);
+    char *url = bd_url_control(c->sockdir);
+    int rc = path && url && (unlink(path) == 0 || errno == ENOENT) ? bd_server_listen(c->hub, url, NULL)
+                                                                   : bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
+    free(url);
+    cJSON *o = bd_ev("relistened");
+    cJSON_AddStringToObject(o, "socket", path ? path : "?");
+    cJSON_AddStringToObject(o, "reason", "the ipc listener stopped accepting (a connection closed during NNG's "
+                                         "handshake: nanomsg/nng#1518)");
+    if (rc != BD_OK)
+        cJSON_AddStringToObject(o, "error", bd_lasterr());
+    bd_log(c, o);
+    cJSON_Delete(o);
+}
+
 /* Everything the control socket holds, waiting up to ms for the first. */
 static void bd_serve(bd_conductor *c, int ms)
 {
+    bd_guard_control(c);
     bd_request *req;
     if (bd_server_next(c->hub, ms, &req) == BD_OK)
         bd_handle(c, req);
     while (bd_server_next(c->hub, 0, &req) == BD_OK)
         bd_handle(c, req);
+}
+
+/* An agent's counts for summary.json: its brain's result event; without one (the brain was
+ * killed, or the phase was interrupted before it could say), what was recorded: the
+ * last round it reported, or the trace it left (repaired when the brain died) when that
+ * holds as much or more. "counted_from" says which. */
+static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
+{
+    const cJSON *r = a->result ? a->result : a->last_update;
+    double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
+           best = bd_num(r, "max_return", 0), rate = bd_num(r, "steps_per_s", 0);
+    const char *from = a->result ? "result" : a->last_update ? "last update" : "nothing recorded";
+    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, a->name);
+    bd_trace_info ti;
+    memset(&ti, 0, sizeof ti);
+    int64_t dims[3] = {0, 0, 0}, ne = 0;
+    int rank = 0;
+    bd_episode *eps = NULL;
+    if (path && bd_exists(path) && bd_trace_read_info(path, c->phase, a->name, &ti) == BD_OK
+        && bd_trace_dataset_shape(path, c->phase, a->name, "rewards", dims, &rank, NULL) == BD_OK
+        && ti.recorded_worlds > 0 && bd_trace_read_episodes(path, c->phase, a->name, &eps, &ne) == BD_OK) {
+        /* rows are every `every` env steps of the first recorded_worlds worlds' columns */
+        double traced = (double)ti.rows * ti.every * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
+        if (traced >= steps && (double)ne >= episodes) { /* it holds max_return too */
+            steps = fmax(steps, traced);
+            episodes = fmax(episodes, (double)ne);
+            double sum = 0;
+            best = ne ? -INFINITY : 0;
+            for (int64_t k = 0; k < ne; k++) {
+                best = fmax(best, eps[k].ret);
+                sum += k >= ne - 100 ? eps[k].ret : 0;
+            }
+            mean = ne ? sum / (double)(ne < 100 ? ne : 100) : 0;
+            from = "trace";
+        }
+    }
+    free(eps);
+    bd_trace_info_free(&ti);
+    free(path);
+    cJSON_AddNumberToObject(j, "episodes", episodes);
+    cJSON_AddNumberToObject(j, "mean_return", mean);
+    cJSON_AddNumberToObject(j, "max_return", best);
+    cJSON_AddNumberToObject(j, "steps", steps);
+    cJSON_AddNumberToObject(j, "steps_per_s", rate);
+    cJSON_AddStringToObject(j, "counted_from", from);
 }
 
 /* ---- phases --------------------------------------------------------------------------- */
@@ -727,7 +831,8 @@ static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
     return rc;
 }
 
-/* Runs phase i to its end. Returns 0 done, 1 failed, or the signal seen. */
+/* Runs phase i to its end. Returns 0 done, 1 failed, or 128 + the signal seen (SIGHUP is
+ * 1: a bare signal number would read as failed). */
 static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
 {
     bd_phase_plan p;
@@ -806,11 +911,13 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     }
     double stop_at = 0;
     int sig = 0;
+    c->last_slice = bd_now();
     while (bd_procs_alive(&c->procs) > 0) {
         bd_serve(c, 50);
         bd_reap(c);
         if (!sig && bd_signal_seen)
             sig = bd_signal_seen;
+        bd_excuse_stall(c, &stop_at);
         if (!sig && !c->failed)
             bd_deadlines(c);
         if ((sig || c->failed) && stop_at == 0) {
@@ -826,14 +933,22 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     /* A brain's last events arrive before it exits, but take whatever is left. */
     bd_serve(c, 0);
     double wall = bd_now() - t0;
-    const char *ended = sig ? "interrupted" : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
+    int started = 0; /* some brain reported a round: the phase was past its start-up */
+    for (int a = 0; a < c->nagents; a++)
+        started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
+    if (!sig && !c->failed && strncmp(c->ended, "diverged", 8) == 0) { /* the run fails, as it says */
+        bd_fail(c, "%s", c->ended);
+        c->diverged = 1;
+    }
+    const char *ended = sig ? (started ? "interrupted" : "interrupted during start-up")
+                            : c->diverged ? c->ended : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(phase_out, "ended", ended);
     /* the reason alone, for programs: objective_reached, episodes_done, step_cap,
      * interrupted or failed */
     char reason[32];
-    size_t rl = strcspn(ended, ":(");
+    size_t rl = sig ? strlen("interrupted") : strcspn(ended, ":(");
     snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), ended);
     for (char *q = reason; *q; q++)
         *q = *q == ' ' ? '_' : *q;
@@ -847,24 +962,20 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     cJSON_AddNumberToObject(phase_out, "restarts", restarts);
     cJSON *agents = cJSON_AddArrayToObject(phase_out, "agents");
     for (int a = 0; a < c->nagents; a++) {
-        const cJSON *r = c->agents[a].result;
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", c->agents[a].name);
-        cJSON_AddNumberToObject(j, "episodes", bd_num(r, "episodes", 0));
-        cJSON_AddNumberToObject(j, "mean_return", bd_num(r, "mean_return", 0));
-        cJSON_AddNumberToObject(j, "max_return", bd_num(r, "max_return", 0));
-        cJSON_AddNumberToObject(j, "steps", bd_num(r, "steps", 0));
-        cJSON_AddNumberToObject(j, "steps_per_s", bd_num(r, "steps_per_s", 0));
+        bd_agent_counts(c, &c->agents[a], j);
         cJSON_AddItemToArray(agents, j);
-        if (!c->o->quiet && r)
-            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last 100), "
+        const cJSON *r = j;
+        if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
+            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f), "
                             "max %.1f, %.0f steps in %.1f s\n",
-                    p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0),
-                    bd_num(r, "mean_return", 0), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
+                    p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0), bd_num(r, "mean_return", 0),
+                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
     }
-    if (!c->o->quiet && !sig && !c->failed)
+    if (!c->o->quiet && (!c->failed || c->diverged) && (!sig || !started))
         fprintf(stderr, "bodhi: phase %s ended: %s\n", p.ph->name, ended);
     o = bd_ev("phase_end");
     cJSON_AddStringToObject(o, "phase", p.ph->name);
@@ -879,7 +990,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     c->plan = NULL;
     c->phase = NULL;
     if (sig)
-        return sig;
+        return 128 + sig;
     return c->failed ? 1 : 0;
 }
 
@@ -894,6 +1005,8 @@ static int bd_write_summary(bd_conductor *c, const char *status)
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->fail_msg[0])
         cJSON_AddStringToObject(s, "error", c->fail_msg);
+    if (c->stalled_s > 0) /* the conductor was stopped or suspended that long */
+        cJSON_AddNumberToObject(s, "stalled_s", c->stalled_s);
     cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
     char *text = cJSON_Print(s);
     cJSON_Delete(s);
@@ -921,6 +1034,8 @@ static int bd_open_hub(bd_conductor *c)
     bd_server_accept_text(c->hub, 1);
     char *url = bd_url_control(c->sockdir);
     rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
+        rc = bd_ipc_guard_create(url, 2.0, 5.0, &c->guard);
     free(url);
     if (rc == BD_OK && c->o->listen) {
         rc = bd_server_listen(c->hub, c->o->listen, NULL);
@@ -944,7 +1059,8 @@ int bd_conductor_run(const bd_run_opts *o)
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
     bd_runfile *user = NULL;
     bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
-                        .out = o->out, .listen = o->listen != NULL};
+                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
+                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
     if (bd_validate(&co, &user, 0) != BD_OK) {
         cJSON_Delete(c.startup);
         return 2;
@@ -1003,6 +1119,10 @@ int bd_conductor_run(const bd_run_opts *o)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the
+     * terminal may be gone, so a failed write to it is an error, not a signal */
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
     c.phases = cJSON_CreateArray();
     int result = 0;
     if (bd_open_hub(&c) != BD_OK) {
@@ -1025,7 +1145,7 @@ int bd_conductor_run(const bd_run_opts *o)
         remote |= c.rf->phases[i].remote_worker > 0;
     for (double until = bd_now() + 2.0; remote && c.hub && bd_now() < until;)
         bd_serve(&c, 100);
-    const char *status = result == 0 ? "done" : result == 1 ? "failed" : "interrupted";
+    const char *status = result == 0 ? "done" : result == 1 ? (c.diverged ? "diverged" : "failed") : "interrupted";
     cJSON *end = bd_ev("end");
     cJSON_AddStringToObject(end, "status", status);
     if (c.fail_msg[0])
@@ -1039,11 +1159,14 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_log(&c, end);
     cJSON_Delete(end);
     bd_write_summary(&c, status);
-    if (result == 1)
+    if (result == 1 && c.diverged) /* fail_msg: "diverged: why (agent)" */
+        fprintf(stderr, "bodhi: run %s\n", c.fail_msg);
+    else if (result == 1)
         fprintf(stderr, "bodhi: run failed: %s\n", c.fail_msg);
-    else if (!o->quiet)
+    else /* the one line --quiet keeps */
         fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,
                 bd_now() - c.t0, c.dir);
+    bd_ipc_guard_destroy(c.guard);
     bd_server_close(c.hub);
     bd_sockdir_remove(c.dir, c.sockdir);
     free(c.sockdir);
@@ -1056,5 +1179,6 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_runfile_destroy(c.rf);
     bd_rundir_release(&rd);
     free(c.dir);
-    return result == 0 ? 0 : result == 1 ? 1 : result == SIGTERM ? 143 : 130;
+    /* 128 + the signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP */
+    return result;
 }

@@ -169,6 +169,50 @@ static int bd_clean_path(const char *in, char *out, size_t len)
     return BD_OK;
 }
 
+/* An existing path (st from lstat) that no run may claim: a link, a file, an unreadable
+ * folder, a folder of other things. BD_OK with *empty for a folder a run may use. */
+static int bd_refuse_existing(const char *dir, const struct stat *st, int *empty)
+{
+    *empty = 0;
+    if (S_ISLNK(st->st_mode))
+        return bd_seterr(BD_EINVAL, "%s is a symbolic link; nothing was touched (give the folder it "
+                         "points to as --out)", dir);
+    if (!S_ISDIR(st->st_mode))
+        return bd_seterr(BD_EINVAL, "%s exists and is not a folder; nothing was touched "
+                         "(choose another --out)", dir);
+    *empty = bd_dir_empty(dir);
+    if (*empty < 0)
+        return bd_seterr(BD_EINVAL, "%s cannot be read (%s); nothing was touched", dir, strerror(errno));
+    if (!*empty && !bd_is_run_dir(dir))
+        return bd_seterr(BD_EINVAL, "%s is a folder that does not hold a bodhi run (no run.lock, "
+                         "run.yml or log.jsonl); nothing was touched (choose another --out)", dir);
+    return BD_OK;
+}
+
+int bd_rundir_check(const char *path)
+{
+    char dir[4096];
+    int rc = bd_clean_path(path, dir, sizeof dir), empty;
+    if (rc != BD_OK)
+        return rc;
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return errno == ENOENT ? BD_OK : bd_seterr(BD_EINVAL, "%s: %s", dir, strerror(errno));
+    if ((rc = bd_refuse_existing(dir, &st, &empty)) != BD_OK || empty)
+        return rc;
+    /* a run's folder: refused while the run lives (it holds run.lock exclusively; a shared
+     * lock, dropped at once, asks without claiming) */
+    char *p = bd_strfmt("%s/%s", dir, BD_LOCK_NAME);
+    int fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+    free(p);
+    if (fd < 0)
+        return BD_OK;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        rc = bd_refuse_live(dir, bd_read_pid(fd));
+    close(fd);
+    return rc;
+}
+
 int bd_rundir_claim(const char *path, bd_rundir *rd)
 {
     rd->lock_fd = -1;
@@ -180,19 +224,10 @@ int bd_rundir_claim(const char *path, bd_rundir *rd)
     for (int tries = 0; tries < BD_CLAIM_TRIES; tries++) {
         struct stat st;
         if (lstat(dir, &st) == 0) {
-            if (S_ISLNK(st.st_mode))
-                return bd_seterr(BD_EINVAL, "%s is a symbolic link; nothing was touched (give the folder it "
-                                 "points to as --out)", dir);
-            if (!S_ISDIR(st.st_mode))
-                return bd_seterr(BD_EINVAL, "%s exists and is not a folder; nothing was touched "
-                                 "(choose another --out)", dir);
-            int empty = bd_dir_empty(dir);
-            if (empty < 0)
-                return bd_seterr(BD_EINVAL, "%s cannot be read (%s); nothing was touched", dir, strerror(errno));
+            int empty;
+            if ((rc = bd_refuse_existing(dir, &st, &empty)) != BD_OK)
+                return rc;
             if (!empty) {
-                if (!bd_is_run_dir(dir))
-                    return bd_seterr(BD_EINVAL, "%s is a folder that does not hold a bodhi run (no run.lock, "
-                                     "run.yml or log.jsonl); nothing was touched (choose another --out)", dir);
                 int retry;
                 if ((rc = bd_move_aside(dir, rd, &retry)) != BD_OK)
                     return rc;
@@ -202,8 +237,11 @@ int bd_rundir_claim(const char *path, bd_rundir *rd)
         } else if (errno != ENOENT) {
             return bd_seterr(BD_EIO, "%s: %s", dir, strerror(errno));
         }
-        if ((rc = bd_mkdirs(dir)) != BD_OK)
-            return rc;
+        if ((rc = bd_mkdirs(dir)) != BD_OK) { /* a path no folder can be made at is bad input */
+            char why[1024];
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            return bd_seterr(BD_EINVAL, "%s; nothing was written", why);
+        }
         int owner;
         switch (bd_take_lock(dir, &rd->lock_fd, &owner)) {
         case LOCK_HELD: /* another run claimed the new folder first */

@@ -25,6 +25,11 @@ typedef struct {
  * bd_rundir_release (or the process ends). */
 int bd_rundir_claim(const char *dir, bd_rundir *rd);
 
+/* What bd_rundir_claim would refuse (BD_EINVAL with its message), read only: nothing is
+ * created, moved or locked. The gate (config/check.h) calls it for `bodhi check` and
+ * `bodhi run` alike. */
+int bd_rundir_check(const char *dir);
+
 /* Releases the lock and frees; NULL-safe, idempotent. */
 void bd_rundir_release(bd_rundir *rd);
 

@@ -1,8 +1,10 @@
 /* status.c: `bodhi status RUN_DIR [--json]` (see conductor.h): a live run's conductor
  * answers on its control socket; a finished one left summary.json. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 #include <nng/nng.h>
@@ -110,6 +112,13 @@ static void bd_summary_table(const cJSON *s)
 
 int bd_conductor_status(const char *run_dir, int json)
 {
+    struct stat st;
+    int e = stat(run_dir, &st) == 0 ? 0 : errno;
+    if (e || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "bodhi status: %s: %s\n", run_dir,
+                e == ENOENT ? "no such directory" : e ? strerror(e) : "not a directory (give a run directory)");
+        return 2;
+    }
     char *text = bd_status_ask(run_dir);
     int live = text != NULL;
     if (!text) {

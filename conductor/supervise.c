@@ -94,6 +94,18 @@ int bd_proc_spawn(bd_proc *p, char *const argv[])
     return BD_OK;
 }
 
+void bd_procs_excuse(bd_procs *ps, double s)
+{
+    for (int i = 0; i < ps->n; i++) {
+        bd_proc *p = &ps->p[i];
+        p->started += s;
+        if (p->last_beat > 0)
+            p->last_beat += s;
+        if (p->free_since > 0)
+            p->free_since += s;
+    }
+}
+
 int bd_procs_alive(const bd_procs *ps)
 {
     int n = 0;
@@ -117,7 +129,7 @@ void bd_proc_how(const bd_proc *p, char *buf, size_t len)
     else if (WIFEXITED(st))
         snprintf(buf, len, "exited with code %d", WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
-        snprintf(buf, len, "was killed by %s", strsignal(WTERMSIG(st)));
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
     else
         snprintf(buf, len, "ended");
     if (p->error[0]) {

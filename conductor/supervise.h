@@ -51,6 +51,10 @@ bd_proc *bd_procs_by_pid(bd_procs *ps, pid_t pid);
  * subcommand), in its own process group. BD_EIO naming the slot. */
 int bd_proc_spawn(bd_proc *p, char *const argv[]);
 
+/* Moves every slot's clocks (start, last heartbeat, free since) s seconds later: time the
+ * conductor did not run (stopped, suspended) counts against no process. */
+void bd_procs_excuse(bd_procs *ps, double s);
+
 /* Processes alive. */
 int bd_procs_alive(const bd_procs *ps);
 
@@ -58,7 +62,7 @@ int bd_procs_alive(const bd_procs *ps);
 void bd_procs_signal(bd_procs *ps, int sig);
 
 /* How the slot's last process ended, in words: "exited with code 1", "was killed by
- * Killed", "hung: no heartbeat for 3.0 s", followed by ": <its own error>" when it sent one. */
+ * signal 9 (Killed)", "hung: no heartbeat for 3.0 s", followed by ": <its own error>" when it sent one. */
 void bd_proc_how(const bd_proc *p, char *buf, size_t len);
 
 /* The process table as JSON (for `bodhi status`): role, name, pid, alive, restarts,

@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -22,6 +24,20 @@ char *bd_config_run_dir(const bd_check_opts *o, const bd_runfile *rf)
 /* The longest path bodhi writes under a run directory: checkpoints/<phase>/<agent>.pt and
  * memory/<phase>.<agent>.h5, with names of BD_NAME_MAX, and a little room. */
 #define BD_RUN_DIR_MAX (PATH_MAX - 2 * BD_NAME_MAX - 64)
+
+/* The name of a kernel file system (proc, sysfs, ...) that holds no user files, or NULL. */
+static const char *bd_kernel_fs(long type)
+{
+    switch (type) {
+    case PROC_SUPER_MAGIC: return "proc";
+    case SYSFS_MAGIC: return "sysfs";
+    case DEVPTS_SUPER_MAGIC: return "devpts";
+    case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC: return "cgroup";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case SECURITYFS_MAGIC: return "securityfs";
+    default: return NULL;
+    }
+}
 
 /* --out (or runs/<uid>): a path every file of the run fits under, and not the directory
  * a load.experiment_run reads from (claiming it moves that run aside). */
@@ -61,10 +77,19 @@ static void bd_check_run_dir(const bd_check_opts *o, const bd_runfile *rf, bd_di
     }
     if (up && !up[0])
         strcpy(up, ".");
+    struct statfs fs;
     if (up && strcmp(up, dir) != 0 && stat(up, &st) == 0 && !S_ISDIR(st.st_mode))
         bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s is a file, so %s cannot be made", what, up, dir));
     else if (up && strcmp(up, dir) != 0 && access(up, W_OK | X_OK) != 0)
         bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s cannot be made: %s: %s", what, dir, up, strerror(errno)));
+    else if (up && statfs(up, &fs) == 0 && bd_kernel_fs(fs.f_type)) /* root may "write" there, but not files */
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s is on the kernel's %s file system, where no run directory can be "
+                             "made", what, dir, bd_kernel_fs(fs.f_type)));
+    else if (o->out_check && o->out_check(dir) != BD_OK) { /* a file, a foreign folder, a live run */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s", what, why));
+    }
     free(up);
     char *real = realpath(dir, NULL);
     for (int i = 0; real && i < rf->nphases; i++)
@@ -259,7 +284,7 @@ int bd_config_check(const bd_check_opts *o, const bd_registry *reg, bd_diags *d,
          * (config/plan.c skips what would only repeat them) */
         bd_phase_plan p;
         int prc = bd_phase_plan_check(rf, i, reg, device, BD_PLAN_GATE, d, &p);
-        if (prc == BD_OK && p.remote > 0 && !o->listen && !o->check_only) {
+        if (prc == BD_OK && p.remote > 0 && !o->listen) {
             char w[256];
             bd_diag(d, bd_seterr(BD_EINVAL, "%s: phase '%s' waits for %d remote muscle(s): run it with "
                                  "bodhi run --listen tcp://HOST:PORT", bd_node_where(p.ph->node, w, sizeof w),
@@ -268,6 +293,11 @@ int bd_config_check(const bd_check_opts *o, const bd_registry *reg, bd_diags *d,
         bd_phase_plan_fini(&p);
     }
     bd_check_file_names(rf, d);
+    if (o->listen_url && o->listen_check && o->listen_check(o->listen_url) != BD_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        bd_diag(d, bd_seterr(BD_EINVAL, "--listen %s: %s", o->listen_url, why));
+    }
     /* the run directory: --out, or runs/<uid> when the uid is one */
     if (o->out || rf->uid)
         bd_check_run_dir(o, rf, d);

@@ -22,7 +22,12 @@ typedef struct {
     uint64_t seed;       /* --seed */
     const char *out;     /* --out (NULL: runs/<uid>), the directory the run will write */
     int listen;          /* --listen was given: remote muscles can join */
-    int check_only;      /* `bodhi check`: remote muscles need no --listen yet */
+    const char *listen_url; /* --listen's address (NULL: none) */
+    /* The rules of the layers above, handed down (NULL: not checked): whether the run
+     * directory can be claimed (conductor/rundir.h), whether the --listen address is free
+     * (wire/addr.h). Each returns BD_OK or an error with its message, and writes nothing. */
+    int (*out_check)(const char *dir);
+    int (*listen_check)(const char *url);
 } bd_check_opts;
 
 /* BD_OK and *out (caller destroys) when the run file can run; else the first problem's

@@ -195,8 +195,11 @@ static int bd_recv(bd_muscle *m, bd_magent *a, int first)
     int rc = bd_call_wait(a->call, -1, &bd_muscle_lost, &msg);
     if (rc == BD_EINTR)
         return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
-    if (rc != BD_OK)
-        return bd_seterr(rc, "waiting for the brain of agent '%s': %s", a->ap->cfg->name, bd_lasterr());
+    if (rc != BD_OK) { /* the reason first: bd_seterr writes where bd_lasterr reads */
+        char why[512];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        return bd_seterr(rc, "waiting for the brain of agent '%s': %s", a->ap->cfg->name, why);
+    }
     rc = bd_take_weights(m, a, msg, first);
     nng_msg_free(msg);
     return rc;

@@ -7,11 +7,16 @@
  * traces. Run dirs are unique per test (pid). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +31,7 @@
 #include "conductor/rundir.h"
 #include "config/check.h"
 #include "memory/memory.h"
+#include "torch/bd_torch.h"
 #include "wire/addr.h"
 
 static const char *SHORT_RUN =
@@ -359,7 +365,7 @@ Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
     cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "log.jsonl records the restart");
-    cr_assert(count_lines_with(log, "was killed by Killed") >= 1, "with its reason");
+    cr_assert(count_lines_with(log, "was killed by signal 9 (Killed)") >= 1, "with its reason");
     cJSON *s = summary_json(out);
     cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
     cr_assert_eq(cJSON_GetObjectItem(ph, "restarts")->valueint, 1);
@@ -411,7 +417,7 @@ Test(conductor, past_the_restart_budget_the_run_fails_naming_the_muscle, .timeou
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
     char *text = read_summary(out);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, "muscle 1 was killed by Killed")
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, "muscle 1 was killed by signal 9 (Killed)")
                   && strstr(text, "phase_config.restarts is 0"),
               "%s", text);
     free(text);
@@ -803,7 +809,7 @@ Test(conductor, killed_brain_fails_the_run_and_its_memory_is_repaired, .timeout 
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1 (status %d)", st);
     cr_assert(bd_now() - t0 < 5, "the run ended within 5 s (%.1f s)", bd_now() - t0);
     char *text = read_summary(out);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, "brain balancer was killed by Killed"), "%s", text);
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, "brain balancer was killed by signal 9 (Killed)"), "%s", text);
     free(text);
     char *left = bd_strfmt("pgrep -f -- '[-]-run-dir %s ' > /dev/null", out);
     cr_assert_neq(system(left), 0, "no bodhi process of the run is left");
@@ -1069,7 +1075,7 @@ Test(conductor, every_broken_run_file_is_refused_with_all_its_problems, .timeout
         /* bodhi check's own code path, its output captured */
         bd_diags d = BD_DIAGS_INIT;
         bd_runfile *rf = NULL;
-        bd_check_opts co = {.path = path, .check_only = 1};
+        bd_check_opts co = {.path = path};
         int rc = bd_config_check(&co, bd_registry_builtin(), &d, &rf);
         cr_assert_neq(rc, BD_OK, "%s passed the check", path);
         cr_assert_null(rf);
@@ -1600,4 +1606,463 @@ Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
     free(t);
     free(out);
     free(yml);
+}
+
+/* ---- issue 20: nothing lost, nothing misleading ------------------------------------------ */
+
+/* The folder RUN_DIR/sockets points to (the caller frees it). */
+static char *socket_folder(const char *out)
+{
+    char *link = bd_strfmt("%s/sockets", out), target[4096];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    cr_assert(n > 0, "%s is not a link", link);
+    target[n] = '\0';
+    free(link);
+    return strdup(target);
+}
+
+/* A closed terminal hangs up the whole foreground process group: the run stops as for
+ * SIGTERM, with its summary, and leaves no socket folder behind. */
+Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("hup", &file, &out);
+    char *socks = socket_folder(out);
+    cr_assert(bd_exists(socks));
+    kill(-pid, SIGHUP); /* the group, as the terminal does */
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st), "the conductor was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    cr_assert_eq(WEXITSTATUS(st), 129, "SIGHUP exit code");
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "interrupted");
+    cJSON_Delete(s);
+    cr_assert(!bd_exists(socks), "%s is removed", socks);
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert(bd_exists(ck), "the brain stopped as for SIGTERM and saved what it had learnt");
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0, "the trace is whole");
+    free(ck);
+    free(socks);
+    free(out);
+    free(file);
+}
+
+/* Ctrl-Z then fg, or kill -STOP/-CONT of the conductor for longer than heartbeat_timeout:
+ * its children were fine, it was the one not reading their beats. The run completes, no
+ * process is taken for hung, and the stop is recorded. */
+Test(conductor, item02_paused_conductor_keeps_a_healthy_run, .timeout = 180)
+{
+    char *file = write_run_with("pause", 150000, ", heartbeat_timeout: 2");
+    char *out = bd_strfmt("/tmp/bd-run-%d-pause", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    kill(pid, SIGSTOP);
+    sleep(5); /* 2.5 heartbeat timeouts */
+    kill(pid, SIGCONT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    cr_assert_eq(count_lines_with(log, "hung"), 0, "no process was taken for hung");
+    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 0);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"stalled\""), 1, "log.jsonl records the stop");
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "done");
+    double stalled = cJSON_GetObjectItem(s, "stalled_s") ? cJSON_GetObjectItem(s, "stalled_s")->valuedouble : 0;
+    cr_assert(stalled >= 4.5 && stalled < 30, "summary.json: stalled_s %g", stalled);
+    cJSON_Delete(s);
+    free(log);
+    free(out);
+    free(file);
+}
+
+/* `bodhi check FILE OPTIONS` exits as `bodhi run FILE OPTIONS` would before writing anything:
+ * 2, with the reason, on stderr (the caller frees the text). */
+static char *check_says(const char *file, const char *opts, int want)
+{
+    char *errs = bd_strfmt("/tmp/bd-test-%d-check.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s check %s %s > /dev/null 2> %s", BODHI_BINARY, file, opts, errs);
+    int st = system(cmd);
+    char *text = NULL;
+    cr_assert_eq(bd_read_file(errs, &text, NULL), BD_OK);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == want, "bodhi check %s exited %d, not %d:\n%s", opts,
+              WEXITSTATUS(st), want, text);
+    free(cmd);
+    free(errs);
+    return text;
+}
+
+Test(conductor, item10_check_refuses_what_run_refuses, .timeout = 120)
+{
+    char *file = write_run("gate", 2000);
+    char *plain = bd_strfmt("/tmp/bd-test-%d-gate-file.txt", (int)getpid());
+    cr_assert_eq(bd_write_file(plain, "notes\n", 6), BD_OK);
+    struct {
+        const char *opts, *says;
+    } cases[] = {{"--out %s", "exists and is not a folder"}, /* a file of the user's */
+                 {"--out /dev/null", "exists and is not a folder"},
+                 {"--out /etc", "does not hold a bodhi run"},
+                 {"--out /proc/bodhi-run", "kernel's proc file system"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *opts = bd_strfmt(cases[i].opts, plain);
+        char *text = check_says(file, opts, 2);
+        cr_assert(strstr(text, cases[i].says), "check %s:\n%s", opts, text);
+        free(text);
+        /* bodhi run refuses it alike, with exit 2, before writing anything */
+        char *cmd = bd_strfmt("%s run %s %s --quiet 2> /dev/null", BODHI_BINARY, file, opts);
+        int st = system(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bodhi run %s exited %d", opts, WEXITSTATUS(st));
+        free(cmd);
+        free(opts);
+    }
+    char *kept = NULL;
+    cr_assert_eq(bd_read_file(plain, &kept, NULL), BD_OK);
+    cr_assert_str_eq(kept, "notes\n", "the file is untouched");
+    free(kept);
+    cr_assert(!bd_exists("/proc/bodhi-run"));
+
+    /* remote muscles need --listen: check says so as run does */
+    char *remote = write_run_with("gate-remote", 2000, ", remote_worker: 1");
+    char *text = check_says(remote, "", 2);
+    cr_assert(strstr(text, "remote muscle(s)") && strstr(text, "--listen"), "%s", text);
+    free(text);
+    int probe = socket(AF_INET, SOCK_STREAM, 0); /* a port free a moment ago */
+    struct sockaddr_in pa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t pl = sizeof pa;
+    cr_assert_eq(bind(probe, (struct sockaddr *)&pa, sizeof pa), 0);
+    getsockname(probe, (struct sockaddr *)&pa, &pl);
+    close(probe);
+    char *free_port = bd_strfmt("--listen tcp://127.0.0.1:%d", ntohs(pa.sin_port));
+    free(check_says(remote, free_port, 0));
+    free(free_port);
+
+    /* --listen on a port in use: refused before the run directory exists */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char *busy = bd_strfmt("--listen tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+    text = check_says(remote, busy, 2);
+    cr_assert(strstr(text, "in use"), "%s", text);
+    free(text);
+    char *out = bd_strfmt("/tmp/bd-run-%d-gate", (int)getpid());
+    char *full = bd_strfmt("%s run %s %s --out %s --quiet 2> /dev/null", BODHI_BINARY, remote, busy, out);
+    int st = system(full);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bodhi run %s exited %d", busy, WEXITSTATUS(st));
+    cr_assert(!bd_exists(out), "%s was not made", out);
+    close(fd);
+    free(full);
+
+    /* the folder of a live run */
+    char *lfile, *lout;
+    pid_t pid = start_long_run("gate-live", &lfile, &lout);
+    char *opts = bd_strfmt("--out %s", lout);
+    text = check_says(file, opts, 2);
+    cr_assert(strstr(text, "a run is in progress"), "%s", text);
+    free(text);
+    kill(pid, SIGINT);
+    waitpid(pid, &st, 0);
+    free(check_says(file, opts, 0)); /* once it is over, its folder would be moved aside */
+    free(opts);
+    free(lfile);
+    free(lout);
+    free(busy);
+    free(out);
+    free(remote);
+    free(plain);
+    free(file);
+}
+
+/* What a user reads: a killed process's signal by number and name, a missing run
+ * directory named as such, nothing about canceled operations at a normal stop. */
+Test(conductor, item13_messages_say_what_happened, .timeout = 180)
+{
+    char *errs = bd_strfmt("/tmp/bd-test-%d-status.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s status /nonexistent-bodhi-run 2> %s", BODHI_BINARY, errs);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    char *text = slurp(errs);
+    cr_assert(strstr(text, "/nonexistent-bodhi-run: no such directory"), "%s", text);
+    free(text);
+    free(cmd);
+
+    char *file = write_run("msg", 150000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-msg", (int)getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int f = open(errs, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(f, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
+    cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    text = slurp(errs);
+    cr_assert(strstr(text, "muscle 1 was killed by signal 9 (Killed); restarting it"), "%s", text);
+    cr_assert_null(strstr(text, "by Killed"), "%s", text);
+    cr_assert_null(strstr(text, "canceled"), "%s", text);
+    cr_assert_null(strstr(text, "waiting for the brain"), "%s", text);
+    free(text);
+    free(cmd);
+    free(log);
+    free(out);
+    free(file);
+    free(errs);
+}
+
+/* A brain killed mid-phase sends no result: summary.json and `bodhi status` report what its
+ * trace holds (repaired), not zeros. */
+Test(conductor, item07_a_killed_brains_run_reports_what_was_recorded, .timeout = 180)
+{
+    char *file = write_run("counts", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-counts", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"update\":3,", 60); /* a few updates in */
+    char *cmd = bd_strfmt("pkill -KILL -f '[b]rain --run-dir %s --phase train --agent balancer'", out);
+    cr_assert_eq(system(cmd), 0, "the brain was running");
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1 (status %d)", st);
+    cJSON *s = summary_json(out);
+    cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0), "agents"), 0);
+    double steps = cJSON_GetObjectItem(a0, "steps")->valuedouble;
+    double episodes = cJSON_GetObjectItem(a0, "episodes")->valuedouble;
+    const char *from = cJSON_GetObjectItem(a0, "counted_from")->valuestring;
+    /* the trace's own counts: rows x 6 worlds, and its episodes table (the writer may be
+     * behind the last round the brain reported, never ahead) */
+    char *mem = bd_strfmt("%s/memory/train.balancer.h5", out);
+    int64_t dims[3];
+    int rank;
+    cr_assert_eq(bd_trace_dataset_shape(mem, "train", "balancer", "rewards", dims, &rank, NULL), BD_OK, "%s",
+                 bd_lasterr());
+    bd_episode *eps = NULL;
+    int64_t ne = 0;
+    cr_assert_eq(bd_trace_read_episodes(mem, "train", "balancer", &eps, &ne), BD_OK);
+    cr_assert(steps >= 3 * 32 * 6, "steps %g after 3 updates of 32 x 6", steps);
+    cr_assert(steps >= (double)(dims[0] * 6) && episodes >= (double)ne, "steps %g episodes %g, the trace %lld rows, %lld episodes",
+              steps, episodes, (long long)dims[0], (long long)ne);
+    if (strcmp(from, "trace") == 0)
+        cr_assert(steps == (double)(dims[0] * 6) && episodes == (double)ne);
+    else
+        cr_assert_str_eq(from, "last update");
+    double best = 0;
+    for (int64_t k = 0; k < ne; k++)
+        best = eps[k].ret > best ? eps[k].ret : best;
+    cr_assert(episodes > 0 && cJSON_GetObjectItem(a0, "max_return")->valuedouble >= best,
+              "max_return %g, the trace's best %g", cJSON_GetObjectItem(a0, "max_return")->valuedouble, best);
+    free(eps);
+    cJSON_Delete(s);
+    /* bodhi status reads the same */
+    char *errs = bd_strfmt("%s/status.txt", out);
+    char *st_cmd = bd_strfmt("%s status %s > %s", BODHI_BINARY, out, errs);
+    cr_assert_eq(system(st_cmd), 0);
+    char *text = slurp(errs), *want = bd_strfmt("steps %.0f", steps);
+    cr_assert(strstr(text, want), "%s", text);
+    free(want);
+    free(text);
+    free(st_cmd);
+    free(errs);
+    free(mem);
+    free(cmd);
+    free(log);
+    free(out);
+    free(file);
+}
+
+/* Ctrl-C while the processes still start (libtorch loading, no round yet): an honest
+ * "interrupted during start-up", exit 130 and a summary, no "trace file not found". */
+Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120)
+{
+    char *file = write_run("early", 50000000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-early", (int)getpid());
+    char *errs = bd_strfmt("/tmp/bd-test-%d-early.txt", (int)getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int f = open(errs, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(f, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"role\":\"brain\"", 30); /* the brain is spawned, far from its first round */
+    usleep(300000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"update\""), 0, "the test stopped it before any round");
+    char *text = slurp(errs);
+    cr_assert(strstr(text, "bodhi: phase train ended: interrupted during start-up"), "%s", text);
+    cr_assert_null(strstr(text, "not found"), "%s", text);
+    free(text);
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "interrupted");
+    cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(ph, "ended")->valuestring, "interrupted during start-up");
+    cr_assert_str_eq(cJSON_GetObjectItem(ph, "reason")->valuestring, "interrupted");
+    cJSON_Delete(s);
+    free(log);
+    free(errs);
+    free(out);
+    free(file);
+}
+
+/* bodhi run's console: --quiet keeps the result line; each progress line once; no rate
+ * for a first round (it has no update before it, so it would flatter); the window of the
+ * mean return as it is. */
+Test(conductor, item16_progress_lines_say_what_they_measure, .timeout = 180)
+{
+    char *file = write_run("progress", 4096);
+    char *out = bd_strfmt("/tmp/bd-run-%d-progress", (int)getpid());
+    char *errs = bd_strfmt("/tmp/bd-test-%d-progress.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s run %s --out %s --quiet 2> %s", BODHI_BINARY, file, out, errs);
+    cr_assert_eq(system(cmd), 0);
+    char *text = slurp(errs), *want = bd_strfmt("bodhi: run short done in ");
+    cr_assert(strstr(text, want) && strstr(text, out), "--quiet keeps the result line:\n%s", text);
+    cr_assert(!strstr(text, "[train]") && !strstr(text, "phase"), "--quiet shows nothing else:\n%s", text);
+    free(want);
+    free(text);
+    free(cmd);
+    cmd = bd_strfmt("%s run %s --out %s 2> %s", BODHI_BINARY, file, out, errs);
+    cr_assert_eq(system(cmd), 0);
+    text = slurp(errs);
+    /* progress lines: "[phase] agent  T s  steps N  R steps/s ..." */
+    char seen[64][64];
+    int n = 0, firsts = 0;
+    char last_phase[32] = "";
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char phase[32], agent[64];
+        double t, steps;
+        if (sscanf(line, "[%31[^]]] %63s %lfs steps %lf", phase, agent, &t, &steps) != 4) {
+            cr_assert_null(strstr(line, "(last 100)"), "fewer than 100 episodes: %s", line);
+            continue;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%s %.0f", phase, steps);
+        for (int k = 0; k < n; k++)
+            cr_assert_str_neq(seen[k], key, "printed twice: %s", line);
+        if (n < 64)
+            snprintf(seen[n++], sizeof seen[0], "%s", key);
+        if (strcmp(phase, last_phase) != 0) { /* a phase's first line: its first round */
+            cr_assert(strstr(line, " - steps/s"), "no rate for a first round: %s", line);
+            firsts++;
+            snprintf(last_phase, sizeof last_phase, "%s", phase);
+        } else {
+            cr_assert_null(strstr(line, " - steps/s"), "%s", line);
+        }
+    }
+    cr_assert_eq(firsts, 2, "two phases' progress");
+    free(text);
+    text = slurp(errs);
+    cr_assert(strstr(text, "agent balancer: 3 episodes, mean return ") && strstr(text, "(last 3)"),
+              "the test phase's 3 episodes:\n%s", text);
+    free(text);
+    free(cmd);
+    free(errs);
+    free(out);
+    free(file);
+}
+
+/* learning_rate 1000 throws the policy away in one update (KL in the thousands, then an
+ * entropy of 0): the phase ends as diverged, said in summary.json and on the console, exit
+ * 1, and the checkpoint holds the parameters from before that update, not the diverged
+ * ones (Adam's first step of 1000 per parameter). */
+Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, .timeout = 180)
+{
+    char *file = write_run("diverge", 200000);
+    char *cmd = bd_strfmt("sed -i 's/rollout_steps: 32, hidden: 16/rollout_steps: 32, hidden: 16, learning_rate: 1000/' %s",
+                          file);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    char *out = bd_strfmt("/tmp/bd-run-%d-diverge", (int)getpid());
+    char *errs = bd_strfmt("/tmp/bd-test-%d-diverge.txt", (int)getpid());
+    cmd = bd_strfmt("%s run %s --out %s 2> %s", BODHI_BINARY, file, out, errs);
+    int st = system(cmd);
+    char *text = slurp(errs);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d:\n%s", WEXITSTATUS(st), text);
+    cr_assert(strstr(text, "bodhi: phase train ended: diverged: approx_kl") && strstr(text, "bodhi: run diverged: "),
+              "%s", text);
+    free(text);
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "diverged");
+    cJSON *phases = cJSON_GetObjectItem(s, "phases");
+    cr_assert_eq(cJSON_GetArraySize(phases), 1, "the test phase does not run");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 0), "reason")->valuestring, "diverged");
+    cJSON_Delete(s);
+    /* the checkpoint: the parameters before the diverged update, every one finite and of
+     * an initialisation's size */
+    bdt_policy_config pc = {.obs_dim = 4, .act_kind = BDT_DISCRETE, .act_dim = 2, .hidden = 16, .layers = 2,
+                            .device = BDT_CPU, .seed = 1};
+    bdt_policy *p = NULL;
+    cr_assert_eq(bdt_policy_create(&pc, &p), BD_OK, "%s", bd_lasterr());
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert_eq(bdt_load(p, NULL, ck), BD_OK, "%s", bd_lasterr());
+    size_t n = bdt_policy_param_count(p);
+    float *w = malloc(n * sizeof *w);
+    cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK);
+    float most = 0;
+    for (size_t k = 0; k < n; k++) {
+        cr_assert(isfinite(w[k]), "parameter %zu is %g", k, w[k]);
+        most = fabsf(w[k]) > most ? fabsf(w[k]) : most;
+    }
+    cr_assert(most < 50, "the largest parameter is %g: the diverged update was kept", most);
+    free(w);
+    bdt_policy_destroy(p);
+    free(ck);
+    free(errs);
+    free(cmd);
+    free(out);
+    free(file);
+}
+
+/* NNG 1.5.2's ipc listener stops accepting after a connection that closes during its
+ * handshake (nanomsg/nng#1518): a bare connect() to <sockets>/control, and one that sends
+ * garbage. The conductor notices (it dials itself now and then), listens again and says
+ * so in log.jsonl; bodhi status answers and a killed muscle is restarted as usual. */
+Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .timeout = 180)
+{
+    char *file = write_run_with("bare", 250000, ", heartbeat_timeout: 10");
+    char *out = bd_strfmt("/tmp/bd-run-%d-bare", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    char *socks = socket_folder(out);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control", socks);
+    for (int k = 0; k < 2; k++) { /* a bare connect, then one with garbage */
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s", sa.sun_path);
+        if (k == 1)
+            cr_assert_eq(write(fd, "GARBAGE!", 8), 8);
+        close(fd); /* at once: during NNG's handshake */
+        usleep(300000);
+    }
+    wait_for_text(log, "\"event\":\"relistened\"", 20);
+    cr_assert(count_lines_with(log, "\"event\":\"relistened\"") >= 1, "log.jsonl says the conductor listens again");
+    char *cmd = bd_strfmt("%s status %s > /dev/null 2>&1", BODHI_BINARY, out);
+    cr_assert_eq(system(cmd), 0, "bodhi status answers");
+    free(cmd);
+    cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
+    cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "one restart, for the kill");
+    cr_assert_eq(count_lines_with(log, "hung"), 0, "the restarted muscle reached the conductor");
+    free(cmd);
+    free(socks);
+    free(log);
+    free(out);
+    free(file);
 }

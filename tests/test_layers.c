@@ -286,3 +286,35 @@ Test(layers, the_repository_depends_one_way)
     cr_assert(r.files > 50, "read only %d files under %s", r.files, root);
     cr_assert_eq(r.bad, 0, "wrong-way includes:\n%s", r.report);
 }
+
+/* item 1 of issue 20: what the build compiles must not depend on the machine it runs on
+ * (an -march=native build of the suites passes on the machine that built it and fails on
+ * another), nor trade IEEE float for speed. Every compile command the build ran
+ * (compile_commands.json) and the files that set flags (CMakeLists.txt, Makefile, .ci/) are
+ * read. */
+Test(layers, item01_build_flags_do_not_depend_on_the_build_cpu)
+{
+    static const char *banned[] = {"-march=native", "-mtune=native", "-mcpu=native", "-ffast-math", "-Ofast",
+                                   "-funsafe-math-optimizations", "-ffp-contract=fast"};
+    const char *files[] = {BODHI_BUILD_DIR "/compile_commands.json", BODHI_SOURCE_DIR "/CMakeLists.txt",
+                           BODHI_SOURCE_DIR "/Makefile", BODHI_SOURCE_DIR "/.ci/run"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = fopen(files[i], "r");
+        cr_assert_not_null(f, "%s cannot be read", files[i]);
+        char line[65536];
+        int commands = 0, contract_off = 0;
+        for (int no = 1; fgets(line, sizeof line, f); no++) {
+            for (size_t b = 0; b < sizeof banned / sizeof banned[0]; b++)
+                cr_assert_null(strstr(line, banned[b]), "%s:%d: %s", files[i], no, banned[b]);
+            if (i == 0 && strstr(line, "\"command\"") && strstr(line, ".c\"")) {
+                commands++;
+                contract_off += strstr(line, "-ffp-contract=off") != NULL;
+            }
+        }
+        fclose(f);
+        if (i == 0) {
+            cr_assert(commands > 20, "only %d C compile commands in %s", commands, files[i]);
+            cr_assert_eq(contract_off, commands, "every C file compiles with -ffp-contract=off");
+        }
+    }
+}

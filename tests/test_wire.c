@@ -391,3 +391,31 @@ Test(wire, round_gathers_the_admitted_peers)
     cr_assert_eq(bd_round_gather(r, &hooks, &stop), BD_EINTR);
     bd_round_close(r);
 }
+
+/* item 13 of issue 20: an event the conductor does not answer in time says so, and one a
+ * signal stops says that, not NNG's "Operation canceled" of the cancel that ended it. */
+Test(wire, item13_an_unanswered_event_says_why)
+{
+    char url[128];
+    snprintf(url, sizeof url, "ipc:///tmp/bd-test-wire-%d-mute", (int)getpid());
+    nng_socket rep;
+    cr_assert_eq(nng_rep0_open(&rep), 0);
+    cr_assert_eq(nng_listen(rep, url, NULL, 0), 0); /* takes requests, answers none */
+    bd_events *ev = NULL;
+    cr_assert_eq(bd_events_dial(url, 3, &ev), BD_OK, "%s", bd_lasterr());
+    bd_events_set_timeout(ev, 300);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "checkpoint");
+    cr_assert_eq(bd_events_send(ev, o, NULL), BD_ETIMEDOUT);
+    cr_assert(strstr(bd_lasterr(), "no answer in 300 ms") && !strstr(bd_lasterr(), "canceled"), "%s",
+              bd_lasterr());
+    static volatile sig_atomic_t stop = 1;
+    bd_events_set_timeout(ev, -1);
+    bd_events_set_stop(ev, &stop);
+    cr_assert_eq(bd_events_send(ev, o, NULL), BD_EINTR);
+    cr_assert(strstr(bd_lasterr(), "stopped by a signal") && !strstr(bd_lasterr(), "canceled"), "%s",
+              bd_lasterr());
+    cJSON_Delete(o);
+    bd_events_close(ev);
+    nng_close(rep);
+}

@@ -117,6 +117,11 @@ int bdt_ppo_set_lr(bdt_ppo *o, float lr);
  * saved afterwards is the last whole update. The flag's type is sig_atomic_t's (int). */
 void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag);
 
+/* Puts the policy's parameters and the optimiser's state back as they were before the
+ * last whole bdt_ppo_update (a diverged update: its losses were not finite, or it moved the
+ * policy too far), once: BD_ESTATE when there is no update to undo. */
+int bdt_ppo_undo(bdt_ppo *o);
+
 /* One PPO update over a batch of n samples:
  *   obs (n, obs_dim); actions (n, act_dim for continuous, n for discrete as the index
  *   in float); logp, adv, ret, val (n): old log-prob, advantages (raw), returns, old

@@ -40,6 +40,7 @@
     X(ppo_destroy, void, (bdt_ppo *))                                                                         \
     X(ppo_set_lr, int, (bdt_ppo *, float))                                                                    \
     X(ppo_set_cancel, void, (bdt_ppo *, const volatile int *))                                                \
+    X(ppo_undo, int, (bdt_ppo *))                                                                             \
     X(ppo_update, int, (bdt_ppo *, const float *, const float *, const float *, const float *, const float *, \
                         const float *, int, const int64_t *, bdt_ppo_stats *))                                \
     X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
@@ -185,6 +186,12 @@ void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
 {
     if (o && bdt_loaded)
         bdt_fn.ppo_set_cancel(o, flag);
+}
+
+int bdt_ppo_undo(bdt_ppo *o)
+{
+    BDT_HANDLE(o, "bdt_ppo_undo");
+    return bdt_fn.ppo_undo(o);
 }
 
 int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp, const float *adv,

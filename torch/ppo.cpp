@@ -97,6 +97,22 @@ void restore_snapshot(bdt_ppo *o, const Snapshot &s)
 
 } // namespace
 
+extern "C" int bdt_ppo_undo(bdt_ppo *o)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_undo: o is NULL");
+    if (o->undo_params.empty())
+        return bd_seterr(BD_ESTATE, "bdt_ppo_undo: no update to undo");
+    try {
+        restore_snapshot(o, Snapshot{std::move(o->undo_params), std::move(o->undo_opt)});
+        o->undo_params.clear();
+        o->undo_opt.clear();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_ppo_undo");
+    }
+}
+
 extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp,
                               const float *adv, const float *ret, const float *val, int n,
                               const int64_t *perm, bdt_ppo_stats *stats)
@@ -149,9 +165,8 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
             torch::from_blob(const_cast<int64_t *>(perm), {(int64_t)c.epochs * n}, torch::kLong).to(dev);
 
         const double clip = c.clip_coef;
-        Snapshot snap;
-        if (o->cancel)
-            snap = take_snapshot(o);
+        Snapshot snap = take_snapshot(o); /* for a cancel, and for bdt_ppo_undo */
+        o->undo_params.clear();
         torch::Tensor s_pg, s_v, s_ent, s_kl, s_cf; /* last epoch's sums, 0-d on the device */
         for (int e = 0; e < c.epochs; e++) {
             const bool last = e + 1 == c.epochs;
@@ -276,6 +291,8 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
             stats->approx_kl = h[3];
             stats->clip_frac = h[4];
         }
+        o->undo_params = std::move(snap.params);
+        o->undo_opt = std::move(snap.opt);
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_ppo_update");

@@ -142,6 +142,9 @@ struct bdt_ppo {
      * order) and the discrete actions as indices: kept from one update to the next, so
      * that their memory is allocated once (resized only when a batch grows). */
     torch::Tensor e[6], act_index;
+    /* the parameters and the optimiser's state before the last update (bdt_ppo_undo) */
+    std::vector<torch::Tensor> undo_params;
+    std::string undo_opt;
 };
 
 #endif

@@ -8,6 +8,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -89,4 +91,40 @@ char *bd_url_brain(const char *sockdir, int phase, int agent)
 char *bd_url_control(const char *sockdir)
 {
     return bd_strfmt("ipc://%s/control", sockdir);
+}
+
+int bd_tcp_bind_probe(const char *url)
+{
+    const char *colon = url ? strrchr(url, ':') : NULL;
+    if (!url || strncmp(url, "tcp://", 6) != 0 || !colon || colon <= url + 6)
+        return bd_seterr(BD_EINVAL, "'%s' is not tcp://HOST:PORT", url ? url : "");
+    char host[256];
+    const char *h = url + 6;
+    size_t hl = (size_t)(colon - h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1] */
+        h++;
+        hl -= 2;
+    }
+    if (hl >= sizeof host)
+        return bd_seterr(BD_EINVAL, "the host name of '%s' is too long", url);
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int e = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai);
+    if (e != 0)
+        return bd_seterr(BD_EINVAL, "cannot resolve '%s': %s", host, gai_strerror(e));
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol), rc = BD_OK;
+    int on = 1;
+    if (fd < 0)
+        rc = bd_seterr(BD_EINVAL, "cannot make a socket: %s", strerror(errno));
+    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0
+             || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        rc = bd_seterr(BD_EINVAL, "%s", errno == EADDRINUSE ? "the port is in use (another program listens there)"
+                                         : errno == EADDRNOTAVAIL ? "not an address of this machine"
+                                         : strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc;
 }

@@ -94,9 +94,10 @@ static void bd_wait_cb(void *arg)
 }
 
 /* Waits for aio in slices of 200 ms, cancelling it when *stop is set or timeout_ms (< 0:
- * none) has passed. */
-static void bd_wait_for(nng_aio *aio, bd_wait *w, int timeout_ms, const volatile sig_atomic_t *stop)
+ * none) has passed. Returns why it cancelled: 0 it did not, 1 *stop, 2 the timeout. */
+static int bd_wait_for(nng_aio *aio, bd_wait *w, int timeout_ms, const volatile sig_atomic_t *stop)
 {
+    int why = 0;
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
     end.tv_sec += timeout_ms / 1000;
@@ -111,6 +112,7 @@ static void bd_wait_for(nng_aio *aio, bd_wait *w, int timeout_ms, const volatile
         clock_gettime(CLOCK_MONOTONIC, &now);
         int late = timeout_ms >= 0 && (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec));
         if (late || (stop && *stop)) {
+            why = late ? 2 : 1;
             pthread_mutex_unlock(&w->mu);
             nng_aio_cancel(aio);
             pthread_mutex_lock(&w->mu);
@@ -124,6 +126,18 @@ static void bd_wait_for(nng_aio *aio, bd_wait *w, int timeout_ms, const volatile
     }
     pthread_mutex_unlock(&w->mu);
     nng_aio_wait(aio);
+    return why;
+}
+
+/* A failed wait in words: a stop is BD_EINTR, a timeout BD_ETIMEDOUT, not NNG's
+ * "Operation canceled" of the cancel that ended them. */
+static int bd_wait_err(int rv, int why, int timeout_ms, const char *what)
+{
+    if (why == 1)
+        return bd_seterr(BD_EINTR, "%s: stopped by a signal", what);
+    if (why == 2)
+        return bd_seterr(BD_ETIMEDOUT, "%s: no answer in %d ms", what, timeout_ms);
+    return bd_nng_err(rv, what);
 }
 
 /* One request on ctx: type and JSON obj out, the answer's JSON (or NULL) back. */
@@ -154,18 +168,18 @@ static int bd_events_call(bd_events *ev, nng_ctx ctx, bd_msg_type type, uint32_t
     }
     nng_aio_set_msg(aio, m);
     nng_ctx_send(ctx, aio);
-    bd_wait_for(aio, &w, timeout_ms, stop);
+    int why = bd_wait_for(aio, &w, timeout_ms, stop);
     if ((rv = nng_aio_result(aio)) != 0) {
         nng_msg_free(m);
         nng_aio_free(aio);
-        return bd_nng_err(rv, "events: send to the conductor");
+        return bd_wait_err(rv, why, timeout_ms, "events: send to the conductor");
     }
     w.done = 0;
     nng_ctx_recv(ctx, aio);
-    bd_wait_for(aio, &w, timeout_ms, stop);
+    why = bd_wait_for(aio, &w, timeout_ms, stop);
     if ((rv = nng_aio_result(aio)) != 0) {
         nng_aio_free(aio);
-        return bd_nng_err(rv, "events: no answer from the conductor");
+        return bd_wait_err(rv, why, timeout_ms, "events: no answer from the conductor");
     }
     nng_msg *ack = nng_aio_get_msg(aio);
     nng_aio_free(aio);
