@@ -144,6 +144,16 @@ static int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
     int n;
     uint32_t w0;
     bd_agent_shard(b->ap, b->M, k, &n, &w0);
+    /* who may greet as muscle k: a local muscle is a process the conductor started (the
+     * kernel names the process at the other end of an ipc connection); a remote one comes
+     * over TCP. A greeting as a local muscle over TCP, or from any other process, is refused. */
+    const int peer = bd_pipe_peer_pid(req->pipe);
+    if (rc == BD_OK && k < b->plan.worker
+        && (peer <= 0 || h.pid != (uint32_t)peer || bd_proc_parent((pid_t)peer) != getppid()))
+        rc = bd_seterr(BD_EPROTO, "a HELLO as local muscle %d from %s, not a muscle this run started", k,
+                       peer > 0 ? "another process" : "a TCP connection");
+    else if (rc == BD_OK && k >= b->plan.worker && peer > 0)
+        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
     if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
         rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
                        "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
@@ -726,6 +736,11 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         if (dropped) {
             cJSON_AddNumberToObject(ev, "dropped_messages", (double)dropped);
             cJSON_AddStringToObject(ev, "last_dropped", why);
+        }
+        uint64_t refused = b.round ? bd_round_refused(b.round, why, sizeof why) : 0;
+        if (refused) { /* another's sender id: a stranger's, or an impostor's */
+            cJSON_AddNumberToObject(ev, "refused_messages", (double)refused);
+            cJSON_AddStringToObject(ev, "last_refused", why);
         }
         if (ckpt)
             cJSON_AddStringToObject(ev, "checkpoint", ckpt);

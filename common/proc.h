@@ -19,4 +19,7 @@ int bd_child_init(pid_t parent, int catch_term, int deathsig);
 /* 1 when the parent given to bd_child_init is no longer this process's parent. */
 int bd_parent_gone(void);
 
+/* The parent of process pid (from /proc/PID/stat), or 0 when it is gone or unreadable. */
+pid_t bd_proc_parent(pid_t pid);
+
 #endif

@@ -78,6 +78,8 @@ typedef struct {
     int nlost;
     double join_by;      /* remote muscles must have joined by then (0: no wait) */
     int run_over;        /* every phase has ended: JOINs hear "done" */
+    uint64_t refused;    /* events and beats from a connection that does not own their sender */
+    char refused_why[256];
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -379,14 +381,6 @@ static void bd_deadlines(bd_conductor *c)
 
 /* ---- the control socket ---------------------------------------------------------------- */
 
-static bd_agent_state *bd_agent(bd_conductor *c, const char *name)
-{
-    for (int i = 0; name && i < c->nagents; i++)
-        if (strcmp(c->agents[i].name, name) == 0)
-            return &c->agents[i];
-    return NULL;
-}
-
 static double bd_num(const cJSON *o, const char *key, double def)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -511,6 +505,34 @@ static int bd_current(const bd_proc *p, const cJSON *o)
     return p && p->alive && (!p->remote || (cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == p->pid));
 }
 
+/* 1 when the message came on the connection of the process now in slot p. A sender id is
+ * whatever a message says; the connection is not: a local child is the process the kernel
+ * names at the other end of its ipc connection (the pid it was started with), a remote
+ * muscle the connection its first message after its JOIN came on. The first such message
+ * binds the slot to its connection; a new process in the slot binds anew. */
+static int bd_owner(bd_proc *p, const bd_request *req, const cJSON *o)
+{
+    if (!p || !p->alive)
+        return 0;
+    const uint32_t id = (uint32_t)nng_pipe_id(req->pipe);
+    if (p->pipe)
+        return p->pipe == id;
+    const int peer = bd_pipe_peer_pid(req->pipe);
+    if (p->remote ? peer > 0 || !bd_current(p, o) : peer <= 0 || peer != (int)p->pid)
+        return 0;
+    p->pipe = id;
+    return 1;
+}
+
+/* Drops a message from a connection that does not own its sender id, counting it. */
+static void bd_refuse(bd_conductor *c, bd_request *req, const char *kind)
+{
+    c->refused++;
+    snprintf(c->refused_why, sizeof c->refused_why, "a %.64s from a connection that is not sender %u's", kind,
+             req->h.sender);
+    bd_server_drop(c->hub, req);
+}
+
 static void bd_handle_event(bd_conductor *c, bd_request *req)
 {
     cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
@@ -521,21 +543,27 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
         return;
     }
     bd_proc *p = bd_sender(c, req->h.sender);
-    const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
-    bd_agent_state *a = bd_agent(c, cJSON_IsString(agent) ? agent->valuestring : NULL);
+    if (!bd_owner(p, req, o)) {
+        char what[96];
+        snprintf(what, sizeof what, "'%.64s' event", kind->valuestring);
+        cJSON_Delete(o);
+        bd_refuse(c, req, what);
+        return;
+    }
+    /* a brain speaks for its own agent alone */
+    bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
-    int current = !p || !p->remote || bd_current(p, o);
-    if (p && current && cJSON_IsString(err))
+    if (cJSON_IsString(err))
         snprintf(p->error, sizeof p->error, "%s", err->valuestring);
     cJSON_AddNumberToObject(o, "sender", req->h.sender);
     bd_log(c, o);
-    if (strcmp(kind->valuestring, "ready") == 0 && a && p && p->role == BD_ROLE_BRAIN) {
+    if (strcmp(kind->valuestring, "ready") == 0 && a) {
         a->ready = 1;
         a->port = (int)bd_num(o, "port", 0);
     }
-    if (p && p->remote && current && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
+    if (p->remote && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
         bd_remote_left(c, p, cJSON_IsString(err) ? err->valuestring : "its phase is over");
-    if (strcmp(kind->valuestring, "update") == 0 && a && p && p->role == BD_ROLE_BRAIN && !a->held) {
+    if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {
         cJSON_Delete(a->last_update);
         a->last_update = o;
         a->held = req; /* answered by bd_barrier */
@@ -560,10 +588,19 @@ static void bd_handle_beat(bd_conductor *c, bd_request *req)
     bd_proc *p = bd_sender(c, req->h.sender);
     cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
     cJSON *answer = NULL;
-    if (p && p->role == BD_ROLE_MUSCLE && p->remote && !bd_current(p, o)) {
+    if (!bd_owner(p, req, o)) {
+        if (!p || !p->remote) { /* a beat that would hide a hung process: dropped */
+            cJSON_Delete(o);
+            bd_refuse(c, req, "heartbeat");
+            return;
+        }
+        /* a remote muscle that is no longer its slot's (it was lost) hears that it should go */
+        c->refused++;
+        snprintf(c->refused_why, sizeof c->refused_why, "a heartbeat from a connection that is not sender %u's",
+                 req->h.sender);
         answer = cJSON_CreateObject();
         cJSON_AddBoolToObject(answer, "exit", 1);
-    } else if (p && p->alive) {
+    } else {
         p->last_beat = bd_now();
         p->round = (long long)bd_num(o, "round", (double)p->round);
         bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
@@ -600,6 +637,7 @@ static void bd_handle_join(bd_conductor *c, bd_request *req)
         const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
         slot->restarts += slot->pid != 0; /* a muscle held the slot before */
         slot->pid = (pid_t)bd_num(o, "pid", 0);
+        slot->pipe = 0; /* bound by its first event or heartbeat */
         slot->alive = 1;
         slot->started = bd_now();
         slot->last_beat = 0;
@@ -819,6 +857,8 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_AddNumberToObject(j, "max_return", bd_num(r, "max_return", 0));
         cJSON_AddNumberToObject(j, "steps", bd_num(r, "steps", 0));
         cJSON_AddNumberToObject(j, "steps_per_s", bd_num(r, "steps_per_s", 0));
+        if (bd_num(r, "refused_messages", 0) > 0) /* a brain's round refused them (wire/round.h) */
+            cJSON_AddNumberToObject(j, "refused_messages", bd_num(r, "refused_messages", 0));
         cJSON_AddItemToArray(agents, j);
         if (!c->o->quiet && r)
             fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last 100), "
@@ -858,6 +898,8 @@ static int bd_write_summary(bd_conductor *c, const char *status)
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->fail_msg[0])
         cJSON_AddStringToObject(s, "error", c->fail_msg);
+    if (c->refused)
+        cJSON_AddNumberToObject(s, "refused_messages", (double)c->refused);
     cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
     char *text = cJSON_Print(s);
     cJSON_Delete(s);
@@ -986,6 +1028,10 @@ int bd_conductor_run(const bd_run_opts *o)
     if (rejected) { /* garbage sent to the control socket, dropped */
         cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
         cJSON_AddStringToObject(end, "last_rejected", why);
+    }
+    if (c.refused) { /* events and beats with another's sender id */
+        cJSON_AddNumberToObject(end, "refused_messages", (double)c.refused);
+        cJSON_AddStringToObject(end, "last_refused", c.refused_why);
     }
     bd_log(&c, end);
     cJSON_Delete(end);

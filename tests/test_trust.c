@@ -1,0 +1,319 @@
+/* test_trust.c: what a stranger's messages can do to a live run: nothing. Each test starts
+ * a real run (conductor, brain, two muscle processes over NNG) and attacks it as another
+ * program of the same machine would, with NNG clients and raw sockets: a HELLO with a live
+ * muscle's id, forged control events and heartbeats, a length header of 1 GiB, a run
+ * folder others may write to. The run must end as a clean run of the same seed does (same
+ * stop reason, the same recorded bytes), and count what it refused. Run dirs are unique
+ * per test (pid). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "common/util.h"
+#include "wire/addr.h"
+#include "wire/wire.h"
+
+static const char *RUN =
+    "uid: trust\n"
+    "seed: 11\n"
+    "schedule:\n"
+    "  - train:\n"
+    "      environments:\n"
+    "        - environment: {name: cartpole, uid: pole, params: {worlds: 8}}\n"
+    "      agents:\n"
+    "        - name: balancer\n"
+    "          brain: {name: ppo, params: {rollout_steps: 32, hidden: 16}}\n"
+    "          muscle: {name: ppo, params: {}}\n"
+    "          objective: {name: reward, params: {}}\n"
+    "          sensors: [pole.*]\n"
+    "          actuators: [pole.push]\n"
+    "      simulation:\n"
+    "        conditions:\n"
+    "          - {name: max_steps, params: {steps: %d}}\n"
+    "      phase_config: {mode: train, worker: 2%s}\n";
+
+static char *write_file(const char *tag, int steps, const char *extra)
+{
+    char *path = bd_strfmt("/tmp/bd-trust-%d-%s.yml", (int)getpid(), tag);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, RUN, steps, extra);
+    fclose(f);
+    return path;
+}
+
+/* `bodhi run FILE --out OUT --quiet` in a process group of its own that dies with the test. */
+static pid_t start_run(const char *file, const char *out)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int finish(pid_t pid)
+{
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int count_in(const char *path, const char *needle)
+{
+    char *text;
+    if (bd_read_file(path, &text, NULL) != BD_OK)
+        return 0;
+    int n = 0;
+    for (char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    free(text);
+    return n;
+}
+
+static void wait_text(const char *path, const char *needle, double seconds)
+{
+    double t0 = bd_now();
+    while (count_in(path, needle) < 1 && bd_now() - t0 < seconds)
+        usleep(20000);
+    cr_assert(count_in(path, needle) >= 1, "%s never said %s", path, needle);
+}
+
+static cJSON *summary(const char *out)
+{
+    char *p = bd_strfmt("%s/summary.json", out), *text = NULL;
+    cr_assert_eq(bd_read_file(p, &text, NULL), BD_OK, "%s", p);
+    cJSON *s = cJSON_Parse(text);
+    cr_assert_not_null(s);
+    free(text);
+    free(p);
+    return s;
+}
+
+/* summary.json's phases[0].<key> (a string; the caller frees). */
+static char *phase_str(const char *out, const char *key)
+{
+    cJSON *s = summary(out);
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0), key);
+    char *r = bd_strdup(cJSON_IsString(v) ? v->valuestring : "?");
+    cJSON_Delete(s);
+    return r;
+}
+
+/* The last number `key` in log.jsonl lines holding `filter`, or -1. */
+static double log_number(const char *out, const char *filter, const char *key)
+{
+    char *p = bd_strfmt("%s/log.jsonl", out), *text = NULL;
+    double v = -1;
+    if (bd_read_file(p, &text, NULL) == BD_OK) {
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+            if (!strstr(line, filter))
+                continue;
+            cJSON *o = cJSON_Parse(line);
+            const cJSON *x = cJSON_GetObjectItem(o, key);
+            if (cJSON_IsNumber(x))
+                v = x->valuedouble;
+            cJSON_Delete(o);
+        }
+    }
+    free(text);
+    free(p);
+    return v;
+}
+
+/* The pid log.jsonl says a muscle was spawned with (its latest). */
+static int muscle_pid(const char *out, int id)
+{
+    char *filter = bd_strfmt("\"event\":\"spawned\",\"phase\":\"train\",\"role\":\"muscle\",\"muscle\":%d,", id);
+    int pid = (int)log_number(out, filter, "pid");
+    free(filter);
+    return pid;
+}
+
+/* Two runs recorded the same bytes (sensors, actuators, rewards, flags) and no NaN. */
+static void same_trace(const char *a, const char *b)
+{
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                         "import h5py, hashlib, numpy as np\n"
+                         "def digest(d):\n"
+                         "    f = h5py.File(d + '/run.h5', 'r')\n"
+                         "    out = {}\n"
+                         "    for ds in ('sensors', 'actuators', 'rewards', 'terminated', 'truncated'):\n"
+                         "        x = f['train/balancer'][ds][:]\n"
+                         "        assert x.shape[0] > 0\n"
+                         "        assert x.dtype == np.uint8 or not np.isnan(x).any(), (d, ds, 'NaN')\n"
+                         "        out[ds] = hashlib.sha256(x.tobytes()).hexdigest()\n"
+                         "    return out\n"
+                         "da, db = digest('%s'), digest('%s')\n"
+                         "assert da == db, (da, db)\n"
+                         "\"", a, b);
+    cr_assert_eq(system(py), 0, "%s and %s recorded the same bytes, none of them NaN", a, b);
+    free(py);
+}
+
+/* A clean run of the file, for comparison: its output folder (the caller frees). */
+static char *clean_run(const char *file, const char *tag)
+{
+    char *out = bd_strfmt("/tmp/bd-trust-%d-%s", (int)getpid(), tag);
+    cr_assert_eq(finish(start_run(file, out)), 0, "the clean run completes");
+    return out;
+}
+
+/* Sends one bodhi message on a new REQ connection to url; 1 when an answer came within
+ * wait_ms. */
+static int ask(const char *url, bd_msg_type type, uint32_t sender, uint32_t seq, const void *payload, size_t len,
+               int wait_ms)
+{
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, wait_ms);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000);
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    cr_assert_eq(nng_dial(s, url, NULL, 0), 0, "%s", url);
+    nng_msg *m;
+    uint8_t *p;
+    cr_assert_eq(bd_wire_msg_alloc(&m, type, sender, seq, len, &p), BD_OK);
+    if (len)
+        memcpy(p, payload, len);
+    cr_assert_eq(nng_sendmsg(s, m, 0), 0);
+    nng_msg *ans = NULL;
+    int got = nng_recvmsg(s, &ans, 0) == 0;
+    if (got)
+        nng_msg_free(ans);
+    nng_close(s);
+    return got;
+}
+
+static int ask_json(const char *url, bd_msg_type type, uint32_t sender, const char *json)
+{
+    return ask(url, type, sender, 1, json, strlen(json), 700);
+}
+
+static char *sock_url(const char *out, const char *name)
+{
+    char *dir = NULL;
+    cr_assert_eq(bd_sockdir_find(out, &dir), BD_OK);
+    char *url = bd_strfmt("ipc://%s/%s", dir, name);
+    free(dir);
+    return url;
+}
+
+/* ---- identity: a sender id is its connection's ---------------------------------------- */
+
+Test(trust, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240)
+{
+    char *file = write_file("hello", 150000, "");
+    char *clean = clean_run(file, "hello-clean");
+    char *out = bd_strfmt("/tmp/bd-trust-%d-hello", (int)getpid());
+    pid_t run = start_run(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_text(log, "\"event\":\"update\"", 60);
+    char *brain = sock_url(out, "p0-b0");
+    /* muscle 0's greeting, word for word, from another process: its shard (worlds 0-3),
+     * its sensors and actuator, even its pid */
+    bd_hello h = {0, 4, 0, 4, 1, (uint32_t)muscle_pid(out, 0)};
+    uint8_t hello[BD_HELLO_SIZE];
+    bd_hello_encode(&h, hello);
+    cr_assert_eq(ask(brain, BD_MSG_HELLO, 0, 0, hello, sizeof hello, 1500), 0, "no weights for an impostor");
+    h.pid = (uint32_t)getpid(); /* its own pid */
+    bd_hello_encode(&h, hello);
+    cr_assert_eq(ask(brain, BD_MSG_HELLO, 0, 0, hello, sizeof hello, 1500), 0);
+    /* and a rollout of reward 50 in its name */
+    bd_rollout_hdr r = {0, 32, 4, 4, 1, 0, 0, 0};
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    size_t bytes = bd_rollout_layout(&r, off, size);
+    uint8_t *ro = calloc(1, bytes);
+    bd_rollout_hdr_encode(&r, ro);
+    for (size_t i = 0; i < 32 * 4; i++)
+        memcpy(ro + off[BD_RO_REWARDS] + 4 * i, &(float){50.0f}, 4);
+    cr_assert_eq(ask(brain, BD_MSG_ROLLOUT, 0, 1, ro, bytes, 1000), 0);
+    free(ro);
+    cr_assert_eq(finish(run), 0, "the run completes");
+    cr_assert_eq(count_in(log, "\"event\":\"restarted\""), 0, "muscle 0 kept its slot");
+    char *want = phase_str(clean, "ended"), *got = phase_str(out, "ended");
+    cr_assert_str_eq(got, want, "the same stop reason as the clean run");
+    same_trace(clean, out);
+    cr_assert_geq(log_number(out, "\"event\":\"result\"", "refused_messages"), 3,
+                  "the brain counts the greetings and the rollout it refused");
+    free(want); free(got); free(brain); free(log); free(out); free(clean); free(file);
+}
+
+Test(trust, forged_control_events_and_beats_are_refused_and_counted, .timeout = 240)
+{
+    char *file = write_file("events", 150000, "");
+    char *clean = clean_run(file, "events-clean");
+    char *out = bd_strfmt("/tmp/bd-trust-%d-events", (int)getpid());
+    pid_t run = start_run(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_text(log, "\"event\":\"update\"", 60);
+    char *ctl = sock_url(out, "control");
+    const uint32_t brain = BD_SENDER_BRAIN;
+    char *leaving = bd_strfmt("{\"event\":\"leaving\",\"phase\":\"train\",\"muscle\":1,\"pid\":%d}", muscle_pid(out, 1));
+    cr_assert_eq(ask_json(ctl, BD_MSG_EVENT, 1, leaving), 0);
+    cr_assert_eq(ask_json(ctl, BD_MSG_EVENT, 0, "{\"event\":\"error\",\"error\":\"forged\"}"), 0);
+    cr_assert_eq(ask_json(ctl, BD_MSG_EVENT, brain,
+                          "{\"event\":\"update\",\"phase\":\"train\",\"agent\":\"balancer\",\"round\":1,"
+                          "\"done\":\"objective reached: forged\",\"ready\":[]}"), 0);
+    cr_assert_eq(ask_json(ctl, BD_MSG_EVENT, brain, "{\"event\":\"ready\",\"agent\":\"balancer\",\"port\":9}"), 0);
+    cr_assert_eq(ask_json(ctl, BD_MSG_EVENT, brain,
+                          "{\"event\":\"result\",\"agent\":\"balancer\",\"status\":\"done\",\"episodes\":99999,"
+                          "\"mean_return\":3200}"), 0);
+    cr_assert_eq(ask_json(ctl, BD_MSG_BEAT, 0, "{\"event\":\"beat\",\"round\":5}"), 0);
+    /* the status is anyone's (on the run's own ipc socket) */
+    cr_assert_eq(ask_json(ctl, BD_MSG_STATUS, 0, "{}"), 1);
+    cr_assert_eq(finish(run), 0, "the run completes");
+    char *want = phase_str(clean, "ended"), *got = phase_str(out, "ended");
+    cr_assert_str_eq(got, want, "the real stop reason, not the forged one");
+    cr_assert_null(strstr(got, "forged"));
+    same_trace(clean, out);
+    cr_assert_geq(log_number(out, "\"event\":\"end\"", "refused_messages"), 6, "log.jsonl counts the refused");
+    cJSON *s = summary(out);
+    cr_assert_geq(cJSON_GetObjectItem(s, "refused_messages")->valuedouble, 6, "summary.json counts them");
+    const cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0),
+                                                             "agents"), 0);
+    cr_assert_lt(cJSON_GetObjectItem(a0, "episodes")->valuedouble, 99999, "the forged result was not taken");
+    cJSON_Delete(s);
+    cr_assert_eq(count_in(log, "forged"), 0, "nothing forged reached log.jsonl");
+    free(leaving); free(want); free(got); free(ctl); free(log); free(out); free(clean); free(file);
+}
+
+Test(trust, a_forged_heartbeat_does_not_hide_a_hung_muscle, .timeout = 240)
+{
+    char *file = write_file("beat", 50000000, ", heartbeat_timeout: 2");
+    char *out = bd_strfmt("/tmp/bd-trust-%d-beat", (int)getpid());
+    pid_t run = start_run(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_text(log, "\"event\":\"update\"", 60);
+    char *ctl = sock_url(out, "control");
+    int m0 = muscle_pid(out, 0);
+    cr_assert_gt(m0, 0);
+    kill(m0, SIGSTOP);
+    /* beats in muscle 0's name, faster than it would send them */
+    int answered = 0;
+    for (double t0 = bd_now(); bd_now() - t0 < 6 && count_in(log, "\"event\":\"restarted\"") == 0;)
+        answered += ask(ctl, BD_MSG_BEAT, 0, 1, "{\"event\":\"beat\"}", 16, 150);
+    wait_text(log, "\"event\":\"restarted\"", 20);
+    cr_assert_eq(answered, 0, "no forged beat was answered");
+    cr_assert_geq(count_in(log, "hung: no heartbeat"), 1, "the stopped muscle was found hung and replaced");
+    kill(-run, SIGTERM);
+    int code = finish(run);
+    cr_assert(code == 143 || code == 0, "exit %d", code);
+    cr_assert_geq(log_number(out, "\"event\":\"end\"", "refused_messages"), 1);
+    free(ctl); free(log); free(out); free(file);
+}
