@@ -39,10 +39,10 @@
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
-    {"ppo", "ppo", 0, bd_ppo_check, bd_ppo_rollout_steps},
-    {"random", "random", 1, bd_random_brain_check, bd_ppo_rollout_steps},
+    {"ppo", "ppo", 0, bd_ppo_check, bd_ppo_rollout_steps, bd_ppo_weights_floats},
+    {"random", "random", 1, bd_random_brain_check, bd_ppo_rollout_steps, NULL},
     /* drives a rule-based muscle (fsm): records and counts, learns nothing */
-    {"none", "rules", 1, bd_random_brain_check, bd_ppo_rollout_steps},
+    {"none", "rules", 1, bd_random_brain_check, bd_ppo_rollout_steps, NULL},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
@@ -589,6 +589,21 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     /* the muscles' socket */
     char *url = bd_url_brain(b->sockdir, b->plan.phase_index, b->ap->index);
     rc = url ? bd_round_open(b->M, BD_MSG_HELLO, BD_MSG_ROLLOUT, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
+    /* the longest message a muscle sends: the rollout of the widest shard with every
+     * (step, world) ending (a final observation each); NNG refuses longer ones unread */
+    size_t most = BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + BD_HELLO_SIZE;
+    for (int k = 0; k < b->M; k++) {
+        int n;
+        uint32_t w0;
+        bd_agent_shard(b->ap, b->M, k, &n, &w0);
+        bd_rollout_hdr h = {(uint32_t)k, (uint32_t)b->T, (uint32_t)n, (uint32_t)b->S, (uint32_t)b->U, w0, 0,
+                            (uint64_t)b->T * (uint64_t)n};
+        size_t off[BD_RO_COUNT], size[BD_RO_COUNT], bytes = bd_rollout_layout(&h, off, size);
+        if (bytes && BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + bytes > most)
+            most = BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + bytes;
+    }
+    if (rc == BD_OK)
+        rc = bd_round_set_recvmax(b->round, most);
     if (rc == BD_OK)
         rc = bd_round_listen(b->round, url, NULL);
     if (rc == BD_OK && tcp)
@@ -660,6 +675,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     char *curl = b.sockdir ? bd_url_control(b.sockdir) : NULL;
     if (curl && bd_events_dial(curl, BD_SENDER_BRAIN + (uint32_t)(b.ap ? b.ap->index : 0), &b.ev) == BD_OK) {
         bd_events_set_stop(b.ev, &bd_term_requested);
+        bd_events_set_recvmax(b.ev, BD_EVENTS_CHILD_RECVMAX);
         bd_events_beat(b.ev, 500, bd_brain_beat, bd_brain_heard, &b);
     }
     free(curl);

@@ -925,6 +925,10 @@ static int bd_open_hub(bd_conductor *c)
     if (rc != BD_OK)
         return rc;
     bd_server_accept_text(c->hub, 1);
+    /* the longest message a child sends: an event (a round's report names the muscles
+     * waiting for admission; an error names what failed); NNG refuses longer ones unread */
+    if ((rc = bd_server_set_recvmax(c->hub, 65536 + 64 * (size_t)most)) != BD_OK)
+        return rc;
     char *url = bd_url_control(c->sockdir);
     rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
     free(url);

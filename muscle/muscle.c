@@ -61,9 +61,9 @@ static int bd_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_
 }
 
 const bd_kind bd_muscle_kinds[] = {
-    {"ppo", "ppo", 0, bd_actor_check, NULL},
-    {"random", "random", 1, bd_actor_check, NULL},
-    {"fsm", "rules", 1, bd_fsm_check, NULL},
+    {"ppo", "ppo", 0, bd_actor_check, NULL, NULL},
+    {"random", "random", 1, bd_actor_check, NULL, NULL},
+    {"fsm", "rules", 1, bd_fsm_check, NULL, NULL},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 
@@ -242,7 +242,15 @@ static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
         nng_socket_set_ms(a->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 10);
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 200);
-        rv = nng_ctx_open(&a->ctx, a->sock);
+        /* the longest answer: WEIGHTS with the network the brain's params describe */
+        const bd_kind *bk = a->ap->brain;
+        unsigned long long floats = bk && bk->weights_floats
+                                        ? bk->weights_floats(a->ap->cfg->brain.params, a->ap, m->plan.max_columns)
+                                        : 0;
+        rv = nng_socket_set_size(a->sock, NNG_OPT_RECVMAXSZ,
+                                 BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + BD_WEIGHTS_HDR_SIZE + 4 * (size_t)floats);
+        if (rv == 0)
+            rv = nng_ctx_open(&a->ctx, a->sock);
     }
     if (rv == 0)
         rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK);
@@ -500,8 +508,10 @@ int bd_muscle_main(const bd_muscle_opts *o)
     else if (bd_sockdir_find(o->run_dir, &sockdir) == BD_OK)
         curl = bd_url_control(sockdir);
     free(sockdir);
-    if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK)
+    if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK) {
+        bd_events_set_recvmax(m.ev, BD_EVENTS_CHILD_RECVMAX);
         bd_events_beat(m.ev, 500, bd_muscle_beat, bd_muscle_heard, &m);
+    }
     free(curl);
     int rc = bd_muscle_setup(&m);
     if (rc == BD_OK)

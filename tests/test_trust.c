@@ -317,3 +317,85 @@ Test(trust, a_forged_heartbeat_does_not_hide_a_hung_muscle, .timeout = 240)
     cr_assert_geq(log_number(out, "\"event\":\"end\"", "refused_messages"), 1);
     free(ctl); free(log); free(out); free(file);
 }
+
+/* ---- bounded memory: a length header of 1 GiB ----------------------------------------- */
+
+/* A process's peak resident memory (VmHWM), in kB. */
+static long peak_kb(int pid)
+{
+    char *p = bd_strfmt("/proc/%d/status", pid), *text = NULL;
+    long kb = -1;
+    if (bd_read_file(p, &text, NULL) == BD_OK) {
+        const char *h = strstr(text, "VmHWM:");
+        if (h)
+            kb = strtol(h + 6, NULL, 10);
+    }
+    free(text);
+    free(p);
+    return kb;
+}
+
+/* Speaks NNG's SP over the ipc socket at path as a REQ peer, announces a message of 1 GiB
+ * and writes up to 512 MiB of it: the bytes the other side took before it hung up. */
+static long long announce_a_gigabyte(const char *path)
+{
+    char *out = bd_strfmt("/tmp/bd-trust-%d-gib.txt", (int)getpid());
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                         "import socket, struct\n"
+                         "s = socket.socket(socket.AF_UNIX)\n"
+                         "s.connect('%s')\n"
+                         "s.sendall(b'\\0SP\\0' + struct.pack('>H', 0x30) + b'\\0\\0')\n"
+                         "got = b''\n"
+                         "while len(got) < 8:\n"
+                         "    d = s.recv(8 - len(got))\n"
+                         "    if not d: break\n"
+                         "    got += d\n"
+                         "assert len(got) == 8, 'no SP handshake'\n"
+                         "sent = 0\n"
+                         "s.settimeout(10)\n"
+                         "try:\n"
+                         "    s.sendall(b'\\x01' + struct.pack('>Q', 1 << 30))\n"
+                         "    chunk = bytes(1 << 20)\n"
+                         "    while sent < (512 << 20):\n"
+                         "        s.sendall(chunk)\n"
+                         "        sent += len(chunk)\n"
+                         "except OSError:\n"
+                         "    pass\n"
+                         "open('%s', 'w').write(str(sent))\n"
+                         "\"", path, out);
+    cr_assert_eq(system(py), 0, "the SP client ran");
+    char *text = NULL;
+    cr_assert_eq(bd_read_file(out, &text, NULL), BD_OK);
+    long long sent = atoll(text);
+    free(text);
+    free(py);
+    unlink(out);
+    free(out);
+    return sent;
+}
+
+Test(trust, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
+{
+    char *file = write_file("gib", 150000, "");
+    char *out = bd_strfmt("/tmp/bd-trust-%d-gib", (int)getpid());
+    pid_t run = start_run(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_text(log, "\"event\":\"update\"", 60);
+    int brain = (int)log_number(out, "\"event\":\"spawned\",\"phase\":\"train\",\"role\":\"brain\"", "pid");
+    long c0 = peak_kb(run), b0 = peak_kb(brain);
+    cr_assert(c0 > 0 && b0 > 0);
+    char *dir = NULL;
+    cr_assert_eq(bd_sockdir_find(out, &dir), BD_OK);
+    char *ctl = bd_strfmt("%s/control", dir), *br = bd_strfmt("%s/p0-b0", dir);
+    long long sc = announce_a_gigabyte(ctl), sb = announce_a_gigabyte(br);
+    long c1 = peak_kb(run), b1 = peak_kb(brain);
+    cr_assert_lt(sc, 64 << 20, "the conductor hung up after the header (took %lld bytes)", sc);
+    cr_assert_lt(sb, 64 << 20, "the brain hung up after the header (took %lld bytes)", sb);
+    cr_assert_lt(c1, 2 * c0, "the conductor's peak stays under twice what it was (%ld kB -> %ld kB)", c0, c1);
+    cr_assert_lt(b1, 2 * b0, "the brain's peak stays under twice what it was (%ld kB -> %ld kB)", b0, b1);
+    char *url = bd_strfmt("ipc://%s", ctl);
+    cr_assert_eq(ask_json(url, BD_MSG_STATUS, 0, "{}"), 1, "the control socket still answers");
+    cr_assert_eq(finish(run), 0, "the run completes");
+    cr_assert_eq(count_in(log, "\"event\":\"restarted\""), 0);
+    free(url); free(ctl); free(br); free(dir); free(log); free(out); free(file);
+}

@@ -79,6 +79,11 @@ int bd_round_open(int peers, bd_msg_type greet, bd_msg_type request, bd_round **
     return BD_OK;
 }
 
+int bd_round_set_recvmax(bd_round *r, size_t bytes)
+{
+    return bd_server_set_recvmax(r->srv, bytes);
+}
+
 int bd_round_listen(bd_round *r, const char *url, int *bound)
 {
     return bd_server_listen(r->srv, url, bound);

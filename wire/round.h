@@ -52,6 +52,9 @@ typedef struct {
  * requests are of type request. */
 int bd_round_open(int peers, bd_msg_type greet, bd_msg_type request, bd_round **out);
 
+/* The longest request taken (bytes; set before listening): wire/serve.h. */
+int bd_round_set_recvmax(bd_round *r, size_t bytes);
+
 /* Listens on url (several calls for several urls); for tcp port 0, *bound gets the port. */
 int bd_round_listen(bd_round *r, const char *url, int *bound);
 

@@ -294,6 +294,12 @@ int bd_pipe_open(nng_pipe p)
     return nng_pipe_id(p) > 0 && nng_pipe_get_addr(p, NNG_OPT_LOCADDR, &sa) != NNG_ENOENT;
 }
 
+int bd_server_set_recvmax(bd_server *s, size_t bytes)
+{
+    int rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, bytes);
+    return rv ? bd_nng_err(rv, "server: receive limit") : BD_OK;
+}
+
 void bd_server_on_pipe(bd_server *s, void (*fn)(void *, nng_pipe, int), void *ctx)
 {
     s->pipe_ctx = ctx;

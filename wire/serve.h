@@ -67,6 +67,10 @@ int bd_pipe_peer_pid(nng_pipe p);
 /* 1 while the connection is open. */
 int bd_pipe_open(nng_pipe p);
 
+/* Messages longer than bytes are refused by NNG before they are received: the connection
+ * that announces one is closed and nothing of that size is allocated. Set before listening. */
+int bd_server_set_recvmax(bd_server *s, size_t bytes);
+
 /* Calls fn(ctx, pipe, added) for every connection added or removed (from NNG's threads). */
 void bd_server_on_pipe(bd_server *s, void (*fn)(void *ctx, nng_pipe p, int added), void *ctx);
 

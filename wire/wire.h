@@ -30,6 +30,9 @@
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
 #define BD_WIRE_VERSION 4 /* 4: WEIGHTS carries the normaliser's inverse std (3: its variance) */
 #define BD_WIRE_HEADER_SIZE 24
+/* What NNG puts in front of a message on the wire (REQ/REP: the request id), counted in
+ * its receive limit (NNG_OPT_RECVMAXSZ) */
+#define BD_WIRE_SP_SLACK 64
 
 typedef enum {
     BD_MSG_HELLO = 1,
