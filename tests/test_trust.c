@@ -399,3 +399,55 @@ Test(trust, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
     cr_assert_eq(count_in(log, "\"event\":\"restarted\""), 0);
     free(url); free(ctl); free(br); free(dir); free(log); free(out); free(file);
 }
+
+/* ---- a muscle whose request is lost greets again ------------------------------------- */
+
+Test(trust, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
+{
+    if (system("ss -h > /dev/null 2>&1") != 0)
+        cr_skip_test("no ss(8) to break a connection with");
+    char *file = write_file("regreet", 150000, ", remote_worker: 1");
+    char *out = bd_strfmt("/tmp/bd-trust-%d-regreet", (int)getpid());
+    int port = 20000 + (int)((getpid() + 7) % 20000);
+    char *listen = bd_strfmt("tcp://127.0.0.1:%d", port);
+    pid_t run = fork();
+    if (run == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", "--listen", listen, (char *)NULL);
+        _exit(127);
+    }
+    pid_t mus = fork();
+    if (mus == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--wait", "60", (char *)NULL);
+        _exit(127);
+    }
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_text(log, "\"muscles\":3", 90); /* the remote muscle takes part */
+    int bport = (int)log_number(out, "\"event\":\"ready\",\"phase\":\"train\",\"agent\"", "port");
+    cr_assert_gt(bport, 0);
+    /* break the remote muscle's connection to its brain, as a network would */
+    char *kill_conn = bd_strfmt("ss -K dst 127.0.0.1 dport = %d > /dev/null 2>&1", bport);
+    int killed = system(kill_conn) == 0;
+    free(kill_conn);
+    if (!killed)
+        cr_skip_test("ss -K is not allowed here");
+    wait_text(log, "\"event\":\"greeting_again\"", 30);
+    cr_assert_eq(finish(run), 0, "the run completes");
+    int st;
+    waitpid(mus, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the remote muscle ends with the run (status %d)", st);
+    cr_assert_geq(count_in(log, "the connection to its brain closed"), 1);
+    cr_assert_eq(count_in(log, "\"event\":\"restarted\""), 0);
+    /* it was admitted again: a later round counts three muscles */
+    char *after = NULL;
+    cr_assert_eq(bd_read_file(log, &after, NULL), BD_OK);
+    const char *g = strstr(after, "\"event\":\"greeting_again\"");
+    cr_assert(g && strstr(g, "\"muscles\":3"), "the muscle takes part again after greeting");
+    free(after); free(log); free(listen); free(out); free(file);
+}
