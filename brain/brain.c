@@ -84,6 +84,8 @@ typedef struct {
     int stopping;             /* interrupted: the last events are best effort */
     cJSON *learned;           /* the last update's losses, for the next round's report */
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
+    long long refused_rollouts; /* rollouts whose data failed bd_rollout_check: not learned from */
+    char refused_why[256];    /* the last one's reason */
     /* news from the conductor's answers to heartbeats */
     pthread_mutex_t news_mu;
     int *lost;                /* (M) muscles the conductor says are lost */
@@ -214,7 +216,9 @@ static void bd_brain_heard(void *ctx, const cJSON *answer)
     pthread_mutex_unlock(&b->news_mu);
 }
 
-/* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. */
+/* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. BD_EINVAL
+ * (nothing copied) when its data is not fit to learn from (bd_rollout_check); another
+ * error when it does not fit the muscle's HELLO. */
 static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
 {
     bd_rollout_hdr r;
@@ -228,6 +232,12 @@ static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
         return bd_seterr(BD_EPROTO, "rollout from muscle %d has dims T=%u N=%u S=%u U=%u world0=%u "
                                     "that disagree with its HELLO / the agent",
                          k, r.T, r.N, r.S, r.U, r.world0);
+    if (bd_rollout_check(p, (size_t)req->h.payload_len, &r, b->ap->continuous ? 0 : (uint32_t)b->ap->n_actions)
+        != BD_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        return bd_seterr(BD_EINVAL, "muscle %d: %s", k, why);
+    }
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     bd_rollout_layout(&r, off, size);
     size_t n = r.N, N = (size_t)b->N, w0 = r.world0;
@@ -437,7 +447,15 @@ static int bd_brain_round(bd_brain *b, int *stop)
         bd_request *req = bd_round_request(b->round, k);
         if (!req)
             continue;
-        if (bd_brain_collect(b, k, req) != BD_OK) { /* a muscle that sends nonsense leaves */
+        int crc = bd_brain_collect(b, k, req);
+        if (crc == BD_EINVAL) { /* refused: its columns are missing this round, as for a muscle that died */
+            b->refused_rollouts++;
+            snprintf(b->refused_why, sizeof b->refused_why, "%s", bd_lasterr());
+            fprintf(stderr, "bodhi brain %s: round %lld: refused the rollout of %s\n", b->ap->cfg->name, b->round_no,
+                    bd_lasterr());
+            continue;
+        }
+        if (crc != BD_OK) { /* a muscle that sends nonsense leaves */
             cJSON *o = bd_event_new(b, "dropped");
             cJSON_AddNumberToObject(o, "muscle", k);
             cJSON_AddStringToObject(o, "error", bd_lasterr());
@@ -465,6 +483,10 @@ static int bd_brain_round(bd_brain *b, int *stop)
     }
     cJSON *ev = bd_event_new(b, "update");
     cJSON_AddNumberToObject(ev, "muscles", have);
+    if (b->refused_rollouts) {
+        cJSON_AddNumberToObject(ev, "refused_rollouts", (double)b->refused_rollouts);
+        cJSON_AddStringToObject(ev, "last_refused_rollout", b->refused_why);
+    }
     for (cJSON *x = b->learned ? b->learned->child : NULL; x; x = x->next) /* the last update's */
         cJSON_AddItemToObject(ev, x->string, cJSON_Duplicate(x, 1));
     if ((rc = bd_brain_report(b, ev, stop)) != BD_OK) {
@@ -752,6 +774,10 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         if (dropped) {
             cJSON_AddNumberToObject(ev, "dropped_messages", (double)dropped);
             cJSON_AddStringToObject(ev, "last_dropped", why);
+        }
+        if (b.refused_rollouts) { /* data not fit to learn from (bd_rollout_check) */
+            cJSON_AddNumberToObject(ev, "refused_rollouts", (double)b.refused_rollouts);
+            cJSON_AddStringToObject(ev, "last_refused_rollout", b.refused_why);
         }
         uint64_t refused = b.round ? bd_round_refused(b.round, why, sizeof why) : 0;
         if (refused) { /* another's sender id: a stranger's, or an impostor's */

@@ -859,6 +859,8 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_AddNumberToObject(j, "steps_per_s", bd_num(r, "steps_per_s", 0));
         if (bd_num(r, "refused_messages", 0) > 0) /* a brain's round refused them (wire/round.h) */
             cJSON_AddNumberToObject(j, "refused_messages", bd_num(r, "refused_messages", 0));
+        if (bd_num(r, "refused_rollouts", 0) > 0) /* data not fit to learn from */
+            cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
         cJSON_AddItemToArray(agents, j);
         if (!c->o->quiet && r)
             fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last 100), "

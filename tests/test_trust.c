@@ -400,6 +400,60 @@ Test(trust, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
     free(url); free(ctl); free(br); free(dir); free(log); free(out); free(file);
 }
 
+/* ---- data checked before it is learned ----------------------------------------------- */
+
+Test(trust, a_nan_reward_is_refused_and_never_learned, .timeout = 240)
+{
+    char *file = bd_strfmt("/tmp/bd-trust-%d-nan.yml", (int)getpid());
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "uid: nan\n"
+            "seed: 4\n"
+            "schedule:\n"
+            "  - train:\n"
+            "      environments:\n"
+            "        - environment: {name: '%s:bd_faulty_env', uid: f, params: {worlds: 4}}\n"
+            "      agents:\n"
+            "        - name: mover\n"
+            "          brain: {name: ppo, params: {rollout_steps: 16, hidden: 8}}\n"
+            "          muscle: {name: ppo}\n"
+            "          sensors: [f.*]\n"
+            "          actuators: [f.move]\n"
+            "      simulation:\n"
+            "        conditions: [{name: max_steps, params: {steps: 3000}}]\n"
+            "      phase_config: {mode: train, worker: 2}\n",
+            BODHI_FAULTY_PLUGIN);
+    fclose(f);
+    char *out = bd_strfmt("/tmp/bd-trust-%d-nan", (int)getpid());
+    cr_assert_eq(finish(start_run(file, out)), 0, "the run goes on without the refused rollouts");
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    cr_assert_geq(count_in(log, "\"last_refused_rollout\":\"muscle 0: ROLLOUT rewards[t="), 1,
+                  "log.jsonl says which rollout was refused and why");
+    cr_assert_eq(count_in(log, "\"last_refused_rollout\":\"muscle 1"), 0, "muscle 1's rollouts are all taken");
+    cr_assert_eq(count_in(log, ":null"), 0, "no loss, return or count became NaN");
+    cJSON *s = summary(out);
+    const cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0),
+                                                             "agents"), 0);
+    cr_assert_gt(cJSON_GetObjectItem(a0, "refused_rollouts")->valuedouble, 0, "summary.json counts them");
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(a0, "mean_return")));
+    cJSON_Delete(s);
+    /* the trace: muscle 0's worlds (0, 1) missing in the refused rounds, as for a muscle
+     * that died; muscle 1's (2, 3) whole; nothing else NaN */
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                         "import h5py, numpy as np\n"
+                         "f = h5py.File('%s/run.h5', 'r')\n"
+                         "r, x = f['train/mover/rewards'][:], f['train/mover/sensors'][:]\n"
+                         "assert not np.isnan(r[:, 2:]).any() and not np.isnan(x[:, 2:]).any()\n"
+                         "gone = np.isnan(r[:, 0])\n"
+                         "assert gone.any() and (np.isnan(r[:, :2]).all(axis=1) == gone).all()\n"
+                         "assert np.isnan(x[gone, :2]).all() and not np.isnan(x[~gone]).any()\n"
+                         "assert (r[~gone] == 1).all()\n"
+                         "\"", out);
+    cr_assert_eq(system(py), 0, "run.h5 holds what was refused as missing columns");
+    free(py); free(log); free(out); free(file);
+}
+
 /* ---- a muscle whose request is lost greets again ------------------------------------- */
 
 Test(trust, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
