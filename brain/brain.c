@@ -49,6 +49,7 @@ const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[
 typedef struct {
     /* config */
     const char *run_dir;
+    const char *run_digest;   /* run.yml's SHA-256 from the conductor (NULL: none) */
     char *sockdir;
     bd_runfile *rf;
     bd_phase_plan plan;
@@ -526,7 +527,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
                           const char *device, const char *tcp)
 {
     char *path = bd_strfmt("%s/run.yml", b->run_dir);
-    int rc = path ? bd_runfile_load(path, &b->rf) : BD_ENOMEM;
+    int rc = path ? bd_runfile_load_checked(path, b->run_digest, &b->rf) : BD_ENOMEM;
     free(path);
     if (rc != BD_OK)
         return rc;
@@ -682,11 +683,12 @@ static int bd_learner_threads(const bd_brain *b)
 }
 
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
-                  const char *device, const char *tcp)
+                  const char *device, const char *tcp, const char *run_digest)
 {
     bd_brain b;
     memset(&b, 0, sizeof b);
     b.run_dir = run_dir;
+    b.run_digest = run_digest;
     pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
     int rc = bd_sockdir_find(run_dir, &b.sockdir);

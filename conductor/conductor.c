@@ -73,6 +73,7 @@ typedef struct {
     char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
     char parent[32];
     char *run_yml;       /* the effective run file's text, for remote muscles */
+    char run_digest[65]; /* its SHA-256, which children check run.yml against */
     char *brain_tcp;     /* tcp://HOST:0, where brains listen for remote muscles */
     int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
     int nlost;
@@ -204,7 +205,7 @@ static int bd_start(bd_conductor *c, bd_proc *p)
     char id[16], restart[16];
     snprintf(id, sizeof id, "%d", p->index);
     snprintf(restart, sizeof restart, "%d", p->restarts);
-    char *argv[16];
+    char *argv[20];
     int n = 0;
     argv[n++] = "bodhi";
     argv[n++] = p->role == BD_ROLE_BRAIN ? "brain" : "muscle";
@@ -227,6 +228,8 @@ static int bd_start(bd_conductor *c, bd_proc *p)
     }
     argv[n++] = "--parent";
     argv[n++] = c->parent;
+    argv[n++] = "--run-digest";
+    argv[n++] = c->run_digest;
     if (dev) {
         argv[n++] = "--device";
         argv[n++] = (char *)dev;
@@ -971,9 +974,14 @@ int bd_conductor_run(const bd_run_opts *o)
     char *yml = bd_strfmt("%s/run.yml", c.dir);
     if (rc == BD_OK)
         rc = bd_runfile_write_effective(user, yml);
-    /* From here on every process reads the same effective run file. */
+    /* From here on every process reads the same effective run file: the children check
+     * it against this text's SHA-256, given on their command line. */
     if (rc == BD_OK)
-        rc = bd_runfile_load(yml, &c.rf);
+        rc = yml ? bd_read_file(yml, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK) {
+        bd_sha256_hex(c.run_yml, strlen(c.run_yml), c.run_digest);
+        rc = bd_runfile_parse(c.run_yml, yml, &c.rf);
+    }
     free(yml);
     char *h5 = bd_strfmt("%s/run.h5", c.dir);
     if (rc == BD_OK)
@@ -981,10 +989,6 @@ int bd_conductor_run(const bd_run_opts *o)
     free(h5);
     if (rc == BD_OK)
         rc = bd_sockdir_create(c.dir, &c.sockdir);
-    char *ymlp = bd_strfmt("%s/run.yml", c.dir);
-    if (rc == BD_OK)
-        rc = ymlp ? bd_read_file(ymlp, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
-    free(ymlp);
     bd_runfile_destroy(user);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());

@@ -66,6 +66,9 @@ static void bd_check_run_dir(const bd_check_opts *o, const bd_runfile *rf, bd_di
     else if (up && strcmp(up, dir) != 0 && access(up, W_OK | X_OK) != 0)
         bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s cannot be made: %s: %s", what, dir, up, strerror(errno)));
     free(up);
+    /* a folder someone else may write in, or move away, could swap run.yml under the run */
+    if (bd_dir_private(dir) != BD_OK)
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s", what, bd_lasterr()));
     char *real = realpath(dir, NULL);
     for (int i = 0; real && i < rf->nphases; i++)
         for (int k = 0; k < rf->phases[i].nagents; k++) {

@@ -332,7 +332,7 @@ static int bd_muscle_setup(bd_muscle *m)
         rc = bd_runfile_parse(o->run_file, "run.yml (from the conductor)", &m->rf);
     } else {
         char *path = bd_strfmt("%s/run.yml", o->run_dir);
-        rc = path ? bd_runfile_load(path, &m->rf) : bd_seterr(BD_ENOMEM, "out of memory");
+        rc = path ? bd_runfile_load_checked(path, o->run_digest, &m->rf) : bd_seterr(BD_ENOMEM, "out of memory");
         free(path);
     }
     if (rc != BD_OK)

@@ -505,3 +505,104 @@ Test(trust, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
     cr_assert(g && strstr(g, "\"muscles\":3"), "the muscle takes part again after greeting");
     free(after); free(log); free(listen); free(out); free(file);
 }
+
+/* ---- run folders: only yours ---------------------------------------------------------- */
+
+/* `bodhi CMD FILE --out OUT`, stderr into *err (caller frees): the exit code. */
+static int bodhi_cmd(const char *cmd, const char *file, const char *out, char **err)
+{
+    char *errf = bd_strfmt("/tmp/bd-trust-%d-cmd.err", (int)getpid());
+    char *line = bd_strfmt("%s %s %s --out %s --quiet > /dev/null 2> %s", BODHI_BINARY, cmd, file, out, errf);
+    int st = system(line);
+    *err = NULL;
+    cr_assert_eq(bd_read_file(errf, err, NULL), BD_OK);
+    unlink(errf);
+    free(line);
+    free(errf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int dir_is_empty(const char *dir)
+{
+    char *cmd = bd_strfmt("test -z \"$(ls -A %s)\"", dir);
+    int empty = system(cmd) == 0;
+    free(cmd);
+    return empty;
+}
+
+Test(trust, a_run_folder_others_may_write_or_own_is_refused_before_anything_runs, .timeout = 120)
+{
+    char *file = write_file("dirs", 2000, "");
+    char *ww = bd_strfmt("/tmp/bd-trust-%d-ww", (int)getpid());
+    cr_assert_eq(mkdir(ww, 0700), 0);
+    cr_assert_eq(chmod(ww, 0777), 0); /* an empty folder anyone may write in */
+    char *err;
+    cr_assert_eq(bodhi_cmd("check", file, ww, &err), 2, "%s", err);
+    cr_assert(strstr(err, "may be written by others (mode 0777)"), "%s", err);
+    free(err);
+    cr_assert_eq(bodhi_cmd("run", file, ww, &err), 2, "%s", err);
+    cr_assert(strstr(err, "may be written by others"), "%s", err);
+    cr_assert(dir_is_empty(ww), "nothing was written into %s", ww);
+    free(err);
+    /* a folder under a parent anyone may write in (not sticky): its run could be moved away */
+    char *sub = bd_strfmt("%s/run", ww);
+    cr_assert_eq(bodhi_cmd("run", file, sub, &err), 2, "%s", err);
+    cr_assert(strstr(err, "not sticky"), "%s", err);
+    cr_assert(dir_is_empty(ww));
+    free(err);
+    /* sticky, as /tmp: fine */
+    cr_assert_eq(chmod(ww, 01777), 0);
+    cr_assert_eq(bodhi_cmd("check", file, sub, &err), 0, "%s", err);
+    free(err);
+    /* another user's folder (when this test may give one away) */
+    if (geteuid() == 0) {
+        char *theirs = bd_strfmt("/tmp/bd-trust-%d-theirs", (int)getpid());
+        cr_assert_eq(mkdir(theirs, 0700), 0);
+        cr_assert_eq(chown(theirs, 65534, 65534), 0);
+        cr_assert_eq(bodhi_cmd("run", file, theirs, &err), 2, "%s", err);
+        cr_assert(strstr(err, "belongs to uid 65534"), "%s", err);
+        cr_assert(dir_is_empty(theirs));
+        free(err);
+        free(theirs);
+    }
+    /* run.lock a symbolic link to someone's file: not followed, the file not truncated */
+    char *mine = bd_strfmt("/tmp/bd-trust-%d-mine", (int)getpid()), *victim = bd_strfmt("%s.victim", mine);
+    cr_assert_eq(mkdir(mine, 0700), 0);
+    cr_assert_eq(bd_write_file(victim, "keep\n", 5), BD_OK);
+    char *lock = bd_strfmt("%s/run.lock", mine);
+    cr_assert_eq(symlink(victim, lock), 0);
+    cr_assert_neq(bodhi_cmd("run", file, mine, &err), 0, "%s", err);
+    free(err);
+    char *text = NULL;
+    cr_assert_eq(bd_read_file(victim, &text, NULL), BD_OK);
+    cr_assert_str_eq(text, "keep\n", "run.lock's target was not touched");
+    free(text); free(lock); free(victim); free(mine); free(sub); free(ww); free(file);
+}
+
+Test(trust, a_run_yml_swapped_after_the_start_is_refused_by_the_children, .timeout = 240)
+{
+    char *file = write_file("swap", 50000000, "");
+    char *out = bd_strfmt("/tmp/bd-trust-%d-swap", (int)getpid());
+    pid_t run = start_run(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_text(log, "\"event\":\"update\"", 60);
+    /* another run file in its place (the same but for a bigger network), then a muscle
+     * that must start again and read it */
+    char *yml = bd_strfmt("%s/run.yml", out), *text = NULL;
+    cr_assert_eq(bd_read_file(yml, &text, NULL), BD_OK);
+    char *at = strstr(text, "hidden: 16");
+    cr_assert_not_null(at);
+    at[8] = '9';
+    char *tmp = bd_strfmt("%s.new", yml);
+    cr_assert_eq(bd_write_file(tmp, text, strlen(text)), BD_OK);
+    cr_assert_eq(rename(tmp, yml), 0);
+    kill(muscle_pid(out, 1), SIGKILL);
+    cr_assert_eq(finish(run), 1, "the run fails");
+    cJSON *s = summary(out);
+    const cJSON *e = cJSON_GetObjectItem(s, "error");
+    cr_assert(cJSON_IsString(e) && strstr(e->valuestring, "is not the run file this run started with"),
+              "summary.json names why: %s", cJSON_IsString(e) ? e->valuestring : "(none)");
+    cJSON_Delete(s);
+    cr_assert_eq(count_in(log, "hidden: 96"), 0);
+    free(tmp); free(text); free(yml); free(log); free(out); free(file);
+}
