@@ -1,4 +1,4 @@
-/* test_trust.c: what a stranger's messages can do to a live run: nothing. Each test starts
+/* test_identity.c: what a stranger's messages can do to a live run: nothing. Each test starts
  * a real run (conductor, brain, two muscle processes over NNG) and attacks it as another
  * program of the same machine would, with NNG clients and raw sockets: a HELLO with a live
  * muscle's id, forged control events and heartbeats, a length header of 1 GiB, a run
@@ -45,7 +45,7 @@ static const char *RUN =
 
 static char *write_file(const char *tag, int steps, const char *extra)
 {
-    char *path = bd_strfmt("/tmp/bd-trust-%d-%s.yml", (int)getpid(), tag);
+    char *path = bd_strfmt("/tmp/bd-ident-%d-%s.yml", (int)getpid(), tag);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fprintf(f, RUN, steps, extra);
@@ -170,7 +170,7 @@ static void same_trace(const char *a, const char *b)
 /* A clean run of the file, for comparison: its output folder (the caller frees). */
 static char *clean_run(const char *file, const char *tag)
 {
-    char *out = bd_strfmt("/tmp/bd-trust-%d-%s", (int)getpid(), tag);
+    char *out = bd_strfmt("/tmp/bd-ident-%d-%s", (int)getpid(), tag);
     cr_assert_eq(finish(start_run(file, out)), 0, "the clean run completes");
     return out;
 }
@@ -216,11 +216,11 @@ static char *sock_url(const char *out, const char *name)
 
 /* ---- identity: a sender id is its connection's ---------------------------------------- */
 
-Test(trust, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240)
+Test(identity, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240)
 {
     char *file = write_file("hello", 150000, "");
     char *clean = clean_run(file, "hello-clean");
-    char *out = bd_strfmt("/tmp/bd-trust-%d-hello", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-hello", (int)getpid());
     pid_t run = start_run(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
     wait_text(log, "\"event\":\"update\"", 60);
@@ -254,11 +254,11 @@ Test(trust, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240)
     free(want); free(got); free(brain); free(log); free(out); free(clean); free(file);
 }
 
-Test(trust, forged_control_events_and_beats_are_refused_and_counted, .timeout = 240)
+Test(identity, forged_control_events_and_beats_are_refused_and_counted, .timeout = 240)
 {
     char *file = write_file("events", 150000, "");
     char *clean = clean_run(file, "events-clean");
-    char *out = bd_strfmt("/tmp/bd-trust-%d-events", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-events", (int)getpid());
     pid_t run = start_run(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
     wait_text(log, "\"event\":\"update\"", 60);
@@ -293,10 +293,10 @@ Test(trust, forged_control_events_and_beats_are_refused_and_counted, .timeout = 
     free(leaving); free(want); free(got); free(ctl); free(log); free(out); free(clean); free(file);
 }
 
-Test(trust, a_forged_heartbeat_does_not_hide_a_hung_muscle, .timeout = 240)
+Test(identity, a_forged_heartbeat_does_not_hide_a_hung_muscle, .timeout = 240)
 {
     char *file = write_file("beat", 50000000, ", heartbeat_timeout: 2");
-    char *out = bd_strfmt("/tmp/bd-trust-%d-beat", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-beat", (int)getpid());
     pid_t run = start_run(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
     wait_text(log, "\"event\":\"update\"", 60);
@@ -339,7 +339,7 @@ static long peak_kb(int pid)
  * and writes up to 512 MiB of it: the bytes the other side took before it hung up. */
 static long long announce_a_gigabyte(const char *path)
 {
-    char *out = bd_strfmt("/tmp/bd-trust-%d-gib.txt", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-gib.txt", (int)getpid());
     char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
                          "import socket, struct\n"
                          "s = socket.socket(socket.AF_UNIX)\n"
@@ -374,10 +374,10 @@ static long long announce_a_gigabyte(const char *path)
     return sent;
 }
 
-Test(trust, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
+Test(identity, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
 {
     char *file = write_file("gib", 150000, "");
-    char *out = bd_strfmt("/tmp/bd-trust-%d-gib", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-gib", (int)getpid());
     pid_t run = start_run(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
     wait_text(log, "\"event\":\"update\"", 60);
@@ -402,9 +402,9 @@ Test(trust, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
 
 /* ---- data checked before it is learned ----------------------------------------------- */
 
-Test(trust, a_nan_reward_is_refused_and_never_learned, .timeout = 240)
+Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240)
 {
-    char *file = bd_strfmt("/tmp/bd-trust-%d-nan.yml", (int)getpid());
+    char *file = bd_strfmt("/tmp/bd-ident-%d-nan.yml", (int)getpid());
     FILE *f = fopen(file, "w");
     cr_assert_not_null(f);
     fprintf(f,
@@ -425,7 +425,7 @@ Test(trust, a_nan_reward_is_refused_and_never_learned, .timeout = 240)
             "      phase_config: {mode: train, worker: 2}\n",
             BODHI_FAULTY_PLUGIN);
     fclose(f);
-    char *out = bd_strfmt("/tmp/bd-trust-%d-nan", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-nan", (int)getpid());
     cr_assert_eq(finish(start_run(file, out)), 0, "the run goes on without the refused rollouts");
     char *log = bd_strfmt("%s/log.jsonl", out);
     cr_assert_geq(count_in(log, "\"last_refused_rollout\":\"muscle 0: ROLLOUT rewards[t="), 1,
@@ -456,12 +456,12 @@ Test(trust, a_nan_reward_is_refused_and_never_learned, .timeout = 240)
 
 /* ---- a muscle whose request is lost greets again ------------------------------------- */
 
-Test(trust, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
+Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
 {
     if (system("ss -h > /dev/null 2>&1") != 0)
         cr_skip_test("no ss(8) to break a connection with");
     char *file = write_file("regreet", 150000, ", remote_worker: 1");
-    char *out = bd_strfmt("/tmp/bd-trust-%d-regreet", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-regreet", (int)getpid());
     int port = 20000 + (int)((getpid() + 7) % 20000);
     char *listen = bd_strfmt("tcp://127.0.0.1:%d", port);
     pid_t run = fork();
@@ -511,7 +511,7 @@ Test(trust, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
 /* `bodhi CMD FILE --out OUT`, stderr into *err (caller frees): the exit code. */
 static int bodhi_cmd(const char *cmd, const char *file, const char *out, char **err)
 {
-    char *errf = bd_strfmt("/tmp/bd-trust-%d-cmd.err", (int)getpid());
+    char *errf = bd_strfmt("/tmp/bd-ident-%d-cmd.err", (int)getpid());
     char *line = bd_strfmt("%s %s %s --out %s --quiet > /dev/null 2> %s", BODHI_BINARY, cmd, file, out, errf);
     int st = system(line);
     *err = NULL;
@@ -530,10 +530,10 @@ static int dir_is_empty(const char *dir)
     return empty;
 }
 
-Test(trust, a_run_folder_others_may_write_or_own_is_refused_before_anything_runs, .timeout = 120)
+Test(identity, a_run_folder_others_may_write_or_own_is_refused_before_anything_runs, .timeout = 120)
 {
     char *file = write_file("dirs", 2000, "");
-    char *ww = bd_strfmt("/tmp/bd-trust-%d-ww", (int)getpid());
+    char *ww = bd_strfmt("/tmp/bd-ident-%d-ww", (int)getpid());
     cr_assert_eq(mkdir(ww, 0700), 0);
     cr_assert_eq(chmod(ww, 0777), 0); /* an empty folder anyone may write in */
     char *err;
@@ -556,7 +556,7 @@ Test(trust, a_run_folder_others_may_write_or_own_is_refused_before_anything_runs
     free(err);
     /* another user's folder (when this test may give one away) */
     if (geteuid() == 0) {
-        char *theirs = bd_strfmt("/tmp/bd-trust-%d-theirs", (int)getpid());
+        char *theirs = bd_strfmt("/tmp/bd-ident-%d-theirs", (int)getpid());
         cr_assert_eq(mkdir(theirs, 0700), 0);
         cr_assert_eq(chown(theirs, 65534, 65534), 0);
         cr_assert_eq(bodhi_cmd("run", file, theirs, &err), 2, "%s", err);
@@ -566,7 +566,7 @@ Test(trust, a_run_folder_others_may_write_or_own_is_refused_before_anything_runs
         free(theirs);
     }
     /* run.lock a symbolic link to someone's file: not followed, the file not truncated */
-    char *mine = bd_strfmt("/tmp/bd-trust-%d-mine", (int)getpid()), *victim = bd_strfmt("%s.victim", mine);
+    char *mine = bd_strfmt("/tmp/bd-ident-%d-mine", (int)getpid()), *victim = bd_strfmt("%s.victim", mine);
     cr_assert_eq(mkdir(mine, 0700), 0);
     cr_assert_eq(bd_write_file(victim, "keep\n", 5), BD_OK);
     char *lock = bd_strfmt("%s/run.lock", mine);
@@ -579,10 +579,10 @@ Test(trust, a_run_folder_others_may_write_or_own_is_refused_before_anything_runs
     free(text); free(lock); free(victim); free(mine); free(sub); free(ww); free(file);
 }
 
-Test(trust, a_run_yml_swapped_after_the_start_is_refused_by_the_children, .timeout = 240)
+Test(identity, a_run_yml_swapped_after_the_start_is_refused_by_the_children, .timeout = 240)
 {
     char *file = write_file("swap", 50000000, "");
-    char *out = bd_strfmt("/tmp/bd-trust-%d-swap", (int)getpid());
+    char *out = bd_strfmt("/tmp/bd-ident-%d-swap", (int)getpid());
     pid_t run = start_run(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
     wait_text(log, "\"event\":\"update\"", 60);
