@@ -510,18 +510,18 @@ static int bd_current(const bd_proc *p, const cJSON *o)
 
 /* 1 when the message came on the connection of the process now in slot p. A sender id is
  * whatever a message says; the connection is not: a local child is the process the kernel
- * names at the other end of its ipc connection (the pid it was started with), a remote
- * muscle the connection its first message after its JOIN came on. The first such message
- * binds the slot to its connection; a new process in the slot binds anew. */
+ * names at the other end of its ipc connection (the pid it was started with; a connection
+ * it makes again is its own too), a remote muscle the connection its first message after
+ * its JOIN came on. A new process in the slot binds anew. */
 static int bd_owner(bd_proc *p, const bd_request *req, const cJSON *o)
 {
     if (!p || !p->alive)
         return 0;
     const uint32_t id = (uint32_t)nng_pipe_id(req->pipe);
-    if (p->pipe)
-        return p->pipe == id;
+    if (p->pipe == id)
+        return 1;
     const int peer = bd_pipe_peer_pid(req->pipe);
-    if (p->remote ? peer > 0 || !bd_current(p, o) : peer <= 0 || peer != (int)p->pid)
+    if (!p->remote ? peer <= 0 || peer != (int)p->pid : p->pipe || peer > 0 || !bd_current(p, o))
         return 0;
     p->pipe = id;
     return 1;
