@@ -40,16 +40,17 @@
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
-    {"ppo", "ppo", 0, bd_ppo_check, bd_ppo_rollout_steps},
-    {"random", "random", 1, bd_random_brain_check, bd_ppo_rollout_steps},
+    {"ppo", "ppo", 0, bd_ppo_check, bd_ppo_rollout_steps, bd_ppo_weights_floats},
+    {"random", "random", 1, bd_random_brain_check, bd_ppo_rollout_steps, NULL},
     /* drives a rule-based muscle (fsm): records and counts, learns nothing */
-    {"none", "rules", 1, bd_random_brain_check, bd_ppo_rollout_steps},
+    {"none", "rules", 1, bd_random_brain_check, bd_ppo_rollout_steps, NULL},
 };
 const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
 
 typedef struct {
     /* config */
     const char *run_dir;
+    const char *run_digest;   /* run.yml's SHA-256 from the conductor (NULL: none) */
     char *sockdir;
     bd_runfile *rf;
     bd_phase_plan plan;
@@ -89,6 +90,8 @@ typedef struct {
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
     int kl_streak;            /* updates in a row whose KL was above diverge_kl */
     char diverged[256];       /* why learning diverged (its update undone), or "" */
+    long long refused_rollouts; /* rollouts whose data failed bd_rollout_check: not learned from */
+    char refused_why[256];    /* the last one's reason */
     /* news from the conductor's answers to heartbeats */
     cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
     pthread_mutex_t news_mu;
@@ -152,6 +155,16 @@ static int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
     int n;
     uint32_t w0;
     bd_agent_shard(b->ap, b->M, k, &n, &w0);
+    /* who may greet as muscle k: a local muscle is a process the conductor started (the
+     * kernel names the process at the other end of an ipc connection); a remote one comes
+     * over TCP. A greeting as a local muscle over TCP, or from any other process, is refused. */
+    const int peer = bd_pipe_peer_pid(req->pipe);
+    if (rc == BD_OK && k < b->plan.worker
+        && (peer <= 0 || h.pid != (uint32_t)peer || bd_proc_parent((pid_t)peer) != getppid()))
+        rc = bd_seterr(BD_EPROTO, "a HELLO as local muscle %d from %s, not a muscle this run started", k,
+                       peer > 0 ? "another process" : "a TCP connection");
+    else if (rc == BD_OK && k >= b->plan.worker && peer > 0)
+        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
     if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
         rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
                        "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
@@ -212,7 +225,9 @@ static void bd_brain_heard(void *ctx, const cJSON *answer)
     pthread_mutex_unlock(&b->news_mu);
 }
 
-/* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. */
+/* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. BD_EINVAL
+ * (nothing copied) when its data is not fit to learn from (bd_rollout_check); another
+ * error when it does not fit the muscle's HELLO. */
 static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
 {
     bd_rollout_hdr r;
@@ -226,6 +241,12 @@ static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
         return bd_seterr(BD_EPROTO, "rollout from muscle %d has dims T=%u N=%u S=%u U=%u world0=%u "
                                     "that disagree with its HELLO / the agent",
                          k, r.T, r.N, r.S, r.U, r.world0);
+    if (bd_rollout_check(p, (size_t)req->h.payload_len, &r, b->ap->continuous ? 0 : (uint32_t)b->ap->n_actions)
+        != BD_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        return bd_seterr(BD_EINVAL, "muscle %d: %s", k, why);
+    }
     size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
     bd_rollout_layout(&r, off, size);
     size_t n = r.N, N = (size_t)b->N, w0 = r.world0;
@@ -472,7 +493,15 @@ static int bd_brain_round(bd_brain *b, int *stop)
         bd_request *req = bd_round_request(b->round, k);
         if (!req)
             continue;
-        if (bd_brain_collect(b, k, req) != BD_OK) { /* a muscle that sends nonsense leaves */
+        int crc = bd_brain_collect(b, k, req);
+        if (crc == BD_EINVAL) { /* refused: its columns are missing this round, as for a muscle that died */
+            b->refused_rollouts++;
+            snprintf(b->refused_why, sizeof b->refused_why, "%s", bd_lasterr());
+            fprintf(stderr, "bodhi brain %s: round %lld: refused the rollout of %s\n", b->ap->cfg->name, b->round_no,
+                    bd_lasterr());
+            continue;
+        }
+        if (crc != BD_OK) { /* a muscle that sends nonsense leaves */
             cJSON *o = bd_event_new(b, "dropped");
             cJSON_AddNumberToObject(o, "muscle", k);
             cJSON_AddStringToObject(o, "error", bd_lasterr());
@@ -504,6 +533,10 @@ static int bd_brain_round(bd_brain *b, int *stop)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         cJSON_AddNumberToObject(ev, "minflt", (double)ru.ru_minflt);
+    if (b->refused_rollouts) {
+        cJSON_AddNumberToObject(ev, "refused_rollouts", (double)b->refused_rollouts);
+        cJSON_AddStringToObject(ev, "last_refused_rollout", b->refused_why);
+    }
     for (cJSON *x = b->learned ? b->learned->child : NULL; x; x = x->next) /* the last update's */
         cJSON_AddItemToObject(ev, x->string, cJSON_Duplicate(x, 1));
     if ((rc = bd_brain_report(b, ev, stop)) != BD_OK) {
@@ -545,7 +578,7 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
                           const char *device, const char *tcp)
 {
     char *path = bd_strfmt("%s/run.yml", b->run_dir);
-    int rc = path ? bd_runfile_load(path, &b->rf) : BD_ENOMEM;
+    int rc = path ? bd_runfile_load_checked(path, b->run_digest, &b->rf) : BD_ENOMEM;
     free(path);
     if (rc != BD_OK)
         return rc;
@@ -634,6 +667,21 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     /* the muscles' socket */
     char *url = bd_url_brain(b->sockdir, b->plan.phase_index, b->ap->index);
     rc = url ? bd_round_open(b->M, BD_MSG_HELLO, BD_MSG_ROLLOUT, &b->round) : bd_seterr(BD_ENOMEM, "out of memory");
+    /* the longest message a muscle sends: the rollout of the widest shard with every
+     * (step, world) ending (a final observation each); NNG refuses longer ones unread */
+    size_t most = BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + BD_HELLO_SIZE;
+    for (int k = 0; k < b->M; k++) {
+        int n;
+        uint32_t w0;
+        bd_agent_shard(b->ap, b->M, k, &n, &w0);
+        bd_rollout_hdr h = {(uint32_t)k, (uint32_t)b->T, (uint32_t)n, (uint32_t)b->S, (uint32_t)b->U, w0, 0,
+                            (uint64_t)b->T * (uint64_t)n};
+        size_t off[BD_RO_COUNT], size[BD_RO_COUNT], bytes = bd_rollout_layout(&h, off, size);
+        if (bytes && BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + bytes > most)
+            most = BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + bytes;
+    }
+    if (rc == BD_OK)
+        rc = bd_round_set_recvmax(b->round, most);
     if (rc == BD_OK)
         rc = bd_round_listen(b->round, url, NULL);
     if (rc == BD_OK && tcp)
@@ -691,11 +739,12 @@ static int bd_learner_threads(const bd_brain *b)
 }
 
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
-                  const char *device, const char *tcp)
+                  const char *device, const char *tcp, const char *run_digest)
 {
     bd_brain b;
     memset(&b, 0, sizeof b);
     b.run_dir = run_dir;
+    b.run_digest = run_digest;
     pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
     b.startup = bd_startup_new("brain");
@@ -707,6 +756,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     char *curl = b.sockdir ? bd_url_control(b.sockdir) : NULL;
     if (curl && bd_events_dial(curl, BD_SENDER_BRAIN + (uint32_t)(b.ap ? b.ap->index : 0), &b.ev) == BD_OK) {
         bd_events_set_stop(b.ev, &bd_term_requested);
+        bd_events_set_recvmax(b.ev, BD_EVENTS_CHILD_RECVMAX);
         bd_events_beat(b.ev, 500, bd_brain_beat, bd_brain_heard, &b);
     }
     free(curl);
@@ -791,6 +841,15 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         if (dropped) {
             cJSON_AddNumberToObject(ev, "dropped_messages", (double)dropped);
             cJSON_AddStringToObject(ev, "last_dropped", why);
+        }
+        if (b.refused_rollouts) { /* data not fit to learn from (bd_rollout_check) */
+            cJSON_AddNumberToObject(ev, "refused_rollouts", (double)b.refused_rollouts);
+            cJSON_AddStringToObject(ev, "last_refused_rollout", b.refused_why);
+        }
+        uint64_t refused = b.round ? bd_round_refused(b.round, why, sizeof why) : 0;
+        if (refused) { /* another's sender id: a stranger's, or an impostor's */
+            cJSON_AddNumberToObject(ev, "refused_messages", (double)refused);
+            cJSON_AddStringToObject(ev, "last_refused", why);
         }
         if (ckpt)
             cJSON_AddStringToObject(ev, "checkpoint", ckpt);

@@ -17,8 +17,10 @@ extern const int bd_brain_nkinds;
  * reg. tcp (NULL, or tcp://HOST:0) also listens there for muscles on other machines; the
  * port the system chose goes to the conductor in the "ready" event. Returns the process
  * exit code: 0 done, 1 failed (message on stderr), 143 stopped by SIGTERM (memory
- * flushed). */
+ * flushed). run_digest (NULL: none): run.yml's SHA-256 as the conductor wrote it; another
+ * run.yml is refused. */
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent,
-                  const bd_registry *reg, const char *device_override, const char *tcp);
+                  const bd_registry *reg, const char *device_override, const char *tcp,
+                  const char *run_digest);
 
 #endif

@@ -125,6 +125,19 @@ long long bd_ppo_rollout_steps(const bd_node *params, long long columns)
     return rc == BD_OK ? pp.rollout_steps : -1;
 }
 
+unsigned long long bd_ppo_weights_floats(const bd_node *params, const bd_agent_plan *ap, long long columns)
+{
+    bd_ppo_params pp;
+    bd_diags d = BD_DIAGS_INIT;
+    int rc = bd_ppo_params_read(params, 1, columns, &pp, &d);
+    bd_diags_fini(&d);
+    if (rc != BD_OK)
+        return 0;
+    bdt_policy_config cfg;
+    bd_ppo_policy_config(ap, &pp, BD_DEVICE_CPU, &cfg);
+    return (unsigned long long)bdt_policy_param_count_of(&cfg) + 2ull * (unsigned long long)ap->nsens;
+}
+
 int bd_ppo_params_parse(const bd_node *p, long long default_total, long long columns, bd_ppo_params *o)
 {
     bd_diags d = BD_DIAGS_INIT;

@@ -64,6 +64,10 @@ long long bd_ppo_auto_rollout(long long columns);
  * random brains. */
 long long bd_ppo_rollout_steps(const bd_node *params, long long columns);
 
+/* For the registry: the most floats a WEIGHTS message to agent ap's muscles carries with
+ * these params (the network's parameters, then S means and S inverse deviations). */
+unsigned long long bd_ppo_weights_floats(const bd_node *params, const bd_agent_plan *ap, long long columns);
+
 /* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
  * naming the position. total_steps defaults to default_total; rollout_steps to
  * bd_ppo_auto_rollout(columns). */

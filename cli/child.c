@@ -39,8 +39,9 @@ static int bd_small_int(const char *cmd, const char *what, const char *s)
 int bd_cmd_brain(int argc, char **argv)
 {
     const char *dir = NULL, *phase = NULL, *agent = NULL, *parent = NULL, *device = NULL, *tcp = NULL;
-    bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"agent=", &agent},
-                     {"parent=", &parent}, {"device=", &device}, {"tcp=", &tcp}, {0}};
+    const char *digest = NULL;
+    bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"agent=", &agent}, {"parent=", &parent},
+                     {"device=", &device}, {"tcp=", &tcp}, {"run-digest=", &digest}, {0}};
     int rc = bd_parse_opts("brain", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return BD_OPTS_EXIT(rc);
@@ -51,15 +52,16 @@ int bd_cmd_brain(int argc, char **argv)
     /* a brain saves what it learnt when its conductor goes */
     if (bd_child_start("brain", parent, 1, SIGTERM))
         return 1;
-    return bd_brain_main(dir, phase, agent, bd_registry_builtin(), device, tcp);
+    return bd_brain_main(dir, phase, agent, bd_registry_builtin(), device, tcp, digest);
 }
 
 int bd_cmd_muscle(int argc, char **argv)
 {
     const char *dir = NULL, *phase = NULL, *id = NULL, *parent = NULL, *device = NULL, *restart = "0";
-    const char *connect = NULL, *wait = "600";
+    const char *connect = NULL, *wait = "600", *digest = NULL;
     bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"id=", &id}, {"restart=", &restart},
-                     {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait}, {0}};
+                     {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait},
+                     {"run-digest=", &digest}, {0}};
     int rc = bd_parse_opts("muscle", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return BD_OPTS_EXIT(rc);
@@ -86,6 +88,6 @@ int bd_cmd_muscle(int argc, char **argv)
     if (bd_child_start("muscle", parent, 0, SIGKILL))
         return 1;
     bd_muscle_opts o = {.run_dir = dir, .phase = phase, .id = k, .restart = r, .device = device,
-                        .reg = bd_registry_builtin()};
+                        .reg = bd_registry_builtin(), .run_digest = digest};
     return bd_muscle_main(&o);
 }

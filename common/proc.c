@@ -105,3 +105,22 @@ int bd_child_init(pid_t parent, int catch_term, int deathsig)
     }
     return BD_OK;
 }
+
+pid_t bd_proc_parent(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so after the last ')' */
+    const char *close = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (!close || sscanf(close + 1, " %c %d", &state, &ppid) != 2 || ppid <= 0)
+        return 0;
+    return (pid_t)ppid;
+}

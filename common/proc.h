@@ -39,4 +39,7 @@ struct cJSON;
 struct cJSON *bd_startup_new(const char *role);
 void bd_startup_mark(struct cJSON *o, const char *stage);
 
+/* The parent of process pid (from /proc/PID/stat), or 0 when it is gone or unreadable. */
+pid_t bd_proc_parent(pid_t pid);
+
 #endif

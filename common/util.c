@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
 
 double bd_now(void)
 {
@@ -23,6 +27,72 @@ double bd_wall(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void bd_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char d[32];
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    mbedtls_sha256(data, len, d, 0);
+#else
+    mbedtls_sha256_ret(data, len, d, 0);
+#endif
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+int bd_dir_private(const char *dir)
+{
+    const uid_t me = geteuid();
+    struct stat st;
+    if (lstat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return BD_OK; /* not a folder: the run's own checks say so */
+        if (st.st_uid != me)
+            return bd_seterr(BD_EINVAL, "%s belongs to uid %d, not to you (uid %d): a run folder must be yours "
+                             "(choose another --out)", dir, (int)st.st_uid, (int)me);
+        if (st.st_mode & (S_IWGRP | S_IWOTH))
+            return bd_seterr(BD_EINVAL, "%s may be written by others (mode %04o): they could change what the "
+                             "run reads; run chmod go-w %s, or choose another --out", dir,
+                             (unsigned)(st.st_mode & 07777), dir);
+    }
+    /* the folders above it: from the nearest that exists up to / */
+    char *up = bd_strdup(dir);
+    if (!up)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    for (;;) {
+        char *slash = strrchr(up, '/');
+        if (!slash) {
+            strcpy(up, ".");
+            break;
+        }
+        *(slash == up ? slash + 1 : slash) = '\0';
+        if (lstat(up, &st) == 0 || strcmp(up, "/") == 0)
+            break;
+    }
+    char *real = realpath(up, NULL);
+    free(up);
+    if (!real)
+        return BD_OK; /* the run's own checks say why it cannot be made */
+    int rc = BD_OK;
+    for (;;) {
+        if (stat(real, &st) == 0 && rc == BD_OK) {
+            if (st.st_uid != me && st.st_uid != 0)
+                rc = bd_seterr(BD_EINVAL, "%s (above the run folder %s) belongs to uid %d: its owner could move the "
+                               "run folder away and put another in its place (choose another --out)", real, dir,
+                               (int)st.st_uid);
+            else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+                rc = bd_seterr(BD_EINVAL, "%s (above the run folder %s) may be written by others (mode %04o) and is "
+                               "not sticky: they could move the run folder away and put another in its place "
+                               "(choose another --out)", real, dir, (unsigned)(st.st_mode & 07777));
+        }
+        char *slash = strrchr(real, '/');
+        if (!slash || strcmp(real, "/") == 0)
+            break;
+        *(slash == real ? slash + 1 : slash) = '\0';
+    }
+    free(real);
+    return rc;
 }
 
 int bd_mkdirs(const char *path)

@@ -47,4 +47,14 @@ char *bd_strdup(const char *s);
 /* Returns 1 when path exists. */
 int bd_exists(const char *path);
 
+/* The SHA-256 of len bytes at data, as 64 lowercase hex digits and a NUL (mbedTLS). */
+void bd_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* A run folder no one else can touch: BD_OK when dir, if it exists, is a folder of this
+ * user that no one else may write in, and every folder above it (or above where it will
+ * be made) belongs to this user or root and is not writable by others unless sticky (as
+ * /tmp), so no one else can rename it away and put another in its place. Else BD_EINVAL
+ * naming the folder, its owner or mode, and what to do. */
+int bd_dir_private(const char *dir);
+
 #endif

@@ -78,6 +78,7 @@ typedef struct {
     char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
     char parent[32];
     char *run_yml;       /* the effective run file's text, for remote muscles */
+    char run_digest[65]; /* its SHA-256, which children check run.yml against */
     char *brain_tcp;     /* tcp://HOST:0, where brains listen for remote muscles */
     int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
     int nlost;
@@ -88,6 +89,8 @@ typedef struct {
     double last_slice;   /* when the supervision loop last looked at the deadlines */
     double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
     int diverged;        /* a phase ended because an agent's learning diverged */
+    uint64_t refused;    /* events and beats from a connection that does not own their sender */
+    char refused_why[256];
 } bd_conductor;
 
 static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
@@ -237,7 +240,7 @@ static int bd_start(bd_conductor *c, bd_proc *p)
     char id[16], restart[16];
     snprintf(id, sizeof id, "%d", p->index);
     snprintf(restart, sizeof restart, "%d", p->restarts);
-    char *argv[16];
+    char *argv[20];
     int n = 0;
     argv[n++] = "bodhi";
     argv[n++] = p->role == BD_ROLE_BRAIN ? "brain" : "muscle";
@@ -260,6 +263,8 @@ static int bd_start(bd_conductor *c, bd_proc *p)
     }
     argv[n++] = "--parent";
     argv[n++] = c->parent;
+    argv[n++] = "--run-digest";
+    argv[n++] = c->run_digest;
     if (dev) {
         argv[n++] = "--device";
         argv[n++] = (char *)dev;
@@ -439,14 +444,6 @@ static void bd_excuse_stall(bd_conductor *c, double *stop_at)
 
 /* ---- the control socket ---------------------------------------------------------------- */
 
-static bd_agent_state *bd_agent(bd_conductor *c, const char *name)
-{
-    for (int i = 0; name && i < c->nagents; i++)
-        if (strcmp(c->agents[i].name, name) == 0)
-            return &c->agents[i];
-    return NULL;
-}
-
 static double bd_num(const cJSON *o, const char *key, double def)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -575,6 +572,34 @@ static int bd_current(const bd_proc *p, const cJSON *o)
     return p && p->alive && (!p->remote || (cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == p->pid));
 }
 
+/* 1 when the message came on the connection of the process now in slot p. A sender id is
+ * whatever a message says; the connection is not: a local child is the process the kernel
+ * names at the other end of its ipc connection (the pid it was started with; a connection
+ * it makes again is its own too), a remote muscle the connection its first message after
+ * its JOIN came on. A new process in the slot binds anew. */
+static int bd_owner(bd_proc *p, const bd_request *req, const cJSON *o)
+{
+    if (!p || !p->alive)
+        return 0;
+    const uint32_t id = (uint32_t)nng_pipe_id(req->pipe);
+    if (p->pipe == id)
+        return 1;
+    const int peer = bd_pipe_peer_pid(req->pipe);
+    if (!p->remote ? peer <= 0 || peer != (int)p->pid : p->pipe || peer > 0 || !bd_current(p, o))
+        return 0;
+    p->pipe = id;
+    return 1;
+}
+
+/* Drops a message from a connection that does not own its sender id, counting it. */
+static void bd_refuse(bd_conductor *c, bd_request *req, const char *kind)
+{
+    c->refused++;
+    snprintf(c->refused_why, sizeof c->refused_why, "a %.64s from a connection that is not sender %u's", kind,
+             req->h.sender);
+    bd_server_drop(c->hub, req);
+}
+
 static void bd_handle_event(bd_conductor *c, bd_request *req)
 {
     cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
@@ -585,23 +610,29 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
         return;
     }
     bd_proc *p = bd_sender(c, req->h.sender);
-    const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
-    bd_agent_state *a = bd_agent(c, cJSON_IsString(agent) ? agent->valuestring : NULL);
+    if (!bd_owner(p, req, o)) {
+        char what[96];
+        snprintf(what, sizeof what, "'%.64s' event", kind->valuestring);
+        cJSON_Delete(o);
+        bd_refuse(c, req, what);
+        return;
+    }
+    /* a brain speaks for its own agent alone */
+    bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
-    int current = !p || !p->remote || bd_current(p, o);
-    if (p && current && cJSON_IsString(err))
+    if (cJSON_IsString(err))
         snprintf(p->error, sizeof p->error, "%s", err->valuestring);
     cJSON_AddNumberToObject(o, "sender", req->h.sender);
     if (strcmp(kind->valuestring, "startup") == 0)
         bd_startup_since(c, o);
     bd_log(c, o);
-    if (strcmp(kind->valuestring, "ready") == 0 && a && p && p->role == BD_ROLE_BRAIN) {
+    if (strcmp(kind->valuestring, "ready") == 0 && a) {
         a->ready = 1;
         a->port = (int)bd_num(o, "port", 0);
     }
-    if (p && p->remote && current && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
+    if (p->remote && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
         bd_remote_left(c, p, cJSON_IsString(err) ? err->valuestring : "its phase is over");
-    if (strcmp(kind->valuestring, "update") == 0 && a && p && p->role == BD_ROLE_BRAIN && !a->held) {
+    if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {
         cJSON_Delete(a->last_update);
         a->last_update = o;
         a->held = req; /* answered by bd_barrier */
@@ -626,10 +657,19 @@ static void bd_handle_beat(bd_conductor *c, bd_request *req)
     bd_proc *p = bd_sender(c, req->h.sender);
     cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
     cJSON *answer = NULL;
-    if (p && p->role == BD_ROLE_MUSCLE && p->remote && !bd_current(p, o)) {
+    if (!bd_owner(p, req, o)) {
+        if (!p || !p->remote) { /* a beat that would hide a hung process: dropped */
+            cJSON_Delete(o);
+            bd_refuse(c, req, "heartbeat");
+            return;
+        }
+        /* a remote muscle that is no longer its slot's (it was lost) hears that it should go */
+        c->refused++;
+        snprintf(c->refused_why, sizeof c->refused_why, "a heartbeat from a connection that is not sender %u's",
+                 req->h.sender);
         answer = cJSON_CreateObject();
         cJSON_AddBoolToObject(answer, "exit", 1);
-    } else if (p && p->alive) {
+    } else {
         p->last_beat = bd_now();
         p->round = (long long)bd_num(o, "round", (double)p->round);
         bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
@@ -666,6 +706,7 @@ static void bd_handle_join(bd_conductor *c, bd_request *req)
         const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
         slot->restarts += slot->pid != 0; /* a muscle held the slot before */
         slot->pid = (pid_t)bd_num(o, "pid", 0);
+        slot->pipe = 0; /* bound by its first event or heartbeat */
         slot->alive = 1;
         slot->started = bd_now();
         slot->last_beat = 0;
@@ -805,6 +846,10 @@ static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
     cJSON_AddNumberToObject(j, "steps", steps);
     cJSON_AddNumberToObject(j, "steps_per_s", rate);
     cJSON_AddStringToObject(j, "counted_from", from);
+    if (bd_num(r, "refused_messages", 0) > 0) /* a brain's round refused them (wire/round.h) */
+        cJSON_AddNumberToObject(j, "refused_messages", bd_num(r, "refused_messages", 0));
+    if (bd_num(r, "refused_rollouts", 0) > 0) /* data not fit to learn from */
+        cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
 }
 
 /* ---- phases --------------------------------------------------------------------------- */
@@ -1007,6 +1052,8 @@ static int bd_write_summary(bd_conductor *c, const char *status)
         cJSON_AddStringToObject(s, "error", c->fail_msg);
     if (c->stalled_s > 0) /* the conductor was stopped or suspended that long */
         cJSON_AddNumberToObject(s, "stalled_s", c->stalled_s);
+    if (c->refused)
+        cJSON_AddNumberToObject(s, "refused_messages", (double)c->refused);
     cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
     char *text = cJSON_Print(s);
     cJSON_Delete(s);
@@ -1032,6 +1079,10 @@ static int bd_open_hub(bd_conductor *c)
     if (rc != BD_OK)
         return rc;
     bd_server_accept_text(c->hub, 1);
+    /* the longest message a child sends: an event (a round's report names the muscles
+     * waiting for admission; an error names what failed); NNG refuses longer ones unread */
+    if ((rc = bd_server_set_recvmax(c->hub, 65536 + 64 * (size_t)most)) != BD_OK)
+        return rc;
     char *url = bd_url_control(c->sockdir);
     rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
@@ -1085,9 +1136,14 @@ int bd_conductor_run(const bd_run_opts *o)
     char *yml = bd_strfmt("%s/run.yml", c.dir);
     if (rc == BD_OK)
         rc = bd_runfile_write_effective(user, yml);
-    /* From here on every process reads the same effective run file. */
+    /* From here on every process reads the same effective run file: the children check
+     * it against this text's SHA-256, given on their command line. */
     if (rc == BD_OK)
-        rc = bd_runfile_load(yml, &c.rf);
+        rc = yml ? bd_read_file(yml, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK) {
+        bd_sha256_hex(c.run_yml, strlen(c.run_yml), c.run_digest);
+        rc = bd_runfile_parse(c.run_yml, yml, &c.rf);
+    }
     free(yml);
     char *h5 = bd_strfmt("%s/run.h5", c.dir);
     if (rc == BD_OK)
@@ -1096,10 +1152,6 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_startup_mark(c.startup, "trace"); /* run.yml and run.h5 written */
     if (rc == BD_OK)
         rc = bd_sockdir_create(c.dir, &c.sockdir);
-    char *ymlp = bd_strfmt("%s/run.yml", c.dir);
-    if (rc == BD_OK)
-        rc = ymlp ? bd_read_file(ymlp, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
-    free(ymlp);
     bd_runfile_destroy(user);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
@@ -1155,6 +1207,10 @@ int bd_conductor_run(const bd_run_opts *o)
     if (rejected) { /* garbage sent to the control socket, dropped */
         cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
         cJSON_AddStringToObject(end, "last_rejected", why);
+    }
+    if (c.refused) { /* events and beats with another's sender id */
+        cJSON_AddNumberToObject(end, "refused_messages", (double)c.refused);
+        cJSON_AddStringToObject(end, "last_refused", c.refused_why);
     }
     bd_log(&c, end);
     cJSON_Delete(end);

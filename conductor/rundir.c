@@ -82,7 +82,10 @@ static int bd_take_lock(const char *dir, int *fd, int *owner)
         bd_seterr(BD_ENOMEM, "out of memory");
         return LOCK_ERROR;
     }
-    int f = open(p, O_RDWR | O_CREAT, 0644);
+    /* not through a symbolic link (someone's run.lock pointing at a file of yours would
+     * be truncated); not O_CLOEXEC: the children inherit it, so the folder stays claimed
+     * while any process of the run lives */
+    int f = open(p, O_RDWR | O_CREAT | O_NOFOLLOW, 0666);
     if (f < 0) {
         bd_seterr(BD_EIO, "%s: %s", p, strerror(errno));
         free(p);
@@ -242,6 +245,8 @@ int bd_rundir_claim(const char *path, bd_rundir *rd)
             snprintf(why, sizeof why, "%s", bd_lasterr());
             return bd_seterr(BD_EINVAL, "%s; nothing was written", why);
         }
+        if ((rc = bd_dir_private(dir)) != BD_OK) /* checked before; and now that it is there */
+            return rc;
         int owner;
         switch (bd_take_lock(dir, &rd->lock_fd, &owner)) {
         case LOCK_HELD: /* another run claimed the new folder first */

@@ -27,6 +27,7 @@ static char *bd_status_ask(const char *run_dir)
     if (nng_req0_open(&s) == 0) {
         nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
         nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
+        nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, (size_t)16 << 20); /* a status names every process */
         nng_msg *m;
         uint8_t *p;
         if (nng_dial(s, url, NULL, 0) == 0 && bd_wire_msg_alloc(&m, BD_MSG_STATUS, 0, 1, 0, &p) == BD_OK) {

@@ -85,6 +85,7 @@ int bd_proc_spawn(bd_proc *p, char *const argv[])
         return bd_seterr(BD_EIO, "cannot start %s %s: %s", p->role == BD_ROLE_BRAIN ? "brain" : "muscle",
                          p->name, strerror(err));
     p->pid = pid;
+    p->pipe = 0;
     p->alive = 1;
     p->started = bd_now();
     p->last_beat = 0;

@@ -7,6 +7,7 @@
 #ifndef BODHI_CONDUCTOR_SUPERVISE_H
 #define BODHI_CONDUCTOR_SUPERVISE_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -29,6 +30,7 @@ typedef struct {
     char killed_for[128]; /* why the conductor killed it ("hung: ...") */
     char host[128];       /* a remote muscle's machine */
     double free_since;    /* a remote slot: when it was last left free (bd_now) */
+    uint32_t pipe;        /* the control connection its process speaks on (0: none yet) */
 } bd_proc;
 
 typedef struct {

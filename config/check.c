@@ -91,6 +91,9 @@ static void bd_check_run_dir(const bd_check_opts *o, const bd_runfile *rf, bd_di
         bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s", what, why));
     }
     free(up);
+    /* a folder someone else may write in, or move away, could swap run.yml under the run */
+    if (bd_dir_private(dir) != BD_OK)
+        bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s", what, bd_lasterr()));
     char *real = realpath(dir, NULL);
     for (int i = 0; real && i < rf->nphases; i++)
         for (int k = 0; k < rf->phases[i].nagents; k++) {

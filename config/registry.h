@@ -28,6 +28,11 @@ typedef struct {
      * together, so config/plan.c refuses a phase whose agents ask for different T. NULL:
      * the kind asks for none. */
     long long (*rollout_steps)(const bd_node *params, long long columns);
+    /* Brains: the most floats one WEIGHTS message to agent ap's muscles carries (its
+     * network's parameters and normaliser), so that a muscle refuses a longer message
+     * before it is received; 0 when the params have problems. NULL: the brain sends no
+     * network. */
+    unsigned long long (*weights_floats)(const bd_node *params, const struct bd_agent_plan *ap, long long columns);
 } bd_kind;
 
 typedef struct {

@@ -801,6 +801,29 @@ int bd_runfile_load(const char *path, bd_runfile **out)
     return rc;
 }
 
+int bd_runfile_load_checked(const char *path, const char *sha256_hex, bd_runfile **out)
+{
+    if (!sha256_hex)
+        return bd_runfile_load(path, out);
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = bd_read_file(path, &text, &len);
+    if (rc)
+        return rc;
+    char got[65];
+    bd_sha256_hex(text, len, got);
+    if (strcmp(got, sha256_hex) != 0) {
+        free(text);
+        return bd_seterr(BD_EINVAL, "%s is not the run file this run started with (SHA-256 %.16s..., the "
+                         "conductor's %.16s...): it was changed after the run began; refused", path, got,
+                         sha256_hex);
+    }
+    rc = bd_runfile_parse(text, path, out);
+    free(text);
+    return rc;
+}
+
 void bd_runfile_destroy(bd_runfile *rf)
 {
     if (!rf)

@@ -97,6 +97,11 @@ typedef struct {
 /* Reads and validates `path`. *out is owned by the caller (bd_runfile_destroy). */
 int bd_runfile_load(const char *path, bd_runfile **out);
 
+/* bd_runfile_load, refusing (BD_EINVAL, naming both digests) a file whose SHA-256 is not
+ * sha256_hex (NULL: any file): a run's children read the very run.yml its conductor wrote
+ * and checked, not one swapped in after. */
+int bd_runfile_load_checked(const char *path, const char *sha256_hex, bd_runfile **out);
+
 /* Same from text already in memory; `name` is used in errors. */
 int bd_runfile_parse(const char *text, const char *name, bd_runfile **out);
 

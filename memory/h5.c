@@ -263,7 +263,7 @@ int bd_h5_try_lock(int fd, int how)
 
 int bd_h5_lock_writer(const char *path, int *fd)
 {
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (*fd < 0)
         return bd_seterr(BD_EIO, "cannot create trace file '%s': %s", path, strerror(errno));
     if (bd_h5_try_lock(*fd, 1) != 0) {

@@ -11,10 +11,12 @@
  * and are never sent twice (REQ resending is off: a brain may take long to learn). */
 #include "muscle/muscle.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -61,9 +63,9 @@ static int bd_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_
 }
 
 const bd_kind bd_muscle_kinds[] = {
-    {"ppo", "ppo", 0, bd_actor_check, NULL},
-    {"random", "random", 1, bd_actor_check, NULL},
-    {"fsm", "rules", 1, bd_fsm_check, NULL},
+    {"ppo", "ppo", 0, bd_actor_check, NULL, NULL},
+    {"random", "random", 1, bd_actor_check, NULL, NULL},
+    {"fsm", "rules", 1, bd_fsm_check, NULL, NULL},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 
@@ -91,6 +93,9 @@ typedef struct {
     bd_weights_hdr shape; /* the first WEIGHTS' shape, which every later one must repeat */
     int use_norm;       /* the brain sends an observation normaliser */
     int stopped;
+    int weighed;        /* the first WEIGHTS came */
+    volatile sig_atomic_t wake; /* its connection to the brain closed (a request on it is lost),
+                                   or the conductor took this muscle for lost */
 } bd_magent;
 
 typedef struct {
@@ -104,6 +109,8 @@ typedef struct {
     bd_events *ev;
     long long rounds;
     cJSON *startup;     /* start-up stamps (common/proc.h), sent after the first env step */
+    int answer_ms;      /* how long a request to a brain waits for its answer */
+    pthread_mutex_t mu; /* guards ag and na for the heartbeat thread */
 } bd_muscle;
 
 /* Set when the conductor answers a heartbeat with "exit" (it took this muscle for lost). */
@@ -177,32 +184,75 @@ static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
     return rc;
 }
 
-/* Sends msg to agent a's brain (taken), without waiting for the answer. */
-static int bd_send(bd_magent *a, nng_msg *msg)
+/* Sends msg to agent a's brain (taken), without waiting for the answer. A send cut short
+ * by a closed connection is not an error here: bd_recv then greets again. */
+static int bd_send(bd_muscle *m, bd_magent *a, nng_msg *msg)
 {
     bd_call_send(a->call, a->ctx, msg);
-    int rc = bd_call_wait(a->call, -1, &bd_muscle_lost, NULL);
-    if (rc == BD_EINTR)
+    int rc = bd_call_wait(a->call, m->answer_ms, &a->wake, NULL);
+    if (bd_muscle_lost)
         return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
-    return rc;
+    if (rc == BD_EINTR || rc == BD_ETIMEDOUT)
+        a->wake = 1;
+    return rc == BD_EINTR || rc == BD_ETIMEDOUT ? BD_OK : rc;
 }
 
-/* Waits for agent a's brain's answer. */
+/* HELLO to agent a's brain: who this muscle is and which columns it holds. */
+static int bd_greet(bd_muscle *m, bd_magent *a)
+{
+    nng_msg *msg;
+    uint8_t *p;
+    int rc = bd_wire_msg_alloc(&msg, BD_MSG_HELLO, (uint32_t)m->o->id, a->seq++, BD_HELLO_SIZE, &p);
+    if (rc != BD_OK)
+        return rc;
+    bd_hello h = {(uint32_t)m->o->id, (uint32_t)a->n, a->col0, (uint32_t)a->S, (uint32_t)a->U,
+                  (uint32_t)getpid()};
+    bd_hello_encode(&h, p);
+    return bd_send(m, a, msg);
+}
+
+static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error);
+
+/* Waits for agent a's brain's answer. A request is lost when the connection it went on
+ * closes (the brain dropped this muscle, or NNG reconnected) or no answer comes within
+ * m->answer_ms: the muscle then greets the brain again (a HELLO, answered at once with the
+ * current weights; the brain admits it again at a round boundary) instead of waiting for
+ * ever while its heartbeats say it lives. */
 static int bd_recv(bd_muscle *m, bd_magent *a, int first)
 {
-    nng_msg *msg = NULL;
-    bd_call_recv(a->call, a->ctx);
-    int rc = bd_call_wait(a->call, -1, &bd_muscle_lost, &msg);
-    if (rc == BD_EINTR)
-        return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
-    if (rc != BD_OK) { /* the reason first: bd_seterr writes where bd_lasterr reads */
-        char why[512];
-        snprintf(why, sizeof why, "%s", bd_lasterr());
-        return bd_seterr(rc, "waiting for the brain of agent '%s': %s", a->ap->cfg->name, why);
+    for (int tries = 0;; tries++) {
+        nng_msg *msg = NULL;
+        int rc = a->wake ? BD_EINTR : BD_OK;
+        if (rc == BD_OK) {
+            bd_call_recv(a->call, a->ctx);
+            rc = bd_call_wait(a->call, m->answer_ms, &a->wake, &msg);
+        }
+        if (bd_muscle_lost)
+            return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
+        if (rc == BD_OK) {
+            rc = bd_take_weights(m, a, msg, first && !a->weighed);
+            nng_msg_free(msg);
+            a->weighed |= rc == BD_OK;
+            return rc;
+        }
+        if (tries >= 1000)
+            return bd_seterr(BD_ETIMEDOUT, "the brain of agent '%s' lost %d requests in a row", a->ap->cfg->name,
+                             tries);
+        char why[320];
+        if (rc == BD_ETIMEDOUT)
+            snprintf(why, sizeof why, "agent '%s': no answer in %d s", a->ap->cfg->name, m->answer_ms / 1000);
+        else
+            snprintf(why, sizeof why, "agent '%s': the connection to its brain closed%s%.200s", a->ap->cfg->name,
+                     rc == BD_EINTR ? "" : " (", rc == BD_EINTR ? "" : bd_lasterr());
+        if (rc != BD_ETIMEDOUT && rc != BD_EINTR)
+            strncat(why, ")", sizeof why - strlen(why) - 1);
+        a->wake = 0;
+        bd_muscle_event(m, "greeting_again", why);
+        if ((rc = bd_greet(m, a)) != BD_OK)
+            return rc;
+        struct timespec ts = {0, 20 * 1000000L}; /* a closed connection takes a moment to come back */
+        nanosleep(&ts, NULL);
     }
-    rc = bd_take_weights(m, a, msg, first);
-    nng_msg_free(msg);
-    return rc;
 }
 
 static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
@@ -237,16 +287,33 @@ static int bd_agent_alloc(bd_muscle *m, bd_magent *a)
     return BD_OK;
 }
 
+/* NNG's thread: a connection to agent a's brain closed; a request on it is lost. */
+static void bd_brain_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    (void)ev;
+    ((bd_magent *)arg)->wake = 1;
+}
+
 /* Dials agent a's brain at url and sends it HELLO (the answer is taken later). */
 static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
 {
     int rv = nng_req0_open(&a->sock);
     if (rv == 0) {
         a->sock_open = 1;
+        nng_pipe_notify(a->sock, NNG_PIPE_EV_REM_POST, bd_brain_gone, a);
         nng_socket_set_ms(a->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 10);
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 200);
-        rv = nng_ctx_open(&a->ctx, a->sock);
+        /* the longest answer: WEIGHTS with the network the brain's params describe */
+        const bd_kind *bk = a->ap->brain;
+        unsigned long long floats = bk && bk->weights_floats
+                                        ? bk->weights_floats(a->ap->cfg->brain.params, a->ap, m->plan.max_columns)
+                                        : 0;
+        rv = nng_socket_set_size(a->sock, NNG_OPT_RECVMAXSZ,
+                                 BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + BD_WEIGHTS_HDR_SIZE + 4 * (size_t)floats);
+        if (rv == 0)
+            rv = nng_ctx_open(&a->ctx, a->sock);
     }
     if (rv == 0)
         rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK);
@@ -255,15 +322,7 @@ static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
     int rc = bd_call_open(&a->call);
     if (rc != BD_OK)
         return rc;
-    nng_msg *msg;
-    uint8_t *p;
-    rc = bd_wire_msg_alloc(&msg, BD_MSG_HELLO, (uint32_t)m->o->id, a->seq++, BD_HELLO_SIZE, &p);
-    if (rc != BD_OK)
-        return rc;
-    bd_hello h = {(uint32_t)m->o->id, (uint32_t)a->n, a->col0, (uint32_t)a->S, (uint32_t)a->U,
-                  (uint32_t)getpid()};
-    bd_hello_encode(&h, p);
-    return bd_send(a, msg);
+    return bd_greet(m, a);
 }
 
 static int bd_muscle_setup(bd_muscle *m)
@@ -274,7 +333,7 @@ static int bd_muscle_setup(bd_muscle *m)
         rc = bd_runfile_parse(o->run_file, "run.yml (from the conductor)", &m->rf);
     } else {
         char *path = bd_strfmt("%s/run.yml", o->run_dir);
-        rc = path ? bd_runfile_load(path, &m->rf) : bd_seterr(BD_ENOMEM, "out of memory");
+        rc = path ? bd_runfile_load_checked(path, o->run_digest, &m->rf) : bd_seterr(BD_ENOMEM, "out of memory");
         free(path);
     }
     if (rc != BD_OK)
@@ -316,8 +375,15 @@ static int bd_muscle_setup(bd_muscle *m)
         if (rc != BD_OK)
             return rc;
     }
+    /* A request that no answer follows is lost (the brain dropped this muscle, a
+     * connection broke): after this long the muscle greets again. Far above a legitimate
+     * wait, which a long update may make minutes. */
+    double answer_s = fmin(fmax(600.0, 10.0 * m->plan.ph->heartbeat_timeout), 3600.0);
+    m->answer_ms = (int)(answer_s * 1000);
+    pthread_mutex_lock(&m->mu);
     m->na = m->plan.nagents;
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
+    pthread_mutex_unlock(&m->mu);
     if (!m->ag)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
     char *sockdir = NULL;
@@ -430,7 +496,7 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
             memcpy(dst, fobs + c * S, 4 * S);
             dst += 4 * S;
         }
-    return bd_send(a, msg);
+    return bd_send(m, a, msg);
 }
 
 /* One round: T steps of every agent and the envs, on the envs' device, then the rollouts
@@ -486,9 +552,14 @@ static cJSON *bd_muscle_beat(void *ctx)
 
 static void bd_muscle_heard(void *ctx, const cJSON *answer)
 {
-    (void)ctx;
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "exit")))
-        bd_muscle_lost = 1;
+    bd_muscle *m = ctx;
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "exit")))
+        return;
+    bd_muscle_lost = 1;
+    pthread_mutex_lock(&m->mu); /* ends every wait for a brain */
+    for (int k = 0; m->ag && k < m->na; k++)
+        m->ag[k].wake = 1;
+    pthread_mutex_unlock(&m->mu);
 }
 
 static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error)
@@ -501,8 +572,8 @@ static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error)
     cJSON_AddNumberToObject(o, "muscle", m->o->id);
     cJSON_AddNumberToObject(o, "restart", m->o->restart);
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
-    if (error)
-        cJSON_AddStringToObject(o, "error", error);
+    if (error) /* an error's message, or why the muscle does what kind says */
+        cJSON_AddStringToObject(o, strcmp(kind, "error") == 0 ? "error" : "reason", error);
     bd_events_send(m->ev, o, NULL);
     cJSON_Delete(o);
 }
@@ -513,6 +584,7 @@ int bd_muscle_main(const bd_muscle_opts *o)
     memset(&m, 0, sizeof m);
     m.o = o;
     m.startup = o->restart == 0 && !o->brain_urls ? bd_startup_new("muscle") : NULL;
+    pthread_mutex_init(&m.mu, NULL);
     bdt_set_threads(1);
     char *sockdir = NULL, *curl = NULL;
     if (o->control_url)
@@ -520,8 +592,10 @@ int bd_muscle_main(const bd_muscle_opts *o)
     else if (bd_sockdir_find(o->run_dir, &sockdir) == BD_OK)
         curl = bd_url_control(sockdir);
     free(sockdir);
-    if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK)
+    if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK) {
+        bd_events_set_recvmax(m.ev, BD_EVENTS_CHILD_RECVMAX);
         bd_events_beat(m.ev, 500, bd_muscle_beat, bd_muscle_heard, &m);
+    }
     free(curl);
     bd_startup_mark(m.startup, "sockets");
     int rc = bd_muscle_setup(&m);
@@ -549,5 +623,6 @@ int bd_muscle_main(const bd_muscle_opts *o)
     bd_events_close(m.ev);
     cJSON_Delete(m.startup);
     bd_muscle_teardown(&m);
+    pthread_mutex_destroy(&m.mu);
     return rc == BD_OK ? 0 : 1;
 }

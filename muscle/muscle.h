@@ -23,6 +23,7 @@ typedef struct {
     const char *device;        /* NULL, or overrides the run file's */
     const bd_registry *reg;
     const char *control_url;   /* the conductor; NULL: the run directory's ipc socket */
+    const char *run_digest;    /* a local muscle: run.yml's SHA-256 from the conductor (NULL: none) */
     char *const *brain_urls;   /* one per agent (remote muscles); NULL: the ipc sockets */
 } bd_muscle_opts;
 

@@ -2,8 +2,10 @@
  * round trip of HELLO/WEIGHTS/ROLLOUT, the gather-and-answer round with three peers, and
  * the acknowledged event channel. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -146,6 +148,64 @@ Test(wire, rollout_final_observations_follow_the_flags)
     cr_assert_eq(bd_rollout_decode(buf, total + 8, &g), BD_OK);
     cr_assert_eq(g.ended, 3);
     free(buf);
+}
+
+/* Writes float v at entry i of array k of a rollout in buf. */
+static void put_f(uint8_t *buf, const size_t *off, int k, size_t i, float v)
+{
+    memcpy(buf + off[k] + 4 * i, &v, 4);
+}
+
+Test(wire, rollout_check_refuses_what_must_not_be_learned)
+{
+    /* T=3, N=2, S=2, U=1 (a discrete actuator of 2 values), one ended episode */
+    bd_rollout_hdr h = {0, 3, 2, 2, 1, 0, 1, 1}, g;
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    size_t total = bd_rollout_layout(&h, off, size);
+    uint8_t *clean = calloc(1, total), *buf = malloc(total);
+    bd_rollout_hdr_encode(&h, clean);
+    clean[off[BD_RO_TRUNCATED] + 2 * 2 + 1] = 1; /* t=2, world 1 */
+    for (size_t i = 0; i < 6; i++) {
+        put_f(clean, off, BD_RO_REWARDS, i, 50.0f); /* large but finite: a reward is the env's to say */
+        put_f(clean, off, BD_RO_ACTIONS, i, (float)(i % 2));
+        put_f(clean, off, BD_RO_LOGP, i, -0.69f);
+    }
+    cr_assert_eq(bd_rollout_decode(clean, total, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_rollout_check(clean, total, &g, 2), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_rollout_check(clean, total, &g, 0), BD_OK, "a continuous actuator: any finite action");
+    static const struct {
+        int k;
+        size_t i;
+        float v;
+        const char *says;
+    } bad[] = {
+        {BD_RO_REWARDS, 3, NAN, "rewards[t=1, world=1] is nan"},
+        {BD_RO_REWARDS, 0, INFINITY, "rewards[t=0, world=0] is inf"},
+        {BD_RO_OBS, 5, -INFINITY, "observations[t=1, world=0] is -inf"},
+        {BD_RO_LOGP, 4, NAN, "log-probabilities[t=2, world=0] is nan"},
+        {BD_RO_VALUES, 1, NAN, "values[t=0, world=1] is nan"},
+        {BD_RO_FINAL_VALUES, 2, NAN, "final values[t=1, world=0] is nan"},
+        {BD_RO_LAST_VALUES, 1, NAN, "last values[world=1] is nan"},
+        {BD_RO_FINAL_OBS, 1, NAN, "final observations[ended episode 0] is nan"},
+        {BD_RO_ACTIONS, 5, 2.0f, "actions[t=2, world=1] is 2, not one of the discrete actions"},
+        {BD_RO_ACTIONS, 0, -1.0f, "actions[t=0, world=0] is -1"},
+        {BD_RO_ACTIONS, 2, 0.5f, "actions[t=1, world=0] is 0.5"},
+        {BD_RO_ACTIONS, 1, NAN, "actions[t=0, world=1] is nan"},
+    };
+    for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
+        memcpy(buf, clean, total);
+        put_f(buf, off, bad[j].k, bad[j].i, bad[j].v);
+        cr_assert_eq(bd_rollout_check(buf, total, &g, 2), BD_EPROTO, "case %zu", j);
+        cr_assert(strstr(bd_lasterr(), bad[j].says), "case %zu: %s", j, bd_lasterr());
+    }
+    memcpy(buf, clean, total);
+    buf[off[BD_RO_TERMINATED] + 3] = 2; /* a flag other than 0/1 (it also counts as ended) */
+    buf[off[BD_RO_TRUNCATED] + 5] = 0;
+    cr_assert_eq(bd_rollout_decode(buf, total, &g), BD_OK);
+    cr_assert_eq(bd_rollout_check(buf, total, &g, 2), BD_EPROTO);
+    cr_assert(strstr(bd_lasterr(), "terminated[t=1, world=1] is 2, not 0 or 1"), "%s", bd_lasterr());
+    free(buf);
+    free(clean);
 }
 
 Test(wire, nng_round_trip_and_type_check)

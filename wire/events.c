@@ -12,6 +12,7 @@
 #include "wire/wire.h"
 
 #define BD_BEAT_TIMEOUT_MS 5000 /* a heartbeat's wait for its answer */
+#define BD_EVENTS_RECVMAX ((size_t)64 << 20) /* a JOIN's answer carries the run file */
 
 struct bd_events {
     nng_socket sock;
@@ -51,6 +52,7 @@ int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
      * until every brain has reported). A request waits for a connection, and one whose
      * connection drops is sent again on the next. */
     nng_socket_set_ms(ev->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_size(ev->sock, NNG_OPT_RECVMAXSZ, BD_EVENTS_RECVMAX);
     rv = nng_ctx_open(&ev->ctx_ev, ev->sock);
     if (rv == 0)
         rv = nng_ctx_open(&ev->ctx_beat, ev->sock);
@@ -71,6 +73,11 @@ int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
 void bd_events_set_timeout(bd_events *ev, int ms)
 {
     ev->timeout_ms = ms;
+}
+
+void bd_events_set_recvmax(bd_events *ev, size_t bytes)
+{
+    nng_socket_set_size(ev->sock, NNG_OPT_RECVMAXSZ, bytes);
 }
 
 void bd_events_set_stop(bd_events *ev, const volatile sig_atomic_t *stop)

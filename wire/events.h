@@ -32,6 +32,14 @@ int bd_events_send(bd_events *ev, const cJSON *obj, cJSON **reply);
 /* The same for a message of another type (JOIN). */
 int bd_events_request(bd_events *ev, bd_msg_type type, const cJSON *obj, cJSON **reply);
 
+/* The longest answer taken (bytes; NNG closes a connection that announces a longer one
+ * before anything of that size is allocated). 64 MiB unless set: the largest answer is a
+ * JOIN's, which carries the effective run file; a local child's answers are small. */
+void bd_events_set_recvmax(bd_events *ev, size_t bytes);
+
+/* The most a local child's answers carry: a round's admissions, the muscles lost. */
+#define BD_EVENTS_CHILD_RECVMAX ((size_t)1 << 20)
+
 /* How long a send waits for its answer (ms; < 0: no limit; 10 s unless set). A heartbeat
  * waits 5 s for its own. */
 void bd_events_set_timeout(bd_events *ev, int ms);

@@ -30,6 +30,8 @@ struct bd_round {
     int gone_lost;      /* a closed connection could not be recorded (out of memory) */
     uint64_t dropped;
     char why[256];
+    uint64_t refused;   /* of those, messages from a connection that does not own their sender id */
+    char refused_why[256];
 };
 
 static void bd_round_pipe_cb(void *arg, nng_pipe p, int added)
@@ -77,6 +79,11 @@ int bd_round_open(int peers, bd_msg_type greet, bd_msg_type request, bd_round **
     return BD_OK;
 }
 
+int bd_round_set_recvmax(bd_round *r, size_t bytes)
+{
+    return bd_server_set_recvmax(r->srv, bytes);
+}
+
 int bd_round_listen(bd_round *r, const char *url, int *bound)
 {
     return bd_server_listen(r->srv, url, bound);
@@ -90,6 +97,22 @@ static void bd_round_drop_req(bd_round *r, bd_request *req, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(r->why, sizeof r->why, fmt, ap);
     va_end(ap);
+    r->dropped++;
+    bd_server_drop(r->srv, req);
+}
+
+/* A message its connection may not send (another's sender id): dropped and counted as
+ * refused too. */
+static void bd_round_refuse(bd_round *r, bd_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bd_round_refuse(bd_round *r, bd_request *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->refused_why, sizeof r->refused_why, fmt, ap);
+    va_end(ap);
+    snprintf(r->why, sizeof r->why, "%s", r->refused_why);
+    r->refused++;
     r->dropped++;
     bd_server_drop(r->srv, req);
 }
@@ -121,9 +144,8 @@ static void bd_round_reap(bd_round *r)
         int gone = 0;
         for (int i = 0; !gone && i < n; i++)
             gone = ids[i] == (uint32_t)nng_pipe_id(p->pipe);
-        nng_sockaddr sa;
         if (!gone && lost) /* closings were missed: a closed connection is no longer found */
-            gone = nng_pipe_get_addr(p->pipe, NNG_OPT_LOCADDR, &sa) == NNG_ENOENT;
+            gone = !bd_pipe_open(p->pipe);
         if (gone)
             bd_round_leave(r, k);
     }
@@ -145,10 +167,19 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
         nng_pipe pipe = req->pipe;
         uint32_t seq = req->h.seq;
         int again = p->greeted;
-        if (p->state != BD_PEER_ABSENT && nng_pipe_id(p->pipe) != nng_pipe_id(pipe))
-            bd_round_leave(r, (int)k); /* it restarted before its old connection's end was seen */
+        if (p->state != BD_PEER_ABSENT && nng_pipe_id(p->pipe) != nng_pipe_id(pipe)) {
+            if (bd_pipe_open(p->pipe)) {
+                /* the peer is alive on its own connection: another may not take its id. The
+                 * greeter's connection is closed, so that a restarted peer whose old
+                 * connection's end is not seen yet greets again on a new one. */
+                bd_round_refuse(r, req, "a greeting as peer %u from another connection while its own is open", k);
+                nng_pipe_close(pipe);
+                return;
+            }
+            bd_round_leave(r, (int)k); /* it restarted: its old connection is gone */
+        }
         if (h->greet(h->ctx, (int)k, req, again) != BD_OK) { /* greet did not answer it */
-            bd_round_drop_req(r, req, "peer %u's greeting: %s", k, bd_lasterr());
+            bd_round_refuse(r, req, "peer %u's greeting: %s", k, bd_lasterr());
             return;
         }
         if (p->held)
@@ -165,7 +196,7 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
         return;
     }
     if (p->state == BD_PEER_ABSENT || nng_pipe_id(p->pipe) != nng_pipe_id(req->pipe)) {
-        bd_round_drop_req(r, req, "a request from peer %u, which has not greeted on that connection", k);
+        bd_round_refuse(r, req, "a request from peer %u, which has not greeted on that connection", k);
         return;
     }
     if (req->h.seq != p->next_seq || p->held) {
@@ -272,6 +303,13 @@ uint64_t bd_round_dropped(bd_round *r, char *why, size_t len)
     if (why && len)
         snprintf(why, len, "%s", r->why[0] ? r->why : sw);
     return n;
+}
+
+uint64_t bd_round_refused(bd_round *r, char *why, size_t len)
+{
+    if (why && len)
+        snprintf(why, len, "%s", r->refused_why);
+    return r->refused;
 }
 
 void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic_t *stop)

@@ -17,6 +17,14 @@
  * is dropped by the server (wire/serve.h). Nothing a peer sends can crash or stall a
  * gather beyond the peer's own absence.
  *
+ * A sender id belongs to the connection it greeted on: a greeting with the id of a peer
+ * whose connection is still open is refused (and the greeter's connection closed), so a
+ * stranger cannot take a live peer's place; a peer whose connection closed (it restarted)
+ * may greet again from a new one. The greet hook decides who may greet as which id at all
+ * (a brain: local muscles from processes of the run over ipc, remote ones over TCP).
+ * Greetings it turns down and requests from a connection that does not own their sender
+ * id are counted as refused.
+ *
  * One thread drives a round. A gather looks at a stop flag every 200 ms. */
 #ifndef BODHI_WIRE_ROUND_H
 #define BODHI_WIRE_ROUND_H
@@ -43,6 +51,9 @@ typedef struct {
 /* Opens a round for `peers` peers whose greetings are of type greet and whose round
  * requests are of type request. */
 int bd_round_open(int peers, bd_msg_type greet, bd_msg_type request, bd_round **out);
+
+/* The longest request taken (bytes; set before listening): wire/serve.h. */
+int bd_round_set_recvmax(bd_round *r, size_t bytes);
 
 /* Listens on url (several calls for several urls); for tcp port 0, *bound gets the port. */
 int bd_round_listen(bd_round *r, const char *url, int *bound);
@@ -75,6 +86,10 @@ int bd_round_answer(bd_round *r, int peer, nng_msg *msg);
 /* Requests dropped so far (wrong sequence, stranger, wrong type, malformed); *why (may be
  * NULL) the last reason. */
 uint64_t bd_round_dropped(bd_round *r, char *why, size_t len);
+
+/* Of the dropped requests, those refused for their connection (another's sender id, a
+ * greeting the greet hook turned down); *why (may be NULL) the last reason. */
+uint64_t bd_round_refused(bd_round *r, char *why, size_t len);
 
 /* Waits up to `seconds` (or until *stop) for every peer to hang up: an answer still queued
  * in a connection is dropped when its socket closes. */

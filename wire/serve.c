@@ -280,6 +280,26 @@ uint64_t bd_server_rejected(bd_server *s, char *why, size_t len)
     return n;
 }
 
+int bd_pipe_peer_pid(nng_pipe p)
+{
+    uint64_t pid = 0; /* NNG keeps it as a uint64 */
+    if (nng_pipe_id(p) <= 0 || nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
+        return 0;
+    return pid > 0 && pid < (1u << 30) ? (int)pid : 0;
+}
+
+int bd_pipe_open(nng_pipe p)
+{
+    nng_sockaddr sa;
+    return nng_pipe_id(p) > 0 && nng_pipe_get_addr(p, NNG_OPT_LOCADDR, &sa) != NNG_ENOENT;
+}
+
+int bd_server_set_recvmax(bd_server *s, size_t bytes)
+{
+    int rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, bytes);
+    return rv ? bd_nng_err(rv, "server: receive limit") : BD_OK;
+}
+
 void bd_server_on_pipe(bd_server *s, void (*fn)(void *, nng_pipe, int), void *ctx)
 {
     s->pipe_ctx = ctx;

@@ -60,6 +60,17 @@ void bd_server_drop(bd_server *s, bd_request *req);
 /* Malformed requests dropped so far; *why (may be NULL) the last one's reason. */
 uint64_t bd_server_rejected(bd_server *s, char *why, size_t len);
 
+/* The process at the other end of an ipc connection (the kernel's word: SO_PEERCRED), or 0
+ * for a connection of another transport (tcp) or one that is gone. */
+int bd_pipe_peer_pid(nng_pipe p);
+
+/* 1 while the connection is open. */
+int bd_pipe_open(nng_pipe p);
+
+/* Messages longer than bytes are refused by NNG before they are received: the connection
+ * that announces one is closed and nothing of that size is allocated. Set before listening. */
+int bd_server_set_recvmax(bd_server *s, size_t bytes);
+
 /* Calls fn(ctx, pipe, added) for every connection added or removed (from NNG's threads). */
 void bd_server_on_pipe(bd_server *s, void (*fn)(void *ctx, nng_pipe p, int added), void *ctx);
 

@@ -2,6 +2,7 @@
  * length is checked against the bytes actually received before anything is read. */
 #include "wire/wire.h"
 
+#include <math.h>
 #include <string.h>
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
@@ -197,6 +198,68 @@ uint64_t bd_rollout_count_ended(const uint8_t *terminated, const uint8_t *trunca
     for (size_t i = 0; i < tn; i++)
         k += (terminated[i] | truncated[i]) != 0;
     return k;
+}
+
+/* The first entry of n float32s at p that is not finite, or n. */
+static size_t bd_first_nonfinite(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, p + 4 * i, 4);
+        if (!isfinite(v))
+            return i;
+    }
+    return n;
+}
+
+int bd_rollout_check(const uint8_t *p, size_t len, const bd_rollout_hdr *h, uint32_t n_actions)
+{
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    size_t need = bd_rollout_layout(h, off, size);
+    if (need == 0 || need != len)
+        return bd_seterr(BD_EPROTO, "ROLLOUT of %zu bytes does not match its dims", len);
+    static const struct {
+        int k;
+        const char *name;
+    } floats[] = {{BD_RO_OBS, "observations"}, {BD_RO_LOGP, "log-probabilities"}, {BD_RO_VALUES, "values"},
+                  {BD_RO_REWARDS, "rewards"}, {BD_RO_FINAL_VALUES, "final values"},
+                  {BD_RO_LAST_VALUES, "last values"}, {BD_RO_FINAL_OBS, "final observations"}};
+    const size_t N = h->N ? h->N : 1;
+    for (size_t j = 0; j < sizeof floats / sizeof floats[0]; j++) {
+        const int k = floats[j].k;
+        size_t n = size[k] / 4, i = bd_first_nonfinite(p + off[k], n);
+        if (i == n)
+            continue;
+        float v;
+        memcpy(&v, p + off[k] + 4 * i, 4);
+        /* the entry's step and world: per (t, world) arrays of width S, 1 ...; final
+         * observations are rows of S in the order of the ended pairs */
+        size_t width = n / (k == BD_RO_LAST_VALUES ? N : k == BD_RO_FINAL_OBS ? (h->ended ? h->ended : 1)
+                                                                              : (size_t)h->T * N);
+        size_t row = width ? i / width : 0;
+        if (k == BD_RO_LAST_VALUES)
+            return bd_seterr(BD_EPROTO, "ROLLOUT %s[world=%zu] is %g", floats[j].name, row, (double)v);
+        if (k == BD_RO_FINAL_OBS)
+            return bd_seterr(BD_EPROTO, "ROLLOUT %s[ended episode %zu] is %g", floats[j].name, row, (double)v);
+        return bd_seterr(BD_EPROTO, "ROLLOUT %s[t=%zu, world=%zu] is %g", floats[j].name, row / N, row % N,
+                         (double)v);
+    }
+    const uint8_t *act = p + off[BD_RO_ACTIONS];
+    const size_t na = size[BD_RO_ACTIONS] / 4, U = h->U ? h->U : 1;
+    for (size_t i = 0; i < na; i++) {
+        float v;
+        memcpy(&v, act + 4 * i, 4);
+        int bad = !isfinite(v) || (n_actions > 0 && (v < 0 || v >= (float)n_actions || v != floorf(v)));
+        if (bad)
+            return bd_seterr(BD_EPROTO, "ROLLOUT actions[t=%zu, world=%zu] is %g%s", i / U / N, i / U % N, (double)v,
+                             n_actions > 0 ? ", not one of the discrete actions" : "");
+    }
+    for (int k = BD_RO_TERMINATED; k <= BD_RO_TRUNCATED; k++)
+        for (size_t i = 0; i < size[k]; i++)
+            if (p[off[k] + i] > 1)
+                return bd_seterr(BD_EPROTO, "ROLLOUT %s[t=%zu, world=%zu] is %u, not 0 or 1",
+                                 k == BD_RO_TERMINATED ? "terminated" : "truncated", i / N, i % N, p[off[k] + i]);
+    return BD_OK;
 }
 
 void bd_rollout_hdr_encode(const bd_rollout_hdr *h, uint8_t *out)

@@ -30,6 +30,9 @@
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
 #define BD_WIRE_VERSION 4 /* 4: WEIGHTS carries the normaliser's inverse std (3: its variance) */
 #define BD_WIRE_HEADER_SIZE 24
+/* What NNG puts in front of a message on the wire (REQ/REP: the request id), counted in
+ * its receive limit (NNG_OPT_RECVMAXSZ) */
+#define BD_WIRE_SP_SLACK 64
 
 typedef enum {
     BD_MSG_HELLO = 1,
@@ -142,6 +145,13 @@ void bd_rollout_hdr_encode(const bd_rollout_hdr *h, uint8_t *out);
 /* Validates the header and that len equals the layout's size, with h->ended counted
  * from the message's own flags. */
 int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h);
+/* Checks what a decoded rollout (p, len: bd_rollout_decode's) says before anything learns
+ * from it: every observation, log-probability, value, reward, final value, last value and
+ * final observation finite; every flag 0 or 1; with n_actions > 0 (one discrete
+ * actuator) every action a whole number in [0, n_actions), else every action finite.
+ * BD_EPROTO naming the first bad entry ("rewards[t=3, world=5] is nan"). */
+int bd_rollout_check(const uint8_t *p, size_t len, const bd_rollout_hdr *h, uint32_t n_actions);
+
 /* The (t, world) pairs of a (T, N) batch with terminated or truncated set. */
 uint64_t bd_rollout_count_ended(const uint8_t *terminated, const uint8_t *truncated, size_t tn);
 

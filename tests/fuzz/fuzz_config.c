@@ -29,9 +29,9 @@ static int fz_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_
 }
 
 static const bd_kind fz_brains[] = {
-    {"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}, {"none", "rules", 1, NULL, NULL}};
+    {"ppo", "ppo", 0, NULL, NULL, NULL}, {"random", "random", 1, NULL, NULL, NULL}, {"none", "rules", 1, NULL, NULL, NULL}};
 static const bd_kind fz_muscles[] = {
-    {"ppo", "ppo", 0, NULL, NULL}, {"random", "random", 1, NULL, NULL}, {"fsm", "rules", 1, fz_fsm_check, NULL}};
+    {"ppo", "ppo", 0, NULL, NULL, NULL}, {"random", "random", 1, NULL, NULL, NULL}, {"fsm", "rules", 1, fz_fsm_check, NULL, NULL}};
 static const char *const fz_objectives[] = {"reward", NULL};
 
 static int fz_no_cuda(void)

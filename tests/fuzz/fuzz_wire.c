@@ -44,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 bd_rollout_layout(&r, off, sz);
                 for (int k = 0; k < BD_RO_COUNT; k++)
                     touch(pl + off[k], sz[k]);
+                bd_rollout_check(pl, (size_t)h.payload_len, &r, r.U == 1 ? 1 + p[0] % 4 : 0);
             }
         }
         break;
@@ -67,6 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             bd_rollout_layout(&r, off, sz);
             for (int k = 0; k < BD_RO_COUNT; k++)
                 touch(p + off[k], sz[k]);
+            bd_rollout_check(p, n, &r, 0);
+            bd_rollout_check(p, n, &r, 2);
         }
         break;
     }
