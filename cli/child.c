@@ -57,9 +57,10 @@ int bd_cmd_brain(int argc, char **argv)
 int bd_cmd_muscle(int argc, char **argv)
 {
     const char *dir = NULL, *phase = NULL, *id = NULL, *parent = NULL, *device = NULL, *restart = "0";
-    const char *connect = NULL, *wait = "600";
+    const char *connect = NULL, *wait = "600", *credential = NULL, *plugins = NULL;
     bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"id=", &id}, {"restart=", &restart},
-                     {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait}, {0}};
+                     {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait},
+                     {"credential=", &credential}, {"allow-plugins", &plugins}, {0}};
     int rc = bd_parse_opts("muscle", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return BD_OPTS_EXIT(rc);
@@ -72,10 +73,16 @@ int bd_cmd_muscle(int argc, char **argv)
                             "gives them)\n");
             return 2;
         }
-        return bd_muscle_remote(connect, device, (double)w, bd_registry_builtin());
+        bd_remote_opts ro = {.url = connect, .credential = credential, .device = device, .wait_s = (double)w,
+                             .allow_plugins = plugins != NULL};
+        return bd_muscle_remote(&ro, bd_registry_builtin());
+    }
+    if (credential || plugins) {
+        fprintf(stderr, "bodhi muscle: --credential and --allow-plugins go with --connect\n");
+        return 2;
     }
     if (!dir || !phase || !id) {
-        fprintf(stderr, "bodhi muscle: give --connect tcp://HOST:PORT (a muscle on another machine), or "
+        fprintf(stderr, "bodhi muscle: give --connect HOST:PORT --credential FILE (a muscle on another machine), or "
                         "--run-dir, --phase and --id (the conductor starts local muscles so)\n");
         return 2;
     }

@@ -29,6 +29,8 @@ typedef struct {
     char killed_for[128]; /* why the conductor killed it ("hung: ...") */
     char host[128];       /* a remote muscle's machine */
     double free_since;    /* a remote slot: when it was last left free (bd_now) */
+    char addr[64];        /* a remote muscle's address as its JOIN's connection showed it */
+    int greeted;          /* a remote muscle said "ready": it greeted every brain */
 } bd_proc;
 
 typedef struct {
