@@ -546,7 +546,7 @@ Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout =
     char *join = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
-    const char *lib = strrchr(BODHI_TARGET_PLUGIN, '/') + 1;
+    const char *lib = "file=" BODHI_TARGET_PLUGIN; /* LD_DEBUG=files: the object loaded */
     /* 1. another CA's certificate: the muscle refuses it (exit 2) and sends nothing */
     bd_server *srv;
     cr_assert_eq(bd_server_open(8, &srv), BD_OK);
