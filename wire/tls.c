@@ -259,25 +259,22 @@ static int bd_tls_check_part(const char *path, int i, const char *pem)
              : BD_OK;
 }
 
-int bd_tls_load(const char *path, bd_tls **out)
+int bd_tls_parse(const char *text, size_t len, const char *path, bd_tls **out)
 {
     *out = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bd_seterr(errno == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s", path, strerror(errno));
-    close(fd);
-    int rc = bd_read_file_max(path, BD_TLS_FILE_MAX, &text, &len);
-    if (rc != BD_OK)
-        return rc;
+    char *copy = malloc(len + 1); /* NUL-terminated, and cut at the first NUL */
+    if (!copy)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    memcpy(copy, text, len);
+    copy[len] = '\0';
     bd_tls *t = calloc(1, sizeof *t);
     if (!t) {
-        free(text);
+        free(copy);
         return bd_seterr(BD_ENOMEM, "out of memory");
     }
+    int rc = BD_OK;
     /* "bodhi-part: NAME\n-----BEGIN ...-----\n...\n-----END ...-----\n" */
-    for (char *p = text; rc == BD_OK && (p = strstr(p, "bodhi-part: ")); ) {
+    for (char *p = copy; (p = strstr(p, "bodhi-part: "));) {
         p += strlen("bodhi-part: ");
         size_t nl = strcspn(p, "\r\n");
         int i = 0;
@@ -298,10 +295,12 @@ int bd_tls_load(const char *path, bd_tls **out)
         }
         memcpy(t->pem[i], begin, n);
         memcpy(t->pem[i] + n, "\n", 2);
-        rc = bd_tls_check_part(path, i, t->pem[i]);
+        if ((rc = bd_tls_check_part(path, i, t->pem[i])) != BD_OK)
+            break;
         p = stop;
     }
-    free(text);
+    explicit_bzero(copy, len);
+    free(copy);
     if (rc == BD_OK && !t->pem[P_CA])
         rc = bd_seterr(BD_EINVAL, "%s: not a bodhi credential (no CA certificate; it is made by bodhi run --listen, "
                                   "as RUN_DIR/remote.key or the --credential file)", path);
@@ -315,6 +314,24 @@ int bd_tls_load(const char *path, bd_tls **out)
     }
     *out = t;
     return BD_OK;
+}
+
+int bd_tls_load(const char *path, bd_tls **out)
+{
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return bd_seterr(errno == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s", path, strerror(errno));
+    close(fd);
+    int rc = bd_read_file_max(path, BD_TLS_FILE_MAX, &text, &len);
+    if (rc != BD_OK)
+        return rc;
+    rc = bd_tls_parse(text, len, path, out);
+    explicit_bzero(text, len);
+    free(text);
+    return rc;
 }
 
 int bd_tls_write(const bd_tls *t, const char *path, int parts)

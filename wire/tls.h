@@ -51,6 +51,10 @@ int bd_tls_issue(bd_tls *t, int part);
  * when it is not one (a part that does not parse, a certificate without its key). */
 int bd_tls_load(const char *path, bd_tls **out);
 
+/* The same from a credential file's text (len bytes, not NUL-terminated); path names it
+ * in errors. Every part is parsed by mbedTLS as what its line says it is. */
+int bd_tls_parse(const char *text, size_t len, const char *path, bd_tls **out);
+
 /* The parts (BD_TLS_* bits) the credential holds. */
 int bd_tls_parts(const bd_tls *t);
 
