@@ -2,6 +2,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "bodhi/bodhi.h"
 #include "brain/brain.h"
@@ -72,6 +74,20 @@ int bd_cmd_muscle(int argc, char **argv)
             fprintf(stderr, "bodhi muscle: --connect takes no --run-dir, --phase or --id (the conductor "
                             "gives them)\n");
             return 2;
+        }
+        /* the environment the conductor gives its own muscles (conductor.c, bd_start_phase):
+         * one OpenBLAS thread and OpenMP workers that do not spin. Both libraries read it
+         * when they load, so the process starts again with it. */
+        if (!getenv("OPENBLAS_NUM_THREADS") || !getenv("OMP_WAIT_POLICY")) {
+            setenv("OPENBLAS_NUM_THREADS", "1", 0);
+            setenv("OMP_WAIT_POLICY", "passive", 0);
+            char **again = calloc((size_t)argc + 2, sizeof *again);
+            if (again) {
+                again[0] = "bodhi";
+                memcpy(again + 1, argv, (size_t)argc * sizeof *argv);
+                execv("/proc/self/exe", again);
+                free(again); /* not started again: go on as it is */
+            }
         }
         bd_remote_opts ro = {.url = connect, .credential = credential, .device = device, .wait_s = (double)w,
                              .allow_plugins = plugins != NULL};

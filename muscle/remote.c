@@ -187,6 +187,10 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
     snprintf(me, sizeof me, "%s", hostname);
     for (;;) {
         int rv = bd_remote_probe(url, tls);
+        if (rv != 0 && bd_remote_refused_by(rv)) { /* a refusal is the same twice: look again */
+            bd_sleep_ms(500);
+            rv = bd_remote_probe(url, tls);
+        }
         if (rv != 0 && bd_remote_refused_by(rv)) {
             fprintf(stderr, "bodhi muscle: the TLS handshake with %s failed (%s): the conductor there refuses the "
                             "credential %s, or it is not the run that credential belongs to\n",
