@@ -414,6 +414,61 @@ Test(trust, only_the_runs_credential_opens_its_doors, .timeout = 240)
     free_run(&r);
 }
 
+/* A shared home: one --credential file both sides name, run after run; a muscle's copy
+ * (no CA key) is refused by bodhi run before anything is written. tcp:// and tls+tcp://
+ * prefixes mean the same door. */
+Test(trust, a_credential_file_serves_run_after_run, .timeout = 300)
+{
+    char *text = run_text(1000);
+    char *file = write_text("shared.yml", text);
+    free(text);
+    char *cred = bd_strfmt("/tmp/bd-trust-%d-shared.key", (int)getpid());
+    unlink(cred);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-shared.stderr", (int)getpid());
+    for (int k = 0; k < 2; k++) {
+        char *out = bd_strfmt("/tmp/bd-trust-%d-shared-run%d", (int)getpid(), k);
+        int port = free_port();
+        char *listen = bd_strfmt("tcp://127.0.0.1:%d", port), *connect = bd_strfmt("tls+tcp://127.0.0.1:%d", port);
+        char *args[] = {"run", file, "--out", out, "--listen", listen, "--credential", cred, NULL};
+        pid_t run = spawn(args, err, 0);
+        wait_for_text(err, "waiting up to", 60);
+        struct stat st;
+        cr_assert_eq(stat(cred, &st), 0, "run %d made or kept the credential", k);
+        cr_assert_eq(st.st_mode & 0777, 0600);
+        char *rk = bd_strfmt("%s/remote.key", out);
+        cr_assert(!bd_exists(rk), "with --credential no remote.key is written");
+        pid_t m = start_muscle(connect, cred, NULL, NULL);
+        int rc = wait_exit(run, 120);
+        cr_assert_eq(rc, 0, "run %d (exit %d)", k, rc);
+        cr_assert_eq(wait_exit(m, 30), 0);
+        free(rk);
+        free(listen);
+        free(connect);
+        free(out);
+    }
+    bd_tls *t;
+    cr_assert_eq(bd_tls_load(cred, &t), BD_OK);
+    cr_assert_eq(bd_tls_parts(t), BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT);
+    /* a muscle's copy cannot serve a run: exit 2, nothing written */
+    char *copy = bd_strfmt("%s.copy", cred), *out = bd_strfmt("/tmp/bd-trust-%d-shared-copy", (int)getpid());
+    unlink(copy);
+    cr_assert_eq(bd_tls_write(t, copy, BD_TLS_CA | BD_TLS_CLIENT), BD_OK);
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *args[] = {"run", file, "--out", out, "--listen", listen, "--credential", copy, NULL};
+    cr_assert_eq(wait_exit(spawn(args, err, 0), 60), 2);
+    cr_assert(file_has(err, "holds no CA key"));
+    cr_assert(!bd_exists(out), "nothing was written");
+    bd_tls_destroy(t);
+    unlink(copy);
+    unlink(cred);
+    free(listen);
+    free(copy);
+    free(out);
+    free(cred);
+    free(err);
+    free(file);
+}
+
 /* JOIN with the run's credential as `pid`: 1 when a slot was granted. */
 static int join_as(const char *url, bd_tls *tls, int pid)
 {
