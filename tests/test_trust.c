@@ -4,7 +4,9 @@
  * - a remote muscle with the run's credential completes the run; without one, or with
  *   another run's, it exits 2 and the run goes on; a stranger (plain TCP, a self-signed
  *   certificate, no certificate) gets no answer from the conductor's door or a brain's,
- *   where the run's own credential does;
+ *   where the run's own credential does; a HELLO as a local muscle through a brain's TLS
+ *   door is dropped and counted;
+ * - one --credential file serves run after run; a muscle's copy cannot serve a run;
  * - 400 idle TCP connections, authenticated connections past the door's cap and a JOIN
  *   that squats its slot do not keep the real muscle out, and the conductor's memory
  *   stays within twice what it was;
@@ -391,11 +393,26 @@ Test(trust, only_the_runs_credential_opens_its_doors, .timeout = 240)
     nng_tls_config *cfg;
     cr_assert_eq(bd_tls_config(mine, 0, &cfg), BD_OK);
     cr_assert(answered(door, cfg), "the run's credential gets its status");
+    /* even the run's credential cannot greet a brain as the local muscle 0 through TCP */
+    nng_socket hs;
+    cr_assert_eq(nng_req0_open(&hs), 0);
+    nng_socket_set_ms(hs, NNG_OPT_RECVTIMEO, 2000);
+    cr_assert_eq(bd_tls_dial(hs, bdoor, mine, 0), BD_OK);
+    nng_msg *hm;
+    uint8_t *hp;
+    cr_assert_eq(bd_wire_msg_alloc(&hm, BD_MSG_HELLO, 0, 0, BD_HELLO_SIZE, &hp), BD_OK);
+    memset(hp, 0, BD_HELLO_SIZE);
+    cr_assert_eq(nng_sendmsg(hs, hm, 0), 0);
+    cr_assert_neq(nng_recvmsg(hs, &hm, 0), 0, "a HELLO as local muscle 0 through the TLS door was answered");
+    nng_close(hs);
     /* the run went on: its own muscle completes it */
     pid_t m = start_muscle(r.listen, r.key, err, NULL);
     end_run(&r);
     cr_assert_eq(wait_exit(m, 30), 0);
     cr_assert(file_has(r.log, "\"event\":\"joined\""));
+    cr_assert(file_has(r.log, "peer 0 greeted through a door that is not its own"),
+              "the brain counts the HELLO it dropped");
+    cr_assert(!file_has(r.log, "\"event\":\"restarted\""), "local muscle 0 kept its slot");
     nng_tls_config_free(none);
     nng_tls_config_free(self);
     nng_tls_config_free(foreign);
