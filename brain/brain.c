@@ -76,6 +76,7 @@ typedef struct {
     uint8_t *r_term, *r_trunc;
     long long round_no;
     int port;                 /* the TCP port muscles on other machines dial (0: none) */
+    bd_tls *tls;              /* the run's server credential for that port */
     bd_learner learner;
     bd_stats stats;
     bd_trace_writer *mem;
@@ -682,11 +683,20 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     }
     if (rc == BD_OK)
         rc = bd_round_set_recvmax(b->round, most);
+    /* local muscles greet on ipc, remote ones through their own TLS door (wire/round.h),
+     * with the server certificate the conductor left in the socket folder (wire/tls.h) */
+    int local = b->plan.worker, remote = b->M - b->plan.worker;
     if (rc == BD_OK)
-        rc = bd_round_listen(b->round, url, NULL);
-    if (rc == BD_OK && tcp)
-        rc = bd_round_listen(b->round, tcp, &b->port);
+        rc = tcp && local > 0 ? bd_round_listen_for(b->round, url, 0, local, NULL) : bd_round_listen(b->round, url, NULL);
     free(url);
+    if (rc == BD_OK && tcp && remote > 0) {
+        char *cred = bd_strfmt("%s/server.pem", b->sockdir);
+        rc = cred ? bd_tls_load(cred, &b->tls) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(cred);
+        bd_listen_opts lo = {.tls = b->tls, .cap = BD_TLS_DOOR_CAP(remote), .bound = &b->port};
+        if (rc == BD_OK)
+            rc = bd_round_listen_for(b->round, tcp, local, remote, &lo);
+    }
     bd_startup_mark(b->startup, "sockets");
     return rc;
 }
@@ -696,6 +706,7 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     if (b->round && stopped)
         bd_round_wait_hangup(b->round, 30.0, &bd_term_requested);
     bd_round_close(b->round);
+    bd_tls_destroy(b->tls);
     bd_learner_fini(&b->learner);
     bd_stats_fini(&b->stats);
     free(b->hello);

@@ -14,8 +14,10 @@ extern const bd_kind bd_brain_kinds[];
 extern const int bd_brain_nkinds;
 
 /* Runs the brain of `agent` in `phase` of run_dir/run.yml, resolving the run file against
- * reg. tcp (NULL, or tcp://HOST:0) also listens there for muscles on other machines; the
- * port the system chose goes to the conductor in the "ready" event. Returns the process
+ * reg. tcp (NULL, or tls+tcp://HOST:0) also listens there, through mutual TLS with the
+ * server certificate the conductor left in the socket folder (server.pem), for muscles on
+ * other machines, which alone greet there; the port the system chose goes to the conductor
+ * in the "ready" event. Returns the process
  * exit code: 0 done, 1 failed (message on stderr), 143 stopped by SIGTERM (memory
  * flushed). run_digest (NULL: none): run.yml's SHA-256 as the conductor wrote it; another
  * run.yml is refused. */

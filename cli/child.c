@@ -2,6 +2,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "bodhi/bodhi.h"
 #include "brain/brain.h"
@@ -58,10 +60,10 @@ int bd_cmd_brain(int argc, char **argv)
 int bd_cmd_muscle(int argc, char **argv)
 {
     const char *dir = NULL, *phase = NULL, *id = NULL, *parent = NULL, *device = NULL, *restart = "0";
-    const char *connect = NULL, *wait = "600", *digest = NULL;
+    const char *connect = NULL, *wait = "600", *digest = NULL, *credential = NULL, *plugins = NULL;
     bd_opt spec[] = {{"run-dir=", &dir}, {"phase=", &phase}, {"id=", &id}, {"restart=", &restart},
                      {"parent=", &parent}, {"device=", &device}, {"connect=", &connect}, {"wait=", &wait},
-                     {"run-digest=", &digest}, {0}};
+                     {"run-digest=", &digest}, {"credential=", &credential}, {"allow-plugins", &plugins}, {0}};
     int rc = bd_parse_opts("muscle", argc, argv, spec, NULL, 0, 0);
     if (rc)
         return BD_OPTS_EXIT(rc);
@@ -74,10 +76,30 @@ int bd_cmd_muscle(int argc, char **argv)
                             "gives them)\n");
             return 2;
         }
-        return bd_muscle_remote(connect, device, (double)w, bd_registry_builtin());
+        /* the environment the conductor gives its own muscles (conductor.c, bd_start_phase):
+         * one OpenBLAS thread and OpenMP workers that do not spin. Both libraries read it
+         * when they load, so the process starts again with it. */
+        if (!getenv("OPENBLAS_NUM_THREADS") || !getenv("OMP_WAIT_POLICY")) {
+            setenv("OPENBLAS_NUM_THREADS", "1", 0);
+            setenv("OMP_WAIT_POLICY", "passive", 0);
+            char **again = calloc((size_t)argc + 2, sizeof *again);
+            if (again) {
+                again[0] = "bodhi";
+                memcpy(again + 1, argv, (size_t)argc * sizeof *argv);
+                execv("/proc/self/exe", again);
+                free(again); /* not started again: go on as it is */
+            }
+        }
+        bd_remote_opts ro = {.url = connect, .credential = credential, .device = device, .wait_s = (double)w,
+                             .allow_plugins = plugins != NULL};
+        return bd_muscle_remote(&ro, bd_registry_builtin());
+    }
+    if (credential || plugins) {
+        fprintf(stderr, "bodhi muscle: --credential and --allow-plugins go with --connect\n");
+        return 2;
     }
     if (!dir || !phase || !id) {
-        fprintf(stderr, "bodhi muscle: give --connect tcp://HOST:PORT (a muscle on another machine), or "
+        fprintf(stderr, "bodhi muscle: give --connect HOST:PORT --credential FILE (a muscle on another machine), or "
                         "--run-dir, --phase and --id (the conductor starts local muscles so)\n");
         return 2;
     }

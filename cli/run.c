@@ -1,4 +1,5 @@
-/* run.c: `bodhi run FILE [--out RUN_DIR] [--device D] [--seed N] [--listen URL] [--quiet]`
+/* run.c: `bodhi run FILE [--out RUN_DIR] [--device D] [--seed N] [--listen HOST:PORT
+ * [--credential FILE]] [--quiet]`
  * and `bodhi check FILE` with the same options (it checks what that run would do). */
 #include <errno.h>
 #include <math.h>
@@ -19,23 +20,36 @@
 static int bd_run_options(const char *cmd, int argc, char **argv, bd_run_opts *o)
 {
     const char *file = NULL, *out = NULL, *device = NULL, *seed = NULL, *quiet = NULL, *listen = NULL;
+    const char *credential = NULL;
     bd_opt spec[] = {{"out=", &out}, {"device=", &device}, {"seed=", &seed}, {"quiet", &quiet},
-                     {"listen=", &listen}, {0}};
+                     {"listen=", &listen}, {"credential=", &credential}, {0}};
     int rc = bd_parse_opts(cmd, argc, argv, spec, &file, 1, 1);
     if (rc)
         return BD_OPTS_EXIT(rc) ? BD_OPTS_EXIT(rc) : -1;
-    if (listen) { /* tcp://HOST:PORT, an address the user names: nothing listens beyond loopback unasked */
-        const char *colon = strrchr(listen, ':');
+    static char tls[300];
+    if (listen) { /* HOST:PORT, an address the user names: nothing listens beyond loopback unasked;
+                   * tcp:// or tls+tcp:// may come first, and the door is TLS either way */
+        const char *h = strncmp(listen, "tls+tcp://", 10) == 0 ? listen + 10
+                        : strncmp(listen, "tcp://", 6) == 0    ? listen + 6
+                                                               : listen;
+        const char *colon = strrchr(h, ':');
         char *end = NULL;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
-        if (strncmp(listen, "tcp://", 6) != 0 || !colon || colon <= listen + 6 || !end || *end || port < 1
-            || port > 65535) {
-            fprintf(stderr, "bodhi %s: --listen must be tcp://HOST:PORT with a port in 1..65535 (got '%s')\n", cmd,
-                    listen);
+        if (!colon || colon == h || !end || *end || port < 1 || port > 65535 || strstr(h, "://")
+            || strlen(h) > 250) {
+            fprintf(stderr, "bodhi %s: --listen must be HOST:PORT (tcp:// or tls+tcp:// may come first) with a port "
+                            "in 1..65535 (got '%s')\n", cmd, listen);
             return 2;
         }
+        snprintf(tls, sizeof tls, "tls+tcp://%s", h);
+        listen = tls;
     }
-    *o = (bd_run_opts){.path = file, .out = out, .device = device, .listen = listen, .quiet = quiet != NULL};
+    if (credential && !listen) {
+        fprintf(stderr, "bodhi %s: --credential goes with --listen (it is the remote muscles' credential)\n", cmd);
+        return 2;
+    }
+    *o = (bd_run_opts){.path = file, .out = out, .device = device, .listen = listen, .credential = credential,
+                        .quiet = quiet != NULL};
     if (seed) {
         uint64_t v;
         if (!bd_text_u64(seed, &v)) { /* the run file's rule for seeds (config/yamltree.h) */

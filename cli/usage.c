@@ -11,20 +11,27 @@ static const struct {
     const char *detail; /* what the command does and its options */
     int internal;       /* started by the conductor, not by users */
 } bd_usages[] = {
-    {"run", "run FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen tcp://HOST:PORT] [--quiet]",
+    {"run", "run FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT [--credential FILE]]\n"
+            "  [--quiet]",
      "Checks FILE (as bodhi check does) and runs its phases in order, writing RUN_DIR\n"
      "(default runs/<uid>): run.yml, run.h5, memory/, checkpoints/, log.jsonl, summary.json.\n"
      "  --out RUN_DIR   where the run writes; an earlier run there is moved aside first\n"
      "  --device D      cpu, cuda or auto, for every phase (default: each phase's device)\n"
      "  --seed N        replaces the run file's seed (0 to 18446744073709551615)\n"
-     "  --listen URL    accept remote muscles (phase_config.remote_worker) on tcp://HOST:PORT\n"
+     "  --listen HOST:PORT  accept remote muscles (phase_config.remote_worker) there, over mutual\n"
+     "                  TLS (tcp:// or tls+tcp:// may come first); they need the run's credential,\n"
+     "                  RUN_DIR/remote.key (mode 0600), copied to their machine\n"
+     "  --credential FILE   the remote muscles' credential to use instead (made there if missing;\n"
+     "                  on a shared home both sides can name it)\n"
      "  --quiet         no progress lines: only the result line (and errors)\n"
      "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
      0},
-    {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen tcp://HOST:PORT]",
+    {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT]",
      "Checks FILE, with the options bodhi run would be given, without running or writing\n"
      "anything: lists every problem as FILE:LINE:COL: message (exit 2), or describes each\n"
-     "phase: env, worlds, device, agents, their ids and what they load (exit 0).\n",
+     "phase: env, worlds, device, agents, their ids and what they load (exit 0).\n"
+     "A run file may name an environment plugin (path/lib.so:symbol): check, run and\n"
+     "replay --verify load it, which runs its code.\n",
      0},
     {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
@@ -48,9 +55,13 @@ static const struct {
     {"brain", "brain --run-dir D --phase P --agent A [--parent PID] [--device D] [--tcp URL]",
      "A learner process, started by the conductor.\n", 1},
     {"muscle", "muscle --run-dir D --phase P --id K [--parent PID] [--device D]\n"
-               "  bodhi muscle --connect tcp://HOST:PORT [--wait S] [--device D]",
+               "  bodhi muscle --connect HOST:PORT --credential FILE [--wait S] [--device D] [--allow-plugins]",
      "An inference worker, started by the conductor, or joining a run on another machine\n"
-     "(--connect: the conductor's --listen address; --wait: seconds to keep trying).\n",
+     "(--connect: the conductor's --listen address; --credential: the run's RUN_DIR/remote.key\n"
+     "or --credential file; --wait: seconds to keep trying). Every connection is mutual TLS: a\n"
+     "conductor that refuses the credential, or is not its run's, ends the muscle with exit 2.\n"
+     "It loads no environment plugin the run file names (exit 2) unless --allow-plugins is\n"
+     "given and the plugin's file is on this machine.\n",
      1},
 };
 

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "conductor/conductor.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -40,11 +41,15 @@
 #include "memory/memory.h"
 #include "wire/addr.h"
 #include "wire/serve.h"
+#include "wire/tls.h"
 #include "wire/wire.h"
 
 #define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
 #define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
 #define BD_STALL_S 1.0         /* a 50 ms slice that took longer: the conductor was not running */
+#define BD_JOIN_BEAT_S 10.0    /* a remote muscle beats this soon after its JOIN, or loses the slot */
+#define BD_JOIN_READY_S 60.0   /* ... and greets every brain (its "ready") this soon */
+#define BD_SQUAT_S 60.0        /* a JOIN that lost its slot so waits this long before another */
 
 typedef struct {
     char name[128];
@@ -63,8 +68,13 @@ typedef struct {
     bd_runfile *rf;
     char *dir, *sockdir;
     FILE *log;
-    bd_server *hub;      /* the control socket */
+    bd_server *hub;      /* the control socket (ipc: the run's own processes) */
     bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
+    bd_server *door;     /* the --listen door (mutual TLS: remote muscles only) */
+    bd_server *from;     /* the server the request being handled came on */
+    bd_tls *tls;         /* the run's credential (--listen) */
+    struct { char addr[64]; int pid; double until; } squat[16]; /* JOINs that lost a slot unused */
+    int nsquat;
     bd_procs procs;
     bd_agent_state *agents;
     int nagents;
@@ -79,7 +89,7 @@ typedef struct {
     char parent[32];
     char *run_yml;       /* the effective run file's text, for remote muscles */
     char run_digest[65]; /* its SHA-256, which children check run.yml against */
-    char *brain_tcp;     /* tcp://HOST:0, where brains listen for remote muscles */
+    char *brain_tcp;     /* tls+tcp://HOST:0, where brains listen for remote muscles */
     int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
     int nlost;
     double join_by;      /* remote muscles must have joined by then (0: no wait) */
@@ -397,12 +407,26 @@ static void bd_deadlines(bd_conductor *c)
             if ((c->join_by > 0 && p->pid == 0 && now > c->join_by)
                 || (p->pid != 0 && wait > c->plan->ph->join_timeout))
                 bd_fail(c, "waited %.0f s for a remote muscle in slot %s (phase_config.join_timeout); start "
-                        "one with: bodhi muscle --connect %s", p->pid ? wait : c->plan->ph->join_timeout,
-                        p->name, c->o->listen ? c->o->listen : "tcp://HOST:PORT");
+                        "one with: bodhi muscle --connect %s --credential FILE", p->pid ? wait : c->plan->ph->join_timeout,
+                        p->name, c->o->listen ? c->o->listen : "HOST:PORT");
             continue;
         }
         if (!p->alive || p->killed_for[0])
             continue;
+        if (p->remote && ((p->last_beat == 0 && now - p->started > BD_JOIN_BEAT_S)
+                          || (!p->greeted && now - p->started > fmax(BD_JOIN_READY_S, timeout)))) {
+            /* it joined and did not take part: its slot goes to the next JOIN, not at
+             * once to the same peer again */
+            snprintf(p->killed_for, sizeof p->killed_for, "joined but %s within %.0f s",
+                     p->last_beat == 0 ? "did not beat" : "did not greet every brain",
+                     p->last_beat == 0 ? BD_JOIN_BEAT_S : fmax(BD_JOIN_READY_S, timeout));
+            int k = c->nsquat < (int)(sizeof c->squat / sizeof c->squat[0]) ? c->nsquat++ : (int)(p->index % 16);
+            snprintf(c->squat[k].addr, sizeof c->squat[k].addr, "%s", p->addr);
+            c->squat[k].pid = (int)p->pid;
+            c->squat[k].until = now + BD_SQUAT_S;
+            bd_remote_left(c, p, p->killed_for);
+            continue;
+        }
         double since = p->last_beat > 0 ? now - p->last_beat : now - p->started;
         double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
         if (since <= limit)
@@ -469,10 +493,16 @@ static void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
     fprintf(stderr, "\n");
 }
 
+/* The server of the request being handled (the control socket, or the --listen door). */
+static bd_server *bd_from(const bd_conductor *c)
+{
+    return c->from ? c->from : c->hub;
+}
+
 static void bd_answer_json(bd_conductor *c, bd_request *req, bd_msg_type type, const cJSON *o)
 {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    bd_server_answer_bytes(c->hub, req, type, 0, text, text ? strlen(text) : 0);
+    bd_server_answer_bytes(bd_from(c), req, type, 0, text, text ? strlen(text) : 0);
     free(text);
 }
 
@@ -519,10 +549,13 @@ static void bd_barrier(bd_conductor *c)
     if (stop)
         cJSON_AddStringToObject(answer, "why", why);
     cJSON_AddItemToObject(answer, "admit", admit ? admit : cJSON_CreateArray());
+    bd_server *from = c->from;
+    c->from = c->hub; /* brains report on the control socket */
     for (int i = 0; i < c->nagents; i++) {
         bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, answer);
         c->agents[i].held = NULL;
     }
+    c->from = from;
     if (cJSON_GetArraySize(admit) > 0) {
         cJSON *o = bd_ev("admitted");
         cJSON_AddStringToObject(o, "phase", c->phase);
@@ -591,13 +624,13 @@ static int bd_owner(bd_proc *p, const bd_request *req, const cJSON *o)
     return 1;
 }
 
-/* Drops a message from a connection that does not own its sender id, counting it. */
-static void bd_refuse(bd_conductor *c, bd_request *req, const char *kind)
+/* Drops a well-formed message the conductor does not take (why), counting it: one from a
+ * connection that does not own its sender id, or that came on the wrong socket. */
+static void bd_refuse(bd_conductor *c, bd_request *req, const char *why)
 {
     c->refused++;
-    snprintf(c->refused_why, sizeof c->refused_why, "a %.64s from a connection that is not sender %u's", kind,
-             req->h.sender);
-    bd_server_drop(c->hub, req);
+    snprintf(c->refused_why, sizeof c->refused_why, "%s (sender %u, type %u)", why, req->h.sender, req->h.type);
+    bd_server_drop(bd_from(c), req);
 }
 
 static void bd_handle_event(bd_conductor *c, bd_request *req)
@@ -606,13 +639,13 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "event");
     if (!cJSON_IsObject(o) || !cJSON_IsString(kind)) {
         cJSON_Delete(o);
-        bd_server_drop(c->hub, req);
+        bd_server_drop(bd_from(c), req);
         return;
     }
     bd_proc *p = bd_sender(c, req->h.sender);
     if (!bd_owner(p, req, o)) {
-        char what[96];
-        snprintf(what, sizeof what, "'%.64s' event", kind->valuestring);
+        char what[128];
+        snprintf(what, sizeof what, "a '%.64s' event from a connection that is not its sender's", kind->valuestring);
         cJSON_Delete(o);
         bd_refuse(c, req, what);
         return;
@@ -632,6 +665,8 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     }
     if (p->remote && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
         bd_remote_left(c, p, cJSON_IsString(err) ? err->valuestring : "its phase is over");
+    if (p->remote && strcmp(kind->valuestring, "ready") == 0)
+        p->greeted = 1;
     if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {
         cJSON_Delete(a->last_update);
         a->last_update = o;
@@ -646,7 +681,7 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
         bd_progress(c, a, 1);
         o = NULL;
     }
-    bd_server_answer_bytes(c->hub, req, BD_MSG_EVENT, 0, NULL, 0);
+    bd_server_answer_bytes(bd_from(c), req, BD_MSG_EVENT, 0, NULL, 0);
     cJSON_Delete(o);
 }
 
@@ -660,7 +695,7 @@ static void bd_handle_beat(bd_conductor *c, bd_request *req)
     if (!bd_owner(p, req, o)) {
         if (!p || !p->remote) { /* a beat that would hide a hung process: dropped */
             cJSON_Delete(o);
-            bd_refuse(c, req, "heartbeat");
+            bd_refuse(c, req, "a heartbeat from a connection that is not its sender's");
             return;
         }
         /* a remote muscle that is no longer its slot's (it was lost) hears that it should go */
@@ -694,6 +729,19 @@ static void bd_handle_join(bd_conductor *c, bd_request *req)
     int ready = c->plan && !c->stopping && !c->failed && !bd_signal_seen && c->plan->remote > 0;
     for (int i = 0; ready && i < c->nagents; i++)
         ready = c->agents[i].ready && c->agents[i].port > 0;
+    /* the address its connection shows, and whether that peer lately left a slot unused */
+    char addr[64] = "?";
+    nng_sockaddr sa;
+    if (nng_pipe_get_addr(req->pipe, NNG_OPT_REMADDR, &sa) == 0) {
+        if (sa.s_family == NNG_AF_INET)
+            inet_ntop(AF_INET, &sa.s_in.sa_addr, addr, sizeof addr);
+        else if (sa.s_family == NNG_AF_INET6)
+            inet_ntop(AF_INET6, sa.s_in6.sa_addr, addr, sizeof addr);
+    }
+    int pid = (int)bd_num(o, "pid", 0);
+    for (int i = 0; ready && i < c->nsquat; i++)
+        if (bd_now() < c->squat[i].until && c->squat[i].pid == pid && strcmp(c->squat[i].addr, addr) == 0)
+            ready = 0; /* not at once to the same peer: another may take the slot first */
     bd_proc *slot = NULL;
     for (int i = 0; ready && !slot && i < c->procs.n; i++)
         if (c->procs.p[i].remote && !c->procs.p[i].alive)
@@ -711,7 +759,9 @@ static void bd_handle_join(bd_conductor *c, bd_request *req)
         slot->started = bd_now();
         slot->last_beat = 0;
         slot->error[0] = slot->killed_for[0] = '\0';
+        slot->greeted = 0;
         snprintf(slot->host, sizeof slot->host, "%s", cJSON_IsString(host) ? host->valuestring : "?");
+        snprintf(slot->addr, sizeof slot->addr, "%s", addr);
         cJSON_AddStringToObject(answer, "run_file", c->run_yml);
         cJSON_AddStringToObject(answer, "phase", c->phase);
         cJSON_AddNumberToObject(answer, "id", slot->index);
@@ -722,6 +772,7 @@ static void bd_handle_join(bd_conductor *c, bd_request *req)
         cJSON *j = bd_proc_ev(c, "joined", slot);
         cJSON_AddNumberToObject(j, "pid", slot->pid);
         cJSON_AddStringToObject(j, "host", slot->host);
+        cJSON_AddStringToObject(j, "addr", slot->addr);
         bd_log(c, j);
         cJSON_Delete(j);
         if (!c->o->quiet)
@@ -733,18 +784,51 @@ static void bd_handle_join(bd_conductor *c, bd_request *req)
     cJSON_Delete(answer);
 }
 
+/* The --listen door takes what a remote muscle sends, from peers that proved themselves
+ * with the run's credential (TLS): JOIN, its events and heartbeats as a remote slot, and
+ * STATUS. The control socket takes nothing of a remote slot's. 1 when req may go on. */
+static int bd_door_checks(bd_conductor *c, bd_request *req)
+{
+    const int door = c->from == c->door && c->door;
+    if (req->text) {
+        if (door)
+            bd_refuse(c, req, "plain text through the TLS door");
+        return !door;
+    }
+    bd_proc *p = bd_sender(c, req->h.sender);
+    int remote_slot = p && p->role == BD_ROLE_MUSCLE && p->remote;
+    switch (req->h.type) {
+    case BD_MSG_JOIN:
+        if (!door)
+            bd_refuse(c, req, "a JOIN on the control socket (remote muscles join through --listen)");
+        return door;
+    case BD_MSG_EVENT:
+    case BD_MSG_BEAT:
+        if (door != remote_slot)
+            bd_refuse(c, req, door ? "a message through the TLS door from a sender that is no remote slot"
+                                   : "a remote slot's message on the control socket");
+        return door == remote_slot;
+    case BD_MSG_STATUS:
+        return 1;
+    default:
+        return 1; /* bd_handle drops it */
+    }
+}
+
 static void bd_handle(bd_conductor *c, bd_request *req)
 {
+    if (!bd_door_checks(c, req))
+        return;
     if (req->text) { /* nngcat --req --dial ... --data status */
         cJSON *s = bd_status_json(c, "running");
         char *text = cJSON_PrintUnformatted(s);
         nng_msg *m;
         if (text && nng_msg_alloc(&m, 0) == 0) {
             nng_msg_append(m, text, strlen(text));
-            if (bd_server_answer(c->hub, req, m) != BD_OK)
+            if (bd_server_answer(bd_from(c), req, m) != BD_OK)
                 nng_msg_free(m);
         } else {
-            bd_server_drop(c->hub, req);
+            bd_server_drop(bd_from(c), req);
         }
         free(text);
         cJSON_Delete(s);
@@ -767,7 +851,7 @@ static void bd_handle(bd_conductor *c, bd_request *req)
         break;
     }
     default:
-        bd_server_drop(c->hub, req);
+        bd_server_drop(bd_from(c), req);
     }
 }
 
@@ -792,15 +876,21 @@ static void bd_guard_control(bd_conductor *c)
     cJSON_Delete(o);
 }
 
-/* Everything the control socket holds, waiting up to ms for the first. */
+/* Everything the control socket and the --listen door hold, waiting up to ms for the
+ * control socket's first. */
 static void bd_serve(bd_conductor *c, int ms)
 {
     bd_guard_control(c);
     bd_request *req;
+    c->from = c->hub;
     if (bd_server_next(c->hub, ms, &req) == BD_OK)
         bd_handle(c, req);
     while (bd_server_next(c->hub, 0, &req) == BD_OK)
         bd_handle(c, req);
+    c->from = c->door;
+    while (c->door && bd_server_next(c->door, 0, &req) == BD_OK)
+        bd_handle(c, req);
+    c->from = NULL;
 }
 
 /* An agent's counts for summary.json: its brain's result event; without one (the brain was
@@ -943,8 +1033,9 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     c->nlost = 0;
     c->join_by = p.remote > 0 ? t0 + p.ph->join_timeout : 0;
     if (p.remote > 0 && !c->o->quiet)
-        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s\n",
-                p.ph->join_timeout, p.remote, c->o->listen);
+        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s "
+                        "--credential %s\n", p.ph->join_timeout, p.remote, c->o->listen,
+                c->o->credential ? c->o->credential : "RUN_DIR/remote.key");
     if (bd_start_phase(c, &p) != BD_OK)
         bd_fail(c, "%s", bd_lasterr());
     if (c->startup) { /* the first phase's children are on their way */
@@ -1088,13 +1179,73 @@ static int bd_open_hub(bd_conductor *c)
     if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
         rc = bd_ipc_guard_create(url, 2.0, 5.0, &c->guard);
     free(url);
-    if (rc == BD_OK && c->o->listen) {
-        rc = bd_server_listen(c->hub, c->o->listen, NULL);
-        /* brains listen on the same host, on ports the system picks */
-        const char *colon = strrchr(c->o->listen, ':');
-        if (rc == BD_OK && !(c->brain_tcp = bd_strfmt("%.*s:0", (int)(colon - c->o->listen), c->o->listen)))
-            rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc != BD_OK || !c->o->listen)
+        return rc;
+    /* the remote muscles' door: a server of its own, mutual TLS with the run's credential,
+     * and the brains' server certificate in the socket folder (0700) for their TLS doors */
+    int remote = 0;
+    for (int i = 0; i < c->rf->nphases; i++)
+        remote = c->rf->phases[i].remote_worker > remote ? c->rf->phases[i].remote_worker : remote;
+    char *cred = bd_strfmt("%s/server.pem", c->sockdir);
+    rc = cred ? bd_tls_issue(c->tls, BD_TLS_SERVER) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK)
+        rc = bd_tls_write(c->tls, cred, BD_TLS_CA | BD_TLS_SERVER);
+    free(cred);
+    if (rc == BD_OK)
+        rc = bd_server_open(3 * remote + 8, &c->door);
+    /* a remote muscle sends JOINs, heartbeats and events: none near this long */
+    if (rc == BD_OK)
+        rc = bd_server_set_recvmax(c->door, 65536);
+    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote)};
+    if (rc == BD_OK)
+        rc = bd_server_listen_with(c->door, c->o->listen, &lo);
+    /* brains listen on the same host, on ports the system picks */
+    const char *colon = strrchr(c->o->listen, ':');
+    if (rc == BD_OK && !(c->brain_tcp = bd_strfmt("%.*s:0", (int)(colon - c->o->listen), c->o->listen)))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    return rc;
+}
+
+/* The remote muscles' credential (wire/tls.h), before the run directory is touched: the
+ * --credential file when it exists (it must hold its CA's key, to sign this run's server
+ * certificate), else a new CA with a client certificate, written to the --credential file
+ * now or to RUN_DIR/remote.key once the directory is the run's (bd_credential_write).
+ * Returns BD_OK or an error to exit 2 with. */
+static int bd_credential_prepare(bd_conductor *c)
+{
+    if (c->o->credential) {
+        int rc = bd_tls_load(c->o->credential, &c->tls);
+        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CA_KEY))
+            rc = bd_seterr(BD_EINVAL, "--credential %s holds no CA key (it is a muscle's copy, like RUN_DIR/remote.key): "
+                                      "name a file an earlier bodhi run --credential made, or a new path",
+                           c->o->credential);
+        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CLIENT))
+            rc = bd_seterr(BD_EINVAL, "--credential %s holds no client certificate", c->o->credential);
+        if (rc != BD_ENOTFOUND)
+            return rc;
+        bd_tls_destroy(c->tls);
+        c->tls = NULL;
     }
+    int rc = bd_tls_create(&c->tls);
+    if (rc == BD_OK)
+        rc = bd_tls_issue(c->tls, BD_TLS_CLIENT);
+    if (rc == BD_OK && c->o->credential)
+        rc = bd_tls_write(c->tls, c->o->credential, BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT);
+    return rc;
+}
+
+/* RUN_DIR/remote.key (mode 0600): what a remote muscle needs, the CA's certificate and the
+ * client certificate with its key; not the CA's key. Made when no --credential is given. */
+static int bd_credential_write(bd_conductor *c)
+{
+    if (!c->tls || c->o->credential)
+        return BD_OK;
+    char *path = bd_strfmt("%s/remote.key", c->dir);
+    int rc = path ? bd_tls_write(c->tls, path, BD_TLS_CA | BD_TLS_CLIENT) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK && !c->o->quiet)
+        fprintf(stderr, "bodhi: remote muscles need %s (copy it to their machine, keep it private): "
+                        "bodhi muscle --connect %s --credential remote.key\n", path, c->o->listen);
+    free(path);
     return rc;
 }
 
@@ -1117,6 +1268,13 @@ int bd_conductor_run(const bd_run_opts *o)
         return 2;
     }
     bd_startup_mark(c.startup, "plan");
+    if (o->listen && bd_credential_prepare(&c) != BD_OK) {
+        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        cJSON_Delete(c.startup);
+        bd_tls_destroy(c.tls);
+        bd_runfile_destroy(user);
+        return 2;
+    }
     c.dir = bd_config_run_dir(&co, user);
     bd_rundir rd;
     int rc = bd_rundir_claim(c.dir, &rd);
@@ -1125,6 +1283,7 @@ int bd_conductor_run(const bd_run_opts *o)
         cJSON_Delete(c.startup);
         bd_rundir_release(&rd);
         bd_runfile_destroy(user);
+        bd_tls_destroy(c.tls);
         free(c.dir);
         return 2;
     }
@@ -1152,12 +1311,15 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_startup_mark(c.startup, "trace"); /* run.yml and run.h5 written */
     if (rc == BD_OK)
         rc = bd_sockdir_create(c.dir, &c.sockdir);
+    if (rc == BD_OK)
+        rc = bd_credential_write(&c);
     bd_runfile_destroy(user);
     if (rc != BD_OK) {
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());
         cJSON_Delete(c.startup);
         bd_runfile_destroy(c.rf);
         free(c.run_yml);
+        bd_tls_destroy(c.tls);
         bd_rundir_release(&rd);
         free(c.dir);
         return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
@@ -1195,7 +1357,7 @@ int bd_conductor_run(const bd_run_opts *o)
     int remote = 0;
     for (int i = 0; i < c.rf->nphases; i++)
         remote |= c.rf->phases[i].remote_worker > 0;
-    for (double until = bd_now() + 2.0; remote && c.hub && bd_now() < until;)
+    for (double until = bd_now() + 2.0; remote && c.door && bd_now() < until;)
         bd_serve(&c, 100);
     const char *status = result == 0 ? "done" : result == 1 ? (c.diverged ? "diverged" : "failed") : "interrupted";
     cJSON *end = bd_ev("end");
@@ -1208,7 +1370,12 @@ int bd_conductor_run(const bd_run_opts *o)
         cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
         cJSON_AddStringToObject(end, "last_rejected", why);
     }
-    if (c.refused) { /* events and beats with another's sender id */
+    uint64_t door = c.door ? bd_server_rejected(c.door, why, sizeof why) : 0;
+    if (door) { /* malformed, or over the door's connection cap */
+        cJSON_AddNumberToObject(end, "door_rejected", (double)door);
+        cJSON_AddStringToObject(end, "door_last_rejected", why);
+    }
+    if (c.refused) { /* well-formed, but not what the door (or the control socket) takes from its sender */
         cJSON_AddNumberToObject(end, "refused_messages", (double)c.refused);
         cJSON_AddStringToObject(end, "last_refused", c.refused_why);
     }
@@ -1224,6 +1391,8 @@ int bd_conductor_run(const bd_run_opts *o)
                 bd_now() - c.t0, c.dir);
     bd_ipc_guard_destroy(c.guard);
     bd_server_close(c.hub);
+    bd_server_close(c.door);
+    bd_tls_destroy(c.tls);
     bd_sockdir_remove(c.dir, c.sockdir);
     free(c.sockdir);
     free(c.run_yml);

@@ -14,7 +14,9 @@ typedef struct {
     const char *path;      /* the run file */
     const char *out;       /* run directory (NULL: runs/<uid>) */
     const char *device;    /* NULL or cpu|cuda|auto */
-    const char *listen;    /* NULL, or tcp://HOST:PORT for remote muscles */
+    const char *listen;    /* NULL, or tls+tcp://HOST:PORT for remote muscles (mutual TLS) */
+    const char *credential;/* NULL: RUN_DIR/remote.key is made; else a credential file to use,
+                              made there when it does not exist (wire/tls.h) */
     int has_seed;
     uint64_t seed;         /* replaces the run file's seed when has_seed */
     int quiet;             /* no progress lines */

@@ -31,6 +31,8 @@ typedef struct {
     char host[128];       /* a remote muscle's machine */
     double free_since;    /* a remote slot: when it was last left free (bd_now) */
     uint32_t pipe;        /* the control connection its process speaks on (0: none yet) */
+    char addr[64];        /* a remote muscle's address as its JOIN's connection showed it */
+    int greeted;          /* a remote muscle said "ready": it greeted every brain */
 } bd_proc;
 
 typedef struct {

@@ -290,7 +290,7 @@ int bd_config_check(const bd_check_opts *o, const bd_registry *reg, bd_diags *d,
         if (prc == BD_OK && p.remote > 0 && !o->listen) {
             char w[256];
             bd_diag(d, bd_seterr(BD_EINVAL, "%s: phase '%s' waits for %d remote muscle(s): run it with "
-                                 "bodhi run --listen tcp://HOST:PORT", bd_node_where(p.ph->node, w, sizeof w),
+                                 "bodhi run --listen HOST:PORT", bd_node_where(p.ph->node, w, sizeof w),
                                  p.ph->name, p.remote));
         }
         bd_phase_plan_fini(&p);

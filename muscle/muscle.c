@@ -315,11 +315,11 @@ static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
         if (rv == 0)
             rv = nng_ctx_open(&a->ctx, a->sock);
     }
-    if (rv == 0)
-        rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0)
         return bd_nng_err(rv, url);
-    int rc = bd_call_open(&a->call);
+    int rc = bd_tls_dial(a->sock, url, m->o->tls, NNG_FLAG_NONBLOCK);
+    if (rc == BD_OK)
+        rc = bd_call_open(&a->call);
     if (rc != BD_OK)
         return rc;
     return bd_greet(m, a);
@@ -592,7 +592,7 @@ int bd_muscle_main(const bd_muscle_opts *o)
     else if (bd_sockdir_find(o->run_dir, &sockdir) == BD_OK)
         curl = bd_url_control(sockdir);
     free(sockdir);
-    if (curl && bd_events_dial(curl, (uint32_t)o->id, &m.ev) == BD_OK) {
+    if (curl && bd_events_dial_tls(curl, (uint32_t)o->id, o->tls, &m.ev) == BD_OK) {
         bd_events_set_recvmax(m.ev, BD_EVENTS_CHILD_RECVMAX);
         bd_events_beat(m.ev, 500, bd_muscle_beat, bd_muscle_heard, &m);
     }

@@ -9,6 +9,7 @@
 #define BODHI_MUSCLE_MUSCLE_H
 
 #include "config/registry.h"
+#include "wire/tls.h"
 
 /* The muscles a run file can name ("ppo", "random"), for the registry. */
 extern const bd_kind bd_muscle_kinds[];
@@ -25,15 +26,27 @@ typedef struct {
     const char *control_url;   /* the conductor; NULL: the run directory's ipc socket */
     const char *run_digest;    /* a local muscle: run.yml's SHA-256 from the conductor (NULL: none) */
     char *const *brain_urls;   /* one per agent (remote muscles); NULL: the ipc sockets */
+    bd_tls *tls;               /* remote muscles: the run's credential (every TCP door is TLS) */
 } bd_muscle_opts;
 
 /* Runs a muscle. Returns the process exit code: 0 when every brain said STOP, 1 on failure
  * (message on stderr, and in an "error" event to the conductor). */
 int bd_muscle_main(const bd_muscle_opts *o);
 
-/* `bodhi muscle --connect tcp://HOST:PORT`: asks the conductor there for a slot (JOIN),
- * runs the phase it names, and asks again, until the conductor says the run is done or is
- * gone (0), or no slot came for wait_s seconds (1). Bad url: 2. */
-int bd_muscle_remote(const char *url, const char *device, double wait_s, const bd_registry *reg);
+/* How a remote muscle joins (bd_muscle_remote). */
+typedef struct {
+    const char *url;           /* the conductor's --listen address: HOST:PORT, tcp:// or tls+tcp:// */
+    const char *credential;    /* the run's credential file (RUN_DIR/remote.key or --credential) */
+    const char *device;        /* NULL, or overrides the run file's */
+    double wait_s;             /* how long to keep asking for a slot */
+    int allow_plugins;         /* may load an environment plugin the run file names, if it is here */
+} bd_remote_opts;
+
+/* `bodhi muscle --connect HOST:PORT --credential FILE`: asks the conductor there for a slot
+ * (JOIN) over mutual TLS, runs the phase it names, and asks again, until the conductor says
+ * the run is done or is gone (0), or no slot came for wait_s seconds (1). 2: bad input: a
+ * bad url or credential, a conductor that refuses the credential or whose certificate is
+ * not of the credential's run, or a run file naming a plugin this muscle may not load. */
+int bd_muscle_remote(const bd_remote_opts *o, const bd_registry *reg);
 
 #endif

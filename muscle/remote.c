@@ -1,31 +1,46 @@
-/* remote.c: a muscle on another machine (`bodhi muscle --connect tcp://HOST:PORT`; see
- * muscle.h). It asks the conductor for a slot (JOIN); the answer carries the effective run
- * file, the phase, its muscle id and restart count, and the ports the brains listen on
- * (on HOST too). It runs that phase as any muscle does, then asks again for the next phase
- * with remote muscles, until the conductor says the run is done or is gone. */
+/* remote.c: a muscle on another machine (`bodhi muscle --connect HOST:PORT --credential
+ * FILE`; see muscle.h). Every connection it makes is mutual TLS with the run's credential
+ * (wire/tls.h): it proves itself with the run's client certificate and talks only to a
+ * conductor and brains whose certificate the run's CA signed. It asks the conductor for a
+ * slot (JOIN); the answer carries the effective run file, the phase, its muscle id and
+ * restart count, and the ports the brains listen on (on HOST too). It runs that phase as
+ * any muscle does, then asks again for the next phase with remote muscles, until the
+ * conductor says the run is done or is gone. It loads no environment plugin the run file
+ * names unless started with --allow-plugins, and then only a file that is on this host. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
 #include "muscle/muscle.h"
 #include "wire/events.h"
 
-
-
-
-/* HOST of tcp://HOST:PORT (brackets kept for IPv6) into host; BD_EINVAL when url is not one. */
-static int bd_tcp_host(const char *url, char *host, size_t len)
+/* HOST:PORT, tcp://HOST:PORT or tls+tcp://HOST:PORT (all the same door, which is TLS):
+ * tls+tcp://HOST:PORT into tls (heap) and HOST (brackets kept for IPv6) into host. */
+static int bd_remote_url(const char *url, char **tls, char *host, size_t len)
 {
-    if (strncmp(url, "tcp://", 6) != 0)
-        return bd_seterr(BD_EINVAL, "--connect %s: expected tcp://HOST:PORT", url);
-    const char *h = url + 6, *colon = strrchr(h, ':');
-    if (!colon || colon == h || (size_t)(colon - h) >= len || !colon[1])
-        return bd_seterr(BD_EINVAL, "--connect %s: expected tcp://HOST:PORT", url);
+    const char *h = url;
+    if (strncmp(url, "tls+tcp://", 10) == 0)
+        h = url + 10;
+    else if (strncmp(url, "tcp://", 6) == 0)
+        h = url + 6;
+    const char *colon = strrchr(h, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == h || (size_t)(colon - h) >= len || !end || *end || port < 1 || port > 65535
+        || strstr(h, "://"))
+        return bd_seterr(BD_EINVAL, "--connect %s: expected HOST:PORT (tcp:// or tls+tcp:// may come first)", url);
     snprintf(host, len, "%.*s", (int)(colon - h), h);
+    if (!(*tls = bd_strfmt("tls+tcp://%s", h)))
+        return bd_seterr(BD_ENOMEM, "out of memory");
     return BD_OK;
 }
 
@@ -35,9 +50,72 @@ static void bd_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* ---- plugins: a run file may name code; a remote muscle runs none unless allowed ------ */
+
+static const bd_registry *bd_remote_base;
+static int bd_remote_plugins_ok, bd_remote_refused;
+
+/* env_load for a remote muscle: built-ins always; a plugin only with --allow-plugins and
+ * when its file is a regular file on this host. */
+static int bd_remote_env_load(const char *name, const bd_env_desc **out)
+{
+    *out = bd_env_find(name);
+    if (*out)
+        return BD_OK;
+    const char *colon = strrchr(name, ':');
+    if (!colon) /* no plugin: the loader says what is unknown */
+        return bd_remote_base->env_load(name, out);
+    if (!bd_remote_plugins_ok) {
+        bd_remote_refused = 1;
+        return bd_seterr(BD_EINVAL, "the run file names the environment plugin '%s', and loading a plugin runs its "
+                                    "code: this muscle loads none (start it with --allow-plugins to load plugins "
+                                    "that are on this host)", name);
+    }
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%.*s", (int)(colon - name), name);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bd_remote_refused = 1;
+        return bd_seterr(BD_EINVAL, "the run file names the environment plugin '%s', which is not a file on this "
+                                    "host (%s)", name, errno ? strerror(errno) : "not a regular file");
+    }
+    return bd_remote_base->env_load(name, out);
+}
+
+/* ---- the connection --------------------------------------------------------------- */
+
+/* One TLS handshake with the conductor: 0 when both sides accepted the other's certificate,
+ * else NNG's error (bd_remote_refused_by says whether it means a refusal). */
+static int bd_remote_probe(const char *url, bd_tls *tls)
+{
+    nng_socket s;
+    int rv = nng_req0_open(&s);
+    if (rv != 0)
+        return rv;
+    nng_tls_config *cfg;
+    if (bd_tls_config(tls, 0, &cfg) != BD_OK) {
+        nng_close(s);
+        return NNG_ENOMEM;
+    }
+    nng_dialer d;
+    rv = nng_dialer_create(&d, s, url);
+    if (rv == 0 && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) == 0)
+        rv = nng_dialer_start(d, 0);
+    nng_close(s);
+    return rv;
+}
+
+/* 1 when a probe's error means that the TLS handshake failed (the conductor refused the
+ * credential, or its certificate is not of the credential's run), not that nothing answers. */
+static int bd_remote_refused_by(int rv)
+{
+    return rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO || rv == NNG_ECONNSHUT || rv == NNG_ECONNRESET
+           || rv == NNG_ECLOSED || rv == NNG_EPROTO;
+}
+
 /* Runs the phase the conductor's answer names. */
 static int bd_remote_phase(const char *url, const char *host, const cJSON *a, const char *device,
-                           const bd_registry *reg)
+                           const bd_registry *reg, bd_tls *tls)
 {
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(a, "run_file");
     const cJSON *phase = cJSON_GetObjectItemCaseSensitive(a, "phase");
@@ -55,15 +133,17 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     for (int k = 0; ok && k < n; k++) {
         const cJSON *p = cJSON_GetArrayItem(ports, k);
         ok = cJSON_IsNumber(p) && p->valueint > 0 && p->valueint < 65536
-             && (urls[k] = bd_strfmt("tcp://%s:%d", host, p->valueint)) != NULL;
+             && (urls[k] = bd_strfmt("tls+tcp://%s:%d", host, p->valueint)) != NULL;
     }
     int code = 1;
     if (ok) {
         fprintf(stderr, "bodhi muscle: joined phase %s as muscle %d\n", phase->valuestring, id->valueint);
         bd_muscle_opts o = {.run_file = text->valuestring, .phase = phase->valuestring, .id = id->valueint,
                             .restart = restart->valueint, .device = device, .reg = reg, .control_url = url,
-                            .brain_urls = urls};
+                            .brain_urls = urls, .tls = tls};
         code = bd_muscle_main(&o);
+        if (code != 0 && bd_remote_refused)
+            code = 2; /* refused the run file's plugin: bad input, not a failure of the run */
     } else {
         fprintf(stderr, "bodhi muscle: the conductor at %s sent bad brain ports\n", url);
     }
@@ -73,23 +153,54 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     return code;
 }
 
-int bd_muscle_remote(const char *url, const char *device, double wait_s, const bd_registry *reg)
+int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
 {
-    char host[256];
-    if (bd_tcp_host(url, host, sizeof host) != BD_OK) {
+    char host[256], *url = NULL;
+    if (bd_remote_url(ro->url, &url, host, sizeof host) != BD_OK) {
         fprintf(stderr, "bodhi muscle: %s\n", bd_lasterr());
         return 2;
     }
-    int phases = 0;
+    bd_tls *tls = NULL;
+    int rc = ro->credential ? bd_tls_load(ro->credential, &tls)
+                            : bd_seterr(BD_EINVAL, "--credential FILE is required: the run's RUN_DIR/remote.key, or "
+                                                   "the file given to bodhi run --credential");
+    if (rc == BD_OK && !(bd_tls_parts(tls) & BD_TLS_CLIENT))
+        rc = bd_seterr(BD_EINVAL, "%s holds no client certificate and key", ro->credential);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi muscle: %s\n", bd_lasterr());
+        bd_tls_destroy(tls);
+        free(url);
+        return 2;
+    }
+    /* the run file's env names go through a loader that refuses plugins unless allowed */
+    static bd_registry guarded;
+    guarded = *reg;
+    guarded.env_load = bd_remote_env_load;
+    bd_remote_base = reg;
+    bd_remote_plugins_ok = ro->allow_plugins;
+    bd_remote_refused = 0;
+    int phases = 0, code = 1;
     double since = bd_now();
     char me[300];
     char hostname[256] = "?";
     gethostname(hostname, sizeof hostname - 1);
     snprintf(me, sizeof me, "%s", hostname);
     for (;;) {
+        int rv = bd_remote_probe(url, tls);
+        if (rv != 0 && bd_remote_refused_by(rv)) { /* a refusal is the same twice: look again */
+            bd_sleep_ms(500);
+            rv = bd_remote_probe(url, tls);
+        }
+        if (rv != 0 && bd_remote_refused_by(rv)) {
+            fprintf(stderr, "bodhi muscle: the TLS handshake with %s failed (%s): the conductor there refuses the "
+                            "credential %s, or it is not the run that credential belongs to\n",
+                    url, nng_strerror(rv), ro->credential);
+            code = phases > 0 ? 0 : 2;
+            break;
+        }
         bd_events *ev = NULL;
         cJSON *answer = NULL;
-        int rc = bd_events_dial(url, BD_SENDER_JOINING, &ev);
+        rc = rv == 0 ? bd_events_dial_tls(url, BD_SENDER_JOINING, tls, &ev) : bd_nng_err(rv, url);
         if (rc == BD_OK) {
             bd_events_set_timeout(ev, 5000);
             cJSON *join = cJSON_CreateObject();
@@ -103,11 +214,12 @@ int bd_muscle_remote(const char *url, const char *device, double wait_s, const b
         if (rc != BD_OK) {
             if (phases > 0) { /* it ran phases with us and is gone: the run is over */
                 fprintf(stderr, "bodhi muscle: the conductor at %s is gone; the run is over\n", url);
-                return 0;
+                code = 0;
+                break;
             }
-            if (bd_now() - since > wait_s) {
-                fprintf(stderr, "bodhi muscle: no conductor answers at %s after %.0f s\n", url, wait_s);
-                return 1;
+            if (bd_now() - since > ro->wait_s) {
+                fprintf(stderr, "bodhi muscle: no conductor answers at %s after %.0f s\n", url, ro->wait_s);
+                break;
             }
             bd_sleep_ms(1000);
             continue;
@@ -115,23 +227,27 @@ int bd_muscle_remote(const char *url, const char *device, double wait_s, const b
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "done"))) {
             cJSON_Delete(answer);
             fprintf(stderr, "bodhi muscle: the run is done\n");
-            return 0;
+            code = 0;
+            break;
         }
         if (!answer || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "wait"))) {
             cJSON_Delete(answer);
-            if (bd_now() - since > wait_s) {
+            if (bd_now() - since > ro->wait_s) {
                 fprintf(stderr, "bodhi muscle: the conductor at %s had no place for this muscle for %.0f s\n",
-                        url, wait_s);
-                return 1;
+                        url, ro->wait_s);
+                break;
             }
             bd_sleep_ms(500);
             continue;
         }
-        int code = bd_remote_phase(url, host, answer, device, reg);
+        code = bd_remote_phase(url, host, answer, ro->device, &guarded, tls);
         cJSON_Delete(answer);
         if (code != 0)
-            return code;
+            break;
         phases++;
         since = bd_now();
     }
+    bd_tls_destroy(tls);
+    free(url);
+    return code;
 }

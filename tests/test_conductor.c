@@ -991,14 +991,17 @@ Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .ti
         _exit(127);
     }
     /* garbage before the muscle joins, and while the phase runs */
-    usleep(300000);
+    char *key = bd_strfmt("%s/remote.key", out);
+    wait_for(key, 30);
+    free(key);
     throw_garbage(listen);
     pid_t mus = fork();
     if (mus == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", 1);
         dup2(null, 2);
-        execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--wait", "60", (char *)NULL);
+        char *key = bd_strfmt("%s/remote.key", out); /* the run's credential (mutual TLS) */
+        execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--credential", key, "--wait", "60", (char *)NULL);
         _exit(127);
     }
     char *log = bd_strfmt("%s/log.jsonl", out);

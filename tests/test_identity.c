@@ -460,25 +460,31 @@ Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
 {
     if (system("ss -h > /dev/null 2>&1") != 0)
         cr_skip_test("no ss(8) to break a connection with");
-    char *file = write_file("regreet", 150000, ", remote_worker: 1");
+    char *file = write_file("regreet", 600000, ", remote_worker: 1");
     char *out = bd_strfmt("/tmp/bd-ident-%d-regreet", (int)getpid());
     int port = 20000 + (int)((getpid() + 7) % 20000);
     char *listen = bd_strfmt("tcp://127.0.0.1:%d", port);
+    char *cred = bd_strfmt("/tmp/bd-ident-%d-regreet.key", (int)getpid());
+    unlink(cred);
     pid_t run = fork();
     if (run == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);
-        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", "--listen", listen, (char *)NULL);
+        execl(BODHI_BINARY, "bodhi", "run", file, "--out", out, "--quiet", "--listen", listen, "--credential", cred,
+              (char *)NULL);
         _exit(127);
     }
+    for (double t0 = bd_now(); bd_now() - t0 < 30 && access(cred, R_OK) != 0;) /* the run makes it */
+        usleep(20000);
     pid_t mus = fork();
     if (mus == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);
-        execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--wait", "60", (char *)NULL);
+        execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--credential", cred, "--wait", "60",
+              (char *)NULL);
         _exit(127);
     }
     char *log = bd_strfmt("%s/log.jsonl", out);
@@ -503,7 +509,8 @@ Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240)
     cr_assert_eq(bd_read_file(log, &after, NULL), BD_OK);
     const char *g = strstr(after, "\"event\":\"greeting_again\"");
     cr_assert(g && strstr(g, "\"muscles\":3"), "the muscle takes part again after greeting");
-    free(after); free(log); free(listen); free(out); free(file);
+    unlink(cred);
+    free(after); free(log); free(listen); free(cred); free(out); free(file);
 }
 
 /* ---- run folders: only yours ---------------------------------------------------------- */

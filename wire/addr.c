@@ -95,11 +95,12 @@ char *bd_url_control(const char *sockdir)
 
 int bd_tcp_bind_probe(const char *url)
 {
+    const size_t skip = !url ? 0 : strncmp(url, "tcp://", 6) == 0 ? 6 : strncmp(url, "tls+tcp://", 10) == 0 ? 10 : 0;
     const char *colon = url ? strrchr(url, ':') : NULL;
-    if (!url || strncmp(url, "tcp://", 6) != 0 || !colon || colon <= url + 6)
+    if (!skip || !colon || colon <= url + skip)
         return bd_seterr(BD_EINVAL, "'%s' is not tcp://HOST:PORT", url ? url : "");
     char host[256];
-    const char *h = url + 6;
+    const char *h = url + skip;
     size_t hl = (size_t)(colon - h);
     if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1] */
         h++;

@@ -25,7 +25,7 @@ void bd_sockdir_remove(const char *run_dir, const char *sockdir);
 char *bd_url_brain(const char *sockdir, int phase, int agent);
 char *bd_url_control(const char *sockdir);
 
-/* Whether a TCP listener could bind url (tcp://HOST:PORT, HOST a name, an address or
+/* Whether a TCP listener could bind url (tcp:// or tls+tcp://HOST:PORT, HOST a name, an address or
  * [IPv6]) now: a socket is bound and closed at once, as NNG's listener would bind it
  * (SO_REUSEADDR). BD_OK, or BD_EINVAL saying why ("the port is in use", "not an address of
  * this machine"). Nothing listens; nothing is accepted. */

@@ -36,6 +36,11 @@ struct bd_events {
 
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
 {
+    return bd_events_dial_tls(url, sender, NULL, out);
+}
+
+int bd_events_dial_tls(const char *url, uint32_t sender, bd_tls *tls, bd_events **out)
+{
     *out = NULL;
     bd_events *ev = calloc(1, sizeof *ev);
     if (!ev)
@@ -56,12 +61,11 @@ int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
     rv = nng_ctx_open(&ev->ctx_ev, ev->sock);
     if (rv == 0)
         rv = nng_ctx_open(&ev->ctx_beat, ev->sock);
-    if (rv == 0)
-        rv = nng_dial(ev->sock, url, NULL, NNG_FLAG_NONBLOCK);
-    if (rv != 0) {
+    int rc = rv == 0 ? bd_tls_dial(ev->sock, url, tls, NNG_FLAG_NONBLOCK) : bd_nng_err(rv, url);
+    if (rc != BD_OK) {
         nng_close(ev->sock);
         free(ev);
-        return bd_nng_err(rv, url);
+        return rc;
     }
     pthread_mutex_init(&ev->mu, NULL);
     pthread_cond_init(&ev->cv, NULL);

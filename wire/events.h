@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "bodhi/bodhi.h"
+#include "wire/tls.h"
 #include "wire/wire.h"
 
 typedef struct bd_events bd_events;
@@ -23,6 +24,10 @@ typedef struct bd_events bd_events;
 /* Dials url (non-blocking; reconnects in the background, so start order does not matter).
  * sender identifies the child in every header. */
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out);
+
+/* The same through TLS with the run's credential (a remote muscle; url is tls+tcp://);
+ * tls stays the caller's and must outlive the connection. */
+int bd_events_dial_tls(const char *url, uint32_t sender, bd_tls *tls, bd_events **out);
 
 /* Sends obj as JSON text (obj stays the caller's) and waits up to the timeout (10 s unless
  * set) for the answer. *reply (may be NULL) gets the answer's JSON object, or NULL when it

@@ -32,6 +32,8 @@ struct bd_round {
     char why[256];
     uint64_t refused;   /* of those, messages from a connection that does not own their sender id */
     char refused_why[256];
+    struct { uint32_t listener; int first, count; } door[4]; /* bd_round_listen_for */
+    int ndoors;
 };
 
 static void bd_round_pipe_cb(void *arg, nng_pipe p, int added)
@@ -87,6 +89,36 @@ int bd_round_set_recvmax(bd_round *r, size_t bytes)
 int bd_round_listen(bd_round *r, const char *url, int *bound)
 {
     return bd_server_listen(r->srv, url, bound);
+}
+
+int bd_round_listen_for(bd_round *r, const char *url, int first, int count, const bd_listen_opts *o)
+{
+    if (r->ndoors >= (int)(sizeof r->door / sizeof r->door[0]) || first < 0 || count < 1 || first + count > r->n)
+        return bd_seterr(BD_EINVAL, "round: a door for peers %d..%d of %d", first, first + count - 1, r->n);
+    uint32_t id = 0;
+    bd_listen_opts lo = o ? *o : (bd_listen_opts){0};
+    lo.listener = &id;
+    int rc = bd_server_listen_with(r->srv, url, &lo);
+    if (rc != BD_OK)
+        return rc;
+    r->door[r->ndoors].listener = id;
+    r->door[r->ndoors].first = first;
+    r->door[r->ndoors].count = count;
+    r->ndoors++;
+    return BD_OK;
+}
+
+/* 1 when peer k may greet through the connection pipe: a door of its own, or any when no
+ * door was given. */
+static int bd_round_door_ok(const bd_round *r, uint32_t k, nng_pipe pipe)
+{
+    if (r->ndoors == 0)
+        return 1;
+    uint32_t lid = (uint32_t)nng_listener_id(nng_pipe_listener(pipe));
+    for (int i = 0; i < r->ndoors; i++)
+        if (r->door[i].listener == lid)
+            return (int)k >= r->door[i].first && (int)k < r->door[i].first + r->door[i].count;
+    return 0;
 }
 
 static void bd_round_drop_req(bd_round *r, bd_request *req, const char *fmt, ...)
@@ -163,6 +195,10 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
         return;
     }
     bd_peer *p = &r->peer[k];
+    if (req->h.type == r->greet && !bd_round_door_ok(r, k, req->pipe)) {
+        bd_round_drop_req(r, req, "peer %u greeted through a door that is not its own", k);
+        return;
+    }
     if (req->h.type == r->greet) {
         nng_pipe pipe = req->pipe;
         uint32_t seq = req->h.seq;

@@ -58,6 +58,12 @@ int bd_round_set_recvmax(bd_round *r, size_t bytes);
 /* Listens on url (several calls for several urls); for tcp port 0, *bound gets the port. */
 int bd_round_listen(bd_round *r, const char *url, int *bound);
 
+/* Listens on url as a door of its own for peers first .. first + count - 1 only: a greeting
+ * of another peer through it, or of one of them through another such door, is dropped and
+ * counted (local muscles on ipc, remote ones on TLS: a remote peer never takes a local
+ * slot). o as for bd_server_listen_with (TLS, a connection cap, the bound port). */
+int bd_round_listen_for(bd_round *r, const char *url, int first, int count, const bd_listen_opts *o);
+
 /* Handles what arrives (greetings through fn) until every peer is at least ready, or
  * *stop: BD_EINTR. */
 int bd_round_await_all(bd_round *r, const bd_round_hooks *h, const volatile sig_atomic_t *stop);

@@ -14,6 +14,8 @@
 enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
 
 #define BD_TEXT_MAX 4096 /* longest plain-text request let through */
+#define BD_LISTENERS 8   /* listeners with a connection cap, per server */
+#define BD_REFUSED 256   /* connections closed over a cap whose removal is not passed on */
 
 typedef struct {
     nng_ctx ctx;
@@ -39,6 +41,10 @@ struct bd_server {
     pthread_cond_t cv;
     void (*pipe_fn)(void *, nng_pipe, int);
     void *pipe_ctx;
+    struct { uint32_t id; int cap, open; } lis[BD_LISTENERS]; /* capped listeners */
+    int nlis;
+    uint32_t refused[BD_REFUSED]; /* pipes closed over a cap, until their removal is seen */
+    int nrefused;
 };
 
 static void bd_serve_arm(bd_serve_slot *sl)
@@ -111,10 +117,41 @@ static void bd_serve_rx_cb(void *arg)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A connection comes (ADD_PRE: closed there when its listener is at its cap; NNG then
+ * never adds it, but still reports its removal), is added (ADD_POST) or goes (REM_POST). */
 static void bd_serve_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     bd_server *s = arg;
-    if (s->pipe_fn)
+    uint32_t lid = (uint32_t)nng_listener_id(nng_pipe_listener(p)), pid = (uint32_t)nng_pipe_id(p);
+    pthread_mutex_lock(&s->mu);
+    int k = 0;
+    while (k < s->nlis && s->lis[k].id != lid)
+        k++;
+    if (ev == NNG_PIPE_EV_ADD_PRE) {
+        int over = k < s->nlis && ++s->lis[k].open > s->lis[k].cap;
+        if (over) {
+            s->rejected++;
+            snprintf(s->why, sizeof s->why, "a connection over the listener's cap of %d", s->lis[k].cap);
+            if (s->nrefused < BD_REFUSED)
+                s->refused[s->nrefused++] = pid;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (over)
+            nng_pipe_close(p);
+        return;
+    }
+    int refused = 0;
+    if (ev == NNG_PIPE_EV_REM_POST) {
+        if (k < s->nlis)
+            s->lis[k].open--;
+        for (int i = 0; i < s->nrefused && !refused; i++)
+            if (s->refused[i] == pid) {
+                s->refused[i] = s->refused[--s->nrefused];
+                refused = 1;
+            }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (s->pipe_fn && !refused)
         s->pipe_fn(s->pipe_ctx, p, ev == NNG_PIPE_EV_ADD_POST);
 }
 
@@ -138,6 +175,7 @@ int bd_server_open(int contexts, bd_server **out)
     int rv = nng_rep0_open(&s->sock);
     s->sock_open = rv == 0;
     if (rv == 0) {
+        nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, bd_serve_pipe_cb, s);
         nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, bd_serve_pipe_cb, s);
         nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, bd_serve_pipe_cb, s);
     }
@@ -165,12 +203,48 @@ int bd_server_open(int contexts, bd_server **out)
 
 int bd_server_listen(bd_server *s, const char *url, int *bound)
 {
-    nng_listener l;
+    bd_listen_opts o = {.bound = bound};
+    return bd_server_listen_with(s, url, &o);
+}
+
+int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o)
+{
+    static const bd_listen_opts none = {0};
+    o = o ? o : &none;
+    int *bound = o->bound;
+    if (bd_tls_url(url) != (o->tls != NULL))
+        return bd_seterr(BD_EINVAL, "%s: %s", url, o->tls ? "a TLS door listens on tls+tcp:// only"
+                                                         : "tls+tcp:// needs the run's credential");
+    if (o->cap > 0 && s->nlis >= BD_LISTENERS)
+        return bd_seterr(BD_EINVAL, "%s: more than %d listeners with a cap", url, BD_LISTENERS);
+    nng_listener l = NNG_LISTENER_INITIALIZER;
+    nng_tls_config *cfg = NULL;
     int rv = nng_listener_create(&l, s->sock, url);
+    if (rv == 0 && o->tls) {
+        int rc = bd_tls_config(o->tls, 1, &cfg);
+        if (rc != BD_OK) {
+            nng_listener_close(l);
+            return rc;
+        }
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
+    }
+    if (rv == 0 && o->cap > 0) { /* counted before it starts: no connection comes first */
+        pthread_mutex_lock(&s->mu);
+        s->lis[s->nlis].id = (uint32_t)nng_listener_id(l);
+        s->lis[s->nlis].cap = o->cap;
+        s->lis[s->nlis].open = 0;
+        s->nlis++;
+        pthread_mutex_unlock(&s->mu);
+    }
     if (rv == 0)
         rv = nng_listener_start(l, 0);
-    if (rv != 0)
+    if (rv != 0) {
+        if (nng_listener_id(l) > 0)
+            nng_listener_close(l);
         return bd_nng_err(rv, url);
+    }
+    if (o->listener)
+        *o->listener = (uint32_t)nng_listener_id(l);
     if (bound) {
         nng_sockaddr sa;
         *bound = 0;

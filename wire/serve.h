@@ -17,6 +17,7 @@
 #include <nng/nng.h>
 
 #include "bodhi/bodhi.h"
+#include "wire/tls.h"
 #include "wire/wire.h"
 
 typedef struct bd_server bd_server;
@@ -39,6 +40,20 @@ int bd_server_open(int contexts, bd_server **out);
 /* Listens on url (ipc:// or tcp://); may be called for several urls. For tcp with port 0,
  * *bound (may be NULL) gets the port the system chose. */
 int bd_server_listen(bd_server *s, const char *url, int *bound);
+
+/* How a listener listens (bd_server_listen_with). */
+typedef struct {
+    bd_tls *tls;          /* tls+tcp:// urls: the run's credential (its server certificate;
+                             peers must present a certificate of its CA); NULL otherwise */
+    int cap;              /* at most this many connections at once (0: no cap); more are
+                             closed as they come, and counted with the rejected requests */
+    int *bound;           /* may be NULL: the port the system chose for port 0 */
+    uint32_t *listener;   /* may be NULL: the listener's id (nng_pipe_listener of its pipes) */
+} bd_listen_opts;
+
+/* Listens on url as o says (o may be NULL: as bd_server_listen). A tls+tcp:// url needs
+ * o->tls, and a tcp:// one is refused when o->tls is given (no plain door beside it). */
+int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o);
 
 /* Lets plain-text requests through (bd_request.text set) instead of dropping them. */
 void bd_server_accept_text(bd_server *s, int yes);

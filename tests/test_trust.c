@@ -1,0 +1,669 @@
+/* test_trust.c: a run's TCP doors open only to its own muscles. Real processes, real TLS
+ * handshakes (NNG's tls+tcp with mbedTLS), loopback only, every wait bounded:
+ * - credential files: made, written 0600 never over anything, read back, garbage refused;
+ * - a remote muscle with the run's credential completes the run; without one, or with
+ *   another run's, it exits 2 and the run goes on; a stranger (plain TCP, a self-signed
+ *   certificate, no certificate) gets no answer from the conductor's door or a brain's,
+ *   where the run's own credential does; a HELLO as a local muscle through a brain's TLS
+ *   door is dropped and counted;
+ * - one --credential file serves run after run; a muscle's copy cannot serve a run;
+ * - 400 idle TCP connections, authenticated connections past the door's cap and a JOIN
+ *   that squats its slot do not keep the real muscle out, and the conductor's memory
+ *   stays within twice what it was;
+ * - a fake conductor with another CA's certificate gets nothing from a muscle; one with
+ *   the right credential that names a plugin does not make the muscle load it (unless
+ *   --allow-plugins, and then only a file on this host). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "common/util.h"
+#include "wire/serve.h"
+#include "wire/tls.h"
+#include "wire/wire.h"
+
+/* One train phase: a local muscle and a remote one. */
+static const char *RUN =
+    "uid: trust\n"
+    "seed: 7\n"
+    "schedule:\n"
+    "  - train:\n"
+    "      environments:\n"
+    "        - environment: {name: %s, uid: pole, params: {worlds: 4}}\n"
+    "      agents:\n"
+    "        - name: balancer\n"
+    "          brain: {name: %s, params: {rollout_steps: 32%s}}\n"
+    "          muscle: {name: %s, params: {}}\n"
+    "          objective: {name: reward, params: {}}\n"
+    "          sensors: [pole.*]\n"
+    "          actuators: [%s]\n"
+    "      simulation:\n"
+    "        conditions:\n"
+    "          - {name: max_steps, params: {steps: %d}}\n"
+    "      phase_config: {mode: train, worker: 1, remote_worker: 1}\n";
+
+static char *run_text(int steps)
+{
+    return bd_strfmt(RUN, "cartpole", "ppo", ", hidden: 16", "ppo", "pole.push", steps);
+}
+
+static char *write_text(const char *tag, const char *text)
+{
+    char *path = bd_strfmt("/tmp/bd-trust-%d-%s", (int)getpid(), tag);
+    cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
+    return path;
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t n = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &n);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* Runs BODHI_BINARY with argv (NULL-terminated, after "bodhi"), stderr to errfile, in a
+ * process that dies with the test's; env "LD_DEBUG=files" when lddebug. */
+static pid_t spawn(char *const args[], const char *errfile, int lddebug)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(errfile ? errfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, 2);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        if (lddebug)
+            setenv("LD_DEBUG", "files", 1);
+        char *argv[32] = {"bodhi"};
+        for (int i = 0; args[i] && i < 30; i++)
+            argv[i + 1] = args[i];
+        execv(BODHI_BINARY, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to seconds for pid: its exit code, or -1 (then it is killed). */
+static int wait_exit(pid_t pid, double seconds)
+{
+    double t0 = bd_now();
+    int st;
+    while (bd_now() - t0 < seconds) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(50000);
+    }
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static char *slurp(const char *path)
+{
+    char *t = NULL;
+    if (bd_read_file(path, &t, NULL) != BD_OK)
+        return bd_strdup("");
+    return t;
+}
+
+static int file_has(const char *path, const char *needle)
+{
+    char *t = slurp(path);
+    int has = strstr(t, needle) != NULL;
+    free(t);
+    return has;
+}
+
+static int count_of(const char *path, const char *needle)
+{
+    char *t = slurp(path);
+    int n = 0;
+    for (char *p = t; (p = strstr(p, needle)); p++)
+        n++;
+    free(t);
+    return n;
+}
+
+static void wait_for_text(const char *path, const char *needle, double seconds)
+{
+    double t0 = bd_now();
+    while (!file_has(path, needle) && bd_now() - t0 < seconds)
+        usleep(50000);
+}
+
+/* The PEM text of a credential file's part `name` (heap), or NULL. */
+static char *pem_part(const char *path, const char *name)
+{
+    char *t = slurp(path), *tag = bd_strfmt("bodhi-part: %s\n", name);
+    char *p = strstr(t, tag), *out = NULL;
+    if (p) {
+        p += strlen(tag);
+        char *end = strstr(p, "-----END ");
+        end = end ? strstr(end + 9, "-----") : NULL;
+        if (end)
+            out = bd_strfmt("%.*s\n", (int)(end + 5 - p), p);
+    }
+    free(tag);
+    free(t);
+    return out;
+}
+
+/* Sends a STATUS request through url (a TLS config, or NULL for a plain dial) and waits up
+ * to 2 s: 1 when any answer came. */
+static int answered(const char *url, nng_tls_config *cfg)
+{
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000);
+    nng_dialer d;
+    int got = 0;
+    if (nng_dialer_create(&d, s, url) == 0 && (!cfg || nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg) == 0)
+        && nng_dialer_start(d, NNG_FLAG_NONBLOCK) == 0) {
+        nng_msg *m;
+        uint8_t *p;
+        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_STATUS, BD_SENDER_JOINING, 0, 0, &p), BD_OK);
+        if (nng_sendmsg(s, m, 0) != 0)
+            nng_msg_free(m);
+        else if (nng_recvmsg(s, &m, 0) == 0) {
+            got = 1;
+            nng_msg_free(m);
+        }
+    }
+    nng_close(s);
+    return got;
+}
+
+/* A client TLS configuration that does not check the server and shows cert/key (NULL:
+ * none): a stranger's. */
+static nng_tls_config *stranger(const char *cert, const char *key)
+{
+    nng_tls_config *c;
+    cr_assert_eq(nng_tls_config_alloc(&c, NNG_TLS_MODE_CLIENT), 0);
+    cr_assert_eq(nng_tls_config_auth_mode(c, NNG_TLS_AUTH_MODE_NONE), 0);
+    if (cert)
+        cr_assert_eq(nng_tls_config_own_cert(c, cert, key, NULL), 0);
+    return c;
+}
+
+/* A credential file of a run of its own (CA key, client), as bodhi run --credential makes. */
+static char *other_credential(const char *tag, bd_tls **keep)
+{
+    bd_tls *t;
+    cr_assert_eq(bd_tls_create(&t), BD_OK);
+    cr_assert_eq(bd_tls_issue(t, BD_TLS_CLIENT), BD_OK);
+    char *path = bd_strfmt("/tmp/bd-trust-%d-%s.key", (int)getpid(), tag);
+    unlink(path);
+    cr_assert_eq(bd_tls_write(t, path, BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT), BD_OK);
+    if (keep)
+        *keep = t;
+    else
+        bd_tls_destroy(t);
+    return path;
+}
+
+static long rss_kb(pid_t pid)
+{
+    char *path = bd_strfmt("/proc/%d/status", (int)pid);
+    char *t = slurp(path);
+    free(path);
+    char *p = strstr(t, "VmRSS:");
+    long kb = p ? strtol(p + 6, NULL, 10) : -1;
+    free(t);
+    return kb;
+}
+
+/* The brain's TLS port, from its "ready" event in log.jsonl. */
+static int brain_port(const char *log)
+{
+    wait_for_text(log, "\"port\":", 60);
+    char *t = slurp(log);
+    char *p = strstr(t, "\"port\":");
+    int port = p ? atoi(p + 7) : 0;
+    free(t);
+    return port;
+}
+
+/* ---- credential files ------------------------------------------------------------------ */
+
+Test(trust, credential_files_are_made_kept_private_and_checked)
+{
+    bd_tls *t;
+    cr_assert_eq(bd_tls_create(&t), BD_OK);
+    cr_assert_eq(bd_tls_parts(t), BD_TLS_CA | BD_TLS_CA_KEY);
+    nng_tls_config *cfg;
+    cr_assert_neq(bd_tls_config(t, 1, &cfg), BD_OK, "no server certificate yet");
+    cr_assert_eq(bd_tls_issue(t, BD_TLS_SERVER), BD_OK);
+    cr_assert_eq(bd_tls_issue(t, BD_TLS_CLIENT), BD_OK);
+    cr_assert_eq(bd_tls_config(t, 1, &cfg), BD_OK);
+    cr_assert_eq(bd_tls_config(t, 0, &cfg), BD_OK);
+    char *path = bd_strfmt("/tmp/bd-trust-%d-cred.key", (int)getpid());
+    unlink(path);
+    cr_assert_eq(bd_tls_write(t, path, BD_TLS_CA | BD_TLS_CLIENT), BD_OK);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "a credential is the owner's alone");
+    cr_assert_neq(bd_tls_write(t, path, BD_TLS_CA | BD_TLS_CLIENT), BD_OK, "never over a file");
+    char *link = bd_strfmt("%s.link", path), *target = bd_strfmt("%s.target", path);
+    unlink(link);
+    unlink(target);
+    cr_assert_eq(symlink(target, link), 0);
+    cr_assert_neq(bd_tls_write(t, link, BD_TLS_CA), BD_OK, "never through a symbolic link");
+    cr_assert(!bd_exists(target));
+    bd_tls *back;
+    cr_assert_eq(bd_tls_load(path, &back), BD_OK);
+    cr_assert_eq(bd_tls_parts(back), BD_TLS_CA | BD_TLS_CLIENT, "the muscle's file holds no CA key");
+    cr_assert_eq(bd_tls_issue(back, BD_TLS_SERVER), BD_ESTATE, "and cannot sign");
+    bd_tls_destroy(back);
+    /* not a credential */
+    const char *bad[] = {"hello\n", "bodhi-part: ca\nno pem here\n",
+                         "bodhi-part: ca\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                         "bodhi-part: what\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *p = write_text("bad.key", bad[i]);
+        cr_assert_eq(bd_tls_load(p, &back), BD_EINVAL, "case %zu", i);
+        cr_assert_null(back);
+        free(p);
+    }
+    cr_assert_eq(bd_tls_load("/tmp/bd-trust-no-such-file", &back), BD_ENOTFOUND);
+    /* a client certificate without its key */
+    char *ca = pem_part(path, "ca"), *client = pem_part(path, "client");
+    char *half = bd_strfmt("bodhi-part: ca\n%sbodhi-part: client\n%s", ca, client);
+    char *p = write_text("half.key", half);
+    cr_assert_eq(bd_tls_load(p, &back), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "without its key"), "%s", bd_lasterr());
+    free(p);
+    free(half);
+    free(ca);
+    free(client);
+    unlink(link);
+    free(link);
+    free(target);
+    unlink(path);
+    free(path);
+    bd_tls_destroy(t);
+}
+
+/* ---- a live run ----------------------------------------------------------------------- */
+
+typedef struct {
+    char *file, *out, *listen, *log, *key, *err;
+    int port;
+    pid_t pid;
+} live_run;
+
+static void start_run(live_run *r, const char *tag, int steps)
+{
+    char *text = run_text(steps);
+    char *name = bd_strfmt("%s.yml", tag);
+    r->file = write_text(name, text);
+    free(name);
+    free(text);
+    r->out = bd_strfmt("/tmp/bd-trust-%d-%s-run", (int)getpid(), tag);
+    r->port = free_port();
+    r->listen = bd_strfmt("127.0.0.1:%d", r->port);
+    r->log = bd_strfmt("%s/log.jsonl", r->out);
+    r->key = bd_strfmt("%s/remote.key", r->out);
+    r->err = bd_strfmt("%s.stderr", r->out);
+    char *args[] = {"run", r->file, "--out", r->out, "--listen", r->listen, NULL};
+    r->pid = spawn(args, r->err, 0);
+    wait_for_text(r->err, "waiting up to", 60);
+    cr_assert(bd_exists(r->key), "the run made its credential");
+}
+
+static void end_run(live_run *r)
+{
+    int rc = wait_exit(r->pid, 120);
+    char *err = slurp(r->err);
+    cr_assert_eq(rc, 0, "the run completes (exit %d):\n%s", rc, err);
+    free(err);
+    char *sum = bd_strfmt("%s/summary.json", r->out);
+    cr_assert(file_has(sum, "\"status\":\t\"done\""), "summary.json says done");
+    free(sum);
+}
+
+static void free_run(live_run *r)
+{
+    free(r->file);
+    free(r->out);
+    free(r->listen);
+    free(r->log);
+    free(r->key);
+    free(r->err);
+}
+
+static pid_t start_muscle(const char *listen, const char *key, const char *err, const char *extra)
+{
+    char *args[] = {"muscle", "--connect", (char *)listen, "--wait", "60", key ? "--credential" : NULL,
+                    (char *)key, (char *)extra, NULL};
+    return spawn(args, err, 0);
+}
+
+Test(trust, only_the_runs_credential_opens_its_doors, .timeout = 240)
+{
+    live_run r;
+    start_run(&r, "doors", 2000);
+    char *door = bd_strfmt("tls+tcp://%s", r.listen), *plain = bd_strfmt("tcp://%s", r.listen);
+    int bport = brain_port(r.log);
+    cr_assert_gt(bport, 0);
+    char *bdoor = bd_strfmt("tls+tcp://127.0.0.1:%d", bport), *bplain = bd_strfmt("tcp://127.0.0.1:%d", bport);
+    /* a muscle without a credential, and one with another run's: exit 2, said why */
+    char *err = bd_strfmt("%s.m1", r.err);
+    cr_assert_eq(wait_exit(start_muscle(r.listen, NULL, err, NULL), 30), 2);
+    cr_assert(file_has(err, "--credential FILE is required"));
+    char *other = other_credential("other", NULL);
+    cr_assert_eq(wait_exit(start_muscle(r.listen, other, err, NULL), 30), 2);
+    cr_assert(file_has(err, "TLS handshake"), "the muscle says the handshake failed");
+    /* strangers get nothing from the conductor's door or the brain's: plain TCP, no
+     * certificate, a self-signed certificate, another run's client certificate */
+    char *ca = pem_part(other, "ca"), *cakey = pem_part(other, "ca-key");
+    char *oc = pem_part(other, "client"), *ok = pem_part(other, "client-key");
+    nng_tls_config *none = stranger(NULL, NULL), *self = stranger(ca, cakey), *foreign = stranger(oc, ok);
+    const char *urls[2] = {door, bdoor}, *plains[2] = {plain, bplain};
+    for (int i = 0; i < 2; i++) {
+        cr_assert(!answered(plains[i], NULL), "%s answered plain TCP", plains[i]);
+        cr_assert(!answered(urls[i], none), "%s answered a peer without a certificate", urls[i]);
+        cr_assert(!answered(urls[i], self), "%s answered a self-signed certificate", urls[i]);
+        cr_assert(!answered(urls[i], foreign), "%s answered another run's certificate", urls[i]);
+    }
+    /* the run's own credential is answered (status for an authenticated peer) */
+    bd_tls *mine;
+    cr_assert_eq(bd_tls_load(r.key, &mine), BD_OK);
+    nng_tls_config *cfg;
+    cr_assert_eq(bd_tls_config(mine, 0, &cfg), BD_OK);
+    cr_assert(answered(door, cfg), "the run's credential gets its status");
+    /* even the run's credential cannot greet a brain as the local muscle 0 through TCP */
+    nng_socket hs;
+    cr_assert_eq(nng_req0_open(&hs), 0);
+    nng_socket_set_ms(hs, NNG_OPT_RECVTIMEO, 2000);
+    cr_assert_eq(bd_tls_dial(hs, bdoor, mine, 0), BD_OK);
+    nng_msg *hm;
+    uint8_t *hp;
+    cr_assert_eq(bd_wire_msg_alloc(&hm, BD_MSG_HELLO, 0, 0, BD_HELLO_SIZE, &hp), BD_OK);
+    memset(hp, 0, BD_HELLO_SIZE);
+    cr_assert_eq(nng_sendmsg(hs, hm, 0), 0);
+    cr_assert_neq(nng_recvmsg(hs, &hm, 0), 0, "a HELLO as local muscle 0 through the TLS door was answered");
+    nng_close(hs);
+    /* the run went on: its own muscle completes it */
+    pid_t m = start_muscle(r.listen, r.key, err, NULL);
+    end_run(&r);
+    cr_assert_eq(wait_exit(m, 30), 0);
+    cr_assert(file_has(r.log, "\"event\":\"joined\""));
+    cr_assert(file_has(r.log, "peer 0 greeted through a door that is not its own"),
+              "the brain counts the HELLO it dropped");
+    cr_assert(!file_has(r.log, "\"event\":\"restarted\""), "local muscle 0 kept its slot");
+    nng_tls_config_free(none);
+    nng_tls_config_free(self);
+    nng_tls_config_free(foreign);
+    bd_tls_destroy(mine);
+    free(ca);
+    free(cakey);
+    free(oc);
+    free(ok);
+    unlink(other);
+    free(other);
+    free(err);
+    free(door);
+    free(plain);
+    free(bdoor);
+    free(bplain);
+    free_run(&r);
+}
+
+/* A shared home: one --credential file both sides name, run after run; a muscle's copy
+ * (no CA key) is refused by bodhi run before anything is written. tcp:// and tls+tcp://
+ * prefixes mean the same door. */
+Test(trust, a_credential_file_serves_run_after_run, .timeout = 300)
+{
+    char *text = run_text(1000);
+    char *file = write_text("shared.yml", text);
+    free(text);
+    char *cred = bd_strfmt("/tmp/bd-trust-%d-shared.key", (int)getpid());
+    unlink(cred);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-shared.stderr", (int)getpid());
+    for (int k = 0; k < 2; k++) {
+        char *out = bd_strfmt("/tmp/bd-trust-%d-shared-run%d", (int)getpid(), k);
+        int port = free_port();
+        char *listen = bd_strfmt("tcp://127.0.0.1:%d", port), *connect = bd_strfmt("tls+tcp://127.0.0.1:%d", port);
+        char *args[] = {"run", file, "--out", out, "--listen", listen, "--credential", cred, NULL};
+        pid_t run = spawn(args, err, 0);
+        wait_for_text(err, "waiting up to", 60);
+        struct stat st;
+        cr_assert_eq(stat(cred, &st), 0, "run %d made or kept the credential", k);
+        cr_assert_eq(st.st_mode & 0777, 0600);
+        char *rk = bd_strfmt("%s/remote.key", out);
+        cr_assert(!bd_exists(rk), "with --credential no remote.key is written");
+        pid_t m = start_muscle(connect, cred, NULL, NULL);
+        int rc = wait_exit(run, 120);
+        cr_assert_eq(rc, 0, "run %d (exit %d)", k, rc);
+        cr_assert_eq(wait_exit(m, 30), 0);
+        free(rk);
+        free(listen);
+        free(connect);
+        free(out);
+    }
+    bd_tls *t;
+    cr_assert_eq(bd_tls_load(cred, &t), BD_OK);
+    cr_assert_eq(bd_tls_parts(t), BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT);
+    /* a muscle's copy cannot serve a run: exit 2, nothing written */
+    char *copy = bd_strfmt("%s.copy", cred), *out = bd_strfmt("/tmp/bd-trust-%d-shared-copy", (int)getpid());
+    unlink(copy);
+    cr_assert_eq(bd_tls_write(t, copy, BD_TLS_CA | BD_TLS_CLIENT), BD_OK);
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *args[] = {"run", file, "--out", out, "--listen", listen, "--credential", copy, NULL};
+    cr_assert_eq(wait_exit(spawn(args, err, 0), 60), 2);
+    cr_assert(file_has(err, "holds no CA key"));
+    cr_assert(!bd_exists(out), "nothing was written");
+    bd_tls_destroy(t);
+    unlink(copy);
+    unlink(cred);
+    free(listen);
+    free(copy);
+    free(out);
+    free(cred);
+    free(err);
+    free(file);
+}
+
+/* JOIN with the run's credential as `pid`: 1 when a slot was granted. */
+static int join_as(const char *url, bd_tls *tls, int pid)
+{
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000);
+    int granted = 0;
+    if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
+        char *text = bd_strfmt("{\"event\":\"join\",\"pid\":%d,\"host\":\"squatter\"}", pid);
+        nng_msg *m;
+        uint8_t *p;
+        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_JOIN, BD_SENDER_JOINING, 0, strlen(text), &p), BD_OK);
+        memcpy(p, text, strlen(text));
+        free(text);
+        if (nng_sendmsg(s, m, 0) != 0)
+            nng_msg_free(m);
+        else if (nng_recvmsg(s, &m, 0) == 0) {
+            granted = memmem(nng_msg_body(m), nng_msg_len(m), "\"run_file\"", 10) != NULL;
+            nng_msg_free(m);
+        }
+    }
+    nng_close(s);
+    return granted;
+}
+
+Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .timeout = 240)
+{
+    live_run r;
+    start_run(&r, "squat", 2000);
+    int bport = brain_port(r.log);
+    long rss0 = rss_kb(r.pid);
+    /* 400 idle TCP connections: 300 to the conductor's door, 100 to the brain's */
+    int fds[400], nfd = 0;
+    for (int i = 0; i < 400; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((uint16_t)(i < 300 ? r.port : bport))};
+        if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0)
+            fds[nfd++] = s;
+        else if (s >= 0)
+            close(s);
+    }
+    cr_assert_eq(nfd, 400, "the connections were made");
+    /* authenticated connections past the door's cap are closed as they come */
+    bd_tls *mine;
+    cr_assert_eq(bd_tls_load(r.key, &mine), BD_OK);
+    char *door = bd_strfmt("tls+tcp://%s", r.listen);
+    nng_socket crowd[24];
+    for (int i = 0; i < 24; i++) {
+        cr_assert_eq(nng_req0_open(&crowd[i]), 0);
+        bd_tls_dial(crowd[i], door, mine, NNG_FLAG_NONBLOCK);
+    }
+    sleep(2);
+    for (int i = 0; i < 24; i++)
+        nng_close(crowd[i]);
+    /* a JOIN that takes the slot and never beats */
+    cr_assert(join_as(door, mine, 999999), "the squatter got the slot");
+    pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
+    /* the squatter keeps asking; the slot is not given back to it at once */
+    int again = 0;
+    long rss_max = rss_kb(r.pid);
+    for (double t0 = bd_now(); bd_now() - t0 < 14 && count_of(r.log, "\"event\":\"joined\"") < 2;) {
+        again += join_as(door, mine, 999999);
+        long k = rss_kb(r.pid);
+        rss_max = k > rss_max ? k : rss_max;
+        usleep(300000);
+    }
+    cr_assert_eq(again, 0, "the squatter got the slot again");
+    end_run(&r);
+    cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
+    cr_assert(file_has(r.log, "joined but did not beat"), "log.jsonl says why the squatter lost the slot");
+    cr_assert(file_has(r.log, "\"door_rejected\""), "log.jsonl counts the connections over the cap");
+    cr_assert_lt(rss_max, 2 * rss0, "the conductor's memory went from %ld kB to %ld kB", rss0, rss_max);
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    bd_tls_destroy(mine);
+    free(door);
+    free_run(&r);
+}
+
+/* ---- a fake conductor -------------------------------------------------------------- */
+
+/* Answers what a muscle sends to a conductor at srv until pid exits (or seconds pass):
+ * JOIN with join (a JSON text), the rest with an empty answer. Returns the requests seen
+ * and the muscle's exit code in *code (-1: killed). */
+static int fake_conductor(bd_server *srv, const char *join, pid_t pid, double seconds, const char *until_in,
+                          const char *errfile, int *code)
+{
+    int seen = 0, st;
+    *code = -1;
+    for (double t0 = bd_now(); bd_now() - t0 < seconds;) {
+        bd_request *req;
+        if (bd_server_next(srv, 100, &req) == BD_OK) {
+            seen++;
+            const char *a = req->h.type == BD_MSG_JOIN ? join : "";
+            bd_server_answer_bytes(srv, req, req->h.type, 0, a, strlen(a));
+        }
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return seen;
+        }
+        if (until_in && file_has(errfile, until_in))
+            break;
+    }
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return seen;
+}
+
+Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout = 180)
+{
+    bd_tls *run;
+    char *key = other_credential("fake-run", &run); /* the run's credential, as a muscle holds it */
+    cr_assert_eq(bd_tls_issue(run, BD_TLS_SERVER), BD_OK);
+    bd_tls *impostor;
+    cr_assert_eq(bd_tls_create(&impostor), BD_OK);
+    cr_assert_eq(bd_tls_issue(impostor, BD_TLS_SERVER), BD_OK);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-fake.stderr", (int)getpid());
+    /* a run file naming a plugin (a real one, that would load) */
+    char *text = bd_strfmt(RUN, "'" BODHI_TARGET_PLUGIN ":bd_target_env'", "random", "", "random", "pole.move_x", 500);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "run_file", text);
+    cJSON_AddStringToObject(j, "phase", "train");
+    cJSON_AddNumberToObject(j, "id", 1);
+    cJSON_AddNumberToObject(j, "restart", 0);
+    int port = free_port();
+    cJSON_AddItemToObject(j, "ports", cJSON_CreateIntArray(&port, 1));
+    char *join = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
+    const char *lib = "file=" BODHI_TARGET_PLUGIN; /* LD_DEBUG=files: the object loaded */
+    /* 1. another CA's certificate: the muscle refuses it (exit 2) and sends nothing */
+    bd_server *srv;
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    bd_listen_opts lo = {.tls = impostor};
+    cr_assert_eq(bd_server_listen_with(srv, url, &lo), BD_OK);
+    int code, seen = fake_conductor(srv, join, start_muscle(hp, key, err, NULL), 30, NULL, err, &code);
+    cr_assert_eq(code, 2, "the muscle refuses a conductor of another CA (exit %d)", code);
+    cr_assert_eq(seen, 0, "the impostor got %d requests", seen);
+    cr_assert(file_has(err, "TLS handshake"));
+    bd_server_close(srv);
+    /* 2. the right credential, naming a plugin: refused, not loaded (LD_DEBUG lists every
+     * object the muscle loads) */
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    lo.tls = run;
+    cr_assert_eq(bd_server_listen_with(srv, url, &lo), BD_OK);
+    char *args[] = {"muscle", "--connect", hp, "--credential", key, "--wait", "30", NULL};
+    seen = fake_conductor(srv, join, spawn(args, err, 1), 30, NULL, err, &code);
+    cr_assert_eq(code, 2, "exit %d", code);
+    cr_assert_gt(seen, 0, "it joined");
+    cr_assert(file_has(err, "loads none"), "the muscle says why");
+    cr_assert(!file_has(err, lib), "the plugin was loaded");
+    /* 3. --allow-plugins with a plugin that is not on this host: refused */
+    char *text2 = bd_strfmt(RUN, "'/nonexistent/libx.so:bd_target_env'", "random", "", "random", "pole.move_x", 500);
+    cJSON *j2 = cJSON_Parse(join);
+    cJSON_ReplaceItemInObject(j2, "run_file", cJSON_CreateString(text2));
+    char *join2 = cJSON_PrintUnformatted(j2);
+    cJSON_Delete(j2);
+    char *args3[] = {"muscle", "--connect", hp, "--credential", key, "--wait", "30", "--allow-plugins", NULL};
+    fake_conductor(srv, join2, spawn(args3, err, 0), 30, NULL, err, &code);
+    cr_assert_eq(code, 2, "exit %d", code);
+    cr_assert(file_has(err, "not a file on this host"));
+    /* 4. the control: with --allow-plugins and the file here, it is loaded (so case 2 could
+     * have seen it) */
+    fake_conductor(srv, join, spawn(args3, err, 1), 30, lib, err, &code);
+    cr_assert(file_has(err, lib), "with --allow-plugins the plugin on this host is loaded");
+    bd_server_close(srv);
+    free(text2);
+    free(join2);
+    free(join);
+    free(text);
+    free(url);
+    free(hp);
+    free(err);
+    unlink(key);
+    free(key);
+    bd_tls_destroy(run);
+    bd_tls_destroy(impostor);
+}
