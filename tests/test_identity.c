@@ -218,7 +218,7 @@ static char *sock_url(const char *out, const char *name)
 
 Test(identity, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240)
 {
-    char *file = write_file("hello", 150000, "");
+    char *file = write_file("hello", 600000, "");
     char *clean = clean_run(file, "hello-clean");
     char *out = bd_strfmt("/tmp/bd-ident-%d-hello", (int)getpid());
     pid_t run = start_run(file, out);
@@ -376,7 +376,7 @@ static long long announce_a_gigabyte(const char *path)
 
 Test(identity, a_gigabyte_length_header_grows_no_memory, .timeout = 240)
 {
-    char *file = write_file("gib", 150000, "");
+    char *file = write_file("gib", 600000, "");
     char *out = bd_strfmt("/tmp/bd-ident-%d-gib", (int)getpid());
     pid_t run = start_run(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
