@@ -976,9 +976,9 @@ Test(memory, item04_full_disk_leaves_no_zero_rows, .timeout = 60)
     cr_assert_eq(bd_read_file(errpath, &err, &len), BD_OK);
     cr_assert(strstr(err, "HDF5-DIAG") == NULL && strstr(err, "infinite loop") == NULL,
               "HDF5's own messages on stderr:\n%s", err);
-    int lines = 0;
-    for (const char *p = err; *p; p++)
-        lines += *p == '\n';
+    int lines = 0; /* a sanitizer's own lines ("==PID==...", make asan) are not the writer's */
+    for (const char *p = err; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        lines += strncmp(p, "==", 2) != 0;
     cr_assert_eq(lines, 1, "one line on stderr, got:\n%s", err);
     cr_assert(strstr(err, tmpfs ? "No space left on device" : "File too large"), "%s", err);
     free(err);
