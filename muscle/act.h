@@ -4,7 +4,7 @@
  *                  network sees them (running normalisation)
  *   bd_act_select  the action from the network's output (or uniform for the random
  *                  muscle), its log-probability, and the clipped setpoint into the env's
- *                  action buffer
+ *                  action buffer (bd_act_put, which replay/resim.c replays traces with)
  *   bd_act_record  reward and episode flags of the step into the rollout; says whether
  *                  the world was truncated (not terminated), so its final observation
  *                  needs a value to bootstrap from
