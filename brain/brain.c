@@ -69,11 +69,9 @@ typedef struct {
     uint8_t *term, *trunc, *valid;
     float *fobs;              /* (T, N, S) final observations, where an episode ended */
     float *efin;              /* (<= T N, S) those of the round's finished episodes, in order */
-    /* recording: every K-th env step of the first Nr worlds (record in the run file) */
+    /* recording: every K-th env step of the first Nr worlds (record in the run file),
+     * which the trace writer keeps of the batches it is given */
     int rec_every, rec_nr;
-    long long rows_seen;      /* env steps of this phase so far */
-    float *r_obs, *r_act, *r_rew;   /* the rows kept, packed (when not all are) */
-    uint8_t *r_term, *r_trunc;
     long long round_no;
     int port;                 /* the TCP port muscles on other machines dial (0: none) */
     bd_tls *tls;              /* the run's server credential for that port */
@@ -276,27 +274,6 @@ static int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
     return BD_OK;
 }
 
-/* The step rows the run file asks to keep (record: every, worlds) to the trace. */
-static int bd_brain_record(bd_brain *b)
-{
-    const int K = b->rec_every, Nr = b->rec_nr, N = b->N, S = b->S, U = b->U;
-    if (K == 1 && Nr == N)
-        return bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc);
-    int kept = 0;
-    for (int t = 0; t < b->T; t++) {
-        if ((b->rows_seen + t) % K != 0)
-            continue;
-        size_t src = (size_t)t * (size_t)N, dst = (size_t)kept * (size_t)Nr;
-        memcpy(b->r_obs + dst * (size_t)S, b->obs + src * (size_t)S, sizeof(float) * (size_t)Nr * (size_t)S);
-        memcpy(b->r_act + dst * (size_t)U, b->act + src * (size_t)U, sizeof(float) * (size_t)Nr * (size_t)U);
-        memcpy(b->r_rew + dst, b->rew + src, sizeof(float) * (size_t)Nr);
-        memcpy(b->r_term + dst, b->term + src, (size_t)Nr);
-        memcpy(b->r_trunc + dst, b->trunc + src, (size_t)Nr);
-        kept++;
-    }
-    return kept ? bd_trace_writer_append(b->mem, kept, b->r_obs, b->r_act, b->r_rew, b->r_term, b->r_trunc) : BD_OK;
-}
-
 /* The final observations of the episodes bd_stats_add just finished, in its order
  * ((t, world) among the valid columns), into b->efin. */
 static int bd_brain_final_rows(bd_brain *b)
@@ -395,16 +372,6 @@ static int bd_brain_alloc_batch(bd_brain *b)
     if (!b->obs || !b->act || !b->logp || !b->val || !b->rew || !b->fval || !b->lastv || !b->term
         || !b->trunc || !b->valid || !b->fobs || !b->efin)
         return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
-    if (b->rec_every > 1 || b->rec_nr < b->N) { /* the rows kept, packed */
-        size_t rn = (size_t)b->T * (size_t)b->rec_nr;
-        b->r_obs = malloc(sizeof(float) * rn * (size_t)b->S);
-        b->r_act = malloc(sizeof(float) * rn * (size_t)b->U);
-        b->r_rew = malloc(sizeof(float) * rn);
-        b->r_term = malloc(rn);
-        b->r_trunc = malloc(rn);
-        if (!b->r_obs || !b->r_act || !b->r_rew || !b->r_term || !b->r_trunc)
-            return bd_seterr(BD_ENOMEM, "brain: out of memory for recording %d x %d", b->T, b->rec_nr);
-    }
     return BD_OK;
 }
 
@@ -518,12 +485,12 @@ static int bd_brain_round(bd_brain *b, int *stop)
     if (have) {
         if (cols < b->N)
             bd_brain_blank(b);
-        rc = b->ap->cfg->record_steps ? bd_brain_record(b) : BD_OK;
+        rc = b->ap->cfg->record_steps ? bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc)
+                                      : BD_OK;
         if (rc == BD_OK)
             rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, cols < b->N ? b->valid : NULL);
         if (rc == BD_OK && b->stats.done_n && (rc = bd_brain_final_rows(b)) == BD_OK)
             rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n, b->efin);
-        b->rows_seen += b->T;
         if (rc != BD_OK)
             return rc;
         b->steps += (long long)b->T * cols;
@@ -714,7 +681,6 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     free(b->lost_pid);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin);
-    free(b->r_obs); free(b->r_act); free(b->r_rew); free(b->r_term); free(b->r_trunc);
     free(b->mem_path);
     free(b->sockdir);
     cJSON_Delete(b->learned);

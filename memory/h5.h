@@ -34,6 +34,12 @@ hid_t bd_h5_fapl(int latest);
 /* Group and file creation lists that remember link creation order. */
 hid_t bd_h5_gcpl(void);
 hid_t bd_h5_fcpl(void);
+/* The step datasets of a trace (memory.h, docs/trace-format.md), in the order of
+ * bd_trace_writer_append's buffers: (T, N, S) and (T, N, U) float32, (T, N) float32, then
+ * two (T, N) uint8. The one list the writer and the readers use. */
+enum { BD_STEP_SENSORS, BD_STEP_ACTUATORS, BD_STEP_REWARDS, BD_STEP_TERMINATED, BD_STEP_TRUNCATED, BD_STEP_COUNT };
+extern const char *const bd_step_names[BD_STEP_COUNT];
+
 /* The episodes record in memory (bd_episode) or in the file (packed little-endian). */
 hid_t bd_h5_episode_type(int in_file);
 

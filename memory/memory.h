@@ -66,7 +66,7 @@ typedef struct {
     const char *path;               /* file to create (truncated if it exists) */
     const char *phase;              /* group names */
     const char *agent;
-    int n;                          /* N: columns (worlds) recorded */
+    int n;                          /* N: columns (worlds) recorded: the first N of worlds */
     int s;                          /* S: sensors per column */
     int u;                          /* U: actuators per column */
     const char *const *sensor_ids;  /* S names */
@@ -77,8 +77,9 @@ typedef struct {
     const char *group;              /* the agent group it drives (NULL: none, "") */
     int members;                    /* columns per world: members of that group (0: 1) */
     uint64_t seed;
-    int worlds;                     /* all its columns in the phase, worlds x members (0: n) */
-    int every;                      /* a row is every K-th env step (0: 1) */
+    int worlds;                     /* all its columns in the phase, worlds x members (0: n):
+                                       the columns of the rows appended, >= n */
+    int every;                      /* a row is every K-th env step appended (0: 1) */
     int no_steps;                   /* 1: no step rows are written (the episodes are) */
     bd_compression compression;     /* of the step datasets */
 } bd_trace_spec;
@@ -89,9 +90,12 @@ typedef struct bd_trace_writer bd_trace_writer;
  * Needs N, S, U >= 1; phase and agent are single names (no '/'). */
 int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out);
 
-/* Queues T rows (copied; the caller keeps its buffers). Shapes: sensors (T,N,S),
- * actuators (T,N,U), rewards/terminated/truncated (T,N). Returns the first error the
- * writer thread met, if any (then nothing more is written). */
+/* Queues what the trace keeps of T env steps, the next T after those appended before:
+ * the rows of every K-th step (K = spec.every; steps 0, K, 2K, ... of all appended), the
+ * first N of their W columns (W = spec.worlds), copied once (the caller keeps its
+ * buffers). Shapes: sensors (T,W,S), actuators (T,W,U), rewards/terminated/truncated
+ * (T,W). Appends come from one thread. Returns the first error the writer thread met, if
+ * any (then nothing more is written). */
 int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
                            const float *actuators, const float *rewards,
                            const uint8_t *terminated, const uint8_t *truncated);
@@ -101,7 +105,7 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
 int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count,
                              const float *final_sensors);
 
-/* Rows written or queued so far. */
+/* Rows written or queued so far (the steps kept). */
 int64_t bd_trace_writer_rows(const bd_trace_writer *w);
 
 /* Waits until every queued item is written and the file flushed; returns the first

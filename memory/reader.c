@@ -517,7 +517,7 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
             }
             if (rc)
                 break;
-            htri_t has = H5Lexists(ag, "rewards", H5P_DEFAULT);
+            htri_t has = H5Lexists(ag, bd_step_names[BD_STEP_REWARDS], H5P_DEFAULT);
             if (has < 0)
                 rc = bd_h5_fail("'%s': cannot look up /%s/%s/rewards", ca.where, phases.v[i],
                              agents.v[j]);
@@ -703,15 +703,14 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
         }
         /* the step rows: as many as every step dataset holds (a killed writer may have
          * extended some further than others), sensors' or (a file without them) rewards' */
-        static const char *const steps[] = {"sensors", "actuators", "rewards", "terminated", "truncated"};
-        const char *rowset = "rewards";
+        const char *rowset = bd_step_names[BD_STEP_REWARDS];
         out->rows = -1;
-        for (int k = 0; k < 5 && !rc; k++) {
+        for (int k = 0; k < BD_STEP_COUNT && !rc; k++) {
             int64_t r;
-            rc = rows_of(grp, c.where, steps[k], &r);
+            rc = rows_of(grp, c.where, bd_step_names[k], &r);
             if (!rc && r >= 0) {
-                if (k == 0)
-                    rowset = "sensors";
+                if (k == BD_STEP_SENSORS)
+                    rowset = bd_step_names[BD_STEP_SENSORS];
                 out->rows = out->rows < 0 || r < out->rows ? r : out->rows;
             }
         }

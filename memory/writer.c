@@ -31,10 +31,6 @@
 #define BD_TRACE_QUEUE_MAX ((size_t)256 << 20)  /* bytes queued before append blocks */
 #define BD_TRACE_ERR_BYTES 256                  /* the write_error attribute's size */
 
-enum { DS_SENSORS, DS_ACTUATORS, DS_REWARDS, DS_TERMINATED, DS_TRUNCATED, DS_COUNT };
-
-static const char *const ds_names[DS_COUNT] = {"sensors", "actuators", "rewards", "terminated",
-                                               "truncated"};
 
 enum { ITEM_ROWS, ITEM_EPISODES };
 
@@ -43,7 +39,7 @@ typedef struct item {
     int kind;
     int64_t count;      /* rows (T) or episodes */
     size_t bytes;       /* payload bytes, counted against the queue bound */
-    const void *data[DS_COUNT]; /* rows: one pointer per dataset; episodes: data[0], and
+    const void *data[BD_STEP_COUNT]; /* rows: one pointer per dataset; episodes: data[0], and
                                    their final observations data[1] */
 } item;
 
@@ -51,7 +47,11 @@ struct bd_trace_writer {
     char *path, *phase, *agent;
     int lock_fd;                                 /* the writer's flock on path */
     int n, s, u;
-    hid_t file, ds[DS_COUNT], ds_ep, ds_fin, t_ep_mem; /* touched only by the thread after create */
+    int width, every;                            /* appended rows hold `width` columns, of
+                                                    which the first n of every every-th step
+                                                    are kept */
+    int64_t steps_in;                            /* env steps appended so far (the appender's) */
+    hid_t file, ds[BD_STEP_COUNT], ds_ep, ds_fin, t_ep_mem; /* touched only by the thread after create */
     bd_compression compression;
     int steps;                                   /* step rows are recorded */
     int64_t rows_written, eps_written;           /* thread only */
@@ -156,8 +156,8 @@ static int set_filter(hid_t dcpl, bd_compression c)
 
 static hid_t make_dataset(const bd_trace_writer *w, hid_t grp, int d, hid_t ftype, size_t esize)
 {
-    int rank = d <= DS_ACTUATORS ? 3 : 2;
-    hsize_t k = d == DS_SENSORS ? (hsize_t)w->s : d == DS_ACTUATORS ? (hsize_t)w->u : 1;
+    int rank = d <= BD_STEP_ACTUATORS ? 3 : 2;
+    hsize_t k = d == BD_STEP_SENSORS ? (hsize_t)w->s : d == BD_STEP_ACTUATORS ? (hsize_t)w->u : 1;
     hsize_t dims[3] = {0, (hsize_t)w->n, k};
     hsize_t maxdims[3] = {H5S_UNLIMITED, (hsize_t)w->n, k};
     hsize_t chunk[3];
@@ -166,9 +166,9 @@ static hid_t make_dataset(const bd_trace_writer *w, hid_t grp, int d, hid_t ftyp
     hid_t sp = H5Screate_simple(rank, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t ds = H5I_INVALID_HID;
     if (sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 && set_filter(dcpl, w->compression) == 0)
-        ds = H5Dcreate2(grp, ds_names[d], ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        ds = H5Dcreate2(grp, bd_step_names[d], ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0)
-        bd_h5_fail("'%s': cannot create /%s/%s/%s", w->path, w->phase, w->agent, ds_names[d]);
+        bd_h5_fail("'%s': cannot create /%s/%s/%s", w->path, w->phase, w->agent, bd_step_names[d]);
     bd_h5_close(&dcpl);
     bd_h5_close(&sp);
     return ds;
@@ -178,7 +178,7 @@ static hid_t make_dataset(const bd_trace_writer *w, hid_t grp, int d, hid_t ftyp
  * with bd_seterr only when record is set, so a setup error's detail survives). */
 static int writer_close_h5(bd_trace_writer *w, int record)
 {
-    for (int d = 0; d < DS_COUNT; d++)
+    for (int d = 0; d < BD_STEP_COUNT; d++)
         bd_h5_close(&w->ds[d]);
     bd_h5_close(&w->ds_ep);
     bd_h5_close(&w->ds_fin);
@@ -214,10 +214,10 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
         rc = bd_h5_fail("'%s': cannot create group %s", w->path, obj);
         goto done;
     }
-    const hid_t ftypes[DS_COUNT] = {H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_STD_U8LE,
+    const hid_t ftypes[BD_STEP_COUNT] = {H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_STD_U8LE,
                                     H5T_STD_U8LE};
-    const size_t esizes[DS_COUNT] = {4, 4, 4, 1, 1};
-    for (int d = 0; d < DS_COUNT; d++) {
+    const size_t esizes[BD_STEP_COUNT] = {4, 4, 4, 1, 1};
+    for (int d = 0; d < BD_STEP_COUNT; d++) {
         if ((w->ds[d] = make_dataset(w, g, d, ftypes[d], esizes[d])) < 0) {
             rc = BD_EHDF5;
             goto done;
@@ -306,12 +306,12 @@ done:
 /* Extends dataset d to row0 + T rows and writes buf, (T, N[, K]), at row0. */
 static int write_block(bd_trace_writer *w, int d, int64_t row0, int64_t T, const void *buf)
 {
-    int rank = d <= DS_ACTUATORS ? 3 : 2;
-    hsize_t k = d == DS_SENSORS ? (hsize_t)w->s : d == DS_ACTUATORS ? (hsize_t)w->u : 1;
+    int rank = d <= BD_STEP_ACTUATORS ? 3 : 2;
+    hsize_t k = d == BD_STEP_SENSORS ? (hsize_t)w->s : d == BD_STEP_ACTUATORS ? (hsize_t)w->u : 1;
     hsize_t dims[3] = {(hsize_t)(row0 + T), (hsize_t)w->n, k};
     hsize_t start[3] = {(hsize_t)row0, 0, 0};
     hsize_t count[3] = {(hsize_t)T, (hsize_t)w->n, k};
-    hid_t mtype = d <= DS_REWARDS ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+    hid_t mtype = d <= BD_STEP_REWARDS ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     int rc = BD_OK;
     if (H5Dset_extent(w->ds[d], dims) < 0 || (fs = H5Dget_space(w->ds[d])) < 0 ||
@@ -319,7 +319,7 @@ static int write_block(bd_trace_writer *w, int d, int64_t row0, int64_t T, const
         (ms = H5Screate_simple(rank, count, NULL)) < 0 ||
         H5Dwrite(w->ds[d], mtype, ms, fs, H5P_DEFAULT, buf) < 0)
         rc = bd_h5_fail("'%s': cannot write rows %lld..%lld of /%s/%s/%s", w->path, (long long)row0,
-                     (long long)(row0 + T - 1), w->phase, w->agent, ds_names[d]);
+                     (long long)(row0 + T - 1), w->phase, w->agent, bd_step_names[d]);
     bd_h5_close(&ms);
     bd_h5_close(&fs);
     return rc;
@@ -357,7 +357,7 @@ static int write_item(bd_trace_writer *w, const item *it)
 {
     int rc = BD_OK;
     if (it->kind == ITEM_ROWS) {
-        for (int d = 0; d < DS_COUNT && !rc; d++)
+        for (int d = 0; d < BD_STEP_COUNT && !rc; d++)
             rc = write_block(w, d, w->rows_written, it->count, it->data[d]);
         if (!rc)
             w->rows_written += it->count;
@@ -380,8 +380,8 @@ static int write_item(bd_trace_writer *w, const item *it)
  * full disk each step may fail too; the first error stays the writer's. */
 static void writer_cut(bd_trace_writer *w, const char *why)
 {
-    for (int d = 0; d < DS_COUNT; d++) {
-        hsize_t k = d == DS_SENSORS ? (hsize_t)w->s : d == DS_ACTUATORS ? (hsize_t)w->u : 1;
+    for (int d = 0; d < BD_STEP_COUNT; d++) {
+        hsize_t k = d == BD_STEP_SENSORS ? (hsize_t)w->s : d == BD_STEP_ACTUATORS ? (hsize_t)w->u : 1;
         hsize_t dims[3] = {(hsize_t)w->rows_flushed, (hsize_t)w->n, k};
         H5Dset_extent(w->ds[d], dims);
     }
@@ -471,7 +471,8 @@ static int spec_check(const bd_trace_spec *spec)
     if (spec->n < 1 || spec->s < 1 || spec->u < 1)
         return bd_seterr(BD_EINVAL, "'%s': trace needs N, S, U >= 1 (got %d, %d, %d)",
                          spec->path, spec->n, spec->s, spec->u);
-    if ((int)spec->compression < 0 || (int)spec->compression > BD_COMPRESS_DEFLATE || spec->every < 0 || spec->worlds < 0)
+    if ((int)spec->compression < 0 || (int)spec->compression > BD_COMPRESS_DEFLATE || spec->every < 0 || spec->worlds < 0
+        || (spec->worlds > 0 && spec->worlds < spec->n))
         return bd_seterr(BD_EINVAL, "'%s': bad recording options", spec->path);
     if (!spec->sensor_ids || !spec->actuator_ids)
         return bd_seterr(BD_EINVAL, "'%s': sensor_ids and actuator_ids are required", spec->path);
@@ -502,10 +503,12 @@ int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out)
     w->n = spec->n;
     w->s = spec->s;
     w->u = spec->u;
+    w->width = spec->worlds > 0 ? spec->worlds : spec->n;
+    w->every = spec->every > 0 ? spec->every : 1;
     w->file = w->ds_ep = w->ds_fin = w->t_ep_mem = H5I_INVALID_HID;
     w->compression = spec->compression;
     w->steps = !spec->no_steps;
-    for (int d = 0; d < DS_COUNT; d++)
+    for (int d = 0; d < BD_STEP_COUNT; d++)
         w->ds[d] = H5I_INVALID_HID;
     if (!w->path || !w->phase || !w->agent) {
         writer_free(w);
@@ -576,6 +579,14 @@ static int enqueue(bd_trace_writer *w, item *it)
     return BD_OK;
 }
 
+/* How many of T env steps about to be appended the trace keeps: those whose step is a
+ * multiple of every (counting the steps appended before); *first is the first of them. */
+static int64_t kept_rows(const bd_trace_writer *w, int T, int64_t *first)
+{
+    *first = (w->every - w->steps_in % w->every) % w->every;
+    return *first < T ? (T - 1 - *first) / w->every + 1 : 0;
+}
+
 int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
                            const float *actuators, const float *rewards,
                            const uint8_t *terminated, const uint8_t *truncated)
@@ -587,17 +598,16 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
     if (T > 0 && (!sensors || !actuators || !rewards || !terminated || !truncated))
         return bd_seterr(BD_EINVAL, "'%s': append with a NULL buffer", w->path);
 
-    /* bytes per dataset: sensors (T,N,S) f32, actuators (T,N,U) f32, rewards (T,N) f32,
-     * terminated and truncated (T,N) u8 */
-    size_t cells, sz[DS_COUNT], total = 0;
-    if (__builtin_mul_overflow((size_t)T, (size_t)w->n, &cells) ||
-        __builtin_mul_overflow(cells, (size_t)w->s * 4, &sz[DS_SENSORS]) ||
-        __builtin_mul_overflow(cells, (size_t)w->u * 4, &sz[DS_ACTUATORS]))
+    /* bytes per dataset of the rows kept: sensors (R,N,S) f32, actuators (R,N,U) f32,
+     * rewards (R,N) f32, terminated and truncated (R,N) u8 */
+    int64_t first;
+    const int64_t R = kept_rows(w, T, &first);
+    const size_t width[BD_STEP_COUNT] = {(size_t)w->s, (size_t)w->u, 1, 1, 1}, esize[BD_STEP_COUNT] = {4, 4, 4, 1, 1};
+    size_t cells, sz[BD_STEP_COUNT], total = 0;
+    if (__builtin_mul_overflow((size_t)R, (size_t)w->n, &cells))
         return bd_seterr(BD_EINVAL, "'%s': append of %d rows is too large", w->path, T);
-    sz[DS_REWARDS] = cells * 4;
-    sz[DS_TERMINATED] = sz[DS_TRUNCATED] = cells;
-    for (int d = 0; d < DS_COUNT; d++)
-        if (__builtin_add_overflow(total, sz[d], &total))
+    for (int d = 0; d < BD_STEP_COUNT; d++)
+        if (__builtin_mul_overflow(cells, width[d] * esize[d], &sz[d]) || __builtin_add_overflow(total, sz[d], &total))
             return bd_seterr(BD_EINVAL, "'%s': append of %d rows is too large", w->path, T);
 
     pthread_mutex_lock(&w->mu);
@@ -607,19 +617,28 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
         return rc;
     if (!w->steps)
         return bd_seterr(BD_ESTATE, "'%s': this trace records no steps", w->path);
+    w->steps_in += T;
+    if (R == 0)
+        return BD_OK;
 
     item *it = malloc(sizeof *it + total);
     if (!it)
         return bd_seterr(BD_ENOMEM, "'%s': out of memory queueing %d rows", w->path, T);
-    const void *src[DS_COUNT] = {sensors, actuators, rewards, terminated, truncated};
+    const void *src[BD_STEP_COUNT] = {sensors, actuators, rewards, terminated, truncated};
     unsigned char *p = (unsigned char *)(it + 1);  /* floats first: 4-byte aligned */
-    for (int d = 0; d < DS_COUNT; d++) {
-        memcpy(p, src[d], sz[d]);
+    for (int d = 0; d < BD_STEP_COUNT; d++) {
+        const size_t cell = width[d] * esize[d], in_row = (size_t)w->width * cell, out_row = (size_t)w->n * cell;
         it->data[d] = p;
-        p += sz[d];
+        if (w->every == 1 && w->n == w->width) { /* every row whole: one copy */
+            memcpy(p, src[d], sz[d]);
+            p += sz[d];
+            continue;
+        }
+        for (int64_t t = first; t < T; t += w->every, p += out_row) /* the first n columns of a kept step */
+            memcpy(p, (const unsigned char *)src[d] + (size_t)t * in_row, out_row);
     }
     it->kind = ITEM_ROWS;
-    it->count = T;
+    it->count = R;
     it->bytes = total;
     return enqueue(w, it);
 }

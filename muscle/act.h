@@ -4,7 +4,7 @@
  *                  network sees them (running normalisation)
  *   bd_act_select  the action from the network's output (or uniform for the random
  *                  muscle), its log-probability, and the clipped setpoint into the env's
- *                  action buffer
+ *                  action buffer (bd_act_put, which replay/resim.c replays traces with)
  *   bd_act_record  reward and episode flags of the step into the rollout; says whether
  *                  the world was truncated (not terminated), so its final observation
  *                  needs a value to bootstrap from
@@ -138,6 +138,26 @@ BD_HOSTDEV static inline void bd_act_gather(int i, const bd_act_args *a, const f
     }
 }
 
+/* A continuous setpoint clipped into its actuator's bounds [lo, hi]; a NaN (a diverged
+ * policy) goes to lo. */
+BD_HOSTDEV static inline float bd_act_clip(float x, float lo, float hi)
+{
+    return !(x >= lo) ? lo : x > hi ? hi : x;
+}
+
+/* Column i's setpoints row (U) into its row of env_act (R, AD): a continuous one clipped
+ * (bd_act_clip), a discrete one as its index. replay/resim.c replays a trace with it. */
+BD_HOSTDEV static inline void bd_act_put(int i, const bd_act_args *a, const float *row, float *env_act)
+{
+    const int64_t r = bd_act_row(a, i);
+    for (int d = 0; d < a->U; d++) {
+        float x = row[d];
+        if (a->continuous)
+            x = bd_act_clip(x, a->low[d], a->high[d]);
+        env_act[r * a->AD + a->act_cols[d]] = x;
+    }
+}
+
 /* Column i at env step `step`: action (n, U) (discrete: the index as a float), logp (n)
  * and, for netless muscles, value (n) = 0, from out (n, A) (logits or means; unused when
  * uniform or a state machine, which reads the raw sensors obs (n, S)); the setpoint,
@@ -183,13 +203,7 @@ BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_
             bd_rng_uniform4(a->seed, world, step, BD_STREAM_ACTION, u);
         row[0] = (float)bd_categorical(out + (int64_t)i * A, A, u[0], a->mode == BD_ACT_GREEDY, &logp[i]);
     }
-    const int64_t r = bd_act_row(a, i); /* its row of the env's actions */
-    for (int d = 0; d < U; d++) {
-        float x = row[d];
-        if (a->continuous) /* a NaN (a diverged policy) goes to low, as cli/resim.c replays it */
-            x = !(x >= a->low[d]) ? a->low[d] : x > a->high[d] ? a->high[d] : x;
-        env_act[r * a->AD + a->act_cols[d]] = x;
-    }
+    bd_act_put(i, a, row, env_act);
 }
 
 /* Column i after a step: its row's reward and flags (R) into the rollout rows (n), fval

@@ -1,4 +1,4 @@
-/* test_cli.c: `bodhi replay`'s report (cli/replay.c) over traces with known contents:
+/* test_cli.c: `bodhi replay`'s report (replay/replay.c) over traces with known contents:
  * the table, the CSV, --verify finding a return that is not the sum of its rewards, and
  * hostile traces written with h5py refused without a crash. */
 #define _GNU_SOURCE
@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "memory/memory.h"
+#include "replay/replay.h"
 #include "tests/trace_fixture.h"
 
 /* ---- replay ------------------------------------------------------------------------- */

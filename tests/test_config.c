@@ -1,8 +1,10 @@
 /* test_config.c: Criterion suite for config/ (yamltree.c, yamlvalue.c, runfile.c).
  *
- * Uses the run file of docs/run-file.md as the good case, then breaks it one
- * way at a time and checks the error code and that the message names FILE:LINE:COL and the
- * key. Files go to /tmp with the pid and test name in their names (tests run in parallel).
+ * Uses the run file of docs/run-file.md as the good case and variants of it that parse.
+ * A run file broken one way (or several) is a file under tests/runfiles/bad/ ending with
+ * the problems, FILE:LINE:COL: message, that `bodhi check` must name (test_conductor.c
+ * checks every one); the YAML tree's own refusals (alias bombs, merge keys) stay here.
+ * Files go to /tmp with the pid and test name in their names (tests run in parallel).
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -15,7 +17,7 @@
 #include "config/runfile.h"
 #include "config/yamltree.h"
 
-/* Line numbers below (22: the test phase's phase_config) are relied on by the tests. */
+/* The good case: the run file of docs/run-file.md. */
 static const char *EXAMPLE =
     "uid: cartpole-ppo\n"                                                            /* 1 */
     "seed: 42\n"                                                                     /* 2 */
@@ -215,26 +217,6 @@ Test(runfile, missing_file_is_notfound)
     assert_has(bd_lasterr(), p);
 }
 
-Test(runfile, yaml_syntax_error)
-{
-    /* line 20 gets a second ':' in a plain scalar */
-    char *t = subst(EXAMPLE, "device: auto}", "device: auto: cuda}");
-    char msg[1024];
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EPARSE);
-    assert_has(msg, "bad.yml:20:");
-    free(t);
-
-    /* unclosed flow sequence on line 13 */
-    t = subst(EXAMPLE, "[pole.*]", "[pole.*");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EPARSE);
-    cr_assert(strncmp(msg, "bad.yml:", 8) == 0, "%s", msg);
-    free(t);
-
-    /* a tab where indentation is expected */
-    cr_assert_eq(parse_bad("uid: x\nschedule:\n\t- train: {}\n", msg, sizeof msg), BD_EPARSE);
-    assert_has(msg, "bad.yml:3:");
-}
-
 Test(runfile, yaml_syntax_error_in_file)
 {
     char p[256];
@@ -248,137 +230,6 @@ Test(runfile, yaml_syntax_error_in_file)
     snprintf(want, sizeof want, "%s:", p);
     cr_assert(strncmp(bd_lasterr(), want, strlen(want)) == 0, "%s", bd_lasterr());
     unlink(p);
-}
-
-Test(runfile, unknown_key)
-{
-    char msg[1024];
-    char *t = subst(EXAMPLE, "worker: 2, episodes", "wrker: 2, episodes");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:22:34: unknown key 'wrker' in phase_config");
-    free(t);
-
-    t = subst(EXAMPLE, "seed: 42", "sed: 42");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:2:1: unknown key 'sed' at the top level");
-    free(t);
-
-    t = subst(EXAMPLE, "      simulation:", "      simulaton:");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:15:7: unknown key 'simulaton' in phase 'train'");
-    free(t);
-
-    t = subst(EXAMPLE, "          sensors:", "          sensor:");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:13:11: unknown key 'sensor' in agent");
-    free(t);
-
-    t = subst(EXAMPLE, "uid: pole,", "uid: pole, param: {},");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:7:");
-    assert_has(msg, "unknown key 'param' in environment");
-    free(t);
-}
-
-Test(runfile, wrong_type)
-{
-    char msg[1024];
-    char *t = subst(EXAMPLE, "worker: 2, episodes", "worker: two, episodes");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:22:42: worker: expected an integer, got 'two'");
-    free(t);
-
-    t = subst(EXAMPLE, "seed: 42", "seed: \"42\"");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:2:7: seed: expected an integer");
-    free(t);
-
-    t = subst(EXAMPLE, "mode: test", "mode: tset");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:22:");
-    assert_has(msg, "mode");
-    free(t);
-
-    t = subst(EXAMPLE, "worker: 2, device", "worker: 0, device");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:20:");
-    assert_has(msg, "worker");
-    free(t);
-
-    t = subst(EXAMPLE, "sensors: [pole.*]", "sensors: pole.*");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:13:");
-    assert_has(msg, "sensors");
-    free(t);
-}
-
-Test(runfile, missing_uid)
-{
-    char msg[1024];
-    char *t = subst(EXAMPLE, "uid: cartpole-ppo\n", "");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:1:1: missing required key 'uid'");
-    free(t);
-
-    t = subst(EXAMPLE, "uid: cartpole-ppo", "uid: ../escape");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:1:6: uid '../escape'");
-    free(t);
-}
-
-Test(runfile, missing_required_names_the_map)
-{
-    char msg[1024];
-    char *t = subst(EXAMPLE, "brain: {name: ppo, params", "brain: {params");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:10:18: missing required key 'name' in brain of agent 'balancer'");
-    free(t);
-
-    t = subst(EXAMPLE, "          muscle: {name: ppo, params: {}}\n", "");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:9:11: missing required key 'muscle'");
-    free(t);
-}
-
-Test(runfile, empty_schedule)
-{
-    char msg[1024];
-    cr_assert_eq(parse_bad("uid: x\nschedule: []\n", msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:2:11:");
-    assert_has(msg, "schedule");
-    cr_assert_eq(parse_bad("uid: x\n", msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:1:1: missing required key 'schedule'");
-    cr_assert_eq(parse_bad("", msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:1:1: the file is empty");
-}
-
-Test(runfile, duplicate_agent)
-{
-    char msg[1024];
-    const char *two = "        - name: balancer\n"
-                      "          brain: {name: random}\n"
-                      "          muscle: {name: random}\n"
-                      "          sensors: [pole.*]\n"
-                      "          actuators: [pole.push]\n"
-                      "      simulation:\n";
-    char *t = subst(EXAMPLE, "      simulation:\n", two);
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:15:17: duplicate agent 'balancer' in phase 'train' (first at 9:11)");
-    free(t);
-
-    t = subst(EXAMPLE, "  - test:", "  - train:");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:21:5: duplicate phase name 'train' (first at 5:5)");
-    free(t);
-}
-
-Test(runfile, duplicate_yaml_key)
-{
-    char msg[1024];
-    char *t = subst(EXAMPLE, "version: 1\n", "version: 1\nseed: 7\n");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EPARSE);
-    assert_has(msg, "bad.yml:4:1: duplicate key 'seed' (first written at 2:1)");
-    free(t);
 }
 
 Test(runfile, anchors_aliases_and_merge_keys)
@@ -463,24 +314,6 @@ Test(yamltree, alias_bombs_loops_and_strangers_are_refused)
     bd_node_destroy(root);
 }
 
-Test(runfile, every_problem_at_once_in_file_order)
-{
-    char msg[4096];
-    char *t = subst(EXAMPLE, "version: 1\n", "versoin: 1\n");
-    char *t2 = subst(t, "worker: 2, device: auto}", "worker: 0, device: gpu}");
-    char *t3 = subst(t2, "seed: 42\n", "seed: -42\n");
-    cr_assert_eq(parse_bad(t3, msg, sizeof msg), BD_EINVAL);
-    /* three places, in the order they are written, each once (the test phase inherits
-     * the train phase's phase_config, whose problems are not repeated) */
-    const char *a = strstr(msg, "bad.yml:2:7: seed"), *b = strstr(msg, "bad.yml:3:1: unknown key 'versoin'"),
-               *c = strstr(msg, "bad.yml:20:43: worker"), *e = strstr(msg, "bad.yml:20:54: device");
-    cr_assert(a && b && c && e && a < b && b < c && c < e, "%s", msg);
-    cr_assert_null(strstr(e + 1, "bad.yml:20:54"), "a problem repeated: %s", msg);
-    free(t);
-    free(t2);
-    free(t3);
-}
-
 Test(runfile, seeds_are_unsigned_64_bit)
 {
     char *t = subst(EXAMPLE, "seed: 42\n", "seed: 18446744073709551615\n");
@@ -532,16 +365,7 @@ Test(runfile, load_and_overrides)
     cr_assert_eq(te->mode, BD_MODE_TEST);
     bd_runfile_destroy(rf);
     free(t);
-
-    char msg[1024];
-    t = subst(EXAMPLE, "  - test:", "  - test:\n      agents:\n        - name: tester\n"
-                                      "          brain: {name: ppo}\n          muscle: {name: ppo}\n"
-                                      "          sensors: [pole.*]\n          actuators: [pole.push]\n"
-                                      "          load: {phase: pretrain}");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "no phase 'pretrain'");
-    assert_has(msg, "bad.yml:28:");
-    free(t);
+    /* a load from a phase that is not there: tests/runfiles/bad/load_phase_unknown.yml */
 }
 
 Test(runfile, default_load_is_the_latest_train_phase)
@@ -555,24 +379,8 @@ Test(runfile, default_load_is_the_latest_train_phase)
     cr_assert_str_eq(rf->phases[1].agents[0].load_phase, "train");
     cr_assert_str_eq(rf->phases[2].agents[0].load_phase, "train");
     bd_runfile_destroy(rf);
-    char msg[1024];
-    char *u = subst(t, "phase_config: {episodes: 5}", "phase_config: {episodes: 5}\n      agents:\n"
-                    "        - name: balancer\n          brain: {name: ppo}\n          muscle: {name: ppo}\n"
-                    "          sensors: [pole.*]\n          actuators: [pole.push]\n"
-                    "          load: {phase: test}");
-    cr_assert_eq(parse_bad(u, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "phase 'test' is a test phase and writes no checkpoint");
-    free(u);
     free(t);
-}
-
-Test(runfile, version_checked)
-{
-    char msg[1024];
-    char *t = subst(EXAMPLE, "version: 1", "version: 2");
-    cr_assert_eq(parse_bad(t, msg, sizeof msg), BD_EINVAL);
-    assert_has(msg, "bad.yml:3:10: version");
-    free(t);
+    /* a load from a test phase: tests/runfiles/bad/load_from_test_phase.yml */
 }
 
 Test(yamltree, params_to_json)

@@ -1,7 +1,7 @@
 /* test_layers.c: the project guards its own layering (docs/architecture.md, "Layers").
  *
  * Layers, lowest first: include/bodhi (public headers), common -> config, env, wire,
- * memory, torch -> brain, muscle -> conductor -> cli. A file includes only its own folder
+ * memory, torch -> brain, muscle -> conductor, replay -> cli. A file includes only its own folder
  * and folders of lower layers; folders on one layer never include each other. kernels/
  * is the device half of env/ and muscle/: env/ may include only kernels/env_launch.h and
  * muscle/ only kernels/muscle_launch.h; a kernels/ file includes common/, bodhi/ and the
@@ -29,7 +29,7 @@ typedef struct {
 static const layer_of LAYERS[] = {
     {"include", 0}, {"common", 1}, {"config", 2}, {"env", 2},       {"wire", 2},
     {"memory", 2},  {"torch", 2},  {"brain", 3},  {"muscle", 3},    {"conductor", 4},
-    {"cli", 5},     {"bench", 9},  {"tests", 9},
+    {"replay", 4},  {"cli", 5},    {"bench", 9},  {"tests", 9},
 };
 
 /* An include written "bodhi/x.h" is include/bodhi/x.h. */
@@ -249,6 +249,9 @@ Test(layers, checker_finds_wrong_way_includes)
     plant(root, "env/env.c", "#include \"common/util.h\"\n#include \"kernels/env_launch.h\"\n");
     plant(root, "muscle/muscle.c", "#include \"env/env.h\"\n#include \"config/plan.h\"\n");
     plant(root, "kernels/cartpole.cu", "#include \"env/cartpole.h\"\n#include \"common/cuda.h\"\n");
+    /* replay/ reads traces and re-simulates with muscle/'s per-world work; cli/ calls it */
+    plant(root, "replay/resim.c", "#include \"muscle/act.h\"\n#include \"memory/memory.h\"\n#include \"config/plan.h\"\n");
+    plant(root, "cli/replay.c", "#include \"replay/replay.h\"\n#include \"conductor/builtins.h\"\n");
     check_result r;
     check_tree(root, &r);
     cr_assert_eq(r.bad, 0, "a clean tree passes:\n%s", r.report);
@@ -260,8 +263,11 @@ Test(layers, checker_finds_wrong_way_includes)
     plant(root, "extras/x.c", "int x;\n");                                      /* no layer */
     plant(root, "wire/a.c", "#  include <brain/brain.h>\n#include\"muscle/m.h\"\n#include \"../env/e.h\"\n");
     plant(root, "kernels/two.cu", "#include \"kernels/env_launch.h\"\n#include \"kernels/muscle_launch.h\"\n");
+    plant(root, "replay/plot.c", "#include \"conductor/builtins.h\"\n");      /* its own layer */
+    plant(root, "conductor/run.c", "#include \"replay/replay.h\"\n");         /* its own layer */
+    plant(root, "memory/reader.c", "#include \"replay/replay.h\"\n");         /* up */
     check_tree(root, &r);
-    cr_assert_eq(r.bad, 10, "ten wrong things found:\n%s", r.report);
+    cr_assert_eq(r.bad, 13, "thirteen wrong things found:\n%s", r.report);
     const char *want[] = {"config/plan.c:1: includes brain/ppo.h from a higher layer",
                           "brain/brain.c:1: includes muscle/actor.h from a folder on its own layer",
                           "env/env_impl.h:1: includes kernels/muscle_launch.h",
@@ -269,7 +275,10 @@ Test(layers, checker_finds_wrong_way_includes)
                           "memory/h5.cpp:1: C++ outside torch/", "extras/:0: a folder of sources",
                           "wire/a.c:1: includes brain/brain.h from a higher layer",
                           "wire/a.c:2: includes muscle/m.h from a higher layer",
-                          "wire/a.c:3: includes ../env/e.h", "kernels/two.cu:1: serves both env/ and muscle/"};
+                          "wire/a.c:3: includes ../env/e.h", "kernels/two.cu:1: serves both env/ and muscle/",
+                          "replay/plot.c:1: includes conductor/builtins.h from a folder on its own layer",
+                          "conductor/run.c:1: includes replay/replay.h from a folder on its own layer",
+                          "memory/reader.c:1: includes replay/replay.h from a higher layer"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(r.report, want[i]), "missing '%s' in:\n%s", want[i], r.report);
     char cmd[300];

@@ -162,6 +162,70 @@ Test(memory, round_trip)
     unlink(path);
 }
 
+/* record: {every: K, worlds: N}: the writer keeps every K-th step appended (counting
+ * across appends of any size, so a step kept does not depend on how rounds cut the steps)
+ * and the first N of the W columns it is given, and says so in its attributes. */
+Test(memory, writer_keeps_every_kth_step_of_the_first_worlds)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "every.h5");
+    const int W = 12, N = 5, S = 3, U = 2, K = 3;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    spec.worlds = W;
+    spec.every = K;
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    const int Ts[] = {1, 1, 4, 2, 7, 16, 5}; /* 36 steps: rows at steps 0, 3, ..., 33 */
+    int64_t t0 = 0, kept = 0;
+    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+        append_rows(w, t0, Ts[i], W, S, U);
+        for (int64_t t = t0; t < t0 + Ts[i]; t++)
+            kept += t % K == 0;
+        t0 += Ts[i];
+        cr_assert_eq(bd_trace_writer_rows(w), kept, "after %lld steps: %lld rows, want %lld", (long long)t0,
+                     (long long)bd_trace_writer_rows(w), (long long)kept);
+    }
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(kept, 12);
+    /* row r holds step r K of worlds 0..N-1, every element as it was appended */
+    const char *names[] = {"sensors", "actuators", "rewards", "terminated", "truncated"};
+    for (int d = 0; d < 5; d++) {
+        void *got = NULL;
+        int64_t dims[3];
+        int rank = 0;
+        cr_assert_eq(bd_trace_read_dataset(path, "train", "balancer", names[d], &got, dims, &rank), BD_OK, "%s",
+                     bd_lasterr());
+        const int k = d == 0 ? S : d == 1 ? U : 1;
+        cr_assert(dims[0] == kept && dims[1] == N && dims[2] == k, "%s is (%lld, %lld, %lld)", names[d],
+                  (long long)dims[0], (long long)dims[1], (long long)dims[2]);
+        for (int64_t r = 0; r < kept; r++)
+            for (int c = 0; c < N; c++)
+                for (int j = 0; j < k; j++) {
+                    size_t at = ((size_t)r * N + c) * k + j;
+                    int64_t t = r * K;
+                    if (d == 0)
+                        cr_assert_eq(((float *)got)[at], sensor_val(t, c, j), "sensors[%lld][%d][%d]", (long long)r, c, j);
+                    else if (d == 1)
+                        cr_assert_eq(((float *)got)[at], actuator_val(t, c, j));
+                    else if (d == 2)
+                        cr_assert_eq(((float *)got)[at], reward_val(t, c));
+                    else
+                        cr_assert_eq(((uint8_t *)got)[at], d == 3 ? term_val(t, c) : trunc_val(t, c));
+                }
+        free(got);
+    }
+    bd_trace_info info;
+    cr_assert_eq(bd_trace_read_info(path, "train", "balancer", &info), BD_OK, "%s", bd_lasterr());
+    cr_assert(info.every == K && info.worlds == W && info.recorded_worlds == N && info.rows == kept,
+              "every %d, worlds %d, recorded %d, rows %lld", info.every, info.worlds, info.recorded_worlds,
+              (long long)info.rows);
+    bd_trace_info_free(&info);
+    /* fewer columns given than recorded is refused at create */
+    spec.worlds = N - 1;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_EINVAL);
+    unlink(path);
+}
+
 Test(memory, wide_rows_split_chunks)
 {
     /* One sensors row is 3.2 MB: chunks must split along N (one row, 32768 worlds). */

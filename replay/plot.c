@@ -1,4 +1,4 @@
-/* plot.c: `bodhi replay RUN_DIR --plot FILE.svg|FILE.png`: learning curves (see cli.h),
+/* plot.c: `bodhi replay RUN_DIR --plot FILE.svg|FILE.png`: learning curves (see replay.h),
  * drawn with cairo (SVG and PNG surfaces, with text).
  *
  * One panel per agent, each with its own y axis (CartPole's 0-500 does not flatten Tag's
@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
 #include "common/util.h"
 #include "memory/memory.h"
+#include "replay/replay.h"
 
 #define PLOT_W 1400.0
 #define PLOT_PANEL 330.0 /* a panel's height, its x labels included */
@@ -81,6 +81,38 @@ static void text_at(cairo_t *cr, double x, double y, const char *s, double ax, d
     cairo_text_extents(cr, s, &e);
     cairo_move_to(cr, x - ax * e.width - e.x_bearing, y - ay * e.height - e.y_bearing);
     cairo_show_text(cr, s);
+}
+
+/* Panel a's legend (agent name) with its top left at (lx, ly), right of the frame: what
+ * the marks are, and each phase's window. */
+static void draw_legend(cairo_t *cr, int a, const char *name, const plot_trace *tr, int nt, double lx, double ly)
+{
+    const double *c = plot_colours[a % PLOT_NCOLOURS];
+    char xt[320];
+    cairo_set_font_size(cr, 14);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text_at(cr, lx, ly, name, 0, 0.5);
+    cairo_set_font_size(cr, 12);
+    ly += 22;
+    cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.5);
+    cairo_arc(cr, lx + 12, ly, 2.5, 0, 2 * M_PI);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+    text_at(cr, lx + 30, ly, "an episode's return, where it ended", 0, 0.5);
+    for (int k = 0; k < nt; k++) {
+        if (tr[k].colour != a)
+            continue;
+        ly += 20;
+        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+        cairo_set_line_width(cr, 2.2);
+        cairo_move_to(cr, lx, ly);
+        cairo_line_to(cr, lx + 24, ly);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        snprintf(xt, sizeof xt, "%s: moving average of %lld episode%s", tr[k].phase, (long long)tr[k].window,
+                 tr[k].window == 1 ? "" : "s");
+        text_at(cr, lx + 30, ly, xt, 0, 0.5);
+    }
 }
 
 /* Panel a (agent names[a]) with its top at y0: its traces, the phases, its legend. */
@@ -189,32 +221,7 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
     cairo_rotate(cr, -M_PI / 2);
     text_at(cr, 0, 0, "episode return", 0.5, 0.5);
     cairo_restore(cr);
-    /* the legend, right of the frame: what the marks are, and each phase's window */
-    double lx = R + 18, ly = T + 8;
-    cairo_set_font_size(cr, 14);
-    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    text_at(cr, lx, ly, name, 0, 0.5);
-    cairo_set_font_size(cr, 12);
-    ly += 22;
-    cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.5);
-    cairo_arc(cr, lx + 12, ly, 2.5, 0, 2 * M_PI);
-    cairo_fill(cr);
-    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-    text_at(cr, lx + 30, ly, "an episode's return, where it ended", 0, 0.5);
-    for (int k = 0; k < nt; k++) {
-        if (tr[k].colour != a)
-            continue;
-        ly += 20;
-        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
-        cairo_set_line_width(cr, 2.2);
-        cairo_move_to(cr, lx, ly);
-        cairo_line_to(cr, lx + 24, ly);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-        snprintf(xt, sizeof xt, "%s: moving average of %lld episode%s", tr[k].phase, (long long)tr[k].window,
-                 tr[k].window == 1 ? "" : "s");
-        text_at(cr, lx + 30, ly, xt, 0, 0.5);
-    }
+    draw_legend(cr, a, name, tr, nt, R + 18, T + 8);
 #undef PX
 #undef PY
 }

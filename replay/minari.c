@@ -1,4 +1,4 @@
-/* minari.c: `bodhi replay RUN_DIR --minari DIR` (see cli.h): each trace as a Minari
+/* minari.c: `bodhi replay RUN_DIR --minari DIR` (see replay.h): each trace as a Minari
  * dataset, DIR/<run>/<phase>-<agent>-v0/data/{main_data.hdf5, metadata.json}, so that
  * with MINARI_DATASETS_PATH=DIR, minari.load_dataset("<run>/<phase>-<agent>-v0") reads it.
  *
@@ -18,9 +18,10 @@
 #include <cjson/cJSON.h>
 
 #include "bodhi/env.h"
-#include "cli/cli.h"
 #include "common/util.h"
 #include "memory/memory.h"
+#include "muscle/act.h"
+#include "replay/replay.h"
 
 #define MINARI_BLOCK_BYTES ((size_t)32 << 20)
 #define MINARI_VERSION "0.5.3" /* the Minari format version these files follow */
@@ -83,6 +84,89 @@ static int cmp_start(const void *a, const void *b, void *ctx)
     const bd_episode *eps = ctx;
     int64_t x = eps[*(const int64_t *)a].start_step, y = eps[*(const int64_t *)b].start_step;
     return (x > y) - (x < y);
+}
+
+/* The dataset's metadata.json at meta: its id, size, spaces (sc, uc: the channels of its
+ * sensors and actuators, NULL where unknown) and where it comes from. */
+static int write_metadata(const char *meta, const char *dataset_id, const char *phase, const char *agent,
+                          const bd_trace_info *info, const bd_channel **sc, const bd_channel **uc, int discrete,
+                          int64_t written, int64_t steps)
+{
+    char *obs_space = box_json(sc, info->s);
+    char *act_space = discrete ? discrete_json(uc[0]->n) : box_json(uc, info->u);
+    cJSON *md = cJSON_CreateObject();
+    cJSON_AddStringToObject(md, "dataset_id", dataset_id);
+    cJSON_AddNumberToObject(md, "total_episodes", (double)written);
+    cJSON_AddNumberToObject(md, "total_steps", (double)steps);
+    cJSON_AddStringToObject(md, "data_format", "hdf5");
+    cJSON_AddStringToObject(md, "observation_space", obs_space ? obs_space : "");
+    cJSON_AddStringToObject(md, "action_space", act_space ? act_space : "");
+    cJSON_AddNullToObject(md, "env_spec");
+    cJSON_AddStringToObject(md, "minari_version", MINARI_VERSION);
+    cJSON_AddStringToObject(md, "algorithm_name", agent);
+    cJSON *authors = cJSON_AddArrayToObject(md, "author");
+    cJSON_AddItemToArray(authors, cJSON_CreateString("bodhi"));
+    char *desc = bd_strfmt("bodhi trace of agent %s in phase %s: env %s (%s), %d worlds, seed %llu", agent, phase,
+                           info->env, info->env_params, info->worlds, (unsigned long long)info->seed);
+    cJSON_AddStringToObject(md, "description", desc ? desc : "");
+    cJSON_AddBoolToObject(md, "jpeg_encoding", 0);
+    char *text = cJSON_Print(md);
+    int rc = text && obs_space && act_space ? bd_write_file(meta, text, strlen(text)) : bd_seterr(BD_ENOMEM, "out of memory");
+    free(text);
+    free(desc);
+    cJSON_Delete(md);
+    free(obs_space);
+    free(act_space);
+    return rc;
+}
+
+/* The episodes being assembled while rows stream by, and where finished ones go. */
+typedef struct {
+    bd_minari_writer *mw;
+    const bd_channel **uc; /* (u) the actuators' channels (NULL: unknown) */
+    int s, u, discrete;
+    const float *fin;      /* (E, s) final_sensors */
+    minari_open *open;     /* (nopen) */
+    int64_t nopen, written, steps;
+} minari_stream;
+
+/* Row r of the trace (sensors sb (N, s), actuators ab (N, u), rewards rb (N)) into each
+ * open episode; the ones it ends are written and closed. */
+static int feed_row(minari_stream *st, int64_t r, const float *sb, const float *ab, const float *rb)
+{
+    const size_t S = (size_t)st->s, U = (size_t)st->u;
+    int rc = BD_OK;
+    for (int64_t k = 0; rc == BD_OK && k < st->nopen;) {
+        minari_open *o = &st->open[k];
+        size_t t = (size_t)(r - o->e->start_step), w = (size_t)o->e->world;
+        memcpy(o->obs + t * S, sb + w * S, sizeof(float) * S);
+        /* what the env received: the policy's sample clipped into the Box, as the
+         * muscle did (Minari's action space is the env's) */
+        for (size_t u = 0; u < U; u++) {
+            float a = ab[w * U + u];
+            if (st->uc[u] && st->uc[u]->n == 0)
+                a = bd_act_clip(a, st->uc[u]->low, st->uc[u]->high);
+            o->act[t * U + u] = a;
+        }
+        o->rew[t] = rb[w];
+        if ((int64_t)t + 1 < o->e->length) {
+            k++;
+            continue;
+        }
+        /* it ended: its final observation closes the observations */
+        memcpy(o->obs + (t + 1) * S, st->fin + (size_t)o->id * S, sizeof(float) * S);
+        bd_minari_ep me = {.id = st->written, .steps = o->e->length, .s = st->s, .u = st->u, .discrete = st->discrete,
+                           .observations = o->obs, .actions = o->act, .rewards = o->rew,
+                           .terminated = o->e->terminated, .truncated = o->e->truncated};
+        rc = bd_minari_episode(st->mw, &me);
+        st->written++;
+        st->steps += o->e->length;
+        free(o->obs);
+        free(o->act);
+        free(o->rew);
+        *o = st->open[--st->nopen];
+    }
+    return rc;
 }
 
 /* One trace into dir/data/; *written its episodes. */
@@ -148,9 +232,10 @@ static int export_trace(const char *master, const char *phase, const char *agent
     float *rb = malloc(sizeof(float) * (size_t)B * (size_t)N);
     if (rc == BD_OK && (!sb || !ab || !rb))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
-    int64_t next = 0, nopen = 0, written = 0, steps = 0;
+    int64_t next = 0;
+    minari_stream st = {.mw = mw, .uc = uc, .s = S, .u = U, .discrete = discrete, .fin = fin, .open = open};
     int64_t first = m ? eps[order[0]].start_step : info.rows;
-    for (int64_t r0 = first; rc == BD_OK && r0 < info.rows && (next < m || nopen); r0 += B) {
+    for (int64_t r0 = first; rc == BD_OK && r0 < info.rows && (next < m || st.nopen); r0 += B) {
         int64_t nr = info.rows - r0 < B ? info.rows - r0 : B;
         if ((rc = bd_trace_read_rows(master, phase, agent, "sensors", r0, nr, N, S, sb)) ||
             (rc = bd_trace_read_rows(master, phase, agent, "actuators", r0, nr, N, U, ab)) ||
@@ -159,7 +244,7 @@ static int export_trace(const char *master, const char *phase, const char *agent
         for (int64_t r = r0; rc == BD_OK && r < r0 + nr; r++) {
             while (next < m && eps[order[next]].start_step == r) {
                 int64_t i = order[next++];
-                minari_open *o = &open[nopen++];
+                minari_open *o = &open[st.nopen++];
                 size_t L = (size_t)eps[i].length;
                 o->e = &eps[i];
                 o->id = i;
@@ -170,76 +255,23 @@ static int export_trace(const char *master, const char *phase, const char *agent
                     rc = bd_seterr(BD_ENOMEM, "out of memory for episode %lld", (long long)i);
             }
             const size_t base = (size_t)(r - r0) * (size_t)N;
-            for (int64_t k = 0; rc == BD_OK && k < nopen;) {
-                minari_open *o = &open[k];
-                size_t t = (size_t)(r - o->e->start_step), w = (size_t)o->e->world;
-                memcpy(o->obs + t * (size_t)S, sb + (base + w) * (size_t)S, sizeof(float) * (size_t)S);
-                /* what the env received: the policy's sample clipped into the Box, as the
-                 * muscle did (Minari's action space is the env's) */
-                for (int u = 0; u < U; u++) {
-                    float a = ab[(base + w) * (size_t)U + (size_t)u];
-                    if (uc[u] && uc[u]->n == 0)
-                        a = a < uc[u]->low ? uc[u]->low : a > uc[u]->high ? uc[u]->high : a;
-                    o->act[t * (size_t)U + (size_t)u] = a;
-                }
-                o->rew[t] = rb[base + w];
-                if ((int64_t)t + 1 < o->e->length) {
-                    k++;
-                    continue;
-                }
-                /* it ended: its final observation closes the observations */
-                memcpy(o->obs + (t + 1) * (size_t)S, fin + (size_t)o->id * (size_t)S, sizeof(float) * (size_t)S);
-                bd_minari_ep me = {.id = written, .steps = o->e->length, .s = S, .u = U, .discrete = discrete,
-                                        .observations = o->obs, .actions = o->act, .rewards = o->rew,
-                                        .terminated = o->e->terminated, .truncated = o->e->truncated};
-                rc = bd_minari_episode(mw, &me);
-                written++;
-                steps += o->e->length;
-                free(o->obs);
-                free(o->act);
-                free(o->rew);
-                *o = open[--nopen];
-            }
+            if (rc == BD_OK)
+                rc = feed_row(&st, r, sb + base * (size_t)S, ab + base * (size_t)U, rb + base);
         }
     }
-    for (int64_t k = 0; k < nopen; k++) {
+    for (int64_t k = 0; k < st.nopen; k++) {
         free(open[k].obs);
         free(open[k].act);
         free(open[k].rew);
     }
     int crc = bd_minari_close(mw);
     rc = rc ? rc : crc;
+    if (rc == BD_OK)
+        rc = write_metadata(meta, dataset_id, phase, agent, &info, sc, uc, discrete, st.written, st.steps);
     if (rc == BD_OK) {
-        char *obs_space = box_json(sc, S);
-        char *act_space = discrete ? discrete_json(uc[0]->n) : box_json(uc, U);
-        cJSON *md = cJSON_CreateObject();
-        cJSON_AddStringToObject(md, "dataset_id", dataset_id);
-        cJSON_AddNumberToObject(md, "total_episodes", (double)written);
-        cJSON_AddNumberToObject(md, "total_steps", (double)steps);
-        cJSON_AddStringToObject(md, "data_format", "hdf5");
-        cJSON_AddStringToObject(md, "observation_space", obs_space ? obs_space : "");
-        cJSON_AddStringToObject(md, "action_space", act_space ? act_space : "");
-        cJSON_AddNullToObject(md, "env_spec");
-        cJSON_AddStringToObject(md, "minari_version", MINARI_VERSION);
-        cJSON_AddStringToObject(md, "algorithm_name", agent);
-        cJSON *authors = cJSON_AddArrayToObject(md, "author");
-        cJSON_AddItemToArray(authors, cJSON_CreateString("bodhi"));
-        char *desc = bd_strfmt("bodhi trace of agent %s in phase %s: env %s (%s), %d worlds, seed %llu", agent, phase,
-                               info.env, info.env_params, N, (unsigned long long)info.seed);
-        cJSON_AddStringToObject(md, "description", desc ? desc : "");
-        cJSON_AddBoolToObject(md, "jpeg_encoding", 0);
-        char *text = cJSON_Print(md);
-        rc = text && obs_space && act_space ? bd_write_file(meta, text, strlen(text)) : bd_seterr(BD_ENOMEM, "out of memory");
-        if (rc == BD_OK) {
-            fprintf(out, "minari %s/%s: %lld episodes, %lld steps in %s\n", phase, agent, (long long)written,
-                    (long long)steps, dir);
-            (*exported)++;
-        }
-        free(text);
-        free(desc);
-        cJSON_Delete(md);
-        free(obs_space);
-        free(act_space);
+        fprintf(out, "minari %s/%s: %lld episodes, %lld steps in %s\n", phase, agent, (long long)st.written,
+                (long long)st.steps, dir);
+        (*exported)++;
     }
     free(sb);
     free(ab);

@@ -1,0 +1,588 @@
+/* replay.c: `bodhi replay`'s report (see replay.h): a table of episode statistics per
+ * phase and agent, an optional CSV of every episode, an optional check that each episode's
+ * return equals the sum of its rewards and that the steps re-simulate (replay/resim.c),
+ * learning curves (replay/plot.c) and Minari datasets (replay/minari.c)
+ * (docs/trace-format.md).
+ *
+ * Reads through memory/'s public readers only, so it works on a run's master file
+ * (external links) and on one agent's file alike. --verify streams rewards (T, N) in blocks
+ * of rows (at most ~64 MiB each) and sums each episode in float64 in row order, so memory
+ * grows with the episode count, not with T * N.
+ * Limits: the whole episodes table of one agent is held in memory (24 B per episode).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "memory/memory.h"
+#include "replay/replay.h"
+
+#define REPLAY_BLOCK_BYTES ((size_t)64 << 20)  /* rewards read per block in --verify */
+#define REPLAY_MAX_REPORTS 20                  /* mismatches printed per agent */
+#define REPLAY_REL_TOL 1e-3                    /* |sum - return| <= tol * max(|sum|, |return|) */
+#define REPLAY_ABS_TOL 1e-6                    /* ... + this, so zero returns compare */
+
+typedef struct {
+    int64_t episodes, steps, worlds;
+    double mean_ret, median_ret, min_ret, max_ret, mean_len, median_len;
+} agent_stats;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorts v). */
+static double median(double *v, int64_t n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int stats_of(const bd_episode *eps, int64_t n, agent_stats *st)
+{
+    st->episodes = n;
+    if (n == 0)
+        return BD_OK;
+    double *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        return bd_seterr(BD_ENOMEM, "out of memory for %lld episodes", (long long)n);
+    double sr = 0, sl = 0;
+    st->min_ret = st->max_ret = eps[0].ret;
+    for (int64_t i = 0; i < n; i++) {
+        sr += eps[i].ret;
+        sl += eps[i].length;
+        st->min_ret = fmin(st->min_ret, eps[i].ret);
+        st->max_ret = fmax(st->max_ret, eps[i].ret);
+        v[i] = eps[i].ret;
+    }
+    st->mean_ret = sr / (double)n;
+    st->mean_len = sl / (double)n;
+    st->median_ret = median(v, n);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = eps[i].length;
+    st->median_len = median(v, n);
+    free(v);
+    return BD_OK;
+}
+
+/* phase and agent from "phase/agent" (heap copies in *phase; *agent points into it). */
+static int split_name(const char *name, char **phase, const char **agent)
+{
+    char *p = bd_strdup(name);
+    if (!p)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    char *slash = strchr(p, '/');
+    if (!slash) {
+        free(p);
+        return bd_seterr(BD_EINVAL, "bad trace name '%s'", name);
+    }
+    *slash = '\0';
+    *phase = p;
+    *agent = slash + 1;
+    return BD_OK;
+}
+
+/* One CSV field, quoted when it holds a comma, quote or newline. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int cmp_start(const void *a, const void *b, void *ctx)
+{
+    const bd_episode *eps = ctx;
+    int64_t x = eps[*(const int64_t *)a].start_step, y = eps[*(const int64_t *)b].start_step;
+    return (x > y) - (x < y);
+}
+
+static void mismatch(FILE *out, const char *name, int64_t i, const bd_episode *e, double sum,
+                     const char *why, int64_t *bad)
+{
+    if (++*bad <= REPLAY_MAX_REPORTS) {
+        if (why)
+            fprintf(out, "verify %s: episode %lld (world %d, start %lld, length %d): %s\n", name,
+                    (long long)i, e->world, (long long)e->start_step, e->length, why);
+        else
+            fprintf(out,
+                    "verify %s: episode %lld (world %d, start %lld, length %d): return %.9g, "
+                    "rewards sum %.9g\n",
+                    name, (long long)i, e->world, (long long)e->start_step, e->length,
+                    (double)e->ret, sum);
+    }
+}
+
+static int close_enough(double sum, double ret)
+{
+    return fabs(sum - ret) <= REPLAY_REL_TOL * fmax(fabs(sum), fabs(ret)) + REPLAY_ABS_TOL;
+}
+
+/* Checks every episode of one agent against rewards (T, N), streamed in blocks of rows.
+ * *bad counts mismatches (printed to out, the first REPLAY_MAX_REPORTS of them). */
+static int verify_agent(const char *path, const char *phase, const char *agent,
+                        const char *name, const bd_episode *eps, int64_t n, FILE *out,
+                        int64_t *bad)
+{
+    int64_t dims[3];
+    int rank, f32;
+    int rc = bd_trace_dataset_shape(path, phase, agent, "rewards", dims, &rank, &f32);
+    if (rc)
+        return rc;
+    if (rank != 2 || !f32)
+        return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards is not a (T, N) float32 dataset", path,
+                         phase, agent);
+    int64_t T = dims[0], N = dims[1];
+    if (N < 1 || (uint64_t)N > SIZE_MAX / sizeof(float) / 2)
+        return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards has %lld columns", path, phase, agent,
+                         (long long)N);
+    *bad = 0;
+
+    /* Episodes in range, ordered by start row; the rest are mismatches already. */
+    int64_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    int64_t *active = malloc((size_t)(n ? n : 1) * sizeof *active);
+    int64_t *left = malloc((size_t)(n ? n : 1) * sizeof *left);
+    double *acc = calloc((size_t)(n ? n : 1), sizeof *acc);
+    size_t row_bytes = (size_t)N * sizeof(float);
+    int64_t block = row_bytes ? (int64_t)(REPLAY_BLOCK_BYTES / row_bytes) : 1;
+    if (block < 1)
+        block = 1;
+    if (T < block)
+        block = T > 0 ? T : 1;
+    float *rows = malloc((size_t)block * row_bytes + 1);
+    if (!order || !active || !left || !acc || !rows) {
+        rc = bd_seterr(BD_ENOMEM, "out of memory verifying %s", name);
+        goto done;
+    }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const bd_episode *e = &eps[i];
+        if (e->world < 0 || e->world >= N || e->start_step < 0 || e->length < 0 ||
+            e->start_step > T || e->length > T - e->start_step) /* no overflow on file values */
+            mismatch(out, name, i, e, 0, "outside the rewards rows recorded", bad);
+        else if (e->length == 0 && !close_enough(0, e->ret))
+            mismatch(out, name, i, e, 0, NULL, bad);
+        else if (e->length > 0)
+            order[m++] = i;
+    }
+    qsort_r(order, (size_t)m, sizeof *order, cmp_start, (void *)eps);
+
+    int64_t next = 0, nactive = 0;
+    int64_t first = m ? eps[order[0]].start_step : T;  /* rows before it hold no episode */
+    for (int64_t r0 = first; r0 < T && (next < m || nactive > 0); r0 += block) {
+        int64_t nr = T - r0 < block ? T - r0 : block;
+        if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, N, 0, rows)))
+            goto done;
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            while (next < m && eps[order[next]].start_step == r) {
+                int64_t i = order[next++];
+                acc[i] = 0;
+                left[i] = eps[i].length;
+                active[nactive++] = i;
+            }
+            const float *row = rows + (size_t)(r - r0) * (size_t)N;  // row is (N,)
+            for (int64_t a = 0; a < nactive;) {
+                int64_t i = active[a];
+                acc[i] += (double)row[eps[i].world];
+                if (--left[i] > 0) {
+                    a++;
+                    continue;
+                }
+                if (!close_enough(acc[i], eps[i].ret))
+                    mismatch(out, name, i, &eps[i], acc[i], NULL, bad);
+                active[a] = active[--nactive];
+            }
+        }
+    }
+    if (*bad > REPLAY_MAX_REPORTS)
+        fprintf(out, "verify %s: ... %lld mismatches in all\n", name, (long long)*bad);
+done:
+    free(rows);
+    free(acc);
+    free(left);
+    free(active);
+    free(order);
+    return rc;
+}
+
+/* A sampled trace (row r is env step r K, K > 1) at the rows it has: an episode of a recorded
+ * column that ended at a recorded step has its flag (terminated or truncated, as the
+ * episodes table says) in that row, and no other recorded cell is flagged. *bad counts
+ * mismatches, *checked the episodes checked. */
+static int verify_sampled(const char *path, const char *phase, const char *agent, const char *name,
+                          const bd_episode *eps, int64_t n, int K, FILE *out, int64_t *bad, int64_t *checked)
+{
+    void *tb = NULL, *cb = NULL;
+    int64_t d[3], d2[3];
+    int rank = 0, rank2 = 0;
+    int rc = bd_trace_read_dataset(path, phase, agent, "terminated", &tb, d, &rank);
+    if (rc == BD_OK)
+        rc = bd_trace_read_dataset(path, phase, agent, "truncated", &cb, d2, &rank2);
+    if (rc == BD_OK && (rank != 2 || rank2 != 2 || d[0] != d2[0] || d[1] != d2[1]))
+        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s: terminated and truncated differ in shape", path, phase, agent);
+    const int64_t T = rc == BD_OK ? d[0] : 0, N = rc == BD_OK ? d[1] : 0;
+    uint8_t *term = tb, *trunc = cb, *seen = rc == BD_OK ? calloc((size_t)(T * N) + 1, 1) : NULL;
+    if (rc == BD_OK && !seen)
+        rc = bd_seterr(BD_ENOMEM, "out of memory verifying %s", name);
+    *bad = *checked = 0;
+    for (int64_t i = 0; rc == BD_OK && i < n; i++) {
+        const bd_episode *e = &eps[i];
+        int64_t end = e->start_step + e->length - 1;
+        if (e->world < 0 || e->world >= N || e->length < 1 || end % K != 0 || end / K >= T)
+            continue;
+        size_t cell = (size_t)(end / K * N + e->world);
+        seen[cell] = 1;
+        (*checked)++;
+        if ((e->terminated && !term[cell]) || (e->truncated && !trunc[cell]) || (!term[cell] && !trunc[cell])) {
+            if (++*bad <= REPLAY_MAX_REPORTS)
+                fprintf(out, "verify %s: episode %lld (world %d) ended at step %lld, but row %lld has no such flag\n",
+                        name, (long long)i, e->world, (long long)end, (long long)(end / K));
+        }
+    }
+    for (int64_t c = 0; rc == BD_OK && c < T * N; c++)
+        if ((term[c] || trunc[c]) && !seen[c] && ++*bad <= REPLAY_MAX_REPORTS)
+            fprintf(out, "verify %s: row %lld (step %lld), world %lld ends an episode the episodes table does not hold\n",
+                    name, (long long)(c / N), (long long)(c / N * K), (long long)(c % N));
+    free(seen);
+    free(tb);
+    free(cb);
+    return rc;
+}
+
+/* A run folder means its run.h5; anything else is used as given. Caller frees *file. */
+static int resolve_path(const char *path, char **file)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *file = bd_strfmt("%s/run.h5", path);
+        if (!*file)
+            return bd_seterr(BD_ENOMEM, "out of memory");
+        if (!bd_exists(*file)) {
+            int rc = bd_seterr(BD_ENOTFOUND, "'%s' holds no run.h5", path);
+            free(*file);
+            *file = NULL;
+            return rc;
+        }
+        return BD_OK;
+    }
+    *file = bd_strdup(path);
+    return *file ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
+}
+
+static void say_repaired(void *ctx, const char *path)
+{
+    fprintf(ctx, "repaired %s: its writer died; it holds every step up to its last flush\n", path);
+}
+
+/* What a run directory says of how its run ended (nothing for a plain file). */
+/* Says how a run directory's run ended when it did not finish; 1 when it finished (or
+ * path is a trace file, which says nothing of the kind). */
+static int say_how_it_ended(const char *path, FILE *out)
+{
+    struct stat st;
+    int done = 0;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 1;
+    char *sum = bd_strfmt("%s/summary.json", path), *text = NULL;
+    if (sum && bd_read_file(sum, &text, NULL) == BD_OK) {
+        const char *s = strstr(text, "\"status\":");
+        char status[32] = "";
+        if (s)
+            sscanf(s + 9, " \"%31[^\"]\"", status);
+        done = strcmp(status, "done") == 0;
+        if (!done)
+            fprintf(out, "%s: the run ended '%s' (summary.json); its traces end where it stopped\n", path,
+                     status[0] ? status : "?");
+    } else {
+        fprintf(out, "%s: the run has no summary.json: it is still running, or it was killed; its "
+                     "traces end at their last flush\n", path);
+    }
+    free(text);
+    free(sum);
+    return done;
+}
+
+/* ---- outputs never land on what they are made from ---------------------------------- */
+
+static dev_t bd_out_dev;
+static ino_t bd_out_ino;
+static int bd_out_hit;
+
+static int bd_out_visit(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)p;
+    (void)flag;
+    (void)ftw;
+    if (st->st_dev == bd_out_dev && st->st_ino == bd_out_ino)
+        bd_out_hit = 1;
+    return bd_out_hit;
+}
+
+/* BD_OK when the output `out_path` (of option `opt`) would not overwrite a file of the run
+ * at target (a run folder, or a trace file and the memory/ beside it): an existing file
+ * there, under any name or link, is refused. */
+static int bd_replay_output_ok(const char *target, const char *opt, const char *out_path)
+{
+    if (!out_path[0])
+        return bd_seterr(BD_EINVAL, "%s: an empty path", opt);
+    struct stat os, ts;
+    if (stat(out_path, &os) != 0)
+        return BD_OK; /* a new file takes nothing from anyone */
+    if (stat(target, &ts) != 0)
+        return BD_OK; /* the run's own problem, said by what reads it */
+    bd_out_dev = os.st_dev;
+    bd_out_ino = os.st_ino;
+    bd_out_hit = 0;
+    char *copy = bd_strdup(target);
+    if (!copy)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    const char *root = S_ISDIR(ts.st_mode) ? copy : dirname(copy);
+    nftw(root, bd_out_visit, 16, FTW_PHYS);
+    free(copy);
+    return bd_out_hit ? bd_seterr(BD_EINVAL, "%s '%s' is a file of the run itself; write it elsewhere", opt,
+                                  out_path)
+                      : BD_OK;
+}
+
+/* What --verify found over the traces of a run so far. */
+typedef struct {
+    int64_t bad;    /* episodes (and worlds) found wrong */
+    int checked;    /* traces and envs checked */
+    int unmade;     /* phases whose envs could not be made here */
+} replay_tally;
+
+/* --verify of one trace: its returns against its rewards when it records every step, its
+ * end flags at the steps it keeps when it records every K-th. */
+static int replay_verify_trace(const char *file, const char *phase, const char *agent, const char *name,
+                               const bd_episode *eps, int64_t n, const bd_trace_info *info, FILE *out,
+                               replay_tally *t)
+{
+    int rc = BD_OK;
+    if (info->recorded_worlds < 1) {
+        fprintf(out, "verify %s: returns not checked: no steps recorded\n", name);
+    } else if (info->every != 1) {
+        /* the returns need every step; the flags can be checked at the steps kept */
+        int64_t bad = 0, nck = 0;
+        rc = verify_sampled(file, phase, agent, name, eps, n, info->every, out, &bad, &nck);
+        if (!rc)
+            fprintf(out, "verify %s: returns not checked (it records every %d steps); the end flags of the %lld "
+                         "episode(s) that ended at a recorded step of its %d recorded columns %s\n", name,
+                    info->every, (long long)nck, info->recorded_worlds, bad ? "do not all match" : "match");
+        t->checked += nck > 0 || bad > 0;
+        t->bad += bad;
+    } else {
+        /* the episodes of the recorded columns (all of them, or the first record.worlds) */
+        int64_t m = 0, bad = 0;
+        bd_episode *mine = malloc(sizeof *mine * (size_t)(n ? n : 1));
+        if (!mine)
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+        for (int64_t e = 0; mine && e < n; e++)
+            if (eps[e].world < info->recorded_worlds || info->recorded_worlds == info->worlds)
+                mine[m++] = eps[e];
+        if (!rc)
+            rc = verify_agent(file, phase, agent, name, mine, m, out, &bad);
+        if (!rc && bad == 0)
+            fprintf(out, "verify %s: returns ok (%lld episodes%s)\n", name, (long long)m,
+                    m < n ? " of its recorded columns" : "");
+        free(mine);
+        t->checked++;
+        t->bad += bad;
+    }
+    return rc;
+}
+
+/* One trace, "phase/agent": its row of the table (name padded to wname), its episodes in
+ * csv (may be NULL), and --verify's checks when verify. */
+static int replay_trace(const char *file, const char *name, int wname, FILE *csv, int verify, FILE *out,
+                        replay_tally *t)
+{
+    char *phase = NULL;
+    const char *agent = NULL;
+    bd_episode *eps = NULL;
+    int64_t n = 0;
+    agent_stats st = {0};
+    bd_trace_info info = {0};
+    int rc;
+    if ((rc = split_name(name, &phase, &agent)) || (rc = bd_trace_read_episodes(file, phase, agent, &eps, &n)) ||
+        (rc = bd_trace_read_info(file, phase, agent, &info)) || (rc = stats_of(eps, n, &st)))
+        goto done;
+    st.steps = info.rows * info.every; /* env steps the recorded rows span */
+    st.worlds = info.worlds;
+    fprintf(out, "%-*s %8lld %10lld %10lld", wname, name, (long long)st.worlds, (long long)st.steps,
+            (long long)st.episodes);
+    if (n > 0)
+        fprintf(out, " %11.6g %11.6g %11.6g %11.6g %10.6g %10.6g\n", st.mean_ret, st.median_ret, st.min_ret,
+                st.max_ret, st.mean_len, st.median_len);
+    else
+        fprintf(out, " %11s %11s %11s %11s %10s %10s\n", "-", "-", "-", "-", "-", "-");
+    for (int64_t e = 0; csv && e < n; e++) {
+        csv_field(csv, phase);
+        fputc(',', csv);
+        csv_field(csv, agent);
+        fprintf(csv, ",%d,%lld,%d,%.9g,%u,%u\n", eps[e].world, (long long)eps[e].start_step, eps[e].length,
+                (double)eps[e].ret, eps[e].terminated, eps[e].truncated);
+    }
+    if (verify)
+        rc = replay_verify_trace(file, phase, agent, name, eps, n, &info, out, t);
+done:
+    bd_trace_info_free(&info);
+    free(eps);
+    free(phase);
+    return rc;
+}
+
+/* Says each link of the master whose trace file is missing (and frees the list). */
+static void replay_say_missing(const char *file, char **missing, int nmissing, FILE *out)
+{
+    for (int i = 0; i < nmissing; i++) {
+        char *sp = strchr(missing[i], ' ');
+        if (sp)
+            *sp = '\0';
+        fprintf(out, "%s: missing: %s links it to '%s', which is not there (lost, or not yet written by a live "
+                     "run)\n", missing[i], file, sp ? sp + 1 : "?");
+        free(missing[i]);
+    }
+    free(missing);
+}
+
+/* The run's name for titles and datasets: its folder, or the file's name without .h5 (as
+ * resolved: "." or "run/" name the folder), into title (len bytes). */
+static void replay_title(const char *path, int is_dir, char *title, size_t len)
+{
+    char *real = realpath(path, NULL);
+    const char *rp = real ? real : path;
+    const char *base = strrchr(rp, '/') && strrchr(rp, '/')[1] ? strrchr(rp, '/') + 1 : rp;
+    snprintf(title, len, "%.*s", (int)(is_dir || !strstr(base, ".h5") ? strlen(base) : (size_t)(strstr(base, ".h5") - base)),
+             base);
+    free(real);
+}
+
+/* After the table (rc: how reading it went): the re-simulation (a run folder), the plot
+ * and the Minari datasets when it went well, then the verdict: rc, the error recorded,
+ * and *o->mismatches. count traces were listed, nmissing links lead nowhere; finished: the
+ * run ended done (or path is a file). */
+static int replay_outputs(const char *path, const char *file, const bd_replay_opts *o, FILE *out, int count,
+                          int nmissing, int finished, replay_tally *t, int rc)
+{
+    const int verify = o->verify;
+    struct stat dst;
+    int is_dir = stat(path, &dst) == 0 && S_ISDIR(dst.st_mode);
+    if (!rc && verify && is_dir) { /* the steps themselves, from the seed and the setpoints */
+        int64_t bad = 0;
+        int envs = 0;
+        rc = bd_replay_resim(path, file, o->registry, out, &bad, &envs, &t->unmade);
+        t->checked += envs;
+        if (!rc && bad)
+            rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose recorded steps the re-simulation does not "
+                                      "reproduce", path, (long long)bad);
+        t->bad += bad;
+    }
+    char title[256];
+    replay_title(path, is_dir, title, sizeof title);
+    if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
+        fprintf(out, "plot: %s\n", o->plot);
+    int exported = 0, nothing = 0; /* a check or an export that did nothing has failed (exit 1) */
+    if (!rc && o->minari && (rc = bd_replay_minari(file, title, o->minari, out, &exported)) == BD_OK && exported == 0) {
+        rc = bd_seterr(BD_EINVAL, "--minari: nothing exported: no trace of '%s' holds whole episodes (see above)", file);
+        nothing = 1;
+    } else if (!rc && verify && count > 0 && t->checked == 0) {
+        rc = bd_seterr(BD_EINVAL, "--verify: nothing could be checked in '%s' (see above)", file);
+        nothing = 1;
+    } else if (!rc && verify && t->unmade > 0) {
+        rc = bd_seterr(BD_EINVAL, "--verify: %d phase(s) of '%s' could not be re-simulated (see above)", t->unmade, path);
+        nothing = 1;
+    }
+    if (o->mismatches)
+        *o->mismatches = t->bad + (verify && finished ? nmissing : 0) + nothing;
+    if (!finished)
+        nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
+    if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
+        rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing", file, nmissing);
+    else if (!rc && t->bad > 0)
+        rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
+                                  "rewards",
+                       file, (long long)t->bad);
+    return rc;
+}
+
+int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
+{
+    if (!path || !out)
+        return bd_seterr(BD_EINVAL, "bd_replay: NULL argument");
+    bd_replay_opts none = {0};
+    if (!o)
+        o = &none;
+    const char *csv_path = o->csv;
+    int orc;
+    if ((csv_path && (orc = bd_replay_output_ok(path, "--csv", csv_path)))
+        || (o->plot && (orc = bd_replay_output_ok(path, "--plot", o->plot))))
+        return orc;
+    if (o->minari && !o->minari[0])
+        return bd_seterr(BD_EINVAL, "--minari: an empty folder name");
+    char *file = NULL, **names = NULL;
+    int count = 0, nmissing = 0;
+    FILE *csv = NULL;
+    int rc = resolve_path(path, &file);
+    if (rc)
+        return rc;
+    /* a run stopped before a phase's brain wrote its file leaves a link to nothing; a
+     * finished run must have every trace it links to */
+    const int finished = say_how_it_ended(path, out);
+    /* a killed run's files open plainly again (for h5py too) once repaired */
+    if ((rc = bd_trace_recover_run(file, say_repaired, out)) && rc != BD_ENOTFOUND)
+        goto done;
+    rc = BD_OK;
+    /* a trace the master links to but whose file is gone is said, not skipped in silence */
+    char **missing = NULL;
+    if ((rc = bd_trace_list_all(file, &names, &count, &missing, &nmissing)))
+        goto done;
+    replay_say_missing(file, missing, nmissing, out);
+    if (csv_path) {
+        if (!(csv = fopen(csv_path, "w"))) {
+            rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
+            goto done;
+        }
+        fputs("phase,agent,world,start_step,length,return,terminated,truncated\n", csv);
+    }
+    if (count == 0) {
+        fprintf(out, "%s: no traces (no /<phase>/<agent> group holds rewards)\n", file);
+        goto done;
+    }
+
+    int wname = 5;  /* "trace" */
+    for (int i = 0; i < count; i++)
+        if ((int)strlen(names[i]) > wname)
+            wname = (int)strlen(names[i]);
+    fprintf(out, "%s\n", file);
+    fprintf(out, "%-*s %8s %10s %10s %11s %11s %11s %11s %10s %10s\n", wname, "trace", "worlds",
+            "steps", "episodes", "mean_ret", "median_ret", "min_ret", "max_ret", "mean_len",
+            "median_len");
+    replay_tally t = {0};
+    for (int i = 0; i < count && !rc; i++)
+        rc = replay_trace(file, names[i], wname, csv, o->verify, out, &t);
+    rc = replay_outputs(path, file, o, out, count, nmissing, finished, &t, rc);
+done:
+    if (csv && fclose(csv) != 0 && !rc)
+        rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    free(file);
+    return rc;
+}

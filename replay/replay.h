@@ -1,0 +1,58 @@
+/* replay.h: reading a finished (or stopped) run: `bodhi replay`'s work, which cli/replay.c
+ * calls (docs/trace-format.md, "`bodhi replay`").
+ *   replay.c  the table of episode statistics per phase and agent, the CSV of every
+ *             episode, --verify's returns check, and what the run's outputs may not touch
+ *   resim.c   --verify's re-simulation of the recorded steps from the seed and setpoints
+ *   plot.c    --plot: learning curves (cairo)
+ *   minari.c  --minari: each trace as a Minari dataset
+ * Reads traces through memory/'s public readers only, so it works on a run's master file
+ * (external links) and on one agent's file alike. It stands beside conductor/ (neither
+ * includes the other): the kinds a run file names come down as a registry
+ * (config/registry.h) from the caller. Each call returns a bd_error code with its message
+ * (bd_lasterr); what it finds goes to the caller's stream. */
+#ifndef BODHI_REPLAY_REPLAY_H
+#define BODHI_REPLAY_REPLAY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/registry.h"
+
+/* What `bodhi replay` is asked for beside the table. */
+typedef struct {
+    const char *csv;      /* --csv FILE: one row per episode:
+                             phase,agent,world,start_step,length,return,terminated,truncated */
+    int verify;           /* --verify: each finished episode's return against the sum of its
+                             rewards rows, and (for a run directory) the steps re-simulated
+                             from the seed and the recorded setpoints (replay/resim.c) */
+    const char *plot;     /* --plot FILE.svg|.png: learning curves (replay/plot.c) */
+    const char *minari;   /* --minari DIR: each trace as a Minari dataset (replay/minari.c) */
+    int64_t *mismatches;  /* may be NULL: set to the episodes and worlds verify found wrong, so
+                             that a caller tells a failed check from a run it could not read;
+                             also 1 or more when --verify or --minari could do nothing (all
+                             skipped): that too is a failed check */
+    const bd_registry *registry; /* the kinds run.yml may name, for the re-simulation of a run
+                                    directory's steps (conductor/builtins.h); NULL: --verify of
+                                    a run directory with a run.yml is refused (BD_EINVAL) */
+} bd_replay_opts;
+
+/* Prints, per phase and agent, episodes, mean/median/max/min return and mean/median
+ * length (and steps recorded) to out, then does what o asks (o may be NULL). path is a
+ * run directory (its run.h5) or an HDF5 file. Mismatches found by verify: BD_EINVAL. */
+int bd_replay(const char *path, FILE *out, const bd_replay_opts *o);
+
+/* The steps of every phase of the run in run_dir re-simulated, its run.yml planned against
+ * reg; *bad counts the worlds whose recorded sensors differ, *checked the envs
+ * re-simulated, *unmade the phases whose envs could not be made here (an env plugin that
+ * is not where run.yml says). */
+int bd_replay_resim(const char *run_dir, const char *master, const bd_registry *reg, FILE *out, int64_t *bad,
+                    int *checked, int *unmade);
+
+/* Learning curves of the traces in file, drawn into out_path (.svg or .png). */
+int bd_replay_plot(const char *file, const char *title, const char *out_path);
+
+/* Each trace of master as a Minari dataset under root (root/<run>/<phase>-<agent>-v0);
+ * *exported counts the datasets written (a sampled trace is skipped, said on out). */
+int bd_replay_minari(const char *master, const char *run_name, const char *root, FILE *out, int *exported);
+
+#endif
