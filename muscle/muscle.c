@@ -386,6 +386,11 @@ static int bd_muscle_setup(bd_muscle *m)
     pthread_mutex_unlock(&m->mu);
     if (!m->ag)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    int nurls = 0; /* a remote muscle: the conductor sent one brain port per agent */
+    while (o->brain_urls && o->brain_urls[nurls])
+        nurls++;
+    if (o->brain_urls && nurls != m->na)
+        return bd_seterr(BD_EINVAL, "the conductor sent %d brain port(s) for %d agents", nurls, m->na);
     char *sockdir = NULL;
     if (!o->brain_urls && (rc = bd_sockdir_find(o->run_dir, &sockdir)) != BD_OK)
         return rc;

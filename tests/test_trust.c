@@ -667,3 +667,64 @@ Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout =
     bd_tls_destroy(run);
     bd_tls_destroy(impostor);
 }
+
+/* A conductor holding the run's credential whose JOIN answer names fewer brain ports than
+ * the run file has agents: the muscle says so and exits 1, reading no port it was not sent
+ * (it read past the list before). */
+Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60)
+{
+    bd_tls *run;
+    char *key = other_credential("ports-run", &run);
+    cr_assert_eq(bd_tls_issue(run, BD_TLS_SERVER), BD_OK);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-ports.stderr", (int)getpid());
+    /* three agents, each on an environment of its own */
+    char *text = bd_strdup("uid: three\nseed: 7\nschedule:\n  - train:\n      environments:\n");
+    for (int i = 0; i < 3; i++) {
+        char *t = bd_strfmt("%s        - environment: {name: cartpole, uid: p%d, params: {worlds: 4}}\n", text, i);
+        free(text);
+        text = t;
+    }
+    char *t = bd_strfmt("%s      agents:\n", text);
+    free(text);
+    text = t;
+    for (int i = 0; i < 3; i++) {
+        t = bd_strfmt("%s        - name: a%d\n          brain: {name: random, params: {rollout_steps: 32}}\n"
+                      "          muscle: {name: random, params: {}}\n          sensors: [p%d.*]\n"
+                      "          actuators: [p%d.push]\n", text, i, i, i);
+        free(text);
+        text = t;
+    }
+    t = bd_strfmt("%s      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: 500}}\n"
+                  "      phase_config: {mode: train, worker: 1, remote_worker: 1}\n", text);
+    free(text);
+    text = t;
+    int port = free_port();
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "run_file", text);
+    cJSON_AddStringToObject(j, "phase", "train");
+    cJSON_AddNumberToObject(j, "id", 1);
+    cJSON_AddNumberToObject(j, "restart", 0);
+    cJSON_AddItemToObject(j, "ports", cJSON_CreateIntArray(&port, 1));
+    char *join = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
+    bd_server *srv;
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    bd_listen_opts lo = {.tls = run};
+    cr_assert_eq(bd_server_listen_with(srv, url, &lo), BD_OK);
+    int code, seen = fake_conductor(srv, join, start_muscle(hp, key, err, NULL), 30, NULL, err, &code);
+    cr_assert_gt(seen, 0, "it joined");
+    char *said = slurp(err);
+    cr_assert_eq(code, 1, "the muscle exits 1 (exit %d):\n%s", code, said);
+    cr_assert(strstr(said, "1 brain port(s) for 3 agents"), "the muscle says what was wrong:\n%s", said);
+    free(said);
+    bd_server_close(srv);
+    free(join);
+    free(text);
+    free(url);
+    free(hp);
+    free(err);
+    unlink(key);
+    free(key);
+    bd_tls_destroy(run);
+}
