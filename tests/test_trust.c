@@ -728,3 +728,31 @@ Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60)
     free(key);
     bd_tls_destroy(run);
 }
+
+/* A peer at --connect that takes the TCP connection and never answers the TLS handshake
+ * (a stopped conductor, a stranger on the port, a conductor out of descriptors): the
+ * muscle gives up after --wait, as when nothing answers, where it waited for ever. */
+Test(trust, a_mute_peer_does_not_hold_a_muscle_past_its_wait, .timeout = 60)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t n = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &n);
+    cr_assert_eq(listen(l, 64), 0); /* the kernel completes connections; nobody speaks */
+    char *key = other_credential("mute", NULL);
+    char *hp = bd_strfmt("127.0.0.1:%d", ntohs(a.sin_port));
+    char *err = bd_strfmt("/tmp/bd-trust-%d-mute.stderr", (int)getpid());
+    char *args[] = {"muscle", "--connect", hp, "--credential", key, "--wait", "3", NULL};
+    double t0 = bd_now();
+    int code = wait_exit(spawn(args, err, 0), 30);
+    char *said = slurp(err);
+    cr_assert_eq(code, 1, "the muscle exits 1 after its wait (exit %d after %.1f s):\n%s", code, bd_now() - t0, said);
+    cr_assert(strstr(said, "no conductor answers"), "it says why:\n%s", said);
+    free(said);
+    close(l);
+    unlink(key);
+    free(key);
+    free(hp);
+    free(err);
+}
