@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -82,11 +83,18 @@ static int free_port(void)
 
 /* Runs BODHI_BINARY with argv (NULL-terminated, after "bodhi"), stderr to errfile, in a
  * process that dies with the test's; env "LD_DEBUG=files" when lddebug. */
+static rlim_t spawn_nofile; /* when set: the child's soft limit on open descriptors */
+
 static pid_t spawn(char *const args[], const char *errfile, int lddebug)
 {
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
+        struct rlimit rl;
+        if (spawn_nofile && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = spawn_nofile;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(errfile ? errfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fd, 2);
@@ -755,4 +763,50 @@ Test(trust, a_mute_peer_does_not_hold_a_muscle_past_its_wait, .timeout = 60)
     free(key);
     free(hp);
     free(err);
+}
+
+/* A conductor started under a soft limit of 256 descriptors (a hard one above it): 700
+ * idle TCP connections of a stranger, half to its door and half to the brain's, held
+ * through the run, do not keep the run's own muscle out. Each holds a descriptor before
+ * its TLS handshake, for as long as the stranger likes; bodhi raises its soft limit to
+ * the hard one, where the run's own ran out before. */
+Test(trust, a_strangers_idle_connections_do_not_take_every_descriptor, .timeout = 240)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max < 2048 || rl.rlim_max == RLIM_INFINITY)
+        cr_skip_test("the hard limit on descriptors (%ld) leaves no room to test", (long)rl.rlim_max);
+    if (rl.rlim_cur < 1024) { /* this test's own connections */
+        rl.rlim_cur = 1024;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    live_run r;
+    spawn_nofile = 256;
+    start_run(&r, "nofile", 2000);
+    spawn_nofile = 0;
+    int bport = brain_port(r.log);
+    cr_assert_gt(bport, 0);
+    int fds[700], nfd = 0;
+    for (int i = 0; i < 700; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((uint16_t)(i % 2 ? r.port : bport))};
+        if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0)
+            fds[nfd++] = s;
+        else if (s >= 0)
+            close(s);
+    }
+    cr_assert_eq(nfd, 700, "the connections were made");
+    usleep(500000); /* accepted by the conductor and the brain */
+    char *err = bd_strfmt("%s.m", r.err);
+    pid_t m = start_muscle(r.listen, r.key, err, NULL);
+    int code = wait_exit(m, 60);
+    char *said = slurp(err);
+    cr_assert_eq(code, 0, "the run's muscle took part (exit %d):\n%s", code, said);
+    free(said);
+    end_run(&r);
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    free(err);
+    free_run(&r);
 }
