@@ -810,3 +810,40 @@ Test(trust, a_strangers_idle_connections_do_not_take_every_descriptor, .timeout 
     free(err);
     free_run(&r);
 }
+
+/* A holder of a muscle's copy of the credential (CA certificate, client certificate and
+ * key; no CA key) who listens as the conductor with that client certificate: the muscle
+ * refuses it (the certificate is for clients: extended key usage clientAuth). */
+Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60)
+{
+    bd_tls *run;
+    char *key = other_credential("eku", &run);
+    char *ca = pem_part(key, "ca"), *cc = pem_part(key, "client"), *ck = pem_part(key, "client-key");
+    char *text = bd_strfmt("bodhi-part: ca\n%sbodhi-part: server\n%sbodhi-part: server-key\n%s", ca, cc, ck);
+    bd_tls *thief;
+    cr_assert_eq(bd_tls_parse(text, strlen(text), "thief", &thief), BD_OK);
+    int port = free_port();
+    char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-eku.stderr", (int)getpid());
+    bd_server *srv;
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    bd_listen_opts lo = {.tls = thief};
+    cr_assert_eq(bd_server_listen_with(srv, url, &lo), BD_OK);
+    int code, seen = fake_conductor(srv, "{\"wait\":true}", start_muscle(hp, key, err, NULL), 30, NULL, err, &code);
+    cr_assert_eq(seen, 0, "the muscle sent %d requests to a conductor with a client certificate", seen);
+    cr_assert_eq(code, 2, "exit %d", code);
+    cr_assert(file_has(err, "TLS handshake"));
+    bd_server_close(srv);
+    bd_tls_destroy(thief);
+    bd_tls_destroy(run);
+    free(text);
+    free(ca);
+    free(cc);
+    free(ck);
+    free(url);
+    free(hp);
+    unlink(err);
+    free(err);
+    unlink(key);
+    free(key);
+}
