@@ -847,3 +847,48 @@ Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60)
     unlink(key);
     free(key);
 }
+
+/* The brain of a run is killed while a remote muscle waits for its answer: the run fails
+ * (exit 1) and the conductor is gone. The remote muscle, whose requests to the brain and
+ * heartbeats to the conductor go unanswered, exits 1 within the phase's heartbeat_timeout,
+ * saying why, where it waited for the brain's answer for ten minutes and more. */
+Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
+{
+    char *text = run_text(1000000);
+    char *hb = strstr(text, "remote_worker: 1}");
+    cr_assert(hb);
+    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 4}\n", (int)(hb - text), text);
+    char *file = write_text("gone.yml", t2);
+    char *out = bd_strfmt("/tmp/bd-trust-%d-gone-run", (int)getpid());
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
+    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
+    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
+    pid_t run = spawn(args, err, 0);
+    wait_for_text(err, "waiting up to", 60);
+    pid_t m = start_muscle(listen, key, merr, NULL);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    char *l = slurp(log), *sp = strstr(l, "\"role\":\"brain\"");
+    char *pp = sp ? strstr(sp, "\"pid\":") : NULL;
+    pid_t brain = pp ? (pid_t)atoi(pp + 6) : 0;
+    free(l);
+    cr_assert_gt(brain, 0, "the brain's pid is in log.jsonl");
+    cr_assert(file_has(log, "\"event\":\"joined\""), "the remote muscle joined");
+    kill(brain, SIGKILL);
+    cr_assert_eq(wait_exit(run, 60), 1, "the run fails");
+    double t0 = bd_now();
+    int code = wait_exit(m, 30);
+    char *said = slurp(merr);
+    cr_assert_eq(code, 1, "the remote muscle exits 1 (exit %d after %.1f s):\n%s", code, bd_now() - t0, said);
+    cr_assert(strstr(said, "has not answered"), "it says why:\n%s", said);
+    free(said);
+    free(text);
+    free(t2);
+    free(file);
+    free(out);
+    free(listen);
+    free(log);
+    free(key);
+    free(err);
+    free(merr);
+}

@@ -9,6 +9,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "common/util.h"
 #include "wire/wire.h"
 
 #define BD_BEAT_TIMEOUT_MS 5000 /* a heartbeat's wait for its answer */
@@ -32,6 +33,7 @@ struct bd_events {
     void (*heard)(void *, const cJSON *);
     void *beat_ctx;
     uint32_t beat_seq;
+    double beat_ok; /* when a heartbeat was last answered (bd_now; 0: never) */
 };
 
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
@@ -230,8 +232,11 @@ static void *bd_events_beat_main(void *arg)
             cJSON_AddStringToObject(o, "event", "beat");
         }
         cJSON *answer = NULL;
-        if (o && bd_events_call(ev, ev->ctx_beat, BD_MSG_BEAT, ev->beat_seq++, o, BD_BEAT_TIMEOUT_MS, NULL, &answer) == BD_OK
-            && answer && ev->heard)
+        int ok = o && bd_events_call(ev, ev->ctx_beat, BD_MSG_BEAT, ev->beat_seq++, o, BD_BEAT_TIMEOUT_MS, NULL,
+                                     &answer) == BD_OK;
+        if (ok)
+            ev->beat_ok = bd_now();
+        if (ok && answer && ev->heard)
             ev->heard(ev->beat_ctx, answer);
         cJSON_Delete(answer);
         cJSON_Delete(o);
@@ -262,6 +267,11 @@ int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
         return bd_seterr(BD_EIO, "events: cannot start the heartbeat thread: %s", strerror(e));
     ev->beating = 1;
     return BD_OK;
+}
+
+double bd_events_beat_ok(const bd_events *ev)
+{
+    return ev ? ev->beat_ok : 0;
 }
 
 void bd_events_close(bd_events *ev)
