@@ -110,21 +110,22 @@ typedef struct {
     long long rounds;
     cJSON *startup;     /* start-up stamps (common/proc.h), sent after the first env step */
     int answer_ms;      /* how long a request to a brain waits for its answer */
-    double beat_since;  /* a remote muscle: when it began to beat (bd_now) */
+    double beat_since;  /* a remote muscle: when it began to beat, or last saw the conductor connected */
     double orphan_s;    /* a remote muscle: the phase's heartbeat_timeout (under mu; 0: not yet) */
     pthread_mutex_t mu; /* guards ag and na for the heartbeat thread */
 } bd_muscle;
 
 /* Set when the conductor answers a heartbeat with "exit" (it took this muscle for lost),
- * or (bd_muscle_orphan too) when a remote muscle's conductor has not answered a heartbeat
- * for the phase's heartbeat_timeout: the run is over or out of reach. */
+ * or (bd_muscle_orphan too) when a remote muscle's conductor has neither answered a
+ * heartbeat nor held a connection for the phase's heartbeat_timeout: the run is gone. */
 static volatile sig_atomic_t bd_muscle_lost = 0, bd_muscle_orphan = 0;
 
 /* Why waits for a brain end when bd_muscle_lost is set. */
 static int bd_muscle_lost_err(void)
 {
-    return bd_muscle_orphan ? bd_seterr(BD_ECLOSED, "the conductor has not answered a heartbeat for the phase's "
-                                                    "heartbeat_timeout: the run is over or out of reach")
+    return bd_muscle_orphan ? bd_seterr(BD_ECLOSED, "the conductor has not answered a heartbeat nor held a "
+                                                    "connection for the phase's heartbeat_timeout: the run is "
+                                                    "over or out of reach")
                             : bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
 }
 
@@ -564,10 +565,13 @@ static cJSON *bd_muscle_beat(void *ctx)
 {
     bd_muscle *m = ctx;
     /* a remote muscle has no parent to die with: when its conductor has answered no
-     * heartbeat for as long as it would take this muscle for hung, the run is gone */
+     * heartbeat and held no connection to it for as long as it would take this muscle for
+     * hung, the run is gone (a stopped conductor keeps its connections: it is waited for) */
     pthread_mutex_lock(&m->mu);
     double limit = m->orphan_s;
     pthread_mutex_unlock(&m->mu);
+    if (bd_events_connected(m->ev))
+        m->beat_since = bd_now();
     if (limit > 0 && !bd_muscle_lost && bd_now() - fmax(bd_events_beat_ok(m->ev), m->beat_since) > limit) {
         bd_muscle_orphan = 1;
         bd_muscle_lost = 1;

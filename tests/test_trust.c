@@ -892,3 +892,43 @@ Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
     free(err);
     free(merr);
 }
+
+/* The conductor stopped (Ctrl-Z, kill -STOP) for longer than heartbeat_timeout while a
+ * remote muscle takes part: the stopped conductor keeps its connections, so the remote
+ * muscle waits for it rather than taking the run for gone, and the run completes. */
+Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
+{
+    char *text = run_text(30000);
+    char *hb = strstr(text, "remote_worker: 1}");
+    cr_assert(hb);
+    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 2}\n", (int)(hb - text), text);
+    char *file = write_text("paused.yml", t2);
+    char *out = bd_strfmt("/tmp/bd-trust-%d-paused-run", (int)getpid());
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
+    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
+    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
+    pid_t run = spawn(args, err, 0);
+    wait_for_text(err, "waiting up to", 60);
+    pid_t m = start_muscle(listen, key, merr, NULL);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    cr_assert(file_has(log, "\"event\":\"joined\""), "the remote muscle joined");
+    kill(run, SIGSTOP);
+    sleep(6); /* 3 heartbeat timeouts */
+    kill(run, SIGCONT);
+    cr_assert_eq(wait_exit(run, 90), 0, "the run completes");
+    int code = wait_exit(m, 30);
+    char *said = slurp(merr);
+    cr_assert_eq(code, 0, "the remote muscle ends with the run (exit %d):\n%s", code, said);
+    cr_assert(!strstr(said, "has not answered"), "it took the stopped conductor for gone:\n%s", said);
+    free(said);
+    free(text);
+    free(t2);
+    free(file);
+    free(out);
+    free(listen);
+    free(log);
+    free(key);
+    free(err);
+    free(merr);
+}

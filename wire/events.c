@@ -34,7 +34,15 @@ struct bd_events {
     void *beat_ctx;
     uint32_t beat_seq;
     double beat_ok; /* when a heartbeat was last answered (bd_now; 0: never) */
+    int pipes;      /* connections to the conductor now open (NNG's pipe callbacks) */
 };
+
+static void bd_events_pipe_cb(nng_pipe p, nng_pipe_ev e, void *arg)
+{
+    (void)p;
+    bd_events *ev = arg;
+    __atomic_add_fetch(&ev->pipes, e == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_RELAXED);
+}
 
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
 {
@@ -60,6 +68,8 @@ int bd_events_dial_tls(const char *url, uint32_t sender, bd_tls *tls, bd_events 
      * connection drops is sent again on the next. */
     nng_socket_set_ms(ev->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_socket_set_size(ev->sock, NNG_OPT_RECVMAXSZ, BD_EVENTS_RECVMAX);
+    nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_POST, bd_events_pipe_cb, ev);
+    nng_pipe_notify(ev->sock, NNG_PIPE_EV_REM_POST, bd_events_pipe_cb, ev);
     rv = nng_ctx_open(&ev->ctx_ev, ev->sock);
     if (rv == 0)
         rv = nng_ctx_open(&ev->ctx_beat, ev->sock);
@@ -272,6 +282,11 @@ int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
 double bd_events_beat_ok(const bd_events *ev)
 {
     return ev ? ev->beat_ok : 0;
+}
+
+int bd_events_connected(bd_events *ev)
+{
+    return ev && __atomic_load_n(&ev->pipes, __ATOMIC_RELAXED) > 0;
 }
 
 void bd_events_close(bd_events *ev)

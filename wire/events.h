@@ -63,6 +63,10 @@ int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
  * it from the heartbeat thread (beat or heard), which writes it. */
 double bd_events_beat_ok(const bd_events *ev);
 
+/* 1 while a connection to the conductor is open (a stopped conductor keeps its
+ * connections; a killed one, or its machine's restart, closes them). */
+int bd_events_connected(bd_events *ev);
+
 /* Stops the heartbeat thread and closes the socket; NULL-safe. */
 void bd_events_close(bd_events *ev);
 
