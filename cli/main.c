@@ -11,6 +11,7 @@ int main(int argc, char **argv)
 {
     bd_main_t = bd_now(); /* start-up timing (common/proc.h) */
     bd_alloc_policy();    /* before anything large is allocated */
+    bd_nofile_raise();    /* a TCP door's strangers cannot take every descriptor */
     if (argc < 2) {
         bd_usage(stderr);
         return 2;

@@ -27,6 +27,12 @@ int bd_parent_gone(void);
  * keeps glibc's default). */
 void bd_alloc_policy(void);
 
+/* Raises the soft limit on open descriptors to the hard one. A TCP door's connections
+ * hold a descriptor each from the moment the kernel accepts them, before their TLS
+ * handshake (NNG 1.5.2 gives that no deadline); at a default soft limit of 1024 a stranger
+ * with no credential could take them all and keep the run's own muscles out. */
+void bd_nofile_raise(void);
+
 /* Start-up timing. Every bodhi process stamps bd_main_t = bd_now() first thing in main();
  * its start-up breakdown is a "startup" event (log.jsonl) of CLOCK_MONOTONIC seconds, which
  * all processes of a machine share: "exec" (when the kernel started the process, from

@@ -110,11 +110,24 @@ typedef struct {
     long long rounds;
     cJSON *startup;     /* start-up stamps (common/proc.h), sent after the first env step */
     int answer_ms;      /* how long a request to a brain waits for its answer */
+    double beat_since;  /* a remote muscle: when it began to beat, or last saw the conductor connected */
+    double orphan_s;    /* a remote muscle: the phase's heartbeat_timeout (under mu; 0: not yet) */
     pthread_mutex_t mu; /* guards ag and na for the heartbeat thread */
 } bd_muscle;
 
-/* Set when the conductor answers a heartbeat with "exit" (it took this muscle for lost). */
-static volatile sig_atomic_t bd_muscle_lost = 0;
+/* Set when the conductor answers a heartbeat with "exit" (it took this muscle for lost),
+ * or (bd_muscle_orphan too) when a remote muscle's conductor has neither answered a
+ * heartbeat nor held a connection for the phase's heartbeat_timeout: the run is gone. */
+static volatile sig_atomic_t bd_muscle_lost = 0, bd_muscle_orphan = 0;
+
+/* Why waits for a brain end when bd_muscle_lost is set. */
+static int bd_muscle_lost_err(void)
+{
+    return bd_muscle_orphan ? bd_seterr(BD_ECLOSED, "the conductor has not answered a heartbeat nor held a "
+                                                    "connection for the phase's heartbeat_timeout: the run is "
+                                                    "over or out of reach")
+                            : bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
+}
 
 /* The brain's first WEIGHTS: the rollout length, and the network to build (none for a
  * brain that sends no parameters), checked before anything is built. */
@@ -191,7 +204,7 @@ static int bd_send(bd_muscle *m, bd_magent *a, nng_msg *msg)
     bd_call_send(a->call, a->ctx, msg);
     int rc = bd_call_wait(a->call, m->answer_ms, &a->wake, NULL);
     if (bd_muscle_lost)
-        return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
+        return bd_muscle_lost_err();
     if (rc == BD_EINTR || rc == BD_ETIMEDOUT)
         a->wake = 1;
     return rc == BD_EINTR || rc == BD_ETIMEDOUT ? BD_OK : rc;
@@ -228,7 +241,7 @@ static int bd_recv(bd_muscle *m, bd_magent *a, int first)
             rc = bd_call_wait(a->call, m->answer_ms, &a->wake, &msg);
         }
         if (bd_muscle_lost)
-            return bd_seterr(BD_ECLOSED, "the conductor took this muscle for lost");
+            return bd_muscle_lost_err();
         if (rc == BD_OK) {
             rc = bd_take_weights(m, a, msg, first && !a->weighed);
             nng_msg_free(msg);
@@ -381,11 +394,17 @@ static int bd_muscle_setup(bd_muscle *m)
     double answer_s = fmin(fmax(600.0, 10.0 * m->plan.ph->heartbeat_timeout), 3600.0);
     m->answer_ms = (int)(answer_s * 1000);
     pthread_mutex_lock(&m->mu);
+    m->orphan_s = o->brain_urls ? m->plan.ph->heartbeat_timeout : 0;
     m->na = m->plan.nagents;
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
     pthread_mutex_unlock(&m->mu);
     if (!m->ag)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
+    int nurls = 0; /* a remote muscle: the conductor sent one brain port per agent */
+    while (o->brain_urls && o->brain_urls[nurls])
+        nurls++;
+    if (o->brain_urls && nurls != m->na)
+        return bd_seterr(BD_EINVAL, "the conductor sent %d brain port(s) for %d agents", nurls, m->na);
     char *sockdir = NULL;
     if (!o->brain_urls && (rc = bd_sockdir_find(o->run_dir, &sockdir)) != BD_OK)
         return rc;
@@ -540,9 +559,24 @@ static int bd_muscle_round(bd_muscle *m)
     return rc;
 }
 
+static void bd_muscle_wake_all(bd_muscle *m);
+
 static cJSON *bd_muscle_beat(void *ctx)
 {
     bd_muscle *m = ctx;
+    /* a remote muscle has no parent to die with: when its conductor has answered no
+     * heartbeat and held no connection to it for as long as it would take this muscle for
+     * hung, the run is gone (a stopped conductor keeps its connections: it is waited for) */
+    pthread_mutex_lock(&m->mu);
+    double limit = m->orphan_s;
+    pthread_mutex_unlock(&m->mu);
+    if (bd_events_connected(m->ev))
+        m->beat_since = bd_now();
+    if (limit > 0 && !bd_muscle_lost && bd_now() - fmax(bd_events_beat_ok(m->ev), m->beat_since) > limit) {
+        bd_muscle_orphan = 1;
+        bd_muscle_lost = 1;
+        bd_muscle_wake_all(m);
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event", "beat");
     cJSON_AddNumberToObject(o, "round", (double)m->rounds);
@@ -556,6 +590,11 @@ static void bd_muscle_heard(void *ctx, const cJSON *answer)
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "exit")))
         return;
     bd_muscle_lost = 1;
+    bd_muscle_wake_all(m);
+}
+
+static void bd_muscle_wake_all(bd_muscle *m)
+{
     pthread_mutex_lock(&m->mu); /* ends every wait for a brain */
     for (int k = 0; m->ag && k < m->na; k++)
         m->ag[k].wake = 1;
@@ -594,6 +633,7 @@ int bd_muscle_main(const bd_muscle_opts *o)
     free(sockdir);
     if (curl && bd_events_dial_tls(curl, (uint32_t)o->id, o->tls, &m.ev) == BD_OK) {
         bd_events_set_recvmax(m.ev, BD_EVENTS_CHILD_RECVMAX);
+        m.beat_since = bd_now();
         bd_events_beat(m.ev, 500, bd_muscle_beat, bd_muscle_heard, &m);
     }
     free(curl);

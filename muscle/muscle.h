@@ -25,7 +25,7 @@ typedef struct {
     const bd_registry *reg;
     const char *control_url;   /* the conductor; NULL: the run directory's ipc socket */
     const char *run_digest;    /* a local muscle: run.yml's SHA-256 from the conductor (NULL: none) */
-    char *const *brain_urls;   /* one per agent (remote muscles); NULL: the ipc sockets */
+    char *const *brain_urls;   /* one per agent, NULL-terminated (remote muscles); NULL: ipc */
     bd_tls *tls;               /* remote muscles: the run's credential (every TCP door is TLS) */
 } bd_muscle_opts;
 

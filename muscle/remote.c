@@ -9,6 +9,7 @@
  * names unless started with --allow-plugins, and then only a file that is on this host. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ static int bd_remote_url(const char *url, char **tls, char *host, size_t len)
         return bd_seterr(BD_ENOMEM, "out of memory");
     return BD_OK;
 }
+
+#define BD_REMOTE_PROBE_MS 5000 /* a TLS handshake takes milliseconds; a stalled one is given up */
 
 static void bd_sleep_ms(int ms)
 {
@@ -84,25 +87,68 @@ static int bd_remote_env_load(const char *name, const bd_env_desc **out)
 
 /* ---- the connection --------------------------------------------------------------- */
 
-/* One TLS handshake with the conductor: 0 when both sides accepted the other's certificate,
- * else NNG's error (bd_remote_refused_by says whether it means a refusal). */
-static int bd_remote_probe(const char *url, bd_tls *tls)
-{
+/* One probe: a blocking dial on a thread of its own, so that its caller can give up. */
+typedef struct {
     nng_socket s;
-    int rv = nng_req0_open(&s);
+    nng_dialer d;
+    int rv, done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} bd_probe;
+
+static void *bd_probe_dial(void *arg)
+{
+    bd_probe *p = arg;
+    int rv = nng_dialer_start(p->d, 0);
+    pthread_mutex_lock(&p->mu);
+    p->rv = rv;
+    p->done = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* One TLS handshake with the conductor, waiting up to ms: 0 when both sides accepted the
+ * other's certificate, NNG_ETIMEDOUT when the handshake did not end in time (a peer that
+ * takes the connection and says nothing: a stopped conductor, a stranger on the port), else
+ * NNG's error (bd_remote_refused_by says whether it means a refusal). */
+static int bd_remote_probe(const char *url, bd_tls *tls, int ms)
+{
+    bd_probe p = {.rv = NNG_ETIMEDOUT, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int rv = nng_req0_open(&p.s);
     if (rv != 0)
         return rv;
     nng_tls_config *cfg;
     if (bd_tls_config(tls, 0, &cfg) != BD_OK) {
-        nng_close(s);
+        nng_close(p.s);
         return NNG_ENOMEM;
     }
-    nng_dialer d;
-    rv = nng_dialer_create(&d, s, url);
-    if (rv == 0 && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) == 0)
-        rv = nng_dialer_start(d, 0);
-    nng_close(s);
-    return rv;
+    rv = nng_dialer_create(&p.d, p.s, url);
+    if (rv == 0)
+        rv = nng_dialer_set_ptr(p.d, NNG_OPT_TLS_CONFIG, cfg);
+    pthread_t th;
+    if (rv == 0 && (rv = pthread_create(&th, NULL, bd_probe_dial, &p)) != 0)
+        rv = NNG_ENOMEM;
+    if (rv != 0) {
+        nng_close(p.s);
+        return rv;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p.mu);
+    while (!p.done && pthread_cond_timedwait(&p.cv, &p.mu, &until) == 0)
+        ;
+    int done = p.done;
+    pthread_mutex_unlock(&p.mu);
+    nng_close(p.s); /* ends a dial still under way */
+    pthread_join(th, NULL);
+    return done ? p.rv : NNG_ETIMEDOUT;
 }
 
 /* 1 when a probe's error means that the TLS handshake failed (the conductor refused the
@@ -186,10 +232,10 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
     gethostname(hostname, sizeof hostname - 1);
     snprintf(me, sizeof me, "%s", hostname);
     for (;;) {
-        int rv = bd_remote_probe(url, tls);
+        int rv = bd_remote_probe(url, tls, BD_REMOTE_PROBE_MS);
         if (rv != 0 && bd_remote_refused_by(rv)) { /* a refusal is the same twice: look again */
             bd_sleep_ms(500);
-            rv = bd_remote_probe(url, tls);
+            rv = bd_remote_probe(url, tls, BD_REMOTE_PROBE_MS);
         }
         if (rv != 0 && bd_remote_refused_by(rv)) {
             fprintf(stderr, "bodhi muscle: the TLS handshake with %s failed (%s): the conductor there refuses the "

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -82,11 +83,18 @@ static int free_port(void)
 
 /* Runs BODHI_BINARY with argv (NULL-terminated, after "bodhi"), stderr to errfile, in a
  * process that dies with the test's; env "LD_DEBUG=files" when lddebug. */
+static rlim_t spawn_nofile; /* when set: the child's soft limit on open descriptors */
+
 static pid_t spawn(char *const args[], const char *errfile, int lddebug)
 {
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
+        struct rlimit rl;
+        if (spawn_nofile && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = spawn_nofile;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(errfile ? errfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fd, 2);
@@ -666,4 +674,262 @@ Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout =
     free(key);
     bd_tls_destroy(run);
     bd_tls_destroy(impostor);
+}
+
+/* A conductor holding the run's credential whose JOIN answer names fewer brain ports than
+ * the run file has agents: the muscle says so and exits 1, reading no port it was not sent
+ * (it read past the list before). */
+Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60)
+{
+    bd_tls *run;
+    char *key = other_credential("ports-run", &run);
+    cr_assert_eq(bd_tls_issue(run, BD_TLS_SERVER), BD_OK);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-ports.stderr", (int)getpid());
+    /* three agents, each on an environment of its own */
+    char *text = bd_strdup("uid: three\nseed: 7\nschedule:\n  - train:\n      environments:\n");
+    for (int i = 0; i < 3; i++) {
+        char *t = bd_strfmt("%s        - environment: {name: cartpole, uid: p%d, params: {worlds: 4}}\n", text, i);
+        free(text);
+        text = t;
+    }
+    char *t = bd_strfmt("%s      agents:\n", text);
+    free(text);
+    text = t;
+    for (int i = 0; i < 3; i++) {
+        t = bd_strfmt("%s        - name: a%d\n          brain: {name: random, params: {rollout_steps: 32}}\n"
+                      "          muscle: {name: random, params: {}}\n          sensors: [p%d.*]\n"
+                      "          actuators: [p%d.push]\n", text, i, i, i);
+        free(text);
+        text = t;
+    }
+    t = bd_strfmt("%s      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: 500}}\n"
+                  "      phase_config: {mode: train, worker: 1, remote_worker: 1}\n", text);
+    free(text);
+    text = t;
+    int port = free_port();
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "run_file", text);
+    cJSON_AddStringToObject(j, "phase", "train");
+    cJSON_AddNumberToObject(j, "id", 1);
+    cJSON_AddNumberToObject(j, "restart", 0);
+    cJSON_AddItemToObject(j, "ports", cJSON_CreateIntArray(&port, 1));
+    char *join = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
+    bd_server *srv;
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    bd_listen_opts lo = {.tls = run};
+    cr_assert_eq(bd_server_listen_with(srv, url, &lo), BD_OK);
+    int code, seen = fake_conductor(srv, join, start_muscle(hp, key, err, NULL), 30, NULL, err, &code);
+    cr_assert_gt(seen, 0, "it joined");
+    char *said = slurp(err);
+    cr_assert_eq(code, 1, "the muscle exits 1 (exit %d):\n%s", code, said);
+    cr_assert(strstr(said, "1 brain port(s) for 3 agents"), "the muscle says what was wrong:\n%s", said);
+    free(said);
+    bd_server_close(srv);
+    free(join);
+    free(text);
+    free(url);
+    free(hp);
+    free(err);
+    unlink(key);
+    free(key);
+    bd_tls_destroy(run);
+}
+
+/* A peer at --connect that takes the TCP connection and never answers the TLS handshake
+ * (a stopped conductor, a stranger on the port, a conductor out of descriptors): the
+ * muscle gives up after --wait, as when nothing answers, where it waited for ever. */
+Test(trust, a_mute_peer_does_not_hold_a_muscle_past_its_wait, .timeout = 60)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t n = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &n);
+    cr_assert_eq(listen(l, 64), 0); /* the kernel completes connections; nobody speaks */
+    char *key = other_credential("mute", NULL);
+    char *hp = bd_strfmt("127.0.0.1:%d", ntohs(a.sin_port));
+    char *err = bd_strfmt("/tmp/bd-trust-%d-mute.stderr", (int)getpid());
+    char *args[] = {"muscle", "--connect", hp, "--credential", key, "--wait", "3", NULL};
+    double t0 = bd_now();
+    int code = wait_exit(spawn(args, err, 0), 30);
+    char *said = slurp(err);
+    cr_assert_eq(code, 1, "the muscle exits 1 after its wait (exit %d after %.1f s):\n%s", code, bd_now() - t0, said);
+    cr_assert(strstr(said, "no conductor answers"), "it says why:\n%s", said);
+    free(said);
+    close(l);
+    unlink(key);
+    free(key);
+    free(hp);
+    free(err);
+}
+
+/* A conductor started under a soft limit of 256 descriptors (a hard one above it): 700
+ * idle TCP connections of a stranger, half to its door and half to the brain's, held
+ * through the run, do not keep the run's own muscle out. Each holds a descriptor before
+ * its TLS handshake, for as long as the stranger likes; bodhi raises its soft limit to
+ * the hard one, where the run's own ran out before. */
+Test(trust, a_strangers_idle_connections_do_not_take_every_descriptor, .timeout = 240)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max < 2048 || rl.rlim_max == RLIM_INFINITY)
+        cr_skip_test("the hard limit on descriptors (%ld) leaves no room to test", (long)rl.rlim_max);
+    if (rl.rlim_cur < 1024) { /* this test's own connections */
+        rl.rlim_cur = 1024;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    live_run r;
+    spawn_nofile = 256;
+    start_run(&r, "nofile", 2000);
+    spawn_nofile = 0;
+    int bport = brain_port(r.log);
+    cr_assert_gt(bport, 0);
+    int fds[700], nfd = 0;
+    for (int i = 0; i < 700; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((uint16_t)(i % 2 ? r.port : bport))};
+        if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0)
+            fds[nfd++] = s;
+        else if (s >= 0)
+            close(s);
+    }
+    cr_assert_eq(nfd, 700, "the connections were made");
+    usleep(500000); /* accepted by the conductor and the brain */
+    char *err = bd_strfmt("%s.m", r.err);
+    pid_t m = start_muscle(r.listen, r.key, err, NULL);
+    int code = wait_exit(m, 60);
+    char *said = slurp(err);
+    cr_assert_eq(code, 0, "the run's muscle took part (exit %d):\n%s", code, said);
+    free(said);
+    end_run(&r);
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    free(err);
+    free_run(&r);
+}
+
+/* A holder of a muscle's copy of the credential (CA certificate, client certificate and
+ * key; no CA key) who listens as the conductor with that client certificate: the muscle
+ * refuses it (the certificate is for clients: extended key usage clientAuth). */
+Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60)
+{
+    bd_tls *run;
+    char *key = other_credential("eku", &run);
+    char *ca = pem_part(key, "ca"), *cc = pem_part(key, "client"), *ck = pem_part(key, "client-key");
+    char *text = bd_strfmt("bodhi-part: ca\n%sbodhi-part: server\n%sbodhi-part: server-key\n%s", ca, cc, ck);
+    bd_tls *thief;
+    cr_assert_eq(bd_tls_parse(text, strlen(text), "thief", &thief), BD_OK);
+    int port = free_port();
+    char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
+    char *err = bd_strfmt("/tmp/bd-trust-%d-eku.stderr", (int)getpid());
+    bd_server *srv;
+    cr_assert_eq(bd_server_open(8, &srv), BD_OK);
+    bd_listen_opts lo = {.tls = thief};
+    cr_assert_eq(bd_server_listen_with(srv, url, &lo), BD_OK);
+    int code, seen = fake_conductor(srv, "{\"wait\":true}", start_muscle(hp, key, err, NULL), 30, NULL, err, &code);
+    cr_assert_eq(seen, 0, "the muscle sent %d requests to a conductor with a client certificate", seen);
+    cr_assert_eq(code, 2, "exit %d", code);
+    cr_assert(file_has(err, "TLS handshake"));
+    bd_server_close(srv);
+    bd_tls_destroy(thief);
+    bd_tls_destroy(run);
+    free(text);
+    free(ca);
+    free(cc);
+    free(ck);
+    free(url);
+    free(hp);
+    unlink(err);
+    free(err);
+    unlink(key);
+    free(key);
+}
+
+/* The brain of a run is killed while a remote muscle waits for its answer: the run fails
+ * (exit 1) and the conductor is gone. The remote muscle, whose requests to the brain and
+ * heartbeats to the conductor go unanswered, exits 1 within the phase's heartbeat_timeout,
+ * saying why, where it waited for the brain's answer for ten minutes and more. */
+Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
+{
+    char *text = run_text(1000000);
+    char *hb = strstr(text, "remote_worker: 1}");
+    cr_assert(hb);
+    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 4}\n", (int)(hb - text), text);
+    char *file = write_text("gone.yml", t2);
+    char *out = bd_strfmt("/tmp/bd-trust-%d-gone-run", (int)getpid());
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
+    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
+    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
+    pid_t run = spawn(args, err, 0);
+    wait_for_text(err, "waiting up to", 60);
+    pid_t m = start_muscle(listen, key, merr, NULL);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    char *l = slurp(log), *sp = strstr(l, "\"role\":\"brain\"");
+    char *pp = sp ? strstr(sp, "\"pid\":") : NULL;
+    pid_t brain = pp ? (pid_t)atoi(pp + 6) : 0;
+    free(l);
+    cr_assert_gt(brain, 0, "the brain's pid is in log.jsonl");
+    cr_assert(file_has(log, "\"event\":\"joined\""), "the remote muscle joined");
+    kill(brain, SIGKILL);
+    cr_assert_eq(wait_exit(run, 60), 1, "the run fails");
+    double t0 = bd_now();
+    int code = wait_exit(m, 30);
+    char *said = slurp(merr);
+    cr_assert_eq(code, 1, "the remote muscle exits 1 (exit %d after %.1f s):\n%s", code, bd_now() - t0, said);
+    cr_assert(strstr(said, "has not answered"), "it says why:\n%s", said);
+    free(said);
+    free(text);
+    free(t2);
+    free(file);
+    free(out);
+    free(listen);
+    free(log);
+    free(key);
+    free(err);
+    free(merr);
+}
+
+/* The conductor stopped (Ctrl-Z, kill -STOP) for longer than heartbeat_timeout while a
+ * remote muscle takes part: the stopped conductor keeps its connections, so the remote
+ * muscle waits for it rather than taking the run for gone, and the run completes. */
+Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
+{
+    char *text = run_text(30000);
+    char *hb = strstr(text, "remote_worker: 1}");
+    cr_assert(hb);
+    /* a timeout a loaded machine's processes keep (2 s is not, at a phase's end) */
+    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 5}\n", (int)(hb - text), text);
+    char *file = write_text("paused.yml", t2);
+    char *out = bd_strfmt("/tmp/bd-trust-%d-paused-run", (int)getpid());
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
+    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
+    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
+    pid_t run = spawn(args, err, 0);
+    wait_for_text(err, "waiting up to", 60);
+    pid_t m = start_muscle(listen, key, merr, NULL);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    cr_assert(file_has(log, "\"event\":\"joined\""), "the remote muscle joined");
+    kill(run, SIGSTOP);
+    sleep(12); /* more than 2 heartbeat timeouts */
+    kill(run, SIGCONT);
+    cr_assert_eq(wait_exit(run, 90), 0, "the run completes");
+    int code = wait_exit(m, 30);
+    char *said = slurp(merr);
+    cr_assert_eq(code, 0, "the remote muscle ends with the run (exit %d):\n%s", code, said);
+    cr_assert(!strstr(said, "has not answered"), "it took the stopped conductor for gone:\n%s", said);
+    free(said);
+    free(text);
+    free(t2);
+    free(file);
+    free(out);
+    free(listen);
+    free(log);
+    free(key);
+    free(err);
+    free(merr);
 }

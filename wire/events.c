@@ -9,6 +9,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "common/util.h"
 #include "wire/wire.h"
 
 #define BD_BEAT_TIMEOUT_MS 5000 /* a heartbeat's wait for its answer */
@@ -32,7 +33,16 @@ struct bd_events {
     void (*heard)(void *, const cJSON *);
     void *beat_ctx;
     uint32_t beat_seq;
+    double beat_ok; /* when a heartbeat was last answered (bd_now; 0: never) */
+    int pipes;      /* connections to the conductor now open (NNG's pipe callbacks) */
 };
+
+static void bd_events_pipe_cb(nng_pipe p, nng_pipe_ev e, void *arg)
+{
+    (void)p;
+    bd_events *ev = arg;
+    __atomic_add_fetch(&ev->pipes, e == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_RELAXED);
+}
 
 int bd_events_dial(const char *url, uint32_t sender, bd_events **out)
 {
@@ -58,6 +68,8 @@ int bd_events_dial_tls(const char *url, uint32_t sender, bd_tls *tls, bd_events 
      * connection drops is sent again on the next. */
     nng_socket_set_ms(ev->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_socket_set_size(ev->sock, NNG_OPT_RECVMAXSZ, BD_EVENTS_RECVMAX);
+    nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_POST, bd_events_pipe_cb, ev);
+    nng_pipe_notify(ev->sock, NNG_PIPE_EV_REM_POST, bd_events_pipe_cb, ev);
     rv = nng_ctx_open(&ev->ctx_ev, ev->sock);
     if (rv == 0)
         rv = nng_ctx_open(&ev->ctx_beat, ev->sock);
@@ -230,8 +242,11 @@ static void *bd_events_beat_main(void *arg)
             cJSON_AddStringToObject(o, "event", "beat");
         }
         cJSON *answer = NULL;
-        if (o && bd_events_call(ev, ev->ctx_beat, BD_MSG_BEAT, ev->beat_seq++, o, BD_BEAT_TIMEOUT_MS, NULL, &answer) == BD_OK
-            && answer && ev->heard)
+        int ok = o && bd_events_call(ev, ev->ctx_beat, BD_MSG_BEAT, ev->beat_seq++, o, BD_BEAT_TIMEOUT_MS, NULL,
+                                     &answer) == BD_OK;
+        if (ok)
+            ev->beat_ok = bd_now();
+        if (ok && answer && ev->heard)
             ev->heard(ev->beat_ctx, answer);
         cJSON_Delete(answer);
         cJSON_Delete(o);
@@ -262,6 +277,16 @@ int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
         return bd_seterr(BD_EIO, "events: cannot start the heartbeat thread: %s", strerror(e));
     ev->beating = 1;
     return BD_OK;
+}
+
+double bd_events_beat_ok(const bd_events *ev)
+{
+    return ev ? ev->beat_ok : 0;
+}
+
+int bd_events_connected(bd_events *ev)
+{
+    return ev && __atomic_load_n(&ev->pipes, __ATOMIC_RELAXED) > 0;
 }
 
 void bd_events_close(bd_events *ev)

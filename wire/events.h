@@ -59,6 +59,14 @@ void bd_events_set_stop(bd_events *ev, const volatile sig_atomic_t *stop);
 int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
                    void (*heard)(void *ctx, const cJSON *answer), void *ctx);
 
+/* When the conductor last answered a heartbeat (bd_now's clock), 0 before the first. Read
+ * it from the heartbeat thread (beat or heard), which writes it. */
+double bd_events_beat_ok(const bd_events *ev);
+
+/* 1 while a connection to the conductor is open (a stopped conductor keeps its
+ * connections; a killed one, or its machine's restart, closes them). */
+int bd_events_connected(bd_events *ev);
+
 /* Stops the heartbeat thread and closes the socket; NULL-safe. */
 void bd_events_close(bd_events *ev);
 
