@@ -37,6 +37,7 @@
 #include "conductor/builtins.h"
 #include "conductor/ipcguard.h"
 #include "conductor/rundir.h"
+#include "conductor/run.h"
 #include "conductor/supervise.h"
 #include "memory/memory.h"
 #include "wire/addr.h"
@@ -44,126 +45,12 @@
 #include "wire/tls.h"
 #include "wire/wire.h"
 
-#define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
-#define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
-#define BD_STALL_S 1.0         /* a 50 ms slice that took longer: the conductor was not running */
-#define BD_JOIN_BEAT_S 10.0    /* a remote muscle beats this soon after its JOIN, or loses the slot */
-#define BD_JOIN_READY_S 60.0   /* ... and greets every brain (its "ready") this soon */
-#define BD_SQUAT_S 60.0        /* a JOIN that lost its slot so waits this long before another */
-
-typedef struct {
-    char name[128];
-    cJSON *last_update;  /* latest round report */
-    cJSON *result;       /* the "result" event */
-    double last_print;
-    const cJSON *printed; /* the report its last progress line showed */
-    bd_request *held;    /* its report of the current round, until every brain reported */
-    int ready;           /* said "ready" */
-    int port;            /* its TCP port for remote muscles (0: none) */
-    int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
-} bd_agent_state;
-
-typedef struct {
-    const bd_run_opts *o;
-    bd_runfile *rf;
-    char *dir, *sockdir;
-    FILE *log;
-    bd_server *hub;      /* the control socket (ipc: the run's own processes) */
-    bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
-    bd_server *door;     /* the --listen door (mutual TLS: remote muscles only) */
-    bd_server *from;     /* the server the request being handled came on */
-    bd_tls *tls;         /* the run's credential (--listen) */
-    struct { char addr[64]; int pid; double until; } squat[16]; /* JOINs that lost a slot unused */
-    int nsquat;
-    bd_procs procs;
-    bd_agent_state *agents;
-    int nagents;
-    const bd_phase_plan *plan;
-    const char *phase;
-    cJSON *phases;       /* summary phases array */
-    double t0;
-    int failed;          /* the run failed */
-    char fail_msg[1024];
-    int stopping;        /* the phase is over: children are leaving */
-    char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
-    char parent[32];
-    char *run_yml;       /* the effective run file's text, for remote muscles */
-    char run_digest[65]; /* its SHA-256, which children check run.yml against */
-    char *brain_tcp;     /* tls+tcp://HOST:0, where brains listen for remote muscles */
-    int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
-    int nlost;
-    double join_by;      /* remote muscles must have joined by then (0: no wait) */
-    int run_over;        /* every phase has ended: JOINs hear "done" */
-    cJSON *startup;      /* its own start-up stamps (common/proc.h), logged once spawning is done */
-    double exec_t;       /* when `bodhi run` was exec'd (CLOCK_MONOTONIC): start-up's zero */
-    double last_slice;   /* when the supervision loop last looked at the deadlines */
-    double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
-    int diverged;        /* a phase ended because an agent's learning diverged */
-    uint64_t refused;    /* events and beats from a connection that does not own their sender */
-    char refused_why[256];
-} bd_conductor;
-
-static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
+volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
 
 static void bd_on_signal(int sig)
 {
     bd_signal_seen = sig;
     bd_signals++;
-}
-
-static void bd_log(bd_conductor *c, cJSON *o)
-{
-    if (!c->log)
-        return;
-    cJSON_AddNumberToObject(o, "t", bd_wall());
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) {
-        fprintf(c->log, "%s\n", s);
-        fflush(c->log);
-        free(s);
-    }
-}
-
-/* A "startup" event (common/proc.h) gets "since_run_s": each stamp in seconds since
- * `bodhi run` was exec'd, the start-up breakdown as a user reads it. */
-static void bd_startup_since(const bd_conductor *c, cJSON *o)
-{
-    cJSON *rel = cJSON_CreateObject();
-    for (const cJSON *x = o->child; x && rel; x = x->next)
-        if (cJSON_IsNumber(x) && strcmp(x->string, "muscle") != 0 && strcmp(x->string, "sender") != 0)
-            cJSON_AddNumberToObject(rel, x->string, round((x->valuedouble - c->exec_t) * 1e4) / 1e4);
-    cJSON_AddItemToObject(o, "since_run_s", rel);
-}
-
-static cJSON *bd_ev(const char *kind)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "event", kind);
-    return o;
-}
-
-static cJSON *bd_proc_ev(const bd_conductor *c, const char *kind, const bd_proc *p)
-{
-    cJSON *o = bd_ev(kind);
-    cJSON_AddStringToObject(o, "phase", c->phase);
-    cJSON_AddStringToObject(o, "role", p->role == BD_ROLE_BRAIN ? "brain" : "muscle");
-    if (p->role == BD_ROLE_BRAIN)
-        cJSON_AddStringToObject(o, "agent", p->name);
-    else
-        cJSON_AddNumberToObject(o, "muscle", p->index);
-    return o;
-}
-
-static void bd_fail(bd_conductor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bd_fail(bd_conductor *c, const char *fmt, ...)
-{
-    if (c->failed)
-        return;
-    c->failed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->fail_msg, sizeof c->fail_msg, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- validation ----------------------------------------------------------------------- */
@@ -467,31 +354,6 @@ static void bd_excuse_stall(bd_conductor *c, double *stop_at)
 }
 
 /* ---- the control socket ---------------------------------------------------------------- */
-
-static double bd_num(const cJSON *o, const char *key, double def)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-static void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
-{
-    double now = bd_now();
-    if (c->o->quiet || !a->last_update || a->printed == a->last_update || (!force && now - a->last_print < 1.0))
-        return;
-    a->last_print = now;
-    a->printed = a->last_update;
-    const cJSON *u = a->last_update;
-    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f ", c->phase, a->name, now - c->t0, bd_num(u, "steps", 0));
-    if (cJSON_GetObjectItemCaseSensitive(u, "steps_per_s")) /* over the last round and its update */
-        fprintf(stderr, "%9.0f steps/s", bd_num(u, "steps_per_s", 0));
-    else
-        fprintf(stderr, "%9s steps/s", "-");
-    fprintf(stderr, "  episodes %-7.0f", bd_num(u, "episodes", 0));
-    if (cJSON_GetObjectItemCaseSensitive(u, "mean_return"))
-        fprintf(stderr, "  mean_return %.1f", bd_num(u, "mean_return", 0));
-    fprintf(stderr, "\n");
-}
 
 /* The server of the request being handled (the control socket, or the --listen door). */
 static bd_server *bd_from(const bd_conductor *c)
@@ -893,55 +755,6 @@ static void bd_serve(bd_conductor *c, int ms)
     c->from = NULL;
 }
 
-/* An agent's counts for summary.json: its brain's result event; without one (the brain was
- * killed, or the phase was interrupted before it could say), what was recorded: the
- * last round it reported, or the trace it left (repaired when the brain died) when that
- * holds as much or more. "counted_from" says which. */
-static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
-{
-    const cJSON *r = a->result ? a->result : a->last_update;
-    double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
-           best = bd_num(r, "max_return", 0), rate = bd_num(r, "steps_per_s", 0);
-    const char *from = a->result ? "result" : a->last_update ? "last update" : "nothing recorded";
-    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, a->name);
-    bd_trace_info ti;
-    memset(&ti, 0, sizeof ti);
-    int64_t dims[3] = {0, 0, 0}, ne = 0;
-    int rank = 0;
-    bd_episode *eps = NULL;
-    if (path && bd_exists(path) && bd_trace_read_info(path, c->phase, a->name, &ti) == BD_OK
-        && bd_trace_dataset_shape(path, c->phase, a->name, "rewards", dims, &rank, NULL) == BD_OK
-        && ti.recorded_worlds > 0 && bd_trace_read_episodes(path, c->phase, a->name, &eps, &ne) == BD_OK) {
-        /* rows are every `every` env steps of the first recorded_worlds worlds' columns */
-        double traced = (double)ti.rows * ti.every * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
-        if (traced >= steps && (double)ne >= episodes) { /* it holds max_return too */
-            steps = fmax(steps, traced);
-            episodes = fmax(episodes, (double)ne);
-            double sum = 0;
-            best = ne ? -INFINITY : 0;
-            for (int64_t k = 0; k < ne; k++) {
-                best = fmax(best, eps[k].ret);
-                sum += k >= ne - 100 ? eps[k].ret : 0;
-            }
-            mean = ne ? sum / (double)(ne < 100 ? ne : 100) : 0;
-            from = "trace";
-        }
-    }
-    free(eps);
-    bd_trace_info_free(&ti);
-    free(path);
-    cJSON_AddNumberToObject(j, "episodes", episodes);
-    cJSON_AddNumberToObject(j, "mean_return", mean);
-    cJSON_AddNumberToObject(j, "max_return", best);
-    cJSON_AddNumberToObject(j, "steps", steps);
-    cJSON_AddNumberToObject(j, "steps_per_s", rate);
-    cJSON_AddStringToObject(j, "counted_from", from);
-    if (bd_num(r, "refused_messages", 0) > 0) /* a brain's round refused them (wire/round.h) */
-        cJSON_AddNumberToObject(j, "refused_messages", bd_num(r, "refused_messages", 0));
-    if (bd_num(r, "refused_rollouts", 0) > 0) /* data not fit to learn from */
-        cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
-}
-
 /* ---- phases --------------------------------------------------------------------------- */
 
 static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
@@ -1128,33 +941,6 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     if (sig)
         return 128 + sig;
     return c->failed ? 1 : 0;
-}
-
-static int bd_write_summary(bd_conductor *c, const char *status)
-{
-    cJSON *s = cJSON_CreateObject();
-    char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->rf->seed);
-    cJSON_AddStringToObject(s, "uid", c->rf->uid);
-    cJSON_AddItemToObject(s, "seed", cJSON_CreateRaw(seed)); /* exact: a double holds 53 bits */
-    cJSON_AddStringToObject(s, "status", status);
-    cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
-    if (c->fail_msg[0])
-        cJSON_AddStringToObject(s, "error", c->fail_msg);
-    if (c->stalled_s > 0) /* the conductor was stopped or suspended that long */
-        cJSON_AddNumberToObject(s, "stalled_s", c->stalled_s);
-    if (c->refused)
-        cJSON_AddNumberToObject(s, "refused_messages", (double)c->refused);
-    cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
-    char *text = cJSON_Print(s);
-    cJSON_Delete(s);
-    char *path = bd_strfmt("%s/summary.json", c->dir);
-    int rc = text && path ? bd_write_file(path, text, strlen(text)) : BD_ENOMEM;
-    if (rc != BD_OK)
-        fprintf(stderr, "bodhi: summary.json: %s\n", bd_lasterr());
-    free(text);
-    free(path);
-    return rc;
 }
 
 /* The control socket, with room to hold every child's messages at once. */

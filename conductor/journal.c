@@ -1,0 +1,167 @@
+/* journal.c: what the conductor writes down (see run.h): log.jsonl's events, summary.json
+ * and the lines on stderr. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "conductor/run.h"
+#include "memory/memory.h"
+
+void bd_log(bd_conductor *c, cJSON *o)
+{
+    if (!c->log)
+        return;
+    cJSON_AddNumberToObject(o, "t", bd_wall());
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fprintf(c->log, "%s\n", s);
+        fflush(c->log);
+        free(s);
+    }
+}
+
+/* A "startup" event (common/proc.h) gets "since_run_s": each stamp in seconds since
+ * `bodhi run` was exec'd, the start-up breakdown as a user reads it. */
+void bd_startup_since(const bd_conductor *c, cJSON *o)
+{
+    cJSON *rel = cJSON_CreateObject();
+    for (const cJSON *x = o->child; x && rel; x = x->next)
+        if (cJSON_IsNumber(x) && strcmp(x->string, "muscle") != 0 && strcmp(x->string, "sender") != 0)
+            cJSON_AddNumberToObject(rel, x->string, round((x->valuedouble - c->exec_t) * 1e4) / 1e4);
+    cJSON_AddItemToObject(o, "since_run_s", rel);
+}
+
+cJSON *bd_ev(const char *kind)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", kind);
+    return o;
+}
+
+cJSON *bd_proc_ev(const bd_conductor *c, const char *kind, const bd_proc *p)
+{
+    cJSON *o = bd_ev(kind);
+    cJSON_AddStringToObject(o, "phase", c->phase);
+    cJSON_AddStringToObject(o, "role", p->role == BD_ROLE_BRAIN ? "brain" : "muscle");
+    if (p->role == BD_ROLE_BRAIN)
+        cJSON_AddStringToObject(o, "agent", p->name);
+    else
+        cJSON_AddNumberToObject(o, "muscle", p->index);
+    return o;
+}
+
+void bd_fail(bd_conductor *c, const char *fmt, ...)
+{
+    if (c->failed)
+        return;
+    c->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->fail_msg, sizeof c->fail_msg, fmt, ap);
+    va_end(ap);
+}
+
+double bd_num(const cJSON *o, const char *key, double def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
+{
+    double now = bd_now();
+    if (c->o->quiet || !a->last_update || a->printed == a->last_update || (!force && now - a->last_print < 1.0))
+        return;
+    a->last_print = now;
+    a->printed = a->last_update;
+    const cJSON *u = a->last_update;
+    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f ", c->phase, a->name, now - c->t0, bd_num(u, "steps", 0));
+    if (cJSON_GetObjectItemCaseSensitive(u, "steps_per_s")) /* over the last round and its update */
+        fprintf(stderr, "%9.0f steps/s", bd_num(u, "steps_per_s", 0));
+    else
+        fprintf(stderr, "%9s steps/s", "-");
+    fprintf(stderr, "  episodes %-7.0f", bd_num(u, "episodes", 0));
+    if (cJSON_GetObjectItemCaseSensitive(u, "mean_return"))
+        fprintf(stderr, "  mean_return %.1f", bd_num(u, "mean_return", 0));
+    fprintf(stderr, "\n");
+}
+
+/* An agent's counts for summary.json: its brain's result event; without one (the brain was
+ * killed, or the phase was interrupted before it could say), what was recorded: the
+ * last round it reported, or the trace it left (repaired when the brain died) when that
+ * holds as much or more. "counted_from" says which. */
+void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
+{
+    const cJSON *r = a->result ? a->result : a->last_update;
+    double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
+           best = bd_num(r, "max_return", 0), rate = bd_num(r, "steps_per_s", 0);
+    const char *from = a->result ? "result" : a->last_update ? "last update" : "nothing recorded";
+    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, a->name);
+    bd_trace_info ti;
+    memset(&ti, 0, sizeof ti);
+    int64_t dims[3] = {0, 0, 0}, ne = 0;
+    int rank = 0;
+    bd_episode *eps = NULL;
+    if (path && bd_exists(path) && bd_trace_read_info(path, c->phase, a->name, &ti) == BD_OK
+        && bd_trace_dataset_shape(path, c->phase, a->name, "rewards", dims, &rank, NULL) == BD_OK
+        && ti.recorded_worlds > 0 && bd_trace_read_episodes(path, c->phase, a->name, &eps, &ne) == BD_OK) {
+        /* rows are every `every` env steps of the first recorded_worlds worlds' columns */
+        double traced = (double)ti.rows * ti.every * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
+        if (traced >= steps && (double)ne >= episodes) { /* it holds max_return too */
+            steps = fmax(steps, traced);
+            episodes = fmax(episodes, (double)ne);
+            double sum = 0;
+            best = ne ? -INFINITY : 0;
+            for (int64_t k = 0; k < ne; k++) {
+                best = fmax(best, eps[k].ret);
+                sum += k >= ne - 100 ? eps[k].ret : 0;
+            }
+            mean = ne ? sum / (double)(ne < 100 ? ne : 100) : 0;
+            from = "trace";
+        }
+    }
+    free(eps);
+    bd_trace_info_free(&ti);
+    free(path);
+    cJSON_AddNumberToObject(j, "episodes", episodes);
+    cJSON_AddNumberToObject(j, "mean_return", mean);
+    cJSON_AddNumberToObject(j, "max_return", best);
+    cJSON_AddNumberToObject(j, "steps", steps);
+    cJSON_AddNumberToObject(j, "steps_per_s", rate);
+    cJSON_AddStringToObject(j, "counted_from", from);
+    if (bd_num(r, "refused_messages", 0) > 0) /* a brain's round refused them (wire/round.h) */
+        cJSON_AddNumberToObject(j, "refused_messages", bd_num(r, "refused_messages", 0));
+    if (bd_num(r, "refused_rollouts", 0) > 0) /* data not fit to learn from */
+        cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
+}
+
+int bd_write_summary(bd_conductor *c, const char *status)
+{
+    cJSON *s = cJSON_CreateObject();
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->rf->seed);
+    cJSON_AddStringToObject(s, "uid", c->rf->uid);
+    cJSON_AddItemToObject(s, "seed", cJSON_CreateRaw(seed)); /* exact: a double holds 53 bits */
+    cJSON_AddStringToObject(s, "status", status);
+    cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
+    if (c->fail_msg[0])
+        cJSON_AddStringToObject(s, "error", c->fail_msg);
+    if (c->stalled_s > 0) /* the conductor was stopped or suspended that long */
+        cJSON_AddNumberToObject(s, "stalled_s", c->stalled_s);
+    if (c->refused)
+        cJSON_AddNumberToObject(s, "refused_messages", (double)c->refused);
+    cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
+    char *text = cJSON_Print(s);
+    cJSON_Delete(s);
+    char *path = bd_strfmt("%s/summary.json", c->dir);
+    int rc = text && path ? bd_write_file(path, text, strlen(text)) : BD_ENOMEM;
+    if (rc != BD_OK)
+        fprintf(stderr, "bodhi: summary.json: %s\n", bd_lasterr());
+    free(text);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,121 @@
+/* run.h: the conductor's state during `bodhi run`, shared by the files that run it (not
+ * for other folders; conductor.h is the public face):
+ *   conductor.c  the run and its phases from start to end, `bodhi check`
+ *   children.c   supervision: spawning, reaping, restarting, deadlines, stalls
+ *   rounds.c     the round barrier and the stop decision (stop reasons as codes)
+ *   join.c       the remote muscles: the --listen door, JOIN, the squat list, the credential
+ *   dispatch.c   the control socket: requests in, answers out, sender checks
+ *   journal.c    log.jsonl, summary.json and the console lines
+ * Everything here runs on the conductor's one thread. */
+#ifndef BODHI_CONDUCTOR_RUN_H
+#define BODHI_CONDUCTOR_RUN_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "conductor/conductor.h"
+#include "conductor/ipcguard.h"
+#include "conductor/supervise.h"
+#include "config/plan.h"
+#include "config/runfile.h"
+#include "wire/serve.h"
+#include "wire/tls.h"
+
+#define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
+#define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
+#define BD_STALL_S 1.0         /* a 50 ms slice that took longer: the conductor was not running */
+#define BD_JOIN_BEAT_S 10.0    /* a remote muscle beats this soon after its JOIN, or loses the slot */
+#define BD_JOIN_READY_S 60.0   /* ... and greets every brain (its "ready") this soon */
+#define BD_SQUAT_S 60.0        /* a JOIN that lost its slot so waits this long before another */
+
+typedef struct {
+    char name[128];
+    cJSON *last_update;  /* latest round report */
+    cJSON *result;       /* the "result" event */
+    double last_print;
+    const cJSON *printed; /* the report its last progress line showed */
+    bd_request *held;    /* its report of the current round, until every brain reported */
+    int ready;           /* said "ready" */
+    int port;            /* its TCP port for remote muscles (0: none) */
+    int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
+} bd_agent_state;
+
+typedef struct {
+    const bd_run_opts *o;
+    bd_runfile *rf;
+    char *dir, *sockdir;
+    FILE *log;
+    bd_server *hub;      /* the control socket (ipc: the run's own processes) */
+    bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
+    bd_server *door;     /* the --listen door (mutual TLS: remote muscles only) */
+    bd_server *from;     /* the server the request being handled came on */
+    bd_tls *tls;         /* the run's credential (--listen) */
+    struct { char addr[64]; int pid; double until; } squat[16]; /* JOINs that lost a slot unused */
+    int nsquat;
+    bd_procs procs;
+    bd_agent_state *agents;
+    int nagents;
+    const bd_phase_plan *plan;
+    const char *phase;
+    cJSON *phases;       /* summary phases array */
+    double t0;
+    int failed;          /* the run failed */
+    char fail_msg[1024];
+    int stopping;        /* the phase is over: children are leaving */
+    char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
+    char parent[32];
+    char *run_yml;       /* the effective run file's text, for remote muscles */
+    char run_digest[65]; /* its SHA-256, which children check run.yml against */
+    char *brain_tcp;     /* tls+tcp://HOST:0, where brains listen for remote muscles */
+    int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
+    int nlost;
+    double join_by;      /* remote muscles must have joined by then (0: no wait) */
+    int run_over;        /* every phase has ended: JOINs hear "done" */
+    cJSON *startup;      /* its own start-up stamps (common/proc.h), logged once spawning is done */
+    double exec_t;       /* when `bodhi run` was exec'd (CLOCK_MONOTONIC): start-up's zero */
+    double last_slice;   /* when the supervision loop last looked at the deadlines */
+    double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
+    int diverged;        /* a phase ended because an agent's learning diverged */
+    uint64_t refused;    /* events and beats from a connection that does not own their sender */
+    char refused_why[256];
+} bd_conductor;
+
+/* The last signal seen (SIGINT, SIGTERM, SIGHUP; 0: none) and how many came. */
+extern volatile sig_atomic_t bd_signal_seen, bd_signals;
+
+/* ---- journal.c ------------------------------------------------------------------------ */
+
+/* Appends o to log.jsonl with its wall time "t" (nothing when the log is not open). */
+void bd_log(bd_conductor *c, cJSON *o);
+
+/* A "startup" event (common/proc.h) gets "since_run_s": each stamp in seconds since
+ * `bodhi run` was exec'd, the start-up breakdown as a user reads it. */
+void bd_startup_since(const bd_conductor *c, cJSON *o);
+
+/* A new log event {"event": kind}, the caller's to log and delete. */
+cJSON *bd_ev(const char *kind);
+
+/* A new event about slot p of the current phase: its phase, role and agent or muscle id. */
+cJSON *bd_proc_ev(const bd_conductor *c, const char *kind, const bd_proc *p);
+
+/* Marks the run failed with its message (the first failure's is kept). */
+void bd_fail(bd_conductor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* o[key] when a number, else def. */
+double bd_num(const cJSON *o, const char *key, double def);
+
+/* The agent's progress line on stderr, from its latest round report: at most one a second
+ * unless force, never the same report twice, none when quiet. */
+void bd_progress(bd_conductor *c, bd_agent_state *a, int force);
+
+/* An agent's counts for summary.json into j (see journal.c). */
+void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j);
+
+/* RUN_DIR/summary.json with the run's status and the phases so far; BD_OK or the error
+ * (also printed). */
+int bd_write_summary(bd_conductor *c, const char *status);
+
+#endif
