@@ -118,4 +118,31 @@ void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j);
  * (also printed). */
 int bd_write_summary(bd_conductor *c, const char *status);
 
+/* ---- children.c ----------------------------------------------------------------------- */
+
+/* Starts the phase's brains and local muscles (remote slots wait for a JOIN); BD_OK or the
+ * first error. */
+int bd_start_phase(bd_conductor *c, const bd_phase_plan *p);
+
+/* Reaps every child that exited: logs it, repairs a dead brain's memory, restarts a muscle
+ * that left before its phase ended (or fails the run past the restart budget), fails the
+ * run for a brain that did not exit cleanly. */
+void bd_reap(bd_conductor *c);
+
+/* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
+ * paging itself to death), frees a remote slot whose muscle went silent or never took
+ * part, and fails the run when a remote slot waited past phase_config.join_timeout. */
+void bd_deadlines(bd_conductor *c);
+
+/* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
+ * the time it lost since its last slice is added to every deadline (the slots' clocks, the
+ * remote join's, *stop_at when set), logged as a "stalled" event. */
+void bd_excuse_stall(bd_conductor *c, double *stop_at);
+
+/* ---- join.c --------------------------------------------------------------------------- */
+
+/* A remote muscle left its slot (it said so, failed, or went silent; why): the brains
+ * hear of it, the slot waits for another JOIN. Nothing when the slot is not alive. */
+void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why);
+
 #endif
