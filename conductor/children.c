@@ -148,31 +148,10 @@ void bd_deadlines(bd_conductor *c)
     const double now = bd_now(), timeout = c->plan->ph->heartbeat_timeout;
     for (int i = 0; i < c->procs.n; i++) {
         bd_proc *p = &c->procs.p[i];
-        if (p->remote && !p->alive && !c->stopping) { /* a remote slot waits for a muscle */
-            double wait = p->free_since > 0 ? now - p->free_since : 0;
-            if ((c->join_by > 0 && p->pid == 0 && now > c->join_by)
-                || (p->pid != 0 && wait > c->plan->ph->join_timeout))
-                bd_fail(c, "waited %.0f s for a remote muscle in slot %s (phase_config.join_timeout); start "
-                        "one with: bodhi muscle --connect %s --credential FILE", p->pid ? wait : c->plan->ph->join_timeout,
-                        p->name, c->o->listen ? c->o->listen : "HOST:PORT");
+        if (p->remote && bd_join_deadlines(c, p, now, timeout))
             continue;
-        }
         if (!p->alive || p->killed_for[0])
             continue;
-        if (p->remote && ((p->last_beat == 0 && now - p->started > BD_JOIN_BEAT_S)
-                          || (!p->greeted && now - p->started > fmax(BD_JOIN_READY_S, timeout)))) {
-            /* it joined and did not take part: its slot goes to the next JOIN, not at
-             * once to the same peer again */
-            snprintf(p->killed_for, sizeof p->killed_for, "joined but %s within %.0f s",
-                     p->last_beat == 0 ? "did not beat" : "did not greet every brain",
-                     p->last_beat == 0 ? BD_JOIN_BEAT_S : fmax(BD_JOIN_READY_S, timeout));
-            int k = c->nsquat < (int)(sizeof c->squat / sizeof c->squat[0]) ? c->nsquat++ : (int)(p->index % 16);
-            snprintf(c->squat[k].addr, sizeof c->squat[k].addr, "%s", p->addr);
-            c->squat[k].pid = (int)p->pid;
-            c->squat[k].until = now + BD_SQUAT_S;
-            bd_remote_left(c, p, p->killed_for);
-            continue;
-        }
         double since = p->last_beat > 0 ? now - p->last_beat : now - p->started;
         double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
         if (since <= limit)

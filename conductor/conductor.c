@@ -130,40 +130,15 @@ int bd_conductor_check(const bd_run_opts *o)
 
 /* ---- children ------------------------------------------------------------------------- */
 
-/* A remote muscle left its slot (it said so, failed, or went silent): the brains drop it
- * (matched by pid, so that a newer muscle in the slot is spared) and the slot waits for
- * another JOIN. */
-void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
-{
-    if (!p->alive)
-        return;
-    p->alive = 0;
-    p->free_since = bd_now();
-    if (c->nlost < (int)(sizeof c->lost / sizeof c->lost[0])) {
-        c->lost[c->nlost][0] = p->index;
-        c->lost[c->nlost][1] = (int)p->pid;
-        c->nlost++;
-    }
-    cJSON *o = bd_proc_ev(c, "left", p);
-    cJSON_AddNumberToObject(o, "pid", p->pid);
-    cJSON_AddStringToObject(o, "host", p->host);
-    cJSON_AddStringToObject(o, "reason", why);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    if (!c->o->quiet && !c->stopping)
-        fprintf(stderr, "bodhi: remote muscle %s on %s left (%s); its slot waits for another\n", p->name,
-                p->host, why);
-}
-
 /* ---- the control socket ---------------------------------------------------------------- */
 
 /* The server of the request being handled (the control socket, or the --listen door). */
-static bd_server *bd_from(const bd_conductor *c)
+bd_server *bd_from(const bd_conductor *c)
 {
     return c->from ? c->from : c->hub;
 }
 
-static void bd_answer_json(bd_conductor *c, bd_request *req, bd_msg_type type, const cJSON *o)
+void bd_answer_json(bd_conductor *c, bd_request *req, bd_msg_type type, const cJSON *o)
 {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
     bd_server_answer_bytes(bd_from(c), req, type, 0, text, text ? strlen(text) : 0);
@@ -253,7 +228,7 @@ static cJSON *bd_status_json(bd_conductor *c, const char *status)
 
 /* The slot a message's sender names (wire.h: brains send as BD_SENDER_BRAIN + agent index,
  * muscles as their id). */
-static bd_proc *bd_sender(bd_conductor *c, uint32_t sender)
+bd_proc *bd_sender(bd_conductor *c, uint32_t sender)
 {
     if (sender >= BD_SENDER_JOINING)
         return NULL;
@@ -290,7 +265,7 @@ static int bd_owner(bd_proc *p, const bd_request *req, const cJSON *o)
 
 /* Drops a well-formed message the conductor does not take (why), counting it: one from a
  * connection that does not own its sender id, or that came on the wrong socket. */
-static void bd_refuse(bd_conductor *c, bd_request *req, const char *why)
+void bd_refuse(bd_conductor *c, bd_request *req, const char *why)
 {
     c->refused++;
     snprintf(c->refused_why, sizeof c->refused_why, "%s (sender %u, type %u)", why, req->h.sender, req->h.type);
@@ -384,101 +359,6 @@ static void bd_handle_beat(bd_conductor *c, bd_request *req)
     cJSON_Delete(answer);
 }
 
-/* A remote muscle asks for a slot: a free one of this phase once every brain listens (the
- * answer carries what the muscle needs), "wait" until then, "done" after the run. */
-static void bd_handle_join(bd_conductor *c, bd_request *req)
-{
-    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
-    cJSON *answer = cJSON_CreateObject();
-    int ready = c->plan && !c->stopping && !c->failed && !bd_signal_seen && c->plan->remote > 0;
-    for (int i = 0; ready && i < c->nagents; i++)
-        ready = c->agents[i].ready && c->agents[i].port > 0;
-    /* the address its connection shows, and whether that peer lately left a slot unused */
-    char addr[64] = "?";
-    nng_sockaddr sa;
-    if (nng_pipe_get_addr(req->pipe, NNG_OPT_REMADDR, &sa) == 0) {
-        if (sa.s_family == NNG_AF_INET)
-            inet_ntop(AF_INET, &sa.s_in.sa_addr, addr, sizeof addr);
-        else if (sa.s_family == NNG_AF_INET6)
-            inet_ntop(AF_INET6, sa.s_in6.sa_addr, addr, sizeof addr);
-    }
-    int pid = (int)bd_num(o, "pid", 0);
-    for (int i = 0; ready && i < c->nsquat; i++)
-        if (bd_now() < c->squat[i].until && c->squat[i].pid == pid && strcmp(c->squat[i].addr, addr) == 0)
-            ready = 0; /* not at once to the same peer: another may take the slot first */
-    bd_proc *slot = NULL;
-    for (int i = 0; ready && !slot && i < c->procs.n; i++)
-        if (c->procs.p[i].remote && !c->procs.p[i].alive)
-            slot = &c->procs.p[i];
-    if (c->run_over) {
-        cJSON_AddBoolToObject(answer, "done", 1);
-    } else if (!slot || !cJSON_IsObject(o)) {
-        cJSON_AddBoolToObject(answer, "wait", 1);
-    } else {
-        const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
-        slot->restarts += slot->pid != 0; /* a muscle held the slot before */
-        slot->pid = (pid_t)bd_num(o, "pid", 0);
-        slot->pipe = 0; /* bound by its first event or heartbeat */
-        slot->alive = 1;
-        slot->started = bd_now();
-        slot->last_beat = 0;
-        slot->error[0] = slot->killed_for[0] = '\0';
-        slot->greeted = 0;
-        snprintf(slot->host, sizeof slot->host, "%s", cJSON_IsString(host) ? host->valuestring : "?");
-        snprintf(slot->addr, sizeof slot->addr, "%s", addr);
-        cJSON_AddStringToObject(answer, "run_file", c->run_yml);
-        cJSON_AddStringToObject(answer, "phase", c->phase);
-        cJSON_AddNumberToObject(answer, "id", slot->index);
-        cJSON_AddNumberToObject(answer, "restart", slot->restarts);
-        cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
-        for (int i = 0; i < c->nagents; i++)
-            cJSON_AddItemToArray(ports, cJSON_CreateNumber(c->agents[i].port));
-        cJSON *j = bd_proc_ev(c, "joined", slot);
-        cJSON_AddNumberToObject(j, "pid", slot->pid);
-        cJSON_AddStringToObject(j, "host", slot->host);
-        cJSON_AddStringToObject(j, "addr", slot->addr);
-        bd_log(c, j);
-        cJSON_Delete(j);
-        if (!c->o->quiet)
-            fprintf(stderr, "bodhi: remote muscle %s joined from %s (pid %d)\n", slot->name, slot->host,
-                    (int)slot->pid);
-    }
-    cJSON_Delete(o);
-    bd_answer_json(c, req, BD_MSG_JOIN, answer);
-    cJSON_Delete(answer);
-}
-
-/* The --listen door takes what a remote muscle sends, from peers that proved themselves
- * with the run's credential (TLS): JOIN, its events and heartbeats as a remote slot, and
- * STATUS. The control socket takes nothing of a remote slot's. 1 when req may go on. */
-static int bd_door_checks(bd_conductor *c, bd_request *req)
-{
-    const int door = c->from == c->door && c->door;
-    if (req->text) {
-        if (door)
-            bd_refuse(c, req, "plain text through the TLS door");
-        return !door;
-    }
-    bd_proc *p = bd_sender(c, req->h.sender);
-    int remote_slot = p && p->role == BD_ROLE_MUSCLE && p->remote;
-    switch (req->h.type) {
-    case BD_MSG_JOIN:
-        if (!door)
-            bd_refuse(c, req, "a JOIN on the control socket (remote muscles join through --listen)");
-        return door;
-    case BD_MSG_EVENT:
-    case BD_MSG_BEAT:
-        if (door != remote_slot)
-            bd_refuse(c, req, door ? "a message through the TLS door from a sender that is no remote slot"
-                                   : "a remote slot's message on the control socket");
-        return door == remote_slot;
-    case BD_MSG_STATUS:
-        return 1;
-    default:
-        return 1; /* bd_handle drops it */
-    }
-}
-
 static void bd_handle(bd_conductor *c, bd_request *req)
 {
     if (!bd_door_checks(c, req))
@@ -542,7 +422,7 @@ static void bd_guard_control(bd_conductor *c)
 
 /* Everything the control socket and the --listen door hold, waiting up to ms for the
  * control socket's first. */
-static void bd_serve(bd_conductor *c, int ms)
+void bd_serve(bd_conductor *c, int ms)
 {
     bd_guard_control(c);
     bd_request *req;
@@ -745,74 +625,7 @@ static int bd_open_hub(bd_conductor *c)
     if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
         rc = bd_ipc_guard_create(url, 2.0, 5.0, &c->guard);
     free(url);
-    if (rc != BD_OK || !c->o->listen)
-        return rc;
-    /* the remote muscles' door: a server of its own, mutual TLS with the run's credential,
-     * and the brains' server certificate in the socket folder (0700) for their TLS doors */
-    int remote = 0;
-    for (int i = 0; i < c->rf->nphases; i++)
-        remote = c->rf->phases[i].remote_worker > remote ? c->rf->phases[i].remote_worker : remote;
-    char *cred = bd_strfmt("%s/server.pem", c->sockdir);
-    rc = cred ? bd_tls_issue(c->tls, BD_TLS_SERVER) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK)
-        rc = bd_tls_write(c->tls, cred, BD_TLS_CA | BD_TLS_SERVER);
-    free(cred);
-    if (rc == BD_OK)
-        rc = bd_server_open(3 * remote + 8, &c->door);
-    /* a remote muscle sends JOINs, heartbeats and events: none near this long */
-    if (rc == BD_OK)
-        rc = bd_server_set_recvmax(c->door, 65536);
-    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote)};
-    if (rc == BD_OK)
-        rc = bd_server_listen_with(c->door, c->o->listen, &lo);
-    /* brains listen on the same host, on ports the system picks */
-    const char *colon = strrchr(c->o->listen, ':');
-    if (rc == BD_OK && !(c->brain_tcp = bd_strfmt("%.*s:0", (int)(colon - c->o->listen), c->o->listen)))
-        rc = bd_seterr(BD_ENOMEM, "out of memory");
-    return rc;
-}
-
-/* The remote muscles' credential (wire/tls.h), before the run directory is touched: the
- * --credential file when it exists (it must hold its CA's key, to sign this run's server
- * certificate), else a new CA with a client certificate, written to the --credential file
- * now or to RUN_DIR/remote.key once the directory is the run's (bd_credential_write).
- * Returns BD_OK or an error to exit 2 with. */
-static int bd_credential_prepare(bd_conductor *c)
-{
-    if (c->o->credential) {
-        int rc = bd_tls_load(c->o->credential, &c->tls);
-        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CA_KEY))
-            rc = bd_seterr(BD_EINVAL, "--credential %s holds no CA key (it is a muscle's copy, like RUN_DIR/remote.key): "
-                                      "name a file an earlier bodhi run --credential made, or a new path",
-                           c->o->credential);
-        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CLIENT))
-            rc = bd_seterr(BD_EINVAL, "--credential %s holds no client certificate", c->o->credential);
-        if (rc != BD_ENOTFOUND)
-            return rc;
-        bd_tls_destroy(c->tls);
-        c->tls = NULL;
-    }
-    int rc = bd_tls_create(&c->tls);
-    if (rc == BD_OK)
-        rc = bd_tls_issue(c->tls, BD_TLS_CLIENT);
-    if (rc == BD_OK && c->o->credential)
-        rc = bd_tls_write(c->tls, c->o->credential, BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT);
-    return rc;
-}
-
-/* RUN_DIR/remote.key (mode 0600): what a remote muscle needs, the CA's certificate and the
- * client certificate with its key; not the CA's key. Made when no --credential is given. */
-static int bd_credential_write(bd_conductor *c)
-{
-    if (!c->tls || c->o->credential)
-        return BD_OK;
-    char *path = bd_strfmt("%s/remote.key", c->dir);
-    int rc = path ? bd_tls_write(c->tls, path, BD_TLS_CA | BD_TLS_CLIENT) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK && !c->o->quiet)
-        fprintf(stderr, "bodhi: remote muscles need %s (copy it to their machine, keep it private): "
-                        "bodhi muscle --connect %s --credential remote.key\n", path, c->o->listen);
-    free(path);
-    return rc;
+    return rc == BD_OK && c->o->listen ? bd_open_door(c) : rc;
 }
 
 int bd_conductor_run(const bd_run_opts *o)
@@ -918,13 +731,7 @@ int bd_conductor_run(const bd_run_opts *o)
         result = bd_run_phase(&c, i, ph);
         cJSON_AddItemToArray(c.phases, ph);
     }
-    /* remote muscles come back for another phase: tell them the run is done */
-    c.run_over = 1;
-    int remote = 0;
-    for (int i = 0; i < c.rf->nphases; i++)
-        remote |= c.rf->phases[i].remote_worker > 0;
-    for (double until = bd_now() + 2.0; remote && c.door && bd_now() < until;)
-        bd_serve(&c, 100);
+    bd_join_farewell(&c);
     const char *status = result == 0 ? "done" : result == 1 ? (c.diverged ? "diverged" : "failed") : "interrupted";
     cJSON *end = bd_ev("end");
     cJSON_AddStringToObject(end, "status", status);

@@ -141,8 +141,56 @@ void bd_excuse_stall(bd_conductor *c, double *stop_at);
 
 /* ---- join.c --------------------------------------------------------------------------- */
 
+/* The remote muscles' credential (wire/tls.h), before the run directory is touched: the
+ * --credential file when it exists (it must hold its CA's key), else a new CA with a
+ * client certificate, written to the --credential file now or to RUN_DIR/remote.key by
+ * bd_credential_write. BD_OK or an error to exit 2 with. */
+int bd_credential_prepare(bd_conductor *c);
+
+/* RUN_DIR/remote.key (mode 0600) when no --credential is given: the CA's certificate and
+ * the client certificate with its key, not the CA's key. */
+int bd_credential_write(bd_conductor *c);
+
+/* Opens the --listen door (see join.c); BD_OK or the error. */
+int bd_open_door(bd_conductor *c);
+
+/* Checks that req came through the right door: JOIN and a remote slot's events and beats
+ * only through --listen, nothing of a remote slot's on the control socket, no plain text
+ * through TLS. Refuses (counts and drops) what does not; 1 when req may go on. */
+int bd_door_checks(bd_conductor *c, bd_request *req);
+
+/* A remote muscle asks for a slot: a free one of this phase once every brain listens (the
+ * answer carries what the muscle needs), "wait" until then, "done" after the run. */
+void bd_handle_join(bd_conductor *c, bd_request *req);
+
+/* A remote slot's deadlines, for bd_deadlines; 1 when it dealt with p. */
+int bd_join_deadlines(bd_conductor *c, bd_proc *p, double now, double timeout);
+
 /* A remote muscle left its slot (it said so, failed, or went silent; why): the brains
  * hear of it, the slot waits for another JOIN. Nothing when the slot is not alive. */
 void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why);
+
+/* Every phase has ended: remote muscles that come back hear for 2 s that the run is done. */
+void bd_join_farewell(bd_conductor *c);
+
+/* ---- dispatch.c: the control socket ------------------------------------------------- */
+
+/* The server of the request being handled (the control socket, or the --listen door). */
+bd_server *bd_from(const bd_conductor *c);
+
+/* Answers req (on bd_from) with type and o as JSON (o NULL: an empty payload). */
+void bd_answer_json(bd_conductor *c, bd_request *req, bd_msg_type type, const cJSON *o);
+
+/* Drops a well-formed message the conductor does not take (why), counting it: one from a
+ * connection that does not own its sender id, or that came on the wrong socket. */
+void bd_refuse(bd_conductor *c, bd_request *req, const char *why);
+
+/* The slot a message's sender names (wire.h: brains send as BD_SENDER_BRAIN + agent index,
+ * muscles as their id); NULL for none. */
+bd_proc *bd_sender(bd_conductor *c, uint32_t sender);
+
+/* Everything the control socket and the --listen door hold, waiting up to ms for the
+ * control socket's first. */
+void bd_serve(bd_conductor *c, int ms);
 
 #endif
