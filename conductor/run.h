@@ -193,4 +193,14 @@ bd_proc *bd_sender(bd_conductor *c, uint32_t sender);
  * control socket's first. */
 void bd_serve(bd_conductor *c, int ms);
 
+/* The control socket (c->hub), with room to hold every child's messages at once, its ipc
+ * listener's guard, and the --listen door when asked for; BD_OK or the error. */
+int bd_open_hub(bd_conductor *c);
+
+/* ---- rounds.c (for now in conductor.c) ----------------------------------------------------------------------- */
+
+/* When every brain has reported the current round: the phase's word for all of them
+ * (whether it goes on, and which restarted muscles every brain has greeted). */
+void bd_barrier(bd_conductor *c);
+
 #endif
