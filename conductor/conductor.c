@@ -132,70 +132,6 @@ int bd_conductor_check(const bd_run_opts *o)
 
 /* ---- the control socket ---------------------------------------------------------------- */
 
-/* When every brain has reported the current round: the phase's word for all of them. */
-void bd_barrier(bd_conductor *c)
-{
-    for (int i = 0; i < c->nagents; i++)
-        if (!c->agents[i].held)
-            return;
-    char why[256] = "", quota[256] = "";
-    cJSON *admit = NULL;
-    int all_quotas = 1; /* phase_config.episodes: every agent has counted its episodes */
-    for (int i = 0; i < c->nagents; i++) {
-        const cJSON *u = c->agents[i].last_update;
-        const cJSON *done = cJSON_GetObjectItemCaseSensitive(u, "done");
-        int is_quota = cJSON_IsString(done) && strncmp(done->valuestring, "episodes done", 13) == 0;
-        all_quotas &= is_quota;
-        if (is_quota && !quota[0])
-            snprintf(quota, sizeof quota, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
-        else if (cJSON_IsString(done) && !is_quota && !why[0]) /* any agent's condition ends the phase */
-            snprintf(why, sizeof why, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
-        /* muscles every brain has greeted: the intersection of the ready lists */
-        const cJSON *ready = cJSON_GetObjectItemCaseSensitive(u, "ready");
-        if (!admit) {
-            admit = ready ? cJSON_Duplicate(ready, 1) : cJSON_CreateArray();
-            continue;
-        }
-        for (cJSON *x = admit->child; x;) {
-            cJSON *next = x->next;
-            int in = 0;
-            const cJSON *y;
-            cJSON_ArrayForEach(y, ready)
-                in |= cJSON_IsNumber(y) && y->valueint == x->valueint;
-            if (!in)
-                cJSON_Delete(cJSON_DetachItemViaPointer(admit, x));
-            x = next;
-        }
-    }
-    if (!why[0] && all_quotas && c->nagents > 0)
-        snprintf(why, sizeof why, "%s", quota);
-    int stop = why[0] != 0;
-    cJSON *answer = cJSON_CreateObject();
-    cJSON_AddBoolToObject(answer, "stop", stop);
-    if (stop)
-        cJSON_AddStringToObject(answer, "why", why);
-    cJSON_AddItemToObject(answer, "admit", admit ? admit : cJSON_CreateArray());
-    bd_server *from = c->from;
-    c->from = c->hub; /* brains report on the control socket */
-    for (int i = 0; i < c->nagents; i++) {
-        bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, answer);
-        c->agents[i].held = NULL;
-    }
-    c->from = from;
-    if (cJSON_GetArraySize(admit) > 0) {
-        cJSON *o = bd_ev("admitted");
-        cJSON_AddStringToObject(o, "phase", c->phase);
-        cJSON_AddItemToObject(o, "muscles", cJSON_Duplicate(admit, 1));
-        bd_log(c, o);
-        cJSON_Delete(o);
-    }
-    cJSON_Delete(answer);
-    if (stop && !c->stopping) {
-        c->stopping = 1;
-        snprintf(c->ended, sizeof c->ended, "%s", why);
-    }
-}
-
 /* ---- phases --------------------------------------------------------------------------- */
 
 /* Runs phase i to its end. Returns 0 done, 1 failed, or 128 + the signal seen (SIGHUP is
@@ -212,6 +148,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     c->phase = p.ph->name;
     c->stopping = 0;
     c->ended[0] = '\0';
+    c->ended_code = BD_STOP_NONE;
     c->nagents = p.nagents;
     c->agents = calloc((size_t)p.nagents, sizeof *c->agents);
     const char **names = calloc((size_t)p.nagents + 1, sizeof *names);
@@ -304,25 +241,13 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     int started = 0; /* some brain reported a round: the phase was past its start-up */
     for (int a = 0; a < c->nagents; a++)
         started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
-    if (!sig && !c->failed && strncmp(c->ended, "diverged", 8) == 0) { /* the run fails, as it says */
-        bd_fail(c, "%s", c->ended);
-        c->diverged = 1;
-    }
-    const char *ended = sig ? (started ? "interrupted" : "interrupted during start-up")
-                            : c->diverged ? c->ended : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
+    const char *ended;
+    const bd_stop code = bd_phase_outcome(c, sig, started, &ended);
     cJSON_AddStringToObject(phase_out, "name", p.ph->name);
     cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
     cJSON_AddStringToObject(phase_out, "ended", ended);
-    /* the reason alone, for programs: objective_reached, episodes_done, step_cap,
-     * interrupted or failed */
-    char reason[32];
-    size_t rl = sig ? strlen("interrupted") : strcspn(ended, ":(");
-    snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), ended);
-    for (char *q = reason; *q; q++)
-        *q = *q == ' ' ? '_' : *q;
-    while (rl && reason[0] && reason[strlen(reason) - 1] == '_')
-        reason[strlen(reason) - 1] = '\0';
-    cJSON_AddStringToObject(phase_out, "reason", reason);
+    /* the reason alone, for programs: objective_reached, episodes_done, step_cap, ... */
+    cJSON_AddStringToObject(phase_out, "reason", bd_stop_name(code));
     cJSON_AddNumberToObject(phase_out, "wall_s", wall);
     int restarts = 0;
     for (int k = 0; k < c->procs.n; k++)

@@ -22,6 +22,7 @@
 #include "config/plan.h"
 #include "config/runfile.h"
 #include "wire/serve.h"
+#include "wire/stop.h"
 #include "wire/tls.h"
 
 #define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
@@ -66,6 +67,7 @@ typedef struct {
     char fail_msg[1024];
     int stopping;        /* the phase is over: children are leaving */
     char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
+    bd_stop ended_code;  /* ... as a code (BD_STOP_NONE: no agent's condition held) */
     char parent[32];
     char *run_yml;       /* the effective run file's text, for remote muscles */
     char run_digest[65]; /* its SHA-256, which children check run.yml against */
@@ -197,10 +199,15 @@ void bd_serve(bd_conductor *c, int ms);
  * listener's guard, and the --listen door when asked for; BD_OK or the error. */
 int bd_open_hub(bd_conductor *c);
 
-/* ---- rounds.c (for now in conductor.c) ----------------------------------------------------------------------- */
+/* ---- rounds.c ----------------------------------------------------------------------- */
 
 /* When every brain has reported the current round: the phase's word for all of them
  * (whether it goes on, and which restarted muscles every brain has greeted). */
 void bd_barrier(bd_conductor *c);
+
+/* How the phase ended, once its processes are gone: its code, and in *ended its words for
+ * summary.json and log.jsonl (valid while c is). sig: the signal seen (0: none); started:
+ * some brain reported a round. An agent whose learning diverged fails the run, as it says. */
+bd_stop bd_phase_outcome(bd_conductor *c, int sig, int started, const char **ended);
 
 #endif
