@@ -212,3 +212,29 @@ int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
     (void)p;
     return rc;
 }
+
+int bd_supervise(bd_conductor *c)
+{
+    double stop_at = 0;
+    int sig = 0;
+    c->last_slice = bd_now();
+    while (bd_procs_alive(&c->procs) > 0) {
+        bd_serve(c, 50);
+        bd_reap(c);
+        if (!sig && bd_signal_seen)
+            sig = bd_signal_seen;
+        bd_excuse_stall(c, &stop_at);
+        if (!sig && !c->failed)
+            bd_deadlines(c);
+        if ((sig || c->failed) && stop_at == 0) {
+            bd_procs_signal(&c->procs, SIGTERM);
+            stop_at = bd_now() + BD_STOP_GRACE_S;
+        }
+        /* past the grace, or a second Ctrl-C: at once */
+        if (stop_at > 0 && (bd_now() > stop_at || bd_signals > 1)) {
+            bd_procs_signal(&c->procs, SIGKILL);
+            stop_at = bd_now() + 3600;
+        }
+    }
+    return sig;
+}

@@ -134,77 +134,72 @@ int bd_conductor_check(const bd_run_opts *o)
 
 /* ---- phases --------------------------------------------------------------------------- */
 
-/* Runs phase i to its end. Returns 0 done, 1 failed, or 128 + the signal seen (SIGHUP is
- * 1: a bare signal number would read as failed). */
-static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
+/* Phase i's plan into *p and the conductor's state for it: its agents (each linked into
+ * run.h5) and its process slots. BD_OK, or the run failed (with nothing left to free). */
+static int bd_phase_open(bd_conductor *c, int i, bd_phase_plan *p)
 {
-    bd_phase_plan p;
-    int rc = bd_phase_plan_make(c->rf, i, bd_registry_builtin(), c->o->device, &p);
+    int rc = bd_phase_plan_make(c->rf, i, bd_registry_builtin(), c->o->device, p);
     if (rc != BD_OK) {
         bd_fail(c, "%s", bd_lasterr());
-        return 1;
+        return rc;
     }
-    c->plan = &p;
-    c->phase = p.ph->name;
+    c->plan = p;
+    c->phase = p->ph->name;
     c->stopping = 0;
     c->ended[0] = '\0';
     c->ended_code = BD_STOP_NONE;
-    c->nagents = p.nagents;
-    c->agents = calloc((size_t)p.nagents, sizeof *c->agents);
-    const char **names = calloc((size_t)p.nagents + 1, sizeof *names);
+    c->nagents = p->nagents;
+    c->agents = calloc((size_t)p->nagents, sizeof *c->agents);
+    const char **names = calloc((size_t)p->nagents + 1, sizeof *names);
     char *h5 = bd_strfmt("%s/run.h5", c->dir);
-    for (int a = 0; a < p.nagents && c->agents && names; a++) {
-        snprintf(c->agents[a].name, sizeof c->agents[a].name, "%s", p.agents[a].cfg->name);
-        names[a] = p.agents[a].cfg->name;
-        char *target = bd_strfmt("memory/%s.%s.h5", p.ph->name, p.agents[a].cfg->name);
-        if (!target || bd_trace_master_link(h5, p.ph->name, p.agents[a].cfg->name, target) != BD_OK)
+    for (int a = 0; a < p->nagents && c->agents && names; a++) {
+        snprintf(c->agents[a].name, sizeof c->agents[a].name, "%s", p->agents[a].cfg->name);
+        names[a] = p->agents[a].cfg->name;
+        char *target = bd_strfmt("memory/%s.%s.h5", p->ph->name, p->agents[a].cfg->name);
+        if (!target || bd_trace_master_link(h5, p->ph->name, p->agents[a].cfg->name, target) != BD_OK)
             fprintf(stderr, "bodhi: run.h5 link: %s\n", bd_lasterr());
         free(target);
     }
     free(h5);
-    if (!c->agents || !names || bd_procs_init(&c->procs, p.nagents, names, p.muscles, p.worker) != BD_OK) {
+    if (!c->agents || !names || bd_procs_init(&c->procs, p->nagents, names, p->muscles, p->worker) != BD_OK) {
         free(names);
         free(c->agents);
         c->agents = NULL;
-        bd_phase_plan_fini(&p);
+        bd_phase_plan_fini(p);
         bd_fail(c, "out of memory");
-        return 1;
+        return BD_ENOMEM;
     }
     free(names);
-    cJSON *o = bd_ev("phase");
-    cJSON_AddStringToObject(o, "phase", p.ph->name);
-    cJSON_AddStringToObject(o, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
-    cJSON_AddStringToObject(o, "device", p.device == BD_DEVICE_CUDA ? "cuda" : "cpu");
-    long long worlds = 0;
-    cJSON *envs = cJSON_AddArrayToObject(o, "environments");
-    for (int k = 0; k < p.nenvs; k++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "uid", p.envs[k].uid);
-        cJSON_AddStringToObject(e, "name", p.envs[k].desc->name);
-        cJSON_AddNumberToObject(e, "worlds", (double)p.envs[k].worlds);
-        cJSON_AddNumberToObject(e, "agents_per_world", p.envs[k].shape.members);
-        cJSON_AddItemToArray(envs, e);
-        worlds += p.envs[k].worlds;
+    return BD_OK;
+}
+
+/* Frees what bd_phase_open made. */
+static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
+{
+    for (int a = 0; a < c->nagents; a++) {
+        cJSON_Delete(c->agents[a].last_update);
+        cJSON_Delete(c->agents[a].result);
     }
-    cJSON_AddNumberToObject(o, "worlds", (double)worlds);
-    cJSON_AddNumberToObject(o, "worker", p.worker);
-    cJSON_AddNumberToObject(o, "remote_worker", p.remote);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    if (!c->o->quiet) {
-        char *et = bd_phase_envs_text(&p);
-        fprintf(stderr, "bodhi: phase %s (%s): %s on %s, %d muscle(s), %d agent(s)\n",
-                p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", et ? et : "?",
-                p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.muscles, p.nagents);
-        free(et);
-    }
-    double t0 = bd_now();
-    c->nlost = 0;
-    c->join_by = p.remote > 0 ? t0 + p.ph->join_timeout : 0;
-    if (p.remote > 0 && !c->o->quiet)
-        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s "
-                        "--credential %s\n", p.ph->join_timeout, p.remote, c->o->listen,
-                c->o->credential ? c->o->credential : "RUN_DIR/remote.key");
+    free(c->agents);
+    c->agents = NULL;
+    c->nagents = 0;
+    bd_procs_fini(&c->procs);
+    bd_phase_plan_fini(p);
+    c->plan = NULL;
+    c->phase = NULL;
+}
+
+/* Runs phase i to its end, its entry of summary.json's phases into phase_out. Returns 0
+ * done, 1 failed, or 128 + the signal seen (SIGHUP is 1: a bare signal number would read
+ * as failed). */
+static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
+{
+    bd_phase_plan p;
+    if (bd_phase_open(c, i, &p) != BD_OK)
+        return 1;
+    bd_journal_phase(c);
+    const double t0 = bd_now();
+    bd_join_phase_open(c, t0);
     if (bd_start_phase(c, &p) != BD_OK)
         bd_fail(c, "%s", bd_lasterr());
     if (c->startup) { /* the first phase's children are on their way */
@@ -214,77 +209,123 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_Delete(c->startup);
         c->startup = NULL;
     }
-    double stop_at = 0;
-    int sig = 0;
-    c->last_slice = bd_now();
-    while (bd_procs_alive(&c->procs) > 0) {
-        bd_serve(c, 50);
-        bd_reap(c);
-        if (!sig && bd_signal_seen)
-            sig = bd_signal_seen;
-        bd_excuse_stall(c, &stop_at);
-        if (!sig && !c->failed)
-            bd_deadlines(c);
-        if ((sig || c->failed) && stop_at == 0) {
-            bd_procs_signal(&c->procs, SIGTERM);
-            stop_at = bd_now() + BD_STOP_GRACE_S;
-        }
-        /* past the grace, or a second Ctrl-C: at once */
-        if (stop_at > 0 && (bd_now() > stop_at || bd_signals > 1)) {
-            bd_procs_signal(&c->procs, SIGKILL);
-            stop_at = bd_now() + 3600;
-        }
-    }
+    const int sig = bd_supervise(c);
     /* A brain's last events arrive before it exits, but take whatever is left. */
     bd_serve(c, 0);
-    double wall = bd_now() - t0;
-    int started = 0; /* some brain reported a round: the phase was past its start-up */
-    for (int a = 0; a < c->nagents; a++)
-        started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
-    const char *ended;
-    const bd_stop code = bd_phase_outcome(c, sig, started, &ended);
-    cJSON_AddStringToObject(phase_out, "name", p.ph->name);
-    cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
-    cJSON_AddStringToObject(phase_out, "ended", ended);
-    /* the reason alone, for programs: objective_reached, episodes_done, step_cap, ... */
-    cJSON_AddStringToObject(phase_out, "reason", bd_stop_name(code));
-    cJSON_AddNumberToObject(phase_out, "wall_s", wall);
-    int restarts = 0;
-    for (int k = 0; k < c->procs.n; k++)
-        restarts += c->procs.p[k].restarts;
-    cJSON_AddNumberToObject(phase_out, "restarts", restarts);
-    cJSON *agents = cJSON_AddArrayToObject(phase_out, "agents");
-    for (int a = 0; a < c->nagents; a++) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "name", c->agents[a].name);
-        bd_agent_counts(c, &c->agents[a], j);
-        cJSON_AddItemToArray(agents, j);
-        const cJSON *r = j;
-        if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
-            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f), "
-                            "max %.1f, %.0f steps in %.1f s\n",
-                    p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0), bd_num(r, "mean_return", 0),
-                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
-        cJSON_Delete(c->agents[a].last_update);
-        cJSON_Delete(c->agents[a].result);
-    }
-    if (!c->o->quiet && (!c->failed || c->diverged) && (!sig || !started))
-        fprintf(stderr, "bodhi: phase %s ended: %s\n", p.ph->name, ended);
-    o = bd_ev("phase_end");
-    cJSON_AddStringToObject(o, "phase", p.ph->name);
-    cJSON_AddStringToObject(o, "ended", ended);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    free(c->agents);
-    c->agents = NULL;
-    c->nagents = 0;
-    bd_procs_fini(&c->procs);
-    bd_phase_plan_fini(&p);
-    c->plan = NULL;
-    c->phase = NULL;
+    bd_journal_phase_end(c, sig, bd_now() - t0, phase_out);
+    bd_phase_close(c, &p);
     if (sig)
         return 128 + sig;
     return c->failed ? 1 : 0;
+}
+
+/* Everything before the first phase: the run file checked, the credential (--listen), the
+ * run directory claimed (*rd), run.yml, run.h5 and the socket folder written. 0, or the
+ * exit code to return with (2 bad input, 1 failed) with everything undone and the
+ * directory released. */
+static int bd_run_open(bd_conductor *c, bd_rundir *rd)
+{
+    const bd_run_opts *o = c->o;
+    bd_runfile *user = NULL;
+    bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
+                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
+                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
+    if (bd_validate(&co, &user, 0) != BD_OK) {
+        cJSON_Delete(c->startup);
+        return 2;
+    }
+    bd_startup_mark(c->startup, "plan");
+    if (o->listen && bd_credential_prepare(c) != BD_OK) {
+        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        cJSON_Delete(c->startup);
+        bd_tls_destroy(c->tls);
+        bd_runfile_destroy(user);
+        return 2;
+    }
+    c->dir = bd_config_run_dir(&co, user);
+    int rc = bd_rundir_claim(c->dir, rd);
+    if (rc == BD_EINVAL) {
+        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        cJSON_Delete(c->startup);
+        bd_rundir_release(rd);
+        bd_runfile_destroy(user);
+        bd_tls_destroy(c->tls);
+        free(c->dir);
+        return 2;
+    }
+    if (rc == BD_OK && rd->moved_to) {
+        char *aside = bd_rundir_aside_text(c->dir, rd->moved_to);
+        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c->dir, aside ? aside : rd->moved_to);
+        free(aside);
+    }
+    char *yml = bd_strfmt("%s/run.yml", c->dir);
+    if (rc == BD_OK)
+        rc = bd_runfile_write_effective(user, yml);
+    /* From here on every process reads the same effective run file: the children check
+     * it against this text's SHA-256, given on their command line. */
+    if (rc == BD_OK)
+        rc = yml ? bd_read_file(yml, &c->run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK) {
+        bd_sha256_hex(c->run_yml, strlen(c->run_yml), c->run_digest);
+        rc = bd_runfile_parse(c->run_yml, yml, &c->rf);
+    }
+    free(yml);
+    char *h5 = bd_strfmt("%s/run.h5", c->dir);
+    if (rc == BD_OK)
+        rc = bd_trace_master_create(h5, user->text, c->rf->seed);
+    free(h5);
+    bd_startup_mark(c->startup, "trace"); /* run.yml and run.h5 written */
+    if (rc == BD_OK)
+        rc = bd_sockdir_create(c->dir, &c->sockdir);
+    if (rc == BD_OK)
+        rc = bd_credential_write(c);
+    bd_runfile_destroy(user);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
+        cJSON_Delete(c->startup);
+        bd_runfile_destroy(c->rf);
+        free(c->run_yml);
+        bd_tls_destroy(c->tls);
+        bd_rundir_release(rd);
+        free(c->dir);
+        return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
+    }
+    return 0;
+}
+
+/* SIGINT, SIGTERM and SIGHUP stop the run (bd_signal_seen); SIGPIPE is ignored. */
+static void bd_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = bd_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the
+     * terminal may be gone, so a failed write to it is an error, not a signal */
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Frees what bd_run_open and the run made, and releases the run directory. */
+static void bd_run_close(bd_conductor *c, bd_rundir *rd)
+{
+    bd_ipc_guard_destroy(c->guard);
+    bd_server_close(c->hub);
+    bd_server_close(c->door);
+    bd_tls_destroy(c->tls);
+    bd_sockdir_remove(c->dir, c->sockdir);
+    free(c->sockdir);
+    free(c->run_yml);
+    free(c->brain_tcp);
+    if (c->log)
+        fclose(c->log);
+    cJSON_Delete(c->phases);
+    cJSON_Delete(c->startup);
+    bd_runfile_destroy(c->rf);
+    bd_rundir_release(rd);
+    free(c->dir);
 }
 
 int bd_conductor_run(const bd_run_opts *o)
@@ -297,86 +338,15 @@ int bd_conductor_run(const bd_run_opts *o)
     const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c.startup, "exec");
     c.exec_t = cJSON_IsNumber(ex) ? ex->valuedouble : bd_main_t;
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
-    bd_runfile *user = NULL;
-    bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
-                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
-                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
-    if (bd_validate(&co, &user, 0) != BD_OK) {
-        cJSON_Delete(c.startup);
-        return 2;
-    }
-    bd_startup_mark(c.startup, "plan");
-    if (o->listen && bd_credential_prepare(&c) != BD_OK) {
-        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
-        cJSON_Delete(c.startup);
-        bd_tls_destroy(c.tls);
-        bd_runfile_destroy(user);
-        return 2;
-    }
-    c.dir = bd_config_run_dir(&co, user);
     bd_rundir rd;
-    int rc = bd_rundir_claim(c.dir, &rd);
-    if (rc == BD_EINVAL) {
-        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
-        cJSON_Delete(c.startup);
-        bd_rundir_release(&rd);
-        bd_runfile_destroy(user);
-        bd_tls_destroy(c.tls);
-        free(c.dir);
-        return 2;
-    }
-    if (rc == BD_OK && rd.moved_to) {
-        char *aside = bd_rundir_aside_text(c.dir, rd.moved_to);
-        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, aside ? aside : rd.moved_to);
-        free(aside);
-    }
-    char *yml = bd_strfmt("%s/run.yml", c.dir);
-    if (rc == BD_OK)
-        rc = bd_runfile_write_effective(user, yml);
-    /* From here on every process reads the same effective run file: the children check
-     * it against this text's SHA-256, given on their command line. */
-    if (rc == BD_OK)
-        rc = yml ? bd_read_file(yml, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK) {
-        bd_sha256_hex(c.run_yml, strlen(c.run_yml), c.run_digest);
-        rc = bd_runfile_parse(c.run_yml, yml, &c.rf);
-    }
-    free(yml);
-    char *h5 = bd_strfmt("%s/run.h5", c.dir);
-    if (rc == BD_OK)
-        rc = bd_trace_master_create(h5, user->text, c.rf->seed);
-    free(h5);
-    bd_startup_mark(c.startup, "trace"); /* run.yml and run.h5 written */
-    if (rc == BD_OK)
-        rc = bd_sockdir_create(c.dir, &c.sockdir);
-    if (rc == BD_OK)
-        rc = bd_credential_write(&c);
-    bd_runfile_destroy(user);
-    if (rc != BD_OK) {
-        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
-        cJSON_Delete(c.startup);
-        bd_runfile_destroy(c.rf);
-        free(c.run_yml);
-        bd_tls_destroy(c.tls);
-        bd_rundir_release(&rd);
-        free(c.dir);
-        return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
-    }
+    int result = bd_run_open(&c, &rd);
+    if (result != 0)
+        return result;
     char *logp = bd_strfmt("%s/log.jsonl", c.dir);
     c.log = logp ? fopen(logp, "ae") : NULL;
     free(logp);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = bd_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the
-     * terminal may be gone, so a failed write to it is an error, not a signal */
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    bd_catch_signals();
     c.phases = cJSON_CreateArray();
-    int result = 0;
     if (bd_open_hub(&c) != BD_OK) {
         bd_fail(&c, "%s", bd_lasterr());
         result = 1;
@@ -391,51 +361,8 @@ int bd_conductor_run(const bd_run_opts *o)
         cJSON_AddItemToArray(c.phases, ph);
     }
     bd_join_farewell(&c);
-    const char *status = result == 0 ? "done" : result == 1 ? (c.diverged ? "diverged" : "failed") : "interrupted";
-    cJSON *end = bd_ev("end");
-    cJSON_AddStringToObject(end, "status", status);
-    if (c.fail_msg[0])
-        cJSON_AddStringToObject(end, "error", c.fail_msg);
-    char why[256];
-    uint64_t rejected = c.hub ? bd_server_rejected(c.hub, why, sizeof why) : 0;
-    if (rejected) { /* garbage sent to the control socket, dropped */
-        cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
-        cJSON_AddStringToObject(end, "last_rejected", why);
-    }
-    uint64_t door = c.door ? bd_server_rejected(c.door, why, sizeof why) : 0;
-    if (door) { /* malformed, or over the door's connection cap */
-        cJSON_AddNumberToObject(end, "door_rejected", (double)door);
-        cJSON_AddStringToObject(end, "door_last_rejected", why);
-    }
-    if (c.refused) { /* well-formed, but not what the door (or the control socket) takes from its sender */
-        cJSON_AddNumberToObject(end, "refused_messages", (double)c.refused);
-        cJSON_AddStringToObject(end, "last_refused", c.refused_why);
-    }
-    bd_log(&c, end);
-    cJSON_Delete(end);
-    bd_write_summary(&c, status);
-    if (result == 1 && c.diverged) /* fail_msg: "diverged: why (agent)" */
-        fprintf(stderr, "bodhi: run %s\n", c.fail_msg);
-    else if (result == 1)
-        fprintf(stderr, "bodhi: run failed: %s\n", c.fail_msg);
-    else /* the one line --quiet keeps */
-        fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,
-                bd_now() - c.t0, c.dir);
-    bd_ipc_guard_destroy(c.guard);
-    bd_server_close(c.hub);
-    bd_server_close(c.door);
-    bd_tls_destroy(c.tls);
-    bd_sockdir_remove(c.dir, c.sockdir);
-    free(c.sockdir);
-    free(c.run_yml);
-    free(c.brain_tcp);
-    if (c.log)
-        fclose(c.log);
-    cJSON_Delete(c.phases);
-    cJSON_Delete(c.startup);
-    bd_runfile_destroy(c.rf);
-    bd_rundir_release(&rd);
-    free(c.dir);
+    bd_journal_end(&c, result);
+    bd_run_close(&c, &rd);
     /* 128 + the signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP */
     return result;
 }

@@ -248,3 +248,14 @@ void bd_join_farewell(bd_conductor *c)
     for (double until = bd_now() + 2.0; remote && c->door && bd_now() < until;)
         bd_serve(c, 100);
 }
+
+void bd_join_phase_open(bd_conductor *c, double t0)
+{
+    const bd_phase_plan *p = c->plan;
+    c->nlost = 0;
+    c->join_by = p->remote > 0 ? t0 + p->ph->join_timeout : 0;
+    if (p->remote > 0 && !c->o->quiet)
+        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s "
+                        "--credential %s\n", p->ph->join_timeout, p->remote, c->o->listen,
+                c->o->credential ? c->o->credential : "RUN_DIR/remote.key");
+}

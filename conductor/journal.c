@@ -165,3 +165,113 @@ int bd_write_summary(bd_conductor *c, const char *status)
     free(path);
     return rc;
 }
+
+/* The "phase" event and the phase's first line (bd_journal_phase in run.h). */
+void bd_journal_phase(bd_conductor *c)
+{
+    const bd_phase_plan *p = c->plan;
+    cJSON *o = bd_ev("phase");
+    cJSON_AddStringToObject(o, "phase", p->ph->name);
+    cJSON_AddStringToObject(o, "mode", p->ph->mode == BD_MODE_TRAIN ? "train" : "test");
+    cJSON_AddStringToObject(o, "device", p->device == BD_DEVICE_CUDA ? "cuda" : "cpu");
+    long long worlds = 0;
+    cJSON *envs = cJSON_AddArrayToObject(o, "environments");
+    for (int k = 0; k < p->nenvs; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "uid", p->envs[k].uid);
+        cJSON_AddStringToObject(e, "name", p->envs[k].desc->name);
+        cJSON_AddNumberToObject(e, "worlds", (double)p->envs[k].worlds);
+        cJSON_AddNumberToObject(e, "agents_per_world", p->envs[k].shape.members);
+        cJSON_AddItemToArray(envs, e);
+        worlds += p->envs[k].worlds;
+    }
+    cJSON_AddNumberToObject(o, "worlds", (double)worlds);
+    cJSON_AddNumberToObject(o, "worker", p->worker);
+    cJSON_AddNumberToObject(o, "remote_worker", p->remote);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet) {
+        char *et = bd_phase_envs_text(p);
+        fprintf(stderr, "bodhi: phase %s (%s): %s on %s, %d muscle(s), %d agent(s)\n",
+                p->ph->name, p->ph->mode == BD_MODE_TRAIN ? "train" : "test", et ? et : "?",
+                p->device == BD_DEVICE_CUDA ? "cuda" : "cpu", p->muscles, p->nagents);
+        free(et);
+    }
+}
+
+/* The phase's entry of summary.json, its last lines and the "phase_end" event
+ * (bd_journal_phase_end in run.h). */
+void bd_journal_phase_end(bd_conductor *c, int sig, double wall, cJSON *phase_out)
+{
+    const bd_phase_plan *p = c->plan;
+    int started = 0; /* some brain reported a round: the phase was past its start-up */
+    for (int a = 0; a < c->nagents; a++)
+        started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
+    const char *ended;
+    const bd_stop code = bd_phase_outcome(c, sig, started, &ended);
+    cJSON_AddStringToObject(phase_out, "name", p->ph->name);
+    cJSON_AddStringToObject(phase_out, "mode", p->ph->mode == BD_MODE_TRAIN ? "train" : "test");
+    cJSON_AddStringToObject(phase_out, "ended", ended);
+    /* the reason alone, for programs: objective_reached, episodes_done, step_cap, ... */
+    cJSON_AddStringToObject(phase_out, "reason", bd_stop_name(code));
+    cJSON_AddNumberToObject(phase_out, "wall_s", wall);
+    int restarts = 0;
+    for (int k = 0; k < c->procs.n; k++)
+        restarts += c->procs.p[k].restarts;
+    cJSON_AddNumberToObject(phase_out, "restarts", restarts);
+    cJSON *agents = cJSON_AddArrayToObject(phase_out, "agents");
+    for (int a = 0; a < c->nagents; a++) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", c->agents[a].name);
+        bd_agent_counts(c, &c->agents[a], j);
+        cJSON_AddItemToArray(agents, j);
+        const cJSON *r = j;
+        if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
+            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f), "
+                            "max %.1f, %.0f steps in %.1f s\n",
+                    p->ph->name, c->agents[a].name, bd_num(r, "episodes", 0), bd_num(r, "mean_return", 0),
+                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
+    }
+    if (!c->o->quiet && (!c->failed || c->diverged) && (!sig || !started))
+        fprintf(stderr, "bodhi: phase %s ended: %s\n", p->ph->name, ended);
+    cJSON *o = bd_ev("phase_end");
+    cJSON_AddStringToObject(o, "phase", p->ph->name);
+    cJSON_AddStringToObject(o, "ended", ended);
+    bd_log(c, o);
+    cJSON_Delete(o);
+}
+
+/* The run's "end" event, summary.json and its last line (bd_journal_end in run.h). */
+void bd_journal_end(bd_conductor *c, int result)
+{
+    const char *status = result == 0 ? "done" : result == 1 ? (c->diverged ? "diverged" : "failed") : "interrupted";
+    cJSON *end = bd_ev("end");
+    cJSON_AddStringToObject(end, "status", status);
+    if (c->fail_msg[0])
+        cJSON_AddStringToObject(end, "error", c->fail_msg);
+    char why[256];
+    uint64_t rejected = c->hub ? bd_server_rejected(c->hub, why, sizeof why) : 0;
+    if (rejected) { /* garbage sent to the control socket, dropped */
+        cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
+        cJSON_AddStringToObject(end, "last_rejected", why);
+    }
+    uint64_t door = c->door ? bd_server_rejected(c->door, why, sizeof why) : 0;
+    if (door) { /* malformed, or over the door's connection cap */
+        cJSON_AddNumberToObject(end, "door_rejected", (double)door);
+        cJSON_AddStringToObject(end, "door_last_rejected", why);
+    }
+    if (c->refused) { /* well-formed, but not what the door (or the control socket) takes from its sender */
+        cJSON_AddNumberToObject(end, "refused_messages", (double)c->refused);
+        cJSON_AddStringToObject(end, "last_refused", c->refused_why);
+    }
+    bd_log(c, end);
+    cJSON_Delete(end);
+    bd_write_summary(c, status);
+    if (result == 1 && c->diverged) /* fail_msg: "diverged: why (agent)" */
+        fprintf(stderr, "bodhi: run %s\n", c->fail_msg);
+    else if (result == 1)
+        fprintf(stderr, "bodhi: run failed: %s\n", c->fail_msg);
+    else /* the one line --quiet keeps */
+        fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c->rf->uid, status,
+                bd_now() - c->t0, c->dir);
+}

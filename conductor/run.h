@@ -120,6 +120,20 @@ void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j);
  * (also printed). */
 int bd_write_summary(bd_conductor *c, const char *status);
 
+/* The current phase (c->plan) begins: its "phase" event (envs, worlds, muscles) and its
+ * line on stderr. */
+void bd_journal_phase(bd_conductor *c);
+
+/* The current phase's processes are gone (sig: the signal seen, 0 none; wall: its
+ * seconds): how it ended (bd_phase_outcome), its entry of summary.json's phases into
+ * phase_out (ended, reason, wall_s, restarts, each agent's counts), each agent's last line
+ * and the phase's on stderr, and the "phase_end" event. */
+void bd_journal_phase_end(bd_conductor *c, int sig, double wall, cJSON *phase_out);
+
+/* The run is over (result: 0 done, 1 failed, else interrupted): the "end" event with what
+ * the doors rejected and refused, summary.json, and the run's last line on stderr. */
+void bd_journal_end(bd_conductor *c, int result);
+
 /* ---- children.c ----------------------------------------------------------------------- */
 
 /* Starts the phase's brains and local muscles (remote slots wait for a JOIN); BD_OK or the
@@ -140,6 +154,12 @@ void bd_deadlines(bd_conductor *c);
  * the time it lost since its last slice is added to every deadline (the slots' clocks, the
  * remote join's, *stop_at when set), logged as a "stalled" event. */
 void bd_excuse_stall(bd_conductor *c, double *stop_at);
+
+/* The supervision loop of the current phase, until none of its processes lives: serves
+ * the control socket in 50 ms slices, reaps, excuses stalls, judges deadlines; on a signal
+ * or a failure sends SIGTERM to every child, and SIGKILL after BD_STOP_GRACE_S or a second
+ * signal. Returns the first signal seen (0: none). */
+int bd_supervise(bd_conductor *c);
 
 /* ---- join.c --------------------------------------------------------------------------- */
 
@@ -171,6 +191,10 @@ int bd_join_deadlines(bd_conductor *c, bd_proc *p, double now, double timeout);
 /* A remote muscle left its slot (it said so, failed, or went silent; why): the brains
  * hear of it, the slot waits for another JOIN. Nothing when the slot is not alive. */
 void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why);
+
+/* The current phase begins at t0: no remote muscle lost yet, and the time by which its
+ * remote slots must be filled (phase_config.join_timeout), said on stderr. */
+void bd_join_phase_open(bd_conductor *c, double t0);
 
 /* Every phase has ended: remote muscles that come back hear for 2 s that the run is done. */
 void bd_join_farewell(bd_conductor *c);
