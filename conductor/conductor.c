@@ -12,19 +12,19 @@
  * signals. Each brain reports every round and waits for the answer; the conductor answers
  * a round's reports together, once every brain has reported it: whether the phase goes on
  * (it ends when an agent's stop conditions hold) and which restarted muscles every brain
- * has greeted, to take part from the next round. */
+ * has greeted, to take part from the next round.
+ *
+ * This file holds the run and its phases from start to end; the concerns it calls on
+ * live beside it, sharing the run's state through run.h: supervision (children.c), the
+ * round barrier and stop decision (rounds.c), remote joins (join.c), requests
+ * (dispatch.c) and what is written down (journal.c). */
 #define _GNU_SOURCE
 #include "conductor/conductor.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
