@@ -106,7 +106,10 @@ static void bd_muscle_left(bd_conductor *c, bd_proc *p)
         bd_fail(c, "%s", bd_lasterr());
 }
 
-void bd_reap(bd_conductor *c)
+/* Reaps every child that exited: logs it, repairs a dead brain's memory, restarts a muscle
+ * that left before its phase ended (or fails the run past the restart budget), fails the
+ * run for a brain that did not exit cleanly. */
+static void bd_reap(bd_conductor *c)
 {
     int st;
     pid_t pid;
@@ -143,7 +146,7 @@ void bd_reap(bd_conductor *c)
 
 /* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
  * paging itself to death); reaping it then restarts or fails as for a crash. */
-void bd_deadlines(bd_conductor *c)
+static void bd_deadlines(bd_conductor *c)
 {
     const double now = bd_now(), timeout = c->plan->ph->heartbeat_timeout;
     for (int i = 0; i < c->procs.n; i++) {
@@ -169,7 +172,7 @@ void bd_deadlines(bd_conductor *c)
 /* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
  * while it did not run it read no heartbeats, so the time it lost is added to every
  * deadline (the slots' clocks, the remote join's, the stop grace) before any is judged. */
-void bd_excuse_stall(bd_conductor *c, double *stop_at)
+static void bd_excuse_stall(bd_conductor *c, double *stop_at)
 {
     const double now = bd_now(), gap = now - c->last_slice;
     c->last_slice = now;

@@ -94,7 +94,7 @@ void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
  * killed, or the phase was interrupted before it could say), what was recorded: the
  * last round it reported, or the trace it left (repaired when the brain died) when that
  * holds as much or more. "counted_from" says which. */
-void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
+static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
 {
     const cJSON *r = a->result ? a->result : a->last_update;
     double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
@@ -139,7 +139,9 @@ void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
         cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
 }
 
-int bd_write_summary(bd_conductor *c, const char *status)
+/* RUN_DIR/summary.json with the run's status and the phases so far; BD_OK or the error
+ * (also printed). */
+static int bd_write_summary(bd_conductor *c, const char *status)
 {
     cJSON *s = cJSON_CreateObject();
     char seed[32];

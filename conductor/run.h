@@ -113,13 +113,6 @@ double bd_num(const cJSON *o, const char *key, double def);
  * unless force, never the same report twice, none when quiet. */
 void bd_progress(bd_conductor *c, bd_agent_state *a, int force);
 
-/* An agent's counts for summary.json into j (see journal.c). */
-void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j);
-
-/* RUN_DIR/summary.json with the run's status and the phases so far; BD_OK or the error
- * (also printed). */
-int bd_write_summary(bd_conductor *c, const char *status);
-
 /* The current phase (c->plan) begins: its "phase" event (envs, worlds, muscles) and its
  * line on stderr. */
 void bd_journal_phase(bd_conductor *c);
@@ -139,21 +132,6 @@ void bd_journal_end(bd_conductor *c, int result);
 /* Starts the phase's brains and local muscles (remote slots wait for a JOIN); BD_OK or the
  * first error. */
 int bd_start_phase(bd_conductor *c, const bd_phase_plan *p);
-
-/* Reaps every child that exited: logs it, repairs a dead brain's memory, restarts a muscle
- * that left before its phase ended (or fails the run past the restart budget), fails the
- * run for a brain that did not exit cleanly. */
-void bd_reap(bd_conductor *c);
-
-/* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
- * paging itself to death), frees a remote slot whose muscle went silent or never took
- * part, and fails the run when a remote slot waited past phase_config.join_timeout. */
-void bd_deadlines(bd_conductor *c);
-
-/* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
- * the time it lost since its last slice is added to every deadline (the slots' clocks, the
- * remote join's, *stop_at when set), logged as a "stalled" event. */
-void bd_excuse_stall(bd_conductor *c, double *stop_at);
 
 /* The supervision loop of the current phase, until none of its processes lives: serves
  * the control socket in 50 ms slices, reaps, excuses stalls, judges deadlines; on a signal
