@@ -37,6 +37,7 @@
 #include "wire/addr.h"
 #include "wire/events.h"
 #include "wire/round.h"
+#include "wire/stop.h"
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
@@ -314,14 +315,15 @@ static void bd_brain_blank(bd_brain *b)
     }
 }
 
-/* Why the phase is over for this agent ("<reason>: <detail>", the reason one of
- * "objective reached", "episodes done", "step cap"), into buf; NULL while it goes on. */
+/* Why the phase is over for this agent ("<words>: <detail>", the words of a code of
+ * wire/stop.h: objective reached, episodes done, step cap, diverged), into buf; NULL while
+ * it goes on. */
 static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
 {
     const bd_phase_plan *p = &b->plan;
     const char *me = b->ap->cfg->name;
     if (b->diverged[0]) {
-        snprintf(buf, len, "diverged: %s", b->diverged);
+        snprintf(buf, len, "%s: %s", bd_stop_words(BD_STOP_DIVERGED), b->diverged);
         return buf;
     }
     /* a condition given an agent watches that agent alone */
@@ -330,25 +332,26 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
     double mean = b->stats.episodes >= p->objective_window ? bd_stats_mean_recent(&b->stats, p->objective_window)
                                                            : NAN;
     if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target) {
-        snprintf(buf, len, "episodes done: %lld episodes", (long long)b->stats.episodes);
+        snprintf(buf, len, "%s: %lld episodes", bd_stop_words(BD_STOP_EPISODES), (long long)b->stats.episodes);
         return buf;
     }
     if (objective && mean >= p->objective_threshold) {
         /* checked once a rollout: the steps said are that rollout's end, not the episode's */
-        snprintf(buf, len, "objective reached: mean return %.4g over the last %d episodes >= %g, checked at the end "
-                 "of each rollout (every %lld agent-steps)", mean, p->objective_window, p->objective_threshold,
+        snprintf(buf, len, "%s: mean return %.4g over the last %d episodes >= %g, checked at the end of each rollout "
+                 "(every %lld agent-steps)", bd_stop_words(BD_STOP_OBJECTIVE), mean, p->objective_window,
+                 p->objective_threshold,
                  (long long)b->T * (long long)b->N);
         return buf;
     }
     if (cap > 0 && b->steps >= cap) {
         if (objective && isnan(mean))
-            snprintf(buf, len, "step cap: %lld agent-steps, objective not reached (fewer than %d episodes)",
-                     (long long)b->steps, p->objective_window);
+            snprintf(buf, len, "%s: %lld agent-steps, objective not reached (fewer than %d episodes)",
+                     bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps, p->objective_window);
         else if (objective)
-            snprintf(buf, len, "step cap: %lld agent-steps, objective not reached (mean return %.4g < %g)",
-                     (long long)b->steps, mean, p->objective_threshold);
+            snprintf(buf, len, "%s: %lld agent-steps, objective not reached (mean return %.4g < %g)",
+                     bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps, mean, p->objective_threshold);
         else
-            snprintf(buf, len, "step cap: %lld agent-steps", (long long)b->steps);
+            snprintf(buf, len, "%s: %lld agent-steps", bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps);
         return buf;
     }
     return NULL;

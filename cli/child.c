@@ -76,7 +76,7 @@ int bd_cmd_muscle(int argc, char **argv)
                             "gives them)\n");
             return 2;
         }
-        /* the environment the conductor gives its own muscles (conductor.c, bd_start_phase):
+        /* the environment the conductor gives its own muscles (conductor/children.c, bd_start_phase):
          * one OpenBLAS thread and OpenMP workers that do not spin. Both libraries read it
          * when they load, so the process starts again with it. */
         if (!getenv("OPENBLAS_NUM_THREADS") || !getenv("OMP_WAIT_POLICY")) {

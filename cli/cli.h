@@ -35,4 +35,8 @@ int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
 void bd_usage(FILE *f);
 void bd_cmd_usage(const char *cmd, FILE *f, int detail);
 
+/* The function of command name, from the one command table (cli/usage.c, with its help);
+ * NULL when there is none. A new subcommand is one entry there. */
+int (*bd_command(const char *name))(int argc, char **argv);
+
 #endif

@@ -17,17 +17,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {
-        {"run", bd_cmd_run},       {"check", bd_cmd_check},   {"replay", bd_cmd_replay},
-        {"envs", bd_cmd_envs},     {"status", bd_cmd_status}, {"brain", bd_cmd_brain},
-        {"muscle", bd_cmd_muscle}, {"bench", bd_cmd_bench},
-    };
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (strcmp(cmd, cmds[i].name) == 0)
-            return cmds[i].fn(argc - 1, argv + 1);
+    int (*fn)(int, char **) = bd_command(cmd); /* the one command table: cli/usage.c */
+    if (fn)
+        return fn(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         bd_usage(stdout);
         return 0;

@@ -1,15 +1,25 @@
-/* usage.c: what `bodhi --help` and `bodhi CMD --help` print (see cli.h). */
+/* usage.c: the one table of `bodhi`'s commands (see cli.h): each one's function, what
+ * `bodhi --help` and `bodhi CMD --help` print of it, and whether users start it. */
 #include <stdio.h>
 #include <string.h>
 
 #include "bodhi/bodhi.h"
 #include "cli/cli.h"
 
+/* bodhi-envbench (bench/gpu/) carries `bodhi bench` and this help alone, without the
+ * other commands' code: there the table's functions are NULL. */
+#ifdef BD_HELP_ONLY
+#define BD_CMD(fn) NULL
+#else
+#define BD_CMD(fn) fn
+#endif
+
 static const struct {
     const char *cmd;
     const char *line;   /* the usage line, after "bodhi " */
     const char *detail; /* what the command does and its options */
     int internal;       /* started by the conductor, not by users */
+    int (*fn)(int argc, char **argv); /* runs it: argv[0] is the command's name */
 } bd_usages[] = {
     {"run", "run FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT [--credential FILE]]\n"
             "  [--quiet]",
@@ -25,14 +35,14 @@ static const struct {
      "                  on a shared home both sides can name it)\n"
      "  --quiet         no progress lines: only the result line (and errors)\n"
      "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
-     0},
+     0, BD_CMD(bd_cmd_run)},
     {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT]",
      "Checks FILE, with the options bodhi run would be given, without running or writing\n"
      "anything: lists every problem as FILE:LINE:COL: message (exit 2), or describes each\n"
      "phase: env, worlds, device, agents, their ids and what they load (exit 0).\n"
      "A run file may name an environment plugin (path/lib.so:symbol): check, run and\n"
      "replay --verify load it, which runs its code.\n",
-     0},
+     0, BD_CMD(bd_cmd_check)},
     {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
      "first, and the table says how it ended).\n"
@@ -42,18 +52,18 @@ static const struct {
      "  --plot FILE  learning curves per phase and agent, as PNG or SVG\n"
      "  --minari DIR each trace as a Minari dataset DIR/<run>/<phase>-<agent>-v0 (never over one)\n"
      "Outputs never overwrite a file of the run itself.\n",
-     0},
-    {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0},
+     0, BD_CMD(bd_cmd_replay)},
+    {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0, BD_CMD(bd_cmd_envs)},
     {"status", "status RUN_DIR [--json]",
      "Asks a running conductor for its processes and progress, or reads a finished run's\n"
      "summary.json.\n",
-     0},
+     0, BD_CMD(bd_cmd_status)},
     {"bench", "bench [ENV] [--device cpu|cuda|auto] [--agents N] [--steps T] [--threads K] [--json]",
      "Steps ENV (a name or Gymnasium id; default every env) with random actions and reports\n"
      "agent-steps per second against the memory-bandwidth floor.\n",
-     0},
+     0, BD_CMD(bd_cmd_bench)},
     {"brain", "brain --run-dir D --phase P --agent A [--parent PID] [--device D] [--tcp URL]",
-     "A learner process, started by the conductor.\n", 1},
+     "A learner process, started by the conductor.\n", 1, BD_CMD(bd_cmd_brain)},
     {"muscle", "muscle --run-dir D --phase P --id K [--parent PID] [--device D]\n"
                "  bodhi muscle --connect HOST:PORT --credential FILE [--wait S] [--device D] [--allow-plugins]",
      "An inference worker, started by the conductor, or joining a run on another machine\n"
@@ -62,7 +72,7 @@ static const struct {
      "conductor that refuses the credential, or is not its run's, ends the muscle with exit 2.\n"
      "It loads no environment plugin the run file names (exit 2) unless --allow-plugins is\n"
      "given and the plugin's file is on this machine.\n",
-     1},
+     1, BD_CMD(bd_cmd_muscle)},
 };
 
 void bd_usage(FILE *f)
@@ -89,4 +99,12 @@ void bd_cmd_usage(const char *cmd, FILE *f, int detail)
                 fprintf(f, "%s", bd_usages[i].detail);
             return;
         }
+}
+
+int (*bd_command(const char *name))(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof bd_usages / sizeof bd_usages[0]; i++)
+        if (strcmp(bd_usages[i].cmd, name) == 0)
+            return bd_usages[i].fn;
+    return NULL;
 }

@@ -12,19 +12,19 @@
  * signals. Each brain reports every round and waits for the answer; the conductor answers
  * a round's reports together, once every brain has reported it: whether the phase goes on
  * (it ends when an agent's stop conditions hold) and which restarted muscles every brain
- * has greeted, to take part from the next round. */
+ * has greeted, to take part from the next round.
+ *
+ * This file holds the run and its phases from start to end; the concerns it calls on
+ * live beside it, sharing the run's state through run.h: supervision (children.c), the
+ * round barrier and stop decision (rounds.c), remote joins (join.c), requests
+ * (dispatch.c) and what is written down (journal.c). */
 #define _GNU_SOURCE
 #include "conductor/conductor.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -37,6 +37,7 @@
 #include "conductor/builtins.h"
 #include "conductor/ipcguard.h"
 #include "conductor/rundir.h"
+#include "conductor/run.h"
 #include "conductor/supervise.h"
 #include "memory/memory.h"
 #include "wire/addr.h"
@@ -44,126 +45,12 @@
 #include "wire/tls.h"
 #include "wire/wire.h"
 
-#define BD_STOP_GRACE_S 4.0    /* after SIGTERM, children get this long before SIGKILL */
-#define BD_FIRST_BEAT_S 30.0   /* a process's first heartbeat may take this long at least */
-#define BD_STALL_S 1.0         /* a 50 ms slice that took longer: the conductor was not running */
-#define BD_JOIN_BEAT_S 10.0    /* a remote muscle beats this soon after its JOIN, or loses the slot */
-#define BD_JOIN_READY_S 60.0   /* ... and greets every brain (its "ready") this soon */
-#define BD_SQUAT_S 60.0        /* a JOIN that lost its slot so waits this long before another */
-
-typedef struct {
-    char name[128];
-    cJSON *last_update;  /* latest round report */
-    cJSON *result;       /* the "result" event */
-    double last_print;
-    const cJSON *printed; /* the report its last progress line showed */
-    bd_request *held;    /* its report of the current round, until every brain reported */
-    int ready;           /* said "ready" */
-    int port;            /* its TCP port for remote muscles (0: none) */
-    int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
-} bd_agent_state;
-
-typedef struct {
-    const bd_run_opts *o;
-    bd_runfile *rf;
-    char *dir, *sockdir;
-    FILE *log;
-    bd_server *hub;      /* the control socket (ipc: the run's own processes) */
-    bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
-    bd_server *door;     /* the --listen door (mutual TLS: remote muscles only) */
-    bd_server *from;     /* the server the request being handled came on */
-    bd_tls *tls;         /* the run's credential (--listen) */
-    struct { char addr[64]; int pid; double until; } squat[16]; /* JOINs that lost a slot unused */
-    int nsquat;
-    bd_procs procs;
-    bd_agent_state *agents;
-    int nagents;
-    const bd_phase_plan *plan;
-    const char *phase;
-    cJSON *phases;       /* summary phases array */
-    double t0;
-    int failed;          /* the run failed */
-    char fail_msg[1024];
-    int stopping;        /* the phase is over: children are leaving */
-    char ended[256];     /* why the phase ended: "<reason>: <detail> (<agent>)" */
-    char parent[32];
-    char *run_yml;       /* the effective run file's text, for remote muscles */
-    char run_digest[65]; /* its SHA-256, which children check run.yml against */
-    char *brain_tcp;     /* tls+tcp://HOST:0, where brains listen for remote muscles */
-    int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
-    int nlost;
-    double join_by;      /* remote muscles must have joined by then (0: no wait) */
-    int run_over;        /* every phase has ended: JOINs hear "done" */
-    cJSON *startup;      /* its own start-up stamps (common/proc.h), logged once spawning is done */
-    double exec_t;       /* when `bodhi run` was exec'd (CLOCK_MONOTONIC): start-up's zero */
-    double last_slice;   /* when the supervision loop last looked at the deadlines */
-    double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
-    int diverged;        /* a phase ended because an agent's learning diverged */
-    uint64_t refused;    /* events and beats from a connection that does not own their sender */
-    char refused_why[256];
-} bd_conductor;
-
-static volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
+volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
 
 static void bd_on_signal(int sig)
 {
     bd_signal_seen = sig;
     bd_signals++;
-}
-
-static void bd_log(bd_conductor *c, cJSON *o)
-{
-    if (!c->log)
-        return;
-    cJSON_AddNumberToObject(o, "t", bd_wall());
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) {
-        fprintf(c->log, "%s\n", s);
-        fflush(c->log);
-        free(s);
-    }
-}
-
-/* A "startup" event (common/proc.h) gets "since_run_s": each stamp in seconds since
- * `bodhi run` was exec'd, the start-up breakdown as a user reads it. */
-static void bd_startup_since(const bd_conductor *c, cJSON *o)
-{
-    cJSON *rel = cJSON_CreateObject();
-    for (const cJSON *x = o->child; x && rel; x = x->next)
-        if (cJSON_IsNumber(x) && strcmp(x->string, "muscle") != 0 && strcmp(x->string, "sender") != 0)
-            cJSON_AddNumberToObject(rel, x->string, round((x->valuedouble - c->exec_t) * 1e4) / 1e4);
-    cJSON_AddItemToObject(o, "since_run_s", rel);
-}
-
-static cJSON *bd_ev(const char *kind)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "event", kind);
-    return o;
-}
-
-static cJSON *bd_proc_ev(const bd_conductor *c, const char *kind, const bd_proc *p)
-{
-    cJSON *o = bd_ev(kind);
-    cJSON_AddStringToObject(o, "phase", c->phase);
-    cJSON_AddStringToObject(o, "role", p->role == BD_ROLE_BRAIN ? "brain" : "muscle");
-    if (p->role == BD_ROLE_BRAIN)
-        cJSON_AddStringToObject(o, "agent", p->name);
-    else
-        cJSON_AddNumberToObject(o, "muscle", p->index);
-    return o;
-}
-
-static void bd_fail(bd_conductor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bd_fail(bd_conductor *c, const char *fmt, ...)
-{
-    if (c->failed)
-        return;
-    c->failed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->fail_msg, sizeof c->fail_msg, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- validation ----------------------------------------------------------------------- */
@@ -243,799 +130,76 @@ int bd_conductor_check(const bd_run_opts *o)
 
 /* ---- children ------------------------------------------------------------------------- */
 
-/* Starts the slot's process (a brain, or a local muscle with its restart count). */
-static int bd_start(bd_conductor *c, bd_proc *p)
-{
-    const char *dev = c->o->device;
-    char id[16], restart[16];
-    snprintf(id, sizeof id, "%d", p->index);
-    snprintf(restart, sizeof restart, "%d", p->restarts);
-    char *argv[20];
-    int n = 0;
-    argv[n++] = "bodhi";
-    argv[n++] = p->role == BD_ROLE_BRAIN ? "brain" : "muscle";
-    argv[n++] = "--run-dir";
-    argv[n++] = c->dir;
-    argv[n++] = "--phase";
-    argv[n++] = (char *)c->phase;
-    if (p->role == BD_ROLE_BRAIN) {
-        argv[n++] = "--agent";
-        argv[n++] = p->name;
-        if (c->plan->remote > 0 && c->brain_tcp) {
-            argv[n++] = "--tcp";
-            argv[n++] = c->brain_tcp;
-        }
-    } else {
-        argv[n++] = "--id";
-        argv[n++] = id;
-        argv[n++] = "--restart";
-        argv[n++] = restart;
-    }
-    argv[n++] = "--parent";
-    argv[n++] = c->parent;
-    argv[n++] = "--run-digest";
-    argv[n++] = c->run_digest;
-    if (dev) {
-        argv[n++] = "--device";
-        argv[n++] = (char *)dev;
-    }
-    argv[n] = NULL;
-    int rc = bd_proc_spawn(p, argv);
-    if (rc == BD_OK) {
-        cJSON *o = bd_proc_ev(c, "spawned", p);
-        cJSON_AddNumberToObject(o, "pid", p->pid);
-        if (p->restarts)
-            cJSON_AddNumberToObject(o, "restart", p->restarts);
-        bd_log(c, o);
-        cJSON_Delete(o);
-    }
-    return rc;
-}
-
-/* A brain that died left its memory file marked open for write; clear the mark so that
- * h5py opens it plainly (memory.h, bd_trace_recover). */
-static void bd_recover_memory(bd_conductor *c, const char *agent)
-{
-    char *path = bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, agent);
-    int recovered = 0, rc = path ? bd_trace_recover(path, &recovered) : BD_ENOMEM;
-    if (rc != BD_OK && rc != BD_ENOTFOUND) /* none: it died before recording anything */
-        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
-    if (recovered) {
-        cJSON *o = bd_ev("repaired");
-        cJSON_AddStringToObject(o, "phase", c->phase);
-        cJSON_AddStringToObject(o, "agent", agent);
-        cJSON_AddStringToObject(o, "memory", path);
-        bd_log(c, o);
-        cJSON_Delete(o);
-    }
-    free(path);
-}
-
-/* A muscle left before its phase ended: start another in its slot, or fail the run past
- * the restart budget. */
-static void bd_muscle_left(bd_conductor *c, bd_proc *p)
-{
-    char how[800];
-    bd_proc_how(p, how, sizeof how);
-    if (p->restarts >= c->plan->ph->restarts) {
-        bd_fail(c, "muscle %s %s (after %d restart%s; phase_config.restarts is %d)", p->name, how,
-                p->restarts, p->restarts == 1 ? "" : "s", c->plan->ph->restarts);
-        return;
-    }
-    p->restarts++;
-    cJSON *o = bd_proc_ev(c, "restarted", p);
-    cJSON_AddStringToObject(o, "reason", how);
-    cJSON_AddNumberToObject(o, "restart", p->restarts);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    if (!c->o->quiet)
-        fprintf(stderr, "bodhi: muscle %s %s; restarting it (%d of %d)\n", p->name, how, p->restarts,
-                c->plan->ph->restarts);
-    if (bd_start(c, p) != BD_OK)
-        bd_fail(c, "%s", bd_lasterr());
-}
-
-static void bd_reap(bd_conductor *c)
-{
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        bd_proc *p = bd_procs_by_pid(&c->procs, pid);
-        if (!p || !p->alive)
-            continue;
-        p->alive = 0;
-        p->status = st;
-        cJSON *o = bd_proc_ev(c, "exited", p);
-        cJSON_AddNumberToObject(o, "pid", pid);
-        int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-        if (WIFEXITED(st))
-            cJSON_AddNumberToObject(o, "code", WEXITSTATUS(st));
-        else if (WIFSIGNALED(st))
-            cJSON_AddStringToObject(o, "signal", strsignal(WTERMSIG(st)));
-        if (p->killed_for[0])
-            cJSON_AddStringToObject(o, "reason", p->killed_for);
-        bd_log(c, o);
-        cJSON_Delete(o);
-        if (!ok && p->role == BD_ROLE_BRAIN)
-            bd_recover_memory(c, p->name);
-        if (ok || c->failed || bd_signal_seen)
-            continue;
-        if (p->role == BD_ROLE_MUSCLE && !c->stopping) {
-            bd_muscle_left(c, p);
-        } else if (p->role == BD_ROLE_BRAIN || !c->stopping) {
-            char how[800];
-            bd_proc_how(p, how, sizeof how);
-            bd_fail(c, "%s %s %s", p->role == BD_ROLE_BRAIN ? "brain" : "muscle", p->name, how);
-        }
-    }
-}
-
-/* A remote muscle left its slot (it said so, failed, or went silent): the brains drop it
- * (matched by pid, so that a newer muscle in the slot is spared) and the slot waits for
- * another JOIN. */
-static void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
-{
-    if (!p->alive)
-        return;
-    p->alive = 0;
-    p->free_since = bd_now();
-    if (c->nlost < (int)(sizeof c->lost / sizeof c->lost[0])) {
-        c->lost[c->nlost][0] = p->index;
-        c->lost[c->nlost][1] = (int)p->pid;
-        c->nlost++;
-    }
-    cJSON *o = bd_proc_ev(c, "left", p);
-    cJSON_AddNumberToObject(o, "pid", p->pid);
-    cJSON_AddStringToObject(o, "host", p->host);
-    cJSON_AddStringToObject(o, "reason", why);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    if (!c->o->quiet && !c->stopping)
-        fprintf(stderr, "bodhi: remote muscle %s on %s left (%s); its slot waits for another\n", p->name,
-                p->host, why);
-}
-
-/* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
- * paging itself to death); reaping it then restarts or fails as for a crash. */
-static void bd_deadlines(bd_conductor *c)
-{
-    const double now = bd_now(), timeout = c->plan->ph->heartbeat_timeout;
-    for (int i = 0; i < c->procs.n; i++) {
-        bd_proc *p = &c->procs.p[i];
-        if (p->remote && !p->alive && !c->stopping) { /* a remote slot waits for a muscle */
-            double wait = p->free_since > 0 ? now - p->free_since : 0;
-            if ((c->join_by > 0 && p->pid == 0 && now > c->join_by)
-                || (p->pid != 0 && wait > c->plan->ph->join_timeout))
-                bd_fail(c, "waited %.0f s for a remote muscle in slot %s (phase_config.join_timeout); start "
-                        "one with: bodhi muscle --connect %s --credential FILE", p->pid ? wait : c->plan->ph->join_timeout,
-                        p->name, c->o->listen ? c->o->listen : "HOST:PORT");
-            continue;
-        }
-        if (!p->alive || p->killed_for[0])
-            continue;
-        if (p->remote && ((p->last_beat == 0 && now - p->started > BD_JOIN_BEAT_S)
-                          || (!p->greeted && now - p->started > fmax(BD_JOIN_READY_S, timeout)))) {
-            /* it joined and did not take part: its slot goes to the next JOIN, not at
-             * once to the same peer again */
-            snprintf(p->killed_for, sizeof p->killed_for, "joined but %s within %.0f s",
-                     p->last_beat == 0 ? "did not beat" : "did not greet every brain",
-                     p->last_beat == 0 ? BD_JOIN_BEAT_S : fmax(BD_JOIN_READY_S, timeout));
-            int k = c->nsquat < (int)(sizeof c->squat / sizeof c->squat[0]) ? c->nsquat++ : (int)(p->index % 16);
-            snprintf(c->squat[k].addr, sizeof c->squat[k].addr, "%s", p->addr);
-            c->squat[k].pid = (int)p->pid;
-            c->squat[k].until = now + BD_SQUAT_S;
-            bd_remote_left(c, p, p->killed_for);
-            continue;
-        }
-        double since = p->last_beat > 0 ? now - p->last_beat : now - p->started;
-        double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
-        if (since <= limit)
-            continue;
-        snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s", since);
-        if (p->remote) /* not ours to kill: it is lost, its slot waits for another */
-            bd_remote_left(c, p, p->killed_for);
-        else {
-            strncat(p->killed_for, " (killed)", sizeof p->killed_for - strlen(p->killed_for) - 1);
-            kill(p->pid, SIGKILL);
-        }
-    }
-}
-
-/* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
- * while it did not run it read no heartbeats, so the time it lost is added to every
- * deadline (the slots' clocks, the remote join's, the stop grace) before any is judged. */
-static void bd_excuse_stall(bd_conductor *c, double *stop_at)
-{
-    const double now = bd_now(), gap = now - c->last_slice;
-    c->last_slice = now;
-    if (gap <= BD_STALL_S)
-        return;
-    bd_procs_excuse(&c->procs, gap);
-    if (c->join_by > 0)
-        c->join_by += gap;
-    if (*stop_at > 0)
-        *stop_at += gap;
-    c->stalled_s += gap;
-    cJSON *o = bd_ev("stalled");
-    cJSON_AddStringToObject(o, "phase", c->phase);
-    cJSON_AddNumberToObject(o, "seconds", gap);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    if (!c->o->quiet)
-        fprintf(stderr, "bodhi: the conductor did not run for %.1f s (stopped or suspended); every deadline "
-                        "moves by as much\n", gap);
-}
-
 /* ---- the control socket ---------------------------------------------------------------- */
-
-static double bd_num(const cJSON *o, const char *key, double def)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-static void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
-{
-    double now = bd_now();
-    if (c->o->quiet || !a->last_update || a->printed == a->last_update || (!force && now - a->last_print < 1.0))
-        return;
-    a->last_print = now;
-    a->printed = a->last_update;
-    const cJSON *u = a->last_update;
-    fprintf(stderr, "[%s] %-12s %6.1fs  steps %-10.0f ", c->phase, a->name, now - c->t0, bd_num(u, "steps", 0));
-    if (cJSON_GetObjectItemCaseSensitive(u, "steps_per_s")) /* over the last round and its update */
-        fprintf(stderr, "%9.0f steps/s", bd_num(u, "steps_per_s", 0));
-    else
-        fprintf(stderr, "%9s steps/s", "-");
-    fprintf(stderr, "  episodes %-7.0f", bd_num(u, "episodes", 0));
-    if (cJSON_GetObjectItemCaseSensitive(u, "mean_return"))
-        fprintf(stderr, "  mean_return %.1f", bd_num(u, "mean_return", 0));
-    fprintf(stderr, "\n");
-}
-
-/* The server of the request being handled (the control socket, or the --listen door). */
-static bd_server *bd_from(const bd_conductor *c)
-{
-    return c->from ? c->from : c->hub;
-}
-
-static void bd_answer_json(bd_conductor *c, bd_request *req, bd_msg_type type, const cJSON *o)
-{
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    bd_server_answer_bytes(bd_from(c), req, type, 0, text, text ? strlen(text) : 0);
-    free(text);
-}
-
-/* When every brain has reported the current round: the phase's word for all of them. */
-static void bd_barrier(bd_conductor *c)
-{
-    for (int i = 0; i < c->nagents; i++)
-        if (!c->agents[i].held)
-            return;
-    char why[256] = "", quota[256] = "";
-    cJSON *admit = NULL;
-    int all_quotas = 1; /* phase_config.episodes: every agent has counted its episodes */
-    for (int i = 0; i < c->nagents; i++) {
-        const cJSON *u = c->agents[i].last_update;
-        const cJSON *done = cJSON_GetObjectItemCaseSensitive(u, "done");
-        int is_quota = cJSON_IsString(done) && strncmp(done->valuestring, "episodes done", 13) == 0;
-        all_quotas &= is_quota;
-        if (is_quota && !quota[0])
-            snprintf(quota, sizeof quota, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
-        else if (cJSON_IsString(done) && !is_quota && !why[0]) /* any agent's condition ends the phase */
-            snprintf(why, sizeof why, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
-        /* muscles every brain has greeted: the intersection of the ready lists */
-        const cJSON *ready = cJSON_GetObjectItemCaseSensitive(u, "ready");
-        if (!admit) {
-            admit = ready ? cJSON_Duplicate(ready, 1) : cJSON_CreateArray();
-            continue;
-        }
-        for (cJSON *x = admit->child; x;) {
-            cJSON *next = x->next;
-            int in = 0;
-            const cJSON *y;
-            cJSON_ArrayForEach(y, ready)
-                in |= cJSON_IsNumber(y) && y->valueint == x->valueint;
-            if (!in)
-                cJSON_Delete(cJSON_DetachItemViaPointer(admit, x));
-            x = next;
-        }
-    }
-    if (!why[0] && all_quotas && c->nagents > 0)
-        snprintf(why, sizeof why, "%s", quota);
-    int stop = why[0] != 0;
-    cJSON *answer = cJSON_CreateObject();
-    cJSON_AddBoolToObject(answer, "stop", stop);
-    if (stop)
-        cJSON_AddStringToObject(answer, "why", why);
-    cJSON_AddItemToObject(answer, "admit", admit ? admit : cJSON_CreateArray());
-    bd_server *from = c->from;
-    c->from = c->hub; /* brains report on the control socket */
-    for (int i = 0; i < c->nagents; i++) {
-        bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, answer);
-        c->agents[i].held = NULL;
-    }
-    c->from = from;
-    if (cJSON_GetArraySize(admit) > 0) {
-        cJSON *o = bd_ev("admitted");
-        cJSON_AddStringToObject(o, "phase", c->phase);
-        cJSON_AddItemToObject(o, "muscles", cJSON_Duplicate(admit, 1));
-        bd_log(c, o);
-        cJSON_Delete(o);
-    }
-    cJSON_Delete(answer);
-    if (stop && !c->stopping) {
-        c->stopping = 1;
-        snprintf(c->ended, sizeof c->ended, "%s", why);
-    }
-}
-
-static cJSON *bd_status_json(bd_conductor *c, const char *status)
-{
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddStringToObject(s, "uid", c->rf->uid);
-    cJSON_AddStringToObject(s, "status", status);
-    cJSON_AddNumberToObject(s, "pid", getpid());
-    cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
-    if (c->phase)
-        cJSON_AddStringToObject(s, "phase", c->phase);
-    cJSON_AddItemToObject(s, "processes", bd_procs_json(&c->procs, bd_now()));
-    cJSON *ag = cJSON_AddArrayToObject(s, "agents");
-    for (int i = 0; i < c->nagents; i++)
-        if (c->agents[i].last_update)
-            cJSON_AddItemToArray(ag, cJSON_Duplicate(c->agents[i].last_update, 1));
-    return s;
-}
-
-/* The slot a message's sender names (wire.h: brains send as BD_SENDER_BRAIN + agent index,
- * muscles as their id). */
-static bd_proc *bd_sender(bd_conductor *c, uint32_t sender)
-{
-    if (sender >= BD_SENDER_JOINING)
-        return NULL;
-    return sender >= BD_SENDER_BRAIN ? bd_procs_brain(&c->procs, (int)(sender - BD_SENDER_BRAIN))
-                                     : bd_procs_muscle(&c->procs, (int)sender);
-}
-
-/* 1 when the message comes from the process now in slot p: a remote muscle's pid must be
- * the one that joined (an older one, lost, may still speak). */
-static int bd_current(const bd_proc *p, const cJSON *o)
-{
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
-    return p && p->alive && (!p->remote || (cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == p->pid));
-}
-
-/* 1 when the message came on the connection of the process now in slot p. A sender id is
- * whatever a message says; the connection is not: a local child is the process the kernel
- * names at the other end of its ipc connection (the pid it was started with; a connection
- * it makes again is its own too), a remote muscle the connection its first message after
- * its JOIN came on. A new process in the slot binds anew. */
-static int bd_owner(bd_proc *p, const bd_request *req, const cJSON *o)
-{
-    if (!p || !p->alive)
-        return 0;
-    const uint32_t id = (uint32_t)nng_pipe_id(req->pipe);
-    if (p->pipe == id)
-        return 1;
-    const int peer = bd_pipe_peer_pid(req->pipe);
-    if (!p->remote ? peer <= 0 || peer != (int)p->pid : p->pipe || peer > 0 || !bd_current(p, o))
-        return 0;
-    p->pipe = id;
-    return 1;
-}
-
-/* Drops a well-formed message the conductor does not take (why), counting it: one from a
- * connection that does not own its sender id, or that came on the wrong socket. */
-static void bd_refuse(bd_conductor *c, bd_request *req, const char *why)
-{
-    c->refused++;
-    snprintf(c->refused_why, sizeof c->refused_why, "%s (sender %u, type %u)", why, req->h.sender, req->h.type);
-    bd_server_drop(bd_from(c), req);
-}
-
-static void bd_handle_event(bd_conductor *c, bd_request *req)
-{
-    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "event");
-    if (!cJSON_IsObject(o) || !cJSON_IsString(kind)) {
-        cJSON_Delete(o);
-        bd_server_drop(bd_from(c), req);
-        return;
-    }
-    bd_proc *p = bd_sender(c, req->h.sender);
-    if (!bd_owner(p, req, o)) {
-        char what[128];
-        snprintf(what, sizeof what, "a '%.64s' event from a connection that is not its sender's", kind->valuestring);
-        cJSON_Delete(o);
-        bd_refuse(c, req, what);
-        return;
-    }
-    /* a brain speaks for its own agent alone */
-    bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
-    if (cJSON_IsString(err))
-        snprintf(p->error, sizeof p->error, "%s", err->valuestring);
-    cJSON_AddNumberToObject(o, "sender", req->h.sender);
-    if (strcmp(kind->valuestring, "startup") == 0)
-        bd_startup_since(c, o);
-    bd_log(c, o);
-    if (strcmp(kind->valuestring, "ready") == 0 && a) {
-        a->ready = 1;
-        a->port = (int)bd_num(o, "port", 0);
-    }
-    if (p->remote && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
-        bd_remote_left(c, p, cJSON_IsString(err) ? err->valuestring : "its phase is over");
-    if (p->remote && strcmp(kind->valuestring, "ready") == 0)
-        p->greeted = 1;
-    if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {
-        cJSON_Delete(a->last_update);
-        a->last_update = o;
-        a->held = req; /* answered by bd_barrier */
-        bd_progress(c, a, 0);
-        bd_barrier(c);
-        return;
-    }
-    if (strcmp(kind->valuestring, "result") == 0 && a) {
-        cJSON_Delete(a->result);
-        a->result = o;
-        bd_progress(c, a, 1);
-        o = NULL;
-    }
-    bd_server_answer_bytes(bd_from(c), req, BD_MSG_EVENT, 0, NULL, 0);
-    cJSON_Delete(o);
-}
-
-/* A heartbeat: the slot lives. A brain hears of remote muscles lost since its last beat; a
- * remote muscle that is no longer its slot's hears that it should go. */
-static void bd_handle_beat(bd_conductor *c, bd_request *req)
-{
-    bd_proc *p = bd_sender(c, req->h.sender);
-    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
-    cJSON *answer = NULL;
-    if (!bd_owner(p, req, o)) {
-        if (!p || !p->remote) { /* a beat that would hide a hung process: dropped */
-            cJSON_Delete(o);
-            bd_refuse(c, req, "a heartbeat from a connection that is not its sender's");
-            return;
-        }
-        /* a remote muscle that is no longer its slot's (it was lost) hears that it should go */
-        c->refused++;
-        snprintf(c->refused_why, sizeof c->refused_why, "a heartbeat from a connection that is not sender %u's",
-                 req->h.sender);
-        answer = cJSON_CreateObject();
-        cJSON_AddBoolToObject(answer, "exit", 1);
-    } else {
-        p->last_beat = bd_now();
-        p->round = (long long)bd_num(o, "round", (double)p->round);
-        bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
-        if (a && a->news_seen < c->nlost) {
-            answer = cJSON_CreateObject();
-            cJSON *lost = cJSON_AddArrayToObject(answer, "lost");
-            for (; a->news_seen < c->nlost; a->news_seen++)
-                cJSON_AddItemToArray(lost, cJSON_CreateIntArray(c->lost[a->news_seen], 2));
-        }
-    }
-    cJSON_Delete(o);
-    bd_answer_json(c, req, BD_MSG_BEAT, answer);
-    cJSON_Delete(answer);
-}
-
-/* A remote muscle asks for a slot: a free one of this phase once every brain listens (the
- * answer carries what the muscle needs), "wait" until then, "done" after the run. */
-static void bd_handle_join(bd_conductor *c, bd_request *req)
-{
-    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
-    cJSON *answer = cJSON_CreateObject();
-    int ready = c->plan && !c->stopping && !c->failed && !bd_signal_seen && c->plan->remote > 0;
-    for (int i = 0; ready && i < c->nagents; i++)
-        ready = c->agents[i].ready && c->agents[i].port > 0;
-    /* the address its connection shows, and whether that peer lately left a slot unused */
-    char addr[64] = "?";
-    nng_sockaddr sa;
-    if (nng_pipe_get_addr(req->pipe, NNG_OPT_REMADDR, &sa) == 0) {
-        if (sa.s_family == NNG_AF_INET)
-            inet_ntop(AF_INET, &sa.s_in.sa_addr, addr, sizeof addr);
-        else if (sa.s_family == NNG_AF_INET6)
-            inet_ntop(AF_INET6, sa.s_in6.sa_addr, addr, sizeof addr);
-    }
-    int pid = (int)bd_num(o, "pid", 0);
-    for (int i = 0; ready && i < c->nsquat; i++)
-        if (bd_now() < c->squat[i].until && c->squat[i].pid == pid && strcmp(c->squat[i].addr, addr) == 0)
-            ready = 0; /* not at once to the same peer: another may take the slot first */
-    bd_proc *slot = NULL;
-    for (int i = 0; ready && !slot && i < c->procs.n; i++)
-        if (c->procs.p[i].remote && !c->procs.p[i].alive)
-            slot = &c->procs.p[i];
-    if (c->run_over) {
-        cJSON_AddBoolToObject(answer, "done", 1);
-    } else if (!slot || !cJSON_IsObject(o)) {
-        cJSON_AddBoolToObject(answer, "wait", 1);
-    } else {
-        const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
-        slot->restarts += slot->pid != 0; /* a muscle held the slot before */
-        slot->pid = (pid_t)bd_num(o, "pid", 0);
-        slot->pipe = 0; /* bound by its first event or heartbeat */
-        slot->alive = 1;
-        slot->started = bd_now();
-        slot->last_beat = 0;
-        slot->error[0] = slot->killed_for[0] = '\0';
-        slot->greeted = 0;
-        snprintf(slot->host, sizeof slot->host, "%s", cJSON_IsString(host) ? host->valuestring : "?");
-        snprintf(slot->addr, sizeof slot->addr, "%s", addr);
-        cJSON_AddStringToObject(answer, "run_file", c->run_yml);
-        cJSON_AddStringToObject(answer, "phase", c->phase);
-        cJSON_AddNumberToObject(answer, "id", slot->index);
-        cJSON_AddNumberToObject(answer, "restart", slot->restarts);
-        cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
-        for (int i = 0; i < c->nagents; i++)
-            cJSON_AddItemToArray(ports, cJSON_CreateNumber(c->agents[i].port));
-        cJSON *j = bd_proc_ev(c, "joined", slot);
-        cJSON_AddNumberToObject(j, "pid", slot->pid);
-        cJSON_AddStringToObject(j, "host", slot->host);
-        cJSON_AddStringToObject(j, "addr", slot->addr);
-        bd_log(c, j);
-        cJSON_Delete(j);
-        if (!c->o->quiet)
-            fprintf(stderr, "bodhi: remote muscle %s joined from %s (pid %d)\n", slot->name, slot->host,
-                    (int)slot->pid);
-    }
-    cJSON_Delete(o);
-    bd_answer_json(c, req, BD_MSG_JOIN, answer);
-    cJSON_Delete(answer);
-}
-
-/* The --listen door takes what a remote muscle sends, from peers that proved themselves
- * with the run's credential (TLS): JOIN, its events and heartbeats as a remote slot, and
- * STATUS. The control socket takes nothing of a remote slot's. 1 when req may go on. */
-static int bd_door_checks(bd_conductor *c, bd_request *req)
-{
-    const int door = c->from == c->door && c->door;
-    if (req->text) {
-        if (door)
-            bd_refuse(c, req, "plain text through the TLS door");
-        return !door;
-    }
-    bd_proc *p = bd_sender(c, req->h.sender);
-    int remote_slot = p && p->role == BD_ROLE_MUSCLE && p->remote;
-    switch (req->h.type) {
-    case BD_MSG_JOIN:
-        if (!door)
-            bd_refuse(c, req, "a JOIN on the control socket (remote muscles join through --listen)");
-        return door;
-    case BD_MSG_EVENT:
-    case BD_MSG_BEAT:
-        if (door != remote_slot)
-            bd_refuse(c, req, door ? "a message through the TLS door from a sender that is no remote slot"
-                                   : "a remote slot's message on the control socket");
-        return door == remote_slot;
-    case BD_MSG_STATUS:
-        return 1;
-    default:
-        return 1; /* bd_handle drops it */
-    }
-}
-
-static void bd_handle(bd_conductor *c, bd_request *req)
-{
-    if (!bd_door_checks(c, req))
-        return;
-    if (req->text) { /* nngcat --req --dial ... --data status */
-        cJSON *s = bd_status_json(c, "running");
-        char *text = cJSON_PrintUnformatted(s);
-        nng_msg *m;
-        if (text && nng_msg_alloc(&m, 0) == 0) {
-            nng_msg_append(m, text, strlen(text));
-            if (bd_server_answer(bd_from(c), req, m) != BD_OK)
-                nng_msg_free(m);
-        } else {
-            bd_server_drop(bd_from(c), req);
-        }
-        free(text);
-        cJSON_Delete(s);
-        return;
-    }
-    switch (req->h.type) {
-    case BD_MSG_EVENT:
-        bd_handle_event(c, req);
-        break;
-    case BD_MSG_BEAT:
-        bd_handle_beat(c, req);
-        break;
-    case BD_MSG_JOIN:
-        bd_handle_join(c, req);
-        break;
-    case BD_MSG_STATUS: {
-        cJSON *s = bd_status_json(c, "running");
-        bd_answer_json(c, req, BD_MSG_STATUS, s);
-        cJSON_Delete(s);
-        break;
-    }
-    default:
-        bd_server_drop(bd_from(c), req);
-    }
-}
-
-/* NNG 1.5.2 stopped the control socket's ipc listener (conductor/ipcguard.h): the dead
- * listener's socket file goes, a new listener takes its path. */
-static void bd_guard_control(bd_conductor *c)
-{
-    if (!bd_ipc_guard_check(c->guard, bd_now()))
-        return;
-    const char *path = bd_ipc_guard_path(c->guard);
-    char *url = bd_url_control(c->sockdir);
-    int rc = path && url && (unlink(path) == 0 || errno == ENOENT) ? bd_server_listen(c->hub, url, NULL)
-                                                                   : bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
-    free(url);
-    cJSON *o = bd_ev("relistened");
-    cJSON_AddStringToObject(o, "socket", path ? path : "?");
-    cJSON_AddStringToObject(o, "reason", "the ipc listener stopped accepting (a connection closed during NNG's "
-                                         "handshake: nanomsg/nng#1518)");
-    if (rc != BD_OK)
-        cJSON_AddStringToObject(o, "error", bd_lasterr());
-    bd_log(c, o);
-    cJSON_Delete(o);
-}
-
-/* Everything the control socket and the --listen door hold, waiting up to ms for the
- * control socket's first. */
-static void bd_serve(bd_conductor *c, int ms)
-{
-    bd_guard_control(c);
-    bd_request *req;
-    c->from = c->hub;
-    if (bd_server_next(c->hub, ms, &req) == BD_OK)
-        bd_handle(c, req);
-    while (bd_server_next(c->hub, 0, &req) == BD_OK)
-        bd_handle(c, req);
-    c->from = c->door;
-    while (c->door && bd_server_next(c->door, 0, &req) == BD_OK)
-        bd_handle(c, req);
-    c->from = NULL;
-}
-
-/* An agent's counts for summary.json: its brain's result event; without one (the brain was
- * killed, or the phase was interrupted before it could say), what was recorded: the
- * last round it reported, or the trace it left (repaired when the brain died) when that
- * holds as much or more. "counted_from" says which. */
-static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
-{
-    const cJSON *r = a->result ? a->result : a->last_update;
-    double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
-           best = bd_num(r, "max_return", 0), rate = bd_num(r, "steps_per_s", 0);
-    const char *from = a->result ? "result" : a->last_update ? "last update" : "nothing recorded";
-    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, a->name);
-    bd_trace_info ti;
-    memset(&ti, 0, sizeof ti);
-    int64_t dims[3] = {0, 0, 0}, ne = 0;
-    int rank = 0;
-    bd_episode *eps = NULL;
-    if (path && bd_exists(path) && bd_trace_read_info(path, c->phase, a->name, &ti) == BD_OK
-        && bd_trace_dataset_shape(path, c->phase, a->name, "rewards", dims, &rank, NULL) == BD_OK
-        && ti.recorded_worlds > 0 && bd_trace_read_episodes(path, c->phase, a->name, &eps, &ne) == BD_OK) {
-        /* rows are every `every` env steps of the first recorded_worlds worlds' columns */
-        double traced = (double)ti.rows * ti.every * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
-        if (traced >= steps && (double)ne >= episodes) { /* it holds max_return too */
-            steps = fmax(steps, traced);
-            episodes = fmax(episodes, (double)ne);
-            double sum = 0;
-            best = ne ? -INFINITY : 0;
-            for (int64_t k = 0; k < ne; k++) {
-                best = fmax(best, eps[k].ret);
-                sum += k >= ne - 100 ? eps[k].ret : 0;
-            }
-            mean = ne ? sum / (double)(ne < 100 ? ne : 100) : 0;
-            from = "trace";
-        }
-    }
-    free(eps);
-    bd_trace_info_free(&ti);
-    free(path);
-    cJSON_AddNumberToObject(j, "episodes", episodes);
-    cJSON_AddNumberToObject(j, "mean_return", mean);
-    cJSON_AddNumberToObject(j, "max_return", best);
-    cJSON_AddNumberToObject(j, "steps", steps);
-    cJSON_AddNumberToObject(j, "steps_per_s", rate);
-    cJSON_AddStringToObject(j, "counted_from", from);
-    if (bd_num(r, "refused_messages", 0) > 0) /* a brain's round refused them (wire/round.h) */
-        cJSON_AddNumberToObject(j, "refused_messages", bd_num(r, "refused_messages", 0));
-    if (bd_num(r, "refused_rollouts", 0) > 0) /* data not fit to learn from */
-        cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
-}
 
 /* ---- phases --------------------------------------------------------------------------- */
 
-static int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
+/* Phase i's plan into *p and the conductor's state for it: its agents (each linked into
+ * run.h5) and its process slots. BD_OK, or the run failed (with nothing left to free). */
+static int bd_phase_open(bd_conductor *c, int i, bd_phase_plan *p)
 {
-    /* OpenBLAS starts its own thread pool when libtorch loads: on top of the brain's
-     * intra-op threads and the muscles it oversubscribes the cores, and its threads miss
-     * the shim's flush-to-zero mode. One BLAS thread per process (unless the user says
-     * otherwise) made PPO CartPole 1.66x faster to 475 on 2 cores (bench/train.py, 5 seeds:
-     * mean 5.66 s -> 3.41 s).
-     * libtorch's OpenMP workers spin after every parallel region by default; when anything
-     * else wants the core (the brain's HDF5 writer, the user's other programs) the spinning
-     * starves it. Passive waiting costs nothing measurable on a quiet machine (1M-sample
-     * updates in 65536-sample minibatches, 2 threads: 7.1-7.7 s either way) and, beside
-     * one busy process on 2 cores, halved them (16.5-17.1 s -> 8.8 s). */
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    int rc = BD_OK;
-    for (int i = 0; i < c->procs.n && rc == BD_OK; i++)
-        if (c->procs.p[i].role == BD_ROLE_BRAIN || !c->procs.p[i].remote)
-            rc = bd_start(c, &c->procs.p[i]);
-    (void)p;
-    return rc;
-}
-
-/* Runs phase i to its end. Returns 0 done, 1 failed, or 128 + the signal seen (SIGHUP is
- * 1: a bare signal number would read as failed). */
-static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
-{
-    bd_phase_plan p;
-    int rc = bd_phase_plan_make(c->rf, i, bd_registry_builtin(), c->o->device, &p);
+    int rc = bd_phase_plan_make(c->rf, i, bd_registry_builtin(), c->o->device, p);
     if (rc != BD_OK) {
         bd_fail(c, "%s", bd_lasterr());
-        return 1;
+        return rc;
     }
-    c->plan = &p;
-    c->phase = p.ph->name;
+    c->plan = p;
+    c->phase = p->ph->name;
     c->stopping = 0;
     c->ended[0] = '\0';
-    c->nagents = p.nagents;
-    c->agents = calloc((size_t)p.nagents, sizeof *c->agents);
-    const char **names = calloc((size_t)p.nagents + 1, sizeof *names);
+    c->ended_code = BD_STOP_NONE;
+    c->nagents = p->nagents;
+    c->agents = calloc((size_t)p->nagents, sizeof *c->agents);
+    const char **names = calloc((size_t)p->nagents + 1, sizeof *names);
     char *h5 = bd_strfmt("%s/run.h5", c->dir);
-    for (int a = 0; a < p.nagents && c->agents && names; a++) {
-        snprintf(c->agents[a].name, sizeof c->agents[a].name, "%s", p.agents[a].cfg->name);
-        names[a] = p.agents[a].cfg->name;
-        char *target = bd_strfmt("memory/%s.%s.h5", p.ph->name, p.agents[a].cfg->name);
-        if (!target || bd_trace_master_link(h5, p.ph->name, p.agents[a].cfg->name, target) != BD_OK)
+    for (int a = 0; a < p->nagents && c->agents && names; a++) {
+        snprintf(c->agents[a].name, sizeof c->agents[a].name, "%s", p->agents[a].cfg->name);
+        names[a] = p->agents[a].cfg->name;
+        char *target = bd_strfmt("memory/%s.%s.h5", p->ph->name, p->agents[a].cfg->name);
+        if (!target || bd_trace_master_link(h5, p->ph->name, p->agents[a].cfg->name, target) != BD_OK)
             fprintf(stderr, "bodhi: run.h5 link: %s\n", bd_lasterr());
         free(target);
     }
     free(h5);
-    if (!c->agents || !names || bd_procs_init(&c->procs, p.nagents, names, p.muscles, p.worker) != BD_OK) {
+    if (!c->agents || !names || bd_procs_init(&c->procs, p->nagents, names, p->muscles, p->worker) != BD_OK) {
         free(names);
         free(c->agents);
         c->agents = NULL;
-        bd_phase_plan_fini(&p);
+        bd_phase_plan_fini(p);
         bd_fail(c, "out of memory");
-        return 1;
+        return BD_ENOMEM;
     }
     free(names);
-    cJSON *o = bd_ev("phase");
-    cJSON_AddStringToObject(o, "phase", p.ph->name);
-    cJSON_AddStringToObject(o, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
-    cJSON_AddStringToObject(o, "device", p.device == BD_DEVICE_CUDA ? "cuda" : "cpu");
-    long long worlds = 0;
-    cJSON *envs = cJSON_AddArrayToObject(o, "environments");
-    for (int k = 0; k < p.nenvs; k++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "uid", p.envs[k].uid);
-        cJSON_AddStringToObject(e, "name", p.envs[k].desc->name);
-        cJSON_AddNumberToObject(e, "worlds", (double)p.envs[k].worlds);
-        cJSON_AddNumberToObject(e, "agents_per_world", p.envs[k].shape.members);
-        cJSON_AddItemToArray(envs, e);
-        worlds += p.envs[k].worlds;
+    return BD_OK;
+}
+
+/* Frees what bd_phase_open made. */
+static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
+{
+    for (int a = 0; a < c->nagents; a++) {
+        cJSON_Delete(c->agents[a].last_update);
+        cJSON_Delete(c->agents[a].result);
     }
-    cJSON_AddNumberToObject(o, "worlds", (double)worlds);
-    cJSON_AddNumberToObject(o, "worker", p.worker);
-    cJSON_AddNumberToObject(o, "remote_worker", p.remote);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    if (!c->o->quiet) {
-        char *et = bd_phase_envs_text(&p);
-        fprintf(stderr, "bodhi: phase %s (%s): %s on %s, %d muscle(s), %d agent(s)\n",
-                p.ph->name, p.ph->mode == BD_MODE_TRAIN ? "train" : "test", et ? et : "?",
-                p.device == BD_DEVICE_CUDA ? "cuda" : "cpu", p.muscles, p.nagents);
-        free(et);
-    }
-    double t0 = bd_now();
-    c->nlost = 0;
-    c->join_by = p.remote > 0 ? t0 + p.ph->join_timeout : 0;
-    if (p.remote > 0 && !c->o->quiet)
-        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s "
-                        "--credential %s\n", p.ph->join_timeout, p.remote, c->o->listen,
-                c->o->credential ? c->o->credential : "RUN_DIR/remote.key");
+    free(c->agents);
+    c->agents = NULL;
+    c->nagents = 0;
+    bd_procs_fini(&c->procs);
+    bd_phase_plan_fini(p);
+    c->plan = NULL;
+    c->phase = NULL;
+}
+
+/* Runs phase i to its end, its entry of summary.json's phases into phase_out. Returns 0
+ * done, 1 failed, or 128 + the signal seen (SIGHUP is 1: a bare signal number would read
+ * as failed). */
+static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
+{
+    bd_phase_plan p;
+    if (bd_phase_open(c, i, &p) != BD_OK)
+        return 1;
+    bd_journal_phase(c);
+    const double t0 = bd_now();
+    bd_join_phase_open(c, t0);
     if (bd_start_phase(c, &p) != BD_OK)
         bd_fail(c, "%s", bd_lasterr());
     if (c->startup) { /* the first phase's children are on their way */
@@ -1045,208 +209,123 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
         cJSON_Delete(c->startup);
         c->startup = NULL;
     }
-    double stop_at = 0;
-    int sig = 0;
-    c->last_slice = bd_now();
-    while (bd_procs_alive(&c->procs) > 0) {
-        bd_serve(c, 50);
-        bd_reap(c);
-        if (!sig && bd_signal_seen)
-            sig = bd_signal_seen;
-        bd_excuse_stall(c, &stop_at);
-        if (!sig && !c->failed)
-            bd_deadlines(c);
-        if ((sig || c->failed) && stop_at == 0) {
-            bd_procs_signal(&c->procs, SIGTERM);
-            stop_at = bd_now() + BD_STOP_GRACE_S;
-        }
-        /* past the grace, or a second Ctrl-C: at once */
-        if (stop_at > 0 && (bd_now() > stop_at || bd_signals > 1)) {
-            bd_procs_signal(&c->procs, SIGKILL);
-            stop_at = bd_now() + 3600;
-        }
-    }
+    const int sig = bd_supervise(c);
     /* A brain's last events arrive before it exits, but take whatever is left. */
     bd_serve(c, 0);
-    double wall = bd_now() - t0;
-    int started = 0; /* some brain reported a round: the phase was past its start-up */
-    for (int a = 0; a < c->nagents; a++)
-        started |= c->agents[a].last_update != NULL || bd_num(c->agents[a].result, "steps", 0) > 0;
-    if (!sig && !c->failed && strncmp(c->ended, "diverged", 8) == 0) { /* the run fails, as it says */
-        bd_fail(c, "%s", c->ended);
-        c->diverged = 1;
-    }
-    const char *ended = sig ? (started ? "interrupted" : "interrupted during start-up")
-                            : c->diverged ? c->ended : c->failed ? "failed" : c->ended[0] ? c->ended : "done";
-    cJSON_AddStringToObject(phase_out, "name", p.ph->name);
-    cJSON_AddStringToObject(phase_out, "mode", p.ph->mode == BD_MODE_TRAIN ? "train" : "test");
-    cJSON_AddStringToObject(phase_out, "ended", ended);
-    /* the reason alone, for programs: objective_reached, episodes_done, step_cap,
-     * interrupted or failed */
-    char reason[32];
-    size_t rl = sig ? strlen("interrupted") : strcspn(ended, ":(");
-    snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), ended);
-    for (char *q = reason; *q; q++)
-        *q = *q == ' ' ? '_' : *q;
-    while (rl && reason[0] && reason[strlen(reason) - 1] == '_')
-        reason[strlen(reason) - 1] = '\0';
-    cJSON_AddStringToObject(phase_out, "reason", reason);
-    cJSON_AddNumberToObject(phase_out, "wall_s", wall);
-    int restarts = 0;
-    for (int k = 0; k < c->procs.n; k++)
-        restarts += c->procs.p[k].restarts;
-    cJSON_AddNumberToObject(phase_out, "restarts", restarts);
-    cJSON *agents = cJSON_AddArrayToObject(phase_out, "agents");
-    for (int a = 0; a < c->nagents; a++) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "name", c->agents[a].name);
-        bd_agent_counts(c, &c->agents[a], j);
-        cJSON_AddItemToArray(agents, j);
-        const cJSON *r = j;
-        if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
-            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f), "
-                            "max %.1f, %.0f steps in %.1f s\n",
-                    p.ph->name, c->agents[a].name, bd_num(r, "episodes", 0), bd_num(r, "mean_return", 0),
-                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
-        cJSON_Delete(c->agents[a].last_update);
-        cJSON_Delete(c->agents[a].result);
-    }
-    if (!c->o->quiet && (!c->failed || c->diverged) && (!sig || !started))
-        fprintf(stderr, "bodhi: phase %s ended: %s\n", p.ph->name, ended);
-    o = bd_ev("phase_end");
-    cJSON_AddStringToObject(o, "phase", p.ph->name);
-    cJSON_AddStringToObject(o, "ended", ended);
-    bd_log(c, o);
-    cJSON_Delete(o);
-    free(c->agents);
-    c->agents = NULL;
-    c->nagents = 0;
-    bd_procs_fini(&c->procs);
-    bd_phase_plan_fini(&p);
-    c->plan = NULL;
-    c->phase = NULL;
+    bd_journal_phase_end(c, sig, bd_now() - t0, phase_out);
+    bd_phase_close(c, &p);
     if (sig)
         return 128 + sig;
     return c->failed ? 1 : 0;
 }
 
-static int bd_write_summary(bd_conductor *c, const char *status)
+/* Everything before the first phase: the run file checked, the credential (--listen), the
+ * run directory claimed (*rd), run.yml, run.h5 and the socket folder written. 0, or the
+ * exit code to return with (2 bad input, 1 failed) with everything undone and the
+ * directory released. */
+static int bd_run_open(bd_conductor *c, bd_rundir *rd)
 {
-    cJSON *s = cJSON_CreateObject();
-    char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->rf->seed);
-    cJSON_AddStringToObject(s, "uid", c->rf->uid);
-    cJSON_AddItemToObject(s, "seed", cJSON_CreateRaw(seed)); /* exact: a double holds 53 bits */
-    cJSON_AddStringToObject(s, "status", status);
-    cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
-    if (c->fail_msg[0])
-        cJSON_AddStringToObject(s, "error", c->fail_msg);
-    if (c->stalled_s > 0) /* the conductor was stopped or suspended that long */
-        cJSON_AddNumberToObject(s, "stalled_s", c->stalled_s);
-    if (c->refused)
-        cJSON_AddNumberToObject(s, "refused_messages", (double)c->refused);
-    cJSON_AddItemToObject(s, "phases", cJSON_Duplicate(c->phases, 1));
-    char *text = cJSON_Print(s);
-    cJSON_Delete(s);
-    char *path = bd_strfmt("%s/summary.json", c->dir);
-    int rc = text && path ? bd_write_file(path, text, strlen(text)) : BD_ENOMEM;
-    if (rc != BD_OK)
-        fprintf(stderr, "bodhi: summary.json: %s\n", bd_lasterr());
-    free(text);
-    free(path);
-    return rc;
-}
-
-/* The control socket, with room to hold every child's messages at once. */
-static int bd_open_hub(bd_conductor *c)
-{
-    int most = 0;
-    for (int i = 0; i < c->rf->nphases; i++) {
-        const bd_phase_cfg *ph = &c->rf->phases[i];
-        int n = ph->nagents + ph->worker + ph->remote_worker;
-        most = n > most ? n : most;
+    const bd_run_opts *o = c->o;
+    bd_runfile *user = NULL;
+    bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
+                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
+                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
+    if (bd_validate(&co, &user, 0) != BD_OK) {
+        cJSON_Delete(c->startup);
+        return 2;
     }
-    int rc = bd_server_open(3 * most + 16, &c->hub);
-    if (rc != BD_OK)
-        return rc;
-    bd_server_accept_text(c->hub, 1);
-    /* the longest message a child sends: an event (a round's report names the muscles
-     * waiting for admission; an error names what failed); NNG refuses longer ones unread */
-    if ((rc = bd_server_set_recvmax(c->hub, 65536 + 64 * (size_t)most)) != BD_OK)
-        return rc;
-    char *url = bd_url_control(c->sockdir);
-    rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
-        rc = bd_ipc_guard_create(url, 2.0, 5.0, &c->guard);
-    free(url);
-    if (rc != BD_OK || !c->o->listen)
-        return rc;
-    /* the remote muscles' door: a server of its own, mutual TLS with the run's credential,
-     * and the brains' server certificate in the socket folder (0700) for their TLS doors */
-    int remote = 0;
-    for (int i = 0; i < c->rf->nphases; i++)
-        remote = c->rf->phases[i].remote_worker > remote ? c->rf->phases[i].remote_worker : remote;
-    char *cred = bd_strfmt("%s/server.pem", c->sockdir);
-    rc = cred ? bd_tls_issue(c->tls, BD_TLS_SERVER) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK)
-        rc = bd_tls_write(c->tls, cred, BD_TLS_CA | BD_TLS_SERVER);
-    free(cred);
-    if (rc == BD_OK)
-        rc = bd_server_open(3 * remote + 8, &c->door);
-    /* a remote muscle sends JOINs, heartbeats and events: none near this long */
-    if (rc == BD_OK)
-        rc = bd_server_set_recvmax(c->door, 65536);
-    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote)};
-    if (rc == BD_OK)
-        rc = bd_server_listen_with(c->door, c->o->listen, &lo);
-    /* brains listen on the same host, on ports the system picks */
-    const char *colon = strrchr(c->o->listen, ':');
-    if (rc == BD_OK && !(c->brain_tcp = bd_strfmt("%.*s:0", (int)(colon - c->o->listen), c->o->listen)))
-        rc = bd_seterr(BD_ENOMEM, "out of memory");
-    return rc;
-}
-
-/* The remote muscles' credential (wire/tls.h), before the run directory is touched: the
- * --credential file when it exists (it must hold its CA's key, to sign this run's server
- * certificate), else a new CA with a client certificate, written to the --credential file
- * now or to RUN_DIR/remote.key once the directory is the run's (bd_credential_write).
- * Returns BD_OK or an error to exit 2 with. */
-static int bd_credential_prepare(bd_conductor *c)
-{
-    if (c->o->credential) {
-        int rc = bd_tls_load(c->o->credential, &c->tls);
-        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CA_KEY))
-            rc = bd_seterr(BD_EINVAL, "--credential %s holds no CA key (it is a muscle's copy, like RUN_DIR/remote.key): "
-                                      "name a file an earlier bodhi run --credential made, or a new path",
-                           c->o->credential);
-        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CLIENT))
-            rc = bd_seterr(BD_EINVAL, "--credential %s holds no client certificate", c->o->credential);
-        if (rc != BD_ENOTFOUND)
-            return rc;
+    bd_startup_mark(c->startup, "plan");
+    if (o->listen && bd_credential_prepare(c) != BD_OK) {
+        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        cJSON_Delete(c->startup);
         bd_tls_destroy(c->tls);
-        c->tls = NULL;
+        bd_runfile_destroy(user);
+        return 2;
     }
-    int rc = bd_tls_create(&c->tls);
+    c->dir = bd_config_run_dir(&co, user);
+    int rc = bd_rundir_claim(c->dir, rd);
+    if (rc == BD_EINVAL) {
+        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
+        cJSON_Delete(c->startup);
+        bd_rundir_release(rd);
+        bd_runfile_destroy(user);
+        bd_tls_destroy(c->tls);
+        free(c->dir);
+        return 2;
+    }
+    if (rc == BD_OK && rd->moved_to) {
+        char *aside = bd_rundir_aside_text(c->dir, rd->moved_to);
+        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c->dir, aside ? aside : rd->moved_to);
+        free(aside);
+    }
+    char *yml = bd_strfmt("%s/run.yml", c->dir);
     if (rc == BD_OK)
-        rc = bd_tls_issue(c->tls, BD_TLS_CLIENT);
-    if (rc == BD_OK && c->o->credential)
-        rc = bd_tls_write(c->tls, c->o->credential, BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT);
-    return rc;
+        rc = bd_runfile_write_effective(user, yml);
+    /* From here on every process reads the same effective run file: the children check
+     * it against this text's SHA-256, given on their command line. */
+    if (rc == BD_OK)
+        rc = yml ? bd_read_file(yml, &c->run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK) {
+        bd_sha256_hex(c->run_yml, strlen(c->run_yml), c->run_digest);
+        rc = bd_runfile_parse(c->run_yml, yml, &c->rf);
+    }
+    free(yml);
+    char *h5 = bd_strfmt("%s/run.h5", c->dir);
+    if (rc == BD_OK)
+        rc = bd_trace_master_create(h5, user->text, c->rf->seed);
+    free(h5);
+    bd_startup_mark(c->startup, "trace"); /* run.yml and run.h5 written */
+    if (rc == BD_OK)
+        rc = bd_sockdir_create(c->dir, &c->sockdir);
+    if (rc == BD_OK)
+        rc = bd_credential_write(c);
+    bd_runfile_destroy(user);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
+        cJSON_Delete(c->startup);
+        bd_runfile_destroy(c->rf);
+        free(c->run_yml);
+        bd_tls_destroy(c->tls);
+        bd_rundir_release(rd);
+        free(c->dir);
+        return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
+    }
+    return 0;
 }
 
-/* RUN_DIR/remote.key (mode 0600): what a remote muscle needs, the CA's certificate and the
- * client certificate with its key; not the CA's key. Made when no --credential is given. */
-static int bd_credential_write(bd_conductor *c)
+/* SIGINT, SIGTERM and SIGHUP stop the run (bd_signal_seen); SIGPIPE is ignored. */
+static void bd_catch_signals(void)
 {
-    if (!c->tls || c->o->credential)
-        return BD_OK;
-    char *path = bd_strfmt("%s/remote.key", c->dir);
-    int rc = path ? bd_tls_write(c->tls, path, BD_TLS_CA | BD_TLS_CLIENT) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK && !c->o->quiet)
-        fprintf(stderr, "bodhi: remote muscles need %s (copy it to their machine, keep it private): "
-                        "bodhi muscle --connect %s --credential remote.key\n", path, c->o->listen);
-    free(path);
-    return rc;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = bd_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the
+     * terminal may be gone, so a failed write to it is an error, not a signal */
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Frees what bd_run_open and the run made, and releases the run directory. */
+static void bd_run_close(bd_conductor *c, bd_rundir *rd)
+{
+    bd_ipc_guard_destroy(c->guard);
+    bd_server_close(c->hub);
+    bd_server_close(c->door);
+    bd_tls_destroy(c->tls);
+    bd_sockdir_remove(c->dir, c->sockdir);
+    free(c->sockdir);
+    free(c->run_yml);
+    free(c->brain_tcp);
+    if (c->log)
+        fclose(c->log);
+    cJSON_Delete(c->phases);
+    cJSON_Delete(c->startup);
+    bd_runfile_destroy(c->rf);
+    bd_rundir_release(rd);
+    free(c->dir);
 }
 
 int bd_conductor_run(const bd_run_opts *o)
@@ -1259,86 +338,15 @@ int bd_conductor_run(const bd_run_opts *o)
     const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c.startup, "exec");
     c.exec_t = cJSON_IsNumber(ex) ? ex->valuedouble : bd_main_t;
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
-    bd_runfile *user = NULL;
-    bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
-                        .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
-                        .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
-    if (bd_validate(&co, &user, 0) != BD_OK) {
-        cJSON_Delete(c.startup);
-        return 2;
-    }
-    bd_startup_mark(c.startup, "plan");
-    if (o->listen && bd_credential_prepare(&c) != BD_OK) {
-        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
-        cJSON_Delete(c.startup);
-        bd_tls_destroy(c.tls);
-        bd_runfile_destroy(user);
-        return 2;
-    }
-    c.dir = bd_config_run_dir(&co, user);
     bd_rundir rd;
-    int rc = bd_rundir_claim(c.dir, &rd);
-    if (rc == BD_EINVAL) {
-        fprintf(stderr, "bodhi run: %s\n", bd_lasterr());
-        cJSON_Delete(c.startup);
-        bd_rundir_release(&rd);
-        bd_runfile_destroy(user);
-        bd_tls_destroy(c.tls);
-        free(c.dir);
-        return 2;
-    }
-    if (rc == BD_OK && rd.moved_to) {
-        char *aside = bd_rundir_aside_text(c.dir, rd.moved_to);
-        fprintf(stderr, "bodhi: the previous run in %s was moved to %s\n", c.dir, aside ? aside : rd.moved_to);
-        free(aside);
-    }
-    char *yml = bd_strfmt("%s/run.yml", c.dir);
-    if (rc == BD_OK)
-        rc = bd_runfile_write_effective(user, yml);
-    /* From here on every process reads the same effective run file: the children check
-     * it against this text's SHA-256, given on their command line. */
-    if (rc == BD_OK)
-        rc = yml ? bd_read_file(yml, &c.run_yml, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK) {
-        bd_sha256_hex(c.run_yml, strlen(c.run_yml), c.run_digest);
-        rc = bd_runfile_parse(c.run_yml, yml, &c.rf);
-    }
-    free(yml);
-    char *h5 = bd_strfmt("%s/run.h5", c.dir);
-    if (rc == BD_OK)
-        rc = bd_trace_master_create(h5, user->text, c.rf->seed);
-    free(h5);
-    bd_startup_mark(c.startup, "trace"); /* run.yml and run.h5 written */
-    if (rc == BD_OK)
-        rc = bd_sockdir_create(c.dir, &c.sockdir);
-    if (rc == BD_OK)
-        rc = bd_credential_write(&c);
-    bd_runfile_destroy(user);
-    if (rc != BD_OK) {
-        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
-        cJSON_Delete(c.startup);
-        bd_runfile_destroy(c.rf);
-        free(c.run_yml);
-        bd_tls_destroy(c.tls);
-        bd_rundir_release(&rd);
-        free(c.dir);
-        return rc == BD_EINVAL || rc == BD_EPARSE ? 2 : 1;
-    }
+    int result = bd_run_open(&c, &rd);
+    if (result != 0)
+        return result;
     char *logp = bd_strfmt("%s/log.jsonl", c.dir);
     c.log = logp ? fopen(logp, "ae") : NULL;
     free(logp);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = bd_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the
-     * terminal may be gone, so a failed write to it is an error, not a signal */
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    bd_catch_signals();
     c.phases = cJSON_CreateArray();
-    int result = 0;
     if (bd_open_hub(&c) != BD_OK) {
         bd_fail(&c, "%s", bd_lasterr());
         result = 1;
@@ -1352,58 +360,9 @@ int bd_conductor_run(const bd_run_opts *o)
         result = bd_run_phase(&c, i, ph);
         cJSON_AddItemToArray(c.phases, ph);
     }
-    /* remote muscles come back for another phase: tell them the run is done */
-    c.run_over = 1;
-    int remote = 0;
-    for (int i = 0; i < c.rf->nphases; i++)
-        remote |= c.rf->phases[i].remote_worker > 0;
-    for (double until = bd_now() + 2.0; remote && c.door && bd_now() < until;)
-        bd_serve(&c, 100);
-    const char *status = result == 0 ? "done" : result == 1 ? (c.diverged ? "diverged" : "failed") : "interrupted";
-    cJSON *end = bd_ev("end");
-    cJSON_AddStringToObject(end, "status", status);
-    if (c.fail_msg[0])
-        cJSON_AddStringToObject(end, "error", c.fail_msg);
-    char why[256];
-    uint64_t rejected = c.hub ? bd_server_rejected(c.hub, why, sizeof why) : 0;
-    if (rejected) { /* garbage sent to the control socket, dropped */
-        cJSON_AddNumberToObject(end, "rejected_messages", (double)rejected);
-        cJSON_AddStringToObject(end, "last_rejected", why);
-    }
-    uint64_t door = c.door ? bd_server_rejected(c.door, why, sizeof why) : 0;
-    if (door) { /* malformed, or over the door's connection cap */
-        cJSON_AddNumberToObject(end, "door_rejected", (double)door);
-        cJSON_AddStringToObject(end, "door_last_rejected", why);
-    }
-    if (c.refused) { /* well-formed, but not what the door (or the control socket) takes from its sender */
-        cJSON_AddNumberToObject(end, "refused_messages", (double)c.refused);
-        cJSON_AddStringToObject(end, "last_refused", c.refused_why);
-    }
-    bd_log(&c, end);
-    cJSON_Delete(end);
-    bd_write_summary(&c, status);
-    if (result == 1 && c.diverged) /* fail_msg: "diverged: why (agent)" */
-        fprintf(stderr, "bodhi: run %s\n", c.fail_msg);
-    else if (result == 1)
-        fprintf(stderr, "bodhi: run failed: %s\n", c.fail_msg);
-    else /* the one line --quiet keeps */
-        fprintf(stderr, "bodhi: run %s %s in %.1f s; results in %s\n", c.rf->uid, status,
-                bd_now() - c.t0, c.dir);
-    bd_ipc_guard_destroy(c.guard);
-    bd_server_close(c.hub);
-    bd_server_close(c.door);
-    bd_tls_destroy(c.tls);
-    bd_sockdir_remove(c.dir, c.sockdir);
-    free(c.sockdir);
-    free(c.run_yml);
-    free(c.brain_tcp);
-    if (c.log)
-        fclose(c.log);
-    cJSON_Delete(c.phases);
-    cJSON_Delete(c.startup);
-    bd_runfile_destroy(c.rf);
-    bd_rundir_release(&rd);
-    free(c.dir);
+    bd_join_farewell(&c);
+    bd_journal_end(&c, result);
+    bd_run_close(&c, &rd);
     /* 128 + the signal: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP */
     return result;
 }

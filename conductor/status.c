@@ -12,6 +12,7 @@
 
 #include "common/util.h"
 #include "conductor/conductor.h"
+#include "conductor/run.h" /* bd_num */
 #include "wire/addr.h"
 #include "wire/wire.h"
 
@@ -46,12 +47,6 @@ static char *bd_status_ask(const char *run_dir)
     free(url);
     free(sockdir);
     return text;
-}
-
-static double bd_num(const cJSON *o, const char *key, double def)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
 static const char *bd_str(const cJSON *o, const char *key)

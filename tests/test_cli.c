@@ -655,3 +655,27 @@ Test(replay, item09_plot_has_a_panel_per_agent, .timeout = 180)
     free(out);
     free(yml);
 }
+
+/* Issue 21: one command table (cli/usage.c) holds each command's function and its help:
+ * every command `bodhi --help` lists runs through it, and says its own usage line. */
+Test(check, every_listed_command_is_one_table_entry, .timeout = 60)
+{
+    char *help = NULL;
+    cr_assert_eq(sh(&help, "$BODHI --help"), 0);
+    int n = 0;
+    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[32];
+        if (sscanf(line, "  bodhi %31[a-z]", name) != 1)
+            continue;
+        cr_assert_not_null(bd_command(name), "'%s' is listed but runs nothing", name);
+        n++;
+    }
+    cr_assert_geq(n, 8, "bodhi --help lists %d commands", n);
+    char *out = NULL;
+    cr_assert_eq(sh(&out, "$BODHI status --help"), 0);
+    cr_assert(strstr(out, "usage: bodhi status RUN_DIR"), "%s", out);
+    cr_assert_null(bd_command("nope"));
+    cr_assert_eq(sh(NULL, "$BODHI nope"), 2);
+    free(out);
+    free(help);
+}

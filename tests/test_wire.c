@@ -17,6 +17,7 @@
 #include "wire/events.h"
 #include "wire/round.h"
 #include "wire/serve.h"
+#include "wire/stop.h"
 #include "wire/wire.h"
 
 static void make_msg(uint8_t *buf, uint16_t type, uint64_t plen)
@@ -478,4 +479,32 @@ Test(wire, item13_an_unanswered_event_says_why)
     cJSON_Delete(o);
     bd_events_close(ev);
     nng_close(rep);
+}
+
+/* Stop reasons are codes with one table of words and names: a brain's "done" text gives
+ * its code by its words, and every code has words and a name of its own. */
+Test(wire, stop_reasons_are_codes_with_one_table)
+{
+    for (int s = BD_STOP_OBJECTIVE; s < BD_STOP_COUNT; s++) {
+        cr_assert(bd_stop_words(s)[0] && bd_stop_name(s)[0], "code %d has no words or name", s);
+        for (int t = BD_STOP_OBJECTIVE; t < s; t++) {
+            cr_assert_str_neq(bd_stop_words(s), bd_stop_words(t));
+            cr_assert_str_neq(bd_stop_name(s), bd_stop_name(t));
+        }
+    }
+    cr_assert_eq(bd_stop_parse(NULL), BD_STOP_NONE);
+    cr_assert_eq(bd_stop_parse("episodes done: 100 episodes"), BD_STOP_EPISODES);
+    cr_assert_eq(bd_stop_parse("objective reached: mean return 476 over the last 100 episodes >= 475"),
+                 BD_STOP_OBJECTIVE);
+    cr_assert_eq(bd_stop_parse("step cap: 2000 agent-steps"), BD_STOP_STEP_CAP);
+    cr_assert_eq(bd_stop_parse("diverged: approx_kl 8733 above diverge_kl 10"), BD_STOP_DIVERGED);
+    cr_assert_eq(bd_stop_parse("diverged"), BD_STOP_DIVERGED);
+    /* words must end at ':' or the text's end; the conductor's own words are not a brain's */
+    cr_assert_eq(bd_stop_parse("episodes doner: 3"), BD_STOP_OTHER);
+    cr_assert_eq(bd_stop_parse("failed"), BD_STOP_OTHER);
+    cr_assert_eq(bd_stop_parse(""), BD_STOP_OTHER);
+    cr_assert_str_eq(bd_stop_name(BD_STOP_EPISODES), "episodes_done");
+    cr_assert_str_eq(bd_stop_name(BD_STOP_STEP_CAP), "step_cap");
+    cr_assert_str_eq(bd_stop_name(BD_STOP_OBJECTIVE), "objective_reached");
+    cr_assert_str_eq(bd_stop_words(BD_STOP_DONE), "done");
 }

@@ -73,22 +73,47 @@ void bd_call_recv(bd_call *c, nng_ctx ctx)
     nng_ctx_recv(ctx, c->aio);
 }
 
+struct timespec bd_timespec_after(clockid_t clk, long ms)
+{
+    struct timespec t;
+    clock_gettime(clk, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += ms % 1000 * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* A failed wait in words: a stop is BD_EINTR, a timeout BD_ETIMEDOUT, not NNG's
+ * "Operation canceled" of the cancel that ended them. */
+static int bd_call_err(int rv, int why, int timeout_ms, const char *what)
+{
+    const char *sep = what ? ": " : "";
+    what = what ? what : "";
+    if (why == 1)
+        return bd_seterr(BD_EINTR, "%s%sstopped by a signal", what, sep);
+    if (why == 2)
+        return bd_seterr(BD_ETIMEDOUT, "%s%sno answer in %d ms", what, sep, timeout_ms);
+    return bd_nng_err(rv, what[0] ? what : "wait");
+}
+
 int bd_call_wait(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, nng_msg **msg)
+{
+    return bd_call_wait_as(c, timeout_ms, stop, msg, NULL);
+}
+
+int bd_call_wait_as(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, nng_msg **msg,
+                    const char *what)
 {
     if (msg)
         *msg = NULL;
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += timeout_ms / 1000;
-    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
+    const struct timespec end = bd_timespec_after(CLOCK_MONOTONIC, timeout_ms);
     int why = 0; /* 1 stopped, 2 late */
     pthread_mutex_lock(&c->mu);
     while (!c->done) {
-        struct timespec now, ts;
+        struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (timeout_ms >= 0 && (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)))
             why = 2;
@@ -100,11 +125,8 @@ int bd_call_wait(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, 
             pthread_mutex_lock(&c->mu);
             break;
         }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        const struct timespec slice = bd_timespec_after(CLOCK_REALTIME, 200);
+        pthread_cond_timedwait(&c->cv, &c->mu, &slice);
     }
     pthread_mutex_unlock(&c->mu);
     nng_aio_wait(c->aio);
@@ -114,11 +136,7 @@ int bd_call_wait(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, 
             nng_msg_free(nng_aio_get_msg(c->aio));
             nng_aio_set_msg(c->aio, NULL);
         }
-        if (why == 1)
-            return bd_seterr(BD_EINTR, "stopped by a signal");
-        if (why == 2)
-            return bd_seterr(BD_ETIMEDOUT, "no answer in %d ms", timeout_ms);
-        return bd_nng_err(rv, "wait");
+        return bd_call_err(rv, why, timeout_ms, what);
     }
     if (!c->sending && msg)
         *msg = nng_aio_get_msg(c->aio);

@@ -6,6 +6,7 @@
 #define BODHI_WIRE_CALL_H
 
 #include <signal.h>
+#include <time.h>
 
 #include <nng/nng.h>
 
@@ -27,5 +28,14 @@ void bd_call_recv(bd_call *c, nng_ctx ctx);
  * or its error; BD_EINTR when *stop was set, BD_ETIMEDOUT past timeout_ms (< 0: none). A
  * send that failed gives its message back to nobody: it is freed. */
 int bd_call_wait(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, nng_msg **msg);
+
+/* bd_call_wait, with what (NULL: none) before each error message: "what: no answer in
+ * 300 ms", "what: stopped by a signal", "what: <NNG's error>". */
+int bd_call_wait_as(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, nng_msg **msg,
+                    const char *what);
+
+/* The time ms milliseconds from now on clock clk (CLOCK_REALTIME for
+ * pthread_cond_timedwait's default clock, CLOCK_MONOTONIC for deadlines). */
+struct timespec bd_timespec_after(clockid_t clk, long ms);
 
 #endif

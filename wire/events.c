@@ -10,6 +10,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "wire/call.h"
 #include "wire/wire.h"
 
 #define BD_BEAT_TIMEOUT_MS 5000 /* a heartbeat's wait for its answer */
@@ -101,68 +102,6 @@ void bd_events_set_stop(bd_events *ev, const volatile sig_atomic_t *stop)
     ev->stop_flag = stop;
 }
 
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} bd_wait;
-
-static void bd_wait_cb(void *arg)
-{
-    bd_wait *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Waits for aio in slices of 200 ms, cancelling it when *stop is set or timeout_ms (< 0:
- * none) has passed. Returns why it cancelled: 0 it did not, 1 *stop, 2 the timeout. */
-static int bd_wait_for(nng_aio *aio, bd_wait *w, int timeout_ms, const volatile sig_atomic_t *stop)
-{
-    int why = 0;
-    struct timespec end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += timeout_ms / 1000;
-    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&w->mu);
-    while (!w->done) {
-        struct timespec now, ts;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int late = timeout_ms >= 0 && (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec));
-        if (late || (stop && *stop)) {
-            why = late ? 2 : 1;
-            pthread_mutex_unlock(&w->mu);
-            nng_aio_cancel(aio);
-            pthread_mutex_lock(&w->mu);
-            break;
-        }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    }
-    pthread_mutex_unlock(&w->mu);
-    nng_aio_wait(aio);
-    return why;
-}
-
-/* A failed wait in words: a stop is BD_EINTR, a timeout BD_ETIMEDOUT, not NNG's
- * "Operation canceled" of the cancel that ended them. */
-static int bd_wait_err(int rv, int why, int timeout_ms, const char *what)
-{
-    if (why == 1)
-        return bd_seterr(BD_EINTR, "%s: stopped by a signal", what);
-    if (why == 2)
-        return bd_seterr(BD_ETIMEDOUT, "%s: no answer in %d ms", what, timeout_ms);
-    return bd_nng_err(rv, what);
-}
-
 /* One request on ctx: type and JSON obj out, the answer's JSON (or NULL) back. */
 static int bd_events_call(bd_events *ev, nng_ctx ctx, bd_msg_type type, uint32_t seq, const cJSON *obj,
                           int timeout_ms, const volatile sig_atomic_t *stop, cJSON **reply)
@@ -182,30 +121,21 @@ static int bd_events_call(bd_events *ev, nng_ctx ctx, bd_msg_type type, uint32_t
     }
     memcpy(payload, text, len);
     free(text);
-    nng_aio *aio;
-    bd_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    int rv = nng_aio_alloc(&aio, bd_wait_cb, &w);
-    if (rv != 0) {
+    bd_call *call;
+    if ((rc = bd_call_open(&call)) != BD_OK) {
         nng_msg_free(m);
-        return bd_nng_err(rv, "events: aio");
+        return rc;
     }
-    nng_aio_set_msg(aio, m);
-    nng_ctx_send(ctx, aio);
-    int why = bd_wait_for(aio, &w, timeout_ms, stop);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        nng_msg_free(m);
-        nng_aio_free(aio);
-        return bd_wait_err(rv, why, timeout_ms, "events: send to the conductor");
+    nng_msg *ack = NULL;
+    bd_call_send(call, ctx, m); /* the call frees m when the send fails */
+    rc = bd_call_wait_as(call, timeout_ms, stop, NULL, "events: send to the conductor");
+    if (rc == BD_OK) {
+        bd_call_recv(call, ctx);
+        rc = bd_call_wait_as(call, timeout_ms, stop, &ack, "events: no answer from the conductor");
     }
-    w.done = 0;
-    nng_ctx_recv(ctx, aio);
-    why = bd_wait_for(aio, &w, timeout_ms, stop);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        nng_aio_free(aio);
-        return bd_wait_err(rv, why, timeout_ms, "events: no answer from the conductor");
-    }
-    nng_msg *ack = nng_aio_get_msg(aio);
-    nng_aio_free(aio);
+    bd_call_close(call);
+    if (rc != BD_OK)
+        return rc;
     bd_wire_header h;
     const uint8_t *p;
     rc = bd_wire_msg_decode(ack, type, &h, &p);
@@ -250,11 +180,7 @@ static void *bd_events_beat_main(void *arg)
             ev->heard(ev->beat_ctx, answer);
         cJSON_Delete(answer);
         cJSON_Delete(o);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)ev->interval_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        const struct timespec ts = bd_timespec_after(CLOCK_REALTIME, ev->interval_ms);
         pthread_mutex_lock(&ev->mu);
         if (!ev->stop)
             pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);

@@ -11,6 +11,8 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "wire/call.h"
+
 enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
 
 #define BD_TEXT_MAX 4096 /* longest plain-text request let through */
@@ -268,14 +270,7 @@ void bd_server_accept_text(bd_server *s, int yes)
 int bd_server_next(bd_server *s, int timeout_ms, bd_request **req)
 {
     *req = NULL;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    const struct timespec ts = bd_timespec_after(CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (s->qlen == 0 && timeout_ms > 0)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)

@@ -1,0 +1,243 @@
+/* children.c: supervision (see run.h): the phase's processes are started, reaped, restarted
+ * when a muscle dies or stops beating, and killed when they hang; a conductor that did not
+ * run for a while blames no one. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "conductor/run.h"
+#include "memory/memory.h"
+
+/* Starts the slot's process (a brain, or a local muscle with its restart count). */
+static int bd_start(bd_conductor *c, bd_proc *p)
+{
+    const char *dev = c->o->device;
+    char id[16], restart[16];
+    snprintf(id, sizeof id, "%d", p->index);
+    snprintf(restart, sizeof restart, "%d", p->restarts);
+    char *argv[20];
+    int n = 0;
+    argv[n++] = "bodhi";
+    argv[n++] = p->role == BD_ROLE_BRAIN ? "brain" : "muscle";
+    argv[n++] = "--run-dir";
+    argv[n++] = c->dir;
+    argv[n++] = "--phase";
+    argv[n++] = (char *)c->phase;
+    if (p->role == BD_ROLE_BRAIN) {
+        argv[n++] = "--agent";
+        argv[n++] = p->name;
+        if (c->plan->remote > 0 && c->brain_tcp) {
+            argv[n++] = "--tcp";
+            argv[n++] = c->brain_tcp;
+        }
+    } else {
+        argv[n++] = "--id";
+        argv[n++] = id;
+        argv[n++] = "--restart";
+        argv[n++] = restart;
+    }
+    argv[n++] = "--parent";
+    argv[n++] = c->parent;
+    argv[n++] = "--run-digest";
+    argv[n++] = c->run_digest;
+    if (dev) {
+        argv[n++] = "--device";
+        argv[n++] = (char *)dev;
+    }
+    argv[n] = NULL;
+    int rc = bd_proc_spawn(p, argv);
+    if (rc == BD_OK) {
+        cJSON *o = bd_proc_ev(c, "spawned", p);
+        cJSON_AddNumberToObject(o, "pid", p->pid);
+        if (p->restarts)
+            cJSON_AddNumberToObject(o, "restart", p->restarts);
+        bd_log(c, o);
+        cJSON_Delete(o);
+    }
+    return rc;
+}
+
+/* A brain that died left its memory file marked open for write; clear the mark so that
+ * h5py opens it plainly (memory.h, bd_trace_recover). */
+static void bd_recover_memory(bd_conductor *c, const char *agent)
+{
+    char *path = bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, agent);
+    int recovered = 0, rc = path ? bd_trace_recover(path, &recovered) : BD_ENOMEM;
+    if (rc != BD_OK && rc != BD_ENOTFOUND) /* none: it died before recording anything */
+        fprintf(stderr, "bodhi: %s\n", bd_lasterr());
+    if (recovered) {
+        cJSON *o = bd_ev("repaired");
+        cJSON_AddStringToObject(o, "phase", c->phase);
+        cJSON_AddStringToObject(o, "agent", agent);
+        cJSON_AddStringToObject(o, "memory", path);
+        bd_log(c, o);
+        cJSON_Delete(o);
+    }
+    free(path);
+}
+
+/* A muscle left before its phase ended: start another in its slot, or fail the run past
+ * the restart budget. */
+static void bd_muscle_left(bd_conductor *c, bd_proc *p)
+{
+    char how[800];
+    bd_proc_how(p, how, sizeof how);
+    if (p->restarts >= c->plan->ph->restarts) {
+        bd_fail(c, "muscle %s %s (after %d restart%s; phase_config.restarts is %d)", p->name, how,
+                p->restarts, p->restarts == 1 ? "" : "s", c->plan->ph->restarts);
+        return;
+    }
+    p->restarts++;
+    cJSON *o = bd_proc_ev(c, "restarted", p);
+    cJSON_AddStringToObject(o, "reason", how);
+    cJSON_AddNumberToObject(o, "restart", p->restarts);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet)
+        fprintf(stderr, "bodhi: muscle %s %s; restarting it (%d of %d)\n", p->name, how, p->restarts,
+                c->plan->ph->restarts);
+    if (bd_start(c, p) != BD_OK)
+        bd_fail(c, "%s", bd_lasterr());
+}
+
+/* Reaps every child that exited: logs it, repairs a dead brain's memory, restarts a muscle
+ * that left before its phase ended (or fails the run past the restart budget), fails the
+ * run for a brain that did not exit cleanly. */
+static void bd_reap(bd_conductor *c)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        bd_proc *p = bd_procs_by_pid(&c->procs, pid);
+        if (!p || !p->alive)
+            continue;
+        p->alive = 0;
+        p->status = st;
+        cJSON *o = bd_proc_ev(c, "exited", p);
+        cJSON_AddNumberToObject(o, "pid", pid);
+        int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        if (WIFEXITED(st))
+            cJSON_AddNumberToObject(o, "code", WEXITSTATUS(st));
+        else if (WIFSIGNALED(st))
+            cJSON_AddStringToObject(o, "signal", strsignal(WTERMSIG(st)));
+        if (p->killed_for[0])
+            cJSON_AddStringToObject(o, "reason", p->killed_for);
+        bd_log(c, o);
+        cJSON_Delete(o);
+        if (!ok && p->role == BD_ROLE_BRAIN)
+            bd_recover_memory(c, p->name);
+        if (ok || c->failed || bd_signal_seen)
+            continue;
+        if (p->role == BD_ROLE_MUSCLE && !c->stopping) {
+            bd_muscle_left(c, p);
+        } else if (p->role == BD_ROLE_BRAIN || !c->stopping) {
+            char how[800];
+            bd_proc_how(p, how, sizeof how);
+            bd_fail(c, "%s %s %s", p->role == BD_ROLE_BRAIN ? "brain" : "muscle", p->name, how);
+        }
+    }
+}
+
+/* Kills a process that stopped beating (SIGSTOP, a deadlock of every thread, a machine
+ * paging itself to death); reaping it then restarts or fails as for a crash. */
+static void bd_deadlines(bd_conductor *c)
+{
+    const double now = bd_now(), timeout = c->plan->ph->heartbeat_timeout;
+    for (int i = 0; i < c->procs.n; i++) {
+        bd_proc *p = &c->procs.p[i];
+        if (p->remote && bd_join_deadlines(c, p, now, timeout))
+            continue;
+        if (!p->alive || p->killed_for[0])
+            continue;
+        double since = p->last_beat > 0 ? now - p->last_beat : now - p->started;
+        double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
+        if (since <= limit)
+            continue;
+        snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s", since);
+        if (p->remote) /* not ours to kill: it is lost, its slot waits for another */
+            bd_remote_left(c, p, p->killed_for);
+        else {
+            strncat(p->killed_for, " (killed)", sizeof p->killed_for - strlen(p->killed_for) - 1);
+            kill(p->pid, SIGKILL);
+        }
+    }
+}
+
+/* The conductor itself stopped (Ctrl-Z, SIGSTOP, a suspended machine, a starved core):
+ * while it did not run it read no heartbeats, so the time it lost is added to every
+ * deadline (the slots' clocks, the remote join's, the stop grace) before any is judged. */
+static void bd_excuse_stall(bd_conductor *c, double *stop_at)
+{
+    const double now = bd_now(), gap = now - c->last_slice;
+    c->last_slice = now;
+    if (gap <= BD_STALL_S)
+        return;
+    bd_procs_excuse(&c->procs, gap);
+    if (c->join_by > 0)
+        c->join_by += gap;
+    if (*stop_at > 0)
+        *stop_at += gap;
+    c->stalled_s += gap;
+    cJSON *o = bd_ev("stalled");
+    cJSON_AddStringToObject(o, "phase", c->phase);
+    cJSON_AddNumberToObject(o, "seconds", gap);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet)
+        fprintf(stderr, "bodhi: the conductor did not run for %.1f s (stopped or suspended); every deadline "
+                        "moves by as much\n", gap);
+}
+
+int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
+{
+    /* OpenBLAS starts its own thread pool when libtorch loads: on top of the brain's
+     * intra-op threads and the muscles it oversubscribes the cores, and its threads miss
+     * the shim's flush-to-zero mode. One BLAS thread per process (unless the user says
+     * otherwise) made PPO CartPole 1.66x faster to 475 on 2 cores (bench/train.py, 5 seeds:
+     * mean 5.66 s -> 3.41 s).
+     * libtorch's OpenMP workers spin after every parallel region by default; when anything
+     * else wants the core (the brain's HDF5 writer, the user's other programs) the spinning
+     * starves it. Passive waiting costs nothing measurable on a quiet machine (1M-sample
+     * updates in 65536-sample minibatches, 2 threads: 7.1-7.7 s either way) and, beside
+     * one busy process on 2 cores, halved them (16.5-17.1 s -> 8.8 s). */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    int rc = BD_OK;
+    for (int i = 0; i < c->procs.n && rc == BD_OK; i++)
+        if (c->procs.p[i].role == BD_ROLE_BRAIN || !c->procs.p[i].remote)
+            rc = bd_start(c, &c->procs.p[i]);
+    (void)p;
+    return rc;
+}
+
+int bd_supervise(bd_conductor *c)
+{
+    double stop_at = 0;
+    int sig = 0;
+    c->last_slice = bd_now();
+    while (bd_procs_alive(&c->procs) > 0) {
+        bd_serve(c, 50);
+        bd_reap(c);
+        if (!sig && bd_signal_seen)
+            sig = bd_signal_seen;
+        bd_excuse_stall(c, &stop_at);
+        if (!sig && !c->failed)
+            bd_deadlines(c);
+        if ((sig || c->failed) && stop_at == 0) {
+            bd_procs_signal(&c->procs, SIGTERM);
+            stop_at = bd_now() + BD_STOP_GRACE_S;
+        }
+        /* past the grace, or a second Ctrl-C: at once */
+        if (stop_at > 0 && (bd_now() > stop_at || bd_signals > 1)) {
+            bd_procs_signal(&c->procs, SIGKILL);
+            stop_at = bd_now() + 3600;
+        }
+    }
+    return sig;
+}

@@ -1,0 +1,261 @@
+/* join.c: the remote muscles (see run.h and docs/architecture.md, "Remote muscles"): the
+ * --listen door (mutual TLS with the run's credential), JOIN and its slots, the squat list
+ * of peers that joined and did not take part, and the credential itself. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "conductor/run.h"
+#include "wire/wire.h"
+
+/* A remote muscle left its slot (it said so, failed, or went silent): the brains drop it
+ * (matched by pid, so that a newer muscle in the slot is spared) and the slot waits for
+ * another JOIN. */
+void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
+{
+    if (!p->alive)
+        return;
+    p->alive = 0;
+    p->free_since = bd_now();
+    if (c->nlost < (int)(sizeof c->lost / sizeof c->lost[0])) {
+        c->lost[c->nlost][0] = p->index;
+        c->lost[c->nlost][1] = (int)p->pid;
+        c->nlost++;
+    }
+    cJSON *o = bd_proc_ev(c, "left", p);
+    cJSON_AddNumberToObject(o, "pid", p->pid);
+    cJSON_AddStringToObject(o, "host", p->host);
+    cJSON_AddStringToObject(o, "reason", why);
+    bd_log(c, o);
+    cJSON_Delete(o);
+    if (!c->o->quiet && !c->stopping)
+        fprintf(stderr, "bodhi: remote muscle %s on %s left (%s); its slot waits for another\n", p->name,
+                p->host, why);
+}
+
+/* A remote muscle asks for a slot: a free one of this phase once every brain listens (the
+ * answer carries what the muscle needs), "wait" until then, "done" after the run. */
+void bd_handle_join(bd_conductor *c, bd_request *req)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
+    cJSON *answer = cJSON_CreateObject();
+    int ready = c->plan && !c->stopping && !c->failed && !bd_signal_seen && c->plan->remote > 0;
+    for (int i = 0; ready && i < c->nagents; i++)
+        ready = c->agents[i].ready && c->agents[i].port > 0;
+    /* the address its connection shows, and whether that peer lately left a slot unused */
+    char addr[64] = "?";
+    nng_sockaddr sa;
+    if (nng_pipe_get_addr(req->pipe, NNG_OPT_REMADDR, &sa) == 0) {
+        if (sa.s_family == NNG_AF_INET)
+            inet_ntop(AF_INET, &sa.s_in.sa_addr, addr, sizeof addr);
+        else if (sa.s_family == NNG_AF_INET6)
+            inet_ntop(AF_INET6, sa.s_in6.sa_addr, addr, sizeof addr);
+    }
+    int pid = (int)bd_num(o, "pid", 0);
+    for (int i = 0; ready && i < c->nsquat; i++)
+        if (bd_now() < c->squat[i].until && c->squat[i].pid == pid && strcmp(c->squat[i].addr, addr) == 0)
+            ready = 0; /* not at once to the same peer: another may take the slot first */
+    bd_proc *slot = NULL;
+    for (int i = 0; ready && !slot && i < c->procs.n; i++)
+        if (c->procs.p[i].remote && !c->procs.p[i].alive)
+            slot = &c->procs.p[i];
+    if (c->run_over) {
+        cJSON_AddBoolToObject(answer, "done", 1);
+    } else if (!slot || !cJSON_IsObject(o)) {
+        cJSON_AddBoolToObject(answer, "wait", 1);
+    } else {
+        const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
+        slot->restarts += slot->pid != 0; /* a muscle held the slot before */
+        slot->pid = (pid_t)bd_num(o, "pid", 0);
+        slot->pipe = 0; /* bound by its first event or heartbeat */
+        slot->alive = 1;
+        slot->started = bd_now();
+        slot->last_beat = 0;
+        slot->error[0] = slot->killed_for[0] = '\0';
+        slot->greeted = 0;
+        snprintf(slot->host, sizeof slot->host, "%s", cJSON_IsString(host) ? host->valuestring : "?");
+        snprintf(slot->addr, sizeof slot->addr, "%s", addr);
+        cJSON_AddStringToObject(answer, "run_file", c->run_yml);
+        cJSON_AddStringToObject(answer, "phase", c->phase);
+        cJSON_AddNumberToObject(answer, "id", slot->index);
+        cJSON_AddNumberToObject(answer, "restart", slot->restarts);
+        cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
+        for (int i = 0; i < c->nagents; i++)
+            cJSON_AddItemToArray(ports, cJSON_CreateNumber(c->agents[i].port));
+        cJSON *j = bd_proc_ev(c, "joined", slot);
+        cJSON_AddNumberToObject(j, "pid", slot->pid);
+        cJSON_AddStringToObject(j, "host", slot->host);
+        cJSON_AddStringToObject(j, "addr", slot->addr);
+        bd_log(c, j);
+        cJSON_Delete(j);
+        if (!c->o->quiet)
+            fprintf(stderr, "bodhi: remote muscle %s joined from %s (pid %d)\n", slot->name, slot->host,
+                    (int)slot->pid);
+    }
+    cJSON_Delete(o);
+    bd_answer_json(c, req, BD_MSG_JOIN, answer);
+    cJSON_Delete(answer);
+}
+
+/* The --listen door takes what a remote muscle sends, from peers that proved themselves
+ * with the run's credential (TLS): JOIN, its events and heartbeats as a remote slot, and
+ * STATUS. The control socket takes nothing of a remote slot's. 1 when req may go on. */
+int bd_door_checks(bd_conductor *c, bd_request *req)
+{
+    const int door = c->from == c->door && c->door;
+    if (req->text) {
+        if (door)
+            bd_refuse(c, req, "plain text through the TLS door");
+        return !door;
+    }
+    bd_proc *p = bd_sender(c, req->h.sender);
+    int remote_slot = p && p->role == BD_ROLE_MUSCLE && p->remote;
+    switch (req->h.type) {
+    case BD_MSG_JOIN:
+        if (!door)
+            bd_refuse(c, req, "a JOIN on the control socket (remote muscles join through --listen)");
+        return door;
+    case BD_MSG_EVENT:
+    case BD_MSG_BEAT:
+        if (door != remote_slot)
+            bd_refuse(c, req, door ? "a message through the TLS door from a sender that is no remote slot"
+                                   : "a remote slot's message on the control socket");
+        return door == remote_slot;
+    case BD_MSG_STATUS:
+        return 1;
+    default:
+        return 1; /* bd_handle drops it */
+    }
+}
+
+/* The remote muscles' credential (wire/tls.h), before the run directory is touched: the
+ * --credential file when it exists (it must hold its CA's key, to sign this run's server
+ * certificate), else a new CA with a client certificate, written to the --credential file
+ * now or to RUN_DIR/remote.key once the directory is the run's (bd_credential_write).
+ * Returns BD_OK or an error to exit 2 with. */
+int bd_credential_prepare(bd_conductor *c)
+{
+    if (c->o->credential) {
+        int rc = bd_tls_load(c->o->credential, &c->tls);
+        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CA_KEY))
+            rc = bd_seterr(BD_EINVAL, "--credential %s holds no CA key (it is a muscle's copy, like RUN_DIR/remote.key): "
+                                      "name a file an earlier bodhi run --credential made, or a new path",
+                           c->o->credential);
+        if (rc == BD_OK && !(bd_tls_parts(c->tls) & BD_TLS_CLIENT))
+            rc = bd_seterr(BD_EINVAL, "--credential %s holds no client certificate", c->o->credential);
+        if (rc != BD_ENOTFOUND)
+            return rc;
+        bd_tls_destroy(c->tls);
+        c->tls = NULL;
+    }
+    int rc = bd_tls_create(&c->tls);
+    if (rc == BD_OK)
+        rc = bd_tls_issue(c->tls, BD_TLS_CLIENT);
+    if (rc == BD_OK && c->o->credential)
+        rc = bd_tls_write(c->tls, c->o->credential, BD_TLS_CA | BD_TLS_CA_KEY | BD_TLS_CLIENT);
+    return rc;
+}
+
+/* RUN_DIR/remote.key (mode 0600): what a remote muscle needs, the CA's certificate and the
+ * client certificate with its key; not the CA's key. Made when no --credential is given. */
+int bd_credential_write(bd_conductor *c)
+{
+    if (!c->tls || c->o->credential)
+        return BD_OK;
+    char *path = bd_strfmt("%s/remote.key", c->dir);
+    int rc = path ? bd_tls_write(c->tls, path, BD_TLS_CA | BD_TLS_CLIENT) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK && !c->o->quiet)
+        fprintf(stderr, "bodhi: remote muscles need %s (copy it to their machine, keep it private): "
+                        "bodhi muscle --connect %s --credential remote.key\n", path, c->o->listen);
+    free(path);
+    return rc;
+}
+
+/* A remote slot's deadlines (bd_deadlines): one that waits for a muscle past
+ * phase_config.join_timeout fails the run; a muscle that joined and did not beat, or did
+ * not greet every brain, in time loses its slot (and its peer goes on the squat list).
+ * 1 when p was dealt with; 0 leaves a living muscle's heartbeat to the caller. */
+int bd_join_deadlines(bd_conductor *c, bd_proc *p, double now, double timeout)
+{
+    if (!p->alive && !c->stopping) { /* a remote slot waits for a muscle */
+        double wait = p->free_since > 0 ? now - p->free_since : 0;
+        if ((c->join_by > 0 && p->pid == 0 && now > c->join_by)
+            || (p->pid != 0 && wait > c->plan->ph->join_timeout))
+            bd_fail(c, "waited %.0f s for a remote muscle in slot %s (phase_config.join_timeout); start "
+                    "one with: bodhi muscle --connect %s --credential FILE", p->pid ? wait : c->plan->ph->join_timeout,
+                    p->name, c->o->listen ? c->o->listen : "HOST:PORT");
+        return 1;
+    }
+    if (!p->alive || p->killed_for[0])
+        return 0;
+    if ((p->last_beat == 0 && now - p->started > BD_JOIN_BEAT_S)
+        || (!p->greeted && now - p->started > fmax(BD_JOIN_READY_S, timeout))) {
+        /* it joined and did not take part: its slot goes to the next JOIN, not at
+         * once to the same peer again */
+        snprintf(p->killed_for, sizeof p->killed_for, "joined but %s within %.0f s",
+                 p->last_beat == 0 ? "did not beat" : "did not greet every brain",
+                 p->last_beat == 0 ? BD_JOIN_BEAT_S : fmax(BD_JOIN_READY_S, timeout));
+        int k = c->nsquat < (int)(sizeof c->squat / sizeof c->squat[0]) ? c->nsquat++ : (int)(p->index % 16);
+        snprintf(c->squat[k].addr, sizeof c->squat[k].addr, "%s", p->addr);
+        c->squat[k].pid = (int)p->pid;
+        c->squat[k].until = now + BD_SQUAT_S;
+        bd_remote_left(c, p, p->killed_for);
+        return 1;
+    }
+    return 0;
+}
+
+/* The --listen door (c->door, when --listen is given): the remote muscles' server of its
+ * own, mutual TLS with the run's credential, and the brains' server certificate in the
+ * socket folder (0700) for their TLS doors; c->brain_tcp, where brains listen. */
+int bd_open_door(bd_conductor *c)
+{
+    int remote = 0;
+    for (int i = 0; i < c->rf->nphases; i++)
+        remote = c->rf->phases[i].remote_worker > remote ? c->rf->phases[i].remote_worker : remote;
+    char *cred = bd_strfmt("%s/server.pem", c->sockdir);
+    int rc = cred ? bd_tls_issue(c->tls, BD_TLS_SERVER) : bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK)
+        rc = bd_tls_write(c->tls, cred, BD_TLS_CA | BD_TLS_SERVER);
+    free(cred);
+    if (rc == BD_OK)
+        rc = bd_server_open(3 * remote + 8, &c->door);
+    /* a remote muscle sends JOINs, heartbeats and events: none near this long */
+    if (rc == BD_OK)
+        rc = bd_server_set_recvmax(c->door, 65536);
+    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote)};
+    if (rc == BD_OK)
+        rc = bd_server_listen_with(c->door, c->o->listen, &lo);
+    /* brains listen on the same host, on ports the system picks */
+    const char *colon = strrchr(c->o->listen, ':');
+    if (rc == BD_OK && !(c->brain_tcp = bd_strfmt("%.*s:0", (int)(colon - c->o->listen), c->o->listen)))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    return rc;
+}
+
+/* Every phase has ended: remote muscles come back for another phase; for 2 s the door
+ * tells them the run is done. */
+void bd_join_farewell(bd_conductor *c)
+{
+    c->run_over = 1;
+    int remote = 0;
+    for (int i = 0; i < c->rf->nphases; i++)
+        remote |= c->rf->phases[i].remote_worker > 0;
+    for (double until = bd_now() + 2.0; remote && c->door && bd_now() < until;)
+        bd_serve(c, 100);
+}
+
+void bd_join_phase_open(bd_conductor *c, double t0)
+{
+    const bd_phase_plan *p = c->plan;
+    c->nlost = 0;
+    c->join_by = p->remote > 0 ? t0 + p->ph->join_timeout : 0;
+    if (p->remote > 0 && !c->o->quiet)
+        fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s "
+                        "--credential %s\n", p->ph->join_timeout, p->remote, c->o->listen,
+                c->o->credential ? c->o->credential : "RUN_DIR/remote.key");
+}

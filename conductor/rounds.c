@@ -1,0 +1,105 @@
+/* rounds.c: the round barrier and the stop decision (see run.h). Each brain reports every
+ * round and waits; once every brain has reported it, all hear together whether the phase
+ * goes on and which restarted muscles take part from the next round. Why the phase ends is
+ * a code (wire/stop.h), read once from a brain's "done" text. */
+#include <stdio.h>
+#include <string.h>
+
+#include "conductor/run.h"
+#include "wire/wire.h"
+
+/* When every brain has reported the current round: the phase's word for all of them. */
+void bd_barrier(bd_conductor *c)
+{
+    for (int i = 0; i < c->nagents; i++)
+        if (!c->agents[i].held)
+            return;
+    char why[256] = "", quota[256] = "";
+    bd_stop stop = BD_STOP_NONE; /* why's code */
+    cJSON *admit = NULL;
+    int all_quotas = 1; /* phase_config.episodes: every agent has counted its episodes */
+    for (int i = 0; i < c->nagents; i++) {
+        const cJSON *u = c->agents[i].last_update;
+        const cJSON *done = cJSON_GetObjectItemCaseSensitive(u, "done");
+        const bd_stop said = bd_stop_parse(cJSON_IsString(done) ? done->valuestring : NULL);
+        const int is_quota = said == BD_STOP_EPISODES;
+        all_quotas &= is_quota;
+        if (is_quota && !quota[0]) {
+            snprintf(quota, sizeof quota, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
+        } else if (said != BD_STOP_NONE && !is_quota && !stop) { /* any agent's condition ends the phase */
+            snprintf(why, sizeof why, "%.180s (%.64s)", done->valuestring, c->agents[i].name);
+            stop = said;
+        }
+        /* muscles every brain has greeted: the intersection of the ready lists */
+        const cJSON *ready = cJSON_GetObjectItemCaseSensitive(u, "ready");
+        if (!admit) {
+            admit = ready ? cJSON_Duplicate(ready, 1) : cJSON_CreateArray();
+            continue;
+        }
+        for (cJSON *x = admit->child; x;) {
+            cJSON *next = x->next;
+            int in = 0;
+            const cJSON *y;
+            cJSON_ArrayForEach(y, ready)
+                in |= cJSON_IsNumber(y) && y->valueint == x->valueint;
+            if (!in)
+                cJSON_Delete(cJSON_DetachItemViaPointer(admit, x));
+            x = next;
+        }
+    }
+    if (!stop && all_quotas && c->nagents > 0) {
+        snprintf(why, sizeof why, "%s", quota);
+        stop = BD_STOP_EPISODES;
+    }
+    cJSON *answer = cJSON_CreateObject();
+    cJSON_AddBoolToObject(answer, "stop", stop != BD_STOP_NONE);
+    if (stop)
+        cJSON_AddStringToObject(answer, "why", why);
+    cJSON_AddItemToObject(answer, "admit", admit ? admit : cJSON_CreateArray());
+    bd_server *from = c->from;
+    c->from = c->hub; /* brains report on the control socket */
+    for (int i = 0; i < c->nagents; i++) {
+        bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, answer);
+        c->agents[i].held = NULL;
+    }
+    c->from = from;
+    if (cJSON_GetArraySize(admit) > 0) {
+        cJSON *o = bd_ev("admitted");
+        cJSON_AddStringToObject(o, "phase", c->phase);
+        cJSON_AddItemToObject(o, "muscles", cJSON_Duplicate(admit, 1));
+        bd_log(c, o);
+        cJSON_Delete(o);
+    }
+    cJSON_Delete(answer);
+    if (stop && !c->stopping) {
+        c->stopping = 1;
+        c->ended_code = stop;
+        snprintf(c->ended, sizeof c->ended, "%s", why);
+    }
+}
+
+bd_stop bd_phase_outcome(bd_conductor *c, int sig, int started, const char **ended)
+{
+    if (!sig && !c->failed && c->ended_code == BD_STOP_DIVERGED) { /* the run fails, as it says */
+        bd_fail(c, "%s", c->ended);
+        c->diverged = 1;
+    }
+    if (sig) {
+        *ended = started ? "interrupted" : "interrupted during start-up";
+        return BD_STOP_INTERRUPTED;
+    }
+    if (c->diverged) {
+        *ended = c->ended;
+        return BD_STOP_DIVERGED;
+    }
+    if (c->failed) {
+        *ended = bd_stop_words(BD_STOP_FAILED);
+        return BD_STOP_FAILED;
+    }
+    if (c->ended_code != BD_STOP_NONE) {
+        *ended = c->ended;
+        return c->ended_code;
+    }
+    *ended = bd_stop_words(BD_STOP_DONE);
+    return BD_STOP_DONE;
+}
