@@ -512,14 +512,23 @@ static int bd_agent_one_group(const bd_phase_plan *p, const bd_agent_cfg *a, int
     return bad;
 }
 
+/* A kind's params for agent ap: read once into *value (bd_kind.parse), then its check. */
+static int bd_plan_kind(const bd_kind *k, const bd_node *params, const bd_phase_plan *p, bd_agent_plan *ap,
+                        void **value, bd_diags *d)
+{
+    int rc = k->parse ? k->parse(params, p, ap, d, value) : BD_OK;
+    int crc = k->check ? k->check(params, p, ap, d) : BD_OK; /* sees *value NULL when parse failed */
+    return rc ? rc : crc;
+}
+
 /* Agent i of the plan; every problem noted in d. */
 /* An agent whose env is unknown: its brain's params are checked as far as they go without
  * the env (the kind's check sees ap->env NULL). */
 static int bd_plan_brain_params_only(bd_phase_plan *p, bd_agent_plan *ap, bd_diags *d)
 {
     const bd_kind *b = bd_kind_find(p->reg->brains, p->reg->nbrains, ap->cfg->brain.name);
-    if (b && b->check)
-        b->check(ap->cfg->brain.params, p, ap, d);
+    if ((ap->brain = b) != NULL)
+        bd_plan_kind(b, ap->cfg->brain.params, p, ap, &ap->brain_params, d);
     return BD_EINVAL;
 }
 
@@ -691,9 +700,9 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
                                                p->agents[j].cfg->name, a->name));
     /* the kinds' own params are checked here, before any process starts (its env's worlds are 0
      * when the env's params have problems: what needs the worlds is not checked then) */
-    if (ap->brain && ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap, d)) != BD_OK)
+    if (ap->brain && (rc = bd_plan_kind(ap->brain, a->brain.params, p, ap, &ap->brain_params, d)) != BD_OK)
         bad = bd_diag(d, rc);
-    if (ap->muscle && ap->muscle->check && (rc = ap->muscle->check(a->muscle.params, p, ap, d)) != BD_OK)
+    if (ap->muscle && (rc = bd_plan_kind(ap->muscle, a->muscle.params, p, ap, &ap->muscle_params, d)) != BD_OK)
         bad = bd_diag(d, rc);
     return bad;
 }
@@ -709,11 +718,9 @@ static int bd_plan_rollouts(const bd_phase_plan *p, bd_diags *d)
         return BD_OK;
     for (int i = 0; i < p->nagents; i++) {
         const bd_agent_plan *ap = &p->agents[i];
-        if (!ap->cfg || !ap->brain || !ap->brain->rollout_steps)
-            continue;
-        long long t = ap->brain->rollout_steps(ap->cfg->brain.params, p->max_columns);
-        if (t < 0)
-            continue; /* its params' problems are reported by its check */
+        if (!ap->cfg || !ap->brain || !ap->brain->rollout_steps || !ap->brain_params)
+            continue; /* its params' problems are reported by its parse */
+        long long t = ap->brain->rollout_steps(ap->brain_params);
         if (first < 0) {
             first = i;
             t0 = t;
@@ -823,6 +830,10 @@ void bd_phase_plan_fini(bd_phase_plan *p)
 {
     for (int i = 0; p->agents && i < p->nagents; i++) {
         bd_agent_plan *a = &p->agents[i];
+        if (a->brain_params && a->brain && a->brain->free_params)
+            a->brain->free_params(a->brain_params);
+        if (a->muscle_params && a->muscle && a->muscle->free_params)
+            a->muscle->free_params(a->muscle_params);
         for (int k = 0; k < a->nsens && a->sensor_ids; k++)
             free(a->sensor_ids[k]);
         for (int k = 0; k < a->nact && a->actuator_ids; k++)
