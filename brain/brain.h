@@ -1,7 +1,8 @@
 /* brain.h: the learner process (`bodhi brain`). One per agent and phase. It listens at
  * ipc://<run dir>/<agent>.brain, greets each muscle with the initial weights, then per
  * round gathers one rollout from every muscle, records it in the agent's memory (HDF5),
- * updates its episode statistics and stop conditions, learns (PPO, train phases), and
+ * updates its episode statistics and stop conditions, learns (train phases: its kind's
+ * learner, brain/learner.h, which the process drives without knowing the algorithm), and
  * answers every muscle with the new weights or STOP. It reports to the conductor over the
  * events socket and saves a checkpoint at the end of a train phase. */
 #ifndef BODHI_BRAIN_BRAIN_H
@@ -9,7 +10,7 @@
 
 #include "config/registry.h"
 
-/* The brains a run file can name ("ppo", "random"), for the registry. */
+/* The brains a run file can name ("ppo", "random", "none"), for the registry (kinds.c). */
 extern const bd_kind bd_brain_kinds[];
 extern const int bd_brain_nkinds;
 

@@ -1,7 +1,9 @@
-/* learner.h: what a brain learns with: the agent's policy network, the PPO optimiser, the
- * running observation normaliser, and the checkpoint they are saved to and loaded from.
- * The brain process (brain.c) hands it each round's batch and sends its parameters to the
- * muscles. A random brain has a learner with no network (net NULL). */
+/* learner.h: what a brain kind is. A kind is a config/registry.h bd_kind whose params are
+ * read once into the agent plan (bd_kind.parse: ap->brain_params) and whose `ops` is a
+ * bd_learner_ops: the learner the brain process (brain.c) creates, hands each round's
+ * batch, asks to learn, and whose policy it sends to the muscles as a WEIGHTS message.
+ * The process knows nothing of any algorithm: PPO is brain/ppo_learner.c, the netless
+ * brains (random, none) brain/netless.c. docs/architecture.md, "a new brain". */
 #ifndef BODHI_BRAIN_LEARNER_H
 #define BODHI_BRAIN_LEARNER_H
 
@@ -11,10 +13,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "brain/obsnorm.h"
-#include "brain/ppo.h"
 #include "config/plan.h"
-#include "torch/bd_torch.h"
+#include "config/registry.h"
+#include "wire/wire.h"
 
 /* A round's batch (T, N, ...) over every world of the agent; columns whose muscle sent
  * nothing this round have valid[i] = 0 (valid NULL: all have data). */
@@ -25,46 +26,83 @@ typedef struct {
     const uint8_t *valid;                                     /* (N) or NULL */
 } bd_batch;
 
+/* Called by a learner between the backward pass and the optimiser step of every gradient
+ * step, with the gradient of every parameter (n floats, in the order of the policy's
+ * parameters), which it may change in place (an all-reduce over learners, a clipping
+ * policy, logging). A code other than BD_OK fails the update. */
+typedef int (*bd_grad_hook)(void *ctx, float *grad, size_t n);
+
+/* What a learner is created for. */
 typedef struct {
+    const bd_phase_plan *plan;
     const bd_agent_plan *ap;
-    bd_ppo_params pp;
+    const void *params;       /* ap->brain_params: the kind's own parse of its params */
     int train;                /* learns in this phase */
-    bdt_policy *net;          /* NULL for a random brain */
-    bdt_ppo *ppo;             /* train phases */
-    int use_norm;
-    bd_obsnorm norm;
-    float *params;            /* the policy's parameters, then the normaliser (2 S) with use_norm */
-    size_t nparams;           /* policy parameters */
-    uint64_t version;         /* updates so far */
-    double lr;                /* the base learning rate, adapted to kl_threshold (before annealing) */
-    long long max_rows;       /* T * N: the most samples a batch holds */
-    /* work buffers (max_rows each; obs/nobs * S, act * U) */
-    float *adv, *ret, *nobs;
-    int64_t *perm;
-    float *c_obs, *c_act, *c_logp, *c_val, *c_rew, *c_fval, *c_lastv; /* compacted batch */
-    uint8_t *c_term, *c_trunc;
-} bd_learner;
+    bd_device device;
+    int T, N;                 /* the rounds' batch: rollout_steps x the agent's columns */
+    const volatile sig_atomic_t *cancel; /* NULL, or a flag that interrupts an update */
+    bd_grad_hook grad_hook;   /* NULL: none */
+    void *grad_ctx;
+} bd_learner_spec;
 
-/* For agent ap with its brain's params pp, on device: builds the network (none for a
- * random brain) and, in a train phase, the optimiser; loads the checkpoint at `load` (may be
- * NULL: start afresh) and, with norm_obs, its normaliser beside it. cancel (may be NULL)
- * interrupts an update between minibatches (bdt_ppo_set_cancel). */
-int bd_learner_init(bd_learner *l, const bd_agent_plan *ap, const bd_ppo_params *pp, int train,
-                    bd_device device, int T, int N, const char *load, const volatile sig_atomic_t *cancel);
-void bd_learner_fini(bd_learner *l);
+/* The policy a learner sends its muscles: the WEIGHTS header (every field but version and
+ * flags: policy kind, head, sizes, rollout length, normaliser) and its floats. */
+typedef struct {
+    bd_weights_hdr h;
+    const float *floats;      /* bd_weights_floats(&h) of them (NULL when that is 0) */
+} bd_policy_out;
 
-/* One PPO update on the batch's valid columns (GAE, normalisation with the statistics the
- * muscles used, then the normaliser takes the batch in), with the learning rate annealed
- * for `steps` agent-steps so far; adds losses, KL and timings to ev. BD_EINTR when
- * cancelled: the parameters stay those of the last whole update. */
-int bd_learner_update(bd_learner *l, const bd_batch *b, long long steps, cJSON *ev);
+typedef struct bd_learner_ops {
+    /* A learner for s (its network, optimiser, buffers), or an error (nothing kept). */
+    int (*create)(const bd_learner_spec *s, void **out);
+    void (*destroy)(void *self);                    /* NULL-safe */
+    /* Starts from the checkpoint at path (weights and, in a train phase, what the
+     * optimiser keeps). */
+    int (*load)(void *self, const char *path);
+    /* Takes in a round's batch (it stays valid until the next call of collect). */
+    int (*collect)(void *self, const bd_batch *b);
+    /* Learns from what it collected, `steps` agent-steps into the phase. When learning
+     * diverged, undoes the update and writes why into `diverged` (len bytes): the phase
+     * then ends. BD_EINTR when cancelled (the parameters stay those of the last whole
+     * update). */
+    int (*update)(void *self, long long steps, char *diverged, size_t len);
+    /* The last update's figures (losses, learning rate, timings) into ev. */
+    void (*stats)(const void *self, cJSON *ev);
+    /* Weights out: the policy the muscles run, as it is now. */
+    void (*weights_out)(const void *self, bd_policy_out *out);
+    /* Weights in: replaces the policy's parameters (and normaliser) with those of a WEIGHTS
+     * message of the same shape (BD_EINVAL otherwise). */
+    int (*weights_in)(void *self, const bd_weights_hdr *h, const float *floats);
+    /* Saves what load reads to path; *saved 0 when the learner has nothing to keep. */
+    int (*save)(const void *self, const char *path, int *saved);
+    /* Updates so far. */
+    uint64_t (*version)(const void *self);
+} bd_learner_ops;
 
-/* Undoes the last update (bdt_ppo_undo): the network and the optimiser as they were before
- * it, and the parameters the muscles get with them. The normaliser keeps the batch it took
- * in (observations, not what the update learnt). BD_ESTATE when there is none to undo. */
-int bd_learner_undo(bd_learner *l);
+/* The learner table of a brain kind (its bd_kind.ops). */
+static inline const bd_learner_ops *bd_learner_of(const bd_kind *k)
+{
+    return (const bd_learner_ops *)k->ops;
+}
 
-/* Saves the network (and optimiser, in a train phase) to path, the normaliser beside it. */
-int bd_learner_save(const bd_learner *l, const char *path);
+/* rollout_steps when the run file gives none, over `columns` columns (the phase's plan
+ * max_columns: worlds x agents per world of its widest agent): an update takes about
+ * BD_BRAIN_AUTO_BATCH samples, within [BD_BRAIN_AUTO_T_MIN, BD_BRAIN_AUTO_T_MAX] steps. */
+#define BD_BRAIN_AUTO_BATCH 16384
+#define BD_BRAIN_AUTO_T_MIN 16
+#define BD_BRAIN_AUTO_T_MAX 128
+long long bd_brain_auto_rollout(long long columns);
+
+/* The default of a learner's total_steps: the phase's step cap, in agent ap's steps when
+ * the cap counts another agent's (the agents step together: steps scale with their
+ * columns); 1000000 without a cap. */
+long long bd_brain_total_steps(const bd_phase_plan *p, const bd_agent_plan *ap);
+
+/* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
+ * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one
+ * message (wire/wire.h), the learner's T x worlds samples fit its int indices and this
+ * machine's memory, and each minibatch holds at least one sample. Problems go to d. */
+int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
+                         long long T, long long mb, int epochs, bd_diags *d);
 
 #endif

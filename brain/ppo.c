@@ -22,12 +22,6 @@ static const char *const bd_ppo_keys[] = {
     "diverge_kl", "diverge_updates", NULL,
 };
 
-long long bd_ppo_auto_rollout(long long columns)
-{
-    long long t = columns > 0 ? BD_PPO_AUTO_BATCH / columns : BD_PPO_AUTO_T_MAX;
-    return t < BD_PPO_AUTO_T_MIN ? BD_PPO_AUTO_T_MIN : t > BD_PPO_AUTO_T_MAX ? BD_PPO_AUTO_T_MAX : t;
-}
-
 /* Every problem of the map into *dp (config/diag.h); the first one's code. */
 static int bd_ppo_params_read(const bd_node *p, long long default_total, long long columns, bd_ppo_params *o,
                               bd_diags *dp)
@@ -59,7 +53,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     GETD("kl_threshold", BD_PPO_KL_THRESHOLD, o->kl_threshold);
     GETD("gamma", 0.99, o->gamma);
     GETD("gae_lambda", 0.95, o->gae_lambda);
-    o->rollout_steps = (int)bd_ppo_auto_rollout(columns);
+    o->rollout_steps = (int)bd_brain_auto_rollout(columns);
     GETI("rollout_steps", o->rollout_steps, 1, 1 << 20, o->rollout_steps);
     GETI("hidden", 64, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
@@ -116,25 +110,30 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     return rc;
 }
 
-long long bd_ppo_rollout_steps(const bd_node *params, long long columns)
+int bd_ppo_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
+                      void **out)
 {
-    bd_ppo_params pp;
-    bd_diags d = BD_DIAGS_INIT;
-    int rc = bd_ppo_params_read(params, 1, columns, &pp, &d);
-    bd_diags_fini(&d);
-    return rc == BD_OK ? pp.rollout_steps : -1;
+    bd_ppo_params *pp = malloc(sizeof *pp);
+    if (!pp)
+        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
+    int rc = bd_ppo_params_read(params, bd_brain_total_steps(p, ap), p->max_columns, pp, d);
+    if (rc != BD_OK) {
+        free(pp);
+        return rc;
+    }
+    *out = pp;
+    return BD_OK;
 }
 
-unsigned long long bd_ppo_weights_floats(const bd_node *params, const bd_agent_plan *ap, long long columns)
+long long bd_ppo_kind_rollout(const void *value)
 {
-    bd_ppo_params pp;
-    bd_diags d = BD_DIAGS_INIT;
-    int rc = bd_ppo_params_read(params, 1, columns, &pp, &d);
-    bd_diags_fini(&d);
-    if (rc != BD_OK)
-        return 0;
+    return ((const bd_ppo_params *)value)->rollout_steps;
+}
+
+unsigned long long bd_ppo_kind_weights_floats(const void *value, const bd_agent_plan *ap)
+{
     bdt_policy_config cfg;
-    bd_ppo_policy_config(ap, &pp, BD_DEVICE_CPU, &cfg);
+    bd_ppo_policy_config(ap, value, BD_DEVICE_CPU, &cfg);
     return (unsigned long long)bdt_policy_param_count_of(&cfg) + 2ull * (unsigned long long)ap->nsens;
 }
 
@@ -143,57 +142,6 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, long long col
     bd_diags d = BD_DIAGS_INIT;
     bd_ppo_params_read(p, default_total, columns, o, &d);
     return bd_diags_finish(&d);
-}
-
-/* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
- * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one
- * message (wire/wire.h), the learner's T x worlds samples fit its int indices and this
- * machine's memory, and each minibatch holds at least one sample. Problems go to d. */
-static int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
-                                long long T, long long mb, int epochs, bd_diags *d)
-{
-    char w[256];
-    if (ap->columns <= 0 || p->muscles < 1)
-        return BD_OK; /* the env's params or the phase_config have problems of their own */
-    const long long N = ap->columns;
-    const char *unit = ap->members > 1 ? "columns" : "worlds"; /* a column is a (world, member) */
-    const bd_node *tn = bd_node_get(params, "rollout_steps");
-    bd_node_where(tn ? tn : params, w, sizeof w);
-    if (!tn) /* the automatic length: say so, and where the brain is */
-        snprintf(w + strlen(w), sizeof w - strlen(w), " (automatic rollout_steps)");
-    /* the largest shard's columns */
-    long long n_max = (ap->env->worlds + p->muscles - 1) / p->muscles * ap->members;
-    bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact,
-                        .ended = (uint64_t)T * (uint64_t)n_max}; /* at worst every episode ends */
-    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
-    int rc = BD_OK;
-    if (n_max > BD_RO_MAX_DIM)
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld %s per muscle; one muscle steps at most %u (add workers)",
-                                  w, n_max, unit, BD_RO_MAX_DIM));
-    else if (bd_rollout_layout(&h, off, size) == 0)
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s per muscle is too much for one "
-                                  "rollout message (steps x %s x (sensors + actuators + 8) must stay under "
-                                  "2^34); use fewer rollout_steps or more workers", w, T, n_max, unit, unit));
-    /* a batch in the brain: assembled from the rollouts, compacted, GAE, the shuffles
-     * (8 bytes a sample and epoch) and the shim's copy of it */
-    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)N;
-    double need = tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs);
-    double have = bd_phys_bytes();
-    if (T * N > INT_MAX)
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update; the "
-                                  "learner takes at most %d", w, T, N, unit, T * N, INT_MAX));
-    else if (rc == BD_OK && have > 0 && need > have) /* only once the sizes themselves are right */
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update need "
-                                  "about %.3g GiB in the brain; this machine has %.3g GiB (fewer worlds or "
-                                  "rollout_steps)", w, T, N, unit, T * N, need / (1 << 30),
-                                  have / (1 << 30)));
-    else if (mb > T * N) {
-        const bd_node *mn = bd_node_get(params, "num_minibatches");
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: num_minibatches %lld is more than the %lld samples of an update "
-                                  "(rollout_steps %lld x %lld %s)", bd_node_where(mn ? mn : params, w, sizeof w),
-                                  mb, T * N, T, N, unit));
-    }
-    return rc;
 }
 
 void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,
@@ -266,20 +214,20 @@ static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, co
     for (int i = 0; rc == BD_OK && i < src.nagents; i++)
         if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
             sap = &src.agents[i];
-    bd_ppo_params spp;
-    if (rc != BD_OK || !sap || sap->random || bd_ppo_params_parse(sap->cfg->brain.params, 1, src.max_columns, &spp) != BD_OK) {
+    const bd_ppo_params *sp = sap && sap->brain && sap->brain->parse == bd_ppo_kind_parse ? sap->brain_params : NULL;
+    if (rc != BD_OK || !sap || sap->random || !sp) {
         bd_phase_plan_fini(&src);
         return BD_OK; /* that phase's own problems are reported where they are */
     }
     bdt_policy_config theirs;
-    bd_ppo_policy_config(sap, &spp, BD_DEVICE_CPU, &theirs);
+    bd_ppo_policy_config(sap, sp, BD_DEVICE_CPU, &theirs);
     rc = BD_OK;
     if (theirs.obs_dim != mine->obs_dim || theirs.act_kind != mine->act_kind || theirs.act_dim != mine->act_dim
         || theirs.hidden != mine->hidden || theirs.layers != mine->layers)
         rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' (%s) cannot start from agent '%s' of phase '%s' (%s)", w,
                        a->name, bd_shape_text(mine, s1, sizeof s1), ap->load_agent, ap->load_phase,
                        bd_shape_text(&theirs, s2, sizeof s2));
-    else if (pp->norm_obs && !spp.norm_obs)
+    else if (pp->norm_obs && !sp->norm_obs)
         rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but agent '%s' of phase '%s' learns "
                        "without it", w, a->name, ap->load_agent, ap->load_phase);
     bd_phase_plan_fini(&src);
@@ -294,36 +242,26 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s' has %d sensors, the ppo brain takes at most %d",
                                   bd_node_where(ap->cfg->node, w, sizeof w), ap->cfg->name, ap->nsens,
                                   BD_OBSNORM_MAX));
-    bd_ppo_params pp;
-    int prc = bd_ppo_params_read(params, 1, p->max_columns, &pp, d);
-    if (prc != BD_OK || !ap->env)
-        return prc; /* what follows would judge defaults in place of what was meant, or needs the env */
-    int brc = bd_brain_batch_check(params, p, ap, pp.rollout_steps, pp.opt.minibatches,
-                                   p->ph && p->ph->mode == BD_MODE_TRAIN ? pp.opt.epochs : 0, d);
+    const bd_ppo_params *pp = ap->brain_params; /* read (bd_ppo_kind_parse) */
+    if (!pp || !ap->env)
+        return rc; /* what follows would judge defaults in place of what was meant, or needs the env */
+    int brc = bd_brain_batch_check(params, p, ap, pp->rollout_steps, pp->opt.minibatches,
+                                   p->ph && p->ph->mode == BD_MODE_TRAIN ? pp->opt.epochs : 0, d);
     rc = rc ? rc : brc;
     /* the network, its gradients and Adam's two moments must fit this machine */
     bdt_policy_config cfg;
-    bd_ppo_policy_config(ap, &pp, BD_DEVICE_CPU, &cfg);
+    bd_ppo_policy_config(ap, pp, BD_DEVICE_CPU, &cfg);
     uint64_t n = bdt_policy_param_count_of(&cfg);
     double need = (double)n * 16, have = bd_phys_bytes();
     if (n == 0 || (have > 0 && need > have)) {
         const bd_node *hn = bd_node_get(params, "hidden");
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: hidden %d x layers %d makes a network of %.3g parameters, %.3g "
                                     "GiB with its optimiser; this machine has %.3g GiB",
-                                    bd_node_where(hn ? hn : params, w, sizeof w), pp.hidden, pp.layers, (double)n,
+                                    bd_node_where(hn ? hn : params, w, sizeof w), pp->hidden, pp->layers, (double)n,
                                     need / (1 << 30), have / (1 << 30)));
     }
-    int lrc = bd_diag(d, bd_ppo_load_check(p, ap, &pp, &cfg));
+    int lrc = bd_diag(d, bd_ppo_load_check(p, ap, pp, &cfg));
     return rc ? rc : lrc;
-}
-
-int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
-{
-    bd_ppo_params pp;
-    int rc = bd_ppo_params_read(params, 1, p->max_columns, &pp, d);
-    if (rc != BD_OK || !ap->env)
-        return rc;
-    return bd_brain_batch_check(params, p, ap, pp.rollout_steps, 1, 0, d);
 }
 
 double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double kl)

@@ -1,11 +1,15 @@
-/* ppo.h: the PPO brain's hyper-parameters (run-file `brain.params`, CleanRL's defaults),
- * generalised advantage estimation, and the per-epoch sample order. The gradient step
- * itself is in the torch shim (bdt_ppo_update). */
+/* ppo.h: the PPO brain kind: its hyper-parameters (run-file `brain.params`, CleanRL's
+ * defaults), generalised advantage estimation, the per-epoch sample order, and its learner
+ * (brain/ppo_learner.c, behind brain/learner.h's ops table). The gradient step itself is
+ * in the torch shim (bdt_ppo_update). Only the ppo kind's files use what is declared here
+ * (tests/test_layers.c). */
 #ifndef BODHI_BRAIN_PPO_H
 #define BODHI_BRAIN_PPO_H
 
 #include <stdint.h>
+#include <stdlib.h>
 
+#include "brain/learner.h"
 #include "config/plan.h"
 #include "config/yamltree.h"
 #include "torch/bd_torch.h"
@@ -34,9 +38,9 @@ typedef struct {
  * an update takes about BD_PPO_AUTO_BATCH samples (rollout_steps = that / worlds, kept
  * within [BD_PPO_AUTO_T_MIN, BD_PPO_AUTO_T_MAX]) and learns from minibatches of a fixed
  * size, so a bigger batch means more gradient steps, not bigger ones. */
-#define BD_PPO_AUTO_BATCH 16384
-#define BD_PPO_AUTO_T_MIN 16
-#define BD_PPO_AUTO_T_MAX 128
+#define BD_PPO_AUTO_BATCH BD_BRAIN_AUTO_BATCH
+#define BD_PPO_AUTO_T_MIN BD_BRAIN_AUTO_T_MIN
+#define BD_PPO_AUTO_T_MAX BD_BRAIN_AUTO_T_MAX
 #define BD_PPO_MINIBATCH_SIZE 1024
 #define BD_PPO_KL_THRESHOLD 0.01
 /* Divergence: an update that moved the policy 10 nats on average (1000 times the KL an
@@ -55,35 +59,33 @@ typedef struct {
 /* The next update's base learning rate from this one's (lr) and its approximate KL. */
 double bd_ppo_adapt_lr(const bd_ppo_params *pp, double lr, double approx_kl);
 
-/* rollout_steps when the run file gives none, over `columns` columns (the phase's plan
- * max_columns: worlds x agents per world of its widest agent). */
-long long bd_ppo_auto_rollout(long long columns);
-
-/* The rollout length params ask for over `columns` columns (given or automatic), or -1 when
- * params have problems: the registry's rollout_steps (config/registry.h), for the ppo and
- * random brains. */
-long long bd_ppo_rollout_steps(const bd_node *params, long long columns);
-
-/* For the registry: the most floats a WEIGHTS message to agent ap's muscles carries with
- * these params (the network's parameters, then S means and S inverse deviations). */
-unsigned long long bd_ppo_weights_floats(const bd_node *params, const bd_agent_plan *ap, long long columns);
-
 /* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
  * naming the position. total_steps defaults to default_total; rollout_steps to
- * bd_ppo_auto_rollout(columns). */
+ * bd_brain_auto_rollout(columns). */
 int bd_ppo_params_parse(const bd_node *params, long long default_total, long long columns, bd_ppo_params *out);
 
 /* The policy network agent ap builds with params pp on device. */
 void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,
                           bdt_policy_config *out);
 
-/* The ppo brain's check for the registry (config/registry.h): its params; that the
- * agent's sensors fit the observation normaliser; that the rollouts fit their messages
- * and the learner, and the network this machine; and that what it loads fits it. */
+/* The ppo kind's hooks for the registry (config/registry.h): its params read once into a
+ * bd_ppo_params (total_steps defaulting to bd_brain_total_steps); its check (that the
+ * agent's sensors fit the observation normaliser, that the rollouts fit their messages
+ * and the learner, and the network this machine, and that what it loads fits it); the
+ * rollout length; the most floats of its WEIGHTS. */
+int bd_ppo_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
+                      void **out);
 int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d);
+long long bd_ppo_kind_rollout(const void *value);
+unsigned long long bd_ppo_kind_weights_floats(const void *value, const bd_agent_plan *ap);
 
-/* The random brain's check: the params it reads (rollout_steps; the ppo keys are taken). */
-int bd_random_brain_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d);
+/* The ppo learner (brain/ppo_learner.c). */
+extern const bd_learner_ops bd_ppo_learner;
+
+/* The registry's entry of a ppo brain kind. */
+#define BD_PPO_KIND(name, family)                                                                         \
+    {(name), (family), 0, bd_ppo_kind_parse, free, bd_ppo_check, bd_ppo_kind_rollout,                     \
+     bd_ppo_kind_weights_floats, &bd_ppo_learner}
 
 /* GAE over a (T, N) batch. done = terminated|truncated; the bootstrap of step t is
  * 0 when terminated, final_values[t] when truncated, values[t+1] otherwise

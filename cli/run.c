@@ -112,8 +112,8 @@ static void bd_print_trace_estimates(const bd_run_opts *o)
                 env_steps = env_steps < 0 || ep < env_steps ? ep : env_steps;
             }
             /* the phase stops at the end of a rollout */
-            long long T = ap->brain && ap->brain->rollout_steps ? ap->brain->rollout_steps(a->brain.params, p.max_columns)
-                                                                 : 0;
+            long long T = ap->brain && ap->brain->rollout_steps && ap->brain_params
+                              ? ap->brain->rollout_steps(ap->brain_params) : 0;
             if (env_steps > 0 && T > 0)
                 env_steps = ceil(env_steps / (double)T) * (double)T;
             per_step += row / a->record_every / (double)(ap->columns ? ap->columns : 1);

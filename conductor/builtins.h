@@ -9,4 +9,12 @@
 /* The one registry of this program (static storage). */
 const bd_registry *bd_registry_builtin(void);
 
+/* Adds brain kinds (borrowed: static storage) to this program's registry, after brain/'s,
+ * for a program that links bodhi's libraries and brings kinds of its own (the test suite's
+ * noop learner, tests/noop_brain.c). Every process of a run is this executable, so each
+ * must add the same kinds before it reads a run file. BD_EINVAL for a name the registry
+ * has, BD_ENOMEM past BD_REGISTRY_MAX_BRAINS kinds. */
+#define BD_REGISTRY_MAX_BRAINS 32
+int bd_registry_add_brains(const bd_kind *kinds, int n);
+
 #endif

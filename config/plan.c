@@ -7,6 +7,7 @@
 
 #include "common/devmem.h"
 #include "common/util.h"
+#include "config/plan_impl.h"
 
 uint64_t bd_seed_mix(uint64_t seed, uint64_t a, uint64_t b)
 {
@@ -39,11 +40,6 @@ const bd_kind *bd_kind_find(const bd_kind *kinds, int count, const char *name)
         if (strcmp(kinds[i].name, name) == 0)
             return &kinds[i];
     return NULL;
-}
-
-static const char *bd_where(const bd_node *n, char *buf, size_t len)
-{
-    return n ? bd_node_where(n, buf, len) : "?";
 }
 
 /* Columns of `chan` (count of them) whose "<uid>.<name>" matches pattern: exact, or
@@ -512,14 +508,29 @@ static int bd_agent_one_group(const bd_phase_plan *p, const bd_agent_cfg *a, int
     return bad;
 }
 
+/* Agent a's objective is one the registry knows. */
+static int bd_plan_objective(const bd_registry *reg, const bd_agent_cfg *a, bd_diags *d)
+{
+    char w[256], known[512];
+    int nobj = 0;
+    while (reg->objectives[nobj])
+        nobj++;
+    for (int k = 0; k < nobj; k++)
+        if (strcmp(reg->objectives[k], a->objective.name) == 0)
+            return BD_OK;
+    return bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (%s)",
+                                bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name,
+                                bd_suggest(a->objective.name, reg->objectives, nobj, known, sizeof known)));
+}
+
 /* Agent i of the plan; every problem noted in d. */
 /* An agent whose env is unknown: its brain's params are checked as far as they go without
  * the env (the kind's check sees ap->env NULL). */
 static int bd_plan_brain_params_only(bd_phase_plan *p, bd_agent_plan *ap, bd_diags *d)
 {
     const bd_kind *b = bd_kind_find(p->reg->brains, p->reg->nbrains, ap->cfg->brain.name);
-    if (b && b->check)
-        b->check(ap->cfg->brain.params, p, ap, d);
+    if ((ap->brain = b) != NULL)
+        bd_plan_kind(b, ap->cfg->brain.params, p, ap, &ap->brain_params, d);
     return BD_EINVAL;
 }
 
@@ -613,16 +624,8 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
                                    a->brain.name, mate));
     }
     ap->random = ap->brain && ap->brain->netless;
-    int nobj = 0;
-    while (reg->objectives[nobj])
-        nobj++;
-    int objective_known = 0;
-    for (int k = 0; k < nobj; k++)
-        objective_known |= strcmp(reg->objectives[k], a->objective.name) == 0;
-    if (!objective_known)
-        bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: agent '%s': unknown objective '%s' (%s)",
-                                   bd_where(a->objective.node, w, sizeof w), a->name, a->objective.name,
-                                   bd_suggest(a->objective.name, reg->objectives, nobj, known, sizeof known)));
+    if ((rc = bd_plan_objective(reg, a, d)) != BD_OK)
+        bad = rc;
     /* how its trace is written */
     if (reg->compression_ok && a->record_compression && reg->compression_ok(a->record_compression) != BD_OK) {
         char why[512];
@@ -631,69 +634,17 @@ static int bd_plan_agent(bd_phase_plan *p, int i, bd_diags *d)
         bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: record.compression: %s", bd_where(cn ? cn : a->node, w, sizeof w),
                                    why));
     }
-    /* where it starts from: a phase of this run in which that agent learnt */
-    ap->load_run = a->load_run;
-    ap->load_phase = a->load_phase;
-    ap->load_agent = a->load_agent;
-    int from = !a->load_run && a->load_phase ? bd_runfile_phase_index(p->rf, a->load_phase) : -1;
-    const bd_agent_cfg *src = from >= 0 ? bd_phase_agent(&p->rf->phases[from], a->load_agent) : NULL;
-    const bd_kind *sk = src ? bd_kind_find(reg->brains, reg->nbrains, src->brain.name) : NULL;
-    if (sk && sk->netless && a->load_phase_given) {
-        const bd_node *ld = bd_node_get(a->node, "load");
-        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: load: agent '%s' of phase '%s' has a %s brain, which learns "
-                                   "nothing and writes no checkpoint", bd_where(ld ? ld : a->node, w, sizeof w),
-                                   a->load_agent, a->load_phase, sk->name));
-    } else if (sk && sk->netless) { /* the default: an earlier phase where it learnt, or none */
-        ap->load_phase = NULL;
-        for (int k = from - 1; k >= 0 && !ap->load_phase; k--) {
-            const bd_agent_cfg *e = bd_phase_agent(&p->rf->phases[k], a->load_agent);
-            const bd_kind *ek = e ? bd_kind_find(reg->brains, reg->nbrains, e->brain.name) : NULL;
-            if (p->rf->phases[k].mode == BD_MODE_TRAIN && ek && !ek->netless)
-                ap->load_phase = p->rf->phases[k].name;
-        }
-    }
-    int earlier_invalid = 0; /* an agent dropped for its problems is not there to load from */
-    for (int k = 0; k < p->phase_index; k++)
-        earlier_invalid |= p->rf->phases[k].invalid;
-    /* a learner tested needs what it learnt */
-    if (p->ph->mode == BD_MODE_TEST && ap->brain && !ap->random && !ap->load_phase && !ap->load_run
-        && !earlier_invalid && !p->ph->invalid)
-        bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s' in test phase '%s' has nothing to load: no "
-                                   "earlier train phase has it learning (add a train phase, or load: "
-                                   "{experiment_run: RUN_DIR, phase, agent})",
-                                   bd_where(a->node, w, sizeof w), a->name, p->ph->name));
+    if ((rc = bd_plan_load(p, ap, a, d)) != BD_OK)
+        bad = rc;
     if (rs || ra)
         return bad; /* what follows needs the columns */
-    int discrete = 0;
-    ap->act_low = calloc((size_t)ap->nact, sizeof(float));
-    ap->act_high = calloc((size_t)ap->nact, sizeof(float));
-    if (!ap->act_low || !ap->act_high)
-        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
-    for (int x = 0; x < ap->nact; x++) {
-        const bd_channel *ch = &(e->desc->ngroups ? e->desc->groups[g].actuators : e->desc->actuators)[ap->act_cols[x]];
-        discrete += ch->n > 0;
-        ap->act_low[x] = ch->low;
-        ap->act_high[x] = ch->high;
-    }
-    ap->discrete = discrete;
-    ap->continuous = !discrete;
-    ap->n_actions = discrete == 1 && ap->nact == 1 ? (int)ap->act_high[0] + 1 : 0;
-    if (discrete == 1 && ap->nact == 1)
-        ap->n_actions = (e->desc->ngroups ? e->desc->groups[g].actuators : e->desc->actuators)[ap->act_cols[0]].n;
-    /* An actuator has one owner. */
-    for (int j = 0; j < i; j++)
-        for (int x = 0; x < ap->nact; x++)
-            for (int y = 0; y < p->agents[j].nact; y++)
-                if (p->agents[j].act_cols && p->agents[j].env == e && p->agents[j].group == g
-                    && ap->act_cols[x] == p->agents[j].act_cols[y])
-                    bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: actuator '%s' is set by agents '%s' and '%s'",
-                                               bd_where(a->node, w, sizeof w), ap->actuator_ids[x],
-                                               p->agents[j].cfg->name, a->name));
+    if ((rc = bd_plan_actuators(p, i, e, g, d)) != BD_OK)
+        bad = rc;
     /* the kinds' own params are checked here, before any process starts (its env's worlds are 0
      * when the env's params have problems: what needs the worlds is not checked then) */
-    if (ap->brain && ap->brain->check && (rc = ap->brain->check(a->brain.params, p, ap, d)) != BD_OK)
+    if (ap->brain && (rc = bd_plan_kind(ap->brain, a->brain.params, p, ap, &ap->brain_params, d)) != BD_OK)
         bad = bd_diag(d, rc);
-    if (ap->muscle && ap->muscle->check && (rc = ap->muscle->check(a->muscle.params, p, ap, d)) != BD_OK)
+    if (ap->muscle && (rc = bd_plan_kind(ap->muscle, a->muscle.params, p, ap, &ap->muscle_params, d)) != BD_OK)
         bad = bd_diag(d, rc);
     return bad;
 }
@@ -709,11 +660,9 @@ static int bd_plan_rollouts(const bd_phase_plan *p, bd_diags *d)
         return BD_OK;
     for (int i = 0; i < p->nagents; i++) {
         const bd_agent_plan *ap = &p->agents[i];
-        if (!ap->cfg || !ap->brain || !ap->brain->rollout_steps)
-            continue;
-        long long t = ap->brain->rollout_steps(ap->cfg->brain.params, p->max_columns);
-        if (t < 0)
-            continue; /* its params' problems are reported by its check */
+        if (!ap->cfg || !ap->brain || !ap->brain->rollout_steps || !ap->brain_params)
+            continue; /* its params' problems are reported by its parse */
+        long long t = ap->brain->rollout_steps(ap->brain_params);
         if (first < 0) {
             first = i;
             t0 = t;
@@ -823,6 +772,10 @@ void bd_phase_plan_fini(bd_phase_plan *p)
 {
     for (int i = 0; p->agents && i < p->nagents; i++) {
         bd_agent_plan *a = &p->agents[i];
+        if (a->brain_params && a->brain && a->brain->free_params)
+            a->brain->free_params(a->brain_params);
+        if (a->muscle_params && a->muscle && a->muscle->free_params)
+            a->muscle->free_params(a->muscle_params);
         for (int k = 0; k < a->nsens && a->sensor_ids; k++)
             free(a->sensor_ids[k]);
         for (int k = 0; k < a->nact && a->actuator_ids; k++)

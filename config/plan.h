@@ -45,6 +45,8 @@ typedef struct bd_agent_plan {
     float *act_low, *act_high; /* (nact) bounds of its actuators */
     const bd_kind *brain;    /* its brain's and muscle's kinds (from the registry) */
     const bd_kind *muscle;
+    void *brain_params;      /* its brain's params as the kind read them once (bd_kind.parse) */
+    void *muscle_params;     /* its muscle's */
     int random;              /* a netless brain and muscle: uniform actions, no learning */
     uint64_t seed;           /* this agent's seed (policy init, sampling) */
     /* the checkpoint it starts from (NULL load_phase: none): the run file's load, where

@@ -16,23 +16,31 @@ typedef struct {
     const char *name;    /* "ppo", "random" */
     const char *family;  /* a brain and a muscle belong together when their families match */
     int netless;         /* acts without a policy network (the brain sends none, learns nothing) */
-    /* Checks `params` (a map, never NULL) for agent ap of phase p (its env and columns
-     * are resolved; p->worlds too, or 0 when the env's params have problems; for a brain,
-     * ap->env is NULL when the env is unknown: check what the params alone show): records
-     * every problem in d ("FILE:LINE:COL: ..."), returns the first one's code or BD_OK.
-     * NULL: the kind takes any params. */
+    /* Reads `params` (a map, never NULL) once for agent ap of phase p (its env and columns
+     * resolved as for check) into the kind's own value, which the plan keeps
+     * (ap->brain_params, ap->muscle_params) for check, the plan and the processes, and frees
+     * with free_params. Records every problem in d and returns the first one's code (*out
+     * stays NULL then). NULL: the kind keeps no params (its value is NULL). */
+    int (*parse)(const bd_node *params, const struct bd_phase_plan *p, const struct bd_agent_plan *ap,
+                 bd_diags *d, void **out);
+    void (*free_params)(void *value);
+    /* Checks what else the kind asks of agent ap of phase p, after parse (whose value is
+     * NULL in ap when it failed: check only what does not need it; for a brain, ap->env is
+     * NULL when the env is unknown: check what the params alone show): records every problem in d
+     * ("FILE:LINE:COL: ..."), returns the first one's code or BD_OK. NULL: nothing more. */
     int (*check)(const bd_node *params, const struct bd_phase_plan *p,
                  const struct bd_agent_plan *ap, bd_diags *d);
-    /* Brains: the rollout length T its params ask of the muscles over `columns` columns, or
-     * -1 when the params have problems (check reports them). The agents of a phase step
-     * together, so config/plan.c refuses a phase whose agents ask for different T. NULL:
-     * the kind asks for none. */
-    long long (*rollout_steps)(const bd_node *params, long long columns);
+    /* Brains: the rollout length T the parsed params ask of the muscles. The agents of a
+     * phase step together, so config/plan.c refuses a phase whose agents ask for different
+     * T. NULL: the kind asks for none. */
+    long long (*rollout_steps)(const void *value);
     /* Brains: the most floats one WEIGHTS message to agent ap's muscles carries (its
      * network's parameters and normaliser), so that a muscle refuses a longer message
-     * before it is received; 0 when the params have problems. NULL: the brain sends no
-     * network. */
-    unsigned long long (*weights_floats)(const bd_node *params, const struct bd_agent_plan *ap, long long columns);
+     * before it is received. NULL: the brain sends no network. */
+    unsigned long long (*weights_floats)(const void *value, const struct bd_agent_plan *ap);
+    /* The kind's own table, which config/ never reads: a brain's learner
+     * (brain/learner.h, bd_learner_ops), a muscle's (muscle/muscle.h, bd_muscle_ops). */
+    const void *ops;
 } bd_kind;
 
 typedef struct {

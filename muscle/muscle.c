@@ -50,22 +50,54 @@ static int bd_actor_check(const bd_node *params, const bd_phase_plan *p, const b
     return rc ? rc : krc;
 }
 
-/* The fsm muscle: its machine reads (muscle/fsm.c). */
-static int bd_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+/* The fsm muscle: its machine, read once into the plan (muscle/fsm.c). */
+static int bd_fsm_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
+                             void **out)
 {
     (void)p;
     bd_fsm *f = malloc(sizeof *f);
     if (!f)
         return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
     int rc = bd_fsm_parse(params, ap, d, f);
-    free(f);
-    return rc;
+    if (rc != BD_OK) {
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return BD_OK;
 }
 
+/* The init hooks: the actor of a network (sampling in train phases, greedy in test
+ * phases), of uniform draws, or of the agent's machine. */
+static int bd_net_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                       bd_act_mode mode)
+{
+    return bd_actor_init(ac, ap, b, dev, mode, NULL);
+}
+
+static int bd_uniform_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                           bd_act_mode mode)
+{
+    (void)mode;
+    return bd_actor_init(ac, ap, b, dev, BD_ACT_UNIFORM, NULL);
+}
+
+static int bd_fsm_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev,
+                       bd_act_mode mode)
+{
+    (void)mode;
+    if (!ap->muscle_params)
+        return bd_seterr(BD_EINVAL, "agent '%s': the fsm muscle has no machine", ap->cfg->name);
+    return bd_actor_init(ac, ap, b, dev, BD_ACT_FSM, ap->muscle_params);
+}
+
+static const bd_muscle_ops bd_net_ops = {bd_net_init}, bd_uniform_ops = {bd_uniform_init},
+                           bd_fsm_ops = {bd_fsm_init};
+
 const bd_kind bd_muscle_kinds[] = {
-    {"ppo", "ppo", 0, bd_actor_check, NULL, NULL},
-    {"random", "random", 1, bd_actor_check, NULL, NULL},
-    {"fsm", "rules", 1, bd_fsm_check, NULL, NULL},
+    {"ppo", "ppo", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_net_ops},
+    {"random", "random", 1, NULL, NULL, bd_actor_check, NULL, NULL, &bd_uniform_ops},
+    {"fsm", "rules", 1, bd_fsm_kind_parse, free, NULL, NULL, NULL, &bd_fsm_ops},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 
@@ -145,14 +177,23 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
                          w->norm_dims, a->ap->cfg->name, a->S);
     const int wants_net = a->actor.args.mode != BD_ACT_UNIFORM && a->actor.args.mode != BD_ACT_FSM;
     if (!wants_net) {
-        if (w->nparams || w->hidden || w->layers || w->norm_dims)
+        if (w->policy != BD_POLICY_NONE || w->nparams || w->hidden || w->layers || w->norm_dims)
             return bd_seterr(BD_EPROTO, "brain of agent '%s' sends a network to a netless muscle",
                              a->ap->cfg->name);
         a->shape = *w;
         return BD_OK;
     }
-    bdt_policy_config pc = {.obs_dim = a->S, .act_kind = a->ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
-                            .act_dim = a->actor.args.A, .hidden = (int)w->hidden, .layers = (int)w->layers};
+    /* the policy the message describes, which this muscle must be able to run */
+    const uint32_t head = a->ap->continuous ? BD_HEAD_GAUSSIAN : BD_HEAD_CATEGORICAL;
+    if (w->policy != BD_POLICY_MLP || w->head != head || w->obs_dim != (uint32_t)a->S
+        || w->act_dim != (uint32_t)a->actor.args.A)
+        return bd_seterr(BD_EPROTO, "brain of agent '%s' describes policy %u with head %u over %u inputs and %u "
+                         "outputs; its muscle runs policy %u with head %u over %d and %d", a->ap->cfg->name,
+                         w->policy, w->head, w->obs_dim, w->act_dim, (unsigned)BD_POLICY_MLP, head, a->S,
+                         a->actor.args.A);
+    bdt_policy_config pc = {.obs_dim = (int)w->obs_dim, .act_kind = head == BD_HEAD_GAUSSIAN ? BDT_CONTINUOUS
+                                                                                         : BDT_DISCRETE,
+                            .act_dim = (int)w->act_dim, .hidden = (int)w->hidden, .layers = (int)w->layers};
     uint64_t want = w->hidden <= (1u << 16) && w->layers <= 64 ? bdt_policy_param_count_of(&pc) : 0;
     if (want == 0 || w->nparams != want)
         return bd_seterr(BD_EPROTO, "brain of agent '%s' sends %llu parameters for a network of %u x %u "
@@ -183,7 +224,9 @@ static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
         rc = bd_first_weights(m, a, &w);
     else if (rc == BD_OK && (w.nparams != a->shape.nparams || w.rollout_steps != a->shape.rollout_steps
                              || w.hidden != a->shape.hidden || w.layers != a->shape.layers
-                             || w.norm_dims != a->shape.norm_dims))
+                             || w.norm_dims != a->shape.norm_dims || w.policy != a->shape.policy
+                             || w.head != a->shape.head || w.obs_dim != a->shape.obs_dim
+                             || w.act_dim != a->shape.act_dim))
         rc = bd_seterr(BD_EPROTO, "brain of agent '%s' changed the network's shape or the rollout length",
                        a->ap->cfg->name);
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
@@ -320,8 +363,8 @@ static int bd_muscle_connect(bd_muscle *m, bd_magent *a, const char *url)
         nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 200);
         /* the longest answer: WEIGHTS with the network the brain's params describe */
         const bd_kind *bk = a->ap->brain;
-        unsigned long long floats = bk && bk->weights_floats
-                                        ? bk->weights_floats(a->ap->cfg->brain.params, a->ap, m->plan.max_columns)
+        unsigned long long floats = bk && bk->weights_floats && a->ap->brain_params
+                                        ? bk->weights_floats(a->ap->brain_params, a->ap)
                                         : 0;
         rv = nng_socket_set_size(a->sock, NNG_OPT_RECVMAXSZ,
                                  BD_WIRE_SP_SLACK + BD_WIRE_HEADER_SIZE + BD_WEIGHTS_HDR_SIZE + 4 * (size_t)floats);
@@ -416,18 +459,9 @@ static int bd_muscle_setup(bd_muscle *m)
         a->U = a->ap->nact;
         a->env = m->envs[a->ap->env->index];
         bd_agent_shard(a->ap, m->plan.muscles, o->id, &a->n, &a->col0);
-        bd_fsm *fsm = NULL;
-        if (strcmp(a->ap->muscle->name, "fsm") == 0) { /* checked by the plan: read it again */
-            bd_diags d = BD_DIAGS_INIT;
-            fsm = malloc(sizeof *fsm);
-            rc = fsm ? bd_fsm_parse(a->ap->cfg->muscle.params, a->ap, &d, fsm) : bd_seterr(BD_ENOMEM, "out of memory");
-            int drc = bd_diags_finish(&d);
-            rc = rc ? rc : drc;
-        }
-        if (rc == BD_OK)
-            rc = bd_actor_init(&a->actor, a->ap, bd_env_batch_of(a->env), m->plan.device, fsm ? BD_ACT_FSM : mode,
-                               fsm);
-        free(fsm);
+        const bd_muscle_ops *mo = a->ap->muscle->ops;
+        rc = mo && mo->init ? mo->init(&a->actor, a->ap, bd_env_batch_of(a->env), m->plan.device, mode)
+                            : bd_seterr(BD_EINVAL, "muscle '%s' has no init", a->ap->muscle->name);
         if (rc == BD_OK && o->restart) /* its own action draws too */
             a->actor.args.seed = bd_seed_mix(a->ap->seed, 0x5265737461727400ull + (uint64_t)o->restart,
                                              (uint64_t)o->id);

@@ -9,7 +9,16 @@
 #define BODHI_MUSCLE_MUSCLE_H
 
 #include "config/registry.h"
+#include "muscle/actor.h"
 #include "wire/tls.h"
+
+/* A muscle kind's own table (its bd_kind.ops). */
+typedef struct {
+    /* Prepares agent ap's actor for the shard b of its env on dev (muscle/actor.h,
+     * bd_actor_init), in `mode`: BD_ACT_SAMPLE in a train phase, BD_ACT_GREEDY in a test
+     * phase; the kind picks its own (uniform draws, its machine from ap->muscle_params). */
+    int (*init)(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev, bd_act_mode mode);
+} bd_muscle_ops;
 
 /* The muscles a run file can name ("ppo", "random"), for the registry. */
 extern const bd_kind bd_muscle_kinds[];

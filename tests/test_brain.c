@@ -353,3 +353,83 @@ Test(brain, page_faults_per_update_do_not_grow, .timeout = 300)
     free(yml);
     free(dir);
 }
+
+/* Issue 21: a brain kind is an ops table (brain/learner.h). bodhi-noop (tests/noop_brain.c)
+ * adds "noop", a fixed-policy learner of the test suite's own with no PPO in it, and runs a
+ * train phase with the real conductor, brain and muscle processes. Its policy, sent in the
+ * WEIGHTS descriptor, has constant logits that make every sampled action the last one: the
+ * trace must hold only that action; its update events carry its own figures, counting the
+ * rounds and the columns it collected; and it saves no checkpoint. */
+Test(brain, a_learner_of_the_tests_runs_a_phase, .timeout = 120)
+{
+    const int worlds = 8, T = 16, rounds = 5;
+    char *dir = bd_strfmt("/tmp/bd-test-noop-%d", (int)getpid());
+    char *yml = bd_strfmt("%s.yml", dir);
+    FILE *f = fopen(yml, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "uid: noop\nseed: 5\nschedule:\n  - train:\n      environments:\n"
+            "        - environment: {name: cartpole, uid: pole, params: {worlds: %d}}\n"
+            "      agents:\n        - name: balancer\n"
+            "          brain: {name: noop, params: {rollout_steps: %d, hidden: 4}}\n"
+            "          muscle: {name: ppo, params: {}}\n          objective: {name: reward, params: {}}\n"
+            "          sensors: [pole.*]\n          actuators: [pole.push]\n"
+            "      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: %d}}\n"
+            "      phase_config: {mode: train, worker: 2, device: cpu}\n",
+            worlds, T, worlds * T * rounds);
+    fclose(f);
+    char *cmd = bd_strfmt("rm -rf %s && %s run %s --out %s --quiet", dir, BODHI_NOOP_BINARY, yml, dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi-noop run exited %d", WEXITSTATUS(st));
+    free(cmd);
+    /* bodhi itself does not know the kind */
+    cmd = bd_strfmt("%s check %s 2>/dev/null", BODHI_BINARY, yml);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bodhi check of a noop brain exited %d", WEXITSTATUS(st));
+    free(cmd);
+    char *logp = bd_strfmt("%s/log.jsonl", dir);
+    f = fopen(logp, "r");
+    cr_assert_not_null(f, "no %s", logp);
+    int n = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *ev = cJSON_GetObjectItem(o, "event");
+        if (cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0) {
+            const cJSON *r = cJSON_GetObjectItem(o, "noop_rounds"), *c = cJSON_GetObjectItem(o, "noop_columns");
+            const cJSON *u = cJSON_GetObjectItem(o, "update");
+            /* the report of round k comes before its update and carries the last one's
+             * figures: k updates so far, none in round 0 */
+            cr_assert(n == 0 ? !r && !c : cJSON_IsNumber(r) && cJSON_IsNumber(c), "round %d: %s", n, line);
+            cr_assert(cJSON_IsNumber(u), "round %d: %s", n, line);
+            if (n == 0) {
+                cJSON_Delete(o);
+                n++;
+                continue;
+            }
+            cr_assert_eq((int)r->valuedouble, n, "round %d: noop_rounds %g", n, r->valuedouble);
+            cr_assert_eq((int)u->valuedouble, n, "round %d: version %g", n, u->valuedouble);
+            cr_assert_eq((int)c->valuedouble, n * worlds, "round %d: noop_columns %g", n, c->valuedouble);
+            n++;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    cr_assert_eq(n, rounds, "%d rounds reported, wanted %d", n, rounds);
+    /* every recorded action is the one the fixed policy's logits make certain (1) */
+    cmd = bd_strfmt("/usr/bin/python3 -c \"import h5py,numpy as np,sys; a=h5py.File('%s/run.h5','r')"
+                    "['train/balancer/actuators'][()]; sys.exit(0 if a.shape==(%d,%d,1) and (a==1).all() else 1)\"",
+                    dir, rounds * T, worlds);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the trace holds other actions than the policy's (%s)", cmd);
+    free(cmd);
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", dir);
+    cr_assert_neq(access(ck, F_OK), 0, "a learner with nothing to keep wrote %s", ck);
+    free(ck);
+    cmd = bd_strfmt("rm -rf %s %s", dir, yml);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(logp);
+    free(yml);
+    free(dir);
+}

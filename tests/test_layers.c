@@ -327,3 +327,116 @@ Test(layers, item01_build_flags_do_not_depend_on_the_build_cpu)
         }
     }
 }
+
+/* Issue 21: a brain kind is an ops table (brain/learner.h), and PPO one kind among others:
+ * outside the ppo kind's own files (brain/ppo*.c, brain/ppo.h) no brain/ file names a PPO
+ * symbol (bd_ppo_*, bdt_ppo_*, BD_PPO_*) or includes brain/ppo.h, except the table of
+ * kinds (brain/kinds.c), which lists the kind with BD_PPO_KIND. Comments and string
+ * literals are skipped. */
+static int ppo_symbol(const char *id)
+{
+    return strncmp(id, "bd_ppo_", 7) == 0 || strncmp(id, "bdt_ppo_", 8) == 0 || strncmp(id, "BD_PPO_", 7) == 0;
+}
+
+static void check_brain_file(const char *root, const char *name, check_result *r)
+{
+    char path[2048], rel[512];
+    snprintf(rel, sizeof rel, "brain/%s", name);
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    r->files++;
+    const int table = strcmp(name, "kinds.c") == 0;
+    int in_comment = 0;
+    char line[4096];
+    for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+        if (!table && strstr(line, "\"brain/ppo.h\"") && strstr(line, "include"))
+            complain(r, "%s:%d: includes %s outside the ppo kind's files\n", rel, ln, "brain/ppo.h");
+        for (const char *p = line; *p;) {
+            if (in_comment) {
+                const char *end = strstr(p, "*/");
+                if (!end)
+                    break;
+                in_comment = 0;
+                p = end + 2;
+            } else if (p[0] == '/' && p[1] == '*') {
+                in_comment = 1;
+                p += 2;
+            } else if (p[0] == '/' && p[1] == '/') {
+                break;
+            } else if (*p == '"' || *p == '\'') { /* a literal */
+                char q = *p++;
+                while (*p && *p != q)
+                    p += p[0] == '\\' && p[1] ? 2 : 1;
+                if (*p)
+                    p++;
+            } else if (*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+                char id[256];
+                size_t n = 0;
+                while ((*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) {
+                    if (n < sizeof id - 1)
+                        id[n++] = *p;
+                    p++;
+                }
+                id[n] = '\0';
+                if (ppo_symbol(id) && !(table && strcmp(id, "BD_PPO_KIND") == 0))
+                    complain(r, "%s:%d: names %s outside the ppo kind's files\n", rel, ln, id);
+            } else {
+                p++;
+            }
+        }
+    }
+    fclose(f);
+}
+
+static void check_brain_kinds(const char *root, check_result *r)
+{
+    memset(r, 0, sizeof *r);
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/brain", root);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot read %s", dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && is_source(e->d_name) && strncmp(e->d_name, "ppo", 3) != 0)
+            check_brain_file(root, e->d_name, r);
+    closedir(d);
+}
+
+Test(layers, checker_finds_ppo_outside_its_kind)
+{
+    char root[256];
+    snprintf(root, sizeof root, "/tmp/bd-test-kinds-%d", (int)getpid());
+    plant(root, "brain/ppo.c", "#include \"brain/ppo.h\"\nint bd_ppo_check(void) { return bdt_ppo_update(); }\n");
+    plant(root, "brain/ppo_learner.c", "const bd_learner_ops bd_ppo_learner = {0};\n");
+    plant(root, "brain/kinds.c", "#include \"brain/ppo.h\"\nconst bd_kind k[] = {BD_PPO_KIND(\"ppo\", \"ppo\")};\n");
+    plant(root, "brain/brain.c", "/* once bd_ppo_params_parse,\n   now bd_learner_of */ // bdt_ppo_update\n"
+                                 "const char *s = \"bd_ppo_x\"; int x = 'b';\n");
+    check_result r;
+    check_brain_kinds(root, &r);
+    cr_assert_eq(r.bad, 0, "a clean tree passes:\n%s", r.report);
+    cr_assert_eq(r.files, 2, "kinds.c and brain.c read, the ppo files not");
+    plant(root, "brain/sac.c", "static int f(void *o) { return bdt_ppo_update(o); }\n");
+    plant(root, "brain/brain.c", "#include \"brain/ppo.h\"\nstatic bd_ppo_params pp; /* ok */ int t = BD_PPO_AUTO_T_MAX;\n");
+    plant(root, "brain/kinds.c", "const bd_kind k[] = {BD_PPO_KIND(\"ppo\", \"ppo\")};\nint y = BD_PPO_KL_STEP;\n");
+    check_brain_kinds(root, &r);
+    cr_assert_eq(r.bad, 5, "five PPO reaches found:\n%s", r.report);
+    const char *want[] = {"brain/sac.c:1: names bdt_ppo_update", "brain/brain.c:1: includes brain/ppo.h",
+                          "brain/brain.c:2: names bd_ppo_params", "brain/brain.c:2: names BD_PPO_AUTO_T_MAX",
+                          "brain/kinds.c:2: names BD_PPO_KL_STEP"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.report, want[i]), "missing '%s' in:\n%s", want[i], r.report);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(layers, brain_kinds_keep_ppo_to_itself)
+{
+    check_result r;
+    const char *root = getenv("BODHI_LAYERS_ROOT") ? getenv("BODHI_LAYERS_ROOT") : BODHI_SOURCE_DIR;
+    check_brain_kinds(root, &r);
+    cr_assert(r.files >= 5, "read only %d files under %s/brain", r.files, root);
+    cr_assert_eq(r.bad, 0, "PPO outside its kind:\n%s", r.report);
+}

@@ -202,6 +202,11 @@ Test(torch, bad_configs)
     cr_assert_null(p);
     c = pcfg(4, (bdt_act_kind)7, 2, 1);
     cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
+    for (int k = BDT_SQUASHED; k <= BDT_Q; k++) { /* heads with a place but no network yet */
+        c = pcfg(4, (bdt_act_kind)k, 2, 1);
+        cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
+        cr_assert(strstr(bd_lasterr(), "has no network yet"), "%s", bd_lasterr());
+    }
     cr_assert_eq(bdt_policy_create(NULL, &p), BD_EINVAL);
     c = pcfg(4, BDT_DISCRETE, 2, 1);
     c.layers = 0; /* a linear policy is allowed */
@@ -968,4 +973,78 @@ Test(torch, cuda_policy_matches_cpu)
     bdt_ppo_destroy(og);
     bdt_policy_destroy(cpu);
     bdt_policy_destroy(gpu);
+}
+
+/* ---- the gradient hook (issue 21) -------------------------------------------------- */
+
+typedef struct {
+    int calls, fail_at, zero;
+    size_t n;
+    int finite, nonzero;
+} hook_log;
+
+static int grad_hook(void *ctx, float *g, size_t n)
+{
+    hook_log *h = ctx;
+    h->calls++;
+    h->n = n;
+    for (size_t i = 0; i < n; i++) {
+        h->finite &= isfinite(g[i]) != 0;
+        h->nonzero |= g[i] != 0.0f;
+        if (h->zero)
+            g[i] = 0.0f;
+    }
+    return h->fail_at && h->calls == h->fail_at ? bd_seterr(BD_EIO, "the hook refused") : BD_OK;
+}
+
+/* Between backward and the optimiser step, once a minibatch, with every parameter's
+ * gradient: handing them back unchanged leaves the update as it is without the hook (bit
+ * for bit); zeroing them leaves Adam nothing to step by (its first step is m / sqrt(v),
+ * both 0); a hook that fails ends the update with its code and the parameters as before. */
+Test(torch, grad_hook_sees_and_sets_every_gradient)
+{
+    bdt_policy_config c = pcfg(4, BDT_DISCRETE, 2, 33);
+    bdt_policy *p = mkpol(c), *twin = mkpol(c);
+    bdt_ppo *o = mkppo(p, ocfg()), *ot = mkppo(twin, ocfg());
+    batch b;
+    mkbatch(&b, p);
+    hook_log h = {.finite = 1};
+    bdt_ppo_set_grad_hook(o, grad_hook, &h);
+    upd(o, &b);
+    upd(ot, &b);
+    const size_t n = bdt_policy_param_count(p);
+    cr_assert_eq(h.calls, ocfg().epochs * ocfg().minibatches, "once per minibatch: %d calls", h.calls);
+    cr_assert_eq(h.n, n, "every parameter's gradient: %zu of %zu", h.n, n);
+    cr_assert(h.finite && h.nonzero, "real gradients");
+    float *a = getp(p), *t = getp(twin);
+    cr_assert(memcmp(a, t, n * sizeof(float)) == 0, "an identity hook changes nothing");
+    h = (hook_log){.finite = 1, .zero = 1};
+    bdt_policy *z = mkpol(c);
+    bdt_ppo *oz = mkppo(z, ocfg());
+    bdt_ppo_set_grad_hook(oz, grad_hook, &h);
+    float *z0 = getp(z);
+    upd(oz, &b);
+    float *z1 = getp(z);
+    cr_assert(memcmp(z0, z1, n * sizeof(float)) == 0, "zero gradients: Adam does not move");
+    h = (hook_log){.finite = 1, .fail_at = 3};
+    bdt_ppo_set_grad_hook(o, grad_hook, &h);
+    cr_assert_eq(bdt_ppo_update(o, b.obs, b.act, b.logp, b.adv, b.ret, b.val, 32, b.perm, NULL), BD_EIO);
+    cr_assert(strstr(bd_lasterr(), "the hook refused"), "%s", bd_lasterr());
+    free(t);
+    t = getp(p);
+    cr_assert(memcmp(a, t, n * sizeof(float)) == 0, "a failed hook leaves the parameters as before the update");
+    bdt_ppo_set_grad_hook(o, NULL, NULL);
+    upd(o, &b);
+    cr_assert_eq(h.calls, 3, "no hook: not called");
+    free(a);
+    free(t);
+    free(z0);
+    free(z1);
+    free(b.perm);
+    bdt_ppo_destroy(o);
+    bdt_ppo_destroy(ot);
+    bdt_ppo_destroy(oz);
+    bdt_policy_destroy(p);
+    bdt_policy_destroy(twin);
+    bdt_policy_destroy(z);
 }

@@ -73,14 +73,16 @@ Test(wire, weights_and_hello_payloads)
     float params[3] = {1.5f, -2.0f, 3.25f};
     uint8_t buf[128];
     bd_weights_hdr w = {.version = 9, .nparams = 1, .flags = BD_WEIGHTS_STOP, .rollout_steps = 64,
-                        .hidden = 32, .layers = 2, .norm_dims = 1}, r;
+                        .hidden = 32, .layers = 2, .norm_dims = 1, .policy = BD_POLICY_MLP,
+                        .head = BD_HEAD_GAUSSIAN, .obs_dim = 5, .act_dim = 3}, r;
     cr_assert_eq(bd_weights_floats(&w), 3);
     bd_weights_encode(&w, params, buf);
     const uint8_t *pp;
     cr_assert_eq(bd_weights_decode(buf, bd_weights_size(&w), &r, &pp), BD_OK);
     cr_assert(r.version == w.version && r.nparams == w.nparams && r.flags == w.flags
                   && r.rollout_steps == w.rollout_steps && r.hidden == w.hidden && r.layers == w.layers
-                  && r.norm_dims == w.norm_dims,
+                  && r.norm_dims == w.norm_dims && r.policy == w.policy && r.head == w.head
+                  && r.obs_dim == w.obs_dim && r.act_dim == w.act_dim,
               "every header field round-trips");
     float back[3];
     memcpy(back, pp, sizeof back);

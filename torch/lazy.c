@@ -40,6 +40,7 @@
     X(ppo_destroy, void, (bdt_ppo *))                                                                         \
     X(ppo_set_lr, int, (bdt_ppo *, float))                                                                    \
     X(ppo_set_cancel, void, (bdt_ppo *, const volatile int *))                                                \
+    X(ppo_set_grad_hook, void, (bdt_ppo *, bdt_grad_hook, void *))                                            \
     X(ppo_undo, int, (bdt_ppo *))                                                                             \
     X(ppo_update, int, (bdt_ppo *, const float *, const float *, const float *, const float *, const float *, \
                         const float *, int, const int64_t *, bdt_ppo_stats *))                                \
@@ -186,6 +187,12 @@ void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
 {
     if (o && bdt_loaded)
         bdt_fn.ppo_set_cancel(o, flag);
+}
+
+void bdt_ppo_set_grad_hook(bdt_ppo *o, bdt_grad_hook hook, void *ctx)
+{
+    if (o && bdt_loaded)
+        bdt_fn.ppo_set_grad_hook(o, hook, ctx);
 }
 
 int bdt_ppo_undo(bdt_ppo *o)

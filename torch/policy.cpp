@@ -61,6 +61,9 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
     /* C callers may pass any int in the enum fields; in C++ loading an out-of-range enum
      * is undefined, so look at them as ints. */
     const int kind = enum_as_int(&cfg->act_kind), device = enum_as_int(&cfg->device);
+    if (kind == BDT_SQUASHED || kind == BDT_Q)
+        return bd_seterr(BD_EINVAL, "bdt_policy_create: act_kind %d (%s) has no network yet", kind,
+                         kind == BDT_Q ? "Q-values" : "squashed Gaussian");
     if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown act_kind %d", kind);
     if (device != BDT_CPU && device != BDT_CUDA)

@@ -62,7 +62,46 @@ extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
         o->cancel = flag;
 }
 
+extern "C" void bdt_ppo_set_grad_hook(bdt_ppo *o, bdt_grad_hook hook, void *ctx)
+{
+    if (o) {
+        o->grad_hook = hook;
+        o->grad_ctx = ctx;
+    }
+}
+
 namespace {
+
+/* The hook of bdt_ppo_set_grad_hook: every gradient (zeros where backward left none)
+ * copied into one host buffer, handed to the hook, and copied back. */
+int run_grad_hook(bdt_ppo *o)
+{
+    torch::NoGradGuard ng;
+    size_t n = 0;
+    for (const auto &t : o->p->params)
+        n += (size_t)t.numel();
+    o->grad_buf.resize(n);
+    size_t at = 0;
+    for (const auto &t : o->p->params) {
+        torch::Tensor g = t.grad().defined() ? t.grad().detach().to(torch::kCPU).contiguous()
+                                             : torch::zeros({t.numel()}, torch::kFloat32);
+        std::memcpy(o->grad_buf.data() + at, g.data_ptr<float>(), sizeof(float) * (size_t)t.numel());
+        at += (size_t)t.numel();
+    }
+    int rc = o->grad_hook(o->grad_ctx, o->grad_buf.data(), n);
+    if (rc != BD_OK)
+        return rc;
+    at = 0;
+    for (auto &t : o->p->params) {
+        torch::Tensor g = torch::from_blob(o->grad_buf.data() + at, t.sizes(), torch::kFloat32).to(t.device());
+        if (t.grad().defined())
+            t.mutable_grad().copy_(g);
+        else
+            t.mutable_grad() = g.clone();
+        at += (size_t)t.numel();
+    }
+    return BD_OK;
+}
 
 /* What an update changes, kept so that a cancelled update can be undone. */
 struct Snapshot {
@@ -200,19 +239,7 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
 
                 torch::Tensor head = net.actor->forward(m_obs); /* (mb, act) */
                 torch::Tensor newlogp, entropy;                  /* (mb) */
-                if (discrete) {
-                    torch::Tensor lp = torch::log_softmax(head, 1); /* (mb, act) */
-                    newlogp = lp.gather(1, m_act.unsqueeze(1)).squeeze(1);
-                    /* torch.distributions.Categorical clamps logits at finfo.min so that
-                     * p = 0 gives 0 * finite instead of 0 * -inf. */
-                    torch::Tensor lpc = lp.clamp_min(std::numeric_limits<float>::lowest());
-                    entropy = -(lp.exp() * lpc).sum(1);
-                } else {
-                    torch::Tensor logstd = net.logstd.expand_as(head); /* (mb, act) */
-                    torch::Tensor z = (m_act - head) * torch::exp(-logstd);
-                    newlogp = (-0.5 * z * z - logstd - kLogSqrt2Pi).sum(1);
-                    entropy = (0.5 + kLogSqrt2Pi + logstd).sum(1);
-                }
+                head_logp_entropy(net, discrete, head, m_act, newlogp, entropy); /* torch/heads.cpp */
                 torch::Tensor newvalue = net.critic->forward(m_obs).view({-1}); /* (mb) */
 
                 torch::Tensor logratio = newlogp - m_logp;
@@ -241,6 +268,13 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
                 for (auto &t : o->p->params)
                     t.mutable_grad() = torch::Tensor();
                 loss.backward();
+                if (o->grad_hook) {
+                    int hrc = run_grad_hook(o);
+                    if (hrc != BD_OK) {
+                        restore_snapshot(o, snap);
+                        return hrc;
+                    }
+                }
                 {
                     torch::NoGradGuard ng;
                     if (c.max_grad_norm > 0.0f) {

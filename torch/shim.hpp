@@ -85,6 +85,12 @@ struct ActorCritic : torch::nn::Module {
     }
 };
 
+/* heads.cpp: the log-probability of actions `act` and the entropy of the policy's head
+ * (each (n)) given the actor's output `out` (n, act_dim): categorical over logits
+ * (discrete: act (n) indices) or the diagonal Gaussian of means `out` and net's log std. */
+void head_logp_entropy(const ActorCritic &net, bool discrete, const torch::Tensor &out, const torch::Tensor &act,
+                       torch::Tensor &logp, torch::Tensor &entropy);
+
 /* Called from a catch block: the current exception as a bd_err, detail "where: [path: ]what". */
 int catch_torch(const char *where, const char *path = nullptr);
 
@@ -138,6 +144,9 @@ struct bdt_ppo {
     bdt_ppo_config cfg;
     std::unique_ptr<torch::optim::Adam> opt;
     const volatile int *cancel = nullptr; /* bdt_ppo_set_cancel */
+    bdt_grad_hook grad_hook = nullptr;    /* bdt_ppo_set_grad_hook */
+    void *grad_ctx = nullptr;
+    std::vector<float> grad_buf;          /* the flat gradient the hook sees */
     /* An update's epoch batch (obs, actions, logp, adv, ret, val, gathered in shuffled
      * order) and the discrete actions as indices: kept from one update to the next, so
      * that their memory is allocated once (resized only when a batch grows). */

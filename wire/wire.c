@@ -140,6 +140,10 @@ void bd_weights_encode(const bd_weights_hdr *h, const float *floats, uint8_t *ou
     put32(out + 24, h->hidden);
     put32(out + 28, h->layers);
     put32(out + 32, h->norm_dims);
+    put32(out + 36, h->policy);
+    put32(out + 40, h->head);
+    put32(out + 44, h->obs_dim);
+    put32(out + 48, h->act_dim);
     uint64_t n = bd_weights_floats(h);
     if (n)
         memcpy(out + BD_WEIGHTS_HDR_SIZE, floats, sizeof(float) * (size_t)n);
@@ -156,6 +160,10 @@ int bd_weights_decode(const uint8_t *p, size_t len, bd_weights_hdr *h, const uin
     h->hidden = get32(p + 24);
     h->layers = get32(p + 28);
     h->norm_dims = get32(p + 32);
+    h->policy = get32(p + 36);
+    h->head = get32(p + 40);
+    h->obs_dim = get32(p + 44);
+    h->act_dim = get32(p + 48);
     size_t need = bd_weights_size(h);
     if (need == 0 || need != len)
         return bd_seterr(BD_EPROTO, "WEIGHTS says %llu parameters and %u normaliser columns but carries "

@@ -28,7 +28,8 @@
 #include "bodhi/bodhi.h"
 
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
-#define BD_WIRE_VERSION 4 /* 4: WEIGHTS carries the normaliser's inverse std (3: its variance) */
+#define BD_WIRE_VERSION 5 /* 5: WEIGHTS describes the policy (kind, head, sizes); 4: the normaliser's
+                            inverse std (3: its variance) */
 #define BD_WIRE_HEADER_SIZE 24
 /* What NNG puts in front of a message on the wire (REQ/REP: the request id), counted in
  * its receive limit (NNG_OPT_RECVMAXSZ) */
@@ -92,6 +93,18 @@ int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h);
 /* A brain's answer to each muscle: every round's new policy, and everything a muscle needs
  * to build that policy, so that muscles never read the brain's own params. */
 enum { BD_WEIGHTS_STOP = 1u };
+/* The policy a WEIGHTS message describes, and its action head. */
+enum {
+    BD_POLICY_NONE = 0, /* no network: the muscle acts without one (random, rules) */
+    BD_POLICY_MLP = 1,  /* an actor-critic MLP (torch/policy.cpp): `layers` tanh layers of `hidden` */
+};
+enum {
+    BD_HEAD_NONE = 0,
+    BD_HEAD_CATEGORICAL = 1,       /* act_dim logits, one discrete actuator */
+    BD_HEAD_GAUSSIAN = 2,          /* act_dim means and a state-independent log std */
+    BD_HEAD_SQUASHED_GAUSSIAN = 3, /* reserved: tanh-squashed Gaussian (no muscle builds it yet) */
+    BD_HEAD_Q = 4,                 /* reserved: Q-values per discrete action (no muscle builds it yet) */
+};
 typedef struct {
     uint64_t version;       /* policy version (updates so far) */
     uint64_t nparams;       /* policy parameters that follow (0: the brain sends no network) */
@@ -102,8 +115,12 @@ typedef struct {
     uint32_t norm_dims;     /* S when an observation normaliser (S means, then S inverse
                                standard deviations, as floats the learner uses too)
                                follows the parameters, else 0 */
+    uint32_t policy;        /* BD_POLICY_*: the network the muscle builds */
+    uint32_t head;          /* BD_HEAD_*: how it turns the network's output into actions */
+    uint32_t obs_dim;       /* the network's inputs (the agent's sensors; 0 without one) */
+    uint32_t act_dim;       /* its head's width: logits, or action dimensions (0 without one) */
 } bd_weights_hdr;
-#define BD_WEIGHTS_HDR_SIZE 36
+#define BD_WEIGHTS_HDR_SIZE 52
 
 /* Floats after the header: nparams + 2 norm_dims. */
 uint64_t bd_weights_floats(const bd_weights_hdr *h);

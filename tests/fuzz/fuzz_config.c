@@ -21,9 +21,11 @@
 
 /* The brain and muscle kinds' names and families as bodhi's registry has them; their own
  * params checks live above config/ (brain/, muscle/) and are not part of this target. */
-static int fz_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+static int fz_fsm_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
+                        void **out)
 {
     (void)p;
+    (void)out; /* kept nowhere: the machine is only read */
     static bd_fsm f;
     return bd_fsm_parse(params, ap, d, &f);
 }
@@ -31,7 +33,7 @@ static int fz_fsm_check(const bd_node *params, const bd_phase_plan *p, const bd_
 static const bd_kind fz_brains[] = {
     {"ppo", "ppo", 0, NULL, NULL, NULL}, {"random", "random", 1, NULL, NULL, NULL}, {"none", "rules", 1, NULL, NULL, NULL}};
 static const bd_kind fz_muscles[] = {
-    {"ppo", "ppo", 0, NULL, NULL, NULL}, {"random", "random", 1, NULL, NULL, NULL}, {"fsm", "rules", 1, fz_fsm_check, NULL, NULL}};
+    {"ppo", "ppo", 0, NULL, NULL, NULL}, {"random", "random", 1, NULL, NULL, NULL}, {"fsm", "rules", 1, fz_fsm_parse, NULL, NULL, NULL, NULL, NULL}};
 static const char *const fz_objectives[] = {"reward", NULL};
 
 static int fz_no_cuda(void)

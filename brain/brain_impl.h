@@ -1,0 +1,83 @@
+/* brain_impl.h: the brain process's state (brain.c), shared with the file that gathers
+ * each round's batch from the muscles (gather.c). Private to brain/. */
+#ifndef BODHI_BRAIN_BRAIN_IMPL_H
+#define BODHI_BRAIN_BRAIN_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "brain/learner.h"
+#include "brain/stats.h"
+#include "config/plan.h"
+#include "memory/memory.h"
+#include "wire/events.h"
+#include "wire/round.h"
+#include "wire/tls.h"
+#include "wire/wire.h"
+
+typedef struct {
+    /* config */
+    const char *run_dir;
+    const char *run_digest;   /* run.yml's SHA-256 from the conductor (NULL: none) */
+    char *sockdir;
+    bd_runfile *rf;
+    bd_phase_plan plan;
+    bd_agent_plan *ap;
+    const bd_learner_ops *lops; /* its brain kind's learner (brain/learner.h) */
+    void *learner;
+    int train;                /* learn in this phase */
+    /* sockets */
+    bd_round *round;          /* the M muscles */
+    int M;
+    bd_events *ev;
+    /* muscles, by id */
+    bd_hello *hello;          /* (M) what each said when it last greeted */
+    /* the round's batch (T, N, ...) over all muscles */
+    int T, N, S, U;
+    float *obs, *act, *logp, *val, *rew, *fval, *lastv;
+    uint8_t *term, *trunc, *valid;
+    float *fobs;              /* (T, N, S) final observations, where an episode ended */
+    float *efin;              /* (<= T N, S) those of the round's finished episodes, in order */
+    /* recording: every K-th env step of the first Nr worlds (record in the run file),
+     * which the trace writer keeps of the batches it is given */
+    int rec_every, rec_nr;
+    long long round_no;
+    int port;                 /* the TCP port muscles on other machines dial (0: none) */
+    bd_tls *tls;              /* the run's server credential for that port */
+    bd_stats stats;
+    bd_trace_writer *mem;
+    char *mem_path;
+    long long steps;
+    double t0;
+    double rate_t;            /* when the last round was reported (0: none yet) */
+    long long rate_steps;     /* ... and the steps then */
+    char why[192];            /* why the phase ended, from the conductor */
+    int stopping;             /* interrupted: the last events are best effort */
+    cJSON *learned;           /* the last update's losses, for the next round's report */
+    int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
+    char diverged[256];       /* why learning diverged (its update undone), or "" */
+    long long refused_rollouts; /* rollouts whose data failed bd_rollout_check: not learned from */
+    char refused_why[256];    /* the last one's reason */
+    /* news from the conductor's answers to heartbeats */
+    cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
+    pthread_mutex_t news_mu;
+    int *lost;                /* (M) muscles the conductor says are lost */
+    uint32_t *lost_pid;       /* (M) ... and the pid each had */
+    int nlost;
+} bd_brain;
+
+/* gather.c: a muscle's HELLO (the round's greet hook: checks who it is, answers with the
+ * current weights); muscle k's ROLLOUT into the batch (BD_EINVAL, nothing copied, when its
+ * data is not fit to learn from); columns no muscle filled; the final observations of the
+ * episodes bd_stats_add just finished. */
+int bd_brain_greet(void *ctx, int k, bd_request *req, int again);
+int bd_brain_collect(bd_brain *b, int k, const bd_request *req);
+void bd_brain_blank(bd_brain *b);
+int bd_brain_final_rows(bd_brain *b);
+
+/* brain.c: a WEIGHTS message with the current policy (flags: BD_WEIGHTS_STOP). */
+int bd_brain_weights(bd_brain *b, uint32_t flags, nng_msg **out);
+
+#endif

@@ -1,0 +1,146 @@
+/* gather.c: a round's batch from the muscles (see brain_impl.h): who may greet, each
+ * rollout into the (T, N) batch, the columns no muscle filled, the episodes' final
+ * observations. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+
+#include "brain/brain_impl.h"
+#include "common/proc.h"
+#include "common/util.h"
+#include "wire/addr.h"
+
+/* A muscle greets: check that it is who the plan says, start its columns over if it
+ * restarted, and answer with the current weights. */
+int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
+{
+    bd_brain *b = ctx;
+    bd_hello h;
+    int rc = bd_hello_decode(req->payload, (size_t)req->h.payload_len, &h);
+    int n;
+    uint32_t w0;
+    bd_agent_shard(b->ap, b->M, k, &n, &w0);
+    /* who may greet as muscle k: a local muscle is a process the conductor started (the
+     * kernel names the process at the other end of an ipc connection); a remote one comes
+     * over TCP. A greeting as a local muscle over TCP, or from any other process, is refused. */
+    const int peer = bd_pipe_peer_pid(req->pipe);
+    if (rc == BD_OK && k < b->plan.worker
+        && (peer <= 0 || h.pid != (uint32_t)peer || bd_proc_parent((pid_t)peer) != getppid()))
+        rc = bd_seterr(BD_EPROTO, "a HELLO as local muscle %d from %s, not a muscle this run started", k,
+                       peer > 0 ? "another process" : "a TCP connection");
+    else if (rc == BD_OK && k >= b->plan.worker && peer > 0)
+        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
+    if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
+        rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
+                       "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
+    else if (rc == BD_OK && (h.obs_dim != (uint32_t)b->S || h.act_dim != (uint32_t)b->U))
+        rc = bd_seterr(BD_EPROTO, "muscle %u sends %u sensors / %u actuators, agent has %d / %d",
+                       h.muscle, h.obs_dim, h.act_dim, b->S, b->U);
+    nng_msg *m = NULL;
+    if (rc == BD_OK)
+        rc = bd_brain_weights(b, 0, &m);
+    if (rc == BD_OK && (rc = bd_round_reply(b->round, req, m)) != BD_OK)
+        nng_msg_free(m);
+    if (rc != BD_OK) {
+        fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, bd_lasterr());
+        return rc;
+    }
+    if (again)
+        bd_stats_restart(&b->stats, (int)w0, n);
+    b->hello[k] = h;
+    return BD_OK;
+}
+
+/* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. BD_EINVAL
+ * (nothing copied) when its data is not fit to learn from (bd_rollout_check); another
+ * error when it does not fit the muscle's HELLO. */
+int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
+{
+    bd_rollout_hdr r;
+    const uint8_t *p = req->payload;
+    int rc = bd_rollout_decode(p, (size_t)req->h.payload_len, &r);
+    if (rc != BD_OK)
+        return rc;
+    const bd_hello *hi = &b->hello[k];
+    if (r.muscle != (uint32_t)k || r.N != hi->worlds || r.world0 != hi->world0 || r.T != (uint32_t)b->T
+        || r.S != (uint32_t)b->S || r.U != (uint32_t)b->U)
+        return bd_seterr(BD_EPROTO, "rollout from muscle %d has dims T=%u N=%u S=%u U=%u world0=%u "
+                                    "that disagree with its HELLO / the agent",
+                         k, r.T, r.N, r.S, r.U, r.world0);
+    if (bd_rollout_check(p, (size_t)req->h.payload_len, &r, b->ap->continuous ? 0 : (uint32_t)b->ap->n_actions)
+        != BD_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", bd_lasterr());
+        return bd_seterr(BD_EINVAL, "muscle %d: %s", k, why);
+    }
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    bd_rollout_layout(&r, off, size);
+    size_t n = r.N, N = (size_t)b->N, w0 = r.world0;
+    for (int t = 0; t < b->T; t++) {
+        size_t src = (size_t)t * n, dst = (size_t)t * N + w0;
+        memcpy(b->obs + dst * b->S, p + off[BD_RO_OBS] + 4 * src * b->S, 4 * n * b->S);
+        memcpy(b->act + dst * b->U, p + off[BD_RO_ACTIONS] + 4 * src * b->U, 4 * n * b->U);
+        memcpy(b->logp + dst, p + off[BD_RO_LOGP] + 4 * src, 4 * n);
+        memcpy(b->val + dst, p + off[BD_RO_VALUES] + 4 * src, 4 * n);
+        memcpy(b->rew + dst, p + off[BD_RO_REWARDS] + 4 * src, 4 * n);
+        memcpy(b->fval + dst, p + off[BD_RO_FINAL_VALUES] + 4 * src, 4 * n);
+        memcpy(b->term + dst, p + off[BD_RO_TERMINATED] + src, n);
+        memcpy(b->trunc + dst, p + off[BD_RO_TRUNCATED] + src, n);
+    }
+    memcpy(b->lastv + w0, p + off[BD_RO_LAST_VALUES], 4 * n);
+    /* the ended episodes' final observations, in (t, world) order */
+    const uint8_t *fo = p + off[BD_RO_FINAL_OBS];
+    const size_t S = (size_t)b->S;
+    for (size_t t = 0; t < (size_t)b->T; t++)
+        for (size_t i = 0; i < n; i++)
+            if (p[off[BD_RO_TERMINATED] + t * n + i] | p[off[BD_RO_TRUNCATED] + t * n + i]) {
+                memcpy(b->fobs + ((t * N + w0 + i) * S), fo, 4 * S);
+                fo += 4 * S;
+            }
+    memset(b->valid + w0, 1, n);
+    return BD_OK;
+}
+
+/* The final observations of the episodes bd_stats_add just finished, in its order
+ * ((t, world) among the valid columns), into b->efin. */
+int bd_brain_final_rows(bd_brain *b)
+{
+    const size_t N = (size_t)b->N, S = (size_t)b->S;
+    int k = 0;
+    for (size_t t = 0; t < (size_t)b->T; t++)
+        for (size_t i = 0; i < N; i++) {
+            size_t c = t * N + i;
+            if (!b->valid[i] || !(b->term[c] | b->trunc[c]))
+                continue;
+            if (k >= b->stats.done_n)
+                return bd_seterr(BD_ESTATE, "brain: more ended episodes than finished ones");
+            memcpy(b->efin + (size_t)k * S, b->fobs + c * S, sizeof(float) * S);
+            k++;
+        }
+    return k == b->stats.done_n ? BD_OK : bd_seterr(BD_ESTATE, "brain: %d final observations for %d episodes", k,
+                                                    b->stats.done_n);
+}
+
+/* Columns no muscle filled this round: NaN data, no episode flags. */
+void bd_brain_blank(bd_brain *b)
+{
+    const size_t N = (size_t)b->N;
+    for (size_t i = 0; i < N; i++) {
+        if (b->valid[i])
+            continue;
+        for (int t = 0; t < b->T; t++) {
+            size_t c = (size_t)t * N + i;
+            for (int s = 0; s < b->S; s++)
+                b->obs[c * (size_t)b->S + (size_t)s] = NAN;
+            for (int u = 0; u < b->U; u++)
+                b->act[c * (size_t)b->U + (size_t)u] = NAN;
+            b->logp[c] = b->val[c] = b->rew[c] = b->fval[c] = NAN;
+            b->term[c] = b->trunc[c] = 0;
+        }
+        b->lastv[i] = NAN;
+    }
+}
+

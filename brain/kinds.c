@@ -1,0 +1,87 @@
+/* kinds.c: the brain kinds bodhi knows, and what every kind's params share (see
+ * learner.h, brain.h). */
+#include "brain/brain.h"
+#include "brain/learner.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "brain/netless.h"
+#include "brain/ppo.h"
+#include "common/util.h"
+#include "config/diag.h"
+#include "wire/wire.h"
+
+const bd_kind bd_brain_kinds[] = {
+    BD_PPO_KIND("ppo", "ppo"),
+    BD_NETLESS_KIND("random", "random"),
+    /* drives a rule-based muscle (fsm): records and counts, learns nothing */
+    BD_NETLESS_KIND("none", "rules"),
+};
+const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[0]);
+
+long long bd_brain_auto_rollout(long long columns)
+{
+    long long t = columns > 0 ? BD_BRAIN_AUTO_BATCH / columns : BD_BRAIN_AUTO_T_MAX;
+    return t < BD_BRAIN_AUTO_T_MIN ? BD_BRAIN_AUTO_T_MIN : t > BD_BRAIN_AUTO_T_MAX ? BD_BRAIN_AUTO_T_MAX : t;
+}
+
+long long bd_brain_total_steps(const bd_phase_plan *p, const bd_agent_plan *ap)
+{
+    /* the run file's agents by name: the plan's own may not be filled in yet (its kinds'
+     * params are read agent by agent) */
+    long long total = p->max_agent_steps > 0 ? p->max_agent_steps : 1000000;
+    for (int i = 0; p->max_agent_steps > 0 && p->max_steps_agent && i < p->nagents; i++)
+        if (strcmp(p->ph->agents[i].name, p->max_steps_agent) == 0 && p->agents[i].columns > 0)
+            total = (long long)((double)p->max_agent_steps * (double)ap->columns / (double)p->agents[i].columns);
+    return total;
+}
+
+int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
+                         long long T, long long mb, int epochs, bd_diags *d)
+{
+    char w[256];
+    if (ap->columns <= 0 || p->muscles < 1)
+        return BD_OK; /* the env's params or the phase_config have problems of their own */
+    const long long N = ap->columns;
+    const char *unit = ap->members > 1 ? "columns" : "worlds"; /* a column is a (world, member) */
+    const bd_node *tn = bd_node_get(params, "rollout_steps");
+    bd_node_where(tn ? tn : params, w, sizeof w);
+    if (!tn) /* the automatic length: say so, and where the brain is */
+        snprintf(w + strlen(w), sizeof w - strlen(w), " (automatic rollout_steps)");
+    /* the largest shard's columns */
+    long long n_max = (ap->env->worlds + p->muscles - 1) / p->muscles * ap->members;
+    bd_rollout_hdr h = {.T = (uint32_t)T, .N = (uint32_t)n_max, .S = (uint32_t)ap->nsens, .U = (uint32_t)ap->nact,
+                        .ended = (uint64_t)T * (uint64_t)n_max}; /* at worst every episode ends */
+    size_t off[BD_RO_COUNT], size[BD_RO_COUNT];
+    int rc = BD_OK;
+    if (n_max > BD_RO_MAX_DIM)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: %lld %s per muscle; one muscle steps at most %u (add workers)",
+                                  w, n_max, unit, BD_RO_MAX_DIM));
+    else if (bd_rollout_layout(&h, off, size) == 0)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s per muscle is too much for one "
+                                  "rollout message (steps x %s x (sensors + actuators + 8) must stay under "
+                                  "2^34); use fewer rollout_steps or more workers", w, T, n_max, unit, unit));
+    /* a batch in the brain: assembled from the rollouts, compacted, GAE, the shuffles
+     * (8 bytes a sample and epoch) and the shim's copy of it */
+    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)N;
+    double need = tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs);
+    double have = bd_phys_bytes();
+    if (T * N > INT_MAX)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update; the "
+                                  "learner takes at most %d", w, T, N, unit, T * N, INT_MAX));
+    else if (rc == BD_OK && have > 0 && need > have) /* only once the sizes themselves are right */
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update need "
+                                  "about %.3g GiB in the brain; this machine has %.3g GiB (fewer worlds or "
+                                  "rollout_steps)", w, T, N, unit, T * N, need / (1 << 30),
+                                  have / (1 << 30)));
+    else if (mb > T * N) {
+        const bd_node *mn = bd_node_get(params, "num_minibatches");
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: num_minibatches %lld is more than the %lld samples of an update "
+                                  "(rollout_steps %lld x %lld %s)", bd_node_where(mn ? mn : params, w, sizeof w),
+                                  mb, T * N, T, N, unit));
+    }
+    return rc;
+}
+

@@ -1,0 +1,404 @@
+/* ppo_learner.c: the ppo brain kind's learner (brain/learner.h's ops, see ppo.h): the
+ * agent's policy network, the PPO optimiser, the running observation normaliser, and the
+ * checkpoint they are saved to and loaded from. */
+#include "brain/ppo.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "brain/obsnorm.h"
+#include "common/util.h"
+
+typedef struct {
+    const bd_agent_plan *ap;
+    bd_ppo_params pp;
+    int train;                /* learns in this phase */
+    bdt_policy *net;
+    bdt_ppo *ppo;             /* train phases */
+    int use_norm;
+    bd_obsnorm norm;
+    float *params;            /* the policy's parameters, then the normaliser (2 S) with use_norm */
+    size_t nparams;           /* policy parameters */
+    uint64_t version;         /* updates so far */
+    double lr;                /* the base learning rate, adapted to kl_threshold (before annealing) */
+    long long max_rows;       /* T * N: the most samples a batch holds */
+    const bd_batch *batch;    /* the round's (collect) */
+    /* the last update's figures (have_stats: it completed) */
+    int have_stats;
+    double stat_lr, evar, learn_s;
+    bdt_ppo_stats st;
+    int kl_streak;            /* updates in a row whose KL was above diverge_kl */
+    /* work buffers (max_rows each; obs/nobs * S, act * U) */
+    float *adv, *ret, *nobs;
+    int64_t *perm;
+    float *c_obs, *c_act, *c_logp, *c_val, *c_rew, *c_fval, *c_lastv; /* compacted batch */
+    uint8_t *c_term, *c_trunc;
+} bd_ppo_state;
+
+
+/* libtorch's intra-op threads for the learner. A minibatch under 4096 samples is too small
+ * for parallel regions to pay, and their spinning workers starve anything else that wants
+ * the cores: on 2 cores beside one busy process the CartPole train phase (minibatches of
+ * 256) took 8.2-9.8 s with 2 threads and 3.9-4.0 s with 1 (quiet: 3.6-4.0 s either way).
+ * Larger minibatches use every core: 65536-sample minibatches learned 1.6x faster with
+ * 2 threads than with 1 (7.6 s against 12.1 s per 1M-sample update). */
+static int bd_ppo_threads(const bd_ppo_params *pp, int T, int N)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long long tn = (long long)T * N;
+    long long mb = tn / bdt_ppo_minibatch_count(&pp->opt, tn); /* as the shim cuts the batch */
+    return mb < 4096 || cores < 2 ? 1 : (int)cores;
+}
+
+static void bd_ppo_destroy(void *self);
+
+/* The work buffers of a train phase's batches of T x N. */
+static int bd_ppo_buffers(bd_ppo_state *l, int T, int N)
+{
+    const int S = l->ap->nsens, U = l->ap->nact;
+    const size_t tn = (size_t)T * (size_t)N;
+    l->max_rows = (long long)tn;
+    struct {
+        void **p;
+        size_t bytes;
+    } bufs[] = {
+        {(void **)&l->adv, sizeof(float) * tn},        {(void **)&l->ret, sizeof(float) * tn},
+        {(void **)&l->perm, sizeof(int64_t) * tn * (size_t)l->pp.opt.epochs},
+        {(void **)&l->c_obs, sizeof(float) * tn * (size_t)S},
+        {(void **)&l->c_act, sizeof(float) * tn * (size_t)U},
+        {(void **)&l->c_logp, sizeof(float) * tn}, {(void **)&l->c_val, sizeof(float) * tn},
+        {(void **)&l->c_rew, sizeof(float) * tn},  {(void **)&l->c_fval, sizeof(float) * tn},
+        {(void **)&l->c_lastv, sizeof(float) * (size_t)N},
+        {(void **)&l->c_term, tn},                 {(void **)&l->c_trunc, tn},
+    };
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+        if (!(*bufs[k].p = malloc(bufs[k].bytes ? bufs[k].bytes : 1)))
+            return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", T, N);
+    if (l->use_norm && !(l->nobs = malloc(sizeof(float) * tn * (size_t)S)))
+        return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", T, N);
+    return BD_OK;
+}
+
+/* The network (and, in a train phase, the optimiser) for the agent, with its params on
+ * the spec's device; interrupted between minibatches by the spec's cancel flag. */
+static int bd_ppo_create(const bd_learner_spec *s, void **out)
+{
+    bd_ppo_state *l = calloc(1, sizeof *l);
+    if (!l)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    const bd_agent_plan *ap = s->ap;
+    l->ap = ap;
+    l->pp = *(const bd_ppo_params *)s->params;
+    l->train = s->train;
+    l->lr = l->pp.learning_rate;
+    const int S = ap->nsens;
+    bd_obsnorm_init(&l->norm, S);
+    bdt_policy_config pc;
+    bd_ppo_policy_config(ap, &l->pp, s->device, &pc);
+    int rc = bdt_policy_create(&pc, &l->net);
+    if (rc == BD_OK && s->train)
+        rc = bdt_ppo_create(l->net, &l->pp.opt, &l->ppo);
+    if (rc == BD_OK && l->ppo) {
+        bdt_ppo_set_cancel(l->ppo, (const volatile int *)s->cancel);
+        if (s->grad_hook)
+            bdt_ppo_set_grad_hook(l->ppo, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
+    }
+    l->use_norm = l->pp.norm_obs;
+    l->nparams = rc == BD_OK ? bdt_policy_param_count(l->net) : 0;
+    if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + (l->use_norm ? 2 * (size_t)S : 0)))))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK && l->use_norm)
+        bd_obsnorm_pack(&l->norm, l->params + l->nparams);
+    if (rc == BD_OK)
+        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+    if (rc == BD_OK && s->train)
+        rc = bd_ppo_buffers(l, s->T, s->N);
+    if (rc != BD_OK) {
+        bd_ppo_destroy(l);
+        return rc;
+    }
+    bdt_set_threads(bd_ppo_threads(&l->pp, s->T, s->N));
+    *out = l;
+    return BD_OK;
+}
+
+/* A train phase resumes: weights and the optimiser's state; a test phase only needs the
+ * weights. The normaliser beside them with norm_obs. */
+static int bd_ppo_load(void *self, const char *path)
+{
+    bd_ppo_state *l = self;
+    int rc = bdt_load(l->net, l->ppo, path);
+    if (rc == BD_OK && l->use_norm) {
+        char *np = bd_strfmt("%s.obsnorm.json", path);
+        rc = np ? bd_obsnorm_load(&l->norm, np) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(np);
+    }
+    if (rc == BD_OK && l->use_norm)
+        bd_obsnorm_pack(&l->norm, l->params + l->nparams);
+    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+}
+
+static void bd_ppo_destroy(void *self)
+{
+    bd_ppo_state *l = self;
+    if (!l)
+        return;
+    bdt_ppo_destroy(l->ppo);
+    bdt_policy_destroy(l->net);
+    free(l->params);
+    free(l->adv);
+    free(l->ret);
+    free(l->nobs);
+    free(l->perm);
+    free(l->c_obs);
+    free(l->c_act);
+    free(l->c_logp);
+    free(l->c_val);
+    free(l->c_rew);
+    free(l->c_fval);
+    free(l->c_lastv);
+    free(l->c_term);
+    free(l->c_trunc);
+    free(l);
+}
+
+static double bd_explained_variance(const float *val, const float *ret, size_t n)
+{
+    double my = 0, md = 0;
+    for (size_t k = 0; k < n; k++) {
+        my += ret[k];
+        md += ret[k] - val[k];
+    }
+    my /= (double)n;
+    md /= (double)n;
+    double vy = 0, vd = 0;
+    for (size_t k = 0; k < n; k++) {
+        double y = ret[k] - my, d = ret[k] - val[k] - md;
+        vy += y * y;
+        vd += d * d;
+    }
+    return vy == 0 ? NAN : 1.0 - vd / vy;
+}
+
+/* cols (count of them) of a (T, N, K) array of esize-byte elements into dst (T, n, K). */
+static void bd_compact(const void *src, void *dst, int T, int N, size_t K, size_t esize, const int *cols, int n)
+{
+    const char *s = src;
+    char *d = dst;
+    const size_t row = K * esize;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < n; j++)
+            memcpy(d + ((size_t)t * (size_t)n + (size_t)j) * row, s + ((size_t)t * (size_t)N + (size_t)cols[j]) * row, row);
+}
+
+/* The batch with only its valid columns (the batch itself when all are). */
+static int bd_ppo_view(bd_ppo_state *l, const bd_batch *b, bd_batch *v)
+{
+    *v = *b;
+    v->valid = NULL;
+    if (!b->valid)
+        return BD_OK;
+    int *cols = malloc(sizeof(int) * (size_t)b->N), n = 0;
+    if (!cols)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    for (int i = 0; i < b->N; i++)
+        if (b->valid[i])
+            cols[n++] = i;
+    if (n < b->N) {
+        bd_compact(b->obs, l->c_obs, b->T, b->N, (size_t)b->S, 4, cols, n);
+        bd_compact(b->act, l->c_act, b->T, b->N, (size_t)b->U, 4, cols, n);
+        bd_compact(b->logp, l->c_logp, b->T, b->N, 1, 4, cols, n);
+        bd_compact(b->val, l->c_val, b->T, b->N, 1, 4, cols, n);
+        bd_compact(b->rew, l->c_rew, b->T, b->N, 1, 4, cols, n);
+        bd_compact(b->fval, l->c_fval, b->T, b->N, 1, 4, cols, n);
+        bd_compact(b->lastv, l->c_lastv, 1, b->N, 1, 4, cols, n);
+        bd_compact(b->term, l->c_term, b->T, b->N, 1, 1, cols, n);
+        bd_compact(b->trunc, l->c_trunc, b->T, b->N, 1, 1, cols, n);
+        *v = (bd_batch){b->T, n, b->S, b->U, l->c_obs, l->c_act, l->c_logp, l->c_val, l->c_rew,
+                        l->c_fval, l->c_lastv, l->c_term, l->c_trunc, NULL};
+    }
+    free(cols);
+    return BD_OK;
+}
+
+static int bd_ppo_collect(void *self, const bd_batch *b)
+{
+    ((bd_ppo_state *)self)->batch = b;
+    return BD_OK;
+}
+
+/* One PPO update on the collected batch's valid columns (GAE, normalisation with the
+ * statistics the muscles used, then the normaliser takes the batch in), with the learning
+ * rate annealed for `steps` agent-steps so far. */
+static int bd_ppo_learn(bd_ppo_state *l, long long steps)
+{
+    bd_batch vb;
+    l->have_stats = 0;
+    if (!l->batch)
+        return bd_seterr(BD_ESTATE, "ppo: an update with no batch collected");
+    int rc = bd_ppo_view(l, l->batch, &vb);
+    if (rc != BD_OK)
+        return rc;
+    const bd_batch *b = &vb;
+    const int tn = b->T * b->N;
+    if (tn == 0)
+        return BD_OK;
+    bd_gae(b->T, b->N, b->rew, b->val, b->fval, b->lastv, b->term, b->trunc, (float)l->pp.gamma,
+           (float)l->pp.gae_lambda, l->adv, l->ret);
+    bd_ppo_perm(l->perm, tn, l->pp.opt.epochs, l->ap->seed, l->version);
+    double lr = l->lr;
+    if (l->pp.anneal_lr && l->pp.total_steps > 0) {
+        double frac = 1.0 - (double)steps / (double)l->pp.total_steps;
+        if (frac < 0.01)
+            frac = 0.01;
+        lr *= frac;
+    }
+    if ((rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK)
+        return rc;
+    double t0 = bd_now();
+    /* The learner sees what the muscles' policy saw: the batch normalised with the
+     * statistics in force while it was collected; only then do they take it in. */
+    const float *x = b->obs;
+    if (l->use_norm) {
+        bd_obsnorm_apply(&l->norm, b->obs, l->nobs, (size_t)tn);
+        x = l->nobs;
+    }
+    rc = bdt_ppo_update(l->ppo, x, b->act, b->logp, l->adv, l->ret, b->val, tn, l->perm, &l->st);
+    if (rc == BD_OK)
+        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+    if (rc != BD_OK)
+        return rc;
+    if (l->use_norm) {
+        bd_obsnorm_update(&l->norm, b->obs, (size_t)tn);
+        bd_obsnorm_pack(&l->norm, l->params + l->nparams);
+    }
+    l->version++;
+    l->lr = bd_ppo_adapt_lr(&l->pp, l->lr, l->st.approx_kl);
+    l->stat_lr = lr;
+    l->evar = bd_explained_variance(b->val, l->ret, (size_t)tn);
+    l->learn_s = bd_now() - t0;
+    l->have_stats = 1;
+    return BD_OK;
+}
+
+/* Undoes the last update (bdt_ppo_undo): the network and the optimiser as they were before
+ * it, and the parameters the muscles get with them. The normaliser keeps the batch it took
+ * in (observations, not what the update learnt). */
+static int bd_ppo_undo(bd_ppo_state *l)
+{
+    int rc = l->ppo ? bdt_ppo_undo(l->ppo) : bd_seterr(BD_ESTATE, "no learner to undo");
+    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+}
+
+/* After an update: a loss that is not finite, or a KL above diverge_kl in diverge_updates
+ * updates in a row, is divergence. The update is undone, so the muscles and the checkpoint
+ * get the parameters from before it. */
+static int bd_ppo_divergence(bd_ppo_state *l, char *why, size_t len)
+{
+    const struct {
+        const char *key;
+        double v;
+    } loss[] = {{"policy_loss", l->st.policy_loss}, {"value_loss", l->st.value_loss},
+                {"entropy", l->st.entropy},         {"approx_kl", l->st.approx_kl}};
+    why[0] = '\0';
+    for (size_t k = 0; k < sizeof loss / sizeof loss[0] && !why[0]; k++)
+        if (!isfinite(loss[k].v))
+            snprintf(why, len, "%s is %g after update %lld", loss[k].key, loss[k].v, (long long)l->version);
+    const double kl = l->st.approx_kl;
+    l->kl_streak = kl > l->pp.diverge_kl ? l->kl_streak + 1 : 0;
+    if (!why[0] && l->kl_streak > 0 && l->kl_streak >= l->pp.diverge_updates)
+        snprintf(why, len, "approx_kl %.4g above diverge_kl %g in %d update(s) in a row (update %lld)", kl,
+                 l->pp.diverge_kl, l->kl_streak, (long long)l->version);
+    if (!why[0])
+        return BD_OK;
+    size_t n = strlen(why);
+    snprintf(why + n, len - n, "; the checkpoint keeps the parameters before it");
+    return bd_ppo_undo(l);
+}
+
+static int bd_ppo_update(void *self, long long steps, char *diverged, size_t len)
+{
+    bd_ppo_state *l = self;
+    int rc = bd_ppo_learn(l, steps);
+    if (rc == BD_OK && !l->have_stats)
+        l->kl_streak = 0; /* an empty batch: no KL, no streak */
+    return rc == BD_OK && l->have_stats ? bd_ppo_divergence(l, diverged, len) : rc;
+}
+
+static void bd_ppo_stats(const void *self, cJSON *ev)
+{
+    const bd_ppo_state *l = self;
+    if (!l->have_stats)
+        return;
+    cJSON_AddNumberToObject(ev, "learning_rate", l->stat_lr);
+    cJSON_AddNumberToObject(ev, "policy_loss", l->st.policy_loss);
+    cJSON_AddNumberToObject(ev, "value_loss", l->st.value_loss);
+    cJSON_AddNumberToObject(ev, "entropy", l->st.entropy);
+    cJSON_AddNumberToObject(ev, "approx_kl", l->st.approx_kl);
+    cJSON_AddNumberToObject(ev, "clip_frac", l->st.clip_frac);
+    if (!isnan(l->evar))
+        cJSON_AddNumberToObject(ev, "explained_variance", l->evar);
+    cJSON_AddNumberToObject(ev, "learn_s", l->learn_s);
+}
+
+static void bd_ppo_weights_out(const void *self, bd_policy_out *out)
+{
+    const bd_ppo_state *l = self;
+    const bd_agent_plan *ap = l->ap;
+    memset(out, 0, sizeof *out);
+    out->h = (bd_weights_hdr){
+        .version = l->version, .nparams = l->nparams, .rollout_steps = (uint32_t)l->pp.rollout_steps,
+        .hidden = (uint32_t)l->pp.hidden, .layers = (uint32_t)l->pp.layers,
+        .norm_dims = l->use_norm ? (uint32_t)ap->nsens : 0, .policy = BD_POLICY_MLP,
+        .head = ap->continuous ? BD_HEAD_GAUSSIAN : BD_HEAD_CATEGORICAL, .obs_dim = (uint32_t)ap->nsens,
+        .act_dim = (uint32_t)(ap->continuous ? ap->nact : ap->n_actions),
+    };
+    out->floats = l->params;
+}
+
+/* The network's parameters of a WEIGHTS message of this learner's own shape. The
+ * normaliser's statistics are not in a message (only its coefficients): a message with
+ * one is refused. */
+static int bd_ppo_weights_in(void *self, const bd_weights_hdr *h, const float *floats)
+{
+    bd_ppo_state *l = self;
+    bd_policy_out mine;
+    bd_ppo_weights_out(l, &mine);
+    if (h->policy != mine.h.policy || h->head != mine.h.head || h->nparams != mine.h.nparams
+        || h->hidden != mine.h.hidden || h->layers != mine.h.layers || h->obs_dim != mine.h.obs_dim
+        || h->act_dim != mine.h.act_dim)
+        return bd_seterr(BD_EINVAL, "ppo: weights of another network (%llu parameters, %u x %u) for one of "
+                         "%zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
+                         l->nparams, l->pp.layers, l->pp.hidden);
+    if (h->norm_dims)
+        return bd_seterr(BD_EINVAL, "ppo: weights with a normaliser cannot be taken in (its statistics "
+                         "are not in the message)");
+    int rc = bdt_policy_set_params(l->net, floats, l->nparams);
+    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+}
+
+/* The network (and optimiser, in a train phase) to path, the normaliser beside it. */
+static int bd_ppo_save(const void *self, const char *path, int *saved)
+{
+    const bd_ppo_state *l = self;
+    int rc = bdt_save(l->net, l->ppo, path);
+    if (rc == BD_OK && l->use_norm) {
+        char *np = bd_strfmt("%s.obsnorm.json", path);
+        rc = np ? bd_obsnorm_save(&l->norm, np) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(np);
+    }
+    *saved = rc == BD_OK;
+    return rc;
+}
+
+static uint64_t bd_ppo_version(const void *self)
+{
+    return ((const bd_ppo_state *)self)->version;
+}
+
+const bd_learner_ops bd_ppo_learner = {
+    bd_ppo_create, bd_ppo_destroy, bd_ppo_load,        bd_ppo_collect,     bd_ppo_update,
+    bd_ppo_stats,  bd_ppo_weights_out, bd_ppo_weights_in, bd_ppo_save,     bd_ppo_version,
+};

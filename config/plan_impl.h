@@ -1,0 +1,24 @@
+/* plan_impl.h: what config/plan.c and config/plan_agent.c share (private to config/). */
+#ifndef BODHI_CONFIG_PLAN_IMPL_H
+#define BODHI_CONFIG_PLAN_IMPL_H
+
+#include "config/diag.h"
+#include "config/plan.h"
+#include "config/registry.h"
+#include "config/runfile.h"
+
+/* "FILE:LINE:COL" of n, or "?" without one. */
+static inline const char *bd_where(const bd_node *n, char *buf, size_t len)
+{
+    return n ? bd_node_where(n, buf, len) : "?";
+}
+
+/* Parts of bd_plan_agent (plan.c), each recording its problems in d and returning the
+ * first one's code: where agent ap (run-file agent a) starts from; agent i's actuators (of
+ * group g of env e) and that no other agent sets them; and a kind's params read once into *value (bd_kind.parse), then its check. */
+int bd_plan_load(bd_phase_plan *p, bd_agent_plan *ap, const bd_agent_cfg *a, bd_diags *d);
+int bd_plan_actuators(bd_phase_plan *p, int i, const bd_env_plan *e, int g, bd_diags *d);
+int bd_plan_kind(const bd_kind *k, const bd_node *params, const bd_phase_plan *p, bd_agent_plan *ap,
+                 void **value, bd_diags *d);
+
+#endif

@@ -1,0 +1,89 @@
+/* net.h: the torch shim's networks and heads (torch/policy.cpp, torch/heads.cpp): the
+ * actor-critic MLP a brain learns and a muscle runs, and the heads that turn its output
+ * into actions (categorical, Gaussian). Part of bd_torch.h, which every caller includes. */
+#ifndef BODHI_TORCH_NET_H
+#define BODHI_TORCH_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bodhi/bodhi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The shim is built with hidden visibility: only this C API leaves libbodhi_torch.so. */
+#pragma GCC visibility push(default)
+
+typedef enum { BDT_CPU = 0, BDT_CUDA = 1 } bdt_device;
+
+/* The policy's head: how its actor's output becomes actions. A squashed Gaussian (tanh of
+ * a Gaussian with a state-dependent log std) and Q-networks (a value per discrete action)
+ * have their places here and in wire/wire.h's BD_HEAD_*; no network builds them yet
+ * (bdt_policy_create refuses them). */
+typedef enum {
+    BDT_DISCRETE = 0,     /* categorical over act_dim logits */
+    BDT_CONTINUOUS = 1,   /* diagonal Gaussian: act_dim means and a state-independent log std */
+    BDT_SQUASHED = 2,     /* reserved */
+    BDT_Q = 3,            /* reserved */
+} bdt_act_kind;
+typedef struct {
+    int obs_dim;
+    bdt_act_kind act_kind;
+    int act_dim;         /* discrete: number of actions; continuous: action dimensions */
+    int hidden;          /* units per hidden layer (64) */
+    int layers;          /* hidden layers per trunk (2) */
+    bdt_device device;
+    uint64_t seed;       /* initial weights are a function of the seed alone */
+} bdt_policy_config;
+
+typedef struct bdt_policy bdt_policy;
+
+int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out);
+void bdt_policy_destroy(bdt_policy *p); /* NULL-safe */
+
+/* Number of float32 parameters (all of actor, critic and log std). */
+size_t bdt_policy_param_count(const bdt_policy *p);
+
+/* The same for a network not built yet, from its config alone (0 when a dimension is < 1
+ * or the count would pass 2^40): what a muscle checks a brain's WEIGHTS against before it
+ * builds anything. Arithmetic alone, here, so that checking a run file loads no libtorch. */
+static inline uint64_t bdt_policy_param_count_of(const bdt_policy_config *c)
+{
+    if (!c || c->obs_dim < 1 || c->act_dim < 1 || c->hidden < 1 || c->layers < 1)
+        return 0;
+    const uint64_t S = (uint64_t)c->obs_dim, A = (uint64_t)c->act_dim, h = (uint64_t)c->hidden;
+    const uint64_t L = (uint64_t)c->layers;
+    if (S > (1u << 24) || A > (1u << 24) || h > (1u << 20) || L > 1024)
+        return 0;
+    /* each trunk: Linear(S, h), then L - 1 of Linear(h, h), then its head Linear(h, out) */
+    const uint64_t body = S * h + h + (L - 1) * (h * h + h);
+    const uint64_t n = 2 * body + (h + 1) + (h * A + A) + (c->act_kind == BDT_CONTINUOUS ? A : 0);
+    return n > ((uint64_t)1 << 40) ? 0 : n;
+}
+
+/* Flat copy of all parameters in a fixed order (host). n must equal param_count. */
+int bdt_policy_get_params(bdt_policy *p, float *dst, size_t n);
+int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n);
+
+/* Inference without gradients. obs (n, obs_dim). Outputs (each may be NULL):
+ * out (n, act_dim): logits (discrete) or action mean (continuous); value (n). */
+int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value);
+
+/* The same with obs, out and value in the policy's device memory (device pointers on CUDA,
+ * host pointers on CPU): nothing crosses to the host. On CUDA the work is queued on the
+ * default stream, in order with bodhi's own kernels there. */
+int bdt_policy_forward_on_device(bdt_policy *p, const float *obs, int n, float *out,
+                                 float *value);
+
+/* Continuous policies: the current log std (act_dim floats). */
+int bdt_policy_logstd(bdt_policy *p, float *dst, int act_dim);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
