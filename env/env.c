@@ -30,13 +30,9 @@ struct bd_env {
     uint64_t counter;   /* random actions: the counter of the current call */
 };
 
-static const bd_env_desc *const bd_builtin_envs[] = {
-    &bd_env_cartpole,
-    &bd_env_pendulum,
-    &bd_env_mountaincar,
-    &bd_env_acrobot,
-    &bd_env_tag,
-};
+#define BD_ENV_ENTRY(name, gym) &bd_env_##name,
+static const bd_env_desc *const bd_builtin_envs[] = {BD_BUILTIN_ENVS(BD_ENV_ENTRY)};
+#undef BD_ENV_ENTRY
 
 const bd_env_desc *const *bd_env_registry(int *count)
 {
@@ -44,22 +40,17 @@ const bd_env_desc *const *bd_env_registry(int *count)
     return bd_builtin_envs;
 }
 
-/* The Gymnasium ids of the built-ins (their physics, limits and rewards follow those). */
-static const struct {
-    const bd_env_desc *desc;
-    const char *id;
-} bd_gym_ids[] = {
-    {&bd_env_cartpole, "CartPole-v1"},
-    {&bd_env_pendulum, "Pendulum-v1"},
-    {&bd_env_mountaincar, "MountainCar-v0"},
-    {&bd_env_acrobot, "Acrobot-v1"},
-};
+/* The Gymnasium ids of the built-ins (their physics, limits and rewards follow those), in
+ * the registry's order; NULL for an env that follows none. */
+#define BD_ENV_GYM(name, gym) gym,
+static const char *const bd_gym_ids[] = {BD_BUILTIN_ENVS(BD_ENV_GYM)};
+#undef BD_ENV_GYM
 
 const char *bd_env_gym_id(const bd_env_desc *d)
 {
-    for (size_t i = 0; i < sizeof bd_gym_ids / sizeof bd_gym_ids[0]; i++)
-        if (bd_gym_ids[i].desc == d)
-            return bd_gym_ids[i].id;
+    for (size_t i = 0; i < sizeof bd_builtin_envs / sizeof bd_builtin_envs[0]; i++)
+        if (bd_builtin_envs[i] == d)
+            return bd_gym_ids[i];
     return NULL;
 }
 
@@ -70,9 +61,9 @@ const bd_env_desc *bd_env_find(const char *name)
     for (int i = 0; i < n; i++)
         if (strcmp(r[i]->name, name) == 0)
             return r[i];
-    for (size_t i = 0; i < sizeof bd_gym_ids / sizeof bd_gym_ids[0]; i++)
-        if (strcmp(bd_gym_ids[i].id, name) == 0)
-            return bd_gym_ids[i].desc;
+    for (int i = 0; i < n; i++)
+        if (bd_gym_ids[i] && strcmp(bd_gym_ids[i], name) == 0)
+            return r[i];
     return NULL;
 }
 
