@@ -267,7 +267,8 @@ static void bd_plan_env_counts(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_
         e->max_steps = (int)max_steps;
 }
 
-static int bd_plan_env_params(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_env_plan *e, bd_diags *d)
+static int bd_plan_env_params(const bd_phase_plan *p, const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_env_plan *e,
+                              bd_diags *d)
 {
     char w[256];
     int rc;
@@ -294,11 +295,11 @@ static int bd_plan_env_params(const bd_phase_cfg *ph, const bd_env_cfg *ec, bd_e
             params_ok = 0;
             bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s: expected a number (%s), got '%s'", w, ep->name, ep->help,
                                  n->kind == BD_NODE_SCALAR && n->text ? n->text : "a list or map"));
-        } else if ((float)v < ep->min || (float)v > ep->max || (ep->integer && v != floor(v))) {
-            params_ok = 0; /* compared as the float the env gets: 0.001 is the float min 1e-3f */
-            bd_diag(d, bd_seterr(BD_EINVAL, "%s: %s: expected %s %g to %g (%s), got %g", w, ep->name,
-                                 ep->integer ? "a whole number from" : "a number from", (double)ep->min,
-                                 (double)ep->max, ep->help, v));
+        } else if ((rc = p->reg->env_param_check(env, k, v)) != BD_OK) { /* its range: the env's own check */
+            char why[1024];
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            params_ok = 0;
+            bd_diag(d, bd_seterr(rc, "%s: %s", w, why));
         } else {
             e->param[k] = (float)v;
         }
@@ -367,7 +368,7 @@ static int bd_plan_envs(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
             if (p->envs[j].uid && strcmp(p->envs[j].uid, e->uid) == 0)
                 bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: two environments of phase '%s' have the uid '%s'; give "
                                            "each its own uid", w, ph->name, e->uid));
-        int params_ok = bd_plan_env_params(ph, ec, e, d);
+        int params_ok = bd_plan_env_params(p, ph, ec, e, d);
         int src = params_ok ? p->reg->env_shape(e->desc, e->param, &e->shape) : BD_EINVAL;
         if (params_ok && src != BD_OK) {
             char why[1024];

@@ -24,6 +24,7 @@ struct bd_env {
     void *block;        /* the one allocation behind b's buffers */
     bd_env_batch host;  /* CUDA only: host mirrors */
     void *host_block;
+    size_t bytes;       /* of the one allocation (and of host_block) */
     bd_env_shape shape;
     bd_pool *pool;      /* CPU loops */
     bd_action_space space;
@@ -216,6 +217,7 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
         return bd_seterr(BD_ENOMEM, "env %s: cannot allocate %zu bytes for %d worlds", desc->name,
                          bytes, n);
     }
+    e->bytes = bytes;
     bd_env_point(&e->host, e->host_block, off);
     if (device == BD_DEVICE_CPU) {
         e->block = e->host_block;
@@ -236,6 +238,24 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
     }
     *out = e;
     return BD_OK;
+}
+
+int bd_env_reset(bd_env *e, uint64_t seed)
+{
+    bd_env_batch *b = &e->b;
+    memset(e->host_block, 0, e->bytes); /* as calloc'd by bd_env_create */
+    e->host.seed = b->seed = seed;
+    e->host.step = b->step = 0;
+    if (e->device == BD_DEVICE_CPU) {
+        e->desc->reset_cpu(b, 0, b->n);
+        return BD_OK;
+    }
+    int rc = bd_dev_from_host(e->device, e->block, e->host_block, e->bytes);
+    if (rc == BD_OK)
+        rc = e->desc->reset_cuda(b);
+    if (rc == BD_OK)
+        rc = bd_env_download(e, NULL);
+    return rc;
 }
 
 void bd_env_destroy(bd_env *e)

@@ -39,6 +39,23 @@ int bd_env_load(const char *name, const bd_env_desc **out);
 /* The env's default params (desc->nparams of them) into param. */
 void bd_env_param_defaults(const bd_env_desc *d, float *param);
 
+/* The index of d's param `name` in its declared order (bd_env_batch.param), or -1 when d
+ * declares none of that name (worlds and max_steps are not params of the env's own). */
+int bd_env_param_index(const bd_env_desc *d, const char *name);
+
+/* Checks value v for param k of d: a finite number in [min, max], whole for an integer
+ * param, compared as the float the env gets. BD_EINVAL with "NAME: expected a number from
+ * MIN to MAX (HELP), got V" (the run file's checks prefix where it was written);
+ * BD_ENOTFOUND when d has no param k. */
+int bd_env_param_check(const bd_env_desc *d, int k, double v);
+
+/* Sets d's param `name` to v in `param` (d->nparams floats, e.g. filled by
+ * bd_env_param_defaults, then given to bd_env_create), after bd_env_param_check.
+ * BD_ENOTFOUND when d declares no such param (the error lists those it does), BD_EINVAL
+ * when v is out of range; `param` is unchanged on error. Params that size the env (Tag's
+ * runners, taggers, neighbours) are checked by bd_env_shape_of and bd_env_create too. */
+int bd_env_param_set(const bd_env_desc *d, float *param, const char *name, double v);
+
 /* The layout of d for params `param` (NULL: the defaults). BD_EINVAL when a count is out
  * of range or the sizes overflow. */
 int bd_env_shape_of(const bd_env_desc *d, const float *param, bd_env_shape *out);
@@ -61,6 +78,12 @@ const bd_env_shape *bd_env_shape_get(const bd_env *e);
 
 /* Copies host actions (R, act_dim) in (a no-op copy on CPU when already in place). */
 int bd_env_upload_actions(bd_env *e, const float *actions);
+
+/* Starts every world of the shard over with seed `seed`: the buffers cleared, the step
+ * counter 0 and every world a fresh episode drawn at (seed, world, 0), exactly as
+ * bd_env_create with that seed makes them (params, device and threads are kept). On CUDA
+ * the host mirrors are filled too. */
+int bd_env_reset(bd_env *e, uint64_t seed);
 
 /* Steps every world once with the actions in the batch. */
 int bd_env_step(bd_env *e);
