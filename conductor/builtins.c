@@ -50,6 +50,7 @@ const bd_registry *bd_registry_builtin(void)
         reg.env_builtins = bd_env_registry;
         reg.env_gym_id = bd_env_gym_id;
         reg.env_shape = bd_env_shape_of;
+        reg.env_param_check = bd_env_param_check;
         reg.brains = bd_nbrains ? bd_brains : bd_brain_kinds;
         reg.nbrains = bd_nbrains ? bd_nbrains : bd_brain_nkinds;
         reg.muscles = bd_muscle_kinds;

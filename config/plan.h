@@ -111,11 +111,11 @@ const bd_env_plan *bd_phase_env(const bd_phase_plan *p, const char *uid);
  * worlds % workers muscles hold one more. */
 void bd_shard(long long worlds, int workers, int k, int *n, uint32_t *world0);
 
-/* The row of its env's batch (of all the env's worlds) that column c of agent ap is: the
- * column's world times the env's rows per world, plus the member's row in it. */
+/* The row of its env's batch (of all the env's worlds) that column c of agent ap is
+ * (bd_env_row). */
 static inline int64_t bd_agent_row(const bd_agent_plan *ap, int64_t c)
 {
-    return c / ap->members * ap->env->shape.members + ap->env->shape.first[ap->group] + c % ap->members;
+    return bd_env_row(c, ap->members, ap->env->shape.first[ap->group], ap->env->shape.members);
 }
 
 /* Columns of agent ap that muscle k of `muscles` holds: [col0, col0 + n), its env's

@@ -50,6 +50,9 @@ typedef struct {
     const bd_env_desc *const *(*env_builtins)(int *count);
     /* An env's layout for its params (bd_env_shape_of). */
     int (*env_shape)(const bd_env_desc *d, const float *param, bd_env_shape *out);
+    /* Checks a value for an env's param k (bd_env_param_check): BD_EINVAL with
+     * "NAME: expected ..., got V" when out of its range. */
+    int (*env_param_check)(const bd_env_desc *d, int k, double v);
     /* A built-in's Gymnasium id ("CartPole-v1"; env_load takes it too), or NULL. */
     const char *(*env_gym_id)(const bd_env_desc *d);
     const bd_kind *brains;

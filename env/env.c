@@ -24,19 +24,16 @@ struct bd_env {
     void *block;        /* the one allocation behind b's buffers */
     bd_env_batch host;  /* CUDA only: host mirrors */
     void *host_block;
+    size_t bytes;       /* of the one allocation (and of host_block) */
     bd_env_shape shape;
     bd_pool *pool;      /* CPU loops */
     bd_action_space space;
     uint64_t counter;   /* random actions: the counter of the current call */
 };
 
-static const bd_env_desc *const bd_builtin_envs[] = {
-    &bd_env_cartpole,
-    &bd_env_pendulum,
-    &bd_env_mountaincar,
-    &bd_env_acrobot,
-    &bd_env_tag,
-};
+#define BD_ENV_ENTRY(name, gym) &bd_env_##name,
+static const bd_env_desc *const bd_builtin_envs[] = {BD_BUILTIN_ENVS(BD_ENV_ENTRY)};
+#undef BD_ENV_ENTRY
 
 const bd_env_desc *const *bd_env_registry(int *count)
 {
@@ -44,22 +41,17 @@ const bd_env_desc *const *bd_env_registry(int *count)
     return bd_builtin_envs;
 }
 
-/* The Gymnasium ids of the built-ins (their physics, limits and rewards follow those). */
-static const struct {
-    const bd_env_desc *desc;
-    const char *id;
-} bd_gym_ids[] = {
-    {&bd_env_cartpole, "CartPole-v1"},
-    {&bd_env_pendulum, "Pendulum-v1"},
-    {&bd_env_mountaincar, "MountainCar-v0"},
-    {&bd_env_acrobot, "Acrobot-v1"},
-};
+/* The Gymnasium ids of the built-ins (their physics, limits and rewards follow those), in
+ * the registry's order; NULL for an env that follows none. */
+#define BD_ENV_GYM(name, gym) gym,
+static const char *const bd_gym_ids[] = {BD_BUILTIN_ENVS(BD_ENV_GYM)};
+#undef BD_ENV_GYM
 
 const char *bd_env_gym_id(const bd_env_desc *d)
 {
-    for (size_t i = 0; i < sizeof bd_gym_ids / sizeof bd_gym_ids[0]; i++)
-        if (bd_gym_ids[i].desc == d)
-            return bd_gym_ids[i].id;
+    for (size_t i = 0; i < sizeof bd_builtin_envs / sizeof bd_builtin_envs[0]; i++)
+        if (bd_builtin_envs[i] == d)
+            return bd_gym_ids[i];
     return NULL;
 }
 
@@ -70,9 +62,9 @@ const bd_env_desc *bd_env_find(const char *name)
     for (int i = 0; i < n; i++)
         if (strcmp(r[i]->name, name) == 0)
             return r[i];
-    for (size_t i = 0; i < sizeof bd_gym_ids / sizeof bd_gym_ids[0]; i++)
-        if (strcmp(bd_gym_ids[i].id, name) == 0)
-            return bd_gym_ids[i].desc;
+    for (int i = 0; i < n; i++)
+        if (bd_gym_ids[i] && strcmp(bd_gym_ids[i], name) == 0)
+            return r[i];
     return NULL;
 }
 
@@ -225,6 +217,7 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
         return bd_seterr(BD_ENOMEM, "env %s: cannot allocate %zu bytes for %d worlds", desc->name,
                          bytes, n);
     }
+    e->bytes = bytes;
     bd_env_point(&e->host, e->host_block, off);
     if (device == BD_DEVICE_CPU) {
         e->block = e->host_block;
@@ -245,6 +238,24 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
     }
     *out = e;
     return BD_OK;
+}
+
+int bd_env_reset(bd_env *e, uint64_t seed)
+{
+    bd_env_batch *b = &e->b;
+    memset(e->host_block, 0, e->bytes); /* as calloc'd by bd_env_create */
+    e->host.seed = b->seed = seed;
+    e->host.step = b->step = 0;
+    if (e->device == BD_DEVICE_CPU) {
+        e->desc->reset_cpu(b, 0, b->n);
+        return BD_OK;
+    }
+    int rc = bd_dev_from_host(e->device, e->block, e->host_block, e->bytes);
+    if (rc == BD_OK)
+        rc = e->desc->reset_cuda(b);
+    if (rc == BD_OK)
+        rc = bd_env_download(e, NULL);
+    return rc;
 }
 
 void bd_env_destroy(bd_env *e)

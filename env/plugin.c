@@ -1,6 +1,6 @@
 /* plugin.c: environments from shared objects named in a run file as
  * "path/to/lib.so:symbol" (see bd_env_load in include/bodhi/env.h). A plugin exports a
- * `const bd_env_desc symbol` built against include/bodhi/env.h; it may provide a CUDA
+ * `const bd_env_desc symbol` built against include/bodhi/env_abi.h; it may provide a CUDA
  * launcher too. Handles are never closed: descriptors point into the object. */
 #include <dlfcn.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda.h"
-#include "kernels/muscle_launch.h"
+#include "muscle/muscle_launch.h"
 
 static __global__ void bd_act_gather_kernel(bd_act_args a, const float *src, float *raw, float *net)
 {

@@ -4,7 +4,7 @@
 
 #include "env/actions.h"
 #include "common/cuda.h"
-#include "kernels/env_launch.h"
+#include "env/env_launch.h"
 
 static __global__ void bd_random_actions_kernel(float *actions, int64_t nj, uint64_t k0,
                                                 uint64_t c0, uint64_t ncalls, bd_action_space sp,

@@ -6,7 +6,7 @@
  * agree with the CPU bit for bit. */
 #include "env/tag.h"
 #include "common/cuda.h"
-#include "kernels/env_launch.h"
+#include "env/env_launch.h"
 
 static __global__ void bd_tag_reset_kernel(bd_env_batch b, bd_tag_cfg c)
 {

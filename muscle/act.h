@@ -50,10 +50,10 @@ typedef struct {
     int *fsm_state;       /* BD_ACT_FSM: (n) each column's state (device) */
 } bd_act_args;
 
-/* The env row of column i. */
+/* The env row of column i (bd_env_row). */
 BD_HOSTDEV static inline int64_t bd_act_row(const bd_act_args *a, int i)
 {
-    return (int64_t)(i / a->count) * a->M + a->first + i % a->count;
+    return bd_env_row(i, a->count, a->first, a->M);
 }
 
 /* Categorical choice from logits (A): returns the index, *logp its log-probability.

@@ -9,7 +9,7 @@
 
 #include "common/devmem.h"
 #ifdef BODHI_HAVE_CUDA
-#include "kernels/muscle_launch.h"
+#include "muscle/muscle_launch.h"
 #endif
 
 #ifdef BODHI_HAVE_CUDA

@@ -281,3 +281,76 @@ Test(env, threads_do_not_change_results)
     bd_env_destroy(one);
     bd_env_destroy(two);
 }
+
+/* Params by name (env/params.c): the one range check the run file's checks use too. */
+Test(env, params_by_name_with_their_ranges)
+{
+    const bd_env_desc *tag = bd_env_find("tag"), *pole = bd_env_find("cartpole");
+    float p[BD_ENV_MAX_PARAMS], before[BD_ENV_MAX_PARAMS];
+    bd_env_param_defaults(tag, p);
+    int k = bd_env_param_index(tag, "tag_radius");
+    cr_assert(k >= 0 && k < tag->nparams);
+    cr_assert_eq(bd_env_param_index(tag, "radius"), -1);
+    cr_assert_eq(bd_env_param_set(tag, p, "tag_radius", 2.5), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(p[k], 2.5f);
+    memcpy(before, p, sizeof p);
+    cr_assert_eq(bd_env_param_set(tag, p, "tag_radius", 0), BD_EINVAL);
+    cr_assert_str_eq(bd_lasterr(), "tag_radius: expected a number from 0.001 to 10000 (a tagger tags the runners "
+                                   "this close), got 0");
+    cr_assert_eq(bd_env_param_set(tag, p, "neighbours", 2.5), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "neighbours: expected a whole number from 1 to 8"), "%s", bd_lasterr());
+    cr_assert_eq(bd_env_param_set(tag, p, "arena", NAN), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "arena: expected a number"), "%s", bd_lasterr());
+    cr_assert_eq(bd_env_param_set(tag, p, "radius", 1), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "env tag has no param 'radius' (its params: runners, taggers, arena,"),
+              "%s", bd_lasterr());
+    cr_assert_eq(memcmp(before, p, sizeof p), 0, "a refused value leaves the params as they were");
+    cr_assert_eq(bd_env_param_set(pole, p, "x", 1), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "env cartpole has no param 'x' (it takes none"), "%s", bd_lasterr());
+    cr_assert_eq(bd_env_param_check(tag, tag->nparams, 1), BD_ENOTFOUND);
+    /* the value set by name is what the shard's worlds get */
+    bd_env *e = NULL;
+    cr_assert_eq(bd_env_create(tag, 2, 0, 1, BD_DEVICE_CPU, 0, p, &e), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_env_batch_of(e)->param[k], 2.5f);
+    bd_env_destroy(e);
+}
+
+/* bd_env_reset(e, seed) makes the shard bd_env_create with that seed makes, and it steps
+ * the same afterwards: CartPole (no state beside obs) and Tag (state and grid scratch). */
+static void reset_matches_fresh(const char *name, int n)
+{
+    const bd_env_desc *d = bd_env_find(name);
+    bd_env *used = NULL, *fresh = NULL;
+    cr_assert_eq(bd_env_create(d, n, 5, 1, BD_DEVICE_CPU, 0, NULL, &used), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_env_create(d, n, 5, 2, BD_DEVICE_CPU, 0, NULL, &fresh), BD_OK, "%s", bd_lasterr());
+    uint64_t c = 100;
+    cr_assert_eq(bd_env_random_steps(used, 37, &c), BD_OK);
+    bd_env_batch *u = bd_env_batch_of(used), *f = bd_env_batch_of(fresh);
+    const size_t R = (size_t)n * (size_t)u->members, od = (size_t)u->obs_dim;
+    cr_assert_neq(memcmp(u->obs, f->obs, sizeof(float) * R * od), 0, "another seed, other worlds");
+    cr_assert_eq(bd_env_reset(used, 2), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(u->step, 0);
+    for (int t = 0; t < 60; t++) {
+        cr_assert_eq(memcmp(u->obs, f->obs, sizeof(float) * R * od), 0, "%s step %d", name, t);
+        cr_assert_eq(memcmp(u->elapsed, f->elapsed, sizeof(int32_t) * (size_t)n), 0);
+        if (u->state_dim)
+            cr_assert_eq(memcmp(u->state, f->state, sizeof(float) * (size_t)n * (size_t)u->state_dim), 0);
+        if (t > 0) {
+            cr_assert_eq(memcmp(u->rewards, f->rewards, sizeof(float) * R), 0);
+            cr_assert_eq(memcmp(u->terminated, f->terminated, R), 0);
+            cr_assert_eq(memcmp(u->truncated, f->truncated, R), 0);
+        }
+        cr_assert_eq(bd_env_random_actions(used, (uint64_t)t), BD_OK);
+        cr_assert_eq(bd_env_random_actions(fresh, (uint64_t)t), BD_OK);
+        cr_assert_eq(bd_env_step(used), BD_OK);
+        cr_assert_eq(bd_env_step(fresh), BD_OK);
+    }
+    bd_env_destroy(used);
+    bd_env_destroy(fresh);
+}
+
+Test(env, reset_with_seed_is_a_fresh_shard)
+{
+    reset_matches_fresh("cartpole", 300);
+    reset_matches_fresh("tag", 4);
+}

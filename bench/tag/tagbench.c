@@ -23,7 +23,6 @@
 #include "bodhi/env.h"
 #include "common/devmem.h"
 #include "common/util.h"
-#include "env/tag.h"
 
 static int parse_ll(const char *what, const char *s, long long lo, long long hi, long long *out)
 {
@@ -52,13 +51,17 @@ static int bench_one(bd_device dev, int M, long long worlds, double seconds, int
     runners = runners < 1 ? 1 : runners > M - 1 ? M - 1 : runners;
     double arena = sqrt((double)M / density);
     arena = arena < 1 ? 1 : arena > 1e4 ? 1e4 : arena;
-    p[BD_TAG_RUNNERS] = (float)runners;
-    p[BD_TAG_TAGGERS] = (float)(M - runners);
-    p[BD_TAG_ARENA] = (float)arena;
-    p[BD_TAG_BRUTE] = (float)brute;
+    int rc = bd_env_param_set(d, p, "runners", runners);
+    if (rc == BD_OK)
+        rc = bd_env_param_set(d, p, "taggers", M - runners);
+    if (rc == BD_OK)
+        rc = bd_env_param_set(d, p, "arena", arena);
+    if (rc == BD_OK)
+        rc = bd_env_param_set(d, p, "brute_force", brute);
     int W = (int)(worlds > 0 ? worlds : (1000000 + M - 1) / M);
     bd_env *e = NULL;
-    int rc = bd_env_create(d, W, 0, 12345, dev, 0, p, &e);
+    if (rc == BD_OK)
+        rc = bd_env_create(d, W, 0, 12345, dev, 0, p, &e);
     if (rc == BD_OK)
         rc = bd_env_set_threads(e, threads);
     uint64_t counter = 0;

@@ -8,7 +8,7 @@
  * add CUDA launchers; env/loops.h generates both from per-world functions). */
 #include <math.h>
 
-#include "bodhi/env.h"
+#include "bodhi/env_abi.h"
 #include "bodhi/rng.h"
 
 static void target_reset_world(bd_env_batch *b, int i, uint64_t counter)

@@ -15,6 +15,15 @@
 extern "C" {
 #endif
 
+/* BD_API marks the functions a shared bodhi library exports: libbodhi_env.so is compiled
+ * with hidden visibility, so these (bodhi.h's errors and bodhi/env.h's engine) are all a
+ * program linking it sees. Inside the static libraries it changes nothing. */
+#if defined(__GNUC__)
+#define BD_API __attribute__((visibility("default")))
+#else
+#define BD_API
+#endif
+
 typedef enum bd_err {
     BD_OK = 0,
     BD_ENOMEM,    /* out of memory */
@@ -40,17 +49,17 @@ typedef enum bd_err {
 typedef enum { BD_DEVICE_CPU = 0, BD_DEVICE_CUDA = 1 } bd_device;
 
 /* Short fixed text for an error code; never NULL. */
-const char *bd_strerror(int err);
+BD_API const char *bd_strerror(int err);
 
 /* Records a printf-style detail for the calling thread and returns err, so that
  * library code can write `return bd_seterr(BD_EINVAL, "worlds must be > 0");`. */
-int bd_seterr(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+BD_API int bd_seterr(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The detail recorded by the last bd_seterr on this thread ("" if none). */
-const char *bd_lasterr(void);
+BD_API const char *bd_lasterr(void);
 
 /* bodhi's version string ("0.1.0"). */
-const char *bd_version(void);
+BD_API const char *bd_version(void);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,7 @@ static const bd_registry fz_reg = {
     .env_builtins = bd_env_registry,
     .env_gym_id = bd_env_gym_id,
     .env_shape = bd_env_shape_of,
+    .env_param_check = bd_env_param_check,
     .brains = fz_brains,
     .nbrains = 3,
     .muscles = fz_muscles,

@@ -4,7 +4,7 @@
  * episode. A brain must refuse the rollouts that carry it and learn from the others. */
 #include <math.h>
 
-#include "bodhi/env.h"
+#include "bodhi/env_abi.h"
 #include "common/rng.h"
 
 static void faulty_reset_world(bd_env_batch *b, int i, uint64_t counter)

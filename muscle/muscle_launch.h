@@ -1,9 +1,10 @@
-/* muscle_launch.h: how muscle/ reaches its CUDA kernels (kernels/muscle.cu): the
+/* muscle_launch.h: the CUDA launchers of muscle/ (defined by kernels/muscle.cu): the
  * per-column work of muscle/act.h over a->n columns, one thread per column, on device
- * pointers. Only built when nvcc exists (BODHI_HAVE_CUDA). Each returns BD_OK or BD_ECUDA
+ * pointers. It lives beside its caller (muscle/actor.c), so that muscle/ never includes
+ * kernels/. Only built when nvcc exists (BODHI_HAVE_CUDA). Each returns BD_OK or BD_ECUDA
  * with CUDA's error text. */
-#ifndef BODHI_KERNELS_MUSCLE_LAUNCH_H
-#define BODHI_KERNELS_MUSCLE_LAUNCH_H
+#ifndef BODHI_MUSCLE_MUSCLE_LAUNCH_H
+#define BODHI_MUSCLE_MUSCLE_LAUNCH_H
 
 #include <stdint.h>
 
