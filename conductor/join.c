@@ -206,6 +206,15 @@ int bd_join_deadlines(bd_conductor *c, bd_proc *p, double now, double timeout)
         bd_remote_left(c, p, p->killed_for);
         return 1;
     }
+    /* the connection its events came on closed (the muscle was killed, its machine went
+     * away): lost now, not after heartbeat_timeout. A muscle that leaves says so first and
+     * waits for the answer; a connection it made again would not be its own (bd_owner). A
+     * stopped muscle or conductor keeps its connection: the heartbeat decides then. */
+    if (p->pipe && !bd_pipe_open((nng_pipe){.id = p->pipe})) {
+        snprintf(p->killed_for, sizeof p->killed_for, "its connection closed");
+        bd_remote_left(c, p, p->killed_for);
+        return 1;
+    }
     return 0;
 }
 

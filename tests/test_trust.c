@@ -933,3 +933,47 @@ Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
     free(err);
     free(merr);
 }
+
+/* Issue 20, item 19: a remote muscle that is killed closes its TCP connection at once, and
+ * the conductor takes it for lost then, not after heartbeat_timeout (60 s here): its slot
+ * waits for another JOIN, which a new muscle takes, and the run completes. */
+Test(trust, a_killed_remote_muscle_is_noticed_when_its_connection_closes, .timeout = 180)
+{
+    char *text = run_text(300000);
+    char *hb = strstr(text, "remote_worker: 1}");
+    cr_assert(hb);
+    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 60}\n", (int)(hb - text), text);
+    char *file = write_text("closed.yml", t2);
+    char *out = bd_strfmt("/tmp/bd-trust-%d-closed-run", (int)getpid());
+    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
+    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
+    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
+    pid_t run = spawn(args, err, 0);
+    wait_for_text(err, "waiting up to", 60);
+    pid_t m = start_muscle(listen, key, merr, NULL);
+    wait_for_text(log, "\"muscles\":2", 60); /* the remote muscle takes part */
+    kill(m, SIGKILL);
+    double t0 = bd_now();
+    wait_exit(m, 10);
+    wait_for_text(log, "\"event\":\"left\"", 20);
+    double took = bd_now() - t0;
+    cr_assert_lt(took, 20, "noticed in %.1f s, well before heartbeat_timeout (60 s)", took);
+    cr_assert(file_has(log, "its connection closed"), "log.jsonl says why");
+    pid_t m2 = start_muscle(listen, key, merr, NULL); /* the slot waits for another */
+    int rc = wait_exit(run, 120);
+    char *said = slurp(err);
+    cr_assert_eq(rc, 0, "the run completes (exit %d):\n%s", rc, said);
+    free(said);
+    cr_assert_geq(count_of(log, "\"event\":\"joined\""), 2, "the new muscle took the slot");
+    wait_exit(m2, 30);
+    free(text);
+    free(t2);
+    free(file);
+    free(out);
+    free(listen);
+    free(log);
+    free(key);
+    free(err);
+    free(merr);
+}
