@@ -152,6 +152,207 @@ extern "C" int bdt_ppo_undo(bdt_ppo *o)
     }
 }
 
+namespace {
+
+/* bdt_ppo_update's checks of its arguments, on the host: the minibatch count and size
+ * through nmb_out and mb_out. Out-of-range indices would be a device-side assert on CUDA. */
+int check_update(const bdt_ppo *o, const float *actions, int n, const int64_t *perm, int *nmb_out,
+                 int *mb_out)
+{
+    const bdt_ppo_config &c = o->cfg;
+    const bdt_policy_config &pc = o->p->cfg;
+    if (n < 1)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d must be >= 1", n);
+    const int nmb = (int)bdt_ppo_minibatch_count(&c, n);
+    const int mb = n / nmb;
+    if (mb < 1)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d is smaller than minibatches=%d", n, nmb);
+    for (int64_t i = 0; i < (int64_t)c.epochs * n; i++)
+        if (perm[i] < 0 || perm[i] >= n)
+            return bd_seterr(BD_EINVAL, "bdt_ppo_update: perm[%lld]=%lld is outside [0, %d)",
+                             (long long)i, (long long)perm[i], n);
+    if (pc.act_kind == BDT_DISCRETE)
+        for (int i = 0; i < n; i++)
+            if (!(actions[i] >= 0.0f && actions[i] < (float)pc.act_dim) ||
+                actions[i] != std::floor(actions[i]))
+                return bd_seterr(BD_EINVAL, "bdt_ppo_update: actions[%d]=%g is not an action in [0, %d)",
+                                 i, (double)actions[i], pc.act_dim);
+    *nmb_out = nmb;
+    *mb_out = mb;
+    return BD_OK;
+}
+
+/* An update's whole batch on the device, in rollout order: obs, actions, logp, adv, ret,
+ * val (the order of bdt_ppo::e), and every epoch's permutation. */
+struct Batch {
+    torch::Tensor t[6];
+    torch::Tensor perm;
+};
+
+/* The whole batch to the device once; discrete actions as indices, into the update's
+ * own buffer (the values are whole). */
+Batch upload_batch(bdt_ppo *o, const float *obs, const float *actions, const float *logp, const float *adv,
+                   const float *ret, const float *val, int n, const int64_t *perm)
+{
+    const bdt_policy_config &pc = o->p->cfg;
+    const torch::Device &dev = o->p->dev;
+    const bool discrete = pc.act_kind == BDT_DISCRETE;
+    Batch b;
+    b.t[0] = upload(obs, {n, pc.obs_dim}, dev); /* (n, obs) */
+    b.t[1] = upload(actions, discrete ? torch::IntArrayRef{n} : torch::IntArrayRef{n, pc.act_dim},
+                    dev); /* (n) or (n, act) */
+    if (discrete) {
+        if (!o->act_index.defined() || o->act_index.device() != dev)
+            o->act_index = torch::empty({n}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+        o->act_index.resize_({n}).copy_(b.t[1]);
+        b.t[1] = o->act_index;
+    }
+    b.t[2] = upload(logp, {n}, dev);
+    b.t[3] = upload(adv, {n}, dev);
+    b.t[4] = upload(ret, {n}, dev);
+    b.t[5] = upload(val, {n}, dev);
+    b.perm = torch::from_blob(const_cast<int64_t *>(perm), {(int64_t)o->cfg.epochs * n}, torch::kLong).to(dev);
+    return b;
+}
+
+/* Epoch e's batch gathered once in shuffled order into o->e: minibatch b is then the
+ * slice [b mb, (b + 1) mb), the same samples in the same order as gathering each
+ * minibatch by its indices, in one pass instead of six per minibatch. */
+void gather_epoch(bdt_ppo *o, const Batch &bt, int e, int n, int nmb, int mb)
+{
+    const torch::Device &dev = o->p->dev;
+    torch::Tensor idx_e = bt.perm.slice(0, (int64_t)e * n, (int64_t)e * n + (int64_t)nmb * mb);
+    for (int k = 0; k < 6; k++) { /* into the buffers kept across updates */
+        if (!o->e[k].defined() || o->e[k].device() != dev || o->e[k].dtype() != bt.t[k].dtype())
+            o->e[k] = torch::empty({0}, bt.t[k].options());
+        o->e[k].resize_({0}); /* keeps its memory; index_select_out sizes it */
+        at::index_select_out(o->e[k], bt.t[k], 0, idx_e);
+    }
+}
+
+/* One minibatch's losses, and what its stats need. */
+struct MbLoss {
+    torch::Tensor logratio, ratio, pg_loss, v_loss, ent, loss;
+};
+
+/* The clipped surrogate, value and entropy losses of rows [start, start + mb) of the
+ * epoch's batch in o->e. */
+MbLoss minibatch_loss(bdt_ppo *o, int64_t start, int mb, double clip)
+{
+    const bdt_ppo_config &c = o->cfg;
+    ActorCritic &net = *o->p->net;
+    const bool discrete = o->p->cfg.act_kind == BDT_DISCRETE;
+    torch::Tensor m_obs = o->e[0].slice(0, start, start + mb);
+    torch::Tensor m_act = o->e[1].slice(0, start, start + mb);
+    torch::Tensor m_logp = o->e[2].slice(0, start, start + mb);
+    torch::Tensor m_adv = o->e[3].slice(0, start, start + mb);
+    torch::Tensor m_ret = o->e[4].slice(0, start, start + mb);
+    torch::Tensor m_val = o->e[5].slice(0, start, start + mb);
+
+    torch::Tensor head = net.actor->forward(m_obs); /* (mb, act) */
+    torch::Tensor newlogp, entropy;                  /* (mb) */
+    head_logp_entropy(net, discrete, head, m_act, newlogp, entropy); /* torch/heads.cpp */
+    torch::Tensor newvalue = net.critic->forward(m_obs).view({-1}); /* (mb) */
+
+    MbLoss l;
+    l.logratio = newlogp - m_logp;
+    l.ratio = l.logratio.exp();
+    if (c.norm_adv && mb > 1)
+        m_adv = (m_adv - m_adv.mean()) / (m_adv.std() + 1e-8);
+
+    torch::Tensor pg1 = -m_adv * l.ratio;
+    torch::Tensor pg2 = -m_adv * torch::clamp(l.ratio, 1.0 - clip, 1.0 + clip);
+    l.pg_loss = torch::max(pg1, pg2).mean();
+
+    if (c.clip_vloss) {
+        torch::Tensor unclipped = (newvalue - m_ret).pow(2);
+        torch::Tensor vclip = m_val + torch::clamp(newvalue - m_val, -clip, clip);
+        torch::Tensor clipped = (vclip - m_ret).pow(2);
+        l.v_loss = 0.5 * torch::max(unclipped, clipped).mean();
+    } else {
+        l.v_loss = 0.5 * (newvalue - m_ret).pow(2).mean();
+    }
+    l.ent = entropy.mean();
+    l.loss = l.pg_loss - c.ent_coef * l.ent + c.vf_coef * l.v_loss;
+    return l;
+}
+
+/* One optimiser step on loss: backward, the gradient hook (bdt_ppo_set_grad_hook), the
+ * global gradient-norm clip, Adam's step. Returns the hook's error, the step not taken. */
+int step_on(bdt_ppo *o, const torch::Tensor &loss)
+{
+    /* zero_grad(set_to_none): backward writes the gradients instead of adding
+     * them to zeros (the same values; a pass over every gradient saved) */
+    for (auto &t : o->p->params)
+        t.mutable_grad() = torch::Tensor();
+    loss.backward();
+    if (o->grad_hook) {
+        int hrc = run_grad_hook(o);
+        if (hrc != BD_OK)
+            return hrc;
+    }
+    {
+        torch::NoGradGuard ng;
+        if (o->cfg.max_grad_norm > 0.0f) {
+            /* clip_grad_norm_ without the host sync of libtorch's version */
+            std::vector<torch::Tensor> norms;
+            for (const auto &t : o->p->params)
+                if (t.grad().defined())
+                    norms.push_back(t.grad().norm(2));
+            if (!norms.empty()) {
+                torch::Tensor total = torch::stack(norms).norm(2);
+                torch::Tensor coef = torch::clamp_max((double)o->cfg.max_grad_norm / (total + 1e-6), 1.0);
+                for (auto &t : o->p->params)
+                    if (t.grad().defined())
+                        t.mutable_grad().mul_(coef);
+            }
+        }
+    }
+    o->opt->step();
+    return BD_OK;
+}
+
+/* The last epoch's sums of the minibatch stats, 0-d on the device. */
+struct StatSums {
+    torch::Tensor pg, v, ent, kl, cf;
+};
+
+/* Adds minibatch b's losses, approximate KL and clip fraction to s (b == 0 starts it). */
+void add_stats(StatSums &s, const MbLoss &l, int b, double clip)
+{
+    torch::NoGradGuard ng;
+    torch::Tensor kl = ((l.ratio - 1.0) - l.logratio).mean();
+    torch::Tensor cf = ((l.ratio - 1.0).abs() > clip).to(torch::kFloat32).mean();
+    if (b == 0) {
+        s.pg = l.pg_loss.detach().clone();
+        s.v = l.v_loss.detach().clone();
+        s.ent = l.ent.detach().clone();
+        s.kl = kl;
+        s.cf = cf;
+    } else {
+        s.pg += l.pg_loss.detach();
+        s.v += l.v_loss.detach();
+        s.ent += l.ent.detach();
+        s.kl += kl;
+        s.cf += cf;
+    }
+}
+
+/* The means over nmb minibatches of the sums in s, to the host in one copy. */
+void write_stats(const StatSums &s, int nmb, bdt_ppo_stats *stats)
+{
+    torch::NoGradGuard ng;
+    float h[5];
+    download(torch::stack({s.pg, s.v, s.ent, s.kl, s.cf}) / (double)nmb, h, 5);
+    stats->policy_loss = h[0];
+    stats->value_loss = h[1];
+    stats->entropy = h[2];
+    stats->approx_kl = h[3];
+    stats->clip_frac = h[4];
+}
+
+} // namespace
+
 extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const float *logp,
                               const float *adv, const float *ret, const float *val, int n,
                               const int64_t *perm, bdt_ppo_stats *stats)
@@ -162,66 +363,20 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
     if (!o || !obs || !actions || !logp || !adv || !ret || !val || !perm)
         return bd_seterr(BD_EINVAL, "bdt_ppo_update: NULL argument");
     const bdt_ppo_config &c = o->cfg;
-    const bdt_policy_config &pc = o->p->cfg;
-    if (n < 1)
-        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d must be >= 1", n);
-    const int nmb = (int)bdt_ppo_minibatch_count(&c, n);
-    const int mb = n / nmb;
-    if (mb < 1)
-        return bd_seterr(BD_EINVAL, "bdt_ppo_update: n=%d is smaller than minibatches=%d", n, nmb);
-    /* Out-of-range indices would be a device-side assert on CUDA: check on the host. */
-    for (int64_t i = 0; i < (int64_t)c.epochs * n; i++)
-        if (perm[i] < 0 || perm[i] >= n)
-            return bd_seterr(BD_EINVAL, "bdt_ppo_update: perm[%lld]=%lld is outside [0, %d)",
-                             (long long)i, (long long)perm[i], n);
-    const bool discrete = pc.act_kind == BDT_DISCRETE;
-    if (discrete)
-        for (int i = 0; i < n; i++)
-            if (!(actions[i] >= 0.0f && actions[i] < (float)pc.act_dim) ||
-                actions[i] != std::floor(actions[i]))
-                return bd_seterr(BD_EINVAL, "bdt_ppo_update: actions[%d]=%g is not an action in [0, %d)",
-                                 i, (double)actions[i], pc.act_dim);
+    int nmb = 0, mb = 0;
+    int rc = check_update(o, actions, n, perm, &nmb, &mb);
+    if (rc != BD_OK)
+        return rc;
     if (c.epochs == 0)
         return BD_OK;
     try {
-        const torch::Device &dev = o->p->dev;
-        ActorCritic &net = *o->p->net;
-        /* The whole batch goes to the device once. */
-        torch::Tensor b_obs = upload(obs, {n, pc.obs_dim}, dev);          /* (n, obs) */
-        torch::Tensor b_act = upload(actions, discrete ? torch::IntArrayRef{n} : torch::IntArrayRef{n, pc.act_dim},
-                                     dev); /* (n) or (n, act) */
-        if (discrete) { /* as indices, into the update's own buffer (the values are whole) */
-            if (!o->act_index.defined() || o->act_index.device() != dev)
-                o->act_index = torch::empty({n}, torch::TensorOptions().dtype(torch::kLong).device(dev));
-            o->act_index.resize_({n}).copy_(b_act);
-            b_act = o->act_index;
-        }
-        torch::Tensor b_logp = upload(logp, {n}, dev);
-        torch::Tensor b_adv = upload(adv, {n}, dev);
-        torch::Tensor b_ret = upload(ret, {n}, dev);
-        torch::Tensor b_val = upload(val, {n}, dev);
-        torch::Tensor b_perm =
-            torch::from_blob(const_cast<int64_t *>(perm), {(int64_t)c.epochs * n}, torch::kLong).to(dev);
-
+        Batch bt = upload_batch(o, obs, actions, logp, adv, ret, val, n, perm);
         const double clip = c.clip_coef;
         Snapshot snap = take_snapshot(o); /* for a cancel, and for bdt_ppo_undo */
         o->undo_params.clear();
-        torch::Tensor s_pg, s_v, s_ent, s_kl, s_cf; /* last epoch's sums, 0-d on the device */
+        StatSums sums;
         for (int e = 0; e < c.epochs; e++) {
-            const bool last = e + 1 == c.epochs;
-            /* The epoch's batch gathered once in shuffled order: minibatch b is then the
-             * slice [b mb, (b + 1) mb), the same samples in the same order as gathering
-             * each minibatch by its indices, in one pass instead of six per minibatch. */
-            torch::Tensor idx_e = b_perm.slice(0, (int64_t)e * n, (int64_t)e * n + (int64_t)nmb * mb);
-            const torch::Tensor *src[6] = {&b_obs, &b_act, &b_logp, &b_adv, &b_ret, &b_val};
-            for (int k = 0; k < 6; k++) { /* into the buffers kept across updates */
-                if (!o->e[k].defined() || o->e[k].device() != dev || o->e[k].dtype() != src[k]->dtype())
-                    o->e[k] = torch::empty({0}, src[k]->options());
-                o->e[k].resize_({0}); /* keeps its memory; index_select_out sizes it */
-                at::index_select_out(o->e[k], *src[k], 0, idx_e);
-            }
-            const torch::Tensor &e_obs = o->e[0], &e_act = o->e[1], &e_logp = o->e[2], &e_adv = o->e[3],
-                                &e_ret = o->e[4], &e_val = o->e[5];
+            gather_epoch(o, bt, e, n, nmb, mb);
             for (int b = 0; b < nmb; b++) {
                 if (o->cancel && *o->cancel) {
                     restore_snapshot(o, snap);
@@ -229,102 +384,18 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
                                      "the last whole update is kept", (long long)e * nmb + b,
                                      (long long)c.epochs * nmb);
                 }
-                const int64_t start = (int64_t)b * mb; /* (mb) rows of the epoch's batch */
-                torch::Tensor m_obs = e_obs.slice(0, start, start + mb);
-                torch::Tensor m_act = e_act.slice(0, start, start + mb);
-                torch::Tensor m_logp = e_logp.slice(0, start, start + mb);
-                torch::Tensor m_adv = e_adv.slice(0, start, start + mb);
-                torch::Tensor m_ret = e_ret.slice(0, start, start + mb);
-                torch::Tensor m_val = e_val.slice(0, start, start + mb);
-
-                torch::Tensor head = net.actor->forward(m_obs); /* (mb, act) */
-                torch::Tensor newlogp, entropy;                  /* (mb) */
-                head_logp_entropy(net, discrete, head, m_act, newlogp, entropy); /* torch/heads.cpp */
-                torch::Tensor newvalue = net.critic->forward(m_obs).view({-1}); /* (mb) */
-
-                torch::Tensor logratio = newlogp - m_logp;
-                torch::Tensor ratio = logratio.exp();
-                if (c.norm_adv && mb > 1)
-                    m_adv = (m_adv - m_adv.mean()) / (m_adv.std() + 1e-8);
-
-                torch::Tensor pg1 = -m_adv * ratio;
-                torch::Tensor pg2 = -m_adv * torch::clamp(ratio, 1.0 - clip, 1.0 + clip);
-                torch::Tensor pg_loss = torch::max(pg1, pg2).mean();
-
-                torch::Tensor v_loss;
-                if (c.clip_vloss) {
-                    torch::Tensor unclipped = (newvalue - m_ret).pow(2);
-                    torch::Tensor vclip = m_val + torch::clamp(newvalue - m_val, -clip, clip);
-                    torch::Tensor clipped = (vclip - m_ret).pow(2);
-                    v_loss = 0.5 * torch::max(unclipped, clipped).mean();
-                } else {
-                    v_loss = 0.5 * (newvalue - m_ret).pow(2).mean();
+                MbLoss l = minibatch_loss(o, (int64_t)b * mb, mb, clip);
+                int hrc = step_on(o, l.loss);
+                if (hrc != BD_OK) {
+                    restore_snapshot(o, snap);
+                    return hrc;
                 }
-                torch::Tensor ent = entropy.mean();
-                torch::Tensor loss = pg_loss - c.ent_coef * ent + c.vf_coef * v_loss;
-
-                /* zero_grad(set_to_none): backward writes the gradients instead of adding
-                 * them to zeros (the same values; a pass over every gradient saved) */
-                for (auto &t : o->p->params)
-                    t.mutable_grad() = torch::Tensor();
-                loss.backward();
-                if (o->grad_hook) {
-                    int hrc = run_grad_hook(o);
-                    if (hrc != BD_OK) {
-                        restore_snapshot(o, snap);
-                        return hrc;
-                    }
-                }
-                {
-                    torch::NoGradGuard ng;
-                    if (c.max_grad_norm > 0.0f) {
-                        /* clip_grad_norm_ without the host sync of libtorch's version */
-                        std::vector<torch::Tensor> norms;
-                        for (const auto &t : o->p->params)
-                            if (t.grad().defined())
-                                norms.push_back(t.grad().norm(2));
-                        if (!norms.empty()) {
-                            torch::Tensor total = torch::stack(norms).norm(2);
-                            torch::Tensor coef =
-                                torch::clamp_max((double)c.max_grad_norm / (total + 1e-6), 1.0);
-                            for (auto &t : o->p->params)
-                                if (t.grad().defined())
-                                    t.mutable_grad().mul_(coef);
-                        }
-                    }
-                }
-                o->opt->step();
-
-                if (last) {
-                    torch::NoGradGuard ng;
-                    torch::Tensor kl = ((ratio - 1.0) - logratio).mean();
-                    torch::Tensor cf = ((ratio - 1.0).abs() > clip).to(torch::kFloat32).mean();
-                    if (b == 0) {
-                        s_pg = pg_loss.detach().clone();
-                        s_v = v_loss.detach().clone();
-                        s_ent = ent.detach().clone();
-                        s_kl = kl;
-                        s_cf = cf;
-                    } else {
-                        s_pg += pg_loss.detach();
-                        s_v += v_loss.detach();
-                        s_ent += ent.detach();
-                        s_kl += kl;
-                        s_cf += cf;
-                    }
-                }
+                if (e + 1 == c.epochs)
+                    add_stats(sums, l, b, clip);
             }
         }
-        if (stats) {
-            torch::NoGradGuard ng;
-            float h[5];
-            download(torch::stack({s_pg, s_v, s_ent, s_kl, s_cf}) / (double)nmb, h, 5);
-            stats->policy_loss = h[0];
-            stats->value_loss = h[1];
-            stats->entropy = h[2];
-            stats->approx_kl = h[3];
-            stats->clip_frac = h[4];
-        }
+        if (stats)
+            write_stats(sums, nmb, stats);
         o->undo_params = std::move(snap.params);
         o->undo_opt = std::move(snap.opt);
         return BD_OK;
