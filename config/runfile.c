@@ -1,6 +1,6 @@
 /* runfile.c: reads, cascades and validates an experiment run file (docs/run-file.md).
  *
- * Steps: parse the YAML (yamltree.c), check the top level, deep-merge each schedule phase
+ * Steps: parse the YAML (yamlparse.c), check the top level, deep-merge each schedule phase
  * onto the merged phase before it (the result is rf->effective), then validate every
  * merged phase into the bd_phase_cfg structs. Every string and node those structs point
  * to lives in rf->effective or in rf->priv (an arena freed by bd_runfile_destroy).
