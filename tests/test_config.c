@@ -1,4 +1,5 @@
-/* test_config.c: Criterion suite for config/ (yamltree.c, yamlvalue.c, runfile.c).
+/* test_config.c: Criterion suite for config/ (yamltree.c, yamlparse.c, yamlvalue.c, runfile.c,
+ * runfile_phase.c).
  *
  * Uses the run file of docs/run-file.md as the good case and variants of it that parse.
  * A run file broken one way (or several) is a file under tests/runfiles/bad/ ending with
