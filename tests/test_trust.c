@@ -321,9 +321,14 @@ typedef struct {
     pid_t pid;
 } live_run;
 
-static void start_run(live_run *r, const char *tag, int steps)
+/* `bodhi run` of the run file with phase_extra (", key: value" of phase_config) added,
+ * listening for its remote muscle, once it waits for it. */
+static void start_run_with(live_run *r, const char *tag, int steps, const char *phase_extra)
 {
-    char *text = run_text(steps);
+    char *base = run_text(steps), *hb = strstr(base, "remote_worker: 1}");
+    cr_assert(hb);
+    char *text = bd_strfmt("%.*sremote_worker: 1%s}\n", (int)(hb - base), base, phase_extra);
+    free(base);
     char *name = bd_strfmt("%s.yml", tag);
     r->file = write_text(name, text);
     free(name);
@@ -338,6 +343,11 @@ static void start_run(live_run *r, const char *tag, int steps)
     r->pid = spawn(args, r->err, 0);
     wait_for_text(r->err, "waiting up to", 60);
     cr_assert(bd_exists(r->key), "the run made its credential");
+}
+
+static void start_run(live_run *r, const char *tag, int steps)
+{
+    start_run_with(r, tag, steps, "");
 }
 
 static void end_run(live_run *r)
@@ -854,43 +864,27 @@ Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60)
  * saying why, where it waited for the brain's answer for ten minutes and more. */
 Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
 {
-    char *text = run_text(1000000);
-    char *hb = strstr(text, "remote_worker: 1}");
-    cr_assert(hb);
-    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 4}\n", (int)(hb - text), text);
-    char *file = write_text("gone.yml", t2);
-    char *out = bd_strfmt("/tmp/bd-trust-%d-gone-run", (int)getpid());
-    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
-    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
-    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
-    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
-    pid_t run = spawn(args, err, 0);
-    wait_for_text(err, "waiting up to", 60);
-    pid_t m = start_muscle(listen, key, merr, NULL);
-    wait_for_text(log, "\"event\":\"update\"", 60);
-    char *l = slurp(log), *sp = strstr(l, "\"role\":\"brain\"");
+    live_run r;
+    start_run_with(&r, "gone", 1000000, ", heartbeat_timeout: 4");
+    char *merr = bd_strfmt("%s.muscle", r.out);
+    pid_t m = start_muscle(r.listen, r.key, merr, NULL);
+    wait_for_text(r.log, "\"event\":\"update\"", 60);
+    char *l = slurp(r.log), *sp = strstr(l, "\"role\":\"brain\"");
     char *pp = sp ? strstr(sp, "\"pid\":") : NULL;
     pid_t brain = pp ? (pid_t)atoi(pp + 6) : 0;
     free(l);
     cr_assert_gt(brain, 0, "the brain's pid is in log.jsonl");
-    cr_assert(file_has(log, "\"event\":\"joined\""), "the remote muscle joined");
+    cr_assert(file_has(r.log, "\"event\":\"joined\""), "the remote muscle joined");
     kill(brain, SIGKILL);
-    cr_assert_eq(wait_exit(run, 60), 1, "the run fails");
+    cr_assert_eq(wait_exit(r.pid, 60), 1, "the run fails");
     double t0 = bd_now();
     int code = wait_exit(m, 30);
     char *said = slurp(merr);
     cr_assert_eq(code, 1, "the remote muscle exits 1 (exit %d after %.1f s):\n%s", code, bd_now() - t0, said);
     cr_assert(strstr(said, "has not answered"), "it says why:\n%s", said);
     free(said);
-    free(text);
-    free(t2);
-    free(file);
-    free(out);
-    free(listen);
-    free(log);
-    free(key);
-    free(err);
     free(merr);
+    free_run(&r);
 }
 
 /* The conductor stopped (Ctrl-Z, kill -STOP) for longer than heartbeat_timeout while a
@@ -898,40 +892,24 @@ Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
  * muscle waits for it rather than taking the run for gone, and the run completes. */
 Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
 {
-    char *text = run_text(30000);
-    char *hb = strstr(text, "remote_worker: 1}");
-    cr_assert(hb);
     /* a timeout a loaded machine's processes keep (2 s is not, at a phase's end) */
-    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 5}\n", (int)(hb - text), text);
-    char *file = write_text("paused.yml", t2);
-    char *out = bd_strfmt("/tmp/bd-trust-%d-paused-run", (int)getpid());
-    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
-    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
-    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
-    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
-    pid_t run = spawn(args, err, 0);
-    wait_for_text(err, "waiting up to", 60);
-    pid_t m = start_muscle(listen, key, merr, NULL);
-    wait_for_text(log, "\"event\":\"update\"", 60);
-    cr_assert(file_has(log, "\"event\":\"joined\""), "the remote muscle joined");
-    kill(run, SIGSTOP);
+    live_run r;
+    start_run_with(&r, "paused", 30000, ", heartbeat_timeout: 5");
+    char *merr = bd_strfmt("%s.muscle", r.out);
+    pid_t m = start_muscle(r.listen, r.key, merr, NULL);
+    wait_for_text(r.log, "\"event\":\"update\"", 60);
+    cr_assert(file_has(r.log, "\"event\":\"joined\""), "the remote muscle joined");
+    kill(r.pid, SIGSTOP);
     sleep(12); /* more than 2 heartbeat timeouts */
-    kill(run, SIGCONT);
-    cr_assert_eq(wait_exit(run, 90), 0, "the run completes");
+    kill(r.pid, SIGCONT);
+    cr_assert_eq(wait_exit(r.pid, 90), 0, "the run completes");
     int code = wait_exit(m, 30);
     char *said = slurp(merr);
     cr_assert_eq(code, 0, "the remote muscle ends with the run (exit %d):\n%s", code, said);
     cr_assert(!strstr(said, "has not answered"), "it took the stopped conductor for gone:\n%s", said);
     free(said);
-    free(text);
-    free(t2);
-    free(file);
-    free(out);
-    free(listen);
-    free(log);
-    free(key);
-    free(err);
     free(merr);
+    free_run(&r);
 }
 
 /* Issue 20, item 19: a remote muscle that is killed closes its TCP connection at once, and
@@ -939,41 +917,25 @@ Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
  * waits for another JOIN, which a new muscle takes, and the run completes. */
 Test(trust, a_killed_remote_muscle_is_noticed_when_its_connection_closes, .timeout = 420)
 {
-    char *text = run_text(300000);
-    char *hb = strstr(text, "remote_worker: 1}");
-    cr_assert(hb);
-    char *t2 = bd_strfmt("%.*sremote_worker: 1, heartbeat_timeout: 60}\n", (int)(hb - text), text);
-    char *file = write_text("closed.yml", t2);
-    char *out = bd_strfmt("/tmp/bd-trust-%d-closed-run", (int)getpid());
-    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
-    char *log = bd_strfmt("%s/log.jsonl", out), *key = bd_strfmt("%s/remote.key", out);
-    char *err = bd_strfmt("%s.stderr", out), *merr = bd_strfmt("%s.muscle", out);
-    char *args[] = {"run", file, "--out", out, "--listen", listen, NULL};
-    pid_t run = spawn(args, err, 0);
-    wait_for_text(err, "waiting up to", 60);
-    pid_t m = start_muscle(listen, key, merr, NULL);
-    wait_for_text(log, "\"muscles\":2", 60); /* the remote muscle takes part */
+    live_run r;
+    start_run_with(&r, "closed", 300000, ", heartbeat_timeout: 60");
+    char *merr = bd_strfmt("%s.muscle", r.out);
+    pid_t m = start_muscle(r.listen, r.key, merr, NULL);
+    wait_for_text(r.log, "\"muscles\":2", 60); /* the remote muscle takes part */
     kill(m, SIGKILL);
     double t0 = bd_now();
     wait_exit(m, 10);
-    wait_for_text(log, "\"event\":\"left\"", 20);
+    wait_for_text(r.log, "\"event\":\"left\"", 20);
     double took = bd_now() - t0;
     cr_assert_lt(took, 20, "noticed in %.1f s, well before heartbeat_timeout (60 s)", took);
-    cr_assert(file_has(log, "its connection closed"), "log.jsonl says why");
-    pid_t m2 = start_muscle(listen, key, merr, NULL); /* the slot waits for another */
-    int rc = wait_exit(run, 400); /* minutes under AddressSanitizer, ~30 s otherwise */
-    char *said = slurp(err);
+    cr_assert(file_has(r.log, "its connection closed"), "log.jsonl says why");
+    pid_t m2 = start_muscle(r.listen, r.key, merr, NULL); /* the slot waits for another */
+    int rc = wait_exit(r.pid, 400); /* minutes under AddressSanitizer, ~30 s otherwise */
+    char *said = slurp(r.err);
     cr_assert_eq(rc, 0, "the run completes (exit %d):\n%s", rc, said);
     free(said);
-    cr_assert_geq(count_of(log, "\"event\":\"joined\""), 2, "the new muscle took the slot");
+    cr_assert_geq(count_of(r.log, "\"event\":\"joined\""), 2, "the new muscle took the slot");
     wait_exit(m2, 30);
-    free(text);
-    free(t2);
-    free(file);
-    free(out);
-    free(listen);
-    free(log);
-    free(key);
-    free(err);
     free(merr);
+    free_run(&r);
 }
