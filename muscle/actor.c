@@ -93,26 +93,47 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
     return BD_OK;
 }
 
+int bd_actor_has_net(const bd_actor *ac)
+{
+    return ac->net || ac->cparams;
+}
+
 int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
 {
     bd_act_args *a = &ac->args;
-    if (a->mode == BD_ACT_UNIFORM || a->mode == BD_ACT_FSM || ac->net)
+    if (a->mode == BD_ACT_UNIFORM || a->mode == BD_ACT_FSM || bd_actor_has_net(ac))
         return bd_seterr(BD_ESTATE, "agent %s: %s", ac->ap->cfg->name,
-                         ac->net ? "the network exists already" : "a netless muscle has no network");
+                         bd_actor_has_net(ac) ? "the network exists already" : "a netless muscle has no network");
     bdt_policy_config pc = {
         .obs_dim = a->S, .act_kind = a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
         .act_dim = a->A, .hidden = hidden, .layers = layers,
         .device = ac->dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = ac->ap->seed,
     };
+    if (!BD_ON_CUDA(ac)) { /* parameters come with the first WEIGHTS */
+        int rc = bdt_cpunet_init(&ac->cnet, &pc, ac->n);
+        if (rc == BD_OK && !(ac->cparams = calloc(ac->cnet.count, sizeof(float))))
+            rc = bd_seterr(BD_ENOMEM, "muscle: out of memory for %zu parameters", ac->cnet.count);
+        return rc;
+    }
     int rc = bdt_policy_create(&pc, &ac->net);
     if (rc == BD_OK && a->continuous)
         rc = bdt_policy_logstd(ac->net, a->logstd, a->A);
     return rc;
 }
 
+/* The network's outputs for obs (n, S) on the actor's device: out (n, A), values (n). */
+static int bd_actor_forward(bd_actor *ac, const float *obs, int n, float *out, float *values)
+{
+    if (ac->cparams)
+        return bdt_cpunet_forward(&ac->cnet, ac->cparams, obs, n, out, values);
+    return bd_actor_forward(ac, obs, n, out, values);
+}
+
 void bd_actor_fini(bd_actor *ac)
 {
     bdt_policy_destroy(ac->net);
+    bdt_cpunet_fini(&ac->cnet);
+    free(ac->cparams);
     bd_dev_free(ac->dev, ac->cols);
     bd_dev_free(ac->dev, ac->norm);
     bd_dev_free(ac->dev, ac->out);
@@ -128,6 +149,16 @@ void bd_actor_fini(bd_actor *ac)
 
 int bd_actor_set_params(bd_actor *ac, const float *params, size_t n)
 {
+    if (ac->cparams) {
+        if (n != ac->cnet.count)
+            return bd_seterr(BD_EINVAL, "agent %s: %zu parameters for a network of %zu", ac->ap->cfg->name, n,
+                             ac->cnet.count);
+        memcpy(ac->cparams, params, sizeof(float) * n);
+        const float *ls = bdt_cpunet_logstd(&ac->cnet, ac->cparams);
+        if (ls)
+            memcpy(ac->args.logstd, ls, sizeof(float) * (size_t)ac->args.A);
+        return BD_OK;
+    }
     if (!ac->net)
         return BD_OK;
     int rc = bdt_policy_set_params(ac->net, params, n);
@@ -170,7 +201,7 @@ int bd_actor_act(bd_actor *ac, const float *env_obs, uint64_t step, float *obs, 
     float *net = a->norm ? ac->nobs : NULL;
     int rc = bd_actor_gather(ac, env_obs, obs, net);
     if (rc == BD_OK && !uniform)
-        rc = bdt_policy_forward_on_device(ac->net, net ? net : obs, ac->n, ac->out, values);
+        rc = bd_actor_forward(ac, net ? net : obs, ac->n, ac->out, values);
     if (rc != BD_OK)
         return rc;
 #ifdef BODHI_HAVE_CUDA
@@ -196,7 +227,7 @@ int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *te
         if (rc == BD_OK && ac->net)
             rc = bd_dev_to_host(ac->dev, &any, ac->any, sizeof any);
         if (rc == BD_OK && any)
-            rc = bdt_policy_forward_on_device(ac->net, ac->fobs, ac->n, NULL, ac->fv);
+            rc = bd_actor_forward(ac, ac->fobs, ac->n, NULL, ac->fv);
         if (rc == BD_OK && any)
             rc = bd_act_fval_cuda(ac->n, term, trunc, ac->fv, fval);
         return rc;
@@ -208,7 +239,7 @@ int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *te
         int needs_value = bd_act_record(i, a, b->rewards, b->terminated, b->truncated, rew, term, trunc, fval);
         if (term[i] || trunc[i]) /* what the world saw as its episode ended, for the trace */
             bd_act_gather(i, a, b->final_obs, fobs, NULL);
-        if (needs_value && ac->net) {
+        if (needs_value && bd_actor_has_net(ac)) {
             bd_act_gather(i, a, b->final_obs, NULL, ac->nobs);
             memcpy(ac->fobs + (size_t)m * a->S, ac->nobs + (size_t)i * a->S, sizeof(float) * (size_t)a->S);
             ac->fidx[m++] = i;
@@ -216,7 +247,7 @@ int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *te
     }
     if (m == 0)
         return BD_OK;
-    int rc = bdt_policy_forward_on_device(ac->net, ac->fobs, m, NULL, ac->fv);
+    int rc = bd_actor_forward(ac, ac->fobs, m, NULL, ac->fv);
     for (int j = 0; rc == BD_OK && j < m; j++)
         fval[ac->fidx[j]] = ac->fv[j];
     return rc;
@@ -224,7 +255,7 @@ int bd_actor_record(bd_actor *ac, const bd_env_batch *b, float *rew, uint8_t *te
 
 int bd_actor_values(bd_actor *ac, const float *env_obs, float *values)
 {
-    if (!ac->net) {
+    if (!bd_actor_has_net(ac)) {
         float *zero = calloc((size_t)ac->n, sizeof(float));
         int rc = zero ? bd_dev_from_host(ac->dev, values, zero, sizeof(float) * (size_t)ac->n)
                       : bd_seterr(BD_ENOMEM, "muscle: out of memory");
@@ -233,6 +264,6 @@ int bd_actor_values(bd_actor *ac, const float *env_obs, float *values)
     }
     int rc = bd_actor_gather(ac, env_obs, NULL, ac->nobs);
     if (rc == BD_OK)
-        rc = bdt_policy_forward_on_device(ac->net, ac->nobs, ac->n, NULL, values);
+        rc = bd_actor_forward(ac, ac->nobs, ac->n, NULL, values);
     return rc;
 }

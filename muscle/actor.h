@@ -1,6 +1,7 @@
 /* actor.h: one agent acting inside a muscle, on the shard's device: its policy network's
- * inference through the torch shim and the per-world work of muscle/act.h, looped on the CPU or launched as
- * CUDA kernels (kernels/muscle.cu). On CUDA every buffer here and every pointer passed in
+ * inference (on the CPU the C network of torch/cpunet.h, which computes libtorch's bits
+ * without loading it; on CUDA the torch shim) and the per-world work of muscle/act.h,
+ * looped on the CPU or launched as CUDA kernels (kernels/muscle.cu). On CUDA every buffer here and every pointer passed in
  * is device memory beside the env's buffers: observations, network input and output,
  * actions and rollout rows never cross to the host during a round.
  * Modes: sample (train), greedy (test: argmax, or the Gaussian's mean), uniform (the
@@ -15,10 +16,13 @@
 #include "config/plan.h"
 #include "muscle/act.h"
 #include "torch/bd_torch.h"
+#include "torch/cpunet.h"
 
 typedef struct {
     const bd_agent_plan *ap;
-    bdt_policy *net;     /* NULL for the random muscle */
+    bdt_policy *net;     /* CUDA: the shim's network (NULL for a netless muscle) */
+    bdt_cpunet cnet;     /* CPU: the C network (zeroed for a netless muscle) */
+    float *cparams;      /* CPU: its parameters (host) */
     bd_device dev;
     bd_act_args args;    /* its pointers are on dev */
     int n;
@@ -43,6 +47,7 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
 void bd_actor_fini(bd_actor *ac);
 
 /* Builds the policy network the brain describes (hidden units, hidden layers). */
+int bd_actor_has_net(const bd_actor *ac);
 int bd_actor_set_net(bd_actor *ac, int hidden, int layers);
 
 /* Parameters (host, bdt_policy_param_count of them) from a WEIGHTS message. */

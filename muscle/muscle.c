@@ -203,7 +203,7 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
     int rc = bd_actor_set_net(&a->actor, (int)w->hidden, (int)w->layers);
     if (rc != BD_OK)
         return rc;
-    a->nparams = bdt_policy_param_count(a->actor.net);
+    a->nparams = (size_t)want;
     a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
     if (!a->params)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
@@ -231,7 +231,7 @@ static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
                        a->ap->cfg->name);
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
         a->stopped = 1;
-    else if (rc == BD_OK && a->actor.net) {
+    else if (rc == BD_OK && bd_actor_has_net(&a->actor)) {
         memcpy(a->params, floats, sizeof(float) * (a->nparams + (a->use_norm ? 2 * (size_t)a->S : 0)));
         rc = bd_actor_set_params(&a->actor, a->params, a->nparams);
         if (rc == BD_OK && a->use_norm)
@@ -399,8 +399,9 @@ static int bd_muscle_setup(bd_muscle *m)
         return bd_seterr(BD_ENOTFOUND, "run file has no phase '%s'", o->phase);
     if ((rc = bd_phase_plan_make(m->rf, pi, o->reg, o->device, &m->plan)) != BD_OK)
         return rc;
-    /* libtorch loads while the env is built and the brain sends its first weights */
-    for (int k = 0; k < m->plan.nagents; k++)
+    /* On CUDA the network is libtorch's: it loads while the env is built and the brain
+     * sends its first weights. On the CPU the C network (torch/cpunet.h) needs none. */
+    for (int k = 0; m->plan.device == BD_DEVICE_CUDA && k < m->plan.nagents; k++)
         if (!m->plan.agents[k].random) {
             bdt_preload();
             break;

@@ -118,16 +118,24 @@ static void mp_setup(mp_fixture *f)
     }
 }
 
-/* Scales the policy's weights so its outputs are far from the init's near-zero means. */
-static void mp_spread(bd_actor *mp)
+/* The actor's network as libtorch builds it (the reference the actor's own is held to),
+ * its weights scaled so its outputs are far from the init's near-zero means, and those
+ * weights handed to the actor. */
+static bdt_policy *mp_spread(bd_actor *mp, int hidden, int layers)
 {
-    size_t np = bdt_policy_param_count(mp->net);
+    bdt_policy_config pc = {.obs_dim = mp->args.S, .act_kind = BDT_CONTINUOUS, .act_dim = mp->args.A,
+                            .hidden = hidden, .layers = layers, .device = BDT_CPU, .seed = 99};
+    bdt_policy *ref = NULL;
+    cr_assert_eq(bdt_policy_create(&pc, &ref), BD_OK, "%s", bd_lasterr());
+    size_t np = bdt_policy_param_count(ref);
     float *p = malloc(sizeof(float) * np);
-    cr_assert_eq(bdt_policy_get_params(mp->net, p, np), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(ref, p, np), BD_OK);
     for (size_t k = 0; k < np; k++)
         p[k] = p[k] * 30.0f + 0.01f * (float)(k % 7);
+    cr_assert_eq(bdt_policy_set_params(ref, p, np), BD_OK);
     cr_assert_eq(bd_actor_set_params(mp, p, np), BD_OK, "%s", bd_lasterr());
     free(p);
+    return ref;
 }
 
 /* item 1 of issue 20: an AVX-512 EPYC's batched GEMM summed the value of world 57 in
@@ -141,7 +149,8 @@ Test(actor, item01_muscle_step_on_cpu_matches_its_parts_on_any_cpu)
     cr_assert_eq(bd_actor_init(&mp, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE, NULL), BD_OK, "%s",
                  bd_lasterr());
     cr_assert_eq(bd_actor_set_net(&mp, 16, 2), BD_OK, "%s", bd_lasterr());
-    mp_spread(&mp);
+    cr_assert_null(mp.net, "a CPU muscle runs the C network, not libtorch's");
+    bdt_policy *ref = mp_spread(&mp, 16, 2);
     cr_assert_eq(bd_actor_set_norm(&mp, f.mean, f.inv), BD_OK);
     float obs[MP_N * 3], act[MP_N * 2], logp[MP_N], val[MP_N];
     cr_assert_eq(bd_actor_act(&mp, f.obs, 12, obs, act, logp, val, f.acts), BD_OK, "%s",
@@ -152,8 +161,8 @@ Test(actor, item01_muscle_step_on_cpu_matches_its_parts_on_any_cpu)
         for (int s = 0; s < 3; s++)
             cr_assert_eq(obs[i * 3 + s], f.obs[i * MP_D + f.sens[s]], "raw sensors in order");
     mp_normalise(&f, obs, nobs, MP_N);
-    cr_assert_eq(bdt_policy_forward(mp.net, nobs, MP_N, mean, v), BD_OK);
-    cr_assert_eq(bdt_policy_logstd(mp.net, logstd, 2), BD_OK);
+    cr_assert_eq(bdt_policy_forward(ref, nobs, MP_N, mean, v), BD_OK);
+    cr_assert_eq(bdt_policy_logstd(ref, logstd, 2), BD_OK);
     int spread = 0;
     double vmax = 0;
     for (int i = 0; i < MP_N; i++)
@@ -196,7 +205,7 @@ Test(actor, item01_muscle_step_on_cpu_matches_its_parts_on_any_cpu)
         for (int s = 0; s < 3; s++)
             fobs[s] = f.fin[i * MP_D + f.sens[s]];
         mp_normalise(&f, fobs, nf, 1);
-        cr_assert_eq(bdt_policy_forward(mp.net, nf, 1, NULL, &fv), BD_OK);
+        cr_assert_eq(bdt_policy_forward(ref, nf, 1, NULL, &fv), BD_OK);
         /* 3 -> 16 -> 16 -> 1: the sums' terms; their scale the largest value of the batch */
         cr_assert(bd_close_sum(fval[i], fv, 3 + 16 + 16, vmax), "world %d: value of its final observation: %.9g vs %.9g (tolerance %.3g)",
                   i, fval[i], fv, bd_tol_sum(3 + 16 + 16, vmax));
@@ -208,6 +217,7 @@ Test(actor, item01_muscle_step_on_cpu_matches_its_parts_on_any_cpu)
     for (int i = 0; i < MP_N; i++)
         cr_assert_eq(lastv[i], v[i]);
     bd_actor_fini(&mp);
+    bdt_policy_destroy(ref);
 }
 
 Test(actor, random_muscle_needs_no_network)
@@ -243,10 +253,11 @@ Test(actor, muscle_step_cuda_matches_cpu)
     bd_actor cpu, gpu;
     cr_assert_eq(bd_actor_init(&cpu, &f.ap, &f.b, BD_DEVICE_CPU, BD_ACT_SAMPLE, NULL), BD_OK);
     cr_assert_eq(bd_actor_set_net(&cpu, 16, 2), BD_OK);
-    mp_spread(&cpu);
-    size_t np = bdt_policy_param_count(cpu.net);
+    bdt_policy *ref = mp_spread(&cpu, 16, 2);
+    size_t np = bdt_policy_param_count(ref);
     float *p = malloc(sizeof(float) * np);
-    cr_assert_eq(bdt_policy_get_params(cpu.net, p, np), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(ref, p, np), BD_OK);
+    bdt_policy_destroy(ref);
     cr_assert_eq(bd_actor_set_norm(&cpu, f.mean, f.inv), BD_OK);
     /* the shard's buffers on the device */
     bd_env_batch db = f.b;

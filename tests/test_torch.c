@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 
 #include "torch/bd_torch.h"
+#include "torch/cpunet.h"
 #include "tests/tolerance.h"
 
 static void setup(void)
@@ -1047,4 +1048,75 @@ Test(torch, grad_hook_sees_and_sets_every_gradient)
     bdt_policy_destroy(p);
     bdt_policy_destroy(twin);
     bdt_policy_destroy(z);
+}
+
+/* ---- the C network (torch/cpunet.h) ------------------------------------------------ */
+
+/* The C network gives libtorch's bits for the policy's shapes here (CartPole, Pendulum,
+ * Acrobot, Tag-like widths; a hidden width whose tanh has a scalar tail; one and three
+ * layers; one row, odd rows, many rows). */
+Test(torch, c_network_matches_libtorch_bit_for_bit)
+{
+    struct {
+        int S, A, h, L;
+        bdt_act_kind kind;
+    } shapes[] = {
+        {4, 2, 64, 2, BDT_DISCRETE},  {3, 1, 64, 2, BDT_CONTINUOUS}, {6, 3, 64, 2, BDT_DISCRETE},
+        {2, 3, 100, 1, BDT_DISCRETE}, {14, 2, 37, 3, BDT_CONTINUOUS}, {1, 1, 8, 2, BDT_CONTINUOUS},
+    };
+    const int rows[] = {1, 7, 33, 512};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        bdt_policy_config c = pcfg(shapes[s].S, shapes[s].kind, shapes[s].A, 11 + s);
+        c.hidden = shapes[s].h;
+        c.layers = shapes[s].L;
+        bdt_policy *p = mkpol(c);
+        float *params = getp(p);
+        for (size_t k = 0; k < bdt_policy_param_count(p); k++) /* not just the init's pattern */
+            params[k] += 0.05f * urand();
+        cr_assert_eq(bdt_policy_set_params(p, params, bdt_policy_param_count(p)), BD_OK);
+        bdt_cpunet net;
+        cr_assert_eq(bdt_cpunet_init(&net, &c, 512), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(net.count, bdt_policy_param_count(p));
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            const int n = rows[r], S = c.obs_dim, A = c.act_dim;
+            float *obs = malloc(sizeof(float) * (size_t)n * S);
+            float *o1 = malloc(sizeof(float) * (size_t)n * A), *o2 = malloc(sizeof(float) * (size_t)n * A);
+            float *v1 = malloc(sizeof(float) * (size_t)n), *v2 = malloc(sizeof(float) * (size_t)n);
+            for (int k = 0; k < n * S; k++)
+                obs[k] = 3.0f * urand();
+            cr_assert_eq(bdt_policy_forward(p, obs, n, o1, v1), BD_OK, "%s", bd_lasterr());
+            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, o2, v2), BD_OK, "%s", bd_lasterr());
+            cr_assert(memcmp(o1, o2, sizeof(float) * (size_t)n * A) == 0,
+                      "shape %zu rows %d: the actor's output differs from libtorch's (%.9g vs %.9g)", s, n,
+                      o1[0], o2[0]);
+            cr_assert(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0,
+                      "shape %zu rows %d: the value differs from libtorch's (%.9g vs %.9g)", s, n, v1[0], v2[0]);
+            /* one head alone reads the same parameters */
+            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, NULL, v2), BD_OK);
+            cr_assert(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0);
+            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, o2, NULL), BD_OK);
+            cr_assert(memcmp(o1, o2, sizeof(float) * (size_t)n * A) == 0);
+            free(obs);
+            free(o1);
+            free(o2);
+            free(v1);
+            free(v2);
+        }
+        if (c.act_kind == BDT_CONTINUOUS) {
+            float ls[16];
+            cr_assert_eq(bdt_policy_logstd(p, ls, c.act_dim), BD_OK);
+            cr_assert(memcmp(ls, bdt_cpunet_logstd(&net, params), sizeof(float) * (size_t)c.act_dim) == 0);
+        } else
+            cr_assert_null(bdt_cpunet_logstd(&net, params));
+        cr_assert_neq(bdt_cpunet_forward(&net, params, params, 513, NULL, NULL), BD_OK, "more rows than made for");
+        bdt_cpunet_fini(&net);
+        bdt_cpunet_fini(&net); /* twice is safe */
+        free(params);
+        bdt_policy_destroy(p);
+    }
+    bdt_cpunet bad;
+    bdt_policy_config q = pcfg(4, BDT_Q, 2, 1);
+    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
+    q = pcfg(0, BDT_DISCRETE, 2, 1);
+    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
 }

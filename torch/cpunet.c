@@ -1,0 +1,161 @@
+/* cpunet.c: the policy network in plain C (cpunet.h): BLAS for the Linear layers, SLEEF
+ * for tanh, both called as libtorch's CPU kernels call them. */
+#include "torch/cpunet.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bodhi/bodhi.h"
+
+/* BLAS (the system's libblas: the one libtorch calls), Fortran interface. */
+extern void sgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
+                   const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
+                   const float *beta, float *c, const int *ldc);
+
+/* cpunet_avx2.c, cpunet_avx512.c (built for those instruction sets; called only where the
+ * CPU has them): tanh over x[0, len) in libtorch's chunks of two vectors, the tail scalar. */
+void bdt_cpunet_tanh_avx2(float *x, size_t len);
+void bdt_cpunet_tanh_avx512(float *x, size_t len);
+
+typedef enum { BDT_ISA_DEFAULT, BDT_ISA_AVX2, BDT_ISA_AVX512 } bdt_isa;
+
+static pthread_once_t bdt_isa_once = PTHREAD_ONCE_INIT;
+static bdt_isa bdt_isa_now;
+
+/* What libtorch 1.13's CPU dispatch picks (ATen's compute_cpu_capability): the
+ * ATEN_CPU_CAPABILITY variable when it names one, else AVX2 with FMA where the CPU has
+ * them (AVX-512 only when asked for). */
+static void bdt_isa_pick(void)
+{
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                 && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && avx2;
+    const char *e = getenv("ATEN_CPU_CAPABILITY");
+    if (e && strcmp(e, "default") == 0)
+        bdt_isa_now = BDT_ISA_DEFAULT;
+    else if (e && strcmp(e, "avx512") == 0 && avx512)
+        bdt_isa_now = BDT_ISA_AVX512;
+    else
+        bdt_isa_now = avx2 ? BDT_ISA_AVX2 : BDT_ISA_DEFAULT;
+}
+
+void bdt_cpunet_tanh(float *x, size_t len)
+{
+    pthread_once(&bdt_isa_once, bdt_isa_pick);
+    switch (bdt_isa_now) {
+    case BDT_ISA_AVX512:
+        bdt_cpunet_tanh_avx512(x, len);
+        return;
+    case BDT_ISA_AVX2:
+        bdt_cpunet_tanh_avx2(x, len);
+        return;
+    default:
+        for (size_t i = 0; i < len; i++)
+            x[i] = tanhf(x[i]);
+    }
+}
+
+int bdt_cpunet_init(bdt_cpunet *n, const bdt_policy_config *cfg, int rows)
+{
+    memset(n, 0, sizeof *n);
+    if (!cfg || rows < 0)
+        return bd_seterr(BD_EINVAL, "bdt_cpunet_init: no config or rows < 0");
+    if (cfg->act_kind != BDT_DISCRETE && cfg->act_kind != BDT_CONTINUOUS)
+        return bd_seterr(BD_EINVAL, "bdt_cpunet_init: act_kind %d has no C network", (int)cfg->act_kind);
+    uint64_t count = bdt_policy_param_count_of(cfg);
+    if (count == 0 || cfg->hidden > (1 << 16) || cfg->obs_dim > (1 << 20) || cfg->act_dim > (1 << 20))
+        return bd_seterr(BD_EINVAL, "bdt_cpunet_init: a network of %d x %d over %d inputs and %d outputs "
+                         "is out of range", cfg->layers, cfg->hidden, cfg->obs_dim, cfg->act_dim);
+    n->cfg = *cfg;
+    n->count = (size_t)count;
+    n->rows = rows;
+    size_t cells = (size_t)(rows ? rows : 1) * (size_t)cfg->hidden;
+    n->h0 = malloc(sizeof(float) * cells);
+    n->h1 = malloc(sizeof(float) * cells);
+    if (!n->h0 || !n->h1) {
+        bdt_cpunet_fini(n);
+        return bd_seterr(BD_ENOMEM, "bdt_cpunet_init: out of memory for %d rows of %d", rows, cfg->hidden);
+    }
+    return BD_OK;
+}
+
+void bdt_cpunet_fini(bdt_cpunet *n)
+{
+    if (!n)
+        return;
+    free(n->h0);
+    free(n->h1);
+    memset(n, 0, sizeof *n);
+}
+
+const float *bdt_cpunet_logstd(const bdt_cpunet *n, const float *params)
+{
+    return n->cfg.act_kind == BDT_CONTINUOUS ? params : NULL;
+}
+
+/* y (rows, out) = x (rows, in) W^T + b for W (out, in) row-major: libtorch's addmm for a
+ * Linear layer: the bias copied into the result, then one sgemm with beta 1 onto it, its
+ * operands arranged as ATen arranges them. A (rows, out) result is row-major, which ATen
+ * computes as its transpose (sgemm "t","n": W^T x^T); with out = 1 its strides are
+ * those of a column too, and ATen keeps it as it is (sgemm "t","n": x W^T). Leading
+ * dimensions as ATen normalises them where a dimension is 1. */
+static void bdt_linear(const float *x, int rows, int in, const float *W, const float *b, int out, float *y)
+{
+    for (int r = 0; r < rows; r++)
+        memcpy(y + (size_t)r * (size_t)out, b, sizeof(float) * (size_t)out);
+    const float one = 1.0f;
+    if (out == 1) {
+        int m = rows, nn = 1, k = in, lda = in, ldb = in, ldc = rows;
+        sgemm_("t", "n", &m, &nn, &k, &one, x, &lda, W, &ldb, &one, y, &ldc);
+        return;
+    }
+    int m = out, nn = rows, k = in, lda = in, ldb = in, ldc = out;
+    sgemm_("t", "n", &m, &nn, &k, &one, W, &lda, x, &ldb, &one, y, &ldc);
+}
+
+/* One trunk (Linear, tanh) x layers then its head Linear(h, outs), params from p; returns
+ * the end of its parameters. */
+static const float *bdt_trunk(bdt_cpunet *n, const float *p, const float *obs, int rows, int outs, float *y)
+{
+    const int S = n->cfg.obs_dim, h = n->cfg.hidden;
+    const float *x = obs;
+    int in = S;
+    float *buf[2] = {n->h0, n->h1};
+    for (int l = 0; l < n->cfg.layers; l++) {
+        float *z = buf[l & 1];
+        const float *W = p, *b = p + (size_t)h * (size_t)in;
+        bdt_linear(x, rows, in, W, b, h, z);
+        bdt_cpunet_tanh(z, (size_t)rows * (size_t)h);
+        p = b + h;
+        x = z;
+        in = h;
+    }
+    const float *W = p, *b = p + (size_t)outs * (size_t)h;
+    if (y)
+        bdt_linear(x, rows, h, W, b, outs, y);
+    return b + outs;
+}
+
+int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int rows, float *out,
+                       float *value)
+{
+    if (!n || !n->h0 || !params || (!obs && rows > 0))
+        return bd_seterr(BD_EINVAL, "bdt_cpunet_forward: NULL argument");
+    if (rows < 0 || rows > n->rows)
+        return bd_seterr(BD_EINVAL, "bdt_cpunet_forward: %d rows, at most %d", rows, n->rows);
+    if (rows == 0 || (!out && !value))
+        return BD_OK;
+    const float *p = params + (n->cfg.act_kind == BDT_CONTINUOUS ? n->cfg.act_dim : 0);
+    /* critic first, as the flat order has it */
+    if (value)
+        p = bdt_trunk(n, p, obs, rows, 1, value);
+    else {
+        const size_t h = (size_t)n->cfg.hidden, S = (size_t)n->cfg.obs_dim;
+        p += S * h + h + (size_t)(n->cfg.layers - 1) * (h * h + h) + h + 1;
+    }
+    if (out)
+        bdt_trunk(n, p, obs, rows, n->cfg.act_dim, out);
+    return BD_OK;
+}

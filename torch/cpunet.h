@@ -1,0 +1,44 @@
+/* cpunet.h: the policy network of net.h run in plain C on the CPU, for processes that must
+ * not wait for libtorch: a CPU muscle acts with it and never loads libtorch at all.
+ *
+ * It computes the bits libtorch computes for the same network (torch/policy.cpp): each
+ * Linear layer is the BLAS call libtorch's addmm makes for it (sgemm "T","N" onto the
+ * bias, libtorch's own BLAS: the system's libblas), each tanh the SLEEF function libtorch's
+ * CPU kernel calls for the instruction set it dispatches to (AVX2 or AVX-512, or libm's
+ * tanhf where it has neither), a vector at a time and the tail as a zero-padded vector,
+ * as ATen's vec::map does. Tested with every capability (ATEN_CPU_CAPABILITY). The test
+ * `torch::c_network_matches_libtorch_bit_for_bit` holds it to that. Parameters are read
+ * in place from the flat order of bdt_policy_get_params (net.h, policy.cpp). */
+#ifndef BODHI_TORCH_CPUNET_H
+#define BODHI_TORCH_CPUNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "torch/net.h"
+
+typedef struct {
+    bdt_policy_config cfg;   /* BDT_DISCRETE or BDT_CONTINUOUS, BDT_CPU */
+    size_t count;            /* parameters (bdt_policy_param_count_of) */
+    int rows;                /* the most rows one forward takes */
+    float *h0, *h1;          /* (rows, hidden) the trunks' activations */
+} bdt_cpunet;
+
+/* A network of cfg's shape for up to `rows` rows per forward; BD_EINVAL for a shape the
+ * torch shim would refuse or a kind it does not run (Q-values, squashed), BD_ENOMEM. */
+int bdt_cpunet_init(bdt_cpunet *n, const bdt_policy_config *cfg, int rows);
+void bdt_cpunet_fini(bdt_cpunet *n); /* zeroes n; safe on a zeroed one */
+
+/* Inference with params (n->count floats, flat order) on obs (rows, obs_dim), rows <= the
+ * init's: into out (rows, act_dim) the actor's output (logits or means) and into value
+ * (rows) the critic's; either may be NULL. */
+int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int rows, float *out,
+                       float *value);
+
+/* The continuous policy's log std inside params (act_dim floats), NULL for a discrete one. */
+const float *bdt_cpunet_logstd(const bdt_cpunet *n, const float *params);
+
+/* tanh in place over x (len floats) as libtorch's CPU kernel computes it here (above). */
+void bdt_cpunet_tanh(float *x, size_t len);
+
+#endif
