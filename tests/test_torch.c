@@ -1054,8 +1054,9 @@ Test(torch, grad_hook_sees_and_sets_every_gradient)
 
 /* The C network gives libtorch's bits for the policy's shapes here (CartPole, Pendulum,
  * Acrobot, Tag-like widths; a hidden width whose tanh has a scalar tail; one and three
- * layers; one row, odd rows, many rows). */
-Test(torch, c_network_matches_libtorch_bit_for_bit)
+ * layers; one row, odd rows, many rows), for the CPU capability both pick (each test runs
+ * in a process of its own: setting ATEN_CPU_CAPABILITY before the first op decides it). */
+static void check_c_network(void)
 {
     struct {
         int S, A, h, L;
@@ -1119,4 +1120,24 @@ Test(torch, c_network_matches_libtorch_bit_for_bit)
     cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
     q = pcfg(0, BDT_DISCRETE, 2, 1);
     cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
+}
+
+Test(torch, c_network_matches_libtorch_bit_for_bit)
+{
+    check_c_network();
+}
+
+Test(torch, c_network_matches_libtorch_without_vector_units)
+{
+    setenv("ATEN_CPU_CAPABILITY", "default", 1);
+    check_c_network();
+}
+
+Test(torch, c_network_matches_libtorch_on_avx512)
+{
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")
+        || !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
+        cr_skip_test("this CPU has no AVX-512");
+    setenv("ATEN_CPU_CAPABILITY", "avx512", 1);
+    check_c_network();
 }
