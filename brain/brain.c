@@ -407,23 +407,9 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
      * config/plan.c). */
     const bd_agent_plan *ap = b->ap;
     const bd_agent_cfg *a = ap->cfg;
-    char *load = NULL;
-    if (!ap->random && ap->load_phase
-        && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run ? ap->load_run : b->run_dir, ap->load_phase,
-                              ap->load_agent)))
-        return bd_seterr(BD_ENOMEM, "out of memory");
-    if (!b->ap->random && !load && !b->train)
+    if (!b->ap->random && !ap->load_phase && !b->train)
         return bd_seterr(BD_EINVAL, "test phase '%s': agent '%s' has no checkpoint to load",
                          b->plan.ph->name, a->name);
-    bd_learner_spec ls = {.plan = &b->plan, .ap = b->ap, .params = b->ap->brain_params, .train = b->train,
-                          .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested};
-    rc = b->lops->create(&ls, &b->learner);
-    if (rc == BD_OK && load)
-        rc = b->lops->load(b->learner, load);
-    free(load);
-    if (rc != BD_OK)
-        return rc;
-    bd_startup_mark(b->startup, "network"); /* the first weights */
     b->rec_every = a->record_every > 0 ? a->record_every : 1;
     /* record.worlds counts worlds: every member of the agent's group in each */
     long long rec_cols = a->record_worlds * b->ap->members;
@@ -455,6 +441,30 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if ((rc = bd_brain_open_sockets(b, tcp)) != BD_OK)
         return rc;
     bd_startup_mark(b->startup, "sockets");
+    return rc;
+}
+
+/* The agent's learner (and the checkpoint it starts from), once the brain's sockets are
+ * open and its events flow: a learner that loads libtorch in the background holds the
+ * dynamic loader's locks for that long, and HDF5 loads its filter plugins through them and
+ * NNG starts its threads (their TLS) under them; heartbeats cover a load that waits for it. */
+static int bd_brain_learner(bd_brain *b)
+{
+    const bd_agent_plan *ap = b->ap;
+    char *load = NULL;
+    if (!ap->random && ap->load_phase
+        && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run ? ap->load_run : b->run_dir, ap->load_phase,
+                              ap->load_agent)))
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    bd_learner_spec ls = {.plan = &b->plan, .ap = b->ap, .params = b->ap->brain_params, .train = b->train,
+                          .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested};
+    int rc = b->lops->create(&ls, &b->learner);
+    if (rc == BD_OK && load)
+        rc = b->lops->load(b->learner, load);
+    free(load);
+    if (rc != BD_OK)
+        return rc;
+    bd_startup_mark(b->startup, "network"); /* the first weights */
     return rc;
 }
 
@@ -591,6 +601,8 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         bd_events_beat(b.ev, 500, bd_brain_beat, bd_brain_heard, &b);
     }
     free(curl);
+    if (rc == BD_OK)
+        rc = bd_brain_learner(&b);
     if (rc == BD_OK && b.ev) {
         cJSON *ready = bd_event_new(&b, "ready");
         if (b.port)

@@ -10,13 +10,18 @@
 
 #include "brain/obsnorm.h"
 #include "common/util.h"
+#include "torch/cpunet.h"
 
 typedef struct {
     const bd_agent_plan *ap;
     bd_ppo_params pp;
     int train;                /* learns in this phase */
-    bdt_policy *net;
-    bdt_ppo *ppo;             /* train phases */
+    bdt_policy *net;          /* libtorch's network: made on first need (bd_ppo_net) */
+    bdt_ppo *ppo;             /* train phases, with it */
+    bdt_policy_config pc;     /* what it is made of */
+    const volatile sig_atomic_t *cancel;
+    bd_grad_hook grad_hook;
+    void *grad_ctx;
     int use_norm;
     bd_obsnorm norm;
     float *params;            /* the policy's parameters, then the normaliser (2 S) with use_norm */
@@ -81,8 +86,36 @@ static int bd_ppo_buffers(bd_ppo_state *l, int T, int N)
     return BD_OK;
 }
 
-/* The network (and, in a train phase, the optimiser) for the agent, with its params on
- * the spec's device; interrupted between minibatches by the spec's cancel flag. */
+/* libtorch's network (and, in a train phase, the optimiser) from the parameters the
+ * learner has (l->params), on first need: a learner starts from torch/cpunet.c's initial
+ * weights without libtorch, so that the muscles have their first weights while libtorch
+ * loads (bdt_preload) and the first rollout is collected. */
+static int bd_ppo_net(bd_ppo_state *l)
+{
+    if (l->net)
+        return BD_OK;
+    int rc = bdt_policy_create(&l->pc, &l->net);
+    if (rc == BD_OK)
+        rc = bdt_policy_set_params(l->net, l->params, l->nparams);
+    if (rc == BD_OK && l->train)
+        rc = bdt_ppo_create(l->net, &l->pp.opt, &l->ppo);
+    if (rc == BD_OK && l->ppo) {
+        bdt_ppo_set_cancel(l->ppo, (const volatile int *)l->cancel);
+        if (l->grad_hook)
+            bdt_ppo_set_grad_hook(l->ppo, (bdt_grad_hook)l->grad_hook, l->grad_ctx);
+    }
+    if (rc != BD_OK) {
+        bdt_ppo_destroy(l->ppo);
+        bdt_policy_destroy(l->net);
+        l->ppo = NULL;
+        l->net = NULL;
+    }
+    return rc;
+}
+
+/* The agent's learner: its initial parameters (torch/cpunet.c's, those libtorch's network
+ * will start from), the normaliser, the work buffers of a train phase. libtorch starts
+ * loading in the background; the network itself comes with bd_ppo_net. */
 static int bd_ppo_create(const bd_learner_spec *s, void **out)
 {
     bd_ppo_state *l = calloc(1, sizeof *l);
@@ -93,26 +126,23 @@ static int bd_ppo_create(const bd_learner_spec *s, void **out)
     l->pp = *(const bd_ppo_params *)s->params;
     l->train = s->train;
     l->lr = l->pp.learning_rate;
+    l->cancel = s->cancel;
+    l->grad_hook = s->grad_hook;
+    l->grad_ctx = s->grad_ctx;
     const int S = ap->nsens;
     bd_obsnorm_init(&l->norm, S);
-    bdt_policy_config pc;
-    bd_ppo_policy_config(ap, &l->pp, s->device, &pc);
-    int rc = bdt_policy_create(&pc, &l->net);
-    if (rc == BD_OK && s->train)
-        rc = bdt_ppo_create(l->net, &l->pp.opt, &l->ppo);
-    if (rc == BD_OK && l->ppo) {
-        bdt_ppo_set_cancel(l->ppo, (const volatile int *)s->cancel);
-        if (s->grad_hook)
-            bdt_ppo_set_grad_hook(l->ppo, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
-    }
+    bd_ppo_policy_config(ap, &l->pp, s->device, &l->pc);
+    bdt_preload();
     l->use_norm = l->pp.norm_obs;
-    l->nparams = rc == BD_OK ? bdt_policy_param_count(l->net) : 0;
+    l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
+    int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no network of %d x %d", ap->cfg->name,
+                                            l->pp.layers, l->pp.hidden);
     if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + (l->use_norm ? 2 * (size_t)S : 0)))))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK && l->use_norm)
         bd_obsnorm_pack(&l->norm, l->params + l->nparams);
     if (rc == BD_OK)
-        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+        rc = bdt_policy_init_params(&l->pc, l->params, l->nparams);
     if (rc == BD_OK && s->train)
         rc = bd_ppo_buffers(l, s->T, s->N);
     if (rc != BD_OK) {
@@ -129,7 +159,9 @@ static int bd_ppo_create(const bd_learner_spec *s, void **out)
 static int bd_ppo_load(void *self, const char *path)
 {
     bd_ppo_state *l = self;
-    int rc = bdt_load(l->net, l->ppo, path);
+    int rc = bd_ppo_net(l);
+    if (rc == BD_OK)
+        rc = bdt_load(l->net, l->ppo, path);
     if (rc == BD_OK && l->use_norm) {
         char *np = bd_strfmt("%s.obsnorm.json", path);
         rc = np ? bd_obsnorm_load(&l->norm, np) : bd_seterr(BD_ENOMEM, "out of memory");
@@ -255,7 +287,7 @@ static int bd_ppo_learn(bd_ppo_state *l, long long steps)
             frac = 0.01;
         lr *= frac;
     }
-    if ((rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK)
+    if ((rc = bd_ppo_net(l)) != BD_OK || (rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK)
         return rc;
     double t0 = bd_now();
     /* The learner sees what the muscles' policy saw: the batch normalised with the
@@ -375,6 +407,10 @@ static int bd_ppo_weights_in(void *self, const bd_weights_hdr *h, const float *f
     if (h->norm_dims)
         return bd_seterr(BD_EINVAL, "ppo: weights with a normaliser cannot be taken in (its statistics "
                          "are not in the message)");
+    if (!l->net) { /* libtorch's network will start from them */
+        memcpy(l->params, floats, sizeof(float) * l->nparams);
+        return BD_OK;
+    }
     int rc = bdt_policy_set_params(l->net, floats, l->nparams);
     return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
 }
@@ -382,8 +418,10 @@ static int bd_ppo_weights_in(void *self, const bd_weights_hdr *h, const float *f
 /* The network (and optimiser, in a train phase) to path, the normaliser beside it. */
 static int bd_ppo_save(const void *self, const char *path, int *saved)
 {
-    const bd_ppo_state *l = self;
-    int rc = bdt_save(l->net, l->ppo, path);
+    bd_ppo_state *l = (bd_ppo_state *)self; /* a learner is never const itself: the network may come now */
+    int rc = bd_ppo_net(l);
+    if (rc == BD_OK)
+        rc = bdt_save(l->net, l->ppo, path);
     if (rc == BD_OK && l->use_norm) {
         char *np = bd_strfmt("%s.obsnorm.json", path);
         rc = np ? bd_obsnorm_save(&l->norm, np) : bd_seterr(BD_ENOMEM, "out of memory");

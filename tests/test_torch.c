@@ -1141,3 +1141,28 @@ Test(torch, c_network_matches_libtorch_on_avx512)
     setenv("ATEN_CPU_CAPABILITY", "avx512", 1);
     check_c_network();
 }
+
+/* libtorch's network starts from the C init, bit for bit, so a brain can send the first
+ * weights before it has libtorch; the init is a function of the seed alone. */
+Test(torch, c_init_is_the_networks_start)
+{
+    bdt_policy_config cs[] = {pcfg(4, BDT_DISCRETE, 2, 5), pcfg(3, BDT_CONTINUOUS, 1, 5), pcfg(70, BDT_DISCRETE, 9, 8)};
+    cs[2].hidden = 33;
+    cs[2].layers = 3;
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        bdt_policy *p = mkpol(cs[k]);
+        size_t n = bdt_policy_param_count(p);
+        float *a = getp(p), *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * n);
+        cr_assert_eq(bdt_policy_init_params(&cs[k], b, n), BD_OK, "%s", bd_lasterr());
+        cr_assert(memcmp(a, b, sizeof(float) * n) == 0, "config %zu: the network does not start from the C init", k);
+        bdt_policy_config other = cs[k];
+        other.seed++;
+        cr_assert_eq(bdt_policy_init_params(&other, c, n), BD_OK);
+        cr_assert(memcmp(b, c, sizeof(float) * n) != 0, "another seed, other weights");
+        cr_assert_neq(bdt_policy_init_params(&cs[k], b, n - 1), BD_OK, "a wrong count is refused");
+        free(a);
+        free(b);
+        free(c);
+        bdt_policy_destroy(p);
+    }
+}

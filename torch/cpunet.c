@@ -8,11 +8,18 @@
 #include <string.h>
 
 #include "bodhi/bodhi.h"
+#include "bodhi/rng.h"
 
 /* BLAS (the system's libblas: the one libtorch calls), Fortran interface. */
 extern void sgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
                    const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
                    const float *beta, float *c, const int *ldc);
+
+/* LAPACK (the system's liblapack), Fortran interface: QR and its Q. */
+extern void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau, float *work, const int *lwork,
+                    int *info);
+extern void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau, float *work,
+                    const int *lwork, int *info);
 
 /* cpunet_avx2.c, cpunet_avx512.c (built for those instruction sets; called only where the
  * CPU has them): tanh over x[0, len) in libtorch's chunks of two vectors, the tail scalar. */
@@ -158,4 +165,89 @@ int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int
     if (out)
         bdt_trunk(n, p, obs, rows, n->cfg.act_dim, out);
     return BD_OK;
+}
+
+/* w (rows, cols) row-major = gain x an orthogonal matrix: Q of the QR of an (m, k) matrix
+ * of standard normals (m, k the larger and smaller of rows, cols), each column times the
+ * sign of R's diagonal there, transposed when rows < cols. a: m x k floats, tau: k. */
+static int bdt_orthogonal(float *w, int rows, int cols, double gain, uint64_t seed, uint32_t layer, float *a,
+                          float *tau)
+{
+    const int m = rows > cols ? rows : cols, k = rows > cols ? cols : rows;
+    const size_t mk = (size_t)m * (size_t)k;
+    for (size_t e = 0; e < mk; e += 2) { /* Box-Muller on two 32-bit words per pair */
+        uint32_t r[4];
+        bd_rng_u32x4(seed, layer, (uint64_t)(e / 2), BD_STREAM_INIT, r);
+        double u1 = ((double)r[0] + 1.0) / 4294967296.0, u2 = (double)r[1] / 4294967296.0;
+        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+        a[e] = (float)(rad * cos(th));
+        if (e + 1 < mk)
+            a[e + 1] = (float)(rad * sin(th));
+    }
+    int info = 0, lwork = -1;
+    float q = 0;
+    sgeqrf_(&m, &k, a, &m, tau, &q, &lwork, &info);
+    lwork = info == 0 && q >= 1 ? (int)q : k * 64;
+    float *work = malloc(sizeof(float) * (size_t)(lwork > k ? lwork : k));
+    float *sign = malloc(sizeof(float) * (size_t)k);
+    if (!work || !sign) {
+        free(work);
+        free(sign);
+        return bd_seterr(BD_ENOMEM, "bdt_policy_init_params: out of memory for a %d x %d layer", rows, cols);
+    }
+    sgeqrf_(&m, &k, a, &m, tau, work, &lwork, &info);
+    for (int j = 0; info == 0 && j < k; j++)
+        sign[j] = a[(size_t)j * (size_t)m + (size_t)j] < 0 ? -1.0f : 1.0f;
+    if (info == 0)
+        sorgqr_(&m, &k, &k, a, &m, tau, work, &lwork, &info);
+    for (int i = 0; info == 0 && i < rows; i++)
+        for (int j = 0; j < cols; j++) { /* Q (m, k) is column-major */
+            size_t qi = rows >= cols ? (size_t)i + (size_t)j * (size_t)m : (size_t)j + (size_t)i * (size_t)m;
+            w[(size_t)i * (size_t)cols + (size_t)j] = (float)(gain * (double)a[qi] * (double)sign[rows >= cols ? j : i]);
+        }
+    free(work);
+    free(sign);
+    return info == 0 ? BD_OK
+                     : bd_seterr(BD_EINVAL, "bdt_policy_init_params: LAPACK's QR of a %d x %d layer failed (%d)", m,
+                                 k, info);
+}
+
+int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n)
+{
+    uint64_t count = 0; /* bdt_policy_param_count_of's, but with no hidden layer allowed (a linear policy) */
+    if (cfg && cfg->layers == 0 && cfg->obs_dim >= 1 && cfg->act_dim >= 1 && cfg->obs_dim <= (1 << 24)
+        && cfg->act_dim <= (1 << 24))
+        count = (uint64_t)cfg->obs_dim + 1 + ((uint64_t)cfg->obs_dim + 1) * (uint64_t)cfg->act_dim
+                + (cfg->act_kind == BDT_CONTINUOUS ? (uint64_t)cfg->act_dim : 0);
+    else if (cfg)
+        count = bdt_policy_param_count_of(cfg);
+    if (!dst || count == 0 || n != count || (cfg->act_kind != BDT_DISCRETE && cfg->act_kind != BDT_CONTINUOUS))
+        return bd_seterr(BD_EINVAL, "bdt_policy_init_params: no network of this shape (%zu parameters given, %llu "
+                         "wanted)", n, (unsigned long long)count);
+    const int S = cfg->obs_dim, h = cfg->hidden, L = cfg->layers;
+    const int widest = S > h ? S : h, outs = cfg->act_dim > h ? cfg->act_dim : h;
+    float *a = malloc(sizeof(float) * (size_t)widest * (size_t)outs), *tau = malloc(sizeof(float) * (size_t)widest);
+    if (!a || !tau) {
+        free(a);
+        free(tau);
+        return bd_seterr(BD_ENOMEM, "bdt_policy_init_params: out of memory");
+    }
+    memset(dst, 0, sizeof(float) * n); /* biases and the log std */
+    float *p = dst + (cfg->act_kind == BDT_CONTINUOUS ? cfg->act_dim : 0);
+    uint32_t layer = 0;
+    int rc = BD_OK;
+    for (int trunk = 0; trunk < 2 && rc == BD_OK; trunk++) { /* the critic, then the actor */
+        const int head = trunk == 0 ? 1 : cfg->act_dim;
+        int in = S;
+        for (int l = 0; l <= L && rc == BD_OK; l++) {
+            const int out = l == L ? head : h;
+            const double gain = l < L ? sqrt(2.0) : trunk == 0 ? 1.0 : 0.01;
+            rc = bdt_orthogonal(p, out, in, gain, cfg->seed, layer++, a, tau);
+            p += (size_t)out * (size_t)in + (size_t)out;
+            in = h;
+        }
+    }
+    free(a);
+    free(tau);
+    return rc;
 }

@@ -38,6 +38,16 @@ int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int
 /* The continuous policy's log std inside params (act_dim floats), NULL for a discrete one. */
 const float *bdt_cpunet_logstd(const bdt_cpunet *n, const float *params);
 
+/* The initial parameters of a network of cfg's shape (discrete or continuous) into dst
+ * (n = bdt_policy_param_count_of floats, flat order), a function of cfg->seed alone:
+ * CleanRL's init (each Linear weight orthogonal, gain sqrt(2) in hidden layers, 1 for the
+ * critic's head and 0.01 for the actor's; biases and the log std 0), the orthogonal
+ * matrices from Philox normals (stream BD_STREAM_INIT, one counter space per layer) by
+ * LAPACK's QR with the signs of R's diagonal taken out, as torch.nn.init.orthogonal_ does.
+ * libtorch's networks start from it too (bdt_policy_create), so a brain can hand its
+ * muscles their first weights before it has loaded libtorch. BD_EINVAL, BD_ENOMEM. */
+int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n);
+
 /* tanh in place over x (len floats) as libtorch's CPU kernel computes it here (above). */
 void bdt_cpunet_tanh(float *x, size_t len);
 

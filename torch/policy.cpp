@@ -1,5 +1,6 @@
 /* policy.cpp: the policy network (CleanRL's actor-critic MLP) behind bdt_policy_*
- * (torch/bd_torch.h): creation with orthogonal initial weights drawn from the seed,
+ * (torch/bd_torch.h): creation with the initial weights of torch/cpunet.c (orthogonal,
+ * drawn from the seed),
  * parameters in and out, inference on host or device memory, the log std.
  *
  * Flat parameter order (bdt_policy_get_params/set_params) is torch's named_parameters()
@@ -12,39 +13,14 @@
  */
 #include "torch/shim.hpp"
 
+#include <vector>
+
+extern "C" {
+#include "torch/cpunet.h"
+}
+
 using namespace bd_shim;
 
-namespace {
-
-/* torch.nn.init.orthogonal_ with an explicit generator. w: (rows, cols...) */
-void orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
-{
-    const int64_t rows = w.size(0), cols = w.numel() / rows;
-    torch::Tensor flat = at::randn({rows, cols}, gen, torch::TensorOptions().dtype(torch::kFloat32));
-    if (rows < cols)
-        flat = flat.t();
-    auto qr = at::linalg_qr(flat);
-    torch::Tensor q = std::get<0>(qr);
-    q = q * torch::diag(std::get<1>(qr), 0).sign();
-    if (rows < cols)
-        q = q.t();
-    w.copy_(q.reshape(w.sizes()) * gain);
-}
-
-/* Orthogonal init of one trunk: hidden layers gain sqrt(2), the head `head_gain`. */
-void init_trunk(torch::nn::Sequential &s, double head_gain, at::Generator &gen)
-{
-    const size_t n = s->size();
-    for (size_t i = 0; i < n; i++) {
-        auto lin = s[i]->as<torch::nn::Linear>();
-        if (!lin)
-            continue;
-        orthogonal_(lin->weight, i + 1 == n ? head_gain : std::sqrt(2.0), gen);
-        lin->bias.zero_();
-    }
-}
-
-} // namespace
 
 extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
 {
@@ -77,16 +53,17 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         p->cfg = *cfg;
         p->dev = cfg->device == BDT_CUDA ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
         p->net = std::make_shared<ActorCritic>(*cfg);
-        {
-            torch::NoGradGuard ng;
-            at::Generator gen = at::detail::createCPUGenerator(cfg->seed);
-            init_trunk(p->net->critic, 1.0, gen); /* CleanRL builds the critic first */
-            init_trunk(p->net->actor, 0.01, gen);
-        }
         p->net->to(p->dev);
         p->params = p->net->parameters();
         for (const auto &t : p->params)
             p->count += (size_t)t.numel();
+        /* the initial weights are torch/cpunet.c's, which a brain sends before it loads libtorch */
+        std::vector<float> init(p->count);
+        int rc = bdt_policy_init_params(cfg, init.data(), init.size());
+        if (rc == BD_OK)
+            rc = bdt_policy_set_params(p.get(), init.data(), init.size());
+        if (rc != BD_OK)
+            return rc;
         *out = p.release();
         return BD_OK;
     } catch (...) {

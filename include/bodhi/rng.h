@@ -26,6 +26,7 @@ enum {
     BD_STREAM_ACTION = 3, /* policy sampling in muscles */
     BD_STREAM_BENCH = 4,  /* random actions in benchmarks */
     BD_STREAM_SHUFFLE = 5, /* minibatch order in learners */
+    BD_STREAM_INIT = 6,    /* initial weights of networks */
 };
 
 /* Four random 32-bit words. */
