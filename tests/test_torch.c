@@ -1072,8 +1072,11 @@ static void check_c_network(void)
         c.layers = shapes[s].L;
         bdt_policy *p = mkpol(c);
         float *params = getp(p);
-        for (size_t k = 0; k < bdt_policy_param_count(p); k++) /* not just the init's pattern */
+        for (size_t k = 0; k < bdt_policy_param_count(p); k++) { /* not just the init's pattern */
             params[k] += 0.05f * urand();
+            if (k % 97 == 5) /* subnormal: flushed, as libtorch runs here */
+                params[k] = 3e-39f * urand();
+        }
         cr_assert_eq(bdt_policy_set_params(p, params, bdt_policy_param_count(p)), BD_OK);
         bdt_cpunet net;
         cr_assert_eq(bdt_cpunet_init(&net, &c, 512), BD_OK, "%s", bd_lasterr());
@@ -1115,6 +1118,20 @@ static void check_c_network(void)
         free(params);
         bdt_policy_destroy(p);
     }
+    /* subnormal inputs into zero biases (the init's): libtorch flushes them, so must the C network */
+    bdt_policy_config z = pcfg(4, BDT_DISCRETE, 2, 3);
+    bdt_policy *zp = mkpol(z);
+    float *zparams = getp(zp), tiny[8] = {3e-39f, -2e-39f, 1e-39f, 5e-39f, 4e-39f, 2e-39f, -1e-39f, 3e-39f};
+    float zo1[4], zo2[4], zv1[2], zv2[2];
+    bdt_cpunet zn;
+    cr_assert_eq(bdt_cpunet_init(&zn, &z, 2), BD_OK);
+    cr_assert_eq(bdt_policy_forward(zp, tiny, 2, zo1, zv1), BD_OK);
+    cr_assert_eq(bdt_cpunet_forward(&zn, zparams, tiny, 2, zo2, zv2), BD_OK);
+    cr_assert(memcmp(zo1, zo2, sizeof zo1) == 0 && memcmp(zv1, zv2, sizeof zv1) == 0,
+              "subnormal inputs: %g %g vs %g %g", zv1[0], zo1[0], zv2[0], zo2[0]);
+    bdt_cpunet_fini(&zn);
+    free(zparams);
+    bdt_policy_destroy(zp);
     bdt_cpunet bad;
     bdt_policy_config q = pcfg(4, BDT_Q, 2, 1);
     cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);

@@ -4,6 +4,9 @@
 
 #include <math.h>
 #include <pthread.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +157,10 @@ int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int
         return bd_seterr(BD_EINVAL, "bdt_cpunet_forward: %d rows, at most %d", rows, n->rows);
     if (rows == 0 || (!out && !value))
         return BD_OK;
+#if defined(__SSE2__) /* flush-to-zero and denormals-are-zero, as the shim runs libtorch */
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);
+#endif
     const float *p = params + (n->cfg.act_kind == BDT_CONTINUOUS ? n->cfg.act_dim : 0);
     /* critic first, as the flat order has it */
     if (value)
@@ -164,6 +171,9 @@ int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int
     }
     if (out)
         bdt_trunk(n, p, obs, rows, n->cfg.act_dim, out);
+#if defined(__SSE2__)
+    _mm_setcsr(csr);
+#endif
     return BD_OK;
 }
 

@@ -6,7 +6,8 @@
  * bias, libtorch's own BLAS: the system's libblas), each tanh the SLEEF function libtorch's
  * CPU kernel calls for the instruction set it dispatches to (AVX2 or AVX-512, or libm's
  * tanhf where it has neither), a vector at a time and the tail as a zero-padded vector,
- * as ATen's vec::map does. Tested with every capability (ATEN_CPU_CAPABILITY). The test
+ * as ATen's vec::map does, with flush-to-zero and denormals-are-zero set as the shim sets
+ * them around libtorch (torch/shim.hpp's FtzGuard; the caller's mode is restored). Tested with every capability (ATEN_CPU_CAPABILITY). The test
  * `torch::c_network_matches_libtorch_bit_for_bit` holds it to that. Parameters are read
  * in place from the flat order of bdt_policy_get_params (net.h, policy.cpp). */
 #ifndef BODHI_TORCH_CPUNET_H
