@@ -290,6 +290,7 @@ Test(trust, credential_files_are_made_kept_private_and_checked)
                          "bodhi-part: what\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *p = write_text("bad.key", bad[i]);
+        chmod(p, 0600);
         cr_assert_eq(bd_tls_load(p, &back), BD_EINVAL, "case %zu", i);
         cr_assert_null(back);
         free(p);
@@ -299,9 +300,22 @@ Test(trust, credential_files_are_made_kept_private_and_checked)
     char *ca = pem_part(path, "ca"), *client = pem_part(path, "client");
     char *half = bd_strfmt("bodhi-part: ca\n%sbodhi-part: client\n%s", ca, client);
     char *p = write_text("half.key", half);
+    chmod(p, 0600);
     cr_assert_eq(bd_tls_load(p, &back), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "without its key"), "%s", bd_lasterr());
     free(p);
+    /* a credential others may read or change is refused, as ssh refuses such a key */
+    for (mode_t m = 0640; m <= 0644; m += 4) {
+        cr_assert_eq(chmod(path, m), 0);
+        cr_assert_eq(bd_tls_load(path, &back), BD_EINVAL, "mode %o", (unsigned)m);
+        cr_assert(strstr(bd_lasterr(), "chmod 600"), "%s", bd_lasterr());
+    }
+    cr_assert_eq(chmod(path, 0620), 0);
+    cr_assert_eq(bd_tls_load(path, &back), BD_EINVAL, "writable by the group");
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_assert_eq(bd_tls_load(path, &back), BD_OK, "%s", bd_lasterr());
+    bd_tls_destroy(back);
+    cr_assert_eq(bd_tls_load("/tmp", &back), BD_EINVAL, "a folder is no credential");
     free(half);
     free(ca);
     free(client);
