@@ -6,6 +6,8 @@ See docs/python.md."""
 from . import _core
 from .multi import BodhiMultiEnv, ParallelEnv, make_multi, parallel_env
 from .spaces import HAVE_GYMNASIUM
+from .policy import Policy, load_policy
+from .trace import AgentTrace, Run, open_run
 from .vector import AutoresetMode, BodhiVectorEnv, make_vec, register
 
 __version__ = _core.version
@@ -17,4 +19,4 @@ def envs():
 
 
 __all__ = ["AutoresetMode", "BodhiMultiEnv", "BodhiVectorEnv", "HAVE_GYMNASIUM", "ParallelEnv", "envs",
-           "make_multi", "make_vec", "parallel_env", "register"]
+           "make_multi", "make_vec", "load_policy", "open_run", "Policy", "parallel_env", "register", "Run", "AgentTrace"]
