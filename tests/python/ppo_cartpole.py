@@ -15,7 +15,7 @@ import bodhi
 
 N, T, EPOCHS, MINIBATCHES = 8, 128, 4, 4
 GAMMA, LAM, CLIP, ENT, VF, LR, MAX_GRAD = 0.99, 0.95, 0.2, 0.01, 0.5, 2.5e-4, 0.5
-BUDGET = int(sys.argv[1]) if len(sys.argv) > 1 else 600_000
+BUDGET = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 torch.manual_seed(1)
 np.random.seed(1)
 torch.set_num_threads(1)
@@ -104,13 +104,13 @@ for u in range(updates):
             loss.backward()
             nn.utils.clip_grad_norm_(agent.parameters(), MAX_GRAD)
             opt.step()
-    mean20 = float(np.mean(finished[-100:])) if len(finished) >= 100 else 0.0
+    mean100 = float(np.mean(finished[-100:])) if len(finished) >= 100 else 0.0
     if u % 20 == 0:
-        print(f"update {u}: {steps} steps, {len(finished)} episodes, mean return (last 100) {mean20:.1f},"
+        print(f"update {u}: {steps} steps, {len(finished)} episodes, mean return (last 100) {mean100:.1f},"
               f" {time.time() - t0:.0f} s", flush=True)
-    if mean20 >= 475:
-        print(f"reached mean return {mean20:.1f} over the last 100 episodes after {steps} steps"
+    if mean100 >= 475:
+        print(f"reached mean return {mean100:.1f} over the last 100 episodes after {steps} steps"
               f" ({time.time() - t0:.0f} s)")
         sys.exit(0)
-print(f"not reached: mean return {mean20:.1f} after {steps} steps")
+print(f"not reached: mean return {mean100:.1f} after {steps} steps")
 sys.exit(1)
