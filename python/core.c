@@ -325,7 +325,6 @@ static int put_actions(BatchObject *self, int g, PyObject *obj)
 {
     const bd_env_shape *s = &self->shape;
     const int discrete = self->desc->discrete, c = s->count[g], A = s->act_dim[g], N = self->host.n;
-    PyArray_Descr *want = PyArray_DescrFromType(discrete ? NPY_INT64 : NPY_FLOAT32);
     PyObject *probe = PyArray_FROM_O(obj);
     if (!probe)
         return -1;
@@ -336,9 +335,9 @@ static int put_actions(BatchObject *self, int g, PyObject *obj)
                      discrete ? "integers (a Discrete space)" : "real numbers (a Box space)",
                      (PyObject *)PyArray_DESCR((PyArrayObject *)probe));
         Py_DECREF(probe);
-        Py_DECREF(want);
         return -1;
     }
+    PyArray_Descr *want = PyArray_DescrFromType(discrete ? NPY_INT64 : NPY_FLOAT32); /* FromAny steals it */
     PyArrayObject *a = (PyArrayObject *)PyArray_FromAny(probe, want, 0, 0,
                                                         NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
     Py_DECREF(probe);

@@ -248,6 +248,24 @@ class BadInput(unittest.TestCase):
             with self.assertRaisesRegex(RuntimeError, "closed"):
                 fn()
 
+    def test_cuda(self):
+        """device="cuda": a clear error without a GPU; with one, the CPU's numbers."""
+        try:
+            gpu = bodhi.make_vec("CartPole-v1", 256, seed=4, device="cuda")
+        except RuntimeError as e:
+            self.assertIn("device='cuda'", str(e))
+            self.assertIn("GPU", str(e))
+            return
+        cpu = bodhi.make_vec("CartPole-v1", 256, seed=4)
+        act = np.arange(256) % 2
+        for e in (gpu, cpu):
+            e.reset(seed=4)
+        for _ in range(100):
+            og, rg, tg, ug, ig = gpu.step(act)
+            oc, rc, tc, uc, ic = cpu.step(act)
+            np.testing.assert_array_equal(og, oc)
+            np.testing.assert_array_equal(tg | ug, tc | uc)
+
     def test_seed_list_refused(self):
         env = bodhi.make_vec("CartPole-v1", 2)
         with self.assertRaisesRegex(TypeError, "one int"):
