@@ -3,16 +3,18 @@
 #   make test   the same set-up, then every Criterion suite through ctest
 #   make bench  environment benchmarks (JSON lines)
 #   make asan   tests under AddressSanitizer + UBSan (build-asan/)
+#   make install  the Python package and the libraries it needs under PREFIX (docs/python.md)
 BUILD   ?= build
 JOBS    ?= $(shell nproc)
 EXP     ?= experiments/cartpole_ppo.yml
 CMAKE_FLAGS ?=
+PREFIX  ?= /usr/local
 DEBS = build-essential cmake ninja-build pkg-config libnng-dev libhdf5-dev \
        libcriterion-dev libtorch-dev libopenblas-dev libsleef-dev librandom123-dev libyaml-dev \
-       libcjson-dev libmbedtls-dev python3-h5py python3-numpy python3-pandas clang libclang-rt-14-dev \
+       libcjson-dev libmbedtls-dev python3-dev python3-h5py python3-numpy python3-pandas clang libclang-rt-14-dev \
        hdf5-filter-plugin hdf5-filter-plugin-blosc-serial libcairo2-dev hdf5-tools
 
-.PHONY: all deps configure build run test bench asan clean
+.PHONY: all deps configure build run test bench asan install clean
 
 all: build
 
@@ -42,6 +44,9 @@ test: build
 
 bench: build
 	$(BUILD)/bodhi bench --json
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBODHI_SANITIZE=ON -DBODHI_CUDA=OFF

@@ -1,7 +1,8 @@
 /* test_layers.c: the project guards its own layering (docs/architecture.md, "Layers").
  *
  * Layers, lowest first: include/bodhi (public headers), common -> config, env, wire,
- * memory, torch -> brain, muscle -> conductor, replay -> cli. A file includes only its own folder
+ * memory, torch -> brain, muscle -> conductor, replay -> cli, python (the Python package's C
+ * modules, over the env engine and the torch shim). A file includes only its own folder
  * and folders of lower layers; folders on one layer never include each other. kernels/
  * is the device half of env/ and muscle/ and holds .cu files only: no folder includes
  * kernels/ (env/ and muscle/ declare their launchers in their own env_launch.h and
@@ -31,7 +32,7 @@ typedef struct {
 static const layer_of LAYERS[] = {
     {"include", 0}, {"common", 1}, {"config", 2}, {"env", 2},       {"wire", 2},
     {"memory", 2},  {"torch", 2},  {"brain", 3},  {"muscle", 3},    {"conductor", 4},
-    {"replay", 4},  {"cli", 5},    {"bench", 9},  {"tests", 9},
+    {"replay", 4},  {"cli", 5},    {"python", 5}, {"bench", 9},  {"tests", 9},
 };
 
 /* An include written "bodhi/x.h" is include/bodhi/x.h. */
