@@ -233,7 +233,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 /* One round: gather, record, report, learn, answer. *stop when the phase ends. */
 static int bd_brain_round(bd_brain *b, int *stop)
 {
-    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b};
+    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL};
     int rc = bd_round_gather(b->round, &hooks, &bd_term_requested);
     if (rc != BD_OK)
         return rc;
@@ -468,10 +468,24 @@ static int bd_brain_learner(bd_brain *b)
     return rc;
 }
 
+/* After the last round: a muscle's request gets STOP with the current weights. */
+static int bd_brain_last(void *ctx, int k, nng_msg **out)
+{
+    (void)k;
+    return bd_brain_weights(ctx, BD_WEIGHTS_STOP, out);
+}
+
 static void bd_brain_teardown(bd_brain *b, int stopped)
 {
-    if (b->round && stopped)
-        bd_round_wait_hangup(b->round, 30.0, &bd_term_requested);
+    /* Every muscle hears STOP before the socket closes: one that greeted again in the last
+     * round (ready, not yet admitted) holds a request the last round did not answer, and
+     * one whose connection broke late greets again now; each waits for its answer with
+     * the connection open. Answered, they leave, and the brain with them. */
+    if (b->round && stopped && b->learner) {
+        b->ended = 1;
+        bd_round_hooks last = {bd_brain_greet, NULL, b, bd_brain_last};
+        bd_round_drain(b->round, &last, 30.0, &bd_term_requested);
+    }
     bd_round_close(b->round);
     bd_tls_destroy(b->tls);
     if (b->learner)
@@ -492,7 +506,7 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
 /* Every muscle greets, then the rounds run until the conductor says stop (or SIGTERM). */
 static int bd_brain_loop(bd_brain *b)
 {
-    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b};
+    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL};
     int rc = bd_round_await_all(b->round, &hooks, &bd_term_requested);
     for (int k = 0; k < b->M && rc == BD_OK; k++)
         bd_round_admit(b->round, k);

@@ -55,6 +55,7 @@ typedef struct {
     long long rate_steps;     /* ... and the steps then */
     char why[192];            /* why the phase ended, from the conductor */
     int stopping;             /* interrupted: the last events are best effort */
+    int ended;                /* the last round is over: every answer to a muscle says STOP */
     cJSON *learned;           /* the last update's losses, for the next round's report */
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
     char diverged[256];       /* why learning diverged (its update undone), or "" */

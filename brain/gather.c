@@ -14,7 +14,7 @@
 #include "wire/addr.h"
 
 /* A muscle greets: check that it is who the plan says, start its columns over if it
- * restarted, and answer with the current weights. */
+ * restarted, and answer with the current weights (with STOP once the phase has ended). */
 int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
 {
     bd_brain *b = ctx;
@@ -41,7 +41,7 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
                        h.muscle, h.obs_dim, h.act_dim, b->S, b->U);
     nng_msg *m = NULL;
     if (rc == BD_OK)
-        rc = bd_brain_weights(b, 0, &m);
+        rc = bd_brain_weights(b, b->ended ? BD_WEIGHTS_STOP : 0, &m);
     if (rc == BD_OK && (rc = bd_round_reply(b->round, req, m)) != BD_OK)
         nng_msg_free(m);
     if (rc != BD_OK) {

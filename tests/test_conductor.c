@@ -27,6 +27,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "slow.h"
 #include "conductor/builtins.h"
 #include "conductor/rundir.h"
 #include "config/check.h"
@@ -127,7 +128,7 @@ static char *read_summary(const char *out)
     return text;
 }
 
-Test(conductor, short_run_end_to_end, .timeout = 300)
+Test(conductor, short_run_end_to_end, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run("e2e", 4096);
     char *out = bd_strfmt("/tmp/bd-run-%d-e2e", (int)getpid());
@@ -191,7 +192,7 @@ Test(conductor, short_run_end_to_end, .timeout = 300)
     free(file);
 }
 
-Test(conductor, same_seed_same_trajectories, .timeout = 300)
+Test(conductor, same_seed_same_trajectories, .timeout = 300 * BD_TEST_SLOW)
 {
     /* the largest seed there is, end to end: run.yml, summary.json and run.h5 keep it exact */
     char *file = write_run("det", 2048);
@@ -282,12 +283,13 @@ Test(conductor, bad_input_exits_2_with_position)
 
 static void wait_for(const char *path, double seconds)
 {
+    seconds *= BD_TEST_SLOW;
     double t0 = bd_now();
     while (!bd_exists(path) && bd_now() - t0 < seconds)
         usleep(20000);
 }
 
-Test(conductor, ctrl_c_keeps_what_was_written, .timeout = 300)
+Test(conductor, ctrl_c_keeps_what_was_written, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("int", &file, &out);
@@ -323,6 +325,7 @@ static char *write_run_with(const char *tag, int steps, const char *extra)
 /* Waits until path (a log) holds needle, up to seconds. */
 static void wait_for_text(const char *path, const char *needle, double seconds)
 {
+    seconds *= BD_TEST_SLOW;
     double t0 = bd_now();
     while (count_lines_with(path, needle) < 1 && bd_now() - t0 < seconds)
         usleep(50000);
@@ -352,7 +355,7 @@ static cJSON *summary_json(const char *out)
     return s;
 }
 
-Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300)
+Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run("kmuscle", 150000);
     char *out = bd_strfmt("/tmp/bd-run-%d-kmuscle", (int)getpid());
@@ -384,7 +387,7 @@ Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300
     free(file);
 }
 
-Test(conductor, stopped_muscle_is_noticed_and_replaced, .timeout = 300)
+Test(conductor, stopped_muscle_is_noticed_and_replaced, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run_with("smuscle", 150000, ", heartbeat_timeout: 2");
     char *out = bd_strfmt("/tmp/bd-run-%d-smuscle", (int)getpid());
@@ -404,7 +407,7 @@ Test(conductor, stopped_muscle_is_noticed_and_replaced, .timeout = 300)
     free(file);
 }
 
-Test(conductor, past_the_restart_budget_the_run_fails_naming_the_muscle, .timeout = 300)
+Test(conductor, past_the_restart_budget_the_run_fails_naming_the_muscle, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run_with("budget", 50000000, ", restarts: 0");
     char *out = bd_strfmt("/tmp/bd-run-%d-budget", (int)getpid());
@@ -427,7 +430,7 @@ Test(conductor, past_the_restart_budget_the_run_fails_naming_the_muscle, .timeou
     free(file);
 }
 
-Test(conductor, sigint_during_a_long_update_stops_within_seconds, .timeout = 300)
+Test(conductor, sigint_during_a_long_update_stops_within_seconds, .timeout = 300 * BD_TEST_SLOW)
 {
     /* an update of 200 epochs of 64 minibatches takes many seconds here */
     char *file = write_run("longupd", 50000000);
@@ -456,7 +459,7 @@ Test(conductor, sigint_during_a_long_update_stops_within_seconds, .timeout = 300
     free(file);
 }
 
-Test(conductor, a_long_run_directory_path_works, .timeout = 300)
+Test(conductor, a_long_run_directory_path_works, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file, *out0;
     /* 150 characters: deep folders, as results often live */
@@ -494,7 +497,7 @@ Test(conductor, a_long_run_directory_path_works, .timeout = 300)
     free(file);
 }
 
-Test(conductor, plugin_env_with_two_random_agents, .timeout = 120)
+Test(conductor, plugin_env_with_two_random_agents, .timeout = 120 * BD_TEST_SLOW)
 {
     char *file = bd_strfmt("/tmp/bd-test-run-%d-plugin.yml", (int)getpid());
     FILE *f = fopen(file, "w");
@@ -546,7 +549,7 @@ Test(conductor, plugin_env_with_two_random_agents, .timeout = 120)
     free(file);
 }
 
-Test(conductor, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
+Test(conductor, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = bd_strfmt("/tmp/bd-test-run-%d-pend.yml", (int)getpid());
     FILE *f = fopen(file, "w");
@@ -604,7 +607,7 @@ Test(conductor, continuous_pendulum_with_obs_norm_and_resume, .timeout = 300)
     free(file);
 }
 
-Test(conductor, status_of_a_live_and_a_finished_run, .timeout = 300)
+Test(conductor, status_of_a_live_and_a_finished_run, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("status", &file, &out);
@@ -640,7 +643,7 @@ static char *slurp(const char *path)
     return bd_read_file(path, &text, NULL) == BD_OK ? text : NULL;
 }
 
-Test(conductor, a_run_directory_belongs_to_one_run, .timeout = 300)
+Test(conductor, a_run_directory_belongs_to_one_run, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("owner", &file, &out);
@@ -678,7 +681,7 @@ Test(conductor, a_run_directory_belongs_to_one_run, .timeout = 300)
     free(file);
 }
 
-Test(conductor, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120)
+Test(conductor, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120 * BD_TEST_SLOW)
 {
     char *file = write_run("foreign", 256);
     char *dir = bd_strfmt("/tmp/bd-run-%d-foreign", (int)getpid());
@@ -704,7 +707,7 @@ Test(conductor, out_onto_a_file_or_a_foreign_folder_is_refused, .timeout = 120)
     free(file);
 }
 
-Test(conductor, episodes_alone_end_a_phase, .timeout = 300)
+Test(conductor, episodes_alone_end_a_phase, .timeout = 300 * BD_TEST_SLOW)
 {
     /* A test phase with no condition but phase_config.episodes (it once ran for ever and
      * filled the disk): it ends after exactly 25 episodes, split over 7 worlds. */
@@ -765,7 +768,7 @@ Test(conductor, a_test_phase_needs_something_to_load)
     free(file);
 }
 
-Test(conductor, kill_9_of_the_whole_group_leaves_readable_traces, .timeout = 300)
+Test(conductor, kill_9_of_the_whole_group_leaves_readable_traces, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("k9", &file, &out);
@@ -797,7 +800,7 @@ Test(conductor, kill_9_of_the_whole_group_leaves_readable_traces, .timeout = 300
     free(file);
 }
 
-Test(conductor, killed_brain_fails_the_run_and_its_memory_is_repaired, .timeout = 300)
+Test(conductor, killed_brain_fails_the_run_and_its_memory_is_repaired, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("kbrain", &file, &out);
@@ -831,7 +834,7 @@ Test(conductor, killed_brain_fails_the_run_and_its_memory_is_repaired, .timeout 
 
 /* Several processes claim one folder at once (an old run in it): exactly one wins, and its
  * lock is the one at DIR/run.lock. 60 rounds. */
-Test(conductor, concurrent_claims_of_one_folder_have_one_winner, .timeout = 120)
+Test(conductor, concurrent_claims_of_one_folder_have_one_winner, .timeout = 120 * BD_TEST_SLOW)
 {
     char *dir = bd_strfmt("/tmp/bd-claim-%d/run", (int)getpid());
     for (int round = 0; round < 60; round++) {
@@ -913,7 +916,7 @@ Test(conductor, out_onto_dot_slash_or_a_symlink_is_refused)
     free(file);
 }
 
-Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120)
+Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("k9cond", &file, &out);
@@ -975,7 +978,7 @@ static void throw_garbage(const char *url)
     }
 }
 
-Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .timeout = 300)
+Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run_with("remote", 30000, ", remote_worker: 1");
     int port = 20000 + (int)(getpid() % 20000);
@@ -1058,7 +1061,7 @@ static int read_expectations(const char *text, char lines[][512], int max)
     return n;
 }
 
-Test(conductor, every_broken_run_file_is_refused_with_all_its_problems, .timeout = 300)
+Test(conductor, every_broken_run_file_is_refused_with_all_its_problems, .timeout = 300 * BD_TEST_SLOW)
 {
     /* tests/runfiles/bad/: each file ends with the problems `bodhi check` must name, in
      * file order, as FILE:LINE:COL: message; none more, none fewer */
@@ -1105,7 +1108,7 @@ Test(conductor, every_broken_run_file_is_refused_with_all_its_problems, .timeout
     cr_assert_geq(files, 40, "only %d broken run files", files);
 }
 
-Test(conductor, a_broken_run_file_exits_2_and_touches_nothing, .timeout = 120)
+Test(conductor, a_broken_run_file_exits_2_and_touches_nothing, .timeout = 120 * BD_TEST_SLOW)
 {
     /* an earlier run's folder stays where it is, and a new folder is not made */
     char *old = bd_strfmt("/tmp/bd-run-%d-untouched", (int)getpid());
@@ -1168,7 +1171,7 @@ Test(conductor, a_broken_run_file_exits_2_and_touches_nothing, .timeout = 120)
     free(fresh);
 }
 
-Test(conductor, a_test_only_run_file_evaluates_an_earlier_runs_checkpoint, .timeout = 300)
+Test(conductor, a_test_only_run_file_evaluates_an_earlier_runs_checkpoint, .timeout = 300 * BD_TEST_SLOW)
 {
     /* train in runs/short of a fresh working directory, as a user would */
     char *cwd = bd_strfmt("/tmp/bd-run-%d-xrun", (int)getpid());
@@ -1259,7 +1262,7 @@ Test(conductor, a_test_only_run_file_evaluates_an_earlier_runs_checkpoint, .time
     free(cwd);
 }
 
-Test(conductor, every_experiment_passes_the_check_and_runs, .timeout = 600)
+Test(conductor, every_experiment_passes_the_check_and_runs, .timeout = 600 * BD_TEST_SLOW)
 {
     /* every run file in experiments/, as a user starts it, from a working directory where the example
      * plugin is build/libbodhi_target.so; each runs a few seconds, then Ctrl-C */
@@ -1321,7 +1324,7 @@ static char *subst_all(const char *text, const char *from, const char *to)
     return out;
 }
 
-Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
+Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run("replay", 7200); /* 1200 rows of 6 worlds: the docs example reads rows 1000..1100 */
     char *out = bd_strfmt("/tmp/bd-run-%d-replay", (int)getpid());
@@ -1481,7 +1484,7 @@ Test(conductor, replay_verifies_plots_and_exports_a_run, .timeout = 300)
     free(file);
 }
 
-Test(conductor, recording_options_keep_what_they_say, .timeout = 300)
+Test(conductor, recording_options_keep_what_they_say, .timeout = 300 * BD_TEST_SLOW)
 {
     /* the plugin env's two actuators: one agent every 2nd step of 3 worlds through Blosc,
      * the other no steps at all; both keep every episode with its final observation */
@@ -1534,7 +1537,7 @@ Test(conductor, recording_options_keep_what_they_say, .timeout = 300)
     free(yml);
 }
 
-Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300)
+Test(conductor, two_envs_groups_and_rules_run_and_verify, .timeout = 300 * BD_TEST_SLOW)
 {
     /* one phase, two environments: Tag with a learning group (taggers, PPO) and a rule-based
      * one (runners: fsm muscle, none brain), and CartPole with a random agent; two muscles
@@ -1626,7 +1629,7 @@ static char *socket_folder(const char *out)
 
 /* A closed terminal hangs up the whole foreground process group: the run stops as for
  * SIGTERM, with its summary, and leaves no socket folder behind. */
-Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120)
+Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120 * BD_TEST_SLOW)
 {
     char *file, *out;
     pid_t pid = start_long_run("hup", &file, &out);
@@ -1653,7 +1656,7 @@ Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120)
 /* Ctrl-Z then fg, or kill -STOP/-CONT of the conductor for longer than heartbeat_timeout:
  * its children were fine, it was the one not reading their beats. The run completes, no
  * process is taken for hung, and the stop is recorded. */
-Test(conductor, item02_paused_conductor_keeps_a_healthy_run, .timeout = 180)
+Test(conductor, item02_paused_conductor_keeps_a_healthy_run, .timeout = 180 * BD_TEST_SLOW)
 {
     char *file = write_run_with("pause", 150000, ", heartbeat_timeout: 2");
     char *out = bd_strfmt("/tmp/bd-run-%d-pause", (int)getpid());
@@ -1695,7 +1698,7 @@ static char *check_says(const char *file, const char *opts, int want)
     return text;
 }
 
-Test(conductor, item10_check_refuses_what_run_refuses, .timeout = 120)
+Test(conductor, item10_check_refuses_what_run_refuses, .timeout = 120 * BD_TEST_SLOW)
 {
     char *file = write_run("gate", 2000);
     char *plain = bd_strfmt("/tmp/bd-test-%d-gate-file.txt", (int)getpid());
@@ -1780,7 +1783,7 @@ Test(conductor, item10_check_refuses_what_run_refuses, .timeout = 120)
 
 /* What a user reads: a killed process's signal by number and name, a missing run
  * directory named as such, nothing about canceled operations at a normal stop. */
-Test(conductor, item13_messages_say_what_happened, .timeout = 180)
+Test(conductor, item13_messages_say_what_happened, .timeout = 180 * BD_TEST_SLOW)
 {
     char *errs = bd_strfmt("/tmp/bd-test-%d-status.txt", (int)getpid());
     char *cmd = bd_strfmt("%s status /nonexistent-bodhi-run 2> %s", BODHI_BINARY, errs);
@@ -1823,7 +1826,7 @@ Test(conductor, item13_messages_say_what_happened, .timeout = 180)
 
 /* A brain killed mid-phase sends no result: summary.json and `bodhi status` report what its
  * trace holds (repaired), not zeros. */
-Test(conductor, item07_a_killed_brains_run_reports_what_was_recorded, .timeout = 180)
+Test(conductor, item07_a_killed_brains_run_reports_what_was_recorded, .timeout = 180 * BD_TEST_SLOW)
 {
     char *file = write_run("counts", 50000000);
     char *out = bd_strfmt("/tmp/bd-run-%d-counts", (int)getpid());
@@ -1883,7 +1886,7 @@ Test(conductor, item07_a_killed_brains_run_reports_what_was_recorded, .timeout =
 
 /* Ctrl-C while the processes still start (libtorch loading, no round yet): an honest
  * "interrupted during start-up", exit 130 and a summary, no "trace file not found". */
-Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120)
+Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120 * BD_TEST_SLOW)
 {
     char *file = write_run("early", 50000000);
     char *out = bd_strfmt("/tmp/bd-run-%d-early", (int)getpid());
@@ -1924,7 +1927,7 @@ Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120)
 /* bodhi run's console: --quiet keeps the result line; each progress line once; no rate
  * for a first round (it has no update before it, so it would flatter); the window of the
  * mean return as it is. */
-Test(conductor, item16_progress_lines_say_what_they_measure, .timeout = 180)
+Test(conductor, item16_progress_lines_say_what_they_measure, .timeout = 180 * BD_TEST_SLOW)
 {
     char *file = write_run("progress", 4096);
     char *out = bd_strfmt("/tmp/bd-run-%d-progress", (int)getpid());
@@ -1981,7 +1984,7 @@ Test(conductor, item16_progress_lines_say_what_they_measure, .timeout = 180)
  * entropy of 0): the phase ends as diverged, said in summary.json and on the console, exit
  * 1, and the checkpoint holds the parameters from before that update, not the diverged
  * ones (Adam's first step of 1000 per parameter). */
-Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, .timeout = 180)
+Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, .timeout = 180 * BD_TEST_SLOW)
 {
     char *file = write_run("diverge", 200000);
     char *cmd = bd_strfmt("sed -i 's/rollout_steps: 32, hidden: 16/rollout_steps: 32, hidden: 16, learning_rate: 1000/' %s",
@@ -2033,7 +2036,7 @@ Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, 
  * handshake (nanomsg/nng#1518): a bare connect() to <sockets>/control, and one that sends
  * garbage. The conductor notices (it dials itself now and then), listens again and says
  * so in log.jsonl; bodhi status answers and a killed muscle is restarted as usual. */
-Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .timeout = 180)
+Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .timeout = 180 * BD_TEST_SLOW)
 {
     char *file = write_run_with("bare", 250000, ", heartbeat_timeout: 10");
     char *out = bd_strfmt("/tmp/bd-run-%d-bare", (int)getpid());

@@ -34,6 +34,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "slow.h"
 #include "wire/serve.h"
 #include "wire/tls.h"
 #include "wire/wire.h"
@@ -114,6 +115,7 @@ static pid_t spawn(char *const args[], const char *errfile, int lddebug)
 /* Waits up to seconds for pid: its exit code, or -1 (then it is killed). */
 static int wait_exit(pid_t pid, double seconds)
 {
+    seconds *= BD_TEST_SLOW;
     double t0 = bd_now();
     int st;
     while (bd_now() - t0 < seconds) {
@@ -155,6 +157,7 @@ static int count_of(const char *path, const char *needle)
 
 static void wait_for_text(const char *path, const char *needle, double seconds)
 {
+    seconds *= BD_TEST_SLOW;
     double t0 = bd_now();
     while (!file_has(path, needle) && bd_now() - t0 < seconds)
         usleep(50000);
@@ -392,7 +395,7 @@ static pid_t start_muscle(const char *listen, const char *key, const char *err, 
     return spawn(args, err, 0);
 }
 
-Test(trust, only_the_runs_credential_opens_its_doors, .timeout = 240)
+Test(trust, only_the_runs_credential_opens_its_doors, .timeout = 240 * BD_TEST_SLOW)
 {
     live_run r;
     start_run(&r, "doors", 2000);
@@ -466,7 +469,7 @@ Test(trust, only_the_runs_credential_opens_its_doors, .timeout = 240)
 /* A shared home: one --credential file both sides name, run after run; a muscle's copy
  * (no CA key) is refused by bodhi run before anything is written. tcp:// and tls+tcp://
  * prefixes mean the same door. */
-Test(trust, a_credential_file_serves_run_after_run, .timeout = 300)
+Test(trust, a_credential_file_serves_run_after_run, .timeout = 300 * BD_TEST_SLOW)
 {
     char *text = run_text(1000);
     char *file = write_text("shared.yml", text);
@@ -544,7 +547,7 @@ static int join_as(const char *url, bd_tls *tls, int pid)
     return granted;
 }
 
-Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .timeout = 240)
+Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .timeout = 240 * BD_TEST_SLOW)
 {
     live_run r;
     start_run(&r, "squat", 2000);
@@ -629,7 +632,7 @@ static int fake_conductor(bd_server *srv, const char *join, pid_t pid, double se
     return seen;
 }
 
-Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout = 180)
+Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout = 180 * BD_TEST_SLOW)
 {
     bd_tls *run;
     char *key = other_credential("fake-run", &run); /* the run's credential, as a muscle holds it */
@@ -703,7 +706,7 @@ Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout =
 /* A conductor holding the run's credential whose JOIN answer names fewer brain ports than
  * the run file has agents: the muscle says so and exits 1, reading no port it was not sent
  * (it read past the list before). */
-Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60)
+Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60 * BD_TEST_SLOW)
 {
     bd_tls *run;
     char *key = other_credential("ports-run", &run);
@@ -764,7 +767,7 @@ Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60)
 /* A peer at --connect that takes the TCP connection and never answers the TLS handshake
  * (a stopped conductor, a stranger on the port, a conductor out of descriptors): the
  * muscle gives up after --wait, as when nothing answers, where it waited for ever. */
-Test(trust, a_mute_peer_does_not_hold_a_muscle_past_its_wait, .timeout = 60)
+Test(trust, a_mute_peer_does_not_hold_a_muscle_past_its_wait, .timeout = 60 * BD_TEST_SLOW)
 {
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -794,7 +797,7 @@ Test(trust, a_mute_peer_does_not_hold_a_muscle_past_its_wait, .timeout = 60)
  * through the run, do not keep the run's own muscle out. Each holds a descriptor before
  * its TLS handshake, for as long as the stranger likes; bodhi raises its soft limit to
  * the hard one, where the run's own ran out before. */
-Test(trust, a_strangers_idle_connections_do_not_take_every_descriptor, .timeout = 240)
+Test(trust, a_strangers_idle_connections_do_not_take_every_descriptor, .timeout = 240 * BD_TEST_SLOW)
 {
     struct rlimit rl;
     cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -838,7 +841,7 @@ Test(trust, a_strangers_idle_connections_do_not_take_every_descriptor, .timeout 
 /* A holder of a muscle's copy of the credential (CA certificate, client certificate and
  * key; no CA key) who listens as the conductor with that client certificate: the muscle
  * refuses it (the certificate is for clients: extended key usage clientAuth). */
-Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60)
+Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60 * BD_TEST_SLOW)
 {
     bd_tls *run;
     char *key = other_credential("eku", &run);
@@ -876,7 +879,7 @@ Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60)
  * (exit 1) and the conductor is gone. The remote muscle, whose requests to the brain and
  * heartbeats to the conductor go unanswered, exits 1 within the phase's heartbeat_timeout,
  * saying why, where it waited for the brain's answer for ten minutes and more. */
-Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
+Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120 * BD_TEST_SLOW)
 {
     live_run r;
     start_run_with(&r, "gone", 1000000, ", heartbeat_timeout: 4");
@@ -904,7 +907,7 @@ Test(trust, a_remote_muscle_ends_when_its_run_is_gone, .timeout = 120)
 /* The conductor stopped (Ctrl-Z, kill -STOP) for longer than heartbeat_timeout while a
  * remote muscle takes part: the stopped conductor keeps its connections, so the remote
  * muscle waits for it rather than taking the run for gone, and the run completes. */
-Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
+Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150 * BD_TEST_SLOW)
 {
     /* a timeout a loaded machine's processes keep (2 s is not, at a phase's end) */
     live_run r;
@@ -929,7 +932,7 @@ Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150)
 /* Issue 20, item 19: a remote muscle that is killed closes its TCP connection at once, and
  * the conductor takes it for lost then, not after heartbeat_timeout (60 s here): its slot
  * waits for another JOIN, which a new muscle takes, and the run completes. */
-Test(trust, a_killed_remote_muscle_is_noticed_when_its_connection_closes, .timeout = 420)
+Test(trust, a_killed_remote_muscle_is_noticed_when_its_connection_closes, .timeout = 420 * BD_TEST_SLOW)
 {
     live_run r;
     start_run_with(&r, "closed", 300000, ", heartbeat_timeout: 60");

@@ -409,7 +409,7 @@ Test(wire, round_gathers_the_admitted_peers)
     bd_round *r;
     cr_assert_eq(bd_round_open(PEERS, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
-    bd_round_hooks hooks = {round_greet, NULL, NULL};
+    bd_round_hooks hooks = {round_greet, NULL, NULL, NULL};
     hooks.ctx = r;
     round_peer peers[PEERS];
     pthread_t th[PEERS];
@@ -452,6 +452,61 @@ Test(wire, round_gathers_the_admitted_peers)
     /* a gather with nobody active and nobody ready waits; the stop flag ends it */
     volatile sig_atomic_t stop = 1;
     cr_assert_eq(bd_round_gather(r, &hooks, &stop), BD_EINTR);
+    bd_round_close(r);
+}
+
+static int round_last(void *ctx, int peer, nng_msg **out)
+{
+    (void)ctx;
+    (void)peer;
+    if (nng_msg_alloc(out, 0) != 0)
+        return BD_ENOMEM;
+    nng_msg_append(*out, "last word", 9);
+    return BD_OK;
+}
+
+/* A peer that greets, is not admitted yet, and sends its request: after the last round
+ * the drain answers it with the last word, it hangs up, and the drain ends with it. */
+static void *round_late_peer(void *arg)
+{
+    round_peer *p = arg;
+    nng_socket s;
+    if (nng_req0_open(&s) != 0)
+        return NULL;
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 20000);
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    char back[64] = "";
+    int ok = nng_dial(s, p->url, NULL, 0) == 0
+             && peer_call(s, BD_MSG_HELLO, (uint32_t)p->k, 0, "hello", back, sizeof back, 1)
+             && strcmp(back, "welcome") == 0;
+    p->greeted = ok;
+    ok = ok && peer_call(s, BD_MSG_ROLLOUT, (uint32_t)p->k, 1, "peer 0, round 0", back, sizeof back, 1)
+         && strcmp(back, "last word") == 0;
+    p->ok = ok;
+    nng_close(s);
+    return NULL;
+}
+
+Test(wire, round_drain_answers_a_peer_the_last_round_did_not)
+{
+    char url[128];
+    snprintf(url, sizeof url, "ipc:///tmp/bd-test-drain-%d", (int)getpid());
+    bd_round *r;
+    cr_assert_eq(bd_round_open(1, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    bd_round_hooks hooks = {round_greet, NULL, r, round_last};
+    round_peer peer = {.k = 0};
+    snprintf(peer.url, sizeof peer.url, "%s", url);
+    pthread_t th;
+    pthread_create(&th, NULL, round_late_peer, &peer);
+    cr_assert_eq(bd_round_await_all(r, &hooks, NULL), BD_OK);
+    cr_assert_eq(bd_round_state(r, 0), BD_PEER_READY, "greeted, not admitted");
+    double t0 = bd_now();
+    bd_round_drain(r, &hooks, 15.0, NULL);
+    double took = bd_now() - t0;
+    pthread_join(th, NULL);
+    cr_assert(peer.greeted && peer.ok, "the ready peer's request got the last word");
+    cr_assert_lt(took, 10.0, "the drain ended when the peer hung up (%.1f s)", took);
     bd_round_close(r);
 }
 

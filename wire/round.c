@@ -244,17 +244,22 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
     p->next_seq++;
 }
 
-/* Handles what arrives for up to 200 ms. */
-static void bd_round_step(bd_round *r, const bd_round_hooks *h)
+/* Handles what arrives for up to ms. */
+static void bd_round_step_ms(bd_round *r, const bd_round_hooks *h, int ms)
 {
     bd_request *req;
-    if (bd_server_next(r->srv, 200, &req) == BD_OK)
+    if (bd_server_next(r->srv, ms, &req) == BD_OK)
         bd_round_handle(r, req, h);
     while (bd_server_next(r->srv, 0, &req) == BD_OK)
         bd_round_handle(r, req, h);
     if (h->tick)
         h->tick(h->ctx);
     bd_round_reap(r);
+}
+
+static void bd_round_step(bd_round *r, const bd_round_hooks *h)
+{
+    bd_round_step_ms(r, h, 200);
 }
 
 int bd_round_await_all(bd_round *r, const bd_round_hooks *h, const volatile sig_atomic_t *stop)
@@ -348,18 +353,46 @@ uint64_t bd_round_refused(bd_round *r, char *why, size_t len)
     return r->refused;
 }
 
-void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic_t *stop)
+/* Answers every request a peer holds (ready or active) with h->last's message. */
+static void bd_round_answer_last(bd_round *r, const bd_round_hooks *h)
+{
+    for (int k = 0; k < r->n; k++) {
+        bd_peer *p = &r->peer[k];
+        if (p->state == BD_PEER_ABSENT || !p->held)
+            continue;
+        bd_request *req = p->held;
+        nng_msg *m = NULL;
+        p->held = NULL;
+        if (h->last(h->ctx, k, &m) != BD_OK)
+            bd_server_drop(r->srv, req);
+        else if (bd_server_answer(r->srv, req, m) != BD_OK)
+            nng_msg_free(m); /* its connection closed meanwhile */
+    }
+}
+
+void bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop)
 {
     double end = bd_now() + seconds;
     for (;;) {
+        if (h && h->last)
+            bd_round_answer_last(r, h);
         pthread_mutex_lock(&r->mu);
         int open = r->pipes;
         pthread_mutex_unlock(&r->mu);
         if (open <= 0 || bd_now() >= end || (stop && *stop))
             return;
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
+        if (h) {
+            bd_round_step_ms(r, h, 20);
+        } else {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
+}
+
+void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic_t *stop)
+{
+    bd_round_drain(r, NULL, seconds, stop);
 }
 
 void bd_round_close(bd_round *r)

@@ -41,11 +41,13 @@ typedef enum { BD_PEER_ABSENT, BD_PEER_READY, BD_PEER_ACTIVE } bd_peer_state;
  * answers req (bd_server_answer*) and returns BD_OK to make the peer ready, or returns an
  * error to drop the greeting unanswered; `again` is 1 when the peer greeted before (it
  * restarted). tick (may be NULL) is called about every 200 ms, e.g. to bd_round_lose a
- * peer that someone else knows to be lost. */
+ * peer that someone else knows to be lost. last (may be NULL; bd_round_drain only) makes
+ * the final answer to a peer's request into *out (the caller's last word, e.g. a stop). */
 typedef struct {
     int (*greet)(void *ctx, int peer, bd_request *req, int again);
     void (*tick)(void *ctx);
     void *ctx;
+    int (*last)(void *ctx, int peer, nng_msg **out);
 } bd_round_hooks;
 
 /* Opens a round for `peers` peers whose greetings are of type greet and whose round
@@ -100,6 +102,13 @@ uint64_t bd_round_refused(bd_round *r, char *why, size_t len);
 /* Waits up to `seconds` (or until *stop) for every peer to hang up: an answer still queued
  * in a connection is dropped when its socket closes. */
 void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic_t *stop);
+
+/* After the last round, until every peer has hung up, `seconds` pass or *stop: greetings
+ * go through h->greet as they come, and every request a peer holds or sends (ready peers
+ * too, which the last round did not answer) is answered with h->last's message, so that
+ * no peer is left waiting for an answer that never comes while holding its connection
+ * open. h NULL: only waits (bd_round_wait_hangup). */
+void bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop);
 
 /* Closes the socket and frees; NULL-safe. */
 void bd_round_close(bd_round *r);
