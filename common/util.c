@@ -117,6 +117,8 @@ int bd_mkdirs(const char *path)
     return BD_OK;
 }
 
+static int bd_read_stream_max(FILE *f, const char *path, size_t max, char **out, size_t *len);
+
 int bd_read_file(const char *path, char **out, size_t *len)
 {
     return bd_read_file_max(path, SIZE_MAX - 1, out, len);
@@ -127,6 +129,23 @@ int bd_read_file_max(const char *path, size_t max, char **out, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return bd_seterr(errno == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s", path, strerror(errno));
+    return bd_read_stream_max(f, path, max, out, len);
+}
+
+int bd_read_fd_max(int fd, const char *path, size_t max, char **out, size_t *len)
+{
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return bd_seterr(BD_EIO, "%s: %s", path, strerror(e));
+    }
+    return bd_read_stream_max(f, path, max, out, len);
+}
+
+/* Reads f to its end (at most max bytes) and closes it. */
+static int bd_read_stream_max(FILE *f, const char *path, size_t max, char **out, size_t *len)
+{
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf) {

@@ -21,6 +21,8 @@ int bd_mkdirs(const char *path);
 int bd_read_file(const char *path, char **out, size_t *len);
 /* The same, refusing (BD_EINVAL) a file or pipe of more than max bytes. */
 int bd_read_file_max(const char *path, size_t max, char **out, size_t *len);
+/* The same from an open descriptor (path names it in errors), which it closes. */
+int bd_read_fd_max(int fd, const char *path, size_t max, char **out, size_t *len);
 
 /* Writes len bytes to path through path.tmp + rename, so readers never see half a file. */
 int bd_write_file(const char *path, const void *data, size_t len);

@@ -111,8 +111,10 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
     };
     if (!BD_ON_CUDA(ac)) { /* parameters come with the first WEIGHTS */
         int rc = bdt_cpunet_init(&ac->cnet, &pc, ac->n);
-        if (rc == BD_OK && !(ac->cparams = calloc(ac->cnet.count, sizeof(float))))
+        if (rc == BD_OK && !(ac->cparams = calloc(ac->cnet.count, sizeof(float)))) {
             rc = bd_seterr(BD_ENOMEM, "muscle: out of memory for %zu parameters", ac->cnet.count);
+            bdt_cpunet_fini(&ac->cnet);
+        }
         return rc;
     }
     int rc = bdt_policy_create(&pc, &ac->net);
@@ -126,7 +128,7 @@ static int bd_actor_forward(bd_actor *ac, const float *obs, int n, float *out, f
 {
     if (ac->cparams)
         return bdt_cpunet_forward(&ac->cnet, ac->cparams, obs, n, out, values);
-    return bd_actor_forward(ac, obs, n, out, values);
+    return bdt_policy_forward_on_device(ac->net, obs, n, out, values);
 }
 
 void bd_actor_fini(bd_actor *ac)

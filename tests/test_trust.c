@@ -319,6 +319,13 @@ Test(trust, credential_files_are_made_kept_private_and_checked)
     cr_assert_eq(bd_tls_load(path, &back), BD_OK, "%s", bd_lasterr());
     bd_tls_destroy(back);
     cr_assert_eq(bd_tls_load("/tmp", &back), BD_EINVAL, "a folder is no credential");
+    char *fifo = bd_strfmt("%s.fifo", path);
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_eq(bd_tls_load(fifo, &back), BD_EINVAL, "a FIFO is refused, not waited on");
+    cr_assert(strstr(bd_lasterr(), "not a regular file"), "%s", bd_lasterr());
+    unlink(fifo);
+    free(fifo);
     free(half);
     free(ca);
     free(client);

@@ -13,7 +13,7 @@
 #include "bodhi/bodhi.h"
 #include "bodhi/rng.h"
 
-/* BLAS (the system's libblas: the one libtorch calls), Fortran interface. */
+/* BLAS (the system's libblas, OpenBLAS here: the one libtorch calls), Fortran interface. */
 extern void sgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
                    const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
                    const float *beta, float *c, const int *ldc);
@@ -24,8 +24,8 @@ extern void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float 
 extern void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau, float *work,
                     const int *lwork, int *info);
 
-/* cpunet_avx2.c, cpunet_avx512.c (built for those instruction sets; called only where the
- * CPU has them): tanh over x[0, len) in libtorch's chunks of two vectors, the tail scalar. */
+/* cpunet_avx2.c, cpunet_avx512.c (torch/cpunet_tanh.h, built for those instruction sets;
+ * called only where the CPU has them): tanh over x[0, len) as ATen's vec::map computes it. */
 void bdt_cpunet_tanh_avx2(float *x, size_t len);
 void bdt_cpunet_tanh_avx512(float *x, size_t len);
 
@@ -235,8 +235,18 @@ int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n)
         return bd_seterr(BD_EINVAL, "bdt_policy_init_params: no network of this shape (%zu parameters given, %llu "
                          "wanted)", n, (unsigned long long)count);
     const int S = cfg->obs_dim, h = cfg->hidden, L = cfg->layers;
-    const int widest = S > h ? S : h, outs = cfg->act_dim > h ? cfg->act_dim : h;
-    float *a = malloc(sizeof(float) * (size_t)widest * (size_t)outs), *tau = malloc(sizeof(float) * (size_t)widest);
+    /* scratch for the largest layer computed: (out, in) of each Linear */
+    size_t cells = 0, side = 0;
+    for (int l = 0; l <= L; l++) {
+        const size_t in = (size_t)(l == 0 ? S : h);
+        const size_t outs[2] = {l == L ? 1 : (size_t)h, l == L ? (size_t)cfg->act_dim : (size_t)h};
+        for (int t = 0; t < 2; t++) {
+            cells = outs[t] * in > cells ? outs[t] * in : cells;
+            side = outs[t] > side ? outs[t] : side;
+            side = in > side ? in : side;
+        }
+    }
+    float *a = malloc(sizeof(float) * cells), *tau = malloc(sizeof(float) * side);
     if (!a || !tau) {
         free(a);
         free(tau);

@@ -3,13 +3,14 @@
  *
  * It computes the bits libtorch computes for the same network (torch/policy.cpp): each
  * Linear layer is the BLAS call libtorch's addmm makes for it (sgemm "T","N" onto the
- * bias, libtorch's own BLAS: the system's libblas), each tanh the SLEEF function libtorch's
- * CPU kernel calls for the instruction set it dispatches to (AVX2 or AVX-512, or libm's
- * tanhf where it has neither), a vector at a time and the tail as a zero-padded vector,
- * as ATen's vec::map does, with flush-to-zero and denormals-are-zero set as the shim sets
- * them around libtorch (torch/shim.hpp's FtzGuard; the caller's mode is restored). Tested with every capability (ATEN_CPU_CAPABILITY). The test
- * `torch::c_network_matches_libtorch_bit_for_bit` holds it to that. Parameters are read
- * in place from the flat order of bdt_policy_get_params (net.h, policy.cpp). */
+ * bias, with libtorch's own BLAS: the system's libblas, OpenBLAS here), each tanh the
+ * SLEEF function libtorch's CPU kernel calls for the instruction set it dispatches to
+ * (AVX2 or AVX-512, or libm's tanhf where it has neither), a vector at a time and the tail
+ * as a zero-padded vector, as ATen's vec::map does, with flush-to-zero and
+ * denormals-are-zero set as the shim sets them around libtorch (torch/shim.hpp's FtzGuard;
+ * the caller's mode is restored). The tests `torch::c_network_matches_libtorch*` hold it
+ * to that under every capability (ATEN_CPU_CAPABILITY). Parameters are read in place from
+ * the flat order of bdt_policy_get_params (net.h, policy.cpp). */
 #ifndef BODHI_TORCH_CPUNET_H
 #define BODHI_TORCH_CPUNET_H
 
@@ -25,8 +26,10 @@ typedef struct {
     float *h0, *h1;          /* (rows, hidden) the trunks' activations */
 } bdt_cpunet;
 
-/* A network of cfg's shape for up to `rows` rows per forward; BD_EINVAL for a shape the
- * torch shim would refuse or a kind it does not run (Q-values, squashed), BD_ENOMEM. */
+/* A network of cfg's shape for up to `rows` rows per forward; BD_EINVAL for a shape a
+ * muscle does not run (no hidden layer, which the shim allows; sizes past
+ * bdt_policy_param_count_of's bounds) or a kind it does not run in C (Q-values, squashed:
+ * those run on libtorch), BD_ENOMEM. */
 int bdt_cpunet_init(bdt_cpunet *n, const bdt_policy_config *cfg, int rows);
 void bdt_cpunet_fini(bdt_cpunet *n); /* zeroes n; safe on a zeroed one */
 

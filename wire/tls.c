@@ -321,21 +321,34 @@ int bd_tls_load(const char *path, bd_tls **out)
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Opened once, checked and read through the same descriptor (a file swapped in
+     * between is never read), without blocking (a FIFO is refused, not waited on). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return bd_seterr(errno == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s", path, strerror(errno));
     /* It holds the run's private keys: like ssh with a private key, refuse one that others
      * may read or change (they could join the run, or sign for it). */
     struct stat st;
-    int bad = fstat(fd, &st) != 0 ? -1 : !S_ISREG(st.st_mode) ? 1 : (st.st_mode & 077) ? 2 : 0;
-    close(fd);
-    if (bad)
-        return bd_seterr(BD_EINVAL, bad < 0   ? "%s: cannot stat the credential"
-                                    : bad == 1 ? "%s: the credential is not a regular file"
-                                               : "%s: the credential may be read or changed by others (mode %03o); it "
-                                                 "holds the run's private keys: chmod 600 it",
-                         path, (unsigned)(st.st_mode & 0777));
-    int rc = bd_read_file_max(path, BD_TLS_FILE_MAX, &text, &len);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return bd_seterr(BD_EIO, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return bd_seterr(BD_EINVAL, "%s: the credential is not a regular file", path);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        return bd_seterr(BD_EINVAL, "%s: the credential may be read or changed by others (mode %03o); it holds the "
+                         "run's private keys: chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    }
+    if (fcntl(fd, F_SETFL, 0) != 0) {
+        int e = errno;
+        close(fd);
+        return bd_seterr(BD_EIO, "%s: %s", path, strerror(e));
+    }
+    int rc = bd_read_fd_max(fd, path, BD_TLS_FILE_MAX, &text, &len);
     if (rc != BD_OK)
         return rc;
     rc = bd_tls_parse(text, len, path, out);
