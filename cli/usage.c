@@ -43,7 +43,8 @@ static const struct {
      "A run file may name an environment plugin (path/lib.so:symbol): check, run and\n"
      "replay --verify load it, which runs its code.\n",
      0, BD_CMD(bd_cmd_check)},
-    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]",
+    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
+               "       [--metrics FILE.csv] [--tensorboard DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
      "first, and the table says how it ended).\n"
      "  --csv FILE   one row per episode: phase,agent,world,start_step,length,return,...\n"
@@ -51,6 +52,11 @@ static const struct {
      "               every recorded step from the seed and the setpoints (exit 1 if either fails)\n"
      "  --plot FILE  learning curves per phase and agent, as PNG or SVG\n"
      "  --minari DIR each trace as a Minari dataset DIR/<run>/<phase>-<agent>-v0 (never over one)\n"
+     "  --metrics FILE.csv  the learner's metrics of every update in log.jsonl (losses, KL, entropy,\n"
+     "               learning rate, returns, episode lengths, steps/s) against the agent's env steps:\n"
+     "               phase,agent,update,steps,wall_time,metric,value\n"
+     "  --tensorboard DIR   the same as TensorBoard scalars, DIR/<phase>/<agent>/events.out.tfevents.*\n"
+     "               (tensorboard --logdir DIR)\n"
      "Outputs never overwrite a file of the run itself.\n",
      0, BD_CMD(bd_cmd_replay)},
     {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0, BD_CMD(bd_cmd_envs)},

@@ -679,3 +679,64 @@ Test(check, every_listed_command_is_one_table_entry, .timeout = 60)
     free(out);
     free(help);
 }
+
+/* Issue 25: the learner's metrics as TensorBoard scalars, written during the run
+ * (RUN_DIR/tb/) and by `replay --tensorboard`, read back by a reader written in
+ * tests/tfevents_check.py from the record format (CRCs checked, Event decoded by
+ * python3-protobuf) and equal to log.jsonl's; `replay --metrics` has one row per scalar;
+ * an output onto the run's own log is refused and the log is left whole. */
+Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
+{
+    if (system("/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no google.protobuf (Debian python3-protobuf)");
+    char *out = bd_strfmt("/tmp/bd-cli-%d-tb", (int)getpid()), *t = NULL;
+    char *yml = short_run("tb", 2400, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 3}\n");
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    const char *check = BODHI_SOURCE_DIR "/tests/tfevents_check.py";
+    int rc = sh(&t, "/usr/bin/python3 %s %s %s/tb", check, out, out);
+    cr_assert_eq(rc, 0, "the run's own event files: %s", t);
+    cr_assert(strstr(t, "ok: 2 file(s)"), "one file per phase and agent: %s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s --metrics %s/m.csv --tensorboard %s/export", out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t, "/usr/bin/python3 %s %s %s/export", check, out, out);
+    cr_assert_eq(rc, 0, "the exported event files: %s", t);
+    long long scalars = 0;
+    cr_assert_eq(sscanf(t, "ok: 2 file(s), %lld scalars", &scalars), 1, "%s", t);
+    free(t);
+    /* the CSV: a header, then one row per scalar, with learning_rate and losses among them */
+    char *csv = NULL, *path = bd_strfmt("%s/m.csv", out);
+    cr_assert_eq(bd_read_file(path, &csv, NULL), BD_OK);
+    long long rows = -1;
+    for (char *p = csv; (p = strchr(p, '\n')); p++)
+        rows++;
+    cr_assert_eq(rows, scalars, "%lld CSV rows, %lld scalars", rows, scalars);
+    cr_assert(strncmp(csv, "phase,agent,update,steps,wall_time,metric,value\n", 48) == 0, "%.80s", csv);
+    cr_assert(strstr(csv, ",learning_rate,") && strstr(csv, ",policy_loss,") && strstr(csv, ",approx_kl,")
+                  && strstr(csv, ",entropy,") && strstr(csv, ",mean_length,") && strstr(csv, ",steps_per_s,"),
+              "metrics missing from the CSV");
+    free(csv);
+    free(path);
+    /* an output onto the run's own log is refused (exit 2), and the log stays as it was */
+    char *log = bd_strfmt("%s/log.jsonl", out), *before = NULL, *after = NULL;
+    cr_assert_eq(bd_read_file(log, &before, NULL), BD_OK);
+    rc = sh(&t, "$BODHI replay %s --metrics %s", out, log);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "file of the run itself"), "%s", t);
+    free(t);
+    cr_assert_eq(bd_read_file(log, &after, NULL), BD_OK);
+    cr_assert_str_eq(before, after);
+    rc = sh(&t, "$BODHI replay %s/nowhere --metrics %s/x.csv", out, out);
+    cr_assert_eq(rc, 2, "a folder without log.jsonl: %s", t);
+    cr_assert(strstr(t, "log.jsonl"), "%s", t);
+    free(t);
+    free(before);
+    free(after);
+    free(log);
+    rm_rf(out);
+    free(out);
+    free(yml);
+}
