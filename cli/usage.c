@@ -59,6 +59,16 @@ static const struct {
      "               (tensorboard --logdir DIR)\n"
      "Outputs never overwrite a file of the run itself.\n",
      0, BD_CMD(bd_cmd_replay)},
+    {"serve", "serve [DIR...] [--listen HOST:PORT]",
+     "Serves a web page of the runs under each DIR (default runs/): a folder holding log.jsonl, or\n"
+     "its subfolders (and theirs) that do. The list shows each run's status, phase, agents, steps,\n"
+     "mean return and its curve; a run's page draws every metric of its updates per agent against\n"
+     "the agent's env steps, and grows while the run trains; several runs compare on one page, a\n"
+     "sweep's seeds as mean and spread. Nothing is fetched from elsewhere.\n"
+     "  --listen HOST:PORT  a loopback address (default 127.0.0.1:8642; port 0: any free one). The\n"
+     "               page has no TLS or credential: from another machine, use an SSH tunnel\n"
+     "               (ssh -L 8642:127.0.0.1:8642 HOST).\n",
+     0, BD_CMD(bd_cmd_serve)},
     {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0, BD_CMD(bd_cmd_envs)},
     {"status", "status RUN_DIR [--json]",
      "Asks a running conductor for its processes and progress, or reads a finished run's\n"

@@ -5,6 +5,8 @@
  *   resim.c   --verify's re-simulation of the recorded steps from the seed and setpoints
  *   plot.c    --plot: learning curves (cairo)
  *   minari.c  --minari: each trace as a Minari dataset
+ *   serve.c   `bodhi serve`: a web page of the runs under some folders, live curves
+ *   page.c    its two pages (HTML and the script that draws the charts)
  *   metrics.c --metrics/--tensorboard: the learner's metrics of log.jsonl as CSV and
  *             TensorBoard event files
  * Reads traces through memory/'s public readers only, so it works on a run's master file
@@ -65,5 +67,12 @@ int bd_replay_output_ok(const char *target, const char *opt, const char *out_pat
  * --tensorboard DIR (DIR/<phase>/<agent>/events.out.tfevents.*; either may be NULL) from
  * run_dir/log.jsonl's update events; what was written is said on out. */
 int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_dir, FILE *out);
+
+/* `bodhi serve`: answers HTTP on listen (HOST:PORT, a loopback address; port 0: any) over
+ * the runs under dirs until SIGINT or SIGTERM; says its address on out. */
+int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *out);
+
+/* The HTML of the run list (0) or of the curves of one run or several (1). */
+const char *bd_serve_page(int run_page);
 
 #endif

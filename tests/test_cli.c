@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -739,4 +740,99 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     rm_rf(out);
     free(out);
     free(yml);
+}
+
+/* Starts `bodhi serve DIR` on a free loopback port in the background: its URL into url,
+ * its pid returned. */
+static int start_serve(const char *dir, char *url, size_t len)
+{
+    char *outf = bd_strfmt("%s.serve", dir), *cmd = bd_strfmt("%s serve %s --listen 127.0.0.1:0 > %s 2>&1 & echo $! > %s.pid",
+                                                              BODHI_BINARY, dir, outf, outf);
+    cr_assert_eq(system(cmd), 0);
+    url[0] = '\0';
+    for (int i = 0; i < 100 && !url[0]; i++) {
+        char *t = NULL;
+        if (bd_read_file(outf, &t, NULL) == BD_OK) {
+            const char *h = strstr(t, "http://");
+            if (h)
+                sscanf(h, "%255s", url);
+        }
+        free(t);
+        if (!url[0])
+            usleep(50000);
+    }
+    cr_assert(url[0], "bodhi serve said no address");
+    char *pidf = bd_strfmt("%s.pid", outf), *pt = NULL;
+    cr_assert_eq(bd_read_file(pidf, &pt, NULL), BD_OK);
+    int pid = atoi(pt);
+    free(pt);
+    free(pidf);
+    free(cmd);
+    free(outf);
+    (void)len;
+    return pid;
+}
+
+/* Issue 25: `bodhi serve` over a finished run and over a live one (tests/serve_check.py):
+ * the run and its agent's curve are listed, the updates served equal log.jsonl's and grow
+ * while the run trains; hostile HTTP (no HTTP, a POST, paths outside the runs, 1000
+ * connections, a slow client) is refused and the server lives on; off-loopback is refused
+ * with exit 2 naming the SSH tunnel. */
+Test(serve, item25_page_over_finished_and_live_runs, .timeout = 240)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-serve", (int)getpid()), *live = bd_strfmt("%s-live", out), *t = NULL;
+    char *yml = short_run("serve", 2400, "", NULL, "");
+    char *longer = short_run("servelive", 200000, "", NULL, "");
+    rm_rf(out);
+    rm_rf(live);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    char url[256];
+    int pid = start_serve(out, url, sizeof url);
+    const char *check = BODHI_SOURCE_DIR "/tests/serve_check.py";
+    int rc = sh(&t, "/usr/bin/python3 %s %s %s", check, url, out);
+    cr_assert_eq(kill(pid, 0), 0, "bodhi serve died: %s", t);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, WNOHANG);
+    /* a live run: served while it trains */
+    char *cmd = bd_strfmt("%s run %s --out %s --quiet > /dev/null 2>&1 & echo $! > %s.runpid", BODHI_BINARY, longer, live, live);
+    cr_assert_eq(system(cmd), 0);
+    char *logp = bd_strfmt("%s/log.jsonl", live);
+    for (int i = 0; i < 600; i++) { /* its first updates */
+        char *l = NULL;
+        int ups = 0;
+        if (bd_read_file(logp, &l, NULL) == BD_OK)
+            for (char *p = l; (p = strstr(p, "\"event\":\"update\"")); p++)
+                ups++;
+        free(l);
+        if (ups >= 2)
+            break;
+        usleep(100000);
+    }
+    pid = start_serve(live, url, sizeof url);
+    rc = sh(&t, "/usr/bin/python3 %s %s %s live", check, url, live);
+    kill(pid, SIGTERM);
+    char *rp = bd_strfmt("%s.runpid", live), *rpt = NULL;
+    cr_assert_eq(bd_read_file(rp, &rpt, NULL), BD_OK);
+    kill(atoi(rpt), SIGINT);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI serve %s --listen 0.0.0.0:8642", out);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "not a loopback address") && strstr(t, "ssh -L"), "%s", t);
+    free(t);
+    for (int i = 0; i < 100 && kill(atoi(rpt), 0) == 0; i++)
+        usleep(100000);
+    free(rpt);
+    free(rp);
+    free(logp);
+    free(cmd);
+    rm_rf(out);
+    rm_rf(live);
+    free(out);
+    free(live);
+    free(yml);
+    free(longer);
 }
