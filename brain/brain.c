@@ -279,6 +279,12 @@ static int bd_brain_round(bd_brain *b, int *stop)
     }
     cJSON *ev = bd_event_new(b, "update");
     cJSON_AddNumberToObject(ev, "muscles", have);
+    if (have && b->stats.done_n) { /* the episodes that ended this round: their mean length */
+        double len = 0;
+        for (int i = 0; i < b->stats.done_n; i++)
+            len += b->stats.done[i].length;
+        cJSON_AddNumberToObject(ev, "mean_length", len / b->stats.done_n);
+    }
     /* the brain's minor page faults so far: flat once its buffers are warm (bench/steady) */
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)

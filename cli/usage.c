@@ -43,7 +43,8 @@ static const struct {
      "A run file may name an environment plugin (path/lib.so:symbol): check, run and\n"
      "replay --verify load it, which runs its code.\n",
      0, BD_CMD(bd_cmd_check)},
-    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]",
+    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
+               "       [--metrics FILE.csv] [--tensorboard DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
      "first, and the table says how it ended).\n"
      "  --csv FILE   one row per episode: phase,agent,world,start_step,length,return,...\n"
@@ -51,8 +52,23 @@ static const struct {
      "               every recorded step from the seed and the setpoints (exit 1 if either fails)\n"
      "  --plot FILE  learning curves per phase and agent, as PNG or SVG\n"
      "  --minari DIR each trace as a Minari dataset DIR/<run>/<phase>-<agent>-v0 (never over one)\n"
+     "  --metrics FILE.csv  the learner's metrics of every update in log.jsonl (losses, KL, entropy,\n"
+     "               learning rate, returns, episode lengths, steps/s) against the agent's env steps:\n"
+     "               phase,agent,update,steps,wall_time,metric,value\n"
+     "  --tensorboard DIR   the same as TensorBoard scalars, DIR/<phase>/<agent>/events.out.tfevents.*\n"
+     "               (tensorboard --logdir DIR)\n"
      "Outputs never overwrite a file of the run itself.\n",
      0, BD_CMD(bd_cmd_replay)},
+    {"serve", "serve [DIR...] [--listen HOST:PORT]",
+     "Serves a web page of the runs under each DIR (default runs/): a folder holding log.jsonl, or\n"
+     "its subfolders (and theirs) that do. The list shows each run's status, phase, agents, steps,\n"
+     "mean return and its curve; a run's page draws every metric of its updates per agent against\n"
+     "the agent's env steps, and grows while the run trains; several runs compare on one page, a\n"
+     "sweep's seeds as mean and spread. Nothing is fetched from elsewhere.\n"
+     "  --listen HOST:PORT  a loopback address (default 127.0.0.1:8642; port 0: any free one). The\n"
+     "               page has no TLS or credential: from another machine, use an SSH tunnel\n"
+     "               (ssh -L 8642:127.0.0.1:8642 HOST).\n",
+     0, BD_CMD(bd_cmd_serve)},
     {"envs", "envs", "Lists the built-in environments with their Gymnasium ids, sensors and actuators.\n", 0, BD_CMD(bd_cmd_envs)},
     {"status", "status RUN_DIR [--json]",
      "Asks a running conductor for its processes and progress, or reads a finished run's\n"

@@ -179,6 +179,8 @@ static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
     for (int a = 0; a < c->nagents; a++) {
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
+        if (bd_tfevents_close(c->agents[a].tb) != BD_OK)
+            fprintf(stderr, "bodhi: %s\n", bd_lasterr());
     }
     free(c->agents);
     c->agents = NULL;

@@ -124,6 +124,7 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     if (p->remote && strcmp(kind->valuestring, "ready") == 0)
         p->greeted = 1;
     if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {
+        bd_journal_tb(c, a, o);
         cJSON_Delete(a->last_update);
         a->last_update = o;
         a->held = req; /* answered by bd_barrier */

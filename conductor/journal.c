@@ -71,6 +71,28 @@ double bd_num(const cJSON *o, const char *key, double def)
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
+void bd_journal_tb(bd_conductor *c, bd_agent_state *a, const cJSON *o)
+{
+    if (a->tb_failed || !c->dir || !c->phase)
+        return;
+    int rc = BD_OK;
+    if (!a->tb) {
+        if (c->phase[0] == '.' || strchr(c->phase, '/') || a->name[0] == '.' || strchr(a->name, '/'))
+            rc = bd_seterr(BD_EINVAL, "phase '%s' or agent '%s' is no folder name", c->phase, a->name);
+        char *dir = rc ? NULL : bd_strfmt("%s/tb/%s/%s", c->dir, c->phase, a->name);
+        if (!rc)
+            rc = dir ? bd_tfevents_open(dir, bd_num(o, "t", 0), &a->tb) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(dir);
+    }
+    if (!rc)
+        rc = bd_tfevents_update(a->tb, o);
+    if (rc) {
+        a->tb_failed = 1;
+        fprintf(stderr, "bodhi: no TensorBoard scalars for %s/%s: %s (log.jsonl has them)\n", c->phase, a->name,
+                bd_lasterr());
+    }
+}
+
 void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
 {
     double now = bd_now();

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/tfevents.h"
 #include "conductor/conductor.h"
 #include "conductor/ipcguard.h"
 #include "conductor/supervise.h"
@@ -42,6 +43,8 @@ typedef struct {
     int ready;           /* said "ready" */
     int port;            /* its TCP port for remote muscles (0: none) */
     int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
+    bd_tfevents *tb;     /* its TensorBoard scalars, RUN_DIR/tb/<phase>/<agent>/ (NULL: none yet) */
+    int tb_failed;       /* they could not be written (said once; log.jsonl still has them) */
 } bd_agent_state;
 
 typedef struct {
@@ -108,6 +111,11 @@ void bd_fail(bd_conductor *c, const char *fmt, ...) __attribute__((format(printf
 
 /* o[key] when a number, else def. */
 double bd_num(const cJSON *o, const char *key, double def);
+
+/* The metrics of agent a's update event o as TensorBoard scalars in
+ * RUN_DIR/tb/<phase>/<agent>/ (the file opened at its first update); a write that fails is
+ * said once on stderr and the run goes on (log.jsonl holds the same numbers). */
+void bd_journal_tb(bd_conductor *c, bd_agent_state *a, const cJSON *o);
 
 /* The agent's progress line on stderr, from its latest round report: at most one a second
  * unless force, never the same report twice, none when quiet. */

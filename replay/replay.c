@@ -337,7 +337,7 @@ static int bd_out_visit(const char *p, const struct stat *st, int flag, struct F
 /* BD_OK when the output `out_path` (of option `opt`) would not overwrite a file of the run
  * at target (a run folder, or a trace file and the memory/ beside it): an existing file
  * there, under any name or link, is refused. */
-static int bd_replay_output_ok(const char *target, const char *opt, const char *out_path)
+int bd_replay_output_ok(const char *target, const char *opt, const char *out_path)
 {
     if (!out_path[0])
         return bd_seterr(BD_EINVAL, "%s: an empty path", opt);

@@ -5,6 +5,10 @@
  *   resim.c   --verify's re-simulation of the recorded steps from the seed and setpoints
  *   plot.c    --plot: learning curves (cairo)
  *   minari.c  --minari: each trace as a Minari dataset
+ *   serve.c   `bodhi serve`: a web page of the runs under some folders, live curves
+ *   page.c    its two pages (HTML and the script that draws the charts)
+ *   metrics.c --metrics/--tensorboard: the learner's metrics of log.jsonl as CSV and
+ *             TensorBoard event files
  * Reads traces through memory/'s public readers only, so it works on a run's master file
  * (external links) and on one agent's file alike. It stands beside conductor/ (neither
  * includes the other): the kinds a run file names come down as a registry
@@ -54,5 +58,21 @@ int bd_replay_plot(const char *file, const char *title, const char *out_path);
 /* Each trace of master as a Minari dataset under root (root/<run>/<phase>-<agent>-v0);
  * *exported counts the datasets written (a sampled trace is skipped, said on out). */
 int bd_replay_minari(const char *master, const char *run_name, const char *root, FILE *out, int *exported);
+
+/* BD_OK when out_path (the output of option opt) is no file of the run at target (a run
+ * folder, or a trace file and the folder beside it): an existing file there is refused. */
+int bd_replay_output_ok(const char *target, const char *opt, const char *out_path);
+
+/* --metrics FILE.csv (rows phase,agent,update,steps,wall_time,metric,value) and/or
+ * --tensorboard DIR (DIR/<phase>/<agent>/events.out.tfevents.*; either may be NULL) from
+ * run_dir/log.jsonl's update events; what was written is said on out. */
+int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_dir, FILE *out);
+
+/* `bodhi serve`: answers HTTP on listen (HOST:PORT, a loopback address; port 0: any) over
+ * the runs under dirs until SIGINT or SIGTERM; says its address on out. */
+int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *out);
+
+/* The HTML of the run list (0) or of the curves of one run or several (1). */
+const char *bd_serve_page(int run_page);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -678,4 +679,160 @@ Test(check, every_listed_command_is_one_table_entry, .timeout = 60)
     cr_assert_eq(sh(NULL, "$BODHI nope"), 2);
     free(out);
     free(help);
+}
+
+/* Issue 25: the learner's metrics as TensorBoard scalars, written during the run
+ * (RUN_DIR/tb/) and by `replay --tensorboard`, read back by a reader written in
+ * tests/tfevents_check.py from the record format (CRCs checked, Event decoded by
+ * python3-protobuf) and equal to log.jsonl's; `replay --metrics` has one row per scalar;
+ * an output onto the run's own log is refused and the log is left whole. */
+Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
+{
+    if (system("/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null") != 0)
+        cr_skip("/usr/bin/python3 has no google.protobuf (Debian python3-protobuf)");
+    char *out = bd_strfmt("/tmp/bd-cli-%d-tb", (int)getpid()), *t = NULL;
+    char *yml = short_run("tb", 2400, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 3}\n");
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    const char *check = BODHI_SOURCE_DIR "/tests/tfevents_check.py";
+    int rc = sh(&t, "/usr/bin/python3 %s %s %s/tb", check, out, out);
+    cr_assert_eq(rc, 0, "the run's own event files: %s", t);
+    cr_assert(strstr(t, "ok: 2 file(s)"), "one file per phase and agent: %s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s --metrics %s/m.csv --tensorboard %s/export", out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t, "/usr/bin/python3 %s %s %s/export", check, out, out);
+    cr_assert_eq(rc, 0, "the exported event files: %s", t);
+    long long scalars = 0;
+    cr_assert_eq(sscanf(t, "ok: 2 file(s), %lld scalars", &scalars), 1, "%s", t);
+    free(t);
+    /* the CSV: a header, then one row per scalar, with learning_rate and losses among them */
+    char *csv = NULL, *path = bd_strfmt("%s/m.csv", out);
+    cr_assert_eq(bd_read_file(path, &csv, NULL), BD_OK);
+    long long rows = -1;
+    for (char *p = csv; (p = strchr(p, '\n')); p++)
+        rows++;
+    cr_assert_eq(rows, scalars, "%lld CSV rows, %lld scalars", rows, scalars);
+    cr_assert(strncmp(csv, "phase,agent,update,steps,wall_time,metric,value\n", 48) == 0, "%.80s", csv);
+    cr_assert(strstr(csv, ",learning_rate,") && strstr(csv, ",policy_loss,") && strstr(csv, ",approx_kl,")
+                  && strstr(csv, ",entropy,") && strstr(csv, ",mean_length,") && strstr(csv, ",steps_per_s,"),
+              "metrics missing from the CSV");
+    free(csv);
+    free(path);
+    /* an output onto the run's own log is refused (exit 2), and the log stays as it was */
+    char *log = bd_strfmt("%s/log.jsonl", out), *before = NULL, *after = NULL;
+    cr_assert_eq(bd_read_file(log, &before, NULL), BD_OK);
+    rc = sh(&t, "$BODHI replay %s --metrics %s", out, log);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "file of the run itself"), "%s", t);
+    free(t);
+    cr_assert_eq(bd_read_file(log, &after, NULL), BD_OK);
+    cr_assert_str_eq(before, after);
+    rc = sh(&t, "$BODHI replay %s/nowhere --metrics %s/x.csv", out, out);
+    cr_assert_eq(rc, 2, "a folder without log.jsonl: %s", t);
+    cr_assert(strstr(t, "log.jsonl"), "%s", t);
+    free(t);
+    free(before);
+    free(after);
+    free(log);
+    rm_rf(out);
+    free(out);
+    free(yml);
+}
+
+/* Starts `bodhi serve DIR` on a free loopback port in the background: its URL into url,
+ * its pid returned. */
+static int start_serve(const char *dir, char *url, size_t len)
+{
+    char *outf = bd_strfmt("%s.serve", dir), *cmd = bd_strfmt("%s serve %s --listen 127.0.0.1:0 > %s 2>&1 & echo $! > %s.pid",
+                                                              BODHI_BINARY, dir, outf, outf);
+    cr_assert_eq(system(cmd), 0);
+    url[0] = '\0';
+    for (int i = 0; i < 100 && !url[0]; i++) {
+        char *t = NULL;
+        if (bd_read_file(outf, &t, NULL) == BD_OK) {
+            const char *h = strstr(t, "http://");
+            if (h)
+                sscanf(h, "%255s", url);
+        }
+        free(t);
+        if (!url[0])
+            usleep(50000);
+    }
+    cr_assert(url[0], "bodhi serve said no address");
+    char *pidf = bd_strfmt("%s.pid", outf), *pt = NULL;
+    cr_assert_eq(bd_read_file(pidf, &pt, NULL), BD_OK);
+    int pid = atoi(pt);
+    free(pt);
+    free(pidf);
+    free(cmd);
+    free(outf);
+    (void)len;
+    return pid;
+}
+
+/* Issue 25: `bodhi serve` over a finished run and over a live one (tests/serve_check.py):
+ * the run and its agent's curve are listed, the updates served equal log.jsonl's and grow
+ * while the run trains; hostile HTTP (no HTTP, a POST, paths outside the runs, 1000
+ * connections, a slow client) is refused and the server lives on; off-loopback is refused
+ * with exit 2 naming the SSH tunnel. */
+Test(serve, item25_page_over_finished_and_live_runs, .timeout = 240)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-serve", (int)getpid()), *live = bd_strfmt("%s-live", out), *t = NULL;
+    char *yml = short_run("serve", 2400, "", NULL, "");
+    char *longer = short_run("servelive", 200000, "", NULL, "");
+    rm_rf(out);
+    rm_rf(live);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
+    free(t);
+    char url[256];
+    int pid = start_serve(out, url, sizeof url);
+    const char *check = BODHI_SOURCE_DIR "/tests/serve_check.py";
+    int rc = sh(&t, "/usr/bin/python3 %s %s %s", check, url, out);
+    cr_assert_eq(kill(pid, 0), 0, "bodhi serve died: %s", t);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, WNOHANG);
+    /* a live run: served while it trains */
+    char *cmd = bd_strfmt("%s run %s --out %s --quiet > /dev/null 2>&1 & echo $! > %s.runpid", BODHI_BINARY, longer, live, live);
+    cr_assert_eq(system(cmd), 0);
+    char *logp = bd_strfmt("%s/log.jsonl", live);
+    for (int i = 0; i < 600; i++) { /* its first updates */
+        char *l = NULL;
+        int ups = 0;
+        if (bd_read_file(logp, &l, NULL) == BD_OK)
+            for (char *p = l; (p = strstr(p, "\"event\":\"update\"")); p++)
+                ups++;
+        free(l);
+        if (ups >= 2)
+            break;
+        usleep(100000);
+    }
+    pid = start_serve(live, url, sizeof url);
+    rc = sh(&t, "/usr/bin/python3 %s %s %s live", check, url, live);
+    kill(pid, SIGTERM);
+    char *rp = bd_strfmt("%s.runpid", live), *rpt = NULL;
+    cr_assert_eq(bd_read_file(rp, &rpt, NULL), BD_OK);
+    kill(atoi(rpt), SIGINT);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI serve %s --listen 0.0.0.0:8642", out);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "not a loopback address") && strstr(t, "ssh -L"), "%s", t);
+    free(t);
+    for (int i = 0; i < 100 && kill(atoi(rpt), 0) == 0; i++)
+        usleep(100000);
+    free(rpt);
+    free(rp);
+    free(logp);
+    free(cmd);
+    rm_rf(out);
+    rm_rf(live);
+    free(out);
+    free(live);
+    free(yml);
+    free(longer);
 }

@@ -1,7 +1,8 @@
 /* test_common.c: what every folder builds on: error codes and the thread-local detail,
  * files and folders, the child-process set-up (in real child processes), device memory on
  * the CPU (and on CUDA where a GPU answers), and Philox draws (Random123's published
- * known answer, and the properties the env and muscle code relies on). */
+ * known answer, and the properties the env and muscle code relies on), and TensorBoard
+ * event records (CRC32C against RFC 3720's vectors, the framing). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include "common/devmem.h"
 #include "common/proc.h"
 #include "common/rng.h"
+#include "common/tfevents.h"
 #include "common/util.h"
 
 static void *set_other_error(void *arg)
@@ -193,4 +195,66 @@ Test(rng, philox_known_answer_and_properties)
     }
     double m = s / (4.0 * n), var = s2 / (4.0 * n) - m * m;
     cr_assert(m > 0.498 && m < 0.502 && var > 0.0825 && var < 0.0842, "mean %g var %g", m, var);
+}
+
+/* ---- tfevents: CRC32C and TensorBoard's record framing (common/tfevents.c) ---------------- */
+
+/* Vectors of RFC 3720, B.4 (iSCSI's CRC32C) and the usual check string. */
+Test(tfevents, crc32c_known_vectors)
+{
+    unsigned char b[32];
+    cr_assert_eq(bd_crc32c("123456789", 9), 0xE3069283u);
+    memset(b, 0, sizeof b);
+    cr_assert_eq(bd_crc32c(b, 32), 0x8A9136AAu);
+    memset(b, 0xFF, sizeof b);
+    cr_assert_eq(bd_crc32c(b, 32), 0x62A8AB43u);
+    for (int i = 0; i < 32; i++)
+        b[i] = (unsigned char)i;
+    cr_assert_eq(bd_crc32c(b, 32), 0x46DD794Eu);
+    for (int i = 0; i < 32; i++)
+        b[i] = (unsigned char)(31 - i);
+    cr_assert_eq(bd_crc32c(b, 32), 0x113FDB5Cu);
+    cr_assert_eq(bd_crc32c("", 0), 0u);
+    uint32_t c = bd_crc32c("123456789", 9);
+    cr_assert_eq(bd_crc32c_masked("123456789", 9), ((c >> 15) | (c << 17)) + 0xa282ead8u);
+}
+
+/* Each record is length, masked CRC of it, data, masked CRC of the data; the first holds
+ * the file version. */
+Test(tfevents, records_are_framed_and_checksummed)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/bd-common-%d-tb/a/b", (int)getpid());
+    bd_tfevents *w = NULL;
+    cr_assert_eq(bd_tfevents_open(dir, 1000.5, &w), BD_OK, "%s", bd_lasterr());
+    const char *tag[2] = {"loss", "kl"};
+    double v[2] = {0.25, 1e-3};
+    cr_assert_eq(bd_tfevents_scalars(w, 1001, 4096, 2, tag, v), BD_OK);
+    char *path = bd_strdup(bd_tfevents_path(w));
+    cr_assert_eq(bd_tfevents_close(w), BD_OK);
+    char *data = NULL;
+    size_t len = 0;
+    cr_assert_eq(bd_read_file(path, &data, &len), BD_OK);
+    size_t at = 0;
+    int records = 0;
+    while (at < len) {
+        cr_assert_geq(len - at, 16);
+        uint64_t n = 0;
+        uint32_t hc = 0, dc = 0;
+        memcpy(&n, data + at, 8); /* little-endian, as this machine */
+        memcpy(&hc, data + at + 8, 4);
+        cr_assert_eq(hc, bd_crc32c_masked(data + at, 8));
+        cr_assert_leq(n, len - at - 16);
+        memcpy(&dc, data + at + 12 + n, 4);
+        cr_assert_eq(dc, bd_crc32c_masked(data + at + 12, n));
+        if (records == 0)
+            cr_assert(memmem(data + at + 12, n, "brain.Event:2", 13), "the first record names the version");
+        else
+            cr_assert(memmem(data + at + 12, n, "loss", 4) && memmem(data + at + 12, n, "kl", 2));
+        at += 16 + n;
+        records++;
+    }
+    cr_assert_eq(records, 2);
+    free(data);
+    free(path);
 }

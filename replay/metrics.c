@@ -1,0 +1,156 @@
+/* metrics.c: `bodhi replay RUN_DIR --metrics FILE.csv --tensorboard DIR`: the learner's
+ * metrics of every `update` event in the run's log.jsonl (returns, episode lengths, losses,
+ * KL, entropy, learning rate, steps/s ...), per phase and agent, against the agent's env
+ * steps (the event's `steps`), as one CSV and as TensorBoard event files
+ * (DIR/<phase>/<agent>/events.out.tfevents.*, common/tfevents.h).
+ * A line that does not parse (the last line of a killed run) is skipped and counted. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/tfevents.h"
+#include "common/util.h"
+#include "replay/replay.h"
+
+#define METRICS_LINE_MAX ((size_t)1 << 20) /* a longer log line is no event of ours */
+
+/* A phase or agent name fit to be a folder name under the export. */
+static int plain_name(const char *s)
+{
+    return s[0] && s[0] != '.' && !strchr(s, '/') && strlen(s) < 128;
+}
+
+typedef struct {
+    char *key; /* "phase/agent" */
+    bd_tfevents *w;
+} tb_entry;
+
+typedef struct {
+    const char *dir;
+    tb_entry *e;
+    int n, cap;
+} tb_set;
+
+static int tb_writer(tb_set *s, const char *phase, const char *agent, double t, bd_tfevents **w)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s/%s", phase, agent);
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->e[i].key, key) == 0) {
+            *w = s->e[i].w;
+            return BD_OK;
+        }
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 8;
+        tb_entry *e = realloc(s->e, (size_t)cap * sizeof *e);
+        if (!e)
+            return bd_seterr(BD_ENOMEM, "out of memory");
+        s->e = e;
+        s->cap = cap;
+    }
+    char *dir = bd_strfmt("%s/%s", s->dir, key);
+    if (!dir)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    int rc = bd_tfevents_open(dir, t, w);
+    free(dir);
+    if (rc)
+        return rc;
+    s->e[s->n].key = bd_strdup(key);
+    s->e[s->n++].w = *w;
+    return BD_OK;
+}
+
+static int tb_close_all(tb_set *s, FILE *out)
+{
+    int rc = BD_OK;
+    for (int i = 0; i < s->n; i++) {
+        if (out)
+            fprintf(out, "tensorboard: %s\n", bd_tfevents_path(s->e[i].w));
+        int c = bd_tfevents_close(s->e[i].w);
+        rc = rc ? rc : c;
+        free(s->e[i].key);
+    }
+    free(s->e);
+    return rc;
+}
+
+/* One update event: its row(s) in the CSV and its event in the TensorBoard file. */
+static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
+{
+    const cJSON *phase = cJSON_GetObjectItemCaseSensitive(o, "phase");
+    const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(o, "steps");
+    if (!cJSON_IsString(phase) || !cJSON_IsString(agent) || !cJSON_IsNumber(steps) || !plain_name(phase->valuestring)
+        || !plain_name(agent->valuestring))
+        return BD_OK; /* not an agent's update: nothing to plot */
+    const char *tag[BD_UPDATE_METRICS_MAX];
+    double value[BD_UPDATE_METRICS_MAX];
+    int n = bd_update_metrics(o, tag, value, BD_UPDATE_METRICS_MAX);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t"), *u = cJSON_GetObjectItemCaseSensitive(o, "update");
+    double wall = cJSON_IsNumber(t) ? t->valuedouble : 0;
+    long long step = (long long)steps->valuedouble, update = cJSON_IsNumber(u) ? (long long)u->valuedouble : -1;
+    for (int i = 0; csv && i < n; i++) {
+        fprintf(csv, "%s,%s,%lld,%lld,%.17g,%s,%.17g\n", phase->valuestring, agent->valuestring, update, step, wall,
+                tag[i], value[i]);
+        ++*rows;
+    }
+    bd_tfevents *w;
+    int rc = BD_OK;
+    if (tb && n > 0 && (rc = tb_writer(tb, phase->valuestring, agent->valuestring, wall, &w)) == BD_OK)
+        rc = bd_tfevents_update(w, o);
+    return rc;
+}
+
+int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_dir, FILE *out)
+{
+    int rc = csv_path ? bd_replay_output_ok(run_dir, "--metrics", csv_path) : BD_OK;
+    if (rc)
+        return rc;
+    char *log = bd_strfmt("%s/log.jsonl", run_dir);
+    FILE *f = log ? fopen(log, "r") : NULL;
+    if (!f) {
+        rc = bd_seterr(BD_ENOTFOUND, "--metrics/--tensorboard: cannot read '%s': %s (a run folder's log)",
+                           log ? log : run_dir, strerror(errno));
+        free(log);
+        return rc;
+    }
+    FILE *csv = NULL;
+    if (csv_path && !(csv = fopen(csv_path, "w")))
+        rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
+    if (csv)
+        fputs("phase,agent,update,steps,wall_time,metric,value\n", csv);
+    tb_set tb = {.dir = tb_dir};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long long lineno = 0, bad = 0, rows = 0;
+    while (!rc && (len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\"")) {
+            bad += (size_t)len > METRICS_LINE_MAX;
+            continue;
+        }
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
+        if (!o)
+            bad++;
+        else if (cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0)
+            rc = metrics_event(o, csv, tb_dir ? &tb : NULL, &rows);
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    if (bad)
+        fprintf(out, "%s: %lld line(s) skipped that are no JSON event (a killed run's last line?)\n", log, bad);
+    if (csv && fclose(csv) != 0 && !rc)
+        rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
+    if (csv_path && !rc)
+        fprintf(out, "metrics: %s (%lld rows)\n", csv_path, rows);
+    int trc = tb_close_all(&tb, out);
+    free(log);
+    return rc ? rc : trc;
+}

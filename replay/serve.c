@@ -1,0 +1,399 @@
+/* serve.c: `bodhi serve [DIR...] [--listen HOST:PORT]`: a web page over the runs under the
+ * folders given (replay/serve.h). HTTP by libmicrohttpd, one epoll thread, loopback only.
+ *   GET /                 the list of runs (replay/page.c draws it)
+ *   GET /run?run=ID&...   curves per agent and metric of one run or several overlaid
+ *   GET /api/runs         JSON: every run found now, with status, phase, agents, steps,
+ *                         last mean return and a sparkline of it
+ *   GET /api/log?run=ID&from=OFFSET   JSON: the update events (common/tfevents.h's metrics)
+ *                         of log.jsonl from byte OFFSET (at most SERVE_CHUNK bytes), and the
+ *                         offset to ask from next: the page polls it while the run runs
+ * A run is named by ID = "<k>/<sub>" (k: the folder's index on the command line, sub: its
+ * folder under it, or "." for the folder itself) and is served only when that exact ID is
+ * among the runs found by a fresh scan: a request never names a path, so nothing outside
+ * the runs can be read. Requests other than GET, longer than the connection's memory limit
+ * or slower than SERVE_TIMEOUT_S are refused or dropped by libmicrohttpd. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "common/tfevents.h"
+#include "common/util.h"
+#include "replay/replay.h"
+
+#define SERVE_MAX_DIRS 16
+#define SERVE_MAX_RUNS 512
+#define SERVE_CHUNK ((size_t)2 << 20)     /* log bytes per /api/log answer */
+#define SERVE_SCAN_MAX ((size_t)64 << 20) /* log bytes /api/runs reads of one run */
+#define SERVE_TIMEOUT_S 15
+#define SERVE_CONNECTIONS 1024
+#define SERVE_SPARK 60                    /* points of a sparkline */
+
+typedef struct {
+    const char *const *dirs;
+    int ndirs;
+} serve_ctx;
+
+typedef struct {
+    char id[PATH_MAX];   /* "<k>/<sub>" */
+    char path[PATH_MAX]; /* the run folder */
+} run_ref;
+
+static int is_run(const char *dir)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    return snprintf(p, sizeof p, "%s/log.jsonl", dir) < (int)sizeof p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The runs under the folders: each folder that holds log.jsonl, else its subfolders that
+ * do (a sweep's folder of runs: one more level). Sorted by id. */
+static int scan(const serve_ctx *c, run_ref *out, int max)
+{
+    int n = 0;
+    for (int k = 0; k < c->ndirs && n < max; k++) {
+        if (is_run(c->dirs[k])) {
+            snprintf(out[n].id, sizeof out[n].id, "%d/.", k);
+            snprintf(out[n++].path, sizeof out[n].path, "%s", c->dirs[k]);
+            continue;
+        }
+        struct dirent **ents = NULL;
+        int m = scandir(c->dirs[k], &ents, NULL, alphasort);
+        for (int i = 0; i < m; i++) {
+            const char *e = ents[i]->d_name;
+            char p[PATH_MAX];
+            if (e[0] != '.' && n < max && snprintf(p, sizeof p, "%s/%s", c->dirs[k], e) < (int)sizeof p) {
+                if (is_run(p)) {
+                    snprintf(out[n].id, sizeof out[n].id, "%d/%s", k, e);
+                    snprintf(out[n++].path, sizeof out[n].path, "%s", p);
+                } else {
+                    struct dirent **sub = NULL;
+                    int ms = scandir(p, &sub, NULL, alphasort);
+                    for (int j = 0; j < ms; j++) {
+                        char q[PATH_MAX];
+                        if (sub[j]->d_name[0] != '.' && n < max
+                            && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && is_run(q)) {
+                            snprintf(out[n].id, sizeof out[n].id, "%d/%s/%s", k, e, sub[j]->d_name);
+                            snprintf(out[n++].path, sizeof out[n].path, "%s", q);
+                        }
+                        free(sub[j]);
+                    }
+                    free(sub);
+                }
+            }
+            free(ents[i]);
+        }
+        free(ents);
+    }
+    return n;
+}
+
+/* The run named id, found by a fresh scan; NULL when there is none. */
+static const run_ref *find_run(const serve_ctx *c, run_ref *runs, const char *id)
+{
+    if (!id)
+        return NULL;
+    int n = scan(c, runs, SERVE_MAX_RUNS);
+    for (int i = 0; i < n; i++)
+        if (strcmp(runs[i].id, id) == 0)
+            return &runs[i];
+    return NULL;
+}
+
+/* Up to max bytes of path from offset `from`, cut after the last whole line. */
+static char *read_lines(const char *path, long long from, size_t max, size_t *len, long long *next)
+{
+    *len = 0;
+    *next = from;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = malloc(max + 1);
+    if (buf && fseeko(f, (off_t)from, SEEK_SET) == 0) {
+        size_t n = fread(buf, 1, max, f);
+        while (n > 0 && buf[n - 1] != '\n')
+            n--;
+        buf[n] = '\0';
+        *len = n;
+        *next = from + (long long)n;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* An update event as the page wants it: phase, agent, steps, t and its metrics. */
+static cJSON *update_row(const cJSON *o)
+{
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"), *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
+    if (!cJSON_IsString(ph) || !cJSON_IsString(ag))
+        return NULL;
+    const char *tag[BD_UPDATE_METRICS_MAX];
+    double v[BD_UPDATE_METRICS_MAX];
+    int n = bd_update_metrics(o, tag, v, BD_UPDATE_METRICS_MAX);
+    cJSON *r = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "phase", ph->valuestring);
+    cJSON_AddStringToObject(r, "agent", ag->valuestring);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "steps"), *t = cJSON_GetObjectItemCaseSensitive(o, "t");
+    cJSON_AddNumberToObject(r, "steps", cJSON_IsNumber(s) ? s->valuedouble : 0);
+    cJSON_AddNumberToObject(r, "t", cJSON_IsNumber(t) ? t->valuedouble : 0);
+    for (int i = 0; i < n; i++)
+        cJSON_AddNumberToObject(m, tag[i], v[i]);
+    cJSON_AddItemToObject(r, "m", m);
+    return r;
+}
+
+/* Calls fn on every JSON event of the lines in buf. */
+static void each_event(char *buf, void (*fn)(const cJSON *o, const char *kind, void *arg), void *arg)
+{
+    for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, n);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
+        if (cJSON_IsString(ev))
+            fn(o, ev->valuestring, arg);
+        cJSON_Delete(o);
+    }
+}
+
+static void log_event(const cJSON *o, const char *kind, void *arg)
+{
+    cJSON *arr = arg, *row;
+    if (strcmp(kind, "update") == 0 && (row = update_row(o)))
+        cJSON_AddItemToArray(arr, row);
+}
+
+static cJSON *api_log(const run_ref *r, long long from)
+{
+    char log[PATH_MAX + 16];
+    snprintf(log, sizeof log, "%s/log.jsonl", r->path);
+    size_t len;
+    long long next;
+    char *buf = read_lines(log, from, SERVE_CHUNK, &len, &next);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "run", r->id);
+    cJSON *ups = cJSON_AddArrayToObject(out, "updates");
+    if (buf)
+        each_event(buf, log_event, ups);
+    cJSON_AddNumberToObject(out, "next", (double)next);
+    free(buf);
+    return out;
+}
+
+typedef struct {
+    cJSON *run, *agents, *spark;
+    char phase[128];
+    double steps, ret;
+    int have_ret;
+} run_summary;
+
+static void summary_event(const cJSON *o, const char *kind, void *arg)
+{
+    run_summary *s = arg;
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"), *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
+    if (strcmp(kind, "phase") == 0 && cJSON_IsString(ph)) {
+        snprintf(s->phase, sizeof s->phase, "%s", ph->valuestring);
+        cJSON_Delete(s->agents);
+        s->agents = cJSON_CreateArray();
+        while (cJSON_GetArraySize(s->spark))
+            cJSON_DeleteItemFromArray(s->spark, 0);
+    } else if (strcmp(kind, "update") == 0 && cJSON_IsString(ag)) {
+        int known = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, s->agents) known |= strcmp(x->valuestring, ag->valuestring) == 0;
+        if (!known)
+            cJSON_AddItemToArray(s->agents, cJSON_CreateString(ag->valuestring));
+        const cJSON *first = cJSON_GetArrayItem(s->agents, 0);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "steps");
+        const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mean_return");
+        if (first && strcmp(first->valuestring, ag->valuestring) == 0) { /* the first agent's curve */
+            s->steps = cJSON_IsNumber(st) ? st->valuedouble : s->steps;
+            if (cJSON_IsNumber(mr)) {
+                s->ret = mr->valuedouble;
+                s->have_ret = 1;
+                cJSON_AddItemToArray(s->spark, cJSON_CreateNumber(mr->valuedouble));
+                if (cJSON_GetArraySize(s->spark) > 4 * SERVE_SPARK) /* thinned: every other point */
+                    for (int i = 1; i < cJSON_GetArraySize(s->spark); i++)
+                        cJSON_DeleteItemFromArray(s->spark, i);
+            }
+        }
+    }
+}
+
+static cJSON *api_runs(const serve_ctx *c)
+{
+    run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
+    cJSON *out = cJSON_CreateArray();
+    int n = runs ? scan(c, runs, SERVE_MAX_RUNS) : 0;
+    for (int i = 0; i < n; i++) {
+        char p[PATH_MAX + 16];
+        run_summary s = {.agents = cJSON_CreateArray(), .spark = cJSON_CreateArray()};
+        snprintf(p, sizeof p, "%s/log.jsonl", runs[i].path);
+        size_t len;
+        long long next;
+        struct stat st;
+        long long from = stat(p, &st) == 0 && (size_t)st.st_size > SERVE_SCAN_MAX ? st.st_size - (long long)SERVE_SCAN_MAX : 0;
+        char *buf = read_lines(p, from, SERVE_SCAN_MAX, &len, &next);
+        if (buf)
+            each_event(from ? strchr(buf, '\n') ? strchr(buf, '\n') + 1 : buf : buf, summary_event, &s);
+        free(buf);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "id", runs[i].id);
+        cJSON_AddStringToObject(r, "path", runs[i].path);
+        snprintf(p, sizeof p, "%s/summary.json", runs[i].path);
+        char *sum = NULL;
+        cJSON *sj = bd_read_file_max(p, 1 << 20, &sum, NULL) == BD_OK ? cJSON_Parse(sum) : NULL;
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(sj, "status");
+        cJSON_AddStringToObject(r, "status", cJSON_IsString(status) ? status->valuestring : "running (or killed)");
+        cJSON_Delete(sj);
+        free(sum);
+        cJSON_AddStringToObject(r, "phase", s.phase);
+        cJSON_AddItemToObject(r, "agents", s.agents);
+        cJSON_AddNumberToObject(r, "steps", s.steps);
+        if (s.have_ret)
+            cJSON_AddNumberToObject(r, "mean_return", s.ret);
+        cJSON_AddItemToObject(r, "spark", s.spark);
+        cJSON_AddItemToArray(out, r);
+    }
+    free(runs);
+    return out;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const char *type, char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; "
+                                                             "style-src 'unsafe-inline'; connect-src 'self'");
+    enum MHD_Result rc = MHD_queue_response(conn, code, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned code, const char *text)
+{
+    char *b = bd_strdup(text);
+    return b ? answer(conn, code, "text/plain; charset=utf-8", b, strlen(b)) : MHD_NO;
+}
+
+static enum MHD_Result answer_json(struct MHD_Connection *conn, cJSON *j)
+{
+    char *b = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return b ? answer(conn, MHD_HTTP_OK, "application/json", b, strlen(b)) : MHD_NO;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_len, void **state)
+{
+    (void)version;
+    (void)upload;
+    const serve_ctx *c = cls;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n"); /* before any body is read */
+    if (!*state) { /* first call: headers only */
+        *state = (void *)1;
+        return MHD_YES;
+    }
+    if (*upload_len)
+        return answer_text(conn, MHD_HTTP_BAD_REQUEST, "a GET has no body\n");
+    if (strcmp(url, "/") == 0 || strcmp(url, "/run") == 0) {
+        char *b = bd_strdup(bd_serve_page(strcmp(url, "/run") == 0));
+        return b ? answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", b, strlen(b)) : MHD_NO;
+    }
+    if (strcmp(url, "/api/runs") == 0)
+        return answer_json(conn, api_runs(c));
+    if (strcmp(url, "/api/log") == 0) {
+        const char *id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "run");
+        const char *from = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
+        char *end = NULL;
+        long long off = from ? strtoll(from, &end, 10) : 0;
+        if (from && (end == from || *end || off < 0))
+            return answer_text(conn, MHD_HTTP_BAD_REQUEST, "from: a byte offset, 0 or more\n");
+        run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
+        const run_ref *r = runs ? find_run(c, runs, id) : NULL;
+        enum MHD_Result rc = r ? answer_json(conn, api_log(r, off)) : answer_text(conn, MHD_HTTP_NOT_FOUND, "no such run\n");
+        free(runs);
+        return rc;
+    }
+    return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* HOST:PORT on a loopback address, into sa; BD_EINVAL naming what is wrong. */
+static int loopback_addr(const char *listen, struct sockaddr_in *sa)
+{
+    char host[64];
+    int port = 0, used = 0;
+    if (sscanf(listen, "%63[^:]:%d%n", host, &port, &used) != 2 || listen[used] || port < 0 || port > 65535)
+        return bd_seterr(BD_EINVAL, "--listen '%s': not HOST:PORT", listen);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return bd_seterr(BD_EINVAL, "--listen '%s': '%s' is no IPv4 address", listen, host);
+    if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127)
+        return bd_seterr(BD_EINVAL,
+                         "--listen '%s': not a loopback address. The page has no TLS or credential: "
+                         "serve on 127.0.0.1 and reach it from another machine through an SSH tunnel "
+                         "(ssh -L %d:127.0.0.1:%d HOST)",
+                         listen, port, port);
+    return BD_OK;
+}
+
+int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *out)
+{
+    if (ndirs < 1 || ndirs > SERVE_MAX_DIRS)
+        return bd_seterr(BD_EINVAL, "serve: 1 to %d folders, not %d", SERVE_MAX_DIRS, ndirs);
+    for (int k = 0; k < ndirs; k++) {
+        struct stat st;
+        if (stat(dirs[k], &st) != 0 || !S_ISDIR(st.st_mode))
+            return bd_seterr(BD_ENOTFOUND, "serve: '%s' is no folder", dirs[k]);
+    }
+    struct sockaddr_in sa;
+    int rc = loopback_addr(listen, &sa);
+    if (rc)
+        return rc;
+    serve_ctx c = {dirs, ndirs};
+    struct rlimit rl; /* a descriptor per connection, up to SERVE_CONNECTIONS of them */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server's thread inherits it; sigwait below */
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)SERVE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
+    if (!d)
+        return bd_seterr(BD_EIO, "serve: cannot listen on %s: %s", listen, strerror(errno));
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    fprintf(out, "bodhi serve: http://%s:%u/ (%d folder(s); Ctrl-C ends)\n", inet_ntoa(sa.sin_addr),
+            info ? (unsigned)info->port : 0u, ndirs);
+    fflush(out);
+    int sig = 0;
+    sigwait(&set, &sig);
+    MHD_stop_daemon(d);
+    return BD_OK;
+}

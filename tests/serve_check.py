@@ -1,0 +1,122 @@
+"""serve_check.py URL RUN_DIR [live]: `bodhi serve`'s answers over HTTP as a browser and a
+hostile client send them. The run at RUN_DIR is the served folder's run "0/."; its
+updates over /api/log equal log.jsonl's. Hostile: a request line that is no HTTP, a POST
+with a body, paths outside the served runs, a bad offset, 1000 connections held open and
+a client that sends half a header and waits: each is answered 400/404/405 or dropped, and
+the server still answers a plain GET afterwards. With `live`, the run is still training:
+its updates must grow between two polls. Exit 0 when all hold; 1 with the first failure."""
+import json
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def fail(msg):
+    sys.exit(msg)
+
+
+def raw(host, port, data, wait=5.0):
+    s = socket.create_connection((host, port), timeout=wait)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+def updates(url, run):
+    code, body = get(url + "api/log?run=" + urllib.parse.quote(run) + "&from=0")
+    if code != 200:
+        fail(f"/api/log: {code}")
+    return json.loads(body)["updates"]
+
+
+def main(url, run_dir, live):
+    u = urllib.parse.urlparse(url)
+    host, port = u.hostname, u.port
+    code, body = get(url + "api/runs")
+    runs = json.loads(body)
+    if code != 200 or len(runs) != 1 or runs[0]["id"] != "0/.":
+        fail(f"/api/runs: {code} {body[:300]!r}")
+    run = runs[0]
+    if not run["agents"] or not run["spark"]:
+        fail(f"/api/runs lists no agent or curve: {run}")
+    for page in ("", "run?run=0/."):
+        code, body = get(url + page)
+        if code != 200 or b"<canvas" not in body and b"canvas" not in body:
+            fail(f"/{page}: {code}")
+        if b"http://" in body or b"https://" in body:
+            fail(f"/{page} fetches from elsewhere")
+    ups = updates(url, "0/.")
+    if live:
+        time.sleep(3)
+        later = updates(url, "0/.")
+        if len(later) <= len(ups):
+            fail(f"a live run's updates did not grow: {len(ups)} then {len(later)}")
+        print(f"live: {len(ups)} then {len(later)} updates")
+    else:
+        want = [json.loads(l) for l in open(run_dir + "/log.jsonl")]
+        want = [o for o in want if o.get("event") == "update"]
+        if len(ups) != len(want) or any(a["steps"] != b["steps"] for a, b in zip(ups, want)):
+            fail(f"/api/log has {len(ups)} updates, log.jsonl {len(want)}")
+        if ups[-1]["m"].get("mean_return") != want[-1].get("mean_return"):
+            fail("the last update's mean_return differs")
+    # outside the runs: never a file
+    for path in ("api/log?run=0/../../etc", "api/log?run=/etc/passwd", "api/log?run=1/.", "../etc/passwd",
+                 "%2e%2e/%2e%2e/etc/passwd", "api/log?run=0/./../..", "run.h5", "log.jsonl"):
+        code, body = get(url + path)
+        if code != 404 or b"root:" in body:
+            fail(f"/{path}: {code} {body[:80]!r}")
+    code, _ = get(url + "api/log?run=0/.&from=-5")
+    if code != 400:
+        fail(f"a negative offset: {code}")
+    code, _ = get(url + "api/log?run=0/.&from=12abc")
+    if code != 400:
+        fail(f"a bad offset: {code}")
+    ans = raw(host, port, b"GARBAGE\r\n\r\n")
+    if ans and not ans.startswith(b"HTTP/1.1 400"):  # libmicrohttpd drops it
+        fail(f"a request line that is no HTTP: {ans[:60]!r}")
+    ans = raw(host, port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    if not ans.startswith(b"HTTP/1.1 405"):
+        fail(f"a POST: {ans[:60]!r}")
+    big = b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    ans = raw(host, port, big)
+    if ans and not ans.split(b" ")[1].startswith(b"4"):
+        fail(f"a 100 kB request line: {ans[:60]!r}")
+    slow = socket.create_connection((host, port))
+    slow.sendall(b"GET /api/runs HTTP/1.1\r\nHo")  # and then nothing
+    held = []
+    for _ in range(1000):
+        held.append(socket.create_connection((host, port), timeout=10))
+    code, _ = get(url + "api/runs")  # one more than the idle thousand: still answered
+    if code != 200:
+        fail(f"with 1000 connections held: {code}")
+    for s in held:
+        s.close()
+    slow.close()
+    code, _ = get(url + "api/runs")
+    if code != 200:
+        fail(f"after the hostile clients: {code}")
+    print(f"ok: {len(ups)} updates served; hostile requests refused")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == "live")
