@@ -8,6 +8,8 @@
  *    critic.0.weight (h, obs) critic.0.bias (h) ... critic.{2L}.weight (1, h) .bias (1)
  *    actor.0.weight (h, obs)  actor.0.bias (h)  ... actor.{2L}.weight (act, h) .bias (act)
  *  (L = layers; the odd Sequential indices are the Tanh modules.)
+ * A Q-network (BDT_Q): q.0.weight (h, obs) q.0.bias (h) ... q.{2L}.weight (act, h) .bias (act)
+ *  (the odd indices are ReLU modules).
  *
  */
 #include "torch/shim.hpp"
@@ -61,10 +63,9 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
     /* C callers may pass any int in the enum fields; in C++ loading an out-of-range enum
      * is undefined, so look at them as ints. */
     const int kind = enum_as_int(&cfg->act_kind), device = enum_as_int(&cfg->device);
-    if (kind == BDT_SQUASHED || kind == BDT_Q)
-        return bd_seterr(BD_EINVAL, "bdt_policy_create: act_kind %d (%s) has no network yet", kind,
-                         kind == BDT_Q ? "Q-values" : "squashed Gaussian");
-    if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS)
+    if (kind == BDT_SQUASHED)
+        return bd_seterr(BD_EINVAL, "bdt_policy_create: act_kind %d (squashed Gaussian) has no network yet", kind);
+    if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS && kind != BDT_Q)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown act_kind %d", kind);
     if (device != BDT_CPU && device != BDT_CUDA)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown device %d", device);
@@ -80,8 +81,12 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         {
             torch::NoGradGuard ng;
             at::Generator gen = at::detail::createCPUGenerator(cfg->seed);
-            init_trunk(p->net->critic, 1.0, gen); /* CleanRL builds the critic first */
-            init_trunk(p->net->actor, 0.01, gen);
+            if (kind == BDT_Q) {
+                init_trunk(p->net->actor, 1.0, gen);
+            } else {
+                init_trunk(p->net->critic, 1.0, gen); /* CleanRL builds the critic first */
+                init_trunk(p->net->actor, 0.01, gen);
+            }
         }
         p->net->to(p->dev);
         p->params = p->net->parameters();
@@ -173,10 +178,15 @@ static int policy_forward(bdt_policy *p, const float *obs, int n, float *out, fl
             torch::from_blob(out, {n, A}, opts).copy_(p->net->actor->forward(x));
         else if (out)
             download(p->net->actor->forward(x), out, (size_t)n * A); /* (n, act) */
+        /* a Q-network's value: the greedy action's */
+        auto critic = [&]() {
+            return p->net->critic ? p->net->critic->forward(x)
+                                  : std::get<0>(p->net->actor->forward(x).max(1, true));
+        };
         if (value && on_device)
-            torch::from_blob(value, {n, 1}, opts).copy_(p->net->critic->forward(x));
+            torch::from_blob(value, {n, 1}, opts).copy_(critic());
         else if (value)
-            download(p->net->critic->forward(x), value, (size_t)n); /* (n, 1) */
+            download(critic(), value, (size_t)n); /* (n, 1) */
         return BD_OK;
     } catch (...) {
         return catch_torch(where);
