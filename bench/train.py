@@ -140,7 +140,9 @@ doc = {"what": f"wall time and agent-steps from `bodhi run` start until the {a.p
        "dirty_files": [l[3:] for l in subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                                      capture_output=True, text=True).stdout.splitlines()],
        "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-       "machine": machine(), **table(runs)}
+       "machine": machine(), "load_avg_1_5_15_at_end": list(os.getloadavg()),
+       "load_note": "2 cores shared with other builds and runs; load averages above 2 mean the runs got part of them",
+       **table(runs)}
 if a.worlds:
     doc["by_worlds"] = {str(w): table([r for r in runs if r["worlds"] == w]) for w in a.worlds}
 if files:

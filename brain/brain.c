@@ -302,7 +302,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
     cJSON *admit = cJSON_DetachItemFromObject(ev, "admit");
     if (have && b->train && !*stop) {
         bd_batch batch = {b->T, b->N, b->S, b->U, b->obs, b->act, b->logp, b->val, b->rew, b->fval,
-                          b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL};
+                          b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL, b->fobs};
         cJSON_Delete(b->learned);
         b->learned = cJSON_CreateObject();
         rc = b->lops->collect(b->learner, &batch);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "brain/dqn.h"
 #include "brain/netless.h"
 #include "brain/ppo.h"
 #include "common/util.h"
@@ -15,6 +16,7 @@
 
 const bd_kind bd_brain_kinds[] = {
     BD_PPO_KIND("ppo", "ppo"),
+    BD_DQN_KIND("dqn", "dqn"),
     BD_NETLESS_KIND("random", "random"),
     /* drives a rule-based muscle (fsm): records and counts, learns nothing */
     BD_NETLESS_KIND("none", "rules"),

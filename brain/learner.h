@@ -18,12 +18,16 @@
 #include "wire/wire.h"
 
 /* A round's batch (T, N, ...) over every world of the agent; columns whose muscle sent
- * nothing this round have valid[i] = 0 (valid NULL: all have data). */
+ * nothing this round have valid[i] = 0 (valid NULL: all have data). fobs (T, N, S): the
+ * final observation of every step whose episode ended (terminated or truncated; other rows
+ * mean nothing), which off-policy learners take as that step's next observation (it may be
+ * NULL for learners that do not read it). */
 typedef struct {
     int T, N, S, U;
     const float *obs, *act, *logp, *val, *rew, *fval, *lastv; /* (T,N,S) (T,N,U) (T,N)... lastv (N) */
     const uint8_t *term, *trunc;                              /* (T, N) */
     const uint8_t *valid;                                     /* (N) or NULL */
+    const float *fobs;                                        /* (T, N, S), see above */
 } bd_batch;
 
 /* Called by a learner between the backward pass and the optimiser step of every gradient

@@ -3,8 +3,9 @@
  *   bd_act_gather  the agent's sensor columns of the env's observations, raw and as the
  *                  network sees them (running normalisation)
  *   bd_act_select  the action from the network's output (or uniform for the random
- *                  muscle), its log-probability, and the clipped setpoint into the env's
- *                  action buffer (bd_act_put, which replay/resim.c replays traces with)
+ *                  muscle; epsilon-greedy over Q-values for a Q head), its log-probability,
+ *                  and the clipped setpoint into the env's action buffer (bd_act_put,
+ *                  which replay/resim.c replays traces with)
  *   bd_act_record  reward and episode flags of the step into the rollout; says whether
  *                  the world was truncated (not terminated), so its final observation
  *                  needs a value to bootstrap from
@@ -36,6 +37,8 @@ typedef struct {
     int M, first, count;  /* the env's rows per world; the agent's first row in a world, and
                              its rows (members) per world */
     int continuous;       /* 1: diagonal Gaussian over U = A Box actuators */
+    int qhead;            /* 1: the network's outputs are Q-values: epsilon-greedy argmax */
+    float epsilon;        /* qhead: the exploration rate the brain sent (sampling mode) */
     int mode;             /* bd_act_mode */
     int norm;             /* 1: the network sees clip((x - mean) * inv, -10, 10) */
     uint64_t seed;        /* the agent's seed */
@@ -85,6 +88,30 @@ BD_HOSTDEV static inline int bd_categorical(const float *logits, int A, float u,
         }
     }
     *logp = (float)((double)logits[pick] - lse);
+    return pick;
+}
+
+/* Epsilon-greedy over Q-values q (A): the argmax (first on ties), or with probability
+ * epsilon (u0 < epsilon) the uniform pick floor(u1 A); *logp the log-probability of the
+ * choice under that mixture (0 when greedy: epsilon < 0 means no exploration). */
+BD_HOSTDEV static inline int bd_epsilon_greedy(const float *q, int A, float epsilon, float u0, float u1,
+                                               float *logp)
+{
+    int arg = 0;
+    for (int a = 1; a < A; a++)
+        if (q[a] > q[arg])
+            arg = a;
+    if (!(epsilon > 0)) {
+        *logp = 0;
+        return arg;
+    }
+    int pick = arg;
+    if (u0 < epsilon) {
+        int k = (int)(u1 * (float)A);
+        pick = k < A ? k : A - 1;
+    }
+    double p = (double)epsilon / A + (pick == arg ? 1.0 - (double)epsilon : 0.0);
+    *logp = (float)log(p);
     return pick;
 }
 
@@ -192,6 +219,12 @@ BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_
         }
         logp[i] = (float)lp;
         value[i] = 0;
+    } else if (a->qhead) {
+        float u[4] = {0, 0, 0, 0};
+        if (a->mode == BD_ACT_SAMPLE)
+            bd_rng_uniform4(a->seed, world, step, BD_STREAM_EXPLORE, u);
+        row[0] = (float)bd_epsilon_greedy(out + (int64_t)i * A, A, a->mode == BD_ACT_SAMPLE ? a->epsilon : -1.0f,
+                                          u[0], u[1], &logp[i]);
     } else if (a->continuous) {
         float z[BD_ACT_MAX] = {0};
         if (a->mode == BD_ACT_SAMPLE)

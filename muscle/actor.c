@@ -105,11 +105,13 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
         return bd_seterr(BD_ESTATE, "agent %s: %s", ac->ap->cfg->name,
                          bd_actor_has_net(ac) ? "the network exists already" : "a netless muscle has no network");
     bdt_policy_config pc = {
-        .obs_dim = a->S, .act_kind = a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
+        .obs_dim = a->S, .act_kind = a->qhead ? BDT_Q : a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
         .act_dim = a->A, .hidden = hidden, .layers = layers,
         .device = ac->dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = ac->ap->seed,
     };
-    if (!BD_ON_CUDA(ac)) { /* parameters come with the first WEIGHTS */
+    /* On the CPU the actor-critic runs in C (parameters come with the first WEIGHTS);
+     * other networks (Q-values) and CUDA run on libtorch. */
+    if (!BD_ON_CUDA(ac) && (pc.act_kind == BDT_DISCRETE || pc.act_kind == BDT_CONTINUOUS)) {
         int rc = bdt_cpunet_init(&ac->cnet, &pc, ac->n);
         if (rc == BD_OK && !(ac->cparams = calloc(ac->cnet.count, sizeof(float)))) {
             rc = bd_seterr(BD_ENOMEM, "muscle: out of memory for %zu parameters", ac->cnet.count);
@@ -118,7 +120,7 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
         return rc;
     }
     int rc = bdt_policy_create(&pc, &ac->net);
-    if (rc == BD_OK && a->continuous)
+    if (rc == BD_OK && a->continuous && !a->qhead)
         rc = bdt_policy_logstd(ac->net, a->logstd, a->A);
     return rc;
 }
@@ -164,7 +166,7 @@ int bd_actor_set_params(bd_actor *ac, const float *params, size_t n)
     if (!ac->net)
         return BD_OK;
     int rc = bdt_policy_set_params(ac->net, params, n);
-    if (rc == BD_OK && ac->args.continuous)
+    if (rc == BD_OK && ac->args.continuous && !ac->args.qhead)
         rc = bdt_policy_logstd(ac->net, ac->args.logstd, ac->args.A);
     return rc;
 }

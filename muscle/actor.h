@@ -46,7 +46,8 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
                   bd_act_mode mode, const bd_fsm *fsm);
 void bd_actor_fini(bd_actor *ac);
 
-/* Builds the policy network the brain describes (hidden units, hidden layers). */
+/* Builds the policy network the brain describes (hidden units, hidden layers): a
+ * Q-network (BDT_Q) when args.qhead is set (set it first), else the actor-critic. */
 int bd_actor_has_net(const bd_actor *ac);
 int bd_actor_set_net(bd_actor *ac, int hidden, int layers);
 

@@ -91,11 +91,13 @@ static int bd_fsm_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch
     return bd_actor_init(ac, ap, b, dev, BD_ACT_FSM, ap->muscle_params);
 }
 
-static const bd_muscle_ops bd_net_ops = {bd_net_init}, bd_uniform_ops = {bd_uniform_init},
-                           bd_fsm_ops = {bd_fsm_init};
+static const bd_muscle_ops bd_net_ops = {bd_net_init, 0}, bd_uniform_ops = {bd_uniform_init, 0},
+                           bd_fsm_ops = {bd_fsm_init, 0}, bd_q_ops = {bd_net_init, BD_HEAD_Q};
 
 const bd_kind bd_muscle_kinds[] = {
     {"ppo", "ppo", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_net_ops},
+    /* argmax over Q-values (epsilon-greedy in train phases); the dqn brain checks the actuators */
+    {"dqn", "dqn", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_q_ops},
     {"random", "random", 1, NULL, NULL, bd_actor_check, NULL, NULL, &bd_uniform_ops},
     {"fsm", "rules", 1, bd_fsm_kind_parse, free, NULL, NULL, NULL, &bd_fsm_ops},
 };
@@ -184,15 +186,17 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
         return BD_OK;
     }
     /* the policy the message describes, which this muscle must be able to run */
-    const uint32_t head = a->ap->continuous ? BD_HEAD_GAUSSIAN : BD_HEAD_CATEGORICAL;
-    if (w->policy != BD_POLICY_MLP || w->head != head || w->obs_dim != (uint32_t)a->S
+    const bd_muscle_ops *mo = a->ap->muscle->ops;
+    const uint32_t head = mo && mo->head ? mo->head : a->ap->continuous ? BD_HEAD_GAUSSIAN : BD_HEAD_CATEGORICAL;
+    const uint32_t policy = head == BD_HEAD_Q ? BD_POLICY_Q_MLP : BD_POLICY_MLP;
+    if (w->policy != policy || w->head != head || w->obs_dim != (uint32_t)a->S
         || w->act_dim != (uint32_t)a->actor.args.A)
         return bd_seterr(BD_EPROTO, "brain of agent '%s' describes policy %u with head %u over %u inputs and %u "
                          "outputs; its muscle runs policy %u with head %u over %d and %d", a->ap->cfg->name,
-                         w->policy, w->head, w->obs_dim, w->act_dim, (unsigned)BD_POLICY_MLP, head, a->S,
-                         a->actor.args.A);
-    bdt_policy_config pc = {.obs_dim = (int)w->obs_dim, .act_kind = head == BD_HEAD_GAUSSIAN ? BDT_CONTINUOUS
-                                                                                         : BDT_DISCRETE,
+                         w->policy, w->head, w->obs_dim, w->act_dim, policy, head, a->S, a->actor.args.A);
+    bdt_policy_config pc = {.obs_dim = (int)w->obs_dim, .act_kind = head == BD_HEAD_Q ? BDT_Q
+                                                                  : head == BD_HEAD_GAUSSIAN ? BDT_CONTINUOUS
+                                                                                             : BDT_DISCRETE,
                             .act_dim = (int)w->act_dim, .hidden = (int)w->hidden, .layers = (int)w->layers};
     uint64_t want = w->hidden <= (1u << 16) && w->layers <= 64 ? bdt_policy_param_count_of(&pc) : 0;
     if (want == 0 || w->nparams != want)
@@ -200,11 +204,12 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
                          "(which has %llu)", a->ap->cfg->name, (unsigned long long)w->nparams, w->layers,
                          w->hidden, (unsigned long long)want);
     a->use_norm = w->norm_dims != 0;
+    a->actor.args.qhead = head == BD_HEAD_Q;
     int rc = bd_actor_set_net(&a->actor, (int)w->hidden, (int)w->layers);
     if (rc != BD_OK)
         return rc;
     a->nparams = (size_t)want;
-    a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S));
+    a->params = malloc(sizeof(float) * (a->nparams + 2 * (size_t)a->S + BD_WEIGHTS_HEAD_FLOATS(head)));
     if (!a->params)
         return bd_seterr(BD_ENOMEM, "muscle: out of memory");
     a->shape = *w;
@@ -232,7 +237,10 @@ static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
         a->stopped = 1;
     else if (rc == BD_OK && bd_actor_has_net(&a->actor)) {
-        memcpy(a->params, floats, sizeof(float) * (a->nparams + (a->use_norm ? 2 * (size_t)a->S : 0)));
+        const size_t nn = a->nparams + (a->use_norm ? 2 * (size_t)a->S : 0);
+        memcpy(a->params, floats, sizeof(float) * (nn + BD_WEIGHTS_HEAD_FLOATS(w.head)));
+        if (a->actor.args.qhead) /* the brain's exploration rate, after the normaliser */
+            a->actor.args.epsilon = a->params[nn];
         rc = bd_actor_set_params(&a->actor, a->params, a->nparams);
         if (rc == BD_OK && a->use_norm)
             rc = bd_actor_set_norm(&a->actor, a->params + a->nparams, a->params + a->nparams + a->S);

@@ -18,6 +18,9 @@ typedef struct {
      * bd_actor_init), in `mode`: BD_ACT_SAMPLE in a train phase, BD_ACT_GREEDY in a test
      * phase; the kind picks its own (uniform draws, its machine from ap->muscle_params). */
     int (*init)(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, bd_device dev, bd_act_mode mode);
+    /* The head (wire/wire.h BD_HEAD_*) the kind runs, which its brain's WEIGHTS must
+     * describe; 0: by the agent's actuators (Gaussian for Box ones, else categorical). */
+    uint32_t head;
 } bd_muscle_ops;
 
 /* The muscles a run file can name ("ppo", "random"), for the registry. */

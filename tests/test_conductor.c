@@ -1901,8 +1901,9 @@ Test(conductor, item12_ctrl_c_during_start_up_says_so, .timeout = 120 * BD_TEST_
         _exit(127);
     }
     char *log = bd_strfmt("%s/log.jsonl", out);
-    wait_for_text(log, "\"role\":\"brain\"", 30); /* the brain is spawned, far from its first round */
-    usleep(300000);
+    /* the brain is spawned: its first round needs libtorch, which it loads in the
+     * background after its first weights went out (a few tenths of a second here) */
+    wait_for_text(log, "\"role\":\"brain\"", 30);
     kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);

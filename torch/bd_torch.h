@@ -20,6 +20,7 @@
 #include "bodhi/bodhi.h"
 #include "torch/net.h"      /* networks and heads */
 #include "torch/ppo_algo.h" /* algorithms: PPO */
+#include "torch/dqn_algo.h" /* ... and DQN */
 
 #ifdef __cplusplus
 extern "C" {

@@ -153,6 +153,11 @@ extern "C" int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)
         return bd_seterr(BD_EINVAL, "bdt_save: NULL argument");
     if (o && o->p != p)
         return bd_seterr(BD_EINVAL, "bdt_save: %s: the optimiser belongs to another policy", path);
+    return bd_shim::save_policy(p, o ? o->opt.get() : nullptr, path);
+}
+
+int bd_shim::save_policy(bdt_policy *p, torch::optim::Adam *o, const char *path)
+{
     std::string file; /* the whole checkpoint, serialised */
     try {
         torch::NoGradGuard ng;
@@ -163,7 +168,7 @@ extern "C" int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)
         inner.write("params", params);
         if (o) {
             torch::serialize::OutputArchive opt;
-            o->opt->save(opt);
+            o->save(opt);
             inner.write("optimizer", opt);
         }
         std::ostringstream ss;
@@ -196,6 +201,18 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
         return bd_seterr(BD_EINVAL, "bdt_load: NULL argument");
     if (o && o->p != p)
         return bd_seterr(BD_EINVAL, "bdt_load: %s: the optimiser belongs to another policy", path);
+    std::unique_ptr<torch::optim::Adam> opt;
+    const torch::optim::AdamOptions adam = o ? torch::optim::AdamOptions(o->cfg.lr).eps(1e-5)
+                                             : torch::optim::AdamOptions();
+    int rc = bd_shim::load_policy(p, o ? &adam : nullptr, o ? &opt : nullptr, path);
+    if (rc == BD_OK && o)
+        o->opt = std::move(opt);
+    return rc;
+}
+
+int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
+                         std::unique_ptr<torch::optim::Adam> *o, const char *path)
+{
     struct stat st;
     if (stat(path, &st) != 0) {
         int err = errno;
@@ -260,14 +277,14 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
                                  path, i);
         }
         std::unique_ptr<torch::optim::Adam> opt;
-        if (o) {
+        if (o && adam) {
             torch::serialize::InputArchive oa;
             if (!inner.try_read("optimizer", oa))
                 return bd_seterr(BD_EINVAL,
                                  "bdt_load: %s: the file holds no optimiser state (load with o = NULL "
                                  "to read the parameters alone)",
                                  path);
-            opt.reset(new torch::optim::Adam(p->params, torch::optim::AdamOptions(o->cfg.lr).eps(1e-5)));
+            opt.reset(new torch::optim::Adam(p->params, *adam));
             opt->load(oa);
         }
         {
@@ -275,8 +292,8 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
             for (size_t i = 0; i < p->params.size(); i++)
                 p->params[i].copy_(loaded[i]);
         }
-        if (o)
-            o->opt = std::move(opt);
+        if (o && adam)
+            *o = std::move(opt);
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_load", path);

@@ -44,6 +44,15 @@
     X(ppo_undo, int, (bdt_ppo *))                                                                             \
     X(ppo_update, int, (bdt_ppo *, const float *, const float *, const float *, const float *, const float *, \
                         const float *, int, const int64_t *, bdt_ppo_stats *))                                \
+    X(dqn_create, int, (bdt_policy *, const bdt_dqn_config *, bdt_dqn **))                                    \
+    X(dqn_destroy, void, (bdt_dqn *))                                                                         \
+    X(dqn_set_lr, int, (bdt_dqn *, float))                                                                    \
+    X(dqn_targets, int, (bdt_dqn *, const float *, const float *, const float *, int, float *))               \
+    X(dqn_update, int, (bdt_dqn *, const float *, const float *, const float *, const float *, const float *, \
+                        int, int, const volatile int *, bdt_dqn_stats *))                                     \
+    X(dqn_target_params, int, (bdt_dqn *, float *, size_t))                                                   \
+    X(dqn_save, int, (bdt_dqn *, const char *))                                                               \
+    X(dqn_load, int, (bdt_dqn *, const char *))                                                               \
     X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(load, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(set_threads, void, (int))                                                                               \
@@ -206,6 +215,57 @@ int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions, const flo
 {
     BDT_HANDLE(o, "bdt_ppo_update");
     return bdt_fn.ppo_update(o, obs, actions, logp, adv, ret, val, n, perm, stats);
+}
+
+int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn **out)
+{
+    if (out)
+        *out = NULL;
+    BDT_HANDLE(q, "bdt_dqn_create");
+    return bdt_fn.dqn_create(q, cfg, out);
+}
+
+void bdt_dqn_destroy(bdt_dqn *o)
+{
+    if (o && bdt_loaded)
+        bdt_fn.dqn_destroy(o);
+}
+
+int bdt_dqn_set_lr(bdt_dqn *o, float lr)
+{
+    BDT_HANDLE(o, "bdt_dqn_set_lr");
+    return bdt_fn.dqn_set_lr(o, lr);
+}
+
+int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const float *term, int n, float *y)
+{
+    BDT_HANDLE(o, "bdt_dqn_targets");
+    return bdt_fn.dqn_targets(o, rew, next_obs, term, n, y);
+}
+
+int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
+                   const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats)
+{
+    BDT_HANDLE(o, "bdt_dqn_update");
+    return bdt_fn.dqn_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
+}
+
+int bdt_dqn_target_params(bdt_dqn *o, float *dst, size_t n)
+{
+    BDT_HANDLE(o, "bdt_dqn_target_params");
+    return bdt_fn.dqn_target_params(o, dst, n);
+}
+
+int bdt_dqn_save(bdt_dqn *o, const char *path)
+{
+    BDT_HANDLE(o, "bdt_dqn_save");
+    return bdt_fn.dqn_save(o, path);
+}
+
+int bdt_dqn_load(bdt_dqn *o, const char *path)
+{
+    BDT_HANDLE(o, "bdt_dqn_load");
+    return bdt_fn.dqn_load(o, path);
 }
 
 int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)

@@ -19,14 +19,15 @@ extern "C" {
 typedef enum { BDT_CPU = 0, BDT_CUDA = 1 } bdt_device;
 
 /* The policy's head: how its actor's output becomes actions. A squashed Gaussian (tanh of
- * a Gaussian with a state-dependent log std) and Q-networks (a value per discrete action)
- * have their places here and in wire/wire.h's BD_HEAD_*; no network builds them yet
- * (bdt_policy_create refuses them). */
+ * a Gaussian with a state-dependent log std) has its place here and in wire/wire.h's
+ * BD_HEAD_*; no network builds it yet (bdt_policy_create refuses it). A Q-network
+ * (BDT_Q) is one trunk of `layers` ReLU layers with act_dim outputs, the Q-value of each
+ * discrete action; its "value" (bdt_policy_forward) is the largest of them. */
 typedef enum {
     BDT_DISCRETE = 0,     /* categorical over act_dim logits */
     BDT_CONTINUOUS = 1,   /* diagonal Gaussian: act_dim means and a state-independent log std */
     BDT_SQUASHED = 2,     /* reserved */
-    BDT_Q = 3,            /* reserved */
+    BDT_Q = 3,            /* Q-values per discrete action (torch/dqn_algo.h learns them) */
 } bdt_act_kind;
 typedef struct {
     int obs_dim;
@@ -59,6 +60,8 @@ static inline uint64_t bdt_policy_param_count_of(const bdt_policy_config *c)
         return 0;
     /* each trunk: Linear(S, h), then L - 1 of Linear(h, h), then its head Linear(h, out) */
     const uint64_t body = S * h + h + (L - 1) * (h * h + h);
+    if (c->act_kind == BDT_Q)
+        return body + (h * A + A); /* one trunk, no critic */
     const uint64_t n = 2 * body + (h + 1) + (h * A + A) + (c->act_kind == BDT_CONTINUOUS ? A : 0);
     return n > ((uint64_t)1 << 40) ? 0 : n;
 }

@@ -1,6 +1,6 @@
 /* policy.cpp: the policy network (CleanRL's actor-critic MLP) behind bdt_policy_*
  * (torch/bd_torch.h): creation with the initial weights of torch/cpunet.c (orthogonal,
- * drawn from the seed),
+ * drawn from the seed; a Q-network's by libtorch's generator),
  * parameters in and out, inference on host or device memory, the log std.
  *
  * Flat parameter order (bdt_policy_get_params/set_params) is torch's named_parameters()
@@ -9,6 +9,8 @@
  *    critic.0.weight (h, obs) critic.0.bias (h) ... critic.{2L}.weight (1, h) .bias (1)
  *    actor.0.weight (h, obs)  actor.0.bias (h)  ... actor.{2L}.weight (act, h) .bias (act)
  *  (L = layers; the odd Sequential indices are the Tanh modules.)
+ * A Q-network (BDT_Q): q.0.weight (h, obs) q.0.bias (h) ... q.{2L}.weight (act, h) .bias (act)
+ *  (the odd indices are ReLU modules).
  *
  */
 #include "torch/shim.hpp"
@@ -20,6 +22,38 @@ extern "C" {
 }
 
 using namespace bd_shim;
+
+namespace {
+
+/* torch.nn.init.orthogonal_ with an explicit generator. w: (rows, cols...) */
+void orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
+{
+    const int64_t rows = w.size(0), cols = w.numel() / rows;
+    torch::Tensor flat = at::randn({rows, cols}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+    if (rows < cols)
+        flat = flat.t();
+    auto qr = at::linalg_qr(flat);
+    torch::Tensor q = std::get<0>(qr);
+    q = q * torch::diag(std::get<1>(qr), 0).sign();
+    if (rows < cols)
+        q = q.t();
+    w.copy_(q.reshape(w.sizes()) * gain);
+}
+
+/* Orthogonal init of one trunk: hidden layers gain sqrt(2), the head `head_gain`. */
+void init_trunk(torch::nn::Sequential &s, double head_gain, at::Generator &gen)
+{
+    const size_t n = s->size();
+    for (size_t i = 0; i < n; i++) {
+        auto lin = s[i]->as<torch::nn::Linear>();
+        if (!lin)
+            continue;
+        orthogonal_(lin->weight, i + 1 == n ? head_gain : std::sqrt(2.0), gen);
+        lin->bias.zero_();
+    }
+}
+
+} // namespace
 
 
 extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
@@ -37,10 +71,9 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
     /* C callers may pass any int in the enum fields; in C++ loading an out-of-range enum
      * is undefined, so look at them as ints. */
     const int kind = enum_as_int(&cfg->act_kind), device = enum_as_int(&cfg->device);
-    if (kind == BDT_SQUASHED || kind == BDT_Q)
-        return bd_seterr(BD_EINVAL, "bdt_policy_create: act_kind %d (%s) has no network yet", kind,
-                         kind == BDT_Q ? "Q-values" : "squashed Gaussian");
-    if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS)
+    if (kind == BDT_SQUASHED)
+        return bd_seterr(BD_EINVAL, "bdt_policy_create: act_kind %d (squashed Gaussian) has no network yet", kind);
+    if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS && kind != BDT_Q)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown act_kind %d", kind);
     if (device != BDT_CPU && device != BDT_CUDA)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown device %d", device);
@@ -53,17 +86,25 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         p->cfg = *cfg;
         p->dev = cfg->device == BDT_CUDA ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
         p->net = std::make_shared<ActorCritic>(*cfg);
+        if (kind == BDT_Q) { /* a Q-network starts from libtorch's draw */
+            torch::NoGradGuard ng;
+            at::Generator gen = at::detail::createCPUGenerator(cfg->seed);
+            init_trunk(p->net->actor, 1.0, gen);
+        }
         p->net->to(p->dev);
         p->params = p->net->parameters();
         for (const auto &t : p->params)
             p->count += (size_t)t.numel();
-        /* the initial weights are torch/cpunet.c's, which a brain sends before it loads libtorch */
-        std::vector<float> init(p->count);
-        int rc = bdt_policy_init_params(cfg, init.data(), init.size());
-        if (rc == BD_OK)
-            rc = bdt_policy_set_params(p.get(), init.data(), init.size());
-        if (rc != BD_OK)
-            return rc;
+        /* the actor-critic's initial weights are torch/cpunet.c's, which a brain sends
+         * before it loads libtorch */
+        if (kind != BDT_Q) {
+            std::vector<float> init(p->count);
+            int rc = bdt_policy_init_params(cfg, init.data(), init.size());
+            if (rc == BD_OK)
+                rc = bdt_policy_set_params(p.get(), init.data(), init.size());
+            if (rc != BD_OK)
+                return rc;
+        }
         *out = p.release();
         return BD_OK;
     } catch (...) {
@@ -150,10 +191,15 @@ static int policy_forward(bdt_policy *p, const float *obs, int n, float *out, fl
             torch::from_blob(out, {n, A}, opts).copy_(p->net->actor->forward(x));
         else if (out)
             download(p->net->actor->forward(x), out, (size_t)n * A); /* (n, act) */
+        /* a Q-network's value: the greedy action's */
+        auto critic = [&]() {
+            return p->net->critic ? p->net->critic->forward(x)
+                                  : std::get<0>(p->net->actor->forward(x).max(1, true));
+        };
         if (value && on_device)
-            torch::from_blob(value, {n, 1}, opts).copy_(p->net->critic->forward(x));
+            torch::from_blob(value, {n, 1}, opts).copy_(critic());
         else if (value)
-            download(p->net->critic->forward(x), value, (size_t)n); /* (n, 1) */
+            download(critic(), value, (size_t)n); /* (n, 1) */
         return BD_OK;
     } catch (...) {
         return catch_torch(where);

@@ -39,7 +39,7 @@ void download(const torch::Tensor &t, float *dst, size_t n)
 
 const char *kind_name(int k)
 {
-    return k == BDT_DISCRETE ? "discrete" : k == BDT_CONTINUOUS ? "continuous" : "?";
+    return k == BDT_DISCRETE ? "discrete" : k == BDT_CONTINUOUS ? "continuous" : k == BDT_Q ? "q" : "?";
 }
 
 } // namespace bd_shim

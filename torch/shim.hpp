@@ -57,14 +57,20 @@
 
 namespace bd_shim {
 
-/* CleanRL's network: two separate trunks plus, for continuous actions, a free log std. */
+/* CleanRL's network: two separate trunks plus, for continuous actions, a free log std.
+ * A Q-network (BDT_Q, CleanRL's dqn.py) is one trunk of ReLU layers, `actor` here, with a
+ * value per action and no critic. */
 struct ActorCritic : torch::nn::Module {
-    torch::nn::Sequential critic{nullptr}; /* (n, obs) -> (n, 1) */
+    torch::nn::Sequential critic{nullptr}; /* (n, obs) -> (n, 1); none for BDT_Q */
     torch::nn::Sequential actor{nullptr};  /* (n, obs) -> (n, act_dim) */
     torch::Tensor logstd;                  /* (1, act_dim), continuous only */
 
     ActorCritic(const bdt_policy_config &c)
     {
+        if (c.act_kind == BDT_Q) {
+            actor = register_module("q", trunk(c, c.act_dim));
+            return;
+        }
         if (c.act_kind == BDT_CONTINUOUS)
             logstd = register_parameter("actor_logstd", torch::zeros({1, c.act_dim}));
         critic = register_module("critic", trunk(c, 1));
@@ -77,7 +83,10 @@ struct ActorCritic : torch::nn::Module {
         int in = c.obs_dim;
         for (int i = 0; i < c.layers; i++) {
             s->push_back(torch::nn::Linear(in, c.hidden));
-            s->push_back(torch::nn::Tanh());
+            if (c.act_kind == BDT_Q)
+                s->push_back(torch::nn::ReLU());
+            else
+                s->push_back(torch::nn::Tanh());
             in = c.hidden;
         }
         s->push_back(torch::nn::Linear(in, out));
@@ -90,6 +99,13 @@ struct ActorCritic : torch::nn::Module {
  * (discrete: act (n) indices) or the diagonal Gaussian of means `out` and net's log std. */
 void head_logp_entropy(const ActorCritic &net, bool discrete, const torch::Tensor &out, const torch::Tensor &act,
                        torch::Tensor &logp, torch::Tensor &entropy);
+
+/* checkpoint.cpp: p's parameters and, with o, an optimiser's state to path, in the format
+ * of bdt_save; and back (with adam and o: an optimiser of those options over p's
+ * parameters, its state read from the file, into *o). Nothing changes when loading fails. */
+int save_policy(bdt_policy *p, torch::optim::Adam *o, const char *path);
+int load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam, std::unique_ptr<torch::optim::Adam> *o,
+                const char *path);
 
 /* Called from a catch block: the current exception as a bd_err, detail "where: [path: ]what". */
 int catch_torch(const char *where, const char *path = nullptr);

@@ -122,7 +122,7 @@ uint64_t bd_weights_floats(const bd_weights_hdr *h)
 {
     if (h->nparams > BD_WEIGHTS_MAX_FLOATS)
         return UINT64_MAX;
-    return h->nparams + 2 * (uint64_t)h->norm_dims;
+    return h->nparams + 2 * (uint64_t)h->norm_dims + BD_WEIGHTS_HEAD_FLOATS(h->head);
 }
 
 size_t bd_weights_size(const bd_weights_hdr *h)

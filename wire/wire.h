@@ -97,14 +97,19 @@ enum { BD_WEIGHTS_STOP = 1u };
 enum {
     BD_POLICY_NONE = 0, /* no network: the muscle acts without one (random, rules) */
     BD_POLICY_MLP = 1,  /* an actor-critic MLP (torch/policy.cpp): `layers` tanh layers of `hidden` */
+    BD_POLICY_Q_MLP = 2, /* a Q-network (torch/policy.cpp, BDT_Q): `layers` ReLU layers of `hidden`, one
+                            value per discrete action */
 };
 enum {
     BD_HEAD_NONE = 0,
     BD_HEAD_CATEGORICAL = 1,       /* act_dim logits, one discrete actuator */
     BD_HEAD_GAUSSIAN = 2,          /* act_dim means and a state-independent log std */
     BD_HEAD_SQUASHED_GAUSSIAN = 3, /* reserved: tanh-squashed Gaussian (no muscle builds it yet) */
-    BD_HEAD_Q = 4,                 /* reserved: Q-values per discrete action (no muscle builds it yet) */
+    BD_HEAD_Q = 4,                 /* Q-values per discrete action: epsilon-greedy argmax */
 };
+/* Floats a head adds after the parameters and the normaliser: BD_HEAD_Q sends its
+ * exploration rate epsilon (the brain's schedule; muscles of a test phase act greedily). */
+#define BD_WEIGHTS_HEAD_FLOATS(head) ((head) == BD_HEAD_Q ? 1u : 0u)
 typedef struct {
     uint64_t version;       /* policy version (updates so far) */
     uint64_t nparams;       /* policy parameters that follow (0: the brain sends no network) */
@@ -122,7 +127,7 @@ typedef struct {
 } bd_weights_hdr;
 #define BD_WEIGHTS_HDR_SIZE 52
 
-/* Floats after the header: nparams + 2 norm_dims. */
+/* Floats after the header: nparams + 2 norm_dims + BD_WEIGHTS_HEAD_FLOATS(head). */
 uint64_t bd_weights_floats(const bd_weights_hdr *h);
 /* Message payload size for h's floats (0 when they could not fit in memory). */
 size_t bd_weights_size(const bd_weights_hdr *h);

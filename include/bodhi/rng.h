@@ -26,7 +26,9 @@ enum {
     BD_STREAM_ACTION = 3, /* policy sampling in muscles */
     BD_STREAM_BENCH = 4,  /* random actions in benchmarks */
     BD_STREAM_SHUFFLE = 5, /* minibatch order in learners */
-    BD_STREAM_INIT = 6,    /* initial weights of networks */
+    BD_STREAM_REPLAY = 6, /* replay-buffer samples in off-policy learners */
+    BD_STREAM_EXPLORE = 7, /* epsilon-greedy exploration in muscles */
+    BD_STREAM_INIT = 8,    /* initial weights of networks */
 };
 
 /* Four random 32-bit words. */

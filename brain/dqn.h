@@ -1,0 +1,76 @@
+/* dqn.h: the dqn brain kind (double DQN over a replay buffer, discrete actions): its
+ * hyper-parameters (run-file `brain.params`, SB3 RL Zoo's CartPole values by default),
+ * the exploration schedule it sends its muscles, and its learner (brain/dqn_learner.c,
+ * behind brain/learner.h's ops table). The gradient steps are the torch shim's
+ * (bdt_dqn_update); the transitions brain/replay.h's. */
+#ifndef BODHI_BRAIN_DQN_H
+#define BODHI_BRAIN_DQN_H
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "brain/learner.h"
+#include "config/plan.h"
+#include "config/yamltree.h"
+#include "torch/bd_torch.h"
+
+typedef struct {
+    double learning_rate;      /* Adam's step size */
+    double gamma;              /* discount */
+    long long buffer_size;     /* replay capacity in transitions */
+    long long learning_starts; /* transitions in the buffer before the first gradient step */
+    int batch_size;            /* transitions per gradient step */
+    double utd_ratio;          /* gradient steps per collected transition */
+    int target_update_interval; /* gradient steps between target updates */
+    double tau;                /* a target update: tau online + (1 - tau) target (1: a copy) */
+    double max_grad_norm;      /* 0: no clip */
+    int double_q;              /* 1: double DQN's targets */
+    double eps_initial, eps_final; /* epsilon-greedy: from eps_initial ... */
+    long long exploration_steps;   /* ... to eps_final over this many agent-steps, linearly */
+    int hidden, layers;        /* the Q-network's ReLU layers */
+    int rollout_steps;         /* T per muscle between updates (bd_dqn_auto_rollout) */
+    int save_buffer;           /* 1: the checkpoint keeps the replay buffer */
+} bd_dqn_params;
+
+/* A round's transitions when rollout_steps is not given: rollout_steps = this / columns,
+ * within [1, BD_DQN_AUTO_T_MAX]: about as many transitions between updates at any size. */
+#define BD_DQN_AUTO_BATCH 256
+#define BD_DQN_AUTO_T_MAX 64
+long long bd_dqn_auto_rollout(long long columns);
+
+/* Epsilon after `steps` agent-steps: linear from eps_initial to eps_final over
+ * exploration_steps, eps_final after. */
+double bd_dqn_epsilon(const bd_dqn_params *dp, long long steps);
+
+/* Gradient steps a round that brought `added` transitions earns at utd_ratio, with the
+ * fraction left over carried in *carry (in [0, 1)); none before the buffer holds
+ * learning_starts. */
+long long bd_dqn_grad_steps(const bd_dqn_params *dp, long long added, long long buffered, double *carry);
+
+/* The Bellman target of one transition from the next state's Q-values of the online and
+ * target networks (A each): r + gamma (1 - term) Q_target(s', a'), a' the argmax of the
+ * online values (double DQN) or of the target's. What bdt_dqn_targets computes in batches. */
+float bd_dqn_target(float r, int term, float gamma, const float *q_online, const float *q_target, int A,
+                    int double_q);
+
+/* Reads params (a map or NULL) with defaults; unknown keys and bad values are errors
+ * naming the position. */
+int bd_dqn_params_parse(const bd_node *params, long long columns, bd_dqn_params *out);
+
+/* The Q-network agent ap builds with dp on device. */
+void bd_dqn_net_config(const bd_agent_plan *ap, const bd_dqn_params *dp, bd_device device, bdt_policy_config *out);
+
+/* Registry hooks (config/registry.h), as ppo.h's. */
+int bd_dqn_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
+                      void **out);
+int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d);
+long long bd_dqn_kind_rollout(const void *value);
+unsigned long long bd_dqn_kind_weights_floats(const void *value, const bd_agent_plan *ap);
+
+extern const bd_learner_ops bd_dqn_learner;
+
+#define BD_DQN_KIND(name, family)                                                                         \
+    {(name), (family), 0, bd_dqn_kind_parse, free, bd_dqn_check, bd_dqn_kind_rollout,                     \
+     bd_dqn_kind_weights_floats, &bd_dqn_learner}
+
+#endif

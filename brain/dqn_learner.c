@@ -1,0 +1,251 @@
+/* dqn_learner.c: the dqn brain kind's learner (brain/learner.h's ops, see dqn.h): the
+ * Q-network, its target and optimiser (torch shim, bdt_dqn), the replay buffer
+ * (brain/replay.h), and the exploration rate it sends the muscles with the weights.
+ *
+ * A round: the batch's transitions go into the buffer, each marked with the weights
+ * version the muscles acted with in that round (the version sent after the last update:
+ * every muscle waits for the brain's answer before its next round, so one round is one
+ * version); then the round earns utd_ratio gradient steps per transition (none before
+ * learning_starts), each on batch_size transitions drawn uniformly by Philox from (the
+ * agent's seed, the count of batches drawn). */
+#include "brain/dqn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brain/replay.h"
+#include "common/util.h"
+
+#define BD_DQN_CHUNK 256 /* gradient steps per shim call (their batches drawn together) */
+
+typedef struct {
+    const bd_agent_plan *ap;
+    bd_dqn_params dp;
+    int train;
+    const volatile sig_atomic_t *cancel;
+    bdt_policy *net;
+    bdt_dqn *dqn;              /* train phases */
+    float *params;             /* the network's parameters, then epsilon (the WEIGHTS floats) */
+    size_t nparams;
+    uint64_t version;          /* updates (rounds with gradient steps) so far */
+    double carry;              /* gradient steps owed, below one */
+    uint64_t draws;            /* sample batches drawn */
+    bd_replay rb;
+    const bd_batch *batch;
+    float *s_obs, *s_act, *s_rew, *s_next, *s_term; /* a chunk's samples */
+    int64_t *s_idx;
+    uint64_t *s_ver;
+    /* the last update's figures */
+    int have_stats;
+    bdt_dqn_stats st;
+    long long grad_steps, added;
+    double learn_s, lag;
+} bd_dqn_state;
+
+static void bd_dqn_destroy(void *self)
+{
+    bd_dqn_state *l = self;
+    if (!l)
+        return;
+    bdt_dqn_destroy(l->dqn);
+    bdt_policy_destroy(l->net);
+    bd_replay_fini(&l->rb);
+    free(l->params);
+    free(l->s_obs);
+    free(l->s_act);
+    free(l->s_rew);
+    free(l->s_next);
+    free(l->s_term);
+    free(l->s_idx);
+    free(l->s_ver);
+    free(l);
+}
+
+static int bd_dqn_alloc_samples(bd_dqn_state *l)
+{
+    const size_t rows = (size_t)BD_DQN_CHUNK * (size_t)l->dp.batch_size, S = (size_t)l->ap->nsens;
+    l->s_obs = malloc(sizeof(float) * rows * S);
+    l->s_next = malloc(sizeof(float) * rows * S);
+    l->s_act = malloc(sizeof(float) * rows);
+    l->s_rew = malloc(sizeof(float) * rows);
+    l->s_term = malloc(sizeof(float) * rows);
+    l->s_idx = malloc(sizeof(int64_t) * rows);
+    l->s_ver = malloc(sizeof(uint64_t) * rows);
+    if (!l->s_obs || !l->s_next || !l->s_act || !l->s_rew || !l->s_term || !l->s_idx || !l->s_ver)
+        return bd_seterr(BD_ENOMEM, "dqn: out of memory for %zu sampled transitions", rows);
+    return BD_OK;
+}
+
+static int bd_dqn_create(const bd_learner_spec *s, void **out)
+{
+    bd_dqn_state *l = calloc(1, sizeof *l);
+    if (!l)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    l->ap = s->ap;
+    l->dp = *(const bd_dqn_params *)s->params;
+    l->train = s->train;
+    l->cancel = s->cancel;
+    bdt_policy_config pc;
+    bd_dqn_net_config(s->ap, &l->dp, s->device, &pc);
+    int rc = bdt_policy_create(&pc, &l->net);
+    if (rc == BD_OK && s->train) {
+        bdt_dqn_config dc = {.lr = (float)l->dp.learning_rate, .gamma = (float)l->dp.gamma,
+                             .max_grad_norm = (float)l->dp.max_grad_norm, .double_q = l->dp.double_q,
+                             .target_every = l->dp.target_update_interval, .tau = (float)l->dp.tau};
+        rc = bdt_dqn_create(l->net, &dc, &l->dqn);
+    }
+    l->nparams = rc == BD_OK ? bdt_policy_param_count(l->net) : 0;
+    if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + 1))))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK)
+        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+    if (rc == BD_OK)
+        l->params[l->nparams] = s->train ? (float)bd_dqn_epsilon(&l->dp, 0) : 0.0f;
+    if (rc == BD_OK && s->train)
+        rc = bd_replay_init(&l->rb, l->dp.buffer_size, s->ap->nsens, 1, s->N);
+    if (rc == BD_OK && s->train)
+        rc = bd_dqn_alloc_samples(l);
+    if (rc != BD_OK) {
+        bd_dqn_destroy(l);
+        return rc;
+    }
+    bdt_set_threads(1); /* small batches: parallel regions do not pay (see ppo_learner.c) */
+    *out = l;
+    return BD_OK;
+}
+
+static int bd_dqn_load(void *self, const char *path)
+{
+    bd_dqn_state *l = self;
+    int rc = l->dqn ? bdt_dqn_load(l->dqn, path) : bdt_load(l->net, NULL, path);
+    if (rc == BD_OK && l->dqn && l->dp.save_buffer) {
+        char *rp = bd_strfmt("%s.replay", path);
+        if (!rp)
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+        else if (bd_exists(rp))
+            rc = bd_replay_load(&l->rb, rp);
+        free(rp);
+    }
+    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+}
+
+static int bd_dqn_collect(void *self, const bd_batch *b)
+{
+    ((bd_dqn_state *)self)->batch = b;
+    return BD_OK;
+}
+
+/* k gradient steps, BD_DQN_CHUNK at a time, on batches drawn from the buffer. */
+static int bd_dqn_steps(bd_dqn_state *l, long long k)
+{
+    const int B = l->dp.batch_size;
+    double lag = 0;
+    long long seen = 0;
+    for (long long done = 0; done < k;) {
+        const int c = (int)(k - done < BD_DQN_CHUNK ? k - done : BD_DQN_CHUNK);
+        for (int j = 0; j < c; j++)
+            bd_replay_sample(l->ap->seed, l->draws++, l->rb.size, B, l->s_idx + (size_t)j * (size_t)B);
+        bd_replay_gather(&l->rb, l->s_idx, c * B, l->s_obs, l->s_act, l->s_rew, l->s_next, l->s_term, l->s_ver);
+        for (int j = 0; j < c * B; j++, seen++)
+            lag += (double)(l->version - l->s_ver[j]);
+        int rc = bdt_dqn_update(l->dqn, l->s_obs, l->s_act, l->s_rew, l->s_next, l->s_term, B, c,
+                                (const volatile int *)l->cancel, &l->st);
+        if (rc != BD_OK)
+            return rc;
+        done += c;
+    }
+    l->lag = seen ? lag / (double)seen : 0;
+    return BD_OK;
+}
+
+static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len)
+{
+    bd_dqn_state *l = self;
+    l->have_stats = 0;
+    if (!l->batch || !l->dqn)
+        return bd_seterr(BD_ESTATE, "dqn: an update with no batch collected");
+    double t0 = bd_now();
+    l->added = bd_replay_collect(&l->rb, l->batch, l->version);
+    l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
+    int rc = l->grad_steps > 0 ? bd_dqn_steps(l, l->grad_steps) : BD_OK;
+    if (rc == BD_OK && l->grad_steps > 0) {
+        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+        l->version++;
+        if (rc == BD_OK && !isfinite(l->st.loss))
+            snprintf(diverged, len, "the Q loss is %g after update %llu", (double)l->st.loss,
+                     (unsigned long long)l->version);
+    }
+    l->params[l->nparams] = (float)bd_dqn_epsilon(&l->dp, steps);
+    l->learn_s = bd_now() - t0;
+    l->have_stats = rc == BD_OK;
+    return rc;
+}
+
+static void bd_dqn_stats(const void *self, cJSON *ev)
+{
+    const bd_dqn_state *l = self;
+    if (!l->have_stats)
+        return;
+    cJSON_AddNumberToObject(ev, "epsilon", l->params[l->nparams]);
+    cJSON_AddNumberToObject(ev, "replay_size", (double)l->rb.size);
+    cJSON_AddNumberToObject(ev, "gradient_steps", (double)l->grad_steps);
+    if (l->grad_steps > 0) {
+        cJSON_AddNumberToObject(ev, "learning_rate", l->dp.learning_rate);
+        cJSON_AddNumberToObject(ev, "q_loss", l->st.loss);
+        cJSON_AddNumberToObject(ev, "q_mean", l->st.q_mean);
+        cJSON_AddNumberToObject(ev, "sample_version_lag", l->lag);
+    }
+    cJSON_AddNumberToObject(ev, "learn_s", l->learn_s);
+}
+
+static void bd_dqn_weights_out(const void *self, bd_policy_out *out)
+{
+    const bd_dqn_state *l = self;
+    const bd_agent_plan *ap = l->ap;
+    memset(out, 0, sizeof *out);
+    out->h = (bd_weights_hdr){
+        .version = l->version, .nparams = l->nparams, .rollout_steps = (uint32_t)l->dp.rollout_steps,
+        .hidden = (uint32_t)l->dp.hidden, .layers = (uint32_t)l->dp.layers, .policy = BD_POLICY_Q_MLP,
+        .head = BD_HEAD_Q, .obs_dim = (uint32_t)ap->nsens, .act_dim = (uint32_t)ap->n_actions,
+    };
+    out->floats = l->params;
+}
+
+static int bd_dqn_weights_in(void *self, const bd_weights_hdr *h, const float *floats)
+{
+    bd_dqn_state *l = self;
+    bd_policy_out mine;
+    bd_dqn_weights_out(l, &mine);
+    if (h->policy != mine.h.policy || h->head != mine.h.head || h->nparams != mine.h.nparams
+        || h->hidden != mine.h.hidden || h->layers != mine.h.layers || h->obs_dim != mine.h.obs_dim
+        || h->act_dim != mine.h.act_dim || h->norm_dims)
+        return bd_seterr(BD_EINVAL, "dqn: weights of another network (%llu parameters, %u x %u) for a Q-network "
+                         "of %zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
+                         l->nparams, l->dp.layers, l->dp.hidden);
+    int rc = bdt_policy_set_params(l->net, floats, l->nparams);
+    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+}
+
+static int bd_dqn_save(const void *self, const char *path, int *saved)
+{
+    const bd_dqn_state *l = self;
+    int rc = l->dqn ? bdt_dqn_save(l->dqn, path) : bdt_save(l->net, NULL, path);
+    if (rc == BD_OK && l->dqn && l->dp.save_buffer) {
+        char *rp = bd_strfmt("%s.replay", path);
+        rc = rp ? bd_replay_save(&l->rb, rp) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(rp);
+    }
+    *saved = rc == BD_OK;
+    return rc;
+}
+
+static uint64_t bd_dqn_version(const void *self)
+{
+    return ((const bd_dqn_state *)self)->version;
+}
+
+const bd_learner_ops bd_dqn_learner = {
+    bd_dqn_create, bd_dqn_destroy, bd_dqn_load,       bd_dqn_collect,    bd_dqn_update,
+    bd_dqn_stats,  bd_dqn_weights_out, bd_dqn_weights_in, bd_dqn_save,   bd_dqn_version,
+};

@@ -1,0 +1,423 @@
+/* test_offpolicy.c: Criterion suite for the off-policy learners' parts: the replay buffer
+ * (brain/replay.h: transitions from rounds, wrap-around, 64-bit index math and sampling
+ * bounds past 2^24 without allocating such a buffer, save and load), the dqn brain's
+ * Bellman targets against hand-computed values (terminated vs truncated), its epsilon
+ * schedule and gradient-step budget, the shim's targets against the formula, a checkpoint
+ * round trip, and a dqn run twice with one seed giving byte-identical traces. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "brain/dqn.h"
+#include "brain/replay.h"
+#include "common/util.h"
+
+TestSuite(offpolicy, .timeout = 300);
+
+/* A batch of T = 3 steps over N = 2 columns, S = 2, U = 1: column 0 terminates at t = 1,
+ * column 1 is truncated at t = 0; obs[t][i] = (10 t + i, -(10 t + i)), fobs = 100 + ... */
+typedef struct {
+    float obs[3 * 2 * 2], act[3 * 2], rew[3 * 2], fobs[3 * 2 * 2];
+    uint8_t term[3 * 2], trunc[3 * 2], valid[2];
+    bd_batch b;
+} batch3;
+
+static void batch3_make(batch3 *x, float base)
+{
+    memset(x, 0, sizeof *x);
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 2; i++) {
+            int c = t * 2 + i;
+            x->obs[2 * c] = base + (float)(10 * t + i);
+            x->obs[2 * c + 1] = -(base + (float)(10 * t + i));
+            x->fobs[2 * c] = 100 + base + (float)(10 * t + i);
+            x->fobs[2 * c + 1] = 0;
+            x->act[c] = (float)((t + i) % 2);
+            x->rew[c] = (float)c;
+        }
+    x->term[1 * 2 + 0] = 1; /* column 0, t = 1 */
+    x->trunc[0 * 2 + 1] = 1; /* column 1, t = 0 */
+    x->valid[0] = x->valid[1] = 1;
+    x->b = (bd_batch){.T = 3, .N = 2, .S = 2, .U = 1, .obs = x->obs, .act = x->act, .rew = x->rew,
+                      .term = x->term, .trunc = x->trunc, .valid = NULL, .fobs = x->fobs};
+}
+
+/* the row holding a transition whose obs[0] is o (-1: none) */
+static int64_t find_row(const bd_replay *r, float o)
+{
+    for (int64_t k = 0; k < r->size; k++)
+        if (r->obs[k * r->S] == o)
+            return k;
+    return -1;
+}
+
+Test(offpolicy, next_observations_come_from_the_right_step)
+{
+    bd_replay r;
+    cr_assert_eq(bd_replay_init(&r, 64, 2, 1, 2), BD_OK, "%s", bd_lasterr());
+    batch3 x;
+    batch3_make(&x, 0);
+    /* per column 3 steps; the last of each (t = 2, not ended) waits for the next round */
+    cr_assert_eq(bd_replay_collect(&r, &x.b, 7), 4);
+    cr_assert_eq(r.size, 4);
+    /* column 0, t = 0: next obs = obs[1][0] = 10 */
+    int64_t k = find_row(&r, 0);
+    cr_assert(k >= 0);
+    cr_assert_eq(r.next_obs[k * 2], 10.0f);
+    cr_assert_eq(r.term[k], 0);
+    cr_assert_eq(r.version[k], 7u);
+    /* column 0, t = 1 terminated: next obs = its final observation, no bootstrap */
+    k = find_row(&r, 10);
+    cr_assert_eq(r.next_obs[k * 2], 110.0f);
+    cr_assert_eq(r.term[k], 1);
+    /* column 1, t = 0 truncated: next obs = the final observation, bootstrap (term 0) */
+    k = find_row(&r, 1);
+    cr_assert_eq(r.next_obs[k * 2], 101.0f);
+    cr_assert_eq(r.term[k], 0);
+    cr_assert_eq(r.rew[k], 1.0f);
+    /* next round: the waiting t = 2 steps complete with its first observations, with the
+     * version they were chosen by */
+    batch3 y;
+    batch3_make(&y, 1000);
+    cr_assert_eq(bd_replay_collect(&r, &y.b, 8), 6);
+    k = find_row(&r, 20);
+    cr_assert(k >= 0);
+    cr_assert_eq(r.next_obs[k * 2], 1000.0f);
+    cr_assert_eq(r.version[k], 7u);
+    k = find_row(&r, 21);
+    cr_assert_eq(r.next_obs[k * 2], 1001.0f);
+    /* a column missing from a round drops what waited for it */
+    batch3 z;
+    batch3_make(&z, 2000);
+    z.valid[1] = 0;
+    z.b.valid = z.valid;
+    long long before = r.size;
+    cr_assert_eq(bd_replay_collect(&r, &z.b, 9), 1 + 2); /* column 0's waiting step and its two */
+    cr_assert_eq(r.size, before + 3);
+    cr_assert_eq(find_row(&r, 1021), -1, "column 1's waiting step was dropped");
+    bd_replay_fini(&r);
+}
+
+Test(offpolicy, the_buffer_wraps_and_keeps_the_newest)
+{
+    bd_replay r;
+    cr_assert_eq(bd_replay_init(&r, 5, 1, 1, 1), BD_OK);
+    for (int j = 0; j < 12; j++) {
+        float o = (float)j, a = 0, no = (float)j + 0.5f;
+        bd_replay_add(&r, &o, &a, (float)j, &no, j % 2, (uint64_t)j);
+    }
+    cr_assert_eq(r.size, 5);
+    cr_assert_eq(r.added, 12u);
+    for (int j = 7; j < 12; j++) {
+        int64_t k = bd_replay_row((uint64_t)j, 5);
+        cr_assert_eq(r.obs[k], (float)j);
+        cr_assert_eq(r.next_obs[k], (float)j + 0.5f);
+        cr_assert_eq(r.term[k], j % 2);
+    }
+    /* save and load into a smaller buffer keeps the newest rows */
+    char *path = bd_strfmt("/tmp/bd-test-replay-%d.bin", (int)getpid());
+    cr_assert_eq(bd_replay_save(&r, path), BD_OK, "%s", bd_lasterr());
+    bd_replay s;
+    cr_assert_eq(bd_replay_init(&s, 3, 1, 1, 1), BD_OK);
+    cr_assert_eq(bd_replay_load(&s, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(s.size, 3);
+    for (int j = 9; j < 12; j++)
+        cr_assert_geq(find_row(&s, (float)j), 0, "row %d kept", j);
+    /* a damaged file is refused, the buffer of other widths too */
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 30, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    cr_assert_eq(bd_replay_load(&s, path), BD_EINVAL);
+    bd_replay w;
+    cr_assert_eq(bd_replay_init(&w, 3, 2, 1, 1), BD_OK);
+    cr_assert_eq(bd_replay_save(&r, path), BD_OK);
+    cr_assert_eq(bd_replay_load(&w, path), BD_EINVAL);
+    unlink(path);
+    free(path);
+    bd_replay_fini(&w);
+    bd_replay_fini(&s);
+    bd_replay_fini(&r);
+}
+
+/* Rows and samples past 2^24 (where float indices or 32-bit products go wrong), from the
+ * index math alone. */
+Test(offpolicy, index_math_and_samples_hold_past_2_24)
+{
+    const int64_t cap = ((int64_t)1 << 33) + 3;
+    cr_assert_eq(bd_replay_row(((uint64_t)1 << 33) + 5, cap), 2);
+    cr_assert_eq(bd_replay_row(((uint64_t)1 << 24) + 1, cap), ((int64_t)1 << 24) + 1);
+    cr_assert_eq(bd_replay_row(3 * (uint64_t)cap + 17, cap), 17);
+    cr_assert_eq(bd_replay_pick(0, (uint64_t)cap), 0);
+    cr_assert_eq(bd_replay_pick(UINT64_MAX, (uint64_t)cap), cap - 1);
+    enum { n = 4096 };
+    static int64_t idx[n];
+    bd_replay_sample(42, 1, cap, n, idx);
+    int above = 0;
+    for (int j = 0; j < n; j++) {
+        cr_assert(idx[j] >= 0 && idx[j] < cap, "sample %d: %lld", j, (long long)idx[j]);
+        above += idx[j] >= ((int64_t)1 << 24);
+    }
+    cr_assert_gt(above, n * 99 / 100, "samples reach past 2^24 (%d of %d)", above, n);
+    /* a small buffer: every row drawn, none outside; the same (seed, draw) the same rows */
+    static int64_t a[n], b[n];
+    bd_replay_sample(7, 3, 5, n, a);
+    bd_replay_sample(7, 3, 5, n, b);
+    int seen[5] = {0};
+    for (int j = 0; j < n; j++) {
+        cr_assert(a[j] >= 0 && a[j] < 5);
+        cr_assert_eq(a[j], b[j]);
+        seen[a[j]]++;
+    }
+    for (int k = 0; k < 5; k++) /* 4096 / 5 = 819 each; 6 sigma (~ 6 x 25.6) around it */
+        cr_assert(seen[k] > 819 - 154 && seen[k] < 819 + 154, "row %d drawn %d times", k, seen[k]);
+    bd_replay_sample(7, 4, 5, n, b);
+    cr_assert_neq(memcmp(a, b, sizeof a), 0, "another draw number, other rows");
+}
+
+/* Hand-computed: r = 1, gamma = 0.5; next state's online Q (1, 3), target Q (10, 4). */
+Test(offpolicy, bellman_targets_by_hand)
+{
+    const float on[2] = {1, 3}, tg[2] = {10, 4};
+    /* double DQN: the online net picks action 1, the target values it: 1 + 0.5 x 4 */
+    cr_assert_eq(bd_dqn_target(1, 0, 0.5f, on, tg, 2, 1), 3.0f);
+    /* plain DQN: max of the target: 1 + 0.5 x 10 */
+    cr_assert_eq(bd_dqn_target(1, 0, 0.5f, on, tg, 2, 0), 6.0f);
+    /* terminated: no bootstrap */
+    cr_assert_eq(bd_dqn_target(1, 1, 0.5f, on, tg, 2, 1), 1.0f);
+    /* truncated: the buffer stores term 0 and the final observation as next obs, so it
+     * bootstraps from that observation's values (as the untouched step above) */
+    bd_replay r;
+    batch3 x;
+    batch3_make(&x, 0);
+    cr_assert_eq(bd_replay_init(&r, 8, 2, 1, 2), BD_OK);
+    bd_replay_collect(&r, &x.b, 0);
+    int64_t k = find_row(&r, 1); /* column 1, t = 0, truncated */
+    cr_assert_eq(bd_dqn_target(r.rew[k], r.term[k], 0.5f, on, tg, 2, 1), 1.0f + 0.5f * 4.0f);
+    k = find_row(&r, 10); /* column 0, t = 1, terminated */
+    cr_assert_eq(bd_dqn_target(r.rew[k], r.term[k], 0.5f, on, tg, 2, 1), r.rew[k]);
+    bd_replay_fini(&r);
+}
+
+static bdt_policy *qnet(uint64_t seed)
+{
+    bdt_policy_config c = {.obs_dim = 3, .act_kind = BDT_Q, .act_dim = 4, .hidden = 16, .layers = 2,
+                           .device = BDT_CPU, .seed = seed};
+    bdt_policy *p = NULL;
+    cr_assert_eq(bdt_policy_create(&c, &p), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_policy_param_count(p), bdt_policy_param_count_of(&c));
+    return p;
+}
+
+static bdt_dqn_config dcfg(void)
+{
+    return (bdt_dqn_config){.lr = 1e-3f, .gamma = 0.9f, .max_grad_norm = 10, .double_q = 1, .target_every = 1000,
+                            .tau = 1};
+}
+
+/* The shim's batched targets are the formula's on the networks' own Q-values. */
+Test(offpolicy, shim_targets_follow_the_formula)
+{
+    bdt_set_threads(1);
+    bdt_policy *q = qnet(1);
+    bdt_dqn *o = NULL;
+    bdt_dqn_config c = dcfg();
+    cr_assert_eq(bdt_dqn_create(q, &c, &o), BD_OK, "%s", bd_lasterr());
+    /* make online and target differ: a few steps on random data (target_every 1000) */
+    enum { n = 32 };
+    float obs[n * 3], nobs[n * 3], act[n], rew[n], term[n], y[n];
+    for (int j = 0; j < n; j++) {
+        for (int s = 0; s < 3; s++) {
+            obs[j * 3 + s] = sinf((float)(j * 3 + s));
+            nobs[j * 3 + s] = cosf((float)(j * 7 + s));
+        }
+        act[j] = (float)(j % 4);
+        rew[j] = (float)(j % 3);
+        term[j] = (float)(j % 5 == 0);
+    }
+    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n, 1, NULL, NULL), BD_OK, "%s", bd_lasterr());
+    size_t np = bdt_policy_param_count(q);
+    float *tp = malloc(sizeof(float) * np), *op = malloc(sizeof(float) * np);
+    cr_assert_eq(bdt_dqn_target_params(o, tp, np), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(q, op, np), BD_OK);
+    cr_assert_neq(memcmp(tp, op, sizeof(float) * np), 0, "one step moved the network, not its target");
+    bdt_policy *t = qnet(1);
+    cr_assert_eq(bdt_policy_set_params(t, tp, np), BD_OK);
+    float qo[n * 4], qt[n * 4];
+    cr_assert_eq(bdt_policy_forward(q, nobs, n, qo, NULL), BD_OK);
+    cr_assert_eq(bdt_policy_forward(t, nobs, n, qt, NULL), BD_OK);
+    cr_assert_eq(bdt_dqn_targets(o, rew, nobs, term, n, y), BD_OK, "%s", bd_lasterr());
+    for (int j = 0; j < n; j++) {
+        float want = bd_dqn_target(rew[j], term[j] != 0, 0.9f, qo + 4 * j, qt + 4 * j, 4, 1);
+        /* one float multiply-add apart at most: a few ulps of the larger term */
+        float tol = 4 * 1.2e-7f * (fabsf(rew[j]) + fabsf(want) + 1);
+        cr_assert(fabsf(y[j] - want) <= tol, "transition %d: %.9g, by the formula %.9g", j, y[j], want);
+    }
+    /* a Q-network's value is its greedy action's */
+    float v[n];
+    cr_assert_eq(bdt_policy_forward(q, nobs, n, NULL, v), BD_OK);
+    for (int j = 0; j < n; j++) {
+        float mx = fmaxf(fmaxf(qo[4 * j], qo[4 * j + 1]), fmaxf(qo[4 * j + 2], qo[4 * j + 3]));
+        cr_assert_eq(v[j], mx);
+    }
+    free(tp);
+    free(op);
+    bdt_policy_destroy(t);
+    bdt_dqn_destroy(o);
+    bdt_policy_destroy(q);
+}
+
+Test(offpolicy, epsilon_schedule_and_gradient_budget)
+{
+    bd_dqn_params dp;
+    cr_assert_eq(bd_dqn_params_parse(NULL, 16, &dp), BD_OK, "%s", bd_lasterr());
+    dp.eps_initial = 1.0;
+    dp.eps_final = 0.04;
+    dp.exploration_steps = 10000;
+    cr_assert_float_eq(bd_dqn_epsilon(&dp, 0), 1.0, 1e-12);
+    cr_assert_float_eq(bd_dqn_epsilon(&dp, 5000), 0.52, 1e-12);
+    cr_assert_float_eq(bd_dqn_epsilon(&dp, 10000), 0.04, 1e-12);
+    cr_assert_float_eq(bd_dqn_epsilon(&dp, 1 << 30), 0.04, 1e-12);
+    dp.exploration_steps = 0;
+    cr_assert_float_eq(bd_dqn_epsilon(&dp, 0), 0.04, 1e-12);
+    /* utd 0.5 over rounds of 3 transitions: 1, 2, 1, 2 ... steps, none before learning_starts */
+    dp.utd_ratio = 0.5;
+    dp.learning_starts = 10;
+    double carry = 0;
+    cr_assert_eq(bd_dqn_grad_steps(&dp, 3, 9, &carry), 0);
+    long long total = 0;
+    for (int k = 0; k < 100; k++)
+        total += bd_dqn_grad_steps(&dp, 3, 100, &carry);
+    cr_assert_eq(total, 150);
+    /* the automatic rollout keeps a round near 256 transitions */
+    cr_assert_eq(bd_dqn_auto_rollout(16), 16);
+    cr_assert_eq(bd_dqn_auto_rollout(256), 1);
+    cr_assert_eq(bd_dqn_auto_rollout(4096), 1);
+    cr_assert_eq(bd_dqn_auto_rollout(1), BD_DQN_AUTO_T_MAX);
+}
+
+static void greedy(bdt_policy *p, const float *obs, int n, int *out)
+{
+    float q[64 * 4];
+    cr_assert_eq(bdt_policy_forward(p, obs, n, q, NULL), BD_OK);
+    for (int j = 0; j < n; j++) {
+        int a = 0;
+        for (int k = 1; k < 4; k++)
+            if (q[4 * j + k] > q[4 * j + a])
+                a = k;
+        out[j] = a;
+    }
+}
+
+/* Saved and loaded: network, target and optimiser; the same greedy actions, and the
+ * next gradient step the same as without the round trip. */
+Test(offpolicy, checkpoint_round_trip)
+{
+    bdt_set_threads(1);
+    enum { n = 64 };
+    float obs[n * 3], nobs[n * 3], act[n], rew[n], term[n];
+    for (int j = 0; j < n; j++) {
+        for (int s = 0; s < 3; s++) {
+            obs[j * 3 + s] = sinf((float)(j * 5 + s));
+            nobs[j * 3 + s] = cosf((float)(j * 11 + s));
+        }
+        act[j] = (float)((j * 7) % 4);
+        rew[j] = (float)(j % 2);
+        term[j] = (float)(j % 9 == 0);
+    }
+    bdt_policy *q = qnet(3), *q2 = qnet(99);
+    bdt_dqn *o = NULL, *o2 = NULL;
+    bdt_dqn_config c = dcfg();
+    c.target_every = 3;
+    cr_assert_eq(bdt_dqn_create(q, &c, &o), BD_OK);
+    cr_assert_eq(bdt_dqn_create(q2, &c, &o2), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n / 4, 4, NULL, NULL), BD_OK, "%s", bd_lasterr());
+    char *path = bd_strfmt("/tmp/bd-test-dqn-%d.pt", (int)getpid());
+    cr_assert_eq(bdt_dqn_save(o, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_dqn_load(o2, path), BD_OK, "%s", bd_lasterr());
+    int a1[n], a2[n];
+    greedy(q, obs, n, a1);
+    greedy(q2, obs, n, a2);
+    cr_assert_eq(memcmp(a1, a2, sizeof a1), 0, "the same greedy actions after the round trip");
+    int a0[n];
+    memcpy(a0, a1, sizeof a0);
+    size_t np = bdt_policy_param_count(q);
+    float *t1 = malloc(sizeof(float) * np), *t2 = malloc(sizeof(float) * np);
+    cr_assert_eq(bdt_dqn_target_params(o, t1, np), BD_OK);
+    cr_assert_eq(bdt_dqn_target_params(o2, t2, np), BD_OK);
+    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "the same target");
+    /* the optimiser's moments came along: one more step is the same on both */
+    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n, 1, NULL, NULL), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n, 1, NULL, NULL), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(q, t1, np), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(q2, t2, np), BD_OK);
+    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "the same step after loading");
+    /* a test phase reads the network alone */
+    bdt_policy *q3 = qnet(5);
+    cr_assert_eq(bdt_load(q3, NULL, path), BD_OK, "%s", bd_lasterr());
+    greedy(q3, obs, n, a2);
+    cr_assert_eq(memcmp(a0, a2, sizeof a0), 0, "the network alone gives the saved greedy actions");
+    char *tp = bd_strfmt("%s.target.pt", path);
+    unlink(tp);
+    unlink(path);
+    free(tp);
+    free(path);
+    free(t1);
+    free(t2);
+    bdt_policy_destroy(q3);
+    bdt_dqn_destroy(o2);
+    bdt_dqn_destroy(o);
+    bdt_policy_destroy(q2);
+    bdt_policy_destroy(q);
+}
+
+/* A dqn run twice with one seed: byte-identical traces; then a test phase loads it. */
+Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
+{
+    char *base = bd_strfmt("/tmp/bd-test-dqnrun-%d", (int)getpid());
+    char *yml = bd_strfmt("%s.yml", base);
+    FILE *f = fopen(yml, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "uid: dqn-twice\nseed: 11\nschedule:\n  - train:\n      environments:\n"
+               "        - environment: {name: cartpole, uid: pole, params: {worlds: 8}}\n"
+               "      agents:\n        - name: balancer\n"
+               "          brain: {name: dqn, params: {hidden: 16, learning_starts: 64, batch_size: 16, "
+               "exploration_steps: 800, save_buffer: true}}\n"
+               "          muscle: {name: dqn, params: {}}\n          objective: {name: reward, params: {}}\n"
+               "          sensors: [pole.*]\n          actuators: [pole.push]\n"
+               "      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: 2048}}\n"
+               "      phase_config: {mode: train, worker: 2, device: cpu}\n"
+               "  - test:\n      phase_config: {mode: test, worker: 1, episodes: 8}\n");
+    fclose(f);
+    for (int k = 0; k < 2; k++) {
+        char *cmd = bd_strfmt("rm -rf %s-%d && %s run %s --out %s-%d --quiet", base, k, BODHI_BINARY, yml, base, k);
+        int st = system(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi run exited %d: %s", WEXITSTATUS(st), cmd);
+        free(cmd);
+    }
+    char *ck = bd_strfmt("%s-0/checkpoints/train/balancer.pt.replay", base);
+    cr_assert_eq(access(ck, F_OK), 0, "save_buffer keeps the buffer beside the checkpoint");
+    free(ck);
+    char *cmd = bd_strfmt("/usr/bin/python3 -c \"import h5py,sys\n"
+                          "a=h5py.File('%s-0/run.h5','r'); b=h5py.File('%s-1/run.h5','r'); n=0\n"
+                          "for p in ['train','test']:\n"
+                          "  for d in ['sensors','actuators','rewards','terminated','truncated']:\n"
+                          "    x=a[p+'/balancer/'+d][()]; y=b[p+'/balancer/'+d][()]\n"
+                          "    assert x.shape==y.shape and x.tobytes()==y.tobytes(), (p,d); n+=x.size\n"
+                          "assert a['train/balancer/sensors'].shape[0]>=2048//8, a['train/balancer/sensors'].shape\n"
+                          "sys.exit(0 if n else 1)\"",
+                          base, base);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the two runs' traces differ (%s)", cmd);
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s", base, base, yml);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(yml);
+    free(base);
+}

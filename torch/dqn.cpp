@@ -1,0 +1,196 @@
+/* dqn.cpp: the DQN algorithm behind bdt_dqn_* (torch/dqn_algo.h): double DQN with a
+ * target network, the Huber loss, gradient-norm clipping and Adam, as CleanRL's dqn.py
+ * and SB3's DQN, over batches the caller samples. */
+#include "torch/shim.hpp"
+
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/utils/clip_grad.h>
+
+using namespace bd_shim;
+
+struct bdt_dqn {
+    bdt_policy *q = nullptr;
+    bdt_policy *target = nullptr;
+    bdt_dqn_config cfg;
+    std::unique_ptr<torch::optim::Adam> opt;
+    uint64_t steps = 0;
+
+    ~bdt_dqn() { bdt_policy_destroy(target); }
+};
+
+namespace {
+
+torch::optim::AdamOptions adam_options(const bdt_dqn_config &c)
+{
+    return torch::optim::AdamOptions(c.lr).eps(1e-8);
+}
+
+/* target = tau online + (1 - tau) target */
+void sync_target(bdt_dqn *o, float tau)
+{
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < o->q->params.size(); i++) {
+        if (tau >= 1.0f)
+            o->target->params[i].copy_(o->q->params[i]);
+        else
+            o->target->params[i].mul_(1.0f - tau).add_(o->q->params[i], tau);
+    }
+}
+
+torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor &next, const torch::Tensor &term)
+{
+    torch::NoGradGuard ng;
+    torch::Tensor qt = o->target->net->actor->forward(next); /* (n, A) */
+    torch::Tensor a = o->cfg.double_q ? o->q->net->actor->forward(next).argmax(1, true) : qt.argmax(1, true);
+    return rew + o->cfg.gamma * (1.0f - term) * qt.gather(1, a).squeeze(1);
+}
+
+} // namespace
+
+extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn **out)
+{
+    if (!out)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_create: out is NULL");
+    *out = nullptr;
+    if (!q || !cfg)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_create: NULL argument");
+    if (enum_as_int(&q->cfg.act_kind) != BDT_Q)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_create: the network is not a Q-network (act_kind %s)",
+                         kind_name(enum_as_int(&q->cfg.act_kind)));
+    if (!(cfg->lr > 0) || !(cfg->gamma >= 0 && cfg->gamma <= 1) || cfg->target_every < 1 || !(cfg->tau > 0)
+        || cfg->tau > 1)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_create: lr %g, gamma %g, target_every %d, tau %g out of range",
+                         (double)cfg->lr, (double)cfg->gamma, cfg->target_every, (double)cfg->tau);
+    try {
+        std::unique_ptr<bdt_dqn> o(new bdt_dqn);
+        o->q = q;
+        o->cfg = *cfg;
+        int rc = bdt_policy_create(&q->cfg, &o->target);
+        if (rc != BD_OK)
+            return rc;
+        sync_target(o.get(), 1.0f);
+        o->opt.reset(new torch::optim::Adam(q->params, adam_options(*cfg)));
+        *out = o.release();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_create");
+    }
+}
+
+extern "C" void bdt_dqn_destroy(bdt_dqn *o)
+{
+    try {
+        delete o;
+    } catch (...) {
+    }
+}
+
+extern "C" int bdt_dqn_set_lr(bdt_dqn *o, float lr)
+{
+    if (!o || !(lr > 0))
+        return bd_seterr(BD_EINVAL, "bdt_dqn_set_lr: no handle or lr %g", (double)lr);
+    for (auto &g : o->opt->param_groups())
+        static_cast<torch::optim::AdamOptions &>(g.options()).lr(lr);
+    o->cfg.lr = lr;
+    return BD_OK;
+}
+
+extern "C" int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const float *term, int n,
+                               float *y)
+{
+    if (!o || n < 0 || (n > 0 && (!rew || !next_obs || !term || !y)))
+        return bd_seterr(BD_EINVAL, "bdt_dqn_targets: NULL argument or n %d", n);
+    if (n == 0)
+        return BD_OK;
+    FtzGuard ftz;
+    try {
+        const torch::Device &dev = o->q->dev;
+        torch::Tensor t = bellman(o, upload(rew, {n}, dev), upload(next_obs, {n, o->q->cfg.obs_dim}, dev),
+                                  upload(term, {n}, dev));
+        download(t, y, (size_t)n);
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_targets");
+    }
+}
+
+extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew,
+                              const float *next_obs, const float *term, int n, int steps,
+                              const volatile int *cancel, bdt_dqn_stats *stats)
+{
+    if (!o || n < 1 || steps < 0 || !obs || !act || !rew || !next_obs || !term)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_update: NULL argument, n %d or steps %d", n, steps);
+    FtzGuard ftz;
+    try {
+        const torch::Device &dev = o->q->dev;
+        const int64_t S = o->q->cfg.obs_dim, m = (int64_t)n * steps;
+        torch::Tensor X = upload(obs, {m, S}, dev), NX = upload(next_obs, {m, S}, dev);
+        torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
+        torch::Tensor D = upload(term, {m}, dev);
+        torch::Tensor loss, qsa;
+        for (int k = 0; k < steps; k++) {
+            if (cancel && *cancel)
+                return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
+            const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
+            torch::Tensor y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1));
+            qsa = o->q->net->actor->forward(X.slice(0, a0, a1)).gather(1, A.slice(0, a0, a1).unsqueeze(1)).squeeze(1);
+            loss = torch::nn::functional::smooth_l1_loss(qsa, y); /* Huber, delta 1 */
+            o->opt->zero_grad();
+            loss.backward();
+            if (o->cfg.max_grad_norm > 0)
+                torch::nn::utils::clip_grad_norm_(o->q->params, o->cfg.max_grad_norm);
+            o->opt->step();
+            if (++o->steps % (uint64_t)o->cfg.target_every == 0)
+                sync_target(o, o->cfg.tau);
+        }
+        if (stats) {
+            stats->steps = o->steps;
+            if (loss.defined()) {
+                stats->loss = loss.item<float>();
+                stats->q_mean = qsa.detach().mean().item<float>();
+            }
+        }
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_update");
+    }
+}
+
+extern "C" int bdt_dqn_target_params(bdt_dqn *o, float *dst, size_t n)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_target_params: no handle");
+    return bdt_policy_get_params(o->target, dst, n);
+}
+
+extern "C" int bdt_dqn_save(bdt_dqn *o, const char *path)
+{
+    if (!o || !path)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_save: NULL argument");
+    int rc = save_policy(o->q, o->opt.get(), path);
+    if (rc == BD_OK)
+        rc = save_policy(o->target, nullptr, (std::string(path) + ".target.pt").c_str());
+    return rc;
+}
+
+extern "C" int bdt_dqn_load(bdt_dqn *o, const char *path)
+{
+    if (!o || !path)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_load: NULL argument");
+    std::unique_ptr<torch::optim::Adam> opt;
+    const torch::optim::AdamOptions adam = adam_options(o->cfg);
+    int rc = load_policy(o->q, &adam, &opt, path);
+    if (rc != BD_OK)
+        return rc;
+    o->opt = std::move(opt);
+    const std::string tp = std::string(path) + ".target.pt";
+    struct stat st;
+    if (stat(tp.c_str(), &st) == 0)
+        return load_policy(o->target, nullptr, nullptr, tp.c_str());
+    try {
+        sync_target(o, 1.0f);
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_load", path);
+    }
+}

@@ -1,0 +1,67 @@
+/* dqn_algo.h: the torch shim's DQN algorithm (torch/dqn.cpp): a Q-network (a bdt_policy of
+ * act_kind BDT_Q), its target network, Adam, and double DQN's gradient steps with the Huber
+ * loss on batches the caller samples (brain/replay.h). Part of bd_torch.h. */
+#ifndef BODHI_TORCH_DQN_ALGO_H
+#define BODHI_TORCH_DQN_ALGO_H
+
+#include "torch/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+typedef struct {
+    /* (the dqn brain's defaults are in brain/dqn.h) */
+    float lr;            /* Adam's step size (eps 1e-8, torch's default, as SB3 and CleanRL) */
+    float gamma;         /* discount */
+    float max_grad_norm; /* global gradient-norm clip; 0: none */
+    int double_q;        /* 1: the online network picks the next action, the target values it */
+    int target_every;    /* gradient steps between target updates (>= 1) */
+    float tau;           /* a target update: target = tau online + (1 - tau) target (1: a copy) */
+} bdt_dqn_config;
+
+typedef struct {
+    float loss;          /* the last gradient step's Huber loss */
+    float q_mean;        /* ... and its mean Q(s, a) */
+    uint64_t steps;      /* gradient steps so far */
+} bdt_dqn_stats;
+
+typedef struct bdt_dqn bdt_dqn;
+
+/* DQN over Q-network q (BDT_Q; it must outlive the handle): its target starts as a copy. */
+int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn **out);
+void bdt_dqn_destroy(bdt_dqn *o); /* NULL-safe; does not destroy q */
+int bdt_dqn_set_lr(bdt_dqn *o, float lr);
+
+/* The Bellman targets of n transitions (rew, term (n, 0/1 floats), next_obs (n, obs_dim)):
+ * y = rew + gamma (1 - term) Q_target(next_obs, a'), a' = argmax Q_online(next_obs) with
+ * double_q, else argmax Q_target(next_obs). Into y (n). */
+int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const float *term, int n, float *y);
+
+/* `steps` gradient steps, step k on rows [k n, (k + 1) n) of obs, next_obs (steps n,
+ * obs_dim), act (steps n: the action index as a float), rew, term (steps n): the Huber
+ * loss between Q(obs, act) and bdt_dqn_targets, clipped gradient, Adam; the target network
+ * is updated after every target_every-th gradient step (counted over the handle's life).
+ * cancel (may be NULL) is looked at between steps: once set, BD_EINTR, the steps done kept. */
+int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
+                   const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats);
+
+/* The target network's parameters (n = bdt_policy_param_count(q)), out and in. */
+int bdt_dqn_target_params(bdt_dqn *o, float *dst, size_t n);
+
+/* Checkpoint: the Q-network with Adam's state to path (bdt_save's format: bdt_load(q,
+ * NULL, path) reads the network alone, as a test phase does), its target to
+ * path.target.pt. load reads both back (a file without a target: the target becomes a copy
+ * of the network). */
+int bdt_dqn_save(bdt_dqn *o, const char *path);
+int bdt_dqn_load(bdt_dqn *o, const char *path);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
