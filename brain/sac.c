@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "brain/replay.h"
 #include "common/util.h"
 #include "config/diag.h"
 
@@ -130,21 +131,19 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                   "would never start", bd_node_where(n ? n : params, w, sizeof w),
                                   sp->learning_starts, sp->buffer_size));
     }
-    int brc = bd_brain_batch_check(params, p, ap, sp->rollout_steps, 0, 0, d);
+    /* the rollouts fit their messages, the buffer this machine's memory (brain/replay.h) */
+    int brc = bd_replay_check(params, p, ap, sp->rollout_steps, sp->buffer_size, d);
     rc = rc ? rc : brc;
-    /* the buffer (obs and next obs, actions, reward, flags) and the networks this machine */
-    const double S = ap->nsens, U = ap->nact;
-    double need = (double)sp->buffer_size * (4 * (2 * S + U + 1) + 2);
+    /* the networks (actor, twin critics and their targets, two Adam moments each) */
     bdt_policy_config cfg;
     bd_sac_policy_config(ap, sp, BD_DEVICE_CPU, &cfg);
-    need += (double)bdt_policy_param_count_of(&cfg) * 16 * 5; /* actor, 2 critics, 2 targets, Adam */
-    double have = bd_phys_bytes();
+    double need = (double)bdt_policy_param_count_of(&cfg) * 4 * 12, have = bd_phys_bytes();
     if (have > 0 && need > have) {
-        const bd_node *n = bd_node_get(params, "buffer_size");
-        int mrc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: a buffer of %lld transitions of %d sensors and %d actuators "
-                                       "and the networks need about %.3g GiB; this machine has %.3g GiB",
-                                       bd_node_where(n ? n : params, w, sizeof w), sp->buffer_size, ap->nsens,
-                                       ap->nact, need / (1 << 30), have / (1 << 30)));
+        const bd_node *n = bd_node_get(params, "hidden");
+        int mrc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: hidden %d x layers %d makes networks of about %.3g GiB with "
+                                       "their optimisers; this machine has %.3g GiB",
+                                       bd_node_where(n ? n : params, w, sizeof w), sp->hidden, sp->layers,
+                                       need / (1 << 30), have / (1 << 30)));
         rc = rc ? rc : mrc;
     }
     return rc;
