@@ -115,7 +115,7 @@ static int bd_sac_create(const bd_learner_spec *s, void **out)
 /* The buffer's file beside a checkpoint. */
 static char *bd_sac_buffer_path(const char *path)
 {
-    return bd_strfmt("%s.buffer", path);
+    return bd_strfmt("%s.replay", path);
 }
 
 static int bd_sac_load(void *self, const char *path)
@@ -231,7 +231,7 @@ static int bd_sac_weights_in(void *self, const bd_weights_hdr *h, const float *f
 }
 
 /* Actor, critics, targets, optimisers and alpha to path; with save_buffer the buffer
- * beside it (path.buffer). */
+ * beside it (path.replay). */
 static int bd_sac_save(const void *self, const char *path, int *saved)
 {
     const bd_sac_state *l = self;

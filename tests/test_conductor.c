@@ -266,7 +266,7 @@ Test(conductor, sac_same_seed_same_trajectories, .timeout = 300)
     char *log = bd_strfmt("%s/log.jsonl", a);
     cr_assert(count_lines_with(log, "\"gradient_steps\"") > 0, "the sac brain took gradient steps");
     free(log);
-    char *buf = bd_strfmt("%s/checkpoints/train/swinger.pt.buffer", a);
+    char *buf = bd_strfmt("%s/checkpoints/train/swinger.pt.replay", a);
     cr_assert(bd_exists(buf), "save_buffer: %s", buf);
     free(buf);
     char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
