@@ -202,9 +202,6 @@ Test(torch, bad_configs)
     cr_assert_null(p);
     c = pcfg(4, (bdt_act_kind)7, 2, 1);
     cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
-    c = pcfg(4, BDT_Q, 2, 1); /* a head with a place but no network yet */
-    cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
-    cr_assert(strstr(bd_lasterr(), "has no network yet"), "%s", bd_lasterr());
     cr_assert_eq(bdt_policy_create(NULL, &p), BD_EINVAL);
     c = pcfg(4, BDT_DISCRETE, 2, 1);
     c.layers = 0; /* a linear policy is allowed */
