@@ -10,6 +10,7 @@
 #include "brain/dqn.h"
 #include "brain/netless.h"
 #include "brain/ppo.h"
+#include "brain/sac.h"
 #include "common/util.h"
 #include "config/diag.h"
 #include "wire/wire.h"
@@ -17,6 +18,7 @@
 const bd_kind bd_brain_kinds[] = {
     BD_PPO_KIND("ppo", "ppo"),
     BD_DQN_KIND("dqn", "dqn"),
+    BD_SAC_KIND("sac", "sac"),
     BD_NETLESS_KIND("random", "random"),
     /* drives a rule-based muscle (fsm): records and counts, learns nothing */
     BD_NETLESS_KIND("none", "rules"),

@@ -2,10 +2,10 @@
  * (muscle/actor.c) and the CUDA kernels (kernels/muscle.cu), like the env physics:
  *   bd_act_gather  the agent's sensor columns of the env's observations, raw and as the
  *                  network sees them (running normalisation)
- *   bd_act_select  the action from the network's output (or uniform for the random
- *                  muscle; epsilon-greedy over Q-values for a Q head), its log-probability,
- *                  and the clipped setpoint into the env's action buffer (bd_act_put,
- *                  which replay/resim.c replays traces with)
+ *   bd_act_select  the action from the network's output (categorical, Gaussian, SAC's
+ *                  squashed Gaussian, epsilon-greedy over Q-values for a Q head; uniform for
+ *                  the random muscle), its log-probability, and the clipped setpoint into
+ *                  the env's action buffer (bd_act_put, which replay/resim.c replays traces with)
  *   bd_act_record  reward and episode flags of the step into the rollout; says whether
  *                  the world was truncated (not terminated), so its final observation
  *                  needs a value to bootstrap from
@@ -25,6 +25,7 @@
 #include "common/hostdev.h"
 #include "common/rng.h"
 #include "muscle/fsm.h"
+#include "torch/net.h" /* the squashed Gaussian's log std bounds */
 
 #define BD_ACT_MAX 32 /* discrete actions or continuous dims per agent */
 
@@ -39,6 +40,7 @@ typedef struct {
     int continuous;       /* 1: diagonal Gaussian over U = A Box actuators */
     int qhead;            /* 1: the network's outputs are Q-values: epsilon-greedy argmax */
     float epsilon;        /* qhead: the exploration rate the brain sent (sampling mode) */
+    int squashed;         /* with continuous: SAC's squashed Gaussian (out holds 2 A per column) */
     int mode;             /* bd_act_mode */
     int norm;             /* 1: the network sees clip((x - mean) * inv, -10, 10) */
     uint64_t seed;        /* the agent's seed */
@@ -129,6 +131,46 @@ BD_HOSTDEV static inline float bd_gaussian(const float *mean, const float *logst
     return (float)lp;
 }
 
+/* softplus(x) = log(1 + e^x), without overflow for large x. */
+BD_HOSTDEV static inline double bd_softplus(double x)
+{
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
+/* A squashed Gaussian's log std from the actor's raw output (torch/net.h's bounds, as
+ * torch/heads.cpp's squashed_logstd). */
+BD_HOSTDEV static inline double bd_squashed_logstd(double raw)
+{
+    return BDT_LOGSTD_MIN + 0.5 * (BDT_LOGSTD_MAX - BDT_LOGSTD_MIN) * (tanh(raw) + 1.0);
+}
+
+/* The log-density of a = tanh(u) scale + bias when u ~ N(mean, e^logstd): the Gaussian's
+ * at u less log |da/du| = log scale + log(1 - tanh(u)^2), the latter as
+ * 2 (log 2 - u - softplus(-2 u)), finite where tanh(u) rounds to +-1. */
+BD_HOSTDEV static inline double bd_squashed_logp(double mean, double logstd, double u, double scale)
+{
+    const double z = (u - mean) * exp(-logstd);
+    return -0.5 * z * z - logstd - 0.91893853320467274178 - log(scale)
+           - 2.0 * (0.69314718055994530942 - u - bd_softplus(-2.0 * u));
+}
+
+/* SAC's squashed Gaussian over A dims from the actor's output out (2 A: means, then raw
+ * log stds): a = tanh(mean + std z) scale + bias into [low, high] of each dim (z = 0 when
+ * greedy), and the log-density of a. z (A) are standard normal draws. */
+BD_HOSTDEV static inline float bd_squashed(const float *out, int A, const float *z, int greedy, const float *low,
+                                           const float *high, float *a)
+{
+    double lp = 0;
+    for (int d = 0; d < A; d++) {
+        const double ls = bd_squashed_logstd(out[A + d]), zd = greedy ? 0.0 : z[d];
+        const double u = out[d] + exp(ls) * zd;
+        const double scale = 0.5 * ((double)high[d] - (double)low[d]), bias = 0.5 * ((double)high[d] + (double)low[d]);
+        a[d] = (float)(tanh(u) * scale + bias);
+        lp += bd_squashed_logp(out[d], ls, u, scale);
+    }
+    return (float)lp;
+}
+
 /* Standard normal draws for world `world` at `step`: z (A), Box-Muller on Philox. */
 BD_HOSTDEV static inline void bd_normals(uint64_t seed, uint32_t world, uint64_t step, int A,
                                          float *z)
@@ -186,7 +228,8 @@ BD_HOSTDEV static inline void bd_act_put(int i, const bd_act_args *a, const floa
 }
 
 /* Column i at env step `step`: action (n, U) (discrete: the index as a float), logp (n)
- * and, for netless muscles, value (n) = 0, from out (n, A) (logits or means; unused when
+ * and, for netless muscles, value (n) = 0, from out (n, A) (logits or means; (n, 2 A) for a
+ * squashed Gaussian; unused when
  * uniform or a state machine, which reads the raw sensors obs (n, S)); the setpoint,
  * clipped to the actuator's bounds, into its row of env_act (R, AD). The rollout keeps the
  * unclipped action, whose log-probability the learner needs. */
@@ -229,7 +272,10 @@ BD_HOSTDEV static inline void bd_act_select(int i, const bd_act_args *a, uint64_
         float z[BD_ACT_MAX] = {0};
         if (a->mode == BD_ACT_SAMPLE)
             bd_normals(a->seed, world, step, A, z);
-        logp[i] = bd_gaussian(out + (int64_t)i * A, a->logstd, A, z, a->mode == BD_ACT_GREEDY, row);
+        if (a->squashed)
+            logp[i] = bd_squashed(out + (int64_t)i * 2 * A, A, z, a->mode == BD_ACT_GREEDY, a->low, a->high, row);
+        else
+            logp[i] = bd_gaussian(out + (int64_t)i * A, a->logstd, A, z, a->mode == BD_ACT_GREEDY, row);
     } else {
         float u[4] = {0, 0, 0, 0};
         if (a->mode == BD_ACT_SAMPLE)

@@ -56,7 +56,7 @@ int bd_actor_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch *b, 
     if (rc == BD_OK)
         rc = bd_dev_alloc(dev, sizeof(float) * 2 * S, (void **)&ac->norm);
     if (rc == BD_OK)
-        rc = bd_dev_alloc(dev, sizeof(float) * n * (size_t)a->A, (void **)&ac->out);
+        rc = bd_dev_alloc(dev, sizeof(float) * n * (size_t)a->A * (a->continuous ? 2 : 1), (void **)&ac->out);
     if (rc == BD_OK)
         rc = bd_dev_alloc(dev, sizeof(float) * n * S, (void **)&ac->nobs);
     if (rc == BD_OK)
@@ -105,7 +105,8 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
         return bd_seterr(BD_ESTATE, "agent %s: %s", ac->ap->cfg->name,
                          bd_actor_has_net(ac) ? "the network exists already" : "a netless muscle has no network");
     bdt_policy_config pc = {
-        .obs_dim = a->S, .act_kind = a->qhead ? BDT_Q : a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
+        .obs_dim = a->S,
+        .act_kind = a->qhead ? BDT_Q : a->squashed ? BDT_SQUASHED : a->continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
         .act_dim = a->A, .hidden = hidden, .layers = layers,
         .device = ac->dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = ac->ap->seed,
     };
@@ -120,7 +121,7 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
         return rc;
     }
     int rc = bdt_policy_create(&pc, &ac->net);
-    if (rc == BD_OK && a->continuous && !a->qhead)
+    if (rc == BD_OK && a->continuous && !a->qhead && !a->squashed)
         rc = bdt_policy_logstd(ac->net, a->logstd, a->A);
     return rc;
 }
@@ -166,7 +167,7 @@ int bd_actor_set_params(bd_actor *ac, const float *params, size_t n)
     if (!ac->net)
         return BD_OK;
     int rc = bdt_policy_set_params(ac->net, params, n);
-    if (rc == BD_OK && ac->args.continuous && !ac->args.qhead)
+    if (rc == BD_OK && ac->args.continuous && !ac->args.qhead && !ac->args.squashed)
         rc = bdt_policy_logstd(ac->net, ac->args.logstd, ac->args.A);
     return rc;
 }

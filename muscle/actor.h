@@ -6,7 +6,8 @@
  * actions and rollout rows never cross to the host during a round.
  * Modes: sample (train), greedy (test: argmax, or the Gaussian's mean), uniform (the
  * random muscle). Discrete agents have one actuator (categorical over its values);
- * continuous agents a diagonal Gaussian over their Box actuators. */
+ * continuous agents a diagonal Gaussian over their Box actuators, or (args.squashed, the
+ * sac muscle) SAC's squashed Gaussian scaled to their bounds. */
 #ifndef BODHI_MUSCLE_ACTOR_H
 #define BODHI_MUSCLE_ACTOR_H
 
@@ -29,7 +30,7 @@ typedef struct {
     /* on dev */
     int *cols;           /* (S) */
     float *norm;         /* (2 S) mean, inv */
-    float *out;          /* (n, A) logits or means */
+    float *out;          /* (n, A) logits or means; continuous: room for (n, 2 A) */
     float *nobs;         /* (n, S) the network's input */
     float *fobs;         /* (n, S) final observations (CPU: packed; CUDA: by world) */
     float *fv;           /* (n) their values */

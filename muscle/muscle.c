@@ -91,14 +91,30 @@ static int bd_fsm_init(bd_actor *ac, const bd_agent_plan *ap, const bd_env_batch
     return bd_actor_init(ac, ap, b, dev, BD_ACT_FSM, ap->muscle_params);
 }
 
+/* What the sac muscle drives: continuous (Box) actuators only. */
+static int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+{
+    char w[256];
+    int rc = BD_OK;
+    if (ap->discrete)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s': the sac muscle drives continuous (Box) actuators "
+                                  "only; this agent lists %d discrete one(s) (dqn or ppo drive those)",
+                                  bd_node_where(ap->cfg->muscle.node ? ap->cfg->muscle.node : ap->cfg->node, w, sizeof w),
+                                  ap->cfg->name, ap->discrete));
+    int krc = bd_actor_check(params, p, ap, d);
+    return rc ? rc : krc;
+}
+
 static const bd_muscle_ops bd_net_ops = {bd_net_init, 0}, bd_uniform_ops = {bd_uniform_init, 0},
-                           bd_fsm_ops = {bd_fsm_init, 0}, bd_q_ops = {bd_net_init, BD_HEAD_Q};
+                           bd_fsm_ops = {bd_fsm_init, 0}, bd_q_ops = {bd_net_init, BD_HEAD_Q},
+                           bd_sac_ops = {bd_net_init, BD_HEAD_SQUASHED_GAUSSIAN};
 
 const bd_kind bd_muscle_kinds[] = {
     {"ppo", "ppo", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_net_ops},
     /* argmax over Q-values (epsilon-greedy in train phases); the dqn brain checks the actuators */
     {"dqn", "dqn", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_q_ops},
     {"random", "random", 1, NULL, NULL, bd_actor_check, NULL, NULL, &bd_uniform_ops},
+    {"sac", "sac", 0, NULL, NULL, bd_sac_check, NULL, NULL, &bd_sac_ops},
     {"fsm", "rules", 1, bd_fsm_kind_parse, free, NULL, NULL, NULL, &bd_fsm_ops},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
@@ -194,9 +210,11 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
         return bd_seterr(BD_EPROTO, "brain of agent '%s' describes policy %u with head %u over %u inputs and %u "
                          "outputs; its muscle runs policy %u with head %u over %d and %d", a->ap->cfg->name,
                          w->policy, w->head, w->obs_dim, w->act_dim, policy, head, a->S, a->actor.args.A);
-    bdt_policy_config pc = {.obs_dim = (int)w->obs_dim, .act_kind = head == BD_HEAD_Q ? BDT_Q
-                                                                  : head == BD_HEAD_GAUSSIAN ? BDT_CONTINUOUS
-                                                                                             : BDT_DISCRETE,
+    bdt_policy_config pc = {.obs_dim = (int)w->obs_dim,
+                            .act_kind = head == BD_HEAD_Q                   ? BDT_Q
+                                        : head == BD_HEAD_SQUASHED_GAUSSIAN ? BDT_SQUASHED
+                                        : head == BD_HEAD_GAUSSIAN          ? BDT_CONTINUOUS
+                                                                            : BDT_DISCRETE,
                             .act_dim = (int)w->act_dim, .hidden = (int)w->hidden, .layers = (int)w->layers};
     uint64_t want = w->hidden <= (1u << 16) && w->layers <= 64 ? bdt_policy_param_count_of(&pc) : 0;
     if (want == 0 || w->nparams != want)
@@ -205,6 +223,7 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
                          w->hidden, (unsigned long long)want);
     a->use_norm = w->norm_dims != 0;
     a->actor.args.qhead = head == BD_HEAD_Q;
+    a->actor.args.squashed = head == BD_HEAD_SQUASHED_GAUSSIAN;
     int rc = bd_actor_set_net(&a->actor, (int)w->hidden, (int)w->layers);
     if (rc != BD_OK)
         return rc;

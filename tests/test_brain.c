@@ -14,6 +14,7 @@
 
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
+#include "brain/sac.h"
 #include "brain/stats.h"
 #include "common/util.h"
 
@@ -204,6 +205,49 @@ Test(ppo, params_defaults_and_errors)
     cr_assert_eq(bd_yaml_parse(range, strlen(range), "c.yml", &n), BD_OK);
     cr_assert_eq(bd_ppo_params_parse(n, 1, 16, &p), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "c.yml:1:"), "%s", bd_lasterr());
+    bd_node_destroy(n);
+}
+
+/* SAC's defaults follow the agent: one gradient step per step of all its columns, a
+ * target entropy of minus its action dimensions; the fraction of a step carries over. */
+Test(sac, params_defaults_and_gradient_steps_per_round)
+{
+    bd_sac_params p;
+    bd_diags d = BD_DIAGS_INIT;
+    cr_assert_eq(bd_sac_params_read(NULL, 64, 2, &p, &d), BD_OK);
+    bd_diags_fini(&d);
+    cr_assert_float_eq(p.update_ratio, 1.0 / 64, 1e-15);
+    cr_assert_eq(bd_sac_params_read(NULL, 16, 2, &p, &d), BD_OK);
+    cr_assert_float_eq(p.update_ratio, 1.0 / 16, 1e-15, "one gradient step per step of 16 worlds");
+    cr_assert_eq(bd_sac_params_read(NULL, 4096, 2, &p, &d), BD_OK);
+    cr_assert_float_eq(p.update_ratio, 1.0 / BD_SAC_RATIO_COLUMNS, 1e-15, "at least one per 64 transitions");
+    cr_assert_eq(bd_sac_params_read(NULL, 64, 2, &p, &d), BD_OK);
+    cr_assert_float_eq(p.target_entropy, -2.0, 1e-15);
+    cr_assert(p.autotune && p.batch_size == 256 && p.buffer_size == 1000000 && !p.save_buffer);
+    cr_assert_eq(p.rollout_steps, (int)bd_brain_auto_rollout(64));
+    double carry = 0;
+    long long total = 0;
+    for (int r = 0; r < 10; r++) { /* rounds of 16 steps x 64 columns: 16 gradient steps each */
+        long long k = bd_sac_steps_due(&p, 16 * 64, &carry);
+        cr_assert_eq(k, 16);
+        total += k;
+    }
+    p.update_ratio = 0.3; /* 3 steps a round of 10 transitions, none lost to rounding */
+    carry = 0;
+    total = 0;
+    for (int r = 0; r < 10; r++)
+        total += bd_sac_steps_due(&p, 10, &carry);
+    cr_assert(total == 30 || total == 29, "%lld gradient steps for 100 transitions at 0.3", total);
+    cr_assert(carry < 1.0);
+    bd_node *n;
+    const char *bad = "update_ratio: 0\nhiden: 8\n";
+    cr_assert_eq(bd_yaml_parse(bad, strlen(bad), "s.yml", &n), BD_OK);
+    d = (bd_diags)BD_DIAGS_INIT;
+    cr_assert_eq(bd_sac_params_read(n, 16, 1, &p, &d), BD_EINVAL);
+    cr_assert_eq(d.n, 2, "every problem: %d", d.n);
+    cr_assert(strstr(d.msg[0], "s.yml:2:1") && strstr(d.msg[0], "'hidden'"), "%s", d.msg[0]);
+    cr_assert(strstr(d.msg[1], "s.yml:1:15") && strstr(d.msg[1], "update_ratio"), "%s", d.msg[1]);
+    bd_diags_fini(&d);
     bd_node_destroy(n);
 }
 

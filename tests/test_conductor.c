@@ -235,6 +235,70 @@ Test(conductor, same_seed_same_trajectories, .timeout = 300 * BD_TEST_SLOW)
     free(ca); free(cb); free(a); free(b); free(file);
 }
 
+/* A sac run: two muscles (a shard split), learning from the buffer within the phase, then
+ * a test phase that loads the checkpoint and acts greedily. Twice with one seed: the same
+ * bytes of every sensor, actuator, reward and flag, train and test. */
+Test(conductor, sac_same_seed_same_trajectories, .timeout = 300)
+{
+    char *path = bd_strfmt("/tmp/bd-test-run-%d-sac.yml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "uid: sac-det\nseed: 3\nversion: 1\nschedule:\n"
+               "  - train:\n"
+               "      environments:\n"
+               "        - environment: {name: pendulum, uid: pend, params: {worlds: 6}}\n"
+               "      agents:\n"
+               "        - name: swinger\n"
+               "          brain: {name: sac, params: {rollout_steps: 16, learning_starts: 200, batch_size: 32,\n"
+               "                                      hidden: 16, update_ratio: 0.25, save_buffer: true}}\n"
+               "          muscle: {name: sac}\n"
+               "          sensors: [pend.*]\n"
+               "          actuators: [pend.torque]\n"
+               "      simulation:\n"
+               "        conditions:\n"
+               "          - {name: max_steps, params: {steps: 3000}}\n"
+               "      phase_config: {mode: train, worker: 2}\n"
+               "  - test:\n"
+               "      phase_config: {mode: test, worker: 2, episodes: 6}\n");
+    fclose(f);
+    char *a = bd_strfmt("/tmp/bd-run-%d-sa", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-sb", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", path, a), 0);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", path, b), 0);
+    char *log = bd_strfmt("%s/log.jsonl", a);
+    cr_assert(count_lines_with(log, "\"gradient_steps\"") > 0, "the sac brain took gradient steps");
+    free(log);
+    char *buf = bd_strfmt("%s/checkpoints/train/swinger.pt.replay", a);
+    cr_assert(bd_exists(buf), "save_buffer: %s", buf);
+    free(buf);
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                         "import h5py, hashlib\n"
+                         "def digest(d):\n"
+                         "    f = h5py.File(d + '/run.h5', 'r')\n"
+                         "    out = {}\n"
+                         "    for ph in f:\n"
+                         "        for ag in f[ph]:\n"
+                         "            for ds in ('sensors', 'actuators', 'rewards', 'terminated', 'truncated'):\n"
+                         "                x = f[ph][ag][ds][:]\n"
+                         "                assert x.shape[0] > 0\n"
+                         "                out[ph, ag, ds] = hashlib.sha256(x.tobytes()).hexdigest()\n"
+                         "    return out\n"
+                         "da, db = digest('%s'), digest('%s')\n"
+                         "assert len(da) == 10 and da == db, (da, db)\n"
+                         "\"", a, b);
+    cr_assert_eq(system(py), 0, "two sac runs with one seed recorded the same bytes");
+    free(py);
+    /* the test phase acts greedily: tanh of the mean, within the torque bounds */
+    py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                   "import h5py, numpy as np\n"
+                   "f = h5py.File('%s/run.h5', 'r')\n"
+                   "x = f['test/swinger/actuators'][:]\n"
+                   "assert np.all(np.abs(x) <= 2.0), x.max()\n"
+                   "\"", a);
+    cr_assert_eq(system(py), 0, "test actions within the bounds");
+    free(py);
+    free(a); free(b); free(path);
+}
+
 Test(conductor, bad_input_exits_2_with_position)
 {
     char *path = bd_strfmt("/tmp/bd-test-run-%d-bad.yml", (int)getpid());

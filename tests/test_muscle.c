@@ -2,6 +2,7 @@
  * and Gaussian sampling, Philox normals, and one agent's step against its parts on the
  * CPU, and against the CPU on a GPU (skipped without one). */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,47 @@ Test(actor, gaussian_log_probability)
     lp = bd_gaussian(mean, logstd, 2, z, 1, a);
     cr_assert_eq(a[0], 0.5f, "greedy takes the mean");
     cr_assert_float_eq(lp, (float)(-2 * 0.9189385332 - log(2.0)), 1e-5);
+}
+
+/* The muscle's squashed Gaussian (muscle/act.h, in double) against the learner's
+ * (bdt_sac_act, float tensors) on the same network output and draws: the same actions
+ * within the bounds and the same log-densities, to float rounding of a dozen operations. */
+Test(actor, squashed_gaussian_matches_the_learner)
+{
+    enum { N = 64, S = 3, A = 2 };
+    bdt_policy_config pc = {.obs_dim = S, .act_kind = BDT_SQUASHED, .act_dim = A, .hidden = 16, .layers = 2,
+                            .device = BDT_CPU, .seed = 4};
+    bdt_policy *p = NULL;
+    cr_assert_eq(bdt_policy_create(&pc, &p), BD_OK, "%s", bd_lasterr());
+    /* a spread of means and log stds: scale the head up */
+    size_t np = bdt_policy_param_count(p);
+    float *w = malloc(sizeof(float) * np);
+    bdt_policy_get_params(p, w, np);
+    for (size_t i = np - 2 * A - 2 * A * 16; i < np; i++)
+        w[i] *= 200.0f;
+    bdt_policy_set_params(p, w, np);
+    free(w);
+    float obs[N * S], out[N * 2 * A], z[N * A], ta[N * A], tl[N], ma[A];
+    for (int i = 0; i < N * S; i++)
+        obs[i] = sinf(0.37f * (float)i) * 2.0f;
+    for (int i = 0; i < N; i++)
+        bd_normals(9, (uint32_t)i, 5, A, z + i * A);
+    const float low[A] = {-2.0f, 0.0f}, high[A] = {2.0f, 1.0f};
+    cr_assert_eq(bdt_policy_forward(p, obs, N, out, NULL), BD_OK, "%s", bd_lasterr());
+    for (int greedy = 0; greedy < 2; greedy++) {
+        cr_assert_eq(bdt_sac_act(p, obs, N, greedy ? NULL : z, low, high, ta, tl), BD_OK, "%s", bd_lasterr());
+        for (int i = 0; i < N; i++) {
+            float lp = bd_squashed(out + i * 2 * A, A, z + i * A, greedy, low, high, ma);
+            for (int d = 0; d < A; d++) {
+                cr_assert(ma[d] >= low[d] && ma[d] <= high[d], "action %g out of bounds", ma[d]);
+                cr_expect(fabsf(ma[d] - ta[i * A + d]) <= 16 * FLT_EPSILON * (high[d] - low[d]),
+                          "column %d dim %d: muscle %.9g, learner %.9g", i, d, ma[d], ta[i * A + d]);
+            }
+            cr_expect(fabsf(lp - tl[i]) <= 64 * FLT_EPSILON * (1 + fabsf(lp)),
+                      "column %d: log-densities %.9g and %.9g", i, lp, tl[i]);
+        }
+    }
+    bdt_policy_destroy(p);
 }
 
 Test(actor, normal_draws_are_standard_and_reproducible)

@@ -203,9 +203,6 @@ Test(torch, bad_configs)
     cr_assert_null(p);
     c = pcfg(4, (bdt_act_kind)7, 2, 1);
     cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
-    c = pcfg(4, BDT_SQUASHED, 2, 1); /* a head with a place but no network yet */
-    cr_assert_eq(bdt_policy_create(&c, &p), BD_EINVAL);
-    cr_assert(strstr(bd_lasterr(), "has no network yet"), "%s", bd_lasterr());
     cr_assert_eq(bdt_policy_create(NULL, &p), BD_EINVAL);
     c = pcfg(4, BDT_DISCRETE, 2, 1);
     c.layers = 0; /* a linear policy is allowed */
@@ -1048,136 +1045,302 @@ Test(torch, grad_hook_sees_and_sets_every_gradient)
     bdt_policy_destroy(z);
 }
 
-/* ---- the C network (torch/cpunet.h) ------------------------------------------------ */
+/* ---- SAC (torch/sac_algo.h) ---------------------------------------------------------- */
 
-/* The C network gives libtorch's bits for the policy's shapes here (CartPole, Pendulum,
- * Acrobot, Tag-like widths; a hidden width whose tanh has a scalar tail; one and three
- * layers; one row, odd rows, many rows), for the CPU capability both pick (each test runs
- * in a process of its own: setting ATEN_CPU_CAPABILITY before the first op decides it). */
-static void check_c_network(void)
+static bdt_sac_config sac_cfg(int A, float lo, float hi)
 {
-    struct {
-        int S, A, h, L;
-        bdt_act_kind kind;
-    } shapes[] = {
-        {4, 2, 64, 2, BDT_DISCRETE},  {3, 1, 64, 2, BDT_CONTINUOUS}, {6, 3, 64, 2, BDT_DISCRETE},
-        {2, 3, 100, 1, BDT_DISCRETE}, {14, 2, 37, 3, BDT_CONTINUOUS}, {1, 1, 8, 2, BDT_CONTINUOUS},
-    };
-    const int rows[] = {1, 7, 33, 512};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        bdt_policy_config c = pcfg(shapes[s].S, shapes[s].kind, shapes[s].A, 11 + s);
-        c.hidden = shapes[s].h;
-        c.layers = shapes[s].L;
-        bdt_policy *p = mkpol(c);
-        float *params = getp(p);
-        for (size_t k = 0; k < bdt_policy_param_count(p); k++) { /* not just the init's pattern */
-            params[k] += 0.05f * urand();
-            if (k % 97 == 5) /* subnormal: flushed, as libtorch runs here */
-                params[k] = 3e-39f * urand();
+    bdt_sac_config c = {.lr_actor = 3e-4f, .lr_critic = 1e-3f, .lr_alpha = 1e-3f, .gamma = 0.99f,
+                        .tau = 0.005f, .alpha = 0.2f, .autotune = 1, .target_entropy = -(float)A};
+    for (int d = 0; d < A; d++) {
+        c.low[d] = lo;
+        c.high[d] = hi;
+    }
+    return c;
+}
+
+static bdt_policy *mksquashed(int obs, int act, int hidden, uint64_t seed)
+{
+    bdt_policy_config c = pcfg(obs, BDT_SQUASHED, act, seed);
+    c.hidden = hidden;
+    return mkpol(c);
+}
+
+/* The actor's output made a constant (mean, raw log std) per dimension: every weight 0,
+ * the head's biases (its last 2 A parameters) set. */
+static void squashed_constant(bdt_policy *p, int A, const float *mean, const float *raw)
+{
+    size_t n = bdt_policy_param_count(p);
+    float *w = calloc(n, sizeof(float));
+    for (int d = 0; d < A; d++) {
+        w[n - 2 * (size_t)A + (size_t)d] = mean[d];
+        w[n - (size_t)A + (size_t)d] = raw[d];
+    }
+    cr_assert_eq(bdt_policy_set_params(p, w, n), BD_OK, "%s", bd_lasterr());
+    free(w);
+}
+
+Test(torch, squashed_policy_shape_and_count)
+{
+    bdt_policy_config c = pcfg(5, BDT_SQUASHED, 3, 1);
+    bdt_policy *p = mkpol(c);
+    cr_assert_eq(bdt_policy_out_dim(&c), 6);
+    cr_assert_eq((uint64_t)bdt_policy_param_count(p), bdt_policy_param_count_of(&c));
+    float obs[2 * 5] = {0}, out[2 * 6], val[2] = {1, 1};
+    cr_assert_eq(bdt_policy_forward(p, obs, 2, out, val), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(val[0], 0.0f, "a squashed policy has no critic: value 0");
+    float ls[3];
+    cr_assert_neq(bdt_policy_logstd(p, ls, 3), BD_OK, "its log std is an output, not a parameter");
+    bdt_policy_destroy(p);
+}
+
+/* The density of a = tanh(u), u ~ N(mean, std), integrates to 1 over (-1, 1) (midpoint
+ * rule over a grid of a), and agrees with the naive change of variables
+ * log N(u) - log(1 - tanh(u)^2) where that is well-conditioned. */
+Test(torch, squashed_logp_integrates_to_one)
+{
+    const float means[] = {0.0f, 0.6f, 1.2f, -2.0f}, raws[] = {0.0f, -0.5f, 0.3f, -0.8f};
+    const int K = 400000; /* grid cells over (-1, 1) */
+    float *obs = calloc((size_t)K * 2, sizeof(float)), *z = malloc(sizeof(float) * (size_t)K);
+    float *act = malloc(sizeof(float) * (size_t)K), *lp = malloc(sizeof(float) * (size_t)K);
+    const float lo = -1, hi = 1;
+    for (int c = 0; c < 4; c++) {
+        bdt_policy *p = mksquashed(2, 1, 8, 7);
+        squashed_constant(p, 1, &means[c], &raws[c]);
+        const double ls = BDT_LOGSTD_MIN + 0.5 * (BDT_LOGSTD_MAX - BDT_LOGSTD_MIN) * (tanh(raws[c]) + 1.0);
+        const double sd = exp(ls);
+        for (int k = 0; k < K; k++) {
+            double a = -1.0 + (k + 0.5) * 2.0 / K;
+            z[k] = (float)((atanh(a) - means[c]) / sd);
         }
-        cr_assert_eq(bdt_policy_set_params(p, params, bdt_policy_param_count(p)), BD_OK);
-        bdt_cpunet net;
-        cr_assert_eq(bdt_cpunet_init(&net, &c, 512), BD_OK, "%s", bd_lasterr());
-        cr_assert_eq(net.count, bdt_policy_param_count(p));
-        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-            const int n = rows[r], S = c.obs_dim, A = c.act_dim;
-            float *obs = malloc(sizeof(float) * (size_t)n * S);
-            float *o1 = malloc(sizeof(float) * (size_t)n * A), *o2 = malloc(sizeof(float) * (size_t)n * A);
-            float *v1 = malloc(sizeof(float) * (size_t)n), *v2 = malloc(sizeof(float) * (size_t)n);
-            for (int k = 0; k < n * S; k++)
-                obs[k] = 3.0f * urand();
-            cr_assert_eq(bdt_policy_forward(p, obs, n, o1, v1), BD_OK, "%s", bd_lasterr());
-            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, o2, v2), BD_OK, "%s", bd_lasterr());
-            cr_assert(memcmp(o1, o2, sizeof(float) * (size_t)n * A) == 0,
-                      "shape %zu rows %d: the actor's output differs from libtorch's (%.9g vs %.9g)", s, n,
-                      o1[0], o2[0]);
-            cr_assert(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0,
-                      "shape %zu rows %d: the value differs from libtorch's (%.9g vs %.9g)", s, n, v1[0], v2[0]);
-            /* one head alone reads the same parameters */
-            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, NULL, v2), BD_OK);
-            cr_assert(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0);
-            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, o2, NULL), BD_OK);
-            cr_assert(memcmp(o1, o2, sizeof(float) * (size_t)n * A) == 0);
-            free(obs);
-            free(o1);
-            free(o2);
-            free(v1);
-            free(v2);
+        cr_assert_eq(bdt_sac_act(p, obs, K, z, &lo, &hi, act, lp), BD_OK, "%s", bd_lasterr());
+        double mass = 0, worst = 0;
+        for (int k = 0; k < K; k++) {
+            mass += exp((double)lp[k]) * 2.0 / K;
+            double u = means[c] + sd * (double)z[k], t = tanh(u);
+            if (fabs(t) < 0.99) { /* the naive form, away from the saturation */
+                double naive = -0.5 * z[k] * (double)z[k] - ls - 0.5 * log(2 * M_PI) - log(1 - t * t);
+                double e = fabs(naive - lp[k]) / (1 + fabs(naive));
+                worst = e > worst ? e : worst;
+            }
         }
-        if (c.act_kind == BDT_CONTINUOUS) {
-            float ls[16];
-            cr_assert_eq(bdt_policy_logstd(p, ls, c.act_dim), BD_OK);
-            cr_assert(memcmp(ls, bdt_cpunet_logstd(&net, params), sizeof(float) * (size_t)c.act_dim) == 0);
-        } else
-            cr_assert_null(bdt_cpunet_logstd(&net, params));
-        cr_assert_neq(bdt_cpunet_forward(&net, params, params, 513, NULL, NULL), BD_OK, "more rows than made for");
-        bdt_cpunet_fini(&net);
-        bdt_cpunet_fini(&net); /* twice is safe */
-        free(params);
+        /* midpoint error: the density's curvature over cells of 5e-6 is far below 1e-4 of
+         * its mass for these std (>= e^-1.5); float log-densities add ~1e-7 relative each */
+        cr_expect(fabs(mass - 1.0) < 1e-4, "mean %g raw log std %g: the density integrates to %.8f", means[c],
+                  raws[c], mass);
+        cr_expect(worst < 64 * FLT_EPSILON, "mean %g: stable and naive log-densities differ by %g (relative)",
+                  means[c], worst);
         bdt_policy_destroy(p);
     }
-    /* subnormal inputs into zero biases (the init's): libtorch flushes them, so must the C network */
-    bdt_policy_config z = pcfg(4, BDT_DISCRETE, 2, 3);
-    bdt_policy *zp = mkpol(z);
-    float *zparams = getp(zp), tiny[8] = {3e-39f, -2e-39f, 1e-39f, 5e-39f, 4e-39f, 2e-39f, -1e-39f, 3e-39f};
-    float zo1[4], zo2[4], zv1[2], zv2[2];
-    bdt_cpunet zn;
-    cr_assert_eq(bdt_cpunet_init(&zn, &z, 2), BD_OK);
-    cr_assert_eq(bdt_policy_forward(zp, tiny, 2, zo1, zv1), BD_OK);
-    cr_assert_eq(bdt_cpunet_forward(&zn, zparams, tiny, 2, zo2, zv2), BD_OK);
-    cr_assert(memcmp(zo1, zo2, sizeof zo1) == 0 && memcmp(zv1, zv2, sizeof zv1) == 0,
-              "subnormal inputs: %g %g vs %g %g", zv1[0], zo1[0], zv2[0], zo2[0]);
-    bdt_cpunet_fini(&zn);
-    free(zparams);
-    bdt_policy_destroy(zp);
-    bdt_cpunet bad;
-    bdt_policy_config q = pcfg(4, BDT_Q, 2, 1);
-    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
-    q = pcfg(0, BDT_DISCRETE, 2, 1);
-    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
+    free(obs);
+    free(z);
+    free(act);
+    free(lp);
 }
 
-Test(torch, c_network_matches_libtorch_bit_for_bit)
+/* The change of variables against a histogram: actions drawn through the sampler land in
+ * bins with the frequency the density gives them (scaled bounds [-2, 2]). */
+Test(torch, squashed_sampling_matches_density_histogram)
 {
-    check_c_network();
-}
-
-Test(torch, c_network_matches_libtorch_without_vector_units)
-{
-    setenv("ATEN_CPU_CAPABILITY", "default", 1);
-    check_c_network();
-}
-
-Test(torch, c_network_matches_libtorch_on_avx512)
-{
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")
-        || !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
-        cr_skip_test("this CPU has no AVX-512");
-    setenv("ATEN_CPU_CAPABILITY", "avx512", 1);
-    check_c_network();
-}
-
-/* libtorch's network starts from the C init, bit for bit, so a brain can send the first
- * weights before it has libtorch; the init is a function of the seed alone. */
-Test(torch, c_init_is_the_networks_start)
-{
-    bdt_policy_config cs[] = {pcfg(4, BDT_DISCRETE, 2, 5), pcfg(3, BDT_CONTINUOUS, 1, 5), pcfg(70, BDT_DISCRETE, 9, 8)};
-    cs[2].hidden = 33;
-    cs[2].layers = 3;
-    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
-        bdt_policy *p = mkpol(cs[k]);
-        size_t n = bdt_policy_param_count(p);
-        float *a = getp(p), *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * n);
-        cr_assert_eq(bdt_policy_init_params(&cs[k], b, n), BD_OK, "%s", bd_lasterr());
-        cr_assert(memcmp(a, b, sizeof(float) * n) == 0, "config %zu: the network does not start from the C init", k);
-        bdt_policy_config other = cs[k];
-        other.seed++;
-        cr_assert_eq(bdt_policy_init_params(&other, c, n), BD_OK);
-        cr_assert(memcmp(b, c, sizeof(float) * n) != 0, "another seed, other weights");
-        cr_assert_neq(bdt_policy_init_params(&cs[k], b, n - 1), BD_OK, "a wrong count is refused");
-        free(a);
-        free(b);
-        free(c);
-        bdt_policy_destroy(p);
+    const int n = 200000, B = 20;
+    const float mean = 0.4f, raw = 0.2f, lo = -2, hi = 2;
+    bdt_policy *p = mksquashed(1, 1, 4, 3);
+    squashed_constant(p, 1, &mean, &raw);
+    float *obs = calloc((size_t)n, sizeof(float)), *z = malloc(sizeof(float) * (size_t)n);
+    float *act = malloc(sizeof(float) * (size_t)n), *lp = malloc(sizeof(float) * (size_t)n);
+    for (int k = 0; k < n; k += 2) { /* Box-Muller on the suite's generator */
+        double u1 = (urand() + 1.0) / 2.0, u2 = (urand() + 1.0) / 2.0;
+        double r = sqrt(-2 * log(1 - u1));
+        z[k] = (float)(r * cos(2 * M_PI * u2));
+        z[k + 1] = (float)(r * sin(2 * M_PI * u2));
     }
+    cr_assert_eq(bdt_sac_act(p, obs, n, z, &lo, &hi, act, lp), BD_OK, "%s", bd_lasterr());
+    int count[20] = {0};
+    for (int k = 0; k < n; k++) {
+        cr_assert(act[k] >= lo && act[k] <= hi, "action %g out of [-2, 2]", act[k]);
+        int b = (int)((act[k] - lo) / (hi - lo) * B);
+        count[b < B ? b : B - 1]++;
+    }
+    /* each bin's probability from the density (midpoint rule over 2000 points per bin) */
+    float g[2000], ga[2000], gl[2000], go[2000] = {0};
+    const double ls = BDT_LOGSTD_MIN + 0.5 * (BDT_LOGSTD_MAX - BDT_LOGSTD_MIN) * (tanh(raw) + 1.0);
+    for (int b = 0; b < B; b++) {
+        double w = (hi - lo) / (double)B / 2000, prob = 0;
+        for (int k = 0; k < 2000; k++) {
+            double a = lo + b * (hi - lo) / (double)B + (k + 0.5) * w;
+            g[k] = (float)((atanh(a / 2.0) - mean) / exp(ls));
+        }
+        cr_assert_eq(bdt_sac_act(p, go, 2000, g, &lo, &hi, ga, gl), BD_OK, "%s", bd_lasterr());
+        for (int k = 0; k < 2000; k++)
+            prob += exp((double)gl[k]) * w;
+        /* a binomial count: 5 standard deviations */
+        double sdv = sqrt(n * prob * (1 - prob)) + 1;
+        cr_expect(fabs(count[b] - n * prob) < 5 * sdv, "bin %d: %d draws, the density gives %.1f", b, count[b],
+                  n * prob);
+    }
+    free(obs);
+    free(z);
+    free(act);
+    free(lp);
+    bdt_policy_destroy(p);
+}
+
+/* Targets move by tau toward the critics each update: with the critics' learning rate 0
+ * the critics stay put, and tau = 1/4 makes the hand computation exact in float. */
+Test(torch, sac_polyak_update_by_hand)
+{
+    bdt_policy *p = mksquashed(3, 2, 16, 5);
+    bdt_sac_config c = sac_cfg(2, -1, 1);
+    c.lr_critic = 0;
+    c.tau = 0.25f;
+    bdt_sac *s = NULL;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_OK, "%s", bd_lasterr());
+    size_t n = bdt_sac_param_count(s, BDT_SAC_CRITICS);
+    cr_assert_eq(n, bdt_sac_param_count(s, BDT_SAC_TARGETS));
+    cr_assert_eq(n, 2 * (size_t)((3 + 2) * 16 + 16 + 16 * 16 + 16 + 16 + 1));
+    float *q = malloc(sizeof(float) * n), *t = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    cr_assert_eq(bdt_sac_get_params(s, BDT_SAC_TARGETS, t, n), BD_OK);
+    cr_assert_eq(bdt_sac_get_params(s, BDT_SAC_CRITICS, q, n), BD_OK);
+    cr_assert_eq(memcmp(q, t, sizeof(float) * n), 0, "targets start as the critics");
+    for (size_t i = 0; i < n; i++)
+        t[i] = urand();
+    cr_assert_eq(bdt_sac_set_params(s, BDT_SAC_TARGETS, t, n), BD_OK);
+    float obs[4 * 3], act[4 * 2], rew[4], nobs[4 * 3];
+    float done[4] = {0, 1, 0, 1};
+    for (int i = 0; i < 12; i++)
+        obs[i] = urand(), nobs[i] = urand();
+    for (int i = 0; i < 8; i++)
+        act[i] = urand();
+    for (int i = 0; i < 4; i++)
+        rew[i] = urand();
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, 4, 1, (uint64_t)k, NULL), BD_OK, "%s",
+                     bd_lasterr());
+        for (size_t i = 0; i < n; i++)
+            t[i] = t[i] * 0.75f + q[i] * 0.25f;
+        cr_assert_eq(bdt_sac_get_params(s, BDT_SAC_TARGETS, got, n), BD_OK);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(got[i], t[i], "update %d, target %zu: %.9g, by hand %.9g", k, i, got[i], t[i]);
+    }
+    cr_assert_eq(bdt_sac_get_params(s, BDT_SAC_CRITICS, got, n), BD_OK);
+    cr_assert_eq(memcmp(got, q, sizeof(float) * n), 0, "critics at learning rate 0 stay put");
+    free(q);
+    free(t);
+    free(got);
+    bdt_sac_destroy(s);
+    bdt_policy_destroy(p);
+}
+
+/* A one-step problem (every transition terminates): reward -(a - 0.3)^2 on [-1, 1].
+ * SAC's critics learn the reward and the actor's greedy action moves to 0.3. */
+Test(torch, sac_learns_a_one_step_optimum)
+{
+    bdt_policy *p = mksquashed(1, 1, 32, 11);
+    bdt_sac_config c = sac_cfg(1, -1, 1);
+    c.lr_actor = 3e-3f;
+    c.lr_critic = 3e-3f;
+    bdt_sac *s = NULL;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_OK, "%s", bd_lasterr());
+    enum { B = 64 };
+    float obs[B] = {0}, act[B], rew[B], done[B];
+    bdt_sac_stats st;
+    for (int k = 0; k < 1500; k++) {
+        for (int i = 0; i < B; i++) {
+            act[i] = urand();
+            rew[i] = -(act[i] - 0.3f) * (act[i] - 0.3f);
+            done[i] = 1;
+        }
+        cr_assert_eq(bdt_sac_update(s, obs, act, rew, obs, done, B, 2, (uint64_t)k, &st), BD_OK, "%s",
+                     bd_lasterr());
+    }
+    const float lo = -1, hi = 1;
+    float a, lp;
+    cr_assert_eq(bdt_sac_act(p, obs, 1, NULL, &lo, &hi, &a, &lp), BD_OK);
+    cr_expect(fabsf(a - 0.3f) < 0.1f, "greedy action %g, the optimum is 0.3 (alpha %g)", a, st.alpha);
+    cr_expect(isfinite(st.q_loss) && st.q_loss < 0.01f, "critics' loss %g", st.q_loss);
+    bdt_sac_destroy(s);
+    bdt_policy_destroy(p);
+}
+
+/* Save, load into a learner of another seed: the same greedy actions, critics, targets
+ * and alpha, and the next update the same bits (optimisers restored). */
+Test(torch, sac_checkpoint_round_trip)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/bd_sac_ckpt_%d.pt", (int)getpid());
+    bdt_policy *p = mksquashed(3, 2, 16, 21), *p2 = mksquashed(3, 2, 16, 99);
+    bdt_sac_config c = sac_cfg(2, -2, 2);
+    bdt_sac *s = NULL, *s2 = NULL;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_sac_create(p2, &c, &s2), BD_OK, "%s", bd_lasterr());
+    enum { B = 16 };
+    float obs[B * 3], act[B * 2], rew[B], nobs[B * 3], done[B];
+    for (int i = 0; i < B * 3; i++)
+        obs[i] = urand(), nobs[i] = urand();
+    for (int i = 0; i < B * 2; i++)
+        act[i] = 2 * urand();
+    for (int i = 0; i < B; i++)
+        rew[i] = urand(), done[i] = i % 5 == 0 ? 1.0f : 0.0f;
+    for (int k = 0; k < 5; k++)
+        cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, B, 1, (uint64_t)k, NULL), BD_OK);
+    cr_assert_eq(bdt_sac_save(s, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_sac_load(s2, path), BD_OK, "%s", bd_lasterr());
+    const float lo[2] = {-2, -2}, hi[2] = {2, 2};
+    float a1[B * 2], a2[B * 2];
+    cr_assert_eq(bdt_sac_act(p, obs, B, NULL, lo, hi, a1, NULL), BD_OK);
+    cr_assert_eq(bdt_sac_act(p2, obs, B, NULL, lo, hi, a2, NULL), BD_OK);
+    cr_assert_eq(memcmp(a1, a2, sizeof a1), 0, "greedy actions differ after the round trip");
+    cr_assert_eq(bdt_sac_alpha(s), bdt_sac_alpha(s2));
+    size_t n = bdt_sac_param_count(s, BDT_SAC_TARGETS);
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    for (int which = 0; which < 2; which++) {
+        bdt_sac_get_params(s, which, x, n);
+        bdt_sac_get_params(s2, which, y, n);
+        cr_assert_eq(memcmp(x, y, sizeof(float) * n), 0, "%s differ", which ? "targets" : "critics");
+    }
+    cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, B, 1, 5, NULL), BD_OK);
+    cr_assert_eq(bdt_sac_update(s2, obs, act, rew, nobs, done, B, 1, 5, NULL), BD_OK);
+    size_t m = bdt_policy_param_count(p);
+    float *u = malloc(sizeof(float) * m), *v = malloc(sizeof(float) * m);
+    bdt_policy_get_params(p, u, m);
+    bdt_policy_get_params(p2, v, m);
+    cr_assert_eq(memcmp(u, v, sizeof(float) * m), 0, "the update after the load differs (optimiser state)");
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, x, n);
+    bdt_sac_get_params(s2, BDT_SAC_CRITICS, y, n);
+    cr_assert_eq(memcmp(x, y, sizeof(float) * n), 0, "critics differ after the next update");
+    /* another shape is refused, and leaves the learner as it was */
+    bdt_policy *p3 = mksquashed(4, 2, 16, 1);
+    bdt_sac *s3 = NULL;
+    cr_assert_eq(bdt_sac_create(p3, &c, &s3), BD_OK);
+    cr_assert_eq(bdt_sac_load(s3, path), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "architecture mismatch"), "%s", bd_lasterr());
+    /* a PPO checkpoint is not a SAC one */
+    cr_assert_neq(bdt_load(p3, NULL, path), BD_OK);
+    bdt_sac_destroy(s3);
+    bdt_policy_destroy(p3);
+    unlink(path);
+    free(x);
+    free(y);
+    free(u);
+    free(v);
+    bdt_sac_destroy(s);
+    bdt_sac_destroy(s2);
+    bdt_policy_destroy(p);
+    bdt_policy_destroy(p2);
+}
+
+Test(torch, sac_refuses_bad_configs)
+{
+    bdt_policy *g = mkpol(pcfg(3, BDT_CONTINUOUS, 2, 1));
+    bdt_sac_config c = sac_cfg(2, -1, 1);
+    bdt_sac *s = NULL;
+    cr_assert_eq(bdt_sac_create(g, &c, &s), BD_EINVAL, "a Gaussian actor is not SAC's");
+    cr_assert_null(s);
+    bdt_policy *p = mksquashed(3, 2, 16, 1);
+    c.high[1] = -1;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_EINVAL, "empty bounds");
+    c = sac_cfg(2, -1, 1);
+    c.tau = 2;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_EINVAL, "tau > 1");
+    bdt_policy_destroy(g);
+    bdt_policy_destroy(p);
 }

@@ -1,6 +1,7 @@
 /* bd_torch.h: the C shim over libtorch — the only C++ in bodhi (the .cpp files of torch/).
  * It is split by concern: networks and heads (torch/net.h: policy.cpp, heads.cpp),
- * algorithms (torch/ppo_algo.h: ppo.cpp), and here checkpoints and the process-wide calls.
+ * algorithms (torch/ppo_algo.h: ppo.cpp; torch/sac_algo.h: sac.cpp), and here
+ * checkpoints and the process-wide calls.
  *
  * Opaque handles, BD_OK/bd_err return codes (libtorch exceptions are caught and become
  * BD_ETORCH with the message in bd_lasterr()). All array arguments are host float32
@@ -21,6 +22,7 @@
 #include "torch/net.h"      /* networks and heads */
 #include "torch/ppo_algo.h" /* algorithms: PPO */
 #include "torch/dqn_algo.h" /* ... and DQN */
+#include "torch/sac_algo.h" /* ... and SAC */
 
 #ifdef __cplusplus
 extern "C" {

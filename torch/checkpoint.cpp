@@ -299,3 +299,103 @@ int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
         return catch_torch("bdt_load", path);
     }
 }
+
+/* SAC's checkpoints (torch/sac.cpp): the same container (trailer, checksum, atomic write)
+ * around a format and archive of their own. */
+/* The outer archive around inner (see the opening comment), with its trailer, to path. */
+int bd_shim::write_checkpoint(const char *path, const char *format, const std::vector<int64_t> &arch,
+                              torch::serialize::OutputArchive &inner, const char *where)
+{
+    std::string file; /* the whole checkpoint, serialised */
+    try {
+        std::ostringstream ss;
+        inner.save_to(ss);
+        const std::string bytes = ss.str();
+        const uint64_t sum = fnv1a64(reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size());
+        torch::serialize::OutputArchive ar;
+        ar.write("bodhi/format", c10::IValue(std::string(format)));
+        ar.write("bodhi/arch", torch::tensor(arch), true);
+        ar.write("bodhi/payload",
+                 torch::from_blob(const_cast<char *>(bytes.data()), {(int64_t)bytes.size()}, torch::kUInt8),
+                 true);
+        ar.write("bodhi/checksum", torch::tensor(std::vector<int64_t>{(int64_t)sum}), true);
+        std::ostringstream out;
+        ar.save_to(out);
+        file = out.str();
+    } catch (...) {
+        return catch_torch(where, path);
+    }
+    append_trailer(file);
+    return write_file_atomic(path, file, where);
+}
+
+int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch, std::vector<int64_t> &arch,
+                             torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int err = errno;
+        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s: %s", where, path, std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode))
+        return bd_seterr(BD_EIO, "%s: %s: not a regular file", where, path);
+    std::string file;
+    int rc = read_checked(path, &file);
+    if (rc != BD_OK)
+        return rc;
+    try {
+        torch::serialize::InputArchive ar;
+        try {
+            ar.load_from(file.data(), file.size(), torch::Device(torch::kCPU));
+        } catch (const c10::Error &e) {
+            return bd_seterr(BD_ETORCH, "%s: %s: not a readable checkpoint: %s", where, path,
+                             e.what_without_backtrace());
+        } catch (const std::exception &e) {
+            return bd_seterr(BD_ETORCH, "%s: %s: not a readable checkpoint: %s", where, path, e.what());
+        }
+        c10::IValue fmt;
+        torch::Tensor at, payload, sum;
+        if (!ar.try_read("bodhi/format", fmt) || !fmt.isString() || fmt.toStringRef() != format ||
+            !ar.try_read("bodhi/arch", at, true) || at.numel() != (int64_t)narch ||
+            at.scalar_type() != torch::kLong || !storage_ok(at))
+            return bd_seterr(BD_ETORCH, "%s: %s: not a bodhi checkpoint of format %s", where, path, format);
+        at = at.contiguous();
+        arch.assign(at.data_ptr<int64_t>(), at.data_ptr<int64_t>() + narch);
+        if (!ar.try_read("bodhi/payload", payload, true) || payload.scalar_type() != torch::kUInt8 ||
+            payload.dim() != 1 || !ar.try_read("bodhi/checksum", sum, true) || sum.numel() != 1 ||
+            sum.scalar_type() != torch::kLong || !storage_ok(payload) || !storage_ok(sum))
+            return bd_seterr(BD_ETORCH, "%s: %s: damaged checkpoint (no payload or checksum)", where, path);
+        payload = payload.contiguous();
+        const unsigned char *bytes = payload.data_ptr<uint8_t>();
+        const size_t nbytes = (size_t)payload.numel();
+        if ((int64_t)fnv1a64(bytes, nbytes) != sum.contiguous().data_ptr<int64_t>()[0])
+            return bd_seterr(BD_ETORCH, "%s: %s: damaged checkpoint (checksum mismatch)", where, path);
+        inner.load_from(reinterpret_cast<const char *>(bytes), nbytes, dev);
+        return BD_OK;
+    } catch (...) {
+        return catch_torch(where, path);
+    }
+}
+
+int bd_shim::read_tensors(torch::serialize::InputArchive &inner, const char *key,
+                          const std::vector<torch::Tensor> &like, std::vector<torch::Tensor> &out)
+{
+    torch::serialize::InputArchive a;
+    if (!inner.try_read(key, a))
+        return 0;
+    out.assign(like.size(), torch::Tensor());
+    for (size_t i = 0; i < like.size(); i++)
+        if (!a.try_read(std::to_string(i), out[i]) || !out[i].sizes().equals(like[i].sizes()) ||
+            out[i].scalar_type() != torch::kFloat32 || !storage_ok(out[i]))
+            return 0;
+    return 1;
+}
+
+void bd_shim::write_tensors(torch::serialize::OutputArchive &inner, const char *key,
+                            const std::vector<torch::Tensor> &ts)
+{
+    torch::serialize::OutputArchive a;
+    for (size_t i = 0; i < ts.size(); i++)
+        a.write(std::to_string(i), ts[i].detach().clone()); /* a view would save its whole storage */
+    inner.write(key, a);
+}

@@ -53,6 +53,18 @@
     X(dqn_target_params, int, (bdt_dqn *, float *, size_t))                                                   \
     X(dqn_save, int, (bdt_dqn *, const char *))                                                               \
     X(dqn_load, int, (bdt_dqn *, const char *))                                                               \
+    X(sac_create, int, (bdt_policy *, const bdt_sac_config *, bdt_sac **))                                    \
+    X(sac_destroy, void, (bdt_sac *))                                                                         \
+    X(sac_update, int, (bdt_sac *, const float *, const float *, const float *, const float *, const float *,   \
+                        int, uint64_t, uint64_t, bdt_sac_stats *))                                            \
+    X(sac_param_count, size_t, (const bdt_sac *, int))                                                        \
+    X(sac_get_params, int, (bdt_sac *, int, float *, size_t))                                                 \
+    X(sac_set_params, int, (bdt_sac *, int, const float *, size_t))                                           \
+    X(sac_alpha, float, (const bdt_sac *))                                                                    \
+    X(sac_act, int, (bdt_policy *, const float *, int, const float *, const float *, const float *, float *,  \
+                     float *))                                                                                \
+    X(sac_save, int, (bdt_sac *, const char *))                                                               \
+    X(sac_load, int, (bdt_sac *, const char *))                                                               \
     X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(load, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(set_threads, void, (int))                                                                               \
@@ -266,6 +278,68 @@ int bdt_dqn_load(bdt_dqn *o, const char *path)
 {
     BDT_HANDLE(o, "bdt_dqn_load");
     return bdt_fn.dqn_load(o, path);
+}
+
+int bdt_sac_create(bdt_policy *actor, const bdt_sac_config *cfg, bdt_sac **out)
+{
+    if (out)
+        *out = NULL;
+    BDT_HANDLE(actor, "bdt_sac_create");
+    return bdt_fn.sac_create(actor, cfg, out);
+}
+
+void bdt_sac_destroy(bdt_sac *s)
+{
+    if (s && bdt_loaded)
+        bdt_fn.sac_destroy(s);
+}
+
+int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, const float *rew, const float *next_obs,
+                   const float *done, int n, uint64_t seed, uint64_t key, bdt_sac_stats *stats)
+{
+    BDT_HANDLE(s, "bdt_sac_update");
+    return bdt_fn.sac_update(s, obs, act, rew, next_obs, done, n, seed, key, stats);
+}
+
+size_t bdt_sac_param_count(const bdt_sac *s, int which)
+{
+    return s && bdt_loaded ? bdt_fn.sac_param_count(s, which) : 0;
+}
+
+int bdt_sac_get_params(bdt_sac *s, int which, float *dst, size_t n)
+{
+    BDT_HANDLE(s, "bdt_sac_get_params");
+    return bdt_fn.sac_get_params(s, which, dst, n);
+}
+
+int bdt_sac_set_params(bdt_sac *s, int which, const float *src, size_t n)
+{
+    BDT_HANDLE(s, "bdt_sac_set_params");
+    return bdt_fn.sac_set_params(s, which, src, n);
+}
+
+float bdt_sac_alpha(const bdt_sac *s)
+{
+    return s && bdt_loaded ? bdt_fn.sac_alpha(s) : 0.0f;
+}
+
+int bdt_sac_act(bdt_policy *p, const float *obs, int n, const float *noise, const float *low, const float *high,
+                float *act, float *logp)
+{
+    BDT_HANDLE(p, "bdt_sac_act");
+    return bdt_fn.sac_act(p, obs, n, noise, low, high, act, logp);
+}
+
+int bdt_sac_save(bdt_sac *s, const char *path)
+{
+    BDT_HANDLE(s, "bdt_sac_save");
+    return bdt_fn.sac_save(s, path);
+}
+
+int bdt_sac_load(bdt_sac *s, const char *path)
+{
+    BDT_HANDLE(s, "bdt_sac_load");
+    return bdt_fn.sac_load(s, path);
 }
 
 int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)

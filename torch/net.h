@@ -18,15 +18,15 @@ extern "C" {
 
 typedef enum { BDT_CPU = 0, BDT_CUDA = 1 } bdt_device;
 
-/* The policy's head: how its actor's output becomes actions. A squashed Gaussian (tanh of
- * a Gaussian with a state-dependent log std) has its place here and in wire/wire.h's
- * BD_HEAD_*; no network builds it yet (bdt_policy_create refuses it). A Q-network
- * (BDT_Q) is one trunk of `layers` ReLU layers with act_dim outputs, the Q-value of each
- * discrete action; its "value" (bdt_policy_forward) is the largest of them. */
+/* The policy's head: how its actor's output becomes actions. A Q-network (BDT_Q) is one
+ * trunk of `layers` ReLU layers with act_dim outputs, the Q-value of each discrete action;
+ * its "value" (bdt_policy_forward) is the largest of them. */
 typedef enum {
     BDT_DISCRETE = 0,     /* categorical over act_dim logits */
     BDT_CONTINUOUS = 1,   /* diagonal Gaussian: act_dim means and a state-independent log std */
-    BDT_SQUASHED = 2,     /* reserved */
+    BDT_SQUASHED = 2,     /* SAC's actor: tanh of a Gaussian whose mean and log std the actor
+                             outputs (2 act_dim: means, then raw log stds; no critic trunk,
+                             ReLU layers; BDT_LOGSTD_MIN/MAX) */
     BDT_Q = 3,            /* Q-values per discrete action (torch/dqn_algo.h learns them) */
 } bdt_act_kind;
 typedef struct {
@@ -62,16 +62,33 @@ static inline uint64_t bdt_policy_param_count_of(const bdt_policy_config *c)
     const uint64_t body = S * h + h + (L - 1) * (h * h + h);
     if (c->act_kind == BDT_Q)
         return body + (h * A + A); /* one trunk, no critic */
+    if (c->act_kind == BDT_SQUASHED)
+        return body + (h * 2 * A + 2 * A); /* one trunk of means and log stds, no critic */
     const uint64_t n = 2 * body + (h + 1) + (h * A + A) + (c->act_kind == BDT_CONTINUOUS ? A : 0);
     return n > ((uint64_t)1 << 40) ? 0 : n;
 }
+
+/* The actor's outputs per observation: 2 act_dim for a squashed Gaussian (means, then raw
+ * log stds), act_dim otherwise. */
+static inline int bdt_policy_out_dim(const bdt_policy_config *c)
+{
+    return c->act_kind == BDT_SQUASHED ? 2 * c->act_dim : c->act_dim;
+}
+
+/* A squashed Gaussian's log std from the actor's raw output r: squeezed into
+ * [BDT_LOGSTD_MIN, BDT_LOGSTD_MAX] by tanh (CleanRL's SAC), so that the policy can neither
+ * collapse nor explode. Written once for the learner's tensors and the muscle's loops
+ * (muscle/act.h). */
+#define BDT_LOGSTD_MIN (-5.0)
+#define BDT_LOGSTD_MAX 2.0
 
 /* Flat copy of all parameters in a fixed order (host). n must equal param_count. */
 int bdt_policy_get_params(bdt_policy *p, float *dst, size_t n);
 int bdt_policy_set_params(bdt_policy *p, const float *src, size_t n);
 
 /* Inference without gradients. obs (n, obs_dim). Outputs (each may be NULL):
- * out (n, act_dim): logits (discrete) or action mean (continuous); value (n). */
+ * out (n, bdt_policy_out_dim): logits (discrete), action mean (continuous), means and raw
+ * log stds (squashed); value (n) (0 for a squashed policy, which has no critic). */
 int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float *value);
 
 /* The same with obs, out and value in the policy's device memory (device pointers on CUDA,

@@ -11,6 +11,8 @@
  *  (L = layers; the odd Sequential indices are the Tanh modules.)
  * A Q-network (BDT_Q): q.0.weight (h, obs) q.0.bias (h) ... q.{2L}.weight (act, h) .bias (act)
  *  (the odd indices are ReLU modules).
+ * A squashed Gaussian (SAC's actor) has the actor alone, with ReLU modules and 2 act_dim
+ * outputs (means, then raw log stds).
  *
  */
 #include "torch/shim.hpp"
@@ -23,10 +25,8 @@ extern "C" {
 
 using namespace bd_shim;
 
-namespace {
-
 /* torch.nn.init.orthogonal_ with an explicit generator. w: (rows, cols...) */
-void orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
+void bd_shim::orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
 {
     const int64_t rows = w.size(0), cols = w.numel() / rows;
     torch::Tensor flat = at::randn({rows, cols}, gen, torch::TensorOptions().dtype(torch::kFloat32));
@@ -39,6 +39,8 @@ void orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
         q = q.t();
     w.copy_(q.reshape(w.sizes()) * gain);
 }
+
+namespace {
 
 /* Orthogonal init of one trunk: hidden layers gain sqrt(2), the head `head_gain`. */
 void init_trunk(torch::nn::Sequential &s, double head_gain, at::Generator &gen)
@@ -71,9 +73,7 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
     /* C callers may pass any int in the enum fields; in C++ loading an out-of-range enum
      * is undefined, so look at them as ints. */
     const int kind = enum_as_int(&cfg->act_kind), device = enum_as_int(&cfg->device);
-    if (kind == BDT_SQUASHED)
-        return bd_seterr(BD_EINVAL, "bdt_policy_create: act_kind %d (squashed Gaussian) has no network yet", kind);
-    if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS && kind != BDT_Q)
+    if (kind != BDT_DISCRETE && kind != BDT_CONTINUOUS && kind != BDT_Q && kind != BDT_SQUASHED)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown act_kind %d", kind);
     if (device != BDT_CPU && device != BDT_CUDA)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: unknown device %d", device);
@@ -86,10 +86,13 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         p->cfg = *cfg;
         p->dev = cfg->device == BDT_CUDA ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
         p->net = std::make_shared<ActorCritic>(*cfg);
-        if (kind == BDT_Q) { /* a Q-network starts from libtorch's draw */
+        if (kind == BDT_Q || kind == BDT_SQUASHED) { /* Q-networks and SAC's actor: libtorch's draw */
             torch::NoGradGuard ng;
             at::Generator gen = at::detail::createCPUGenerator(cfg->seed);
-            init_trunk(p->net->actor, 1.0, gen);
+            if (kind == BDT_Q)
+                init_trunk(p->net->actor, 1.0, gen);
+            else /* a squashed Gaussian: its actor alone */
+                init_trunk(p->net->actor, 0.01, gen);
         }
         p->net->to(p->dev);
         p->params = p->net->parameters();
@@ -97,7 +100,7 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
             p->count += (size_t)t.numel();
         /* the actor-critic's initial weights are torch/cpunet.c's, which a brain sends
          * before it loads libtorch */
-        if (kind != BDT_Q) {
+        if (kind == BDT_DISCRETE || kind == BDT_CONTINUOUS) {
             std::vector<float> init(p->count);
             int rc = bdt_policy_init_params(cfg, init.data(), init.size());
             if (rc == BD_OK)
@@ -184,17 +187,18 @@ static int policy_forward(bdt_policy *p, const float *obs, int n, float *out, fl
     try {
         torch::NoGradGuard ng;
         const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(p->dev);
-        const int64_t A = p->cfg.act_dim;
+        const int64_t A = bdt_policy_out_dim(&p->cfg);
         torch::Tensor x = on_device ? torch::from_blob(const_cast<float *>(obs), {n, p->cfg.obs_dim}, opts)
                                     : upload(obs, {n, p->cfg.obs_dim}, p->dev); /* (n, obs) */
         if (out && on_device)
             torch::from_blob(out, {n, A}, opts).copy_(p->net->actor->forward(x));
         else if (out)
             download(p->net->actor->forward(x), out, (size_t)n * A); /* (n, act) */
-        /* a Q-network's value: the greedy action's */
+        /* a Q-network's value: the greedy action's; a squashed Gaussian's: 0 (no critic) */
+        const bool kind_is_q = p->cfg.act_kind == BDT_Q;
         auto critic = [&]() {
             return p->net->critic ? p->net->critic->forward(x)
-                                  : std::get<0>(p->net->actor->forward(x).max(1, true));
+                   : kind_is_q ? std::get<0>(p->net->actor->forward(x).max(1, true)) : torch::zeros({n, 1}, opts);
         };
         if (value && on_device)
             torch::from_blob(value, {n, 1}, opts).copy_(critic());

@@ -39,7 +39,8 @@ void download(const torch::Tensor &t, float *dst, size_t n)
 
 const char *kind_name(int k)
 {
-    return k == BDT_DISCRETE ? "discrete" : k == BDT_CONTINUOUS ? "continuous" : k == BDT_Q ? "q" : "?";
+    return k == BDT_DISCRETE ? "discrete" : k == BDT_CONTINUOUS ? "continuous" : k == BDT_Q ? "q"
+           : k == BDT_SQUASHED ? "squashed" : "?";
 }
 
 } // namespace bd_shim

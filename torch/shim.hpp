@@ -65,29 +65,33 @@ struct ActorCritic : torch::nn::Module {
     torch::nn::Sequential actor{nullptr};  /* (n, obs) -> (n, act_dim) */
     torch::Tensor logstd;                  /* (1, act_dim), continuous only */
 
+    /* A squashed Gaussian (SAC's actor) has no critic: its critics are Q-networks of the
+     * algorithm's own (torch/sac.cpp). */
     ActorCritic(const bdt_policy_config &c)
     {
         if (c.act_kind == BDT_Q) {
-            actor = register_module("q", trunk(c, c.act_dim));
+            actor = register_module("q", trunk(c.obs_dim, c.hidden, c.layers, c.act_dim, true));
             return;
         }
         if (c.act_kind == BDT_CONTINUOUS)
             logstd = register_parameter("actor_logstd", torch::zeros({1, c.act_dim}));
-        critic = register_module("critic", trunk(c, 1));
-        actor = register_module("actor", trunk(c, c.act_dim));
+        if (c.act_kind != BDT_SQUASHED)
+            critic = register_module("critic", trunk(c.obs_dim, c.hidden, c.layers, 1, false));
+        actor = register_module("actor", trunk(c.obs_dim, c.hidden, c.layers, bdt_policy_out_dim(&c),
+                                               c.act_kind == BDT_SQUASHED));
     }
 
-    static torch::nn::Sequential trunk(const bdt_policy_config &c, int out)
+    /* `layers` hidden layers of `hidden` units, tanh (CleanRL's PPO) or ReLU (its DQN, SAC). */
+    static torch::nn::Sequential trunk(int in, int hidden, int layers, int out, bool relu)
     {
         torch::nn::Sequential s;
-        int in = c.obs_dim;
-        for (int i = 0; i < c.layers; i++) {
-            s->push_back(torch::nn::Linear(in, c.hidden));
-            if (c.act_kind == BDT_Q)
+        for (int i = 0; i < layers; i++) {
+            s->push_back(torch::nn::Linear(in, hidden));
+            if (relu)
                 s->push_back(torch::nn::ReLU());
             else
                 s->push_back(torch::nn::Tanh());
-            in = c.hidden;
+            in = hidden;
         }
         s->push_back(torch::nn::Linear(in, out));
         return s;
@@ -106,6 +110,30 @@ void head_logp_entropy(const ActorCritic &net, bool discrete, const torch::Tenso
 int save_policy(bdt_policy *p, torch::optim::Adam *o, const char *path);
 int load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam, std::unique_ptr<torch::optim::Adam> *o,
                 const char *path);
+
+/* heads.cpp: the squashed Gaussian of an actor's output out (n, 2 A: means, raw log stds):
+ * its log std (squashed_logstd, BDT_LOGSTD_MIN..MAX), and at standard normal draws eps
+ * (n, A; undefined: greedy, eps = 0) the actions tanh(mean + std eps) * scale + bias (n, A)
+ * and their log-densities (n) with the change of variables through tanh and the scale. */
+torch::Tensor squashed_logstd(const torch::Tensor &raw);
+void squashed_sample(const torch::Tensor &out, const torch::Tensor &eps, const torch::Tensor &scale,
+                     const torch::Tensor &bias, torch::Tensor &act, torch::Tensor &logp);
+
+/* torch.nn.init.orthogonal_ of w (rows, cols...) times gain, drawn from gen (policy.cpp). */
+void orthogonal_(torch::Tensor w, double gain, at::Generator &gen);
+
+/* checkpoint.cpp: a checkpoint file of `format` (see its opening comment) around the archive
+ * inner, with the int64 architecture arch; and read back (arch: its narch numbers, for the
+ * caller to check; inner loaded onto dev). BD_OK, or an error naming `where` and path. */
+int write_checkpoint(const char *path, const char *format, const std::vector<int64_t> &arch,
+                     torch::serialize::OutputArchive &inner, const char *where);
+int read_checkpoint(const char *path, const char *format, size_t narch, std::vector<int64_t> &arch,
+                    torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where);
+/* Tensors as a nested archive `key` ("0", "1", ...); read back shaped as `like` (0 when one
+ * is missing or has another shape or type). */
+void write_tensors(torch::serialize::OutputArchive &inner, const char *key, const std::vector<torch::Tensor> &ts);
+int read_tensors(torch::serialize::InputArchive &inner, const char *key, const std::vector<torch::Tensor> &like,
+                 std::vector<torch::Tensor> &out);
 
 /* Called from a catch block: the current exception as a bd_err, detail "where: [path: ]what". */
 int catch_torch(const char *where, const char *path = nullptr);

@@ -104,7 +104,7 @@ enum {
     BD_HEAD_NONE = 0,
     BD_HEAD_CATEGORICAL = 1,       /* act_dim logits, one discrete actuator */
     BD_HEAD_GAUSSIAN = 2,          /* act_dim means and a state-independent log std */
-    BD_HEAD_SQUASHED_GAUSSIAN = 3, /* reserved: tanh-squashed Gaussian (no muscle builds it yet) */
+    BD_HEAD_SQUASHED_GAUSSIAN = 3, /* SAC: tanh of a Gaussian, 2 act_dim outputs (means, log stds) */
     BD_HEAD_Q = 4,                 /* Q-values per discrete action: epsilon-greedy argmax */
 };
 /* Floats a head adds after the parameters and the normaliser: BD_HEAD_Q sends its

@@ -1,0 +1,162 @@
+/* sac.c: SAC hyper-parameters and the sac kind's checks (see sac.h). */
+#include "brain/sac.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "brain/replay.h"
+#include "common/util.h"
+#include "config/diag.h"
+
+static const char *const bd_sac_keys[] = {
+    "policy_lr", "q_lr", "alpha_lr", "gamma", "tau", "alpha", "autotune", "target_entropy", "batch_size",
+    "buffer_size", "learning_starts", "update_ratio", "rollout_steps", "hidden", "layers", "save_buffer", NULL,
+};
+
+int bd_sac_params_read(const bd_node *p, long long columns, int act_dim, bd_sac_params *o, bd_diags *dp)
+{
+    bd_diags d = BD_DIAGS_INIT;
+    char where[256];
+    bd_node_check_keys(p, bd_sac_keys, "the sac brain's params", &d);
+    double dv;
+    long long i;
+    int b;
+    /* a double within [lo, hi] (lo excluded when open_lo) */
+#define GETD(key, def, lo, hi, open_lo, dst)                                                                  \
+    if (bd_diag(&d, bd_node_double(p, key, def, &dv)) != BD_OK) {                                             \
+    } else if (!((open_lo) ? dv > (lo) : dv >= (lo)) || !(dv <= (hi))) {                                      \
+        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %s%g to %g, got %g",                               \
+                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,                   \
+                              (open_lo) ? "more than " : "", (double)(lo), (double)(hi), dv));                \
+    } else {                                                                                                  \
+        dst = dv;                                                                                             \
+    }
+#define GETI(key, def, lo, hi, dst)                                                                           \
+    if (bd_diag(&d, bd_node_int(p, key, def, &i)) != BD_OK) {                                                 \
+    } else if (i < (lo) || i > (hi)) {                                                                        \
+        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %lld to %lld, got %lld",                           \
+                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,                   \
+                              (long long)(lo), (long long)(hi), i));                                          \
+    } else {                                                                                                  \
+        dst = i;                                                                                              \
+    }
+#define GETB(key, def, dst)                                                                                   \
+    if (bd_diag(&d, bd_node_bool(p, key, def, &b)) == BD_OK)                                                  \
+        dst = b;
+    GETD("policy_lr", 1e-3, 0, 10, 1, o->policy_lr);
+    GETD("q_lr", 1e-3, 0, 10, 1, o->q_lr);
+    GETD("alpha_lr", 1e-3, 0, 10, 1, o->alpha_lr);
+    GETD("gamma", 0.99, 0, 1, 0, o->gamma);
+    GETD("tau", 0.005, 0, 1, 1, o->tau);
+    GETD("alpha", 0.2, 0, 1e6, 1, o->alpha);
+    GETB("autotune", 1, o->autotune);
+    GETD("target_entropy", -(double)act_dim, -1e6, 1e6, 0, o->target_entropy);
+    GETI("batch_size", 256, 1, 1 << 20, o->batch_size);
+    GETI("buffer_size", 1000000, 1, (long long)1 << 40, o->buffer_size);
+    GETI("learning_starts", 1000, 0, (long long)1 << 40, o->learning_starts);
+    GETD("update_ratio", 1.0 / (double)(columns < 1 ? 1 : columns < BD_SAC_RATIO_COLUMNS ? columns : BD_SAC_RATIO_COLUMNS),
+         0, 1024, 1, o->update_ratio);
+    o->rollout_steps = (int)bd_brain_auto_rollout(columns);
+    GETI("rollout_steps", o->rollout_steps, 1, 1 << 20, o->rollout_steps);
+    GETI("hidden", 64, 1, 1 << 16, o->hidden);
+    GETI("layers", 2, 1, 16, o->layers);
+    GETB("save_buffer", 0, o->save_buffer);
+#undef GETD
+#undef GETI
+#undef GETB
+    for (int k = 0; k < d.n; k++) { /* to the caller's list, each on its own */
+        bd_seterr(d.rc, "%s", d.msg[k]);
+        bd_diag(dp, d.rc);
+    }
+    int rc = d.rc;
+    bd_diags_fini(&d);
+    return rc;
+}
+
+void bd_sac_policy_config(const bd_agent_plan *ap, const bd_sac_params *sp, bd_device device,
+                          bdt_policy_config *out)
+{
+    memset(out, 0, sizeof *out);
+    out->obs_dim = ap->nsens;
+    out->act_kind = BDT_SQUASHED;
+    out->act_dim = ap->nact;
+    out->hidden = sp->hidden;
+    out->layers = sp->layers;
+    out->device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
+    out->seed = ap->seed;
+}
+
+long long bd_sac_steps_due(const bd_sac_params *sp, long long added, double *carry)
+{
+    double due = *carry + (double)added * sp->update_ratio;
+    long long n = (long long)floor(due);
+    *carry = due - (double)n;
+    return n;
+}
+
+int bd_sac_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
+                      void **out)
+{
+    bd_sac_params *sp = malloc(sizeof *sp);
+    if (!sp)
+        return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
+    int rc = bd_sac_params_read(params, p->max_columns, ap->nact, sp, d);
+    if (rc != BD_OK) {
+        free(sp);
+        return rc;
+    }
+    *out = sp;
+    return BD_OK;
+}
+
+int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
+{
+    char w[256];
+    int rc = BD_OK;
+    const bd_node *where = ap->cfg->brain.node ? ap->cfg->brain.node : ap->cfg->node;
+    if (ap->env && (ap->discrete || !ap->continuous))
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s': the sac brain learns continuous (Box) actions; %d of "
+                                  "its %d actuators are discrete (dqn or ppo learn those)",
+                                  bd_node_where(where, w, sizeof w), ap->cfg->name, ap->discrete, ap->nact));
+    else if (ap->env && ap->nact > BDT_SAC_MAX_ACT)
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: agent '%s' has %d actuators; the sac brain takes at most %d",
+                                  bd_node_where(where, w, sizeof w), ap->cfg->name, ap->nact, BDT_SAC_MAX_ACT));
+    const bd_sac_params *sp = ap->brain_params;
+    if (!sp || !ap->env || rc != BD_OK)
+        return rc;
+    if (sp->learning_starts > sp->buffer_size) {
+        const bd_node *n = bd_node_get(params, "learning_starts");
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: learning_starts %lld is more than the buffer_size %lld: learning "
+                                  "would never start", bd_node_where(n ? n : params, w, sizeof w),
+                                  sp->learning_starts, sp->buffer_size));
+    }
+    /* the rollouts fit their messages, the buffer this machine's memory (brain/replay.h) */
+    int brc = bd_replay_check(params, p, ap, sp->rollout_steps, sp->buffer_size, d);
+    rc = rc ? rc : brc;
+    /* the networks (actor, twin critics and their targets, two Adam moments each) */
+    bdt_policy_config cfg;
+    bd_sac_policy_config(ap, sp, BD_DEVICE_CPU, &cfg);
+    double need = (double)bdt_policy_param_count_of(&cfg) * 4 * 12, have = bd_phys_bytes();
+    if (have > 0 && need > have) {
+        const bd_node *n = bd_node_get(params, "hidden");
+        int mrc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: hidden %d x layers %d makes networks of about %.3g GiB with "
+                                       "their optimisers; this machine has %.3g GiB",
+                                       bd_node_where(n ? n : params, w, sizeof w), sp->hidden, sp->layers,
+                                       need / (1 << 30), have / (1 << 30)));
+        rc = rc ? rc : mrc;
+    }
+    return rc;
+}
+
+long long bd_sac_kind_rollout(const void *value)
+{
+    return ((const bd_sac_params *)value)->rollout_steps;
+}
+
+unsigned long long bd_sac_kind_weights_floats(const void *value, const bd_agent_plan *ap)
+{
+    bdt_policy_config cfg;
+    bd_sac_policy_config(ap, value, BD_DEVICE_CPU, &cfg);
+    return (unsigned long long)bdt_policy_param_count_of(&cfg);
+}

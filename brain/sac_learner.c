@@ -1,0 +1,256 @@
+/* sac_learner.c: the sac brain kind's learner (brain/learner.h's ops, see sac.h): the
+ * squashed Gaussian actor the muscles run, the shim's SAC (critics, targets, alpha), and
+ * the replay buffer every round's transitions go into.
+ *
+ * A round's update: its transitions into the buffer; once the buffer holds learning_starts
+ * of them (and a batch), bd_sac_steps_due gradient steps, each on a batch drawn uniformly
+ * from the buffer by Philox keyed by (agent seed, step number) and the actor's draws keyed
+ * the same way, so a run repeats bit for bit per seed. version counts gradient steps: the
+ * WEIGHTS a muscle acts with, and so the transitions it sends, carry the count of steps
+ * behind them. The muscles wait for the round's weights (rounds are synchronous), so
+ * every transition comes from a policy at most one round old. */
+#include "brain/sac.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "brain/replay.h"
+#include "common/util.h"
+
+typedef struct {
+    const bd_agent_plan *ap;
+    bd_sac_params sp;
+    int train;
+    const volatile sig_atomic_t *cancel;
+    bdt_policy *actor;
+    bdt_sac *sac;
+    float *params;            /* the actor's parameters as the muscles get them */
+    size_t nparams;
+    uint64_t version;         /* gradient steps so far */
+    double carry;             /* bd_sac_steps_due's fraction */
+    long long added;          /* transitions the last collect brought */
+    int have_buf;             /* train phases: buf is initialised */
+    bd_replay buf;
+    /* a sampled batch (batch_size) */
+    int64_t *idx;
+    float *obs, *act, *rew, *nobs, *done;
+    /* the last update's figures (have_stats: it took a gradient step) */
+    int have_stats;
+    long long steps_done;
+    bdt_sac_stats st;
+    double learn_s;
+} bd_sac_state;
+
+static void bd_sac_destroy(void *self)
+{
+    bd_sac_state *l = self;
+    if (!l)
+        return;
+    bdt_sac_destroy(l->sac);
+    bdt_policy_destroy(l->actor);
+    bd_replay_fini(&l->buf);
+    free(l->params);
+    free(l->idx);
+    free(l->obs);
+    free(l->act);
+    free(l->rew);
+    free(l->nobs);
+    free(l->done);
+    free(l);
+}
+
+static int bd_sac_create(const bd_learner_spec *s, void **out)
+{
+    bd_sac_state *l = calloc(1, sizeof *l);
+    if (!l)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    const bd_agent_plan *ap = s->ap;
+    l->ap = ap;
+    l->sp = *(const bd_sac_params *)s->params;
+    l->train = s->train;
+    l->cancel = s->cancel;
+    bdt_policy_config pc;
+    bd_sac_policy_config(ap, &l->sp, s->device, &pc);
+    bdt_sac_config sc = {.lr_actor = (float)l->sp.policy_lr, .lr_critic = (float)l->sp.q_lr,
+                         .lr_alpha = (float)l->sp.alpha_lr, .gamma = (float)l->sp.gamma, .tau = (float)l->sp.tau,
+                         .alpha = (float)l->sp.alpha, .autotune = l->sp.autotune,
+                         .target_entropy = (float)l->sp.target_entropy};
+    for (int d = 0; d < ap->nact && d < BDT_SAC_MAX_ACT; d++) {
+        sc.low[d] = ap->act_low[d];
+        sc.high[d] = ap->act_high[d];
+    }
+    int rc = bdt_policy_create(&pc, &l->actor);
+    if (rc == BD_OK)
+        rc = bdt_sac_create(l->actor, &sc, &l->sac);
+    l->nparams = rc == BD_OK ? bdt_policy_param_count(l->actor) : 0;
+    if (rc == BD_OK && !(l->params = malloc(sizeof(float) * l->nparams)))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK)
+        rc = bdt_policy_get_params(l->actor, l->params, l->nparams);
+    const size_t B = (size_t)l->sp.batch_size, S = (size_t)ap->nsens, U = (size_t)ap->nact;
+    if (rc == BD_OK && s->train) {
+        rc = bd_replay_init(&l->buf, l->sp.buffer_size, ap->nsens, ap->nact, s->N);
+        l->have_buf = rc == BD_OK;
+        l->idx = malloc(sizeof(int64_t) * B);
+        l->obs = malloc(sizeof(float) * B * S);
+        l->nobs = malloc(sizeof(float) * B * S);
+        l->act = malloc(sizeof(float) * B * U);
+        l->rew = malloc(sizeof(float) * B);
+        l->done = malloc(sizeof(float) * B);
+        if (rc == BD_OK && (!l->idx || !l->obs || !l->nobs || !l->act || !l->rew || !l->done))
+            rc = bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %zu transitions", B);
+    }
+    if (rc != BD_OK) {
+        bd_sac_destroy(l);
+        return rc;
+    }
+    bdt_set_threads(1); /* batches of hundreds: parallel regions do not pay (ppo_learner.c) */
+    *out = l;
+    return BD_OK;
+}
+
+/* The buffer's file beside a checkpoint. */
+static char *bd_sac_buffer_path(const char *path)
+{
+    return bd_strfmt("%s.replay", path);
+}
+
+static int bd_sac_load(void *self, const char *path)
+{
+    bd_sac_state *l = self;
+    int rc = bdt_sac_load(l->sac, path);
+    if (rc == BD_OK)
+        rc = bdt_policy_get_params(l->actor, l->params, l->nparams);
+    char *bp = rc == BD_OK && l->have_buf ? bd_sac_buffer_path(path) : NULL;
+    struct stat st;
+    if (bp && stat(bp, &st) == 0) /* a run saved with save_buffer: resume with its buffer */
+        rc = bd_replay_load(&l->buf, bp);
+    free(bp);
+    return rc;
+}
+
+static int bd_sac_collect(void *self, const bd_batch *b)
+{
+    bd_sac_state *l = self;
+    l->added = l->have_buf ? bd_replay_collect(&l->buf, b, l->version) : 0;
+    return BD_OK;
+}
+
+/* The gradient steps due after the round (none before learning_starts), each on a fresh
+ * uniform batch; between steps a cancel ends the update with the steps taken so far. */
+static int bd_sac_update(void *self, long long steps, char *diverged, size_t len)
+{
+    bd_sac_state *l = self;
+    (void)steps;
+    l->have_stats = 0;
+    l->steps_done = 0;
+    diverged[0] = '\0';
+    if (!l->have_buf)
+        return BD_OK;
+    const long long have = l->buf.size;
+    long long due = bd_sac_steps_due(&l->sp, l->added, &l->carry);
+    if (have < l->sp.learning_starts || have < 1) {
+        l->carry = 0; /* learning starts afresh once the buffer is full enough */
+        return BD_OK;
+    }
+    double t0 = bd_now();
+    const int B = l->sp.batch_size;
+    int rc = BD_OK;
+    for (long long k = 0; k < due && rc == BD_OK; k++) {
+        if (l->cancel && *l->cancel) {
+            rc = bd_seterr(BD_EINTR, "sac: update cancelled after %lld of %lld gradient steps", k, due);
+            break;
+        }
+        bd_replay_sample(l->ap->seed, l->version, have, B, l->idx);
+        bd_replay_gather(&l->buf, l->idx, B, l->obs, l->act, l->rew, l->nobs, l->done, NULL);
+        rc = bdt_sac_update(l->sac, l->obs, l->act, l->rew, l->nobs, l->done, B, l->ap->seed, l->version, &l->st);
+        if (rc != BD_OK)
+            break;
+        l->version++;
+        l->steps_done++;
+        if (!isfinite(l->st.q_loss) || !isfinite(l->st.actor_loss) || !isfinite(l->st.alpha)) {
+            snprintf(diverged, len, "a loss is not finite after gradient step %llu (q_loss %g, actor_loss %g, "
+                     "alpha %g); the muscles keep the actor from before this round",
+                     (unsigned long long)l->version, l->st.q_loss, l->st.actor_loss, l->st.alpha);
+            l->have_stats = 1;
+            l->learn_s = bd_now() - t0;
+            return bdt_policy_set_params(l->actor, l->params, l->nparams); /* what they had */
+        }
+    }
+    l->have_stats = l->steps_done > 0;
+    l->learn_s = bd_now() - t0;
+    int grc = l->steps_done > 0 ? bdt_policy_get_params(l->actor, l->params, l->nparams) : BD_OK;
+    return rc != BD_OK ? rc : grc;
+}
+
+static void bd_sac_stats(const void *self, cJSON *ev)
+{
+    const bd_sac_state *l = self;
+    if (l->have_buf)
+        cJSON_AddNumberToObject(ev, "buffer", (double)l->buf.size);
+    if (!l->have_stats)
+        return;
+    cJSON_AddNumberToObject(ev, "gradient_steps", (double)l->steps_done);
+    cJSON_AddNumberToObject(ev, "q_loss", l->st.q_loss);
+    cJSON_AddNumberToObject(ev, "actor_loss", l->st.actor_loss);
+    cJSON_AddNumberToObject(ev, "alpha", l->st.alpha);
+    cJSON_AddNumberToObject(ev, "q_mean", l->st.q_mean);
+    cJSON_AddNumberToObject(ev, "entropy", -l->st.logp_mean);
+    cJSON_AddNumberToObject(ev, "learn_s", l->learn_s);
+}
+
+static void bd_sac_weights_out(const void *self, bd_policy_out *out)
+{
+    const bd_sac_state *l = self;
+    memset(out, 0, sizeof *out);
+    out->h = (bd_weights_hdr){
+        .version = l->version, .nparams = l->nparams, .rollout_steps = (uint32_t)l->sp.rollout_steps,
+        .hidden = (uint32_t)l->sp.hidden, .layers = (uint32_t)l->sp.layers, .norm_dims = 0,
+        .policy = BD_POLICY_MLP, .head = BD_HEAD_SQUASHED_GAUSSIAN, .obs_dim = (uint32_t)l->ap->nsens,
+        .act_dim = (uint32_t)l->ap->nact,
+    };
+    out->floats = l->params;
+}
+
+static int bd_sac_weights_in(void *self, const bd_weights_hdr *h, const float *floats)
+{
+    bd_sac_state *l = self;
+    bd_policy_out mine;
+    bd_sac_weights_out(l, &mine);
+    if (h->policy != mine.h.policy || h->head != mine.h.head || h->nparams != mine.h.nparams
+        || h->hidden != mine.h.hidden || h->layers != mine.h.layers || h->obs_dim != mine.h.obs_dim
+        || h->act_dim != mine.h.act_dim || h->norm_dims)
+        return bd_seterr(BD_EINVAL, "sac: weights of another network (%llu parameters, %u x %u, head %u) for "
+                         "one of %zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
+                         h->head, l->nparams, l->sp.layers, l->sp.hidden);
+    int rc = bdt_policy_set_params(l->actor, floats, l->nparams);
+    return rc == BD_OK ? bdt_policy_get_params(l->actor, l->params, l->nparams) : rc;
+}
+
+/* Actor, critics, targets, optimisers and alpha to path; with save_buffer the buffer
+ * beside it (path.replay). */
+static int bd_sac_save(const void *self, const char *path, int *saved)
+{
+    const bd_sac_state *l = self;
+    int rc = bdt_sac_save(l->sac, path);
+    if (rc == BD_OK && l->sp.save_buffer && l->have_buf) {
+        char *bp = bd_sac_buffer_path(path);
+        rc = bp ? bd_replay_save(&l->buf, bp) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(bp);
+    }
+    *saved = rc == BD_OK;
+    return rc;
+}
+
+static uint64_t bd_sac_version(const void *self)
+{
+    return ((const bd_sac_state *)self)->version;
+}
+
+const bd_learner_ops bd_sac_learner = {
+    bd_sac_create, bd_sac_destroy, bd_sac_load,       bd_sac_collect,    bd_sac_update,
+    bd_sac_stats,  bd_sac_weights_out, bd_sac_weights_in, bd_sac_save,   bd_sac_version,
+};
