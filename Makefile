@@ -8,7 +8,7 @@ JOBS    ?= $(shell nproc)
 EXP     ?= experiments/cartpole_ppo.yml
 CMAKE_FLAGS ?=
 DEBS = build-essential cmake ninja-build pkg-config libnng-dev libhdf5-dev \
-       libcriterion-dev libtorch-dev libopenblas-dev librandom123-dev libyaml-dev \
+       libcriterion-dev libtorch-dev libgloo-dev libopenblas-dev librandom123-dev libyaml-dev \
        libcjson-dev libmbedtls-dev python3-h5py python3-numpy python3-pandas clang libclang-rt-14-dev \
        hdf5-filter-plugin hdf5-filter-plugin-blosc-serial libcairo2-dev hdf5-tools
 

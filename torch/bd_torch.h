@@ -20,6 +20,7 @@
 #include "bodhi/bodhi.h"
 #include "torch/net.h"      /* networks and heads */
 #include "torch/ppo_algo.h" /* algorithms: PPO */
+#include "torch/dist.h"     /* learner groups (c10d Gloo) */
 
 #ifdef __cplusplus
 extern "C" {
