@@ -1,5 +1,6 @@
 /* dqn.c: the dqn brain's params, schedules, Bellman target and checks (see dqn.h). */
 #include "brain/dqn.h"
+#include "brain/params_get.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -60,27 +61,9 @@ static int bd_dqn_params_read(const bd_node *p, long long columns, bd_dqn_params
     double dv;
     long long i;
     int b;
-#define GETD(key, def, lo, hi, dst)                                                                         \
-    if (bd_diag(&d, bd_node_double(p, key, def, &dv)) != BD_OK) {                                           \
-    } else if (!(dv >= (lo) && dv <= (hi))) {                                                               \
-        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %g to %g, got %g",                               \
-                              bd_node_where(bd_node_get(p, key), where, sizeof where), key, (double)(lo),   \
-                              (double)(hi), dv));                                                           \
-    } else {                                                                                                \
-        dst = dv;                                                                                           \
-    }
-#define GETI(key, def, lo, hi, dst)                                                                         \
-    if (bd_diag(&d, bd_node_int(p, key, def, &i)) != BD_OK) {                                               \
-    } else if (i < (lo) || i > (hi)) {                                                                      \
-        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %lld to %lld, got %lld",                         \
-                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,                 \
-                              (long long)(lo), (long long)(hi), i));                                        \
-    } else {                                                                                                \
-        dst = i;                                                                                            \
-    }
-#define GETB(key, def, dst)                                                                                 \
-    if (bd_diag(&d, bd_node_bool(p, key, def, &b)) == BD_OK)                                                \
-        dst = b;
+#define GETD(key, def, lo, hi, dst) BD_GETD_IN(key, def, lo, hi, 0, dst)
+#define GETI BD_GETI
+#define GETB BD_GETB
     GETD("learning_rate", 2.3e-3, 1e-12, 10, o->learning_rate);
     GETD("gamma", 0.99, 0, 1, o->gamma);
     GETI("buffer_size", 100000, 1, (long long)1 << 40, o->buffer_size);

@@ -1,5 +1,6 @@
 /* ppo.c: PPO hyper-parameters, GAE and minibatch order (see ppo.h). */
 #include "brain/ppo.h"
+#include "brain/params_get.h"
 
 #include <limits.h>
 #include <math.h>
@@ -32,21 +33,9 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
     double dv;
     long long i;
     int b;
-#define GETD(key, def, dst)                                                                  \
-    if (bd_diag(&d, bd_node_double(p, key, def, &dv)) == BD_OK)                              \
-        dst = dv;
-#define GETI(key, def, lo, hi, dst)                                                          \
-    if (bd_diag(&d, bd_node_int(p, key, def, &i)) != BD_OK) {                                \
-    } else if (i < (lo) || i > (hi)) {                                                       \
-        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %lld to %lld, got %lld",          \
-                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,  \
-                              (long long)(lo), (long long)(hi), i));                         \
-    } else {                                                                                 \
-        dst = i;                                                                             \
-    }
-#define GETB(key, def, dst)                                                                  \
-    if (bd_diag(&d, bd_node_bool(p, key, def, &b)) == BD_OK)                                 \
-        dst = b;
+#define GETD(key, def, dst) BD_GETD_IN(key, def, -INFINITY, INFINITY, 0, dst)
+#define GETI BD_GETI
+#define GETB BD_GETB
     GETD("learning_rate", 1e-3, o->learning_rate);
     GETB("anneal_lr", 0, o->anneal_lr);
     GETI("total_steps", default_total, 0, (long long)1 << 50, o->total_steps);

@@ -1,5 +1,6 @@
 /* sac.c: SAC hyper-parameters and the sac kind's checks (see sac.h). */
 #include "brain/sac.h"
+#include "brain/params_get.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,28 +23,9 @@ int bd_sac_params_read(const bd_node *p, long long columns, int act_dim, bd_sac_
     double dv;
     long long i;
     int b;
-    /* a double within [lo, hi] (lo excluded when open_lo) */
-#define GETD(key, def, lo, hi, open_lo, dst)                                                                  \
-    if (bd_diag(&d, bd_node_double(p, key, def, &dv)) != BD_OK) {                                             \
-    } else if (!((open_lo) ? dv > (lo) : dv >= (lo)) || !(dv <= (hi))) {                                      \
-        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %s%g to %g, got %g",                               \
-                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,                   \
-                              (open_lo) ? "more than " : "", (double)(lo), (double)(hi), dv));                \
-    } else {                                                                                                  \
-        dst = dv;                                                                                             \
-    }
-#define GETI(key, def, lo, hi, dst)                                                                           \
-    if (bd_diag(&d, bd_node_int(p, key, def, &i)) != BD_OK) {                                                 \
-    } else if (i < (lo) || i > (hi)) {                                                                        \
-        bd_diag(&d, bd_seterr(BD_EINVAL, "%s: %s: expected %lld to %lld, got %lld",                           \
-                              bd_node_where(bd_node_get(p, key), where, sizeof where), key,                   \
-                              (long long)(lo), (long long)(hi), i));                                          \
-    } else {                                                                                                  \
-        dst = i;                                                                                              \
-    }
-#define GETB(key, def, dst)                                                                                   \
-    if (bd_diag(&d, bd_node_bool(p, key, def, &b)) == BD_OK)                                                  \
-        dst = b;
+#define GETD BD_GETD_IN
+#define GETI BD_GETI
+#define GETB BD_GETB
     GETD("policy_lr", 1e-3, 0, 10, 1, o->policy_lr);
     GETD("q_lr", 1e-3, 0, 10, 1, o->q_lr);
     GETD("alpha_lr", 1e-3, 0, 10, 1, o->alpha_lr);
