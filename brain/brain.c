@@ -28,6 +28,7 @@
 
 #include "brain/brain_impl.h"
 #include "common/proc.h"
+#include "common/launch.h"
 #include "common/util.h"
 #include "config/plan.h"
 #include "memory/memory.h"
@@ -187,6 +188,17 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
     char dbuf[320];
     const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
+    if (b->ranks.g) { /* every rank ends the phase in the same round */
+        int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code;
+        int rc = bd_ranks_agree_stop(&b->ranks, &code);
+        if (rc != BD_OK)
+            return rc;
+        if (code != BD_STOP_NONE && mine == BD_STOP_NONE) {
+            snprintf(dbuf, sizeof dbuf, "%s: on another rank", bd_stop_words((bd_stop)code));
+            done = dbuf;
+        }
+        bd_ranks_describe(&b->ranks, b->lops, b->learner, ev);
+    }
     cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
     cJSON_AddNumberToObject(ev, "update", (double)b->lops->version(b->learner));
     cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
@@ -428,7 +440,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     free(dir);
     if (rc != BD_OK)
         return rc;
-    b->mem_path = bd_strfmt("%s/memory/%s.%s.h5", b->run_dir, phase, agent);
+    char sfx[16];
+    b->mem_path = bd_strfmt("%s/memory/%s.%s%s.h5", b->run_dir, phase, agent, bd_rank_suffix(sfx, sizeof sfx));
     bd_trace_spec spec = {
         .path = b->mem_path, .phase = phase, .agent = agent, .n = b->N, .s = b->S, .u = b->U,
         .sensor_ids = (const char *const *)b->ap->sensor_ids,
@@ -462,12 +475,27 @@ static int bd_brain_learner(bd_brain *b)
         && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run ? ap->load_run : b->run_dir, ap->load_phase,
                               ap->load_agent)))
         return bd_seterr(BD_ENOMEM, "out of memory");
+    /* the agent's learner group across ranks (none alone), joined with heartbeats going */
+    int rc = bd_ranks_join(&b->ranks, b->plan.ph->name, ap->cfg->name);
+    if (rc != BD_OK) {
+        free(load);
+        return rc;
+    }
     bd_learner_spec ls = {.plan = &b->plan, .ap = b->ap, .params = b->ap->brain_params, .train = b->train,
-                          .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested};
-    int rc = b->lops->create(&ls, &b->learner);
+                          .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested,
+                          .learners = b->ranks.world};
+    if (b->ranks.g) { /* data-parallel: gradients averaged, statistics summed over the ranks */
+        ls.grad_hook = bd_ranks_grad;
+        ls.grad_ctx = &b->ranks;
+        ls.sum_hook = bd_ranks_sum;
+        ls.sum_ctx = &b->ranks;
+    }
+    rc = b->lops->create(&ls, &b->learner);
     if (rc == BD_OK && load)
         rc = b->lops->load(b->learner, load);
     free(load);
+    if (rc == BD_OK) /* rank 0's parameters on every rank, at the start and after a load */
+        rc = bd_ranks_sync(&b->ranks, b->lops, b->learner);
     if (rc != BD_OK)
         return rc;
     bd_startup_mark(b->startup, "network"); /* the first weights */
@@ -496,6 +524,7 @@ static void bd_brain_teardown(bd_brain *b, int stopped)
     bd_tls_destroy(b->tls);
     if (b->learner)
         b->lops->destroy(b->learner);
+    bd_ranks_leave(&b->ranks);
     bd_stats_fini(&b->stats);
     free(b->hello);
     free(b->lost);

@@ -12,6 +12,7 @@
 #include "brain/stats.h"
 #include "config/plan.h"
 #include "memory/memory.h"
+#include "brain/ranks.h"
 #include "wire/events.h"
 #include "wire/round.h"
 #include "wire/tls.h"
@@ -67,6 +68,7 @@ typedef struct {
     int *lost;                /* (M) muscles the conductor says are lost */
     uint32_t *lost_pid;       /* (M) ... and the pid each had */
     int nlost;
+    bd_ranks ranks;           /* this agent's brains on the other ranks (brain/ranks.h) */
 } bd_brain;
 
 /* gather.c: a muscle's HELLO (the round's greet hook: checks who it is, answers with the

@@ -36,6 +36,13 @@ typedef struct {
  * policy, logging). A code other than BD_OK fails the update. */
 typedef int (*bd_grad_hook)(void *ctx, float *grad, size_t n);
 
+/* Data-parallel learners (one per rank, docs/architecture.md "Many machines"): x (n
+ * doubles) := its sum over every learner of the group, for what must agree across ranks
+ * so that their parameters stay identical: the observation normaliser's moments, the
+ * update's losses and KL (the adaptive learning rate and the divergence check read them).
+ * Every learner of the group calls it the same number of times with the same n. */
+typedef int (*bd_sum_hook)(void *ctx, double *x, size_t n);
+
 /* What a learner is created for. */
 typedef struct {
     const bd_phase_plan *plan;
@@ -47,6 +54,9 @@ typedef struct {
     const volatile sig_atomic_t *cancel; /* NULL, or a flag that interrupts an update */
     bd_grad_hook grad_hook;   /* NULL: none */
     void *grad_ctx;
+    bd_sum_hook sum_hook;     /* NULL: a learner alone */
+    void *sum_ctx;
+    int learners;             /* the group's size (1 alone) */
 } bd_learner_spec;
 
 /* The policy a learner sends its muscles: the WEIGHTS header (every field but version and

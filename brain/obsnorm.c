@@ -33,11 +33,44 @@ void bd_obsnorm_update(bd_obsnorm *o, const float *obs, size_t n)
             v += d * d;
         }
         v /= (double)n;
-        double tot = o->count + (double)n, delta = m - o->mean[k];
-        o->mean[k] += delta * (double)n / tot;
-        o->var[k] = (o->var[k] * o->count + v * (double)n + delta * delta * o->count * (double)n / tot) / tot;
+        bd_obsnorm_merge_one(o, k, (double)n, m, v);
     }
     o->count += (double)n;
+}
+
+void bd_obsnorm_merge_one(bd_obsnorm *o, int k, double n, double m, double v)
+{
+    double tot = o->count + n, delta = m - o->mean[k];
+    o->mean[k] += delta * n / tot;
+    o->var[k] = (o->var[k] * o->count + v * n + delta * delta * o->count * n / tot) / tot;
+}
+
+void bd_obsnorm_sums(const bd_obsnorm *o, const float *obs, size_t n, double *x)
+{
+    const size_t s = (size_t)o->s;
+    x[0] = (double)n;
+    for (size_t k = 0; k < s; k++) {
+        double a = 0, b = 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = obs[i * s + k];
+            a += v;
+            b += v * v;
+        }
+        x[1 + k] = a;
+        x[1 + s + k] = b;
+    }
+}
+
+void bd_obsnorm_update_sums(bd_obsnorm *o, const double *x)
+{
+    const double n = x[0];
+    if (!(n > 0))
+        return;
+    for (int k = 0; k < o->s; k++) {
+        double m = x[1 + k] / n, v = x[1 + o->s + k] / n - m * m;
+        bd_obsnorm_merge_one(o, k, n, m, v > 0 ? v : 0);
+    }
+    o->count += n;
 }
 
 void bd_obsnorm_coeffs(const bd_obsnorm *o, float *mean, float *inv)

@@ -24,6 +24,15 @@ void bd_obsnorm_init(bd_obsnorm *o, int s);
 /* Merges n observations (n, s) into the statistics. */
 void bd_obsnorm_update(bd_obsnorm *o, const float *obs, size_t n);
 
+/* Merges the moments of n observations of sensor k (mean m, variance v); the caller adds
+ * n to count once for every sensor. */
+void bd_obsnorm_merge_one(bd_obsnorm *o, int k, double n, double m, double v);
+/* Learners of one group (ranks): each takes the sums of its own n observations (x: 1 + 2s
+ * doubles: n, then per sensor the sum and the sum of squares), the group sums them over
+ * its learners, and each merges the group's sums: every rank ends with the same
+ * statistics, those of every rank's observations. */
+void bd_obsnorm_sums(const bd_obsnorm *o, const float *obs, size_t n, double *x);
+void bd_obsnorm_update_sums(bd_obsnorm *o, const double *x);
 /* out (n, s) = normalised obs (n, s); out may equal obs. */
 void bd_obsnorm_apply(const bd_obsnorm *o, const float *obs, float *out, size_t n);
 

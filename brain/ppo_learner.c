@@ -35,6 +35,10 @@ typedef struct {
     double stat_lr, evar, learn_s;
     bdt_ppo_stats st;
     int kl_streak;            /* updates in a row whose KL was above diverge_kl */
+    bd_sum_hook sum_hook;     /* data-parallel learners (learner.h); NULL alone */
+    void *sum_ctx;
+    int learners;
+    double *sums;             /* 1 + 2 S: the normaliser's sums for sum_hook */
     /* work buffers (max_rows each; obs/nobs * S, act * U) */
     float *adv, *ret, *nobs;
     int64_t *perm;
@@ -133,11 +137,16 @@ static int bd_ppo_create(const bd_learner_spec *s, void **out)
     bd_obsnorm_init(&l->norm, S);
     bd_ppo_policy_config(ap, &l->pp, s->device, &l->pc);
     bdt_preload();
+    l->sum_hook = s->sum_hook;
+    l->sum_ctx = s->sum_ctx;
+    l->learners = s->learners > 1 ? s->learners : 1;
     l->use_norm = l->pp.norm_obs;
     l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
     int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no network of %d x %d", ap->cfg->name,
                                             l->pp.layers, l->pp.hidden);
     if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + (l->use_norm ? 2 * (size_t)S : 0)))))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK && l->sum_hook && !(l->sums = malloc(sizeof(double) * (1 + 2 * (size_t)S))))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK && l->use_norm)
         bd_obsnorm_pack(&l->norm, l->params + l->nparams);
@@ -180,6 +189,7 @@ static void bd_ppo_destroy(void *self)
     bdt_ppo_destroy(l->ppo);
     bdt_policy_destroy(l->net);
     free(l->params);
+    free(l->sums);
     free(l->adv);
     free(l->ret);
     free(l->nobs);
@@ -261,6 +271,37 @@ static int bd_ppo_collect(void *self, const bd_batch *b)
     return BD_OK;
 }
 
+/* Data-parallel learners: the update's losses and KL as their means over the group, so
+ * that every rank adapts its learning rate and judges divergence alike. */
+static int bd_ppo_group_stats(bd_ppo_state *l)
+{
+    if (!l->sum_hook)
+        return BD_OK;
+    double x[5] = {l->st.policy_loss, l->st.value_loss, l->st.entropy, l->st.approx_kl, l->st.clip_frac};
+    int rc = l->sum_hook(l->sum_ctx, x, 5);
+    if (rc != BD_OK)
+        return rc;
+    float *f[5] = {&l->st.policy_loss, &l->st.value_loss, &l->st.entropy, &l->st.approx_kl, &l->st.clip_frac};
+    for (int k = 0; k < 5; k++)
+        *f[k] = (float)(x[k] / l->learners);
+    return BD_OK;
+}
+
+/* The normaliser takes in the batch's n observations: alone directly, in a group the
+ * sums of every rank's (obsnorm.h), so that every rank's normaliser stays the same. */
+static int bd_ppo_norm_update(bd_ppo_state *l, const float *obs, size_t n)
+{
+    if (!l->sum_hook) {
+        bd_obsnorm_update(&l->norm, obs, n);
+        return BD_OK;
+    }
+    bd_obsnorm_sums(&l->norm, obs, n, l->sums);
+    int rc = l->sum_hook(l->sum_ctx, l->sums, 1 + 2 * (size_t)l->norm.s);
+    if (rc == BD_OK)
+        bd_obsnorm_update_sums(&l->norm, l->sums);
+    return rc;
+}
+
 /* One PPO update on the collected batch's valid columns (GAE, normalisation with the
  * statistics the muscles used, then the normaliser takes the batch in), with the learning
  * rate annealed for `steps` agent-steps so far. */
@@ -300,10 +341,13 @@ static int bd_ppo_learn(bd_ppo_state *l, long long steps)
     rc = bdt_ppo_update(l->ppo, x, b->act, b->logp, l->adv, l->ret, b->val, tn, l->perm, &l->st);
     if (rc == BD_OK)
         rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+    if (rc == BD_OK)
+        rc = bd_ppo_group_stats(l);
     if (rc != BD_OK)
         return rc;
     if (l->use_norm) {
-        bd_obsnorm_update(&l->norm, b->obs, (size_t)tn);
+        if ((rc = bd_ppo_norm_update(l, b->obs, (size_t)tn)) != BD_OK)
+            return rc;
         bd_obsnorm_pack(&l->norm, l->params + l->nparams);
     }
     l->version++;

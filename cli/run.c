@@ -1,13 +1,16 @@
 /* run.c: `bodhi run FILE [--out RUN_DIR] [--device D] [--seed N] [--listen HOST:PORT
- * [--credential FILE]] [--quiet]`
+ * [--credential FILE]] [--rank R --world-size K [--rendezvous HOST:PORT]] [--quiet]`
  * and `bodhi check FILE` with the same options (it checks what that run would do). */
 #include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/launch.h"
 #include "common/util.h"
 #include "conductor/builtins.h"
 #include "conductor/conductor.h"
@@ -16,13 +19,95 @@
 #include "config/yamltree.h"
 #include "memory/memory.h"
 
+/* An id of this launch for the rendezvous store's name: the job's (Slurm, torchrun, Open
+ * MPI), else the rendezvous port's, else "run". */
+static void bd_launch_id(const bd_launch *l, char *buf, size_t len)
+{
+    const char *vars[] = {"SLURM_JOB_ID", "TORCHELASTIC_RUN_ID", "OMPI_MCA_ess_base_jobid", "PMIX_NAMESPACE"};
+    for (size_t k = 0; k < sizeof vars / sizeof vars[0]; k++) {
+        const char *v = getenv(vars[k]);
+        if (v && *v && strlen(v) < 64 && !strchr(v, '/')) {
+            snprintf(buf, len, "%s", v);
+            return;
+        }
+    }
+    if (l->port)
+        snprintf(buf, len, "port%d", l->port);
+    else
+        snprintf(buf, len, "run");
+}
+
+/* Ranks (brain/ranks.h, docs/architecture.md "Many machines"): which rank this process is
+ * (common/launch.h), and for K > 1 what its conductor's children inherit: rank, size, the
+ * learner groups' FileStore in a folder of this user's (<out>.ranks/, mode 0700), the
+ * collective timeout and, on loopback, Gloo's address. Rank 0 owns --out; rank k > 0 runs
+ * in <out>.r<k> beside it. 0, or a usage error's exit code. */
+static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *o)
+{
+    bd_launch l;
+    if (bd_launch_from_env(lo, &l) != BD_OK) {
+        fprintf(stderr, "bodhi %s: %s\n", cmd, bd_lasterr());
+        return 2;
+    }
+    if (l.world == 1)
+        return 0;
+    if (!o->out) {
+        fprintf(stderr, "bodhi %s: rank %d of %d (%s) needs --out, the run directory every rank shares\n", cmd,
+                l.rank, l.world, bd_launcher_name(l.by));
+        return 2;
+    }
+    if (strcmp(cmd, "run") != 0) /* check writes nothing */
+        return 0;
+    static char out[PATH_MAX], store[PATH_MAX + 96];
+    char dir[PATH_MAX], id[80];
+    size_t n = strlen(o->out);
+    while (n > 1 && o->out[n - 1] == '/')
+        n--;
+    if (n + 32 >= sizeof dir) {
+        fprintf(stderr, "bodhi %s: --out is too long\n", cmd);
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%.*s.ranks", (int)n, o->out);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "bodhi %s: cannot make %s: %s\n", cmd, dir, strerror(errno));
+        return 2;
+    }
+    struct stat st;
+    if (bd_dir_private(dir) != BD_OK || stat(dir, &st) != 0 || (st.st_mode & 077)) {
+        fprintf(stderr, "bodhi %s: %s must be a folder of this user that no one else may enter (mode 0700): %s\n",
+                cmd, dir, bd_lasterr());
+        return 2;
+    }
+    bd_launch_id(&l, id, sizeof id);
+    snprintf(store, sizeof store, "%s/store-%s", dir, id);
+    if (l.rank > 0) {
+        snprintf(out, sizeof out, "%.*s.r%d", (int)n, o->out, l.rank);
+        o->out = out;
+    }
+    char num[32];
+    snprintf(num, sizeof num, "%d", l.rank);
+    setenv("BODHI_RANK", num, 1);
+    snprintf(num, sizeof num, "%d", l.world);
+    setenv("BODHI_WORLD_SIZE", num, 1);
+    setenv("BODHI_GROUP_STORE", store, 1);
+    setenv("BODHI_GROUP_TIMEOUT", "60", 0);
+    if (strcmp(l.host, "127.0.0.1") == 0 || strcmp(l.host, "localhost") == 0 || strcmp(l.host, "::1") == 0)
+        setenv("BODHI_GROUP_HOST", "127.0.0.1", 0);
+    if (!o->quiet)
+        fprintf(stderr, "bodhi %s: rank %d of %d (%s), run directory %s\n", cmd, l.rank, l.world,
+                bd_launcher_name(l.by), o->out);
+    return 0;
+}
+
 /* The options run and check share into o: 0, -1 after --help, or a usage error's exit code. */
 static int bd_run_options(const char *cmd, int argc, char **argv, bd_run_opts *o)
 {
     const char *file = NULL, *out = NULL, *device = NULL, *seed = NULL, *quiet = NULL, *listen = NULL;
     const char *credential = NULL;
+    bd_launch_opts lo = {0};
     bd_opt spec[] = {{"out=", &out}, {"device=", &device}, {"seed=", &seed}, {"quiet", &quiet},
-                     {"listen=", &listen}, {"credential=", &credential}, {0}};
+                     {"listen=", &listen}, {"credential=", &credential}, {"rank=", &lo.rank},
+                     {"world-size=", &lo.world_size}, {"rendezvous=", &lo.rendezvous}, {0}};
     int rc = bd_parse_opts(cmd, argc, argv, spec, &file, 1, 1);
     if (rc)
         return BD_OPTS_EXIT(rc) ? BD_OPTS_EXIT(rc) : -1;
@@ -60,7 +145,7 @@ static int bd_run_options(const char *cmd, int argc, char **argv, bd_run_opts *o
         o->has_seed = 1;
         o->seed = v;
     }
-    return 0;
+    return bd_run_ranks(cmd, &lo, o);
 }
 
 int bd_cmd_run(int argc, char **argv)

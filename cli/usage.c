@@ -22,7 +22,7 @@ static const struct {
     int (*fn)(int argc, char **argv); /* runs it: argv[0] is the command's name */
 } bd_usages[] = {
     {"run", "run FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT [--credential FILE]]\n"
-            "  [--quiet]",
+            "  [--rank R --world-size K [--rendezvous HOST:PORT]] [--quiet]",
      "Checks FILE (as bodhi check does) and runs its phases in order, writing RUN_DIR\n"
      "(default runs/<uid>): run.yml, run.h5, memory/, checkpoints/, log.jsonl, summary.json.\n"
      "  --out RUN_DIR   where the run writes; an earlier run there is moved aside first\n"
@@ -33,6 +33,9 @@ static const struct {
      "                  RUN_DIR/remote.key (mode 0600), copied to their machine\n"
      "  --credential FILE   the remote muscles' credential to use instead (made there if missing;\n"
      "                  on a shared home both sides can name it)\n"
+     "  --rank R --world-size K  this process is rank R of K data-parallel ranks (srun, mpirun\n"
+     "                  and torchrun's variables say it without them); needs --out, shared by all\n"
+     "  --rendezvous HOST:PORT  rank 0's address, as torchrun's MASTER_ADDR:MASTER_PORT\n"
      "  --quiet         no progress lines: only the result line (and errors)\n"
      "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
      0, BD_CMD(bd_cmd_run)},

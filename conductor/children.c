@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/launch.h"
 #include "common/util.h"
 #include "conductor/run.h"
 #include "memory/memory.h"
@@ -67,7 +68,8 @@ static int bd_start(bd_conductor *c, bd_proc *p)
  * h5py opens it plainly (memory.h, bd_trace_recover). */
 static void bd_recover_memory(bd_conductor *c, const char *agent)
 {
-    char *path = bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, agent);
+    char sfx[16];
+    char *path = bd_strfmt("%s/memory/%s.%s%s.h5", c->dir, c->phase, agent, bd_rank_suffix(sfx, sizeof sfx));
     int recovered = 0, rc = path ? bd_trace_recover(path, &recovered) : BD_ENOMEM;
     if (rc != BD_OK && rc != BD_ENOTFOUND) /* none: it died before recording anything */
         fprintf(stderr, "bodhi: %s\n", bd_lasterr());

@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/proc.h"
+#include "common/launch.h"
 #include "common/util.h"
 #include "config/check.h"
 #include "config/plan.h"
@@ -152,10 +153,11 @@ static int bd_phase_open(bd_conductor *c, int i, bd_phase_plan *p)
     c->agents = calloc((size_t)p->nagents, sizeof *c->agents);
     const char **names = calloc((size_t)p->nagents + 1, sizeof *names);
     char *h5 = bd_strfmt("%s/run.h5", c->dir);
+    char sfx[16];
     for (int a = 0; a < p->nagents && c->agents && names; a++) {
         snprintf(c->agents[a].name, sizeof c->agents[a].name, "%s", p->agents[a].cfg->name);
         names[a] = p->agents[a].cfg->name;
-        char *target = bd_strfmt("memory/%s.%s.h5", p->ph->name, p->agents[a].cfg->name);
+        char *target = bd_strfmt("memory/%s.%s%s.h5", p->ph->name, p->agents[a].cfg->name, bd_rank_suffix(sfx, sizeof sfx));
         if (!target || bd_trace_master_link(h5, p->ph->name, p->agents[a].cfg->name, target) != BD_OK)
             fprintf(stderr, "bodhi: run.h5 link: %s\n", bd_lasterr());
         free(target);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/launch.h"
 #include "common/util.h"
 #include "conductor/run.h"
 #include "memory/memory.h"
@@ -122,7 +123,8 @@ static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
     double steps = bd_num(r, "steps", 0), episodes = bd_num(r, "episodes", 0), mean = bd_num(r, "mean_return", 0),
            best = bd_num(r, "max_return", 0), rate = bd_num(r, "steps_per_s", 0);
     const char *from = a->result ? "result" : a->last_update ? "last update" : "nothing recorded";
-    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s.h5", c->dir, c->phase, a->name);
+    char sfx[16];
+    char *path = a->result ? NULL : bd_strfmt("%s/memory/%s.%s%s.h5", c->dir, c->phase, a->name, bd_rank_suffix(sfx, sizeof sfx));
     bd_trace_info ti;
     memset(&ti, 0, sizeof ti);
     int64_t dims[3] = {0, 0, 0}, ne = 0;
@@ -171,6 +173,11 @@ static int bd_write_summary(bd_conductor *c, const char *status)
     cJSON_AddStringToObject(s, "uid", c->rf->uid);
     cJSON_AddItemToObject(s, "seed", cJSON_CreateRaw(seed)); /* exact: a double holds 53 bits */
     cJSON_AddStringToObject(s, "status", status);
+    const char *rank = getenv("BODHI_RANK"), *world = getenv("BODHI_WORLD_SIZE");
+    if (rank && world) { /* one rank of many (docs/architecture.md "Many machines") */
+        cJSON_AddNumberToObject(s, "rank", atof(rank));
+        cJSON_AddNumberToObject(s, "world_size", atof(world));
+    }
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->fail_msg[0])
         cJSON_AddStringToObject(s, "error", c->fail_msg);

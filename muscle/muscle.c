@@ -444,6 +444,14 @@ static int bd_muscle_setup(bd_muscle *m)
         int n;
         uint32_t world0;
         bd_shard(ep->worlds, m->plan.muscles, o->id, &n, &world0);
+        /* Ranks (brain/ranks.h): `worlds` is per rank and world ids are global, rank k's
+         * from k x worlds, so no two ranks draw the same world's seeds. */
+        const char *rk = getenv("BODHI_RANK");
+        long long rank = 0;
+        if (rk && bd_parse_ll(rk, 0, 65535, &rank) == BD_OK && (long long)world0 + (rank + 1) * ep->worlds > UINT32_MAX)
+            return bd_seterr(BD_EINVAL, "rank %lld: %lld worlds a rank do not fit 32-bit world ids", rank,
+                             (long long)ep->worlds);
+        world0 += (uint32_t)(rank * ep->worlds);
         /* A restarted muscle starts its worlds over from draws of their own (restart 0 keeps
          * the plan's seeds, so a run without failures is what it always was). */
         uint64_t seed = o->restart ? bd_seed_mix(ep->seed, 0x5265737461727400ull + (uint64_t)o->restart,

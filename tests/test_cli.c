@@ -836,3 +836,97 @@ Test(serve, item25_page_over_finished_and_live_runs, .timeout = 240)
     free(yml);
     free(longer);
 }
+
+/* ---- ranks: one conductor per rank, the learners a c10d Gloo group (brain/ranks.h) ----- */
+
+/* Two ranks by torchrun's variables on loopback, both given the same --out: both exit 0,
+ * every round's report on each rank carries "rank" and "param_digest", the digests agree
+ * for every update, and each rank's trace is where the docs say. */
+Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-ranks", (int)getpid()), *t = NULL;
+    char *yml = short_run("ranks", 6 * 32 * 5, "", NULL, "");
+    /* on a loaded 2-core machine a brain of each rank takes up to a minute to start */
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    rm_rf(out);
+    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
+    rm_rf(r1);
+    rm_rf(rd);
+    int rc = sh(&t,
+                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
+                20000 + (int)(getpid() % 20000), yml, out, yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t,
+            "/usr/bin/python3 - %s <<'PY'\n"
+            "import json, sys, h5py\n"
+            "out = sys.argv[1]\n"
+            "def digests(d, rank):\n"
+            "    got = {}\n"
+            "    for line in open(d + '/log.jsonl'):\n"
+            "        e = json.loads(line)\n"
+            "        if 'param_digest' in e:\n"
+            "            assert e['rank'] == rank, e\n"
+            "            got[e['update']] = e['param_digest']\n"
+            "    return got\n"
+            "a, b = digests(out, 0), digests(out + '.r1', 1)\n"
+            "assert len(a) >= 4 and a == b, (a, b)\n"
+            "assert len(set(a.values())) >= 3, 'the parameters change between updates'\n"
+            "h5py.File(out + '/memory/train.balancer.r0.h5', 'r').close()\n"
+            "h5py.File(out + '.r1/memory/train.balancer.r1.h5', 'r').close()\n"
+            "with h5py.File(out + '/run.h5', 'r') as f:\n"
+            "    f['train/balancer']\n"
+            "s = json.load(open(out + '.r1/summary.json'))\n"
+            "assert s['rank'] == 1 and s['world_size'] == 2, s\n"
+            "print('updates', len(a))\n"
+            "PY\n",
+            out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    free(out);
+    free(r1);
+    free(rd);
+    free(yml);
+}
+
+/* kill -9 of rank 1's brain: both ranks exit non-zero well within the collective timeout
+ * (240 s here; a dead peer's closed connection is seen at once), and no process of the run
+ * is left. */
+Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-rkill", (int)getpid()), *t = NULL;
+    char *yml = short_run("rkill", 100000000, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    int rc = sh(&t,
+                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
+                "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
+                "b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" || { echo no brain of rank 1; pgrep -af -- '[b]odhi'; exit 7; }; kill -9 $b; "
+                "s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
+                "echo \"rc=$r0,$r1 after ${e}s\"; "
+                "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
+                "sleep 0.1; done; echo \"left=$left\"; pgrep -af -- '[-]-run-dir'; "
+                "test $r0 != 0 && test $r1 != 0 && test $e -le 60 && test $left = 0",
+                20000 + (int)((getpid() + 7) % 20000), yml, out, yml, out, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t, "cat %s/summary.json %s.r1/summary.json", out, out);
+    cr_assert(strstr(t, "\"rank\""), "%s", t);
+    free(t);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    free(out);
+    free(r1);
+    free(rd);
+    free(yml);
+}

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/devmem.h"
+#include "common/launch.h"
 #include "common/proc.h"
 #include "common/rng.h"
 #include "common/tfevents.h"
@@ -257,4 +258,119 @@ Test(tfevents, records_are_framed_and_checksummed)
     cr_assert_eq(records, 2);
     free(data);
     free(path);
+}
+
+/* ---- launch variables (common/launch.h) ---------------------------------------------- */
+
+/* An environment of NAME=VALUE strings, NULL-terminated. */
+static const char *env_of(void *ctx, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *const *e = ctx; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static int detect(const bd_launch_opts *o, const char *const *env, bd_launch *out)
+{
+    return bd_launch_detect(o, env_of, (void *)env, out);
+}
+
+Test(launch, none_is_one_rank_of_one)
+{
+    const char *env[] = {"HOME=/x", NULL};
+    bd_launch l;
+    cr_assert_eq(detect(NULL, env, &l), BD_OK);
+    cr_assert(l.by == BD_LAUNCH_SINGLE && l.rank == 0 && l.world == 1 && l.port == 0);
+}
+
+Test(launch, torchrun_variables)
+{
+    const char *env[] = {"RANK=1", "WORLD_SIZE=2", "LOCAL_RANK=1", "MASTER_ADDR=10.0.0.7", "MASTER_PORT=4242", NULL};
+    bd_launch l;
+    cr_assert_eq(detect(NULL, env, &l), BD_OK, "%s", bd_lasterr());
+    cr_assert(l.by == BD_LAUNCH_TORCHRUN && l.rank == 1 && l.world == 2 && l.local_rank == 1);
+    cr_assert_str_eq(l.host, "10.0.0.7");
+    cr_assert_eq(l.port, 4242);
+    const char *noport[] = {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=h", NULL};
+    cr_assert_eq(detect(NULL, noport, &l), BD_OK);
+    cr_assert_eq(l.port, BD_LAUNCH_DEFAULT_PORT);
+}
+
+Test(launch, inconsistent_variables_are_named)
+{
+    bd_launch l = {.rank = 77};
+    struct {
+        const char *env[6];
+        const char *says;
+    } bad[] = {
+        {{"RANK=2", "WORLD_SIZE=2", NULL}, "RANK=2 is not below WORLD_SIZE=2"},
+        {{"RANK=0", NULL}, "RANK is set but WORLD_SIZE is not"},
+        {{"WORLD_SIZE=3", NULL}, "WORLD_SIZE is set but RANK is not"},
+        {{"RANK=x", "WORLD_SIZE=2", NULL}, "RANK must be an integer"},
+        {{"RANK=0", "WORLD_SIZE=0", NULL}, "WORLD_SIZE must be an integer from 1"},
+        {{"RANK=0", "WORLD_SIZE=2", "MASTER_PORT=99999", "MASTER_ADDR=h", NULL}, "MASTER_PORT must be"},
+        {{"RANK=0", "WORLD_SIZE=2", "MASTER_PORT=1", NULL}, "MASTER_ADDR is not"},
+        {{"RANK=0", "WORLD_SIZE=2", "LOCAL_RANK=1", NULL}, "local rank 1 is above the rank 0"},
+        {{"OMPI_COMM_WORLD_RANK=3", "OMPI_COMM_WORLD_SIZE=2", NULL}, "OMPI_COMM_WORLD_RANK=3 is not below"},
+        {{"SLURM_PROCID=0", NULL}, "SLURM_PROCID is set but SLURM_NTASKS is not"},
+        {{"SLURM_PROCID=0", "SLURM_NTASKS=2", "SLURM_JOB_NODELIST=[1-2]", NULL}, "SLURM_JOB_NODELIST"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(detect(NULL, bad[i].env, &l), BD_EINVAL, "case %zu", i);
+        cr_assert(strstr(bd_lasterr(), bad[i].says), "case %zu: %s", i, bd_lasterr());
+    }
+    cr_assert_eq(l.rank, 77, "nothing written on an error");
+}
+
+Test(launch, open_mpi_and_slurm)
+{
+    const char *om[] = {"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=4", "OMPI_COMM_WORLD_LOCAL_RANK=1", NULL};
+    bd_launch l;
+    cr_assert_eq(detect(NULL, om, &l), BD_OK, "%s", bd_lasterr());
+    cr_assert(l.by == BD_LAUNCH_OMPI && l.rank == 1 && l.world == 4 && l.local_rank == 1 && l.port == 0);
+    const char *sl[] = {"SLURM_PROCID=3", "SLURM_NTASKS=4", "SLURM_LOCALID=1", "SLURM_JOB_NODELIST=cn[07-08]", NULL};
+    cr_assert_eq(detect(NULL, sl, &l), BD_OK, "%s", bd_lasterr());
+    cr_assert(l.by == BD_LAUNCH_SLURM && l.rank == 3 && l.world == 4 && l.local_rank == 1);
+    cr_assert_str_eq(l.host, "cn07");
+    cr_assert_eq(l.port, BD_LAUNCH_DEFAULT_PORT);
+    /* mpirun inside an sbatch allocation: Open MPI's variables win over Slurm's */
+    const char *both[] = {"SLURM_PROCID=0", "SLURM_NTASKS=1", "OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=2",
+                          NULL};
+    cr_assert_eq(detect(NULL, both, &l), BD_OK);
+    cr_assert(l.by == BD_LAUNCH_OMPI && l.rank == 1 && l.world == 2);
+}
+
+Test(launch, options_win_and_are_checked)
+{
+    const char *env[] = {"RANK=0", "WORLD_SIZE=2", NULL};
+    bd_launch l;
+    bd_launch_opts o = {.rank = "2", .world_size = "3", .rendezvous = "[::1]:7000"};
+    cr_assert_eq(detect(&o, env, &l), BD_OK, "%s", bd_lasterr());
+    cr_assert(l.by == BD_LAUNCH_OPTIONS && l.rank == 2 && l.world == 3 && l.port == 7000);
+    cr_assert_str_eq(l.host, "::1");
+    bd_launch_opts only = {.rank = "1"};
+    cr_assert_eq(detect(&only, env, &l), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "--rank and --world-size go together"), "%s", bd_lasterr());
+    bd_launch_opts port = {.rank = "0", .world_size = "2", .rendezvous = "host"};
+    cr_assert_eq(detect(&port, env, &l), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "--rendezvous must be HOST:PORT"), "%s", bd_lasterr());
+}
+
+Test(launch, slurm_node_lists)
+{
+    struct {
+        const char *in, *first;
+    } ok[] = {{"node1", "node1"}, {"a,b", "a"}, {"node[03-05,9],gpu1", "node03"}, {"x-[001-2]", "x-001"},
+              {"n[7]", "n7"}, {"n[1-2]-ib,m", "n1-ib"}, {"n[4,6]", "n4"}};
+    char h[64];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cr_assert_eq(bd_slurm_first_host(ok[i].in, h, sizeof h), BD_OK, "%s: %s", ok[i].in, bd_lasterr());
+        cr_assert_str_eq(h, ok[i].first, "%s", ok[i].in);
+    }
+    const char *bad[] = {"", ",a", "[1-2]", "n[", "n[x]", "n[1-2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(bd_slurm_first_host(bad[i], h, sizeof h), BD_EINVAL, "'%s'", bad[i]);
+    cr_assert_eq(bd_slurm_first_host("verylongname", h, 5), BD_EINVAL);
 }

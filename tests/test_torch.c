@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -1343,4 +1344,93 @@ Test(torch, sac_refuses_bad_configs)
     cr_assert_eq(bdt_sac_create(p, &c, &s), BD_EINVAL, "tau > 1");
     bdt_policy_destroy(g);
     bdt_policy_destroy(p);
+}
+
+/* ---- learner groups (torch/dist.h): two real processes over Gloo on loopback ---------- */
+
+#include <signal.h>
+#include <sys/wait.h>
+
+/* A fresh store path in a private temporary folder. */
+static void group_store(char *path, size_t len)
+{
+    char dir[] = "/tmp/bd_group_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, len, "%s/store", dir);
+}
+
+/* Rank 1's side of group_collectives_agree: exits 0 when what it saw is right. */
+static int group_rank1(const char *store)
+{
+    bdt_group *g;
+    if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 30.0, &g) != BD_OK)
+        return 10;
+    float x[3] = {1.0f, -2.0f, 10.0f};
+    if (bdt_group_allreduce_mean(g, x, 3) != BD_OK || x[0] != 2.0f || x[1] != 0.0f || x[2] != 5.0f)
+        return 11;
+    double d[2] = {0.25, 7.0};
+    if (bdt_group_allreduce_f64(g, d, 2, 1) != BD_OK || d[0] != 0.5 || d[1] != 7.0)
+        return 12;
+    float p[4] = {0};
+    if (bdt_group_broadcast(g, p, 4, 0) != BD_OK || p[0] != 1.5f || p[3] != -4.0f)
+        return 13;
+    bdt_group_leave(g);
+    return 0;
+}
+
+Test(torch, group_collectives_agree)
+{
+    char store[64];
+    group_store(store, sizeof store);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0)
+        _exit(group_rank1(store));
+    bdt_group *g;
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_rank(g), 0);
+    cr_assert_eq(bdt_group_size(g), 2);
+    float x[3] = {3.0f, 2.0f, 0.0f};
+    cr_assert_eq(bdt_group_allreduce_mean(g, x, 3), BD_OK, "%s", bd_lasterr());
+    /* exact: sums of small integers and a halving */
+    cr_assert(x[0] == 2.0f && x[1] == 0.0f && x[2] == 5.0f);
+    double d[2] = {0.5, -1.0};
+    cr_assert_eq(bdt_group_allreduce_f64(g, d, 2, 1), BD_OK);
+    cr_assert(d[0] == 0.5 && d[1] == 7.0);
+    float p[4] = {1.5f, 2.0f, 3.0f, -4.0f};
+    cr_assert_eq(bdt_group_broadcast(g, p, 4, 0), BD_OK);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank 1 saw wrong results (status %d)", st);
+    bdt_group_leave(g);
+}
+
+Test(torch, group_fails_fast_when_a_rank_dies)
+{
+    char store[64];
+    group_store(store, sizeof store);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        bdt_group *g;
+        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 5.0, &g) != BD_OK)
+            _exit(10);
+        raise(SIGKILL); /* dies with the group formed, before the first all-reduce */
+    }
+    bdt_group *g;
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 5.0, &g), BD_OK, "%s", bd_lasterr());
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFSIGNALED(st));
+    float x[1000] = {0};
+    double t0 = (double)time(NULL);
+    cr_assert_neq(bdt_group_allreduce_mean(g, x, 1000), BD_OK);
+    cr_assert((double)time(NULL) - t0 <= 7.0, "the error came after the 5 s timeout");
+    cr_assert(strstr(bd_lasterr(), "all-reduce"), "%s", bd_lasterr());
+    bdt_group_leave(g);
+    /* a lone rank waiting for a peer that never comes: an error within the timeout */
+    group_store(store, sizeof store);
+    t0 = (double)time(NULL);
+    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, &g), BD_OK);
+    cr_assert((double)time(NULL) - t0 <= 5.0);
 }

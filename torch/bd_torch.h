@@ -23,6 +23,7 @@
 #include "torch/ppo_algo.h" /* algorithms: PPO */
 #include "torch/dqn_algo.h" /* ... and DQN */
 #include "torch/sac_algo.h" /* ... and SAC */
+#include "torch/dist.h"     /* learner groups (c10d Gloo) */
 
 #ifdef __cplusplus
 extern "C" {

@@ -68,7 +68,14 @@
     X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(load, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(set_threads, void, (int))                                                                               \
-    X(cuda_available, int, (void))
+    X(cuda_available, int, (void))                                                                            \
+    X(group_join, int, (const char *, const char *, int, int, const char *, double, bdt_group **))              \
+    X(group_leave, void, (bdt_group *))                                                                       \
+    X(group_rank, int, (const bdt_group *))                                                                   \
+    X(group_size, int, (const bdt_group *))                                                                   \
+    X(group_allreduce_mean, int, (bdt_group *, float *, size_t))                                              \
+    X(group_allreduce_f64, int, (bdt_group *, double *, size_t, int))                                         \
+    X(group_broadcast, int, (bdt_group *, float *, size_t, int))
 
 static struct {
 #define BDT_PTR(name, ret, args) ret(*name) args;
@@ -388,4 +395,45 @@ void bdt_preload(void)
 int bdt_cuda_available(void)
 {
     return bdt_need("bdt_cuda_available") == BD_OK ? bdt_fn.cuda_available() : 0;
+}
+
+int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
+                   double timeout_s, bdt_group **out)
+{
+    int rc = bdt_need("bdt_group_join");
+    return rc != BD_OK ? rc : bdt_fn.group_join(store_path, name, rank, world, host, timeout_s, out);
+}
+
+void bdt_group_leave(bdt_group *g)
+{
+    if (g && bdt_loaded)
+        bdt_fn.group_leave(g);
+}
+
+int bdt_group_rank(const bdt_group *g)
+{
+    return g && bdt_loaded ? bdt_fn.group_rank(g) : 0;
+}
+
+int bdt_group_size(const bdt_group *g)
+{
+    return g && bdt_loaded ? bdt_fn.group_size(g) : 1;
+}
+
+int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n)
+{
+    BDT_HANDLE(g, "bdt_group_allreduce_mean");
+    return bdt_fn.group_allreduce_mean(g, x, n);
+}
+
+int bdt_group_allreduce_f64(bdt_group *g, double *x, size_t n, int op)
+{
+    BDT_HANDLE(g, "bdt_group_allreduce_f64");
+    return bdt_fn.group_allreduce_f64(g, x, n, op);
+}
+
+int bdt_group_broadcast(bdt_group *g, float *x, size_t n, int root)
+{
+    BDT_HANDLE(g, "bdt_group_broadcast");
+    return bdt_fn.group_broadcast(g, x, n, root);
 }

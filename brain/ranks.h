@@ -1,0 +1,49 @@
+/* ranks.h: a brain's place among the ranks of a run launched on many processes (srun,
+ * mpirun, torchrun's variables or `bodhi run --rank R --world-size K`): the brains of one
+ * agent on every rank form a learner group (torch/dist.h, c10d's ProcessGroupGloo) that
+ * broadcasts rank 0's parameters at the start (and after a load), averages gradients at
+ * the learner's gradient hook, sums what must agree (learner.h's bd_sum_hook) and agrees
+ * on when the phase ends, so every rank's weights stay identical and every rank stops in
+ * the same round.
+ *
+ * The conductor of each rank hands its brains the group through the environment
+ * (conductor/ranks.c sets it): BODHI_RANK, BODHI_WORLD_SIZE, BODHI_GROUP_STORE (the
+ * FileStore path), BODHI_GROUP_TIMEOUT (seconds) and BODHI_GROUP_HOST (the address Gloo
+ * binds; unset: this machine's hostname). Without BODHI_WORLD_SIZE > 1 a brain is alone and
+ * nothing here does anything. */
+#ifndef BODHI_BRAIN_RANKS_H
+#define BODHI_BRAIN_RANKS_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "brain/learner.h"
+#include "torch/bd_torch.h"
+
+typedef struct {
+    int rank, world;          /* 0 of 1 alone */
+    bdt_group *g;             /* NULL alone */
+    float *buf;               /* the weights broadcast */
+} bd_ranks;
+
+/* The group of agent's brains in phase, as the environment says (alone without one):
+ * BD_OK, or an error naming the variable or what the join said. */
+int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent);
+void bd_ranks_leave(bd_ranks *r);
+
+/* The learner hooks (ctx: the bd_ranks): gradient mean, sums. */
+int bd_ranks_grad(void *ctx, float *grad, size_t n);
+int bd_ranks_sum(void *ctx, double *x, size_t n);
+
+/* Every rank's learner takes rank 0's policy (weights and normaliser). */
+int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner);
+
+/* The phase's end agreed: *code (a wire/stop.h code, 0 going on) := the highest of every
+ * rank's. */
+int bd_ranks_agree_stop(bd_ranks *r, int *code);
+
+/* "rank" and "param_digest" (SHA-256 of the policy's floats) into an update event. */
+void bd_ranks_describe(const bd_ranks *r, const bd_learner_ops *ops, const void *learner, cJSON *ev);
+
+#endif

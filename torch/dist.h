@@ -1,0 +1,42 @@
+/* dist.h: a group of learner processes (one per rank) over libtorch's c10d ProcessGroupGloo,
+ * for data-parallel learning: parameters broadcast from rank 0, gradients and statistics
+ * all-reduced. Part of torch/bd_torch.h's C API.
+ *
+ * Rendezvous: c10d's FileStore, a file in a folder only the run's user may enter (the run
+ * directory, checked by the caller with bd_dir_private) on storage every rank sees. No
+ * TCPStore: it authenticates nobody. Gloo's own data traffic (TCP between the ranks, to the
+ * addresses they publish in that store) is neither authenticated nor encrypted: it needs a
+ * private network (docs/architecture.md, "Many machines"). */
+#ifndef BODHI_TORCH_DIST_H
+#define BODHI_TORCH_DIST_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+typedef struct bdt_group bdt_group;
+
+/* Joins group `name` of `world` processes as `rank` through the FileStore at store_path.
+ * Gloo binds to `host` (an address or name of this machine; NULL: this machine's
+ * hostname, loopback when it does not resolve). Every collective, and the join itself,
+ * fails with BD_ETIMEOUT-like BD_ETORCH after timeout_s (a rank dead or hung). */
+int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
+                   double timeout_s, bdt_group **out);
+void bdt_group_leave(bdt_group *g); /* NULL-safe */
+int bdt_group_rank(const bdt_group *g);
+int bdt_group_size(const bdt_group *g);
+/* x (n floats) := the mean of every rank's x. */
+int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n);
+/* x (n doubles) := the sum (op 0), max (op 1) or min (op 2) over every rank's x. */
+int bdt_group_allreduce_f64(bdt_group *g, double *x, size_t n, int op);
+/* x (n floats) := root's x. */
+int bdt_group_broadcast(bdt_group *g, float *x, size_t n, int root);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+#endif
