@@ -285,7 +285,7 @@ static PyObject *batch_view(BatchObject *self, PyObject *args)
         base = (char *)(which[0] == 'o' ? self->host.obs : self->host.final_obs);
         type = NPY_FLOAT32, width = 4, cols = s->obs_stride;
     } else if (!strcmp(which, "actions")) {
-        base = (char *)self->act_host, type = NPY_FLOAT32, width = 4, cols = s->act_stride, writable = 1;
+        base = (char *)self->act_host, type = NPY_FLOAT32, width = 4, cols = s->act_stride; /* read-only: step() checks what it takes */
     } else if (!strcmp(which, "rewards")) {
         base = (char *)self->host.rewards, type = NPY_FLOAT32, width = 4, cols = 0;
     } else if (!strcmp(which, "terminated") || !strcmp(which, "truncated") || !strcmp(which, "done")) {

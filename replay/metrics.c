@@ -6,6 +6,8 @@
  * A line that does not parse (the last line of a killed run) is skipped and counted. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,7 +23,30 @@
 /* A phase or agent name fit to be a folder name under the export. */
 static int plain_name(const char *s)
 {
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return 0; /* no control characters in a folder name or a CSV field */
     return s[0] && s[0] != '.' && !strchr(s, '/') && strlen(s) < 128;
+}
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, quote or line end, and kept
+ * from being read as a formula by a spreadsheet (a leading = + - @ gets a '). */
+static void csv_field(FILE *f, const char *s)
+{
+    const int formula = strchr("=+-@", s[0]) && s[0];
+    if (!formula && !strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    if (formula)
+        fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 typedef struct {
@@ -92,10 +117,16 @@ static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
     int n = bd_update_metrics(o, tag, value, BD_UPDATE_METRICS_MAX);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t"), *u = cJSON_GetObjectItemCaseSensitive(o, "update");
     double wall = cJSON_IsNumber(t) ? t->valuedouble : 0;
+    if (!(fabs(steps->valuedouble) < 9e18) || (cJSON_IsNumber(u) && !(fabs(u->valuedouble) < 9e18)))
+        return BD_OK; /* no step count an integer holds: not an update of ours */
     long long step = (long long)steps->valuedouble, update = cJSON_IsNumber(u) ? (long long)u->valuedouble : -1;
     for (int i = 0; csv && i < n; i++) {
-        fprintf(csv, "%s,%s,%lld,%lld,%.17g,%s,%.17g\n", phase->valuestring, agent->valuestring, update, step, wall,
-                tag[i], value[i]);
+        csv_field(csv, phase->valuestring);
+        fputc(',', csv);
+        csv_field(csv, agent->valuestring);
+        fprintf(csv, ",%lld,%lld,%.17g,", update, step, wall);
+        csv_field(csv, tag[i]);
+        fprintf(csv, ",%.17g\n", value[i]);
         ++*rows;
     }
     bd_tfevents *w;

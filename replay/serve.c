@@ -16,8 +16,10 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -49,11 +51,29 @@ typedef struct {
     char path[PATH_MAX]; /* the run folder */
 } run_ref;
 
+/* A run's file (log.jsonl, summary.json) opened for reading when it is a regular file and
+ * not a symbolic link, checked and read through one descriptor opened without blocking (a
+ * FIFO or a file swapped in is refused, never waited on); NULL otherwise. */
+static FILE *open_regular(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0)
+        return NULL;
+    FILE *f = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fcntl(fd, F_SETFL, 0) == 0)
+        f = fdopen(fd, "r");
+    if (!f)
+        close(fd);
+    return f;
+}
+
 static int is_run(const char *dir)
 {
     char p[PATH_MAX];
     struct stat st;
-    return snprintf(p, sizeof p, "%s/log.jsonl", dir) < (int)sizeof p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    return snprintf(p, sizeof p, "%s/log.jsonl", dir) < (int)sizeof p && lstat(p, &st) == 0 && S_ISREG(st.st_mode)
+           && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode); /* no run through a symbolic link */
 }
 
 /* The runs under the folders: each folder that holds log.jsonl, else its subfolders that
@@ -110,23 +130,34 @@ static const run_ref *find_run(const serve_ctx *c, run_ref *runs, const char *id
     return NULL;
 }
 
-/* Up to max bytes of path from offset `from`, cut after the last whole line. */
+/* Up to max bytes of path from offset `from`, cut after the last whole line; NULL when the
+ * file cannot be read there. A line longer than max is skipped whole (*next passes it). */
 static char *read_lines(const char *path, long long from, size_t max, size_t *len, long long *next)
 {
     *len = 0;
     *next = from;
-    FILE *f = fopen(path, "r");
+    FILE *f = open_regular(path);
     if (!f)
         return NULL;
     char *buf = malloc(max + 1);
-    if (buf && fseeko(f, (off_t)from, SEEK_SET) == 0) {
-        size_t n = fread(buf, 1, max, f);
-        while (n > 0 && buf[n - 1] != '\n')
-            n--;
-        buf[n] = '\0';
-        *len = n;
-        *next = from + (long long)n;
+    if (!buf || fseeko(f, (off_t)from, SEEK_SET) != 0) {
+        free(buf);
+        fclose(f);
+        return NULL;
     }
+    size_t got = fread(buf, 1, max, f), n = got;
+    while (n > 0 && buf[n - 1] != '\n')
+        n--;
+    if (n == 0 && got == max) { /* no line end in a whole chunk: past that line */
+        int ch;
+        long long skip = (long long)got;
+        while ((ch = fgetc(f)) != EOF && ch != '\n')
+            skip++;
+        *next = from + skip + (ch == '\n');
+    } else
+        *next = from + (long long)n;
+    buf[n] = '\0';
+    *len = n;
     fclose(f);
     return buf;
 }
@@ -252,7 +283,11 @@ static cJSON *api_runs(const serve_ctx *c)
         cJSON_AddStringToObject(r, "path", runs[i].path);
         snprintf(p, sizeof p, "%s/summary.json", runs[i].path);
         char *sum = NULL;
-        cJSON *sj = bd_read_file_max(p, 1 << 20, &sum, NULL) == BD_OK ? cJSON_Parse(sum) : NULL;
+        FILE *sf = open_regular(p);
+        int sfd = sf ? dup(fileno(sf)) : -1;
+        if (sf)
+            fclose(sf);
+        cJSON *sj = sfd >= 0 && bd_read_fd_max(sfd, p, 1 << 20, &sum, NULL) == BD_OK ? cJSON_Parse(sum) : NULL;
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(sj, "status");
         cJSON_AddStringToObject(r, "status", cJSON_IsString(status) ? status->valuestring : "running (or killed)");
         cJSON_Delete(sj);
@@ -299,6 +334,32 @@ static enum MHD_Result answer_json(struct MHD_Connection *conn, cJSON *j)
     return b ? answer(conn, MHD_HTTP_OK, "application/json", b, strlen(b)) : MHD_NO;
 }
 
+/* A Host header that names a loopback server: localhost, [::1] or an IPv4 address in
+ * 127/8, with or without a port. */
+static int loopback_host(const char *host)
+{
+    if (!host)
+        return 0;
+    char name[64];
+    size_t n = strcspn(host, ":");
+    if (strncmp(host, "[::1]", 5) == 0)
+        n = 5;
+    if (n == 0 || n >= sizeof name)
+        return 0;
+    memcpy(name, host, n);
+    name[n] = '\0';
+    const char *rest = host + n;
+    if (*rest == ':') { /* a port: digits only */
+        rest++;
+        if (!*rest || strspn(rest, "0123456789") != strlen(rest))
+            return 0;
+    } else if (*rest)
+        return 0;
+    struct in_addr a;
+    return strcmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0
+           || (inet_pton(AF_INET, name, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_len, void **state)
 {
@@ -313,6 +374,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (*upload_len)
         return answer_text(conn, MHD_HTTP_BAD_REQUEST, "a GET has no body\n");
+    /* Only pages that name this loopback server: a page elsewhere that rebinds its own name
+     * to 127.0.0.1 cannot read the runs through the user's browser. */
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!loopback_host(host))
+        return answer_text(conn, MHD_HTTP_FORBIDDEN, "bodhi serve answers requests for 127.0.0.1 or localhost only\n");
     if (strcmp(url, "/") == 0 || strcmp(url, "/run") == 0) {
         char *b = bd_strdup(bd_serve_page(strcmp(url, "/run") == 0));
         return b ? answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", b, strlen(b)) : MHD_NO;
@@ -323,8 +389,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         const char *id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "run");
         const char *from = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
         char *end = NULL;
+        errno = 0;
         long long off = from ? strtoll(from, &end, 10) : 0;
-        if (from && (end == from || *end || off < 0))
+        if (from && (end == from || *end || off < 0 || errno == ERANGE))
             return answer_text(conn, MHD_HTTP_BAD_REQUEST, "from: a byte offset, 0 or more\n");
         run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
         const run_ref *r = runs ? find_run(c, runs, id) : NULL;

@@ -91,6 +91,16 @@ def main(url, run_dir, live):
     code, _ = get(url + "api/log?run=0/.&from=12abc")
     if code != 400:
         fail(f"a bad offset: {code}")
+    code, _ = get(url + "api/log?run=0/.&from=99999999999999999999")
+    if code != 400:
+        fail(f"an offset past a long long: {code}")
+    code, body = get(url + "api/log?run=0/.&from=1125899906842624")  # past what a file can seek to
+    if code != 200 or b'"updates":[]' not in body:
+        fail(f"an offset past any file: {code} {body[:80]!r}")
+    for bad_host in (b"evil.example.com", b"127.0.0.1.evil.example.com", b"localhost.evil.example.com"):
+        ans = raw(host, port, b"GET /api/runs HTTP/1.1\r\nHost: " + bad_host + b"\r\n\r\n")
+        if not ans.startswith(b"HTTP/1.1 403"):
+            fail(f"a request for {bad_host!r} (a rebound name): {ans[:60]!r}")
     ans = raw(host, port, b"GARBAGE\r\n\r\n")
     if ans and not ans.startswith(b"HTTP/1.1 400"):  # libmicrohttpd drops it
         fail(f"a request line that is no HTTP: {ans[:60]!r}")
