@@ -218,6 +218,17 @@ static char *sock_url(const char *out, const char *name)
 
 /* ---- identity: a sender id is its connection's ---------------------------------------- */
 
+/* A passing test's run folder (hundreds of MB of trace) goes; a failing one stays to read. */
+static void rm_tree(const char *dir)
+{
+    if (dir && strncmp(dir, "/tmp/bd-ident-", 14) == 0 && !strchr(dir, '\'')) {
+        char *cmd = bd_strfmt("rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+        free(cmd);
+    }
+}
+
 Test(identity, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240 * BD_TEST_SLOW)
 {
     char *file = write_file("hello", 600000, "");
@@ -253,6 +264,8 @@ Test(identity, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240 * BD
     same_trace(clean, out);
     cr_assert_geq(log_number(out, "\"event\":\"result\"", "refused_messages"), 3,
                   "the brain counts the greetings and the rollout it refused");
+    rm_tree(out);
+    rm_tree(clean);
     free(want); free(got); free(brain); free(log); free(out); free(clean); free(file);
 }
 
@@ -292,6 +305,8 @@ Test(identity, forged_control_events_and_beats_are_refused_and_counted, .timeout
     cr_assert_lt(cJSON_GetObjectItem(a0, "episodes")->valuedouble, 99999, "the forged result was not taken");
     cJSON_Delete(s);
     cr_assert_eq(count_in(log, "forged"), 0, "nothing forged reached log.jsonl");
+    rm_tree(out);
+    rm_tree(clean);
     free(leaving); free(want); free(got); free(ctl); free(log); free(out); free(clean); free(file);
 }
 
@@ -399,6 +414,7 @@ Test(identity, a_gigabyte_length_header_grows_no_memory, .timeout = 240 * BD_TES
     cr_assert_eq(ask_json(url, BD_MSG_STATUS, 0, "{}"), 1, "the control socket still answers");
     cr_assert_eq(finish(run), 0, "the run completes");
     cr_assert_eq(count_in(log, "\"event\":\"restarted\""), 0);
+    rm_tree(out);
     free(url); free(ctl); free(br); free(dir); free(log); free(out); free(file);
 }
 
@@ -516,6 +532,7 @@ Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240 * B
     const char *g = strstr(after, "\"event\":\"greeting_again\"");
     cr_assert(g && strstr(g, "\"muscles\":3"), "the muscle takes part again after greeting");
     unlink(cred);
+    rm_tree(out);
     free(after); free(log); free(listen); free(cred); free(out); free(file);
 }
 
