@@ -85,13 +85,7 @@ static int bd_dqn_params_read(const bd_node *p, long long columns, bd_dqn_params
 #undef GETD
 #undef GETI
 #undef GETB
-    for (int k = 0; k < d.n; k++) { /* to the caller's list, each on its own */
-        bd_seterr(d.rc, "%s", d.msg[k]);
-        bd_diag(dp, d.rc);
-    }
-    int rc = d.rc;
-    bd_diags_fini(&d);
-    return rc;
+    return bd_diags_move(&d, dp); /* to the caller's list, each on its own */
 }
 
 int bd_dqn_params_parse(const bd_node *p, long long columns, bd_dqn_params *o)

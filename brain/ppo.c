@@ -90,13 +90,7 @@ static int bd_ppo_params_read(const bd_node *p, long long default_total, long lo
                                   ranges[k].hi, v));
     }
     o->opt.lr = (float)o->learning_rate;
-    for (int k = 0; k < d.n; k++) { /* to the caller's list, each on its own */
-        bd_seterr(d.rc, "%s", d.msg[k]);
-        bd_diag(dp, d.rc);
-    }
-    int rc = d.rc;
-    bd_diags_fini(&d);
-    return rc;
+    return bd_diags_move(&d, dp); /* to the caller's list, each on its own */
 }
 
 int bd_ppo_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,

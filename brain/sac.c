@@ -47,13 +47,7 @@ int bd_sac_params_read(const bd_node *p, long long columns, int act_dim, bd_sac_
 #undef GETD
 #undef GETI
 #undef GETB
-    for (int k = 0; k < d.n; k++) { /* to the caller's list, each on its own */
-        bd_seterr(d.rc, "%s", d.msg[k]);
-        bd_diag(dp, d.rc);
-    }
-    int rc = d.rc;
-    bd_diags_fini(&d);
-    return rc;
+    return bd_diags_move(&d, dp); /* to the caller's list, each on its own */
 }
 
 void bd_sac_policy_config(const bd_agent_plan *ap, const bd_sac_params *sp, bd_device device,

@@ -193,3 +193,14 @@ void bd_diags_fini(bd_diags *d)
     d->more = 0;
     d->rc = BD_OK;
 }
+
+int bd_diags_move(bd_diags *from, bd_diags *to)
+{
+    for (int k = 0; k < from->n; k++) {
+        bd_seterr(from->rc, "%s", from->msg[k]);
+        bd_diag(to, from->rc);
+    }
+    int rc = from->rc;
+    bd_diags_fini(from);
+    return rc;
+}

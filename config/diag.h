@@ -37,4 +37,8 @@ int bd_diags_finish(bd_diags *d);
 
 void bd_diags_fini(bd_diags *d); /* frees without setting bd_lasterr */
 
+/* Records each error of from into to (each on its own), then frees from. Returns from's
+ * first error's code (BD_OK when it had none). */
+int bd_diags_move(bd_diags *from, bd_diags *to);
+
 #endif
