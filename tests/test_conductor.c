@@ -2103,7 +2103,9 @@ Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, 
  * so in log.jsonl; bodhi status answers and a killed muscle is restarted as usual. */
 Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .timeout = 180 * BD_TEST_SLOW)
 {
-    char *file = write_run_with("bare", 250000, ", heartbeat_timeout: 10");
+    /* long enough never to end by itself while the test plays (a fast machine did 250000
+     * steps before the probe noticed); Ctrl-C ends it once the restarted muscle works */
+    char *file = write_run_with("bare", 50000000, ", heartbeat_timeout: 10");
     char *out = bd_strfmt("/tmp/bd-run-%d-bare", (int)getpid());
     pid_t pid = start_bodhi(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
@@ -2126,11 +2128,22 @@ Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .ti
     free(cmd);
     cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
     cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    wait_for_text(log, "\"event\":\"restarted\"", 30);
+    /* two more rounds: both muscles, the restarted one among them, fed the brain */
+    int rounds = count_lines_with(log, "\"event\":\"update\"");
+    double t0 = bd_now();
+    while (count_lines_with(log, "\"event\":\"update\"") < rounds + 2 && bd_now() - t0 < 60 * BD_TEST_SLOW)
+        usleep(50000);
+    cr_assert(count_lines_with(log, "\"event\":\"update\"") >= rounds + 2, "the run goes on after the restart");
+    kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "the run stops on Ctrl-C (status %d)", st);
     cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "one restart, for the kill");
     cr_assert_eq(count_lines_with(log, "hung"), 0, "the restarted muscle reached the conductor");
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s", out);
+    cr_assert_eq(system(cmd), 0);
     free(cmd);
     free(socks);
     free(log);
