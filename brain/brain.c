@@ -509,17 +509,34 @@ static int bd_brain_last(void *ctx, int k, nng_msg **out)
     return bd_brain_weights(ctx, BD_WEIGHTS_STOP, out);
 }
 
-static void bd_brain_teardown(bd_brain *b, int stopped)
+/* Every muscle hears STOP before the socket closes: one that greeted again in the last
+ * round (ready, not yet admitted) holds a request the last round did not answer, and one
+ * whose connection broke late greets again now; each waits for its answer with the
+ * connection open. Answered, they leave, and the brain with them. The heartbeats still go
+ * out meanwhile (the events connection closes after): a brain that waits here for its
+ * muscles to hang up is not taken for hung, and what stays open is said. */
+static void bd_brain_drain(bd_brain *b, int stopped)
 {
-    /* Every muscle hears STOP before the socket closes: one that greeted again in the last
-     * round (ready, not yet admitted) holds a request the last round did not answer, and
-     * one whose connection broke late greets again now; each waits for its answer with
-     * the connection open. Answered, they leave, and the brain with them. */
-    if (b->round && stopped && b->learner) {
-        b->ended = 1;
-        bd_round_hooks last = {bd_brain_greet, NULL, b, bd_brain_last};
-        bd_round_drain(b->round, &last, 30.0, &bd_term_requested);
+    if (!b->round || !stopped || !b->learner)
+        return;
+    b->ended = 1;
+    bd_round_hooks last = {bd_brain_greet, NULL, b, bd_brain_last};
+    const double t0 = bd_now();
+    int open = bd_round_drain(b->round, &last, 30.0, &bd_term_requested);
+    if (open > 0) {
+        fprintf(stderr, "bodhi brain %s: %d connection(s) still open %.1f s after the phase's end; closing them\n",
+                b->ap ? b->ap->cfg->name : "?", open, bd_now() - t0);
+        if (b->ev) {
+            cJSON *o = bd_event_new(b, "drained");
+            cJSON_AddNumberToObject(o, "open", open);
+            cJSON_AddNumberToObject(o, "waited_s", bd_now() - t0);
+            bd_event(b, o);
+        }
     }
+}
+
+static void bd_brain_teardown(bd_brain *b)
+{
     bd_round_close(b->round);
     bd_tls_destroy(b->tls);
     if (b->learner)
@@ -692,9 +709,10 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     if (b.ap)
         bd_brain_result(&b, rc, updates, ckpt, err);
     free(ckpt);
+    bd_brain_drain(&b, rc == BD_OK);
     bd_events_close(b.ev);
     cJSON_Delete(b.startup);
-    bd_brain_teardown(&b, rc == BD_OK);
+    bd_brain_teardown(&b);
     pthread_mutex_destroy(&b.news_mu);
     if (rc == BD_EINTR)
         return 143;

@@ -933,7 +933,10 @@ Test(trust, a_stopped_conductor_keeps_its_remote_muscle, .timeout = 150 * BD_TES
     kill(r.pid, SIGSTOP);
     sleep(12); /* more than 2 heartbeat timeouts */
     kill(r.pid, SIGCONT);
-    cr_assert_eq(wait_exit(r.pid, 90), 0, "the run completes");
+    int rc = wait_exit(r.pid, 90);
+    char *run_said = slurp(r.err);
+    cr_assert_eq(rc, 0, "the run completes (exit %d):\n%s", rc, run_said);
+    free(run_said);
     int code = wait_exit(m, 30);
     char *said = slurp(merr);
     cr_assert_eq(code, 0, "the remote muscle ends with the run (exit %d):\n%s", code, said);

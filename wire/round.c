@@ -370,7 +370,7 @@ static void bd_round_answer_last(bd_round *r, const bd_round_hooks *h)
     }
 }
 
-void bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop)
+int bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop)
 {
     double end = bd_now() + seconds;
     for (;;) {
@@ -380,7 +380,7 @@ void bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const 
         int open = r->pipes;
         pthread_mutex_unlock(&r->mu);
         if (open <= 0 || bd_now() >= end || (stop && *stop))
-            return;
+            return open > 0 ? open : 0;
         if (h) {
             bd_round_step_ms(r, h, 20);
         } else {

@@ -107,8 +107,9 @@ void bd_round_wait_hangup(bd_round *r, double seconds, const volatile sig_atomic
  * go through h->greet as they come, and every request a peer holds or sends (ready peers
  * too, which the last round did not answer) is answered with h->last's message, so that
  * no peer is left waiting for an answer that never comes while holding its connection
- * open. h NULL: only waits (bd_round_wait_hangup). */
-void bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop);
+ * open. h NULL: only waits (bd_round_wait_hangup). Returns how many connections were
+ * still open when it stopped waiting (0: every peer hung up). */
+int bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop);
 
 /* Closes the socket and frees; NULL-safe. */
 void bd_round_close(bd_round *r);
