@@ -79,6 +79,9 @@ static int bd_dqn_alloc_samples(bd_dqn_state *l)
 
 static int bd_dqn_create(const bd_learner_spec *s, void **out)
 {
+    if (s->learners > 1) /* its updates take no gradient hook: the ranks would drift apart */
+        return bd_seterr(BD_EINVAL, "the dqn brain does not learn across ranks yet (%d ranks asked; ppo does): "
+                                    "run it with one rank", s->learners);
     bd_dqn_state *l = calloc(1, sizeof *l);
     if (!l)
         return bd_seterr(BD_ENOMEM, "out of memory");

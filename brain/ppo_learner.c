@@ -278,7 +278,7 @@ static int bd_ppo_group_stats(bd_ppo_state *l)
     if (!l->sum_hook)
         return BD_OK;
     double x[5] = {l->st.policy_loss, l->st.value_loss, l->st.entropy, l->st.approx_kl, l->st.clip_frac};
-    int rc = l->sum_hook(l->sum_ctx, x, 5);
+    int rc = l->sum_hook(l->sum_ctx, x, 5, 0);
     if (rc != BD_OK)
         return rc;
     float *f[5] = {&l->st.policy_loss, &l->st.value_loss, &l->st.entropy, &l->st.approx_kl, &l->st.clip_frac};
@@ -296,10 +296,28 @@ static int bd_ppo_norm_update(bd_ppo_state *l, const float *obs, size_t n)
         return BD_OK;
     }
     bd_obsnorm_sums(&l->norm, obs, n, l->sums);
-    int rc = l->sum_hook(l->sum_ctx, l->sums, 1 + 2 * (size_t)l->norm.s);
+    int rc = l->sum_hook(l->sum_ctx, l->sums, 1 + 2 * (size_t)l->norm.s, 0);
     if (rc == BD_OK)
         bd_obsnorm_update_sums(&l->norm, l->sums);
     return rc;
+}
+
+/* Data-parallel learners cut their batches into as many minibatches as each other, or
+ * their gradient all-reduces would not pair up (a rank whose muscle died this round has
+ * fewer samples): the least count of any rank, so that every rank's minibatches hold
+ * at least one sample. *count 0: some rank has no sample this round, and no rank learns
+ * from it. Alone: *count is this batch's own count. */
+static int bd_ppo_agree_minibatches(bd_ppo_state *l, int tn, int *count)
+{
+    *count = tn > 0 ? (int)bdt_ppo_minibatch_count(&l->pp.opt, tn) : 0;
+    if (!l->sum_hook)
+        return BD_OK;
+    double x[2] = {-(double)tn, -(double)*count}; /* the maximum of the negatives */
+    int rc = l->sum_hook(l->sum_ctx, x, 2, 1);
+    if (rc != BD_OK)
+        return rc;
+    *count = -x[0] >= 1 ? (int)-x[1] : 0;
+    return BD_OK;
 }
 
 /* One PPO update on the collected batch's valid columns (GAE, normalisation with the
@@ -316,8 +334,9 @@ static int bd_ppo_learn(bd_ppo_state *l, long long steps)
         return rc;
     const bd_batch *b = &vb;
     const int tn = b->T * b->N;
-    if (tn == 0)
-        return BD_OK;
+    int nmb = 0;
+    if ((rc = bd_ppo_agree_minibatches(l, tn, &nmb)) != BD_OK || nmb == 0)
+        return rc;
     bd_gae(b->T, b->N, b->rew, b->val, b->fval, b->lastv, b->term, b->trunc, (float)l->pp.gamma,
            (float)l->pp.gae_lambda, l->adv, l->ret);
     bd_ppo_perm(l->perm, tn, l->pp.opt.epochs, l->ap->seed, l->version);
@@ -328,7 +347,8 @@ static int bd_ppo_learn(bd_ppo_state *l, long long steps)
             frac = 0.01;
         lr *= frac;
     }
-    if ((rc = bd_ppo_net(l)) != BD_OK || (rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK)
+    if ((rc = bd_ppo_net(l)) != BD_OK || (rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK
+        || (l->sum_hook && (rc = bdt_ppo_set_minibatches(l->ppo, nmb)) != BD_OK))
         return rc;
     double t0 = bd_now();
     /* The learner sees what the muscles' policy saw: the batch normalised with the

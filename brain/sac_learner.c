@@ -64,6 +64,9 @@ static void bd_sac_destroy(void *self)
 
 static int bd_sac_create(const bd_learner_spec *s, void **out)
 {
+    if (s->learners > 1) /* its updates take no gradient hook: the ranks would drift apart */
+        return bd_seterr(BD_EINVAL, "the sac brain does not learn across ranks yet (%d ranks asked; ppo does): "
+                                    "run it with one rank", s->learners);
     bd_sac_state *l = calloc(1, sizeof *l);
     if (!l)
         return bd_seterr(BD_ENOMEM, "out of memory");

@@ -894,6 +894,63 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
     free(yml);
 }
 
+/* A muscle of rank 1 killed mid-run: rank 1's next rounds hold fewer samples than rank
+ * 0's, so each rank alone would cut its batch into a different number of minibatches
+ * (12 against 6 here) and the gradient all-reduces would not pair up (a hang until the
+ * group's timeout). The ranks agree on the count: the updates go on, and every update's
+ * parameters are the same on both ranks. */
+Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-rfew", (int)getpid()), *t = NULL;
+    char *yml = short_run("rfew", 100000000, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
+                          "s/rollout_steps: 32}/rollout_steps: 32, minibatch_size: 16}/' %s", yml), 0);
+    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    int rc = sh(&t,
+                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
+                "ups() { grep -c param_digest $1/log.jsonl 2>/dev/null || echo 0; }; "
+                "for i in $(seq 2400); do test $(ups %s.r1) -ge 1 && break; sleep 0.1; done; "
+                "pkill -KILL -f -- '[m]uscle --run-dir %s.r1 --phase train --id 1' || echo no muscle 1 of rank 1; "
+                "for i in $(seq 600); do grep -q '\"event\":\"restarted\"' %s.r1/log.jsonl && break; sleep 0.1; done; "
+                "n=$(ups %s.r1); for i in $(seq 600); do test $(ups %s.r1) -ge $((n + 3)) && break; sleep 0.1; done; "
+                "echo \"updates of rank 1: $n at the restart, $(ups %s.r1) then\"; "
+                "kill -INT $p0 $p1; wait $p0; wait $p1; test $(ups %s.r1) -ge $((n + 3))",
+                20000 + (int)((getpid() + 11) % 20000), yml, out, yml, out, out, out, out, out, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t,
+            "/usr/bin/python3 - %s <<'PY'\n"
+            "import json, sys\n"
+            "out = sys.argv[1]\n"
+            "def digests(d):\n"
+            "    got = {}\n"
+            "    for line in open(d + '/log.jsonl'):\n"
+            "        e = json.loads(line)\n"
+            "        if 'param_digest' in e:\n"
+            "            got[e['update']] = e['param_digest']\n"
+            "    return got\n"
+            "a, b = digests(out), digests(out + '.r1')\n"
+            "both = sorted(set(a) & set(b))\n"
+            "assert len(both) >= 4, (a, b)\n"
+            "assert all(a[u] == b[u] for u in both), [(u, a[u], b[u]) for u in both if a[u] != b[u]]\n"
+            "print('updates in step', len(both))\n"
+            "PY\n",
+            out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    free(out);
+    free(r1);
+    free(rd);
+    free(yml);
+}
+
 /* kill -9 of rank 1's brain: both ranks exit non-zero well within the collective timeout
  * (240 s here; a dead peer's closed connection is seen at once), and no process of the run
  * is left. */

@@ -39,6 +39,7 @@
     X(ppo_create, int, (bdt_policy *, const bdt_ppo_config *, bdt_ppo **))                                    \
     X(ppo_destroy, void, (bdt_ppo *))                                                                         \
     X(ppo_set_lr, int, (bdt_ppo *, float))                                                                    \
+    X(ppo_set_minibatches, int, (bdt_ppo *, int))                                                             \
     X(ppo_set_cancel, void, (bdt_ppo *, const volatile int *))                                                \
     X(ppo_set_grad_hook, void, (bdt_ppo *, bdt_grad_hook, void *))                                            \
     X(ppo_undo, int, (bdt_ppo *))                                                                             \
@@ -209,6 +210,12 @@ int bdt_ppo_set_lr(bdt_ppo *o, float lr)
 {
     BDT_HANDLE(o, "bdt_ppo_set_lr");
     return bdt_fn.ppo_set_lr(o, lr);
+}
+
+int bdt_ppo_set_minibatches(bdt_ppo *o, int count)
+{
+    BDT_HANDLE(o, "bdt_ppo_set_minibatches");
+    return bdt_fn.ppo_set_minibatches(o, count);
 }
 
 void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)

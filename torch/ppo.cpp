@@ -56,6 +56,14 @@ extern "C" int bdt_ppo_set_lr(bdt_ppo *o, float lr)
     }
 }
 
+extern "C" int bdt_ppo_set_minibatches(bdt_ppo *o, int count)
+{
+    if (!o || count < 0)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_set_minibatches: %s", o ? "a negative count" : "o is NULL");
+    o->cfg.minibatches = count;
+    return BD_OK;
+}
+
 extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
 {
     if (o)

@@ -45,6 +45,9 @@ typedef struct bdt_ppo bdt_ppo;
 int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo **out);
 void bdt_ppo_destroy(bdt_ppo *o); /* NULL-safe; does not destroy the policy */
 int bdt_ppo_set_lr(bdt_ppo *o, float lr);
+/* The minibatch count of the updates to come, in place of the config's (0: max(1, n /
+ * minibatch_size) of each update). Data-parallel learners set the count their group agreed on. */
+int bdt_ppo_set_minibatches(bdt_ppo *o, int count);
 
 /* A flag (a signal handler's; may be NULL) that bdt_ppo_update looks at between
  * minibatches: once it is set, the update puts the policy's parameters and the
