@@ -839,27 +839,13 @@ Test(serve, item25_page_over_finished_and_live_runs, .timeout = 240)
 
 /* ---- ranks: one conductor per rank, the learners a c10d Gloo group (brain/ranks.h) ----- */
 
-/* Two ranks by torchrun's variables on loopback, both given the same --out: both exit 0,
- * every round's report on each rank carries "rank" and "param_digest", the digests agree
- * for every update, and each rank's trace is where the docs say. */
-Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
+/* Both ranks of the run in out (rank 1's in out.r1) carry "rank" and "param_digest" in
+ * every round's report, the digests agree for every update, the parameters change between
+ * updates, and each rank's trace is where the docs say. */
+static void ranks_agree(const char *out)
 {
-    char *out = bd_strfmt("/tmp/bd-cli-%d-ranks", (int)getpid()), *t = NULL;
-    char *yml = short_run("ranks", 6 * 32 * 5, "", NULL, "");
-    /* on a loaded 2-core machine a brain of each rank takes up to a minute to start */
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
-    rm_rf(out);
-    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
-    rm_rf(r1);
-    rm_rf(rd);
+    char *t = NULL;
     int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
-                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
-                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                20000 + (int)(getpid() % 20000), yml, out, yml, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    rc = sh(&t,
             "/usr/bin/python3 - %s <<'PY'\n"
             "import json, sys, h5py\n"
             "out = sys.argv[1]\n"
@@ -885,6 +871,28 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
             out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
+}
+
+/* Two ranks by torchrun's variables on loopback, both given the same --out: both exit 0,
+ * and they agree (ranks_agree). */
+Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-ranks", (int)getpid()), *t = NULL;
+    char *yml = short_run("ranks", 6 * 32 * 5, "", NULL, "");
+    /* on a loaded 2-core machine a brain of each rank takes up to a minute to start */
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    rm_rf(out);
+    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
+    rm_rf(r1);
+    rm_rf(rd);
+    int rc = sh(&t,
+                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
+                20000 + (int)(getpid() % 20000), yml, out, yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_agree(out);
     rm_rf(out);
     rm_rf(r1);
     rm_rf(rd);
@@ -942,6 +950,34 @@ Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
             out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    free(out);
+    free(r1);
+    free(rd);
+    free(yml);
+}
+
+/* The same by Open MPI: `mpirun -n 2` starts both ranks, which find each other through
+ * OMPI_COMM_WORLD_RANK/SIZE and the FileStore beside --out. */
+Test(ranks, two_ranks_by_mpirun_agree, .timeout = 300)
+{
+    if (system("command -v mpirun > /dev/null 2>&1") != 0)
+        cr_skip_test("mpirun is not installed (openmpi-bin, in the Makefile's packages)");
+    char *out = bd_strfmt("/tmp/bd-cli-%d-mpi", (int)getpid()), *t = NULL;
+    char *yml = short_run("mpi", 6 * 32 * 5, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    int rc = sh(&t, "BODHI_GROUP_TIMEOUT=240 timeout 280 mpirun -n 2 --allow-run-as-root --oversubscribe "
+                    "-x BODHI_GROUP_TIMEOUT $BODHI run %s --out %s --quiet",
+                yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_agree(out);
     rm_rf(out);
     rm_rf(r1);
     rm_rf(rd);
