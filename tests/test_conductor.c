@@ -95,6 +95,8 @@ static char *slurp(const char *path);
 
 /* Starts a run that would train for ever (tag names its files) and returns once its brain
  * is recording; *file and *out are the caller's to free. */
+static int count_lines_with(const char *path, const char *needle);
+
 static pid_t start_long_run(const char *tag, char **file, char **out)
 {
     *file = write_run(tag, 50000000);
@@ -103,7 +105,12 @@ static pid_t start_long_run(const char *tag, char **file, char **out)
     char *mem = bd_strfmt("%s/memory/train.balancer.h5", *out);
     wait_for(mem, 60);
     free(mem);
-    sleep(1);
+    /* something learnt: the brain's first update (a stop before it has nothing to keep,
+     * and on a loaded machine libtorch may still be loading then) */
+    char *log = bd_strfmt("%s/log.jsonl", *out);
+    for (double t0 = bd_now(); count_lines_with(log, "\"event\":\"update\"") < 1 && bd_now() - t0 < 60 * BD_TEST_SLOW;)
+        usleep(50000);
+    free(log);
     return pid;
 }
 
