@@ -6,11 +6,15 @@
  *                         last mean return and a sparkline of it
  *   GET /api/log?run=ID&from=OFFSET   JSON: the update events (common/tfevents.h's metrics)
  *                         of log.jsonl from byte OFFSET (at most SERVE_CHUNK bytes), and the
- *                         offset to ask from next: the page polls it while the run runs
+ *                         offset to ask from next
+ *   GET /api/stream?run=ID[&run=ID...][&from=O1,O2...]   server-sent events: each run's
+ *                         updates from byte O (0 when not given; a reconnecting browser's
+ *                         Last-Event-ID), then the new ones as log.jsonl grows (replay/stream.c)
  * A run is named by ID = "<k>/<sub>" (k: the folder's index on the command line, sub: its
  * folder under it, or "." for the folder itself) and is served only when that exact ID is
  * among the runs found by a fresh scan: a request never names a path, so nothing outside
- * the runs can be read. Requests other than GET, longer than the connection's memory limit
+ * the runs can be read. Runs whose run.yml are the same but for the top-level `seed:` line
+ * are one sweep's seeds: /api/runs gives them the same "sweep" key. Requests other than GET, longer than the connection's memory limit
  * or slower than SERVE_TIMEOUT_S are refused or dropped by libmicrohttpd. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,24 +36,14 @@
 #include "common/tfevents.h"
 #include "common/util.h"
 #include "replay/replay.h"
+#include "replay/serve.h"
 
 #define SERVE_MAX_DIRS 16
-#define SERVE_MAX_RUNS 512
 #define SERVE_CHUNK ((size_t)2 << 20)     /* log bytes per /api/log answer */
 #define SERVE_SCAN_MAX ((size_t)64 << 20) /* log bytes /api/runs reads of one run */
 #define SERVE_TIMEOUT_S 15
 #define SERVE_CONNECTIONS 1024
 #define SERVE_SPARK 60                    /* points of a sparkline */
-
-typedef struct {
-    const char *const *dirs;
-    int ndirs;
-} serve_ctx;
-
-typedef struct {
-    char id[PATH_MAX];   /* "<k>/<sub>" */
-    char path[PATH_MAX]; /* the run folder */
-} run_ref;
 
 /* A run's file (log.jsonl, summary.json) opened for reading when it is a regular file and
  * not a symbolic link, checked and read through one descriptor opened without blocking (a
@@ -68,7 +62,7 @@ static FILE *open_regular(const char *path)
     return f;
 }
 
-static int is_run(const char *dir)
+int bd_serve_is_run(const char *dir)
 {
     char p[PATH_MAX];
     struct stat st;
@@ -82,7 +76,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
 {
     int n = 0;
     for (int k = 0; k < c->ndirs && n < max; k++) {
-        if (is_run(c->dirs[k])) {
+        if (bd_serve_is_run(c->dirs[k])) {
             snprintf(out[n].id, sizeof out[n].id, "%d/.", k);
             snprintf(out[n++].path, sizeof out[n].path, "%s", c->dirs[k]);
             continue;
@@ -93,7 +87,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
             const char *e = ents[i]->d_name;
             char p[PATH_MAX];
             if (e[0] != '.' && n < max && snprintf(p, sizeof p, "%s/%s", c->dirs[k], e) < (int)sizeof p) {
-                if (is_run(p)) {
+                if (bd_serve_is_run(p)) {
                     snprintf(out[n].id, sizeof out[n].id, "%d/%s", k, e);
                     snprintf(out[n++].path, sizeof out[n].path, "%s", p);
                 } else {
@@ -102,7 +96,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
                     for (int j = 0; j < ms; j++) {
                         char q[PATH_MAX];
                         if (sub[j]->d_name[0] != '.' && n < max
-                            && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && is_run(q)) {
+                            && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && bd_serve_is_run(q)) {
                             snprintf(out[n].id, sizeof out[n].id, "%d/%s/%s", k, e, sub[j]->d_name);
                             snprintf(out[n++].path, sizeof out[n].path, "%s", q);
                         }
@@ -118,8 +112,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
     return n;
 }
 
-/* The run named id, found by a fresh scan; NULL when there is none. */
-static const run_ref *find_run(const serve_ctx *c, run_ref *runs, const char *id)
+const run_ref *bd_serve_find_run(const serve_ctx *c, run_ref *runs, const char *id)
 {
     if (!id)
         return NULL;
@@ -204,7 +197,7 @@ static void log_event(const cJSON *o, const char *kind, void *arg)
         cJSON_AddItemToArray(arr, row);
 }
 
-static cJSON *api_log(const run_ref *r, long long from)
+cJSON *bd_serve_log(const run_ref *r, long long from)
 {
     char log[PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/log.jsonl", r->path);
@@ -219,6 +212,51 @@ static cJSON *api_log(const run_ref *r, long long from)
     cJSON_AddNumberToObject(out, "next", (double)next);
     free(buf);
     return out;
+}
+
+/* The whole of a run's small file (summary.json, run.yml: at most 1 MiB) when regular;
+ * NULL otherwise. */
+static char *read_small(const char *dir, const char *name)
+{
+    char p[PATH_MAX + 32], *text = NULL;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = open_regular(p);
+    int fd = f ? dup(fileno(f)) : -1;
+    if (f)
+        fclose(f);
+    if (fd >= 0 && bd_read_fd_max(fd, p, 1 << 20, &text, NULL) != BD_OK)
+        text = NULL;
+    return text;
+}
+
+void bd_serve_status(const char *path, char *out, size_t n)
+{
+    char *sum = read_small(path, "summary.json");
+    cJSON *sj = sum ? cJSON_Parse(sum) : NULL;
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(sj, "status");
+    snprintf(out, n, "%s", cJSON_IsString(status) ? status->valuestring : "");
+    cJSON_Delete(sj);
+    free(sum);
+}
+
+/* FNV-1a, 64 bits, of every line of run.yml but one that starts "seed:" (the top level's). */
+void bd_serve_sweep_key(const char *path, char out[17])
+{
+    char *yml = read_small(path, "run.yml");
+    out[0] = '\0';
+    if (!yml)
+        return;
+    uint64_t h = 14695981039346656037ull;
+    for (char *line = yml, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        if (strncmp(line, "seed:", 5) == 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)line[i]) * 1099511628211ull;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    free(yml);
 }
 
 typedef struct {
@@ -281,17 +319,11 @@ static cJSON *api_runs(const serve_ctx *c)
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "id", runs[i].id);
         cJSON_AddStringToObject(r, "path", runs[i].path);
-        snprintf(p, sizeof p, "%s/summary.json", runs[i].path);
-        char *sum = NULL;
-        FILE *sf = open_regular(p);
-        int sfd = sf ? dup(fileno(sf)) : -1;
-        if (sf)
-            fclose(sf);
-        cJSON *sj = sfd >= 0 && bd_read_fd_max(sfd, p, 1 << 20, &sum, NULL) == BD_OK ? cJSON_Parse(sum) : NULL;
-        const cJSON *status = cJSON_GetObjectItemCaseSensitive(sj, "status");
-        cJSON_AddStringToObject(r, "status", cJSON_IsString(status) ? status->valuestring : "running (or killed)");
-        cJSON_Delete(sj);
-        free(sum);
+        char status[64], sweep[17];
+        bd_serve_status(runs[i].path, status, sizeof status);
+        cJSON_AddStringToObject(r, "status", status[0] ? status : "running (or killed)");
+        bd_serve_sweep_key(runs[i].path, sweep);
+        cJSON_AddStringToObject(r, "sweep", sweep);
         cJSON_AddStringToObject(r, "phase", s.phase);
         cJSON_AddItemToObject(r, "agents", s.agents);
         cJSON_AddNumberToObject(r, "steps", s.steps);
@@ -304,7 +336,7 @@ static cJSON *api_runs(const serve_ctx *c)
     return out;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const char *type, char *body, size_t len)
+enum MHD_Result bd_serve_answer(struct MHD_Connection *conn, unsigned code, const char *type, char *body, size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -324,14 +356,14 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const 
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned code, const char *text)
 {
     char *b = bd_strdup(text);
-    return b ? answer(conn, code, "text/plain; charset=utf-8", b, strlen(b)) : MHD_NO;
+    return b ? bd_serve_answer(conn, code, "text/plain; charset=utf-8", b, strlen(b)) : MHD_NO;
 }
 
 static enum MHD_Result answer_json(struct MHD_Connection *conn, cJSON *j)
 {
     char *b = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    return b ? answer(conn, MHD_HTTP_OK, "application/json", b, strlen(b)) : MHD_NO;
+    return b ? bd_serve_answer(conn, MHD_HTTP_OK, "application/json", b, strlen(b)) : MHD_NO;
 }
 
 /* A Host header that names a loopback server: localhost, [::1] or an IPv4 address in
@@ -365,7 +397,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
     (void)version;
     (void)upload;
-    const serve_ctx *c = cls;
+    serve_ctx *c = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n"); /* before any body is read */
     if (!*state) { /* first call: headers only */
@@ -381,10 +413,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return answer_text(conn, MHD_HTTP_FORBIDDEN, "bodhi serve answers requests for 127.0.0.1 or localhost only\n");
     if (strcmp(url, "/") == 0 || strcmp(url, "/run") == 0) {
         char *b = bd_strdup(bd_serve_page(strcmp(url, "/run") == 0));
-        return b ? answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", b, strlen(b)) : MHD_NO;
+        return b ? bd_serve_answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", b, strlen(b)) : MHD_NO;
     }
     if (strcmp(url, "/api/runs") == 0)
         return answer_json(conn, api_runs(c));
+    if (strcmp(url, "/api/stream") == 0)
+        return bd_serve_stream(c, conn);
     if (strcmp(url, "/api/log") == 0) {
         const char *id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "run");
         const char *from = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
@@ -394,8 +428,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (from && (end == from || *end || off < 0 || errno == ERANGE))
             return answer_text(conn, MHD_HTTP_BAD_REQUEST, "from: a byte offset, 0 or more\n");
         run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
-        const run_ref *r = runs ? find_run(c, runs, id) : NULL;
-        enum MHD_Result rc = r ? answer_json(conn, api_log(r, off)) : answer_text(conn, MHD_HTTP_NOT_FOUND, "no such run\n");
+        const run_ref *r = runs ? bd_serve_find_run(c, runs, id) : NULL;
+        enum MHD_Result rc = r ? answer_json(conn, bd_serve_log(r, off)) : answer_text(conn, MHD_HTTP_NOT_FOUND, "no such run\n");
         free(runs);
         return rc;
     }
@@ -438,7 +472,8 @@ int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *
     int rc = loopback_addr(listen, &sa);
     if (rc)
         return rc;
-    serve_ctx c = {dirs, ndirs};
+    serve_ctx c = {.dirs = dirs, .ndirs = ndirs};
+    pthread_mutex_init(&c.mu, NULL);
     struct rlimit rl; /* a descriptor per connection, up to SERVE_CONNECTIONS of them */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -450,17 +485,28 @@ int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server's thread inherits it; sigwait below */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)SERVE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
-    if (!d)
-        return bd_seterr(BD_EIO, "serve: cannot listen on %s: %s", listen, strerror(errno));
+    pthread_t waker;
+    if (!d || pthread_create(&waker, NULL, bd_serve_waker, &c) != 0) {
+        int e = errno;
+        if (d)
+            MHD_stop_daemon(d);
+        pthread_mutex_destroy(&c.mu);
+        return bd_seterr(BD_EIO, "serve: cannot listen on %s: %s", listen, strerror(e));
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     fprintf(out, "bodhi serve: http://%s:%u/ (%d folder(s); Ctrl-C ends)\n", inet_ntoa(sa.sin_addr),
             info ? (unsigned)info->port : 0u, ndirs);
     fflush(out);
     int sig = 0;
     sigwait(&set, &sig);
+    pthread_mutex_lock(&c.mu);
+    c.stopping = 1; /* the streams end, none sleeps again: then the daemon may stop */
+    pthread_mutex_unlock(&c.mu);
+    pthread_join(waker, NULL);
     MHD_stop_daemon(d);
+    pthread_mutex_destroy(&c.mu);
     return BD_OK;
 }
