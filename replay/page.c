@@ -50,7 +50,8 @@ static const char index_js[] =
  * seed: the server's rule) are a sweep's seeds: with "mean" ticked, each sweep is drawn as
  * its seeds' mean, with a band from min to max, at the steps all of them reached; a run
  * alone stays a line of its own. The page sets data-points (points drawn), data-updates
- * (updates received) and data-status on body, and data-points on each chart. */
+ * (updates received) and data-status on body, and data-points on each chart. When every
+ * run has ended, the stream is closed. */
 static const char run_js[] =
     "<h2 id=title></h2><p><label><input type=checkbox id=mean> seeds of a sweep as mean and spread</label> "
     "<span id=info></span></p><div class=legend id=legend></div><div class=charts id=charts></div><script>"
@@ -81,7 +82,7 @@ static const char run_js[] =
     "const es=new EventSource('/api/stream?'+ids.map(i=>'run='+encodeURIComponent(i)).join('&'));"
     "es.addEventListener('hello',e=>{for(const h of JSON.parse(e.data).runs){const r=st.find(x=>x.id==h.run);if(r)r.sweep=h.sweep}later()});"
     "es.addEventListener('log',e=>{for(const a of JSON.parse(e.data).runs){const r=st.find(x=>x.id==a.run);if(!r)continue;"
-    "if(a.status)r.status=a.status;for(const u of a.updates){nup++;const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
+    "if(a.status)r.status=a.status;if(st.every(x=>x.status))es.close();for(const u of a.updates){nup++;const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
     "for(const m in u.m)(s[m]=s[m]||[]).push([u.steps,u.m[m]])}}later()});"
     "document.getElementById('mean').onchange=draw</script>";
 

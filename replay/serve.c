@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
+/* libmicrohttpd's messages on stderr, named as bodhi serve's; a client gone before its
+ * answer was sent (a page closed while its event stream ran) is routine and not said. */
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    if (strncmp(fmt, "Failed to send", 14) == 0)
+        return;
+    fputs("bodhi serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
 /* HOST:PORT on a loopback address, into sa; BD_EINVAL naming what is wrong. */
 static int loopback_addr(const char *listen, struct sockaddr_in *sa)
 {
@@ -485,7 +497,8 @@ int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server's thread inherits it; sigwait below */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)SERVE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
     pthread_t waker;
