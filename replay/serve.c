@@ -40,7 +40,6 @@
 #include "replay/serve.h"
 
 #define SERVE_MAX_DIRS 16
-#define SERVE_CHUNK ((size_t)2 << 20)     /* log bytes per /api/log answer */
 #define SERVE_SCAN_MAX ((size_t)64 << 20) /* log bytes /api/runs reads of one run */
 #define SERVE_TIMEOUT_S 15
 #define SERVE_CONNECTIONS 1024

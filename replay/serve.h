@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 
 #define SERVE_MAX_RUNS 512
+#define SERVE_CHUNK ((size_t)2 << 20) /* log bytes per /api/log answer or event */
 
 struct serve_stream;
 

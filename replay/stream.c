@@ -71,7 +71,8 @@ static void fill(serve_stream *s)
     s->len = s->pos = 0;
     cJSON *ev = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(ev, "runs");
     int news = 0;
-    for (int i = 0; i < s->n; i++) {
+    long long got = 0; /* log bytes in this event: past half a chunk, the rest waits for the next */
+    for (int i = 0; i < s->n && got < (long long)SERVE_CHUNK / 2; i++) {
         if (s->ended[i] || !bd_serve_is_run(s->run[i].path))
             continue;
         char status[64];
@@ -86,6 +87,7 @@ static void fill(serve_stream *s)
             cJSON_Delete(r);
             continue;
         }
+        got += to - s->off[i];
         s->off[i] = to;
         cJSON_AddItemToArray(runs, r);
         news = 1;

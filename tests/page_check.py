@@ -40,7 +40,7 @@ class Browser:
         cmd_r, res_w = (high(fd) for fd in (cmd_r, res_w))  # neither is 3 or 4 then
         args = [CHROMIUM, "--headless", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
                 "--disable-extensions", "--disable-background-networking", "--disable-sync",
-                "--disable-component-update", "--window-size=1280,1000", "--remote-debugging-pipe",
+                "--disable-component-update", "--disable-dev-shm-usage", "--window-size=1280,1000", "--remote-debugging-pipe",
                 "--user-data-dir=" + self.profile]
         if os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium's sandbox refuses to run as root

@@ -151,6 +151,9 @@ def main(url, run_dir, live):
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
         b"GET /api/stream?run=0/.&from=1,2,3 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /api/stream?run=0/.&run=0/. HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /api/stream?run=0/../.. HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         b"GET /api/stream?run=0/. HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: -4\r\n\r\n",
         b"\xff\xfe\r\n\r\n",
     ]

@@ -893,6 +893,40 @@ static void fake_run(const char *dir, const char *yml, const int *steps, int n)
     free(log);
 }
 
+/* Issue 25: a sweep's seeds are runs whose run.yml are the same but for the top-level
+ * `seed:` line: /api/runs gives them one sweep key; another uid, a seed deeper in the file
+ * or another value elsewhere makes another key; a run without run.yml has none. */
+Test(serve, item25_sweep_key_is_run_yml_but_its_seed, .timeout = 60)
+{
+    char *dir = bd_strfmt("/tmp/bd-cli-%d-sweep", (int)getpid()), *t = NULL;
+    rm_rf(dir);
+    const int steps[] = {192};
+    const char *ymls[] = {"uid: s\nseed: 1\nx: 1\n", "uid: s\nseed: 22\nx: 1\n", "uid: t\nseed: 1\nx: 1\n",
+                          "uid: s\nseed: 1\nx: 1\n  seed: 3\n", "uid: s\nseed: 1\nx: 2\n"};
+    for (int i = 0; i < 5; i++) {
+        char *d = bd_strfmt("%s/r%d", dir, i);
+        fake_run(d, ymls[i], steps, 1);
+        free(d);
+    }
+    char *bare = bd_strfmt("%s/r5", dir), *yml = bd_strfmt("%s/r5/run.yml", dir);
+    fake_run(bare, "", steps, 1);
+    unlink(yml);
+    char url[256];
+    int pid = start_serve(dir, url, sizeof url);
+    int rc = sh(&t,
+                "/usr/bin/python3 -c \"import json,sys,urllib.request as u; "
+                "k={r['id']:r['sweep'] for r in json.load(u.urlopen(sys.argv[1]+'api/runs'))}; print(k); "
+                "sys.exit(not (k['0/r0']==k['0/r1']!='' and len({k['0/r0'],k['0/r2'],k['0/r3'],k['0/r4']})==4 and k['0/r5']==''))\" %s",
+                url);
+    stop_serve(pid, dir);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rm_rf(dir);
+    free(bare);
+    free(yml);
+    free(dir);
+}
+
 /* Issue 25: the pages as a browser draws them: Debian's headless Chromium, driven over the
  * DevTools protocol (tests/page_check.py), loads `bodhi serve`'s list and a live run's
  * page; the run and its agent's mean_return curve appear and the curve grows while the
