@@ -1,4 +1,4 @@
-"""page_check.py URL LIVE_ID SEED_A SEED_B ALONE SHARED ALONE_N ARTEFACTS: `bodhi serve`'s pages as
+"""page_check.py URL LIVE_ID SEED_A SEED_B ALONE SHARED ALONE_N OVERLAY_N ARTEFACTS: `bodhi serve`'s pages as
 Debian's headless Chromium draws them, driven over the DevTools protocol on a pipe
 (--remote-debugging-pipe: JSON messages ended by a NUL byte, on descriptors 3 and 4).
 - the run list shows the live run LIVE_ID with its agent and a curve, and SEED_A and SEED_B
@@ -6,7 +6,8 @@ Debian's headless Chromium draws them, driven over the DevTools protocol on a pi
 - the live run's page draws the agent's mean_return curve, and that curve GROWS while the
   run trains (points counted by the page itself, data-points, a few seconds apart);
 - SEED_A and SEED_B overlaid with "mean" are one line, the mean of 2 at the SHARED steps
-  both reached, and ALONE (ALONE_N updates) beside them stays a line of its own;
+  both reached, and ALONE (ALONE_N updates) beside them stays a line of its own; with
+  "mean" unticked the three are three lines, OVERLAY_N points in all;
 - nothing is fetched from anywhere but the server (the pages work offline).
 Screenshots of each page go to ARTEFACTS/serve-*.png. Exit 0 when all hold; 1 with the
 first failure. Every wait is bounded; the browser and its profile folder go at the end."""
@@ -142,7 +143,7 @@ def chart_points(metric):
     return f"(()=>{{const c=document.getElementById('c-{metric}');return c?+c.dataset.points:0}})()"
 
 
-def main(url, live, seed_a, seed_b, alone, shared, alone_n, artefacts):
+def main(url, live, seed_a, seed_b, alone, shared, alone_n, overlay_n, artefacts):
     b = Browser()
     try:
         b.open_page()
@@ -188,6 +189,11 @@ def main(url, live, seed_a, seed_b, alone, shared, alone_n, artefacts):
         if got != shared + alone_n:
             fail(f"mean_return draws {got} points, not the {shared} steps both seeds reached and the lone run's {alone_n}")
         b.shot(os.path.join(artefacts, "serve-sweep.png"))
+        b.js("document.getElementById('mean').click()")  # the same runs overlaid, one line each
+        b.wait("document.getElementById('legend').children.length==3", "three runs overlaid", timeout=10)
+        got = b.js(chart_points("mean_return"))
+        if got != overlay_n:
+            fail(f"three runs overlaid draw {got} points of mean_return, not {overlay_n}")
         away = [u for u in b.fetched() if not u.startswith(url) and not u.startswith("about:")]
         if away:
             fail(f"the pages fetched from elsewhere: {away[:3]}")
@@ -198,4 +204,4 @@ def main(url, live, seed_a, seed_b, alone, shared, alone_n, artefacts):
 
 if __name__ == "__main__":
     a = sys.argv
-    main(a[1], a[2], a[3], a[4], a[5], int(a[6]), int(a[7]), a[8])
+    main(a[1], a[2], a[3], a[4], a[5], int(a[6]), int(a[7]), int(a[8]), a[9])

@@ -950,8 +950,8 @@ Test(serve, item25_page_in_chromium_grows_while_the_run_trains, .timeout = 400)
     char url[256], *art = BODHI_BUILD_DIR "/artefacts";
     cr_assert_eq(bd_mkdirs(art), BD_OK);
     int pid = start_serve(dir, url, sizeof url);
-    /* seed1 and seed2 share 3 steps; other's 2 updates are drawn as they are */
-    int rc = sh(&t, "timeout 300 /usr/bin/python3 %s/tests/page_check.py %s 0/live 0/seed1 0/seed2 0/other 3 2 %s",
+    /* seed1 and seed2 share 3 steps; other's 2 updates are drawn as they are; overlaid 3+4+2 */
+    int rc = sh(&t, "timeout 300 /usr/bin/python3 %s/tests/page_check.py %s 0/live 0/seed1 0/seed2 0/other 3 2 9 %s",
                 BODHI_SOURCE_DIR, url, art);
     int serving = kill(pid, 0) == 0, training = kill(run, 0) == 0;
     stop_serve(pid, dir);
