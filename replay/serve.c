@@ -260,7 +260,7 @@ void bd_serve_sweep_key(const char *path, char out[17])
 }
 
 typedef struct {
-    cJSON *run, *agents, *spark;
+    cJSON *agents, *spark;
     char phase[128];
     double steps, ret;
     int have_ret;
@@ -299,23 +299,90 @@ static void summary_event(const cJSON *o, const char *kind, void *arg)
     }
 }
 
-static cJSON *api_runs(const serve_ctx *c)
+/* What /api/runs knows of a run's log: its summary so far, and where it was read to (the
+ * next poll reads only what was written since). Used by the server's thread only. */
+struct serve_cached {
+    char path[PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+    long long off;
+    int seen; /* found by this scan: the others are dropped after it */
+    run_summary s;
+};
+
+static void summary_reset(run_summary *s)
+{
+    cJSON_Delete(s->agents);
+    cJSON_Delete(s->spark);
+    *s = (run_summary){.agents = cJSON_CreateArray(), .spark = cJSON_CreateArray()};
+}
+
+/* The cache entry of the run at path (a new one when there is room; NULL otherwise). */
+static struct serve_cached *cached(serve_ctx *c, const char *path)
+{
+    for (int i = 0; i < c->ncache; i++)
+        if (strcmp(c->cache[i].path, path) == 0)
+            return &c->cache[i];
+    if (c->ncache == SERVE_MAX_RUNS || (!c->cache && !(c->cache = calloc(SERVE_MAX_RUNS, sizeof *c->cache))))
+        return NULL;
+    struct serve_cached *e = &c->cache[c->ncache++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->path, sizeof e->path, "%s", path);
+    summary_reset(&e->s);
+    return e;
+}
+
+/* e's summary brought up to the end of its log: from where the last call stopped, or
+ * afresh when the file was replaced or cut; a log longer than SERVE_SCAN_MAX is summed
+ * from its last SERVE_SCAN_MAX bytes (its first, partial line skipped). */
+static void summarize(struct serve_cached *e)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/log.jsonl", e->path);
+    if (stat(p, &st) != 0)
+        return;
+    if (st.st_dev != e->dev || st.st_ino != e->ino || st.st_size < e->off) {
+        summary_reset(&e->s);
+        e->dev = st.st_dev;
+        e->ino = st.st_ino;
+        e->off = 0;
+    }
+    int partial = 0;
+    if (e->off == 0 && (size_t)st.st_size > SERVE_SCAN_MAX) {
+        e->off = st.st_size - (long long)SERVE_SCAN_MAX;
+        partial = 1;
+    }
+    while (e->off < st.st_size) {
+        size_t len;
+        long long next;
+        char *buf = read_lines(p, e->off, SERVE_SCAN_MAX, &len, &next), *from = buf;
+        if (!buf || next == e->off) {
+            free(buf);
+            break;
+        }
+        if (partial && strchr(buf, '\n'))
+            from = strchr(buf, '\n') + 1;
+        partial = 0;
+        each_event(from, summary_event, &e->s);
+        free(buf);
+        e->off = next;
+    }
+}
+
+static cJSON *api_runs(serve_ctx *c)
 {
     run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
     cJSON *out = cJSON_CreateArray();
     int n = runs ? scan(c, runs, SERVE_MAX_RUNS) : 0;
+    for (int i = 0; i < c->ncache; i++)
+        c->cache[i].seen = 0;
     for (int i = 0; i < n; i++) {
-        char p[PATH_MAX + 16];
-        run_summary s = {.agents = cJSON_CreateArray(), .spark = cJSON_CreateArray()};
-        snprintf(p, sizeof p, "%s/log.jsonl", runs[i].path);
-        size_t len;
-        long long next;
-        struct stat st;
-        long long from = stat(p, &st) == 0 && (size_t)st.st_size > SERVE_SCAN_MAX ? st.st_size - (long long)SERVE_SCAN_MAX : 0;
-        char *buf = read_lines(p, from, SERVE_SCAN_MAX, &len, &next);
-        if (buf)
-            each_event(from ? strchr(buf, '\n') ? strchr(buf, '\n') + 1 : buf : buf, summary_event, &s);
-        free(buf);
+        struct serve_cached *e = cached(c, runs[i].path);
+        if (!e)
+            continue;
+        e->seen = 1;
+        summarize(e);
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "id", runs[i].id);
         cJSON_AddStringToObject(r, "path", runs[i].path);
@@ -324,16 +391,33 @@ static cJSON *api_runs(const serve_ctx *c)
         cJSON_AddStringToObject(r, "status", status[0] ? status : "running (or killed)");
         bd_serve_sweep_key(runs[i].path, sweep);
         cJSON_AddStringToObject(r, "sweep", sweep);
-        cJSON_AddStringToObject(r, "phase", s.phase);
-        cJSON_AddItemToObject(r, "agents", s.agents);
-        cJSON_AddNumberToObject(r, "steps", s.steps);
-        if (s.have_ret)
-            cJSON_AddNumberToObject(r, "mean_return", s.ret);
-        cJSON_AddItemToObject(r, "spark", s.spark);
+        cJSON_AddStringToObject(r, "phase", e->s.phase);
+        cJSON_AddItemToObject(r, "agents", cJSON_Duplicate(e->s.agents, 1));
+        cJSON_AddNumberToObject(r, "steps", e->s.steps);
+        if (e->s.have_ret)
+            cJSON_AddNumberToObject(r, "mean_return", e->s.ret);
+        cJSON_AddItemToObject(r, "spark", cJSON_Duplicate(e->s.spark, 1));
         cJSON_AddItemToArray(out, r);
     }
+    for (int i = 0; i < c->ncache;) /* runs gone since: dropped */
+        if (!c->cache[i].seen) {
+            cJSON_Delete(c->cache[i].s.agents);
+            cJSON_Delete(c->cache[i].s.spark);
+            c->cache[i] = c->cache[--c->ncache];
+        } else
+            i++;
     free(runs);
     return out;
+}
+
+/* Frees the cache of /api/runs. */
+static void cache_free(serve_ctx *c)
+{
+    for (int i = 0; i < c->ncache; i++) {
+        cJSON_Delete(c->cache[i].s.agents);
+        cJSON_Delete(c->cache[i].s.spark);
+    }
+    free(c->cache);
 }
 
 enum MHD_Result bd_serve_answer(struct MHD_Connection *conn, unsigned code, const char *type, char *body, size_t len)
@@ -519,6 +603,7 @@ int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *
     pthread_mutex_unlock(&c.mu);
     pthread_join(waker, NULL);
     MHD_stop_daemon(d);
+    cache_free(&c);
     pthread_mutex_destroy(&c.mu);
     return BD_OK;
 }

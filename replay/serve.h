@@ -21,6 +21,8 @@ typedef struct {
     struct serve_stream *asleep; /* streams suspended until the next wake (stream.c) */
     int stopping;                /* set once: streams end instead of sleeping */
     int streams;                 /* open streams */
+    struct serve_cached *cache;  /* /api/runs' summaries of the logs so far (serve.c; its thread only) */
+    int ncache;
 } serve_ctx;
 
 typedef struct {

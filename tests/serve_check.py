@@ -104,6 +104,13 @@ def main(url, run_dir, live):
         if len(later) <= len(ups):
             fail(f"a live run's updates did not grow: {len(ups)} then {len(later)}")
         print(f"live: {len(ups)} then {len(later)} updates")
+        # the list's summary, read on from where the last poll stopped, moves on too
+        again = json.loads(get(url + "api/runs")[1])[0]
+        if again["steps"] <= run["steps"] or len(again["spark"]) < len(run["spark"]):
+            fail(f"/api/runs of a live run did not move on: {run['steps']} then {again['steps']} steps")
+        want = [u for u in updates(url, "0/.") if u["agent"] == again["agents"][0]]
+        if again["steps"] > want[-1]["steps"]:
+            fail(f"/api/runs says {again['steps']} steps, the log {want[-1]['steps']}")
     else:
         want = [json.loads(l) for l in open(run_dir + "/log.jsonl")]
         want = [o for o in want if o.get("event") == "update"]
@@ -111,6 +118,12 @@ def main(url, run_dir, live):
             fail(f"/api/log has {len(ups)} updates, log.jsonl {len(want)}")
         if ups[-1]["m"].get("mean_return") != want[-1].get("mean_return"):
             fail("the last update's mean_return differs")
+        mine = [o for o in want if o["agent"] == run["agents"][0]]
+        if run["steps"] != mine[-1]["steps"] or run.get("mean_return") != mine[-1].get("mean_return"):
+            fail(f"/api/runs: {run['steps']} steps, {run.get('mean_return')}; log.jsonl {mine[-1]['steps']}")
+        for _ in range(2):  # asked again: the same, from what it kept
+            if json.loads(get(url + "api/runs")[1]) != runs:
+                fail("/api/runs asked again differs for a finished run")
     # outside the runs: never a file
     for path in ("api/log?run=0/../../etc", "api/log?run=/etc/passwd", "api/log?run=1/.", "../etc/passwd",
                  "%2e%2e/%2e%2e/etc/passwd", "api/log?run=0/./../..", "run.h5", "log.jsonl"):
