@@ -14,8 +14,9 @@
  * folder under it, or "." for the folder itself) and is served only when that exact ID is
  * among the runs found by a fresh scan: a request never names a path, so nothing outside
  * the runs can be read. Runs whose run.yml are the same but for the top-level `seed:` line
- * are one sweep's seeds: /api/runs gives them the same "sweep" key. Requests other than GET, longer than the connection's memory limit
- * or slower than SERVE_TIMEOUT_S are refused or dropped by libmicrohttpd. */
+ * are one sweep's seeds: /api/runs gives them the same "sweep" key. Requests other than
+ * GET, longer than the connection's memory limit or slower than SERVE_TIMEOUT_S are
+ * refused or dropped by libmicrohttpd. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
