@@ -742,12 +742,14 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     free(yml);
 }
 
-/* Starts `bodhi serve DIR` on a free loopback port in the background: its URL into url,
- * its pid returned. */
+/* Starts `bodhi serve DIR` on a free loopback port in the background (for 10 minutes at
+ * most): its URL into url, its pid returned. */
 static int start_serve(const char *dir, char *url, size_t len)
 {
-    char *outf = bd_strfmt("%s.serve", dir), *cmd = bd_strfmt("%s serve %s --listen 127.0.0.1:0 > %s 2>&1 & echo $! > %s.pid",
-                                                              BODHI_BINARY, dir, outf, outf);
+    /* timeout: a failed test's server still ends (timeout hands SIGTERM on to it) */
+    char *outf = bd_strfmt("%s.serve", dir),
+         *cmd = bd_strfmt("timeout 600 %s serve %s --listen 127.0.0.1:0 > %s 2>&1 & echo $! > %s.pid", BODHI_BINARY, dir,
+                          outf, outf);
     cr_assert_eq(system(cmd), 0);
     url[0] = '\0';
     for (int i = 0; i < 100 && !url[0]; i++) {
