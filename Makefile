@@ -13,7 +13,7 @@ DEBS = build-essential cmake ninja-build pkg-config libnng-dev libhdf5-dev \
        libcriterion-dev libtorch-dev libgloo-dev libopenblas-dev libsleef-dev librandom123-dev libyaml-dev \
        libcjson-dev libmbedtls-dev python3-dev python3-h5py python3-numpy python3-pandas clang libclang-rt-14-dev \
        hdf5-filter-plugin hdf5-filter-plugin-blosc-serial libcairo2-dev hdf5-tools \
-       libprotobuf-c-dev protobuf-c-compiler python3-protobuf libmicrohttpd-dev openmpi-bin
+       libprotobuf-c-dev protobuf-c-compiler python3-protobuf libmicrohttpd-dev openmpi-bin chromium
 
 .PHONY: all deps configure build run test bench asan install clean
 

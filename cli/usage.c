@@ -67,7 +67,8 @@ static const struct {
      "its subfolders (and theirs) that do. The list shows each run's status, phase, agents, steps,\n"
      "mean return and its curve; a run's page draws every metric of its updates per agent against\n"
      "the agent's env steps, and grows while the run trains; several runs compare on one page, a\n"
-     "sweep's seeds as mean and spread. Nothing is fetched from elsewhere.\n"
+     "sweep's seeds (runs whose run.yml differ only in seed) as mean and spread. Nothing is\n"
+     "fetched from elsewhere.\n"
      "  --listen HOST:PORT  a loopback address (default 127.0.0.1:8642; port 0: any free one). The\n"
      "               page has no TLS or credential: from another machine, use an SSH tunnel\n"
      "               (ssh -L 8642:127.0.0.1:8642 HOST).\n",

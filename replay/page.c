@@ -28,50 +28,63 @@ static const char common_js[] =
 
 static const char index_js[] =
     "<h2>bodhi runs</h2><p><button id=cmp>compare selected</button></p><table id=runs><tr><th></th><th>run</th>"
-    "<th>status</th><th>phase</th><th>agents</th><th>steps</th><th>mean return</th><th>curve</th></tr></table><script>"
+    "<th>status</th><th>phase</th><th>agents</th><th>steps</th><th>mean return</th><th>curve</th><th>sweep</th></tr></table><script>"
     "async function tick(){let rs;try{rs=await (await fetch('/api/runs')).json()}catch(e){return}"
     "const t=document.getElementById('runs'),keep=new Set([...t.querySelectorAll('input:checked')].map(i=>i.value));"
     "while(t.rows.length>1)t.deleteRow(1);for(const r of rs){const tr=t.insertRow();tr.className='run';tr.dataset.id=r.id;"
     "tr.innerHTML='<td><input type=checkbox value=\"'+esc(r.id)+'\"'+(keep.has(r.id)?' checked':'')+'></td><td><a href=\"/run?run='"
     "+encodeURIComponent(r.id)+'\">'+esc(r.path)+'</a></td><td>'+esc(r.status)+'</td><td>'+esc(r.phase)+'</td><td>'"
     "+esc(r.agents.join(', '))+'</td><td class=steps>'+r.steps+'</td><td>'+(r.mean_return===undefined?'':fmt(r.mean_return))"
-    "+'</td><td><canvas width=120 height=24></canvas></td>';"
-    "plot(tr.querySelector('canvas'),[{pts:r.spark.map((v,i)=>[i,v]),color:C[0]}],0)}}"
+    "+'</td><td><canvas width=120 height=24></canvas></td><td class=sweep></td>';"
+    "const seeds=rs.filter(x=>r.sweep&&x.sweep==r.sweep);if(seeds.length>1)tr.lastChild.innerHTML='<a href=\"/run?mean=1&'"
+    "+seeds.map(x=>'run='+encodeURIComponent(x.id)).join('&')+'\">'+seeds.length+' seeds</a>';"
+    "plot(tr.querySelector('canvas'),[{pts:r.spark.map((v,i)=>[i,v]),color:C[0]}],0)}document.body.dataset.runs=rs.length}"
     "document.getElementById('cmp').onclick=()=>{const ids=[...document.querySelectorAll('#runs input:checked')].map(i=>i.value);"
     "if(ids.length)location.href='/run?'+ids.map(i=>'run='+encodeURIComponent(i)).join('&')};tick();setInterval(tick,3000)</script>";
 
-/* Each run's log is polled from where the last answer ended; a series is one run's agent
- * in one phase; one chart per metric, every series in it. Runs whose ids differ only
- * after a last "-seed<k>"/"seed<k>" folder part are a sweep's seeds: with "mean" checked,
- * they are drawn as their mean with a band from min to max at the steps they share. */
+/* One stream of server-sent events (/api/stream) brings every run's updates, the ones
+ * written so far and then each new one, and the browser goes on from the last event's
+ * offsets when it reconnects; a series is one run's agent in one phase; one chart per
+ * metric, every series in it (returns, lengths, losses, KL, entropy, learning rate and
+ * steps/s first, the rest by name). Runs with the same sweep key (run.yml the same but for its
+ * seed: the server's rule) are a sweep's seeds: with "mean" ticked, each sweep is drawn as
+ * its seeds' mean, with a band from min to max, at the steps all of them reached; a run
+ * alone stays a line of its own. The page sets data-points (points drawn), data-updates
+ * (updates received) and data-status on body, and data-points on each chart. When every
+ * run has ended, the stream is closed. */
 static const char run_js[] =
     "<h2 id=title></h2><p><label><input type=checkbox id=mean> seeds of a sweep as mean and spread</label> "
     "<span id=info></span></p><div class=legend id=legend></div><div class=charts id=charts></div><script>"
-    "const ids=new URLSearchParams(location.search).getAll('run'),st=ids.map(id=>({id,from:0,s:{}}));"
+    "const q=new URLSearchParams(location.search),ids=q.getAll('run'),st=ids.map(id=>({id,s:{},sweep:'',status:''}));"
+    "let nup=0,pending=0;document.getElementById('mean').checked=q.get('mean')=='1';"
     "document.getElementById('title').textContent=ids.join(' vs ');"
-    "function group(id){return id.replace(/[-_]?seed[-_]?\\d+$/,'')}"
     "function series(){const out=[],mean=document.getElementById('mean').checked;let k=0;const byg={};"
-    "for(const r of st)for(const key in r.s){const name=(ids.length>1?r.id+' ':'')+key;"
-    "if(mean){const g=group(r.id)+' '+key;(byg[g]=byg[g]||[]).push(r.s[key])}else out.push({name,d:r.s[key],color:C[k++%C.length]})}"
-    "for(const g in byg){const runs=byg[g],d={};const ms=new Set();runs.forEach(x=>Object.keys(x).forEach(m=>ms.add(m)));"
+    "for(const r of st){const g=mean&&r.sweep&&st.filter(x=>x.sweep==r.sweep).length>1?r.sweep:'';"
+    "for(const key in r.s){if(g)(byg[g+' '+key]=byg[g+' '+key]||{ids:[],d:[],key}).ids.push(r.id),byg[g+' '+key].d.push(r.s[key]);"
+    "else out.push({name:(ids.length>1?r.id+' ':'')+key,d:r.s[key],color:C[k++%C.length]})}}"
+    "for(const g in byg){const runs=byg[g].d,d={};const ms=new Set();runs.forEach(x=>Object.keys(x).forEach(m=>ms.add(m)));"
     "for(const m of ms){const at={};for(const x of runs)for(const [s,v] of (x[m]||[]))(at[s]=at[s]||[]).push(v);"
     "d[m]=Object.keys(at).map(Number).sort((a,b)=>a-b).filter(s=>at[s].length==runs.length).map(s=>{const v=at[s];"
     "return [s,v.reduce((a,b)=>a+b,0)/v.length,Math.min(...v),Math.max(...v)]})}"
-    "out.push({name:g+' (mean of '+runs.length+')',d,color:C[k++%C.length],mean:1})}return out}"
-    "function draw(){const ss=series(),ms=new Set();ss.forEach(x=>Object.keys(x.d).forEach(m=>ms.add(m)));"
+    "out.push({name:byg[g].ids.join(', ')+' '+byg[g].key+' (mean of '+runs.length+')',d,color:C[k++%C.length],mean:1})}return out}"
+    "function draw(){pending=0;const ss=series(),ms=new Set();ss.forEach(x=>Object.keys(x.d).forEach(m=>ms.add(m)));"
     "const box=document.getElementById('charts');let n=0;"
-    "for(const m of [...ms].sort()){let c=document.getElementById('c-'+m);if(!c){c=document.createElement('div');c.className='chart';"
+    "const first=['mean_return','mean_length','policy_loss','value_loss','approx_kl','entropy','learning_rate','steps_per_s'],"
+    "rank=m=>first.includes(m)?first.indexOf(m):first.length;"
+    "for(const m of [...ms].sort((a,b)=>rank(a)-rank(b)||(a<b?-1:a>b))){let c=document.getElementById('c-'+m);if(!c){c=document.createElement('div');c.className='chart';"
     "c.id='c-'+m;c.innerHTML='<h3>'+esc(m)+'</h3><canvas width=420 height=200></canvas>';box.appendChild(c)}"
     "const lines=ss.filter(x=>x.d[m]).map(x=>x.mean?{pts:x.d[m].map(p=>[p[0],p[1]]),band:x.d[m],color:x.color}:{pts:x.d[m],color:x.color});"
     "c.dataset.points=lines.reduce((a,l)=>a+l.pts.length,0);n+=+c.dataset.points;plot(c.querySelector('canvas'),lines,1)}"
     "document.getElementById('legend').innerHTML=ss.map(x=>'<span style=\"color:'+x.color+'\">&#9632; '+esc(x.name)+'</span>').join('');"
-    "document.getElementById('info').textContent=n+' points';document.body.dataset.points=n}"
-    "async function poll(){for(const r of st){for(let more=1;more;){let a;"
-    "try{a=await (await fetch('/api/log?run='+encodeURIComponent(r.id)+'&from='+r.from)).json()}catch(e){break}"
-    "more=a.next>r.from&&a.updates.length>0&&a.next-r.from>=(1<<20);r.from=a.next;"
-    "for(const u of a.updates){const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
-    "for(const m in u.m)(s[m]=s[m]||[]).push([u.steps,u.m[m]])}}}draw()}"
-    "document.getElementById('mean').onchange=draw;poll();setInterval(poll,2000)</script>";
+    "const sts=st.map(r=>r.status||'running').join(', ');document.getElementById('info').textContent=n+' points, '+nup+' updates; '+sts;"
+    "Object.assign(document.body.dataset,{points:n,updates:nup,status:sts})}"
+    "function later(){if(!pending){pending=1;setTimeout(draw,250)}}"
+    "const es=new EventSource('/api/stream?'+ids.map(i=>'run='+encodeURIComponent(i)).join('&'));"
+    "es.addEventListener('hello',e=>{for(const h of JSON.parse(e.data).runs){const r=st.find(x=>x.id==h.run);if(r)r.sweep=h.sweep}later()});"
+    "es.addEventListener('log',e=>{for(const a of JSON.parse(e.data).runs){const r=st.find(x=>x.id==a.run);if(!r)continue;"
+    "if(a.status)r.status=a.status;if(st.every(x=>x.status))es.close();for(const u of a.updates){nup++;const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
+    "for(const m in u.m)(s[m]=s[m]||[]).push([u.steps,u.m[m]])}}later()});"
+    "document.getElementById('mean').onchange=draw</script>";
 
 const char *bd_serve_page(int run_page)
 {

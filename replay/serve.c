@@ -6,12 +6,17 @@
  *                         last mean return and a sparkline of it
  *   GET /api/log?run=ID&from=OFFSET   JSON: the update events (common/tfevents.h's metrics)
  *                         of log.jsonl from byte OFFSET (at most SERVE_CHUNK bytes), and the
- *                         offset to ask from next: the page polls it while the run runs
+ *                         offset to ask from next
+ *   GET /api/stream?run=ID[&run=ID...][&from=O1,O2...]   server-sent events: each run's
+ *                         updates from byte O (0 when not given; a reconnecting browser's
+ *                         Last-Event-ID), then the new ones as log.jsonl grows (replay/stream.c)
  * A run is named by ID = "<k>/<sub>" (k: the folder's index on the command line, sub: its
  * folder under it, or "." for the folder itself) and is served only when that exact ID is
  * among the runs found by a fresh scan: a request never names a path, so nothing outside
- * the runs can be read. Requests other than GET, longer than the connection's memory limit
- * or slower than SERVE_TIMEOUT_S are refused or dropped by libmicrohttpd. */
+ * the runs can be read. Runs whose run.yml are the same but for the top-level `seed:` line
+ * are one sweep's seeds: /api/runs gives them the same "sweep" key. Requests other than
+ * GET, longer than the connection's memory limit or slower than SERVE_TIMEOUT_S are
+ * refused or dropped by libmicrohttpd. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -19,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,24 +38,13 @@
 #include "common/tfevents.h"
 #include "common/util.h"
 #include "replay/replay.h"
+#include "replay/serve.h"
 
 #define SERVE_MAX_DIRS 16
-#define SERVE_MAX_RUNS 512
-#define SERVE_CHUNK ((size_t)2 << 20)     /* log bytes per /api/log answer */
 #define SERVE_SCAN_MAX ((size_t)64 << 20) /* log bytes /api/runs reads of one run */
 #define SERVE_TIMEOUT_S 15
 #define SERVE_CONNECTIONS 1024
 #define SERVE_SPARK 60                    /* points of a sparkline */
-
-typedef struct {
-    const char *const *dirs;
-    int ndirs;
-} serve_ctx;
-
-typedef struct {
-    char id[PATH_MAX];   /* "<k>/<sub>" */
-    char path[PATH_MAX]; /* the run folder */
-} run_ref;
 
 /* A run's file (log.jsonl, summary.json) opened for reading when it is a regular file and
  * not a symbolic link, checked and read through one descriptor opened without blocking (a
@@ -68,7 +63,7 @@ static FILE *open_regular(const char *path)
     return f;
 }
 
-static int is_run(const char *dir)
+int bd_serve_is_run(const char *dir)
 {
     char p[PATH_MAX];
     struct stat st;
@@ -82,7 +77,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
 {
     int n = 0;
     for (int k = 0; k < c->ndirs && n < max; k++) {
-        if (is_run(c->dirs[k])) {
+        if (bd_serve_is_run(c->dirs[k])) {
             snprintf(out[n].id, sizeof out[n].id, "%d/.", k);
             snprintf(out[n++].path, sizeof out[n].path, "%s", c->dirs[k]);
             continue;
@@ -93,7 +88,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
             const char *e = ents[i]->d_name;
             char p[PATH_MAX];
             if (e[0] != '.' && n < max && snprintf(p, sizeof p, "%s/%s", c->dirs[k], e) < (int)sizeof p) {
-                if (is_run(p)) {
+                if (bd_serve_is_run(p)) {
                     snprintf(out[n].id, sizeof out[n].id, "%d/%s", k, e);
                     snprintf(out[n++].path, sizeof out[n].path, "%s", p);
                 } else {
@@ -102,7 +97,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
                     for (int j = 0; j < ms; j++) {
                         char q[PATH_MAX];
                         if (sub[j]->d_name[0] != '.' && n < max
-                            && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && is_run(q)) {
+                            && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && bd_serve_is_run(q)) {
                             snprintf(out[n].id, sizeof out[n].id, "%d/%s/%s", k, e, sub[j]->d_name);
                             snprintf(out[n++].path, sizeof out[n].path, "%s", q);
                         }
@@ -118,8 +113,7 @@ static int scan(const serve_ctx *c, run_ref *out, int max)
     return n;
 }
 
-/* The run named id, found by a fresh scan; NULL when there is none. */
-static const run_ref *find_run(const serve_ctx *c, run_ref *runs, const char *id)
+const run_ref *bd_serve_find_run(const serve_ctx *c, run_ref *runs, const char *id)
 {
     if (!id)
         return NULL;
@@ -204,7 +198,7 @@ static void log_event(const cJSON *o, const char *kind, void *arg)
         cJSON_AddItemToArray(arr, row);
 }
 
-static cJSON *api_log(const run_ref *r, long long from)
+cJSON *bd_serve_log(const run_ref *r, long long from)
 {
     char log[PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/log.jsonl", r->path);
@@ -221,8 +215,53 @@ static cJSON *api_log(const run_ref *r, long long from)
     return out;
 }
 
+/* The whole of a run's small file (summary.json, run.yml: at most 1 MiB) when regular;
+ * NULL otherwise. */
+static char *read_small(const char *dir, const char *name)
+{
+    char p[PATH_MAX + 32], *text = NULL;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = open_regular(p);
+    int fd = f ? dup(fileno(f)) : -1;
+    if (f)
+        fclose(f);
+    if (fd >= 0 && bd_read_fd_max(fd, p, 1 << 20, &text, NULL) != BD_OK)
+        text = NULL;
+    return text;
+}
+
+void bd_serve_status(const char *path, char *out, size_t n)
+{
+    char *sum = read_small(path, "summary.json");
+    cJSON *sj = sum ? cJSON_Parse(sum) : NULL;
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(sj, "status");
+    snprintf(out, n, "%s", cJSON_IsString(status) ? status->valuestring : "");
+    cJSON_Delete(sj);
+    free(sum);
+}
+
+/* FNV-1a, 64 bits, of every line of run.yml but one that starts "seed:" (the top level's). */
+void bd_serve_sweep_key(const char *path, char out[17])
+{
+    char *yml = read_small(path, "run.yml");
+    out[0] = '\0';
+    if (!yml)
+        return;
+    uint64_t h = 14695981039346656037ull;
+    for (char *line = yml, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        if (strncmp(line, "seed:", 5) == 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)line[i]) * 1099511628211ull;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    free(yml);
+}
+
 typedef struct {
-    cJSON *run, *agents, *spark;
+    cJSON *agents, *spark;
     char phase[128];
     double steps, ret;
     int have_ret;
@@ -261,50 +300,128 @@ static void summary_event(const cJSON *o, const char *kind, void *arg)
     }
 }
 
-static cJSON *api_runs(const serve_ctx *c)
+/* What /api/runs knows of a run's log: its summary so far, and where it was read to (the
+ * next poll reads only what was written since). Used by the server's thread only. */
+struct serve_cached {
+    char path[PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+    long long off;
+    int seen; /* found by this scan: the others are dropped after it */
+    run_summary s;
+};
+
+static void summary_reset(run_summary *s)
+{
+    cJSON_Delete(s->agents);
+    cJSON_Delete(s->spark);
+    *s = (run_summary){.agents = cJSON_CreateArray(), .spark = cJSON_CreateArray()};
+}
+
+/* The cache entry of the run at path (a new one when there is room; NULL otherwise). */
+static struct serve_cached *cached(serve_ctx *c, const char *path)
+{
+    for (int i = 0; i < c->ncache; i++)
+        if (strcmp(c->cache[i].path, path) == 0)
+            return &c->cache[i];
+    if (c->ncache == SERVE_MAX_RUNS || (!c->cache && !(c->cache = calloc(SERVE_MAX_RUNS, sizeof *c->cache))))
+        return NULL;
+    struct serve_cached *e = &c->cache[c->ncache++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->path, sizeof e->path, "%s", path);
+    summary_reset(&e->s);
+    return e;
+}
+
+/* e's summary brought up to the end of its log: from where the last call stopped, or
+ * afresh when the file was replaced or cut; a log longer than SERVE_SCAN_MAX is summed
+ * from its last SERVE_SCAN_MAX bytes (its first, partial line skipped). */
+static void summarize(struct serve_cached *e)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/log.jsonl", e->path);
+    if (stat(p, &st) != 0)
+        return;
+    if (st.st_dev != e->dev || st.st_ino != e->ino || st.st_size < e->off) {
+        summary_reset(&e->s);
+        e->dev = st.st_dev;
+        e->ino = st.st_ino;
+        e->off = 0;
+    }
+    int partial = 0;
+    if (e->off == 0 && (size_t)st.st_size > SERVE_SCAN_MAX) {
+        e->off = st.st_size - (long long)SERVE_SCAN_MAX;
+        partial = 1;
+    }
+    while (e->off < st.st_size) {
+        size_t len;
+        long long next;
+        char *buf = read_lines(p, e->off, SERVE_SCAN_MAX, &len, &next), *from = buf;
+        if (!buf || next == e->off) {
+            free(buf);
+            break;
+        }
+        if (partial && strchr(buf, '\n'))
+            from = strchr(buf, '\n') + 1;
+        partial = 0;
+        each_event(from, summary_event, &e->s);
+        free(buf);
+        e->off = next;
+    }
+}
+
+static cJSON *api_runs(serve_ctx *c)
 {
     run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
     cJSON *out = cJSON_CreateArray();
     int n = runs ? scan(c, runs, SERVE_MAX_RUNS) : 0;
+    for (int i = 0; i < c->ncache; i++)
+        c->cache[i].seen = 0;
     for (int i = 0; i < n; i++) {
-        char p[PATH_MAX + 16];
-        run_summary s = {.agents = cJSON_CreateArray(), .spark = cJSON_CreateArray()};
-        snprintf(p, sizeof p, "%s/log.jsonl", runs[i].path);
-        size_t len;
-        long long next;
-        struct stat st;
-        long long from = stat(p, &st) == 0 && (size_t)st.st_size > SERVE_SCAN_MAX ? st.st_size - (long long)SERVE_SCAN_MAX : 0;
-        char *buf = read_lines(p, from, SERVE_SCAN_MAX, &len, &next);
-        if (buf)
-            each_event(from ? strchr(buf, '\n') ? strchr(buf, '\n') + 1 : buf : buf, summary_event, &s);
-        free(buf);
+        struct serve_cached *e = cached(c, runs[i].path);
+        if (!e)
+            continue;
+        e->seen = 1;
+        summarize(e);
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "id", runs[i].id);
         cJSON_AddStringToObject(r, "path", runs[i].path);
-        snprintf(p, sizeof p, "%s/summary.json", runs[i].path);
-        char *sum = NULL;
-        FILE *sf = open_regular(p);
-        int sfd = sf ? dup(fileno(sf)) : -1;
-        if (sf)
-            fclose(sf);
-        cJSON *sj = sfd >= 0 && bd_read_fd_max(sfd, p, 1 << 20, &sum, NULL) == BD_OK ? cJSON_Parse(sum) : NULL;
-        const cJSON *status = cJSON_GetObjectItemCaseSensitive(sj, "status");
-        cJSON_AddStringToObject(r, "status", cJSON_IsString(status) ? status->valuestring : "running (or killed)");
-        cJSON_Delete(sj);
-        free(sum);
-        cJSON_AddStringToObject(r, "phase", s.phase);
-        cJSON_AddItemToObject(r, "agents", s.agents);
-        cJSON_AddNumberToObject(r, "steps", s.steps);
-        if (s.have_ret)
-            cJSON_AddNumberToObject(r, "mean_return", s.ret);
-        cJSON_AddItemToObject(r, "spark", s.spark);
+        char status[64], sweep[17];
+        bd_serve_status(runs[i].path, status, sizeof status);
+        cJSON_AddStringToObject(r, "status", status[0] ? status : "running (or killed)");
+        bd_serve_sweep_key(runs[i].path, sweep);
+        cJSON_AddStringToObject(r, "sweep", sweep);
+        cJSON_AddStringToObject(r, "phase", e->s.phase);
+        cJSON_AddItemToObject(r, "agents", cJSON_Duplicate(e->s.agents, 1));
+        cJSON_AddNumberToObject(r, "steps", e->s.steps);
+        if (e->s.have_ret)
+            cJSON_AddNumberToObject(r, "mean_return", e->s.ret);
+        cJSON_AddItemToObject(r, "spark", cJSON_Duplicate(e->s.spark, 1));
         cJSON_AddItemToArray(out, r);
     }
+    for (int i = 0; i < c->ncache;) /* runs gone since: dropped */
+        if (!c->cache[i].seen) {
+            cJSON_Delete(c->cache[i].s.agents);
+            cJSON_Delete(c->cache[i].s.spark);
+            c->cache[i] = c->cache[--c->ncache];
+        } else
+            i++;
     free(runs);
     return out;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const char *type, char *body, size_t len)
+/* Frees the cache of /api/runs. */
+static void cache_free(serve_ctx *c)
+{
+    for (int i = 0; i < c->ncache; i++) {
+        cJSON_Delete(c->cache[i].s.agents);
+        cJSON_Delete(c->cache[i].s.spark);
+    }
+    free(c->cache);
+}
+
+enum MHD_Result bd_serve_answer(struct MHD_Connection *conn, unsigned code, const char *type, char *body, size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -324,14 +441,14 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const 
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned code, const char *text)
 {
     char *b = bd_strdup(text);
-    return b ? answer(conn, code, "text/plain; charset=utf-8", b, strlen(b)) : MHD_NO;
+    return b ? bd_serve_answer(conn, code, "text/plain; charset=utf-8", b, strlen(b)) : MHD_NO;
 }
 
 static enum MHD_Result answer_json(struct MHD_Connection *conn, cJSON *j)
 {
     char *b = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    return b ? answer(conn, MHD_HTTP_OK, "application/json", b, strlen(b)) : MHD_NO;
+    return b ? bd_serve_answer(conn, MHD_HTTP_OK, "application/json", b, strlen(b)) : MHD_NO;
 }
 
 /* A Host header that names a loopback server: localhost, [::1] or an IPv4 address in
@@ -365,7 +482,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
     (void)version;
     (void)upload;
-    const serve_ctx *c = cls;
+    serve_ctx *c = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n"); /* before any body is read */
     if (!*state) { /* first call: headers only */
@@ -381,10 +498,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return answer_text(conn, MHD_HTTP_FORBIDDEN, "bodhi serve answers requests for 127.0.0.1 or localhost only\n");
     if (strcmp(url, "/") == 0 || strcmp(url, "/run") == 0) {
         char *b = bd_strdup(bd_serve_page(strcmp(url, "/run") == 0));
-        return b ? answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", b, strlen(b)) : MHD_NO;
+        return b ? bd_serve_answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", b, strlen(b)) : MHD_NO;
     }
     if (strcmp(url, "/api/runs") == 0)
         return answer_json(conn, api_runs(c));
+    if (strcmp(url, "/api/stream") == 0)
+        return bd_serve_stream(c, conn);
     if (strcmp(url, "/api/log") == 0) {
         const char *id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "run");
         const char *from = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
@@ -394,12 +513,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (from && (end == from || *end || off < 0 || errno == ERANGE))
             return answer_text(conn, MHD_HTTP_BAD_REQUEST, "from: a byte offset, 0 or more\n");
         run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
-        const run_ref *r = runs ? find_run(c, runs, id) : NULL;
-        enum MHD_Result rc = r ? answer_json(conn, api_log(r, off)) : answer_text(conn, MHD_HTTP_NOT_FOUND, "no such run\n");
+        const run_ref *r = runs ? bd_serve_find_run(c, runs, id) : NULL;
+        enum MHD_Result rc = r ? answer_json(conn, bd_serve_log(r, off)) : answer_text(conn, MHD_HTTP_NOT_FOUND, "no such run\n");
         free(runs);
         return rc;
     }
     return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* libmicrohttpd's messages on stderr, named as bodhi serve's; a client gone before its
+ * answer was sent (a page closed while its event stream ran) is routine and not said. */
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    if (strncmp(fmt, "Failed to send", 14) == 0)
+        return;
+    fputs("bodhi serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
 }
 
 /* HOST:PORT on a loopback address, into sa; BD_EINVAL naming what is wrong. */
@@ -438,7 +568,8 @@ int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *
     int rc = loopback_addr(listen, &sa);
     if (rc)
         return rc;
-    serve_ctx c = {dirs, ndirs};
+    serve_ctx c = {.dirs = dirs, .ndirs = ndirs};
+    pthread_mutex_init(&c.mu, NULL);
     struct rlimit rl; /* a descriptor per connection, up to SERVE_CONNECTIONS of them */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -450,17 +581,30 @@ int bd_serve_runs(const char *const *dirs, int ndirs, const char *listen, FILE *
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server's thread inherits it; sigwait below */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &c,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)SERVE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
-    if (!d)
-        return bd_seterr(BD_EIO, "serve: cannot listen on %s: %s", listen, strerror(errno));
+    pthread_t waker;
+    if (!d || pthread_create(&waker, NULL, bd_serve_waker, &c) != 0) {
+        int e = errno;
+        if (d)
+            MHD_stop_daemon(d);
+        pthread_mutex_destroy(&c.mu);
+        return bd_seterr(BD_EIO, "serve: cannot listen on %s: %s", listen, strerror(e));
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     fprintf(out, "bodhi serve: http://%s:%u/ (%d folder(s); Ctrl-C ends)\n", inet_ntoa(sa.sin_addr),
             info ? (unsigned)info->port : 0u, ndirs);
     fflush(out);
     int sig = 0;
     sigwait(&set, &sig);
+    pthread_mutex_lock(&c.mu);
+    c.stopping = 1; /* the streams end, none sleeps again: then the daemon may stop */
+    pthread_mutex_unlock(&c.mu);
+    pthread_join(waker, NULL);
     MHD_stop_daemon(d);
+    cache_free(&c);
+    pthread_mutex_destroy(&c.mu);
     return BD_OK;
 }

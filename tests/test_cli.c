@@ -742,12 +742,14 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     free(yml);
 }
 
-/* Starts `bodhi serve DIR` on a free loopback port in the background: its URL into url,
- * its pid returned. */
+/* Starts `bodhi serve DIR` on a free loopback port in the background (for 10 minutes at
+ * most): its URL into url, its pid returned. */
 static int start_serve(const char *dir, char *url, size_t len)
 {
-    char *outf = bd_strfmt("%s.serve", dir), *cmd = bd_strfmt("%s serve %s --listen 127.0.0.1:0 > %s 2>&1 & echo $! > %s.pid",
-                                                              BODHI_BINARY, dir, outf, outf);
+    /* timeout: a failed test's server still ends (timeout hands SIGTERM on to it) */
+    char *outf = bd_strfmt("%s.serve", dir),
+         *cmd = bd_strfmt("timeout 600 %s serve %s --listen 127.0.0.1:0 > %s 2>&1 & echo $! > %s.pid", BODHI_BINARY, dir,
+                          outf, outf);
     cr_assert_eq(system(cmd), 0);
     url[0] = '\0';
     for (int i = 0; i < 100 && !url[0]; i++) {
@@ -773,6 +775,60 @@ static int start_serve(const char *dir, char *url, size_t len)
     return pid;
 }
 
+/* Ends a `bodhi serve` of start_serve's (SIGTERM; at most 10 s) and removes its files. */
+static void stop_serve(int pid, const char *dir)
+{
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+        usleep(100000);
+    char *outf = bd_strfmt("%s.serve", dir), *pidf = bd_strfmt("%s.serve.pid", dir);
+    unlink(outf);
+    unlink(pidf);
+    free(outf);
+    free(pidf);
+}
+
+/* `bodhi run YML --out OUT` in the background (for 10 minutes at most); returns its pid
+ * once log.jsonl holds two updates. The run's step cap must be far beyond what the test
+ * needs: it is stopped by SIGINT (stop_live_run), never raced to its end. */
+static int start_live_run(const char *yml, const char *out)
+{
+    char *pidf = bd_strfmt("%s.runpid", out), *pt = NULL;
+    /* timeout: a failed test's run still ends (timeout hands SIGINT on to it) */
+    char *cmd = bd_strfmt("timeout -s INT 600 %s run %s --out %s --quiet > /dev/null 2>&1 & echo $! > %s", BODHI_BINARY, yml,
+                          out, pidf);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(bd_read_file(pidf, &pt, NULL), BD_OK);
+    int pid = atoi(pt);
+    char *logp = bd_strfmt("%s/log.jsonl", out);
+    int ups = 0;
+    for (int i = 0; i < 1200 && ups < 2 && kill(pid, 0) == 0; i++) {
+        char *l = NULL;
+        ups = 0;
+        if (bd_read_file(logp, &l, NULL) == BD_OK)
+            for (char *p = l; (p = strstr(p, "\"event\":\"update\"")); p++)
+                ups++;
+        free(l);
+        if (ups < 2)
+            usleep(100000);
+    }
+    cr_assert_geq(ups, 2, "the run wrote no updates within 2 minutes");
+    unlink(pidf);
+    free(logp);
+    free(pt);
+    free(pidf);
+    free(cmd);
+    return pid;
+}
+
+/* SIGINT to a run started by start_live_run; waits (at most 60 s) for it to end. */
+static void stop_live_run(int pid)
+{
+    kill(pid, SIGINT);
+    for (int i = 0; i < 600 && kill(pid, 0) == 0; i++)
+        usleep(100000);
+}
+
 /* Issue 25: `bodhi serve` over a finished run and over a live one (tests/serve_check.py):
  * the run and its agent's curve are listed, the updates served equal log.jsonl's and grow
  * while the run trains; hostile HTTP (no HTTP, a POST, paths outside the runs, 1000
@@ -782,7 +838,7 @@ Test(serve, item25_page_over_finished_and_live_runs, .timeout = 240)
 {
     char *out = bd_strfmt("/tmp/bd-cli-%d-serve", (int)getpid()), *live = bd_strfmt("%s-live", out), *t = NULL;
     char *yml = short_run("serve", 2400, "", NULL, "");
-    char *longer = short_run("servelive", 200000, "", NULL, "");
+    char *longer = short_run("servelive", 50000000, "false", NULL, "");
     rm_rf(out);
     rm_rf(live);
     cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
@@ -794,47 +850,136 @@ Test(serve, item25_page_over_finished_and_live_runs, .timeout = 240)
     cr_assert_eq(kill(pid, 0), 0, "bodhi serve died: %s", t);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, WNOHANG);
+    stop_serve(pid, out);
     /* a live run: served while it trains */
-    char *cmd = bd_strfmt("%s run %s --out %s --quiet > /dev/null 2>&1 & echo $! > %s.runpid", BODHI_BINARY, longer, live, live);
-    cr_assert_eq(system(cmd), 0);
-    char *logp = bd_strfmt("%s/log.jsonl", live);
-    for (int i = 0; i < 600; i++) { /* its first updates */
-        char *l = NULL;
-        int ups = 0;
-        if (bd_read_file(logp, &l, NULL) == BD_OK)
-            for (char *p = l; (p = strstr(p, "\"event\":\"update\"")); p++)
-                ups++;
-        free(l);
-        if (ups >= 2)
-            break;
-        usleep(100000);
-    }
+    int run = start_live_run(longer, live);
     pid = start_serve(live, url, sizeof url);
     rc = sh(&t, "/usr/bin/python3 %s %s %s live", check, url, live);
-    kill(pid, SIGTERM);
-    char *rp = bd_strfmt("%s.runpid", live), *rpt = NULL;
-    cr_assert_eq(bd_read_file(rp, &rpt, NULL), BD_OK);
-    kill(atoi(rpt), SIGINT);
+    stop_serve(pid, live);
+    cr_assert_eq(kill(run, 0), 0, "the run ended before the check did (its step cap is too low)");
+    stop_live_run(run);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     rc = sh(&t, "$BODHI serve %s --listen 0.0.0.0:8642", out);
     cr_assert_eq(rc, 2, "%s", t);
     cr_assert(strstr(t, "not a loopback address") && strstr(t, "ssh -L"), "%s", t);
     free(t);
-    for (int i = 0; i < 100 && kill(atoi(rpt), 0) == 0; i++)
-        usleep(100000);
-    free(rpt);
-    free(rp);
-    free(logp);
-    free(cmd);
     rm_rf(out);
     rm_rf(live);
     free(out);
     free(live);
+    unlink(yml);
+    unlink(longer);
     free(yml);
     free(longer);
+}
+
+/* A run folder of the page test's own: run.yml (text) and one update per step in steps,
+ * each with mean_return and policy_loss. */
+static void fake_run(const char *dir, const char *yml, const int *steps, int n)
+{
+    cr_assert_eq(bd_mkdirs(dir), BD_OK);
+    char *p = bd_strfmt("%s/run.yml", dir), *log = bd_strdup("{\"event\":\"phase\",\"phase\":\"train\"}\n");
+    cr_assert_eq(bd_write_file(p, yml, strlen(yml)), BD_OK);
+    for (int i = 0; i < n; i++) {
+        char *l = bd_strfmt("%s{\"event\":\"update\",\"phase\":\"train\",\"agent\":\"balancer\",\"steps\":%d,\"t\":%d,"
+                            "\"mean_return\":%d.5,\"policy_loss\":0.25}\n",
+                            log, steps[i], i + 1, 10 * i);
+        free(log);
+        log = l;
+    }
+    free(p);
+    p = bd_strfmt("%s/log.jsonl", dir);
+    cr_assert_eq(bd_write_file(p, log, strlen(log)), BD_OK);
+    free(p);
+    free(log);
+}
+
+/* Issue 25: a sweep's seeds are runs whose run.yml are the same but for the top-level
+ * `seed:` line: /api/runs gives them one sweep key; another uid, a seed deeper in the file
+ * or another value elsewhere makes another key; a run without run.yml has none. */
+Test(serve, item25_sweep_key_is_run_yml_but_its_seed, .timeout = 60)
+{
+    char *dir = bd_strfmt("/tmp/bd-cli-%d-sweep", (int)getpid()), *t = NULL;
+    rm_rf(dir);
+    const int steps[] = {192};
+    const char *ymls[] = {"uid: s\nseed: 1\nx: 1\n", "uid: s\nseed: 22\nx: 1\n", "uid: t\nseed: 1\nx: 1\n",
+                          "uid: s\nseed: 1\nx: 1\n  seed: 3\n", "uid: s\nseed: 1\nx: 2\n"};
+    for (int i = 0; i < 5; i++) {
+        char *d = bd_strfmt("%s/r%d", dir, i);
+        fake_run(d, ymls[i], steps, 1);
+        free(d);
+    }
+    char *bare = bd_strfmt("%s/r5", dir), *yml = bd_strfmt("%s/r5/run.yml", dir);
+    fake_run(bare, "", steps, 1);
+    unlink(yml);
+    char url[256];
+    int pid = start_serve(dir, url, sizeof url);
+    int rc = sh(&t,
+                "/usr/bin/python3 -c \"import json,sys,urllib.request as u; "
+                "k={r['id']:r['sweep'] for r in json.load(u.urlopen(sys.argv[1]+'api/runs'))}; print(k); "
+                "sys.exit(not (k['0/r0']==k['0/r1']!='' and len({k['0/r0'],k['0/r2'],k['0/r3'],k['0/r4']})==4 and k['0/r5']==''))\" %s",
+                url);
+    stop_serve(pid, dir);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rm_rf(dir);
+    free(bare);
+    free(yml);
+    free(dir);
+}
+
+/* Issue 25: the pages as a browser draws them: Debian's headless Chromium, driven over the
+ * DevTools protocol (tests/page_check.py), loads `bodhi serve`'s list and a live run's
+ * page; the run and its agent's mean_return curve appear and the curve grows while the
+ * run trains (it is still training after the check); two runs whose run.yml differ only
+ * in seed are one sweep, drawn as their mean at the steps both reached, a third run beside
+ * them stays its own line; nothing is fetched from elsewhere. The screenshots stay in
+ * build/artefacts/serve-{list,run,sweep}.png. */
+Test(serve, item25_page_in_chromium_grows_while_the_run_trains, .timeout = 400)
+{
+    if (access("/usr/bin/chromium", X_OK) != 0)
+        cr_skip("no /usr/bin/chromium (Debian's chromium, in the Makefile's DEBS)");
+    char *dir = bd_strfmt("/tmp/bd-cli-%d-page", (int)getpid()), *live = bd_strfmt("%s/live", dir), *t = NULL;
+    char *yml = short_run("pagelive", 50000000, "false", NULL, "");
+    rm_rf(dir);
+    const int a[] = {192, 384, 576}, b[] = {192, 384, 576, 768}, c[] = {192, 384};
+    char *sa = bd_strfmt("%s/seed1", dir), *sb = bd_strfmt("%s/seed2", dir), *sc = bd_strfmt("%s/other", dir);
+    fake_run(sa, "uid: sweep\nseed: 1\nschedule: []\n", a, 3);
+    fake_run(sb, "uid: sweep\nseed: 2\nschedule: []\n", b, 4);
+    fake_run(sc, "uid: other\nseed: 1\nschedule: []\n", c, 2);
+    int run = start_live_run(yml, live);
+    char url[256], *art = BODHI_BUILD_DIR "/artefacts";
+    cr_assert_eq(bd_mkdirs(art), BD_OK);
+    int pid = start_serve(dir, url, sizeof url);
+    /* seed1 and seed2 share 3 steps; other's 2 updates are drawn as they are; overlaid 3+4+2 */
+    int rc = sh(&t, "timeout 300 /usr/bin/python3 %s/tests/page_check.py %s 0/live 0/seed1 0/seed2 0/other 3 2 9 %s",
+                BODHI_SOURCE_DIR, url, art);
+    int serving = kill(pid, 0) == 0, training = kill(run, 0) == 0;
+    stop_serve(pid, dir);
+    stop_live_run(run);
+    cr_assert(serving, "bodhi serve died: %s", t);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "ok: the curve grew"), "%s", t);
+    cr_assert(training, "the run had ended by the end of the check: its curve grew as it was read, not as it trained");
+    free(t);
+    for (int i = 0; i < 3; i++) {
+        const char *names[] = {"list", "run", "sweep"};
+        char *png = bd_strfmt("%s/serve-%s.png", art, names[i]), *data = NULL;
+        size_t len = 0;
+        cr_assert_eq(bd_read_file(png, &data, &len), BD_OK, "no screenshot %s", png);
+        cr_assert(len > 1000 && memcmp(data, "\x89PNG", 4) == 0, "%s is no PNG", png);
+        free(data);
+        free(png);
+    }
+    rm_rf(dir);
+    free(sa);
+    free(sb);
+    free(sc);
+    unlink(yml);
+    free(yml);
+    free(live);
+    free(dir);
 }
 
 /* ---- ranks: one conductor per rank, the learners a c10d Gloo group (brain/ranks.h) ----- */
