@@ -45,6 +45,9 @@ typedef struct bdt_ppo bdt_ppo;
 int bdt_ppo_create(bdt_policy *p, const bdt_ppo_config *cfg, bdt_ppo **out);
 void bdt_ppo_destroy(bdt_ppo *o); /* NULL-safe; does not destroy the policy */
 int bdt_ppo_set_lr(bdt_ppo *o, float lr);
+/* The loss's coefficients of cfg (clip_coef, vf_coef, ent_coef, max_grad_norm) from the
+ * next update on; the rest of cfg (sizes, epochs, the learning rate) is not read. */
+int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg);
 
 /* A flag (a signal handler's; may be NULL) that bdt_ppo_update looks at between
  * minibatches: once it is set, the update puts the policy's parameters and the
