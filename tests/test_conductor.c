@@ -2422,4 +2422,33 @@ Test(conductor, set_changes_are_read_by_the_run_files_rules)
     unlink(file);
     free(text);
     free(file);
+    /* sac's and dqn's own keys and ranges */
+    const char *kinds[][5] = {
+        /* file, a key that changes, a good value, a bad value and its words, a key that does not */
+        {"experiments/pendulum_sac.yml", "alpha", "0.05", "0", "batch_size"},
+        {"experiments/cartpole_dqn.yml", "exploration_final_eps", "0.01", "1.5", "buffer_size"},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        char *path = bd_strfmt("%s/%s", BODHI_SOURCE_DIR, kinds[k][0]);
+        text = slurp(path);
+        cr_assert_not_null(text, "%s", path);
+        cr_assert_eq(bd_runfile_parse(text, path, &rf), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_phase_plan_make(rf, 0, bd_registry_builtin(), "cpu", &p), BD_OK, "%s", bd_lasterr());
+        const char *name = p.agents[0].cfg->name;
+        cr_assert_eq(bd_steer_target(&p, name, kinds[k][1], &index), BD_OK, "%s: %s", kinds[k][0], bd_lasterr());
+        cr_assert_eq(bd_steer_target(&p, name, kinds[k][4], &index), BD_EINVAL, "%s", kinds[k][4]);
+        cr_assert(strstr(bd_lasterr(), kinds[k][1]), "the list names %s: %s", kinds[k][1], bd_lasterr());
+        bd_steer ks = {0};
+        cr_assert_eq(bd_steer_apply(&ks, &p, 0, kinds[k][1], kinds[k][3], &params), BD_EINVAL, "%s=%s",
+                     kinds[k][1], kinds[k][3]);
+        cr_assert(strstr(bd_lasterr(), kinds[k][1]) && strstr(bd_lasterr(), "expected"), "%s", bd_lasterr());
+        cr_assert_eq(bd_steer_apply(&ks, &p, 0, kinds[k][1], kinds[k][2], &params), BD_OK, "%s", bd_lasterr());
+        cr_assert_not_null(params);
+        p.agents[0].brain->free_params(params);
+        bd_steer_fini(&ks);
+        bd_phase_plan_fini(&p);
+        bd_runfile_destroy(rf);
+        free(text);
+        free(path);
+    }
 }
