@@ -98,12 +98,16 @@ int bd_conductor_steer(const char *cmd, const char *run_dir, const char *request
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(a, "error");
     if (cJSON_IsTrue(ok)) {
         rc = 0;
-        const char *phase = bd_str(a, "phase");
-        const double round = bd_num(a, "round", -1);
-        if (round >= 0)
-            printf("phase %s: taken after round %.0f (log.jsonl says when it took effect)\n", phase, round + 1);
+        /* the brains hear it with the answer to the round they are collecting */
+        const double round = bd_num(a, "round", -1) + 1;
+        char when[64] = "its first round";
+        if (round > 0)
+            snprintf(when, sizeof when, "round %.0f", round);
+        if (strcmp(cmd, "stop") == 0)
+            printf("phase %s ends with %s\n", bd_str(a, "phase"), when);
         else
-            printf("phase %s: taken after its first round (log.jsonl says when it took effect)\n", phase);
+            printf("phase %s: the brains take it before the update after %s (log.jsonl's \"set\" event says "
+                   "which)\n", bd_str(a, "phase"), when);
     } else {
         rc = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(a, "code")) && bd_num(a, "code", 2) == 1 ? 1 : 2;
         fprintf(stderr, "bodhi %s: %s\n", cmd, cJSON_IsString(err) ? err->valuestring : "the conductor refused it");
