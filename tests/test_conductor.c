@@ -2219,6 +2219,23 @@ static void forge_steer(const char *out)
     cr_assert_eq(nng_sendmsg(s, m, 0), 0);
     cr_assert_eq(nng_recvmsg(s, &m, 0), NNG_ETIMEDOUT, "a steering request in a muscle's name is not answered");
     nng_close(s);
+    /* a user's request past the bound is refused before it is parsed */
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
+    cr_assert_eq(nng_dial(s, url, NULL, 0), 0, "%s", url);
+    const size_t big = 48 << 10;
+    cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_STEER, BD_SENDER_CONTROL, 1, big, &p), BD_OK);
+    memset(p, ' ', big);
+    cr_assert_eq(nng_sendmsg(s, m, 0), 0);
+    cr_assert_eq(nng_recvmsg(s, &m, 0), 0, "a user's request is answered");
+    bd_wire_header h;
+    const uint8_t *answer;
+    cr_assert_eq(bd_wire_msg_decode(m, BD_MSG_STEER, &h, &answer), BD_OK);
+    char *text = bd_strfmt("%.*s", (int)h.payload_len, (const char *)answer);
+    cr_assert(strstr(text, "\"ok\":false") && strstr(text, "at most"), "%s", text);
+    free(text);
+    nng_msg_free(m);
+    nng_close(s);
     free(url);
     free(socks);
 }
