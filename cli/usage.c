@@ -37,7 +37,8 @@ static const struct {
      "                  and torchrun's variables say it without them); needs --out, shared by all\n"
      "  --rendezvous HOST:PORT  rank 0's address, as torchrun's MASTER_ADDR:MASTER_PORT\n"
      "  --quiet         no progress lines: only the result line (and errors)\n"
-     "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
+     "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes. bodhi stop\n"
+     "RUN_DIR ends it after the round it is in (exit 0, status stopped); bodhi set changes it.\n",
      0, BD_CMD(bd_cmd_run)},
     {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT]",
      "Checks FILE, with the options bodhi run would be given, without running or writing\n"
