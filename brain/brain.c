@@ -237,9 +237,59 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     /* the muscles to admit, handed to the caller in ev: they are admitted after this
      * round's answers, and count from the next round */
     cJSON *admit = cJSON_DetachItemFromObjectCaseSensitive(answer, "admit");
+    cJSON *set = cJSON_DetachItemFromObjectCaseSensitive(answer, "set"); /* `bodhi set` (bd_brain_steer) */
     cJSON_Delete(answer);
     cJSON_AddItemToObject(ev, "admit", admit ? admit : cJSON_CreateArray());
+    if (cJSON_IsObject(set))
+        cJSON_AddItemToObject(ev, "set", set);
+    else
+        cJSON_Delete(set);
     return BD_OK;
+}
+
+/* `bodhi set`'s changes the conductor's answer carried, {"KEY": "VALUE", ...} ("phase.KEY"
+ * for a cap of the phase), which it checked by the same rules: taken now, before this
+ * round's update, and said in a "set" event with the first update that uses them. */
+static void bd_brain_steer(bd_brain *b, const cJSON *set)
+{
+    const char *keys[BD_STEER_MAX_ITEMS + 1];
+    int nk = 0, rc = BD_OK;
+    char err[512] = "";
+    const int me = b->ap->index;
+    const size_t pre = strlen(BD_STEER_PHASE) + 1;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, set) {
+        if (!cJSON_IsString(x) || !x->string)
+            continue;
+        const int cap = strncmp(x->string, BD_STEER_PHASE ".", pre) == 0;
+        const char *key = cap ? x->string + pre : x->string;
+        void *params = NULL;
+        rc = bd_steer_apply(cap ? NULL : &b->steer, &b->plan, cap ? -1 : me, key, x->valuestring, &params);
+        if (params && b->ap->brain->free_params)
+            b->ap->brain->free_params(params);
+        if (rc != BD_OK)
+            snprintf(err, sizeof err, "%s: %s", x->string, bd_lasterr());
+        else if (!cap && nk < BD_STEER_MAX_ITEMS)
+            keys[nk++] = key;
+    }
+    keys[nk] = NULL;
+    if (b->train && b->lops->steer) { /* a cap may move a default (ppo's total_steps is the step cap's) */
+        void *params = NULL;
+        rc = bd_steer_params(&b->steer, &b->plan, me, &params);
+        if (rc == BD_OK)
+            rc = b->lops->steer(b->learner, params, keys);
+        if (rc != BD_OK)
+            snprintf(err, sizeof err, "%s", bd_lasterr());
+        if (params && b->ap->brain->free_params)
+            b->ap->brain->free_params(params);
+    }
+    cJSON *o = bd_event_new(b, "set");
+    cJSON_AddItemToObject(o, "set", cJSON_Duplicate(set, 1));
+    cJSON_AddNumberToObject(o, "round", (double)b->round_no);
+    cJSON_AddNumberToObject(o, "update", (double)b->lops->version(b->learner) + 1); /* the first to use them */
+    if (err[0]) /* not "error": that names a failing process */
+        cJSON_AddStringToObject(o, "not_taken", err);
+    bd_event(b, o);
 }
 
 /* One round: gather, record, report, learn, answer. *stop when the phase ends. */
@@ -312,6 +362,10 @@ static int bd_brain_round(bd_brain *b, int *stop)
         return rc;
     }
     cJSON *admit = cJSON_DetachItemFromObject(ev, "admit");
+    cJSON *set = cJSON_DetachItemFromObject(ev, "set");
+    if (set && !*stop)
+        bd_brain_steer(b, set);
+    cJSON_Delete(set);
     if (have && b->train && !*stop) {
         bd_batch batch = {b->T, b->N, b->S, b->U, b->obs, b->act, b->logp, b->val, b->rew, b->fval,
                           b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL, b->fobs};
@@ -551,6 +605,7 @@ static void bd_brain_teardown(bd_brain *b)
     free(b->mem_path);
     free(b->sockdir);
     cJSON_Delete(b->learned);
+    bd_steer_fini(&b->steer);
     bd_phase_plan_fini(&b->plan);
     bd_runfile_destroy(b->rf);
 }

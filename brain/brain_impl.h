@@ -10,6 +10,7 @@
 
 #include "brain/learner.h"
 #include "brain/stats.h"
+#include "brain/steer.h"
 #include "config/plan.h"
 #include "memory/memory.h"
 #include "brain/ranks.h"
@@ -69,6 +70,7 @@ typedef struct {
     uint32_t *lost_pid;       /* (M) ... and the pid each had */
     int nlost;
     bd_ranks ranks;           /* this agent's brains on the other ranks (brain/ranks.h) */
+    bd_steer steer;           /* its params with this phase's `bodhi set` changes (brain/steer.h) */
 } bd_brain;
 
 /* gather.c: a muscle's HELLO (the round's greet hook: checks who it is, answers with the

@@ -248,7 +248,27 @@ static uint64_t bd_dqn_version(const void *self)
     return ((const bd_dqn_state *)self)->version;
 }
 
+/* What `bodhi set` may change while DQN learns: Adam's step size, the gradient steps a
+ * transition earns, and the epsilon schedule (the next round's epsilon follows it). */
+static const char *const bd_dqn_steer_keys[] = {
+    "learning_rate", "utd_ratio", "exploration_initial_eps", "exploration_final_eps", "exploration_steps", NULL,
+};
+
+static int bd_dqn_steer(void *self, const void *params, const char *const *keys)
+{
+    bd_dqn_state *l = self;
+    const bd_dqn_params *np = params;
+    (void)keys;
+    l->dp.learning_rate = np->learning_rate;
+    l->dp.utd_ratio = np->utd_ratio;
+    l->dp.eps_initial = np->eps_initial;
+    l->dp.eps_final = np->eps_final;
+    l->dp.exploration_steps = np->exploration_steps;
+    return l->dqn ? bdt_dqn_set_lr(l->dqn, (float)l->dp.learning_rate) : BD_OK;
+}
+
 const bd_learner_ops bd_dqn_learner = {
     bd_dqn_create, bd_dqn_destroy, bd_dqn_load,       bd_dqn_collect,    bd_dqn_update,
     bd_dqn_stats,  bd_dqn_weights_out, bd_dqn_weights_in, bd_dqn_save,   bd_dqn_version,
+    bd_dqn_steer_keys, bd_dqn_steer,
 };

@@ -93,6 +93,13 @@ typedef struct bd_learner_ops {
     int (*save)(const void *self, const char *path, int *saved);
     /* Updates so far. */
     uint64_t (*version)(const void *self);
+    /* `bodhi set` (docs/run-file.md, "Steering a live run"): the keys of the kind's params
+     * that may change while the learner learns, NULL-terminated (NULL: none), and what
+     * takes them: params is the kind's parse of its params with the changes made so far in
+     * this phase (brain/steer.h), keys (NULL-terminated) those changed now; the next update
+     * uses them. NULL when steer_keys is. */
+    const char *const *steer_keys;
+    int (*steer)(void *self, const void *params, const char *const *keys);
 } bd_learner_ops;
 
 /* The learner table of a brain kind (its bd_kind.ops). */

@@ -500,7 +500,34 @@ static uint64_t bd_ppo_version(const void *self)
     return ((const bd_ppo_state *)self)->version;
 }
 
+/* What `bodhi set` may change while PPO learns: the learning rate (the adaptive rate starts
+ * again from it, and its bounds widen to hold it as the run file's would), the adaptive
+ * rate's target KL, the span of the annealing, and the loss's coefficients. */
+static const char *const bd_ppo_steer_keys[] = {
+    "learning_rate", "kl_threshold", "total_steps", "ent_coef", "clip_coef", "vf_coef", "max_grad_norm", NULL,
+};
+
+static int bd_ppo_steer(void *self, const void *params, const char *const *keys)
+{
+    bd_ppo_state *l = self;
+    const bd_ppo_params *np = params;
+    for (const char *const *k = keys; *k; k++)
+        if (strcmp(*k, "learning_rate") == 0)
+            l->lr = np->learning_rate;
+    l->pp.learning_rate = np->learning_rate;
+    l->pp.kl_threshold = np->kl_threshold;
+    l->pp.total_steps = np->total_steps;
+    l->pp.opt.lr = np->opt.lr;
+    l->pp.opt.ent_coef = np->opt.ent_coef;
+    l->pp.opt.clip_coef = np->opt.clip_coef;
+    l->pp.opt.vf_coef = np->opt.vf_coef;
+    l->pp.opt.max_grad_norm = np->opt.max_grad_norm;
+    /* without libtorch's optimiser yet, bd_ppo_net makes it from l->pp.opt */
+    return l->ppo ? bdt_ppo_set_coefs(l->ppo, &l->pp.opt) : BD_OK;
+}
+
 const bd_learner_ops bd_ppo_learner = {
     bd_ppo_create, bd_ppo_destroy, bd_ppo_load,        bd_ppo_collect,     bd_ppo_update,
     bd_ppo_stats,  bd_ppo_weights_out, bd_ppo_weights_in, bd_ppo_save,     bd_ppo_version,
+    bd_ppo_steer_keys, bd_ppo_steer,
 };

@@ -253,7 +253,36 @@ static uint64_t bd_sac_version(const void *self)
     return ((const bd_sac_state *)self)->version;
 }
 
+/* What `bodhi set` may change while SAC learns: the three step sizes, the targets' Polyak
+ * step, the entropy autotune's target, and alpha (which starts again from the value given;
+ * autotune learns on from there). */
+static const char *const bd_sac_steer_keys[] = {
+    "policy_lr", "q_lr", "alpha_lr", "tau", "target_entropy", "alpha", NULL,
+};
+
+static int bd_sac_steer(void *self, const void *params, const char *const *keys)
+{
+    bd_sac_state *l = self;
+    const bd_sac_params *np = params;
+    int alpha = 0;
+    for (const char *const *k = keys; *k; k++)
+        alpha |= strcmp(*k, "alpha") == 0;
+    l->sp.policy_lr = np->policy_lr;
+    l->sp.q_lr = np->q_lr;
+    l->sp.alpha_lr = np->alpha_lr;
+    l->sp.tau = np->tau;
+    l->sp.target_entropy = np->target_entropy;
+    bdt_sac_config sc = {.lr_actor = (float)l->sp.policy_lr, .lr_critic = (float)l->sp.q_lr,
+                         .lr_alpha = (float)l->sp.alpha_lr, .tau = (float)l->sp.tau,
+                         .target_entropy = (float)l->sp.target_entropy,
+                         .alpha = alpha ? (float)np->alpha : 0.0f}; /* 0: as it is */
+    if (alpha)
+        l->sp.alpha = np->alpha;
+    return l->sac ? bdt_sac_set_rates(l->sac, &sc) : BD_OK;
+}
+
 const bd_learner_ops bd_sac_learner = {
     bd_sac_create, bd_sac_destroy, bd_sac_load,       bd_sac_collect,    bd_sac_update,
     bd_sac_stats,  bd_sac_weights_out, bd_sac_weights_in, bd_sac_save,   bd_sac_version,
+    bd_sac_steer_keys, bd_sac_steer,
 };

@@ -12,6 +12,8 @@ int bd_cmd_check(int argc, char **argv);
 int bd_cmd_replay(int argc, char **argv);
 int bd_cmd_envs(int argc, char **argv);
 int bd_cmd_status(int argc, char **argv);
+int bd_cmd_set(int argc, char **argv);
+int bd_cmd_stop(int argc, char **argv);
 int bd_cmd_serve(int argc, char **argv);
 int bd_cmd_bench(int argc, char **argv);
 int bd_cmd_brain(int argc, char **argv);

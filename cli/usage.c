@@ -37,7 +37,8 @@ static const struct {
      "                  and torchrun's variables say it without them); needs --out, shared by all\n"
      "  --rendezvous HOST:PORT  rank 0's address, as torchrun's MASTER_ADDR:MASTER_PORT\n"
      "  --quiet         no progress lines: only the result line (and errors)\n"
-     "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes.\n",
+     "Ctrl-C stops the run cleanly (exit 130); a second Ctrl-C kills its processes. bodhi stop\n"
+     "RUN_DIR ends it after the round it is in (exit 0, status stopped); bodhi set changes it.\n",
      0, BD_CMD(bd_cmd_run)},
     {"check", "check FILE [--out RUN_DIR] [--device cpu|cuda|auto] [--seed N] [--listen HOST:PORT]",
      "Checks FILE, with the options bodhi run would be given, without running or writing\n"
@@ -78,6 +79,20 @@ static const struct {
      "Asks a running conductor for its processes and progress, or reads a finished run's\n"
      "summary.json.\n",
      0, BD_CMD(bd_cmd_status)},
+    {"set", "set RUN_DIR AGENT.PARAM=VALUE...",
+     "Changes a running phase (docs/run-file.md, \"Steering a live run\"): a param an agent's brain\n"
+     "can take while it learns (ppo: learning_rate, ent_coef, clip_coef, kl_threshold, ...; the\n"
+     "docs list every brain's, and a refusal lists the run's), or a cap of the phase\n"
+     "(phase.max_steps, phase.episodes). Values are read as the run file's. The brains take them\n"
+     "before the update after the round they are collecting, for the rest of the phase;\n"
+     "log.jsonl's \"set\" event says which update. Exit 2 when refused, 1 when no run answers.\n",
+     0, BD_CMD(bd_cmd_set)},
+    {"stop", "stop RUN_DIR [--phase]",
+     "Ends the running phase cleanly at the end of its current round, with reason `stopped` (its\n"
+     "checkpoints and traces written as for a step cap).\n"
+     "  --phase  the run goes on with its next phase; without it, no later phase runs and\n"
+     "           bodhi run exits 0 with status `stopped` in summary.json.\n",
+     0, BD_CMD(bd_cmd_stop)},
     {"bench", "bench [ENV] [--device cpu|cuda|auto] [--agents N] [--steps T] [--threads K] [--json]",
      "Steps ENV (a name or Gymnasium id; default every env) with random actions and reports\n"
      "agent-steps per second against the memory-bandwidth floor.\n",

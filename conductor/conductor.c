@@ -147,6 +147,7 @@ static int bd_phase_open(bd_conductor *c, int i, bd_phase_plan *p)
     c->plan = p;
     c->phase = p->ph->name;
     c->stopping = 0;
+    c->stop_asked = 0;
     c->ended[0] = '\0';
     c->ended_code = BD_STOP_NONE;
     c->nagents = p->nagents;
@@ -181,6 +182,8 @@ static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
     for (int a = 0; a < c->nagents; a++) {
         cJSON_Delete(c->agents[a].last_update);
         cJSON_Delete(c->agents[a].result);
+        cJSON_Delete(c->agents[a].steer_news); /* changes of the phase's last round: not taken */
+        bd_steer_fini(&c->agents[a].steer);
         if (bd_tfevents_close(c->agents[a].tb) != BD_OK)
             fprintf(stderr, "bodhi: %s\n", bd_lasterr());
     }
@@ -359,7 +362,7 @@ int bd_conductor_run(const bd_run_opts *o)
     if (!o->quiet)
         fprintf(stderr, "bodhi: run %s (seed %llu) in %s\n", c.rf->uid,
                 (unsigned long long)c.rf->seed, c.dir);
-    for (int i = 0; i < c.rf->nphases && result == 0; i++) {
+    for (int i = 0; i < c.rf->nphases && result == 0 && !c.run_stopped; i++) { /* bodhi stop: no later phase */
         cJSON *ph = cJSON_CreateObject();
         result = bd_run_phase(&c, i, ph);
         cJSON_AddItemToArray(c.phases, ph);

@@ -36,4 +36,11 @@ int bd_conductor_check(const bd_run_opts *o);
  * holds no run. */
 int bd_conductor_status(const char *run_dir, int json);
 
+/* `bodhi set` and `bodhi stop` (cmd: "set" or "stop"): request (JSON: {"set": ["AGENT.KEY=VALUE",
+ * ...]} or {"stop": "phase"|"run"}) to the running conductor of run_dir over its control
+ * socket; prints what it took, or its refusal. Returns 0 taken, 2 refused (bad input: a key
+ * that cannot change, a value out of range) or no run directory, 1 when no conductor
+ * answers (the run is over or not started) or no phase is running. */
+int bd_conductor_steer(const char *cmd, const char *run_dir, const char *request);
+
 #endif

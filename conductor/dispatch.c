@@ -206,6 +206,9 @@ static void bd_handle(bd_conductor *c, bd_request *req)
     case BD_MSG_JOIN:
         bd_handle_join(c, req);
         break;
+    case BD_MSG_STEER:
+        bd_handle_steer(c, req);
+        break;
     case BD_MSG_STATUS: {
         cJSON *s = bd_status_json(c, "running");
         bd_answer_json(c, req, BD_MSG_STATUS, s);

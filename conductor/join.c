@@ -127,6 +127,10 @@ int bd_door_checks(bd_conductor *c, bd_request *req)
         return door == remote_slot;
     case BD_MSG_STATUS:
         return 1;
+    case BD_MSG_STEER: /* bd_handle_steer looks further */
+        if (door)
+            bd_refuse(c, req, "a steering request through the TLS door (only the control socket takes them)");
+        return !door;
     default:
         return 1; /* bd_handle drops it */
     }

@@ -275,7 +275,7 @@ void bd_journal_phase_end(bd_conductor *c, int sig, double wall, cJSON *phase_ou
 /* The run's "end" event, summary.json and its last line (bd_journal_end in run.h). */
 void bd_journal_end(bd_conductor *c, int result)
 {
-    const char *status = result == 0 ? "done" : result == 1 ? (c->diverged ? "diverged" : "failed") : "interrupted";
+    const char *status = result == 0 ? (c->run_stopped ? "stopped" : "done") : result == 1 ? (c->diverged ? "diverged" : "failed") : "interrupted";
     cJSON *end = bd_ev("end");
     cJSON_AddStringToObject(end, "status", status);
     if (c->fail_msg[0])

@@ -51,6 +51,15 @@ void bd_barrier(bd_conductor *c)
         snprintf(why, sizeof why, "%s", quota);
         stop = BD_STOP_EPISODES;
     }
+    if (c->stop_asked) { /* `bodhi stop`: this round is the phase's last */
+        if (!stop) {
+            snprintf(why, sizeof why, "%s: by bodhi stop%s", bd_stop_words(BD_STOP_STOPPED),
+                     c->stop_asked == BD_STEER_STOP_RUN ? ", with the run" : "");
+            stop = BD_STOP_STOPPED;
+        }
+        c->run_stopped |= c->stop_asked == BD_STEER_STOP_RUN;
+        c->stop_asked = 0;
+    }
     cJSON *answer = cJSON_CreateObject();
     cJSON_AddBoolToObject(answer, "stop", stop != BD_STOP_NONE);
     if (stop)
@@ -59,7 +68,10 @@ void bd_barrier(bd_conductor *c)
     bd_server *from = c->from;
     c->from = c->hub; /* brains report on the control socket */
     for (int i = 0; i < c->nagents; i++) {
-        bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, answer);
+        cJSON *mine = bd_steer_answer(c, i, answer); /* with the `bodhi set` changes it has not heard */
+        bd_answer_json(c, c->agents[i].held, BD_MSG_EVENT, mine);
+        if (mine != answer)
+            cJSON_Delete(mine);
         c->agents[i].held = NULL;
     }
     c->from = from;

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "brain/steer.h"
 #include "common/tfevents.h"
 #include "conductor/conductor.h"
 #include "conductor/ipcguard.h"
@@ -45,6 +46,8 @@ typedef struct {
     int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
     bd_tfevents *tb;     /* its TensorBoard scalars, RUN_DIR/tb/<phase>/<agent>/ (NULL: none yet) */
     int tb_failed;       /* they could not be written (said once; log.jsonl still has them) */
+    bd_steer steer;      /* its params with this phase's `bodhi set` changes (brain/steer.h) */
+    cJSON *steer_news;   /* changes its brain has not heard yet: {"KEY": "VALUE", ...} (NULL: none) */
 } bd_agent_state;
 
 typedef struct {
@@ -62,7 +65,7 @@ typedef struct {
     bd_procs procs;
     bd_agent_state *agents;
     int nagents;
-    const bd_phase_plan *plan;
+    bd_phase_plan *plan; /* the current phase's (`bodhi set` changes its caps) */
     const char *phase;
     cJSON *phases;       /* summary phases array */
     double t0;
@@ -84,6 +87,8 @@ typedef struct {
     double last_slice;   /* when the supervision loop last looked at the deadlines */
     double stalled_s;    /* time the conductor did not run in this run (stopped, suspended) */
     int diverged;        /* a phase ended because an agent's learning diverged */
+    int stop_asked;      /* `bodhi stop`: BD_STEER_STOP_PHASE or _RUN, for the next round's answer */
+    int run_stopped;     /* `bodhi stop` (without --phase) ended a phase: no later phase runs */
     uint64_t refused;    /* events and beats from a connection that does not own their sender */
     char refused_why[256];
 } bd_conductor;
@@ -208,6 +213,22 @@ void bd_serve(bd_conductor *c, int ms);
 /* The control socket (c->hub), with room to hold every child's messages at once, its ipc
  * listener's guard, and the --listen door when asked for; BD_OK or the error. */
 int bd_open_hub(bd_conductor *c);
+
+/* ---- steer.c: `bodhi set` and `bodhi stop` ------------------------------------------ */
+
+enum { BD_STEER_STOP_PHASE = 1, BD_STEER_STOP_RUN = 2 };
+
+/* A STEER request (`bodhi set`, `bodhi stop`) on the control socket: taken only from a
+ * process of this user that is not one of the run's own (nor started by one), with sender
+ * BD_SENDER_CONTROL; answered with {"ok": true, ...} or {"ok": false, "error": ...}. A
+ * change is checked now and reaches the agents' brains with the next round's answer
+ * (bd_steer_answer); a stop ends the phase in that answer. */
+void bd_handle_steer(bd_conductor *c, bd_request *req);
+
+/* The round's answer to agent i's brain with the changes it has not heard (a copy of
+ * answer with "set"; answer itself when there are none); the caller deletes what is not
+ * answer. */
+cJSON *bd_steer_answer(bd_conductor *c, int i, cJSON *answer);
 
 /* ---- rounds.c ----------------------------------------------------------------------- */
 

@@ -16,8 +16,15 @@
 #include "wire/addr.h"
 #include "wire/wire.h"
 
-/* The live conductor's status JSON, or NULL when none answers. */
-static char *bd_status_ask(const char *run_dir)
+static const char *bd_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* A live conductor's answer (its JSON text) to a request of type with payload (len bytes)
+ * from sender, or NULL when none answers. */
+static char *bd_control_ask(const char *run_dir, bd_msg_type type, uint32_t sender, const char *payload, size_t len)
 {
     char *sockdir = NULL, *url = NULL, *text = NULL;
     if (bd_sockdir_find(run_dir, &sockdir) != BD_OK || !(url = bd_url_control(sockdir))) {
@@ -31,14 +38,16 @@ static char *bd_status_ask(const char *run_dir)
         nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, (size_t)16 << 20); /* a status names every process */
         nng_msg *m;
         uint8_t *p;
-        if (nng_dial(s, url, NULL, 0) == 0 && bd_wire_msg_alloc(&m, BD_MSG_STATUS, 0, 1, 0, &p) == BD_OK) {
+        if (nng_dial(s, url, NULL, 0) == 0 && bd_wire_msg_alloc(&m, type, sender, 1, len, &p) == BD_OK) {
+            if (len)
+                memcpy(p, payload, len);
             if (nng_sendmsg(s, m, 0) != 0)
                 nng_msg_free(m);
             else if (nng_recvmsg(s, &m, 0) == 0) {
                 bd_wire_header h;
-                const uint8_t *payload;
-                if (bd_wire_msg_decode(m, BD_MSG_STATUS, &h, &payload) == BD_OK)
-                    text = bd_strfmt("%.*s", (int)h.payload_len, (const char *)payload);
+                const uint8_t *answer;
+                if (bd_wire_msg_decode(m, type, &h, &answer) == BD_OK)
+                    text = bd_strfmt("%.*s", (int)h.payload_len, (const char *)answer);
                 nng_msg_free(m);
             }
         }
@@ -49,10 +58,63 @@ static char *bd_status_ask(const char *run_dir)
     return text;
 }
 
-static const char *bd_str(const cJSON *o, const char *key)
+/* The live conductor's status JSON, or NULL when none answers. */
+static char *bd_status_ask(const char *run_dir)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    return bd_control_ask(run_dir, BD_MSG_STATUS, 0, NULL, 0);
+}
+
+/* run_dir names a directory: 0, or 2 with the problem said as `bodhi cmd`'s. */
+static int bd_run_dir_ok(const char *cmd, const char *run_dir)
+{
+    struct stat st;
+    int e = stat(run_dir, &st) == 0 ? 0 : errno;
+    if (e || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "bodhi %s: %s: %s\n", cmd, run_dir,
+                e == ENOENT ? "no such directory" : e ? strerror(e) : "not a directory (give a run directory)");
+        return 2;
+    }
+    return 0;
+}
+
+int bd_conductor_steer(const char *cmd, const char *run_dir, const char *request)
+{
+    int rc = bd_run_dir_ok(cmd, run_dir);
+    if (rc)
+        return rc;
+    char *text = bd_control_ask(run_dir, BD_MSG_STEER, BD_SENDER_CONTROL, request, strlen(request));
+    if (!text) {
+        char *sum = bd_strfmt("%s/summary.json", run_dir);
+        struct stat st;
+        const int over = sum && stat(sum, &st) == 0;
+        free(sum);
+        fprintf(stderr, "bodhi %s: %s: %s\n", cmd, run_dir,
+                over ? "the run is over (its summary.json is written): nothing to change"
+                     : "no running conductor answers (is the run still going? bodhi status says)");
+        return 1;
+    }
+    cJSON *a = cJSON_Parse(text);
+    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(a, "ok");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(a, "error");
+    if (cJSON_IsTrue(ok)) {
+        rc = 0;
+        /* the brains hear it with the answer to the round they are collecting */
+        const double round = bd_num(a, "round", -1) + 1;
+        char when[64] = "its first round";
+        if (round > 0)
+            snprintf(when, sizeof when, "round %.0f", round);
+        if (strcmp(cmd, "stop") == 0)
+            printf("phase %s ends with %s\n", bd_str(a, "phase"), when);
+        else
+            printf("phase %s: the brains take it before the update after %s (log.jsonl's \"set\" event says "
+                   "which)\n", bd_str(a, "phase"), when);
+    } else {
+        rc = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(a, "code")) && bd_num(a, "code", 2) == 1 ? 1 : 2;
+        fprintf(stderr, "bodhi %s: %s\n", cmd, cJSON_IsString(err) ? err->valuestring : "the conductor refused it");
+    }
+    cJSON_Delete(a);
+    free(text);
+    return rc;
 }
 
 /* A live run's status as a table. */
@@ -108,13 +170,8 @@ static void bd_summary_table(const cJSON *s)
 
 int bd_conductor_status(const char *run_dir, int json)
 {
-    struct stat st;
-    int e = stat(run_dir, &st) == 0 ? 0 : errno;
-    if (e || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "bodhi status: %s: %s\n", run_dir,
-                e == ENOENT ? "no such directory" : e ? strerror(e) : "not a directory (give a run directory)");
+    if (bd_run_dir_ok("status", run_dir))
         return 2;
-    }
     char *text = bd_status_ask(run_dir);
     int live = text != NULL;
     if (!text) {

@@ -151,6 +151,39 @@ static int bd_condition_agent(const bd_phase_cfg *ph, const bd_named *cond, cons
     return BD_OK;
 }
 
+/* A cap's integer map[key], 1 to hi (what: the range in words): BD_OK, or BD_EINVAL with
+ * "FILE:LINE:COL: KEY: expected WHAT, got V". */
+static int bd_cap_int(const bd_node *map, const char *key, long long hi, const char *what, long long *out)
+{
+    char w[256];
+    long long v;
+    int rc = bd_node_int(map, key, 0, &v);
+    if (rc != BD_OK)
+        return rc;
+    if (v < 1 || v > hi)
+        return bd_seterr(BD_EINVAL, "%s: %s: expected %s, got %lld", bd_where(bd_node_get(map, key), w, sizeof w), key,
+                         what, v);
+    *out = v;
+    return BD_OK;
+}
+
+int bd_plan_set_cap(bd_phase_plan *p, const bd_node *map, const char *key)
+{
+    long long v;
+    int rc;
+    if (strcmp(key, "max_steps") == 0) {
+        if ((rc = bd_cap_int(map, key, BD_CAP_STEPS_MAX, BD_CAP_STEPS_WHAT, &v)) == BD_OK)
+            p->max_agent_steps = v;
+        return rc;
+    }
+    if (strcmp(key, "episodes") == 0) {
+        if ((rc = bd_cap_int(map, key, BD_CAP_EPISODES_MAX, BD_CAP_EPISODES_WHAT, &v)) == BD_OK)
+            p->episodes_target = v;
+        return rc;
+    }
+    return bd_seterr(BD_EINVAL, "%s: no cap of a phase (max_steps, episodes)", key);
+}
+
 /* The stop conditions of phase ph: each one checked, problems noted in d. */
 static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
 {
@@ -196,17 +229,14 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags
             if ((rc = bd_condition_agent(ph, cond, &p->objective_agent, d)) != BD_OK)
                 bad = rc;
         } else if (strcmp(cond->name, "max_steps") == 0) {
-            long long steps;
+            long long steps = 0;
             if ((rc = bd_node_check_keys(cond->params, steps_keys, "the params of max_steps", d)))
                 bad = bd_diag(d, rc);
             if (!bd_node_get(cond->params, "steps"))
                 bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: max_steps needs params.steps (agent-steps, "
                                            "over all worlds, that end the phase)", cw));
-            else if ((rc = bd_node_int(cond->params, "steps", 0, &steps)) != BD_OK)
+            else if ((rc = bd_cap_int(cond->params, "steps", BD_CAP_STEPS_MAX, BD_CAP_STEPS_WHAT, &steps)) != BD_OK)
                 bad = bd_diag(d, rc);
-            else if (steps < 1 || steps > (1ll << 50))
-                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: steps: expected 1 to 2^50 agent-steps, got %lld",
-                                           bd_where(bd_node_get(cond->params, "steps"), w, sizeof w), steps));
             else
                 p->max_agent_steps = steps;
             if ((rc = bd_condition_agent(ph, cond, &p->max_steps_agent, d)) != BD_OK)

@@ -97,6 +97,13 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
  * (checkpoints to load); the processes of the run, which may be on other machines, do not. */
 #define BD_PLAN_GATE 1
 
+/* `bodhi set` of a phase's cap (docs/run-file.md, "Steering a live run"): map[key] (a
+ * map the caller made with the user's text), key "max_steps" (the max_steps condition's
+ * steps: every agent's count when the phase had no such condition) or "episodes"
+ * (phase_config.episodes), read and checked as the run file's, into p. BD_EINVAL ("WHERE:
+ * KEY: expected ..., got V") leaves p as it was. */
+int bd_plan_set_cap(bd_phase_plan *p, const bd_node *map, const char *key);
+
 /* Worlds one phase may hold: every per-world index in bodhi is a 32-bit int. */
 #define BD_MAX_WORLDS (1 << 30)
 void bd_phase_plan_fini(bd_phase_plan *p);

@@ -28,6 +28,13 @@ typedef struct {
     const bd_node *node;    /* where it was written, for errors */
 } bd_named;
 
+/* The ranges of the phase's caps, as the run file and `bodhi set` read them: a max_steps
+ * condition's steps and phase_config.episodes. */
+#define BD_CAP_STEPS_MAX (1ll << 50)
+#define BD_CAP_STEPS_WHAT "1 to 2^50 agent-steps"
+#define BD_CAP_EPISODES_MAX (1ll << 40)
+#define BD_CAP_EPISODES_WHAT "1 to 2^40 episodes to end the phase after"
+
 typedef struct {
     bd_named env;           /* environment: {name, uid, params} */
     const char *uid;        /* sensor/actuator id prefix, e.g. "pole" */

@@ -443,7 +443,7 @@ static int parse_phase_config(bd_runfile *rf, bd_phase_cfg *ph, const bd_node *m
         int_key(rf, pc, "remote_worker", 0, 0, 4096, "0 to 4096 muscles that join over TCP", &remote),
         int_key(rf, pc, "restarts", 3, 0, 1000, "0 to 1000 restarts of crashed or hung muscles per phase", &restarts),
         /* absent: 0, no episode count; written: at least 1 */
-        int_key(rf, pc, "episodes", 1, 1, 1ll << 40, "1 to 2^40 episodes to end the phase after", &episodes),
+        int_key(rf, pc, "episodes", 1, 1, BD_CAP_EPISODES_MAX, BD_CAP_EPISODES_WHAT, &episodes),
         double_key(rf, pc, "heartbeat_timeout", 60, 1, 86400, "1 to 86400 seconds", &ph->heartbeat_timeout),
         double_key(rf, pc, "join_timeout", 300, 1, 86400 * 7, "1 to 604800 seconds", &ph->join_timeout),
     };

@@ -26,6 +26,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "brain/ppo.h"
+#include "brain/steer.h"
 #include "common/util.h"
 #include "slow.h"
 #include "conductor/builtins.h"
@@ -34,6 +36,7 @@
 #include "memory/memory.h"
 #include "torch/bd_torch.h"
 #include "wire/addr.h"
+#include "wire/wire.h"
 
 static const char *SHORT_RUN =
     "uid: short\n"
@@ -2156,4 +2159,320 @@ Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .ti
     free(log);
     free(out);
     free(file);
+}
+
+/* ---- bodhi set and bodhi stop ---------------------------------------------------------- */
+
+/* The first event of log.jsonl of kind `event` whose number `key` is at least `min` (key
+ * NULL: any), or NULL; the caller deletes it. */
+static cJSON *find_event(const char *log, const char *event, const char *key, double min)
+{
+    char *text = slurp(log);
+    cJSON *found = NULL;
+    for (char *line = text, *next; line && *line && !found; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *e = cJSON_GetObjectItem(o, "event"), *v = key ? cJSON_GetObjectItem(o, key) : NULL;
+        if (cJSON_IsString(e) && strcmp(e->valuestring, event) == 0 && (!key || (cJSON_IsNumber(v) && v->valuedouble >= min)))
+            found = o;
+        else
+            cJSON_Delete(o);
+    }
+    free(text);
+    return found;
+}
+
+/* Waits (up to seconds) for find_event's event; the caller deletes it. */
+static cJSON *wait_event(const char *log, const char *event, const char *key, double min, double seconds)
+{
+    double t0 = bd_now();
+    cJSON *o;
+    while (!(o = find_event(log, event, key, min)) && bd_now() - t0 < seconds * BD_TEST_SLOW)
+        usleep(100000);
+    cr_assert_not_null(o, "no '%s' event with %s >= %g in %s", event, key ? key : "-", min, log);
+    return o;
+}
+
+/* `bodhi CMD ARGS` with its stderr into *err (the caller frees): the exit code. */
+static int bodhi_says(const char *args, char **err)
+{
+    char *path = bd_strfmt("/tmp/bd-test-run-%d-says.txt", (int)getpid());
+    char *cmd = bd_strfmt("%s %s > /dev/null 2> %s", BODHI_BINARY, args, path);
+    int st = system(cmd);
+    *err = slurp(path);
+    unlink(path);
+    free(cmd);
+    free(path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A STEER request as a run's process would send it (a muscle's sender id): refused and
+ * counted, never answered. */
+static void forge_steer(const char *out)
+{
+    char *socks = socket_folder(out);
+    char *url = bd_strfmt("ipc://%s/control", socks);
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 1500);
+    cr_assert_eq(nng_dial(s, url, NULL, 0), 0, "%s", url);
+    const char *req = "{\"stop\":\"run\"}";
+    nng_msg *m;
+    uint8_t *p;
+    cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_STEER, 0, 1, strlen(req), &p), BD_OK);
+    memcpy(p, req, strlen(req));
+    cr_assert_eq(nng_sendmsg(s, m, 0), 0);
+    cr_assert_eq(nng_recvmsg(s, &m, 0), NNG_ETIMEDOUT, "a steering request in a muscle's name is not answered");
+    nng_close(s);
+    /* a user's request past the bound is refused before it is parsed */
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
+    cr_assert_eq(nng_dial(s, url, NULL, 0), 0, "%s", url);
+    const size_t big = 48 << 10;
+    cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_STEER, BD_SENDER_CONTROL, 1, big, &p), BD_OK);
+    memset(p, ' ', big);
+    cr_assert_eq(nng_sendmsg(s, m, 0), 0);
+    cr_assert_eq(nng_recvmsg(s, &m, 0), 0, "a user's request is answered");
+    bd_wire_header h;
+    const uint8_t *answer;
+    cr_assert_eq(bd_wire_msg_decode(m, BD_MSG_STEER, &h, &answer), BD_OK);
+    char *text = bd_strfmt("%.*s", (int)h.payload_len, (const char *)answer);
+    cr_assert(strstr(text, "\"ok\":false") && strstr(text, "at most"), "%s", text);
+    free(text);
+    nng_msg_free(m);
+    nng_close(s);
+    free(url);
+    free(socks);
+}
+
+/* `bodhi set` changes the learning rate of a live run at its next update (the update event
+ * of that update shows it, log.jsonl says when), refuses what cannot change with the list
+ * of what can, and bad values by the run file's ranges; `bodhi stop --phase` ends the train
+ * phase with reason `stopped` and the test phase runs. */
+Test(conductor, set_and_stop_steer_a_live_run, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("steer", &file, &out);
+    char *log = bd_strfmt("%s/log.jsonl", out), *err, *args;
+    cJSON *first = wait_event(log, "update", "update", 1, 60);
+    cJSON_Delete(first);
+    /* refused: a key that cannot change, a value out of range, not a number, no such agent */
+    args = bd_strfmt("set %s balancer.gamma=0.5", out);
+    cr_assert_eq(bodhi_says(args, &err), 2, "%s", err);
+    cr_assert(strstr(err, "'gamma' of agent 'balancer'") && strstr(err, "balancer.learning_rate")
+                  && strstr(err, "balancer.ent_coef") && strstr(err, "balancer.clip_coef")
+                  && strstr(err, "balancer.kl_threshold") && strstr(err, "phase.max_steps"),
+              "the refusal names what can change: %s", err);
+    free(err);
+    free(args);
+    const char *bad[][2] = {{"balancer.learning_rate=-1", "learning_rate: expected more than 0"},
+                            {"balancer.ent_coef=lots", "ent_coef"},
+                            {"nobody.learning_rate=1e-4", "no agent 'nobody'"},
+                            {"phase.max_steps=0", "steps"},
+                            {"balancer.learning_rate", "AGENT.PARAM=VALUE"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        args = bd_strfmt("set %s '%s'", out, bad[k][0]);
+        cr_assert_eq(bodhi_says(args, &err), 2, "%s: %s", bad[k][0], err);
+        cr_assert(strstr(err, bad[k][1]), "%s: %s", bad[k][0], err);
+        free(err);
+        free(args);
+    }
+    /* nothing of the refused ones reached the brain */
+    cr_assert_eq(count_lines_with(log, "\"event\":\"set\""), 0);
+    forge_steer(out);
+    args = bd_strfmt("set %s balancer.learning_rate=0.00042 balancer.ent_coef=0.001", out);
+    cr_assert_eq(bodhi_says(args, &err), 0, "%s", err);
+    free(err);
+    free(args);
+    cJSON *set = wait_event(log, "set", "update", 0, 60);
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(set, "t")), "the set event has its time");
+    cr_assert_null(cJSON_GetObjectItem(set, "not_taken"), "%s", cJSON_PrintUnformatted(set));
+    const double at = cJSON_GetObjectItem(set, "update")->valuedouble;
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(set, "set"), "learning_rate")->valuestring, "0.00042");
+    cJSON *before = find_event(log, "update", "update", at - 1);
+    cJSON *after = wait_event(log, "update", "update", at, 60);
+    cr_assert_eq(cJSON_GetObjectItem(after, "update")->valuedouble, at, "the first update after the change");
+    cr_assert_eq(cJSON_GetObjectItem(after, "learning_rate")->valuedouble, 0.00042,
+                 "the update the set event names learnt with the new rate: %s", cJSON_PrintUnformatted(after));
+    cr_assert_neq(cJSON_GetObjectItem(before, "learning_rate")->valuedouble, 0.00042, "the one before did not");
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    cJSON_Delete(set);
+    /* the phase ends with reason stopped; the test phase runs */
+    args = bd_strfmt("stop %s --phase", out);
+    cr_assert_eq(bodhi_says(args, &err), 0, "%s", err);
+    free(err);
+    free(args);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run goes on and ends done (status %d)", st);
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "done");
+    cJSON *phases = cJSON_GetObjectItem(s, "phases");
+    cr_assert_eq(cJSON_GetArraySize(phases), 2);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 0), "reason")->valuestring, "stopped");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 1), "reason")->valuestring, "episodes_done");
+    cr_assert_eq(cJSON_GetObjectItem(s, "refused_messages")->valuedouble, 1, "the forged request was counted");
+    cJSON_Delete(s);
+    cr_assert(count_lines_with(log, "\"event\":\"stop_asked\"") == 1);
+    args = bd_strfmt("set %s balancer.learning_rate=1e-4", out);
+    cr_assert_eq(bodhi_says(args, &err), 1, "a run that is over: %s", err);
+    cr_assert(strstr(err, "over"), "%s", err);
+    free(err);
+    free(args);
+    args = bd_strfmt("rm -rf %s %s", out, file);
+    cr_assert_eq(system(args), 0);
+    free(args);
+    free(log);
+    free(out);
+    free(file);
+}
+
+/* `bodhi stop` without --phase ends the run cleanly: its phase with reason `stopped`, no
+ * later phase, exit 0, status `stopped`. */
+Test(conductor, stop_ends_a_live_run, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("stoprun", &file, &out);
+    char *log = bd_strfmt("%s/log.jsonl", out), *err;
+    cJSON *first = wait_event(log, "update", "update", 1, 60);
+    cJSON_Delete(first);
+    char *args = bd_strfmt("stop %s", out);
+    cr_assert_eq(bodhi_says(args, &err), 0, "%s", err);
+    free(err);
+    free(args);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "stopped");
+    cJSON *phases = cJSON_GetObjectItem(s, "phases");
+    cr_assert_eq(cJSON_GetArraySize(phases), 1, "the test phase did not run");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(phases, 0), "reason")->valuestring, "stopped");
+    cJSON_Delete(s);
+    char *p = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert(bd_exists(p), "the brain saved what it had learnt");
+    free(p);
+    cr_assert_eq(run_cmd("%s replay %s --verify > /dev/null%s", out, ""), 0, "the traces are whole");
+    args = bd_strfmt("rm -rf %s %s", out, file);
+    cr_assert_eq(system(args), 0);
+    free(args);
+    free(log);
+    free(out);
+    free(file);
+}
+
+/* bodhi set's changes read by the run file's rules, without a run: the split, what each
+ * kind can change (a test phase: the caps alone), ranges and types as the params parsers
+ * say, each change read with the ones before it, and a refused one changing nothing. */
+Test(conductor, set_changes_are_read_by_the_run_files_rules)
+{
+    char *file = write_run("steerunit", 1000);
+    char *text = slurp(file);
+    bd_runfile *rf;
+    cr_assert_eq(bd_runfile_parse(text, file, &rf), BD_OK, "%s", bd_lasterr());
+    bd_phase_plan p, t;
+    cr_assert_eq(bd_phase_plan_make(rf, 0, bd_registry_builtin(), "cpu", &p), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_phase_plan_make(rf, 1, bd_registry_builtin(), "cpu", &t), BD_OK, "%s", bd_lasterr());
+    char agent[BD_STEER_MAX_TEXT], key[BD_STEER_MAX_TEXT];
+    const char *value;
+    cr_assert_eq(bd_steer_split("tag.tagger.learning_rate=3e-4", agent, key, &value), BD_OK);
+    cr_assert_str_eq(agent, "tag.tagger");
+    cr_assert_str_eq(key, "learning_rate");
+    cr_assert_str_eq(value, "3e-4");
+    const char *bad[] = {"learning_rate=1", ".lr=1", "a.=1", "a.b", "a.b=", "a.b=1\n2"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        cr_assert_eq(bd_steer_split(bad[k], agent, key, &value), BD_EINVAL, "%s", bad[k]);
+    char longer[600];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    longer[10] = '.';
+    longer[20] = '=';
+    cr_assert_eq(bd_steer_split(longer, agent, key, &value), BD_EINVAL, "bounded");
+    int index;
+    cr_assert_eq(bd_steer_target(&p, "balancer", "learning_rate", &index), BD_OK);
+    cr_assert_eq(index, 0);
+    cr_assert_eq(bd_steer_target(&p, "phase", "episodes", &index), BD_OK);
+    cr_assert_eq(index, -1);
+    cr_assert_eq(bd_steer_target(&p, "balancer", "hidden", &index), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "balancer.max_grad_norm") && strstr(bd_lasterr(), "phase.episodes"), "%s",
+              bd_lasterr());
+    cr_assert_eq(bd_steer_target(&p, "nobody", "learning_rate", &index), BD_ENOTFOUND);
+    cr_assert_eq(bd_steer_target(&t, "balancer", "learning_rate", &index), BD_EINVAL, "a test phase learns nothing");
+    cr_assert(strstr(bd_lasterr(), "does not learn") && !strstr(bd_lasterr(), "balancer.learning_rate"), "%s",
+              bd_lasterr());
+    cr_assert_eq(bd_steer_target(&t, "phase", "max_steps", &index), BD_OK);
+    /* values: the ppo parser's ranges, each change with the ones before */
+    bd_steer s = {0};
+    void *params = NULL;
+    const char *refused[][2] = {{"-1", "learning_rate: expected more than 0 to 1000, got -1"},
+                                {"fast", "learning_rate"},
+                                {"[1, 2]", "learning_rate"},
+                                {"1e9", "got 1e+09"}};
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        cr_assert_eq(bd_steer_apply(&s, &p, 0, "learning_rate", refused[k][0], &params), BD_EINVAL, "%s",
+                     refused[k][0]);
+        cr_assert(strstr(bd_lasterr(), refused[k][1]) && !strstr(bd_lasterr(), "bodhi set:"), "%s", bd_lasterr());
+        cr_assert_null(params);
+        cr_assert_null(s.params, "a refused change keeps nothing");
+    }
+    cr_assert_eq(bd_steer_apply(&s, &p, 0, "learning_rate", "3e-4", &params), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(((bd_ppo_params *)params)->learning_rate, 3e-4);
+    free(params);
+    cr_assert_eq(bd_steer_apply(&s, &p, 0, "ent_coef", "0.01", &params), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(((bd_ppo_params *)params)->learning_rate, 3e-4, "the earlier change holds");
+    cr_assert_eq(((bd_ppo_params *)params)->opt.ent_coef, 0.01f);
+    cr_assert_eq(((bd_ppo_params *)params)->hidden, 16, "the run file's other params hold");
+    free(params);
+    cr_assert_eq(bd_steer_apply(&s, &p, 0, "clip_coef", "-0.1", &params), BD_EINVAL);
+    cr_assert_eq(bd_steer_params(&s, &p, 0, &params), BD_OK);
+    cr_assert_eq(((bd_ppo_params *)params)->opt.clip_coef, 0.2f, "the refused change left the params");
+    free(params);
+    /* the caps, by phase_config's and max_steps' ranges */
+    cr_assert_eq(bd_steer_apply(NULL, &p, -1, "max_steps", "0", &params), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "max_steps: expected 1 to 2^50 agent-steps, got 0"), "%s", bd_lasterr());
+    cr_assert_eq(p.max_agent_steps, 1000);
+    cr_assert_eq(bd_steer_apply(NULL, &p, -1, "max_steps", "2500", &params), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(p.max_agent_steps, 2500);
+    cr_assert_eq(bd_steer_apply(NULL, &t, -1, "episodes", "2.5", &params), BD_EINVAL, "an integer");
+    cr_assert_eq(bd_steer_apply(NULL, &t, -1, "episodes", "2000", &params), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(t.episodes_target, 2000);
+    bd_steer_fini(&s);
+    bd_phase_plan_fini(&p);
+    bd_phase_plan_fini(&t);
+    bd_runfile_destroy(rf);
+    unlink(file);
+    free(text);
+    free(file);
+    /* sac's and dqn's own keys and ranges */
+    const char *kinds[][5] = {
+        /* file, a key that changes, a good value, a bad value and its words, a key that does not */
+        {"experiments/pendulum_sac.yml", "alpha", "0.05", "0", "batch_size"},
+        {"experiments/cartpole_dqn.yml", "exploration_final_eps", "0.01", "1.5", "buffer_size"},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        char *path = bd_strfmt("%s/%s", BODHI_SOURCE_DIR, kinds[k][0]);
+        text = slurp(path);
+        cr_assert_not_null(text, "%s", path);
+        cr_assert_eq(bd_runfile_parse(text, path, &rf), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bd_phase_plan_make(rf, 0, bd_registry_builtin(), "cpu", &p), BD_OK, "%s", bd_lasterr());
+        const char *name = p.agents[0].cfg->name;
+        cr_assert_eq(bd_steer_target(&p, name, kinds[k][1], &index), BD_OK, "%s: %s", kinds[k][0], bd_lasterr());
+        cr_assert_eq(bd_steer_target(&p, name, kinds[k][4], &index), BD_EINVAL, "%s", kinds[k][4]);
+        cr_assert(strstr(bd_lasterr(), kinds[k][1]), "the list names %s: %s", kinds[k][1], bd_lasterr());
+        bd_steer ks = {0};
+        cr_assert_eq(bd_steer_apply(&ks, &p, 0, kinds[k][1], kinds[k][3], &params), BD_EINVAL, "%s=%s",
+                     kinds[k][1], kinds[k][3]);
+        cr_assert(strstr(bd_lasterr(), kinds[k][1]) && strstr(bd_lasterr(), "expected"), "%s", bd_lasterr());
+        cr_assert_eq(bd_steer_apply(&ks, &p, 0, kinds[k][1], kinds[k][2], &params), BD_OK, "%s", bd_lasterr());
+        cr_assert_not_null(params);
+        p.agents[0].brain->free_params(params);
+        bd_steer_fini(&ks);
+        bd_phase_plan_fini(&p);
+        bd_runfile_destroy(rf);
+        free(text);
+        free(path);
+    }
 }

@@ -1434,3 +1434,67 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, &g), BD_OK);
     cr_assert((double)time(NULL) - t0 <= 5.0);
 }
+
+/* `bodhi set`'s way into the shim: SAC's step sizes, tau and alpha from the next update
+ * on (step sizes of 0 leave every parameter as it was; alpha 0 leaves alpha, above 0
+ * replaces it); PPO's loss coefficients, refused when negative. */
+Test(torch, live_changes_take_effect_at_the_next_update)
+{
+    bdt_policy *p = mksquashed(3, 2, 16, 21);
+    bdt_sac_config c = sac_cfg(2, -2, 2);
+    bdt_sac *s = NULL;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_OK, "%s", bd_lasterr());
+    enum { B = 16 };
+    float obs[B * 3], act[B * 2], rew[B], nobs[B * 3], done[B];
+    for (int i = 0; i < B * 3; i++)
+        obs[i] = urand(), nobs[i] = urand();
+    for (int i = 0; i < B * 2; i++)
+        act[i] = 2 * urand();
+    for (int i = 0; i < B; i++)
+        rew[i] = urand(), done[i] = 0;
+    cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, B, 1, 0, NULL), BD_OK);
+    bdt_sac_config z = c;
+    z.lr_actor = z.lr_critic = z.lr_alpha = 0;
+    z.alpha = 0;
+    const float alpha = bdt_sac_alpha(s);
+    cr_assert_eq(bdt_sac_set_rates(s, &z), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_sac_alpha(s), alpha, "alpha 0 leaves it");
+    size_t na = bdt_policy_param_count(p), nq = bdt_sac_param_count(s, BDT_SAC_CRITICS);
+    float *a0 = malloc(sizeof(float) * na), *a1 = malloc(sizeof(float) * na);
+    float *q0 = malloc(sizeof(float) * nq), *q1 = malloc(sizeof(float) * nq);
+    bdt_policy_get_params(p, a0, na);
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, q0, nq);
+    cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, B, 1, 1, NULL), BD_OK);
+    bdt_policy_get_params(p, a1, na);
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, q1, nq);
+    cr_assert_eq(memcmp(a0, a1, sizeof(float) * na), 0, "the actor learnt with a step size of 0");
+    cr_assert_eq(memcmp(q0, q1, sizeof(float) * nq), 0, "the critics learnt with a step size of 0");
+    cr_assert_eq(bdt_sac_alpha(s), alpha, "alpha learnt with a step size of 0");
+    z.alpha = 0.5f;
+    cr_assert_eq(bdt_sac_set_rates(s, &z), BD_OK);
+    /* exp(log(0.5)) in float: within an ulp or two of 0.5 */
+    cr_assert(fabsf(bdt_sac_alpha(s) - 0.5f) <= 2 * FLT_EPSILON * 0.5f, "alpha %.9g", bdt_sac_alpha(s));
+    z.tau = 2;
+    cr_assert_eq(bdt_sac_set_rates(s, &z), BD_EINVAL, "tau above 1");
+    free(a0);
+    free(a1);
+    free(q0);
+    free(q1);
+    bdt_sac_destroy(s);
+    bdt_policy_destroy(p);
+
+    bdt_policy_config pc = {.obs_dim = 3, .act_kind = BDT_DISCRETE, .act_dim = 2, .hidden = 8, .layers = 1,
+                            .device = BDT_CPU, .seed = 1};
+    bdt_policy *pp = NULL;
+    cr_assert_eq(bdt_policy_create(&pc, &pp), BD_OK, "%s", bd_lasterr());
+    bdt_ppo_config oc = {.lr = 1e-3f, .clip_coef = 0.2f, .vf_coef = 0.5f, .ent_coef = 0, .max_grad_norm = 0.5f,
+                         .norm_adv = 1, .epochs = 1, .minibatch_size = 4};
+    bdt_ppo *o = NULL;
+    cr_assert_eq(bdt_ppo_create(pp, &oc, &o), BD_OK, "%s", bd_lasterr());
+    oc.ent_coef = 0.01f;
+    cr_assert_eq(bdt_ppo_set_coefs(o, &oc), BD_OK, "%s", bd_lasterr());
+    oc.clip_coef = -0.1f;
+    cr_assert_eq(bdt_ppo_set_coefs(o, &oc), BD_EINVAL, "a negative clip");
+    bdt_ppo_destroy(o);
+    bdt_policy_destroy(pp);
+}

@@ -40,6 +40,7 @@
     X(ppo_destroy, void, (bdt_ppo *))                                                                         \
     X(ppo_set_lr, int, (bdt_ppo *, float))                                                                    \
     X(ppo_set_minibatches, int, (bdt_ppo *, int))                                                             \
+    X(ppo_set_coefs, int, (bdt_ppo *, const bdt_ppo_config *))                                                \
     X(ppo_set_cancel, void, (bdt_ppo *, const volatile int *))                                                \
     X(ppo_set_grad_hook, void, (bdt_ppo *, bdt_grad_hook, void *))                                            \
     X(ppo_undo, int, (bdt_ppo *))                                                                             \
@@ -62,6 +63,7 @@
     X(sac_get_params, int, (bdt_sac *, int, float *, size_t))                                                 \
     X(sac_set_params, int, (bdt_sac *, int, const float *, size_t))                                           \
     X(sac_alpha, float, (const bdt_sac *))                                                                    \
+    X(sac_set_rates, int, (bdt_sac *, const bdt_sac_config *))                                                \
     X(sac_act, int, (bdt_policy *, const float *, int, const float *, const float *, const float *, float *,  \
                      float *))                                                                                \
     X(sac_save, int, (bdt_sac *, const char *))                                                               \
@@ -218,6 +220,12 @@ int bdt_ppo_set_minibatches(bdt_ppo *o, int count)
     return bdt_fn.ppo_set_minibatches(o, count);
 }
 
+int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg)
+{
+    BDT_HANDLE(o, "bdt_ppo_set_coefs");
+    return bdt_fn.ppo_set_coefs(o, cfg);
+}
+
 void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
 {
     if (o && bdt_loaded)
@@ -330,6 +338,12 @@ int bdt_sac_set_params(bdt_sac *s, int which, const float *src, size_t n)
 {
     BDT_HANDLE(s, "bdt_sac_set_params");
     return bdt_fn.sac_set_params(s, which, src, n);
+}
+
+int bdt_sac_set_rates(bdt_sac *s, const bdt_sac_config *cfg)
+{
+    BDT_HANDLE(s, "bdt_sac_set_rates");
+    return bdt_fn.sac_set_rates(s, cfg);
 }
 
 float bdt_sac_alpha(const bdt_sac *s)

@@ -64,6 +64,22 @@ extern "C" int bdt_ppo_set_minibatches(bdt_ppo *o, int count)
     return BD_OK;
 }
 
+extern "C" int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg)
+{
+    if (!o || !cfg)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_set_coefs: NULL argument");
+    if (!(cfg->clip_coef >= 0.0f) || !(cfg->vf_coef >= 0.0f) || !(cfg->ent_coef >= 0.0f)
+        || !(cfg->max_grad_norm >= 0.0f))
+        return bd_seterr(BD_EINVAL, "bdt_ppo_set_coefs: need clip_coef, vf_coef, ent_coef and max_grad_norm >= 0 "
+                         "(got %g, %g, %g, %g)", (double)cfg->clip_coef, (double)cfg->vf_coef,
+                         (double)cfg->ent_coef, (double)cfg->max_grad_norm);
+    o->cfg.clip_coef = cfg->clip_coef;
+    o->cfg.vf_coef = cfg->vf_coef;
+    o->cfg.ent_coef = cfg->ent_coef;
+    o->cfg.max_grad_norm = cfg->max_grad_norm;
+    return BD_OK;
+}
+
 extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
 {
     if (o)

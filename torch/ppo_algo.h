@@ -48,6 +48,9 @@ int bdt_ppo_set_lr(bdt_ppo *o, float lr);
 /* The minibatch count of the updates to come, in place of the config's (0: max(1, n /
  * minibatch_size) of each update). Data-parallel learners set the count their group agreed on. */
 int bdt_ppo_set_minibatches(bdt_ppo *o, int count);
+/* The loss's coefficients of cfg (clip_coef, vf_coef, ent_coef, max_grad_norm) from the
+ * next update on; the rest of cfg (sizes, epochs, the learning rate) is not read. */
+int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg);
 
 /* A flag (a signal handler's; may be NULL) that bdt_ppo_update looks at between
  * minibatches: once it is set, the update puts the policy's parameters and the

@@ -257,6 +257,30 @@ extern "C" void bdt_sac_destroy(bdt_sac *s)
     }
 }
 
+extern "C" int bdt_sac_set_rates(bdt_sac *s, const bdt_sac_config *cfg)
+{
+    if (!s || !cfg)
+        return bd_seterr(BD_EINVAL, "bdt_sac_set_rates: NULL argument");
+    if (!(cfg->lr_actor >= 0) || !(cfg->lr_critic >= 0) || !(cfg->lr_alpha >= 0) || !(cfg->alpha >= 0)
+        || !std::isfinite(cfg->alpha) || !(cfg->tau >= 0 && cfg->tau <= 1) || !std::isfinite(cfg->target_entropy))
+        return bd_seterr(BD_EINVAL, "bdt_sac_set_rates: a learning rate, alpha, tau or target_entropy out of range");
+    try {
+        s->opt_actor.lr = s->cfg.lr_actor = cfg->lr_actor;
+        s->opt_critic.lr = s->cfg.lr_critic = cfg->lr_critic;
+        s->opt_alpha.lr = s->cfg.lr_alpha = cfg->lr_alpha;
+        s->cfg.tau = cfg->tau;
+        s->cfg.target_entropy = cfg->target_entropy;
+        if (cfg->alpha > 0) { /* alpha starts again from it (autotune learns on from there) */
+            torch::NoGradGuard ng;
+            s->log_alpha.fill_(std::log((double)cfg->alpha));
+            s->cfg.alpha = cfg->alpha;
+        }
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_sac_set_rates");
+    }
+}
+
 extern "C" float bdt_sac_alpha(const bdt_sac *s)
 {
     try {

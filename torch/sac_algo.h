@@ -58,6 +58,11 @@ void bdt_sac_destroy(bdt_sac *s); /* NULL-safe; does not destroy the actor */
 int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, const float *rew, const float *next_obs,
                    const float *done, int n, uint64_t seed, uint64_t key, bdt_sac_stats *stats);
 
+/* From the next update on: cfg's learning rates (lr_actor, lr_critic, lr_alpha), tau and
+ * target_entropy; alpha, when above 0, replaces the entropy coefficient (autotune learns
+ * on from it; 0 leaves it as it is). The rest of cfg is not read. */
+int bdt_sac_set_rates(bdt_sac *s, const bdt_sac_config *cfg);
+
 /* The critics' (which 0) or the targets' (which 1) parameters, flat: the first critic's
  * Linear weights (out, in) and biases in order, then the second's. */
 enum { BDT_SAC_CRITICS = 0, BDT_SAC_TARGETS = 1 };

@@ -357,6 +357,11 @@ int bd_pipe_peer_pid(nng_pipe p)
     return pid > 0 && pid < (1u << 30) ? (int)pid : 0;
 }
 
+int bd_pipe_peer_uid(nng_pipe p, uint64_t *uid)
+{
+    return nng_pipe_id(p) > 0 && nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, uid) == 0;
+}
+
 int bd_pipe_open(nng_pipe p)
 {
     nng_sockaddr sa;

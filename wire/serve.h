@@ -79,6 +79,10 @@ uint64_t bd_server_rejected(bd_server *s, char *why, size_t len);
  * for a connection of another transport (tcp) or one that is gone. */
 int bd_pipe_peer_pid(nng_pipe p);
 
+/* The user id of an ipc connection's peer into *uid: 1, or 0 when the kernel says none (not
+ * ipc, or the connection is gone). */
+int bd_pipe_peer_uid(nng_pipe p, uint64_t *uid);
+
 /* 1 while the connection is open. */
 int bd_pipe_open(nng_pipe p);
 

@@ -14,7 +14,8 @@ static const struct {
     [BD_STOP_DONE] = {"done", "done"},
     [BD_STOP_FAILED] = {"failed", "failed"},
     [BD_STOP_INTERRUPTED] = {"interrupted", "interrupted"},
-    [BD_STOP_OTHER] = {"stopped", "other"},
+    [BD_STOP_STOPPED] = {"stopped", "stopped"},
+    [BD_STOP_OTHER] = {"other", "other"},
 };
 
 const char *bd_stop_words(bd_stop s)

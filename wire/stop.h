@@ -15,6 +15,7 @@ typedef enum {
     BD_STOP_DONE,        /* every process ended with no condition said */
     BD_STOP_FAILED,      /* a process failed */
     BD_STOP_INTERRUPTED, /* SIGINT, SIGTERM or SIGHUP */
+    BD_STOP_STOPPED,     /* `bodhi stop` asked for it */
     BD_STOP_OTHER,       /* a "done" text whose words are none of the above */
     BD_STOP_COUNT
 } bd_stop;

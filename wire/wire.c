@@ -77,7 +77,7 @@ int bd_wire_msg_alloc(nng_msg **m, bd_msg_type type, uint32_t sender, uint32_t s
 
 static const char *bd_msg_name(unsigned t)
 {
-    static const char *const names[] = {"?", "HELLO", "WEIGHTS", "ROLLOUT", "EVENT", "STATUS", "BEAT", "JOIN"};
+    static const char *const names[] = {"?", "HELLO", "WEIGHTS", "ROLLOUT", "EVENT", "STATUS", "BEAT", "JOIN", "STEER"};
     return t <= BD_MSG_TYPE_MAX ? names[t] : "?";
 }
 

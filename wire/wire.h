@@ -16,6 +16,8 @@
  *   BEAT     child -> conductor  heartbeat, JSON text; the answer may carry JSON
  *   JOIN     remote muscle -> conductor  asks for a slot, JSON text; the answer (JSON)
  *            carries the run file, the phase, its id and the brains' ports, or says wait
+ *   STEER    client <-> conductor control socket: `bodhi set` and `bodhi stop`, JSON text
+ *            from BD_SENDER_CONTROL; the answer (JSON) says whether it was taken
  */
 #ifndef BODHI_WIRE_WIRE_H
 #define BODHI_WIRE_WIRE_H
@@ -43,13 +45,16 @@ typedef enum {
     BD_MSG_STATUS = 5,
     BD_MSG_BEAT = 6,
     BD_MSG_JOIN = 7,
-    BD_MSG_TYPE_MAX = 7
+    BD_MSG_STEER = 8,
+    BD_MSG_TYPE_MAX = 8
 } bd_msg_type;
 
 /* Senders: a muscle is its id (0 .. 8191), a brain BD_SENDER_BRAIN + its agent index, a
- * remote muscle that has no id yet BD_SENDER_JOINING, the conductor 0 in its answers. */
+ * remote muscle that has no id yet BD_SENDER_JOINING, a user's command on the control
+ * socket (bodhi set, bodhi stop) BD_SENDER_CONTROL, the conductor 0 in its answers. */
 #define BD_SENDER_BRAIN 0x100000u
 #define BD_SENDER_JOINING 0x40000000u
+#define BD_SENDER_CONTROL 0x50000000u
 
 typedef struct {
     uint32_t magic;
