@@ -178,11 +178,17 @@ static int bd_py_channel(const bd_pyenv *py, PyObject *o, int actuator, const ch
     Py_XDECREF(a);
     Py_XDECREF(b);
     PyErr_Clear();
-    if (!ok)
-        return bd_seterr(BD_EINVAL, "%s: %s: expected %s, got %.200s", py->label, where,
-                         actuator ? "(name, n) for Discrete(n) with n >= 2, or (name, low, high) with low <= high"
-                                  : "a name, or (name, low, high) with low <= high",
-                         Py_TYPE(o)->tp_name);
+    if (!ok) {
+        PyObject *repr = PyObject_Repr(o);
+        const char *rs = repr ? PyUnicode_AsUTF8(repr) : NULL;
+        PyErr_Clear();
+        bd_seterr(BD_EINVAL, "%s: %s: expected %s, got %.200s", py->label, where,
+                  actuator ? "(name, n) for Discrete(n) with n >= 2, or (name, low, high) with low <= high"
+                           : "a name, or (name, low, high) with low <= high",
+                  rs ? rs : Py_TYPE(o)->tp_name);
+        Py_XDECREF(repr);
+        return BD_EINVAL;
+    }
     ch->n = len == 2 ? (int)n : 0;
     ch->low = len == 2 ? 0.0f : (float)low;
     ch->high = len == 2 ? (float)(n - 1) : (float)high;
