@@ -42,6 +42,15 @@ def capacity(size):
     return np.clip(np.floor(MAX_SUGAR * (1.0 - d) + 0.5), 0.0, MAX_SUGAR).astype(np.float32)
 
 
+def draws(seeds, k):
+    """(len(seeds), k) uint64: k draws per seed, SplitMix64 of the seed's k successors; a
+    world's draws depend on its seed alone, whichever worlds start over with it."""
+    z = seeds[:, None] + np.uint64(0x9E3779B97F4A7C15) * np.arange(1, k + 1, dtype=np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def greedy_actions(obs):
     """The rule-based agent: move one step toward the richest cell in view (stay when its
     own cell is as rich). obs is (..., 11); returns int64 (...)."""
@@ -84,13 +93,12 @@ class SugarScape:
 
     def reset(self, rows, seeds, obs):
         """Worlds `rows` start over: full sugar, agents placed at random with a stock of 5 to
-        10 and a metabolism of 1 or 2, drawn from each world's seed."""
-        for w, s in zip(rows, seeds):
-            rng = np.random.default_rng(int(s))
-            self.y[w] = rng.integers(0, self.g, self.a)
-            self.x[w] = rng.integers(0, self.g, self.a)
-            self.stock[w] = rng.integers(5, 11, self.a)
-            self.burn[w] = rng.integers(1, 3, self.a)
+        10 and a metabolism of 1 or 2, drawn from each world's seed (all worlds at once)."""
+        r = draws(seeds, 4 * self.a).reshape(len(rows), 4, self.a)
+        self.y[rows] = r[:, 0] % np.uint64(self.g)
+        self.x[rows] = r[:, 1] % np.uint64(self.g)
+        self.stock[rows] = 5 + r[:, 2] % np.uint64(6)
+        self.burn[rows] = 1 + r[:, 3] % np.uint64(2)
         self.sugar[rows] = self.cap
         self.alive[rows] = True
         self._observe(obs, rows)

@@ -208,17 +208,34 @@ int bd_pyshard_step(void *state, bd_env_batch *b)
     PyObject *r = PyObject_Call(s->step_fn, s->step_args, NULL);
     int rc = r ? BD_OK : bd_py_raise(BD_EINVAL, s->py->label, "step", 1);
     Py_XDECREF(r);
-    npy_intp k = 0;
-    for (int i = 0; i < b->n && rc == BD_OK; i++) {
-        const int t = b->elapsed[i] + 1;
-        const uint8_t done = wt[i] != 0, trunc = t >= b->max_steps;
-        const size_t r0 = (size_t)i * (size_t)M;
-        b->elapsed[i] = t;
-        for (int m = 0; m < M; m++) {
-            b->terminated[r0 + (size_t)m] = done;
-            b->truncated[r0 + (size_t)m] = trunc;
+    /* the episode clocks and every row's flags (one pass, over locals: the flags are bytes,
+     * which may alias anything), then the worlds that ended */
+    const int n = b->n, max_steps = b->max_steps;
+    int32_t *elapsed = b->elapsed;
+    uint8_t *term = b->terminated, *trunc = b->truncated, ended = 0;
+    if (rc == BD_OK && M == 1) {
+        for (int i = 0; i < n; i++) {
+            const int32_t t = elapsed[i] + 1;
+            const uint8_t d = wt[i] != 0, tr = t >= max_steps;
+            elapsed[i] = t;
+            term[i] = d;
+            trunc[i] = tr;
+            ended |= d | tr;
         }
-        if (done | trunc) {
+    } else if (rc == BD_OK) {
+        for (int i = 0; i < n; i++) {
+            const int32_t t = elapsed[i] + 1;
+            const uint8_t d = wt[i] != 0, tr = t >= max_steps;
+            elapsed[i] = t;
+            memset(term + (size_t)i * (size_t)M, d, (size_t)M);
+            memset(trunc + (size_t)i * (size_t)M, tr, (size_t)M);
+            ended |= d | tr;
+        }
+    }
+    npy_intp k = 0;
+    for (int i = 0; ended && i < b->n && rc == BD_OK; i++) {
+        const size_t r0 = (size_t)i * (size_t)M;
+        if (b->terminated[r0] | b->truncated[r0]) {
             memcpy(b->final_obs + r0 * od, b->obs + r0 * od, sizeof(float) * od * (size_t)M);
             s->rows[k] = i;
             s->seeds[k++] = bd_pyshard_seed(b, i, b->step + 1);
