@@ -90,6 +90,9 @@ class SugarScape:
         self.burn = np.ones((worlds, agents), dtype=np.float32)
         self.alive = np.zeros((worlds, agents), dtype=bool)
         self.worlds = np.arange(worlds, dtype=np.int64)[:, None]
+        # wrap[VISION + i] is cell i on the torus for -VISION <= i < size + VISION (a table:
+        # NumPy's integer % is slow)
+        self.wrap = np.arange(-VISION, size + VISION, dtype=np.int64) % size
 
     def reset(self, rows, seeds, obs):
         """Worlds `rows` start over: full sugar, agents placed at random with a stock of 5 to
@@ -106,19 +109,20 @@ class SugarScape:
     def step(self, actions, obs, rewards, terminated):
         g, alive = self.g, self.alive
         move = actions[..., 0].astype(np.int64)
-        self.y = np.where(alive, (self.y + MOVE_Y[move]) % g, self.y)
-        self.x = np.where(alive, (self.x + MOVE_X[move]) % g, self.x)
+        self.y = np.where(alive, self.wrap[VISION + self.y + MOVE_Y[move]], self.y)
+        self.x = np.where(alive, self.wrap[VISION + self.x + MOVE_X[move]], self.x)
         cell = (self.worlds * g + self.y) * g + self.x              # (N, A) flat cell index
         flat = self.sugar.reshape(-1)
         here = cell[alive]
-        crowd = np.bincount(here, minlength=flat.size)
+        _, which, crowd = np.unique(here, return_inverse=True, return_counts=True)
         gathered = np.zeros_like(self.stock)
-        gathered[alive] = flat[here] / crowd[here]
+        gathered[alive] = flat[here] / crowd[which]
         flat[here] = 0.0
         self.stock += gathered - np.where(alive, self.burn, 0.0)
         alive &= self.stock > 0
         self.stock[~alive] = 0.0
-        np.minimum(self.sugar + self.regrow, self.cap, out=self.sugar)
+        self.sugar += self.regrow
+        np.minimum(self.sugar, self.cap, out=self.sugar)
         rewards[:] = gathered / MAX_SUGAR
         terminated[:] = ~alive.any(axis=1)
         self._observe(obs, None)
@@ -128,12 +132,14 @@ class SugarScape:
         w = self.worlds if rows is None else rows[:, None]
         y, x, alive = self.y[w[:, 0]], self.x[w[:, 0]], self.alive[w[:, 0]]
         g = self.g
-        vy = (y[..., None] + OFF_Y) % g                              # (K, A, 9)
-        vx = (x[..., None] + OFF_X) % g
-        seen = self.sugar[w[..., None], vy, vx] / MAX_SUGAR
+        # the cells in view as flat indices into sugar: (K, A, 9)
+        wrap = self.wrap
+        cells = (w[..., None] * g + wrap[VISION + y[..., None] + OFF_Y]) * g + wrap[VISION + x[..., None] + OFF_X]
+        seen = np.take(self.sugar.reshape(-1), cells) * np.float32(1.0 / MAX_SUGAR)
         out = obs if rows is None else np.empty((len(rows),) + obs.shape[1:], dtype=np.float32)
-        out[..., :len(OFF_Y)] = np.where(alive[..., None], seen, 0.0)
-        out[..., -2] = self.stock[w[:, 0]] / STOCK_SCALE
+        out[..., :len(OFF_Y)] = seen
+        out[..., :len(OFF_Y)] *= alive[..., None]
+        out[..., -2] = self.stock[w[:, 0]] * np.float32(1.0 / STOCK_SCALE)
         out[..., -1] = alive
         if rows is not None:
             obs[rows] = out
