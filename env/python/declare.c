@@ -45,8 +45,15 @@ static int bd_py_start(void)
     static char why[512];
     if (failed)
         return bd_seterr(BD_EINVAL, "%s", why);
-    if (started || Py_IsInitialized())
+    if (started)
         return BD_OK;
+    if (Py_IsInitialized()) { /* this process is an interpreter already: NumPy's C API into this library */
+        PyGILState_STATE gs = PyGILState_Ensure();
+        int rc = bd_pyshard_numpy();
+        PyGILState_Release(gs);
+        started = rc == BD_OK;
+        return rc;
+    }
     PyConfig c;
     PyConfig_InitPythonConfig(&c);
     c.install_signal_handlers = 0; /* Ctrl-C stays bodhi's */
