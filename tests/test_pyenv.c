@@ -185,7 +185,7 @@ Test(pyenv, sugarscape_trains_and_replays, .timeout = 600 * BD_TEST_SLOW)
     char *dir = test_dir("sugar"), *text;
     /* the experiment, shortened, naming its module by the experiments/ folder */
     char *file = bd_strfmt("%s/sugarscape.yml", dir);
-    char *cmd = bd_strfmt("sed -e 's/steps: 2000000/steps: 60000/' -e 's/episodes: 64/episodes: 16/' "
+    char *cmd = bd_strfmt("sed -e 's/steps: 2000000/steps: 60000/' -e 's/episodes: 512/episodes: 16/' "
                           "-e 's#python:sugarscape:SugarScape#python:%s/experiments/sugarscape:SugarScape#' "
                           "%s/experiments/sugarscape.yml > %s",
                           BODHI_SOURCE_DIR, BODHI_SOURCE_DIR, file);

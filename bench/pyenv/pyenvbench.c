@@ -168,7 +168,7 @@ static cJSON *bench_one(const bench_env *be, int worlds, int steps, int rounds)
 
 int main(int argc, char **argv)
 {
-    const char *worlds_list = "16,256,4096", *out = NULL;
+    const char *worlds_list = "16,256,4096", *out = NULL, *note = NULL;
     long long steps = 2000, rounds = 5;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--worlds") && i + 1 < argc)
@@ -179,8 +179,10 @@ int main(int argc, char **argv)
             ;
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
+        else if (!strcmp(argv[i], "--note") && i + 1 < argc)
+            note = argv[++i];
         else {
-            fprintf(stderr, "usage: bodhi-pyenvbench [--worlds LIST] [--steps K] [--rounds R] [--out FILE]\n");
+            fprintf(stderr, "usage: bodhi-pyenvbench [--worlds LIST] [--steps K] [--rounds R] [--out FILE] [--note TEXT]\n");
             return 2;
         }
     }
@@ -232,8 +234,8 @@ int main(int argc, char **argv)
             fclose(ci);
         cJSON_AddStringToObject(m, "cpu", cpu);
         cJSON_AddNumberToObject(m, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
-        cJSON_AddStringToObject(m, "note", "shared with other engineers' builds and tests at the time (see the "
-                                "load average per round)");
+        cJSON_AddStringToObject(m, "note", note ? note : "shared with other engineers' builds and tests at the "
+                                "time (see the load average per round)");
         cJSON_AddStringToObject(doc, "python", Py_GetVersion());
         cJSON_AddItemToObject(doc, "results", res);
         res = doc;
