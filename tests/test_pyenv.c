@@ -1,7 +1,8 @@
 /* test_pyenv.c: envs written in Python (env/python/, docs/python.md) through the bodhi
  * binary: a python:module:Class env found beside its run file trains, replays with
  * --verify and gives the same trace for the same seed; bodhi check refuses a missing
- * module, a missing class, ill-formed spaces, a class without step and an unknown param,
+ * module, a missing class, ill-formed spaces, a class without step, a constructor that
+ * does not take a declared param and an unknown param,
  * each at the run file's line and column; a step that raises ends the run as a muscle
  * failure naming module:Class and the exception; the SugarScape-like experiment trains
  * briefly and passes replay --verify. Python envs come from tests/pyenv/lineworld.py and
@@ -151,6 +152,7 @@ Test(pyenv, check_refuses_what_cannot_be_loaded, .timeout = 120 * BD_TEST_SLOW)
     refused(dir, "python:lineworld:BadActuator", NULL,
             "python:lineworld:BadActuator: actuators[0]: expected (name, n) for Discrete(n) with n >= 2");
     refused(dir, "python:lineworld:NoStep", NULL, "python:lineworld:NoStep: the class has no method step");
+    refused(dir, "python:lineworld:NoParam", NULL, "python:lineworld:NoParam: its constructor takes no 'speed'");
     refused(dir, "python:lineworld", NULL, "expected python:MODULE:Class or python:FOLDER/MODULE:Class");
     refused(dir, "python:lineworld:Line", "sped: 3", "unknown key 'sped' in environment params; did you mean 'speed'?");
     /* a folder named in the env is the run file's, and no other: sub/ holds the module */

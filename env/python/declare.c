@@ -325,6 +325,39 @@ static int bd_py_int_attr(const bd_pyenv *py, const char *attr, long lo, long hi
     return BD_OK;
 }
 
+/* The constructor takes worlds and every declared param by name (or **kwargs): checked
+ * with inspect.signature; a class whose signature cannot be read passes. */
+static int bd_py_takes(const bd_pyenv *py)
+{
+    const bd_env_desc *d = &py->h.desc;
+    PyObject *inspect = PyImport_ImportModule("inspect");
+    PyObject *sig = inspect ? PyObject_CallMethod(inspect, "signature", "O", py->cls) : NULL;
+    PyObject *ps = sig ? PyObject_GetAttrString(sig, "parameters") : NULL;
+    PyObject *vals = ps ? PyMapping_Values(ps) : NULL;
+    int rc = BD_OK, kwargs = 0;
+    for (Py_ssize_t i = 0; vals && i < PyList_Size(vals); i++) { /* a **kwargs takes every name */
+        PyObject *kind = PyObject_GetAttrString(PyList_GetItem(vals, i), "kind");
+        PyObject *kn = kind ? PyObject_GetAttrString(kind, "name") : NULL;
+        const char *k = kn && PyUnicode_Check(kn) ? PyUnicode_AsUTF8(kn) : NULL;
+        kwargs |= k && strcmp(k, "VAR_KEYWORD") == 0;
+        Py_XDECREF(kn);
+        Py_XDECREF(kind);
+    }
+    for (int k = -1; ps && !kwargs && rc == BD_OK && k < d->nparams; k++) {
+        const char *name = k < 0 ? "worlds" : d->params[k].name;
+        if (PyMapping_HasKeyString(ps, name) != 1)
+            rc = bd_seterr(BD_EINVAL, "%s: its constructor takes no '%s' (it is called with worlds and every "
+                           "param by name: __init__(self, worlds%s%s)", py->label, name, d->nparams ? ", " : "",
+                           d->nparams ? d->params[0].name : "");
+    }
+    PyErr_Clear();
+    Py_XDECREF(vals);
+    Py_XDECREF(ps);
+    Py_XDECREF(sig);
+    Py_XDECREF(inspect);
+    return rc;
+}
+
 /* The class's declarations into py's desc (see the top of this file). */
 static int bd_py_declare(bd_pyenv *py)
 {
@@ -353,6 +386,8 @@ static int bd_py_declare(bd_pyenv *py)
     PyErr_Clear();
     rc = bd_py_params(py, params);
     Py_XDECREF(params);
+    if (rc == BD_OK)
+        rc = bd_py_takes(py);
     if (rc != BD_OK)
         return rc;
     PyObject *groups = PyObject_GetAttrString(py->cls, "groups");

@@ -63,3 +63,10 @@ class NoStep:
 
     def reset(self, rows, seeds, obs):
         pass
+
+
+class NoParam(Line):
+    """Declares speed but its constructor does not take it."""
+
+    def __init__(self, worlds):
+        self.speed = np.float32(0.1)
