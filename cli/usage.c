@@ -44,7 +44,8 @@ static const struct {
      "Checks FILE, with the options bodhi run would be given, without running or writing\n"
      "anything: lists every problem as FILE:LINE:COL: message (exit 2), or describes each\n"
      "phase: env, worlds, device, agents, their ids and what they load (exit 0).\n"
-     "A run file may name an environment plugin (path/lib.so:symbol): check, run and\n"
+     "A run file may name an environment plugin (path/lib.so:symbol) or a Python env\n"
+     "(python:module:Class, the module beside FILE or on PYTHONPATH): check, run and\n"
      "replay --verify load it, which runs its code.\n",
      0, BD_CMD(bd_cmd_check)},
     {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
@@ -105,8 +106,8 @@ static const struct {
      "(--connect: the conductor's --listen address; --credential: the run's RUN_DIR/remote.key\n"
      "or --credential file; --wait: seconds to keep trying). Every connection is mutual TLS: a\n"
      "conductor that refuses the credential, or is not its run's, ends the muscle with exit 2.\n"
-     "It loads no environment plugin the run file names (exit 2) unless --allow-plugins is\n"
-     "given and the plugin's file is on this machine.\n",
+     "It loads no environment plugin or Python env the run file names (exit 2) unless\n"
+     "--allow-plugins is given and the plugin's file (the Python module) is on this machine.\n",
      1, BD_CMD(bd_cmd_muscle)},
 };
 

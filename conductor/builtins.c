@@ -3,6 +3,9 @@
 #include "conductor/builtins.h"
 
 #include "brain/brain.h"
+#ifdef BODHI_HAVE_PYENV
+#include "env/python/pyenv.h"
+#endif
 #include "memory/memory.h"
 #include "muscle/muscle.h"
 #include "torch/bd_torch.h"
@@ -57,7 +60,11 @@ const bd_registry *bd_registry_builtin(void)
         reg.nmuscles = bd_muscle_nkinds;
         reg.objectives = bd_objectives;
         reg.learner_cuda = bdt_cuda_available;
+#ifdef BODHI_HAVE_PYENV
+        reg.env_load = bd_pyenv_load; /* built-ins, plugins and python:module:Class */
+#else
         reg.env_load = bd_env_load;
+#endif
         reg.compression_ok = bd_compression_ok;
     }
     return &reg;

@@ -190,24 +190,47 @@ static int bd_resolve_load_run(bd_agent_cfg *a)
     return rc;
 }
 
+/* A Python env's "python:[FOLDER/]MODULE:Class" (env/python/pyenv.h) with its folder made
+ * absolute: the run file's own folder, or FOLDER from there; NULL when it is absolute
+ * already, the name is not one, or the folder does not resolve (the plan says why). */
+static char *bd_absolute_python(const char *name, const char *runfile)
+{
+    const char *rest = name + 7, *colon = strrchr(rest, ':');
+    if (strncmp(name, "python:", 7) != 0 || !colon || rest[0] == '/')
+        return NULL;
+    const char *slash = memrchr(rest, '/', (size_t)(colon - rest));
+    char *rf = realpath(runfile, NULL), *dir = rf ? strrchr(rf, '/') : NULL;
+    if (dir)
+        *dir = '\0';
+    char *sub = dir ? bd_strfmt("%s/%.*s", rf, slash ? (int)(slash - rest) : 0, rest) : NULL;
+    char *abs = sub ? realpath(sub, NULL) : NULL;
+    char *full = abs ? bd_strfmt("python:%s/%s", abs, slash ? slash + 1 : rest) : NULL;
+    free(abs);
+    free(sub);
+    free(rf);
+    return full;
+}
+
 /* An env plugin's "path/lib.so:symbol" with its path made absolute in the run file's tree
- * (run.yml then names the file loaded, wherever replay or a remote muscle starts); a path
- * that does not resolve is left as written (the plan says why it cannot be loaded). */
-static int bd_absolute_plugins(bd_runfile *rf)
+ * (run.yml then names the file loaded, wherever replay or a remote muscle starts), and a
+ * Python env's folder (bd_absolute_python); a path that does not resolve is left as
+ * written (the plan says why it cannot be loaded). */
+static int bd_absolute_plugins(bd_runfile *rf, const char *runfile)
 {
     for (int i = 0; i < rf->nphases; i++)
         for (int k = 0; k < rf->phases[i].nenvs; k++) {
             bd_env_cfg *ec = &rf->phases[i].envs[k];
             const char *name = ec->env.name, *colon = name ? strrchr(name, ':') : NULL;
-            if (!colon || name[0] == '/' || !ec->env.node)
+            int python = name && strncmp(name, "python:", 7) == 0;
+            if (!colon || name[0] == '/' || !ec->env.node || (python && name[7] == '/'))
                 continue;
-            char *path = bd_strfmt("%.*s", (int)(colon - name), name);
+            char *path = python ? NULL : bd_strfmt("%.*s", (int)(colon - name), name);
             char *abs = path ? realpath(path, NULL) : NULL;
-            char *full = abs ? bd_strfmt("%s%s", abs, colon) : NULL;
+            char *full = python ? bd_absolute_python(name, runfile) : abs ? bd_strfmt("%s%s", abs, colon) : NULL;
             int rc = full && bd_node_set_scalar((bd_node *)ec->env.node, "name", full, 1) == BD_OK ? BD_OK : BD_ENOMEM;
             if (rc == BD_OK)
                 ec->env.name = bd_node_get(ec->env.node, "name")->text;
-            int lost = rc != BD_OK && abs; /* out of memory, not a path that does not resolve */
+            int lost = rc != BD_OK && (abs || full); /* out of memory, not a path that does not resolve */
             free(full);
             free(abs);
             free(path);
@@ -273,7 +296,7 @@ int bd_config_check(const bd_check_opts *o, const bd_registry *reg, bd_diags *d,
     free(text);
     if (!rf)
         return d->rc;
-    if ((rc = bd_absolute_plugins(rf)) != BD_OK) {
+    if ((rc = bd_absolute_plugins(rf, o->path)) != BD_OK) {
         bd_runfile_destroy(rf);
         return bd_diag(d, rc);
     }

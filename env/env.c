@@ -11,6 +11,7 @@
 #include "env/actions.h"
 #include "common/devmem.h"
 #include "env/env_impl.h"
+#include "env/hosted.h"
 #include "env/pool.h"
 
 #ifdef BODHI_HAVE_CUDA
@@ -29,6 +30,7 @@ struct bd_env {
     bd_pool *pool;      /* CPU loops */
     bd_action_space space;
     uint64_t counter;   /* random actions: the counter of the current call */
+    void *hosted;       /* a hosted env's state (env/hosted.h), or NULL */
 };
 
 #define BD_ENV_ENTRY(name, gym) &bd_env_##name,
@@ -222,7 +224,11 @@ int bd_env_create(const bd_env_desc *desc, int n, uint32_t world0, uint64_t seed
     if (device == BD_DEVICE_CPU) {
         e->block = e->host_block;
         *b = e->host;
-        desc->reset_cpu(b, 0, n);
+        const bd_env_hosted *h = bd_env_hosted_of(desc);
+        if (h && (rc = h->open(h, b, &e->hosted)) == BD_OK)
+            rc = h->reset(e->hosted, b);
+        else if (!h)
+            desc->reset_cpu(b, 0, n);
     } else {
         rc = bd_dev_alloc(device, bytes, &e->block);
         if (rc == BD_OK) {
@@ -247,6 +253,9 @@ int bd_env_reset(bd_env *e, uint64_t seed)
     e->host.seed = b->seed = seed;
     e->host.step = b->step = 0;
     if (e->device == BD_DEVICE_CPU) {
+        const bd_env_hosted *h = bd_env_hosted_of(e->desc);
+        if (h)
+            return h->reset(e->hosted, b);
         e->desc->reset_cpu(b, 0, b->n);
         return BD_OK;
     }
@@ -264,6 +273,9 @@ void bd_env_destroy(bd_env *e)
         return;
     if (e->device == BD_DEVICE_CUDA)
         bd_dev_free(e->device, e->block);
+    const bd_env_hosted *h = bd_env_hosted_of(e->desc);
+    if (h && e->hosted)
+        h->close(e->hosted);
     bd_pool_destroy(e->pool);
     free(e->host_block);
     free(e);
@@ -427,7 +439,10 @@ int bd_env_upload_actions(bd_env *e, const float *actions)
 int bd_env_step(bd_env *e)
 {
     int rc = BD_OK;
-    if (e->device == BD_DEVICE_CPU && e->pool)
+    const bd_env_hosted *h = bd_env_hosted_of(e->desc);
+    if (h) /* its host steps the whole shard, on this thread */
+        rc = h->step(e->hosted, &e->b);
+    else if (e->device == BD_DEVICE_CPU && e->pool)
         bd_pool_run(e->pool, bd_env_step_range, e, e->b.n);
     else if (e->device == BD_DEVICE_CPU)
         e->desc->step_cpu(&e->b, 0, e->b.n);

@@ -59,7 +59,8 @@ static const bd_registry *bd_remote_base;
 static int bd_remote_plugins_ok, bd_remote_refused;
 
 /* env_load for a remote muscle: built-ins always; a plugin only with --allow-plugins and
- * when its file is a regular file on this host. */
+ * when its file is a regular file on this host; a Python env (python:...) only with
+ * --allow-plugins, its module imported from this host's folder of that name. */
 static int bd_remote_env_load(const char *name, const bd_env_desc **out)
 {
     *out = bd_env_find(name);
@@ -74,6 +75,8 @@ static int bd_remote_env_load(const char *name, const bd_env_desc **out)
                                     "code: this muscle loads none (start it with --allow-plugins to load plugins "
                                     "that are on this host)", name);
     }
+    if (strncmp(name, "python:", 7) == 0) /* a Python env (env/python/pyenv.h): imported from here */
+        return bd_remote_base->env_load(name, out);
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%.*s", (int)(colon - name), name);
