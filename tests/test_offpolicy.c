@@ -429,10 +429,11 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
     char *cmd = bd_strfmt("/usr/bin/python3 -c \"import h5py,sys\n"
                           "a=h5py.File('%s-0/run.h5','r'); b=h5py.File('%s-1/run.h5','r'); n=0\n"
                           "for p in ['train','test']:\n"
-                          "  for d in ['sensors','actuators','rewards','terminated','truncated']:\n"
+                          "  for d in ['sensors','actuators','rewards','terminated','truncated','weights_version']:\n"
                           "    x=a[p+'/balancer/'+d][()]; y=b[p+'/balancer/'+d][()]\n"
                           "    assert x.shape==y.shape and x.tobytes()==y.tobytes(), (p,d); n+=x.size\n"
                           "assert a['train/balancer/sensors'].shape[0]>=2048//8, a['train/balancer/sensors'].shape\n"
+                          "v=a['train/balancer/weights_version'][()]; assert v.max()>0 and (v[1:]>=v[:-1]).all(), v.max()\n"
                           "sys.exit(0 if n else 1)\"",
                           base, base);
     int st = system(cmd);
