@@ -415,6 +415,7 @@ int bd_replay_output_ok(const char *target, const char *opt, const char *out_pat
 /* What --verify found over the traces of a run so far. */
 typedef struct {
     int64_t bad;    /* episodes (and worlds) found wrong */
+    int64_t vbad;   /* worlds whose weights version goes back */
     int checked;    /* traces and envs checked */
     int unmade;     /* phases whose envs could not be made here */
 } replay_tally;
@@ -464,7 +465,7 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
     if (rc == BD_OK && present && vbad == 0)
         fprintf(out, "verify %s: weights versions ok (0 to %llu, never going back in a world)\n", name,
                 (unsigned long long)vmax);
-    t->bad += vbad;
+    t->vbad += vbad;
     return rc;
 }
 
@@ -570,7 +571,7 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         nothing = 1;
     }
     if (o->mismatches)
-        *o->mismatches = t->bad + (verify && finished ? nmissing : 0) + nothing;
+        *o->mismatches = t->bad + t->vbad + (verify && finished ? nmissing : 0) + nothing;
     if (!finished)
         nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
     if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
@@ -579,6 +580,8 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",
                        file, (long long)t->bad);
+    else if (!rc && t->vbad > 0)
+        rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose weights version goes back", file, (long long)t->vbad);
     return rc;
 }
 
