@@ -465,6 +465,8 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
     if (rc == BD_OK && present && vbad == 0)
         fprintf(out, "verify %s: weights versions ok (0 to %llu, never going back in a world)\n", name,
                 (unsigned long long)vmax);
+    else if (rc == BD_OK && !present && info->recorded_worlds >= 1)
+        fprintf(out, "verify %s: weights versions not recorded (a trace written before weights_version)\n", name);
     t->vbad += vbad;
     return rc;
 }
