@@ -176,8 +176,9 @@ static int bd_brain_alloc_batch(bd_brain *b)
     b->valid = malloc((size_t)b->N);
     b->fobs = malloc(sizeof(float) * tn * (size_t)b->S);
     b->efin = malloc(sizeof(float) * tn * (size_t)b->S);
+    b->wver = malloc(sizeof(uint64_t) * tn);
     if (!b->obs || !b->act || !b->logp || !b->val || !b->rew || !b->fval || !b->lastv || !b->term
-        || !b->trunc || !b->valid || !b->fobs || !b->efin)
+        || !b->trunc || !b->valid || !b->fobs || !b->efin || !b->wver)
         return bd_seterr(BD_ENOMEM, "brain: out of memory for a batch of %d x %d", b->T, b->N);
     return BD_OK;
 }
@@ -329,7 +330,8 @@ static int bd_brain_round(bd_brain *b, int *stop)
     if (have) {
         if (cols < b->N)
             bd_brain_blank(b);
-        rc = b->ap->cfg->record_steps ? bd_trace_writer_append(b->mem, b->T, b->obs, b->act, b->rew, b->term, b->trunc)
+        rc = b->ap->cfg->record_steps ? bd_trace_writer_append_versions(b->mem, b->T, b->obs, b->act, b->rew, b->term,
+                                                                        b->trunc, b->wver)
                                       : BD_OK;
         if (rc == BD_OK)
             rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, cols < b->N ? b->valid : NULL);
@@ -368,7 +370,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
     cJSON_Delete(set);
     if (have && b->train && !*stop) {
         bd_batch batch = {b->T, b->N, b->S, b->U, b->obs, b->act, b->logp, b->val, b->rew, b->fval,
-                          b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL, b->fobs};
+                          b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL, b->fobs, b->wver};
         cJSON_Delete(b->learned);
         b->learned = cJSON_CreateObject();
         rc = b->lops->collect(b->learner, &batch);
@@ -601,7 +603,7 @@ static void bd_brain_teardown(bd_brain *b)
     free(b->lost);
     free(b->lost_pid);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
-    free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin);
+    free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin); free(b->wver);
     free(b->mem_path);
     free(b->sockdir);
     cJSON_Delete(b->learned);

@@ -41,6 +41,7 @@ typedef struct {
     float *obs, *act, *logp, *val, *rew, *fval, *lastv;
     uint8_t *term, *trunc, *valid;
     float *fobs;              /* (T, N, S) final observations, where an episode ended */
+    uint64_t *wver;           /* (T, N) the weights version each action came from (the rollout's) */
     float *efin;              /* (<= T N, S) those of the round's finished episodes, in order */
     /* recording: every K-th env step of the first Nr worlds (record in the run file),
      * which the trace writer keeps of the batches it is given */

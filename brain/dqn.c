@@ -64,20 +64,20 @@ static int bd_dqn_params_read(const bd_node *p, long long columns, bd_dqn_params
 #define GETD(key, def, lo, hi, dst) BD_GETD_IN(key, def, lo, hi, 0, dst)
 #define GETI BD_GETI
 #define GETB BD_GETB
-    GETD("learning_rate", 2.3e-3, 1e-12, 10, o->learning_rate);
+    GETD("learning_rate", 5e-4, 1e-12, 10, o->learning_rate);
     GETD("gamma", 0.99, 0, 1, o->gamma);
     GETI("buffer_size", 100000, 1, (long long)1 << 40, o->buffer_size);
     GETI("learning_starts", 1000, 0, (long long)1 << 50, o->learning_starts);
-    GETI("batch_size", 64, 1, 1 << 20, o->batch_size);
-    GETD("utd_ratio", 0.5, 0, 1e3, o->utd_ratio);
-    GETI("target_update_interval", 128, 1, 1 << 30, o->target_update_interval);
-    GETD("tau", 1.0, 1e-9, 1, o->tau);
+    GETI("batch_size", 128, 1, 1 << 20, o->batch_size);
+    GETD("utd_ratio", 0.25, 0, 1e3, o->utd_ratio);
+    GETI("target_update_interval", 1, 1, 1 << 30, o->target_update_interval);
+    GETD("tau", 0.01, 1e-9, 1, o->tau);
     GETD("max_grad_norm", 10.0, 0, 1e9, o->max_grad_norm);
     GETB("double_q", 1, o->double_q);
     GETD("exploration_initial_eps", 1.0, 0, 1, o->eps_initial);
-    GETD("exploration_final_eps", 0.04, 0, 1, o->eps_final);
-    GETI("exploration_steps", 10000, 0, (long long)1 << 50, o->exploration_steps);
-    GETI("hidden", 64, 1, 1 << 16, o->hidden);
+    GETD("exploration_final_eps", 0.01, 0, 1, o->eps_final);
+    GETI("exploration_steps", 8000, 0, (long long)1 << 50, o->exploration_steps);
+    GETI("hidden", 256, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
     o->rollout_steps = (int)bd_dqn_auto_rollout(columns);
     GETI("rollout_steps", o->rollout_steps, 1, 1 << 20, o->rollout_steps);

@@ -1,5 +1,6 @@
 /* dqn.h: the dqn brain kind (double DQN over a replay buffer, discrete actions): its
- * hyper-parameters (run-file `brain.params`, SB3 RL Zoo's CartPole values by default),
+ * hyper-parameters (run-file `brain.params`; defaults measured on CartPole at 16 and 256
+ * worlds, bench/results/train-dqn-*.json),
  * the exploration schedule it sends its muscles, and its learner (brain/dqn_learner.c,
  * behind brain/learner.h's ops table). The gradient steps are the torch shim's
  * (bdt_dqn_update); the transitions brain/replay.h's. */

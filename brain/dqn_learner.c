@@ -3,9 +3,8 @@
  * (brain/replay.h), and the exploration rate it sends the muscles with the weights.
  *
  * A round: the batch's transitions go into the buffer, each marked with the weights
- * version the muscles acted with in that round (the version sent after the last update:
- * every muscle waits for the brain's answer before its next round, so one round is one
- * version); then the round earns utd_ratio gradient steps per transition (none before
+ * version its muscle acted with (its rollout says; the trace's weights_version); then
+ * the round earns utd_ratio gradient steps per transition (none before
  * learning_starts), each on batch_size transitions drawn uniformly by Philox from (the
  * agent's seed, the count of batches drawn). */
 #include "brain/dqn.h"

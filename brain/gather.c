@@ -70,6 +70,10 @@ int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
         return bd_seterr(BD_EPROTO, "rollout from muscle %d has dims T=%u N=%u S=%u U=%u world0=%u "
                                     "that disagree with its HELLO / the agent",
                          k, r.T, r.N, r.S, r.U, r.world0);
+    const uint64_t now = b->learner ? b->lops->version(b->learner) : 0;
+    if (r.version > now) /* weights this brain never sent */
+        return bd_seterr(BD_EINVAL, "muscle %d: a rollout of weights version %llu; the newest is %llu", k,
+                         (unsigned long long)r.version, (unsigned long long)now);
     if (bd_rollout_check(p, (size_t)req->h.payload_len, &r, b->ap->continuous ? 0 : (uint32_t)b->ap->n_actions)
         != BD_OK) {
         char why[256];
@@ -89,6 +93,8 @@ int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
         memcpy(b->fval + dst, p + off[BD_RO_FINAL_VALUES] + 4 * src, 4 * n);
         memcpy(b->term + dst, p + off[BD_RO_TERMINATED] + src, n);
         memcpy(b->trunc + dst, p + off[BD_RO_TRUNCATED] + src, n);
+        for (size_t i = 0; i < n; i++)
+            b->wver[dst + i] = r.version;
     }
     memcpy(b->lastv + w0, p + off[BD_RO_LAST_VALUES], 4 * n);
     /* the ended episodes' final observations, in (t, world) order */
@@ -139,6 +145,7 @@ void bd_brain_blank(bd_brain *b)
                 b->act[c * (size_t)b->U + (size_t)u] = NAN;
             b->logp[c] = b->val[c] = b->rew[c] = b->fval[c] = NAN;
             b->term[c] = b->trunc[c] = 0;
+            b->wver[c] = 0;
         }
         b->lastv[i] = NAN;
     }

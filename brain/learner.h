@@ -21,13 +21,15 @@
  * nothing this round have valid[i] = 0 (valid NULL: all have data). fobs (T, N, S): the
  * final observation of every step whose episode ended (terminated or truncated; other rows
  * mean nothing), which off-policy learners take as that step's next observation (it may be
- * NULL for learners that do not read it). */
+ * NULL for learners that do not read it). wver: the version (updates so far) of the
+ * weights each muscle acted with, as its rollout says (the trace's weights_version). */
 typedef struct {
     int T, N, S, U;
     const float *obs, *act, *logp, *val, *rew, *fval, *lastv; /* (T,N,S) (T,N,U) (T,N)... lastv (N) */
     const uint8_t *term, *trunc;                              /* (T, N) */
     const uint8_t *valid;                                     /* (N) or NULL */
     const float *fobs;                                        /* (T, N, S), see above */
+    const uint64_t *wver; /* (T, N) the weights version that chose each action (NULL: not known) */
 } bd_batch;
 
 /* Called by a learner between the backward pass and the optimiser step of every gradient

@@ -259,7 +259,7 @@ static int bd_ppo_view(bd_ppo_state *l, const bd_batch *b, bd_batch *v)
         bd_compact(b->term, l->c_term, b->T, b->N, 1, 1, cols, n);
         bd_compact(b->trunc, l->c_trunc, b->T, b->N, 1, 1, cols, n);
         *v = (bd_batch){b->T, n, b->S, b->U, l->c_obs, l->c_act, l->c_logp, l->c_val, l->c_rew,
-                        l->c_fval, l->c_lastv, l->c_term, l->c_trunc, NULL, NULL};
+                        l->c_fval, l->c_lastv, l->c_term, l->c_trunc, NULL, NULL, NULL};
     }
     free(cols);
     return BD_OK;

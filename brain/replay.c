@@ -104,17 +104,18 @@ long long bd_replay_collect(bd_replay *r, const bd_batch *b, uint64_t version)
         for (size_t t = 0; t < (size_t)b->T; t++) {
             const size_t c = t * N + i;
             const float *o = b->obs + c * S, *a = b->act + c * U;
+            const uint64_t v = b->wver ? b->wver[c] : version;
             if (b->term[c] || b->trunc[c]) {
-                bd_replay_add(r, o, a, b->rew[c], b->fobs + c * S, b->term[c], version);
+                bd_replay_add(r, o, a, b->rew[c], b->fobs + c * S, b->term[c], v);
                 added++;
             } else if (t + 1 < (size_t)b->T) {
-                bd_replay_add(r, o, a, b->rew[c], b->obs + (c + N) * S, 0, version);
+                bd_replay_add(r, o, a, b->rew[c], b->obs + (c + N) * S, 0, v);
                 added++;
             } else {
                 memcpy(r->p_obs + i * S, o, sizeof(float) * S);
                 memcpy(r->p_act + i * U, a, sizeof(float) * U);
                 r->p_rew[i] = b->rew[c];
-                r->p_version[i] = version;
+                r->p_version[i] = v;
                 r->pending[i] = 1;
             }
         }

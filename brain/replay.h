@@ -65,8 +65,9 @@ static inline int64_t bd_replay_pick(uint64_t draw, uint64_t m)
 void bd_replay_add(bd_replay *r, const float *obs, const float *act, float rew, const float *next_obs, int term,
                    uint64_t version);
 
-/* A round's batch b (its valid columns) into the buffer, every action of it chosen by
- * weights `version`; completes the transitions waiting from the last round first.
+/* A round's batch b (its valid columns) into the buffer, each action marked with the
+ * weights version b->wver gives (NULL: `version`, for all); completes the transitions
+ * waiting from the last round first.
  * Returns the transitions added. */
 long long bd_replay_collect(bd_replay *r, const bd_batch *b, uint64_t version);
 

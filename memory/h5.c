@@ -15,7 +15,8 @@
 
 #include "common/util.h"
 
-const char *const bd_step_names[BD_STEP_COUNT] = {"sensors", "actuators", "rewards", "terminated", "truncated"};
+const char *const bd_step_names[BD_STEP_COUNT] = {"sensors",   "actuators", "rewards",
+                                                      "terminated", "truncated", "weights_version"};
 
 static pthread_mutex_t g_h5_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_h5_once = PTHREAD_ONCE_INIT;

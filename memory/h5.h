@@ -35,9 +35,11 @@ hid_t bd_h5_fapl(int latest);
 hid_t bd_h5_gcpl(void);
 hid_t bd_h5_fcpl(void);
 /* The step datasets of a trace (memory.h, docs/trace-format.md), in the order of
- * bd_trace_writer_append's buffers: (T, N, S) and (T, N, U) float32, (T, N) float32, then
- * two (T, N) uint8. The one list the writer and the readers use. */
-enum { BD_STEP_SENSORS, BD_STEP_ACTUATORS, BD_STEP_REWARDS, BD_STEP_TERMINATED, BD_STEP_TRUNCATED, BD_STEP_COUNT };
+ * bd_trace_writer_append_versions's buffers: (T, N, S) and (T, N, U) float32, (T, N)
+ * float32, two (T, N) uint8, then (T, N) uint64 (the weights version; traces written
+ * before it have none). The one list the writer and the readers use. */
+enum { BD_STEP_SENSORS, BD_STEP_ACTUATORS, BD_STEP_REWARDS, BD_STEP_TERMINATED, BD_STEP_TRUNCATED, BD_STEP_VERSION,
+       BD_STEP_COUNT };
 extern const char *const bd_step_names[BD_STEP_COUNT];
 
 /* The episodes record in memory (bd_episode) or in the file (packed little-endian). */

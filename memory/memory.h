@@ -6,6 +6,8 @@
  *                   /rewards     (T, N)    float32
  *                   /terminated  (T, N)    uint8
  *                   /truncated   (T, N)    uint8
+ *                   /weights_version (T, N) uint64: the version (updates so far) of the
+ *                                 weights that chose the action (0 without a network)
  *                   /episodes    (E,) compound {world i32, start_step i64, length i32,
  *                                               return f32, terminated u8, truncated u8}
  *                   /final_sensors (E, S) float32: what the world saw as episode e ended
@@ -99,6 +101,11 @@ int bd_trace_writer_create(const bd_trace_spec *spec, bd_trace_writer **out);
 int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
                            const float *actuators, const float *rewards,
                            const uint8_t *terminated, const uint8_t *truncated);
+/* The same with the weights version of each (step, column), (T,W) (NULL: all 0);
+ * bd_trace_writer_append is this with NULL. */
+int bd_trace_writer_append_versions(bd_trace_writer *w, int T, const float *sensors, const float *actuators,
+                                    const float *rewards, const uint8_t *terminated, const uint8_t *truncated,
+                                    const uint64_t *versions);
 
 /* Queues finished episodes for the episodes table, with their final observations
  * (count x S floats; NULL: NaN), copied. */
@@ -147,7 +154,8 @@ int bd_trace_recover_run(const char *master, bd_trace_recovered_fn fn, void *ctx
 int bd_trace_read_episodes(const char *path, const char *phase, const char *agent,
                            bd_episode **out, int64_t *count);
 
-/* Reads a whole (T, N) float32 or uint8 dataset ("rewards", "terminated", ...) into a
+/* Reads a whole (T, N) float32, uint8 or uint64 dataset ("rewards", "terminated",
+ * "weights_version", ...) into a
  * heap buffer (caller frees) with its shape. For (T,N,K) datasets dims[2] is K (1 for
  * (T,N)). Missing file, group or dataset: BD_ENOTFOUND. */
 int bd_trace_read_dataset(const char *path, const char *phase, const char *agent,
@@ -158,7 +166,7 @@ int bd_trace_read_dataset(const char *path, const char *phase, const char *agent
 int bd_trace_dataset_shape(const char *path, const char *phase, const char *agent,
                            const char *name, int64_t dims[3], int *rank, int *float32);
 
-/* Reads rows [row0, row0 + nrows) of a (T, N) or (T, N, K) float32 or uint8 dataset into
+/* Reads rows [row0, row0 + nrows) of a (T, N) or (T, N, K) float32, uint8 or uint64 dataset into
  * the caller's buf (nrows * N * K elements of the dataset's type), where N and K (0: a
  * (T, N) dataset) are the row shape the caller sized buf for: a dataset of another shape
  * is an error naming it, never a write past buf. For streaming readers (replay --verify)

@@ -270,8 +270,10 @@ static int dataset_info(hid_t ds, const char *where, const char *phase, const ch
             *mtype = H5T_NATIVE_FLOAT;
         else if (cls == H5T_INTEGER && size == 1)
             *mtype = H5T_NATIVE_UINT8;
+        else if (cls == H5T_INTEGER && size == 8 && H5Tget_sign(t) == H5T_SGN_NONE)
+            *mtype = H5T_NATIVE_UINT64;
         else
-            rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s is neither float32 nor uint8", where,
+            rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s is neither float32, uint8 nor uint64", where,
                            phase, agent, name);
     }
     for (int i = 0; i < 3; i++)
@@ -325,7 +327,7 @@ int bd_trace_read_dataset(const char *path, const char *phase, const char *agent
         if (__builtin_mul_overflow(n, (size_t)dims[i], &n))
             rc = bd_seterr(BD_ENOMEM, "'%s': /%s/%s/%s is too large", c.where, phase, agent,
                            name);
-    if (!rc && __builtin_mul_overflow(n, (size_t)(mt == H5T_NATIVE_FLOAT ? 4 : 1), &bytes))
+    if (!rc && __builtin_mul_overflow(n, (size_t)(mt == H5T_NATIVE_FLOAT ? 4 : mt == H5T_NATIVE_UINT64 ? 8 : 1), &bytes))
         rc = bd_seterr(BD_ENOMEM, "'%s': /%s/%s/%s is too large", c.where, phase, agent, name);
     if (!rc) {
         if (!(buf = malloc(bytes ? bytes : 1)))

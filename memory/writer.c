@@ -214,9 +214,9 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
         rc = bd_h5_fail("'%s': cannot create group %s", w->path, obj);
         goto done;
     }
-    const hid_t ftypes[BD_STEP_COUNT] = {H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_STD_U8LE,
-                                    H5T_STD_U8LE};
-    const size_t esizes[BD_STEP_COUNT] = {4, 4, 4, 1, 1};
+    const hid_t ftypes[BD_STEP_COUNT] = {H5T_IEEE_F32LE, H5T_IEEE_F32LE, H5T_IEEE_F32LE,
+                                         H5T_STD_U8LE,   H5T_STD_U8LE,   H5T_STD_U64LE};
+    const size_t esizes[BD_STEP_COUNT] = {4, 4, 4, 1, 1, 8};
     for (int d = 0; d < BD_STEP_COUNT; d++) {
         if ((w->ds[d] = make_dataset(w, g, d, ftypes[d], esizes[d])) < 0) {
             rc = BD_EHDF5;
@@ -311,7 +311,7 @@ static int write_block(bd_trace_writer *w, int d, int64_t row0, int64_t T, const
     hsize_t dims[3] = {(hsize_t)(row0 + T), (hsize_t)w->n, k};
     hsize_t start[3] = {(hsize_t)row0, 0, 0};
     hsize_t count[3] = {(hsize_t)T, (hsize_t)w->n, k};
-    hid_t mtype = d <= BD_STEP_REWARDS ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+    hid_t mtype = d <= BD_STEP_REWARDS ? H5T_NATIVE_FLOAT : d == BD_STEP_VERSION ? H5T_NATIVE_UINT64 : H5T_NATIVE_UINT8;
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     int rc = BD_OK;
     if (H5Dset_extent(w->ds[d], dims) < 0 || (fs = H5Dget_space(w->ds[d])) < 0 ||
@@ -591,6 +591,13 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
                            const float *actuators, const float *rewards,
                            const uint8_t *terminated, const uint8_t *truncated)
 {
+    return bd_trace_writer_append_versions(w, T, sensors, actuators, rewards, terminated, truncated, NULL);
+}
+
+int bd_trace_writer_append_versions(bd_trace_writer *w, int T, const float *sensors, const float *actuators,
+                                    const float *rewards, const uint8_t *terminated, const uint8_t *truncated,
+                                    const uint64_t *versions)
+{
     if (!w)
         return bd_seterr(BD_EINVAL, "bd_trace_writer_append: writer is NULL");
     if (T < 0)
@@ -599,10 +606,11 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
         return bd_seterr(BD_EINVAL, "'%s': append with a NULL buffer", w->path);
 
     /* bytes per dataset of the rows kept: sensors (R,N,S) f32, actuators (R,N,U) f32,
-     * rewards (R,N) f32, terminated and truncated (R,N) u8 */
+     * rewards (R,N) f32, terminated and truncated (R,N) u8, versions (R,N) u64 */
     int64_t first;
     const int64_t R = kept_rows(w, T, &first);
-    const size_t width[BD_STEP_COUNT] = {(size_t)w->s, (size_t)w->u, 1, 1, 1}, esize[BD_STEP_COUNT] = {4, 4, 4, 1, 1};
+    const size_t width[BD_STEP_COUNT] = {(size_t)w->s, (size_t)w->u, 1, 1, 1, 1};
+    const size_t esize[BD_STEP_COUNT] = {4, 4, 4, 1, 1, 8};
     size_t cells, sz[BD_STEP_COUNT], total = 0;
     if (__builtin_mul_overflow((size_t)R, (size_t)w->n, &cells))
         return bd_seterr(BD_EINVAL, "'%s': append of %d rows is too large", w->path, T);
@@ -624,11 +632,19 @@ int bd_trace_writer_append(bd_trace_writer *w, int T, const float *sensors,
     item *it = malloc(sizeof *it + total);
     if (!it)
         return bd_seterr(BD_ENOMEM, "'%s': out of memory queueing %d rows", w->path, T);
-    const void *src[BD_STEP_COUNT] = {sensors, actuators, rewards, terminated, truncated};
-    unsigned char *p = (unsigned char *)(it + 1);  /* floats first: 4-byte aligned */
-    for (int d = 0; d < BD_STEP_COUNT; d++) {
+    const void *src[BD_STEP_COUNT] = {sensors, actuators, rewards, terminated, truncated, versions};
+    unsigned char *p = (unsigned char *)(it + 1); /* the versions first (8-byte aligned), then the floats */
+    static const int order[BD_STEP_COUNT] = {BD_STEP_VERSION,    BD_STEP_SENSORS,    BD_STEP_ACTUATORS,
+                                             BD_STEP_REWARDS,    BD_STEP_TERMINATED, BD_STEP_TRUNCATED};
+    for (int j = 0; j < BD_STEP_COUNT; j++) {
+        const int d = order[j];
         const size_t cell = width[d] * esize[d], in_row = (size_t)w->width * cell, out_row = (size_t)w->n * cell;
         it->data[d] = p;
+        if (!src[d]) { /* no versions given: 0 (an agent without weights, or a caller that does not say) */
+            memset(p, 0, sz[d]);
+            p += sz[d];
+            continue;
+        }
         if (w->every == 1 && w->n == w->width) { /* every row whole: one copy */
             memcpy(p, src[d], sz[d]);
             p += sz[d];

@@ -129,6 +129,7 @@ typedef struct {
     nng_ctx ctx;
     bd_call *call;
     uint32_t seq;       /* the next request's sequence number */
+    uint64_t wversion;  /* the version of the weights it acts with (its rollouts say it) */
     bd_actor actor;
     int S, U;
     /* rollout (T, n, ...) on the env's device */
@@ -253,6 +254,8 @@ static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
                              || w.act_dim != a->shape.act_dim))
         rc = bd_seterr(BD_EPROTO, "brain of agent '%s' changed the network's shape or the rollout length",
                        a->ap->cfg->name);
+    if (rc == BD_OK)
+        a->wversion = w.version;
     if (rc == BD_OK && (w.flags & BD_WEIGHTS_STOP))
         a->stopped = 1;
     else if (rc == BD_OK && bd_actor_has_net(&a->actor)) {
@@ -552,7 +555,7 @@ static int bd_send_rollout(bd_muscle *m, bd_magent *a)
         trunc = a->hflags + tn;
     }
     bd_rollout_hdr h = {(uint32_t)m->o->id, (uint32_t)m->T, (uint32_t)a->n, (uint32_t)a->S,
-                        (uint32_t)a->U, a->col0, 0, 0};
+                        (uint32_t)a->U, a->col0, a->wversion, 0};
     h.ended = rc == BD_OK ? bd_rollout_count_ended(term, trunc, tn) : 0;
     if (rc == BD_OK && h.ended && m->plan.device == BD_DEVICE_CUDA) {
         rc = bd_dev_to_host(m->plan.device, a->hfobs, a->fobs, sizeof(float) * tn * S);

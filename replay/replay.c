@@ -265,6 +265,58 @@ static int verify_sampled(const char *path, const char *phase, const char *agent
     return rc;
 }
 
+/* The weights versions (T, N) of a trace, streamed: in each column a version never goes
+ * back from one recorded row to the next (a muscle acts with the newest weights its brain
+ * sent it). *bad counts the columns where one does; *vmax is the newest version seen. A
+ * trace written before weights_version: *present 0, nothing checked. */
+static int verify_versions(const char *path, const char *phase, const char *agent, const char *name, FILE *out,
+                           int *present, int64_t *bad, uint64_t *vmax)
+{
+    int64_t d[3];
+    int rank;
+    *present = 0;
+    *bad = 0;
+    *vmax = 0;
+    int rc = bd_trace_dataset_shape(path, phase, agent, "weights_version", d, &rank, NULL);
+    if (rc == BD_ENOTFOUND)
+        return BD_OK;
+    if (rc == BD_OK && rank != 2)
+        rc = bd_seterr(BD_EHDF5, "'%s': /%s/%s/weights_version is not a (T, N) dataset", path, phase, agent);
+    if (rc != BD_OK)
+        return rc;
+    *present = 1;
+    const int64_t T = d[0], N = d[1];
+    int64_t block = N > 0 ? (int64_t)(REPLAY_BLOCK_BYTES / sizeof(uint64_t) / (size_t)N) : 1;
+    block = block < 1 ? 1 : block;
+    uint64_t *rows = malloc(sizeof(uint64_t) * (size_t)(block < T ? block : T > 0 ? T : 1) * (size_t)(N ? N : 1));
+    uint64_t *last = calloc((size_t)(N ? N : 1), sizeof *last);
+    uint8_t *back = calloc((size_t)(N ? N : 1), 1);
+    if (!rows || !last || !back)
+        rc = bd_seterr(BD_ENOMEM, "out of memory verifying %s", name);
+    for (int64_t r0 = 0; rc == BD_OK && r0 < T; r0 += block) {
+        const int64_t nr = T - r0 < block ? T - r0 : block;
+        if ((rc = bd_trace_read_rows(path, phase, agent, "weights_version", r0, nr, N, 0, rows)) != BD_OK)
+            break;
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t i = 0; i < N; i++) {
+                const uint64_t v = rows[r * N + i];
+                if (v < last[i] && !back[i]) {
+                    back[i] = 1;
+                    if (++*bad <= REPLAY_MAX_REPORTS)
+                        fprintf(out, "verify %s: world %lld acts with weights version %llu at row %lld after %llu\n",
+                                name, (long long)i, (unsigned long long)v, (long long)(r0 + r),
+                                (unsigned long long)last[i]);
+                }
+                last[i] = v;
+                *vmax = v > *vmax ? v : *vmax;
+            }
+    }
+    free(rows);
+    free(last);
+    free(back);
+    return rc;
+}
+
 /* A run folder means its run.h5; anything else is used as given. Caller frees *file. */
 static int resolve_path(const char *path, char **file)
 {
@@ -363,6 +415,7 @@ int bd_replay_output_ok(const char *target, const char *opt, const char *out_pat
 /* What --verify found over the traces of a run so far. */
 typedef struct {
     int64_t bad;    /* episodes (and worlds) found wrong */
+    int64_t vbad;   /* worlds whose weights version goes back */
     int checked;    /* traces and envs checked */
     int unmade;     /* phases whose envs could not be made here */
 } replay_tally;
@@ -404,6 +457,17 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
         t->checked++;
         t->bad += bad;
     }
+    int present = 0;
+    int64_t vbad = 0;
+    uint64_t vmax = 0;
+    if (rc == BD_OK && info->recorded_worlds >= 1)
+        rc = verify_versions(file, phase, agent, name, out, &present, &vbad, &vmax);
+    if (rc == BD_OK && present && vbad == 0)
+        fprintf(out, "verify %s: weights versions ok (0 to %llu, never going back in a world)\n", name,
+                (unsigned long long)vmax);
+    else if (rc == BD_OK && !present && info->recorded_worlds >= 1)
+        fprintf(out, "verify %s: weights versions not recorded (a trace written before weights_version)\n", name);
+    t->vbad += vbad;
     return rc;
 }
 
@@ -509,7 +573,7 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         nothing = 1;
     }
     if (o->mismatches)
-        *o->mismatches = t->bad + (verify && finished ? nmissing : 0) + nothing;
+        *o->mismatches = t->bad + t->vbad + (verify && finished ? nmissing : 0) + nothing;
     if (!finished)
         nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
     if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
@@ -518,6 +582,8 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",
                        file, (long long)t->bad);
+    else if (!rc && t->vbad > 0)
+        rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose weights version goes back", file, (long long)t->vbad);
     return rc;
 }
 

@@ -83,6 +83,48 @@ Test(replay, replay_verify_ok)
     rm_rf(dir);
 }
 
+/* --verify: a world whose weights version goes back from one row to the next is a
+ * mismatch (a muscle never acts with older weights than it had); rising is fine. */
+Test(replay, replay_verify_checks_weights_versions)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "replay_versions.h5");
+    enum { T = 4, N = 3 };
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, 1, 1);
+    for (int back = 0; back < 2; back++) {
+        bd_trace_writer *w = NULL;
+        cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+        float sens[T * N] = {0}, act[T * N] = {0}, rew[T * N] = {0};
+        uint8_t term[T * N] = {0}, trunc[T * N] = {0};
+        uint64_t ver[T * N];
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < N; c++)
+                ver[t * N + c] = (uint64_t)(t / 2 + c); /* 0 0 1 1 (+ c) */
+        if (back)
+            ver[3 * N + 1] = 0; /* world 1 at row 3: back from 2 to 0 */
+        term[1 * N + 0] = 1;
+        cr_assert_eq(bd_trace_writer_append_versions(w, T, sens, act, rew, term, trunc, ver), BD_OK, "%s",
+                     bd_lasterr());
+        bd_episode e = ep(0, 0, 2, 0.0f, 1);
+        cr_assert_eq(bd_trace_writer_episodes(w, &e, 1, NULL), BD_OK);
+        cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+        FILE *out = tmpfile();
+        int rc = bd_replay(path, out, &(bd_replay_opts){.verify = 1});
+        char *text = slurp(out);
+        if (!back) {
+            cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
+            cr_assert(strstr(text, "weights versions ok (0 to 3"), "%s", text);
+        } else {
+            cr_assert_eq(rc, BD_EINVAL, "%s", text);
+            cr_assert(strstr(text, "world 1 acts with weights version 0 at row 3 after 2"), "%s", text);
+            cr_assert(strstr(bd_lasterr(), "1 world(s) whose weights version goes back"), "%s", bd_lasterr());
+        }
+        free(text);
+        fclose(out);
+    }
+    unlink(path);
+}
+
 Test(replay, replay_verify_fails_on_bad_episode)
 {
     char path[256];

@@ -467,8 +467,11 @@ Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TE
                          "assert gone.any() and (np.isnan(r[:, :2]).all(axis=1) == gone).all()\n"
                          "assert np.isnan(x[gone, :2]).all() and not np.isnan(x[~gone]).any()\n"
                          "assert (r[~gone] == 1).all()\n"
+                         "v = f['train/mover/weights_version'][:]\n"
+                         "assert (v[gone, :2] == 0).all() and v[:, 2:].max() > 0\n"
+                         "assert (np.diff(v[:, 2:].astype(np.int64), axis=0) >= 0).all()\n"
                          "\"", out);
-    cr_assert_eq(system(py), 0, "run.h5 holds what was refused as missing columns");
+    cr_assert_eq(system(py), 0, "run.h5 holds what was refused as missing columns (weights version 0)");
     free(py); free(log); free(out); free(file);
 }
 

@@ -226,6 +226,53 @@ Test(memory, writer_keeps_every_kth_step_of_the_first_worlds)
     unlink(path);
 }
 
+/* Each kept (step, column) keeps the weights version it was appended with; appends that
+ * give none read as 0; the rows stay as many as the other datasets'. */
+Test(memory, weights_versions_follow_their_steps)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "versions.h5");
+    const int W = 6, N = 4, S = 2, U = 1, K = 2, T = 5;
+    bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
+    spec.worlds = W;
+    spec.every = K;
+    bd_trace_writer *w = NULL;
+    cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+    float sens[T * W * S], act[T * W * U], rew[T * W];
+    uint8_t term[T * W], trunc[T * W];
+    uint64_t ver[T * W];
+    memset(sens, 0, sizeof sens), memset(act, 0, sizeof act), memset(rew, 0, sizeof rew);
+    memset(term, 0, sizeof term), memset(trunc, 0, sizeof trunc);
+    for (int round = 0; round < 3; round++) { /* steps 0..14: rows at steps 0, 2, ..., 14 */
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < W; c++)
+                ver[t * W + c] = ((uint64_t)1 << 40) + (uint64_t)(100 * round + 10 * t + c);
+        int rc = round == 1 ? bd_trace_writer_append(w, T, sens, act, rew, term, trunc)
+                            : bd_trace_writer_append_versions(w, T, sens, act, rew, term, trunc, ver);
+        cr_assert_eq(rc, BD_OK, "%s", bd_lasterr());
+    }
+    cr_assert_eq(bd_trace_writer_destroy(w), BD_OK, "%s", bd_lasterr());
+    void *got = NULL;
+    int64_t dims[3];
+    int rank = 0;
+    cr_assert_eq(bd_trace_read_dataset(path, "train", "balancer", "weights_version", &got, dims, &rank), BD_OK,
+                 "%s", bd_lasterr());
+    cr_assert(rank == 2 && dims[0] == 8 && dims[1] == N, "rank %d, (%lld, %lld)", rank, (long long)dims[0],
+              (long long)dims[1]);
+    for (int r = 0; r < 8; r++)
+        for (int c = 0; c < N; c++) {
+            const int step = r * K, round = step / T, t = step % T;
+            const uint64_t want = round == 1 ? 0 : ((uint64_t)1 << 40) + (uint64_t)(100 * round + 10 * t + c);
+            cr_assert_eq(((uint64_t *)got)[r * N + c], want, "row %d column %d", r, c);
+        }
+    free(got);
+    bd_trace_info info;
+    cr_assert_eq(bd_trace_read_info(path, "train", "balancer", &info), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(info.rows, 8);
+    bd_trace_info_free(&info);
+    unlink(path);
+}
+
 Test(memory, wide_rows_split_chunks)
 {
     /* One sensors row is 3.2 MB: chunks must split along N (one row, 32768 worlds). */

@@ -103,6 +103,29 @@ Test(offpolicy, next_observations_come_from_the_right_step)
     bd_replay_fini(&r);
 }
 
+/* Each transition keeps the version of the weights its rollout says chose its action,
+ * the one waiting for the next round too; without them, the version the caller gives. */
+Test(offpolicy, transitions_keep_their_rollouts_versions)
+{
+    bd_replay r;
+    cr_assert_eq(bd_replay_init(&r, 64, 2, 1, 2), BD_OK, "%s", bd_lasterr());
+    batch3 x;
+    batch3_make(&x, 0);
+    uint64_t wver[3 * 2] = {5, 4, 5, 4, 5, 4}; /* column 0 acted with version 5, column 1 with 4 */
+    x.b.wver = wver;
+    cr_assert_eq(bd_replay_collect(&r, &x.b, 99), 4);
+    for (int64_t k = 0; k < r.size; k++)
+        cr_assert_eq(r.version[k], (uint64_t)(((int)r.obs[k * 2] % 10) == 0 ? 5 : 4), "row %lld (obs %g): %llu",
+                     (long long)k, (double)r.obs[k * 2], (unsigned long long)r.version[k]);
+    batch3 y;
+    batch3_make(&y, 1000);
+    cr_assert_eq(bd_replay_collect(&r, &y.b, 6), 6);
+    cr_assert_eq(r.version[find_row(&r, 20)], 5u, "the waiting step of column 0 keeps its version");
+    cr_assert_eq(r.version[find_row(&r, 21)], 4u);
+    cr_assert_eq(r.version[find_row(&r, 1000)], 6u, "no versions given: the caller's");
+    bd_replay_fini(&r);
+}
+
 Test(offpolicy, the_buffer_wraps_and_keeps_the_newest)
 {
     bd_replay r;
@@ -406,10 +429,11 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
     char *cmd = bd_strfmt("/usr/bin/python3 -c \"import h5py,sys\n"
                           "a=h5py.File('%s-0/run.h5','r'); b=h5py.File('%s-1/run.h5','r'); n=0\n"
                           "for p in ['train','test']:\n"
-                          "  for d in ['sensors','actuators','rewards','terminated','truncated']:\n"
+                          "  for d in ['sensors','actuators','rewards','terminated','truncated','weights_version']:\n"
                           "    x=a[p+'/balancer/'+d][()]; y=b[p+'/balancer/'+d][()]\n"
                           "    assert x.shape==y.shape and x.tobytes()==y.tobytes(), (p,d); n+=x.size\n"
                           "assert a['train/balancer/sensors'].shape[0]>=2048//8, a['train/balancer/sensors'].shape\n"
+                          "v=a['train/balancer/weights_version'][()]; assert v.max()>0 and (v[1:]>=v[:-1]).all(), v.max()\n"
                           "sys.exit(0 if n else 1)\"",
                           base, base);
     int st = system(cmd);

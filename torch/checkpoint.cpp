@@ -156,43 +156,24 @@ extern "C" int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)
     return bd_shim::save_policy(p, o ? o->opt.get() : nullptr, path);
 }
 
+/* The policy's parameters (and o's state) in the container write_checkpoint writes. */
 int bd_shim::save_policy(bdt_policy *p, torch::optim::Adam *o, const char *path)
 {
-    std::string file; /* the whole checkpoint, serialised */
+    const bdt_policy_config &c = p->cfg;
+    torch::serialize::OutputArchive inner;
     try {
         torch::NoGradGuard ng;
-        const bdt_policy_config &c = p->cfg;
-        torch::serialize::OutputArchive inner, params;
-        for (size_t i = 0; i < p->params.size(); i++)
-            params.write(std::to_string(i), p->params[i].detach());
-        inner.write("params", params);
+        write_tensors(inner, "params", p->params);
         if (o) {
             torch::serialize::OutputArchive opt;
             o->save(opt);
             inner.write("optimizer", opt);
         }
-        std::ostringstream ss;
-        inner.save_to(ss);
-        const std::string bytes = ss.str();
-        const uint64_t sum = fnv1a64(reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size());
-
-        torch::serialize::OutputArchive ar;
-        ar.write("bodhi/format", c10::IValue(std::string(kFormat)));
-        ar.write("bodhi/arch", torch::tensor(std::vector<int64_t>{c.obs_dim, (int64_t)c.act_kind,
-                                                                  c.act_dim, c.hidden, c.layers}),
-                 true);
-        ar.write("bodhi/payload",
-                 torch::from_blob(const_cast<char *>(bytes.data()), {(int64_t)bytes.size()}, torch::kUInt8),
-                 true);
-        ar.write("bodhi/checksum", torch::tensor(std::vector<int64_t>{(int64_t)sum}), true);
-        std::ostringstream out;
-        ar.save_to(out);
-        file = out.str();
     } catch (...) {
         return catch_torch("bdt_save", path);
     }
-    append_trailer(file);
-    return write_file_atomic(path, file, "bdt_save");
+    return write_checkpoint(path, kFormat, {c.obs_dim, (int64_t)c.act_kind, c.act_dim, c.hidden, c.layers}, inner,
+                            "bdt_save");
 }
 
 extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
@@ -213,69 +194,26 @@ extern "C" int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
 int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
                          std::unique_ptr<torch::optim::Adam> *o, const char *path)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        int err = errno;
-        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "bdt_load: %s: %s", path,
-                         std::strerror(err));
-    }
-    if (!S_ISREG(st.st_mode))
-        return bd_seterr(BD_EIO, "bdt_load: %s: not a regular file", path);
-    std::string file;
-    int rc = read_checked(path, &file);
+    std::vector<int64_t> a;
+    torch::serialize::InputArchive inner;
+    int rc = read_checkpoint(path, kFormat, 5, a, inner, p->dev, "bdt_load");
     if (rc != BD_OK)
         return rc;
+    const bdt_policy_config &c = p->cfg;
+    if (a[0] != c.obs_dim || a[1] != (int64_t)c.act_kind || a[2] != c.act_dim || a[3] != c.hidden || a[4] != c.layers)
+        return bd_seterr(BD_EINVAL,
+                         "bdt_load: %s: architecture mismatch: file has obs_dim=%lld act_kind=%s "
+                         "act_dim=%lld hidden=%lld layers=%lld, policy has obs_dim=%d act_kind=%s "
+                         "act_dim=%d hidden=%d layers=%d",
+                         path, (long long)a[0], kind_name((int)a[1]), (long long)a[2], (long long)a[3],
+                         (long long)a[4], c.obs_dim, kind_name(c.act_kind), c.act_dim, c.hidden, c.layers);
     try {
-        torch::serialize::InputArchive ar;
-        try {
-            ar.load_from(file.data(), file.size(), torch::Device(torch::kCPU));
-        } catch (const c10::Error &e) {
-            return bd_seterr(BD_ETORCH, "bdt_load: %s: not a readable checkpoint: %s", path,
-                             e.what_without_backtrace());
-        } catch (const std::exception &e) {
-            return bd_seterr(BD_ETORCH, "bdt_load: %s: not a readable checkpoint: %s", path, e.what());
-        }
-        c10::IValue fmt;
-        torch::Tensor arch, payload, sum;
-        if (!ar.try_read("bodhi/format", fmt) || !fmt.isString() || fmt.toStringRef() != kFormat ||
-            !ar.try_read("bodhi/arch", arch, true) || arch.numel() != 5 ||
-            arch.scalar_type() != torch::kLong || !storage_ok(arch))
-            return bd_seterr(BD_ETORCH, "bdt_load: %s: not a bodhi policy checkpoint (%s)", path, kFormat);
-        arch = arch.contiguous();
-        const int64_t *a = arch.data_ptr<int64_t>();
-        const bdt_policy_config &c = p->cfg;
-        if (a[0] != c.obs_dim || a[1] != (int64_t)c.act_kind || a[2] != c.act_dim || a[3] != c.hidden ||
-            a[4] != c.layers)
-            return bd_seterr(BD_EINVAL,
-                             "bdt_load: %s: architecture mismatch: file has obs_dim=%lld act_kind=%s "
-                             "act_dim=%lld hidden=%lld layers=%lld, policy has obs_dim=%d act_kind=%s "
-                             "act_dim=%d hidden=%d layers=%d",
-                             path, (long long)a[0], kind_name((int)a[1]), (long long)a[2], (long long)a[3],
-                             (long long)a[4], c.obs_dim, kind_name(c.act_kind), c.act_dim, c.hidden,
-                             c.layers);
-        if (!ar.try_read("bodhi/payload", payload, true) || payload.scalar_type() != torch::kUInt8 ||
-            payload.dim() != 1 || !ar.try_read("bodhi/checksum", sum, true) || sum.numel() != 1 ||
-            sum.scalar_type() != torch::kLong || !storage_ok(payload) || !storage_ok(sum))
-            return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (no payload or checksum)", path);
-        payload = payload.contiguous();
-        const unsigned char *bytes = payload.data_ptr<uint8_t>();
-        const size_t nbytes = (size_t)payload.numel();
-        if ((int64_t)fnv1a64(bytes, nbytes) != sum.contiguous().data_ptr<int64_t>()[0])
-            return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (checksum mismatch)", path);
-
         /* Read everything before changing anything, so that a failure leaves p and o as
          * they were. */
-        torch::serialize::InputArchive inner, params;
-        inner.load_from(reinterpret_cast<const char *>(bytes), nbytes, p->dev);
-        inner.read("params", params);
-        std::vector<torch::Tensor> loaded(p->params.size());
-        for (size_t i = 0; i < p->params.size(); i++) {
-            params.read(std::to_string(i), loaded[i]);
-            if (!loaded[i].sizes().equals(p->params[i].sizes()) || loaded[i].scalar_type() != torch::kFloat32 ||
-                !storage_ok(loaded[i]))
-                return bd_seterr(BD_ETORCH, "bdt_load: %s: parameter %zu has the wrong shape or type",
-                                 path, i);
-        }
+        std::vector<torch::Tensor> loaded;
+        if (!read_tensors(inner, "params", p->params, loaded))
+            return bd_seterr(BD_ETORCH, "bdt_load: %s: the parameters are missing or of the wrong shape or type",
+                             path);
         std::unique_ptr<torch::optim::Adam> opt;
         if (o && adam) {
             torch::serialize::InputArchive oa;
@@ -300,8 +238,8 @@ int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
     }
 }
 
-/* SAC's checkpoints (torch/sac.cpp): the same container (trailer, checksum, atomic write)
- * around a format and archive of their own. */
+/* The container every checkpoint shares (see the opening comment): policies (above) and
+ * SAC's (torch/sac.cpp) each put a format and archive of their own in it. */
 /* The outer archive around inner (see the opening comment), with its trailer, to path. */
 int bd_shim::write_checkpoint(const char *path, const char *format, const std::vector<int64_t> &arch,
                               torch::serialize::OutputArchive &inner, const char *where)
