@@ -288,6 +288,7 @@ static void bd_brain_steer(bd_brain *b, const cJSON *set)
     cJSON_AddItemToObject(o, "set", cJSON_Duplicate(set, 1));
     cJSON_AddNumberToObject(o, "round", (double)b->round_no);
     cJSON_AddNumberToObject(o, "update", (double)b->lops->version(b->learner) + 1); /* the first to use them */
+    cJSON_AddNumberToObject(o, "steps", (double)b->steps);
     if (err[0]) /* not "error": that names a failing process */
         cJSON_AddStringToObject(o, "not_taken", err);
     bd_event(b, o);

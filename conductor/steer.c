@@ -166,6 +166,22 @@ static int bd_steer_set(bd_conductor *c, const cJSON *list)
     return rc;
 }
 
+/* A request taken: ev (its kind's fields added) goes to log.jsonl with the phase and the
+ * round it came in, and the client hears ok with the same. */
+static void bd_steer_taken(bd_conductor *c, bd_request *req, cJSON *ev)
+{
+    cJSON_AddStringToObject(ev, "phase", c->phase);
+    cJSON_AddNumberToObject(ev, "round", bd_steer_round(c));
+    bd_log(c, ev);
+    cJSON_Delete(ev);
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddBoolToObject(a, "ok", 1);
+    cJSON_AddStringToObject(a, "phase", c->phase);
+    cJSON_AddNumberToObject(a, "round", bd_steer_round(c));
+    bd_answer_json(c, req, BD_MSG_STEER, a);
+    cJSON_Delete(a);
+}
+
 void bd_handle_steer(bd_conductor *c, bd_request *req)
 {
     const char *no = bd_steer_refusal(c, req);
@@ -198,33 +214,15 @@ void bd_handle_steer(bd_conductor *c, bd_request *req)
         } else {
             c->stop_asked = c->stop_asked == BD_STEER_STOP_RUN || run ? BD_STEER_STOP_RUN : BD_STEER_STOP_PHASE;
             cJSON *ev = bd_ev("stop_asked");
-            cJSON_AddStringToObject(ev, "phase", c->phase);
             cJSON_AddStringToObject(ev, "stop", run ? "run" : "phase");
-            cJSON_AddNumberToObject(ev, "round", bd_steer_round(c));
-            bd_log(c, ev);
-            cJSON_Delete(ev);
-            cJSON *a = cJSON_CreateObject();
-            cJSON_AddBoolToObject(a, "ok", 1);
-            cJSON_AddStringToObject(a, "phase", c->phase);
-            cJSON_AddNumberToObject(a, "round", bd_steer_round(c));
-            bd_answer_json(c, req, BD_MSG_STEER, a);
-            cJSON_Delete(a);
+            bd_steer_taken(c, req, ev);
         }
     } else if (bd_steer_set(c, set) != BD_OK) {
         bd_steer_error(c, req, 2, bd_lasterr());
     } else {
         cJSON *ev = bd_ev("set_asked");
-        cJSON_AddStringToObject(ev, "phase", c->phase);
         cJSON_AddItemToObject(ev, "set", cJSON_Duplicate(set, 1));
-        cJSON_AddNumberToObject(ev, "round", bd_steer_round(c));
-        bd_log(c, ev);
-        cJSON_Delete(ev);
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddBoolToObject(a, "ok", 1);
-        cJSON_AddStringToObject(a, "phase", c->phase);
-        cJSON_AddNumberToObject(a, "round", bd_steer_round(c));
-        bd_answer_json(c, req, BD_MSG_STEER, a);
-        cJSON_Delete(a);
+        bd_steer_taken(c, req, ev);
     }
     cJSON_Delete(o);
 }

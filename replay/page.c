@@ -49,13 +49,16 @@ static const char index_js[] =
  * steps/s first, the rest by name). Runs with the same sweep key (run.yml the same but for its
  * seed: the server's rule) are a sweep's seeds: with "mean" ticked, each sweep is drawn as
  * its seeds' mean, with a band from min to max, at the steps all of them reached; a run
- * alone stays a line of its own. The page sets data-points (points drawn), data-updates
- * (updates received) and data-status on body, and data-points on each chart. When every
- * run has ended, the stream is closed. */
+ * alone stays a line of its own. Above the charts, every change `bodhi set` made that a
+ * brain took, with the update and step it took effect at. The page sets data-points
+ * (points drawn), data-updates (updates received), data-changes (changes listed) and
+ * data-status on body, and data-points on each chart. When every run has ended, the stream
+ * is closed. */
 static const char run_js[] =
     "<h2 id=title></h2><p><label><input type=checkbox id=mean> seeds of a sweep as mean and spread</label> "
-    "<span id=info></span></p><div class=legend id=legend></div><div class=charts id=charts></div><script>"
-    "const q=new URLSearchParams(location.search),ids=q.getAll('run'),st=ids.map(id=>({id,s:{},sweep:'',status:''}));"
+    "<span id=info></span></p><ul id=changes></ul><div class=legend id=legend></div>"
+    "<div class=charts id=charts></div><script>"
+    "const q=new URLSearchParams(location.search),ids=q.getAll('run'),st=ids.map(id=>({id,s:{},c:[],sweep:'',status:''}));"
     "let nup=0,pending=0;document.getElementById('mean').checked=q.get('mean')=='1';"
     "document.getElementById('title').textContent=ids.join(' vs ');"
     "function series(){const out=[],mean=document.getElementById('mean').checked;let k=0;const byg={};"
@@ -77,13 +80,16 @@ static const char run_js[] =
     "c.dataset.points=lines.reduce((a,l)=>a+l.pts.length,0);n+=+c.dataset.points;plot(c.querySelector('canvas'),lines,1)}"
     "document.getElementById('legend').innerHTML=ss.map(x=>'<span style=\"color:'+x.color+'\">&#9632; '+esc(x.name)+'</span>').join('');"
     "const sts=st.map(r=>r.status||'running').join(', ');document.getElementById('info').textContent=n+' points, '+nup+' updates; '+sts;"
-    "Object.assign(document.body.dataset,{points:n,updates:nup,status:sts})}"
+    "const ch=st.flatMap(r=>r.c.map(c=>(ids.length>1?r.id+' ':'')+c.phase+'/'+c.agent+': from update '+c.update+' (step '+c.steps+'): '"
+    "+Object.entries(c.set).map(([k,v])=>k+'='+v).join(', ')));"
+    "document.getElementById('changes').innerHTML=ch.map(x=>'<li>bodhi set, '+esc(x)+'</li>').join('');"
+    "Object.assign(document.body.dataset,{points:n,updates:nup,status:sts,changes:ch.length})}"
     "function later(){if(!pending){pending=1;setTimeout(draw,250)}}"
     "const es=new EventSource('/api/stream?'+ids.map(i=>'run='+encodeURIComponent(i)).join('&'));"
     "es.addEventListener('hello',e=>{for(const h of JSON.parse(e.data).runs){const r=st.find(x=>x.id==h.run);if(r)r.sweep=h.sweep}later()});"
     "es.addEventListener('log',e=>{for(const a of JSON.parse(e.data).runs){const r=st.find(x=>x.id==a.run);if(!r)continue;"
     "if(a.status)r.status=a.status;if(st.every(x=>x.status))es.close();for(const u of a.updates){nup++;const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
-    "for(const m in u.m)(s[m]=s[m]||[]).push([u.steps,u.m[m]])}}later()});"
+    "for(const m in u.m)(s[m]=s[m]||[]).push([u.steps,u.m[m]])}for(const c of a.changes||[])r.c.push(c)}later()});"
     "document.getElementById('mean').onchange=draw</script>";
 
 const char *bd_serve_page(int run_page)

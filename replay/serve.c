@@ -191,11 +191,41 @@ static void each_event(char *buf, void (*fn)(const cJSON *o, const char *kind, v
     }
 }
 
+/* A brain's "set" event (`bodhi set`'s changes it took) as the page wants it: phase,
+ * agent, the first update and the steps they came at, and {KEY: VALUE}. */
+static cJSON *change_row(const cJSON *o)
+{
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"), *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "set"), *x;
+    if (!cJSON_IsString(ph) || !cJSON_IsString(ag) || !cJSON_IsObject(set))
+        return NULL;
+    cJSON *r = cJSON_CreateObject(), *kv = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "phase", ph->valuestring);
+    cJSON_AddStringToObject(r, "agent", ag->valuestring);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "update"), *s = cJSON_GetObjectItemCaseSensitive(o, "steps");
+    cJSON_AddNumberToObject(r, "update", cJSON_IsNumber(u) ? u->valuedouble : 0);
+    cJSON_AddNumberToObject(r, "steps", cJSON_IsNumber(s) ? s->valuedouble : 0);
+    cJSON_ArrayForEach(x, set) {
+        if (cJSON_IsString(x) && x->string)
+            cJSON_AddStringToObject(kv, x->string, x->valuestring);
+    }
+    cJSON_AddItemToObject(r, "set", kv);
+    return r;
+}
+
+/* The updates and the changes of a stretch of log (bd_serve_log). */
+typedef struct {
+    cJSON *updates, *changes;
+} log_rows;
+
 static void log_event(const cJSON *o, const char *kind, void *arg)
 {
-    cJSON *arr = arg, *row;
+    log_rows *rows = arg;
+    cJSON *row;
     if (strcmp(kind, "update") == 0 && (row = update_row(o)))
-        cJSON_AddItemToArray(arr, row);
+        cJSON_AddItemToArray(rows->updates, row);
+    else if (strcmp(kind, "set") == 0 && (row = change_row(o)))
+        cJSON_AddItemToArray(rows->changes, row);
 }
 
 cJSON *bd_serve_log(const run_ref *r, long long from)
@@ -207,9 +237,11 @@ cJSON *bd_serve_log(const run_ref *r, long long from)
     char *buf = read_lines(log, from, SERVE_CHUNK, &len, &next);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "run", r->id);
-    cJSON *ups = cJSON_AddArrayToObject(out, "updates");
+    log_rows rows;
+    rows.updates = cJSON_AddArrayToObject(out, "updates");
+    rows.changes = cJSON_AddArrayToObject(out, "changes");
     if (buf)
-        each_event(buf, log_event, ups);
+        each_event(buf, log_event, &rows);
     cJSON_AddNumberToObject(out, "next", (double)next);
     free(buf);
     return out;

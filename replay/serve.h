@@ -37,7 +37,8 @@ int bd_serve_is_run(const char *dir);
  * there is none. */
 const run_ref *bd_serve_find_run(const serve_ctx *c, run_ref *runs, const char *id);
 
-/* {"run": id, "updates": [...], "next": offset}: the update events of r's log.jsonl from
+/* {"run": id, "updates": [...], "changes": [...], "next": offset}: the update events and
+ * the brains' "set" events (`bodhi set`'s changes as taken) of r's log.jsonl from
  * byte `from`, at most one chunk of it. */
 cJSON *bd_serve_log(const run_ref *r, long long from);
 

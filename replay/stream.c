@@ -1,7 +1,7 @@
 /* stream.c: `bodhi serve`'s GET /api/stream: server-sent events of the runs' log.jsonl, so
  * a page's curves grow as the runs write updates and nothing is fetched twice.
  *   event: hello  data: {"runs":[{"run":ID,"path":..,"sweep":KEY,"status":..}...]}  once
- *   event: log    data: {"runs":[{"run":ID,"updates":[...],"next":OFFSET[,"status":S]}...]}
+ *   event: log    data: {"runs":[{"run":ID,"updates":[...],"changes":[...],"next":OFFSET[,"status":S]}...]}
  *                 id: O1,O2,...  (each run's next offset: a browser that reconnects sends it
  *                 back as Last-Event-ID and goes on from there)
  *   ": \n\n"      a comment every SERVE_KEEPALIVE_S when nothing is new, so a quiet stream

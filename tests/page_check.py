@@ -1,10 +1,11 @@
-"""page_check.py URL LIVE_ID SEED_A SEED_B ALONE SHARED ALONE_N OVERLAY_N ARTEFACTS: `bodhi serve`'s pages as
+"""page_check.py URL LIVE_ID SEED_A SEED_B ALONE SHARED ALONE_N OVERLAY_N ARTEFACTS CHANGE: `bodhi serve`'s pages as
 Debian's headless Chromium draws them, driven over the DevTools protocol on a pipe
 (--remote-debugging-pipe: JSON messages ended by a NUL byte, on descriptors 3 and 4).
 - the run list shows the live run LIVE_ID with its agent and a curve, and SEED_A and SEED_B
   as one sweep ("2 seeds"), ALONE as none;
 - the live run's page draws the agent's mean_return curve, and that curve GROWS while the
-  run trains (points counted by the page itself, data-points, a few seconds apart);
+  run trains (points counted by the page itself, data-points, a few seconds apart), and it
+  lists CHANGE (KEY=VALUE), which `bodhi set` made to the live run, with its update;
 - SEED_A and SEED_B overlaid with "mean" are one line, the mean of 2 at the SHARED steps
   both reached, and ALONE (ALONE_N updates) beside them stays a line of its own; with
   "mean" unticked the three are three lines, OVERLAY_N points in all;
@@ -143,7 +144,7 @@ def chart_points(metric):
     return f"(()=>{{const c=document.getElementById('c-{metric}');return c?+c.dataset.points:0}})()"
 
 
-def main(url, live, seed_a, seed_b, alone, shared, alone_n, overlay_n, artefacts):
+def main(url, live, seed_a, seed_b, alone, shared, alone_n, overlay_n, artefacts, change):
     b = Browser()
     try:
         b.open_page()
@@ -173,6 +174,11 @@ def main(url, live, seed_a, seed_b, alone, shared, alone_n, overlay_n, artefacts
             later = b.js(chart_points("mean_return"))
         if later <= first:
             fail(f"the curve did not grow while the run trained: {first} points, then {later}")
+        # the change `bodhi set` made to the live run, with the update it took effect at
+        b.wait("+document.body.dataset.changes>0", "the change bodhi set made, listed on the run's page")
+        said = b.js("document.getElementById('changes').textContent")
+        if change not in said or "from update" not in said:
+            fail(f"the page lists {said!r}, not the change {change}")
         b.shot(os.path.join(artefacts, "serve-run.png"))
         # a sweep's seeds as their mean, a run alone as itself
         q = "&".join("run=" + urllib.parse.quote(i, safe="") for i in (seed_a, seed_b, alone))
@@ -204,4 +210,4 @@ def main(url, live, seed_a, seed_b, alone, shared, alone_n, overlay_n, artefacts
 
 if __name__ == "__main__":
     a = sys.argv
-    main(a[1], a[2], a[3], a[4], a[5], int(a[6]), int(a[7]), int(a[8]), a[9])
+    main(a[1], a[2], a[3], a[4], a[5], int(a[6]), int(a[7]), int(a[8]), a[9], a[10])

@@ -994,9 +994,13 @@ Test(serve, item25_page_in_chromium_grows_while_the_run_trains, .timeout = 400)
     char url[256], *art = BODHI_BUILD_DIR "/artefacts";
     cr_assert_eq(bd_mkdirs(art), BD_OK);
     int pid = start_serve(dir, url, sizeof url);
+    /* a change the page lists once the brain has taken it */
+    int rc = sh(&t, "$BODHI set %s balancer.learning_rate=0.00042", live);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
     /* seed1 and seed2 share 3 steps; other's 2 updates are drawn as they are; overlaid 3+4+2 */
-    int rc = sh(&t, "timeout 300 /usr/bin/python3 %s/tests/page_check.py %s 0/live 0/seed1 0/seed2 0/other 3 2 9 %s",
-                BODHI_SOURCE_DIR, url, art);
+    rc = sh(&t, "timeout 300 /usr/bin/python3 %s/tests/page_check.py %s 0/live 0/seed1 0/seed2 0/other 3 2 9 %s "
+                "learning_rate=0.00042", BODHI_SOURCE_DIR, url, art);
     int serving = kill(pid, 0) == 0, training = kill(run, 0) == 0;
     stop_serve(pid, dir);
     stop_live_run(run);
@@ -1029,6 +1033,30 @@ Test(serve, item25_page_in_chromium_grows_while_the_run_trains, .timeout = 400)
 /* Both ranks of the run in out (rank 1's in out.r1) carry "rank" and "param_digest" in
  * every round's report, the digests agree for every update, the parameters change between
  * updates, and each rank's trace is where the docs say. */
+/* The run folders of a ranks test, named after tag and emptied: rank 0's (out), rank 1's
+ * beside it (out.r1) and the ranks' store folder (out.ranks). */
+static void ranks_dirs(const char *tag, char **out, char **r1, char **rd)
+{
+    *out = bd_strfmt("/tmp/bd-cli-%d-%s", (int)getpid(), tag);
+    *r1 = bd_strfmt("%s.r1", *out);
+    *rd = bd_strfmt("%s.ranks", *out);
+    rm_rf(*out);
+    rm_rf(*r1);
+    rm_rf(*rd);
+}
+
+/* A passing ranks test leaves nothing behind. */
+static void ranks_done(char *out, char *r1, char *rd, char *yml)
+{
+    rm_rf(out);
+    rm_rf(r1);
+    rm_rf(rd);
+    free(out);
+    free(r1);
+    free(rd);
+    free(yml);
+}
+
 static void ranks_agree(const char *out)
 {
     char *t = NULL;
@@ -1064,14 +1092,11 @@ static void ranks_agree(const char *out)
  * and they agree (ranks_agree). */
 Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
 {
-    char *out = bd_strfmt("/tmp/bd-cli-%d-ranks", (int)getpid()), *t = NULL;
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("ranks", &out, &r1, &rd);
     char *yml = short_run("ranks", 6 * 32 * 5, "", NULL, "");
     /* on a loaded 2-core machine a brain of each rank takes up to a minute to start */
     cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
-    rm_rf(out);
-    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
-    rm_rf(r1);
-    rm_rf(rd);
     int rc = sh(&t,
                 "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
@@ -1080,13 +1105,7 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_agree(out);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
-    free(out);
-    free(r1);
-    free(rd);
-    free(yml);
+    ranks_done(out, r1, rd, yml);
 }
 
 /* A muscle of rank 1 killed mid-run: rank 1's next rounds hold fewer samples than rank
@@ -1096,14 +1115,11 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
  * parameters are the same on both ranks. */
 Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
 {
-    char *out = bd_strfmt("/tmp/bd-cli-%d-rfew", (int)getpid()), *t = NULL;
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rfew", &out, &r1, &rd);
     char *yml = short_run("rfew", 100000000, "", NULL, "");
     cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
                           "s/rollout_steps: 32}/rollout_steps: 32, minibatch_size: 16}/' %s", yml), 0);
-    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
     int rc = sh(&t,
                 "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
@@ -1137,13 +1153,7 @@ Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
             out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
-    free(out);
-    free(r1);
-    free(rd);
-    free(yml);
+    ranks_done(out, r1, rd, yml);
 }
 
 /* The same by Open MPI: `mpirun -n 2` starts both ranks, which find each other through
@@ -1152,26 +1162,17 @@ Test(ranks, two_ranks_by_mpirun_agree, .timeout = 300)
 {
     if (system("command -v mpirun > /dev/null 2>&1") != 0)
         cr_skip_test("mpirun is not installed (openmpi-bin, in the Makefile's packages)");
-    char *out = bd_strfmt("/tmp/bd-cli-%d-mpi", (int)getpid()), *t = NULL;
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("mpi", &out, &r1, &rd);
     char *yml = short_run("mpi", 6 * 32 * 5, "", NULL, "");
     cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
-    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
     int rc = sh(&t, "BODHI_GROUP_TIMEOUT=240 timeout 280 mpirun -n 2 --allow-run-as-root --oversubscribe "
                     "-x BODHI_GROUP_TIMEOUT $BODHI run %s --out %s --quiet",
                 yml, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_agree(out);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
-    free(out);
-    free(r1);
-    free(rd);
-    free(yml);
+    ranks_done(out, r1, rd, yml);
 }
 
 /* kill -9 of rank 1's brain: both ranks exit non-zero well within the collective timeout
@@ -1179,13 +1180,10 @@ Test(ranks, two_ranks_by_mpirun_agree, .timeout = 300)
  * is left. */
 Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
 {
-    char *out = bd_strfmt("/tmp/bd-cli-%d-rkill", (int)getpid()), *t = NULL;
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rkill", &out, &r1, &rd);
     char *yml = short_run("rkill", 100000000, "", NULL, "");
     cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
-    char *r1 = bd_strfmt("%s.r1", out), *rd = bd_strfmt("%s.ranks", out);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
     int rc = sh(&t,
                 "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
@@ -1202,11 +1200,5 @@ Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
     rc = sh(&t, "cat %s/summary.json %s.r1/summary.json", out, out);
     cr_assert(strstr(t, "\"rank\""), "%s", t);
     free(t);
-    rm_rf(out);
-    rm_rf(r1);
-    rm_rf(rd);
-    free(out);
-    free(r1);
-    free(rd);
-    free(yml);
+    ranks_done(out, r1, rd, yml);
 }
