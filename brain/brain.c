@@ -268,6 +268,8 @@ static void bd_brain_steer(bd_brain *b, const cJSON *set)
         rc = bd_steer_apply(cap ? NULL : &b->steer, &b->plan, cap ? -1 : me, key, x->valuestring, &params);
         if (params && b->ap->brain->free_params)
             b->ap->brain->free_params(params);
+        if (rc == BD_OK && cap && strcmp(key, "episodes") == 0 && b->plan.episodes_target > 0) /* the worlds' shares */
+            rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target, b->ap->members);
         if (rc != BD_OK)
             snprintf(err, sizeof err, "%s: %s", x->string, bd_lasterr());
         else if (!cap && nk < BD_STEER_MAX_ITEMS)

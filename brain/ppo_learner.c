@@ -304,19 +304,21 @@ static int bd_ppo_norm_update(bd_ppo_state *l, const float *obs, size_t n)
 
 /* Data-parallel learners cut their batches into as many minibatches as each other, or
  * their gradient all-reduces would not pair up (a rank whose muscle died this round has
- * fewer samples): the least count of any rank, so that every rank's minibatches hold
- * at least one sample. *count 0: some rank has no sample this round, and no rank learns
- * from it. Alone: *count is this batch's own count. */
+ * fewer samples): the least count of any rank, and no more than any rank's samples, so
+ * that every rank's minibatches hold at least one sample. *count 0: some rank has no sample this round, and no rank learns
+ * from it. Alone: *count is this batch's own count (at most its samples). */
 static int bd_ppo_agree_minibatches(bd_ppo_state *l, int tn, int *count)
 {
     *count = tn > 0 ? (int)bdt_ppo_minibatch_count(&l->pp.opt, tn) : 0;
+    if (*count > tn) /* a fixed num_minibatches above this round's samples (a muscle died) */
+        *count = tn;
     if (!l->sum_hook)
         return BD_OK;
     double x[2] = {-(double)tn, -(double)*count}; /* the maximum of the negatives */
     int rc = l->sum_hook(l->sum_ctx, x, 2, 1);
     if (rc != BD_OK)
         return rc;
-    *count = -x[0] >= 1 ? (int)-x[1] : 0;
+    *count = -x[0] >= 1 ? (int)-x[1] : 0; /* each rank's count is at most its samples: so is the least */
     return BD_OK;
 }
 
@@ -348,7 +350,7 @@ static int bd_ppo_learn(bd_ppo_state *l, long long steps)
         lr *= frac;
     }
     if ((rc = bd_ppo_net(l)) != BD_OK || (rc = bdt_ppo_set_lr(l->ppo, (float)lr)) != BD_OK
-        || (l->sum_hook && (rc = bdt_ppo_set_minibatches(l->ppo, nmb)) != BD_OK))
+        || (rc = bdt_ppo_set_minibatches(l->ppo, nmb)) != BD_OK)
         return rc;
     double t0 = bd_now();
     /* The learner sees what the muscles' policy saw: the batch normalised with the

@@ -39,6 +39,9 @@ void bd_stats_fini(bd_stats *s);
  * for an agent of a group (members columns per world, world-major) the shares go round the
  * worlds first, so a small quota is not one world's members. */
 int bd_stats_set_quota(bd_stats *s, long long episodes, int members);
+/* (Called again mid-phase, when the cap changed, the episodes counted so far stay counted
+ * and the rest of the new cap is shared over the worlds as above; a cap already reached
+ * leaves every world's share at 0.) */
 
 /* Adds T rows: rewards/terminated/truncated are (T, N); valid (N, may be NULL: all) says
  * which columns hold data (a muscle that died leaves its columns empty for a round).

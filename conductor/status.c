@@ -33,7 +33,10 @@ static char *bd_control_ask(const char *run_dir, bd_msg_type type, uint32_t send
     }
     nng_socket s;
     if (nng_req0_open(&s) == 0) {
-        nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
+        /* a status answers at once; a steering request is checked against the run file's
+         * rules first, and a busy conductor (a loaded machine) may take longer: the
+         * client must not report failure for a request the conductor then takes */
+        nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, type == BD_MSG_STEER ? 15000 : 2000);
         nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
         nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, (size_t)16 << 20); /* a status names every process */
         nng_msg *m;

@@ -200,8 +200,12 @@ void bd_handle_steer(bd_conductor *c, bd_request *req)
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "set");
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
     char sfx[16];
-    if (!cJSON_IsObject(o) || (!cJSON_IsArray(set) && !cJSON_IsString(stop))) {
-        bd_steer_error(c, req, 2, "expected {\"set\": [\"AGENT.KEY=VALUE\", ...]} or {\"stop\": \"phase\"|\"run\"}");
+    /* a NUL inside a JSON string (\u0000) would cut its value short where C reads it */
+    const int nul = memmem(req->payload, (size_t)req->h.payload_len, "\\u0000", 6) != NULL;
+    if (!cJSON_IsObject(o) || (!cJSON_IsArray(set) && !cJSON_IsString(stop)) || (set && stop) || nul) {
+        bd_steer_error(c, req, 2, nul ? "a NUL character in the request"
+                                      : "expected {\"set\": [\"AGENT.KEY=VALUE\", ...]} or {\"stop\": \"phase\"|\"run\"}, "
+                                        "one of them");
     } else if (bd_rank_suffix(sfx, sizeof sfx)[0]) {
         bd_steer_error(c, req, 2, "this is one rank of a run of many: every rank would have to change alike, which "
                                   "bodhi set and bodhi stop cannot do yet; stop it with Ctrl-C (or SIGTERM)");

@@ -88,7 +88,7 @@ static const char run_js[] =
     "const es=new EventSource('/api/stream?'+ids.map(i=>'run='+encodeURIComponent(i)).join('&'));"
     "es.addEventListener('hello',e=>{for(const h of JSON.parse(e.data).runs){const r=st.find(x=>x.id==h.run);if(r)r.sweep=h.sweep}later()});"
     "es.addEventListener('log',e=>{for(const a of JSON.parse(e.data).runs){const r=st.find(x=>x.id==a.run);if(!r)continue;"
-    "if(a.status)r.status=a.status;if(st.every(x=>x.status))es.close();for(const u of a.updates){nup++;const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
+    "if(a.reset){r.s={};r.c=[]}if(a.status)r.status=a.status;if(st.every(x=>x.status))es.close();for(const u of a.updates){nup++;const s=r.s[u.phase+'/'+u.agent]=r.s[u.phase+'/'+u.agent]||{};"
     "for(const m in u.m)(s[m]=s[m]||[]).push([u.steps,u.m[m]])}for(const c of a.changes||[])r.c.push(c)}later()});"
     "document.getElementById('mean').onchange=draw</script>";
 

@@ -267,7 +267,8 @@ static int verify_sampled(const char *path, const char *phase, const char *agent
 
 /* The weights versions (T, N) of a trace, streamed: in each column a version never goes
  * back from one recorded row to the next (a muscle acts with the newest weights its brain
- * sent it). *bad counts the columns where one does; *vmax is the newest version seen. A
+ * sent it); 0, which the brain writes for the columns of a rollout lost or refused that
+ * round, is passed over. *bad counts the columns where one does; *vmax is the newest version seen. A
  * trace written before weights_version: *present 0, nothing checked. */
 static int verify_versions(const char *path, const char *phase, const char *agent, const char *name, FILE *out,
                            int *present, int64_t *bad, uint64_t *vmax)
@@ -300,6 +301,8 @@ static int verify_versions(const char *path, const char *phase, const char *agen
         for (int64_t r = 0; r < nr; r++)
             for (int64_t i = 0; i < N; i++) {
                 const uint64_t v = rows[r * N + i];
+                if (v == 0) /* a column lost or refused that round (the brain writes 0): no claim */
+                    continue;
                 if (v < last[i] && !back[i]) {
                     back[i] = 1;
                     if (++*bad <= REPLAY_MAX_REPORTS)

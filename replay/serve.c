@@ -191,6 +191,14 @@ static void each_event(char *buf, void (*fn)(const cJSON *o, const char *kind, v
     }
 }
 
+int bd_serve_log_moved(const struct stat *st, dev_t *dev, ino_t *ino, long long off)
+{
+    const int moved = ((*dev || *ino) && (st->st_dev != *dev || st->st_ino != *ino)) || st->st_size < off;
+    *dev = st->st_dev;
+    *ino = st->st_ino;
+    return moved;
+}
+
 /* A brain's "set" event (`bodhi set`'s changes it took) as the page wants it: phase,
  * agent, the first update and the steps they came at, and {KEY: VALUE}. */
 static cJSON *change_row(const cJSON *o)
@@ -375,10 +383,8 @@ static void summarize(struct serve_cached *e)
     snprintf(p, sizeof p, "%s/log.jsonl", e->path);
     if (stat(p, &st) != 0)
         return;
-    if (st.st_dev != e->dev || st.st_ino != e->ino || st.st_size < e->off) {
+    if (bd_serve_log_moved(&st, &e->dev, &e->ino, e->off)) {
         summary_reset(&e->s);
-        e->dev = st.st_dev;
-        e->ino = st.st_ino;
         e->off = 0;
     }
     int partial = 0;
@@ -542,8 +548,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         char *end = NULL;
         errno = 0;
         long long off = from ? strtoll(from, &end, 10) : 0;
-        if (from && (end == from || *end || off < 0 || errno == ERANGE))
-            return answer_text(conn, MHD_HTTP_BAD_REQUEST, "from: a byte offset, 0 or more\n");
+        if (from && (end == from || *end || off < 0 || off > SERVE_MAX_OFFSET || errno == ERANGE))
+            return answer_text(conn, MHD_HTTP_BAD_REQUEST, "from: a byte offset, 0 to 2^53\n");
         run_ref *runs = malloc(SERVE_MAX_RUNS * sizeof *runs);
         const run_ref *r = runs ? bd_serve_find_run(c, runs, id) : NULL;
         enum MHD_Result rc = r ? answer_json(conn, bd_serve_log(r, off)) : answer_text(conn, MHD_HTTP_NOT_FOUND, "no such run\n");

@@ -5,12 +5,14 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #define SERVE_MAX_RUNS 512
 #define SERVE_CHUNK ((size_t)2 << 20) /* log bytes per /api/log answer or event */
+#define SERVE_MAX_OFFSET (1LL << 53)  /* byte offsets past this are refused: JSON's numbers hold them exactly */
 
 struct serve_stream;
 
@@ -36,6 +38,11 @@ int bd_serve_is_run(const char *dir);
 /* The run named id, found by a fresh scan into runs (SERVE_MAX_RUNS of them); NULL when
  * there is none. */
 const run_ref *bd_serve_find_run(const serve_ctx *c, run_ref *runs, const char *id);
+
+/* A log.jsonl read up to byte off from the file (*dev, *ino) now stats as st: 1 when it was
+ * replaced (another file: rotated, copied over) or cut below off, and must be read again
+ * from 0. *dev and *ino become st's; (0, 0) is a file not seen yet. */
+int bd_serve_log_moved(const struct stat *st, dev_t *dev, ino_t *ino, long long off);
 
 /* {"run": id, "updates": [...], "changes": [...], "next": offset}: the update events and
  * the brains' "set" events (`bodhi set`'s changes as taken) of r's log.jsonl from

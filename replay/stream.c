@@ -1,7 +1,9 @@
 /* stream.c: `bodhi serve`'s GET /api/stream: server-sent events of the runs' log.jsonl, so
  * a page's curves grow as the runs write updates and nothing is fetched twice.
- *   event: hello  data: {"runs":[{"run":ID,"path":..,"sweep":KEY,"status":..}...]}  once
- *   event: log    data: {"runs":[{"run":ID,"updates":[...],"changes":[...],"next":OFFSET[,"status":S]}...]}
+ *   event: hello  data: {"runs":[{"run":ID,"path":..,"sweep":KEY}...]}  once
+ *   event: log    data: {"runs":[{"run":ID,"updates":[...],"changes":[...],"next":OFFSET[,"reset":true]
+ *                 [,"status":S]}...]}  ("reset": its log was replaced or cut, and is read
+ *                 again from its start: what the page holds of that run is stale)
  *                 id: O1,O2,...  (each run's next offset: a browser that reconnects sends it
  *                 back as Last-Event-ID and goes on from there)
  *   ": \n\n"      a comment every SERVE_KEEPALIVE_S when nothing is new, so a quiet stream
@@ -35,6 +37,8 @@ typedef struct serve_stream {
     int n;
     run_ref run[SERVE_STREAM_RUNS];
     long long off[SERVE_STREAM_RUNS];
+    dev_t dev[SERVE_STREAM_RUNS]; /* the log file read (bd_serve_log_moved) */
+    ino_t ino[SERVE_STREAM_RUNS];
     int ended[SERVE_STREAM_RUNS]; /* its status was sent */
     char *buf;                    /* what is still to send, from pos */
     size_t len, pos;
@@ -75,15 +79,22 @@ static void fill(serve_stream *s)
     for (int i = 0; i < s->n && got < (long long)SERVE_CHUNK / 2; i++) {
         if (s->ended[i] || !bd_serve_is_run(s->run[i].path))
             continue;
-        char status[64];
+        char status[64], lp[PATH_MAX + 16];
         bd_serve_status(s->run[i].path, status, sizeof status); /* before the log: all of it is then in */
+        struct stat st;
+        snprintf(lp, sizeof lp, "%s/log.jsonl", s->run[i].path);
+        const int moved = stat(lp, &st) == 0 && bd_serve_log_moved(&st, &s->dev[i], &s->ino[i], s->off[i]);
+        if (moved) /* replaced or cut: read again from its start, and the page starts afresh */
+            s->off[i] = 0;
         cJSON *r = bd_serve_log(&s->run[i], s->off[i]);
+        if (moved)
+            cJSON_AddBoolToObject(r, "reset", 1);
         const cJSON *next = cJSON_GetObjectItemCaseSensitive(r, "next");
         long long to = cJSON_IsNumber(next) ? (long long)next->valuedouble : s->off[i];
-        if (to == s->off[i] && status[0]) { /* read to its end, and it ended */
+        if (to == s->off[i] && status[0] && !moved) { /* read to its end, and it ended */
             cJSON_AddStringToObject(r, "status", status);
             s->ended[i] = 1;
-        } else if (to == s->off[i]) {
+        } else if (to == s->off[i] && !moved) {
             cJSON_Delete(r);
             continue;
         }
@@ -163,7 +174,7 @@ static enum MHD_Result collect_run(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-/* O1,O2,... (one non-negative byte offset per run) into s->off; 0 when malformed. */
+/* O1,O2,... (one byte offset per run, 0 to SERVE_MAX_OFFSET) into s->off; 0 when malformed. */
 static int parse_offsets(serve_stream *s, const char *text)
 {
     const char *p = text;
@@ -171,7 +182,7 @@ static int parse_offsets(serve_stream *s, const char *text)
         char *end = NULL;
         errno = 0;
         long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || errno == ERANGE || *p == '-' || *p == '+' || *p == ' ')
+        if (end == p || v < 0 || v > SERVE_MAX_OFFSET || errno == ERANGE || *p == '-' || *p == '+' || *p == ' ')
             return 0;
         s->off[i] = v;
         if (i + 1 < s->n && *end != ',')

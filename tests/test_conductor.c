@@ -2364,6 +2364,38 @@ Test(conductor, stop_ends_a_live_run, .timeout = 300 * BD_TEST_SLOW)
     free(file);
 }
 
+/* `bodhi set RUN phase.episodes=N` raised mid-phase: the worlds' shares of the new cap
+ * are dealt again, so the phase ends when N episodes are counted (before, each world kept
+ * its share of the old cap and the count stopped there: the phase never ended). */
+Test(conductor, a_raised_episode_cap_ends_the_phase_at_the_new_count, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *file = write_run_with("episet", 50000000, ", episodes: 300");
+    char *out = bd_strfmt("/tmp/bd-run-%d-episet", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out), *err;
+    cJSON *first = wait_event(log, "update", "update", 1, 60);
+    cJSON_Delete(first);
+    char *args = bd_strfmt("set %s phase.episodes=400", out);
+    cr_assert_eq(bodhi_says(args, &err), 0, "%s", err);
+    free(err);
+    free(args);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    cr_assert(count_lines_with(log, "\"event\":\"set\"") >= 1, "the brain took the change");
+    cJSON *s = summary_json(out);
+    cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
+    cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(ph, "agents"), 0);
+    cr_assert_eq(cJSON_GetObjectItem(a0, "episodes")->valuedouble, 400, "%s", cJSON_PrintUnformatted(ph));
+    cJSON_Delete(s);
+    args = bd_strfmt("rm -rf %s %s", out, file);
+    cr_assert_eq(system(args), 0);
+    free(args);
+    free(log);
+    free(out);
+    free(file);
+}
+
 /* bodhi set's changes read by the run file's rules, without a run: the split, what each
  * kind can change (a test phase: the caps alone), ranges and types as the params parsers
  * say, each change read with the ones before it, and a refused one changing nothing. */

@@ -161,6 +161,18 @@ Test(pyenv, check_refuses_what_cannot_be_loaded, .timeout = 120 * BD_TEST_SLOW)
     free(text);
     free(file);
     refused(dir, "python:nosuchdir/lineworld:Line", NULL, "importing 'lineworld'");
+    /* one module name from two folders: Python holds one module per name, so the second
+     * phase would get the first folder's class; refused, naming both */
+    file = write_line_run(dir, "two", "python:lineworld:Line", 5);
+    FILE *f = fopen(file, "a");
+    cr_assert_not_null(f);
+    fprintf(f, "  - again:\n      environments:\n        - environment: {name: 'python:sub/lineworld:Line', uid: line, "
+               "params: {worlds: 6, speed: 0.2}}\n");
+    fclose(f);
+    cr_assert_eq(bodhi(dir, &text, "check %s", file), 2, "%s", text);
+    cr_assert(strstr(text, "a module named 'lineworld' is loaded already") && strstr(text, "/sub"), "%s", text);
+    free(text);
+    free(file);
     remove_dir(dir);
 }
 

@@ -510,7 +510,13 @@ static int bd_py_find(bd_pyenv *py, const char *folder, const char *module, cons
     py->cls = PyObject_GetAttrString(mod, cls);
     PyErr_Clear();
     int rc = BD_OK;
-    if (!py->cls || !PyType_Check(py->cls))
+    const size_t fl = strlen(folder);
+    /* a module of that name imported before, from elsewhere (sys.modules holds one per
+     * name): this folder's would never be read */
+    if (folder[0] && fs && !(strncmp(fs, folder, fl) == 0 && (fs[fl] == '/' || folder[fl - 1] == '/')))
+        rc = bd_seterr(BD_EINVAL, "%s: a module named '%s' is loaded already, from %s, not from %s: Python envs "
+                       "in different folders need different module names", py->label, module, fs, folder);
+    else if (!py->cls || !PyType_Check(py->cls))
         rc = bd_seterr(BD_ENOTFOUND, "%s: module '%s' (%s) has no class '%s'", py->label, module, fs ? fs : "?",
                        cls);
     Py_XDECREF(file);
