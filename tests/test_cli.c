@@ -100,8 +100,9 @@ Test(replay, replay_verify_checks_weights_versions)
         for (int t = 0; t < T; t++)
             for (int c = 0; c < N; c++)
                 ver[t * N + c] = (uint64_t)(t / 2 + c); /* 0 0 1 1 (+ c) */
+        ver[2 * N + 2] = 0; /* world 2's rollout lost at row 2 (the brain writes 0): passed over */
         if (back)
-            ver[3 * N + 1] = 0; /* world 1 at row 3: back from 2 to 0 */
+            ver[3 * N + 1] = 1; /* world 1 at row 3: back from 2 to 1 */
         term[1 * N + 0] = 1;
         cr_assert_eq(bd_trace_writer_append_versions(w, T, sens, act, rew, term, trunc, ver), BD_OK, "%s",
                      bd_lasterr());
@@ -116,7 +117,7 @@ Test(replay, replay_verify_checks_weights_versions)
             cr_assert(strstr(text, "weights versions ok (0 to 3"), "%s", text);
         } else {
             cr_assert_eq(rc, BD_EINVAL, "%s", text);
-            cr_assert(strstr(text, "world 1 acts with weights version 0 at row 3 after 2"), "%s", text);
+            cr_assert(strstr(text, "world 1 acts with weights version 1 at row 3 after 2"), "%s", text);
             cr_assert(strstr(bd_lasterr(), "1 world(s) whose weights version goes back"), "%s", bd_lasterr());
         }
         free(text);
