@@ -156,21 +156,34 @@ static char *read_lines(const char *path, long long from, size_t max, size_t *le
     return buf;
 }
 
-/* An update event as the page wants it: phase, agent, steps, t and its metrics. */
-static cJSON *update_row(const cJSON *o)
+/* A brain's event as a row for the page: its phase and agent, and its number `a` and `b`
+ * (0 where it has none); NULL when it names no phase or agent. */
+static cJSON *event_row(const cJSON *o, const char *a, const char *b)
 {
     const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"), *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
     if (!cJSON_IsString(ph) || !cJSON_IsString(ag))
         return NULL;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "phase", ph->valuestring);
+    cJSON_AddStringToObject(r, "agent", ag->valuestring);
+    const char *keys[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, keys[k]);
+        cJSON_AddNumberToObject(r, keys[k], cJSON_IsNumber(x) ? x->valuedouble : 0);
+    }
+    return r;
+}
+
+/* An update event as the page wants it: phase, agent, steps, t and its metrics. */
+static cJSON *update_row(const cJSON *o)
+{
+    cJSON *r = event_row(o, "steps", "t");
+    if (!r)
+        return NULL;
     const char *tag[BD_UPDATE_METRICS_MAX];
     double v[BD_UPDATE_METRICS_MAX];
     int n = bd_update_metrics(o, tag, v, BD_UPDATE_METRICS_MAX);
-    cJSON *r = cJSON_CreateObject(), *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "phase", ph->valuestring);
-    cJSON_AddStringToObject(r, "agent", ag->valuestring);
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "steps"), *t = cJSON_GetObjectItemCaseSensitive(o, "t");
-    cJSON_AddNumberToObject(r, "steps", cJSON_IsNumber(s) ? s->valuedouble : 0);
-    cJSON_AddNumberToObject(r, "t", cJSON_IsNumber(t) ? t->valuedouble : 0);
+    cJSON *m = cJSON_CreateObject();
     for (int i = 0; i < n; i++)
         cJSON_AddNumberToObject(m, tag[i], v[i]);
     cJSON_AddItemToObject(r, "m", m);
@@ -203,16 +216,11 @@ int bd_serve_log_moved(const struct stat *st, dev_t *dev, ino_t *ino, long long 
  * agent, the first update and the steps they came at, and {KEY: VALUE}. */
 static cJSON *change_row(const cJSON *o)
 {
-    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"), *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "set"), *x;
-    if (!cJSON_IsString(ph) || !cJSON_IsString(ag) || !cJSON_IsObject(set))
+    cJSON *r = cJSON_IsObject(set) ? event_row(o, "update", "steps") : NULL, *kv;
+    if (!r)
         return NULL;
-    cJSON *r = cJSON_CreateObject(), *kv = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "phase", ph->valuestring);
-    cJSON_AddStringToObject(r, "agent", ag->valuestring);
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "update"), *s = cJSON_GetObjectItemCaseSensitive(o, "steps");
-    cJSON_AddNumberToObject(r, "update", cJSON_IsNumber(u) ? u->valuedouble : 0);
-    cJSON_AddNumberToObject(r, "steps", cJSON_IsNumber(s) ? s->valuedouble : 0);
+    kv = cJSON_CreateObject();
     cJSON_ArrayForEach(x, set) {
         if (cJSON_IsString(x) && x->string)
             cJSON_AddStringToObject(kv, x->string, x->valuestring);
