@@ -118,14 +118,7 @@ long long bd_dqn_kind_rollout(const void *value)
 
 void bd_dqn_net_config(const bd_agent_plan *ap, const bd_dqn_params *dp, bd_device device, bdt_policy_config *out)
 {
-    memset(out, 0, sizeof *out);
-    out->obs_dim = ap->nsens;
-    out->act_kind = BDT_Q;
-    out->act_dim = ap->n_actions;
-    out->hidden = dp->hidden;
-    out->layers = dp->layers;
-    out->device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
-    out->seed = ap->seed;
+    bd_brain_net_config(ap, BDT_Q, ap->n_actions, dp->hidden, dp->layers, device, out);
 }
 
 unsigned long long bd_dqn_kind_weights_floats(const void *value, const bd_agent_plan *ap)

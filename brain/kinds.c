@@ -13,6 +13,7 @@
 #include "brain/sac.h"
 #include "common/util.h"
 #include "config/diag.h"
+#include "torch/bd_torch.h"
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
@@ -40,6 +41,19 @@ long long bd_brain_total_steps(const bd_phase_plan *p, const bd_agent_plan *ap)
         if (strcmp(p->ph->agents[i].name, p->max_steps_agent) == 0 && p->agents[i].columns > 0)
             total = (long long)((double)p->max_agent_steps * (double)ap->columns / (double)p->agents[i].columns);
     return total;
+}
+
+void bd_brain_net_config(const bd_agent_plan *ap, bdt_act_kind act_kind, int act_dim, int hidden, int layers,
+                         bd_device device, bdt_policy_config *out)
+{
+    memset(out, 0, sizeof *out);
+    out->obs_dim = ap->nsens;
+    out->act_kind = act_kind;
+    out->act_dim = act_dim;
+    out->hidden = hidden;
+    out->layers = layers;
+    out->device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
+    out->seed = ap->seed;
 }
 
 int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,

@@ -15,6 +15,7 @@
 
 #include "config/plan.h"
 #include "config/registry.h"
+#include "torch/net.h"
 #include "wire/wire.h"
 
 /* A round's batch (T, N, ...) over every world of the agent; columns whose muscle sent
@@ -122,6 +123,12 @@ long long bd_brain_auto_rollout(long long columns);
  * the cap counts another agent's (the agents step together: steps scale with their
  * columns); 1000000 without a cap. */
 long long bd_brain_total_steps(const bd_phase_plan *p, const bd_agent_plan *ap);
+
+/* The network a kind builds for agent ap: its sensors in, act_kind's head of act_dim out,
+ * hidden x layers, on CUDA when asked and present (else the CPU), drawn from the agent's
+ * seed. */
+void bd_brain_net_config(const bd_agent_plan *ap, bdt_act_kind act_kind, int act_dim, int hidden, int layers,
+                         bd_device device, bdt_policy_config *out);
 
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one

@@ -130,14 +130,8 @@ int bd_ppo_params_parse(const bd_node *p, long long default_total, long long col
 void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_device device,
                           bdt_policy_config *out)
 {
-    memset(out, 0, sizeof *out);
-    out->obs_dim = ap->nsens;
-    out->act_kind = ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE;
-    out->act_dim = ap->continuous ? ap->nact : ap->n_actions;
-    out->hidden = pp->hidden;
-    out->layers = pp->layers;
-    out->device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
-    out->seed = ap->seed;
+    bd_brain_net_config(ap, ap->continuous ? BDT_CONTINUOUS : BDT_DISCRETE, ap->continuous ? ap->nact : ap->n_actions,
+                        pp->hidden, pp->layers, device, out);
 }
 
 /* "obs_dim=4 discrete act_dim=2 hidden=64 layers=2" */

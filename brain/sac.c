@@ -53,14 +53,7 @@ int bd_sac_params_read(const bd_node *p, long long columns, int act_dim, bd_sac_
 void bd_sac_policy_config(const bd_agent_plan *ap, const bd_sac_params *sp, bd_device device,
                           bdt_policy_config *out)
 {
-    memset(out, 0, sizeof *out);
-    out->obs_dim = ap->nsens;
-    out->act_kind = BDT_SQUASHED;
-    out->act_dim = ap->nact;
-    out->hidden = sp->hidden;
-    out->layers = sp->layers;
-    out->device = device == BD_DEVICE_CUDA && bdt_cuda_available() ? BDT_CUDA : BDT_CPU;
-    out->seed = ap->seed;
+    bd_brain_net_config(ap, BDT_SQUASHED, ap->nact, sp->hidden, sp->layers, device, out);
 }
 
 long long bd_sac_steps_due(const bd_sac_params *sp, long long added, double *carry)
