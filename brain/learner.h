@@ -43,10 +43,10 @@ typedef int (*bd_grad_hook)(void *ctx, float *grad, size_t n);
  * doubles) := its sum over every learner of the group, for what must agree across ranks
  * so that their parameters stay identical: the observation normaliser's moments, the
  * update's losses and KL (the adaptive learning rate and the divergence check read them).
- * Every learner of the group calls it the same number of times with the same n. max 1:
- * the maximum over the group instead of the sum (what the group agrees on, e.g. an
+ * Every learner of the group calls it the same number of times with the same n. min 1:
+ * the minimum over the group instead of the sum (what the group agrees on, e.g. an
  * update's minibatch count, which must be the same on every rank). */
-typedef int (*bd_sum_hook)(void *ctx, double *x, size_t n, int max);
+typedef int (*bd_sum_hook)(void *ctx, double *x, size_t n, int min);
 
 /* What a learner is created for. */
 typedef struct {

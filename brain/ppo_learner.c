@@ -314,11 +314,11 @@ static int bd_ppo_agree_minibatches(bd_ppo_state *l, int tn, int *count)
         *count = tn;
     if (!l->sum_hook)
         return BD_OK;
-    double x[2] = {-(double)tn, -(double)*count}; /* the maximum of the negatives */
+    double x[2] = {(double)tn, (double)*count};
     int rc = l->sum_hook(l->sum_ctx, x, 2, 1);
     if (rc != BD_OK)
         return rc;
-    *count = -x[0] >= 1 ? (int)-x[1] : 0; /* each rank's count is at most its samples: so is the least */
+    *count = x[0] >= 1 ? (int)x[1] : 0; /* each rank's count is at most its samples: so is the least */
     return BD_OK;
 }
 

@@ -62,10 +62,10 @@ int bd_ranks_grad(void *ctx, float *grad, size_t n)
     return bdt_group_allreduce_mean(r->g, grad, n);
 }
 
-int bd_ranks_sum(void *ctx, double *x, size_t n, int max)
+int bd_ranks_sum(void *ctx, double *x, size_t n, int min)
 {
     bd_ranks *r = ctx;
-    return bdt_group_allreduce_f64(r->g, x, n, max ? 1 : 0);
+    return bdt_group_allreduce_f64(r->g, x, n, min ? 2 : 0);
 }
 
 int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner)

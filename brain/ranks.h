@@ -32,9 +32,9 @@ typedef struct {
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent);
 void bd_ranks_leave(bd_ranks *r);
 
-/* The learner hooks (ctx: the bd_ranks): gradient mean, sums (or maxima). */
+/* The learner hooks (ctx: the bd_ranks): gradient mean, sums (or minima). */
 int bd_ranks_grad(void *ctx, float *grad, size_t n);
-int bd_ranks_sum(void *ctx, double *x, size_t n, int max);
+int bd_ranks_sum(void *ctx, double *x, size_t n, int min);
 
 /* Every rank's learner takes rank 0's policy (weights and normaliser). */
 int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner);
