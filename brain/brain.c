@@ -698,6 +698,11 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
         cJSON_AddNumberToObject(ev, "refused_messages", (double)refused);
         cJSON_AddStringToObject(ev, "last_refused", why);
     }
+    uint64_t relistened = b->round ? bd_round_relistened(b->round, why, sizeof why) : 0;
+    if (relistened) { /* NNG stopped handing a door's connections over (wire/serve.h) */
+        cJSON_AddNumberToObject(ev, "relistened", (double)relistened);
+        cJSON_AddStringToObject(ev, "last_relistened", why);
+    }
     if (ckpt)
         cJSON_AddStringToObject(ev, "checkpoint", ckpt);
     if (b->mem_path)

@@ -36,7 +36,6 @@
 #include "config/plan.h"
 #include "config/runfile.h"
 #include "conductor/builtins.h"
-#include "conductor/ipcguard.h"
 #include "conductor/rundir.h"
 #include "conductor/run.h"
 #include "conductor/supervise.h"
@@ -318,7 +317,6 @@ static void bd_catch_signals(void)
 /* Frees what bd_run_open and the run made, and releases the run directory. */
 static void bd_run_close(bd_conductor *c, bd_rundir *rd)
 {
-    bd_ipc_guard_destroy(c->guard);
     bd_server_close(c->hub);
     bd_server_close(c->door);
     bd_tls_destroy(c->tls);

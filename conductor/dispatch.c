@@ -220,32 +220,48 @@ static void bd_handle(bd_conductor *c, bd_request *req)
     }
 }
 
-/* NNG 1.5.2 stopped the control socket's ipc listener (conductor/ipcguard.h): the dead
- * listener's socket file goes, a new listener takes its path. */
-static void bd_guard_control(bd_conductor *c)
+/* A dead --listen door (wire/serve.h, bd_server_guard_check) is replaced, which closes the
+ * connections it has, when a remote slot waits for a muscle or none is held: a new
+ * connection is needed then, and nothing else can bring it. */
+static int bd_door_may_close(void *ctx, uint32_t key)
 {
-    if (!bd_ipc_guard_check(c->guard, bd_now()))
-        return;
-    const char *path = bd_ipc_guard_path(c->guard);
-    char *url = bd_url_control(c->sockdir);
-    int rc = path && url && (unlink(path) == 0 || errno == ENOENT) ? bd_server_listen(c->hub, url, NULL)
-                                                                   : bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
-    free(url);
-    cJSON *o = bd_ev("relistened");
-    cJSON_AddStringToObject(o, "socket", path ? path : "?");
-    cJSON_AddStringToObject(o, "reason", "the ipc listener stopped accepting (a connection closed during NNG's "
-                                         "handshake: nanomsg/nng#1518)");
-    if (rc != BD_OK)
-        cJSON_AddStringToObject(o, "error", bd_lasterr());
-    bd_log(c, o);
-    cJSON_Delete(o);
+    (void)key;
+    bd_conductor *c = ctx;
+    int held = 0, waiting = 0;
+    for (int i = 0; i < c->procs.n; i++)
+        if (c->procs.p[i].remote) {
+            held += c->procs.p[i].alive;
+            waiting += !c->procs.p[i].alive;
+        }
+    return waiting > 0 || held == 0;
+}
+
+/* NNG 1.5.2 stops a listener for good when a connection closes during its handshake: the
+ * guard of the control socket and of the door finds it and listens again (wire/serve.h);
+ * log.jsonl says so. */
+static void bd_guard_listeners(bd_conductor *c)
+{
+    for (int k = 0; k < 2; k++) {
+        bd_server *s = k == 0 ? c->hub : c->door;
+        char what[512];
+        int g = s ? bd_server_guard_check(s, bd_now(), k == 0 ? NULL : bd_door_may_close, c, what, sizeof what) : 0;
+        if (!g)
+            continue;
+        cJSON *o = bd_ev(g == 2 ? "door_stalled" : "relistened");
+        cJSON_AddStringToObject(o, "listener", k == 0 ? "control" : "door");
+        cJSON_AddStringToObject(o, g == 3 ? "error" : "reason", what);
+        bd_log(c, o);
+        cJSON_Delete(o);
+        if (!c->o->quiet && k == 1)
+            fprintf(stderr, "bodhi: the --listen door %s\n", what);
+    }
 }
 
 /* Everything the control socket and the --listen door hold, waiting up to ms for the
  * control socket's first. */
 void bd_serve(bd_conductor *c, int ms)
 {
-    bd_guard_control(c);
+    bd_guard_listeners(c);
     bd_request *req;
     c->from = c->hub;
     if (bd_server_next(c->hub, ms, &req) == BD_OK)
@@ -276,9 +292,8 @@ int bd_open_hub(bd_conductor *c)
     if ((rc = bd_server_set_recvmax(c->hub, 65536 + 64 * (size_t)most)) != BD_OK)
         return rc;
     char *url = bd_url_control(c->sockdir);
-    rc = url ? bd_server_listen(c->hub, url, NULL) : bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK) /* a probe every 2 s, given 5 s to connect */
-        rc = bd_ipc_guard_create(url, 2.0, 5.0, &c->guard);
+    bd_listen_opts lo = {.guard = 1};
+    rc = url ? bd_server_listen_with(c->hub, url, &lo) : bd_seterr(BD_ENOMEM, "out of memory");
     free(url);
     return rc == BD_OK && c->o->listen ? bd_open_door(c) : rc;
 }

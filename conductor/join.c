@@ -233,14 +233,14 @@ int bd_open_door(bd_conductor *c)
     char *cred = bd_strfmt("%s/server.pem", c->sockdir);
     int rc = cred ? bd_tls_issue(c->tls, BD_TLS_SERVER) : bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK)
-        rc = bd_tls_write(c->tls, cred, BD_TLS_CA | BD_TLS_SERVER);
+        rc = bd_tls_write(c->tls, cred, BD_TLS_CA | BD_TLS_SERVER | BD_TLS_CLIENT); /* the client part: its guard's probes */
     free(cred);
     if (rc == BD_OK)
         rc = bd_server_open(3 * remote + 8, &c->door);
     /* a remote muscle sends JOINs, heartbeats and events: none near this long */
     if (rc == BD_OK)
         rc = bd_server_set_recvmax(c->door, 65536);
-    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote)};
+    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote), .guard = 1};
     if (rc == BD_OK)
         rc = bd_server_listen_with(c->door, c->o->listen, &lo);
     /* brains listen on the same host, on ports the system picks */

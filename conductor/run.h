@@ -19,7 +19,6 @@
 #include "brain/steer.h"
 #include "common/tfevents.h"
 #include "conductor/conductor.h"
-#include "conductor/ipcguard.h"
 #include "conductor/supervise.h"
 #include "config/plan.h"
 #include "config/runfile.h"
@@ -56,7 +55,6 @@ typedef struct {
     char *dir, *sockdir;
     FILE *log;
     bd_server *hub;      /* the control socket (ipc: the run's own processes) */
-    bd_ipc_guard *guard; /* notices when NNG stops its ipc listener */
     bd_server *door;     /* the --listen door (mutual TLS: remote muscles only) */
     bd_server *from;     /* the server the request being handled came on */
     bd_tls *tls;         /* the run's credential (--listen) */

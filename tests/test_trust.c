@@ -631,6 +631,59 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     free_run(&r);
 }
 
+/* A stranger's TLS ClientHello (TLS 1.2, as any client or port scanner sends), and a close
+ * before the answer: in Debian 12's NNG 1.5.2 such a close can stop a listener handing over
+ * connections for good (nanomsg/nng#1518). Sent count times to port. */
+static void hello_and_close(int port, int count)
+{
+    static const char hello_hex[] =
+        "16030100b7010000b303030c2f362218e48944b6170c5fd3375d65fa141525c6fa05d215353cde4c983007000038c02cc030009f"
+        "cca9cca8ccaac02bc02f009ec024c028006bc023c0270067c00ac0140039c009c0130033009d009c003d003c0035002f00ff0100"
+        "0052000b000403000102000a000c000a001d0017001e00190018002300000016000000170000000d002a00280403050306030807"
+        "08080809080a080b080408050806040105010601030303010302040205020602";
+    uint8_t hello[sizeof hello_hex / 2];
+    for (size_t i = 0; i < sizeof hello; i++)
+        sscanf(hello_hex + 2 * i, "%2hhx", &hello[i]);
+    for (int i = 0; i < count; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((uint16_t)port)};
+        if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0 && write(s, hello, sizeof hello) < 0)
+            perror("hello");
+        if (s >= 0)
+            close(s);
+        usleep(2000);
+    }
+}
+
+/* Strangers' handshakes cut short stop NNG 1.5.2's listeners (see hello_and_close): the
+ * conductor's door and the brain's both notice and listen again, so the real muscle still
+ * joins, greets the brain and the run completes. */
+Test(trust, handshakes_cut_short_do_not_shut_the_doors, .timeout = 300 * BD_TEST_SLOW)
+{
+    live_run r;
+    start_run(&r, "cut", 2000);
+    int bport = brain_port(r.log);
+    /* until the conductor says its door stopped and was listened on again (a cut handshake
+     * stops it only when it falls on NNG's accept: seconds, here) */
+    double t0 = bd_now();
+    while (bd_now() - t0 < 90 && count_of(r.log, "\"event\":\"relistened\"") == 0) {
+        hello_and_close(r.port, 50);
+        hello_and_close(bport, 50);
+        usleep(500000);
+    }
+    cr_assert_gt(count_of(r.log, "\"event\":\"relistened\""), 0,
+                 "the conductor's door was stopped by cut handshakes and listened on again");
+    hello_and_close(bport, 200);
+    pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
+    end_run(&r);
+    cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
+    fprintf(stderr, "cut handshakes: the conductor relistened %d time(s); brain: %s\n",
+            count_of(r.log, "\"event\":\"relistened\""),
+            file_has(r.log, "\"relistened\":") ? "relistened too" : "its door was not stopped");
+    free_run(&r);
+}
+
 /* ---- a fake conductor -------------------------------------------------------------- */
 
 /* Answers what a muscle sends to a conductor at srv until pid exits (or seconds pass):

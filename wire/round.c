@@ -34,6 +34,8 @@ struct bd_round {
     char refused_why[256];
     struct { uint32_t listener; int first, count; } door[4]; /* bd_round_listen_for */
     int ndoors;
+    uint64_t relistened; /* listeners replaced by the server's guard */
+    char relisten_why[512];
 };
 
 static void bd_round_pipe_cb(void *arg, nng_pipe p, int added)
@@ -88,7 +90,8 @@ int bd_round_set_recvmax(bd_round *r, size_t bytes)
 
 int bd_round_listen(bd_round *r, const char *url, int *bound)
 {
-    return bd_server_listen(r->srv, url, bound);
+    bd_listen_opts lo = {.bound = bound, .guard = 1};
+    return bd_server_listen_with(r->srv, url, &lo);
 }
 
 int bd_round_listen_for(bd_round *r, const char *url, int first, int count, const bd_listen_opts *o)
@@ -98,6 +101,7 @@ int bd_round_listen_for(bd_round *r, const char *url, int first, int count, cons
     uint32_t id = 0;
     bd_listen_opts lo = o ? *o : (bd_listen_opts){0};
     lo.listener = &id;
+    lo.guard = 1;
     int rc = bd_server_listen_with(r->srv, url, &lo);
     if (rc != BD_OK)
         return rc;
@@ -114,7 +118,7 @@ static int bd_round_door_ok(const bd_round *r, uint32_t k, nng_pipe pipe)
 {
     if (r->ndoors == 0)
         return 1;
-    uint32_t lid = (uint32_t)nng_listener_id(nng_pipe_listener(pipe));
+    uint32_t lid = bd_server_listener_key(r->srv, (uint32_t)nng_listener_id(nng_pipe_listener(pipe)));
     for (int i = 0; i < r->ndoors; i++)
         if (r->door[i].listener == lid)
             return (int)k >= r->door[i].first && (int)k < r->door[i].first + r->door[i].count;
@@ -244,9 +248,35 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
     p->next_seq++;
 }
 
+/* A dead door (bd_server_guard_check) is replaced, closing its connections, only when one
+ * of its peers is absent: then a new connection is needed, and nothing else can bring it. */
+static int bd_round_may_close(void *ctx, uint32_t key)
+{
+    bd_round *r = ctx;
+    for (int i = 0; i < r->ndoors; i++)
+        if (r->door[i].listener == key) {
+            for (int k = r->door[i].first; k < r->door[i].first + r->door[i].count; k++)
+                if (r->peer[k].state == BD_PEER_ABSENT)
+                    return 1;
+            return 0;
+        }
+    for (int k = 0; k < r->n; k++)
+        if (r->peer[k].state == BD_PEER_ABSENT)
+            return 1;
+    return 0;
+}
+
 /* Handles what arrives for up to ms. */
 static void bd_round_step_ms(bd_round *r, const bd_round_hooks *h, int ms)
 {
+    char what[512];
+    int g = bd_server_guard_check(r->srv, bd_now(), bd_round_may_close, r, what, sizeof what);
+    if (g == 1 || g == 3) {
+        pthread_mutex_lock(&r->mu);
+        r->relistened++;
+        snprintf(r->relisten_why, sizeof r->relisten_why, "%s", what);
+        pthread_mutex_unlock(&r->mu);
+    }
     bd_request *req;
     if (bd_server_next(r->srv, ms, &req) == BD_OK)
         bd_round_handle(r, req, h);
@@ -346,6 +376,16 @@ uint64_t bd_round_dropped(bd_round *r, char *why, size_t len)
     return n;
 }
 
+uint64_t bd_round_relistened(bd_round *r, char *why, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t n = r->relistened;
+    if (why && len)
+        snprintf(why, len, "%s", r->relisten_why);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 uint64_t bd_round_refused(bd_round *r, char *why, size_t len)
 {
     if (why && len)
@@ -373,6 +413,7 @@ static void bd_round_answer_last(bd_round *r, const bd_round_hooks *h)
 int bd_round_drain(bd_round *r, const bd_round_hooks *h, double seconds, const volatile sig_atomic_t *stop)
 {
     double end = bd_now() + seconds;
+    bd_server_guard_stop(r->srv); /* its probes would count as connections still open */
     for (;;) {
         if (h && h->last)
             bd_round_answer_last(r, h);

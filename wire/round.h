@@ -97,6 +97,10 @@ uint64_t bd_round_dropped(bd_round *r, char *why, size_t len);
 
 /* Of the dropped requests, those refused for their connection (another's sender id, a
  * greeting the greet hook turned down); *why (may be NULL) the last reason. */
+/* Listeners its server's guard replaced (bd_server_guard_check), *why (may be NULL) the
+ * last one's account. */
+uint64_t bd_round_relistened(bd_round *r, char *why, size_t len);
+
 uint64_t bd_round_refused(bd_round *r, char *why, size_t len);
 
 /* Waits up to `seconds` (or until *stop) for every peer to hang up: an answer still queued

@@ -3,21 +3,48 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 
+#include "common/util.h"
 #include "wire/call.h"
 
 enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
 
 #define BD_TEXT_MAX 4096 /* longest plain-text request let through */
-#define BD_LISTENERS 8   /* listeners with a connection cap, per server */
+#define BD_LISTENERS 8   /* listeners per server */
 #define BD_REFUSED 256   /* connections closed over a cap whose removal is not passed on */
+#define BD_OLD_IDS 16    /* earlier listeners of one address (see bd_serve_lis) */
+#define BD_GUARD_EVERY_S 2.0 /* a guard's probe every this often */
+#define BD_GUARD_LATE_S 3.0  /* its connection, up at its end, not handed over this long: dead */
+#define BD_GUARD_GIVEUP_S 10.0 /* a probe that never came up is given up (and another started) */
+
+/* A listener and those that replaced it at its address (bd_server_guard_check): callers
+ * know it by its first id (key); its connections, counted against its cap, may have come
+ * through any of them. A guarded one is probed now and then over its own transport. */
+typedef struct {
+    uint32_t key, id;
+    uint32_t old[BD_OLD_IDS]; /* earlier ids: ipc ones still listening for their connections */
+    int nold;
+    int cap, open;            /* cap 0: none */
+    uint64_t added;           /* connections NNG handed over (ADD_PRE) */
+    char *url;                /* with the port it bound, to listen there again */
+    bd_tls *tls;
+    int guard;
+    nng_socket probe;
+    int probing, probe_up, stalled;
+    double since, up_at, next;
+    uint64_t added0;
+    struct bd_server *s;
+} bd_serve_lis;
 
 typedef struct {
     nng_ctx ctx;
@@ -43,8 +70,9 @@ struct bd_server {
     pthread_cond_t cv;
     void (*pipe_fn)(void *, nng_pipe, int);
     void *pipe_ctx;
-    struct { uint32_t id; int cap, open; } lis[BD_LISTENERS]; /* capped listeners */
+    bd_serve_lis lis[BD_LISTENERS];
     int nlis;
+    int guard_off; /* bd_server_guard_stop */
     uint32_t refused[BD_REFUSED]; /* pipes closed over a cap, until their removal is seen */
     int nrefused;
 };
@@ -119,6 +147,19 @@ static void bd_serve_rx_cb(void *arg)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The record of listener lid (its own id or an earlier one's), or s->nlis. Under s->mu. */
+static int bd_serve_find(const bd_server *s, uint32_t lid)
+{
+    for (int k = 0; k < s->nlis; k++) {
+        if (s->lis[k].id == lid)
+            return k;
+        for (int i = 0; i < s->lis[k].nold; i++)
+            if (s->lis[k].old[i] == lid)
+                return k;
+    }
+    return s->nlis;
+}
+
 /* A connection comes (ADD_PRE: closed there when its listener is at its cap; NNG then
  * never adds it, but still reports its removal), is added (ADD_POST) or goes (REM_POST). */
 static void bd_serve_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -126,11 +167,11 @@ static void bd_serve_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     bd_server *s = arg;
     uint32_t lid = (uint32_t)nng_listener_id(nng_pipe_listener(p)), pid = (uint32_t)nng_pipe_id(p);
     pthread_mutex_lock(&s->mu);
-    int k = 0;
-    while (k < s->nlis && s->lis[k].id != lid)
-        k++;
+    int k = bd_serve_find(s, lid);
     if (ev == NNG_PIPE_EV_ADD_PRE) {
-        int over = k < s->nlis && ++s->lis[k].open > s->lis[k].cap;
+        if (k < s->nlis)
+            s->lis[k].added++;
+        int over = k < s->nlis && ++s->lis[k].open > s->lis[k].cap && s->lis[k].cap > 0;
         if (over) {
             s->rejected++;
             snprintf(s->why, sizeof s->why, "a connection over the listener's cap of %d", s->lis[k].cap);
@@ -209,33 +250,26 @@ int bd_server_listen(bd_server *s, const char *url, int *bound)
     return bd_server_listen_with(s, url, &o);
 }
 
-int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o)
+/* A listener of s at url (with tls for tls+tcp://), started: BD_OK with *id. When rec is
+ * given, the listener is counted in it before it starts (no connection comes first). */
+static int bd_serve_start(bd_server *s, const char *url, bd_tls *tls, bd_serve_lis *rec, uint32_t *id)
 {
-    static const bd_listen_opts none = {0};
-    o = o ? o : &none;
-    int *bound = o->bound;
-    if (bd_tls_url(url) != (o->tls != NULL))
-        return bd_seterr(BD_EINVAL, "%s: %s", url, o->tls ? "a TLS door listens on tls+tcp:// only"
-                                                         : "tls+tcp:// needs the run's credential");
-    if (o->cap > 0 && s->nlis >= BD_LISTENERS)
-        return bd_seterr(BD_EINVAL, "%s: more than %d listeners with a cap", url, BD_LISTENERS);
     nng_listener l = NNG_LISTENER_INITIALIZER;
     nng_tls_config *cfg = NULL;
     int rv = nng_listener_create(&l, s->sock, url);
-    if (rv == 0 && o->tls) {
-        int rc = bd_tls_config(o->tls, 1, &cfg);
+    if (rv == 0 && tls) {
+        int rc = bd_tls_config(tls, 1, &cfg);
         if (rc != BD_OK) {
             nng_listener_close(l);
             return rc;
         }
         rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
     }
-    if (rv == 0 && o->cap > 0) { /* counted before it starts: no connection comes first */
+    if (rv == 0 && rec) {
         pthread_mutex_lock(&s->mu);
-        s->lis[s->nlis].id = (uint32_t)nng_listener_id(l);
-        s->lis[s->nlis].cap = o->cap;
-        s->lis[s->nlis].open = 0;
-        s->nlis++;
+        if (rec->id && rec->nold < BD_OLD_IDS)
+            rec->old[rec->nold++] = rec->id;
+        rec->id = (uint32_t)nng_listener_id(l);
         pthread_mutex_unlock(&s->mu);
     }
     if (rv == 0)
@@ -245,19 +279,188 @@ int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o
             nng_listener_close(l);
         return bd_nng_err(rv, url);
     }
-    if (o->listener)
-        *o->listener = (uint32_t)nng_listener_id(l);
-    if (bound) {
-        nng_sockaddr sa;
-        *bound = 0;
-        if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) == 0) {
-            if (sa.s_family == NNG_AF_INET)
-                *bound = ntohs(sa.s_in.sa_port);
-            else if (sa.s_family == NNG_AF_INET6)
-                *bound = ntohs(sa.s_in6.sa_port);
-        }
-    }
+    *id = (uint32_t)nng_listener_id(l);
     return BD_OK;
+}
+
+int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o)
+{
+    static const bd_listen_opts none = {0};
+    o = o ? o : &none;
+    if (bd_tls_url(url) != (o->tls != NULL))
+        return bd_seterr(BD_EINVAL, "%s: %s", url, o->tls ? "a TLS door listens on tls+tcp:// only"
+                                                         : "tls+tcp:// needs the run's credential");
+    if (s->nlis >= BD_LISTENERS)
+        return bd_seterr(BD_EINVAL, "%s: more than %d listeners on one server", url, BD_LISTENERS);
+    bd_serve_lis *rec = &s->lis[s->nlis];
+    memset(rec, 0, sizeof *rec);
+    rec->cap = o->cap > 0 ? o->cap : 0;
+    rec->tls = o->tls;
+    rec->guard = o->guard;
+    rec->s = s;
+    rec->next = bd_now() + BD_GUARD_EVERY_S;
+    pthread_mutex_lock(&s->mu);
+    s->nlis++;
+    pthread_mutex_unlock(&s->mu);
+    uint32_t id = 0;
+    int rc = bd_serve_start(s, url, o->tls, rec, &id);
+    int port = 0;
+    nng_sockaddr sa;
+    if (rc == BD_OK && nng_listener_get_addr((nng_listener){.id = id}, NNG_OPT_LOCADDR, &sa) == 0) {
+        if (sa.s_family == NNG_AF_INET)
+            port = ntohs(sa.s_in.sa_port);
+        else if (sa.s_family == NNG_AF_INET6)
+            port = ntohs(sa.s_in6.sa_port);
+    }
+    /* the address it took (a port the system chose, for port 0), to listen there again */
+    const char *colon = strrchr(url, ':');
+    if (rc == BD_OK)
+        rec->url = port && colon ? bd_strfmt("%.*s:%d", (int)(colon - url), url, port) : bd_strdup(url);
+    if (rc == BD_OK && !rec->url)
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc != BD_OK) {
+        if (id)
+            nng_listener_close((nng_listener){.id = id});
+        pthread_mutex_lock(&s->mu);
+        s->nlis--;
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
+    rec->key = id;
+    if (o->listener)
+        *o->listener = id;
+    if (o->bound)
+        *o->bound = port;
+    return BD_OK;
+}
+
+uint32_t bd_server_listener_key(bd_server *s, uint32_t lid)
+{
+    pthread_mutex_lock(&s->mu);
+    int k = bd_serve_find(s, lid);
+    uint32_t key = k < s->nlis ? s->lis[k].key : lid;
+    pthread_mutex_unlock(&s->mu);
+    return key;
+}
+
+/* The guard's probe connection is up (NNG's thread). */
+static void bd_serve_probe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    (void)ev;
+    bd_serve_lis *rec = arg;
+    pthread_mutex_lock(&rec->s->mu);
+    rec->probe_up = 1;
+    pthread_mutex_unlock(&rec->s->mu);
+}
+
+static void bd_serve_probe_close(bd_serve_lis *rec)
+{
+    if (rec->probing)
+        nng_close(rec->probe);
+    rec->probing = 0;
+}
+
+/* Starts rec's probe: a connection of its own over the listener's transport (with the
+ * run's client certificate for a TLS door), which sends nothing. */
+static void bd_serve_probe_start(bd_serve_lis *rec, double now)
+{
+    rec->next = now + BD_GUARD_EVERY_S;
+    if (nng_req0_open(&rec->probe) != 0)
+        return;
+    rec->probing = 1;
+    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMINT, 100);
+    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMAXT, 500);
+    nng_pipe_notify(rec->probe, NNG_PIPE_EV_ADD_POST, bd_serve_probe_cb, rec);
+    pthread_mutex_lock(&rec->s->mu);
+    rec->probe_up = 0;
+    rec->added0 = rec->added;
+    pthread_mutex_unlock(&rec->s->mu);
+    rec->up_at = 0;
+    rec->since = now;
+    if (bd_tls_dial(rec->probe, rec->url, rec->tls, NNG_FLAG_NONBLOCK) != BD_OK)
+        bd_serve_probe_close(rec);
+}
+
+/* rec's listener (dead) is replaced by a new one at its address. An ipc one stays open for
+ * the connections it has (its socket file goes first, so the new one can take the path);
+ * a tcp one is closed, with its connections, to free the port. */
+static int bd_serve_relisten(bd_server *s, bd_serve_lis *rec, char *what, size_t len)
+{
+    int ipc = strncmp(rec->url, "ipc://", 6) == 0;
+    pthread_mutex_lock(&s->mu);
+    int full = rec->nold >= BD_OLD_IDS, open = rec->open;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        snprintf(what, len, "%s stopped handing over its connections again, and was listened on %d times: "
+                            "left so", rec->url, BD_OLD_IDS);
+        return BD_EIO;
+    }
+    if (ipc && unlink(rec->url + 6) != 0 && errno != ENOENT) {
+        snprintf(what, len, "%s: %s", rec->url + 6, strerror(errno));
+        return BD_EIO;
+    }
+    if (!ipc)
+        nng_listener_close((nng_listener){.id = rec->id});
+    uint32_t id;
+    int rc = bd_serve_start(s, rec->url, rec->tls, rec, &id);
+    snprintf(what, len, "%s: NNG stopped handing over its connections (a connection that closed during its "
+                        "handshake, nanomsg/nng#1518); %s%s", rec->url,
+             rc == BD_OK ? "listening there again" : "listening there again failed: ", rc == BD_OK ? "" : bd_lasterr());
+    if (rc == BD_OK && !ipc && open > 0)
+        snprintf(what + strlen(what), len - strlen(what), " (its %d connection(s) closed with it)", open);
+    return rc;
+}
+
+void bd_server_guard_stop(bd_server *s)
+{
+    s->guard_off = 1;
+    for (int k = 0; k < s->nlis; k++)
+        bd_serve_probe_close(&s->lis[k]);
+}
+
+int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, uint32_t key), void *ctx,
+                          char *what, size_t len)
+{
+    for (int k = 0; k < s->nlis && !s->guard_off; k++) {
+        bd_serve_lis *rec = &s->lis[k];
+        if (!rec->guard)
+            continue;
+        if (!rec->probing) {
+            if (now >= rec->next && !rec->stalled)
+                bd_serve_probe_start(rec, now);
+            if (!rec->stalled)
+                continue;
+        } else {
+            pthread_mutex_lock(&s->mu);
+            int up = rec->probe_up, moved = rec->added != rec->added0;
+            pthread_mutex_unlock(&s->mu);
+            if (moved || (!up && now - rec->since > BD_GUARD_GIVEUP_S)) { /* handed over (or no verdict) */
+                bd_serve_probe_close(rec);
+                continue;
+            }
+            if (up && rec->up_at == 0)
+                rec->up_at = now;
+            if (!up || now - rec->up_at <= BD_GUARD_LATE_S)
+                continue;
+            bd_serve_probe_close(rec); /* up, and never handed over: the listener is dead */
+        }
+        int ipc = strncmp(rec->url, "ipc://", 6) == 0;
+        if (!ipc && may_close && !may_close(ctx, rec->key)) {
+            int first = !rec->stalled;
+            rec->stalled = 1;
+            if (first) {
+                snprintf(what, len, "%s: NNG stopped handing over its connections (nanomsg/nng#1518); it is "
+                                    "listened on again when a connection is missing", rec->url);
+                return 2;
+            }
+            continue;
+        }
+        rec->stalled = 0;
+        rec->next = now + BD_GUARD_EVERY_S;
+        return bd_serve_relisten(s, rec, what, len) == BD_OK ? 1 : 3;
+    }
+    return 0;
 }
 
 void bd_server_accept_text(bd_server *s, int yes)
@@ -384,6 +587,10 @@ void bd_server_close(bd_server *s)
 {
     if (!s)
         return;
+    for (int k = 0; k < s->nlis; k++) {
+        bd_serve_probe_close(&s->lis[k]);
+        free(s->lis[k].url);
+    }
     if (s->sock_open)
         nng_close(s->sock); /* cancels every receive: the callbacks mark their slots dead */
     for (int i = 0; s->slots && i < s->n; i++) {

@@ -48,12 +48,38 @@ typedef struct {
     int cap;              /* at most this many connections at once (0: no cap); more are
                              closed as they come, and counted with the rejected requests */
     int *bound;           /* may be NULL: the port the system chose for port 0 */
-    uint32_t *listener;   /* may be NULL: the listener's id (nng_pipe_listener of its pipes) */
+    uint32_t *listener;   /* may be NULL: the listener's key (bd_server_listener_key) */
+    int guard;            /* probed now and then by bd_server_guard_check (the tls credential
+                             must then live as long as the server) */
 } bd_listen_opts;
 
 /* Listens on url as o says (o may be NULL: as bd_server_listen). A tls+tcp:// url needs
  * o->tls, and a tcp:// one is refused when o->tls is given (no plain door beside it). */
 int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o);
+
+/* The key of the listener a connection came through (nng_listener_id of
+ * nng_pipe_listener): the id bd_listen_opts.listener gave, also for a connection that came
+ * through a listener that replaced it at its address. */
+uint32_t bd_server_listener_key(bd_server *s, uint32_t lid);
+
+/* NNG 1.5.2 (Debian 12) stops handing a listener's connections over for good when one
+ * closes during its handshake (nanomsg/nng#1518, fixed in NNG 1.6): a TLS ClientHello
+ * followed by a close is enough, on any door a stranger can reach. Later connections
+ * still complete their handshake and then wait forever. The guard of a listener opened
+ * with bd_listen_opts.guard connects to it every 2 s over its own transport (the client
+ * certificate of its credential for a TLS door) and sends nothing: a probe whose
+ * connection is up and not handed over within 3 s finds the listener dead, and a new one
+ * takes its address. An ipc one is replaced at once, the old one kept open for the
+ * connections it has; a tcp one must be closed first, which closes its connections: it is
+ * replaced when may_close(ctx, key) says so (NULL: always), else left until it does.
+ * Call often from the thread that takes the requests; never blocks. Returns 0 (nothing
+ * to say), 1 a listener was replaced, 2 one is dead and left (said once), 3 replacing one
+ * failed; *what (len bytes) then says which and why. */
+int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, uint32_t key), void *ctx,
+                          char *what, size_t len);
+
+/* Closes the guard's probes and starts no more (before waiting for connections to close). */
+void bd_server_guard_stop(bd_server *s);
 
 /* Lets plain-text requests through (bd_request.text set) instead of dropping them. */
 void bd_server_accept_text(bd_server *s, int yes);
