@@ -134,6 +134,34 @@ int bd_conductor_check(const bd_run_opts *o)
 
 /* ---- phases --------------------------------------------------------------------------- */
 
+/* Rank 0 of a run of many ranks links every other rank's trace of agent from its run.h5,
+ * as /<phase>/<agent>.r<k>: rank k writes it in its own run folder beside rank 0's
+ * (<RUN_DIR>.r<k>/memory/<phase>.<agent>.r<k>.h5, cli/run.c), found relative to run.h5 on
+ * shared storage; a rank that kept its folder on its own disk leaves a link that
+ * bodhi replay names as missing, with the path it looked for. */
+static void bd_link_ranks(bd_conductor *c, const char *h5, const char *phase, const char *agent)
+{
+    const char *w = getenv("BODHI_WORLD_SIZE"), *r = getenv("BODHI_RANK");
+    long long world = 1, rank = 0;
+    if (!h5 || !w || !r || bd_parse_ll(w, 2, 65536, &world) != BD_OK || bd_parse_ll(r, 0, world - 1, &rank) != BD_OK
+        || rank != 0)
+        return;
+    size_t n = strlen(c->dir);
+    while (n > 1 && c->dir[n - 1] == '/')
+        n--;
+    size_t b = n;
+    while (b > 0 && c->dir[b - 1] != '/')
+        b--;
+    for (long long k = 1; k < world; k++) {
+        char *name = bd_strfmt("%s.r%lld", agent, k);
+        char *target = bd_strfmt("../%.*s.r%lld/memory/%s.%s.r%lld.h5", (int)(n - b), c->dir + b, k, phase, agent, k);
+        if (!name || !target || bd_trace_master_link_as(h5, phase, name, agent, target) != BD_OK)
+            fprintf(stderr, "bodhi: run.h5 link of rank %lld: %s\n", k, bd_lasterr());
+        free(name);
+        free(target);
+    }
+}
+
 /* Phase i's plan into *p and the conductor's state for it: its agents (each linked into
  * run.h5) and its process slots. BD_OK, or the run failed (with nothing left to free). */
 static int bd_phase_open(bd_conductor *c, int i, bd_phase_plan *p)
@@ -161,6 +189,7 @@ static int bd_phase_open(bd_conductor *c, int i, bd_phase_plan *p)
         if (!target || bd_trace_master_link(h5, p->ph->name, p->agents[a].cfg->name, target) != BD_OK)
             fprintf(stderr, "bodhi: run.h5 link: %s\n", bd_lasterr());
         free(target);
+        bd_link_ranks(c, h5, p->ph->name, p->agents[a].cfg->name);
     }
     free(h5);
     if (!c->agents || !names || bd_procs_init(&c->procs, p->nagents, names, p->muscles, p->worker) != BD_OK) {

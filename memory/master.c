@@ -100,10 +100,17 @@ static int master_add_phase(hid_t f, const char *run_h5, const char *phase)
 int bd_trace_master_link(const char *run_h5, const char *phase, const char *agent,
                          const char *target_file)
 {
+    return bd_trace_master_link_as(run_h5, phase, agent, agent, target_file);
+}
+
+int bd_trace_master_link_as(const char *run_h5, const char *phase, const char *name, const char *agent,
+                            const char *target_file)
+{
     int rc;
     if (!run_h5 || !target_file || !*target_file)
         return bd_seterr(BD_EINVAL, "bd_trace_master_link: no master or target path");
-    if ((rc = bd_h5_check_name("phase", phase)) || (rc = bd_h5_check_name("agent", agent)))
+    if ((rc = bd_h5_check_name("phase", phase)) || (rc = bd_h5_check_name("agent", agent))
+        || (rc = bd_h5_check_name("link", name)))
         return rc;
     if (!bd_exists(run_h5))
         return bd_seterr(BD_ENOTFOUND, "master file '%s' not found", run_h5);
@@ -137,11 +144,11 @@ int bd_trace_master_link(const char *run_h5, const char *phase, const char *agen
     /* The same link again is kept (and keeps its place in the listing); another one
      * replaces the old link. */
     int keep = 0;
-    if ((ex = H5Lexists(pg, agent, H5P_DEFAULT)) < 0 ||
-        (ex > 0 && !(keep = same_elink(pg, agent, target_file, obj)) &&
-         H5Ldelete(pg, agent, H5P_DEFAULT) < 0) ||
-        (!keep && H5Lcreate_external(target_file, obj, pg, agent, H5P_DEFAULT, H5P_DEFAULT) < 0)) {
-        rc = bd_h5_fail("'%s': cannot link %s to '%s'", run_h5, obj, target_file);
+    if ((ex = H5Lexists(pg, name, H5P_DEFAULT)) < 0 ||
+        (ex > 0 && !(keep = same_elink(pg, name, target_file, obj)) &&
+         H5Ldelete(pg, name, H5P_DEFAULT) < 0) ||
+        (!keep && H5Lcreate_external(target_file, obj, pg, name, H5P_DEFAULT, H5P_DEFAULT) < 0)) {
+        rc = bd_h5_fail("'%s': cannot link /%s/%s to '%s':%s", run_h5, phase, name, target_file, obj);
         goto done;
     }
     bd_h5_close(&pg);

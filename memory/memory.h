@@ -134,6 +134,11 @@ int bd_trace_master_create(const char *run_h5, const char *run_file_text, uint64
 int bd_trace_master_link(const char *run_h5, const char *phase, const char *agent,
                          const char *target_file);
 
+/* The same under another name: /<phase>/<name> links to <target_file>:/<phase>/<agent> (a
+ * rank's trace, /<phase>/<agent>.r<k>, in a run of many ranks). */
+int bd_trace_master_link_as(const char *run_h5, const char *phase, const char *name, const char *agent,
+                            const char *target_file);
+
 /* Repairing. A writer that dies (kill -9, a crash) leaves its file marked "open for
  * write": HDF5 and h5py then refuse a plain open until the mark is cleared (h5clear -s).
  * bd_trace_recover clears it when no writer holds the file (each writer holds a lock on

@@ -1080,12 +1080,20 @@ static void ranks_agree(const char *out)
             "h5py.File(out + '.r1/memory/train.balancer.r1.h5', 'r').close()\n"
             "with h5py.File(out + '/run.h5', 'r') as f:\n"
             "    f['train/balancer']\n"
+            "    r1 = f['train/balancer.r1']['rewards'][()]\n"
+            "with h5py.File(out + '.r1/memory/train.balancer.r1.h5', 'r') as g:\n"
+            "    assert (g['train/balancer/rewards'][()] == r1).all(), 'rank 1 linked from rank 0'\n"
             "s = json.load(open(out + '.r1/summary.json'))\n"
             "assert s['rank'] == 1 and s['world_size'] == 2, s\n"
             "print('updates', len(a))\n"
             "PY\n",
             out);
     cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    /* bodhi replay of rank 0's folder tabulates both ranks' traces */
+    rc = sh(&t, "$BODHI replay %s", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "train/balancer ") && strstr(t, "train/balancer.r1 "), "%s", t);
     free(t);
 }
 
