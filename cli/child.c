@@ -19,6 +19,9 @@ static int bd_child_start(const char *cmd, const char *parent, int catch_term, i
     /* a file-size limit is a write error (HDF5 says so, the brain reports it and keeps
      * what it wrote), not a signal that kills the process mid-record */
     signal(SIGXFSZ, SIG_IGN);
+    /* a connection whose peer is gone (Gloo's, when another rank died) is a write error
+     * the caller reports, not a signal that kills the process first */
+    signal(SIGPIPE, SIG_IGN);
     if (bd_child_init(ppid, catch_term, deathsig) != BD_OK) {
         fprintf(stderr, "bodhi %s: %s\n", cmd, bd_lasterr());
         return 1;
