@@ -56,6 +56,12 @@ typedef struct {
 static int bd_ppo_threads(const bd_ppo_params *pp, int T, int N)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* ranks on this machine (cli/run.c) share its cores: 2 ranks on 2 cores learn with 1
+     * thread each, not 2 that fight */
+    const char *ls = getenv("BODHI_LOCAL_SIZE");
+    long long local = 1;
+    if (ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
+        cores = cores / local > 0 ? cores / local : 1;
     long long tn = (long long)T * N;
     long long mb = tn / bdt_ppo_minibatch_count(&pp->opt, tn); /* as the shim cuts the batch */
     return mb < 4096 || cores < 2 ? 1 : (int)cores;

@@ -81,6 +81,9 @@ static int launch_opts(const bd_launch_opts *op, bd_launch *o)
     o->local_rank = 0;
     if (op->rendezvous && launch_hostport(what, "--rendezvous", op->rendezvous, o) != BD_OK)
         return BD_EINVAL;
+    /* no rendezvous, or a loopback one: every rank is on this machine */
+    if (!op->rendezvous || !strcmp(o->host, "127.0.0.1") || !strcmp(o->host, "localhost") || !strcmp(o->host, "::1"))
+        o->local_size = o->world;
     return launch_check(what, "--rank", "--world-size", o);
 }
 
@@ -91,8 +94,9 @@ static int launch_torchrun(bd_getenv_fn get, void *ctx, bd_launch *o)
     if (launch_int(what, "WORLD_SIZE", get(ctx, "WORLD_SIZE"), 1, 65536, &o->world) != BD_OK
         || launch_int(what, "RANK", get(ctx, "RANK"), 0, 65535, &o->rank) != BD_OK)
         return BD_EINVAL;
-    const char *lr = get(ctx, "LOCAL_RANK");
-    if (lr && launch_int(what, "LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK)
+    const char *lr = get(ctx, "LOCAL_RANK"), *ls = get(ctx, "LOCAL_WORLD_SIZE");
+    if ((lr && launch_int(what, "LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK)
+        || (ls && launch_int(what, "LOCAL_WORLD_SIZE", ls, 1, 65536, &o->local_size) != BD_OK))
         return BD_EINVAL;
     const char *addr = get(ctx, "MASTER_ADDR"), *port = get(ctx, "MASTER_PORT");
     if (addr) {
@@ -105,6 +109,8 @@ static int launch_torchrun(bd_getenv_fn get, void *ctx, bd_launch *o)
     } else if (port) {
         return bd_seterr(BD_EINVAL, "%s: MASTER_PORT=%s is set but MASTER_ADDR is not", what, port);
     }
+    if (!ls && (!addr || !strcmp(o->host, "127.0.0.1") || !strcmp(o->host, "localhost") || !strcmp(o->host, "::1")))
+        o->local_size = o->world; /* a loopback rendezvous: every rank is on this machine */
     return launch_check(what, "RANK", "WORLD_SIZE", o);
 }
 
@@ -112,10 +118,11 @@ static int launch_ompi(bd_getenv_fn get, void *ctx, bd_launch *o)
 {
     const char *what = "Open MPI variables";
     o->by = BD_LAUNCH_OMPI;
-    const char *lr = get(ctx, "OMPI_COMM_WORLD_LOCAL_RANK");
+    const char *lr = get(ctx, "OMPI_COMM_WORLD_LOCAL_RANK"), *ls = get(ctx, "OMPI_COMM_WORLD_LOCAL_SIZE");
     if (launch_int(what, "OMPI_COMM_WORLD_SIZE", get(ctx, "OMPI_COMM_WORLD_SIZE"), 1, 65536, &o->world) != BD_OK
         || launch_int(what, "OMPI_COMM_WORLD_RANK", get(ctx, "OMPI_COMM_WORLD_RANK"), 0, 65535, &o->rank) != BD_OK
-        || (lr && launch_int(what, "OMPI_COMM_WORLD_LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK))
+        || (lr && launch_int(what, "OMPI_COMM_WORLD_LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK)
+        || (ls && launch_int(what, "OMPI_COMM_WORLD_LOCAL_SIZE", ls, 1, 65536, &o->local_size) != BD_OK))
         return BD_EINVAL;
     return launch_check(what, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", o);
 }
@@ -125,11 +132,13 @@ static int launch_slurm(bd_getenv_fn get, void *ctx, bd_launch *o)
     const char *what = "Slurm variables";
     o->by = BD_LAUNCH_SLURM;
     const char *lr = get(ctx, "SLURM_LOCALID"), *nodes = get(ctx, "SLURM_JOB_NODELIST");
+    const char *ls = get(ctx, "SLURM_NTASKS_PER_NODE");
     if (!nodes)
         nodes = get(ctx, "SLURM_NODELIST");
     if (launch_int(what, "SLURM_NTASKS", get(ctx, "SLURM_NTASKS"), 1, 65536, &o->world) != BD_OK
         || launch_int(what, "SLURM_PROCID", get(ctx, "SLURM_PROCID"), 0, 65535, &o->rank) != BD_OK
-        || (lr && launch_int(what, "SLURM_LOCALID", lr, 0, 65535, &o->local_rank) != BD_OK))
+        || (lr && launch_int(what, "SLURM_LOCALID", lr, 0, 65535, &o->local_rank) != BD_OK)
+        || (ls && launch_int(what, "SLURM_NTASKS_PER_NODE", ls, 1, 65536, &o->local_size) != BD_OK))
         return BD_EINVAL;
     if (nodes) {
         if (bd_slurm_first_host(nodes, o->host, sizeof o->host) != BD_OK)
@@ -144,7 +153,7 @@ static int launch_slurm(bd_getenv_fn get, void *ctx, bd_launch *o)
 
 int bd_launch_detect(const bd_launch_opts *opts, bd_getenv_fn get, void *ctx, bd_launch *out)
 {
-    bd_launch o = {.by = BD_LAUNCH_SINGLE, .rank = 0, .world = 1};
+    bd_launch o = {.by = BD_LAUNCH_SINGLE, .rank = 0, .world = 1, .local_size = 1};
     static const char *const tr[] = {"RANK", "WORLD_SIZE"};
     static const char *const om[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"};
     static const char *const sl[] = {"SLURM_PROCID", "SLURM_NTASKS"};
@@ -157,6 +166,8 @@ int bd_launch_detect(const bd_launch_opts *opts, bd_getenv_fn get, void *ctx, bd
         rc = n < 0 ? BD_EINVAL : launch_ompi(get, ctx, &o);
     else if ((n = launch_present("Slurm variables", get, ctx, sl)) != 0)
         rc = n < 0 ? BD_EINVAL : launch_slurm(get, ctx, &o);
+    if (rc == BD_OK && (o.local_size < 1 || o.local_size > o.world))
+        o.local_size = o.local_size > o.world ? o.world : 1;
     if (rc == BD_OK)
         *out = o;
     return rc;

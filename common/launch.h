@@ -21,6 +21,9 @@ typedef enum { BD_LAUNCH_SINGLE, BD_LAUNCH_OPTIONS, BD_LAUNCH_TORCHRUN, BD_LAUNC
 typedef struct {
     bd_launcher by;
     int rank, world, local_rank;
+    int local_size; /* ranks on this machine (LOCAL_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_SIZE,
+                       SLURM_NTASKS_PER_NODE; every rank with a loopback or no rendezvous);
+                       1 when the launcher does not say */
     char host[256]; /* rendezvous host ("" when the launcher names none: Open MPI) */
     int port;       /* rendezvous port, 0 when none */
 } bd_launch;

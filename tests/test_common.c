@@ -342,6 +342,40 @@ Test(launch, open_mpi_and_slurm)
     cr_assert(l.by == BD_LAUNCH_OMPI && l.rank == 1 && l.world == 2);
 }
 
+/* How many ranks share this machine (their learners divide its cores): as the launcher
+ * says, or every rank when the rendezvous is loopback (or none), else 1. */
+Test(launch, ranks_on_this_machine)
+{
+    struct {
+        const char *env[6];
+        int local;
+    } cases[] = {
+        {{"HOME=/x", NULL}, 1},
+        {{"RANK=1", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", NULL}, 1},
+        {{"RANK=1", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", "LOCAL_WORLD_SIZE=2", NULL}, 2},
+        {{"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", NULL}, 2},
+        {{"RANK=1", "WORLD_SIZE=3", NULL}, 3},
+        {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=4", "OMPI_COMM_WORLD_LOCAL_SIZE=2", NULL}, 2},
+        {{"SLURM_PROCID=3", "SLURM_NTASKS=4", "SLURM_NTASKS_PER_NODE=4", NULL}, 4},
+        {{"SLURM_PROCID=3", "SLURM_NTASKS=4", NULL}, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bd_launch l;
+        cr_assert_eq(detect(NULL, cases[i].env, &l), BD_OK, "case %zu: %s", i, bd_lasterr());
+        cr_assert_eq(l.local_size, cases[i].local, "case %zu: %d ranks here", i, l.local_size);
+    }
+    bd_launch l;
+    const char *bad[] = {"RANK=0", "WORLD_SIZE=2", "LOCAL_WORLD_SIZE=0", NULL};
+    cr_assert_eq(detect(NULL, bad, &l), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "LOCAL_WORLD_SIZE"), "%s", bd_lasterr());
+    bd_launch_opts lo = {.rank = "1", .world_size = "2", .rendezvous = "127.0.0.1:5000"};
+    cr_assert_eq(detect(&lo, cases[0].env, &l), BD_OK);
+    cr_assert_eq(l.local_size, 2);
+    lo.rendezvous = "node7:5000";
+    cr_assert_eq(detect(&lo, cases[0].env, &l), BD_OK);
+    cr_assert_eq(l.local_size, 1);
+}
+
 Test(launch, options_win_and_are_checked)
 {
     const char *env[] = {"RANK=0", "WORLD_SIZE=2", NULL};
