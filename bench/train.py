@@ -10,6 +10,10 @@ times). Writes one JSON file with the machine, commit and commands.
   bench/train.py experiments/cartpole_ppo.yml --threshold 475 --worlds 16 1024 65536 \
       --set brain.learning_rate=1e-3 --max-steps 50000000 --out /tmp/sweep.json
 
+--ranks K starts K data-parallel ranks on this machine (torchrun's variables, loopback
+rendezvous; `worlds` is per rank): the threshold is read from rank 0's log (its episode
+statistics are the ranks' all-reduced ones), agent-steps and steps/s are summed over ranks.
+
 --worlds N sets every environment's `worlds` param; --set brain.KEY=VALUE sets (or, with
 an empty VALUE, removes) a brain param of every agent; --max-steps replaces the max_steps
 condition. The run file written for each size is kept in the JSON ("run_file").
@@ -25,6 +29,7 @@ p.add_argument("--worlds", type=int, nargs="+", default=None)
 p.add_argument("--set", action="append", default=[], metavar="brain.KEY=VALUE")
 p.add_argument("--max-steps", type=int, default=None)
 p.add_argument("--workers", type=int, default=None)
+p.add_argument("--ranks", type=int, default=1)
 p.add_argument("--bodhi", default="build/bodhi")
 p.add_argument("--device", default=None)
 p.add_argument("--out", required=True)
@@ -85,7 +90,14 @@ for worlds in sizes:
         if a.device:
             cmd += ["--device", a.device]
         t0 = time.time()
-        rc = subprocess.call(cmd)
+        if a.ranks > 1:
+            port = 20000 + (os.getpid() + seed) % 20000
+            procs = [subprocess.Popen(cmd, env=dict(os.environ, RANK=str(k), WORLD_SIZE=str(a.ranks),
+                                                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+                     for k in range(a.ranks)]
+            rc = max(pr.wait() for pr in procs)
+        else:
+            rc = subprocess.call(cmd)
         total = time.time() - t0
         reached, steps = None, None
         updates, learn_s = 0, 0.0
@@ -96,19 +108,26 @@ for worlds in sizes:
                 learn_s += e.get("learn_s", 0.0)
                 if reached is None and "mean_return" in e and e["episodes"] >= 100 and e["mean_return"] >= a.threshold:
                     reached, steps = e["t"] - t0, e["steps"]
-        summary = json.load(open(os.path.join(out, "summary.json")))
-        ph = {x["name"]: x for x in summary["phases"]}
+        dirs = [out] + [f"{out}.r{k}" for k in range(1, a.ranks)]
+        phs = [{x["name"]: x for x in json.load(open(os.path.join(d, "summary.json")))["phases"]} for d in dirs]
+        ph = phs[0]
         ag = ph[a.phase]["agents"][0]
-        r = {"worlds": worlds, "seed": seed, "exit_code": rc, "reached": reached is not None,
+        if steps is not None:
+            steps *= a.ranks  # rank 0's count; every rank steps as many worlds in step
+        agents = [p[a.phase]["agents"][0] for p in phs]
+        r = {"worlds": worlds, "ranks": a.ranks, "seed": seed, "exit_code": rc, "reached": reached is not None,
              "seconds_to_threshold": reached, "agent_steps_to_threshold": steps,
-             "train_mean_return": ag.get("mean_return"), "train_phase_wall_s": ph[a.phase]["wall_s"],
-             "run_wall_s": total, "train_agent_steps": ag["steps"],
-             "train_agent_steps_per_s": ag["steps_per_s"], "updates": updates, "learn_s": learn_s}
+             "train_mean_return": ag.get("mean_return"), "train_phase_wall_s": max(p[a.phase]["wall_s"] for p in phs),
+             "run_wall_s": total, "train_agent_steps": sum(x["steps"] for x in agents),
+             "train_agent_steps_per_s": sum(x["steps"] for x in agents) / max(x["wall_s"] for x in agents)
+             if all("wall_s" in x for x in agents) else sum(x["steps_per_s"] for x in agents),
+             "updates": updates, "learn_s": learn_s}
         if "test" in ph:
             r["test_mean_return"] = ph["test"]["agents"][0].get("mean_return")
         runs.append(r)
         print(json.dumps(r), flush=True)
-        shutil.rmtree(out, ignore_errors=True)
+        for d in dirs + [out + ".ranks"]:
+            shutil.rmtree(d, ignore_errors=True)
 shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -130,6 +149,8 @@ if a.max_steps is not None:
     cmd += ["--max-steps", str(a.max_steps)]
 if a.workers is not None:
     cmd += ["--workers", str(a.workers)]
+if a.ranks > 1:
+    cmd += ["--ranks", str(a.ranks)]
 if a.device:
     cmd += ["--device", a.device]
 doc = {"what": f"wall time and agent-steps from `bodhi run` start until the {a.phase} phase's mean return "
