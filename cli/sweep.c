@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -481,6 +482,16 @@ static int clear_place(sweep *w)
         return 2;
     }
     int rc = 0;
+    char *lock = bd_strfmt("%s/sweep.lock", w->dir);
+    int fd = lock ? open(lock, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        fprintf(stderr, "bodhi sweep: a bodhi sweep is running in %s; nothing was touched (wait for it, stop it, or "
+                        "choose another --out)\n", w->dir);
+        rc = 2;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(lock);
     const cJSON *p, *r;
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "points"))
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(p, "runs"))
@@ -626,6 +637,15 @@ static int run_here(sweep *w)
         return 1;
     }
     exe[n] = '\0';
+    char *lock = bd_strfmt("%s/sweep.lock", w->dir); /* held while the sweep runs here (the kernel drops it) */
+    int lfd = lock ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+    free(lock);
+    if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "bodhi sweep: cannot lock %s/sweep.lock: %s\n", w->dir, strerror(errno));
+        if (lfd >= 0)
+            close(lfd);
+        return 1;
+    }
     struct sigaction sa = {.sa_handler = on_signal}, old[3];
     sigemptyset(&sa.sa_mask);
     const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
@@ -647,6 +667,7 @@ static int run_here(sweep *w)
     }
     for (int k = 0; k < 3; k++)
         sigaction(sigs[k], &old[k], NULL);
+    close(lfd);
     if (g_sig) {
         fprintf(stderr, "bodhi sweep: stopped by a signal after %d of %d run(s); the finished ones are kept in %s\n",
                 done, w->nruns, w->dir);

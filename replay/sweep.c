@@ -143,8 +143,9 @@ static int from_scan(const char *dir, sw_sweep *s)
     int *of = calloc((size_t)(n ? n : 1), sizeof *of);
     if (!keys || !of)
         rc = bd_seterr(BD_ENOMEM, "out of memory");
-    for (int i = 0; rc == BD_OK && i < n; i++) {
+    for (int i = 0; rc == BD_OK && i < n; i++)
         bd_serve_sweep_key(refs[i].path, keys[i]);
+    for (int i = 0; rc == BD_OK && i < n; i++) {
         of[i] = -1;
         for (int j = 0; j < i && of[i] < 0; j++)
             if (keys[i][0] && strcmp(keys[i], keys[j]) == 0)
