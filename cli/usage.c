@@ -66,7 +66,7 @@ static const struct {
      "exit 1 if any failed); Ctrl-C stops the running one cleanly and the sweep (exit 130),\n"
      "keeping the finished runs. bodhi replay SWEEP_DIR compares the points across their seeds.\n",
      0, BD_CMD(bd_cmd_sweep)},
-    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
+    {"replay", "replay RUN_DIR|SWEEP_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
                "       [--metrics FILE.csv] [--tensorboard DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
      "first, and the table says how it ended).\n"
@@ -80,6 +80,11 @@ static const struct {
      "               phase,agent,update,steps,wall_time,metric,value\n"
      "  --tensorboard DIR   the same as TensorBoard scalars, DIR/<phase>/<agent>/events.out.tfevents.*\n"
      "               (tensorboard --logdir DIR)\n"
+     "A sweep's folder (bodhi sweep's, or any folder of runs: those whose run.yml differ only in\n"
+     "seed are one point) gives one row per point, phase and agent: seeds, episodes, and the mean,\n"
+     "std, min and max over the seeds of each run's final return (the mean of its last 100\n"
+     "episodes); --csv one row per run and one \"all\" row per point (docs/trace-format.md);\n"
+     "--plot each point's mean curve with a band of one standard deviation.\n"
      "Outputs never overwrite a file of the run itself.\n",
      0, BD_CMD(bd_cmd_replay)},
     {"serve", "serve [DIR...] [--listen HOST:PORT]",
