@@ -252,19 +252,23 @@ static int expand(sweep *w)
         r->seed = w->seeds[i % w->nseeds];
         r->exit = -1;
         r->rel = bd_strfmt("%s/seed-%llu", r->point, (unsigned long long)r->seed);
-        if (!r->rel || (rc = make_text(w, base->effective, r->pi, r->seed, &r->text)))
+        if (!r->rel || (rc = make_text(w, base->effective, r->pi, r->seed, &r->text))) {
+            rc = 2;
             break;
+        }
         char *name = bd_strfmt("%s/%s.yml", w->dir, r->rel), *out = bd_strfmt("%s/%s", w->dir, r->rel);
         char *what = bd_strfmt("the run file of point %s, seed %llu", r->point, (unsigned long long)r->seed);
         bd_runfile *rf = NULL;
         rc = name && out && what ? check_text(name, r->text, out, &rf, what) : 2;
         bd_runfile_destroy(rf);
-        if (rc) {
+        if (rc && w->nsets) {
             fprintf(stderr, "bodhi sweep: its values:");
             for (int k = 0; k < w->nsets; k++)
                 fprintf(stderr, " --set %s=%s", w->sets[k].path, w->sets[k].values[bd_sweep_value_of(w, r->pi, k)]);
-            fprintf(stderr, "\nbodhi sweep: nothing was written\n");
+            fprintf(stderr, "\n");
         }
+        if (rc)
+            fprintf(stderr, "bodhi sweep: nothing was written\n");
         free(name);
         free(out);
         free(what);
