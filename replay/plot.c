@@ -439,13 +439,20 @@ typedef struct {
     int n, seeds;
 } sweep_band;
 
-/* A seed's curve of one agent: its traces' moving averages, one phase after another. */
+/* A seed's curve of one agent: its traces' moving averages, one phase after another
+ * (phase k from x = x0[k], its first point at index first[k]). */
+#define SWEEP_MAX_PHASES 64
 typedef struct {
     double *x, *avg;
     int64_t n;
+    double x0[SWEEP_MAX_PHASES];
+    int64_t first[SWEEP_MAX_PHASES];
+    int nphases;
 } seed_curve;
 
-/* The value of curve c at x: its last moving average at or before x (c->n > 0, x >= c->x[0]). */
+/* The value of curve c at x: its last moving average at or before x (c->n > 0, x >= c->x[0]);
+ * NAN when x is in a phase that has no episode ended by x (an earlier phase's value does not
+ * carry over). */
 static double curve_at(const seed_curve *c, double x)
 {
     int64_t lo = 0, hi = c->n - 1;
@@ -456,7 +463,10 @@ static double curve_at(const seed_curve *c, double x)
         else
             hi = mid - 1;
     }
-    return c->avg[lo];
+    int k = c->nphases - 1;
+    while (k > 0 && c->x0[k] > x)
+        k--;
+    return k >= 0 && lo < c->first[k] ? NAN : c->avg[lo];
 }
 
 /* band from the seeds' curves (those with episodes), on SWEEP_GRID x's from the last
@@ -476,7 +486,7 @@ static void make_band(const seed_curve *cs, int nc, sweep_band *b)
     b->n = x1 > x0 ? SWEEP_GRID : 1;
     for (int g = 0; g < b->n; g++) {
         double x = b->n > 1 ? x0 + (x1 - x0) * g / (b->n - 1) : x0, sum = 0, sq = 0;
-        for (int s = 0; s < nc; s++)
+        for (int s = 0; s < nc; s++) /* NAN (a gap) when a seed has no value there */
             sum += cs[s].n > 0 ? curve_at(&cs[s], x) : 0;
         double mean = sum / b->seeds;
         for (int s = 0; s < nc; s++)
@@ -488,9 +498,13 @@ static void make_band(const seed_curve *cs, int nc, sweep_band *b)
     }
 }
 
-/* Appends trace t's curve to c. */
-static int curve_add(seed_curve *c, const plot_trace *t)
+/* Appends trace t's curve to c; its phase starts at x0. */
+static int curve_add(seed_curve *c, const plot_trace *t, double x0)
 {
+    if (c->nphases < SWEEP_MAX_PHASES) {
+        c->x0[c->nphases] = x0;
+        c->first[c->nphases++] = c->n;
+    }
     double *x = realloc(c->x, sizeof *x * (size_t)(c->n + t->n + 1)), *a = x ? realloc(c->avg, sizeof *a * (size_t)(c->n + t->n + 1)) : NULL;
     if (x)
         c->x = x;
@@ -550,7 +564,11 @@ static int sweep_point(sweep_plot *sp, int p, int npoints, const char *const *fi
                 sp->env[a] = bd_strdup(tr[k].env ? tr[k].env : "");
                 sp->columns[a] = tr[k].columns;
             }
-            rc = curve_add(&cur[a * nfiles + f], &tr[k]);
+            double x0 = 0;
+            for (int q = 0; q < np; q++)
+                if (strcmp(ph[q].name, tr[k].phase) == 0)
+                    x0 = ph[q].x0;
+            rc = curve_add(&cur[a * nfiles + f], &tr[k], x0);
         }
         if (rc == BD_OK && !sp->ph) { /* the phase lines: the first run's */
             sp->ph = ph;
@@ -598,20 +616,28 @@ static void draw_sweep_panel(cairo_t *cr, double y0, int a, const sweep_plot *sp
         const double *c = plot_colours[p % PLOT_NCOLOURS];
         if (b->n == 0)
             continue;
-        cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.2); /* the band: mean +- sd */
-        for (int g = 0; g < b->n; g++)
-            (g ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g] + b->sd[g]));
-        for (int g = b->n - 1; g >= 0; g--)
-            cairo_line_to(cr, PX(b->x[g]), PY(b->mean[g] - b->sd[g]));
-        cairo_close_path(cr);
-        cairo_fill(cr);
-        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
-        cairo_set_line_width(cr, 2.2);
-        for (int g = 0; g < b->n; g++)
-            (g ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g]));
-        if (b->n == 1)
-            cairo_arc(cr, PX(b->x[0]), PY(b->mean[0]), 3, 0, 2 * M_PI);
-        cairo_stroke(cr);
+        for (int g0 = 0, g1; g0 < b->n; g0 = g1) { /* each run of x's with a value */
+            while (g0 < b->n && isnan(b->mean[g0]))
+                g0++;
+            for (g1 = g0; g1 < b->n && !isnan(b->mean[g1]);)
+                g1++;
+            if (g0 >= b->n)
+                break;
+            cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.2); /* the band: mean +- sd */
+            for (int g = g0; g < g1; g++)
+                (g > g0 ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g] + b->sd[g]));
+            for (int g = g1 - 1; g >= g0; g--)
+                cairo_line_to(cr, PX(b->x[g]), PY(b->mean[g] - b->sd[g]));
+            cairo_close_path(cr);
+            cairo_fill(cr);
+            cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+            cairo_set_line_width(cr, 2.2);
+            for (int g = g0; g < g1; g++)
+                (g > g0 ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g]));
+            if (g1 - g0 == 1)
+                cairo_arc(cr, PX(b->x[g0]), PY(b->mean[g0]), 3, 0, 2 * M_PI);
+            cairo_stroke(cr);
+        }
     }
     cairo_restore(cr);
 #undef PX
