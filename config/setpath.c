@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
 #include "config/setpath.h"
 
 static const char *const phase_keys[] = {"environments", "agents", "simulation", "phase_config", NULL};
