@@ -230,6 +230,11 @@ static int all_traces(const sw_sweep *s, char ***names, int *count, FILE *out)
             fprintf(out, "%s (seed %s): no run.h5 (%s)\n", s->runs[i].rel, s->runs[i].seed,
                     status[0] ? status : "not run, or still starting");
         } else {
+            char status[64];
+            bd_serve_status(s->runs[i].dir, status, sizeof status);
+            if (strcmp(status, "done") != 0) /* counted all the same: what it recorded until it ended */
+                fprintf(out, "%s (seed %s): %s\n", s->runs[i].rel, s->runs[i].seed,
+                        status[0] ? status : "no summary.json (still running, or killed)");
             bd_trace_recover_run(master, NULL, NULL); /* a killed run's files read again (as bodhi replay) */
             if (bd_trace_list(master, &tn, &tc) != BD_OK)
                 fprintf(out, "%s (seed %s): %s\n", s->runs[i].rel, s->runs[i].seed, bd_lasterr());

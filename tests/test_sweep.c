@@ -482,6 +482,14 @@ Test(sweep, ctrl_c_stops_cleanly_and_keeps_the_finished_runs, .timeout = 300 * B
         free(sum);
     }
     free(js);
+    /* the replay names the interrupted run (and counts what it recorded, if anything) */
+    char *text;
+    int rc = bodhi(&text, "replay %s", out);
+    cr_assert_eq(rc, 0, "%s", text);
+    cr_assert(strstr(text, "steps=50000000/seed-7 (seed 7): interrupted\n"), "%s", text);
+    cr_assert(strstr(text, "steps=2048     train/balancer     1"), "%s", text);
+    cr_assert(strstr(text, "steps=50000000 train/balancer "), "%s", text); /* episodes or none, as it was stopped */
+    free(text);
     free(trace);
     free(out);
     free(file);
