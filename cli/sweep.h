@@ -38,6 +38,7 @@ typedef struct {
     sweep_run *runs;
     int nruns;
     char dir[PATH_MAX];/* SWEEP_DIR, absolute once made */
+    char id[40];       /* this sweep's, random: sweep.json's "id", which its Slurm tasks look for */
 } sweep;
 
 /* Point pi's value index of set k (the first --set varies slowest). */

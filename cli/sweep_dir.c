@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,7 @@ int bd_sweep_write_json(const sweep *w)
     exe[n > 0 ? n : 0] = '\0';
     char *file = realpath(w->file, NULL);
     cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddStringToObject(j, "id", w->id);
     cJSON_AddStringToObject(j, "file", file ? file : w->file);
     free(file);
     cJSON_AddStringToObject(j, "bodhi", exe);
@@ -150,9 +152,14 @@ static int write_sbatch(const sweep *w)
                    "  echo \"bodhi sweep: no task $SLURM_ARRAY_TASK_ID (0 to %d)\" >&2\n"
                    "  exit 2\n"
                    "fi\n"
+                   "if ! grep -qF '\"%s\"' \"$sweep/sweep.json\"; then\n"
+                   "  echo \"bodhi sweep: $sweep holds another sweep now (this script's, id %s, was moved aside or "
+                   "removed); nothing run\" >&2\n"
+                   "  exit 2\n"
+                   "fi\n"
                    "run=\"${runs[$SLURM_ARRAY_TASK_ID]}\"\n"
                    "exec %s run \"$sweep/$run.yml\" --out \"$sweep/$run\" --quiet\n",
-                w->nruns, w->nruns - 1, qexe);
+                w->nruns, w->nruns - 1, w->id, w->id, qexe);
     }
     int rc = f && fclose(f) == 0 && chmod(path, 0755) == 0 ? 0 : 1;
     if (rc)
@@ -238,6 +245,13 @@ int bd_sweep_write(sweep *w)
 {
     char *stage = bd_strfmt("%s.new-XXXXXX", w->dir);
     int rc = stage ? 0 : 1;
+    unsigned char rnd[16];
+    if (!rc && getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        fprintf(stderr, "bodhi sweep: getrandom: %s\n", strerror(errno));
+        rc = 1;
+    }
+    for (int k = 0; !rc && k < 16; k++)
+        snprintf(w->id + 2 * k, 3, "%02x", rnd[k]);
     char *slash = stage ? strrchr(w->dir, '/') : NULL;
     if (!rc && slash && slash != w->dir) { /* the folder above it */
         *slash = '\0';

@@ -205,6 +205,13 @@ Test(sweep, expands_into_checked_runs_and_a_slurm_array, .timeout = 240 * BD_TES
     cr_assert(strstr(text, "was moved to"), "%s", text);
     free(text);
     cr_assert(!none_named(dir, "sw.prev-"), "the earlier sweep is kept beside it");
+    /* a task of the earlier sweep's script, still pending in Slurm, runs nothing of the new one */
+    cmd = bd_strfmt("SLURM_ARRAY_TASK_ID=0 bash %s/sw.prev-*/sweep.sbatch 2>&1 | grep -q 'holds another sweep now'"
+                    " && exit 7", dir);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 7, "the old script's task refuses");
+    free(cmd);
+    cr_assert(!bd_exists(out) || none_named(out, "learning_rate"), "no run of the old sweep in the new");
     /* a folder of other things is refused, untouched */
     char *other = bd_strfmt("%s/other", dir), *keep = bd_strfmt("%s/other/keep.txt", dir);
     cr_assert_eq(bd_mkdirs(other), BD_OK);
