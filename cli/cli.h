@@ -15,6 +15,7 @@ int bd_cmd_status(int argc, char **argv);
 int bd_cmd_set(int argc, char **argv);
 int bd_cmd_stop(int argc, char **argv);
 int bd_cmd_serve(int argc, char **argv);
+int bd_cmd_sweep(int argc, char **argv);
 int bd_cmd_bench(int argc, char **argv);
 int bd_cmd_brain(int argc, char **argv);
 int bd_cmd_muscle(int argc, char **argv);

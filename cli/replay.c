@@ -1,4 +1,4 @@
-/* replay.c: `bodhi replay RUN_DIR|FILE.h5 [--csv F] [--verify] [--plot F] [--minari DIR]
+/* replay.c: `bodhi replay RUN_DIR|SWEEP_DIR|FILE.h5 [--csv F] [--verify] [--plot F] [--minari DIR]
  * [--metrics F.csv] [--tensorboard DIR]`:
  * the options, then replay/'s report (replay/replay.h) with the built-in kinds for
  * --verify's re-simulation. */

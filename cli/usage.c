@@ -48,7 +48,25 @@ static const struct {
      "(python:module:Class, the module beside FILE or on PYTHONPATH): check, run and\n"
      "replay --verify load it, which runs its code.\n",
      0, BD_CMD(bd_cmd_check)},
-    {"replay", "replay RUN_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
+    {"sweep", "sweep FILE [--seeds A..B|A,B,...] [--set PATH=V1,V2,...]... [--out SWEEP_DIR] [--slurm] [--quiet]",
+     "Runs FILE over seeds and values: one run per point (a value of each --set, crossed) and seed.\n"
+     "Every run file is made and checked (as bodhi check does) before anything is written; a bad\n"
+     "path or value is refused (exit 2) with nothing written. SWEEP_DIR (default sweeps/<uid>)\n"
+     "holds sweep.json (points, seeds, files, folders, exit codes), <point>/seed-<k>.yml (each\n"
+     "run's file) and <point>/seed-<k>/ (its run folder); an earlier sweep there is moved aside.\n"
+     "  --seeds S    A..B or A,B,C (default: the run file's seed alone)\n"
+     "  --set PATH=V1,V2,...  values of one key, by [PHASE:]AGENT.KEY... (balancer.brain.params.\n"
+     "               learning_rate; with one agent, brain.params.learning_rate), ENV_UID.KEY...\n"
+     "               (pole.params.worlds), phase_config.KEY or simulation.conditions.NAME.params.KEY;\n"
+     "               set in every phase that has it (PHASE: in that one); repeatable\n"
+     "  --slurm      writes SWEEP_DIR/sweep.sbatch, a Slurm array of one task per run, and says how\n"
+     "               to submit it, instead of running here\n"
+     "  --quiet      the runs' result lines only\n"
+     "Without --slurm the runs go one after another here (a failed run does not stop the others;\n"
+     "exit 1 if any failed); Ctrl-C stops the running one cleanly and the sweep (exit 130),\n"
+     "keeping the finished runs. bodhi replay SWEEP_DIR compares the points across their seeds.\n",
+     0, BD_CMD(bd_cmd_sweep)},
+    {"replay", "replay RUN_DIR|SWEEP_DIR|FILE.h5 [--csv FILE] [--verify] [--plot FILE.png|.svg] [--minari DIR]\n"
                "       [--metrics FILE.csv] [--tensorboard DIR]",
      "Tabulates a run's recorded episodes per phase and agent (a run killed mid-way is repaired\n"
      "first, and the table says how it ended).\n"
@@ -62,6 +80,11 @@ static const struct {
      "               phase,agent,update,steps,wall_time,metric,value\n"
      "  --tensorboard DIR   the same as TensorBoard scalars, DIR/<phase>/<agent>/events.out.tfevents.*\n"
      "               (tensorboard --logdir DIR)\n"
+     "A sweep's folder (bodhi sweep's, or any folder of runs: those whose run.yml differ only in\n"
+     "seed are one point) gives one row per point, phase and agent: seeds, episodes, and the mean,\n"
+     "std, min and max over the seeds of each run's final return (the mean of its last 100\n"
+     "episodes); --csv one row per run and one \"all\" row per point (docs/trace-format.md);\n"
+     "--plot each point's mean curve with a band of one standard deviation.\n"
      "Outputs never overwrite a file of the run itself.\n",
      0, BD_CMD(bd_cmd_replay)},
     {"serve", "serve [DIR...] [--listen HOST:PORT]",

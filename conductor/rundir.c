@@ -114,6 +114,29 @@ static int bd_refuse_live(const char *dir, int owner)
     return bd_seterr(BD_EINVAL, "a run is starting in %s; nothing was touched (choose another --out)", dir);
 }
 
+int bd_move_aside_as_prev(const char *dir, const char *what, char **moved_to)
+{
+    *moved_to = NULL;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    char *to = bd_strfmt("%s.prev-%s", dir, stamp);
+    for (int k = 2; to && bd_exists(to); k++) {
+        free(to);
+        to = bd_strfmt("%s.prev-%s-%d", dir, stamp, k);
+    }
+    if (!to)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    if (rename(dir, to) != 0) {
+        free(to);
+        return bd_seterr(BD_EIO, "cannot move the previous %s %s aside: %s", what, dir, strerror(errno));
+    }
+    *moved_to = to;
+    return BD_OK;
+}
+
 /* Moves the finished or dead run at dir aside, holding its lock meanwhile so that no other
  * run claims it in between. BD_OK (with *retry set when the folder moved under us and the
  * claim must look again), or an error. */
@@ -132,26 +155,8 @@ static int bd_move_aside(const char *dir, bd_rundir *rd, int *retry)
     default:
         break;
     }
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    char *to = bd_strfmt("%s.prev-%s", dir, stamp);
-    for (int k = 2; to && bd_exists(to); k++) {
-        free(to);
-        to = bd_strfmt("%s.prev-%s-%d", dir, stamp, k);
-    }
-    int rc = BD_OK;
-    if (!to)
-        rc = bd_seterr(BD_ENOMEM, "out of memory");
-    else if (rename(dir, to) != 0)
-        rc = bd_seterr(BD_EIO, "cannot move the previous run %s aside: %s", dir, strerror(errno));
+    int rc = bd_move_aside_as_prev(dir, "run", &rd->moved_to);
     close(fd);
-    if (rc == BD_OK)
-        rd->moved_to = to;
-    else
-        free(to);
     return rc;
 }
 

@@ -33,6 +33,11 @@ int bd_rundir_check(const char *dir);
 /* Releases the lock and frees; NULL-safe, idempotent. */
 void bd_rundir_release(bd_rundir *rd);
 
+/* Renames dir to dir.prev-<local time> (dir.prev-<time>-2, ... when taken): what a run
+ * directory's earlier run becomes, and an earlier sweep's folder (bodhi sweep). what names
+ * it in the error ("run", "sweep"). BD_OK with *moved_to (caller frees), or BD_EIO. */
+int bd_move_aside_as_prev(const char *dir, const char *what, char **moved_to);
+
 /* What moving a run aside left on disk, for the console: "<moved_to> (920 MB)", and, when
  * earlier copies of dir (dir.prev-*) sit beside it, "; with N earlier copies beside it,
  * <dir>.prev-* hold X in all". Caller frees; NULL when out of memory. */

@@ -273,13 +273,22 @@ int bd_config_check(const bd_check_opts *o, const bd_registry *reg, bd_diags *d,
         device = NULL; /* the file is checked with its own devices */
     }
     struct stat st;
-    if (stat(o->path, &st) == 0 && S_ISDIR(st.st_mode))
+    if (!o->text && stat(o->path, &st) == 0 && S_ISDIR(st.st_mode))
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: is a directory, not a run file", o->path));
-    if (stat(o->path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+    if (!o->text && stat(o->path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: is not a regular file", o->path));
     char *text = NULL;
     size_t len = 0;
-    int rc = bd_read_file_max(o->path, BD_RUN_FILE_MAX, &text, &len);
+    int rc = BD_OK;
+    if (o->text) { /* made in memory (bodhi sweep): path only names it */
+        len = strlen(o->text);
+        if (len > BD_RUN_FILE_MAX)
+            rc = BD_EINVAL;
+        else if (!(text = strdup(o->text)))
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+    } else {
+        rc = bd_read_file_max(o->path, BD_RUN_FILE_MAX, &text, &len);
+    }
     if (rc == BD_EINVAL)
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: a run file may have at most %d bytes", o->path, BD_RUN_FILE_MAX));
     if (rc != BD_OK)

@@ -17,6 +17,9 @@
 
 typedef struct {
     const char *path;    /* the run file */
+    const char *text;    /* NULL, or the run file's text (NUL-terminated) made in memory
+                            (bodhi sweep): then path only names it in messages, and
+                            relative plugin paths in it resolve from the working folder */
     const char *device;  /* --device (NULL: each phase's own) */
     int has_seed;
     uint64_t seed;       /* --seed */

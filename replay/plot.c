@@ -115,30 +115,27 @@ static void draw_legend(cairo_t *cr, int a, const char *name, const plot_trace *
     }
 }
 
-/* Panel a (agent names[a]) with its top at y0: its traces, the phases, its legend. */
-static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_trace *tr, int nt, plot_phase *ph,
-                       int np)
+/* The y range of a panel, padded, from its data's min and max (infinite when none). */
+static void pad_range(double *ymin, double *ymax)
 {
-    double xmin = 0, xmax = np ? ph[np - 1].x1 : 1, ymin = INFINITY, ymax = -INFINITY;
-    for (int k = 0; k < nt; k++)
-        for (int64_t i = 0; tr[k].colour == a && i < tr[k].n; i++) {
-            ymin = fmin(ymin, tr[k].y[i]);
-            ymax = fmax(ymax, tr[k].y[i]);
-        }
-    if (!isfinite(ymin)) {
-        ymin = 0;
-        ymax = 1;
+    if (!isfinite(*ymin) || !isfinite(*ymax)) {
+        *ymin = 0;
+        *ymax = 1;
     }
-    if (ymax - ymin < 1e-9) {
-        ymin -= 1;
-        ymax += 1;
+    if (*ymax - *ymin < 1e-9) {
+        *ymin -= 1;
+        *ymax += 1;
     }
-    double pad = 0.05 * (ymax - ymin);
-    ymin -= pad;
-    ymax += pad;
-    if (xmax <= xmin)
-        xmax = xmin + 1;
-    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = y0 + 10, B = y0 + PLOT_PANEL - PLOT_GAP;
+    double pad = 0.05 * (*ymax - *ymin);
+    *ymin -= pad;
+    *ymax += pad;
+}
+
+/* A panel's grid, tick labels and phase lines in the frame (L, R, T, B) over x in
+ * [xmin, xmax], y in [ymin, ymax]. */
+static void draw_grid(cairo_t *cr, double L, double R, double T, double B, double xmin, double xmax, double ymin,
+                      double ymax, const plot_phase *ph, int np)
+{
 #define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
 #define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
     char buf[64];
@@ -176,6 +173,42 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
         }
         text_at(cr, PX(ph[k].x0) + 6, T + 6, ph[k].name, 0, 0);
     }
+#undef PX
+#undef PY
+}
+
+/* A panel's frame and axis titles (xt: the x axis's). */
+static void draw_frame(cairo_t *cr, double L, double R, double T, double B, const char *xt)
+{
+    cairo_set_line_width(cr, 1.2);
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    cairo_rectangle(cr, L, T, R - L, B - T);
+    cairo_stroke(cr);
+    text_at(cr, (L + R) / 2, B + 36, xt, 0.5, 0.5);
+    cairo_save(cr);
+    cairo_translate(cr, 22, (T + B) / 2);
+    cairo_rotate(cr, -M_PI / 2);
+    text_at(cr, 0, 0, "episode return", 0.5, 0.5);
+    cairo_restore(cr);
+}
+
+/* Panel a (agent names[a]) with its top at y0: its traces, the phases, its legend. */
+static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_trace *tr, int nt, plot_phase *ph,
+                       int np)
+{
+    double xmin = 0, xmax = np ? ph[np - 1].x1 : 1, ymin = INFINITY, ymax = -INFINITY;
+    for (int k = 0; k < nt; k++)
+        for (int64_t i = 0; tr[k].colour == a && i < tr[k].n; i++) {
+            ymin = fmin(ymin, tr[k].y[i]);
+            ymax = fmax(ymax, tr[k].y[i]);
+        }
+    pad_range(&ymin, &ymax);
+    if (xmax <= xmin)
+        xmax = xmin + 1;
+    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = y0 + 10, B = y0 + PLOT_PANEL - PLOT_GAP;
+#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
+#define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
+    draw_grid(cr, L, R, T, B, xmin, xmax, ymin, ymax, ph, np);
     const double *c = plot_colours[a % PLOT_NCOLOURS];
     cairo_save(cr);
     cairo_rectangle(cr, L, T, R - L, B - T);
@@ -203,11 +236,6 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
         cairo_stroke(cr);
     }
     cairo_restore(cr);
-    /* frame and axis titles */
-    cairo_set_line_width(cr, 1.2);
-    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-    cairo_rectangle(cr, L, T, R - L, B - T);
-    cairo_stroke(cr);
     const plot_trace *first = NULL;
     for (int k = 0; k < nt && !first; k++)
         if (tr[k].colour == a)
@@ -215,12 +243,7 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
     char xt[320];
     snprintf(xt, sizeof xt, "env steps of %s (each of its worlds; the agent-steps of %s are %d times as many)",
              first && first->env ? first->env : "its env", name, first ? first->columns : 1);
-    text_at(cr, (L + R) / 2, B + 36, xt, 0.5, 0.5);
-    cairo_save(cr);
-    cairo_translate(cr, 22, (T + B) / 2);
-    cairo_rotate(cr, -M_PI / 2);
-    text_at(cr, 0, 0, "episode return", 0.5, 0.5);
-    cairo_restore(cr);
+    draw_frame(cr, L, R, T, B, xt);
     draw_legend(cr, a, name, tr, nt, R + 18, T + 8);
 #undef PX
 #undef PY
@@ -334,32 +357,8 @@ static int plot_load(const char *file, plot_trace **trs, int *ntr, plot_phase **
     return rc;
 }
 
-int bd_replay_plot(const char *file, const char *title, const char *out_path)
+static void plot_free(plot_trace *tr, int nt, plot_phase *ph, int np, char **agents, int na)
 {
-    const char *dot = strrchr(out_path, '.');
-    int svg = dot && strcasecmp(dot, ".svg") == 0, png = dot && strcasecmp(dot, ".png") == 0;
-    if (!svg && !png)
-        return bd_seterr(BD_EINVAL, "--plot %s: name a .svg or a .png file", out_path);
-    plot_trace *tr = NULL;
-    plot_phase *ph = NULL;
-    char **agents = NULL;
-    int nt = 0, np = 0, na = 0;
-    int rc = plot_load(file, &tr, &nt, &ph, &np, &agents, &na);
-    if (rc == BD_OK) {
-        double H = PLOT_T + PLOT_PANEL * (na > 0 ? na : 1) + PLOT_B;
-        cairo_surface_t *s = svg ? cairo_svg_surface_create(out_path, PLOT_W, H)
-                                 : cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)PLOT_W, (int)H);
-        cairo_t *cr = cairo_create(s);
-        draw(cr, title, tr, nt, ph, np, agents, na);
-        cairo_destroy(cr);
-        cairo_status_t st = png ? cairo_surface_write_to_png(s, out_path) : CAIRO_STATUS_SUCCESS;
-        cairo_surface_finish(s);
-        if (st == CAIRO_STATUS_SUCCESS)
-            st = cairo_surface_status(s);
-        cairo_surface_destroy(s);
-        if (st != CAIRO_STATUS_SUCCESS)
-            rc = bd_seterr(BD_EIO, "--plot %s: %s", out_path, cairo_status_to_string(st));
-    }
     for (int k = 0; tr && k < nt; k++) {
         free(tr[k].phase);
         free(tr[k].agent);
@@ -375,5 +374,333 @@ int bd_replay_plot(const char *file, const char *title, const char *out_path)
     free(tr);
     free(ph);
     free(agents);
+}
+
+/* out_path's kind: 1 SVG, 2 PNG; 0 after recording the error. */
+static int plot_kind(const char *out_path)
+{
+    const char *dot = strrchr(out_path, '.');
+    if (dot && strcasecmp(dot, ".svg") == 0)
+        return 1;
+    if (dot && strcasecmp(dot, ".png") == 0)
+        return 2;
+    bd_seterr(BD_EINVAL, "--plot %s: name a .svg or a .png file", out_path);
+    return 0;
+}
+
+/* A surface of height H for out_path's kind. */
+static cairo_surface_t *plot_surface(const char *out_path, int kind, double H)
+{
+    return kind == 1 ? cairo_svg_surface_create(out_path, PLOT_W, H)
+                     : cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)PLOT_W, (int)H);
+}
+
+/* Writes s (a PNG) and finishes it: BD_OK or BD_EIO. */
+static int plot_finish(cairo_surface_t *s, const char *out_path, int kind)
+{
+    cairo_status_t st = kind == 2 ? cairo_surface_write_to_png(s, out_path) : CAIRO_STATUS_SUCCESS;
+    cairo_surface_finish(s);
+    if (st == CAIRO_STATUS_SUCCESS)
+        st = cairo_surface_status(s);
+    cairo_surface_destroy(s);
+    return st == CAIRO_STATUS_SUCCESS ? BD_OK
+                                      : bd_seterr(BD_EIO, "--plot %s: %s", out_path, cairo_status_to_string(st));
+}
+
+int bd_replay_plot(const char *file, const char *title, const char *out_path)
+{
+    int kind = plot_kind(out_path);
+    if (!kind)
+        return BD_EINVAL;
+    plot_trace *tr = NULL;
+    plot_phase *ph = NULL;
+    char **agents = NULL;
+    int nt = 0, np = 0, na = 0;
+    int rc = plot_load(file, &tr, &nt, &ph, &np, &agents, &na);
+    if (rc == BD_OK) {
+        double H = PLOT_T + PLOT_PANEL * (na > 0 ? na : 1) + PLOT_B;
+        cairo_surface_t *s = plot_surface(out_path, kind, H);
+        cairo_t *cr = cairo_create(s);
+        draw(cr, title, tr, nt, ph, np, agents, na);
+        cairo_destroy(cr);
+        rc = plot_finish(s, out_path, kind);
+    }
+    plot_free(tr, nt, ph, np, agents, na);
+    return rc;
+}
+
+/* ---- a sweep: each point's mean curve over its seeds, with a band ----------------------- */
+
+#define SWEEP_GRID 200 /* x positions of a point's mean curve */
+
+/* One point's curve in one agent's panel: x, mean and standard deviation over its seeds. */
+typedef struct {
+    double x[SWEEP_GRID], mean[SWEEP_GRID], sd[SWEEP_GRID];
+    int n, seeds;
+} sweep_band;
+
+/* A seed's curve of one agent: its traces' moving averages, one phase after another
+ * (phase k from x = x0[k], its first point at index first[k]). */
+#define SWEEP_MAX_PHASES 64
+typedef struct {
+    double *x, *avg;
+    int64_t n;
+    double x0[SWEEP_MAX_PHASES];
+    int64_t first[SWEEP_MAX_PHASES];
+    int nphases;
+} seed_curve;
+
+/* The value of curve c at x: its last moving average at or before x (c->n > 0, x >= c->x[0]);
+ * NAN when x is in a phase that has no episode ended by x (an earlier phase's value does not
+ * carry over). */
+static double curve_at(const seed_curve *c, double x)
+{
+    int64_t lo = 0, hi = c->n - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi + 1) / 2;
+        if (c->x[mid] <= x)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    int k = c->nphases - 1;
+    while (k > 0 && c->x0[k] > x)
+        k--;
+    return k >= 0 && lo < c->first[k] ? NAN : c->avg[lo];
+}
+
+/* band from the seeds' curves (those with episodes), on SWEEP_GRID x's from the last
+ * first episode to the first last one: where every seed has a value. */
+static void make_band(const seed_curve *cs, int nc, sweep_band *b)
+{
+    double x0 = -INFINITY, x1 = INFINITY;
+    b->n = b->seeds = 0;
+    for (int s = 0; s < nc; s++)
+        if (cs[s].n > 0) {
+            x0 = fmax(x0, cs[s].x[0]);
+            x1 = fmin(x1, cs[s].x[cs[s].n - 1]);
+            b->seeds++;
+        }
+    if (b->seeds == 0 || x1 < x0)
+        return;
+    b->n = x1 > x0 ? SWEEP_GRID : 1;
+    for (int g = 0; g < b->n; g++) {
+        double x = b->n > 1 ? x0 + (x1 - x0) * g / (b->n - 1) : x0, sum = 0, sq = 0;
+        for (int s = 0; s < nc; s++) /* NAN (a gap) when a seed has no value there */
+            sum += cs[s].n > 0 ? curve_at(&cs[s], x) : 0;
+        double mean = sum / b->seeds;
+        for (int s = 0; s < nc; s++)
+            if (cs[s].n > 0)
+                sq += (curve_at(&cs[s], x) - mean) * (curve_at(&cs[s], x) - mean);
+        b->x[g] = x;
+        b->mean[g] = mean;
+        b->sd[g] = b->seeds > 1 ? sqrt(sq / (b->seeds - 1)) : 0;
+    }
+}
+
+/* Appends trace t's curve to c; its phase starts at x0. */
+static int curve_add(seed_curve *c, const plot_trace *t, double x0)
+{
+    if (c->nphases < SWEEP_MAX_PHASES) {
+        c->x0[c->nphases] = x0;
+        c->first[c->nphases++] = c->n;
+    }
+    double *x = realloc(c->x, sizeof *x * (size_t)(c->n + t->n + 1)), *a = x ? realloc(c->avg, sizeof *a * (size_t)(c->n + t->n + 1)) : NULL;
+    if (x)
+        c->x = x;
+    if (a)
+        c->avg = a;
+    if (!x || !a)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    memcpy(c->x + c->n, t->x, sizeof *x * (size_t)t->n);
+    memcpy(c->avg + c->n, t->avg, sizeof *a * (size_t)t->n);
+    c->n += t->n;
+    return BD_OK;
+}
+
+/* The agent panels' names (union over every run) and each (agent, point)'s band. */
+typedef struct {
+    char **agents;
+    int na;
+    sweep_band *bands; /* [agent * npoints + point], 64 agents at most */
+    plot_phase *ph;    /* the phases of the first run */
+    int np;
+    char *env[64];
+    int columns[64];
+} sweep_plot;
+
+static int agent_index(sweep_plot *sp, const char *name)
+{
+    for (int k = 0; k < sp->na; k++)
+        if (strcmp(sp->agents[k], name) == 0)
+            return k;
+    if (sp->na >= 64)
+        return -1;
+    char **more = realloc(sp->agents, sizeof *more * (size_t)(sp->na + 1));
+    if (!more)
+        return -1;
+    sp->agents = more;
+    return (more[sp->na] = bd_strdup(name)) ? sp->na++ : -1;
+}
+
+/* Point p's runs loaded into curves per agent (cur[agent * nfiles + file]), then bands. */
+static int sweep_point(sweep_plot *sp, int p, int npoints, const char *const *files, int nfiles)
+{
+    seed_curve *cur = calloc((size_t)64 * (size_t)(nfiles ? nfiles : 1), sizeof *cur);
+    int rc = cur ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
+    for (int f = 0; rc == BD_OK && f < nfiles; f++) {
+        plot_trace *tr = NULL;
+        plot_phase *ph = NULL;
+        char **an = NULL;
+        int nt = 0, np = 0, na = 0;
+        rc = plot_load(files[f], &tr, &nt, &ph, &np, &an, &na);
+        for (int k = 0; rc == BD_OK && k < nt; k++) {
+            int a = agent_index(sp, tr[k].agent);
+            if (a < 0) {
+                rc = bd_seterr(BD_EINVAL, "--plot: more than 64 agents in the sweep");
+                break;
+            }
+            if (!sp->env[a]) {
+                sp->env[a] = bd_strdup(tr[k].env ? tr[k].env : "");
+                sp->columns[a] = tr[k].columns;
+            }
+            double x0 = 0;
+            for (int q = 0; q < np; q++)
+                if (strcmp(ph[q].name, tr[k].phase) == 0)
+                    x0 = ph[q].x0;
+            rc = curve_add(&cur[a * nfiles + f], &tr[k], x0);
+        }
+        if (rc == BD_OK && !sp->ph) { /* the phase lines: the first run's */
+            sp->ph = ph;
+            sp->np = np;
+            ph = NULL;
+            np = 0;
+        }
+        plot_free(tr, nt, ph, np, an, na);
+    }
+    for (int a = 0; rc == BD_OK && a < sp->na; a++)
+        make_band(&cur[a * nfiles], nfiles, &sp->bands[a * npoints + p]);
+    for (int k = 0; cur && k < 64 * nfiles; k++) {
+        free(cur[k].x);
+        free(cur[k].avg);
+    }
+    free(cur);
+    return rc;
+}
+
+/* Agent a's panel of the sweep with its top at y0. */
+static void draw_sweep_panel(cairo_t *cr, double y0, int a, const sweep_plot *sp, const char *const *points,
+                             int npoints)
+{
+    double xmin = 0, xmax = sp->np ? sp->ph[sp->np - 1].x1 : 1, ymin = INFINITY, ymax = -INFINITY;
+    for (int p = 0; p < npoints; p++) {
+        const sweep_band *b = &sp->bands[a * npoints + p];
+        for (int g = 0; g < b->n; g++) {
+            ymin = fmin(ymin, b->mean[g] - b->sd[g]);
+            ymax = fmax(ymax, b->mean[g] + b->sd[g]);
+            xmax = fmax(xmax, b->x[g]);
+        }
+    }
+    pad_range(&ymin, &ymax);
+    if (xmax <= xmin)
+        xmax = xmin + 1;
+    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = y0 + 10, B = y0 + PLOT_PANEL - PLOT_GAP;
+#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
+#define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
+    draw_grid(cr, L, R, T, B, xmin, xmax, ymin, ymax, sp->ph, sp->np);
+    cairo_save(cr);
+    cairo_rectangle(cr, L, T, R - L, B - T);
+    cairo_clip(cr);
+    for (int p = 0; p < npoints; p++) {
+        const sweep_band *b = &sp->bands[a * npoints + p];
+        const double *c = plot_colours[p % PLOT_NCOLOURS];
+        if (b->n == 0)
+            continue;
+        for (int g0 = 0, g1; g0 < b->n; g0 = g1) { /* each run of x's with a value */
+            while (g0 < b->n && isnan(b->mean[g0]))
+                g0++;
+            for (g1 = g0; g1 < b->n && !isnan(b->mean[g1]);)
+                g1++;
+            if (g0 >= b->n)
+                break;
+            cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.2); /* the band: mean +- sd */
+            for (int g = g0; g < g1; g++)
+                (g > g0 ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g] + b->sd[g]));
+            for (int g = g1 - 1; g >= g0; g--)
+                cairo_line_to(cr, PX(b->x[g]), PY(b->mean[g] - b->sd[g]));
+            cairo_close_path(cr);
+            cairo_fill(cr);
+            cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+            cairo_set_line_width(cr, 2.2);
+            for (int g = g0; g < g1; g++)
+                (g > g0 ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g]));
+            if (g1 - g0 == 1)
+                cairo_arc(cr, PX(b->x[g0]), PY(b->mean[g0]), 3, 0, 2 * M_PI);
+            cairo_stroke(cr);
+        }
+    }
+    cairo_restore(cr);
+#undef PX
+#undef PY
+    char xt[320];
+    snprintf(xt, sizeof xt, "env steps of %s (each of its worlds; the agent-steps of %s are %d times as many)",
+             sp->env[a] && sp->env[a][0] ? sp->env[a] : "its env", sp->agents[a], sp->columns[a]);
+    draw_frame(cr, L, R, T, B, xt);
+    double lx = R + 18, ly = T + 8; /* the legend: a point, its colour and its seeds */
+    cairo_set_font_size(cr, 14);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text_at(cr, lx, ly, sp->agents[a], 0, 0.5);
+    cairo_set_font_size(cr, 12);
+    for (int p = 0; p < npoints && ly < B; p++) {
+        const double *c = plot_colours[p % PLOT_NCOLOURS];
+        ly += 20;
+        cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.3);
+        cairo_rectangle(cr, lx, ly - 6, 24, 12);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+        cairo_set_line_width(cr, 2.2);
+        cairo_move_to(cr, lx, ly);
+        cairo_line_to(cr, lx + 24, ly);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        char t[320];
+        snprintf(t, sizeof t, "%.40s (%d seed%s)", points[p], sp->bands[a * npoints + p].seeds,
+                 sp->bands[a * npoints + p].seeds == 1 ? "" : "s");
+        text_at(cr, lx + 30, ly, t, 0, 0.5);
+    }
+}
+
+int bd_replay_plot_sweep(const char *title, const char *const *points, const char *const *const *files,
+                         const int *nfiles, int npoints, const char *out_path)
+{
+    int kind = plot_kind(out_path);
+    if (!kind)
+        return BD_EINVAL;
+    sweep_plot sp = {.bands = calloc((size_t)64 * (size_t)(npoints ? npoints : 1), sizeof(sweep_band))};
+    int rc = sp.bands ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
+    for (int p = 0; rc == BD_OK && p < npoints; p++)
+        rc = sweep_point(&sp, p, npoints, files[p], nfiles[p]);
+    if (rc == BD_OK) {
+        double H = PLOT_T + PLOT_PANEL * (sp.na > 0 ? sp.na : 1) + PLOT_B;
+        cairo_surface_t *s = plot_surface(out_path, kind, H);
+        cairo_t *cr = cairo_create(s);
+        cairo_set_source_rgb(cr, 1, 1, 1);
+        cairo_paint(cr);
+        cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+        cairo_set_font_size(cr, 17);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        char head[400];
+        snprintf(head, sizeof head, "%s: each point's mean over its seeds of their moving-average returns, "
+                 "band: +- one standard deviation", title);
+        text_at(cr, PLOT_W / 2, 26, head, 0.5, 0.5);
+        for (int a = 0; a < sp.na; a++)
+            draw_sweep_panel(cr, PLOT_T + PLOT_PANEL * a, a, &sp, points, npoints);
+        cairo_destroy(cr);
+        rc = plot_finish(s, out_path, kind);
+    }
+    plot_free(NULL, 0, sp.ph, sp.np, sp.agents, sp.na);
+    for (int a = 0; a < 64; a++)
+        free(sp.env[a]);
+    free(sp.bands);
     return rc;
 }

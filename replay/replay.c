@@ -597,6 +597,8 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     bd_replay_opts none = {0};
     if (!o)
         o = &none;
+    if (bd_replay_is_sweep(path))
+        return bd_replay_sweep(path, out, o);
     const char *csv_path = o->csv;
     int orc;
     if ((csv_path && (orc = bd_replay_output_ok(path, "--csv", csv_path)))

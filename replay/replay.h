@@ -4,6 +4,7 @@
  *             episode, --verify's returns check, and what the run's outputs may not touch
  *   resim.c   --verify's re-simulation of the recorded steps from the seed and setpoints
  *   plot.c    --plot: learning curves (cairo)
+ *   sweep.c   a sweep's folder: its points compared across their seeds
  *   minari.c  --minari: each trace as a Minari dataset
  *   serve.c   `bodhi serve`: a web page of the runs under some folders, live curves
  *   page.c    its two pages (HTML and the script that draws the charts)
@@ -51,6 +52,23 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o);
  * is not where run.yml says). */
 int bd_replay_resim(const char *run_dir, const char *master, const bd_registry *reg, FILE *out, int64_t *bad,
                     int *checked, int *unmade);
+
+/* A sweep's folder (replay/sweep.c): 1 when dir holds no run itself but a sweep.json
+ * (bodhi sweep) or runs in its subfolders. */
+int bd_replay_is_sweep(const char *dir);
+
+/* bd_replay of a sweep's folder: per point (the runs of one run file but for the seed) and
+ * trace, its seeds, episodes, and the mean, standard deviation, min and max over its seeds
+ * of each run's final return (the mean of its last 100 episodes); o->csv: one row per run
+ * and trace, and one "all" row per point and trace:
+ * point,phase,agent,seed,run,episodes,final_return,mean_return,seeds,final_std,final_min,final_max;
+ * o->plot: bd_replay_plot_sweep. --verify and --minari are refused (BD_EINVAL). */
+int bd_replay_sweep(const char *dir, FILE *out, const bd_replay_opts *o);
+
+/* Each point's learning curve over its seeds: the mean of its runs' moving averages, with a
+ * band of one standard deviation, per agent; files[p] holds point p's nfiles[p] run.h5. */
+int bd_replay_plot_sweep(const char *title, const char *const *points, const char *const *const *files,
+                         const int *nfiles, int npoints, const char *out_path);
 
 /* Learning curves of the traces in file, drawn into out_path (.svg or .png). */
 int bd_replay_plot(const char *file, const char *title, const char *out_path);

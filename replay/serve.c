@@ -71,45 +71,50 @@ int bd_serve_is_run(const char *dir)
            && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode); /* no run through a symbolic link */
 }
 
-/* The runs under the folders: each folder that holds log.jsonl, else its subfolders that
- * do (a sweep's folder of runs: one more level). Sorted by id. */
+int bd_serve_scan_dir(const char *dir, int k, run_ref *out, int max)
+{
+    int n = 0;
+    if (bd_serve_is_run(dir)) {
+        snprintf(out[n].id, sizeof out[n].id, "%d/.", k);
+        snprintf(out[n++].path, sizeof out[n].path, "%s", dir);
+        return n;
+    }
+    struct dirent **ents = NULL;
+    int m = scandir(dir, &ents, NULL, alphasort);
+    for (int i = 0; i < m; i++) {
+        const char *e = ents[i]->d_name;
+        char p[PATH_MAX];
+        if (e[0] != '.' && n < max && snprintf(p, sizeof p, "%s/%s", dir, e) < (int)sizeof p) {
+            if (bd_serve_is_run(p)) {
+                snprintf(out[n].id, sizeof out[n].id, "%d/%s", k, e);
+                snprintf(out[n++].path, sizeof out[n].path, "%s", p);
+            } else {
+                struct dirent **sub = NULL;
+                int ms = scandir(p, &sub, NULL, alphasort);
+                for (int j = 0; j < ms; j++) {
+                    char q[PATH_MAX];
+                    if (sub[j]->d_name[0] != '.' && n < max
+                        && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && bd_serve_is_run(q)) {
+                        snprintf(out[n].id, sizeof out[n].id, "%d/%s/%s", k, e, sub[j]->d_name);
+                        snprintf(out[n++].path, sizeof out[n].path, "%s", q);
+                    }
+                    free(sub[j]);
+                }
+                free(sub);
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return n;
+}
+
+/* The runs under the folders (bd_serve_scan_dir of each), sorted by id. */
 static int scan(const serve_ctx *c, run_ref *out, int max)
 {
     int n = 0;
-    for (int k = 0; k < c->ndirs && n < max; k++) {
-        if (bd_serve_is_run(c->dirs[k])) {
-            snprintf(out[n].id, sizeof out[n].id, "%d/.", k);
-            snprintf(out[n++].path, sizeof out[n].path, "%s", c->dirs[k]);
-            continue;
-        }
-        struct dirent **ents = NULL;
-        int m = scandir(c->dirs[k], &ents, NULL, alphasort);
-        for (int i = 0; i < m; i++) {
-            const char *e = ents[i]->d_name;
-            char p[PATH_MAX];
-            if (e[0] != '.' && n < max && snprintf(p, sizeof p, "%s/%s", c->dirs[k], e) < (int)sizeof p) {
-                if (bd_serve_is_run(p)) {
-                    snprintf(out[n].id, sizeof out[n].id, "%d/%s", k, e);
-                    snprintf(out[n++].path, sizeof out[n].path, "%s", p);
-                } else {
-                    struct dirent **sub = NULL;
-                    int ms = scandir(p, &sub, NULL, alphasort);
-                    for (int j = 0; j < ms; j++) {
-                        char q[PATH_MAX];
-                        if (sub[j]->d_name[0] != '.' && n < max
-                            && snprintf(q, sizeof q, "%s/%s", p, sub[j]->d_name) < (int)sizeof q && bd_serve_is_run(q)) {
-                            snprintf(out[n].id, sizeof out[n].id, "%d/%s/%s", k, e, sub[j]->d_name);
-                            snprintf(out[n++].path, sizeof out[n].path, "%s", q);
-                        }
-                        free(sub[j]);
-                    }
-                    free(sub);
-                }
-            }
-            free(ents[i]);
-        }
-        free(ents);
-    }
+    for (int k = 0; k < c->ndirs && n < max; k++)
+        n += bd_serve_scan_dir(c->dirs[k], k, out + n, max - n);
     return n;
 }
 

@@ -35,6 +35,11 @@ typedef struct {
 /* 1 when dir is a run folder (a real folder, no symbolic link, with a regular log.jsonl). */
 int bd_serve_is_run(const char *dir);
 
+/* The runs under dir into out (max of them), with ids "<k>/<sub>": dir itself when it holds
+ * log.jsonl, else its subfolders that do, and theirs (a sweep's folder of runs: one more
+ * level), in name order. Their count. */
+int bd_serve_scan_dir(const char *dir, int k, run_ref *out, int max);
+
 /* The run named id, found by a fresh scan into runs (SERVE_MAX_RUNS of them); NULL when
  * there is none. */
 const run_ref *bd_serve_find_run(const serve_ctx *c, run_ref *runs, const char *id);
