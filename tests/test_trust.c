@@ -665,15 +665,15 @@ Test(trust, handshakes_cut_short_do_not_shut_the_doors, .timeout = 300 * BD_TEST
     start_run(&r, "cut", 2000);
     int bport = brain_port(r.log);
     /* until the conductor says its door stopped and was listened on again (a cut handshake
-     * stops it only when it falls on NNG's accept: seconds, here) */
+     * stops it only when it falls on NNG's accept: seconds, here; never with an NNG that has
+     * the fault fixed, and test_wire's a_stopped_listener_is_found_and_replaced shows the
+     * guard at work whatever the timing): the muscle must get in either way */
     double t0 = bd_now();
-    while (bd_now() - t0 < 90 && count_of(r.log, "\"event\":\"relistened\"") == 0) {
+    while (bd_now() - t0 < 60 && count_of(r.log, "\"event\":\"relistened\"") == 0) {
         hello_and_close(r.port, 50);
         hello_and_close(bport, 50);
         usleep(500000);
     }
-    cr_assert_gt(count_of(r.log, "\"event\":\"relistened\""), 0,
-                 "the conductor's door was stopped by cut handshakes and listened on again");
     hello_and_close(bport, 200);
     pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
     end_run(&r);

@@ -271,9 +271,9 @@ static void bd_round_step_ms(bd_round *r, const bd_round_hooks *h, int ms)
 {
     char what[512];
     int g = bd_server_guard_check(r->srv, bd_now(), bd_round_may_close, r, what, sizeof what);
-    if (g == 1 || g == 3) {
+    if (g == 1 || g == 3) { /* counted when done; a failure is said as the last account */
         pthread_mutex_lock(&r->mu);
-        r->relistened++;
+        r->relistened += g == 1;
         snprintf(r->relisten_why, sizeof r->relisten_why, "%s", what);
         pthread_mutex_unlock(&r->mu);
     }

@@ -22,25 +22,29 @@ enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
 #define BD_TEXT_MAX 4096 /* longest plain-text request let through */
 #define BD_LISTENERS 8   /* listeners per server */
 #define BD_REFUSED 256   /* connections closed over a cap whose removal is not passed on */
-#define BD_OLD_IDS 16    /* earlier listeners of one address (see bd_serve_lis) */
+#define BD_OLD_IDS 16    /* earlier listeners of one address, newest kept (see bd_serve_lis) */
 #define BD_GUARD_EVERY_S 2.0 /* a guard's probe every this often */
 #define BD_GUARD_LATE_S 3.0  /* its connection, up at its end, not handed over this long: dead */
-#define BD_GUARD_GIVEUP_S 10.0 /* a probe that never came up is given up (and another started) */
+/* A probe whose connection never came up is closed only after this: past NNG's own 10 s
+ * limit on a connection's handshake, so the close cannot fall inside one (a close there
+ * is what stops a listener). It dials once: no second attempt is under way then. */
+#define BD_GUARD_GIVEUP_S 12.0
 
 /* A listener and those that replaced it at its address (bd_server_guard_check): callers
  * know it by its first id (key); its connections, counted against its cap, may have come
  * through any of them. A guarded one is probed now and then over its own transport. */
 typedef struct {
     uint32_t key, id;
-    uint32_t old[BD_OLD_IDS]; /* earlier ids: ipc ones still listening for their connections */
+    uint32_t old[BD_OLD_IDS]; /* closed listeners' ids, for their connections' removal */
     int nold;
     int cap, open;            /* cap 0: none */
     uint64_t added;           /* connections NNG handed over (ADD_PRE) */
     char *url;                /* with the port it bound, to listen there again */
+    char *dial;               /* the address a probe dials (a wildcard host made loopback) */
     bd_tls *tls;
     int guard;
     nng_socket probe;
-    int probing, probe_up, stalled;
+    int probing, probe_up, stalled, down;
     double since, up_at, next;
     uint64_t added0;
     struct bd_server *s;
@@ -267,8 +271,11 @@ static int bd_serve_start(bd_server *s, const char *url, bd_tls *tls, bd_serve_l
     }
     if (rv == 0 && rec) {
         pthread_mutex_lock(&s->mu);
-        if (rec->id && rec->nold < BD_OLD_IDS)
-            rec->old[rec->nold++] = rec->id;
+        if (rec->id) { /* the newest BD_OLD_IDS are kept: their connections went at once */
+            if (rec->nold == BD_OLD_IDS)
+                memmove(rec->old, rec->old + 1, sizeof rec->old - sizeof rec->old[0]);
+            rec->old[rec->nold < BD_OLD_IDS ? rec->nold++ : BD_OLD_IDS - 1] = rec->id;
+        }
         rec->id = (uint32_t)nng_listener_id(l);
         pthread_mutex_unlock(&s->mu);
     }
@@ -281,6 +288,25 @@ static int bd_serve_start(bd_server *s, const char *url, bd_tls *tls, bd_serve_l
     }
     *id = (uint32_t)nng_listener_id(l);
     return BD_OK;
+}
+
+/* Where a probe of the listener at url dials: the same, but a wildcard host (*, none,
+ * 0.0.0.0, ::), which NNG will not dial, made this machine's loopback. Heap, or NULL. */
+static char *bd_serve_dial_url(const char *url)
+{
+    const char *sep = strstr(url, "://"), *colon = strrchr(url, ':');
+    if (!sep || strncmp(url, "ipc", 3) == 0 || !colon || colon < sep + 3)
+        return bd_strdup(url);
+    const char *host = sep + 3;
+    size_t n = (size_t)(colon - host);
+    static const char *const any4[] = {"", "*", "0.0.0.0"}, *const any6[] = {"[::]", "::"};
+    for (size_t i = 0; i < 3; i++)
+        if (n == strlen(any4[i]) && strncmp(host, any4[i], n) == 0)
+            return bd_strfmt("%.*s127.0.0.1%s", (int)(host - url), url, colon);
+    for (size_t i = 0; i < 2; i++)
+        if (n == strlen(any6[i]) && strncmp(host, any6[i], n) == 0)
+            return bd_strfmt("%.*s[::1]%s", (int)(host - url), url, colon);
+    return bd_strdup(url);
 }
 
 int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o)
@@ -318,7 +344,11 @@ int bd_server_listen_with(bd_server *s, const char *url, const bd_listen_opts *o
         rec->url = port && colon ? bd_strfmt("%.*s:%d", (int)(colon - url), url, port) : bd_strdup(url);
     if (rc == BD_OK && !rec->url)
         rc = bd_seterr(BD_ENOMEM, "out of memory");
+    if (rc == BD_OK && !(rec->dial = bd_serve_dial_url(rec->url)))
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
     if (rc != BD_OK) {
+        free(rec->url);
+        rec->url = NULL;
         if (id)
             nng_listener_close((nng_listener){.id = id});
         pthread_mutex_lock(&s->mu);
@@ -362,15 +392,15 @@ static void bd_serve_probe_close(bd_serve_lis *rec)
 }
 
 /* Starts rec's probe: a connection of its own over the listener's transport (with the
- * run's client certificate for a TLS door), which sends nothing. */
+ * run's client certificate for a TLS door), which sends nothing. It dials once. */
 static void bd_serve_probe_start(bd_serve_lis *rec, double now)
 {
     rec->next = now + BD_GUARD_EVERY_S;
     if (nng_req0_open(&rec->probe) != 0)
         return;
     rec->probing = 1;
-    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMINT, 100);
-    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMAXT, 500);
+    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMINT, 600000);
+    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMAXT, 600000);
     nng_pipe_notify(rec->probe, NNG_PIPE_EV_ADD_POST, bd_serve_probe_cb, rec);
     pthread_mutex_lock(&rec->s->mu);
     rec->probe_up = 0;
@@ -378,37 +408,42 @@ static void bd_serve_probe_start(bd_serve_lis *rec, double now)
     pthread_mutex_unlock(&rec->s->mu);
     rec->up_at = 0;
     rec->since = now;
-    if (bd_tls_dial(rec->probe, rec->url, rec->tls, NNG_FLAG_NONBLOCK) != BD_OK)
-        bd_serve_probe_close(rec);
+    if (bd_tls_dial(rec->probe, rec->dial, rec->tls, NNG_FLAG_NONBLOCK) != BD_OK)
+        bd_serve_probe_close(rec); /* refused before it began: nothing was sent */
 }
 
-/* rec's listener (dead) is replaced by a new one at its address. An ipc one stays open for
- * the connections it has (its socket file goes first, so the new one can take the path);
- * a tcp one is closed, with its connections, to free the port. */
+/* rec's listener (dead, or closed by an earlier attempt) is replaced by a new one at its
+ * address. The dead one is closed first, with its connections: those it took while dead
+ * wait for ever otherwise, and it frees the port (tcp) or its socket file (ipc, whose
+ * path the new one takes; closing removes the file, so the close comes first). */
 static int bd_serve_relisten(bd_server *s, bd_serve_lis *rec, char *what, size_t len)
 {
     int ipc = strncmp(rec->url, "ipc://", 6) == 0;
     pthread_mutex_lock(&s->mu);
-    int full = rec->nold >= BD_OLD_IDS, open = rec->open;
+    int open = rec->open;
     pthread_mutex_unlock(&s->mu);
-    if (full) {
-        snprintf(what, len, "%s stopped handing over its connections again, and was listened on %d times: "
-                            "left so", rec->url, BD_OLD_IDS);
-        return BD_EIO;
-    }
-    if (ipc && unlink(rec->url + 6) != 0 && errno != ENOENT) {
-        snprintf(what, len, "%s: %s", rec->url + 6, strerror(errno));
-        return BD_EIO;
-    }
-    if (!ipc)
+    if (!rec->down) {
         nng_listener_close((nng_listener){.id = rec->id});
+        if (ipc && unlink(rec->url + 6) != 0 && errno != ENOENT) {
+            rec->down = 1;
+            snprintf(what, len, "%s: NNG stopped handing over its connections; its socket file stays: %s",
+                     rec->url, strerror(errno));
+            return BD_EIO;
+        }
+    }
+    int was_down = rec->down;
     uint32_t id;
     int rc = bd_serve_start(s, rec->url, rec->tls, rec, &id);
-    snprintf(what, len, "%s: NNG stopped handing over its connections (a connection that closed during its "
-                        "handshake, nanomsg/nng#1518); %s%s", rec->url,
-             rc == BD_OK ? "listening there again" : "listening there again failed: ", rc == BD_OK ? "" : bd_lasterr());
-    if (rc == BD_OK && !ipc && open > 0)
-        snprintf(what + strlen(what), len - strlen(what), " (its %d connection(s) closed with it)", open);
+    rec->down = rc != BD_OK;
+    if (rc != BD_OK)
+        snprintf(what, len, "%s: listening there again failed (tried again every %.0f s): %s", rec->url,
+                 BD_GUARD_EVERY_S, bd_lasterr());
+    else if (was_down)
+        snprintf(what, len, "%s: listening there again", rec->url);
+    else
+        snprintf(what, len, "%s: NNG stopped handing over its connections (a connection that closed during its "
+                            "handshake, nanomsg/nng#1518); listening there again%s", rec->url,
+                 open > 0 ? ", its connections closed with it" : "");
     return rc;
 }
 
@@ -419,6 +454,31 @@ void bd_server_guard_stop(bd_server *s)
         bd_serve_probe_close(&s->lis[k]);
 }
 
+/* Where rec's probe stands: 0 nothing yet (or closed without a verdict), 1 the listener
+ * is dead. A probe is closed only once its connection is up (the listener's side of the
+ * handshake is then done) or past NNG's handshake limit: never inside a handshake. */
+static int bd_serve_probe_verdict(bd_server *s, bd_serve_lis *rec, double now)
+{
+    pthread_mutex_lock(&s->mu);
+    int up = rec->probe_up, moved = rec->added != rec->added0;
+    pthread_mutex_unlock(&s->mu);
+    if (!up) {
+        if (now - rec->since > BD_GUARD_GIVEUP_S)
+            bd_serve_probe_close(rec);
+        return 0;
+    }
+    if (rec->up_at == 0)
+        rec->up_at = now;
+    if (moved) { /* handed over (its own or another): alive */
+        bd_serve_probe_close(rec);
+        return 0;
+    }
+    if (now - rec->up_at <= BD_GUARD_LATE_S)
+        return 0;
+    bd_serve_probe_close(rec);
+    return 1;
+}
+
 int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, uint32_t key), void *ctx,
                           char *what, size_t len)
 {
@@ -426,25 +486,25 @@ int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, 
         bd_serve_lis *rec = &s->lis[k];
         if (!rec->guard)
             continue;
-        if (!rec->probing) {
-            if (now >= rec->next && !rec->stalled)
-                bd_serve_probe_start(rec, now);
-            if (!rec->stalled)
+        if (rec->down) { /* an earlier attempt to listen again failed: again, now and then */
+            if (now < rec->next)
                 continue;
-        } else {
-            pthread_mutex_lock(&s->mu);
-            int up = rec->probe_up, moved = rec->added != rec->added0;
-            pthread_mutex_unlock(&s->mu);
-            if (moved || (!up && now - rec->since > BD_GUARD_GIVEUP_S)) { /* handed over (or no verdict) */
-                bd_serve_probe_close(rec);
+            rec->next = now + BD_GUARD_EVERY_S;
+            if (bd_serve_relisten(s, rec, what, len) == BD_OK)
+                return 1;
+            continue;
+        }
+        if (!rec->stalled) {
+            if (!rec->probing) {
+                if (now >= rec->next)
+                    bd_serve_probe_start(rec, now);
                 continue;
             }
-            if (up && rec->up_at == 0)
-                rec->up_at = now;
-            if (!up || now - rec->up_at <= BD_GUARD_LATE_S)
+            if (!bd_serve_probe_verdict(s, rec, now))
                 continue;
-            bd_serve_probe_close(rec); /* up, and never handed over: the listener is dead */
         }
+        /* dead: a tcp door (whose connections a new listener closes) waits until one is
+         * missing; ipc connections come back by themselves */
         int ipc = strncmp(rec->url, "ipc://", 6) == 0;
         if (!ipc && may_close && !may_close(ctx, rec->key)) {
             int first = !rec->stalled;
@@ -590,6 +650,7 @@ void bd_server_close(bd_server *s)
     for (int k = 0; k < s->nlis; k++) {
         bd_serve_probe_close(&s->lis[k]);
         free(s->lis[k].url);
+        free(s->lis[k].dial);
     }
     if (s->sock_open)
         nng_close(s->sock); /* cancels every receive: the callbacks mark their slots dead */

@@ -67,14 +67,18 @@ uint32_t bd_server_listener_key(bd_server *s, uint32_t lid);
  * followed by a close is enough, on any door a stranger can reach. Later connections
  * still complete their handshake and then wait forever. The guard of a listener opened
  * with bd_listen_opts.guard connects to it every 2 s over its own transport (the client
- * certificate of its credential for a TLS door) and sends nothing: a probe whose
- * connection is up and not handed over within 3 s finds the listener dead, and a new one
- * takes its address. An ipc one is replaced at once, the old one kept open for the
- * connections it has; a tcp one must be closed first, which closes its connections: it is
- * replaced when may_close(ctx, key) says so (NULL: always), else left until it does.
- * Call often from the thread that takes the requests; never blocks. Returns 0 (nothing
- * to say), 1 a listener was replaced, 2 one is dead and left (said once), 3 replacing one
- * failed; *what (len bytes) then says which and why. */
+ * certificate of its credential for a TLS door; a wildcard host dialled on loopback) and
+ * sends nothing: a probe whose connection is up and not handed over within 3 s finds the
+ * listener dead. The probe is never closed inside a handshake (that is the fault itself).
+ * A dead listener is closed, with its connections (those it took while dead would wait
+ * for ever), and a new one takes its address. Local peers on ipc dial again by
+ * themselves, so an ipc one is replaced at once; a tcp door's closed connections may be
+ * remote slots, so it is replaced when may_close(ctx, key) says so (NULL: always), else
+ * left until it does. A new listener that cannot listen (the port taken meanwhile) is
+ * tried again every 2 s. Call often from the thread that takes the requests; never
+ * blocks. Returns 0 (nothing to say), 1 a listener was replaced, 2 one is dead and left
+ * (said once), 3 listening again failed (said once per attempt after a death); *what
+ * (len bytes) then says which and why. */
 int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, uint32_t key), void *ctx,
                           char *what, size_t len);
 
