@@ -68,6 +68,18 @@ static int launch_present(const char *what, bd_getenv_fn get, void *ctx, const c
     return -1;
 }
 
+/* A launcher's count of ranks on this machine (only a hint for the learners' threads):
+ * one that does not parse is left out, not an error. */
+static int launch_local(bd_getenv_fn get, void *ctx, const char *name, bd_launch *o)
+{
+    const char *v = get(ctx, name);
+    long long n;
+    if (!v || bd_parse_ll(v, 1, 65536, &n) != BD_OK)
+        return 0;
+    o->local_size = (int)n;
+    return 1;
+}
+
 static int launch_opts(const bd_launch_opts *op, bd_launch *o)
 {
     const char *what = "bodhi run";
@@ -94,10 +106,10 @@ static int launch_torchrun(bd_getenv_fn get, void *ctx, bd_launch *o)
     if (launch_int(what, "WORLD_SIZE", get(ctx, "WORLD_SIZE"), 1, 65536, &o->world) != BD_OK
         || launch_int(what, "RANK", get(ctx, "RANK"), 0, 65535, &o->rank) != BD_OK)
         return BD_EINVAL;
-    const char *lr = get(ctx, "LOCAL_RANK"), *ls = get(ctx, "LOCAL_WORLD_SIZE");
-    if ((lr && launch_int(what, "LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK)
-        || (ls && launch_int(what, "LOCAL_WORLD_SIZE", ls, 1, 65536, &o->local_size) != BD_OK))
+    const char *lr = get(ctx, "LOCAL_RANK");
+    if (lr && launch_int(what, "LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK)
         return BD_EINVAL;
+    const int said = launch_local(get, ctx, "LOCAL_WORLD_SIZE", o);
     const char *addr = get(ctx, "MASTER_ADDR"), *port = get(ctx, "MASTER_PORT");
     if (addr) {
         if (!*addr || strlen(addr) >= sizeof o->host)
@@ -109,7 +121,7 @@ static int launch_torchrun(bd_getenv_fn get, void *ctx, bd_launch *o)
     } else if (port) {
         return bd_seterr(BD_EINVAL, "%s: MASTER_PORT=%s is set but MASTER_ADDR is not", what, port);
     }
-    if (!ls && (!addr || !strcmp(o->host, "127.0.0.1") || !strcmp(o->host, "localhost") || !strcmp(o->host, "::1")))
+    if (!said && (!addr || !strcmp(o->host, "127.0.0.1") || !strcmp(o->host, "localhost") || !strcmp(o->host, "::1")))
         o->local_size = o->world; /* a loopback rendezvous: every rank is on this machine */
     return launch_check(what, "RANK", "WORLD_SIZE", o);
 }
@@ -118,11 +130,11 @@ static int launch_ompi(bd_getenv_fn get, void *ctx, bd_launch *o)
 {
     const char *what = "Open MPI variables";
     o->by = BD_LAUNCH_OMPI;
-    const char *lr = get(ctx, "OMPI_COMM_WORLD_LOCAL_RANK"), *ls = get(ctx, "OMPI_COMM_WORLD_LOCAL_SIZE");
+    const char *lr = get(ctx, "OMPI_COMM_WORLD_LOCAL_RANK");
+    launch_local(get, ctx, "OMPI_COMM_WORLD_LOCAL_SIZE", o);
     if (launch_int(what, "OMPI_COMM_WORLD_SIZE", get(ctx, "OMPI_COMM_WORLD_SIZE"), 1, 65536, &o->world) != BD_OK
         || launch_int(what, "OMPI_COMM_WORLD_RANK", get(ctx, "OMPI_COMM_WORLD_RANK"), 0, 65535, &o->rank) != BD_OK
-        || (lr && launch_int(what, "OMPI_COMM_WORLD_LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK)
-        || (ls && launch_int(what, "OMPI_COMM_WORLD_LOCAL_SIZE", ls, 1, 65536, &o->local_size) != BD_OK))
+        || (lr && launch_int(what, "OMPI_COMM_WORLD_LOCAL_RANK", lr, 0, 65535, &o->local_rank) != BD_OK))
         return BD_EINVAL;
     return launch_check(what, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", o);
 }
@@ -132,13 +144,12 @@ static int launch_slurm(bd_getenv_fn get, void *ctx, bd_launch *o)
     const char *what = "Slurm variables";
     o->by = BD_LAUNCH_SLURM;
     const char *lr = get(ctx, "SLURM_LOCALID"), *nodes = get(ctx, "SLURM_JOB_NODELIST");
-    const char *ls = get(ctx, "SLURM_NTASKS_PER_NODE");
+    launch_local(get, ctx, "SLURM_NTASKS_PER_NODE", o);
     if (!nodes)
         nodes = get(ctx, "SLURM_NODELIST");
     if (launch_int(what, "SLURM_NTASKS", get(ctx, "SLURM_NTASKS"), 1, 65536, &o->world) != BD_OK
         || launch_int(what, "SLURM_PROCID", get(ctx, "SLURM_PROCID"), 0, 65535, &o->rank) != BD_OK
-        || (lr && launch_int(what, "SLURM_LOCALID", lr, 0, 65535, &o->local_rank) != BD_OK)
-        || (ls && launch_int(what, "SLURM_NTASKS_PER_NODE", ls, 1, 65536, &o->local_size) != BD_OK))
+        || (lr && launch_int(what, "SLURM_LOCALID", lr, 0, 65535, &o->local_rank) != BD_OK))
         return BD_EINVAL;
     if (nodes) {
         if (bd_slurm_first_host(nodes, o->host, sizeof o->host) != BD_OK)

@@ -154,6 +154,15 @@ static void bd_link_ranks(bd_conductor *c, const char *h5, const char *phase, co
         b--;
     for (long long k = 1; k < world; k++) {
         char *name = bd_strfmt("%s.r%lld", agent, k);
+        int taken = 0; /* an agent of the phase already has that name: its own link stays */
+        for (int a = 0; name && a < c->plan->nagents; a++)
+            taken |= strcmp(c->plan->agents[a].cfg->name, name) == 0;
+        if (taken) {
+            fprintf(stderr, "bodhi: run.h5: rank %lld's trace of %s is not linked: agent %s has that name; "
+                            "read it from its run folder\n", k, agent, name);
+            free(name);
+            continue;
+        }
         char *target = bd_strfmt("../%.*s.r%lld/memory/%s.%s.r%lld.h5", (int)(n - b), c->dir + b, k, phase, agent, k);
         if (!name || !target || bd_trace_master_link_as(h5, phase, name, agent, target) != BD_OK)
             fprintf(stderr, "bodhi: run.h5 link of rank %lld: %s\n", k, bd_lasterr());
