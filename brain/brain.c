@@ -596,11 +596,21 @@ static void bd_brain_drain(bd_brain *b, int stopped)
 
 static void bd_brain_teardown(bd_brain *b)
 {
+    /* after the events connection closed: a step slow enough to outlast the conductor's
+     * heartbeat deadline is said on stderr (the brain's log), step by step */
+    double t[4];
+    t[0] = bd_now();
     bd_round_close(b->round);
     bd_tls_destroy(b->tls);
+    t[1] = bd_now();
     if (b->learner)
         b->lops->destroy(b->learner);
+    t[2] = bd_now();
     bd_ranks_leave(&b->ranks);
+    t[3] = bd_now();
+    if (t[3] - t[0] > 5.0)
+        fprintf(stderr, "bodhi brain %s: closing took %.1f s (connections %.1f s, learner %.1f s, ranks' group %.1f s)\n",
+                b->ap ? b->ap->cfg->name : "?", t[3] - t[0], t[1] - t[0], t[2] - t[1], t[3] - t[2]);
     bd_stats_fini(&b->stats);
     free(b->hello);
     free(b->lost);
