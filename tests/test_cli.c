@@ -1186,6 +1186,26 @@ Test(ranks, two_ranks_by_mpirun_agree, .timeout = 300)
     ranks_done(out, r1, rd, yml);
 }
 
+/* The same by Slurm: `srun -n 2` starts both ranks, which find each other through
+ * SLURM_PROCID/SLURM_NTASKS, the first host of SLURM_JOB_NODELIST and the FileStore
+ * beside --out. Needs a Slurm that answers (BODHI_TEST_SLURM=1 asks for it: Debian's
+ * slurm-wlm and munge on one host do); skipped otherwise. */
+Test(ranks, two_ranks_by_srun_agree, .timeout = 300)
+{
+    const char *want = getenv("BODHI_TEST_SLURM");
+    if (!want || strcmp(want, "1") != 0 || system("sinfo > /dev/null 2>&1") != 0)
+        cr_skip_test("no Slurm asked for (BODHI_TEST_SLURM=1) or none answers (sinfo)");
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("srun", &out, &r1, &rd);
+    char *yml = short_run("srun", 6 * 32 * 5, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    int rc = sh(&t, "BODHI_GROUP_TIMEOUT=240 timeout 280 srun -n 2 $BODHI run %s --out %s --quiet", yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_agree(out);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* kill -9 of rank 1's brain: both ranks exit non-zero well within the collective timeout
  * (240 s here; a dead peer's closed connection is seen at once), and no process of the run
  * is left. */
