@@ -292,7 +292,9 @@ int bd_open_hub(bd_conductor *c)
     if ((rc = bd_server_set_recvmax(c->hub, 65536 + 64 * (size_t)most)) != BD_OK)
         return rc;
     char *url = bd_url_control(c->sockdir);
-    bd_listen_opts lo = {.guard = 1};
+    /* a replaced control socket keeps the connections it has: a brain's report held at the
+     * round's barrier stays answerable (a REQ whose connection closes loses its request) */
+    bd_listen_opts lo = {.guard = BD_GUARD_KEEP};
     rc = url ? bd_server_listen_with(c->hub, url, &lo) : bd_seterr(BD_ENOMEM, "out of memory");
     free(url);
     return rc == BD_OK && c->o->listen ? bd_open_door(c) : rc;

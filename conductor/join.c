@@ -240,7 +240,7 @@ int bd_open_door(bd_conductor *c)
     /* a remote muscle sends JOINs, heartbeats and events: none near this long */
     if (rc == BD_OK)
         rc = bd_server_set_recvmax(c->door, 65536);
-    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote), .guard = 1};
+    bd_listen_opts lo = {.tls = c->tls, .cap = BD_TLS_DOOR_CAP(remote), .guard = BD_GUARD_CLOSE};
     if (rc == BD_OK)
         rc = bd_server_listen_with(c->door, c->o->listen, &lo);
     /* brains listen on the same host, on ports the system picks */

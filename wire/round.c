@@ -90,7 +90,7 @@ int bd_round_set_recvmax(bd_round *r, size_t bytes)
 
 int bd_round_listen(bd_round *r, const char *url, int *bound)
 {
-    bd_listen_opts lo = {.bound = bound, .guard = 1};
+    bd_listen_opts lo = {.bound = bound, .guard = BD_GUARD_CLOSE}; /* muscles greet again */
     return bd_server_listen_with(r->srv, url, &lo);
 }
 
@@ -101,7 +101,7 @@ int bd_round_listen_for(bd_round *r, const char *url, int first, int count, cons
     uint32_t id = 0;
     bd_listen_opts lo = o ? *o : (bd_listen_opts){0};
     lo.listener = &id;
-    lo.guard = 1;
+    lo.guard = BD_GUARD_CLOSE;
     int rc = bd_server_listen_with(r->srv, url, &lo);
     if (rc != BD_OK)
         return rc;

@@ -25,10 +25,12 @@ enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
 #define BD_OLD_IDS 16    /* earlier listeners of one address, newest kept (see bd_serve_lis) */
 #define BD_GUARD_EVERY_S 2.0 /* a guard's probe every this often */
 #define BD_GUARD_LATE_S 3.0  /* its connection, up at its end, not handed over this long: dead */
-/* A probe whose connection never came up is closed only after this: past NNG's own 10 s
- * limit on a connection's handshake, so the close cannot fall inside one (a close there
- * is what stops a listener). It dials once: no second attempt is under way then. */
-#define BD_GUARD_GIVEUP_S 12.0
+/* A probe that neither came up nor was closed by the listener (whose NNG closes a
+ * connection that has not finished its handshake within 10 s) is closed after this. */
+#define BD_GUARD_GIVEUP_S 120.0
+
+/* A probe's stages (bd_serve_probe_cb) */
+enum { PROBE_NONE, PROBE_DIALING, PROBE_SENDING, PROBE_READING, PROBE_UP, PROBE_FAILED };
 
 /* A listener and those that replaced it at its address (bd_server_guard_check): callers
  * know it by its first id (key); its connections, counted against its cap, may have come
@@ -42,9 +44,12 @@ typedef struct {
     char *url;                /* with the port it bound, to listen there again */
     char *dial;               /* the address a probe dials (a wildcard host made loopback) */
     bd_tls *tls;
-    int guard;
-    nng_socket probe;
-    int probing, probe_up, stalled, down;
+    int guard;                /* BD_GUARD_* */
+    nng_stream_dialer *pd;    /* the probe: one connection of the transport's own */
+    nng_stream *ps;
+    nng_aio *pa;
+    int probing, pstage, pdone, stalled, down;
+    uint8_t ptx[8], prx[8];   /* SP headers: the probe's (REQ) and the listener's */
     double since, up_at, next;
     uint64_t added0;
     struct bd_server *s;
@@ -373,77 +378,125 @@ uint32_t bd_server_listener_key(bd_server *s, uint32_t lid)
     return key;
 }
 
-/* The guard's probe connection is up (NNG's thread). */
-static void bd_serve_probe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+/* The probe's one connection, step by step on NNG's threads: dial, send the SP header of
+ * a REQ socket, read the listener's. Up once both went: the listener's side of the
+ * handshake is then over (it only reads our header, which is there), so closing cannot
+ * fall inside it; that close is the very fault the guard looks for. */
+static void bd_serve_probe_cb(void *arg)
 {
-    (void)p;
-    (void)ev;
     bd_serve_lis *rec = arg;
+    int rv = nng_aio_result(rec->pa);
     pthread_mutex_lock(&rec->s->mu);
-    rec->probe_up = 1;
+    int stage = rec->pstage, done = rec->pdone;
     pthread_mutex_unlock(&rec->s->mu);
+    int next = PROBE_FAILED;
+    if (rv == 0 && stage == PROBE_DIALING) {
+        rec->ps = nng_aio_get_output(rec->pa, 0);
+        next = PROBE_SENDING;
+        done = 0;
+    } else if (rv == 0 && (stage == PROBE_SENDING || stage == PROBE_READING)) {
+        done += (int)nng_aio_count(rec->pa);
+        next = done < 8 ? stage : stage == PROBE_SENDING ? PROBE_READING : PROBE_UP;
+        if (next != stage)
+            done = 0;
+    }
+    if (next == PROBE_UP && (rec->prx[0] != 0 || rec->prx[1] != 'S' || rec->prx[2] != 'P'))
+        next = PROBE_FAILED; /* not an SP listener */
+    pthread_mutex_lock(&rec->s->mu);
+    rec->pstage = next;
+    rec->pdone = done;
+    pthread_mutex_unlock(&rec->s->mu);
+    if (next == PROBE_SENDING || next == PROBE_READING) {
+        nng_iov iov = {.iov_buf = (next == PROBE_SENDING ? rec->ptx : rec->prx) + done, .iov_len = (size_t)(8 - done)};
+        nng_aio_set_iov(rec->pa, 1, &iov);
+        if (next == PROBE_SENDING)
+            nng_stream_send(rec->ps, rec->pa);
+        else
+            nng_stream_recv(rec->ps, rec->pa);
+    }
 }
 
 static void bd_serve_probe_close(bd_serve_lis *rec)
 {
-    if (rec->probing)
-        nng_close(rec->probe);
+    if (!rec->probing)
+        return;
+    nng_aio_stop(rec->pa); /* waits for the callback */
+    if (rec->ps) {
+        nng_stream_close(rec->ps);
+        nng_stream_free(rec->ps);
+    }
+    nng_stream_dialer_free(rec->pd);
+    nng_aio_free(rec->pa);
+    rec->ps = NULL;
+    rec->pd = NULL;
+    rec->pa = NULL;
     rec->probing = 0;
 }
 
-/* Starts rec's probe: a connection of its own over the listener's transport (with the
- * run's client certificate for a TLS door), which sends nothing. It dials once. */
+/* Starts rec's probe: one connection over the listener's transport (with the run's client
+ * certificate for a TLS door), dialled once, which sends its SP header and nothing else. */
 static void bd_serve_probe_start(bd_serve_lis *rec, double now)
 {
     rec->next = now + BD_GUARD_EVERY_S;
-    if (nng_req0_open(&rec->probe) != 0)
+    nng_tls_config *cfg = NULL;
+    if (rec->tls && bd_tls_config(rec->tls, 0, &cfg) != BD_OK)
         return;
+    if (nng_stream_dialer_alloc(&rec->pd, rec->dial) != 0)
+        return;
+    if ((cfg && nng_stream_dialer_set_ptr(rec->pd, NNG_OPT_TLS_CONFIG, cfg) != 0)
+        || nng_aio_alloc(&rec->pa, bd_serve_probe_cb, rec) != 0) {
+        nng_stream_dialer_free(rec->pd);
+        rec->pd = NULL;
+        return;
+    }
+    static const uint8_t req_header[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}; /* REQ v0 */
+    memcpy(rec->ptx, req_header, 8);
     rec->probing = 1;
-    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMINT, 600000);
-    nng_socket_set_ms(rec->probe, NNG_OPT_RECONNMAXT, 600000);
-    nng_pipe_notify(rec->probe, NNG_PIPE_EV_ADD_POST, bd_serve_probe_cb, rec);
+    rec->ps = NULL;
     pthread_mutex_lock(&rec->s->mu);
-    rec->probe_up = 0;
+    rec->pstage = PROBE_DIALING;
+    rec->pdone = 0;
     rec->added0 = rec->added;
     pthread_mutex_unlock(&rec->s->mu);
     rec->up_at = 0;
     rec->since = now;
-    if (bd_tls_dial(rec->probe, rec->dial, rec->tls, NNG_FLAG_NONBLOCK) != BD_OK)
-        bd_serve_probe_close(rec); /* refused before it began: nothing was sent */
+    nng_stream_dialer_dial(rec->pd, rec->pa);
 }
 
 /* rec's listener (dead, or closed by an earlier attempt) is replaced by a new one at its
- * address. The dead one is closed first, with its connections: those it took while dead
- * wait for ever otherwise, and it frees the port (tcp) or its socket file (ipc, whose
- * path the new one takes; closing removes the file, so the close comes first). */
+ * address. BD_GUARD_CLOSE: the dead one is closed first, with its connections (those it
+ * took while dead wait for ever otherwise); that frees the port (tcp) or removes its
+ * socket file (ipc). BD_GUARD_KEEP (ipc): it stays open for the connections it handed over
+ * (requests held on them stay answerable); its socket file goes, and the new one takes
+ * the path. */
 static int bd_serve_relisten(bd_server *s, bd_serve_lis *rec, char *what, size_t len)
 {
-    int ipc = strncmp(rec->url, "ipc://", 6) == 0;
+    const int keep = rec->guard == BD_GUARD_KEEP && strncmp(rec->url, "ipc://", 6) == 0;
     pthread_mutex_lock(&s->mu);
     int open = rec->open;
     pthread_mutex_unlock(&s->mu);
-    if (!rec->down) {
-        nng_listener_close((nng_listener){.id = rec->id});
-        if (ipc && unlink(rec->url + 6) != 0 && errno != ENOENT) {
-            rec->down = 1;
-            snprintf(what, len, "%s: NNG stopped handing over its connections; its socket file stays: %s",
-                     rec->url, strerror(errno));
-            return BD_EIO;
-        }
+    if (!rec->down && keep && unlink(rec->url + 6) != 0 && errno != ENOENT) {
+        snprintf(what, len, "%s: NNG stopped handing over its connections; its socket file stays: %s", rec->url,
+                 strerror(errno));
+        rec->down = 1;
+        return BD_EIO;
     }
+    if (!rec->down && !keep)
+        nng_listener_close((nng_listener){.id = rec->id});
     int was_down = rec->down;
     uint32_t id;
     int rc = bd_serve_start(s, rec->url, rec->tls, rec, &id);
     rec->down = rc != BD_OK;
     if (rc != BD_OK)
-        snprintf(what, len, "%s: listening there again failed (tried again every %.0f s): %s", rec->url,
+        snprintf(what, len, "%s: listening there again failed (tried again every %.0f s, said once): %s", rec->url,
                  BD_GUARD_EVERY_S, bd_lasterr());
     else if (was_down)
         snprintf(what, len, "%s: listening there again", rec->url);
     else
         snprintf(what, len, "%s: NNG stopped handing over its connections (a connection that closed during its "
                             "handshake, nanomsg/nng#1518); listening there again%s", rec->url,
-                 open > 0 ? ", its connections closed with it" : "");
+                 keep ? " (the old listener keeps the connections it has)"
+                 : open > 0 ? ", its connections closed with it" : "");
     return rc;
 }
 
@@ -455,18 +508,19 @@ void bd_server_guard_stop(bd_server *s)
 }
 
 /* Where rec's probe stands: 0 nothing yet (or closed without a verdict), 1 the listener
- * is dead. A probe is closed only once its connection is up (the listener's side of the
- * handshake is then done) or past NNG's handshake limit: never inside a handshake. */
+ * is dead. A probe is closed once up, once the listener closed it (failed), or after
+ * BD_GUARD_GIVEUP_S: never while its handshake may still run on the listener's side. */
 static int bd_serve_probe_verdict(bd_server *s, bd_serve_lis *rec, double now)
 {
     pthread_mutex_lock(&s->mu);
-    int up = rec->probe_up, moved = rec->added != rec->added0;
+    int stage = rec->pstage, moved = rec->added != rec->added0;
     pthread_mutex_unlock(&s->mu);
-    if (!up) {
-        if (now - rec->since > BD_GUARD_GIVEUP_S)
-            bd_serve_probe_close(rec);
+    if (stage == PROBE_FAILED || (stage != PROBE_UP && now - rec->since > BD_GUARD_GIVEUP_S)) {
+        bd_serve_probe_close(rec);
         return 0;
     }
+    if (stage != PROBE_UP)
+        return 0;
     if (rec->up_at == 0)
         rec->up_at = now;
     if (moved) { /* handed over (its own or another): alive */
@@ -504,7 +558,8 @@ int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, 
                 continue;
         }
         /* dead: a tcp door (whose connections a new listener closes) waits until one is
-         * missing; ipc connections come back by themselves */
+         * missing; ipc ones are replaced at once (their peers dial again by themselves, or
+         * the old listener keeps them) */
         int ipc = strncmp(rec->url, "ipc://", 6) == 0;
         if (!ipc && may_close && !may_close(ctx, rec->key)) {
             int first = !rec->stalled;

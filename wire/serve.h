@@ -41,6 +41,15 @@ int bd_server_open(int contexts, bd_server **out);
  * *bound (may be NULL) gets the port the system chose. */
 int bd_server_listen(bd_server *s, const char *url, int *bound);
 
+/* What bd_server_guard_check does with a listener NNG stopped (bd_listen_opts.guard). */
+enum {
+    BD_GUARD_NONE = 0,  /* nothing: not probed */
+    BD_GUARD_CLOSE = 1, /* closed with its connections, a new one at its address */
+    BD_GUARD_KEEP = 2   /* ipc: kept open for the connections it has (their held requests
+                           stay answerable; any it took while dead stay stuck), a new one
+                           at its path */
+};
+
 /* How a listener listens (bd_server_listen_with). */
 typedef struct {
     bd_tls *tls;          /* tls+tcp:// urls: the run's credential (its server certificate;
@@ -49,8 +58,8 @@ typedef struct {
                              closed as they come, and counted with the rejected requests */
     int *bound;           /* may be NULL: the port the system chose for port 0 */
     uint32_t *listener;   /* may be NULL: the listener's key (bd_server_listener_key) */
-    int guard;            /* probed now and then by bd_server_guard_check (the tls credential
-                             must then live as long as the server) */
+    int guard;            /* BD_GUARD_*: probed now and then by bd_server_guard_check (the
+                             tls credential must then live as long as the server) */
 } bd_listen_opts;
 
 /* Listens on url as o says (o may be NULL: as bd_server_listen). A tls+tcp:// url needs
@@ -66,18 +75,18 @@ uint32_t bd_server_listener_key(bd_server *s, uint32_t lid);
  * closes during its handshake (nanomsg/nng#1518, fixed in NNG 1.6): a TLS ClientHello
  * followed by a close is enough, on any door a stranger can reach. Later connections
  * still complete their handshake and then wait forever. The guard of a listener opened
- * with bd_listen_opts.guard connects to it every 2 s over its own transport (the client
- * certificate of its credential for a TLS door; a wildcard host dialled on loopback) and
- * sends nothing: a probe whose connection is up and not handed over within 3 s finds the
- * listener dead. The probe is never closed inside a handshake (that is the fault itself).
- * A dead listener is closed, with its connections (those it took while dead would wait
- * for ever), and a new one takes its address. Local peers on ipc dial again by
- * themselves, so an ipc one is replaced at once; a tcp door's closed connections may be
- * remote slots, so it is replaced when may_close(ctx, key) says so (NULL: always), else
- * left until it does. A new listener that cannot listen (the port taken meanwhile) is
- * tried again every 2 s. Call often from the thread that takes the requests; never
- * blocks. Returns 0 (nothing to say), 1 a listener was replaced, 2 one is dead and left
- * (said once), 3 listening again failed (said once per attempt after a death); *what
+ * with bd_listen_opts.guard makes one connection to it every 2 s over its own transport
+ * (the client certificate of its credential for a TLS door; a wildcard host dialled on
+ * loopback), which sends its SP header and nothing else: a probe that is up and not
+ * handed over within 3 s finds the listener dead. A probe is never closed while its
+ * handshake may still run on the listener's side (that close is the fault itself). A dead
+ * listener is replaced as its guard mode says (BD_GUARD_CLOSE, BD_GUARD_KEEP); a tcp one
+ * under BD_GUARD_CLOSE, whose closed connections may be remote slots, when
+ * may_close(ctx, key) says so (NULL: always), else left until it does. A new listener
+ * that cannot listen (the port taken meanwhile) is tried again every 2 s. Call often from
+ * the thread that takes the requests; never blocks long (closing a probe waits for its
+ * callback). Returns 0 (nothing to say), 1 a listener was replaced, 2 one is dead and
+ * left (said once), 3 listening again failed (said once; tried again silently); *what
  * (len bytes) then says which and why. */
 int bd_server_guard_check(bd_server *s, double now, int (*may_close)(void *ctx, uint32_t key), void *ctx,
                           char *what, size_t len);
