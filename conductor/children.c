@@ -108,6 +108,17 @@ static void bd_muscle_left(bd_conductor *c, bd_proc *p)
         bd_fail(c, "%s", bd_lasterr());
 }
 
+/* A brain that reported its result as done: its checkpoint and trace were written before
+ * (brain.c closes them first), so one that then fails to exit is killed as late and its
+ * phase is not failed for it. */
+static int bd_brain_done(const bd_conductor *c, const bd_proc *p)
+{
+    if (p->role != BD_ROLE_BRAIN || p->index < 0 || p->index >= c->nagents || !c->agents)
+        return 0;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(c->agents[p->index].result, "status");
+    return cJSON_IsString(st) && strcmp(st->valuestring, "done") == 0;
+}
+
 /* Reaps every child that exited: logs it, repairs a dead brain's memory, restarts a muscle
  * that left before its phase ended (or fails the run past the restart budget), fails the
  * run for a brain that did not exit cleanly. */
@@ -136,6 +147,12 @@ static void bd_reap(bd_conductor *c)
             bd_recover_memory(c, p->name);
         if (ok || c->failed || bd_signal_seen)
             continue;
+        if (p->killed_for[0] && bd_brain_done(c, p)) { /* what it learnt and recorded is written */
+            if (!c->o->quiet)
+                fprintf(stderr, "bodhi: brain %s %s; its result, checkpoint and trace were written before, "
+                                "so the phase goes on\n", p->name, p->killed_for);
+            continue;
+        }
         if (p->role == BD_ROLE_MUSCLE && !c->stopping) {
             bd_muscle_left(c, p);
         } else if (p->role == BD_ROLE_BRAIN || !c->stopping) {
@@ -161,7 +178,10 @@ static void bd_deadlines(bd_conductor *c)
         double limit = p->last_beat > 0 ? timeout : fmax(timeout, BD_FIRST_BEAT_S);
         if (since <= limit)
             continue;
-        snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s", since);
+        if (bd_brain_done(c, p))
+            snprintf(p->killed_for, sizeof p->killed_for, "late: did not exit %.1f s after its result", since);
+        else
+            snprintf(p->killed_for, sizeof p->killed_for, "hung: no heartbeat for %.1f s", since);
         if (p->remote) /* not ours to kill: it is lost, its slot waits for another */
             bd_remote_left(c, p, p->killed_for);
         else {

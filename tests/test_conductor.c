@@ -2515,3 +2515,51 @@ Test(conductor, set_changes_are_read_by_the_run_files_rules)
         free(path);
     }
 }
+
+/* A brain stopped (SIGSTOP) after it reported its result: it no longer beats, and is killed
+ * as late after heartbeat_timeout. Its checkpoint and trace were written before its result,
+ * so the run goes on to its test phase and ends done. (The stop must fall between the
+ * result and the brain's exit, a moment of muscles hanging up; a try that misses it is
+ * made again.) */
+Test(conductor, a_brain_late_to_exit_after_its_result_does_not_fail_the_run, .timeout = 300 * BD_TEST_SLOW)
+{
+    int caught = 0;
+    for (int attempt = 0; attempt < 5 && !caught; attempt++) {
+        char *tag = bd_strfmt("late%d", attempt);
+        char *file = write_run_with(tag, 2000, ", heartbeat_timeout: 5");
+        char *out = bd_strfmt("/tmp/bd-run-%d-%s", (int)getpid(), tag);
+        char *log = bd_strfmt("%s/log.jsonl", out);
+        pid_t pid = start_bodhi(file, out);
+        char *stop = bd_strfmt("pkill -STOP -f '[b]rain --run-dir %s --phase train --agent balancer'", out);
+        for (double t0 = bd_now(); bd_now() - t0 < 120;) {
+            if (count_lines_with(log, "\"event\":\"result\",\"phase\":\"train\"") > 0) {
+                caught = system(stop) == 0;
+                break;
+            }
+            usleep(1000);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (caught) {
+            cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run ended 0 (status %d)", st);
+            cr_assert(count_lines_with(log, "late: did not exit") > 0, "log.jsonl says why the brain was killed");
+            cJSON *s = summary_json(out);
+            cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "done");
+            cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(s, "phases")), 2, "the test phase ran");
+            cJSON_Delete(s);
+            char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+            cr_assert(bd_exists(ck), "the checkpoint written before the result is there");
+            free(ck);
+            char *rm = bd_strfmt("rm -rf '%s'", out);
+            cr_assert_eq(system(rm), 0);
+            free(rm);
+        }
+        free(stop);
+        free(log);
+        free(out);
+        free(file);
+        free(tag);
+    }
+    if (!caught)
+        cr_skip_test("the brain exited before it could be stopped, 5 times");
+}
