@@ -542,7 +542,7 @@ static int bd_brain_learner(bd_brain *b)
     }
     bd_learner_spec ls = {.plan = &b->plan, .ap = b->ap, .params = b->ap->brain_params, .train = b->train,
                           .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested,
-                          .learners = b->ranks.world};
+                          .learners = b->ranks.world, .rank = b->ranks.rank};
     if (b->ranks.g) { /* data-parallel: gradients averaged, statistics summed over the ranks */
         ls.grad_hook = bd_ranks_grad;
         ls.grad_ctx = &b->ranks;

@@ -29,7 +29,9 @@ typedef struct {
     size_t nparams;
     uint64_t version;          /* updates (rounds with gradient steps) so far */
     double carry;              /* gradient steps owed, below one */
-    uint64_t draws;            /* sample batches drawn */
+    uint64_t draws;            /* sample batches drawn (rank k's from k << 40 on) */
+    bd_sum_hook sum_hook;      /* several ranks: the gradient steps agreed; NULL alone */
+    void *sum_ctx;
     bd_replay rb;
     const bd_batch *batch;
     float *s_obs, *s_act, *s_rew, *s_next, *s_term; /* a chunk's samples */
@@ -78,9 +80,6 @@ static int bd_dqn_alloc_samples(bd_dqn_state *l)
 
 static int bd_dqn_create(const bd_learner_spec *s, void **out)
 {
-    if (s->learners > 1) /* its updates take no gradient hook: the ranks would drift apart */
-        return bd_seterr(BD_EINVAL, "the dqn brain does not learn across ranks yet (%d ranks asked; ppo does): "
-                                    "run it with one rank", s->learners);
     bd_dqn_state *l = calloc(1, sizeof *l);
     if (!l)
         return bd_seterr(BD_ENOMEM, "out of memory");
@@ -97,6 +96,13 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
                              .target_every = l->dp.target_update_interval, .tau = (float)l->dp.tau};
         rc = bdt_dqn_create(l->net, &dc, &l->dqn);
     }
+    /* several ranks (docs/architecture.md "Many machines"): gradients averaged every step,
+     * the step count agreed, and each rank's own draws from its own buffer */
+    if (rc == BD_OK && l->dqn && s->grad_hook)
+        bdt_dqn_set_grad_hook(l->dqn, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
+    l->sum_hook = s->sum_hook;
+    l->sum_ctx = s->sum_ctx;
+    l->draws = (uint64_t)s->rank << 40;
     l->nparams = rc == BD_OK ? bdt_policy_param_count(l->net) : 0;
     if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + 1))))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
@@ -170,7 +176,14 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
     double t0 = bd_now();
     l->added = bd_replay_collect(&l->rb, l->batch, l->version);
     l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
-    int rc = l->grad_steps > 0 ? bd_dqn_steps(l, l->grad_steps) : BD_OK;
+    int rc = BD_OK;
+    if (l->sum_hook) { /* every rank takes as many steps (each one's all-reduce pairs up): the fewest */
+        double x = (double)l->grad_steps;
+        rc = l->sum_hook(l->sum_ctx, &x, 1, 1);
+        l->grad_steps = (long long)x;
+    }
+    if (rc == BD_OK && l->grad_steps > 0)
+        rc = bd_dqn_steps(l, l->grad_steps);
     if (rc == BD_OK && l->grad_steps > 0) {
         rc = bdt_policy_get_params(l->net, l->params, l->nparams);
         l->version++;

@@ -62,6 +62,7 @@ typedef struct {
     bd_sum_hook sum_hook;     /* NULL: a learner alone */
     void *sum_ctx;
     int learners;             /* the group's size (1 alone) */
+    int rank;                 /* this learner's place in it (0 alone) */
 } bd_learner_spec;
 
 /* The policy a learner sends its muscles: the WEIGHTS header (every field but version and

@@ -14,6 +14,9 @@ struct bdt_dqn {
     bdt_dqn_config cfg;
     std::unique_ptr<torch::optim::Adam> opt;
     uint64_t steps = 0;
+    bdt_grad_hook grad_hook = nullptr; /* bdt_dqn_set_grad_hook */
+    void *grad_ctx = nullptr;
+    std::vector<float> grad_buf;
 
     ~bdt_dqn() { bdt_policy_destroy(target); }
 };
@@ -137,6 +140,12 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             loss = torch::nn::functional::smooth_l1_loss(qsa, y); /* Huber, delta 1 */
             o->opt->zero_grad();
             loss.backward();
+            if (o->grad_hook) {
+                int hrc = bdt_run_grad_hook(o->q->params, o->grad_buf, o->grad_hook, o->grad_ctx);
+                if (hrc != BD_OK)
+                    return bd_seterr(hrc, "bdt_dqn_update: the gradient hook after %d of %d steps: %s", k, steps,
+                                     bd_lasterr());
+            }
             if (o->cfg.max_grad_norm > 0)
                 torch::nn::utils::clip_grad_norm_(o->q->params, o->cfg.max_grad_norm);
             o->opt->step();
@@ -153,6 +162,14 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_dqn_update");
+    }
+}
+
+extern "C" void bdt_dqn_set_grad_hook(bdt_dqn *o, bdt_grad_hook hook, void *ctx)
+{
+    if (o) {
+        o->grad_hook = hook;
+        o->grad_ctx = ctx;
     }
 }
 

@@ -52,6 +52,7 @@
     X(dqn_targets, int, (bdt_dqn *, const float *, const float *, const float *, int, float *))               \
     X(dqn_update, int, (bdt_dqn *, const float *, const float *, const float *, const float *, const float *, \
                         int, int, const volatile int *, bdt_dqn_stats *))                                     \
+    X(dqn_set_grad_hook, void, (bdt_dqn *, bdt_grad_hook, void *))                                            \
     X(dqn_target_params, int, (bdt_dqn *, float *, size_t))                                                   \
     X(dqn_save, int, (bdt_dqn *, const char *))                                                               \
     X(dqn_load, int, (bdt_dqn *, const char *))                                                               \
@@ -282,6 +283,12 @@ int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *
 {
     BDT_HANDLE(o, "bdt_dqn_update");
     return bdt_fn.dqn_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
+}
+
+void bdt_dqn_set_grad_hook(bdt_dqn *o, bdt_grad_hook hook, void *ctx)
+{
+    if (o && bdt_loaded)
+        bdt_fn.dqn_set_grad_hook(o, hook, ctx);
 }
 
 int bdt_dqn_target_params(bdt_dqn *o, float *dst, size_t n)

@@ -96,35 +96,10 @@ extern "C" void bdt_ppo_set_grad_hook(bdt_ppo *o, bdt_grad_hook hook, void *ctx)
 
 namespace {
 
-/* The hook of bdt_ppo_set_grad_hook: every gradient (zeros where backward left none)
- * copied into one host buffer, handed to the hook, and copied back. */
+/* The hook of bdt_ppo_set_grad_hook (bdt_run_grad_hook, shim.cpp). */
 int run_grad_hook(bdt_ppo *o)
 {
-    torch::NoGradGuard ng;
-    size_t n = 0;
-    for (const auto &t : o->p->params)
-        n += (size_t)t.numel();
-    o->grad_buf.resize(n);
-    size_t at = 0;
-    for (const auto &t : o->p->params) {
-        torch::Tensor g = t.grad().defined() ? t.grad().detach().to(torch::kCPU).contiguous()
-                                             : torch::zeros({t.numel()}, torch::kFloat32);
-        std::memcpy(o->grad_buf.data() + at, g.data_ptr<float>(), sizeof(float) * (size_t)t.numel());
-        at += (size_t)t.numel();
-    }
-    int rc = o->grad_hook(o->grad_ctx, o->grad_buf.data(), n);
-    if (rc != BD_OK)
-        return rc;
-    at = 0;
-    for (auto &t : o->p->params) {
-        torch::Tensor g = torch::from_blob(o->grad_buf.data() + at, t.sizes(), torch::kFloat32).to(t.device());
-        if (t.grad().defined())
-            t.mutable_grad().copy_(g);
-        else
-            t.mutable_grad() = g.clone();
-        at += (size_t)t.numel();
-    }
-    return BD_OK;
+    return bdt_run_grad_hook(o->p->params, o->grad_buf, o->grad_hook, o->grad_ctx);
 }
 
 /* What an update changes, kept so that a cancelled update can be undone. */

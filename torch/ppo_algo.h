@@ -59,12 +59,8 @@ int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg);
 void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag);
 
 /* Called between the backward pass and the optimiser step of every minibatch (before the
- * gradient-norm clip) with the gradient of every parameter, n = bdt_policy_param_count
- * floats in bdt_policy_get_params' order, on the host; what it leaves there is what the
- * step uses. A code other than BD_OK ends the update as a cancel does (parameters and
- * optimiser as before it) with that code. This is where gradients of several learners
- * are all-reduced. */
-typedef int (*bdt_grad_hook)(void *ctx, float *grad, size_t n);
+ * gradient-norm clip; bdt_grad_hook, torch/net.h). A code other than BD_OK ends the
+ * update as a cancel does (parameters and optimiser as before it) with that code. */
 void bdt_ppo_set_grad_hook(bdt_ppo *o, bdt_grad_hook hook, void *ctx); /* hook NULL: none */
 
 /* Puts the policy's parameters and the optimiser's state back as they were before the

@@ -77,3 +77,33 @@ extern "C" int bdt_cuda_available(void)
         return 0;
     }
 }
+
+int bdt_run_grad_hook(const std::vector<torch::Tensor> &params, std::vector<float> &buf, bdt_grad_hook hook,
+                      void *ctx)
+{
+    torch::NoGradGuard ng;
+    size_t n = 0;
+    for (const auto &t : params)
+        n += (size_t)t.numel();
+    buf.resize(n);
+    size_t at = 0;
+    for (const auto &t : params) {
+        torch::Tensor g = t.grad().defined() ? t.grad().detach().to(torch::kCPU).contiguous()
+                                             : torch::zeros({t.numel()}, torch::kFloat32);
+        std::memcpy(buf.data() + at, g.data_ptr<float>(), sizeof(float) * (size_t)t.numel());
+        at += (size_t)t.numel();
+    }
+    int rc = hook(ctx, buf.data(), n);
+    if (rc != BD_OK)
+        return rc;
+    at = 0;
+    for (auto t : params) {
+        torch::Tensor g = torch::from_blob(buf.data() + at, t.sizes(), torch::kFloat32).to(t.device());
+        if (t.grad().defined())
+            t.mutable_grad().copy_(g);
+        else
+            t.mutable_grad() = g.clone();
+        at += (size_t)t.numel();
+    }
+    return BD_OK;
+}

@@ -183,6 +183,12 @@ struct bdt_policy {
     size_t count = 0;
 };
 
+/* A learner's gradient hook (bdt_grad_hook) over params: every gradient (zeros where
+ * backward left none) copied into buf (one flat host buffer, kept between calls), handed
+ * to the hook, and copied back. BD_OK or the hook's code. */
+int bdt_run_grad_hook(const std::vector<torch::Tensor> &params, std::vector<float> &buf, bdt_grad_hook hook,
+                      void *ctx);
+
 struct bdt_ppo {
     bdt_policy *p = nullptr;
     bdt_ppo_config cfg;
