@@ -31,6 +31,9 @@ typedef struct {
     size_t nparams;
     uint64_t version;         /* gradient steps so far */
     double carry;             /* bd_sac_steps_due's fraction */
+    bd_sum_hook sum_hook;     /* several ranks: the gradient steps agreed; NULL alone */
+    void *sum_ctx;
+    uint64_t key_off;         /* added to the draws' keys: rank k's are its own (k << 40) */
     long long added;          /* transitions the last collect brought */
     int have_buf;             /* train phases: buf is initialised */
     bd_replay buf;
@@ -64,9 +67,6 @@ static void bd_sac_destroy(void *self)
 
 static int bd_sac_create(const bd_learner_spec *s, void **out)
 {
-    if (s->learners > 1) /* its updates take no gradient hook: the ranks would drift apart */
-        return bd_seterr(BD_EINVAL, "the sac brain does not learn across ranks yet (%d ranks asked; ppo does): "
-                                    "run it with one rank", s->learners);
     bd_sac_state *l = calloc(1, sizeof *l);
     if (!l)
         return bd_seterr(BD_ENOMEM, "out of memory");
@@ -88,6 +88,13 @@ static int bd_sac_create(const bd_learner_spec *s, void **out)
     int rc = bdt_policy_create(&pc, &l->actor);
     if (rc == BD_OK)
         rc = bdt_sac_create(l->actor, &sc, &l->sac);
+    /* several ranks (docs/architecture.md "Many machines"): every optimiser's gradient
+     * averaged each step, the step count agreed, and each rank's own draws */
+    if (rc == BD_OK && s->grad_hook)
+        bdt_sac_set_grad_hook(l->sac, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
+    l->sum_hook = s->sum_hook;
+    l->sum_ctx = s->sum_ctx;
+    l->key_off = (uint64_t)s->rank << 40;
     l->nparams = rc == BD_OK ? bdt_policy_param_count(l->actor) : 0;
     if (rc == BD_OK && !(l->params = malloc(sizeof(float) * l->nparams)))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
@@ -157,19 +164,28 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
     long long due = bd_sac_steps_due(&l->sp, l->added, &l->carry);
     if (have < l->sp.learning_starts || have < 1) {
         l->carry = 0; /* learning starts afresh once the buffer is full enough */
-        return BD_OK;
+        due = 0;
     }
+    int rc = BD_OK;
+    if (l->sum_hook) { /* every rank takes as many steps (each one's all-reduces pair up): the fewest */
+        double x = (double)due;
+        if ((rc = l->sum_hook(l->sum_ctx, &x, 1, 1)) != BD_OK)
+            return rc;
+        due = (long long)x;
+    }
+    if (due <= 0)
+        return BD_OK;
     double t0 = bd_now();
     const int B = l->sp.batch_size;
-    int rc = BD_OK;
     for (long long k = 0; k < due && rc == BD_OK; k++) {
         if (l->cancel && *l->cancel) {
             rc = bd_seterr(BD_EINTR, "sac: update cancelled after %lld of %lld gradient steps", k, due);
             break;
         }
-        bd_replay_sample(l->ap->seed, l->version, have, B, l->idx);
+        bd_replay_sample(l->ap->seed, l->version + l->key_off, have, B, l->idx);
         bd_replay_gather(&l->buf, l->idx, B, l->obs, l->act, l->rew, l->nobs, l->done, NULL);
-        rc = bdt_sac_update(l->sac, l->obs, l->act, l->rew, l->nobs, l->done, B, l->ap->seed, l->version, &l->st);
+        rc = bdt_sac_update(l->sac, l->obs, l->act, l->rew, l->nobs, l->done, B, l->ap->seed,
+                            l->version + l->key_off, &l->st);
         if (rc != BD_OK)
             break;
         l->version++;

@@ -1140,6 +1140,29 @@ Test(ranks, two_dqn_ranks_agree, .timeout = 300)
     ranks_done(out, r1, rd, yml);
 }
 
+/* SAC across two ranks: the critics', actor's and temperature's gradients averaged every
+ * step, the steps agreed, each rank's own draws: the actors stay the same on both ranks. */
+Test(ranks, two_sac_ranks_agree, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rsac", &out, &r1, &rd);
+    char *yml = short_run("rsac", 6 * 32 * 6, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i \"s/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
+                          "s/name: 'cartpole'/name: 'pendulum'/; s/pole.push/pole.torque/; "
+                          "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: sac, params: "
+                          "{rollout_steps: 32, learning_starts: 64, batch_size: 32, hidden: 16}}/; "
+                          "s/muscle: {name: ppo}/muscle: {name: sac}/\" %s", yml), 0);
+    int rc = sh(&t,
+                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
+                20000 + (int)((getpid() + 13) % 20000), yml, out, yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_agree(out);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* A muscle of rank 1 killed mid-run: rank 1's next rounds hold fewer samples than rank
  * 0's, so each rank alone would cut its batch into a different number of minibatches
  * (12 against 6 here) and the gradient all-reduces would not pair up (a hang until the

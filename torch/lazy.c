@@ -65,6 +65,7 @@
     X(sac_set_params, int, (bdt_sac *, int, const float *, size_t))                                           \
     X(sac_alpha, float, (const bdt_sac *))                                                                    \
     X(sac_set_rates, int, (bdt_sac *, const bdt_sac_config *))                                                \
+    X(sac_set_grad_hook, void, (bdt_sac *, bdt_grad_hook, void *))                                            \
     X(sac_act, int, (bdt_policy *, const float *, int, const float *, const float *, const float *, float *,  \
                      float *))                                                                                \
     X(sac_save, int, (bdt_sac *, const char *))                                                               \
@@ -345,6 +346,12 @@ int bdt_sac_set_params(bdt_sac *s, int which, const float *src, size_t n)
 {
     BDT_HANDLE(s, "bdt_sac_set_params");
     return bdt_fn.sac_set_params(s, which, src, n);
+}
+
+void bdt_sac_set_grad_hook(bdt_sac *s, bdt_grad_hook hook, void *ctx)
+{
+    if (s && bdt_loaded)
+        bdt_fn.sac_set_grad_hook(s, hook, ctx);
 }
 
 int bdt_sac_set_rates(bdt_sac *s, const bdt_sac_config *cfg)

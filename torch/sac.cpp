@@ -133,6 +133,9 @@ struct bdt_sac {
     torch::Tensor log_alpha, scale, bias;
     FlatAdam opt_actor, opt_critic, opt_alpha;
     torch::Tensor target_data; /* the targets' parameters, flat (their tensors are views of it) */
+    bdt_grad_hook grad_hook = nullptr; /* bdt_sac_set_grad_hook */
+    void *grad_ctx = nullptr;
+    std::vector<float> grad_buf;
 };
 
 namespace {
@@ -290,6 +293,41 @@ extern "C" float bdt_sac_alpha(const bdt_sac *s)
     }
 }
 
+namespace {
+
+/* The gradient hook over one optimiser's flat gradient (its parameters' grads are views of
+ * it): on the host it is handed over in place, on a device through a host copy. */
+void sac_hook(bdt_sac *s, FlatAdam &a, const char *what)
+{
+    if (!s->grad_hook)
+        return;
+    torch::NoGradGuard ng;
+    const size_t n = (size_t)a.grad.numel();
+    int rc;
+    if (a.grad.is_cpu() && a.grad.is_contiguous()) {
+        rc = s->grad_hook(s->grad_ctx, a.grad.data_ptr<float>(), n);
+    } else {
+        s->grad_buf.resize(n);
+        torch::Tensor h = torch::from_blob(s->grad_buf.data(), {(int64_t)n}, torch::kFloat32);
+        h.copy_(a.grad);
+        rc = s->grad_hook(s->grad_ctx, s->grad_buf.data(), n);
+        if (rc == BD_OK)
+            a.grad.copy_(h);
+    }
+    if (rc != BD_OK)
+        throw std::runtime_error(std::string("the gradient hook of the ") + what + ": " + bd_lasterr());
+}
+
+} // namespace
+
+extern "C" void bdt_sac_set_grad_hook(bdt_sac *s, bdt_grad_hook hook, void *ctx)
+{
+    if (s) {
+        s->grad_hook = hook;
+        s->grad_ctx = ctx;
+    }
+}
+
 extern "C" int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, const float *rew,
                               const float *next_obs, const float *done, int n, uint64_t seed, uint64_t key,
                               bdt_sac_stats *stats)
@@ -324,6 +362,7 @@ extern "C" int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, co
         torch::Tensor q_loss = (q - y.unsqueeze(0)).square().mean(1).sum();
         s->opt_critic.zero_grad();
         q_loss.backward();
+        sac_hook(s, s->opt_critic, "critics");
         s->opt_critic.step();
 
         torch::Tensor pa, lp;
@@ -332,6 +371,7 @@ extern "C" int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, co
         torch::Tensor actor_loss = (alpha * lp - qpi).mean();
         s->opt_actor.zero_grad();
         actor_loss.backward();
+        sac_hook(s, s->opt_actor, "actor");
         s->opt_actor.step();
 
         torch::Tensor alpha_loss;
@@ -339,6 +379,7 @@ extern "C" int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, co
             alpha_loss = -(s->log_alpha.exp() * (lp.detach() + s->cfg.target_entropy)).mean();
             s->opt_alpha.zero_grad();
             alpha_loss.backward();
+            sac_hook(s, s->opt_alpha, "temperature");
             s->opt_alpha.step();
         }
         {

@@ -63,6 +63,12 @@ int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, const float *
  * on from it; 0 leaves it as it is). The rest of cfg is not read. */
 int bdt_sac_set_rates(bdt_sac *s, const bdt_sac_config *cfg);
 
+/* Called in every gradient step between each backward pass (critics, actor, temperature)
+ * and its optimiser step, with that optimiser's whole gradient (bdt_grad_hook,
+ * torch/net.h): the learners of several ranks average their gradients there. A code other
+ * than BD_OK ends the update with it. hook NULL: none. */
+void bdt_sac_set_grad_hook(bdt_sac *s, bdt_grad_hook hook, void *ctx);
+
 /* The critics' (which 0) or the targets' (which 1) parameters, flat: the first critic's
  * Linear weights (out, in) and biases in order, then the second's. */
 enum { BDT_SAC_CRITICS = 0, BDT_SAC_TARGETS = 1 };
