@@ -157,8 +157,10 @@ static int bd_dqn_steps(bd_dqn_state *l, long long k)
         bd_replay_gather(&l->rb, l->s_idx, c * B, l->s_obs, l->s_act, l->s_rew, l->s_next, l->s_term, l->s_ver);
         for (int j = 0; j < c * B; j++, seen++)
             lag += (double)(l->version - l->s_ver[j]);
+        /* several ranks: no cancel inside (a rank that stopped early would leave the others
+         * waiting in an all-reduce): the agreed steps are taken, and the stop comes after */
         int rc = bdt_dqn_update(l->dqn, l->s_obs, l->s_act, l->s_rew, l->s_next, l->s_term, B, c,
-                                (const volatile int *)l->cancel, &l->st);
+                                l->sum_hook ? NULL : (const volatile int *)l->cancel, &l->st);
         if (rc != BD_OK)
             return rc;
         done += c;

@@ -177,8 +177,13 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
         return BD_OK;
     double t0 = bd_now();
     const int B = l->sp.batch_size;
+    /* several ranks: every rank takes the agreed steps (a rank that stopped early would
+     * leave the others waiting in an all-reduce), and decides on a loss that is not
+     * finite together, after them */
+    int bad = 0;
+    char bad_why[256] = "";
     for (long long k = 0; k < due && rc == BD_OK; k++) {
-        if (l->cancel && *l->cancel) {
+        if (!l->sum_hook && l->cancel && *l->cancel) {
             rc = bd_seterr(BD_EINTR, "sac: update cancelled after %lld of %lld gradient steps", k, due);
             break;
         }
@@ -190,14 +195,27 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
             break;
         l->version++;
         l->steps_done++;
-        if (!isfinite(l->st.q_loss) || !isfinite(l->st.actor_loss) || !isfinite(l->st.alpha)) {
-            snprintf(diverged, len, "a loss is not finite after gradient step %llu (q_loss %g, actor_loss %g, "
-                     "alpha %g); the muscles keep the actor from before this round",
-                     (unsigned long long)l->version, l->st.q_loss, l->st.actor_loss, l->st.alpha);
-            l->have_stats = 1;
-            l->learn_s = bd_now() - t0;
-            return bdt_policy_set_params(l->actor, l->params, l->nparams); /* what they had */
+        if (!bad && (!isfinite(l->st.q_loss) || !isfinite(l->st.actor_loss) || !isfinite(l->st.alpha))) {
+            bad = 1;
+            snprintf(bad_why, sizeof bad_why, "a loss is not finite after gradient step %llu (q_loss %g, "
+                     "actor_loss %g, alpha %g)", (unsigned long long)l->version, l->st.q_loss, l->st.actor_loss,
+                     l->st.alpha);
+            if (!l->sum_hook)
+                break;
         }
+    }
+    if (rc == BD_OK && l->sum_hook) { /* diverged on any rank: on every rank */
+        double x = bad;
+        if ((rc = l->sum_hook(l->sum_ctx, &x, 1, 0)) == BD_OK && x > 0 && !bad) {
+            bad = 1;
+            snprintf(bad_why, sizeof bad_why, "a loss is not finite on another rank");
+        }
+    }
+    if (rc == BD_OK && bad) {
+        snprintf(diverged, len, "%s; the muscles keep the actor from before this round", bad_why);
+        l->have_stats = 1;
+        l->learn_s = bd_now() - t0;
+        return bdt_policy_set_params(l->actor, l->params, l->nparams); /* what they had */
     }
     l->have_stats = l->steps_done > 0;
     l->learn_s = bd_now() - t0;

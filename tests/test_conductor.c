@@ -108,10 +108,12 @@ static pid_t start_long_run(const char *tag, char **file, char **out)
     char *mem = bd_strfmt("%s/memory/train.balancer.h5", *out);
     wait_for(mem, 60);
     free(mem);
-    /* something learnt: the brain's first update (a stop before it has nothing to keep,
-     * and on a loaded machine libtorch may still be loading then) */
+    /* something learnt: the brain's second round report, after its first update (a stop
+     * before it has nothing to keep, and on a loaded machine libtorch may still be loading
+     * then: the first report, update 0, comes before the first update, and a suite run
+     * here once stopped the brain inside that load, past the stop grace) */
     char *log = bd_strfmt("%s/log.jsonl", *out);
-    for (double t0 = bd_now(); count_lines_with(log, "\"event\":\"update\"") < 1 && bd_now() - t0 < 60 * BD_TEST_SLOW;)
+    for (double t0 = bd_now(); count_lines_with(log, "\"event\":\"update\"") < 2 && bd_now() - t0 < 60 * BD_TEST_SLOW;)
         usleep(50000);
     free(log);
     return pid;

@@ -142,9 +142,11 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             loss.backward();
             if (o->grad_hook) {
                 int hrc = bdt_run_grad_hook(o->q->params, o->grad_buf, o->grad_hook, o->grad_ctx);
-                if (hrc != BD_OK)
+                if (hrc != BD_OK) {
+                    const std::string why = bd_lasterr(); /* not the buffer bd_seterr writes */
                     return bd_seterr(hrc, "bdt_dqn_update: the gradient hook after %d of %d steps: %s", k, steps,
-                                     bd_lasterr());
+                                     why.c_str());
+                }
             }
             if (o->cfg.max_grad_norm > 0)
                 torch::nn::utils::clip_grad_norm_(o->q->params, o->cfg.max_grad_norm);

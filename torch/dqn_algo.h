@@ -48,12 +48,12 @@ int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const f
 int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
                    const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats);
 
-/* The target network's parameters (n = bdt_policy_param_count(q)), out and in. */
 /* Called every gradient step between backward and the clip (bdt_grad_hook, torch/net.h):
  * the learners of several ranks average their gradients there. A code other than BD_OK
  * ends the update with it (the steps before it taken). hook NULL: none. */
 void bdt_dqn_set_grad_hook(bdt_dqn *o, bdt_grad_hook hook, void *ctx);
 
+/* The target network's parameters (n = bdt_policy_param_count(q)), out and in. */
 int bdt_dqn_target_params(bdt_dqn *o, float *dst, size_t n);
 
 /* Checkpoint: the Q-network with Adam's state to path (bdt_save's format: bdt_load(q,

@@ -97,11 +97,12 @@ int bdt_policy_forward(bdt_policy *p, const float *obs, int n, float *out, float
 int bdt_policy_forward_on_device(bdt_policy *p, const float *obs, int n, float *out,
                                  float *value);
 
-/* A learner's gradient hook (bdt_ppo_set_grad_hook, bdt_dqn_set_grad_hook): called
- * between the backward pass and the optimiser step (before the gradient-norm clip) with
- * the gradient of every parameter, n = bdt_policy_param_count floats in
- * bdt_policy_get_params' order, on the host; what it leaves there is what the step uses.
- * This is where gradients of several learners are all-reduced. */
+/* A learner's gradient hook (bdt_ppo_set_grad_hook, bdt_dqn_set_grad_hook,
+ * bdt_sac_set_grad_hook): called between a backward pass and its optimiser step (before
+ * the gradient-norm clip) with that optimiser's whole gradient on the host (PPO, DQN: the
+ * policy's, n = bdt_policy_param_count floats in bdt_policy_get_params' order; SAC: the
+ * critics', the actor's, the temperature's in turn); what it leaves there is what the
+ * step uses. This is where gradients of several learners are all-reduced. */
 typedef int (*bdt_grad_hook)(void *ctx, float *grad, size_t n);
 
 /* Continuous policies: the current log std (act_dim floats). */
