@@ -646,7 +646,7 @@ static void guard_case(int mode)
         bd_server_close(s);
         cr_skip_test("50 rounds of bare connects did not stop the listener: NNG has nanomsg/nng#1518 fixed");
     }
-    /* the guard: a probe every 2 s, found dead 3 s after its connection is up */
+    /* the guard: a probe every 2 s, found dead 10 s after its connection is up */
     char what[512] = "";
     int g = 0;
     for (double t0 = bd_now(); bd_now() - t0 < 30 && g == 0;) {

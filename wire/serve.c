@@ -24,7 +24,10 @@ enum { SLOT_ARMED, SLOT_QUEUED, SLOT_TAKEN, SLOT_DEAD };
 #define BD_REFUSED 256   /* connections closed over a cap whose removal is not passed on */
 #define BD_OLD_IDS 16    /* earlier listeners of one address, newest kept (see bd_serve_lis) */
 #define BD_GUARD_EVERY_S 2.0 /* a guard's probe every this often */
-#define BD_GUARD_LATE_S 3.0  /* its connection, up at its end, not handed over this long: dead */
+/* Its connection, up at its end, not handed over this long: dead. Far above a live
+ * listener's hand-over (milliseconds) even on a starved machine: a wrong verdict closes a
+ * live listener's connections (a suite run here took one at 3 s). */
+#define BD_GUARD_LATE_S 10.0
 /* A probe that neither came up nor was closed by the listener (whose NNG closes a
  * connection that has not finished its handshake within 10 s) is closed after this. */
 #define BD_GUARD_GIVEUP_S 120.0

@@ -78,7 +78,7 @@ uint32_t bd_server_listener_key(bd_server *s, uint32_t lid);
  * with bd_listen_opts.guard makes one connection to it every 2 s over its own transport
  * (the client certificate of its credential for a TLS door; a wildcard host dialled on
  * loopback), which sends its SP header and nothing else: a probe that is up and not
- * handed over within 3 s finds the listener dead. A probe is never closed while its
+ * handed over within 10 s finds the listener dead. A probe is never closed while its
  * handshake may still run on the listener's side (that close is the fault itself). A dead
  * listener is replaced as its guard mode says (BD_GUARD_CLOSE, BD_GUARD_KEEP); a tcp one
  * under BD_GUARD_CLOSE, whose closed connections may be remote slots, when
