@@ -178,12 +178,7 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
     double t0 = bd_now();
     l->added = bd_replay_collect(&l->rb, l->batch, l->version);
     l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
-    int rc = BD_OK;
-    if (l->sum_hook) { /* every rank takes as many steps (each one's all-reduce pairs up): the fewest */
-        double x = (double)l->grad_steps;
-        rc = l->sum_hook(l->sum_ctx, &x, 1, 1);
-        l->grad_steps = (long long)x;
-    }
+    int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &l->grad_steps);
     if (rc == BD_OK && l->grad_steps > 0)
         rc = bd_dqn_steps(l, l->grad_steps);
     if (rc == BD_OK && l->grad_steps > 0) {

@@ -43,6 +43,17 @@ long long bd_brain_total_steps(const bd_phase_plan *p, const bd_agent_plan *ap)
     return total;
 }
 
+int bd_learners_fewest(bd_sum_hook hook, void *ctx, long long *steps)
+{
+    if (!hook)
+        return BD_OK;
+    double x = (double)*steps;
+    int rc = hook(ctx, &x, 1, 1);
+    if (rc == BD_OK)
+        *steps = (long long)x;
+    return rc;
+}
+
 void bd_brain_net_config(const bd_agent_plan *ap, bdt_act_kind act_kind, int act_dim, int hidden, int layers,
                          bd_device device, bdt_policy_config *out)
 {

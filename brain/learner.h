@@ -125,6 +125,11 @@ long long bd_brain_auto_rollout(long long columns);
  * columns); 1000000 without a cap. */
 long long bd_brain_total_steps(const bd_phase_plan *p, const bd_agent_plan *ap);
 
+/* Data-parallel learners agree on how many gradient steps an update takes (each step's
+ * all-reduces must pair up on every rank): *steps := the fewest any learner of the group
+ * would take. hook NULL (a learner alone): *steps as it is. BD_OK or the hook's code. */
+int bd_learners_fewest(bd_sum_hook hook, void *ctx, long long *steps);
+
 /* The network a kind builds for agent ap: its sensors in, act_kind's head of act_dim out,
  * hidden x layers, on CUDA when asked and present (else the CPU), drawn from the agent's
  * seed. */

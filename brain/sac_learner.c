@@ -166,15 +166,9 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
         l->carry = 0; /* learning starts afresh once the buffer is full enough */
         due = 0;
     }
-    int rc = BD_OK;
-    if (l->sum_hook) { /* every rank takes as many steps (each one's all-reduces pair up): the fewest */
-        double x = (double)due;
-        if ((rc = l->sum_hook(l->sum_ctx, &x, 1, 1)) != BD_OK)
-            return rc;
-        due = (long long)x;
-    }
-    if (due <= 0)
-        return BD_OK;
+    int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &due);
+    if (rc != BD_OK || due <= 0)
+        return rc;
     double t0 = bd_now();
     const int B = l->sp.batch_size;
     /* several ranks: every rank takes the agreed steps (a rank that stopped early would

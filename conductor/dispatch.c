@@ -2,7 +2,6 @@
  * checked against its connection and its door and handed to its handler; answers go back
  * on the server it came on. */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1097,24 +1097,30 @@ static void ranks_agree(const char *out)
     free(t);
 }
 
-/* Two ranks by torchrun's variables on loopback, both given the same --out: both exit 0,
- * and they agree (ranks_agree). */
-Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
+/* Two ranks by torchrun's variables on loopback, both given the same --out, of the short
+ * run tag (steps agent-steps) changed by the sed script more: both exit 0, and they agree
+ * (ranks_agree). salt keeps the tests' rendezvous ports apart. */
+static void two_ranks_agree(const char *tag, int steps, const char *more, int salt)
 {
     char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("ranks", &out, &r1, &rd);
-    char *yml = short_run("ranks", 6 * 32 * 5, "", NULL, "");
+    ranks_dirs(tag, &out, &r1, &rd);
+    char *yml = short_run(tag, steps, "", NULL, "");
     /* on a loaded 2-core machine a brain of each rank takes up to a minute to start */
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    cr_assert_eq(sh(NULL, "sed -i \"s/worker: 2}/worker: 2, heartbeat_timeout: 300}/; %s\" %s", more, yml), 0);
     int rc = sh(&t,
                 "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
                 "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                20000 + (int)(getpid() % 20000), yml, out, yml, out);
+                20000 + (int)((getpid() + salt) % 20000), yml, out, yml, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_agree(out);
     ranks_done(out, r1, rd, yml);
+}
+
+Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
+{
+    two_ranks_agree("ranks", 6 * 32 * 5, "", 0);
 }
 
 /* DQN across two ranks: every gradient step's gradient averaged, the steps agreed, each
@@ -1122,45 +1128,21 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
  * digests after every update) and change as they learn. */
 Test(ranks, two_dqn_ranks_agree, .timeout = 300)
 {
-    char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rdqn", &out, &r1, &rd);
-    char *yml = short_run("rdqn", 6 * 32 * 6, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
-                          "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: dqn, params: "
-                          "{rollout_steps: 32, learning_starts: 64, batch_size: 32}}/; "
-                          "s/muscle: {name: ppo}/muscle: {name: dqn}/' %s", yml), 0);
-    int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
-                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
-                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                20000 + (int)((getpid() + 7) % 20000), yml, out, yml, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    ranks_agree(out);
-    ranks_done(out, r1, rd, yml);
+    two_ranks_agree("rdqn", 6 * 32 * 6,
+                    "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: dqn, params: "
+                    "{rollout_steps: 32, learning_starts: 64, batch_size: 32}}/; "
+                    "s/muscle: {name: ppo}/muscle: {name: dqn}/", 7);
 }
 
 /* SAC across two ranks: the critics', actor's and temperature's gradients averaged every
  * step, the steps agreed, each rank's own draws: the actors stay the same on both ranks. */
 Test(ranks, two_sac_ranks_agree, .timeout = 300)
 {
-    char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rsac", &out, &r1, &rd);
-    char *yml = short_run("rsac", 6 * 32 * 6, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i \"s/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
-                          "s/name: 'cartpole'/name: 'pendulum'/; s/pole.push/pole.torque/; "
-                          "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: sac, params: "
-                          "{rollout_steps: 32, learning_starts: 64, batch_size: 32, hidden: 16}}/; "
-                          "s/muscle: {name: ppo}/muscle: {name: sac}/\" %s", yml), 0);
-    int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
-                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
-                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                20000 + (int)((getpid() + 13) % 20000), yml, out, yml, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    ranks_agree(out);
-    ranks_done(out, r1, rd, yml);
+    two_ranks_agree("rsac", 6 * 32 * 6,
+                    "s/name: 'cartpole'/name: 'pendulum'/; s/pole.push/pole.torque/; "
+                    "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: sac, params: "
+                    "{rollout_steps: 32, learning_starts: 64, batch_size: 32, hidden: 16}}/; "
+                    "s/muscle: {name: ppo}/muscle: {name: sac}/", 13);
 }
 
 /* A muscle of rank 1 killed mid-run: rank 1's next rounds hold fewer samples than rank

@@ -40,7 +40,7 @@ enum { PROBE_NONE, PROBE_DIALING, PROBE_SENDING, PROBE_READING, PROBE_UP, PROBE_
  * through any of them. A guarded one is probed now and then over its own transport. */
 typedef struct {
     uint32_t key, id;
-    uint32_t old[BD_OLD_IDS]; /* closed listeners' ids, for their connections' removal */
+    uint32_t old[BD_OLD_IDS]; /* earlier listeners' ids (closed, or kept for their connections) */
     int nold;
     int cap, open;            /* cap 0: none */
     uint64_t added;           /* connections NNG handed over (ADD_PRE) */
