@@ -38,6 +38,7 @@ typedef struct {
     bd_sum_hook sum_hook;     /* data-parallel learners (learner.h); NULL alone */
     void *sum_ctx;
     int learners;
+    int split;                /* the critic on a thread of its own (bd_ppo_threads) */
     double *sums;             /* 1 + 2 S: the normaliser's sums for sum_hook */
     /* work buffers (max_rows each; obs/nobs * S, act * U) */
     float *adv, *ret, *nobs;
@@ -47,24 +48,31 @@ typedef struct {
 } bd_ppo_state;
 
 
-/* libtorch's intra-op threads for the learner. A minibatch under 4096 samples is too small
- * for parallel regions to pay, and their spinning workers starve anything else that wants
- * the cores: on 2 cores beside one busy process the CartPole train phase (minibatches of
- * 256) took 8.2-9.8 s with 2 threads and 3.9-4.0 s with 1 (quiet: 3.6-4.0 s either way).
- * Larger minibatches use every core: 65536-sample minibatches learned 1.6x faster with
- * 2 threads than with 1 (7.6 s against 12.1 s per 1M-sample update). */
-static int bd_ppo_threads(const bd_ppo_params *pp, int T, int N)
+/* The learner's threads: the cores it has (the machine's, divided among the ranks on it,
+ * cli/run.c: 2 ranks on 2 cores learn with one core each, not two that fight), and what it
+ * does with them.
+ *  - With a second core on the CPU, each minibatch's critic runs on a thread of its own
+ *    beside the actor (bdt_ppo_set_split; the same update, bit for bit). The muscles wait
+ *    for the update's weights meanwhile, so the core is free: the default update (16384
+ *    samples, minibatches of 1024) took 0.087-0.090 s against 0.132-0.143 s on one thread,
+ *    minibatches of 4096 0.26-0.29 s against 0.47 s (bodhi-ppobench, 2-core EPYC). A
+ *    waiting thread sleeps instead of spinning, so a busy second core costs little.
+ *  - libtorch's intra-op threads: one below minibatches of 4096 samples, where parallel
+ *    regions do not pay and their spinning workers starve anything else that wants the
+ *    cores (on 2 cores beside one busy process the CartPole train phase took 8.2-9.8 s
+ *    with 2 threads and 3.9-4.0 s with 1); from 4096 up, the cores the split leaves. */
+static void bd_ppo_threads(const bd_ppo_params *pp, int T, int N, bdt_device dev, int *threads, int *split)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    /* ranks on this machine (cli/run.c) share its cores: 2 ranks on 2 cores learn with 1
-     * thread each, not 2 that fight */
     const char *ls = getenv("BODHI_LOCAL_SIZE");
     long long local = 1;
     if (ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
         cores = cores / local > 0 ? cores / local : 1;
     long long tn = (long long)T * N;
     long long mb = tn / bdt_ppo_minibatch_count(&pp->opt, tn); /* as the shim cuts the batch */
-    return mb < 4096 || cores < 2 ? 1 : (int)cores;
+    *split = cores >= 2 && dev == BDT_CPU;
+    long per = *split ? cores / 2 : cores;
+    *threads = mb < 4096 || per < 2 ? 1 : (int)per;
 }
 
 static void bd_ppo_destroy(void *self);
@@ -111,6 +119,7 @@ static int bd_ppo_net(bd_ppo_state *l)
         rc = bdt_ppo_create(l->net, &l->pp.opt, &l->ppo);
     if (rc == BD_OK && l->ppo) {
         bdt_ppo_set_cancel(l->ppo, (const volatile int *)l->cancel);
+        rc = bdt_ppo_set_split(l->ppo, l->split);
         if (l->grad_hook)
             bdt_ppo_set_grad_hook(l->ppo, (bdt_grad_hook)l->grad_hook, l->grad_ctx);
     }
@@ -164,7 +173,9 @@ static int bd_ppo_create(const bd_learner_spec *s, void **out)
         bd_ppo_destroy(l);
         return rc;
     }
-    bdt_set_threads(bd_ppo_threads(&l->pp, s->T, s->N));
+    int threads = 1;
+    bd_ppo_threads(&l->pp, s->T, s->N, l->pc.device, &threads, &l->split);
+    bdt_set_threads(threads);
     *out = l;
     return BD_OK;
 }

@@ -363,6 +363,81 @@ Test(torch, policy_learns_preferred_action)
     bdt_policy_destroy(p);
 }
 
+/* The critic on a thread of its own (bdt_ppo_set_split) changes nothing: after updates of
+ * the same batches, a split learner's parameters and stats equal a one-thread learner's
+ * bit for bit, for both heads and both value losses. Its minibatches are large enough
+ * (512 rows) for the two threads to overlap for real. */
+Test(torch, a_split_update_is_bitwise_the_one_thread_update)
+{
+    enum { N = 2048, OBS = 5, EP = 2 };
+    for (int kind = 0; kind < 2; kind++)
+        for (int clipv = 0; clipv < 2; clipv++) {
+            const bdt_act_kind k = kind ? BDT_CONTINUOUS : BDT_DISCRETE;
+            const int A = kind ? 3 : 4;
+            bdt_policy *p[2] = {mkpol(pcfg(OBS, k, A, 31)), mkpol(pcfg(OBS, k, A, 31))};
+            bdt_ppo_config oc = ocfg();
+            oc.clip_vloss = clipv;
+            oc.epochs = EP;
+            oc.minibatches = 4;
+            bdt_ppo *o[2] = {mkppo(p[0], oc), mkppo(p[1], oc)};
+            cr_assert_eq(bdt_ppo_set_split(o[1], 1), BD_OK, "%s", bd_lasterr());
+            float *obs = malloc(sizeof(float) * N * OBS), *act = malloc(sizeof(float) * N * A);
+            float *logp = malloc(sizeof(float) * N), *adv = malloc(sizeof(float) * N);
+            float *ret = malloc(sizeof(float) * N), *val = malloc(sizeof(float) * N);
+            cr_assert(obs && act && logp && adv && ret && val);
+            for (int i = 0; i < N * OBS; i++)
+                obs[i] = urand();
+            for (int i = 0; i < N; i++) {
+                if (kind)
+                    for (int j = 0; j < A; j++)
+                        act[i * A + j] = urand();
+                else
+                    act[i] = (float)(i % A);
+                logp[i] = -1.0f + 0.1f * urand();
+                adv[i] = urand();
+                ret[i] = 2.0f * urand();
+                val[i] = urand();
+            }
+            int64_t *perm = shuffled_perm(EP, N);
+            bdt_ppo_stats st[2];
+            for (int it = 0; it < 3; it++)
+                for (int j = 0; j < 2; j++)
+                    cr_assert_eq(bdt_ppo_update(o[j], obs, act, logp, adv, ret, val, N, perm, &st[j]), BD_OK,
+                                 "%s", bd_lasterr());
+            cr_assert(memcmp(&st[0], &st[1], sizeof st[0]) == 0, "kind %d clip_vloss %d: stats differ", kind,
+                      clipv);
+            size_t n = bdt_policy_param_count(p[0]);
+            float *w0 = malloc(sizeof(float) * n), *w1 = malloc(sizeof(float) * n), *w00 = NULL;
+            cr_assert(w0 && w1);
+            cr_assert_eq(bdt_policy_get_params(p[0], w0, n), BD_OK);
+            cr_assert_eq(bdt_policy_get_params(p[1], w1, n), BD_OK);
+            for (size_t i = 0; i < n; i++)
+                cr_assert(memcmp(&w0[i], &w1[i], sizeof(float)) == 0,
+                          "kind %d clip_vloss %d: parameter %zu is %a split, %a on one thread", kind, clipv, i,
+                          (double)w1[i], (double)w0[i]);
+            /* and the updates did move them (a test of equal nothing is no test) */
+            bdt_policy *fresh = mkpol(pcfg(OBS, k, A, 31));
+            cr_assert((w00 = malloc(sizeof(float) * n)) != NULL);
+            cr_assert_eq(bdt_policy_get_params(fresh, w00, n), BD_OK);
+            cr_assert(memcmp(w00, w0, sizeof(float) * n) != 0);
+            free(w00);
+            bdt_policy_destroy(fresh);
+            free(w0);
+            free(w1);
+            free(perm);
+            free(obs);
+            free(act);
+            free(logp);
+            free(adv);
+            free(ret);
+            free(val);
+            for (int j = 0; j < 2; j++) {
+                bdt_ppo_destroy(o[j]);
+                bdt_policy_destroy(p[j]);
+            }
+        }
+}
+
 /* CleanRL's PPO loss for one minibatch (the whole batch, in order), computed here in double
  * from the policy's forward outputs: an independent statement of what the update minimises.
  * obs (n, obs); act (n) or (n, act); logp_old, adv, ret, val_old (n). */

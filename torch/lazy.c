@@ -40,6 +40,7 @@
     X(ppo_destroy, void, (bdt_ppo *))                                                                         \
     X(ppo_set_lr, int, (bdt_ppo *, float))                                                                    \
     X(ppo_set_minibatches, int, (bdt_ppo *, int))                                                             \
+    X(ppo_set_split, int, (bdt_ppo *, int))                                                                   \
     X(ppo_set_coefs, int, (bdt_ppo *, const bdt_ppo_config *))                                                \
     X(ppo_set_cancel, void, (bdt_ppo *, const volatile int *))                                                \
     X(ppo_set_grad_hook, void, (bdt_ppo *, bdt_grad_hook, void *))                                            \
@@ -220,6 +221,12 @@ int bdt_ppo_set_minibatches(bdt_ppo *o, int count)
 {
     BDT_HANDLE(o, "bdt_ppo_set_minibatches");
     return bdt_fn.ppo_set_minibatches(o, count);
+}
+
+int bdt_ppo_set_split(bdt_ppo *o, int on)
+{
+    BDT_HANDLE(o, "bdt_ppo_set_split");
+    return bdt_fn.ppo_set_split(o, on);
 }
 
 int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg)

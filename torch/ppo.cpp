@@ -80,6 +80,20 @@ extern "C" int bdt_ppo_set_coefs(bdt_ppo *o, const bdt_ppo_config *cfg)
     return BD_OK;
 }
 
+extern "C" int bdt_ppo_set_split(bdt_ppo *o, int on)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_ppo_set_split: o is NULL");
+    try {
+        o->split = on != 0;
+        if (!o->split)
+            o->helper.reset();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_ppo_set_split");
+    }
+}
+
 extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)
 {
     if (o)
@@ -231,12 +245,12 @@ void gather_epoch(bdt_ppo *o, const Batch &bt, int e, int n, int nmb, int mb)
 
 /* One minibatch's losses, and what its stats need. */
 struct MbLoss {
-    torch::Tensor logratio, ratio, pg_loss, v_loss, ent, loss;
+    torch::Tensor logratio, ratio, pg_loss, v_loss, ent;
 };
 
-/* The clipped surrogate, value and entropy losses of rows [start, start + mb) of the
- * epoch's batch in o->e. */
-MbLoss minibatch_loss(bdt_ppo *o, int64_t start, int mb, double clip)
+/* The actor's part of rows [start, start + mb) of the epoch's batch in o->e: the clipped
+ * surrogate and the entropy, and the loss they add to the update's (pg - ent_coef ent). */
+torch::Tensor actor_loss(bdt_ppo *o, int64_t start, int mb, double clip, MbLoss &l)
 {
     const bdt_ppo_config &c = o->cfg;
     ActorCritic &net = *o->p->net;
@@ -245,15 +259,11 @@ MbLoss minibatch_loss(bdt_ppo *o, int64_t start, int mb, double clip)
     torch::Tensor m_act = o->e[1].slice(0, start, start + mb);
     torch::Tensor m_logp = o->e[2].slice(0, start, start + mb);
     torch::Tensor m_adv = o->e[3].slice(0, start, start + mb);
-    torch::Tensor m_ret = o->e[4].slice(0, start, start + mb);
-    torch::Tensor m_val = o->e[5].slice(0, start, start + mb);
 
     torch::Tensor head = net.actor->forward(m_obs); /* (mb, act) */
     torch::Tensor newlogp, entropy;                  /* (mb) */
     head_logp_entropy(net, discrete, head, m_act, newlogp, entropy); /* torch/heads.cpp */
-    torch::Tensor newvalue = net.critic->forward(m_obs).view({-1}); /* (mb) */
 
-    MbLoss l;
     l.logratio = newlogp - m_logp;
     l.ratio = l.logratio.exp();
     if (c.norm_adv && mb > 1)
@@ -262,7 +272,19 @@ MbLoss minibatch_loss(bdt_ppo *o, int64_t start, int mb, double clip)
     torch::Tensor pg1 = -m_adv * l.ratio;
     torch::Tensor pg2 = -m_adv * torch::clamp(l.ratio, 1.0 - clip, 1.0 + clip);
     l.pg_loss = torch::max(pg1, pg2).mean();
+    l.ent = entropy.mean();
+    return l.pg_loss - c.ent_coef * l.ent;
+}
 
+/* The critic's part: the value loss, and what it adds to the update's loss (vf_coef v). */
+torch::Tensor critic_loss(bdt_ppo *o, int64_t start, int mb, double clip, MbLoss &l)
+{
+    const bdt_ppo_config &c = o->cfg;
+    ActorCritic &net = *o->p->net;
+    torch::Tensor m_obs = o->e[0].slice(0, start, start + mb);
+    torch::Tensor m_ret = o->e[4].slice(0, start, start + mb);
+    torch::Tensor m_val = o->e[5].slice(0, start, start + mb);
+    torch::Tensor newvalue = net.critic->forward(m_obs).view({-1}); /* (mb) */
     if (c.clip_vloss) {
         torch::Tensor unclipped = (newvalue - m_ret).pow(2);
         torch::Tensor vclip = m_val + torch::clamp(newvalue - m_val, -clip, clip);
@@ -271,20 +293,49 @@ MbLoss minibatch_loss(bdt_ppo *o, int64_t start, int mb, double clip)
     } else {
         l.v_loss = 0.5 * (newvalue - m_ret).pow(2).mean();
     }
-    l.ent = entropy.mean();
-    l.loss = l.pg_loss - c.ent_coef * l.ent + c.vf_coef * l.v_loss;
-    return l;
+    return c.vf_coef * l.v_loss;
 }
 
-/* One optimiser step on loss: backward, the gradient hook (bdt_ppo_set_grad_hook), the
- * global gradient-norm clip, Adam's step. Returns the hook's error, the step not taken. */
-int step_on(bdt_ppo *o, const torch::Tensor &loss)
+/* Rows [start, start + mb)'s losses, and their gradients in the parameters' grads: the
+ * loss pg - ent_coef ent + vf_coef v, whose actor and critic terms touch disjoint
+ * parameters. With a helper (bdt_ppo_set_split) the critic's forward and backward pass
+ * run on it beside the actor's: each parameter's gradient is then the same sum, in the
+ * same order, as one backward pass of the whole loss gives it (its terms' seeds are 1 and
+ * vf_coef either way), so the update does not change. */
+MbLoss minibatch_grads(bdt_ppo *o, int64_t start, int mb, double clip)
 {
     /* zero_grad(set_to_none): backward writes the gradients instead of adding
      * them to zeros (the same values; a pass over every gradient saved) */
     for (auto &t : o->p->params)
         t.mutable_grad() = torch::Tensor();
-    loss.backward();
+    MbLoss l;
+    if (o->split && o->p->dev.is_cpu()) {
+        if (!o->helper)
+            o->helper.reset(new Helper);
+        o->helper->start([&] { critic_loss(o, start, mb, clip, l).backward(); });
+        try {
+            actor_loss(o, start, mb, clip, l).backward();
+        } catch (...) {
+            try {
+                o->helper->wait();
+            } catch (...) {
+            }
+            throw;
+        }
+        o->helper->wait();
+        return l;
+    }
+    torch::Tensor la = actor_loss(o, start, mb, clip, l);
+    torch::Tensor lc = critic_loss(o, start, mb, clip, l);
+    (la + lc).backward();
+    return l;
+}
+
+/* One optimiser step on the gradients minibatch_grads left: the gradient hook
+ * (bdt_ppo_set_grad_hook), the global gradient-norm clip, Adam's step. Returns the
+ * hook's error, the step not taken. */
+int step_on(bdt_ppo *o)
+{
     if (o->grad_hook) {
         int hrc = run_grad_hook(o);
         if (hrc != BD_OK)
@@ -383,8 +434,8 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
                                      "the last whole update is kept", (long long)e * nmb + b,
                                      (long long)c.epochs * nmb);
                 }
-                MbLoss l = minibatch_loss(o, (int64_t)b * mb, mb, clip);
-                int hrc = step_on(o, l.loss);
+                MbLoss l = minibatch_grads(o, (int64_t)b * mb, mb, clip);
+                int hrc = step_on(o);
                 if (hrc != BD_OK) {
                     restore_snapshot(o, snap);
                     return hrc;

@@ -63,6 +63,13 @@ void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag);
  * update as a cancel does (parameters and optimiser as before it) with that code. */
 void bdt_ppo_set_grad_hook(bdt_ppo *o, bdt_grad_hook hook, void *ctx); /* hook NULL: none */
 
+/* 1: each minibatch's critic (its forward and backward pass) runs on a second thread of
+ * the learner's own beside the actor's on the calling thread, for a learner that has a
+ * second core to itself and one libtorch thread (bdt_set_threads(1)); the gradients,
+ * and so the updates, are bitwise the same as with 0 (one thread, the default). CPU
+ * policies only: on CUDA the request is kept and ignored. */
+int bdt_ppo_set_split(bdt_ppo *o, int on);
+
 /* Puts the policy's parameters and the optimiser's state back as they were before the
  * last whole bdt_ppo_update (a diverged update: its losses were not finite, or it moved the
  * policy too far), once: BD_ESTATE when there is no update to undo. */

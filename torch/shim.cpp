@@ -43,6 +43,63 @@ const char *kind_name(int k)
            : k == BDT_SQUASHED ? "squashed" : "?";
 }
 
+Helper::Helper() : thr(&Helper::loop, this) {}
+
+Helper::~Helper()
+{
+    {
+        std::lock_guard<std::mutex> g(mu);
+        quit = true;
+    }
+    cv.notify_all();
+    thr.join();
+}
+
+void Helper::loop()
+{
+    FtzGuard ftz; /* for the thread's life: its results must be the caller's */
+    std::unique_lock<std::mutex> g(mu);
+    for (;;) {
+        cv.wait(g, [this] { return quit || (busy && task); });
+        if (quit)
+            return;
+        std::function<void()> t = std::move(task);
+        task = nullptr;
+        g.unlock();
+        std::exception_ptr e;
+        try {
+            t();
+        } catch (...) {
+            e = std::current_exception();
+        }
+        g.lock();
+        err = e;
+        busy = false;
+        cv.notify_all();
+    }
+}
+
+void Helper::start(std::function<void()> t)
+{
+    {
+        std::lock_guard<std::mutex> g(mu);
+        task = std::move(t);
+        busy = true;
+        err = nullptr;
+    }
+    cv.notify_all();
+}
+
+void Helper::wait()
+{
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [this] { return !busy; });
+    std::exception_ptr e = err;
+    err = nullptr;
+    if (e)
+        std::rethrow_exception(e);
+}
+
 } // namespace bd_shim
 
 using namespace bd_shim;

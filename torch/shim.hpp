@@ -26,13 +26,17 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -173,6 +177,30 @@ struct FtzGuard {
 #endif
 };
 
+/* A second thread of a learner's own for work beside the caller's (ppo.cpp: a minibatch's
+ * critic beside its actor): one task at a time, handed over and waited for through a
+ * condition variable (the waiting thread sleeps, so a busy second core costs a context
+ * switch, not a spinning core). It runs under flush-to-zero and denormals-are-zero, as the
+ * shim's callers do (FtzGuard), with libtorch's intra-op threads as the process set them. */
+class Helper {
+  public:
+    Helper();
+    ~Helper();
+    Helper(const Helper &) = delete;
+    Helper &operator=(const Helper &) = delete;
+    void start(std::function<void()> task); /* runs task on the helper's thread */
+    void wait();                             /* until it is done; rethrows what it threw */
+
+  private:
+    void loop();
+    std::mutex mu;
+    std::condition_variable cv;
+    std::function<void()> task;
+    bool busy = false, quit = false;
+    std::exception_ptr err;
+    std::thread thr;
+};
+
 } // namespace bd_shim
 
 struct bdt_policy {
@@ -197,6 +225,8 @@ struct bdt_ppo {
     bdt_grad_hook grad_hook = nullptr;    /* bdt_ppo_set_grad_hook */
     void *grad_ctx = nullptr;
     std::vector<float> grad_buf;          /* the flat gradient the hook sees */
+    bool split = false;                   /* bdt_ppo_set_split */
+    std::unique_ptr<bd_shim::Helper> helper; /* the critic's thread, made on first need */
     /* An update's epoch batch (obs, actions, logp, adv, ret, val, gathered in shuffled
      * order) and the discrete actions as indices: kept from one update to the next, so
      * that their memory is allocated once (resized only when a batch grows). */

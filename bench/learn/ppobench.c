@@ -1,5 +1,5 @@
 /* ppobench.c: `bodhi-ppobench [--samples N] [--minibatch M] [--epochs E] [--obs S]
- * [--actions A] [--hidden H] [--layers L] [--threads K] [--repeats R]`: bodhi's PPO update
+ * [--actions A] [--hidden H] [--layers L] [--threads K] [--split 0|1] [--repeats R]`: bodhi's PPO update
  * (the torch shim's bdt_ppo_update, as a brain calls it: with its cancel flag set) against
  * a plain libtorch PPO update (torch/ref/plain.cpp) for the same network (the ppo brain's
  * default MLP of S observations and A discrete actions), batch of N samples, minibatches
@@ -8,7 +8,9 @@
  * Prints one JSON object: each side's best and median update time, wall and CPU (the
  * process's: one thread, and far steadier than wall time on a loaded machine), and the
  * ratios plain_time / shim_time (1: the shim is as fast as plain libtorch). Threads as a
- * brain sets them (K, default 1: what brain.c picks for minibatches under 4096 samples).
+ * brain sets them (K, default 1: what brain.c picks for minibatches under 4096 samples);
+ * --split 1 runs the shim's critic on a second thread beside its actor (bdt_ppo_set_split,
+ * as a brain with a second core does): compare the wall times then, not the CPU times.
  * The inputs' values do not matter to the time: a fixed xorshift stream. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <time.h>
 
 #include "brain/ppo.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
 #include "torch/ref/plain.h"
@@ -66,6 +69,7 @@ static double least(const double *v, int n)
 
 int main(int argc, char **argv)
 {
+    bd_alloc_policy(); /* a brain's (cli/main.c) */
     bd_ppo_params pp;
     if (bd_ppo_params_parse(NULL, 1, 1, &pp) != BD_OK) {
         fprintf(stderr, "ppobench: %s\n", bd_lasterr());
@@ -76,10 +80,11 @@ int main(int argc, char **argv)
               E = (int)opt(argc, argv, "--epochs", pp.opt.epochs), S = (int)opt(argc, argv, "--obs", 4),
               A = (int)opt(argc, argv, "--actions", 2), H = (int)opt(argc, argv, "--hidden", pp.hidden),
               L = (int)opt(argc, argv, "--layers", pp.layers), K = (int)opt(argc, argv, "--threads", 1),
-              R = (int)opt(argc, argv, "--repeats", 7);
-    if (N < 2 || M < 2 || M > N || E < 1 || S < 1 || A < 2 || H < 1 || L < 1 || K < 1 || R < 1 || R > 1000) {
+              R = (int)opt(argc, argv, "--repeats", 7), SP = (int)opt(argc, argv, "--split", 0);
+    if (N < 2 || M < 2 || M > N || E < 1 || S < 1 || A < 2 || H < 1 || L < 1 || K < 1 || R < 1 || R > 1000 || SP < 0
+        || SP > 1) {
         fprintf(stderr, "usage: bodhi-ppobench [--samples N] [--minibatch 2..N] [--epochs E] [--obs S] "
-                        "[--actions A >= 2] [--hidden H] [--layers L] [--threads K] [--repeats 1..1000]\n");
+                        "[--actions A >= 2] [--hidden H] [--layers L] [--threads K] [--split 0|1] [--repeats 1..1000]\n");
         return 2;
     }
     bdt_set_threads(K);
@@ -119,6 +124,10 @@ int main(int argc, char **argv)
     }
     static volatile int cancel = 0; /* as a brain: an update can be cancelled between minibatches */
     bdt_ppo_set_cancel(o, &cancel);
+    if (bdt_ppo_set_split(o, SP) != BD_OK) {
+        fprintf(stderr, "ppobench: %s\n", bd_lasterr());
+        return 1;
+    }
     const int mb = (int)(N / bdt_ppo_minibatch_count(&oc, N));
     for (int r = 0; r <= R; r++) { /* r = 0 warms both up */
         bdt_ppo_stats st;
@@ -154,14 +163,14 @@ int main(int argc, char **argv)
     }
     printf("{\"what\": \"bodhi's PPO update (torch shim) against a plain libtorch PPO update, alternating\", "
            "\"samples\": %d, \"minibatch\": %d, \"epochs\": %d, \"obs\": %d, \"actions\": %d, \"hidden\": %d, "
-           "\"layers\": %d, \"threads\": %d, \"repeats\": %d, \"loadavg\": \"%s\", "
+           "\"layers\": %d, \"threads\": %d, \"split\": %d, \"repeats\": %d, \"loadavg\": \"%s\", "
            "\"shim\": {\"best_s\": %.5f, \"median_s\": %.5f, \"cpu_best_s\": %.5f, \"cpu_median_s\": %.5f, "
            "\"samples_per_cpu_s\": %.0f}, "
            "\"plain\": {\"best_s\": %.5f, \"median_s\": %.5f, \"cpu_best_s\": %.5f, \"cpu_median_s\": %.5f, "
            "\"samples_per_cpu_s\": %.0f}, "
            "\"ratio_wall_best\": %.3f, \"ratio_wall_median\": %.3f, \"ratio_cpu_best\": %.3f, "
            "\"ratio_cpu_median\": %.3f}\n",
-           N, mb, E, S, A, H, L, K, R, load, best[0], med[0], best[2], med[2], N / best[2], best[1], med[1],
+           N, mb, E, S, A, H, L, K, SP, R, load, best[0], med[0], best[2], med[2], N / best[2], best[1], med[1],
            best[3], med[3], N / best[3], best[1] / best[0], med[1] / med[0], best[3] / best[2], med[3] / med[2]);
     bdt_ref_destroy(ref);
     bdt_ppo_destroy(o);
