@@ -4,7 +4,8 @@ default) at each world count and reports, per size, the min / median / max of th
 time, the user and kernel (sys) CPU time of the whole process tree (conductor, brain,
 muscles: wait4's rusage of `bodhi run`, which reaps its children), its minor page faults,
 and the brain's own minor page faults (the last `update` event's `minflt` in log.jsonl),
-the time from `bodhi run` to the first env step (the muscles' `startup` events),
+the time from `bodhi run` to the first env step (the muscles' `startup` events), the
+machine's speed just before each run (probe_s: CPU-seconds of a fixed loop),
 with every run's figures and the machine's load while it ran. The runs of all sizes are
 interleaved (size A, size B, size C, A, B, C, ...) so that a change in the machine's load
 touches every size alike. Writes one JSON file with the machine, commit and command.
@@ -56,7 +57,19 @@ def loadavg():
     return [float(x) for x in open("/proc/loadavg").read().split()[:3]]
 
 
+def probe():
+    """The machine's speed just before a run: seconds for a fixed pure-Python loop (one core).
+    On a shared host the same work can take more CPU-seconds at one time than another; a run
+    that is slow while the probe is slow too was slowed by the machine, not by bodhi."""
+    t0 = time.process_time()
+    x = 0
+    for i in range(1_500_000):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    return round(time.process_time() - t0, 4)
+
+
 def one(path, out):
+    pr = probe()
     t0 = time.monotonic()
     proc = subprocess.Popen([a.bodhi, "run", path, "--seed", str(a.seed), "--out", out, "--quiet"],
                             stdout=subprocess.DEVNULL)
@@ -79,7 +92,7 @@ def one(path, out):
     return {"wall_s": round(wall, 3), "user_s": round(ru.ru_utime, 3), "sys_s": round(ru.ru_stime, 3),
             "tree_minflt": ru.ru_minflt, "brain_minflt": minflt, "updates": updates,
             "steps": ag["steps"], "mean_return": ag["mean_return"], "ended": ph.get("ended"),
-            "first_step_s": first_step, "loadavg": loadavg()}
+            "first_step_s": first_step, "loadavg": loadavg(), "probe_s": pr}
 
 
 def spread(xs):
@@ -101,6 +114,7 @@ for r in range(a.repeats):
         x = one(files[w], os.path.join(tmp, f"w{w}-{r}"))
         runs[w].append(x)
         print(f"worlds {w} run {r + 1}/{a.repeats}: {x['wall_s']:.2f} s wall, {x['sys_s']:.2f} s sys, "
+              f"probe {x['probe_s']:.3f} s, "
               f"brain {x['brain_minflt']} minor faults, {x['steps']} steps, load {x['loadavg'][0]:.2f}",
               file=sys.stderr, flush=True)
         shutil.rmtree(os.path.join(tmp, f"w{w}-{r}"))
@@ -114,6 +128,7 @@ for w in a.worlds:
         "tree_minflt": spread([x["tree_minflt"] for x in xs]),
         "brain_minflt": spread([x["brain_minflt"] for x in xs]),
         "first_step_s": spread([x["first_step_s"] for x in xs]),
+        "probe_s": spread([x["probe_s"] for x in xs]),
         "max_over_min_wall": round(wall["max"] / wall["min"], 3),
         "same_steps_every_run": len({x["steps"] for x in xs}) == 1,
         "run_file": open(files[w]).read(),

@@ -43,7 +43,21 @@ const char *kind_name(int k)
            : k == BDT_SQUASHED ? "squashed" : "?";
 }
 
-Helper::Helper() : thr(&Helper::loop, this) {}
+/* The thread blocks every signal: the process's handlers (a brain's SIGINT and SIGTERM)
+ * run on its caller's threads, as before there was a helper. */
+Helper::Helper()
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+        thr = std::thread(&Helper::loop, this);
+    } catch (...) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
 
 Helper::~Helper()
 {

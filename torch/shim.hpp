@@ -40,6 +40,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #if defined(__SSE2__)
 #include <pmmintrin.h>
 #include <xmmintrin.h>
