@@ -58,9 +58,11 @@ def loadavg():
 
 
 def probe():
-    """The machine's speed just before a run: seconds for a fixed pure-Python loop (one core).
-    On a shared host the same work can take more CPU-seconds at one time than another; a run
-    that is slow while the probe is slow too was slowed by the machine, not by bodhi."""
+    """The machine's speed: CPU-seconds of a fixed pure-Python loop (one core), taken just
+    before and just after each run. On a shared host the same work can take more CPU-seconds
+    at one time than another. It samples the machine at two moments only: a run can be
+    slowed between them unseen (its own user CPU time for identical work is the better
+    witness: every run of a size does the same work)."""
     t0 = time.process_time()
     x = 0
     for i in range(1_500_000):
@@ -92,7 +94,7 @@ def one(path, out):
     return {"wall_s": round(wall, 3), "user_s": round(ru.ru_utime, 3), "sys_s": round(ru.ru_stime, 3),
             "tree_minflt": ru.ru_minflt, "brain_minflt": minflt, "updates": updates,
             "steps": ag["steps"], "mean_return": ag["mean_return"], "ended": ph.get("ended"),
-            "first_step_s": first_step, "loadavg": loadavg(), "probe_s": pr}
+            "first_step_s": first_step, "loadavg": loadavg(), "probe_s": pr, "probe_after_s": probe()}
 
 
 def spread(xs):

@@ -371,7 +371,11 @@ static int bd_brain_round(bd_brain *b, int *stop)
     if (set && !*stop)
         bd_brain_steer(b, set);
     cJSON_Delete(set);
-    if (have && b->train && !*stop) {
+    /* Several ranks: the learner is called every round, with no columns when no rollout
+     * came, so that its collectives pair up with the other ranks' (they agree that no
+     * rank learns from a round some rank has nothing of). Skipping them would pair this
+     * rank's next stop agreement with another rank's minibatch agreement. */
+    if ((have || b->ranks.g) && b->train && !*stop) {
         bd_batch batch = {b->T, b->N, b->S, b->U, b->obs, b->act, b->logp, b->val, b->rew, b->fval,
                           b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL, b->fobs, b->wver};
         cJSON_Delete(b->learned);

@@ -1,7 +1,11 @@
 /* ppo_learner.c: the ppo brain kind's learner (brain/learner.h's ops, see ppo.h): the
  * agent's policy network, the PPO optimiser, the running observation normaliser, and the
  * checkpoint they are saved to and loaded from. */
+#define _GNU_SOURCE /* sched_getaffinity, RTLD_DEFAULT */
 #include "brain/ppo.h"
+
+#include <dlfcn.h>
+#include <sched.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,29 +52,49 @@ typedef struct {
 } bd_ppo_state;
 
 
-/* The learner's threads: the cores it has (the machine's, divided among the ranks on it,
- * cli/run.c: 2 ranks on 2 cores learn with one core each, not two that fight), and what it
- * does with them.
+/* The cores this process may run on (its affinity mask: a cgroup's or taskset's), divided
+ * among the ranks on this machine (cli/run.c: 2 ranks on 2 cores learn with one core
+ * each, not two that fight). */
+static long bd_ppo_cores(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        cores = CPU_COUNT(&set);
+    const char *ls = getenv("BODHI_LOCAL_SIZE");
+    long long local = 1;
+    if (ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
+        cores = cores / local > 0 ? cores / local : 1;
+    return cores > 0 ? cores : 1;
+}
+
+/* OpenBLAS's own threads (1 where the BLAS is not OpenBLAS): the conductor starts its
+ * children with one unless the user set more. */
+static int bd_ppo_blas_threads(void)
+{
+    int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    return get ? get() : 1;
+}
+
+/* The learner's threads, and what it does with them.
  *  - With a second core on the CPU, each minibatch's critic runs on a thread of its own
  *    beside the actor (bdt_ppo_set_split; the same update, bit for bit). The muscles wait
  *    for the update's weights meanwhile, so the core is free: the default update (16384
  *    samples, minibatches of 1024) took 0.087-0.090 s against 0.132-0.143 s on one thread,
  *    minibatches of 4096 0.26-0.29 s against 0.47 s (bodhi-ppobench, 2-core EPYC). A
- *    waiting thread sleeps instead of spinning, so a busy second core costs little.
+ *    waiting thread sleeps instead of spinning, so a busy second core costs little. Not
+ *    when OpenBLAS runs threads of its own (a user's OPENBLAS_NUM_THREADS above 1): two
+ *    callers fighting over its pool made the update 1.4-5x slower than one thread.
  *  - libtorch's intra-op threads: one below minibatches of 4096 samples, where parallel
  *    regions do not pay and their spinning workers starve anything else that wants the
  *    cores (on 2 cores beside one busy process the CartPole train phase took 8.2-9.8 s
  *    with 2 threads and 3.9-4.0 s with 1); from 4096 up, the cores the split leaves. */
 static void bd_ppo_threads(const bd_ppo_params *pp, int T, int N, bdt_device dev, int *threads, int *split)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *ls = getenv("BODHI_LOCAL_SIZE");
-    long long local = 1;
-    if (ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
-        cores = cores / local > 0 ? cores / local : 1;
+    const long cores = bd_ppo_cores();
     long long tn = (long long)T * N;
     long long mb = tn / bdt_ppo_minibatch_count(&pp->opt, tn); /* as the shim cuts the batch */
-    *split = cores >= 2 && dev == BDT_CPU;
+    *split = cores >= 2 && dev == BDT_CPU && bd_ppo_blas_threads() <= 1;
     long per = *split ? cores / 2 : cores;
     *threads = mb < 4096 || per < 2 ? 1 : (int)per;
 }

@@ -79,17 +79,13 @@ int bd_cmd_muscle(int argc, char **argv)
                             "gives them)\n");
             return 2;
         }
-        /* the environment the conductor gives its own muscles (conductor/children.c, bd_start_phase):
-         * one OpenBLAS thread and OpenMP workers that do not spin. Both libraries read it
-         * when they load, so the process starts again with it. */
+        /* the environment the conductor gives its own muscles (conductor/children.c) */
         if (!getenv("OPENBLAS_NUM_THREADS") || !getenv("OMP_WAIT_POLICY")) {
-            setenv("OPENBLAS_NUM_THREADS", "1", 0);
-            setenv("OMP_WAIT_POLICY", "passive", 0);
             char **again = calloc((size_t)argc + 2, sizeof *again);
             if (again) {
                 again[0] = "bodhi";
                 memcpy(again + 1, argv, (size_t)argc * sizeof *argv);
-                execv("/proc/self/exe", again);
+                bd_thread_env_reexec(again);
                 free(again); /* not started again: go on as it is */
             }
         }

@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
@@ -80,6 +81,15 @@ void bd_alloc_policy(void)
      * live in the heap or in fresh mappings depended on the order of the first frees. */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
+
+void bd_thread_env_reexec(char *const *argv)
+{
+    if (getenv("OPENBLAS_NUM_THREADS") && getenv("OMP_WAIT_POLICY"))
+        return;
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    execv("/proc/self/exe", argv);
 }
 
 void bd_nofile_raise(void)

@@ -27,6 +27,14 @@ int bd_parent_gone(void);
  * keeps glibc's default). */
 void bd_alloc_policy(void);
 
+/* The thread environment the conductor gives its children (conductor/children.c): one
+ * OpenBLAS thread (its own pool would fight libtorch's threads and the learner's critic
+ * thread for the cores) and OpenMP workers that sleep instead of spinning. Both libraries
+ * read it when they load, before main(): a process started without it (a remote muscle, a
+ * bench) sets what is unset (a user's own setting stays) and starts again as argv. Returns
+ * when both were set already, or when the new start failed (it goes on as it is). */
+void bd_thread_env_reexec(char *const *argv);
+
 /* Raises the soft limit on open descriptors to the hard one. A TCP door's connections
  * hold a descriptor each from the moment the kernel accepts them, before their TLS
  * handshake (NNG 1.5.2 gives that no deadline); at a default soft limit of 1024 a stranger

@@ -1145,29 +1145,30 @@ Test(ranks, two_sac_ranks_agree, .timeout = 300)
                     "s/muscle: {name: ppo}/muscle: {name: sac}/", 13);
 }
 
-/* A muscle of rank 1 killed mid-run: rank 1's next rounds hold fewer samples than rank
- * 0's, so each rank alone would cut its batch into a different number of minibatches
- * (12 against 6 here) and the gradient all-reduces would not pair up (a hang until the
- * group's timeout). The ranks agree on the count: the updates go on, and every update's
- * parameters are the same on both ranks. */
-Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
+/* Kills muscle `victim` of rank 1 once rank 1 has reported an update, waits for its
+ * restart and for three more updates of rank 1, stops both ranks, and checks that every
+ * update both ranks report has the same parameters on both. `workers` muscles per rank;
+ * expect_empty: rank 1 must have had a round with no rollout at all. */
+static void rank_muscle_killed(const char *tag, int workers, int victim, int expect_empty)
 {
     char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rfew", &out, &r1, &rd);
-    char *yml = short_run("rfew", 100000000, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
-                          "s/rollout_steps: 32}/rollout_steps: 32, minibatch_size: 16}/' %s", yml), 0);
+    ranks_dirs(tag, &out, &r1, &rd);
+    char *yml = short_run(tag, 100000000, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: %d, heartbeat_timeout: 300}/; "
+                          "s/rollout_steps: 32}/rollout_steps: 32, minibatch_size: 16}/' %s", workers, yml), 0);
     int rc = sh(&t,
                 "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
-                "ups() { grep -c param_digest $1/log.jsonl 2>/dev/null || echo 0; }; "
+                /* the distinct updates rank 1 reported (a round with nothing to learn from repeats one) */
+                "ups() { grep param_digest $1/log.jsonl 2>/dev/null | grep -o '\"update\":[0-9]*' | sort -u | wc -l; }; "
                 "for i in $(seq 2400); do test $(ups %s.r1) -ge 1 && break; sleep 0.1; done; "
-                "pkill -KILL -f -- '[m]uscle --run-dir %s.r1 --phase train --id 1' || echo no muscle 1 of rank 1; "
+                "pkill -KILL -f -- '[m]uscle --run-dir %s.r1 --phase train --id %d' || echo no muscle %d of rank 1; "
                 "for i in $(seq 600); do grep -q '\"event\":\"restarted\"' %s.r1/log.jsonl && break; sleep 0.1; done; "
                 "n=$(ups %s.r1); for i in $(seq 600); do test $(ups %s.r1) -ge $((n + 3)) && break; sleep 0.1; done; "
                 "echo \"updates of rank 1: $n at the restart, $(ups %s.r1) then\"; "
                 "kill -INT $p0 $p1; wait $p0; wait $p1; test $(ups %s.r1) -ge $((n + 3))",
-                20000 + (int)((getpid() + 11) % 20000), yml, out, yml, out, out, out, out, out, out, out, out);
+                20000 + (int)((getpid() + 11) % 20000), yml, out, yml, out, out, out, victim, victim, out, out, out,
+                out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     rc = sh(&t,
@@ -1185,12 +1186,34 @@ Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
             "both = sorted(set(a) & set(b))\n"
             "assert len(both) >= 4, (a, b)\n"
             "assert all(a[u] == b[u] for u in both), [(u, a[u], b[u]) for u in both if a[u] != b[u]]\n"
-            "print('updates in step', len(both))\n"
+            "empty = sum(1 for line in open(out + '.r1/log.jsonl')\n"
+            "            if '\"event\":\"update\"' in line and json.loads(line).get('muscles') == 0)\n"
+            "assert empty or not %d, 'rank 1 had no round without a rollout'\n"
+            "print('updates in step', len(both), 'rounds of rank 1 without a rollout', empty)\n"
             "PY\n",
-            out);
+            out, expect_empty);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
+}
+
+/* A muscle of rank 1 killed mid-run: rank 1's next rounds hold fewer samples than rank
+ * 0's, so each rank alone would cut its batch into a different number of minibatches
+ * (12 against 6 here) and the gradient all-reduces would not pair up (a hang until the
+ * group's timeout). The ranks agree on the count: the updates go on, and every update's
+ * parameters are the same on both ranks. */
+Test(ranks, a_rank_with_fewer_samples_keeps_in_step, .timeout = 300)
+{
+    rank_muscle_killed("rfew", 2, 1, 0);
+}
+
+/* Rank 1's only muscle killed mid-run: a round of rank 1 may bring no rollout at all. Its
+ * learner still takes part in the round's collectives (it has nothing, so no rank learns
+ * from that round); a rank that skipped them would put every later collective of the
+ * group out of step (a stop agreement paired with a minibatch agreement). */
+Test(ranks, a_rank_with_no_rollout_keeps_in_step, .timeout = 300)
+{
+    rank_muscle_killed("rnone", 1, 0, 1);
 }
 
 /* The same by Open MPI: `mpirun -n 2` starts both ranks, which find each other through

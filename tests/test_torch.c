@@ -8,6 +8,7 @@
  * functional test is skipped where libtorch sees no GPU. Criterion runs tests in separate
  * processes, so temp files carry the pid.
  */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,23 +364,52 @@ Test(torch, policy_learns_preferred_action)
     bdt_policy_destroy(p);
 }
 
+/* This process's threads (/proc/self/task). */
+static int task_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A gradient hook that changes the gradient (halves it), as an all-reduce would. */
+static int halve_grad(void *ctx, float *grad, size_t n)
+{
+    ++*(int *)ctx;
+    for (size_t i = 0; i < n; i++)
+        grad[i] *= 0.5f;
+    return BD_OK;
+}
+
 /* The critic on a thread of its own (bdt_ppo_set_split) changes nothing: after updates of
  * the same batches, a split learner's parameters and stats equal a one-thread learner's
- * bit for bit, for both heads and both value losses. Its minibatches are large enough
- * (512 rows) for the two threads to overlap for real. */
+ * bit for bit, for both heads, both value losses, with and without advantage
+ * normalisation and a gradient hook. Its minibatches are large enough (512 rows) for the
+ * two threads to overlap for real, and the split learner must have made its thread. */
 Test(torch, a_split_update_is_bitwise_the_one_thread_update)
 {
     enum { N = 2048, OBS = 5, EP = 2 };
     for (int kind = 0; kind < 2; kind++)
-        for (int clipv = 0; clipv < 2; clipv++) {
+        for (int variant = 0; variant < 2; variant++) {
             const bdt_act_kind k = kind ? BDT_CONTINUOUS : BDT_DISCRETE;
             const int A = kind ? 3 : 4;
             bdt_policy *p[2] = {mkpol(pcfg(OBS, k, A, 31)), mkpol(pcfg(OBS, k, A, 31))};
             bdt_ppo_config oc = ocfg();
-            oc.clip_vloss = clipv;
+            oc.clip_vloss = variant;
+            oc.norm_adv = !variant;
             oc.epochs = EP;
             oc.minibatches = 4;
             bdt_ppo *o[2] = {mkppo(p[0], oc), mkppo(p[1], oc)};
+            int hooked[2] = {0, 0};
+            if (variant)
+                for (int j = 0; j < 2; j++)
+                    bdt_ppo_set_grad_hook(o[j], halve_grad, &hooked[j]);
+            const int tasks = task_count();
             cr_assert_eq(bdt_ppo_set_split(o[1], 1), BD_OK, "%s", bd_lasterr());
             float *obs = malloc(sizeof(float) * N * OBS), *act = malloc(sizeof(float) * N * A);
             float *logp = malloc(sizeof(float) * N), *adv = malloc(sizeof(float) * N);
@@ -401,11 +431,16 @@ Test(torch, a_split_update_is_bitwise_the_one_thread_update)
             int64_t *perm = shuffled_perm(EP, N);
             bdt_ppo_stats st[2];
             for (int it = 0; it < 3; it++)
-                for (int j = 0; j < 2; j++)
+                for (int j = 0; j < 2; j++) {
                     cr_assert_eq(bdt_ppo_update(o[j], obs, act, logp, adv, ret, val, N, perm, &st[j]), BD_OK,
                                  "%s", bd_lasterr());
-            cr_assert(memcmp(&st[0], &st[1], sizeof st[0]) == 0, "kind %d clip_vloss %d: stats differ", kind,
-                      clipv);
+                    if (it == 0 && j == 1)
+                        cr_assert_eq(task_count(), tasks + 1, "the split learner made no thread of its own");
+                }
+            cr_assert_eq(hooked[0], variant ? 3 * EP * 4 : 0);
+            cr_assert_eq(hooked[1], hooked[0]);
+            cr_assert(memcmp(&st[0], &st[1], sizeof st[0]) == 0, "kind %d variant %d: stats differ", kind,
+                      variant);
             size_t n = bdt_policy_param_count(p[0]);
             float *w0 = malloc(sizeof(float) * n), *w1 = malloc(sizeof(float) * n), *w00 = NULL;
             cr_assert(w0 && w1);
@@ -413,7 +448,7 @@ Test(torch, a_split_update_is_bitwise_the_one_thread_update)
             cr_assert_eq(bdt_policy_get_params(p[1], w1, n), BD_OK);
             for (size_t i = 0; i < n; i++)
                 cr_assert(memcmp(&w0[i], &w1[i], sizeof(float)) == 0,
-                          "kind %d clip_vloss %d: parameter %zu is %a split, %a on one thread", kind, clipv, i,
+                          "kind %d variant %d: parameter %zu is %a split, %a on one thread", kind, variant, i,
                           (double)w1[i], (double)w0[i]);
             /* and the updates did move them (a test of equal nothing is no test) */
             bdt_policy *fresh = mkpol(pcfg(OBS, k, A, 31));
@@ -435,6 +470,7 @@ Test(torch, a_split_update_is_bitwise_the_one_thread_update)
                 bdt_ppo_destroy(o[j]);
                 bdt_policy_destroy(p[j]);
             }
+            cr_assert_eq(task_count(), tasks, "the split learner's thread outlived it");
         }
 }
 

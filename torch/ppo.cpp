@@ -309,9 +309,14 @@ MbLoss minibatch_grads(bdt_ppo *o, int64_t start, int mb, double clip)
     for (auto &t : o->p->params)
         t.mutable_grad() = torch::Tensor();
     MbLoss l;
-    if (o->split && o->p->dev.is_cpu()) {
-        if (!o->helper)
+    if (o->split && o->p->dev.is_cpu() && !o->helper) {
+        try {
             o->helper.reset(new Helper);
+        } catch (const std::system_error &) { /* no thread to be had: one thread it is */
+            o->split = false;
+        }
+    }
+    if (o->split && o->p->dev.is_cpu()) {
         o->helper->start([&] { critic_loss(o, start, mb, clip, l).backward(); });
         try {
             actor_loss(o, start, mb, clip, l).backward();

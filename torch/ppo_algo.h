@@ -65,9 +65,11 @@ void bdt_ppo_set_grad_hook(bdt_ppo *o, bdt_grad_hook hook, void *ctx); /* hook N
 
 /* 1: each minibatch's critic (its forward and backward pass) runs on a second thread of
  * the learner's own beside the actor's on the calling thread, for a learner that has a
- * second core to itself and one libtorch thread (bdt_set_threads(1)); the gradients,
- * and so the updates, are bitwise the same as with 0 (one thread, the default). CPU
- * policies only: on CUDA the request is kept and ignored. */
+ * second core to itself; that thread takes libtorch's intra-op threads from the process's
+ * setting (bdt_set_threads). The gradients, and so the updates, are bitwise the same as
+ * with 0 (the caller's thread alone, the default) at the same intra-op thread count. CPU
+ * policies only: on CUDA the request is kept and ignored. Where no thread can be made,
+ * updates run on the caller's thread. */
 int bdt_ppo_set_split(bdt_ppo *o, int on);
 
 /* Puts the policy's parameters and the optimiser's state back as they were before the

@@ -6,11 +6,14 @@
  * of M and E epochs, in one sitting: the two alternate R times (shim, plain, shim, plain,
  * ...) after a warm-up pair, so that a change in the machine's load touches both alike.
  * Prints one JSON object: each side's best and median update time, wall and CPU (the
- * process's: one thread, and far steadier than wall time on a loaded machine), and the
+ * process's: one thread without --split, and far steadier than wall time on a loaded
+ * machine), and the
  * ratios plain_time / shim_time (1: the shim is as fast as plain libtorch). Threads as a
  * brain sets them (K, default 1: what brain.c picks for minibatches under 4096 samples);
  * --split 1 runs the shim's critic on a second thread beside its actor (bdt_ppo_set_split,
  * as a brain with a second core does): compare the wall times then, not the CPU times.
+ * It runs with a brain's thread environment (OPENBLAS_NUM_THREADS=1, OMP_WAIT_POLICY=
+ * passive, where unset: it starts itself again with them) and allocator policy.
  * The inputs' values do not matter to the time: a fixed xorshift stream. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +72,9 @@ static double least(const double *v, int n)
 
 int main(int argc, char **argv)
 {
-    bd_alloc_policy(); /* a brain's (cli/main.c) */
+    (void)argc;
+    bd_thread_env_reexec(argv); /* a brain's threads (conductor/children.c) */
+    bd_alloc_policy();          /* and allocator (cli/main.c) */
     bd_ppo_params pp;
     if (bd_ppo_params_parse(NULL, 1, 1, &pp) != BD_OK) {
         fprintf(stderr, "ppobench: %s\n", bd_lasterr());
