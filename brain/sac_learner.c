@@ -169,6 +169,8 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
     int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &due);
     if (rc != BD_OK || due <= 0)
         return rc;
+    if ((rc = bdt_sac_mark(l->sac)) != BD_OK) /* the whole learner, should this round diverge */
+        return rc;
     double t0 = bd_now();
     const int B = l->sp.batch_size;
     /* several ranks: every rank takes the agreed steps (a rank that stopped early would
@@ -206,10 +208,11 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
         }
     }
     if (rc == BD_OK && bad) {
-        snprintf(diverged, len, "%s; the muscles keep the actor from before this round", bad_why);
+        snprintf(diverged, len, "%s; the learner (actor, critics, targets, temperature, optimisers) is "
+                 "kept as it was before this round", bad_why);
         l->have_stats = 1;
         l->learn_s = bd_now() - t0;
-        return bdt_policy_set_params(l->actor, l->params, l->nparams); /* what they had */
+        return bdt_sac_restore(l->sac); /* the muscles' actor (l->params) among it */
     }
     l->have_stats = l->steps_done > 0;
     l->learn_s = bd_now() - t0;

@@ -1440,6 +1440,79 @@ Test(torch, sac_checkpoint_round_trip)
     bdt_policy_destroy(p2);
 }
 
+/* A round that diverges is undone whole: after bdt_sac_restore the actor, critics,
+ * targets and temperature are bit for bit what bdt_sac_mark kept, and the next update
+ * equals that of a twin learner that never saw the round (the optimisers' moments and
+ * step counts came back too). */
+Test(torch, sac_restore_undoes_a_diverged_round_whole)
+{
+    bdt_policy *p = mksquashed(3, 2, 16, 21), *p2 = mksquashed(3, 2, 16, 21);
+    bdt_sac_config c = sac_cfg(2, -2, 2);
+    bdt_sac *s = NULL, *s2 = NULL;
+    cr_assert_eq(bdt_sac_create(p, &c, &s), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_sac_create(p2, &c, &s2), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_sac_restore(s), BD_ESTATE, "a restore with nothing kept");
+    enum { B = 16 };
+    float obs[B * 3], act[B * 2], rew[B], bad[B], nobs[B * 3], done[B];
+    for (int i = 0; i < B * 3; i++)
+        obs[i] = urand(), nobs[i] = urand();
+    for (int i = 0; i < B * 2; i++)
+        act[i] = 2 * urand();
+    for (int i = 0; i < B; i++)
+        rew[i] = urand(), bad[i] = NAN, done[i] = i % 5 == 0 ? 1.0f : 0.0f;
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, B, 1, (uint64_t)k, NULL), BD_OK);
+        cr_assert_eq(bdt_sac_update(s2, obs, act, rew, nobs, done, B, 1, (uint64_t)k, NULL), BD_OK);
+    }
+    const size_t m = bdt_policy_param_count(p), n = bdt_sac_param_count(s, BDT_SAC_CRITICS);
+    float *a0 = malloc(sizeof(float) * m), *a1 = malloc(sizeof(float) * m);
+    float *q0 = malloc(sizeof(float) * n), *q1 = malloc(sizeof(float) * n);
+    float *t0 = malloc(sizeof(float) * n), *t1 = malloc(sizeof(float) * n);
+    cr_assert(a0 && a1 && q0 && q1 && t0 && t1);
+    bdt_policy_get_params(p, a0, m);
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, q0, n);
+    bdt_sac_get_params(s, BDT_SAC_TARGETS, t0, n);
+    const float alpha0 = bdt_sac_alpha(s);
+    cr_assert_eq(bdt_sac_mark(s), BD_OK, "%s", bd_lasterr());
+    bdt_sac_stats st;
+    for (int k = 3; k < 5; k++) /* rewards that are not numbers: the critics go NaN */
+        cr_assert_eq(bdt_sac_update(s, obs, act, bad, nobs, done, B, 1, (uint64_t)k, &st), BD_OK);
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, q1, n);
+    int nonfinite = 0;
+    for (size_t i = 0; i < n; i++)
+        nonfinite += !isfinite(q1[i]);
+    cr_assert(nonfinite > 0 && !isfinite(st.q_loss), "the round did not diverge (q_loss %g)", st.q_loss);
+    cr_assert_eq(bdt_sac_restore(s), BD_OK, "%s", bd_lasterr());
+    bdt_policy_get_params(p, a1, m);
+    cr_assert_eq(memcmp(a0, a1, sizeof(float) * m), 0, "the actor is not the kept one");
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, q1, n);
+    cr_assert_eq(memcmp(q0, q1, sizeof(float) * n), 0, "the critics are not the kept ones");
+    bdt_sac_get_params(s, BDT_SAC_TARGETS, t1, n);
+    cr_assert_eq(memcmp(t0, t1, sizeof(float) * n), 0, "the targets are not the kept ones");
+    cr_assert_eq(bdt_sac_alpha(s), alpha0);
+    cr_assert_eq(bdt_sac_restore(s), BD_ESTATE, "a second restore of one mark");
+    /* the next update: as the twin's, which never saw the diverged round */
+    cr_assert_eq(bdt_sac_update(s, obs, act, rew, nobs, done, B, 1, 9, NULL), BD_OK);
+    cr_assert_eq(bdt_sac_update(s2, obs, act, rew, nobs, done, B, 1, 9, NULL), BD_OK);
+    bdt_policy_get_params(p, a0, m);
+    bdt_policy_get_params(p2, a1, m);
+    cr_assert_eq(memcmp(a0, a1, sizeof(float) * m), 0, "the next update's actor differs from the twin's");
+    bdt_sac_get_params(s, BDT_SAC_CRITICS, q0, n);
+    bdt_sac_get_params(s2, BDT_SAC_CRITICS, q1, n);
+    cr_assert_eq(memcmp(q0, q1, sizeof(float) * n), 0, "the next update's critics differ from the twin's");
+    cr_assert_eq(bdt_sac_alpha(s), bdt_sac_alpha(s2));
+    free(a0);
+    free(a1);
+    free(q0);
+    free(q1);
+    free(t0);
+    free(t1);
+    bdt_sac_destroy(s);
+    bdt_sac_destroy(s2);
+    bdt_policy_destroy(p);
+    bdt_policy_destroy(p2);
+}
+
 Test(torch, sac_refuses_bad_configs)
 {
     bdt_policy *g = mkpol(pcfg(3, BDT_CONTINUOUS, 2, 1));

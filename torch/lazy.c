@@ -57,6 +57,8 @@
     X(dqn_target_params, int, (bdt_dqn *, float *, size_t))                                                   \
     X(dqn_save, int, (bdt_dqn *, const char *))                                                               \
     X(dqn_load, int, (bdt_dqn *, const char *))                                                               \
+    X(sac_mark, int, (bdt_sac *))                                                                             \
+    X(sac_restore, int, (bdt_sac *))                                                                          \
     X(sac_create, int, (bdt_policy *, const bdt_sac_config *, bdt_sac **))                                    \
     X(sac_destroy, void, (bdt_sac *))                                                                         \
     X(sac_update, int, (bdt_sac *, const float *, const float *, const float *, const float *, const float *,   \
@@ -353,6 +355,18 @@ int bdt_sac_set_params(bdt_sac *s, int which, const float *src, size_t n)
 {
     BDT_HANDLE(s, "bdt_sac_set_params");
     return bdt_fn.sac_set_params(s, which, src, n);
+}
+
+int bdt_sac_mark(bdt_sac *s)
+{
+    BDT_HANDLE(s, "bdt_sac_mark");
+    return bdt_fn.sac_mark(s);
+}
+
+int bdt_sac_restore(bdt_sac *s)
+{
+    BDT_HANDLE(s, "bdt_sac_restore");
+    return bdt_fn.sac_restore(s);
 }
 
 void bdt_sac_set_grad_hook(bdt_sac *s, bdt_grad_hook hook, void *ctx)

@@ -121,6 +121,30 @@ struct FlatAdam {
         v.copy_(st[1]);
         t = (int64_t)st[2].item<float>();
     }
+    /* The parameters (data: they are views of it), moments and step count, kept and put back. */
+    struct Kept {
+        torch::Tensor data, m, v;
+        int64_t t = 0;
+    };
+    Kept keep() const
+    {
+        torch::NoGradGuard ng;
+        return Kept{data.clone(), m.clone(), v.clone(), t};
+    }
+    void put_back(const Kept &k)
+    {
+        torch::NoGradGuard ng;
+        data.copy_(k.data);
+        m.copy_(k.m);
+        v.copy_(k.v);
+        t = k.t;
+    }
+};
+
+/* bdt_sac_mark's state: each optimiser's (actor, critics, temperature) and the targets'. */
+struct SacMark {
+    FlatAdam::Kept actor, critic, alpha;
+    torch::Tensor targets;
 };
 
 } // namespace
@@ -136,6 +160,7 @@ struct bdt_sac {
     bdt_grad_hook grad_hook = nullptr; /* bdt_sac_set_grad_hook */
     void *grad_ctx = nullptr;
     std::vector<float> grad_buf;
+    std::unique_ptr<SacMark> mark; /* bdt_sac_mark */
 };
 
 namespace {
@@ -397,6 +422,39 @@ extern "C" int bdt_sac_update(bdt_sac *s, const float *obs, const float *act, co
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_sac_update");
+    }
+}
+
+extern "C" int bdt_sac_mark(bdt_sac *s)
+{
+    if (!s)
+        return bd_seterr(BD_EINVAL, "bdt_sac_mark: no handle");
+    try {
+        torch::NoGradGuard ng;
+        s->mark.reset(new SacMark{s->opt_actor.keep(), s->opt_critic.keep(), s->opt_alpha.keep(),
+                                  s->target_data.clone()});
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_sac_mark");
+    }
+}
+
+extern "C" int bdt_sac_restore(bdt_sac *s)
+{
+    if (!s)
+        return bd_seterr(BD_EINVAL, "bdt_sac_restore: no handle");
+    if (!s->mark)
+        return bd_seterr(BD_ESTATE, "bdt_sac_restore: no state kept (bdt_sac_mark)");
+    try {
+        torch::NoGradGuard ng;
+        s->opt_actor.put_back(s->mark->actor);
+        s->opt_critic.put_back(s->mark->critic);
+        s->opt_alpha.put_back(s->mark->alpha);
+        s->target_data.copy_(s->mark->targets);
+        s->mark.reset();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_sac_restore");
     }
 }
 

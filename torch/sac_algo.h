@@ -78,6 +78,13 @@ int bdt_sac_set_params(bdt_sac *s, int which, const float *src, size_t n);
 /* The current entropy coefficient. */
 float bdt_sac_alpha(const bdt_sac *s);
 
+/* bdt_sac_mark keeps the learner's whole state as it is now: the actor, the critics,
+ * their targets, the temperature and the three optimisers' moments and step counts.
+ * bdt_sac_restore puts all of it back (a round whose losses were not finite: what is saved
+ * after it must not hold a diverged critic), once per mark: BD_ESTATE without one. */
+int bdt_sac_mark(bdt_sac *s);
+int bdt_sac_restore(bdt_sac *s);
+
 /* The squashed Gaussian of policy p (BDT_SQUASHED) at obs (n, obs_dim) and standard normal
  * draws noise (n, act_dim; NULL: greedy, tanh of the mean): actions (n, act_dim) within
  * [low, high] of each dimension, and their log-densities logp (n; may be NULL). What the
