@@ -525,11 +525,12 @@ Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240 * B
     }
     for (double t0 = bd_now(); bd_now() - t0 < 30 && access(cred, R_OK) != 0;) /* the run makes it */
         usleep(20000);
+    char *mlog = bd_strfmt("/tmp/bd-ident-%d-regreet.muscle.log", (int)getpid()); /* its words, on failure */
     pid_t mus = fork();
     if (mus == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 2);
+        int fd = open(mlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd >= 0 ? fd : open("/dev/null", O_WRONLY), 2);
         execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--credential", cred, "--wait", "60",
               (char *)NULL);
         _exit(127);
@@ -548,7 +549,14 @@ Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240 * B
     cr_assert_eq(finish(run), 0, "the run completes");
     int st;
     waitpid(mus, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the remote muscle ends with the run (status %d)", st);
+    char *said = NULL;
+    if (bd_read_file(mlog, &said, NULL) != BD_OK)
+        said = NULL;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the remote muscle ends with the run (status %d): %s", st,
+              said ? said : "(nothing)");
+    free(said);
+    unlink(mlog);
+    free(mlog);
     cr_assert_geq(count_in(log, "the connection to its brain closed"), 1);
     cr_assert_eq(count_in(log, "\"event\":\"restarted\""), 0);
     /* it was admitted again: a later round counts three muscles */
