@@ -142,7 +142,10 @@ static int bd_ppo_net(bd_ppo_state *l)
     if (rc == BD_OK && l->train)
         rc = bdt_ppo_create(l->net, &l->pp.opt, &l->ppo);
     if (rc == BD_OK && l->ppo) {
-        bdt_ppo_set_cancel(l->ppo, (const volatile int *)l->cancel);
+        /* several ranks: no cancel inside an update (a rank that stopped at its own
+         * minibatch would leave the others in an all-reduce that never pairs, and they
+         * failed without a checkpoint): the update is finished, then the run stops */
+        bdt_ppo_set_cancel(l->ppo, l->sum_hook ? NULL : (const volatile int *)l->cancel);
         rc = bdt_ppo_set_split(l->ppo, l->split);
         if (l->grad_hook)
             bdt_ppo_set_grad_hook(l->ppo, (bdt_grad_hook)l->grad_hook, l->grad_ctx);

@@ -238,27 +238,53 @@ int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
     return rc;
 }
 
+/* How long brains get after SIGTERM. Alone, BD_STOP_GRACE_S: a brain cancels its update
+ * between minibatches. With several ranks a brain finishes the update it is in (a rank that
+ * stopped at its own minibatch would leave the others in an all-reduce that never pairs),
+ * so it gets the ranks' collective timeout on top: no rank waits longer for another. */
+static double bd_brain_grace(void)
+{
+    const char *w = getenv("BODHI_WORLD_SIZE"), *t = getenv("BODHI_GROUP_TIMEOUT");
+    long long world = 1, timeout = 60;
+    if (!w || bd_parse_ll(w, 1, 65536, &world) != BD_OK || world < 2)
+        return BD_STOP_GRACE_S;
+    if (t && bd_parse_ll(t, 1, 86400, &timeout) != BD_OK)
+        timeout = 60;
+    return BD_STOP_GRACE_S + (double)timeout;
+}
+
 int bd_supervise(bd_conductor *c)
 {
-    double stop_at = 0;
-    int sig = 0;
+    double stop_at = 0, brains_at = 0;
+    int sig = 0, told = 0;
     c->last_slice = bd_now();
     while (bd_procs_alive(&c->procs) > 0) {
         bd_serve(c, 50);
         bd_reap(c);
         if (!sig && bd_signal_seen)
             sig = bd_signal_seen;
+        const double before = stop_at;
         bd_excuse_stall(c, &stop_at);
+        if (brains_at > 0)
+            brains_at += stop_at - before;
         if (!sig && !c->failed)
             bd_deadlines(c);
         if ((sig || c->failed) && stop_at == 0) {
-            bd_procs_signal(&c->procs, SIGTERM);
+            bd_procs_signal(&c->procs, SIGTERM, 1);
             stop_at = bd_now() + BD_STOP_GRACE_S;
+            brains_at = bd_now() + bd_brain_grace();
         }
         /* past the grace, or a second Ctrl-C: at once */
-        if (stop_at > 0 && (bd_now() > stop_at || bd_signals > 1)) {
-            bd_procs_signal(&c->procs, SIGKILL);
-            stop_at = bd_now() + 3600;
+        const int again = bd_signals > 1;
+        if (stop_at > 0 && (bd_now() > stop_at || again)) {
+            bd_procs_signal(&c->procs, SIGKILL, again || bd_now() > brains_at);
+            if (!again && bd_now() <= brains_at && !told && !c->o->quiet && bd_procs_alive(&c->procs) > 0) {
+                fprintf(stderr, "bodhi: the brains finish the update they are in with the other ranks (up to "
+                                "%.0f s more; Ctrl-C again stops them at once)\n", brains_at - bd_now());
+                told = 1;
+            }
+            if (again || bd_now() > brains_at)
+                stop_at = bd_now() + 3600;
         }
     }
     return sig;

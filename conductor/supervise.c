@@ -115,10 +115,10 @@ int bd_procs_alive(const bd_procs *ps)
     return n;
 }
 
-void bd_procs_signal(bd_procs *ps, int sig)
+void bd_procs_signal(bd_procs *ps, int sig, int brains)
 {
     for (int i = 0; i < ps->n; i++)
-        if (ps->p[i].alive && !ps->p[i].remote && ps->p[i].pid > 0)
+        if (ps->p[i].alive && !ps->p[i].remote && ps->p[i].pid > 0 && (brains || ps->p[i].role != BD_ROLE_BRAIN))
             kill(ps->p[i].pid, sig);
 }
 
