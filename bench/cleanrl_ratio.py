@@ -1,18 +1,21 @@
 #!/usr/bin/python3
-"""CleanRL's ppo.py against `bodhi run` on CartPole-v1: wall time from launch until the mean
+"""A CleanRL script (ppo.py on CartPole-v1 by default; dqn.py, sac_continuous_action.py with
+--env-id) against `bodhi run` of an experiment: wall time from launch until the mean
 return of the last 100 episodes first reaches a threshold (475), runs interleaved (CleanRL,
 bodhi, CleanRL, bodhi, ...) so that a change in the machine's load touches both alike.
 Writes one JSON file with every run's wall, agent-steps, CPU time (wait4's rusage of the
 launched process, which reaps its children), /proc/loadavg before and after, the versions
 and the exact commands, and the CleanRL/bodhi ratios of the medians and of the minima.
 
-ppo.py is run as fetched, with its defaults (only --seed is passed). Its two imports that
+The script is run as fetched, with its defaults (only --seed, and --env-id when given, are
+passed; dqn.py and sac_continuous_action.py also import cleanrl_utils/buffers.py from the
+same snapshot, found on --pythonpath). Its two imports that
 are not needed for the algorithm get small stand-ins, written to a temporary directory at
 run time: `tyro` (cli() returns the Args dataclass with its defaults, --seed N applied) and
 `torch.utils.tensorboard` (a SummaryWriter that ignores everything but
 `charts/episodic_return`: it keeps the last 100 values, and when there are 100 whose mean is
 >= the threshold it writes the time, global_step and episode count to a file and ends the
-process with os._exit(0)). A run that never gets there ends at ppo.py's total_timesteps.
+process with os._exit(0)). A run that never gets there ends at the script's total_timesteps.
 
 bodhi runs the experiment's train phase only (the run file with its later phases dropped,
 written to the temporary directory; `--full` runs the file as it is); the threshold time is
@@ -22,13 +25,17 @@ mean_return >= the threshold (bodhi's own objective_average condition stops the 
   bench/cleanrl_ratio.py --ppo /tmp/cleanrl/ppo.py --pythonpath /tmp/gym029 \
       --cleanrl-seeds 1 2 3 --bodhi-seeds 1 2 3 4 5 \
       --out bench/results/cleanrl-vs-bodhi-cartpole-cpu-epyc-2core.json
+  bench/cleanrl_ratio.py --script /tmp/cleanrl/sac_continuous_action.py --env-id Pendulum-v1 \
+      --pythonpath /tmp/gym029 --experiment experiments/pendulum_sac.yml --threshold -200 ...
 --pythonpath is where `import gymnasium` finds the Gymnasium to use (e.g. a source tree's
 gymnasium/ folder's parent). --ppo-source / --gymnasium-source record where they came from.
 """
 import argparse, datetime, hashlib, json, os, shlex, shutil, statistics, subprocess, sys, tempfile, time
 
 p = argparse.ArgumentParser()
-p.add_argument("--ppo", required=True, help="path to CleanRL's cleanrl/ppo.py")
+p.add_argument("--ppo", "--script", dest="ppo", required=True,
+               help="path to the CleanRL script (cleanrl/ppo.py, dqn.py, sac_continuous_action.py)")
+p.add_argument("--env-id", default="", help="the CleanRL script's --env-id (its default when empty)")
 p.add_argument("--pythonpath", default="", help="directory holding the gymnasium package to use")
 p.add_argument("--python", default="/usr/bin/python3")
 p.add_argument("--ppo-source", default="", help="where ppo.py came from (recorded only)")
@@ -43,7 +50,8 @@ p.add_argument("--bodhi-seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
 p.add_argument("--out", required=True)
 a = p.parse_args()
 
-TYRO = '''"""Stand-in for tyro: cli() returns the dataclass with its defaults; only --seed N is read."""
+TYRO = '''"""Stand-in for tyro: cli() returns the dataclass with its defaults; only --seed N and
+--env-id ID are read."""
 import sys
 
 
@@ -54,8 +62,11 @@ def cli(cls):
         if argv[0] == "--seed" and len(argv) > 1:
             args.seed = int(argv[1])
             argv = argv[2:]
+        elif argv[0] == "--env-id" and len(argv) > 1:
+            args.env_id = argv[1]
+            argv = argv[2:]
         else:
-            sys.exit(f"tyro stand-in: only --seed N is understood, not {argv[0]!r}")
+            sys.exit(f"tyro stand-in: only --seed N and --env-id ID are understood, not {argv[0]!r}")
     return args
 '''
 
@@ -169,7 +180,7 @@ def run_cleanrl(seed):
     result = os.path.join(tmp, f"cleanrl-{seed}.json")
     work = os.path.join(tmp, f"cleanrl-{seed}")
     os.makedirs(work)
-    cmd = [a.python, runner, ppo, "--seed", str(seed)]
+    cmd = [a.python, runner, ppo, "--seed", str(seed)] + (["--env-id", a.env_id] if a.env_id else [])
     env = dict(env_c, BENCH_RESULT=result)
     before = loadavg()
     with open(os.path.join(work, "stdout.txt"), "w") as out:
@@ -260,7 +271,7 @@ def git(*args, cwd=None):
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 doc = {
     "what": f"wall time from launch until the mean return of the last 100 episodes first reaches {a.threshold} "
-            f"on CartPole-v1: CleanRL ppo.py (defaults) vs `bodhi run {a.experiment}` "
+            f"on {a.env_id or 'CartPole-v1'}: CleanRL {os.path.basename(ppo)} (defaults) vs `bodhi run {a.experiment}` "
             f"({'all phases' if a.full else a.phase + ' phase only'}), interleaved",
     "command": shlex.join(["bench/" + os.path.basename(sys.argv[0])] + sys.argv[1:]),
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -183,6 +183,23 @@ static int bd_brain_alloc_batch(bd_brain *b)
     return BD_OK;
 }
 
+/* Several ranks: every rank learns from this round or none does. A conductor's word to
+ * stop is its own (a Ctrl-C reaches each rank's conductor at its own moment, and a
+ * conductor that took it says stop a round before another), so the ranks agree on it: any
+ * rank's stop is every rank's, and no learner waits in a collective the others skip. */
+static int bd_brain_agree_go_on(bd_brain *b, int *stop)
+{
+    if (!b->ranks.g)
+        return BD_OK;
+    int code = *stop ? 1 : 0;
+    int rc = bd_ranks_agree_stop(&b->ranks, &code);
+    if (rc == BD_OK && code && !*stop) {
+        *stop = 1;
+        snprintf(b->why, sizeof b->why, "stopped on another rank");
+    }
+    return rc;
+}
+
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
@@ -224,6 +241,11 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON *answer = NULL;
     int rc = b->ev ? bd_events_send(b->ev, ev, &answer)
                    : bd_seterr(BD_ECLOSED, "no connection to the conductor");
+    if (rc != BD_OK && b->ranks.g && bd_term_requested) { /* this rank stops; the others with it, below */
+        *stop = 1;
+        snprintf(b->why, sizeof b->why, "%s", bd_stop_words(BD_STOP_INTERRUPTED));
+        return bd_brain_agree_go_on(b, stop);
+    }
     if (rc != BD_OK)
         return bd_term_requested ? bd_seterr(BD_EINTR, "stopped by SIGTERM") : rc;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(answer, "stop");
@@ -245,7 +267,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
         cJSON_AddItemToObject(ev, "set", set);
     else
         cJSON_Delete(set);
-    return BD_OK;
+    return bd_brain_agree_go_on(b, stop);
 }
 
 /* `bodhi set`'s changes the conductor's answer carried, {"KEY": "VALUE", ...} ("phase.KEY"
@@ -301,6 +323,8 @@ static int bd_brain_round(bd_brain *b, int *stop)
 {
     bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL};
     int rc = bd_round_gather(b->round, &hooks, &bd_term_requested);
+    if (rc == BD_EINTR && b->ranks.g)
+        rc = BD_OK; /* several ranks: a signal stops this rank in the round's agreement, with the others */
     if (rc != BD_OK)
         return rc;
     memset(b->valid, 0, (size_t)b->N);

@@ -212,7 +212,9 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
                  "kept as it was before this round", bad_why);
         l->have_stats = 1;
         l->learn_s = bd_now() - t0;
-        return bdt_sac_restore(l->sac); /* the muscles' actor (l->params) among it */
+        l->version -= (uint64_t)l->steps_done; /* the steps undone: the weights' version is the kept one's */
+        int rrc = bdt_sac_restore(l->sac);
+        return rrc == BD_OK ? bdt_policy_get_params(l->actor, l->params, l->nparams) : rrc;
     }
     l->have_stats = l->steps_done > 0;
     l->learn_s = bd_now() - t0;

@@ -238,6 +238,14 @@ int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
     return rc;
 }
 
+static int bd_brains_alive(const bd_procs *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        if (ps->p[i].alive && ps->p[i].role == BD_ROLE_BRAIN)
+            return 1;
+    return 0;
+}
+
 /* How long brains get after SIGTERM. Alone, BD_STOP_GRACE_S: a brain cancels its update
  * between minibatches. With several ranks a brain finishes the update it is in (a rank that
  * stopped at its own minibatch would leave the others in an all-reduce that never pairs),
@@ -278,9 +286,9 @@ int bd_supervise(bd_conductor *c)
         const int again = bd_signals > 1;
         if (stop_at > 0 && (bd_now() > stop_at || again)) {
             bd_procs_signal(&c->procs, SIGKILL, again || bd_now() > brains_at);
-            if (!again && bd_now() <= brains_at && !told && !c->o->quiet && bd_procs_alive(&c->procs) > 0) {
+            if (!again && bd_now() <= brains_at && !told && !c->o->quiet && bd_brains_alive(&c->procs)) {
                 fprintf(stderr, "bodhi: the brains finish the update they are in with the other ranks (up to "
-                                "%.0f s more; Ctrl-C again stops them at once)\n", brains_at - bd_now());
+                                "%.0f s more%s)\n", brains_at - bd_now(), sig ? "; Ctrl-C again stops them at once" : "");
                 told = 1;
             }
             if (again || bd_now() > brains_at)
