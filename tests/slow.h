@@ -15,4 +15,23 @@
 #define BD_TEST_SLOW 1
 #endif
 
+#include <stdio.h>
+#include <stdlib.h>
+
+/* NNG 1.5.2 never frees a connection that its listener stopped handing over in mid-
+ * negotiation (nanomsg/nng#1518, which the tests that call this provoke on purpose, and
+ * which bodhi's listener guard works around by listening again): under LeakSanitizer
+ * every process that met such a connection reports NNG's and mbedTLS's objects as leaked
+ * at exit and fails. Those tests turn leak checks off for the processes they start; every
+ * other test keeps them, and AddressSanitizer's other checks stay on. */
+static inline void bd_test_nng_stuck_leaks(void)
+{
+    if (BD_TEST_SLOW == 1)
+        return;
+    const char *o = getenv("ASAN_OPTIONS");
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%sdetect_leaks=0", o ? o : "", o && *o ? ":" : "");
+    setenv("ASAN_OPTIONS", buf, 1);
+}
+
 #endif

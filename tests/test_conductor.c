@@ -2116,6 +2116,7 @@ Test(conductor, item17_divergence_ends_the_phase_and_keeps_the_good_checkpoint, 
  * relisten itself is seen only when the close fell inside the handshake.) */
 Test(conductor, item05_a_bare_connect_to_the_control_socket_changes_nothing, .timeout = 180 * BD_TEST_SLOW)
 {
+    bd_test_nng_stuck_leaks(); /* the connections it cuts short: tests/slow.h */
     /* long enough never to end by itself while the test plays (a fast machine did 250000
      * steps before the probe noticed); Ctrl-C ends it once the restarted muscle works */
     char *file = write_run_with("bare", 50000000, ", heartbeat_timeout: 10");

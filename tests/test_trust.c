@@ -573,6 +573,7 @@ static int join_as(const char *url, bd_tls *tls, int pid)
 
 Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .timeout = 240 * BD_TEST_SLOW)
 {
+    bd_test_nng_stuck_leaks(); /* the connections it cuts short: tests/slow.h */
     live_run r;
     start_run(&r, "squat", 2000);
     int bport = brain_port(r.log);
@@ -661,6 +662,7 @@ static void hello_and_close(int port, int count)
  * joins, greets the brain and the run completes. */
 Test(trust, handshakes_cut_short_do_not_shut_the_doors, .timeout = 300 * BD_TEST_SLOW)
 {
+    bd_test_nng_stuck_leaks(); /* the connections it cuts short: tests/slow.h */
     live_run r;
     start_run(&r, "cut", 2000);
     int bport = brain_port(r.log);
