@@ -624,7 +624,10 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
     cr_assert(file_has(r.log, "joined but did not beat"), "log.jsonl says why the squatter lost the slot");
     cr_assert(file_has(r.log, "\"door_rejected\""), "log.jsonl counts the connections over the cap");
-    cr_assert_lt(rss_max, 2 * rss0, "the conductor's memory went from %ld kB to %ld kB", rss0, rss_max);
+    /* (under AddressSanitizer freed memory waits in its quarantine, 256 MB by default, so the
+     * resident size says nothing about what the conductor keeps: plain builds check it) */
+    if (BD_TEST_SLOW == 1)
+        cr_assert_lt(rss_max, 2 * rss0, "the conductor's memory went from %ld kB to %ld kB", rss0, rss_max);
     for (int i = 0; i < nfd; i++)
         close(fds[i]);
     bd_tls_destroy(mine);
