@@ -115,50 +115,67 @@ static void draw_legend(cairo_t *cr, int a, const char *name, const plot_trace *
     }
 }
 
-/* The y range of a panel, padded, from its data's min and max (infinite when none). */
-static void pad_range(double *ymin, double *ymax)
+/* A panel's frame on the page (L, R, T, B) and the data ranges it maps onto it. */
+typedef struct {
+    double L, R, T, B, xmin, xmax, ymin, ymax;
+} plot_frame;
+
+/* The frame of the panel with its top at y0 over x in [xmin, xmax] (widened when empty) and
+ * y from its data's min to max (infinite when there is none), padded. */
+static plot_frame panel_frame(double y0, double xmin, double xmax, double ymin, double ymax)
 {
-    if (!isfinite(*ymin) || !isfinite(*ymax)) {
-        *ymin = 0;
-        *ymax = 1;
+    if (!isfinite(ymin) || !isfinite(ymax)) {
+        ymin = 0;
+        ymax = 1;
     }
-    if (*ymax - *ymin < 1e-9) {
-        *ymin -= 1;
-        *ymax += 1;
+    if (ymax - ymin < 1e-9) {
+        ymin -= 1;
+        ymax += 1;
     }
-    double pad = 0.05 * (*ymax - *ymin);
-    *ymin -= pad;
-    *ymax += pad;
+    double pad = 0.05 * (ymax - ymin);
+    if (xmax <= xmin)
+        xmax = xmin + 1;
+    return (plot_frame){PLOT_L, PLOT_W - PLOT_R, y0 + 10,  y0 + PLOT_PANEL - PLOT_GAP,
+                        xmin,   xmax,           ymin - pad, ymax + pad};
 }
 
-/* A panel's grid, tick labels and phase lines in the frame (L, R, T, B) over x in
- * [xmin, xmax], y in [ymin, ymax]. */
-static void draw_grid(cairo_t *cr, double L, double R, double T, double B, double xmin, double xmax, double ymin,
-                      double ymax, const plot_phase *ph, int np)
+/* Data x and y to the page. */
+static double px(const plot_frame *f, double v)
 {
-#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
-#define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
+    return f->L + (v - f->xmin) / (f->xmax - f->xmin) * (f->R - f->L);
+}
+
+static double py(const plot_frame *f, double v)
+{
+    return f->B - (v - f->ymin) / (f->ymax - f->ymin) * (f->B - f->T);
+}
+
+/* A panel's grid, tick labels and phase lines in frame f. */
+static void draw_grid(cairo_t *cr, const plot_frame *f, const plot_phase *ph, int np)
+{
+    const double L = f->L, R = f->R, T = f->T, B = f->B, xmin = f->xmin, xmax = f->xmax, ymin = f->ymin,
+                 ymax = f->ymax;
     char buf[64];
     cairo_set_font_size(cr, 13);
     cairo_set_line_width(cr, 1);
     double ys = nice_step(ymax - ymin, 5), xs = nice_step(xmax - xmin, 8);
     for (double v = ceil(ymin / ys) * ys; v <= ymax; v += ys) {
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, L, PY(v));
-        cairo_line_to(cr, R, PY(v));
+        cairo_move_to(cr, L, py(f, v));
+        cairo_line_to(cr, R, py(f, v));
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         tick_label(v, ys, buf, sizeof buf);
-        text_at(cr, L - 8, PY(v), buf, 1, 0.5);
+        text_at(cr, L - 8, py(f, v), buf, 1, 0.5);
     }
     for (double v = ceil(xmin / xs) * xs; v <= xmax; v += xs) {
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, PX(v), T);
-        cairo_line_to(cr, PX(v), B);
+        cairo_move_to(cr, px(f, v), T);
+        cairo_line_to(cr, px(f, v), B);
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         tick_label(v, xs, buf, sizeof buf);
-        text_at(cr, PX(v), B + 6, buf, 0.5, 0);
+        text_at(cr, px(f, v), B + 6, buf, 0.5, 0);
     }
     /* phases: the same x in every panel */
     const double dash[] = {6, 4};
@@ -166,20 +183,19 @@ static void draw_grid(cairo_t *cr, double L, double R, double T, double B, doubl
         cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
         if (k > 0) {
             cairo_set_dash(cr, dash, 2, 0);
-            cairo_move_to(cr, PX(ph[k].x0), T);
-            cairo_line_to(cr, PX(ph[k].x0), B);
+            cairo_move_to(cr, px(f, ph[k].x0), T);
+            cairo_line_to(cr, px(f, ph[k].x0), B);
             cairo_stroke(cr);
             cairo_set_dash(cr, NULL, 0, 0);
         }
-        text_at(cr, PX(ph[k].x0) + 6, T + 6, ph[k].name, 0, 0);
+        text_at(cr, px(f, ph[k].x0) + 6, T + 6, ph[k].name, 0, 0);
     }
-#undef PX
-#undef PY
 }
 
-/* A panel's frame and axis titles (xt: the x axis's). */
-static void draw_frame(cairo_t *cr, double L, double R, double T, double B, const char *xt)
+/* Frame f's border and axis titles (xt: the x axis's). */
+static void draw_frame(cairo_t *cr, const plot_frame *f, const char *xt)
 {
+    const double L = f->L, R = f->R, T = f->T, B = f->B;
     cairo_set_line_width(cr, 1.2);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_rectangle(cr, L, T, R - L, B - T);
@@ -202,13 +218,9 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
             ymin = fmin(ymin, tr[k].y[i]);
             ymax = fmax(ymax, tr[k].y[i]);
         }
-    pad_range(&ymin, &ymax);
-    if (xmax <= xmin)
-        xmax = xmin + 1;
-    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = y0 + 10, B = y0 + PLOT_PANEL - PLOT_GAP;
-#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
-#define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
-    draw_grid(cr, L, R, T, B, xmin, xmax, ymin, ymax, ph, np);
+    const plot_frame f = panel_frame(y0, xmin, xmax, ymin, ymax);
+    const double L = f.L, R = f.R, T = f.T, B = f.B;
+    draw_grid(cr, &f, ph, np);
     const double *c = plot_colours[a % PLOT_NCOLOURS];
     cairo_save(cr);
     cairo_rectangle(cr, L, T, R - L, B - T);
@@ -219,7 +231,7 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
             continue;
         int64_t stride = tr[k].n > PLOT_MAX_DOTS ? tr[k].n / PLOT_MAX_DOTS + 1 : 1;
         for (int64_t i = 0; i < tr[k].n; i += stride) {
-            cairo_arc(cr, PX(tr[k].x[i]), PY(tr[k].y[i]), 1.6, 0, 2 * M_PI);
+            cairo_arc(cr, px(&f, tr[k].x[i]), py(&f, tr[k].y[i]), 1.6, 0, 2 * M_PI);
             cairo_fill(cr);
         }
     }
@@ -229,9 +241,9 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
     for (int k = 0; k < nt; k++) {
         for (int64_t i = 0; tr[k].colour == a && i < tr[k].n; i++) {
             if (i == 0)
-                cairo_move_to(cr, PX(tr[k].x[i]), PY(tr[k].avg[i]));
+                cairo_move_to(cr, px(&f, tr[k].x[i]), py(&f, tr[k].avg[i]));
             else
-                cairo_line_to(cr, PX(tr[k].x[i]), PY(tr[k].avg[i]));
+                cairo_line_to(cr, px(&f, tr[k].x[i]), py(&f, tr[k].avg[i]));
         }
         cairo_stroke(cr);
     }
@@ -243,10 +255,8 @@ static void draw_panel(cairo_t *cr, double y0, int a, const char *name, plot_tra
     char xt[320];
     snprintf(xt, sizeof xt, "env steps of %s (each of its worlds; the agent-steps of %s are %d times as many)",
              first && first->env ? first->env : "its env", name, first ? first->columns : 1);
-    draw_frame(cr, L, R, T, B, xt);
+    draw_frame(cr, &f, xt);
     draw_legend(cr, a, name, tr, nt, R + 18, T + 8);
-#undef PX
-#undef PY
 }
 
 static void draw(cairo_t *cr, const char *title, plot_trace *tr, int nt, plot_phase *ph, int np, char **names,
@@ -505,7 +515,8 @@ static int curve_add(seed_curve *c, const plot_trace *t, double x0)
         c->x0[c->nphases] = x0;
         c->first[c->nphases++] = c->n;
     }
-    double *x = realloc(c->x, sizeof *x * (size_t)(c->n + t->n + 1)), *a = x ? realloc(c->avg, sizeof *a * (size_t)(c->n + t->n + 1)) : NULL;
+    const size_t n = (size_t)(c->n + t->n + 1);
+    double *x = realloc(c->x, sizeof *x * n), *a = x ? realloc(c->avg, sizeof *a * n) : NULL;
     if (x)
         c->x = x;
     if (a)
@@ -601,13 +612,9 @@ static void draw_sweep_panel(cairo_t *cr, double y0, int a, const sweep_plot *sp
             xmax = fmax(xmax, b->x[g]);
         }
     }
-    pad_range(&ymin, &ymax);
-    if (xmax <= xmin)
-        xmax = xmin + 1;
-    const double L = PLOT_L, R = PLOT_W - PLOT_R, T = y0 + 10, B = y0 + PLOT_PANEL - PLOT_GAP;
-#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (R - L))
-#define PY(v) (B - ((v) - ymin) / (ymax - ymin) * (B - T))
-    draw_grid(cr, L, R, T, B, xmin, xmax, ymin, ymax, sp->ph, sp->np);
+    const plot_frame f = panel_frame(y0, xmin, xmax, ymin, ymax);
+    const double L = f.L, R = f.R, T = f.T, B = f.B;
+    draw_grid(cr, &f, sp->ph, sp->np);
     cairo_save(cr);
     cairo_rectangle(cr, L, T, R - L, B - T);
     cairo_clip(cr);
@@ -625,27 +632,25 @@ static void draw_sweep_panel(cairo_t *cr, double y0, int a, const sweep_plot *sp
                 break;
             cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.2); /* the band: mean +- sd */
             for (int g = g0; g < g1; g++)
-                (g > g0 ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g] + b->sd[g]));
+                (g > g0 ? cairo_line_to : cairo_move_to)(cr, px(&f, b->x[g]), py(&f, b->mean[g] + b->sd[g]));
             for (int g = g1 - 1; g >= g0; g--)
-                cairo_line_to(cr, PX(b->x[g]), PY(b->mean[g] - b->sd[g]));
+                cairo_line_to(cr, px(&f, b->x[g]), py(&f, b->mean[g] - b->sd[g]));
             cairo_close_path(cr);
             cairo_fill(cr);
             cairo_set_source_rgb(cr, c[0], c[1], c[2]);
             cairo_set_line_width(cr, 2.2);
             for (int g = g0; g < g1; g++)
-                (g > g0 ? cairo_line_to : cairo_move_to)(cr, PX(b->x[g]), PY(b->mean[g]));
+                (g > g0 ? cairo_line_to : cairo_move_to)(cr, px(&f, b->x[g]), py(&f, b->mean[g]));
             if (g1 - g0 == 1)
-                cairo_arc(cr, PX(b->x[g0]), PY(b->mean[g0]), 3, 0, 2 * M_PI);
+                cairo_arc(cr, px(&f, b->x[g0]), py(&f, b->mean[g0]), 3, 0, 2 * M_PI);
             cairo_stroke(cr);
         }
     }
     cairo_restore(cr);
-#undef PX
-#undef PY
     char xt[320];
     snprintf(xt, sizeof xt, "env steps of %s (each of its worlds; the agent-steps of %s are %d times as many)",
              sp->env[a] && sp->env[a][0] ? sp->env[a] : "its env", sp->agents[a], sp->columns[a]);
-    draw_frame(cr, L, R, T, B, xt);
+    draw_frame(cr, &f, xt);
     double lx = R + 18, ly = T + 8; /* the legend: a point, its colour and its seeds */
     cairo_set_font_size(cr, 14);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
