@@ -83,6 +83,18 @@ static void text_at(cairo_t *cr, double x, double y, const char *s, double ax, d
     cairo_show_text(cr, s);
 }
 
+/* A legend entry at (lx, ly): a line in colour c, then text. */
+static void legend_line(cairo_t *cr, const double *c, double lx, double ly, const char *text)
+{
+    cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+    cairo_set_line_width(cr, 2.2);
+    cairo_move_to(cr, lx, ly);
+    cairo_line_to(cr, lx + 24, ly);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+    text_at(cr, lx + 30, ly, text, 0, 0.5);
+}
+
 /* Panel a's legend (agent name) with its top left at (lx, ly), right of the frame: what
  * the marks are, and each phase's window. */
 static void draw_legend(cairo_t *cr, int a, const char *name, const plot_trace *tr, int nt, double lx, double ly)
@@ -103,15 +115,9 @@ static void draw_legend(cairo_t *cr, int a, const char *name, const plot_trace *
         if (tr[k].colour != a)
             continue;
         ly += 20;
-        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
-        cairo_set_line_width(cr, 2.2);
-        cairo_move_to(cr, lx, ly);
-        cairo_line_to(cr, lx + 24, ly);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
         snprintf(xt, sizeof xt, "%s: moving average of %lld episode%s", tr[k].phase, (long long)tr[k].window,
                  tr[k].window == 1 ? "" : "s");
-        text_at(cr, lx + 30, ly, xt, 0, 0.5);
+        legend_line(cr, c, lx, ly, xt);
     }
 }
 
@@ -662,16 +668,10 @@ static void draw_sweep_panel(cairo_t *cr, double y0, int a, const sweep_plot *sp
         cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.3);
         cairo_rectangle(cr, lx, ly - 6, 24, 12);
         cairo_fill(cr);
-        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
-        cairo_set_line_width(cr, 2.2);
-        cairo_move_to(cr, lx, ly);
-        cairo_line_to(cr, lx + 24, ly);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
         char t[320];
         snprintf(t, sizeof t, "%.40s (%d seed%s)", points[p], sp->bands[a * npoints + p].seeds,
                  sp->bands[a * npoints + p].seeds == 1 ? "" : "s");
-        text_at(cr, lx + 30, ly, t, 0, 0.5);
+        legend_line(cr, c, lx, ly, t);
     }
 }
 
