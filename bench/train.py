@@ -13,6 +13,7 @@ times). Writes one JSON file with the machine, commit and commands.
 --ranks K starts K data-parallel ranks on this machine (torchrun's variables, loopback
 rendezvous; `worlds` is per rank): the threshold is read from rank 0's log (its episode
 statistics are the ranks' all-reduced ones), agent-steps and steps/s are summed over ranks.
+--learner-cores N caps each learner's cores (BODHI_LEARNER_CORES; 1: one thread, no split).
 
 --worlds N sets every environment's `worlds` param; --set brain.KEY=VALUE sets (or, with
 an empty VALUE, removes) a brain param of every agent; --max-steps replaces the max_steps
@@ -30,6 +31,7 @@ p.add_argument("--set", action="append", default=[], metavar="brain.KEY=VALUE")
 p.add_argument("--max-steps", type=int, default=None)
 p.add_argument("--workers", type=int, default=None)
 p.add_argument("--ranks", type=int, default=1)
+p.add_argument("--learner-cores", type=int, default=None)
 p.add_argument("--bodhi", default="build/bodhi")
 p.add_argument("--device", default=None)
 p.add_argument("--out", required=True)
@@ -89,15 +91,18 @@ for worlds in sizes:
         cmd = [a.bodhi, "run", exp, "--seed", str(seed), "--out", out, "--quiet"]
         if a.device:
             cmd += ["--device", a.device]
+        env = dict(os.environ)
+        if a.learner_cores:
+            env["BODHI_LEARNER_CORES"] = str(a.learner_cores)
         t0 = time.time()
         if a.ranks > 1:
             port = 20000 + (os.getpid() + seed) % 20000
-            procs = [subprocess.Popen(cmd, env=dict(os.environ, RANK=str(k), WORLD_SIZE=str(a.ranks),
+            procs = [subprocess.Popen(cmd, env=dict(env, RANK=str(k), WORLD_SIZE=str(a.ranks),
                                                     MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
                      for k in range(a.ranks)]
             rc = max(pr.wait() for pr in procs)
         else:
-            rc = subprocess.call(cmd)
+            rc = subprocess.call(cmd, env=env)
         total = time.time() - t0
         reached, steps = None, None
         updates, learn_s = 0, 0.0
@@ -151,6 +156,8 @@ if a.workers is not None:
     cmd += ["--workers", str(a.workers)]
 if a.ranks > 1:
     cmd += ["--ranks", str(a.ranks)]
+if a.learner_cores:
+    cmd += ["--learner-cores", str(a.learner_cores)]
 if a.device:
     cmd += ["--device", a.device]
 doc = {"what": f"wall time and agent-steps from `bodhi run` start until the {a.phase} phase's mean return "

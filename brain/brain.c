@@ -753,6 +753,7 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
                   const char *device, const char *tcp, const char *run_digest)
 {
+    bd_ranks_place(); /* before any thread: each inherits the share */
     bd_brain b;
     memset(&b, 0, sizeof b);
     b.run_dir = run_dir;

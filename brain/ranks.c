@@ -1,9 +1,12 @@
 /* ranks.c: a brain's learner group across ranks (brain/ranks.h). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_* */
 #include "brain/ranks.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -16,6 +19,57 @@ static int ranks_env_int(const char *name, long long lo, long long hi, int *v)
                          s ? s : "(unset)");
     *v = (int)x;
     return BD_OK;
+}
+
+static int ranks_placed; /* bd_ranks_place narrowed this process to its share */
+
+void bd_ranks_place(void)
+{
+    long long local = 1, lr = 0;
+    const char *ls = getenv("BODHI_LOCAL_SIZE"), *lrs = getenv("BODHI_LOCAL_RANK"), *pin = getenv("BODHI_BRAIN_PIN");
+    if (!ls || bd_parse_ll(ls, 1, 65536, &local) != BD_OK || local < 2 || !lrs
+        || bd_parse_ll(lrs, 0, local - 1, &lr) != BD_OK || (pin && strcmp(pin, "0") == 0))
+        return;
+    cpu_set_t set, mine;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return;
+    const int c = CPU_COUNT(&set);
+    if (c < local) /* the launcher bound the ranks already (mpirun: a core each), or too few */
+        return;
+    const int lo = (int)(lr * c / local), hi = (int)((lr + 1) * c / local);
+    CPU_ZERO(&mine);
+    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE && k < hi; cpu++)
+        if (CPU_ISSET(cpu, &set)) {
+            if (k >= lo)
+                CPU_SET(cpu, &mine);
+            k++;
+        }
+    if (sched_setaffinity(0, sizeof mine, &mine) == 0)
+        ranks_placed = 1;
+}
+
+long bd_ranks_cores(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        cores = CPU_COUNT(&set);
+    const char *ls = getenv("BODHI_LOCAL_SIZE");
+    long long local = 1;
+    if (!ranks_placed && ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
+        cores = cores / local > 0 ? cores / local : 1;
+    const char *cap = getenv("BODHI_LEARNER_CORES");
+    long long most;
+    if (cap && bd_parse_ll(cap, 1, 65536, &most) == BD_OK && most < cores)
+        cores = (long)most;
+    return cores > 0 ? cores : 1;
+}
+
+long long bd_ranks_world(void)
+{
+    long long w;
+    const char *ws = getenv("BODHI_WORLD_SIZE");
+    return ws && bd_parse_ll(ws, 1, 65536, &w) == BD_OK ? w : 1;
 }
 
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)

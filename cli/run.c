@@ -91,6 +91,8 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     setenv("BODHI_WORLD_SIZE", num, 1);
     snprintf(num, sizeof num, "%d", l.local_size);
     setenv("BODHI_LOCAL_SIZE", num, 1); /* the learners share this machine's cores */
+    snprintf(num, sizeof num, "%d", l.local_rank < l.local_size ? l.local_rank : 0);
+    setenv("BODHI_LOCAL_RANK", num, 1); /* ... each its own share (brain/ranks.h) */
     setenv("BODHI_GROUP_STORE", store, 1);
     setenv("BODHI_GROUP_TIMEOUT", "60", 0);
     if (strcmp(l.host, "127.0.0.1") == 0 || strcmp(l.host, "localhost") == 0 || strcmp(l.host, "::1") == 0)

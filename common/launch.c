@@ -51,6 +51,8 @@ static int launch_hostport(const char *what, const char *name, const char *s, bd
 
 static int launch_check(const char *what, const char *rname, const char *wname, bd_launch *o)
 {
+    if (o->local_size == o->world && o->local_rank == 0)
+        o->local_rank = o->rank; /* every rank on this machine: the local rank is the rank */
     if (o->rank >= o->world)
         return bd_seterr(BD_EINVAL, "%s: %s=%d is not below %s=%d", what, rname, o->rank, wname, o->world);
     if (o->local_rank > o->rank)

@@ -20,7 +20,10 @@ typedef enum { BD_LAUNCH_SINGLE, BD_LAUNCH_OPTIONS, BD_LAUNCH_TORCHRUN, BD_LAUNC
 
 typedef struct {
     bd_launcher by;
-    int rank, world, local_rank;
+    int rank, world;
+    int local_rank; /* this rank's place among those on this machine (the launcher's
+                       LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID; the rank
+                       itself when every rank is on this machine; else 0) */
     int local_size; /* ranks on this machine (LOCAL_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_SIZE,
                        SLURM_NTASKS_PER_NODE; every rank with a loopback or no rendezvous);
                        1 when the launcher does not say */

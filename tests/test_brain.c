@@ -2,6 +2,9 @@
  * (termination, truncation with bootstrapping, rollout end), episode statistics,
  * minibatch shuffles, the PPO params' validation and the observation normaliser; and one
  * short `bodhi run` whose brain must not fault its memory in again at every update. */
+#define _GNU_SOURCE
+#include <sched.h>
+
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 
 #include "brain/obsnorm.h"
 #include "brain/ppo.h"
+#include "brain/ranks.h"
 #include "brain/sac.h"
 #include "brain/stats.h"
 #include "common/util.h"
@@ -476,4 +480,67 @@ Test(brain, a_learner_of_the_tests_runs_a_phase, .timeout = 120)
     free(logp);
     free(yml);
     free(dir);
+}
+
+/* One case of a_brain_binds_itself_to_its_share_of_the_cores, in a child of its own (the
+ * binding lasts): with env set, after bd_ranks_place, the mask must be cores [lo, hi) of
+ * the original mask's and bd_ranks_cores() `cores`. 0, or the check that failed. */
+static int place_case(const char *const *env, int lo, int hi, long cores)
+{
+    cpu_set_t was, now, want;
+    if (sched_getaffinity(0, sizeof was, &was) != 0)
+        return 1;
+    for (int i = 0; env[i]; i++)
+        putenv((char *)env[i]);
+    bd_ranks_place();
+    if (sched_getaffinity(0, sizeof now, &now) != 0)
+        return 2;
+    CPU_ZERO(&want);
+    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &was)) {
+            if (k >= lo && k < hi)
+                CPU_SET(cpu, &want);
+            k++;
+        }
+    if (!CPU_EQUAL(&now, &want))
+        return 3;
+    return bd_ranks_cores() == cores ? 0 : 4;
+}
+
+/* Ranks on one machine meet at every minibatch's all-reduce; each brain keeps to its own
+ * share of the cores (brain/ranks.h), unless told not to, or already bound tighter. */
+Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
+{
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    const int c = CPU_COUNT(&set);
+    if (c < 2)
+        cr_skip_test("one core: nothing to share");
+    struct {
+        const char *env[5];
+        int lo, hi;
+        long cores;
+    } cases[] = {
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=0", NULL}, 0, c / 2, c / 2},
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", NULL}, c / 2, c, c - c / 2},
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", "BODHI_LEARNER_CORES=1", NULL}, c / 2, c, 1},
+        /* told not to: the whole mask, divided among the ranks */
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", "BODHI_BRAIN_PIN=0", NULL}, 0, c, c / 2},
+        /* a local rank out of range, or more ranks than cores: left alone */
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=2", NULL}, 0, c, c / 2},
+        {{"BODHI_LOCAL_SIZE=4096", "BODHI_LOCAL_RANK=1", NULL}, 0, c, 1},
+        /* alone */
+        {{"BODHI_LEARNER_CORES=1", NULL}, 0, c, 1},
+        {{"BODHI_LOCAL_RANK=1", NULL}, 0, c, c},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0)
+            _exit(place_case(cases[i].env, cases[i].lo, cases[i].hi, cases[i].cores));
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "case %zu: check %d failed", i,
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
 }

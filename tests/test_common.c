@@ -348,21 +348,24 @@ Test(launch, ranks_on_this_machine)
 {
     struct {
         const char *env[6];
-        int local;
+        int local, local_rank;
     } cases[] = {
-        {{"HOME=/x", NULL}, 1},
-        {{"RANK=1", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", NULL}, 1},
-        {{"RANK=1", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", "LOCAL_WORLD_SIZE=2", NULL}, 2},
-        {{"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", NULL}, 2},
-        {{"RANK=1", "WORLD_SIZE=3", NULL}, 3},
-        {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=4", "OMPI_COMM_WORLD_LOCAL_SIZE=2", NULL}, 2},
-        {{"SLURM_PROCID=3", "SLURM_NTASKS=4", "SLURM_NTASKS_PER_NODE=4", NULL}, 4},
-        {{"SLURM_PROCID=3", "SLURM_NTASKS=4", NULL}, 1},
+        {{"HOME=/x", NULL}, 1, 0},
+        {{"RANK=1", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", NULL}, 1, 0},
+        {{"RANK=1", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", "LOCAL_WORLD_SIZE=2", NULL}, 2, 0},
+        {{"RANK=3", "WORLD_SIZE=4", "MASTER_ADDR=10.0.0.7", "LOCAL_WORLD_SIZE=2", "LOCAL_RANK=1", NULL}, 2, 1},
+        /* every rank on this machine: the local rank is the rank */
+        {{"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", NULL}, 2, 1},
+        {{"RANK=2", "WORLD_SIZE=3", NULL}, 3, 2},
+        {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=4", "OMPI_COMM_WORLD_LOCAL_SIZE=2", NULL}, 2, 0},
+        {{"SLURM_PROCID=3", "SLURM_NTASKS=4", "SLURM_NTASKS_PER_NODE=4", NULL}, 4, 3},
+        {{"SLURM_PROCID=3", "SLURM_NTASKS=4", NULL}, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bd_launch l;
         cr_assert_eq(detect(NULL, cases[i].env, &l), BD_OK, "case %zu: %s", i, bd_lasterr());
         cr_assert_eq(l.local_size, cases[i].local, "case %zu: %d ranks here", i, l.local_size);
+        cr_assert_eq(l.local_rank, cases[i].local_rank, "case %zu: local rank %d", i, l.local_rank);
     }
     bd_launch l;
     /* only a hint: one that does not parse is left out (loopback: every rank here) */

@@ -18,6 +18,7 @@
 
 #include <criterion/criterion.h>
 
+#include "common/util.h"
 #include "torch/bd_torch.h"
 #include "torch/cpunet.h"
 #include "tests/tolerance.h"
@@ -1589,6 +1590,101 @@ Test(torch, group_collectives_agree)
     bdt_group_leave(g);
 }
 
+/* Rank r's gradient: values of every sign and of magnitudes 1e-3 to 1e3, so that sums round. */
+static void group_grad(float *x, size_t n, int r, int salt)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(sin(0.37 * (double)i + r + 0.1 * salt) * pow(10.0, (double)(i % 7) - 3.0));
+}
+
+/* One rank of group_means_are_the_same_bits_on_every_rank: the mean of 3 ranks' gradients,
+ * for a gradient on the caller's path (9155 floats), one through c10d (2^19 floats, 2 MiB),
+ * and the first size again with other values; each written to DIR/r<rank>.<case>. Returns
+ * 0, or a code naming what failed. */
+static int group_mean_rank(const char *store, const char *dir, int rank)
+{
+    static const size_t sizes[3] = {9155, (size_t)1 << 19, 9155};
+    bdt_group *g;
+    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 30.0, &g) != BD_OK)
+        return 10;
+    if (!bdt_group_fast(g))
+        return 11;
+    float *x = malloc(sizeof(float) * sizes[1]);
+    for (int c = 0; c < 3 && x; c++) {
+        group_grad(x, sizes[c], rank, c);
+        if (bdt_group_allreduce_mean(g, x, sizes[c]) != BD_OK)
+            return 20 + c;
+        char path[128];
+        snprintf(path, sizeof path, "%s/r%d.%d", dir, rank, c);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(x, sizeof(float), sizes[c], f) != sizes[c] || fclose(f) != 0)
+            return 30 + c;
+    }
+    free(x);
+    bdt_group_leave(g);
+    return 0;
+}
+
+/* The gradient mean every rank takes: the same bits on all three ranks (a rank whose
+ * weights drift from the others' learns a different policy), within rounding of the exact
+ * mean, on the caller's own path and on c10d's, and after the size changes. */
+Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 120)
+{
+    char store[64], dir[64];
+    group_store(store, sizeof store);
+    snprintf(dir, sizeof dir, "%s", store);
+    *strrchr(dir, '/') = '\0';
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        cr_assert_neq(kids[k], -1);
+        if (kids[k] == 0)
+            _exit(group_mean_rank(store, dir, k + 1));
+    }
+    int rc0 = group_mean_rank(store, dir, 0);
+    for (int k = 0; k < 2; k++) {
+        int st;
+        cr_assert_eq(waitpid(kids[k], &st, 0), kids[k]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d failed (status %d)", k + 1, st);
+    }
+    cr_assert_eq(rc0, 0, "rank 0 failed (%d): %s", rc0, bd_lasterr());
+    static const size_t sizes[3] = {9155, (size_t)1 << 19, 9155};
+    float *got[3], *in[3];
+    for (int r = 0; r < 3; r++)
+        in[r] = malloc(sizeof(float) * sizes[1]);
+    for (int c = 0; c < 3; c++) {
+        size_t n = sizes[c];
+        for (int r = 0; r < 3; r++) {
+            char path[128];
+            snprintf(path, sizeof path, "%s/r%d.%d", dir, r, c);
+            got[r] = malloc(sizeof(float) * n);
+            FILE *f = fopen(path, "rb");
+            cr_assert_not_null(f);
+            cr_assert_eq(fread(got[r], sizeof(float), n, f), n);
+            fclose(f);
+            unlink(path);
+            group_grad(in[r], n, r, c);
+        }
+        cr_assert_eq(memcmp(got[0], got[1], sizeof(float) * n), 0, "case %d: ranks 0 and 1 differ", c);
+        cr_assert_eq(memcmp(got[0], got[2], sizeof(float) * n), 0, "case %d: ranks 0 and 2 differ", c);
+        /* two float additions and a division, each within half an ulp of its result:
+         * |error| <= 2 eps (|a| + |b| + |c|) / 3 + eps |mean| */
+        for (size_t i = 0; i < n; i++) {
+            const double exact = ((double)in[0][i] + in[1][i] + in[2][i]) / 3;
+            const double mag = fabs(in[0][i]) + fabs(in[1][i]) + fabs(in[2][i]);
+            const double bound = 2 * FLT_EPSILON * mag / 3 + FLT_EPSILON * fabs(exact);
+            cr_assert(fabs(got[0][i] - exact) <= bound, "case %d, float %zu: %.9g against %.9g", c, i, got[0][i],
+                      exact);
+        }
+        for (int r = 0; r < 3; r++)
+            free(got[r]);
+    }
+    for (int r = 0; r < 3; r++)
+        free(in[r]);
+    unlink(store);
+    rmdir(dir);
+}
+
 Test(torch, group_fails_fast_when_a_rank_dies)
 {
     signal(SIGPIPE, SIG_IGN); /* as bodhi's brain does (cli/child.c): Gloo writes to the dead rank */
@@ -1618,6 +1714,38 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     t0 = (double)time(NULL);
     cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, &g), BD_OK);
     cr_assert((double)time(NULL) - t0 <= 5.0);
+}
+
+/* A rank that hangs (stopped, its sockets open) fails the others' all-reduce within the
+ * group's timeout, on the caller's own path as on c10d's. */
+Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)
+{
+    signal(SIGPIPE, SIG_IGN);
+    char store[64];
+    group_store(store, sizeof store);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        bdt_group *g;
+        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 3.0, &g) != BD_OK)
+            _exit(10);
+        raise(SIGSTOP); /* hangs with the group formed */
+        _exit(0);
+    }
+    bdt_group *g;
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 3.0, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert(bdt_group_fast(g));
+    float x[1000] = {0};
+    double t0 = bd_now();
+    int rc = bdt_group_allreduce_mean(g, x, 1000);
+    double took = bd_now() - t0;
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert_neq(rc, BD_OK, "an all-reduce with a stopped rank succeeded");
+    cr_assert(took >= 2.5 && took <= 6.0, "the error came after %.2f s, not at the 3 s timeout", took);
+    cr_assert(strstr(bd_lasterr(), "all-reduce"), "%s", bd_lasterr());
+    bdt_group_leave(g);
 }
 
 /* `bodhi set`'s way into the shim: SAC's step sizes, tau and alpha from the next update

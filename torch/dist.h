@@ -28,9 +28,15 @@ int bdt_group_join(const char *store_path, const char *name, int rank, int world
 void bdt_group_leave(bdt_group *g); /* NULL-safe */
 int bdt_group_rank(const bdt_group *g);
 int bdt_group_size(const bdt_group *g);
-/* x (n floats) := the mean of every rank's x. */
+/* x (n floats) := the mean of every rank's x, the same bits on every rank. Up to 1 MiB on
+ * the calling thread alone (Gloo's halving-doubling over pairs of the group's own,
+ * synchronous: no hand-off to c10d's or Gloo's threads), larger through c10d. */
 int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n);
-/* x (n doubles) := the sum (op 0), max (op 1) or min (op 2) over every rank's x. */
+/* 1 when the group's gradients take the calling thread's own path (a group of more than one,
+ * unless BODHI_GROUP_SLOW is set, for comparisons). */
+int bdt_group_fast(const bdt_group *g);
+/* x (n doubles) := the sum (op 0), max (op 1) or min (op 2) over every rank's x (the same
+ * path as the mean's). */
 int bdt_group_allreduce_f64(bdt_group *g, double *x, size_t n, int op);
 /* x (n floats) := root's x. */
 int bdt_group_broadcast(bdt_group *g, float *x, size_t n, int root);

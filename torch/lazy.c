@@ -81,6 +81,7 @@
     X(group_leave, void, (bdt_group *))                                                                       \
     X(group_rank, int, (const bdt_group *))                                                                   \
     X(group_size, int, (const bdt_group *))                                                                   \
+    X(group_fast, int, (const bdt_group *))                                                                   \
     X(group_allreduce_mean, int, (bdt_group *, float *, size_t))                                              \
     X(group_allreduce_f64, int, (bdt_group *, double *, size_t, int))                                         \
     X(group_broadcast, int, (bdt_group *, float *, size_t, int))
@@ -474,6 +475,11 @@ int bdt_group_rank(const bdt_group *g)
 int bdt_group_size(const bdt_group *g)
 {
     return g && bdt_loaded ? bdt_fn.group_size(g) : 1;
+}
+
+int bdt_group_fast(const bdt_group *g)
+{
+    return g && bdt_loaded ? bdt_fn.group_fast(g) : 0;
 }
 
 int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n)

@@ -2,7 +2,10 @@
  * time of one mean all-reduce of N floats among K learner processes on this machine, over
  * the same c10d Gloo group the brains of a run of many ranks form (torch/dist.h; loopback,
  * a FileStore in a private temporary folder). For each K, rank 0 forks K - 1 ranks, each
- * does 5 all-reduces to warm up and R timed ones; rank 0 reports the median and the
+ * does 5 all-reduces to warm up and R timed ones (each after W us of CPU work with
+ * --work-us, as a learner computes a minibatch's gradient between two), bound to its share
+ * of the cores as a brain binds itself (bd_ranks_place; not with --no-bind; the c10d path
+ * with BODHI_GROUP_SLOW=1, torch/dist.h); rank 0 reports the median and the
  * minimum. Prints one JSON object. docs/architecture.md's table of what many ranks cost
  * per update is modelled from these figures. */
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "brain/ranks.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
 
@@ -21,9 +25,29 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Rank `rank` of `world`: joins, warms up, times reps all-reduces of n floats into t. */
+static double work_s; /* --work-us: CPU work before each all-reduce, as a learner's minibatch */
+static int bind_ranks = 1; /* --no-bind: the ranks are not bound to their share of the cores */
+
+static void spin(double s)
+{
+    double t0 = bd_now();
+    volatile double x = 1.0;
+    while (bd_now() - t0 < s)
+        for (int i = 0; i < 1000; i++)
+            x = x * 1.0000001 + 1e-9;
+}
+
 static int one_rank(const char *store, int rank, int world, size_t n, int reps, double *t)
 {
     bdt_group *g;
+    if (bind_ranks) { /* as a brain of rank `rank` of `world` on this machine binds itself */
+        char num[32];
+        snprintf(num, sizeof num, "%d", world);
+        setenv("BODHI_LOCAL_SIZE", num, 1);
+        snprintf(num, sizeof num, "%d", rank);
+        setenv("BODHI_LOCAL_RANK", num, 1);
+        bd_ranks_place();
+    }
     if (bdt_group_join(store, "bench", rank, world, "127.0.0.1", 120.0, &g) != BD_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, bd_lasterr());
         return 1;
@@ -31,6 +55,8 @@ static int one_rank(const char *store, int rank, int world, size_t n, int reps, 
     float *x = calloc(n, sizeof *x);
     int rc = x ? 0 : 1;
     for (int i = 0; i < 5 + reps && !rc; i++) {
+        if (work_s > 0)
+            spin(work_s);
         double t0 = bd_now();
         rc = bdt_group_allreduce_mean(g, x, n) != BD_OK;
         if (i >= 5 && t)
@@ -51,6 +77,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--no-bind") == 0) {
+            bind_ranks = 0;
+        } else if (strcmp(argv[i], "--work-us") == 0 && i + 1 < argc) {
+            work_s = atof(argv[++i]) * 1e-6;
         } else if (strcmp(argv[i], "--ranks") == 0) {
             nr = 0;
             while (i + 1 < argc && argv[i + 1][0] != '-' && nr < 8)
@@ -60,7 +90,7 @@ int main(int argc, char **argv)
             while (i + 1 < argc && argv[i + 1][0] != '-' && nf < 8)
                 floats[nf++] = atoll(argv[++i]);
         } else {
-            fprintf(stderr, "usage: bodhi-allreducebench [--ranks K ...] [--floats N ...] [--reps R]\n");
+            fprintf(stderr, "usage: bodhi-allreducebench [--ranks K ...] [--floats N ...] [--reps R] [--work-us W] [--no-bind]\n");
             return 2;
         }
     }
@@ -73,8 +103,9 @@ int main(int argc, char **argv)
     }
     double *t = calloc((size_t)reps, sizeof *t);
     printf("{\"what\": \"one mean all-reduce of N floats among K processes on this machine (c10d Gloo, "
-           "loopback): median and minimum of %d, after 5 to warm up\", \"cores\": %ld, \"results\": [",
-           reps, sysconf(_SC_NPROCESSORS_ONLN));
+           "loopback): median and minimum of %d, after 5 to warm up, each after %.0f us of CPU work, ranks %s\", \"path\": \"%s\", \"cores\": %ld, \"results\": [",
+           reps, work_s * 1e6, bind_ranks ? "bound to their share of the cores as brains bind" : "not bound",
+           getenv("BODHI_GROUP_SLOW") ? "c10d" : "the caller's own", sysconf(_SC_NPROCESSORS_ONLN));
     int rc = 0, first = 1;
     for (int a = 0; a < nr && !rc; a++)
         for (int b = 0; b < nf && !rc; b++) {
