@@ -10,6 +10,7 @@
 #include "brain/dqn.h"
 #include "brain/netless.h"
 #include "brain/ppo.h"
+#include "brain/ranks.h"
 #include "brain/sac.h"
 #include "common/util.h"
 #include "config/diag.h"
@@ -28,6 +29,7 @@ const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[
 
 long long bd_brain_auto_rollout(long long columns)
 {
+    columns *= bd_ranks_world(); /* every rank's */
     long long t = columns > 0 ? BD_BRAIN_AUTO_BATCH / columns : BD_BRAIN_AUTO_T_MAX;
     return t < BD_BRAIN_AUTO_T_MIN ? BD_BRAIN_AUTO_T_MIN : t > BD_BRAIN_AUTO_T_MAX ? BD_BRAIN_AUTO_T_MAX : t;
 }

@@ -114,7 +114,8 @@ static inline const bd_learner_ops *bd_learner_of(const bd_kind *k)
 
 /* rollout_steps when the run file gives none, over `columns` columns (the phase's plan
  * max_columns: worlds x agents per world of its widest agent): an update takes about
- * BD_BRAIN_AUTO_BATCH samples, within [BD_BRAIN_AUTO_T_MIN, BD_BRAIN_AUTO_T_MAX] steps. */
+ * BD_BRAIN_AUTO_BATCH samples, within [BD_BRAIN_AUTO_T_MIN, BD_BRAIN_AUTO_T_MAX] steps.
+ * With K ranks (brain/ranks.h) the samples of every rank: K x columns. */
 #define BD_BRAIN_AUTO_BATCH 16384
 #define BD_BRAIN_AUTO_T_MIN 16
 #define BD_BRAIN_AUTO_T_MAX 128

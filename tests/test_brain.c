@@ -544,3 +544,21 @@ Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
                   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     }
 }
+
+/* K ranks of W worlds take rounds of the length one rank of K x W worlds would: every brain
+ * kind of a phase asks for the same length whatever the ranks, and a round brings about as
+ * many samples. */
+Test(ranks, automatic_rollouts_count_every_ranks_worlds)
+{
+    unsetenv("BODHI_WORLD_SIZE");
+    const long long one_of_1024 = bd_brain_auto_rollout(1024), one_of_64 = bd_brain_auto_rollout(64);
+    cr_assert_eq(bd_brain_auto_rollout(512), 32);
+    setenv("BODHI_WORLD_SIZE", "2", 1);
+    cr_assert_eq(bd_brain_auto_rollout(512), one_of_1024);
+    cr_assert_eq(bd_brain_auto_rollout(32), one_of_64);
+    setenv("BODHI_WORLD_SIZE", "4096", 1);
+    cr_assert_eq(bd_brain_auto_rollout(1), BD_BRAIN_AUTO_T_MIN, "16384 / 4096 = 4, raised to the least");
+    setenv("BODHI_WORLD_SIZE", "not a number", 1);
+    cr_assert_eq(bd_brain_auto_rollout(512), 32, "alone when the size does not parse");
+    unsetenv("BODHI_WORLD_SIZE");
+}

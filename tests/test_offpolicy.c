@@ -322,6 +322,10 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     cr_assert_eq(bd_dqn_auto_rollout(256), 1);
     cr_assert_eq(bd_dqn_auto_rollout(4096), 1);
     cr_assert_eq(bd_dqn_auto_rollout(1), BD_DQN_AUTO_T_MAX);
+    /* ... of every rank's worlds (brain/ranks.h) */
+    setenv("BODHI_WORLD_SIZE", "16", 1);
+    cr_assert_eq(bd_dqn_auto_rollout(16), 1);
+    unsetenv("BODHI_WORLD_SIZE");
 }
 
 static void greedy(bdt_policy *p, const float *obs, int n, int *out)
