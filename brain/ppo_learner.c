@@ -53,7 +53,11 @@ typedef struct {
 
 
 /* OpenBLAS's own threads (1 where the BLAS is not OpenBLAS): the conductor starts its
- * children with one unless the user set more. */
+ * children with one unless the user set more. Asked once libtorch, and the OpenBLAS it
+ * brings, are loaded: before, OpenBLAS is not there to answer, and dlsym waits for the
+ * dynamic loader's lock that the background load holds (a brain that asked during it got
+ * its first weights out 0.63 s later, at 1024 worlds: 0.82 s from `bodhi run` to the
+ * first step instead of 0.2 s). */
 static int bd_ppo_blas_threads(void)
 {
     int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
@@ -72,11 +76,11 @@ static int bd_ppo_blas_threads(void)
  *  - libtorch's intra-op threads: one below minibatches of 4096 samples, where parallel
  *    regions do not pay and their spinning workers starve anything else that wants the
  *    cores (on 2 cores beside one busy process the CartPole train phase took 8.2-9.8 s
- *    with 2 threads and 3.9-4.0 s with 1); from 4096 up, the cores the split leaves. */
-static void bd_ppo_threads(const bd_ppo_params *pp, int T, int N, bdt_device dev, int *threads, int *split)
+ *    with 2 threads and 3.9-4.0 s with 1); from 4096 up, the cores the split leaves.
+ * Decided with the network (bd_ppo_net), for a batch of tn samples. */
+static void bd_ppo_threads(const bd_ppo_params *pp, long long tn, bdt_device dev, int *threads, int *split)
 {
     const long cores = bd_ranks_cores();
-    long long tn = (long long)T * N;
     long long mb = tn / bdt_ppo_minibatch_count(&pp->opt, tn); /* as the shim cuts the batch */
     *split = cores >= 2 && dev == BDT_CPU && bd_ppo_blas_threads() <= 1;
     long per = *split ? cores / 2 : cores;
@@ -121,6 +125,11 @@ static int bd_ppo_net(bd_ppo_state *l)
     if (l->net)
         return BD_OK;
     int rc = bdt_policy_create(&l->pc, &l->net);
+    if (rc == BD_OK && l->train) { /* libtorch, and the OpenBLAS it brings, are loaded now */
+        int threads = 1;
+        bd_ppo_threads(&l->pp, l->max_rows, l->pc.device, &threads, &l->split);
+        bdt_set_threads(threads);
+    }
     if (rc == BD_OK)
         rc = bdt_policy_set_params(l->net, l->params, l->nparams);
     if (rc == BD_OK && l->train)
@@ -184,9 +193,6 @@ static int bd_ppo_create(const bd_learner_spec *s, void **out)
         bd_ppo_destroy(l);
         return rc;
     }
-    int threads = 1;
-    bd_ppo_threads(&l->pp, s->T, s->N, l->pc.device, &threads, &l->split);
-    bdt_set_threads(threads);
     *out = l;
     return BD_OK;
 }
