@@ -53,11 +53,10 @@ typedef struct {
 
 
 /* OpenBLAS's own threads (1 where the BLAS is not OpenBLAS): the conductor starts its
- * children with one unless the user set more. Asked once libtorch, and the OpenBLAS it
- * brings, are loaded: before, OpenBLAS is not there to answer, and dlsym waits for the
- * dynamic loader's lock that the background load holds (a brain that asked during it got
- * its first weights out 0.63 s later, at 1024 worlds: 0.82 s from `bodhi run` to the
- * first step instead of 0.2 s). */
+ * children with one unless the user set more. Asked once libtorch is loaded: dlsym takes
+ * the dynamic loader's lock, which libtorch's background load holds for its 0.5-0.6 s (a
+ * brain that asked during it sent its first weights only after the load: at 1024 worlds
+ * the first env step came 0.98 s after `bodhi run` instead of 0.22 s). */
 static int bd_ppo_blas_threads(void)
 {
     int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
@@ -125,9 +124,10 @@ static int bd_ppo_net(bd_ppo_state *l)
     if (l->net)
         return BD_OK;
     int rc = bdt_policy_create(&l->pc, &l->net);
-    if (rc == BD_OK && l->train) { /* libtorch, and the OpenBLAS it brings, are loaded now */
-        int threads = 1;
-        bd_ppo_threads(&l->pp, l->max_rows, l->pc.device, &threads, &l->split);
+    if (rc == BD_OK) { /* libtorch is loaded now */
+        int threads = 1; /* a test phase's network only loads and saves */
+        if (l->train)
+            bd_ppo_threads(&l->pp, l->max_rows, l->pc.device, &threads, &l->split);
         bdt_set_threads(threads);
     }
     if (rc == BD_OK)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "common/util.h"
 
 static int ranks_env_int(const char *name, long long lo, long long hi, int *v)
@@ -21,7 +22,55 @@ static int ranks_env_int(const char *name, long long lo, long long hi, int *v)
     return BD_OK;
 }
 
-static int ranks_placed; /* bd_ranks_place narrowed this process to its share */
+/* What bd_ranks_place found: 0 nothing done (alone, told not to, too few cores, or never
+ * called), 1 it took its share, 2 the launcher had bound this rank already. */
+static int ranks_place_state;
+
+/* A CPU's place in the order shares are cut from: package, core, then number, so that a
+ * core's hardware threads (often numbered i and i + N/2) fall in one share, not two. */
+typedef struct {
+    int pkg, core, cpu;
+} ranks_cpu;
+
+static int ranks_topology(int cpu, const char *what)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/%s", cpu, what);
+    FILE *f = fopen(path, "r");
+    int v = -1;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static int ranks_cpu_cmp(const void *a, const void *b)
+{
+    const ranks_cpu *x = a, *y = b;
+    if (x->pkg != y->pkg)
+        return x->pkg < y->pkg ? -1 : 1;
+    if (x->core != y->core)
+        return x->core < y->core ? -1 : 1;
+    return (x->cpu > y->cpu) - (x->cpu < y->cpu);
+}
+
+/* Whoever started this rank bound it (mpirun's default, srun's --cpu-bind, a per-rank
+ * numactl): the conductor's mask, which this brain inherited, is narrower than that of the
+ * process that started the conductor. Each rank then has its own mask already; slicing it
+ * again would leave cores idle. A launch that does not bind (torchrun, bench/train.py) or a
+ * taskset around the whole launch leaves them equal. */
+static int ranks_launcher_bound(const cpu_set_t *mine)
+{
+    pid_t above = bd_proc_parent(getppid());
+    cpu_set_t theirs;
+    if (above <= 1 || sched_getaffinity(above, sizeof theirs, &theirs) != 0)
+        return 0;
+    cpu_set_t both;
+    CPU_AND(&both, mine, &theirs);
+    return CPU_EQUAL(&both, mine) && !CPU_EQUAL(mine, &theirs);
+}
 
 void bd_ranks_place(void)
 {
@@ -33,19 +82,28 @@ void bd_ranks_place(void)
     cpu_set_t set, mine;
     if (sched_getaffinity(0, sizeof set, &set) != 0)
         return;
-    const int c = CPU_COUNT(&set);
-    if (c < local) /* the launcher bound the ranks already (mpirun: a core each), or too few */
+    if (ranks_launcher_bound(&set)) {
+        ranks_place_state = 2;
         return;
-    const int lo = (int)(lr * c / local), hi = (int)((lr + 1) * c / local);
+    }
+    const int c = CPU_COUNT(&set);
+    if (c < local) /* more ranks than cores: no share is a core */
+        return;
+    ranks_cpu *cpus = malloc(sizeof *cpus * (size_t)c);
+    if (!cpus)
+        return;
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < c; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[n++] = (ranks_cpu){ranks_topology(cpu, "physical_package_id"), ranks_topology(cpu, "core_id"), cpu};
+    qsort(cpus, (size_t)n, sizeof *cpus, ranks_cpu_cmp);
+    const int lo = (int)(lr * n / local), hi = (int)((lr + 1) * n / local);
     CPU_ZERO(&mine);
-    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE && k < hi; cpu++)
-        if (CPU_ISSET(cpu, &set)) {
-            if (k >= lo)
-                CPU_SET(cpu, &mine);
-            k++;
-        }
+    for (int k = lo; k < hi; k++)
+        CPU_SET(cpus[k].cpu, &mine);
+    free(cpus);
     if (sched_setaffinity(0, sizeof mine, &mine) == 0)
-        ranks_placed = 1;
+        ranks_place_state = 1;
 }
 
 long bd_ranks_cores(void)
@@ -56,7 +114,8 @@ long bd_ranks_cores(void)
         cores = CPU_COUNT(&set);
     const char *ls = getenv("BODHI_LOCAL_SIZE");
     long long local = 1;
-    if (!ranks_placed && ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
+    /* a mask shared with the other ranks (not bound by bd_ranks_place or the launcher) */
+    if (ranks_place_state == 0 && ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
         cores = cores / local > 0 ? cores / local : 1;
     const char *cap = getenv("BODHI_LEARNER_CORES");
     long long most;

@@ -29,26 +29,28 @@ typedef struct {
 
 /* The brain's share of this machine's cores, taken before it starts any thread (every
  * thread it makes then inherits it): with BODHI_LOCAL_SIZE = L > 1 ranks on this machine
- * (cli/run.c sets it and BODHI_LOCAL_RANK from the launcher) and at least L cores in its
- * affinity mask, local rank r keeps cores [r C / L, (r + 1) C / L) of the mask's C. Ranks
- * meet at every minibatch's all-reduce: unbound, Gloo's threads of one rank were woken on
- * the core the other rank's learner held and waited for it (a median all-reduce of 1.3-1.9
- * ms after 2 ms of work, 0.18-0.21 ms bound; bodhi-allreducebench --work-us 2000). Only the
- * brain is bound; its muscles keep the whole mask. Nothing is done alone, with fewer cores
- * than ranks (a launcher that bound each rank already, as mpirun does), or with
- * BODHI_BRAIN_PIN=0. */
+ * (cli/run.c sets it and BODHI_LOCAL_RANK from the launcher) sharing one affinity mask of
+ * C >= L cores, local rank r keeps cores [r C / L, (r + 1) C / L) of the mask, counted in
+ * package, core, CPU order (a core's hardware threads stay in one share). Ranks meet at
+ * every minibatch's all-reduce: unbound, the threads of one rank's all-reduce were woken
+ * on the core the other rank's learner held and waited for it (a median all-reduce of
+ * 1.3-1.9 ms after 2 ms of work through c10d, 0.18-0.21 ms bound; bodhi-allreducebench
+ * --work-us 2000). Only the brain is bound; its muscles keep the whole mask. Nothing is
+ * done alone, with fewer cores than ranks, with BODHI_BRAIN_PIN=0, or when the launcher
+ * bound this rank already (its conductor's mask narrower than the mask of the process that
+ * started it: mpirun's and srun's binding); then the mask is this rank's own. */
 void bd_ranks_place(void);
 
-/* The cores this process's learner may use: its affinity mask's (a cgroup's, taskset's, or
- * its share after bd_ranks_place), divided among the ranks on this machine when it did not
- * bind itself (2 ranks on 2 cores learn with one core each, not two that fight), and at
- * most BODHI_LEARNER_CORES (a user who keeps cores for other work; benchmarks of one
- * thread). */
+/* The cores this process's learner may use: its affinity mask's (a cgroup's, taskset's,
+ * its share after bd_ranks_place, or the launcher's binding), divided among the ranks on
+ * this machine when the mask is shared with them (2 ranks on 2 cores learn with one core
+ * each, not two that fight), and at most BODHI_LEARNER_CORES (a user who keeps cores for
+ * other work; benchmarks of one thread). */
 long bd_ranks_cores(void);
 
-/* The number of ranks of this run (BODHI_WORLD_SIZE; 1 alone). A run of K ranks of W
- * worlds learns as one rank of K W worlds would: the automatic rollout length and the
- * minibatch size count the samples of every rank. */
+/* The number of ranks of this run (BODHI_WORLD_SIZE; 1 alone): the automatic rollout
+ * length counts every rank's worlds (brain/learner.h); PPO's minibatch_size counts one
+ * rank's samples (ppo_learner.c). */
 long long bd_ranks_world(void);
 
 /* The group of agent's brains in phase, as the environment says (alone without one):

@@ -49,8 +49,16 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
         fprintf(stderr, "bodhi %s: %s\n", cmd, bd_lasterr());
         return 2;
     }
-    if (l.world == 1)
+    if (l.world == 1) { /* alone: nothing a shell left exported reaches the children */
+        static const char *const stale[] = {"BODHI_RANK", "BODHI_WORLD_SIZE", "BODHI_LOCAL_SIZE",
+                                            "BODHI_LOCAL_RANK", "BODHI_GROUP_STORE", NULL};
+        for (int i = 0; stale[i]; i++)
+            unsetenv(stale[i]);
         return 0;
+    }
+    char num[32];
+    snprintf(num, sizeof num, "%d", l.world);
+    setenv("BODHI_WORLD_SIZE", num, 1); /* check plans what run will: the rollout counts every rank's worlds */
     if (!o->out) {
         fprintf(stderr, "bodhi %s: rank %d of %d (%s) needs --out, the run directory every rank shares\n", cmd,
                 l.rank, l.world, bd_launcher_name(l.by));
@@ -84,15 +92,15 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
         snprintf(out, sizeof out, "%.*s.r%d", (int)n, o->out, l.rank);
         o->out = out;
     }
-    char num[32];
     snprintf(num, sizeof num, "%d", l.rank);
     setenv("BODHI_RANK", num, 1);
-    snprintf(num, sizeof num, "%d", l.world);
-    setenv("BODHI_WORLD_SIZE", num, 1);
     snprintf(num, sizeof num, "%d", l.local_size);
     setenv("BODHI_LOCAL_SIZE", num, 1); /* the learners share this machine's cores */
-    snprintf(num, sizeof num, "%d", l.local_rank < l.local_size ? l.local_rank : 0);
-    setenv("BODHI_LOCAL_RANK", num, 1); /* ... each its own share (brain/ranks.h) */
+    snprintf(num, sizeof num, "%d", l.local_rank);
+    if (l.local_rank < l.local_size)
+        setenv("BODHI_LOCAL_RANK", num, 1); /* ... each its own share (brain/ranks.h) */
+    else
+        unsetenv("BODHI_LOCAL_RANK"); /* a launcher's count that disagrees: no share is taken */
     setenv("BODHI_GROUP_STORE", store, 1);
     setenv("BODHI_GROUP_TIMEOUT", "60", 0);
     if (strcmp(l.host, "127.0.0.1") == 0 || strcmp(l.host, "localhost") == 0 || strcmp(l.host, "::1") == 0)

@@ -562,3 +562,51 @@ Test(ranks, automatic_rollouts_count_every_ranks_worlds)
     cr_assert_eq(bd_brain_auto_rollout(512), 32, "alone when the size does not parse");
     unsetenv("BODHI_WORLD_SIZE");
 }
+
+/* The launcher bound this rank already (mpirun, srun --cpu-bind): the brain's conductor has
+ * a narrower mask than the process that started it. The brain keeps that mask, its own,
+ * and its learner counts all of it. The child below plays the bound conductor; its child,
+ * the brain. 0, or the check that failed. */
+static int launcher_bound_case(void)
+{
+    cpu_set_t all, half;
+    if (sched_getaffinity(0, sizeof all, &all) != 0)
+        return 1;
+    CPU_ZERO(&half);
+    for (int cpu = 0, k = 0, c = CPU_COUNT(&all); cpu < CPU_SETSIZE && k < c / 2; cpu++)
+        if (CPU_ISSET(cpu, &all)) {
+            CPU_SET(cpu, &half);
+            k++;
+        }
+    if (sched_setaffinity(0, sizeof half, &half) != 0)
+        return 2;
+    pid_t brain = fork();
+    if (brain == 0) {
+        putenv("BODHI_LOCAL_SIZE=2");
+        putenv("BODHI_LOCAL_RANK=1");
+        bd_ranks_place();
+        cpu_set_t now;
+        if (sched_getaffinity(0, sizeof now, &now) != 0 || !CPU_EQUAL(&now, &half))
+            _exit(3);
+        _exit(bd_ranks_cores() == CPU_COUNT(&half) ? 0 : 4);
+    }
+    int st;
+    if (brain < 0 || waitpid(brain, &st, 0) != brain)
+        return 5;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 6;
+}
+
+Test(ranks, a_rank_the_launcher_bound_keeps_its_mask)
+{
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) < 4)
+        cr_skip_test("fewer than 4 cores: a launcher's binding of 2 ranks leaves each under 2 cores");
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0)
+        _exit(launcher_bound_case());
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "check %d failed", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}

@@ -1074,11 +1074,12 @@ Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .ti
     wait_for(key, 30);
     free(key);
     throw_garbage(listen);
+    char *merr = bd_strfmt("%s.muscle-stderr", out); /* beside the run: what the muscle said */
     pid_t mus = fork();
     if (mus == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = open("/dev/null", 1);
-        dup2(null, 2);
+        int errfd = open(merr, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(errfd, 2);
         char *key = bd_strfmt("%s/remote.key", out); /* the run's credential (mutual TLS) */
         execl(BODHI_BINARY, "bodhi", "muscle", "--connect", listen, "--credential", key, "--wait", "60", (char *)NULL);
         _exit(127);
@@ -1095,7 +1096,12 @@ Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .ti
     waitpid(run, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
     waitpid(mus, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the remote muscle ends with the run (status %d)", st);
+    char *said = slurp(merr);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the remote muscle ends with the run (status %d); it said: %s",
+              st, said ? said : "(nothing)");
+    free(said);
+    unlink(merr);
+    free(merr);
     cr_assert(count_lines_with(log, "\"event\":\"joined\"") >= 1 && count_lines_with(log, "\"event\":\"left\"") >= 1,
               "log.jsonl records the remote muscle joining and leaving");
     cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 0);

@@ -1597,38 +1597,49 @@ static void group_grad(float *x, size_t n, int r, int salt)
         x[i] = (float)(sin(0.37 * (double)i + r + 0.1 * salt) * pow(10.0, (double)(i % 7) - 3.0));
 }
 
-/* One rank of group_means_are_the_same_bits_on_every_rank: the mean of 3 ranks' gradients,
- * for a gradient on the caller's path (9155 floats), one through c10d (2^19 floats, 2 MiB),
- * and the first size again with other values; each written to DIR/r<rank>.<case>. Returns
- * 0, or a code naming what failed. */
+/* The sizes group_means_are_the_same_bits_on_every_rank all-reduces: one chunk on the
+ * caller's path (9155 floats), several chunks (100003 floats, 391 KiB), through c10d (2^22
+ * + 1 floats, past 16 MiB), and the first size again with other values. */
+static const size_t group_sizes[4] = {9155, 100003, ((size_t)1 << 22) + 1, 9155};
+
+/* One rank of group_means_are_the_same_bits_on_every_rank: each case's mean written to
+ * DIR/r<rank>.<case>; then a sum and a minimum of doubles (the statistics' all-reduces)
+ * over 3 ranks, checked here. Returns 0, or a code naming what failed. */
 static int group_mean_rank(const char *store, const char *dir, int rank)
 {
-    static const size_t sizes[3] = {9155, (size_t)1 << 19, 9155};
     bdt_group *g;
-    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 30.0, &g) != BD_OK)
+    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 60.0, &g) != BD_OK)
         return 10;
     if (!bdt_group_fast(g))
         return 11;
-    float *x = malloc(sizeof(float) * sizes[1]);
-    for (int c = 0; c < 3 && x; c++) {
-        group_grad(x, sizes[c], rank, c);
-        if (bdt_group_allreduce_mean(g, x, sizes[c]) != BD_OK)
+    float *x = malloc(sizeof(float) * group_sizes[2]);
+    for (int c = 0; c < 4 && x; c++) {
+        group_grad(x, group_sizes[c], rank, c);
+        if (bdt_group_allreduce_mean(g, x, group_sizes[c]) != BD_OK)
             return 20 + c;
         char path[128];
         snprintf(path, sizeof path, "%s/r%d.%d", dir, rank, c);
         FILE *f = fopen(path, "wb");
-        if (!f || fwrite(x, sizeof(float), sizes[c], f) != sizes[c] || fclose(f) != 0)
+        if (!f || fwrite(x, sizeof(float), group_sizes[c], f) != group_sizes[c] || fclose(f) != 0)
             return 30 + c;
     }
     free(x);
+    /* sums of small integers are exact; the minimum is rank 0's */
+    double d[3] = {(double)rank, 1.0, -(double)rank};
+    if (bdt_group_allreduce_f64(g, d, 3, 0) != BD_OK || d[0] != 3.0 || d[1] != 3.0 || d[2] != -3.0)
+        return 40;
+    double m[2] = {(double)rank + 0.5, 10.0 - rank};
+    if (bdt_group_allreduce_f64(g, m, 2, 2) != BD_OK || m[0] != 0.5 || m[1] != 8.0)
+        return 41;
     bdt_group_leave(g);
     return 0;
 }
 
 /* The gradient mean every rank takes: the same bits on all three ranks (a rank whose
  * weights drift from the others' learns a different policy), within rounding of the exact
- * mean, on the caller's own path and on c10d's, and after the size changes. */
-Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 120)
+ * mean, in one chunk and in several on the caller's own path, on c10d's, and after the
+ * size changes; and the statistics' sums and minima. */
+Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 180)
 {
     char store[64], dir[64];
     group_store(store, sizeof store);
@@ -1648,12 +1659,11 @@ Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 120)
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d failed (status %d)", k + 1, st);
     }
     cr_assert_eq(rc0, 0, "rank 0 failed (%d): %s", rc0, bd_lasterr());
-    static const size_t sizes[3] = {9155, (size_t)1 << 19, 9155};
     float *got[3], *in[3];
     for (int r = 0; r < 3; r++)
-        in[r] = malloc(sizeof(float) * sizes[1]);
-    for (int c = 0; c < 3; c++) {
-        size_t n = sizes[c];
+        in[r] = malloc(sizeof(float) * group_sizes[2]);
+    for (int c = 0; c < 4; c++) {
+        size_t n = group_sizes[c];
         for (int r = 0; r < 3; r++) {
             char path[128];
             snprintf(path, sizeof path, "%s/r%d.%d", dir, r, c);
@@ -1716,8 +1726,8 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     cr_assert((double)time(NULL) - t0 <= 5.0);
 }
 
-/* A rank that hangs (stopped, its sockets open) fails the others' all-reduce within the
- * group's timeout, on the caller's own path as on c10d's. */
+/* A rank that hangs (stopped, its sockets open) fails the others' all-reduce on the
+ * caller's own path within the group's timeout (its sockets' receive timeout). */
 Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)
 {
     signal(SIGPIPE, SIG_IGN);

@@ -19,25 +19,32 @@
 
 using namespace bd_shim;
 
-/* The all-reduces, the gradient's once a minibatch and the statistics', on the calling thread. c10d's all-reduce
- * hands each one to the group's worker thread, which hands every message to Gloo's
- * event-loop thread and back (a 36 KB gradient went as 4 segments of 9 KB, 9 thread
- * wake-ups and 18 receives a rank). A second Gloo context over the group's own device,
- * its pairs in Gloo's synchronous mode, is read and written by the caller alone: a send
- * is one write, a receive one blocking read. Halving-doubling reduces each element on one
- * rank and sends it on, so every rank gets the same bits (for any number of ranks).
- * Sends in synchronous mode block when the socket cannot take them while the peer sends
- * too, so only gradients up to kFastMaxBytes (well inside the socket buffer Gloo sizes to
- * the message) take this path; larger ones go through c10d. */
-static constexpr size_t kFastMaxBytes = 1u << 20;
+/* The all-reduces, the gradient's once a minibatch and the statistics', on the calling
+ * thread. c10d's all-reduce hands each one to the group's worker thread, which hands every
+ * message to Gloo's event-loop thread and back (a 36 KB gradient went as 4 segments of 9
+ * KB, 9 thread wake-ups and 18 receives a rank). A second Gloo context over the group's
+ * own device, its pairs in Gloo's synchronous mode, is read and written by the caller
+ * alone: a send is one write, a receive one blocking read. Halving-doubling reduces each
+ * element on one rank and sends it on, so every rank gets the same bits (for any number of
+ * ranks).
+ *
+ * In synchronous mode partners write to each other at once and read only after: a message
+ * must fit in the sender's socket buffer, which the kernel caps at net.core.wmem_max
+ * (212992 by default, about 416 KiB of buffer; two ranks hung at 576 KiB messages with that
+ * cap, at 544 KiB they did not). So a buffer is all-reduced in chunks of at most
+ * kFastChunkBytes, each its own all-reduce, and no message is larger than a chunk. Up to
+ * kFastMaxBytes take this path; larger buffers, and broadcasts, go through c10d. */
+static constexpr size_t kFastChunkBytes = 192u << 10;
+static constexpr size_t kFastMaxBytes = 16u << 20;
 
-/* One all-reduce of the fast path: Gloo's algorithm over a buffer of its own. Made the
- * first time a size (and operation) is asked for, in the same order on every rank, since
- * every rank asks for the same collectives in the same order (the slots its buffers take
- * then agree). */
+/* One all-reduce of the fast path: Gloo's algorithm over a buffer of its own, one per
+ * chunk. Made the first time a size (and operation) is asked for, in the same order on
+ * every rank, since every rank asks for the same collectives with the same sizes in the
+ * same order (the slots its buffers take then agree; a size that differs between ranks is
+ * an error of Gloo's, not a hang). */
 template <typename T> struct FastOp {
     std::vector<T> buf;
-    std::unique_ptr<gloo::AllreduceHalvingDoubling<T>> ar;
+    std::vector<std::unique_ptr<gloo::AllreduceHalvingDoubling<T>>> ar;
 };
 
 struct bdt_group {
@@ -52,12 +59,20 @@ struct bdt_group {
 template <typename T>
 static FastOp<T> &fast_op(bdt_group *g, FastOp<T> &op, size_t n, const gloo::ReductionFunction<T> *fn)
 {
-    if (!op.ar) {
+    if (op.ar.empty()) {
         op.buf.assign(n, T(0));
-        op.ar = std::make_unique<gloo::AllreduceHalvingDoubling<T>>(g->fast, std::vector<T *>{op.buf.data()},
-                                                                     (int)n, fn);
+        const size_t per = kFastChunkBytes / sizeof(T);
+        for (size_t at = 0; at < n; at += per)
+            op.ar.push_back(std::make_unique<gloo::AllreduceHalvingDoubling<T>>(
+                g->fast, std::vector<T *>{op.buf.data() + at}, (int)std::min(per, n - at), fn));
     }
     return op;
+}
+
+template <typename T> static void fast_run(FastOp<T> &op)
+{
+    for (auto &a : op.ar)
+        a->run();
 }
 
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
@@ -92,7 +107,8 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         }
         opts->threads = 1;
         g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
-        if (world > 1 && !getenv("BODHI_GROUP_SLOW")) {
+        const char *slow = getenv("BODHI_GROUP_SLOW"); /* comparisons; every rank must say the same */
+        if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
             auto fs = c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file);
             c10d::ProcessGroupGloo::GlooStore gs(fs);
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
@@ -137,7 +153,7 @@ extern "C" int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n)
         if (g->fast && n * sizeof(float) <= kFastMaxBytes) {
             auto &op = fast_op(g, g->fast_mean[n], n, gloo::ReductionFunction<float>::sum);
             std::memcpy(op.buf.data(), x, n * sizeof(float));
-            op.ar->run();
+            fast_run(op);
             const float k = (float)g->size;
             for (size_t i = 0; i < n; i++)
                 x[i] = op.buf[i] / k;
@@ -167,7 +183,7 @@ extern "C" int bdt_group_allreduce_f64(bdt_group *g, double *x, size_t n, int op
                                                                   : gloo::ReductionFunction<double>::min;
             auto &f = fast_op(g, g->fast_f64[{n, op}], n, fn);
             std::memcpy(f.buf.data(), x, n * sizeof(double));
-            f.ar->run();
+            fast_run(f);
             std::memcpy(x, f.buf.data(), n * sizeof(double));
             return BD_OK;
         }

@@ -21,19 +21,21 @@ typedef struct bdt_group bdt_group;
 
 /* Joins group `name` of `world` processes as `rank` through the FileStore at store_path.
  * Gloo binds to `host` (an address or name of this machine; NULL: this machine's
- * hostname, loopback when it does not resolve). Every collective, and the join itself,
- * fails with BD_ETIMEOUT-like BD_ETORCH after timeout_s (a rank dead or hung). */
+ * hostname, loopback when it does not resolve). Every collective fails with BD_ETORCH
+ * after timeout_s (a rank dead or hung); the join within twice that (c10d's group, then
+ * the pairs of the calling thread's own all-reduces). */
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                    double timeout_s, bdt_group **out);
 void bdt_group_leave(bdt_group *g); /* NULL-safe */
 int bdt_group_rank(const bdt_group *g);
 int bdt_group_size(const bdt_group *g);
-/* x (n floats) := the mean of every rank's x, the same bits on every rank. Up to 1 MiB on
+/* x (n floats) := the mean of every rank's x, the same bits on every rank. Up to 16 MiB on
  * the calling thread alone (Gloo's halving-doubling over pairs of the group's own,
- * synchronous: no hand-off to c10d's or Gloo's threads), larger through c10d. */
+ * synchronous: no hand-off to c10d's or Gloo's threads; in chunks of 192 KiB, which any
+ * socket buffer takes), larger through c10d. */
 int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n);
-/* 1 when the group's gradients take the calling thread's own path (a group of more than one,
- * unless BODHI_GROUP_SLOW is set, for comparisons). */
+/* 1 when the group's all-reduces take the calling thread's own path (a group of more than
+ * one, unless BODHI_GROUP_SLOW is set to anything but 0 on every rank, for comparisons). */
 int bdt_group_fast(const bdt_group *g);
 /* x (n doubles) := the sum (op 0), max (op 1) or min (op 2) over every rank's x (the same
  * path as the mean's). */
