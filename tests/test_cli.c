@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "memory/memory.h"
 #include "replay/replay.h"
+#include "tests/slow.h"
 #include "tests/trace_fixture.h"
 
 /* ---- replay ------------------------------------------------------------------------- */
@@ -1266,12 +1267,14 @@ static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
 }
 
 /* Ctrl-C reaches both ranks inside a long update (6000 minibatches, each with its gradient
- * all-reduce). A rank that cut its update short at its own minibatch left the other
- * waiting in an all-reduce that never paired (it failed, without its checkpoint), and the
- * conductor's 4 s grace killed brains mid-update. */
+ * all-reduce; 2400 under AddressSanitizer, whose 6000 took 65 s, so that the update still
+ * outlasts the 4 s grace and ends within the test's 60 s). A rank that cut
+ * its update short at its own minibatch left the other waiting in an all-reduce that never
+ * paired (it failed, without its checkpoint), and the conductor's 4 s grace killed brains
+ * mid-update. */
 Test(ranks, ctrl_c_inside_an_update_ends_both_ranks_cleanly, .timeout = 300)
 {
-    ranks_ctrl_c("rint", 4000, 1, 1);
+    ranks_ctrl_c("rint", BD_TEST_SLOW > 1 ? 1600 : 4000, 1, 1);
 }
 
 /* Ctrl-C reaches rank 0 alone, between short rounds: its conductor says stop, rank 1's says
