@@ -56,21 +56,31 @@ static int ranks_cpu_cmp(const void *a, const void *b)
     return (x->cpu > y->cpu) - (x->cpu < y->cpu);
 }
 
-/* Whoever started this rank bound it (mpirun's default, srun's --cpu-bind, a per-rank
- * numactl): the conductor's mask, which this brain inherited, is narrower than that of the
- * process that started the conductor. Each rank then has its own mask already; slicing it
- * again would leave cores idle. A launch that does not bind (torchrun, bench/train.py) or a
- * taskset around the whole launch leaves them equal. */
-static int ranks_launcher_bound(const cpu_set_t *mine)
+/* Whoever started this rank bound it (mpirun's default, srun's --cpu-bind, numactl or
+ * taskset in front of it): some process above this brain (its conductor's parents up to
+ * init) has a mask that strictly contains the conductor's, which this brain inherited.
+ * Then *widest is the widest such mask. A launch that binds nothing (torchrun,
+ * bench/train.py, `bodhi run --rank` from a shell) leaves every mask above equal. */
+static int ranks_launcher_bound(const cpu_set_t *mine, cpu_set_t *widest)
 {
-    pid_t above = bd_proc_parent(getppid());
-    cpu_set_t theirs;
-    if (above <= 1 || sched_getaffinity(above, sizeof theirs, &theirs) != 0)
-        return 0;
-    cpu_set_t both;
-    CPU_AND(&both, mine, &theirs);
-    return CPU_EQUAL(&both, mine) && !CPU_EQUAL(mine, &theirs);
+    int bound = 0;
+    pid_t p = getppid();
+    for (int depth = 0; depth < 64; depth++) {
+        p = bd_proc_parent(p);
+        cpu_set_t theirs, both;
+        if (p <= 1 || sched_getaffinity(p, sizeof theirs, &theirs) != 0)
+            break;
+        CPU_AND(&both, mine, &theirs);
+        if (CPU_EQUAL(&both, mine) && !CPU_EQUAL(mine, &theirs)
+            && (!bound || CPU_COUNT(&theirs) > CPU_COUNT(widest))) {
+            *widest = theirs;
+            bound = 1;
+        }
+    }
+    return bound;
 }
+
+static long ranks_sharing = 1; /* ranks estimated to share a launcher's binding of this one */
 
 void bd_ranks_place(void)
 {
@@ -82,7 +92,13 @@ void bd_ranks_place(void)
     cpu_set_t set, mine;
     if (sched_getaffinity(0, sizeof set, &set) != 0)
         return;
-    if (ranks_launcher_bound(&set)) {
+    cpu_set_t widest;
+    if (ranks_launcher_bound(&set, &widest)) {
+        /* the mask is this rank's, or shared with others bound alike (mpirun's binding to
+         * a package above 2 ranks): as many as the ranks here fill of the widest mask above,
+         * spread evenly; the learner divides its cores among them, binding nothing more */
+        long share = (long)((local * CPU_COUNT(&set) + CPU_COUNT(&widest) - 1) / CPU_COUNT(&widest));
+        ranks_sharing = share > 1 ? share : 1;
         ranks_place_state = 2;
         return;
     }
@@ -106,6 +122,11 @@ void bd_ranks_place(void)
         ranks_place_state = 1;
 }
 
+int bd_ranks_place_state(void)
+{
+    return ranks_place_state;
+}
+
 long bd_ranks_cores(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -117,6 +138,8 @@ long bd_ranks_cores(void)
     /* a mask shared with the other ranks (not bound by bd_ranks_place or the launcher) */
     if (ranks_place_state == 0 && ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
         cores = cores / local > 0 ? cores / local : 1;
+    else if (ranks_place_state == 2 && ranks_sharing > 1)
+        cores = cores / ranks_sharing > 0 ? cores / ranks_sharing : 1;
     const char *cap = getenv("BODHI_LEARNER_CORES");
     long long most;
     if (cap && bd_parse_ll(cap, 1, 65536, &most) == BD_OK && most < cores)

@@ -37,9 +37,13 @@ typedef struct {
  * 1.3-1.9 ms after 2 ms of work through c10d, 0.18-0.21 ms bound; bodhi-allreducebench
  * --work-us 2000). Only the brain is bound; its muscles keep the whole mask. Nothing is
  * done alone, with fewer cores than ranks, with BODHI_BRAIN_PIN=0, or when the launcher
- * bound this rank already (its conductor's mask narrower than the mask of the process that
- * started it: mpirun's and srun's binding); then the mask is this rank's own. */
+ * bound this rank already (a process above its conductor has a wider mask: mpirun's and
+ * srun's binding, numactl, taskset); then the learner divides the mask's cores among the
+ * ranks estimated to share it (the ranks here x the mask / the widest mask above, rounded
+ * up: 1 for mpirun's core each, 2 for 4 ranks bound to the 2 packages of a node). */
 void bd_ranks_place(void);
+/* What it did: 0 nothing, 1 took its share, 2 kept the launcher's binding. */
+int bd_ranks_place_state(void);
 
 /* The cores this process's learner may use: its affinity mask's (a cgroup's, taskset's,
  * its share after bd_ranks_place, or the launcher's binding), divided among the ranks on

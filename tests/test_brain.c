@@ -483,32 +483,74 @@ Test(brain, a_learner_of_the_tests_runs_a_phase, .timeout = 120)
 }
 
 /* One case of a_brain_binds_itself_to_its_share_of_the_cores, in a child of its own (the
- * binding lasts): with env set, after bd_ranks_place, the mask must be cores [lo, hi) of
- * the original mask's and bd_ranks_cores() `cores`. 0, or the check that failed. */
-static int place_case(const char *const *env, int lo, int hi, long cores)
+ * binding lasts): with env set, bd_ranks_place; what it did, the mask after, and
+ * bd_ranks_cores() go to fd. */
+typedef struct {
+    int state;
+    long cores;
+    cpu_set_t mask;
+} place_seen;
+
+static void place_case(const char *const *env, int fd)
 {
-    cpu_set_t was, now, want;
-    if (sched_getaffinity(0, sizeof was, &was) != 0)
-        return 1;
     for (int i = 0; env[i]; i++)
         putenv((char *)env[i]);
     bd_ranks_place();
-    if (sched_getaffinity(0, sizeof now, &now) != 0)
-        return 2;
-    CPU_ZERO(&want);
-    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE; cpu++)
-        if (CPU_ISSET(cpu, &was)) {
-            if (k >= lo && k < hi)
-                CPU_SET(cpu, &want);
-            k++;
-        }
-    if (!CPU_EQUAL(&now, &want))
-        return 3;
-    return bd_ranks_cores() == cores ? 0 : 4;
+    place_seen seen = {.state = bd_ranks_place_state(), .cores = bd_ranks_cores()};
+    if (sched_getaffinity(0, sizeof seen.mask, &seen.mask) != 0)
+        _exit(1);
+    _exit(write(fd, &seen, sizeof seen) == (ssize_t)sizeof seen ? 0 : 2);
+}
+
+static place_seen place_run(const char *const *env)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(fds[0]);
+        place_case(env, fds[1]);
+    }
+    close(fds[1]);
+    place_seen seen;
+    cr_assert_eq(read(fds[0], &seen, sizeof seen), (ssize_t)sizeof seen);
+    close(fds[0]);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return seen;
+}
+
+/* CPU cpu's hardware-thread siblings (its core), from sysfs; 0 when it cannot be read. */
+static int core_of(int cpu, cpu_set_t *out)
+{
+    char path[96], list[256];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", cpu);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int ok = fgets(list, sizeof list, f) != NULL;
+    fclose(f);
+    CPU_ZERO(out);
+    for (char *p = list; ok && *p && *p != '\n';) {
+        char *end;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (end == p)
+            return 0;
+        if (*end == '-')
+            hi = strtol(end + 1, &end, 10);
+        for (long c = lo; c <= hi && c < CPU_SETSIZE; c++)
+            CPU_SET((int)c, out);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return ok;
 }
 
 /* Ranks on one machine meet at every minibatch's all-reduce; each brain keeps to its own
- * share of the cores (brain/ranks.h), unless told not to, or already bound tighter. */
+ * share of the cores (brain/ranks.h), unless told not to, or already bound tighter. Two
+ * ranks' shares are disjoint, cover the mask, hold half of it each, and keep each core's
+ * hardware threads together when the halves are whole cores. */
 Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
 {
     cpu_set_t set;
@@ -516,32 +558,51 @@ Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
     const int c = CPU_COUNT(&set);
     if (c < 2)
         cr_skip_test("one core: nothing to share");
+    const char *r0[] = {"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=0", NULL};
+    const char *r1[] = {"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", NULL};
+    place_seen a = place_run(r0), b = place_run(r1);
+    if (a.state == 2)
+        cr_skip_test("this test runs under a launcher's binding (a process above has a wider mask)");
+    cr_assert(a.state == 1 && b.state == 1, "states %d %d", a.state, b.state);
+    cpu_set_t both, either;
+    CPU_AND(&both, &a.mask, &b.mask);
+    CPU_OR(&either, &a.mask, &b.mask);
+    cr_assert_eq(CPU_COUNT(&both), 0, "the shares overlap");
+    cr_assert(CPU_EQUAL(&either, &set), "the shares do not cover the mask");
+    cr_assert_eq(CPU_COUNT(&a.mask), c / 2);
+    cr_assert_eq(a.cores, c / 2);
+    cr_assert_eq(b.cores, c - c / 2);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        cpu_set_t core, in;
+        if (!CPU_ISSET(cpu, &a.mask) || !core_of(cpu, &core))
+            continue;
+        CPU_AND(&core, &core, &set);
+        CPU_AND(&in, &core, &a.mask);
+        if ((c / 2) % CPU_COUNT(&core) == 0)
+            cr_assert(CPU_EQUAL(&in, &core), "CPU %d's core is split between the shares", cpu);
+    }
     struct {
         const char *env[5];
-        int lo, hi;
         long cores;
-    } cases[] = {
-        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=0", NULL}, 0, c / 2, c / 2},
-        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", NULL}, c / 2, c, c - c / 2},
-        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", "BODHI_LEARNER_CORES=1", NULL}, c / 2, c, 1},
+    } left[] = {
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", "BODHI_LEARNER_CORES=1", NULL}, 1},
         /* told not to: the whole mask, divided among the ranks */
-        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", "BODHI_BRAIN_PIN=0", NULL}, 0, c, c / 2},
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=1", "BODHI_BRAIN_PIN=0", NULL}, c / 2},
         /* a local rank out of range, or more ranks than cores: left alone */
-        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=2", NULL}, 0, c, c / 2},
-        {{"BODHI_LOCAL_SIZE=4096", "BODHI_LOCAL_RANK=1", NULL}, 0, c, 1},
+        {{"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=2", NULL}, c / 2},
+        {{"BODHI_LOCAL_SIZE=4096", "BODHI_LOCAL_RANK=1", NULL}, 1},
         /* alone */
-        {{"BODHI_LEARNER_CORES=1", NULL}, 0, c, 1},
-        {{"BODHI_LOCAL_RANK=1", NULL}, 0, c, c},
+        {{"BODHI_LEARNER_CORES=1", NULL}, 1},
+        {{"BODHI_LOCAL_RANK=1", NULL}, c},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        pid_t pid = fork();
-        cr_assert_neq(pid, -1);
-        if (pid == 0)
-            _exit(place_case(cases[i].env, cases[i].lo, cases[i].hi, cases[i].cores));
-        int st;
-        cr_assert_eq(waitpid(pid, &st, 0), pid);
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "case %zu: check %d failed", i,
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+        place_seen s = place_run(left[i].env);
+        if (i == 0) { /* the cap leaves the share as it is */
+            cr_assert(s.state == 1 && CPU_EQUAL(&s.mask, &b.mask), "case 0: the share changed");
+        } else {
+            cr_assert(s.state == 0 && CPU_EQUAL(&s.mask, &set), "case %zu: the mask changed", i);
+        }
+        cr_assert_eq(s.cores, left[i].cores, "case %zu: %ld cores", i, s.cores);
     }
 }
 

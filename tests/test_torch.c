@@ -1598,9 +1598,12 @@ static void group_grad(float *x, size_t n, int r, int salt)
 }
 
 /* The sizes group_means_are_the_same_bits_on_every_rank all-reduces: one chunk on the
- * caller's path (9155 floats), several chunks (100003 floats, 391 KiB), through c10d (2^22
- * + 1 floats, past 16 MiB), and the first size again with other values. */
-static const size_t group_sizes[4] = {9155, 100003, ((size_t)1 << 22) + 1, 9155};
+ * caller's path (9155 floats), several chunks (100003 floats, 391 KiB; 2^20 floats, 4 MiB,
+ * whose unchunked messages of 1-2 MiB hang partners that write at once where the kernel
+ * caps socket buffers at its default), through c10d (2^22 + 1 floats, past 16 MiB), and
+ * the first size again with other values. */
+static const size_t group_sizes[5] = {9155, 100003, (size_t)1 << 20, ((size_t)1 << 22) + 1, 9155};
+enum { GROUP_CASES = 5, GROUP_BIGGEST = 3 };
 
 /* One rank of group_means_are_the_same_bits_on_every_rank: each case's mean written to
  * DIR/r<rank>.<case>; then a sum and a minimum of doubles (the statistics' all-reduces)
@@ -1612,8 +1615,8 @@ static int group_mean_rank(const char *store, const char *dir, int rank)
         return 10;
     if (!bdt_group_fast(g))
         return 11;
-    float *x = malloc(sizeof(float) * group_sizes[2]);
-    for (int c = 0; c < 4 && x; c++) {
+    float *x = malloc(sizeof(float) * group_sizes[GROUP_BIGGEST]);
+    for (int c = 0; c < GROUP_CASES && x; c++) {
         group_grad(x, group_sizes[c], rank, c);
         if (bdt_group_allreduce_mean(g, x, group_sizes[c]) != BD_OK)
             return 20 + c;
@@ -1661,8 +1664,8 @@ Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 180)
     cr_assert_eq(rc0, 0, "rank 0 failed (%d): %s", rc0, bd_lasterr());
     float *got[3], *in[3];
     for (int r = 0; r < 3; r++)
-        in[r] = malloc(sizeof(float) * group_sizes[2]);
-    for (int c = 0; c < 4; c++) {
+        in[r] = malloc(sizeof(float) * group_sizes[GROUP_BIGGEST]);
+    for (int c = 0; c < GROUP_CASES; c++) {
         size_t n = group_sizes[c];
         for (int r = 0; r < 3; r++) {
             char path[128];

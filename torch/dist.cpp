@@ -32,7 +32,8 @@ using namespace bd_shim;
  * must fit in the sender's socket buffer, which the kernel caps at net.core.wmem_max
  * (212992 by default, about 416 KiB of buffer; two ranks hung at 576 KiB messages with that
  * cap, at 544 KiB they did not). So a buffer is all-reduced in chunks of at most
- * kFastChunkBytes, each its own all-reduce, and no message is larger than a chunk. Up to
+ * kFastChunkBytes, each its own all-reduce: halving-doubling's largest message is then
+ * about half a chunk, 96 KiB, and Gloo sizes the socket's send buffer to it. Up to
  * kFastMaxBytes take this path; larger buffers, and broadcasts, go through c10d. */
 static constexpr size_t kFastChunkBytes = 192u << 10;
 static constexpr size_t kFastMaxBytes = 16u << 20;
@@ -62,9 +63,14 @@ static FastOp<T> &fast_op(bdt_group *g, FastOp<T> &op, size_t n, const gloo::Red
     if (op.ar.empty()) {
         op.buf.assign(n, T(0));
         const size_t per = kFastChunkBytes / sizeof(T);
-        for (size_t at = 0; at < n; at += per)
-            op.ar.push_back(std::make_unique<gloo::AllreduceHalvingDoubling<T>>(
-                g->fast, std::vector<T *>{op.buf.data() + at}, (int)std::min(per, n - at), fn));
+        try {
+            for (size_t at = 0; at < n; at += per)
+                op.ar.push_back(std::make_unique<gloo::AllreduceHalvingDoubling<T>>(
+                    g->fast, std::vector<T *>{op.buf.data() + at}, (int)std::min(per, n - at), fn));
+        } catch (...) {
+            op.ar.clear(); /* never a part of the chunks */
+            throw;
+        }
     }
     return op;
 }
