@@ -1266,16 +1266,16 @@ static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
     ranks_done(out, r1, rd, yml);
 }
 
-/* Ctrl-C reaches both ranks inside a long update (15000 minibatches, each with its
- * gradient all-reduce, about 10 s here, so that on a CPU twice as fast it still
- * outlasts the 4 s grace; 2400 under AddressSanitizer, where 6000 took 65 s, past the
- * test's 60 s). A rank that cut
+/* Ctrl-C reaches both ranks inside a long update (6000 minibatches, each with its gradient
+ * all-reduce, about 5 s alone here and several times that beside the rest of the suite,
+ * which bounds it from above: 15000 took 116 s there; 2400 under AddressSanitizer, where
+ * 6000 took 65 s, past the test's 60 s). A rank that cut
  * its update short at its own minibatch left the other waiting in an all-reduce that never
  * paired (it failed, without its checkpoint), and the conductor's 4 s grace killed brains
  * mid-update. */
 Test(ranks, ctrl_c_inside_an_update_ends_both_ranks_cleanly, .timeout = 300)
 {
-    ranks_ctrl_c("rint", BD_TEST_SLOW > 1 ? 1600 : 10000, 1, 1);
+    ranks_ctrl_c("rint", BD_TEST_SLOW > 1 ? 1600 : 4000, 1, 1);
 }
 
 /* Ctrl-C reaches rank 0 alone, between short rounds: its conductor says stop, rank 1's says
