@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "brain/ranks.h"
 #include "brain/replay.h"
+#include "common/launch.h"
 #include "common/util.h"
 #include "config/diag.h"
 #include "wire/wire.h"
@@ -20,7 +20,7 @@ static const char *const bd_dqn_keys[] = {
 
 long long bd_dqn_auto_rollout(long long columns)
 {
-    columns *= bd_ranks_world(); /* every rank's, as bd_brain_auto_rollout */
+    columns *= bd_rank_world(); /* every rank's, as bd_brain_auto_rollout */
     long long t = columns > 0 ? BD_DQN_AUTO_BATCH / columns : BD_DQN_AUTO_T_MAX;
     return t < 1 ? 1 : t > BD_DQN_AUTO_T_MAX ? BD_DQN_AUTO_T_MAX : t;
 }

@@ -10,8 +10,8 @@
 #include "brain/dqn.h"
 #include "brain/netless.h"
 #include "brain/ppo.h"
-#include "brain/ranks.h"
 #include "brain/sac.h"
+#include "common/launch.h"
 #include "common/util.h"
 #include "config/diag.h"
 #include "torch/bd_torch.h"
@@ -29,7 +29,7 @@ const int bd_brain_nkinds = (int)(sizeof bd_brain_kinds / sizeof bd_brain_kinds[
 
 long long bd_brain_auto_rollout(long long columns)
 {
-    columns *= bd_ranks_world(); /* every rank's */
+    columns *= bd_rank_world(); /* every rank's (common/launch.h) */
     long long t = columns > 0 ? BD_BRAIN_AUTO_BATCH / columns : BD_BRAIN_AUTO_T_MAX;
     return t < BD_BRAIN_AUTO_T_MIN ? BD_BRAIN_AUTO_T_MIN : t > BD_BRAIN_AUTO_T_MAX ? BD_BRAIN_AUTO_T_MAX : t;
 }

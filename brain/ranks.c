@@ -82,12 +82,20 @@ static int ranks_launcher_bound(const cpu_set_t *mine, cpu_set_t *widest)
 
 static long ranks_sharing = 1; /* ranks estimated to share a launcher's binding of this one */
 
+/* The ranks on this machine (BODHI_LOCAL_SIZE, cli/run.c): 1 when unset or not a number. */
+static long long ranks_local(void)
+{
+    const char *ls = getenv("BODHI_LOCAL_SIZE");
+    long long local;
+    return ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK ? local : 1;
+}
+
 void bd_ranks_place(void)
 {
-    long long local = 1, lr = 0;
-    const char *ls = getenv("BODHI_LOCAL_SIZE"), *lrs = getenv("BODHI_LOCAL_RANK"), *pin = getenv("BODHI_BRAIN_PIN");
-    if (!ls || bd_parse_ll(ls, 1, 65536, &local) != BD_OK || local < 2 || !lrs
-        || bd_parse_ll(lrs, 0, local - 1, &lr) != BD_OK || (pin && strcmp(pin, "0") == 0))
+    const long long local = ranks_local();
+    long long lr = 0;
+    const char *lrs = getenv("BODHI_LOCAL_RANK"), *pin = getenv("BODHI_BRAIN_PIN");
+    if (local < 2 || !lrs || bd_parse_ll(lrs, 0, local - 1, &lr) != BD_OK || (pin && strcmp(pin, "0") == 0))
         return;
     cpu_set_t set, mine;
     if (sched_getaffinity(0, sizeof set, &set) != 0)
@@ -133,25 +141,15 @@ long bd_ranks_cores(void)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
         cores = CPU_COUNT(&set);
-    const char *ls = getenv("BODHI_LOCAL_SIZE");
-    long long local = 1;
-    /* a mask shared with the other ranks (not bound by bd_ranks_place or the launcher) */
-    if (ranks_place_state == 0 && ls && bd_parse_ll(ls, 1, 65536, &local) == BD_OK && local > 1)
-        cores = cores / local > 0 ? cores / local : 1;
-    else if (ranks_place_state == 2 && ranks_sharing > 1)
-        cores = cores / ranks_sharing > 0 ? cores / ranks_sharing : 1;
+    /* the ranks that share this mask: none (its own share), those a launcher's binding holds,
+     * or, unbound, every rank on this machine */
+    const long long share = ranks_place_state == 1 ? 1 : ranks_place_state == 2 ? ranks_sharing : ranks_local();
+    cores = cores / share > 0 ? cores / share : 1;
     const char *cap = getenv("BODHI_LEARNER_CORES");
     long long most;
     if (cap && bd_parse_ll(cap, 1, 65536, &most) == BD_OK && most < cores)
         cores = (long)most;
     return cores > 0 ? cores : 1;
-}
-
-long long bd_ranks_world(void)
-{
-    long long w;
-    const char *ws = getenv("BODHI_WORLD_SIZE");
-    return ws && bd_parse_ll(ws, 1, 65536, &w) == BD_OK ? w : 1;
 }
 
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)

@@ -52,11 +52,6 @@ int bd_ranks_place_state(void);
  * other work; benchmarks of one thread). */
 long bd_ranks_cores(void);
 
-/* The number of ranks of this run (BODHI_WORLD_SIZE; 1 alone): the automatic rollout
- * length counts every rank's worlds (brain/learner.h); PPO's minibatch_size counts one
- * rank's samples (ppo_learner.c). */
-long long bd_ranks_world(void);
-
 /* The group of agent's brains in phase, as the environment says (alone without one):
  * BD_OK, or an error naming the variable or what the join said. */
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent);

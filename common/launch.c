@@ -228,11 +228,19 @@ int bd_slurm_first_host(const char *nodelist, char *out, size_t len)
     return BD_OK;
 }
 
+long long bd_rank_world(void)
+{
+    const char *w = getenv("BODHI_WORLD_SIZE");
+    long long world;
+    return w && bd_parse_ll(w, 1, 65536, &world) == BD_OK ? world : 1;
+}
+
 const char *bd_rank_suffix(char *buf, size_t len)
 {
-    const char *w = getenv("BODHI_WORLD_SIZE"), *r = getenv("BODHI_RANK");
-    long long world = 1, rank = 0;
-    if (w && r && bd_parse_ll(w, 2, 65536, &world) == BD_OK && bd_parse_ll(r, 0, world - 1, &rank) == BD_OK)
+    const char *r = getenv("BODHI_RANK");
+    const long long world = bd_rank_world();
+    long long rank = 0;
+    if (world > 1 && r && bd_parse_ll(r, 0, world - 1, &rank) == BD_OK)
         snprintf(buf, len, ".r%lld", rank);
     else if (len)
         buf[0] = '\0';

@@ -50,6 +50,10 @@ int bd_launch_from_env(const bd_launch_opts *opts, bd_launch *out);
  * that does not fit len. */
 int bd_slurm_first_host(const char *nodelist, char *out, size_t len);
 
+/* The number of ranks of this run, as the conductor tells its children (BODHI_WORLD_SIZE,
+ * cli/run.c): 1 alone, unset or not a number from 1 to 65536. */
+long long bd_rank_world(void);
+
 /* The suffix of this rank's trace names, ".r<k>" in a run of many ranks (the conductor
  * sets BODHI_RANK and BODHI_WORLD_SIZE for its children), "" alone: memory/<phase>.<agent>
  * <suffix>.h5. Returns buf. */

@@ -252,9 +252,9 @@ static int bd_brains_alive(const bd_procs *ps)
  * so it gets the ranks' collective timeout on top: no rank waits longer for another. */
 static double bd_brain_grace(void)
 {
-    const char *w = getenv("BODHI_WORLD_SIZE"), *t = getenv("BODHI_GROUP_TIMEOUT");
-    long long world = 1, timeout = 60;
-    if (!w || bd_parse_ll(w, 1, 65536, &world) != BD_OK || world < 2)
+    const char *t = getenv("BODHI_GROUP_TIMEOUT");
+    long long timeout = 60;
+    if (bd_rank_world() < 2)
         return BD_STOP_GRACE_S;
     if (t && bd_parse_ll(t, 1, 86400, &timeout) != BD_OK)
         timeout = 60;

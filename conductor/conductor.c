@@ -141,10 +141,10 @@ int bd_conductor_check(const bd_run_opts *o)
  * bodhi replay names as missing, with the path it looked for. */
 static void bd_link_ranks(bd_conductor *c, const char *h5, const char *phase, const char *agent)
 {
-    const char *w = getenv("BODHI_WORLD_SIZE"), *r = getenv("BODHI_RANK");
-    long long world = 1, rank = 0;
-    if (!h5 || !w || !r || bd_parse_ll(w, 2, 65536, &world) != BD_OK || bd_parse_ll(r, 0, world - 1, &rank) != BD_OK
-        || rank != 0)
+    const char *r = getenv("BODHI_RANK");
+    const long long world = bd_rank_world();
+    long long rank = 0;
+    if (!h5 || world < 2 || !r || bd_parse_ll(r, 0, world - 1, &rank) != BD_OK || rank != 0)
         return;
     size_t n = strlen(c->dir);
     while (n > 1 && c->dir[n - 1] == '/')
