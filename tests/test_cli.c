@@ -1047,6 +1047,21 @@ static void ranks_dirs(const char *tag, char **out, char **r1, char **rd)
     rm_rf(*rd);
 }
 
+/* A ranks test's run file: short run `tag` of `steps` agent-steps with `workers` muscles a
+ * rank and a heartbeat timeout of 300 s (on a loaded 2-core machine a brain of each rank
+ * takes up to a minute to start), then the sed script `more` ("" for none). */
+static char *ranks_file(const char *tag, int steps, int workers, const char *more)
+{
+    char *yml = short_run(tag, steps, "", NULL, "");
+    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: %d, heartbeat_timeout: 300}/' %s", workers, yml), 0);
+    if (*more)
+        cr_assert_eq(sh(NULL, "sed -i \"%s\" %s", more, yml), 0);
+    return yml;
+}
+
+/* Two ranks by torchrun's variables on loopback (a shell's prefix; its %d: the port). */
+#define RANKS_TORCHRUN "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+
 /* A passing ranks test leaves nothing behind. */
 static void ranks_done(char *out, char *r1, char *rd, char *yml)
 {
@@ -1105,11 +1120,9 @@ static void two_ranks_agree(const char *tag, int steps, const char *more, int sa
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
-    char *yml = short_run(tag, steps, "", NULL, "");
-    /* on a loaded 2-core machine a brain of each rank takes up to a minute to start */
-    cr_assert_eq(sh(NULL, "sed -i \"s/worker: 2}/worker: 2, heartbeat_timeout: 300}/; %s\" %s", more, yml), 0);
+    char *yml = ranks_file(tag, steps, 2, more);
     int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                RANKS_TORCHRUN
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
                 "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
                 20000 + (int)((getpid() + salt) % 20000), yml, out, yml, out);
@@ -1154,11 +1167,9 @@ static void rank_muscle_killed(const char *tag, int workers, int victim, int exp
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
-    char *yml = short_run(tag, 100000000, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: %d, heartbeat_timeout: 300}/; "
-                          "s/rollout_steps: 32}/rollout_steps: 32, minibatch_size: 16}/' %s", workers, yml), 0);
+    char *yml = ranks_file(tag, 100000000, workers, "s/rollout_steps: 32}/rollout_steps: 32, minibatch_size: 16}/");
     int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                RANKS_TORCHRUN
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
                 /* the distinct updates rank 1 reported (a round with nothing to learn from repeats one) */
                 "ups() { grep param_digest $1/log.jsonl 2>/dev/null | grep -o '\"update\":[0-9]*' | sort -u | wc -l; }; "
@@ -1226,11 +1237,11 @@ static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
-    char *yml = short_run(tag, 100000000, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/; "
-                          "s/rollout_steps: 32}/rollout_steps: %d, minibatch_size: 16}/' %s", rollout, yml), 0);
+    char more[96];
+    snprintf(more, sizeof more, "s/rollout_steps: 32}/rollout_steps: %d, minibatch_size: 16}/", rollout);
+    char *yml = ranks_file(tag, 100000000, 2, more);
     int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                RANKS_TORCHRUN
                 "RANK=0 $BODHI run %s --out %s & p0=$!; RANK=1 $BODHI run %s --out %s & p1=$!; "
                 /* round 0's report comes before the first update: then both ranks learn */
                 "for i in $(seq 1200); do grep -q '\"round\":0' %s.r1/log.jsonl 2>/dev/null && "
@@ -1294,8 +1305,7 @@ Test(ranks, two_ranks_by_mpirun_agree, .timeout = 300)
         cr_skip_test("mpirun is not installed (openmpi-bin, in the Makefile's packages)");
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs("mpi", &out, &r1, &rd);
-    char *yml = short_run("mpi", 6 * 32 * 5, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    char *yml = ranks_file("mpi", 6 * 32 * 5, 2, "");
     /* plm isolated: both ranks on this machine, started without an ssh client (a bare
      * Debian has none, and Open MPI's default launcher refuses to start then) */
     int rc = sh(&t, "BODHI_GROUP_TIMEOUT=240 timeout 280 mpirun -n 2 --allow-run-as-root --oversubscribe "
@@ -1318,8 +1328,7 @@ Test(ranks, two_ranks_by_srun_agree, .timeout = 300)
         cr_skip_test("no Slurm asked for (BODHI_TEST_SLURM=1) or none answers (sinfo)");
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs("srun", &out, &r1, &rd);
-    char *yml = short_run("srun", 6 * 32 * 5, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    char *yml = ranks_file("srun", 6 * 32 * 5, 2, "");
     int rc = sh(&t, "BODHI_GROUP_TIMEOUT=240 timeout 280 srun -n 2 $BODHI run %s --out %s --quiet", yml, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
@@ -1334,10 +1343,9 @@ Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs("rkill", &out, &r1, &rd);
-    char *yml = short_run("rkill", 100000000, "", NULL, "");
-    cr_assert_eq(sh(NULL, "sed -i 's/worker: 2}/worker: 2, heartbeat_timeout: 300}/' %s", yml), 0);
+    char *yml = ranks_file("rkill", 100000000, 2, "");
     int rc = sh(&t,
-                "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
+                RANKS_TORCHRUN
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
                 "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
                 "b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" || { echo no brain of rank 1; pgrep -af -- '[b]odhi'; exit 7; }; kill -9 $b; "

@@ -1698,21 +1698,31 @@ Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 180)
     rmdir(dir);
 }
 
-Test(torch, group_fails_fast_when_a_rank_dies)
+/* Rank 1 of a group of 2 at store, joined with timeout_s, then raises sig (SIGKILL: it
+ * dies, SIGSTOP: it hangs) with the group formed, before the first all-reduce; rank 0, this
+ * process, joins too. Returns rank 1's pid and rank 0's group. */
+static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, bdt_group **g)
 {
     signal(SIGPIPE, SIG_IGN); /* as bodhi's brain does (cli/child.c): Gloo writes to the dead rank */
-    char store[64];
-    group_store(store, sizeof store);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        bdt_group *g;
-        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 5.0, &g) != BD_OK)
+        bdt_group *peer;
+        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", timeout_s, &peer) != BD_OK)
             _exit(10);
-        raise(SIGKILL); /* dies with the group formed, before the first all-reduce */
+        raise(sig);
+        _exit(0);
     }
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, g), BD_OK, "%s", bd_lasterr());
+    return pid;
+}
+
+Test(torch, group_fails_fast_when_a_rank_dies)
+{
+    char store[64];
+    group_store(store, sizeof store);
     bdt_group *g;
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 5.0, &g), BD_OK, "%s", bd_lasterr());
+    pid_t pid = group_faulty_peer(store, 5.0, SIGKILL, &g);
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFSIGNALED(st));
@@ -1733,20 +1743,10 @@ Test(torch, group_fails_fast_when_a_rank_dies)
  * caller's own path within the group's timeout (its sockets' receive timeout). */
 Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)
 {
-    signal(SIGPIPE, SIG_IGN);
     char store[64];
     group_store(store, sizeof store);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        bdt_group *g;
-        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 3.0, &g) != BD_OK)
-            _exit(10);
-        raise(SIGSTOP); /* hangs with the group formed */
-        _exit(0);
-    }
     bdt_group *g;
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 3.0, &g), BD_OK, "%s", bd_lasterr());
+    pid_t pid = group_faulty_peer(store, 3.0, SIGSTOP, &g);
     cr_assert(bdt_group_fast(g));
     float x[1000] = {0};
     double t0 = bd_now();
