@@ -1,10 +1,7 @@
 /* ppo_learner.c: the ppo brain kind's learner (brain/learner.h's ops, see ppo.h): the
  * agent's policy network, the PPO optimiser, the running observation normaliser, and the
  * checkpoint they are saved to and loaded from. */
-#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include "brain/ppo.h"
-
-#include <dlfcn.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -52,26 +49,14 @@ typedef struct {
 } bd_ppo_state;
 
 
-/* OpenBLAS's own threads (1 where the BLAS is not OpenBLAS): the conductor starts its
- * children with one unless the user set more. Asked once libtorch is loaded: dlsym takes
- * the dynamic loader's lock, which libtorch's background load holds for its 0.5-0.6 s (a
- * brain that asked during it sent its first weights only after the load: at 1024 worlds
- * the first env step came 0.98 s after `bodhi run` instead of 0.22 s). */
-static int bd_ppo_blas_threads(void)
-{
-    int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
-    return get ? get() : 1;
-}
-
 /* The learner's threads, and what it does with them.
  *  - With a second core on the CPU, each minibatch's critic runs on a thread of its own
  *    beside the actor (bdt_ppo_set_split; the same update, bit for bit). The muscles wait
  *    for the update's weights meanwhile, so the core is free: the default update (16384
  *    samples, minibatches of 1024) took 0.087-0.090 s against 0.132-0.143 s on one thread,
  *    minibatches of 4096 0.26-0.29 s against 0.47 s (bodhi-ppobench, 2-core EPYC). A
- *    waiting thread sleeps instead of spinning, so a busy second core costs little. Not
- *    when OpenBLAS runs threads of its own (a user's OPENBLAS_NUM_THREADS above 1): two
- *    callers fighting over its pool made the update 1.4-5x slower than one thread.
+ *    waiting thread sleeps instead of spinning, so a busy second core costs little. Whether
+ *    there is a second core to take: bd_ranks_split.
  *  - libtorch's intra-op threads: one below minibatches of 4096 samples, where parallel
  *    regions do not pay and their spinning workers starve anything else that wants the
  *    cores (on 2 cores beside one busy process the CartPole train phase took 8.2-9.8 s
@@ -81,7 +66,7 @@ static void bd_ppo_threads(const bd_ppo_params *pp, long long tn, bdt_device dev
 {
     const long cores = bd_ranks_cores();
     long long mb = tn / bdt_ppo_minibatch_count(&pp->opt, tn); /* as the shim cuts the batch */
-    *split = cores >= 2 && dev == BDT_CPU && bd_ppo_blas_threads() <= 1;
+    *split = bd_ranks_split(dev == BDT_CPU);
     long per = *split ? cores / 2 : cores;
     *threads = mb < 4096 || per < 2 ? 1 : (int)per;
 }

@@ -1,7 +1,8 @@
 /* ranks.c: a brain's learner group across ranks (brain/ranks.h). */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_* */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_*, RTLD_DEFAULT */
 #include "brain/ranks.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,12 @@ long bd_ranks_cores(void)
     if (cap && bd_parse_ll(cap, 1, 65536, &most) == BD_OK && most < cores)
         cores = (long)most;
     return cores > 0 ? cores : 1;
+}
+
+int bd_ranks_split(int cpu)
+{
+    int (*blas)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    return cpu && bd_ranks_cores() >= 2 && (blas ? blas() : 1) <= 1;
 }
 
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)

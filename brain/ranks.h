@@ -52,6 +52,16 @@ int bd_ranks_place_state(void);
  * other work; benchmarks of one thread). */
 long bd_ranks_cores(void);
 
+/* Whether a learner on dev may run work on a second thread of its own beside the caller's
+ * (bdt_ppo_set_split, bdt_dqn_set_split): a CPU learner with two cores or more
+ * (bd_ranks_cores), unless OpenBLAS runs threads of its own (a user's
+ * OPENBLAS_NUM_THREADS above 1: two callers fighting over its pool made PPO's update
+ * 1.4-5x slower than one thread). Ask it once libtorch is loaded: dlsym takes the dynamic
+ * loader's lock, which libtorch's background load holds for its 0.5-0.6 s (a brain that
+ * asked during it sent its first weights only after the load), and before the load
+ * OpenBLAS is not there to answer. */
+int bd_ranks_split(int cpu);
+
 /* The group of agent's brains in phase, as the environment says (alone without one):
  * BD_OK, or an error naming the variable or what the join said. */
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent);

@@ -80,7 +80,7 @@ int bd_cmd_muscle(int argc, char **argv)
             return 2;
         }
         /* the environment the conductor gives its own muscles (conductor/children.c) */
-        if (!getenv("OPENBLAS_NUM_THREADS") || !getenv("OMP_WAIT_POLICY")) {
+        {
             char **again = calloc((size_t)argc + 2, sizeof *again);
             if (again) {
                 again[0] = "bodhi";

@@ -1,5 +1,8 @@
 /* proc.c: child-process set-up (see proc.h). */
+#define _GNU_SOURCE /* RTLD_DEFAULT, strcasestr */
 #include "common/proc.h"
+
+#include <dlfcn.h>
 
 #include <limits.h>
 #include <math.h>
@@ -83,13 +86,37 @@ void bd_alloc_policy(void)
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
 
+/* setenv(name, value) where name is unset: 1 when it set it */
+static int bd_env_default(const char *name, const char *value)
+{
+    return !getenv(name) && setenv(name, value, 0) == 0;
+}
+
+int bd_blas_env(void)
+{
+    int set = bd_env_default("OPENBLAS_NUM_THREADS", "1");
+    set |= bd_env_default("OMP_WAIT_POLICY", "passive");
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl"))
+        set |= bd_env_default("OPENBLAS_CORETYPE", "SkylakeX");
+#endif
+    return set;
+}
+
+int bd_blas_avx512(void)
+{
+    char *(*corename)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    const char *n = corename ? corename() : NULL;
+    return n && (strcasestr(n, "skylakex") || strcasestr(n, "cooperlake") || strcasestr(n, "sapphirerapids"));
+}
+
 void bd_thread_env_reexec(char *const *argv)
 {
-    if (getenv("OPENBLAS_NUM_THREADS") && getenv("OMP_WAIT_POLICY"))
-        return;
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    execv("/proc/self/exe", argv);
+    if (bd_blas_env())
+        execv("/proc/self/exe", argv);
 }
 
 void bd_nofile_raise(void)
