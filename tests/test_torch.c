@@ -475,6 +475,85 @@ Test(torch, a_split_update_is_bitwise_the_one_thread_update)
         }
 }
 
+/* DQN's Bellman targets on a thread of their own (bdt_dqn_set_split, held between steps)
+ * change nothing: after the same gradient steps a split learner's network, target and
+ * stats equal a one-thread learner's bit for bit, with double DQN or the target's max,
+ * Polyak-averaged targets or copies, and a gradient hook; the split learner made its
+ * thread, the steps moved the network, and the thread goes with the handle. */
+Test(torch, a_split_dqn_step_is_bitwise_the_one_thread_step)
+{
+    enum { B = 96, K = 6, OBS = 5, A = 3 };
+    for (int variant = 0; variant < 2; variant++) {
+        bdt_policy *p[2] = {mkpol(pcfg(OBS, BDT_Q, A, 41)), mkpol(pcfg(OBS, BDT_Q, A, 41))};
+        bdt_dqn_config c = {.lr = 1e-3f, .gamma = 0.99f, .max_grad_norm = variant ? 0.5f : 0, .double_q = !variant,
+                            .target_every = variant ? 4 : 1, .tau = variant ? 1.0f : 0.05f};
+        bdt_dqn *o[2] = {NULL, NULL};
+        int hooked[2] = {0, 0};
+        for (int j = 0; j < 2; j++) {
+            cr_assert_eq(bdt_dqn_create(p[j], &c, &o[j]), BD_OK, "%s", bd_lasterr());
+            if (variant)
+                bdt_dqn_set_grad_hook(o[j], halve_grad, &hooked[j]);
+        }
+        const int tasks = task_count();
+        cr_assert_eq(bdt_dqn_set_split(o[1], 1), BD_OK, "%s", bd_lasterr());
+        float *obs = malloc(sizeof(float) * B * K * OBS), *next = malloc(sizeof(float) * B * K * OBS);
+        float act[B * K], rew[B * K], term[B * K];
+        cr_assert(obs && next);
+        for (int i = 0; i < B * K * OBS; i++) {
+            obs[i] = urand();
+            next[i] = urand();
+        }
+        for (int i = 0; i < B * K; i++) {
+            act[i] = (float)(i % A);
+            rew[i] = urand();
+            term[i] = (float)(i % 7 == 0);
+        }
+        bdt_dqn_stats st[2];
+        for (int it = 0; it < 3; it++)
+            for (int j = 0; j < 2; j++) {
+                cr_assert_eq(bdt_dqn_update(o[j], obs, act, rew, next, term, B, K, NULL, &st[j]), BD_OK, "%s",
+                             bd_lasterr());
+                if (it == 0 && j == 1)
+                    cr_assert_eq(task_count(), tasks + 1, "the split learner made no thread of its own");
+            }
+        cr_assert_eq(hooked[0], variant ? 3 * K : 0);
+        cr_assert_eq(hooked[1], hooked[0]);
+        cr_assert(memcmp(&st[0], &st[1], sizeof st[0]) == 0, "variant %d: stats differ", variant);
+        const size_t n = bdt_policy_param_count(p[0]);
+        float *w[2] = {malloc(sizeof(float) * n), malloc(sizeof(float) * n)};
+        float *t[2] = {malloc(sizeof(float) * n), malloc(sizeof(float) * n)};
+        float *w00 = malloc(sizeof(float) * n);
+        cr_assert(w[0] && w[1] && t[0] && t[1] && w00);
+        for (int j = 0; j < 2; j++) {
+            cr_assert_eq(bdt_policy_get_params(p[j], w[j], n), BD_OK);
+            cr_assert_eq(bdt_dqn_target_params(o[j], t[j], n), BD_OK);
+        }
+        for (size_t i = 0; i < n; i++) {
+            cr_assert(memcmp(&w[0][i], &w[1][i], sizeof(float)) == 0,
+                      "variant %d: parameter %zu is %a split, %a on one thread", variant, i, (double)w[1][i],
+                      (double)w[0][i]);
+            cr_assert(memcmp(&t[0][i], &t[1][i], sizeof(float)) == 0,
+                      "variant %d: target parameter %zu is %a split, %a on one thread", variant, i,
+                      (double)t[1][i], (double)t[0][i]);
+        }
+        bdt_policy *fresh = mkpol(pcfg(OBS, BDT_Q, A, 41));
+        cr_assert_eq(bdt_policy_get_params(fresh, w00, n), BD_OK);
+        cr_assert(memcmp(w00, w[0], sizeof(float) * n) != 0, "the steps did not move the network");
+        cr_assert(memcmp(w00, t[0], sizeof(float) * n) != 0, "the steps did not move the target");
+        bdt_policy_destroy(fresh);
+        for (int j = 0; j < 2; j++) {
+            free(w[j]);
+            free(t[j]);
+            bdt_dqn_destroy(o[j]);
+            bdt_policy_destroy(p[j]);
+        }
+        free(w00);
+        free(obs);
+        free(next);
+        cr_assert_eq(task_count(), tasks, "the split learner's thread outlived it");
+    }
+}
+
 /* CleanRL's PPO loss for one minibatch (the whole batch, in order), computed here in double
  * from the policy's forward outputs: an independent statement of what the update minimises.
  * obs (n, obs); act (n) or (n, act); logp_old, adv, ret, val_old (n). */

@@ -17,8 +17,14 @@ struct bdt_dqn {
     bdt_grad_hook grad_hook = nullptr; /* bdt_dqn_set_grad_hook */
     void *grad_ctx = nullptr;
     std::vector<float> grad_buf;
+    bool split = false;             /* bdt_dqn_set_split */
+    std::unique_ptr<Helper> helper; /* the Bellman targets' thread, made at the first step */
 
-    ~bdt_dqn() { bdt_policy_destroy(target); }
+    ~bdt_dqn()
+    {
+        helper.reset(); /* no task is running: every step waits for its own */
+        bdt_policy_destroy(target);
+    }
 };
 
 namespace {
@@ -46,6 +52,37 @@ torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor 
     torch::Tensor qt = o->target->net->actor->forward(next); /* (n, A) */
     torch::Tensor a = o->cfg.double_q ? o->q->net->actor->forward(next).argmax(1, true) : qt.argmax(1, true);
     return rew + o->cfg.gamma * (1.0f - term) * qt.gather(1, a).squeeze(1);
+}
+
+/* The helper held (Helper::hold) for one call's gradient steps. */
+struct HoldHelper {
+    Helper *h;
+    explicit HoldHelper(Helper *helper) : h(helper)
+    {
+        if (h)
+            h->hold(true);
+    }
+    ~HoldHelper()
+    {
+        if (h)
+            h->hold(false);
+    }
+};
+
+/* Whether this call's targets go to the helper thread: split asked for, on the CPU, and a
+ * thread to be had (none: one thread it is, as ppo.cpp's minibatch_grads). */
+bool split_ready(bdt_dqn *o)
+{
+    if (!o->split || !o->q->dev.is_cpu())
+        return false;
+    if (!o->helper) {
+        try {
+            o->helper.reset(new Helper);
+        } catch (const std::system_error &) {
+            o->split = false;
+        }
+    }
+    return o->split;
 }
 
 } // namespace
@@ -131,14 +168,40 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
         torch::Tensor D = upload(term, {m}, dev);
         torch::Tensor loss, qsa;
+        const bool split = split_ready(o);
+        HoldHelper held(split ? o->helper.get() : nullptr);
         for (int k = 0; k < steps; k++) {
             if (cancel && *cancel)
                 return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
             const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
-            torch::Tensor y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1));
-            qsa = o->q->net->actor->forward(X.slice(0, a0, a1)).gather(1, A.slice(0, a0, a1).unsqueeze(1)).squeeze(1);
+            /* zero_grad(set_to_none): backward writes the gradients instead of adding them
+             * to zeros (the same values; a pass over every gradient saved) */
+            for (auto &t : o->q->params)
+                t.mutable_grad() = torch::Tensor();
+            torch::Tensor y;
+            auto targets = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
+            auto q_sa = [&] {
+                qsa = o->q->net->actor->forward(X.slice(0, a0, a1)).gather(1, A.slice(0, a0, a1).unsqueeze(1)).squeeze(1);
+            };
+            if (split) {
+                /* the targets (two forward passes, no gradient) beside Q(s, a)'s forward pass:
+                 * both only read the parameters, which change after both are done */
+                o->helper->start(targets);
+                try {
+                    q_sa();
+                } catch (...) {
+                    try {
+                        o->helper->wait();
+                    } catch (...) {
+                    }
+                    throw;
+                }
+                o->helper->wait();
+            } else {
+                targets();
+                q_sa();
+            }
             loss = torch::nn::functional::smooth_l1_loss(qsa, y); /* Huber, delta 1 */
-            o->opt->zero_grad();
             loss.backward();
             if (o->grad_hook) {
                 int hrc = bdt_run_grad_hook(o->q->params, o->grad_buf, o->grad_hook, o->grad_ctx);
@@ -164,6 +227,20 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_dqn_update");
+    }
+}
+
+extern "C" int bdt_dqn_set_split(bdt_dqn *o, int on)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_set_split: o is NULL");
+    try {
+        o->split = on != 0;
+        if (!o->split)
+            o->helper.reset();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_set_split");
     }
 }
 

@@ -48,6 +48,13 @@ int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const f
 int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
                    const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats);
 
+/* on != 0: each gradient step computes its Bellman targets (two forward passes without
+ * gradients) on a thread of the handle's own beside the caller's forward pass of Q(s, a),
+ * as bdt_ppo_set_split does the critic: the same step, bit for bit, in less wall time
+ * where a second core is free (the muscles wait for the update's weights meanwhile).
+ * CPU only (ignored on CUDA); off by default. */
+int bdt_dqn_set_split(bdt_dqn *o, int on);
+
 /* Called every gradient step between backward and the clip (bdt_grad_hook, torch/net.h):
  * the learners of several ranks average their gradients there. A code other than BD_OK
  * ends the update with it (the steps before it taken). hook NULL: none. */

@@ -53,6 +53,7 @@
     X(dqn_targets, int, (bdt_dqn *, const float *, const float *, const float *, int, float *))               \
     X(dqn_update, int, (bdt_dqn *, const float *, const float *, const float *, const float *, const float *, \
                         int, int, const volatile int *, bdt_dqn_stats *))                                     \
+    X(dqn_set_split, int, (bdt_dqn *, int))                                                                   \
     X(dqn_set_grad_hook, void, (bdt_dqn *, bdt_grad_hook, void *))                                            \
     X(dqn_target_params, int, (bdt_dqn *, float *, size_t))                                                   \
     X(dqn_save, int, (bdt_dqn *, const char *))                                                               \
@@ -294,6 +295,12 @@ int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *
 {
     BDT_HANDLE(o, "bdt_dqn_update");
     return bdt_fn.dqn_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
+}
+
+int bdt_dqn_set_split(bdt_dqn *o, int on)
+{
+    BDT_HANDLE(o, "bdt_dqn_set_split");
+    return bdt_fn.dqn_set_split(o, on);
 }
 
 void bdt_dqn_set_grad_hook(bdt_dqn *o, bdt_grad_hook hook, void *ctx)

@@ -2,6 +2,8 @@
  * (see shim.hpp and torch/bd_torch.h). */
 #include "torch/shim.hpp"
 
+#include <sched.h>
+
 namespace bd_shim {
 
 /* Called from a catch block: the current exception as a bd_err, detail "where: [path: ]what".
@@ -61,6 +63,7 @@ Helper::Helper()
 
 Helper::~Helper()
 {
+    held = false;
     {
         std::lock_guard<std::mutex> g(mu);
         quit = true;
@@ -74,6 +77,12 @@ void Helper::loop()
     FtzGuard ftz; /* for the thread's life: its results must be the caller's */
     std::unique_lock<std::mutex> g(mu);
     for (;;) {
+        if (held && !busy) { /* the next task comes within microseconds: look for it */
+            g.unlock();
+            while (held.load(std::memory_order_acquire) && !busy.load(std::memory_order_acquire))
+                sched_yield();
+            g.lock();
+        }
         cv.wait(g, [this] { return quit || (busy && task); });
         if (quit)
             return;
@@ -104,8 +113,15 @@ void Helper::start(std::function<void()> t)
     cv.notify_all();
 }
 
+void Helper::hold(bool on)
+{
+    held.store(on, std::memory_order_release);
+}
+
 void Helper::wait()
 {
+    while (held.load(std::memory_order_acquire) && busy.load(std::memory_order_acquire))
+        sched_yield();
     std::unique_lock<std::mutex> g(mu);
     cv.wait(g, [this] { return !busy; });
     std::exception_ptr e = err;

@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -193,13 +194,20 @@ class Helper {
     Helper &operator=(const Helper &) = delete;
     void start(std::function<void()> task); /* runs task on the helper's thread */
     void wait();                             /* until it is done; rethrows what it threw */
+    /* While held, the helper's thread between tasks and a caller in wait() poll, giving
+     * the core away at each look (sched_yield), instead of sleeping: for a run of tasks of
+     * a few hundred microseconds each (dqn.cpp's gradient steps), where waking a sleeping
+     * thread (50-100 us on this VM's idle core) costs about what the task saves. Held
+     * only inside one call of the caller's, never between calls. */
+    void hold(bool on);
 
   private:
     void loop();
     std::mutex mu;
     std::condition_variable cv;
     std::function<void()> task;
-    bool busy = false, quit = false;
+    std::atomic<bool> busy{false}, held{false};
+    bool quit = false;
     std::exception_ptr err;
     std::thread thr;
 };
