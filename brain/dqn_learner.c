@@ -104,8 +104,9 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
         bdt_dqn_set_grad_hook(l->dqn, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
     /* a second core: each gradient step's targets beside its forward pass. With OpenBLAS's
      * AVX2 kernels CartPole reached 475 in 28.5 s against 32.8 s on one thread (16 worlds,
-     * hidden 256); with its AVX-512 ones, whose steps are a third shorter, the hand-over
-     * costs more than it saves (a step 0.86 ms against 0.81 ms; bodhi-dqnbench) */
+     * hidden 256). With its AVX-512 ones, whose steps are a third shorter, it did not pay
+     * (a step 0.86 ms against 0.81 ms in bodhi-dqnbench; runs of 23.9 and 27.9 s against
+     * 25.8 and 24.3 s): there the second core is left to others */
     if (rc == BD_OK && l->dqn)
         rc = bdt_dqn_set_split(l->dqn, bd_ranks_split(pc.device == BDT_CPU) && !bd_blas_avx512());
     l->sum_hook = s->sum_hook;

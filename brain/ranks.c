@@ -155,8 +155,10 @@ long bd_ranks_cores(void)
 
 int bd_ranks_split(int cpu)
 {
+    if (!cpu || bd_ranks_cores() < 2)
+        return 0;
     int (*blas)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
-    return cpu && bd_ranks_cores() >= 2 && (blas ? blas() : 1) <= 1;
+    return (blas ? blas() : 1) <= 1;
 }
 
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)

@@ -80,14 +80,12 @@ int bd_cmd_muscle(int argc, char **argv)
             return 2;
         }
         /* the environment the conductor gives its own muscles (conductor/children.c) */
-        {
-            char **again = calloc((size_t)argc + 2, sizeof *again);
-            if (again) {
-                again[0] = "bodhi";
-                memcpy(again + 1, argv, (size_t)argc * sizeof *argv);
-                bd_thread_env_reexec(again);
-                free(again); /* not started again: go on as it is */
-            }
+        char **again = calloc((size_t)argc + 2, sizeof *again);
+        if (again) {
+            again[0] = "bodhi";
+            memcpy(again + 1, argv, (size_t)argc * sizeof *argv);
+            bd_thread_env_reexec(again);
+            free(again); /* not started again: go on as it is */
         }
         bd_remote_opts ro = {.url = connect, .credential = credential, .device = device, .wait_s = (double)w,
                              .allow_plugins = plugins != NULL};

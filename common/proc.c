@@ -86,23 +86,18 @@ void bd_alloc_policy(void)
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
 
-/* setenv(name, value) where name is unset: 1 when it set it */
+/* setenv(name, value) where name is unset or empty (OpenBLAS reads an empty
+ * OPENBLAS_NUM_THREADS as every core): 1 when it set it */
 static int bd_env_default(const char *name, const char *value)
 {
-    return !getenv(name) && setenv(name, value, 0) == 0;
+    const char *v = getenv(name);
+    return !(v && *v) && setenv(name, value, 1) == 0;
 }
 
 int bd_blas_env(void)
 {
     int set = bd_env_default("OPENBLAS_NUM_THREADS", "1");
     set |= bd_env_default("OMP_WAIT_POLICY", "passive");
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd")
-        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
-        && __builtin_cpu_supports("avx512vl"))
-        set |= bd_env_default("OPENBLAS_CORETYPE", "SkylakeX");
-#endif
     return set;
 }
 

@@ -28,22 +28,17 @@ int bd_parent_gone(void);
 void bd_alloc_policy(void);
 
 /* The BLAS environment the conductor gives its children (conductor/children.c), each
- * variable only where the user has not set it:
+ * variable only where the user has not set it (or set it empty):
  *  - OPENBLAS_NUM_THREADS=1: OpenBLAS's own pool would fight libtorch's threads and the
  *    learner's second thread for the cores;
- *  - OMP_WAIT_POLICY=passive: OpenMP workers sleep instead of spinning;
- *  - OPENBLAS_CORETYPE=SkylakeX on an AMD CPU with AVX-512 (F, CD, BW, DQ, VL: Zen 4 and
- *    later): Debian 12's OpenBLAS (0.3.21) does not know those CPUs and runs its AVX2
- *    Haswell kernels there; its AVX-512 kernels took a DQN gradient step (hidden 256,
- *    batch 128) in 0.83 ms against 1.24 ms, and PPO's default update in 0.077 s against
- *    0.087 s (bodhi-dqnbench, bodhi-ppobench, 2-core EPYC). Intel CPUs with AVX-512 are
- *    known to it. The kernels sum in another order, so a run's numbers on such a machine
- *    differ from a run without it (they repeat run to run either way).
+ *  - OMP_WAIT_POLICY=passive: OpenMP workers sleep instead of spinning.
  * The libraries read them when they load, before main(). Returns 1 when it set any. */
 int bd_blas_env(void);
 
 /* 1 when the OpenBLAS this process runs uses its AVX-512 kernels (SkylakeX, Cooperlake,
- * SapphireRapids: openblas_get_corename), 0 otherwise or without OpenBLAS. */
+ * SapphireRapids: openblas_get_corename; Debian 12's 0.3.21 picks them on AVX-512 CPUs,
+ * AMD's Zen 4 and later included, unless OPENBLAS_CORETYPE says otherwise, as this
+ * machine's environment does: Haswell), 0 otherwise or without OpenBLAS. */
 int bd_blas_avx512(void);
 
 /* bd_blas_env for a process started without the conductor (a remote muscle, a bench):

@@ -228,8 +228,7 @@ int bd_start_phase(bd_conductor *c, const bd_phase_plan *p)
      * else wants the core (the brain's HDF5 writer, the user's other programs) the spinning
      * starves it. Passive waiting costs nothing measurable on a quiet machine (1M-sample
      * updates in 65536-sample minibatches, 2 threads: 7.1-7.7 s either way) and, beside
-     * one busy process on 2 cores, halved them (16.5-17.1 s -> 8.8 s).
-     * And OpenBLAS's AVX-512 kernels where it does not pick them itself (bd_blas_env). */
+     * one busy process on 2 cores, halved them (16.5-17.1 s -> 8.8 s). (bd_blas_env) */
     bd_blas_env();
     int rc = BD_OK;
     for (int i = 0; i < c->procs.n && rc == BD_OK; i++)

@@ -54,37 +54,6 @@ torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor 
     return rew + o->cfg.gamma * (1.0f - term) * qt.gather(1, a).squeeze(1);
 }
 
-/* The helper held (Helper::hold) for one call's gradient steps. */
-struct HoldHelper {
-    Helper *h;
-    explicit HoldHelper(Helper *helper) : h(helper)
-    {
-        if (h)
-            h->hold(true);
-    }
-    ~HoldHelper()
-    {
-        if (h)
-            h->hold(false);
-    }
-};
-
-/* Whether this call's targets go to the helper thread: split asked for, on the CPU, and a
- * thread to be had (none: one thread it is, as ppo.cpp's minibatch_grads). */
-bool split_ready(bdt_dqn *o)
-{
-    if (!o->split || !o->q->dev.is_cpu())
-        return false;
-    if (!o->helper) {
-        try {
-            o->helper.reset(new Helper);
-        } catch (const std::system_error &) {
-            o->split = false;
-        }
-    }
-    return o->split;
-}
-
 } // namespace
 
 extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn **out)
@@ -168,35 +137,22 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
         torch::Tensor D = upload(term, {m}, dev);
         torch::Tensor loss, qsa;
-        const bool split = split_ready(o);
-        HoldHelper held(split ? o->helper.get() : nullptr);
+        const bool split = helper_ready(o->helper, o->split, o->q->dev);
+        Helper::Hold held(split ? o->helper.get() : nullptr);
         for (int k = 0; k < steps; k++) {
             if (cancel && *cancel)
                 return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
             const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
-            /* zero_grad(set_to_none): backward writes the gradients instead of adding them
-             * to zeros (the same values; a pass over every gradient saved) */
-            for (auto &t : o->q->params)
-                t.mutable_grad() = torch::Tensor();
+            grads_to_none(o->q->params);
             torch::Tensor y;
             auto targets = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
             auto q_sa = [&] {
                 qsa = o->q->net->actor->forward(X.slice(0, a0, a1)).gather(1, A.slice(0, a0, a1).unsqueeze(1)).squeeze(1);
             };
+            /* split: the targets (two forward passes, no gradient) beside Q(s, a)'s forward
+             * pass; both only read the parameters, which change after both are done */
             if (split) {
-                /* the targets (two forward passes, no gradient) beside Q(s, a)'s forward pass:
-                 * both only read the parameters, which change after both are done */
-                o->helper->start(targets);
-                try {
-                    q_sa();
-                } catch (...) {
-                    try {
-                        o->helper->wait();
-                    } catch (...) {
-                    }
-                    throw;
-                }
-                o->helper->wait();
+                o->helper->beside(targets, q_sa);
             } else {
                 targets();
                 q_sa();

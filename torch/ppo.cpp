@@ -304,30 +304,11 @@ torch::Tensor critic_loss(bdt_ppo *o, int64_t start, int mb, double clip, MbLoss
  * vf_coef either way), so the update does not change. */
 MbLoss minibatch_grads(bdt_ppo *o, int64_t start, int mb, double clip)
 {
-    /* zero_grad(set_to_none): backward writes the gradients instead of adding
-     * them to zeros (the same values; a pass over every gradient saved) */
-    for (auto &t : o->p->params)
-        t.mutable_grad() = torch::Tensor();
+    grads_to_none(o->p->params);
     MbLoss l;
-    if (o->split && o->p->dev.is_cpu() && !o->helper) {
-        try {
-            o->helper.reset(new Helper);
-        } catch (const std::system_error &) { /* no thread to be had: one thread it is */
-            o->split = false;
-        }
-    }
-    if (o->split && o->p->dev.is_cpu()) {
-        o->helper->start([&] { critic_loss(o, start, mb, clip, l).backward(); });
-        try {
-            actor_loss(o, start, mb, clip, l).backward();
-        } catch (...) {
-            try {
-                o->helper->wait();
-            } catch (...) {
-            }
-            throw;
-        }
-        o->helper->wait();
+    if (helper_ready(o->helper, o->split, o->p->dev)) {
+        o->helper->beside([&] { critic_loss(o, start, mb, clip, l).backward(); },
+                          [&] { actor_loss(o, start, mb, clip, l).backward(); });
         return l;
     }
     torch::Tensor la = actor_loss(o, start, mb, clip, l);

@@ -4,6 +4,8 @@
 
 #include <sched.h>
 
+#include <chrono>
+
 namespace bd_shim {
 
 /* Called from a catch block: the current exception as a bd_err, detail "where: [path: ]what".
@@ -45,6 +47,9 @@ const char *kind_name(int k)
            : k == BDT_SQUASHED ? "squashed" : "?";
 }
 
+/* how long a held helper, or its caller, polls before it sleeps (Helper::hold) */
+constexpr std::chrono::microseconds kHeldPoll{2000};
+
 /* The thread blocks every signal: the process's handlers (a brain's SIGINT and SIGTERM)
  * run on its caller's threads, as before there was a helper. */
 Helper::Helper()
@@ -79,7 +84,9 @@ void Helper::loop()
     for (;;) {
         if (held && !busy) { /* the next task comes within microseconds: look for it */
             g.unlock();
-            while (held.load(std::memory_order_acquire) && !busy.load(std::memory_order_acquire))
+            const auto until = std::chrono::steady_clock::now() + kHeldPoll;
+            while (held.load(std::memory_order_acquire) && !busy.load(std::memory_order_acquire)
+                   && std::chrono::steady_clock::now() < until)
                 sched_yield();
             g.lock();
         }
@@ -120,7 +127,9 @@ void Helper::hold(bool on)
 
 void Helper::wait()
 {
-    while (held.load(std::memory_order_acquire) && busy.load(std::memory_order_acquire))
+    const auto until = std::chrono::steady_clock::now() + kHeldPoll;
+    while (held.load(std::memory_order_acquire) && busy.load(std::memory_order_acquire)
+           && std::chrono::steady_clock::now() < until)
         sched_yield();
     std::unique_lock<std::mutex> g(mu);
     cv.wait(g, [this] { return !busy; });
@@ -128,6 +137,41 @@ void Helper::wait()
     err = nullptr;
     if (e)
         std::rethrow_exception(e);
+}
+
+void Helper::beside(const std::function<void()> &theirs, const std::function<void()> &mine)
+{
+    start(std::ref(theirs)); /* theirs outlives the wait below: no copy */
+    try {
+        mine();
+    } catch (...) {
+        try {
+            wait();
+        } catch (...) {
+        }
+        throw;
+    }
+    wait();
+}
+
+bool helper_ready(std::unique_ptr<Helper> &helper, bool &split, const torch::Device &dev)
+{
+    if (!split || !dev.is_cpu())
+        return false;
+    if (!helper) {
+        try {
+            helper.reset(new Helper);
+        } catch (const std::system_error &) { /* no thread to be had: one thread it is */
+            split = false;
+        }
+    }
+    return split;
+}
+
+void grads_to_none(std::vector<torch::Tensor> &params)
+{
+    for (auto &t : params)
+        t.mutable_grad() = torch::Tensor();
 }
 
 } // namespace bd_shim

@@ -195,11 +195,30 @@ class Helper {
     void start(std::function<void()> task); /* runs task on the helper's thread */
     void wait();                             /* until it is done; rethrows what it threw */
     /* While held, the helper's thread between tasks and a caller in wait() poll, giving
-     * the core away at each look (sched_yield), instead of sleeping: for a run of tasks of
-     * a few hundred microseconds each (dqn.cpp's gradient steps), where waking a sleeping
-     * thread (50-100 us on this VM's idle core) costs about what the task saves. Held
-     * only inside one call of the caller's, never between calls. */
+     * the core away at each look (sched_yield), for up to 2 ms each time before they
+     * sleep: for a run of tasks of a few hundred microseconds each, a few hundred apart
+     * (dqn.cpp's gradient steps), where waking a sleeping thread (50-100 us on this VM's
+     * idle core) costs about what the task saves. Held only inside one call of the
+     * caller's (Hold), never between calls. */
     void hold(bool on);
+    struct Hold { /* held for a scope; NULL: nothing */
+        Helper *h;
+        explicit Hold(Helper *helper) : h(helper)
+        {
+            if (h)
+                h->hold(true);
+        }
+        ~Hold()
+        {
+            if (h)
+                h->hold(false);
+        }
+        Hold(const Hold &) = delete;
+        Hold &operator=(const Hold &) = delete;
+    };
+    /* theirs on the helper's thread beside mine on the caller's; both are done on return,
+     * and an exception of mine's (else of theirs') is rethrown */
+    void beside(const std::function<void()> &theirs, const std::function<void()> &mine);
 
   private:
     void loop();
@@ -211,6 +230,15 @@ class Helper {
     std::exception_ptr err;
     std::thread thr;
 };
+
+/* Whether a learner that asked for a second thread (split) gets one on dev: the CPU, and
+ * its helper, made here on first need (none to be had: split becomes false, and one
+ * thread it is). */
+bool helper_ready(std::unique_ptr<Helper> &helper, bool &split, const torch::Device &dev);
+
+/* zero_grad(set_to_none): backward then writes the gradients instead of adding them to
+ * zeros (the same values; a pass over every gradient saved). */
+void grads_to_none(std::vector<torch::Tensor> &params);
 
 } // namespace bd_shim
 
