@@ -415,3 +415,45 @@ Test(launch, slurm_node_lists)
         cr_assert_eq(bd_slurm_first_host(bad[i], h, sizeof h), BD_EINVAL, "'%s'", bad[i]);
     cr_assert_eq(bd_slurm_first_host("verylongname", h, 5), BD_EINVAL);
 }
+
+/* The BLAS environment of bodhi's children: what is unset (or set empty) is set, what the
+ * user set stays, and a second call has nothing to do (so a re-exec cannot loop). Each
+ * case runs in a child of its own, so the test's environment stays as it was. */
+Test(proc, blas_env_sets_only_what_the_user_left_unset)
+{
+    for (int c = 0; c < 3; c++) {
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+            unsetenv("OPENBLAS_NUM_THREADS");
+            unsetenv("OMP_WAIT_POLICY");
+            if (c == 1)
+                setenv("OPENBLAS_NUM_THREADS", "3", 1); /* the user's: kept */
+            if (c == 2)
+                setenv("OMP_WAIT_POLICY", "", 1); /* empty: set */
+            int first = bd_blas_env(), second = bd_blas_env();
+            const char *t = getenv("OPENBLAS_NUM_THREADS"), *w = getenv("OMP_WAIT_POLICY");
+            int ok = first == 1 && second == 0 && t && w && strcmp(t, c == 1 ? "3" : "1") == 0
+                     && strcmp(w, "passive") == 0;
+            _exit(ok ? 0 : 1);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "case %d: bd_blas_env set the wrong variables", c);
+    }
+    /* both set by the user: nothing to do */
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setenv("OPENBLAS_NUM_THREADS", "2", 1);
+        setenv("OMP_WAIT_POLICY", "active", 1);
+        int r = bd_blas_env();
+        _exit(r == 0 && strcmp(getenv("OPENBLAS_NUM_THREADS"), "2") == 0
+                      && strcmp(getenv("OMP_WAIT_POLICY"), "active") == 0
+                  ? 0
+                  : 1);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the user's settings changed");
+}
