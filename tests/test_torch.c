@@ -554,6 +554,80 @@ Test(torch, a_split_dqn_step_is_bitwise_the_one_thread_step)
     }
 }
 
+/* The process's CPU seconds. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A gradient hook that asks for a cancel once it has seen *ctx steps (a Ctrl-C mid-update). */
+static volatile int split_cancel;
+static int cancel_after(void *ctx, float *grad, size_t n)
+{
+    (void)grad;
+    (void)n;
+    if (--*(int *)ctx == 0)
+        split_cancel = 1;
+    return BD_OK;
+}
+
+/* A split DQN learner's helper polls only inside a call: after the call returns, whole or
+ * cancelled between steps, the process uses next to no CPU while it sleeps; a cancelled
+ * call says BD_EINTR, the next call learns again, and the handle goes with its thread. */
+Test(torch, a_split_dqn_learner_idles_between_calls_and_cancels_cleanly)
+{
+    enum { B = 64, K = 40, OBS = 4, A = 2 };
+    bdt_policy *p = mkpol(pcfg(OBS, BDT_Q, A, 43));
+    bdt_dqn_config c = {.lr = 1e-3f, .gamma = 0.99f, .max_grad_norm = 10, .double_q = 1, .target_every = 1,
+                        .tau = 0.05f};
+    bdt_dqn *o = NULL;
+    cr_assert_eq(bdt_dqn_create(p, &c, &o), BD_OK, "%s", bd_lasterr());
+    const int tasks = task_count();
+    cr_assert_eq(bdt_dqn_set_split(o, 1), BD_OK);
+    float *obs = malloc(sizeof(float) * B * K * OBS), *next = malloc(sizeof(float) * B * K * OBS);
+    float act[B * K], rew[B * K], term[B * K];
+    cr_assert(obs && next);
+    for (int i = 0; i < B * K * OBS; i++) {
+        obs[i] = urand();
+        next[i] = urand();
+    }
+    for (int i = 0; i < B * K; i++) {
+        act[i] = (float)(i % A);
+        rew[i] = 1;
+        term[i] = 0;
+    }
+    bdt_dqn_stats st;
+    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, K, NULL, &st), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(task_count(), tasks + 1, "the split learner made no thread of its own");
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) { /* cancelled after 5 steps' gradients */
+            int left = 5;
+            split_cancel = 0;
+            bdt_dqn_set_grad_hook(o, cancel_after, &left);
+            const uint64_t before = st.steps;
+            cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, K, &split_cancel, &st), BD_EINTR);
+            bdt_dqn_set_grad_hook(o, NULL, NULL);
+            cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, 1, NULL, &st), BD_OK, "%s",
+                         bd_lasterr());
+            cr_assert_eq(st.steps, before + 5 + 1, "the cancelled call took 5 steps, the next one 1");
+        }
+        /* 0.3 s asleep: a helper left polling would burn about as much CPU */
+        const double c0 = cpu_s();
+        struct timespec nap = {0, 300000000};
+        nanosleep(&nap, NULL);
+        const double used = cpu_s() - c0;
+        cr_assert(used < 0.05, "round %d: %.3f CPU-s used while the caller slept: the helper kept polling", round,
+                  used);
+    }
+    bdt_dqn_destroy(o);
+    cr_assert_eq(task_count(), tasks, "the split learner's thread outlived it");
+    bdt_policy_destroy(p);
+    free(obs);
+    free(next);
+}
+
 /* CleanRL's PPO loss for one minibatch (the whole batch, in order), computed here in double
  * from the policy's forward outputs: an independent statement of what the update minimises.
  * obs (n, obs); act (n) or (n, act); logp_old, adv, ret, val_old (n). */
