@@ -48,6 +48,8 @@ p.add_argument("--threshold", type=float, default=475.0)
 p.add_argument("--cleanrl-seeds", type=int, nargs="+", default=[1, 2, 3])
 p.add_argument("--bodhi-seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
 p.add_argument("--out", required=True)
+p.add_argument("--machine-note", default="shared machine: other processes may have run alongside; see each run's loadavg",
+               help="what the result's machine.note says about the sitting")
 a = p.parse_args()
 
 TYRO = '''"""Stand-in for tyro: cli() returns the dataclass with its defaults; only --seed N and
@@ -276,7 +278,7 @@ doc = {
     "command": shlex.join(["bench/" + os.path.basename(sys.argv[0])] + sys.argv[1:]),
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "machine": {"cpu": cpu, "cores": os.cpu_count(), "loadavg_start": runs[0]["loadavg_before"] if runs else None,
-                "note": "shared machine; other processes (builds) ran alongside: see each run's loadavg"},
+                "note": a.machine_note},
     "bodhi": {"version": subprocess.run([bodhi, "--version"], capture_output=True, text=True).stdout.strip(),
               "commit_at_start": commit_at_start, "commit_at_end": git("describe", "--always", "--dirty"),
               "binaries": bin_src, "ran": f"copies of these in a temporary bin/ ({bodhi})",

@@ -58,7 +58,8 @@ long bd_ranks_cores(void);
  * OPENBLAS_NUM_THREADS above 1: two callers fighting over its pool made PPO's update
  * 1.4-5x slower than one thread). Ask it once libtorch is loaded: dlsym takes the dynamic
  * loader's lock, which libtorch's background load holds for its 0.5-0.6 s (a brain that
- * asked during it sent its first weights only after the load). */
+ * asked during it sent its first weights only after the load), and before the load a
+ * process that does not link OpenBLAS itself finds none to ask. */
 int bd_ranks_split(int cpu);
 
 /* The group of agent's brains in phase, as the environment says (alone without one):

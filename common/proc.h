@@ -38,7 +38,8 @@ int bd_blas_env(void);
 /* 1 when the OpenBLAS this process runs uses its AVX-512 kernels (SkylakeX, Cooperlake,
  * SapphireRapids: openblas_get_corename; Debian 12's 0.3.21 picks them on AVX-512 CPUs,
  * AMD's Zen 4 and later included, unless OPENBLAS_CORETYPE says otherwise, as this
- * machine's environment does: Haswell), 0 otherwise or without OpenBLAS. */
+ * machine's environment does: Haswell), 0 otherwise or without OpenBLAS (in a process
+ * that does not link it, until libtorch has loaded it). */
 int bd_blas_avx512(void);
 
 /* bd_blas_env for a process started without the conductor (a remote muscle, a bench):

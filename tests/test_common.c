@@ -421,7 +421,7 @@ Test(launch, slurm_node_lists)
  * case runs in a child of its own, so the test's environment stays as it was. */
 Test(proc, blas_env_sets_only_what_the_user_left_unset)
 {
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 4; c++) {
         pid_t pid = fork();
         cr_assert(pid >= 0);
         if (pid == 0) {
@@ -431,6 +431,10 @@ Test(proc, blas_env_sets_only_what_the_user_left_unset)
                 setenv("OPENBLAS_NUM_THREADS", "3", 1); /* the user's: kept */
             if (c == 2)
                 setenv("OMP_WAIT_POLICY", "", 1); /* empty: set */
+            if (c == 3) { /* an empty thread count (every core, to OpenBLAS) is all there is to set */
+                setenv("OPENBLAS_NUM_THREADS", "", 1);
+                setenv("OMP_WAIT_POLICY", "passive", 1);
+            }
             int first = bd_blas_env(), second = bd_blas_env();
             const char *t = getenv("OPENBLAS_NUM_THREADS"), *w = getenv("OMP_WAIT_POLICY");
             int ok = first == 1 && second == 0 && t && w && strcmp(t, c == 1 ? "3" : "1") == 0

@@ -196,8 +196,8 @@ class Helper {
     void wait();                             /* until it is done; rethrows what it threw */
     /* While held, the helper's thread between tasks and a caller in wait() poll, giving
      * the core away at each look (sched_yield), for up to 2 ms each time before they
-     * sleep: for a run of tasks of a few hundred microseconds each, a few hundred apart
-     * (dqn.cpp's gradient steps), where waking a sleeping thread (50-100 us on this VM's
+     * sleep: for a run of tasks of a few hundred microseconds each, under a millisecond
+     * apart (dqn.cpp's Bellman targets, one per gradient step), where waking a sleeping thread (50-100 us on this VM's
      * idle core) costs about what the task saves. Held only inside one call of the
      * caller's (Hold), never between calls. */
     void hold(bool on);
