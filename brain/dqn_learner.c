@@ -182,20 +182,39 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
 {
     bd_dqn_state *l = self;
     l->have_stats = 0;
+    diverged[0] = '\0';
     if (!l->batch || !l->dqn)
         return bd_seterr(BD_ESTATE, "dqn: an update with no batch collected");
     double t0 = bd_now();
     l->added = bd_replay_collect(&l->rb, l->batch, l->version);
     l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
     int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &l->grad_steps);
+    if (rc == BD_OK && l->grad_steps > 0) /* the whole learner, should this round diverge */
+        rc = bdt_dqn_mark(l->dqn);
     if (rc == BD_OK && l->grad_steps > 0)
         rc = bd_dqn_steps(l, l->grad_steps);
     if (rc == BD_OK && l->grad_steps > 0) {
-        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
-        l->version++;
-        if (rc == BD_OK && !isfinite(l->st.loss))
-            snprintf(diverged, len, "the Q loss is %g after update %llu", (double)l->st.loss,
-                     (unsigned long long)l->version);
+        /* a loss that is not finite, on any rank (several ranks decide together, after the
+         * agreed steps): the round is undone, so the muscles and the checkpoint keep the
+         * learner from before it, and the phase ends */
+        double bad = !isfinite(l->st.loss);
+        if (l->sum_hook)
+            rc = l->sum_hook(l->sum_ctx, &bad, 1, 0);
+        if (rc == BD_OK && bad > 0) {
+            if (isfinite(l->st.loss))
+                snprintf(diverged, len, "the Q loss is not finite on another rank after update %llu; the network, "
+                         "target and optimiser are kept as they were before this round",
+                         (unsigned long long)l->version + 1);
+            else
+                snprintf(diverged, len, "the Q loss is %g after update %llu; the network, target and optimiser are "
+                         "kept as they were before this round", (double)l->st.loss,
+                         (unsigned long long)l->version + 1);
+            rc = bdt_dqn_restore(l->dqn);
+        } else if (rc == BD_OK) {
+            l->version++;
+        }
+        if (rc == BD_OK)
+            rc = bdt_policy_get_params(l->net, l->params, l->nparams);
     }
     l->params[l->nparams] = (float)bd_dqn_epsilon(&l->dp, steps);
     l->learn_s = bd_now() - t0;

@@ -403,6 +403,81 @@ Test(offpolicy, checkpoint_round_trip)
     bdt_policy_destroy(q);
 }
 
+/* A round that diverges is undone whole: after bdt_dqn_restore the network and its target
+ * are bit for bit what bdt_dqn_mark kept, and the next steps equal those of a twin that
+ * never saw the round (Adam's moments and step counts, and the target's schedule, came
+ * back too). Also from a mark taken before any step (Adam with no state yet). */
+Test(offpolicy, dqn_restore_undoes_a_diverged_round_whole)
+{
+    bdt_set_threads(1);
+    enum { n = 32 };
+    float obs[n * 3], nobs[n * 3], act[n], rew[n], bad[n], term[n];
+    for (int j = 0; j < n; j++) {
+        for (int s = 0; s < 3; s++) {
+            obs[j * 3 + s] = sinf((float)(j * 5 + s));
+            nobs[j * 3 + s] = cosf((float)(j * 11 + s));
+        }
+        act[j] = (float)((j * 7) % 4);
+        rew[j] = (float)(j % 2);
+        bad[j] = NAN;
+        term[j] = (float)(j % 9 == 0);
+    }
+    for (int early = 0; early < 2; early++) {
+        bdt_policy *q = qnet(3), *q2 = qnet(3);
+        bdt_dqn *o = NULL, *o2 = NULL;
+        bdt_dqn_config c = dcfg();
+        c.target_every = 3;
+        c.tau = 0.5f;
+        cr_assert_eq(bdt_dqn_create(q, &c, &o), BD_OK);
+        cr_assert_eq(bdt_dqn_create(q2, &c, &o2), BD_OK);
+        cr_assert_eq(bdt_dqn_restore(o), BD_ESTATE, "a restore with nothing kept");
+        if (!early) { /* some steps first, the twin too */
+            cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n / 4, 4, NULL, NULL), BD_OK);
+            cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n / 4, 4, NULL, NULL), BD_OK);
+        }
+        const size_t np = bdt_policy_param_count(q);
+        float *w0 = malloc(sizeof(float) * np), *w1 = malloc(sizeof(float) * np);
+        float *t0 = malloc(sizeof(float) * np), *t1 = malloc(sizeof(float) * np);
+        cr_assert(w0 && w1 && t0 && t1);
+        cr_assert_eq(bdt_policy_get_params(q, w0, np), BD_OK);
+        cr_assert_eq(bdt_dqn_target_params(o, t0, np), BD_OK);
+        cr_assert_eq(bdt_dqn_mark(o), BD_OK, "%s", bd_lasterr());
+        bdt_dqn_stats st;
+        cr_assert_eq(bdt_dqn_update(o, obs, act, bad, nobs, term, n / 4, 4, NULL, &st), BD_OK);
+        cr_assert(!isfinite(st.loss), "rewards that are not numbers: the loss is %g", st.loss);
+        cr_assert_eq(bdt_policy_get_params(q, w1, np), BD_OK);
+        int nonfinite = 0;
+        for (size_t i = 0; i < np; i++)
+            nonfinite += !isfinite(w1[i]);
+        cr_assert(nonfinite > 0, "the round did not diverge");
+        cr_assert_eq(bdt_dqn_restore(o), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(bdt_dqn_restore(o), BD_ESTATE, "a second restore of one mark");
+        cr_assert_eq(bdt_policy_get_params(q, w1, np), BD_OK);
+        cr_assert_eq(bdt_dqn_target_params(o, t1, np), BD_OK);
+        cr_assert_eq(memcmp(w0, w1, sizeof(float) * np), 0, "early %d: the network is not the kept one", early);
+        cr_assert_eq(memcmp(t0, t1, sizeof(float) * np), 0, "early %d: the target is not the kept one", early);
+        /* the next steps (a target update among them): as the twin's */
+        cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n / 4, 4, NULL, &st), BD_OK);
+        bdt_dqn_stats st2;
+        cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n / 4, 4, NULL, &st2), BD_OK);
+        cr_assert_eq(st.steps, st2.steps, "the step count came back");
+        cr_assert_eq(bdt_policy_get_params(q, w0, np), BD_OK);
+        cr_assert_eq(bdt_policy_get_params(q2, w1, np), BD_OK);
+        cr_assert_eq(memcmp(w0, w1, sizeof(float) * np), 0, "early %d: the next steps differ from the twin's", early);
+        cr_assert_eq(bdt_dqn_target_params(o, t0, np), BD_OK);
+        cr_assert_eq(bdt_dqn_target_params(o2, t1, np), BD_OK);
+        cr_assert_eq(memcmp(t0, t1, sizeof(float) * np), 0, "early %d: the next target differs from the twin's", early);
+        free(w0);
+        free(w1);
+        free(t0);
+        free(t1);
+        bdt_dqn_destroy(o);
+        bdt_dqn_destroy(o2);
+        bdt_policy_destroy(q);
+        bdt_policy_destroy(q2);
+    }
+}
+
 /* A dqn run twice with one seed: byte-identical traces; then a test phase loads it. */
 Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
 {

@@ -8,6 +8,14 @@
 
 using namespace bd_shim;
 
+/* bdt_dqn_mark's state: the network, its target, Adam's moments and step counts (step -1:
+ * none yet) and the gradient steps so far. */
+struct DqnMark {
+    std::vector<torch::Tensor> q, target, m, v;
+    std::vector<int64_t> step;
+    uint64_t steps = 0;
+};
+
 struct bdt_dqn {
     bdt_policy *q = nullptr;
     bdt_policy *target = nullptr;
@@ -17,6 +25,7 @@ struct bdt_dqn {
     bdt_grad_hook grad_hook = nullptr; /* bdt_dqn_set_grad_hook */
     void *grad_ctx = nullptr;
     std::vector<float> grad_buf;
+    std::unique_ptr<DqnMark> mark;  /* bdt_dqn_mark */
     bool split = false;             /* bdt_dqn_set_split */
     std::unique_ptr<Helper> helper; /* the Bellman targets' thread, made at the first step */
 
@@ -183,6 +192,69 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_dqn_update");
+    }
+}
+
+namespace {
+
+torch::optim::AdamParamState *adam_state(torch::optim::Adam &opt, const torch::Tensor &p)
+{
+    auto &st = opt.state();
+    auto it = st.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    return it == st.end() ? nullptr : static_cast<torch::optim::AdamParamState *>(it->second.get());
+}
+
+} // namespace
+
+extern "C" int bdt_dqn_mark(bdt_dqn *o)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_mark: o is NULL");
+    try {
+        torch::NoGradGuard ng;
+        auto k = std::make_unique<DqnMark>();
+        for (size_t i = 0; i < o->q->params.size(); i++) {
+            k->q.push_back(o->q->params[i].detach().clone());
+            k->target.push_back(o->target->params[i].detach().clone());
+            torch::optim::AdamParamState *s = adam_state(*o->opt, o->q->params[i]);
+            k->m.push_back(s ? s->exp_avg().clone() : torch::Tensor());
+            k->v.push_back(s ? s->exp_avg_sq().clone() : torch::Tensor());
+            k->step.push_back(s ? s->step() : -1);
+        }
+        k->steps = o->steps;
+        o->mark = std::move(k);
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_mark");
+    }
+}
+
+extern "C" int bdt_dqn_restore(bdt_dqn *o)
+{
+    if (!o)
+        return bd_seterr(BD_EINVAL, "bdt_dqn_restore: o is NULL");
+    if (!o->mark)
+        return bd_seterr(BD_ESTATE, "bdt_dqn_restore: nothing marked");
+    try {
+        torch::NoGradGuard ng;
+        const DqnMark &k = *o->mark;
+        for (size_t i = 0; i < o->q->params.size(); i++) {
+            o->q->params[i].copy_(k.q[i]);
+            o->target->params[i].copy_(k.target[i]);
+            torch::optim::AdamParamState *s = adam_state(*o->opt, o->q->params[i]);
+            if (k.step[i] < 0) { /* no step before the mark: none after it either */
+                o->opt->state().erase(c10::guts::to_string(o->q->params[i].unsafeGetTensorImpl()));
+            } else if (s) {
+                s->exp_avg().copy_(k.m[i]);
+                s->exp_avg_sq().copy_(k.v[i]);
+                s->step(k.step[i]);
+            }
+        }
+        o->steps = k.steps;
+        o->mark.reset();
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_dqn_restore");
     }
 }
 

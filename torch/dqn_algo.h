@@ -48,6 +48,12 @@ int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const f
 int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
                    const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats);
 
+/* A round that diverges is undone whole: bdt_dqn_mark keeps the network, its target,
+ * Adam's moments and step counts and the gradient-step count; bdt_dqn_restore puts them
+ * back (BD_ESTATE with nothing kept; a mark is restored once). */
+int bdt_dqn_mark(bdt_dqn *o);
+int bdt_dqn_restore(bdt_dqn *o);
+
 /* on != 0: each gradient step computes its Bellman targets (two forward passes without
  * gradients) on a thread of the handle's own beside the caller's forward pass of Q(s, a),
  * as bdt_ppo_set_split does the critic: the same step, bit for bit, in less wall time

@@ -54,6 +54,8 @@
     X(dqn_update, int, (bdt_dqn *, const float *, const float *, const float *, const float *, const float *, \
                         int, int, const volatile int *, bdt_dqn_stats *))                                     \
     X(dqn_set_split, int, (bdt_dqn *, int))                                                                   \
+    X(dqn_mark, int, (bdt_dqn *))                                                                             \
+    X(dqn_restore, int, (bdt_dqn *))                                                                          \
     X(dqn_set_grad_hook, void, (bdt_dqn *, bdt_grad_hook, void *))                                            \
     X(dqn_target_params, int, (bdt_dqn *, float *, size_t))                                                   \
     X(dqn_save, int, (bdt_dqn *, const char *))                                                               \
@@ -295,6 +297,18 @@ int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *
 {
     BDT_HANDLE(o, "bdt_dqn_update");
     return bdt_fn.dqn_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
+}
+
+int bdt_dqn_mark(bdt_dqn *o)
+{
+    BDT_HANDLE(o, "bdt_dqn_mark");
+    return bdt_fn.dqn_mark(o);
+}
+
+int bdt_dqn_restore(bdt_dqn *o)
+{
+    BDT_HANDLE(o, "bdt_dqn_restore");
+    return bdt_fn.dqn_restore(o);
 }
 
 int bdt_dqn_set_split(bdt_dqn *o, int on)
