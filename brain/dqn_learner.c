@@ -189,32 +189,42 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
     l->added = bd_replay_collect(&l->rb, l->batch, l->version);
     l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
     int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &l->grad_steps);
-    if (rc == BD_OK && l->grad_steps > 0) /* the whole learner, should this round diverge */
-        rc = bdt_dqn_mark(l->dqn);
+    int marked = 0;
+    if (rc == BD_OK && l->grad_steps > 0) /* the whole learner, should this round diverge or be cancelled */
+        marked = (rc = bdt_dqn_mark(l->dqn)) == BD_OK;
     if (rc == BD_OK && l->grad_steps > 0)
         rc = bd_dqn_steps(l, l->grad_steps);
+    if (rc == BD_EINTR && marked) { /* cancelled (alone): the last whole update is kept, as ppo's */
+        int rrc = bdt_dqn_restore(l->dqn);
+        if (rrc == BD_OK)
+            rrc = bdt_policy_get_params(l->net, l->params, l->nparams);
+        rc = rrc == BD_OK ? bd_seterr(BD_EINTR, "dqn: update cancelled; the last whole update is kept") : rrc;
+    }
+    if (rc == BD_OK && l->grad_steps > 0)
+        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
     if (rc == BD_OK && l->grad_steps > 0) {
-        /* a loss that is not finite, on any rank (several ranks decide together, after the
-         * agreed steps): the round is undone, so the muscles and the checkpoint keep the
-         * learner from before it, and the phase ends */
-        double bad = !isfinite(l->st.loss);
+        /* a loss or a parameter that is not finite, on any rank (several ranks decide
+         * together, after the agreed steps): the round is undone, so the muscles and the
+         * checkpoint keep the learner from before it, and the phase ends */
+        int mine = !isfinite(l->st.loss);
+        for (size_t i = 0; i < l->nparams && !mine; i++)
+            mine = !isfinite(l->params[i]);
+        double bad = mine;
         if (l->sum_hook)
             rc = l->sum_hook(l->sum_ctx, &bad, 1, 0);
         if (rc == BD_OK && bad > 0) {
-            if (isfinite(l->st.loss))
-                snprintf(diverged, len, "the Q loss is not finite on another rank after update %llu; the network, "
-                         "target and optimiser are kept as they were before this round",
-                         (unsigned long long)l->version + 1);
-            else
-                snprintf(diverged, len, "the Q loss is %g after update %llu; the network, target and optimiser are "
-                         "kept as they were before this round", (double)l->st.loss,
-                         (unsigned long long)l->version + 1);
             rc = bdt_dqn_restore(l->dqn);
+            if (rc == BD_OK)
+                rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+            if (rc == BD_OK)
+                snprintf(diverged, len, "%s after update %llu; the network, target and optimiser are kept as they "
+                         "were before this round",
+                         !mine ? "the Q-network is not finite on another rank"
+                         : isfinite(l->st.loss) ? "a Q-network parameter is not finite" : "the Q loss is not finite",
+                         (unsigned long long)l->version + 1);
         } else if (rc == BD_OK) {
             l->version++;
         }
-        if (rc == BD_OK)
-            rc = bdt_policy_get_params(l->net, l->params, l->nparams);
     }
     l->params[l->nparams] = (float)bd_dqn_epsilon(&l->dp, steps);
     l->learn_s = bd_now() - t0;

@@ -8,11 +8,10 @@
 
 using namespace bd_shim;
 
-/* bdt_dqn_mark's state: the network, its target, Adam's moments and step counts (step -1:
- * none yet) and the gradient steps so far. */
+/* bdt_dqn_mark's state: the network with Adam's state, the target, the gradient steps. */
 struct DqnMark {
-    std::vector<torch::Tensor> q, target, m, v;
-    std::vector<int64_t> step;
+    bd_shim::Snapshot q;
+    std::vector<torch::Tensor> target;
     uint64_t steps = 0;
 };
 
@@ -195,17 +194,6 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
     }
 }
 
-namespace {
-
-torch::optim::AdamParamState *adam_state(torch::optim::Adam &opt, const torch::Tensor &p)
-{
-    auto &st = opt.state();
-    auto it = st.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-    return it == st.end() ? nullptr : static_cast<torch::optim::AdamParamState *>(it->second.get());
-}
-
-} // namespace
-
 extern "C" int bdt_dqn_mark(bdt_dqn *o)
 {
     if (!o)
@@ -213,14 +201,9 @@ extern "C" int bdt_dqn_mark(bdt_dqn *o)
     try {
         torch::NoGradGuard ng;
         auto k = std::make_unique<DqnMark>();
-        for (size_t i = 0; i < o->q->params.size(); i++) {
-            k->q.push_back(o->q->params[i].detach().clone());
-            k->target.push_back(o->target->params[i].detach().clone());
-            torch::optim::AdamParamState *s = adam_state(*o->opt, o->q->params[i]);
-            k->m.push_back(s ? s->exp_avg().clone() : torch::Tensor());
-            k->v.push_back(s ? s->exp_avg_sq().clone() : torch::Tensor());
-            k->step.push_back(s ? s->step() : -1);
-        }
+        k->q = take_snapshot(o->q->params, *o->opt);
+        for (const auto &t : o->target->params)
+            k->target.push_back(t.detach().clone());
         k->steps = o->steps;
         o->mark = std::move(k);
         return BD_OK;
@@ -238,18 +221,9 @@ extern "C" int bdt_dqn_restore(bdt_dqn *o)
     try {
         torch::NoGradGuard ng;
         const DqnMark &k = *o->mark;
-        for (size_t i = 0; i < o->q->params.size(); i++) {
-            o->q->params[i].copy_(k.q[i]);
+        restore_snapshot(o->q->params, *o->opt, k.q);
+        for (size_t i = 0; i < k.target.size(); i++)
             o->target->params[i].copy_(k.target[i]);
-            torch::optim::AdamParamState *s = adam_state(*o->opt, o->q->params[i]);
-            if (k.step[i] < 0) { /* no step before the mark: none after it either */
-                o->opt->state().erase(c10::guts::to_string(o->q->params[i].unsafeGetTensorImpl()));
-            } else if (s) {
-                s->exp_avg().copy_(k.m[i]);
-                s->exp_avg_sq().copy_(k.v[i]);
-                s->step(k.step[i]);
-            }
-        }
         o->steps = k.steps;
         o->mark.reset();
         return BD_OK;
@@ -307,6 +281,7 @@ extern "C" int bdt_dqn_load(bdt_dqn *o, const char *path)
     if (rc != BD_OK)
         return rc;
     o->opt = std::move(opt);
+    o->mark.reset(); /* a mark from before the load would undo it */
     const std::string tp = std::string(path) + ".target.pt";
     struct stat st;
     if (stat(tp.c_str(), &st) == 0)

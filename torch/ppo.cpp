@@ -116,37 +116,6 @@ int run_grad_hook(bdt_ppo *o)
     return bdt_run_grad_hook(o->p->params, o->grad_buf, o->grad_hook, o->grad_ctx);
 }
 
-/* What an update changes, kept so that a cancelled update can be undone. */
-struct Snapshot {
-    std::vector<torch::Tensor> params;
-    std::string opt;
-};
-
-Snapshot take_snapshot(bdt_ppo *o)
-{
-    torch::NoGradGuard ng;
-    Snapshot s;
-    for (const auto &t : o->p->params)
-        s.params.push_back(t.detach().clone());
-    torch::serialize::OutputArchive a;
-    o->opt->save(a);
-    std::ostringstream os;
-    a.save_to(os);
-    s.opt = os.str();
-    return s;
-}
-
-void restore_snapshot(bdt_ppo *o, const Snapshot &s)
-{
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < s.params.size(); i++)
-        o->p->params[i].copy_(s.params[i]);
-    torch::serialize::InputArchive a;
-    std::istringstream is(s.opt);
-    a.load_from(is);
-    o->opt->load(a);
-}
-
 } // namespace
 
 extern "C" int bdt_ppo_undo(bdt_ppo *o)
@@ -156,7 +125,7 @@ extern "C" int bdt_ppo_undo(bdt_ppo *o)
     if (o->undo_params.empty())
         return bd_seterr(BD_ESTATE, "bdt_ppo_undo: no update to undo");
     try {
-        restore_snapshot(o, Snapshot{std::move(o->undo_params), std::move(o->undo_opt)});
+        restore_snapshot(o->p->params, *o->opt, Snapshot{std::move(o->undo_params), std::move(o->undo_opt)});
         o->undo_params.clear();
         o->undo_opt.clear();
         return BD_OK;
@@ -408,14 +377,14 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
     try {
         Batch bt = upload_batch(o, obs, actions, logp, adv, ret, val, n, perm);
         const double clip = c.clip_coef;
-        Snapshot snap = take_snapshot(o); /* for a cancel, and for bdt_ppo_undo */
+        Snapshot snap = take_snapshot(o->p->params, *o->opt); /* for a cancel, and for bdt_ppo_undo */
         o->undo_params.clear();
         StatSums sums;
         for (int e = 0; e < c.epochs; e++) {
             gather_epoch(o, bt, e, n, nmb, mb);
             for (int b = 0; b < nmb; b++) {
                 if (o->cancel && *o->cancel) {
-                    restore_snapshot(o, snap);
+                    restore_snapshot(o->p->params, *o->opt, snap);
                     return bd_seterr(BD_EINTR, "bdt_ppo_update: cancelled after %lld of %lld minibatches; "
                                      "the last whole update is kept", (long long)e * nmb + b,
                                      (long long)c.epochs * nmb);
@@ -423,7 +392,7 @@ extern "C" int bdt_ppo_update(bdt_ppo *o, const float *obs, const float *actions
                 MbLoss l = minibatch_grads(o, (int64_t)b * mb, mb, clip);
                 int hrc = step_on(o);
                 if (hrc != BD_OK) {
-                    restore_snapshot(o, snap);
+                    restore_snapshot(o->p->params, *o->opt, snap);
                     return hrc;
                 }
                 if (e + 1 == c.epochs)

@@ -168,6 +168,32 @@ bool helper_ready(std::unique_ptr<Helper> &helper, bool &split, const torch::Dev
     return split;
 }
 
+Snapshot take_snapshot(const std::vector<torch::Tensor> &params, torch::optim::Adam &opt)
+{
+    torch::NoGradGuard ng;
+    Snapshot s;
+    for (const auto &t : params)
+        s.params.push_back(t.detach().clone());
+    torch::serialize::OutputArchive a;
+    opt.save(a);
+    std::ostringstream os;
+    a.save_to(os);
+    s.opt = os.str();
+    return s;
+}
+
+void restore_snapshot(std::vector<torch::Tensor> &params, torch::optim::Adam &opt, const Snapshot &s)
+{
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < s.params.size(); i++)
+        params[i].copy_(s.params[i]);
+    torch::serialize::InputArchive a;
+    std::istringstream is(s.opt);
+    a.load_from(is);
+    opt.state().clear(); /* load sets the states it holds and leaves others: none from after the snapshot */
+    opt.load(a);
+}
+
 void grads_to_none(std::vector<torch::Tensor> &params)
 {
     for (auto &t : params)

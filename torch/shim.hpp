@@ -236,6 +236,16 @@ class Helper {
  * thread it is). */
 bool helper_ready(std::unique_ptr<Helper> &helper, bool &split, const torch::Device &dev);
 
+/* A learner's parameters and its Adam's state, kept so that an update can be undone
+ * (ppo.cpp: a cancel, bdt_ppo_undo; dqn.cpp: bdt_dqn_mark). Adam's state goes through its
+ * own archive, so it comes back whatever optimiser object holds the parameters then. */
+struct Snapshot {
+    std::vector<torch::Tensor> params;
+    std::string opt;
+};
+Snapshot take_snapshot(const std::vector<torch::Tensor> &params, torch::optim::Adam &opt);
+void restore_snapshot(std::vector<torch::Tensor> &params, torch::optim::Adam &opt, const Snapshot &s);
+
 /* zero_grad(set_to_none): backward then writes the gradients instead of adding them to
  * zeros (the same values; a pass over every gradient saved). */
 void grads_to_none(std::vector<torch::Tensor> &params);
