@@ -488,6 +488,21 @@ Test(torch, a_split_update_is_bitwise_the_one_thread_update)
         }
 }
 
+/* m transitions of obs_dim observations and A actions for DQN's steps: observations and
+ * rewards from urand, every 7th transition terminated. */
+static void dqn_batch(int m, int obs_dim, int A, float *obs, float *next, float *act, float *rew, float *term)
+{
+    for (int i = 0; i < m * obs_dim; i++) {
+        obs[i] = urand();
+        next[i] = urand();
+    }
+    for (int i = 0; i < m; i++) {
+        act[i] = (float)(i % A);
+        rew[i] = urand();
+        term[i] = (float)(i % 7 == 0);
+    }
+}
+
 /* DQN's Bellman targets on a thread of their own (bdt_dqn_set_split, held between steps)
  * change nothing: after the same gradient steps a split learner's network, target and
  * stats equal a one-thread learner's bit for bit, with double DQN or the target's max,
@@ -512,15 +527,7 @@ Test(torch, a_split_dqn_step_is_bitwise_the_one_thread_step)
         float *obs = malloc(sizeof(float) * B * K * OBS), *next = malloc(sizeof(float) * B * K * OBS);
         float act[B * K], rew[B * K], term[B * K];
         cr_assert(obs && next);
-        for (int i = 0; i < B * K * OBS; i++) {
-            obs[i] = urand();
-            next[i] = urand();
-        }
-        for (int i = 0; i < B * K; i++) {
-            act[i] = (float)(i % A);
-            rew[i] = urand();
-            term[i] = (float)(i % 7 == 0);
-        }
+        dqn_batch(B * K, OBS, A, obs, next, act, rew, term);
         bdt_dqn_stats st[2];
         for (int it = 0; it < 3; it++)
             for (int j = 0; j < 2; j++) {
@@ -602,15 +609,7 @@ Test(torch, a_split_dqn_learner_idles_between_calls_and_cancels_cleanly)
     float *obs = malloc(sizeof(float) * B * K * OBS), *next = malloc(sizeof(float) * B * K * OBS);
     float act[B * K], rew[B * K], term[B * K];
     cr_assert(obs && next);
-    for (int i = 0; i < B * K * OBS; i++) {
-        obs[i] = urand();
-        next[i] = urand();
-    }
-    for (int i = 0; i < B * K; i++) {
-        act[i] = (float)(i % A);
-        rew[i] = 1;
-        term[i] = 0;
-    }
+    dqn_batch(B * K, OBS, A, obs, next, act, rew, term);
     bdt_dqn_stats st;
     cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, K, NULL, &st), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(task_count(), tasks + 1, "the split learner made no thread of its own");

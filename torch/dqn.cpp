@@ -236,14 +236,7 @@ extern "C" int bdt_dqn_set_split(bdt_dqn *o, int on)
 {
     if (!o)
         return bd_seterr(BD_EINVAL, "bdt_dqn_set_split: o is NULL");
-    try {
-        o->split = on != 0;
-        if (!o->split)
-            o->helper.reset();
-        return BD_OK;
-    } catch (...) {
-        return catch_torch("bdt_dqn_set_split");
-    }
+    return set_split(o->helper, o->split, on, "bdt_dqn_set_split");
 }
 
 extern "C" void bdt_dqn_set_grad_hook(bdt_dqn *o, bdt_grad_hook hook, void *ctx)

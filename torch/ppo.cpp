@@ -84,14 +84,7 @@ extern "C" int bdt_ppo_set_split(bdt_ppo *o, int on)
 {
     if (!o)
         return bd_seterr(BD_EINVAL, "bdt_ppo_set_split: o is NULL");
-    try {
-        o->split = on != 0;
-        if (!o->split)
-            o->helper.reset();
-        return BD_OK;
-    } catch (...) {
-        return catch_torch("bdt_ppo_set_split");
-    }
+    return set_split(o->helper, o->split, on, "bdt_ppo_set_split");
 }
 
 extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)

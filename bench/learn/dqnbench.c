@@ -17,45 +17,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/learn/benchutil.h"
 #include "brain/dqn.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
-
-static float noise(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (float)(*x >> 40) / (float)(1 << 24) * 2 - 1;
-}
-
-static long long opt(int argc, char **argv, const char *name, long long def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return atoll(argv[i + 1]);
-    return def;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) /* sorts v */
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv)
 {
@@ -66,10 +32,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "dqnbench: %s\n", bd_lasterr());
         return 1;
     }
-    const int B = (int)opt(argc, argv, "--batch", dp.batch_size), K = (int)opt(argc, argv, "--steps", 64),
-              S = (int)opt(argc, argv, "--obs", 4), A = (int)opt(argc, argv, "--actions", 2),
-              H = (int)opt(argc, argv, "--hidden", dp.hidden), L = (int)opt(argc, argv, "--layers", dp.layers),
-              R = (int)opt(argc, argv, "--repeats", 7);
+    const int B = (int)bench_opt(argc, argv, "--batch", dp.batch_size), K = (int)bench_opt(argc, argv, "--steps", 64),
+              S = (int)bench_opt(argc, argv, "--obs", 4), A = (int)bench_opt(argc, argv, "--actions", 2),
+              H = (int)bench_opt(argc, argv, "--hidden", dp.hidden),
+              L = (int)bench_opt(argc, argv, "--layers", dp.layers), R = (int)bench_opt(argc, argv, "--repeats", 7);
     if (B < 1 || B > 65536 || K < 1 || K > 4096 || (long long)B * K > (1 << 22) || S < 1 || S > 4096 || A < 2
         || A > 4096 || H < 1 || H > 65536 || L < 1 || L > 16 || R < 1 || R > 1000) {
         fprintf(stderr, "usage: bodhi-dqnbench [--batch 1..65536] [--steps 1..4096] (batch x steps <= 2^22) "
@@ -87,8 +53,8 @@ int main(int argc, char **argv)
     }
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < m * S; i++) {
-        obs[i] = noise(&x);
-        next[i] = noise(&x);
+        obs[i] = bench_noise(&x);
+        next[i] = bench_noise(&x);
     }
     for (size_t i = 0; i < m; i++) {
         act[i] = (float)(i % (size_t)A);
@@ -118,9 +84,9 @@ int main(int argc, char **argv)
     for (int r = 0; r <= R; r++) { /* r = 0 warms both up */
         for (int k = 0; k < 2; k++) {
             bdt_dqn_stats st;
-            double c0 = cpu_now(), t0 = bd_now();
+            double c0 = bench_cpu_now(), t0 = bd_now();
             int rc = bdt_dqn_update(o[k], obs, act, rew, next, term, B, K, &cancel, &st);
-            double t1 = bd_now(), c1 = cpu_now();
+            double t1 = bd_now(), c1 = bench_cpu_now();
             if (rc == BD_OK)
                 rc = bdt_policy_get_params(p[k], w[k], np);
             if (rc != BD_OK) {
@@ -136,19 +102,11 @@ int main(int argc, char **argv)
     }
     double best[4], med[4];
     for (int k = 0; k < 4; k++) {
-        best[k] = t[(size_t)k * R];
-        for (int i = 1; i < R; i++)
-            best[k] = t[(size_t)k * R + i] < best[k] ? t[(size_t)k * R + i] : best[k];
-        med[k] = median(t + (size_t)k * R, R);
+        best[k] = bench_least(t + (size_t)k * R, R);
+        med[k] = bench_median(t + (size_t)k * R, R);
     }
-    char load[64] = "?";
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (!fgets(load, sizeof load, f))
-            snprintf(load, sizeof load, "?");
-        fclose(f);
-        load[strcspn(load, "\n")] = 0;
-    }
+    char load[64];
+    bench_loadavg(load, sizeof load);
     printf("{\"what\": \"the dqn brain's gradient steps (torch shim) on one thread and with the targets on a "
            "second, alternating; seconds per gradient step\", \"batch\": %d, \"steps_per_call\": %d, \"obs\": %d, "
            "\"actions\": %d, \"hidden\": %d, \"layers\": %d, \"repeats\": %d, \"loadavg\": \"%s\", "

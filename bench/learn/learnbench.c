@@ -13,26 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/learn/benchutil.h"
 #include "brain/ppo.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
-
-/* the inputs' values do not matter to the time: a fixed xorshift stream */
-static float noise(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (float)(*x >> 40) / (float)(1 << 24) * 2 - 1;
-}
-
-static long long opt(int argc, char **argv, const char *name, long long def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return atoll(argv[i + 1]);
-    return def;
-}
 
 int main(int argc, char **argv)
 {
@@ -41,10 +25,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "learnbench: %s\n", bd_lasterr());
         return 1;
     }
-    const int N = (int)opt(argc, argv, "--samples", 262144), E = (int)opt(argc, argv, "--epochs", pp.opt.epochs),
-              S = (int)opt(argc, argv, "--obs", 4), A = (int)opt(argc, argv, "--actions", 2),
-              H = (int)opt(argc, argv, "--hidden", pp.hidden), L = (int)opt(argc, argv, "--layers", pp.layers),
-              K = (int)opt(argc, argv, "--threads", 0);
+    const int N = (int)bench_opt(argc, argv, "--samples", 262144),
+              E = (int)bench_opt(argc, argv, "--epochs", pp.opt.epochs), S = (int)bench_opt(argc, argv, "--obs", 4),
+              A = (int)bench_opt(argc, argv, "--actions", 2), H = (int)bench_opt(argc, argv, "--hidden", pp.hidden),
+              L = (int)bench_opt(argc, argv, "--layers", pp.layers), K = (int)bench_opt(argc, argv, "--threads", 0);
     int sizes[32], ns = 0;
     for (int i = 1; i < argc && ns < 32; i++)
         if (strcmp(argv[i], "--minibatch") == 0)
@@ -72,11 +56,11 @@ int main(int argc, char **argv)
     }
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < (size_t)N * S; i++)
-        obs[i] = noise(&x);
+        obs[i] = bench_noise(&x);
     for (int i = 0; i < N; i++) {
         act[i] = (float)(i % A);
         logp[i] = -0.69f;
-        adv[i] = noise(&x);
+        adv[i] = bench_noise(&x);
         ret[i] = adv[i];
         val[i] = 0;
     }

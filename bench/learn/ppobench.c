@@ -20,55 +20,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/learn/benchutil.h"
 #include "brain/ppo.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "torch/bd_torch.h"
 #include "torch/ref/plain.h"
-
-static float noise(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (float)(*x >> 40) / (float)(1 << 24) * 2 - 1;
-}
-
-static long long opt(int argc, char **argv, const char *name, long long def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return atoll(argv[i + 1]);
-    return def;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* sorts v */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static double least(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++)
-        m = v[i] < m ? v[i] : m;
-    return m;
-}
 
 int main(int argc, char **argv)
 {
@@ -80,12 +37,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "ppobench: %s\n", bd_lasterr());
         return 1;
     }
-    const int N = (int)opt(argc, argv, "--samples", BD_PPO_AUTO_BATCH),
-              M = (int)opt(argc, argv, "--minibatch", BD_PPO_MINIBATCH_SIZE),
-              E = (int)opt(argc, argv, "--epochs", pp.opt.epochs), S = (int)opt(argc, argv, "--obs", 4),
-              A = (int)opt(argc, argv, "--actions", 2), H = (int)opt(argc, argv, "--hidden", pp.hidden),
-              L = (int)opt(argc, argv, "--layers", pp.layers), K = (int)opt(argc, argv, "--threads", 1),
-              R = (int)opt(argc, argv, "--repeats", 7), SP = (int)opt(argc, argv, "--split", 0);
+    const int N = (int)bench_opt(argc, argv, "--samples", BD_PPO_AUTO_BATCH),
+              M = (int)bench_opt(argc, argv, "--minibatch", BD_PPO_MINIBATCH_SIZE),
+              E = (int)bench_opt(argc, argv, "--epochs", pp.opt.epochs), S = (int)bench_opt(argc, argv, "--obs", 4),
+              A = (int)bench_opt(argc, argv, "--actions", 2), H = (int)bench_opt(argc, argv, "--hidden", pp.hidden),
+              L = (int)bench_opt(argc, argv, "--layers", pp.layers), K = (int)bench_opt(argc, argv, "--threads", 1),
+              R = (int)bench_opt(argc, argv, "--repeats", 7), SP = (int)bench_opt(argc, argv, "--split", 0);
     if (N < 2 || M < 2 || M > N || E < 1 || S < 1 || A < 2 || H < 1 || L < 1 || K < 1 || R < 1 || R > 1000 || SP < 0
         || SP > 1) {
         fprintf(stderr, "usage: bodhi-ppobench [--samples N] [--minibatch 2..N] [--epochs E] [--obs S] "
@@ -105,11 +62,11 @@ int main(int argc, char **argv)
     }
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < (size_t)N * S; i++)
-        obs[i] = noise(&x);
+        obs[i] = bench_noise(&x);
     for (int i = 0; i < N; i++) {
         act[i] = (float)(i % A);
         logp[i] = -0.69f;
-        adv[i] = noise(&x);
+        adv[i] = bench_noise(&x);
         ret[i] = adv[i];
         val[i] = 0;
     }
@@ -136,12 +93,12 @@ int main(int argc, char **argv)
     const int mb = (int)(N / bdt_ppo_minibatch_count(&oc, N));
     for (int r = 0; r <= R; r++) { /* r = 0 warms both up */
         bdt_ppo_stats st;
-        double c0 = cpu_now(), t0 = bd_now();
+        double c0 = bench_cpu_now(), t0 = bd_now();
         int rc = bdt_ppo_update(o, obs, act, logp, adv, ret, val, N, perm, &st);
-        double t1 = bd_now(), c1 = cpu_now();
+        double t1 = bd_now(), c1 = bench_cpu_now();
         if (rc == BD_OK)
             rc = bdt_ref_update(ref, obs, act, logp, adv, ret, N, perm, E, mb, &oc);
-        double c2 = cpu_now(), t2 = bd_now();
+        double c2 = bench_cpu_now(), t2 = bd_now();
         if (rc != BD_OK) {
             fprintf(stderr, "ppobench: %s\n", bd_lasterr());
             return 1;
@@ -155,17 +112,11 @@ int main(int argc, char **argv)
     }
     double best[4], med[4];
     for (int k = 0; k < 4; k++) {
-        best[k] = least(t + (size_t)k * R, R);
-        med[k] = median(t + (size_t)k * R, R);
+        best[k] = bench_least(t + (size_t)k * R, R);
+        med[k] = bench_median(t + (size_t)k * R, R);
     }
-    char load[64] = "?";
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (!fgets(load, sizeof load, f))
-            snprintf(load, sizeof load, "?");
-        fclose(f);
-        load[strcspn(load, "\n")] = 0;
-    }
+    char load[64];
+    bench_loadavg(load, sizeof load);
     printf("{\"what\": \"bodhi's PPO update (torch shim) against a plain libtorch PPO update, alternating\", "
            "\"samples\": %d, \"minibatch\": %d, \"epochs\": %d, \"obs\": %d, \"actions\": %d, \"hidden\": %d, "
            "\"layers\": %d, \"threads\": %d, \"split\": %d, \"repeats\": %d, \"loadavg\": \"%s\", "
