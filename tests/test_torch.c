@@ -1930,6 +1930,38 @@ Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)
     bdt_group_leave(g);
 }
 
+/* A join fails within its timeout whichever rendezvous a rank is missing from: rank 1
+ * comes to c10d's group late (most of the timeout gone) and never makes the pairs of the
+ * caller's own all-reduces (BODHI_GROUP_SLOW on it alone); rank 0 gave up on them only a
+ * whole second timeout later before the join's waits shared one deadline. */
+Test(torch, a_join_fails_within_its_timeout_when_a_rank_makes_half_of_it, .timeout = 60)
+{
+    char store[64];
+    group_store(store, sizeof store);
+    const double T = 3.0;
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        bdt_group *peer;
+        usleep(2000 * 1000);
+        setenv("BODHI_GROUP_SLOW", "1", 1);
+        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", T, &peer) != BD_OK)
+            _exit(10);
+        sleep(30); /* killed by the test */
+        _exit(0);
+    }
+    bdt_group *g = NULL;
+    double t0 = bd_now();
+    int rc = bdt_group_join(store, "t", 0, 2, "127.0.0.1", T, &g);
+    double took = bd_now() - t0;
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert_neq(rc, BD_OK, "a join without the peer's pairs succeeded");
+    cr_assert(took >= 2.0 && took <= T + 1.0, "the join failed after %.2f s, not within its %.0f s timeout", took, T);
+    cr_assert(WIFSIGNALED(st), "rank 1 did not join c10d's group (status %d)", st);
+}
+
 /* `bodhi set`'s way into the shim: SAC's step sizes, tau and alpha from the next update
  * on (step sizes of 0 leave every parameter as it was; alpha 0 leaves alpha, above 0
  * replaces it); PPO's loss coefficients, refused when negative. */

@@ -1,4 +1,5 @@
 /* dist.cpp: learner groups over c10d's ProcessGroupGloo (torch/dist.h). */
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -81,6 +82,32 @@ template <typename T> static void fast_run(FastOp<T> &op)
         a->run();
 }
 
+/* The second context's rendezvous store: its waits end by the join's deadline, so a join
+ * fails within its timeout whichever of the two meshes a rank is missing from (a rank that
+ * joined c10d's group late and then died left the other waiting a second timeout). */
+struct DeadlineStore : c10d::ProcessGroupGloo::GlooStore {
+    std::chrono::steady_clock::time_point end;
+    DeadlineStore(const c10::intrusive_ptr<c10d::Store> &s, std::chrono::steady_clock::time_point e)
+        : GlooStore(s), end(e)
+    {
+    }
+    std::chrono::milliseconds left() const
+    {
+        auto l = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+        return std::max(l, std::chrono::milliseconds(1));
+    }
+    void wait(const std::vector<std::string> &keys) override { store_->wait(keys, left()); }
+    void wait(const std::vector<std::string> &keys, const std::chrono::milliseconds &t) override
+    {
+        store_->wait(keys, std::min(t, left()));
+    }
+    std::vector<char> get(const std::string &key) override
+    {
+        store_->wait({key}, left());
+        return GlooStore::get(key);
+    }
+};
+
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                               double timeout_s, bdt_group **out)
 {
@@ -93,6 +120,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         g->rank = rank;
         g->size = world;
         g->timeout = std::chrono::milliseconds((long long)(timeout_s * 1000.0));
+        const auto deadline = std::chrono::steady_clock::now() + g->timeout;
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
         auto store = c10::make_intrusive<c10d::PrefixStore>(name, file);
@@ -116,7 +144,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         const char *slow = getenv("BODHI_GROUP_SLOW"); /* comparisons; every rank must say the same */
         if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
             auto fs = c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file);
-            c10d::ProcessGroupGloo::GlooStore gs(fs);
+            DeadlineStore gs(fs, deadline);
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
             g->fast->setTimeout(g->timeout);
             g->fast->connectFullMesh(gs, opts->devices[0]);
