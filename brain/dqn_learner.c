@@ -35,6 +35,7 @@ typedef struct {
     bd_sum_hook sum_hook;      /* several ranks: the gradient steps agreed; NULL alone */
     void *sum_ctx;
     bd_replay rb;
+    bd_split_pick pick;        /* the targets on a second thread, update by update */
     const bd_batch *batch;
     float *s_obs, *s_act, *s_rew, *s_next, *s_term; /* a chunk's samples */
     int64_t *s_idx;
@@ -102,13 +103,14 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
      * the step count agreed, and each rank's own draws from its own buffer */
     if (rc == BD_OK && l->dqn && s->grad_hook)
         bdt_dqn_set_grad_hook(l->dqn, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
-    /* a second core: each gradient step's targets beside its forward pass. With OpenBLAS's
-     * AVX2 kernels CartPole reached 475 in 28.5 s against 32.8 s on one thread (16 worlds,
-     * hidden 256). With its AVX-512 ones, whose steps are a third shorter, it did not pay
-     * (a step 0.86 ms against 0.81 ms in bodhi-dqnbench; runs of 23.9 and 27.9 s against
-     * 25.8 and 24.3 s): there the second core is left to others */
+    /* a second core: each gradient step's targets beside its forward pass, where it pays
+     * (bd_split_pick, update by update). With OpenBLAS's AVX2 kernels CartPole reached 475
+     * in 28.5 s against 32.8 s on one thread (16 worlds, hidden 256). With its AVX-512
+     * ones, whose steps are a third shorter, it did not (a step 0.86 ms against 0.81 ms in
+     * bodhi-dqnbench; runs of 23.9 and 27.9 s against 25.8 and 24.3 s), nor beside another
+     * busy learner: there it starts off */
     if (rc == BD_OK && l->dqn)
-        rc = bdt_dqn_set_split(l->dqn, bd_ranks_split(pc.device == BDT_CPU) && !bd_blas_avx512());
+        bd_split_pick_init(&l->pick, bd_ranks_split(pc.device == BDT_CPU), !bd_blas_avx512());
     l->sum_hook = s->sum_hook;
     l->sum_ctx = s->sum_ctx;
     l->draws = (uint64_t)s->rank << 40;
@@ -193,7 +195,12 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
     if (rc == BD_OK && l->grad_steps > 0) /* the whole learner, should this round diverge or be cancelled */
         marked = (rc = bdt_dqn_mark(l->dqn)) == BD_OK;
     if (rc == BD_OK && l->grad_steps > 0)
+        rc = bdt_dqn_set_split(l->dqn, bd_split_pick_next(&l->pick));
+    if (rc == BD_OK && l->grad_steps > 0) {
+        const double s0 = bd_now();
         rc = bd_dqn_steps(l, l->grad_steps);
+        bd_split_pick_took(&l->pick, rc == BD_OK ? (bd_now() - s0) / (double)l->grad_steps : -1);
+    }
     if (rc == BD_EINTR && marked) { /* cancelled (alone): the last whole update is kept, as ppo's */
         int rrc = bdt_dqn_restore(l->dqn);
         if (rrc == BD_OK)
@@ -245,6 +252,7 @@ static void bd_dqn_stats(const void *self, cJSON *ev)
         cJSON_AddNumberToObject(ev, "q_loss", l->st.loss);
         cJSON_AddNumberToObject(ev, "q_mean", l->st.q_mean);
         cJSON_AddNumberToObject(ev, "sample_version_lag", l->lag);
+        cJSON_AddBoolToObject(ev, "split", l->pick.mode);
     }
     cJSON_AddNumberToObject(ev, "learn_s", l->learn_s);
 }

@@ -161,6 +161,49 @@ int bd_ranks_split(int cpu)
     return (blas ? blas() : 1) <= 1;
 }
 
+void bd_split_pick_init(bd_split_pick *p, int allowed, int prefer)
+{
+    memset(p, 0, sizeof *p);
+    p->allowed = allowed != 0;
+    p->chosen = p->mode = p->allowed && prefer;
+}
+
+int bd_split_pick_next(bd_split_pick *p)
+{
+    if (!p->allowed)
+        return p->mode = 0;
+    const long long pos = p->n % BD_SPLIT_CYCLE;
+    if (pos == 0)
+        p->k[0] = p->k[1] = 0;
+    /* probes at 1 .. 2P: split, one thread, split, ... */
+    p->mode = pos >= 1 && pos <= 2 * BD_SPLIT_PROBES ? (int)(pos & 1) : p->chosen;
+    return p->mode;
+}
+
+static double split_median(double *t, int n)
+{
+    for (int i = 1; i < n; i++) /* insertion sort of at most BD_SPLIT_PROBES */
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+void bd_split_pick_took(bd_split_pick *p, double secs_per_unit)
+{
+    if (!p->allowed)
+        return;
+    const long long pos = p->n++ % BD_SPLIT_CYCLE;
+    if (pos < 1 || pos > 2 * BD_SPLIT_PROBES)
+        return;
+    if (secs_per_unit >= 0 && p->k[p->mode] < BD_SPLIT_PROBES)
+        p->t[p->mode][p->k[p->mode]++] = secs_per_unit;
+    if (pos == 2 * BD_SPLIT_PROBES && p->k[0] > 0 && p->k[1] > 0)
+        p->chosen = split_median(p->t[1], p->k[1]) <= split_median(p->t[0], p->k[0]);
+}
+
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)
 {
     memset(r, 0, sizeof *r);

@@ -62,6 +62,30 @@ long bd_ranks_cores(void);
  * process that does not link OpenBLAS itself finds none to ask. */
 int bd_ranks_split(int cpu);
 
+/* Whether the learner's split pays here and now, measured rather than assumed, for a
+ * learner of many short updates (dqn's): the split is the same update bit for bit, so
+ * switching it between updates changes no result. Of every BD_SPLIT_CYCLE updates the
+ * first runs in the mode chosen so far (at first `prefer`'s: its one-time costs stay out
+ * of the figures), the next 2 x BD_SPLIT_PROBES alternate split and one thread, timed, and
+ * the rest run in the mode whose median time per unit of work was lower. So a second
+ * core that another process keeps busy, or BLAS kernels fast enough that the hand-over
+ * does not pay, turn the split off, and it comes back when it pays again. allowed 0
+ * (bd_ranks_split said no): never split. */
+#define BD_SPLIT_PROBES 3
+#define BD_SPLIT_CYCLE 200
+typedef struct {
+    int allowed, chosen, mode; /* mode: the update in hand's */
+    long long n;               /* updates timed or run so far */
+    double t[2][BD_SPLIT_PROBES];
+    int k[2];
+} bd_split_pick;
+void bd_split_pick_init(bd_split_pick *p, int allowed, int prefer);
+/* The mode (1: split) of the next update. */
+int bd_split_pick_next(bd_split_pick *p);
+/* That update took secs_per_unit (wall seconds per gradient step); < 0: it did not finish
+ * (not counted). */
+void bd_split_pick_took(bd_split_pick *p, double secs_per_unit);
+
 /* The group of agent's brains in phase, as the environment says (alone without one):
  * BD_OK, or an error naming the variable or what the join said. */
 int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent);

@@ -606,6 +606,52 @@ Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
     }
 }
 
+/* The split's measured choice: the first update of a cycle runs the mode chosen so far,
+ * the next six alternate split and one thread, and the rest run the faster one by median;
+ * a later cycle can turn it the other way; updates that did not finish do not count; a
+ * learner that may not split never does. */
+Test(ranks, the_split_runs_where_it_measured_faster)
+{
+    bd_split_pick p;
+    bd_split_pick_init(&p, 0, 1);
+    for (int i = 0; i < 2 * BD_SPLIT_CYCLE; i++) {
+        cr_assert_eq(bd_split_pick_next(&p), 0, "update %d split where it may not", i);
+        bd_split_pick_took(&p, 1.0);
+    }
+    for (int prefer = 0; prefer < 2; prefer++) {
+        bd_split_pick_init(&p, 1, prefer);
+        /* cycle 0: split at 1.0 (one probe at 9.0: the median ignores it), one thread at 1.5 */
+        const double split_t[BD_SPLIT_PROBES] = {1.0, 9.0, 0.9}, one_t[BD_SPLIT_PROBES] = {1.5, 1.6, 1.4};
+        int ks = 0, ko = 0;
+        for (int i = 0; i < BD_SPLIT_CYCLE; i++) {
+            int m = bd_split_pick_next(&p);
+            if (i == 0)
+                cr_assert_eq(m, prefer, "the first update runs the preferred mode");
+            else if (i <= 2 * BD_SPLIT_PROBES)
+                cr_assert_eq(m, i & 1, "probe %d ran mode %d", i, m);
+            else
+                cr_assert_eq(m, 1, "update %d: one thread after the split measured faster", i);
+            bd_split_pick_took(&p, i == 0 ? 50.0 : i <= 2 * BD_SPLIT_PROBES ? (m ? split_t[ks++] : one_t[ko++]) : 7.0);
+        }
+        /* cycle 1: one thread faster now; a failed probe of each kind is not counted */
+        for (int i = 0; i < BD_SPLIT_CYCLE; i++) {
+            int m = bd_split_pick_next(&p);
+            if (i == 0)
+                cr_assert_eq(m, 1, "a cycle starts in the mode chosen before");
+            else if (i > 2 * BD_SPLIT_PROBES)
+                cr_assert_eq(m, 0, "update %d: split after one thread measured faster", i);
+            bd_split_pick_took(&p, i == 1 || i == 2 ? -1.0 : m ? 2.0 : 1.0);
+        }
+        /* cycle 2: every split probe fails: the choice stays */
+        for (int i = 0; i < BD_SPLIT_CYCLE; i++) {
+            int m = bd_split_pick_next(&p);
+            if (i > 2 * BD_SPLIT_PROBES)
+                cr_assert_eq(m, 0, "update %d: the choice changed on no figures", i);
+            bd_split_pick_took(&p, m ? -1.0 : 5.0);
+        }
+    }
+}
+
 /* K ranks of W worlds take rounds of the length one rank of K x W worlds would: every brain
  * kind of a phase asks for the same length whatever the ranks, and a round brings about as
  * many samples. */

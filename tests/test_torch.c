@@ -503,7 +503,8 @@ static void dqn_batch(int m, int obs_dim, int A, float *obs, float *next, float 
     }
 }
 
-/* DQN's Bellman targets on a thread of their own (bdt_dqn_set_split, held between steps)
+/* DQN's Bellman targets on a thread of their own (bdt_dqn_set_split, held between steps,
+ * switched off and on between calls)
  * change nothing: after the same gradient steps a split learner's network, target and
  * stats equal a one-thread learner's bit for bit, with double DQN or the target's max,
  * Polyak-averaged targets or copies, and a gradient hook; the split learner made its
@@ -529,14 +530,19 @@ Test(torch, a_split_dqn_step_is_bitwise_the_one_thread_step)
         cr_assert(obs && next);
         dqn_batch(B * K, OBS, A, obs, next, act, rew, term);
         bdt_dqn_stats st[2];
-        for (int it = 0; it < 3; it++)
+        /* the split learner's mode changes between calls, as a brain's measured choice
+         * makes it (on, off, on, on): its thread, once made, stays while it is off */
+        for (int it = 0; it < 4; it++) {
+            cr_assert_eq(bdt_dqn_set_split(o[1], it != 1), BD_OK, "%s", bd_lasterr());
             for (int j = 0; j < 2; j++) {
                 cr_assert_eq(bdt_dqn_update(o[j], obs, act, rew, next, term, B, K, NULL, &st[j]), BD_OK, "%s",
                              bd_lasterr());
-                if (it == 0 && j == 1)
-                    cr_assert_eq(task_count(), tasks + 1, "the split learner made no thread of its own");
+                if (j == 1)
+                    cr_assert_eq(task_count(), tasks + 1,
+                                 "call %d: the split learner has no thread of its own, or more than one", it);
             }
-        cr_assert_eq(hooked[0], variant ? 3 * K : 0);
+        }
+        cr_assert_eq(hooked[0], variant ? 4 * K : 0);
         cr_assert_eq(hooked[1], hooked[0]);
         cr_assert(memcmp(&st[0], &st[1], sizeof st[0]) == 0, "variant %d: stats differ", variant);
         const size_t n = bdt_policy_param_count(p[0]);

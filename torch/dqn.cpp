@@ -236,7 +236,8 @@ extern "C" int bdt_dqn_set_split(bdt_dqn *o, int on)
 {
     if (!o)
         return bd_seterr(BD_EINVAL, "bdt_dqn_set_split: o is NULL");
-    return set_split(o->helper, o->split, on, "bdt_dqn_set_split");
+    o->split = on != 0; /* off keeps a helper made, asleep, until the handle goes */
+    return BD_OK;
 }
 
 extern "C" void bdt_dqn_set_grad_hook(bdt_dqn *o, bdt_grad_hook hook, void *ctx)

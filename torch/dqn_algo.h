@@ -58,7 +58,8 @@ int bdt_dqn_restore(bdt_dqn *o);
  * gradients) on a thread of the handle's own beside the caller's forward pass of Q(s, a),
  * as bdt_ppo_set_split does the critic: the same step, bit for bit, in less wall time
  * where a second core is free (the muscles wait for the update's weights meanwhile).
- * CPU only (ignored on CUDA); off by default. */
+ * CPU only (ignored on CUDA); off by default. It may change between calls of
+ * bdt_dqn_update (the thread, once made, sleeps while off). */
 int bdt_dqn_set_split(bdt_dqn *o, int on);
 
 /* Called every gradient step between backward and the clip (bdt_grad_hook, torch/net.h):

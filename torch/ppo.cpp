@@ -84,7 +84,8 @@ extern "C" int bdt_ppo_set_split(bdt_ppo *o, int on)
 {
     if (!o)
         return bd_seterr(BD_EINVAL, "bdt_ppo_set_split: o is NULL");
-    return set_split(o->helper, o->split, on, "bdt_ppo_set_split");
+    o->split = on != 0; /* off keeps a helper made, asleep, until the handle goes */
+    return BD_OK;
 }
 
 extern "C" void bdt_ppo_set_cancel(bdt_ppo *o, const volatile int *flag)

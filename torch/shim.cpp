@@ -194,18 +194,6 @@ void restore_snapshot(std::vector<torch::Tensor> &params, torch::optim::Adam &op
     opt.load(a);
 }
 
-int set_split(std::unique_ptr<Helper> &helper, bool &split, int on, const char *where)
-{
-    try {
-        split = on != 0;
-        if (!split)
-            helper.reset();
-        return BD_OK;
-    } catch (...) {
-        return catch_torch(where);
-    }
-}
-
 void grads_to_none(std::vector<torch::Tensor> &params)
 {
     for (auto &t : params)

@@ -235,9 +235,6 @@ class Helper {
  * its helper, made here on first need (none to be had: split becomes false, and one
  * thread it is). */
 bool helper_ready(std::unique_ptr<Helper> &helper, bool &split, const torch::Device &dev);
-/* bdt_ppo_set_split's and bdt_dqn_set_split's body (where: the caller's name): split asked
- * for or not; off lets the helper go. BD_OK, or the error it threw. */
-int set_split(std::unique_ptr<Helper> &helper, bool &split, int on, const char *where);
 
 /* A learner's parameters and its Adam's state, kept so that an update can be undone
  * (ppo.cpp: a cancel, bdt_ppo_undo; dqn.cpp: bdt_dqn_mark). Adam's state goes through its
