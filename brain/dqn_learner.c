@@ -107,8 +107,8 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
      * (bd_split_pick, update by update). With OpenBLAS's AVX2 kernels CartPole reached 475
      * in 28.5 s against 32.8 s on one thread (16 worlds, hidden 256). With its AVX-512
      * ones, whose steps are a third shorter, it did not (a step 0.86 ms against 0.81 ms in
-     * bodhi-dqnbench; runs of 23.9 and 27.9 s against 25.8 and 24.3 s), nor beside another
-     * busy learner: there it starts off */
+     * bodhi-dqnbench; runs of 23.9 and 27.9 s against 25.8 and 24.3 s): there it starts
+     * off. Beside another busy learner it did not pay either; the probes find that */
     if (rc == BD_OK && l->dqn)
         bd_split_pick_init(&l->pick, bd_ranks_split(pc.device == BDT_CPU), !bd_blas_avx512());
     l->sum_hook = s->sum_hook;
@@ -252,7 +252,7 @@ static void bd_dqn_stats(const void *self, cJSON *ev)
         cJSON_AddNumberToObject(ev, "q_loss", l->st.loss);
         cJSON_AddNumberToObject(ev, "q_mean", l->st.q_mean);
         cJSON_AddNumberToObject(ev, "sample_version_lag", l->lag);
-        cJSON_AddBoolToObject(ev, "split", l->pick.mode);
+        cJSON_AddBoolToObject(ev, "split", l->st.split); /* what ran (no thread to be had: one) */
     }
     cJSON_AddNumberToObject(ev, "learn_s", l->learn_s);
 }

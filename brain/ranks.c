@@ -175,8 +175,15 @@ int bd_split_pick_next(bd_split_pick *p)
     const long long pos = p->n % BD_SPLIT_CYCLE;
     if (pos == 0)
         p->k[0] = p->k[1] = 0;
-    /* probes at 1 .. 2P: split, one thread, split, ... */
-    p->mode = pos >= 1 && pos <= 2 * BD_SPLIT_PROBES ? (int)(pos & 1) : p->chosen;
+    /* probes at 1 .. 2P in the order split, one, one, split, split, one, ... (ABBA: a
+     * trend across the probes, a learner warming up or a buffer filling, falls on both
+     * modes alike), every other cycle the other way round */
+    if (pos >= 1 && pos <= 2 * BD_SPLIT_PROBES) {
+        const int abba = (int)(pos / 2 % 2 == 0); /* 1, 0, 0, 1, 1, 0 */
+        p->mode = (p->n / BD_SPLIT_CYCLE) % 2 ? !abba : abba;
+    } else {
+        p->mode = p->chosen;
+    }
     return p->mode;
 }
 

@@ -65,9 +65,13 @@ int bd_ranks_split(int cpu);
 /* Whether the learner's split pays here and now, measured rather than assumed, for a
  * learner of many short updates (dqn's): the split is the same update bit for bit, so
  * switching it between updates changes no result. Of every BD_SPLIT_CYCLE updates the
- * first runs in the mode chosen so far (at first `prefer`'s: its one-time costs stay out
- * of the figures), the next 2 x BD_SPLIT_PROBES alternate split and one thread, timed, and
- * the rest run in the mode whose median time per unit of work was lower. So a second
+ * first runs in the mode chosen so far (at first `prefer`'s: the phase's first update's
+ * one-time costs stay out of the figures; a helper thread first made in a probe is timed
+ * there, which the median of three absorbs), the next 2 x BD_SPLIT_PROBES take split and
+ * one thread in turn (split, one, one, split, split, one; every other cycle the reverse),
+ * timed, and the rest run in the mode whose median time per unit of work was lower. With
+ * several ranks a time includes the gradient all-reduces' waits for the others, which
+ * blurs the choice but changes no result. So a second
  * core that another process keeps busy, or BLAS kernels fast enough that the hand-over
  * does not pay, turn the split off, and it comes back when it pays again. allowed 0
  * (bd_ranks_split said no): never split. */

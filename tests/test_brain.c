@@ -607,9 +607,16 @@ Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
 }
 
 /* The split's measured choice: the first update of a cycle runs the mode chosen so far,
- * the next six alternate split and one thread, and the rest run the faster one by median;
- * a later cycle can turn it the other way; updates that did not finish do not count; a
- * learner that may not split never does. */
+ * the next six take split and one thread in turn (split, one, one, split, split, one;
+ * the reverse every other cycle), and the rest run the faster one by median; a later
+ * cycle can turn it the other way; updates that did not finish do not count; a learner
+ * that may not split never does. */
+static int split_probe_mode(int cycle, int pos)
+{
+    const int abba[2 * BD_SPLIT_PROBES] = {1, 0, 0, 1, 1, 0};
+    return cycle % 2 ? !abba[pos - 1] : abba[pos - 1];
+}
+
 Test(ranks, the_split_runs_where_it_measured_faster)
 {
     bd_split_pick p;
@@ -628,19 +635,24 @@ Test(ranks, the_split_runs_where_it_measured_faster)
             if (i == 0)
                 cr_assert_eq(m, prefer, "the first update runs the preferred mode");
             else if (i <= 2 * BD_SPLIT_PROBES)
-                cr_assert_eq(m, i & 1, "probe %d ran mode %d", i, m);
+                cr_assert_eq(m, split_probe_mode(0, i), "probe %d ran mode %d", i, m);
             else
                 cr_assert_eq(m, 1, "update %d: one thread after the split measured faster", i);
             bd_split_pick_took(&p, i == 0 ? 50.0 : i <= 2 * BD_SPLIT_PROBES ? (m ? split_t[ks++] : one_t[ko++]) : 7.0);
         }
-        /* cycle 1: one thread faster now; a failed probe of each kind is not counted */
+        /* cycle 1, probes the other way round: one thread faster now; two split probes
+         * fail (-1), which would make the split look faster were they counted */
+        int fails = 0;
         for (int i = 0; i < BD_SPLIT_CYCLE; i++) {
             int m = bd_split_pick_next(&p);
             if (i == 0)
                 cr_assert_eq(m, 1, "a cycle starts in the mode chosen before");
-            else if (i > 2 * BD_SPLIT_PROBES)
+            else if (i <= 2 * BD_SPLIT_PROBES)
+                cr_assert_eq(m, split_probe_mode(1, i), "cycle 1, probe %d ran mode %d", i, m);
+            else
                 cr_assert_eq(m, 0, "update %d: split after one thread measured faster", i);
-            bd_split_pick_took(&p, i == 1 || i == 2 ? -1.0 : m ? 2.0 : 1.0);
+            bd_split_pick_took(&p, i >= 1 && i <= 2 * BD_SPLIT_PROBES && m && fails < 2 ? (fails++, -1.0)
+                                   : m ? 2.0 : 1.0);
         }
         /* cycle 2: every split probe fails: the choice stays */
         for (int i = 0; i < BD_SPLIT_CYCLE; i++) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 #include <string>
+#include <thread>
 #include <unistd.h>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -82,29 +83,59 @@ template <typename T> static void fast_run(FastOp<T> &op)
         a->run();
 }
 
-/* The second context's rendezvous store: its waits end by the join's deadline, so a join
- * fails within its timeout whichever of the two meshes a rank is missing from (a rank that
- * joined c10d's group late and then died left the other waiting a second timeout). */
-struct DeadlineStore : c10d::ProcessGroupGloo::GlooStore {
+/* The join's store: every wait (and every get, which waits for its key) ends by one
+ * deadline, polling the store every 10 ms, so a join fails within its timeout whichever
+ * rendezvous a rank is missing from or late to: c10d's group's, then the pairs' of the
+ * calling thread's own all-reduces. (A rank that joined c10d's group late and then died
+ * left the others waiting a second timeout; FileStore's own waits also give each wait a
+ * fresh timeout, in whole seconds, rounded up.) Disarmed once the group is made: later
+ * waits, if any, take their own timeouts. */
+struct DeadlineStore : c10d::Store {
+    c10::intrusive_ptr<c10d::Store> in;
     std::chrono::steady_clock::time_point end;
-    DeadlineStore(const c10::intrusive_ptr<c10d::Store> &s, std::chrono::steady_clock::time_point e)
-        : GlooStore(s), end(e)
+    double timeout_s;
+    bool armed = true;
+    DeadlineStore(c10::intrusive_ptr<c10d::Store> s, std::chrono::steady_clock::time_point e, double t)
+        : in(std::move(s)), end(e), timeout_s(t)
     {
     }
-    std::chrono::milliseconds left() const
+    void until(const std::vector<std::string> &keys, std::chrono::steady_clock::time_point by)
     {
-        auto l = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-        return std::max(l, std::chrono::milliseconds(1));
+        by = std::min(by, end);
+        while (!in->check(keys)) {
+            if (std::chrono::steady_clock::now() >= by) {
+                std::string k;
+                for (const auto &key : keys)
+                    k += (k.empty() ? "" : ", ") + key;
+                throw std::runtime_error("the group's rendezvous found no " + k + " within the join's " +
+                                         std::to_string((int)timeout_s) + " s (a rank absent, late or gone)");
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
     }
-    void wait(const std::vector<std::string> &keys) override { store_->wait(keys, left()); }
+    void set(const std::string &key, const std::vector<uint8_t> &v) override { in->set(key, v); }
+    std::vector<uint8_t> compareSet(const std::string &key, const std::vector<uint8_t> &cur,
+                                    const std::vector<uint8_t> &v) override
+    {
+        return in->compareSet(key, cur, v);
+    }
+    std::vector<uint8_t> get(const std::string &key) override
+    {
+        if (armed)
+            until({key}, end);
+        return in->get(key);
+    }
+    int64_t add(const std::string &key, int64_t v) override { return in->add(key, v); }
+    bool deleteKey(const std::string &key) override { return in->deleteKey(key); }
+    bool check(const std::vector<std::string> &keys) override { return in->check(keys); }
+    int64_t getNumKeys() override { return in->getNumKeys(); }
+    void wait(const std::vector<std::string> &keys) override { wait(keys, getTimeout()); }
     void wait(const std::vector<std::string> &keys, const std::chrono::milliseconds &t) override
     {
-        store_->wait(keys, std::min(t, left()));
-    }
-    std::vector<char> get(const std::string &key) override
-    {
-        store_->wait({key}, left());
-        return GlooStore::get(key);
+        if (armed)
+            until(keys, std::chrono::steady_clock::now() + t);
+        else
+            in->wait(keys, t);
     }
 };
 
@@ -123,7 +154,9 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         const auto deadline = std::chrono::steady_clock::now() + g->timeout;
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
-        auto store = c10::make_intrusive<c10d::PrefixStore>(name, file);
+        auto store = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(name, file),
+                                                        deadline, timeout_s);
+        store->setTimeout(g->timeout);
         auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
         char hn[256] = "";
         if (!host) {
@@ -143,8 +176,8 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
         const char *slow = getenv("BODHI_GROUP_SLOW"); /* comparisons; every rank must say the same */
         if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
-            auto fs = c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file);
-            DeadlineStore gs(fs, deadline);
+            c10d::ProcessGroupGloo::GlooStore gs(c10::make_intrusive<DeadlineStore>(
+                c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file), deadline, timeout_s));
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
             g->fast->setTimeout(g->timeout);
             g->fast->connectFullMesh(gs, opts->devices[0]);
@@ -152,6 +185,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
                 if (i != rank)
                     g->fast->getPair(i)->setSync(true, false);
         }
+        store->armed = false; /* the group keeps its store */
         *out = g.release();
         return BD_OK;
     } catch (...) {

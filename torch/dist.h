@@ -22,10 +22,10 @@ typedef struct bdt_group bdt_group;
 /* Joins group `name` of `world` processes as `rank` through the FileStore at store_path.
  * Gloo binds to `host` (an address or name of this machine; NULL: this machine's
  * hostname, loopback when it does not resolve). Every collective fails with BD_ETORCH
- * after timeout_s (a rank dead or hung); the join within timeout_s too (both of its
- * rendezvous, c10d's group's and the pairs' of the calling thread's own all-reduces, wait
- * until one deadline; a peer that dies between publishing its address and connecting can
- * still hold a pair's connect for its own timeout). */
+ * after timeout_s (a rank dead or hung); the join within timeout_s too (every store wait
+ * of its two rendezvous, c10d's group's and the pairs' of the calling thread's own
+ * all-reduces, polls until one deadline; a peer that dies between publishing its address
+ * and connecting can still hold a pair's connect for its own timeout). */
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                    double timeout_s, bdt_group **out);
 void bdt_group_leave(bdt_group *g); /* NULL-safe */

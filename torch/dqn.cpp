@@ -183,6 +183,7 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         }
         if (stats) {
             stats->steps = o->steps;
+            stats->split = split;
             if (loss.defined()) {
                 stats->loss = loss.item<float>();
                 stats->q_mean = qsa.detach().mean().item<float>();

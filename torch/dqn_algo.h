@@ -26,6 +26,7 @@ typedef struct {
     float loss;          /* the last gradient step's Huber loss */
     float q_mean;        /* ... and its mean Q(s, a) */
     uint64_t steps;      /* gradient steps so far */
+    int split;           /* the call's targets ran on the second thread (bdt_dqn_set_split) */
 } bdt_dqn_stats;
 
 typedef struct bdt_dqn bdt_dqn;
