@@ -4,14 +4,13 @@
 #include "torch/shim.hpp"
 
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/utils/clip_grad.h>
 
 using namespace bd_shim;
 
 /* bdt_dqn_mark's state: the network with Adam's state, the target, the gradient steps. */
 struct DqnMark {
-    bd_shim::Snapshot q;
-    std::vector<torch::Tensor> target;
+    FlatAdam::Kept q;
+    torch::Tensor target;
     uint64_t steps = 0;
 };
 
@@ -19,7 +18,8 @@ struct bdt_dqn {
     bdt_policy *q = nullptr;
     bdt_policy *target = nullptr;
     bdt_dqn_config cfg;
-    std::unique_ptr<torch::optim::Adam> opt;
+    FlatAdam opt;              /* the network's parameters and gradients are views of its buffers */
+    torch::Tensor target_data; /* the target's parameters, flat (their tensors are views of it) */
     uint64_t steps = 0;
     bdt_grad_hook grad_hook = nullptr; /* bdt_dqn_set_grad_hook */
     void *grad_ctx = nullptr;
@@ -46,12 +46,10 @@ torch::optim::AdamOptions adam_options(const bdt_dqn_config &c)
 void sync_target(bdt_dqn *o, float tau)
 {
     torch::NoGradGuard ng;
-    for (size_t i = 0; i < o->q->params.size(); i++) {
-        if (tau >= 1.0f)
-            o->target->params[i].copy_(o->q->params[i]);
-        else
-            o->target->params[i].mul_(1.0f - tau).add_(o->q->params[i], tau);
-    }
+    if (tau >= 1.0f)
+        o->target_data.copy_(o->opt.data);
+    else
+        o->target_data.mul_(1.0f - tau).add_(o->opt.data, tau);
 }
 
 torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor &next, const torch::Tensor &term)
@@ -85,8 +83,8 @@ extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn 
         int rc = bdt_policy_create(&q->cfg, &o->target);
         if (rc != BD_OK)
             return rc;
-        sync_target(o.get(), 1.0f);
-        o->opt.reset(new torch::optim::Adam(q->params, adam_options(*cfg)));
+        o->opt.init(q->params, cfg->lr);
+        o->target_data = o->opt.views_for(o->target->params); /* the target starts as the network */
         *out = o.release();
         return BD_OK;
     } catch (...) {
@@ -106,8 +104,7 @@ extern "C" int bdt_dqn_set_lr(bdt_dqn *o, float lr)
 {
     if (!o || !(lr > 0))
         return bd_seterr(BD_EINVAL, "bdt_dqn_set_lr: no handle or lr %g", (double)lr);
-    for (auto &g : o->opt->param_groups())
-        static_cast<torch::optim::AdamOptions &>(g.options()).lr(lr);
+    o->opt.lr = lr;
     o->cfg.lr = lr;
     return BD_OK;
 }
@@ -151,7 +148,7 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             if (cancel && *cancel)
                 return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
             const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
-            grads_to_none(o->q->params);
+            o->opt.zero_grad();
             torch::Tensor y;
             auto targets = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
             auto q_sa = [&] {
@@ -168,7 +165,7 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             loss = torch::nn::functional::smooth_l1_loss(qsa, y); /* Huber, delta 1 */
             loss.backward();
             if (o->grad_hook) {
-                int hrc = bdt_run_grad_hook(o->q->params, o->grad_buf, o->grad_hook, o->grad_ctx);
+                int hrc = o->opt.run_hook(o->grad_hook, o->grad_ctx, o->grad_buf);
                 if (hrc != BD_OK) {
                     const std::string why = bd_lasterr(); /* not the buffer bd_seterr writes */
                     return bd_seterr(hrc, "bdt_dqn_update: the gradient hook after %d of %d steps: %s", k, steps,
@@ -176,8 +173,8 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
                 }
             }
             if (o->cfg.max_grad_norm > 0)
-                torch::nn::utils::clip_grad_norm_(o->q->params, o->cfg.max_grad_norm);
-            o->opt->step();
+                o->opt.clip(o->cfg.max_grad_norm);
+            o->opt.step();
             if (++o->steps % (uint64_t)o->cfg.target_every == 0)
                 sync_target(o, o->cfg.tau);
         }
@@ -202,9 +199,8 @@ extern "C" int bdt_dqn_mark(bdt_dqn *o)
     try {
         torch::NoGradGuard ng;
         auto k = std::make_unique<DqnMark>();
-        k->q = take_snapshot(o->q->params, *o->opt);
-        for (const auto &t : o->target->params)
-            k->target.push_back(t.detach().clone());
+        k->q = o->opt.keep();
+        k->target = o->target_data.clone();
         k->steps = o->steps;
         o->mark = std::move(k);
         return BD_OK;
@@ -222,9 +218,8 @@ extern "C" int bdt_dqn_restore(bdt_dqn *o)
     try {
         torch::NoGradGuard ng;
         const DqnMark &k = *o->mark;
-        restore_snapshot(o->q->params, *o->opt, k.q);
-        for (size_t i = 0; i < k.target.size(); i++)
-            o->target->params[i].copy_(k.target[i]);
+        o->opt.put_back(k.q);
+        o->target_data.copy_(k.target);
         o->steps = k.steps;
         o->mark.reset();
         return BD_OK;
@@ -260,7 +255,14 @@ extern "C" int bdt_dqn_save(bdt_dqn *o, const char *path)
 {
     if (!o || !path)
         return bd_seterr(BD_EINVAL, "bdt_dqn_save: NULL argument");
-    int rc = save_policy(o->q, o->opt.get(), path);
+    std::unique_ptr<torch::optim::Adam> adam; /* the ppo format's Adam state */
+    try {
+        adam.reset(new torch::optim::Adam(o->q->params, adam_options(o->cfg)));
+        o->opt.to_adam(*adam);
+    } catch (...) {
+        return catch_torch("bdt_dqn_save", path);
+    }
+    int rc = save_policy(o->q, adam.get(), path);
     if (rc == BD_OK)
         rc = save_policy(o->target, nullptr, (std::string(path) + ".target.pt").c_str());
     return rc;
@@ -272,10 +274,14 @@ extern "C" int bdt_dqn_load(bdt_dqn *o, const char *path)
         return bd_seterr(BD_EINVAL, "bdt_dqn_load: NULL argument");
     std::unique_ptr<torch::optim::Adam> opt;
     const torch::optim::AdamOptions adam = adam_options(o->cfg);
-    int rc = load_policy(o->q, &adam, &opt, path);
+    int rc = load_policy(o->q, &adam, &opt, path); /* into the flat buffer's views */
     if (rc != BD_OK)
         return rc;
-    o->opt = std::move(opt);
+    try {
+        o->opt.from_adam(*opt);
+    } catch (...) {
+        return catch_torch("bdt_dqn_load", path);
+    }
     o->mark.reset(); /* a mark from before the load would undo it */
     const std::string tp = std::string(path) + ".target.pt";
     struct stat st;

@@ -63,84 +63,6 @@ struct Critics : torch::nn::Module {
     }
 };
 
-/* Adam (torch.optim.Adam's update, eps 1e-8) over parameters gathered into one flat
- * buffer: each parameter's data and gradient become views of a flat tensor, so a step is
- * a handful of whole-buffer operations instead of a handful per parameter tensor (which
- * on networks this small cost more than the arithmetic). */
-struct FlatAdam {
-    std::vector<torch::Tensor> ps;
-    torch::Tensor data, grad, m, v;
-    double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    int64_t t = 0;
-
-    void init(const std::vector<torch::Tensor> &params, double rate)
-    {
-        torch::NoGradGuard ng;
-        ps = params;
-        lr = rate;
-        int64_t n = 0;
-        for (const auto &p : ps)
-            n += p.numel();
-        const auto opts = ps.at(0).options().requires_grad(false);
-        data = torch::empty({n}, opts);
-        grad = torch::zeros({n}, opts);
-        m = torch::zeros({n}, opts);
-        v = torch::zeros({n}, opts);
-        int64_t off = 0;
-        for (auto &p : ps) {
-            const int64_t k = p.numel();
-            data.slice(0, off, off + k).copy_(p.detach().reshape({-1}));
-            p.set_data(data.slice(0, off, off + k).view(p.sizes()));
-            p.mutable_grad() = grad.slice(0, off, off + k).view(p.sizes());
-            off += k;
-        }
-    }
-    void zero_grad() { grad.zero_(); }
-    void step()
-    {
-        torch::NoGradGuard ng;
-        t++;
-        m.mul_(b1).add_(grad, 1 - b1);
-        v.mul_(b2).addcmul_(grad, grad, 1 - b2);
-        const double bc1 = 1 - std::pow(b1, (double)t), bc2 = 1 - std::pow(b2, (double)t);
-        data.addcdiv_(m, (v.sqrt() / std::sqrt(bc2)).add_(eps), -lr / bc1);
-    }
-    void save(torch::serialize::OutputArchive &ar, const char *key) const
-    {
-        write_tensors(ar, key, {m, v, torch::tensor(std::vector<float>{(float)t})});
-    }
-    /* 0 when the archive has no state of this shape */
-    int load(torch::serialize::InputArchive &ar, const char *key, std::vector<torch::Tensor> &out) const
-    {
-        return read_tensors(ar, key, {m, v, torch::zeros({1})}, out);
-    }
-    void take(const std::vector<torch::Tensor> &st)
-    {
-        torch::NoGradGuard ng;
-        m.copy_(st[0]);
-        v.copy_(st[1]);
-        t = (int64_t)st[2].item<float>();
-    }
-    /* The parameters (data: they are views of it), moments and step count, kept and put back. */
-    struct Kept {
-        torch::Tensor data, m, v;
-        int64_t t = 0;
-    };
-    Kept keep() const
-    {
-        torch::NoGradGuard ng;
-        return Kept{data.clone(), m.clone(), v.clone(), t};
-    }
-    void put_back(const Kept &k)
-    {
-        torch::NoGradGuard ng;
-        data.copy_(k.data);
-        m.copy_(k.m);
-        v.copy_(k.v);
-        t = k.t;
-    }
-};
-
 /* bdt_sac_mark's state: each optimiser's (actor, critics, temperature) and the targets'. */
 struct SacMark {
     FlatAdam::Kept actor, critic, alpha;
@@ -259,17 +181,7 @@ extern "C" int bdt_sac_create(bdt_policy *actor, const bdt_sac_config *cfg, bdt_
         s->opt_actor.init(actor->params, cfg->lr_actor);
         s->opt_critic.init(s->qp, cfg->lr_critic);
         s->opt_alpha.init({s->log_alpha}, cfg->lr_alpha);
-        {
-            torch::NoGradGuard ng;
-            s->target_data = s->opt_critic.data.clone(); /* targets start as the critics */
-            int64_t off = 0;
-            for (auto &t : s->qtp) {
-                const int64_t k = t.numel();
-                t.set_requires_grad(false);
-                t.set_data(s->target_data.slice(0, off, off + k).view(t.sizes()));
-                off += k;
-            }
-        }
+        s->target_data = s->opt_critic.views_for(s->qtp); /* targets start as the critics */
         *out = s.release();
         return BD_OK;
     } catch (...) {
@@ -320,25 +232,12 @@ extern "C" float bdt_sac_alpha(const bdt_sac *s)
 
 namespace {
 
-/* The gradient hook over one optimiser's flat gradient (its parameters' grads are views of
- * it): on the host it is handed over in place, on a device through a host copy. */
+/* The gradient hook over one optimiser's flat gradient (FlatAdam::run_hook). */
 void sac_hook(bdt_sac *s, FlatAdam &a, const char *what)
 {
     if (!s->grad_hook)
         return;
-    torch::NoGradGuard ng;
-    const size_t n = (size_t)a.grad.numel();
-    int rc;
-    if (a.grad.is_cpu() && a.grad.is_contiguous()) {
-        rc = s->grad_hook(s->grad_ctx, a.grad.data_ptr<float>(), n);
-    } else {
-        s->grad_buf.resize(n);
-        torch::Tensor h = torch::from_blob(s->grad_buf.data(), {(int64_t)n}, torch::kFloat32);
-        h.copy_(a.grad);
-        rc = s->grad_hook(s->grad_ctx, s->grad_buf.data(), n);
-        if (rc == BD_OK)
-            a.grad.copy_(h);
-    }
+    const int rc = a.run_hook(s->grad_hook, s->grad_ctx, s->grad_buf);
     if (rc != BD_OK)
         throw std::runtime_error(std::string("the gradient hook of the ") + what + ": " + bd_lasterr());
 }

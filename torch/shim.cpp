@@ -194,6 +194,155 @@ void restore_snapshot(std::vector<torch::Tensor> &params, torch::optim::Adam &op
     opt.load(a);
 }
 
+void FlatAdam::init(const std::vector<torch::Tensor> &params, double rate, double epsilon)
+{
+    torch::NoGradGuard ng;
+    ps = params;
+    lr = rate;
+    eps = epsilon;
+    t = 0;
+    int64_t n = 0;
+    for (const auto &p : ps)
+        n += p.numel();
+    const auto opts = ps.at(0).options().requires_grad(false);
+    data = torch::empty({n}, opts);
+    grad = torch::zeros({n}, opts);
+    m = torch::zeros({n}, opts);
+    v = torch::zeros({n}, opts);
+    int64_t off = 0;
+    for (auto &p : ps) {
+        const int64_t k = p.numel();
+        data.slice(0, off, off + k).copy_(p.detach().reshape({-1}));
+        p.set_data(data.slice(0, off, off + k).view(p.sizes()));
+        p.mutable_grad() = grad.slice(0, off, off + k).view(p.sizes());
+        off += k;
+    }
+}
+
+void FlatAdam::step()
+{
+    torch::NoGradGuard ng;
+    t++;
+    m.mul_(b1).add_(grad, 1 - b1);
+    v.mul_(b2).addcmul_(grad, grad, 1 - b2);
+    const double bc1 = 1 - std::pow(b1, (double)t), bc2 = 1 - std::pow(b2, (double)t);
+    data.addcdiv_(m, (v.sqrt() / std::sqrt(bc2)).add_(eps), -lr / bc1);
+}
+
+void FlatAdam::clip(double max_norm)
+{
+    torch::NoGradGuard ng;
+    const double coef = max_norm / (grad.norm().item<double>() + 1e-6);
+    if (coef < 1)
+        grad.mul_(coef);
+}
+
+int FlatAdam::run_hook(bdt_grad_hook hook, void *ctx, std::vector<float> &buf)
+{
+    torch::NoGradGuard ng;
+    const size_t n = (size_t)grad.numel();
+    if (grad.is_cpu() && grad.is_contiguous())
+        return hook(ctx, grad.data_ptr<float>(), n);
+    buf.resize(n);
+    torch::Tensor h = torch::from_blob(buf.data(), {(int64_t)n}, torch::kFloat32);
+    h.copy_(grad);
+    const int rc = hook(ctx, buf.data(), n);
+    if (rc == BD_OK)
+        grad.copy_(h);
+    return rc;
+}
+
+torch::Tensor FlatAdam::views_for(std::vector<torch::Tensor> &like) const
+{
+    torch::NoGradGuard ng;
+    torch::Tensor flat = data.clone();
+    int64_t off = 0;
+    for (auto &t : like) {
+        const int64_t k = t.numel();
+        t.set_requires_grad(false);
+        t.set_data(flat.slice(0, off, off + k).view(t.sizes()));
+        off += k;
+    }
+    return flat;
+}
+
+void FlatAdam::save(torch::serialize::OutputArchive &ar, const char *key) const
+{
+    write_tensors(ar, key, {m, v, torch::tensor(std::vector<float>{(float)t})});
+}
+
+int FlatAdam::load(torch::serialize::InputArchive &ar, const char *key, std::vector<torch::Tensor> &out) const
+{
+    return read_tensors(ar, key, {m, v, torch::zeros({1})}, out);
+}
+
+void FlatAdam::take(const std::vector<torch::Tensor> &st)
+{
+    torch::NoGradGuard ng;
+    m.copy_(st[0]);
+    v.copy_(st[1]);
+    t = (int64_t)st[2].item<float>();
+}
+
+/* torch::optim::Adam keys a parameter's state by its TensorImpl, as its step does. */
+static std::string adam_key(const torch::Tensor &p)
+{
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
+
+void FlatAdam::to_adam(torch::optim::Adam &opt) const
+{
+    torch::NoGradGuard ng;
+    opt.state().clear();
+    if (t == 0) /* as libtorch's Adam before its first step: no state */
+        return;
+    int64_t off = 0;
+    for (const auto &p : ps) {
+        const int64_t k = p.numel();
+        auto st = std::make_unique<torch::optim::AdamParamState>();
+        st->step(t);
+        st->exp_avg(m.slice(0, off, off + k).view(p.sizes()).clone());
+        st->exp_avg_sq(v.slice(0, off, off + k).view(p.sizes()).clone());
+        opt.state()[adam_key(p)] = std::move(st);
+        off += k;
+    }
+}
+
+void FlatAdam::from_adam(torch::optim::Adam &opt)
+{
+    torch::NoGradGuard ng;
+    m.zero_();
+    v.zero_();
+    t = 0;
+    int64_t off = 0;
+    for (const auto &p : ps) {
+        const int64_t k = p.numel();
+        auto it = opt.state().find(adam_key(p));
+        if (it != opt.state().end()) {
+            auto &st = static_cast<torch::optim::AdamParamState &>(*it->second);
+            m.slice(0, off, off + k).copy_(st.exp_avg().reshape({-1}));
+            v.slice(0, off, off + k).copy_(st.exp_avg_sq().reshape({-1}));
+            t = std::max<int64_t>(t, st.step());
+        }
+        off += k;
+    }
+}
+
+FlatAdam::Kept FlatAdam::keep() const
+{
+    torch::NoGradGuard ng;
+    return Kept{data.clone(), m.clone(), v.clone(), t};
+}
+
+void FlatAdam::put_back(const Kept &k)
+{
+    torch::NoGradGuard ng;
+    data.copy_(k.data);
+    m.copy_(k.m);
+    v.copy_(k.v);
+    t = k.t;
+}
+
 void grads_to_none(std::vector<torch::Tensor> &params)
 {
     for (auto &t : params)
