@@ -378,12 +378,54 @@ Test(offpolicy, checkpoint_round_trip)
     cr_assert_eq(bdt_dqn_target_params(o, t1, np), BD_OK);
     cr_assert_eq(bdt_dqn_target_params(o2, t2, np), BD_OK);
     cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "the same target");
-    /* the optimiser's moments came along: one more step is the same on both */
+    /* the optimiser's moments and the step count came along: the next steps are the same
+     * on both, the target's copies (every 3rd step) included */
+    bdt_dqn_stats s1, s2;
+    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n, 2, NULL, &s1), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n, 2, NULL, &s2), BD_OK);
+    cr_assert_eq(s2.steps, 6, "the loaded learner counts on from the saved one's 4 steps");
+    cr_assert_eq(bdt_policy_get_params(q, t1, np), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(q2, t2, np), BD_OK);
+    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "the same step after loading");
+    cr_assert_eq(bdt_dqn_target_params(o, t1, np), BD_OK);
+    cr_assert_eq(bdt_dqn_target_params(o2, t2, np), BD_OK);
+    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "the same target schedule after loading");
+    /* a damaged target file: the load fails and leaves o2 as it was (its next step the
+     * same as o's) */
+    char *tpath = bd_strfmt("%s.target.pt", path);
+    FILE *tf = fopen(tpath, "r+b");
+    cr_assert_not_null(tf);
+    fseek(tf, 200, SEEK_SET);
+    int byte = fgetc(tf);
+    fseek(tf, 200, SEEK_SET);
+    fputc(byte ^ 0x5a, tf);
+    fclose(tf);
+    cr_assert_neq(bdt_dqn_load(o2, path), BD_OK, "a damaged target loaded");
     cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n, 1, NULL, NULL), BD_OK);
     cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n, 1, NULL, NULL), BD_OK);
     cr_assert_eq(bdt_policy_get_params(q, t1, np), BD_OK);
     cr_assert_eq(bdt_policy_get_params(q2, t2, np), BD_OK);
-    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "the same step after loading");
+    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "a failed load changed the learner");
+    free(tpath);
+    /* a learner that never stepped, saved and loaded into one that has: no moments, step 0 */
+    bdt_policy *q4 = qnet(7), *q5 = qnet(7);
+    bdt_dqn *o4 = NULL, *o5 = NULL;
+    cr_assert_eq(bdt_dqn_create(q4, &c, &o4), BD_OK);
+    cr_assert_eq(bdt_dqn_create(q5, &c, &o5), BD_OK);
+    cr_assert_eq(bdt_dqn_save(o4, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_dqn_load(o2, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n, 2, NULL, &s2), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o5, obs, act, rew, nobs, term, n, 2, NULL, &s1), BD_OK);
+    cr_assert_eq(s2.steps, 2);
+    cr_assert_eq(bdt_policy_get_params(q5, t1, np), BD_OK);
+    cr_assert_eq(bdt_policy_get_params(q2, t2, np), BD_OK);
+    cr_assert_eq(memcmp(t1, t2, sizeof(float) * np), 0, "a never-stepped learner's load left old moments");
+    bdt_dqn_destroy(o4);
+    bdt_dqn_destroy(o5);
+    bdt_policy_destroy(q4);
+    bdt_policy_destroy(q5);
+    cr_assert_eq(bdt_dqn_save(o, path), BD_OK, "%s", bd_lasterr());
+    greedy(q, obs, n, a0);
     /* a test phase reads the network alone */
     bdt_policy *q3 = qnet(5);
     cr_assert_eq(bdt_load(q3, NULL, path), BD_OK, "%s", bd_lasterr());

@@ -83,7 +83,7 @@ extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn 
         int rc = bdt_policy_create(&q->cfg, &o->target);
         if (rc != BD_OK)
             return rc;
-        o->opt.init(q->params, cfg->lr);
+        o->opt.init(q->params, cfg->lr, adam_options(*cfg).eps());
         o->target_data = o->opt.views_for(o->target->params); /* the target starts as the network */
         *out = o.release();
         return BD_OK;
@@ -272,25 +272,38 @@ extern "C" int bdt_dqn_load(bdt_dqn *o, const char *path)
 {
     if (!o || !path)
         return bd_seterr(BD_EINVAL, "bdt_dqn_load: NULL argument");
+    /* the learner as it is, put back should any part of the load fail (the network and
+     * Adam's state are read first, then the target) */
+    FlatAdam::Kept kept;
+    torch::Tensor target_kept;
+    try {
+        kept = o->opt.keep();
+        target_kept = o->target_data.clone();
+    } catch (...) {
+        return catch_torch("bdt_dqn_load", path);
+    }
     std::unique_ptr<torch::optim::Adam> opt;
     const torch::optim::AdamOptions adam = adam_options(o->cfg);
     int rc = load_policy(o->q, &adam, &opt, path); /* into the flat buffer's views */
-    if (rc != BD_OK)
-        return rc;
     try {
-        o->opt.from_adam(*opt);
+        if (rc == BD_OK && !o->opt.from_adam(*opt))
+            rc = bd_seterr(BD_EINVAL, "bdt_dqn_load: %s: the optimiser state does not fit the network", path);
+        const std::string tp = std::string(path) + ".target.pt";
+        struct stat st;
+        if (rc == BD_OK && stat(tp.c_str(), &st) == 0)
+            rc = load_policy(o->target, nullptr, nullptr, tp.c_str());
+        else if (rc == BD_OK)
+            sync_target(o, 1.0f);
+        if (rc != BD_OK) {
+            const std::string why = bd_lasterr(); /* not the buffer bd_seterr writes */
+            o->opt.put_back(kept);
+            o->target_data.copy_(target_kept);
+            return bd_seterr(rc, "%s", why.c_str());
+        }
     } catch (...) {
         return catch_torch("bdt_dqn_load", path);
     }
-    o->mark.reset(); /* a mark from before the load would undo it */
-    const std::string tp = std::string(path) + ".target.pt";
-    struct stat st;
-    if (stat(tp.c_str(), &st) == 0)
-        return load_policy(o->target, nullptr, nullptr, tp.c_str());
-    try {
-        sync_target(o, 1.0f);
-        return BD_OK;
-    } catch (...) {
-        return catch_torch("bdt_dqn_load", path);
-    }
+    o->steps = (uint64_t)o->opt.t; /* the target's schedule goes on where it was */
+    o->mark.reset();               /* a mark from before the load would undo it */
+    return BD_OK;
 }

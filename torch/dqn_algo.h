@@ -74,7 +74,8 @@ int bdt_dqn_target_params(bdt_dqn *o, float *dst, size_t n);
 /* Checkpoint: the Q-network with Adam's state to path (bdt_save's format: bdt_load(q,
  * NULL, path) reads the network alone, as a test phase does), its target to
  * path.target.pt. load reads both back (a file without a target: the target becomes a copy
- * of the network). */
+ * of the network), with the gradient-step count (the target's schedule goes on); a load
+ * that fails anywhere leaves the learner as it was. */
 int bdt_dqn_save(bdt_dqn *o, const char *path);
 int bdt_dqn_load(bdt_dqn *o, const char *path);
 

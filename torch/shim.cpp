@@ -233,7 +233,7 @@ void FlatAdam::clip(double max_norm)
 {
     torch::NoGradGuard ng;
     const double coef = max_norm / (grad.norm().item<double>() + 1e-6);
-    if (coef < 1)
+    if (!(coef >= 1)) /* a norm that is not a number makes the gradient so, as libtorch's */
         grad.mul_(coef);
 }
 
@@ -308,24 +308,34 @@ void FlatAdam::to_adam(torch::optim::Adam &opt) const
     }
 }
 
-void FlatAdam::from_adam(torch::optim::Adam &opt)
+bool FlatAdam::from_adam(torch::optim::Adam &opt)
 {
     torch::NoGradGuard ng;
-    m.zero_();
-    v.zero_();
-    t = 0;
-    int64_t off = 0;
+    torch::Tensor m2 = torch::zeros_like(m), v2 = torch::zeros_like(v);
+    int64_t step = -1, off = 0;
+    size_t with = 0;
     for (const auto &p : ps) {
         const int64_t k = p.numel();
         auto it = opt.state().find(adam_key(p));
         if (it != opt.state().end()) {
             auto &st = static_cast<torch::optim::AdamParamState &>(*it->second);
-            m.slice(0, off, off + k).copy_(st.exp_avg().reshape({-1}));
-            v.slice(0, off, off + k).copy_(st.exp_avg_sq().reshape({-1}));
-            t = std::max<int64_t>(t, st.step());
+            const torch::Tensor &a = st.exp_avg(), &b = st.exp_avg_sq();
+            if (!a.defined() || !b.defined() || a.numel() != k || b.numel() != k || (step >= 0 && st.step() != step)
+                || st.step() < 1)
+                return false;
+            step = st.step();
+            m2.slice(0, off, off + k).copy_(a.reshape({-1}));
+            v2.slice(0, off, off + k).copy_(b.reshape({-1}));
+            with++;
         }
         off += k;
     }
+    if (with != 0 && with != ps.size()) /* every parameter stepped as often, or none */
+        return false;
+    m.copy_(m2);
+    v.copy_(v2);
+    t = with ? step : 0;
+    return true;
 }
 
 FlatAdam::Kept FlatAdam::keep() const

@@ -254,8 +254,9 @@ void grads_to_none(std::vector<torch::Tensor> &params);
  * parameter's data and gradient become views of a flat tensor, so a step, a gradient
  * clip or a target's Polyak average is a handful of whole-buffer operations instead of a
  * handful per parameter tensor (which on networks this small cost more than the
- * arithmetic: a DQN gradient step at hidden 64 took 0.29 ms with libtorch's Adam and
- * clip, 0.20 ms flat). SAC's three optimisers and DQN's use it. */
+ * arithmetic: a DQN gradient step at hidden 64 took 0.31 ms with libtorch's Adam and
+ * clip, 0.21 ms flat). SAC's three optimisers and DQN's use it. init makes the
+ * parameters views of its buffers: one optimiser per set of parameters. */
 struct FlatAdam {
     std::vector<torch::Tensor> ps;
     torch::Tensor data, grad, m, v;
@@ -280,7 +281,9 @@ struct FlatAdam {
     /* The state as a torch::optim::Adam over the same parameters holds it (the ppo checkpoint
      * format: save_policy and load_policy), and back. */
     void to_adam(torch::optim::Adam &opt) const;
-    void from_adam(torch::optim::Adam &opt);
+    /* false (nothing changed) when opt's state does not fit: a moment of another size, or
+     * parameters stepped unequally */
+    bool from_adam(torch::optim::Adam &opt);
     /* The parameters (data: they are views of it), moments and step count, kept and put back. */
     struct Kept {
         torch::Tensor data, m, v;
