@@ -519,11 +519,12 @@ static int bd_muscle_setup(bd_muscle *m)
 
 static void bd_muscle_teardown(bd_muscle *m)
 {
+    int kept = 0; /* a socket whose close hung (wire.h): its pipe callbacks point into m->ag */
     for (int k = 0; m->ag && k < m->na; k++) {
         bd_magent *a = &m->ag[k];
         bd_call_close(a->call);
-        if (a->sock_open)
-            nng_close(a->sock);
+        if (a->sock_open && !bd_nng_close_within(a->sock, BD_NNG_CLOSE_MS))
+            kept = 1;
         bd_actor_fini(&a->actor);
         void *bufs[] = {a->obs, a->act, a->logp, a->val, a->rew, a->fval, a->lastv, a->term, a->trunc, a->fobs};
         for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++)
@@ -532,7 +533,8 @@ static void bd_muscle_teardown(bd_muscle *m)
         free(a->hflags);
         free(a->params);
     }
-    free(m->ag);
+    if (!kept)
+        free(m->ag);
     for (int k = 0; m->envs && k < m->plan.nenvs; k++)
         bd_env_destroy(m->envs[k]);
     free(m->envs);

@@ -23,6 +23,7 @@
 #include "common/util.h"
 #include "muscle/muscle.h"
 #include "wire/events.h"
+#include "wire/wire.h"
 
 /* HOST:PORT, tcp://HOST:PORT or tls+tcp://HOST:PORT (all the same door, which is TLS):
  * tls+tcp://HOST:PORT into tls (heap) and HOST (brackets kept for IPv6) into host. */
@@ -235,6 +236,10 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
     gethostname(hostname, sizeof hostname - 1);
     snprintf(me, sizeof me, "%s", hostname);
     for (;;) {
+        if (bd_nng_wedged()) { /* every later connection's close would hang: wire.h */
+            fprintf(stderr, "bodhi muscle: the NNG library hung closing a connection; this muscle stops here\n");
+            break;
+        }
         int rv = bd_remote_probe(url, tls, BD_REMOTE_PROBE_MS);
         if (rv != 0 && bd_remote_refused_by(rv)) { /* a refusal is the same twice: look again */
             bd_sleep_ms(500);

@@ -216,81 +216,7 @@ int bd_events_connected(bd_events *ev)
     return ev && __atomic_load_n(&ev->pipes, __ATOMIC_RELAXED) > 0;
 }
 
-/* nng_close on a thread of its own, waited for at most ms: 1 when it returned. NNG 1.5.2
- * (Debian 12's) can hang in nng_close, its reaper waiting on a TLS connection for ever
- * (nanomsg/nng#1813, fixed in later releases): a remote muscle that had refused a run
- * file stayed in it instead of exiting, about 1 time in 10 on a loaded machine. */
-typedef struct {
-    nng_socket s;
-    int done, refs;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} bd_closer;
 
-static void bd_closer_put(bd_closer *c)
-{
-    int last = --c->refs == 0; /* under c->mu */
-    pthread_mutex_unlock(&c->mu);
-    if (last) {
-        pthread_cond_destroy(&c->cv);
-        pthread_mutex_destroy(&c->mu);
-        free(c);
-    }
-}
-
-static void *bd_closer_main(void *arg)
-{
-    bd_closer *c = arg;
-    nng_close(c->s);
-    pthread_mutex_lock(&c->mu);
-    c->done = 1;
-    pthread_cond_signal(&c->cv);
-    bd_closer_put(c);
-    return NULL;
-}
-
-static int bd_nng_close_within(nng_socket s, int ms)
-{
-    bd_closer *c = calloc(1, sizeof *c);
-    pthread_t t;
-    if (!c) {
-        nng_close(s);
-        return 1;
-    }
-    c->s = s;
-    c->refs = 2;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    if (pthread_create(&t, NULL, bd_closer_main, c) != 0) {
-        nng_close(s);
-        c->refs = 1;
-        pthread_mutex_lock(&c->mu);
-        bd_closer_put(c);
-        return 1;
-    }
-    pthread_detach(t);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&c->mu);
-    while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
-    }
-    const int done = c->done;
-    bd_closer_put(c);
-    return done;
-}
-
-#define BD_EVENTS_CLOSE_MS 5000
-
-/* Connections whose close hung: kept (their pipe callbacks may still come), and
- * reachable, so that a leak checker does not count them as lost. */
-static bd_events *bd_events_stuck[64];
-static int bd_events_nstuck;
 
 void bd_events_close(bd_events *ev)
 {
@@ -304,13 +230,10 @@ void bd_events_close(bd_events *ev)
         nng_ctx_close(ev->ctx_beat); /* ends a heartbeat waiting for its answer */
         pthread_join(ev->thread, NULL);
     }
-    if (!bd_nng_close_within(ev->sock, BD_EVENTS_CLOSE_MS)) {
-        /* ev stays: its pipe callbacks may still come from the close under way */
-        const int k = __atomic_fetch_add(&bd_events_nstuck, 1, __ATOMIC_RELAXED);
-        if (k < (int)(sizeof bd_events_stuck / sizeof bd_events_stuck[0]))
-            bd_events_stuck[k] = ev;
+    if (!bd_nng_close_within(ev->sock, BD_NNG_CLOSE_MS)) {
+        /* ev stays (NNG's socket still points to it): its pipe callbacks may still come */
         fprintf(stderr, "bodhi: closing a connection to the conductor did not finish within %d s (a hang of the "
-                        "NNG library's; going on without it)\n", BD_EVENTS_CLOSE_MS / 1000);
+                        "NNG library's; going on without it)\n", BD_NNG_CLOSE_MS / 1000);
         return;
     }
     pthread_cond_destroy(&ev->cv);

@@ -3,6 +3,9 @@
 #include "wire/wire.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
@@ -308,4 +311,86 @@ int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h)
         return bd_seterr(BD_EPROTO, "ROLLOUT T=%u N=%u S=%u U=%u needs %zu bytes, got %zu", h->T,
                          h->N, h->S, h->U, need, len);
     return BD_OK;
+}
+
+/* ---- bounded close -------------------------------------------------------------- */
+
+typedef struct {
+    nng_socket s;
+    int done, refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} bd_closer;
+
+static int bd_nng_stuck; /* a close timed out: NNG's one reaper thread is stuck for good */
+
+int bd_nng_wedged(void)
+{
+    return __atomic_load_n(&bd_nng_stuck, __ATOMIC_RELAXED);
+}
+
+static void bd_closer_put(bd_closer *c)
+{
+    int last = --c->refs == 0; /* under c->mu */
+    pthread_mutex_unlock(&c->mu);
+    if (last) {
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+    }
+}
+
+static void *bd_closer_main(void *arg)
+{
+    bd_closer *c = arg;
+    nng_close(c->s);
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    pthread_cond_signal(&c->cv);
+    bd_closer_put(c);
+    return NULL;
+}
+
+int bd_nng_close_within(nng_socket s, int ms)
+{
+    if (bd_nng_wedged()) /* it would wait for the stuck reaper too: left open */
+        return 0;
+    bd_closer *c = calloc(1, sizeof *c);
+    pthread_condattr_t ca;
+    pthread_t t;
+    if (!c) {
+        nng_close(s);
+        return 1;
+    }
+    c->s = s;
+    c->refs = 2;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&t, NULL, bd_closer_main, c) != 0) {
+        nng_close(s);
+        c->refs = 1;
+        pthread_mutex_lock(&c->mu);
+        bd_closer_put(c);
+        return 1;
+    }
+    pthread_detach(t);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
+    }
+    const int done = c->done;
+    bd_closer_put(c);
+    if (!done)
+        __atomic_store_n(&bd_nng_stuck, 1, __ATOMIC_RELAXED);
+    return done;
 }

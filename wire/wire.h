@@ -185,4 +185,15 @@ uint64_t bd_rollout_count_ended(const uint8_t *terminated, const uint8_t *trunca
 /* nng errors as bd errors with context. */
 int bd_nng_err(int nng_rv, const char *what);
 
+/* nng_close(s) on a thread of its own, waited for at most ms: 1 when it returned, 0 when
+ * it did not (it goes on there, and the socket's callbacks may still come: what they
+ * point to must stay). NNG 1.5.2 (Debian 12's) can hang in nng_close for good, its one
+ * reaper thread waiting on a connection (nanomsg/nng#1813, fixed in 1.9): a remote muscle
+ * that had refused a run file then never exited. After one such hang every later close
+ * would wait on the same reaper, so bd_nng_wedged() says 1 and bd_nng_close_within leaves
+ * sockets open at once (a process in that state should finish what it must and exit). */
+#define BD_NNG_CLOSE_MS 5000
+int bd_nng_close_within(nng_socket s, int ms);
+int bd_nng_wedged(void);
+
 #endif
