@@ -1,5 +1,6 @@
-/* wire.c: header and payload codecs (see wire.h). Little-endian on the wire; every
- * length is checked against the bytes actually received before anything is read. */
+/* wire.c: header and payload codecs (see wire.h), NNG's errors and a bounded close.
+ * Little-endian on the wire; every length is checked against the bytes actually
+ * received before anything is read. */
 #include "wire/wire.h"
 
 #include <math.h>
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+
+#include "wire/call.h"
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -377,14 +380,7 @@ int bd_nng_close_within(nng_socket s, int ms)
         return 1;
     }
     pthread_detach(t);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    const struct timespec until = bd_timespec_after(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&c->mu);
     while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
     }
