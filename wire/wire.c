@@ -9,8 +9,6 @@
 #include <time.h>
 #include <string.h>
 
-#include "wire/call.h"
-
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -380,7 +378,14 @@ int bd_nng_close_within(nng_socket s, int ms)
         return 1;
     }
     pthread_detach(t);
-    const struct timespec until = bd_timespec_after(CLOCK_MONOTONIC, ms);
+    struct timespec until; /* wire.c links alone into the fuzzers: no bd_timespec_after */
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&c->mu);
     while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
     }
