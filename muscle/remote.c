@@ -137,14 +137,7 @@ static int bd_remote_probe(const char *url, bd_tls *tls, int ms)
         nng_close(p.s);
         return rv;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    const struct timespec until = bd_timespec_after(CLOCK_REALTIME, ms); /* the cond's default clock */
     pthread_mutex_lock(&p.mu);
     while (!p.done && pthread_cond_timedwait(&p.cv, &p.mu, &until) == 0)
         ;

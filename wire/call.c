@@ -73,19 +73,6 @@ void bd_call_recv(bd_call *c, nng_ctx ctx)
     nng_ctx_recv(ctx, c->aio);
 }
 
-struct timespec bd_timespec_after(clockid_t clk, long ms)
-{
-    struct timespec t;
-    clock_gettime(clk, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += ms % 1000 * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* A failed wait in words: a stop is BD_EINTR, a timeout BD_ETIMEDOUT, not NNG's
  * "Operation canceled" of the cancel that ended them. */
 static int bd_call_err(int rv, int why, int timeout_ms, const char *what)

@@ -34,8 +34,4 @@ int bd_call_wait(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, 
 int bd_call_wait_as(bd_call *c, int timeout_ms, const volatile sig_atomic_t *stop, nng_msg **msg,
                     const char *what);
 
-/* The time ms milliseconds from now on clock clk (CLOCK_REALTIME for
- * pthread_cond_timedwait's default clock, CLOCK_MONOTONIC for deadlines). */
-struct timespec bd_timespec_after(clockid_t clk, long ms);
-
 #endif

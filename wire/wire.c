@@ -314,6 +314,19 @@ int bd_rollout_decode(const uint8_t *p, size_t len, bd_rollout_hdr *h)
     return BD_OK;
 }
 
+struct timespec bd_timespec_after(clockid_t clk, long ms)
+{
+    struct timespec t;
+    clock_gettime(clk, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += ms % 1000 * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 /* ---- bounded close -------------------------------------------------------------- */
 
 typedef struct {
@@ -378,14 +391,7 @@ int bd_nng_close_within(nng_socket s, int ms)
         return 1;
     }
     pthread_detach(t);
-    struct timespec until; /* wire.c links alone into the fuzzers: no bd_timespec_after */
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    const struct timespec until = bd_timespec_after(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&c->mu);
     while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
     }

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <nng/nng.h>
 
@@ -184,6 +185,10 @@ uint64_t bd_rollout_count_ended(const uint8_t *terminated, const uint8_t *trunca
 
 /* nng errors as bd errors with context. */
 int bd_nng_err(int nng_rv, const char *what);
+
+/* The time ms milliseconds from now on clock clk (CLOCK_REALTIME for
+ * pthread_cond_timedwait's default clock, CLOCK_MONOTONIC for deadlines). */
+struct timespec bd_timespec_after(clockid_t clk, long ms);
 
 /* nng_close(s) on a thread of its own, waited for at most ms: 1 when it returned, 0 when
  * it did not (it goes on there, and the socket's callbacks may still come: what they
