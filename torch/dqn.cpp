@@ -7,11 +7,11 @@
 
 using namespace bd_shim;
 
-/* bdt_dqn_mark's state: the network with Adam's state, the target, the gradient steps. */
+/* bdt_dqn_mark's state: the network with Adam's state (its step count is the gradient
+ * steps'), the target. */
 struct DqnMark {
     FlatAdam::Kept q;
     torch::Tensor target;
-    uint64_t steps = 0;
 };
 
 struct bdt_dqn {
@@ -20,7 +20,6 @@ struct bdt_dqn {
     bdt_dqn_config cfg;
     FlatAdam opt;              /* the network's parameters and gradients are views of its buffers */
     torch::Tensor target_data; /* the target's parameters, flat (their tensors are views of it) */
-    uint64_t steps = 0;
     bdt_grad_hook grad_hook = nullptr; /* bdt_dqn_set_grad_hook */
     void *grad_ctx = nullptr;
     std::vector<float> grad_buf;
@@ -174,12 +173,12 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             }
             if (o->cfg.max_grad_norm > 0)
                 o->opt.clip(o->cfg.max_grad_norm);
-            o->opt.step();
-            if (++o->steps % (uint64_t)o->cfg.target_every == 0)
+            o->opt.step(); /* opt.t: the gradient steps so far */
+            if (o->opt.t % o->cfg.target_every == 0)
                 sync_target(o, o->cfg.tau);
         }
         if (stats) {
-            stats->steps = o->steps;
+            stats->steps = (uint64_t)o->opt.t;
             stats->split = split;
             if (loss.defined()) {
                 stats->loss = loss.item<float>();
@@ -201,7 +200,6 @@ extern "C" int bdt_dqn_mark(bdt_dqn *o)
         auto k = std::make_unique<DqnMark>();
         k->q = o->opt.keep();
         k->target = o->target_data.clone();
-        k->steps = o->steps;
         o->mark = std::move(k);
         return BD_OK;
     } catch (...) {
@@ -220,7 +218,6 @@ extern "C" int bdt_dqn_restore(bdt_dqn *o)
         const DqnMark &k = *o->mark;
         o->opt.put_back(k.q);
         o->target_data.copy_(k.target);
-        o->steps = k.steps;
         o->mark.reset();
         return BD_OK;
     } catch (...) {
@@ -303,7 +300,6 @@ extern "C" int bdt_dqn_load(bdt_dqn *o, const char *path)
     } catch (...) {
         return catch_torch("bdt_dqn_load", path);
     }
-    o->steps = (uint64_t)o->opt.t; /* the target's schedule goes on where it was */
-    o->mark.reset();               /* a mark from before the load would undo it */
+    o->mark.reset(); /* a mark from before the load would undo it */
     return BD_OK;
 }
