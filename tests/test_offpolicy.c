@@ -328,6 +328,20 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     unsetenv("BODHI_WORLD_SIZE");
 }
 
+/* n transitions of qnet's shape (3 observations, 4 actions): fixed, varied values. */
+static void qbatch(int n, float *obs, float *nobs, float *act, float *rew, float *term)
+{
+    for (int j = 0; j < n; j++) {
+        for (int s = 0; s < 3; s++) {
+            obs[j * 3 + s] = sinf((float)(j * 5 + s));
+            nobs[j * 3 + s] = cosf((float)(j * 11 + s));
+        }
+        act[j] = (float)((j * 7) % 4);
+        rew[j] = (float)(j % 2);
+        term[j] = (float)(j % 9 == 0);
+    }
+}
+
 static void greedy(bdt_policy *p, const float *obs, int n, int *out)
 {
     float q[64 * 4];
@@ -348,15 +362,7 @@ Test(offpolicy, checkpoint_round_trip)
     bdt_set_threads(1);
     enum { n = 64 };
     float obs[n * 3], nobs[n * 3], act[n], rew[n], term[n];
-    for (int j = 0; j < n; j++) {
-        for (int s = 0; s < 3; s++) {
-            obs[j * 3 + s] = sinf((float)(j * 5 + s));
-            nobs[j * 3 + s] = cosf((float)(j * 11 + s));
-        }
-        act[j] = (float)((j * 7) % 4);
-        rew[j] = (float)(j % 2);
-        term[j] = (float)(j % 9 == 0);
-    }
+    qbatch(n, obs, nobs, act, rew, term);
     bdt_policy *q = qnet(3), *q2 = qnet(99);
     bdt_dqn *o = NULL, *o2 = NULL;
     bdt_dqn_config c = dcfg();
@@ -454,16 +460,9 @@ Test(offpolicy, dqn_restore_undoes_a_diverged_round_whole)
     bdt_set_threads(1);
     enum { n = 32 };
     float obs[n * 3], nobs[n * 3], act[n], rew[n], bad[n], term[n];
-    for (int j = 0; j < n; j++) {
-        for (int s = 0; s < 3; s++) {
-            obs[j * 3 + s] = sinf((float)(j * 5 + s));
-            nobs[j * 3 + s] = cosf((float)(j * 11 + s));
-        }
-        act[j] = (float)((j * 7) % 4);
-        rew[j] = (float)(j % 2);
+    qbatch(n, obs, nobs, act, rew, term);
+    for (int j = 0; j < n; j++)
         bad[j] = NAN;
-        term[j] = (float)(j % 9 == 0);
-    }
     for (int early = 0; early < 2; early++) {
         bdt_policy *q = qnet(3), *q2 = qnet(3);
         bdt_dqn *o = NULL, *o2 = NULL;
