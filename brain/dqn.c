@@ -22,7 +22,16 @@ long long bd_dqn_auto_rollout(long long columns)
 {
     columns *= bd_rank_world(); /* every rank's, as bd_brain_auto_rollout */
     long long t = columns > 0 ? BD_DQN_AUTO_BATCH / columns : BD_DQN_AUTO_T_MAX;
-    return t < 1 ? 1 : t > BD_DQN_AUTO_T_MAX ? BD_DQN_AUTO_T_MAX : t;
+    return t < BD_DQN_AUTO_T_MIN ? BD_DQN_AUTO_T_MIN : t > BD_DQN_AUTO_T_MAX ? BD_DQN_AUTO_T_MAX : t;
+}
+
+double bd_dqn_auto_utd(long long columns)
+{
+    columns *= bd_rank_world();
+    if (columns < 1)
+        return BD_DQN_AUTO_UTD;
+    double u = BD_DQN_AUTO_STEPS_PER_ROUND_STEP / (double)columns;
+    return u < BD_DQN_AUTO_UTD ? u : BD_DQN_AUTO_UTD;
 }
 
 double bd_dqn_epsilon(const bd_dqn_params *dp, long long steps)
@@ -55,7 +64,10 @@ float bd_dqn_target(float r, int term, float gamma, const float *q_online, const
 }
 
 /* Every problem of the map into *dp (config/diag.h); the first one's code. */
-static int bd_dqn_params_read(const bd_node *p, long long columns, bd_dqn_params *o, bd_diags *dp)
+/* columns: the phase's most (the automatic rollout, which every agent shares); own: this
+ * agent's (the automatic update ratio). */
+static int bd_dqn_params_read(const bd_node *p, long long columns, long long own, bd_dqn_params *o,
+                              bd_diags *dp)
 {
     bd_diags d = BD_DIAGS_INIT;
     char where[256];
@@ -68,18 +80,18 @@ static int bd_dqn_params_read(const bd_node *p, long long columns, bd_dqn_params
 #define GETB BD_GETB
     GETD("learning_rate", 5e-4, 1e-12, 10, o->learning_rate);
     GETD("gamma", 0.99, 0, 1, o->gamma);
-    GETI("buffer_size", 100000, 1, (long long)1 << 40, o->buffer_size);
+    GETI("buffer_size", 1000000, 1, (long long)1 << 40, o->buffer_size);
     GETI("learning_starts", 1000, 0, (long long)1 << 50, o->learning_starts);
     GETI("batch_size", 128, 1, 1 << 20, o->batch_size);
-    GETD("utd_ratio", 0.25, 0, 1e3, o->utd_ratio);
+    GETD("utd_ratio", bd_dqn_auto_utd(own), 0, 1e3, o->utd_ratio);
     GETI("target_update_interval", 1, 1, 1 << 30, o->target_update_interval);
-    GETD("tau", 0.01, 1e-9, 1, o->tau);
+    GETD("tau", 0.005, 1e-9, 1, o->tau);
     GETD("max_grad_norm", 10.0, 0, 1e9, o->max_grad_norm);
     GETB("double_q", 1, o->double_q);
     GETD("exploration_initial_eps", 1.0, 0, 1, o->eps_initial);
     GETD("exploration_final_eps", 0.01, 0, 1, o->eps_final);
     GETI("exploration_steps", 8000, 0, (long long)1 << 50, o->exploration_steps);
-    GETI("hidden", 256, 1, 1 << 16, o->hidden);
+    GETI("hidden", 64, 1, 1 << 16, o->hidden);
     GETI("layers", 2, 1, 16, o->layers);
     o->rollout_steps = (int)bd_dqn_auto_rollout(columns);
     GETI("rollout_steps", o->rollout_steps, 1, 1 << 20, o->rollout_steps);
@@ -93,18 +105,17 @@ static int bd_dqn_params_read(const bd_node *p, long long columns, bd_dqn_params
 int bd_dqn_params_parse(const bd_node *p, long long columns, bd_dqn_params *o)
 {
     bd_diags d = BD_DIAGS_INIT;
-    bd_dqn_params_read(p, columns, o, &d);
+    bd_dqn_params_read(p, columns, columns, o, &d);
     return bd_diags_finish(&d);
 }
 
 int bd_dqn_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d,
                       void **out)
 {
-    (void)ap;
     bd_dqn_params *dp = calloc(1, sizeof *dp);
     if (!dp)
         return bd_diag(d, bd_seterr(BD_ENOMEM, "out of memory"));
-    int rc = bd_dqn_params_read(params, p->max_columns, dp, d);
+    int rc = bd_dqn_params_read(params, p->max_columns, ap->columns > 0 ? ap->columns : p->max_columns, dp, d);
     if (rc != BD_OK) {
         free(dp);
         return rc;

@@ -33,11 +33,24 @@ typedef struct {
     int save_buffer;           /* 1: the checkpoint keeps the replay buffer */
 } bd_dqn_params;
 
-/* A round's transitions when rollout_steps is not given: rollout_steps = this / columns,
- * within [1, BD_DQN_AUTO_T_MAX]: about as many transitions between updates at any size. */
+/* A round's steps when rollout_steps is not given: rollout_steps = BD_DQN_AUTO_BATCH /
+ * columns, within [BD_DQN_AUTO_T_MIN, BD_DQN_AUTO_T_MAX]: a round brings about 256
+ * transitions up to 16 worlds, and 16 steps of every world past them. Columns are every
+ * rank's (brain/ranks.h). */
 #define BD_DQN_AUTO_BATCH 256
+#define BD_DQN_AUTO_T_MIN 16
 #define BD_DQN_AUTO_T_MAX 64
 long long bd_dqn_auto_rollout(long long columns);
+
+/* utd_ratio when it is not given: BD_DQN_AUTO_UTD gradient steps per transition up to
+ * BD_DQN_AUTO_STEPS_PER_ROUND_STEP / BD_DQN_AUTO_UTD (32) worlds, then
+ * BD_DQN_AUTO_STEPS_PER_ROUND_STEP per step of all worlds together: past 32 worlds, more
+ * worlds bring more data for each gradient step, not more gradient steps for each step
+ * of the episodes (measured on CartPole at 16 and 256 worlds, docs/run-file.md). Columns
+ * are the agent's own (not the phase's most, as the rollout's), of every rank. */
+#define BD_DQN_AUTO_UTD 0.25
+#define BD_DQN_AUTO_STEPS_PER_ROUND_STEP 8.0
+double bd_dqn_auto_utd(long long columns);
 
 /* Epsilon after `steps` agent-steps: linear from eps_initial to eps_final over
  * exploration_steps, eps_final after. */

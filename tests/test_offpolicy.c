@@ -317,14 +317,27 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     for (int k = 0; k < 100; k++)
         total += bd_dqn_grad_steps(&dp, 3, 100, &carry);
     cr_assert_eq(total, 150);
-    /* the automatic rollout keeps a round near 256 transitions */
-    cr_assert_eq(bd_dqn_auto_rollout(16), 16);
-    cr_assert_eq(bd_dqn_auto_rollout(256), 1);
-    cr_assert_eq(bd_dqn_auto_rollout(4096), 1);
+    /* the automatic rollout: a round of 256 transitions up to 16 worlds, 16 steps of
+     * every world past them */
     cr_assert_eq(bd_dqn_auto_rollout(1), BD_DQN_AUTO_T_MAX);
+    cr_assert_eq(bd_dqn_auto_rollout(8), 32);
+    cr_assert_eq(bd_dqn_auto_rollout(16), 16);
+    cr_assert_eq(bd_dqn_auto_rollout(256), 16);
+    cr_assert_eq(bd_dqn_auto_rollout(4096), 16);
+    /* the automatic update ratio: 0.25 per transition up to 32 worlds, then 8 gradient
+     * steps per step of all worlds together (128 a round of 16 steps) */
+    cr_assert_float_eq(bd_dqn_auto_utd(1), 0.25, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_utd(32), 0.25, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_utd(256), 1.0 / 32, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_utd(4096) * 4096 * bd_dqn_auto_rollout(4096), 128.0, 1e-9);
+    cr_assert_eq(bd_dqn_params_parse(NULL, 256, &dp), BD_OK, "%s", bd_lasterr());
+    cr_assert_float_eq(dp.utd_ratio, 1.0 / 32, 1e-15);
+    cr_assert_eq(dp.rollout_steps, 16);
     /* ... of every rank's worlds (brain/ranks.h) */
     setenv("BODHI_WORLD_SIZE", "16", 1);
-    cr_assert_eq(bd_dqn_auto_rollout(16), 1);
+    cr_assert_eq(bd_dqn_auto_rollout(1), 16);
+    cr_assert_eq(bd_dqn_auto_rollout(16), 16);
+    cr_assert_float_eq(bd_dqn_auto_utd(16), 1.0 / 32, 1e-15);
     unsetenv("BODHI_WORLD_SIZE");
 }
 
