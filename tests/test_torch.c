@@ -585,6 +585,106 @@ Test(torch, a_split_dqn_step_is_bitwise_the_one_thread_step)
     }
 }
 
+/* A gradient hook that keeps a copy of every gradient it sees, one after another. */
+typedef struct {
+    float *g;
+    size_t n;
+    int seen, cap;
+} grad_log;
+static int keep_grad(void *ctx, float *grad, size_t n)
+{
+    grad_log *l = ctx;
+    if (n != l->n || l->seen >= l->cap)
+        return bd_seterr(BD_EINVAL, "keep_grad: %zu floats (%zu expected), call %d of %d", n, l->n, l->seen + 1,
+                         l->cap);
+    memcpy(l->g + (size_t)l->seen++ * n, grad, sizeof(float) * n);
+    return BD_OK;
+}
+
+/* A DQN gradient step is the global gradient-norm clip of torch.nn.utils.clip_grad_norm_
+ * (coefficient max_norm / (norm + 1e-6), applied when below 1) and then torch.optim.Adam
+ * (betas 0.9, 0.999, eps 1e-8, bias-corrected), written out here in double from the
+ * gradients the hook saw: the flat optimiser of the shim must give the same parameters.
+ * With no clip, and with a clip so small that every step clips. Each step's float
+ * rounding is a few ulps of the parameter plus a few ulps of lr (Adam's step is at most
+ * about lr / (1 - beta1) in size), so K steps may differ by K times that. */
+Test(torch, a_dqn_step_is_the_clip_and_adam_by_hand)
+{
+    enum { B = 64, K = 5, OBS = 5, A = 3 };
+    const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    for (int variant = 0; variant < 2; variant++) {
+        /* 0: no clip; 1e-6: clipped gradients near eps, where Adam's step feels their scale */
+        const double max_norm = variant ? 1e-6 : 0;
+        bdt_policy *p = mkpol(pcfg(OBS, BDT_Q, A, 43));
+        bdt_dqn_config c = {.lr = (float)lr, .gamma = 0.99f, .max_grad_norm = (float)max_norm, .double_q = 1,
+                            .target_every = 2, .tau = 0.5f};
+        bdt_dqn *o = NULL;
+        cr_assert_eq(bdt_dqn_create(p, &c, &o), BD_OK, "%s", bd_lasterr());
+        const size_t n = bdt_policy_param_count(p);
+        grad_log gl = {.g = malloc(sizeof(float) * n * K), .n = n, .cap = K};
+        float *w0 = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
+        double *ref = malloc(sizeof(double) * n), *m = calloc(n, sizeof(double)), *v = calloc(n, sizeof(double));
+        float *obs = malloc(sizeof(float) * B * K * OBS), *next = malloc(sizeof(float) * B * K * OBS);
+        float act[B * K], rew[B * K], term[B * K];
+        cr_assert(gl.g && w0 && w && ref && m && v && obs && next);
+        bdt_dqn_set_grad_hook(o, keep_grad, &gl);
+        dqn_batch(B * K, OBS, A, obs, next, act, rew, term);
+        cr_assert_eq(bdt_policy_get_params(p, w0, n), BD_OK);
+        bdt_dqn_stats st;
+        cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, K, NULL, &st), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(gl.seen, K);
+        cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK);
+
+        double maxp = 0;
+        for (size_t i = 0; i < n; i++) {
+            ref[i] = w0[i];
+            maxp = fmax(maxp, fabs(w0[i]));
+        }
+        int clipped = 0;
+        for (int t = 1; t <= K; t++) {
+            const float *g = gl.g + (size_t)(t - 1) * n;
+            double norm = 0;
+            for (size_t i = 0; i < n; i++)
+                norm += (double)g[i] * g[i];
+            norm = sqrt(norm);
+            double coef = max_norm > 0 ? max_norm / (norm + 1e-6) : 1;
+            if (coef < 1)
+                clipped++;
+            else
+                coef = 1;
+            const double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
+            for (size_t i = 0; i < n; i++) {
+                const double gi = coef * g[i];
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                ref[i] -= lr / bc1 * m[i] / (sqrt(v[i]) / sqrt(bc2) + eps);
+            }
+        }
+        cr_assert_eq(clipped, variant ? K : 0, "variant %d: %d of %d steps clipped", variant, clipped, K);
+        const double ulp = ldexp(1.0, -23); /* float's spacing at 1 */
+        const double tol = K * (8 * ulp * (maxp + K * lr) + 8 * ulp * lr / (1 - b1));
+        size_t moved = 0;
+        for (size_t i = 0; i < n; i++) {
+            cr_assert(fabs((double)w[i] - ref[i]) <= tol,
+                      "variant %d: parameter %zu is %.9g, by hand %.9g (tolerance %.3g)", variant, i, (double)w[i],
+                      ref[i], tol);
+            moved += fabs(ref[i] - w0[i]) > 100 * tol;
+        }
+        cr_assert(moved > n / 2, "variant %d: only %zu of %zu parameters moved past the tolerance", variant, moved,
+                  n);
+        bdt_dqn_destroy(o);
+        bdt_policy_destroy(p);
+        free(gl.g);
+        free(w0);
+        free(w);
+        free(ref);
+        free(m);
+        free(v);
+        free(obs);
+        free(next);
+    }
+}
+
 /* The process's CPU seconds. */
 static double cpu_s(void)
 {
