@@ -2155,3 +2155,137 @@ Test(torch, live_changes_take_effect_at_the_next_update)
     bdt_ppo_destroy(o);
     bdt_policy_destroy(pp);
 }
+
+/* ---- the C network (torch/cpunet.h) ------------------------------------------------ */
+
+/* The C network gives libtorch's bits for the policy's shapes here (CartPole, Pendulum,
+ * Acrobot, Tag-like widths; a hidden width whose tanh has a scalar tail; one and three
+ * layers; one row, odd rows, many rows), for the CPU capability both pick (each test runs
+ * in a process of its own: setting ATEN_CPU_CAPABILITY before the first op decides it). */
+static void check_c_network(void)
+{
+    struct {
+        int S, A, h, L;
+        bdt_act_kind kind;
+    } shapes[] = {
+        {4, 2, 64, 2, BDT_DISCRETE},  {3, 1, 64, 2, BDT_CONTINUOUS}, {6, 3, 64, 2, BDT_DISCRETE},
+        {2, 3, 100, 1, BDT_DISCRETE}, {14, 2, 37, 3, BDT_CONTINUOUS}, {1, 1, 8, 2, BDT_CONTINUOUS},
+    };
+    const int rows[] = {1, 7, 33, 512};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        bdt_policy_config c = pcfg(shapes[s].S, shapes[s].kind, shapes[s].A, 11 + s);
+        c.hidden = shapes[s].h;
+        c.layers = shapes[s].L;
+        bdt_policy *p = mkpol(c);
+        float *params = getp(p);
+        for (size_t k = 0; k < bdt_policy_param_count(p); k++) { /* not just the init's pattern */
+            params[k] += 0.05f * urand();
+            if (k % 97 == 5) /* subnormal: flushed, as libtorch runs here */
+                params[k] = 3e-39f * urand();
+        }
+        cr_assert_eq(bdt_policy_set_params(p, params, bdt_policy_param_count(p)), BD_OK);
+        bdt_cpunet net;
+        cr_assert_eq(bdt_cpunet_init(&net, &c, 512), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(net.count, bdt_policy_param_count(p));
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            const int n = rows[r], S = c.obs_dim, A = c.act_dim;
+            float *obs = malloc(sizeof(float) * (size_t)n * S);
+            float *o1 = malloc(sizeof(float) * (size_t)n * A), *o2 = malloc(sizeof(float) * (size_t)n * A);
+            float *v1 = malloc(sizeof(float) * (size_t)n), *v2 = malloc(sizeof(float) * (size_t)n);
+            for (int k = 0; k < n * S; k++)
+                obs[k] = 3.0f * urand();
+            cr_assert_eq(bdt_policy_forward(p, obs, n, o1, v1), BD_OK, "%s", bd_lasterr());
+            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, o2, v2), BD_OK, "%s", bd_lasterr());
+            cr_assert(memcmp(o1, o2, sizeof(float) * (size_t)n * A) == 0,
+                      "shape %zu rows %d: the actor's output differs from libtorch's (%.9g vs %.9g)", s, n,
+                      o1[0], o2[0]);
+            cr_assert(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0,
+                      "shape %zu rows %d: the value differs from libtorch's (%.9g vs %.9g)", s, n, v1[0], v2[0]);
+            /* one head alone reads the same parameters */
+            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, NULL, v2), BD_OK);
+            cr_assert(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0);
+            cr_assert_eq(bdt_cpunet_forward(&net, params, obs, n, o2, NULL), BD_OK);
+            cr_assert(memcmp(o1, o2, sizeof(float) * (size_t)n * A) == 0);
+            free(obs);
+            free(o1);
+            free(o2);
+            free(v1);
+            free(v2);
+        }
+        if (c.act_kind == BDT_CONTINUOUS) {
+            float ls[16];
+            cr_assert_eq(bdt_policy_logstd(p, ls, c.act_dim), BD_OK);
+            cr_assert(memcmp(ls, bdt_cpunet_logstd(&net, params), sizeof(float) * (size_t)c.act_dim) == 0);
+        } else
+            cr_assert_null(bdt_cpunet_logstd(&net, params));
+        cr_assert_neq(bdt_cpunet_forward(&net, params, params, 513, NULL, NULL), BD_OK, "more rows than made for");
+        bdt_cpunet_fini(&net);
+        bdt_cpunet_fini(&net); /* twice is safe */
+        free(params);
+        bdt_policy_destroy(p);
+    }
+    /* subnormal inputs into zero biases (the init's): libtorch flushes them, so must the C network */
+    bdt_policy_config z = pcfg(4, BDT_DISCRETE, 2, 3);
+    bdt_policy *zp = mkpol(z);
+    float *zparams = getp(zp), tiny[8] = {3e-39f, -2e-39f, 1e-39f, 5e-39f, 4e-39f, 2e-39f, -1e-39f, 3e-39f};
+    float zo1[4], zo2[4], zv1[2], zv2[2];
+    bdt_cpunet zn;
+    cr_assert_eq(bdt_cpunet_init(&zn, &z, 2), BD_OK);
+    cr_assert_eq(bdt_policy_forward(zp, tiny, 2, zo1, zv1), BD_OK);
+    cr_assert_eq(bdt_cpunet_forward(&zn, zparams, tiny, 2, zo2, zv2), BD_OK);
+    cr_assert(memcmp(zo1, zo2, sizeof zo1) == 0 && memcmp(zv1, zv2, sizeof zv1) == 0,
+              "subnormal inputs: %g %g vs %g %g", zv1[0], zo1[0], zv2[0], zo2[0]);
+    bdt_cpunet_fini(&zn);
+    free(zparams);
+    bdt_policy_destroy(zp);
+    bdt_cpunet bad;
+    bdt_policy_config q = pcfg(4, BDT_Q, 2, 1);
+    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
+    q = pcfg(0, BDT_DISCRETE, 2, 1);
+    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
+}
+
+Test(torch, c_network_matches_libtorch_bit_for_bit)
+{
+    check_c_network();
+}
+
+Test(torch, c_network_matches_libtorch_without_vector_units)
+{
+    setenv("ATEN_CPU_CAPABILITY", "default", 1);
+    check_c_network();
+}
+
+Test(torch, c_network_matches_libtorch_on_avx512)
+{
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")
+        || !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
+        cr_skip_test("this CPU has no AVX-512");
+    setenv("ATEN_CPU_CAPABILITY", "avx512", 1);
+    check_c_network();
+}
+
+/* libtorch's network starts from the C init, bit for bit, so a brain can send the first
+ * weights before it has libtorch; the init is a function of the seed alone. */
+Test(torch, c_init_is_the_networks_start)
+{
+    bdt_policy_config cs[] = {pcfg(4, BDT_DISCRETE, 2, 5), pcfg(3, BDT_CONTINUOUS, 1, 5), pcfg(70, BDT_DISCRETE, 9, 8)};
+    cs[2].hidden = 33;
+    cs[2].layers = 3;
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        bdt_policy *p = mkpol(cs[k]);
+        size_t n = bdt_policy_param_count(p);
+        float *a = getp(p), *b = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * n);
+        cr_assert_eq(bdt_policy_init_params(&cs[k], b, n), BD_OK, "%s", bd_lasterr());
+        cr_assert(memcmp(a, b, sizeof(float) * n) == 0, "config %zu: the network does not start from the C init", k);
+        bdt_policy_config other = cs[k];
+        other.seed++;
+        cr_assert_eq(bdt_policy_init_params(&other, c, n), BD_OK);
+        cr_assert(memcmp(b, c, sizeof(float) * n) != 0, "another seed, other weights");
+        cr_assert_neq(bdt_policy_init_params(&cs[k], b, n - 1), BD_OK, "a wrong count is refused");
+        free(a);
+        free(b);
+        free(c);
+        bdt_policy_destroy(p);
+    }
+}
