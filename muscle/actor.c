@@ -110,9 +110,9 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
         .act_dim = a->A, .hidden = hidden, .layers = layers,
         .device = ac->dev == BD_DEVICE_CUDA ? BDT_CUDA : BDT_CPU, .seed = ac->ap->seed,
     };
-    /* On the CPU the actor-critic runs in C (parameters come with the first WEIGHTS);
-     * other networks (Q-values) and CUDA run on libtorch. */
-    if (!BD_ON_CUDA(ac) && (pc.act_kind == BDT_DISCRETE || pc.act_kind == BDT_CONTINUOUS)) {
+    /* On the CPU every network runs in C (parameters come with the first WEIGHTS), libtorch's
+     * bits without libtorch (torch/cpunet.h); on CUDA it runs on libtorch. */
+    if (!BD_ON_CUDA(ac)) {
         int rc = bdt_cpunet_init(&ac->cnet, &pc, ac->n);
         if (rc == BD_OK && !(ac->cparams = calloc(ac->cnet.count, sizeof(float)))) {
             rc = bd_seterr(BD_ENOMEM, "muscle: out of memory for %zu parameters", ac->cnet.count);

@@ -2160,7 +2160,8 @@ Test(torch, live_changes_take_effect_at_the_next_update)
 
 /* The C network gives libtorch's bits for the policy's shapes here (CartPole, Pendulum,
  * Acrobot, Tag-like widths; a hidden width whose tanh has a scalar tail; one and three
- * layers; one row, odd rows, many rows), for the CPU capability both pick (each test runs
+ * layers; one row, odd rows, many rows; the actor-critic, Q-networks and squashed
+ * Gaussians), for the CPU capability both pick (each test runs
  * in a process of its own: setting ATEN_CPU_CAPABILITY before the first op decides it). */
 static void check_c_network(void)
 {
@@ -2170,6 +2171,8 @@ static void check_c_network(void)
     } shapes[] = {
         {4, 2, 64, 2, BDT_DISCRETE},  {3, 1, 64, 2, BDT_CONTINUOUS}, {6, 3, 64, 2, BDT_DISCRETE},
         {2, 3, 100, 1, BDT_DISCRETE}, {14, 2, 37, 3, BDT_CONTINUOUS}, {1, 1, 8, 2, BDT_CONTINUOUS},
+        {4, 2, 64, 2, BDT_Q},         {6, 3, 256, 2, BDT_Q},         {5, 1, 33, 3, BDT_Q},
+        {3, 1, 256, 2, BDT_SQUASHED}, {14, 2, 37, 1, BDT_SQUASHED},
     };
     const int rows[] = {1, 7, 33, 512};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -2188,7 +2191,7 @@ static void check_c_network(void)
         cr_assert_eq(bdt_cpunet_init(&net, &c, 512), BD_OK, "%s", bd_lasterr());
         cr_assert_eq(net.count, bdt_policy_param_count(p));
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-            const int n = rows[r], S = c.obs_dim, A = c.act_dim;
+            const int n = rows[r], S = c.obs_dim, A = bdt_policy_out_dim(&c);
             float *obs = malloc(sizeof(float) * (size_t)n * S);
             float *o1 = malloc(sizeof(float) * (size_t)n * A), *o2 = malloc(sizeof(float) * (size_t)n * A);
             float *v1 = malloc(sizeof(float) * (size_t)n), *v2 = malloc(sizeof(float) * (size_t)n);
@@ -2238,8 +2241,25 @@ static void check_c_network(void)
     bdt_cpunet_fini(&zn);
     free(zparams);
     bdt_policy_destroy(zp);
+    /* a Q-network's value is its greedy action's, NaN first (as torch.max) */
+    bdt_policy_config qc = pcfg(2, BDT_Q, 3, 4);
+    bdt_policy *qp = mkpol(qc);
+    float *qparams = getp(qp), qobs[6] = {0.5f, -1.0f, NAN, 1.0f, 2.0f, 0.25f}, qv1[3], qv2[3];
+    bdt_cpunet qn;
+    cr_assert_eq(bdt_cpunet_init(&qn, &qc, 3), BD_OK);
+    cr_assert_eq(bdt_policy_forward(qp, qobs, 3, NULL, qv1), BD_OK);
+    cr_assert_eq(bdt_cpunet_forward(&qn, qparams, qobs, 3, NULL, qv2), BD_OK);
+    cr_assert(qv1[1] != qv1[1] && qv2[1] != qv2[1], "a NaN observation's value is NaN");
+    cr_assert(memcmp(qv1, qv2, sizeof(float)) == 0 && memcmp(qv1 + 2, qv2 + 2, sizeof(float)) == 0,
+              "Q values: %g %g vs %g %g", qv1[0], qv1[2], qv2[0], qv2[2]);
+    bdt_cpunet_fini(&qn);
+    free(qparams);
+    bdt_policy_destroy(qp);
     bdt_cpunet bad;
     bdt_policy_config q = pcfg(4, BDT_Q, 2, 1);
+    q.device = BDT_CUDA;
+    cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL, "the C network runs on the CPU alone");
+    q = pcfg(4, (bdt_act_kind)99, 2, 1);
     cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
     q = pcfg(0, BDT_DISCRETE, 2, 1);
     cr_assert_eq(bdt_cpunet_init(&bad, &q, 4), BD_EINVAL);
@@ -2265,13 +2285,16 @@ Test(torch, c_network_matches_libtorch_on_avx512)
     check_c_network();
 }
 
-/* libtorch's network starts from the C init, bit for bit, so a brain can send the first
- * weights before it has libtorch; the init is a function of the seed alone. */
+/* libtorch's network starts from the C init, bit for bit, for every kind (the
+ * actor-critic, a Q-network, a squashed Gaussian), so a brain can send the first weights
+ * before it has libtorch; the init is a function of the seed alone. */
 Test(torch, c_init_is_the_networks_start)
 {
-    bdt_policy_config cs[] = {pcfg(4, BDT_DISCRETE, 2, 5), pcfg(3, BDT_CONTINUOUS, 1, 5), pcfg(70, BDT_DISCRETE, 9, 8)};
+    bdt_policy_config cs[] = {pcfg(4, BDT_DISCRETE, 2, 5), pcfg(3, BDT_CONTINUOUS, 1, 5), pcfg(70, BDT_DISCRETE, 9, 8),
+                              pcfg(4, BDT_Q, 2, 5),        pcfg(3, BDT_SQUASHED, 1, 5),   pcfg(6, BDT_Q, 3, 9)};
     cs[2].hidden = 33;
     cs[2].layers = 3;
+    cs[5].layers = 0; /* a linear Q-network */
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         bdt_policy *p = mkpol(cs[k]);
         size_t n = bdt_policy_param_count(p);

@@ -72,8 +72,11 @@ int bdt_cpunet_init(bdt_cpunet *n, const bdt_policy_config *cfg, int rows)
     memset(n, 0, sizeof *n);
     if (!cfg || rows < 0)
         return bd_seterr(BD_EINVAL, "bdt_cpunet_init: no config or rows < 0");
-    if (cfg->act_kind != BDT_DISCRETE && cfg->act_kind != BDT_CONTINUOUS)
+    if (cfg->act_kind != BDT_DISCRETE && cfg->act_kind != BDT_CONTINUOUS && cfg->act_kind != BDT_Q
+        && cfg->act_kind != BDT_SQUASHED)
         return bd_seterr(BD_EINVAL, "bdt_cpunet_init: act_kind %d has no C network", (int)cfg->act_kind);
+    if (cfg->device != BDT_CPU)
+        return bd_seterr(BD_EINVAL, "bdt_cpunet_init: the C network runs on the CPU alone");
     uint64_t count = bdt_policy_param_count_of(cfg);
     if (count == 0 || cfg->hidden > (1 << 16) || cfg->obs_dim > (1 << 20) || cfg->act_dim > (1 << 20))
         return bd_seterr(BD_EINVAL, "bdt_cpunet_init: a network of %d x %d over %d inputs and %d outputs "
@@ -84,7 +87,9 @@ int bdt_cpunet_init(bdt_cpunet *n, const bdt_policy_config *cfg, int rows)
     size_t cells = (size_t)(rows ? rows : 1) * (size_t)cfg->hidden;
     n->h0 = malloc(sizeof(float) * cells);
     n->h1 = malloc(sizeof(float) * cells);
-    if (!n->h0 || !n->h1) {
+    if (cfg->act_kind == BDT_Q) /* the Q-values a value (the greedy action's) is taken from */
+        n->q = malloc(sizeof(float) * (size_t)(rows ? rows : 1) * (size_t)cfg->act_dim);
+    if (!n->h0 || !n->h1 || (cfg->act_kind == BDT_Q && !n->q)) {
         bdt_cpunet_fini(n);
         return bd_seterr(BD_ENOMEM, "bdt_cpunet_init: out of memory for %d rows of %d", rows, cfg->hidden);
     }
@@ -97,6 +102,7 @@ void bdt_cpunet_fini(bdt_cpunet *n)
         return;
     free(n->h0);
     free(n->h1);
+    free(n->q);
     memset(n, 0, sizeof *n);
 }
 
@@ -125,10 +131,20 @@ static void bdt_linear(const float *x, int rows, int in, const float *W, const f
     sgemm_("t", "n", &m, &nn, &k, &one, W, &lda, x, &ldb, &one, y, &ldc);
 }
 
-/* One trunk (Linear, tanh) x layers then its head Linear(h, outs), params from p; returns
- * the end of its parameters. */
+/* ReLU in place, as libtorch's CPU kernel computes it: the larger of x and +0, a NaN kept. */
+static void bdt_relu(float *x, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!(x[i] > 0.0f) && x[i] == x[i])
+            x[i] = 0.0f;
+}
+
+/* One trunk (Linear, then tanh for the actor-critic or ReLU for a Q-network or a squashed
+ * Gaussian) x layers then its head Linear(h, outs), params from p; returns the end of its
+ * parameters. */
 static const float *bdt_trunk(bdt_cpunet *n, const float *p, const float *obs, int rows, int outs, float *y)
 {
+    const int relu = n->cfg.act_kind == BDT_Q || n->cfg.act_kind == BDT_SQUASHED;
     const int S = n->cfg.obs_dim, h = n->cfg.hidden;
     const float *x = obs;
     int in = S;
@@ -137,7 +153,10 @@ static const float *bdt_trunk(bdt_cpunet *n, const float *p, const float *obs, i
         float *z = buf[l & 1];
         const float *W = p, *b = p + (size_t)h * (size_t)in;
         bdt_linear(x, rows, in, W, b, h, z);
-        bdt_cpunet_tanh(z, (size_t)rows * (size_t)h);
+        if (relu)
+            bdt_relu(z, (size_t)rows * (size_t)h);
+        else
+            bdt_cpunet_tanh(z, (size_t)rows * (size_t)h);
         p = b + h;
         x = z;
         in = h;
@@ -146,6 +165,42 @@ static const float *bdt_trunk(bdt_cpunet *n, const float *p, const float *obs, i
     if (y)
         bdt_linear(x, rows, h, W, b, outs, y);
     return b + outs;
+}
+
+/* The actor-critic: the critic's trunk first, as the flat order has it, then the actor's. */
+static void bdt_ac_forward(bdt_cpunet *n, const float *params, const float *obs, int rows, float *out,
+                           float *value)
+{
+    const float *p = params + (n->cfg.act_kind == BDT_CONTINUOUS ? n->cfg.act_dim : 0);
+    if (value)
+        p = bdt_trunk(n, p, obs, rows, 1, value);
+    else {
+        const size_t h = (size_t)n->cfg.hidden, S = (size_t)n->cfg.obs_dim;
+        p += S * h + h + (size_t)(n->cfg.layers - 1) * (h * h + h) + h + 1;
+    }
+    if (out)
+        bdt_trunk(n, p, obs, rows, n->cfg.act_dim, out);
+}
+
+/* A Q-network or a squashed Gaussian: one trunk, no critic. The value is a Q-network's
+ * greedy action's (the first largest, a NaN taken for the largest, as torch.max), a
+ * squashed Gaussian's 0 (as bdt_policy_forward's). */
+static void bdt_one_trunk_forward(bdt_cpunet *n, const float *params, const float *obs, int rows, float *out,
+                                  float *value)
+{
+    const int A = n->cfg.act_dim, q = n->cfg.act_kind == BDT_Q;
+    float *y = out ? out : q ? n->q : NULL;
+    if (y)
+        bdt_trunk(n, params, obs, rows, q ? A : 2 * A, y);
+    for (int r = 0; value && r < rows; r++) {
+        float v = 0.0f;
+        for (int k = 0; q && k < A && v == v; k++) {
+            const float x = y[(size_t)r * (size_t)A + (size_t)k];
+            if (k == 0 || x > v || x != x)
+                v = x;
+        }
+        value[r] = v;
+    }
 }
 
 int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int rows, float *out,
@@ -161,16 +216,10 @@ int bdt_cpunet_forward(bdt_cpunet *n, const float *params, const float *obs, int
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040u);
 #endif
-    const float *p = params + (n->cfg.act_kind == BDT_CONTINUOUS ? n->cfg.act_dim : 0);
-    /* critic first, as the flat order has it */
-    if (value)
-        p = bdt_trunk(n, p, obs, rows, 1, value);
-    else {
-        const size_t h = (size_t)n->cfg.hidden, S = (size_t)n->cfg.obs_dim;
-        p += S * h + h + (size_t)(n->cfg.layers - 1) * (h * h + h) + h + 1;
-    }
-    if (out)
-        bdt_trunk(n, p, obs, rows, n->cfg.act_dim, out);
+    if (n->cfg.act_kind == BDT_Q || n->cfg.act_kind == BDT_SQUASHED)
+        bdt_one_trunk_forward(n, params, obs, rows, out, value);
+    else
+        bdt_ac_forward(n, params, obs, rows, out, value);
 #if defined(__SSE2__)
     _mm_setcsr(csr);
 #endif
@@ -231,7 +280,11 @@ int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n)
                 + (cfg->act_kind == BDT_CONTINUOUS ? (uint64_t)cfg->act_dim : 0);
     else if (cfg)
         count = bdt_policy_param_count_of(cfg);
-    if (!dst || count == 0 || n != count || (cfg->act_kind != BDT_DISCRETE && cfg->act_kind != BDT_CONTINUOUS))
+    const int one_trunk = cfg && (cfg->act_kind == BDT_Q || cfg->act_kind == BDT_SQUASHED);
+    if (cfg && cfg->layers == 0 && one_trunk) /* a linear Q-network or squashed Gaussian */
+        count = ((uint64_t)cfg->obs_dim + 1) * (uint64_t)bdt_policy_out_dim(cfg);
+    if (!dst || count == 0 || n != count
+        || (cfg->act_kind != BDT_DISCRETE && cfg->act_kind != BDT_CONTINUOUS && !one_trunk))
         return bd_seterr(BD_EINVAL, "bdt_policy_init_params: no network of this shape (%zu parameters given, %llu "
                          "wanted)", n, (unsigned long long)count);
     const int S = cfg->obs_dim, h = cfg->hidden, L = cfg->layers;
@@ -239,7 +292,7 @@ int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n)
     size_t cells = 0, side = 0;
     for (int l = 0; l <= L; l++) {
         const size_t in = (size_t)(l == 0 ? S : h);
-        const size_t outs[2] = {l == L ? 1 : (size_t)h, l == L ? (size_t)cfg->act_dim : (size_t)h};
+        const size_t outs[2] = {l == L ? 1 : (size_t)h, l == L ? (size_t)bdt_policy_out_dim(cfg) : (size_t)h};
         for (int t = 0; t < 2; t++) {
             cells = outs[t] * in > cells ? outs[t] * in : cells;
             side = outs[t] > side ? outs[t] : side;
@@ -256,12 +309,14 @@ int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n)
     float *p = dst + (cfg->act_kind == BDT_CONTINUOUS ? cfg->act_dim : 0);
     uint32_t layer = 0;
     int rc = BD_OK;
-    for (int trunk = 0; trunk < 2 && rc == BD_OK; trunk++) { /* the critic, then the actor */
-        const int head = trunk == 0 ? 1 : cfg->act_dim;
+    /* the critic, then the actor; a Q-network or a squashed Gaussian has the second alone */
+    for (int trunk = one_trunk; trunk < 2 && rc == BD_OK; trunk++) {
+        const int head = trunk == 0 ? 1 : bdt_policy_out_dim(cfg);
+        const double head_gain = trunk == 0 || cfg->act_kind == BDT_Q ? 1.0 : 0.01;
         int in = S;
         for (int l = 0; l <= L && rc == BD_OK; l++) {
             const int out = l == L ? head : h;
-            const double gain = l < L ? sqrt(2.0) : trunk == 0 ? 1.0 : 0.01;
+            const double gain = l < L ? sqrt(2.0) : head_gain;
             rc = bdt_orthogonal(p, out, in, gain, cfg->seed, layer++, a, tau);
             p += (size_t)out * (size_t)in + (size_t)out;
             in = h;

@@ -1,6 +1,6 @@
 /* policy.cpp: the policy network (CleanRL's actor-critic MLP) behind bdt_policy_*
  * (torch/bd_torch.h): creation with the initial weights of torch/cpunet.c (orthogonal,
- * drawn from the seed; a Q-network's by libtorch's generator),
+ * drawn from the seed),
  * parameters in and out, inference on host or device memory, the log std.
  *
  * Flat parameter order (bdt_policy_get_params/set_params) is torch's named_parameters()
@@ -40,24 +40,6 @@ void bd_shim::orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
     w.copy_(q.reshape(w.sizes()) * gain);
 }
 
-namespace {
-
-/* Orthogonal init of one trunk: hidden layers gain sqrt(2), the head `head_gain`. */
-void init_trunk(torch::nn::Sequential &s, double head_gain, at::Generator &gen)
-{
-    const size_t n = s->size();
-    for (size_t i = 0; i < n; i++) {
-        auto lin = s[i]->as<torch::nn::Linear>();
-        if (!lin)
-            continue;
-        orthogonal_(lin->weight, i + 1 == n ? head_gain : std::sqrt(2.0), gen);
-        lin->bias.zero_();
-    }
-}
-
-} // namespace
-
-
 extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
 {
     if (!out)
@@ -86,28 +68,18 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         p->cfg = *cfg;
         p->dev = cfg->device == BDT_CUDA ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
         p->net = std::make_shared<ActorCritic>(*cfg);
-        if (kind == BDT_Q || kind == BDT_SQUASHED) { /* Q-networks and SAC's actor: libtorch's draw */
-            torch::NoGradGuard ng;
-            at::Generator gen = at::detail::createCPUGenerator(cfg->seed);
-            if (kind == BDT_Q)
-                init_trunk(p->net->actor, 1.0, gen);
-            else /* a squashed Gaussian: its actor alone */
-                init_trunk(p->net->actor, 0.01, gen);
-        }
         p->net->to(p->dev);
         p->params = p->net->parameters();
         for (const auto &t : p->params)
             p->count += (size_t)t.numel();
-        /* the actor-critic's initial weights are torch/cpunet.c's, which a brain sends
+        /* every network's initial weights are torch/cpunet.c's, which a brain sends
          * before it loads libtorch */
-        if (kind == BDT_DISCRETE || kind == BDT_CONTINUOUS) {
-            std::vector<float> init(p->count);
-            int rc = bdt_policy_init_params(cfg, init.data(), init.size());
-            if (rc == BD_OK)
-                rc = bdt_policy_set_params(p.get(), init.data(), init.size());
-            if (rc != BD_OK)
-                return rc;
-        }
+        std::vector<float> init(p->count);
+        int rc = bdt_policy_init_params(cfg, init.data(), init.size());
+        if (rc == BD_OK)
+            rc = bdt_policy_set_params(p.get(), init.data(), init.size());
+        if (rc != BD_OK)
+            return rc;
         *out = p.release();
         return BD_OK;
     } catch (...) {
