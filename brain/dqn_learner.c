@@ -17,6 +17,7 @@
 #include "brain/replay.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "torch/cpunet.h"
 
 #define BD_DQN_CHUNK 256 /* gradient steps per shim call (their batches drawn together) */
 
@@ -25,8 +26,11 @@ typedef struct {
     bd_dqn_params dp;
     int train;
     const volatile sig_atomic_t *cancel;
-    bdt_policy *net;
-    bdt_dqn *dqn;              /* train phases */
+    bdt_policy_config pc;      /* the Q-network's shape */
+    bdt_policy *net;           /* libtorch's network: made on first need (bd_dqn_net) */
+    bdt_dqn *dqn;              /* train phases, with the network */
+    bd_grad_hook grad_hook;    /* several ranks: the gradient all-reduce (bd_learner_spec's) */
+    void *grad_ctx;
     float *params;             /* the network's parameters, then epsilon (the WEIGHTS floats) */
     size_t nparams;
     uint64_t version;          /* updates (rounds with gradient steps) so far */
@@ -81,6 +85,51 @@ static int bd_dqn_alloc_samples(bd_dqn_state *l)
     return BD_OK;
 }
 
+/* libtorch's network (and, in a train phase, DQN's optimiser and target) from the
+ * parameters the learner has (l->params), on first need: the learner starts from
+ * torch/cpunet.c's initial weights without libtorch, so that the muscles act while it loads
+ * (bdt_preload) and the buffer fills to learning_starts. */
+static int bd_dqn_net(bd_dqn_state *l)
+{
+    if (l->net)
+        return BD_OK;
+    int rc = bdt_policy_create(&l->pc, &l->net);
+    if (rc == BD_OK) {
+        bdt_set_threads(1); /* small batches: parallel regions do not pay (see ppo_learner.c) */
+        rc = bdt_policy_set_params(l->net, l->params, l->nparams);
+    }
+    if (rc == BD_OK && l->train) {
+        bdt_dqn_config dc = {.lr = (float)l->dp.learning_rate, .gamma = (float)l->dp.gamma,
+                             .max_grad_norm = (float)l->dp.max_grad_norm, .double_q = l->dp.double_q,
+                             .target_every = l->dp.target_update_interval, .tau = (float)l->dp.tau};
+        rc = bdt_dqn_create(l->net, &dc, &l->dqn); /* the target starts as the network */
+    }
+    /* several ranks (docs/architecture.md "Many machines"): gradients averaged every step,
+     * the step count agreed, and each rank's own draws from its own buffer */
+    if (rc == BD_OK && l->dqn && l->grad_hook)
+        bdt_dqn_set_grad_hook(l->dqn, (bdt_grad_hook)l->grad_hook, l->grad_ctx);
+    /* a second core: each gradient step's targets beside its forward pass, where it pays
+     * (bd_split_pick, update by update). With OpenBLAS's AVX2 kernels CartPole reached 475
+     * in 28.5 s against 32.8 s on one thread (16 worlds, hidden 256). With its AVX-512
+     * ones, whose steps are a third shorter, it did not (a step 0.86 ms against 0.81 ms in
+     * bodhi-dqnbench; runs of 23.9 and 27.9 s against 25.8 and 24.3 s): there it starts
+     * off. Beside another busy learner it did not pay either; the probes find that. Asked
+     * here, with libtorch loaded: OpenBLAS's answers come by dlsym, which would wait for
+     * the loader while libtorch loads in the background. */
+    if (rc == BD_OK && l->dqn)
+        bd_split_pick_init(&l->pick, bd_ranks_split(l->pc.device == BDT_CPU), !bd_blas_avx512());
+    if (rc != BD_OK) {
+        bdt_dqn_destroy(l->dqn);
+        bdt_policy_destroy(l->net);
+        l->dqn = NULL;
+        l->net = NULL;
+    }
+    return rc;
+}
+
+/* The agent's learner: its initial parameters (torch/cpunet.c's, those libtorch's network
+ * will start from) and epsilon, the replay buffer of a train phase. libtorch starts
+ * loading in the background; the network comes with bd_dqn_net. */
 static int bd_dqn_create(const bd_learner_spec *s, void **out)
 {
     bd_dqn_state *l = calloc(1, sizeof *l);
@@ -90,35 +139,20 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
     l->dp = *(const bd_dqn_params *)s->params;
     l->train = s->train;
     l->cancel = s->cancel;
-    bdt_policy_config pc;
-    bd_dqn_net_config(s->ap, &l->dp, s->device, &pc);
-    int rc = bdt_policy_create(&pc, &l->net);
-    if (rc == BD_OK && s->train) {
-        bdt_dqn_config dc = {.lr = (float)l->dp.learning_rate, .gamma = (float)l->dp.gamma,
-                             .max_grad_norm = (float)l->dp.max_grad_norm, .double_q = l->dp.double_q,
-                             .target_every = l->dp.target_update_interval, .tau = (float)l->dp.tau};
-        rc = bdt_dqn_create(l->net, &dc, &l->dqn);
-    }
-    /* several ranks (docs/architecture.md "Many machines"): gradients averaged every step,
-     * the step count agreed, and each rank's own draws from its own buffer */
-    if (rc == BD_OK && l->dqn && s->grad_hook)
-        bdt_dqn_set_grad_hook(l->dqn, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
-    /* a second core: each gradient step's targets beside its forward pass, where it pays
-     * (bd_split_pick, update by update). With OpenBLAS's AVX2 kernels CartPole reached 475
-     * in 28.5 s against 32.8 s on one thread (16 worlds, hidden 256). With its AVX-512
-     * ones, whose steps are a third shorter, it did not (a step 0.86 ms against 0.81 ms in
-     * bodhi-dqnbench; runs of 23.9 and 27.9 s against 25.8 and 24.3 s): there it starts
-     * off. Beside another busy learner it did not pay either; the probes find that */
-    if (rc == BD_OK && l->dqn)
-        bd_split_pick_init(&l->pick, bd_ranks_split(pc.device == BDT_CPU), !bd_blas_avx512());
+    l->grad_hook = s->grad_hook;
+    l->grad_ctx = s->grad_ctx;
+    bd_dqn_net_config(s->ap, &l->dp, s->device, &l->pc);
+    bdt_preload();
     l->sum_hook = s->sum_hook;
     l->sum_ctx = s->sum_ctx;
     l->draws = (uint64_t)s->rank << 40;
-    l->nparams = rc == BD_OK ? bdt_policy_param_count(l->net) : 0;
+    l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
+    int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no Q-network of %d x %d", s->ap->cfg->name,
+                                            l->dp.layers, l->dp.hidden);
     if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + 1))))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK)
-        rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+        rc = bdt_policy_init_params(&l->pc, l->params, l->nparams);
     if (rc == BD_OK)
         l->params[l->nparams] = s->train ? (float)bd_dqn_epsilon(&l->dp, 0) : 0.0f;
     if (rc == BD_OK && s->train)
@@ -129,7 +163,6 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
         bd_dqn_destroy(l);
         return rc;
     }
-    bdt_set_threads(1); /* small batches: parallel regions do not pay (see ppo_learner.c) */
     *out = l;
     return BD_OK;
 }
@@ -137,7 +170,9 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
 static int bd_dqn_load(void *self, const char *path)
 {
     bd_dqn_state *l = self;
-    int rc = l->dqn ? bdt_dqn_load(l->dqn, path) : bdt_load(l->net, NULL, path);
+    int rc = bd_dqn_net(l);
+    if (rc == BD_OK)
+        rc = l->dqn ? bdt_dqn_load(l->dqn, path) : bdt_load(l->net, NULL, path);
     if (rc == BD_OK && l->dqn && l->dp.save_buffer) {
         char *rp = bd_strfmt("%s.replay", path);
         if (!rp)
@@ -185,12 +220,14 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
     bd_dqn_state *l = self;
     l->have_stats = 0;
     diverged[0] = '\0';
-    if (!l->batch || !l->dqn)
+    if (!l->batch || !l->train)
         return bd_seterr(BD_ESTATE, "dqn: an update with no batch collected");
     double t0 = bd_now();
     l->added = bd_replay_collect(&l->rb, l->batch, l->version);
     l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
     int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &l->grad_steps);
+    if (rc == BD_OK && l->grad_steps > 0) /* the first gradient step: libtorch, loaded meanwhile */
+        rc = bd_dqn_net(l);
     int marked = 0;
     if (rc == BD_OK && l->grad_steps > 0) /* the whole learner, should this round diverge or be cancelled */
         marked = (rc = bdt_dqn_mark(l->dqn)) == BD_OK;
@@ -281,14 +318,20 @@ static int bd_dqn_weights_in(void *self, const bd_weights_hdr *h, const float *f
         return bd_seterr(BD_EINVAL, "dqn: weights of another network (%llu parameters, %u x %u) for a Q-network "
                          "of %zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
                          l->nparams, l->dp.layers, l->dp.hidden);
+    if (!l->net) { /* libtorch's network will start from them */
+        memcpy(l->params, floats, sizeof(float) * l->nparams);
+        return BD_OK;
+    }
     int rc = bdt_policy_set_params(l->net, floats, l->nparams);
     return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
 }
 
 static int bd_dqn_save(const void *self, const char *path, int *saved)
 {
-    const bd_dqn_state *l = self;
-    int rc = l->dqn ? bdt_dqn_save(l->dqn, path) : bdt_save(l->net, NULL, path);
+    bd_dqn_state *l = (bd_dqn_state *)self; /* a learner is never const itself: the network may come now */
+    int rc = bd_dqn_net(l);
+    if (rc == BD_OK)
+        rc = l->dqn ? bdt_dqn_save(l->dqn, path) : bdt_save(l->net, NULL, path);
     if (rc == BD_OK && l->dqn && l->dp.save_buffer) {
         char *rp = bd_strfmt("%s.replay", path);
         rc = rp ? bd_replay_save(&l->rb, rp) : bd_seterr(BD_ENOMEM, "out of memory");

@@ -19,14 +19,18 @@
 
 #include "brain/replay.h"
 #include "common/util.h"
+#include "torch/cpunet.h"
 
 typedef struct {
     const bd_agent_plan *ap;
     bd_sac_params sp;
     int train;
     const volatile sig_atomic_t *cancel;
-    bdt_policy *actor;
+    bdt_policy_config pc;     /* the actor's shape */
+    bdt_policy *actor;        /* libtorch's actor and learner: made on first need (bd_sac_net) */
     bdt_sac *sac;
+    bd_grad_hook grad_hook;   /* several ranks: the gradient all-reduce (bd_learner_spec's) */
+    void *grad_ctx;
     float *params;            /* the actor's parameters as the muscles get them */
     size_t nparams;
     uint64_t version;         /* gradient steps so far */
@@ -65,6 +69,47 @@ static void bd_sac_destroy(void *self)
     free(l);
 }
 
+/* libtorch's actor and the SAC learner (critics, targets, optimisers, temperature) from
+ * the parameters the learner has (l->params), on first need: the learner starts from
+ * torch/cpunet.c's initial actor without libtorch, so that the muscles act while it loads
+ * (bdt_preload) and the buffer fills to learning_starts. The critics start from libtorch's
+ * draw of the agent's seed, whenever they are made. */
+static int bd_sac_net(bd_sac_state *l)
+{
+    if (l->actor)
+        return BD_OK;
+    const bd_agent_plan *ap = l->ap;
+    bdt_sac_config sc = {.lr_actor = (float)l->sp.policy_lr, .lr_critic = (float)l->sp.q_lr,
+                         .lr_alpha = (float)l->sp.alpha_lr, .gamma = (float)l->sp.gamma, .tau = (float)l->sp.tau,
+                         .alpha = (float)l->sp.alpha, .autotune = l->sp.autotune,
+                         .target_entropy = (float)l->sp.target_entropy};
+    for (int d = 0; d < ap->nact && d < BDT_SAC_MAX_ACT; d++) {
+        sc.low[d] = ap->act_low[d];
+        sc.high[d] = ap->act_high[d];
+    }
+    int rc = bdt_policy_create(&l->pc, &l->actor);
+    if (rc == BD_OK) {
+        bdt_set_threads(1); /* batches of hundreds: parallel regions do not pay (ppo_learner.c) */
+        rc = bdt_policy_set_params(l->actor, l->params, l->nparams);
+    }
+    if (rc == BD_OK)
+        rc = bdt_sac_create(l->actor, &sc, &l->sac);
+    /* several ranks (docs/architecture.md "Many machines"): every optimiser's gradient
+     * averaged each step, the step count agreed, and each rank's own draws */
+    if (rc == BD_OK && l->grad_hook)
+        bdt_sac_set_grad_hook(l->sac, (bdt_grad_hook)l->grad_hook, l->grad_ctx);
+    if (rc != BD_OK) {
+        bdt_sac_destroy(l->sac);
+        bdt_policy_destroy(l->actor);
+        l->sac = NULL;
+        l->actor = NULL;
+    }
+    return rc;
+}
+
+/* The agent's learner: its initial actor (torch/cpunet.c's, which libtorch's will start
+ * from), the replay buffer and batch of a train phase. libtorch starts loading in the
+ * background; the rest comes with bd_sac_net. */
 static int bd_sac_create(const bd_learner_spec *s, void **out)
 {
     bd_sac_state *l = calloc(1, sizeof *l);
@@ -75,31 +120,20 @@ static int bd_sac_create(const bd_learner_spec *s, void **out)
     l->sp = *(const bd_sac_params *)s->params;
     l->train = s->train;
     l->cancel = s->cancel;
-    bdt_policy_config pc;
-    bd_sac_policy_config(ap, &l->sp, s->device, &pc);
-    bdt_sac_config sc = {.lr_actor = (float)l->sp.policy_lr, .lr_critic = (float)l->sp.q_lr,
-                         .lr_alpha = (float)l->sp.alpha_lr, .gamma = (float)l->sp.gamma, .tau = (float)l->sp.tau,
-                         .alpha = (float)l->sp.alpha, .autotune = l->sp.autotune,
-                         .target_entropy = (float)l->sp.target_entropy};
-    for (int d = 0; d < ap->nact && d < BDT_SAC_MAX_ACT; d++) {
-        sc.low[d] = ap->act_low[d];
-        sc.high[d] = ap->act_high[d];
-    }
-    int rc = bdt_policy_create(&pc, &l->actor);
-    if (rc == BD_OK)
-        rc = bdt_sac_create(l->actor, &sc, &l->sac);
-    /* several ranks (docs/architecture.md "Many machines"): every optimiser's gradient
-     * averaged each step, the step count agreed, and each rank's own draws */
-    if (rc == BD_OK && s->grad_hook)
-        bdt_sac_set_grad_hook(l->sac, (bdt_grad_hook)s->grad_hook, s->grad_ctx);
+    l->grad_hook = s->grad_hook;
+    l->grad_ctx = s->grad_ctx;
+    bd_sac_policy_config(ap, &l->sp, s->device, &l->pc);
+    bdt_preload();
     l->sum_hook = s->sum_hook;
     l->sum_ctx = s->sum_ctx;
     l->key_off = (uint64_t)s->rank << 40;
-    l->nparams = rc == BD_OK ? bdt_policy_param_count(l->actor) : 0;
+    l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
+    int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no actor of %d x %d", ap->cfg->name,
+                                            l->sp.layers, l->sp.hidden);
     if (rc == BD_OK && !(l->params = malloc(sizeof(float) * l->nparams)))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK)
-        rc = bdt_policy_get_params(l->actor, l->params, l->nparams);
+        rc = bdt_policy_init_params(&l->pc, l->params, l->nparams);
     const size_t B = (size_t)l->sp.batch_size, S = (size_t)ap->nsens, U = (size_t)ap->nact;
     if (rc == BD_OK && s->train) {
         rc = bd_replay_init(&l->buf, l->sp.buffer_size, ap->nsens, ap->nact, s->N);
@@ -117,7 +151,6 @@ static int bd_sac_create(const bd_learner_spec *s, void **out)
         bd_sac_destroy(l);
         return rc;
     }
-    bdt_set_threads(1); /* batches of hundreds: parallel regions do not pay (ppo_learner.c) */
     *out = l;
     return BD_OK;
 }
@@ -131,7 +164,9 @@ static char *bd_sac_buffer_path(const char *path)
 static int bd_sac_load(void *self, const char *path)
 {
     bd_sac_state *l = self;
-    int rc = bdt_sac_load(l->sac, path);
+    int rc = bd_sac_net(l);
+    if (rc == BD_OK)
+        rc = bdt_sac_load(l->sac, path);
     if (rc == BD_OK)
         rc = bdt_policy_get_params(l->actor, l->params, l->nparams);
     char *bp = rc == BD_OK && l->have_buf ? bd_sac_buffer_path(path) : NULL;
@@ -168,6 +203,8 @@ static int bd_sac_update(void *self, long long steps, char *diverged, size_t len
     }
     int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &due);
     if (rc != BD_OK || due <= 0)
+        return rc;
+    if ((rc = bd_sac_net(l)) != BD_OK) /* the first gradient step: libtorch, loaded meanwhile */
         return rc;
     if ((rc = bdt_sac_mark(l->sac)) != BD_OK) /* the whole learner, should this round diverge */
         return rc;
@@ -262,6 +299,10 @@ static int bd_sac_weights_in(void *self, const bd_weights_hdr *h, const float *f
         return bd_seterr(BD_EINVAL, "sac: weights of another network (%llu parameters, %u x %u, head %u) for "
                          "one of %zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
                          h->head, l->nparams, l->sp.layers, l->sp.hidden);
+    if (!l->actor) { /* libtorch's actor will start from them */
+        memcpy(l->params, floats, sizeof(float) * l->nparams);
+        return BD_OK;
+    }
     int rc = bdt_policy_set_params(l->actor, floats, l->nparams);
     return rc == BD_OK ? bdt_policy_get_params(l->actor, l->params, l->nparams) : rc;
 }
@@ -270,8 +311,10 @@ static int bd_sac_weights_in(void *self, const bd_weights_hdr *h, const float *f
  * beside it (path.replay). */
 static int bd_sac_save(const void *self, const char *path, int *saved)
 {
-    const bd_sac_state *l = self;
-    int rc = bdt_sac_save(l->sac, path);
+    bd_sac_state *l = (bd_sac_state *)self; /* a learner is never const itself: the learner may come now */
+    int rc = bd_sac_net(l);
+    if (rc == BD_OK)
+        rc = bdt_sac_save(l->sac, path);
     if (rc == BD_OK && l->sp.save_buffer && l->have_buf) {
         char *bp = bd_sac_buffer_path(path);
         rc = bp ? bd_replay_save(&l->buf, bp) : bd_seterr(BD_ENOMEM, "out of memory");
