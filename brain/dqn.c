@@ -27,7 +27,6 @@ long long bd_dqn_auto_rollout(long long columns)
 
 double bd_dqn_auto_utd(long long columns)
 {
-    columns *= bd_rank_world();
     if (columns < 1)
         return BD_DQN_AUTO_UTD;
     double u = BD_DQN_AUTO_STEPS_PER_ROUND_STEP / (double)columns;

@@ -43,11 +43,12 @@ typedef struct {
 long long bd_dqn_auto_rollout(long long columns);
 
 /* utd_ratio when it is not given: BD_DQN_AUTO_UTD gradient steps per transition up to
- * BD_DQN_AUTO_STEPS_PER_ROUND_STEP / BD_DQN_AUTO_UTD (32) worlds, then
- * BD_DQN_AUTO_STEPS_PER_ROUND_STEP per step of all worlds together: past 32 worlds, more
+ * BD_DQN_AUTO_STEPS_PER_ROUND_STEP / BD_DQN_AUTO_UTD (32) columns, then
+ * BD_DQN_AUTO_STEPS_PER_ROUND_STEP per step of all of them together: past 32 worlds, more
  * worlds bring more data for each gradient step, not more gradient steps for each step
  * of the episodes (measured on CartPole at 16 and 256 worlds, docs/run-file.md). Columns
- * are the agent's own (not the phase's most, as the rollout's), of every rank. */
+ * are the agent's own (not the phase's most, as the rollout's) on this rank: K ranks take
+ * the gradient steps one process of a rank's worlds takes, each averaged over K batches. */
 #define BD_DQN_AUTO_UTD 0.25
 #define BD_DQN_AUTO_STEPS_PER_ROUND_STEP 8.0
 double bd_dqn_auto_utd(long long columns);

@@ -333,12 +333,15 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     cr_assert_eq(bd_dqn_params_parse(NULL, 256, &dp), BD_OK, "%s", bd_lasterr());
     cr_assert_float_eq(dp.utd_ratio, 1.0 / 32, 1e-15);
     cr_assert_eq(dp.rollout_steps, 16);
-    /* ... of every rank's worlds (brain/ranks.h) */
+    /* with ranks (brain/ranks.h): the rollout from every rank's worlds, the ratio from this
+     * rank's, so that each rank takes the gradient steps one process of its worlds takes */
     setenv("BODHI_WORLD_SIZE", "16", 1);
     cr_assert_eq(bd_dqn_auto_rollout(1), 16);
     cr_assert_eq(bd_dqn_auto_rollout(16), 16);
-    cr_assert_float_eq(bd_dqn_auto_utd(16), 1.0 / 32, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_utd(16), 0.25, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_utd(256), 1.0 / 32, 1e-15);
     unsetenv("BODHI_WORLD_SIZE");
+    cr_assert_float_eq(bd_dqn_auto_utd(0), 0.25, 1e-15); /* columns unknown */
 }
 
 /* n transitions of qnet's shape (3 observations, 4 actions): fixed, varied values. */
