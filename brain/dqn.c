@@ -141,6 +141,17 @@ unsigned long long bd_dqn_kind_weights_floats(const void *value, const bd_agent_
 }
 
 /* A dqn brain needs one discrete actuator; its buffer, network and rounds must fit. */
+/* A source agent's Q-network as the dqn brain builds it (bd_brain_load_check); 1 when that
+ * agent is not a dqn agent. */
+static int bd_dqn_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
+{
+    (void)ctx;
+    if (!src->brain || src->brain->parse != bd_dqn_kind_parse)
+        return 1;
+    bd_dqn_net_config(src, src->brain_params, BD_DEVICE_CPU, out);
+    return BD_OK;
+}
+
 int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
 {
     char w[256];
@@ -171,7 +182,9 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                        "%.3g GiB with its target and optimiser; this machine has %.3g GiB",
                                        bd_node_where(hn ? hn : params, w, sizeof w), dp->hidden, dp->layers,
                                        (double)n, need / (1 << 30), have / (1 << 30)));
-        rc = rc ? rc : nrc;
+        return rc ? rc : nrc;
     }
-    return rc;
+    /* what it loads fits (an earlier run's checkpoint, or an earlier phase's agent) */
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, bd_dqn_net_of, NULL, NULL, NULL));
+    return rc ? rc : lrc;
 }

@@ -69,6 +69,76 @@ void bd_brain_net_config(const bd_agent_plan *ap, bdt_act_kind act_kind, int act
     out->seed = ap->seed;
 }
 
+const char *bd_net_shape_text(const bdt_policy_config *c, char *buf, size_t len)
+{
+    const char *kind = c->act_kind == BDT_CONTINUOUS ? "continuous actions"
+                       : c->act_kind == BDT_Q        ? "Q-values of discrete actions"
+                       : c->act_kind == BDT_SQUASHED ? "squashed continuous actions"
+                                                     : "discrete actions";
+    snprintf(buf, len, "%d sensors, %s %d, hidden %d, layers %d", c->obs_dim, kind, c->act_dim, c->hidden,
+             c->layers);
+    return buf;
+}
+
+int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
+                        bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase, const bd_agent_plan **src_agent)
+{
+    const bd_agent_cfg *a = ap->cfg;
+    char w[256], s1[160], s2[160];
+    if (src_agent)
+        *src_agent = NULL;
+    if (!p->gate || p->ph->invalid || ap->random || !ap->load_phase)
+        return BD_OK;
+    const bd_node *ld = bd_node_get(a->node, "load");
+    bd_node_where(ld ? ld : a->node, w, sizeof w);
+    if (ap->load_run) {
+        char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
+        if (!path)
+            return bd_seterr(BD_ENOMEM, "out of memory");
+        bdt_policy_config cpu = *mine;
+        cpu.device = BDT_CPU;
+        bdt_policy *net = NULL;
+        int rc = bdt_policy_create(&cpu, &net);
+        if (rc == BD_OK)
+            rc = bdt_load(net, NULL, path);
+        bdt_policy_destroy(net);
+        if (rc != BD_OK) {
+            char why[2048];
+            snprintf(why, sizeof why, "%s", bd_lasterr());
+            rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' cannot start from %s: %s", w, a->name, path, why);
+        }
+        free(path);
+        return rc;
+    }
+    int from = bd_runfile_phase_index(p->rf, ap->load_phase);
+    if (from < 0 || from >= p->phase_index)
+        return BD_OK; /* config/runfile.c reported it */
+    bd_phase_plan src;
+    int rc = bd_phase_plan_make(p->rf, from, p->reg, "cpu", &src);
+    const bd_agent_plan *sap = NULL;
+    for (int i = 0; rc == BD_OK && i < src.nagents; i++)
+        if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
+            sap = &src.agents[i];
+    bdt_policy_config theirs;
+    if (rc != BD_OK || !sap || sap->random || !sap->brain_params || net_of(sap, &theirs, ctx) != BD_OK) {
+        bd_phase_plan_fini(&src);
+        return BD_OK; /* that phase's own problems are reported where they are */
+    }
+    rc = BD_OK;
+    if (theirs.obs_dim != mine->obs_dim || theirs.act_kind != mine->act_kind || theirs.act_dim != mine->act_dim
+        || theirs.hidden != mine->hidden || theirs.layers != mine->layers)
+        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' (%s) cannot start from agent '%s' of phase '%s' (%s)", w,
+                       a->name, bd_net_shape_text(mine, s1, sizeof s1), ap->load_agent, ap->load_phase,
+                       bd_net_shape_text(&theirs, s2, sizeof s2));
+    if (rc == BD_OK && src_phase && src_agent) {
+        *src_phase = src;
+        *src_agent = sap;
+        return BD_OK;
+    }
+    bd_phase_plan_fini(&src);
+    return rc;
+}
+
 int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
                          long long T, long long mb, int epochs, bd_diags *d)
 {

@@ -134,80 +134,51 @@ void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_d
                         pp->hidden, pp->layers, device, out);
 }
 
-/* "obs_dim=4 discrete act_dim=2 hidden=64 layers=2" */
-static const char *bd_shape_text(const bdt_policy_config *c, char *buf, size_t len)
+/* A source agent's network as the ppo brain builds it (bd_brain_load_check); 1 when that
+ * agent is not a ppo agent. */
+static int bd_ppo_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
 {
-    snprintf(buf, len, "%d sensors, %s %d, hidden %d, layers %d", c->obs_dim,
-             c->act_kind == BDT_CONTINUOUS ? "continuous actions" : "discrete actions", c->act_dim, c->hidden,
-             c->layers);
-    return buf;
+    (void)ctx;
+    if (!src->brain || src->brain->parse != bd_ppo_kind_parse)
+        return 1;
+    bd_ppo_policy_config(src, src->brain_params, BD_DEVICE_CPU, out);
+    return BD_OK;
 }
 
-/* What the agent loads fits the network it builds: the checkpoint of an earlier run is
- * read now (checksum and shape); one this run writes in an earlier phase is compared by
- * that phase's agent's shape. Only the gate looks (a muscle elsewhere has no such file),
- * and not when the phase has problems of its own. */
+/* What the agent loads fits the network it builds (bd_brain_load_check), and its
+ * normaliser: a checkpoint learnt without norm_obs has none to load. */
 static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bd_ppo_params *pp,
                              const bdt_policy_config *mine)
 {
-    const bd_agent_cfg *a = ap->cfg;
-    char w[256], s1[160], s2[160];
-    const bd_node *ld = bd_node_get(a->node, "load");
-    bd_node_where(ld ? ld : a->node, w, sizeof w);
-    if (!p->gate || p->ph->invalid || ap->random || !ap->load_phase)
-        return BD_OK;
-    if (ap->load_run) {
-        char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
-        if (!path)
-            return bd_seterr(BD_ENOMEM, "out of memory");
-        bdt_policy_config cpu = *mine;
-        cpu.device = BDT_CPU;
-        bdt_policy *net = NULL;
-        int rc = bdt_policy_create(&cpu, &net);
-        if (rc == BD_OK)
-            rc = bdt_load(net, NULL, path);
-        bdt_policy_destroy(net);
-        if (rc != BD_OK) {
-            char why[2048];
-            snprintf(why, sizeof why, "%s", bd_lasterr());
-            rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' cannot start from %s: %s", w, a->name, path, why);
-        } else if (pp->norm_obs) {
-            char *np = bd_strfmt("%s.obsnorm.json", path);
-            struct stat st;
-            if (np && stat(np, &st) != 0)
-                rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but %s was trained without it "
-                               "(no %s)", w, a->name, path, np);
-            free(np);
-        }
-        free(path);
+    bd_phase_plan src;
+    const bd_agent_plan *sap = NULL;
+    int rc = bd_brain_load_check(p, ap, mine, bd_ppo_net_of, NULL, &src, &sap);
+    if (rc != BD_OK || !pp->norm_obs || !p->gate || p->ph->invalid || ap->random || !ap->load_phase) {
+        if (sap)
+            bd_phase_plan_fini(&src);
         return rc;
     }
-    int from = bd_runfile_phase_index(p->rf, ap->load_phase);
-    if (from < 0 || from >= p->phase_index)
-        return BD_OK; /* config/runfile.c reported it */
-    bd_phase_plan src;
-    int rc = bd_phase_plan_make(p->rf, from, p->reg, "cpu", &src);
-    const bd_agent_plan *sap = NULL;
-    for (int i = 0; rc == BD_OK && i < src.nagents; i++)
-        if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
-            sap = &src.agents[i];
-    const bd_ppo_params *sp = sap && sap->brain && sap->brain->parse == bd_ppo_kind_parse ? sap->brain_params : NULL;
-    if (rc != BD_OK || !sap || sap->random || !sp) {
+    char w[256];
+    const bd_node *ld = bd_node_get(ap->cfg->node, "load");
+    bd_node_where(ld ? ld : ap->cfg->node, w, sizeof w);
+    if (sap) { /* an earlier phase of this run */
+        const bd_ppo_params *sp = sap->brain_params;
+        if (!sp->norm_obs)
+            rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but agent '%s' of phase '%s' learns "
+                           "without it", w, ap->cfg->name, ap->load_agent, ap->load_phase);
         bd_phase_plan_fini(&src);
-        return BD_OK; /* that phase's own problems are reported where they are */
+        return rc;
     }
-    bdt_policy_config theirs;
-    bd_ppo_policy_config(sap, sp, BD_DEVICE_CPU, &theirs);
-    rc = BD_OK;
-    if (theirs.obs_dim != mine->obs_dim || theirs.act_kind != mine->act_kind || theirs.act_dim != mine->act_dim
-        || theirs.hidden != mine->hidden || theirs.layers != mine->layers)
-        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' (%s) cannot start from agent '%s' of phase '%s' (%s)", w,
-                       a->name, bd_shape_text(mine, s1, sizeof s1), ap->load_agent, ap->load_phase,
-                       bd_shape_text(&theirs, s2, sizeof s2));
-    else if (pp->norm_obs && !sp->norm_obs)
-        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but agent '%s' of phase '%s' learns "
-                       "without it", w, a->name, ap->load_agent, ap->load_phase);
-    bd_phase_plan_fini(&src);
+    if (!ap->load_run)
+        return BD_OK;
+    char *np = bd_strfmt("%s/checkpoints/%s/%s.pt.obsnorm.json", ap->load_run, ap->load_phase, ap->load_agent);
+    struct stat st;
+    if (!np)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    if (stat(np, &st) != 0)
+        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but %s/checkpoints/%s/%s.pt was trained "
+                       "without it (no %s)", w, ap->cfg->name, ap->load_run, ap->load_phase, ap->load_agent, np);
+    free(np);
     return rc;
 }
 
