@@ -140,7 +140,6 @@ unsigned long long bd_dqn_kind_weights_floats(const void *value, const bd_agent_
     return (unsigned long long)bdt_policy_param_count_of(&cfg) + BD_WEIGHTS_HEAD_FLOATS(BD_HEAD_Q);
 }
 
-/* A dqn brain needs one discrete actuator; its buffer, network and rounds must fit. */
 /* A source agent's Q-network as the dqn brain builds it (bd_brain_load_check); 1 when that
  * agent is not a dqn agent. */
 static int bd_dqn_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
@@ -152,6 +151,8 @@ static int bd_dqn_net_of(const bd_agent_plan *src, bdt_policy_config *out, void 
     return BD_OK;
 }
 
+/* A dqn brain needs one discrete actuator; its buffer, network and rounds must fit, and
+ * what it loads. */
 int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
 {
     char w[256];
@@ -185,6 +186,6 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
         return rc ? rc : nrc;
     }
     /* what it loads fits (an earlier run's checkpoint, or an earlier phase's agent) */
-    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, bd_dqn_net_of, NULL, NULL, NULL));
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 1, bd_dqn_net_of, NULL, NULL, NULL));
     return rc ? rc : lrc;
 }

@@ -93,11 +93,9 @@ static int bd_dqn_net(bd_dqn_state *l)
 {
     if (l->net)
         return BD_OK;
-    int rc = bdt_policy_create(&l->pc, &l->net);
-    if (rc == BD_OK) {
+    int rc = bdt_policy_create_from(&l->pc, l->params, l->nparams, &l->net);
+    if (rc == BD_OK)
         bdt_set_threads(1); /* small batches: parallel regions do not pay (see ppo_learner.c) */
-        rc = bdt_policy_set_params(l->net, l->params, l->nparams);
-    }
     if (rc == BD_OK && l->train) {
         bdt_dqn_config dc = {.lr = (float)l->dp.learning_rate, .gamma = (float)l->dp.gamma,
                              .max_grad_norm = (float)l->dp.max_grad_norm, .double_q = l->dp.double_q,

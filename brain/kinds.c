@@ -81,7 +81,8 @@ const char *bd_net_shape_text(const bdt_policy_config *c, char *buf, size_t len)
 }
 
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
-                        bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase, const bd_agent_plan **src_agent)
+                        int read_run, bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase,
+                        const bd_agent_plan **src_agent)
 {
     const bd_agent_cfg *a = ap->cfg;
     char w[256], s1[160], s2[160];
@@ -91,6 +92,8 @@ int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const b
         return BD_OK;
     const bd_node *ld = bd_node_get(a->node, "load");
     bd_node_where(ld ? ld : a->node, w, sizeof w);
+    if (ap->load_run && !read_run)
+        return BD_OK; /* a checkpoint format of the kind's own: read when the phase starts */
     if (ap->load_run) {
         char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
         if (!path)
@@ -120,9 +123,16 @@ int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const b
         if (strcmp(src.agents[i].cfg->name, ap->load_agent) == 0)
             sap = &src.agents[i];
     bdt_policy_config theirs;
-    if (rc != BD_OK || !sap || sap->random || !sap->brain_params || net_of(sap, &theirs, ctx) != BD_OK) {
+    if (rc != BD_OK || !sap || sap->random || !sap->brain_params) {
         bd_phase_plan_fini(&src);
         return BD_OK; /* that phase's own problems are reported where they are */
+    }
+    if (net_of(sap, &theirs, ctx) != BD_OK) { /* another kind's checkpoint */
+        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' (brain %s) cannot start from agent '%s' of phase '%s' "
+                       "(brain %s): another kind's checkpoint", w, a->name, ap->brain ? ap->brain->name : "?",
+                       ap->load_agent, ap->load_phase, sap->brain ? sap->brain->name : "?");
+        bd_phase_plan_fini(&src);
+        return rc;
     }
     rc = BD_OK;
     if (theirs.obs_dim != mine->obs_dim || theirs.act_kind != mine->act_kind || theirs.act_dim != mine->act_dim

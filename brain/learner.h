@@ -142,18 +142,20 @@ const char *bd_net_shape_text(const bdt_policy_config *c, char *buf, size_t len)
 
 /* The network of a source agent (an earlier phase's agent ap loads from) as the checking
  * kind builds it: BD_OK with *out filled, or 1 when that agent is of another kind (whose
- * mismatch is reported where it is). ctx: the kind's own. */
+ * checkpoint this kind cannot read: an error). ctx: the kind's own. */
 typedef int (*bd_net_of_fn)(const bd_agent_plan *src, bdt_policy_config *out, void *ctx);
 
 /* What agent ap loads fits the network `mine` it builds (`bodhi check`; only the gate
  * looks, a muscle elsewhere has no such file, and not when the phase has problems of its
- * own): an earlier run's checkpoint is read now (checksum and shape); one this run writes
- * in an earlier phase is compared by that phase's agent's network (net_of). BD_OK, or an
- * error naming the load: line. With *src_phase non-NULL and a load from an earlier phase
- * that fits, *src_agent is that agent in *src_phase, which the caller finishes
+ * own): an earlier run's checkpoint is read now (checksum and shape; read_run 0: not, for
+ * a kind whose checkpoints bdt_load does not read); one this run writes in an earlier
+ * phase is compared by that phase's agent's kind and network (net_of). BD_OK, or an error
+ * naming the load: line. With *src_phase non-NULL and a load from an earlier phase that
+ * fits, *src_agent is that agent in *src_phase, which the caller finishes
  * (bd_phase_plan_fini) for checks of its own; *src_agent is NULL otherwise. */
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
-                        bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase, const bd_agent_plan **src_agent);
+                        int read_run, bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase,
+                        const bd_agent_plan **src_agent);
 
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one

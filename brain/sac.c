@@ -79,6 +79,17 @@ int bd_sac_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_ag
     return BD_OK;
 }
 
+/* A source agent's actor as the sac brain builds it (bd_brain_load_check); 1 when that
+ * agent is not a sac agent. */
+static int bd_sac_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
+{
+    (void)ctx;
+    if (!src->brain || src->brain->parse != bd_sac_kind_parse)
+        return 1;
+    bd_sac_policy_config(src, src->brain_params, BD_DEVICE_CPU, out);
+    return BD_OK;
+}
+
 int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
 {
     char w[256];
@@ -113,9 +124,12 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                        "their optimisers; this machine has %.3g GiB",
                                        bd_node_where(n ? n : params, w, sizeof w), sp->hidden, sp->layers,
                                        need / (1 << 30), have / (1 << 30)));
-        rc = rc ? rc : mrc;
+        return rc ? rc : mrc;
     }
-    return rc;
+    /* what it loads: an earlier phase's agent of this kind and shape (an earlier run's
+     * checkpoint, in sac's own format, is read when the phase starts) */
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 0, bd_sac_net_of, NULL, NULL, NULL));
+    return rc ? rc : lrc;
 }
 
 long long bd_sac_kind_rollout(const void *value)

@@ -87,11 +87,9 @@ static int bd_sac_net(bd_sac_state *l)
         sc.low[d] = ap->act_low[d];
         sc.high[d] = ap->act_high[d];
     }
-    int rc = bdt_policy_create(&l->pc, &l->actor);
-    if (rc == BD_OK) {
+    int rc = bdt_policy_create_from(&l->pc, l->params, l->nparams, &l->actor);
+    if (rc == BD_OK)
         bdt_set_threads(1); /* batches of hundreds: parallel regions do not pay (ppo_learner.c) */
-        rc = bdt_policy_set_params(l->actor, l->params, l->nparams);
-    }
     if (rc == BD_OK)
         rc = bdt_sac_create(l->actor, &sc, &l->sac);
     /* several ranks (docs/architecture.md "Many machines"): every optimiser's gradient

@@ -2252,6 +2252,23 @@ static void check_c_network(void)
     cr_assert(qv1[1] != qv1[1] && qv2[1] != qv2[1], "a NaN observation's value is NaN");
     cr_assert(memcmp(qv1, qv2, sizeof(float)) == 0 && memcmp(qv1 + 2, qv2 + 2, sizeof(float)) == 0,
               "Q values: %g %g vs %g %g", qv1[0], qv1[2], qv2[0], qv2[2]);
+    /* ... and a NaN Q-value after a finite larger one, and an infinite one: the head's row
+     * of action 1 (its weights follow the trunk's, (A, h) row-major, then the biases) */
+    const size_t hq = (size_t)qc.hidden, head = bdt_policy_param_count(qp) - (size_t)qc.act_dim * (hq + 1);
+    const float specials[2] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        float *sp = getp(qp);
+        sp[head + (size_t)qc.act_dim * hq + 1] = specials[k]; /* action 1's bias */
+        sp[head + (size_t)qc.act_dim * hq + 0] = 1e6f;        /* action 0's: the largest finite one */
+        cr_assert_eq(bdt_policy_set_params(qp, sp, bdt_policy_param_count(qp)), BD_OK);
+        float fine[6] = {0.5f, -1.0f, 0.25f, 1.0f, 2.0f, 0.25f};
+        cr_assert_eq(bdt_policy_forward(qp, fine, 3, NULL, qv1), BD_OK);
+        cr_assert_eq(bdt_cpunet_forward(&qn, sp, fine, 3, NULL, qv2), BD_OK);
+        cr_assert(memcmp(qv1, qv2, sizeof qv1) == 0, "special %d: Q values %g %g %g vs %g %g %g", k, qv1[0],
+                  qv1[1], qv1[2], qv2[0], qv2[1], qv2[2]);
+        cr_assert(k == 0 ? qv2[0] != qv2[0] : qv2[0] == INFINITY, "special %d: %g", k, qv2[0]);
+        free(sp);
+    }
     bdt_cpunet_fini(&qn);
     free(qparams);
     bdt_policy_destroy(qp);

@@ -131,11 +131,12 @@ static void bdt_linear(const float *x, int rows, int in, const float *W, const f
     sgemm_("t", "n", &m, &nn, &k, &one, W, &lda, x, &ldb, &one, y, &ldc);
 }
 
-/* ReLU in place, as libtorch's CPU kernel computes it: the larger of x and +0, a NaN kept. */
+/* ReLU in place, as libtorch's CPU kernel computes it (clamp_min(x, 0): x unless x < 0,
+ * so a NaN and -0 are kept). */
 static void bdt_relu(float *x, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!(x[i] > 0.0f) && x[i] == x[i])
+        if (x[i] < 0.0f)
             x[i] = 0.0f;
 }
 

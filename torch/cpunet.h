@@ -6,7 +6,7 @@
  * Linear layer is the BLAS call libtorch's addmm makes for it (sgemm "T","N" onto the
  * bias, with libtorch's own BLAS: the system's libblas, OpenBLAS here), each tanh the
  * SLEEF function libtorch's CPU kernel calls for the instruction set it dispatches to
- * (AVX2 or AVX-512, or libm's tanhf where it has neither; ReLU is exact), a vector at a time and the tail
+ * (AVX2 or AVX-512, or libm's tanhf where it has neither; ReLU is clamp_min's, -0 and NaN kept), a vector at a time and the tail
  * as a zero-padded vector, as ATen's vec::map does, with flush-to-zero and
  * denormals-are-zero set as the shim sets them around libtorch (torch/shim.hpp's FtzGuard;
  * the caller's mode is restored). The tests `torch::c_network_matches_libtorch*` hold it

@@ -79,10 +79,12 @@ extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn 
         std::unique_ptr<bdt_dqn> o(new bdt_dqn);
         o->q = q;
         o->cfg = *cfg;
-        int rc = bdt_policy_create(&q->cfg, &o->target);
+        o->opt.init(q->params, cfg->lr, adam_options(*cfg).eps());
+        /* the target starts as the network: no init drawn for it only to be replaced */
+        torch::Tensor host = o->opt.data.to(torch::kCPU).contiguous();
+        int rc = bdt_policy_create_from(&q->cfg, host.data_ptr<float>(), (size_t)host.numel(), &o->target);
         if (rc != BD_OK)
             return rc;
-        o->opt.init(q->params, cfg->lr, adam_options(*cfg).eps());
         o->target_data = o->opt.views_for(o->target->params); /* the target starts as the network */
         *out = o.release();
         return BD_OK;

@@ -29,6 +29,7 @@
 /* One pointer per function of the library: name, return type, parameters. */
 #define BDT_FUNCS(X)                                                                                          \
     X(policy_create, int, (const bdt_policy_config *, bdt_policy **))                                         \
+    X(policy_create_from, int, (const bdt_policy_config *, const float *, size_t, bdt_policy **))             \
     X(policy_destroy, void, (bdt_policy *))                                                                   \
     X(policy_param_count, size_t, (const bdt_policy *))                                                       \
     X(policy_get_params, int, (bdt_policy *, float *, size_t))                                                \
@@ -154,6 +155,14 @@ int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         *out = NULL;
     int rc = bdt_need("bdt_policy_create");
     return rc == BD_OK ? bdt_fn.policy_create(cfg, out) : rc;
+}
+
+int bdt_policy_create_from(const bdt_policy_config *cfg, const float *params, size_t n, bdt_policy **out)
+{
+    if (out)
+        *out = NULL;
+    int rc = bdt_need("bdt_policy_create_from");
+    return rc == BD_OK ? bdt_fn.policy_create_from(cfg, params, n, out) : rc;
 }
 
 /* A handle exists only once the library is loaded: the NULL-safe and handle-taking

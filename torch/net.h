@@ -42,6 +42,9 @@ typedef struct {
 typedef struct bdt_policy bdt_policy;
 
 int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out);
+/* The same network starting from params (n = its parameter count, flat order) instead of
+ * the init (torch/cpunet.h's bdt_policy_init_params), which is then not drawn. */
+int bdt_policy_create_from(const bdt_policy_config *cfg, const float *params, size_t n, bdt_policy **out);
 void bdt_policy_destroy(bdt_policy *p); /* NULL-safe */
 
 /* Number of float32 parameters (all of actor, critic and log std). */

@@ -42,6 +42,12 @@ void bd_shim::orthogonal_(torch::Tensor w, double gain, at::Generator &gen)
 
 extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
 {
+    return bdt_policy_create_from(cfg, nullptr, 0, out);
+}
+
+extern "C" int bdt_policy_create_from(const bdt_policy_config *cfg, const float *params, size_t n,
+                                      bdt_policy **out)
+{
     if (!out)
         return bd_seterr(BD_EINVAL, "bdt_policy_create: out is NULL");
     *out = nullptr;
@@ -73,11 +79,14 @@ extern "C" int bdt_policy_create(const bdt_policy_config *cfg, bdt_policy **out)
         for (const auto &t : p->params)
             p->count += (size_t)t.numel();
         /* every network's initial weights are torch/cpunet.c's, which a brain sends
-         * before it loads libtorch */
-        std::vector<float> init(p->count);
-        int rc = bdt_policy_init_params(cfg, init.data(), init.size());
+         * before it loads libtorch; or the caller's (no init drawn only to be replaced: a
+         * wide network's QR takes seconds) */
+        if (params && n != p->count)
+            return bd_seterr(BD_EINVAL, "bdt_policy_create_from: %zu parameters for a network of %zu", n, p->count);
+        std::vector<float> init(params ? 0 : p->count);
+        int rc = params ? BD_OK : bdt_policy_init_params(cfg, init.data(), init.size());
         if (rc == BD_OK)
-            rc = bdt_policy_set_params(p.get(), init.data(), init.size());
+            rc = bdt_policy_set_params(p.get(), params ? params : init.data(), p->count);
         if (rc != BD_OK)
             return rc;
         *out = p.release();
