@@ -47,7 +47,8 @@ int bd_replay_init(bd_replay *r, int64_t capacity, int S, int U, int N)
     if (!r->obs || !r->next_obs || !r->act || !r->rew || !r->term || !r->version || !r->pending || !r->p_obs
         || !r->p_act || !r->p_rew || !r->p_version) {
         bd_replay_fini(r);
-        return bd_seterr(BD_ENOMEM, "replay: out of memory for %lld transitions of %d sensors (%.3g GiB)",
+        return bd_seterr(BD_ENOMEM, "replay: out of memory for %lld transitions of %d sensors (%.3g GiB): the "
+                         "brain's buffer_size (default 1000000) asks for more than this process may have",
                          (long long)capacity, S, bd_replay_bytes(capacity, S, U, N) / (1 << 30));
     }
     return BD_OK;
