@@ -140,15 +140,10 @@ unsigned long long bd_dqn_kind_weights_floats(const void *value, const bd_agent_
     return (unsigned long long)bdt_policy_param_count_of(&cfg) + BD_WEIGHTS_HEAD_FLOATS(BD_HEAD_Q);
 }
 
-/* A source agent's Q-network as the dqn brain builds it (bd_brain_load_check); 1 when that
- * agent is not a dqn agent. */
-static int bd_dqn_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
+/* A dqn agent's Q-network, for bd_brain_load_check. */
+static void bd_dqn_net_of(const bd_agent_plan *src, bdt_policy_config *out)
 {
-    (void)ctx;
-    if (!src->brain || src->brain->parse != bd_dqn_kind_parse)
-        return 1;
     bd_dqn_net_config(src, src->brain_params, BD_DEVICE_CPU, out);
-    return BD_OK;
 }
 
 /* A dqn brain needs one discrete actuator; its buffer, network and rounds must fit, and
@@ -186,6 +181,6 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
         return rc ? rc : nrc;
     }
     /* what it loads fits (an earlier run's checkpoint, or an earlier phase's agent) */
-    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 1, bd_dqn_net_of, NULL, NULL, NULL));
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 1, bd_dqn_net_of, NULL, NULL));
     return rc ? rc : lrc;
 }

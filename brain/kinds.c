@@ -80,15 +80,19 @@ const char *bd_net_shape_text(const bdt_policy_config *c, char *buf, size_t len)
     return buf;
 }
 
+int bd_brain_load_looks(const bd_phase_plan *p, const bd_agent_plan *ap)
+{
+    return p->gate && !p->ph->invalid && !ap->random && ap->load_phase;
+}
+
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
-                        int read_run, bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase,
-                        const bd_agent_plan **src_agent)
+                        int read_run, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent)
 {
     const bd_agent_cfg *a = ap->cfg;
     char w[256], s1[160], s2[160];
     if (src_agent)
         *src_agent = NULL;
-    if (!p->gate || p->ph->invalid || ap->random || !ap->load_phase)
+    if (!bd_brain_load_looks(p, ap))
         return BD_OK;
     const bd_node *ld = bd_node_get(a->node, "load");
     bd_node_where(ld ? ld : a->node, w, sizeof w);
@@ -127,13 +131,14 @@ int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const b
         bd_phase_plan_fini(&src);
         return BD_OK; /* that phase's own problems are reported where they are */
     }
-    if (net_of(sap, &theirs, ctx) != BD_OK) { /* another kind's checkpoint */
+    if (sap->brain != ap->brain) { /* another kind's checkpoint */
         rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' (brain %s) cannot start from agent '%s' of phase '%s' "
                        "(brain %s): another kind's checkpoint", w, a->name, ap->brain ? ap->brain->name : "?",
                        ap->load_agent, ap->load_phase, sap->brain ? sap->brain->name : "?");
         bd_phase_plan_fini(&src);
         return rc;
     }
+    net_of(sap, &theirs);
     rc = BD_OK;
     if (theirs.obs_dim != mine->obs_dim || theirs.act_kind != mine->act_kind || theirs.act_dim != mine->act_dim
         || theirs.hidden != mine->hidden || theirs.layers != mine->layers)

@@ -140,22 +140,24 @@ void bd_brain_net_config(const bd_agent_plan *ap, bdt_act_kind act_kind, int act
 /* "4 sensors, discrete actions 2, hidden 64, layers 2" (a kind's network, for messages). */
 const char *bd_net_shape_text(const bdt_policy_config *c, char *buf, size_t len);
 
-/* The network of a source agent (an earlier phase's agent ap loads from) as the checking
- * kind builds it: BD_OK with *out filled, or 1 when that agent is of another kind (whose
- * checkpoint this kind cannot read: an error). ctx: the kind's own. */
-typedef int (*bd_net_of_fn)(const bd_agent_plan *src, bdt_policy_config *out, void *ctx);
+/* The network of a source agent of the checking kind (an earlier phase's agent ap loads
+ * from) as that kind builds it. */
+typedef void (*bd_net_of_fn)(const bd_agent_plan *src, bdt_policy_config *out);
 
-/* What agent ap loads fits the network `mine` it builds (`bodhi check`; only the gate
- * looks, a muscle elsewhere has no such file, and not when the phase has problems of its
- * own): an earlier run's checkpoint is read now (checksum and shape; read_run 0: not, for
- * a kind whose checkpoints bdt_load does not read); one this run writes in an earlier
- * phase is compared by that phase's agent's kind and network (net_of). BD_OK, or an error
- * naming the load: line. With *src_phase non-NULL and a load from an earlier phase that
- * fits, *src_agent is that agent in *src_phase, which the caller finishes
- * (bd_phase_plan_fini) for checks of its own; *src_agent is NULL otherwise. */
+/* Whether `bodhi check` looks at what agent ap loads: only the gate (a muscle elsewhere has
+ * no such file), not when the phase has problems of its own, and only for a load. */
+int bd_brain_load_looks(const bd_phase_plan *p, const bd_agent_plan *ap);
+
+/* What agent ap loads fits the network `mine` it builds (`bodhi check`, where
+ * bd_brain_load_looks): an earlier run's checkpoint is read now (checksum and shape;
+ * read_run 0: not, for a kind whose checkpoints bdt_load does not read); one this run
+ * writes in an earlier phase must be an agent of the same brain kind, whose network
+ * (net_of) is compared. BD_OK, or an error naming the load: line. With *src_phase non-NULL
+ * and a load from an earlier phase that fits, *src_agent is that agent in *src_phase,
+ * which the caller finishes (bd_phase_plan_fini) for checks of its own; *src_agent is NULL
+ * otherwise. */
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
-                        int read_run, bd_net_of_fn net_of, void *ctx, bd_phase_plan *src_phase,
-                        const bd_agent_plan **src_agent);
+                        int read_run, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent);
 
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one

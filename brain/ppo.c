@@ -134,15 +134,10 @@ void bd_ppo_policy_config(const bd_agent_plan *ap, const bd_ppo_params *pp, bd_d
                         pp->hidden, pp->layers, device, out);
 }
 
-/* A source agent's network as the ppo brain builds it (bd_brain_load_check); 1 when that
- * agent is not a ppo agent. */
-static int bd_ppo_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
+/* A ppo agent's network, for bd_brain_load_check. */
+static void bd_ppo_net_of(const bd_agent_plan *src, bdt_policy_config *out)
 {
-    (void)ctx;
-    if (!src->brain || src->brain->parse != bd_ppo_kind_parse)
-        return 1;
     bd_ppo_policy_config(src, src->brain_params, BD_DEVICE_CPU, out);
-    return BD_OK;
 }
 
 /* What the agent loads fits the network it builds (bd_brain_load_check), and its
@@ -152,8 +147,8 @@ static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, co
 {
     bd_phase_plan src;
     const bd_agent_plan *sap = NULL;
-    int rc = bd_brain_load_check(p, ap, mine, 1, bd_ppo_net_of, NULL, &src, &sap);
-    if (rc != BD_OK || !pp->norm_obs || !p->gate || p->ph->invalid || ap->random || !ap->load_phase) {
+    int rc = bd_brain_load_check(p, ap, mine, 1, bd_ppo_net_of, &src, &sap);
+    if (rc != BD_OK || !pp->norm_obs || !bd_brain_load_looks(p, ap)) {
         if (sap)
             bd_phase_plan_fini(&src);
         return rc;
@@ -171,14 +166,16 @@ static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, co
     }
     if (!ap->load_run)
         return BD_OK;
-    char *np = bd_strfmt("%s/checkpoints/%s/%s.pt.obsnorm.json", ap->load_run, ap->load_phase, ap->load_agent);
+    char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
+    char *np = path ? bd_strfmt("%s.obsnorm.json", path) : NULL;
     struct stat st;
     if (!np)
-        return bd_seterr(BD_ENOMEM, "out of memory");
-    if (stat(np, &st) != 0)
-        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but %s/checkpoints/%s/%s.pt was trained "
-                       "without it (no %s)", w, ap->cfg->name, ap->load_run, ap->load_phase, ap->load_agent, np);
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    else if (stat(np, &st) != 0)
+        rc = bd_seterr(BD_EINVAL, "%s: load: agent '%s' has norm_obs, but %s was trained without it (no %s)", w,
+                       ap->cfg->name, path, np);
     free(np);
+    free(path);
     return rc;
 }
 

@@ -79,15 +79,10 @@ int bd_sac_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_ag
     return BD_OK;
 }
 
-/* A source agent's actor as the sac brain builds it (bd_brain_load_check); 1 when that
- * agent is not a sac agent. */
-static int bd_sac_net_of(const bd_agent_plan *src, bdt_policy_config *out, void *ctx)
+/* A sac agent's actor, for bd_brain_load_check. */
+static void bd_sac_net_of(const bd_agent_plan *src, bdt_policy_config *out)
 {
-    (void)ctx;
-    if (!src->brain || src->brain->parse != bd_sac_kind_parse)
-        return 1;
     bd_sac_policy_config(src, src->brain_params, BD_DEVICE_CPU, out);
-    return BD_OK;
 }
 
 int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, bd_diags *d)
@@ -128,7 +123,7 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     }
     /* what it loads: an earlier phase's agent of this kind and shape (an earlier run's
      * checkpoint, in sac's own format, is read when the phase starts) */
-    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 0, bd_sac_net_of, NULL, NULL, NULL));
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 0, bd_sac_net_of, NULL, NULL));
     return rc ? rc : lrc;
 }
 
