@@ -1,6 +1,7 @@
 /* error.c: bd_strerror and the thread-local error detail (see include/bodhi/bodhi.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "bodhi/bodhi.h"
 
@@ -33,12 +34,18 @@ const char *bd_strerror(int err)
     return bd_errtext[err];
 }
 
+/* Formatted apart, then copied: a caller that wraps the last error in a new one passes
+ * bd_lasterr() (this very buffer) as an argument, and vsnprintf into the buffer it reads
+ * from garbled the message ("... did not form within 60 s: rank 1 of 2: the learner group
+ * ... did not form within 60 s: dezvous found no ..."). */
 int bd_seterr(int err, const char *fmt, ...)
 {
+    char tmp[sizeof bd_errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(bd_errbuf, sizeof bd_errbuf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(bd_errbuf, tmp, sizeof bd_errbuf);
     return err;
 }
 

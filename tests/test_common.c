@@ -52,6 +52,19 @@ Test(error, every_code_has_a_text_and_details_are_per_thread)
     cr_assert(bd_version() && strchr(bd_version(), '.'));
 }
 
+/* A caller that wraps the last error passes bd_lasterr() as an argument of the new one:
+ * the result is the prefix and the old text whole, as often as it is wrapped. */
+Test(error, wrapping_the_last_error_keeps_it_whole)
+{
+    bd_seterr(BD_ETIMEDOUT, "the group's rendezvous found no 0/rank_0 within %d s", 60);
+    bd_seterr(BD_ETORCH, "join: %s", bd_lasterr());
+    bd_seterr(BD_ETORCH, "rank %d of %d: %s", 1, 2, bd_lasterr());
+    cr_assert_str_eq(bd_lasterr(), "rank 1 of 2: join: the group's rendezvous found no 0/rank_0 within 60 s");
+    bd_seterr(BD_EINVAL, "%s and again %s", bd_lasterr(), bd_lasterr());
+    cr_assert_str_eq(bd_lasterr(), "rank 1 of 2: join: the group's rendezvous found no 0/rank_0 within 60 s and "
+                                   "again rank 1 of 2: join: the group's rendezvous found no 0/rank_0 within 60 s");
+}
+
 Test(files, folders_and_whole_files)
 {
     char base[128], deep[256], file[300];
