@@ -189,7 +189,7 @@ static int bd_brain_alloc_batch(bd_brain *b)
  * rank's stop is every rank's, and no learner waits in a collective the others skip. */
 static int bd_brain_agree_go_on(bd_brain *b, int *stop)
 {
-    if (!b->ranks.g)
+    if (b->ranks.world < 2)
         return BD_OK;
     int code = *stop ? 1 : 0;
     int rc = bd_ranks_agree_stop(&b->ranks, &code);
@@ -206,9 +206,15 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
     char dbuf[320];
     const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
-    if (b->ranks.g) { /* every rank ends the phase in the same round */
+    if (b->ranks.world > 1) { /* every rank ends the phase in the same round */
+        const int joining = !b->ranks.g;
+        int rc = bd_ranks_join(&b->ranks, b->lops, b->learner); /* the first round's end: bd_ranks_join */
+        if (rc != BD_OK)
+            return rc;
+        if (joining)
+            cJSON_AddNumberToObject(ev, "group_join_s", b->ranks.join_s);
         int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code;
-        int rc = bd_ranks_agree_stop(&b->ranks, &code);
+        rc = bd_ranks_agree_stop(&b->ranks, &code);
         if (rc != BD_OK)
             return rc;
         if (code != BD_STOP_NONE && mine == BD_STOP_NONE) {
@@ -241,7 +247,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON *answer = NULL;
     int rc = b->ev ? bd_events_send(b->ev, ev, &answer)
                    : bd_seterr(BD_ECLOSED, "no connection to the conductor");
-    if (rc != BD_OK && b->ranks.g && bd_term_requested) { /* this rank stops; the others with it, below */
+    if (rc != BD_OK && b->ranks.world > 1 && bd_term_requested) { /* this rank stops; the others with it, below */
         *stop = 1;
         snprintf(b->why, sizeof b->why, "%s", bd_stop_words(BD_STOP_INTERRUPTED));
         return bd_brain_agree_go_on(b, stop);
@@ -323,7 +329,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
 {
     bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL};
     int rc = bd_round_gather(b->round, &hooks, &bd_term_requested);
-    if (rc == BD_EINTR && b->ranks.g)
+    if (rc == BD_EINTR && b->ranks.world > 1)
         rc = BD_OK; /* several ranks: a signal stops this rank in the round's agreement, with the others */
     if (rc != BD_OK)
         return rc;
@@ -399,7 +405,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
      * came, so that its collectives pair up with the other ranks' (they agree that no
      * rank learns from a round some rank has nothing of). Skipping them would pair this
      * rank's next stop agreement with another rank's minibatch agreement. */
-    if ((have || b->ranks.g) && b->train && !*stop) {
+    if ((have || b->ranks.world > 1) && b->train && !*stop) {
         bd_batch batch = {b->T, b->N, b->S, b->U, b->obs, b->act, b->logp, b->val, b->rew, b->fval,
                           b->lastv, b->term, b->trunc, cols < b->N ? b->valid : NULL, b->fobs, b->wver};
         cJSON_Delete(b->learned);
@@ -562,8 +568,9 @@ static int bd_brain_learner(bd_brain *b)
         && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run ? ap->load_run : b->run_dir, ap->load_phase,
                               ap->load_agent)))
         return bd_seterr(BD_ENOMEM, "out of memory");
-    /* the agent's learner group across ranks (none alone), joined with heartbeats going */
-    int rc = bd_ranks_join(&b->ranks, b->plan.ph->name, ap->cfg->name);
+    /* the agent's place among the ranks (alone: none); its group is joined at the end of
+     * the first round (bd_ranks_join), with the first rollout under way */
+    int rc = bd_ranks_plan(&b->ranks, b->plan.ph->name, ap->cfg->name);
     if (rc != BD_OK) {
         free(load);
         return rc;
@@ -571,7 +578,7 @@ static int bd_brain_learner(bd_brain *b)
     bd_learner_spec ls = {.plan = &b->plan, .ap = b->ap, .params = b->ap->brain_params, .train = b->train,
                           .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested,
                           .learners = b->ranks.world, .rank = b->ranks.rank};
-    if (b->ranks.g) { /* data-parallel: gradients averaged, statistics summed over the ranks */
+    if (b->ranks.world > 1) { /* data-parallel: gradients averaged, statistics summed over the ranks */
         ls.grad_hook = bd_ranks_grad;
         ls.grad_ctx = &b->ranks;
         ls.sum_hook = bd_ranks_sum;
@@ -581,8 +588,6 @@ static int bd_brain_learner(bd_brain *b)
     if (rc == BD_OK && load)
         rc = b->lops->load(b->learner, load);
     free(load);
-    if (rc == BD_OK) /* rank 0's parameters on every rank, at the start and after a load */
-        rc = bd_ranks_sync(&b->ranks, b->lops, b->learner);
     if (rc != BD_OK)
         return rc;
     bd_startup_mark(b->startup, "network"); /* the first weights */

@@ -495,9 +495,14 @@ static int bd_ppo_weights_in(void *self, const bd_weights_hdr *h, const float *f
         return bd_seterr(BD_EINVAL, "ppo: weights of another network (%llu parameters, %u x %u) for one of "
                          "%zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
                          l->nparams, l->pp.layers, l->pp.hidden);
-    if (h->norm_dims)
-        return bd_seterr(BD_EINVAL, "ppo: weights with a normaliser cannot be taken in (its statistics "
-                         "are not in the message)");
+    /* A normaliser's statistics are not in the message, only its means and scales: weights
+     * that carry this learner's own (rank 0's at a group's start: both empty, or loaded
+     * from the same checkpoint) are taken; another's cannot be. */
+    if (h->norm_dims
+        && (!l->use_norm || h->norm_dims != (uint32_t)l->ap->nsens
+            || memcmp(floats + l->nparams, l->params + l->nparams, sizeof(float) * 2 * (size_t)h->norm_dims) != 0))
+        return bd_seterr(BD_EINVAL, "ppo: weights with another observation normaliser cannot be taken in (its "
+                         "statistics are not in the message)");
     if (!l->net) { /* libtorch's network will start from them */
         memcpy(l->params, floats, sizeof(float) * l->nparams);
         return BD_OK;

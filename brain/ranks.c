@@ -211,7 +211,7 @@ void bd_split_pick_took(bd_split_pick *p, double secs_per_unit)
         p->chosen = split_median(p->t[1], p->k[1]) <= split_median(p->t[0], p->k[0]);
 }
 
-int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)
+int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
 {
     memset(r, 0, sizeof *r);
     r->world = 1;
@@ -228,16 +228,32 @@ int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent)
         return bd_seterr(BD_EINVAL, "brain: rank %d of %d has no BODHI_GROUP_STORE", rank, world);
     /* one store file a phase and agent: c10d's FileStore deletes its file when as many
      * processes as the group holds have left it, so groups must not share one */
-    char *path = bd_strfmt("%s.%s.%s", store, phase, agent);
-    if (!path)
+    r->store = bd_strfmt("%s.%s.%s", store, phase, agent);
+    r->agent = bd_strfmt("%s", agent);
+    if (!r->store || !r->agent) {
+        bd_ranks_leave(r);
         return bd_seterr(BD_ENOMEM, "out of memory");
-    int rc = bdt_group_join(path, "bodhi", rank, world, getenv("BODHI_GROUP_HOST"), (double)timeout, &r->g);
-    free(path);
-    if (rc != BD_OK)
-        return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form within %d s: %s", rank,
-                         world, agent, timeout, bd_lasterr());
+    }
     r->rank = rank;
     r->world = world;
+    r->timeout = timeout;
+    return BD_OK;
+}
+
+int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
+{
+    if (r->world < 2 || r->g)
+        return BD_OK;
+    const double t0 = bd_now();
+    int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
+                            &r->g);
+    if (rc != BD_OK)
+        return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form within %d s: %s", r->rank,
+                         r->world, r->agent, r->timeout, bd_lasterr());
+    r->join_s = bd_now() - t0;
+    if ((rc = bd_ranks_sync(r, ops, learner)) != BD_OK)
+        return bd_seterr(rc, "rank %d of %d: rank 0's weights of agent '%s': %s", r->rank, r->world, r->agent,
+                         bd_lasterr());
     return BD_OK;
 }
 
@@ -245,6 +261,8 @@ void bd_ranks_leave(bd_ranks *r)
 {
     bdt_group_leave(r->g);
     free(r->buf);
+    free(r->store);
+    free(r->agent);
     memset(r, 0, sizeof *r);
     r->world = 1;
 }

@@ -23,8 +23,11 @@
 
 typedef struct {
     int rank, world;          /* 0 of 1 alone */
-    bdt_group *g;             /* NULL alone */
+    bdt_group *g;             /* NULL alone, and until bd_ranks_join */
     float *buf;               /* the weights broadcast */
+    char *store, *agent;      /* the group's FileStore, the agent's name (several ranks) */
+    int timeout;              /* the join's, in seconds */
+    double join_s;            /* how long the join took */
 } bd_ranks;
 
 /* The brain's share of this machine's cores, taken before it starts any thread (every
@@ -90,9 +93,19 @@ int bd_split_pick_next(bd_split_pick *p);
  * (not counted). */
 void bd_split_pick_took(bd_split_pick *p, double secs_per_unit);
 
-/* The group of agent's brains in phase, as the environment says (alone without one):
- * BD_OK, or an error naming the variable or what the join said. */
-int bd_ranks_join(bd_ranks *r, const char *phase, const char *agent);
+/* The brain's place among the ranks, as the environment says (alone without one), for
+ * agent's group in phase: rank and world set, the group not yet joined. BD_OK, or an
+ * error naming the variable. */
+int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent);
+/* The group joined (once; nothing alone), then rank 0's weights taken (bd_ranks_sync).
+ * A brain joins at its first collective, the end of its first round, not before its
+ * first weights: the join waits for libtorch (loaded in the background) and for every
+ * rank, and the first rollout runs meanwhile. Every rank's learner starts from the same
+ * weights anyway (the agent's seed draws them, or every rank loads the same checkpoint),
+ * so the broadcast changes nothing in a run that starts right; where it does, the first
+ * rollout was the behaviour policy of its round, as a muscle's stale weights are. A join
+ * that fails within BODHI_GROUP_TIMEOUT says which rank, agent and why. */
+int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner);
 void bd_ranks_leave(bd_ranks *r);
 
 /* The learner hooks (ctx: the bd_ranks): gradient mean, sums (or minima). */

@@ -1132,9 +1132,14 @@ static void two_ranks_agree(const char *tag, int steps, const char *more, int sa
     ranks_done(out, r1, rd, yml);
 }
 
+/* With norm_obs: the first weights every rank sends carry its normaliser, and rank 0's,
+ * broadcast at the group's start, are taken in beside rank 1's own (every ranks run of a
+ * run file with norm_obs failed there once); the digests cover the normaliser too. */
 Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
 {
-    two_ranks_agree("ranks", 6 * 32 * 5, "", 0);
+    two_ranks_agree("ranks", 6 * 32 * 5,
+                    "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: ppo, params: "
+                    "{rollout_steps: 32, norm_obs: true}}/", 0);
 }
 
 /* DQN across two ranks: every gradient step's gradient averaged, the steps agreed, each
