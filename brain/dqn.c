@@ -181,6 +181,6 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
         return rc ? rc : nrc;
     }
     /* what it loads fits (an earlier run's checkpoint, or an earlier phase's agent) */
-    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 1, bd_dqn_net_of, NULL, NULL));
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, NULL, bd_dqn_net_of, NULL, NULL));
     return rc ? rc : lrc;
 }

@@ -86,7 +86,8 @@ int bd_brain_load_looks(const bd_phase_plan *p, const bd_agent_plan *ap)
 }
 
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
-                        int read_run, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent)
+                        bd_load_file_fn read_file, bd_net_of_fn net_of, bd_phase_plan *src_phase,
+                        const bd_agent_plan **src_agent)
 {
     const bd_agent_cfg *a = ap->cfg;
     char w[256], s1[160], s2[160];
@@ -96,19 +97,22 @@ int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const b
         return BD_OK;
     const bd_node *ld = bd_node_get(a->node, "load");
     bd_node_where(ld ? ld : a->node, w, sizeof w);
-    if (ap->load_run && !read_run)
-        return BD_OK; /* a checkpoint format of the kind's own: read when the phase starts */
     if (ap->load_run) {
         char *path = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
         if (!path)
             return bd_seterr(BD_ENOMEM, "out of memory");
         bdt_policy_config cpu = *mine;
         cpu.device = BDT_CPU;
-        bdt_policy *net = NULL;
-        int rc = bdt_policy_create(&cpu, &net);
-        if (rc == BD_OK)
-            rc = bdt_load(net, NULL, path);
-        bdt_policy_destroy(net);
+        int rc;
+        if (read_file)
+            rc = read_file(&cpu, path);
+        else {
+            bdt_policy *net = NULL;
+            rc = bdt_policy_create(&cpu, &net);
+            if (rc == BD_OK)
+                rc = bdt_load(net, NULL, path);
+            bdt_policy_destroy(net);
+        }
         if (rc != BD_OK) {
             char why[2048];
             snprintf(why, sizeof why, "%s", bd_lasterr());

@@ -148,16 +148,20 @@ typedef void (*bd_net_of_fn)(const bd_agent_plan *src, bdt_policy_config *out);
  * no such file), not when the phase has problems of its own, and only for a load. */
 int bd_brain_load_looks(const bd_phase_plan *p, const bd_agent_plan *ap);
 
+/* How a kind reads an earlier run's checkpoint at path into the network `mine` it
+ * builds, keeping nothing: BD_OK, or why it cannot (bdt_sac_check_file is sac's). */
+typedef int (*bd_load_file_fn)(const bdt_policy_config *mine, const char *path);
+
 /* What agent ap loads fits the network `mine` it builds (`bodhi check`, where
- * bd_brain_load_looks): an earlier run's checkpoint is read now (checksum and shape;
- * read_run 0: not, for a kind whose checkpoints bdt_load does not read); one this run
+ * bd_brain_load_looks): an earlier run's checkpoint is read now (checksum and shape) by
+ * read_file (NULL: the policy checkpoint bdt_load reads, ppo's and dqn's); one this run
  * writes in an earlier phase must be an agent of the same brain kind, whose network
  * (net_of) is compared. BD_OK, or an error naming the load: line. With *src_phase non-NULL
  * and a load from an earlier phase that fits, *src_agent is that agent in *src_phase,
  * which the caller finishes (bd_phase_plan_fini) for checks of its own; *src_agent is NULL
  * otherwise. */
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
-                        int read_run, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent);
+                        bd_load_file_fn read_file, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent);
 
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one

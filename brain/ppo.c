@@ -147,7 +147,7 @@ static int bd_ppo_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, co
 {
     bd_phase_plan src;
     const bd_agent_plan *sap = NULL;
-    int rc = bd_brain_load_check(p, ap, mine, 1, bd_ppo_net_of, &src, &sap);
+    int rc = bd_brain_load_check(p, ap, mine, NULL, bd_ppo_net_of, &src, &sap);
     if (rc != BD_OK || !pp->norm_obs || !bd_brain_load_looks(p, ap)) {
         if (sap)
             bd_phase_plan_fini(&src);

@@ -121,9 +121,9 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                        need / (1 << 30), have / (1 << 30)));
         return rc ? rc : mrc;
     }
-    /* what it loads: an earlier phase's agent of this kind and shape (an earlier run's
-     * checkpoint, in sac's own format, is read when the phase starts) */
-    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, 0, bd_sac_net_of, NULL, NULL));
+    /* what it loads: an earlier phase's agent of this kind and shape, or an earlier run's
+     * checkpoint in sac's own format that fits */
+    int lrc = bd_diag(d, bd_brain_load_check(p, ap, &cfg, bdt_sac_check_file, bd_sac_net_of, NULL, NULL));
     return rc ? rc : lrc;
 }
 

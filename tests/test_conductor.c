@@ -1344,6 +1344,73 @@ Test(conductor, a_test_only_run_file_evaluates_an_earlier_runs_checkpoint, .time
     free(cwd);
 }
 
+/* A sac agent that loads an earlier run's checkpoint: `bodhi check` reads it in sac's own
+ * format, so one of another shape, or another kind's, is refused naming the load: line
+ * before anything is written, and one that fits passes and runs. */
+Test(conductor, a_sac_load_from_an_earlier_run_is_checked, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *cwd = bd_strfmt("/tmp/bd-run-%d-sacrun", (int)getpid());
+    char *cmd = bd_strfmt("rm -rf %s && mkdir -p %s", cwd, cwd);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    const char *yml =
+        "uid: %s\n"
+        "schedule:\n"
+        "  - %s:\n"
+        "      environments:\n"
+        "        - environment: {name: Pendulum-v1, uid: pend, params: {worlds: 4}}\n"
+        "      agents:\n"
+        "        - name: %s\n"
+        "          brain: {name: %s, params: {rollout_steps: 16, hidden: %d%s}}\n"
+        "          muscle: {name: %s}\n"
+        "          sensors: [pend.*]\n"
+        "          actuators: [pend.torque]\n"
+        "%s"
+        "      phase_config: {mode: %s, worker: 1%s}\n"
+        "      simulation: {name: vanilla, conditions: [{name: max_steps, params: {steps: 512}}]}\n";
+    char *file = bd_strfmt("%s/sac.yml", cwd);
+    FILE *f = fopen(file, "w");
+    fprintf(f, yml, "sactrain", "train", "swinger", "sac", 16, ", learning_starts: 64, batch_size: 32", "sac", "",
+            "train", "");
+    fclose(f);
+    cmd = bd_strfmt("cd %s && %s run sac.yml --quiet 2> /dev/null", cwd, BODHI_BINARY);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 0);
+    free(cmd);
+    char *err = bd_strfmt("%s/err.txt", cwd);
+    struct {
+        const char *kind;
+        int hidden, rc;
+        const char *says;
+    } cases[] = {{"sac", 16, 0, NULL},
+                 {"sac", 32, 2, "architecture mismatch"},
+                 {"ppo", 16, 2, "cannot start from"}};
+    for (int k = 0; k < 3; k++) {
+        f = fopen(file, "w");
+        fprintf(f, yml, "saceval", "evaluate", "judge", cases[k].kind, cases[k].hidden, "", cases[k].kind,
+                "          load: {experiment_run: sactrain, agent: swinger}\n", "test", ", episodes: 2");
+        fclose(f);
+        cmd = bd_strfmt("cd %s && %s run sac.yml --out ev%d --quiet 2> %s", cwd, BODHI_BINARY, k, err);
+        cr_assert_eq(WEXITSTATUS(system(cmd)), cases[k].rc, "%s hidden %d", cases[k].kind, cases[k].hidden);
+        free(cmd);
+        char *text = NULL, *ev = bd_strfmt("%s/ev%d", cwd, k);
+        cr_assert_eq(bd_read_file(err, &text, NULL), BD_OK);
+        struct stat st;
+        if (cases[k].says) {
+            cr_assert(strstr(text, "sac.yml:12:17: load: agent 'judge' cannot start from") &&
+                          strstr(text, cases[k].says), "%s", text);
+            cr_assert_neq(stat(ev, &st), 0, "a refused run wrote %s", ev);
+        }
+        free(text);
+        free(ev);
+    }
+    cmd = bd_strfmt("rm -rf %s", cwd);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(err);
+    free(file);
+    free(cwd);
+}
+
 Test(conductor, every_experiment_passes_the_check_and_runs, .timeout = 600 * BD_TEST_SLOW)
 {
     /* every run file in experiments/, as a user starts it, from a working directory where the example

@@ -1708,6 +1708,18 @@ Test(torch, sac_checkpoint_round_trip)
     cr_assert(strstr(bd_lasterr(), "architecture mismatch"), "%s", bd_lasterr());
     /* a PPO checkpoint is not a SAC one */
     cr_assert_neq(bdt_load(p3, NULL, path), BD_OK);
+    /* `bodhi check`'s reading of it: the same verdicts, nothing kept */
+    bdt_policy_config fits = pcfg(3, BDT_SQUASHED, 2, 5), wider = pcfg(3, BDT_SQUASHED, 2, 5);
+    fits.hidden = 16;
+    wider.hidden = 32;
+    cr_assert_eq(bdt_sac_check_file(&fits, path), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_sac_check_file(&wider, path), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "architecture mismatch"), "%s", bd_lasterr());
+    char ppo_path[160];
+    snprintf(ppo_path, sizeof ppo_path, "%s.policy.pt", path);
+    cr_assert_eq(bdt_save(p, NULL, ppo_path), BD_OK, "%s", bd_lasterr());
+    cr_assert_neq(bdt_sac_check_file(&fits, ppo_path), BD_OK, "a policy checkpoint passed as a sac one");
+    unlink(ppo_path);
     bdt_sac_destroy(s3);
     bdt_policy_destroy(p3);
     unlink(path);

@@ -77,6 +77,7 @@
                      float *))                                                                                \
     X(sac_save, int, (bdt_sac *, const char *))                                                               \
     X(sac_load, int, (bdt_sac *, const char *))                                                               \
+    X(sac_check_file, int, (const bdt_policy_config *, const char *))                                         \
     X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(load, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(set_threads, void, (int))                                                                               \
@@ -434,6 +435,12 @@ int bdt_sac_load(bdt_sac *s, const char *path)
 {
     BDT_HANDLE(s, "bdt_sac_load");
     return bdt_fn.sac_load(s, path);
+}
+
+int bdt_sac_check_file(const bdt_policy_config *actor, const char *path)
+{
+    int rc = bdt_need("bdt_sac_check_file");
+    return rc == BD_OK ? bdt_fn.sac_check_file(actor, path) : rc;
 }
 
 int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path)

@@ -440,6 +440,36 @@ extern "C" int bdt_sac_save(bdt_sac *s, const char *path)
     }
 }
 
+extern "C" int bdt_sac_check_file(const bdt_policy_config *actor, const char *path)
+{
+    if (!actor || !path)
+        return bd_seterr(BD_EINVAL, "bdt_sac_check_file: NULL argument");
+    bdt_policy_config c = *actor;
+    c.device = BDT_CPU;
+    bdt_policy *p = nullptr;
+    int rc = bdt_policy_create(&c, &p);
+    if (rc != BD_OK)
+        return rc;
+    try {
+        std::vector<int64_t> a;
+        torch::serialize::InputArchive inner;
+        rc = read_checkpoint(path, kSacFormat, 4, a, inner, p->dev, "bdt_sac_check_file");
+        if (rc == BD_OK && (a[0] != c.obs_dim || a[1] != c.act_dim || a[2] != c.hidden || a[3] != c.layers))
+            rc = bd_seterr(BD_EINVAL,
+                           "%s: architecture mismatch: file has obs_dim=%lld act_dim=%lld hidden=%lld layers=%lld, "
+                           "the learner obs_dim=%d act_dim=%d hidden=%d layers=%d",
+                           path, (long long)a[0], (long long)a[1], (long long)a[2], (long long)a[3], c.obs_dim,
+                           c.act_dim, c.hidden, c.layers);
+        std::vector<torch::Tensor> got;
+        if (rc == BD_OK && !read_tensors(inner, "actor", p->params, got))
+            rc = bd_seterr(BD_ETORCH, "%s: the actor is missing or has the wrong shape", path);
+    } catch (...) {
+        rc = catch_torch("bdt_sac_check_file", path);
+    }
+    bdt_policy_destroy(p);
+    return rc;
+}
+
 extern "C" int bdt_sac_load(bdt_sac *s, const char *path)
 {
     if (!s || !path)

@@ -96,6 +96,10 @@ int bdt_sac_act(bdt_policy *p, const float *obs, int n, const float *noise, cons
  * the three optimisers and log alpha. load checks the networks' shapes match. */
 int bdt_sac_save(bdt_sac *s, const char *path);
 int bdt_sac_load(bdt_sac *s, const char *path);
+/* Whether the checkpoint at path is one bdt_sac_load takes into a learner whose actor is
+ * actor (on the CPU): the format, the architecture and the actor's tensors, read and
+ * nothing kept (`bodhi check` of a load from an earlier run). BD_OK or why not. */
+int bdt_sac_check_file(const bdt_policy_config *actor, const char *path);
 
 #pragma GCC visibility pop
 
