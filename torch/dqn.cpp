@@ -14,6 +14,19 @@ struct DqnMark {
     torch::Tensor target;
 };
 
+/* One pass of a Q-network's trunk (QNet below): each hidden layer's output after its
+ * ReLU, and the Q-values, on buffers kept from step to step. */
+struct QPass {
+    std::vector<torch::Tensor> h; /* (n, hidden) each */
+    torch::Tensor out;            /* (n, actions) */
+};
+
+/* A gradient step's buffers beside the passes: the Q-values' gradient, and a hidden
+ * layer's (two, used in turn). */
+struct QGrad {
+    torch::Tensor dout, dh, dz[2], one;
+};
+
 struct bdt_dqn {
     bdt_policy *q = nullptr;
     bdt_policy *target = nullptr;
@@ -26,6 +39,8 @@ struct bdt_dqn {
     std::unique_ptr<DqnMark> mark;  /* bdt_dqn_mark */
     bool split = false;             /* bdt_dqn_set_split */
     std::unique_ptr<Helper> helper; /* the Bellman targets' thread, made at the first step */
+    QPass pass_x, pass_next, pass_target; /* Q(s), Q(s') and the target's Q(s') */
+    QGrad g;
 
     ~bdt_dqn()
     {
@@ -51,11 +66,72 @@ void sync_target(bdt_dqn *o, float tau)
         o->target_data.mul_(1.0f - tau).add_(o->opt.data, tau);
 }
 
+/* The Q-network of parameters ps (q.0.weight, q.0.bias, ..., the last linear layer's:
+ * policy.cpp's trunk of ReLU layers) on x (n, obs) into s, as plain operations with no
+ * autograd graph: its bookkeeping costs more than the arithmetic at a DQN's sizes. Each
+ * layer is torch::nn::Linear's addmm(bias, input, weight^T), then ReLU: the same bits. */
+void q_forward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, QPass &s)
+{
+    const size_t L = ps.size() / 2 - 1; /* hidden layers */
+    s.h.resize(L);
+    const int64_t n = x.size(0);
+    const torch::Tensor *in = &x;
+    for (size_t l = 0; l <= L; l++) {
+        torch::Tensor &dst = l < L ? s.h[l] : s.out;
+        const int64_t cols = ps[2 * l].size(0);
+        if (!dst.defined() || dst.size(0) != n || dst.size(1) != cols)
+            dst = torch::empty({n, cols}, x.options());
+        at::addmm_out(dst, ps[2 * l + 1], *in, ps[2 * l].t());
+        if (l < L)
+            dst.relu_();
+        in = &dst;
+    }
+}
+
+torch::Tensor &grad_buf(torch::Tensor &t, int64_t n, int64_t cols, const torch::Tensor &like)
+{
+    if (!t.defined() || t.size(0) != n || t.size(1) != cols)
+        t = torch::empty({n, cols}, like.options());
+    return t;
+}
+
+/* The gradient of the loss into each parameter's gradient (views of the flat optimiser's
+ * buffer, overwritten) given dout, the gradient of the Q-values s.out of the pass on x:
+ * the operations autograd runs backward through Linear and ReLU (the weight's
+ * dz^T mm input, the bias's sum over the batch, the input's dz mm weight, then
+ * threshold_backward at the ReLU's output), so the same bits as loss.backward(). */
+void q_backward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, const QPass &s, QGrad &g)
+{
+    const size_t L = ps.size() / 2 - 1;
+    const int64_t n = x.size(0);
+    const torch::Tensor *dz = &g.dout;
+    for (size_t l = L + 1; l-- > 0;) {
+        const torch::Tensor &in = l ? s.h[l - 1] : x;
+        torch::Tensor w = ps[2 * l], b = ps[2 * l + 1];
+        at::mm_out(w.mutable_grad(), dz->t(), in);
+        at::sum_out(b.mutable_grad(), *dz, {0});
+        if (l) {
+            torch::Tensor &dh = grad_buf(g.dh, n, w.size(1), x);
+            at::mm_out(dh, *dz, w);
+            torch::Tensor &next = grad_buf(g.dz[l % 2], n, w.size(1), x);
+            at::threshold_backward_out(next, dh, s.h[l - 1], 0);
+            dz = &next;
+        }
+    }
+}
+
 torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor &next, const torch::Tensor &term)
 {
     torch::NoGradGuard ng;
-    torch::Tensor qt = o->target->net->actor->forward(next); /* (n, A) */
-    torch::Tensor a = o->cfg.double_q ? o->q->net->actor->forward(next).argmax(1, true) : qt.argmax(1, true);
+    q_forward(o->target->params, next, o->pass_target);
+    const torch::Tensor &qt = o->pass_target.out; /* (n, A) */
+    torch::Tensor a;
+    if (o->cfg.double_q) {
+        q_forward(o->q->params, next, o->pass_next);
+        a = o->pass_next.out.argmax(1, true);
+    } else {
+        a = qt.argmax(1, true);
+    }
     return rew + o->cfg.gamma * (1.0f - term) * qt.gather(1, a).squeeze(1);
 }
 
@@ -142,18 +218,22 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         torch::Tensor X = upload(obs, {m, S}, dev), NX = upload(next_obs, {m, S}, dev);
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
         torch::Tensor D = upload(term, {m}, dev);
-        torch::Tensor loss, qsa;
+        torch::NoGradGuard ng; /* the gradients by hand (q_backward) */
+        torch::Tensor qsa, y;
+        QGrad &g = o->g;
+        if (!g.one.defined())
+            g.one = torch::ones({}, X.options());
         const bool split = helper_ready(o->helper, o->split, o->q->dev);
         Helper::Hold held(split ? o->helper.get() : nullptr);
         for (int k = 0; k < steps; k++) {
             if (cancel && *cancel)
                 return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
             const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
-            o->opt.zero_grad();
-            torch::Tensor y;
+            const torch::Tensor x = X.slice(0, a0, a1), ai = A.slice(0, a0, a1).unsqueeze(1);
             auto targets = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
             auto q_sa = [&] {
-                qsa = o->q->net->actor->forward(X.slice(0, a0, a1)).gather(1, A.slice(0, a0, a1).unsqueeze(1)).squeeze(1);
+                q_forward(o->q->params, x, o->pass_x);
+                qsa = o->pass_x.out.gather(1, ai).squeeze(1);
             };
             /* split: the targets (two forward passes, no gradient) beside Q(s, a)'s forward
              * pass; both only read the parameters, which change after both are done */
@@ -163,8 +243,11 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
                 targets();
                 q_sa();
             }
-            loss = torch::nn::functional::smooth_l1_loss(qsa, y); /* Huber, delta 1 */
-            loss.backward();
+            /* the Huber loss's (delta 1, the mean) gradient into Q(s, a), then through the
+             * gather into the Q-values, as autograd's SmoothL1Loss and Gather backward */
+            torch::Tensor gq = at::smooth_l1_loss_backward(g.one, qsa, y, at::Reduction::Mean, 1.0);
+            grad_buf(g.dout, n, o->pass_x.out.size(1), x).zero_().scatter_add_(1, ai, gq.unsqueeze(1));
+            q_backward(o->q->params, x, o->pass_x, g);
             if (o->grad_hook) {
                 int hrc = o->opt.run_hook(o->grad_hook, o->grad_ctx, o->grad_buf);
                 if (hrc != BD_OK) {
@@ -182,9 +265,9 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         if (stats) {
             stats->steps = (uint64_t)o->opt.t;
             stats->split = split;
-            if (loss.defined()) {
-                stats->loss = loss.item<float>();
-                stats->q_mean = qsa.detach().mean().item<float>();
+            if (qsa.defined()) { /* the last step's, before it */
+                stats->loss = torch::nn::functional::smooth_l1_loss(qsa, y).item<float>(); /* Huber, delta 1 */
+                stats->q_mean = qsa.mean().item<float>();
             }
         }
         return BD_OK;
