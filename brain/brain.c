@@ -209,6 +209,8 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     if (b->ranks.world > 1) { /* every rank ends the phase in the same round */
         const int joining = !b->ranks.g;
         int rc = bd_ranks_join(&b->ranks, b->lops, b->learner); /* the first round's end: bd_ranks_join */
+        if (rc != BD_OK && bd_term_requested) /* stopped, and another rank with it */
+            return bd_seterr(BD_EINTR, "stopped by SIGTERM (%s)", bd_lasterr());
         if (rc != BD_OK)
             return rc;
         if (joining)
@@ -568,13 +570,9 @@ static int bd_brain_learner(bd_brain *b)
         && !(load = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run ? ap->load_run : b->run_dir, ap->load_phase,
                               ap->load_agent)))
         return bd_seterr(BD_ENOMEM, "out of memory");
-    /* the agent's place among the ranks (alone: none); its group is joined at the end of
-     * the first round (bd_ranks_join), with the first rollout under way */
-    int rc = bd_ranks_plan(&b->ranks, b->plan.ph->name, ap->cfg->name);
-    if (rc != BD_OK) {
-        free(load);
-        return rc;
-    }
+    /* the agent's place among the ranks (bd_brain_main's bd_ranks_plan); its group is
+     * joined at the end of the first round (bd_ranks_join), with the first rollout under way */
+    int rc;
     bd_learner_spec ls = {.plan = &b->plan, .ap = b->ap, .params = b->ap->brain_params, .train = b->train,
                           .device = b->plan.device, .T = b->T, .N = b->N, .cancel = &bd_term_requested,
                           .learners = b->ranks.world, .rank = b->ranks.rank};
@@ -766,7 +764,10 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
     b.startup = bd_startup_new("brain");
-    int rc = bd_sockdir_find(run_dir, &b.sockdir);
+    /* its place among the ranks first: a rank that fails from here on tells the others */
+    int rc = bd_ranks_plan(&b.ranks, phase, agent);
+    if (rc == BD_OK)
+        rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)
         rc = bd_brain_setup(&b, phase, agent, reg, device, tcp);
     char *curl = b.sockdir ? bd_url_control(b.sockdir) : NULL;
@@ -803,6 +804,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     }
     char err[1024];
     snprintf(err, sizeof err, "%s", rc == BD_OK ? "" : bd_lasterr());
+    bd_ranks_abandon(&b.ranks, rc == BD_OK ? "its brain ended before its first round did" : err);
     /* A conductor that is gone hears nothing more: the events below would only wait. */
     if (bd_parent_gone() && b.ev) {
         bd_events_close(b.ev);

@@ -483,7 +483,7 @@ static void bd_ppo_weights_out(const void *self, bd_policy_out *out)
 
 /* The network's parameters of a WEIGHTS message of this learner's own shape. The
  * normaliser's statistics are not in a message (only its coefficients): a message with
- * one is refused. */
+ * another normaliser than this learner's own is refused. */
 static int bd_ppo_weights_in(void *self, const bd_weights_hdr *h, const float *floats)
 {
     bd_ppo_state *l = self;

@@ -245,16 +245,26 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
     if (r->world < 2 || r->g)
         return BD_OK;
     const double t0 = bd_now();
+    r->tried = 1;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
                             &r->g);
     if (rc != BD_OK)
-        return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form within %d s: %s", r->rank,
-                         r->world, r->agent, r->timeout, bd_lasterr());
+        return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
+                         r->agent, bd_lasterr());
     r->join_s = bd_now() - t0;
     if ((rc = bd_ranks_sync(r, ops, learner)) != BD_OK)
         return bd_seterr(rc, "rank %d of %d: rank 0's weights of agent '%s': %s", r->rank, r->world, r->agent,
                          bd_lasterr());
     return BD_OK;
+}
+
+void bd_ranks_abandon(bd_ranks *r, const char *why)
+{
+    if (r->world < 2 || r->g || r->tried || !r->store)
+        return;
+    if (bdt_group_abandon(r->store, "bodhi", r->rank, r->world, why) != BD_OK)
+        fprintf(stderr, "bodhi brain %s: rank %d of %d could not tell the others it left: %s\n", r->agent, r->rank,
+                r->world, bd_lasterr());
 }
 
 void bd_ranks_leave(bd_ranks *r)
@@ -282,7 +292,9 @@ int bd_ranks_sum(void *ctx, double *x, size_t n, int min)
 int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 {
     if (!r->g)
-        return BD_OK;
+        return r->world > 1 ? bd_seterr(BD_ESTATE, "rank %d of %d: rank 0's weights asked for before the group "
+                                         "formed", r->rank, r->world)
+                            : BD_OK;
     bd_policy_out po;
     ops->weights_out(learner, &po);
     size_t n = bd_weights_floats(&po.h);
@@ -302,7 +314,9 @@ int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 int bd_ranks_agree_stop(bd_ranks *r, int *code)
 {
     if (!r->g)
-        return BD_OK;
+        return r->world > 1 ? bd_seterr(BD_ESTATE, "rank %d of %d: the phase's end agreed before the group formed",
+                                         r->rank, r->world)
+                            : BD_OK;
     double x = (double)*code;
     int rc = bdt_group_allreduce_f64(r->g, &x, 1, 1);
     if (rc == BD_OK)

@@ -28,6 +28,7 @@ typedef struct {
     char *store, *agent;      /* the group's FileStore, the agent's name (several ranks) */
     int timeout;              /* the join's, in seconds */
     double join_s;            /* how long the join took */
+    int tried;                /* the join was tried (its store counts this rank as gone once) */
 } bd_ranks;
 
 /* The brain's share of this machine's cores, taken before it starts any thread (every
@@ -106,6 +107,13 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent);
  * rollout was the behaviour policy of its round, as a muscle's stale weights are. A join
  * that fails within BODHI_GROUP_TIMEOUT says which rank, agent and why. */
 int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner);
+/* A rank that leaves before it tried to join (its first round not ended: a failure, a
+ * signal) tells the other ranks, so that their joins fail at once, naming it and why,
+ * rather than at their timeout (bdt_group_abandon). Nothing alone, nor after a join was
+ * tried: c10d's FileStore deletes its file once every rank's one store has gone, so a
+ * rank opens it once, to join or to say it left (a second one left a stale file behind,
+ * which failed the next launch into the same --out at once). */
+void bd_ranks_abandon(bd_ranks *r, const char *why);
 void bd_ranks_leave(bd_ranks *r);
 
 /* The learner hooks (ctx: the bd_ranks): gradient mean, sums (or minima). */

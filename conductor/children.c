@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "brain/ranks.h"
 #include "common/launch.h"
 #include "common/proc.h"
 #include "common/util.h"
@@ -123,6 +124,23 @@ static int bd_brain_done(const bd_conductor *c, const bd_proc *p)
 /* Reaps every child that exited: logs it, repairs a dead brain's memory, restarts a muscle
  * that left before its phase ended (or fails the run past the restart budget), fails the
  * run for a brain that did not exit cleanly. */
+/* Several ranks: a brain killed by a signal (a Ctrl-C during its start-up, before its
+ * handler; a kill -9) cannot tell the other ranks it left before its learner group formed
+ * (bd_ranks_abandon, which a brain that ends on its own runs itself): its conductor tells
+ * them, so that their joins fail now, naming it, not at their timeout. Once the group
+ * formed nothing waits on that word. */
+static void bd_brain_abandoned(bd_conductor *c, const bd_proc *p)
+{
+    bd_ranks r;
+    char how[300];
+    if (bd_ranks_plan(&r, c->plan->ph->name, p->name) == BD_OK && r.world > 1) {
+        snprintf(how, sizeof how, "its brain %s was killed by signal %d (%s)", p->name, WTERMSIG(p->status),
+                 strsignal(WTERMSIG(p->status)));
+        bd_ranks_abandon(&r, how);
+    }
+    bd_ranks_leave(&r);
+}
+
 static void bd_reap(bd_conductor *c)
 {
     int st;
@@ -146,6 +164,8 @@ static void bd_reap(bd_conductor *c)
         cJSON_Delete(o);
         if (!ok && p->role == BD_ROLE_BRAIN)
             bd_recover_memory(c, p->name);
+        if (p->role == BD_ROLE_BRAIN && WIFSIGNALED(st))
+            bd_brain_abandoned(c, p);
         if (ok || c->failed || bd_signal_seen)
             continue;
         if (p->killed_for[0] && bd_brain_done(c, p)) { /* what it learnt and recorded is written */

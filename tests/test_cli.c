@@ -1121,6 +1121,9 @@ static void two_ranks_agree(const char *tag, int steps, const char *more, int sa
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
     char *yml = ranks_file(tag, steps, 2, more);
+    if (*more) /* the sed script changed the file */
+        cr_assert_eq(sh(NULL, "! grep -q 'params: {rollout_steps: 32}}' %s", yml), 0, "%s: the change did not take",
+                     more);
     int rc = sh(&t,
                 RANKS_TORCHRUN
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
@@ -1338,6 +1341,42 @@ Test(ranks, two_ranks_by_srun_agree, .timeout = 300)
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_agree(out);
+    ranks_done(out, r1, rd, yml);
+}
+
+/* kill -9 of rank 1's brain before its first round ended (a muscle of rank 1 stopped, so
+ * the round cannot end; its brain never tried to join): rank 1's conductor tells the
+ * others it left, so rank 0's join fails at once, not at its timeout (240 s here), naming
+ * rank 1 and why; both ranks exit non-zero, no process of the run is left, and no store
+ * file is left to fail the next launch into the same --out. */
+Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rearly", &out, &r1, &rd);
+    char *yml = ranks_file("rearly", 100000000, 2, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --out %s --quiet 2>/dev/null & p1=$!; "
+                "for i in $(seq 3000); do m=$(pgrep -f -- '[m]uscle [-]-run-dir %s.r1 ' | head -1); "
+                "test -n \"$m\" && break; sleep 0.01; done; test -n \"$m\" || { echo no muscle of rank 1; exit 7; }; "
+                "kill -STOP $m; "
+                "RANK=0 $BODHI run %s --out %s --quiet 2>%s.err0 & p0=$!; "
+                "for i in $(seq 3000); do b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" && break; "
+                "sleep 0.01; done; test -n \"$b\" || { echo no brain of rank 1; exit 7; }; "
+                "for i in $(seq 3000); do grep -q '\"role\":\"brain\"' %s/log.jsonl 2>/dev/null && break; sleep 0.01; done; "
+                "sleep 1; kill -9 $b; s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
+                "kill -CONT $m 2>/dev/null; echo \"rc=$r0,$r1 after ${e}s\"; "
+                "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
+                "sleep 0.1; done; echo \"left=$left\"; ls %s; cat %s.err0; "
+                "test $r0 != 0 && test $r1 != 0 && test $e -le 60 && test $left = 0 "
+                "&& grep -q 'rank 1 left before the group formed: its brain balancer was killed by signal 9' %s.err0 "
+                "&& test -z \"$(ls %s)\"",
+                20000 + (int)((getpid() + 17) % 20000), yml, out, out, yml, out, out, out, out, out, rd, out, out, rd);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    char *err0 = bd_strfmt("%s.err0", out);
+    unlink(err0);
+    free(err0);
     ranks_done(out, r1, rd, yml);
 }
 

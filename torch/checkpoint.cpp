@@ -267,6 +267,15 @@ int bd_shim::write_checkpoint(const char *path, const char *format, const std::v
     return write_file_atomic(path, file, where);
 }
 
+/* Who writes a checkpoint of format f, for messages. */
+static const char *format_kind(const char *f)
+{
+    return std::strcmp(f, kFormat) == 0             ? "a ppo or dqn brain's"
+           : std::strncmp(f, "bodhi-sac-", 10) == 0 ? "a sac brain's"
+           : std::strncmp(f, "bodhi-", 6) == 0      ? "another bodhi version's"
+                                                    : "not bodhi's";
+}
+
 int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch, std::vector<int64_t> &arch,
                              torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where)
 {
@@ -293,6 +302,9 @@ int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch,
         }
         c10::IValue fmt;
         torch::Tensor at, payload, sum;
+        if (ar.try_read("bodhi/format", fmt) && fmt.isString() && fmt.toStringRef() != format)
+            return bd_seterr(BD_ETORCH, "%s: %s: a checkpoint of format %s, not %s (%s)", where, path,
+                             fmt.toStringRef().c_str(), format, format_kind(fmt.toStringRef().c_str()));
         if (!ar.try_read("bodhi/format", fmt) || !fmt.isString() || fmt.toStringRef() != format ||
             !ar.try_read("bodhi/arch", at, true) || at.numel() != (int64_t)narch ||
             at.scalar_type() != torch::kLong || !storage_ok(at))

@@ -83,6 +83,10 @@ template <typename T> static void fast_run(FastOp<T> &op)
         a->run();
 }
 
+/* The key a rank that leaves before it joined sets in its group's store (bdt_group_abandon),
+ * with why: the others' joins fail at their next poll, not at their deadline. */
+const char *const kAbandoned = "abandoned";
+
 /* The join's store: every wait (and every get, which waits for its key) ends by one
  * deadline, polling the store every 10 ms, so a join fails within its timeout whichever
  * rendezvous a rank is missing from or late to: c10d's group's, then the pairs' of the
@@ -92,17 +96,23 @@ template <typename T> static void fast_run(FastOp<T> &op)
  * waits, if any, take their own timeouts. */
 struct DeadlineStore : c10d::Store {
     c10::intrusive_ptr<c10d::Store> in;
+    c10::intrusive_ptr<c10d::Store> group; /* where a rank that leaves unjoined says so */
     std::chrono::steady_clock::time_point end;
     double timeout_s;
     bool armed = true;
-    DeadlineStore(c10::intrusive_ptr<c10d::Store> s, std::chrono::steady_clock::time_point e, double t)
-        : in(std::move(s)), end(e), timeout_s(t)
+    DeadlineStore(c10::intrusive_ptr<c10d::Store> s, c10::intrusive_ptr<c10d::Store> g,
+                  std::chrono::steady_clock::time_point e, double t)
+        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t)
     {
     }
     void until(const std::vector<std::string> &keys, std::chrono::steady_clock::time_point by)
     {
         by = std::min(by, end);
         while (!in->check(keys)) {
+            if (group->check({kAbandoned})) {
+                const std::vector<uint8_t> v = group->get(kAbandoned);
+                throw std::runtime_error(std::string(v.begin(), v.end()));
+            }
             if (std::chrono::steady_clock::now() >= by) {
                 std::string k;
                 for (const auto &key : keys)
@@ -154,8 +164,8 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         const auto deadline = std::chrono::steady_clock::now() + g->timeout;
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
-        auto store = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(name, file),
-                                                        deadline, timeout_s);
+        auto prefixed = c10::make_intrusive<c10d::PrefixStore>(name, file);
+        auto store = c10::make_intrusive<DeadlineStore>(prefixed, prefixed, deadline, timeout_s);
         store->setTimeout(g->timeout);
         auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
         char hn[256] = "";
@@ -177,7 +187,8 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         const char *slow = getenv("BODHI_GROUP_SLOW"); /* comparisons; every rank must say the same */
         if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
             c10d::ProcessGroupGloo::GlooStore gs(c10::make_intrusive<DeadlineStore>(
-                c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file), deadline, timeout_s));
+                c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file), prefixed, deadline,
+                timeout_s));
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
             g->fast->setTimeout(g->timeout);
             g->fast->connectFullMesh(gs, opts->devices[0]);
@@ -190,6 +201,21 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         return BD_OK;
     } catch (...) {
         return catch_torch("bdt_group_join", store_path);
+    }
+}
+
+extern "C" int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why)
+{
+    if (!store_path || !name || world < 1 || rank < 0 || rank >= world)
+        return bd_seterr(BD_EINVAL, "bdt_group_abandon: bad arguments (rank %d of %d)", rank, world);
+    try {
+        auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
+        const std::string text = "rank " + std::to_string(rank) + " left before the group formed: " +
+                                 std::string(why && *why ? why : "(no reason given)");
+        c10d::PrefixStore(name, file).set(kAbandoned, std::vector<uint8_t>(text.begin(), text.end()));
+        return BD_OK;
+    } catch (...) {
+        return catch_torch("bdt_group_abandon", store_path);
     }
 }
 

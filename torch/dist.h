@@ -29,6 +29,11 @@ typedef struct bdt_group bdt_group;
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                    double timeout_s, bdt_group **out);
 void bdt_group_leave(bdt_group *g); /* NULL-safe */
+/* A rank that leaves before it joined group `name` at store_path (it failed, or was
+ * stopped, before its first collective) says so there, with why: every other rank's join,
+ * under way or to come, fails at its next poll of the store (every 10 ms) with "rank R
+ * left before the group formed: WHY" rather than at its deadline. */
+int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why);
 int bdt_group_rank(const bdt_group *g);
 int bdt_group_size(const bdt_group *g);
 /* x (n floats) := the mean of every rank's x, the same bits on every rank. Up to 16 MiB on

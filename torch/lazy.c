@@ -84,6 +84,7 @@
     X(cuda_available, int, (void))                                                                            \
     X(group_join, int, (const char *, const char *, int, int, const char *, double, bdt_group **))              \
     X(group_leave, void, (bdt_group *))                                                                       \
+    X(group_abandon, int, (const char *, const char *, int, int, const char *))                               \
     X(group_rank, int, (const bdt_group *))                                                                   \
     X(group_size, int, (const bdt_group *))                                                                   \
     X(group_fast, int, (const bdt_group *))                                                                   \
@@ -496,6 +497,12 @@ int bdt_group_join(const char *store_path, const char *name, int rank, int world
 {
     int rc = bdt_need("bdt_group_join");
     return rc != BD_OK ? rc : bdt_fn.group_join(store_path, name, rank, world, host, timeout_s, out);
+}
+
+int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why)
+{
+    int rc = bdt_need("bdt_group_abandon");
+    return rc != BD_OK ? rc : bdt_fn.group_abandon(store_path, name, rank, world, why);
 }
 
 void bdt_group_leave(bdt_group *g)

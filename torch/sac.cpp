@@ -453,16 +453,16 @@ extern "C" int bdt_sac_check_file(const bdt_policy_config *actor, const char *pa
     try {
         std::vector<int64_t> a;
         torch::serialize::InputArchive inner;
-        rc = read_checkpoint(path, kSacFormat, 4, a, inner, p->dev, "bdt_sac_check_file");
+        rc = read_checkpoint(path, kSacFormat, 4, a, inner, p->dev, "reading it");
         if (rc == BD_OK && (a[0] != c.obs_dim || a[1] != c.act_dim || a[2] != c.hidden || a[3] != c.layers))
             rc = bd_seterr(BD_EINVAL,
-                           "%s: architecture mismatch: file has obs_dim=%lld act_dim=%lld hidden=%lld layers=%lld, "
-                           "the learner obs_dim=%d act_dim=%d hidden=%d layers=%d",
-                           path, (long long)a[0], (long long)a[1], (long long)a[2], (long long)a[3], c.obs_dim,
+                           "architecture mismatch: the file has obs_dim=%lld act_dim=%lld hidden=%lld layers=%lld, "
+                           "the agent's networks obs_dim=%d act_dim=%d hidden=%d layers=%d",
+                           (long long)a[0], (long long)a[1], (long long)a[2], (long long)a[3], c.obs_dim,
                            c.act_dim, c.hidden, c.layers);
         std::vector<torch::Tensor> got;
         if (rc == BD_OK && !read_tensors(inner, "actor", p->params, got))
-            rc = bd_seterr(BD_ETORCH, "%s: the actor is missing or has the wrong shape", path);
+            rc = bd_seterr(BD_ETORCH, "the actor is missing or has the wrong shape");
     } catch (...) {
         rc = catch_torch("bdt_sac_check_file", path);
     }
