@@ -11,7 +11,7 @@ CMAKE_FLAGS ?=
 PREFIX  ?= /usr/local
 DEBS = build-essential cmake ninja-build pkg-config libnng-dev libhdf5-dev \
        libcriterion-dev libtorch-dev libgloo-dev libopenblas-dev libsleef-dev librandom123-dev libyaml-dev \
-       libcjson-dev libmbedtls-dev python3-dev python3-h5py python3-numpy python3-pandas clang libclang-rt-14-dev \
+       libcjson-dev libmbedtls-dev python3-dev python3-h5py python3-numpy python3-pandas python3-torch clang libclang-rt-14-dev \
        hdf5-filter-plugin hdf5-filter-plugin-blosc-serial libcairo2-dev hdf5-tools \
        libprotobuf-c-dev protobuf-c-compiler python3-protobuf libmicrohttpd-dev openmpi-bin chromium
 
