@@ -753,6 +753,20 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
     bd_event(b, ev);
 }
 
+/* Several ranks: the conductor hears, before this brain opens its learner group's store
+ * (to join it, or to say it left unjoined), that the store counts this rank from now on:
+ * it says this rank left only for a brain killed before that (conductor/children.c), so
+ * that no rank is counted twice and the store's file is deleted with the last rank's. */
+static void bd_brain_store_opening(void *ctx, const char *why)
+{
+    bd_brain *b = ctx;
+    if (!b->ev || !b->ap)
+        return;
+    cJSON *o = bd_event_new(b, "group_store");
+    cJSON_AddStringToObject(o, "to", why);
+    bd_event(b, o);
+}
+
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
                   const char *device, const char *tcp, const char *run_digest)
 {
@@ -766,6 +780,8 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     b.startup = bd_startup_new("brain");
     /* its place among the ranks first: a rank that fails from here on tells the others */
     int rc = bd_ranks_plan(&b.ranks, phase, agent);
+    b.ranks.opening = bd_brain_store_opening;
+    b.ranks.opening_ctx = &b;
     if (rc == BD_OK)
         rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)

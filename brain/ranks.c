@@ -244,6 +244,8 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 {
     if (r->world < 2 || r->g)
         return BD_OK;
+    if (r->opening)
+        r->opening(r->opening_ctx, "join");
     const double t0 = bd_now();
     r->tried = 1;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
@@ -262,6 +264,8 @@ void bd_ranks_abandon(bd_ranks *r, const char *why)
 {
     if (r->world < 2 || r->g || r->tried || !r->store)
         return;
+    if (r->opening)
+        r->opening(r->opening_ctx, "leave");
     if (bdt_group_abandon(r->store, "bodhi", r->rank, r->world, why) != BD_OK)
         fprintf(stderr, "bodhi brain %s: rank %d of %d could not tell the others it left: %s\n", r->agent, r->rank,
                 r->world, bd_lasterr());

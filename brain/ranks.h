@@ -29,6 +29,10 @@ typedef struct {
     int timeout;              /* the join's, in seconds */
     double join_s;            /* how long the join took */
     int tried;                /* the join was tried (its store counts this rank as gone once) */
+    /* told, and answered, before this process opens the group's store (to join, or to say
+     * it left): a brain tells its conductor, which then leaves the store to it */
+    void (*opening)(void *ctx, const char *why);
+    void *opening_ctx;
 } bd_ranks;
 
 /* The brain's share of this machine's cores, taken before it starts any thread (every

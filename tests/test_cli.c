@@ -1348,7 +1348,8 @@ Test(ranks, two_ranks_by_srun_agree, .timeout = 300)
  * the round cannot end; its brain never tried to join): rank 1's conductor tells the
  * others it left, so rank 0's join fails at once, not at its timeout (240 s here), naming
  * rank 1 and why; both ranks exit non-zero, no process of the run is left, and no store
- * file is left to fail the next launch into the same --out. */
+ * file is left to fail the next launch into the same --out. The 150 s bound holds rank
+ * 0's start-up on a loaded machine too (its brain's first round comes before its join). */
 Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .timeout = 300)
 {
     char *out, *r1, *rd, *t = NULL;
@@ -1359,7 +1360,7 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
                 "RANK=1 $BODHI run %s --out %s --quiet 2>/dev/null & p1=$!; "
                 "for i in $(seq 3000); do m=$(pgrep -f -- '[m]uscle [-]-run-dir %s.r1 ' | head -1); "
                 "test -n \"$m\" && break; sleep 0.01; done; test -n \"$m\" || { echo no muscle of rank 1; exit 7; }; "
-                "kill -STOP $m; "
+                "kill -STOP $m; trap 'kill -CONT $m 2>/dev/null; kill $p0 $p1 2>/dev/null' EXIT; "
                 "RANK=0 $BODHI run %s --out %s --quiet 2>%s.err0 & p0=$!; "
                 "for i in $(seq 3000); do b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" && break; "
                 "sleep 0.01; done; test -n \"$b\" || { echo no brain of rank 1; exit 7; }; "
@@ -1368,7 +1369,7 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
                 "kill -CONT $m 2>/dev/null; echo \"rc=$r0,$r1 after ${e}s\"; "
                 "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
                 "sleep 0.1; done; echo \"left=$left\"; ls %s; cat %s.err0; "
-                "test $r0 != 0 && test $r1 != 0 && test $e -le 60 && test $left = 0 "
+                "test $r0 != 0 && test $r1 != 0 && test $e -le 150 && test $left = 0 "
                 "&& grep -q 'rank 1 left before the group formed: its brain balancer was killed by signal 9' %s.err0 "
                 "&& test -z \"$(ls %s)\"",
                 20000 + (int)((getpid() + 17) % 20000), yml, out, out, yml, out, out, out, out, out, rd, out, out, rd);

@@ -403,8 +403,8 @@ Test(offpolicy, checkpoint_round_trip)
     /* the optimiser's moments and the step count came along: the next steps are the same
      * on both, the target's copies (every 3rd step) included */
     bdt_dqn_stats s1, s2;
-    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n, 2, NULL, &s1), BD_OK);
-    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n, 2, NULL, &s2), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, nobs, term, n / 2, 2, NULL, &s1), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n / 2, 2, NULL, &s2), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(s2.steps, 6, "the loaded learner counts on from the saved one's 4 steps");
     cr_assert_eq(bdt_policy_get_params(q, t1, np), BD_OK);
     cr_assert_eq(bdt_policy_get_params(q2, t2, np), BD_OK);
@@ -436,8 +436,8 @@ Test(offpolicy, checkpoint_round_trip)
     cr_assert_eq(bdt_dqn_create(q5, &c, &o5), BD_OK);
     cr_assert_eq(bdt_dqn_save(o4, path), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bdt_dqn_load(o2, path), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n, 2, NULL, &s2), BD_OK);
-    cr_assert_eq(bdt_dqn_update(o5, obs, act, rew, nobs, term, n, 2, NULL, &s1), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o2, obs, act, rew, nobs, term, n / 2, 2, NULL, &s2), BD_OK);
+    cr_assert_eq(bdt_dqn_update(o5, obs, act, rew, nobs, term, n / 2, 2, NULL, &s1), BD_OK);
     cr_assert_eq(s2.steps, 2);
     cr_assert_eq(bdt_policy_get_params(q5, t1, np), BD_OK);
     cr_assert_eq(bdt_policy_get_params(q2, t2, np), BD_OK);

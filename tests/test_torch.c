@@ -688,6 +688,7 @@ Test(torch, a_dqn_step_is_the_clip_and_adam_by_hand)
 /* The Q-network of flat parameters w (q.0.weight, q.0.bias, ..., the last layer's, as
  * named_parameters gives them) at x, in double: each layer's ReLU output into h (L x H per
  * sample), the Q-values into q. */
+static int q_near_kink; /* hidden pre-activations q_by_hand saw within 1e-5 of ReLU's kink */
 static void q_by_hand(const float *w, int S, int H, int L, int A, const double *x, double *h, double *q)
 {
     const float *p = w;
@@ -701,6 +702,7 @@ static void q_by_hand(const float *w, int S, int H, int L, int A, const double *
             double z = bias[j];
             for (int k = 0; k < width; k++)
                 z += (double)p[(size_t)j * width + k] * in[k];
+            q_near_kink += l < L && fabs(z) < 1e-5;
             dst[j] = l < L && z < 0 ? 0 : z;
         }
         p = bias + out;
@@ -715,8 +717,8 @@ static void q_by_hand(const float *w, int S, int H, int L, int A, const double *
  * itself at the first step), no bootstrap where terminated; the gradient through
  * Q(s, a) only. The shim runs the passes by hand, not through autograd: this says they
  * are the loss's gradient. Samples whose error sits within 1e-3 of the Huber loss's kink,
- * or whose greedy action at s' is a near tie, would let float and double part ways; the
- * batch has none (asserted). Tolerance: float sums of at most S + H terms a layer, each
+ * whose greedy action at s' is a near tie, or with a hidden unit within 1e-5 of ReLU's
+ * kink, would let float and double part ways; the batch has none (asserted). Tolerance: float sums of at most S + H terms a layer, each
  * product within 2^-24 of its value, through L + 1 layers forward and back: 64 (S + H)
  * units of 2^-24 relative to the largest gradient. */
 Test(torch, a_dqn_gradient_is_the_huber_losss_by_hand)
@@ -793,6 +795,8 @@ Test(torch, a_dqn_gradient_is_the_huber_losss_by_hand)
         }
     }
     cr_assert(beyond > 0 && beyond < B, "%d of %d errors beyond the kink: both branches wanted", beyond, B);
+    cr_assert_eq(q_near_kink, 0, "%d hidden units within 1e-5 of ReLU's kink, where float and double may part",
+                 q_near_kink);
     double big = 0;
     for (size_t i = 0; i < n; i++)
         big = fmax(big, fabs(ref[i]));
