@@ -14,7 +14,7 @@ struct DqnMark {
     torch::Tensor target;
 };
 
-/* One pass of a Q-network's trunk (QNet below): each hidden layer's output after its
+/* One pass of a Q-network's trunk (q_forward below): each hidden layer's output after its
  * ReLU, and the Q-values, on buffers kept from step to step. */
 struct QPass {
     std::vector<torch::Tensor> h; /* (n, hidden) each */
