@@ -123,6 +123,13 @@ int bd_dqn_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_ag
     return BD_OK;
 }
 
+double bd_dqn_kind_memory(const void *value, const bd_agent_plan *ap)
+{
+    const bd_dqn_params *x = value;
+    return bd_replay_bytes(x->buffer_size, ap->nsens, ap->nact, (int)(ap->columns > 0 ? ap->columns : 0))
+           + bd_brain_batch_bytes(ap, x->rollout_steps, 0);
+}
+
 long long bd_dqn_kind_rollout(const void *value)
 {
     return ((const bd_dqn_params *)value)->rollout_steps;

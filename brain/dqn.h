@@ -84,8 +84,11 @@ unsigned long long bd_dqn_kind_weights_floats(const void *value, const bd_agent_
 
 extern const bd_learner_ops bd_dqn_learner;
 
+/* What its brain holds: the round's batch and the replay buffer (bd_kind.memory_bytes). */
+double bd_dqn_kind_memory(const void *value, const bd_agent_plan *ap);
+
 #define BD_DQN_KIND(name, family)                                                                         \
     {(name), (family), 0, bd_dqn_kind_parse, free, bd_dqn_check, bd_dqn_kind_rollout,                     \
-     bd_dqn_kind_weights_floats, &bd_dqn_learner}
+     bd_dqn_kind_weights_floats, &bd_dqn_learner, bd_dqn_kind_memory}
 
 #endif

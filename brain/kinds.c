@@ -158,6 +158,15 @@ int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const b
     return rc;
 }
 
+double bd_brain_batch_bytes(const bd_agent_plan *ap, long long T, int epochs)
+{
+    /* a batch in the brain: assembled from the rollouts, compacted, GAE, the shuffles
+     * (8 bytes a sample and epoch), the weights versions (8 bytes a sample) and the shim's
+     * copy of it */
+    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)(ap->columns > 0 ? ap->columns : 0);
+    return tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs + 8);
+}
+
 int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap,
                          long long T, long long mb, int epochs, bd_diags *d)
 {
@@ -183,11 +192,7 @@ int bd_brain_batch_check(const bd_node *params, const bd_phase_plan *p, const bd
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s per muscle is too much for one "
                                   "rollout message (steps x %s x (sensors + actuators + 8) must stay under "
                                   "2^34); use fewer rollout_steps or more workers", w, T, n_max, unit, unit));
-    /* a batch in the brain: assembled from the rollouts, compacted, GAE, the shuffles
-     * (8 bytes a sample and epoch), the weights versions (8 bytes a sample) and the shim's
-     * copy of it */
-    const double S = ap->nsens, U = ap->nact, tnd = (double)T * (double)N;
-    double need = tnd * (3 * 4 * (S + U + 6) + 4 * S + 2 * 8 * epochs + 8);
+    const double need = bd_brain_batch_bytes(ap, T, epochs);
     double have = bd_phys_bytes();
     if (T * N > INT_MAX)
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: rollout_steps %lld x %lld %s = %lld samples per update; the "

@@ -163,6 +163,10 @@ typedef int (*bd_load_file_fn)(const bdt_policy_config *mine, const char *path);
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
                         bd_load_file_fn read_file, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent);
 
+/* About how many bytes the round's batch of agent ap takes in its brain at rollout_steps T
+ * (epochs: its shuffles; 0 for a learner without). */
+double bd_brain_batch_bytes(const bd_agent_plan *ap, long long T, int epochs);
+
 /* What a brain of rollout_steps T, minibatches mb (0: a minibatch size) and `epochs`
  * passes (0: it does not learn) asks of the phase's sizes: every muscle's rollout fits one
  * message (wire/wire.h), the learner's T x worlds samples fit its int indices and this

@@ -23,6 +23,6 @@ extern const bd_learner_ops bd_netless_learner;
 
 #define BD_NETLESS_KIND(name, family)                                                                     \
     {(name), (family), 1, bd_netless_parse, free, bd_netless_check, bd_netless_rollout, NULL,              \
-     &bd_netless_learner}
+     &bd_netless_learner, NULL}
 
 #endif

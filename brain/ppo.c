@@ -108,6 +108,12 @@ int bd_ppo_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_ag
     return BD_OK;
 }
 
+double bd_ppo_kind_memory(const void *value, const bd_agent_plan *ap)
+{
+    const bd_ppo_params *pp = value;
+    return bd_brain_batch_bytes(ap, pp->rollout_steps, pp->opt.epochs);
+}
+
 long long bd_ppo_kind_rollout(const void *value)
 {
     return ((const bd_ppo_params *)value)->rollout_steps;

@@ -79,13 +79,16 @@ int bd_ppo_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
 long long bd_ppo_kind_rollout(const void *value);
 unsigned long long bd_ppo_kind_weights_floats(const void *value, const bd_agent_plan *ap);
 
+/* What its brain holds (bd_kind.memory_bytes). */
+double bd_ppo_kind_memory(const void *value, const bd_agent_plan *ap);
+
 /* The ppo learner (brain/ppo_learner.c). */
 extern const bd_learner_ops bd_ppo_learner;
 
 /* The registry's entry of a ppo brain kind. */
 #define BD_PPO_KIND(name, family)                                                                         \
     {(name), (family), 0, bd_ppo_kind_parse, free, bd_ppo_check, bd_ppo_kind_rollout,                     \
-     bd_ppo_kind_weights_floats, &bd_ppo_learner}
+     bd_ppo_kind_weights_floats, &bd_ppo_learner, bd_ppo_kind_memory}
 
 /* GAE over a (T, N) batch. done = terminated|truncated; the bootstrap of step t is
  * 0 when terminated, final_values[t] when truncated, values[t+1] otherwise

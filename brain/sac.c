@@ -127,6 +127,13 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     return rc ? rc : lrc;
 }
 
+double bd_sac_kind_memory(const void *value, const bd_agent_plan *ap)
+{
+    const bd_sac_params *x = value;
+    return bd_replay_bytes(x->buffer_size, ap->nsens, ap->nact, (int)(ap->columns > 0 ? ap->columns : 0))
+           + bd_brain_batch_bytes(ap, x->rollout_steps, 0);
+}
+
 long long bd_sac_kind_rollout(const void *value)
 {
     return ((const bd_sac_params *)value)->rollout_steps;

@@ -64,10 +64,13 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
 long long bd_sac_kind_rollout(const void *value);
 unsigned long long bd_sac_kind_weights_floats(const void *value, const bd_agent_plan *ap);
 
+/* What its brain holds (bd_kind.memory_bytes). */
+double bd_sac_kind_memory(const void *value, const bd_agent_plan *ap);
+
 extern const bd_learner_ops bd_sac_learner;
 
 #define BD_SAC_KIND(name, family)                                                                         \
     {(name), (family), 0, bd_sac_kind_parse, free, bd_sac_check, bd_sac_kind_rollout,                     \
-     bd_sac_kind_weights_floats, &bd_sac_learner}
+     bd_sac_kind_weights_floats, &bd_sac_learner, bd_sac_kind_memory}
 
 #endif

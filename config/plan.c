@@ -527,6 +527,39 @@ static int bd_plan_rollouts(const bd_phase_plan *p, bd_diags *d)
     return BD_OK;
 }
 
+/* The brains of a phase run on this machine together (each rank's on its own): what they
+ * hold at most (bd_kind.memory_bytes: a batch, a replay buffer) must fit it together, as
+ * each kind's check asks of one brain alone (a replay buffer within 0.8 of the memory). A
+ * phase of two agents each within that, and twice it together, was passed, and its brains
+ * were killed for memory once their buffers had filled. Only when no single brain is
+ * refused already: that one says it. */
+static int bd_plan_memory(const bd_phase_plan *p, bd_diags *d)
+{
+    const double have = bd_phys_bytes(), share = 0.8 * have;
+    double sum = 0, most = 0;
+    int counted = 0;
+    char parts[512] = "", w[256];
+    for (int i = 0; i < p->nagents; i++) {
+        const bd_agent_plan *ap = &p->agents[i];
+        if (!ap->cfg || !ap->brain || !ap->brain->memory_bytes || !ap->brain_params || ap->columns <= 0)
+            continue;
+        const double need = ap->brain->memory_bytes(ap->brain_params, ap);
+        sum += need;
+        most = need > most ? need : most;
+        counted++;
+        size_t l = strlen(parts);
+        if (l < sizeof parts - 1)
+            snprintf(parts + l, sizeof parts - l, "%s'%s' %.3g GiB", l ? ", " : "", ap->cfg->name,
+                     need / (1 << 30));
+    }
+    if (counted < 2 || !(have > 0) || sum <= share || most > share)
+        return BD_OK;
+    return bd_diag(d, bd_seterr(BD_EINVAL, "%s: phase '%s': its brains need about %.3g GiB together (%s); this "
+                                "machine has %.3g GiB, and a run needs room beside them (smaller buffer_size, fewer "
+                                "worlds or rollout_steps)", bd_where(p->ph->node, w, sizeof w), p->ph->name,
+                                sum / (1 << 30), parts, have / (1 << 30)));
+}
+
 int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry *reg,
                         const char *device_override, int flags, bd_diags *d, bd_phase_plan *p)
 {
@@ -601,6 +634,8 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
         if ((rc = bd_plan_agent(p, i, d)) != BD_OK)
             bad = rc;
     if ((rc = bd_plan_rollouts(p, d)) != BD_OK)
+        bad = rc;
+    if (bad == BD_OK && (rc = bd_plan_memory(p, d)) != BD_OK)
         bad = rc;
     return envs_bad ? envs_bad : bad;
 }

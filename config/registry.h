@@ -41,6 +41,10 @@ typedef struct {
     /* The kind's own table, which config/ never reads: a brain's learner
      * (brain/learner.h, bd_learner_ops), a muscle's (muscle/muscle.h, bd_muscle_ops). */
     const void *ops;
+    /* Brains: about how many bytes the parsed params ask the brain of agent ap to hold (its
+     * round's batch, a replay buffer), for config/plan.c's sum over the phase's brains,
+     * which all run on this machine. NULL: too little to count. */
+    double (*memory_bytes)(const void *value, const struct bd_agent_plan *ap);
 } bd_kind;
 
 typedef struct {

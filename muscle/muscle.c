@@ -110,12 +110,12 @@ static const bd_muscle_ops bd_net_ops = {bd_net_init, 0}, bd_uniform_ops = {bd_u
                            bd_sac_ops = {bd_net_init, BD_HEAD_SQUASHED_GAUSSIAN};
 
 const bd_kind bd_muscle_kinds[] = {
-    {"ppo", "ppo", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_net_ops},
+    {"ppo", "ppo", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_net_ops, NULL},
     /* argmax over Q-values (epsilon-greedy in train phases); the dqn brain checks the actuators */
-    {"dqn", "dqn", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_q_ops},
-    {"random", "random", 1, NULL, NULL, bd_actor_check, NULL, NULL, &bd_uniform_ops},
-    {"sac", "sac", 0, NULL, NULL, bd_sac_check, NULL, NULL, &bd_sac_ops},
-    {"fsm", "rules", 1, bd_fsm_kind_parse, free, NULL, NULL, NULL, &bd_fsm_ops},
+    {"dqn", "dqn", 0, NULL, NULL, bd_actor_check, NULL, NULL, &bd_q_ops, NULL},
+    {"random", "random", 1, NULL, NULL, bd_actor_check, NULL, NULL, &bd_uniform_ops, NULL},
+    {"sac", "sac", 0, NULL, NULL, bd_sac_check, NULL, NULL, &bd_sac_ops, NULL},
+    {"fsm", "rules", 1, bd_fsm_kind_parse, free, NULL, NULL, NULL, &bd_fsm_ops, NULL},
 };
 const int bd_muscle_nkinds = (int)(sizeof bd_muscle_kinds / sizeof bd_muscle_kinds[0]);
 

@@ -186,7 +186,7 @@ static const bd_learner_ops noop_ops = {
 
 /* family "ppo": its muscle is the ppo muscle, which runs the actor-critic MLP it is sent */
 static const bd_kind noop_kind[] = {
-    {"noop", "ppo", 0, noop_parse, free, NULL, noop_rollout, noop_weights_floats, &noop_ops},
+    {"noop", "ppo", 0, noop_parse, free, NULL, noop_rollout, noop_weights_floats, &noop_ops, NULL},
 };
 
 int main(int argc, char **argv)

@@ -27,6 +27,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "brain/ppo.h"
+#include "brain/replay.h"
 #include "brain/steer.h"
 #include "common/util.h"
 #include "slow.h"
@@ -1409,6 +1410,48 @@ Test(conductor, a_sac_load_from_an_earlier_run_is_checked, .timeout = 300 * BD_T
     free(err);
     free(file);
     free(cwd);
+}
+
+/* Two dqn agents of one phase whose replay buffers each fit this machine (0.45 of its
+ * memory, under the 0.8 one brain may ask) and together do not: `bodhi check` refuses the
+ * phase, naming both and the sum, before anything is written; either agent alone passes. */
+Test(conductor, brains_that_fit_alone_but_not_together_are_refused)
+{
+    const double phys = bd_phys_bytes();
+    const double row = bd_replay_bytes(1000000, 4, 1, 4) / 1e6; /* bytes a transition, CartPole's */
+    const long long cap = (long long)(0.45 * phys / row);
+    char *file = bd_strfmt("/tmp/bd-test-%d-twoq.yml", (int)getpid()), *err = bd_strfmt("%s.err", file);
+    const char *agent = "        - name: q%c\n"
+                        "          brain: {name: dqn, params: {buffer_size: %lld}}\n"
+                        "          muscle: {name: dqn}\n"
+                        "          sensors: [%c.*]\n"
+                        "          actuators: [%c.push]\n";
+    for (int both = 0; both < 2; both++) {
+        FILE *f = fopen(file, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "uid: twoq\nschedule:\n  - train:\n      environments:\n"
+                   "        - environment: {name: CartPole-v1, uid: a, params: {worlds: 4}}\n"
+                   "        - environment: {name: CartPole-v1, uid: b, params: {worlds: 4}}\n      agents:\n");
+        fprintf(f, agent, 'a', cap, 'a', 'a');
+        if (both)
+            fprintf(f, agent, 'b', cap, 'b', 'b');
+        fprintf(f, "      phase_config: {mode: train, worker: 1}\n"
+                   "      simulation: {name: vanilla, conditions: [{name: max_steps, params: {steps: 1000}}]}\n");
+        fclose(f);
+        int rc = run_cmd("%s check %s > /dev/null 2> %s", file, err);
+        char *text = NULL;
+        cr_assert_eq(bd_read_file(err, &text, NULL), BD_OK);
+        cr_assert_eq(rc, both ? 2 : 0, "%s", text);
+        if (both)
+            cr_assert(strstr(text, ":4:7: phase 'train': its brains need about") && strstr(text, "'qa'") &&
+                          strstr(text, "'qb'") && strstr(text, "together"),
+                      "%s", text);
+        free(text);
+    }
+    unlink(file);
+    unlink(err);
+    free(file);
+    free(err);
 }
 
 Test(conductor, every_experiment_passes_the_check_and_runs, .timeout = 600 * BD_TEST_SLOW)
