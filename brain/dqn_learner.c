@@ -17,7 +17,6 @@
 #include "brain/replay.h"
 #include "common/proc.h"
 #include "common/util.h"
-#include "torch/cpunet.h"
 
 #define BD_DQN_CHUNK 256 /* gradient steps per shim call (their batches drawn together) */
 
@@ -144,13 +143,7 @@ static int bd_dqn_create(const bd_learner_spec *s, void **out)
     l->sum_hook = s->sum_hook;
     l->sum_ctx = s->sum_ctx;
     l->draws = (uint64_t)s->rank << 40;
-    l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
-    int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no Q-network of %d x %d", s->ap->cfg->name,
-                                            l->dp.layers, l->dp.hidden);
-    if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + 1))))
-        rc = bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK)
-        rc = bdt_policy_init_params(&l->pc, l->params, l->nparams);
+    int rc = bd_learner_params(s->ap, &l->pc, "Q-network", 1, &l->params, &l->nparams); /* then epsilon */
     if (rc == BD_OK)
         l->params[l->nparams] = s->train ? (float)bd_dqn_epsilon(&l->dp, 0) : 0.0f;
     if (rc == BD_OK && s->train)
@@ -316,12 +309,7 @@ static int bd_dqn_weights_in(void *self, const bd_weights_hdr *h, const float *f
         return bd_seterr(BD_EINVAL, "dqn: weights of another network (%llu parameters, %u x %u) for a Q-network "
                          "of %zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
                          l->nparams, l->dp.layers, l->dp.hidden);
-    if (!l->net) { /* libtorch's network will start from them */
-        memcpy(l->params, floats, sizeof(float) * l->nparams);
-        return BD_OK;
-    }
-    int rc = bdt_policy_set_params(l->net, floats, l->nparams);
-    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+    return bd_learner_take_params(l->net, l->params, l->nparams, floats);
 }
 
 static int bd_dqn_save(const void *self, const char *path, int *saved)

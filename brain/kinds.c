@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "brain/dqn.h"
@@ -15,6 +16,7 @@
 #include "common/util.h"
 #include "config/diag.h"
 #include "torch/bd_torch.h"
+#include "torch/cpunet.h"
 #include "wire/wire.h"
 
 const bd_kind bd_brain_kinds[] = {
@@ -156,6 +158,28 @@ int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const b
     }
     bd_phase_plan_fini(&src);
     return rc;
+}
+
+int bd_learner_params(const bd_agent_plan *ap, const bdt_policy_config *pc, const char *what, size_t extra,
+                      float **out, size_t *n)
+{
+    *out = NULL;
+    *n = (size_t)bdt_policy_param_count_of(pc);
+    if (!*n)
+        return bd_seterr(BD_EINVAL, "agent %s: no %s of %d x %d", ap->cfg->name, what, pc->layers, pc->hidden);
+    if (!(*out = malloc(sizeof(float) * (*n + extra))))
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    return bdt_policy_init_params(pc, *out, *n);
+}
+
+int bd_learner_take_params(bdt_policy *net, float *params, size_t n, const float *floats)
+{
+    if (!net) {
+        memcpy(params, floats, sizeof(float) * n);
+        return BD_OK;
+    }
+    int rc = bdt_policy_set_params(net, floats, n);
+    return rc == BD_OK ? bdt_policy_get_params(net, params, n) : rc;
 }
 
 double bd_brain_batch_bytes(const bd_agent_plan *ap, long long T, int epochs)

@@ -163,6 +163,19 @@ typedef int (*bd_load_file_fn)(const bdt_policy_config *mine, const char *path);
 int bd_brain_load_check(const bd_phase_plan *p, const bd_agent_plan *ap, const bdt_policy_config *mine,
                         bd_load_file_fn read_file, bd_net_of_fn net_of, bd_phase_plan *src_phase, const bd_agent_plan **src_agent);
 
+/* The parameters a learner of agent ap starts from before libtorch is loaded: *n of them
+ * (the network pc describes), drawn as libtorch's network starts (torch/cpunet.h's
+ * bdt_policy_init_params), in a new buffer of *n + extra floats (the extra the caller's:
+ * a normaliser, epsilon). BD_EINVAL naming the agent and `what` ("network", "actor") for
+ * a config of no network, BD_ENOMEM. */
+int bd_learner_params(const bd_agent_plan *ap, const bdt_policy_config *pc, const char *what, size_t extra,
+                      float **out, size_t *n);
+
+/* A WEIGHTS message's n parameters into a learner's: into libtorch's network net when it
+ * is made (params then read back as it holds them), else into params, which the network
+ * will start from. */
+int bd_learner_take_params(bdt_policy *net, float *params, size_t n, const float *floats);
+
 /* About how many bytes the round's batch of agent ap takes in its brain at rollout_steps T
  * (epochs: its shuffles; 0 for a learner without). */
 double bd_brain_batch_bytes(const bd_agent_plan *ap, long long T, int epochs);

@@ -11,7 +11,6 @@
 #include "brain/obsnorm.h"
 #include "brain/ranks.h"
 #include "common/util.h"
-#include "torch/cpunet.h"
 
 typedef struct {
     const bd_agent_plan *ap;
@@ -161,17 +160,11 @@ static int bd_ppo_create(const bd_learner_spec *s, void **out)
     l->sum_ctx = s->sum_ctx;
     l->learners = s->learners > 1 ? s->learners : 1;
     l->use_norm = l->pp.norm_obs;
-    l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
-    int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no network of %d x %d", ap->cfg->name,
-                                            l->pp.layers, l->pp.hidden);
-    if (rc == BD_OK && !(l->params = malloc(sizeof(float) * (l->nparams + (l->use_norm ? 2 * (size_t)S : 0)))))
-        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    int rc = bd_learner_params(ap, &l->pc, "network", l->use_norm ? 2 * (size_t)S : 0, &l->params, &l->nparams);
     if (rc == BD_OK && l->sum_hook && !(l->sums = malloc(sizeof(double) * (1 + 2 * (size_t)S))))
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     if (rc == BD_OK && l->use_norm)
         bd_obsnorm_pack(&l->norm, l->params + l->nparams);
-    if (rc == BD_OK)
-        rc = bdt_policy_init_params(&l->pc, l->params, l->nparams);
     if (rc == BD_OK && s->train)
         rc = bd_ppo_buffers(l, s->T, s->N);
     if (rc != BD_OK) {
@@ -503,12 +496,7 @@ static int bd_ppo_weights_in(void *self, const bd_weights_hdr *h, const float *f
             || memcmp(floats + l->nparams, l->params + l->nparams, sizeof(float) * 2 * (size_t)h->norm_dims) != 0))
         return bd_seterr(BD_EINVAL, "ppo: weights with another observation normaliser cannot be taken in (its "
                          "statistics are not in the message)");
-    if (!l->net) { /* libtorch's network will start from them */
-        memcpy(l->params, floats, sizeof(float) * l->nparams);
-        return BD_OK;
-    }
-    int rc = bdt_policy_set_params(l->net, floats, l->nparams);
-    return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
+    return bd_learner_take_params(l->net, l->params, l->nparams, floats);
 }
 
 /* The network (and optimiser, in a train phase) to path, the normaliser beside it. */

@@ -19,7 +19,6 @@
 
 #include "brain/replay.h"
 #include "common/util.h"
-#include "torch/cpunet.h"
 
 typedef struct {
     const bd_agent_plan *ap;
@@ -125,13 +124,7 @@ static int bd_sac_create(const bd_learner_spec *s, void **out)
     l->sum_hook = s->sum_hook;
     l->sum_ctx = s->sum_ctx;
     l->key_off = (uint64_t)s->rank << 40;
-    l->nparams = (size_t)bdt_policy_param_count_of(&l->pc);
-    int rc = l->nparams ? BD_OK : bd_seterr(BD_EINVAL, "agent %s: no actor of %d x %d", ap->cfg->name,
-                                            l->sp.layers, l->sp.hidden);
-    if (rc == BD_OK && !(l->params = malloc(sizeof(float) * l->nparams)))
-        rc = bd_seterr(BD_ENOMEM, "out of memory");
-    if (rc == BD_OK)
-        rc = bdt_policy_init_params(&l->pc, l->params, l->nparams);
+    int rc = bd_learner_params(ap, &l->pc, "actor", 0, &l->params, &l->nparams);
     const size_t B = (size_t)l->sp.batch_size, S = (size_t)ap->nsens, U = (size_t)ap->nact;
     if (rc == BD_OK && s->train) {
         rc = bd_replay_init(&l->buf, l->sp.buffer_size, ap->nsens, ap->nact, s->N);
@@ -297,12 +290,7 @@ static int bd_sac_weights_in(void *self, const bd_weights_hdr *h, const float *f
         return bd_seterr(BD_EINVAL, "sac: weights of another network (%llu parameters, %u x %u, head %u) for "
                          "one of %zu parameters, %d x %d", (unsigned long long)h->nparams, h->layers, h->hidden,
                          h->head, l->nparams, l->sp.layers, l->sp.hidden);
-    if (!l->actor) { /* libtorch's actor will start from them */
-        memcpy(l->params, floats, sizeof(float) * l->nparams);
-        return BD_OK;
-    }
-    int rc = bdt_policy_set_params(l->actor, floats, l->nparams);
-    return rc == BD_OK ? bdt_policy_get_params(l->actor, l->params, l->nparams) : rc;
+    return bd_learner_take_params(l->actor, l->params, l->nparams, floats);
 }
 
 /* Actor, critics, targets, optimisers and alpha to path; with save_buffer the buffer
