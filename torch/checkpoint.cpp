@@ -302,11 +302,11 @@ int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch,
         }
         c10::IValue fmt;
         torch::Tensor at, payload, sum;
-        if (ar.try_read("bodhi/format", fmt) && fmt.isString() && fmt.toStringRef() != format)
+        const bool named = ar.try_read("bodhi/format", fmt) && fmt.isString();
+        if (named && fmt.toStringRef() != format)
             return bd_seterr(BD_ETORCH, "%s: %s: a checkpoint of format %s, not %s (%s)", where, path,
                              fmt.toStringRef().c_str(), format, format_kind(fmt.toStringRef().c_str()));
-        if (!ar.try_read("bodhi/format", fmt) || !fmt.isString() || fmt.toStringRef() != format ||
-            !ar.try_read("bodhi/arch", at, true) || at.numel() != (int64_t)narch ||
+        if (!named || !ar.try_read("bodhi/arch", at, true) || at.numel() != (int64_t)narch ||
             at.scalar_type() != torch::kLong || !storage_ok(at))
             return bd_seterr(BD_ETORCH, "%s: %s: not a bodhi checkpoint of format %s", where, path, format);
         at = at.contiguous();
