@@ -66,6 +66,14 @@ void sync_target(bdt_dqn *o, float tau)
         o->target_data.mul_(1.0f - tau).add_(o->opt.data, tau);
 }
 
+/* t as a buffer of (n, cols) like `like`'s elements, made anew only when its shape changes. */
+torch::Tensor &sized(torch::Tensor &t, int64_t n, int64_t cols, const torch::Tensor &like)
+{
+    if (!t.defined() || t.size(0) != n || t.size(1) != cols)
+        t = torch::empty({n, cols}, like.options());
+    return t;
+}
+
 /* The Q-network of parameters ps (q.0.weight, q.0.bias, ..., the last linear layer's:
  * policy.cpp's trunk of ReLU layers) on x (n, obs) into s, as plain operations with no
  * autograd graph: its bookkeeping costs more than the arithmetic at a DQN's sizes. Each
@@ -77,22 +85,12 @@ void q_forward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, QPa
     const int64_t n = x.size(0);
     const torch::Tensor *in = &x;
     for (size_t l = 0; l <= L; l++) {
-        torch::Tensor &dst = l < L ? s.h[l] : s.out;
-        const int64_t cols = ps[2 * l].size(0);
-        if (!dst.defined() || dst.size(0) != n || dst.size(1) != cols)
-            dst = torch::empty({n, cols}, x.options());
+        torch::Tensor &dst = sized(l < L ? s.h[l] : s.out, n, ps[2 * l].size(0), x);
         at::addmm_out(dst, ps[2 * l + 1], *in, ps[2 * l].t());
         if (l < L)
             dst.relu_();
         in = &dst;
     }
-}
-
-torch::Tensor &grad_buf(torch::Tensor &t, int64_t n, int64_t cols, const torch::Tensor &like)
-{
-    if (!t.defined() || t.size(0) != n || t.size(1) != cols)
-        t = torch::empty({n, cols}, like.options());
-    return t;
 }
 
 /* The gradient of the loss into each parameter's gradient (views of the flat optimiser's
@@ -111,16 +109,24 @@ void q_backward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, co
         at::mm_out(w.mutable_grad(), dz->t(), in);
         at::sum_out(b.mutable_grad(), *dz, {0});
         if (l) {
-            torch::Tensor &dh = grad_buf(g.dh, n, w.size(1), x);
+            torch::Tensor &dh = sized(g.dh, n, w.size(1), x);
             at::mm_out(dh, *dz, w);
-            torch::Tensor &next = grad_buf(g.dz[l % 2], n, w.size(1), x);
+            torch::Tensor &next = sized(g.dz[l % 2], n, w.size(1), x);
             at::threshold_backward_out(next, dh, s.h[l - 1], 0);
             dz = &next;
         }
     }
 }
 
-torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor &next, const torch::Tensor &term)
+/* Each transition's discount, gamma where it goes on and 0 where it terminated, for a
+ * whole call's transitions at once (each step takes its slice). */
+torch::Tensor discounts(const bdt_dqn *o, const torch::Tensor &term)
+{
+    return o->cfg.gamma * (1.0f - term);
+}
+
+/* The Bellman targets rew + disc x Q_target(s', a*) (disc: discounts()). */
+torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor &next, const torch::Tensor &disc)
 {
     torch::NoGradGuard ng;
     q_forward(o->target->params, next, o->pass_target);
@@ -132,7 +138,7 @@ torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor 
     } else {
         a = qt.argmax(1, true);
     }
-    return rew + o->cfg.gamma * (1.0f - term) * qt.gather(1, a).squeeze(1);
+    return rew + disc * qt.gather(1, a).squeeze(1);
 }
 
 } // namespace
@@ -197,7 +203,7 @@ extern "C" int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_o
     try {
         const torch::Device &dev = o->q->dev;
         torch::Tensor t = bellman(o, upload(rew, {n}, dev), upload(next_obs, {n, o->q->cfg.obs_dim}, dev),
-                                  upload(term, {n}, dev));
+                                  discounts(o, upload(term, {n}, dev)));
         download(t, y, (size_t)n);
         return BD_OK;
     } catch (...) {
@@ -217,8 +223,8 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         const int64_t S = o->q->cfg.obs_dim, m = (int64_t)n * steps;
         torch::Tensor X = upload(obs, {m, S}, dev), NX = upload(next_obs, {m, S}, dev);
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
-        torch::Tensor D = upload(term, {m}, dev);
         torch::NoGradGuard ng; /* the gradients by hand (q_backward) */
+        const torch::Tensor D = discounts(o, upload(term, {m}, dev));
         torch::Tensor qsa, y;
         QGrad &g = o->g;
         if (!g.one.defined())
@@ -246,7 +252,7 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             /* the Huber loss's (delta 1, the mean) gradient into Q(s, a), then through the
              * gather into the Q-values, as autograd's SmoothL1Loss and Gather backward */
             torch::Tensor gq = at::smooth_l1_loss_backward(g.one, qsa, y, at::Reduction::Mean, 1.0);
-            grad_buf(g.dout, n, o->pass_x.out.size(1), x).zero_().scatter_add_(1, ai, gq.unsqueeze(1));
+            sized(g.dout, n, o->pass_x.out.size(1), x).zero_().scatter_add_(1, ai, gq.unsqueeze(1));
             q_backward(o->q->params, x, o->pass_x, g);
             if (o->grad_hook) {
                 int hrc = o->opt.run_hook(o->grad_hook, o->grad_ctx, o->grad_buf);
