@@ -126,8 +126,7 @@ int bd_dqn_kind_parse(const bd_node *params, const bd_phase_plan *p, const bd_ag
 double bd_dqn_kind_memory(const void *value, const bd_agent_plan *ap)
 {
     const bd_dqn_params *x = value;
-    return bd_replay_bytes(x->buffer_size, ap->nsens, ap->nact, (int)(ap->columns > 0 ? ap->columns : 0))
-           + bd_brain_batch_bytes(ap, x->rollout_steps, 0);
+    return bd_replay_brain_bytes(ap, x->buffer_size, x->rollout_steps);
 }
 
 long long bd_dqn_kind_rollout(const void *value)

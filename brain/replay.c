@@ -248,6 +248,12 @@ int bd_replay_load(bd_replay *r, const char *path)
     return rc;
 }
 
+double bd_replay_brain_bytes(const bd_agent_plan *ap, long long capacity, long long T)
+{
+    return bd_replay_bytes(capacity, ap->nsens, ap->nact, (int)(ap->columns > 0 ? ap->columns : 0))
+           + bd_brain_batch_bytes(ap, T, 0);
+}
+
 int bd_replay_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, long long T,
                     long long capacity, bd_diags *d)
 {

@@ -86,6 +86,10 @@ void bd_replay_gather(const bd_replay *r, const int64_t *idx, int n, float *obs,
 int bd_replay_save(const bd_replay *r, const char *path);
 int bd_replay_load(bd_replay *r, const char *path);
 
+/* What an off-policy brain of agent ap holds (bd_kind.memory_bytes): a buffer of capacity
+ * transitions and the round's batch at rollout_steps T. */
+double bd_replay_brain_bytes(const bd_agent_plan *ap, long long capacity, long long T);
+
 /* The memory check of an off-policy brain before the run (as bd_brain_batch_check for
  * PPO's batch): buffer_size rows of agent ap (and the round's batch) fit this machine, and
  * the rollouts fit their messages; problems at the buffer_size key (or the params). */

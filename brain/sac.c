@@ -130,8 +130,7 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
 double bd_sac_kind_memory(const void *value, const bd_agent_plan *ap)
 {
     const bd_sac_params *x = value;
-    return bd_replay_bytes(x->buffer_size, ap->nsens, ap->nact, (int)(ap->columns > 0 ? ap->columns : 0))
-           + bd_brain_batch_bytes(ap, x->rollout_steps, 0);
+    return bd_replay_brain_bytes(ap, x->buffer_size, x->rollout_steps);
 }
 
 long long bd_sac_kind_rollout(const void *value)
