@@ -778,12 +778,16 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
     b.startup = bd_startup_new("brain");
-    /* its place among the ranks first: a rank that fails from here on tells the others */
-    int rc = bd_ranks_plan(&b.ranks, phase, agent);
+    /* its place among the ranks first: a rank that fails from here on tells the others. A
+     * place the environment gets wrong is this brain's failure, said to the conductor once
+     * its events connection is up (below), as every other one is. */
+    char place_err[512] = "";
+    const int place_rc = bd_ranks_plan(&b.ranks, phase, agent);
+    if (place_rc != BD_OK)
+        snprintf(place_err, sizeof place_err, "%s", bd_lasterr());
     b.ranks.opening = bd_brain_store_opening;
     b.ranks.opening_ctx = &b;
-    if (rc == BD_OK)
-        rc = bd_sockdir_find(run_dir, &b.sockdir);
+    int rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)
         rc = bd_brain_setup(&b, phase, agent, reg, device, tcp);
     char *curl = b.sockdir ? bd_url_control(b.sockdir) : NULL;
@@ -793,6 +797,8 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         bd_events_beat(b.ev, 500, bd_brain_beat, bd_brain_heard, &b);
     }
     free(curl);
+    if (rc == BD_OK && place_rc != BD_OK)
+        rc = bd_seterr(place_rc, "%s", place_err);
     if (rc == BD_OK)
         rc = bd_brain_learner(&b);
     if (rc == BD_OK && b.ev) {

@@ -211,6 +211,12 @@ void bd_split_pick_took(bd_split_pick *p, double secs_per_unit)
         p->chosen = split_median(p->t[1], p->k[1]) <= split_median(p->t[0], p->k[0]);
 }
 
+int bd_ranks_timeout(int *seconds)
+{
+    *seconds = 60;
+    return getenv("BODHI_GROUP_TIMEOUT") ? ranks_env_int("BODHI_GROUP_TIMEOUT", 1, 86400, seconds) : BD_OK;
+}
+
 int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
 {
     memset(r, 0, sizeof *r);
@@ -221,7 +227,7 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
     int world = 1, rank = 0, timeout = 60;
     if (ranks_env_int("BODHI_WORLD_SIZE", 1, 65536, &world) != BD_OK
         || ranks_env_int("BODHI_RANK", 0, world - 1, &rank) != BD_OK
-        || (getenv("BODHI_GROUP_TIMEOUT") && ranks_env_int("BODHI_GROUP_TIMEOUT", 1, 86400, &timeout) != BD_OK))
+        || bd_ranks_timeout(&timeout) != BD_OK)
         return BD_EINVAL;
     const char *store = getenv("BODHI_GROUP_STORE");
     if (!store || !*store)

@@ -98,6 +98,11 @@ int bd_split_pick_next(bd_split_pick *p);
  * (not counted). */
 void bd_split_pick_took(bd_split_pick *p, double secs_per_unit);
 
+/* The learner groups' collective and join timeout, BODHI_GROUP_TIMEOUT's seconds (1 to
+ * 86400; 60 unset): BD_OK, or an error naming the variable (`bodhi run` says it before
+ * it starts anything). */
+int bd_ranks_timeout(int *seconds);
+
 /* The brain's place among the ranks, as the environment says (alone without one), for
  * agent's group in phase: rank and world set, the group not yet joined. BD_OK, or an
  * error naming the variable. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brain/ranks.h"
 #include "cli/cli.h"
 #include "common/launch.h"
 #include "common/util.h"
@@ -64,6 +65,13 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
                 l.rank, l.world, bd_launcher_name(l.by));
         return 2;
     }
+    int timeout;
+    if (bd_ranks_timeout(&timeout) != BD_OK) {
+        fprintf(stderr, "bodhi %s: %s\n", cmd, bd_lasterr());
+        return 2;
+    }
+    char tnum[16];
+    snprintf(tnum, sizeof tnum, "%d", timeout);
     if (strcmp(cmd, "run") != 0) /* check writes nothing */
         return 0;
     static char out[PATH_MAX], store[PATH_MAX + 96];
@@ -102,7 +110,7 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     else
         unsetenv("BODHI_LOCAL_RANK"); /* a launcher's count that disagrees: no share is taken */
     setenv("BODHI_GROUP_STORE", store, 1);
-    setenv("BODHI_GROUP_TIMEOUT", "60", 0);
+    setenv("BODHI_GROUP_TIMEOUT", tnum, 1);
     if (strcmp(l.host, "127.0.0.1") == 0 || strcmp(l.host, "localhost") == 0 || strcmp(l.host, "::1") == 0)
         setenv("BODHI_GROUP_HOST", "127.0.0.1", 0);
     if (!o->quiet)

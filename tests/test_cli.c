@@ -1135,6 +1135,25 @@ static void two_ranks_agree(const char *tag, int steps, const char *more, int sa
     ranks_done(out, r1, rd, yml);
 }
 
+/* A group timeout that is no number of seconds is `bodhi run`'s usage error (exit 2),
+ * naming the variable, before anything is written: not a brain's failure mid-run. */
+Test(ranks, a_bad_group_timeout_is_refused_before_anything_is_written)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rbadt", &out, &r1, &rd);
+    char *yml = ranks_file("rbadt", 6 * 32, 2, "");
+    for (int k = 0; k < 2; k++) {
+        int rc = sh(&t, "MASTER_ADDR=127.0.0.1 MASTER_PORT=29999 WORLD_SIZE=2 RANK=0 BODHI_GROUP_TIMEOUT=%s "
+                        "$BODHI run %s --out %s --quiet; echo \"rc=$?\"; ls -d %s %s 2>/dev/null; true",
+                    k ? "0" : "ten", yml, out, out, rd);
+        cr_assert_eq(rc, 0, "%s", t);
+        cr_assert(strstr(t, "BODHI_GROUP_TIMEOUT must be an integer from 1 to 86400") && strstr(t, "rc=2"), "%s", t);
+        cr_assert(!strstr(t, out), "a refused run wrote its folders: %s", t);
+        free(t);
+    }
+    ranks_done(out, r1, rd, yml);
+}
+
 /* With norm_obs: the first weights every rank sends carry its normaliser, and rank 0's,
  * broadcast at the group's start, are taken in beside rank 1's own (every ranks run of a
  * run file with norm_obs failed there once); the digests cover the normaliser too. */
