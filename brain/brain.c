@@ -186,18 +186,32 @@ static int bd_brain_alloc_batch(bd_brain *b)
 /* Several ranks: every rank learns from this round or none does. A conductor's word to
  * stop is its own (a Ctrl-C reaches each rank's conductor at its own moment, and a
  * conductor that took it says stop a round before another), so the ranks agree on it: any
- * rank's stop is every rank's, and no learner waits in a collective the others skip. */
+ * rank's stop is every rank's, and no learner waits in a collective the others skip. What
+ * the weightiest stop was travels with it (wire/stop.h's bd_stop_weight): a rank whose
+ * conductor was interrupted (Ctrl-C, or killed: its brain's death signal) interrupts the
+ * others' phases too, and one whose run ends with the phase (`bodhi stop` of the run) ends
+ * theirs, so that no rank goes on to a phase the others never start. */
 static int bd_brain_agree_go_on(bd_brain *b, int *stop)
 {
     if (b->ranks.world < 2)
         return BD_OK;
-    int code = *stop ? 1 : 0;
-    int rc = bd_ranks_agree_stop(&b->ranks, &code);
-    if (rc == BD_OK && code && !*stop) {
-        *stop = 1;
-        snprintf(b->why, sizeof b->why, "stopped on another rank");
+    int code = BD_STOP_NONE, ends_run = 0, from = 0;
+    if (*stop) {
+        code = bd_stop_read(b->why);
+        code = code == BD_STOP_NONE ? BD_STOP_OTHER : code;
+        ends_run = b->ends_run || code == BD_STOP_INTERRUPTED;
     }
-    return rc;
+    const int mine = code;
+    int rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
+    if (rc != BD_OK || code == BD_STOP_NONE || from == b->ranks.rank)
+        return rc;
+    if (!*stop || code != mine) {
+        *stop = 1;
+        snprintf(b->why, sizeof b->why, "%s: on rank %d", bd_stop_words((bd_stop)code), from);
+        b->ends_run = ends_run;
+        b->stop_rank = from;
+    }
+    return BD_OK;
 }
 
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
@@ -215,12 +229,12 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
             return rc;
         if (joining)
             cJSON_AddNumberToObject(ev, "group_join_s", b->ranks.join_s);
-        int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code;
-        rc = bd_ranks_agree_stop(&b->ranks, &code);
+        int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code, ends_run = 0, from = 0;
+        rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
         if (rc != BD_OK)
             return rc;
         if (code != BD_STOP_NONE && mine == BD_STOP_NONE) {
-            snprintf(dbuf, sizeof dbuf, "%s: on another rank", bd_stop_words((bd_stop)code));
+            snprintf(dbuf, sizeof dbuf, "%s: on rank %d", bd_stop_words((bd_stop)code), from);
             done = dbuf;
         }
         bd_ranks_describe(&b->ranks, b->lops, b->learner, ev);
@@ -249,10 +263,17 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON *answer = NULL;
     int rc = b->ev ? bd_events_send(b->ev, ev, &answer)
                    : bd_seterr(BD_ECLOSED, "no connection to the conductor");
-    if (rc != BD_OK && b->ranks.world > 1 && bd_term_requested) { /* this rank stops; the others with it, below */
+    if (rc != BD_OK && b->ranks.world > 1) { /* this rank stops; the others with it, below */
+        /* stopped (its conductor's SIGTERM, or the death signal of a conductor killed), or
+         * its conductor gone before that signal came: the others stop in this round's
+         * agreement, saying so, rather than fail on a connection closed in the next */
+        const int term = bd_term_requested;
+        char err[256];
+        snprintf(err, sizeof err, "%s", bd_lasterr());
         *stop = 1;
-        snprintf(b->why, sizeof b->why, "%s", bd_stop_words(BD_STOP_INTERRUPTED));
-        return bd_brain_agree_go_on(b, stop);
+        snprintf(b->why, sizeof b->why, "%s", bd_stop_words(term ? BD_STOP_INTERRUPTED : BD_STOP_FAILED));
+        int arc = bd_brain_agree_go_on(b, stop);
+        return term ? arc : bd_seterr(rc, "%s", err);
     }
     if (rc != BD_OK)
         return bd_term_requested ? bd_seterr(BD_EINTR, "stopped by SIGTERM") : rc;
@@ -265,6 +286,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     }
     *stop = cJSON_IsTrue(s);
     snprintf(b->why, sizeof b->why, "%s", cJSON_IsString(why) ? why->valuestring : "");
+    b->ends_run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "ends_run"));
     /* the muscles to admit, handed to the caller in ev: they are admitted after this
      * round's answers, and count from the next round */
     cJSON *admit = cJSON_DetachItemFromObjectCaseSensitive(answer, "admit");
@@ -717,6 +739,10 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
                                           : rc == BD_EINTR ? "interrupted" : "failed");
     if (rc == BD_OK && b->why[0])
         cJSON_AddStringToObject(ev, "why", b->why);
+    if (rc == BD_OK && b->stop_rank >= 0) { /* another rank's stop ended the phase here: the conductor takes it */
+        cJSON_AddNumberToObject(ev, "stop_rank", b->stop_rank);
+        cJSON_AddBoolToObject(ev, "ends_run", b->ends_run);
+    }
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
     cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
     cJSON_AddNumberToObject(ev, "max_return", b->stats.episodes ? b->stats.max_return : 0);
@@ -777,6 +803,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     b.run_digest = run_digest;
     pthread_mutex_init(&b.news_mu, NULL);
     b.t0 = bd_now();
+    b.stop_rank = -1;
     b.startup = bd_startup_new("brain");
     /* its place among the ranks first: a rank that fails from here on tells the others. A
      * place the environment gets wrong is this brain's failure, said to the conductor once

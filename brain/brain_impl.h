@@ -56,7 +56,9 @@ typedef struct {
     double t0;
     double rate_t;            /* when the last round was reported (0: none yet) */
     long long rate_steps;     /* ... and the steps then */
-    char why[192];            /* why the phase ended, from the conductor */
+    char why[192];            /* why the phase ended, from the conductor (or another rank) */
+    int ends_run;             /* the conductor said the run ends with the phase (its answer's "ends_run") */
+    int stop_rank;            /* several ranks: the rank whose stop ended the phase here, or -1 */
     int stopping;             /* interrupted: the last events are best effort */
     int ended;                /* the last round is over: every answer to a muscle says STOP */
     cJSON *learned;           /* the last update's losses, for the next round's report */

@@ -3,6 +3,7 @@
 #include "brain/ranks.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "common/proc.h"
 #include "common/util.h"
+#include "wire/stop.h"
 
 static int ranks_env_int(const char *name, long long lo, long long hi, int *v)
 {
@@ -321,17 +323,26 @@ int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner)
     return rc;
 }
 
-int bd_ranks_agree_stop(bd_ranks *r, int *code)
+int bd_ranks_agree_stop(bd_ranks *r, int *code, int *ends_run, int *from)
 {
     if (!r->g)
         return r->world > 1 ? bd_seterr(BD_ESTATE, "rank %d of %d: the phase's end agreed before the group formed",
                                          r->rank, r->world)
                             : BD_OK;
-    double x = (double)*code;
+    /* one maximum carries it all, exactly (below 2^53): the weight, the code, whether the run
+     * ends, then the lowest rank (world <= 65536, common/launch.c) */
+    const double span = 65536.0;
+    const int c = *code > BD_STOP_NONE && *code < BD_STOP_COUNT ? *code : *code ? BD_STOP_OTHER : BD_STOP_NONE;
+    double x = (((double)bd_stop_weight((bd_stop)c) * BD_STOP_COUNT + c) * 2 + (*ends_run ? 1 : 0)) * span
+               + (span - 1 - r->rank);
     int rc = bdt_group_allreduce_f64(r->g, &x, 1, 1);
-    if (rc == BD_OK)
-        *code = (int)x;
-    return rc;
+    if (rc != BD_OK)
+        return rc;
+    const double key = floor(x / span);
+    *from = (int)(span - 1 - (x - key * span));
+    *ends_run = (int)fmod(key, 2);
+    *code = (int)fmod(floor(key / 2), BD_STOP_COUNT);
+    return BD_OK;
 }
 
 void bd_ranks_describe(const bd_ranks *r, const bd_learner_ops *ops, const void *learner, cJSON *ev)

@@ -132,9 +132,11 @@ int bd_ranks_sum(void *ctx, double *x, size_t n, int min);
 /* Every rank's learner takes rank 0's policy (weights and normaliser). */
 int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner);
 
-/* The phase's end agreed: *code (a wire/stop.h code, 0 going on) := the highest of every
- * rank's. */
-int bd_ranks_agree_stop(bd_ranks *r, int *code);
+/* The phase's end agreed: *code (a wire/stop.h code, 0 going on) := the weightiest of
+ * every rank's (bd_stop_weight, then the highest code), *ends_run := whether the run ends
+ * with the phase (an interruption, `bodhi stop` of the run) on the rank that said it, and
+ * *from := that rank (the lowest of those that said it). */
+int bd_ranks_agree_stop(bd_ranks *r, int *code, int *ends_run, int *from);
 
 /* "rank" and "param_digest" (SHA-256 of the policy's floats) into an update event. */
 void bd_ranks_describe(const bd_ranks *r, const bd_learner_ops *ops, const void *learner, cJSON *ev);

@@ -260,6 +260,8 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     bd_phase_close(c, &p);
     if (sig)
         return 128 + sig;
+    if (!c->failed && c->ended_code == BD_STOP_INTERRUPTED) /* on another rank (bd_rank_stop): as Ctrl-C's */
+        return 128 + SIGINT;
     return c->failed ? 1 : 0;
 }
 

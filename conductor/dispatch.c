@@ -136,6 +136,7 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     if (strcmp(kind->valuestring, "result") == 0 && a) {
         cJSON_Delete(a->result);
         a->result = o;
+        bd_rank_stop(c, a);
         bd_progress(c, a, 1);
         o = NULL;
     }

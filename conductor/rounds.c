@@ -64,6 +64,8 @@ void bd_barrier(bd_conductor *c)
     cJSON_AddBoolToObject(answer, "stop", stop != BD_STOP_NONE);
     if (stop)
         cJSON_AddStringToObject(answer, "why", why);
+    if (stop && c->run_stopped) /* no later phase: several ranks agree on that too (brain.c) */
+        cJSON_AddBoolToObject(answer, "ends_run", 1);
     cJSON_AddItemToObject(answer, "admit", admit ? admit : cJSON_CreateArray());
     bd_server *from = c->from;
     c->from = c->hub; /* brains report on the control socket */
@@ -88,6 +90,22 @@ void bd_barrier(bd_conductor *c)
         c->ended_code = stop;
         snprintf(c->ended, sizeof c->ended, "%s", why);
     }
+}
+
+void bd_rank_stop(bd_conductor *c, const bd_agent_state *a)
+{
+    const cJSON *r = a->result, *from = cJSON_GetObjectItemCaseSensitive(r, "stop_rank");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(r, "why");
+    if (!cJSON_IsNumber(from) || !cJSON_IsString(why))
+        return;
+    c->run_stopped |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ends_run"));
+    const bd_stop code = bd_stop_read(why->valuestring);
+    if (code == BD_STOP_NONE || bd_stop_weight(code) <= bd_stop_weight(c->ended_code))
+        return;
+    c->ended_code = code;
+    snprintf(c->ended, sizeof c->ended, "%.180s (%.64s)", why->valuestring, a->name);
+    if (code == BD_STOP_FAILED)
+        bd_fail(c, "phase %s ended: %s", c->phase, c->ended);
 }
 
 bd_stop bd_phase_outcome(bd_conductor *c, int sig, int started, const char **ended)

@@ -235,6 +235,13 @@ cJSON *bd_steer_answer(bd_conductor *c, int i, cJSON *answer);
  * (whether it goes on, and which restarted muscles every brain has greeted). */
 void bd_barrier(bd_conductor *c);
 
+/* Several ranks: a brain's result saying that another rank's stop ended its phase
+ * ("stop_rank", with "why" and "ends_run"; brain.c agrees on it with the other ranks after
+ * this conductor's word): the phase ends as that rank's did, when that weighs more than
+ * this conductor's own reason (wire/stop.h), and no later phase runs when the run ended
+ * there (an interruption, `bodhi stop` of the run). */
+void bd_rank_stop(bd_conductor *c, const bd_agent_state *a);
+
 /* How the phase ended, once its processes are gone: its code, and in *ended its words for
  * summary.json and log.jsonl (valid while c is). sig: the signal seen (0: none); started:
  * some brain reported a round. An agent whose learning diverged fails the run, as it says. */

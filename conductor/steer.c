@@ -206,9 +206,10 @@ void bd_handle_steer(bd_conductor *c, bd_request *req)
         bd_steer_error(c, req, 2, nul ? "a NUL character in the request"
                                       : "expected {\"set\": [\"AGENT.KEY=VALUE\", ...]} or {\"stop\": \"phase\"|\"run\"}, "
                                         "one of them");
-    } else if (bd_rank_suffix(sfx, sizeof sfx)[0]) {
+    } else if (cJSON_IsArray(set) && bd_rank_suffix(sfx, sizeof sfx)[0]) {
+        /* a stop is every rank's: the ranks' brains agree on it every round (brain.c) */
         bd_steer_error(c, req, 2, "this is one rank of a run of many: every rank would have to change alike, which "
-                                  "bodhi set and bodhi stop cannot do yet; stop it with Ctrl-C (or SIGTERM)");
+                                  "bodhi set cannot do yet (bodhi stop can, on any rank)");
     } else if (!c->plan || c->stopping || c->run_over) {
         bd_steer_error(c, req, 1, c->run_over ? "the run is ending" : "no phase is running now (one is ending)");
     } else if (cJSON_IsString(stop)) {

@@ -562,6 +562,20 @@ Test(wire, stop_reasons_are_codes_with_one_table)
     cr_assert_eq(bd_stop_parse("episodes doner: 3"), BD_STOP_OTHER);
     cr_assert_eq(bd_stop_parse("failed"), BD_STOP_OTHER);
     cr_assert_eq(bd_stop_parse(""), BD_STOP_OTHER);
+    /* any code's words, the conductor's included (its answers' "why") */
+    cr_assert_eq(bd_stop_read(NULL), BD_STOP_NONE);
+    cr_assert_eq(bd_stop_read(""), BD_STOP_NONE);
+    cr_assert_eq(bd_stop_read("interrupted"), BD_STOP_INTERRUPTED);
+    cr_assert_eq(bd_stop_read("interrupted: on rank 1"), BD_STOP_INTERRUPTED);
+    cr_assert_eq(bd_stop_read("stopped: by bodhi stop"), BD_STOP_STOPPED);
+    cr_assert_eq(bd_stop_read("episodes done: 100 episodes (a)"), BD_STOP_EPISODES);
+    cr_assert_eq(bd_stop_read("interrupteds"), BD_STOP_OTHER);
+    /* a process lost outweighs divergence, which outweighs a condition */
+    cr_assert_eq(bd_stop_weight(BD_STOP_NONE), 0);
+    cr_assert_gt(bd_stop_weight(BD_STOP_INTERRUPTED), bd_stop_weight(BD_STOP_DIVERGED));
+    cr_assert_eq(bd_stop_weight(BD_STOP_FAILED), bd_stop_weight(BD_STOP_INTERRUPTED));
+    cr_assert_gt(bd_stop_weight(BD_STOP_DIVERGED), bd_stop_weight(BD_STOP_STOPPED));
+    cr_assert_eq(bd_stop_weight(BD_STOP_STOPPED), bd_stop_weight(BD_STOP_OBJECTIVE));
     cr_assert_str_eq(bd_stop_name(BD_STOP_EPISODES), "episodes_done");
     cr_assert_str_eq(bd_stop_name(BD_STOP_STEP_CAP), "step_cap");
     cr_assert_str_eq(bd_stop_name(BD_STOP_OBJECTIVE), "objective_reached");

@@ -28,16 +28,30 @@ const char *bd_stop_name(bd_stop s)
     return s >= 0 && s < BD_STOP_COUNT ? bd_stops[s].name : bd_stops[BD_STOP_OTHER].name;
 }
 
+bd_stop bd_stop_read(const char *text)
+{
+    if (!text || !*text)
+        return BD_STOP_NONE;
+    for (int k = BD_STOP_NONE + 1; k < BD_STOP_COUNT; k++) {
+        size_t n = strlen(bd_stops[k].words);
+        if (strncmp(text, bd_stops[k].words, n) == 0 && (text[n] == '\0' || text[n] == ':'))
+            return (bd_stop)k;
+    }
+    return BD_STOP_OTHER;
+}
+
 bd_stop bd_stop_parse(const char *text)
 {
     if (!text)
         return BD_STOP_NONE;
     /* a brain says these four; the others are the conductor's own */
-    static const bd_stop said[] = {BD_STOP_OBJECTIVE, BD_STOP_EPISODES, BD_STOP_STEP_CAP, BD_STOP_DIVERGED};
-    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
-        size_t n = strlen(bd_stops[said[i]].words);
-        if (strncmp(text, bd_stops[said[i]].words, n) == 0 && (text[n] == '\0' || text[n] == ':'))
-            return said[i];
-    }
-    return BD_STOP_OTHER;
+    const bd_stop s = bd_stop_read(text);
+    return s == BD_STOP_OBJECTIVE || s == BD_STOP_EPISODES || s == BD_STOP_STEP_CAP || s == BD_STOP_DIVERGED
+               ? s
+               : BD_STOP_OTHER;
+}
+
+int bd_stop_weight(bd_stop s)
+{
+    return s == BD_STOP_NONE ? 0 : s == BD_STOP_FAILED || s == BD_STOP_INTERRUPTED ? 3 : s == BD_STOP_DIVERGED ? 2 : 1;
 }

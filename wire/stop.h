@@ -27,7 +27,18 @@ const char *bd_stop_words(bd_stop s);
 const char *bd_stop_name(bd_stop s);
 
 /* The code a brain's "done" text gives: its words, alone or followed by ':'.
- * BD_STOP_NONE for NULL (nothing said), BD_STOP_OTHER for words the table does not hold. */
+ * BD_STOP_NONE for NULL (nothing said), BD_STOP_OTHER for words the table does not hold
+ * or that are the conductor's own (a brain does not say "interrupted"). */
 bd_stop bd_stop_parse(const char *text);
+
+/* The code of any text that starts with a code's words (alone or followed by ':'), the
+ * conductor's own included: its answers' "why" ("stopped: by bodhi stop"). BD_STOP_NONE
+ * for NULL or "", BD_STOP_OTHER for words the table does not hold. */
+bd_stop bd_stop_read(const char *text);
+
+/* How much a code says about the run, for choosing among several (the ranks' agreement,
+ * brain/ranks.h): 3 for a process interrupted or failed, 2 for diverged, 1 for the
+ * others, 0 for BD_STOP_NONE. */
+int bd_stop_weight(bd_stop s);
 
 #endif
