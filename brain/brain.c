@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -187,31 +188,60 @@ static int bd_brain_alloc_batch(bd_brain *b)
  * stop is its own (a Ctrl-C reaches each rank's conductor at its own moment, and a
  * conductor that took it says stop a round before another), so the ranks agree on it: any
  * rank's stop is every rank's, and no learner waits in a collective the others skip. What
- * the weightiest stop was travels with it (wire/stop.h's bd_stop_weight): a rank whose
- * conductor was interrupted (Ctrl-C, or killed: its brain's death signal) interrupts the
- * others' phases too, and one whose run ends with the phase (`bodhi stop` of the run) ends
- * theirs, so that no rank goes on to a phase the others never start. */
+ * the weightiest stop was travels with it (wire/stop.h's bd_stop_weight), and whether the
+ * run ends with it on any rank: a rank whose conductor was interrupted (Ctrl-C, or killed:
+ * its brain's death signal) interrupts the others' phases too, one whose run failed fails
+ * theirs, and one whose run ends with the phase (`bodhi stop` of the run) ends theirs, so
+ * that no rank goes on to a phase the others never start. A signal to stop (SIGTERM, or the
+ * conductor's SIGUSR2 for a run that failed) stops this rank here even when its conductor
+ * said go on. */
 static int bd_brain_agree_go_on(bd_brain *b, int *stop)
 {
     if (b->ranks.world < 2)
         return BD_OK;
+    if (!*stop && bd_term_requested) {
+        *stop = 1;
+        snprintf(b->why, sizeof b->why, "%s",
+                 bd_stop_words(bd_term_requested == 2 ? BD_STOP_FAILED : BD_STOP_INTERRUPTED));
+    }
     int code = BD_STOP_NONE, ends_run = 0, from = 0;
     if (*stop) {
         code = bd_stop_read(b->why);
         code = code == BD_STOP_NONE ? BD_STOP_OTHER : code;
-        ends_run = b->ends_run || code == BD_STOP_INTERRUPTED;
+        ends_run = b->ends_run || code == BD_STOP_INTERRUPTED || code == BD_STOP_FAILED;
     }
     const int mine = code;
     int rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
-    if (rc != BD_OK || code == BD_STOP_NONE || from == b->ranks.rank)
+    if (rc != BD_OK || code == BD_STOP_NONE)
         return rc;
-    if (!*stop || code != mine) {
+    b->ends_run |= ends_run; /* its conductor hears it with the result (bd_brain_result) */
+    if (from != b->ranks.rank && (!*stop || code != mine)) {
         *stop = 1;
         snprintf(b->why, sizeof b->why, "%s: on rank %d", bd_stop_words((bd_stop)code), from);
-        b->ends_run = ends_run;
         b->stop_rank = from;
     }
     return BD_OK;
+}
+
+/* Several ranks: this rank cannot go on (rc: its conductor did not answer, or answered
+ * nonsense): it says so in the round's agreement, so that the others stop with it rather
+ * than fail on a connection closed in their next collective. Interrupted when it was told
+ * to stop by SIGTERM or its conductor is gone (killed: a conductor's sockets close before
+ * the kernel reparents this brain and sends the death signal, so up to half a second for
+ * either to show); failed otherwise (its conductor's SIGUSR2 included). Returns what the
+ * brain ends with: BD_OK when interrupted (it saves and reports as after a stop), rc
+ * (with its message) when failed. */
+static int bd_brain_leave_ranks(bd_brain *b, int rc, int *stop)
+{
+    char err[256];
+    snprintf(err, sizeof err, "%s", bd_lasterr());
+    for (int i = 0; i < 50 && !bd_term_requested && !bd_parent_gone(); i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    const int term = bd_term_requested == 1 || (bd_term_requested != 2 && bd_parent_gone());
+    *stop = 1;
+    snprintf(b->why, sizeof b->why, "%s", bd_stop_words(term ? BD_STOP_INTERRUPTED : BD_STOP_FAILED));
+    int arc = bd_brain_agree_go_on(b, stop);
+    return term ? arc : bd_seterr(rc, "%s", err);
 }
 
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
@@ -263,26 +293,16 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     cJSON *answer = NULL;
     int rc = b->ev ? bd_events_send(b->ev, ev, &answer)
                    : bd_seterr(BD_ECLOSED, "no connection to the conductor");
-    if (rc != BD_OK && b->ranks.world > 1) { /* this rank stops; the others with it, below */
-        /* stopped (its conductor's SIGTERM, or the death signal of a conductor killed), or
-         * its conductor gone before that signal came: the others stop in this round's
-         * agreement, saying so, rather than fail on a connection closed in the next */
-        const int term = bd_term_requested;
-        char err[256];
-        snprintf(err, sizeof err, "%s", bd_lasterr());
-        *stop = 1;
-        snprintf(b->why, sizeof b->why, "%s", bd_stop_words(term ? BD_STOP_INTERRUPTED : BD_STOP_FAILED));
-        int arc = bd_brain_agree_go_on(b, stop);
-        return term ? arc : bd_seterr(rc, "%s", err);
-    }
+    if (rc != BD_OK && b->ranks.world > 1) /* this rank stops; the others with it */
+        return bd_brain_leave_ranks(b, rc, stop);
     if (rc != BD_OK)
         return bd_term_requested ? bd_seterr(BD_EINTR, "stopped by SIGTERM") : rc;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(answer, "stop");
     const cJSON *why = cJSON_GetObjectItemCaseSensitive(answer, "why");
     if (!cJSON_IsBool(s)) {
         cJSON_Delete(answer);
-        return bd_seterr(BD_EPROTO, "the conductor's answer to round %lld says neither go on nor stop",
-                         b->round_no);
+        rc = bd_seterr(BD_EPROTO, "the conductor's answer to round %lld says neither go on nor stop", b->round_no);
+        return b->ranks.world > 1 ? bd_brain_leave_ranks(b, rc, stop) : rc;
     }
     *stop = cJSON_IsTrue(s);
     snprintf(b->why, sizeof b->why, "%s", cJSON_IsString(why) ? why->valuestring : "");
@@ -739,10 +759,12 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
                                           : rc == BD_EINTR ? "interrupted" : "failed");
     if (rc == BD_OK && b->why[0])
         cJSON_AddStringToObject(ev, "why", b->why);
-    if (rc == BD_OK && b->stop_rank >= 0) { /* another rank's stop ended the phase here: the conductor takes it */
+    /* several ranks: another rank's stop that ended the phase here, and whether the run ends
+     * with it on any rank; the conductor takes them (conductor/rounds.c, bd_rank_stop) */
+    if (rc == BD_OK && b->stop_rank >= 0)
         cJSON_AddNumberToObject(ev, "stop_rank", b->stop_rank);
-        cJSON_AddBoolToObject(ev, "ends_run", b->ends_run);
-    }
+    if (b->ranks.world > 1 && b->ends_run)
+        cJSON_AddBoolToObject(ev, "ends_run", 1);
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
     cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
     cJSON_AddNumberToObject(ev, "max_return", b->stats.episodes ? b->stats.max_return : 0);

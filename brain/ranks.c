@@ -329,19 +329,19 @@ int bd_ranks_agree_stop(bd_ranks *r, int *code, int *ends_run, int *from)
         return r->world > 1 ? bd_seterr(BD_ESTATE, "rank %d of %d: the phase's end agreed before the group formed",
                                          r->rank, r->world)
                             : BD_OK;
-    /* one maximum carries it all, exactly (below 2^53): the weight, the code, whether the run
-     * ends, then the lowest rank (world <= 65536, common/launch.c) */
+    /* one maximum of two numbers: the weight, the code and the lowest rank in one, exactly
+     * (below 2^53; world <= 65536, common/launch.c), and whether the run ends on any rank */
     const double span = 65536.0;
     const int c = *code > BD_STOP_NONE && *code < BD_STOP_COUNT ? *code : *code ? BD_STOP_OTHER : BD_STOP_NONE;
-    double x = (((double)bd_stop_weight((bd_stop)c) * BD_STOP_COUNT + c) * 2 + (*ends_run ? 1 : 0)) * span
-               + (span - 1 - r->rank);
-    int rc = bdt_group_allreduce_f64(r->g, &x, 1, 1);
+    double x[2] = {((double)bd_stop_weight((bd_stop)c) * BD_STOP_COUNT + c) * span + (span - 1 - r->rank),
+                   *ends_run ? 1.0 : 0.0};
+    int rc = bdt_group_allreduce_f64(r->g, x, 2, 1);
     if (rc != BD_OK)
         return rc;
-    const double key = floor(x / span);
-    *from = (int)(span - 1 - (x - key * span));
-    *ends_run = (int)fmod(key, 2);
-    *code = (int)fmod(floor(key / 2), BD_STOP_COUNT);
+    const double key = floor(x[0] / span);
+    *from = (int)(span - 1 - (x[0] - key * span));
+    *code = (int)fmod(key, BD_STOP_COUNT);
+    *ends_run = x[1] > 0;
     return BD_OK;
 }
 

@@ -133,9 +133,9 @@ int bd_ranks_sum(void *ctx, double *x, size_t n, int min);
 int bd_ranks_sync(bd_ranks *r, const bd_learner_ops *ops, void *learner);
 
 /* The phase's end agreed: *code (a wire/stop.h code, 0 going on) := the weightiest of
- * every rank's (bd_stop_weight, then the highest code), *ends_run := whether the run ends
- * with the phase (an interruption, `bodhi stop` of the run) on the rank that said it, and
- * *from := that rank (the lowest of those that said it). */
+ * every rank's (bd_stop_weight, then the highest code) and *from := the rank that said it
+ * (the lowest of those that did); *ends_run := whether the run ends with the phase on any
+ * rank (an interruption, a failure, `bodhi stop` of the run), whatever its code. */
 int bd_ranks_agree_stop(bd_ranks *r, int *code, int *ends_run, int *from);
 
 /* "rank" and "param_digest" (SHA-256 of the policy's floats) into an update event. */

@@ -25,8 +25,7 @@ volatile sig_atomic_t bd_term_requested = 0;
 
 static void bd_on_term(int sig)
 {
-    (void)sig;
-    bd_term_requested = 1;
+    bd_term_requested = sig == SIGUSR2 || bd_term_requested == 2 ? 2 : 1;
 }
 
 static pid_t bd_parent = 0;
@@ -144,6 +143,7 @@ int bd_child_init(pid_t parent, int catch_term, int deathsig)
         sa.sa_handler = bd_on_term;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR2, &sa, NULL);
     }
     return BD_OK;
 }

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <sys/types.h>
 
-/* Set by the SIGTERM handler when catch_term was asked for. */
+/* Set by the handlers catch_term asks for: 1 by SIGTERM (stop: interrupted, or the
+ * conductor's death signal), 2 by SIGUSR2 (stop: the conductor's run failed; several ranks
+ * tell the others so, brain/brain.c). Either stays set; 2 is not lowered to 1. */
 extern volatile sig_atomic_t bd_term_requested;
 
 /* parent: the pid the child expects as parent (0 = do not check); deathsig: the signal the

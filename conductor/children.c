@@ -302,7 +302,11 @@ int bd_supervise(bd_conductor *c)
         if (!sig && !c->failed)
             bd_deadlines(c);
         if ((sig || c->failed) && stop_at == 0) {
-            bd_procs_signal(&c->procs, SIGTERM, 1);
+            /* the brains hear why: SIGUSR2 for a run that failed here (with several ranks
+             * they tell the others it failed, not that it was interrupted; brain.c) */
+            bd_procs_signal(&c->procs, SIGTERM, sig != 0);
+            if (!sig)
+                bd_procs_signal_brains(&c->procs, SIGUSR2);
             stop_at = bd_now() + BD_STOP_GRACE_S;
             brains_at = bd_now() + bd_brain_grace();
         }

@@ -96,9 +96,13 @@ void bd_rank_stop(bd_conductor *c, const bd_agent_state *a)
 {
     const cJSON *r = a->result, *from = cJSON_GetObjectItemCaseSensitive(r, "stop_rank");
     const cJSON *why = cJSON_GetObjectItemCaseSensitive(r, "why");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ends_run"))) {
+        c->run_stopped = 1;
+        c->stopping = 1;
+    }
     if (!cJSON_IsNumber(from) || !cJSON_IsString(why))
         return;
-    c->run_stopped |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ends_run"));
+    c->stopping = 1; /* a `bodhi stop` from now on is too late for this phase, as after bd_barrier's stop */
     const bd_stop code = bd_stop_read(why->valuestring);
     if (code == BD_STOP_NONE || bd_stop_weight(code) <= bd_stop_weight(c->ended_code))
         return;

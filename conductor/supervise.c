@@ -122,6 +122,13 @@ void bd_procs_signal(bd_procs *ps, int sig, int brains)
             kill(ps->p[i].pid, sig);
 }
 
+void bd_procs_signal_brains(bd_procs *ps, int sig)
+{
+    for (int i = 0; i < ps->n; i++)
+        if (ps->p[i].alive && !ps->p[i].remote && ps->p[i].pid > 0 && ps->p[i].role == BD_ROLE_BRAIN)
+            kill(ps->p[i].pid, sig);
+}
+
 void bd_proc_how(const bd_proc *p, char *buf, size_t len)
 {
     const int st = p->status;

@@ -65,6 +65,9 @@ int bd_procs_alive(const bd_procs *ps);
 /* Sends sig to every live local process; brains 0: to all but the brains. */
 void bd_procs_signal(bd_procs *ps, int sig, int brains);
 
+/* Sends sig to every live local brain. */
+void bd_procs_signal_brains(bd_procs *ps, int sig);
+
 /* How the slot's last process ended, in words: "exited with code 1", "was killed by
  * signal 9 (Killed)", "hung: no heartbeat for 3.0 s", followed by ": <its own error>" when it sent one. */
 void bd_proc_how(const bd_proc *p, char *buf, size_t len);

@@ -1409,7 +1409,8 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
  * round, and on whether the run ends with the phase. `bodhi stop` of rank 1 ends both runs
  * "stopped" (exit 0, no test phase); `--phase` of rank 0 ends the train phase on both and
  * both run the test phase. It used to be refused on any rank. `bodhi set` still is. */
-static void ranks_stop(const char *tag, const char *which, const char *how, const char *status, int phases)
+static void ranks_stop(const char *tag, const char *which, const char *how, const char *also, const char *status,
+                       int phases)
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
@@ -1423,9 +1424,10 @@ static void ranks_stop(const char *tag, const char *which, const char *how, cons
                 "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && "
                 "grep -q param_digest %s/log.jsonl && break; sleep 0.1; done; "
                 "$BODHI set %s%s balancer.learning_rate=1e-4; test $? = 2 || { echo bodhi set was not refused; exit 7; }; "
-                "$BODHI stop %s%s %s || exit 8; wait $p0; r0=$?; wait $p1; r1=$?; echo \"rc=$r0,$r1\"; "
+                "$BODHI stop %s%s %s || exit 8; %s%s%s; wait $p0; r0=$?; wait $p1; r1=$?; echo \"rc=$r0,$r1\"; "
                 "test $r0 = 0 && test $r1 = 0 && test -z \"$(ls %s)\"",
-                20000 + (int)((getpid() + 23) % 20000), yml, out, yml, out, out, out, out, which, out, which, how, rd);
+                20000 + (int)((getpid() + 23) % 20000), yml, out, yml, out, out, out, out, which, out, which, how,
+                *also ? "$BODHI stop " : "true", *also ? out : "", also, rd);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     rc = sh(&t,
@@ -1447,12 +1449,60 @@ static void ranks_stop(const char *tag, const char *which, const char *how, cons
 
 Test(ranks, bodhi_stop_of_one_rank_stops_every_rank, .timeout = 300)
 {
-    ranks_stop("rstop", ".r1", "", "stopped", 1);
+    ranks_stop("rstop", ".r1", "", "", "stopped", 1);
 }
 
 Test(ranks, bodhi_stop_of_a_phase_on_one_rank_moves_every_rank_on, .timeout = 300)
 {
-    ranks_stop("rstopp", "", "--phase", "done", 2);
+    ranks_stop("rstopp", "", "--phase", "", "done", 2);
+}
+
+/* The run stopped on rank 0 and the phase alone on rank 1, likely in the same round: the
+ * run ends on both (the run's end is agreed apart from the reason; rank 1 used to start the
+ * test phase alone and fail at its join). */
+Test(ranks, a_run_stopped_on_one_rank_and_a_phase_on_another_ends_both, .timeout = 300)
+{
+    ranks_stop("rstopb", "", "", ".r1 --phase", "stopped", 1);
+}
+
+/* A rank whose run failed (a muscle killed with no restarts allowed) fails every rank's run
+ * within a round, saying where: rank 0 ends "failed: on rank 1" and exits 1 (it used to
+ * end interrupted, exit 130: its brain took the failing conductor's SIGTERM for a Ctrl-C). */
+Test(ranks, a_failed_rank_fails_every_rank, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rfail", &out, &r1, &rd);
+    char *yml = ranks_file("rfail", 100000000, 2, "s/heartbeat_timeout: 300}/heartbeat_timeout: 300, restarts: 0}/");
+    cr_assert_eq(sh(NULL, "printf '  - test:\\n      phase_config: {mode: test, worker: 2, episodes: 4}\\n' >> %s", yml),
+                 0);
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
+                "trap 'kill $p0 $p1 2>/dev/null' EXIT; "
+                "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
+                "pkill -KILL -f -- '[m]uscle [-]-run-dir %s.r1 [-]-phase train [-]-id 0 ' || { echo no muscle; exit 7; }; "
+                "s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
+                "echo \"rc=$r0,$r1 after ${e}s\"; "
+                "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
+                "sleep 0.1; done; echo \"left=$left\"; "
+                "test $r0 = 1 && test $r1 = 1 && test $e -le 60 && test $left = 0 && test -z \"$(ls %s)\"",
+                20000 + (int)((getpid() + 29) % 20000), yml, out, yml, out, out, out, out, rd);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t,
+            "/usr/bin/python3 - %s <<'PY'\n"
+            "import json, sys\n"
+            "out = sys.argv[1]\n"
+            "s = json.load(open(out + '/summary.json'))\n"
+            "assert s['status'] == 'failed', s\n"
+            "assert [p['name'] for p in s['phases']] == ['train'], s['phases']\n"
+            "assert s['phases'][0]['ended'] == 'failed', s['phases'][0]\n"
+            "assert 'failed: on rank 1 (balancer)' in s['error'], s['error']\n"
+            "PY\n",
+            out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_done(out, r1, rd, yml);
 }
 
 /* kill -9 of rank 1's conductor in the middle of training: its brain, stopped by its death

@@ -113,9 +113,14 @@ static int child_init_status(pid_t expect_parent, int catch_term, int send_term)
         int rc = bd_child_init(expect_parent, catch_term, SIGTERM);
         if (rc != BD_OK)
             _exit(10 + rc);
+        if (send_term == 2) { /* the conductor's word that its run failed: 2, kept past a SIGTERM */
+            raise(SIGUSR2);
+            raise(SIGTERM);
+            _exit(bd_term_requested == 2 ? 5 : 6);
+        }
         if (send_term) {
             raise(SIGTERM);
-            _exit(bd_term_requested ? 3 : 4);
+            _exit(bd_term_requested == 1 ? 3 : 4);
         }
         raise(SIGINT); /* ignored: Ctrl-C is the conductor's */
         _exit(0);
@@ -129,6 +134,7 @@ Test(proc, child_set_up)
 {
     cr_assert_eq(child_init_status(getpid(), 0, 0), 0, "SIGINT ignored");
     cr_assert_eq(child_init_status(getpid(), 1, 1), 3, "SIGTERM becomes a flag");
+    cr_assert_eq(child_init_status(getpid(), 1, 2), 5, "SIGUSR2 becomes the flag's failed value, and stays it");
     cr_assert_eq(child_init_status(getpid(), 0, 1), 100 + SIGTERM, "SIGTERM kills without catch_term");
     cr_assert_eq(child_init_status(1, 0, 0), 10 + BD_ECLOSED, "a parent that is not ours is gone");
 }

@@ -2155,6 +2155,7 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     t0 = (double)time(NULL);
     cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, &g), BD_OK);
     cr_assert((double)time(NULL) - t0 <= 5.0);
+    cr_assert(strstr(bd_lasterr(), "found no rank 1 (key "), "the error names the rank not there: %s", bd_lasterr());
 }
 
 /* A rank that hangs (stopped, its sockets open) fails the others' all-reduce on the

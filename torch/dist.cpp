@@ -105,6 +105,17 @@ struct DeadlineStore : c10d::Store {
         : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t)
     {
     }
+    /* A rendezvous key as the rank it waits for: Gloo's full mesh has each rank set its
+     * address under its rank's number ("0/1": context 0's, rank 1's, under c10d's prefix
+     * for the context; "1" in the fast context's own prefix); any other key as it is. */
+    static std::string absent(const std::string &key)
+    {
+        const size_t slash = key.rfind('/');
+        const std::string last = slash == std::string::npos ? key : key.substr(slash + 1);
+        if (last.empty() || last.size() > 5 || last.find_first_not_of("0123456789") != std::string::npos)
+            return key;
+        return "rank " + last + " (key " + key + ")";
+    }
     void until(const std::vector<std::string> &keys, std::chrono::steady_clock::time_point by)
     {
         by = std::min(by, end);
@@ -116,9 +127,9 @@ struct DeadlineStore : c10d::Store {
             if (std::chrono::steady_clock::now() >= by) {
                 std::string k;
                 for (const auto &key : keys)
-                    k += (k.empty() ? "" : ", ") + key;
+                    k += (k.empty() ? "" : ", ") + absent(key);
                 throw std::runtime_error("the group's rendezvous found no " + k + " within the join's " +
-                                         std::to_string((int)timeout_s) + " s (a rank absent, late or gone)");
+                                         std::to_string((int)timeout_s) + " s (absent, late or gone)");
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
