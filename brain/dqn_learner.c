@@ -48,7 +48,20 @@ typedef struct {
     bdt_dqn_stats st;
     long long grad_steps, added;
     double learn_s, lag;
+    double reward_max;         /* the largest |reward| of every transition so far (bd_dqn_q_bound) */
 } bd_dqn_state;
+
+/* How far the mean Q(s, a) of a gradient step's batch may go before learning has diverged:
+ * BD_DQN_Q_SLACK times the largest discounted return the rewards seen so far can add up to,
+ * max |r| / (1 - gamma). A Q-network that runs away (the 1-world CartPole run of
+ * docs/run-file.md's dqn section: 2e11 at 2.9M agent-steps, every action the same, a
+ * return of 9) never reaches it back; 0 (no bound) before any reward other than 0 was seen
+ * or with gamma 1. */
+#define BD_DQN_Q_SLACK 10.0
+static double bd_dqn_q_bound(const bd_dqn_state *l)
+{
+    return l->reward_max > 0 && l->dp.gamma < 1 ? BD_DQN_Q_SLACK * l->reward_max / (1.0 - l->dp.gamma) : 0;
+}
 
 static void bd_dqn_destroy(void *self)
 {
@@ -214,6 +227,14 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
     if (!l->batch || !l->train)
         return bd_seterr(BD_ESTATE, "dqn: an update with no batch collected");
     double t0 = bd_now();
+    const bd_batch *b = l->batch;
+    for (int t = 0; t < b->T; t++)
+        for (int i = 0; i < b->N; i++)
+            if (!b->valid || b->valid[i]) {
+                const double r = fabs((double)b->rew[(size_t)t * (size_t)b->N + (size_t)i]);
+                if (r > l->reward_max && isfinite(r))
+                    l->reward_max = r;
+            }
     l->added = bd_replay_collect(&l->rb, l->batch, l->version);
     l->grad_steps = bd_dqn_grad_steps(&l->dp, l->added, l->rb.size, &l->carry);
     int rc = bd_learners_fewest(l->sum_hook, l->sum_ctx, &l->grad_steps);
@@ -244,6 +265,9 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
         int mine = !isfinite(l->st.loss);
         for (size_t i = 0; i < l->nparams && !mine; i++)
             mine = !isfinite(l->params[i]);
+        const double bound = bd_dqn_q_bound(l);
+        const int runaway = !mine && bound > 0 && fabs((double)l->st.q_mean) > bound;
+        mine |= runaway;
         double bad = mine;
         if (l->sum_hook)
             rc = l->sum_hook(l->sum_ctx, &bad, 1, 0);
@@ -251,12 +275,16 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
             rc = bdt_dqn_restore(l->dqn);
             if (rc == BD_OK)
                 rc = bdt_policy_get_params(l->net, l->params, l->nparams);
+            char what[256];
+            if (runaway)
+                snprintf(what, sizeof what, "mean Q %.4g ran past %.4g (%g max|r| / (1 - gamma), max|r| %.4g)",
+                         (double)l->st.q_mean, bound, BD_DQN_Q_SLACK, l->reward_max);
+            else
+                snprintf(what, sizeof what, "%s", !mine ? "the Q-network diverged on another rank"
+                         : isfinite(l->st.loss) ? "a Q-network parameter is not finite" : "the Q loss is not finite");
             if (rc == BD_OK)
                 snprintf(diverged, len, "%s after update %llu; the network, target and optimiser are kept as they "
-                         "were before this round",
-                         !mine ? "the Q-network is not finite on another rank"
-                         : isfinite(l->st.loss) ? "a Q-network parameter is not finite" : "the Q loss is not finite",
-                         (unsigned long long)l->version + 1);
+                         "were before this round", what, (unsigned long long)l->version + 1);
         } else if (rc == BD_OK) {
             l->version++;
         }
