@@ -184,6 +184,14 @@ static int bd_brain_alloc_batch(bd_brain *b)
     return BD_OK;
 }
 
+/* BD_EINTR for a brain told to stop by a signal (bd_term_requested), saying which; why: what
+ * it was doing, or NULL. */
+static int bd_brain_signalled(const char *why)
+{
+    const char *what = bd_term_requested == 2 ? "stopped by SIGUSR2: its conductor's run failed" : "stopped by SIGTERM";
+    return why ? bd_seterr(BD_EINTR, "%s (%s)", what, why) : bd_seterr(BD_EINTR, "%s", what);
+}
+
 /* Several ranks: every rank learns from this round or none does. A conductor's word to
  * stop is its own (a Ctrl-C reaches each rank's conductor at its own moment, and a
  * conductor that took it says stop a round before another), so the ranks agree on it: any
@@ -194,12 +202,16 @@ static int bd_brain_alloc_batch(bd_brain *b)
  * theirs, and one whose run ends with the phase (`bodhi stop` of the run) ends theirs, so
  * that no rank goes on to a phase the others never start. A signal to stop (SIGTERM, or the
  * conductor's SIGUSR2 for a run that failed) stops this rank here even when its conductor
- * said go on. */
+ * said go on, and the brain then ends as interrupted (BD_EINTR), as it would alone: a
+ * brain that took a signal its conductor did not send (a kill of the brain alone) makes its
+ * conductor stop the rest of the rank, which a brain that ended "done" left waiting on its
+ * muscles. */
 static int bd_brain_agree_go_on(bd_brain *b, int *stop)
 {
     if (b->ranks.world < 2)
         return BD_OK;
-    if (!*stop && bd_term_requested) {
+    const int signalled = bd_term_requested;
+    if (!*stop && signalled) {
         *stop = 1;
         snprintf(b->why, sizeof b->why, "%s",
                  bd_stop_words(bd_term_requested == 2 ? BD_STOP_FAILED : BD_STOP_INTERRUPTED));
@@ -212,15 +224,17 @@ static int bd_brain_agree_go_on(bd_brain *b, int *stop)
     }
     const int mine = code;
     int rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
-    if (rc != BD_OK || code == BD_STOP_NONE)
+    if (rc != BD_OK)
         return rc;
+    if (code == BD_STOP_NONE)
+        return signalled ? bd_brain_signalled(NULL) : BD_OK; /* not reached: a signal proposes a stop */
     b->ends_run |= ends_run; /* its conductor hears it with the result (bd_brain_result) */
     if (from != b->ranks.rank && (!*stop || code != mine)) {
         *stop = 1;
         snprintf(b->why, sizeof b->why, "%s: on rank %d", bd_stop_words((bd_stop)code), from);
         b->stop_rank = from;
     }
-    return BD_OK;
+    return signalled ? bd_brain_signalled(NULL) : BD_OK;
 }
 
 /* Several ranks: this rank cannot go on (rc: its conductor did not answer, or answered
@@ -229,7 +243,7 @@ static int bd_brain_agree_go_on(bd_brain *b, int *stop)
  * to stop by SIGTERM or its conductor is gone (killed: a conductor's sockets close before
  * the kernel reparents this brain and sends the death signal, so up to half a second for
  * either to show); failed otherwise (its conductor's SIGUSR2 included). Returns what the
- * brain ends with: BD_OK when interrupted (it saves and reports as after a stop), rc
+ * brain ends with: BD_EINTR when interrupted (it saves and reports as after a signal), rc
  * (with its message) when failed. */
 static int bd_brain_leave_ranks(bd_brain *b, int rc, int *stop)
 {
@@ -241,7 +255,9 @@ static int bd_brain_leave_ranks(bd_brain *b, int rc, int *stop)
     *stop = 1;
     snprintf(b->why, sizeof b->why, "%s", bd_stop_words(term ? BD_STOP_INTERRUPTED : BD_STOP_FAILED));
     int arc = bd_brain_agree_go_on(b, stop);
-    return term ? arc : bd_seterr(rc, "%s", err);
+    if (arc != BD_OK && arc != BD_EINTR)
+        return arc;
+    return term ? bd_seterr(BD_EINTR, "stopped: %s", err) : bd_seterr(rc, "%s", err);
 }
 
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
@@ -254,7 +270,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
         const int joining = !b->ranks.g;
         int rc = bd_ranks_join(&b->ranks, b->lops, b->learner); /* the first round's end: bd_ranks_join */
         if (rc != BD_OK && bd_term_requested) /* stopped, and another rank with it */
-            return bd_seterr(BD_EINTR, "stopped by SIGTERM (%s)", bd_lasterr());
+            return bd_brain_signalled(bd_lasterr());
         if (rc != BD_OK)
             return rc;
         if (joining)
@@ -296,7 +312,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     if (rc != BD_OK && b->ranks.world > 1) /* this rank stops; the others with it */
         return bd_brain_leave_ranks(b, rc, stop);
     if (rc != BD_OK)
-        return bd_term_requested ? bd_seterr(BD_EINTR, "stopped by SIGTERM") : rc;
+        return bd_term_requested ? bd_brain_signalled(NULL) : rc;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(answer, "stop");
     const cJSON *why = cJSON_GetObjectItemCaseSensitive(answer, "why");
     if (!cJSON_IsBool(s)) {

@@ -48,19 +48,27 @@ typedef struct {
     bdt_dqn_stats st;
     long long grad_steps, added;
     double learn_s, lag;
-    double reward_max;         /* the largest |reward| of every transition so far (bd_dqn_q_bound) */
+    double reward_max;         /* the largest |reward| of every transition so far, every rank's (bd_dqn_q_bound) */
+    double q_start;            /* |mean Q(s, a)| of the network as this phase found it (its first update's first batch) */
+    int have_q_start;
 } bd_dqn_state;
 
 /* How far the mean Q(s, a) of a gradient step's batch may go before learning has diverged:
- * BD_DQN_Q_SLACK times the largest discounted return the rewards seen so far can add up to,
- * max |r| / (1 - gamma). A Q-network that runs away (the 1-world CartPole run of
- * docs/run-file.md's dqn section: 2e11 at 2.9M agent-steps, every action the same, a
- * return of 9) never reaches it back; 0 (no bound) before any reward other than 0 was seen
- * or with gamma 1. */
+ * BD_DQN_Q_SLACK times the largest discounted return the rewards seen so far (on every rank)
+ * can add up to, max |r| / (1 - gamma), and never less than BD_DQN_Q_SLACK times the mean
+ * |Q| of the network as the phase found it (a network loaded from a run of other rewards or
+ * another gamma, or one whose first outputs on large observations dwarf small rewards). A
+ * Q-network that runs away (the 1-world CartPole run of docs/run-file.md's dqn section: 2e11
+ * at 2.9M agent-steps, every action the same, a return of 9) never comes back below it; 0
+ * (no bound) before any reward other than 0 was seen or with gamma 1. */
 #define BD_DQN_Q_SLACK 10.0
 static double bd_dqn_q_bound(const bd_dqn_state *l)
 {
-    return l->reward_max > 0 && l->dp.gamma < 1 ? BD_DQN_Q_SLACK * l->reward_max / (1.0 - l->dp.gamma) : 0;
+    if (!(l->reward_max > 0) || !(l->dp.gamma < 1))
+        return 0;
+    const double by_rewards = BD_DQN_Q_SLACK * l->reward_max / (1.0 - l->dp.gamma);
+    const double by_start = BD_DQN_Q_SLACK * l->q_start;
+    return by_rewards > by_start ? by_rewards : by_start;
 }
 
 static void bd_dqn_destroy(void *self)
@@ -262,23 +270,35 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
         /* a loss or a parameter that is not finite, on any rank (several ranks decide
          * together, after the agreed steps): the round is undone, so the muscles and the
          * checkpoint keep the learner from before it, and the phase ends */
+        /* the bound is every rank's: their networks are one, their rewards their own */
+        double mx[2] = {-l->reward_max, -(isfinite(l->st.q_first) ? fabs((double)l->st.q_first) : 0)};
+        if (l->sum_hook)
+            rc = l->sum_hook(l->sum_ctx, mx, 2, 1); /* minima of the negatives: the largest */
+        l->reward_max = -mx[0];
+        if (!l->have_q_start) {
+            l->q_start = -mx[1];
+            l->have_q_start = 1;
+        }
         int mine = !isfinite(l->st.loss);
         for (size_t i = 0; i < l->nparams && !mine; i++)
             mine = !isfinite(l->params[i]);
-        const double bound = bd_dqn_q_bound(l);
+        const double bound = rc == BD_OK ? bd_dqn_q_bound(l) : 0;
         const int runaway = !mine && bound > 0 && fabs((double)l->st.q_mean) > bound;
         mine |= runaway;
         double bad = mine;
-        if (l->sum_hook)
+        if (rc == BD_OK && l->sum_hook)
             rc = l->sum_hook(l->sum_ctx, &bad, 1, 0);
         if (rc == BD_OK && bad > 0) {
             rc = bdt_dqn_restore(l->dqn);
             if (rc == BD_OK)
                 rc = bdt_policy_get_params(l->net, l->params, l->nparams);
             char what[256];
-            if (runaway)
+            if (runaway && bound > BD_DQN_Q_SLACK * l->q_start)
                 snprintf(what, sizeof what, "mean Q %.4g ran past %.4g (%g max|r| / (1 - gamma), max|r| %.4g)",
                          (double)l->st.q_mean, bound, BD_DQN_Q_SLACK, l->reward_max);
+            else if (runaway)
+                snprintf(what, sizeof what, "mean Q %.4g ran past %.4g (%g times the %.4g the phase started from)",
+                         (double)l->st.q_mean, bound, BD_DQN_Q_SLACK, l->q_start);
             else
                 snprintf(what, sizeof what, "%s", !mine ? "the Q-network diverged on another rank"
                          : isfinite(l->st.loss) ? "a Q-network parameter is not finite" : "the Q loss is not finite");

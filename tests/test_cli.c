@@ -1550,26 +1550,40 @@ Test(ranks, a_killed_conductor_interrupts_every_rank, .timeout = 300)
 /* kill -9 of rank 1's brain: both ranks exit non-zero well within the collective timeout
  * (240 s here; a dead peer's closed connection is seen at once), and no process of the run
  * is left. */
-Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
+static void ranks_kill_brain(const char *tag, const char *sig)
 {
     char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rkill", &out, &r1, &rd);
-    char *yml = ranks_file("rkill", 100000000, 2, "");
+    ranks_dirs(tag, &out, &r1, &rd);
+    char *yml = ranks_file(tag, 100000000, 2, "");
     int rc = sh(&t,
                 RANKS_TORCHRUN
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
                 "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
-                "b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" || { echo no brain of rank 1; pgrep -af -- '[b]odhi'; exit 7; }; kill -9 $b; "
+                "b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" || { echo no brain of rank 1; pgrep -af -- '[b]odhi'; exit 7; }; kill -%s $b; "
                 "s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
                 "echo \"rc=$r0,$r1 after ${e}s\"; "
                 "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
                 "sleep 0.1; done; echo \"left=$left\"; pgrep -af -- '[-]-run-dir'; "
                 "test $r0 != 0 && test $r1 != 0 && test $e -le 60 && test $left = 0",
-                20000 + (int)((getpid() + 7) % 20000), yml, out, yml, out, out, out, out);
+                20000 + (int)((getpid() + 7) % 20000), yml, out, yml, out, out, out, sig, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     rc = sh(&t, "cat %s/summary.json %s.r1/summary.json", out, out);
     cr_assert(strstr(t, "\"rank\""), "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
+}
+
+Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
+{
+    ranks_kill_brain("rkill", "9");
+}
+
+/* SIGTERM to rank 1's brain alone (not from its conductor): it stops in the round's
+ * agreement, and ends as interrupted, as a brain alone would, so its conductor fails the run
+ * and stops its muscles. It used to end "done" once the stop was agreed, its muscles never
+ * heard STOP, and its conductor waited on them for ever. */
+Test(ranks, a_brain_terminated_alone_fails_its_rank_and_stops_the_others, .timeout = 300)
+{
+    ranks_kill_brain("rterm", "TERM");
 }

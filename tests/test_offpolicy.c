@@ -581,3 +581,50 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
     free(yml);
     free(base);
 }
+
+/* A Q-network that runs away ends the phase as diverged: with no target network to speak
+ * of (tau 1 at every step), a step size of 0.01 and no useful clip, the mean Q(s, a) of
+ * CartPole (a reward of 1 at gamma 0.99: at most 100) passes 10 times that within the first
+ * update. The run fails (exit 1, summary.json's reason "diverged", saying by how much) and
+ * its checkpoint holds the network from before that update. Before, only a loss or a
+ * parameter that was not finite counted, and such a run went on acting on Q-values of
+ * 10^11 until its step cap. */
+Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
+{
+    char *base = bd_strfmt("/tmp/bd-test-dqnaway-%d", (int)getpid());
+    char *yml = bd_strfmt("%s.yml", base);
+    FILE *f = fopen(yml, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "uid: dqn-away\nseed: 42\nschedule:\n  - train:\n      environments:\n"
+               "        - environment: {name: cartpole, uid: pole, params: {worlds: 16}}\n"
+               "      agents:\n        - name: balancer\n"
+               "          brain: {name: dqn, params: {learning_rate: 0.01, tau: 1, target_update_interval: 1, "
+               "max_grad_norm: 1000}}\n"
+               "          muscle: {name: dqn, params: {}}\n          objective: {name: reward, params: {}}\n"
+               "          sensors: [pole.*]\n          actuators: [pole.push]\n"
+               "      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: 200000}}\n"
+               "      phase_config: {mode: train, worker: 1, device: cpu}\n");
+    fclose(f);
+    char *cmd = bd_strfmt("rm -rf %s && %s run %s --out %s --quiet 2>/dev/null", base, BODHI_BINARY, yml, base);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "bodhi run exited %d, not 1: %s", WEXITSTATUS(st), cmd);
+    free(cmd);
+    cmd = bd_strfmt("/usr/bin/python3 -c \"import json\n"
+                    "s=json.load(open('%s/summary.json')); p=s['phases'][0]\n"
+                    "assert s['status']=='diverged' and p['reason']=='diverged', (s['status'], p)\n"
+                    "assert 'ran past 1000 (10 max|r| / (1 - gamma), max|r| 1)' in p['ended'], p['ended']\n"
+                    "steps=sum(a['steps'] for a in p['agents'])\n"
+                    "assert steps < 100000, steps\"",
+                    base);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "not a runaway stop (%s)", cmd);
+    free(cmd);
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", base);
+    cr_assert_eq(access(ck, F_OK), 0, "the checkpoint from before the runaway update is kept");
+    free(ck);
+    cmd = bd_strfmt("rm -rf %s %s", base, yml);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(yml);
+    free(base);
+}

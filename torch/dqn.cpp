@@ -249,6 +249,8 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
                 targets();
                 q_sa();
             }
+            if (k == 0 && stats)
+                stats->q_first = qsa.mean().item<float>();
             /* the Huber loss's (delta 1, the mean) gradient into Q(s, a), then through the
              * gather into the Q-values, as autograd's SmoothL1Loss and Gather backward */
             torch::Tensor gq = at::smooth_l1_loss_backward(g.one, qsa, y, at::Reduction::Mean, 1.0);

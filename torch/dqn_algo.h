@@ -25,6 +25,7 @@ typedef struct {
 typedef struct {
     float loss;          /* the last gradient step's Huber loss */
     float q_mean;        /* ... and its mean Q(s, a) */
+    float q_first;       /* the call's first batch's mean Q(s, a), before its step: the network's as it came */
     uint64_t steps;      /* gradient steps so far */
     int split;           /* the call's targets ran on the second thread (bdt_dqn_set_split) */
 } bdt_dqn_stats;
