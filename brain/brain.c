@@ -225,7 +225,7 @@ static int bd_brain_agree_go_on(bd_brain *b, int *stop)
     const int mine = code;
     int rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
     if (rc != BD_OK)
-        return rc;
+        return signalled ? bd_brain_signalled(bd_lasterr()) : rc;
     if (code == BD_STOP_NONE)
         return signalled ? bd_brain_signalled(NULL) : BD_OK; /* not reached: a signal proposes a stop */
     b->ends_run |= ends_run; /* its conductor hears it with the result (bd_brain_result) */
@@ -771,8 +771,9 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
 {
     double el = bd_now() - b->t0;
     cJSON *ev = bd_event_new(b, "result");
+    /* stopped by its conductor's SIGUSR2: the run failed (conductor/children.c) */
     cJSON_AddStringToObject(ev, "status", rc == BD_OK ? (b->diverged[0] ? "diverged" : "done")
-                                          : rc == BD_EINTR ? "interrupted" : "failed");
+                                          : rc == BD_EINTR && bd_term_requested != 2 ? "interrupted" : "failed");
     if (rc == BD_OK && b->why[0])
         cJSON_AddStringToObject(ev, "why", b->why);
     /* several ranks: another rank's stop that ended the phase here, and whether the run ends

@@ -208,6 +208,7 @@ static int bd_dqn_steps(bd_dqn_state *l, long long k)
     const int B = l->dp.batch_size;
     double lag = 0;
     long long seen = 0;
+    float q_first = NAN; /* the update's first batch's, before its step: the first chunk's */
     for (long long done = 0; done < k;) {
         const int c = (int)(k - done < BD_DQN_CHUNK ? k - done : BD_DQN_CHUNK);
         for (int j = 0; j < c; j++)
@@ -221,8 +222,11 @@ static int bd_dqn_steps(bd_dqn_state *l, long long k)
                                 l->sum_hook ? NULL : (const volatile int *)l->cancel, &l->st);
         if (rc != BD_OK)
             return rc;
+        if (done == 0)
+            q_first = l->st.q_first;
         done += c;
     }
+    l->st.q_first = q_first;
     l->lag = seen ? lag / (double)seen : 0;
     return BD_OK;
 }
@@ -297,14 +301,14 @@ static int bd_dqn_update(void *self, long long steps, char *diverged, size_t len
                 snprintf(what, sizeof what, "mean Q %.4g ran past %.4g (%g max|r| / (1 - gamma), max|r| %.4g)",
                          (double)l->st.q_mean, bound, BD_DQN_Q_SLACK, l->reward_max);
             else if (runaway)
-                snprintf(what, sizeof what, "mean Q %.4g ran past %.4g (%g times the %.4g the phase started from)",
+                snprintf(what, sizeof what, "mean Q %.4g ran past %.4g (%g times the %.4g it started from)",
                          (double)l->st.q_mean, bound, BD_DQN_Q_SLACK, l->q_start);
             else
                 snprintf(what, sizeof what, "%s", !mine ? "the Q-network diverged on another rank"
                          : isfinite(l->st.loss) ? "a Q-network parameter is not finite" : "the Q loss is not finite");
             if (rc == BD_OK)
-                snprintf(diverged, len, "%s after update %llu; the network, target and optimiser are kept as they "
-                         "were before this round", what, (unsigned long long)l->version + 1);
+                snprintf(diverged, len, "%s after update %llu; the learner is kept as it was before this round", what,
+                         (unsigned long long)l->version + 1);
         } else if (rc == BD_OK) {
             l->version++;
         }

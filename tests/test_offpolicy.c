@@ -588,10 +588,13 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
  * update. The run fails (exit 1, summary.json's reason "diverged", saying by how much) and
  * its checkpoint holds the network from before that update. Before, only a loss or a
  * parameter that was not finite counted, and such a run went on acting on Q-values of
- * 10^11 until its step cap. */
-Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
+ * 10^11 until its step cap. `more`: further brain params; with utd_ratio 4 the first update
+ * runs in 4 calls of 256 steps, and the bound's floor (the Q the phase started from) must
+ * come from the first call's first batch, not the last call's (which let a first update of
+ * Q 3.8e6 through). */
+static void runaway(const char *tag, const char *more)
 {
-    char *base = bd_strfmt("/tmp/bd-test-dqnaway-%d", (int)getpid());
+    char *base = bd_strfmt("/tmp/bd-test-dqnaway-%d-%s", (int)getpid(), tag);
     char *yml = bd_strfmt("%s.yml", base);
     FILE *f = fopen(yml, "w");
     cr_assert_not_null(f);
@@ -599,11 +602,12 @@ Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
                "        - environment: {name: cartpole, uid: pole, params: {worlds: 16}}\n"
                "      agents:\n        - name: balancer\n"
                "          brain: {name: dqn, params: {learning_rate: 0.01, tau: 1, target_update_interval: 1, "
-               "max_grad_norm: 1000}}\n"
+               "max_grad_norm: 1000%s}}\n"
                "          muscle: {name: dqn, params: {}}\n          objective: {name: reward, params: {}}\n"
                "          sensors: [pole.*]\n          actuators: [pole.push]\n"
                "      simulation:\n        conditions:\n          - {name: max_steps, params: {steps: 200000}}\n"
-               "      phase_config: {mode: train, worker: 1, device: cpu}\n");
+               "      phase_config: {mode: train, worker: 1, device: cpu}\n",
+            more);
     fclose(f);
     char *cmd = bd_strfmt("rm -rf %s && %s run %s --out %s --quiet 2>/dev/null", base, BODHI_BINARY, yml, base);
     int st = system(cmd);
@@ -613,6 +617,7 @@ Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
                     "s=json.load(open('%s/summary.json')); p=s['phases'][0]\n"
                     "assert s['status']=='diverged' and p['reason']=='diverged', (s['status'], p)\n"
                     "assert 'ran past 1000 (10 max|r| / (1 - gamma), max|r| 1)' in p['ended'], p['ended']\n"
+                    "assert 'before this round (balancer)' in p['ended'], ('cut short', p['ended'])\n"
                     "steps=sum(a['steps'] for a in p['agents'])\n"
                     "assert steps < 100000, steps\"",
                     base);
@@ -627,4 +632,14 @@ Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
     free(cmd);
     free(yml);
     free(base);
+}
+
+Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
+{
+    runaway("one", "");
+}
+
+Test(offpolicy, a_runaway_first_update_of_several_calls_is_caught, .timeout = 300)
+{
+    runaway("four", ", utd_ratio: 4");
 }
