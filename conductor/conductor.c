@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -47,10 +48,25 @@
 
 volatile sig_atomic_t bd_signal_seen = 0, bd_signals = 0;
 
+/* Signals this close to the first are the first again: GNU timeout sends its signal to the
+ * command and then to its whole process group, a closed terminal's SIGHUP can come with a
+ * SIGTERM, so the conductor got two at once, took the second for a second Ctrl-C and killed
+ * the brains at once, before they saved their checkpoints (a run of three ranks under
+ * `timeout` lost a rank's brain that way). A person's second Ctrl-C, after the message that
+ * offers it, comes later. */
+#define BD_SIGNAL_SAME_NS 300000000LL
+static volatile long long bd_first_signal_ns = 0;
+
 static void bd_on_signal(int sig)
 {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe */
+    const long long ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
     bd_signal_seen = sig;
-    bd_signals++;
+    if (bd_signals == 0)
+        bd_first_signal_ns = ns;
+    if (bd_signals == 0 || ns - bd_first_signal_ns > BD_SIGNAL_SAME_NS)
+        bd_signals++;
 }
 
 /* ---- validation ----------------------------------------------------------------------- */
@@ -346,6 +362,9 @@ static void bd_catch_signals(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = bd_on_signal;
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); /* one handler at a time: it counts */
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     /* a closed terminal or a dropped ssh session stops the run as SIGTERM does; the

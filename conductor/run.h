@@ -92,7 +92,8 @@ typedef struct {
     char refused_why[256];
 } bd_conductor;
 
-/* The last signal seen (SIGINT, SIGTERM, SIGHUP; 0: none) and how many came. */
+/* The last signal seen (SIGINT, SIGTERM, SIGHUP; 0: none) and how many came, counting
+ * those within 0.3 s of the first as one (bd_on_signal, conductor.c). */
 extern volatile sig_atomic_t bd_signal_seen, bd_signals;
 
 /* ---- journal.c ------------------------------------------------------------------------ */

@@ -1845,6 +1845,35 @@ Test(conductor, item03_sighup_stops_the_run_cleanly, .timeout = 120 * BD_TEST_SL
     free(file);
 }
 
+/* Two stop signals at once are one stop: GNU timeout sends its signal to the command and
+ * then to its process group, and a closed terminal's SIGHUP can come with a SIGTERM. The
+ * conductor took the second for a second Ctrl-C and killed the brains at once, before they
+ * saved their checkpoints. Now the brain ends as for one signal (its exit 143, not SIGKILL)
+ * with its checkpoint. */
+Test(conductor, two_signals_at_once_are_one_stop, .timeout = 120 * BD_TEST_SLOW)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("twosig", &file, &out);
+    kill(pid, SIGTERM);
+    kill(pid, SIGHUP); /* another signal: never merged with the first by the kernel */
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st), "the conductor was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    cr_assert_eq(WEXITSTATUS(st), 129, "the last signal's exit code");
+    cJSON *s = summary_json(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "status")->valuestring, "interrupted");
+    cJSON_Delete(s);
+    char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
+    cr_assert(bd_exists(ck), "the brain was killed before it saved what it had learnt");
+    char *cmd = bd_strfmt("grep '\"role\":\"brain\"' %s/log.jsonl | grep '\"event\":\"exited\"' | grep -q '\"code\":143'",
+                          out);
+    cr_assert_eq(system(cmd), 0, "the brain ended on its own (exit 143), not killed: %s", cmd);
+    free(cmd);
+    free(ck);
+    free(out);
+    free(file);
+}
+
 /* Ctrl-Z then fg, or kill -STOP/-CONT of the conductor for longer than heartbeat_timeout:
  * its children were fine, it was the one not reading their beats. The run completes, no
  * process is taken for hung, and the stop is recorded. */
