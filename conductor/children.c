@@ -304,16 +304,14 @@ int bd_supervise(bd_conductor *c)
         if ((sig || c->failed) && stop_at == 0) {
             /* the brains hear why: SIGUSR2 for a run that failed here (with several ranks
              * they tell the others it failed, not that it was interrupted; brain.c) */
-            bd_procs_signal(&c->procs, SIGTERM, sig != 0);
-            if (!sig)
-                bd_procs_signal_brains(&c->procs, SIGUSR2);
+            bd_procs_signal(&c->procs, SIGTERM, sig ? SIGTERM : SIGUSR2);
             stop_at = bd_now() + BD_STOP_GRACE_S;
             brains_at = bd_now() + bd_brain_grace();
         }
         /* past the grace, or a second Ctrl-C: at once */
         const int again = bd_signals > 1;
         if (stop_at > 0 && (bd_now() > stop_at || again)) {
-            bd_procs_signal(&c->procs, SIGKILL, again || bd_now() > brains_at);
+            bd_procs_signal(&c->procs, SIGKILL, (again || bd_now() > brains_at) ? SIGKILL : 0);
             if (!again && bd_now() <= brains_at && !told && !c->o->quiet && bd_brains_alive(&c->procs)) {
                 fprintf(stderr, "bodhi: the brains finish the update they are in with the other ranks (up to "
                                 "%.0f s more%s)\n", brains_at - bd_now(), sig ? "; Ctrl-C again stops them at once" : "");

@@ -115,18 +115,13 @@ int bd_procs_alive(const bd_procs *ps)
     return n;
 }
 
-void bd_procs_signal(bd_procs *ps, int sig, int brains)
+void bd_procs_signal(bd_procs *ps, int sig, int brain_sig)
 {
-    for (int i = 0; i < ps->n; i++)
-        if (ps->p[i].alive && !ps->p[i].remote && ps->p[i].pid > 0 && (brains || ps->p[i].role != BD_ROLE_BRAIN))
-            kill(ps->p[i].pid, sig);
-}
-
-void bd_procs_signal_brains(bd_procs *ps, int sig)
-{
-    for (int i = 0; i < ps->n; i++)
-        if (ps->p[i].alive && !ps->p[i].remote && ps->p[i].pid > 0 && ps->p[i].role == BD_ROLE_BRAIN)
-            kill(ps->p[i].pid, sig);
+    for (int i = 0; i < ps->n; i++) {
+        const int s = ps->p[i].role == BD_ROLE_BRAIN ? brain_sig : sig;
+        if (s && ps->p[i].alive && !ps->p[i].remote && ps->p[i].pid > 0)
+            kill(ps->p[i].pid, s);
+    }
 }
 
 void bd_proc_how(const bd_proc *p, char *buf, size_t len)

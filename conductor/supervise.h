@@ -62,11 +62,8 @@ void bd_procs_excuse(bd_procs *ps, double s);
 /* Processes alive. */
 int bd_procs_alive(const bd_procs *ps);
 
-/* Sends sig to every live local process; brains 0: to all but the brains. */
-void bd_procs_signal(bd_procs *ps, int sig, int brains);
-
-/* Sends sig to every live local brain. */
-void bd_procs_signal_brains(bd_procs *ps, int sig);
+/* Sends sig to every live local process but the brains, and brain_sig to the brains (0: nothing). */
+void bd_procs_signal(bd_procs *ps, int sig, int brain_sig);
 
 /* How the slot's last process ended, in words: "exited with code 1", "was killed by
  * signal 9 (Killed)", "hung: no heartbeat for 3.0 s", followed by ": <its own error>" when it sent one. */
