@@ -1405,6 +1405,15 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
     ranks_done(out, r1, rd, yml);
 }
 
+/* A ranks test's run file (ranks_file) with a test phase after its train phase. */
+static char *ranks_two_phases(const char *tag, const char *more)
+{
+    char *yml = ranks_file(tag, 100000000, 2, more);
+    cr_assert_eq(sh(NULL, "printf '  - test:\\n      phase_config: {mode: test, worker: 2, episodes: 4}\\n' >> %s", yml),
+                 0);
+    return yml;
+}
+
 /* `bodhi stop` of one rank's run folder stops every rank: the ranks agree on the stop every
  * round, and on whether the run ends with the phase. `bodhi stop` of rank 1 ends both runs
  * "stopped" (exit 0, no test phase); `--phase` of rank 0 ends the train phase on both and
@@ -1414,9 +1423,7 @@ static void ranks_stop(const char *tag, const char *which, const char *how, cons
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
-    char *yml = ranks_file(tag, 100000000, 2, "");
-    cr_assert_eq(sh(NULL, "printf '  - test:\\n      phase_config: {mode: test, worker: 2, episodes: 4}\\n' >> %s", yml),
-                 0);
+    char *yml = ranks_two_phases(tag, "");
     int rc = sh(&t,
                 RANKS_TORCHRUN
                 "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
@@ -1465,41 +1472,56 @@ Test(ranks, a_run_stopped_on_one_rank_and_a_phase_on_another_ends_both, .timeout
     ranks_stop("rstopb", "", "", ".r1 --phase", "stopped", 1);
 }
 
+/* A fault on one of two ranks of a train-then-test run (ranks_two_phases, `more` its sed
+ * script): once rank 1 has learnt, the shell runs `act` (O: rank 0's --out; p0, p1: the
+ * ranks' `bodhi run`s); both are waited for (r0, r1: their exit codes; e: the seconds since
+ * `act`); no process of the run may be left within 10 s, and the shell test `expect` (of
+ * r0, r1, e, and RD: the ranks' store folder) must hold. The caller reads the summaries in
+ * *out and ends with ranks_done. */
+static void ranks_fault(const char *tag, const char *more, const char *act, const char *expect, char **out, char **r1,
+                        char **rd, char **yml)
+{
+    char *t = NULL;
+    ranks_dirs(tag, out, r1, rd);
+    *yml = ranks_two_phases(tag, more);
+    unsigned h = 0; /* each test its own port */
+    for (const char *c = tag; *c; c++)
+        h = h * 31u + (unsigned char)*c;
+    int rc = sh(&t,
+                "O=%s; RD=%s; " RANKS_TORCHRUN
+                "RANK=0 $BODHI run %s --out $O --quiet & p0=$!; RANK=1 $BODHI run %s --out $O --quiet & p1=$!; "
+                "trap 'kill $p0 $p1 2>/dev/null' EXIT; "
+                "for i in $(seq 2400); do grep -q param_digest $O.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
+                "%s; s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
+                "echo \"rc=$r0,$r1 after ${e}s\"; "
+                "for i in $(seq 100); do left=$(pgrep -f -- \"[-]-run-dir $O\" | wc -l); test $left = 0 && break; "
+                "sleep 0.1; done; echo \"left=$left\"; pgrep -af -- '[-]-run-dir'; ls $RD; "
+                "test $left = 0 && %s",
+                *out, *rd, 20000 + (int)(((unsigned)getpid() + h) % 20000u), *yml, *yml, act, expect);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+}
+
 /* A rank whose run failed (a muscle killed with no restarts allowed) fails every rank's run
  * within a round, saying where: rank 0 ends "failed: on rank 1" and exits 1 (it used to
  * end interrupted, exit 130: its brain took the failing conductor's SIGTERM for a Ctrl-C). */
 Test(ranks, a_failed_rank_fails_every_rank, .timeout = 300)
 {
-    char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rfail", &out, &r1, &rd);
-    char *yml = ranks_file("rfail", 100000000, 2, "s/heartbeat_timeout: 300}/heartbeat_timeout: 300, restarts: 0}/");
-    cr_assert_eq(sh(NULL, "printf '  - test:\\n      phase_config: {mode: test, worker: 2, episodes: 4}\\n' >> %s", yml),
-                 0);
+    char *out, *r1, *rd, *yml, *t = NULL;
+    ranks_fault("rfail", "s/heartbeat_timeout: 300}/heartbeat_timeout: 300, restarts: 0}/",
+                "pkill -KILL -f -- \"[m]uscle [-]-run-dir $O.r1 [-]-phase train [-]-id 0 \" || { echo no muscle; exit 7; }",
+                "test $r0 = 1 && test $r1 = 1 && test $e -le 60 && test -z \"$(ls $RD)\"", &out, &r1, &rd, &yml);
     int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
-                "trap 'kill $p0 $p1 2>/dev/null' EXIT; "
-                "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
-                "pkill -KILL -f -- '[m]uscle [-]-run-dir %s.r1 [-]-phase train [-]-id 0 ' || { echo no muscle; exit 7; }; "
-                "s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
-                "echo \"rc=$r0,$r1 after ${e}s\"; "
-                "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
-                "sleep 0.1; done; echo \"left=$left\"; "
-                "test $r0 = 1 && test $r1 = 1 && test $e -le 60 && test $left = 0 && test -z \"$(ls %s)\"",
-                20000 + (int)((getpid() + 29) % 20000), yml, out, yml, out, out, out, out, rd);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    rc = sh(&t,
-            "/usr/bin/python3 - %s <<'PY'\n"
-            "import json, sys\n"
-            "out = sys.argv[1]\n"
-            "s = json.load(open(out + '/summary.json'))\n"
-            "assert s['status'] == 'failed', s\n"
-            "assert [p['name'] for p in s['phases']] == ['train'], s['phases']\n"
-            "assert s['phases'][0]['ended'] == 'failed', s['phases'][0]\n"
-            "assert 'failed: on rank 1 (balancer)' in s['error'], s['error']\n"
-            "PY\n",
-            out);
+                "/usr/bin/python3 - %s <<'PY'\n"
+                "import json, sys\n"
+                "out = sys.argv[1]\n"
+                "s = json.load(open(out + '/summary.json'))\n"
+                "assert s['status'] == 'failed', s\n"
+                "assert [p['name'] for p in s['phases']] == ['train'], s['phases']\n"
+                "assert s['phases'][0]['ended'] == 'failed', s['phases'][0]\n"
+                "assert 'failed: on rank 1 (balancer)' in s['error'], s['error']\n"
+                "PY\n",
+                out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
@@ -1513,62 +1535,38 @@ Test(ranks, a_failed_rank_fails_every_rank, .timeout = 300)
  * 1", exits 130 at once with its checkpoint, starts no later phase, and nothing is left. */
 Test(ranks, a_killed_conductor_interrupts_every_rank, .timeout = 300)
 {
-    char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rcond", &out, &r1, &rd);
-    char *yml = ranks_file("rcond", 100000000, 2, "");
-    cr_assert_eq(sh(NULL, "printf '  - test:\\n      phase_config: {mode: test, worker: 2, episodes: 4}\\n' >> %s", yml),
-                 0);
+    char *out, *r1, *rd, *yml, *t = NULL;
+    ranks_fault("rcond", "", "kill -9 $p1", "test $r0 = 130 && test $e -le 60 && test -z \"$(ls $RD)\"", &out, &r1,
+                &rd, &yml);
     int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
-                "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
-                "kill -9 $p1; s=$(date +%%s); wait $p0; r0=$?; wait $p1; e=$(( $(date +%%s) - s )); "
-                "echo \"rc=$r0 after ${e}s\"; "
-                "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
-                "sleep 0.1; done; echo \"left=$left\"; pgrep -af -- '[-]-run-dir'; ls %s; "
-                "test $r0 = 130 && test $e -le 60 && test $left = 0 && test -z \"$(ls %s)\"",
-                20000 + (int)((getpid() + 19) % 20000), yml, out, yml, out, out, out, rd, rd);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    rc = sh(&t,
-            "/usr/bin/python3 - %s <<'PY'\n"
-            "import json, os, sys\n"
-            "out = sys.argv[1]\n"
-            "s = json.load(open(out + '/summary.json'))\n"
-            "assert s['status'] == 'interrupted', s\n"
-            "assert [p['name'] for p in s['phases']] == ['train'], s['phases']\n"
-            "assert s['phases'][0]['ended'] == 'interrupted: on rank 1 (balancer)', s['phases'][0]\n"
-            "assert s['phases'][0]['reason'] == 'interrupted', s['phases'][0]\n"
-            "assert os.path.exists(out + '/checkpoints/train/balancer.pt'), 'no checkpoint'\n"
-            "PY\n",
-            out);
+                "/usr/bin/python3 - %s <<'PY'\n"
+                "import json, os, sys\n"
+                "out = sys.argv[1]\n"
+                "s = json.load(open(out + '/summary.json'))\n"
+                "assert s['status'] == 'interrupted', s\n"
+                "assert [p['name'] for p in s['phases']] == ['train'], s['phases']\n"
+                "assert s['phases'][0]['ended'] == 'interrupted: on rank 1 (balancer)', s['phases'][0]\n"
+                "assert s['phases'][0]['reason'] == 'interrupted', s['phases'][0]\n"
+                "assert os.path.exists(out + '/checkpoints/train/balancer.pt'), 'no checkpoint'\n"
+                "PY\n",
+                out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
 }
 
-/* kill -9 of rank 1's brain: both ranks exit non-zero well within the collective timeout
+/* A signal to rank 1's brain: both ranks exit non-zero well within the collective timeout
  * (240 s here; a dead peer's closed connection is seen at once), and no process of the run
  * is left. */
 static void ranks_kill_brain(const char *tag, const char *sig)
 {
-    char *out, *r1, *rd, *t = NULL;
-    ranks_dirs(tag, &out, &r1, &rd);
-    char *yml = ranks_file(tag, 100000000, 2, "");
-    int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=0 $BODHI run %s --out %s --quiet & p0=$!; RANK=1 $BODHI run %s --out %s --quiet & p1=$!; "
-                "for i in $(seq 2400); do grep -q param_digest %s.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
-                "b=$(pgrep -f -- '[b]rain [-]-run-dir %s.r1 ' | head -1); test -n \"$b\" || { echo no brain of rank 1; pgrep -af -- '[b]odhi'; exit 7; }; kill -%s $b; "
-                "s=$(date +%%s); wait $p0; r0=$?; wait $p1; r1=$?; e=$(( $(date +%%s) - s )); "
-                "echo \"rc=$r0,$r1 after ${e}s\"; "
-                "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
-                "sleep 0.1; done; echo \"left=$left\"; pgrep -af -- '[-]-run-dir'; "
-                "test $r0 != 0 && test $r1 != 0 && test $e -le 60 && test $left = 0",
-                20000 + (int)((getpid() + 7) % 20000), yml, out, yml, out, out, out, sig, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    rc = sh(&t, "cat %s/summary.json %s.r1/summary.json", out, out);
+    char *out, *r1, *rd, *yml, *t = NULL;
+    char *act = bd_strfmt("b=$(pgrep -f -- \"[b]rain [-]-run-dir $O.r1 \" | head -1); "
+                          "test -n \"$b\" || { echo no brain of rank 1; pgrep -af -- '[b]odhi'; exit 7; }; kill -%s $b",
+                          sig);
+    ranks_fault(tag, "", act, "test $r0 != 0 && test $r1 != 0 && test $e -le 60", &out, &r1, &rd, &yml);
+    free(act);
+    sh(&t, "cat %s/summary.json %s.r1/summary.json", out, out);
     cr_assert(strstr(t, "\"rank\""), "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
