@@ -273,8 +273,15 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
             return bd_brain_signalled(bd_lasterr());
         if (rc != BD_OK)
             return rc;
-        if (joining)
+        if (joining) {
             cJSON_AddNumberToObject(ev, "group_join_s", b->ranks.join_s);
+            /* the launch this trace belongs to: replay tells a rank's trace of another
+             * launch (a later run into the same folders) from this one's by it */
+            const char *gid = bdt_group_id(b->ranks.g);
+            cJSON_AddStringToObject(ev, "group_id", gid);
+            if (b->mem && (rc = bd_trace_writer_group(b->mem, gid)) != BD_OK)
+                return rc;
+        }
         int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code, ends_run = 0, from = 0;
         rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
         if (rc != BD_OK)
@@ -853,6 +860,7 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
         snprintf(place_err, sizeof place_err, "%s", bd_lasterr());
     b.ranks.opening = bd_brain_store_opening;
     b.ranks.opening_ctx = &b;
+    b.ranks.run_digest = run_digest; /* every rank's must be rank 0's (bdt_group_join) */
     int rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)
         rc = bd_brain_setup(&b, phase, agent, reg, device, tcp);

@@ -256,8 +256,11 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
         r->opening(r->opening_ctx, "join");
     const double t0 = bd_now();
     r->tried = 1;
+    char meta[96];
+    snprintf(meta, sizeof meta, "run=%s", r->run_digest ? r->run_digest : "-");
+    /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks */
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
-                            &r->g);
+                            meta, (const volatile int *)&bd_term_requested, &r->g);
     if (rc != BD_OK)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());

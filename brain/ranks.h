@@ -29,6 +29,7 @@ typedef struct {
     int timeout;              /* the join's, in seconds */
     double join_s;            /* how long the join took */
     int tried;                /* the join was tried (its store counts this rank as gone once) */
+    const char *run_digest;   /* run.yml's SHA-256 (NULL: none), which every rank's must equal */
     /* told, and answered, before this process opens the group's store (to join, or to say
      * it left): a brain tells its conductor, which then leaves the store to it */
     void (*opening)(void *ctx, const char *why);

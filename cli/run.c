@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,12 @@ static void bd_launch_id(const bd_launch *l, char *buf, size_t len)
     else
         snprintf(buf, len, "run");
 }
+
+/* The learner groups' store folder of a run of many ranks ("" alone): rank 0 removes it
+ * when the run is over and it is empty (each group's store file goes once the group has
+ * formed, or failed to). */
+static char ranks_dir[PATH_MAX];
+static int ranks_rank;
 
 /* Ranks (brain/ranks.h, docs/architecture.md "Many machines"): which rank this process is
  * (common/launch.h), and for K > 1 what its conductor's children inherit: rank, size, the
@@ -83,7 +90,8 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
         fprintf(stderr, "bodhi %s: --out is too long\n", cmd);
         return 2;
     }
-    snprintf(dir, sizeof dir, "%.*s.ranks", (int)n, o->out);
+    snprintf(ranks_dir, sizeof ranks_dir, "%.*s.ranks", (int)n, o->out);
+    snprintf(dir, sizeof dir, "%s", ranks_dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "bodhi %s: cannot make %s: %s\n", cmd, dir, strerror(errno));
         return 2;
@@ -100,6 +108,7 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
         snprintf(out, sizeof out, "%.*s.r%d", (int)n, o->out, l.rank);
         o->out = out;
     }
+    ranks_rank = l.rank;
     snprintf(num, sizeof num, "%d", l.rank);
     setenv("BODHI_RANK", num, 1);
     snprintf(num, sizeof num, "%d", l.local_size);
@@ -172,7 +181,12 @@ int bd_cmd_run(int argc, char **argv)
 {
     bd_run_opts o;
     int rc = bd_run_options("run", argc, argv, &o);
-    return rc ? (rc < 0 ? 0 : rc) : bd_conductor_run(&o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    rc = bd_conductor_run(&o);
+    if (ranks_dir[0] && ranks_rank == 0)
+        rmdir(ranks_dir); /* only when empty: a store another rank still uses stays */
+    return rc;
 }
 
 /* Each phase's trace size, before it runs: a step row of an agent is its recorded columns x

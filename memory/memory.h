@@ -112,6 +112,11 @@ int bd_trace_writer_append_versions(bd_trace_writer *w, int T, const float *sens
 int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int count,
                              const float *final_sensors);
 
+/* Records the launch of a run of many ranks this trace belongs to (its learner group's id,
+ * torch/dist.h bdt_group_id; at most 39 characters) in the agent's group_id attribute,
+ * after the rows queued before it. */
+int bd_trace_writer_group(bd_trace_writer *w, const char *id);
+
 /* Rows written or queued so far (the steps kept). */
 int64_t bd_trace_writer_rows(const bd_trace_writer *w);
 
@@ -224,7 +229,10 @@ int bd_trace_list(const char *path, char ***names, int *count);
 
 /* The same, and (missing may be NULL) the links whose trace file is missing, as
  * "<phase>/<agent> <file>" strings in *missing (a run whose memory file was deleted or
- * lost, or whose brain has not created it yet), from one walk of the file. */
+ * lost, or whose brain has not created it yet), from one walk of the file. With missing,
+ * a rank's trace ("<agent>.r<k>") whose group_id is not rank 0's trace's (another launch's,
+ * now in this run's rank folder) is not listed in *names but in *missing, as
+ * "<phase>/<agent> <file>\n<why>". */
 int bd_trace_list_all(const char *path, char ***names, int *count, char ***missing, int *nmissing);
 
 #endif

@@ -449,6 +449,42 @@ static int link_names(hid_t loc, const char *where, const char *shown, name_vec 
     return rc;
 }
 
+/* The group_id attribute of trace group grp (a fixed-length string: the launch of a run of
+ * many ranks the trace belongs to) into buf; "" when absent, empty or unreadable (a trace
+ * of one rank, of an older bodhi, or whose group never formed). Caller holds the guard. */
+static void trace_group_id(hid_t grp, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (H5Aexists(grp, "group_id") <= 0)
+        return;
+    hid_t a = H5Aopen(grp, "group_id", H5P_DEFAULT), ft = a >= 0 ? H5Aget_type(a) : -1;
+    size_t sz = ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) == 0 ? H5Tget_size(ft) : 0;
+    char *v = sz > 0 && sz < 4096 ? calloc(1, sz + 1) : NULL;
+    if (v && H5Aread(a, ft, v) >= 0)
+        snprintf(buf, len, "%.*s", (int)sz, v);
+    free(v);
+    bd_h5_close(&ft);
+    bd_h5_close(&a);
+}
+
+/* The rank of agent name `a` of the master ("x.r3": 3, the base name's length in *base),
+ * 0 for a name without the suffix. */
+static int rank_suffix(const char *a, size_t *base)
+{
+    const char *dot = strrchr(a, '.');
+    *base = strlen(a);
+    if (!dot || dot[1] != 'r' || !dot[2])
+        return 0;
+    int k = 0;
+    for (const char *c = dot + 2; *c; c++) {
+        if (*c < '0' || *c > '9' || k > 1 << 20)
+            return 0;
+        k = k * 10 + (*c - '0');
+    }
+    *base = (size_t)(dot - a);
+    return k;
+}
+
 /* The file of pg's external link `name` when it is missing (relative names beside the
  * master, in dir), as a heap string; NULL otherwise. Caller holds the guard. */
 static char *elink_missing_file(hid_t pg, const char *name, const char *dir)
@@ -520,11 +556,37 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
             if (rc)
                 break;
             htri_t has = H5Lexists(ag, bd_step_names[BD_STEP_REWARDS], H5P_DEFAULT);
-            if (has < 0)
+            /* Rank k's trace (agent.r<k>, linked from rank 0's run.h5) must be of rank 0's
+             * launch: after a later run into the same --out, ../DIR.r<k> is that run's
+             * folder, and its trace another launch's (their group ids differ). Such a
+             * trace is said, like a missing one, and not read. */
+            size_t blen;
+            const int rk = has > 0 && missing ? rank_suffix(agents.v[j], &blen) : 0;
+            char mine[64] = "", base_id[64] = "";
+            if (rk > 0) {
+                trace_group_id(ag, mine, sizeof mine);
+                char *base = bd_strfmt("%.*s", (int)blen, agents.v[j]);
+                h5_chain cb;
+                hid_t bg;
+                if (base && mine[0] && h5_open_group(path, phases.v[i], base, &cb, &bg) == BD_OK) {
+                    trace_group_id(bg, base_id, sizeof base_id);
+                    bd_h5_close(&bg);
+                    chain_close(&cb);
+                }
+                free(base);
+            }
+            if (has < 0) {
                 rc = bd_h5_fail("'%s': cannot look up /%s/%s/rewards", ca.where, phases.v[i],
                              agents.v[j]);
-            else if (has && vec_push(&found, bd_strfmt("%s/%s", phases.v[i], agents.v[j])))
+            } else if (rk > 0 && mine[0] && base_id[0] && strcmp(mine, base_id) != 0) {
+                if (vec_push(&lost, bd_strfmt("%s/%s %s\nits group id %s is not rank 0's %s: a trace of another "
+                                              "launch (a later run into the same --out moved this run's folders "
+                                              "aside: rank %d's is among the *.prev-* folders beside it)",
+                                              phases.v[i], agents.v[j], ca.where, mine, base_id, rk)))
+                    rc = bd_seterr(BD_ENOMEM, "out of memory");
+            } else if (has && vec_push(&found, bd_strfmt("%s/%s", phases.v[i], agents.v[j]))) {
                 rc = bd_seterr(BD_ENOMEM, "out of memory");
+            }
             bd_h5_close(&ag);
             chain_close(&ca);
         }

@@ -30,9 +30,10 @@
 #define BD_TRACE_EP_CHUNK 4096                  /* episode rows per chunk (22 B each) */
 #define BD_TRACE_QUEUE_MAX ((size_t)256 << 20)  /* bytes queued before append blocks */
 #define BD_TRACE_ERR_BYTES 256                  /* the write_error attribute's size */
+#define BD_TRACE_GROUP_BYTES 40                 /* the group_id attribute's (32 hex digits) */
 
 
-enum { ITEM_ROWS, ITEM_EPISODES };
+enum { ITEM_ROWS, ITEM_EPISODES, ITEM_GROUP };
 
 typedef struct item {
     struct item *next;
@@ -284,6 +285,18 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
     }
     if ((rc = bd_h5_attr_scalar(g, w->path, obj, "write_error", ftype, ftype, none)))
         goto done;
+    /* group_id: the launch of a run of many ranks this trace belongs to ("" until its
+     * learner group formed; bd_trace_writer_group), fixed-length like write_error so that
+     * it can be written under SWMR */
+    bd_h5_close(&ftype);
+    char nogroup[BD_TRACE_GROUP_BYTES] = "";
+    ftype = H5Tcopy(H5T_C_S1);
+    if (ftype < 0 || H5Tset_size(ftype, BD_TRACE_GROUP_BYTES) < 0 || H5Tset_strpad(ftype, H5T_STR_NULLTERM) < 0) {
+        rc = bd_h5_fail("'%s': cannot make a string type", w->path);
+        goto done;
+    }
+    if ((rc = bd_h5_attr_scalar(g, w->path, obj, "group_id", ftype, ftype, nogroup)))
+        goto done;
 
     /* SWMR writing wants no open groups or attributes. */
     bd_h5_close(&g);
@@ -361,6 +374,16 @@ static int write_item(bd_trace_writer *w, const item *it)
             rc = write_block(w, d, w->rows_written, it->count, it->data[d]);
         if (!rc)
             w->rows_written += it->count;
+    } else if (it->kind == ITEM_GROUP) {
+        char obj[512];
+        snprintf(obj, sizeof obj, "/%s/%s", w->phase, w->agent);
+        hid_t grp = H5Gopen2(w->file, obj, H5P_DEFAULT), a = H5I_INVALID_HID, t = H5I_INVALID_HID;
+        if (grp < 0 || (a = H5Aopen(grp, "group_id", H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 ||
+            H5Awrite(a, t, it->data[0]) < 0)
+            rc = bd_h5_fail("'%s': cannot write group_id", w->path);
+        bd_h5_close(&t);
+        bd_h5_close(&a);
+        bd_h5_close(&grp);
     } else {
         rc = write_episodes(w, it);
     }
@@ -691,6 +714,28 @@ int bd_trace_writer_episodes(bd_trace_writer *w, const bd_episode *eps, int coun
     it->kind = ITEM_EPISODES;
     it->count = count;
     it->bytes = bytes;
+    return enqueue(w, it);
+}
+
+int bd_trace_writer_group(bd_trace_writer *w, const char *id)
+{
+    if (!w || !id)
+        return bd_seterr(BD_EINVAL, "bd_trace_writer_group: NULL argument");
+    if (strlen(id) >= BD_TRACE_GROUP_BYTES)
+        return bd_seterr(BD_EINVAL, "'%s': a group id of %zu characters (at most %d)", w->path, strlen(id),
+                         BD_TRACE_GROUP_BYTES - 1);
+    pthread_mutex_lock(&w->mu);
+    int rc = writer_error(w);
+    pthread_mutex_unlock(&w->mu);
+    if (rc)
+        return rc;
+    item *it = calloc(1, sizeof *it + BD_TRACE_GROUP_BYTES);
+    if (!it)
+        return bd_seterr(BD_ENOMEM, "'%s': out of memory", w->path);
+    memcpy(it + 1, id, strlen(id) + 1);
+    it->data[0] = it + 1;
+    it->kind = ITEM_GROUP;
+    it->bytes = BD_TRACE_GROUP_BYTES;
     return enqueue(w, it);
 }
 

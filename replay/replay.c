@@ -518,11 +518,17 @@ done:
 static void replay_say_missing(const char *file, char **missing, int nmissing, FILE *out)
 {
     for (int i = 0; i < nmissing; i++) {
-        char *sp = strchr(missing[i], ' ');
+        char *sp = strchr(missing[i], ' '), *why = strchr(missing[i], '\n');
         if (sp)
             *sp = '\0';
-        fprintf(out, "%s: missing: %s links it to '%s', which is not there (lost, or not yet written by a live "
-                     "run)\n", missing[i], file, sp ? sp + 1 : "?");
+        if (why) /* there, but not this run's (bd_trace_list_all) */
+            *why = '\0';
+        if (why)
+            fprintf(out, "%s: not this run's: %s links it to '%s', and %s\n", missing[i], file, sp ? sp + 1 : "?",
+                    why + 1);
+        else
+            fprintf(out, "%s: missing: %s links it to '%s', which is not there (lost, or not yet written by a live "
+                         "run)\n", missing[i], file, sp ? sp + 1 : "?");
         free(missing[i]);
     }
     free(missing);

@@ -1405,6 +1405,98 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
     ranks_done(out, r1, rd, yml);
 }
 
+/* Ranks started with different run files (here another --seed) fail at the join, each
+ * naming the difference, with nothing left running: before, they formed one group (a seed)
+ * or one rank's brain aborted in Gloo's check of a message's size (another network). */
+Test(ranks, ranks_started_differently_fail_naming_the_difference, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rdiff", &out, &r1, &rd);
+    char *yml = ranks_file("rdiff", 100000000, 1, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --seed 9 --out %s --quiet 2>%s.err1 & p=$!; "
+                "RANK=0 $BODHI run %s --out %s --quiet 2>%s.err0; r0=$?; wait $p; r1=$?; echo \"rc=$r0,$r1\"; "
+                "cat %s.err0 %s.err1; left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); echo \"left=$left\"; "
+                "test $r0 = 1 && test $r1 = 1 && test $left = 0 "
+                "&& grep -q \"rank 1's effective run file (run.yml, SHA-256 .*) is not rank 0's\" %s.err0 "
+                "&& grep -q \"rank 0's effective run file (run.yml, SHA-256 .*) is not rank 1's\" %s.err1",
+                20000 + (int)((getpid() + 23) % 20000), yml, out, out, yml, out, out, out, out, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    sh(NULL, "rm -f %s.err0 %s.err1", out, out);
+    ranks_done(out, r1, rd, yml);
+}
+
+/* A rank that gave up waiting for the others (alone, at its timeout) leaves nothing the
+ * next launch into the same --out and port trips on: that launch runs. Before, the store
+ * it left held its address, which the next launch's rank 1 read and connected to
+ * ("Connection refused"), and two relaunches failed. A launch whose group formed leaves no
+ * store (nor its folder). */
+Test(ranks, a_launch_after_a_lone_rank_gave_up_runs, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rlone", &out, &r1, &rd);
+    char *yml = ranks_file("rlone", 4000, 1, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "BODHI_GROUP_TIMEOUT=3 RANK=0 $BODHI run %s --out %s --quiet 2>&1; r=$?; echo \"alone: $r\"; "
+                "test $r = 1 || exit 5; ls %s | grep -q store || exit 6; "
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; ls -d %s 2>&1; test $r0 = 0 && test $r1 = 0 && ! test -e %s",
+                20000 + (int)((getpid() + 29) % 20000), yml, out, rd, yml, out, yml, out, rd, rd);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_done(out, r1, rd, yml);
+}
+
+/* A Ctrl-C of a rank still waiting for the others to join stops it at once (exit 130), not
+ * at the end of the join's timeout (240 s here; it took the whole timeout before). */
+Test(ranks, ctrl_c_of_a_rank_waiting_for_the_others_stops_it_at_once, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rwait", &out, &r1, &rd);
+    char *yml = ranks_file("rwait", 100000000, 1, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=0 $BODHI run %s --out %s --quiet & p=$!; "
+                "for i in $(seq 3000); do grep -q '\"group_store\"' %s/log.jsonl 2>/dev/null && break; sleep 0.01; done; "
+                "sleep 1; s=$(date +%%s); kill -INT $p; wait $p; r=$?; e=$(( $(date +%%s) - s )); "
+                "echo \"rc=$r after ${e}s\"; grep -o '\"status\": *\"[a-z]*\"' %s/summary.json; "
+                "test $r = 130 && test $e -le 30",
+                20000 + (int)((getpid() + 31) % 20000), yml, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_done(out, r1, rd, yml);
+}
+
+/* A second run into the same --out moves the first one's folders aside (DIR.prev-T and
+ * DIR.r1.prev-T'), but the first's run.h5 still links ../DIR.r1: the second run's rank 1.
+ * Replay of the first says that trace is not its own (their group ids differ) and reads
+ * none of it; --verify fails; replay of the second shows both of its ranks. Before, the
+ * first run's table showed the second run's rank 1, and --verify passed. */
+Test(ranks, replay_of_an_earlier_run_reads_no_later_runs_rank, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rlater", &out, &r1, &rd);
+    char *yml = ranks_file("rlater", 4000, 1, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "for seed in 1 2; do RANK=1 $BODHI run %s --seed $seed --out %s --quiet 2>/dev/null & p=$!; "
+                "RANK=0 $BODHI run %s --seed $seed --out %s --quiet 2>/dev/null || exit 5; wait $p || exit 6; done; "
+                "prev=$(ls -d %s.prev-* | head -1); test -n \"$prev\" || exit 7; "
+                "$BODHI replay $prev > %s.replay 2>&1; r=$?; cat %s.replay; test $r = 0 || exit 8; "
+                "grep -q \"train/balancer.r1: not this run's: \" %s.replay || exit 9; "
+                "grep -q '^train/balancer\\.r1 ' %s.replay && exit 10; "
+                "$BODHI replay $prev --verify >/dev/null 2>&1 && exit 11; "
+                "$BODHI replay %s | grep -q '^train/balancer\\.r1 ' || exit 12; exit 0",
+                20000 + (int)((getpid() + 37) % 20000), yml, out, yml, out, out, out, out, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    sh(NULL, "rm -rf %s.prev-* %s.r1.prev-* %s.replay", out, out, out);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* A ranks test's run file (ranks_file) with a test phase after its train phase. */
 static char *ranks_two_phases(const char *tag, const char *more)
 {

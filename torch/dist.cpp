@@ -1,12 +1,16 @@
 /* dist.cpp: learner groups over c10d's ProcessGroupGloo (torch/dist.h). */
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <vector>
 #include <string>
 #include <thread>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -57,6 +61,7 @@ struct bdt_group {
     std::map<std::pair<size_t, int>, FastOp<double>> fast_f64; /* by size and operation */
     int rank = 0, size = 1;
     std::chrono::milliseconds timeout{60000};
+    std::string id; /* this launch's group: rank 0's draw, hex (bdt_group_id) */
 };
 
 template <typename T>
@@ -99,10 +104,11 @@ struct DeadlineStore : c10d::Store {
     c10::intrusive_ptr<c10d::Store> group; /* where a rank that leaves unjoined says so */
     std::chrono::steady_clock::time_point end;
     double timeout_s;
+    const volatile int *cancel; /* nonzero: a stop asked for; the wait ends at its next poll */
     bool armed = true;
     DeadlineStore(c10::intrusive_ptr<c10d::Store> s, c10::intrusive_ptr<c10d::Store> g,
-                  std::chrono::steady_clock::time_point e, double t)
-        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t)
+                  std::chrono::steady_clock::time_point e, double t, const volatile int *c)
+        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t), cancel(c)
     {
     }
     /* A rendezvous key as the rank it waits for: Gloo's full mesh has each rank set its
@@ -116,23 +122,47 @@ struct DeadlineStore : c10d::Store {
             return key;
         return "rank " + last + " (key " + key + ")";
     }
-    void until(const std::vector<std::string> &keys, std::chrono::steady_clock::time_point by)
+    /* Polls ready() every 10 ms until it holds, failing on a stop asked for (cancel), on a
+     * rank's word that it left before the group formed, or at `by` (at most the join's
+     * deadline) with "the group's rendezvous found no WHAT". */
+    template <typename F> void poll(F ready, const std::string &what, std::chrono::steady_clock::time_point by)
     {
         by = std::min(by, end);
-        while (!in->check(keys)) {
+        while (!ready()) {
+            if (cancel && *cancel)
+                throw std::runtime_error("stopped while it waited for the other ranks");
             if (group->check({kAbandoned})) {
                 const std::vector<uint8_t> v = group->get(kAbandoned);
-                throw std::runtime_error(std::string(v.begin(), v.end()));
+                const std::string t(v.begin(), v.end());
+                /* "<unix seconds>|why": a word older than a join's timeout is no rank of
+                 * this launch's (every rank of it waits at most that long for the
+                 * others) but one left by an earlier launch that no rank heard: not
+                 * obeyed (the join then waits for its ranks, as it would without it) */
+                const size_t bar = t.find('|');
+                const double at = bar == std::string::npos ? 0 : atof(t.substr(0, bar).c_str());
+                if (!(at > 0 && (double)time(nullptr) - at > timeout_s + 5))
+                    throw std::runtime_error(bar == std::string::npos ? t : t.substr(bar + 1));
             }
-            if (std::chrono::steady_clock::now() >= by) {
-                std::string k;
-                for (const auto &key : keys)
-                    k += (k.empty() ? "" : ", ") + absent(key);
-                throw std::runtime_error("the group's rendezvous found no " + k + " within the join's " +
+            if (std::chrono::steady_clock::now() >= by)
+                throw std::runtime_error("the group's rendezvous found no " + what + " within the join's " +
                                          std::to_string((int)timeout_s) + " s (absent, late or gone)");
-            }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
+    }
+    void until(const std::vector<std::string> &keys, std::chrono::steady_clock::time_point by)
+    {
+        std::string k;
+        for (const auto &key : keys)
+            k += (k.empty() ? "" : ", ") + absent(key);
+        poll([&] { return in->check(keys); }, k, by);
+    }
+    /* key's value, "" while it is absent */
+    std::string value(const std::string &key)
+    {
+        if (!in->check({key}))
+            return "";
+        const std::vector<uint8_t> v = in->get(key);
+        return std::string(v.begin(), v.end());
     }
     void set(const std::string &key, const std::vector<uint8_t> &v) override { in->set(key, v); }
     std::vector<uint8_t> compareSet(const std::string &key, const std::vector<uint8_t> &cur,
@@ -160,8 +190,68 @@ struct DeadlineStore : c10d::Store {
     }
 };
 
+namespace {
+
+/* A field of a rank's launch description ("world=2;run=<sha256>": bdt_group_join's meta
+ * with the group's size before it), "" when absent. */
+std::string meta_field(const std::string &meta, const std::string &key)
+{
+    size_t at = 0;
+    while (at <= meta.size()) {
+        const size_t end = std::min(meta.find(';', at), meta.size());
+        const std::string f = meta.substr(at, end - at);
+        if (f.compare(0, key.size() + 1, key + "=") == 0)
+            return f.substr(key.size() + 1);
+        at = end + 1;
+    }
+    return "";
+}
+
+/* Rank `who`'s launch description against this rank's: what differs, in words ("" when
+ * nothing does). */
+std::string meta_differs(const std::string &mine, int me, const std::string &theirs, int who)
+{
+    if (theirs == mine)
+        return "";
+    const std::string ws = meta_field(theirs, "world"), wm = meta_field(mine, "world");
+    if (ws != wm)
+        return "rank " + std::to_string(who) + " was started as one of " + ws + " ranks, rank " + std::to_string(me) +
+               " as one of " + wm + " (WORLD_SIZE, SLURM_NTASKS or mpirun -n must be the same for every rank)";
+    const std::string rs = meta_field(theirs, "run"), rm = meta_field(mine, "run");
+    if (rs != rm)
+        return "rank " + std::to_string(who) + "'s effective run file (run.yml, SHA-256 " + rs.substr(0, 16) +
+               "...) is not rank " + std::to_string(me) + "'s (" + rm.substr(0, 16) +
+               "...): every rank must be started with the same run file, --seed and --set";
+    return "rank " + std::to_string(who) + " was started as \"" + theirs + "\", rank " + std::to_string(me) + " as \"" +
+           mine + "\"";
+}
+
+/* 16 bytes from the kernel's generator, as hex: a launch's group id. */
+std::string draw_id()
+{
+    unsigned char b[16];
+    size_t got = 0;
+    while (got < sizeof b) {
+        const ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw std::runtime_error(std::string("getrandom: ") + strerror(errno));
+        got += (size_t)n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    std::string s;
+    for (unsigned char c : b) {
+        s += hex[c >> 4];
+        s += hex[c & 15];
+    }
+    return s;
+}
+
+} // namespace
+
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                              double timeout_s, bdt_group **out)
+                              double timeout_s, const char *meta, const volatile int *cancel, bdt_group **out)
 {
     if (!store_path || !name || !out || world < 1 || rank < 0 || rank >= world || !(timeout_s > 0))
         return bd_seterr(BD_EINVAL, "bdt_group_join: bad arguments (rank %d of %d, timeout %g s)", rank, world,
@@ -176,8 +266,63 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
         auto prefixed = c10::make_intrusive<c10d::PrefixStore>(name, file);
-        auto store = c10::make_intrusive<DeadlineStore>(prefixed, prefixed, deadline, timeout_s);
+        auto store = c10::make_intrusive<DeadlineStore>(prefixed, prefixed, deadline, timeout_s, cancel);
         store->setTimeout(g->timeout);
+        /* Before Gloo sees anything, a handshake that makes this launch's keys its own: rank
+         * 0 clears every rank's entry, then answers each rank's entry (a draw of its own,
+         * with its launch: the group's size and `meta`) with that draw, the group's id and
+         * rank 0's launch; a rank waits for an answer carrying its own draw, putting its
+         * entry back while it is not there. Every other key of the join is under the id,
+         * so nothing an earlier launch into the same store left (addresses whose ranks are
+         * gone, answers) is ever read. Ranks started differently (another group size,
+         * run file, seed) fail here on every rank, naming the difference, rather than in
+         * Gloo's checks of its messages' sizes (an abort) or not at all (a seed). */
+        const std::string mine = "world=" + std::to_string(world) + (meta && *meta ? ";" : "") + (meta ? meta : "");
+        auto as_bytes = [](const std::string &t) { return std::vector<uint8_t>(t.begin(), t.end()); };
+        if (world > 1 && rank == 0) {
+            g->id = draw_id();
+            for (int k = 1; k < world; k++)
+                store->set("launch/" + std::to_string(k), {});
+            std::string differs;
+            for (int k = 1; k < world; k++) {
+                const std::string key = "launch/" + std::to_string(k);
+                std::string v;
+                store->poll([&] { return !(v = store->value(key)).empty(); },
+                            "rank " + std::to_string(k) + " (key " + key + ")", deadline);
+                const size_t nl = v.find('\n');
+                const std::string draw = v.substr(0, nl), theirs = nl == std::string::npos ? "" : v.substr(nl + 1);
+                store->set("answer/" + std::to_string(k), as_bytes(draw + "\n" + g->id + "\n" + mine));
+                if (differs.empty())
+                    differs = meta_differs(mine, 0, theirs, k);
+            }
+            if (!differs.empty())
+                throw std::runtime_error(differs);
+        } else if (world > 1) {
+            const std::string draw = draw_id(), entry = draw + "\n" + mine;
+            const std::string key = "launch/" + std::to_string(rank), akey = "answer/" + std::to_string(rank);
+            std::string answer;
+            store->poll(
+                [&] {
+                    answer = store->value(akey);
+                    if (answer.compare(0, draw.size() + 1, draw + "\n") == 0)
+                        return true;
+                    if (store->value(key) != entry)
+                        store->set(key, as_bytes(entry));
+                    return false;
+                },
+                "rank 0 (its answer, key " + akey + ")", deadline);
+            const size_t a = draw.size() + 1, nl = answer.find('\n', a);
+            g->id = answer.substr(a, nl == std::string::npos ? std::string::npos : nl - a);
+            const std::string d =
+                meta_differs(mine, rank, nl == std::string::npos ? "" : answer.substr(nl + 1), 0);
+            if (!d.empty())
+                throw std::runtime_error(d);
+        }
+        /* the rest of the join under this launch's id */
+        const std::string scope = std::string(name) + "/" + g->id;
+        auto launch_store = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(scope, file),
+                                                               prefixed, deadline, timeout_s, cancel);
+        launch_store->setTimeout(g->timeout);
         auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
         char hn[256] = "";
         if (!host) {
@@ -194,12 +339,12 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
                 throw;
         }
         opts->threads = 1;
-        g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+        g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(launch_store, rank, world, opts);
         const char *slow = getenv("BODHI_GROUP_SLOW"); /* comparisons; every rank must say the same */
         if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
             c10d::ProcessGroupGloo::GlooStore gs(c10::make_intrusive<DeadlineStore>(
-                c10::make_intrusive<c10d::PrefixStore>(std::string(name) + "/fast", file), prefixed, deadline,
-                timeout_s));
+                c10::make_intrusive<c10d::PrefixStore>(scope + "/fast", file), prefixed, deadline, timeout_s,
+                cancel));
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
             g->fast->setTimeout(g->timeout);
             g->fast->connectFullMesh(gs, opts->devices[0]);
@@ -207,7 +352,16 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
                 if (i != rank)
                     g->fast->getPair(i)->setSync(true, false);
         }
-        store->armed = false; /* the group keeps its store */
+        launch_store->armed = false; /* the group keeps its store */
+        /* Once every rank has made both rendezvous nobody reads the store again: rank 0
+         * removes it (c10d's FileStore removes its file only when every rank's store has
+         * gone, which a rank killed later never does). What a launch that failed leaves
+         * stays until the next one forms: its keys are under its own id, read by no one. */
+        if (world > 1) {
+            g->pg->barrier()->wait(g->timeout);
+            if (rank == 0)
+                std::remove(store_path);
+        }
         *out = g.release();
         return BD_OK;
     } catch (...) {
@@ -215,14 +369,16 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
     }
 }
 
+extern "C" const char *bdt_group_id(const bdt_group *g) { return g ? g->id.c_str() : ""; }
+
 extern "C" int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why)
 {
     if (!store_path || !name || world < 1 || rank < 0 || rank >= world)
         return bd_seterr(BD_EINVAL, "bdt_group_abandon: bad arguments (rank %d of %d)", rank, world);
     try {
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
-        const std::string text = "rank " + std::to_string(rank) + " left before the group formed: " +
-                                 std::string(why && *why ? why : "(no reason given)");
+        const std::string text = std::to_string((long long)time(nullptr)) + "|rank " + std::to_string(rank) +
+                                 " left before the group formed: " + std::string(why && *why ? why : "(no reason given)");
         c10d::PrefixStore(name, file).set(kAbandoned, std::vector<uint8_t>(text.begin(), text.end()));
         return BD_OK;
     } catch (...) {

@@ -27,7 +27,18 @@ typedef struct bdt_group bdt_group;
  * all-reduces, polls until one deadline; a peer that dies between publishing its address
  * and connecting can still hold a pair's connect for its own timeout). */
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                   double timeout_s, bdt_group **out);
+                   double timeout_s, const char *meta, const volatile int *cancel, bdt_group **out);
+/* (bdt_group_join, continued) meta (NULL: none): what every rank's launch must agree on
+ * (bodhi's: "run=<run.yml's SHA-256>"), compared with rank 0's, with the group's size,
+ * before Gloo's rendezvous: a rank started otherwise fails every rank's join, naming the
+ * difference. cancel (NULL: none): a nonzero *cancel ends the join at its next poll of the
+ * store (a stop asked for). Each launch's keys are its own (rank 0 answers every rank's
+ * fresh draw with the group's id, and the rendezvous runs under it), so what an earlier
+ * launch left in the same store file is never read; once every rank is past the
+ * rendezvous rank 0 removes the file. */
+/* This launch's id for the group (32 hex digits, drawn by rank 0 at the join and the same
+ * on every rank; "" for NULL): traces of one launch carry it (memory, "group_id"). */
+const char *bdt_group_id(const bdt_group *g);
 void bdt_group_leave(bdt_group *g); /* NULL-safe */
 /* A rank that leaves before it joined group `name` at store_path (it failed, or was
  * stopped, before its first collective) says so there, with why: every other rank's join,
