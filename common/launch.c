@@ -1,4 +1,5 @@
 /* launch.c: the rank of this process from launch variables or options (common/launch.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +18,24 @@ const char *bd_launcher_name(bd_launcher by)
     }
 }
 
+/* BD_EINVAL with the message, after "what: " when what names a launcher's variables (NULL
+ * for bodhi's own options: `bodhi run: ` is the caller's prefix). */
+static int launch_err(const char *what, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return bd_seterr(BD_EINVAL, "%s%s%s", what ? what : "", what ? ": " : "", msg);
+}
+
 /* name's value (from `what`) as an integer in [lo, hi] into *v. */
 static int launch_int(const char *what, const char *name, const char *s, long long lo, long long hi, int *v)
 {
     long long x;
     if (bd_parse_ll(s, lo, hi, &x) != BD_OK)
-        return bd_seterr(BD_EINVAL, "%s: %s must be an integer from %lld to %lld (got '%s')", what, name, lo, hi,
-                         s ? s : "");
+        return launch_err(what, "%s must be an integer from %lld to %lld (got '%s')", name, lo, hi, s ? s : "");
     *v = (int)x;
     return BD_OK;
 }
@@ -33,7 +45,7 @@ static int launch_hostport(const char *what, const char *name, const char *s, bd
 {
     const char *colon = s ? strrchr(s, ':') : NULL;
     if (!colon || colon == s)
-        return bd_seterr(BD_EINVAL, "%s: %s must be HOST:PORT (got '%s')", what, name, s ? s : "");
+        return launch_err(what, "%s must be HOST:PORT (got '%s')", name, s ? s : "");
     const char *h = s;
     size_t hl = (size_t)(colon - s);
     if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
@@ -41,8 +53,10 @@ static int launch_hostport(const char *what, const char *name, const char *s, bd
         hl -= 2;
     }
     if (hl == 0 || hl >= sizeof out->host)
-        return bd_seterr(BD_EINVAL, "%s: %s has no host or one too long (got '%s')", what, name, s);
-    if (launch_int(what, name, colon + 1, 1, 65535, &out->port) != BD_OK)
+        return launch_err(what, "%s has no host or one too long (got '%s')", name, s);
+    char port[128]; /* the part at fault: "the port of --rendezvous must be ..." */
+    snprintf(port, sizeof port, "the port of %s", name);
+    if (launch_int(what, port, colon + 1, 1, 65535, &out->port) != BD_OK)
         return BD_EINVAL;
     memcpy(out->host, h, hl);
     out->host[hl] = '\0';
@@ -54,9 +68,9 @@ static int launch_check(const char *what, const char *rname, const char *wname, 
     if (o->local_size == o->world && o->local_rank == 0)
         o->local_rank = o->rank; /* every rank on this machine: the local rank is the rank */
     if (o->rank >= o->world)
-        return bd_seterr(BD_EINVAL, "%s: %s=%d is not below %s=%d", what, rname, o->rank, wname, o->world);
+        return launch_err(what, "%s=%d is not below %s=%d", rname, o->rank, wname, o->world);
     if (o->local_rank > o->rank)
-        return bd_seterr(BD_EINVAL, "%s: the local rank %d is above the rank %d", what, o->local_rank, o->rank);
+        return launch_err(what, "the local rank %d is above the rank %d", o->local_rank, o->rank);
     return BD_OK;
 }
 
@@ -84,10 +98,10 @@ static int launch_local(bd_getenv_fn get, void *ctx, const char *name, bd_launch
 
 static int launch_opts(const bd_launch_opts *op, bd_launch *o)
 {
-    const char *what = "bodhi run";
+    const char *what = NULL; /* the options' own names say where; the caller says "bodhi run: " */
     if (!op->rank || !op->world_size)
-        return bd_seterr(BD_EINVAL, "%s: --rank and --world-size go together (got only %s)", what,
-                         op->rank ? "--rank" : op->world_size ? "--world-size" : "--rendezvous");
+        return launch_err(what, "--rank and --world-size go together (got only %s)",
+                          op->rank ? "--rank" : op->world_size ? "--world-size" : "--rendezvous");
     o->by = BD_LAUNCH_OPTIONS;
     if (launch_int(what, "--world-size", op->world_size, 1, 65536, &o->world) != BD_OK
         || launch_int(what, "--rank", op->rank, 0, 65535, &o->rank) != BD_OK)

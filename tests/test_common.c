@@ -416,6 +416,13 @@ Test(launch, options_win_and_are_checked)
     bd_launch_opts port = {.rank = "0", .world_size = "2", .rendezvous = "host"};
     cr_assert_eq(detect(&port, env, &l), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "--rendezvous must be HOST:PORT"), "%s", bd_lasterr());
+    /* the options name themselves; `bodhi run: ` is its caller's prefix, said once */
+    bd_launch_opts over = {.rank = "2", .world_size = "2"};
+    cr_assert_eq(detect(&over, env, &l), BD_EINVAL);
+    cr_assert_str_eq(bd_lasterr(), "--rank=2 is not below --world-size=2");
+    bd_launch_opts zero = {.rank = "0", .world_size = "2", .rendezvous = "127.0.0.1:0"};
+    cr_assert_eq(detect(&zero, env, &l), BD_EINVAL);
+    cr_assert_str_eq(bd_lasterr(), "the port of --rendezvous must be an integer from 1 to 65535 (got '0')");
 }
 
 Test(launch, slurm_node_lists)
