@@ -19,7 +19,7 @@ static int ranks_env_int(const char *name, long long lo, long long hi, int *v)
     const char *s = getenv(name);
     long long x;
     if (!s || bd_parse_ll(s, lo, hi, &x) != BD_OK)
-        return bd_seterr(BD_EINVAL, "brain: %s must be an integer from %lld to %lld (got '%s')", name, lo, hi,
+        return bd_seterr(BD_EINVAL, "%s must be an integer from %lld to %lld (got '%s')", name, lo, hi,
                          s ? s : "(unset)");
     *v = (int)x;
     return BD_OK;
@@ -230,7 +230,7 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
     if (ranks_env_int("BODHI_WORLD_SIZE", 1, 65536, &world) != BD_OK
         || ranks_env_int("BODHI_RANK", 0, world - 1, &rank) != BD_OK
         || bd_ranks_timeout(&timeout) != BD_OK)
-        return BD_EINVAL;
+        return bd_seterr(BD_EINVAL, "brain: %s", bd_lasterr()); /* bd_ranks_timeout's words are `bodhi run`'s too */
     const char *store = getenv("BODHI_GROUP_STORE");
     if (!store || !*store)
         return bd_seterr(BD_EINVAL, "brain: rank %d of %d has no BODHI_GROUP_STORE", rank, world);
