@@ -402,8 +402,11 @@ int bd_cmd_sweep(int argc, char **argv)
         return rc;
     }
     if (w.slurm) {
-        printf("bodhi sweep: %d run(s) (%d point(s) x %d seed(s)) in %s\nsubmit them with: sbatch %s/sweep.sbatch\n",
-               w.nruns, w.npoints, w.nseeds, w.dir, w.dir);
+        char *sb = bd_strfmt("%s/sweep.sbatch", w.dir), *qsb = sb ? bd_sweep_sh_word(sb) : NULL;
+        printf("bodhi sweep: %d run(s) (%d point(s) x %d seed(s)) in %s\nsubmit them with: sbatch %s\n", w.nruns,
+               w.npoints, w.nseeds, w.dir, qsb ? qsb : "sweep.sbatch");
+        free(sb);
+        free(qsb);
         sweep_free(&w);
         return 0;
     }

@@ -49,6 +49,10 @@ int bd_sweep_value_of(const sweep *w, int pi, int k);
  * saying why. */
 int bd_sweep_write(sweep *w);
 
+/* s as one word for sh: itself when it holds nothing a shell would interpret, else
+ * single-quoted. Caller frees (NULL: out of memory). */
+char *bd_sweep_sh_word(const char *s);
+
 /* sweep.json, written whole and renamed over the last one: 0, or 1 after saying why. */
 int bd_sweep_write_json(const sweep *w);
 

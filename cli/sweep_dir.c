@@ -48,6 +48,15 @@ static char *sh_quote(const char *s)
     return q;
 }
 
+char *bd_sweep_sh_word(const char *s)
+{
+    /* a path of these alone reads back as itself; anything else (a space, $, ;, a quote,
+     * a glob, ~) is quoted */
+    if (*s && s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./,+=:@-")] == '\0')
+        return strdup(s);
+    return sh_quote(s);
+}
+
 /* sweep.json (written whole, then renamed over the last one). */
 int bd_sweep_write_json(const sweep *w)
 {
@@ -124,10 +133,11 @@ static int write_sbatch(const sweep *w)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     char *qdir = sh_quote(w->dir), *qexe = sh_quote(exe), *path = bd_strfmt("%s/sweep.sbatch", w->dir);
+    char *qpath = path ? bd_sweep_sh_word(path) : NULL;
     char *file = realpath(w->file, NULL);
     for (char *c = file; c && *c; c++)
         *c = (unsigned char)*c < ' ' ? '?' : *c; /* a comment line */
-    FILE *f = qdir && qexe && path ? fopen(path, "w") : NULL;
+    FILE *f = qdir && qexe && path && qpath ? fopen(path, "w") : NULL;
     if (f) {
         fprintf(f, "#!/bin/bash\n"
                    "#SBATCH --job-name=bodhi-sweep\n"
@@ -136,11 +146,11 @@ static int write_sbatch(const sweep *w)
                    "#SBATCH --output=%s/slurm-%%A_%%a.out\n"
                    "# Written by bodhi sweep from %s: %d run(s), one array task each (sweep.json's \"task\").\n"
                    "# Add the lines your cluster wants (--partition, --time, --cpus-per-task, --gres) above.\n"
-                   "# Submit: sbatch %s/sweep.sbatch\n"
+                   "# Submit: sbatch %s\n"
                    "set -eu\n"
                    "sweep=%s\n"
                    "runs=(\n",
-                w->nruns - 1, w->dir, file ? file : "?", w->nruns, w->dir, qdir);
+                w->nruns - 1, w->dir, file ? file : "?", w->nruns, qpath, qdir);
         for (int i = 0; i < w->nruns; i++) {
             char *q = sh_quote(w->runs[i].rel);
             fprintf(f, "  %s # task %d\n", q ? q : "''", i);
@@ -148,8 +158,12 @@ static int write_sbatch(const sweep *w)
         }
         fprintf(f, ")\n"
                    ": \"${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (it is a Slurm array job)}\"\n"
-                   "if [ \"$SLURM_ARRAY_TASK_ID\" -lt 0 ] || [ \"$SLURM_ARRAY_TASK_ID\" -ge %d ]; then\n"
-                   "  echo \"bodhi sweep: no task $SLURM_ARRAY_TASK_ID (0 to %d)\" >&2\n"
+                   /* digits alone, no leading 0: bash would read "abc" as a variable, "0x1"
+                    * as hex and "010" as octal, and [ ] takes " 1" */
+                   "if ! [[ $SLURM_ARRAY_TASK_ID =~ ^(0|[1-9][0-9]{0,8})$ ]] || "
+                   "[ \"$SLURM_ARRAY_TASK_ID\" -ge %d ]; then\n"
+                   "  echo \"bodhi sweep: no task '$SLURM_ARRAY_TASK_ID' (SLURM_ARRAY_TASK_ID must be a task number "
+                   "from 0 to %d)\" >&2\n"
                    "  exit 2\n"
                    "fi\n"
                    "if ! grep -qF '\"%s\"' \"$sweep/sweep.json\"; then\n"
@@ -170,6 +184,7 @@ static int write_sbatch(const sweep *w)
     free(qdir);
     free(qexe);
     free(path);
+    free(qpath);
     free(file);
     return rc;
 }

@@ -264,6 +264,60 @@ Test(sweep, refuses_a_bad_set_with_nothing_written, .timeout = 120 * BD_TEST_SLO
 }
 
 /* The paths of config/setpath.h in a tree with two agents and two phases. */
+/* The Slurm script takes a plain task number alone (bash would read "abc" as a variable,
+ * "0x1" as 1, " 1" as 1), and the printed sbatch command quotes a path a shell would read
+ * otherwise. */
+Test(sweep, the_slurm_script_takes_task_numbers_alone, .timeout = 120 * BD_TEST_SLOW)
+{
+    char *file, *dir = make_dir("task", &file), *text;
+    char *out = bd_strfmt("%s/s$x;w&(y)*", dir);
+    int rc = bodhi(&text, "sweep %s --seeds 1..2 --slurm --out '%s'", file, out);
+    cr_assert_eq(rc, 0, "%s", text);
+    /* the command as printed, run by a shell, names the script */
+    const char *line = strstr(text, "submit them with: sbatch ");
+    cr_assert_not_null(line, "%s", text);
+    line += strlen("submit them with: sbatch ");
+    char *word = bd_strfmt("%.*s", (int)strcspn(line, "\n"), line);
+    char *sb = bd_strfmt("%s/sweep.sbatch", out);
+    char *cmd = bd_strfmt("sh -c 'for a in \"$@\"; do printf %%s \"$a\"; done' sh %s > %s/word", word, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(cmd);
+    char *wpath = bd_strfmt("%s/word", dir), *got = NULL;
+    cr_assert_eq(bd_read_file(wpath, &got, NULL), BD_OK);
+    cr_assert_str_eq(got, sb, "printed: %s", word);
+    free(got);
+    free(wpath);
+    free(word);
+    free(text);
+    /* a task that is no plain number is refused before anything runs (a plain folder) */
+    char *plain = bd_strfmt("%s/sw", dir);
+    rc = bodhi(&text, "sweep %s --seeds 1..2 --slurm --out %s", file, plain);
+    cr_assert_eq(rc, 0, "%s", text);
+    free(text);
+    static const char *const bad[] = {"abc", "0x1", "' 1'", "01", "-1", "2", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *log = bd_strfmt("%s/task.log", dir);
+        cmd = bd_strfmt("SLURM_ARRAY_TASK_ID=%s bash %s/sweep.sbatch > %s 2>&1", bad[i], plain, log);
+        int st = system(cmd);
+        char *said = NULL;
+        cr_assert_eq(bd_read_file(log, &said, NULL), BD_OK);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "task %s: %s", bad[i], said);
+        cr_assert(strstr(said, "must be a task number from 0 to 1"), "task %s: %s", bad[i], said);
+        free(said);
+        free(cmd);
+        free(log);
+    }
+    char *run1 = bd_strfmt("%s/base/seed-1", plain), *run2 = bd_strfmt("%s/base/seed-2", plain);
+    cr_assert(!bd_exists(run1) && !bd_exists(run2), "nothing ran");
+    free(run1);
+    free(run2);
+    free(plain);
+    free(sb);
+    free(out);
+    free(file);
+    remove_dir(dir);
+}
+
 Test(sweep, set_paths_address_agents_envs_and_phases)
 {
     const char *two =
