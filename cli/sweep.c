@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/sweep.h"
+#include "common/launch.h"
 #include "common/util.h"
 #include "conductor/builtins.h"
 #include "conductor/rundir.h"
@@ -349,10 +350,36 @@ static int sweep_options(int argc, char **argv, sweep *w)
     return 0;
 }
 
+/* Without --slurm each run is a `bodhi run` child, which takes a launcher's variables
+ * (common/launch.h) as its rank among several: under a launcher, or with them left
+ * exported, every run would wait alone for ranks that never come. 0, or 2 after saying why. */
+static int sweep_not_a_rank(void)
+{
+    bd_launch l;
+    if (bd_launch_from_env(NULL, &l) != BD_OK) {
+        fprintf(stderr, "bodhi sweep: %s: each run of the sweep would refuse them; run the sweep without a launcher "
+                        "(unset them), or write a Slurm array with --slurm\n", bd_lasterr());
+        return 2;
+    }
+    if (l.world == 1)
+        return 0;
+    static const char *const vars[][2] = {[BD_LAUNCH_TORCHRUN] = {"RANK", "WORLD_SIZE"},
+                                          [BD_LAUNCH_OMPI] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                          [BD_LAUNCH_SLURM] = {"SLURM_PROCID", "SLURM_NTASKS"}};
+    const char *r = vars[l.by][0], *n = vars[l.by][1];
+    fprintf(stderr, "bodhi sweep: the environment makes this process rank %d of %d (%s: %s=%s, %s=%s), and each run "
+                    "of the sweep would be that one rank of a run whose other ranks never come; run the sweep without "
+                    "a launcher (unset %s and %s), or write a Slurm array with --slurm; nothing was written\n",
+            l.rank, l.world, bd_launcher_name(l.by), r, getenv(r), n, getenv(n), r, n);
+    return 2;
+}
+
 int bd_cmd_sweep(int argc, char **argv)
 {
     sweep w = {0};
     int rc = sweep_options(argc, argv, &w);
+    if (!rc && !w.slurm) /* with --slurm the script is only written: the variables do not matter */
+        rc = sweep_not_a_rank();
     if (rc) {
         sweep_free(&w);
         return rc < 0 ? 0 : rc;

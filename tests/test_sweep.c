@@ -264,6 +264,53 @@ Test(sweep, refuses_a_bad_set_with_nothing_written, .timeout = 120 * BD_TEST_SLO
 }
 
 /* The paths of config/setpath.h in a tree with two agents and two phases. */
+/* Under a launcher's variables (or with them left exported) each run of a sweep here would
+ * be one rank waiting alone for the others: refused (exit 2) before anything is written,
+ * naming them; --slurm only writes the script, which they do not touch. */
+Test(sweep, a_rank_of_several_is_refused_without_slurm, .timeout = 120 * BD_TEST_SLOW)
+{
+    char *file, *dir = make_dir("rank", &file), *text;
+    char *out = bd_strfmt("%s/sw", dir);
+    static const char *const env[][4] = {{"RANK", "0", "WORLD_SIZE", "2"},
+                                         {"OMPI_COMM_WORLD_RANK", "1", "OMPI_COMM_WORLD_SIZE", "4"},
+                                         {"SLURM_PROCID", "0", "SLURM_NTASKS", "3"}};
+    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
+        setenv(env[i][0], env[i][1], 1);
+        setenv(env[i][2], env[i][3], 1);
+        int rc = bodhi(&text, "sweep %s --seeds 1..2 --out %s", file, out);
+        cr_assert_eq(rc, 2, "%s: exit %d: %s", env[i][0], rc, text);
+        char *a = bd_strfmt("%s=%s", env[i][0], env[i][1]), *b = bd_strfmt("%s=%s", env[i][2], env[i][3]);
+        cr_assert(strstr(text, a) && strstr(text, b) && strstr(text, "without a launcher") &&
+                      strstr(text, "--slurm") && strstr(text, "nothing was written"),
+                  "%s", text);
+        cr_assert(none_named(dir, "sw"), "%s: a refused sweep wrote %s", env[i][0], out);
+        free(a);
+        free(b);
+        free(text);
+        /* --slurm: the script is written, whatever this shell's variables */
+        rc = bodhi(&text, "sweep %s --seeds 1..2 --slurm --out %s", file, out);
+        cr_assert_eq(rc, 0, "%s --slurm: %s", env[i][0], text);
+        free(text);
+        cr_assert(!none_named(out, "sweep.sbatch"));
+        char *cmd = bd_strfmt("rm -rf %s", out);
+        cr_assert_eq(system(cmd), 0);
+        free(cmd);
+        unsetenv(env[i][0]);
+        unsetenv(env[i][2]);
+    }
+    /* a variable without its pair would fail every run too */
+    setenv("WORLD_SIZE", "2", 1);
+    int rc = bodhi(&text, "sweep %s --seeds 1 --out %s", file, out);
+    cr_assert_eq(rc, 2, "%s", text);
+    cr_assert(strstr(text, "WORLD_SIZE is set but RANK is not") && strstr(text, "--slurm"), "%s", text);
+    cr_assert(none_named(dir, "sw"));
+    free(text);
+    unsetenv("WORLD_SIZE");
+    free(out);
+    free(file);
+    remove_dir(dir);
+}
+
 /* The Slurm script takes a plain task number alone (bash would read "abc" as a variable,
  * "0x1" as 1, " 1" as 1), and the printed sbatch command quotes a path a shell would read
  * otherwise. */
