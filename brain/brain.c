@@ -610,6 +610,9 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         .env_uid = b->ap->env->uid, .members = b->ap->members,
         .group = b->ap->env->desc->ngroups ? b->ap->env->desc->groups[b->ap->group].name : NULL,
         .seed = b->rf->seed, .worlds = b->N, .every = b->rec_every, .no_steps = !a->record_steps,
+        /* world ids are global: rank k's start at k x worlds (muscle/muscle.c), so that
+         * bodhi replay --verify re-simulates this rank's own worlds */
+        .world0 = (uint32_t)((long long)b->ranks.rank * b->ap->env->worlds),
         .compression = a->record_compression ? (bd_compression)bd_compression_parse(a->record_compression)
                                              : bd_compression_default(),
     };

@@ -82,6 +82,8 @@ typedef struct {
     int worlds;                     /* all its columns in the phase, worlds x members (0: n):
                                        the columns of the rows appended, >= n */
     int every;                      /* a row is every K-th env step appended (0: 1) */
+    uint32_t world0;                /* the global id of its first world (rank k of a run of
+                                       many ranks: k x the env's worlds; 0 alone) */
     int no_steps;                   /* 1: no step rows are written (the episodes are) */
     bd_compression compression;     /* of the step datasets */
 } bd_trace_spec;
@@ -195,6 +197,8 @@ typedef struct {
     int worlds;               /* the phase's worlds */
     int every;                /* row r is env step r * every */
     int recorded_worlds;      /* the first recorded_worlds worlds have step rows */
+    int64_t world0;           /* the global id of its first world; -1: a trace written
+                                 before the world0 attribute */
     int64_t rows;             /* step rows */
     int64_t episodes;         /* rows of the episodes table */
     int has_final;            /* a final_sensors dataset beside the episodes */

@@ -765,6 +765,14 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
             int arc = attr_number(grp, c.where, nums[k], k == 0 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT32, dst[k]);
             rc = arc == BD_ENOTFOUND ? BD_OK : arc;
         }
+        out->world0 = -1; /* unsaid: the reader decides (replay --verify asks the run's rank) */
+        if (!rc) {
+            uint32_t w0 = 0;
+            int arc = attr_number(grp, c.where, "world0", H5T_NATIVE_UINT32, &w0);
+            if (arc == BD_OK)
+                out->world0 = w0;
+            rc = arc == BD_ENOTFOUND ? BD_OK : arc;
+        }
         /* the step rows: as many as every step dataset holds (a killed writer may have
          * extended some further than others), sensors' or (a file without them) rewards' */
         const char *rowset = bd_step_names[BD_STEP_REWARDS];

@@ -272,7 +272,8 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
         (rc = bd_h5_attr_strings(g, w->path, obj, "group", &group, -1)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "members", H5T_STD_I32LE, H5T_NATIVE_INT32, &members)) ||
         (rc = bd_h5_attr_scalar(g, w->path, obj, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &spec->seed)) ||
-        (rc = bd_h5_attr_scalar(g, w->path, obj, "worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &worlds)))
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "worlds", H5T_STD_I32LE, H5T_NATIVE_INT32, &worlds)) ||
+        (rc = bd_h5_attr_scalar(g, w->path, obj, "world0", H5T_STD_U32LE, H5T_NATIVE_UINT32, &spec->world0)))
         goto done;
     /* write_error: fixed-length, so that writing it after the disk filled up needs no new
      * space in the file ("" while nothing failed) */

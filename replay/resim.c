@@ -13,11 +13,19 @@
  * them (a discrete setpoint is its index), bd_act_record for the step's reward and flags.
  * Needs every step (record.every 1) of the worlds it checks: with record.worlds the first
  * worlds recorded are re-simulated alone (a world depends on no other); rows are streamed
- * in blocks. */
+ * in blocks.
+ *
+ * Ranks (docs/architecture.md, "Many machines"): world ids are global, rank k's from k x
+ * worlds, so each rank's trace is re-simulated from its own first id: the trace's world0
+ * attribute, or for a trace written before it the rank (summary.json's for the folder's own
+ * traces, k for the /<phase>/<agent>.r<k> links of rank 0's run.h5) x worlds. From rank 0's
+ * folder every linked rank's trace is re-simulated too. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "bodhi/env.h"
 #include "common/util.h"
@@ -50,6 +58,7 @@ static int resim_end_cmp(const void *a, const void *b)
 
 typedef struct {
     const bd_agent_plan *ap;
+    char trace[96];    /* its trace's name under the phase: the agent, or <agent>.r<k> */
     int N;             /* its columns: worlds x members */
     bd_act_args args;  /* its rows of the env (host), for muscle/act.h */
     float *sens, *act; /* a block of rows: (B, N, S) and (B, N, U) */
@@ -68,7 +77,7 @@ typedef struct {
  * a line saying they are not checked. */
 static int resim_load_finals(resim_agent *ag, const char *master, const char *phase, FILE *out)
 {
-    const char *agent = ag->ap->cfg->name;
+    const char *agent = ag->trace;
     const int S = ag->ap->nsens;
     int64_t dims[3] = {0, 0, 0}, count = 0;
     int rank = 0, f32 = 0;
@@ -158,20 +167,22 @@ static int resim_args(const bd_agent_plan *ap, const bd_env_batch *b, int n, bd_
 typedef struct {
     FILE *out;
     const char *phase;
+    int rank;          /* the rank whose trace it is, -1: a run of one rank */
     uint8_t *skip;     /* (W) by world: 1 lost (NaN), 2 diverged */
     int64_t lost, diverged, reports, finals;
 } resim_tally;
 
 /* A world that diverged at step r: counted, and (the first RESIM_MAX_REPORTS) said. */
-static void resim_diverged(resim_tally *t, const bd_agent_plan *ap, int column, int64_t r, const char *what,
+static void resim_diverged(resim_tally *t, const resim_agent *g, int column, int64_t r, const char *what,
                            const char *detail, double stored, double sim)
 {
+    const bd_agent_plan *ap = g->ap;
     char wb[96];
     t->skip[column / ap->members] = 2;
     t->diverged++;
     if (++t->reports <= RESIM_MAX_REPORTS)
         fprintf(t->out, "verify %s/%s: %s first differs at step %lld: %s%s stored %.9g, re-simulated %.9g\n", t->phase,
-                ap->cfg->name, resim_where(ap, column, wb, sizeof wb), (long long)r, detail, what, stored, sim);
+                g->trace, resim_where(ap, column, wb, sizeof wb), (long long)r, detail, what, stored, sim);
 }
 
 /* Before step r (row r - r0 of the block): agent g's recorded sensors against what the
@@ -192,7 +203,7 @@ static void resim_sensors_and_act(resim_agent *g, bd_env_batch *b, int64_t r, in
                 t->skip[w] = 1;
                 t->lost++;
             } else if (!resim_close(stored, sim)) {
-                resim_diverged(t, ap, i, r, ap->sensor_ids[s], "", stored, sim);
+                resim_diverged(t, g, i, r, ap->sensor_ids[s], "", stored, sim);
             }
         }
         float row[BD_MAX_ACTUATORS];
@@ -217,11 +228,11 @@ static void resim_outcome(resim_agent *g, const bd_env_batch *b, int64_t r, int6
         if (t->skip[i / ap->members] || isnan(g->rew[base + i]))
             continue;
         if (!resim_close(g->rew[base + i], g->srew[i]))
-            resim_diverged(t, ap, i, r, "reward", "", g->rew[base + i], g->srew[i]);
+            resim_diverged(t, g, i, r, "reward", "", g->rew[base + i], g->srew[i]);
         else if ((g->term[base + i] != 0) != (g->sterm[i] != 0))
-            resim_diverged(t, ap, i, r, "terminated", "", g->term[base + i], g->sterm[i]);
+            resim_diverged(t, g, i, r, "terminated", "", g->term[base + i], g->sterm[i]);
         else if ((g->trunc[base + i] != 0) != (g->strunc[i] != 0))
-            resim_diverged(t, ap, i, r, "truncated", "", g->trunc[base + i], g->strunc[i]);
+            resim_diverged(t, g, i, r, "truncated", "", g->trunc[base + i], g->strunc[i]);
     }
     /* the episodes that ended at this step: what each saw last, before its reset */
     while (g->fin && g->next < g->nends && g->ends[g->next].step < r)
@@ -241,28 +252,31 @@ static void resim_outcome(resim_agent *g, const bd_env_batch *b, int64_t r, int6
                 continue;
             char what[160];
             snprintf(what, sizeof what, "%s of its episode", ap->sensor_ids[sx]);
-            resim_diverged(t, ap, en->column, r, what, "the final ", stored, sim[sx]);
+            resim_diverged(t, g, en->column, r, what, "the final ", stored, sim[sx]);
             break;
         }
     }
 }
 
-/* The agents of phase p that drive env e, into ag (*na of them), with the worlds W they
- * all recorded and the rows T they all hold; *na 0 (said on out) when the env cannot be
+/* The agents of phase p that drive env e, into ag (*na of them), their traces named
+ * <agent><sfx>, with the worlds W they all recorded, the rows T they all hold and the
+ * world0 they say (-1: none says); *na 0 (said on out) when the env cannot be
  * re-simulated from their traces. */
-static int resim_agents(const bd_phase_plan *p, const bd_env_plan *e, const char *master, FILE *out,
-                        resim_agent *ag, int *na, int *W, int64_t *T)
+static int resim_agents(const bd_phase_plan *p, const bd_env_plan *e, const char *master, const char *sfx,
+                        FILE *out, resim_agent *ag, int *na, int *W, int64_t *T, int64_t *world0)
 {
     const char *phase = p->ph->name;
     *na = 0;
     *W = -1;
     *T = -1;
+    *world0 = -1;
     for (int k = 0; k < p->nagents; k++) {
         const bd_agent_plan *ap = &p->agents[k];
         if (ap->env != e)
             continue;
         bd_trace_info info;
-        const char *agent = ap->cfg->name;
+        snprintf(ag[*na].trace, sizeof ag[*na].trace, "%s%s", ap->cfg->name, sfx);
+        const char *agent = ag[*na].trace;
         const int N = (int)ap->columns;
         int rc = bd_trace_read_info(master, phase, agent, &info);
         if (rc == BD_ENOTFOUND)
@@ -274,6 +288,15 @@ static int resim_agents(const bd_phase_plan *p, const bd_env_plan *e, const char
         const int members = ap->members, rec = info.recorded_worlds;
         int ok = info.every == 1 && info.worlds == N && rec > 0 && rec % members == 0 && (*W < 0 || rec / members == *W);
         int64_t rows = info.rows;
+        if (ok && info.world0 >= 0 && *world0 >= 0 && info.world0 != *world0) {
+            fprintf(out, "verify %s: not re-simulated: agent %s's trace starts at world %lld, another agent's of "
+                         "env %s at %lld\n", phase, agent, (long long)info.world0, e->uid, (long long)*world0);
+            bd_trace_info_free(&info);
+            *na = 0;
+            return BD_OK;
+        }
+        if (info.world0 >= 0)
+            *world0 = info.world0;
         if (!ok)
             fprintf(out, "verify %s: not re-simulated: agent %s records every %d step(s) of %d of %d columns "
                          "(re-simulation needs every step of the worlds it checks)\n", phase, agent, info.every,
@@ -334,7 +357,7 @@ static void resim_free(resim_agent *g)
 /* Rows [r0, r0 + nr) of agent g's step datasets into its block buffers. */
 static int resim_read(resim_agent *g, const char *master, const char *phase, int64_t r0, int64_t nr)
 {
-    const char *agent = g->ap->cfg->name;
+    const char *agent = g->trace;
     const int N = g->N;
     int rc = bd_trace_read_rows(master, phase, agent, "sensors", r0, nr, N, g->ap->nsens, g->sens);
     if (rc == BD_OK)
@@ -349,14 +372,17 @@ static int resim_read(resim_agent *g, const char *master, const char *phase, int
 }
 
 /* What the re-simulation of env e found, on out. */
-static void resim_say(const resim_tally *t, const bd_env_plan *e, int64_t T, int W)
+static void resim_say(const resim_tally *t, const bd_env_plan *e, int64_t T, int W, uint32_t world0)
 {
+    char ids[96] = "";
+    if (t->rank >= 0)
+        snprintf(ids, sizeof ids, " of rank %d (world ids %u to %u)", t->rank, world0, world0 + (uint32_t)W - 1);
     if (W < (int)e->worlds)
-        fprintf(t->out, "verify %s: re-simulated %lld steps of the %d recorded worlds (of %d) of %s from seed and "
-                        "setpoints: ", t->phase, (long long)T, W, (int)e->worlds, e->uid);
+        fprintf(t->out, "verify %s: re-simulated %lld steps of the %d recorded worlds (of %d) of %s%s from seed and "
+                        "setpoints: ", t->phase, (long long)T, W, (int)e->worlds, e->uid, ids);
     else
-        fprintf(t->out, "verify %s: re-simulated %lld steps of %d worlds of %s from seed and setpoints: ", t->phase,
-                (long long)T, W, e->uid);
+        fprintf(t->out, "verify %s: re-simulated %lld steps of %d worlds of %s%s from seed and setpoints: ", t->phase,
+                (long long)T, W, e->uid, ids);
     if (t->diverged)
         fprintf(t->out, "%lld world(s) differ from their recorded sensors, rewards, flags or final observations\n",
                 (long long)t->diverged);
@@ -368,24 +394,34 @@ static void resim_say(const resim_tally *t, const bd_env_plan *e, int64_t T, int
                 (long long)t->lost);
 }
 
-/* Re-simulates env e of phase p from the traces in master of the agents that drive it;
- * *bad counts worlds that diverged. */
-static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *master, FILE *out, int64_t *bad,
-                     int *checked)
+/* Re-simulates env e of phase p from the traces in master of the agents that drive it,
+ * named <agent><sfx>: rank's (-1: a run of one rank, 0 its rank; a trace without world0
+ * starts at rank x worlds). *bad counts worlds that diverged. */
+static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *master, const char *sfx, int rank,
+                     FILE *out, int64_t *bad, int *checked)
 {
     const char *phase = p->ph->name;
     int W = -1, na = 0; /* the worlds every agent of the env recorded (the first W) */
-    int64_t T = -1;
+    int64_t T = -1, said = -1;
     resim_agent *ag = calloc((size_t)p->nagents + 1, sizeof *ag);
     if (!ag)
         return bd_seterr(BD_ENOMEM, "out of memory");
-    int rc = resim_agents(p, e, master, out, ag, &na, &W, &T);
+    int rc = resim_agents(p, e, master, sfx, out, ag, &na, &W, &T, &said);
     if (rc != BD_OK || na == 0) { /* no agent drives it, or nothing to compare */
         free(ag);
         return rc;
     }
+    /* its worlds' global ids, as the muscles made them (muscle/muscle.c) */
+    const int64_t w0 = said >= 0 ? said : (int64_t)(rank > 0 ? rank : 0) * e->worlds;
+    if (w0 + W - 1 > (int64_t)UINT32_MAX) {
+        fprintf(out, "verify %s: not re-simulated: the worlds of %s start at id %lld, past 32-bit world ids\n", phase,
+                ag[0].trace, (long long)w0);
+        free(ag);
+        return BD_OK;
+    }
+    const uint32_t world0 = (uint32_t)w0;
     bd_env *env = NULL;
-    if ((rc = bd_env_create(e->desc, W, 0, e->seed, BD_DEVICE_CPU, e->max_steps, e->param, &env)) != BD_OK) {
+    if ((rc = bd_env_create(e->desc, W, world0, e->seed, BD_DEVICE_CPU, e->max_steps, e->param, &env)) != BD_OK) {
         free(ag);
         return rc;
     }
@@ -396,7 +432,7 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
         row_bytes += (size_t)ag[k].N * (sizeof(float) * (size_t)(ag[k].ap->nsens + ag[k].ap->nact + 1) + 2);
     int64_t B = (int64_t)(RESIM_BLOCK_BYTES / (row_bytes ? row_bytes : 1));
     B = B < 1 ? 1 : B > T ? T : B;
-    resim_tally t = {.out = out, .phase = phase, .skip = calloc((size_t)W, 1)};
+    resim_tally t = {.out = out, .phase = phase, .rank = rank, .skip = calloc((size_t)W, 1)};
     if (!t.skip)
         rc = bd_seterr(BD_ENOMEM, "out of memory");
     for (int k = 0; rc == BD_OK && k < na; k++)
@@ -415,7 +451,7 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
         }
     }
     if (rc == BD_OK) {
-        resim_say(&t, e, T, W);
+        resim_say(&t, e, T, W, world0);
         (*checked)++;
         *bad += t.diverged;
     }
@@ -424,6 +460,79 @@ static int resim_env(const bd_phase_plan *p, const bd_env_plan *e, const char *m
     free(ag);
     free(t.skip);
     bd_env_destroy(env);
+    return rc;
+}
+
+/* This folder's rank in a run of many ranks (summary.json's "rank" beside "world_size"),
+ * -1 for a run of one rank or a folder that does not say. */
+static int resim_own_rank(const char *run_dir)
+{
+    char *path = bd_strfmt("%s/summary.json", run_dir), *text = NULL;
+    int rank = -1;
+    if (path && bd_read_file(path, &text, NULL) == BD_OK) {
+        cJSON *j = cJSON_Parse(text);
+        const cJSON *r = cJSON_GetObjectItem(j, "rank"), *w = cJSON_GetObjectItem(j, "world_size");
+        if (cJSON_IsNumber(r) && cJSON_IsNumber(w) && w->valuedouble > 1 && r->valuedouble >= 0
+            && r->valuedouble < w->valuedouble && r->valuedouble <= 65535)
+            rank = (int)r->valuedouble;
+        cJSON_Delete(j);
+    }
+    free(text);
+    free(path);
+    return rank;
+}
+
+/* k >= 1 when name ("<phase>/<agent>.r<k>", from the master's list) is rank k's trace of
+ * agent of phase p (rank 0's run.h5 links them; bd_link_ranks in conductor/conductor.c),
+ * else 0. An agent of the phase that has that name is its own trace, not a rank's. */
+static int resim_rank_of(const bd_phase_plan *p, const char *agent, const char *name)
+{
+    const char *phase = p->ph->name;
+    size_t pl = strlen(phase), al = strlen(agent);
+    if (strncmp(name, phase, pl) != 0 || name[pl] != '/' || strncmp(name + pl + 1, agent, al) != 0
+        || strncmp(name + pl + 1 + al, ".r", 2) != 0)
+        return 0;
+    const char *num = name + pl + 1 + al + 2;
+    long long k;
+    if (*num == '0' || bd_parse_ll(num, 1, 65535, &k) != BD_OK)
+        return 0;
+    for (int a = 0; a < p->nagents; a++)
+        if (strcmp(p->agents[a].cfg->name, name + pl + 1) == 0)
+            return 0;
+    return (int)k;
+}
+
+static int resim_int_cmp(const void *a, const void *b)
+{
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+/* Env e of phase p from the folder's own traces, then (rank 0's run.h5) from every other
+ * rank's it links, in rank order. */
+static int resim_env_ranks(const bd_phase_plan *p, const bd_env_plan *e, const char *master, int own, char **names,
+                           int count, FILE *out, int64_t *bad, int *checked)
+{
+    int rc = resim_env(p, e, master, "", own, out, bad, checked);
+    const char *agent = NULL; /* the ranks that hold a trace of its first agent */
+    for (int a = 0; !agent && a < p->nagents; a++)
+        if (p->agents[a].env == e)
+            agent = p->agents[a].cfg->name;
+    int *ranks = agent && count > 0 ? malloc(sizeof *ranks * (size_t)count) : NULL, n = 0;
+    for (int i = 0; ranks && i < count; i++) {
+        int k = resim_rank_of(p, agent, names[i]);
+        if (k > 0)
+            ranks[n++] = k;
+    }
+    if (n > 0)
+        qsort(ranks, (size_t)n, sizeof *ranks, resim_int_cmp);
+    for (int i = 0; rc == BD_OK && i < n; i++) {
+        if (i > 0 && ranks[i] == ranks[i - 1])
+            continue;
+        char sfx[16];
+        snprintf(sfx, sizeof sfx, ".r%d", ranks[i]);
+        rc = resim_env(p, e, master, sfx, ranks[i], out, bad, checked);
+    }
+    free(ranks);
     return rc;
 }
 
@@ -449,6 +558,15 @@ int bd_replay_resim(const char *run_dir, const char *master, const bd_registry *
     free(yml);
     if (rc != BD_OK)
         return rc;
+    /* the traces the master holds, for the ranks it links (links to missing files are left
+     * out: bodhi replay has said them) */
+    char **names = NULL;
+    int count = 0;
+    if ((rc = bd_trace_list(master, &names, &count)) != BD_OK) {
+        bd_runfile_destroy(rf);
+        return rc;
+    }
+    const int own = resim_own_rank(run_dir);
     for (int i = 0; rc == BD_OK && i < rf->nphases; i++) {
         bd_phase_plan p;
         if (bd_phase_plan_make(rf, i, reg, "cpu", &p) != BD_OK) {
@@ -457,10 +575,13 @@ int bd_replay_resim(const char *run_dir, const char *master, const bd_registry *
             (*unmade)++;
         } else {
             for (int k = 0; rc == BD_OK && k < p.nenvs; k++)
-                rc = resim_env(&p, &p.envs[k], master, out, bad, checked);
+                rc = resim_env_ranks(&p, &p.envs[k], master, own, names, count, out, bad, checked);
         }
         bd_phase_plan_fini(&p);
     }
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
     bd_runfile_destroy(rf);
     return rc;
 }

@@ -1188,6 +1188,54 @@ Test(ranks, two_sac_ranks_agree, .timeout = 300)
                     "s/muscle: {name: ppo}/muscle: {name: sac}/", 13);
 }
 
+/* `bodhi replay --verify` re-simulates each rank's trace from its own global world ids
+ * (rank k's from k x worlds): rank 1's folder alone, and from rank 0's folder every rank it
+ * links, so a sensor changed in rank 1's trace fails rank 0's check. A trace without its
+ * world0 attribute (written before it) takes the rank from summary.json or from the link. */
+Test(ranks, replay_verify_re_simulates_every_rank, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rverify", &out, &r1, &rd);
+    char *yml = ranks_file("rverify", 6 * 32 * 3, 2, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
+                20000 + (int)((getpid() + 29) % 20000), yml, out, yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    for (int old = 0; old < 2; old++) {
+        rc = sh(&t, "$BODHI replay %s --verify", r1);
+        cr_assert_eq(rc, 0, "%s", t);
+        cr_assert(strstr(t, "of pole of rank 1 (world ids 6 to 11) from seed and setpoints: every recorded sensor"),
+                  "%s", t);
+        free(t);
+        rc = sh(&t, "$BODHI replay %s --verify", out);
+        cr_assert_eq(rc, 0, "%s", t);
+        cr_assert(strstr(t, "of pole of rank 0 (world ids 0 to 5) from seed and setpoints: every recorded sensor")
+                      && strstr(t, "of pole of rank 1 (world ids 6 to 11) from seed and setpoints: every recorded "
+                                   "sensor"),
+                  "%s", t);
+        free(t);
+        if (!old) { /* rank 1's trace as one written before world0 */
+            rc = sh(&t, "/usr/bin/python3 -c \"import h5py; f = h5py.File('%s/memory/train.balancer.r1.h5', 'r+'); "
+                        "del f['train/balancer'].attrs['world0']; f.close()\"", r1);
+            cr_assert_eq(rc, 0, "%s", t);
+            free(t);
+        }
+    }
+    /* one recorded sensor of rank 1 changed: rank 0's folder's check finds it */
+    rc = sh(&t, "/usr/bin/python3 -c \"import h5py; f = h5py.File('%s/memory/train.balancer.r1.h5', 'r+'); "
+                "d = f['train/balancer/sensors']; d[3, 2, 0] = d[3, 2, 0] + 0.5; f.close()\"", r1);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "verify train/balancer.r1: world 2 first differs at step 3"), "%s", t);
+    free(t);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* Kills muscle `victim` of rank 1 once rank 1 has reported an update, waits for its
  * restart and for three more updates of rank 1, stops both ranks, and checks that every
  * update both ranks report has the same parameters on both. `workers` muscles per rank;

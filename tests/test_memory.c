@@ -236,6 +236,7 @@ Test(memory, weights_versions_follow_their_steps)
     bd_trace_spec spec = make_spec(path, "train", "balancer", N, S, U);
     spec.worlds = W;
     spec.every = K;
+    spec.world0 = 3000000000u; /* rank 3's first world id of 1e9 worlds a rank: past INT32_MAX, read back whole */
     bd_trace_writer *w = NULL;
     cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
     float sens[T * W * S], act[T * W * U], rew[T * W];
@@ -269,6 +270,7 @@ Test(memory, weights_versions_follow_their_steps)
     bd_trace_info info;
     cr_assert_eq(bd_trace_read_info(path, "train", "balancer", &info), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(info.rows, 8);
+    cr_assert_eq(info.world0, 3000000000, "%lld", (long long)info.world0);
     bd_trace_info_free(&info);
     unlink(path);
 }
