@@ -183,6 +183,10 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     }
     int brc = bd_replay_check(params, p, ap, dp->rollout_steps, dp->buffer_size, d);
     rc = rc ? rc : brc;
+    if (dp->save_buffer && p->ph->mode == BD_MODE_TRAIN) { /* it resumes a saved buffer */
+        brc = bd_replay_load_check(ap, d);
+        rc = rc ? rc : brc;
+    }
     bdt_policy_config cfg;
     bd_dqn_net_config(ap, dp, BD_DEVICE_CPU, &cfg);
     uint64_t n = bdt_policy_param_count_of(&cfg);

@@ -10,6 +10,7 @@
 #include "brain/dqn.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,9 @@ static int bd_dqn_load(void *self, const char *path)
             rc = bd_seterr(BD_ENOMEM, "out of memory");
         else if (bd_exists(rp))
             rc = bd_replay_load(&l->rb, rp);
+        else /* not silent: a user who saved one expects it back */
+            fprintf(stderr, "bodhi brain: no replay buffer beside %s (%s missing): the buffer starts empty\n", path,
+                    rp);
         free(rp);
     }
     return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;

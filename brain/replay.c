@@ -1,7 +1,9 @@
 /* replay.c: the replay buffer of the off-policy brains (see replay.h). */
 #include "brain/replay.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,4 +273,42 @@ int bd_replay_check(const bd_node *params, const bd_phase_plan *p, const bd_agen
                                   "in the brain; this machine has %.3g GiB (a smaller buffer_size)",
                                   w, capacity, ap->nsens, need / (1 << 30), have / (1 << 30)));
     return rc;
+}
+
+int bd_replay_load_check(const bd_agent_plan *ap, bd_diags *d)
+{
+    if (!ap->load_run || !ap->load_phase || !ap->load_agent)
+        return BD_OK; /* none, or this run's own (it does not exist yet) */
+    char *path = bd_strfmt("%s/checkpoints/%s/%s.pt.replay", ap->load_run, ap->load_phase, ap->load_agent);
+    if (!path)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    char w[256];
+    const bd_node *ld = bd_node_get(ap->cfg->node, "load");
+    bd_node_where(ld ? ld : ap->cfg->node, w, sizeof w);
+    struct stat st;
+    FILE *f = stat(path, &st) == 0 ? fopen(path, "rb") : NULL;
+    int rc = BD_OK;
+    if (f) {
+        unsigned char h[24];
+        uint32_t su[2];
+        uint64_t rows;
+        const size_t got = fread(h, 1, sizeof h, f);
+        memcpy(su, h + 8, 8);
+        memcpy(&rows, h + 16, 8);
+        const double row = 4.0 * (2.0 * su[0] + su[1] + 1) + 9;
+        if (got < sizeof h || memcmp(h, BD_REPLAY_MAGIC, 8) != 0)
+            rc = bd_seterr(BD_EINVAL, "%s: load: %s is not a replay buffer file", w, path);
+        else if (su[0] != (uint32_t)ap->nsens || su[1] != (uint32_t)ap->nact)
+            rc = bd_seterr(BD_EINVAL, "%s: load: %s holds transitions of %u sensors and %u actuators; agent '%s' has "
+                           "%d and %d", w, path, su[0], su[1], ap->cfg->name, ap->nsens, ap->nact);
+        else if (32.0 + (double)rows * row != (double)st.st_size)
+            rc = bd_seterr(BD_EINVAL, "%s: load: %s is damaged: %lld bytes where its header's %llu transitions take "
+                           "%.0f (cut short?); remove it to start with an empty buffer", w, path,
+                           (long long)st.st_size, (unsigned long long)rows, 32.0 + (double)rows * row);
+        fclose(f);
+    } else if (errno != ENOENT) {
+        rc = bd_seterr(BD_EIO, "%s: load: %s: %s", w, path, strerror(errno));
+    }
+    free(path);
+    return rc == BD_OK ? BD_OK : bd_diag(d, rc);
 }

@@ -96,4 +96,11 @@ double bd_replay_brain_bytes(const bd_agent_plan *ap, long long capacity, long l
 int bd_replay_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_plan *ap, long long T,
                     long long capacity, bd_diags *d);
 
+/* The buffer a train phase of agent ap would resume from an earlier run's checkpoint
+ * (<load_run>/checkpoints/<phase>/<agent>.pt.replay, saved with save_buffer): refused at
+ * the agent's load key when it is not a buffer file, is of other widths, or its size is
+ * not its header's (cut short, a full disk); the checksum over its rows is checked when
+ * the brain loads it. BD_OK without one: the buffer starts empty (the brain says so). */
+int bd_replay_load_check(const bd_agent_plan *ap, bd_diags *d);
+
 #endif

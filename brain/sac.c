@@ -109,6 +109,10 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     /* the rollouts fit their messages, the buffer this machine's memory (brain/replay.h) */
     int brc = bd_replay_check(params, p, ap, sp->rollout_steps, sp->buffer_size, d);
     rc = rc ? rc : brc;
+    if (p->ph->mode == BD_MODE_TRAIN) { /* a train phase resumes a saved buffer */
+        brc = bd_replay_load_check(ap, d);
+        rc = rc ? rc : brc;
+    }
     /* the networks (actor, twin critics and their targets, two Adam moments each) */
     bdt_policy_config cfg;
     bd_sac_policy_config(ap, sp, BD_DEVICE_CPU, &cfg);

@@ -164,6 +164,9 @@ static int bd_sac_load(void *self, const char *path)
     struct stat st;
     if (bp && stat(bp, &st) == 0) /* a run saved with save_buffer: resume with its buffer */
         rc = bd_replay_load(&l->buf, bp);
+    else if (bp)
+        fprintf(stderr, "bodhi brain: no replay buffer beside %s (save_buffer: true saves one): the buffer starts "
+                        "empty\n", path);
     free(bp);
     return rc;
 }
