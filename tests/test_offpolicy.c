@@ -453,6 +453,15 @@ Test(offpolicy, checkpoint_round_trip)
     cr_assert_eq(bdt_load(q3, NULL, path), BD_OK, "%s", bd_lasterr());
     greedy(q3, obs, n, a2);
     cr_assert_eq(memcmp(a0, a2, sizeof a0), 0, "the network alone gives the saved greedy actions");
+    /* a ppo network of the same sizes is told whose checkpoint this is */
+    bdt_policy_config pc = {.obs_dim = 3, .act_kind = BDT_DISCRETE, .act_dim = 4, .hidden = 16, .layers = 2,
+                            .device = BDT_CPU, .seed = 1};
+    bdt_policy *pp = NULL;
+    cr_assert_eq(bdt_policy_create(&pc, &pp), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_load(pp, NULL, path), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "a checkpoint of a dqn brain (act_kind q); this agent's ppo brain"), "%s",
+              bd_lasterr());
+    bdt_policy_destroy(pp);
     char *tp = bd_strfmt("%s.target.pt", path);
     unlink(tp);
     unlink(path);
@@ -575,7 +584,28 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the two runs' traces differ (%s)", cmd);
     free(cmd);
-    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s", base, base, yml);
+    /* A train phase that resumes run 0's buffer: one cut short is refused by bodhi check,
+     * at the load key, before anything runs; one deleted is said (it used to start empty
+     * without a word). */
+    cmd = bd_strfmt("sed -e '/brain: {name: dqn/a\\          load: {experiment_run: %s-0, phase: train}' "
+                    "-e '/- test:/,$d' %s > %s.resume.yml && grep -q '^          load:' %s.resume.yml "
+                    "&& cp %s-0/checkpoints/train/balancer.pt.replay %s.keep "
+                    "&& truncate -s -100 %s-0/checkpoints/train/balancer.pt.replay "
+                    "&& { %s check %s.resume.yml > %s.out 2>&1; test $? = 2; } && grep -q 'is damaged: .*cut short' %s.out "
+                    "&& grep -q 'resume.yml:10:' %s.out "
+                    "&& rm %s-0/checkpoints/train/balancer.pt.replay && rm -rf %s-2 "
+                    "&& %s run %s.resume.yml --out %s-2 --quiet 2> %s.out && grep -q 'no replay buffer beside' %s.out",
+                    base, yml, base, base, base, base, base, BODHI_BINARY, base, base, base, base, base, base,
+                    BODHI_BINARY, base, base, base, base);
+    st = system(cmd);
+    char *outp = bd_strfmt("%s.out", base), *text = NULL;
+    bd_read_file(outp, &text, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a damaged or missing saved buffer (%s): %s", cmd,
+              text ? text : "");
+    free(text);
+    free(outp);
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s-2 %s %s.resume.yml %s.keep %s.out", base, base, base, yml, base, base, base);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
     free(yml);

@@ -200,6 +200,13 @@ int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
     if (rc != BD_OK)
         return rc;
     const bdt_policy_config &c = p->cfg;
+    /* ppo's networks (discrete, continuous) and dqn's Q-network share this format: say
+     * which brain wrote the file when it is the other's */
+    const bool file_q = a[1] == (int64_t)BDT_Q, want_q = enum_as_int(&c.act_kind) == BDT_Q;
+    if (file_q != want_q)
+        return bd_seterr(BD_EINVAL, "bdt_load: %s: a checkpoint of a %s brain (act_kind %s); this agent's %s brain "
+                         "cannot start from it", path, file_q ? "dqn" : "ppo", kind_name((int)a[1]),
+                         want_q ? "dqn" : "ppo");
     if (a[0] != c.obs_dim || a[1] != (int64_t)c.act_kind || a[2] != c.act_dim || a[3] != c.hidden || a[4] != c.layers)
         return bd_seterr(BD_EINVAL,
                          "bdt_load: %s: architecture mismatch: file has obs_dim=%lld act_kind=%s "
