@@ -123,7 +123,10 @@ int bd_conductor_steer(const char *cmd, const char *run_dir, const char *request
 /* A live run's status as a table. */
 static void bd_status_table(const cJSON *s)
 {
-    printf("run %s: %s, phase %s, %.0f s, conductor pid %.0f\n", bd_str(s, "uid"), bd_str(s, "status"),
+    char rank[64] = "";
+    if (bd_num(s, "world_size", 1) > 1)
+        snprintf(rank, sizeof rank, " (rank %.0f of %.0f)", bd_num(s, "rank", 0), bd_num(s, "world_size", 1));
+    printf("run %s%s: %s, phase %s, %.0f s, conductor pid %.0f\n", bd_str(s, "uid"), rank, bd_str(s, "status"),
            bd_str(s, "phase"), bd_num(s, "wall_s", 0), bd_num(s, "pid", 0));
     printf("%-8s %-16s %8s %-6s %8s %12s %8s\n", "role", "name", "pid", "alive", "restarts", "last beat", "round");
     const cJSON *p;
