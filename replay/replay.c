@@ -399,6 +399,8 @@ int bd_replay_output_ok(const char *target, const char *opt, const char *out_pat
     struct stat os, ts;
     if (stat(out_path, &os) != 0)
         return BD_OK; /* a new file takes nothing from anyone */
+    if (S_ISDIR(os.st_mode))
+        return bd_seterr(BD_EINVAL, "%s '%s' is a folder; give a file's path", opt, out_path);
     if (stat(target, &ts) != 0)
         return BD_OK; /* the run's own problem, said by what reads it */
     bd_out_dev = os.st_dev;

@@ -390,8 +390,8 @@ static void resim_say(const resim_tally *t, const bd_env_plan *e, int64_t T, int
         fprintf(t->out, "every recorded sensor, reward and flag matches, and the final observations of %lld "
                         "episodes\n", (long long)t->finals);
     if (t->lost)
-        fprintf(t->out, "verify %s: %lld world(s) not checked past a round their muscle lost\n", t->phase,
-                (long long)t->lost);
+        fprintf(t->out, "verify %s: %lld world(s) not checked past a row of NaN (a round their muscle lost, or "
+                        "damaged data)\n", t->phase, (long long)t->lost);
 }
 
 /* Re-simulates env e of phase p from the traces in master of the agents that drive it,
