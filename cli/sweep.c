@@ -147,13 +147,25 @@ static char *point_name(const sweep *w, int pi, int full)
     return strdup(buf);
 }
 
-/* The points' names: short (last keys) when those are all distinct, else the full paths. */
+/* The last key of --set k's path. */
+static const char *short_key(const sweep *w, int k)
+{
+    const char *dot = strrchr(w->sets[k].path, '.');
+    return dot ? dot + 1 : w->sets[k].path;
+}
+
+/* The points' names: short (last keys) when those keys and the names are all distinct,
+ * else the full paths (train:...worker and test:...worker both read "worker"). */
 static int name_points(sweep *w)
 {
     w->points = calloc((size_t)w->npoints, sizeof *w->points);
     if (!w->points)
         return 2;
-    for (int full = 0; full < 2; full++) {
+    int same_keys = 0;
+    for (int a = 0; a < w->nsets; a++)
+        for (int b = 0; b < a; b++)
+            same_keys = same_keys || strcmp(short_key(w, a), short_key(w, b)) == 0;
+    for (int full = same_keys; full < 2; full++) {
         int clash = 0;
         for (int i = 0; i < w->npoints; i++) {
             free(w->points[i]);
@@ -226,7 +238,8 @@ static int expand(sweep *w)
     int rc = bd_config_check(&co, bd_registry_builtin(), &d, &base) == BD_OK ? 0 : 2;
     if (rc) {
         bd_diags_print(&d, stderr, 100);
-        fprintf(stderr, "bodhi sweep: %s does not pass bodhi check; nothing was written\n", w->file);
+        fprintf(stderr, "bodhi sweep: %s with --out %s does not pass bodhi check (above); nothing was written\n",
+                w->file, w->dir);
     }
     bd_diags_fini(&d);
     if (rc)

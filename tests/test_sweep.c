@@ -263,6 +263,34 @@ Test(sweep, refuses_a_bad_set_with_nothing_written, .timeout = 120 * BD_TEST_SLO
     remove_dir(dir);
 }
 
+/* Two --set whose paths end in the same key (a phase's worker, once per phase) name their
+ * points by the whole paths: "worker=1,worker=2" did not say which phase had which. The
+ * --out that bodhi check refuses is named as the cause, not the run file. */
+Test(sweep, points_of_keys_that_read_alike_are_named_by_their_paths, .timeout = 120 * BD_TEST_SLOW)
+{
+    char *file, *dir = make_dir("alike", &file), *text;
+    FILE *f = fopen(file, "a");
+    cr_assert_not_null(f);
+    fputs("  - test:\n      phase_config: {mode: test, worker: 1, episodes: 2}\n", f);
+    fclose(f);
+    char *out = bd_strfmt("%s/sw", dir);
+    int rc = bodhi(&text, "sweep %s --seeds 1..1 --set train:phase_config.worker=1,2 "
+                          "--set test:phase_config.worker=1,2 --slurm --out %s", file, out);
+    cr_assert_eq(rc, 0, "%s", text);
+    free(text);
+    char *p = bd_strfmt("%s/train_phase_config.worker=2,test_phase_config.worker=1", out);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0, "no folder %s", p);
+    free(p);
+    rc = bodhi(&text, "sweep %s --seeds 1..1 --out /proc/bodhi-sweep", file);
+    cr_assert_eq(rc, 2, "%s", text);
+    cr_assert(strstr(text, "with --out /proc/bodhi-sweep does not pass bodhi check"), "%s", text);
+    free(text);
+    free(out);
+    free(file);
+    remove_dir(dir);
+}
+
 /* The paths of config/setpath.h in a tree with two agents and two phases. */
 /* Under a launcher's variables (or with them left exported) each run of a sweep here would
  * be one rank waiting alone for the others: refused (exit 2) before anything is written,
