@@ -167,9 +167,18 @@ static int bd_resolve_load_run(bd_agent_cfg *a)
         rc = bd_seterr(BD_EINVAL, "%s: load.phase: phase '%s' of run %s is a test phase and wrote no checkpoint",
                        bd_node_where(pn ? pn : ld, w, sizeof w), phase, dir);
     char *ckpt = rc == BD_OK ? bd_strfmt("%s/checkpoints/%s/%s.pt", dir, phase, a->load_agent) : NULL;
-    if (rc == BD_OK && ckpt && stat(ckpt, &st) != 0)
-        rc = bd_seterr(BD_ENOTFOUND, "%s: load.experiment_run: %s has no checkpoint (did that phase end before its "
-                       "first update?)", w, ckpt);
+    if (rc == BD_OK && ckpt && stat(ckpt, &st) != 0) {
+        /* summary.json comes at a run's end: without it the run is still going (its
+         * checkpoints come as its phases end) or was killed before it ended */
+        char *sum = bd_strfmt("%s/summary.json", dir);
+        const int ended = sum && stat(sum, &st) == 0;
+        free(sum);
+        rc = ended ? bd_seterr(BD_ENOTFOUND, "%s: load.experiment_run: %s has no checkpoint (did that phase end "
+                               "before its first update?)", w, ckpt)
+                   : bd_seterr(BD_ENOTFOUND, "%s: load.experiment_run: %s has no checkpoint, and %s has no "
+                               "summary.json: that run is still going (a phase's checkpoint comes when the phase "
+                               "ends) or was killed before it ended", w, ckpt, dir);
+    }
     char *abs = rc == BD_OK ? realpath(dir, NULL) : NULL;
     if (rc == BD_OK && !abs)
         rc = bd_seterr(BD_EIO, "%s: load.experiment_run: %s: %s", w, dir, strerror(errno));
