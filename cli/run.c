@@ -40,8 +40,9 @@ static void bd_launch_id(const bd_launch *l, char *buf, size_t len)
 }
 
 /* The learner groups' store folder of a run of many ranks ("" alone): rank 0 removes it
- * when the run is over and it is empty (each group's store file goes once the group has
- * formed, or failed to). */
+ * when the run is over and it is empty (rank 0 removes each group's store file once the
+ * group has formed; what a launch that failed leaves stays, harmless to the next launch,
+ * whose keys are its own: torch/dist.h). */
 static char ranks_dir[PATH_MAX];
 static int ranks_rank;
 

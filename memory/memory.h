@@ -228,7 +228,8 @@ int bd_minari_episode(bd_minari_writer *w, const bd_minari_ep *e);
 int bd_minari_close(bd_minari_writer *w); /* NULL-safe */
 
 /* Lists "<phase>/<agent>" groups in file order: *names is a heap array of heap
- * strings (free each, then the array). Links to files that do not exist are skipped. */
+ * strings (free each, then the array). Links to files that do not exist are skipped, and
+ * so is a rank's trace of another launch (bd_trace_list_all). */
 int bd_trace_list(const char *path, char ***names, int *count);
 
 /* The same, and (missing may be NULL) the links whose trace file is missing, as

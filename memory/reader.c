@@ -561,7 +561,7 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
              * folder, and its trace another launch's (their group ids differ). Such a
              * trace is said, like a missing one, and not read. */
             size_t blen;
-            const int rk = has > 0 && missing ? rank_suffix(agents.v[j], &blen) : 0;
+            const int rk = has > 0 ? rank_suffix(agents.v[j], &blen) : 0;
             char mine[64] = "", base_id[64] = "";
             if (rk > 0) {
                 trace_group_id(ag, mine, sizeof mine);
@@ -579,7 +579,7 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
                 rc = bd_h5_fail("'%s': cannot look up /%s/%s/rewards", ca.where, phases.v[i],
                              agents.v[j]);
             } else if (rk > 0 && mine[0] && base_id[0] && strcmp(mine, base_id) != 0) {
-                if (vec_push(&lost, bd_strfmt("%s/%s %s\nits group id %s is not rank 0's %s: a trace of another "
+                if (missing && vec_push(&lost, bd_strfmt("%s/%s %s\nits group id %s is not rank 0's %s: a trace of another "
                                               "launch (a later run into the same --out moved this run's folders "
                                               "aside: rank %d's is among the *.prev-* folders beside it)",
                                               phases.v[i], agents.v[j], ca.where, mine, base_id, rk)))

@@ -516,15 +516,18 @@ done:
     return rc;
 }
 
-/* Says each link of the master whose trace file is missing (and frees the list). */
-static void replay_say_missing(const char *file, char **missing, int nmissing, FILE *out)
+/* Says each link of the master whose trace file is missing, or is another launch's (and
+ * frees the list): how many are another launch's. */
+static int replay_say_missing(const char *file, char **missing, int nmissing, FILE *out)
 {
+    int foreign = 0;
     for (int i = 0; i < nmissing; i++) {
         char *sp = strchr(missing[i], ' '), *why = strchr(missing[i], '\n');
         if (sp)
             *sp = '\0';
         if (why) /* there, but not this run's (bd_trace_list_all) */
             *why = '\0';
+        foreign += why != NULL;
         if (why)
             fprintf(out, "%s: not this run's: %s links it to '%s', and %s\n", missing[i], file, sp ? sp + 1 : "?",
                     why + 1);
@@ -534,6 +537,7 @@ static void replay_say_missing(const char *file, char **missing, int nmissing, F
         free(missing[i]);
     }
     free(missing);
+    return foreign;
 }
 
 /* The run's name for titles and datasets: its folder, or the file's name without .h5 (as
@@ -553,7 +557,7 @@ static void replay_title(const char *path, int is_dir, char *title, size_t len)
  * and *o->mismatches. count traces were listed, nmissing links lead nowhere; finished: the
  * run ended done (or path is a file). */
 static int replay_outputs(const char *path, const char *file, const bd_replay_opts *o, FILE *out, int count,
-                          int nmissing, int finished, replay_tally *t, int rc)
+                          int nmissing, int nforeign, int finished, replay_tally *t, int rc)
 {
     const int verify = o->verify;
     struct stat dst;
@@ -583,11 +587,14 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         rc = bd_seterr(BD_EINVAL, "--verify: %d phase(s) of '%s' could not be re-simulated (see above)", t->unmade, path);
         nothing = 1;
     }
+    nmissing -= nforeign; /* the rest: links to nothing */
     if (o->mismatches)
-        *o->mismatches = t->bad + t->vbad + (verify && finished ? nmissing : 0) + nothing;
+        *o->mismatches = t->bad + t->vbad + (verify ? nforeign : 0) + (verify && finished ? nmissing : 0) + nothing;
     if (!finished)
         nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
-    if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
+    if (!rc && verify && nforeign > 0) /* another launch's data, however the run ended */
+        rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are another launch's (see above)", file, nforeign);
+    else if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing", file, nmissing);
     else if (!rc && t->bad > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
@@ -631,7 +638,7 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     char **missing = NULL;
     if ((rc = bd_trace_list_all(file, &names, &count, &missing, &nmissing)))
         goto done;
-    replay_say_missing(file, missing, nmissing, out);
+    const int nforeign = replay_say_missing(file, missing, nmissing, out);
     if (csv_path) {
         if (!(csv = fopen(csv_path, "w"))) {
             rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
@@ -655,7 +662,7 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     replay_tally t = {0};
     for (int i = 0; i < count && !rc; i++)
         rc = replay_trace(file, names[i], wname, csv, o->verify, out, &t);
-    rc = replay_outputs(path, file, o, out, count, nmissing, finished, &t, rc);
+    rc = replay_outputs(path, file, o, out, count, nmissing, nforeign, finished, &t, rc);
 done:
     if (csv && fclose(csv) != 0 && !rc)
         rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));

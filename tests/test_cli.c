@@ -1471,7 +1471,7 @@ Test(ranks, ranks_started_differently_fail_naming_the_difference, .timeout = 300
                 "test $r0 = 1 && test $r1 = 1 && test $left = 0 "
                 "&& grep -q \"rank 1's effective run file (run.yml, SHA-256 .*) is not rank 0's\" %s.err0 "
                 "&& grep -q \"rank 0's effective run file (run.yml, SHA-256 .*) is not rank 1's\" %s.err1",
-                20000 + (int)((getpid() + 23) % 20000), yml, out, out, yml, out, out, out, out, out, out, out);
+                20000 + (int)((getpid() + 43) % 20000), yml, out, out, yml, out, out, out, out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     sh(NULL, "rm -f %s.err0 %s.err1", out, out);
@@ -1494,37 +1494,44 @@ Test(ranks, a_launch_after_a_lone_rank_gave_up_runs, .timeout = 300)
                 "test $r = 1 || exit 5; ls %s | grep -q store || exit 6; "
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
                 "wait $p; r1=$?; echo \"rc=$r0,$r1\"; ls -d %s 2>&1; test $r0 = 0 && test $r1 = 0 && ! test -e %s",
-                20000 + (int)((getpid() + 29) % 20000), yml, out, rd, yml, out, yml, out, rd, rd);
+                20000 + (int)((getpid() + 47) % 20000), yml, out, rd, yml, out, yml, out, rd, rd);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
 }
 
 /* A Ctrl-C of a rank still waiting for the others to join stops it at once (exit 130), not
- * at the end of the join's timeout (240 s here; it took the whole timeout before). */
+ * at the end of the join's timeout (240 s here; it took the whole timeout before): rank 0
+ * alone, and rank 1 alone (which waited inside c10d's store for a file rank 0 had not made
+ * yet, deaf to the stop, after the first fix). */
 Test(ranks, ctrl_c_of_a_rank_waiting_for_the_others_stops_it_at_once, .timeout = 300)
 {
-    char *out, *r1, *rd, *t = NULL;
-    ranks_dirs("rwait", &out, &r1, &rd);
-    char *yml = ranks_file("rwait", 100000000, 1, "");
-    int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=0 $BODHI run %s --out %s --quiet & p=$!; "
-                "for i in $(seq 3000); do grep -q '\"group_store\"' %s/log.jsonl 2>/dev/null && break; sleep 0.01; done; "
-                "sleep 1; s=$(date +%%s); kill -INT $p; wait $p; r=$?; e=$(( $(date +%%s) - s )); "
-                "echo \"rc=$r after ${e}s\"; grep -o '\"status\": *\"[a-z]*\"' %s/summary.json; "
-                "test $r = 130 && test $e -le 30",
-                20000 + (int)((getpid() + 31) % 20000), yml, out, out, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    ranks_done(out, r1, rd, yml);
+    for (int rank = 0; rank < 2; rank++) {
+        char *out, *r1, *rd, *t = NULL;
+        ranks_dirs("rwait", &out, &r1, &rd);
+        char *yml = ranks_file("rwait", 100000000, 1, "");
+        const char *dir = rank ? r1 : out;
+        int rc = sh(&t,
+                    RANKS_TORCHRUN
+                    "RANK=%d $BODHI run %s --out %s --quiet & p=$!; "
+                    "for i in $(seq 3000); do grep -q '\"group_store\"' %s/log.jsonl 2>/dev/null && break; "
+                    "sleep 0.01; done; "
+                    "sleep 1; s=$(date +%%s); kill -INT $p; wait $p; r=$?; e=$(( $(date +%%s) - s )); "
+                    "echo \"rc=$r after ${e}s\"; grep -o '\"status\": *\"[a-z]*\"' %s/summary.json; "
+                    "test $r = 130 && test $e -le 30",
+                    20000 + (int)((getpid() + 53) % 20000), rank, yml, out, dir, dir);
+        cr_assert_eq(rc, 0, "rank %d: %s", rank, t);
+        free(t);
+        ranks_done(out, r1, rd, yml);
+    }
 }
 
 /* A second run into the same --out moves the first one's folders aside (DIR.prev-T and
  * DIR.r1.prev-T'), but the first's run.h5 still links ../DIR.r1: the second run's rank 1.
  * Replay of the first says that trace is not its own (their group ids differ) and reads
- * none of it; --verify fails; replay of the second shows both of its ranks. Before, the
- * first run's table showed the second run's rank 1, and --verify passed. */
+ * none of it, in its table or its re-simulation; --verify fails; replay of the second shows
+ * both of its ranks. Before, the first run's table showed the second run's rank 1, and
+ * --verify passed. Both runs have one seed: the same data, still not the first's trace. */
 Test(ranks, replay_of_an_earlier_run_reads_no_later_runs_rank, .timeout = 300)
 {
     char *out, *r1, *rd, *t = NULL;
@@ -1532,15 +1539,18 @@ Test(ranks, replay_of_an_earlier_run_reads_no_later_runs_rank, .timeout = 300)
     char *yml = ranks_file("rlater", 4000, 1, "");
     int rc = sh(&t,
                 RANKS_TORCHRUN
-                "for seed in 1 2; do RANK=1 $BODHI run %s --seed $seed --out %s --quiet 2>/dev/null & p=$!; "
-                "RANK=0 $BODHI run %s --seed $seed --out %s --quiet 2>/dev/null || exit 5; wait $p || exit 6; done; "
+                "for k in 1 2; do RANK=1 $BODHI run %s --out %s --quiet 2>/dev/null & p=$!; "
+                "RANK=0 $BODHI run %s --out %s --quiet 2>/dev/null || exit 5; wait $p || exit 6; done; "
                 "prev=$(ls -d %s.prev-* | head -1); test -n \"$prev\" || exit 7; "
                 "$BODHI replay $prev > %s.replay 2>&1; r=$?; cat %s.replay; test $r = 0 || exit 8; "
                 "grep -q \"train/balancer.r1: not this run's: \" %s.replay || exit 9; "
                 "grep -q '^train/balancer\\.r1 ' %s.replay && exit 10; "
-                "$BODHI replay $prev --verify >/dev/null 2>&1 && exit 11; "
-                "$BODHI replay %s | grep -q '^train/balancer\\.r1 ' || exit 12; exit 0",
-                20000 + (int)((getpid() + 37) % 20000), yml, out, yml, out, out, out, out, out, out, out);
+                "$BODHI replay $prev --verify > %s.replay 2>&1; r=$?; cat %s.replay; test $r = 1 || exit 11; "
+                "grep -q 'of rank 1' %s.replay && exit 12; grep -q \"are another launch's\" %s.replay || exit 13; "
+                "$BODHI replay %s --verify > %s.replay 2>&1 || exit 14; grep -q '^train/balancer\\.r1 ' %s.replay "
+                "|| exit 15; exit 0",
+                20000 + (int)((getpid() + 59) % 20000), yml, out, yml, out, out, out, out, out, out, out, out, out,
+                out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     sh(NULL, "rm -rf %s.prev-* %s.r1.prev-* %s.replay", out, out, out);

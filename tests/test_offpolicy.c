@@ -589,13 +589,12 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
      * without a word). */
     cmd = bd_strfmt("sed -e '/brain: {name: dqn/a\\          load: {experiment_run: %s-0, phase: train}' "
                     "-e '/- test:/,$d' %s > %s.resume.yml && grep -q '^          load:' %s.resume.yml "
-                    "&& cp %s-0/checkpoints/train/balancer.pt.replay %s.keep "
                     "&& truncate -s -100 %s-0/checkpoints/train/balancer.pt.replay "
                     "&& { %s check %s.resume.yml > %s.out 2>&1; test $? = 2; } && grep -q 'is damaged: .*cut short' %s.out "
                     "&& grep -q 'resume.yml:10:' %s.out "
                     "&& rm %s-0/checkpoints/train/balancer.pt.replay && rm -rf %s-2 "
                     "&& %s run %s.resume.yml --out %s-2 --quiet 2> %s.out && grep -q 'no replay buffer beside' %s.out",
-                    base, yml, base, base, base, base, base, BODHI_BINARY, base, base, base, base, base, base,
+                    base, yml, base, base, base, BODHI_BINARY, base, base, base, base, base, base,
                     BODHI_BINARY, base, base, base, base);
     st = system(cmd);
     char *outp = bd_strfmt("%s.out", base), *text = NULL;
@@ -605,7 +604,7 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
     free(text);
     free(outp);
     free(cmd);
-    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s-2 %s %s.resume.yml %s.keep %s.out", base, base, base, yml, base, base, base);
+    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s-2 %s %s.resume.yml %s.out", base, base, base, yml, base, base);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
     free(yml);

@@ -10,6 +10,7 @@
 #include <vector>
 #include <string>
 #include <thread>
+#include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -92,6 +93,14 @@ template <typename T> static void fast_run(FastOp<T> &op)
  * with why: the others' joins fail at their next poll, not at their deadline. */
 const char *const kAbandoned = "abandoned";
 
+/* The wall clock in seconds (abandon words carry it; ranks on other machines read it). */
+static double wall_now()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* The join's store: every wait (and every get, which waits for its key) ends by one
  * deadline, polling the store every 10 ms, so a join fails within its timeout whichever
  * rendezvous a rank is missing from or late to: c10d's group's, then the pairs' of the
@@ -105,10 +114,12 @@ struct DeadlineStore : c10d::Store {
     std::chrono::steady_clock::time_point end;
     double timeout_s;
     const volatile int *cancel; /* nonzero: a stop asked for; the wait ends at its next poll */
+    int rank;                   /* this process's: its own word is never its reason to fail */
+    double since;               /* the wall time the join began (a word from before it is old) */
     bool armed = true;
     DeadlineStore(c10::intrusive_ptr<c10d::Store> s, c10::intrusive_ptr<c10d::Store> g,
-                  std::chrono::steady_clock::time_point e, double t, const volatile int *c)
-        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t), cancel(c)
+                  std::chrono::steady_clock::time_point e, double t, const volatile int *c, int r, double from)
+        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t), cancel(c), rank(r), since(from)
     {
     }
     /* A rendezvous key as the rank it waits for: Gloo's full mesh has each rank set its
@@ -134,14 +145,19 @@ struct DeadlineStore : c10d::Store {
             if (group->check({kAbandoned})) {
                 const std::vector<uint8_t> v = group->get(kAbandoned);
                 const std::string t(v.begin(), v.end());
-                /* "<unix seconds>|why": a word older than a join's timeout is no rank of
-                 * this launch's (every rank of it waits at most that long for the
-                 * others) but one left by an earlier launch that no rank heard: not
-                 * obeyed (the join then waits for its ranks, as it would without it) */
-                const size_t bar = t.find('|');
-                const double at = bar == std::string::npos ? 0 : atof(t.substr(0, bar).c_str());
-                if (!(at > 0 && (double)time(nullptr) - at > timeout_s + 5))
-                    throw std::runtime_error(bar == std::string::npos ? t : t.substr(bar + 1));
+                /* "<wall seconds>|<rank>|why", obeyed only when written after this join
+                 * began by another rank: an earlier word is an earlier launch's that no
+                 * rank heard (a rank stopped, then the run started again at once), and
+                 * obeying it failed the new launch. A rank of this launch that left before
+                 * this one came is then waited for, as without its word, until the
+                 * timeout. */
+                const size_t b1 = t.find('|'), b2 = b1 == std::string::npos ? b1 : t.find('|', b1 + 1);
+                if (b2 != std::string::npos) {
+                    const double at = atof(t.substr(0, b1).c_str());
+                    const int who = atoi(t.substr(b1 + 1, b2 - b1 - 1).c_str());
+                    if (at >= since && who != rank)
+                        throw std::runtime_error(t.substr(b2 + 1));
+                }
             }
             if (std::chrono::steady_clock::now() >= by)
                 throw std::runtime_error("the group's rendezvous found no " + what + " within the join's " +
@@ -214,6 +230,9 @@ std::string meta_differs(const std::string &mine, int me, const std::string &the
     if (theirs == mine)
         return "";
     const std::string ws = meta_field(theirs, "world"), wm = meta_field(mine, "world");
+    if (ws.empty() || wm.empty())
+        return "rank " + std::to_string(who) + " did not say how it was started (\"" + theirs.substr(0, 200) +
+               "\"): another version of bodhi?";
     if (ws != wm)
         return "rank " + std::to_string(who) + " was started as one of " + ws + " ranks, rank " + std::to_string(me) +
                " as one of " + wm + " (WORLD_SIZE, SLURM_NTASKS or mpirun -n must be the same for every rank)";
@@ -263,10 +282,17 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         g->size = world;
         g->timeout = std::chrono::milliseconds((long long)(timeout_s * 1000.0));
         const auto deadline = std::chrono::steady_clock::now() + g->timeout;
+        const double since = wall_now();
+        /* the file first: c10d's FileStore reads a file that is not there yet by retrying
+         * for its whole timeout, deaf to a stop (a rank that came before rank 0 sat there) */
+        const int fd = open(store_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            throw std::runtime_error(std::string("cannot make the group's store: ") + strerror(errno));
+        close(fd);
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
         auto prefixed = c10::make_intrusive<c10d::PrefixStore>(name, file);
-        auto store = c10::make_intrusive<DeadlineStore>(prefixed, prefixed, deadline, timeout_s, cancel);
+        auto store = c10::make_intrusive<DeadlineStore>(prefixed, prefixed, deadline, timeout_s, cancel, rank, since);
         store->setTimeout(g->timeout);
         /* Before Gloo sees anything, a handshake that makes this launch's keys its own: rank
          * 0 clears every rank's entry, then answers each rank's entry (a draw of its own,
@@ -301,13 +327,21 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
             const std::string draw = draw_id(), entry = draw + "\n" + mine;
             const std::string key = "launch/" + std::to_string(rank), akey = "answer/" + std::to_string(rank);
             std::string answer;
+            store->set(key, as_bytes(entry));
             store->poll(
                 [&] {
                     answer = store->value(akey);
                     if (answer.compare(0, draw.size() + 1, draw + "\n") == 0)
                         return true;
-                    if (store->value(key) != entry)
+                    /* rank 0 clears the entry when it comes (put it back); anything else
+                     * there now is another live process's, started as this rank too */
+                    const std::string there = store->value(key);
+                    if (there.empty())
                         store->set(key, as_bytes(entry));
+                    else if (there != entry)
+                        throw std::runtime_error("another process was started as rank " + std::to_string(rank) +
+                                                 " of this group (the same RANK twice, or a second launch into "
+                                                 "the same --out and rendezvous port)");
                     return false;
                 },
                 "rank 0 (its answer, key " + akey + ")", deadline);
@@ -321,7 +355,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         /* the rest of the join under this launch's id */
         const std::string scope = std::string(name) + "/" + g->id;
         auto launch_store = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(scope, file),
-                                                               prefixed, deadline, timeout_s, cancel);
+                                                               prefixed, deadline, timeout_s, cancel, rank, since);
         launch_store->setTimeout(g->timeout);
         auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
         char hn[256] = "";
@@ -344,7 +378,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
             c10d::ProcessGroupGloo::GlooStore gs(c10::make_intrusive<DeadlineStore>(
                 c10::make_intrusive<c10d::PrefixStore>(scope + "/fast", file), prefixed, deadline, timeout_s,
-                cancel));
+                cancel, rank, since));
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
             g->fast->setTimeout(g->timeout);
             g->fast->connectFullMesh(gs, opts->devices[0]);
@@ -357,8 +391,9 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
          * removes it (c10d's FileStore removes its file only when every rank's store has
          * gone, which a rank killed later never does). What a launch that failed leaves
          * stays until the next one forms: its keys are under its own id, read by no one. */
-        if (world > 1) {
-            g->pg->barrier()->wait(g->timeout);
+        if (g->fast) { /* (with BODHI_GROUP_SLOW, a comparison, the store stays) */
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            g->pg->barrier()->wait(std::max(left, std::chrono::milliseconds(1)));
             if (rank == 0)
                 std::remove(store_path);
         }
@@ -377,7 +412,9 @@ extern "C" int bdt_group_abandon(const char *store_path, const char *name, int r
         return bd_seterr(BD_EINVAL, "bdt_group_abandon: bad arguments (rank %d of %d)", rank, world);
     try {
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
-        const std::string text = std::to_string((long long)time(nullptr)) + "|rank " + std::to_string(rank) +
+        char when[32];
+        snprintf(when, sizeof when, "%.3f", wall_now());
+        const std::string text = std::string(when) + "|" + std::to_string(rank) + "|rank " + std::to_string(rank) +
                                  " left before the group formed: " + std::string(why && *why ? why : "(no reason given)");
         c10d::PrefixStore(name, file).set(kAbandoned, std::vector<uint8_t>(text.begin(), text.end()));
         return BD_OK;
