@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "brain/ranks.h"
 #include "cli/cli.h"
@@ -60,7 +61,7 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     }
     if (l.world == 1) { /* alone: nothing a shell left exported reaches the children */
         static const char *const stale[] = {"BODHI_RANK", "BODHI_WORLD_SIZE", "BODHI_LOCAL_SIZE",
-                                            "BODHI_LOCAL_RANK", "BODHI_GROUP_STORE", NULL};
+                                            "BODHI_LOCAL_RANK", "BODHI_GROUP_STORE", "BODHI_LAUNCH_T", NULL};
         for (int i = 0; stale[i]; i++)
             unsetenv(stale[i]);
         return 0;
@@ -120,6 +121,13 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     else
         unsetenv("BODHI_LOCAL_RANK"); /* a launcher's count that disagrees: no share is taken */
     setenv("BODHI_GROUP_STORE", store, 1);
+    /* the launch's start, wall clock: a word in the store that a rank left, written before
+     * it, is an earlier launch's (torch/dist.h) */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char lt[48];
+    snprintf(lt, sizeof lt, "%.3f", (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    setenv("BODHI_LAUNCH_T", lt, 1);
     setenv("BODHI_GROUP_TIMEOUT", tnum, 1);
     if (strcmp(l.host, "127.0.0.1") == 0 || strcmp(l.host, "localhost") == 0 || strcmp(l.host, "::1") == 0)
         setenv("BODHI_GROUP_HOST", "127.0.0.1", 0);

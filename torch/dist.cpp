@@ -270,7 +270,8 @@ std::string draw_id()
 } // namespace
 
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                              double timeout_s, const char *meta, const volatile int *cancel, bdt_group **out)
+                              double timeout_s, const char *meta, const volatile int *cancel, double since_s,
+                              bdt_group **out)
 {
     if (!store_path || !name || !out || world < 1 || rank < 0 || rank >= world || !(timeout_s > 0))
         return bd_seterr(BD_EINVAL, "bdt_group_join: bad arguments (rank %d of %d, timeout %g s)", rank, world,
@@ -282,7 +283,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         g->size = world;
         g->timeout = std::chrono::milliseconds((long long)(timeout_s * 1000.0));
         const auto deadline = std::chrono::steady_clock::now() + g->timeout;
-        const double since = wall_now();
+        const double since = since_s > 0 ? since_s : wall_now();
         /* the file first: c10d's FileStore reads a file that is not there yet by retrying
          * for its whole timeout, deaf to a stop (a rank that came before rank 0 sat there) */
         const int fd = open(store_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -27,12 +27,15 @@ typedef struct bdt_group bdt_group;
  * all-reduces, polls until one deadline; a peer that dies between publishing its address
  * and connecting can still hold a pair's connect for its own timeout). */
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                   double timeout_s, const char *meta, const volatile int *cancel, bdt_group **out);
+                   double timeout_s, const char *meta, const volatile int *cancel, double since_s,
+                   bdt_group **out);
 /* (bdt_group_join, continued) meta (NULL: none): what every rank's launch must agree on
  * (bodhi's: "run=<run.yml's SHA-256>"), compared with rank 0's, with the group's size,
  * before Gloo's rendezvous: a rank started otherwise fails every rank's join, naming the
  * difference. cancel (NULL: none): a nonzero *cancel ends the join at its next poll of the
- * store (a stop asked for). Each launch's keys are its own (rank 0 answers every rank's
+ * store (a stop asked for). since_s (wall seconds; 0: the join's start): the launch's
+ * start; another rank's word that it left (bdt_group_abandon) written before it is an
+ * earlier launch's, and not obeyed. Each launch's keys are its own (rank 0 answers every rank's
  * fresh draw with the group's id, and the rendezvous runs under it), so what an earlier
  * launch left in the same store file is never read; once every rank is past the
  * rendezvous rank 0 removes the file. */
