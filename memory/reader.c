@@ -561,7 +561,17 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
              * folder, and its trace another launch's (their group ids differ). Such a
              * trace is said, like a missing one, and not read. */
             size_t blen;
-            const int rk = has > 0 ? rank_suffix(agents.v[j], &blen) : 0;
+            int rk = has > 0 ? rank_suffix(agents.v[j], &blen) : 0;
+            /* rank k's, not rank 0's own agent of a name that ends so: its file is rank k's
+             * (...<dir>.r<k>/memory/<phase>.<agent>.r<k>.h5; rank 0's are .r0.h5) */
+            if (rk > 0) {
+                char tail[64], dirpart[64];
+                snprintf(tail, sizeof tail, ".r%d.h5", rk);
+                snprintf(dirpart, sizeof dirpart, ".r%d/memory/", rk);
+                const size_t wl = strlen(ca.where), tl = strlen(tail);
+                if (wl < tl || strcmp(ca.where + wl - tl, tail) != 0 || !strstr(ca.where, dirpart))
+                    rk = 0;
+            }
             char mine[64] = "", base_id[64] = "";
             if (rk > 0) {
                 trace_group_id(ag, mine, sizeof mine);

@@ -1557,6 +1557,46 @@ Test(ranks, replay_of_an_earlier_run_reads_no_later_runs_rank, .timeout = 300)
     ranks_done(out, r1, rd, yml);
 }
 
+/* An agent of rank 0 whose own name ends like a rank's trace ("balancer.r1") is rank 0's,
+ * not rank 1's copy of "balancer": replay reads it and --verify re-simulates it (the check
+ * of another launch's rank trace took it for one, their group ids differing, and dropped
+ * it, failing --verify). */
+Test(ranks, an_agent_named_like_a_rank_trace_is_rank_0s_own, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rname", &out, &r1, &rd);
+    char *yml = bd_strfmt("/tmp/bd-cli-%d-rname.yml", (int)getpid());
+    const char *agent = "        - name: %s\n"
+                        "          brain: {name: ppo, params: {rollout_steps: 32}}\n"
+                        "          muscle: {name: ppo}\n"
+                        "          sensors: [%s.*]\n"
+                        "          actuators: [%s.push]\n";
+    char *a1 = bd_strfmt(agent, "balancer", "pole", "pole"), *a2 = bd_strfmt(agent, "balancer.r1", "pole2", "pole2");
+    char *text = bd_strfmt("uid: rname\nseed: 5\nschedule:\n  - train:\n      environments:\n"
+                           "        - environment: {name: cartpole, uid: pole, params: {worlds: 6}}\n"
+                           "        - environment: {name: cartpole, uid: pole2, params: {worlds: 6}}\n"
+                           "      agents:\n%s%s"
+                           "      simulation: {conditions: [{name: max_steps, params: {steps: 2000}}]}\n"
+                           "      phase_config: {mode: train, worker: 1, heartbeat_timeout: 300}\n",
+                           a1, a2);
+    cr_assert_eq(bd_write_file(yml, text, strlen(text)), BD_OK);
+    free(text);
+    free(a1);
+    free(a2);
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet || exit 5; "
+                "wait $p || exit 6; $BODHI replay %s --verify > %s.replay 2>&1; r=$?; cat %s.replay; test $r = 0 "
+                "|| exit 7; grep -q \"not this run's\" %s.replay && exit 8; "
+                "grep -q '^train/balancer\\.r1 ' %s.replay || exit 9; "
+                "grep -q 'pole2 of rank 0 (world ids 0 to 5)' %s.replay || exit 10; exit 0",
+                20000 + (int)((getpid() + 61) % 20000), yml, out, yml, out, out, out, out, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    sh(NULL, "rm -f %s.replay", out);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* A ranks test's run file (ranks_file) with a test phase after its train phase. */
 static char *ranks_two_phases(const char *tag, const char *more)
 {

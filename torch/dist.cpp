@@ -287,6 +287,10 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         /* the file first: c10d's FileStore reads a file that is not there yet by retrying
          * for its whole timeout, deaf to a stop (a rank that came before rank 0 sat there) */
         const int fd = open(store_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT)
+            throw std::runtime_error("the group's store folder is gone: rank 0's run ended before this rank joined "
+                                     "(it removes the folder at its end; did it fail to start, a run file or option "
+                                     "it refused?)");
         if (fd < 0)
             throw std::runtime_error(std::string("cannot make the group's store: ") + strerror(errno));
         close(fd);
@@ -394,7 +398,9 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
          * stays until the next one forms: its keys are under its own id, read by no one. */
         if (g->fast) { /* (with BODHI_GROUP_SLOW, a comparison, the store stays) */
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            g->pg->barrier()->wait(std::max(left, std::chrono::milliseconds(1)));
+            /* at least a second: a rendezvous that ended near the deadline must not fail
+             * one rank's barrier while the others pass theirs */
+            g->pg->barrier()->wait(std::max(left, std::chrono::milliseconds(1000)));
             if (rank == 0)
                 std::remove(store_path);
         }

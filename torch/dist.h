@@ -35,18 +35,20 @@ int bdt_group_join(const char *store_path, const char *name, int rank, int world
  * difference. cancel (NULL: none): a nonzero *cancel ends the join at its next poll of the
  * store (a stop asked for). since_s (wall seconds; 0: the join's start): the launch's
  * start; another rank's word that it left (bdt_group_abandon) written before it is an
- * earlier launch's, and not obeyed. Each launch's keys are its own (rank 0 answers every rank's
- * fresh draw with the group's id, and the rendezvous runs under it), so what an earlier
- * launch left in the same store file is never read; once every rank is past the
- * rendezvous rank 0 removes the file. */
+ * earlier launch's, and not obeyed. Each launch's keys are its own (rank 0 answers every
+ * rank's fresh draw with the group's id, and the rendezvous runs under it), so what an
+ * earlier launch left in the same store file is never read; once every rank is past the
+ * rendezvous rank 0 removes the file (not with BODHI_GROUP_SLOW, a comparison switch). */
 /* This launch's id for the group (32 hex digits, drawn by rank 0 at the join and the same
  * on every rank; "" for NULL): traces of one launch carry it (memory, "group_id"). */
 const char *bdt_group_id(const bdt_group *g);
 void bdt_group_leave(bdt_group *g); /* NULL-safe */
 /* A rank that leaves before it joined group `name` at store_path (it failed, or was
- * stopped, before its first collective) says so there, with why: every other rank's join,
- * under way or to come, fails at its next poll of the store (every 10 ms) with "rank R
- * left before the group formed: WHY" rather than at its deadline. */
+ * stopped, before its first collective) says so there, with why and the wall time: every
+ * other rank's join, under way or to come, whose launch began before that time (its
+ * since_s) fails at its next poll of the store (every 10 ms) with "rank R left before the
+ * group formed: WHY" rather than at its deadline. Across machines the ranks' clocks must
+ * agree (NTP) to better than the time between one launch's end and the next one's start. */
 int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why);
 int bdt_group_rank(const bdt_group *g);
 int bdt_group_size(const bdt_group *g);
