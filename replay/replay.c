@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/util.h"
 #include "memory/memory.h"
 #include "replay/replay.h"
@@ -373,6 +375,38 @@ static int say_how_it_ended(const char *path, FILE *out)
     return done;
 }
 
+/* 1 when log.jsonl of run folder path shows a phase begun after phase `phase` began: then
+ * `phase` ran to its end (a phase starts only after the one before it ended), and its
+ * traces were written, however the run ended later. */
+static int phase_was_followed(const char *path, const char *phase)
+{
+    char *log = bd_strfmt("%s/log.jsonl", path), *text = NULL;
+    int seen = 0, after = 0;
+    if (log && bd_read_file(log, &text, NULL) == BD_OK) {
+        for (char *line = text; line && *line && !after;) {
+            char *nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            static const char head[] = "{\"event\":\"phase\",";
+            if (strncmp(line, head, sizeof head - 1) == 0) {
+                cJSON *e = cJSON_Parse(line);
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "phase");
+                if (cJSON_IsString(n)) {
+                    if (strcmp(n->valuestring, phase) == 0)
+                        seen = 1;
+                    else if (seen)
+                        after = 1;
+                }
+                cJSON_Delete(e);
+            }
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+    free(text);
+    free(log);
+    return after;
+}
+
 /* ---- outputs never land on what they are made from ---------------------------------- */
 
 static dev_t bd_out_dev;
@@ -517,10 +551,14 @@ done:
 }
 
 /* Says each link of the master whose trace file is missing, or is another launch's (and
- * frees the list): how many are another launch's. */
-static int replay_say_missing(const char *file, char **missing, int nmissing, FILE *out)
+ * frees the list): how many are another launch's; *lost: how many missing ones belong to a
+ * phase that a later phase followed in run folder path's log (written, then lost, however
+ * the run ended; NULL path: none counted). */
+static int replay_say_missing(const char *file, const char *path, char **missing, int nmissing, FILE *out,
+                              int *lost)
 {
     int foreign = 0;
+    *lost = 0;
     for (int i = 0; i < nmissing; i++) {
         char *sp = strchr(missing[i], ' '), *why = strchr(missing[i], '\n');
         if (sp)
@@ -528,9 +566,20 @@ static int replay_say_missing(const char *file, char **missing, int nmissing, FI
         if (why) /* there, but not this run's (bd_trace_list_all) */
             *why = '\0';
         foreign += why != NULL;
+        char *slash = why ? NULL : strchr(missing[i], '/');
+        int followed = 0;
+        if (slash && path) {
+            *slash = '\0';
+            followed = phase_was_followed(path, missing[i]);
+            *slash = '/';
+        }
+        *lost += followed;
         if (why)
             fprintf(out, "%s: not this run's: %s links it to '%s', and %s\n", missing[i], file, sp ? sp + 1 : "?",
                     why + 1);
+        else if (followed)
+            fprintf(out, "%s: missing: %s links it to '%s', which is not there: lost (its phase ran to its end; a "
+                         "later phase began)\n", missing[i], file, sp ? sp + 1 : "?");
         else
             fprintf(out, "%s: missing: %s links it to '%s', which is not there (lost, or not yet written by a live "
                          "run)\n", missing[i], file, sp ? sp + 1 : "?");
@@ -557,7 +606,7 @@ static void replay_title(const char *path, int is_dir, char *title, size_t len)
  * and *o->mismatches. count traces were listed, nmissing links lead nowhere; finished: the
  * run ended done (or path is a file). */
 static int replay_outputs(const char *path, const char *file, const bd_replay_opts *o, FILE *out, int count,
-                          int nmissing, int nforeign, int finished, replay_tally *t, int rc)
+                          int nmissing, int nforeign, int nlost, int finished, replay_tally *t, int rc)
 {
     const int verify = o->verify;
     struct stat dst;
@@ -588,10 +637,11 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         nothing = 1;
     }
     nmissing -= nforeign; /* the rest: links to nothing */
+    if (!finished) /* said above; a stopped run's last phase may not have begun writing, but a
+                    * phase that another followed had */
+        nmissing = nlost;
     if (o->mismatches)
-        *o->mismatches = t->bad + t->vbad + (verify ? nforeign : 0) + (verify && finished ? nmissing : 0) + nothing;
-    if (!finished)
-        nmissing = 0; /* said above; a stopped run's last phase may not have begun writing */
+        *o->mismatches = t->bad + t->vbad + (verify ? nforeign + nmissing : 0) + nothing;
     if (!rc && verify && nforeign > 0) /* another launch's data, however the run ended */
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are another launch's (see above)", file, nforeign);
     else if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
@@ -638,7 +688,10 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     char **missing = NULL;
     if ((rc = bd_trace_list_all(file, &names, &count, &missing, &nmissing)))
         goto done;
-    const int nforeign = replay_say_missing(file, missing, nmissing, out);
+    int nlost = 0;
+    struct stat pst;
+    const int nforeign = replay_say_missing(file, stat(path, &pst) == 0 && S_ISDIR(pst.st_mode) ? path : NULL,
+                                            missing, nmissing, out, &nlost);
     if (csv_path) {
         if (!(csv = fopen(csv_path, "w"))) {
             rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
@@ -648,6 +701,13 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     }
     if (count == 0) {
         fprintf(out, "%s: no traces (no /<phase>/<agent> group holds rewards)\n", file);
+        /* --verify: lost or foreign traces fail it here too (replay_outputs' rule) */
+        const int gone = nforeign + (finished ? nmissing - nforeign : nlost);
+        if (o->verify && gone > 0) {
+            rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing or another launch's", file, gone);
+            if (o->mismatches)
+                *o->mismatches = gone;
+        }
         goto done;
     }
 
@@ -662,7 +722,7 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     replay_tally t = {0};
     for (int i = 0; i < count && !rc; i++)
         rc = replay_trace(file, names[i], wname, csv, o->verify, out, &t);
-    rc = replay_outputs(path, file, o, out, count, nmissing, nforeign, finished, &t, rc);
+    rc = replay_outputs(path, file, o, out, count, nmissing, nforeign, nlost, finished, &t, rc);
 done:
     if (csv && fclose(csv) != 0 && !rc)
         rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));

@@ -255,6 +255,35 @@ static int sh(char **out, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* A stopped run's missing trace is forgiven only where its phase may not have begun
+ * writing: the last phase's. The trace of a phase that ran to its end (a later phase began,
+ * log.jsonl says) was written, so its loss fails --verify however the run ended; it used
+ * to pass in silence once summary.json said anything but done. */
+Test(replay, a_stopped_runs_lost_trace_of_a_finished_phase_fails_verify, .timeout = 120)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-lostphase", (int)getpid()), *t = NULL;
+    char *yml = short_run("lostphase", 2400, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 1, episodes: 4}\n");
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    /* as if it had been stopped in its test phase */
+    cr_assert_eq(sh(NULL, "sed -i 's/\"status\":[[:space:]]*\"done\"/\"status\": \"stopped\"/' %s/summary.json && "
+                          "grep -q '\"stopped\"' %s/summary.json", out, out), 0);
+    cr_assert_eq(sh(NULL, "rm %s/memory/test.balancer.h5", out), 0);
+    int rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 0, "the last phase's trace may never have been written: %s", t);
+    cr_assert(strstr(t, "test/balancer: missing:") && strstr(t, "not yet written by a live run"), "%s", t);
+    free(t);
+    cr_assert_eq(sh(NULL, "rm %s/memory/train.balancer.h5", out), 0);
+    rc = sh(&t, "$BODHI replay %s --verify", out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "train/balancer: missing:") && strstr(t, "lost (its phase ran to its end; a later phase began)")
+                  && strstr(t, "1 trace(s) it links to are missing"), "%s", t);
+    free(t);
+    rm_rf(out);
+    free(out);
+    free(yml);
+}
+
 /* Issue 20, item 8: `replay --verify` and `--minari` exit 1, saying why, when they could
  * check or export nothing; a sampled recording is checked at the rows it has (the end
  * flags at the recorded steps; the recorded worlds re-simulated when every step is kept). */
