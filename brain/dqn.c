@@ -172,15 +172,8 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
         rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: batch_size %d is more than buffer_size %lld",
                                   bd_node_where(bn ? bn : params, w, sizeof w), dp->batch_size, dp->buffer_size));
     }
-    /* the buffer never holds more than buffer_size transitions, so a larger threshold
-     * would keep every round at 0 gradient steps (brain/sac.c refuses it the same way) */
-    if (dp->learning_starts > dp->buffer_size) {
-        const bd_node *ln = bd_node_get(params, "learning_starts");
-        int lrc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: learning_starts %lld is more than the buffer_size %lld: "
-                                       "learning would never start", bd_node_where(ln ? ln : params, w, sizeof w),
-                                       dp->learning_starts, dp->buffer_size));
-        rc = rc ? rc : lrc;
-    }
+    int src = bd_replay_starts_check(params, dp->learning_starts, dp->buffer_size, d);
+    rc = rc ? rc : src;
     int brc = bd_replay_check(params, p, ap, dp->rollout_steps, dp->buffer_size, d);
     rc = rc ? rc : brc;
     if (dp->save_buffer && p->ph->mode == BD_MODE_TRAIN) { /* it resumes a saved buffer */

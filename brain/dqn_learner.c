@@ -10,7 +10,6 @@
 #include "brain/dqn.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,17 +185,8 @@ static int bd_dqn_load(void *self, const char *path)
     int rc = bd_dqn_net(l);
     if (rc == BD_OK)
         rc = l->dqn ? bdt_dqn_load(l->dqn, path) : bdt_load(l->net, NULL, path);
-    if (rc == BD_OK && l->dqn && l->dp.save_buffer) {
-        char *rp = bd_strfmt("%s.replay", path);
-        if (!rp)
-            rc = bd_seterr(BD_ENOMEM, "out of memory");
-        else if (bd_exists(rp))
-            rc = bd_replay_load(&l->rb, rp);
-        else /* not silent: a user who saved one expects it back */
-            fprintf(stderr, "bodhi brain: no replay buffer beside %s (%s missing): the buffer starts empty\n", path,
-                    rp);
-        free(rp);
-    }
+    if (rc == BD_OK && l->dqn && l->dp.save_buffer)
+        rc = bd_replay_resume(&l->rb, path);
     return rc == BD_OK ? bdt_policy_get_params(l->net, l->params, l->nparams) : rc;
 }
 
@@ -374,11 +364,8 @@ static int bd_dqn_save(const void *self, const char *path, int *saved)
     int rc = bd_dqn_net(l);
     if (rc == BD_OK)
         rc = l->dqn ? bdt_dqn_save(l->dqn, path) : bdt_save(l->net, NULL, path);
-    if (rc == BD_OK && l->dqn && l->dp.save_buffer) {
-        char *rp = bd_strfmt("%s.replay", path);
-        rc = rp ? bd_replay_save(&l->rb, rp) : bd_seterr(BD_ENOMEM, "out of memory");
-        free(rp);
-    }
+    if (rc == BD_OK && l->dqn && l->dp.save_buffer)
+        rc = bd_replay_save_beside(&l->rb, path);
     *saved = rc == BD_OK;
     return rc;
 }

@@ -13,8 +13,9 @@
 #include "config/diag.h"
 #include "wire/wire.h"
 
-/* per row: obs and next obs (2 S floats), act (U), rew, version (8), term (1) */
-static double bd_replay_row_bytes(int S, int U)
+/* per row, in memory and in a saved file alike: obs and next obs (2 S floats), act (U), rew,
+ * version (8), term (1) */
+static double bd_replay_row_bytes(double S, double U)
 {
     return 4.0 * (2.0 * S + U + 1) + 8 + 1;
 }
@@ -171,9 +172,15 @@ static uint64_t bd_fnv1a(const unsigned char *b, size_t n)
 
 /* header: magic (8), S, U (u32 each), rows (u64); then per row, oldest first: obs (S),
  * act (U), rew, next_obs (S) as floats, version (u64), term (u8); then FNV-1a 64 of it all */
+/* The buffer's file beside a checkpoint. */
+static char *bd_replay_beside(const char *checkpoint)
+{
+    return bd_strfmt("%s.replay", checkpoint);
+}
+
 int bd_replay_save(const bd_replay *r, const char *path)
 {
-    const size_t S = (size_t)r->S, U = (size_t)r->U, row = 4 * (2 * S + U + 1) + 9;
+    const size_t S = (size_t)r->S, U = (size_t)r->U, row = (size_t)bd_replay_row_bytes(r->S, r->U);
     const size_t n = (size_t)r->size, bytes = 24 + n * row + 8;
     unsigned char *buf = malloc(bytes), *p = buf;
     if (!buf)
@@ -209,7 +216,7 @@ int bd_replay_load(bd_replay *r, const char *path)
     if (rc != BD_OK)
         return rc;
     const unsigned char *p = (const unsigned char *)buf;
-    const size_t S = (size_t)r->S, U = (size_t)r->U, row = 4 * (2 * S + U + 1) + 9;
+    const size_t S = (size_t)r->S, U = (size_t)r->U, row = (size_t)bd_replay_row_bytes(r->S, r->U);
     uint32_t su[2] = {0, 0};
     uint64_t rows = 0, h = 0;
     if (len >= 32) {
@@ -250,6 +257,42 @@ int bd_replay_load(bd_replay *r, const char *path)
     return rc;
 }
 
+int bd_replay_save_beside(const bd_replay *r, const char *checkpoint)
+{
+    char *path = bd_replay_beside(checkpoint);
+    int rc = path ? bd_replay_save(r, path) : bd_seterr(BD_ENOMEM, "out of memory");
+    free(path);
+    return rc;
+}
+
+int bd_replay_resume(bd_replay *r, const char *checkpoint)
+{
+    char *path = bd_replay_beside(checkpoint);
+    if (!path)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    int rc = BD_OK;
+    if (bd_exists(path))
+        rc = bd_replay_load(r, path);
+    else /* not silent: a user who saved one expects it back */
+        fprintf(stderr, "bodhi brain: no replay buffer beside %s (save_buffer: true saves one): the buffer starts "
+                        "empty\n", checkpoint);
+    free(path);
+    return rc;
+}
+
+int bd_replay_starts_check(const bd_node *params, long long learning_starts, long long capacity, bd_diags *d)
+{
+    if (learning_starts <= capacity)
+        return BD_OK;
+    /* the buffer never holds more than its capacity, so every round would stay at 0
+     * gradient steps */
+    char w[256];
+    const bd_node *n = bd_node_get(params, "learning_starts");
+    return bd_diag(d, bd_seterr(BD_EINVAL, "%s: learning_starts %lld is more than the buffer_size %lld: learning "
+                                "would never start", bd_node_where(n ? n : params, w, sizeof w), learning_starts,
+                                capacity));
+}
+
 double bd_replay_brain_bytes(const bd_agent_plan *ap, long long capacity, long long T)
 {
     return bd_replay_bytes(capacity, ap->nsens, ap->nact, (int)(ap->columns > 0 ? ap->columns : 0))
@@ -279,7 +322,9 @@ int bd_replay_load_check(const bd_agent_plan *ap, bd_diags *d)
 {
     if (!ap->load_run || !ap->load_phase || !ap->load_agent)
         return BD_OK; /* none, or this run's own (it does not exist yet) */
-    char *path = bd_strfmt("%s/checkpoints/%s/%s.pt.replay", ap->load_run, ap->load_phase, ap->load_agent);
+    char *ckpt = bd_strfmt("%s/checkpoints/%s/%s.pt", ap->load_run, ap->load_phase, ap->load_agent);
+    char *path = ckpt ? bd_replay_beside(ckpt) : NULL;
+    free(ckpt);
     if (!path)
         return bd_seterr(BD_ENOMEM, "out of memory");
     char w[256];
@@ -295,7 +340,7 @@ int bd_replay_load_check(const bd_agent_plan *ap, bd_diags *d)
         const size_t got = fread(h, 1, sizeof h, f);
         memcpy(su, h + 8, 8);
         memcpy(&rows, h + 16, 8);
-        const double row = 4.0 * (2.0 * su[0] + su[1] + 1) + 9;
+        const double row = bd_replay_row_bytes(su[0], su[1]);
         if (got < sizeof h || memcmp(h, BD_REPLAY_MAGIC, 8) != 0)
             rc = bd_seterr(BD_EINVAL, "%s: load: %s is not a replay buffer file", w, path);
         else if (su[0] != (uint32_t)ap->nsens || su[1] != (uint32_t)ap->nact)

@@ -86,6 +86,16 @@ void bd_replay_gather(const bd_replay *r, const int64_t *idx, int n, float *obs,
 int bd_replay_save(const bd_replay *r, const char *path);
 int bd_replay_load(bd_replay *r, const char *path);
 
+/* The same beside a checkpoint (<checkpoint>.replay, save_buffer): saved, and resumed by a
+ * train phase that loads the checkpoint (loaded when there; said on stderr when not, and the
+ * buffer starts empty). */
+int bd_replay_save_beside(const bd_replay *r, const char *checkpoint);
+int bd_replay_resume(bd_replay *r, const char *checkpoint);
+
+/* learning_starts above the buffer's capacity (the params' learning_starts key) refused:
+ * learning would never start. */
+int bd_replay_starts_check(const bd_node *params, long long learning_starts, long long capacity, bd_diags *d);
+
 /* What an off-policy brain of agent ap holds (bd_kind.memory_bytes): a buffer of capacity
  * transitions and the round's batch at rollout_steps T. */
 double bd_replay_brain_bytes(const bd_agent_plan *ap, long long capacity, long long T);

@@ -100,12 +100,7 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     const bd_sac_params *sp = ap->brain_params;
     if (!sp || !ap->env || rc != BD_OK)
         return rc;
-    if (sp->learning_starts > sp->buffer_size) {
-        const bd_node *n = bd_node_get(params, "learning_starts");
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: learning_starts %lld is more than the buffer_size %lld: learning "
-                                  "would never start", bd_node_where(n ? n : params, w, sizeof w),
-                                  sp->learning_starts, sp->buffer_size));
-    }
+    rc = bd_replay_starts_check(params, sp->learning_starts, sp->buffer_size, d);
     /* the rollouts fit their messages, the buffer this machine's memory (brain/replay.h) */
     int brc = bd_replay_check(params, p, ap, sp->rollout_steps, sp->buffer_size, d);
     rc = rc ? rc : brc;

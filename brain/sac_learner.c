@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "brain/replay.h"
 #include "common/util.h"
@@ -146,12 +145,6 @@ static int bd_sac_create(const bd_learner_spec *s, void **out)
     return BD_OK;
 }
 
-/* The buffer's file beside a checkpoint. */
-static char *bd_sac_buffer_path(const char *path)
-{
-    return bd_strfmt("%s.replay", path);
-}
-
 static int bd_sac_load(void *self, const char *path)
 {
     bd_sac_state *l = self;
@@ -160,14 +153,8 @@ static int bd_sac_load(void *self, const char *path)
         rc = bdt_sac_load(l->sac, path);
     if (rc == BD_OK)
         rc = bdt_policy_get_params(l->actor, l->params, l->nparams);
-    char *bp = rc == BD_OK && l->have_buf ? bd_sac_buffer_path(path) : NULL;
-    struct stat st;
-    if (bp && stat(bp, &st) == 0) /* a run saved with save_buffer: resume with its buffer */
-        rc = bd_replay_load(&l->buf, bp);
-    else if (bp)
-        fprintf(stderr, "bodhi brain: no replay buffer beside %s (save_buffer: true saves one): the buffer starts "
-                        "empty\n", path);
-    free(bp);
+    if (rc == BD_OK && l->have_buf) /* a run saved with save_buffer: resume with its buffer */
+        rc = bd_replay_resume(&l->buf, path);
     return rc;
 }
 
@@ -305,9 +292,7 @@ static int bd_sac_save(const void *self, const char *path, int *saved)
     if (rc == BD_OK)
         rc = bdt_sac_save(l->sac, path);
     if (rc == BD_OK && l->sp.save_buffer && l->have_buf) {
-        char *bp = bd_sac_buffer_path(path);
-        rc = bp ? bd_replay_save(&l->buf, bp) : bd_seterr(BD_ENOMEM, "out of memory");
-        free(bp);
+        rc = bd_replay_save_beside(&l->buf, path);
     }
     *saved = rc == BD_OK;
     return rc;
