@@ -258,13 +258,12 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
     r->tried = 1;
     char meta[96];
     snprintf(meta, sizeof meta, "run=%s", r->run_digest ? r->run_digest : "-");
-    /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks */
-    /* the launch's start (cli/run.c): another rank's word that it left, written before it, is
+    /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks; the
+     * launch's start (cli/run.c) dates another rank's word that it left: one from before it is
      * an earlier launch's */
     const char *lt = getenv("BODHI_LAUNCH_T");
-    const double since = lt ? atof(lt) : 0;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
-                            meta, (const volatile int *)&bd_term_requested, since > 0 ? since : 0, &r->g);
+                            meta, (const volatile int *)&bd_term_requested, lt ? atof(lt) : 0, &r->g);
     if (rc != BD_OK)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());

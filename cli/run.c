@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "brain/ranks.h"
 #include "cli/cli.h"
@@ -84,16 +83,16 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     if (strcmp(cmd, "run") != 0) /* check writes nothing */
         return 0;
     static char out[PATH_MAX], store[PATH_MAX + 96];
-    char dir[PATH_MAX], id[80];
+    char id[80];
     size_t n = strlen(o->out);
     while (n > 1 && o->out[n - 1] == '/')
         n--;
-    if (n + 32 >= sizeof dir) {
+    if (n + 32 >= sizeof ranks_dir) {
         fprintf(stderr, "bodhi %s: --out is too long\n", cmd);
         return 2;
     }
-    snprintf(ranks_dir, sizeof ranks_dir, "%.*s.ranks", (int)n, o->out);
-    snprintf(dir, sizeof dir, "%s", ranks_dir);
+    char *dir = ranks_dir;
+    snprintf(dir, sizeof ranks_dir, "%.*s.ranks", (int)n, o->out);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "bodhi %s: cannot make %s: %s\n", cmd, dir, strerror(errno));
         return 2;
@@ -123,10 +122,8 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     setenv("BODHI_GROUP_STORE", store, 1);
     /* the launch's start, wall clock: a word in the store that a rank left, written before
      * it, is an earlier launch's (torch/dist.h) */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     char lt[48];
-    snprintf(lt, sizeof lt, "%.3f", (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    snprintf(lt, sizeof lt, "%.3f", bd_wall());
     setenv("BODHI_LAUNCH_T", lt, 1);
     setenv("BODHI_GROUP_TIMEOUT", tnum, 1);
     if (strcmp(l.host, "127.0.0.1") == 0 || strcmp(l.host, "localhost") == 0 || strcmp(l.host, "::1") == 0)

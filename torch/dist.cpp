@@ -93,7 +93,8 @@ template <typename T> static void fast_run(FastOp<T> &op)
  * with why: the others' joins fail at their next poll, not at their deadline. */
 const char *const kAbandoned = "abandoned";
 
-/* The wall clock in seconds (abandon words carry it; ranks on other machines read it). */
+/* The wall clock in seconds (abandon words carry it; ranks on other machines read it):
+ * bd_wall's, which the shim cannot call (it holds no bd_common; CMakeLists.txt). */
 static double wall_now()
 {
     struct timespec ts;
@@ -297,8 +298,15 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
         auto prefixed = c10::make_intrusive<c10d::PrefixStore>(name, file);
-        auto store = c10::make_intrusive<DeadlineStore>(prefixed, prefixed, deadline, timeout_s, cancel, rank, since);
-        store->setTimeout(g->timeout);
+        /* every wait of the join under `prefix`: one deadline, the stop flag, the others'
+         * words that they left (under `name`) */
+        auto deadline_store = [&](const std::string &prefix) {
+            auto d = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(prefix, file), prefixed,
+                                                        deadline, timeout_s, cancel, rank, since);
+            d->setTimeout(g->timeout);
+            return d;
+        };
+        auto store = deadline_store(name);
         /* Before Gloo sees anything, a handshake that makes this launch's keys its own: rank
          * 0 clears every rank's entry, then answers each rank's entry (a draw of its own,
          * with its launch: the group's size and `meta`) with that draw, the group's id and
@@ -318,8 +326,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
             for (int k = 1; k < world; k++) {
                 const std::string key = "launch/" + std::to_string(k);
                 std::string v;
-                store->poll([&] { return !(v = store->value(key)).empty(); },
-                            "rank " + std::to_string(k) + " (key " + key + ")", deadline);
+                store->poll([&] { return !(v = store->value(key)).empty(); }, DeadlineStore::absent(key), deadline);
                 const size_t nl = v.find('\n');
                 const std::string draw = v.substr(0, nl), theirs = nl == std::string::npos ? "" : v.substr(nl + 1);
                 store->set("answer/" + std::to_string(k), as_bytes(draw + "\n" + g->id + "\n" + mine));
@@ -359,9 +366,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         }
         /* the rest of the join under this launch's id */
         const std::string scope = std::string(name) + "/" + g->id;
-        auto launch_store = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(scope, file),
-                                                               prefixed, deadline, timeout_s, cancel, rank, since);
-        launch_store->setTimeout(g->timeout);
+        auto launch_store = deadline_store(scope);
         auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
         char hn[256] = "";
         if (!host) {
@@ -381,9 +386,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(launch_store, rank, world, opts);
         const char *slow = getenv("BODHI_GROUP_SLOW"); /* comparisons; every rank must say the same */
         if (world > 1 && !(slow && *slow && strcmp(slow, "0") != 0)) {
-            c10d::ProcessGroupGloo::GlooStore gs(c10::make_intrusive<DeadlineStore>(
-                c10::make_intrusive<c10d::PrefixStore>(scope + "/fast", file), prefixed, deadline, timeout_s,
-                cancel, rank, since));
+            c10d::ProcessGroupGloo::GlooStore gs(deadline_store(scope + "/fast"));
             g->fast = std::make_shared<gloo::rendezvous::Context>(rank, world);
             g->fast->setTimeout(g->timeout);
             g->fast->connectFullMesh(gs, opts->devices[0]);
