@@ -123,15 +123,20 @@ int bd_sweep_value_of(const sweep *w, int pi, int k)
     return (pi / stride) % w->sets[k].nvalues;
 }
 
+/* The last key of --set k's path. */
+static const char *short_key(const sweep *w, int k)
+{
+    const char *dot = strrchr(w->sets[k].path, '.');
+    return dot ? dot + 1 : w->sets[k].path;
+}
+
 /* A folder name: KEY=VALUE of each --set (KEY: the path's last key), joined by ',';
  * characters other than letters, digits and _.=,+- become '_'. "base" without --set. */
 static char *point_name(const sweep *w, int pi, int full)
 {
     char buf[512] = "";
     for (int k = 0; k < w->nsets; k++) {
-        const char *key = w->sets[k].path, *dot = strrchr(key, '.');
-        if (!full && dot)
-            key = dot + 1;
+        const char *key = full ? w->sets[k].path : short_key(w, k);
         size_t u = strlen(buf);
         snprintf(buf + u, sizeof buf - u, "%s%s=%s", k ? "," : "", key, w->sets[k].values[bd_sweep_value_of(w, pi, k)]);
     }
@@ -145,13 +150,6 @@ static char *point_name(const sweep *w, int pi, int full)
     if (strlen(buf) > 120) /* a folder name stays short; the index keeps it unique */
         snprintf(buf + 100, sizeof buf - 100, "...p%d", pi);
     return strdup(buf);
-}
-
-/* The last key of --set k's path. */
-static const char *short_key(const sweep *w, int k)
-{
-    const char *dot = strrchr(w->sets[k].path, '.');
-    return dot ? dot + 1 : w->sets[k].path;
 }
 
 /* The points' names: short (last keys) when those keys and the names are all distinct,

@@ -375,36 +375,29 @@ static int say_how_it_ended(const char *path, FILE *out)
     return done;
 }
 
-/* 1 when log.jsonl of run folder path shows a phase begun after phase `phase` began: then
- * `phase` ran to its end (a phase starts only after the one before it ended), and its
- * traces were written, however the run ended later. */
-static int phase_was_followed(const char *path, const char *phase)
+/* 1 when a run's log.jsonl text shows a phase begun after phase `phase` began: then `phase`
+ * ran to its end (a phase starts only after the one before it ended), and its traces were
+ * written, however the run ended later. */
+static int phase_was_followed(const char *log, const char *phase)
 {
-    char *log = bd_strfmt("%s/log.jsonl", path), *text = NULL;
-    int seen = 0, after = 0;
-    if (log && bd_read_file(log, &text, NULL) == BD_OK) {
-        for (char *line = text; line && *line && !after;) {
-            char *nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            static const char head[] = "{\"event\":\"phase\",";
-            if (strncmp(line, head, sizeof head - 1) == 0) {
-                cJSON *e = cJSON_Parse(line);
-                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "phase");
-                if (cJSON_IsString(n)) {
-                    if (strcmp(n->valuestring, phase) == 0)
-                        seen = 1;
-                    else if (seen)
-                        after = 1;
-                }
-                cJSON_Delete(e);
-            }
-            line = nl ? nl + 1 : NULL;
+    static const char head[] = "{\"event\":\"phase\",";
+    int seen = 0;
+    for (const char *line = log; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        const size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (len >= sizeof head - 1 && strncmp(line, head, sizeof head - 1) == 0) {
+            cJSON *e = cJSON_ParseWithLength(line, len);
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "phase");
+            const int here = cJSON_IsString(n) ? strcmp(n->valuestring, phase) == 0 : -1;
+            cJSON_Delete(e);
+            if (here == 1)
+                seen = 1;
+            else if (here == 0 && seen)
+                return 1;
         }
+        line = nl ? nl + 1 : NULL;
     }
-    free(text);
-    free(log);
-    return after;
+    return 0;
 }
 
 /* ---- outputs never land on what they are made from ---------------------------------- */
@@ -559,6 +552,8 @@ static int replay_say_missing(const char *file, const char *path, char **missing
 {
     int foreign = 0;
     *lost = 0;
+    char *log = NULL; /* the run's log.jsonl, read once when a missing trace asks */
+    int log_read = 0;
     for (int i = 0; i < nmissing; i++) {
         char *sp = strchr(missing[i], ' '), *why = strchr(missing[i], '\n');
         if (sp)
@@ -569,8 +564,15 @@ static int replay_say_missing(const char *file, const char *path, char **missing
         char *slash = why ? NULL : strchr(missing[i], '/');
         int followed = 0;
         if (slash && path) {
+            if (!log_read) {
+                char *lp = bd_strfmt("%s/log.jsonl", path);
+                if (!lp || bd_read_file(lp, &log, NULL) != BD_OK)
+                    log = NULL;
+                free(lp);
+                log_read = 1;
+            }
             *slash = '\0';
-            followed = phase_was_followed(path, missing[i]);
+            followed = log && phase_was_followed(log, missing[i]);
             *slash = '/';
         }
         *lost += followed;
@@ -586,7 +588,15 @@ static int replay_say_missing(const char *file, const char *path, char **missing
         free(missing[i]);
     }
     free(missing);
+    free(log);
     return foreign;
+}
+
+/* The traces --verify fails for when they are gone: another launch's, and of the missing
+ * ones every one for a run that ended done, else those of a phase another followed. */
+static int replay_gone(int nmissing, int nforeign, int nlost, int finished)
+{
+    return nforeign + (finished ? nmissing - nforeign : nlost);
 }
 
 /* The run's name for titles and datasets: its folder, or the file's name without .h5 (as
@@ -636,10 +646,9 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         rc = bd_seterr(BD_EINVAL, "--verify: %d phase(s) of '%s' could not be re-simulated (see above)", t->unmade, path);
         nothing = 1;
     }
-    nmissing -= nforeign; /* the rest: links to nothing */
-    if (!finished) /* said above; a stopped run's last phase may not have begun writing, but a
-                    * phase that another followed had */
-        nmissing = nlost;
+    /* said above; a stopped run's last phase may not have begun writing, but a phase that
+     * another followed had */
+    nmissing = replay_gone(nmissing, nforeign, nlost, finished) - nforeign;
     if (o->mismatches)
         *o->mismatches = t->bad + t->vbad + (verify ? nforeign + nmissing : 0) + nothing;
     if (!rc && verify && nforeign > 0) /* another launch's data, however the run ended */
@@ -702,7 +711,7 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
     if (count == 0) {
         fprintf(out, "%s: no traces (no /<phase>/<agent> group holds rewards)\n", file);
         /* --verify: lost or foreign traces fail it here too (replay_outputs' rule) */
-        const int gone = nforeign + (finished ? nmissing - nforeign : nlost);
+        const int gone = replay_gone(nmissing, nforeign, nlost, finished);
         if (o->verify && gone > 0) {
             rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing or another launch's", file, gone);
             if (o->mismatches)
