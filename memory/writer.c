@@ -191,6 +191,42 @@ static int writer_close_h5(bd_trace_writer *w, int record)
     return rc;
 }
 
+/* A fixed-length text attribute `name` of `size` bytes on group g, "" for now: rewritten in
+ * place later (writer_rewrite_text), which SWMR allows where a new attribute is not. */
+static int writer_fixed_text(hid_t g, const char *path, const char *obj, const char *name, size_t size,
+                             H5T_cset_t cset)
+{
+    char *none = calloc(1, size);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    int rc = BD_OK;
+    if (!none)
+        rc = bd_seterr(BD_ENOMEM, "out of memory");
+    else if (t < 0 || H5Tset_size(t, size) < 0 || H5Tset_cset(t, cset) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)
+        rc = bd_h5_fail("'%s': cannot make a string type", path);
+    else
+        rc = bd_h5_attr_scalar(g, path, obj, name, t, t, none);
+    bd_h5_close(&t);
+    free(none);
+    return rc;
+}
+
+/* Writes text (its attribute's size in bytes) into the agent's attribute `name` made by
+ * writer_fixed_text: < 0 when HDF5 refused. Thread only. */
+static int writer_rewrite_text(bd_trace_writer *w, const char *name, const void *text)
+{
+    char obj[512];
+    snprintf(obj, sizeof obj, "/%s/%s", w->phase, w->agent);
+    hid_t grp = H5Gopen2(w->file, obj, H5P_DEFAULT), a = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    int rc = grp < 0 || (a = H5Aopen(grp, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 ||
+                     H5Awrite(a, t, text) < 0
+                 ? -1
+                 : 0;
+    bd_h5_close(&t);
+    bd_h5_close(&a);
+    bd_h5_close(&grp);
+    return rc;
+}
+
 /* Creates the file, groups, datasets and attributes, then starts SWMR writing. Caller holds
  * the HDF5 guard. */
 static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
@@ -276,27 +312,11 @@ static int writer_setup(bd_trace_writer *w, const bd_trace_spec *spec)
         (rc = bd_h5_attr_scalar(g, w->path, obj, "world0", H5T_STD_U32LE, H5T_NATIVE_UINT32, &spec->world0)))
         goto done;
     /* write_error: fixed-length, so that writing it after the disk filled up needs no new
-     * space in the file ("" while nothing failed) */
-    char none[BD_TRACE_ERR_BYTES] = "";
-    ftype = H5Tcopy(H5T_C_S1);
-    if (ftype < 0 || H5Tset_size(ftype, BD_TRACE_ERR_BYTES) < 0 || H5Tset_cset(ftype, H5T_CSET_UTF8) < 0 ||
-        H5Tset_strpad(ftype, H5T_STR_NULLTERM) < 0) {
-        rc = bd_h5_fail("'%s': cannot make a string type", w->path);
-        goto done;
-    }
-    if ((rc = bd_h5_attr_scalar(g, w->path, obj, "write_error", ftype, ftype, none)))
-        goto done;
-    /* group_id: the launch of a run of many ranks this trace belongs to ("" until its
-     * learner group formed; bd_trace_writer_group), fixed-length like write_error so that
-     * it can be written under SWMR */
-    bd_h5_close(&ftype);
-    char nogroup[BD_TRACE_GROUP_BYTES] = "";
-    ftype = H5Tcopy(H5T_C_S1);
-    if (ftype < 0 || H5Tset_size(ftype, BD_TRACE_GROUP_BYTES) < 0 || H5Tset_strpad(ftype, H5T_STR_NULLTERM) < 0) {
-        rc = bd_h5_fail("'%s': cannot make a string type", w->path);
-        goto done;
-    }
-    if ((rc = bd_h5_attr_scalar(g, w->path, obj, "group_id", ftype, ftype, nogroup)))
+     * space in the file ("" while nothing failed); group_id: the launch of a run of many
+     * ranks this trace belongs to ("" until its learner group formed;
+     * bd_trace_writer_group), fixed-length like it so that it can be written under SWMR */
+    if ((rc = writer_fixed_text(g, w->path, obj, "write_error", BD_TRACE_ERR_BYTES, H5T_CSET_UTF8)) ||
+        (rc = writer_fixed_text(g, w->path, obj, "group_id", BD_TRACE_GROUP_BYTES, H5T_CSET_ASCII)))
         goto done;
 
     /* SWMR writing wants no open groups or attributes. */
@@ -376,15 +396,8 @@ static int write_item(bd_trace_writer *w, const item *it)
         if (!rc)
             w->rows_written += it->count;
     } else if (it->kind == ITEM_GROUP) {
-        char obj[512];
-        snprintf(obj, sizeof obj, "/%s/%s", w->phase, w->agent);
-        hid_t grp = H5Gopen2(w->file, obj, H5P_DEFAULT), a = H5I_INVALID_HID, t = H5I_INVALID_HID;
-        if (grp < 0 || (a = H5Aopen(grp, "group_id", H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 ||
-            H5Awrite(a, t, it->data[0]) < 0)
+        if (writer_rewrite_text(w, "group_id", it->data[0]) < 0)
             rc = bd_h5_fail("'%s': cannot write group_id", w->path);
-        bd_h5_close(&t);
-        bd_h5_close(&a);
-        bd_h5_close(&grp);
     } else {
         rc = write_episodes(w, it);
     }
@@ -417,14 +430,7 @@ static void writer_cut(bd_trace_writer *w, const char *why)
 
     char text[BD_TRACE_ERR_BYTES];
     snprintf(text, sizeof text, "stopped after row %lld: %.200s", (long long)w->rows_flushed, why);
-    char obj[512];
-    snprintf(obj, sizeof obj, "/%s/%s", w->phase, w->agent);
-    hid_t grp = H5Gopen2(w->file, obj, H5P_DEFAULT), a = H5I_INVALID_HID, t = H5I_INVALID_HID;
-    if (grp >= 0 && (a = H5Aopen(grp, "write_error", H5P_DEFAULT)) >= 0 && (t = H5Aget_type(a)) >= 0)
-        H5Awrite(a, t, text);
-    bd_h5_close(&t);
-    bd_h5_close(&a);
-    bd_h5_close(&grp);
+    writer_rewrite_text(w, "write_error", text);
     H5Fflush(w->file, H5F_SCOPE_LOCAL);
 }
 
