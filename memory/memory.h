@@ -240,4 +240,9 @@ int bd_trace_list(const char *path, char ***names, int *count);
  * "<phase>/<agent> <file>\n<why>". */
 int bd_trace_list_all(const char *path, char ***names, int *count, char ***missing, int *nmissing);
 
+/* k when trace name `name` ends in ".r<k>" (1 <= k <= 65535, no leading zero: the name rank
+ * 0's run.h5 gives rank k's trace of an agent), *base the length of the name before it;
+ * else 0 and *base its whole length. */
+int bd_trace_rank_suffix(const char *name, size_t *base);
+
 #endif

@@ -467,22 +467,15 @@ static void trace_group_id(hid_t grp, char *buf, size_t len)
     bd_h5_close(&a);
 }
 
-/* The rank of agent name `a` of the master ("x.r3": 3, the base name's length in *base),
- * 0 for a name without the suffix. */
-static int rank_suffix(const char *a, size_t *base)
+int bd_trace_rank_suffix(const char *name, size_t *base)
 {
-    const char *dot = strrchr(a, '.');
-    *base = strlen(a);
-    if (!dot || dot[1] != 'r' || !dot[2])
+    const char *dot = strrchr(name, '.');
+    long long k;
+    *base = strlen(name);
+    if (!dot || dot[1] != 'r' || dot[2] == '0' || bd_parse_ll(dot + 2, 1, 65535, &k) != BD_OK)
         return 0;
-    int k = 0;
-    for (const char *c = dot + 2; *c; c++) {
-        if (*c < '0' || *c > '9' || k > 1 << 20)
-            return 0;
-        k = k * 10 + (*c - '0');
-    }
-    *base = (size_t)(dot - a);
-    return k;
+    *base = (size_t)(dot - name);
+    return (int)k;
 }
 
 /* The file of pg's external link `name` when it is missing (relative names beside the
@@ -561,7 +554,7 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
              * folder, and its trace another launch's (their group ids differ). Such a
              * trace is said, like a missing one, and not read. */
             size_t blen;
-            int rk = has > 0 ? rank_suffix(agents.v[j], &blen) : 0;
+            int rk = has > 0 ? bd_trace_rank_suffix(agents.v[j], &blen) : 0;
             /* rank k's, not rank 0's own agent of a name that ends so: its file is rank k's
              * (...<dir>.r<k>/memory/<phase>.<agent>.r<k>.h5; rank 0's are .r0.h5) */
             if (rk > 0) {

@@ -488,18 +488,17 @@ static int resim_own_rank(const char *run_dir)
 static int resim_rank_of(const bd_phase_plan *p, const char *agent, const char *name)
 {
     const char *phase = p->ph->name;
-    size_t pl = strlen(phase), al = strlen(agent);
-    if (strncmp(name, phase, pl) != 0 || name[pl] != '/' || strncmp(name + pl + 1, agent, al) != 0
-        || strncmp(name + pl + 1 + al, ".r", 2) != 0)
+    const size_t pl = strlen(phase);
+    if (strncmp(name, phase, pl) != 0 || name[pl] != '/')
         return 0;
-    const char *num = name + pl + 1 + al + 2;
-    long long k;
-    if (*num == '0' || bd_parse_ll(num, 1, 65535, &k) != BD_OK)
+    size_t base;
+    const int k = bd_trace_rank_suffix(name + pl + 1, &base);
+    if (k == 0 || base != strlen(agent) || strncmp(name + pl + 1, agent, base) != 0)
         return 0;
     for (int a = 0; a < p->nagents; a++)
         if (strcmp(p->agents[a].cfg->name, name + pl + 1) == 0)
             return 0;
-    return (int)k;
+    return k;
 }
 
 static int resim_int_cmp(const void *a, const void *b)
