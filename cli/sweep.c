@@ -374,10 +374,10 @@ static int sweep_not_a_rank(void)
     }
     if (l.world == 1)
         return 0;
-    static const char *const vars[][2] = {[BD_LAUNCH_TORCHRUN] = {"RANK", "WORLD_SIZE"},
-                                          [BD_LAUNCH_OMPI] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
-                                          [BD_LAUNCH_SLURM] = {"SLURM_PROCID", "SLURM_NTASKS"}};
-    const char *r = vars[l.by][0], *n = vars[l.by][1];
+    const char *const *vars = bd_launcher_vars(l.by);
+    if (!vars) /* (options are not read here) */
+        return 0;
+    const char *r = vars[0], *n = vars[1];
     fprintf(stderr, "bodhi sweep: the environment makes this process rank %d of %d (%s: %s=%s, %s=%s), and each run "
                     "of the sweep would be that one rank of a run whose other ranks never come; run the sweep without "
                     "a launcher (unset %s and %s), or write a Slurm array with --slurm; nothing was written\n",

@@ -18,6 +18,19 @@ const char *bd_launcher_name(bd_launcher by)
     }
 }
 
+/* Each launcher's rank and size variables (the options and a single run have none). */
+static const char *const bd_launch_var_names[][2] = {[BD_LAUNCH_TORCHRUN] = {"RANK", "WORLD_SIZE"},
+                                                     [BD_LAUNCH_OMPI] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                                     [BD_LAUNCH_SLURM] = {"SLURM_PROCID", "SLURM_NTASKS"}};
+
+const char *const *bd_launcher_vars(bd_launcher by)
+{
+    return by >= 0 && by < (int)(sizeof bd_launch_var_names / sizeof bd_launch_var_names[0]) &&
+                   bd_launch_var_names[by][0]
+               ? bd_launch_var_names[by]
+               : NULL;
+}
+
 /* BD_EINVAL with the message, after "what: " when what names a launcher's variables (NULL
  * for bodhi's own options: `bodhi run: ` is the caller's prefix). */
 static int launch_err(const char *what, const char *fmt, ...)
@@ -181,9 +194,8 @@ static int launch_slurm(bd_getenv_fn get, void *ctx, bd_launch *o)
 int bd_launch_detect(const bd_launch_opts *opts, bd_getenv_fn get, void *ctx, bd_launch *out)
 {
     bd_launch o = {.by = BD_LAUNCH_SINGLE, .rank = 0, .world = 1, .local_size = 1};
-    static const char *const tr[] = {"RANK", "WORLD_SIZE"};
-    static const char *const om[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"};
-    static const char *const sl[] = {"SLURM_PROCID", "SLURM_NTASKS"};
+    const char *const *tr = bd_launcher_vars(BD_LAUNCH_TORCHRUN), *const *om = bd_launcher_vars(BD_LAUNCH_OMPI),
+                      *const *sl = bd_launcher_vars(BD_LAUNCH_SLURM);
     int rc = BD_OK, n;
     if (opts && (opts->rank || opts->world_size || opts->rendezvous))
         rc = launch_opts(opts, &o);

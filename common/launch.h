@@ -60,6 +60,9 @@ long long bd_rank_world(void);
 const char *bd_rank_suffix(char *buf, size_t len);
 
 /* "torchrun variables", "Open MPI (mpirun)", "Slurm (srun)", "--rank/--world-size", "single". */
+/* A launcher's rank and size variables ({"RANK", "WORLD_SIZE"} for torchrun's), NULL for
+ * one that has none (options, a single run). */
+const char *const *bd_launcher_vars(bd_launcher by);
 const char *bd_launcher_name(bd_launcher by);
 
 #endif
