@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/launch.h"
 #include "common/util.h"
 #include "conductor/run.h"
 #include "wire/addr.h"
@@ -35,12 +34,7 @@ static cJSON *bd_status_json(bd_conductor *c, const char *status)
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->phase)
         cJSON_AddStringToObject(s, "phase", c->phase);
-    const long long world = bd_rank_world();
-    if (world > 1) { /* one rank of many, as summary.json says */
-        const char *rank = getenv("BODHI_RANK");
-        cJSON_AddNumberToObject(s, "rank", rank ? atof(rank) : 0);
-        cJSON_AddNumberToObject(s, "world_size", (double)world);
-    }
+    bd_journal_rank(s); /* one rank of many, as summary.json says */
     cJSON_AddItemToObject(s, "processes", bd_procs_json(&c->procs, bd_now()));
     cJSON *ag = cJSON_AddArrayToObject(s, "agents");
     for (int i = 0; i < c->nagents; i++)

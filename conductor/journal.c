@@ -163,6 +163,15 @@ static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
         cJSON_AddNumberToObject(j, "refused_rollouts", bd_num(r, "refused_rollouts", 0));
 }
 
+void bd_journal_rank(cJSON *o)
+{
+    const char *rank = getenv("BODHI_RANK"), *world = getenv("BODHI_WORLD_SIZE");
+    if (rank && world) { /* one rank of many (docs/architecture.md "Many machines") */
+        cJSON_AddNumberToObject(o, "rank", atof(rank));
+        cJSON_AddNumberToObject(o, "world_size", atof(world));
+    }
+}
+
 /* RUN_DIR/summary.json with the run's status and the phases so far; BD_OK or the error
  * (also printed). */
 static int bd_write_summary(bd_conductor *c, const char *status)
@@ -173,11 +182,7 @@ static int bd_write_summary(bd_conductor *c, const char *status)
     cJSON_AddStringToObject(s, "uid", c->rf->uid);
     cJSON_AddItemToObject(s, "seed", cJSON_CreateRaw(seed)); /* exact: a double holds 53 bits */
     cJSON_AddStringToObject(s, "status", status);
-    const char *rank = getenv("BODHI_RANK"), *world = getenv("BODHI_WORLD_SIZE");
-    if (rank && world) { /* one rank of many (docs/architecture.md "Many machines") */
-        cJSON_AddNumberToObject(s, "rank", atof(rank));
-        cJSON_AddNumberToObject(s, "world_size", atof(world));
-    }
+    bd_journal_rank(s);
     cJSON_AddNumberToObject(s, "wall_s", bd_now() - c->t0);
     if (c->fail_msg[0])
         cJSON_AddStringToObject(s, "error", c->fail_msg);

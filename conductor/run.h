@@ -107,6 +107,8 @@ void bd_startup_since(const bd_conductor *c, cJSON *o);
 
 /* A new log event {"event": kind}, the caller's to log and delete. */
 cJSON *bd_ev(const char *kind);
+/* "rank" and "world_size" into o for one rank of many (summary.json, the status answer). */
+void bd_journal_rank(cJSON *o);
 
 /* A new event about slot p of the current phase: its phase, role and agent or muscle id. */
 cJSON *bd_proc_ev(const bd_conductor *c, const char *kind, const bd_proc *p);
