@@ -1779,7 +1779,7 @@ Test(ranks, a_killed_conductor_interrupts_every_rank, .timeout = 300)
 /* A signal to rank 1's brain: both ranks exit non-zero well within the collective timeout
  * (240 s here; a dead peer's closed connection is seen at once), and no process of the run
  * is left. */
-static void ranks_kill_brain(const char *tag, const char *sig)
+static void ranks_kill_brain(const char *tag, const char *sig, const char *r0_says)
 {
     char *out, *r1, *rd, *yml, *t = NULL;
     char *act = bd_strfmt("b=$(pgrep -f -- \"[b]rain [-]-run-dir $O.r1 \" | head -1); "
@@ -1790,12 +1790,18 @@ static void ranks_kill_brain(const char *tag, const char *sig)
     sh(&t, "cat %s/summary.json %s.r1/summary.json", out, out);
     cr_assert(strstr(t, "\"rank\""), "%s", t);
     free(t);
+    if (r0_says) {
+        sh(&t, "cat %s/summary.json", out);
+        cr_assert(strstr(t, r0_says), "rank 0's summary.json does not say \"%s\": %s", r0_says, t);
+        free(t);
+    }
     ranks_done(out, r1, rd, yml);
 }
 
 Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
 {
-    ranks_kill_brain("rkill", "9");
+    /* rank 0's brain fails on the closed connection, and says whose it was */
+    ranks_kill_brain("rkill", "9", "rank 1's learner is gone");
 }
 
 /* SIGTERM to rank 1's brain alone (not from its conductor): it stops in the round's
@@ -1804,5 +1810,5 @@ Test(ranks, a_killed_rank_fails_every_rank, .timeout = 300)
  * heard STOP, and its conductor waited on them for ever. */
 Test(ranks, a_brain_terminated_alone_fails_its_rank_and_stops_the_others, .timeout = 300)
 {
-    ranks_kill_brain("rterm", "TERM");
+    ranks_kill_brain("rterm", "TERM", NULL);
 }

@@ -2148,7 +2148,8 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     double t0 = (double)time(NULL);
     cr_assert_neq(bdt_group_allreduce_mean(g, x, 1000), BD_OK);
     cr_assert((double)time(NULL) - t0 <= 7.0, "the error came after the 5 s timeout");
-    cr_assert(strstr(bd_lasterr(), "all-reduce"), "%s", bd_lasterr());
+    cr_assert(strstr(bd_lasterr(), "all-reduce of the learners' gradients: rank 1's learner is gone"), "%s",
+              bd_lasterr());
     bdt_group_leave(g);
     /* a lone rank waiting for a peer that never comes: an error within the timeout */
     group_store(store, sizeof store);
@@ -2176,8 +2177,56 @@ Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)
     waitpid(pid, &st, 0);
     cr_assert_neq(rc, BD_OK, "an all-reduce with a stopped rank succeeded");
     cr_assert(took >= 2.5 && took <= 6.0, "the error came after %.2f s, not at the 3 s timeout", took);
-    cr_assert(strstr(bd_lasterr(), "all-reduce"), "%s", bd_lasterr());
+    cr_assert(strstr(bd_lasterr(), "rank 1's learner did not answer within the group's timeout (3 s"), "%s",
+              bd_lasterr());
     bdt_group_leave(g);
+}
+
+/* Of three ranks, one dies: the others' errors say a learner is gone, and name it where
+ * Gloo's error does (the far end of the pair that failed, on the side that connected; the
+ * join records each rank's end), never a rank still there: rank 1, forked, exits 0 when
+ * its error names rank 2 or none (rank 0 stays until its own all-reduce has failed). */
+Test(torch, a_dead_rank_of_three_is_named_by_the_others, .timeout = 60)
+{
+    char store[64];
+    group_store(store, sizeof store);
+    signal(SIGPIPE, SIG_IGN);
+    pid_t pid[3] = {0};
+    for (int r = 1; r <= 2; r++) {
+        pid[r] = fork();
+        cr_assert_neq(pid[r], -1);
+        if (pid[r] == 0) {
+            bdt_group *peer;
+            if (bdt_group_join(store, "t", r, 3, "127.0.0.1", 10.0, NULL, NULL, 0, &peer) != BD_OK)
+                _exit(10);
+            if (r == 2)
+                raise(SIGKILL);
+            usleep(200000); /* rank 2 is dead by now */
+            float x[1000] = {0};
+            if (bdt_group_allreduce_mean(peer, x, 1000) == BD_OK)
+                _exit(11);
+            const char *e = bd_lasterr();
+            if (!strstr(e, "rank 2's learner is gone") && !strstr(e, "another rank's learner is gone")) {
+                fprintf(stderr, "rank 1: %s\n", e);
+                _exit(12);
+            }
+            _exit(0);
+        }
+    }
+    bdt_group *g;
+    cr_assert_eq(bdt_group_join(store, "t", 0, 3, "127.0.0.1", 10.0, NULL, NULL, 0, &g), BD_OK, "%s", bd_lasterr());
+    int st;
+    cr_assert_eq(waitpid(pid[2], &st, 0), pid[2]);
+    cr_assert(WIFSIGNALED(st));
+    float x[1000] = {0};
+    cr_assert_neq(bdt_group_allreduce_mean(g, x, 1000), BD_OK);
+    const char *e = bd_lasterr();
+    cr_assert(strstr(e, "rank 2's learner is gone") || strstr(e, "rank 1's learner is gone") ||
+                  strstr(e, "another rank's learner is gone"),
+              "%s", e);
+    bdt_group_leave(g);
+    cr_assert_eq(waitpid(pid[1], &st, 0), pid[1]);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank 1's error did not name rank 2 (status %d)", st);
 }
 
 /* The seconds this process's join of a fresh 2-rank group (as rank `mine`, timeout T)

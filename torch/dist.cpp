@@ -1,6 +1,7 @@
 /* dist.cpp: learner groups over c10d's ProcessGroupGloo (torch/dist.h). */
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -63,6 +64,10 @@ struct bdt_group {
     int rank = 0, size = 1;
     std::chrono::milliseconds timeout{60000};
     std::string id; /* this launch's group: rank 0's draw, hex (bdt_group_id) */
+    /* by rank: the address ("[ip]:port", Gloo's Address::str) that rank's end of its pair
+     * with this rank has, which Gloo's errors on that pair name; "" for this rank and
+     * without the fast pairs */
+    std::vector<std::string> peer;
 };
 
 template <typename T>
@@ -393,6 +398,26 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
             for (int i = 0; i < world; i++)
                 if (i != rank)
                     g->fast->getPair(i)->setSync(true, false);
+            /* each rank's end of each pair, so that an error on a pair can name its rank:
+             * "<rank>=<address>" lines under "ends/<rank>" */
+            std::string ends;
+            for (int i = 0; i < world; i++)
+                if (i != rank)
+                    ends += std::to_string(i) + "=" + g->fast->getPair(i)->address().str() + "\n";
+            launch_store->set("ends/" + std::to_string(rank), as_bytes(ends));
+            g->peer.assign((size_t)world, "");
+            const std::string me = std::to_string(rank) + "=";
+            for (int k = 0; k < world; k++) {
+                if (k == rank)
+                    continue;
+                const std::vector<uint8_t> v = launch_store->get("ends/" + std::to_string(k));
+                const std::string t(v.begin(), v.end());
+                for (size_t at = 0, nl; at < t.size(); at = nl + 1) {
+                    nl = std::min(t.find('\n', at), t.size());
+                    if (t.compare(at, me.size(), me) == 0)
+                        g->peer[(size_t)k] = t.substr(at + me.size(), nl - at - me.size());
+                }
+            }
         }
         launch_store->armed = false; /* the group keeps its store */
         /* Once every rank has made both rendezvous nobody reads the store again: rank 0
@@ -445,6 +470,45 @@ extern "C" int bdt_group_rank(const bdt_group *g) { return g ? g->rank : 0; }
 extern "C" int bdt_group_size(const bdt_group *g) { return g ? g->size : 1; }
 extern "C" int bdt_group_fast(const bdt_group *g) { return g && g->fast ? 1 : 0; }
 
+/* A collective that failed, in words: which rank's learner it lost and how, then Gloo's
+ * own words. Gloo's error names the far end of the pair that failed: that rank's address
+ * (`peer`) on the side that connected, a port of the moment on the side that listened;
+ * with two ranks it can only be the other. Call inside a catch. */
+static int group_catch(const bdt_group *g, const char *where)
+{
+    std::string msg;
+    try {
+        throw;
+    } catch (const c10::Error &e) {
+        msg = e.what_without_backtrace();
+    } catch (const std::bad_alloc &) {
+        return catch_torch(where);
+    } catch (const std::exception &e) {
+        msg = e.what();
+    } catch (...) {
+        return catch_torch(where);
+    }
+    int who = -1;
+    for (size_t k = 0; k < g->peer.size() && who < 0; k++) /* whole: ":1698" is not ":16985" */
+        for (size_t at = 0; !g->peer[k].empty() && (at = msg.find(g->peer[k], at)) != std::string::npos; at++)
+            if (!isdigit((unsigned char)msg[at + g->peer[k].size()]))
+                who = (int)k;
+    if (who < 0 && g->size == 2)
+        who = 1 - g->rank;
+    const std::string whose = who >= 0 ? "rank " + std::to_string(who) + "'s" : "another rank's";
+    const std::string why = who >= 0 ? "rank " + std::to_string(who) + "'s summary.json says why"
+                                     : "the other ranks' summary.json say which and why";
+    auto has = [&](const char *w) { return msg.find(w) != std::string::npos; };
+    if (has("imeout") || has("imed out"))
+        return bd_seterr(BD_ETORCH, "%s: %s learner did not answer within the group's timeout (%g s, "
+                         "BODHI_GROUP_TIMEOUT): it hangs, or the network between the ranks is down; %s (%s)",
+                         where, whose.c_str(), (double)g->timeout.count() / 1000.0, why.c_str(), msg.c_str());
+    if (has("reset by peer") || has("losed") || has("EOF") || has("roken pipe") || has("refused"))
+        return bd_seterr(BD_ETORCH,
+                         "%s: %s learner is gone: its brain or its machine died, or its run ended; %s (%s)", where, whose.c_str(), why.c_str(), msg.c_str());
+    return bd_seterr(BD_ETORCH, "%s: %s", where, msg.c_str());
+}
+
 template <typename T> static torch::Tensor wrap(T *x, size_t n)
 {
     return torch::from_blob(x, {(int64_t)n}, std::is_same<T, double>::value ? torch::kFloat64 : torch::kFloat32);
@@ -474,7 +538,7 @@ extern "C" int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n)
         t[0].div_((float)g->size);
         return BD_OK;
     } catch (...) {
-        return catch_torch("all-reduce of the learners' gradients");
+        return group_catch(g, "all-reduce of the learners' gradients");
     }
 }
 
@@ -502,7 +566,7 @@ extern "C" int bdt_group_allreduce_f64(bdt_group *g, double *x, size_t n, int op
         g->pg->allreduce(t, o)->wait(g->timeout);
         return BD_OK;
     } catch (...) {
-        return catch_torch("all-reduce of the learners' statistics");
+        return group_catch(g, "all-reduce of the learners' statistics");
     }
 }
 
@@ -520,6 +584,6 @@ extern "C" int bdt_group_broadcast(bdt_group *g, float *x, size_t n, int root)
         g->pg->broadcast(t, o)->wait(g->timeout);
         return BD_OK;
     } catch (...) {
-        return catch_torch("broadcast of rank 0's parameters");
+        return group_catch(g, "broadcast of rank 0's parameters");
     }
 }
