@@ -2,7 +2,10 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_*, RTLD_DEFAULT */
 #include "brain/ranks.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
@@ -219,6 +222,107 @@ int bd_ranks_timeout(int *seconds)
     return getenv("BODHI_GROUP_TIMEOUT") ? ranks_env_int("BODHI_GROUP_TIMEOUT", 1, 86400, seconds) : BD_OK;
 }
 
+int bd_ranks_say_left(int rank, const char *why)
+{
+    const char *left = getenv("BODHI_GROUP_LEFT");
+    if (!left || !*left)
+        return BD_OK;
+    char *path = bd_strfmt("%sr%d", left, rank), *tmp = bd_strfmt("%sr%d.tmp", left, rank);
+    char *text = bd_strfmt("%.3f|%d|%s", bd_wall(), rank, why);
+    int rc = path && tmp && text ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
+    const int fd = rc == BD_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
+    if (rc == BD_OK && !f)
+        rc = bd_seterr(BD_EIO, "%s: %s", tmp, strerror(errno));
+    if (f) {
+        int bad = fputs(text, f) == EOF;
+        if (fclose(f) != 0)
+            bad = 1;
+        if (bad)
+            rc = bd_seterr(BD_EIO, "%s: %s", tmp, strerror(errno));
+    }
+    if (rc == BD_OK && rename(tmp, path) != 0) /* whole or not at all: the others read it as it comes */
+        rc = bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
+    if (rc != BD_OK && tmp)
+        unlink(tmp);
+    free(path);
+    free(tmp);
+    free(text);
+    return rc;
+}
+
+/* Calls fn(path, word, ctx) for each word of bd_ranks_say_left in BODHI_GROUP_LEFT's
+ * folder (the files <prefix>r<k>), until fn returns nonzero; that value, or 0. */
+static int left_each(int (*fn)(const char *path, const char *word, void *ctx), void *ctx)
+{
+    const char *left = getenv("BODHI_GROUP_LEFT");
+    const char *slash = left ? strrchr(left, '/') : NULL;
+    if (!slash)
+        return 0;
+    char *dir = bd_strfmt("%.*s", (int)(slash - left), left);
+    DIR *d = dir ? opendir(dir) : NULL;
+    const size_t nb = strlen(slash + 1);
+    int rc = 0;
+    for (struct dirent *e; d && !rc && (e = readdir(d));) {
+        const char *k = e->d_name + nb;
+        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1] || strspn(k + 1, "0123456789") != strlen(k + 1))
+            continue;
+        char *path = bd_strfmt("%s/%s", dir, e->d_name), word[1024];
+        FILE *f = path ? fopen(path, "re") : NULL;
+        if (f) {
+            word[fread(word, 1, sizeof word - 1, f)] = '\0';
+            fclose(f);
+            rc = fn(path, word, ctx);
+        }
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return rc;
+}
+
+static int left_stale(const char *path, const char *word, void *ctx)
+{
+    if (atof(word) < *(const double *)ctx) /* "<wall>|<rank>|why" */
+        unlink(path);
+    return 0;
+}
+
+void bd_ranks_left_sweep(double before)
+{
+    left_each(left_stale, &before);
+}
+
+/* bdt_left_fn's answer for this brain: another rank's word written since this launch began
+ * (BODHI_LAUNCH_T), as the group store's words are obeyed (torch/dist.h). */
+struct left_ask {
+    char *why;
+    size_t n;
+    double since;
+    int rank;
+};
+
+static int left_obeyed(const char *path, const char *word, void *ctx)
+{
+    (void)path;
+    struct left_ask *a = ctx;
+    const char *b1 = strchr(word, '|'), *b2 = b1 ? strchr(b1 + 1, '|') : NULL;
+    if (!b2 || atof(word) < a->since || atoi(b1 + 1) == a->rank)
+        return 0;
+    snprintf(a->why, a->n, "%s", b2 + 1);
+    return 1;
+}
+
+static int ranks_left(char *why, size_t n)
+{
+    const char *lt = getenv("BODHI_LAUNCH_T"), *rk = getenv("BODHI_RANK");
+    struct left_ask a = {why, n, lt ? atof(lt) : 0, rk ? atoi(rk) : -1};
+    return left_each(left_obeyed, &a);
+}
+
 int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
 {
     memset(r, 0, sizeof *r);
@@ -263,7 +367,8 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
      * an earlier launch's */
     const char *lt = getenv("BODHI_LAUNCH_T");
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
-                            meta, (const volatile int *)&bd_term_requested, lt ? atof(lt) : 0, &r->g);
+                            meta, (const volatile int *)&bd_term_requested, lt ? atof(lt) : 0,
+                            ranks_left, &r->g);
     if (rc != BD_OK)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());

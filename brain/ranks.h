@@ -103,6 +103,17 @@ void bd_split_pick_took(bd_split_pick *p, double secs_per_unit);
  * 86400; 60 unset): BD_OK, or an error naming the variable (`bodhi run` says it before
  * it starts anything). */
 int bd_ranks_timeout(int *seconds);
+/* A whole rank's word that its run failed before its brains joined, where no brain of it
+ * could say so: its conductor writes it, "<wall>|<rank>|why", as the file
+ * BODHI_GROUP_LEFT + "r<rank>" (cli/run.c sets that prefix, "<out>.ranks/left-<launch>.",
+ * for a rank of several), and every other rank's join fails on it at once (bdt_group_join's
+ * `left`, obeyed as the store's words are) rather than at its timeout. Nothing without
+ * BODHI_GROUP_LEFT. */
+int bd_ranks_say_left(int rank, const char *why);
+/* Removes the words of bd_ranks_say_left written before `before` (wall seconds: this
+ * launch's start): earlier launches' that no rank obeys (rank 0's `bodhi run` at its end,
+ * so that the folder goes when nothing else is in it). */
+void bd_ranks_left_sweep(double before);
 
 /* The brain's place among the ranks, as the environment says (alone without one), for
  * agent's group in phase: rank and world set, the group not yet joined. BD_OK, or an

@@ -59,8 +59,9 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
         return 2;
     }
     if (l.world == 1) { /* alone: nothing a shell left exported reaches the children */
-        static const char *const stale[] = {"BODHI_RANK", "BODHI_WORLD_SIZE", "BODHI_LOCAL_SIZE",
-                                            "BODHI_LOCAL_RANK", "BODHI_GROUP_STORE", "BODHI_LAUNCH_T", NULL};
+        static const char *const stale[] = {"BODHI_RANK",        "BODHI_WORLD_SIZE", "BODHI_LOCAL_SIZE",
+                                            "BODHI_LOCAL_RANK",  "BODHI_GROUP_STORE", "BODHI_GROUP_LEFT",
+                                            "BODHI_LAUNCH_T",    NULL};
         for (int i = 0; stale[i]; i++)
             unsetenv(stale[i]);
         return 0;
@@ -82,7 +83,7 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     snprintf(tnum, sizeof tnum, "%d", timeout);
     if (strcmp(cmd, "run") != 0) /* check writes nothing */
         return 0;
-    static char out[PATH_MAX], store[PATH_MAX + 96];
+    static char out[PATH_MAX], store[PATH_MAX + 96], left[PATH_MAX + 96];
     char id[80];
     size_t n = strlen(o->out);
     while (n > 1 && o->out[n - 1] == '/')
@@ -105,6 +106,7 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     }
     bd_launch_id(&l, id, sizeof id);
     snprintf(store, sizeof store, "%s/store-%s", dir, id);
+    snprintf(left, sizeof left, "%s/left-%s.", dir, id);
     if (l.rank > 0) {
         snprintf(out, sizeof out, "%.*s.r%d", (int)n, o->out, l.rank);
         o->out = out;
@@ -120,6 +122,7 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     else
         unsetenv("BODHI_LOCAL_RANK"); /* a launcher's count that disagrees: no share is taken */
     setenv("BODHI_GROUP_STORE", store, 1);
+    setenv("BODHI_GROUP_LEFT", left, 1); /* where a rank whose run ended before it joined says so */
     /* the launch's start, wall clock: a word in the store that a rank left, written before
      * it, is an earlier launch's (torch/dist.h) */
     char lt[48];
@@ -190,8 +193,12 @@ int bd_cmd_run(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     rc = bd_conductor_run(&o);
-    if (ranks_dir[0] && ranks_rank == 0)
+    if (ranks_dir[0] && ranks_rank == 0) {
+        const char *lt = getenv("BODHI_LAUNCH_T");
+        if (lt)
+            bd_ranks_left_sweep(atof(lt));
         rmdir(ranks_dir); /* only when empty: a store another rank still uses stays */
+    }
     return rc;
 }
 

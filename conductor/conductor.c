@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "brain/ranks.h"
 #include "common/proc.h"
 #include "common/launch.h"
 #include "common/util.h"
@@ -249,19 +250,39 @@ static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
     c->phase = NULL;
 }
 
+/* A rank of several whose run fails before its phase's brains start (the run file refused
+ * here, the run directory, the phase's plan, a spawn) has no brain to tell the others, whose
+ * brains wait to join this rank's: it says so (bd_ranks_say_left), and their joins fail now,
+ * naming it, not at their timeout. Brains that started speak for themselves (a brain that
+ * leaves unjoined says why in the group's store; its conductor, for one killed). */
+static void bd_left_before_brains(const char *why)
+{
+    const char *rk = getenv("BODHI_RANK");
+    const int rank = rk ? atoi(rk) : 0;
+    char *w = bd_strfmt("rank %d's bodhi run failed before its learners joined: %s", rank,
+                        why && *why ? why : "its output says why");
+    if (!w || bd_ranks_say_left(rank, w) != BD_OK)
+        fprintf(stderr, "bodhi: rank %d could not tell the other ranks it failed: %s\n", rank, bd_lasterr());
+    free(w);
+}
+
 /* Runs phase i to its end, its entry of summary.json's phases into phase_out. Returns 0
  * done, 1 failed, or 128 + the signal seen (SIGHUP is 1: a bare signal number would read
  * as failed). */
 static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
 {
     bd_phase_plan p;
-    if (bd_phase_open(c, i, &p) != BD_OK)
+    if (bd_phase_open(c, i, &p) != BD_OK) {
+        bd_left_before_brains(c->fail_msg);
         return 1;
+    }
     bd_journal_phase(c);
     const double t0 = bd_now();
     bd_join_phase_open(c, t0);
-    if (bd_start_phase(c, &p) != BD_OK)
+    if (bd_start_phase(c, &p) != BD_OK) {
         bd_fail(c, "%s", bd_lasterr());
+        bd_left_before_brains(c->fail_msg);
+    }
     if (c->startup) { /* the first phase's children are on their way */
         bd_startup_mark(c->startup, "spawned");
         bd_startup_since(c, c->startup);
@@ -404,8 +425,10 @@ int bd_conductor_run(const bd_run_opts *o)
     snprintf(c.parent, sizeof c.parent, "%d", (int)getpid());
     bd_rundir rd;
     int result = bd_run_open(&c, &rd);
-    if (result != 0)
+    if (result != 0) {
+        bd_left_before_brains(bd_lasterr());
         return result;
+    }
     char *logp = bd_strfmt("%s/log.jsonl", c.dir);
     c.log = logp ? fopen(logp, "ae") : NULL;
     free(logp);
@@ -413,6 +436,7 @@ int bd_conductor_run(const bd_run_opts *o)
     c.phases = cJSON_CreateArray();
     if (bd_open_hub(&c) != BD_OK) {
         bd_fail(&c, "%s", bd_lasterr());
+        bd_left_before_brains(c.fail_msg);
         result = 1;
     }
     bd_startup_mark(c.startup, "sockets");

@@ -1484,6 +1484,29 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
     ranks_done(out, r1, rd, yml);
 }
 
+/* A rank whose run fails before it starts its brains (here its run directory, DIR.r1, is
+ * a file: bad input, exit 2) has no brain to say it left: its conductor says so, and rank
+ * 0's join fails at once naming it and why, not at the end of its timeout (240 s here; it
+ * took all of it before, with "found no rank 1"). */
+Test(ranks, a_rank_that_fails_before_its_brains_start_fails_the_others_at_once, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rfirst", &out, &r1, &rd);
+    char *yml = ranks_file("rfirst", 100000000, 1, "");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "touch %s; s=$(date +%%s); RANK=0 $BODHI run %s --out %s --quiet 2>%s.err0 & p=$!; sleep 0.5; "
+                "RANK=1 $BODHI run %s --out %s --quiet 2>&1; r1=$?; wait $p; r0=$?; e=$(( $(date +%%s) - s )); "
+                "echo \"rc=$r0,$r1 after ${e}s\"; cat %s.err0; left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); "
+                "test $r0 = 1 && test $r1 = 2 && test $e -le 60 && test $left = 0 "
+                "&& grep -q \"rank 1's bodhi run failed before its learners joined: --out: .* is not a folder\" %s.err0",
+                20000 + (int)((getpid() + 53) % 20000), r1, yml, out, out, yml, out, out, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    sh(NULL, "rm -f %s.err0", out);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* Ranks started with different run files (here another --seed) fail at the join, each
  * naming the difference, with nothing left running: before, they formed one group (a seed)
  * or one rank's brain aborted in Gloo's check of a message's size (another network). */

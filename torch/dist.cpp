@@ -122,11 +122,28 @@ struct DeadlineStore : c10d::Store {
     const volatile int *cancel; /* nonzero: a stop asked for; the wait ends at its next poll */
     int rank;                   /* this process's: its own word is never its reason to fail */
     double since;               /* the wall time the join began (a word from before it is old) */
+    bdt_left_fn left;           /* a whole rank's word that it left, found elsewhere (NULL: none) */
     bool armed = true;
+    unsigned polls = 0;
     DeadlineStore(c10::intrusive_ptr<c10d::Store> s, c10::intrusive_ptr<c10d::Store> g,
-                  std::chrono::steady_clock::time_point e, double t, const volatile int *c, int r, double from)
-        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t), cancel(c), rank(r), since(from)
+                  std::chrono::steady_clock::time_point e, double t, const volatile int *c, int r, double from,
+                  bdt_left_fn l)
+        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t), cancel(c), rank(r), since(from), left(l)
     {
+    }
+    /* A word "<wall seconds>|<rank>|why": why, when it is to be obeyed (written after this
+     * launch began, by another rank); "" otherwise. An earlier word is an earlier launch's
+     * that no rank heard (a rank stopped, then the run started again at once), and obeying
+     * it failed the new launch. A rank of this launch that left before this one came is then
+     * waited for, as without its word, until the timeout. */
+    std::string obeyed(const std::string &t) const
+    {
+        const size_t b1 = t.find('|'), b2 = b1 == std::string::npos ? b1 : t.find('|', b1 + 1);
+        if (b2 == std::string::npos)
+            return "";
+        const double at = atof(t.substr(0, b1).c_str());
+        const int who = atoi(t.substr(b1 + 1, b2 - b1 - 1).c_str());
+        return at >= since && who != rank ? t.substr(b2 + 1) : "";
     }
     /* A rendezvous key as the rank it waits for: Gloo's full mesh has each rank set its
      * address under its rank's number ("0/1": context 0's, rank 1's, under c10d's prefix
@@ -150,21 +167,13 @@ struct DeadlineStore : c10d::Store {
                 throw std::runtime_error("stopped while it waited for the other ranks");
             if (group->check({kAbandoned})) {
                 const std::vector<uint8_t> v = group->get(kAbandoned);
-                const std::string t(v.begin(), v.end());
-                /* "<wall seconds>|<rank>|why", obeyed only when written after this join
-                 * began by another rank: an earlier word is an earlier launch's that no
-                 * rank heard (a rank stopped, then the run started again at once), and
-                 * obeying it failed the new launch. A rank of this launch that left before
-                 * this one came is then waited for, as without its word, until the
-                 * timeout. */
-                const size_t b1 = t.find('|'), b2 = b1 == std::string::npos ? b1 : t.find('|', b1 + 1);
-                if (b2 != std::string::npos) {
-                    const double at = atof(t.substr(0, b1).c_str());
-                    const int who = atoi(t.substr(b1 + 1, b2 - b1 - 1).c_str());
-                    if (at >= since && who != rank)
-                        throw std::runtime_error(t.substr(b2 + 1));
-                }
+                const std::string why = obeyed(std::string(v.begin(), v.end()));
+                if (!why.empty())
+                    throw std::runtime_error(why);
             }
+            char why[1024];
+            if (left && polls++ % 10 == 0 && left(why, sizeof why)) /* every 100 ms: it may list a folder */
+                throw std::runtime_error(why);
             if (std::chrono::steady_clock::now() >= by)
                 throw std::runtime_error("the group's rendezvous found no " + what + " within the join's " +
                                          std::to_string((int)timeout_s) + " s (absent, late or gone)");
@@ -277,7 +286,7 @@ std::string draw_id()
 
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                               double timeout_s, const char *meta, const volatile int *cancel, double since_s,
-                              bdt_group **out)
+                              bdt_left_fn left, bdt_group **out)
 {
     if (!store_path || !name || !out || world < 1 || rank < 0 || rank >= world || !(timeout_s > 0))
         return bd_seterr(BD_EINVAL, "bdt_group_join: bad arguments (rank %d of %d, timeout %g s)", rank, world,
@@ -307,7 +316,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
          * words that they left (under `name`) */
         auto deadline_store = [&](const std::string &prefix) {
             auto d = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(prefix, file), prefixed,
-                                                        deadline, timeout_s, cancel, rank, since);
+                                                        deadline, timeout_s, cancel, rank, since, left);
             d->setTimeout(g->timeout);
             return d;
         };
@@ -425,10 +434,10 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
          * gone, which a rank killed later never does). What a launch that failed leaves
          * stays until the next one forms: its keys are under its own id, read by no one. */
         if (g->fast) { /* (with BODHI_GROUP_SLOW, a comparison, the store stays) */
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             /* at least a second: a rendezvous that ended near the deadline must not fail
              * one rank's barrier while the others pass theirs */
-            g->pg->barrier()->wait(std::max(left, std::chrono::milliseconds(1000)));
+            g->pg->barrier()->wait(std::max(rest, std::chrono::milliseconds(1000)));
             if (rank == 0)
                 std::remove(store_path);
         }

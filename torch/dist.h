@@ -26,8 +26,11 @@ typedef struct bdt_group bdt_group;
  * of its two rendezvous, c10d's group's and the pairs' of the calling thread's own
  * all-reduces, polls until one deadline; a peer that dies between publishing its address
  * and connecting can still hold a pair's connect for its own timeout). */
+/* A whole rank's word that it left, kept outside the store by the caller: 1 and why (a
+ * string of at most n bytes) when one is to be obeyed, else 0. */
+typedef int (*bdt_left_fn)(char *why, size_t n);
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                   double timeout_s, const char *meta, const volatile int *cancel, double since_s,
+                   double timeout_s, const char *meta, const volatile int *cancel, double since_s, bdt_left_fn left,
                    bdt_group **out);
 /* (bdt_group_join, continued) meta (NULL: none): what every rank's launch must agree on
  * (bodhi's: "run=<run.yml's SHA-256>"), compared with rank 0's, with the group's size,
@@ -35,7 +38,9 @@ int bdt_group_join(const char *store_path, const char *name, int rank, int world
  * difference. cancel (NULL: none): a nonzero *cancel ends the join at its next poll of the
  * store (a stop asked for). since_s (wall seconds; 0: the join's start): the launch's
  * start; another rank's word that it left (bdt_group_abandon) written before it is an
- * earlier launch's, and not obeyed. Each launch's keys are its own (rank 0 answers every
+ * earlier launch's, and not obeyed. left (NULL: none): asked every 100 ms for a word that
+ * a rank left which the caller keeps elsewhere (bodhi's: a rank whose run ended before its
+ * brains joined, brain/ranks.h), failing the join with it. Each launch's keys are its own (rank 0 answers every
  * rank's fresh draw with the group's id, and the rendezvous runs under it), so what an
  * earlier launch left in the same store file is never read; once every rank is past the
  * rendezvous rank 0 removes the file (not with BODHI_GROUP_SLOW, a comparison switch). */
