@@ -828,18 +828,13 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
     bd_event(b, ev);
 }
 
-/* Several ranks: the conductor hears, before this brain opens its learner group's store
- * (to join it, or to say it left unjoined), that the store counts this rank from now on:
- * it says this rank left only for a brain killed before that (conductor/children.c), so
- * that no rank is counted twice and the store's file is deleted with the last rank's. */
-static void bd_brain_store_opening(void *ctx, const char *why)
+/* Several ranks: the log says when this brain begins to join its learner group. */
+static void bd_brain_joining(void *ctx)
 {
     bd_brain *b = ctx;
     if (!b->ev || !b->ap)
         return;
-    cJSON *o = bd_event_new(b, "group_store");
-    cJSON_AddStringToObject(o, "to", why);
-    bd_event(b, o);
+    bd_event(b, bd_event_new(b, "group_join"));
 }
 
 int bd_brain_main(const char *run_dir, const char *phase, const char *agent, const bd_registry *reg,
@@ -861,8 +856,8 @@ int bd_brain_main(const char *run_dir, const char *phase, const char *agent, con
     const int place_rc = bd_ranks_plan(&b.ranks, phase, agent);
     if (place_rc != BD_OK)
         snprintf(place_err, sizeof place_err, "%s", bd_lasterr());
-    b.ranks.opening = bd_brain_store_opening;
-    b.ranks.opening_ctx = &b;
+    b.ranks.joining = bd_brain_joining;
+    b.ranks.joining_ctx = &b;
     b.ranks.run_digest = run_digest; /* every rank's must be rank 0's (bdt_group_join) */
     int rc = bd_sockdir_find(run_dir, &b.sockdir);
     if (rc == BD_OK)

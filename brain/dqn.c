@@ -166,14 +166,7 @@ int bd_dqn_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
                                     ap->nact, ap->discrete));
     if (!dp || !ap->env)
         return BD_OK;
-    int rc = BD_OK;
-    if (dp->batch_size > dp->buffer_size) {
-        const bd_node *bn = bd_node_get(params, "batch_size");
-        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: batch_size %d is more than buffer_size %lld",
-                                  bd_node_where(bn ? bn : params, w, sizeof w), dp->batch_size, dp->buffer_size));
-    }
-    int src = bd_replay_starts_check(params, dp->learning_starts, dp->buffer_size, d);
-    rc = rc ? rc : src;
+    int rc = bd_replay_sizes_check(params, dp->learning_starts, dp->batch_size, dp->buffer_size, d);
     int brc = bd_replay_check(params, p, ap, dp->rollout_steps, dp->buffer_size, d);
     rc = rc ? rc : brc;
     if (dp->save_buffer && p->ph->mode == BD_MODE_TRAIN) { /* it resumes a saved buffer */

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,13 +223,14 @@ int bd_ranks_timeout(int *seconds)
     return getenv("BODHI_GROUP_TIMEOUT") ? ranks_env_int("BODHI_GROUP_TIMEOUT", 1, 86400, seconds) : BD_OK;
 }
 
-int bd_ranks_say_left(int rank, const char *why)
+int bd_ranks_say_left(int rank, const char *phase, const char *why)
 {
     const char *left = getenv("BODHI_GROUP_LEFT");
     if (!left || !*left)
         return BD_OK;
     char *path = bd_strfmt("%sr%d", left, rank), *tmp = bd_strfmt("%sr%d.tmp", left, rank);
-    char *text = bd_strfmt("%.3f|%d|%s", bd_wall(), rank, why);
+    char *text = bd_strfmt("%.3f|%d|%s|rank %d left before the group formed: %s", bd_wall(), rank,
+                           phase ? phase : "*", rank, why && *why ? why : "(no reason given)");
     int rc = path && tmp && text ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
     const int fd = rc == BD_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -284,42 +286,62 @@ static int left_each(int (*fn)(const char *path, const char *word, void *ctx), v
     return rc;
 }
 
-static int left_stale(const char *path, const char *word, void *ctx)
-{
-    if (atof(word) < *(const double *)ctx) /* "<wall>|<rank>|why" */
-        unlink(path);
-    return 0;
-}
-
 void bd_ranks_left_sweep(double before)
 {
-    left_each(left_stale, &before);
+    const char *left = getenv("BODHI_GROUP_LEFT");
+    const char *slash = left ? strrchr(left, '/') : NULL;
+    char *dir = slash ? bd_strfmt("%.*s", (int)(slash - left), left) : NULL;
+    DIR *d = dir ? opendir(dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strncmp(e->d_name, "store-", 6) != 0 && strncmp(e->d_name, "left-", 5) != 0)
+            continue;
+        char *path = bd_strfmt("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (path && lstat(path, &st) == 0 && S_ISREG(st.st_mode)
+            && (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec < before)
+            unlink(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
 }
 
 /* bdt_left_fn's answer for this brain: another rank's word written since this launch began
- * (BODHI_LAUNCH_T), as the group store's words are obeyed (torch/dist.h). */
+ * (BODHI_LAUNCH_T, which the conductor hands its brains). An earlier word is an earlier
+ * launch's that no rank heard (a rank stopped, and the run started again at once, failed
+ * on it); a rank of this launch that left before another was even started is then waited
+ * for, as without its word, until the timeout. Across machines this compares two clocks:
+ * they must agree (NTP) to better than the time between one launch's end and the next's
+ * start. */
 struct left_ask {
     char *why;
     size_t n;
     double since;
     int rank;
+    const char *phase;
 };
 
 static int left_obeyed(const char *path, const char *word, void *ctx)
 {
     (void)path;
     struct left_ask *a = ctx;
-    const char *b1 = strchr(word, '|'), *b2 = b1 ? strchr(b1 + 1, '|') : NULL;
-    if (!b2 || atof(word) < a->since || atoi(b1 + 1) == a->rank)
+    const char *b1 = strchr(word, '|'), *b2 = b1 ? strchr(b1 + 1, '|') : NULL, *b3 = b2 ? strchr(b2 + 1, '|') : NULL;
+    if (!b3 || atof(word) < a->since || atoi(b1 + 1) == a->rank)
         return 0;
-    snprintf(a->why, a->n, "%s", b2 + 1);
+    const size_t np = (size_t)(b3 - b2 - 1); /* this phase's word, or one of the whole run's ("*") */
+    if (!(np == 1 && b2[1] == '*') && !(np == strlen(a->phase) && strncmp(b2 + 1, a->phase, np) == 0))
+        return 0;
+    snprintf(a->why, a->n, "%s", b3 + 1);
     return 1;
 }
+
+static const char *join_phase = ""; /* the phase of the join under way (a brain joins one group) */
 
 static int ranks_left(char *why, size_t n)
 {
     const char *lt = getenv("BODHI_LAUNCH_T"), *rk = getenv("BODHI_RANK");
-    struct left_ask a = {why, n, lt ? atof(lt) : 0, rk ? atoi(rk) : -1};
+    struct left_ask a = {why, n, lt ? atof(lt) : 0, rk ? atoi(rk) : -1, join_phase};
     return left_each(left_obeyed, &a);
 }
 
@@ -342,7 +364,8 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
      * processes as the group holds have left it, so groups must not share one */
     r->store = bd_strfmt("%s.%s.%s", store, phase, agent);
     r->agent = bd_strfmt("%s", agent);
-    if (!r->store || !r->agent) {
+    r->phase = bd_strfmt("%s", phase);
+    if (!r->store || !r->agent || !r->phase) {
         bd_ranks_leave(r);
         return bd_seterr(BD_ENOMEM, "out of memory");
     }
@@ -356,19 +379,17 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 {
     if (r->world < 2 || r->g)
         return BD_OK;
-    if (r->opening)
-        r->opening(r->opening_ctx, "join");
+    if (r->joining)
+        r->joining(r->joining_ctx);
     const double t0 = bd_now();
-    r->tried = 1;
     char meta[96];
     snprintf(meta, sizeof meta, "run=%s", r->run_digest ? r->run_digest : "-");
-    /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks; the
-     * launch's start (cli/run.c) dates another rank's word that it left: one from before it is
-     * an earlier launch's */
-    const char *lt = getenv("BODHI_LAUNCH_T");
+    /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks, and
+     * so does another rank's word that it left */
+    join_phase = r->phase;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
-                            meta, (const volatile int *)&bd_term_requested, lt ? atof(lt) : 0,
-                            ranks_left, &r->g);
+                            meta, (const volatile int *)&bd_term_requested, ranks_left, &r->g);
+    join_phase = "";
     if (rc != BD_OK)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());
@@ -381,11 +402,9 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 
 void bd_ranks_abandon(bd_ranks *r, const char *why)
 {
-    if (r->world < 2 || r->g || r->tried || !r->store)
+    if (r->world < 2 || r->g)
         return;
-    if (r->opening)
-        r->opening(r->opening_ctx, "leave");
-    if (bdt_group_abandon(r->store, "bodhi", r->rank, r->world, why) != BD_OK)
+    if (bd_ranks_say_left(r->rank, r->phase, why) != BD_OK)
         fprintf(stderr, "bodhi brain %s: rank %d of %d could not tell the others it left: %s\n", r->agent, r->rank,
                 r->world, bd_lasterr());
 }
@@ -396,6 +415,7 @@ void bd_ranks_leave(bd_ranks *r)
     free(r->buf);
     free(r->store);
     free(r->agent);
+    free(r->phase);
     memset(r, 0, sizeof *r);
     r->world = 1;
 }

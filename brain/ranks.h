@@ -25,15 +25,13 @@ typedef struct {
     int rank, world;          /* 0 of 1 alone */
     bdt_group *g;             /* NULL alone, and until bd_ranks_join */
     float *buf;               /* the weights broadcast */
-    char *store, *agent;      /* the group's FileStore, the agent's name (several ranks) */
+    char *store, *agent, *phase; /* the group's FileStore, the agent's and phase's names (several ranks) */
     int timeout;              /* the join's, in seconds */
     double join_s;            /* how long the join took */
-    int tried;                /* the join was tried (its store counts this rank as gone once) */
     const char *run_digest;   /* run.yml's SHA-256 (NULL: none), which every rank's must equal */
-    /* told, and answered, before this process opens the group's store (to join, or to say
-     * it left): a brain tells its conductor, which then leaves the store to it */
-    void (*opening)(void *ctx, const char *why);
-    void *opening_ctx;
+    /* told before the join begins (a brain logs it: a "group_join" event) */
+    void (*joining)(void *ctx);
+    void *joining_ctx;
 } bd_ranks;
 
 /* The brain's share of this machine's cores, taken before it starts any thread (every
@@ -103,16 +101,21 @@ void bd_split_pick_took(bd_split_pick *p, double secs_per_unit);
  * 86400; 60 unset): BD_OK, or an error naming the variable (`bodhi run` says it before
  * it starts anything). */
 int bd_ranks_timeout(int *seconds);
-/* A whole rank's word that its run failed before its brains joined, where no brain of it
- * could say so: its conductor writes it, "<wall>|<rank>|why", as the file
+/* A rank's word that it left before its learner groups of `phase` formed (NULL: of any
+ * phase): a brain's (bd_ranks_abandon), or its conductor's for a brain killed by a signal
+ * or a run that failed before its brains started. "<wall>|<rank>|<phase or *>|rank R left
+ * before the group formed: why", the file
  * BODHI_GROUP_LEFT + "r<rank>" (cli/run.c sets that prefix, "<out>.ranks/left-<launch>.",
- * for a rank of several), and every other rank's join fails on it at once (bdt_group_join's
- * `left`, obeyed as the store's words are) rather than at its timeout. Nothing without
+ * for a rank of several; written whole, by a rename), which every other rank's join polls
+ * (bdt_group_join's `left`) and fails on at once rather than at its timeout. A plain file,
+ * not a key of the group's store: c10d's FileStore deletes its file once as many stores
+ * as ranks have been closed on it, so no other process may open it. Nothing without
  * BODHI_GROUP_LEFT. */
-int bd_ranks_say_left(int rank, const char *why);
-/* Removes the words of bd_ranks_say_left written before `before` (wall seconds: this
- * launch's start): earlier launches' that no rank obeys (rank 0's `bodhi run` at its end,
- * so that the folder goes when nothing else is in it). */
+int bd_ranks_say_left(int rank, const char *phase, const char *why);
+/* Removes what earlier launches left in the store folder (BODHI_GROUP_LEFT's): the store
+ * files of launches that failed and the words of bd_ranks_say_left, last written before
+ * `before` (wall seconds: this launch's start). Rank 0's `bodhi run` at the end of a run
+ * that ended well (every rank joined every group of it), so that the folder goes. */
 void bd_ranks_left_sweep(double before);
 
 /* The brain's place among the ranks, as the environment says (alone without one), for
@@ -128,12 +131,10 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent);
  * rollout was the behaviour policy of its round, as a muscle's stale weights are. A join
  * that fails within BODHI_GROUP_TIMEOUT says which rank, agent and why. */
 int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner);
-/* A rank that leaves before it tried to join (its first round not ended: a failure, a
- * signal) tells the other ranks, so that their joins fail at once, naming it and why,
- * rather than at their timeout (bdt_group_abandon). Nothing alone, nor after a join was
- * tried: c10d's FileStore deletes its file once every rank's one store has gone, so a
- * rank opens it once, to join or to say it left (a second one left a stale file behind,
- * which failed the next launch into the same --out at once). */
+/* A brain that leaves before its group formed (before or during its join: a failure, a
+ * signal) tells the other ranks (bd_ranks_say_left), so that their joins fail at once,
+ * naming it and why, rather than at their timeout. Nothing alone, nor once joined (the
+ * others' collectives then fail on it, or its stop is agreed). */
 void bd_ranks_abandon(bd_ranks *r, const char *why);
 void bd_ranks_leave(bd_ranks *r);
 

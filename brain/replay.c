@@ -280,17 +280,26 @@ int bd_replay_resume(bd_replay *r, const char *checkpoint)
     return rc;
 }
 
-int bd_replay_starts_check(const bd_node *params, long long learning_starts, long long capacity, bd_diags *d)
+int bd_replay_sizes_check(const bd_node *params, long long learning_starts, long long batch_size,
+                          long long capacity, bd_diags *d)
 {
-    if (learning_starts <= capacity)
-        return BD_OK;
-    /* the buffer never holds more than its capacity, so every round would stay at 0
-     * gradient steps */
     char w[256];
-    const bd_node *n = bd_node_get(params, "learning_starts");
-    return bd_diag(d, bd_seterr(BD_EINVAL, "%s: learning_starts %lld is more than the buffer_size %lld: learning "
-                                "would never start", bd_node_where(n ? n : params, w, sizeof w), learning_starts,
-                                capacity));
+    int rc = BD_OK;
+    if (batch_size > capacity) { /* a batch of more than the buffer can ever hold: a mistake */
+        const bd_node *n = bd_node_get(params, "batch_size");
+        rc = bd_diag(d, bd_seterr(BD_EINVAL, "%s: batch_size %lld is more than buffer_size %lld",
+                                  bd_node_where(n ? n : params, w, sizeof w), batch_size, capacity));
+    }
+    if (learning_starts > capacity) {
+        /* the buffer never holds more than its capacity, so every round would stay at 0
+         * gradient steps */
+        const bd_node *n = bd_node_get(params, "learning_starts");
+        int src = bd_diag(d, bd_seterr(BD_EINVAL, "%s: learning_starts %lld is more than the buffer_size %lld: "
+                                       "learning would never start", bd_node_where(n ? n : params, w, sizeof w),
+                                       learning_starts, capacity));
+        rc = rc ? rc : src;
+    }
+    return rc;
 }
 
 double bd_replay_brain_bytes(const bd_agent_plan *ap, long long capacity, long long T)

@@ -92,9 +92,11 @@ int bd_replay_load(bd_replay *r, const char *path);
 int bd_replay_save_beside(const bd_replay *r, const char *checkpoint);
 int bd_replay_resume(bd_replay *r, const char *checkpoint);
 
-/* learning_starts above the buffer's capacity (the params' learning_starts key) refused:
- * learning would never start. */
-int bd_replay_starts_check(const bd_node *params, long long learning_starts, long long capacity, bd_diags *d);
+/* An off-policy brain's sizes against its buffer's capacity, each refused at its key of
+ * params: a batch_size above it, and learning_starts above it (learning would never
+ * start). */
+int bd_replay_sizes_check(const bd_node *params, long long learning_starts, long long batch_size,
+                          long long capacity, bd_diags *d);
 
 /* What an off-policy brain of agent ap holds (bd_kind.memory_bytes): a buffer of capacity
  * transitions and the round's batch at rollout_steps T. */

@@ -100,7 +100,7 @@ int bd_sac_check(const bd_node *params, const bd_phase_plan *p, const bd_agent_p
     const bd_sac_params *sp = ap->brain_params;
     if (!sp || !ap->env || rc != BD_OK)
         return rc;
-    rc = bd_replay_starts_check(params, sp->learning_starts, sp->buffer_size, d);
+    rc = bd_replay_sizes_check(params, sp->learning_starts, sp->batch_size, sp->buffer_size, d);
     /* the rollouts fit their messages, the buffer this machine's memory (brain/replay.h) */
     int brc = bd_replay_check(params, p, ap, sp->rollout_steps, sp->buffer_size, d);
     rc = rc ? rc : brc;

@@ -195,7 +195,7 @@ int bd_cmd_run(int argc, char **argv)
     rc = bd_conductor_run(&o);
     if (ranks_dir[0] && ranks_rank == 0) {
         const char *lt = getenv("BODHI_LAUNCH_T");
-        if (lt)
+        if (lt && rc == 0)
             bd_ranks_left_sweep(atof(lt));
         rmdir(ranks_dir); /* only when empty: a store another rank still uses stays */
     }

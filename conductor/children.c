@@ -125,23 +125,20 @@ static int bd_brain_done(const bd_conductor *c, const bd_proc *p)
  * that left before its phase ended (or fails the run past the restart budget), fails the
  * run for a brain that did not exit cleanly. */
 /* Several ranks: a brain killed by a signal (a Ctrl-C during its start-up, before its
- * handler; a kill -9) before it opened its learner group's store cannot tell the other
- * ranks it left (bd_ranks_abandon, which a brain that ends on its own runs itself): its
- * conductor tells them, so that their joins fail now, naming it, not at their timeout.
- * Not for a brain that said it opened the store ("group_store"): the store counts each
- * rank once, and deletes its file when every rank's count is in. Loading libtorch for it
- * takes a second or more: not a stall of the supervision loop. */
+ * handler; a kill -9) cannot tell the other ranks it left (bd_ranks_abandon, which a brain
+ * that ends on its own runs itself): its conductor tells them, so that the joins of those
+ * still joining fail now, naming it, not at their timeout. Once its group formed nobody
+ * reads the word: the others' collectives fail on the closed connection. */
 static void bd_brain_abandoned(bd_conductor *c, const bd_proc *p)
 {
-    const bd_agent_state *a = p->index >= 0 && p->index < c->nagents && c->agents ? &c->agents[p->index] : NULL;
     bd_ranks r;
     char how[300];
-    if (a && !a->group_store && bd_ranks_plan(&r, c->plan->ph->name, p->name) == BD_OK && r.world > 1) {
+    if (!bd_brain_done(c, p) /* it ended its phase: killed late, as it exited */
+        && bd_ranks_plan(&r, c->plan->ph->name, p->name) == BD_OK && r.world > 1) {
         snprintf(how, sizeof how, "its brain %s was killed by signal %d (%s)", p->name, WTERMSIG(p->status),
                  strsignal(WTERMSIG(p->status)));
         bd_ranks_abandon(&r, how);
         bd_ranks_leave(&r);
-        c->last_slice = bd_now();
     }
 }
 

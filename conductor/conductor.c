@@ -259,9 +259,8 @@ static void bd_left_before_brains(const char *why)
 {
     const char *rk = getenv("BODHI_RANK");
     const int rank = rk ? atoi(rk) : 0;
-    char *w = bd_strfmt("rank %d's bodhi run failed before its learners joined: %s", rank,
-                        why && *why ? why : "its output says why");
-    if (!w || bd_ranks_say_left(rank, w) != BD_OK)
+    char *w = bd_strfmt("its bodhi run failed before its brains started: %s", why && *why ? why : "its output says why");
+    if (!w || bd_ranks_say_left(rank, NULL, w) != BD_OK)
         fprintf(stderr, "bodhi: rank %d could not tell the other ranks it failed: %s\n", rank, bd_lasterr());
     free(w);
 }

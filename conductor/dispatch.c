@@ -115,8 +115,6 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     if (strcmp(kind->valuestring, "startup") == 0)
         bd_startup_since(c, o);
     bd_log(c, o);
-    if (strcmp(kind->valuestring, "group_store") == 0 && a)
-        a->group_store = 1;
     if (strcmp(kind->valuestring, "ready") == 0 && a) {
         a->ready = 1;
         a->port = (int)bd_num(o, "port", 0);

@@ -41,7 +41,6 @@ typedef struct {
     const cJSON *printed; /* the report its last progress line showed */
     bd_request *held;    /* its report of the current round, until every brain reported */
     int ready;           /* said "ready" */
-    int group_store;     /* said it opens its learner group's store (several ranks) */
     int port;            /* its TCP port for remote muscles (0: none) */
     int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
     bd_tfevents *tb;     /* its TensorBoard scalars, RUN_DIR/tb/<phase>/<agent>/ (NULL: none yet) */

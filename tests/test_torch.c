@@ -1966,7 +1966,7 @@ static void group_store(char *path, size_t len)
 static int group_rank1(const char *store)
 {
     bdt_group *g;
-    if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 30.0, NULL, NULL, 0, NULL, &g) != BD_OK)
+    if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 30.0, NULL, NULL, NULL, &g) != BD_OK)
         return 10;
     float x[3] = {1.0f, -2.0f, 10.0f};
     if (bdt_group_allreduce_mean(g, x, 3) != BD_OK || x[0] != 2.0f || x[1] != 0.0f || x[2] != 5.0f)
@@ -1990,7 +1990,7 @@ Test(torch, group_collectives_agree)
     if (pid == 0)
         _exit(group_rank1(store));
     bdt_group *g;
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, 0, NULL, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, NULL, &g), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bdt_group_rank(g), 0);
     cr_assert_eq(bdt_group_size(g), 2);
     float x[3] = {3.0f, 2.0f, 0.0f};
@@ -2029,7 +2029,7 @@ enum { GROUP_CASES = 5, GROUP_BIGGEST = 3 };
 static int group_mean_rank(const char *store, const char *dir, int rank)
 {
     bdt_group *g;
-    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 60.0, NULL, NULL, 0, NULL, &g) != BD_OK)
+    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 60.0, NULL, NULL, NULL, &g) != BD_OK)
         return 10;
     if (!bdt_group_fast(g))
         return 11;
@@ -2126,12 +2126,12 @@ static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, bdt
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         bdt_group *peer;
-        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", timeout_s, NULL, NULL, 0, NULL, &peer) != BD_OK)
+        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, &peer) != BD_OK)
             _exit(10);
         raise(sig);
         _exit(0);
     }
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, NULL, NULL, 0, NULL, g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, g), BD_OK, "%s", bd_lasterr());
     return pid;
 }
 
@@ -2154,7 +2154,7 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     /* a lone rank waiting for a peer that never comes: an error within the timeout */
     group_store(store, sizeof store);
     t0 = (double)time(NULL);
-    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, NULL, NULL, 0, NULL, &g), BD_OK);
+    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, NULL, NULL, NULL, &g), BD_OK);
     cr_assert((double)time(NULL) - t0 <= 5.0);
     cr_assert(strstr(bd_lasterr(), "found no rank 1 (key "), "the error names the rank not there: %s", bd_lasterr());
 }
@@ -2197,7 +2197,7 @@ Test(torch, a_dead_rank_of_three_is_named_by_the_others, .timeout = 60)
         cr_assert_neq(pid[r], -1);
         if (pid[r] == 0) {
             bdt_group *peer;
-            if (bdt_group_join(store, "t", r, 3, "127.0.0.1", 10.0, NULL, NULL, 0, NULL, &peer) != BD_OK)
+            if (bdt_group_join(store, "t", r, 3, "127.0.0.1", 10.0, NULL, NULL, NULL, &peer) != BD_OK)
                 _exit(10);
             if (r == 2)
                 raise(SIGKILL);
@@ -2214,7 +2214,7 @@ Test(torch, a_dead_rank_of_three_is_named_by_the_others, .timeout = 60)
         }
     }
     bdt_group *g;
-    cr_assert_eq(bdt_group_join(store, "t", 0, 3, "127.0.0.1", 10.0, NULL, NULL, 0, NULL, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_join(store, "t", 0, 3, "127.0.0.1", 10.0, NULL, NULL, NULL, &g), BD_OK, "%s", bd_lasterr());
     int st;
     cr_assert_eq(waitpid(pid[2], &st, 0), pid[2]);
     cr_assert(WIFSIGNALED(st));
@@ -2244,14 +2244,14 @@ static double join_fails_after(int mine, double T, double delay_s, int slow, int
         usleep((useconds_t)(delay_s * 1e6));
         if (slow)
             setenv("BODHI_GROUP_SLOW", "1", 1);
-        if (bdt_group_join(store, "t", 1 - mine, 2, "127.0.0.1", T, NULL, NULL, 0, NULL, &peer) != BD_OK)
+        if (bdt_group_join(store, "t", 1 - mine, 2, "127.0.0.1", T, NULL, NULL, NULL, &peer) != BD_OK)
             _exit(10);
         sleep(30); /* killed by the test */
         _exit(0);
     }
     bdt_group *g = NULL;
     double t0 = bd_now();
-    int rc = bdt_group_join(store, "t", mine, 2, "127.0.0.1", T, NULL, NULL, 0, NULL, &g);
+    int rc = bdt_group_join(store, "t", mine, 2, "127.0.0.1", T, NULL, NULL, NULL, &g);
     double took = bd_now() - t0;
     kill(pid, SIGKILL);
     waitpid(pid, peer_status, 0);

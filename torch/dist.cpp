@@ -94,19 +94,6 @@ template <typename T> static void fast_run(FastOp<T> &op)
         a->run();
 }
 
-/* The key a rank that leaves before it joined sets in its group's store (bdt_group_abandon),
- * with why: the others' joins fail at their next poll, not at their deadline. */
-const char *const kAbandoned = "abandoned";
-
-/* The wall clock in seconds (abandon words carry it; ranks on other machines read it):
- * bd_wall's, which the shim cannot call (it holds no bd_common; CMakeLists.txt). */
-static double wall_now()
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The join's store: every wait (and every get, which waits for its key) ends by one
  * deadline, polling the store every 10 ms, so a join fails within its timeout whichever
  * rendezvous a rank is missing from or late to: c10d's group's, then the pairs' of the
@@ -116,34 +103,16 @@ static double wall_now()
  * waits, if any, take their own timeouts. */
 struct DeadlineStore : c10d::Store {
     c10::intrusive_ptr<c10d::Store> in;
-    c10::intrusive_ptr<c10d::Store> group; /* where a rank that leaves unjoined says so */
     std::chrono::steady_clock::time_point end;
     double timeout_s;
     const volatile int *cancel; /* nonzero: a stop asked for; the wait ends at its next poll */
-    int rank;                   /* this process's: its own word is never its reason to fail */
-    double since;               /* the wall time the join began (a word from before it is old) */
-    bdt_left_fn left;           /* a whole rank's word that it left, found elsewhere (NULL: none) */
+    bdt_left_fn left;           /* a rank's word that it left (NULL: none) */
     bool armed = true;
     unsigned polls = 0;
-    DeadlineStore(c10::intrusive_ptr<c10d::Store> s, c10::intrusive_ptr<c10d::Store> g,
-                  std::chrono::steady_clock::time_point e, double t, const volatile int *c, int r, double from,
-                  bdt_left_fn l)
-        : in(std::move(s)), group(std::move(g)), end(e), timeout_s(t), cancel(c), rank(r), since(from), left(l)
+    DeadlineStore(c10::intrusive_ptr<c10d::Store> s, std::chrono::steady_clock::time_point e, double t,
+                  const volatile int *c, bdt_left_fn l)
+        : in(std::move(s)), end(e), timeout_s(t), cancel(c), left(l)
     {
-    }
-    /* A word "<wall seconds>|<rank>|why": why, when it is to be obeyed (written after this
-     * launch began, by another rank); "" otherwise. An earlier word is an earlier launch's
-     * that no rank heard (a rank stopped, then the run started again at once), and obeying
-     * it failed the new launch. A rank of this launch that left before this one came is then
-     * waited for, as without its word, until the timeout. */
-    std::string obeyed(const std::string &t) const
-    {
-        const size_t b1 = t.find('|'), b2 = b1 == std::string::npos ? b1 : t.find('|', b1 + 1);
-        if (b2 == std::string::npos)
-            return "";
-        const double at = atof(t.substr(0, b1).c_str());
-        const int who = atoi(t.substr(b1 + 1, b2 - b1 - 1).c_str());
-        return at >= since && who != rank ? t.substr(b2 + 1) : "";
     }
     /* A rendezvous key as the rank it waits for: Gloo's full mesh has each rank set its
      * address under its rank's number ("0/1": context 0's, rank 1's, under c10d's prefix
@@ -157,7 +126,7 @@ struct DeadlineStore : c10d::Store {
         return "rank " + last + " (key " + key + ")";
     }
     /* Polls ready() every 10 ms until it holds, failing on a stop asked for (cancel), on a
-     * rank's word that it left before the group formed, or at `by` (at most the join's
+     * rank's word that it left before the group formed (`left`), or at `by` (at most the join's
      * deadline) with "the group's rendezvous found no WHAT". */
     template <typename F> void poll(F ready, const std::string &what, std::chrono::steady_clock::time_point by)
     {
@@ -165,12 +134,6 @@ struct DeadlineStore : c10d::Store {
         while (!ready()) {
             if (cancel && *cancel)
                 throw std::runtime_error("stopped while it waited for the other ranks");
-            if (group->check({kAbandoned})) {
-                const std::vector<uint8_t> v = group->get(kAbandoned);
-                const std::string why = obeyed(std::string(v.begin(), v.end()));
-                if (!why.empty())
-                    throw std::runtime_error(why);
-            }
             char why[1024];
             if (left && polls++ % 10 == 0 && left(why, sizeof why)) /* every 100 ms: it may list a folder */
                 throw std::runtime_error(why);
@@ -285,8 +248,8 @@ std::string draw_id()
 } // namespace
 
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                              double timeout_s, const char *meta, const volatile int *cancel, double since_s,
-                              bdt_left_fn left, bdt_group **out)
+                              double timeout_s, const char *meta, const volatile int *cancel, bdt_left_fn left,
+                              bdt_group **out)
 {
     if (!store_path || !name || !out || world < 1 || rank < 0 || rank >= world || !(timeout_s > 0))
         return bd_seterr(BD_EINVAL, "bdt_group_join: bad arguments (rank %d of %d, timeout %g s)", rank, world,
@@ -298,7 +261,6 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         g->size = world;
         g->timeout = std::chrono::milliseconds((long long)(timeout_s * 1000.0));
         const auto deadline = std::chrono::steady_clock::now() + g->timeout;
-        const double since = since_s > 0 ? since_s : wall_now();
         /* the file first: c10d's FileStore reads a file that is not there yet by retrying
          * for its whole timeout, deaf to a stop (a rank that came before rank 0 sat there) */
         const int fd = open(store_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -311,12 +273,11 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         close(fd);
         auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
         file->setTimeout(g->timeout);
-        auto prefixed = c10::make_intrusive<c10d::PrefixStore>(name, file);
         /* every wait of the join under `prefix`: one deadline, the stop flag, the others'
-         * words that they left (under `name`) */
+         * words that they left */
         auto deadline_store = [&](const std::string &prefix) {
-            auto d = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(prefix, file), prefixed,
-                                                        deadline, timeout_s, cancel, rank, since, left);
+            auto d = c10::make_intrusive<DeadlineStore>(c10::make_intrusive<c10d::PrefixStore>(prefix, file), deadline,
+                                                        timeout_s, cancel, left);
             d->setTimeout(g->timeout);
             return d;
         };
@@ -449,23 +410,6 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
 }
 
 extern "C" const char *bdt_group_id(const bdt_group *g) { return g ? g->id.c_str() : ""; }
-
-extern "C" int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why)
-{
-    if (!store_path || !name || world < 1 || rank < 0 || rank >= world)
-        return bd_seterr(BD_EINVAL, "bdt_group_abandon: bad arguments (rank %d of %d)", rank, world);
-    try {
-        auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
-        char when[32];
-        snprintf(when, sizeof when, "%.3f", wall_now());
-        const std::string text = std::string(when) + "|" + std::to_string(rank) + "|rank " + std::to_string(rank) +
-                                 " left before the group formed: " + std::string(why && *why ? why : "(no reason given)");
-        c10d::PrefixStore(name, file).set(kAbandoned, std::vector<uint8_t>(text.begin(), text.end()));
-        return BD_OK;
-    } catch (...) {
-        return catch_torch("bdt_group_abandon", store_path);
-    }
-}
 
 extern "C" void bdt_group_leave(bdt_group *g)
 {

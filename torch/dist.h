@@ -26,21 +26,20 @@ typedef struct bdt_group bdt_group;
  * of its two rendezvous, c10d's group's and the pairs' of the calling thread's own
  * all-reduces, polls until one deadline; a peer that dies between publishing its address
  * and connecting can still hold a pair's connect for its own timeout). */
-/* A whole rank's word that it left, kept outside the store by the caller: 1 and why (a
- * string of at most n bytes) when one is to be obeyed, else 0. */
+/* A rank's word that it left before the group formed, which the caller keeps (bodhi's:
+ * brain/ranks.h, files beside the store): 1 and why (at most n bytes) when there is one to
+ * obey, else 0. */
 typedef int (*bdt_left_fn)(char *why, size_t n);
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                   double timeout_s, const char *meta, const volatile int *cancel, double since_s, bdt_left_fn left,
+                   double timeout_s, const char *meta, const volatile int *cancel, bdt_left_fn left,
                    bdt_group **out);
 /* (bdt_group_join, continued) meta (NULL: none): what every rank's launch must agree on
  * (bodhi's: "run=<run.yml's SHA-256>"), compared with rank 0's, with the group's size,
  * before Gloo's rendezvous: a rank started otherwise fails every rank's join, naming the
  * difference. cancel (NULL: none): a nonzero *cancel ends the join at its next poll of the
- * store (a stop asked for). since_s (wall seconds; 0: the join's start): the launch's
- * start; another rank's word that it left (bdt_group_abandon) written before it is an
- * earlier launch's, and not obeyed. left (NULL: none): asked every 100 ms for a word that
- * a rank left which the caller keeps elsewhere (bodhi's: a rank whose run ended before its
- * brains joined, brain/ranks.h), failing the join with it. Each launch's keys are its own (rank 0 answers every
+ * store (a stop asked for). left (NULL: none): asked every 100 ms while the join waits; a
+ * word fails the join with it at once (a rank that failed, or was stopped, before it
+ * joined) rather than at its deadline. Each launch's keys are its own (rank 0 answers every
  * rank's fresh draw with the group's id, and the rendezvous runs under it), so what an
  * earlier launch left in the same store file is never read; once every rank is past the
  * rendezvous rank 0 removes the file (not with BODHI_GROUP_SLOW, a comparison switch). */
@@ -48,13 +47,6 @@ int bdt_group_join(const char *store_path, const char *name, int rank, int world
  * on every rank; "" for NULL): traces of one launch carry it (memory, "group_id"). */
 const char *bdt_group_id(const bdt_group *g);
 void bdt_group_leave(bdt_group *g); /* NULL-safe */
-/* A rank that leaves before it joined group `name` at store_path (it failed, or was
- * stopped, before its first collective) says so there, with why and the wall time: every
- * other rank's join, under way or to come, whose launch began before that time (its
- * since_s) fails at its next poll of the store (every 10 ms) with "rank R left before the
- * group formed: WHY" rather than at its deadline. Across machines the ranks' clocks must
- * agree (NTP) to better than the time between one launch's end and the next one's start. */
-int bdt_group_abandon(const char *store_path, const char *name, int rank, int world, const char *why);
 int bdt_group_rank(const bdt_group *g);
 int bdt_group_size(const bdt_group *g);
 /* x (n floats) := the mean of every rank's x, the same bits on every rank. Up to 16 MiB on
