@@ -228,11 +228,19 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why)
     const char *left = getenv("BODHI_GROUP_LEFT");
     if (!left || !*left)
         return BD_OK;
-    char *path = bd_strfmt("%sr%d", left, rank), *tmp = bd_strfmt("%sr%d.tmp", left, rank);
+    /* a temporary of this process's own (a rank's brains and its conductor may write at
+     * once), renamed over the word: whole or not at all, the others read it as it comes */
+    char *path = bd_strfmt("%sr%d", left, rank), *tmp = bd_strfmt("%sr%d.tmp.%d", left, rank, (int)getpid());
     char *text = bd_strfmt("%.3f|%d|%s|rank %d left before the group formed: %s", bd_wall(), rank,
                            phase ? phase : "*", rank, why && *why ? why : "(no reason given)");
     int rc = path && tmp && text ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
-    const int fd = rc == BD_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    const int fd = rc == BD_OK ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    if (rc == BD_OK && fd < 0 && errno == ENOENT) { /* the folder is gone: rank 0's run ended, nobody joins */
+        free(path);
+        free(tmp);
+        free(text);
+        return BD_OK;
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (fd >= 0 && !f)
         close(fd);
@@ -245,44 +253,13 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why)
         if (bad)
             rc = bd_seterr(BD_EIO, "%s: %s", tmp, strerror(errno));
     }
-    if (rc == BD_OK && rename(tmp, path) != 0) /* whole or not at all: the others read it as it comes */
+    if (rc == BD_OK && rename(tmp, path) != 0)
         rc = bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
-    if (rc != BD_OK && tmp)
+    if (rc != BD_OK && tmp && fd >= 0)
         unlink(tmp);
     free(path);
     free(tmp);
     free(text);
-    return rc;
-}
-
-/* Calls fn(path, word, ctx) for each word of bd_ranks_say_left in BODHI_GROUP_LEFT's
- * folder (the files <prefix>r<k>), until fn returns nonzero; that value, or 0. */
-static int left_each(int (*fn)(const char *path, const char *word, void *ctx), void *ctx)
-{
-    const char *left = getenv("BODHI_GROUP_LEFT");
-    const char *slash = left ? strrchr(left, '/') : NULL;
-    if (!slash)
-        return 0;
-    char *dir = bd_strfmt("%.*s", (int)(slash - left), left);
-    DIR *d = dir ? opendir(dir) : NULL;
-    const size_t nb = strlen(slash + 1);
-    int rc = 0;
-    for (struct dirent *e; d && !rc && (e = readdir(d));) {
-        const char *k = e->d_name + nb;
-        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1] || strspn(k + 1, "0123456789") != strlen(k + 1))
-            continue;
-        char *path = bd_strfmt("%s/%s", dir, e->d_name), word[1024];
-        FILE *f = path ? fopen(path, "re") : NULL;
-        if (f) {
-            word[fread(word, 1, sizeof word - 1, f)] = '\0';
-            fclose(f);
-            rc = fn(path, word, ctx);
-        }
-        free(path);
-    }
-    if (d)
-        closedir(d);
-    free(dir);
     return rc;
 }
 
@@ -307,42 +284,87 @@ void bd_ranks_left_sweep(double before)
     free(dir);
 }
 
-/* bdt_left_fn's answer for this brain: another rank's word written since this launch began
- * (BODHI_LAUNCH_T, which the conductor hands its brains). An earlier word is an earlier
- * launch's that no rank heard (a rank stopped, and the run started again at once, failed
- * on it); a rank of this launch that left before another was even started is then waited
- * for, as without its word, until the timeout. Across machines this compares two clocks:
- * they must agree (NTP) to better than the time between one launch's end and the next's
- * start. */
-struct left_ask {
-    char *why;
-    size_t n;
-    double since;
-    int rank;
-    const char *phase;
-};
-
-static int left_obeyed(const char *path, const char *word, void *ctx)
+/* A word's fields, "<wall>|<rank>|<phase or *>|why": 1 when they read whole (a finite
+ * time, a rank number). Phase names hold [A-Za-z0-9_.-] only (config/runfile.c), so no
+ * '|' or '*'. */
+static int left_parse(const char *word, double *at, int *rank, const char **phase, size_t *nphase, const char **why)
 {
-    (void)path;
-    struct left_ask *a = ctx;
-    const char *b1 = strchr(word, '|'), *b2 = b1 ? strchr(b1 + 1, '|') : NULL, *b3 = b2 ? strchr(b2 + 1, '|') : NULL;
-    if (!b3 || atof(word) < a->since || atoi(b1 + 1) == a->rank)
+    char *end;
+    *at = strtod(word, &end);
+    if (end == word || *end != '|' || !isfinite(*at))
         return 0;
-    const size_t np = (size_t)(b3 - b2 - 1); /* this phase's word, or one of the whole run's ("*") */
-    if (!(np == 1 && b2[1] == '*') && !(np == strlen(a->phase) && strncmp(b2 + 1, a->phase, np) == 0))
+    const char *r = end + 1;
+    errno = 0;
+    long k = strtol(r, &end, 10);
+    if (end == r || *end != '|' || errno || k < 0 || k > 65535)
         return 0;
-    snprintf(a->why, a->n, "%s", b3 + 1);
+    *rank = (int)k;
+    *phase = end + 1;
+    const char *bar = strchr(*phase, '|');
+    if (!bar)
+        return 0;
+    *nphase = (size_t)(bar - *phase);
+    *why = bar + 1;
     return 1;
 }
 
-static const char *join_phase = ""; /* the phase of the join under way (a brain joins one group) */
+int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_t n)
+{
+    const char *left = getenv("BODHI_GROUP_LEFT");
+    const char *slash = left ? strrchr(left, '/') : NULL;
+    if (!slash || !phase)
+        return 0;
+    char *dir = bd_strfmt("%.*s", (int)(slash - left), left);
+    DIR *d = dir ? opendir(dir) : NULL;
+    const size_t nb = strlen(slash + 1);
+    double first = 0;
+    int found = 0, first_rank = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *k = e->d_name + nb;
+        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1] || strspn(k + 1, "0123456789") != strlen(k + 1))
+            continue;
+        char *path = bd_strfmt("%s/%s", dir, e->d_name), word[1024];
+        /* a plain file of its own only: not through a link, and never waiting on a pipe */
+        const int fd = path ? open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC) : -1;
+        free(path);
+        struct stat st;
+        ssize_t got = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, word, sizeof word - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got <= 0)
+            continue;
+        word[got] = '\0';
+        double at;
+        int rank;
+        const char *wp, *text;
+        size_t np;
+        if (!left_parse(word, &at, &rank, &wp, &np, &text) || rank != atoi(k + 1) || rank == me || at < since)
+            continue;
+        if (!(np == 1 && wp[0] == '*') && !(np == strlen(phase) && strncmp(wp, phase, np) == 0))
+            continue;
+        /* the first rank that left (the others may have left for it); a tie, the lowest rank */
+        if (!found || at < first || (at == first && rank < first_rank)) {
+            first = at;
+            first_rank = rank;
+            found = 1;
+            snprintf(why, n, "%s", text);
+        }
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return found;
+}
+
+/* The join under way in this process (a brain joins one group at a time): bdt_left_fn
+ * has no context. */
+static const char *join_phase = "";
+static double join_since;
 
 static int ranks_left(char *why, size_t n)
 {
-    const char *lt = getenv("BODHI_LAUNCH_T"), *rk = getenv("BODHI_RANK");
-    struct left_ask a = {why, n, lt ? atof(lt) : 0, rk ? atoi(rk) : -1, join_phase};
-    return left_each(left_obeyed, &a);
+    const char *rk = getenv("BODHI_RANK");
+    return bd_ranks_left_word(join_phase, rk ? atoi(rk) : -1, join_since, why, n);
 }
 
 int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
@@ -382,11 +404,14 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
     if (r->joining)
         r->joining(r->joining_ctx);
     const double t0 = bd_now();
+    r->tried = 1;
     char meta[96];
     snprintf(meta, sizeof meta, "run=%s", r->run_digest ? r->run_digest : "-");
     /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks, and
      * so does another rank's word that it left */
+    const char *lt = getenv("BODHI_LAUNCH_T");
     join_phase = r->phase;
+    join_since = lt ? atof(lt) : bd_wall();
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
                             meta, (const volatile int *)&bd_term_requested, ranks_left, &r->g);
     join_phase = "";
@@ -402,7 +427,7 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 
 void bd_ranks_abandon(bd_ranks *r, const char *why)
 {
-    if (r->world < 2 || r->g)
+    if (r->world < 2 || r->g || r->tried)
         return;
     if (bd_ranks_say_left(r->rank, r->phase, why) != BD_OK)
         fprintf(stderr, "bodhi brain %s: rank %d of %d could not tell the others it left: %s\n", r->agent, r->rank,

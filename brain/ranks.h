@@ -27,6 +27,7 @@ typedef struct {
     float *buf;               /* the weights broadcast */
     char *store, *agent, *phase; /* the group's FileStore, the agent's and phase's names (several ranks) */
     int timeout;              /* the join's, in seconds */
+    int tried;                /* the join began: a brain then says nothing of leaving (bd_ranks_abandon) */
     double join_s;            /* how long the join took */
     const char *run_digest;   /* run.yml's SHA-256 (NULL: none), which every rank's must equal */
     /* told before the join begins (a brain logs it: a "group_join" event) */
@@ -104,9 +105,9 @@ int bd_ranks_timeout(int *seconds);
 /* A rank's word that it left before its learner groups of `phase` formed (NULL: of any
  * phase): a brain's (bd_ranks_abandon), or its conductor's for a brain killed by a signal
  * or a run that failed before its brains started. "<wall>|<rank>|<phase or *>|rank R left
- * before the group formed: why", the file
- * BODHI_GROUP_LEFT + "r<rank>" (cli/run.c sets that prefix, "<out>.ranks/left-<launch>.",
- * for a rank of several; written whole, by a rename), which every other rank's join polls
+ * before the group formed: why", the file BODHI_GROUP_LEFT + "r<rank>" (cli/run.c sets that
+ * prefix, "<out>.ranks/left-<launch>.", for a rank of several; written whole, through a
+ * temporary of the writing process's own and a rename), which every other rank's join polls
  * (bdt_group_join's `left`) and fails on at once rather than at its timeout. A plain file,
  * not a key of the group's store: c10d's FileStore deletes its file once as many stores
  * as ranks have been closed on it, so no other process may open it. Nothing without
@@ -117,6 +118,16 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why);
  * `before` (wall seconds: this launch's start). Rank 0's `bodhi run` at the end of a run
  * that ended well (every rank joined every group of it), so that the folder goes. */
 void bd_ranks_left_sweep(double before);
+/* The word a join of `phase` on rank `me` obeys (bdt_group_join's `left`, brain/ranks.c's
+ * callback): another rank's, of this phase or the whole run ("*"), written at or after
+ * `since` (the launch's start, BODHI_LAUNCH_T), in a plain file of BODHI_GROUP_LEFT's whose
+ * name's rank is the word's; of several, the first written. 1 with its text in why (at
+ * most n bytes), else 0. An earlier word is an earlier launch's that no rank heard (a rank
+ * stopped, and the run started again at once, failed on it); a rank of this launch that
+ * left before another was even started is then waited for, as without its word, until the
+ * timeout. Across machines this compares two clocks: they must agree (NTP) to better than
+ * the time between one launch's end and the next one's start. */
+int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_t n);
 
 /* The brain's place among the ranks, as the environment says (alone without one), for
  * agent's group in phase: rank and world set, the group not yet joined. BD_OK, or an
@@ -131,10 +142,14 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent);
  * rollout was the behaviour policy of its round, as a muscle's stale weights are. A join
  * that fails within BODHI_GROUP_TIMEOUT says which rank, agent and why. */
 int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner);
-/* A brain that leaves before its group formed (before or during its join: a failure, a
- * signal) tells the other ranks (bd_ranks_say_left), so that their joins fail at once,
- * naming it and why, rather than at their timeout. Nothing alone, nor once joined (the
- * others' collectives then fail on it, or its stop is agreed). */
+/* A brain that leaves before it began its join (a failure, a signal in its first round, a
+ * load that fails) tells the other ranks (bd_ranks_say_left), so that their joins fail at
+ * once, naming it and why, rather than at their timeout. Nothing alone, nor once its join
+ * began: a join that failed on another rank's word would pass that word on as its own
+ * (naming the wrong rank, the cause cut short), one that timed out fails the others' at
+ * the same time, and a join stopped with its conductor gone could say it after a new
+ * launch had begun. (A brain killed by a signal, in its join or before, its conductor
+ * speaks for.) */
 void bd_ranks_abandon(bd_ranks *r, const char *why);
 void bd_ranks_leave(bd_ranks *r);
 

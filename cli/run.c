@@ -41,8 +41,9 @@ static void bd_launch_id(const bd_launch *l, char *buf, size_t len)
 
 /* The learner groups' store folder of a run of many ranks ("" alone): rank 0 removes it
  * when the run is over and it is empty (rank 0 removes each group's store file once the
- * group has formed; what a launch that failed leaves stays, harmless to the next launch,
- * whose keys are its own: torch/dist.h). */
+ * group has formed; what a launch that failed leaves, its store files and the words of
+ * ranks that left (brain/ranks.h), is harmless to the next launch, whose keys are its own
+ * (torch/dist.h) and which obeys no earlier word, and a run that ends well removes it). */
 static char ranks_dir[PATH_MAX];
 static int ranks_rank;
 
@@ -122,9 +123,9 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
     else
         unsetenv("BODHI_LOCAL_RANK"); /* a launcher's count that disagrees: no share is taken */
     setenv("BODHI_GROUP_STORE", store, 1);
-    setenv("BODHI_GROUP_LEFT", left, 1); /* where a rank whose run ended before it joined says so */
-    /* the launch's start, wall clock: a word in the store that a rank left, written before
-     * it, is an earlier launch's (torch/dist.h) */
+    setenv("BODHI_GROUP_LEFT", left, 1); /* where a rank that left before its groups formed says so */
+    /* the launch's start, wall clock: a word that a rank left, written before it, is an
+     * earlier launch's (brain/ranks.h) */
     char lt[48];
     snprintf(lt, sizeof lt, "%.3f", bd_wall());
     setenv("BODHI_LAUNCH_T", lt, 1);

@@ -125,16 +125,18 @@ static int bd_brain_done(const bd_conductor *c, const bd_proc *p)
  * that left before its phase ended (or fails the run past the restart budget), fails the
  * run for a brain that did not exit cleanly. */
 /* Several ranks: a brain killed by a signal (a Ctrl-C during its start-up, before its
- * handler; a kill -9) cannot tell the other ranks it left (bd_ranks_abandon, which a brain
- * that ends on its own runs itself): its conductor tells them, so that the joins of those
- * still joining fail now, naming it, not at their timeout. Once its group formed nobody
- * reads the word: the others' collectives fail on the closed connection. */
+ * handler; a kill -9), before or during its join, cannot tell the other ranks it left
+ * (bd_ranks_abandon, which a brain that ends on its own before its join runs itself): its
+ * conductor tells them, for its phase, so that the joins of those still joining fail now,
+ * naming it, not at their timeout. Once its group formed the others' collectives fail on
+ * the closed connection; a join of the phase still under way (another agent's) fails on
+ * the word, as it should: this rank's run fails. Not for a brain that had ended its phase
+ * (killed late, as it exited: the phase goes on). */
 static void bd_brain_abandoned(bd_conductor *c, const bd_proc *p)
 {
     bd_ranks r;
     char how[300];
-    if (!bd_brain_done(c, p) /* it ended its phase: killed late, as it exited */
-        && bd_ranks_plan(&r, c->plan->ph->name, p->name) == BD_OK && r.world > 1) {
+    if (!bd_brain_done(c, p) && bd_ranks_plan(&r, c->plan->ph->name, p->name) == BD_OK && r.world > 1) {
         snprintf(how, sizeof how, "its brain %s was killed by signal %d (%s)", p->name, WTERMSIG(p->status),
                  strsignal(WTERMSIG(p->status)));
         bd_ranks_abandon(&r, how);

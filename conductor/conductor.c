@@ -250,17 +250,23 @@ static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
     c->phase = NULL;
 }
 
-/* A rank of several whose run fails before its phase's brains start (the run file refused
- * here, the run directory, the phase's plan, a spawn) has no brain to tell the others, whose
- * brains wait to join this rank's: it says so (bd_ranks_say_left), and their joins fail now,
- * naming it, not at their timeout. Brains that started speak for themselves (a brain that
- * leaves unjoined says why in the group's store; its conductor, for one killed). */
-static void bd_left_before_brains(const char *why)
+/* A rank of several whose run fails before its brains start (the run file refused here,
+ * the run directory, the phase's plan, a spawn) has no brain to tell the others, whose
+ * brains wait to join this rank's: it says so (bd_ranks_say_left), for `phase` (NULL:
+ * before any phase, for the whole run), and their joins fail now, naming it, not at their
+ * timeout. Brains that started speak for themselves (brain/ranks.h; their conductor, for
+ * one killed). Not when another live process holds this rank's run directory (`out`, when
+ * the run had not claimed it): that process is this rank, and this one a second start
+ * whose word would stop its launch. */
+static void bd_left_before_brains(const char *phase, const char *out, const char *why)
 {
+    int owner;
+    if (!getenv("BODHI_GROUP_LEFT") || (out && bd_rundir_live(out, &owner)))
+        return;
     const char *rk = getenv("BODHI_RANK");
     const int rank = rk ? atoi(rk) : 0;
     char *w = bd_strfmt("its bodhi run failed before its brains started: %s", why && *why ? why : "its output says why");
-    if (!w || bd_ranks_say_left(rank, NULL, w) != BD_OK)
+    if (!w || bd_ranks_say_left(rank, phase, w) != BD_OK)
         fprintf(stderr, "bodhi: rank %d could not tell the other ranks it failed: %s\n", rank, bd_lasterr());
     free(w);
 }
@@ -272,7 +278,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
 {
     bd_phase_plan p;
     if (bd_phase_open(c, i, &p) != BD_OK) {
-        bd_left_before_brains(c->fail_msg);
+        bd_left_before_brains(c->rf->phases[i].name, NULL, c->fail_msg);
         return 1;
     }
     bd_journal_phase(c);
@@ -280,7 +286,7 @@ static int bd_run_phase(bd_conductor *c, int i, cJSON *phase_out)
     bd_join_phase_open(c, t0);
     if (bd_start_phase(c, &p) != BD_OK) {
         bd_fail(c, "%s", bd_lasterr());
-        bd_left_before_brains(c->fail_msg);
+        bd_left_before_brains(p.ph->name, NULL, c->fail_msg);
     }
     if (c->startup) { /* the first phase's children are on their way */
         bd_startup_mark(c->startup, "spawned");
@@ -425,7 +431,7 @@ int bd_conductor_run(const bd_run_opts *o)
     bd_rundir rd;
     int result = bd_run_open(&c, &rd);
     if (result != 0) {
-        bd_left_before_brains(bd_lasterr());
+        bd_left_before_brains(NULL, o->out, bd_lasterr());
         return result;
     }
     char *logp = bd_strfmt("%s/log.jsonl", c.dir);
@@ -435,7 +441,7 @@ int bd_conductor_run(const bd_run_opts *o)
     c.phases = cJSON_CreateArray();
     if (bd_open_hub(&c) != BD_OK) {
         bd_fail(&c, "%s", bd_lasterr());
-        bd_left_before_brains(c.fail_msg);
+        bd_left_before_brains(NULL, NULL, c.fail_msg);
         result = 1;
     }
     bd_startup_mark(c.startup, "sockets");

@@ -208,17 +208,25 @@ int bd_rundir_check(const char *path)
         return errno == ENOENT ? BD_OK : bd_seterr(BD_EINVAL, "%s: %s", dir, strerror(errno));
     if ((rc = bd_refuse_existing(dir, &st, &empty)) != BD_OK || empty)
         return rc;
-    /* a run's folder: refused while the run lives (it holds run.lock exclusively; a shared
-     * lock, dropped at once, asks without claiming) */
+    int owner;
+    return bd_rundir_live(dir, &owner) ? bd_refuse_live(dir, owner) : BD_OK;
+}
+
+int bd_rundir_live(const char *dir, int *owner)
+{
+    /* a live run holds run.lock exclusively; a shared lock, dropped at once, asks without
+     * claiming */
+    *owner = 0;
     char *p = bd_strfmt("%s/%s", dir, BD_LOCK_NAME);
-    int fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+    int fd = p ? open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
     free(p);
     if (fd < 0)
-        return BD_OK;
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
-        rc = bd_refuse_live(dir, bd_read_pid(fd));
+        return 0;
+    const int live = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (live)
+        *owner = bd_read_pid(fd);
     close(fd);
-    return rc;
+    return live;
 }
 
 int bd_rundir_claim(const char *path, bd_rundir *rd)

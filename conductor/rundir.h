@@ -30,6 +30,9 @@ int bd_rundir_claim(const char *dir, bd_rundir *rd);
  * `bodhi run` alike. */
 int bd_rundir_check(const char *dir);
 
+/* 1 when a live run holds dir (its run.lock is locked), else 0. */
+int bd_rundir_live(const char *dir, int *owner);
+
 /* Releases the lock and frees; NULL-safe, idempotent. */
 void bd_rundir_release(bd_rundir *rd);
 

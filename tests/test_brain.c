@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -545,6 +547,78 @@ static int core_of(int cpu, cpu_set_t *out)
         p = *end == ',' ? end + 1 : end;
     }
     return ok;
+}
+
+/* The words of ranks that left before their groups formed (brain/ranks.h): a join obeys
+ * another rank's word of its phase or of the whole run, written since its launch began,
+ * from a plain file named for the word's rank; of several, the first written. */
+Test(ranks, a_join_obeys_only_the_words_meant_for_it)
+{
+    char dir[] = "/tmp/bd_left_XXXXXX", prefix[64], why[256];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(prefix, sizeof prefix, "%s/left-7.", dir);
+    setenv("BODHI_GROUP_LEFT", prefix, 1);
+    const double t0 = bd_wall() - 0.01; /* the launch's start (words carry milliseconds) */
+    cr_assert_eq(bd_ranks_left_word("train", 0, t0, why, sizeof why), 0); /* none yet */
+    /* rank 1's word of phase train: obeyed by train's join on rank 0, not test's, nor rank 1's own */
+    cr_assert_eq(bd_ranks_say_left(1, "train", "its brain failed"), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_ranks_left_word("train", 0, t0, why, sizeof why), 1);
+    cr_assert_str_eq(why, "rank 1 left before the group formed: its brain failed");
+    cr_assert_eq(bd_ranks_left_word("test", 0, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("trai", 0, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("train", 1, t0, why, sizeof why), 0);
+    /* written before the launch began: an earlier launch's */
+    cr_assert_eq(bd_ranks_left_word("train", 0, bd_wall() + 10, why, sizeof why), 0);
+    /* the file is this user's alone, and no temporary is left */
+    char path[128];
+    snprintf(path, sizeof path, "%sr1", prefix);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    int files = 0;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        files += e->d_name[0] != '.';
+    closedir(d);
+    cr_assert_eq(files, 1);
+    /* a word of the whole run ("*", a run that failed before its brains started), of rank 2,
+     * written later: the first (rank 1's) is still the one obeyed */
+    usleep(20000);
+    cr_assert_eq(bd_ranks_say_left(2, NULL, "its bodhi run failed before its brains started: x"), BD_OK);
+    cr_assert_eq(bd_ranks_left_word("train", 0, t0, why, sizeof why), 1);
+    cr_assert_str_eq(why, "rank 1 left before the group formed: its brain failed");
+    cr_assert_eq(bd_ranks_left_word("test", 0, t0, why, sizeof why), 1);
+    cr_assert_str_eq(why, "rank 2 left before the group formed: its bodhi run failed before its brains started: x");
+    /* what is not a whole word of its file's rank is read as none: a rank that differs
+     * from the name's, a time that is not a number, a pipe (never waited on), a link */
+    FILE *f;
+    snprintf(path, sizeof path, "%sr3", prefix);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fprintf(f, "%.3f|4|*|rank 4 left", t0 + 1);
+    fclose(f);
+    snprintf(path, sizeof path, "%sr5", prefix);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fprintf(f, "inf|5|*|rank 5 left");
+    fclose(f);
+    snprintf(path, sizeof path, "%sr6", prefix);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    char link[128];
+    snprintf(link, sizeof link, "%sr8", prefix);
+    snprintf(path, sizeof path, "%sr2", prefix);
+    cr_assert_eq(symlink(path, link), 0);
+    cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 1); /* only rank 2's "*" */
+    cr_assert_str_eq(why, "rank 2 left before the group formed: its bodhi run failed before its brains started: x");
+    unlink(link);
+    snprintf(path, sizeof path, "%sr2", prefix);
+    unlink(path);
+    cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 0);
+    /* the folder gone (rank 0's run ended): nothing to tell, no error */
+    char rm[96];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    cr_assert_eq(system(rm), 0);
+    cr_assert_eq(bd_ranks_say_left(1, "train", "late"), BD_OK, "%s", bd_lasterr());
+    unsetenv("BODHI_GROUP_LEFT");
 }
 
 /* Ranks on one machine meet at every minibatch's all-reduce; each brain keeps to its own

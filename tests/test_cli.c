@@ -1718,6 +1718,32 @@ Test(ranks, a_run_stopped_on_one_rank_and_a_phase_on_another_ends_both, .timeout
     ranks_stop("rstopb", "", "", ".r1 --phase", "stopped", 1);
 }
 
+/* A second `bodhi run` started as rank 1 of a launch that runs (the same --out and port),
+ * refused because rank 1's run directory is in use, changes nothing: both ranks run their
+ * train and test phases to the end. It used to say that rank 1 had left, and the test
+ * phase's join failed on both ranks. */
+Test(ranks, a_second_start_of_a_rank_stops_nothing, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("rdup", &out, &r1, &rd);
+    char *yml = ranks_file("rdup", 60000, 2, "");
+    cr_assert_eq(sh(NULL, "printf '  - test:\\n      phase_config: {mode: test, worker: 2, episodes: 4}\\n' >> %s",
+                    yml), 0);
+    int rc = sh(&t,
+                "O=%s; " RANKS_TORCHRUN
+                "RANK=0 $BODHI run %s --out $O --quiet & p0=$!; RANK=1 $BODHI run %s --out $O --quiet & p1=$!; "
+                "trap 'kill $p0 $p1 2>/dev/null' EXIT; "
+                "for i in $(seq 2400); do grep -q param_digest $O.r1/log.jsonl 2>/dev/null && break; sleep 0.1; done; "
+                "RANK=1 $BODHI run %s --out $O --quiet 2>$O.dup; d=$?; wait $p0; r0=$?; wait $p1; r1=$?; "
+                "echo \"rc=$r0,$r1 second=$d\"; cat $O.dup; grep -o '\"status\": *\"[a-z]*\"' $O/summary.json; "
+                "test $d = 2 && test $r0 = 0 && test $r1 = 0 && grep -q 'a run is in progress' $O.dup",
+                out, 20000 + (int)((getpid() + 59) % 20000), yml, yml, yml);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    sh(NULL, "rm -f %s.dup", out);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* A fault on one of two ranks of a train-then-test run (ranks_two_phases, `more` its sed
  * script): once rank 1 has learnt, the shell runs `act` (O: rank 0's --out; p0, p1: the
  * ranks' `bodhi run`s); both are waited for (r0, r1: their exit codes; e: the seconds since

@@ -2159,6 +2159,31 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     cr_assert(strstr(bd_lasterr(), "found no rank 1 (key "), "the error names the rank not there: %s", bd_lasterr());
 }
 
+/* A word that a rank left, which the caller keeps (bodhi's: files beside the store), ends a
+ * join waiting for that rank at its next ask (every 100 ms), with the word, not at the
+ * join's timeout (30 s here). */
+static int left_after_asks;
+static int left_word_after_3(char *why, size_t n)
+{
+    if (++left_after_asks < 3)
+        return 0;
+    snprintf(why, n, "rank 1 left before the group formed: a test");
+    return 1;
+}
+
+Test(torch, a_join_ends_on_a_word_that_a_rank_left, .timeout = 60)
+{
+    char store[64];
+    group_store(store, sizeof store);
+    bdt_group *g = NULL;
+    double t0 = bd_now();
+    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, left_word_after_3, &g), BD_OK);
+    const double took = bd_now() - t0;
+    cr_assert(took < 5.0, "the join ended after %.2f s", took);
+    cr_assert(strstr(bd_lasterr(), "rank 1 left before the group formed: a test"), "%s", bd_lasterr());
+    cr_assert_eq(left_after_asks, 3);
+}
+
 /* A rank that hangs (stopped, its sockets open) fails the others' all-reduce on the
  * caller's own path within the group's timeout (its sockets' receive timeout). */
 Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)

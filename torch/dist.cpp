@@ -372,8 +372,10 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
              * "<rank>=<address>" lines under "ends/<rank>" */
             std::string ends;
             for (int i = 0; i < world; i++)
-                if (i != rank)
-                    ends += std::to_string(i) + "=" + g->fast->getPair(i)->address().str() + "\n";
+                if (i != rank) { /* "[ip]:port" (a later Gloo adds "$<sequence>", which its errors do not) */
+                    const std::string a = g->fast->getPair(i)->address().str();
+                    ends += std::to_string(i) + "=" + a.substr(0, a.find('$')) + "\n";
+                }
             launch_store->set("ends/" + std::to_string(rank), as_bytes(ends));
             g->peer.assign((size_t)world, "");
             const std::string me = std::to_string(rank) + "=";
@@ -424,9 +426,11 @@ extern "C" int bdt_group_size(const bdt_group *g) { return g ? g->size : 1; }
 extern "C" int bdt_group_fast(const bdt_group *g) { return g && g->fast ? 1 : 0; }
 
 /* A collective that failed, in words: which rank's learner it lost and how, then Gloo's
- * own words. Gloo's error names the far end of the pair that failed: that rank's address
- * (`peer`) on the side that connected, a port of the moment on the side that listened;
- * with two ranks it can only be the other. Call inside a catch. */
+ * own words. Gloo's error names the far end of the pair that failed: on the calling
+ * thread's own pairs, that rank's end (`peer`) on the side that connected, a port of the
+ * moment on the side that listened; on c10d's pairs (broadcasts, all-reduces past 16 MiB),
+ * none recorded. With two ranks it can only be the other; otherwise "another rank's".
+ * Call inside a catch. */
 static int group_catch(const bdt_group *g, const char *where)
 {
     std::string msg;
