@@ -33,6 +33,11 @@ double bd_dqn_auto_utd(long long columns)
     return u < BD_DQN_AUTO_UTD ? u : BD_DQN_AUTO_UTD;
 }
 
+double bd_dqn_auto_lr(long long columns)
+{
+    return columns >= 1 && columns < BD_DQN_AUTO_LR_COLUMNS ? BD_DQN_AUTO_LR_FEW : BD_DQN_AUTO_LR;
+}
+
 double bd_dqn_epsilon(const bd_dqn_params *dp, long long steps)
 {
     if (dp->exploration_steps <= 0 || steps >= dp->exploration_steps)
@@ -77,7 +82,7 @@ static int bd_dqn_params_read(const bd_node *p, long long columns, long long own
 #define GETD(key, def, lo, hi, dst) BD_GETD_IN(key, def, lo, hi, 0, dst)
 #define GETI BD_GETI
 #define GETB BD_GETB
-    GETD("learning_rate", 5e-4, 1e-12, 10, o->learning_rate);
+    GETD("learning_rate", bd_dqn_auto_lr(own), 1e-12, 10, o->learning_rate);
     GETD("gamma", 0.99, 0, 1, o->gamma);
     GETI("buffer_size", 1000000, 1, (long long)1 << 40, o->buffer_size);
     GETI("learning_starts", 1000, 0, (long long)1 << 50, o->learning_starts);

@@ -53,6 +53,17 @@ long long bd_dqn_auto_rollout(long long columns);
 #define BD_DQN_AUTO_STEPS_PER_ROUND_STEP 8.0
 double bd_dqn_auto_utd(long long columns);
 
+/* learning_rate when it is not given: BD_DQN_AUTO_LR from BD_DQN_AUTO_LR_COLUMNS (16)
+ * columns, BD_DQN_AUTO_LR_FEW below them. With few worlds a round holds the steps of few
+ * episodes and each takes 0.25 gradient steps: at 5e-4 CartPole diverged at 1 world (seed
+ * 1 of 3) and stood at 214 after 600k agent-steps at 8 (seed 1); at 2.5e-4 every seed
+ * reached 475 at 1, 2, 4, 8 and 12 worlds, where at 16 and 256 it left a seed short
+ * (docs/run-file.md). Columns as utd_ratio's: the agent's own on this rank. */
+#define BD_DQN_AUTO_LR 5e-4
+#define BD_DQN_AUTO_LR_FEW 2.5e-4
+#define BD_DQN_AUTO_LR_COLUMNS 16
+double bd_dqn_auto_lr(long long columns);
+
 /* Epsilon after `steps` agent-steps: linear from eps_initial to eps_final over
  * exploration_steps, eps_final after. */
 double bd_dqn_epsilon(const bd_dqn_params *dp, long long steps);

@@ -340,8 +340,17 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     cr_assert_eq(bd_dqn_auto_rollout(16), 16);
     cr_assert_float_eq(bd_dqn_auto_utd(16), 0.25, 1e-15);
     cr_assert_float_eq(bd_dqn_auto_utd(256), 1.0 / 32, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(1), 2.5e-4, 1e-15); /* this rank's columns, as the ratio */
     unsetenv("BODHI_WORLD_SIZE");
     cr_assert_float_eq(bd_dqn_auto_utd(0), 0.25, 1e-15); /* columns unknown */
+    /* the automatic step size: 2.5e-4 below 16 worlds, 5e-4 from 16 (and unknown) */
+    cr_assert_float_eq(bd_dqn_auto_lr(1), 2.5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(15), 2.5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(16), 5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(4096), 5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(0), 5e-4, 1e-15);
+    cr_assert_eq(bd_dqn_params_parse(NULL, 8, &dp), BD_OK, "%s", bd_lasterr());
+    cr_assert_float_eq(dp.learning_rate, 2.5e-4, 1e-15);
 }
 
 /* n transitions of qnet's shape (3 observations, 4 actions): fixed, varied values. */
