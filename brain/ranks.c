@@ -321,7 +321,8 @@ int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_
     int found = 0, first_rank = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
         const char *k = e->d_name + nb;
-        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1] || strspn(k + 1, "0123456789") != strlen(k + 1))
+        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1]
+            || strspn(k + 1, "0123456789") != strlen(k + 1))
             continue;
         char *path = bd_strfmt("%s/%s", dir, e->d_name), word[1024];
         /* a plain file of its own only: not through a link, and never waiting on a pipe */

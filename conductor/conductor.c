@@ -265,7 +265,8 @@ static void bd_left_before_brains(const char *phase, const char *out, const char
         return;
     const char *rk = getenv("BODHI_RANK");
     const int rank = rk ? atoi(rk) : 0;
-    char *w = bd_strfmt("its bodhi run failed before its brains started: %s", why && *why ? why : "its output says why");
+    char *w = bd_strfmt("its bodhi run failed before its brains started: %s",
+                        why && *why ? why : "its output says why");
     if (!w || bd_ranks_say_left(rank, phase, w) != BD_OK)
         fprintf(stderr, "bodhi: rank %d could not tell the other ranks it failed: %s\n", rank, bd_lasterr());
     free(w);

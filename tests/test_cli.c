@@ -1500,8 +1500,8 @@ Test(ranks, a_rank_that_fails_before_its_brains_start_fails_the_others_at_once, 
                 "RANK=1 $BODHI run %s --out %s --quiet 2>&1; r1=$?; wait $p; r0=$?; e=$(( $(date +%%s) - s )); "
                 "echo \"rc=$r0,$r1 after ${e}s\"; cat %s.err0; left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); "
                 "test $r0 = 1 && test $r1 = 2 && test $e -le 60 && test $left = 0 "
-                "&& grep -q \"rank 1 left before the group formed: its bodhi run failed before its brains started: --out: .* is "
-                "not a folder\" %s.err0",
+                "&& grep -q \"rank 1 left before the group formed: its bodhi run failed before its brains started: "
+                "--out: .* is not a folder\" %s.err0",
                 20000 + (int)((getpid() + 53) % 20000), r1, yml, out, out, yml, out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);

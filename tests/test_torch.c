@@ -2131,7 +2131,8 @@ static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, bdt
         raise(sig);
         _exit(0);
     }
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, g), BD_OK, "%s",
+                 bd_lasterr());
     return pid;
 }
 

@@ -462,7 +462,8 @@ static int group_catch(const bdt_group *g, const char *where)
                          where, whose.c_str(), (double)g->timeout.count() / 1000.0, why.c_str(), msg.c_str());
     if (has("reset by peer") || has("losed") || has("EOF") || has("roken pipe") || has("refused"))
         return bd_seterr(BD_ETORCH,
-                         "%s: %s learner is gone: its brain or its machine died, or its run ended; %s (%s)", where, whose.c_str(), why.c_str(), msg.c_str());
+                         "%s: %s learner is gone: its brain or its machine died, or its run ended; %s (%s)", where,
+                         whose.c_str(), why.c_str(), msg.c_str());
     return bd_seterr(BD_ETORCH, "%s: %s", where, msg.c_str());
 }
 
