@@ -223,18 +223,66 @@ int bd_ranks_timeout(int *seconds)
     return getenv("BODHI_GROUP_TIMEOUT") ? ranks_env_int("BODHI_GROUP_TIMEOUT", 1, 86400, seconds) : BD_OK;
 }
 
+/* The launch's start (BODHI_LAUNCH_T, wall seconds), or `otherwise` when it is not a number. */
+static double launch_t(double otherwise)
+{
+    const char *lt = getenv("BODHI_LAUNCH_T");
+    char *end;
+    const double t = lt ? strtod(lt, &end) : 0;
+    return lt && end != lt && !*end && isfinite(t) ? t : otherwise;
+}
+
+/* A word's file (fd, open) read into word (n bytes): its length, or -1 when it is not a
+ * plain file of its own or is empty. */
+static ssize_t left_read(int fd, char *word, size_t n)
+{
+    struct stat st;
+    ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, word, n - 1) : -1;
+    if (got <= 0)
+        return -1;
+    word[got] = '\0';
+    return got;
+}
+
+/* A word's fields, "<wall>|<rank>|<phase or *>|why": 1 when they read whole (a finite
+ * time, a rank number). Phase names hold [A-Za-z0-9_.-] only (config/runfile.c), so no
+ * '|' or '*'. */
+static int left_parse(const char *word, double *at, int *rank, const char **phase, size_t *nphase, const char **why)
+{
+    char *end;
+    *at = strtod(word, &end);
+    if (end == word || *end != '|' || !isfinite(*at))
+        return 0;
+    const char *r = end + 1;
+    errno = 0;
+    long k = strtol(r, &end, 10);
+    if (end == r || *end != '|' || errno || k < 0 || k > 65535)
+        return 0;
+    *rank = (int)k;
+    *phase = end + 1;
+    const char *bar = strchr(*phase, '|');
+    if (!bar)
+        return 0;
+    *nphase = (size_t)(bar - *phase);
+    *why = bar + 1;
+    return 1;
+}
+
 int bd_ranks_say_left(int rank, const char *phase, const char *why)
 {
     const char *left = getenv("BODHI_GROUP_LEFT");
     if (!left || !*left)
         return BD_OK;
     /* a temporary of this process's own (a rank's brains and its conductor may write at
-     * once), renamed over the word: whole or not at all, the others read it as it comes */
+     * once), published whole: the others read it as it comes */
     char *path = bd_strfmt("%sr%d", left, rank), *tmp = bd_strfmt("%sr%d.tmp.%d", left, rank, (int)getpid());
     char *text = bd_strfmt("%.3f|%d|%s|rank %d left before the group formed: %s", bd_wall(), rank,
                            phase ? phase : "*", rank, why && *why ? why : "(no reason given)");
     int rc = path && tmp && text ? BD_OK : bd_seterr(BD_ENOMEM, "out of memory");
-    const int fd = rc == BD_OK ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = rc == BD_OK ? open(tmp, flags, 0600) : -1;
+    if (fd < 0 && rc == BD_OK && errno == EEXIST && unlink(tmp) == 0) /* an earlier process's of this pid */
+        fd = open(tmp, flags, 0600);
     if (rc == BD_OK && fd < 0 && errno == ENOENT) { /* the folder is gone: rank 0's run ended, nobody joins */
         free(path);
         free(tmp);
@@ -253,10 +301,30 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why)
         if (bad)
             rc = bd_seterr(BD_EIO, "%s: %s", tmp, strerror(errno));
     }
-    if (rc == BD_OK && rename(tmp, path) != 0)
-        rc = bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
-    if (rc != BD_OK && tmp && fd >= 0)
-        unlink(tmp);
+    /* The rank's first word of this launch stays (a brain stopped after its conductor said
+     * why the run failed would put "stopped" in its place, and later): a link that fails on
+     * an existing word, which only an earlier launch's (written before this one began;
+     * without BODHI_LAUNCH_T, none) gives way to. */
+    if (rc == BD_OK && link(tmp, path) != 0) {
+        if (errno != EEXIST)
+            rc = bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
+        else {
+            char word[1024];
+            double at = 0;
+            int r;
+            const char *wp, *wt;
+            size_t np;
+            const int old = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+            const int stale = old < 0 || left_read(old, word, sizeof word) < 0 ||
+                              !left_parse(word, &at, &r, &wp, &np, &wt) || at < launch_t(-HUGE_VAL);
+            if (old >= 0)
+                close(old);
+            if (stale && rename(tmp, path) != 0)
+                rc = bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
+        }
+    }
+    if (fd >= 0)
+        unlink(tmp); /* published (linked or renamed), or not to be */
     free(path);
     free(tmp);
     free(text);
@@ -284,30 +352,6 @@ void bd_ranks_left_sweep(double before)
     free(dir);
 }
 
-/* A word's fields, "<wall>|<rank>|<phase or *>|why": 1 when they read whole (a finite
- * time, a rank number). Phase names hold [A-Za-z0-9_.-] only (config/runfile.c), so no
- * '|' or '*'. */
-static int left_parse(const char *word, double *at, int *rank, const char **phase, size_t *nphase, const char **why)
-{
-    char *end;
-    *at = strtod(word, &end);
-    if (end == word || *end != '|' || !isfinite(*at))
-        return 0;
-    const char *r = end + 1;
-    errno = 0;
-    long k = strtol(r, &end, 10);
-    if (end == r || *end != '|' || errno || k < 0 || k > 65535)
-        return 0;
-    *rank = (int)k;
-    *phase = end + 1;
-    const char *bar = strchr(*phase, '|');
-    if (!bar)
-        return 0;
-    *nphase = (size_t)(bar - *phase);
-    *why = bar + 1;
-    return 1;
-}
-
 int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_t n)
 {
     const char *left = getenv("BODHI_GROUP_LEFT");
@@ -320,26 +364,24 @@ int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_
     double first = 0;
     int found = 0, first_rank = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
+        /* <prefix>r<k>: k a rank's number as it writes it (no sign, no leading zero) */
         const char *k = e->d_name + nb;
-        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1]
-            || strspn(k + 1, "0123456789") != strlen(k + 1))
+        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1] || (k[1] == '0' && k[2])
+            || strspn(k + 1, "0123456789") != strlen(k + 1) || strlen(k + 1) > 5)
             continue;
         char *path = bd_strfmt("%s/%s", dir, e->d_name), word[1024];
         /* a plain file of its own only: not through a link, and never waiting on a pipe */
         const int fd = path ? open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC) : -1;
         free(path);
-        struct stat st;
-        ssize_t got = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, word, sizeof word - 1) : -1;
+        const ssize_t got = fd >= 0 ? left_read(fd, word, sizeof word) : -1;
         if (fd >= 0)
             close(fd);
-        if (got <= 0)
-            continue;
-        word[got] = '\0';
         double at;
         int rank;
         const char *wp, *text;
         size_t np;
-        if (!left_parse(word, &at, &rank, &wp, &np, &text) || rank != atoi(k + 1) || rank == me || at < since)
+        if (got < 0 || !left_parse(word, &at, &rank, &wp, &np, &text) || rank != atoi(k + 1) || rank == me
+            || at < since)
             continue;
         if (!(np == 1 && wp[0] == '*') && !(np == strlen(phase) && strncmp(wp, phase, np) == 0))
             continue;
@@ -361,11 +403,12 @@ int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_
  * has no context. */
 static const char *join_phase = "";
 static double join_since;
+static int join_heard; /* the join ended on another rank's word */
 
 static int ranks_left(char *why, size_t n)
 {
     const char *rk = getenv("BODHI_RANK");
-    return bd_ranks_left_word(join_phase, rk ? atoi(rk) : -1, join_since, why, n);
+    return join_heard = bd_ranks_left_word(join_phase, rk ? atoi(rk) : -1, join_since, why, n);
 }
 
 int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
@@ -410,12 +453,13 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
     snprintf(meta, sizeof meta, "run=%s", r->run_digest ? r->run_digest : "-");
     /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks, and
      * so does another rank's word that it left */
-    const char *lt = getenv("BODHI_LAUNCH_T");
     join_phase = r->phase;
-    join_since = lt ? atof(lt) : bd_wall();
+    join_since = launch_t(bd_wall());
+    join_heard = 0;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
                             meta, (const volatile int *)&bd_term_requested, ranks_left, &r->g);
     join_phase = "";
+    r->heard = join_heard;
     if (rc != BD_OK)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());
@@ -428,7 +472,10 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
 
 void bd_ranks_abandon(bd_ranks *r, const char *why)
 {
-    if (r->world < 2 || r->g || r->tried)
+    /* a join that failed on another rank's word passes nothing on (it would name itself
+     * for that rank's cause, cut short); a brain whose conductor is gone says nothing
+     * (its word could come after a new launch began) */
+    if (r->world < 2 || r->g || (r->tried && (r->heard || bd_parent_gone())))
         return;
     if (bd_ranks_say_left(r->rank, r->phase, why) != BD_OK)
         fprintf(stderr, "bodhi brain %s: rank %d of %d could not tell the others it left: %s\n", r->agent, r->rank,

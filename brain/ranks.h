@@ -27,7 +27,8 @@ typedef struct {
     float *buf;               /* the weights broadcast */
     char *store, *agent, *phase; /* the group's FileStore, the agent's and phase's names (several ranks) */
     int timeout;              /* the join's, in seconds */
-    int tried;                /* the join began: a brain then says nothing of leaving (bd_ranks_abandon) */
+    int tried;                /* the join began */
+    int heard;                /* ... and ended on another rank's word that it left */
     double join_s;            /* how long the join took */
     const char *run_digest;   /* run.yml's SHA-256 (NULL: none), which every rank's must equal */
     /* told before the join begins (a brain logs it: a "group_join" event) */
@@ -107,7 +108,8 @@ int bd_ranks_timeout(int *seconds);
  * or a run that failed before its brains started. "<wall>|<rank>|<phase or *>|rank R left
  * before the group formed: why", the file BODHI_GROUP_LEFT + "r<rank>" (cli/run.c sets that
  * prefix, "<out>.ranks/left-<launch>.", for a rank of several; written whole, through a
- * temporary of the writing process's own and a rename), which every other rank's join polls
+ * temporary of the writing process's own; a rank's first word of a launch stays, and only
+ * an earlier launch's gives way), which every other rank's join polls
  * (bdt_group_join's `left`) and fails on at once rather than at its timeout. A plain file,
  * not a key of the group's store: c10d's FileStore deletes its file once as many stores
  * as ranks have been closed on it, so no other process may open it. Nothing without
@@ -142,14 +144,13 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent);
  * rollout was the behaviour policy of its round, as a muscle's stale weights are. A join
  * that fails within BODHI_GROUP_TIMEOUT says which rank, agent and why. */
 int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner);
-/* A brain that leaves before it began its join (a failure, a signal in its first round, a
- * load that fails) tells the other ranks (bd_ranks_say_left), so that their joins fail at
- * once, naming it and why, rather than at their timeout. Nothing alone, nor once its join
- * began: a join that failed on another rank's word would pass that word on as its own
- * (naming the wrong rank, the cause cut short), one that timed out fails the others' at
- * the same time, and a join stopped with its conductor gone could say it after a new
- * launch had begun. (A brain killed by a signal, in its join or before, its conductor
- * speaks for.) */
+/* A brain that leaves before its group formed (a failure, a signal in its first round, a
+ * load that fails, a join that failed or was stopped) tells the other ranks
+ * (bd_ranks_say_left), so that their joins fail at once, naming it and why, rather than at
+ * their timeout. Nothing alone, nor once joined; nor after a join that failed on another
+ * rank's word (it would pass that word on as its own, naming itself for the other's cause,
+ * cut short), nor when its conductor is gone (its word could come after a new launch
+ * began). (A brain killed by a signal, in its join or before, its conductor speaks for.) */
 void bd_ranks_abandon(bd_ranks *r, const char *why);
 void bd_ranks_leave(bd_ranks *r);
 

@@ -256,8 +256,9 @@ static void bd_phase_close(bd_conductor *c, bd_phase_plan *p)
  * before any phase, for the whole run), and their joins fail now, naming it, not at their
  * timeout. Brains that started speak for themselves (brain/ranks.h; their conductor, for
  * one killed). Not when another live process holds this rank's run directory (`out`, when
- * the run had not claimed it): that process is this rank, and this one a second start
- * whose word would stop its launch. */
+ * the run had not claimed it): this rank started twice (this one's word would stop the
+ * launch that runs), or processes of an earlier run still live there (then the others
+ * wait out their timeout, as before). */
 static void bd_left_before_brains(const char *phase, const char *out, const char *why)
 {
     int owner;

@@ -218,11 +218,13 @@ int bd_rundir_live(const char *dir, int *owner)
      * claiming */
     *owner = 0;
     char *p = bd_strfmt("%s/%s", dir, BD_LOCK_NAME);
-    int fd = p ? open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    int fd = p ? open(p, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC) : -1; /* never waiting on a pipe */
     free(p);
     if (fd < 0)
         return 0;
-    const int live = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    struct stat st;
+    const int live = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_SH | LOCK_NB) != 0
+                     && errno == EWOULDBLOCK;
     if (live)
         *owner = bd_read_pid(fd);
     close(fd);

@@ -613,6 +613,46 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
     snprintf(path, sizeof path, "%sr2", prefix);
     unlink(path);
     cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 0);
+    /* a rank's first word of a launch stays; one of an earlier launch gives way */
+    snprintf(path, sizeof path, "%sr3", prefix); /* the one of another rank's content, above */
+    unlink(path);
+    cr_assert_eq(bd_ranks_say_left(3, "other", "first"), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_ranks_say_left(3, "other", "second"), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_ranks_left_word("other", 0, t0, why, sizeof why), 1);
+    cr_assert_str_eq(why, "rank 3 left before the group formed: first");
+    char later[32];
+    snprintf(later, sizeof later, "%.3f", bd_wall() + 5);
+    setenv("BODHI_LAUNCH_T", later, 1);
+    cr_assert_eq(bd_ranks_say_left(3, "other", "third"), BD_OK, "%s", bd_lasterr());
+    unsetenv("BODHI_LAUNCH_T");
+    cr_assert_eq(bd_ranks_left_word("other", 0, t0, why, sizeof why), 1);
+    cr_assert_str_eq(why, "rank 3 left before the group formed: third");
+    unlink(path);
+    /* a name with a leading zero is not a rank's: read as none */
+    snprintf(path, sizeof path, "%sr01", prefix);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fprintf(f, "%.3f|1|*|rank 1 left", t0 + 1);
+    fclose(f);
+    cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 0);
+    unlink(path);
+    /* a brain whose join failed on another rank's word passes nothing on; one whose join
+     * failed otherwise (stopped, timed out) says so */
+    bd_ranks r;
+    memset(&r, 0, sizeof r);
+    r.world = 2;
+    r.rank = 1;
+    r.phase = "later";
+    r.tried = 1;
+    r.heard = 1;
+    snprintf(path, sizeof path, "%sr1", prefix); /* rank 1's word of phase train, above */
+    unlink(path);
+    bd_ranks_abandon(&r, "rank 0 left before the group formed: x");
+    cr_assert_eq(bd_ranks_left_word("later", 0, t0, why, sizeof why), 0);
+    cr_assert_neq(access(path, F_OK), 0, "a word was passed on");
+    r.heard = 0;
+    bd_ranks_abandon(&r, "stopped while it waited for the other ranks");
+    cr_assert_eq(bd_ranks_left_word("later", 0, t0, why, sizeof why), 1);
+    cr_assert_str_eq(why, "rank 1 left before the group formed: stopped while it waited for the other ranks");
     /* the folder gone (rank 0's run ended): nothing to tell, no error */
     char rm[96];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);

@@ -343,7 +343,7 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     cr_assert_float_eq(bd_dqn_auto_lr(1), 2.5e-4, 1e-15); /* this rank's columns, as the ratio */
     unsetenv("BODHI_WORLD_SIZE");
     cr_assert_float_eq(bd_dqn_auto_utd(0), 0.25, 1e-15); /* columns unknown */
-    /* the automatic step size: 2.5e-4 below 16 worlds, 5e-4 from 16 (and unknown) */
+    /* the automatic step size: 2.5e-4 below 16 columns, 5e-4 from 16 (and when unknown) */
     cr_assert_float_eq(bd_dqn_auto_lr(1), 2.5e-4, 1e-15);
     cr_assert_float_eq(bd_dqn_auto_lr(15), 2.5e-4, 1e-15);
     cr_assert_float_eq(bd_dqn_auto_lr(16), 5e-4, 1e-15);
