@@ -450,6 +450,7 @@ typedef struct {
     int64_t vbad;   /* worlds whose weights version goes back */
     int checked;    /* traces and envs checked */
     int unmade;     /* phases whose envs could not be made here */
+    int damaged;    /* traces whose episodes table holds rows that cannot be */
 } replay_tally;
 
 /* --verify of one trace: its returns against its rewards when it records every step, its
@@ -520,9 +521,30 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
         goto done;
     st.steps = info.rows * info.every; /* env steps the recorded rows span */
     st.worlds = info.worlds;
+    /* rows that no writer makes (a world outside the phase's, no steps, a start before the
+     * first step, a flag not 0 or 1): a table overwritten or damaged, whose figures mean
+     * nothing */
+    int64_t wrong = 0, first = -1;
+    for (int64_t e = 0; e < n; e++) {
+        const bd_episode *x = &eps[e];
+        if (x->world < 0 || (info.worlds > 0 && x->world >= info.worlds) || x->length < 1 || x->start_step < 0
+            || x->terminated > 1 || x->truncated > 1) {
+            wrong++;
+            first = first < 0 ? e : first;
+        }
+    }
     fprintf(out, "%-*s %8lld %10lld %10lld", wname, name, (long long)st.worlds, (long long)st.steps,
             (long long)st.episodes);
-    if (n > 0)
+    if (wrong) {
+        const bd_episode *x = &eps[first];
+        fprintf(out, " %11s %11s %11s %11s %10s %10s\n", "-", "-", "-", "-", "-", "-");
+        fprintf(out, "%s: the episodes table is damaged: %lld of its %lld rows cannot be (row %lld: world %d of "
+                     "%d, start step %lld, length %d, flags %u/%u); no figures from it\n",
+                name, (long long)wrong, (long long)n, (long long)first, x->world, info.worlds,
+                (long long)x->start_step, x->length, (unsigned)x->terminated, (unsigned)x->truncated);
+        t->damaged++;
+        csv = NULL; /* nor rows */
+    } else if (n > 0)
         fprintf(out, " %11.6g %11.6g %11.6g %11.6g %10.6g %10.6g\n", st.mean_ret, st.median_ret, st.min_ret,
                 st.max_ret, st.mean_len, st.median_len);
     else
@@ -650,11 +672,13 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
      * another followed had */
     nmissing = replay_gone(nmissing, nforeign, nlost, finished) - nforeign;
     if (o->mismatches)
-        *o->mismatches = t->bad + t->vbad + (verify ? nforeign + nmissing : 0) + nothing;
+        *o->mismatches = t->bad + t->vbad + t->damaged + (verify ? nforeign + nmissing : 0) + nothing;
     if (!rc && verify && nforeign > 0) /* another launch's data, however the run ended */
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are another launch's (see above)", file, nforeign);
     else if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing", file, nmissing);
+    else if (!rc && t->damaged > 0)
+        rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) whose episodes table is damaged (see above)", file, t->damaged);
     else if (!rc && t->bad > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",
