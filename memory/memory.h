@@ -166,6 +166,12 @@ int bd_trace_recover_run(const char *master, bd_trace_recovered_fn fn, void *ctx
 int bd_trace_read_episodes(const char *path, const char *phase, const char *agent,
                            bd_episode **out, int64_t *count);
 
+/* The rows of an episodes table (n of them) that no writer makes, for an agent of
+ * `columns` columns (0: not known): a world outside them, a length below 1, a start before
+ * step 0, a flag that is not 0 or 1 (a table overwritten or damaged, whose figures mean
+ * nothing). How many, and the first in *first (-1: none). */
+int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first);
+
 /* Reads a whole (T, N) float32, uint8 or uint64 dataset ("rewards", "terminated",
  * "weights_version", ...) into a
  * heap buffer (caller frees) with its shape. For (T,N,K) datasets dims[2] is K (1 for

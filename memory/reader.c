@@ -206,6 +206,21 @@ static int episodes_fields_ok(hid_t ds, const char *where, const char *phase, co
     return rc;
 }
 
+int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first)
+{
+    int64_t wrong = 0;
+    *first = -1;
+    for (int64_t e = 0; e < n; e++) {
+        const bd_episode *x = &eps[e];
+        if (x->world < 0 || (columns > 0 && x->world >= columns) || x->length < 1 || x->start_step < 0
+            || x->terminated > 1 || x->truncated > 1) {
+            wrong++;
+            *first = *first < 0 ? e : *first;
+        }
+    }
+    return wrong;
+}
+
 int bd_trace_read_episodes(const char *path, const char *phase, const char *agent,
                            bd_episode **out, int64_t *count)
 {

@@ -521,18 +521,8 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
         goto done;
     st.steps = info.rows * info.every; /* env steps the recorded rows span */
     st.worlds = info.worlds;
-    /* rows that no writer makes (a world outside the phase's, no steps, a start before the
-     * first step, a flag not 0 or 1): a table overwritten or damaged, whose figures mean
-     * nothing */
-    int64_t wrong = 0, first = -1;
-    for (int64_t e = 0; e < n; e++) {
-        const bd_episode *x = &eps[e];
-        if (x->world < 0 || (info.worlds > 0 && x->world >= info.worlds) || x->length < 1 || x->start_step < 0
-            || x->terminated > 1 || x->truncated > 1) {
-            wrong++;
-            first = first < 0 ? e : first;
-        }
-    }
+    int64_t first;
+    const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, &first); /* a table no writer makes */
     fprintf(out, "%-*s %8lld %10lld %10lld", wname, name, (long long)st.worlds, (long long)st.steps,
             (long long)st.episodes);
     if (wrong) {
@@ -653,6 +643,8 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
                                       "reproduce", path, (long long)bad);
         t->bad += bad;
     }
+    if (!rc && t->damaged > 0) /* nothing is plotted or exported from it */
+        rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) whose episodes table is damaged (see above)", file, t->damaged);
     char title[256];
     replay_title(path, is_dir, title, sizeof title);
     if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
@@ -677,8 +669,6 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are another launch's (see above)", file, nforeign);
     else if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing", file, nmissing);
-    else if (!rc && t->damaged > 0)
-        rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) whose episodes table is damaged (see above)", file, t->damaged);
     else if (!rc && t->bad > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
                                   "rewards",

@@ -195,9 +195,21 @@ static int run_result(const char *master, const char *phase, const char *agent, 
     bd_episode *eps = NULL;
     int64_t n = 0;
     *r = (sw_result){0};
+    bd_trace_info info = {0};
     int rc = bd_trace_read_episodes(master, phase, agent, &eps, &n);
-    if (rc != BD_OK)
+    if (rc == BD_OK && (rc = bd_trace_read_info(master, phase, agent, &info)) == BD_OK) {
+        int64_t first;
+        const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, &first);
+        if (wrong) /* its figures would mean nothing */
+            rc = bd_seterr(BD_EINVAL, "/%s/%s: the episodes table is damaged: %lld of its %lld rows cannot be "
+                                      "(row %lld first); not counted", phase, agent, (long long)wrong, (long long)n,
+                           (long long)first);
+    }
+    bd_trace_info_free(&info);
+    if (rc != BD_OK) {
+        free(eps);
         return rc;
+    }
     qsort(eps, (size_t)n, sizeof *eps, cmp_end);
     double all = 0, last = 0;
     int64_t from = n > SWEEP_LAST ? n - SWEEP_LAST : 0;
@@ -272,7 +284,10 @@ static void point_rows(const sw_sweep *s, int p, const char *name, int wp, int w
         char *master = bd_strfmt("%s/run.h5", r->dir);
         sw_result res;
         struct stat st;
-        if (master && stat(master, &st) == 0 && run_result(master, phase, agent, &res) == BD_OK && res.episodes > 0) {
+        int rrc = master && stat(master, &st) == 0 ? run_result(master, phase, agent, &res) : BD_ENOTFOUND;
+        if (rrc != BD_OK && rrc != BD_ENOTFOUND) /* a trace it has but cannot count: said, not silently left out */
+            fprintf(out, "%s (seed %s): %s\n", r->rel, r->seed, bd_lasterr());
+        if (rrc == BD_OK && res.episodes > 0) {
             finals[seeds++] = res.final;
             sum += res.final;
             msum += res.mean;
