@@ -11,11 +11,10 @@ times). Writes one JSON file with the machine, commit and commands.
       --set brain.learning_rate=1e-3 --max-steps 50000000 --out /tmp/sweep.json
 
 --ranks K starts K data-parallel ranks on this machine (torchrun's variables, loopback
-rendezvous; `worlds` is per rank): the threshold is read from rank 0's log, whose episode
-statistics are rank 0's own (each rank keeps its own last 100 episodes; the phase ends
-when the first rank meets its condition, which may be another rank, before rank 0's mean
-reaches the threshold: such a run reads as not reached); agent-steps and steps/s are
-summed over ranks.
+rendezvous; `worlds` is per rank): the threshold is read from rank 0's log, whose
+mean_return is the group's (every rank's last 100 episodes together, the same on every
+rank; before 2026-12-05 it was rank 0's own, and a run another rank ended could read as
+not reached); agent-steps and steps/s are summed over ranks.
 --learner-cores N caps each learner's cores (BODHI_LEARNER_CORES; 1: one thread, no split).
 
 --worlds N sets every environment's `worlds` param; --set brain.KEY=VALUE sets (or, with

@@ -134,18 +134,22 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
     /* a condition given an agent watches that agent alone */
     int objective = !isnan(p->objective_threshold) && (!p->objective_agent || strcmp(p->objective_agent, me) == 0);
     long long cap = !p->max_steps_agent || strcmp(p->max_steps_agent, me) == 0 ? p->max_agent_steps : 0;
-    double mean = b->stats.episodes >= p->objective_window ? bd_stats_mean_recent(&b->stats, p->objective_window)
-                                                           : NAN;
+    /* several ranks: the group's returns, each rank's last `window` together, once every
+     * rank has `window` (the same on every rank, so every rank meets the objective in the
+     * same round; a test phase's `episodes` still counts each rank's own) */
+    const double episodes = b->group_stats ? b->group_fewest : (double)b->stats.episodes;
+    double mean = episodes >= p->objective_window
+                      ? (b->group_stats ? b->group_mean_w : bd_stats_mean_recent(&b->stats, p->objective_window))
+                      : NAN;
     if (p->episodes_target > 0 && b->stats.episodes >= p->episodes_target) {
         snprintf(buf, len, "%s: %lld episodes", bd_stop_words(BD_STOP_EPISODES), (long long)b->stats.episodes);
         return buf;
     }
     if (objective && mean >= p->objective_threshold) {
         /* checked once a rollout: the steps said are that rollout's end, not the episode's */
-        snprintf(buf, len, "%s: mean return %.4g over the last %d episodes >= %g, checked at the end of each rollout "
-                 "(every %lld agent-steps)", bd_stop_words(BD_STOP_OBJECTIVE), mean, p->objective_window,
-                 p->objective_threshold,
-                 (long long)b->T * (long long)b->N);
+        snprintf(buf, len, "%s: mean return %.4g over the last %d episodes%s >= %g, checked at the end of each "
+                 "rollout (every %lld agent-steps)", bd_stop_words(BD_STOP_OBJECTIVE), mean, p->objective_window,
+                 b->group_stats ? " of every rank" : "", p->objective_threshold, (long long)b->T * (long long)b->N);
         return buf;
     }
     if (cap > 0 && b->steps >= cap) {
@@ -260,12 +264,41 @@ static int bd_brain_leave_ranks(bd_brain *b, int rc, int *stop)
     return term ? bd_seterr(BD_EINTR, "stopped: %s", err) : bd_seterr(rc, "%s", err);
 }
 
+/* Several ranks, once joined: the group's episode statistics (episodes in all and of the
+ * rank with fewest, the mean of every rank's last `window` returns and last 100, the
+ * highest return), summed over the ranks
+ * each round, so that every rank reports the same and meets the objective in the same
+ * round (each rank's own window used to decide alone: the first rank over the threshold
+ * ended the phase while the others' stood below it). */
+static int bd_brain_group_stats(bd_brain *b)
+{
+    const int w = b->plan.objective_window > 0 ? b->plan.objective_window : 100;
+    const double nw = (double)(b->stats.recent_n < w ? b->stats.recent_n : w);
+    const double n100 = (double)(b->stats.recent_n < 100 ? b->stats.recent_n : 100);
+    double x[5] = {(double)b->stats.episodes, nw, bd_stats_mean_recent(&b->stats, w) * nw, n100,
+                   bd_stats_mean_recent(&b->stats, 100) * n100};
+    /* minima: the fewest episodes, and the highest return as the least of its negation */
+    double lo[2] = {(double)b->stats.episodes, b->stats.episodes ? -b->stats.max_return : INFINITY};
+    int rc = bd_ranks_sum(&b->ranks, x, 5, 0);
+    if (rc == BD_OK)
+        rc = bd_ranks_sum(&b->ranks, lo, 2, 1);
+    if (rc != BD_OK)
+        return rc;
+    b->group_stats = 1;
+    b->group_episodes = x[0];
+    b->group_mean_w = x[1] > 0 ? x[2] / x[1] : 0;
+    b->group_mean_100 = x[3] > 0 ? x[4] / x[3] : 0;
+    b->group_fewest = lo[0];
+    b->group_max = -lo[1];
+    return BD_OK;
+}
+
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
     char dbuf[320];
-    const char *done = bd_brain_done(b, dbuf, sizeof dbuf);
+    const char *done = b->ranks.world > 1 ? NULL : bd_brain_done(b, dbuf, sizeof dbuf);
     if (b->ranks.world > 1) { /* every rank ends the phase in the same round */
         const int joining = !b->ranks.g;
         int rc = bd_ranks_join(&b->ranks, b->lops, b->learner); /* the first round's end: bd_ranks_join */
@@ -282,6 +315,9 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
             if (b->mem && (rc = bd_trace_writer_group(b->mem, gid)) != BD_OK)
                 return rc;
         }
+        if ((rc = bd_brain_group_stats(b)) != BD_OK)
+            return rc;
+        done = bd_brain_done(b, dbuf, sizeof dbuf);
         int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code, ends_run = 0, from = 0;
         rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
         if (rc != BD_OK)
@@ -303,7 +339,11 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     b->rate_t = now;
     b->rate_steps = b->steps;
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-    if (b->stats.episodes) {
+    if (b->group_stats && b->group_episodes > 0) { /* the group's: the same on every rank */
+        cJSON_AddNumberToObject(ev, "mean_return", b->group_mean_100);
+        cJSON_AddNumberToObject(ev, "max_return", b->group_max);
+        cJSON_AddNumberToObject(ev, "group_episodes", b->group_episodes);
+    } else if (b->stats.episodes) {
         cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
         cJSON_AddNumberToObject(ev, "max_return", b->stats.max_return);
     }
@@ -793,8 +833,14 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
     if (b->ranks.world > 1 && b->ends_run)
         cJSON_AddBoolToObject(ev, "ends_run", 1);
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-    cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
-    cJSON_AddNumberToObject(ev, "max_return", b->stats.episodes ? b->stats.max_return : 0);
+    if (b->group_stats) { /* the group's, as its last round said (the same on every rank) */
+        cJSON_AddNumberToObject(ev, "mean_return", b->group_mean_100);
+        cJSON_AddNumberToObject(ev, "max_return", b->group_episodes > 0 ? b->group_max : 0);
+        cJSON_AddNumberToObject(ev, "group_episodes", b->group_episodes);
+    } else {
+        cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
+        cJSON_AddNumberToObject(ev, "max_return", b->stats.episodes ? b->stats.max_return : 0);
+    }
     cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
     cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
     cJSON_AddNumberToObject(ev, "wall_s", el);

@@ -50,6 +50,10 @@ typedef struct {
     int port;                 /* the TCP port muscles on other machines dial (0: none) */
     bd_tls *tls;              /* the run's server credential for that port */
     bd_stats stats;
+    /* several ranks, once joined: the group's episode statistics of the last round (every
+     * rank's last `window` returns together; brain.c bd_brain_group_stats) */
+    int group_stats;              /* 1 once they were summed */
+    double group_episodes, group_fewest, group_mean_w, group_mean_100, group_max; /* fewest: of one rank */
     bd_trace_writer *mem;
     char *mem_path;
     long long steps;

@@ -1734,6 +1734,43 @@ Test(ranks, a_run_stopped_on_one_rank_and_a_phase_on_another_ends_both, .timeout
     ranks_stop("rstopb", "", "", ".r1 --phase", "stopped", 1);
 }
 
+/* The ranks' episode statistics are the group's: every rank's last `window` returns
+ * together, once every rank has that many, the same on every rank. Both ranks meet the
+ * objective in the same round, for the same reason and mean (neither "on rank K"), and
+ * report the same mean_return. Before, each rank's own window decided: the first rank over
+ * the threshold ended the phase while the other's mean stood below it. */
+Test(ranks, ranks_meet_the_objective_together, .timeout = 300)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs("robj", &out, &r1, &rd);
+    char *yml = ranks_file("robj", 100000000, 1,
+                           "s/conditions: \\[/conditions: [{name: objective_average, params: {window: 20, "
+                           "threshold: 40}}, /");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0 || exit 5; "
+                "/usr/bin/python3 - %s <<'PY'\n"
+                "import json, sys\n"
+                "out = sys.argv[1]\n"
+                "def last(d):\n"
+                "    s = json.load(open(d + '/summary.json'))['phases'][0]\n"
+                "    u = [json.loads(l) for l in open(d + '/log.jsonl')]\n"
+                "    u = [e for e in u if e.get('event') == 'update' and 'mean_return' in e][-1]\n"
+                "    return s['ended'], s['agents'][0]['mean_return'], u['mean_return'], u['group_episodes']\n"
+                "a, b = last(out), last(out + '.r1')\n"
+                "print(a, b)\n"
+                "assert a == b, (a, b)\n"
+                "assert 'objective reached: mean return' in a[0] and 'of every rank >= 40' in a[0], a\n"
+                "assert 'on rank' not in a[0], a\n"
+                "assert a[1] == a[2] and a[3] >= 40, a\n"
+                "PY\n",
+                20000 + (int)((getpid() + 61) % 20000), yml, out, yml, out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_done(out, r1, rd, yml);
+}
+
 /* A second `bodhi run` started as rank 1 of a launch that runs (the same --out and port),
  * refused because rank 1's run directory is in use, changes nothing: both ranks run their
  * train and test phases to the end. It used to say that rank 1 had left, and the test
