@@ -153,12 +153,14 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
         return buf;
     }
     if (cap > 0 && b->steps >= cap) {
-        if (objective && isnan(mean))
-            snprintf(buf, len, "%s: %lld agent-steps, objective not reached (fewer than %d episodes)",
-                     bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps, p->objective_window);
+        if (objective && episodes < p->objective_window)
+            snprintf(buf, len, "%s: %lld agent-steps, objective not reached (fewer than %d episodes%s)",
+                     bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps, p->objective_window,
+                     b->group_stats ? " on a rank" : "");
         else if (objective)
-            snprintf(buf, len, "%s: %lld agent-steps, objective not reached (mean return %.4g < %g)",
-                     bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps, mean, p->objective_threshold);
+            snprintf(buf, len, "%s: %lld agent-steps, objective not reached (mean return %.4g%s < %g)",
+                     bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps, mean, b->group_stats ? " of every rank" : "",
+                     p->objective_threshold);
         else
             snprintf(buf, len, "%s: %lld agent-steps", bd_stop_words(BD_STOP_STEP_CAP), (long long)b->steps);
         return buf;
@@ -272,7 +274,7 @@ static int bd_brain_leave_ranks(bd_brain *b, int rc, int *stop)
  * ended the phase while the others' stood below it). */
 static int bd_brain_group_stats(bd_brain *b)
 {
-    const int w = b->plan.objective_window > 0 ? b->plan.objective_window : 100;
+    const int w = b->plan.objective_window; /* 1 to 4096 (config/plan.c) */
     const double nw = (double)(b->stats.recent_n < w ? b->stats.recent_n : w);
     const double n100 = (double)(b->stats.recent_n < 100 ? b->stats.recent_n : 100);
     double x[5] = {(double)b->stats.episodes, nw, bd_stats_mean_recent(&b->stats, w) * nw, n100,

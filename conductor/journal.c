@@ -145,13 +145,16 @@ static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
                 sum += k >= ne - 100 ? eps[k].ret : 0;
             }
             mean = ne ? sum / (double)(ne < 100 ? ne : 100) : 0;
-            from = "trace";
+            from = "trace"; /* this rank's own: the group's figures went with the brain */
         }
     }
     free(eps);
     bd_trace_info_free(&ti);
     free(path);
     cJSON_AddNumberToObject(j, "episodes", episodes);
+    const double group = strcmp(from, "trace") != 0 ? bd_num(r, "group_episodes", 0) : 0;
+    if (group > 0) /* several ranks: mean_return and max_return are every rank's (brain.c) */
+        cJSON_AddNumberToObject(j, "group_episodes", group);
     cJSON_AddNumberToObject(j, "mean_return", mean);
     cJSON_AddNumberToObject(j, "max_return", best);
     cJSON_AddNumberToObject(j, "steps", steps);
@@ -263,10 +266,11 @@ void bd_journal_phase_end(bd_conductor *c, int sig, double wall, cJSON *phase_ou
         cJSON_AddItemToArray(agents, j);
         const cJSON *r = j;
         if (!c->o->quiet && (c->agents[a].result || c->agents[a].last_update || bd_num(r, "steps", 0) > 0))
-            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f), "
+            fprintf(stderr, "bodhi: phase %s agent %s: %.0f episodes, mean return %.1f (last %.0f%s), "
                             "max %.1f, %.0f steps in %.1f s\n",
                     p->ph->name, c->agents[a].name, bd_num(r, "episodes", 0), bd_num(r, "mean_return", 0),
-                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
+                    fmin(bd_num(r, "episodes", 0), 100), bd_num(r, "group_episodes", 0) > 0 ? " of every rank" : "",
+                    bd_num(r, "max_return", 0), bd_num(r, "steps", 0), wall);
     }
     if (!c->o->quiet && (!c->failed || c->diverged) && (!sig || !started))
         fprintf(stderr, "bodhi: phase %s ended: %s\n", p->ph->name, ended);

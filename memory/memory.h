@@ -169,7 +169,8 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
 /* The rows of an episodes table (n of them) that no writer makes, for an agent of
  * `columns` columns (0: not known): a world outside them, a length below 1, a start before
  * step 0, a flag that is not 0 or 1 (a table overwritten or damaged, whose figures mean
- * nothing). How many, and the first in *first (-1: none). */
+ * nothing). A row all zero is not counted: a killed writer's room for rows it did not
+ * write. How many, and the first in *first (-1: none). */
 int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first);
 
 /* Reads a whole (T, N) float32, uint8 or uint64 dataset ("rewards", "terminated",

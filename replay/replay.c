@@ -528,9 +528,12 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
     if (wrong) {
         const bd_episode *x = &eps[first];
         fprintf(out, " %11s %11s %11s %11s %10s %10s\n", "-", "-", "-", "-", "-", "-");
+        char cols[24] = "?";
+        if (info.worlds > 0)
+            snprintf(cols, sizeof cols, "%d", info.worlds);
         fprintf(out, "%s: the episodes table is damaged: %lld of its %lld rows cannot be (row %lld: world %d of "
-                     "%d, start step %lld, length %d, flags %u/%u); no figures from it\n",
-                name, (long long)wrong, (long long)n, (long long)first, x->world, info.worlds,
+                     "%s, start step %lld, length %d, flags %u/%u); no figures from it\n",
+                name, (long long)wrong, (long long)n, (long long)first, x->world, cols,
                 (long long)x->start_step, x->length, (unsigned)x->terminated, (unsigned)x->truncated);
         t->damaged++;
         csv = NULL; /* nor rows */

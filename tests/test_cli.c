@@ -186,7 +186,7 @@ Test(replay, replay_refuses_hostile_traces)
         "make('nolen', np.ones((4, 1), np.float32), np.array([(0, 0, 4.0, 1, 0)], nolen))\n"
         "make('bigstart', np.ones((1, 1), np.float32), np.array([(0, 2**63 - 1, 1, 1.0, 1, 0)], full))\n"
         "make('garbage', np.ones((4, 2), np.float32), np.array([(1, 0, 4, 4.0, 1, 0), (1094795585, -5, 0, 1.0, 65, 0)], full))\n"
-        "make('whole', np.ones((4, 2), np.float32), np.array([(1, 0, 4, 4.0, 1, 0)], full))\n"
+        "make('whole', np.ones((4, 2), np.float32), np.array([(1, 0, 4, 4.0, 1, 0), (0, 0, 0, 0.0, 0, 0)], full))\n"
         "\"",
         dir);
     cr_assert_eq(system(py), 0);
@@ -203,7 +203,8 @@ Test(replay, replay_refuses_hostile_traces)
     cr_assert_eq(bd_replay(path, devnull, &(bd_replay_opts){.verify = 1}), BD_EINVAL,
                  "an episode starting at 2^63-1 is a mismatch, not an overflow");
     /* an episodes table with rows no writer makes (overwritten): plain replay says so and
-     * fails, where it printed figures made of them; a whole one of the same shape passes */
+     * fails, where it printed figures made of them; a whole one of the same shape passes,
+     * with a row all zero (room a killed writer made and did not fill) */
     snprintf(path, sizeof path, "%s/garbage.h5", dir);
     char *said = NULL;
     size_t len = 0;
@@ -1757,7 +1758,8 @@ Test(ranks, ranks_meet_the_objective_together, .timeout = 300)
                 "    s = json.load(open(d + '/summary.json'))['phases'][0]\n"
                 "    u = [json.loads(l) for l in open(d + '/log.jsonl')]\n"
                 "    u = [e for e in u if e.get('event') == 'update' and 'mean_return' in e][-1]\n"
-                "    return s['ended'], s['agents'][0]['mean_return'], u['mean_return'], u['group_episodes']\n"
+                "    return (s['ended'], s['agents'][0]['mean_return'], u['mean_return'], u['group_episodes'],\n"
+                "            s['agents'][0]['group_episodes'])\n"
                 "a, b = last(out), last(out + '.r1')\n"
                 "print(a, b)\n"
                 "assert a == b, (a, b)\n"
