@@ -295,6 +295,21 @@ static int bd_brain_group_stats(bd_brain *b)
     return BD_OK;
 }
 
+/* The mean of the last 100 returns and the highest into ev: the group's with several ranks
+ * (as its last round summed them: the same on every rank, with group_episodes), else this
+ * brain's. Only once there are episodes, unless `always` (then 0 for none). */
+static void bd_brain_returns(const bd_brain *b, cJSON *ev, int always)
+{
+    if (b->group_stats && (always || b->group_episodes > 0)) {
+        cJSON_AddNumberToObject(ev, "mean_return", b->group_mean_100);
+        cJSON_AddNumberToObject(ev, "max_return", b->group_episodes > 0 ? b->group_max : 0);
+        cJSON_AddNumberToObject(ev, "group_episodes", b->group_episodes);
+    } else if (always || b->stats.episodes) {
+        cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
+        cJSON_AddNumberToObject(ev, "max_return", b->stats.episodes ? b->stats.max_return : 0);
+    }
+}
+
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
@@ -341,14 +356,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
     b->rate_t = now;
     b->rate_steps = b->steps;
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-    if (b->group_stats && b->group_episodes > 0) { /* the group's: the same on every rank */
-        cJSON_AddNumberToObject(ev, "mean_return", b->group_mean_100);
-        cJSON_AddNumberToObject(ev, "max_return", b->group_max);
-        cJSON_AddNumberToObject(ev, "group_episodes", b->group_episodes);
-    } else if (b->stats.episodes) {
-        cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
-        cJSON_AddNumberToObject(ev, "max_return", b->stats.max_return);
-    }
+    bd_brain_returns(b, ev, 0);
     if (done)
         cJSON_AddStringToObject(ev, "done", done);
     cJSON *ready = cJSON_AddArrayToObject(ev, "ready");
@@ -835,14 +843,7 @@ static void bd_brain_result(bd_brain *b, int rc, uint64_t updates, const char *c
     if (b->ranks.world > 1 && b->ends_run)
         cJSON_AddBoolToObject(ev, "ends_run", 1);
     cJSON_AddNumberToObject(ev, "episodes", (double)b->stats.episodes);
-    if (b->group_stats) { /* the group's, as its last round said (the same on every rank) */
-        cJSON_AddNumberToObject(ev, "mean_return", b->group_mean_100);
-        cJSON_AddNumberToObject(ev, "max_return", b->group_episodes > 0 ? b->group_max : 0);
-        cJSON_AddNumberToObject(ev, "group_episodes", b->group_episodes);
-    } else {
-        cJSON_AddNumberToObject(ev, "mean_return", bd_stats_mean_recent(&b->stats, 100));
-        cJSON_AddNumberToObject(ev, "max_return", b->stats.episodes ? b->stats.max_return : 0);
-    }
+    bd_brain_returns(b, ev, 1);
     cJSON_AddNumberToObject(ev, "steps", (double)b->steps);
     cJSON_AddNumberToObject(ev, "steps_per_s", el > 0 ? b->steps / el : 0);
     cJSON_AddNumberToObject(ev, "wall_s", el);

@@ -232,16 +232,29 @@ static double launch_t(double otherwise)
     return lt && end != lt && !*end && isfinite(t) ? t : otherwise;
 }
 
-/* A word's file (fd, open) read into word (n bytes): its length, or -1 when it is not a
- * plain file of its own or is empty. */
-static ssize_t left_read(int fd, char *word, size_t n)
+/* A word's file read into word (n bytes): its length, or -1 when it is not a plain file of
+ * its own (not through a link, and never waiting on a pipe) or is empty. */
+static ssize_t left_read(const char *path, char *word, size_t n)
 {
+    const int fd = path ? open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC) : -1;
     struct stat st;
-    ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, word, n - 1) : -1;
+    ssize_t got = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, word, n - 1) : -1;
+    if (fd >= 0)
+        close(fd);
     if (got <= 0)
         return -1;
     word[got] = '\0';
     return got;
+}
+
+/* The store folder of BODHI_GROUP_LEFT (caller frees) and, in *base, the words' name
+ * prefix in it; NULL without one. */
+static char *left_folder(const char **base)
+{
+    const char *left = getenv("BODHI_GROUP_LEFT");
+    const char *slash = left ? strrchr(left, '/') : NULL;
+    *base = slash ? slash + 1 : "";
+    return slash ? bd_strfmt("%.*s", (int)(slash - left), left) : NULL;
 }
 
 /* A word's fields, "<wall>|<rank>|<phase or *>|why": 1 when they read whole (a finite
@@ -314,11 +327,8 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why)
             int r;
             const char *wp, *wt;
             size_t np;
-            const int old = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-            const int stale = old < 0 || left_read(old, word, sizeof word) < 0 ||
-                              !left_parse(word, &at, &r, &wp, &np, &wt) || at < launch_t(-HUGE_VAL);
-            if (old >= 0)
-                close(old);
+            const int stale = left_read(path, word, sizeof word) < 0 || !left_parse(word, &at, &r, &wp, &np, &wt)
+                              || at < launch_t(-HUGE_VAL);
             if (stale && rename(tmp, path) != 0)
                 rc = bd_seterr(BD_EIO, "%s: %s", path, strerror(errno));
         }
@@ -331,11 +341,11 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why)
     return rc;
 }
 
-void bd_ranks_left_sweep(double before)
+void bd_ranks_left_sweep(void)
 {
-    const char *left = getenv("BODHI_GROUP_LEFT");
-    const char *slash = left ? strrchr(left, '/') : NULL;
-    char *dir = slash ? bd_strfmt("%.*s", (int)(slash - left), left) : NULL;
+    const double before = launch_t(-HUGE_VAL); /* without a launch time, nothing is older */
+    const char *base;
+    char *dir = left_folder(&base);
     DIR *d = dir ? opendir(dir) : NULL;
     for (struct dirent *e; d && (e = readdir(d));) {
         if (strncmp(e->d_name, "store-", 6) != 0 && strncmp(e->d_name, "left-", 5) != 0)
@@ -354,28 +364,21 @@ void bd_ranks_left_sweep(double before)
 
 int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_t n)
 {
-    const char *left = getenv("BODHI_GROUP_LEFT");
-    const char *slash = left ? strrchr(left, '/') : NULL;
-    if (!slash || !phase)
-        return 0;
-    char *dir = bd_strfmt("%.*s", (int)(slash - left), left);
+    const char *base;
+    char *dir = phase ? left_folder(&base) : NULL;
     DIR *d = dir ? opendir(dir) : NULL;
-    const size_t nb = strlen(slash + 1);
+    const size_t nb = strlen(dir ? base : "");
     double first = 0;
     int found = 0, first_rank = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
         /* <prefix>r<k>: k a rank's number as it writes it (no sign, no leading zero) */
         const char *k = e->d_name + nb;
-        if (strncmp(e->d_name, slash + 1, nb) != 0 || k[0] != 'r' || !k[1] || (k[1] == '0' && k[2])
+        if (strncmp(e->d_name, base, nb) != 0 || k[0] != 'r' || !k[1] || (k[1] == '0' && k[2])
             || strspn(k + 1, "0123456789") != strlen(k + 1) || strlen(k + 1) > 5)
             continue;
         char *path = bd_strfmt("%s/%s", dir, e->d_name), word[1024];
-        /* a plain file of its own only: not through a link, and never waiting on a pipe */
-        const int fd = path ? open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC) : -1;
+        const ssize_t got = left_read(path, word, sizeof word);
         free(path);
-        const ssize_t got = fd >= 0 ? left_read(fd, word, sizeof word) : -1;
-        if (fd >= 0)
-            close(fd);
         double at;
         int rank;
         const char *wp, *text;
@@ -402,13 +405,13 @@ int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_
 /* The join under way in this process (a brain joins one group at a time): bdt_left_fn
  * has no context. */
 static const char *join_phase = "";
+static int join_rank;
 static double join_since;
 static int join_heard; /* the join ended on another rank's word */
 
 static int ranks_left(char *why, size_t n)
 {
-    const char *rk = getenv("BODHI_RANK");
-    return join_heard = bd_ranks_left_word(join_phase, rk ? atoi(rk) : -1, join_since, why, n);
+    return join_heard = bd_ranks_left_word(join_phase, join_rank, join_since, why, n);
 }
 
 int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
@@ -454,6 +457,7 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
     /* a Ctrl-C (the conductor's SIGTERM) ends a join still waiting for the other ranks, and
      * so does another rank's word that it left */
     join_phase = r->phase;
+    join_rank = r->rank;
     join_since = launch_t(bd_wall());
     join_heard = 0;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,

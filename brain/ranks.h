@@ -117,9 +117,9 @@ int bd_ranks_timeout(int *seconds);
 int bd_ranks_say_left(int rank, const char *phase, const char *why);
 /* Removes what earlier launches left in the store folder (BODHI_GROUP_LEFT's): the store
  * files of launches that failed and the words of bd_ranks_say_left, last written before
- * `before` (wall seconds: this launch's start). Rank 0's `bodhi run` at the end of a run
- * that ended well (every rank joined every group of it), so that the folder goes. */
-void bd_ranks_left_sweep(double before);
+ * this launch began (BODHI_LAUNCH_T; nothing without it). Rank 0's `bodhi run` at the end
+ * of a run that ended well (every rank joined every group of it), so that the folder goes. */
+void bd_ranks_left_sweep(void);
 /* The word a join of `phase` on rank `me` obeys (bdt_group_join's `left`, brain/ranks.c's
  * callback): another rank's, of this phase or the whole run ("*"), written at or after
  * `since` (the launch's start, BODHI_LAUNCH_T), in a plain file of BODHI_GROUP_LEFT's whose

@@ -195,9 +195,8 @@ int bd_cmd_run(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     rc = bd_conductor_run(&o);
     if (ranks_dir[0] && ranks_rank == 0) {
-        const char *lt = getenv("BODHI_LAUNCH_T");
-        if (lt && rc == 0)
-            bd_ranks_left_sweep(atof(lt));
+        if (rc == 0)
+            bd_ranks_left_sweep();
         rmdir(ranks_dir); /* only when empty: a store another rank still uses stays */
     }
     return rc;
