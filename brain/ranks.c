@@ -362,7 +362,7 @@ void bd_ranks_left_sweep(void)
     free(dir);
 }
 
-int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_t n)
+int bd_ranks_left_word(const char *phase, int me, int world, double since, char *why, size_t n)
 {
     const char *base;
     char *dir = phase ? left_folder(&base) : NULL;
@@ -384,7 +384,7 @@ int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_
         const char *wp, *text;
         size_t np;
         if (got < 0 || !left_parse(word, &at, &rank, &wp, &np, &text) || rank != atoi(k + 1) || rank == me
-            || at < since)
+            || rank >= world || at < since)
             continue;
         if (!(np == 1 && wp[0] == '*') && !(np == strlen(phase) && strncmp(wp, phase, np) == 0))
             continue;
@@ -405,13 +405,13 @@ int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_
 /* The join under way in this process (a brain joins one group at a time): bdt_left_fn
  * has no context. */
 static const char *join_phase = "";
-static int join_rank;
+static int join_rank, join_world;
 static double join_since;
 static int join_heard; /* the join ended on another rank's word */
 
 static int ranks_left(char *why, size_t n)
 {
-    return join_heard = bd_ranks_left_word(join_phase, join_rank, join_since, why, n);
+    return join_heard = bd_ranks_left_word(join_phase, join_rank, join_world, join_since, why, n);
 }
 
 int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
@@ -458,10 +458,11 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
      * so does another rank's word that it left */
     join_phase = r->phase;
     join_rank = r->rank;
+    join_world = r->world;
     join_since = launch_t(bd_wall());
     join_heard = 0;
     int rc = bdt_group_join(r->store, "bodhi", r->rank, r->world, getenv("BODHI_GROUP_HOST"), (double)r->timeout,
-                            meta, (const volatile int *)&bd_term_requested, ranks_left, &r->g);
+                            meta, (const volatile int *)&bd_term_requested, ranks_left, join_since, &r->g);
     join_phase = "";
     r->heard = join_heard;
     if (rc != BD_OK)

@@ -120,16 +120,17 @@ int bd_ranks_say_left(int rank, const char *phase, const char *why);
  * this launch began (BODHI_LAUNCH_T; nothing without it). Rank 0's `bodhi run` at the end
  * of a run that ended well (every rank joined every group of it), so that the folder goes. */
 void bd_ranks_left_sweep(void);
-/* The word a join of `phase` on rank `me` obeys (bdt_group_join's `left`, brain/ranks.c's
- * callback): another rank's, of this phase or the whole run ("*"), written at or after
- * `since` (the launch's start, BODHI_LAUNCH_T), in a plain file of BODHI_GROUP_LEFT's whose
+/* The word a join of `phase` on rank `me` of `world` obeys (bdt_group_join's `left`,
+ * brain/ranks.c's callback): another rank's of the group (numbered below `world`: a rank
+ * started past it, with a larger WORLD_SIZE, is told so by its own join and fails alone),
+ * of this phase or the whole run ("*"), written at or after `since` (the launch's start, BODHI_LAUNCH_T), in a plain file of BODHI_GROUP_LEFT's whose
  * name's rank is the word's; of several, the first written. 1 with its text in why (at
  * most n bytes), else 0. An earlier word is an earlier launch's that no rank heard (a rank
  * stopped, and the run started again at once, failed on it); a rank of this launch that
  * left before another was even started is then waited for, as without its word, until the
  * timeout. Across machines this compares two clocks: they must agree (NTP) to better than
  * the time between one launch's end and the next one's start. */
-int bd_ranks_left_word(const char *phase, int me, double since, char *why, size_t n);
+int bd_ranks_left_word(const char *phase, int me, int world, double since, char *why, size_t n);
 
 /* The brain's place among the ranks, as the environment says (alone without one), for
  * agent's group in phase: rank and world set, the group not yet joined. BD_OK, or an

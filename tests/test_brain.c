@@ -559,16 +559,16 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
     snprintf(prefix, sizeof prefix, "%s/left-7.", dir);
     setenv("BODHI_GROUP_LEFT", prefix, 1);
     const double t0 = bd_wall() - 0.01; /* the launch's start (words carry milliseconds) */
-    cr_assert_eq(bd_ranks_left_word("train", 0, t0, why, sizeof why), 0); /* none yet */
+    cr_assert_eq(bd_ranks_left_word("train", 0, 8, t0, why, sizeof why), 0); /* none yet */
     /* rank 1's word of phase train: obeyed by train's join on rank 0, not test's, nor rank 1's own */
     cr_assert_eq(bd_ranks_say_left(1, "train", "its brain failed"), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_ranks_left_word("train", 0, t0, why, sizeof why), 1);
+    cr_assert_eq(bd_ranks_left_word("train", 0, 8, t0, why, sizeof why), 1);
     cr_assert_str_eq(why, "rank 1 left before the group formed: its brain failed");
-    cr_assert_eq(bd_ranks_left_word("test", 0, t0, why, sizeof why), 0);
-    cr_assert_eq(bd_ranks_left_word("trai", 0, t0, why, sizeof why), 0);
-    cr_assert_eq(bd_ranks_left_word("train", 1, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("test", 0, 8, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("trai", 0, 8, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("train", 1, 8, t0, why, sizeof why), 0);
     /* written before the launch began: an earlier launch's */
-    cr_assert_eq(bd_ranks_left_word("train", 0, bd_wall() + 10, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("train", 0, 8, bd_wall() + 10, why, sizeof why), 0);
     /* the file is this user's alone, and no temporary is left */
     char path[128];
     snprintf(path, sizeof path, "%sr1", prefix);
@@ -586,10 +586,12 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
      * written later: the first (rank 1's) is still the one obeyed */
     usleep(20000);
     cr_assert_eq(bd_ranks_say_left(2, NULL, "its bodhi run failed before its brains started: x"), BD_OK);
-    cr_assert_eq(bd_ranks_left_word("train", 0, t0, why, sizeof why), 1);
+    cr_assert_eq(bd_ranks_left_word("train", 0, 8, t0, why, sizeof why), 1);
     cr_assert_str_eq(why, "rank 1 left before the group formed: its brain failed");
-    cr_assert_eq(bd_ranks_left_word("test", 0, t0, why, sizeof why), 1);
+    cr_assert_eq(bd_ranks_left_word("test", 0, 8, t0, why, sizeof why), 1);
     cr_assert_str_eq(why, "rank 2 left before the group formed: its bodhi run failed before its brains started: x");
+    /* rank 2 is not of a group of 2 (started with another WORLD_SIZE): not its word */
+    cr_assert_eq(bd_ranks_left_word("test", 0, 2, t0, why, sizeof why), 0);
     /* what is not a whole word of its file's rank is read as none: a rank that differs
      * from the name's, a time that is not a number, a pipe (never waited on), a link */
     FILE *f;
@@ -607,25 +609,25 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
     snprintf(link, sizeof link, "%sr8", prefix);
     snprintf(path, sizeof path, "%sr2", prefix);
     cr_assert_eq(symlink(path, link), 0);
-    cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 1); /* only rank 2's "*" */
+    cr_assert_eq(bd_ranks_left_word("phase9", 0, 8, t0, why, sizeof why), 1); /* only rank 2's "*" */
     cr_assert_str_eq(why, "rank 2 left before the group formed: its bodhi run failed before its brains started: x");
     unlink(link);
     snprintf(path, sizeof path, "%sr2", prefix);
     unlink(path);
-    cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("phase9", 0, 8, t0, why, sizeof why), 0);
     /* a rank's first word of a launch stays; one of an earlier launch gives way */
     snprintf(path, sizeof path, "%sr3", prefix); /* the one of another rank's content, above */
     unlink(path);
     cr_assert_eq(bd_ranks_say_left(3, "other", "first"), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_ranks_say_left(3, "other", "second"), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_ranks_left_word("other", 0, t0, why, sizeof why), 1);
+    cr_assert_eq(bd_ranks_left_word("other", 0, 8, t0, why, sizeof why), 1);
     cr_assert_str_eq(why, "rank 3 left before the group formed: first");
     char later[32];
     snprintf(later, sizeof later, "%.3f", bd_wall() + 5);
     setenv("BODHI_LAUNCH_T", later, 1);
     cr_assert_eq(bd_ranks_say_left(3, "other", "third"), BD_OK, "%s", bd_lasterr());
     unsetenv("BODHI_LAUNCH_T");
-    cr_assert_eq(bd_ranks_left_word("other", 0, t0, why, sizeof why), 1);
+    cr_assert_eq(bd_ranks_left_word("other", 0, 8, t0, why, sizeof why), 1);
     cr_assert_str_eq(why, "rank 3 left before the group formed: third");
     unlink(path);
     /* a name with a leading zero is not a rank's: read as none */
@@ -633,7 +635,7 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
     cr_assert_not_null(f = fopen(path, "w"));
     fprintf(f, "%.3f|1|*|rank 1 left", t0 + 1);
     fclose(f);
-    cr_assert_eq(bd_ranks_left_word("phase9", 0, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("phase9", 0, 8, t0, why, sizeof why), 0);
     unlink(path);
     /* a brain whose join failed on another rank's word passes nothing on; one whose join
      * failed otherwise (stopped, timed out) says so */
@@ -647,11 +649,11 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
     snprintf(path, sizeof path, "%sr1", prefix); /* rank 1's word of phase train, above */
     unlink(path);
     bd_ranks_abandon(&r, "rank 0 left before the group formed: x");
-    cr_assert_eq(bd_ranks_left_word("later", 0, t0, why, sizeof why), 0);
+    cr_assert_eq(bd_ranks_left_word("later", 0, 8, t0, why, sizeof why), 0);
     cr_assert_neq(access(path, F_OK), 0, "a word was passed on");
     r.heard = 0;
     bd_ranks_abandon(&r, "stopped while it waited for the other ranks");
-    cr_assert_eq(bd_ranks_left_word("later", 0, t0, why, sizeof why), 1);
+    cr_assert_eq(bd_ranks_left_word("later", 0, 8, t0, why, sizeof why), 1);
     cr_assert_str_eq(why, "rank 1 left before the group formed: stopped while it waited for the other ranks");
     /* the folder gone (rank 0's run ended): nothing to tell, no error */
     char rm[96];

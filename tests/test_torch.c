@@ -1966,7 +1966,7 @@ static void group_store(char *path, size_t len)
 static int group_rank1(const char *store)
 {
     bdt_group *g;
-    if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 30.0, NULL, NULL, NULL, &g) != BD_OK)
+    if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", 30.0, NULL, NULL, NULL, 0, &g) != BD_OK)
         return 10;
     float x[3] = {1.0f, -2.0f, 10.0f};
     if (bdt_group_allreduce_mean(g, x, 3) != BD_OK || x[0] != 2.0f || x[1] != 0.0f || x[2] != 5.0f)
@@ -1990,7 +1990,8 @@ Test(torch, group_collectives_agree)
     if (pid == 0)
         _exit(group_rank1(store));
     bdt_group *g;
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, NULL, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, NULL, 0, &g), BD_OK,
+                 "%s", bd_lasterr());
     cr_assert_eq(bdt_group_rank(g), 0);
     cr_assert_eq(bdt_group_size(g), 2);
     float x[3] = {3.0f, 2.0f, 0.0f};
@@ -2029,7 +2030,7 @@ enum { GROUP_CASES = 5, GROUP_BIGGEST = 3 };
 static int group_mean_rank(const char *store, const char *dir, int rank)
 {
     bdt_group *g;
-    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 60.0, NULL, NULL, NULL, &g) != BD_OK)
+    if (bdt_group_join(store, "t", rank, 3, "127.0.0.1", 60.0, NULL, NULL, NULL, 0, &g) != BD_OK)
         return 10;
     if (!bdt_group_fast(g))
         return 11;
@@ -2126,12 +2127,12 @@ static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, bdt
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         bdt_group *peer;
-        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, &peer) != BD_OK)
+        if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, 0, &peer) != BD_OK)
             _exit(10);
         raise(sig);
         _exit(0);
     }
-    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, g), BD_OK, "%s",
+    cr_assert_eq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, 0, g), BD_OK, "%s",
                  bd_lasterr());
     return pid;
 }
@@ -2155,7 +2156,7 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     /* a lone rank waiting for a peer that never comes: an error within the timeout */
     group_store(store, sizeof store);
     t0 = (double)time(NULL);
-    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, NULL, NULL, NULL, &g), BD_OK);
+    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 2.0, NULL, NULL, NULL, 0, &g), BD_OK);
     cr_assert((double)time(NULL) - t0 <= 5.0);
     cr_assert(strstr(bd_lasterr(), "found no rank 1 (key "), "the error names the rank not there: %s", bd_lasterr());
 }
@@ -2178,11 +2179,82 @@ Test(torch, a_join_ends_on_a_word_that_a_rank_left, .timeout = 60)
     group_store(store, sizeof store);
     bdt_group *g = NULL;
     double t0 = bd_now();
-    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, left_word_after_3, &g), BD_OK);
+    cr_assert_neq(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 30.0, NULL, NULL, left_word_after_3, 0, &g), BD_OK);
     const double took = bd_now() - t0;
     cr_assert(took < 5.0, "the join ended after %.2f s", took);
     cr_assert(strstr(bd_lasterr(), "rank 1 left before the group formed: a test"), "%s", bd_lasterr());
     cr_assert_eq(left_after_asks, 3);
+}
+
+/* A rank started as rank 2 of 3 beside a rank 0 started as one of 2, which never answers it:
+ * it fails once that rank 0 begins to join after its launch, naming both sizes, not at its
+ * timeout (30 s). A size in the store from before its launch (an earlier launch's rank 0,
+ * here the same one) is named only at the deadline, as a hint. */
+Test(torch, a_rank_past_rank_0s_size_is_told_at_once, .timeout = 90)
+{
+    char store[64];
+    group_store(store, sizeof store);
+    const double launched = bd_wall();
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) { /* rank 0 of 2, whose rank 1 never comes */
+        bdt_group *g0;
+        _exit(bdt_group_join(store, "t", 0, 2, "127.0.0.1", 20.0, NULL, NULL, NULL, 0, &g0) == BD_OK ? 1 : 0);
+    }
+    bdt_group *g = NULL;
+    double t0 = bd_now();
+    int rc = bdt_group_join(store, "t", 2, 3, "127.0.0.1", 30.0, NULL, NULL, NULL, launched, &g);
+    const double took = bd_now() - t0;
+    cr_assert_neq(rc, BD_OK);
+    cr_assert(took < 10.0, "the join ended after %.2f s", took);
+    cr_assert(strstr(bd_lasterr(), "rank 0 was started as one of 2 ranks (0 to 1), this rank as rank 2 of 3 "
+                                   "(WORLD_SIZE, SLURM_NTASKS or mpirun -n must be the same for every rank)"),
+              "%s", bd_lasterr());
+    cr_assert_null(strstr(bd_lasterr(), "found no rank 0"), "%s", bd_lasterr());
+    /* rank 0's size is older than a launch that began later: a hint at the deadline only */
+    t0 = bd_now();
+    rc = bdt_group_join(store, "t", 2, 3, "127.0.0.1", 2.0, NULL, NULL, NULL, bd_wall() + 3600, &g);
+    cr_assert_neq(rc, BD_OK);
+    cr_assert(bd_now() - t0 >= 1.9, "it did not wait for its deadline: %s", bd_lasterr());
+    cr_assert(strstr(bd_lasterr(), "found no rank 0 (its answer, key answer/2) within the join's 2 s"), "%s",
+              bd_lasterr());
+    cr_assert(strstr(bd_lasterr(), "; the store's rank 0, this launch's or an earlier one's, says: rank 0 was "
+                                   "started as one of 2 ranks (0 to 1)"),
+              "%s", bd_lasterr());
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    unlink(store);
+    /* ranks 0 and 1 of 2 form their group (half a second after this rank's entry) while a
+     * size in the store proves nothing (the launch "began" later): the store they remove
+     * tells this rank at once that their group formed without it */
+    pid_t two[2];
+    for (int r = 0; r < 2; r++) {
+        cr_assert_neq(two[r] = fork(), -1);
+        if (two[r] == 0) {
+            usleep(500000);
+            bdt_group *gr;
+            const int ok = bdt_group_join(store, "t", r, 2, "127.0.0.1", 20.0, NULL, NULL, NULL, 0, &gr) == BD_OK;
+            if (ok)
+                bdt_group_leave(gr);
+            _exit(ok ? 0 : 1);
+        }
+    }
+    t0 = bd_now();
+    rc = bdt_group_join(store, "t", 2, 3, "127.0.0.1", 30.0, NULL, NULL, NULL, bd_wall() + 3600, &g);
+    cr_assert_neq(rc, BD_OK);
+    cr_assert(bd_now() - t0 < 10.0, "the join ended after %.2f s: %s", bd_now() - t0, bd_lasterr());
+    cr_assert(strstr(bd_lasterr(), "rank 0's group formed without this rank (rank 0 removes the group's store once "
+                                   "its ranks have joined): rank 0 was started as one of 2 ranks (0 to 1), this "
+                                   "rank as rank 2 of 3"),
+              "%s", bd_lasterr());
+    for (int r = 0; r < 2; r++) {
+        int st;
+        cr_assert_eq(waitpid(two[r], &st, 0), two[r]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d of the group of 2 did not join", r);
+    }
+    cr_assert_neq(access(store, F_OK), 0, "the store is left behind");
+    *strrchr(store, '/') = '\0';
+    rmdir(store);
 }
 
 /* A rank that hangs (stopped, its sockets open) fails the others' all-reduce on the
@@ -2223,7 +2295,7 @@ Test(torch, a_dead_rank_of_three_is_named_by_the_others, .timeout = 60)
         cr_assert_neq(pid[r], -1);
         if (pid[r] == 0) {
             bdt_group *peer;
-            if (bdt_group_join(store, "t", r, 3, "127.0.0.1", 10.0, NULL, NULL, NULL, &peer) != BD_OK)
+            if (bdt_group_join(store, "t", r, 3, "127.0.0.1", 10.0, NULL, NULL, NULL, 0, &peer) != BD_OK)
                 _exit(10);
             if (r == 2)
                 raise(SIGKILL);
@@ -2240,7 +2312,8 @@ Test(torch, a_dead_rank_of_three_is_named_by_the_others, .timeout = 60)
         }
     }
     bdt_group *g;
-    cr_assert_eq(bdt_group_join(store, "t", 0, 3, "127.0.0.1", 10.0, NULL, NULL, NULL, &g), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bdt_group_join(store, "t", 0, 3, "127.0.0.1", 10.0, NULL, NULL, NULL, 0, &g), BD_OK,
+                 "%s", bd_lasterr());
     int st;
     cr_assert_eq(waitpid(pid[2], &st, 0), pid[2]);
     cr_assert(WIFSIGNALED(st));
@@ -2270,14 +2343,14 @@ static double join_fails_after(int mine, double T, double delay_s, int slow, int
         usleep((useconds_t)(delay_s * 1e6));
         if (slow)
             setenv("BODHI_GROUP_SLOW", "1", 1);
-        if (bdt_group_join(store, "t", 1 - mine, 2, "127.0.0.1", T, NULL, NULL, NULL, &peer) != BD_OK)
+        if (bdt_group_join(store, "t", 1 - mine, 2, "127.0.0.1", T, NULL, NULL, NULL, 0, &peer) != BD_OK)
             _exit(10);
         sleep(30); /* killed by the test */
         _exit(0);
     }
     bdt_group *g = NULL;
     double t0 = bd_now();
-    int rc = bdt_group_join(store, "t", mine, 2, "127.0.0.1", T, NULL, NULL, NULL, &g);
+    int rc = bdt_group_join(store, "t", mine, 2, "127.0.0.1", T, NULL, NULL, NULL, 0, &g);
     double took = bd_now() - t0;
     kill(pid, SIGKILL);
     waitpid(pid, peer_status, 0);

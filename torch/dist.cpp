@@ -13,6 +13,7 @@
 #include <thread>
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -249,7 +250,7 @@ std::string draw_id()
 
 extern "C" int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                               double timeout_s, const char *meta, const volatile int *cancel, bdt_left_fn left,
-                              bdt_group **out)
+                              double launched, bdt_group **out)
 {
     if (!store_path || !name || !out || world < 1 || rank < 0 || rank >= world || !(timeout_s > 0))
         return bd_seterr(BD_EINVAL, "bdt_group_join: bad arguments (rank %d of %d, timeout %g s)", rank, world,
@@ -293,8 +294,15 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
          * Gloo's checks of its messages' sizes (an abort) or not at all (a seed). */
         const std::string mine = "world=" + std::to_string(world) + (meta && *meta ? ";" : "") + (meta ? meta : "");
         auto as_bytes = [](const std::string &t) { return std::vector<uint8_t>(t.begin(), t.end()); };
+        /* rank 0's size and when it began to join ("<world> <wall s>"), by which a rank
+         * numbered at or past it, which rank 0 never answers, knows why */
+        const std::string size_key = "size";
         if (world > 1 && rank == 0) {
             g->id = draw_id();
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            store->set(size_key, as_bytes(std::to_string(world) + " " +
+                                          std::to_string((double)now.tv_sec + now.tv_nsec * 1e-9)));
             for (int k = 1; k < world; k++)
                 store->set("launch/" + std::to_string(k), {});
             std::string differs;
@@ -314,24 +322,79 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
             const std::string draw = draw_id(), entry = draw + "\n" + mine;
             const std::string key = "launch/" + std::to_string(rank), akey = "answer/" + std::to_string(rank);
             std::string answer;
+            /* a rank 0 that answers ranks below a smaller size than this rank's number:
+             * theirs, when it began to join after this launch did (else it may be an
+             * earlier launch's, and its size only a hint at the deadline) */
+            auto past_size = [&](bool fresh_only) {
+                const std::string v = store->value(size_key);
+                char *end = nullptr;
+                const long w0 = v.empty() ? 0 : strtol(v.c_str(), &end, 10);
+                const double t0 = end && *end == ' ' ? strtod(end + 1, nullptr) : 0;
+                if (w0 < 1 || rank < w0 || (fresh_only && !(launched > 0 && t0 >= launched)))
+                    return std::string();
+                return "rank 0 was started as one of " + std::to_string(w0) + " ranks (0 to " + std::to_string(w0 - 1) +
+                       "), this rank as rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                       " (WORLD_SIZE, SLURM_NTASKS or mpirun -n must be the same for every rank)";
+            };
             store->set(key, as_bytes(entry));
-            store->poll(
-                [&] {
-                    answer = store->value(akey);
-                    if (answer.compare(0, draw.size() + 1, draw + "\n") == 0)
-                        return true;
-                    /* rank 0 clears the entry when it comes (put it back); anything else
-                     * there now is another live process's, started as this rank too */
-                    const std::string there = store->value(key);
-                    if (there.empty())
-                        store->set(key, as_bytes(entry));
-                    else if (there != entry)
-                        throw std::runtime_error("another process was started as rank " + std::to_string(rank) +
-                                                 " of this group (the same RANK twice, or a second launch into "
-                                                 "the same --out and rendezvous port)");
-                    return false;
-                },
-                "rank 0 (its answer, key " + akey + ")", deadline);
+            /* rank 0 removes the store once its group has formed: the file gone, or
+             * another in its place, after this rank's entry means a group formed without it
+             * (and a store op on a file gone would retry for the store's timeout) */
+            struct stat was;
+            if (stat(store_path, &was) != 0)
+                throw std::runtime_error(std::string("cannot see the group's store: ") + strerror(errno));
+            auto gone = [&] {
+                struct stat now;
+                return stat(store_path, &now) != 0 || now.st_ino != was.st_ino || now.st_dev != was.st_dev;
+            };
+            std::string size_seen; /* the last size seen in the store that has no place for this rank */
+            auto formed_without = [&] {
+                return std::runtime_error(
+                    "rank 0's group formed without this rank (rank 0 removes the group's store once its ranks have "
+                    "joined): " + (size_seen.empty() ? "was rank 0 started as one of fewer ranks (WORLD_SIZE, "
+                                                       "SLURM_NTASKS or mpirun -n must be the same for every rank)?"
+                                                     : size_seen));
+            };
+            file->setTimeout(std::chrono::milliseconds(250));
+            try {
+                store->poll(
+                    [&] {
+                        try {
+                            if (gone())
+                                throw formed_without();
+                            answer = store->value(akey);
+                            if (answer.compare(0, draw.size() + 1, draw + "\n") == 0)
+                                return true;
+                            if (!past_size(true).empty())
+                                throw std::runtime_error(past_size(true));
+                            const std::string past = past_size(false);
+                            if (!past.empty())
+                                size_seen = past;
+                            /* rank 0 clears the entry when it comes (put it back); anything
+                             * else there now is another live process's, started as this rank too */
+                            const std::string there = store->value(key);
+                            if (there.empty())
+                                store->set(key, as_bytes(entry));
+                            else if (there != entry)
+                                throw std::runtime_error("another process was started as rank " +
+                                                         std::to_string(rank) +
+                                                         " of this group (the same RANK twice, or a second launch "
+                                                         "into the same --out and rendezvous port)");
+                            return false;
+                        } catch (const c10::Error &) {
+                            if (gone())
+                                throw formed_without();
+                            throw;
+                        }
+                    },
+                    "rank 0 (its answer, key " + akey + ")", deadline);
+            } catch (const std::runtime_error &e) {
+                if (size_seen.empty() || std::string(e.what()).find("found no rank 0") == std::string::npos)
+                    throw;
+                throw std::runtime_error(std::string(e.what()) + "; the store's rank 0, this launch's or an earlier "
+                                         "one's, says: " + size_seen);
+            }
+            file->setTimeout(g->timeout);
             const size_t a = draw.size() + 1, nl = answer.find('\n', a);
             g->id = answer.substr(a, nl == std::string::npos ? std::string::npos : nl - a);
             const std::string d =

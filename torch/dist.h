@@ -32,14 +32,17 @@ typedef struct bdt_group bdt_group;
 typedef int (*bdt_left_fn)(char *why, size_t n);
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
                    double timeout_s, const char *meta, const volatile int *cancel, bdt_left_fn left,
-                   bdt_group **out);
+                   double launched, bdt_group **out);
 /* (bdt_group_join, continued) meta (NULL: none): what every rank's launch must agree on
  * (bodhi's: "run=<run.yml's SHA-256>"), compared with rank 0's, with the group's size,
  * before Gloo's rendezvous: a rank started otherwise fails every rank's join, naming the
  * difference. cancel (NULL: none): a nonzero *cancel ends the join at its next poll of the
  * store (a stop asked for). left (NULL: none): asked every 100 ms while the join waits; a
  * word fails the join with it at once (a rank that failed, or was stopped, before it
- * joined) rather than at its deadline. Each launch's keys are its own (rank 0 answers every
+ * joined) rather than at its deadline. launched (wall-clock seconds; 0: unknown): when this
+ * rank's launch began; a rank numbered at or past rank 0's size, which rank 0 never answers,
+ * fails at once, naming both sizes, once rank 0 has begun to join after that (a size an
+ * earlier launch's rank 0 left is only named at the deadline). Each launch's keys are its own (rank 0 answers every
  * rank's fresh draw with the group's id, and the rendezvous runs under it), so what an
  * earlier launch left in the same store file is never read; once every rank is past the
  * rendezvous rank 0 removes the file (not with BODHI_GROUP_SLOW, a comparison switch). */

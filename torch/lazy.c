@@ -83,7 +83,7 @@
     X(set_threads, void, (int))                                                                               \
     X(cuda_available, int, (void))                                                                            \
     X(group_join, int, (const char *, const char *, int, int, const char *, double, const char *,                \
-                        const volatile int *, bdt_left_fn, bdt_group **))                                         \
+                        const volatile int *, bdt_left_fn, double, bdt_group **))                                 \
     X(group_id, const char *, (const bdt_group *))                                                               \
     X(group_leave, void, (bdt_group *))                                                                       \
     X(group_rank, int, (const bdt_group *))                                                                   \
@@ -494,10 +494,13 @@ int bdt_cuda_available(void)
 }
 
 int bdt_group_join(const char *store_path, const char *name, int rank, int world, const char *host,
-                   double timeout_s, const char *meta, const volatile int *cancel, bdt_left_fn left, bdt_group **out)
+                   double timeout_s, const char *meta, const volatile int *cancel, bdt_left_fn left, double launched,
+                   bdt_group **out)
 {
     int rc = bdt_need("bdt_group_join");
-    return rc != BD_OK ? rc : bdt_fn.group_join(store_path, name, rank, world, host, timeout_s, meta, cancel, left, out);
+    return rc != BD_OK ? rc
+                       : bdt_fn.group_join(store_path, name, rank, world, host, timeout_s, meta, cancel, left, launched,
+                                           out);
 }
 
 const char *bdt_group_id(const bdt_group *g)

@@ -52,7 +52,7 @@ static int one_rank(const char *store, int rank, int world, size_t n, int reps, 
         setenv("BODHI_LOCAL_RANK", num, 1);
         bd_ranks_place();
     }
-    if (bdt_group_join(store, "bench", rank, world, "127.0.0.1", 120.0, NULL, NULL, NULL, &g) != BD_OK) {
+    if (bdt_group_join(store, "bench", rank, world, "127.0.0.1", 120.0, NULL, NULL, NULL, 0, &g) != BD_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, bd_lasterr());
         return 1;
     }
