@@ -477,14 +477,24 @@ static int bd_brain_round(bd_brain *b, int *stop)
     long long cols = 0;
     for (int i = 0; i < b->N; i++)
         cols += b->valid[i];
-    if (have) {
+    /* No rollout at all this round (the only muscle died) after some were recorded: one
+     * round of NaN, so that the columns' next rows (a restarted muscle's fresh worlds) do
+     * not continue their last ones in the trace as if nothing happened between */
+    const int gap = !have && b->steps > 0 && !b->gap_marked;
+    if (have || gap) {
         if (cols < b->N)
             bd_brain_blank(b);
+        b->gap_marked = gap;
         rc = b->ap->cfg->record_steps ? bd_trace_writer_append_versions(b->mem, b->T, b->obs, b->act, b->rew, b->term,
                                                                         b->trunc, b->wver)
                                       : BD_OK;
-        if (rc == BD_OK)
-            rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, cols < b->N ? b->valid : NULL);
+        if (rc == BD_OK && gap) /* no column valid: its T rows counted, so that episodes' starts stay rows */
+            rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, b->valid);
+        if (rc != BD_OK)
+            return rc;
+    }
+    if (have) {
+        rc = bd_stats_add(&b->stats, b->T, b->rew, b->term, b->trunc, cols < b->N ? b->valid : NULL);
         if (rc == BD_OK && b->stats.done_n && (rc = bd_brain_final_rows(b)) == BD_OK)
             rc = bd_trace_writer_episodes(b->mem, b->stats.done, b->stats.done_n, b->efin);
         if (rc != BD_OK)

@@ -69,6 +69,8 @@ typedef struct {
     int learn_failed;         /* an update failed (not cancelled): no checkpoint of it */
     char diverged[256];       /* why learning diverged (its update undone), or "" */
     long long refused_rollouts; /* rollouts whose data failed bd_rollout_check: not learned from */
+    int gap_marked; /* a round without any rollout, after rollouts were recorded, is in the trace as a round
+                       of NaN (a restarted muscle's fresh worlds never follow its lost ones unmarked) */
     char refused_why[256];    /* the last one's reason */
     /* news from the conductor's answers to heartbeats */
     cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */

@@ -469,6 +469,37 @@ Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300
     free(file);
 }
 
+/* The only muscle killed (worker: 1): the round that came without any rollout is a round of
+ * NaN in the trace, so that the restarted muscle's fresh worlds do not continue the lost
+ * ones' rows as if they were the same episodes (they did: --verify found every world's
+ * recorded steps not re-simulated from the splice on, and the episodes' starts were off
+ * by nothing the trace showed). */
+Test(conductor, the_only_muscle_killed_leaves_a_marked_gap, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *file = write_run("konly", 150000);
+    char *sed = bd_strfmt("sed -i 's/{mode: train, worker: 2}/{mode: train, worker: 1}/' %s", file);
+    cr_assert_eq(system(sed), 0);
+    char *out = bd_strfmt("/tmp/bd-run-%d-konly", (int)getpid());
+    pid_t pid = start_bodhi(file, out);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    wait_for_text(log, "\"event\":\"update\"", 60);
+    char *cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 0'", out);
+    cr_assert_eq(system(cmd), 0, "muscle 0 was running");
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
+    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "log.jsonl records the restart");
+    char *v = verify_run(out, 0);
+    cr_assert(strstr(v, "returns ok"), "%s", v);
+    cr_assert(strstr(v, "world(s) not checked past a row of NaN"), "no gap marked:\n%s", v);
+    free(v);
+    free(cmd);
+    free(log);
+    free(out);
+    free(sed);
+    free(file);
+}
+
 Test(conductor, stopped_muscle_is_noticed_and_replaced, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run_with("smuscle", 150000, ", heartbeat_timeout: 2");
