@@ -271,7 +271,7 @@ static int export_trace(const char *master, const char *phase, const char *agent
     if (rc == BD_OK) {
         fprintf(out, "minari %s/%s: %lld episodes, %lld steps in %s\n", phase, agent, (long long)st.written,
                 (long long)st.steps, dir);
-        (*exported)++;
+        *exported += st.written > 0; /* a dataset of no episode is no export */
     }
     free(sb);
     free(ab);

@@ -451,6 +451,7 @@ typedef struct {
     int checked;    /* traces and envs checked */
     int unmade;     /* phases whose envs could not be made here */
     int damaged;    /* traces whose episodes table holds rows that cannot be */
+    int64_t episodes; /* in every trace's episodes table */
 } replay_tally;
 
 /* --verify of one trace: its returns against its rewards when it records every step, its
@@ -487,7 +488,7 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
             fprintf(out, "verify %s: returns ok (%lld episodes%s)\n", name, (long long)m,
                     m < n ? " of its recorded columns" : "");
         free(mine);
-        t->checked++;
+        t->checked += m > 0 || bad > 0; /* no episode: its returns checked nothing */
         t->bad += bad;
     }
     int present = 0;
@@ -521,6 +522,7 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
         goto done;
     st.steps = info.rows * info.every; /* env steps the recorded rows span */
     st.worlds = info.worlds;
+    t->episodes += n;
     int64_t first;
     const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, &first); /* a table no writer makes */
     fprintf(out, "%-*s %8lld %10lld %10lld", wname, name, (long long)st.worlds, (long long)st.steps,
@@ -650,9 +652,13 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) whose episodes table is damaged (see above)", file, t->damaged);
     char title[256];
     replay_title(path, is_dir, title, sizeof title);
+    int exported = 0, nothing = 0; /* a check, an export or a plot that did nothing has failed (exit 1) */
+    if (!rc && o->plot && t->episodes == 0) {
+        rc = bd_seterr(BD_EINVAL, "--plot: nothing to plot: no trace of '%s' holds an episode (see above)", file);
+        nothing = 1;
+    }
     if (!rc && o->plot && (rc = bd_replay_plot(file, title, o->plot)) == BD_OK)
         fprintf(out, "plot: %s\n", o->plot);
-    int exported = 0, nothing = 0; /* a check or an export that did nothing has failed (exit 1) */
     if (!rc && o->minari && (rc = bd_replay_minari(file, title, o->minari, out, &exported)) == BD_OK && exported == 0) {
         rc = bd_seterr(BD_EINVAL, "--minari: nothing exported: no trace of '%s' holds whole episodes (see above)", file);
         nothing = 1;
@@ -733,6 +739,13 @@ int bd_replay(const char *path, FILE *out, const bd_replay_opts *o)
             rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing or another launch's", file, gone);
             if (o->mismatches)
                 *o->mismatches = gone;
+        } else if (o->verify || o->minari || o->plot) { /* a check, export or plot of nothing has failed */
+            rc = bd_seterr(BD_EINVAL, "%s: '%s' holds no traces (see above)",
+                           o->verify ? "--verify: nothing could be checked"
+                                     : o->minari ? "--minari: nothing exported" : "--plot: nothing to plot",
+                           file);
+            if (o->mismatches)
+                *o->mismatches = 1;
         }
         goto done;
     }

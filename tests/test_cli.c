@@ -352,6 +352,41 @@ Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
     free(t);
     free(yml);
 
+    /* a trace with no episode: nothing to plot (an empty plot used to be drawn, exit 0);
+     * then a run.h5 that links no trace (a run stopped while it started): nothing to
+     * check, export or plot (each used to exit 0), while the plain table says so, exit 0 */
+    yml = short_run("notraces", 2400, "", NULL, "");
+    rm_rf(out);
+    cr_assert_eq(sh(NULL, "$BODHI run %s --out %s --quiet", yml, out), 0);
+    py = bd_strfmt("cd / && /usr/bin/python3 -c \"import h5py\n"
+                   "f = h5py.File('%s/memory/train.balancer.h5', 'r+')\n"
+                   "f['train/balancer/episodes'].resize((0,))\n\"", out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    rc = sh(&t, "$BODHI replay %s --plot %s.png", out, out);
+    cr_assert_eq(rc, 1, "%s", t);
+    cr_assert(strstr(t, "--plot: nothing to plot: no trace of") && strstr(t, "holds an episode"), "%s", t);
+    free(t);
+    py = bd_strfmt("cd / && /usr/bin/python3 -c \"import h5py\n"
+                   "f = h5py.File('%s/run.h5', 'r+')\n"
+                   "del f['train/balancer']\n\"", out);
+    cr_assert_eq(system(py), 0);
+    free(py);
+    const char *what[3][2] = {{"--verify", "--verify: nothing could be checked: "},
+                              {"--minari", "--minari: nothing exported: "},
+                              {"--plot", "--plot: nothing to plot: "}};
+    for (int k = 0; k < 3; k++) {
+        rc = sh(&t, "$BODHI replay %s %s%s", out, what[k][0], k == 0 ? "" : k == 1 ? " /tmp/bd-cli-m" : " x.png");
+        cr_assert_eq(rc, 1, "%s: %s", what[k][0], t);
+        cr_assert(strstr(t, what[k][1]) && strstr(t, "holds no traces"), "%s", t);
+        free(t);
+    }
+    rc = sh(&t, "$BODHI replay %s", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "no traces"), "%s", t);
+    free(t);
+    free(yml);
+
     /* an env plugin that is gone: its phase cannot be re-simulated, and --verify says so */
     char *so = bd_strfmt("/tmp/bd-cli-%d-target.so", (int)getpid());
     cr_assert_eq(sh(NULL, "cp %s %s", BODHI_TARGET_PLUGIN, so), 0);
