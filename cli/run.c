@@ -207,11 +207,8 @@ int bd_cmd_run(int argc, char **argv)
  * for as many env steps as max_steps (or the episodes asked for, at the env's time limit)
  * allow, rounded up to whole rollouts; uncompressed (a compression's gain depends on the
  * data). */
-static void bd_print_trace_estimates(const bd_run_opts *o)
+static void bd_print_trace_estimates(const bd_run_opts *o, bd_runfile *rf)
 {
-    bd_runfile *rf = NULL;
-    if (bd_runfile_load(o->path, &rf) != BD_OK)
-        return;
     bd_compression def = bd_compression_default();
     for (int i = 0; i < rf->nphases; i++) {
         bd_phase_plan p;
@@ -272,7 +269,6 @@ static void bd_print_trace_estimates(const bd_run_opts *o)
                    strcmp(comp, "none") == 0 ? "uncompressed" : "through ", strcmp(comp, "none") == 0 ? "" : comp);
         bd_phase_plan_fini(&p);
     }
-    bd_runfile_destroy(rf);
 }
 
 int bd_cmd_check(int argc, char **argv)
@@ -281,8 +277,10 @@ int bd_cmd_check(int argc, char **argv)
     int rc = bd_run_options("check", argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    rc = bd_conductor_check(&o);
+    bd_runfile *rf = NULL; /* the file read once (a pipe cannot be read twice) */
+    rc = bd_conductor_check(&o, &rf);
     if (rc == 0)
-        bd_print_trace_estimates(&o);
+        bd_print_trace_estimates(&o, rf);
+    bd_runfile_destroy(rf);
     return rc;
 }

@@ -131,9 +131,11 @@ static int bd_validate(const bd_check_opts *co, bd_runfile **out, int verbose)
     return BD_OK;
 }
 
-int bd_conductor_check(const bd_run_opts *o)
+int bd_conductor_check(const bd_run_opts *o, bd_runfile **checked)
 {
     bd_runfile *rf = NULL;
+    if (checked)
+        *checked = NULL;
     bd_check_opts co = {.path = o->path, .device = o->device, .has_seed = o->has_seed, .seed = o->seed,
                         .out = o->out, .listen = o->listen != NULL, .listen_url = o->listen,
                         .out_check = bd_rundir_check, .listen_check = bd_tcp_bind_probe};
@@ -141,7 +143,10 @@ int bd_conductor_check(const bd_run_opts *o)
         return 2;
     printf("%s: ok (uid %s, seed %llu, %d phase(s))\n", o->path, rf->uid,
            (unsigned long long)rf->seed, rf->nphases);
-    bd_runfile_destroy(rf);
+    if (checked)
+        *checked = rf;
+    else
+        bd_runfile_destroy(rf);
     return 0;
 }
 

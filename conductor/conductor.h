@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "config/runfile.h"
+
 typedef struct {
     const char *path;      /* the run file */
     const char *out;       /* run directory (NULL: runs/<uid>) */
@@ -28,8 +30,9 @@ int bd_conductor_run(const bd_run_opts *o);
 
 /* `bodhi check`: the checks `bodhi run` makes with the same options (config/check.h),
  * without running anything; prints every problem, or what each phase will run. Returns 0
- * or 2. */
-int bd_conductor_check(const bd_run_opts *o);
+ * or 2; with 0 and checked non-NULL, the run file it checked (the caller destroys it: a
+ * pipe's is read once). */
+int bd_conductor_check(const bd_run_opts *o, bd_runfile **checked);
 
 /* `bodhi status`: asks a running conductor over its control socket (a table, or its JSON
  * with json set), or reads summary.json of a finished run. Returns 0, or 2 when run_dir

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -500,6 +501,25 @@ Test(check, item14_check_reports_every_problem_at_once, .timeout = 60)
         free(full);
         free(path);
     }
+}
+
+/* A run file from a named pipe is read once: `bodhi check` passes it and prints its
+ * traces' sizes (it opened the pipe a second time for them and hung there, no writer
+ * left), as `bodhi run` reads it. */
+Test(check, a_run_file_from_a_pipe_is_checked_whole, .timeout = 60)
+{
+    char *fifo = bd_strfmt("/tmp/bd-cli-%d-fifo", (int)getpid()), *t = NULL;
+    char *yml = short_run("fromfifo", 2400, "", NULL, "");
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    int rc = sh(&t, "cat %s > %s & timeout 20 $BODHI check %s", yml, fifo, fifo);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, t);
+    cr_assert(strstr(t, ": ok (uid fromfifo") && strstr(t, "phase train: traces of up to "), "%s", t);
+    free(t);
+    unlink(fifo);
+    unlink(yml);
+    free(yml);
+    free(fifo);
 }
 
 /* Issue 20, item 15: a default recording is compressed (LZ4, where HDF5 here loads it);
