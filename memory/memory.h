@@ -201,7 +201,8 @@ typedef struct {
     char **actuator_ids;      /* (u) */
     char *env, *env_params;   /* env name as the run file's plan resolved it; params JSON */
     uint64_t seed;            /* the run's seed */
-    int worlds;               /* the phase's worlds */
+    int worlds;               /* the phase's worlds (of an agent of several members: its columns) */
+    int members;              /* columns per world (1 when the trace does not say) */
     int every;                /* row r is env step r * every */
     int recorded_worlds;      /* the first recorded_worlds worlds have step rows */
     int64_t world0;           /* the global id of its first world; -1: a trace written

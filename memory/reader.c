@@ -778,10 +778,10 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
                 rc = arc;
             }
         }
-        int32_t worlds = 0, every = 1, recorded = -1;
-        static const char *const nums[] = {"seed", "worlds", "record_every", "record_worlds"};
-        void *dst[] = {&out->seed, &worlds, &every, &recorded};
-        for (int k = 0; k < 4 && !rc; k++) {
+        int32_t worlds = 0, every = 1, recorded = -1, members = 1;
+        static const char *const nums[] = {"seed", "worlds", "record_every", "record_worlds", "members"};
+        void *dst[] = {&out->seed, &worlds, &every, &recorded, &members};
+        for (int k = 0; k < 5 && !rc; k++) {
             int arc = attr_number(grp, c.where, nums[k], k == 0 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT32, dst[k]);
             rc = arc == BD_ENOTFOUND ? BD_OK : arc;
         }
@@ -825,6 +825,7 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
         }
         out->worlds = worlds > 0 ? worlds : (int)cols;
         out->every = every > 0 ? every : 1;
+        out->members = members > 0 && out->worlds % members == 0 ? members : 1;
         out->recorded_worlds = recorded >= 0 ? recorded : (int)cols;
         if (!out->compression)
             out->compression = bd_strdup("none");

@@ -6,8 +6,9 @@
  *
  * A run's final return, per phase and agent, is the mean return of its last
  * SWEEP_LAST episodes by the env step they ended at (all of them when it has fewer), the
- * window bodhi run's own summary line uses. A point's row gives their mean, standard
- * deviation (n - 1), min and max over its seeds. */
+ * window bodhi run's own summary line uses (of a phase with an episodes target, of the
+ * episodes it counted toward it). A point's row gives their mean, standard deviation
+ * (n - 1), min and max over its seeds. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
+#include "config/runfile.h"
 #include "memory/memory.h"
 #include "replay/replay.h"
 #include "replay/serve.h"
@@ -188,9 +190,50 @@ int bd_replay_is_sweep(const char *dir)
     return yes;
 }
 
-/* One run's trace phase/agent: its episodes, final and mean return. BD_ENOTFOUND when the
- * run has no such trace. */
-static int run_result(const char *master, const char *phase, const char *agent, sw_result *r)
+/* The episodes target of run dir's phase (phase_config.episodes, after the merge of the
+ * phases before it), 0 when it has none or run.yml cannot be read. */
+static long long phase_quota(const char *dir, const char *phase)
+{
+    char *yml = bd_strfmt("%s/run.yml", dir);
+    bd_runfile *rf = NULL;
+    long long e = 0;
+    if (yml && bd_runfile_load(yml, &rf) == BD_OK)
+        for (int i = 0; i < rf->nphases; i++)
+            if (strcmp(rf->phases[i].name, phase) == 0)
+                e = rf->phases[i].episodes;
+    bd_runfile_destroy(rf);
+    free(yml);
+    return e;
+}
+
+/* Of eps (n, in the order they ended), those bodhi run counted toward an episodes target
+ * E over columns columns of `members` a world, moved to the front in order: each column's
+ * first floor((E + k) / columns), k = member x worlds + world (brain/stats.c's shares);
+ * their count. */
+static int64_t counted_first(bd_episode *eps, int64_t n, long long E, int columns, int members)
+{
+    if (columns < 1 || members < 1 || columns % members)
+        return n;
+    int64_t *taken = calloc((size_t)columns, sizeof *taken), m = 0;
+    if (!taken)
+        return n;
+    const int worlds = columns / members;
+    for (int64_t e = 0; e < n; e++) {
+        const int i = eps[e].world;
+        const long long k = (long long)(i % members) * worlds + i / members;
+        if (i < 0 || i >= columns || taken[i] >= (E + k) / columns)
+            continue;
+        taken[i]++;
+        eps[m++] = eps[e];
+    }
+    free(taken);
+    return m;
+}
+
+/* One run's trace phase/agent: its episodes, final and mean return (of a phase with an
+ * episodes target, only the episodes bodhi run counted toward it, as its summary does).
+ * BD_ENOTFOUND when the run has no such trace. */
+static int run_result(const char *dir, const char *master, const char *phase, const char *agent, sw_result *r)
 {
     bd_episode *eps = NULL;
     int64_t n = 0;
@@ -205,12 +248,16 @@ static int run_result(const char *master, const char *phase, const char *agent, 
                                       "(row %lld first); not counted", phase, agent, (long long)wrong, (long long)n,
                            (long long)first);
     }
+    const int columns = info.worlds, members = info.members;
     bd_trace_info_free(&info);
     if (rc != BD_OK) {
         free(eps);
         return rc;
     }
     qsort(eps, (size_t)n, sizeof *eps, cmp_end);
+    const long long quota = phase_quota(dir, phase);
+    if (quota > 0)
+        n = counted_first(eps, n, quota, columns, members);
     double all = 0, last = 0;
     int64_t from = n > SWEEP_LAST ? n - SWEEP_LAST : 0;
     for (int64_t e = 0; e < n; e++) {
@@ -284,7 +331,7 @@ static void point_rows(const sw_sweep *s, int p, const char *name, int wp, int w
         char *master = bd_strfmt("%s/run.h5", r->dir);
         sw_result res;
         struct stat st;
-        int rrc = master && stat(master, &st) == 0 ? run_result(master, phase, agent, &res) : BD_ENOTFOUND;
+        int rrc = master && stat(master, &st) == 0 ? run_result(r->dir, master, phase, agent, &res) : BD_ENOTFOUND;
         if (rrc != BD_OK && rrc != BD_ENOTFOUND) /* a trace it has but cannot count: said, not silently left out */
             fprintf(out, "%s (seed %s): %s\n", r->rel, r->seed, bd_lasterr());
         if (rrc == BD_OK && res.episodes > 0) {

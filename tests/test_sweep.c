@@ -552,6 +552,43 @@ Test(sweep, runs_here_and_replay_aggregates_seeds, .timeout = 400 * BD_TEST_SLOW
     remove_dir(dir);
 }
 
+/* A phase with an episodes target (a test phase of 10 episodes over 16 worlds) counts, in
+ * the sweep's table and CSV, the episodes bodhi run counted (each world's share), and its
+ * final return is the one summary.json holds; it took every recorded episode, those past
+ * the shares too (53 and a final of 66.9 against 10 and 71.2). */
+Test(sweep, a_phase_of_an_episodes_target_counts_what_the_run_counted, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *file, *dir = make_dir("quota", &file), *text;
+    char *full = bd_strfmt("%s  - test:\n      phase_config: {mode: test, worker: 1, episodes: 10}\n", RUN_FILE);
+    cr_assert_eq(bd_write_file(file, full, strlen(full)), BD_OK);
+    char *out = bd_strfmt("%s/sw", dir), *csv = bd_strfmt("%s/sweep.csv", dir);
+    int rc = bodhi(&text, "sweep %s --seeds 1..2 --out %s --quiet", file, out);
+    cr_assert_eq(rc, 0, "%s", text);
+    free(text);
+    rc = bodhi(&text, "replay %s --csv %s", out, csv);
+    cr_assert_eq(rc, 0, "%s", text);
+    free(text);
+    char *cmd = bd_strfmt(
+        "/usr/bin/python3 -c \"$(cat <<'EOF'\n"
+        "import csv, json, sys\n"
+        "rows = [r for r in csv.DictReader(open(sys.argv[1])) if r['phase'] == 'test' and r['seed'] != 'all']\n"
+        "assert len(rows) == 2, rows\n"
+        "for r in rows:\n"
+        "    s = json.load(open(sys.argv[2] + '/' + r['run'] + '/summary.json'))\n"
+        "    a = [p for p in s['phases'] if p['name'] == 'test'][0]['agents'][0]\n"
+        "    assert int(r['episodes']) == a['episodes'] == 10, (r, a)\n"
+        "    f = float(r['final_return'])\n"
+        "    assert abs(f - a['mean_return']) <= 1e-6 * abs(a['mean_return']), (r, a)\n"
+        "EOF\n)\" %s %s", csv, out);
+    cr_assert_eq(system(cmd), 0, "the sweep's test rows against the runs' summary.json");
+    free(cmd);
+    free(csv);
+    free(out);
+    free(full);
+    free(file);
+    remove_dir(dir);
+}
+
 /* 1 when a process's command line names needle. */
 static int process_names(const char *needle)
 {
