@@ -107,6 +107,8 @@ class BodhiVectorEnv(_Base):
         """One step of every world. actions: (num_envs,) integers for a Discrete action,
         (num_envs, act_dim) numbers for a Box. Returns (obs, rewards, terminations,
         truncations, infos), views overwritten by the next step."""
+        if actions is None:  # the engine's step(None) reuses the last actions: not for users
+            raise TypeError("bodhi: step() needs every world's actions, got None")
         if self._core.step(actions):
             infos = {"final_obs": self._final_obs, "_final_obs": self._done,
                      "final_info": {}, "_final_info": self._done}

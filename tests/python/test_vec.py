@@ -237,6 +237,9 @@ class BadInput(unittest.TestCase):
             with self.assertRaises(exc, msg=f"{act!r}") as cm:
                 e.step(act) if act is not None else e._core.set_actions(0, object())
             self.assertIn(text, str(cm.exception))
+        for e in (env, pend):  # not the last step's actions again, in silence
+            with self.assertRaisesRegex(TypeError, "needs every world's actions, got None"):
+                e.step(None)
         env.step(np.zeros(4, np.int32))  # still usable, other integer dtypes accepted
         env.step([0, 1, 0, 1])
 
