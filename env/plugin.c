@@ -3,8 +3,10 @@
  * `const bd_env_desc symbol` built against include/bodhi/env_abi.h; it may provide a CUDA
  * launcher too. Handles are never closed: descriptors point into the object. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bodhi/env.h"
 
@@ -72,6 +74,13 @@ int bd_env_load(const char *name, const bd_env_desc **out)
     /* dlopen searches the library path for a bare name; a plugin is a file: keep a '/'. */
     char file[4096 + 2];
     snprintf(file, sizeof file, "%s%s", strchr(path, '/') ? "" : "./", path);
+    /* a file: dlopen of a named pipe waits for a writer, of a folder fails with less to say */
+    struct stat st;
+    if (stat(file, &st) != 0)
+        return bd_seterr(BD_ENOTFOUND, "environment plugin %s cannot be loaded: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return bd_seterr(BD_ENOTFOUND, "environment plugin %s cannot be loaded: it is not a file (a shared object)",
+                         path);
     void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *why = dlerror();

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bodhi/env.h"
 #include "common/devmem.h"
+#include "common/util.h"
 #include "env/cartpole.h"
 #include "env/mathf.h"
 
@@ -238,6 +241,18 @@ Test(plugin, missing_file_symbol_and_name)
     cr_assert_eq(bd_env_load(plugin_name("no_such_symbol"), &d), BD_ENOTFOUND);
     cr_assert(strstr(bd_lasterr(), "no_such_symbol"), "%s", bd_lasterr());
     cr_assert_eq(bd_env_load("nope", &d), BD_ENOTFOUND);
+    /* a named pipe (dlopen waited for a writer: bodhi check hung) and a folder: not files */
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "/tmp/bd-plugin-fifo-%d", (int)getpid());
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    char *name = bd_strfmt("%s:x", fifo);
+    cr_assert_eq(bd_env_load(name, &d), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "it is not a file"), "%s", bd_lasterr());
+    free(name);
+    unlink(fifo);
+    cr_assert_eq(bd_env_load("/tmp:x", &d), BD_ENOTFOUND);
+    cr_assert(strstr(bd_lasterr(), "/tmp cannot be loaded: it is not a file"), "%s", bd_lasterr());
 }
 
 Test(env, random_actions_in_range_and_shard_independent)
