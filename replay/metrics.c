@@ -136,9 +136,46 @@ static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
     return rc;
 }
 
+/* BD_OK when tb_dir (made or not) is outside the run's own event files' folder, run_dir's
+ * tb/: curves written in it, or below it, TensorBoard shows twice. */
+static int tb_outside(const char *run_dir, const char *tb_dir)
+{
+    struct stat rs, st;
+    char *own = bd_strfmt("%s/tb", run_dir);
+    const int there = own && stat(own, &rs) == 0;
+    free(own);
+    if (!there)
+        return BD_OK; /* no curves of its own */
+    char *up = bd_strdup(tb_dir), *real = NULL;
+    while (up && !(real = realpath(up, NULL))) { /* its nearest part that is there */
+        char *slash = strrchr(up, '/');
+        if (!slash || slash == up) {
+            strcpy(up, slash ? "/" : ".");
+            real = realpath(up, NULL);
+            break;
+        }
+        *slash = '\0';
+    }
+    free(up);
+    int rc = real ? BD_OK : bd_seterr(BD_EINVAL, "--tensorboard '%s': %s", tb_dir, strerror(errno));
+    while (rc == BD_OK) { /* it and every folder above it */
+        if (stat(real, &st) == 0 && st.st_dev == rs.st_dev && st.st_ino == rs.st_ino)
+            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' is in %s/tb, which holds the run's own curves (TensorBoard "
+                                      "would show each twice); write it elsewhere", tb_dir, run_dir);
+        char *slash = strrchr(real, '/');
+        if (!slash || strcmp(real, "/") == 0)
+            break;
+        *(slash == real ? slash + 1 : slash) = '\0';
+    }
+    free(real);
+    return rc;
+}
+
 int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_dir, FILE *out)
 {
     int rc = csv_path ? bd_replay_output_ok(run_dir, "--metrics", csv_path) : BD_OK;
+    if (!rc && tb_dir)
+        rc = tb_outside(run_dir, tb_dir);
     if (rc)
         return rc;
     char *log = bd_strfmt("%s/log.jsonl", run_dir);

@@ -845,6 +845,15 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     cr_assert_eq(rc, 0, "the run's own event files: %s", t);
     cr_assert(strstr(t, "ok: 2 file(s)"), "one file per phase and agent: %s", t);
     free(t);
+    /* not into the run's own tb/ (nor below it): TensorBoard would show every curve twice */
+    rc = sh(&t, "$BODHI replay %s --tensorboard %s/tb/again", out, out);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "/tb, which holds the run's own curves"), "%s", t);
+    free(t);
+    rc = sh(&t, "/usr/bin/python3 %s %s %s/tb", check, out, out);
+    cr_assert_eq(rc, 0, "the run's own event files, untouched: %s", t);
+    cr_assert(strstr(t, "ok: 2 file(s)"), "%s", t);
+    free(t);
     rc = sh(&t, "$BODHI replay %s --metrics %s/m.csv --tensorboard %s/export", out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
