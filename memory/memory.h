@@ -214,6 +214,9 @@ typedef struct {
 } bd_trace_info;
 
 int bd_trace_read_info(const char *path, const char *phase, const char *agent, bd_trace_info *out);
+/* The env steps a trace's recorded rows span: (rows - 1) x every + 1 (0 without rows); a
+ * phase recorded every K steps may have run up to K - 1 more. */
+int64_t bd_trace_span(const bd_trace_info *info);
 void bd_trace_info_free(bd_trace_info *info); /* NULL-safe; zeroes it */
 
 /* Minari (offline RL) datasets: main_data.hdf5 of episodes in Minari's layout

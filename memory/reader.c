@@ -708,6 +708,11 @@ static void free_strings(char **v, int n)
     free(v);
 }
 
+int64_t bd_trace_span(const bd_trace_info *info)
+{
+    return info->rows > 0 ? (info->rows - 1) * (int64_t)(info->every > 0 ? info->every : 1) + 1 : 0;
+}
+
 void bd_trace_info_free(bd_trace_info *info)
 {
     if (!info)

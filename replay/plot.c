@@ -326,7 +326,7 @@ static int plot_load(const char *file, plot_trace **trs, int *ntr, plot_phase **
             ph[np].x0 = ph[np].x1 = offset;
             np++;
         }
-        int64_t end = info.rows * info.every;
+        int64_t end = bd_trace_span(&info);
         qsort(eps, (size_t)n, sizeof *eps, cmp_end);
         t->x = malloc(sizeof(double) * (size_t)(n ? n : 1));
         t->y = malloc(sizeof(double) * (size_t)(n ? n : 1));

@@ -520,7 +520,7 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
     if ((rc = split_name(name, &phase, &agent)) || (rc = bd_trace_read_episodes(file, phase, agent, &eps, &n)) ||
         (rc = bd_trace_read_info(file, phase, agent, &info)) || (rc = stats_of(eps, n, &st)))
         goto done;
-    st.steps = info.rows * info.every; /* env steps the recorded rows span */
+    st.steps = bd_trace_span(&info); /* env steps the recorded rows span */
     st.worlds = info.worlds;
     t->episodes += n;
     int64_t first;
