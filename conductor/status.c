@@ -12,6 +12,7 @@
 
 #include "common/util.h"
 #include "conductor/conductor.h"
+#include "conductor/rundir.h"
 #include "conductor/run.h" /* bd_num */
 #include "wire/addr.h"
 #include "wire/wire.h"
@@ -186,10 +187,22 @@ int bd_conductor_status(const char *run_dir, int json)
             text = NULL;
         free(sum);
     }
-    if (!text) {
-        fprintf(stderr, "bodhi status: %s: no running conductor answers and there is no summary.json\n",
-                run_dir);
-        return 2;
+    if (!text) { /* a run that is gone without its summary, or no run at all */
+        int owner = 0;
+        char *log = bd_strfmt("%s/log.jsonl", run_dir);
+        const int was_run = log && bd_exists(log);
+        free(log);
+        const int held = bd_rundir_live(run_dir, &owner);
+        if (held)
+            fprintf(stderr, "bodhi status: %s: a run holds the folder (pid %d) but its conductor does not answer "
+                            "(still starting, or hung); there is no summary.json yet\n", run_dir, owner);
+        else if (was_run)
+            fprintf(stderr, "bodhi status: %s: the run was killed or crashed: no conductor holds it and it left no "
+                            "summary.json; `bodhi replay %s` repairs and reads what it recorded\n", run_dir, run_dir);
+        else
+            fprintf(stderr, "bodhi status: %s: not a run's folder (no log.jsonl, no summary.json, no run holds "
+                            "it)\n", run_dir);
+        return was_run || held ? 1 : 2;
     }
     cJSON *s = json ? NULL : cJSON_Parse(text);
     if (json || !s)

@@ -743,7 +743,15 @@ Test(conductor, status_of_a_live_and_a_finished_run, .timeout = 300 * BD_TEST_SL
     cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
     cr_assert(strstr(text, "\"interrupted\""), "%s", text);
     free(text);
-    cr_assert_neq(run_cmd("%s status %s/nothing-here 2> /dev/null%s", out, ""), 0);
+    cr_assert_eq(run_cmd("%s status %s/nothing-here 2> /dev/null%s", out, ""), 2, "not a run: bad input");
+    /* a run killed before its summary (as kill -9 leaves it): a run that failed, said so */
+    char *sum = bd_strfmt("%s/summary.json", out);
+    cr_assert_eq(unlink(sum), 0);
+    free(sum);
+    cr_assert_eq(run_cmd("%s status %s 2> %s", out, log), 1);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "the run was killed or crashed") && strstr(text, "repairs and reads"), "%s", text);
+    free(text);
     free(log);
     free(out);
     free(file);
