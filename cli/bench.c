@@ -132,6 +132,9 @@ static int bd_bench_one(const bd_env_desc *d, bd_device dev, long long agents, l
                bd_bytes_text((double)ws, b1, sizeof b1), in_cache ? " (in cache)" : "", mbw / 1e9,
                bd_bytes_text((double)mws, b2, sizeof b2), floor_rate, 100 * rate / floor_rate);
     }
+    if (n != agents) /* said, on stderr: the tables and JSON lines stay as they were */
+        fprintf(stderr, "bodhi bench: %s: %lld agents asked, %lld stepped (%lld world(s) of %d agents)\n", d->name,
+                agents, n, worlds, sh.members);
     fflush(stdout);
     bd_env_destroy(e);
     return 0;

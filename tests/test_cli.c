@@ -603,6 +603,11 @@ Test(check, item20_check_bench_and_objective_say_what_they_measure, .timeout = 2
     cr_assert_eq(sh(&t, "$BODHI bench cartpole --steps 20"), 0, "%s", t);
     cr_assert(strstr(t, "(in cache)") && strstr(t, "from memory"), "%s", t);
     free(t);
+    /* Tag steps whole worlds of 25 agents: a count it rounds up is said */
+    cr_assert_eq(sh(&t, "$BODHI bench tag --agents 10 --steps 5"), 0, "%s", t);
+    cr_assert(strstr(t, "tag: 10 agents asked, 25 stepped (1 world(s) of 25 agents)") && strstr(t, "25 agents x"),
+              "%s", t);
+    free(t);
 
     char *out = bd_strfmt("/tmp/bd-cli-%d-objective", (int)getpid());
     char *yml = short_run("objective", 60000, "false", NULL, "");
