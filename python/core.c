@@ -11,6 +11,7 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -336,6 +337,35 @@ static int put_actions(BatchObject *self, int g, PyObject *obj)
                      (PyObject *)PyArray_DESCR((PyArrayObject *)probe));
         Py_DECREF(probe);
         return -1;
+    }
+    const int wide = PyArray_DESCR((PyArrayObject *)probe)->elsize > 4;
+    if (wide && (kind == 'u' || (!discrete && kind == 'f'))) {
+        /* what a cast would change: an unsigned past int64's range would read as negative in
+         * the error; a real past float's range would become infinite where the bounds clip */
+        PyArrayObject *w = (PyArrayObject *)PyArray_FromAny(
+            probe, PyArray_DescrFromType(kind == 'u' ? NPY_UINT64 : NPY_DOUBLE), 0, 0,
+            NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST | NPY_ARRAY_ENSURECOPY, NULL);
+        Py_DECREF(probe);
+        if (!w)
+            return -1;
+        const npy_intp n = PyArray_SIZE(w);
+        if (kind == 'u') {
+            const uint64_t *u = PyArray_DATA(w);
+            for (npy_intp i = 0; i < n; i++)
+                if (u[i] > (uint64_t)INT64_MAX) {
+                    PyErr_Format(PyExc_ValueError, "bodhi: action %llu of env %s (element %lld) is outside %s",
+                                 (unsigned long long)u[i], self->desc->name, (long long)i,
+                                 discrete ? "its Discrete space" : "the numbers a Box takes");
+                    Py_DECREF(w);
+                    return -1;
+                }
+        } else {
+            double *x = PyArray_DATA(w);
+            for (npy_intp i = 0; i < n; i++)
+                if (isfinite(x[i]) && fabs(x[i]) > FLT_MAX)
+                    x[i] = copysign(FLT_MAX, x[i]); /* the bounds clip it further */
+        }
+        probe = (PyObject *)w;
     }
     PyArray_Descr *want = PyArray_DescrFromType(discrete ? NPY_INT64 : NPY_FLOAT32); /* FromAny steals it */
     PyArrayObject *a = (PyArrayObject *)PyArray_FromAny(probe, want, 0, 0,

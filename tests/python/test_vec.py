@@ -237,6 +237,12 @@ class BadInput(unittest.TestCase):
             with self.assertRaises(exc, msg=f"{act!r}") as cm:
                 e.step(act) if act is not None else e._core.set_actions(0, object())
             self.assertIn(text, str(cm.exception))
+        # an unsigned past int64 is named as it is (it read as negative); a real past float's
+        # range is clipped like any other out of the bounds (it read as "not a finite number")
+        with self.assertRaisesRegex(ValueError, "action 9223372036854775808 of env cartpole"):
+            env.step(np.full(4, 2**63, dtype=np.uint64))
+        _, rew, *_ = pend.step(np.array([1e300, -1e300, 0, 0]))
+        self.assertTrue(np.isfinite(rew).all())
         for e in (env, pend):  # not the last step's actions again, in silence
             with self.assertRaisesRegex(TypeError, "needs every world's actions, got None"):
                 e.step(None)
