@@ -272,7 +272,12 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         if (fd < 0)
             throw std::runtime_error(std::string("cannot make the group's store: ") + strerror(errno));
         close(fd);
-        auto file = c10::make_intrusive<c10d::FileStore>(store_path, world);
+        /* no count of workers: c10d's FileStore removes its file when a count of closed
+         * stores, which the file keeps across launches, reaches the closing store's own
+         * size, so a rank that failed fast (started with a larger WORLD_SIZE) over what a
+         * failed launch had left removed the store from under a group still joining. The
+         * file is bodhi's to remove (rank 0 once its group formed, or the sweep). */
+        auto file = c10::make_intrusive<c10d::FileStore>(store_path, -1);
         file->setTimeout(g->timeout);
         /* every wait of the join under `prefix`: one deadline, the stop flag, the others'
          * words that they left */
@@ -339,7 +344,8 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
             store->set(key, as_bytes(entry));
             /* rank 0 removes the store once its group has formed: the file gone, or
              * another in its place, after this rank's entry means a group formed without it
-             * (and a store op on a file gone would retry for the store's timeout) */
+             * (and a store op on a file gone would retry for the store's timeout: here the
+             * least FileStore waits, a second, as it counts whole seconds) */
             struct stat was;
             if (stat(store_path, &was) != 0)
                 throw std::runtime_error(std::string("cannot see the group's store: ") + strerror(errno));
@@ -367,9 +373,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
                                 return true;
                             if (!past_size(true).empty())
                                 throw std::runtime_error(past_size(true));
-                            const std::string past = past_size(false);
-                            if (!past.empty())
-                                size_seen = past;
+                            size_seen = past_size(false); /* the size there now (a stale one replaced) */
                             /* rank 0 clears the entry when it comes (put it back); anything
                              * else there now is another live process's, started as this rank too */
                             const std::string there = store->value(key);
@@ -381,7 +385,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
                                                          " of this group (the same RANK twice, or a second launch "
                                                          "into the same --out and rendezvous port)");
                             return false;
-                        } catch (const c10::Error &) {
+                        } catch (const std::exception &) { /* FileStore's open of a file gone: system_error */
                             if (gone())
                                 throw formed_without();
                             throw;
