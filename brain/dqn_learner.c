@@ -394,8 +394,13 @@ static int bd_dqn_steer(void *self, const void *params, const char *const *keys)
     return l->dqn ? bdt_dqn_set_lr(l->dqn, (float)l->dp.learning_rate) : BD_OK;
 }
 
+static void bd_dqn_restart(void *self, int c0, int n)
+{
+    bd_replay_restart(&((bd_dqn_state *)self)->rb, c0, n);
+}
+
 const bd_learner_ops bd_dqn_learner = {
     bd_dqn_create, bd_dqn_destroy, bd_dqn_load,       bd_dqn_collect,    bd_dqn_update,
     bd_dqn_stats,  bd_dqn_weights_out, bd_dqn_weights_in, bd_dqn_save,   bd_dqn_version,
-    bd_dqn_steer_keys, bd_dqn_steer,
+    bd_dqn_steer_keys, bd_dqn_steer, bd_dqn_restart,
 };

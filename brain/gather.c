@@ -48,8 +48,11 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
         fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, bd_lasterr());
         return rc;
     }
-    if (again)
+    if (again) {
         bd_stats_restart(&b->stats, (int)w0, n);
+        if (b->learner && b->lops->restart) /* nor does the learner tie its worlds to their last steps */
+            b->lops->restart(b->learner, (int)w0, n);
+    }
     b->hello[k] = h;
     return BD_OK;
 }

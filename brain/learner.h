@@ -104,6 +104,9 @@ typedef struct bd_learner_ops {
      * uses them. NULL when steer_keys is. */
     const char *const *steer_keys;
     int (*steer)(void *self, const void *params, const char *const *keys);
+    /* Columns [c0, c0 + n) start over (a muscle restarted with fresh worlds): what the
+     * learner keeps of their last steps across rounds is dropped. NULL: it keeps nothing. */
+    void (*restart)(void *self, int c0, int n);
 } bd_learner_ops;
 
 /* The learner table of a brain kind (its bd_kind.ops). */

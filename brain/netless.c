@@ -126,5 +126,5 @@ const bd_learner_ops bd_netless_learner = {
     bd_netless_create, bd_netless_destroy,     bd_netless_load,    bd_netless_collect,
     bd_netless_update, bd_netless_stats,       bd_netless_weights_out, bd_netless_weights_in,
     bd_netless_save,   bd_netless_version,
-    NULL, NULL,
+    NULL, NULL, NULL,
 };

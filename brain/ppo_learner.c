@@ -549,5 +549,5 @@ static int bd_ppo_steer(void *self, const void *params, const char *const *keys)
 const bd_learner_ops bd_ppo_learner = {
     bd_ppo_create, bd_ppo_destroy, bd_ppo_load,        bd_ppo_collect,     bd_ppo_update,
     bd_ppo_stats,  bd_ppo_weights_out, bd_ppo_weights_in, bd_ppo_save,     bd_ppo_version,
-    bd_ppo_steer_keys, bd_ppo_steer,
+    bd_ppo_steer_keys, bd_ppo_steer, NULL, /* a round's batch stands alone */
 };

@@ -127,6 +127,12 @@ long long bd_replay_collect(bd_replay *r, const bd_batch *b, uint64_t version)
     return added;
 }
 
+void bd_replay_restart(bd_replay *r, int c0, int n)
+{
+    for (int i = c0 < 0 ? 0 : c0; r->pending && i < c0 + n && i < r->N; i++)
+        r->pending[i] = 0;
+}
+
 void bd_replay_sample(uint64_t seed, uint64_t draw, int64_t size, int n, int64_t *idx)
 {
     /* two 64-bit draws per Philox block: counter (draw, k / 2), the draw's high word as world */

@@ -71,6 +71,10 @@ void bd_replay_add(bd_replay *r, const float *obs, const float *act, float rew, 
  * Returns the transitions added. */
 long long bd_replay_collect(bd_replay *r, const bd_batch *b, uint64_t version);
 
+/* Columns [c0, c0 + n) start over (a restarted muscle's fresh worlds): the last step of each
+ * that waits for its next observation is dropped, not completed with another episode's. */
+void bd_replay_restart(bd_replay *r, int c0, int n);
+
 /* n row indices in [0, size) (size > 0), uniform, a function of (seed, draw, n) alone:
  * draw counts the sample batches of a run (the learner's gradient steps). */
 void bd_replay_sample(uint64_t seed, uint64_t draw, int64_t size, int n, int64_t *idx);

@@ -331,8 +331,13 @@ static int bd_sac_steer(void *self, const void *params, const char *const *keys)
     return l->sac ? bdt_sac_set_rates(l->sac, &sc) : BD_OK;
 }
 
+static void bd_sac_restart(void *self, int c0, int n)
+{
+    bd_replay_restart(&((bd_sac_state *)self)->buf, c0, n);
+}
+
 const bd_learner_ops bd_sac_learner = {
     bd_sac_create, bd_sac_destroy, bd_sac_load,       bd_sac_collect,    bd_sac_update,
     bd_sac_stats,  bd_sac_weights_out, bd_sac_weights_in, bd_sac_save,   bd_sac_version,
-    bd_sac_steer_keys, bd_sac_steer,
+    bd_sac_steer_keys, bd_sac_steer, bd_sac_restart,
 };

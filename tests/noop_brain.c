@@ -181,7 +181,7 @@ static uint64_t noop_version(const void *self)
 static const bd_learner_ops noop_ops = {
     noop_create, noop_destroy, noop_load,        noop_collect,    noop_update,
     noop_stats,  noop_weights_out, noop_weights_in, noop_save,   noop_version,
-    NULL, NULL,
+    NULL, NULL, NULL,
 };
 
 /* family "ppo": its muscle is the ppo muscle, which runs the actor-critic MLP it is sent */

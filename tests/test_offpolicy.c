@@ -100,6 +100,19 @@ Test(offpolicy, next_observations_come_from_the_right_step)
     cr_assert_eq(bd_replay_collect(&r, &z.b, 9), 1 + 2); /* column 0's waiting step and its two */
     cr_assert_eq(r.size, before + 3);
     cr_assert_eq(find_row(&r, 1021), -1, "column 1's waiting step was dropped");
+    /* a column whose muscle restarted (a round with no rollout at all between, which the
+     * buffer never sees): its waiting step is dropped, not completed with the fresh
+     * world's first observation */
+    batch3 w;
+    batch3_make(&w, 3000);
+    before = r.size;
+    bd_replay_restart(&r, 0, 1);
+    cr_assert_eq(bd_replay_collect(&r, &w.b, 10), 4, "only this round's own transitions");
+    cr_assert_eq(r.size, before + 4);
+    cr_assert_eq(find_row(&r, 2020), -1, "column 0's waiting step was dropped");
+    bd_replay_restart(&r, 1, 5); /* past the columns: nothing else touched */
+    cr_assert_eq(r.pending[0], 1);
+    cr_assert_eq(r.pending[1], 0);
     bd_replay_fini(&r);
 }
 
