@@ -484,7 +484,9 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
                 mine[m++] = eps[e];
         if (!rc)
             rc = verify_agent(file, phase, agent, name, mine, m, out, &bad);
-        if (!rc && bad == 0)
+        if (!rc && bad == 0 && m == 0)
+            fprintf(out, "verify %s: returns not checked: no episode ended in its recorded columns\n", name);
+        else if (!rc && bad == 0)
             fprintf(out, "verify %s: returns ok (%lld episodes%s)\n", name, (long long)m,
                     m < n ? " of its recorded columns" : "");
         free(mine);
@@ -496,6 +498,7 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
     uint64_t vmax = 0;
     if (rc == BD_OK && info->recorded_worlds >= 1)
         rc = verify_versions(file, phase, agent, name, out, &present, &vbad, &vmax);
+    t->checked += rc == BD_OK && present && info->rows > 0; /* every row's version: a check of its own */
     if (rc == BD_OK && present && vbad == 0)
         fprintf(out, "verify %s: weights versions ok (0 to %llu, never going back in a world)\n", name,
                 (unsigned long long)vmax);

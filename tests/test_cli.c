@@ -353,6 +353,26 @@ Test(replay, item08_verify_and_minari_fail_when_nothing_is_done, .timeout = 120)
     free(t);
     free(yml);
 
+    /* a trace of steps but no finished episode (MountainCar's first 64 steps): its weights
+     * versions are checked, so --verify of its run.h5 alone (no re-simulation) passes */
+    char *mc = bd_strfmt("/tmp/bd-cli-%d-mc.yml", (int)getpid());
+    const char *mc_text = "uid: mc\nseed: 1\nschedule:\n  - train:\n"
+                          "      environments: [{environment: {name: mountaincar, uid: car, params: {worlds: 4}}}]\n"
+                          "      agents: [{name: driver, brain: {name: ppo, params: {rollout_steps: 32}}, "
+                          "muscle: {name: ppo}, sensors: [car.*], actuators: [car.*]}]\n"
+                          "      simulation: {conditions: [{name: max_steps, params: {steps: 256}}]}\n"
+                          "      phase_config: {mode: train, worker: 1}\n";
+    cr_assert_eq(bd_write_file(mc, mc_text, strlen(mc_text)), BD_OK);
+    rm_rf(out);
+    cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", mc, out), 0, "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s/run.h5 --verify", out);
+    cr_assert_eq(rc, 0, "%s", t);
+    cr_assert(strstr(t, "returns not checked: no episode ended") && strstr(t, "weights versions ok"), "%s", t);
+    free(t);
+    unlink(mc);
+    free(mc);
+
     /* a trace with no episode: nothing to plot (an empty plot used to be drawn, exit 0);
      * then a run.h5 that links no trace (a run stopped while it started): nothing to
      * check, export or plot (each used to exit 0), while the plain table says so, exit 0 */
@@ -854,6 +874,10 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     rc = sh(&t, "$BODHI replay %s --tensorboard %s/tb/again", out, out);
     cr_assert_eq(rc, 2, "%s", t);
     cr_assert(strstr(t, "/tb, which holds the run's own curves"), "%s", t);
+    free(t);
+    rc = sh(&t, "$BODHI replay %s --tensorboard %s/not-made/../tb", out, out);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "'..' in the part of the path not made yet"), "%s", t);
     free(t);
     rc = sh(&t, "/usr/bin/python3 %s %s %s/tb", check, out, out);
     cr_assert_eq(rc, 0, "the run's own event files, untouched: %s", t);
