@@ -142,21 +142,32 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
 {
     struct stat rs, st;
     char *own = bd_strfmt("%s/tb", run_dir);
-    const int there = own && stat(own, &rs) == 0;
+    const int has_own = own && stat(own, &rs) == 0;
     free(own);
-    if (!there)
+    if (!has_own)
         return BD_OK; /* no curves of its own */
     char *up = bd_strdup(tb_dir), *real = NULL;
-    while (up && !(real = realpath(up, NULL))) { /* its nearest part that is there */
+    size_t there = up ? strlen(up) : 0; /* tb_dir's first `there` bytes: its nearest part that is there */
+    while (up && !(real = realpath(up, NULL))) {
         char *slash = strrchr(up, '/');
         if (!slash || slash == up) {
             strcpy(up, slash ? "/" : ".");
+            there = slash ? 1 : 0;
             real = realpath(up, NULL);
             break;
         }
         *slash = '\0';
+        there = strlen(up);
     }
     free(up);
+    /* the part to be made is resolved when made: a ".." in it is not known now
+     * (nothing/../RUN/tb is RUN/tb) */
+    for (const char *p = tb_dir + there; real && (p = strstr(p, "..")); p += 2)
+        if ((p == tb_dir || p[-1] == '/') && (p[2] == '/' || p[2] == '\0')) {
+            free(real);
+            return bd_seterr(BD_EINVAL, "--tensorboard '%s': '..' in the part of the path not made yet; give the "
+                                        "folder without it", tb_dir);
+        }
     int rc = real ? BD_OK : bd_seterr(BD_EINVAL, "--tensorboard '%s': %s", tb_dir, strerror(errno));
     while (rc == BD_OK) { /* it and every folder above it */
         if (stat(real, &st) == 0 && st.st_dev == rs.st_dev && st.st_ino == rs.st_ino)
