@@ -134,7 +134,7 @@ static void bd_agent_counts(bd_conductor *c, const bd_agent_state *a, cJSON *j)
         && bd_trace_dataset_shape(path, c->phase, a->name, "rewards", dims, &rank, NULL) == BD_OK
         && ti.recorded_worlds > 0 && bd_trace_read_episodes(path, c->phase, a->name, &eps, &ne) == BD_OK) {
         /* rows are every `every` env steps of the first recorded_worlds worlds' columns */
-        double traced = (double)ti.rows * ti.every * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
+        double traced = (double)bd_trace_span(&ti) * ((double)dims[1] * ti.worlds / ti.recorded_worlds);
         if (traced >= steps && (double)ne >= episodes) { /* it holds max_return too */
             steps = fmax(steps, traced);
             episodes = fmax(episodes, (double)ne);

@@ -74,11 +74,10 @@ int bd_env_load(const char *name, const bd_env_desc **out)
     /* dlopen searches the library path for a bare name; a plugin is a file: keep a '/'. */
     char file[4096 + 2];
     snprintf(file, sizeof file, "%s%s", strchr(path, '/') ? "" : "./", path);
-    /* a file: dlopen of a named pipe waits for a writer, of a folder fails with less to say */
+    /* a file: dlopen of a named pipe waits for a writer, of a folder fails with less to say
+     * (one that is not there, dlopen says so) */
     struct stat st;
-    if (stat(file, &st) != 0)
-        return bd_seterr(BD_ENOTFOUND, "environment plugin %s cannot be loaded: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
+    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode))
         return bd_seterr(BD_ENOTFOUND, "environment plugin %s cannot be loaded: it is not a file (a shared object)",
                          path);
     void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
