@@ -460,9 +460,9 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
         }
         launch_store->armed = false; /* the group keeps its store */
         /* Once every rank has made both rendezvous nobody reads the store again: rank 0
-         * removes it (c10d's FileStore removes its file only when every rank's store has
-         * gone, which a rank killed later never does). What a launch that failed leaves
-         * stays until the next one forms: its keys are under its own id, read by no one. */
+         * removes it (the store counts no workers: c10d removes nothing). What a launch
+         * that failed leaves stays until a later run that ends well sweeps it: its keys are
+         * under its own id, read by no one. */
         if (g->fast) { /* (with BODHI_GROUP_SLOW, a comparison, the store stays) */
             auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             /* at least a second: a rendezvous that ended near the deadline must not fail
