@@ -113,24 +113,26 @@ int bd_brain_collect(bd_brain *b, int k, const bd_request *req)
     return BD_OK;
 }
 
-/* The final observations of the episodes bd_stats_add just finished, in its order
- * ((t, world) among the valid columns), into b->efin. */
+/* The final observations of the episodes bd_stats_add just finished, in its order, into
+ * b->efin: each from the row and column it ended at in this round's batch (an episode
+ * that lost rows, bd_stats_cut, ended there too but is not one of them). */
 int bd_brain_final_rows(bd_brain *b)
 {
     const size_t N = (size_t)b->N, S = (size_t)b->S;
-    int k = 0;
-    for (size_t t = 0; t < (size_t)b->T; t++)
-        for (size_t i = 0; i < N; i++) {
-            size_t c = t * N + i;
-            if (!b->valid[i] || !(b->term[c] | b->trunc[c]))
-                continue;
-            if (k >= b->stats.done_n)
-                return bd_seterr(BD_ESTATE, "brain: more ended episodes than finished ones");
-            memcpy(b->efin + (size_t)k * S, b->fobs + c * S, sizeof(float) * S);
-            k++;
-        }
-    return k == b->stats.done_n ? BD_OK : bd_seterr(BD_ESTATE, "brain: %d final observations for %d episodes", k,
-                                                    b->stats.done_n);
+    const int64_t first = b->stats.rows - b->T; /* this round's first row */
+    for (int k = 0; k < b->stats.done_n; k++) {
+        const bd_episode *e = &b->stats.done[k];
+        const int64_t t = e->start_step + e->length - 1 - first;
+        if (t < 0 || t >= b->T || e->world < 0 || (size_t)e->world >= N)
+            return bd_seterr(BD_ESTATE, "brain: episode %d of column %d ended at row %lld, outside this round", k,
+                             e->world, (long long)(e->start_step + e->length - 1));
+        const size_t c = (size_t)t * N + (size_t)e->world;
+        if (!(b->term[c] | b->trunc[c]))
+            return bd_seterr(BD_ESTATE, "brain: episode %d of column %d ended at a row without its flag", k,
+                             e->world);
+        memcpy(b->efin + (size_t)k * S, b->fobs + c * S, sizeof(float) * S);
+    }
+    return BD_OK;
 }
 
 /* Columns no muscle filled this round: NaN data, no episode flags. */

@@ -14,7 +14,8 @@ int bd_stats_init(bd_stats *s, int n, int window)
     s->ret = calloc((size_t)n, sizeof *s->ret);
     s->len = calloc((size_t)n, sizeof *s->len);
     s->start = calloc((size_t)n, sizeof *s->start);
-    if (!s->ret || !s->len || !s->start) {
+    s->cut = calloc((size_t)n, sizeof *s->cut);
+    if (!s->ret || !s->len || !s->start || !s->cut) {
         bd_stats_fini(s);
         return bd_seterr(BD_ENOMEM, "stats: out of memory for %d columns", n);
     }
@@ -26,6 +27,7 @@ void bd_stats_fini(bd_stats *s)
     free(s->ret);
     free(s->len);
     free(s->start);
+    free(s->cut);
     free(s->done);
     free(s->quota_left);
     memset(s, 0, sizeof *s);
@@ -71,7 +73,14 @@ void bd_stats_restart(bd_stats *s, int c0, int n)
         s->ret[i] = 0;
         s->len[i] = 0;
         s->start[i] = -1; /* set at the column's next valid row */
+        s->cut[i] = 0;    /* fresh worlds: nothing lost of their episodes */
     }
+}
+
+void bd_stats_cut(bd_stats *s, int c0, int n)
+{
+    for (int i = c0 < 0 ? 0 : c0; i < c0 + n && i < s->n; i++)
+        s->cut[i] = 1;
 }
 
 int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *terminated,
@@ -89,6 +98,13 @@ int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *termin
             s->len[i]++;
             if (!terminated[row + i] && !truncated[row + i])
                 continue;
+            if (s->cut[i]) { /* it lost rows: not an episode to count; the next one is */
+                s->cut[i] = 0;
+                s->ret[i] = 0;
+                s->len[i] = 0;
+                s->start[i] = s->rows + t + 1;
+                continue;
+            }
             bd_episode e = {.world = i, .start_step = s->start[i], .length = s->len[i],
                             .ret = (float)s->ret[i], .terminated = terminated[row + i],
                             .truncated = truncated[row + i]};

@@ -30,6 +30,7 @@ typedef struct {
     bd_episode *done;      /* episodes finished by the last bd_stats_add */
     int done_n, done_cap;
     int64_t *quota_left;   /* (N) episodes each column may still count, or NULL (no quota) */
+    uint8_t *cut;          /* (N) 1: its running episode lost rows (bd_stats_cut): not counted */
 } bd_stats;
 
 int bd_stats_init(bd_stats *s, int n, int window);
@@ -52,6 +53,11 @@ int bd_stats_add(bd_stats *s, int T, const float *rewards, const uint8_t *termin
 /* Columns [c0, c0 + n) start over (their muscle restarted and reset its worlds): their
  * running episodes are dropped, and the next episode starts at their next valid row. */
 void bd_stats_restart(bd_stats *s, int c0, int n);
+
+/* Columns [c0, c0 + n) lost rows of their running episodes (a rollout refused while their
+ * worlds went on): those episodes are not counted when they end (their return and length
+ * would miss the lost steps), and each column's next episode counts again. */
+void bd_stats_cut(bd_stats *s, int c0, int n);
 
 /* Mean of the last `window` finished returns (of all if fewer); 0 if none. */
 double bd_stats_mean_recent(const bd_stats *s, int window);

@@ -129,6 +129,30 @@ Test(stats, a_restarted_column_drops_its_running_episode)
     bd_stats_fini(&s);
 }
 
+Test(stats, a_cut_column_does_not_count_the_episode_that_lost_rows)
+{
+    /* 2 columns; column 1's rollout is refused for a row while its world goes on: the
+     * episode that lost the row is not counted (its return would miss that row's reward),
+     * the next one is, from its first row */
+    bd_stats s;
+    cr_assert_eq(bd_stats_init(&s, 2, 10), BD_OK);
+    float r[2] = {1, 5};
+    uint8_t no[2] = {0, 0}, v01[2] = {1, 0}, end1[2] = {0, 1}, end[2] = {1, 1};
+    cr_assert_eq(bd_stats_add(&s, 1, r, no, no, NULL), BD_OK);   /* row 0 */
+    bd_stats_cut(&s, 1, 1);
+    cr_assert_eq(bd_stats_add(&s, 1, r, no, no, v01), BD_OK);    /* row 1: column 1 refused */
+    cr_assert_eq(bd_stats_add(&s, 1, r, no, end1, NULL), BD_OK); /* row 2: column 1's cut episode ends */
+    cr_assert_eq(s.done_n, 0, "the cut episode is not counted");
+    cr_assert_eq(bd_stats_add(&s, 1, r, end, no, NULL), BD_OK);  /* row 3: both end */
+    cr_assert_eq(s.done_n, 2);
+    cr_assert_eq(s.done[0].length, 4);
+    cr_assert_eq(s.done[1].start_step, 3, "column 1's next episode counts, from its first row");
+    cr_assert_eq(s.done[1].length, 1);
+    cr_assert_float_eq(s.done[1].ret, 5.0f, 1e-6);
+    cr_assert_eq(s.episodes, 2);
+    bd_stats_fini(&s);
+}
+
 Test(ppo, shuffles_are_permutations_and_reproducible)
 {
     enum { N = 1000, E = 3 };

@@ -492,8 +492,13 @@ Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TE
                          "v = f['train/mover/weights_version'][:]\n"
                          "assert (v[gone, :2] == 0).all() and v[:, 2:].max() > 0\n"
                          "assert (np.diff(v[:, 2:].astype(np.int64), axis=0) >= 0).all()\n"
+                         "e = f['train/mover/episodes'][:]\n"
+                         "assert len(e) > 0\n"
+                         "for w, s0, n in zip(e['world'], e['start_step'], e['length']):\n"
+                         "    assert not np.isnan(r[s0:s0 + n, w]).any(), ('an episode spans a refused round', w, s0, n)\n"
                          "\"", out);
-    cr_assert_eq(system(py), 0, "run.h5 holds what was refused as missing columns (weights version 0)");
+    cr_assert_eq(system(py), 0, "run.h5 holds what was refused as missing columns (weights version 0), and no "
+                                "episode that lost a refused round's steps");
     free(py); free(log); free(out); free(file);
 }
 
