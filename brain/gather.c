@@ -49,7 +49,13 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
         return rc;
     }
     if (again) {
-        bd_stats_restart(&b->stats, (int)w0, n);
+        /* a new process (a restart) brings fresh worlds; the same one greeting again (its
+         * answer or connection lost, its rollout dropped) kept its worlds going through the
+         * rounds it missed: their running episodes lost rows */
+        if (h.pid && h.pid == b->hello[k].pid)
+            bd_stats_cut(&b->stats, (int)w0, n);
+        else
+            bd_stats_restart(&b->stats, (int)w0, n);
         if (b->learner && b->lops->restart) /* nor does the learner tie its worlds to their last steps */
             b->lops->restart(b->learner, (int)w0, n);
     }

@@ -429,8 +429,8 @@ int bd_ranks_plan(bd_ranks *r, const char *phase, const char *agent)
     const char *store = getenv("BODHI_GROUP_STORE");
     if (!store || !*store)
         return bd_seterr(BD_EINVAL, "brain: rank %d of %d has no BODHI_GROUP_STORE", rank, world);
-    /* one store file a phase and agent: c10d's FileStore deletes its file when as many
-     * processes as the group holds have left it, so groups must not share one */
+    /* one store file a phase and agent: rank 0 removes it once that group has formed, so
+     * groups must not share one */
     r->store = bd_strfmt("%s.%s.%s", store, phase, agent);
     r->agent = bd_strfmt("%s", agent);
     r->phase = bd_strfmt("%s", phase);

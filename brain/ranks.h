@@ -111,9 +111,9 @@ int bd_ranks_timeout(int *seconds);
  * temporary of the writing process's own; a rank's first word of a launch stays, and only
  * an earlier launch's gives way), which every other rank's join polls
  * (bdt_group_join's `left`) and fails on at once rather than at its timeout. A plain file,
- * not a key of the group's store: c10d's FileStore deletes its file once as many stores
- * as ranks have been closed on it, so no other process may open it. Nothing without
- * BODHI_GROUP_LEFT. */
+ * not a key of the group's store: rank 0 removes the store once its group has formed, and
+ * a key written then would be lost (c10d's FileStore also used to delete its file once as
+ * many stores as ranks had been closed on it). Nothing without BODHI_GROUP_LEFT. */
 int bd_ranks_say_left(int rank, const char *phase, const char *why);
 /* Removes what earlier launches left in the store folder (BODHI_GROUP_LEFT's): the store
  * files of launches that failed and the words of bd_ranks_say_left, last written before

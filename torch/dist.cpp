@@ -463,7 +463,7 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
          * removes it (the store counts no workers: c10d removes nothing). What a launch
          * that failed leaves stays until a later run that ends well sweeps it: its keys are
          * under its own id, read by no one. */
-        if (g->fast) { /* (with BODHI_GROUP_SLOW, a comparison, the store stays) */
+        if (world > 1) {
             auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             /* at least a second: a rendezvous that ended near the deadline must not fail
              * one rank's barrier while the others pass theirs */

@@ -45,7 +45,7 @@ int bdt_group_join(const char *store_path, const char *name, int rank, int world
  * earlier launch's rank 0 left is only named at the deadline). Each launch's keys are its own (rank 0 answers every
  * rank's fresh draw with the group's id, and the rendezvous runs under it), so what an
  * earlier launch left in the same store file is never read; once every rank is past the
- * rendezvous rank 0 removes the file (not with BODHI_GROUP_SLOW, a comparison switch). */
+ * rendezvous rank 0 removes the file. */
 /* This launch's id for the group (32 hex digits, drawn by rank 0 at the join and the same
  * on every rank; "" for NULL): traces of one launch carry it (memory, "group_id"). */
 const char *bdt_group_id(const bdt_group *g);
