@@ -437,19 +437,29 @@ static cJSON *summary_json(const char *out)
     return s;
 }
 
-Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300 * BD_TEST_SLOW)
+/* Runs file into out and kill -9s train muscle `id` at the first update; the run must
+ * complete (exit 0) with that one restart in log.jsonl, whose path it returns (caller
+ * frees). */
+static char *run_killing_muscle(const char *file, const char *out, int id)
 {
-    char *file = write_run("kmuscle", 150000);
-    char *out = bd_strfmt("/tmp/bd-run-%d-kmuscle", (int)getpid());
     pid_t pid = start_bodhi(file, out);
     char *log = bd_strfmt("%s/log.jsonl", out);
     wait_for_text(log, "\"event\":\"update\"", 60);
-    char *cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 1'", out);
-    cr_assert_eq(system(cmd), 0, "muscle 1 was running");
+    char *cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id %d'", out, id);
+    cr_assert_eq(system(cmd), 0, "muscle %d was running", id);
+    free(cmd);
     int st;
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
     cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "log.jsonl records the restart");
+    return log;
+}
+
+Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *file = write_run("kmuscle", 150000);
+    char *out = bd_strfmt("/tmp/bd-run-%d-kmuscle", (int)getpid());
+    char *log = run_killing_muscle(file, out, 1);
     cr_assert(count_lines_with(log, "was killed by signal 9 (Killed)") >= 1, "with its reason");
     cJSON *s = summary_json(out);
     cJSON *ph = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "phases"), 0);
@@ -463,7 +473,6 @@ Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300
         cr_assert_eq(system(py), 0, "h5py opens run.h5");
         free(py);
     }
-    free(cmd);
     free(log);
     free(out);
     free(file);
@@ -471,29 +480,19 @@ Test(conductor, killed_muscle_is_restarted_and_the_run_completes, .timeout = 300
 
 /* The only muscle killed (worker: 1): the round that came without any rollout is a round of
  * NaN in the trace, so that the restarted muscle's fresh worlds do not continue the lost
- * ones' rows as if they were the same episodes (they did: --verify found every world's
- * recorded steps not re-simulated from the splice on, and the episodes' starts were off
- * by nothing the trace showed). */
+ * ones' rows as if they were the same episodes (they did, unmarked: --verify found every
+ * world's recorded steps not re-simulated from the splice on). */
 Test(conductor, the_only_muscle_killed_leaves_a_marked_gap, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run("konly", 150000);
     char *sed = bd_strfmt("sed -i 's/{mode: train, worker: 2}/{mode: train, worker: 1}/' %s", file);
     cr_assert_eq(system(sed), 0);
     char *out = bd_strfmt("/tmp/bd-run-%d-konly", (int)getpid());
-    pid_t pid = start_bodhi(file, out);
-    char *log = bd_strfmt("%s/log.jsonl", out);
-    wait_for_text(log, "\"event\":\"update\"", 60);
-    char *cmd = bd_strfmt("pkill -KILL -f '[m]uscle --run-dir %s --phase train --id 0'", out);
-    cr_assert_eq(system(cmd), 0, "muscle 0 was running");
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run completes (status %d)", st);
-    cr_assert_eq(count_lines_with(log, "\"event\":\"restarted\""), 1, "log.jsonl records the restart");
+    char *log = run_killing_muscle(file, out, 0);
     char *v = verify_run(out, 0);
     cr_assert(strstr(v, "returns ok"), "%s", v);
     cr_assert(strstr(v, "world(s) not checked past a row of NaN"), "no gap marked:\n%s", v);
     free(v);
-    free(cmd);
     free(log);
     free(out);
     free(sed);
