@@ -40,16 +40,11 @@ int bd_stats_set_quota(bd_stats *s, long long episodes, int members)
                          members);
     if (!s->quota_left && !(s->quota_left = malloc((size_t)s->n * sizeof *s->quota_left)))
         return bd_seterr(BD_ENOMEM, "stats: out of memory for %d columns", s->n);
-    /* sums to `episodes`: floor((E + k) / N) over k < N, where column i = (world w, member m)
-     * is k = m W + w: the shares go round the worlds before a world's members */
     /* what is left of the quota: all of it at the start; after a cap that changed
      * mid-phase (`bodhi set`), what the episodes counted so far leave, shared afresh */
     const long long left = episodes > (long long)s->episodes ? episodes - (long long)s->episodes : 0;
-    const int worlds = s->n / members;
-    for (int i = 0; i < s->n; i++) {
-        long long k = (long long)(i % members) * worlds + i / members;
-        s->quota_left[i] = (int64_t)((left + k) / s->n);
-    }
+    for (int i = 0; i < s->n; i++)
+        s->quota_left[i] = bd_episode_share(left, s->n, members, i);
     return BD_OK;
 }
 

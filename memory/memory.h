@@ -173,6 +173,14 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
  * write. How many, and the first in *first (-1: none). */
 int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first);
 
+/* Column c's share of an episodes target of `episodes` over `columns` columns of `members`
+ * a world (world-major: c = world x members + member), as Stable-Baselines3's
+ * evaluate_policy splits it: floor((episodes + k) / columns), k = member x worlds + world,
+ * so the shares go round the worlds before a world's members and sum to `episodes`. The
+ * first that many episodes of a column are the ones a phase counts (brain/stats.c; replay
+ * of a sweep). */
+int64_t bd_episode_share(long long episodes, int columns, int members, int c);
+
 /* Reads a whole (T, N) float32, uint8 or uint64 dataset ("rewards", "terminated",
  * "weights_version", ...) into a
  * heap buffer (caller frees) with its shape. For (T,N,K) datasets dims[2] is K (1 for

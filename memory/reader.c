@@ -206,6 +206,13 @@ static int episodes_fields_ok(hid_t ds, const char *where, const char *phase, co
     return rc;
 }
 
+int64_t bd_episode_share(long long episodes, int columns, int members, int c)
+{
+    const int worlds = columns / members;
+    const long long k = (long long)(c % members) * worlds + c / members;
+    return (int64_t)((episodes + k) / columns);
+}
+
 int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first)
 {
     int64_t wrong = 0;

@@ -208,8 +208,7 @@ static long long phase_quota(const char *dir, const char *phase)
 
 /* Of eps (n, in the order they ended), those bodhi run counted toward an episodes target
  * E over columns columns of `members` a world, moved to the front in order: each column's
- * first floor((E + k) / columns), k = member x worlds + world (brain/stats.c's shares);
- * their count. */
+ * first bd_episode_share; their count. */
 static int64_t counted_first(bd_episode *eps, int64_t n, long long E, int columns, int members)
 {
     if (columns < 1 || members < 1 || columns % members)
@@ -217,11 +216,9 @@ static int64_t counted_first(bd_episode *eps, int64_t n, long long E, int column
     int64_t *taken = calloc((size_t)columns, sizeof *taken), m = 0;
     if (!taken)
         return n;
-    const int worlds = columns / members;
     for (int64_t e = 0; e < n; e++) {
         const int i = eps[e].world;
-        const long long k = (long long)(i % members) * worlds + i / members;
-        if (i < 0 || i >= columns || taken[i] >= (E + k) / columns)
+        if (i < 0 || i >= columns || taken[i] >= bd_episode_share(E, columns, members, i))
             continue;
         taken[i]++;
         eps[m++] = eps[e];
