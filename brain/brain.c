@@ -459,13 +459,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
         int crc = bd_brain_collect(b, k, req);
         if (crc == BD_EINVAL) { /* refused: its columns are missing this round, as for a muscle that died */
             b->refused_rollouts++;
-            /* its worlds went on: their running episodes lost this round's steps */
-            int n;
-            uint32_t w0;
-            bd_agent_shard(b->ap, b->M, k, &n, &w0);
-            bd_stats_cut(&b->stats, (int)w0, n);
-            if (b->learner && b->lops->restart)
-                b->lops->restart(b->learner, (int)w0, n);
+            bd_brain_lost_rows(b, k, 0); /* its worlds went on without this round's steps */
             snprintf(b->refused_why, sizeof b->refused_why, "%s", bd_lasterr());
             fprintf(stderr, "bodhi brain %s: round %lld: refused the rollout of %s\n", b->ap->cfg->name, b->round_no,
                     bd_lasterr());

@@ -87,6 +87,11 @@ typedef struct {
  * data is not fit to learn from); columns no muscle filled; the final observations of the
  * episodes bd_stats_add just finished. */
 int bd_brain_greet(void *ctx, int k, bd_request *req, int again);
+/* Muscle k's columns lost rows: with fresh worlds (a new process) their running episodes
+ * are dropped and the next start at their next data; without (the same worlds went on)
+ * those episodes are not counted when they end. Either way the learner drops what it
+ * keeps of their last steps. */
+void bd_brain_lost_rows(bd_brain *b, int k, int fresh);
 int bd_brain_collect(bd_brain *b, int k, const bd_request *req);
 void bd_brain_blank(bd_brain *b);
 int bd_brain_final_rows(bd_brain *b);

@@ -48,19 +48,26 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
         fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, bd_lasterr());
         return rc;
     }
-    if (again) {
-        /* a new process (a restart) brings fresh worlds; the same one greeting again (its
-         * answer or connection lost, its rollout dropped) kept its worlds going through the
-         * rounds it missed: their running episodes lost rows */
-        if (h.pid && h.pid == b->hello[k].pid)
-            bd_stats_cut(&b->stats, (int)w0, n);
-        else
-            bd_stats_restart(&b->stats, (int)w0, n);
-        if (b->learner && b->lops->restart) /* nor does the learner tie its worlds to their last steps */
-            b->lops->restart(b->learner, (int)w0, n);
-    }
+    /* a new process (a restart) brings fresh worlds; the same one greeting again (its
+     * answer or connection lost, its rollout dropped) kept its worlds going through the
+     * rounds it missed */
+    if (again)
+        bd_brain_lost_rows(b, k, !(h.pid && h.pid == b->hello[k].pid));
     b->hello[k] = h;
     return BD_OK;
+}
+
+void bd_brain_lost_rows(bd_brain *b, int k, int fresh)
+{
+    int n;
+    uint32_t w0;
+    bd_agent_shard(b->ap, b->M, k, &n, &w0);
+    if (fresh)
+        bd_stats_restart(&b->stats, (int)w0, n);
+    else
+        bd_stats_cut(&b->stats, (int)w0, n);
+    if (b->learner && b->lops->restart) /* nor does the learner tie its worlds to their last steps */
+        b->lops->restart(b->learner, (int)w0, n);
 }
 
 /* Copies muscle k's rollout into the (T, N) batch and marks its columns valid. BD_EINVAL

@@ -3,7 +3,6 @@
  * `const bd_env_desc symbol` built against include/bodhi/env_abi.h; it may provide a CUDA
  * launcher too. Handles are never closed: descriptors point into the object. */
 #include <dlfcn.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
