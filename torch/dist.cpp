@@ -327,15 +327,16 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
             const std::string draw = draw_id(), entry = draw + "\n" + mine;
             const std::string key = "launch/" + std::to_string(rank), akey = "answer/" + std::to_string(rank);
             std::string answer;
-            /* a rank 0 that answers ranks below a smaller size than this rank's number:
-             * theirs, when it began to join after this launch did (else it may be an
-             * earlier launch's, and its size only a hint at the deadline) */
-            auto past_size = [&](bool fresh_only) {
+            /* the size in the store when it has no place for this rank ("" otherwise), and
+             * in *fresh whether rank 0 wrote it after this launch began (else it may be an
+             * earlier launch's, and only a hint at the deadline) */
+            auto past_size = [&](bool *fresh) {
                 const std::string v = store->value(size_key);
                 char *end = nullptr;
                 const long w0 = v.empty() ? 0 : strtol(v.c_str(), &end, 10);
                 const double t0 = end && *end == ' ' ? strtod(end + 1, nullptr) : 0;
-                if (w0 < 1 || rank < w0 || (fresh_only && !(launched > 0 && t0 >= launched)))
+                *fresh = launched > 0 && t0 >= launched;
+                if (w0 < 1 || rank < w0)
                     return std::string();
                 return "rank 0 was started as one of " + std::to_string(w0) + " ranks (0 to " + std::to_string(w0 - 1) +
                        "), this rank as rank " + std::to_string(rank) + " of " + std::to_string(world) +
@@ -371,9 +372,10 @@ extern "C" int bdt_group_join(const char *store_path, const char *name, int rank
                             answer = store->value(akey);
                             if (answer.compare(0, draw.size() + 1, draw + "\n") == 0)
                                 return true;
-                            if (!past_size(true).empty())
-                                throw std::runtime_error(past_size(true));
-                            size_seen = past_size(false); /* the size there now (a stale one replaced) */
+                            bool fresh;
+                            size_seen = past_size(&fresh); /* the size there now (a stale one replaced) */
+                            if (fresh && !size_seen.empty())
+                                throw std::runtime_error(size_seen);
                             /* rank 0 clears the entry when it comes (put it back); anything
                              * else there now is another live process's, started as this rank too */
                             const std::string there = store->value(key);
