@@ -136,8 +136,12 @@ static int close_enough(double sum, double ret)
     return fabs(sum - ret) <= REPLAY_REL_TOL * fmax(fabs(sum), fabs(ret)) + REPLAY_ABS_TOL;
 }
 
-/* Checks every episode of one agent against rewards (T, N), streamed in blocks of rows.
- * *bad counts mismatches (printed to out, the first REPLAY_MAX_REPORTS of them). */
+/* Checks every episode of one agent against rewards (T, N) and the step flags, streamed in
+ * blocks of rows: its return is the sum of its world's rewards over its steps; its last
+ * step is flagged as its terminated and truncated say, no earlier step of it is flagged,
+ * and the step before its first ended an episode of its world or is a lost round's NaN
+ * (or it starts at step 0). *bad counts mismatches (printed to out, the first
+ * REPLAY_MAX_REPORTS of them). */
 static int verify_agent(const char *path, const char *phase, const char *agent,
                         const char *name, const bd_episode *eps, int64_t n, FILE *out,
                         int64_t *bad)
@@ -161,14 +165,17 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
     int64_t *active = malloc((size_t)(n ? n : 1) * sizeof *active);
     int64_t *left = malloc((size_t)(n ? n : 1) * sizeof *left);
     double *acc = calloc((size_t)(n ? n : 1), sizeof *acc);
-    size_t row_bytes = (size_t)N * sizeof(float);
+    size_t row_bytes = (size_t)N * (sizeof(float) + 2);
     int64_t block = row_bytes ? (int64_t)(REPLAY_BLOCK_BYTES / row_bytes) : 1;
     if (block < 1)
         block = 1;
     if (T < block)
         block = T > 0 ? T : 1;
-    float *rows = malloc((size_t)block * row_bytes + 1);
-    if (!order || !active || !left || !acc || !rows) {
+    float *rows = malloc((size_t)block * (size_t)N * sizeof(float) + 1);
+    uint8_t *term = malloc((size_t)block * (size_t)N + 1), *trunc = malloc((size_t)block * (size_t)N + 1);
+    uint8_t *edge = malloc((size_t)N); /* by world: an episode may start at the next row */
+    uint8_t *wrong = calloc((size_t)(n ? n : 1), 1); /* by episode: said already (counted once) */
+    if (!order || !active || !left || !acc || !rows || !term || !trunc || !edge || !wrong) {
         rc = bd_seterr(BD_ENOMEM, "out of memory verifying %s", name);
         goto done;
     }
@@ -187,34 +194,64 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
 
     int64_t next = 0, nactive = 0;
     int64_t first = m ? eps[order[0]].start_step : T;  /* rows before it hold no episode */
+    memset(edge, 1, (size_t)N);
+    if (first > 0)
+        first--; /* the row before the first episode: whether it ended one */
     for (int64_t r0 = first; r0 < T && (next < m || nactive > 0); r0 += block) {
         int64_t nr = T - r0 < block ? T - r0 : block;
-        if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, N, 0, rows)))
+        if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, N, 0, rows))
+            || (rc = bd_trace_read_rows(path, phase, agent, "terminated", r0, nr, N, 0, term))
+            || (rc = bd_trace_read_rows(path, phase, agent, "truncated", r0, nr, N, 0, trunc)))
             goto done;
         for (int64_t r = r0; r < r0 + nr; r++) {
+            const size_t base = (size_t)(r - r0) * (size_t)N;
+            const float *row = rows + base;  // row is (N,)
             while (next < m && eps[order[next]].start_step == r) {
                 int64_t i = order[next++];
                 acc[i] = 0;
                 left[i] = eps[i].length;
                 active[nactive++] = i;
+                if (!edge[eps[i].world] && !wrong[i]++)
+                    mismatch(out, name, i, &eps[i], 0, "no episode of its world ended at the step before", bad);
             }
-            const float *row = rows + (size_t)(r - r0) * (size_t)N;  // row is (N,)
             for (int64_t a = 0; a < nactive;) {
                 int64_t i = active[a];
-                acc[i] += (double)row[eps[i].world];
+                const int w = eps[i].world;
+                const int ft = term[base + (size_t)w] != 0, fc = trunc[base + (size_t)w] != 0;
+                acc[i] += (double)row[w];
                 if (--left[i] > 0) {
+                    if ((ft || fc) && !wrong[i]++) {
+                        char why[96];
+                        snprintf(why, sizeof why, "step %lld, before its last, is flagged %s", (long long)r,
+                                 ft ? "terminated" : "truncated");
+                        mismatch(out, name, i, &eps[i], 0, why, bad);
+                    }
                     a++;
                     continue;
                 }
-                if (!close_enough(acc[i], eps[i].ret))
+                if (wrong[i]) {
+                    /* said at its first step, or at a step of it before its last */
+                } else if (ft != (eps[i].terminated != 0) || fc != (eps[i].truncated != 0)) {
+                    char why[160];
+                    snprintf(why, sizeof why, "says terminated %d, truncated %d; its last step's flags are %d, %d",
+                             eps[i].terminated != 0, eps[i].truncated != 0, ft, fc);
+                    mismatch(out, name, i, &eps[i], 0, why, bad);
+                } else if (!close_enough(acc[i], eps[i].ret)) {
                     mismatch(out, name, i, &eps[i], acc[i], NULL, bad);
+                }
                 active[a] = active[--nactive];
             }
+            for (int64_t w = 0; w < N; w++)
+                edge[w] = term[base + (size_t)w] || trunc[base + (size_t)w] || isnan(row[w]);
         }
     }
     if (*bad > REPLAY_MAX_REPORTS)
         fprintf(out, "verify %s: ... %lld mismatches in all\n", name, (long long)*bad);
 done:
+    free(wrong);
+    free(edge);
+    free(trunc);
+    free(term);
     free(rows);
     free(acc);
     free(left);
@@ -487,7 +524,7 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
         if (!rc && bad == 0 && m == 0)
             fprintf(out, "verify %s: returns not checked: no episode ended in its recorded columns\n", name);
         else if (!rc && bad == 0)
-            fprintf(out, "verify %s: returns ok (%lld episodes%s)\n", name, (long long)m,
+            fprintf(out, "verify %s: returns and end flags ok (%lld episodes%s)\n", name, (long long)m,
                     m < n ? " of its recorded columns" : "");
         free(mine);
         t->checked += m > 0 || bad > 0; /* no episode: its returns checked nothing */
@@ -682,8 +719,8 @@ static int replay_outputs(const char *path, const char *file, const bd_replay_op
     else if (!rc && verify && nmissing > 0) /* --verify: a lost trace fails the check */
         rc = bd_seterr(BD_EINVAL, "'%s': %d trace(s) it links to are missing", file, nmissing);
     else if (!rc && t->bad > 0)
-        rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) whose return is not the sum of their "
-                                  "rewards",
+        rc = bd_seterr(BD_EINVAL, "'%s': %lld episode(s) or world(s) that do not match what the run recorded "
+                                  "(see above)",
                        file, (long long)t->bad);
     else if (!rc && t->vbad > 0)
         rc = bd_seterr(BD_EINVAL, "'%s': %lld world(s) whose weights version goes back", file, (long long)t->vbad);

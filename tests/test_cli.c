@@ -64,7 +64,7 @@ Test(replay, replay_verify_ok)
     char *text = slurp(out);
     cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
     cr_assert(strstr(text, "train/balancer"), "%s", text);
-    cr_assert(strstr(text, "verify train/balancer: returns ok"), "%s", text);
+    cr_assert(strstr(text, "verify train/balancer: returns and end flags ok"), "%s", text);
     char want[64];
     snprintf(want, sizeof want, " %lld ", (long long)n);
     cr_assert(strstr(text, want), "episode count %lld missing:\n%s", (long long)n, text);
