@@ -463,6 +463,11 @@ static int bd_brain_round(bd_brain *b, int *stop)
             snprintf(b->refused_why, sizeof b->refused_why, "%s", bd_lasterr());
             fprintf(stderr, "bodhi brain %s: round %lld: refused the rollout of %s\n", b->ap->cfg->name, b->round_no,
                     bd_lasterr());
+            if (++b->refused_row[k] >= BD_BRAIN_REFUSED_MAX) /* its env's data is never fit: nothing to wait for */
+                return bd_seterr(BD_EINVAL, "%d rollouts in a row refused, the last: %s. Its env gives data that no "
+                                             "learner can take (a value that is NaN or infinite, a flag other than 0 "
+                                             "or 1), and its worlds would never count a step", BD_BRAIN_REFUSED_MAX,
+                                 b->refused_why);
             continue;
         }
         if (crc != BD_OK) { /* a muscle that sends nonsense leaves */
@@ -473,6 +478,7 @@ static int bd_brain_round(bd_brain *b, int *stop)
             bd_round_lose(b->round, k);
             continue;
         }
+        b->refused_row[k] = 0;
         have++;
     }
     long long cols = 0;
@@ -635,7 +641,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     b->hello = calloc((size_t)b->M, sizeof *b->hello);
     b->lost = calloc((size_t)b->M, sizeof *b->lost);
     b->lost_pid = calloc((size_t)b->M, sizeof *b->lost_pid);
-    if (!b->hello || !b->lost || !b->lost_pid)
+    b->refused_row = calloc((size_t)b->M, sizeof *b->refused_row);
+    if (!b->hello || !b->lost || !b->lost_pid || !b->refused_row)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
@@ -775,6 +782,7 @@ static void bd_brain_teardown(bd_brain *b)
     free(b->hello);
     free(b->lost);
     free(b->lost_pid);
+    free(b->refused_row);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin); free(b->wver);
     free(b->mem_path);

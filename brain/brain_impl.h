@@ -19,6 +19,12 @@
 #include "wire/tls.h"
 #include "wire/wire.h"
 
+/* A muscle whose rollouts are refused (bd_rollout_check: a NaN or infinite observation or
+ * reward, a flag other than 0 or 1) this many rounds in a row fails the phase: its env
+ * gives data no learner can take, and a phase whose every rollout is refused would never
+ * count a step toward its caps. */
+#define BD_BRAIN_REFUSED_MAX 10
+
 typedef struct {
     /* config */
     const char *run_dir;
@@ -72,6 +78,7 @@ typedef struct {
     int gap_marked; /* a round without any rollout, after rollouts were recorded, is in the trace as a round
                        of NaN (a restarted muscle's fresh worlds never follow its lost ones unmarked) */
     char refused_why[256];    /* the last one's reason */
+    int *refused_row;         /* (M) each muscle's rollouts refused in a row (BD_BRAIN_REFUSED_MAX ends it) */
     /* news from the conductor's answers to heartbeats */
     cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
     pthread_mutex_t news_mu;

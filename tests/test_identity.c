@@ -502,6 +502,47 @@ Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TE
     free(py); free(log); free(out); free(file);
 }
 
+/* An env whose data is never fit to learn from (here world 0's NaN reward in every round:
+ * episodes of 4 steps, rounds of 16) does not keep a phase going for ever: the steps of a
+ * refused rollout never count toward its caps. The muscle's tenth refused rollout in a
+ * row fails the phase, naming why. */
+Test(identity, rollouts_refused_round_after_round_fail_the_phase, .timeout = 240 * BD_TEST_SLOW)
+{
+    char *file = bd_strfmt("/tmp/bd-ident-%d-nan10.yml", (int)getpid());
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "uid: nan10\n"
+            "seed: 4\n"
+            "schedule:\n"
+            "  - train:\n"
+            "      environments:\n"
+            "        - environment: {name: '%s:bd_faulty_env', uid: f, params: {worlds: 4, max_steps: 4}}\n"
+            "      agents:\n"
+            "        - name: mover\n"
+            "          brain: {name: ppo, params: {rollout_steps: 16, hidden: 8}}\n"
+            "          muscle: {name: ppo}\n"
+            "          sensors: [f.*]\n"
+            "          actuators: [f.move]\n"
+            "      simulation:\n"
+            "        conditions: [{name: max_steps, params: {steps: 100000000}}]\n"
+            "      phase_config: {mode: train, worker: 2}\n",
+            BODHI_FAULTY_PLUGIN);
+    fclose(f);
+    char *out = bd_strfmt("/tmp/bd-ident-%d-nan10", (int)getpid());
+    cr_assert_eq(finish(start_run(file, out)), 1, "the run fails");
+    cJSON *s = summary(out);
+    const cJSON *err = cJSON_GetObjectItem(s, "error");
+    cr_assert(cJSON_IsString(err) && strstr(err->valuestring, "10 rollouts in a row refused")
+                  && strstr(err->valuestring, "muscle 0: ROLLOUT rewards["),
+              "summary.json says why: %s", cJSON_IsString(err) ? err->valuestring : "(none)");
+    cJSON_Delete(s);
+    char *log = bd_strfmt("%s/log.jsonl", out);
+    cr_assert_leq(count_in(log, "\"event\":\"update\""), 10, "it failed at the tenth round");
+    rm_tree(out);
+    free(log); free(out); free(file);
+}
+
 /* ---- a muscle whose request is lost greets again ------------------------------------- */
 
 /* A remote muscle's TLS connection to its brain is broken (ss -K, as a network would): it
