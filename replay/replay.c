@@ -140,11 +140,12 @@ static int close_enough(double sum, double ret)
  * blocks of rows: its return is the sum of its world's rewards over its steps; its last
  * step is flagged as its terminated and truncated say, no earlier step of it is flagged,
  * and the step before its first ended an episode of its world or is a lost round's NaN
- * (or it starts at step 0). *bad counts mismatches (printed to out, the first
+ * (or it starts at step 0); a trace without the flags (another program's) has its returns
+ * checked alone (*flags_checked 0). *bad counts mismatches (printed to out, the first
  * REPLAY_MAX_REPORTS of them). */
 static int verify_agent(const char *path, const char *phase, const char *agent,
                         const char *name, const bd_episode *eps, int64_t n, FILE *out,
-                        int64_t *bad)
+                        int64_t *bad, int *flags_checked)
 {
     int64_t dims[3];
     int rank, f32;
@@ -159,6 +160,22 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
         return bd_seterr(BD_EHDF5, "'%s': /%s/%s/rewards has %lld columns", path, phase, agent,
                          (long long)N);
     *bad = 0;
+    /* the step flags, when the trace has them (a file another program wrote may not) */
+    int flags = 1;
+    for (int k = 0; k < 2 && flags; k++) {
+        int64_t fd[3];
+        int frank;
+        int frc = bd_trace_dataset_shape(path, phase, agent, k ? "truncated" : "terminated", fd, &frank, NULL);
+        if (frc == BD_ENOTFOUND)
+            flags = 0;
+        else if (frc != BD_OK)
+            return frc;
+        else if (frank != 2 || fd[0] != T || fd[1] != N)
+            return bd_seterr(BD_EHDF5, "'%s': /%s/%s/%s is not (%lld, %lld) as the rewards are", path, phase, agent,
+                             k ? "truncated" : "terminated", (long long)T, (long long)N);
+    }
+    if (flags_checked)
+        *flags_checked = flags;
 
     /* Episodes in range, ordered by start row; the rest are mismatches already. */
     int64_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
@@ -195,13 +212,17 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
     int64_t next = 0, nactive = 0;
     int64_t first = m ? eps[order[0]].start_step : T;  /* rows before it hold no episode */
     memset(edge, 1, (size_t)N);
+    if (!flags) { /* nothing flagged: no flag to compare */
+        memset(term, 0, (size_t)block * (size_t)N);
+        memset(trunc, 0, (size_t)block * (size_t)N);
+    }
     if (first > 0)
         first--; /* the row before the first episode: whether it ended one */
     for (int64_t r0 = first; r0 < T && (next < m || nactive > 0); r0 += block) {
         int64_t nr = T - r0 < block ? T - r0 : block;
         if ((rc = bd_trace_read_rows(path, phase, agent, "rewards", r0, nr, N, 0, rows))
-            || (rc = bd_trace_read_rows(path, phase, agent, "terminated", r0, nr, N, 0, term))
-            || (rc = bd_trace_read_rows(path, phase, agent, "truncated", r0, nr, N, 0, trunc)))
+            || (flags && (rc = bd_trace_read_rows(path, phase, agent, "terminated", r0, nr, N, 0, term)))
+            || (flags && (rc = bd_trace_read_rows(path, phase, agent, "truncated", r0, nr, N, 0, trunc))))
             goto done;
         for (int64_t r = r0; r < r0 + nr; r++) {
             const size_t base = (size_t)(r - r0) * (size_t)N;
@@ -211,7 +232,7 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
                 acc[i] = 0;
                 left[i] = eps[i].length;
                 active[nactive++] = i;
-                if (!edge[eps[i].world] && !wrong[i]++)
+                if (flags && !edge[eps[i].world] && !wrong[i]++)
                     mismatch(out, name, i, &eps[i], 0, "no episode of its world ended at the step before", bad);
             }
             for (int64_t a = 0; a < nactive;) {
@@ -231,7 +252,7 @@ static int verify_agent(const char *path, const char *phase, const char *agent,
                 }
                 if (wrong[i]) {
                     /* said at its first step, or at a step of it before its last */
-                } else if (ft != (eps[i].terminated != 0) || fc != (eps[i].truncated != 0)) {
+                } else if (flags && (ft != (eps[i].terminated != 0) || fc != (eps[i].truncated != 0))) {
                     char why[160];
                     snprintf(why, sizeof why, "says terminated %d, truncated %d; its last step's flags are %d, %d",
                              eps[i].terminated != 0, eps[i].truncated != 0, ft, fc);
@@ -513,6 +534,7 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
     } else {
         /* the episodes of the recorded columns (all of them, or the first record.worlds) */
         int64_t m = 0, bad = 0;
+        int flags = 0;
         bd_episode *mine = malloc(sizeof *mine * (size_t)(n ? n : 1));
         if (!mine)
             rc = bd_seterr(BD_ENOMEM, "out of memory");
@@ -520,12 +542,12 @@ static int replay_verify_trace(const char *file, const char *phase, const char *
             if (eps[e].world < info->recorded_worlds || info->recorded_worlds == info->worlds)
                 mine[m++] = eps[e];
         if (!rc)
-            rc = verify_agent(file, phase, agent, name, mine, m, out, &bad);
+            rc = verify_agent(file, phase, agent, name, mine, m, out, &bad, &flags);
         if (!rc && bad == 0 && m == 0)
             fprintf(out, "verify %s: returns not checked: no episode ended in its recorded columns\n", name);
         else if (!rc && bad == 0)
-            fprintf(out, "verify %s: returns and end flags ok (%lld episodes%s)\n", name, (long long)m,
-                    m < n ? " of its recorded columns" : "");
+            fprintf(out, "verify %s: returns %sok (%lld episodes%s)\n", name, flags ? "and end flags " : "",
+                    (long long)m, m < n ? " of its recorded columns" : "");
         free(mine);
         t->checked += m > 0 || bad > 0; /* no episode: its returns checked nothing */
         t->bad += bad;

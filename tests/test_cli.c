@@ -168,6 +168,53 @@ Test(replay, replay_verify_fails_on_bad_episode)
     unlink(path2);
 }
 
+/* --verify checks each episode against the step flags, not its return alone: with every
+ * reward 1 (CartPole's) an episode row moved to other steps of the same length, or given
+ * the other flag, sums to its return all the same. One world, 6 rows, terminated at rows
+ * 2 and 5: episodes [0, 3) and [3, 6). */
+Test(replay, replay_verify_checks_the_episodes_flags)
+{
+    char path[256];
+    tmp_path(path, sizeof path, "replay_flags.h5");
+    enum { T = 6 };
+    const struct {
+        bd_episode second;
+        const char *says;
+    } cases[] = {
+        {ep(0, 3, 3, 3.0f, 1), NULL},
+        {ep(0, 2, 3, 3.0f, 1), "no episode of its world ended at the step before"},
+        {ep(0, 1, 5, 5.0f, 1), "no episode of its world ended at the step before"},
+        {ep(0, 3, 3, 3.0f, 0), "says terminated 0, truncated 1; its last step's flags are 1, 0"},
+        {ep(0, 3, 2, 2.0f, 1), "says terminated 1, truncated 0; its last step's flags are 0, 0"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        unlink(path);
+        bd_trace_spec spec = make_spec(path, "train", "balancer", 1, 1, 1);
+        bd_trace_writer *w = NULL;
+        cr_assert_eq(bd_trace_writer_create(&spec, &w), BD_OK, "%s", bd_lasterr());
+        float sens[T] = {0}, act[T] = {0}, rew[T] = {1, 1, 1, 1, 1, 1};
+        uint8_t term[T] = {0, 0, 1, 0, 0, 1}, trunc[T] = {0};
+        cr_assert_eq(bd_trace_writer_append(w, T, sens, act, rew, term, trunc), BD_OK, "%s", bd_lasterr());
+        bd_episode e[2] = {ep(0, 0, 3, 3.0f, 1), cases[k].second};
+        cr_assert_eq(bd_trace_writer_episodes(w, e, 2, NULL), BD_OK);
+        cr_assert_eq(bd_trace_writer_destroy(w), BD_OK);
+        FILE *out = tmpfile();
+        int rc = bd_replay(path, out, &(bd_replay_opts){.verify = 1});
+        char *text = slurp(out);
+        if (!cases[k].says) {
+            cr_assert_eq(rc, BD_OK, "%s\n%s", bd_lasterr(), text);
+            cr_assert(strstr(text, "returns and end flags ok (2 episodes)"), "%s", text);
+        } else {
+            cr_assert_eq(rc, BD_EINVAL, "case %zu passed:\n%s", k, text);
+            cr_assert(strstr(text, "episode 1 (world 0") && strstr(text, cases[k].says), "case %zu:\n%s", k, text);
+            cr_assert(strstr(bd_lasterr(), "1 episode(s) or world(s) that do not match"), "%s", bd_lasterr());
+        }
+        free(text);
+        fclose(out);
+    }
+    unlink(path);
+}
+
 Test(replay, replay_refuses_hostile_traces)
 {
     if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0)
