@@ -14,6 +14,7 @@
 #include "conductor/conductor.h"
 #include "conductor/rundir.h"
 #include "conductor/run.h" /* bd_num */
+#include "memory/memory.h"
 #include "wire/addr.h"
 #include "wire/wire.h"
 
@@ -181,11 +182,22 @@ int bd_conductor_status(const char *run_dir, int json)
         return 2;
     char *text = bd_status_ask(run_dir);
     int live = text != NULL;
+    bd_run_end end = {0};
     if (!text) {
+        bd_run_end_read(run_dir, &end);
         char *sum = bd_strfmt("%s/summary.json", run_dir);
-        if (!sum || bd_read_file(sum, &text, NULL) != BD_OK)
+        if (end.summary <= 0 || !sum || bd_read_file(sum, &text, NULL) != BD_OK)
             text = NULL;
         free(sum);
+    }
+    if (!text && (end.summary < 0 || end.logged)) { /* summary.json damaged, or not written (a full disk) */
+        if (end.summary < 0)
+            fprintf(stderr, "bodhi status: %s: its summary.json is damaged (not JSON, or no status)%s\n", run_dir,
+                    end.logged ? "" : "; log.jsonl has no end event either");
+        if (end.logged)
+            fprintf(stderr, "bodhi status: %s: the run ended '%s' (log.jsonl's end event%s)%s%s\n", run_dir, end.status,
+                    end.summary < 0 ? "" : "; it left no summary.json", end.error[0] ? ": " : "", end.error);
+        return 1;
     }
     if (!text) { /* a run that is gone without its summary, or no run at all */
         int owner = 0;

@@ -167,11 +167,25 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
                            bd_episode **out, int64_t *count);
 
 /* The rows of an episodes table (n of them) that no writer makes, for an agent of
- * `columns` columns (0: not known): a world outside them, a length below 1, a start before
- * step 0, a flag that is not 0 or 1 (a table overwritten or damaged, whose figures mean
- * nothing). A row all zero is not counted: a killed writer's room for rows it did not
- * write. How many, and the first in *first (-1: none). */
-int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first);
+ * `columns` columns (0: not known) whose trace's step rows cover `steps` env steps (rows x
+ * record.every; 0: no rows, or not known): a world outside them, a length below 1, a start
+ * before step 0, an end past those steps, a return that is NaN, a flag that is not 0 or 1
+ * (a table overwritten or damaged, whose figures mean nothing). A row all zero is not
+ * counted: a killed writer's room for rows it did not write. How many, and the first in
+ * *first (-1: none). */
+int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t steps, int64_t *first);
+
+/* How the run in folder run_dir ended, for the readers of a finished run (bodhi status,
+ * bodhi replay): summary.json's "status" and "error"; where summary.json is missing or
+ * damaged, those of the last "end" event of its log.jsonl, which the conductor writes
+ * first (a run on a full disk may write that line and fail to write summary.json). */
+typedef struct {
+    int summary;     /* 1: summary.json says; 0: there is none; -1: it is damaged (not JSON, no status) */
+    int logged;      /* 1: status and error are log.jsonl's end event's */
+    char status[32]; /* "done", "failed", ...; "" when neither says */
+    char error[512];
+} bd_run_end;
+void bd_run_end_read(const char *run_dir, bd_run_end *e);
 
 /* Column c's share of an episodes target of `episodes` over `columns` columns of `members`
  * a world (world-major: c = world x members + member), as Stable-Baselines3's
@@ -219,6 +233,7 @@ typedef struct {
     int64_t episodes;         /* rows of the episodes table */
     int has_final;            /* a final_sensors dataset beside the episodes */
     char *compression;        /* "none" when the trace does not say */
+    char write_error[256];    /* why its writer stopped early (a full disk), "" when it did not */
 } bd_trace_info;
 
 int bd_trace_read_info(const char *path, const char *phase, const char *agent, bd_trace_info *out);

@@ -5,9 +5,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <cjson/cJSON.h>
 
 #include "common/util.h"
 #include "memory/h5.h"
@@ -213,7 +216,7 @@ int64_t bd_episode_share(long long episodes, int columns, int members, int c)
     return (int64_t)((episodes + k) / columns);
 }
 
-int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t *first)
+int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t steps, int64_t *first)
 {
     int64_t wrong = 0;
     *first = -1;
@@ -222,6 +225,7 @@ int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t
         if (!x->world && !x->start_step && !x->length && !x->ret && !x->terminated && !x->truncated)
             continue; /* all zero: a row a killed writer had made room for and not written */
         if (x->world < 0 || (columns > 0 && x->world >= columns) || x->length < 1 || x->start_step < 0
+            || (steps > 0 && (x->start_step > steps || x->length > steps - x->start_step)) || isnan(x->ret)
             || x->terminated > 1 || x->truncated > 1) {
             wrong++;
             *first = *first < 0 ? e : *first;
@@ -473,15 +477,16 @@ static int link_names(hid_t loc, const char *where, const char *shown, name_vec 
     return rc;
 }
 
-/* The group_id attribute of trace group grp (a fixed-length string: the launch of a run of
- * many ranks the trace belongs to) into buf; "" when absent, empty or unreadable (a trace
- * of one rank, of an older bodhi, or whose group never formed). Caller holds the guard. */
-static void trace_group_id(hid_t grp, char *buf, size_t len)
+/* A fixed-length text attribute of trace group grp into buf; "" when absent, empty or
+ * unreadable. group_id: the launch of a run of many ranks the trace belongs to ("": a trace
+ * of one rank, of an older bodhi, or whose group never formed); write_error: why its
+ * writer stopped early. Caller holds the guard. */
+static void trace_fixed_text(hid_t grp, const char *name, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (H5Aexists(grp, "group_id") <= 0)
+    if (H5Aexists(grp, name) <= 0)
         return;
-    hid_t a = H5Aopen(grp, "group_id", H5P_DEFAULT), ft = a >= 0 ? H5Aget_type(a) : -1;
+    hid_t a = H5Aopen(grp, name, H5P_DEFAULT), ft = a >= 0 ? H5Aget_type(a) : -1;
     size_t sz = ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) == 0 ? H5Tget_size(ft) : 0;
     char *v = sz > 0 && sz < 4096 ? calloc(1, sz + 1) : NULL;
     if (v && H5Aread(a, ft, v) >= 0)
@@ -591,12 +596,12 @@ int bd_trace_list_all(const char *path, char ***names, int *count, char ***missi
             }
             char mine[64] = "", base_id[64] = "";
             if (rk > 0) {
-                trace_group_id(ag, mine, sizeof mine);
+                trace_fixed_text(ag, "group_id", mine, sizeof mine);
                 char *base = bd_strfmt("%.*s", (int)blen, agents.v[j]);
                 h5_chain cb;
                 hid_t bg;
                 if (base && mine[0] && h5_open_group(path, phases.v[i], base, &cb, &bg) == BD_OK) {
-                    trace_group_id(bg, base_id, sizeof base_id);
+                    trace_fixed_text(bg, "group_id", base_id, sizeof base_id);
                     bd_h5_close(&bg);
                     chain_close(&cb);
                 }
@@ -824,6 +829,7 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
             rc = rows_of(grp, c.where, "episodes", &e);
         out->episodes = e < 0 ? 0 : e;
         out->has_final = H5Lexists(grp, "final_sensors", H5P_DEFAULT) > 0;
+        trace_fixed_text(grp, "write_error", out->write_error, sizeof out->write_error);
         /* columns of the sensors dataset, for traces that do not say */
         int64_t cols = 0;
         if (H5Lexists(grp, rowset, H5P_DEFAULT) > 0) {
@@ -854,4 +860,53 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
     if (rc)
         bd_trace_info_free(out);
     return rc;
+}
+
+/* ---- how a run ended: summary.json, else log.jsonl's end event ------------------------ */
+
+/* e's status and error from object o ("status" a string); 0 when o says no status. */
+static int run_end_take(const cJSON *o, bd_run_end *e)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+    const cJSON *er = cJSON_GetObjectItemCaseSensitive(o, "error");
+    if (!cJSON_IsString(st) || !st->valuestring[0])
+        return 0;
+    snprintf(e->status, sizeof e->status, "%s", st->valuestring);
+    snprintf(e->error, sizeof e->error, "%s", cJSON_IsString(er) ? er->valuestring : "");
+    return 1;
+}
+
+void bd_run_end_read(const char *run_dir, bd_run_end *e)
+{
+    memset(e, 0, sizeof *e);
+    char *path = bd_strfmt("%s/summary.json", run_dir), *text = NULL;
+    if (path && bd_read_file(path, &text, NULL) == BD_OK) {
+        cJSON *j = cJSON_Parse(text);
+        e->summary = cJSON_IsObject(j) && run_end_take(j, e) ? 1 : -1;
+        cJSON_Delete(j);
+    }
+    free(text);
+    free(path);
+    if (e->summary == 1)
+        return;
+    /* the last end event: the conductor logs it before it writes summary.json */
+    static const char head[] = "{\"event\":\"end\",";
+    path = bd_strfmt("%s/log.jsonl", run_dir);
+    text = NULL;
+    size_t len = 0;
+    if (path && bd_read_file(path, &text, &len) == BD_OK) {
+        for (size_t i = len; i-- > 0;) {
+            if ((i > 0 && text[i - 1] != '\n') || len - i < sizeof head - 1
+                || strncmp(text + i, head, sizeof head - 1) != 0)
+                continue;
+            const char *nl = memchr(text + i, '\n', len - i);
+            cJSON *j = cJSON_ParseWithLength(text + i, nl ? (size_t)(nl - (text + i)) : len - i);
+            e->logged = run_end_take(j, e);
+            cJSON_Delete(j);
+            if (e->logged)
+                break;
+        }
+    }
+    free(text);
+    free(path);
 }

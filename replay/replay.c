@@ -411,25 +411,22 @@ static void say_repaired(void *ctx, const char *path)
 static int say_how_it_ended(const char *path, FILE *out)
 {
     struct stat st;
-    int done = 0;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return 1;
-    char *sum = bd_strfmt("%s/summary.json", path), *text = NULL;
-    if (sum && bd_read_file(sum, &text, NULL) == BD_OK) {
-        const char *s = strstr(text, "\"status\":");
-        char status[32] = "";
-        if (s)
-            sscanf(s + 9, " \"%31[^\"]\"", status);
-        done = strcmp(status, "done") == 0;
-        if (!done)
-            fprintf(out, "%s: the run ended '%s' (summary.json); its traces end where it stopped\n", path,
-                     status[0] ? status : "?");
-    } else {
+    bd_run_end e;
+    bd_run_end_read(path, &e);
+    const int done = strcmp(e.status, "done") == 0;
+    if (e.summary < 0)
+        fprintf(out, "%s: its summary.json is damaged (not JSON, or no status)%s\n", path,
+                e.logged ? "" : ", and log.jsonl has no end event: the run was killed, or its files were damaged");
+    if (e.summary <= 0 && e.logged)
+        fprintf(out, "%s: the run ended '%s' (log.jsonl's end event%s)%s%s\n", path, e.status,
+                e.summary < 0 ? "" : "; it left no summary.json", e.error[0] ? ": " : "", e.error);
+    else if (e.summary > 0 && !done)
+        fprintf(out, "%s: the run ended '%s' (summary.json); its traces end where it stopped\n", path, e.status);
+    else if (e.summary == 0)
         fprintf(out, "%s: the run has no summary.json: it is still running, or it was killed; its "
                      "traces end at their last flush\n", path);
-    }
-    free(text);
-    free(sum);
     return done;
 }
 
@@ -586,7 +583,7 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
     st.worlds = info.worlds;
     t->episodes += n;
     int64_t first;
-    const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, &first); /* a table no writer makes */
+    const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, info.rows * info.every, &first); /* no writer makes it */
     fprintf(out, "%-*s %8lld %10lld %10lld", wname, name, (long long)st.worlds, (long long)st.steps,
             (long long)st.episodes);
     if (wrong) {
@@ -596,9 +593,10 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
         if (info.worlds > 0)
             snprintf(cols, sizeof cols, "%d", info.worlds);
         fprintf(out, "%s: the episodes table is damaged: %lld of its %lld rows cannot be (row %lld: world %d of "
-                     "%s, start step %lld, length %d, flags %u/%u); no figures from it\n",
+                     "%s, start step %lld, length %d, return %g, flags %u/%u); no figures from it\n",
                 name, (long long)wrong, (long long)n, (long long)first, x->world, cols,
-                (long long)x->start_step, x->length, (unsigned)x->terminated, (unsigned)x->truncated);
+                (long long)x->start_step, x->length, (double)x->ret, (unsigned)x->terminated,
+                (unsigned)x->truncated);
         t->damaged++;
         csv = NULL; /* nor rows */
     } else if (n > 0)
@@ -606,6 +604,8 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
                 st.max_ret, st.mean_len, st.median_len);
     else
         fprintf(out, " %11s %11s %11s %11s %10s %10s\n", "-", "-", "-", "-", "-", "-");
+    if (info.write_error[0]) /* a full disk: the trace ends where the writer stopped */
+        fprintf(out, "%s: its writer stopped early: %s\n", name, info.write_error);
     for (int64_t e = 0; csv && e < n; e++) {
         csv_field(csv, phase);
         fputc(',', csv);

@@ -239,7 +239,7 @@ static int run_result(const char *dir, const char *master, const char *phase, co
     int rc = bd_trace_read_episodes(master, phase, agent, &eps, &n);
     if (rc == BD_OK && (rc = bd_trace_read_info(master, phase, agent, &info)) == BD_OK) {
         int64_t first;
-        const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, &first);
+        const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, info.rows * info.every, &first);
         if (wrong) /* its figures would mean nothing */
             rc = bd_seterr(BD_EINVAL, "/%s/%s: the episodes table is damaged: %lld of its %lld rows cannot be "
                                       "(row %lld first); not counted", phase, agent, (long long)wrong, (long long)n,

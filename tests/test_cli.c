@@ -235,6 +235,8 @@ Test(replay, replay_refuses_hostile_traces)
         "make('bigstart', np.ones((1, 1), np.float32), np.array([(0, 2**63 - 1, 1, 1.0, 1, 0)], full))\n"
         "make('garbage', np.ones((4, 2), np.float32), np.array([(1, 0, 4, 4.0, 1, 0), (1094795585, -5, 0, 1.0, 65, 0)], full))\n"
         "make('whole', np.ones((4, 2), np.float32), np.array([(1, 0, 4, 4.0, 1, 0), (0, 0, 0, 0.0, 0, 0)], full))\n"
+        "make('past', np.ones((4, 1), np.float32), np.array([(0, 0, 2, 2.0, 1, 0), (0, 2, 3, 3.0, 1, 0)], full))\n"
+        "make('nanret', np.ones((4, 1), np.float32), np.array([(0, 0, 4, np.nan, 1, 0)], full))\n"
         "\"",
         dir);
     cr_assert_eq(system(py), 0);
@@ -260,9 +262,18 @@ Test(replay, replay_refuses_hostile_traces)
     cr_assert_eq(bd_replay(path, m, NULL), BD_EINVAL, "a damaged episodes table passed");
     fclose(m);
     cr_assert(strstr(said, "train/a: the episodes table is damaged: 1 of its 2 rows cannot be (row 1: world "
-                           "1094795585 of 2, start step -5, length 0, flags 65/0)"), "%s", said);
+                           "1094795585 of 2, start step -5, length 0, return 1, flags 65/0)"), "%s", said);
     cr_assert(strstr(bd_lasterr(), "1 trace(s) whose episodes table is damaged"), "%s", bd_lasterr());
     free(said);
+    /* an episode ending past the steps recorded (its length overwritten), or whose return
+     * is NaN: the table's figures would be made of it (a mean length past the rows, a
+     * median the NaN moves) */
+    const char *cut[] = {"past", "nanret"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s.h5", dir, cut[k]);
+        cr_assert_eq(bd_replay(path, devnull, NULL), BD_EINVAL, "%s passed", cut[k]);
+        cr_assert(strstr(bd_lasterr(), "1 trace(s) whose episodes table is damaged"), "%s", bd_lasterr());
+    }
     snprintf(path, sizeof path, "%s/whole.h5", dir);
     cr_assert_eq(bd_replay(path, devnull, NULL), BD_OK, "%s", bd_lasterr());
     fclose(devnull);

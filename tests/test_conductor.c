@@ -743,10 +743,31 @@ Test(conductor, status_of_a_live_and_a_finished_run, .timeout = 300 * BD_TEST_SL
     cr_assert(strstr(text, "\"interrupted\""), "%s", text);
     free(text);
     cr_assert_eq(run_cmd("%s status %s/nothing-here 2> /dev/null%s", out, ""), 2, "not a run: bad input");
-    /* a run killed before its summary (as kill -9 leaves it): a run that failed, said so */
+    /* a damaged summary.json (cut short): said to be, with how log.jsonl's end event says
+     * the run ended; not printed as if it were the summary */
     char *sum = bd_strfmt("%s/summary.json", out);
+    FILE *sf = fopen(sum, "w");
+    cr_assert_not_null(sf);
+    fputs("{\n\t\"uid\":\t\"status\",\n\t\"seed\":", sf);
+    fclose(sf);
+    cr_assert_eq(run_cmd("%s status %s --json > %s 2>&1", out, log), 1, "a damaged summary.json fails");
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "summary.json is damaged") && strstr(text, "the run ended 'interrupted' (log.jsonl's end"),
+              "%s", text);
+    free(text);
+    /* none at all (a full disk let the end event through and not summary.json) */
     cr_assert_eq(unlink(sum), 0);
     free(sum);
+    cr_assert_eq(run_cmd("%s status %s 2> %s", out, log), 1);
+    cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "the run ended 'interrupted' (log.jsonl's end event; it left no summary.json)"), "%s",
+              text);
+    free(text);
+    /* a run killed before its summary and its end event (as kill -9 leaves it): a run
+     * that failed, said so */
+    char *sed = bd_strfmt("sed -i '/^{\"event\":\"end\",/d' %s/log.jsonl", out);
+    cr_assert_eq(system(sed), 0);
+    free(sed);
     cr_assert_eq(run_cmd("%s status %s 2> %s", out, log), 1);
     cr_assert_eq(bd_read_file(log, &text, NULL), BD_OK);
     cr_assert(strstr(text, "the run was killed or crashed") && strstr(text, "repairs and reads"), "%s", text);

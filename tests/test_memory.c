@@ -1120,6 +1120,10 @@ Test(memory, item04_full_disk_leaves_no_zero_rows, .timeout = 60)
         H5Aclose(a);
         H5Gclose(g);
         H5Fclose(f);
+        bd_trace_info info;
+        cr_assert_eq(bd_trace_read_info(path, "train", "balancer", &info), BD_OK, "%s", bd_lasterr());
+        cr_assert_str_eq(info.write_error, why, "the reader says why (bodhi replay prints it)");
+        bd_trace_info_free(&info);
     } else {
         cr_assert_eq(rc, BD_EHDF5, "%s", bd_lasterr());
     }
