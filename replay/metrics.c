@@ -136,16 +136,15 @@ static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
     return rc;
 }
 
-/* BD_OK when tb_dir (made or not) is outside the run's own event files' folder, run_dir's
- * tb/: curves written in it, or below it, TensorBoard shows twice. */
+/* BD_OK when tb_dir (made or not) is outside the run's folder run_dir, which holds its own
+ * event files in tb/: curves written in the folder (RUN_DIR/train/<agent>/ beside tb/), in
+ * tb/ or below either, TensorBoard pointed at the run shows twice, and the run's folder
+ * gets files no run wrote. */
 static int tb_outside(const char *run_dir, const char *tb_dir)
 {
     struct stat rs, st;
-    char *own = bd_strfmt("%s/tb", run_dir);
-    const int has_own = own && stat(own, &rs) == 0;
-    free(own);
-    if (!has_own)
-        return BD_OK; /* no curves of its own */
+    if (stat(run_dir, &rs) != 0)
+        return BD_OK; /* said where the run is read */
     char *up = bd_strdup(tb_dir), *real = NULL;
     size_t there = up ? strlen(up) : 0; /* tb_dir's first `there` bytes: its nearest part that is there */
     while (up && !(real = realpath(up, NULL))) {
@@ -171,8 +170,8 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
     int rc = real ? BD_OK : bd_seterr(BD_EINVAL, "--tensorboard '%s': %s", tb_dir, strerror(errno));
     while (rc == BD_OK) { /* it and every folder above it */
         if (stat(real, &st) == 0 && st.st_dev == rs.st_dev && st.st_ino == rs.st_ino)
-            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' is in %s/tb, which holds the run's own curves (TensorBoard "
-                                      "would show each twice); write it elsewhere", tb_dir, run_dir);
+            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, whose tb/ holds its own curves "
+                                      "(TensorBoard would show each twice); write it elsewhere", tb_dir, run_dir);
         char *slash = strrchr(real, '/');
         if (!slash || strcmp(real, "/") == 0)
             break;

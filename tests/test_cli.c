@@ -921,6 +921,9 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     char *out = bd_strfmt("/tmp/bd-cli-%d-tb", (int)getpid()), *t = NULL;
     char *yml = short_run("tb", 2400, "", NULL, "  - test:\n      phase_config: {mode: test, worker: 2, episodes: 3}\n");
     rm_rf(out);
+    char *exp0 = bd_strfmt("%s-export", out);
+    rm_rf(exp0);
+    free(exp0);
     cr_assert_eq(sh(&t, "$BODHI run %s --out %s --quiet", yml, out), 0, "%s", t);
     free(t);
     const char *check = BODHI_SOURCE_DIR "/tests/tfevents_check.py";
@@ -928,11 +931,15 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     cr_assert_eq(rc, 0, "the run's own event files: %s", t);
     cr_assert(strstr(t, "ok: 2 file(s)"), "one file per phase and agent: %s", t);
     free(t);
-    /* not into the run's own tb/ (nor below it): TensorBoard would show every curve twice */
-    rc = sh(&t, "$BODHI replay %s --tensorboard %s/tb/again", out, out);
-    cr_assert_eq(rc, 2, "%s", t);
-    cr_assert(strstr(t, "/tb, which holds the run's own curves"), "%s", t);
-    free(t);
+    /* not into the run's own tb/, nor anywhere in the run's folder (the folder itself put
+     * train/<agent>/ beside tb/): TensorBoard would show every curve twice */
+    const char *inside[] = {"/tb/again", "", "/", "/export", "/memory/.."};
+    for (size_t k = 0; k < sizeof inside / sizeof inside[0]; k++) {
+        rc = sh(&t, "$BODHI replay %s --tensorboard %s%s", out, out, inside[k]);
+        cr_assert_eq(rc, 2, "RUN%s: %s", inside[k], t);
+        cr_assert(strstr(t, "is in the run's folder") && strstr(t, "whose tb/ holds its own curves"), "%s", t);
+        free(t);
+    }
     rc = sh(&t, "$BODHI replay %s --tensorboard %s/not-made/../tb", out, out);
     cr_assert_eq(rc, 2, "%s", t);
     cr_assert(strstr(t, "'..' in the part of the path not made yet"), "%s", t);
@@ -941,10 +948,10 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     cr_assert_eq(rc, 0, "the run's own event files, untouched: %s", t);
     cr_assert(strstr(t, "ok: 2 file(s)"), "%s", t);
     free(t);
-    rc = sh(&t, "$BODHI replay %s --metrics %s/m.csv --tensorboard %s/export", out, out, out);
+    rc = sh(&t, "$BODHI replay %s --metrics %s/m.csv --tensorboard %s-export", out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
-    rc = sh(&t, "/usr/bin/python3 %s %s %s/export", check, out, out);
+    rc = sh(&t, "/usr/bin/python3 %s %s %s-export", check, out, out);
     cr_assert_eq(rc, 0, "the exported event files: %s", t);
     long long scalars = 0;
     cr_assert_eq(sscanf(t, "ok: 2 file(s), %lld scalars", &scalars), 1, "%s", t);
@@ -979,6 +986,9 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     free(after);
     free(log);
     rm_rf(out);
+    char *exported = bd_strfmt("%s-export", out);
+    rm_rf(exported);
+    free(exported);
     free(out);
     free(yml);
 }
