@@ -80,6 +80,22 @@ static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 
 /* The innermost description on HDF5's error stack (call right after the failing call,
  * before any other HDF5 call clears the stack). buf holds 256 bytes. */
+/* bd_trace_note_files's buffer (NULL: none) */
+static char *bd_h5_note;
+static size_t bd_h5_note_len;
+
+void bd_trace_note_files(char *buf, size_t len)
+{
+    bd_h5_note = len > 0 ? buf : NULL;
+    bd_h5_note_len = len;
+}
+
+void bd_h5_note_open(const char *path)
+{
+    if (bd_h5_note)
+        snprintf(bd_h5_note, bd_h5_note_len, "%s", path);
+}
+
 const char *bd_h5_reason(char *buf)
 {
     buf[0] = '\0';

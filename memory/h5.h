@@ -20,6 +20,10 @@ void bd_h5_enter(bd_h5_guard *g);
 /* Restores the caller's error printing and releases the lock. */
 void bd_h5_leave(bd_h5_guard *g);
 
+/* Names path in bd_trace_note_files's buffer, when one was given: memory/ calls it before
+ * each file it opens to read or repair. */
+void bd_h5_note_open(const char *path);
+
 /* The innermost description on HDF5's error stack; buf holds 256 bytes. */
 const char *bd_h5_reason(char *buf);
 /* Records "<what>: <HDF5's reason>" and returns BD_EHDF5. */

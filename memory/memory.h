@@ -175,6 +175,12 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
  * *first (-1: none). */
 int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t steps, int64_t *first);
 
+/* From now on each HDF5 file memory/'s readers open, to read or to repair, is named in buf
+ * (len bytes, the caller's: a page shared with a parent process), so that a crash inside
+ * libhdf5 on a damaged file (HDF5 1.10 trusts some sizes a file states) can be said by the
+ * file's name. buf NULL or len 0: none. */
+void bd_trace_note_files(char *buf, size_t len);
+
 /* How the run in folder run_dir ended, for the readers of a finished run (bodhi status,
  * bodhi replay): summary.json's "status" and "error"; where summary.json is missing or
  * damaged, those of the last "end" event of its log.jsonl, which the conductor writes

@@ -34,6 +34,7 @@ static int h5_open_ro(const char *path, hid_t *out)
     hid_t fapl = bd_h5_fapl(0);
     if (fapl < 0)
         return bd_h5_fail("'%s': cannot make a file access list", path);
+    bd_h5_note_open(path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (f < 0) {
         char why[256];

@@ -26,6 +26,7 @@ static int opens(const char *path, int swmr)
     unsigned flags = H5F_ACC_RDONLY | (swmr ? H5F_ACC_SWMR_READ : 0);
     if (swmr && fapl >= 0) /* no doubling retries on a damaged file (memory/reader.c) */
         H5Pset_metadata_read_attempts(fapl, 1);
+    bd_h5_note_open(path);
     hid_t f = fapl >= 0 ? H5Fopen(path, flags, fapl) : H5I_INVALID_HID;
     bd_h5_close(&fapl);
     if (f < 0)
@@ -161,6 +162,7 @@ int bd_trace_recover_run(const char *master, bd_trace_recovered_fn fn, void *ctx
     bd_h5_guard g;
     bd_h5_enter(&g);
     hid_t fapl = bd_h5_fapl(0);
+    bd_h5_note_open(master);
     hid_t f = fapl >= 0 ? H5Fopen(master, H5F_ACC_RDONLY, fapl) : H5I_INVALID_HID;
     if (f >= 0) {
         H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, phase_cb, &t);
