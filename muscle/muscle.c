@@ -163,6 +163,8 @@ typedef struct {
     int answer_ms;      /* how long a request to a brain waits for its answer */
     double beat_since;  /* a remote muscle: when it began to beat, or last saw the conductor connected */
     double orphan_s;    /* a remote muscle: the phase's heartbeat_timeout (under mu; 0: not yet) */
+    double stuck_s;     /* the phase's heartbeat_timeout: one env step longer is a hang (under mu; 0: not yet) */
+    double step_since;  /* when the env step under way began, 0 between steps (under mu) */
     pthread_mutex_t mu; /* guards ag and na for the heartbeat thread */
 } bd_muscle;
 
@@ -477,6 +479,7 @@ static int bd_muscle_setup(bd_muscle *m)
     m->answer_ms = (int)(answer_s * 1000);
     pthread_mutex_lock(&m->mu);
     m->orphan_s = o->brain_urls ? m->plan.ph->heartbeat_timeout : 0;
+    m->stuck_s = m->plan.ph->heartbeat_timeout;
     m->na = m->plan.nagents;
     m->ag = calloc((size_t)m->na, sizeof *m->ag);
     pthread_mutex_unlock(&m->mu);
@@ -606,8 +609,14 @@ static int bd_muscle_round(bd_muscle *m)
             rc = bd_actor_act(&a->actor, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
                               a->logp + row, a->val + row, b->actions);
         }
+        pthread_mutex_lock(&m->mu); /* the heartbeat thread watches how long a step takes */
+        m->step_since = bd_now();
+        pthread_mutex_unlock(&m->mu);
         for (int e = 0; e < m->plan.nenvs && rc == BD_OK; e++)
             rc = bd_env_step(m->envs[e]);
+        pthread_mutex_lock(&m->mu);
+        m->step_since = 0;
+        pthread_mutex_unlock(&m->mu);
         if (m->startup) { /* the first env step: this muscle's start-up is over */
             bd_startup_mark(m->startup, "first_step");
             cJSON_AddNumberToObject(m->startup, "muscle", m->o->id);
@@ -635,6 +644,7 @@ static int bd_muscle_round(bd_muscle *m)
 }
 
 static void bd_muscle_wake_all(bd_muscle *m);
+static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error);
 
 static cJSON *bd_muscle_beat(void *ctx)
 {
@@ -643,8 +653,20 @@ static cJSON *bd_muscle_beat(void *ctx)
      * heartbeat and held no connection to it for as long as it would take this muscle for
      * hung, the run is gone (a stopped conductor keeps its connections: it is waited for) */
     pthread_mutex_lock(&m->mu);
-    double limit = m->orphan_s;
+    double limit = m->orphan_s, stuck = m->stuck_s, since = m->step_since;
     pthread_mutex_unlock(&m->mu);
+    /* This thread beats whatever the muscle computes, so a step of its envs that never
+     * returns (a plugin's or a Python env's loop or deadlock) would hide behind the beats
+     * for ever: a step longer than the phase's heartbeat_timeout is a hang. The muscle
+     * says so and ends, and the conductor restarts it as a crashed one. */
+    if (stuck > 0 && since > 0 && bd_now() - since > stuck) {
+        char err[256];
+        snprintf(err, sizeof err, "hung: one step of its envs has not returned after %.0f s (more than the phase's "
+                                  "heartbeat_timeout, %g s)", bd_now() - since, stuck);
+        fprintf(stderr, "bodhi muscle %d (phase %s): %s\n", m->o->id, m->o->phase, err);
+        bd_muscle_event(m, "error", err);
+        _exit(1);
+    }
     if (bd_events_connected(m->ev))
         m->beat_since = bd_now();
     if (limit > 0 && !bd_muscle_lost && bd_now() - fmax(bd_events_beat_ok(m->ev), m->beat_since) > limit) {

@@ -194,6 +194,32 @@ Test(pyenv, a_step_that_raises_fails_the_run_with_its_exception, .timeout = 300 
     remove_dir(dir);
 }
 
+/* A step that never returns: the muscle's heartbeats come from a thread of their own, so
+ * without a watch on the step itself the run waited for ever. A step longer than the
+ * phase's heartbeat_timeout ends the muscle as hung; with no restarts left the run fails,
+ * naming it, within seconds. */
+Test(pyenv, a_step_that_never_returns_is_a_hung_muscle, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *dir = test_dir("hang"), *text;
+    char *file = write_line_run(dir, "hang", "python:lineworld:Hanging", 5);
+    char *sed = bd_strfmt("sed -i 's/restarts: 0}/restarts: 0, heartbeat_timeout: 2}/' %s", file);
+    cr_assert_eq(system(sed), 0);
+    free(sed);
+    const double t0 = bd_now();
+    cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
+    cr_assert_lt(bd_now() - t0, 60, "it ended within a minute, not an hour");
+    const char *want = "hung: one step of its envs has not returned after ", *why = "heartbeat_timeout, 2 s)";
+    cr_assert(strstr(text, want) && strstr(text, why), "%s", text);
+    free(text);
+    char *summary = bd_strfmt("%s/run/summary.json", dir);
+    cr_assert_eq(bd_read_file(summary, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, want) && strstr(text, why), "%s", text);
+    free(text);
+    free(summary);
+    free(file);
+    remove_dir(dir);
+}
+
 Test(pyenv, sugarscape_trains_and_replays, .timeout = 600 * BD_TEST_SLOW)
 {
     char *dir = test_dir("sugar"), *text;

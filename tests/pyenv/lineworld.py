@@ -43,6 +43,21 @@ class Raising(Line):
         super().step(actions, obs, rewards, terminated, draws)
 
 
+class Hanging(Line):
+    """Line whose step never returns on its 30th call (a deadlock, an endless loop)."""
+
+    def __init__(self, worlds, speed):
+        super().__init__(worlds, speed)
+        self.calls = 0
+
+    def step(self, actions, obs, rewards, terminated, draws):
+        self.calls += 1
+        if self.calls == 30:
+            import time
+            time.sleep(3600)
+        super().step(actions, obs, rewards, terminated, draws)
+
+
 class BadSpaces(Line):
     """Its sensor's bounds are the wrong way round."""
 
