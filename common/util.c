@@ -251,6 +251,14 @@ char *bd_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+char *bd_text_printable(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == 0x9b)
+            *p = '?';
+    return s;
+}
+
 int bd_exists(const char *path)
 {
     struct stat st;

@@ -46,6 +46,11 @@ double bd_phys_bytes(void);
 /* strdup that tolerates NULL (returns NULL). */
 char *bd_strdup(const char *s);
 
+/* Text a peer sent, made safe to print on a terminal, in place: every control byte (below
+ * 0x20, 0x7f, and 0x9b, the 8-bit CSI) becomes '?', so that it cannot move the cursor,
+ * clear the screen or start a line that looks like bodhi's own. Returns s. */
+char *bd_text_printable(char *s);
+
 /* Returns 1 when path exists. */
 int bd_exists(const char *path);
 

@@ -109,8 +109,11 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     /* a brain speaks for its own agent alone */
     bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
-    if (cJSON_IsString(err))
+    if (cJSON_IsString(err)) {
         snprintf(p->error, sizeof p->error, "%s", err->valuestring);
+        if (p->remote) /* another machine's word, printed on the terminal */
+            bd_text_printable(p->error);
+    }
     cJSON_AddNumberToObject(o, "sender", req->h.sender);
     if (strcmp(kind->valuestring, "startup") == 0)
         bd_startup_since(c, o);
@@ -120,7 +123,7 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
         a->port = (int)bd_num(o, "port", 0);
     }
     if (p->remote && (strcmp(kind->valuestring, "leaving") == 0 || strcmp(kind->valuestring, "error") == 0))
-        bd_remote_left(c, p, cJSON_IsString(err) ? err->valuestring : "its phase is over");
+        bd_remote_left(c, p, cJSON_IsString(err) ? p->error : "its phase is over");
     if (p->remote && strcmp(kind->valuestring, "ready") == 0)
         p->greeted = 1;
     if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {

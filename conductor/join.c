@@ -78,6 +78,7 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
         slot->error[0] = slot->killed_for[0] = '\0';
         slot->greeted = 0;
         snprintf(slot->host, sizeof slot->host, "%s", cJSON_IsString(host) ? host->valuestring : "?");
+        bd_text_printable(slot->host); /* the peer's word, printed on the terminal */
         snprintf(slot->addr, sizeof slot->addr, "%s", addr);
         cJSON_AddStringToObject(answer, "run_file", c->run_yml);
         cJSON_AddStringToObject(answer, "phase", c->phase);

@@ -487,3 +487,11 @@ Test(proc, blas_env_sets_only_what_the_user_left_unset)
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the user's settings changed");
 }
+
+/* A peer's text printed on the terminal: no control byte of it survives. */
+Test(files, a_peers_text_is_made_printable)
+{
+    char s[] = "host\x1b[2J\nbodhi: done\r\x7f\x9b ok \xc3\xa9";
+    cr_assert_str_eq(bd_text_printable(s), "host?[2J?bodhi: done??? ok \xc3\xa9");
+    cr_assert_null(bd_text_printable(NULL));
+}

@@ -548,7 +548,9 @@ static int join_as(const char *url, bd_tls *tls, int pid)
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000);
     int granted = 0;
     if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
-        char *text = bd_strfmt("{\"event\":\"join\",\"pid\":%d,\"host\":\"squatter\"}", pid);
+        /* a host name with a terminal's escape and a line of its own in it */
+        char *text = bd_strfmt("{\"event\":\"join\",\"pid\":%d,\"host\":\"squat\\u001b[2J\\nbodhi: "
+                               "run done\"}", pid);
         nng_msg *m;
         uint8_t *p;
         cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_JOIN, BD_SENDER_JOINING, 0, strlen(text), &p), BD_OK);
@@ -623,6 +625,8 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     end_run(&r);
     cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
     cr_assert(file_has(r.log, "joined but did not beat"), "log.jsonl says why the squatter lost the slot");
+    cr_assert(file_has(r.err, "joined from squat?[2J?bodhi: run done"), "its host name is printed as text");
+    cr_assert(!file_has(r.err, "\x1b"), "no escape of the squatter's reached the terminal");
     cr_assert(file_has(r.log, "\"door_rejected\""), "log.jsonl counts the connections over the cap");
     /* (under AddressSanitizer freed memory waits in its quarantine, 256 MB by default, so the
      * resident size says nothing about what the conductor keeps: plain builds check it) */
