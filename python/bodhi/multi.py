@@ -120,10 +120,21 @@ class ParallelEnv:
         return {a: obs[g][0, i].copy() for a, (g, i) in self._where.items()}, {a: {} for a in self.agents}
 
     def step(self, actions):
+        if not isinstance(actions, dict):
+            raise TypeError(f"bodhi: actions must be a dict agent -> action, got {type(actions).__name__}")
+        unknown = [a for a in actions if a not in self._where]
+        missing = [a for a in self.agents if a not in actions]
+        if unknown or missing:  # every agent acts at every step: none keeps its last action
+            raise ValueError(f"bodhi: actions for agents {self.possible_agents[0]} ... {self.possible_agents[-1]}:"
+                             f" unknown {sorted(map(str, unknown))[:8]}, missing {missing[:8]}"
+                             f"{' ...' if len(missing) > 8 or len(unknown) > 8 else ''}")
         for a, act in actions.items():
-            if a not in self._where:
-                raise ValueError(f"bodhi: no agent {a!r} (agents: {self.possible_agents[0]} ...)")
             g, i = self._where[a]
+            shape = self.action_spaces[a].shape
+            got = np.shape(act)
+            if got != shape:
+                raise ValueError(f"bodhi: the action of agent {a!r} has shape {got}; its space {self.action_spaces[a]}"
+                                 f" takes {shape}")
             self._act[g][0, i] = act
         obs, rew, term, trunc, info = self._m.step(self._act)
         w = self._where.items()

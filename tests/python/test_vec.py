@@ -349,6 +349,15 @@ class ManyAgents(unittest.TestCase):
         self.assertTrue(all(trunc.values()))
         self.assertIn("final_obs", infos["tagger_0"])
         self.assertIsInstance(rew["runner_0"], float)
+        # every agent acts at every step, each with an action of its space's shape: an agent
+        # left out kept its last action, a scalar filled both of a runner's actuators
+        whole = {a: np.zeros(2, np.float32) for a in pz.agents}
+        for bad, says in (({}, "missing ['runner_0'"), ({**whole, "runner_0": np.float32(7)}, "has shape ()"),
+                          ({**whole, "runner_0": np.zeros(3)}, "has shape (3,)"), ({**whole, "x_1": 0}, "unknown ['x_1']"),
+                          ([0], "must be a dict")):
+            with self.assertRaises((ValueError, TypeError)) as e:
+                pz.step(bad)
+            self.assertIn(says, str(e.exception))
 
 
 if __name__ == "__main__":
