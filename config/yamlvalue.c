@@ -121,10 +121,29 @@ static int type_error(const bd_node *n, const char *key, const char *what)
                      n->text);
 }
 
+/* 1 when t is an integer written with a leading 0 ([+-]?0[0-9]+, whole text): YAML 1.1
+ * reads 0400 as octal (256), as PyYAML does, and a reader of decimals as 400, so bodhi
+ * reads it as neither. */
+static int octal_like(const char *t)
+{
+    if (*t == '+' || *t == '-')
+        t++;
+    if (t[0] != '0' || !isdigit((unsigned char)t[1]))
+        return 0;
+    for (; *t; t++)
+        if (!isdigit((unsigned char)*t))
+            return 0;
+    return 1;
+}
+
+#define BD_OCTAL_LIKE "a number without a leading 0 (YAML 1.1 reads 0400 as octal, 256)"
+
 static int node_int(const bd_node *n, const char *key, long long *out)
 {
     if (n->kind != BD_NODE_SCALAR || n->quoted)
         return type_error(n, key, "an integer");
+    if (octal_like(n->text))
+        return type_error(n, key, BD_OCTAL_LIKE);
     long long v;
     int r = text_int(n->text, &v);
     if (r == 1) {
@@ -150,6 +169,8 @@ static int node_double(const bd_node *n, const char *key, double *out)
 {
     if (n->kind != BD_NODE_SCALAR || n->quoted)
         return type_error(n, key, "a number");
+    if (octal_like(n->text))
+        return type_error(n, key, BD_OCTAL_LIKE);
     double d;
     int r = text_double(n->text, &d);
     if (r == 1) {
@@ -190,6 +211,8 @@ int bd_node_u64(const bd_node *map, const char *key, uint64_t def, uint64_t *out
         *out = def;
         return BD_OK;
     }
+    if (n->kind == BD_NODE_SCALAR && !n->quoted && octal_like(n->text))
+        return type_error(n, key, BD_OCTAL_LIKE);
     if (n->kind != BD_NODE_SCALAR || n->quoted || !bd_text_u64(n->text, out))
         return type_error(n, key, "an integer from 0 to 18446744073709551615");
     return BD_OK;
