@@ -55,10 +55,18 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
         else if (sa.s_family == NNG_AF_INET6)
             inet_ntop(AF_INET6, sa.s_in6.sa_addr, addr, sizeof addr);
     }
-    int pid = (int)bd_num(o, "pid", 0);
+    const double pidn = bd_num(o, "pid", 0);
+    const int pid = pidn >= 1 && pidn <= 4194304 ? (int)pidn : 0;
+    if (pid == 0) /* every muscle says its pid: a slot held by pid 0 would read as never taken */
+        ready = 0;
+    /* not at once to the same peer (address and pid) again: another may take the slot
+     * first; nor to an address that left slots unused twice lately, whatever pid it now
+     * says (the pid is the peer's word: a squatter may say a new one each time) */
+    int lately = 0;
     for (int i = 0; ready && i < c->nsquat; i++)
-        if (bd_now() < c->squat[i].until && c->squat[i].pid == pid && strcmp(c->squat[i].addr, addr) == 0)
-            ready = 0; /* not at once to the same peer: another may take the slot first */
+        if (bd_now() < c->squat[i].until && strcmp(c->squat[i].addr, addr) == 0
+            && (c->squat[i].pid == pid || ++lately >= 2))
+            ready = 0;
     bd_proc *slot = NULL;
     for (int i = 0; ready && !slot && i < c->procs.n; i++)
         if (c->procs.p[i].remote && !c->procs.p[i].alive)

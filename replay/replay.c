@@ -583,7 +583,8 @@ static int replay_trace(const char *file, const char *name, int wname, FILE *csv
     st.worlds = info.worlds;
     t->episodes += n;
     int64_t first;
-    const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, info.rows * info.every, &first); /* no writer makes it */
+    /* a table no writer makes */
+    const int64_t wrong = bd_episodes_wrong(eps, n, info.worlds, info.rows * info.every, &first);
     fprintf(out, "%-*s %8lld %10lld %10lld", wname, name, (long long)st.worlds, (long long)st.steps,
             (long long)st.episodes);
     if (wrong) {

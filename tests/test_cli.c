@@ -935,7 +935,8 @@ Test(replay, a_trace_that_crashes_libhdf5_is_said_damaged, .timeout = 120)
     const char *modes[] = {"", "--verify", "--csv /dev/null"};
     for (int k = 0; k < 3; k++) {
         cr_assert_eq(sh(&t, "$BODHI replay %s %s", out, modes[k]), 2, "'%s': %s", modes[k], t);
-        cr_assert(strstr(t, "/memory/train.balancer.h5' crashed the HDF5 library (Segmentation fault): the file is damaged"),
+        cr_assert(strstr(t, "/memory/train.balancer.h5' crashed the HDF5 library (Segmentation fault): the file is "
+                            "damaged"),
                   "'%s': %s", modes[k], t);
         free(t);
     }

@@ -639,6 +639,40 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     free_run(&r);
 }
 
+/* A squatter that says a new pid at each JOIN: the pid is the peer's word, so an address
+ * that left a slot unused twice within a minute gets none, whatever pid it says next (it
+ * took the slot back every 10 s, for ever). A JOIN naming no pid gets none either. */
+Test(trust, a_squatter_that_changes_its_pid_is_kept_out, .timeout = 240 * BD_TEST_SLOW)
+{
+    live_run r;
+    start_run(&r, "squat2", 2000);
+    bd_tls *mine;
+    cr_assert_eq(bd_tls_load(r.key, &mine), BD_OK);
+    char *door = bd_strfmt("tls+tcp://%s", r.listen);
+    cr_assert_eq(join_as(door, mine, 0), 0, "a JOIN with no pid got a slot: %s", join_said);
+    for (int k = 0; k < 2; k++) {
+        int got = 0;
+        for (int t = 0; t < 10 && !(got = join_as(door, mine, 900001 + k)); t++)
+            sleep(1);
+        cr_assert(got, "squat %d: the slot was not given (it heard: %s)", k + 1, join_said);
+        for (double t0 = bd_now(); bd_now() - t0 < 40 && count_of(r.log, "joined but did not beat") <= k;)
+            usleep(200000);
+        cr_assert_eq(count_of(r.log, "joined but did not beat"), k + 1, "squat %d lost its slot", k + 1);
+    }
+    for (int t = 0; t < 5; t++) {
+        cr_assert_eq(join_as(door, mine, 900010 + t), 0, "a third pid from the same address got the slot");
+        usleep(300000);
+    }
+    /* the real muscle, from the same address here, waits out that minute too: a credential
+     * holder on the machine of the run's own muscles cannot be told from them */
+    pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
+    end_run(&r);
+    cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
+    bd_tls_destroy(mine);
+    free(door);
+    free_run(&r);
+}
+
 /* A stranger's TLS ClientHello (TLS 1.2, as any client or port scanner sends), and a close
  * before the answer: in Debian 12's NNG 1.5.2 such a close can stop a listener handing over
  * connections for good (nanomsg/nng#1518). Sent count times to port. */

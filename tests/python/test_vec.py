@@ -353,7 +353,8 @@ class ManyAgents(unittest.TestCase):
         # left out kept its last action, a scalar filled both of a runner's actuators
         whole = {a: np.zeros(2, np.float32) for a in pz.agents}
         for bad, says in (({}, "missing ['runner_0'"), ({**whole, "runner_0": np.float32(7)}, "has shape ()"),
-                          ({**whole, "runner_0": np.zeros(3)}, "has shape (3,)"), ({**whole, "x_1": 0}, "unknown ['x_1']"),
+                          ({**whole, "runner_0": np.zeros(3)}, "has shape (3,)"),
+                          ({**whole, "x_1": 0}, "unknown ['x_1']"),
                           ([0], "must be a dict")):
             with self.assertRaises((ValueError, TypeError)) as e:
                 pz.step(bad)
