@@ -1,5 +1,6 @@
 /* opts.c: the small option parser every subcommand uses (see cli.h). */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -8,6 +9,7 @@ int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
                   const char **positional, int npos, int min_pos)
 {
     int pos = 0;
+    uint64_t given = 0; /* the spec's options seen so far (a second one would replace the first in silence) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -39,6 +41,12 @@ int bd_parse_opts(const char *cmd, int argc, char **argv, const bd_opt *spec,
             bd_cmd_usage(cmd, stderr, 0);
             return 2;
         }
+        const uint64_t bit = (uint64_t)1 << ((o - spec) & 63);
+        if (given & bit) {
+            fprintf(stderr, "bodhi %s: option '%s' given twice (only one is taken)\n", cmd, a);
+            return 2;
+        }
+        given |= bit;
         if (takes) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "bodhi %s: option '%s' needs a value\n", cmd, a);

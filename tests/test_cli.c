@@ -906,6 +906,10 @@ Test(check, every_listed_command_is_one_table_entry, .timeout = 60)
     cr_assert_null(bd_command("nope"));
     cr_assert_eq(sh(NULL, "$BODHI nope"), 2);
     free(out);
+    /* an option given twice is refused (the second replaced the first in silence) */
+    cr_assert_eq(sh(&out, "$BODHI replay /nonexistent --csv a.csv --csv b.csv"), 2);
+    cr_assert(strstr(out, "option '--csv' given twice"), "%s", out);
+    free(out);
     free(help);
 }
 
