@@ -13,6 +13,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <limits.h>
 #include <string.h>
 
 #include "bodhi/env.h"
@@ -62,6 +63,11 @@ static int set_param(const bd_env_desc *d, float *param, PyObject *key, PyObject
                      Py_TYPE(val)->tp_name);
         return -1;
     }
+    if (strcmp(name, "worlds") == 0) { /* a run file's env param; here the constructor's own */
+        PyErr_SetString(PyExc_TypeError, "bodhi: the worlds are not a param here: give them as make_vec's "
+                                         "num_envs (make_multi's worlds)");
+        return -1;
+    }
     double v = PyFloat_AsDouble(val);
     if (v == -1.0 && PyErr_Occurred())
         return -1;
@@ -79,13 +85,13 @@ static int batch_init(BatchObject *self, PyObject *args, PyObject *kw)
     const char *id = NULL, *device = "cpu";
     long long worlds = 0;
     unsigned long long seed = 0;
-    int threads = 1, max_steps = 0;
+    long long threads = 1, max_steps = 0;
     PyObject *params = NULL;
     if (self->env) {
         PyErr_SetString(PyExc_RuntimeError, "bodhi: Batch already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sL|KsiiO!", kwlist, &id, &worlds, &seed, &device, &threads,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sL|KsLLO!", kwlist, &id, &worlds, &seed, &device, &threads,
                                      &max_steps, &PyDict_Type, &params))
         return -1;
     const bd_env_desc *d = bd_env_find(id);
@@ -112,11 +118,12 @@ static int batch_init(BatchObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     if (threads < 0 || threads > 4096) {
-        PyErr_Format(PyExc_ValueError, "bodhi: threads must be from 0 (one per core) to 4096, got %d", threads);
+        PyErr_Format(PyExc_ValueError, "bodhi: threads must be from 0 (one per core) to 4096, got %lld", threads);
         return -1;
     }
-    if (max_steps < 0) {
-        PyErr_Format(PyExc_ValueError, "bodhi: max_steps must be >= 0 (0: the env's own), got %d", max_steps);
+    if (max_steps < 0 || max_steps > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "bodhi: max_steps must be from 0 (the env's own) to %d, got %lld", INT_MAX,
+                     max_steps);
         return -1;
     }
     bd_device dev;
@@ -147,9 +154,9 @@ static int batch_init(BatchObject *self, PyObject *args, PyObject *kw)
     bd_env *e = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = bd_env_create(d, (int)worlds, 0, seed, dev, max_steps, param, &e);
+    rc = bd_env_create(d, (int)worlds, 0, seed, dev, (int)max_steps, param, &e);
     if (rc == BD_OK)
-        rc = bd_env_set_threads(e, threads);
+        rc = bd_env_set_threads(e, (int)threads);
     Py_END_ALLOW_THREADS
     if (rc != BD_OK) {
         bd_env_destroy(e);

@@ -210,6 +210,9 @@ class BadInput(unittest.TestCase):
             (lambda: bodhi.make_multi("tag", 2, runners="many"), TypeError, "runners"),
             (lambda: bodhi.make_vec("tag", 2), ValueError, "make_multi"),
             (lambda: bodhi.make_vec("/nonexistent/lib.so:desc", 2), ValueError, "/nonexistent/lib.so"),
+            (lambda: bodhi.make_vec("cartpole", 2, worlds=5), TypeError, "give them as make_vec's num_envs"),
+            (lambda: bodhi.make_vec("cartpole", 2, max_steps=2**40), ValueError, "max_steps must be from 0"),
+            (lambda: bodhi.make_vec("cartpole", 2, threads=2**40), ValueError, "threads must be from 0"),
         ]
         for fn, exc, text in cases:
             with self.assertRaises(exc, msg=text) as cm:
