@@ -80,6 +80,11 @@ class Policy:
 
     def normalise(self, obs):
         obs = np.asarray(obs, np.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
+            raise ValueError(f"bodhi: {self.agent}'s policy takes observations of shape (n, {self.obs_dim}),"
+                             f" got {obs.shape} (one observation: obs[None])")
+        if not np.isfinite(obs).all():
+            raise ValueError(f"bodhi: {self.agent}'s policy got an observation that is NaN or infinite")
         if self.obs_mean is None:
             return obs
         return np.clip((obs - self.obs_mean) * self.obs_inv, -10.0, 10.0).astype(np.float32)

@@ -108,7 +108,14 @@ class Run:
         if not os.path.exists(p):
             raise FileNotFoundError(f"bodhi.open_run: no run.h5 at {p}")
         self.path = os.path.dirname(os.path.abspath(p))
-        self._f = h5py.File(p, "r", swmr=True)
+        try:
+            self._f = h5py.File(p, "r", swmr=True)
+        except OSError as e:
+            raise OSError(f"bodhi.open_run: {p} is not a run's run.h5 (HDF5 cannot open it: {e})") from e
+        if "phases" not in self._f.attrs or "seed" not in self._f.attrs:
+            self._f.close()
+            raise ValueError(f"bodhi.open_run: {p} is not a run's run.h5 (no phases or seed attribute; an agent's"
+                             " trace under memory/ is read through its run's run.h5)")
         self.attrs = dict(self._f.attrs)
         self.phases = [str(x) for x in self._f.attrs["phases"]]
         self.seed = int(self._f.attrs["seed"])

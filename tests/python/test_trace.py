@@ -96,6 +96,12 @@ class Trace(unittest.TestCase):
                 run.agent("train", "balancer").last(5, world=8)
         with self.assertRaisesRegex(FileNotFoundError, "no checkpoint of agent 'pilot'"):
             bodhi.load_policy(self.run_dir, "pilot")
+        # files of the run that are not its run.h5: said so, not HDF5's or h5py's own error
+        with self.assertRaisesRegex(OSError, "run.yml is not a run's run.h5"):
+            bodhi.open_run(os.path.join(self.run_dir, "run.yml"))
+        agent_file = os.path.join(self.run_dir, "memory", "train.balancer.h5")
+        with self.assertRaisesRegex(ValueError, "is not a run's run.h5 .no phases or seed"):
+            bodhi.open_run(agent_file)
 
     def test_policy_acts_as_the_muscle(self):
         pi = bodhi.load_policy(self.run_dir, "balancer")
@@ -111,6 +117,10 @@ class Trace(unittest.TestCase):
         self.assertTrue(np.all((sampled == 0) | (sampled == 1)))
         with self.assertRaisesRegex(ValueError, r"shape \(n, 4\)"):
             pi(np.zeros((3, 5), np.float32))
+        with self.assertRaisesRegex(ValueError, r"shape \(n, 4\), got \(4,\) \(one observation: obs\[None\]\)"):
+            pi(np.zeros(4, np.float32))
+        with self.assertRaisesRegex(ValueError, "NaN or infinite"):  # it chose action 0 in silence
+            pi(np.full((2, 4), np.nan, np.float32))
         with self.assertRaisesRegex(ValueError, "checkpoint"):
             bodhi.load_policy(self.run_dir, "balancer", hidden=16)  # not the network it saved
 
