@@ -251,7 +251,9 @@ Test(sweep, refuses_a_bad_set_with_nothing_written, .timeout = 120 * BD_TEST_SLO
         {"--seeds 1,2,1", {"seed 1 twice", "", ""}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = bodhi(&text, "sweep %s --seeds 1..2 %s --out %s", file, cases[i].args, out);
+        /* an option given twice is refused: the cases that give --seeds give it alone */
+        const char *seeds = strstr(cases[i].args, "--seeds ") ? "" : "--seeds 1..2";
+        int rc = bodhi(&text, "sweep %s %s %s --out %s", file, seeds, cases[i].args, out);
         cr_assert_eq(rc, 2, "%s: exit %d: %s", cases[i].args, rc, text);
         for (int k = 0; k < 3; k++)
             cr_assert(strstr(text, cases[i].says[k]), "%s: wants '%s' in: %s", cases[i].args, cases[i].says[k], text);
