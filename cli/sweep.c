@@ -424,10 +424,14 @@ int bd_cmd_sweep(int argc, char **argv)
         return 2;
     }
     char cwd[PATH_MAX], abs[PATH_MAX + 8];
-    if (w.dir[0] != '/' && getcwd(cwd, sizeof cwd)) /* the path the Slurm script names */
-        snprintf(abs, sizeof abs, "%s/%s", cwd, w.dir);
-    else
-        snprintf(abs, sizeof abs, "%s", w.dir);
+    int alen = w.dir[0] != '/' && getcwd(cwd, sizeof cwd) /* the path the Slurm script names */
+                   ? snprintf(abs, sizeof abs, "%.*s/%s", (int)(sizeof cwd - 1), cwd, w.dir)
+                   : snprintf(abs, sizeof abs, "%s", w.dir);
+    if (alen < 0 || (size_t)alen >= sizeof abs) {
+        fprintf(stderr, "bodhi sweep: --out %s: its absolute path is longer than %d bytes\n", w.dir, PATH_MAX);
+        sweep_free(&w);
+        return 2;
+    }
     for (const char *c = abs; w.slurm && *c; c++)
         if ((unsigned char)*c <= ' ' || *c == '%' || *c == '\\' || *c == 0x7f) {
             fprintf(stderr, "bodhi sweep: --slurm: the sweep's folder %s holds a space, control character, %% or "
