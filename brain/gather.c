@@ -62,9 +62,11 @@ void bd_brain_lost_rows(bd_brain *b, int k, int fresh)
     int n;
     uint32_t w0;
     bd_agent_shard(b->ap, b->M, k, &n, &w0);
-    if (fresh)
+    if (fresh) {
         bd_stats_restart(&b->stats, (int)w0, n);
-    else
+        if (b->refused_row) /* a new process: its rollouts start a count of their own */
+            b->refused_row[k] = 0;
+    } else
         bd_stats_cut(&b->stats, (int)w0, n);
     if (b->learner && b->lops->restart) /* nor does the learner tie its worlds to their last steps */
         b->lops->restart(b->learner, (int)w0, n);

@@ -63,9 +63,14 @@ int bd_cmd_replay(int argc, char **argv)
     char *note = mmap(NULL, NOTE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     fflush(stdout);
     fflush(stderr);
+    /* a caller that ignores SIGCHLD would have the child reaped unseen, its exit code lost */
+    signal(SIGCHLD, SIG_DFL);
+    const pid_t parent = getpid();
     pid_t pid = note != MAP_FAILED ? fork() : -1;
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with bodhi replay */
+        if (getppid() != parent) /* it went before the line above */
+            _exit(2);
         bd_trace_note_files(note, NOTE);
         rc = replay_report(target, csv, verify, plot, minari, metrics, tb);
         fflush(stdout);
@@ -78,15 +83,25 @@ int bd_cmd_replay(int argc, char **argv)
         return replay_report(target, csv, verify, plot, minari, metrics, tb);
     }
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
         ;
+    if (w < 0) {
+        fprintf(stderr, "bodhi replay: lost its report's process: %s\n", strerror(errno));
+        munmap(note, NOTE);
+        return 2;
+    }
     rc = WIFEXITED(st) ? WEXITSTATUS(st) : 2;
     if (WIFSIGNALED(st)) {
         const int sig = WTERMSIG(st);
         if (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL) {
             note[NOTE - 1] = '\0';
-            fprintf(stderr, "bodhi replay: reading '%s' crashed the HDF5 library (%s): the file is damaged in a way "
-                            "HDF5 does not check; bodhi cannot read it\n", note[0] ? note : target, strsignal(sig));
+            if (note[0])
+                fprintf(stderr, "bodhi replay: reading '%s' crashed the HDF5 library (%s): the file is damaged in a "
+                                "way HDF5 does not check; bodhi cannot read it\n", note, strsignal(sig));
+            else
+                fprintf(stderr, "bodhi replay: its report crashed (%s) outside the HDF5 library: a fault of bodhi's "
+                                "own; please report it with the command\n", strsignal(sig));
         } else { /* Ctrl-C, a closed pipe: end as it did */
             munmap(note, NOTE);
             signal(sig, SIG_DFL);

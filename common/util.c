@@ -253,9 +253,28 @@ char *bd_strdup(const char *s)
 
 char *bd_text_printable(char *s)
 {
-    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f || *p == 0x9b)
-            *p = '?';
+    for (unsigned char *p = (unsigned char *)s; p && *p;) {
+        if (*p < 0x80) { /* ASCII: its controls */
+            if (*p < 0x20 || *p == 0x7f)
+                *p = '?';
+            p++;
+            continue;
+        }
+        /* UTF-8: a whole character stays, but not the C1 controls (U+0080 to U+009F, C2 80
+         * to C2 9F: CSI and OSC among them); a byte that starts no whole character, which an
+         * 8-bit terminal may take for a C1 control, becomes '?' */
+        const int len = *p >= 0xf0 && *p <= 0xf4 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 && *p <= 0xdf ? 2 : 0;
+        int whole = len > 0;
+        for (int i = 1; whole && i < len; i++)
+            whole = (p[i] & 0xc0) == 0x80;
+        if (whole && !(p[0] == 0xc2 && p[1] < 0xa0)) {
+            p += len;
+            continue;
+        }
+        *p++ = '?';
+        if (whole) /* a C1 control's second byte */
+            *p++ = '?';
+    }
     return s;
 }
 

@@ -46,9 +46,11 @@ double bd_phys_bytes(void);
 /* strdup that tolerates NULL (returns NULL). */
 char *bd_strdup(const char *s);
 
-/* Text a peer sent, made safe to print on a terminal, in place: every control byte (below
- * 0x20, 0x7f, and 0x9b, the 8-bit CSI) becomes '?', so that it cannot move the cursor,
- * clear the screen or start a line that looks like bodhi's own. Returns s. */
+/* Text a peer (or a file) gave, made safe to print on a terminal, in place: every ASCII
+ * control byte (below 0x20, 0x7f), every C1 control in UTF-8 (C2 80 to C2 9F) and every
+ * byte that starts no whole UTF-8 character (an 8-bit terminal may take 0x9b for CSI)
+ * becomes '?', so that it cannot move the cursor, clear the screen or start a line that
+ * looks like bodhi's own; whole UTF-8 characters stay. Returns s. */
 char *bd_text_printable(char *s);
 
 /* Returns 1 when path exists. */

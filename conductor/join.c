@@ -212,7 +212,16 @@ int bd_join_deadlines(bd_conductor *c, bd_proc *p, double now, double timeout)
         snprintf(p->killed_for, sizeof p->killed_for, "joined but %s within %.0f s",
                  p->last_beat == 0 ? "did not beat" : "did not greet every brain",
                  p->last_beat == 0 ? BD_JOIN_BEAT_S : fmax(BD_JOIN_READY_S, timeout));
-        int k = c->nsquat < (int)(sizeof c->squat / sizeof c->squat[0]) ? c->nsquat++ : (int)(p->index % 16);
+        /* a free place, else the one that ends first (an ended one first of all): a full
+         * list must not keep overwriting one place, where a squatter's second entry goes */
+        const int cap = (int)(sizeof c->squat / sizeof c->squat[0]);
+        int k = 0;
+        if (c->nsquat < cap)
+            k = c->nsquat++;
+        else
+            for (int i = 1; i < cap; i++)
+                if (c->squat[i].until < c->squat[k].until)
+                    k = i;
         snprintf(c->squat[k].addr, sizeof c->squat[k].addr, "%s", p->addr);
         c->squat[k].pid = (int)p->pid;
         c->squat[k].until = now + BD_SQUAT_S;

@@ -31,6 +31,10 @@ static void h5_init(void)
 }
 
 /* Takes the module's HDF5 lock and turns HDF5's error printing off for this thread. */
+/* bd_trace_note_files's buffer (NULL: none): the file a guarded section opened, "" outside one */
+static char *bd_h5_note;
+static size_t bd_h5_note_len;
+
 void bd_h5_enter(bd_h5_guard *g)
 {
     pthread_once(&g_h5_once, h5_init);
@@ -44,6 +48,8 @@ void bd_h5_enter(bd_h5_guard *g)
 /* Restores the caller's error printing and releases the lock. */
 void bd_h5_leave(bd_h5_guard *g)
 {
+    if (bd_h5_note) /* no HDF5 call of memory/'s is under way: a crash now is not a file's */
+        bd_h5_note[0] = '\0';
     H5Eset_auto2(H5E_DEFAULT, g->fn, g->data);
     pthread_mutex_unlock(&g_h5_mu);
 }
@@ -80,10 +86,6 @@ static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 
 /* The innermost description on HDF5's error stack (call right after the failing call,
  * before any other HDF5 call clears the stack). buf holds 256 bytes. */
-/* bd_trace_note_files's buffer (NULL: none) */
-static char *bd_h5_note;
-static size_t bd_h5_note_len;
-
 void bd_trace_note_files(char *buf, size_t len)
 {
     bd_h5_note = len > 0 ? buf : NULL;

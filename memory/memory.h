@@ -176,9 +176,10 @@ int bd_trace_read_episodes(const char *path, const char *phase, const char *agen
 int64_t bd_episodes_wrong(const bd_episode *eps, int64_t n, int columns, int64_t steps, int64_t *first);
 
 /* From now on each HDF5 file memory/'s readers open, to read or to repair, is named in buf
- * (len bytes, the caller's: a page shared with a parent process), so that a crash inside
- * libhdf5 on a damaged file (HDF5 1.10 trusts some sizes a file states) can be said by the
- * file's name. buf NULL or len 0: none. */
+ * (len bytes, the caller's: a page shared with a parent process) while memory/'s HDF5 calls
+ * on it run, and buf is "" between them, so that a crash inside libhdf5 on a damaged file
+ * (HDF5 1.10 trusts some sizes a file states) can be said by the file's name, and a crash
+ * elsewhere is not blamed on a file. buf NULL or len 0: none. */
 void bd_trace_note_files(char *buf, size_t len);
 
 /* How the run in folder run_dir ended, for the readers of a finished run (bodhi status,
@@ -220,6 +221,8 @@ int bd_trace_dataset_shape(const char *path, const char *phase, const char *agen
  * that must not hold a whole dataset in memory. */
 int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
                        const char *name, int64_t row0, int64_t nrows, int64_t N, int64_t K, void *buf);
+/* (A step dataset, by its name, is read as bodhi writes it, float32, uint8 or uint64,
+ * whatever type the file holds it in: buf is sized for that.) */
 
 /* What a trace says of itself (its group's attributes and shapes). Traces written
  * before the recording options read as every step of every world. */

@@ -394,6 +394,17 @@ int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
     int64_t dims[3];
     int rank;
     rc = dataset_info(ds, c.where, phase, agent, name, dims, &rank, &mt);
+    /* a step dataset is read as bodhi writes it, whatever the file holds (HDF5 converts):
+     * the caller sized buf for that, so flags stored as uint64 must not fill 8 bytes a cell */
+    if (!rc && (strcmp(name, bd_step_names[BD_STEP_TERMINATED]) == 0
+                || strcmp(name, bd_step_names[BD_STEP_TRUNCATED]) == 0))
+        mt = H5T_NATIVE_UINT8;
+    else if (!rc && strcmp(name, bd_step_names[BD_STEP_VERSION]) == 0)
+        mt = H5T_NATIVE_UINT64;
+    else if (!rc && (strcmp(name, bd_step_names[BD_STEP_SENSORS]) == 0
+                     || strcmp(name, bd_step_names[BD_STEP_ACTUATORS]) == 0
+                     || strcmp(name, bd_step_names[BD_STEP_REWARDS]) == 0))
+        mt = H5T_NATIVE_FLOAT;
     if (!rc && (dims[1] != N || rank != (K > 0 ? 3 : 2) || (K > 0 && dims[2] != K)))
         rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s has rows of %lld x %lld, where the run's other records say %lld x %lld",
                        c.where, phase, agent, name, (long long)dims[1], (long long)(rank == 3 ? dims[2] : 1),
@@ -831,6 +842,7 @@ int bd_trace_read_info(const char *path, const char *phase, const char *agent, b
         out->episodes = e < 0 ? 0 : e;
         out->has_final = H5Lexists(grp, "final_sensors", H5P_DEFAULT) > 0;
         trace_fixed_text(grp, "write_error", out->write_error, sizeof out->write_error);
+        bd_text_printable(out->write_error); /* printed on a terminal: a file's word */
         /* columns of the sensors dataset, for traces that do not say */
         int64_t cols = 0;
         if (H5Lexists(grp, rowset, H5P_DEFAULT) > 0) {
@@ -874,6 +886,8 @@ static int run_end_take(const cJSON *o, bd_run_end *e)
         return 0;
     snprintf(e->status, sizeof e->status, "%s", st->valuestring);
     snprintf(e->error, sizeof e->error, "%s", cJSON_IsString(er) ? er->valuestring : "");
+    bd_text_printable(e->status); /* printed on a terminal: a file's word */
+    bd_text_printable(e->error);
     return 1;
 }
 

@@ -164,7 +164,8 @@ typedef struct {
     double beat_since;  /* a remote muscle: when it began to beat, or last saw the conductor connected */
     double orphan_s;    /* a remote muscle: the phase's heartbeat_timeout (under mu; 0: not yet) */
     double stuck_s;     /* the phase's heartbeat_timeout: one env step longer is a hang (under mu; 0: not yet) */
-    double step_since;  /* when the env step under way began, 0 between steps (under mu) */
+    double step_since;  /* when the env step under way began, 0 between steps and in the first (under mu) */
+    int stepped;        /* its envs have stepped once */
     pthread_mutex_t mu; /* guards ag and na for the heartbeat thread */
 } bd_muscle;
 
@@ -609,13 +610,16 @@ static int bd_muscle_round(bd_muscle *m)
             rc = bd_actor_act(&a->actor, b->obs, b->step, a->obs + row * a->S, a->act + row * a->U,
                               a->logp + row, a->val + row, b->actions);
         }
-        pthread_mutex_lock(&m->mu); /* the heartbeat thread watches how long a step takes */
-        m->step_since = bd_now();
+        /* the heartbeat thread watches how long a step takes; not the muscle's first, which
+         * may compile (CUDA kernels for a new GPU, a Python env's JIT) for longer */
+        pthread_mutex_lock(&m->mu);
+        m->step_since = m->stepped ? bd_now() : 0;
         pthread_mutex_unlock(&m->mu);
         for (int e = 0; e < m->plan.nenvs && rc == BD_OK; e++)
             rc = bd_env_step(m->envs[e]);
         pthread_mutex_lock(&m->mu);
         m->step_since = 0;
+        m->stepped = 1;
         pthread_mutex_unlock(&m->mu);
         if (m->startup) { /* the first env step: this muscle's start-up is over */
             bd_startup_mark(m->startup, "first_step");

@@ -491,7 +491,11 @@ Test(proc, blas_env_sets_only_what_the_user_left_unset)
 /* A peer's text printed on the terminal: no control byte of it survives. */
 Test(files, a_peers_text_is_made_printable)
 {
-    char s[] = "host\x1b[2J\nbodhi: done\r\x7f\x9b ok \xc3\xa9";
-    cr_assert_str_eq(bd_text_printable(s), "host?[2J?bodhi: done??? ok \xc3\xa9");
+    /* ESC, LF, CR, DEL, a lone 8-bit CSI; é and € whole; OSC as UTF-8's C1 (C2 9D); a no-break
+     * space (C2 A0) whole; € cut short; an emoji whole */
+    char s[] = "host\x1b[2J\nbodhi: done\r\x7f\x9b ok \xc3\xa9 \xe2\x82\xac \xc2\x9d"
+               "0;x \xc2\xa0 \xe2\x82 \xf0\x9f\x98\x80";
+    cr_assert_str_eq(bd_text_printable(s), "host?[2J?bodhi: done??? ok \xc3\xa9 \xe2\x82\xac ??0;x \xc2\xa0 ?? "
+                                           "\xf0\x9f\x98\x80");
     cr_assert_null(bd_text_printable(NULL));
 }

@@ -84,7 +84,8 @@ class Policy:
             raise ValueError(f"bodhi: {self.agent}'s policy takes observations of shape (n, {self.obs_dim}),"
                              f" got {obs.shape} (one observation: obs[None])")
         if not np.isfinite(obs).all():
-            raise ValueError(f"bodhi: {self.agent}'s policy got an observation that is NaN or infinite")
+            raise ValueError(f"bodhi: {self.agent}'s policy got an observation that is NaN or infinite (a trace's"
+                             " rows of a round its muscle lost are NaN: leave them out)")
         if self.obs_mean is None:
             return obs
         return np.clip((obs - self.obs_mean) * self.obs_inv, -10.0, 10.0).astype(np.float32)
