@@ -54,6 +54,14 @@ int bd_cmd_replay(int argc, char **argv)
     int rc = bd_parse_opts("replay", argc, argv, spec, &target, 1, 1);
     if (rc)
         return BD_OPTS_EXIT(rc);
+    const char *outs[] = {csv, plot, minari, metrics, tb};
+    const char *names[] = {"csv", "plot", "minari", "metrics", "tensorboard"};
+    for (int k = 0; k < 5; k++)
+        if (outs[k] && strcmp(outs[k], "-") == 0) { /* not stdout: the table is there */
+            fprintf(stderr, "bodhi replay: --%s -: give a file (stdout holds the table; a file named '-' is "
+                            "written as ./-)\n", names[k]);
+            return 2;
+        }
     /* HDF5 1.10 trusts some sizes a file states (a variable-length string's in its global
      * heap; Debian's LZ4 filter decodes a chunk without bounds): a damaged file can crash
      * the process that reads it. The report runs in a child that names each file as it

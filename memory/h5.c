@@ -30,11 +30,11 @@ static void h5_init(void)
     H5dont_atexit();
 }
 
-/* Takes the module's HDF5 lock and turns HDF5's error printing off for this thread. */
 /* bd_trace_note_files's buffer (NULL: none): the file a guarded section opened, "" outside one */
 static char *bd_h5_note;
 static size_t bd_h5_note_len;
 
+/* Takes the module's HDF5 lock and turns HDF5's error printing off for this thread. */
 void bd_h5_enter(bd_h5_guard *g)
 {
     pthread_once(&g_h5_once, h5_init);
@@ -84,8 +84,6 @@ static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
-/* The innermost description on HDF5's error stack (call right after the failing call,
- * before any other HDF5 call clears the stack). buf holds 256 bytes. */
 void bd_trace_note_files(char *buf, size_t len)
 {
     bd_h5_note = len > 0 ? buf : NULL;
@@ -98,6 +96,8 @@ void bd_h5_note_open(const char *path)
         snprintf(bd_h5_note, bd_h5_note_len, "%s", path);
 }
 
+/* The innermost description on HDF5's error stack (call right after the failing call,
+ * before any other HDF5 call clears the stack). buf holds 256 bytes. */
 const char *bd_h5_reason(char *buf)
 {
     buf[0] = '\0';

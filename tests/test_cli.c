@@ -929,6 +929,10 @@ Test(check, every_listed_command_is_one_table_entry, .timeout = 60)
     cr_assert_eq(sh(&out, "$BODHI replay /nonexistent --csv a.csv --csv b.csv"), 2);
     cr_assert(strstr(out, "option '--csv' given twice"), "%s", out);
     free(out);
+    /* '-' is no output file (it wrote a file named '-' where stdout was meant) */
+    cr_assert_eq(sh(&out, "cd /tmp && $BODHI replay /nonexistent --csv -"), 2);
+    cr_assert(strstr(out, "--csv -: give a file"), "%s", out);
+    free(out);
     free(help);
 }
 
