@@ -183,6 +183,9 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
 
 int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_dir, FILE *out)
 {
+    if (bd_replay_is_sweep(run_dir)) /* its runs' logs are in its points' folders */
+        return bd_seterr(BD_EINVAL, "%s is a sweep: --metrics and --tensorboard take one of its runs (bodhi replay "
+                                    "%s/POINT/seed-K --metrics F.csv)", run_dir, run_dir);
     int rc = csv_path ? bd_replay_output_ok(run_dir, "--metrics", csv_path) : BD_OK;
     if (!rc && tb_dir)
         rc = tb_outside(run_dir, tb_dir);

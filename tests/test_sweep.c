@@ -537,6 +537,10 @@ Test(sweep, runs_here_and_replay_aggregates_seeds, .timeout = 400 * BD_TEST_SLOW
     cr_assert_eq(rename(moved, aside), 0);
     rc = bodhi(&text, "replay %s", out);
     cr_assert_eq(rc, 0, "%s", text);
+    char *said = NULL; /* a sweep's metrics are its runs': one of them is asked for */
+    cr_assert_eq(bodhi(&said, "replay %s --metrics %s/m.csv", out, dir), 2, "%s", said);
+    cr_assert(strstr(said, "is a sweep: --metrics and --tensorboard take one of its runs"), "%s", said);
+    free(said);
     char *plot_line = strstr(table, "plot: ");
     cr_assert_not_null(plot_line);
     *plot_line = '\0'; /* the rest: the same */
