@@ -18,6 +18,19 @@
 const char *const bd_step_names[BD_STEP_COUNT] = {"sensors",   "actuators", "rewards",
                                                       "terminated", "truncated", "weights_version"};
 
+hid_t bd_h5_step_mtype(int d)
+{
+    return d <= BD_STEP_REWARDS ? H5T_NATIVE_FLOAT : d == BD_STEP_VERSION ? H5T_NATIVE_UINT64 : H5T_NATIVE_UINT8;
+}
+
+int bd_h5_step_index(const char *name)
+{
+    for (int d = 0; d < BD_STEP_COUNT; d++)
+        if (strcmp(name, bd_step_names[d]) == 0)
+            return d;
+    return -1;
+}
+
 static pthread_mutex_t g_h5_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_h5_once = PTHREAD_ONCE_INIT;
 

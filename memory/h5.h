@@ -45,6 +45,11 @@ hid_t bd_h5_fcpl(void);
 enum { BD_STEP_SENSORS, BD_STEP_ACTUATORS, BD_STEP_REWARDS, BD_STEP_TERMINATED, BD_STEP_TRUNCATED, BD_STEP_VERSION,
        BD_STEP_COUNT };
 extern const char *const bd_step_names[BD_STEP_COUNT];
+/* Step dataset d's memory type (float32 for the first three, uint8 flags, uint64 version):
+ * what the writer writes from and the readers read into, whatever the file holds. */
+hid_t bd_h5_step_mtype(int d);
+/* The step dataset called name (BD_STEP_*), or -1 for another dataset. */
+int bd_h5_step_index(const char *name);
 
 /* The episodes record in memory (bd_episode) or in the file (packed little-endian). */
 hid_t bd_h5_episode_type(int in_file);

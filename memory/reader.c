@@ -396,15 +396,9 @@ int bd_trace_read_rows(const char *path, const char *phase, const char *agent,
     rc = dataset_info(ds, c.where, phase, agent, name, dims, &rank, &mt);
     /* a step dataset is read as bodhi writes it, whatever the file holds (HDF5 converts):
      * the caller sized buf for that, so flags stored as uint64 must not fill 8 bytes a cell */
-    if (!rc && (strcmp(name, bd_step_names[BD_STEP_TERMINATED]) == 0
-                || strcmp(name, bd_step_names[BD_STEP_TRUNCATED]) == 0))
-        mt = H5T_NATIVE_UINT8;
-    else if (!rc && strcmp(name, bd_step_names[BD_STEP_VERSION]) == 0)
-        mt = H5T_NATIVE_UINT64;
-    else if (!rc && (strcmp(name, bd_step_names[BD_STEP_SENSORS]) == 0
-                     || strcmp(name, bd_step_names[BD_STEP_ACTUATORS]) == 0
-                     || strcmp(name, bd_step_names[BD_STEP_REWARDS]) == 0))
-        mt = H5T_NATIVE_FLOAT;
+    const int step = bd_h5_step_index(name);
+    if (!rc && step >= 0)
+        mt = bd_h5_step_mtype(step);
     if (!rc && (dims[1] != N || rank != (K > 0 ? 3 : 2) || (K > 0 && dims[2] != K)))
         rc = bd_seterr(BD_EINVAL, "'%s': /%s/%s/%s has rows of %lld x %lld, where the run's other records say %lld x %lld",
                        c.where, phase, agent, name, (long long)dims[1], (long long)(rank == 3 ? dims[2] : 1),

@@ -345,7 +345,7 @@ static int write_block(bd_trace_writer *w, int d, int64_t row0, int64_t T, const
     hsize_t dims[3] = {(hsize_t)(row0 + T), (hsize_t)w->n, k};
     hsize_t start[3] = {(hsize_t)row0, 0, 0};
     hsize_t count[3] = {(hsize_t)T, (hsize_t)w->n, k};
-    hid_t mtype = d <= BD_STEP_REWARDS ? H5T_NATIVE_FLOAT : d == BD_STEP_VERSION ? H5T_NATIVE_UINT64 : H5T_NATIVE_UINT8;
+    hid_t mtype = bd_h5_step_mtype(d);
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     int rc = BD_OK;
     if (H5Dset_extent(w->ds[d], dims) < 0 || (fs = H5Dget_space(w->ds[d])) < 0 ||
