@@ -190,14 +190,12 @@ int bd_conductor_status(const char *run_dir, int json)
             text = NULL;
         free(sum);
     }
-    if (!text && (end.summary < 0 || end.logged)) { /* summary.json damaged, or not written (a full disk) */
-        if (end.summary < 0)
-            fprintf(stderr, "bodhi status: %s: its summary.json is damaged (not JSON, or no status)%s\n", run_dir,
-                    end.logged ? "" : "; log.jsonl has no end event either");
-        if (end.logged)
-            fprintf(stderr, "bodhi status: %s: the run ended '%s' (log.jsonl's end event%s)%s%s\n", run_dir, end.status,
-                    end.summary < 0 ? "" : "; it left no summary.json", end.error[0] ? ": " : "", end.error);
-        return 1;
+    if (!text) { /* summary.json damaged, or not written (a full disk): said, exit 1 */
+        char *lead = bd_strfmt("bodhi status: %s", run_dir);
+        const int said = bd_run_end_say(&end, lead ? lead : run_dir, stderr);
+        free(lead);
+        if (said)
+            return 1;
     }
     if (!text) { /* a run that is gone without its summary, or no run at all */
         int owner = 0;

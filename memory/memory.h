@@ -193,6 +193,10 @@ typedef struct {
     char error[512];
 } bd_run_end;
 void bd_run_end_read(const char *run_dir, bd_run_end *e);
+/* Says on f, each line led by lead, what e holds beside a readable summary.json: that
+ * summary.json is damaged, and how log.jsonl's end event says the run ended. Returns 1
+ * when it said anything. */
+int bd_run_end_say(const bd_run_end *e, const char *lead, FILE *f);
 
 /* Column c's share of an episodes target of `episodes` over `columns` columns of `members`
  * a world (world-major: c = world x members + member), as Stable-Baselines3's

@@ -919,3 +919,14 @@ void bd_run_end_read(const char *run_dir, bd_run_end *e)
     free(text);
     free(path);
 }
+
+int bd_run_end_say(const bd_run_end *e, const char *lead, FILE *f)
+{
+    if (e->summary < 0)
+        fprintf(f, "%s: its summary.json is damaged (not JSON, or no status)%s\n", lead,
+                e->logged ? "" : ", and log.jsonl has no end event: the run was killed, or its files were damaged");
+    if (e->summary <= 0 && e->logged)
+        fprintf(f, "%s: the run ended '%s' (log.jsonl's end event%s)%s%s\n", lead, e->status,
+                e->summary < 0 ? "" : "; it left no summary.json", e->error[0] ? ": " : "", e->error);
+    return e->summary < 0 || e->logged;
+}

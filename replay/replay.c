@@ -420,12 +420,8 @@ static int say_how_it_ended(const char *path, FILE *out)
     bd_run_end e;
     bd_run_end_read(path, &e);
     const int done = strcmp(e.status, "done") == 0;
-    if (e.summary < 0)
-        fprintf(out, "%s: its summary.json is damaged (not JSON, or no status)%s\n", path,
-                e.logged ? "" : ", and log.jsonl has no end event: the run was killed, or its files were damaged");
-    if (e.summary <= 0 && e.logged)
-        fprintf(out, "%s: the run ended '%s' (log.jsonl's end event%s)%s%s\n", path, e.status,
-                e.summary < 0 ? "" : "; it left no summary.json", e.error[0] ? ": " : "", e.error);
+    if (bd_run_end_say(&e, path, out))
+        ; /* summary.json damaged, or log.jsonl's end event in its stead */
     else if (e.summary > 0 && !done)
         fprintf(out, "%s: the run ended '%s' (summary.json); its traces end where it stopped\n", path, e.status);
     else if (e.summary == 0)
