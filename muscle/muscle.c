@@ -164,8 +164,8 @@ typedef struct {
     double beat_since;  /* a remote muscle: when it began to beat, or last saw the conductor connected */
     double orphan_s;    /* a remote muscle: the phase's heartbeat_timeout (under mu; 0: not yet) */
     double stuck_s;     /* the phase's heartbeat_timeout: one env step longer is a hang (under mu; 0: not yet) */
-    double step_since;  /* when the env step under way began, 0 between steps and in the first (under mu) */
-    int stepped;        /* its envs have stepped once */
+    double step_since;  /* when the env step under way began, 0 between steps and in the first (atomic) */
+    int stepped;        /* its envs have stepped once (the main thread's) */
     pthread_mutex_t mu; /* guards ag and na for the heartbeat thread */
 } bd_muscle;
 
@@ -611,16 +611,14 @@ static int bd_muscle_round(bd_muscle *m)
                               a->logp + row, a->val + row, b->actions);
         }
         /* the heartbeat thread watches how long a step takes; not the muscle's first, which
-         * may compile (CUDA kernels for a new GPU, a Python env's JIT) for longer */
-        pthread_mutex_lock(&m->mu);
-        m->step_since = m->stepped ? bd_now() : 0;
-        pthread_mutex_unlock(&m->mu);
+         * may compile (CUDA kernels for a new GPU, a Python env's JIT) for longer. One
+         * writer, one reader of a double: a relaxed atomic, no lock in the step loop */
+        const double since = m->stepped ? bd_now() : 0, none = 0;
+        __atomic_store(&m->step_since, &since, __ATOMIC_RELAXED);
         for (int e = 0; e < m->plan.nenvs && rc == BD_OK; e++)
             rc = bd_env_step(m->envs[e]);
-        pthread_mutex_lock(&m->mu);
-        m->step_since = 0;
+        __atomic_store(&m->step_since, &none, __ATOMIC_RELAXED);
         m->stepped = 1;
-        pthread_mutex_unlock(&m->mu);
         if (m->startup) { /* the first env step: this muscle's start-up is over */
             bd_startup_mark(m->startup, "first_step");
             cJSON_AddNumberToObject(m->startup, "muscle", m->o->id);
@@ -657,8 +655,9 @@ static cJSON *bd_muscle_beat(void *ctx)
      * heartbeat and held no connection to it for as long as it would take this muscle for
      * hung, the run is gone (a stopped conductor keeps its connections: it is waited for) */
     pthread_mutex_lock(&m->mu);
-    double limit = m->orphan_s, stuck = m->stuck_s, since = m->step_since;
+    double limit = m->orphan_s, stuck = m->stuck_s, since;
     pthread_mutex_unlock(&m->mu);
+    __atomic_load(&m->step_since, &since, __ATOMIC_RELAXED);
     /* This thread beats whatever the muscle computes, so a step of its envs that never
      * returns (a plugin's or a Python env's loop or deadlock) would hide behind the beats
      * for ever: a step longer than the phase's heartbeat_timeout is a hang. The muscle
