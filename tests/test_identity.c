@@ -442,18 +442,21 @@ Test(identity, a_gigabyte_length_header_grows_no_memory, .timeout = 240 * BD_TES
 
 /* ---- data checked before it is learned ----------------------------------------------- */
 
-Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TEST_SLOW)
+/* /tmp/bd-ident-PID-<uid>.yml: a PPO agent on 4 worlds of the faulty test env (world 0 pays
+ * a NaN reward on each episode's 4th step; env_extra: more of its params, ", max_steps: 4"),
+ * two muscles, a step cap of `steps`. */
+static char *faulty_run(const char *uid, const char *env_extra, long long steps)
 {
-    char *file = bd_strfmt("/tmp/bd-ident-%d-nan.yml", (int)getpid());
+    char *file = bd_strfmt("/tmp/bd-ident-%d-%s.yml", (int)getpid(), uid);
     FILE *f = fopen(file, "w");
     cr_assert_not_null(f);
     fprintf(f,
-            "uid: nan\n"
+            "uid: %s\n"
             "seed: 4\n"
             "schedule:\n"
             "  - train:\n"
             "      environments:\n"
-            "        - environment: {name: '%s:bd_faulty_env', uid: f, params: {worlds: 4}}\n"
+            "        - environment: {name: '%s:bd_faulty_env', uid: f, params: {worlds: 4%s}}\n"
             "      agents:\n"
             "        - name: mover\n"
             "          brain: {name: ppo, params: {rollout_steps: 16, hidden: 8}}\n"
@@ -461,10 +464,16 @@ Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TE
             "          sensors: [f.*]\n"
             "          actuators: [f.move]\n"
             "      simulation:\n"
-            "        conditions: [{name: max_steps, params: {steps: 3000}}]\n"
+            "        conditions: [{name: max_steps, params: {steps: %lld}}]\n"
             "      phase_config: {mode: train, worker: 2}\n",
-            BODHI_FAULTY_PLUGIN);
+            uid, BODHI_FAULTY_PLUGIN, env_extra, steps);
     fclose(f);
+    return file;
+}
+
+Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TEST_SLOW)
+{
+    char *file = faulty_run("nan", "", 3000);
     char *out = bd_strfmt("/tmp/bd-ident-%d-nan", (int)getpid());
     cr_assert_eq(finish(start_run(file, out)), 0, "the run goes on without the refused rollouts");
     char *log = bd_strfmt("%s/log.jsonl", out);
@@ -508,27 +517,7 @@ Test(identity, a_nan_reward_is_refused_and_never_learned, .timeout = 240 * BD_TE
  * row fails the phase, naming why. */
 Test(identity, rollouts_refused_round_after_round_fail_the_phase, .timeout = 240 * BD_TEST_SLOW)
 {
-    char *file = bd_strfmt("/tmp/bd-ident-%d-nan10.yml", (int)getpid());
-    FILE *f = fopen(file, "w");
-    cr_assert_not_null(f);
-    fprintf(f,
-            "uid: nan10\n"
-            "seed: 4\n"
-            "schedule:\n"
-            "  - train:\n"
-            "      environments:\n"
-            "        - environment: {name: '%s:bd_faulty_env', uid: f, params: {worlds: 4, max_steps: 4}}\n"
-            "      agents:\n"
-            "        - name: mover\n"
-            "          brain: {name: ppo, params: {rollout_steps: 16, hidden: 8}}\n"
-            "          muscle: {name: ppo}\n"
-            "          sensors: [f.*]\n"
-            "          actuators: [f.move]\n"
-            "      simulation:\n"
-            "        conditions: [{name: max_steps, params: {steps: 100000000}}]\n"
-            "      phase_config: {mode: train, worker: 2}\n",
-            BODHI_FAULTY_PLUGIN);
-    fclose(f);
+    char *file = faulty_run("nan10", ", max_steps: 4", 100000000);
     char *out = bd_strfmt("/tmp/bd-ident-%d-nan10", (int)getpid());
     cr_assert_eq(finish(start_run(file, out)), 1, "the run fails");
     cJSON *s = summary(out);

@@ -182,7 +182,7 @@ Test(pyenv, a_step_that_raises_fails_the_run_with_its_exception, .timeout = 300 
     char *file = write_line_run(dir, "raise", "python:lineworld:Raising", 5);
     cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
     const char *want = "python:lineworld:Raising: step raised ValueError: the sugar ran out at call 30 (";
-    cr_assert(strstr(text, want) && strstr(text, "lineworld.py:42)"), "%s", text);
+    cr_assert(strstr(text, want) && strstr(text, "lineworld.py:46)"), "%s", text);
     cr_assert(strstr(text, "Traceback (most recent call last)"), "the muscle prints the traceback:\n%s", text);
     free(text);
     char *summary = bd_strfmt("%s/run/summary.json", dir);

@@ -39,23 +39,19 @@ class Raising(Line):
     def step(self, actions, obs, rewards, terminated, draws):
         self.calls += 1
         if self.calls == 30:
-            raise ValueError("the sugar ran out at call 30")
+            self.fail()
         super().step(actions, obs, rewards, terminated, draws)
 
+    def fail(self):
+        raise ValueError("the sugar ran out at call 30")
 
-class Hanging(Line):
+
+class Hanging(Raising):
     """Line whose step never returns on its 30th call (a deadlock, an endless loop)."""
 
-    def __init__(self, worlds, speed):
-        super().__init__(worlds, speed)
-        self.calls = 0
-
-    def step(self, actions, obs, rewards, terminated, draws):
-        self.calls += 1
-        if self.calls == 30:
-            import time
-            time.sleep(3600)
-        super().step(actions, obs, rewards, terminated, draws)
+    def fail(self):
+        import time
+        time.sleep(3600)
 
 
 class BadSpaces(Line):
