@@ -10,6 +10,16 @@ from . import _core, spaces
 from .vector import AutoresetMode, _GOLDEN, _MASK64, _seed64
 
 
+def _every_key(actions, keys, shown):
+    """ValueError unless the dict actions has every one of keys and no other (at most 8 of
+    each named)."""
+    unknown = sorted((str(k) for k in actions if k not in keys))
+    missing = [k for k in keys if k not in actions]
+    if unknown or missing:
+        raise ValueError(f"bodhi: actions for {shown}: unknown {unknown[:8]}, missing {missing[:8]}"
+                         f"{' ...' if len(missing) > 8 or len(unknown) > 8 else ''}")
+
+
 class BodhiMultiEnv:
     """`worlds` worlds of a many-agent bodhi env, stepped in one call.
 
@@ -59,11 +69,7 @@ class BodhiMultiEnv:
         if not isinstance(actions, dict):
             raise TypeError(f"bodhi: actions must be a dict group -> array (groups {self.groups}),"
                             f" got {type(actions).__name__}")
-        unknown = set(actions) - set(self.groups)
-        missing = set(self.groups) - set(actions)
-        if unknown or missing:
-            raise ValueError(f"bodhi: actions for groups {self.groups}:"
-                             f" unknown {sorted(unknown)}, missing {sorted(missing)}")
+        _every_key(actions, self.groups, f"groups {self.groups}")
         for k, name in enumerate(self.groups):
             self._core.set_actions(k, actions[name])
         infos = {}
@@ -122,12 +128,8 @@ class ParallelEnv:
     def step(self, actions):
         if not isinstance(actions, dict):
             raise TypeError(f"bodhi: actions must be a dict agent -> action, got {type(actions).__name__}")
-        unknown = [a for a in actions if a not in self._where]
-        missing = [a for a in self.agents if a not in actions]
-        if unknown or missing:  # every agent acts at every step: none keeps its last action
-            raise ValueError(f"bodhi: actions for agents {self.possible_agents[0]} ... {self.possible_agents[-1]}:"
-                             f" unknown {sorted(map(str, unknown))[:8]}, missing {missing[:8]}"
-                             f"{' ...' if len(missing) > 8 or len(unknown) > 8 else ''}")
+        # every agent acts at every step: none keeps its last action
+        _every_key(actions, self.agents, f"agents {self.possible_agents[0]} ... {self.possible_agents[-1]}")
         for a, act in actions.items():
             g, i = self._where[a]
             shape = self.action_spaces[a].shape
