@@ -341,6 +341,7 @@ Test(trust, credential_files_are_made_kept_private_and_checked)
 
 typedef struct {
     char *file, *out, *listen, *log, *key, *err;
+    char *merr; /* where the test's own muscle writes its stderr, said when the run fails */
     int port;
     pid_t pid;
 } live_run;
@@ -363,6 +364,7 @@ static void start_run_with(live_run *r, const char *tag, int steps, const char *
     r->log = bd_strfmt("%s/log.jsonl", r->out);
     r->key = bd_strfmt("%s/remote.key", r->out);
     r->err = bd_strfmt("%s.stderr", r->out);
+    r->merr = bd_strfmt("%s.muscle", r->out);
     char *args[] = {"run", r->file, "--out", r->out, "--listen", r->listen, NULL};
     r->pid = spawn(args, r->err, 0);
     wait_for_text(r->err, "waiting up to", 60);
@@ -377,9 +379,11 @@ static void start_run(live_run *r, const char *tag, int steps)
 static void end_run(live_run *r)
 {
     int rc = wait_exit(r->pid, 120);
-    char *err = slurp(r->err);
-    cr_assert_eq(rc, 0, "the run completes (exit %d):\n%s", rc, err);
+    char *err = slurp(r->err), *merr = bd_exists(r->merr) ? slurp(r->merr) : NULL;
+    cr_assert_eq(rc, 0, "the run completes (exit %d):\n%s%s%s", rc, err, merr ? "its muscle said:\n" : "",
+                 merr ? merr : "");
     free(err);
+    free(merr);
     char *sum = bd_strfmt("%s/summary.json", r->out);
     cr_assert(file_has(sum, "\"status\":\t\"done\""), "summary.json says done");
     free(sum);
@@ -394,12 +398,17 @@ static void free_run(live_run *r)
             fprintf(stderr, "could not remove %s\n", r->out);
         free(cmd);
     }
+    if (r->err)
+        unlink(r->err);
+    if (r->merr)
+        unlink(r->merr);
     free(r->file);
     free(r->out);
     free(r->listen);
     free(r->log);
     free(r->key);
     free(r->err);
+    free(r->merr);
 }
 
 static pid_t start_muscle(const char *listen, const char *key, const char *err, const char *extra)
@@ -611,7 +620,7 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     for (int k = 0; k < 10 && !(squatted = join_as(door, mine, 999999)); k++)
         sleep(1);
     cr_assert(squatted, "the squatter got the slot (it heard: %s)", join_said);
-    pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
+    pid_t m = start_muscle(r.listen, r.key, r.merr, NULL);
     /* the squatter keeps asking; the slot is not given back to it at once */
     int again = 0;
     long rss_max = rss_kb(r.pid);
@@ -664,8 +673,10 @@ Test(trust, a_squatter_that_changes_its_pid_is_kept_out, .timeout = 240 * BD_TES
         usleep(300000);
     }
     /* the real muscle, from the same address here, waits out that minute too: a credential
-     * holder on the machine of the run's own muscles cannot be told from them */
-    pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
+     * holder on the machine of the run's own muscles cannot be told from them. Its --wait
+     * leaves room past the minute, which began with the first squat's loss (seconds ago) */
+    char *args[] = {"muscle", "--connect", r.listen, "--wait", "150", "--credential", r.key, NULL};
+    pid_t m = spawn(args, r.merr, 0);
     end_run(&r);
     cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
     bd_tls_destroy(mine);
@@ -718,7 +729,7 @@ Test(trust, handshakes_cut_short_do_not_shut_the_doors, .timeout = 300 * BD_TEST
         usleep(500000);
     }
     hello_and_close(bport, 200);
-    pid_t m = start_muscle(r.listen, r.key, NULL, NULL);
+    pid_t m = start_muscle(r.listen, r.key, r.merr, NULL);
     end_run(&r);
     cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
     fprintf(stderr, "cut handshakes: the conductor relistened %d time(s); brain: %s\n",
