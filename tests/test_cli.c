@@ -1577,7 +1577,8 @@ Test(ranks, a_rank_with_no_rollout_keeps_in_step, .timeout = 300)
 
 /* Ctrl-C for ranks: `both` sends SIGINT to both conductors one second into the first update
  * (rollout_steps of 6 worlds in minibatches of 16), else to rank 0's alone. Both ranks
- * must end within 60 s with the same exit code, each interrupted or stopped with its
+ * must end within 180 s (short of BODHI_GROUP_TIMEOUT's 240, where a rank left waiting in
+ * a collective would fail) with the same exit code, each interrupted or stopped with its
  * final checkpoint and no failure, and their last digests must agree. `grace`: the
  * brains must have needed the conductor's grace for ranks (its message on stderr). */
 static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
@@ -1595,7 +1596,7 @@ static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
                 "grep -q '\"round\":0' %s/log.jsonl 2>/dev/null && break; sleep 0.1; done; sleep 1; "
                 "t0=$(date +%%s); kill -INT $p0 %s; wait $p0; s0=$?; wait $p1; s1=$?; t1=$(date +%%s); "
                 "echo \"exit $s0 $s1 after $((t1 - t0)) s\"; "
-                "test $((t1 - t0)) -lt 60 && test $s0 = $s1",
+                "test $((t1 - t0)) -lt 180 && test $s0 = $s1",
                 20000 + (int)((getpid() + 13) % 20000), yml, out, yml, out, out, out, both ? "$p1" : "");
     cr_assert_eq(rc, 0, "%s", t);
     if (grace)
@@ -1628,9 +1629,8 @@ static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
 }
 
 /* Ctrl-C reaches both ranks inside a long update (6000 minibatches, each with its gradient
- * all-reduce, about 5 s alone here and several times that beside the rest of the suite,
- * which bounds it from above: 15000 took 116 s there; 2400 under AddressSanitizer, where
- * 6000 took 65 s, past the test's 60 s). A rank that cut
+ * all-reduce, about 5 s alone here and up to 72 s beside the rest of the suite, where
+ * 15000 took 116 s; 2400 under AddressSanitizer, where 6000 took 65 s). A rank that cut
  * its update short at its own minibatch left the other waiting in an all-reduce that never
  * paired (it failed, without its checkpoint), and the conductor's 4 s grace killed brains
  * mid-update. */
