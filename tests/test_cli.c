@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "memory/memory.h"
 #include "replay/replay.h"
+#include "tests/port.h"
 #include "tests/slow.h"
 #include "tests/trace_fixture.h"
 
@@ -1385,8 +1386,8 @@ static void ranks_agree(const char *out)
 
 /* Two ranks by torchrun's variables on loopback, both given the same --out, of the short
  * run tag (steps agent-steps) changed by the sed script more: both exit 0, and they agree
- * (ranks_agree). salt keeps the tests' rendezvous ports apart. */
-static void two_ranks_agree(const char *tag, int steps, const char *more, int salt)
+ * (ranks_agree). */
+static void two_ranks_agree(const char *tag, int steps, const char *more)
 {
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
@@ -1398,7 +1399,7 @@ static void two_ranks_agree(const char *tag, int steps, const char *more, int sa
                 RANKS_TORCHRUN
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
                 "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                20000 + (int)((getpid() + salt) % 20000), yml, out, yml, out);
+                bd_test_port(), yml, out, yml, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_agree(out);
@@ -1433,7 +1434,7 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
 {
     two_ranks_agree("ranks", 6 * 32 * 5,
                     "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: ppo, params: "
-                    "{rollout_steps: 32, norm_obs: true}}/", 0);
+                    "{rollout_steps: 32, norm_obs: true}}/");
 }
 
 /* DQN across two ranks: every gradient step's gradient averaged, the steps agreed, each
@@ -1444,7 +1445,7 @@ Test(ranks, two_dqn_ranks_agree, .timeout = 300)
     two_ranks_agree("rdqn", 6 * 32 * 6,
                     "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: dqn, params: "
                     "{rollout_steps: 32, learning_starts: 64, batch_size: 32}}/; "
-                    "s/muscle: {name: ppo}/muscle: {name: dqn}/", 7);
+                    "s/muscle: {name: ppo}/muscle: {name: dqn}/");
 }
 
 /* SAC across two ranks: the critics', actor's and temperature's gradients averaged every
@@ -1455,7 +1456,7 @@ Test(ranks, two_sac_ranks_agree, .timeout = 300)
                     "s/name: 'cartpole'/name: 'pendulum'/; s/pole.push/pole.torque/; "
                     "s/brain: {name: ppo, params: {rollout_steps: 32}}/brain: {name: sac, params: "
                     "{rollout_steps: 32, learning_starts: 64, batch_size: 32, hidden: 16}}/; "
-                    "s/muscle: {name: ppo}/muscle: {name: sac}/", 13);
+                    "s/muscle: {name: ppo}/muscle: {name: sac}/");
 }
 
 /* `bodhi replay --verify` re-simulates each rank's trace from its own global world ids
@@ -1471,7 +1472,7 @@ Test(ranks, replay_verify_re_simulates_every_rank, .timeout = 300)
                 RANKS_TORCHRUN
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
                 "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                20000 + (int)((getpid() + 29) % 20000), yml, out, yml, out);
+                bd_test_port(), yml, out, yml, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     for (int old = 0; old < 2; old++) {
@@ -1526,7 +1527,7 @@ static void rank_muscle_killed(const char *tag, int workers, int victim, int exp
                 "n=$(ups %s.r1); for i in $(seq 600); do test $(ups %s.r1) -ge $((n + 3)) && break; sleep 0.1; done; "
                 "echo \"updates of rank 1: $n at the restart, $(ups %s.r1) then\"; "
                 "kill -INT $p0 $p1; wait $p0; wait $p1; test $(ups %s.r1) -ge $((n + 3))",
-                20000 + (int)((getpid() + 11) % 20000), yml, out, yml, out, out, out, victim, victim, out, out, out,
+                bd_test_port(), yml, out, yml, out, out, out, victim, victim, out, out, out,
                 out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
@@ -1597,7 +1598,7 @@ static void ranks_ctrl_c(const char *tag, int rollout, int both, int grace)
                 "t0=$(date +%%s); kill -INT $p0 %s; wait $p0; s0=$?; wait $p1; s1=$?; t1=$(date +%%s); "
                 "echo \"exit $s0 $s1 after $((t1 - t0)) s\"; "
                 "test $((t1 - t0)) -lt 180 && test $s0 = $s1",
-                20000 + (int)((getpid() + 13) % 20000), yml, out, yml, out, out, out, both ? "$p1" : "");
+                bd_test_port(), yml, out, yml, out, out, out, both ? "$p1" : "");
     cr_assert_eq(rc, 0, "%s", t);
     if (grace)
         cr_assert(strstr(t, "the brains finish the update they are in"), "the update ended within 4 s: %s", t);
@@ -1717,7 +1718,7 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
                 "sleep 0.1; done; echo \"left=$left\"; ls %s; cat %s.err0; "
                 "test $r0 != 0 && test $r1 != 0 && test $e -le 150 && test $left = 0 "
                 "&& grep -q 'rank 1 left before the group formed: its brain balancer was killed by signal 9' %s.err0",
-                20000 + (int)((getpid() + 17) % 20000), yml, out, out, yml, out, out, out, out, out, rd, out, out);
+                bd_test_port(), yml, out, out, yml, out, out, out, out, out, rd, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     char *err0 = bd_strfmt("%s.err0", out);
@@ -1743,7 +1744,7 @@ Test(ranks, a_rank_that_fails_before_its_brains_start_fails_the_others_at_once, 
                 "test $r0 = 1 && test $r1 = 2 && test $e -le 60 && test $left = 0 "
                 "&& grep -q \"rank 1 left before the group formed: its bodhi run failed before its brains started: "
                 "--out: .* is not a folder\" %s.err0",
-                20000 + (int)((getpid() + 53) % 20000), r1, yml, out, out, yml, out, out, out, out);
+                bd_test_port(), r1, yml, out, out, yml, out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     sh(NULL, "rm -f %s.err0", out);
@@ -1766,7 +1767,7 @@ Test(ranks, ranks_started_differently_fail_naming_the_difference, .timeout = 300
                 "test $r0 = 1 && test $r1 = 1 && test $left = 0 "
                 "&& grep -q \"rank 1's effective run file (run.yml, SHA-256 .*) is not rank 0's\" %s.err0 "
                 "&& grep -q \"rank 0's effective run file (run.yml, SHA-256 .*) is not rank 1's\" %s.err1",
-                20000 + (int)((getpid() + 43) % 20000), yml, out, out, yml, out, out, out, out, out, out, out);
+                bd_test_port(), yml, out, out, yml, out, out, out, out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     sh(NULL, "rm -f %s.err0 %s.err1", out, out);
@@ -1789,7 +1790,7 @@ Test(ranks, a_launch_after_a_lone_rank_gave_up_runs, .timeout = 300)
                 "test $r = 1 || exit 5; ls %s | grep -q store || exit 6; "
                 "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
                 "wait $p; r1=$?; echo \"rc=$r0,$r1\"; ls -d %s 2>&1; test $r0 = 0 && test $r1 = 0 && ! test -e %s",
-                20000 + (int)((getpid() + 47) % 20000), yml, out, rd, yml, out, yml, out, rd, rd);
+                bd_test_port(), yml, out, rd, yml, out, yml, out, rd, rd);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
@@ -1814,7 +1815,7 @@ Test(ranks, ctrl_c_of_a_rank_waiting_for_the_others_stops_it_at_once, .timeout =
                     "sleep 1; s=$(date +%%s); kill -INT $p; wait $p; r=$?; e=$(( $(date +%%s) - s )); "
                     "echo \"rc=$r after ${e}s\"; grep -o '\"status\": *\"[a-z]*\"' %s/summary.json; "
                     "test $r = 130 && test $e -le 30",
-                    20000 + (int)((getpid() + 53) % 20000), rank, yml, out, dir, dir);
+                    bd_test_port(), rank, yml, out, dir, dir);
         cr_assert_eq(rc, 0, "rank %d: %s", rank, t);
         free(t);
         ranks_done(out, r1, rd, yml);
@@ -1844,7 +1845,7 @@ Test(ranks, replay_of_an_earlier_run_reads_no_later_runs_rank, .timeout = 300)
                 "grep -q 'of rank 1' %s.replay && exit 12; grep -q \"are another launch's\" %s.replay || exit 13; "
                 "$BODHI replay %s --verify > %s.replay 2>&1 || exit 14; grep -q '^train/balancer\\.r1 ' %s.replay "
                 "|| exit 15; exit 0",
-                20000 + (int)((getpid() + 59) % 20000), yml, out, yml, out, out, out, out, out, out, out, out, out,
+                bd_test_port(), yml, out, yml, out, out, out, out, out, out, out, out, out,
                 out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
@@ -1885,7 +1886,7 @@ Test(ranks, an_agent_named_like_a_rank_trace_is_rank_0s_own, .timeout = 300)
                 "|| exit 7; grep -q \"not this run's\" %s.replay && exit 8; "
                 "grep -q '^train/balancer\\.r1 ' %s.replay || exit 9; "
                 "grep -q 'pole2 of rank 0 (world ids 0 to 5)' %s.replay || exit 10; exit 0",
-                20000 + (int)((getpid() + 61) % 20000), yml, out, yml, out, out, out, out, out, out, out);
+                bd_test_port(), yml, out, yml, out, out, out, out, out, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     sh(NULL, "rm -f %s.replay", out);
@@ -1920,7 +1921,7 @@ static void ranks_stop(const char *tag, const char *which, const char *how, cons
                 "$BODHI set %s%s balancer.learning_rate=1e-4; test $? = 2 || { echo bodhi set was not refused; exit 7; }; "
                 "$BODHI stop %s%s %s || exit 8; %s%s%s; wait $p0; r0=$?; wait $p1; r1=$?; echo \"rc=$r0,$r1\"; "
                 "test $r0 = 0 && test $r1 = 0 && test -z \"$(ls %s)\"",
-                20000 + (int)((getpid() + 23) % 20000), yml, out, yml, out, out, out, out, which, out, which, how,
+                bd_test_port(), yml, out, yml, out, out, out, out, which, out, which, how,
                 *also ? "$BODHI stop " : "true", *also ? out : "", also, rd);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
@@ -1991,7 +1992,7 @@ Test(ranks, ranks_meet_the_objective_together, .timeout = 300)
                 "assert 'on rank' not in a[0], a\n"
                 "assert a[1] == a[2] and a[3] >= 40, a\n"
                 "PY\n",
-                20000 + (int)((getpid() + 61) % 20000), yml, out, yml, out, out);
+                bd_test_port(), yml, out, yml, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     ranks_done(out, r1, rd, yml);
@@ -2016,7 +2017,7 @@ Test(ranks, a_second_start_of_a_rank_stops_nothing, .timeout = 300)
                 "RANK=1 $BODHI run %s --out $O --quiet 2>$O.dup; d=$?; wait $p0; r0=$?; wait $p1; r1=$?; "
                 "echo \"rc=$r0,$r1 second=$d\"; cat $O.dup; grep -o '\"status\": *\"[a-z]*\"' $O/summary.json; "
                 "test $d = 2 && test $r0 = 0 && test $r1 = 0 && grep -q 'a run is in progress' $O.dup",
-                out, 20000 + (int)((getpid() + 59) % 20000), yml, yml, yml);
+                out, bd_test_port(), yml, yml, yml);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
     sh(NULL, "rm -f %s.dup", out);
@@ -2035,9 +2036,6 @@ static void ranks_fault(const char *tag, const char *more, const char *act, cons
     char *t = NULL;
     ranks_dirs(tag, out, r1, rd);
     *yml = ranks_two_phases(tag, more);
-    unsigned h = 0; /* each test its own port */
-    for (const char *c = tag; *c; c++)
-        h = h * 31u + (unsigned char)*c;
     int rc = sh(&t,
                 "O=%s; RD=%s; " RANKS_TORCHRUN
                 "RANK=0 $BODHI run %s --out $O --quiet & p0=$!; RANK=1 $BODHI run %s --out $O --quiet & p1=$!; "
@@ -2048,7 +2046,7 @@ static void ranks_fault(const char *tag, const char *more, const char *act, cons
                 "for i in $(seq 100); do left=$(pgrep -f -- \"[-]-run-dir $O\" | wc -l); test $left = 0 && break; "
                 "sleep 0.1; done; echo \"left=$left\"; pgrep -af -- '[-]-run-dir'; ls $RD; "
                 "test $left = 0 && %s",
-                *out, *rd, 20000 + (int)(((unsigned)getpid() + h) % 20000u), *yml, *yml, act, expect);
+                *out, *rd, bd_test_port(), *yml, *yml, act, expect);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
 }

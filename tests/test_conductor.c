@@ -30,6 +30,7 @@
 #include "brain/replay.h"
 #include "brain/steer.h"
 #include "common/util.h"
+#include "port.h"
 #include "slow.h"
 #include "conductor/builtins.h"
 #include "conductor/rundir.h"
@@ -1122,7 +1123,7 @@ static void throw_garbage(const char *url)
 Test(conductor, a_remote_muscle_completes_a_run_and_garbage_changes_nothing, .timeout = 300 * BD_TEST_SLOW)
 {
     char *file = write_run_with("remote", 30000, ", remote_worker: 1");
-    int port = 20000 + (int)(getpid() % 20000);
+    int port = bd_test_port();
     char *listen = bd_strfmt("tcp://127.0.0.1:%d", port);
     char *out = bd_strfmt("/tmp/bd-run-%d-remote", (int)getpid());
     pid_t run = fork();

@@ -21,6 +21,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "port.h"
 #include "slow.h"
 #include "wire/addr.h"
 #include "wire/wire.h"
@@ -544,7 +545,7 @@ Test(identity, a_muscle_whose_connection_breaks_greets_again, .timeout = 240 * B
         cr_skip_test("no ss(8) to break a connection with");
     char *file = write_file("regreet", 600000, ", remote_worker: 1");
     char *out = bd_strfmt("/tmp/bd-ident-%d-regreet", (int)getpid());
-    int port = 20000 + (int)((getpid() + 7) % 20000);
+    int port = bd_test_port();
     char *listen = bd_strfmt("tcp://127.0.0.1:%d", port);
     char *cred = bd_strfmt("/tmp/bd-ident-%d-regreet.key", (int)getpid());
     unlink(cred);

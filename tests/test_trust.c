@@ -34,6 +34,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "port.h"
 #include "slow.h"
 #include "wire/serve.h"
 #include "wire/tls.h"
@@ -69,17 +70,6 @@ static char *write_text(const char *tag, const char *text)
     char *path = bd_strfmt("/tmp/bd-trust-%d-%s", (int)getpid(), tag);
     cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
     return path;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t n = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &n);
-    close(s);
-    return ntohs(a.sin_port);
 }
 
 /* Runs BODHI_BINARY with argv (NULL-terminated, after "bodhi"), stderr to errfile, in a
@@ -359,7 +349,7 @@ static void start_run_with(live_run *r, const char *tag, int steps, const char *
     free(name);
     free(text);
     r->out = bd_strfmt("/tmp/bd-trust-%d-%s-run", (int)getpid(), tag);
-    r->port = free_port();
+    r->port = bd_test_port();
     r->listen = bd_strfmt("127.0.0.1:%d", r->port);
     r->log = bd_strfmt("%s/log.jsonl", r->out);
     r->key = bd_strfmt("%s/remote.key", r->out);
@@ -502,7 +492,7 @@ Test(trust, a_credential_file_serves_run_after_run, .timeout = 300 * BD_TEST_SLO
     char *err = bd_strfmt("/tmp/bd-trust-%d-shared.stderr", (int)getpid());
     for (int k = 0; k < 2; k++) {
         char *out = bd_strfmt("/tmp/bd-trust-%d-shared-run%d", (int)getpid(), k);
-        int port = free_port();
+        int port = bd_test_port();
         char *listen = bd_strfmt("tcp://127.0.0.1:%d", port), *connect = bd_strfmt("tls+tcp://127.0.0.1:%d", port);
         char *args[] = {"run", file, "--out", out, "--listen", listen, "--credential", cred, NULL};
         pid_t run = spawn(args, err, 0);
@@ -528,7 +518,7 @@ Test(trust, a_credential_file_serves_run_after_run, .timeout = 300 * BD_TEST_SLO
     char *copy = bd_strfmt("%s.copy", cred), *out = bd_strfmt("/tmp/bd-trust-%d-shared-copy", (int)getpid());
     unlink(copy);
     cr_assert_eq(bd_tls_write(t, copy, BD_TLS_CA | BD_TLS_CLIENT), BD_OK);
-    char *listen = bd_strfmt("127.0.0.1:%d", free_port());
+    char *listen = bd_strfmt("127.0.0.1:%d", bd_test_port());
     char *args[] = {"run", file, "--out", out, "--listen", listen, "--credential", copy, NULL};
     cr_assert_eq(wait_exit(spawn(args, err, 0), 60), 2);
     cr_assert(file_has(err, "holds no CA key"));
@@ -789,7 +779,7 @@ Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout =
     cJSON_AddStringToObject(j, "phase", "train");
     cJSON_AddNumberToObject(j, "id", 1);
     cJSON_AddNumberToObject(j, "restart", 0);
-    int port = free_port();
+    int port = bd_test_port();
     cJSON_AddItemToObject(j, "ports", cJSON_CreateIntArray(&port, 1));
     char *join = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -876,7 +866,7 @@ Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60 * B
                   "      phase_config: {mode: train, worker: 1, remote_worker: 1}\n", text);
     free(text);
     text = t;
-    int port = free_port();
+    int port = bd_test_port();
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "run_file", text);
     cJSON_AddStringToObject(j, "phase", "train");
@@ -992,7 +982,7 @@ Test(trust, a_muscles_certificate_cannot_serve_as_the_conductor, .timeout = 60 *
     char *text = bd_strfmt("bodhi-part: ca\n%sbodhi-part: server\n%sbodhi-part: server-key\n%s", ca, cc, ck);
     bd_tls *thief;
     cr_assert_eq(bd_tls_parse(text, strlen(text), "thief", &thief), BD_OK);
-    int port = free_port();
+    int port = bd_test_port();
     char *url = bd_strfmt("tls+tcp://127.0.0.1:%d", port), *hp = bd_strfmt("127.0.0.1:%d", port);
     char *err = bd_strfmt("/tmp/bd-trust-%d-eku.stderr", (int)getpid());
     bd_server *srv;
