@@ -12,6 +12,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "wire/addr.h"
+#include "wire/tls.h"
 
 /* A muscle greets: check that it is who the plan says, start its columns over if it
  * restarted, and answer with the current weights (with STOP once the phase has ended). */
@@ -33,6 +34,15 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
                        peer > 0 ? "another process" : "a TCP connection");
     else if (rc == BD_OK && k >= b->plan.worker && peer > 0)
         rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
+    /* a remote one shows the grant the conductor gave it for this slot and pid (wire/tls.h):
+     * another holder of the run's credential cannot greet in its place, and an earlier
+     * grant of the slot (a muscle that lost it) cannot take it back from a later one */
+    else if (rc == BD_OK && k >= b->plan.worker && !bd_tls_grant_ok(b->tls, (uint32_t)k, h.pid, h.epoch, h.grant))
+        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d (pid %u) without the conductor's grant for them", k,
+                       h.pid);
+    else if (rc == BD_OK && k >= b->plan.worker && h.epoch < b->hello[k].epoch)
+        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d with grant %u, older than grant %u it greeted with",
+                       k, h.epoch, b->hello[k].epoch);
     if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
         rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
                        "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);

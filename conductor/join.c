@@ -10,6 +10,7 @@
 
 #include "common/util.h"
 #include "conductor/run.h"
+#include "wire/tls.h"
 #include "wire/wire.h"
 
 /* A remote muscle left its slot (it said so, failed, or went silent): the brains drop it
@@ -92,6 +93,16 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
         cJSON_AddStringToObject(answer, "phase", c->phase);
         cJSON_AddNumberToObject(answer, "id", slot->index);
         cJSON_AddNumberToObject(answer, "restart", slot->restarts);
+        /* what the muscle shows the brains in its HELLO: only this slot, pid and grant */
+        uint8_t mac[BD_TLS_GRANT_SIZE];
+        char hex[2 * BD_TLS_GRANT_SIZE + 1];
+        const uint32_t epoch = ++c->grants;
+        if (bd_tls_grant(c->tls, (uint32_t)slot->index, (uint32_t)slot->pid, epoch, mac) == BD_OK) {
+            for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
+                snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+            cJSON_AddNumberToObject(answer, "epoch", epoch);
+            cJSON_AddStringToObject(answer, "grant", hex);
+        }
         cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
         for (int i = 0; i < c->nagents; i++)
             cJSON_AddItemToArray(ports, cJSON_CreateNumber(c->agents[i].port));

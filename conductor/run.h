@@ -60,6 +60,7 @@ typedef struct {
     bd_tls *tls;         /* the run's credential (--listen) */
     struct { char addr[64]; int pid; double until; } squat[16]; /* JOINs that lost a slot unused */
     int nsquat;
+    uint32_t grants; /* JOINs given a slot so far: the last grant's number (wire/tls.h) */
     bd_procs procs;
     bd_agent_state *agents;
     int nagents;

@@ -295,7 +295,8 @@ static int bd_greet(bd_muscle *m, bd_magent *a)
     if (rc != BD_OK)
         return rc;
     bd_hello h = {(uint32_t)m->o->id, (uint32_t)a->n, a->col0, (uint32_t)a->S, (uint32_t)a->U,
-                  (uint32_t)getpid()};
+                  (uint32_t)getpid(), m->o->epoch, {0}};
+    memcpy(h.grant, m->o->grant, sizeof h.grant);
     bd_hello_encode(&h, p);
     return bd_send(m, a, msg);
 }

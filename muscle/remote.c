@@ -8,6 +8,7 @@
  * conductor says the run is done or is gone. It loads no environment plugin the run file
  * names unless started with --allow-plugins, and then only a file that is on this host. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -165,9 +166,23 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
     const cJSON *restart = cJSON_GetObjectItemCaseSensitive(a, "restart");
     const cJSON *ports = cJSON_GetObjectItemCaseSensitive(a, "ports");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(a, "epoch");
+    const cJSON *grant = cJSON_GetObjectItemCaseSensitive(a, "grant");
+    uint8_t mac[16];
+    int granted = cJSON_IsNumber(epoch) && epoch->valuedouble >= 1 && epoch->valuedouble <= 4294967295.0
+                  && cJSON_IsString(grant) && strlen(grant->valuestring) == 2 * sizeof mac;
+    for (size_t i = 0; granted && i < sizeof mac; i++)
+        granted = sscanf(grant->valuestring + 2 * i, "%2hhx", &mac[i]) == 1
+                  && isxdigit((unsigned char)grant->valuestring[2 * i])
+                  && isxdigit((unsigned char)grant->valuestring[2 * i + 1]);
     if (!cJSON_IsString(text) || !cJSON_IsString(phase) || !cJSON_IsNumber(id) || !cJSON_IsNumber(restart)
         || !cJSON_IsArray(ports) || cJSON_GetArraySize(ports) < 1) {
         fprintf(stderr, "bodhi muscle: the conductor at %s answered JOIN with something else\n", url);
+        return 1;
+    }
+    if (!granted) {
+        fprintf(stderr, "bodhi muscle: the conductor at %s gave a slot without a grant the brains take (its bodhi "
+                        "is older than this muscle's, %s)\n", url, bd_version());
         return 1;
     }
     int n = cJSON_GetArraySize(ports);
@@ -183,7 +198,8 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
         fprintf(stderr, "bodhi muscle: joined phase %s as muscle %d\n", phase->valuestring, id->valueint);
         bd_muscle_opts o = {.run_file = text->valuestring, .phase = phase->valuestring, .id = id->valueint,
                             .restart = restart->valueint, .device = device, .reg = reg, .control_url = url,
-                            .brain_urls = urls, .tls = tls};
+                            .brain_urls = urls, .tls = tls, .epoch = (uint32_t)epoch->valuedouble};
+        memcpy(o.grant, mac, sizeof mac);
         code = bd_muscle_main(&o);
         if (code != 0 && bd_remote_refused)
             code = 2; /* refused the run file's plugin: bad input, not a failure of the run */

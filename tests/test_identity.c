@@ -256,7 +256,7 @@ Test(identity, a_hello_with_a_live_muscles_id_takes_nothing, .timeout = 240 * BD
     char *brain = sock_url(out, "p0-b0");
     /* muscle 0's greeting, word for word, from another process: its shard (worlds 0-3),
      * its sensors and actuator, even its pid */
-    bd_hello h = {0, 4, 0, 4, 1, (uint32_t)muscle_pid(out, 0)};
+    bd_hello h = {0, 4, 0, 4, 1, (uint32_t)muscle_pid(out, 0), 0, {0}};
     uint8_t hello[BD_HELLO_SIZE];
     bd_hello_encode(&h, hello);
     /* the impostor's connections stay open until the brain's result: a brain busy with an

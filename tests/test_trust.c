@@ -248,6 +248,47 @@ static int brain_port(const char *log)
 
 /* ---- credential files ------------------------------------------------------------------ */
 
+/* A grant (wire/tls.h) holds for its slot, pid and number under the server key that made
+ * it, and for nothing else: not another slot, pid or number, not one bit changed, not
+ * another run's server key; a muscle's credential (no server key) makes none. */
+Test(trust, a_grant_holds_for_its_slot_pid_and_number_alone)
+{
+    bd_tls *t, *other;
+    cr_assert_eq(bd_tls_create(&t), BD_OK);
+    cr_assert_eq(bd_tls_create(&other), BD_OK);
+    uint8_t g[BD_TLS_GRANT_SIZE], h[BD_TLS_GRANT_SIZE];
+    cr_assert_eq(bd_tls_grant(t, 1, 4242, 3, g), BD_ESTATE, "no server key yet");
+    cr_assert_eq(bd_tls_issue(t, BD_TLS_SERVER), BD_OK);
+    cr_assert_eq(bd_tls_issue(t, BD_TLS_CLIENT), BD_OK);
+    cr_assert_eq(bd_tls_issue(other, BD_TLS_SERVER), BD_OK);
+    cr_assert_eq(bd_tls_grant(t, 1, 4242, 3, g), BD_OK);
+    cr_assert_eq(bd_tls_grant(t, 1, 4242, 3, h), BD_OK);
+    cr_assert_eq(memcmp(g, h, sizeof g), 0, "the same grant twice");
+    cr_assert(bd_tls_grant_ok(t, 1, 4242, 3, g));
+    cr_assert(!bd_tls_grant_ok(t, 2, 4242, 3, g), "another slot");
+    cr_assert(!bd_tls_grant_ok(t, 1, 4243, 3, g), "another pid");
+    cr_assert(!bd_tls_grant_ok(t, 1, 4242, 4, g), "another number");
+    cr_assert(!bd_tls_grant_ok(other, 1, 4242, 3, g), "another run's server key");
+    for (int bit = 0; bit < 8 * BD_TLS_GRANT_SIZE; bit++) {
+        memcpy(h, g, sizeof h);
+        h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        cr_assert(!bd_tls_grant_ok(t, 1, 4242, 3, h), "bit %d changed", bit);
+    }
+    /* the muscle's part of the credential: no server key, no grant */
+    char *path = bd_strfmt("/tmp/bd-trust-%d-grant.key", (int)getpid());
+    unlink(path);
+    cr_assert_eq(bd_tls_write(t, path, BD_TLS_CA | BD_TLS_CLIENT), BD_OK);
+    bd_tls *muscle;
+    cr_assert_eq(bd_tls_load(path, &muscle), BD_OK);
+    cr_assert_eq(bd_tls_grant(muscle, 1, 4242, 3, h), BD_ESTATE);
+    cr_assert(!bd_tls_grant_ok(muscle, 1, 4242, 3, g));
+    unlink(path);
+    free(path);
+    bd_tls_destroy(muscle);
+    bd_tls_destroy(other);
+    bd_tls_destroy(t);
+}
+
 Test(trust, credential_files_are_made_kept_private_and_checked)
 {
     bd_tls *t;
@@ -534,8 +575,37 @@ Test(trust, a_credential_file_serves_run_after_run, .timeout = 300 * BD_TEST_SLO
     free(file);
 }
 
-/* What the last join_as heard, or why it heard nothing. */
+/* A HELLO as remote muscle k with pid, epoch and grant through the brain's TLS door at
+ * url, with tls: 1 when it was answered (weights). */
+static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t epoch, const uint8_t *grant)
+{
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
+    nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 0);
+    int answered = 0;
+    if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
+        nng_msg *m;
+        uint8_t *p;
+        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_HELLO, (uint32_t)k, 0, BD_HELLO_SIZE, &p), BD_OK);
+        bd_hello h = {(uint32_t)k, 2, 2, 4, 1, pid, epoch, {0}}; /* its shard: worlds 2-3 of 4 */
+        memcpy(h.grant, grant, sizeof h.grant);
+        bd_hello_encode(&h, p);
+        if (nng_sendmsg(s, m, 0) != 0)
+            nng_msg_free(m);
+        else if (nng_recvmsg(s, &m, 0) == 0) {
+            answered = 1;
+            nng_msg_free(m);
+        }
+    }
+    nng_close(s);
+    return answered;
+}
+
+/* What the last join_as heard, or why it heard nothing; the grant of one that got a slot. */
 static char join_said[512];
+static uint32_t join_epoch;
+static uint8_t join_grant[BD_TLS_GRANT_SIZE];
 
 /* JOIN with the run's credential as `pid`: 1 when a slot was granted. */
 static int join_as(const char *url, bd_tls *tls, int pid)
@@ -561,6 +631,17 @@ static int join_as(const char *url, bd_tls *tls, int pid)
             snprintf(join_said, sizeof join_said, "send: %s", nng_strerror(rv));
         } else if ((rv = nng_recvmsg(s, &m, 0)) == 0) {
             granted = memmem(nng_msg_body(m), nng_msg_len(m), "\"run_file\"", 10) != NULL;
+            const size_t len = nng_msg_len(m);
+            cJSON *a = granted && len > BD_WIRE_HEADER_SIZE /* the JSON after bodhi's header */
+                           ? cJSON_ParseWithLength((const char *)nng_msg_body(m) + BD_WIRE_HEADER_SIZE,
+                                                   len - BD_WIRE_HEADER_SIZE)
+                           : NULL;
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch"), *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
+            join_epoch = cJSON_IsNumber(e) ? (uint32_t)e->valuedouble : 0;
+            for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
+                if (!cJSON_IsString(g) || strlen(g->valuestring) != 2 * BD_TLS_GRANT_SIZE || sscanf(g->valuestring + 2 * i, "%2hhx", &join_grant[i]) != 1)
+                    join_grant[i] = 0;
+            cJSON_Delete(a);
             snprintf(join_said, sizeof join_said, "%.*s", (int)(nng_msg_len(m) < 400 ? nng_msg_len(m) : 400),
                      (const char *)nng_msg_body(m));
             nng_msg_free(m);
@@ -641,6 +722,40 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
 /* A squatter that says a new pid at each JOIN: the pid is the peer's word, so an address
  * that left a slot unused twice within a minute gets none, whatever pid it says next (it
  * took the slot back every 10 s, for ever). A JOIN naming no pid gets none either. */
+/* A holder of the run's credential greets a brain as remote muscle 1 only with the grant
+ * the conductor's JOIN gave it: with none, with its grant for another pid or number, it
+ * gets no weights; with the grant itself, it does (so the refusals are the grant's). The
+ * run goes on, and its own muscle completes it. */
+Test(trust, only_the_conductors_grant_greets_a_brain_as_a_remote_muscle, .timeout = 240 * BD_TEST_SLOW)
+{
+    live_run r;
+    start_run(&r, "grant", 2000);
+    char *bdoor = bd_strfmt("tls+tcp://127.0.0.1:%d", brain_port(r.log));
+    char *door = bd_strfmt("tls+tcp://%s", r.listen);
+    bd_tls *mine;
+    cr_assert_eq(bd_tls_load(r.key, &mine), BD_OK);
+    const uint8_t none[BD_TLS_GRANT_SIZE] = {0};
+    cr_assert(!hello_as(bdoor, mine, 1, 900100, 1, none), "a HELLO with no grant was answered");
+    cr_assert(join_as(door, mine, 900100), "the JOIN got no slot: %s", join_said);
+    const uint32_t e = join_epoch;
+    uint8_t g[BD_TLS_GRANT_SIZE];
+    memcpy(g, join_grant, sizeof g);
+    cr_assert_gt(e, 0, "the JOIN's answer carries a grant: %s", join_said);
+    cr_assert(!hello_as(bdoor, mine, 1, 900101, e, g), "the grant served another pid");
+    cr_assert(!hello_as(bdoor, mine, 1, 900100, e + 1, g), "the grant served another number");
+    cr_assert(hello_as(bdoor, mine, 1, 900100, e, g), "the grant itself was not answered");
+    /* it never beats: the slot goes back after 10 s, and the run's own muscle takes it */
+    pid_t m = start_muscle(r.listen, r.key, r.merr, NULL);
+    end_run(&r);
+    cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
+    cr_assert(file_has(r.log, "without the conductor's grant for them"), "the brain counts the HELLOs it refused");
+    cr_assert(file_has(r.log, "\"refused_messages\":3"), "three refused, the grant itself taken");
+    bd_tls_destroy(mine);
+    free(door);
+    free(bdoor);
+    free_run(&r);
+}
+
 Test(trust, a_squatter_that_changes_its_pid_is_kept_out, .timeout = 240 * BD_TEST_SLOW)
 {
     live_run r;
@@ -779,6 +894,8 @@ Test(trust, a_fake_conductor_gets_no_muscle_and_makes_none_load_code, .timeout =
     cJSON_AddStringToObject(j, "phase", "train");
     cJSON_AddNumberToObject(j, "id", 1);
     cJSON_AddNumberToObject(j, "restart", 0);
+    cJSON_AddNumberToObject(j, "epoch", 1); /* a grant of the right shape (no brain checks it here) */
+    cJSON_AddStringToObject(j, "grant", "000102030405060708090a0b0c0d0e0f");
     int port = bd_test_port();
     cJSON_AddItemToObject(j, "ports", cJSON_CreateIntArray(&port, 1));
     char *join = cJSON_PrintUnformatted(j);
@@ -872,6 +989,8 @@ Test(trust, a_join_answer_with_too_few_brain_ports_is_refused, .timeout = 60 * B
     cJSON_AddStringToObject(j, "phase", "train");
     cJSON_AddNumberToObject(j, "id", 1);
     cJSON_AddNumberToObject(j, "restart", 0);
+    cJSON_AddNumberToObject(j, "epoch", 1); /* a grant of the right shape (no brain checks it here) */
+    cJSON_AddStringToObject(j, "grant", "000102030405060708090a0b0c0d0e0f");
     cJSON_AddItemToObject(j, "ports", cJSON_CreateIntArray(&port, 1));
     char *join = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -100,7 +100,7 @@ Test(wire, weights_and_hello_payloads)
     memset(buf + 32, 0xff, 4); /* norm_dims lies: 2^33 floats */
     cr_assert_eq(bd_weights_decode(buf, BD_WEIGHTS_HDR_SIZE + 16, &r, &pp), BD_EPROTO);
 
-    bd_hello h = {1, 100, 50, 4, 1, 1234}, g;
+    bd_hello h = {1, 100, 50, 4, 1, 1234, 7, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff}}, g;
     bd_hello_encode(&h, buf);
     cr_assert_eq(bd_hello_decode(buf, BD_HELLO_SIZE, &g), BD_OK);
     cr_assert_eq(memcmp(&h, &g, sizeof h), 0);
@@ -225,7 +225,7 @@ Test(wire, nng_round_trip_and_type_check)
     nng_msg *m;
     uint8_t *p;
     cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_HELLO, 3, 1, BD_HELLO_SIZE, &p), BD_OK);
-    bd_hello h = {3, 10, 20, 4, 1, 99};
+    bd_hello h = {3, 10, 20, 4, 1, 99, 0, {0}};
     bd_hello_encode(&h, p);
     cr_assert_eq(nng_sendmsg(req, m, 0), 0);
     cr_assert_eq(nng_recvmsg(rep, &m, 0), 0);

@@ -15,6 +15,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
@@ -230,6 +231,37 @@ int bd_tls_issue(bd_tls *t, int part)
     mbedtls_x509_crt_free(&ca);
     bd_rng_fini(&r);
     return rc;
+}
+
+int bd_tls_grant(const bd_tls *t, uint32_t slot, uint32_t pid, uint32_t epoch, uint8_t mac[BD_TLS_GRANT_SIZE])
+{
+    memset(mac, 0, BD_TLS_GRANT_SIZE);
+    if (!t || !t->pem[P_SERVER_KEY])
+        return bd_seterr(BD_ESTATE, "a grant needs the run's server key");
+    uint8_t in[24] = "bodhi-grant", out[32]; /* the words, then slot, pid, epoch (LE) */
+    const uint32_t v[3] = {slot, pid, epoch};
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 4; b++)
+            in[12 + 4 * i + b] = (uint8_t)(v[i] >> (8 * b));
+    const char *key = t->pem[P_SERVER_KEY];
+    int e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)key, strlen(key),
+                            in, sizeof in, out);
+    if (e != 0)
+        return bd_tls_mbed_err(e, "a grant's HMAC");
+    memcpy(mac, out, BD_TLS_GRANT_SIZE);
+    return BD_OK;
+}
+
+int bd_tls_grant_ok(const bd_tls *t, uint32_t slot, uint32_t pid, uint32_t epoch,
+                    const uint8_t mac[BD_TLS_GRANT_SIZE])
+{
+    uint8_t want[BD_TLS_GRANT_SIZE];
+    if (bd_tls_grant(t, slot, pid, epoch, want) != BD_OK)
+        return 0;
+    uint8_t diff = 0;
+    for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
+        diff |= (uint8_t)(want[i] ^ mac[i]);
+    return diff == 0;
 }
 
 int bd_tls_parts(const bd_tls *t)

@@ -104,6 +104,8 @@ void bd_hello_encode(const bd_hello *h, uint8_t *out)
     put32(out + 12, h->obs_dim);
     put32(out + 16, h->act_dim);
     put32(out + 20, h->pid);
+    put32(out + 24, h->epoch);
+    memcpy(out + 28, h->grant, sizeof h->grant);
 }
 
 int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h)
@@ -116,6 +118,8 @@ int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h)
     h->obs_dim = get32(p + 12);
     h->act_dim = get32(p + 16);
     h->pid = get32(p + 20);
+    h->epoch = get32(p + 24);
+    memcpy(h->grant, p + 28, sizeof h->grant);
     return BD_OK;
 }
 

@@ -31,8 +31,8 @@
 #include "bodhi/bodhi.h"
 
 #define BD_WIRE_MAGIC 0x49484442u /* "BDHI" as little-endian bytes */
-#define BD_WIRE_VERSION 5 /* 5: WEIGHTS describes the policy (kind, head, sizes); 4: the normaliser's
-                            inverse std (3: its variance) */
+#define BD_WIRE_VERSION 6 /* 6: HELLO carries a remote muscle's grant; 5: WEIGHTS describes the policy
+                            (kind, head, sizes); 4: the normaliser's inverse std (3: its variance) */
 #define BD_WIRE_HEADER_SIZE 24
 /* What NNG puts in front of a message on the wire (REQ/REP: the request id), counted in
  * its receive limit (NNG_OPT_RECVMAXSZ) */
@@ -90,8 +90,10 @@ typedef struct {
     uint32_t obs_dim;  /* sensors it will send per world for this agent */
     uint32_t act_dim;  /* actuators per world */
     uint32_t pid;
+    uint32_t epoch;    /* a remote muscle's grant (the conductor's JOIN answer): its number */
+    uint8_t grant[16]; /* ... and its MAC (wire/tls.h, bd_tls_grant); 0 from a local muscle */
 } bd_hello;
-#define BD_HELLO_SIZE 24
+#define BD_HELLO_SIZE 44
 
 void bd_hello_encode(const bd_hello *h, uint8_t *out);
 int bd_hello_decode(const uint8_t *p, size_t len, bd_hello *h);
