@@ -81,14 +81,19 @@ int bd_brain_weights(bd_brain *b, uint32_t flags, nng_msg **out)
     return rc;
 }
 
-/* Muscles the conductor declared lost (a remote muscle gone silent) leave the round. */
+/* Muscles the conductor declared lost (a remote muscle gone silent) leave the round, and
+ * their grants are taken back: a newer muscle in the slot (a newer grant) is spared. */
 static void bd_brain_tick(void *ctx)
 {
     bd_brain *b = ctx;
     pthread_mutex_lock(&b->news_mu);
-    for (int i = 0; i < b->nlost; i++)
-        if (b->hello[b->lost[i]].pid == b->lost_pid[i])
-            bd_round_lose(b->round, b->lost[i]);
+    for (int i = 0; i < b->nlost; i++) {
+        const int k = b->lost[i];
+        if (b->lost_epoch[i] > b->revoked[k])
+            b->revoked[k] = b->lost_epoch[i];
+        if (b->hello[k].epoch <= b->lost_epoch[i])
+            bd_round_lose(b->round, k);
+    }
     b->nlost = 0;
     pthread_mutex_unlock(&b->news_mu);
 }
@@ -102,19 +107,19 @@ static cJSON *bd_brain_beat(void *ctx)
     return o;
 }
 
-/* The conductor's answer to a heartbeat may name muscles it lost: [[id, pid], ...] (the pid
- * tells the lost one from a newer muscle in the same slot). */
+/* The conductor's answer to a heartbeat may name muscles it lost: [[id, pid, grant], ...]
+ * (the grant's number tells the lost one from a newer muscle in the same slot). */
 static void bd_brain_heard(void *ctx, const cJSON *answer)
 {
     bd_brain *b = ctx;
     const cJSON *lost = cJSON_GetObjectItemCaseSensitive(answer, "lost"), *x;
     pthread_mutex_lock(&b->news_mu);
     cJSON_ArrayForEach(x, lost) {
-        const cJSON *k = cJSON_GetArrayItem(x, 0), *pid = cJSON_GetArrayItem(x, 1);
-        if (cJSON_IsNumber(k) && cJSON_IsNumber(pid) && k->valueint >= 0 && k->valueint < b->M
-            && b->nlost < b->M) {
+        const cJSON *k = cJSON_GetArrayItem(x, 0), *e = cJSON_GetArrayItem(x, 2);
+        if (cJSON_IsNumber(k) && cJSON_IsNumber(e) && k->valueint >= b->plan.worker && k->valueint < b->M
+            && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0 && b->nlost < b->M) {
             b->lost[b->nlost] = k->valueint;
-            b->lost_pid[b->nlost++] = (uint32_t)pid->valuedouble;
+            b->lost_epoch[b->nlost++] = (uint32_t)e->valuedouble;
         }
     }
     pthread_mutex_unlock(&b->news_mu);
@@ -444,7 +449,7 @@ static void bd_brain_steer(bd_brain *b, const cJSON *set)
 /* One round: gather, record, report, learn, answer. *stop when the phase ends. */
 static int bd_brain_round(bd_brain *b, int *stop)
 {
-    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL};
+    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL, bd_brain_supersedes};
     int rc = bd_round_gather(b->round, &hooks, &bd_term_requested);
     if (rc == BD_EINTR && b->ranks.world > 1)
         rc = BD_OK; /* several ranks: a signal stops this rank in the round's agreement, with the others */
@@ -640,9 +645,10 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     b->U = b->ap->nact;
     b->hello = calloc((size_t)b->M, sizeof *b->hello);
     b->lost = calloc((size_t)b->M, sizeof *b->lost);
-    b->lost_pid = calloc((size_t)b->M, sizeof *b->lost_pid);
+    b->lost_epoch = calloc((size_t)b->M, sizeof *b->lost_epoch);
+    b->revoked = calloc((size_t)b->M, sizeof *b->revoked);
     b->refused_row = calloc((size_t)b->M, sizeof *b->refused_row);
-    if (!b->hello || !b->lost || !b->lost_pid || !b->refused_row)
+    if (!b->hello || !b->lost || !b->lost_epoch || !b->revoked || !b->refused_row)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
@@ -746,7 +752,7 @@ static void bd_brain_drain(bd_brain *b, int stopped)
     if (!b->round || !stopped || !b->learner)
         return;
     b->ended = 1;
-    bd_round_hooks last = {bd_brain_greet, NULL, b, bd_brain_last};
+    bd_round_hooks last = {bd_brain_greet, NULL, b, bd_brain_last, bd_brain_supersedes};
     const double t0 = bd_now();
     int open = bd_round_drain(b->round, &last, 30.0, &bd_term_requested);
     if (open > 0) {
@@ -781,7 +787,8 @@ static void bd_brain_teardown(bd_brain *b)
     bd_stats_fini(&b->stats);
     free(b->hello);
     free(b->lost);
-    free(b->lost_pid);
+    free(b->lost_epoch);
+    free(b->revoked);
     free(b->refused_row);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin); free(b->wver);
@@ -796,7 +803,7 @@ static void bd_brain_teardown(bd_brain *b)
 /* Every muscle greets, then the rounds run until the conductor says stop (or SIGTERM). */
 static int bd_brain_loop(bd_brain *b)
 {
-    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL};
+    bd_round_hooks hooks = {bd_brain_greet, bd_brain_tick, b, NULL, bd_brain_supersedes};
     int rc = bd_round_await_all(b->round, &hooks, &bd_term_requested);
     for (int k = 0; k < b->M && rc == BD_OK; k++)
         bd_round_admit(b->round, k);

@@ -83,8 +83,10 @@ typedef struct {
     cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
     pthread_mutex_t news_mu;
     int *lost;                /* (M) muscles the conductor says are lost */
-    uint32_t *lost_pid;       /* (M) ... and the pid each had */
+    uint32_t *lost_epoch;     /* (M) ... and the grant each had (wire/tls.h) */
     int nlost;
+    uint32_t *revoked;        /* (M) a remote slot's newest grant the conductor took back: no
+                                 HELLO with that one or an older one is taken (main thread) */
     bd_ranks ranks;           /* this agent's brains on the other ranks (brain/ranks.h) */
     bd_steer steer;           /* its params with this phase's `bodhi set` changes (brain/steer.h) */
 } bd_brain;
@@ -94,6 +96,10 @@ typedef struct {
  * data is not fit to learn from); columns no muscle filled; the final observations of the
  * episodes bd_stats_add just finished. */
 int bd_brain_greet(void *ctx, int k, bd_request *req, int again);
+/* The round's supersedes hook: a greeting as remote muscle k, while k's connection is still
+ * open, takes k's place when it carries a newer grant of the conductor's than k greeted
+ * with (the conductor gave the slot to it; the old holder is lost, its news on the way). */
+int bd_brain_supersedes(void *ctx, int k, bd_request *req);
 /* Muscle k's columns lost rows: with fresh worlds (a new process) their running episodes
  * are dropped and the next start at their next data; without (the same worlds went on)
  * those episodes are not counted when they end. Either way the learner drops what it

@@ -14,6 +14,21 @@
 #include "wire/addr.h"
 #include "wire/tls.h"
 
+/* 1 when h carries the conductor's grant for remote muscle k of this phase and h's pid. */
+static int bd_brain_granted(const bd_brain *b, int k, const bd_hello *h)
+{
+    return bd_tls_grant_ok(b->tls, (uint32_t)b->plan.phase_index, (uint32_t)k, h->pid, h->epoch, h->grant);
+}
+
+int bd_brain_supersedes(void *ctx, int k, bd_request *req)
+{
+    bd_brain *b = ctx;
+    bd_hello h;
+    return k >= b->plan.worker && k < b->M && bd_pipe_peer_pid(req->pipe) <= 0
+           && bd_hello_decode(req->payload, (size_t)req->h.payload_len, &h) == BD_OK && h.muscle == (uint32_t)k
+           && h.epoch > b->hello[k].epoch && h.epoch > b->revoked[k] && bd_brain_granted(b, k, &h);
+}
+
 /* A muscle greets: check that it is who the plan says, start its columns over if it
  * restarted, and answer with the current weights (with STOP once the phase has ended). */
 int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
@@ -34,15 +49,15 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
                        peer > 0 ? "another process" : "a TCP connection");
     else if (rc == BD_OK && k >= b->plan.worker && peer > 0)
         rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
-    /* a remote one shows the grant the conductor gave it for this slot and pid (wire/tls.h):
-     * another holder of the run's credential cannot greet in its place, and an earlier
-     * grant of the slot (a muscle that lost it) cannot take it back from a later one */
-    else if (rc == BD_OK && k >= b->plan.worker && !bd_tls_grant_ok(b->tls, (uint32_t)k, h.pid, h.epoch, h.grant))
+    /* a remote one shows the grant the conductor gave it for this phase, slot and pid
+     * (wire/tls.h): another holder of the run's credential cannot greet in its place, and a
+     * grant the conductor took back (its muscle lost) or a newer one replaced cannot */
+    else if (rc == BD_OK && k >= b->plan.worker && !bd_brain_granted(b, k, &h))
         rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d (pid %u) without the conductor's grant for them", k,
                        h.pid);
-    else if (rc == BD_OK && k >= b->plan.worker && h.epoch < b->hello[k].epoch)
-        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d with grant %u, older than grant %u it greeted with",
-                       k, h.epoch, b->hello[k].epoch);
+    else if (rc == BD_OK && k >= b->plan.worker && (h.epoch <= b->revoked[k] || h.epoch < b->hello[k].epoch))
+        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d with grant %u, which the conductor took back or a "
+                       "newer one replaced", k, h.epoch);
     if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
         rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
                        "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
@@ -62,7 +77,7 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
      * answer or connection lost, its rollout dropped) kept its worlds going through the
      * rounds it missed */
     if (again)
-        bd_brain_lost_rows(b, k, !(h.pid && h.pid == b->hello[k].pid));
+        bd_brain_lost_rows(b, k, !(h.pid && h.pid == b->hello[k].pid && h.epoch == b->hello[k].epoch));
     b->hello[k] = h;
     return BD_OK;
 }

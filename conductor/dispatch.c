@@ -172,8 +172,12 @@ static void bd_handle_beat(bd_conductor *c, bd_request *req)
         if (a && a->news_seen < c->nlost) {
             answer = cJSON_CreateObject();
             cJSON *lost = cJSON_AddArrayToObject(answer, "lost");
-            for (; a->news_seen < c->nlost; a->news_seen++)
-                cJSON_AddItemToArray(lost, cJSON_CreateIntArray(c->lost[a->news_seen], 2));
+            for (; a->news_seen < c->nlost; a->news_seen++) {
+                cJSON *x = cJSON_CreateArray();
+                for (int i = 0; i < 3; i++)
+                    cJSON_AddItemToArray(x, cJSON_CreateNumber(c->lost[a->news_seen][i]));
+                cJSON_AddItemToArray(lost, x);
+            }
         }
     }
     cJSON_Delete(o);

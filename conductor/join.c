@@ -23,8 +23,9 @@ void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
     p->alive = 0;
     p->free_since = bd_now();
     if (c->nlost < (int)(sizeof c->lost / sizeof c->lost[0])) {
-        c->lost[c->nlost][0] = p->index;
-        c->lost[c->nlost][1] = (int)p->pid;
+        c->lost[c->nlost][0] = (uint32_t)p->index;
+        c->lost[c->nlost][1] = (uint32_t)p->pid;
+        c->lost[c->nlost][2] = p->epoch;
         c->nlost++;
     }
     cJSON *o = bd_proc_ev(c, "left", p);
@@ -72,6 +73,14 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
     for (int i = 0; ready && !slot && i < c->procs.n; i++)
         if (c->procs.p[i].remote && !c->procs.p[i].alive)
             slot = &c->procs.p[i];
+    /* what the muscle shows the brains in its HELLO: only this phase, slot, pid and grant */
+    uint8_t mac[BD_TLS_GRANT_SIZE];
+    const uint32_t epoch = c->grants + 1;
+    if (slot && bd_tls_grant(c->tls, (uint32_t)c->plan->phase_index, (uint32_t)slot->index, (uint32_t)pid, epoch,
+                             mac) != BD_OK) {
+        fprintf(stderr, "bodhi: no grant for a remote muscle: %s\n", bd_lasterr());
+        slot = NULL; /* it waits: the slot is not taken by a muscle the brains would refuse */
+    }
     if (c->run_over) {
         cJSON_AddBoolToObject(answer, "done", 1);
     } else if (!slot || !cJSON_IsObject(o)) {
@@ -93,16 +102,12 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
         cJSON_AddStringToObject(answer, "phase", c->phase);
         cJSON_AddNumberToObject(answer, "id", slot->index);
         cJSON_AddNumberToObject(answer, "restart", slot->restarts);
-        /* what the muscle shows the brains in its HELLO: only this slot, pid and grant */
-        uint8_t mac[BD_TLS_GRANT_SIZE];
         char hex[2 * BD_TLS_GRANT_SIZE + 1];
-        const uint32_t epoch = ++c->grants;
-        if (bd_tls_grant(c->tls, (uint32_t)slot->index, (uint32_t)slot->pid, epoch, mac) == BD_OK) {
-            for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
-                snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-            cJSON_AddNumberToObject(answer, "epoch", epoch);
-            cJSON_AddStringToObject(answer, "grant", hex);
-        }
+        for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
+            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+        slot->epoch = c->grants = epoch;
+        cJSON_AddNumberToObject(answer, "epoch", epoch);
+        cJSON_AddStringToObject(answer, "grant", hex);
         cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
         for (int i = 0; i < c->nagents; i++)
             cJSON_AddItemToArray(ports, cJSON_CreateNumber(c->agents[i].port));

@@ -77,7 +77,7 @@ typedef struct {
     char *run_yml;       /* the effective run file's text, for remote muscles */
     char run_digest[65]; /* its SHA-256, which children check run.yml against */
     char *brain_tcp;     /* tls+tcp://HOST:0, where brains listen for remote muscles */
-    int lost[256][2];    /* remote muscles lost in this phase: [id, pid], told to the brains */
+    uint32_t lost[256][3]; /* remote muscles lost in this phase: [id, pid, grant], told to the brains */
     int nlost;
     double join_by;      /* remote muscles must have joined by then (0: no wait) */
     int run_over;        /* every phase has ended: JOINs hear "done" */

@@ -33,6 +33,7 @@ typedef struct {
     uint32_t pipe;        /* the control connection its process speaks on (0: none yet) */
     char addr[64];        /* a remote muscle's address as its JOIN's connection showed it */
     int greeted;          /* a remote muscle said "ready": it greeted every brain */
+    uint32_t epoch;       /* a remote muscle's grant: its number (wire/tls.h, bd_tls_grant) */
 } bd_proc;
 
 typedef struct {

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,7 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     const cJSON *grant = cJSON_GetObjectItemCaseSensitive(a, "grant");
     uint8_t mac[16];
     int granted = cJSON_IsNumber(epoch) && epoch->valuedouble >= 1 && epoch->valuedouble <= 4294967295.0
+                  && epoch->valuedouble == floor(epoch->valuedouble)
                   && cJSON_IsString(grant) && strlen(grant->valuestring) == 2 * sizeof mac;
     for (size_t i = 0; granted && i < sizeof mac; i++)
         granted = sscanf(grant->valuestring + 2 * i, "%2hhx", &mac[i]) == 1
@@ -181,8 +183,8 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
         return 1;
     }
     if (!granted) {
-        fprintf(stderr, "bodhi muscle: the conductor at %s gave a slot without a grant the brains take (its bodhi "
-                        "is older than this muscle's, %s)\n", url, bd_version());
+        fprintf(stderr, "bodhi muscle: the conductor at %s gave a slot without a grant the brains take "
+                        "(a whole number and 32 hex digits)\n", url);
         return 1;
     }
     int n = cJSON_GetArraySize(ports);

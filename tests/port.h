@@ -23,15 +23,25 @@ static inline int bd_test_port(void)
             low = 32768;
         fclose(f);
     }
-    const int first = 10000, last = low > first + 1000 ? low - 1 : 29999;
+    int first = 10000, last = low - 1;
+    if (last - first < 1000) { /* a wide ephemeral range: the ports above it */
+        first = high + 1;
+        last = 65535;
+    }
+    if (last - first < 1000) { /* nothing much outside it: any */
+        first = 10000;
+        last = 65535;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
     for (int tries = 0; tries < 1000; tries++) {
         const int port = first + (int)(rand_r(&seed) % (unsigned)(last - first + 1));
         int s = socket(AF_INET, SOCK_STREAM, 0);
-        if (s < 0)
-            break;
+        if (s < 0) {
+            perror("port.h: socket");
+            abort();
+        }
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         const int free_now = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
@@ -39,7 +49,7 @@ static inline int bd_test_port(void)
         if (free_now)
             return port;
     }
-    fprintf(stderr, "port.h: no free port below %d on loopback\n", low);
+    fprintf(stderr, "port.h: no free port in %d-%d on loopback after 1000 draws\n", first, last);
     abort();
 }
 

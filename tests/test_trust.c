@@ -248,42 +248,54 @@ static int brain_port(const char *log)
 
 /* ---- credential files ------------------------------------------------------------------ */
 
-/* A grant (wire/tls.h) holds for its slot, pid and number under the server key that made
- * it, and for nothing else: not another slot, pid or number, not one bit changed, not
- * another run's server key; a muscle's credential (no server key) makes none. */
-Test(trust, a_grant_holds_for_its_slot_pid_and_number_alone)
+/* A grant (wire/tls.h) holds for its phase, slot, pid and number under the server key
+ * that made it, and for nothing else: not another phase, slot, pid or number, not one bit
+ * changed, not another run's server key, nor the same key written out and read back as
+ * PEM; a muscle's credential (no server key) makes none. */
+Test(trust, a_grant_holds_for_its_phase_slot_pid_and_number_alone)
 {
     bd_tls *t, *other;
     cr_assert_eq(bd_tls_create(&t), BD_OK);
     cr_assert_eq(bd_tls_create(&other), BD_OK);
     uint8_t g[BD_TLS_GRANT_SIZE], h[BD_TLS_GRANT_SIZE];
-    cr_assert_eq(bd_tls_grant(t, 1, 4242, 3, g), BD_ESTATE, "no server key yet");
+    cr_assert_eq(bd_tls_grant(t, 0, 1, 4242, 3, g), BD_ESTATE, "no server key yet");
     cr_assert_eq(bd_tls_issue(t, BD_TLS_SERVER), BD_OK);
     cr_assert_eq(bd_tls_issue(t, BD_TLS_CLIENT), BD_OK);
     cr_assert_eq(bd_tls_issue(other, BD_TLS_SERVER), BD_OK);
-    cr_assert_eq(bd_tls_grant(t, 1, 4242, 3, g), BD_OK);
-    cr_assert_eq(bd_tls_grant(t, 1, 4242, 3, h), BD_OK);
+    cr_assert_eq(bd_tls_grant(t, 0, 1, 4242, 3, g), BD_OK);
+    cr_assert_eq(bd_tls_grant(t, 0, 1, 4242, 3, h), BD_OK);
     cr_assert_eq(memcmp(g, h, sizeof g), 0, "the same grant twice");
-    cr_assert(bd_tls_grant_ok(t, 1, 4242, 3, g));
-    cr_assert(!bd_tls_grant_ok(t, 2, 4242, 3, g), "another slot");
-    cr_assert(!bd_tls_grant_ok(t, 1, 4243, 3, g), "another pid");
-    cr_assert(!bd_tls_grant_ok(t, 1, 4242, 4, g), "another number");
-    cr_assert(!bd_tls_grant_ok(other, 1, 4242, 3, g), "another run's server key");
+    cr_assert(bd_tls_grant_ok(t, 0, 1, 4242, 3, g));
+    cr_assert(!bd_tls_grant_ok(t, 1, 1, 4242, 3, g), "another phase");
+    cr_assert(!bd_tls_grant_ok(t, 0, 2, 4242, 3, g), "another slot");
+    cr_assert(!bd_tls_grant_ok(t, 0, 1, 4243, 3, g), "another pid");
+    cr_assert(!bd_tls_grant_ok(t, 0, 1, 4242, 4, g), "another number");
+    cr_assert(!bd_tls_grant_ok(other, 0, 1, 4242, 3, g), "another run's server key");
     for (int bit = 0; bit < 8 * BD_TLS_GRANT_SIZE; bit++) {
         memcpy(h, g, sizeof h);
         h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        cr_assert(!bd_tls_grant_ok(t, 1, 4242, 3, h), "bit %d changed", bit);
+        cr_assert(!bd_tls_grant_ok(t, 0, 1, 4242, 3, h), "bit %d changed", bit);
     }
-    /* the muscle's part of the credential: no server key, no grant */
+    /* the brains' copy (server.pem, as the conductor writes it) grants alike; the muscle's
+     * part of the credential has no server key and grants nothing */
     char *path = bd_strfmt("/tmp/bd-trust-%d-grant.key", (int)getpid());
+    char *server = bd_strfmt("/tmp/bd-trust-%d-grant-server.pem", (int)getpid());
     unlink(path);
+    unlink(server);
+    cr_assert_eq(bd_tls_write(t, server, BD_TLS_CA | BD_TLS_SERVER | BD_TLS_CLIENT), BD_OK);
+    bd_tls *brain;
+    cr_assert_eq(bd_tls_load(server, &brain), BD_OK);
+    cr_assert(bd_tls_grant_ok(brain, 0, 1, 4242, 3, g), "the brains' copy of the key");
     cr_assert_eq(bd_tls_write(t, path, BD_TLS_CA | BD_TLS_CLIENT), BD_OK);
     bd_tls *muscle;
     cr_assert_eq(bd_tls_load(path, &muscle), BD_OK);
-    cr_assert_eq(bd_tls_grant(muscle, 1, 4242, 3, h), BD_ESTATE);
-    cr_assert(!bd_tls_grant_ok(muscle, 1, 4242, 3, g));
+    cr_assert_eq(bd_tls_grant(muscle, 0, 1, 4242, 3, h), BD_ESTATE);
+    cr_assert(!bd_tls_grant_ok(muscle, 0, 1, 4242, 3, g));
     unlink(path);
+    unlink(server);
     free(path);
+    free(server);
+    bd_tls_destroy(brain);
     bd_tls_destroy(muscle);
     bd_tls_destroy(other);
     bd_tls_destroy(t);
@@ -637,7 +649,9 @@ static int join_as(const char *url, bd_tls *tls, int pid)
                                                    len - BD_WIRE_HEADER_SIZE)
                            : NULL;
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch"), *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
-            join_epoch = cJSON_IsNumber(e) ? (uint32_t)e->valuedouble : 0;
+            join_epoch = cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0
+                             ? (uint32_t)e->valuedouble
+                             : 0;
             for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
                 if (!cJSON_IsString(g) || strlen(g->valuestring) != 2 * BD_TLS_GRANT_SIZE || sscanf(g->valuestring + 2 * i, "%2hhx", &join_grant[i]) != 1)
                     join_grant[i] = 0;
@@ -719,17 +733,15 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     free_run(&r);
 }
 
-/* A squatter that says a new pid at each JOIN: the pid is the peer's word, so an address
- * that left a slot unused twice within a minute gets none, whatever pid it says next (it
- * took the slot back every 10 s, for ever). A JOIN naming no pid gets none either. */
 /* A holder of the run's credential greets a brain as remote muscle 1 only with the grant
  * the conductor's JOIN gave it: with none, with its grant for another pid or number, it
- * gets no weights; with the grant itself, it does (so the refusals are the grant's). The
- * run goes on, and its own muscle completes it. */
+ * gets no weights; with the grant itself, it does (so the refusals are the grant's). Once
+ * the conductor has taken the slot back (the holder never beat), the same grant gets
+ * nothing either. The run goes on, and its own muscle completes it. */
 Test(trust, only_the_conductors_grant_greets_a_brain_as_a_remote_muscle, .timeout = 240 * BD_TEST_SLOW)
 {
     live_run r;
-    start_run(&r, "grant", 2000);
+    start_run(&r, "grant", 400000); /* the local muscle alone is not done before the real one joins */
     char *bdoor = bd_strfmt("tls+tcp://127.0.0.1:%d", brain_port(r.log));
     char *door = bd_strfmt("tls+tcp://%s", r.listen);
     bd_tls *mine;
@@ -744,18 +756,26 @@ Test(trust, only_the_conductors_grant_greets_a_brain_as_a_remote_muscle, .timeou
     cr_assert(!hello_as(bdoor, mine, 1, 900101, e, g), "the grant served another pid");
     cr_assert(!hello_as(bdoor, mine, 1, 900100, e + 1, g), "the grant served another number");
     cr_assert(hello_as(bdoor, mine, 1, 900100, e, g), "the grant itself was not answered");
-    /* it never beats: the slot goes back after 10 s, and the run's own muscle takes it */
+    /* it never beats: the slot goes back after 10 s, and the brain hears so with its next
+     * heartbeat's answer */
+    wait_for_text(r.log, "joined but did not beat", 40);
+    sleep(3);
+    cr_assert(!hello_as(bdoor, mine, 1, 900100, e, g), "a grant the conductor took back was answered");
     pid_t m = start_muscle(r.listen, r.key, r.merr, NULL);
     end_run(&r);
     cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");
-    cr_assert(file_has(r.log, "without the conductor's grant for them"), "the brain counts the HELLOs it refused");
-    cr_assert(file_has(r.log, "\"refused_messages\":3"), "three refused, the grant itself taken");
+    cr_assert_eq(count_of(r.err, "without the conductor's grant for them"), 3, "the brain says each HELLO it refused");
+    cr_assert(file_has(r.log, "which the conductor took back"), "and the taken-back grant's last");
+    cr_assert(file_has(r.log, "\"refused_messages\":4"), "four refused, the grant itself taken once");
     bd_tls_destroy(mine);
     free(door);
     free(bdoor);
     free_run(&r);
 }
 
+/* A squatter that says a new pid at each JOIN: the pid is the peer's word, so an address
+ * that left a slot unused twice within a minute gets none, whatever pid it says next (it
+ * took the slot back every 10 s, for ever). A JOIN naming no pid gets none either. */
 Test(trust, a_squatter_that_changes_its_pid_is_kept_out, .timeout = 240 * BD_TEST_SLOW)
 {
     live_run r;

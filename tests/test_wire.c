@@ -411,7 +411,7 @@ Test(wire, round_gathers_the_admitted_peers)
     bd_round *r;
     cr_assert_eq(bd_round_open(PEERS, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
-    bd_round_hooks hooks = {round_greet, NULL, NULL, NULL};
+    bd_round_hooks hooks = {round_greet, NULL, NULL, NULL, NULL};
     hooks.ctx = r;
     round_peer peers[PEERS];
     pthread_t th[PEERS];
@@ -457,6 +457,64 @@ Test(wire, round_gathers_the_admitted_peers)
     bd_round_close(r);
 }
 
+/* The supersedes hook of the test below: a greeting whose text is "newer" replaces. */
+static int round_newer(void *ctx, int peer, bd_request *req)
+{
+    (void)ctx;
+    (void)peer;
+    return req->h.payload_len == 6 && memcmp(req->payload, "newer", 6) == 0;
+}
+
+/* A greeting as a peer whose own connection is open is refused (and its connection
+ * closed), unless the supersedes hook lets it take the peer's place: then the old
+ * connection is closed and the new one greeted. */
+Test(wire, round_lets_the_hook_say_which_greeting_replaces_a_live_peer)
+{
+    char url[128];
+    snprintf(url, sizeof url, "ipc:///tmp/bd-test-round-sup-%d", (int)getpid());
+    bd_round *r;
+    cr_assert_eq(bd_round_open(2, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    bd_round_hooks hooks = {round_greet, NULL, r, NULL, round_newer};
+    const char *texts[4] = {"first", "older", "newer", "peer 1"};
+    nng_socket s[4];
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(nng_req0_open(&s[i]), 0);
+        nng_socket_set_ms(s[i], NNG_OPT_RECVTIMEO, 2000);
+        cr_assert_eq(nng_dial(s[i], url, NULL, 0), 0);
+    }
+    char back[64];
+    for (int i = 0; i < 4; i++) { /* in this order, each on its own connection */
+        cr_assert(peer_call(s[i], BD_MSG_HELLO, i == 3 ? 1 : 0, 0, texts[i], back, sizeof back, 0));
+        usleep(100000);
+    }
+    cr_assert_eq(bd_round_await_all(r, &hooks, NULL), BD_OK); /* all four came before: handled in order */
+    nng_msg *m;
+    cr_assert_eq(nng_recvmsg(s[0], &m, 0), 0, "the first greeting was answered");
+    nng_msg_free(m);
+    cr_assert_neq(nng_recvmsg(s[1], &m, 0), 0, "a greeting the hook refuses is not answered");
+    cr_assert_eq(nng_recvmsg(s[2], &m, 0), 0, "the newer greeting was answered");
+    nng_msg_free(m);
+    char why[256];
+    cr_assert_eq(bd_round_refused(r, why, sizeof why), 1, "%s", why);
+    cr_assert(strstr(why, "while its own is open"), "%s", why);
+    /* peer 0 is the newer connection now: a request from the first (closed; its socket may
+     * dial again) is not held */
+    cr_assert(peer_call(s[0], BD_MSG_ROLLOUT, 0, 1, "from the old one", back, sizeof back, 0));
+    usleep(100000);
+    cr_assert(peer_call(s[2], BD_MSG_ROLLOUT, 0, 1, "from the new one", back, sizeof back, 0));
+    bd_round_admit(r, 0);
+    bd_round_admit(r, 1);
+    cr_assert(peer_call(s[3], BD_MSG_ROLLOUT, 1, 1, "peer 1, round 0", back, sizeof back, 0));
+    cr_assert_eq(bd_round_gather(r, &hooks, NULL), BD_OK, "%s", bd_lasterr());
+    const bd_request *held = bd_round_request(r, 0);
+    cr_assert_not_null(held, "the newer connection's request is held");
+    cr_assert_str_eq((const char *)held->payload, "from the new one");
+    for (int i = 0; i < 4; i++)
+        nng_close(s[i]);
+    bd_round_close(r);
+}
+
 static int round_last(void *ctx, int peer, nng_msg **out)
 {
     (void)ctx;
@@ -496,7 +554,7 @@ Test(wire, round_drain_answers_a_peer_the_last_round_did_not)
     bd_round *r;
     cr_assert_eq(bd_round_open(1, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
     cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
-    bd_round_hooks hooks = {round_greet, NULL, r, round_last};
+    bd_round_hooks hooks = {round_greet, NULL, r, round_last, NULL};
     round_peer peer = {.k = 0};
     snprintf(peer.url, sizeof peer.url, "%s", url);
     pthread_t th;

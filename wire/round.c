@@ -208,7 +208,9 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
         uint32_t seq = req->h.seq;
         int again = p->greeted;
         if (p->state != BD_PEER_ABSENT && nng_pipe_id(p->pipe) != nng_pipe_id(pipe)) {
-            if (bd_pipe_open(p->pipe)) {
+            if (bd_pipe_open(p->pipe) && h->supersedes && h->supersedes(h->ctx, (int)k, req)) {
+                nng_pipe_close(p->pipe); /* the caller says the greeter replaces it */
+            } else if (bd_pipe_open(p->pipe)) {
                 /* the peer is alive on its own connection: another may not take its id. The
                  * greeter's connection is closed, so that a restarted peer whose old
                  * connection's end is not seen yet greets again on a new one. */
@@ -216,7 +218,7 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
                 nng_pipe_close(pipe);
                 return;
             }
-            bd_round_leave(r, (int)k); /* it restarted: its old connection is gone */
+            bd_round_leave(r, (int)k); /* it restarted or was replaced: its old connection is gone */
         }
         if (h->greet(h->ctx, (int)k, req, again) != BD_OK) { /* greet did not answer it */
             bd_round_refuse(r, req, "peer %u's greeting: %s", k, bd_lasterr());

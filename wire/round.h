@@ -48,6 +48,9 @@ typedef struct {
     void (*tick)(void *ctx);
     void *ctx;
     int (*last)(void *ctx, int peer, nng_msg **out);
+    /* supersedes (may be NULL): 1 when req, a greeting as peer k while k's own connection
+     * is still open, may take k's place (that connection is closed), else 0 (it is refused) */
+    int (*supersedes)(void *ctx, int peer, bd_request *req);
 } bd_round_hooks;
 
 /* Opens a round for `peers` peers whose greetings are of type greet and whose round

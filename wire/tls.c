@@ -18,6 +18,7 @@
 #include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/x509_crt.h>
 
 #include "common/util.h"
@@ -233,30 +234,41 @@ int bd_tls_issue(bd_tls *t, int part)
     return rc;
 }
 
-int bd_tls_grant(const bd_tls *t, uint32_t slot, uint32_t pid, uint32_t epoch, uint8_t mac[BD_TLS_GRANT_SIZE])
+int bd_tls_grant(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, uint32_t epoch,
+                 uint8_t mac[BD_TLS_GRANT_SIZE])
 {
     memset(mac, 0, BD_TLS_GRANT_SIZE);
     if (!t || !t->pem[P_SERVER_KEY])
         return bd_seterr(BD_ESTATE, "a grant needs the run's server key");
-    uint8_t in[24] = "bodhi-grant", out[32]; /* the words, then slot, pid, epoch (LE) */
-    const uint32_t v[3] = {slot, pid, epoch};
-    for (int i = 0; i < 3; i++)
+    /* keyed with the key's DER, the same however its PEM text was written */
+    mbedtls_pk_context k;
+    mbedtls_pk_init(&k);
+    unsigned char der[512];
+    const char *pem = t->pem[P_SERVER_KEY];
+    int e = mbedtls_pk_parse_key(&k, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0);
+    int n = e == 0 ? mbedtls_pk_write_key_der(&k, der, sizeof der) : e; /* at the buffer's end */
+    mbedtls_pk_free(&k);
+    if (n <= 0)
+        return bd_tls_mbed_err(n, "the server key for a grant");
+    uint8_t in[28] = "bodhi-grant", out[32]; /* the words, then phase, slot, pid, epoch (LE) */
+    const uint32_t v[4] = {phase, slot, pid, epoch};
+    for (int i = 0; i < 4; i++)
         for (int b = 0; b < 4; b++)
             in[12 + 4 * i + b] = (uint8_t)(v[i] >> (8 * b));
-    const char *key = t->pem[P_SERVER_KEY];
-    int e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)key, strlen(key),
-                            in, sizeof in, out);
+    e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), der + sizeof der - n, (size_t)n, in, sizeof in,
+                        out);
+    mbedtls_platform_zeroize(der, sizeof der);
     if (e != 0)
         return bd_tls_mbed_err(e, "a grant's HMAC");
     memcpy(mac, out, BD_TLS_GRANT_SIZE);
     return BD_OK;
 }
 
-int bd_tls_grant_ok(const bd_tls *t, uint32_t slot, uint32_t pid, uint32_t epoch,
+int bd_tls_grant_ok(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, uint32_t epoch,
                     const uint8_t mac[BD_TLS_GRANT_SIZE])
 {
     uint8_t want[BD_TLS_GRANT_SIZE];
-    if (bd_tls_grant(t, slot, pid, epoch, want) != BD_OK)
+    if (bd_tls_grant(t, phase, slot, pid, epoch, want) != BD_OK)
         return 0;
     uint8_t diff = 0;
     for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)

@@ -78,17 +78,18 @@ int bd_tls_dial(nng_socket s, const char *url, bd_tls *tls, int flags);
 int bd_tls_url(const char *url);
 
 /* A remote muscle's grant (BD_TLS_GRANT_SIZE bytes into mac): what the conductor gives
- * the peer it lets into slot `slot` with JOIN, for the slot, the pid the peer said and the
- * grant's number (`epoch`, rising through the run); the muscle shows it in its HELLO. An
- * HMAC-SHA256 keyed with the run's server key, which the conductor and its brains hold
- * and a muscle's credential does not: a holder of that credential can greet a brain only
- * as the slot, pid and grant the conductor gave it. BD_ESTATE without a server key. */
+ * the peer it lets into slot `slot` of phase `phase` (its index in the schedule) with
+ * JOIN, for the pid the peer said and the grant's number (`epoch`, rising through the
+ * run); the muscle shows it in its HELLO. An HMAC-SHA256 keyed with the run's server key
+ * (its DER), which the conductor and its brains hold and a muscle's credential does not:
+ * a holder of that credential can greet a brain only as the phase, slot, pid and grant
+ * the conductor gave it. BD_ESTATE without a server key. */
 #define BD_TLS_GRANT_SIZE 16
-int bd_tls_grant(const bd_tls *t, uint32_t slot, uint32_t pid, uint32_t epoch, uint8_t mac[BD_TLS_GRANT_SIZE]);
+int bd_tls_grant(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, uint32_t epoch,
+                 uint8_t mac[BD_TLS_GRANT_SIZE]);
 
-/* 1 when mac is the grant of (slot, pid, epoch) by t's server key (compared in constant
- * time), else 0. */
-int bd_tls_grant_ok(const bd_tls *t, uint32_t slot, uint32_t pid, uint32_t epoch,
+/* 1 when mac is that grant by t's server key (compared in constant time), else 0. */
+int bd_tls_grant_ok(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, uint32_t epoch,
                     const uint8_t mac[BD_TLS_GRANT_SIZE]);
 
 /* Frees; NULL-safe. */
