@@ -87,14 +87,12 @@ static void bd_brain_tick(void *ctx)
 {
     bd_brain *b = ctx;
     pthread_mutex_lock(&b->news_mu);
-    for (int i = 0; i < b->nlost; i++) {
-        const int k = b->lost[i];
-        if (b->lost_epoch[i] > b->revoked[k])
-            b->revoked[k] = b->lost_epoch[i];
-        if (b->hello[k].epoch <= b->lost_epoch[i])
-            bd_round_lose(b->round, k);
-    }
-    b->nlost = 0;
+    for (int k = b->plan.worker; k < b->M; k++)
+        if (b->taken_back[k] > b->revoked[k]) {
+            b->revoked[k] = b->taken_back[k];
+            if (b->hello[k].epoch <= b->revoked[k])
+                bd_round_lose(b->round, k);
+        }
     pthread_mutex_unlock(&b->news_mu);
 }
 
@@ -107,20 +105,20 @@ static cJSON *bd_brain_beat(void *ctx)
     return o;
 }
 
-/* The conductor's answer to a heartbeat may name muscles it lost: [[id, pid, grant], ...]
- * (the grant's number tells the lost one from a newer muscle in the same slot). */
+/* The conductor's answer to a heartbeat names each remote slot's newest grant it took back
+ * (its muscle lost): [[id, grant], ...], every time (the grant's number tells the lost one
+ * from a newer muscle in the same slot). */
 static void bd_brain_heard(void *ctx, const cJSON *answer)
 {
     bd_brain *b = ctx;
-    const cJSON *lost = cJSON_GetObjectItemCaseSensitive(answer, "lost"), *x;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(answer, "revoked"), *x;
     pthread_mutex_lock(&b->news_mu);
-    cJSON_ArrayForEach(x, lost) {
-        const cJSON *k = cJSON_GetArrayItem(x, 0), *e = cJSON_GetArrayItem(x, 2);
+    cJSON_ArrayForEach(x, list) {
+        const cJSON *k = cJSON_GetArrayItem(x, 0), *e = cJSON_GetArrayItem(x, 1);
         if (cJSON_IsNumber(k) && cJSON_IsNumber(e) && k->valueint >= b->plan.worker && k->valueint < b->M
-            && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0 && b->nlost < b->M) {
-            b->lost[b->nlost] = k->valueint;
-            b->lost_epoch[b->nlost++] = (uint32_t)e->valuedouble;
-        }
+            && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0
+            && (uint32_t)e->valuedouble > b->taken_back[k->valueint])
+            b->taken_back[k->valueint] = (uint32_t)e->valuedouble;
     }
     pthread_mutex_unlock(&b->news_mu);
 }
@@ -644,11 +642,11 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     b->S = b->ap->nsens;
     b->U = b->ap->nact;
     b->hello = calloc((size_t)b->M, sizeof *b->hello);
-    b->lost = calloc((size_t)b->M, sizeof *b->lost);
-    b->lost_epoch = calloc((size_t)b->M, sizeof *b->lost_epoch);
+    b->taken_back = calloc((size_t)b->M, sizeof *b->taken_back);
     b->revoked = calloc((size_t)b->M, sizeof *b->revoked);
+    b->newest = calloc((size_t)b->M, sizeof *b->newest);
     b->refused_row = calloc((size_t)b->M, sizeof *b->refused_row);
-    if (!b->hello || !b->lost || !b->lost_epoch || !b->revoked || !b->refused_row)
+    if (!b->hello || !b->taken_back || !b->revoked || !b->newest || !b->refused_row)
         return bd_seterr(BD_ENOMEM, "out of memory");
     if ((rc = bd_stats_init(&b->stats, b->N, b->plan.objective_window > 100 ? b->plan.objective_window : 100)) != BD_OK)
         return rc;
@@ -786,9 +784,9 @@ static void bd_brain_teardown(bd_brain *b)
                 b->ap ? b->ap->cfg->name : "?", t[3] - t[0], t[1] - t[0], t[2] - t[1], t[3] - t[2]);
     bd_stats_fini(&b->stats);
     free(b->hello);
-    free(b->lost);
-    free(b->lost_epoch);
+    free(b->taken_back);
     free(b->revoked);
+    free(b->newest);
     free(b->refused_row);
     free(b->obs); free(b->act); free(b->logp); free(b->val); free(b->rew); free(b->fval);
     free(b->lastv); free(b->term); free(b->trunc); free(b->valid); free(b->fobs); free(b->efin); free(b->wver);

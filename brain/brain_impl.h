@@ -82,11 +82,11 @@ typedef struct {
     /* news from the conductor's answers to heartbeats */
     cJSON *startup;           /* start-up stamps (common/proc.h), sent with "ready" */
     pthread_mutex_t news_mu;
-    int *lost;                /* (M) muscles the conductor says are lost */
-    uint32_t *lost_epoch;     /* (M) ... and the grant each had (wire/tls.h) */
-    int nlost;
-    uint32_t *revoked;        /* (M) a remote slot's newest grant the conductor took back: no
-                                 HELLO with that one or an older one is taken (main thread) */
+    uint32_t *taken_back;     /* (M) each remote slot's newest grant the conductor took back (its
+                                 muscle lost), as its heartbeats' answers say (under news_mu) */
+    /* whose grant a remote slot may be greeted with (wire/tls.h; main thread): */
+    uint32_t *revoked;        /* (M) never this one or older: taken back ... */
+    uint32_t *newest;         /* (M) ... nor older than the newest grant of the slot seen */
     bd_ranks ranks;           /* this agent's brains on the other ranks (brain/ranks.h) */
     bd_steer steer;           /* its params with this phase's `bodhi set` changes (brain/steer.h) */
 } bd_brain;

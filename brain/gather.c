@@ -14,19 +14,52 @@
 #include "wire/addr.h"
 #include "wire/tls.h"
 
-/* 1 when h carries the conductor's grant for remote muscle k of this phase and h's pid. */
-static int bd_brain_granted(const bd_brain *b, int k, const bd_hello *h)
+/* Muscle k's HELLO in req, decoded into *h, checked: that it is who the plan says. A local
+ * muscle is a process the conductor started (the kernel names the process at the other end
+ * of an ipc connection); a remote one comes over TCP with the grant the conductor gave it
+ * for this phase, slot and pid (wire/tls.h), so another holder of the run's credential
+ * cannot greet in its place, nor with a grant the conductor took back (its muscle lost) or
+ * one older than the slot's newest (a valid grant shows every older one of the slot was
+ * given up: the conductor gives a slot only once its holder is lost). Its columns and
+ * sizes are the plan's. BD_OK, or why not. */
+static int bd_brain_hello_check(bd_brain *b, int k, const bd_request *req, bd_hello *h)
 {
-    return bd_tls_grant_ok(b->tls, (uint32_t)b->plan.phase_index, (uint32_t)k, h->pid, h->epoch, h->grant);
+    int rc = bd_hello_decode(req->payload, (size_t)req->h.payload_len, h);
+    int n;
+    uint32_t w0;
+    bd_agent_shard(b->ap, b->M, k, &n, &w0);
+    const int peer = bd_pipe_peer_pid(req->pipe), remote = k >= b->plan.worker;
+    if (rc == BD_OK && !remote && (peer <= 0 || h->pid != (uint32_t)peer || bd_proc_parent((pid_t)peer) != getppid()))
+        return bd_seterr(BD_EPROTO, "a HELLO as local muscle %d from %s, not a muscle this run started", k,
+                         peer > 0 ? "another process" : "a TCP connection");
+    if (rc == BD_OK && remote && peer > 0)
+        return bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
+    if (rc == BD_OK && remote
+        && !bd_tls_grant_ok(b->tls, (uint32_t)b->plan.phase_index, (uint32_t)k, h->pid, h->epoch, h->grant))
+        return bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d (pid %u) without the conductor's grant for them", k,
+                         h->pid);
+    if (rc == BD_OK && remote && h->epoch > b->newest[k])
+        b->newest[k] = h->epoch;
+    if (rc == BD_OK && remote && (h->epoch <= b->revoked[k] || h->epoch < b->newest[k]))
+        return bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d with grant %u, which the conductor took back or a "
+                         "newer one replaced", k, h->epoch);
+    if (rc == BD_OK && (h->muscle != (uint32_t)k || h->worlds != (uint32_t)n || h->world0 != w0))
+        return bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
+                         "holds [%u, +%d)", h->muscle, h->world0, h->worlds, k, b->M, w0, n);
+    if (rc == BD_OK && (h->obs_dim != (uint32_t)b->S || h->act_dim != (uint32_t)b->U))
+        return bd_seterr(BD_EPROTO, "muscle %u sends %u sensors / %u actuators, agent has %d / %d", h->muscle,
+                         h->obs_dim, h->act_dim, b->S, b->U);
+    return rc;
 }
 
 int bd_brain_supersedes(void *ctx, int k, bd_request *req)
 {
     bd_brain *b = ctx;
     bd_hello h;
-    return k >= b->plan.worker && k < b->M && bd_pipe_peer_pid(req->pipe) <= 0
-           && bd_hello_decode(req->payload, (size_t)req->h.payload_len, &h) == BD_OK && h.muscle == (uint32_t)k
-           && h.epoch > b->hello[k].epoch && h.epoch > b->revoked[k] && bd_brain_granted(b, k, &h);
+    /* a remote slot's newer grant (the conductor gave the slot on), or the same muscle again
+     * on a new connection (its old one's end not seen yet) */
+    return k >= b->plan.worker && k < b->M && bd_brain_hello_check(b, k, req, &h) == BD_OK
+           && (h.epoch > b->hello[k].epoch || (h.epoch == b->hello[k].epoch && h.pid == b->hello[k].pid));
 }
 
 /* A muscle greets: check that it is who the plan says, start its columns over if it
@@ -35,35 +68,7 @@ int bd_brain_greet(void *ctx, int k, bd_request *req, int again)
 {
     bd_brain *b = ctx;
     bd_hello h;
-    int rc = bd_hello_decode(req->payload, (size_t)req->h.payload_len, &h);
-    int n;
-    uint32_t w0;
-    bd_agent_shard(b->ap, b->M, k, &n, &w0);
-    /* who may greet as muscle k: a local muscle is a process the conductor started (the
-     * kernel names the process at the other end of an ipc connection); a remote one comes
-     * over TCP. A greeting as a local muscle over TCP, or from any other process, is refused. */
-    const int peer = bd_pipe_peer_pid(req->pipe);
-    if (rc == BD_OK && k < b->plan.worker
-        && (peer <= 0 || h.pid != (uint32_t)peer || bd_proc_parent((pid_t)peer) != getppid()))
-        rc = bd_seterr(BD_EPROTO, "a HELLO as local muscle %d from %s, not a muscle this run started", k,
-                       peer > 0 ? "another process" : "a TCP connection");
-    else if (rc == BD_OK && k >= b->plan.worker && peer > 0)
-        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d over ipc", k);
-    /* a remote one shows the grant the conductor gave it for this phase, slot and pid
-     * (wire/tls.h): another holder of the run's credential cannot greet in its place, and a
-     * grant the conductor took back (its muscle lost) or a newer one replaced cannot */
-    else if (rc == BD_OK && k >= b->plan.worker && !bd_brain_granted(b, k, &h))
-        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d (pid %u) without the conductor's grant for them", k,
-                       h.pid);
-    else if (rc == BD_OK && k >= b->plan.worker && (h.epoch <= b->revoked[k] || h.epoch < b->hello[k].epoch))
-        rc = bd_seterr(BD_EPROTO, "a HELLO as remote muscle %d with grant %u, which the conductor took back or a "
-                       "newer one replaced", k, h.epoch);
-    if (rc == BD_OK && (h.muscle != (uint32_t)k || h.worlds != (uint32_t)n || h.world0 != w0))
-        rc = bd_seterr(BD_EPROTO, "HELLO from muscle %u says it holds columns [%u, +%u); muscle %d of %d "
-                       "holds [%u, +%d)", h.muscle, h.world0, h.worlds, k, b->M, w0, n);
-    else if (rc == BD_OK && (h.obs_dim != (uint32_t)b->S || h.act_dim != (uint32_t)b->U))
-        rc = bd_seterr(BD_EPROTO, "muscle %u sends %u sensors / %u actuators, agent has %d / %d",
-                       h.muscle, h.obs_dim, h.act_dim, b->S, b->U);
+    int rc = bd_brain_hello_check(b, k, req, &h);
     nng_msg *m = NULL;
     if (rc == BD_OK)
         rc = bd_brain_weights(b, b->ended ? BD_WEIGHTS_STOP : 0, &m);

@@ -37,8 +37,38 @@ void bd_sha256_hex(const void *data, size_t len, char out[65])
 #else
     mbedtls_sha256_ret(data, len, d, 0);
 #endif
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    bd_hex(d, sizeof d, out);
+}
+
+void bd_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int bd_hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int bd_unhex(const char *text, uint8_t *out, size_t n)
+{
+    memset(out, 0, n);
+    if (!text || strnlen(text, 2 * n + 1) != 2 * n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const int hi = bd_hex_digit(text[2 * i]), lo = bd_hex_digit(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            memset(out, 0, n);
+            return 0;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 1;
 }
 
 int bd_dir_private(const char *dir)

@@ -56,6 +56,13 @@ char *bd_text_printable(char *s);
 /* Returns 1 when path exists. */
 int bd_exists(const char *path);
 
+/* n bytes as 2n lowercase hex digits and a NUL. */
+void bd_hex(const uint8_t *p, size_t n, char *out);
+
+/* The n bytes that text, exactly 2n hex digits, spells into out: 1, or 0 (out zeroed) when
+ * text is anything else (shorter, longer, a sign, a space, "0x"). */
+int bd_unhex(const char *text, uint8_t *out, size_t n);
+
 /* The SHA-256 of len bytes at data, as 64 lowercase hex digits and a NUL (mbedTLS). */
 void bd_sha256_hex(const void *data, size_t len, char out[65]);
 

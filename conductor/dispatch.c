@@ -54,11 +54,24 @@ bd_proc *bd_sender(bd_conductor *c, uint32_t sender)
 }
 
 /* 1 when the message comes from the process now in slot p: a remote muscle's pid must be
- * the one that joined (an older one, lost, may still speak). */
+ * the one that joined (an older one, lost, may still speak), with the grant that JOIN got
+ * (a pid is the peer's word, and STATUS names it). */
 static int bd_current(const bd_proc *p, const cJSON *o)
 {
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
-    return p && p->alive && (!p->remote || (cJSON_IsNumber(pid) && (pid_t)pid->valuedouble == p->pid));
+    if (!p || !p->alive)
+        return 0;
+    if (!p->remote)
+        return 1;
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid"), *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch");
+    const cJSON *grant = cJSON_GetObjectItemCaseSensitive(o, "grant");
+    uint8_t said[sizeof p->grant], diff = 0;
+    if (!cJSON_IsNumber(pid) || (pid_t)pid->valuedouble != p->pid || !cJSON_IsNumber(epoch)
+        || epoch->valuedouble != (double)p->epoch || !cJSON_IsString(grant)
+        || !bd_unhex(grant->valuestring, said, sizeof said))
+        return 0;
+    for (size_t i = 0; i < sizeof said; i++)
+        diff |= (uint8_t)(said[i] ^ p->grant[i]);
+    return diff == 0;
 }
 
 /* 1 when the message came on the connection of the process now in slot p. A sender id is
@@ -169,15 +182,20 @@ static void bd_handle_beat(bd_conductor *c, bd_request *req)
         p->last_beat = bd_now();
         p->round = (long long)bd_num(o, "round", (double)p->round);
         bd_agent_state *a = p->role == BD_ROLE_BRAIN && p->index < c->nagents ? &c->agents[p->index] : NULL;
-        if (a && a->news_seen < c->nlost) {
-            answer = cJSON_CreateObject();
-            cJSON *lost = cJSON_AddArrayToObject(answer, "lost");
-            for (; a->news_seen < c->nlost; a->news_seen++) {
-                cJSON *x = cJSON_CreateArray();
-                for (int i = 0; i < 3; i++)
-                    cJSON_AddItemToArray(x, cJSON_CreateNumber(c->lost[a->news_seen][i]));
-                cJSON_AddItemToArray(lost, x);
-            }
+        /* every remote slot's newest grant taken back, each time: nothing to lose on the way */
+        for (int i = 0; a && i < c->procs.n; i++) {
+            const bd_proc *q = &c->procs.p[i];
+            if (!q->remote || !q->revoked)
+                continue;
+            if (!answer)
+                answer = cJSON_CreateObject();
+            cJSON *list = cJSON_GetObjectItemCaseSensitive(answer, "revoked");
+            if (!list)
+                list = cJSON_AddArrayToObject(answer, "revoked");
+            cJSON *x = cJSON_CreateArray();
+            cJSON_AddItemToArray(x, cJSON_CreateNumber(q->index));
+            cJSON_AddItemToArray(x, cJSON_CreateNumber(q->revoked));
+            cJSON_AddItemToArray(list, x);
         }
     }
     cJSON_Delete(o);

@@ -13,21 +13,16 @@
 #include "wire/tls.h"
 #include "wire/wire.h"
 
-/* A remote muscle left its slot (it said so, failed, or went silent): the brains drop it
- * (matched by pid, so that a newer muscle in the slot is spared) and the slot waits for
- * another JOIN. */
+/* A remote muscle left its slot (it said so, failed, or went silent): its grant is taken
+ * back, so the brains drop it (a newer grant in the slot is spared) and refuse it, and
+ * the slot waits for another JOIN. */
 void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
 {
     if (!p->alive)
         return;
     p->alive = 0;
     p->free_since = bd_now();
-    if (c->nlost < (int)(sizeof c->lost / sizeof c->lost[0])) {
-        c->lost[c->nlost][0] = (uint32_t)p->index;
-        c->lost[c->nlost][1] = (uint32_t)p->pid;
-        c->lost[c->nlost][2] = p->epoch;
-        c->nlost++;
-    }
+    p->revoked = p->epoch;
     cJSON *o = bd_proc_ev(c, "left", p);
     cJSON_AddNumberToObject(o, "pid", p->pid);
     cJSON_AddStringToObject(o, "host", p->host);
@@ -103,9 +98,9 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
         cJSON_AddNumberToObject(answer, "id", slot->index);
         cJSON_AddNumberToObject(answer, "restart", slot->restarts);
         char hex[2 * BD_TLS_GRANT_SIZE + 1];
-        for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
-            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+        bd_hex(mac, sizeof mac, hex);
         slot->epoch = c->grants = epoch;
+        memcpy(slot->grant, mac, sizeof slot->grant);
         cJSON_AddNumberToObject(answer, "epoch", epoch);
         cJSON_AddStringToObject(answer, "grant", hex);
         cJSON *ports = cJSON_AddArrayToObject(answer, "ports");
@@ -299,7 +294,6 @@ void bd_join_farewell(bd_conductor *c)
 void bd_join_phase_open(bd_conductor *c, double t0)
 {
     const bd_phase_plan *p = c->plan;
-    c->nlost = 0;
     c->join_by = p->remote > 0 ? t0 + p->ph->join_timeout : 0;
     if (p->remote > 0 && !c->o->quiet)
         fprintf(stderr, "bodhi: waiting up to %.0f s for %d remote muscle(s): bodhi muscle --connect %s "

@@ -42,7 +42,6 @@ typedef struct {
     bd_request *held;    /* its report of the current round, until every brain reported */
     int ready;           /* said "ready" */
     int port;            /* its TCP port for remote muscles (0: none) */
-    int news_seen;       /* lost muscles told to it so far (an index into the conductor's list) */
     bd_tfevents *tb;     /* its TensorBoard scalars, RUN_DIR/tb/<phase>/<agent>/ (NULL: none yet) */
     int tb_failed;       /* they could not be written (said once; log.jsonl still has them) */
     bd_steer steer;      /* its params with this phase's `bodhi set` changes (brain/steer.h) */
@@ -77,8 +76,6 @@ typedef struct {
     char *run_yml;       /* the effective run file's text, for remote muscles */
     char run_digest[65]; /* its SHA-256, which children check run.yml against */
     char *brain_tcp;     /* tls+tcp://HOST:0, where brains listen for remote muscles */
-    uint32_t lost[256][3]; /* remote muscles lost in this phase: [id, pid, grant], told to the brains */
-    int nlost;
     double join_by;      /* remote muscles must have joined by then (0: no wait) */
     int run_over;        /* every phase has ended: JOINs hear "done" */
     cJSON *startup;      /* its own start-up stamps (common/proc.h), logged once spawning is done */

@@ -34,6 +34,9 @@ typedef struct {
     char addr[64];        /* a remote muscle's address as its JOIN's connection showed it */
     int greeted;          /* a remote muscle said "ready": it greeted every brain */
     uint32_t epoch;       /* a remote muscle's grant: its number (wire/tls.h, bd_tls_grant) */
+    uint8_t grant[16];    /* ... and the grant, which its heartbeats and events show */
+    uint32_t revoked;     /* the newest grant of this slot taken back (its muscle lost): the
+                             brains hear it with every heartbeat's answer, and refuse it */
 } bd_proc;
 
 typedef struct {

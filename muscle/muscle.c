@@ -649,6 +649,19 @@ static int bd_muscle_round(bd_muscle *m)
 static void bd_muscle_wake_all(bd_muscle *m);
 static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error);
 
+/* Who sends o to the conductor: this process's pid, and a remote muscle's grant (the
+ * conductor takes a remote slot's heartbeats and events only with the grant it gave). */
+static void bd_muscle_whoami(const bd_muscle *m, cJSON *o)
+{
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    if (m->o->epoch) {
+        char hex[2 * sizeof m->o->grant + 1];
+        bd_hex(m->o->grant, sizeof m->o->grant, hex);
+        cJSON_AddNumberToObject(o, "epoch", m->o->epoch);
+        cJSON_AddStringToObject(o, "grant", hex);
+    }
+}
+
 static cJSON *bd_muscle_beat(void *ctx)
 {
     bd_muscle *m = ctx;
@@ -681,7 +694,7 @@ static cJSON *bd_muscle_beat(void *ctx)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event", "beat");
     cJSON_AddNumberToObject(o, "round", (double)m->rounds);
-    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    bd_muscle_whoami(m, o);
     return o;
 }
 
@@ -711,7 +724,7 @@ static void bd_muscle_event(bd_muscle *m, const char *kind, const char *error)
     cJSON_AddStringToObject(o, "phase", m->o->phase);
     cJSON_AddNumberToObject(o, "muscle", m->o->id);
     cJSON_AddNumberToObject(o, "restart", m->o->restart);
-    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    bd_muscle_whoami(m, o);
     if (error) /* an error's message, or why the muscle does what kind says */
         cJSON_AddStringToObject(o, strcmp(kind, "error") == 0 ? "error" : "reason", error);
     bd_events_send(m->ev, o, NULL);

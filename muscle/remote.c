@@ -8,7 +8,6 @@
  * conductor says the run is done or is gone. It loads no environment plugin the run file
  * names unless started with --allow-plugins, and then only a file that is on this host. */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -170,13 +169,9 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(a, "epoch");
     const cJSON *grant = cJSON_GetObjectItemCaseSensitive(a, "grant");
     uint8_t mac[16];
-    int granted = cJSON_IsNumber(epoch) && epoch->valuedouble >= 1 && epoch->valuedouble <= 4294967295.0
-                  && epoch->valuedouble == floor(epoch->valuedouble)
-                  && cJSON_IsString(grant) && strlen(grant->valuestring) == 2 * sizeof mac;
-    for (size_t i = 0; granted && i < sizeof mac; i++)
-        granted = sscanf(grant->valuestring + 2 * i, "%2hhx", &mac[i]) == 1
-                  && isxdigit((unsigned char)grant->valuestring[2 * i])
-                  && isxdigit((unsigned char)grant->valuestring[2 * i + 1]);
+    const int granted = cJSON_IsNumber(epoch) && epoch->valuedouble >= 1 && epoch->valuedouble <= 4294967295.0
+                        && epoch->valuedouble == floor(epoch->valuedouble) && cJSON_IsString(grant)
+                        && bd_unhex(grant->valuestring, mac, sizeof mac);
     if (!cJSON_IsString(text) || !cJSON_IsString(phase) || !cJSON_IsNumber(id) || !cJSON_IsNumber(restart)
         || !cJSON_IsArray(ports) || cJSON_GetArraySize(ports) < 1) {
         fprintf(stderr, "bodhi muscle: the conductor at %s answered JOIN with something else\n", url);

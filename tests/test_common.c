@@ -499,3 +499,29 @@ Test(files, a_peers_text_is_made_printable)
                                            "\xf0\x9f\x98\x80");
     cr_assert_null(bd_text_printable(NULL));
 }
+
+/* Hex both ways: a round trip of every byte value; a text that is not exactly 2n hex
+ * digits is refused whole, and leaves nothing behind. */
+Test(files, hex_is_written_and_read_back_exactly)
+{
+    uint8_t all[256], back[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    char text[513];
+    bd_hex(all, sizeof all, text);
+    cr_assert_eq(strlen(text), 512);
+    cr_assert_eq(strncmp(text, "000102", 6), 0);
+    cr_assert_str_eq(text + 506, "fdfeff");
+    cr_assert(bd_unhex(text, back, sizeof back));
+    cr_assert_eq(memcmp(all, back, sizeof all), 0);
+    uint8_t two[2];
+    cr_assert(bd_unhex("aBcD", two, 2), "either case");
+    cr_assert(two[0] == 0xab && two[1] == 0xcd);
+    const char *bad[] = {"abc", "abcde", "0xab", " abc", "+abc", "-abc", "abc ", "abgd", "", "ab\ncd"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        two[0] = two[1] = 7;
+        cr_assert(!bd_unhex(bad[i], two, 2), "'%s' was read", bad[i]);
+        cr_assert(two[0] == 0 && two[1] == 0, "'%s' left bytes behind", bad[i]);
+    }
+    cr_assert(!bd_unhex(NULL, two, 2));
+}

@@ -249,9 +249,9 @@ static int brain_port(const char *log)
 /* ---- credential files ------------------------------------------------------------------ */
 
 /* A grant (wire/tls.h) holds for its phase, slot, pid and number under the server key
- * that made it, and for nothing else: not another phase, slot, pid or number, not one bit
- * changed, not another run's server key, nor the same key written out and read back as
- * PEM; a muscle's credential (no server key) makes none. */
+ * that made it (also as the brains read it back from server.pem), and for nothing else:
+ * not another phase, slot, pid or number, not one bit changed, not another run's server
+ * key; a muscle's credential (no server key) makes none. */
 Test(trust, a_grant_holds_for_its_phase_slot_pid_and_number_alone)
 {
     bd_tls *t, *other;
@@ -587,14 +587,28 @@ Test(trust, a_credential_file_serves_run_after_run, .timeout = 300 * BD_TEST_SLO
     free(file);
 }
 
+/* A connection's end seen by its own side (NNG's thread). */
+static volatile int hello_closed;
+static void hello_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    (void)ev;
+    (void)arg;
+    hello_closed = 1;
+}
+
 /* A HELLO as remote muscle k with pid, epoch and grant through the brain's TLS door at
- * url, with tls: 1 when it was answered (weights). */
-static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t epoch, const uint8_t *grant)
+ * url, with tls: 1 when it was answered (weights) within ms. keep: the connection stays
+ * open there (hello_closed says when the brain closes it), else it is closed. */
+static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t epoch, const uint8_t *grant,
+                    int ms, nng_socket *keep)
 {
     nng_socket s;
     cr_assert_eq(nng_req0_open(&s), 0);
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, ms);
     nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 0);
+    hello_closed = 0;
+    nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, hello_gone, NULL);
     int answered = 0;
     if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
         nng_msg *m;
@@ -610,8 +624,51 @@ static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t 
             nng_msg_free(m);
         }
     }
-    nng_close(s);
+    if (keep)
+        *keep = s;
+    else
+        nng_close(s);
     return answered;
+}
+
+/* A HELLO as remote muscle 1 of r's run that the brain must refuse (what: why it must):
+ * no answer, and the brain says it refused one more (a busy brain reads it later: the
+ * connection stays open until then). */
+static void refused_hello(const live_run *r, const char *bdoor, bd_tls *tls, uint32_t pid, uint32_t epoch,
+                          const uint8_t *grant, const char *what)
+{
+    const char *said = "bodhi brain balancer: a HELLO as remote muscle 1 ";
+    const int before = count_of(r->err, said);
+    nng_socket s;
+    cr_assert(!hello_as(bdoor, tls, 1, pid, epoch, grant, 1000, &s), "%s was answered", what);
+    for (double t0 = bd_now(); bd_now() - t0 < 60 * BD_TEST_SLOW && count_of(r->err, said) <= before;)
+        usleep(100000);
+    nng_close(s);
+    cr_assert_gt(count_of(r->err, said), before, "%s: the brain did not say it refused it", what);
+}
+
+/* A heartbeat as remote muscle k (its JSON: beat) through the conductor's door: 1 when the
+ * answer tells it to exit (a beat from a connection that does not own slot k). */
+static int told_to_exit(const char *url, bd_tls *tls, int k, const char *beat)
+{
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
+    int exit = 0;
+    if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
+        nng_msg *m;
+        uint8_t *p;
+        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_BEAT, (uint32_t)k, 0, strlen(beat), &p), BD_OK);
+        memcpy(p, beat, strlen(beat));
+        if (nng_sendmsg(s, m, 0) != 0)
+            nng_msg_free(m);
+        else if (nng_recvmsg(s, &m, 0) == 0) {
+            exit = memmem(nng_msg_body(m), nng_msg_len(m), "\"exit\":true", 11) != NULL;
+            nng_msg_free(m);
+        }
+    }
+    nng_close(s);
+    return exit;
 }
 
 /* What the last join_as heard, or why it heard nothing; the grant of one that got a slot. */
@@ -652,9 +709,7 @@ static int join_as(const char *url, bd_tls *tls, int pid)
             join_epoch = cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0
                              ? (uint32_t)e->valuedouble
                              : 0;
-            for (int i = 0; i < BD_TLS_GRANT_SIZE; i++)
-                if (!cJSON_IsString(g) || strlen(g->valuestring) != 2 * BD_TLS_GRANT_SIZE || sscanf(g->valuestring + 2 * i, "%2hhx", &join_grant[i]) != 1)
-                    join_grant[i] = 0;
+            bd_unhex(cJSON_IsString(g) ? g->valuestring : NULL, join_grant, sizeof join_grant);
             cJSON_Delete(a);
             snprintf(join_said, sizeof join_said, "%.*s", (int)(nng_msg_len(m) < 400 ? nng_msg_len(m) : 400),
                      (const char *)nng_msg_body(m));
@@ -735,9 +790,11 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
 
 /* A holder of the run's credential greets a brain as remote muscle 1 only with the grant
  * the conductor's JOIN gave it: with none, with its grant for another pid or number, it
- * gets no weights; with the grant itself, it does (so the refusals are the grant's). Once
- * the conductor has taken the slot back (the holder never beat), the same grant gets
- * nothing either. The run goes on, and its own muscle completes it. */
+ * gets no weights; with the grant itself, it does (so the refusals are the grant's). A
+ * heartbeat in the slot's name with the JOIN's pid but not its grant does not bind the
+ * slot. Once the conductor has taken the slot back (the holder never beat) and the brain
+ * has dropped it, the same grant gets nothing either. The run goes on, and its own muscle
+ * completes it. */
 Test(trust, only_the_conductors_grant_greets_a_brain_as_a_remote_muscle, .timeout = 240 * BD_TEST_SLOW)
 {
     live_run r;
@@ -747,20 +804,26 @@ Test(trust, only_the_conductors_grant_greets_a_brain_as_a_remote_muscle, .timeou
     bd_tls *mine;
     cr_assert_eq(bd_tls_load(r.key, &mine), BD_OK);
     const uint8_t none[BD_TLS_GRANT_SIZE] = {0};
-    cr_assert(!hello_as(bdoor, mine, 1, 900100, 1, none), "a HELLO with no grant was answered");
+    refused_hello(&r, bdoor, mine, 900100, 1, none, "a HELLO with no grant");
     cr_assert(join_as(door, mine, 900100), "the JOIN got no slot: %s", join_said);
     const uint32_t e = join_epoch;
     uint8_t g[BD_TLS_GRANT_SIZE];
     memcpy(g, join_grant, sizeof g);
     cr_assert_gt(e, 0, "the JOIN's answer carries a grant: %s", join_said);
-    cr_assert(!hello_as(bdoor, mine, 1, 900101, e, g), "the grant served another pid");
-    cr_assert(!hello_as(bdoor, mine, 1, 900100, e + 1, g), "the grant served another number");
-    cr_assert(hello_as(bdoor, mine, 1, 900100, e, g), "the grant itself was not answered");
-    /* it never beats: the slot goes back after 10 s, and the brain hears so with its next
-     * heartbeat's answer */
-    wait_for_text(r.log, "joined but did not beat", 40);
-    sleep(3);
-    cr_assert(!hello_as(bdoor, mine, 1, 900100, e, g), "a grant the conductor took back was answered");
+    cr_assert(told_to_exit(door, mine, 1, "{\"event\":\"beat\",\"round\":0,\"pid\":900100}"),
+              "a heartbeat with the JOIN's pid and no grant took the slot");
+    refused_hello(&r, bdoor, mine, 900101, e, g, "the grant for another pid");
+    refused_hello(&r, bdoor, mine, 900100, e + 1, g, "the grant for another number");
+    nng_socket held;
+    cr_assert(hello_as(bdoor, mine, 1, 900100, e, g, 30000 * BD_TEST_SLOW, &held), "the grant itself was not answered");
+    /* it never beats: the slot goes back after 10 s, the brain hears so with a heartbeat's
+     * answer and closes the connection it greeted on (its rounds wait for it until then) */
+    for (double t0 = bd_now(); bd_now() - t0 < 60 * BD_TEST_SLOW && !hello_closed;)
+        usleep(100000);
+    cr_assert(hello_closed, "the brain kept the lost muscle's connection");
+    cr_assert(file_has(r.log, "joined but did not beat"), "the conductor took the slot back");
+    nng_close(held);
+    refused_hello(&r, bdoor, mine, 900100, e, g, "a grant the conductor took back");
     pid_t m = start_muscle(r.listen, r.key, r.merr, NULL);
     end_run(&r);
     cr_assert_eq(wait_exit(m, 30), 0, "the real muscle took part and ended with the run");

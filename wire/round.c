@@ -279,6 +279,8 @@ static void bd_round_step_ms(bd_round *r, const bd_round_hooks *h, int ms)
         snprintf(r->relisten_why, sizeof r->relisten_why, "%s", what);
         pthread_mutex_unlock(&r->mu);
     }
+    if (h->tick) /* news heard during a long update counts before what waited meanwhile */
+        h->tick(h->ctx);
     bd_request *req;
     if (bd_server_next(r->srv, ms, &req) == BD_OK)
         bd_round_handle(r, req, h);

@@ -40,9 +40,10 @@ typedef enum { BD_PEER_ABSENT, BD_PEER_READY, BD_PEER_ACTIVE } bd_peer_state;
 /* What the caller does while a round waits. greet is called for a peer's greeting: it
  * answers req (bd_server_answer*) and returns BD_OK to make the peer ready, or returns an
  * error to drop the greeting unanswered; `again` is 1 when the peer greeted before (it
- * restarted). tick (may be NULL) is called about every 200 ms, e.g. to bd_round_lose a
- * peer that someone else knows to be lost. last (may be NULL; bd_round_drain only) makes
- * the final answer to a peer's request into *out (the caller's last word, e.g. a stop). */
+ * restarted). tick (may be NULL) is called about every 200 ms, and before what came while
+ * the round was not waited on, e.g. to bd_round_lose a peer that someone else knows to be
+ * lost. last (may be NULL; bd_round_drain only) makes the final answer to a peer's
+ * request into *out (the caller's last word, e.g. a stop). */
 typedef struct {
     int (*greet)(void *ctx, int peer, bd_request *req, int again);
     void (*tick)(void *ctx);

@@ -248,8 +248,10 @@ int bd_tls_grant(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, u
     int e = mbedtls_pk_parse_key(&k, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0);
     int n = e == 0 ? mbedtls_pk_write_key_der(&k, der, sizeof der) : e; /* at the buffer's end */
     mbedtls_pk_free(&k);
-    if (n <= 0)
+    if (n <= 0) {
+        mbedtls_platform_zeroize(der, sizeof der);
         return bd_tls_mbed_err(n, "the server key for a grant");
+    }
     uint8_t in[28] = "bodhi-grant", out[32]; /* the words, then phase, slot, pid, epoch (LE) */
     const uint32_t v[4] = {phase, slot, pid, epoch};
     for (int i = 0; i < 4; i++)
