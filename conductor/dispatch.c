@@ -62,8 +62,8 @@ static int bd_current(const bd_proc *p, const cJSON *o)
         return 0;
     if (!p->remote)
         return 1;
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid"), *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch");
-    const cJSON *grant = cJSON_GetObjectItemCaseSensitive(o, "grant");
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch"), *grant = cJSON_GetObjectItemCaseSensitive(o, "grant");
     uint8_t said[sizeof p->grant], diff = 0;
     if (!cJSON_IsNumber(pid) || (pid_t)pid->valuedouble != p->pid || !cJSON_IsNumber(epoch)
         || epoch->valuedouble != (double)p->epoch || !cJSON_IsString(grant)

@@ -705,7 +705,8 @@ static int join_as(const char *url, bd_tls *tls, int pid)
                            ? cJSON_ParseWithLength((const char *)nng_msg_body(m) + BD_WIRE_HEADER_SIZE,
                                                    len - BD_WIRE_HEADER_SIZE)
                            : NULL;
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch"), *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch");
+            const cJSON *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
             join_epoch = cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0
                              ? (uint32_t)e->valuedouble
                              : 0;
