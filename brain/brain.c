@@ -112,6 +112,8 @@ static void bd_brain_heard(void *ctx, const cJSON *answer)
 {
     bd_brain *b = ctx;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(answer, "revoked"), *x;
+    if (!b->taken_back) /* its setup failed: it is on its way out */
+        return;
     pthread_mutex_lock(&b->news_mu);
     cJSON_ArrayForEach(x, list) {
         const cJSON *k = cJSON_GetArrayItem(x, 0), *e = cJSON_GetArrayItem(x, 1);

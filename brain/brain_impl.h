@@ -97,8 +97,10 @@ typedef struct {
  * episodes bd_stats_add just finished. */
 int bd_brain_greet(void *ctx, int k, bd_request *req, int again);
 /* The round's supersedes hook: a greeting as remote muscle k, while k's connection is still
- * open, takes k's place when it carries a newer grant of the conductor's than k greeted
- * with (the conductor gave the slot to it; the old holder is lost, its news on the way). */
+ * open, takes k's place when it passes every check of a HELLO and carries a newer grant of
+ * the conductor's than k greeted with (the conductor gave the slot to it; the old holder is
+ * lost, its news on the way), or is the same muscle again (its old connection's end not
+ * seen yet). A greeting that fails a check is said on stderr, as greet says it. */
 int bd_brain_supersedes(void *ctx, int k, bd_request *req);
 /* Muscle k's columns lost rows: with fresh worlds (a new process) their running episodes
  * are dropped and the next start at their next data; without (the same worlds went on)

@@ -56,10 +56,15 @@ int bd_brain_supersedes(void *ctx, int k, bd_request *req)
 {
     bd_brain *b = ctx;
     bd_hello h;
+    if (k < b->plan.worker || k >= b->M)
+        return 0;
+    if (bd_brain_hello_check(b, k, req, &h) != BD_OK) {
+        fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, bd_lasterr());
+        return 0;
+    }
     /* a remote slot's newer grant (the conductor gave the slot on), or the same muscle again
      * on a new connection (its old one's end not seen yet) */
-    return k >= b->plan.worker && k < b->M && bd_brain_hello_check(b, k, req, &h) == BD_OK
-           && (h.epoch > b->hello[k].epoch || (h.epoch == b->hello[k].epoch && h.pid == b->hello[k].pid));
+    return h.epoch > b->hello[k].epoch || (h.epoch == b->hello[k].epoch && h.pid == b->hello[k].pid);
 }
 
 /* A muscle greets: check that it is who the plan says, start its columns over if it

@@ -63,9 +63,10 @@ static int bd_current(const bd_proc *p, const cJSON *o)
     if (!p->remote)
         return 1;
     const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
-    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch"), *grant = cJSON_GetObjectItemCaseSensitive(o, "grant");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch");
+    const cJSON *grant = cJSON_GetObjectItemCaseSensitive(o, "grant");
     uint8_t said[sizeof p->grant], diff = 0;
-    if (!cJSON_IsNumber(pid) || (pid_t)pid->valuedouble != p->pid || !cJSON_IsNumber(epoch)
+    if (!cJSON_IsNumber(pid) || pid->valuedouble != (double)p->pid || !cJSON_IsNumber(epoch)
         || epoch->valuedouble != (double)p->epoch || !cJSON_IsString(grant)
         || !bd_unhex(grant->valuestring, said, sizeof said))
         return 0;
@@ -130,6 +131,7 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     cJSON_AddNumberToObject(o, "sender", req->h.sender);
     if (strcmp(kind->valuestring, "startup") == 0)
         bd_startup_since(c, o);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "grant"); /* the slot's, not for whoever reads the log */
     bd_log(c, o);
     if (strcmp(kind->valuestring, "ready") == 0 && a) {
         a->ready = 1;
@@ -159,8 +161,8 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
     cJSON_Delete(o);
 }
 
-/* A heartbeat: the slot lives. A brain hears of remote muscles lost since its last beat; a
- * remote muscle that is no longer its slot's hears that it should go. */
+/* A heartbeat: the slot lives. A brain hears each remote slot's newest grant taken back
+ * (its muscle lost); a remote muscle that is no longer its slot's hears that it should go. */
 static void bd_handle_beat(bd_conductor *c, bd_request *req)
 {
     bd_proc *p = bd_sender(c, req->h.sender);

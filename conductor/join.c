@@ -13,6 +13,8 @@
 #include "wire/tls.h"
 #include "wire/wire.h"
 
+_Static_assert(sizeof(((bd_proc *)0)->grant) == BD_TLS_GRANT_SIZE, "a slot keeps one grant");
+
 /* A remote muscle left its slot (it said so, failed, or went silent): its grant is taken
  * back, so the brains drop it (a newer grant in the slot is spared) and refuse it, and
  * the slot waits for another JOIN. */

@@ -182,8 +182,8 @@ int bd_join_deadlines(bd_conductor *c, bd_proc *p, double now, double timeout);
  * hear of it, the slot waits for another JOIN. Nothing when the slot is not alive. */
 void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why);
 
-/* The current phase begins at t0: no remote muscle lost yet, and the time by which its
- * remote slots must be filled (phase_config.join_timeout), said on stderr. */
+/* The current phase begins at t0: the time by which its remote slots must be filled
+ * (phase_config.join_timeout), said on stderr. */
 void bd_join_phase_open(bd_conductor *c, double t0);
 
 /* Every phase has ended: remote muscles that come back hear for 2 s that the run is done. */

@@ -40,7 +40,7 @@ typedef struct {
     char *const *brain_urls;   /* one per agent, NULL-terminated (remote muscles); NULL: ipc */
     bd_tls *tls;               /* remote muscles: the run's credential (every TCP door is TLS) */
     uint32_t epoch;            /* remote muscles: the conductor's grant (its JOIN answer), */
-    uint8_t grant[16];         /* shown in every HELLO (wire/tls.h, bd_tls_grant) */
+    uint8_t grant[BD_TLS_GRANT_SIZE]; /* shown in every HELLO (wire/tls.h, bd_tls_grant) */
 } bd_muscle_opts;
 
 /* Runs a muscle. Returns the process exit code: 0 when every brain said STOP, 1 on failure

@@ -168,7 +168,7 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     const cJSON *ports = cJSON_GetObjectItemCaseSensitive(a, "ports");
     const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(a, "epoch");
     const cJSON *grant = cJSON_GetObjectItemCaseSensitive(a, "grant");
-    uint8_t mac[16];
+    uint8_t mac[BD_TLS_GRANT_SIZE];
     const int granted = cJSON_IsNumber(epoch) && epoch->valuedouble >= 1 && epoch->valuedouble <= 4294967295.0
                         && epoch->valuedouble == floor(epoch->valuedouble) && cJSON_IsString(grant)
                         && bd_unhex(grant->valuestring, mac, sizeof mac);

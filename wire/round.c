@@ -208,7 +208,7 @@ static void bd_round_handle(bd_round *r, bd_request *req, const bd_round_hooks *
         uint32_t seq = req->h.seq;
         int again = p->greeted;
         if (p->state != BD_PEER_ABSENT && nng_pipe_id(p->pipe) != nng_pipe_id(pipe)) {
-            if (bd_pipe_open(p->pipe) && h->supersedes && h->supersedes(h->ctx, (int)k, req)) {
+            if (bd_pipe_open(p->pipe) && bd_pipe_open(pipe) && h->supersedes && h->supersedes(h->ctx, (int)k, req)) {
                 nng_pipe_close(p->pipe); /* the caller says the greeter replaces it */
             } else if (bd_pipe_open(p->pipe)) {
                 /* the peer is alive on its own connection: another may not take its id. The

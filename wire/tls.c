@@ -24,6 +24,8 @@
 #include "common/util.h"
 #include "wire/wire.h"
 
+_Static_assert(sizeof(((bd_hello *)0)->grant) == BD_TLS_GRANT_SIZE, "a HELLO carries one grant");
+
 #define BD_TLS_PEM_MAX 4096      /* a P-256 certificate or key in PEM is well under 1 KiB */
 #define BD_TLS_FILE_MAX (64 << 10)
 #define BD_TLS_YEARS 10          /* certificates are valid from an hour ago for this long */
