@@ -81,8 +81,17 @@ static int run_cmd(const char *fmt, const char *a, const char *b)
 
 /* Starts `bodhi run` in a process group of its own (so a test can kill the whole group),
  * which dies with the test process. */
+/* `bodhi run file --out out --quiet`, in a process of its own. An earlier test process of
+ * this pid (pids wrap around in a long suite) may have left its run at out: the new run
+ * would move it aside, but the test's waits would see its files first and return at once,
+ * so it goes first. */
 static pid_t start_bodhi(const char *file, const char *out)
 {
+    if (strncmp(out, "/tmp/bd-run-", 12) == 0 && !strchr(out, '\'')) {
+        char *rm = bd_strfmt("rm -rf '%s' '%s'.prev-*", out, out);
+        cr_assert_eq(system(rm), 0);
+        free(rm);
+    }
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
@@ -106,11 +115,6 @@ static pid_t start_long_run(const char *tag, char **file, char **out)
 {
     *file = write_run(tag, 50000000);
     *out = bd_strfmt("/tmp/bd-run-%d-%s", (int)getpid(), tag);
-    /* an earlier test process of this pid left its run there: the new run would move it
-     * aside, but the waits below would see its files first and return at once */
-    char *rm = bd_strfmt("rm -rf %s %s.prev-*", *out, *out);
-    cr_assert_eq(system(rm), 0);
-    free(rm);
     pid_t pid = start_bodhi(*file, *out);
     char *mem = bd_strfmt("%s/memory/train.balancer.h5", *out);
     wait_for(mem, 60);
