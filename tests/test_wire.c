@@ -484,19 +484,24 @@ Test(wire, round_lets_the_hook_say_which_greeting_replaces_a_live_peer)
         cr_assert_eq(nng_dial(s[i], url, NULL, 0), 0);
     }
     char back[64];
-    for (int i = 0; i < 4; i++) { /* in this order, each on its own connection */
-        cr_assert(peer_call(s[i], BD_MSG_HELLO, i == 3 ? 1 : 0, 0, texts[i], back, sizeof back, 0));
-        usleep(100000);
-    }
-    cr_assert_eq(bd_round_await_all(r, &hooks, NULL), BD_OK); /* all four came before: handled in order */
+    /* peer 0 greets, and has its answer before anything can close its connection */
+    cr_assert(peer_call(s[0], BD_MSG_HELLO, 0, 0, texts[0], back, sizeof back, 0));
+    usleep(100000);
+    cr_assert_eq(bd_round_gather(r, &hooks, NULL), BD_OK); /* returns once a peer is ready */
     nng_msg *m;
     cr_assert_eq(nng_recvmsg(s[0], &m, 0), 0, "the first greeting was answered");
     nng_msg_free(m);
+    for (int i = 1; i < 4; i++) { /* then these, in this order, each on its own connection */
+        cr_assert(peer_call(s[i], BD_MSG_HELLO, i == 3 ? 1 : 0, 0, texts[i], back, sizeof back, 0));
+        usleep(100000);
+    }
+    cr_assert_eq(bd_round_await_all(r, &hooks, NULL), BD_OK); /* all three came before: handled in order */
     cr_assert_neq(nng_recvmsg(s[1], &m, 0), 0, "a greeting the hook refuses is not answered");
     cr_assert_eq(nng_recvmsg(s[2], &m, 0), 0, "the newer greeting was answered");
     nng_msg_free(m);
     char why[256];
-    cr_assert_eq(bd_round_refused(r, why, sizeof why), 1, "%s", why);
+    /* at least once: its socket (REQ) sends it again on the connection it dials anew */
+    cr_assert_geq(bd_round_refused(r, why, sizeof why), 1, "%s", why);
     cr_assert(strstr(why, "while its own is open"), "%s", why);
     /* peer 0 is the newer connection now: a request from the first (closed; its socket may
      * dial again) is not held */
