@@ -403,14 +403,22 @@ static void round_answer_all(bd_round *r, int peers, int *seen)
     }
 }
 
+/* A round of `peers` HELLO/ROLLOUT peers listening at ipc:///tmp/bd-test-<tag>-<pid>,
+ * whose URL goes into url. */
+static bd_round *round_at(int peers, const char *tag, char *url, size_t len)
+{
+    snprintf(url, len, "ipc:///tmp/bd-test-%s-%d", tag, (int)getpid());
+    bd_round *r;
+    cr_assert_eq(bd_round_open(peers, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    return r;
+}
+
 Test(wire, round_gathers_the_admitted_peers)
 {
     enum { PEERS = 3, ROUNDS = 4 };
     char url[128];
-    snprintf(url, sizeof url, "ipc:///tmp/bd-test-round-%d", (int)getpid());
-    bd_round *r;
-    cr_assert_eq(bd_round_open(PEERS, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    bd_round *r = round_at(PEERS, "round", url, sizeof url);
     bd_round_hooks hooks = {round_greet, NULL, NULL, NULL, NULL};
     hooks.ctx = r;
     round_peer peers[PEERS];
@@ -471,10 +479,7 @@ static int round_newer(void *ctx, int peer, bd_request *req)
 Test(wire, round_lets_the_hook_say_which_greeting_replaces_a_live_peer)
 {
     char url[128];
-    snprintf(url, sizeof url, "ipc:///tmp/bd-test-round-sup-%d", (int)getpid());
-    bd_round *r;
-    cr_assert_eq(bd_round_open(2, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    bd_round *r = round_at(2, "round-sup", url, sizeof url);
     bd_round_hooks hooks = {round_greet, NULL, r, NULL, round_newer};
     const char *texts[4] = {"first", "older", "newer", "peer 1"};
     nng_socket s[4];
@@ -555,10 +560,7 @@ static void *round_late_peer(void *arg)
 Test(wire, round_drain_answers_a_peer_the_last_round_did_not)
 {
     char url[128];
-    snprintf(url, sizeof url, "ipc:///tmp/bd-test-drain-%d", (int)getpid());
-    bd_round *r;
-    cr_assert_eq(bd_round_open(1, BD_MSG_HELLO, BD_MSG_ROLLOUT, &r), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(bd_round_listen(r, url, NULL), BD_OK, "%s", bd_lasterr());
+    bd_round *r = round_at(1, "drain", url, sizeof url);
     bd_round_hooks hooks = {round_greet, NULL, r, round_last, NULL};
     round_peer peer = {.k = 0};
     snprintf(peer.url, sizeof peer.url, "%s", url);
