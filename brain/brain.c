@@ -116,11 +116,11 @@ static void bd_brain_heard(void *ctx, const cJSON *answer)
         return;
     pthread_mutex_lock(&b->news_mu);
     cJSON_ArrayForEach(x, list) {
-        const cJSON *k = cJSON_GetArrayItem(x, 0), *e = cJSON_GetArrayItem(x, 1);
-        if (cJSON_IsNumber(k) && cJSON_IsNumber(e) && k->valueint >= b->plan.worker && k->valueint < b->M
-            && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0
-            && (uint32_t)e->valuedouble > b->taken_back[k->valueint])
-            b->taken_back[k->valueint] = (uint32_t)e->valuedouble;
+        const cJSON *k = cJSON_GetArrayItem(x, 0);
+        uint32_t e;
+        if (cJSON_IsNumber(k) && k->valueint >= b->plan.worker && k->valueint < b->M
+            && bd_events_grant_number(cJSON_GetArrayItem(x, 1), &e) && e > b->taken_back[k->valueint])
+            b->taken_back[k->valueint] = e;
     }
     pthread_mutex_unlock(&b->news_mu);
 }

@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "conductor/run.h"
 #include "wire/addr.h"
+#include "wire/events.h"
 #include "wire/wire.h"
 
 /* The server of the request being handled (the control socket, or the --listen door). */
@@ -66,8 +67,9 @@ static int bd_current(const bd_proc *p, const cJSON *o)
     const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch");
     const cJSON *grant = cJSON_GetObjectItemCaseSensitive(o, "grant");
     uint8_t said[sizeof p->grant], diff = 0;
-    if (!cJSON_IsNumber(pid) || pid->valuedouble != (double)p->pid || !cJSON_IsNumber(epoch)
-        || epoch->valuedouble != (double)p->epoch || !cJSON_IsString(grant)
+    uint32_t number;
+    if (!cJSON_IsNumber(pid) || pid->valuedouble != (double)p->pid || !bd_events_grant_number(epoch, &number)
+        || number != p->epoch || !cJSON_IsString(grant)
         || !bd_unhex(grant->valuestring, said, sizeof said))
         return 0;
     for (size_t i = 0; i < sizeof said; i++)

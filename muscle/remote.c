@@ -9,7 +9,6 @@
  * names unless started with --allow-plugins, and then only a file that is on this host. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,8 +168,8 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(a, "epoch");
     const cJSON *grant = cJSON_GetObjectItemCaseSensitive(a, "grant");
     uint8_t mac[BD_TLS_GRANT_SIZE];
-    const int granted = cJSON_IsNumber(epoch) && epoch->valuedouble >= 1 && epoch->valuedouble <= 4294967295.0
-                        && epoch->valuedouble == floor(epoch->valuedouble) && cJSON_IsString(grant)
+    uint32_t number = 0;
+    const int granted = bd_events_grant_number(epoch, &number) && cJSON_IsString(grant)
                         && bd_unhex(grant->valuestring, mac, sizeof mac);
     if (!cJSON_IsString(text) || !cJSON_IsString(phase) || !cJSON_IsNumber(id) || !cJSON_IsNumber(restart)
         || !cJSON_IsArray(ports) || cJSON_GetArraySize(ports) < 1) {
@@ -195,7 +194,7 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
         fprintf(stderr, "bodhi muscle: joined phase %s as muscle %d\n", phase->valuestring, id->valueint);
         bd_muscle_opts o = {.run_file = text->valuestring, .phase = phase->valuestring, .id = id->valueint,
                             .restart = restart->valueint, .device = device, .reg = reg, .control_url = url,
-                            .brain_urls = urls, .tls = tls, .epoch = (uint32_t)epoch->valuedouble};
+                            .brain_urls = urls, .tls = tls, .epoch = number};
         memcpy(o.grant, mac, sizeof mac);
         code = bd_muscle_main(&o);
         if (code != 0 && bd_remote_refused)

@@ -1,6 +1,7 @@
 /* events.c: a child's messages to its conductor (see events.h). */
 #include "wire/events.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,15 @@ int bd_events_beat(bd_events *ev, int interval_ms, cJSON *(*beat)(void *ctx),
 double bd_events_beat_ok(const bd_events *ev)
 {
     return ev ? ev->beat_ok : 0;
+}
+
+int bd_events_grant_number(const cJSON *x, uint32_t *out)
+{
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 1 && x->valuedouble <= 4294967295.0)
+        || x->valuedouble != floor(x->valuedouble))
+        return 0;
+    *out = (uint32_t)x->valuedouble;
+    return 1;
 }
 
 int bd_events_connected(bd_events *ev)

@@ -67,6 +67,10 @@ double bd_events_beat_ok(const bd_events *ev);
  * connections; a killed one, or its machine's restart, closes them). */
 int bd_events_connected(bd_events *ev);
 
+/* A grant's number (wire/tls.h) as a JOIN answer, a heartbeat or the conductor's news
+ * carry it: 1 with *out when x is a whole number in 1 .. 2^32 - 1, else 0. */
+int bd_events_grant_number(const cJSON *x, uint32_t *out);
+
 /* Stops the heartbeat thread and closes the socket; NULL-safe. */
 void bd_events_close(bd_events *ev);
 
