@@ -36,6 +36,7 @@
 #include "common/util.h"
 #include "port.h"
 #include "slow.h"
+#include "wire/events.h"
 #include "wire/serve.h"
 #include "wire/tls.h"
 #include "wire/wire.h"
@@ -707,9 +708,8 @@ static int join_as(const char *url, bd_tls *tls, int pid)
                            : NULL;
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch");
             const cJSON *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
-            join_epoch = cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble <= 4294967295.0
-                             ? (uint32_t)e->valuedouble
-                             : 0;
+            if (!bd_events_grant_number(e, &join_epoch))
+                join_epoch = 0;
             bd_unhex(cJSON_IsString(g) ? g->valuestring : NULL, join_grant, sizeof join_grant);
             cJSON_Delete(a);
             snprintf(join_said, sizeof join_said, "%.*s", (int)(nng_msg_len(m) < 400 ? nng_msg_len(m) : 400),
