@@ -598,38 +598,53 @@ static void hello_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
     hello_closed = 1;
 }
 
-/* A HELLO as remote muscle k with pid, epoch and grant through the brain's TLS door at
- * url, with tls: 1 when it was answered (weights) within ms. keep: the connection stays
- * open there (hello_closed says when the brain closes it), else it is closed. */
-static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t epoch, const uint8_t *grant,
-                    int ms, nng_socket *keep)
+/* Sends one bodhi message (type, sender, len bytes of payload) to url through TLS with
+ * tls and waits up to ms for its answer: 0 with *answer (the caller's to free), -1 when
+ * the dial failed, else NNG's error. keep: the connection stays open there (hello_closed
+ * says when the other side closes it), else it is closed. */
+static int tls_ask(const char *url, bd_tls *tls, bd_msg_type type, uint32_t sender, const void *payload, size_t len,
+                   int ms, nng_msg **answer, nng_socket *keep)
 {
     nng_socket s;
     cr_assert_eq(nng_req0_open(&s), 0);
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, ms);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, ms);
     nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 0);
     hello_closed = 0;
     nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, hello_gone, NULL);
-    int answered = 0;
+    int rv = -1;
+    *answer = NULL;
     if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
         nng_msg *m;
         uint8_t *p;
-        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_HELLO, (uint32_t)k, 0, BD_HELLO_SIZE, &p), BD_OK);
-        bd_hello h = {(uint32_t)k, 2, 2, 4, 1, pid, epoch, {0}}; /* its shard: worlds 2-3 of 4 */
-        memcpy(h.grant, grant, sizeof h.grant);
-        bd_hello_encode(&h, p);
-        if (nng_sendmsg(s, m, 0) != 0)
+        cr_assert_eq(bd_wire_msg_alloc(&m, type, sender, 0, len, &p), BD_OK);
+        memcpy(p, payload, len);
+        if ((rv = nng_sendmsg(s, m, 0)) != 0)
             nng_msg_free(m);
-        else if (nng_recvmsg(s, &m, 0) == 0) {
-            answered = 1;
-            nng_msg_free(m);
-        }
+        else
+            rv = nng_recvmsg(s, answer, 0);
     }
     if (keep)
         *keep = s;
     else
         nng_close(s);
-    return answered;
+    return rv;
+}
+
+/* A HELLO as remote muscle k with pid, epoch and grant through the brain's TLS door at
+ * url, with tls: 1 when it was answered (weights) within ms. keep: as tls_ask's. */
+static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t epoch, const uint8_t *grant,
+                    int ms, nng_socket *keep)
+{
+    uint8_t p[BD_HELLO_SIZE];
+    bd_hello h = {(uint32_t)k, 2, 2, 4, 1, pid, epoch, {0}}; /* its shard: worlds 2-3 of 4 */
+    memcpy(h.grant, grant, sizeof h.grant);
+    bd_hello_encode(&h, p);
+    nng_msg *m;
+    if (tls_ask(url, tls, BD_MSG_HELLO, (uint32_t)k, p, sizeof p, ms, &m, keep) != 0)
+        return 0;
+    nng_msg_free(m);
+    return 1;
 }
 
 /* A HELLO as remote muscle 1 of r's run that the brain must refuse (what: why it must):
@@ -652,23 +667,11 @@ static void refused_hello(const live_run *r, const char *bdoor, bd_tls *tls, uin
  * answer tells it to exit (a beat from a connection that does not own slot k). */
 static int told_to_exit(const char *url, bd_tls *tls, int k, const char *beat)
 {
-    nng_socket s;
-    cr_assert_eq(nng_req0_open(&s), 0);
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
-    int exit = 0;
-    if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
-        nng_msg *m;
-        uint8_t *p;
-        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_BEAT, (uint32_t)k, 0, strlen(beat), &p), BD_OK);
-        memcpy(p, beat, strlen(beat));
-        if (nng_sendmsg(s, m, 0) != 0)
-            nng_msg_free(m);
-        else if (nng_recvmsg(s, &m, 0) == 0) {
-            exit = memmem(nng_msg_body(m), nng_msg_len(m), "\"exit\":true", 11) != NULL;
-            nng_msg_free(m);
-        }
-    }
-    nng_close(s);
+    nng_msg *m;
+    if (tls_ask(url, tls, BD_MSG_BEAT, (uint32_t)k, beat, strlen(beat), 3000, &m, NULL) != 0)
+        return 0;
+    const int exit = memmem(nng_msg_body(m), nng_msg_len(m), "\"exit\":true", 11) != NULL;
+    nng_msg_free(m);
     return exit;
 }
 
@@ -680,46 +683,30 @@ static uint8_t join_grant[BD_TLS_GRANT_SIZE];
 /* JOIN with the run's credential as `pid`: 1 when a slot was granted. */
 static int join_as(const char *url, bd_tls *tls, int pid)
 {
-    snprintf(join_said, sizeof join_said, "no connection");
-    nng_socket s;
-    cr_assert_eq(nng_req0_open(&s), 0);
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000);
-    int granted = 0;
-    if (bd_tls_dial(s, url, tls, 0) == BD_OK) {
-        /* a host name with a terminal's escape and a line of its own in it */
-        char *text = bd_strfmt("{\"event\":\"join\",\"pid\":%d,\"host\":\"squat\\u001b[2J\\nbodhi: "
-                               "run done\"}", pid);
-        nng_msg *m;
-        uint8_t *p;
-        cr_assert_eq(bd_wire_msg_alloc(&m, BD_MSG_JOIN, BD_SENDER_JOINING, 0, strlen(text), &p), BD_OK);
-        memcpy(p, text, strlen(text));
-        free(text);
-        int rv = nng_sendmsg(s, m, 0);
-        if (rv != 0) {
-            nng_msg_free(m);
-            snprintf(join_said, sizeof join_said, "send: %s", nng_strerror(rv));
-        } else if ((rv = nng_recvmsg(s, &m, 0)) == 0) {
-            granted = memmem(nng_msg_body(m), nng_msg_len(m), "\"run_file\"", 10) != NULL;
-            const size_t len = nng_msg_len(m);
-            cJSON *a = granted && len > BD_WIRE_HEADER_SIZE /* the JSON after bodhi's header */
-                           ? cJSON_ParseWithLength((const char *)nng_msg_body(m) + BD_WIRE_HEADER_SIZE,
-                                                   len - BD_WIRE_HEADER_SIZE)
-                           : NULL;
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch");
-            const cJSON *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
-            if (!bd_events_grant_number(e, &join_epoch))
-                join_epoch = 0;
-            bd_unhex(cJSON_IsString(g) ? g->valuestring : NULL, join_grant, sizeof join_grant);
-            cJSON_Delete(a);
-            snprintf(join_said, sizeof join_said, "%.*s", (int)(nng_msg_len(m) < 400 ? nng_msg_len(m) : 400),
-                     (const char *)nng_msg_body(m));
-            nng_msg_free(m);
-        } else {
-            snprintf(join_said, sizeof join_said, "receive: %s", nng_strerror(rv));
-        }
+    /* a host name with a terminal's escape and a line of its own in it */
+    char *text = bd_strfmt("{\"event\":\"join\",\"pid\":%d,\"host\":\"squat\\u001b[2J\\nbodhi: "
+                           "run done\"}", pid);
+    nng_msg *m;
+    const int rv = tls_ask(url, tls, BD_MSG_JOIN, BD_SENDER_JOINING, text, strlen(text), 3000, &m, NULL);
+    free(text);
+    if (rv != 0) {
+        snprintf(join_said, sizeof join_said, "%s", rv < 0 ? "no connection" : nng_strerror(rv));
+        return 0;
     }
-    nng_close(s);
+    const int granted = memmem(nng_msg_body(m), nng_msg_len(m), "\"run_file\"", 10) != NULL;
+    const size_t len = nng_msg_len(m);
+    const char *body = nng_msg_body(m);
+    cJSON *a = granted && len > BD_WIRE_HEADER_SIZE /* the JSON after bodhi's header */
+                   ? cJSON_ParseWithLength(body + BD_WIRE_HEADER_SIZE, len - BD_WIRE_HEADER_SIZE)
+                   : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
+    if (!bd_events_grant_number(e, &join_epoch))
+        join_epoch = 0;
+    bd_unhex(cJSON_IsString(g) ? g->valuestring : NULL, join_grant, sizeof join_grant);
+    cJSON_Delete(a);
+    snprintf(join_said, sizeof join_said, "%.*s", (int)(len < 400 ? len : 400), body);
+    nng_msg_free(m);
     return granted;
 }
 
