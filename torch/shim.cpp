@@ -219,13 +219,42 @@ void FlatAdam::init(const std::vector<torch::Tensor> &params, double rate, doubl
     }
 }
 
+namespace {
+/* Adam's step over n floats in one pass, as FlatAdam::step's tensor operations compute it
+ * one buffer at a time. Built for AVX-512, AVX2 and plain x86-64, the best the CPU has
+ * picked at load; errno is not set by sqrt here (the second moment is never negative),
+ * which lets the compiler use vector square roots. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
+adam_cpu(float *__restrict d, float *__restrict m, float *__restrict v, const float *__restrict g, int64_t n,
+         float b1, float b2, float rsbc2, float eps, float step)
+{
+    const float c1 = 1 - b1, c2 = 1 - b2;
+    for (int64_t i = 0; i < n; i++) {
+        const float gi = g[i];
+        const float mi = m[i] * b1 + c1 * gi;
+        const float vi = v[i] * b2 + c2 * (gi * gi);
+        m[i] = mi;
+        v[i] = vi;
+        d[i] += step * (mi / (__builtin_sqrtf(vi) * rsbc2 + eps));
+    }
+}
+} // namespace
+
 void FlatAdam::step()
 {
     torch::NoGradGuard ng;
     t++;
+    const double bc1 = 1 - std::pow(b1, (double)t), bc2 = 1 - std::pow(b2, (double)t);
+    if (data.is_cpu() && data.scalar_type() == torch::kFloat32 && data.is_contiguous() && grad.is_contiguous()
+        && m.is_contiguous() && v.is_contiguous()) {
+        /* one pass, not eight operations each over the whole buffer (a DQN step at hidden 64
+         * spent about a tenth of its time in them) */
+        adam_cpu(data.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), grad.data_ptr<float>(),
+                 data.numel(), (float)b1, (float)b2, (float)(1 / std::sqrt(bc2)), (float)eps, (float)(-lr / bc1));
+        return;
+    }
     m.mul_(b1).add_(grad, 1 - b1);
     v.mul_(b2).addcmul_(grad, grad, 1 - b2);
-    const double bc1 = 1 - std::pow(b1, (double)t), bc2 = 1 - std::pow(b2, (double)t);
     data.addcdiv_(m, (v.sqrt() / std::sqrt(bc2)).add_(eps), -lr / bc1);
 }
 
