@@ -9,6 +9,7 @@
  * processes, so temp files carry the pid.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -841,6 +842,11 @@ Test(torch, a_split_dqn_learner_idles_between_calls_and_cancels_cleanly)
                         .tau = 0.05f};
     bdt_dqn *o = NULL;
     cr_assert_eq(bdt_dqn_create(p, &c, &o), BD_OK, "%s", bd_lasterr());
+    /* OpenBLAS on one thread, as in a brain (OPENBLAS_NUM_THREADS=1, common/proc.c): its own
+     * pool, where a product is large enough to share, spins for a while after each */
+    void (*blas_threads)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (blas_threads)
+        blas_threads(1);
     const int tasks = task_count();
     cr_assert_eq(bdt_dqn_set_split(o, 1), BD_OK);
     float *obs = malloc(sizeof(float) * B * K * OBS), *next = malloc(sizeof(float) * B * K * OBS);

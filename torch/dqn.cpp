@@ -39,7 +39,9 @@ struct bdt_dqn {
     std::unique_ptr<DqnMark> mark;  /* bdt_dqn_mark */
     bool split = false;             /* bdt_dqn_set_split */
     std::unique_ptr<Helper> helper; /* the Bellman targets' thread, made at the first step */
-    QPass pass_x, pass_next, pass_target; /* Q(s), Q(s') and the target's Q(s') */
+    QPass pass_x;      /* the network on s (double DQN: on s, then s', in one pass) */
+    QPass pass_next;   /* the network on s' (bdt_dqn_targets) */
+    QPass pass_target; /* the target on s' */
     QGrad g;
 
     ~bdt_dqn()
@@ -94,7 +96,8 @@ void q_forward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, QPa
 }
 
 /* The gradient of the loss into each parameter's gradient (views of the flat optimiser's
- * buffer, overwritten) given dout, the gradient of the Q-values s.out of the pass on x:
+ * buffer, overwritten) given dout, the gradient of the Q-values of the pass s on x (or on
+ * rows that begin with x's):
  * the operations autograd runs backward through Linear and ReLU (the weight's
  * dz^T mm input, the bias's sum over the batch, the input's dz mm weight, then
  * threshold_backward at the ReLU's output), so the same bits as loss.backward(). */
@@ -104,7 +107,9 @@ void q_backward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, co
     const int64_t n = x.size(0);
     const torch::Tensor *dz = &g.dout;
     for (size_t l = L + 1; l-- > 0;) {
-        const torch::Tensor &in = l ? s.h[l - 1] : x;
+        /* the pass may have run on more rows than x's (q_forward on s and s' at once):
+         * x's are its first n */
+        const torch::Tensor in = !l ? x : s.h[l - 1].size(0) == n ? s.h[l - 1] : s.h[l - 1].narrow(0, 0, n);
         torch::Tensor w = ps[2 * l], b = ps[2 * l + 1];
         at::mm_out(w.mutable_grad(), dz->t(), in);
         at::sum_out(b.mutable_grad(), *dz, {0});
@@ -112,10 +117,25 @@ void q_backward(const std::vector<torch::Tensor> &ps, const torch::Tensor &x, co
             torch::Tensor &dh = sized(g.dh, n, w.size(1), x);
             at::mm_out(dh, *dz, w);
             torch::Tensor &next = sized(g.dz[l % 2], n, w.size(1), x);
-            at::threshold_backward_out(next, dh, s.h[l - 1], 0);
+            at::threshold_backward_out(next, dh, in, 0);
             dz = &next;
         }
     }
+}
+
+/* Each step's n rows of a, then its n rows of b, (steps, 2n, cols) on dev, by plain copies
+ * on the host (libtorch's cat would wake its thread pool for it). */
+torch::Tensor step_pairs(const float *a, const float *b, int64_t steps, int64_t n, int64_t cols,
+                         const torch::Device &dev)
+{
+    torch::Tensor t = torch::empty({steps, 2 * n, cols}, torch::kFloat32);
+    float *d = t.data_ptr<float>();
+    const int64_t block = n * cols;
+    for (int64_t k = 0; k < steps; k++) {
+        std::memcpy(d + 2 * k * block, a + k * block, (size_t)block * sizeof(float));
+        std::memcpy(d + (2 * k + 1) * block, b + k * block, (size_t)block * sizeof(float));
+    }
+    return t.to(dev);
 }
 
 /* Each transition's discount, gamma where it goes on and 0 where it terminated, for a
@@ -125,7 +145,16 @@ torch::Tensor discounts(const bdt_dqn *o, const torch::Tensor &term)
     return o->cfg.gamma * (1.0f - term);
 }
 
-/* The Bellman targets rew + disc x Q_target(s', a*) (disc: discounts()). */
+/* rew + disc x qt(s', a) for each row's action a (n, 1), qt the target's Q-values at s'
+ * (n, A) */
+torch::Tensor bellman_from(const torch::Tensor &qt, const torch::Tensor &a, const torch::Tensor &rew,
+                           const torch::Tensor &disc)
+{
+    return rew + disc * qt.gather(1, a).squeeze(1);
+}
+
+/* The Bellman targets rew + disc x Q_target(s', a*) (disc: discounts()), a* the network's
+ * greedy action at s' (double DQN) or the target's. */
 torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor &next, const torch::Tensor &disc)
 {
     torch::NoGradGuard ng;
@@ -138,7 +167,7 @@ torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor 
     } else {
         a = qt.argmax(1, true);
     }
-    return rew + disc * qt.gather(1, a).squeeze(1);
+    return bellman_from(qt, a, rew, disc);
 }
 
 } // namespace
@@ -231,24 +260,35 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             g.one = torch::ones({}, X.options());
         const bool split = helper_ready(o->helper, o->split, o->q->dev);
         Helper::Hold held(split ? o->helper.get() : nullptr);
+        /* double DQN: each step's s and s' rows one after the other, so that the network
+         * runs on both in one pass (one matrix product a layer, not two) */
+        const torch::Tensor XN = o->cfg.double_q ? step_pairs(obs, next_obs, steps, n, S, dev) : torch::Tensor();
         for (int k = 0; k < steps; k++) {
             if (cancel && *cancel)
                 return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
             const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
             const torch::Tensor x = X.slice(0, a0, a1), ai = A.slice(0, a0, a1).unsqueeze(1);
-            auto targets = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
-            auto q_sa = [&] {
-                q_forward(o->q->params, x, o->pass_x);
-                qsa = o->pass_x.out.gather(1, ai).squeeze(1);
-            };
-            /* split: the targets (two forward passes, no gradient) beside Q(s, a)'s forward
-             * pass; both only read the parameters, which change after both are done */
-            if (split) {
-                o->helper->beside(targets, q_sa);
-            } else {
-                targets();
-                q_sa();
+            std::function<void()> theirs, mine;
+            if (XN.defined()) { /* the target's pass on s' beside the network's on s and s' */
+                theirs = [&] { q_forward(o->target->params, NX.slice(0, a0, a1), o->pass_target); };
+                mine = [&] { q_forward(o->q->params, XN.select(0, k), o->pass_x); };
+            } else { /* the targets (the target's pass and max) beside the network's on s */
+                theirs = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
+                mine = [&] { q_forward(o->q->params, x, o->pass_x); };
             }
+            /* split: both on their own threads; both only read the parameters, which
+             * change after both are done */
+            if (split) {
+                o->helper->beside(theirs, mine);
+            } else {
+                theirs();
+                mine();
+            }
+            const torch::Tensor &qx = o->pass_x.out;
+            if (XN.defined()) /* the network's greedy action at s', valued by the target */
+                y = bellman_from(o->pass_target.out, qx.narrow(0, n, n).argmax(1, true), R.slice(0, a0, a1),
+                                 D.slice(0, a0, a1));
+            qsa = (XN.defined() ? qx.narrow(0, 0, n) : qx).gather(1, ai).squeeze(1);
             if (k == 0 && stats)
                 stats->q_first = qsa.mean().item<float>();
             /* the Huber loss's (delta 1, the mean) gradient into Q(s, a), then through the
