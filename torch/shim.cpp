@@ -2,6 +2,8 @@
  * (see shim.hpp and torch/bd_torch.h). */
 #include "torch/shim.hpp"
 
+#include "common/hostdev.h"
+
 #include <sched.h>
 
 #include <chrono>
@@ -220,23 +222,31 @@ void FlatAdam::init(const std::vector<torch::Tensor> &params, double rate, doubl
 }
 
 namespace {
-/* Adam's step over n floats in one pass, as FlatAdam::step's tensor operations compute it
- * one buffer at a time. Built for AVX-512, AVX2 and plain x86-64, the best the CPU has
- * picked at load; errno is not set by sqrt here (the second moment is never negative),
- * which lets the compiler use vector square roots. */
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
-adam_cpu(float *__restrict d, float *__restrict m, float *__restrict v, const float *__restrict g, int64_t n,
-         float b1, float b2, float rsbc2, float eps, float step)
+/* Adam's step over n floats in one pass: libtorch's formula as FlatAdam::step's tensor
+ * operations below write it (m = b1 m + (1 - b1) g; v = b2 v + ((1 - b2) g) g;
+ * d += (step m) / (sqrt(v) / sqrt(bc2) + eps)), with the coefficients rounded to float
+ * as libtorch rounds them, though not always its bits (its vector kernels may fuse a
+ * product into its sum). Built for AVX-512, AVX2 and plain x86-64 (BD_CPU_CLONES), each element's
+ * arithmetic the same on all three, so every CPU gets the same bits; errno is not set by
+ * sqrt here (shim.cpp is built with -fno-math-errno; v is never negative), which lets
+ * the compiler use vector square roots. */
+BD_CPU_CLONES void adam_cpu(float *__restrict d, float *__restrict m, float *__restrict v, const float *__restrict g,
+                            int64_t n, float b1, float c1, float b2, float c2, float sbc2, float eps, float step)
 {
-    const float c1 = 1 - b1, c2 = 1 - b2;
     for (int64_t i = 0; i < n; i++) {
         const float gi = g[i];
         const float mi = m[i] * b1 + c1 * gi;
-        const float vi = v[i] * b2 + c2 * (gi * gi);
+        const float vi = v[i] * b2 + (c2 * gi) * gi;
         m[i] = mi;
         v[i] = vi;
-        d[i] += step * (mi / (__builtin_sqrtf(vi) * rsbc2 + eps));
+        d[i] += (step * mi) / (__builtin_sqrtf(vi) / sbc2 + eps);
     }
+}
+
+/* whether t is a contiguous float buffer of n elements on the CPU */
+bool host_floats(const torch::Tensor &t, int64_t n)
+{
+    return t.is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() == n;
 }
 } // namespace
 
@@ -245,12 +255,13 @@ void FlatAdam::step()
     torch::NoGradGuard ng;
     t++;
     const double bc1 = 1 - std::pow(b1, (double)t), bc2 = 1 - std::pow(b2, (double)t);
-    if (data.is_cpu() && data.scalar_type() == torch::kFloat32 && data.is_contiguous() && grad.is_contiguous()
-        && m.is_contiguous() && v.is_contiguous()) {
+    const int64_t n = data.numel();
+    if (host_floats(data, n) && host_floats(grad, n) && host_floats(m, n) && host_floats(v, n)) {
         /* one pass, not eight operations each over the whole buffer (a DQN step at hidden 64
          * spent about a tenth of its time in them) */
-        adam_cpu(data.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), grad.data_ptr<float>(),
-                 data.numel(), (float)b1, (float)b2, (float)(1 / std::sqrt(bc2)), (float)eps, (float)(-lr / bc1));
+        adam_cpu(data.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), grad.data_ptr<float>(), n,
+                 (float)b1, (float)(1 - b1), (float)b2, (float)(1 - b2), (float)std::sqrt(bc2), (float)eps,
+                 (float)(-lr / bc1));
         return;
     }
     m.mul_(b1).add_(grad, 1 - b1);
