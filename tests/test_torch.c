@@ -8,6 +8,7 @@
  * functional test is skipped where libtorch sees no GPU. Criterion runs tests in separate
  * processes, so temp files carry the pid.
  */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -714,14 +715,17 @@ static void q_by_hand(const float *w, int S, int H, int L, int A, const double *
 
 /* A DQN gradient step's gradient (the hook sees it before the clip) is the Huber loss's
  * (delta 1, the batch's mean) through the Q-network, written out here in double: double
- * DQN's target from the network's greedy action at s' valued by the target (the network
- * itself at the first step), no bootstrap where terminated; the gradient through
- * Q(s, a) only. The shim runs the passes by hand, not through autograd: this says they
- * are the loss's gradient. Samples whose error sits within 1e-3 of the Huber loss's kink,
- * whose greedy action at s' is a near tie, or with a hidden unit within 1e-5 of ReLU's
- * kink, would let float and double part ways; the batch has none (asserted). Tolerance: float sums of at most S + H terms a layer, each
- * product within 2^-24 of its value, through L + 1 layers forward and back: 64 (S + H)
- * units of 2^-24 relative to the largest gradient. */
+ * DQN's target from the network's greedy action at s' valued by the target, no bootstrap
+ * where terminated; the gradient through Q(s, a) only. Two steps: at the first the target
+ * is the network itself, at the second (tau 0.5) it is half way between the two, so the
+ * greedy action must come from the network and its value from the target. The shim runs
+ * the passes by hand, not through autograd (the network at s and s' in one pass): this
+ * says they are the loss's gradient. Samples whose error sits within 1e-3 of the Huber
+ * loss's kink, whose greedy action at s' is a near tie, or with a hidden unit within 1e-5
+ * of ReLU's kink, would let float and double part ways; the batches have none (asserted).
+ * Tolerance: float sums of at most S + H terms a layer, each product within 2^-24 of its
+ * value, through L + 1 layers forward and back: 64 (S + H) units of 2^-24 relative to the
+ * largest gradient. */
 Test(torch, a_dqn_gradient_is_the_huber_losss_by_hand)
 {
     enum { B = 32, S = 3, H = 8, L = 2, A = 3 };
@@ -734,80 +738,93 @@ Test(torch, a_dqn_gradient_is_the_huber_losss_by_hand)
     bdt_dqn *o = NULL;
     cr_assert_eq(bdt_dqn_create(p, &c, &o), BD_OK, "%s", bd_lasterr());
     const size_t n = bdt_policy_param_count(p);
-    float *w = malloc(sizeof(float) * n);
-    double *ref = calloc(n, sizeof(double));
-    grad_log gl = {.g = malloc(sizeof(float) * n), .n = n, .cap = 1};
-    cr_assert(w && ref && gl.g);
-    cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK);
+    float *w = malloc(sizeof(float) * n), *wt = malloc(sizeof(float) * n);
+    double *ref = malloc(n * sizeof(double));
+    grad_log gl = {.g = malloc(sizeof(float) * n * 2), .n = n, .cap = 2};
+    cr_assert(w && wt && ref && gl.g);
     bdt_dqn_set_grad_hook(o, keep_grad, &gl);
-    float obs[B * S], next[B * S], act[B], rew[B], term[B];
-    dqn_batch(B, S, A, obs, next, act, rew, term);
-    for (int i = 0; i < B; i++)
-        rew[i] *= 3; /* errors on both sides of the kink */
-    cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, 1, NULL, NULL), BD_OK, "%s", bd_lasterr());
-    cr_assert_eq(gl.seen, 1);
-    int beyond = 0;
-    for (int i = 0; i < B; i++) {
-        double x[S], nx[S], h[L * H], nh[L * H], q[A], nq[A];
-        for (int k = 0; k < S; k++)
-            x[k] = obs[i * S + k], nx[k] = next[i * S + k];
-        q_by_hand(w, S, H, L, A, nx, nh, nq);
-        int best = 0;
-        for (int a = 1; a < A; a++)
-            best = nq[a] > nq[best] ? a : best;
-        for (int a = 0; a < A; a++)
-            cr_assert(a == best || nq[best] - nq[a] > 1e-4, "sample %d: a near tie at s'", i);
-        const double y = rew[i] + c.gamma * (1 - term[i]) * nq[best];
-        q_by_hand(w, S, H, L, A, x, h, q);
-        const int ai = (int)act[i];
-        const double d = q[ai] - y;
-        cr_assert(fabs(fabs(d) - 1) > 1e-3, "sample %d: error %g at the kink", i, d);
-        beyond += fabs(d) > 1;
-        /* back: dLoss/dq[ai] = clamp(d, -1, 1) / B, then through each layer */
-        double dz[H > A ? H : A], dprev[H];
-        memset(dz, 0, sizeof dz);
-        dz[ai] = (d > 1 ? 1 : d < -1 ? -1 : d) / B;
-        size_t off[L + 1];
-        int width[L + 2];
-        width[0] = S;
-        size_t at = 0;
-        for (int l = 0; l <= L; l++) {
-            width[l + 1] = l < L ? H : A;
-            off[l] = at;
-            at += (size_t)width[l + 1] * width[l] + width[l + 1];
-        }
-        for (int l = L; l >= 0; l--) {
-            const double *in = l ? h + (size_t)(l - 1) * H : x;
-            const int out = width[l + 1], inw = width[l];
-            for (int j = 0; j < out; j++) {
-                for (int k = 0; k < inw; k++)
-                    ref[off[l] + (size_t)j * inw + k] += dz[j] * in[k];
-                ref[off[l] + (size_t)out * inw + j] += dz[j];
+    int differ = 0; /* the second step's target is not the network */
+    for (int step = 0; step < 2; step++) {
+        cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK);
+        cr_assert_eq(bdt_dqn_target_params(o, wt, n), BD_OK);
+        for (size_t i = 0; i < n && step; i++)
+            differ += w[i] != wt[i];
+        float obs[B * S], next[B * S], act[B], rew[B], term[B];
+        dqn_batch(B, S, A, obs, next, act, rew, term);
+        for (int i = 0; i < B; i++)
+            rew[i] *= 3; /* errors on both sides of the kink */
+        cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, 1, NULL, NULL), BD_OK, "%s", bd_lasterr());
+        cr_assert_eq(gl.seen, step + 1);
+        memset(ref, 0, n * sizeof(double));
+        int beyond = 0;
+        for (int i = 0; i < B; i++) {
+            double x[S], nx[S], h[L * H], nh[L * H], q[A], nq[A], tq[A];
+            for (int k = 0; k < S; k++)
+                x[k] = obs[i * S + k], nx[k] = next[i * S + k];
+            q_by_hand(w, S, H, L, A, nx, nh, nq);
+            int best = 0;
+            for (int a = 1; a < A; a++)
+                best = nq[a] > nq[best] ? a : best;
+            for (int a = 0; a < A; a++)
+                cr_assert(a == best || nq[best] - nq[a] > 1e-4, "step %d, sample %d: a near tie at s'", step, i);
+            q_by_hand(wt, S, H, L, A, nx, nh, tq); /* the target values the network's choice */
+            const double y = rew[i] + c.gamma * (1 - term[i]) * tq[best];
+            q_by_hand(w, S, H, L, A, x, h, q);
+            const int ai = (int)act[i];
+            const double d = q[ai] - y;
+            cr_assert(fabs(fabs(d) - 1) > 1e-3, "step %d, sample %d: error %g at the kink", step, i, d);
+            beyond += fabs(d) > 1;
+            /* back: dLoss/dq[ai] = clamp(d, -1, 1) / B, then through each layer */
+            double dz[H > A ? H : A], dprev[H];
+            memset(dz, 0, sizeof dz);
+            dz[ai] = (d > 1 ? 1 : d < -1 ? -1 : d) / B;
+            size_t off[L + 1];
+            int width[L + 2];
+            width[0] = S;
+            size_t at = 0;
+            for (int l = 0; l <= L; l++) {
+                width[l + 1] = l < L ? H : A;
+                off[l] = at;
+                at += (size_t)width[l + 1] * width[l] + width[l + 1];
             }
-            if (l) {
-                for (int k = 0; k < inw; k++) {
-                    double s = 0;
-                    for (int j = 0; j < out; j++)
-                        s += dz[j] * w[off[l] + (size_t)j * inw + k];
-                    dprev[k] = in[k] > 0 ? s : 0;
+            for (int l = L; l >= 0; l--) {
+                const double *in = l ? h + (size_t)(l - 1) * H : x;
+                const int out = width[l + 1], inw = width[l];
+                for (int j = 0; j < out; j++) {
+                    for (int k = 0; k < inw; k++)
+                        ref[off[l] + (size_t)j * inw + k] += dz[j] * in[k];
+                    ref[off[l] + (size_t)out * inw + j] += dz[j];
                 }
-                memcpy(dz, dprev, sizeof(double) * inw);
+                if (l) {
+                    for (int k = 0; k < inw; k++) {
+                        double sum = 0;
+                        for (int j = 0; j < out; j++)
+                            sum += dz[j] * w[off[l] + (size_t)j * inw + k];
+                        dprev[k] = in[k] > 0 ? sum : 0;
+                    }
+                    memcpy(dz, dprev, sizeof(double) * inw);
+                }
             }
         }
+        cr_assert(beyond > 0 && beyond < B, "step %d: %d of %d errors beyond the kink: both branches wanted", step,
+                  beyond, B);
+        cr_assert_eq(q_near_kink, 0,
+                     "%d hidden units within 1e-5 of ReLU's kink, where float and double may part", q_near_kink);
+        double big = 0;
+        for (size_t i = 0; i < n; i++)
+            big = fmax(big, fabs(ref[i]));
+        const double tol = 64.0 * (S + H) * ldexp(1.0, -24) * big;
+        const float *g = gl.g + (size_t)step * n;
+        for (size_t i = 0; i < n; i++)
+            cr_assert(fabs((double)g[i] - ref[i]) <= tol,
+                      "step %d: gradient %zu is %.9g, by hand %.9g (tolerance %.3g)", step, i, (double)g[i], ref[i],
+                      tol);
     }
-    cr_assert(beyond > 0 && beyond < B, "%d of %d errors beyond the kink: both branches wanted", beyond, B);
-    cr_assert_eq(q_near_kink, 0, "%d hidden units within 1e-5 of ReLU's kink, where float and double may part",
-                 q_near_kink);
-    double big = 0;
-    for (size_t i = 0; i < n; i++)
-        big = fmax(big, fabs(ref[i]));
-    const double tol = 64.0 * (S + H) * ldexp(1.0, -24) * big;
-    for (size_t i = 0; i < n; i++)
-        cr_assert(fabs((double)gl.g[i] - ref[i]) <= tol, "gradient %zu is %.9g, by hand %.9g (tolerance %.3g)", i,
-                  (double)gl.g[i], ref[i], tol);
+    cr_assert(differ > (int)n / 2, "the second step's target differs from the network in %d of %zu", differ, n);
     bdt_dqn_destroy(o);
     bdt_policy_destroy(p);
     free(w);
+    free(wt);
     free(ref);
     free(gl.g);
 }

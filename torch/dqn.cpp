@@ -17,8 +17,8 @@ struct DqnMark {
 /* One pass of a Q-network's trunk (q_forward below): each hidden layer's output after its
  * ReLU, and the Q-values, on buffers kept from step to step. */
 struct QPass {
-    std::vector<torch::Tensor> h; /* (n, hidden) each */
-    torch::Tensor out;            /* (n, actions) */
+    std::vector<torch::Tensor> h; /* (rows, hidden) each: n, or 2n for s and s' at once */
+    torch::Tensor out;            /* (rows, actions) */
 };
 
 /* A gradient step's buffers beside the passes: the Q-values' gradient, and a hidden
@@ -38,7 +38,7 @@ struct bdt_dqn {
     std::vector<float> grad_buf;
     std::unique_ptr<DqnMark> mark;  /* bdt_dqn_mark */
     bool split = false;             /* bdt_dqn_set_split */
-    std::unique_ptr<Helper> helper; /* the Bellman targets' thread, made at the first step */
+    std::unique_ptr<Helper> helper; /* the target's pass's thread, made at the first step */
     QPass pass_x;      /* the network on s (double DQN: on s, then s', in one pass) */
     QPass pass_next;   /* the network on s' (bdt_dqn_targets) */
     QPass pass_target; /* the target on s' */
@@ -270,7 +270,10 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             const torch::Tensor x = X.slice(0, a0, a1), ai = A.slice(0, a0, a1).unsqueeze(1);
             std::function<void()> theirs, mine;
             if (XN.defined()) { /* the target's pass on s' beside the network's on s and s' */
-                theirs = [&] { q_forward(o->target->params, NX.slice(0, a0, a1), o->pass_target); };
+                theirs = [&] {
+                    torch::NoGradGuard tng; /* grad mode is the thread's own */
+                    q_forward(o->target->params, NX.slice(0, a0, a1), o->pass_target);
+                };
                 mine = [&] { q_forward(o->q->params, XN.select(0, k), o->pass_x); };
             } else { /* the targets (the target's pass and max) beside the network's on s */
                 theirs = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };

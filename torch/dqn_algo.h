@@ -27,7 +27,7 @@ typedef struct {
     float q_mean;        /* ... and its mean Q(s, a) */
     float q_first;       /* the call's first batch's mean Q(s, a), before its step: the network's as it came */
     uint64_t steps;      /* gradient steps so far */
-    int split;           /* the call's targets ran on the second thread (bdt_dqn_set_split) */
+    int split;           /* the call's target passes ran on the second thread (bdt_dqn_set_split) */
 } bdt_dqn_stats;
 
 typedef struct bdt_dqn bdt_dqn;
@@ -56,8 +56,9 @@ int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *
 int bdt_dqn_mark(bdt_dqn *o);
 int bdt_dqn_restore(bdt_dqn *o);
 
-/* on != 0: each gradient step computes its Bellman targets (two forward passes without
- * gradients) on a thread of the handle's own beside the caller's forward pass of Q(s, a),
+/* on != 0: each gradient step runs the target's forward pass at s' (double DQN; without
+ * it, the whole Bellman targets) on a thread of the handle's own beside the caller's pass
+ * of the network (at s and s' at once with double DQN, at s without),
  * as bdt_ppo_set_split does the critic: the same step, bit for bit, in less wall time
  * where a second core is free (the muscles wait for the update's weights meanwhile).
  * CPU only (ignored on CUDA); off by default. It may change between calls of
