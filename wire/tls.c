@@ -34,14 +34,43 @@ _Static_assert(sizeof(((bd_hello *)0)->grant) == BD_TLS_GRANT_SIZE, "a HELLO car
 enum { P_CA, P_CA_KEY, P_SERVER, P_SERVER_KEY, P_CLIENT, P_CLIENT_KEY, P_COUNT };
 static const char *const bd_tls_names[P_COUNT] = {"ca", "ca-key", "server", "server-key", "client", "client-key"};
 
+#define BD_TLS_GKEY_MAX 512 /* a P-256 key's DER is 121 bytes */
+
 struct bd_tls {
     char *pem[P_COUNT];
     nng_tls_config *cfg[2]; /* [0] dialer, [1] listener */
+    /* the server key's DER, the grants' HMAC key (bd_tls_grant), made once the key is
+     * set: a HELLO's check is one HMAC, not a PEM parse */
+    unsigned char gkey[BD_TLS_GKEY_MAX];
+    size_t gkey_len; /* 0: no server key */
 };
 
 static int bd_tls_mbed_err(int e, const char *what)
 {
     return bd_seterr(BD_EIO, "%s: mbedTLS error -0x%04x", what, (unsigned)-e);
+}
+
+/* t->gkey from the server key's PEM (none: empty), keyed with its DER so that it is the
+ * same however the PEM text was written */
+static int bd_tls_grant_key(bd_tls *t)
+{
+    mbedtls_platform_zeroize(t->gkey, sizeof t->gkey);
+    t->gkey_len = 0;
+    const char *pem = t->pem[P_SERVER_KEY];
+    if (!pem)
+        return BD_OK;
+    mbedtls_pk_context k;
+    mbedtls_pk_init(&k);
+    unsigned char der[BD_TLS_GKEY_MAX];
+    int e = mbedtls_pk_parse_key(&k, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0);
+    int n = e == 0 ? mbedtls_pk_write_key_der(&k, der, sizeof der) : e; /* at the buffer's end */
+    mbedtls_pk_free(&k);
+    if (n > 0) {
+        memcpy(t->gkey, der + sizeof der - n, (size_t)n);
+        t->gkey_len = (size_t)n;
+    }
+    mbedtls_platform_zeroize(der, sizeof der);
+    return n > 0 ? BD_OK : bd_tls_mbed_err(n, "the server key for the grants");
 }
 
 /* A random generator seeded from the system's entropy. */
@@ -225,6 +254,8 @@ int bd_tls_issue(bd_tls *t, int part)
         free(t->pem[cert + 1]);
         t->pem[cert] = cp;
         t->pem[cert + 1] = kp;
+        if (cert == P_SERVER)
+            rc = bd_tls_grant_key(t);
     } else {
         free(cp);
         free(kp);
@@ -240,28 +271,14 @@ int bd_tls_grant(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, u
                  uint8_t mac[BD_TLS_GRANT_SIZE])
 {
     memset(mac, 0, BD_TLS_GRANT_SIZE);
-    if (!t || !t->pem[P_SERVER_KEY])
+    if (!t || !t->gkey_len)
         return bd_seterr(BD_ESTATE, "a grant needs the run's server key");
-    /* keyed with the key's DER, the same however its PEM text was written */
-    mbedtls_pk_context k;
-    mbedtls_pk_init(&k);
-    unsigned char der[512];
-    const char *pem = t->pem[P_SERVER_KEY];
-    int e = mbedtls_pk_parse_key(&k, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0);
-    int n = e == 0 ? mbedtls_pk_write_key_der(&k, der, sizeof der) : e; /* at the buffer's end */
-    mbedtls_pk_free(&k);
-    if (n <= 0) {
-        mbedtls_platform_zeroize(der, sizeof der);
-        return bd_tls_mbed_err(n, "the server key for a grant");
-    }
     uint8_t in[28] = "bodhi-grant", out[32]; /* the words, then phase, slot, pid, epoch (LE) */
     const uint32_t v[4] = {phase, slot, pid, epoch};
     for (int i = 0; i < 4; i++)
         for (int b = 0; b < 4; b++)
             in[12 + 4 * i + b] = (uint8_t)(v[i] >> (8 * b));
-    e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), der + sizeof der - n, (size_t)n, in, sizeof in,
-                        out);
-    mbedtls_platform_zeroize(der, sizeof der);
+    int e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), t->gkey, t->gkey_len, in, sizeof in, out);
     if (e != 0)
         return bd_tls_mbed_err(e, "a grant's HMAC");
     memcpy(mac, out, BD_TLS_GRANT_SIZE);
@@ -356,6 +373,8 @@ int bd_tls_parse(const char *text, size_t len, const char *path, bd_tls **out)
         if (!t->pem[i] != !t->pem[i + 1])
             rc = bd_seterr(BD_EINVAL, "%s: its %s certificate comes without its key, or the key without it", path,
                            bd_tls_names[i]);
+    if (rc == BD_OK)
+        rc = bd_tls_grant_key(t);
     if (rc != BD_OK) {
         bd_tls_destroy(t);
         return rc;
@@ -518,5 +537,6 @@ void bd_tls_destroy(bd_tls *t)
             explicit_bzero(t->pem[i], strlen(t->pem[i]));
             free(t->pem[i]);
         }
+    explicit_bzero(t->gkey, sizeof t->gkey);
     free(t);
 }
