@@ -37,14 +37,23 @@ void bd_remote_left(bd_conductor *c, bd_proc *p, const char *why)
 }
 
 /* A remote muscle asks for a slot: a free one of this phase once every brain listens (the
- * answer carries what the muscle needs), "wait" until then, "done" after the run. */
+ * answer carries what the muscle needs), "wait" until then with "why" (the muscle prints
+ * it), "done" after the run. */
 void bd_handle_join(bd_conductor *c, bd_request *req)
 {
     cJSON *o = cJSON_ParseWithLength((const char *)req->payload, (size_t)req->h.payload_len);
     cJSON *answer = cJSON_CreateObject();
-    int ready = c->plan && !c->stopping && !c->failed && !bd_signal_seen && c->plan->remote > 0;
+    const char *why = NULL; /* why it waits */
+    int ready = 1;
+    if (!c->plan || c->plan->remote <= 0)
+        ready = 0, why = "this phase takes no remote muscles";
+    else if (c->failed || bd_signal_seen)
+        ready = 0, why = "the run is stopping";
+    else if (c->stopping)
+        ready = 0, why = "the phase is ending";
     for (int i = 0; ready && i < c->nagents; i++)
-        ready = c->agents[i].ready && c->agents[i].port > 0;
+        if (!(ready = c->agents[i].ready && c->agents[i].port > 0))
+            why = "the phase's brains are not listening yet";
     /* the address its connection shows, and whether that peer lately left a slot unused */
     char addr[64] = "?";
     nng_sockaddr sa;
@@ -57,7 +66,7 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
     const double pidn = bd_num(o, "pid", 0);
     const int pid = pidn >= 1 && pidn <= 4194304 ? (int)pidn : 0;
     if (pid == 0) /* every muscle says its pid: a slot held by pid 0 would read as never taken */
-        ready = 0;
+        ready = 0, why = "a JOIN names its muscle's pid, 1 to 4194304"; /* first: waiting cannot mend it */
     /* not at once to the same peer (address and pid) again: another may take the slot
      * first; nor to an address that left slots unused twice lately, whatever pid it now
      * says (the pid is the peer's word: a squatter may say a new one each time) */
@@ -65,11 +74,14 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
     for (int i = 0; ready && i < c->nsquat; i++)
         if (bd_now() < c->squat[i].until && strcmp(c->squat[i].addr, addr) == 0
             && (c->squat[i].pid == pid || ++lately >= 2))
-            ready = 0;
+            ready = 0, why = "a muscle from this address lately took a slot and left it unused: this address waits "
+                             "a minute from then";
     bd_proc *slot = NULL;
     for (int i = 0; ready && !slot && i < c->procs.n; i++)
         if (c->procs.p[i].remote && !c->procs.p[i].alive)
             slot = &c->procs.p[i];
+    if (ready && !slot)
+        why = "every remote muscle's slot of this phase is taken";
     /* what the muscle shows the brains in its HELLO: only this phase, slot, pid and grant */
     uint8_t mac[BD_TLS_GRANT_SIZE];
     const uint32_t epoch = c->grants + 1;
@@ -77,11 +89,13 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
                              mac) != BD_OK) {
         fprintf(stderr, "bodhi: no grant for a remote muscle: %s\n", bd_lasterr());
         slot = NULL; /* it waits: the slot is not taken by a muscle the brains would refuse */
+        why = "the conductor could not make a grant (its output says why)";
     }
     if (c->run_over) {
         cJSON_AddBoolToObject(answer, "done", 1);
     } else if (!slot || !cJSON_IsObject(o)) {
         cJSON_AddBoolToObject(answer, "wait", 1);
+        cJSON_AddStringToObject(answer, "why", why ? why : "the JOIN is not a JSON object");
     } else {
         const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
         slot->restarts += slot->pid != 0; /* a muscle held the slot before */

@@ -236,6 +236,7 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
     bd_remote_refused = 0;
     int phases = 0, code = 1;
     double since = bd_now();
+    char why[256] = ""; /* the conductor's last reason to wait */
     char me[300];
     char hostname[256] = "?";
     gethostname(hostname, sizeof hostname - 1);
@@ -290,10 +291,18 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
             break;
         }
         if (!answer || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "wait"))) {
+            /* the conductor's reason, said when it changes (the peer's words: made printable) */
+            const cJSON *w = cJSON_GetObjectItemCaseSensitive(answer, "why");
+            char now[256];
+            snprintf(now, sizeof now, "%s", cJSON_IsString(w) ? w->valuestring : "no reason given");
+            bd_text_printable(now);
+            if (strcmp(now, why) != 0)
+                fprintf(stderr, "bodhi muscle: waiting for a place: %s\n", now);
+            snprintf(why, sizeof why, "%s", now);
             cJSON_Delete(answer);
             if (bd_now() - since > ro->wait_s) {
-                fprintf(stderr, "bodhi muscle: the conductor at %s had no place for this muscle for %.0f s\n",
-                        url, ro->wait_s);
+                fprintf(stderr, "bodhi muscle: the conductor at %s had no place for this muscle for %.0f s (%s)\n",
+                        url, ro->wait_s, why);
                 break;
             }
             bd_sleep_ms(500);
@@ -305,6 +314,7 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
             break;
         phases++;
         since = bd_now();
+        why[0] = '\0';
     }
     bd_tls_destroy(tls);
     free(url);

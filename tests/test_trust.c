@@ -675,8 +675,10 @@ static int told_to_exit(const char *url, bd_tls *tls, int k, const char *beat)
     return exit;
 }
 
-/* What the last join_as heard, or why it heard nothing; the grant of one that got a slot. */
+/* What the last join_as heard, or why it heard nothing; the reason of one told to wait;
+ * the grant of one that got a slot. */
 static char join_said[512];
+static char join_why[256];
 static uint32_t join_epoch;
 static uint8_t join_grant[BD_TLS_GRANT_SIZE];
 
@@ -696,9 +698,11 @@ static int join_as(const char *url, bd_tls *tls, int pid)
     const int granted = memmem(nng_msg_body(m), nng_msg_len(m), "\"run_file\"", 10) != NULL;
     const size_t len = nng_msg_len(m);
     const char *body = nng_msg_body(m);
-    cJSON *a = granted && len > BD_WIRE_HEADER_SIZE /* the JSON after bodhi's header */
+    cJSON *a = len > BD_WIRE_HEADER_SIZE /* the JSON after bodhi's header */
                    ? cJSON_ParseWithLength(body + BD_WIRE_HEADER_SIZE, len - BD_WIRE_HEADER_SIZE)
                    : NULL;
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(a, "why");
+    snprintf(join_why, sizeof join_why, "%s", cJSON_IsString(why) ? why->valuestring : "");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(a, "epoch");
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(a, "grant");
     if (!bd_events_grant_number(e, &join_epoch))
@@ -835,6 +839,7 @@ Test(trust, a_squatter_that_changes_its_pid_is_kept_out, .timeout = 240 * BD_TES
     cr_assert_eq(bd_tls_load(r.key, &mine), BD_OK);
     char *door = bd_strfmt("tls+tcp://%s", r.listen);
     cr_assert_eq(join_as(door, mine, 0), 0, "a JOIN with no pid got a slot: %s", join_said);
+    cr_assert(strstr(join_why, "names its muscle's pid"), "a JOIN with no pid heard why it waits: '%s'", join_why);
     for (int k = 0; k < 2; k++) {
         int got = 0;
         for (int t = 0; t < 10 && !(got = join_as(door, mine, 900001 + k)); t++)
@@ -846,6 +851,8 @@ Test(trust, a_squatter_that_changes_its_pid_is_kept_out, .timeout = 240 * BD_TES
     }
     for (int t = 0; t < 5; t++) {
         cr_assert_eq(join_as(door, mine, 900010 + t), 0, "a third pid from the same address got the slot");
+        cr_assert(strstr(join_why, "this address waits a minute"), "the third pid heard why it waits: '%s'",
+                  join_why);
         usleep(300000);
     }
     /* the real muscle, from the same address here, waits out that minute too: a credential
