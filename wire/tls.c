@@ -34,15 +34,16 @@ _Static_assert(sizeof(((bd_hello *)0)->grant) == BD_TLS_GRANT_SIZE, "a HELLO car
 enum { P_CA, P_CA_KEY, P_SERVER, P_SERVER_KEY, P_CLIENT, P_CLIENT_KEY, P_COUNT };
 static const char *const bd_tls_names[P_COUNT] = {"ca", "ca-key", "server", "server-key", "client", "client-key"};
 
-#define BD_TLS_GKEY_MAX 512 /* a P-256 key's DER is 121 bytes */
+#define BD_TLS_DER_MAX 8192 /* a key's DER: P-256's is 121 bytes, an RSA-4096 key's about 2.4 KiB */
+#define BD_TLS_GKEY_SIZE 32 /* SHA-256 */
 
 struct bd_tls {
     char *pem[P_COUNT];
     nng_tls_config *cfg[2]; /* [0] dialer, [1] listener */
-    /* the server key's DER, the grants' HMAC key (bd_tls_grant), made once the key is
-     * set: a HELLO's check is one HMAC, not a PEM parse */
-    unsigned char gkey[BD_TLS_GKEY_MAX];
-    size_t gkey_len; /* 0: no server key */
+    /* the grants' HMAC key (bd_tls_grant), made when the server key is set: a HELLO's
+     * check is one HMAC, not a PEM parse */
+    unsigned char gkey[BD_TLS_GKEY_SIZE];
+    int have_gkey; /* 0: no server key */
 };
 
 static int bd_tls_mbed_err(int e, const char *what)
@@ -50,27 +51,26 @@ static int bd_tls_mbed_err(int e, const char *what)
     return bd_seterr(BD_EIO, "%s: mbedTLS error -0x%04x", what, (unsigned)-e);
 }
 
-/* t->gkey from the server key's PEM (none: empty), keyed with its DER so that it is the
- * same however the PEM text was written */
-static int bd_tls_grant_key(bd_tls *t)
+/* The grants' HMAC key from a server key's PEM: the SHA-256 of the key's DER, the same
+ * however the PEM text was written (HMAC-SHA256 keys itself so with any key longer than
+ * its 64-byte block, as a P-256 key's DER is). */
+static int bd_tls_grant_key(const char *pem, unsigned char out[BD_TLS_GKEY_SIZE])
 {
-    mbedtls_platform_zeroize(t->gkey, sizeof t->gkey);
-    t->gkey_len = 0;
-    const char *pem = t->pem[P_SERVER_KEY];
-    if (!pem)
-        return BD_OK;
     mbedtls_pk_context k;
     mbedtls_pk_init(&k);
-    unsigned char der[BD_TLS_GKEY_MAX];
+    unsigned char *der = malloc(BD_TLS_DER_MAX);
+    if (!der)
+        return bd_seterr(BD_ENOMEM, "out of memory");
     int e = mbedtls_pk_parse_key(&k, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0);
-    int n = e == 0 ? mbedtls_pk_write_key_der(&k, der, sizeof der) : e; /* at the buffer's end */
+    int n = e == 0 ? mbedtls_pk_write_key_der(&k, der, BD_TLS_DER_MAX) : e; /* at the buffer's end */
     mbedtls_pk_free(&k);
-    if (n > 0) {
-        memcpy(t->gkey, der + sizeof der - n, (size_t)n);
-        t->gkey_len = (size_t)n;
-    }
-    mbedtls_platform_zeroize(der, sizeof der);
-    return n > 0 ? BD_OK : bd_tls_mbed_err(n, "the server key for the grants");
+    if (n > 0)
+        e = mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), der + BD_TLS_DER_MAX - n, (size_t)n, out);
+    mbedtls_platform_zeroize(der, BD_TLS_DER_MAX);
+    free(der);
+    if (n <= 0 || e != 0)
+        return bd_tls_mbed_err(n <= 0 ? n : e, "the server key for the grants");
+    return BD_OK;
 }
 
 /* A random generator seeded from the system's entropy. */
@@ -249,17 +249,27 @@ int bd_tls_issue(bd_tls *t, int part)
         rc = bd_tls_sign(&r, &key, part == BD_TLS_SERVER ? "CN=" BD_TLS_NAME ",O=bodhi" : "CN=bodhi-muscle,O=bodhi",
                          &cakey, issuer, 0, part == BD_TLS_SERVER ? MBEDTLS_OID_SERVER_AUTH : MBEDTLS_OID_CLIENT_AUTH,
                          &cp);
+    unsigned char gk[BD_TLS_GKEY_SIZE];
+    if (rc == BD_OK && cert == P_SERVER) /* before anything changes */
+        rc = bd_tls_grant_key(kp, gk);
     if (rc == BD_OK) {
         free(t->pem[cert]);
+        if (t->pem[cert + 1])
+            explicit_bzero(t->pem[cert + 1], strlen(t->pem[cert + 1]));
         free(t->pem[cert + 1]);
         t->pem[cert] = cp;
         t->pem[cert + 1] = kp;
-        if (cert == P_SERVER)
-            rc = bd_tls_grant_key(t);
+        if (cert == P_SERVER) {
+            memcpy(t->gkey, gk, sizeof gk);
+            t->have_gkey = 1;
+        }
     } else {
         free(cp);
+        if (kp)
+            explicit_bzero(kp, strlen(kp));
         free(kp);
     }
+    mbedtls_platform_zeroize(gk, sizeof gk);
     mbedtls_pk_free(&key);
     mbedtls_pk_free(&cakey);
     mbedtls_x509_crt_free(&ca);
@@ -271,14 +281,14 @@ int bd_tls_grant(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, u
                  uint8_t mac[BD_TLS_GRANT_SIZE])
 {
     memset(mac, 0, BD_TLS_GRANT_SIZE);
-    if (!t || !t->gkey_len)
+    if (!t || !t->have_gkey)
         return bd_seterr(BD_ESTATE, "a grant needs the run's server key");
     uint8_t in[28] = "bodhi-grant", out[32]; /* the words, then phase, slot, pid, epoch (LE) */
     const uint32_t v[4] = {phase, slot, pid, epoch};
     for (int i = 0; i < 4; i++)
         for (int b = 0; b < 4; b++)
             in[12 + 4 * i + b] = (uint8_t)(v[i] >> (8 * b));
-    int e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), t->gkey, t->gkey_len, in, sizeof in, out);
+    int e = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), t->gkey, sizeof t->gkey, in, sizeof in, out);
     if (e != 0)
         return bd_tls_mbed_err(e, "a grant's HMAC");
     memcpy(mac, out, BD_TLS_GRANT_SIZE);
@@ -373,8 +383,15 @@ int bd_tls_parse(const char *text, size_t len, const char *path, bd_tls **out)
         if (!t->pem[i] != !t->pem[i + 1])
             rc = bd_seterr(BD_EINVAL, "%s: its %s certificate comes without its key, or the key without it", path,
                            bd_tls_names[i]);
-    if (rc == BD_OK)
-        rc = bd_tls_grant_key(t);
+    if (rc == BD_OK && t->pem[P_SERVER_KEY]) {
+        if (bd_tls_grant_key(t->pem[P_SERVER_KEY], t->gkey) == BD_OK) {
+            t->have_gkey = 1;
+        } else {
+            char why[256];
+            snprintf(why, sizeof why, "%s", bd_lasterr()); /* not the buffer bd_seterr writes */
+            rc = bd_seterr(BD_EINVAL, "%s: its server key: %s", path, why);
+        }
+    }
     if (rc != BD_OK) {
         bd_tls_destroy(t);
         return rc;

@@ -81,9 +81,10 @@ int bd_tls_url(const char *url);
  * the peer it lets into slot `slot` of phase `phase` (its index in the schedule) with
  * JOIN, for the pid the peer said and the grant's number (`epoch`, rising through the
  * run); the muscle shows it in its HELLO. An HMAC-SHA256 keyed with the run's server key
- * (its DER), which the conductor and its brains hold and a muscle's credential does not:
- * a holder of that credential can greet a brain only as the phase, slot, pid and grant
- * the conductor gave it. BD_ESTATE without a server key. */
+ * (the SHA-256 of its DER: for a key longer than HMAC's block, the same MAC), which the
+ * conductor and its brains hold and a muscle's credential does not: a holder of that
+ * credential can greet a brain only as the phase, slot, pid and grant the conductor gave
+ * it. BD_ESTATE without a server key. */
 #define BD_TLS_GRANT_SIZE 16
 int bd_tls_grant(const bd_tls *t, uint32_t phase, uint32_t slot, uint32_t pid, uint32_t epoch,
                  uint8_t mac[BD_TLS_GRANT_SIZE]);
