@@ -65,17 +65,28 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
     }
     const double pidn = bd_num(o, "pid", 0);
     const int pid = pidn >= 1 && pidn <= 4194304 ? (int)pidn : 0;
-    if (pid == 0) /* every muscle says its pid: a slot held by pid 0 would read as never taken */
-        ready = 0, why = "a JOIN names its muscle's pid, 1 to 4194304"; /* first: waiting cannot mend it */
+    /* first what waiting cannot mend */
+    if (!cJSON_IsObject(o))
+        ready = 0, why = "the JOIN is not a JSON object";
+    else if (pid == 0) /* every muscle says its pid: a slot held by pid 0 would read as never taken */
+        ready = 0, why = "a JOIN names its muscle's pid, 1 to 4194304";
     /* not at once to the same peer (address and pid) again: another may take the slot
      * first; nor to an address that left slots unused twice lately, whatever pid it now
      * says (the pid is the peer's word: a squatter may say a new one each time) */
     int lately = 0;
+    char kept[160];
     for (int i = 0; ready && i < c->nsquat; i++)
         if (bd_now() < c->squat[i].until && strcmp(c->squat[i].addr, addr) == 0
-            && (c->squat[i].pid == pid || ++lately >= 2))
-            ready = 0, why = "a muscle from this address lately took a slot and left it unused: this address waits "
-                             "a minute from then";
+            && (c->squat[i].pid == pid || ++lately >= 2)) {
+            ready = 0;
+            if (c->squat[i].pid == pid)
+                snprintf(kept, sizeof kept, "this muscle (its address and pid) took a slot lately and left it "
+                         "unused: it gets none for %.0f s more", ceil(c->squat[i].until - bd_now()));
+            else
+                snprintf(kept, sizeof kept, "muscles from this address took slots lately and left them unused, "
+                         "twice: the address gets none for about a minute from then");
+            why = kept;
+        }
     bd_proc *slot = NULL;
     for (int i = 0; ready && !slot && i < c->procs.n; i++)
         if (c->procs.p[i].remote && !c->procs.p[i].alive)
@@ -93,9 +104,9 @@ void bd_handle_join(bd_conductor *c, bd_request *req)
     }
     if (c->run_over) {
         cJSON_AddBoolToObject(answer, "done", 1);
-    } else if (!slot || !cJSON_IsObject(o)) {
+    } else if (!slot) {
         cJSON_AddBoolToObject(answer, "wait", 1);
-        cJSON_AddStringToObject(answer, "why", why ? why : "the JOIN is not a JSON object");
+        cJSON_AddStringToObject(answer, "why", why ? why : "no slot");
     } else {
         const cJSON *host = cJSON_GetObjectItemCaseSensitive(o, "host");
         slot->restarts += slot->pid != 0; /* a muscle held the slot before */

@@ -208,6 +208,9 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
     return code;
 }
 
+/* how long a remote muscle waits for a place before it says why it waits */
+#define BD_REMOTE_QUIET_S 3.0
+
 int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
 {
     char host[256], *url = NULL;
@@ -236,7 +239,7 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
     bd_remote_refused = 0;
     int phases = 0, code = 1;
     double since = bd_now();
-    char why[256] = ""; /* the conductor's last reason to wait */
+    char why[256] = "", said[256] = ""; /* the conductor's last reason to wait; the last one printed */
     char me[300];
     char hostname[256] = "?";
     gethostname(hostname, sizeof hostname - 1);
@@ -291,14 +294,16 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
             break;
         }
         if (!answer || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "wait"))) {
-            /* the conductor's reason, said when it changes (the peer's words: made printable) */
+            /* the conductor's reason (the peer's words: made printable), said when it changes
+             * once the wait is longer than the few seconds between a run's phases */
             const cJSON *w = cJSON_GetObjectItemCaseSensitive(answer, "why");
-            char now[256];
-            snprintf(now, sizeof now, "%s", cJSON_IsString(w) ? w->valuestring : "no reason given");
-            bd_text_printable(now);
-            if (strcmp(now, why) != 0)
-                fprintf(stderr, "bodhi muscle: waiting for a place: %s\n", now);
-            snprintf(why, sizeof why, "%s", now);
+            snprintf(why, sizeof why, "%s",
+                     cJSON_IsString(w) ? w->valuestring : "the conductor gave no reason (an older bodhi?)");
+            bd_text_printable(why);
+            if (bd_now() - since > BD_REMOTE_QUIET_S && strcmp(why, said) != 0) {
+                fprintf(stderr, "bodhi muscle: waiting for a place: %s\n", why);
+                snprintf(said, sizeof said, "%s", why);
+            }
             cJSON_Delete(answer);
             if (bd_now() - since > ro->wait_s) {
                 fprintf(stderr, "bodhi muscle: the conductor at %s had no place for this muscle for %.0f s (%s)\n",
@@ -314,7 +319,7 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
             break;
         phases++;
         since = bd_now();
-        why[0] = '\0';
+        why[0] = said[0] = '\0';
     }
     bd_tls_destroy(tls);
     free(url);
