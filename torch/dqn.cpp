@@ -268,17 +268,16 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
                 return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
             const int64_t a0 = (int64_t)k * n, a1 = a0 + n;
             const torch::Tensor x = X.slice(0, a0, a1), ai = A.slice(0, a0, a1).unsqueeze(1);
-            std::function<void()> theirs, mine;
-            if (XN.defined()) { /* the target's pass on s' beside the network's on s and s' */
-                theirs = [&] {
-                    torch::NoGradGuard tng; /* grad mode is the thread's own */
+            /* double DQN: the target's pass on s' beside the network's on s and s'; without
+             * it, the targets (the target's pass and max) beside the network's on s */
+            auto theirs = [&] {
+                torch::NoGradGuard tng; /* grad mode is the thread's own */
+                if (XN.defined())
                     q_forward(o->target->params, NX.slice(0, a0, a1), o->pass_target);
-                };
-                mine = [&] { q_forward(o->q->params, XN.select(0, k), o->pass_x); };
-            } else { /* the targets (the target's pass and max) beside the network's on s */
-                theirs = [&] { y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1)); };
-                mine = [&] { q_forward(o->q->params, x, o->pass_x); };
-            }
+                else
+                    y = bellman(o, R.slice(0, a0, a1), NX.slice(0, a0, a1), D.slice(0, a0, a1));
+            };
+            auto mine = [&] { q_forward(o->q->params, XN.defined() ? XN.select(0, k) : x, o->pass_x); };
             /* split: both on their own threads; both only read the parameters, which
              * change after both are done */
             if (split) {
