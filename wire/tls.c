@@ -51,6 +51,15 @@ static int bd_tls_mbed_err(int e, const char *what)
     return bd_seterr(BD_EIO, "%s: mbedTLS error -0x%04x", what, (unsigned)-e);
 }
 
+/* Frees a PEM text (NULL: nothing) after wiping it: it may hold a private key. */
+static void bd_pem_free(char *pem)
+{
+    if (pem) {
+        explicit_bzero(pem, strlen(pem));
+        free(pem);
+    }
+}
+
 /* The grants' HMAC key from a server key's PEM: the SHA-256 of the key's DER, the same
  * however the PEM text was written (HMAC-SHA256 keys itself so with any key longer than
  * its 64-byte block, as a P-256 key's DER is). */
@@ -254,9 +263,7 @@ int bd_tls_issue(bd_tls *t, int part)
         rc = bd_tls_grant_key(kp, gk);
     if (rc == BD_OK) {
         free(t->pem[cert]);
-        if (t->pem[cert + 1])
-            explicit_bzero(t->pem[cert + 1], strlen(t->pem[cert + 1]));
-        free(t->pem[cert + 1]);
+        bd_pem_free(t->pem[cert + 1]);
         t->pem[cert] = cp;
         t->pem[cert + 1] = kp;
         if (cert == P_SERVER) {
@@ -265,9 +272,7 @@ int bd_tls_issue(bd_tls *t, int part)
         }
     } else {
         free(cp);
-        if (kp)
-            explicit_bzero(kp, strlen(kp));
-        free(kp);
+        bd_pem_free(kp);
     }
     mbedtls_platform_zeroize(gk, sizeof gk);
     mbedtls_pk_free(&key);
@@ -550,10 +555,7 @@ void bd_tls_destroy(bd_tls *t)
         if (t->cfg[i])
             nng_tls_config_free(t->cfg[i]);
     for (int i = 0; i < P_COUNT; i++)
-        if (t->pem[i]) {
-            explicit_bzero(t->pem[i], strlen(t->pem[i]));
-            free(t->pem[i]);
-        }
+        bd_pem_free(t->pem[i]);
     explicit_bzero(t->gkey, sizeof t->gkey);
     free(t);
 }
