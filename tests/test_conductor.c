@@ -79,9 +79,8 @@ static int run_cmd(const char *fmt, const char *a, const char *b)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Starts `bodhi run` in a process group of its own (so a test can kill the whole group),
- * which dies with the test process. */
-/* `bodhi run file --out out --quiet`, in a process of its own. An earlier test process of
+/* Starts `bodhi run file --out out --quiet` in a process group of its own (so a test can
+ * kill the whole group), which dies with the test process. An earlier test process of
  * this pid (pids wrap around in a long suite) may have left its run at out: the new run
  * would move it aside, but the test's waits would see its files first and return at once,
  * so it goes first. */

@@ -198,8 +198,8 @@ class Helper {
      * the core away at each look (sched_yield), for up to 2 ms each time before they
      * sleep: for a run of tasks of a few hundred microseconds each, under a millisecond
      * apart (dqn.cpp's target passes, one per gradient step), where waking a sleeping
-     * thread (50-100 us on this VM's idle core) costs about what the task saves. Held only inside one call of the
-     * caller's (Hold), never between calls. */
+     * thread (50-100 us on this VM's idle core) costs about what the task saves. Held
+     * only inside one call of the caller's (Hold), never between calls. */
     void hold(bool on);
     struct Hold { /* held for a scope; NULL: nothing */
         Helper *h;
