@@ -26,7 +26,7 @@ int bd_sac_params_read(const bd_node *p, long long columns, int act_dim, bd_sac_
 #define GETD BD_GETD_IN
 #define GETI BD_GETI
 #define GETB BD_GETB
-    GETD("policy_lr", 1e-3, 0, 10, 1, o->policy_lr);
+    GETD("policy_lr", 3e-4, 0, 10, 1, o->policy_lr);
     GETD("q_lr", 1e-3, 0, 10, 1, o->q_lr);
     GETD("alpha_lr", 1e-3, 0, 10, 1, o->alpha_lr);
     GETD("gamma", 0.99, 0, 1, 0, o->gamma);

@@ -15,7 +15,7 @@
 #include "torch/bd_torch.h"
 
 typedef struct {
-    double policy_lr;          /* 1e-3: Adam's step size for the actor ... */
+    double policy_lr;          /* 3e-4: Adam's step size for the actor ... */
     double q_lr;               /* 1e-3: ... the critics ... */
     double alpha_lr;           /* 1e-3: ... and log alpha */
     double gamma;              /* 0.99 */
