@@ -321,6 +321,67 @@ Test(conductor, sac_same_seed_same_trajectories, .timeout = 300)
     free(a); free(b); free(path);
 }
 
+/* Groups of two learner kinds in one world: SAC taggers chasing PPO runners in Tag, two
+ * muscles each holding both groups' columns, then a test phase that loads both
+ * checkpoints. Both brains learn (sac's update events carry gradient steps and alpha,
+ * ppo's its KL), and two runs with one seed record the same bytes, train and test. */
+Test(conductor, sac_taggers_against_ppo_runners_learn_and_repeat, .timeout = 300 * BD_TEST_SLOW)
+{
+    char *path = bd_strfmt("/tmp/bd-test-run-%d-sacppo.yml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "uid: sac-ppo\nseed: 5\nversion: 1\nschedule:\n"
+               "  - train:\n"
+               "      environments:\n"
+               "        - environment: {name: tag, uid: tag, params: {worlds: 4, runners: 3, taggers: 2,\n"
+               "                                                      arena: 10, max_steps: 50}}\n"
+               "      agents:\n"
+               "        - name: taggers\n"
+               "          brain: {name: sac, params: {learning_starts: 128, batch_size: 32, hidden: 16}}\n"
+               "          muscle: {name: sac}\n"
+               "          sensors: [tag.tagger.*]\n"
+               "          actuators: [tag.tagger.*]\n"
+               "        - name: runners\n"
+               "          brain: {name: ppo, params: {hidden: 16}}\n"
+               "          muscle: {name: ppo}\n"
+               "          sensors: [tag.runner.*]\n"
+               "          actuators: [tag.runner.*]\n"
+               "      simulation:\n"
+               "        conditions:\n"
+               "          - {name: max_steps, params: {steps: 6000, agent: taggers}}\n"
+               "      phase_config: {mode: train, worker: 2}\n"
+               "  - test:\n"
+               "      phase_config: {mode: test, worker: 2, episodes: 4}\n");
+    fclose(f);
+    char *a = bd_strfmt("/tmp/bd-run-%d-spa", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-spb", (int)getpid());
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", path, a), 0);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet", path, b), 0);
+    char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
+                         "import h5py, hashlib, json\n"
+                         "ev = [json.loads(l) for l in open('%s/log.jsonl')]\n"
+                         "up = [e for e in ev if e.get('event') == 'update' and e.get('phase') == 'train']\n"
+                         "assert any(e['agent'] == 'taggers' and e.get('gradient_steps', 0) > 0 and 'alpha' in e "
+                         "for e in up), 'no sac update'\n"
+                         "assert any(e['agent'] == 'runners' and 'approx_kl' in e for e in up), 'no ppo update'\n"
+                         "def digest(d):\n"
+                         "    f = h5py.File(d + '/run.h5', 'r')\n"
+                         "    out = {}\n"
+                         "    for ph in f:\n"
+                         "        for ag in f[ph]:\n"
+                         "            for ds in ('sensors', 'actuators', 'rewards', 'terminated', 'truncated'):\n"
+                         "                x = f[ph][ag][ds][:]\n"
+                         "                assert x.shape[0] > 0\n"
+                         "                out[ph, ag, ds] = hashlib.sha256(x.tobytes()).hexdigest()\n"
+                         "    return out\n"
+                         "da, db = digest('%s'), digest('%s')\n"
+                         "assert len(da) == 20 and da == db, (da, db)\n"
+                         "\"",
+                         a, a, b);
+    cr_assert_eq(system(py), 0, "sac taggers and ppo runners both learnt, and one seed recorded the same bytes");
+    free(py);
+    free(a); free(b); free(path);
+}
+
 Test(conductor, bad_input_exits_2_with_position)
 {
     char *path = bd_strfmt("/tmp/bd-test-run-%d-bad.yml", (int)getpid());
