@@ -117,7 +117,7 @@ const float *bdt_cpunet_logstd(const bdt_cpunet *n, const float *params)
  * computes as its transpose (sgemm "t","n": W^T x^T); with out = 1 its strides are
  * those of a column too, and ATen keeps it as it is (sgemm "t","n": x W^T). Leading
  * dimensions as ATen normalises them where a dimension is 1. */
-static void bdt_linear(const float *x, int rows, int in, const float *W, const float *b, int out, float *y)
+void bdt_cpunet_linear(const float *x, int rows, int in, const float *W, const float *b, int out, float *y)
 {
     for (int r = 0; r < rows; r++)
         memcpy(y + (size_t)r * (size_t)out, b, sizeof(float) * (size_t)out);
@@ -133,11 +133,36 @@ static void bdt_linear(const float *x, int rows, int in, const float *W, const f
 
 /* ReLU in place, as libtorch's CPU kernel computes it (clamp_min(x, 0): x unless x < 0,
  * so a NaN and -0 are kept). */
-static void bdt_relu(float *x, size_t len)
+void bdt_cpunet_relu(float *x, size_t len)
 {
+    /* a select, not a branch: it vectorises, and a branch on signs that are as often one
+     * way as the other is mispredicted half the time */
     for (size_t i = 0; i < len; i++)
-        if (x[i] < 0.0f)
-            x[i] = 0.0f;
+        x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* Column-major thinking, as BLAS: x (rows, in) row-major is an (in, rows) matrix of leading
+ * dimension in, dz (rows, out) an (out, rows) one of leading dimension out, W (out, in) an
+ * (in, out) one of leading dimension in. dW (out, in) row-major, (in, out) column-major, is
+ * x' dz'^T: sgemm "n","t"; dx (rows, in), (in, rows) column-major, is W' dz': sgemm "n","n". */
+void bdt_cpunet_linear_backward(const float *dz, const float *x, int rows, int in, const float *W, int out,
+                                float *dW, float *db, float *dx)
+{
+    const float one = 1.0f, zero = 0.0f;
+    sgemm_("n", "t", &in, &out, &rows, &one, x, &in, dz, &out, &zero, dW, &in);
+    for (int j = 0; j < out; j++)
+        db[j] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        const float *d = dz + (size_t)r * (size_t)out;
+        for (int j = 0; j < out; j++)
+            db[j] += d[j];
+    }
+    if (!dx)
+        return;
+    sgemm_("n", "n", &in, &rows, &out, &one, W, &in, dz, &out, &zero, dx, &in);
+    const size_t len = (size_t)rows * (size_t)in;
+    for (size_t i = 0; i < len; i++) /* threshold_backward's: 0 where x <= 0 (a NaN passes); a select */
+        dx[i] = x[i] <= 0.0f ? 0.0f : dx[i];
 }
 
 /* One trunk (Linear, then tanh for the actor-critic or ReLU for a Q-network or a squashed
@@ -153,9 +178,9 @@ static const float *bdt_trunk(bdt_cpunet *n, const float *p, const float *obs, i
     for (int l = 0; l < n->cfg.layers; l++) {
         float *z = buf[l & 1];
         const float *W = p, *b = p + (size_t)h * (size_t)in;
-        bdt_linear(x, rows, in, W, b, h, z);
+        bdt_cpunet_linear(x, rows, in, W, b, h, z);
         if (relu)
-            bdt_relu(z, (size_t)rows * (size_t)h);
+            bdt_cpunet_relu(z, (size_t)rows * (size_t)h);
         else
             bdt_cpunet_tanh(z, (size_t)rows * (size_t)h);
         p = b + h;
@@ -164,7 +189,7 @@ static const float *bdt_trunk(bdt_cpunet *n, const float *p, const float *obs, i
     }
     const float *W = p, *b = p + (size_t)outs * (size_t)h;
     if (y)
-        bdt_linear(x, rows, h, W, b, outs, y);
+        bdt_cpunet_linear(x, rows, h, W, b, outs, y);
     return b + outs;
 }
 

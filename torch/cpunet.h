@@ -60,4 +60,21 @@ int bdt_policy_init_params(const bdt_policy_config *cfg, float *dst, size_t n);
 /* tanh in place over x (len floats) as libtorch's CPU kernel computes it here (above). */
 void bdt_cpunet_tanh(float *x, size_t len);
 
+/* The pieces of the networks above, for a learner that runs its own passes on the CPU
+ * (torch/dqn.cpp). y (rows, out) = x (rows, in) W^T + b, W (out, in) row-major: a Linear
+ * layer as libtorch's addmm computes it (the same bits). */
+void bdt_cpunet_linear(const float *x, int rows, int in, const float *W, const float *b, int out, float *y);
+
+/* ReLU in place as libtorch's CPU kernel (clamp_min: NaN and -0 kept). */
+void bdt_cpunet_relu(float *x, size_t len);
+
+/* A Linear layer's gradients from dz (rows, out), the gradient at its output, and x (rows,
+ * in), its input: dW (out, in) = dz^T x and db (out) = dz's column sums (rows in order, in
+ * float), overwritten; and, where dx is not NULL, dx (rows, in) = dz W, zeroed wherever
+ * x <= 0: the gradient at the pre-activation of the ReLU whose output x is. The
+ * products are BLAS's (not libtorch's bits: its sum over the rows and its arrangement of
+ * the operands differ). */
+void bdt_cpunet_linear_backward(const float *dz, const float *x, int rows, int in, const float *W, int out,
+                                float *dW, float *db, float *dx);
+
 #endif

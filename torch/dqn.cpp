@@ -3,6 +3,10 @@
  * and SB3's DQN, over batches the caller samples. */
 #include "torch/shim.hpp"
 
+extern "C" {
+#include "torch/cpunet.h" /* the CPU step's layers (cpu_pass, cpu_grad) */
+}
+
 #include <torch/nn/functional/loss.h>
 
 using namespace bd_shim;
@@ -27,6 +31,13 @@ struct QGrad {
     torch::Tensor dout, dh, dz[2], one;
 };
 
+/* A pass of a Q-network on the CPU (cpu_pass below): each hidden layer's ReLU output, one
+ * layer after another (rows x hidden each), and the Q-values (rows x actions). */
+struct CpuPass {
+    std::vector<float> h, out;
+    int rows = 0;
+};
+
 struct bdt_dqn {
     bdt_policy *q = nullptr;
     bdt_policy *target = nullptr;
@@ -43,6 +54,11 @@ struct bdt_dqn {
     QPass pass_next;   /* the network on s' (bdt_dqn_targets) */
     QPass pass_target; /* the target on s' */
     QGrad g;
+    /* the CPU step's (cpu_grad): passes of the network and the target, the rows [s; s'] of
+     * a step, and a hidden layer's gradient (two, in turn) */
+    CpuPass cpu_x, cpu_t;
+    std::vector<float> cpu_rows, cpu_dz[2], cpu_dout, cpu_y, cpu_qsa;
+    std::vector<size_t> cpu_off; /* each layer's first parameter in the flat order */
 
     ~bdt_dqn()
     {
@@ -170,6 +186,178 @@ torch::Tensor bellman(bdt_dqn *o, const torch::Tensor &rew, const torch::Tensor 
     return bellman_from(qt, a, rew, disc);
 }
 
+/* The Q-network of flat parameters p (cfg's shape: `layers` ReLU layers of `hidden`, then
+ * act_dim Q-values; policy.cpp's order, as q_forward's ps) on x (rows, obs_dim) into s, with
+ * torch/cpunet.c's Linear and ReLU: libtorch's bits for q_forward's, without its dispatch. */
+void cpu_pass(const bdt_policy_config &c, const float *p, const float *x, int rows, CpuPass &s)
+{
+    const size_t H = (size_t)c.hidden, L = (size_t)c.layers, R = (size_t)rows;
+    s.h.resize(L * R * H);
+    s.out.resize(R * (size_t)c.act_dim);
+    s.rows = rows;
+    const float *in = x;
+    int width = c.obs_dim;
+    for (size_t l = 0; l < L; l++) {
+        float *z = s.h.data() + l * R * H;
+        bdt_cpunet_linear(in, rows, width, p, p + H * (size_t)width, c.hidden, z);
+        bdt_cpunet_relu(z, R * H);
+        p += H * (size_t)width + H;
+        in = z;
+        width = c.hidden;
+    }
+    bdt_cpunet_linear(in, rows, width, p, p + (size_t)c.act_dim * (size_t)width, c.act_dim, s.out.data());
+}
+
+/* The first index of a row's largest value, a NaN taken for the largest (torch.argmax). */
+int cpu_argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int k = 1; k < n && v[best] == v[best]; k++)
+        if (v[k] > v[best] || v[k] != v[k])
+            best = k;
+    return best;
+}
+
+/* One gradient step's gradient on the CPU into the optimiser's flat gradient: the passes
+ * (the network on [s; s'] with double DQN, on s without; the target on s'; split: the
+ * target's on the helper's thread), the Bellman targets, the Huber loss's gradient (delta 1,
+ * the batch's mean, as smooth_l1_loss_backward) at Q(s, a), and the backward pass through
+ * the network on s (bdt_cpunet_linear_backward). The same arithmetic as the libtorch path
+ * below, in the same order, but for the backward's BLAS arrangement and its bias sums, so
+ * not always its bits. cpu_qsa and cpu_y keep Q(s, a) and the targets (the stats'). BD_OK
+ * or BD_EINVAL for an action outside the network's. */
+int cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
+             const float *term, int n, bool split)
+{
+    const bdt_policy_config &c = o->q->cfg;
+    const int S = c.obs_dim, A = c.act_dim, H = c.hidden, L = c.layers;
+    const bool dq = o->cfg.double_q;
+    const float *x = obs;
+    if (dq) { /* s and s' in one pass */
+        o->cpu_rows.resize((size_t)2 * n * S);
+        std::memcpy(o->cpu_rows.data(), obs, sizeof(float) * (size_t)n * S);
+        std::memcpy(o->cpu_rows.data() + (size_t)n * S, next_obs, sizeof(float) * (size_t)n * S);
+        x = o->cpu_rows.data();
+    }
+    const float *net = o->opt.data.data_ptr<float>(), *tgt = o->target_data.data_ptr<float>();
+    auto theirs = [&] { cpu_pass(c, tgt, next_obs, n, o->cpu_t); };
+    auto mine = [&] { cpu_pass(c, net, x, dq ? 2 * n : n, o->cpu_x); };
+    if (split) {
+        o->helper->beside(theirs, mine);
+    } else {
+        theirs();
+        mine();
+    }
+    o->cpu_y.resize((size_t)n);
+    o->cpu_qsa.resize((size_t)n);
+    o->cpu_dout.assign((size_t)n * A, 0.0f);
+    const float gamma = o->cfg.gamma, norm = (float)(1.0 / n);
+    const float *qx = o->cpu_x.out.data(), *qt = o->cpu_t.out.data();
+    for (int i = 0; i < n; i++) {
+        const float a = act[i];
+        if (!(a >= 0 && a < (float)A))
+            return bd_seterr(BD_EINVAL, "bdt_dqn_update: action %g of a transition, outside 0 to %d", (double)a, A - 1);
+        const int ai = (int)a;
+        /* the greedy action at s': the network's (double DQN) or the target's */
+        const int best = dq ? cpu_argmax(qx + (size_t)(n + i) * A, A) : cpu_argmax(qt + (size_t)i * A, A);
+        const float disc = gamma * (1.0f - term[i]);
+        const float y = rew[i] + disc * qt[(size_t)i * A + best];
+        const float qsa = qx[(size_t)i * A + ai];
+        const float d = qsa - y;
+        o->cpu_y[i] = y;
+        o->cpu_qsa[i] = qsa;
+        o->cpu_dout[(size_t)i * A + ai] = d <= -1.0f ? -norm : d >= 1.0f ? norm : norm * d;
+    }
+    /* back through the layers on the first n rows of each (s's) */
+    float *grad = o->opt.grad.data_ptr<float>();
+    std::vector<size_t> &off = o->cpu_off;
+    off.resize((size_t)L + 1);
+    size_t at = 0;
+    for (int l = 0; l <= L; l++) {
+        off[l] = at;
+        const size_t in = l ? (size_t)H : (size_t)S, out = l < L ? (size_t)H : (size_t)A;
+        at += out * in + out;
+    }
+    const size_t rows = (size_t)o->cpu_x.rows;
+    const float *dz = o->cpu_dout.data();
+    for (int l = L; l >= 0; l--) {
+        const int in = l ? H : S, out = l < L ? H : A;
+        const float *xin = l ? o->cpu_x.h.data() + (size_t)(l - 1) * rows * H : x;
+        float *dx = nullptr;
+        if (l) {
+            o->cpu_dz[l % 2].resize((size_t)n * H);
+            dx = o->cpu_dz[l % 2].data();
+        }
+        bdt_cpunet_linear_backward(dz, xin, n, in, net + off[l], out, grad + off[l],
+                                   grad + off[l] + (size_t)out * in, dx);
+        dz = dx;
+    }
+    return BD_OK;
+}
+
+/* What follows a gradient step's gradient on either path: the gradient hook (the ranks'
+ * all-reduce), the clip, Adam's step and the target's update. BD_OK or the hook's error. */
+int apply_grad(bdt_dqn *o, int k, int steps)
+{
+    if (o->grad_hook) {
+        int hrc = o->opt.run_hook(o->grad_hook, o->grad_ctx, o->grad_buf);
+        if (hrc != BD_OK) {
+            const std::string why = bd_lasterr(); /* not the buffer bd_seterr writes */
+            return bd_seterr(hrc, "bdt_dqn_update: the gradient hook after %d of %d steps: %s", k, steps,
+                             why.c_str());
+        }
+    }
+    if (o->cfg.max_grad_norm > 0)
+        o->opt.clip(o->cfg.max_grad_norm);
+    o->opt.step(); /* opt.t: the gradient steps so far */
+    if (o->opt.t % o->cfg.target_every == 0)
+        sync_target(o, o->cfg.tau);
+    return BD_OK;
+}
+
+/* bdt_dqn_update on the CPU: each step's gradient by cpu_grad, straight from the caller's
+ * arrays (step k's transitions are rows k n to (k + 1) n - 1 of each). */
+int cpu_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
+               const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats)
+{
+    const size_t S = (size_t)o->q->cfg.obs_dim;
+    const bool split = helper_ready(o->helper, o->split, o->q->dev);
+    Helper::Hold held(split ? o->helper.get() : nullptr);
+    bool any = false;
+    for (int k = 0; k < steps; k++) {
+        if (cancel && *cancel)
+            return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
+        const size_t a0 = (size_t)k * (size_t)n;
+        int rc = cpu_grad(o, obs + a0 * S, act + a0, rew + a0, next_obs + a0 * S, term + a0, n, split);
+        if (rc != BD_OK)
+            return rc;
+        any = true;
+        if (k == 0 && stats) {
+            double sum = 0;
+            for (float q : o->cpu_qsa)
+                sum += q;
+            stats->q_first = (float)(sum / n);
+        }
+        if ((rc = apply_grad(o, k, steps)) != BD_OK)
+            return rc;
+    }
+    if (stats) {
+        stats->steps = (uint64_t)o->opt.t;
+        stats->split = split;
+        if (any) { /* the last step's, before it: the Huber loss (delta 1) and Q(s, a)'s mean */
+            double loss = 0, q = 0;
+            for (int i = 0; i < n; i++) {
+                const double d = std::fabs((double)o->cpu_qsa[i] - o->cpu_y[i]);
+                loss += d < 1 ? 0.5 * d * d : d - 0.5;
+                q += o->cpu_qsa[i];
+            }
+            stats->loss = (float)(loss / n);
+            stats->q_mean = (float)(q / n);
+        }
+    }
+    return BD_OK;
+}
+
 } // namespace
 
 extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn **out)
@@ -250,6 +438,8 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
     try {
         const torch::Device &dev = o->q->dev;
         const int64_t S = o->q->cfg.obs_dim, m = (int64_t)n * steps;
+        if (dev.is_cpu())
+            return cpu_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
         torch::Tensor X = upload(obs, {m, S}, dev), NX = upload(next_obs, {m, S}, dev);
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
         torch::NoGradGuard ng; /* the gradients by hand (q_backward) */
@@ -298,19 +488,9 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
             torch::Tensor gq = at::smooth_l1_loss_backward(g.one, qsa, y, at::Reduction::Mean, 1.0);
             sized(g.dout, n, o->pass_x.out.size(1), x).zero_().scatter_add_(1, ai, gq.unsqueeze(1));
             q_backward(o->q->params, x, o->pass_x, g);
-            if (o->grad_hook) {
-                int hrc = o->opt.run_hook(o->grad_hook, o->grad_ctx, o->grad_buf);
-                if (hrc != BD_OK) {
-                    const std::string why = bd_lasterr(); /* not the buffer bd_seterr writes */
-                    return bd_seterr(hrc, "bdt_dqn_update: the gradient hook after %d of %d steps: %s", k, steps,
-                                     why.c_str());
-                }
-            }
-            if (o->cfg.max_grad_norm > 0)
-                o->opt.clip(o->cfg.max_grad_norm);
-            o->opt.step(); /* opt.t: the gradient steps so far */
-            if (o->opt.t % o->cfg.target_every == 0)
-                sync_target(o, o->cfg.tau);
+            const int rc = apply_grad(o, k, steps);
+            if (rc != BD_OK)
+                return rc;
         }
         if (stats) {
             stats->steps = (uint64_t)o->opt.t;
