@@ -1437,6 +1437,25 @@ Test(ranks, two_ranks_by_torchrun_variables_agree, .timeout = 300)
                     "{rollout_steps: 32, norm_obs: true}}/");
 }
 
+/* A torch shim that was found and did not load (a GPU machine's rebuilt one that misses a
+ * symbol) is named as the reason the brain could not learn, not passed over for the build
+ * tree's shim beside the binary, which would learn on the CPU without a word. */
+Test(run, a_torch_shim_that_does_not_load_is_named_not_replaced, .timeout = 120)
+{
+    char *out = bd_strfmt("/tmp/bd-cli-%d-badshim", (int)getpid()), *t = NULL;
+    char *yml = short_run("badshim", 2400, "", NULL, "");
+    rm_rf(out);
+    int rc = sh(&t, "LD_LIBRARY_PATH=%s $BODHI run %s --out %s --quiet", BODHI_BROKEN_SHIM_DIR, yml, out);
+    cr_assert_neq(rc, 0, "%s", t);
+    char *want = bd_strfmt("%s/libbodhi_torch.so: undefined symbol: bdt_nothing_defines_this", BODHI_BROKEN_SHIM_DIR);
+    cr_assert(strstr(t, want), "the output names the shim and its missing symbol:\n%s", t);
+    free(want);
+    free(t);
+    rm_rf(out);
+    free(out);
+    free(yml);
+}
+
 /* DQN across two ranks: every gradient step's gradient averaged, the steps agreed, each
  * rank drawing from its own buffer: the Q-networks stay the same on both ranks (the same
  * digests after every update) and change as they learn. */
