@@ -354,6 +354,8 @@ Test(conductor, sac_taggers_against_ppo_runners_learn_and_repeat, .timeout = 300
                "      phase_config: {mode: test, worker: 2, episodes: 4}\n");
     fclose(f);
     char *a = bd_strfmt("/tmp/bd-run-%d-spa", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-spb", (int)getpid());
+    char *rm = bd_strfmt("rm -rf %s %s %s.prev-* %s.prev-*", a, b, a, b); /* an earlier test process of this pid's */
+    cr_assert_eq(system(rm), 0);
     cr_assert_eq(run_cmd("%s run %s --out %s --quiet", path, a), 0);
     cr_assert_eq(run_cmd("%s run %s --out %s --quiet", path, b), 0);
     char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
@@ -379,6 +381,8 @@ Test(conductor, sac_taggers_against_ppo_runners_learn_and_repeat, .timeout = 300
                          a, a, b);
     cr_assert_eq(system(py), 0, "sac taggers and ppo runners both learnt, and one seed recorded the same bytes");
     free(py);
+    cr_assert_eq(system(rm), 0);
+    free(rm);
     free(a); free(b); free(path);
 }
 

@@ -829,6 +829,103 @@ Test(torch, a_dqn_gradient_is_the_huber_losss_by_hand)
     free(gl.g);
 }
 
+/* On the CPU a gradient step runs through torch/cpunet.c's layers; with torch_ops 1 it runs
+ * libtorch's operations, as it does on a device. The two give the same gradient (not the
+ * same bits: the backward's BLAS arrangement and its bias sums differ) with double DQN and
+ * with the target's max, at 1, 2 and 3 hidden layers and two batch sizes: a learner of each
+ * from one init, one step on one batch, the gradients the hook saw compared. Tolerance:
+ * float sums of at most B + H terms a layer, forward and back through L + 1 layers, 64 (B +
+ * H) units of 2^-24 relative to the largest gradient; the forward passes are the same bits
+ * (torch::c_network_matches_libtorch*), so the greedy actions at s' are the same. */
+Test(torch, the_cpu_layers_step_is_libtorchs_step)
+{
+    enum { S = 5, H = 16, A = 3, BMAX = 48 };
+    int compared = 0;
+    for (int dq = 0; dq < 2; dq++)
+        for (int L = 1; L <= 3; L++)
+            for (int B = 7; B <= BMAX; B += BMAX - 7) {
+                bdt_policy_config pc = pcfg(S, BDT_Q, A, (uint64_t)(71 + L));
+                pc.hidden = H;
+                pc.layers = L;
+                bdt_policy *p[2];
+                bdt_dqn *o[2];
+                size_t n = 0;
+                grad_log gl[2];
+                for (int v = 0; v < 2; v++) {
+                    p[v] = mkpol(pc);
+                    n = bdt_policy_param_count(p[v]);
+                    bdt_dqn_config c = {.lr = 1e-3f, .gamma = 0.9f, .max_grad_norm = 0, .double_q = dq,
+                                        .target_every = 1, .tau = 0.5f, .torch_ops = v};
+                    cr_assert_eq(bdt_dqn_create(p[v], &c, &o[v]), BD_OK, "%s", bd_lasterr());
+                    gl[v] = (grad_log){.g = malloc(sizeof(float) * n), .n = n, .cap = 1};
+                    cr_assert_not_null(gl[v].g);
+                    bdt_dqn_set_grad_hook(o[v], keep_grad, &gl[v]);
+                }
+                float obs[BMAX * S], next[BMAX * S], act[BMAX], rew[BMAX], term[BMAX];
+                dqn_batch(B, S, A, obs, next, act, rew, term);
+                for (int i = 0; i < B; i++)
+                    rew[i] *= 3; /* errors on both sides of the Huber loss's kink */
+                for (int v = 0; v < 2; v++)
+                    cr_assert_eq(bdt_dqn_update(o[v], obs, act, rew, next, term, B, 1, NULL, NULL), BD_OK, "%s",
+                                 bd_lasterr());
+                double big = 0;
+                for (size_t i = 0; i < n; i++)
+                    big = fmax(big, fabs((double)gl[1].g[i]));
+                cr_assert(big > 0, "double_q %d, %d layers, batch %d: no gradient", dq, L, B);
+                const double tol = 64.0 * (B + H) * ldexp(1.0, -24) * big;
+                for (size_t i = 0; i < n; i++)
+                    cr_assert(fabs((double)gl[0].g[i] - gl[1].g[i]) <= tol,
+                              "double_q %d, %d layers, batch %d: gradient %zu is %.9g through the C layers, %.9g "
+                              "through libtorch (tolerance %.3g)",
+                              dq, L, B, i, (double)gl[0].g[i], (double)gl[1].g[i], tol);
+                compared++;
+                for (int v = 0; v < 2; v++) {
+                    bdt_dqn_destroy(o[v]);
+                    bdt_policy_destroy(p[v]);
+                    free(gl[v].g);
+                }
+            }
+    cr_assert_eq(compared, 12);
+}
+
+/* An action that is not a whole number from 0 to A - 1 (past the Q-values, negative, a
+ * fraction, NaN) is refused, naming the transition, before any step: the network and the
+ * step count stay as they were. */
+Test(torch, a_dqn_update_refuses_an_action_outside_the_network)
+{
+    enum { B = 8, K = 2, S = 4, A = 2 };
+    const float bad[] = {2.0f, -1.0f, 0.5f, NAN};
+    for (int torch_ops = 0; torch_ops < 2; torch_ops++)
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            bdt_policy *p = mkpol(pcfg(S, BDT_Q, A, 5));
+            bdt_dqn_config c = {.lr = 1e-2f, .gamma = 0.99f, .max_grad_norm = 10, .double_q = 1, .target_every = 1,
+                                .tau = 0.5f, .torch_ops = torch_ops};
+            bdt_dqn *o = NULL;
+            cr_assert_eq(bdt_dqn_create(p, &c, &o), BD_OK, "%s", bd_lasterr());
+            const size_t n = bdt_policy_param_count(p);
+            float *w0 = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
+            cr_assert(w0 && w);
+            cr_assert_eq(bdt_policy_get_params(p, w0, n), BD_OK);
+            float obs[B * K * S], next[B * K * S], act[B * K], rew[B * K], term[B * K];
+            dqn_batch(B * K, S, A, obs, next, act, rew, term);
+            act[B + 3] = bad[k]; /* in the second step's batch */
+            bdt_dqn_stats st = {0};
+            cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, K, NULL, &st), BD_EINVAL,
+                         "action %g was taken", (double)bad[k]);
+            cr_assert(strstr(bd_lasterr(), "transition 11's action"), "%s", bd_lasterr());
+            cr_assert_eq(bdt_policy_get_params(p, w, n), BD_OK);
+            cr_assert_eq(memcmp(w0, w, sizeof(float) * n), 0, "action %g: a step was taken", (double)bad[k]);
+            /* the same batch with the action mended learns */
+            act[B + 3] = 1.0f;
+            cr_assert_eq(bdt_dqn_update(o, obs, act, rew, next, term, B, K, NULL, &st), BD_OK, "%s", bd_lasterr());
+            cr_assert_eq(st.steps, (uint64_t)K);
+            free(w0);
+            free(w);
+            bdt_dqn_destroy(o);
+            bdt_policy_destroy(p);
+        }
+}
+
 /* The process's CPU seconds. */
 static double cpu_s(void)
 {

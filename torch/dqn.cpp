@@ -58,7 +58,8 @@ struct bdt_dqn {
      * a step, and a hidden layer's gradient (two, in turn) */
     CpuPass cpu_x, cpu_t;
     std::vector<float> cpu_rows, cpu_dz[2], cpu_dout, cpu_y, cpu_qsa;
-    std::vector<size_t> cpu_off; /* each layer's first parameter in the flat order */
+    std::vector<size_t> cpu_off; /* each layer's first parameter in the flat order (cpu_offsets) */
+    bool cpu_layers = false;     /* the CPU step's through torch/cpunet.c (cfg.torch_ops 0, on the CPU) */
 
     ~bdt_dqn()
     {
@@ -224,10 +225,10 @@ int cpu_argmax(const float *v, int n)
  * the batch's mean, as smooth_l1_loss_backward) at Q(s, a), and the backward pass through
  * the network on s (bdt_cpunet_linear_backward). The same arithmetic as the libtorch path
  * below, in the same order, but for the backward's BLAS arrangement and its bias sums, so
- * not always its bits. cpu_qsa and cpu_y keep Q(s, a) and the targets (the stats'). BD_OK
- * or BD_EINVAL for an action outside the network's. */
-int cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
-             const float *term, int n, bool split)
+ * not always its bits. cpu_qsa and cpu_y keep Q(s, a) and the targets (the stats'). The
+ * actions are whole numbers in range (bdt_dqn_update looked). */
+void cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
+              const float *term, int n, bool split)
 {
     const bdt_policy_config &c = o->q->cfg;
     const int S = c.obs_dim, A = c.act_dim, H = c.hidden, L = c.layers;
@@ -255,9 +256,7 @@ int cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, c
     const float *qx = o->cpu_x.out.data(), *qt = o->cpu_t.out.data();
     for (int i = 0; i < n; i++) {
         const float a = act[i];
-        if (!(a >= 0 && a < (float)A))
-            return bd_seterr(BD_EINVAL, "bdt_dqn_update: action %g of a transition, outside 0 to %d", (double)a, A - 1);
-        const int ai = (int)a;
+        const int ai = (int)a; /* a whole number in range: bdt_dqn_update looked */
         /* the greedy action at s': the network's (double DQN) or the target's */
         const int best = dq ? cpu_argmax(qx + (size_t)(n + i) * A, A) : cpu_argmax(qt + (size_t)i * A, A);
         const float disc = gamma * (1.0f - term[i]);
@@ -270,14 +269,7 @@ int cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, c
     }
     /* back through the layers on the first n rows of each (s's) */
     float *grad = o->opt.grad.data_ptr<float>();
-    std::vector<size_t> &off = o->cpu_off;
-    off.resize((size_t)L + 1);
-    size_t at = 0;
-    for (int l = 0; l <= L; l++) {
-        off[l] = at;
-        const size_t in = l ? (size_t)H : (size_t)S, out = l < L ? (size_t)H : (size_t)A;
-        at += out * in + out;
-    }
+    const std::vector<size_t> &off = o->cpu_off;
     const size_t rows = (size_t)o->cpu_x.rows;
     const float *dz = o->cpu_dout.data();
     for (int l = L; l >= 0; l--) {
@@ -292,7 +284,23 @@ int cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, c
                                    grad + off[l] + (size_t)out * in, dx);
         dz = dx;
     }
-    return BD_OK;
+}
+
+/* Each layer's first parameter in the flat order (cpu_off; layers + 1 of them): true when
+ * they cover the network's parameters exactly, as policy.cpp's Q-network lays them out
+ * (weight, then bias, a layer at a time). Anything else keeps libtorch's operations. */
+bool cpu_offsets(bdt_dqn *o)
+{
+    const bdt_policy_config &c = o->q->cfg;
+    o->cpu_off.assign((size_t)c.layers + 1, 0);
+    size_t at = 0;
+    for (int l = 0; l <= c.layers; l++) {
+        o->cpu_off[l] = at;
+        const size_t in = l ? (size_t)c.hidden : (size_t)c.obs_dim;
+        const size_t out = l < c.layers ? (size_t)c.hidden : (size_t)c.act_dim;
+        at += out * in + out;
+    }
+    return c.layers >= 1 && at == (size_t)o->opt.data.numel() && o->q->params.size() == 2 * ((size_t)c.layers + 1);
 }
 
 /* What follows a gradient step's gradient on either path: the gradient hook (the ranks'
@@ -328,9 +336,7 @@ int cpu_update(bdt_dqn *o, const float *obs, const float *act, const float *rew,
         if (cancel && *cancel)
             return bd_seterr(BD_EINTR, "bdt_dqn_update: cancelled after %d of %d steps", k, steps);
         const size_t a0 = (size_t)k * (size_t)n;
-        int rc = cpu_grad(o, obs + a0 * S, act + a0, rew + a0, next_obs + a0 * S, term + a0, n, split);
-        if (rc != BD_OK)
-            return rc;
+        cpu_grad(o, obs + a0 * S, act + a0, rew + a0, next_obs + a0 * S, term + a0, n, split);
         any = true;
         if (k == 0 && stats) {
             double sum = 0;
@@ -338,7 +344,8 @@ int cpu_update(bdt_dqn *o, const float *obs, const float *act, const float *rew,
                 sum += q;
             stats->q_first = (float)(sum / n);
         }
-        if ((rc = apply_grad(o, k, steps)) != BD_OK)
+        const int rc = apply_grad(o, k, steps);
+        if (rc != BD_OK)
             return rc;
     }
     if (stats) {
@@ -385,6 +392,8 @@ extern "C" int bdt_dqn_create(bdt_policy *q, const bdt_dqn_config *cfg, bdt_dqn 
         if (rc != BD_OK)
             return rc;
         o->target_data = o->opt.views_for(o->target->params); /* the target starts as the network */
+        o->cpu_layers = !cfg->torch_ops && q->dev.is_cpu() && o->opt.data.scalar_type() == torch::kFloat32
+                        && o->opt.data.is_contiguous() && o->opt.grad.is_contiguous() && cpu_offsets(o.get());
         *out = o.release();
         return BD_OK;
     } catch (...) {
@@ -434,11 +443,16 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
 {
     if (!o || n < 1 || steps < 0 || !obs || !act || !rew || !next_obs || !term)
         return bd_seterr(BD_EINVAL, "bdt_dqn_update: NULL argument, n %d or steps %d", n, steps);
+    const int64_t m = (int64_t)n * steps;
+    for (int64_t i = 0; i < m; i++) /* on any device: an index past the Q-values is no CUDA assert */
+        if (!(act[i] >= 0 && act[i] < (float)o->q->cfg.act_dim && act[i] == std::floor(act[i])))
+            return bd_seterr(BD_EINVAL, "bdt_dqn_update: transition %lld's action is %g, not a whole number from 0 "
+                             "to %d", (long long)i, (double)act[i], o->q->cfg.act_dim - 1);
     FtzGuard ftz;
     try {
         const torch::Device &dev = o->q->dev;
-        const int64_t S = o->q->cfg.obs_dim, m = (int64_t)n * steps;
-        if (dev.is_cpu())
+        const int64_t S = o->q->cfg.obs_dim;
+        if (o->cpu_layers)
             return cpu_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
         torch::Tensor X = upload(obs, {m, S}, dev), NX = upload(next_obs, {m, S}, dev);
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);

@@ -20,6 +20,9 @@ typedef struct {
     int double_q;        /* 1: the online network picks the next action, the target values it */
     int target_every;    /* gradient steps between target updates (>= 1) */
     float tau;           /* a target update: target = tau online + (1 - tau) target (1: a copy) */
+    int torch_ops;       /* 0 (the brain's): on the CPU a step's passes are torch/cpunet.c's
+                            layers; 1: libtorch's operations, as on a device (the tests
+                            compare the two) */
 } bdt_dqn_config;
 
 typedef struct {
@@ -46,7 +49,8 @@ int bdt_dqn_targets(bdt_dqn *o, const float *rew, const float *next_obs, const f
  * obs_dim), act (steps n: the action index as a float), rew, term (steps n): the Huber
  * loss between Q(obs, act) and bdt_dqn_targets, clipped gradient, Adam; the target network
  * is updated after every target_every-th gradient step (counted over the handle's life).
- * cancel (may be NULL) is looked at between steps: once set, BD_EINTR, the steps done kept. */
+ * cancel (may be NULL) is looked at between steps: once set, BD_EINTR, the steps done kept.
+ * An action that is not a whole number from 0 to act_dim - 1 is BD_EINVAL before any step. */
 int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
                    const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats);
 

@@ -113,10 +113,12 @@ static void *bdt_open(void)
     snprintf(bdt_why, sizeof bdt_why, "%s", dlerror());
     /* Only a shim that is nowhere on the search path sends the search to the build tree. One
      * that was found and did not load (a GPU machine's rebuilt shim that misses a symbol or a
-     * CUDA library) is said as it is: the build tree's would be another shim, the CPU's,
-     * taken without a word. glibc words the first case so, naming the shim itself. */
-    static const char absent[] = BD_TORCH_SONAME ": cannot open shared object file";
-    if (strncmp(bdt_why, absent, sizeof absent - 1) != 0)
+     * CUDA library, one this user may not read) is said as it is: the build tree's would be
+     * another shim, the CPU's, taken without a word. glibc (untranslated: bodhi sets no
+     * locale) words the first case so, naming the shim itself; a missing library the shim
+     * needs is named by its own name, and any other wording is taken as found. */
+    static const char absent[] = BD_TORCH_SONAME ": cannot open shared object file: No such file or directory";
+    if (strcmp(bdt_why, absent) != 0)
         return NULL;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
