@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "wire/addr.h"
 
 #define BD_LOCK_NAME "run.lock"
 #define BD_CLAIM_TRIES 5
@@ -155,6 +156,7 @@ static int bd_move_aside(const char *dir, bd_rundir *rd, int *retry)
     default:
         break;
     }
+    bd_sockdir_reap(dir); /* a killed conductor's sockets: no process of that run lives */
     int rc = bd_move_aside_as_prev(dir, "run", &rd->moved_to);
     close(fd);
     return rc;

@@ -1131,9 +1131,48 @@ Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120 * BD_TEST_S
     char *ck = bd_strfmt("%s/checkpoints/train/balancer.pt", out);
     cr_assert(bd_exists(ck));
     free(ck);
+    /* the killed conductor could not remove its socket folder; the next run at the same
+     * --out, which moves the dead run aside, does */
+    char *link = bd_strfmt("%s/sockets", out), sock[4096];
+    ssize_t n = readlink(link, sock, sizeof sock - 1);
+    cr_assert(n > 0, "%s", link);
+    sock[n] = '\0';
+    cr_assert(bd_exists(sock), "the dead run's socket folder %s", sock);
+    char *again = write_run("k9cond2", 600);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", again, out), 0);
+    cr_assert(!bd_exists(sock), "the dead run's socket folder %s is still there", sock);
+    free(again);
+    free(link);
     free(left);
     free(out);
     free(file);
+}
+
+/* A dead run's `sockets` link is followed only to a folder bodhi could have made and holding
+ * sockets alone: a link to a folder of the user's files (here one named as bodhi names
+ * its socket folders, holding a file) is left as it is when the next run moves the dead
+ * run aside. */
+Test(conductor, a_dead_runs_socket_link_to_other_files_is_left_alone, .timeout = 60 * BD_TEST_SLOW)
+{
+    char tmpl[] = "/tmp/bodhi-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl));
+    char *keep = bd_strfmt("%s/notes.txt", tmpl);
+    cr_assert_eq(bd_write_file(keep, "mine\n", 5), BD_OK);
+    char *out = bd_strfmt("/tmp/bd-run-%d-deadsock", (int)getpid());
+    char *cmd = bd_strfmt("rm -rf %s %s.prev-* && mkdir -p %s && touch %s/run.yml %s/log.jsonl %s/run.lock && "
+                          "ln -s %s %s/sockets",
+                          out, out, out, out, out, out, tmpl, out);
+    cr_assert_eq(system(cmd), 0);
+    char *file = write_run("deadsock", 600);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", file, out), 0);
+    cr_assert(bd_exists(keep), "%s was removed", keep);
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s %s %s.prev-*", tmpl, out, out);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(file);
+    free(out);
+    free(keep);
 }
 
 /* Garbage into a socket: an NNG REQ sending bytes that are no bodhi message (and a bodhi

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -81,6 +82,54 @@ void bd_sockdir_remove(const char *run_dir, const char *sockdir)
     if (link)
         unlink(link);
     free(link);
+}
+
+/* Whether path names a socket directory bd_sockdir_create makes: <parent>/bodhi-XXXXXX,
+ * parent /tmp or $XDG_RUNTIME_DIR, six characters of mkdtemp's alphabet. */
+static int bd_sockdir_name_ok(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || strlen(slash + 1) != 12 || strncmp(slash + 1, "bodhi-", 6) != 0)
+        return 0;
+    for (const char *c = slash + 7; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            return 0;
+    const size_t plen = (size_t)(slash - path);
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    return (plen == 4 && strncmp(path, "/tmp", 4) == 0)
+           || (rt && rt[0] == '/' && strlen(rt) == plen && strncmp(path, rt, plen) == 0);
+}
+
+int bd_sockdir_reap(const char *run_dir)
+{
+    char *sockdir = NULL;
+    if (bd_sockdir_find(run_dir, &sockdir) != BD_OK)
+        return 0;
+    struct stat st;
+    int ok = bd_sockdir_name_ok(sockdir) && lstat(sockdir, &st) == 0 && S_ISDIR(st.st_mode)
+             && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700;
+    DIR *d = ok ? opendir(sockdir) : NULL;
+    struct dirent *e;
+    /* first look: nothing but sockets and the conductor's server.pem (the TLS door's key,
+     * conductor/join.c), or it is not ours to empty */
+    while (d && ok && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *p = bd_strfmt("%s/%s", sockdir, e->d_name);
+        struct stat es;
+        ok = p && lstat(p, &es) == 0
+             && (S_ISSOCK(es.st_mode) || (S_ISREG(es.st_mode) && strcmp(e->d_name, "server.pem") == 0));
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    int reaped = 0;
+    if (ok && d) {
+        bd_sockdir_remove(run_dir, sockdir); /* the sockets, the folder, the link */
+        reaped = lstat(sockdir, &st) != 0;
+    }
+    free(sockdir);
+    return reaped;
 }
 
 char *bd_url_brain(const char *sockdir, int phase, int agent)
