@@ -131,8 +131,8 @@ static pid_t start_long_run(const char *tag, char **file, char **out)
 
 /* Two runs' traces (a and b, run directories) hold the same bytes in every recorded
  * sensor, actuator, reward and flag dataset, `datasets` of them in all (5 per phase and
- * agent), none empty; `check` (may be empty) is more Python run on the first run's run.h5,
- * open as f (a test's own assertion). */
+ * agent), none empty; `check` (may be empty) is one more line of Python run on each run's
+ * run.h5, open as f (a test's own assertion). */
 static void assert_same_trace_bytes(const char *a, const char *b, int datasets, const char *check)
 {
     char *py = bd_strfmt("cd / && /usr/bin/python3 -c \""
@@ -149,10 +149,11 @@ static void assert_same_trace_bytes(const char *a, const char *b, int datasets, 
                          "    return out\n"
                          "da, db = digest('%s'), digest('%s')\n"
                          "assert len(da) == %d and da == db, (da, db)\n"
-                         "f = h5py.File('%s/run.h5', 'r')\n"
-                         "%s\n"
+                         "for d in ('%s', '%s'):\n"
+                         "    f = h5py.File(d + '/run.h5', 'r')\n"
+                         "    %s\n"
                          "\"",
-                         a, b, datasets, a, check);
+                         a, b, datasets, a, b, *check ? check : "pass");
     cr_assert_eq(system(py), 0, "two runs with one seed recorded the same bytes (%s, %s)", a, b);
     free(py);
 }
@@ -1144,6 +1145,45 @@ Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120 * BD_TEST_S
     free(again);
     free(link);
     free(left);
+    free(out);
+    free(file);
+}
+
+/* A dead run's `sockets` link may point at a live run's socket folder (a copy of a live
+ * run's directory keeps the link): its sockets answer, so the next run at the copy leaves
+ * the folder alone and the live run goes on answering. */
+Test(conductor, a_dead_runs_socket_link_to_a_live_run_is_left_alone, .timeout = 120 * BD_TEST_SLOW)
+{
+    char *file, *out;
+    pid_t pid = start_long_run("livesock", &file, &out);
+    char *link = bd_strfmt("%s/sockets", out), sock[4096];
+    ssize_t n = readlink(link, sock, sizeof sock - 1);
+    cr_assert(n > 0, "%s", link);
+    sock[n] = '\0';
+    char *copy = bd_strfmt("/tmp/bd-run-%d-livecopy", (int)getpid());
+    char *cmd = bd_strfmt("rm -rf %s %s.prev-* && mkdir -p %s && touch %s/run.yml %s/log.jsonl %s/run.lock && "
+                          "ln -s %s %s/sockets",
+                          copy, copy, copy, copy, copy, copy, sock, copy);
+    cr_assert_eq(system(cmd), 0);
+    char *again = write_run("livecopy", 600);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", again, copy), 0);
+    cr_assert(bd_exists(sock), "the live run's socket folder %s was removed", sock);
+    /* it answers (a loaded machine may keep a status request waiting past its deadline:
+     * asked again) */
+    int answered = 0;
+    for (double t0 = bd_now(); !answered && bd_now() - t0 < 20 * BD_TEST_SLOW;)
+        answered = run_cmd("%s status %s > /dev/null 2>&1%s", out, "") == 0 || (usleep(200000), 0);
+    cr_assert(answered, "the live run still answers");
+    kill(-pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s %s.prev-*", copy, copy);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(again);
+    free(copy);
+    free(link);
     free(out);
     free(file);
 }

@@ -865,9 +865,13 @@ Test(torch, the_cpu_layers_step_is_libtorchs_step)
                 dqn_batch(B, S, A, obs, next, act, rew, term);
                 for (int i = 0; i < B; i++)
                     rew[i] *= 3; /* errors on both sides of the Huber loss's kink */
-                for (int v = 0; v < 2; v++)
-                    cr_assert_eq(bdt_dqn_update(o[v], obs, act, rew, next, term, B, 1, NULL, NULL), BD_OK, "%s",
+                for (int v = 0; v < 2; v++) {
+                    bdt_dqn_stats st = {.c_layers = -1};
+                    cr_assert_eq(bdt_dqn_update(o[v], obs, act, rew, next, term, B, 1, NULL, &st), BD_OK, "%s",
                                  bd_lasterr());
+                    cr_assert_eq(st.c_layers, !v, "torch_ops %d: the step ran on the %s path", v,
+                                 st.c_layers ? "C layers'" : "libtorch operations'");
+                }
                 double big = 0;
                 for (size_t i = 0; i < n; i++)
                     big = fmax(big, fabs((double)gl[1].g[i]));

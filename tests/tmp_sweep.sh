@@ -4,8 +4,10 @@
 # tests write as /tmp/bd-<kind>-<pid>... (their own process id in the name), some hundreds
 # of MB a suite, which piled up run after run on a developer's machine.
 #
-# Only names of the suite's own kinds (below; not the benchmarks' bd-train-* folders), only
-# this user's, and only those whose process is gone from this machine's /proc: a suite
+# Only what was made or changed since this suite began ($1, a stamp file the fixture's
+# setup touched: a folder of the user's that happens to be named like the suite's is
+# older), only names of the suite's own kinds (below; not the benchmarks' bd-train-*
+# folders), only this user's, and only those whose process is gone from /proc: a suite
 # running beside this one (another build tree) keeps its files while its tests live. A
 # suite in another pid namespace that shares this /tmp (a container) looks gone: keep such
 # suites apart, or set BODHI_KEEP_TMP=1, which keeps everything (also to read a failed
@@ -14,8 +16,13 @@ if [ -n "$BODHI_KEEP_TMP" ]; then
     echo "tmp_sweep: BODHI_KEEP_TMP is set: /tmp/bd-* kept"
     exit 0
 fi
+stamp=$1
+if [ -z "$stamp" ] || [ ! -f "$stamp" ]; then
+    echo "tmp_sweep: no stamp of the suite's start ('$stamp'): nothing removed"
+    exit 0
+fi
 # Each path is taken whole (-exec ... {} +), whatever characters its name holds.
-find /tmp -maxdepth 1 -user "$(id -u)" \( -name 'bd-test-*' -o -name 'bd-run-*' -o -name 'bd-cli-*' \
+find /tmp -maxdepth 1 -user "$(id -u)" -newer "$stamp" \( -name 'bd-test-*' -o -name 'bd-run-*' -o -name 'bd-cli-*' \
     -o -name 'bd-ident-*' -o -name 'bd-trust-*' -o -name 'bd-common-*' -o -name 'bd-claim-*' \
     -o -name 'bd-wire-guard-*' -o -name 'bd-plugin-fifo-*' -o -name 'bd-obsnorm-*' \) -exec sh -c '
 removed=0
@@ -33,7 +40,8 @@ for p do
     case $after in ""|-*|.*) ;; *) continue ;; esac
     [ -d "/proc/$pid" ] && continue
     # a test may leave a folder of mode 0 behind (refused paths): open it to remove it
-    [ -d "$p" ] && [ ! -L "$p" ] && chmod -R u+rwx -- "$p" 2>/dev/null
+    [ -d "$p" ] && [ ! -L "$p" ] && find "$p" -xdev -type d ! -perm -u=rwx -print0 2>/dev/null |
+        xargs -0 -r chmod u+rwx -- 2>/dev/null
     if rm -rf --one-file-system -- "$p" 2>/dev/null && [ ! -e "$p" ] && [ ! -L "$p" ]; then
         removed=$((removed + 1))
     else

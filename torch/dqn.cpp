@@ -300,7 +300,21 @@ bool cpu_offsets(bdt_dqn *o)
         const size_t out = l < c.layers ? (size_t)c.hidden : (size_t)c.act_dim;
         at += out * in + out;
     }
-    return c.layers >= 1 && at == (size_t)o->opt.data.numel() && o->q->params.size() == 2 * ((size_t)c.layers + 1);
+    const std::vector<torch::Tensor> &ps = o->q->params;
+    if (c.layers < 1 || at != (size_t)o->opt.data.numel() || ps.size() != 2 * ((size_t)c.layers + 1))
+        return false;
+    const float *data = o->opt.data.data_ptr<float>(), *grad = o->opt.grad.data_ptr<float>();
+    for (int l = 0; l <= c.layers; l++) { /* each weight and bias where the offsets say, both ways */
+        const int64_t in = l ? c.hidden : c.obs_dim, out = l < c.layers ? c.hidden : c.act_dim;
+        const torch::Tensor &w = ps[2 * (size_t)l], &b = ps[2 * (size_t)l + 1];
+        if (w.sizes() != torch::IntArrayRef({out, in}) || b.sizes() != torch::IntArrayRef({out})
+            || !w.is_contiguous() || w.data_ptr<float>() != data + o->cpu_off[l]
+            || b.data_ptr<float>() != data + o->cpu_off[l] + out * in || !w.grad().defined()
+            || w.grad().data_ptr<float>() != grad + o->cpu_off[l]
+            || b.grad().data_ptr<float>() != grad + o->cpu_off[l] + out * in)
+            return false;
+    }
+    return true;
 }
 
 /* What follows a gradient step's gradient on either path: the gradient hook (the ranks'
@@ -351,6 +365,7 @@ int cpu_update(bdt_dqn *o, const float *obs, const float *act, const float *rew,
     if (stats) {
         stats->steps = (uint64_t)o->opt.t;
         stats->split = split;
+        stats->c_layers = 1;
         if (any) { /* the last step's, before it: the Huber loss (delta 1) and Q(s, a)'s mean */
             double loss = 0, q = 0;
             for (int i = 0; i < n; i++) {
@@ -509,6 +524,7 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         if (stats) {
             stats->steps = (uint64_t)o->opt.t;
             stats->split = split;
+            stats->c_layers = 0;
             if (qsa.defined()) { /* the last step's, before it */
                 stats->loss = torch::nn::functional::smooth_l1_loss(qsa, y).item<float>(); /* Huber, delta 1 */
                 stats->q_mean = qsa.mean().item<float>();

@@ -31,6 +31,8 @@ typedef struct {
     float q_first;       /* the call's first batch's mean Q(s, a), before its step: the network's as it came */
     uint64_t steps;      /* gradient steps so far */
     int split;           /* the call's target passes ran on the second thread (bdt_dqn_set_split) */
+    int c_layers;        /* the call's steps ran through torch/cpunet.c's layers (the CPU's
+                            path, torch_ops 0), not libtorch's operations */
 } bdt_dqn_stats;
 
 typedef struct bdt_dqn bdt_dqn;

@@ -11,6 +11,8 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -100,34 +102,73 @@ static int bd_sockdir_name_ok(const char *path)
            || (rt && rt[0] == '/' && strlen(rt) == plen && strncmp(path, rt, plen) == 0);
 }
 
+/* Whether a process listens on the socket `name` in the folder open as dfd: a connect
+ * through /proc/self/fd (the folder checked, not whatever its path names by then) that
+ * is not refused. A live run's sockets answer; a killed one's do not. */
+static int bd_sock_live(int dfd, const char *name)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dfd, name) >= (int)sizeof a.sun_path)
+        return 1; /* cannot tell: take it for live */
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return 1;
+    int live = connect(s, (struct sockaddr *)&a, sizeof a) == 0 || (errno != ECONNREFUSED && errno != ENOENT);
+    close(s);
+    return live;
+}
+
 int bd_sockdir_reap(const char *run_dir)
 {
     char *sockdir = NULL;
     if (bd_sockdir_find(run_dir, &sockdir) != BD_OK)
         return 0;
+    /* the folder itself, not a link in its place, checked and emptied through one descriptor */
+    int dfd = bd_sockdir_name_ok(sockdir) ? open(sockdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
     struct stat st;
-    int ok = bd_sockdir_name_ok(sockdir) && lstat(sockdir, &st) == 0 && S_ISDIR(st.st_mode)
-             && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700;
-    DIR *d = ok ? opendir(sockdir) : NULL;
+    int ok = dfd >= 0 && fstat(dfd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid()
+             && (st.st_mode & 07777) == 0700;
+    int dup_fd = ok ? dup(dfd) : -1;
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d && dup_fd >= 0)
+        close(dup_fd);
+    ok = ok && d;
+    /* first look: nothing but sockets that no process listens on (a dead run's link may
+     * point at a live run's folder) and the conductor's server.pem (the TLS door's key,
+     * conductor/join.c); anything else and it is not ours to empty */
     struct dirent *e;
-    /* first look: nothing but sockets and the conductor's server.pem (the TLS door's key,
-     * conductor/join.c), or it is not ours to empty */
-    while (d && ok && (e = readdir(d))) {
+    while (ok && (e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        char *p = bd_strfmt("%s/%s", sockdir, e->d_name);
         struct stat es;
-        ok = p && lstat(p, &es) == 0
-             && (S_ISSOCK(es.st_mode) || (S_ISREG(es.st_mode) && strcmp(e->d_name, "server.pem") == 0));
-        free(p);
+        ok = fstatat(dfd, e->d_name, &es, AT_SYMLINK_NOFOLLOW) == 0
+             && ((S_ISSOCK(es.st_mode) && !bd_sock_live(dfd, e->d_name))
+                 || (S_ISREG(es.st_mode) && strcmp(e->d_name, "server.pem") == 0));
+    }
+    int reaped = 0;
+    if (ok) {
+        rewinddir(d);
+        while ((e = readdir(d))) {
+            struct stat es;
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0
+                && fstatat(dfd, e->d_name, &es, AT_SYMLINK_NOFOLLOW) == 0
+                && (S_ISSOCK(es.st_mode) || S_ISREG(es.st_mode)))
+                unlinkat(dfd, e->d_name, 0);
+        }
+        /* the folder by its name: a link put there meanwhile is no folder, and rmdir
+         * refuses it */
+        reaped = rmdir(sockdir) == 0;
+        if (reaped) {
+            char *link = bd_strfmt("%s/sockets", run_dir);
+            if (link)
+                unlink(link);
+            free(link);
+        }
     }
     if (d)
         closedir(d);
-    int reaped = 0;
-    if (ok && d) {
-        bd_sockdir_remove(run_dir, sockdir); /* the sockets, the folder, the link */
-        reaped = lstat(sockdir, &st) != 0;
-    }
+    if (dfd >= 0)
+        close(dfd);
     free(sockdir);
     return reaped;
 }

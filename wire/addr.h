@@ -24,9 +24,10 @@ void bd_sockdir_remove(const char *run_dir, const char *sockdir);
 /* The socket directory that a dead run in run_dir left behind (its conductor killed before
  * it could remove it), removed, and the link with it; the caller holds the run's lock, so
  * no process of that run lives. Only a directory bd_sockdir_create could have made is
- * touched: bodhi-XXXXXX in /tmp or $XDG_RUNTIME_DIR, this user's, mode 0700, holding
- * nothing but sockets and server.pem (a listening run's TLS key). Anything else, a link to
- * a folder of other things included, is left as it is. 1 when it removed one, else 0. */
+ * touched: bodhi-XXXXXX in /tmp or $XDG_RUNTIME_DIR (not a link), this user's, mode
+ * 0700, holding nothing but server.pem (a listening run's TLS key) and sockets that no
+ * process listens on (the link may point at a live run's folder: a copied run directory).
+ * Anything else is left as it is. 1 when it removed one, else 0. */
 int bd_sockdir_reap(const char *run_dir);
 
 /* Socket URLs in a socket directory; heap strings (NULL on ENOMEM). */
