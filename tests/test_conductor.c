@@ -1149,6 +1149,24 @@ Test(conductor, no_child_outlives_a_killed_conductor, .timeout = 120 * BD_TEST_S
     free(file);
 }
 
+/* A dead run's directory made by hand at /tmp/bd-run-<pid>-<tag> (run.yml, log.jsonl, a
+ * run.lock nobody holds) whose `sockets` link points at sock, then a short run at it, which
+ * moves the dead run aside (exit 0). Returns the directory (the caller's; remove it with
+ * its .prev-* copies). */
+static char *run_over_dead_run_linked_to(const char *tag, const char *sock)
+{
+    char *out = bd_strfmt("/tmp/bd-run-%d-%s", (int)getpid(), tag);
+    char *cmd = bd_strfmt("rm -rf %s %s.prev-* && mkdir -p %s && touch %s/run.yml %s/log.jsonl %s/run.lock && "
+                          "ln -s %s %s/sockets",
+                          out, out, out, out, out, out, sock, out);
+    cr_assert_eq(system(cmd), 0);
+    char *file = write_run(tag, 600);
+    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", file, out), 0);
+    free(cmd);
+    free(file);
+    return out;
+}
+
 /* A dead run's `sockets` link may point at a live run's socket folder (a copy of a live
  * run's directory keeps the link): its sockets answer, so the next run at the copy leaves
  * the folder alone and the live run goes on answering. */
@@ -1160,13 +1178,7 @@ Test(conductor, a_dead_runs_socket_link_to_a_live_run_is_left_alone, .timeout = 
     ssize_t n = readlink(link, sock, sizeof sock - 1);
     cr_assert(n > 0, "%s", link);
     sock[n] = '\0';
-    char *copy = bd_strfmt("/tmp/bd-run-%d-livecopy", (int)getpid());
-    char *cmd = bd_strfmt("rm -rf %s %s.prev-* && mkdir -p %s && touch %s/run.yml %s/log.jsonl %s/run.lock && "
-                          "ln -s %s %s/sockets",
-                          copy, copy, copy, copy, copy, copy, sock, copy);
-    cr_assert_eq(system(cmd), 0);
-    char *again = write_run("livecopy", 600);
-    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", again, copy), 0);
+    char *copy = run_over_dead_run_linked_to("livecopy", sock);
     cr_assert(bd_exists(sock), "the live run's socket folder %s was removed", sock);
     /* it answers (a loaded machine may keep a status request waiting past its deadline:
      * asked again) */
@@ -1177,11 +1189,9 @@ Test(conductor, a_dead_runs_socket_link_to_a_live_run_is_left_alone, .timeout = 
     kill(-pid, SIGKILL);
     int st;
     waitpid(pid, &st, 0);
-    free(cmd);
-    cmd = bd_strfmt("rm -rf %s %s.prev-*", copy, copy);
+    char *cmd = bd_strfmt("rm -rf %s %s.prev-*", copy, copy);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
-    free(again);
     free(copy);
     free(link);
     free(out);
@@ -1198,19 +1208,11 @@ Test(conductor, a_dead_runs_socket_link_to_other_files_is_left_alone, .timeout =
     cr_assert_not_null(mkdtemp(tmpl));
     char *keep = bd_strfmt("%s/notes.txt", tmpl);
     cr_assert_eq(bd_write_file(keep, "mine\n", 5), BD_OK);
-    char *out = bd_strfmt("/tmp/bd-run-%d-deadsock", (int)getpid());
-    char *cmd = bd_strfmt("rm -rf %s %s.prev-* && mkdir -p %s && touch %s/run.yml %s/log.jsonl %s/run.lock && "
-                          "ln -s %s %s/sockets",
-                          out, out, out, out, out, out, tmpl, out);
-    cr_assert_eq(system(cmd), 0);
-    char *file = write_run("deadsock", 600);
-    cr_assert_eq(run_cmd("%s run %s --out %s --quiet 2> /dev/null", file, out), 0);
+    char *out = run_over_dead_run_linked_to("deadsock", tmpl);
     cr_assert(bd_exists(keep), "%s was removed", keep);
-    free(cmd);
-    cmd = bd_strfmt("rm -rf %s %s %s.prev-*", tmpl, out, out);
+    char *cmd = bd_strfmt("rm -rf %s %s %s.prev-*", tmpl, out, out);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
-    free(file);
     free(out);
     free(keep);
 }
