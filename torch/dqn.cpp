@@ -292,29 +292,24 @@ void cpu_grad(bdt_dqn *o, const float *obs, const float *act, const float *rew, 
 bool cpu_offsets(bdt_dqn *o)
 {
     const bdt_policy_config &c = o->q->cfg;
-    o->cpu_off.assign((size_t)c.layers + 1, 0);
-    size_t at = 0;
-    for (int l = 0; l <= c.layers; l++) {
-        o->cpu_off[l] = at;
-        const size_t in = l ? (size_t)c.hidden : (size_t)c.obs_dim;
-        const size_t out = l < c.layers ? (size_t)c.hidden : (size_t)c.act_dim;
-        at += out * in + out;
-    }
     const std::vector<torch::Tensor> &ps = o->q->params;
-    if (c.layers < 1 || at != (size_t)o->opt.data.numel() || ps.size() != 2 * ((size_t)c.layers + 1))
+    if (c.layers < 1 || ps.size() != 2 * ((size_t)c.layers + 1))
         return false;
+    o->cpu_off.assign((size_t)c.layers + 1, 0);
     const float *data = o->opt.data.data_ptr<float>(), *grad = o->opt.grad.data_ptr<float>();
+    int64_t at = 0;
     for (int l = 0; l <= c.layers; l++) { /* each weight and bias where the offsets say, both ways */
         const int64_t in = l ? c.hidden : c.obs_dim, out = l < c.layers ? c.hidden : c.act_dim;
         const torch::Tensor &w = ps[2 * (size_t)l], &b = ps[2 * (size_t)l + 1];
+        o->cpu_off[l] = (size_t)at;
         if (w.sizes() != torch::IntArrayRef({out, in}) || b.sizes() != torch::IntArrayRef({out})
-            || !w.is_contiguous() || w.data_ptr<float>() != data + o->cpu_off[l]
-            || b.data_ptr<float>() != data + o->cpu_off[l] + out * in || !w.grad().defined()
-            || w.grad().data_ptr<float>() != grad + o->cpu_off[l]
-            || b.grad().data_ptr<float>() != grad + o->cpu_off[l] + out * in)
+            || !w.is_contiguous() || w.data_ptr<float>() != data + at || b.data_ptr<float>() != data + at + out * in
+            || !w.grad().defined() || w.grad().data_ptr<float>() != grad + at
+            || b.grad().data_ptr<float>() != grad + at + out * in)
             return false;
+        at += out * in + out;
     }
-    return true;
+    return at == o->opt.data.numel();
 }
 
 /* What follows a gradient step's gradient on either path: the gradient hook (the ranks'
@@ -323,11 +318,9 @@ int apply_grad(bdt_dqn *o, int k, int steps)
 {
     if (o->grad_hook) {
         int hrc = o->opt.run_hook(o->grad_hook, o->grad_ctx, o->grad_buf);
-        if (hrc != BD_OK) {
-            const std::string why = bd_lasterr(); /* not the buffer bd_seterr writes */
+        if (hrc != BD_OK) /* bd_seterr may read bd_lasterr's buffer: it formats apart first */
             return bd_seterr(hrc, "bdt_dqn_update: the gradient hook after %d of %d steps: %s", k, steps,
-                             why.c_str());
-        }
+                             bd_lasterr());
     }
     if (o->cfg.max_grad_norm > 0)
         o->opt.clip(o->cfg.max_grad_norm);
@@ -337,14 +330,22 @@ int apply_grad(bdt_dqn *o, int k, int steps)
     return BD_OK;
 }
 
+/* A whole call's stats on either path, beside its own loss and Q-values: the gradient
+ * steps so far, whether the targets ran on the second thread, which path ran. */
+void call_stats(bdt_dqn_stats *stats, const bdt_dqn *o, bool split, bool c_layers)
+{
+    stats->steps = (uint64_t)o->opt.t;
+    stats->split = split;
+    stats->c_layers = c_layers;
+}
+
 /* bdt_dqn_update on the CPU: each step's gradient by cpu_grad, straight from the caller's
- * arrays (step k's transitions are rows k n to (k + 1) n - 1 of each). */
+ * arrays (step k's transitions are rows k n to (k + 1) n - 1 of each), the split as the
+ * caller chose it. */
 int cpu_update(bdt_dqn *o, const float *obs, const float *act, const float *rew, const float *next_obs,
-               const float *term, int n, int steps, const volatile int *cancel, bdt_dqn_stats *stats)
+               const float *term, int n, int steps, const volatile int *cancel, bool split, bdt_dqn_stats *stats)
 {
     const size_t S = (size_t)o->q->cfg.obs_dim;
-    const bool split = helper_ready(o->helper, o->split, o->q->dev);
-    Helper::Hold held(split ? o->helper.get() : nullptr);
     bool any = false;
     for (int k = 0; k < steps; k++) {
         if (cancel && *cancel)
@@ -363,9 +364,7 @@ int cpu_update(bdt_dqn *o, const float *obs, const float *act, const float *rew,
             return rc;
     }
     if (stats) {
-        stats->steps = (uint64_t)o->opt.t;
-        stats->split = split;
-        stats->c_layers = 1;
+        call_stats(stats, o, split, true);
         if (any) { /* the last step's, before it: the Huber loss (delta 1) and Q(s, a)'s mean */
             double loss = 0, q = 0;
             for (int i = 0; i < n; i++) {
@@ -467,8 +466,10 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
     try {
         const torch::Device &dev = o->q->dev;
         const int64_t S = o->q->cfg.obs_dim;
+        const bool split = helper_ready(o->helper, o->split, o->q->dev);
+        Helper::Hold held(split ? o->helper.get() : nullptr);
         if (o->cpu_layers)
-            return cpu_update(o, obs, act, rew, next_obs, term, n, steps, cancel, stats);
+            return cpu_update(o, obs, act, rew, next_obs, term, n, steps, cancel, split, stats);
         torch::Tensor X = upload(obs, {m, S}, dev), NX = upload(next_obs, {m, S}, dev);
         torch::Tensor A = upload(act, {m}, dev).to(torch::kLong), R = upload(rew, {m}, dev);
         torch::NoGradGuard ng; /* the gradients by hand (q_backward) */
@@ -477,8 +478,6 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
         QGrad &g = o->g;
         if (!g.one.defined())
             g.one = torch::ones({}, X.options());
-        const bool split = helper_ready(o->helper, o->split, o->q->dev);
-        Helper::Hold held(split ? o->helper.get() : nullptr);
         /* double DQN: each step's s and s' rows one after the other, so that the network
          * runs on both in one pass (one matrix product a layer, not two) */
         const torch::Tensor XN = o->cfg.double_q ? step_pairs(obs, next_obs, steps, n, S, dev) : torch::Tensor();
@@ -522,9 +521,7 @@ extern "C" int bdt_dqn_update(bdt_dqn *o, const float *obs, const float *act, co
                 return rc;
         }
         if (stats) {
-            stats->steps = (uint64_t)o->opt.t;
-            stats->split = split;
-            stats->c_layers = 0;
+            call_stats(stats, o, split, false);
             if (qsa.defined()) { /* the last step's, before it */
                 stats->loss = torch::nn::functional::smooth_l1_loss(qsa, y).item<float>(); /* Huber, delta 1 */
                 stats->q_mean = qsa.mean().item<float>();
