@@ -64,26 +64,37 @@ int bd_sockdir_find(const char *run_dir, char **sockdir)
     return BD_OK;
 }
 
-void bd_sockdir_remove(const char *run_dir, const char *sockdir)
+/* Every entry of the open folder d unlinked (through its descriptor), then the folder
+ * sockdir itself by its name (a link put there meanwhile is no folder: rmdir refuses it):
+ * 1 when the folder went. */
+static int bd_sockdir_empty_rmdir(DIR *d, const char *sockdir)
 {
-    DIR *d = sockdir ? opendir(sockdir) : NULL;
     struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char *p = bd_strfmt("%s/%s", sockdir, e->d_name);
-        if (p)
-            unlink(p);
-        free(p);
-    }
-    if (d)
-        closedir(d);
-    if (sockdir)
-        rmdir(sockdir);
+    rewinddir(d);
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    return rmdir(sockdir) == 0;
+}
+
+static void bd_sockdir_unlink(const char *run_dir) /* the run directory's `sockets` link */
+{
     char *link = bd_strfmt("%s/sockets", run_dir);
     if (link)
         unlink(link);
     free(link);
+}
+
+void bd_sockdir_remove(const char *run_dir, const char *sockdir)
+{
+    DIR *d = sockdir ? opendir(sockdir) : NULL;
+    if (d) {
+        bd_sockdir_empty_rmdir(d, sockdir);
+        closedir(d);
+    } else if (sockdir) {
+        rmdir(sockdir);
+    }
+    bd_sockdir_unlink(run_dir);
 }
 
 /* Whether path names a socket directory bd_sockdir_create makes: <parent>/bodhi-XXXXXX,
@@ -128,10 +139,9 @@ int bd_sockdir_reap(const char *run_dir)
     struct stat st;
     int ok = dfd >= 0 && fstat(dfd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid()
              && (st.st_mode & 07777) == 0700;
-    int dup_fd = ok ? dup(dfd) : -1;
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d && dup_fd >= 0)
-        close(dup_fd);
+    DIR *d = ok ? fdopendir(dfd) : NULL; /* d owns dfd from here */
+    if (!d && dfd >= 0)
+        close(dfd);
     ok = ok && d;
     /* first look: nothing but sockets that no process listens on (a dead run's link may
      * point at a live run's folder) and the conductor's server.pem (the TLS door's key,
@@ -145,30 +155,12 @@ int bd_sockdir_reap(const char *run_dir)
              && ((S_ISSOCK(es.st_mode) && !bd_sock_live(dfd, e->d_name))
                  || (S_ISREG(es.st_mode) && strcmp(e->d_name, "server.pem") == 0));
     }
-    int reaped = 0;
-    if (ok) {
-        rewinddir(d);
-        while ((e = readdir(d))) {
-            struct stat es;
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0
-                && fstatat(dfd, e->d_name, &es, AT_SYMLINK_NOFOLLOW) == 0
-                && (S_ISSOCK(es.st_mode) || S_ISREG(es.st_mode)))
-                unlinkat(dfd, e->d_name, 0);
-        }
-        /* the folder by its name: a link put there meanwhile is no folder, and rmdir
-         * refuses it */
-        reaped = rmdir(sockdir) == 0;
-        if (reaped) {
-            char *link = bd_strfmt("%s/sockets", run_dir);
-            if (link)
-                unlink(link);
-            free(link);
-        }
-    }
+    /* what it holds was looked at through d, and only this user may add to a 0700 folder */
+    const int reaped = ok && bd_sockdir_empty_rmdir(d, sockdir);
+    if (reaped)
+        bd_sockdir_unlink(run_dir);
     if (d)
         closedir(d);
-    if (dfd >= 0)
-        close(dfd);
     free(sockdir);
     return reaped;
 }

@@ -392,9 +392,7 @@ int bd_tls_parse(const char *text, size_t len, const char *path, bd_tls **out)
         if (bd_tls_grant_key(t->pem[P_SERVER_KEY], t->gkey) == BD_OK) {
             t->have_gkey = 1;
         } else {
-            char why[256];
-            snprintf(why, sizeof why, "%s", bd_lasterr()); /* not the buffer bd_seterr writes */
-            rc = bd_seterr(BD_EINVAL, "%s: its server key: %s", path, why);
+            rc = bd_seterr(BD_EINVAL, "%s: its server key: %s", path, bd_lasterr()); /* bd_seterr may read it */
         }
     }
     if (rc != BD_OK) {
