@@ -304,17 +304,8 @@ Test(conductor, sac_same_seed_same_trajectories, .timeout = 300)
     char *buf = bd_strfmt("%s/checkpoints/train/swinger.pt.replay", a);
     cr_assert(bd_exists(buf), "save_buffer: %s", buf);
     free(buf);
-    assert_same_trace_bytes(a, b, 10, "");
-    char *py;
-    /* the test phase acts greedily: tanh of the mean, within the torque bounds */
-    py = bd_strfmt("cd / && /usr/bin/python3 -c \""
-                   "import h5py, numpy as np\n"
-                   "f = h5py.File('%s/run.h5', 'r')\n"
-                   "x = f['test/swinger/actuators'][:]\n"
-                   "assert np.all(np.abs(x) <= 2.0), x.max()\n"
-                   "\"", a);
-    cr_assert_eq(system(py), 0, "test actions within the bounds");
-    free(py);
+    /* and the test phase acts greedily: tanh of the mean, within the torque bounds */
+    assert_same_trace_bytes(a, b, 10, "x = f['test/swinger/actuators'][:]; assert (abs(x) <= 2.0).all(), x.max()");
     free(a); free(b); free(path);
 }
 
@@ -325,31 +316,29 @@ Test(conductor, sac_same_seed_same_trajectories, .timeout = 300)
 Test(conductor, sac_taggers_against_ppo_runners_learn_and_repeat, .timeout = 300 * BD_TEST_SLOW)
 {
     char *path = bd_strfmt("/tmp/bd-test-run-%d-sacppo.yml", (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "uid: sac-ppo\nseed: 5\nversion: 1\nschedule:\n"
-               "  - train:\n"
-               "      environments:\n"
-               "        - environment: {name: tag, uid: tag, params: {worlds: 4, runners: 3, taggers: 2,\n"
-               "                                                      arena: 10, max_steps: 50}}\n"
-               "      agents:\n"
-               "        - name: taggers\n"
-               "          brain: {name: sac, params: {learning_starts: 128, batch_size: 32, hidden: 16}}\n"
-               "          muscle: {name: sac}\n"
-               "          sensors: [tag.tagger.*]\n"
-               "          actuators: [tag.tagger.*]\n"
-               "        - name: runners\n"
-               "          brain: {name: ppo, params: {hidden: 16}}\n"
-               "          muscle: {name: ppo}\n"
-               "          sensors: [tag.runner.*]\n"
-               "          actuators: [tag.runner.*]\n"
-               "      simulation:\n"
-               "        conditions:\n"
-               "          - {name: max_steps, params: {steps: 6000, agent: taggers}}\n"
-               "      phase_config: {mode: train, worker: 2}\n"
-               "  - test:\n"
-               "      phase_config: {mode: test, worker: 2, episodes: 4}\n");
-    fclose(f);
+    const char *yml = "uid: sac-ppo\nseed: 5\nversion: 1\nschedule:\n"
+                      "  - train:\n"
+                      "      environments:\n"
+                      "        - environment: {name: tag, uid: tag, params: {worlds: 4, runners: 3, taggers: 2,\n"
+                      "                                                      arena: 10, max_steps: 50}}\n"
+                      "      agents:\n"
+                      "        - name: taggers\n"
+                      "          brain: {name: sac, params: {learning_starts: 128, batch_size: 32, hidden: 16}}\n"
+                      "          muscle: {name: sac}\n"
+                      "          sensors: [tag.tagger.*]\n"
+                      "          actuators: [tag.tagger.*]\n"
+                      "        - name: runners\n"
+                      "          brain: {name: ppo, params: {hidden: 16}}\n"
+                      "          muscle: {name: ppo}\n"
+                      "          sensors: [tag.runner.*]\n"
+                      "          actuators: [tag.runner.*]\n"
+                      "      simulation:\n"
+                      "        conditions:\n"
+                      "          - {name: max_steps, params: {steps: 6000, agent: taggers}}\n"
+                      "      phase_config: {mode: train, worker: 2}\n"
+                      "  - test:\n"
+                      "      phase_config: {mode: test, worker: 2, episodes: 4}\n";
+    cr_assert_eq(bd_write_file(path, yml, strlen(yml)), BD_OK);
     char *a = bd_strfmt("/tmp/bd-run-%d-spa", (int)getpid()), *b = bd_strfmt("/tmp/bd-run-%d-spb", (int)getpid());
     char *rm = bd_strfmt("rm -rf %s %s %s.prev-* %s.prev-*", a, b, a, b); /* an earlier test process of this pid's */
     cr_assert_eq(system(rm), 0);
