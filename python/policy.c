@@ -1,10 +1,15 @@
-/* policy.c: bodhi._policy, a PPO checkpoint's network for Python: the torch shim
- * (libbodhi_torch.so, torch/bd_torch.h) loads the checkpoint into the network a muscle
- * runs and forwards NumPy observations through it. A module of its own, imported by
- * bodhi.load_policy only, so that `import bodhi` never loads libtorch. The shim's errors go
- * through bd_seterr/bd_lasterr, which libbodhi_env.so (linked here) provides. */
+/* policy.c: bodhi._policy, a checkpoint's acting network for Python: the torch shim
+ * (libbodhi_torch.so, torch/bd_torch.h) loads the network a muscle runs from a ppo brain's
+ * checkpoint (its policy), a dqn brain's (its Q-network) or a sac brain's (its actor), in
+ * the shape the file holds, and forwards NumPy observations through it. A module of its
+ * own, imported by bodhi.load_policy only, so that `import bodhi` never loads libtorch.
+ * The shim's errors go through bd_seterr/bd_lasterr, which libbodhi_env.so (linked here)
+ * provides; the C network's functions that a shim rebuilt on a GPU machine calls are
+ * this module's (CMakeLists.txt). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
+#include <structmember.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
@@ -18,39 +23,52 @@ typedef struct {
 
 static int net_init(NetObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"obs_dim", "continuous", "act_dim", "hidden", "layers", "path", NULL};
-    int obs_dim, continuous, act_dim, hidden, layers;
+    static char *kwlist[] = {"path", NULL};
     const char *path;
     if (self->net) {
         PyErr_SetString(PyExc_RuntimeError, "bodhi: Net already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ipiiis", kwlist, &obs_dim, &continuous, &act_dim, &hidden,
-                                     &layers, &path))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s", kwlist, &path))
         return -1;
-    if (obs_dim < 1 || act_dim < 1 || hidden < 1 || layers < 1 || obs_dim > (1 << 24) || act_dim > (1 << 24) ||
-        hidden > 65536 || layers > 16) {
-        PyErr_Format(PyExc_ValueError, "bodhi: network of %d sensors, %d actions, %d x %d hidden: out of range",
-                     obs_dim, act_dim, layers, hidden);
-        return -1;
-    }
-    self->cfg = (bdt_policy_config){.obs_dim = obs_dim, .act_kind = continuous ? BDT_CONTINUOUS : BDT_DISCRETE,
-                                    .act_dim = act_dim, .hidden = hidden, .layers = layers, .device = BDT_CPU};
     bdt_policy *net = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = bdt_policy_create(&self->cfg, &net);
-    if (rc == BD_OK)
-        rc = bdt_load(net, NULL, path);
+    rc = bdt_load_actor(path, &self->cfg, &net);
     Py_END_ALLOW_THREADS
     if (rc != BD_OK) {
-        bdt_policy_destroy(net);
-        PyErr_Format(PyExc_ValueError, "bodhi: checkpoint %s: %s", path, bd_lasterr());
+        PyErr_Format(rc == BD_ENOTFOUND ? PyExc_FileNotFoundError : PyExc_ValueError, "bodhi: checkpoint %s: %s",
+                     path, bd_lasterr());
         return -1;
     }
     self->net = net;
     return 0;
 }
+
+/* kind: "discrete", "continuous" (a ppo policy), "q" (a dqn Q-network), "squashed" (a sac actor) */
+static PyObject *net_kind(NetObject *self, void *Py_UNUSED(closure))
+{
+    static const char *const names[] = {"discrete", "continuous", "squashed", "q"};
+    const int k = (int)self->cfg.act_kind;
+    if (!self->net || k < 0 || k > 3) {
+        PyErr_SetString(PyExc_RuntimeError, "bodhi: Net not initialised");
+        return NULL;
+    }
+    return PyUnicode_FromString(names[k]);
+}
+
+static PyGetSetDef net_getset[] = {
+    {"kind", (getter)net_kind, NULL, "discrete, continuous (ppo), q (dqn) or squashed (sac)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef net_members[] = {
+    {"obs_dim", T_INT, offsetof(NetObject, cfg.obs_dim), READONLY, "sensors"},
+    {"act_dim", T_INT, offsetof(NetObject, cfg.act_dim), READONLY, "discrete: actions; otherwise action dimensions"},
+    {"hidden", T_INT, offsetof(NetObject, cfg.hidden), READONLY, "units per hidden layer"},
+    {"layers", T_INT, offsetof(NetObject, cfg.layers), READONLY, "hidden layers"},
+    {NULL, 0, 0, 0, NULL},
+};
 
 static void net_dealloc(NetObject *self)
 {
@@ -58,7 +76,9 @@ static void net_dealloc(NetObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* forward(obs (n, obs_dim) float32) -> (out (n, act_dim): logits or means, value (n,)) */
+/* forward(obs (n, obs_dim) float32) -> (out (n, act_dim): logits, means or Q-values, or
+ * (n, 2 act_dim): a squashed actor's means and raw log stds; value (n,): the critic's, the
+ * largest Q-value, or 0) */
 static PyObject *net_forward(NetObject *self, PyObject *arg)
 {
     if (!self->net) {
@@ -76,7 +96,7 @@ static PyObject *net_forward(NetObject *self, PyObject *arg)
         Py_DECREF(o);
         return NULL;
     }
-    npy_intp n = PyArray_DIM(o, 0), d2[2] = {n, self->cfg.act_dim};
+    npy_intp n = PyArray_DIM(o, 0), d2[2] = {n, bdt_policy_out_dim(&self->cfg)};
     PyObject *out = PyArray_SimpleNew(2, d2, NPY_FLOAT32), *val = PyArray_SimpleNew(1, &n, NPY_FLOAT32);
     if (!out || !val) {
         Py_XDECREF(out);
@@ -128,15 +148,17 @@ static PyTypeObject NetType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "bodhi._policy.Net",
     .tp_basicsize = sizeof(NetObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Net(obs_dim, continuous, act_dim, hidden, layers, path): a checkpoint's actor-critic",
+    .tp_doc = "Net(path): the acting network of a ppo, dqn or sac brain's checkpoint",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)net_init,
     .tp_dealloc = (destructor)net_dealloc,
     .tp_methods = net_methods,
+    .tp_members = net_members,
+    .tp_getset = net_getset,
 };
 
 static struct PyModuleDef policy_module = {
-    PyModuleDef_HEAD_INIT, "bodhi._policy", "a PPO checkpoint's network (libbodhi_torch)", -1, NULL,
+    PyModuleDef_HEAD_INIT, "bodhi._policy", "a checkpoint's acting network (libbodhi_torch)", -1, NULL,
     NULL, NULL, NULL, NULL,
 };
 
@@ -148,6 +170,20 @@ PyMODINIT_FUNC PyInit__policy(void)
     PyObject *m = PyModule_Create(&policy_module);
     if (!m)
         return NULL;
+    /* a squashed actor's log std bounds (torch/net.h) */
+    const struct {
+        const char *name;
+        double v;
+    } consts[] = {{"LOGSTD_MIN", BDT_LOGSTD_MIN}, {"LOGSTD_MAX", BDT_LOGSTD_MAX}};
+    for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
+        PyObject *v = PyFloat_FromDouble(consts[i].v);
+        const int bad = !v || PyModule_AddObjectRef(m, consts[i].name, v) < 0;
+        Py_XDECREF(v);
+        if (bad) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
     Py_INCREF(&NetType);
     if (PyModule_AddObject(m, "Net", (PyObject *)&NetType) < 0) {
         Py_DECREF(&NetType);

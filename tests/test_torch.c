@@ -1906,6 +1906,47 @@ Test(torch, sac_learns_a_one_step_optimum)
 
 /* Save, load into a learner of another seed: the same greedy actions, critics, targets
  * and alpha, and the next update the same bits (optimisers restored). */
+/* bdt_load_actor (bodhi.load_policy): a ppo policy's and a dqn Q-network's checkpoint give
+ * back the network in the shape the file holds, with its parameters; what is not a
+ * checkpoint is refused, a missing file as not found. (A sac learner's actor:
+ * sac_checkpoint_round_trip.) */
+Test(torch, load_actor_reads_a_checkpoints_network_in_its_shape)
+{
+    char path[256];
+    tmpname(path, sizeof path, "actor");
+    bdt_policy_config kinds[2] = {pcfg(5, BDT_CONTINUOUS, 3, 7), pcfg(4, BDT_Q, 3, 8)};
+    kinds[1].hidden = 24;
+    kinds[1].layers = 3;
+    for (int k = 0; k < 2; k++) {
+        bdt_policy *p = mkpol(kinds[k]);
+        cr_assert_eq(bdt_save(p, NULL, path), BD_OK, "%s", bd_lasterr());
+        bdt_policy_config got;
+        bdt_policy *q = NULL;
+        cr_assert_eq(bdt_load_actor(path, &got, &q), BD_OK, "%s", bd_lasterr());
+        cr_assert(got.obs_dim == kinds[k].obs_dim && got.act_kind == kinds[k].act_kind &&
+                  got.act_dim == kinds[k].act_dim && got.hidden == kinds[k].hidden && got.layers == kinds[k].layers);
+        float *a = getp(p), *b = getp(q);
+        cr_assert_eq(memcmp(a, b, sizeof(float) * bdt_policy_param_count(p)), 0, "kind %d: parameters differ", k);
+        free(a);
+        free(b);
+        bdt_policy_destroy(p);
+        bdt_policy_destroy(q);
+    }
+    /* cut short, not a checkpoint, absent */
+    FILE *f = fopen(path, "r+");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), 100), 0);
+    fclose(f);
+    bdt_policy_config got;
+    bdt_policy *q = (bdt_policy *)&got;
+    cr_assert_eq(bdt_load_actor(path, &got, &q), BD_ETORCH);
+    cr_assert_null(q);
+    cr_assert(strstr(bd_lasterr(), "not a bodhi checkpoint"), "%s", bd_lasterr());
+    unlink(path);
+    cr_assert_eq(bdt_load_actor(path, &got, &q), BD_ENOTFOUND, "%s", bd_lasterr());
+    cr_assert_eq(bdt_load_actor(NULL, &got, &q), BD_EINVAL);
+}
+
 Test(torch, sac_checkpoint_round_trip)
 {
     char path[128];
@@ -1970,6 +2011,15 @@ Test(torch, sac_checkpoint_round_trip)
     cr_assert_eq(bdt_save(p, NULL, ppo_path), BD_OK, "%s", bd_lasterr());
     cr_assert_neq(bdt_sac_check_file(&fits, ppo_path), BD_OK, "a policy checkpoint passed as a sac one");
     unlink(ppo_path);
+    /* the actor alone, in the file's shape (bodhi.load_policy): the same greedy actions */
+    bdt_policy_config got;
+    bdt_policy *alone = NULL;
+    cr_assert_eq(bdt_load_actor(path, &got, &alone), BD_OK, "%s", bd_lasterr());
+    cr_assert(got.obs_dim == 3 && got.act_kind == BDT_SQUASHED && got.act_dim == 2 && got.hidden == 16 &&
+              got.layers == 2 && got.device == BDT_CPU);
+    cr_assert_eq(bdt_sac_act(alone, obs, B, NULL, lo, hi, a2, NULL), BD_OK);
+    cr_assert_eq(memcmp(a1, a2, sizeof a1), 0, "the actor read alone acts otherwise");
+    bdt_policy_destroy(alone);
     bdt_sac_destroy(s3);
     bdt_policy_destroy(p3);
     unlink(path);

@@ -36,6 +36,11 @@ extern "C" {
  * Written through path.tmp + rename. load checks the architecture matches. */
 int bdt_save(bdt_policy *p, bdt_ppo *o, const char *path);
 int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path);
+/* The network that acts in the checkpoint at path, whichever brain wrote it: a ppo brain's
+ * policy, a dqn brain's Q-network, a sac brain's actor (BDT_SQUASHED). Its shape is the
+ * file's, in *cfg (on the CPU); *out the network, loaded (the caller destroys it).
+ * (bodhi.load_policy.) */
+int bdt_load_actor(const char *path, bdt_policy_config *cfg, bdt_policy **out);
 
 /* Intra-op threads for this process. */
 void bdt_set_threads(int n);

@@ -22,8 +22,6 @@ using namespace bd_shim;
 
 namespace {
 
-const char *const kFormat = "bodhi-torch-2";
-
 uint64_t fnv1a64(const unsigned char *b, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -172,7 +170,7 @@ int bd_shim::save_policy(bdt_policy *p, torch::optim::Adam *o, const char *path)
     } catch (...) {
         return catch_torch("bdt_save", path);
     }
-    return write_checkpoint(path, kFormat, {c.obs_dim, (int64_t)c.act_kind, c.act_dim, c.hidden, c.layers}, inner,
+    return write_checkpoint(path, kPolicyFormat, {c.obs_dim, (int64_t)c.act_kind, c.act_dim, c.hidden, c.layers}, inner,
                             "bdt_save");
 }
 
@@ -196,7 +194,7 @@ int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
 {
     std::vector<int64_t> a;
     torch::serialize::InputArchive inner;
-    int rc = read_checkpoint(path, kFormat, 5, a, inner, p->dev, "bdt_load");
+    int rc = read_checkpoint(path, kPolicyFormat, 5, a, inner, p->dev, "bdt_load");
     if (rc != BD_OK)
         return rc;
     const bdt_policy_config &c = p->cfg;
@@ -245,6 +243,65 @@ int bd_shim::load_policy(bdt_policy *p, const torch::optim::AdamOptions *adam,
     }
 }
 
+extern "C" int bdt_load_actor(const char *path, bdt_policy_config *cfg, bdt_policy **out)
+{
+    if (out)
+        *out = nullptr;
+    if (!path || !cfg || !out)
+        return bd_seterr(BD_EINVAL, "bdt_load_actor: NULL argument");
+    std::vector<int64_t> a;
+    torch::serialize::InputArchive inner;
+    const char *format = nullptr;
+    int rc = read_checkpoint(path, nullptr, 0, a, inner, torch::Device(torch::kCPU), "bdt_load_actor", &format);
+    if (rc != BD_OK)
+        return rc;
+    /* obs_dim, act_kind, act_dim, hidden, layers (sac's learner: no act_kind, its actor's is squashed) */
+    const bool sac = format == kSacFormat;
+    const int64_t d[5] = {a[0], sac ? (int64_t)BDT_SQUASHED : a[1], a[sac ? 1 : 2], a[sac ? 2 : 3], a[sac ? 3 : 4]};
+    bdt_policy_config c = {};
+    bool ok = d[1] >= BDT_DISCRETE && d[1] <= BDT_Q;
+    for (int i : {0, 2, 3, 4})
+        ok = ok && d[i] >= 1 && d[i] <= (1 << 24);
+    if (ok) {
+        c.obs_dim = (int)d[0];
+        c.act_kind = (bdt_act_kind)d[1];
+        c.act_dim = (int)d[2];
+        c.hidden = (int)d[3];
+        c.layers = (int)d[4];
+        c.device = BDT_CPU;
+    }
+    /* a file of n bytes holds at most n / 4 parameters: a damaged or made-up architecture
+     * is refused before its network is allocated */
+    struct stat st;
+    const uint64_t count = ok ? bdt_policy_param_count_of(&c) : 0;
+    if (count == 0 || stat(path, &st) != 0 || count > (uint64_t)st.st_size / sizeof(float))
+        return bd_seterr(BD_ETORCH,
+                         "bdt_load_actor: %s: the file's network (obs_dim=%lld act_kind=%s act_dim=%lld hidden=%lld "
+                         "layers=%lld) is not one it can hold",
+                         path, (long long)d[0], kind_name((int)d[1]), (long long)d[2], (long long)d[3],
+                         (long long)d[4]);
+    bdt_policy *p = nullptr;
+    if ((rc = bdt_policy_create(&c, &p)) != BD_OK)
+        return rc;
+    try {
+        std::vector<torch::Tensor> got;
+        if (!read_tensors(inner, sac ? "actor" : "params", p->params, got)) {
+            bdt_policy_destroy(p);
+            return bd_seterr(BD_ETORCH, "bdt_load_actor: %s: the %s missing or of the wrong shape or type", path,
+                             sac ? "actor is" : "parameters are");
+        }
+        torch::NoGradGuard ng;
+        for (size_t i = 0; i < p->params.size(); i++)
+            p->params[i].copy_(got[i]);
+    } catch (...) {
+        bdt_policy_destroy(p);
+        return catch_torch("bdt_load_actor", path);
+    }
+    *cfg = c;
+    *out = p;
+    return BD_OK;
+}
+
 /* The container every checkpoint shares (see the opening comment): policies (above) and
  * SAC's (torch/sac.cpp) each put a format and archive of their own in it. */
 /* The outer archive around inner (see the opening comment), with its trailer, to path. */
@@ -277,14 +334,15 @@ int bd_shim::write_checkpoint(const char *path, const char *format, const std::v
 /* Who writes a checkpoint of format f, for messages. */
 static const char *format_kind(const char *f)
 {
-    return std::strcmp(f, kFormat) == 0             ? "a ppo or dqn brain's"
+    return std::strcmp(f, kPolicyFormat) == 0       ? "a ppo or dqn brain's"
            : std::strncmp(f, "bodhi-sac-", 10) == 0 ? "a sac brain's"
            : std::strncmp(f, "bodhi-", 6) == 0      ? "another bodhi version's"
                                                     : "not bodhi's";
 }
 
 int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch, std::vector<int64_t> &arch,
-                             torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where)
+                             torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where,
+                             const char **found)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -310,12 +368,24 @@ int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch,
         c10::IValue fmt;
         torch::Tensor at, payload, sum;
         const bool named = ar.try_read("bodhi/format", fmt) && fmt.isString();
+        if (named && !format) { /* whichever brain's */
+            const std::string &f = fmt.toStringRef();
+            if (f == kPolicyFormat || f == kSacFormat) {
+                format = f == kPolicyFormat ? kPolicyFormat : kSacFormat;
+                narch = f == kPolicyFormat ? 5 : 4;
+            } else
+                return bd_seterr(BD_ETORCH, "%s: %s: a checkpoint of format %s (%s), not a ppo, dqn or sac brain's",
+                                 where, path, f.c_str(), format_kind(f.c_str()));
+        }
+        if (found)
+            *found = format;
         if (named && fmt.toStringRef() != format)
             return bd_seterr(BD_ETORCH, "%s: %s: a checkpoint of format %s, not %s (%s)", where, path,
                              fmt.toStringRef().c_str(), format, format_kind(fmt.toStringRef().c_str()));
         if (!named || !ar.try_read("bodhi/arch", at, true) || at.numel() != (int64_t)narch ||
             at.scalar_type() != torch::kLong || !storage_ok(at))
-            return bd_seterr(BD_ETORCH, "%s: %s: not a bodhi checkpoint of format %s", where, path, format);
+            return bd_seterr(BD_ETORCH, "%s: %s: not a bodhi checkpoint of format %s", where, path,
+                             format ? format : "bodhi-torch-2 or bodhi-sac-1");
         at = at.contiguous();
         arch.assign(at.data_ptr<int64_t>(), at.data_ptr<int64_t>() + narch);
         if (!ar.try_read("bodhi/payload", payload, true) || payload.scalar_type() != torch::kUInt8 ||

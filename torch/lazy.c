@@ -80,6 +80,7 @@
     X(sac_check_file, int, (const bdt_policy_config *, const char *))                                         \
     X(save, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
     X(load, int, (bdt_policy *, bdt_ppo *, const char *))                                                     \
+    X(load_actor, int, (const char *, bdt_policy_config *, bdt_policy **))                                    \
     X(set_threads, void, (int))                                                                               \
     X(cuda_available, int, (void))                                                                            \
     X(group_join, int, (const char *, const char *, int, int, const char *, double, const char *,                \
@@ -464,6 +465,14 @@ int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path)
 {
     BDT_HANDLE(p, "bdt_load");
     return bdt_fn.load(p, o, path);
+}
+
+int bdt_load_actor(const char *path, bdt_policy_config *cfg, bdt_policy **out)
+{
+    if (out)
+        *out = NULL;
+    int rc = bdt_need("bdt_load_actor");
+    return rc == BD_OK ? bdt_fn.load_actor(path, cfg, out) : rc;
 }
 
 void bdt_set_threads(int n)

@@ -21,8 +21,6 @@ using namespace bd_shim;
 
 namespace {
 
-const char *const kSacFormat = "bodhi-sac-1";
-
 /* The twin critics as one stacked MLP: layer l holds both critics' weights (2, in, out)
  * and biases (2, 1, out), and a forward is one batched matrix product per layer for both
  * (half the operations of two networks, which on networks this small is most of the

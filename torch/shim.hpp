@@ -135,8 +135,14 @@ void orthogonal_(torch::Tensor w, double gain, at::Generator &gen);
  * caller to check; inner loaded onto dev). BD_OK, or an error naming `where` and path. */
 int write_checkpoint(const char *path, const char *format, const std::vector<int64_t> &arch,
                      torch::serialize::OutputArchive &inner, const char *where);
+/* format NULL: either of the formats below, the one found in *found (narch its own) */
 int read_checkpoint(const char *path, const char *format, size_t narch, std::vector<int64_t> &arch,
-                    torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where);
+                    torch::serialize::InputArchive &inner, const torch::Device &dev, const char *where,
+                    const char **found = nullptr);
+/* The formats: ppo's and dqn's networks (checkpoint.cpp, arch of 5), sac's learner
+ * (sac.cpp, arch of 4). */
+inline constexpr const char *kPolicyFormat = "bodhi-torch-2";
+inline constexpr const char *kSacFormat = "bodhi-sac-1";
 /* Tensors as a nested archive `key` ("0", "1", ...); read back shaped as `like` (0 when one
  * is missing or has another shape or type). */
 void write_tensors(torch::serialize::OutputArchive &inner, const char *key, const std::vector<torch::Tensor> &ts);

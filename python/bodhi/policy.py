@@ -1,8 +1,10 @@
 """bodhi.load_policy: a trained agent's checkpoint acting on NumPy observations, with the
-network a muscle runs (libbodhi_torch through bodhi._policy) and the muscle's rules:
-observations normalised with the checkpoint's statistics when it has them, greedy actions
-the argmax of the logits (first on ties) or the Gaussian's mean, clipped to the
-actuators' bounds as the env clips them.
+network a muscle runs (libbodhi_torch through bodhi._policy) and the muscle's rules, for
+each kind of brain that learns: a ppo brain's policy, a dqn brain's Q-network, a sac
+brain's actor. Observations are normalised with the checkpoint's statistics when it has
+them; greedy actions are the argmax of the logits or Q-values (first on ties), the
+Gaussian's mean clipped to the actuators' bounds, or the squashed Gaussian's
+tanh(mean) scaled into them.
 
     pi = bodhi.load_policy("runs/cartpole-ppo", "balancer")
     env = bodhi.make_vec("CartPole-v1", 64)
@@ -18,27 +20,12 @@ import numpy as np
 from . import _core
 from .trace import Run
 
-
-def _arch(run_file, agent):
-    """hidden, layers of `agent`'s brain params in the run file (64, 2 when not given)."""
-    hidden, layers = 64, 2
-    try:
-        import yaml
-        doc = yaml.safe_load(run_file) or {}
-    except Exception:
-        return hidden, layers
-    for entry in doc.get("schedule") or []:
-        for phase in (entry or {}).values():
-            for a in (phase or {}).get("agents") or []:
-                if isinstance(a, dict) and a.get("name") == agent:
-                    params = ((a.get("brain") or {}).get("params") or {})
-                    hidden = int(params.get("hidden", hidden))
-                    layers = int(params.get("layers", layers))
-    return hidden, layers
+# the network's kind (bodhi._policy.Net.kind) -> the brain that writes it
+_BRAIN = {"discrete": "ppo", "continuous": "ppo", "q": "dqn", "squashed": "sac"}
 
 
 class Policy:
-    """A checkpoint's actor: policy(obs) -> actions; logits/means and values by forward()."""
+    """A checkpoint's acting network: policy(obs) -> actions; its outputs by forward()."""
 
     def __init__(self, run, agent, phase=None, hidden=None, layers=None):
         self.run = run if isinstance(run, Run) else Run(run)
@@ -64,10 +51,20 @@ class Policy:
         self.discrete = bool(spec["discrete"])
         self.obs_dim = len(tr.sensor_ids)
         act_dim = self.actuators[0][3] if self.discrete else len(self.actuators)
-        h, l = _arch(self.run.run_file, agent)
-        self.hidden, self.layers = hidden or h, layers or l
         from . import _policy  # loads libtorch
-        self._net = _policy.Net(self.obs_dim, not self.discrete, act_dim, self.hidden, self.layers, self.path)
+        self._lib = _policy
+        self._net = net = _policy.Net(self.path)  # the shape the file holds
+        self.brain = _BRAIN[net.kind]
+        self.hidden, self.layers = net.hidden, net.layers
+        fits = (net.obs_dim == self.obs_dim and net.act_dim == act_dim
+                and (net.kind in ("discrete", "q")) == self.discrete)
+        if not fits or hidden not in (None, net.hidden) or layers not in (None, net.layers):
+            asked = f"; {layers or net.layers} x {hidden or net.hidden} hidden was asked" if fits else ""
+            raise ValueError(
+                f"bodhi.load_policy: checkpoint {self.path} holds a {self.brain} brain's network of {net.obs_dim}"
+                f" sensors and {net.act_dim} {'actions' if net.kind in ('discrete', 'q') else 'action dimensions'},"
+                f" {net.layers} x {net.hidden} hidden; agent {agent!r} of phase {phase!r} has {self.obs_dim}"
+                f" sensors and {act_dim} {'actions' if self.discrete else 'action dimensions'}{asked}")
         self.obs_mean = self.obs_inv = None
         norm = self.path + ".obsnorm.json"
         if os.path.exists(norm):
@@ -91,32 +88,55 @@ class Policy:
         return np.clip((obs - self.obs_mean) * self.obs_inv, -10.0, 10.0).astype(np.float32)
 
     def forward(self, obs):
-        """(logits or means (n, act_dim), values (n,)) for observations (n, obs_dim)."""
+        """The network's outputs for observations (n, obs_dim): (logits, means or Q-values
+        (n, act_dim), or a sac actor's means and raw log stds (n, 2 act_dim); values (n,):
+        the critic's, the largest Q-value, or 0 for a sac actor)."""
         return self._net.forward(self.normalise(obs))
 
-    def __call__(self, obs, greedy=True, rng=None):
+    def __call__(self, obs, greedy=True, rng=None, epsilon=0.05):
         """Actions for observations (n, obs_dim): int64 indices (n,) for a discrete
         actuator, float32 (n, act_dim) otherwise. greedy=False samples (NumPy's rng, not
-        the muscle's Philox stream)."""
+        the muscle's Philox stream): from the policy, or for a dqn brain's Q-network
+        epsilon-greedily (epsilon 0.05 unless given, as CleanRL's DQN evaluation)."""
         out, _ = self.forward(obs)
-        if self.discrete:
+        kind = self._net.kind
+        if not greedy:
+            rng = rng or np.random.default_rng()
+        if kind == "q":
+            a = np.argmax(out, axis=1).astype(np.int64)
+            if not greedy:
+                if not 0.0 <= epsilon <= 1.0:
+                    raise ValueError(f"bodhi: epsilon {epsilon} is not a probability (0 to 1)")
+                explore = rng.random(len(a)) < epsilon
+                a[explore] = rng.integers(0, out.shape[1], int(explore.sum()))
+            return a
+        if kind == "discrete":
             if greedy:
                 return np.argmax(out, axis=1).astype(np.int64)
-            rng = rng or np.random.default_rng()
             p = np.exp(out - out.max(axis=1, keepdims=True))
             c = np.cumsum(p, axis=1)
             u = rng.random((len(out), 1)) * c[:, -1:]
             return np.minimum((u >= c).sum(axis=1), out.shape[1] - 1).astype(np.int64)
-        a = out if greedy else out + np.exp(self._net.logstd()) * (rng or np.random.default_rng()).standard_normal(out.shape)
+        if kind == "squashed":  # in double, rounded once, as the muscle (muscle/act.h)
+            A = self._net.act_dim
+            u = out[:, :A].astype(np.float64)
+            if not greedy:
+                lo, hi = self._lib.LOGSTD_MIN, self._lib.LOGSTD_MAX
+                logstd = lo + 0.5 * (hi - lo) * (np.tanh(out[:, A:].astype(np.float64)) + 1.0)
+                u = u + np.exp(logstd) * rng.standard_normal(u.shape)
+            low, high = self.low.astype(np.float64), self.high.astype(np.float64)
+            return (np.tanh(u) * (0.5 * (high - low)) + 0.5 * (high + low)).astype(np.float32)
+        a = out if greedy else out + np.exp(self._net.logstd()) * rng.standard_normal(out.shape)
         return np.clip(a, self.low, self.high).astype(np.float32)
 
     def __repr__(self):
-        return (f"Policy({self.agent} from {self.path}: {self.obs_dim} sensors, "
+        return (f"Policy({self.agent} from {self.path}: a {self.brain} brain's network of {self.obs_dim} sensors, "
                 f"{'discrete' if self.discrete else 'continuous'}, {self.layers} x {self.hidden} hidden)")
 
 
 def load_policy(run, agent, phase=None, hidden=None, layers=None):
     """agent's checkpoint from `run` (a folder, run.h5 or bodhi.open_run's Run), from train
-    phase `phase` (default: the last with a checkpoint). The network's shape comes from the
-    trace (sensors, actuators) and the run file (hidden, layers; override them here)."""
+    phase `phase` (default: the last with a checkpoint), a ppo, dqn or sac brain's. The
+    network's shape is the one the file holds; it must fit the agent's sensors and
+    actuators in the trace, and hidden and layers, when given, are checked against it."""
     return Policy(run, agent, phase, hidden, layers)

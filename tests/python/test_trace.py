@@ -1,6 +1,6 @@
-"""bodhi.open_run and bodhi.load_policy on a fresh short run of `bodhi run` (BODHI_BINARY):
+"""bodhi.open_run and bodhi.load_policy on fresh short runs of `bodhi run` (BODHI_BINARY):
 the trace read as NumPy and pandas against h5py, and the checkpoint's greedy actions
-against those the muscle took in the run's test phase."""
+against those the muscle took in the run's test phase, for a ppo, a dqn and a sac brain."""
 
 import os
 import shutil
@@ -37,6 +37,13 @@ schedule:
 run_config:
   condition: {name: all_phases, params: {}}
 """
+
+
+def by_step(pi, obs):
+    """pi's greedy actions for a trace's observations (steps, columns, sensors), one step's
+    columns at a time as the muscle computed them: libtorch's and OpenBLAS's sums may
+    depend on how many rows a product has, so other batches can differ in a last bit."""
+    return np.stack([pi(o) for o in obs])
 
 
 class Trace(unittest.TestCase):
@@ -109,8 +116,7 @@ class Trace(unittest.TestCase):
         with bodhi.open_run(self.run_dir) as run:
             t = run.agent("test", "balancer")  # the test phase acts greedily with the train checkpoint
             obs, act = t.sensors[:], t.actuators[:, :, 0]
-        mine = pi(obs.reshape(-1, 4)).reshape(act.shape)
-        np.testing.assert_array_equal(mine, act.astype(np.int64))
+        np.testing.assert_array_equal(by_step(pi, obs), act.astype(np.int64))
         logits, values = pi.forward(obs[0])
         self.assertEqual((logits.shape, values.shape), ((obs.shape[1], 2), (obs.shape[1],)))
         sampled = pi(obs[0], greedy=False, rng=np.random.default_rng(1))
@@ -123,6 +129,119 @@ class Trace(unittest.TestCase):
             pi(np.full((2, 4), np.nan, np.float32))
         with self.assertRaisesRegex(ValueError, "checkpoint"):
             bodhi.load_policy(self.run_dir, "balancer", hidden=16)  # not the network it saved
+
+
+# A dqn brain on CartPole and a sac brain on Pendulum: short train phases (their gradient
+# steps start at 2048 transitions, the buffer's learning_starts set low) and greedy tests.
+OFF_POLICY = """
+uid: py-offpolicy
+seed: 3
+version: 1
+schedule:
+  - train:
+      environments:
+        - environment: {name: cartpole, uid: pole, params: {worlds: 8}}
+        - environment: {name: pendulum, uid: pend, params: {worlds: 8}}
+      agents:
+        - name: balancer
+          brain: {name: dqn, params: {learning_starts: 512}}
+          muscle: {name: dqn, params: {}}
+          objective: {name: reward, params: {}}
+          sensors: [pole.*]
+          actuators: [pole.push]
+        - name: swinger
+          brain: {name: sac, params: {hidden: 48, learning_starts: 512, rollout_steps: 32}}
+          muscle: {name: sac, params: {}}
+          objective: {name: reward, params: {}}
+          sensors: [pend.*]
+          actuators: [pend.torque]
+      simulation:
+        name: vanilla
+        conditions:
+          - {name: max_steps, params: {steps: 4096}}
+      phase_config: {mode: train, worker: 1, device: cpu}
+  - test:
+      phase_config: {mode: test, worker: 1, episodes: 8}
+run_config:
+  condition: {name: all_phases, params: {}}
+"""
+
+
+class OffPolicy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="bodhi-pyoff-")
+        with open(os.path.join(cls.dir, "run.yml"), "w") as f:
+            f.write(OFF_POLICY)
+        r = subprocess.run([os.environ["BODHI_BINARY"], "run", "run.yml"], cwd=cls.dir, capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"bodhi run failed ({r.returncode}): {r.stderr[-2000:]}")
+        cls.run_dir = os.path.join(cls.dir, "runs", "py-offpolicy")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_muscle_actions(self):
+        """every greedy action of each test-phase muscle, from the train phase's checkpoint"""
+        with bodhi.open_run(self.run_dir) as run:
+            pole, pend = run.agent("test", "balancer"), run.agent("test", "swinger")
+            obs_q, act_q = pole.sensors[:], pole.actuators[:, :, 0]
+            obs_s, act_s = pend.sensors[:], pend.actuators[:, :, 0]
+        q = bodhi.load_policy(self.run_dir, "balancer")
+        self.assertEqual((q.brain, q.phase, q.hidden, q.layers, q.discrete), ("dqn", "train", 64, 2, True))
+        np.testing.assert_array_equal(by_step(q, obs_q), act_q.astype(np.int64))
+        values, best = q.forward(obs_q[0])
+        np.testing.assert_array_equal(best, values.max(axis=1))  # a Q-network's value is its largest Q
+        pi = bodhi.load_policy(self.run_dir, "swinger")
+        self.assertEqual((pi.brain, pi.hidden, pi.discrete), ("sac", 48, False))  # the file's shape
+        mine = by_step(pi, obs_s)[:, :, 0]
+        # tanh(mean) scaled into [-2, 2], in double and rounded once as the muscle does; libm's
+        # tanh and NumPy's may differ in their last bit of a double, so one float ulp apart
+        np.testing.assert_array_max_ulp(mine, act_s, maxulp=1)
+        self.assertTrue(np.all(np.abs(mine) <= 2.0))
+        out, v = pi.forward(obs_s[0])
+        self.assertEqual(out.shape, (obs_s.shape[1], 2))  # a mean and a raw log std
+        np.testing.assert_array_equal(v, 0)
+
+    def test_sampling(self):
+        q = bodhi.load_policy(self.run_dir, "balancer")
+        obs = np.zeros((4000, 4), np.float32)
+        greedy = q(obs)
+        self.assertEqual(len(set(greedy.tolist())), 1)
+        every = q(obs, greedy=False, rng=np.random.default_rng(2), epsilon=1.0)  # uniform
+        self.assertTrue(1800 < int((every == 0).sum()) < 2200)
+        np.testing.assert_array_equal(q(obs, greedy=False, epsilon=0.0), greedy)
+        with self.assertRaisesRegex(ValueError, "epsilon 1.5 is not a probability"):
+            q(obs, greedy=False, epsilon=1.5)
+        pi = bodhi.load_policy(self.run_dir, "swinger")
+        a = pi(np.tile(np.float32([1, 0, 0]), (4000, 1)), greedy=False, rng=np.random.default_rng(3))
+        self.assertTrue(np.all(np.abs(a) <= 2.0))
+        self.assertGreater(float(a.std()), 0.01)
+
+    def test_wrong_checkpoints(self):
+        with self.assertRaisesRegex(ValueError, "holds a dqn brain's network .* 2 x 64 hidden; .* was asked"):
+            bodhi.load_policy(self.run_dir, "balancer", hidden=32)
+        # the other agent's checkpoint where this one's belongs: named, with both shapes
+        ck = os.path.join(self.run_dir, "checkpoints", "train")
+        work = tempfile.mkdtemp(prefix="bodhi-pyoff-ck-")
+        try:
+            run = os.path.join(work, "run")
+            shutil.copytree(self.run_dir, run, ignore=shutil.ignore_patterns("*.lock"))
+            shutil.copy(os.path.join(ck, "swinger.pt"), os.path.join(run, "checkpoints", "train", "balancer.pt"))
+            with self.assertRaisesRegex(ValueError, "holds a sac brain's network of 3 sensors .* agent 'balancer'"
+                                                    " of phase 'train' has 4 sensors and 2 actions"):
+                bodhi.load_policy(run, "balancer")
+            # cut short: the file's own check refuses it
+            with open(os.path.join(ck, "swinger.pt"), "rb") as f:
+                data = f.read()
+            with open(os.path.join(run, "checkpoints", "train", "swinger.pt"), "wb") as f:
+                f.write(data[:len(data) // 2])
+            with self.assertRaisesRegex(ValueError, "checkpoint .*swinger.pt: .*not a bodhi checkpoint"):
+                bodhi.load_policy(run, "swinger")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
