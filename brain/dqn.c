@@ -35,7 +35,7 @@ double bd_dqn_auto_utd(long long columns)
 
 double bd_dqn_auto_lr(long long columns)
 {
-    return columns >= 1 && columns < BD_DQN_AUTO_LR_COLUMNS ? BD_DQN_AUTO_LR_FEW : BD_DQN_AUTO_LR;
+    return columns >= 1 && bd_dqn_auto_utd(columns) >= BD_DQN_AUTO_UTD ? BD_DQN_AUTO_LR_FEW : BD_DQN_AUTO_LR;
 }
 
 double bd_dqn_epsilon(const bd_dqn_params *dp, long long steps)

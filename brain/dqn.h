@@ -53,15 +53,18 @@ long long bd_dqn_auto_rollout(long long columns);
 #define BD_DQN_AUTO_STEPS_PER_ROUND_STEP 8.0
 double bd_dqn_auto_utd(long long columns);
 
-/* learning_rate when it is not given: BD_DQN_AUTO_LR from BD_DQN_AUTO_LR_COLUMNS (16)
- * columns, BD_DQN_AUTO_LR_FEW below them. With few worlds a round holds the steps of few
- * episodes and each takes 0.25 gradient steps: at 5e-4 CartPole diverged at 1 world (seed
- * 1 of 3) and stood at 214 after 600k agent-steps at 8 (seed 1); at 2.5e-4 every seed
- * reached 475 at 1, 2, 4, 8 and 12 worlds, where at 16 and 256 it left a seed short
- * (docs/run-file.md). Columns as utd_ratio's: the agent's own on this rank. */
+/* learning_rate when it is not given: BD_DQN_AUTO_LR_FEW where each transition earns the
+ * whole BD_DQN_AUTO_UTD gradient steps (up to 32 columns, bd_dqn_auto_utd), BD_DQN_AUTO_LR
+ * past them, where each earns fewer. With few worlds a round holds the steps of few
+ * episodes: at 5e-4 CartPole diverged at 1 world (seed 1 of 3) and stood at 214 after 600k
+ * agent-steps at 8 (seed 1). At 16 and 32 worlds 5e-4 reached 475 but left greedy tests of
+ * 130-258 on 5 seeds of 17 (the weights had drifted since the window's episodes began) and
+ * took 24.9 s on one; 2.5e-4 left none below 496 (docs/run-file.md). Past 32 it is the
+ * other way: at 64 worlds 2.5e-4 was slower on 4 seeds of 4, and at 256 it left 2 of 6
+ * short of 475 within 3M agent-steps. Columns as utd_ratio's: the agent's own on this
+ * rank; 5e-4 when they are not known. */
 #define BD_DQN_AUTO_LR 5e-4
 #define BD_DQN_AUTO_LR_FEW 2.5e-4
-#define BD_DQN_AUTO_LR_COLUMNS 16
 double bd_dqn_auto_lr(long long columns);
 
 /* Epsilon after `steps` agent-steps: linear from eps_initial to eps_final over

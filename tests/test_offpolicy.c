@@ -356,10 +356,14 @@ Test(offpolicy, epsilon_schedule_and_gradient_budget)
     cr_assert_float_eq(bd_dqn_auto_lr(1), 2.5e-4, 1e-15); /* this rank's columns, as the ratio */
     unsetenv("BODHI_WORLD_SIZE");
     cr_assert_float_eq(bd_dqn_auto_utd(0), 0.25, 1e-15); /* columns unknown */
-    /* the automatic step size: 2.5e-4 below 16 columns, 5e-4 from 16 (and when unknown) */
+    /* the automatic step size: 2.5e-4 up to 32 columns, where each transition earns the
+     * whole 0.25 gradient steps, 5e-4 past them (and when unknown) */
     cr_assert_float_eq(bd_dqn_auto_lr(1), 2.5e-4, 1e-15);
-    cr_assert_float_eq(bd_dqn_auto_lr(15), 2.5e-4, 1e-15);
-    cr_assert_float_eq(bd_dqn_auto_lr(16), 5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(16), 2.5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(32), 2.5e-4, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_utd(32), 0.25, 1e-15);
+    cr_assert_float_eq(bd_dqn_auto_lr(33), 5e-4, 1e-15);
+    cr_assert(bd_dqn_auto_utd(33) < 0.25);
     cr_assert_float_eq(bd_dqn_auto_lr(4096), 5e-4, 1e-15);
     cr_assert_float_eq(bd_dqn_auto_lr(0), 5e-4, 1e-15);
     cr_assert_eq(bd_dqn_params_parse(NULL, 8, &dp), BD_OK, "%s", bd_lasterr());
