@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <string.h>
 #include <structmember.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
@@ -164,6 +165,16 @@ static struct PyModuleDef policy_module = {
 
 PyMODINIT_FUNC PyInit__policy(void)
 {
+    /* a shim of other sources (torch/abi.cmake): refused before anything of it is called */
+    const char *theirs = bdt_abi();
+    if (!theirs || strcmp(theirs, BDT_ABI_HASH) != 0) {
+        PyErr_Format(PyExc_ImportError,
+                     "bodhi: the libbodhi_torch.so loaded was built from other sources than this bodhi (its "
+                     "interface %.12s, this one's %.12s): rebuild it from these (bench/gpu/torch-shim/) or "
+                     "take it off LD_LIBRARY_PATH",
+                     theirs ? theirs : "?", BDT_ABI_HASH);
+        return NULL;
+    }
     import_array();
     if (PyType_Ready(&NetType) < 0)
         return NULL;

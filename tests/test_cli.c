@@ -1456,6 +1456,40 @@ Test(run, a_torch_shim_that_does_not_load_is_named_not_replaced, .timeout = 120)
     free(yml);
 }
 
+/* A shim built from other sources (a GPU machine's rebuilt one left on LD_LIBRARY_PATH after
+ * an update, whose structs may be laid out otherwise) is refused by its interface hash
+ * (torch/abi.cmake), naming it, before anything of it is called: here the build's own
+ * shim with one letter of its hash changed. */
+Test(run, a_torch_shim_of_other_sources_is_refused, .timeout = 120)
+{
+    char *dir = bd_strfmt("/tmp/bd-cli-%d-othershim", (int)getpid());
+    char *out = bd_strfmt("%s/run", dir), *so = bd_strfmt("%s/libbodhi_torch.so", dir), *t = NULL;
+    rm_rf(dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    size_t n = 0;
+    char *bytes = NULL;
+    cr_assert_eq(bd_read_file(BODHI_SHIM, &bytes, &n), BD_OK, "%s", bd_lasterr());
+    char *at = memmem(bytes, n, BDT_ABI_HASH, strlen(BDT_ABI_HASH));
+    cr_assert_not_null(at, "the shim holds its interface hash");
+    const char other = BDT_ABI_HASH[0] == '0' ? '1' : '0';
+    at[0] = other;
+    cr_assert_eq(bd_write_file(so, bytes, n), BD_OK, "%s", bd_lasterr());
+    free(bytes);
+    char *yml = short_run("othershim", 2400, "", NULL, "");
+    int rc = sh(&t, "LD_LIBRARY_PATH=%s $BODHI run %s --out %s --quiet", dir, yml, out);
+    cr_assert_neq(rc, 0, "%s", t);
+    char *want = bd_strfmt("%s was built from other sources than this bodhi (its interface %c%.11s, this bodhi's "
+                           "%.12s)", so, other, BDT_ABI_HASH + 1, BDT_ABI_HASH);
+    cr_assert(strstr(t, want), "the output names the shim and both interfaces (%s):\n%s", want, t);
+    free(want);
+    free(t);
+    rm_rf(dir);
+    free(dir);
+    free(out);
+    free(so);
+    free(yml);
+}
+
 /* DQN across two ranks: every gradient step's gradient averaged, the steps agreed, each
  * rank drawing from its own buffer: the Q-networks stay the same on both ranks (the same
  * digests after every update) and change as they learn. */

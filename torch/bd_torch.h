@@ -42,6 +42,11 @@ int bdt_load(bdt_policy *p, bdt_ppo *o, const char *path);
  * (bodhi.load_policy.) */
 int bdt_load_actor(const char *path, bdt_policy_config *cfg, bdt_policy **out);
 
+/* The interface this shim was built to: BDT_ABI_HASH, the SHA-256 of its C API's headers
+ * (torch/abi.cmake). torch/lazy.c and bodhi._policy refuse a shim whose answer is not
+ * their own (one built from other sources, left on LD_LIBRARY_PATH after an update). */
+const char *bdt_abi(void);
+
 /* Intra-op threads for this process. */
 void bdt_set_threads(int n);
 

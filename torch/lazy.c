@@ -14,6 +14,7 @@
  * starts the load in a thread of its own. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -83,6 +84,7 @@
     X(load_actor, int, (const char *, bdt_policy_config *, bdt_policy **))                                    \
     X(set_threads, void, (int))                                                                               \
     X(cuda_available, int, (void))                                                                            \
+    X(abi, const char *, (void))                                                                              \
     X(group_join, int, (const char *, const char *, int, int, const char *, double, const char *,                \
                         const volatile int *, bdt_left_fn, double, bdt_group **))                                 \
     X(group_id, const char *, (const bdt_group *))                                                               \
@@ -140,6 +142,20 @@ static void bdt_do_load(void)
     void *h = bdt_open();
     if (!h)
         return;
+    /* a shim of other sources (torch/abi.cmake) is refused before anything of it is called
+     * that its structs could be laid out for otherwise */
+    const char *(*abi)(void);
+    *(void **)&abi = dlsym(h, "bdt_abi");
+    const char *theirs = abi ? abi() : NULL;
+    if (!theirs || strcmp(theirs, BDT_ABI_HASH) != 0) {
+        struct link_map *lm = NULL;
+        const char *path = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name[0] ? lm->l_name : BD_TORCH_SONAME;
+        snprintf(bdt_why, sizeof bdt_why,
+                 "%s was built from other sources than this bodhi (its interface %.12s%s, this bodhi's %.12s): "
+                 "rebuild it from these (bench/gpu/torch-shim/) or take it off LD_LIBRARY_PATH",
+                 path, theirs ? theirs : "none", theirs ? "" : " named", BDT_ABI_HASH);
+        return;
+    }
 #define BDT_SYM(name, ret, args)                                                                              \
     if (!(*(void **)&bdt_fn.name = dlsym(h, "bdt_" #name))) {                                                 \
         snprintf(bdt_why, sizeof bdt_why, "%s has no bdt_" #name, BD_TORCH_SONAME);                           \
@@ -504,6 +520,11 @@ void bdt_preload(void)
     if (pthread_create(&t, &at, bdt_preload_main, NULL) != 0)
         pthread_once(&bdt_once, bdt_do_load); /* no thread: load it now */
     pthread_attr_destroy(&at);
+}
+
+const char *bdt_abi(void)
+{
+    return bdt_need("bdt_abi") == BD_OK ? bdt_fn.abi() : NULL;
 }
 
 int bdt_cuda_available(void)

@@ -403,6 +403,11 @@ void grads_to_none(std::vector<torch::Tensor> &params)
 
 using namespace bd_shim;
 
+extern "C" const char *bdt_abi(void)
+{
+    return BDT_ABI_HASH;
+}
+
 extern "C" void bdt_set_threads(int n)
 {
     if (n < 1)

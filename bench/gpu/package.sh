@@ -62,6 +62,7 @@ root=$(pwd)
     ninja -C build-gpu -t deps "CMakeFiles/bd_torch.dir/$src.o" | awk 'NR > 1 {print $1}' \
       | grep "^$root/" | sed "s|^$root/||"
   done
+  ls torch/*.h torch/abi.cmake # the interface hash's rule and headers (the shim's loaders check it)
 } | sort -u | while read -r f; do mkdir -p ".gpu/src/$(dirname "$f")"; cp "$f" ".gpu/src/$f"; done
 cp -r bench/gpu/torch-shim .gpu/torch-shim
 cp -r experiments .gpu/experiments
