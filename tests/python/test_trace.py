@@ -46,21 +46,29 @@ def by_step(pi, obs):
     return np.stack([pi(o) for o in obs])
 
 
-class Trace(unittest.TestCase):
+class RunOnce(unittest.TestCase):
+    """A test class over one `bodhi run` of RUN (its uid UID) in a temporary folder."""
+    RUN = UID = None
+
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="bodhi-pytrace-")
+        cls.dir = tempfile.mkdtemp(prefix=f"bodhi-{cls.UID}-")
         with open(os.path.join(cls.dir, "run.yml"), "w") as f:
-            f.write(RUN_FILE)
+            f.write(cls.RUN)
         r = subprocess.run([os.environ["BODHI_BINARY"], "run", "run.yml"], cwd=cls.dir, capture_output=True,
                            text=True, timeout=600)
         if r.returncode != 0:
+            shutil.rmtree(cls.dir, ignore_errors=True)  # tearDownClass does not follow a failed set-up
             raise RuntimeError(f"bodhi run failed ({r.returncode}): {r.stderr[-2000:]}")
-        cls.run_dir = os.path.join(cls.dir, "runs", "py-trace")
+        cls.run_dir = os.path.join(cls.dir, "runs", cls.UID)
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
+
+
+class Trace(RunOnce):
+    RUN, UID = RUN_FILE, "py-trace"
 
     def test_open_run(self):
         import h5py
@@ -167,21 +175,8 @@ run_config:
 """
 
 
-class OffPolicy(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="bodhi-pyoff-")
-        with open(os.path.join(cls.dir, "run.yml"), "w") as f:
-            f.write(OFF_POLICY)
-        r = subprocess.run([os.environ["BODHI_BINARY"], "run", "run.yml"], cwd=cls.dir, capture_output=True,
-                           text=True, timeout=600)
-        if r.returncode != 0:
-            raise RuntimeError(f"bodhi run failed ({r.returncode}): {r.stderr[-2000:]}")
-        cls.run_dir = os.path.join(cls.dir, "runs", "py-offpolicy")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.dir, ignore_errors=True)
+class OffPolicy(RunOnce):
+    RUN, UID = OFF_POLICY, "py-offpolicy"
 
     def test_muscle_actions(self):
         """every greedy action of each test-phase muscle, from the train phase's checkpoint"""
