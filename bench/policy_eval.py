@@ -43,7 +43,10 @@ def evaluate(mode, eps):
     ret, out = np.zeros(a.episodes), np.zeros(a.episodes)
     done = np.zeros(a.episodes, bool)
     while not done.all():
-        act = pi(obs) if mode == "greedy" else pi(obs, greedy=False, rng=rng, epsilon=eps)
+        if mode == "greedy":
+            act = pi(obs)
+        else:
+            act = pi(obs, greedy=False, rng=rng, **({"epsilon": eps} if mode == "epsilon" else {}))
         obs, r, term, trunc, _ = env.step(act)
         ret += np.where(done, 0.0, r)
         end = (term | trunc) & ~done

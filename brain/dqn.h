@@ -58,8 +58,8 @@ double bd_dqn_auto_utd(long long columns);
  * past them, where each earns fewer. With few worlds a round holds the steps of few
  * episodes: at 5e-4 CartPole diverged at 1 world (seed 1 of 3) and stood at 214 after 600k
  * agent-steps at 8 (seed 1). At 16 and 32 worlds 5e-4 reached 475 but left greedy tests of
- * 130-258 on 5 seeds of 17 (the weights had drifted since the window's episodes began) and
- * took 24.9 s on one; 2.5e-4 left none below 496 (docs/run-file.md). Past 32 it is the
+ * 118-258 on 5 seeds of 17 (the weights had drifted since the window's episodes began) and
+ * took 22.8 s on one; 2.5e-4 left none below 496 (docs/run-file.md). Past 32 it is the
  * other way: at 64 worlds 2.5e-4 was slower on 4 seeds of 4, and at 256 it left 2 of 6
  * short of 475 within 3M agent-steps. Columns as utd_ratio's: the agent's own on this
  * rank; 5e-4 when they are not known. */

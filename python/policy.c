@@ -6,8 +6,10 @@
  * The shim's errors go through bd_seterr/bd_lasterr, which libbodhi_env.so (linked here)
  * provides; the C network's functions that a shim rebuilt on a GPU machine calls are
  * this module's (CMakeLists.txt). */
+#define _GNU_SOURCE /* dladdr */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <stddef.h>
 #include <string.h>
 #include <structmember.h>
@@ -163,16 +165,22 @@ static struct PyModuleDef policy_module = {
     NULL, NULL, NULL, NULL,
 };
 
+/* Weak: a shim from before the interface hash has neither, and is refused by its absence
+ * (below) rather than by the loader's "undefined symbol" naming this module. */
+#pragma weak bdt_abi
+#pragma weak bdt_load_actor
+
 PyMODINIT_FUNC PyInit__policy(void)
 {
     /* a shim of other sources (torch/abi.cmake): refused before anything of it is called */
-    const char *theirs = bdt_abi();
-    if (!theirs || strcmp(theirs, BDT_ABI_HASH) != 0) {
+    const char *theirs = bdt_abi ? bdt_abi() : NULL;
+    if (!theirs || strcmp(theirs, BDT_ABI_HASH) != 0 || !bdt_load_actor) {
+        Dl_info di;
+        const char *file = dladdr((void *)bdt_policy_create, &di) && di.dli_fname ? di.dli_fname : "libbodhi_torch.so";
         PyErr_Format(PyExc_ImportError,
-                     "bodhi: the libbodhi_torch.so loaded was built from other sources than this bodhi (its "
-                     "interface %.12s, this one's %.12s): rebuild it from these (bench/gpu/torch-shim/) or "
-                     "take it off LD_LIBRARY_PATH",
-                     theirs ? theirs : "?", BDT_ABI_HASH);
+                     "bodhi: %s was built from other sources than this bodhi (its interface %.12s%s, this one's "
+                     "%.12s): rebuild it from these (bench/gpu/torch-shim/) or take it off LD_LIBRARY_PATH",
+                     file, theirs ? theirs : "none", theirs ? "" : " named", BDT_ABI_HASH);
         return NULL;
     }
     import_array();

@@ -1904,8 +1904,6 @@ Test(torch, sac_learns_a_one_step_optimum)
     bdt_policy_destroy(p);
 }
 
-/* Save, load into a learner of another seed: the same greedy actions, critics, targets
- * and alpha, and the next update the same bits (optimisers restored). */
 /* bdt_load_actor (bodhi.load_policy): a ppo policy's and a dqn Q-network's checkpoint give
  * back the network in the shape the file holds, with its parameters; what is not a
  * checkpoint is refused, a missing file as not found. (A sac learner's actor:
@@ -1947,6 +1945,8 @@ Test(torch, load_actor_reads_a_checkpoints_network_in_its_shape)
     cr_assert_eq(bdt_load_actor(NULL, &got, &q), BD_EINVAL);
 }
 
+/* Save, load into a learner of another seed: the same greedy actions, critics, targets
+ * and alpha, and the next update the same bits (optimisers restored). */
 Test(torch, sac_checkpoint_round_trip)
 {
     char path[128];

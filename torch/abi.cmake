@@ -9,8 +9,10 @@
 #   bodhi_abi_hash(SOURCE_DIR OUT_VAR)
 function(bodhi_abi_hash src out)
   set(all "")
-  foreach(n bd_torch.h net.h ppo_algo.h dqn_algo.h sac_algo.h dist.h cpunet.h)
-    set(h "${src}/torch/${n}")
+  # (bodhi.h: the error codes and bd_seterr, which cross the boundary too)
+  foreach(n torch/bd_torch.h torch/net.h torch/ppo_algo.h torch/dqn_algo.h torch/sac_algo.h torch/dist.h
+          torch/cpunet.h include/bodhi/bodhi.h)
+    set(h "${src}/${n}")
     if(NOT EXISTS "${h}")
       message(FATAL_ERROR "bodhi_abi_hash: no ${h}")
     endif()

@@ -1,4 +1,4 @@
-/* checkpoint.cpp: bdt_save and bdt_load (torch/bd_torch.h).
+/* checkpoint.cpp: bdt_save, bdt_load and bdt_load_actor (torch/bd_torch.h).
  *
  * Checkpoint file: a torch::serialize archive, written to path.tmp then renamed:
  *    "bodhi/format"    string "bodhi-torch-2"
@@ -71,6 +71,9 @@ int write_file_atomic(const char *path, const std::string &bytes, const char *wh
     return BD_OK;
 }
 
+/* more tensors than any network within bdt_policy_param_count_of's limits has */
+constexpr size_t kMaxTensors = 8192;
+
 const char kTrailerMagic[8] = {'B', 'D', 'H', 'I', 'C', 'K', 'P', 'T'};
 const size_t kTrailerSize = 24;
 
@@ -98,13 +101,13 @@ void append_trailer(std::string &file)
     put_u64(file, sum);
 }
 
-/* Reads path whole and checks its trailer; *archive holds the bytes before it. */
-int read_checked(const char *path, std::string *archive)
+/* Reads path whole and checks its trailer; *archive holds the bytes before it. Errors name where. */
+int read_checked(const char *path, std::string *archive, const char *where)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
-        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "bdt_load: %s: %s", path, std::strerror(err));
+        return bd_seterr(err == ENOENT ? BD_ENOTFOUND : BD_EIO, "%s: %s: %s", where, path, std::strerror(err));
     }
     std::string buf;
     char chunk[65536];
@@ -115,7 +118,7 @@ int read_checked(const char *path, std::string *archive)
         if (r < 0) {
             int err = errno;
             close(fd);
-            return bd_seterr(BD_EIO, "bdt_load: %s: %s", path, std::strerror(err));
+            return bd_seterr(BD_EIO, "%s: %s: %s", where, path, std::strerror(err));
         }
         if (r == 0)
             break;
@@ -125,10 +128,10 @@ int read_checked(const char *path, std::string *archive)
     const unsigned char *b = reinterpret_cast<const unsigned char *>(buf.data());
     const size_t n = buf.size();
     if (n < kTrailerSize || std::memcmp(b + n - kTrailerSize, kTrailerMagic, sizeof kTrailerMagic) != 0)
-        return bd_seterr(BD_ETORCH, "bdt_load: %s: not a bodhi checkpoint (no BDHICKPT trailer)", path);
+        return bd_seterr(BD_ETORCH, "%s: %s: not a bodhi checkpoint (no BDHICKPT trailer)", where, path);
     const size_t len = n - kTrailerSize;
     if (get_u64(b + len + 8) != len || get_u64(b + len + 16) != fnv1a64(b, len))
-        return bd_seterr(BD_ETORCH, "bdt_load: %s: damaged checkpoint (length or checksum mismatch)", path);
+        return bd_seterr(BD_ETORCH, "%s: %s: damaged checkpoint (length or checksum mismatch)", where, path);
     buf.resize(len);
     *archive = std::move(buf);
     return BD_OK;
@@ -280,22 +283,40 @@ extern "C" int bdt_load_actor(const char *path, bdt_policy_config *cfg, bdt_poli
                          "layers=%lld) is not one it can hold",
                          path, (long long)d[0], kind_name((int)d[1]), (long long)d[2], (long long)d[3],
                          (long long)d[4]);
-    bdt_policy *p = nullptr;
-    if ((rc = bdt_policy_create(&c, &p)) != BD_OK)
-        return rc;
+    /* the file's tensors in flat order, read and checked before any network is built: the
+     * network starts from them, with no initial draw (a wide network's QR takes seconds) */
+    const char *what = sac ? "actor is" : "parameters are";
+    std::vector<torch::Tensor> got;
+    std::vector<float> flat;
     try {
-        std::vector<torch::Tensor> got;
-        if (!read_tensors(inner, sac ? "actor" : "params", p->params, got)) {
-            bdt_policy_destroy(p);
-            return bd_seterr(BD_ETORCH, "bdt_load_actor: %s: the %s missing or of the wrong shape or type", path,
-                             sac ? "actor is" : "parameters are");
-        }
-        torch::NoGradGuard ng;
-        for (size_t i = 0; i < p->params.size(); i++)
-            p->params[i].copy_(got[i]);
+        torch::serialize::InputArchive t;
+        uint64_t total = 0;
+        if (inner.try_read(sac ? "actor" : "params", t))
+            for (size_t i = 0; i < kMaxTensors; i++) {
+                torch::Tensor x;
+                if (!t.try_read(std::to_string(i), x))
+                    break;
+                if (x.scalar_type() != torch::kFloat32 || !storage_ok(x) || (total += (uint64_t)x.numel()) > count)
+                    return bd_seterr(BD_ETORCH, "bdt_load_actor: %s: the %s of the wrong shape or type", path, what);
+                got.push_back(x.contiguous());
+            }
+        if (total != count)
+            return bd_seterr(BD_ETORCH, "bdt_load_actor: %s: the %s missing or of the wrong shape", path, what);
+        flat.reserve(count);
+        for (const auto &x : got)
+            flat.insert(flat.end(), x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
     } catch (...) {
-        bdt_policy_destroy(p);
         return catch_torch("bdt_load_actor", path);
+    }
+    bdt_policy *p = nullptr;
+    if ((rc = bdt_policy_create_from(&c, flat.data(), flat.size(), &p)) != BD_OK)
+        return rc;
+    bool same = p->params.size() == got.size();
+    for (size_t i = 0; same && i < got.size(); i++)
+        same = p->params[i].sizes().equals(got[i].sizes());
+    if (!same) {
+        bdt_policy_destroy(p);
+        return bd_seterr(BD_ETORCH, "bdt_load_actor: %s: the %s of the wrong shape", path, what);
     }
     *cfg = c;
     *out = p;
@@ -352,7 +373,7 @@ int bd_shim::read_checkpoint(const char *path, const char *format, size_t narch,
     if (!S_ISREG(st.st_mode))
         return bd_seterr(BD_EIO, "%s: %s: not a regular file", where, path);
     std::string file;
-    int rc = read_checked(path, &file);
+    int rc = read_checked(path, &file, where);
     if (rc != BD_OK)
         return rc;
     try {

@@ -59,7 +59,8 @@ class Policy:
         fits = (net.obs_dim == self.obs_dim and net.act_dim == act_dim
                 and (net.kind in ("discrete", "q")) == self.discrete)
         if not fits or hidden not in (None, net.hidden) or layers not in (None, net.layers):
-            asked = f"; {layers or net.layers} x {hidden or net.hidden} hidden was asked" if fits else ""
+            asked = (f"; {net.layers if layers is None else layers} x {net.hidden if hidden is None else hidden}"
+                     " hidden was asked") if fits else ""
             raise ValueError(
                 f"bodhi.load_policy: checkpoint {self.path} holds a {self.brain} brain's network of {net.obs_dim}"
                 f" sensors and {net.act_dim} {'actions' if net.kind in ('discrete', 'q') else 'action dimensions'},"
@@ -93,21 +94,25 @@ class Policy:
         the critic's, the largest Q-value, or 0 for a sac actor)."""
         return self._net.forward(self.normalise(obs))
 
-    def __call__(self, obs, greedy=True, rng=None, epsilon=0.05):
+    def __call__(self, obs, greedy=True, rng=None, epsilon=None):
         """Actions for observations (n, obs_dim): int64 indices (n,) for a discrete
-        actuator, float32 (n, act_dim) otherwise. greedy=False samples (NumPy's rng, not
-        the muscle's Philox stream): from the policy, or for a dqn brain's Q-network
-        epsilon-greedily (epsilon 0.05 unless given, as CleanRL's DQN evaluation)."""
-        out, _ = self.forward(obs)
+        actuator, float32 (n, act_dim) otherwise. greedy=False samples with rng (a NumPy
+        Generator or a seed for one; not the muscle's Philox stream): from the policy, or
+        for a dqn brain's Q-network epsilon-greedily (epsilon 0.05 unless given, as
+        CleanRL's DQN evaluation; epsilon is for that alone)."""
         kind = self._net.kind
+        if epsilon is not None and (kind != "q" or greedy):
+            raise ValueError(f"bodhi: epsilon is for sampling a dqn brain's Q-network (greedy=False); this is a"
+                             f" {self.brain} brain's network{', acting greedily' if kind == 'q' else ''}")
+        if epsilon is not None and not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"bodhi: epsilon {epsilon} is not a probability (0 to 1)")
+        out, _ = self.forward(obs)
         if not greedy:
-            rng = rng or np.random.default_rng()
+            rng = np.random.default_rng(rng)
         if kind == "q":
             a = np.argmax(out, axis=1).astype(np.int64)
             if not greedy:
-                if not 0.0 <= epsilon <= 1.0:
-                    raise ValueError(f"bodhi: epsilon {epsilon} is not a probability (0 to 1)")
-                explore = rng.random(len(a)) < epsilon
+                explore = rng.random(len(a)) < (0.05 if epsilon is None else epsilon)
                 a[explore] = rng.integers(0, out.shape[1], int(explore.sum()))
             return a
         if kind == "discrete":

@@ -210,10 +210,16 @@ class OffPolicy(RunOnce):
         np.testing.assert_array_equal(q(obs, greedy=False, epsilon=0.0), greedy)
         with self.assertRaisesRegex(ValueError, "epsilon 1.5 is not a probability"):
             q(obs, greedy=False, epsilon=1.5)
+        with self.assertRaisesRegex(ValueError, "epsilon is for sampling .* acting greedily"):
+            q(obs, epsilon=0.1)  # would have been ignored
+        np.testing.assert_array_equal(q(obs, greedy=False, rng=5, epsilon=0.5),  # a seed for a generator
+                                      q(obs, greedy=False, rng=np.random.default_rng(5), epsilon=0.5))
         pi = bodhi.load_policy(self.run_dir, "swinger")
         a = pi(np.tile(np.float32([1, 0, 0]), (4000, 1)), greedy=False, rng=np.random.default_rng(3))
         self.assertTrue(np.all(np.abs(a) <= 2.0))
         self.assertGreater(float(a.std()), 0.01)
+        with self.assertRaisesRegex(ValueError, "epsilon is for sampling a dqn brain's Q-network .* a sac brain's"):
+            pi(np.zeros((1, 3), np.float32), greedy=False, epsilon=0.1)
 
     def test_wrong_checkpoints(self):
         with self.assertRaisesRegex(ValueError, "holds a dqn brain's network .* 2 x 64 hidden; .* was asked"):
