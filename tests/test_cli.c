@@ -1749,7 +1749,10 @@ Test(ranks, two_ranks_by_srun_agree, .timeout = 300)
  * (240 s here), naming rank 1 and why; both ranks exit non-zero and no process of the run
  * is left (what a failed launch leaves in the store folder, the next good one removes:
  * a_launch_after_a_lone_rank_gave_up_runs). The 150 s bound holds rank 0's start-up on a
- * loaded machine too (its brain's first round comes before its join). */
+ * loaded machine too (its brain's first round comes before its join). On a loaded machine
+ * the group can also have formed by the kill (rank 1's brain joins with its other muscle's
+ * rollout, then waits for the stopped one's): rank 0 then fails at once in its first
+ * all-reduce, naming rank 1 as gone, which passes too (seen once under ctest -j2). */
 Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .timeout = 300)
 {
     char *out, *r1, *rd, *t = NULL;
@@ -1770,7 +1773,8 @@ Test(ranks, a_rank_killed_before_its_group_formed_fails_the_others_at_once, .tim
                 "for i in $(seq 100); do left=$(pgrep -f -- '[-]-run-dir %s' | wc -l); test $left = 0 && break; "
                 "sleep 0.1; done; echo \"left=$left\"; ls %s; cat %s.err0; "
                 "test $r0 != 0 && test $r1 != 0 && test $e -le 150 && test $left = 0 "
-                "&& grep -q 'rank 1 left before the group formed: its brain balancer was killed by signal 9' %s.err0",
+                "&& grep -Eq 'rank 1 left before the group formed: its brain balancer was killed by signal 9|"
+                "all-reduce of the learners. gradients: rank 1.s learner is gone' %s.err0",
                 bd_test_port(), yml, out, out, yml, out, out, out, out, out, rd, out, out);
     cr_assert_eq(rc, 0, "%s", t);
     free(t);
