@@ -2128,12 +2128,15 @@ Test(torch, sac_refuses_bad_configs)
 #include <signal.h>
 #include <sys/wait.h>
 
-/* A fresh store path in a private temporary folder. */
+/* A fresh store path in a private temporary folder, named as the suite's other /tmp files
+ * (bd-<kind>-<pid>-...), so that the suite's sweep (tests/tmp_sweep.sh) removes it: named
+ * bd_group_XXXXXX, nine were left in /tmp by every run of this suite. */
 static void group_store(char *path, size_t len)
 {
-    char dir[] = "/tmp/bd_group_XXXXXX";
+    char dir[40]; /* /tmp/bd-test-group-, a pid of up to 10 digits, -XXXXXX */
+    snprintf(dir, sizeof dir, "/tmp/bd-test-group-%d-XXXXXX", (int)getpid());
     cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, len, "%s/store", dir);
+    cr_assert((size_t)snprintf(path, len, "%s/store", dir) < len);
 }
 
 /* Rank 1's side of group_collectives_agree: exits 0 when what it saw is right. */
