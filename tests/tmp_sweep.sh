@@ -50,4 +50,38 @@ for p do
 done
 echo "tmp_sweep: removed $removed of the suite'"'"'s leftovers in /tmp (could not remove $kept)"
 ' tmp_sweep {} +
+# The socket folders of the suite's runs that a test killed (/tmp/bodhi-XXXXXX: a run's own
+# removes it at its end, and the next run in the same directory reaps a killed one's,
+# which most such tests never start): only this user's, mode 0700, made since the suite
+# began, holding nothing but sockets and a TLS door's server.pem, at least one socket, and
+# none of them answering a connect (a live run's answer, whoever started it).
+find /tmp -maxdepth 1 -user "$(id -u)" -newer "$stamp" -type d -perm 0700 -name 'bodhi-??????' -print0 |
+    /usr/bin/python3 -c '
+import os, shutil, socket, stat, sys
+removed = 0
+for d in filter(None, sys.stdin.buffer.read().split(b"\0")):
+    d = d.decode(errors="surrogateescape")
+    try:
+        names = os.listdir(d)
+        modes = {n: os.lstat(os.path.join(d, n)).st_mode for n in names}
+    except OSError:
+        continue
+    socks = [n for n in names if stat.S_ISSOCK(modes[n])]
+    if not socks or any(not stat.S_ISSOCK(m) and not (n == "server.pem" and stat.S_ISREG(m)) for n, m in modes.items()):
+        continue
+    live = False
+    for n in socks:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(os.path.join(d, n))
+            live = True
+        except OSError:
+            pass
+        finally:
+            s.close()
+    if not live:
+        shutil.rmtree(d, ignore_errors=True)
+        removed += not os.path.exists(d)
+print(f"tmp_sweep: removed {removed} socket folders of killed runs (/tmp/bodhi-*)")
+'
 exit 0
