@@ -210,6 +210,13 @@ static int bd_remote_phase(const char *url, const char *host, const cJSON *a, co
 
 /* how long a remote muscle waits for a place before it says why it waits */
 #define BD_REMOTE_QUIET_S 3.0
+/* Between asks for a place: 500 ms at first (a run's next phase is seconds away), doubling
+ * once the wait is longer than BD_REMOTE_QUIET_S, up to BD_REMOTE_ASK_MAX_MS. Every ask opens
+ * and closes two connections, and any close can meet NNG's hang (wire.h), which stops this
+ * muscle: a minute's wait at 500 ms was some 240 of them, and the muscle of a test that
+ * waited out an address's minute stopped so in 2 runs of 4 here. */
+#define BD_REMOTE_ASK_MS 500
+#define BD_REMOTE_ASK_MAX_MS 4000
 
 int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
 {
@@ -240,6 +247,7 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
     int phases = 0, code = 1;
     double since = bd_now();
     char why[256] = "", said[256] = ""; /* the conductor's last reason to wait; the last one printed */
+    int pause_ms = BD_REMOTE_ASK_MS;
     char me[300];
     char hostname[256] = "?";
     gethostname(hostname, sizeof hostname - 1);
@@ -310,7 +318,9 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
                         url, ro->wait_s, why);
                 break;
             }
-            bd_sleep_ms(500);
+            bd_sleep_ms(pause_ms);
+            if (bd_now() - since > BD_REMOTE_QUIET_S && pause_ms < BD_REMOTE_ASK_MAX_MS)
+                pause_ms *= 2;
             continue;
         }
         code = bd_remote_phase(url, host, answer, ro->device, &guarded, tls);
@@ -319,6 +329,7 @@ int bd_muscle_remote(const bd_remote_opts *ro, const bd_registry *reg)
             break;
         phases++;
         since = bd_now();
+        pause_ms = BD_REMOTE_ASK_MS;
         why[0] = said[0] = '\0';
     }
     bd_tls_destroy(tls);
