@@ -11,7 +11,6 @@
 #include <Python.h>
 #include <dlfcn.h>
 #include <stddef.h>
-#include <string.h>
 #include <structmember.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
@@ -173,14 +172,12 @@ static struct PyModuleDef policy_module = {
 PyMODINIT_FUNC PyInit__policy(void)
 {
     /* a shim of other sources (torch/abi.cmake): refused before anything of it is called */
-    const char *theirs = bdt_abi ? bdt_abi() : NULL;
-    if (!theirs || strcmp(theirs, BDT_ABI_HASH) != 0 || !bdt_load_actor) {
-        Dl_info di;
-        const char *file = dladdr((void *)bdt_policy_create, &di) && di.dli_fname ? di.dli_fname : "libbodhi_torch.so";
-        PyErr_Format(PyExc_ImportError,
-                     "bodhi: %s was built from other sources than this bodhi (its interface %.12s%s, this one's "
-                     "%.12s): rebuild it from these (bench/gpu/torch-shim/) or take it off LD_LIBRARY_PATH",
-                     file, theirs ? theirs : "none", theirs ? "" : " named", BDT_ABI_HASH);
+    Dl_info di;
+    const char *file = dladdr((void *)bdt_policy_create, &di) && di.dli_fname ? di.dli_fname : "libbodhi_torch.so";
+    char why[1024];
+    const char *theirs = bdt_abi && bdt_load_actor ? bdt_abi() : NULL;
+    if (bdt_abi_other(theirs, BDT_ABI_HASH, file, why, sizeof why)) {
+        PyErr_Format(PyExc_ImportError, "bodhi: %s", why);
         return NULL;
     }
     import_array();

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "bodhi/bodhi.h"
 #include "torch/net.h"      /* networks and heads */
@@ -60,6 +62,21 @@ int bdt_cuda_available(void);
 void bdt_preload(void);
 
 #pragma GCC visibility pop
+
+/* Whether the shim at path, whose bdt_abi answered theirs (NULL: it has none), is of other
+ * sources than mine (the loader's BDT_ABI_HASH): 1, and why, naming it, in why (len
+ * bytes); 0 when it is the same. torch/lazy.c's refusal and bodhi._policy's, in one set of
+ * words. */
+static inline int bdt_abi_other(const char *theirs, const char *mine, const char *path, char *why, size_t len)
+{
+    if (theirs && strcmp(theirs, mine) == 0)
+        return 0;
+    snprintf(why, len,
+             "%s was built from other sources than this bodhi (its interface %.12s%s, this bodhi's %.12s): "
+             "rebuild it from these (bench/gpu/torch-shim/) or take it off LD_LIBRARY_PATH",
+             path, theirs ? theirs : "none", theirs ? "" : " named", mine);
+    return 1;
+}
 
 #ifdef __cplusplus
 }

@@ -146,16 +146,10 @@ static void bdt_do_load(void)
      * that its structs could be laid out for otherwise */
     const char *(*abi)(void);
     *(void **)&abi = dlsym(h, "bdt_abi");
-    const char *theirs = abi ? abi() : NULL;
-    if (!theirs || strcmp(theirs, BDT_ABI_HASH) != 0) {
-        struct link_map *lm = NULL;
-        const char *path = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name[0] ? lm->l_name : BD_TORCH_SONAME;
-        snprintf(bdt_why, sizeof bdt_why,
-                 "%s was built from other sources than this bodhi (its interface %.12s%s, this bodhi's %.12s): "
-                 "rebuild it from these (bench/gpu/torch-shim/) or take it off LD_LIBRARY_PATH",
-                 path, theirs ? theirs : "none", theirs ? "" : " named", BDT_ABI_HASH);
+    struct link_map *lm = NULL;
+    const char *path = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name[0] ? lm->l_name : BD_TORCH_SONAME;
+    if (bdt_abi_other(abi ? abi() : NULL, BDT_ABI_HASH, path, bdt_why, sizeof bdt_why))
         return;
-    }
 #define BDT_SYM(name, ret, args)                                                                              \
     if (!(*(void **)&bdt_fn.name = dlsym(h, "bdt_" #name))) {                                                 \
         snprintf(bdt_why, sizeof bdt_why, "%s has no bdt_" #name, BD_TORCH_SONAME);                           \
