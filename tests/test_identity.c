@@ -431,8 +431,12 @@ Test(identity, a_gigabyte_length_header_grows_no_memory, .timeout = 240 * BD_TES
     long c1 = peak_kb(run), b1 = peak_kb(brain);
     cr_assert_lt(sc, 64 << 20, "the conductor hung up after the header (took %lld bytes)", sc);
     cr_assert_lt(sb, 64 << 20, "the brain hung up after the header (took %lld bytes)", sb);
-    cr_assert_lt(c1, 2 * c0, "the conductor's peak stays under twice what it was (%ld kB -> %ld kB)", c0, c1);
-    cr_assert_lt(b1, 2 * b0, "the brain's peak stays under twice what it was (%ld kB -> %ld kB)", b0, b1);
+    /* A process that took the message would hold at least the 512 MiB offered. A peak
+     * read at the first update is not yet a settled process's (a brain's has grown from
+     * 35 MB to 125 MB by the second reading in one CI run, the header refused), so the
+     * bound is half the offer, not a ratio to the first reading. */
+    cr_assert_lt(c1 - c0, 256L << 10, "the conductor's peak grew by under 256 MiB (%ld kB -> %ld kB)", c0, c1);
+    cr_assert_lt(b1 - b0, 256L << 10, "the brain's peak grew by under 256 MiB (%ld kB -> %ld kB)", b0, b1);
     char *url = bd_strfmt("ipc://%s", ctl);
     cr_assert_eq(ask_json(url, BD_MSG_STATUS, 0, "{}"), 1, "the control socket still answers");
     cr_assert_eq(finish(run), 0, "the run completes");
