@@ -142,6 +142,12 @@ int bd_ranks_place_state(void)
     return ranks_place_state;
 }
 
+int bd_ranks_spin(void)
+{
+    const char *spin = getenv("BODHI_GROUP_SPIN");
+    return spin && *spin ? strcmp(spin, "0") != 0 : ranks_place_state == 1;
+}
+
 long bd_ranks_cores(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -469,6 +475,7 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());
     r->join_s = bd_now() - t0;
+    bdt_group_spin(r->g, bd_ranks_spin());
     if ((rc = bd_ranks_sync(r, ops, learner)) != BD_OK)
         return bd_seterr(rc, "rank %d of %d: rank 0's weights of agent '%s': %s", r->rank, r->world, r->agent,
                          bd_lasterr());

@@ -63,6 +63,7 @@ struct bdt_group {
     std::map<size_t, FastOp<float>> fast_mean;                   /* by size */
     std::map<std::pair<size_t, int>, FastOp<double>> fast_f64; /* by size and operation */
     int rank = 0, size = 1;
+    bool spin = false; /* bdt_group_spin */
     std::chrono::milliseconds timeout{60000};
     std::string id; /* this launch's group: rank 0's draw, hex (bdt_group_id) */
     /* by rank: the address ("[ip]:port", Gloo's Address::str) that rank's end of its pair
@@ -94,6 +95,43 @@ template <typename T> static void fast_run(FastOp<T> &op)
     for (auto &a : op.ar)
         a->run();
 }
+
+/* The fast pairs' waits spin (Gloo's busy poll, which still ends at the pairs' timeout)
+ * for this object's life, when on. Switching back can throw on a pair that closed (Gloo's
+ * setSync checks its state): that pair's error is the collective's or the next one's. */
+struct SpinGuard {
+    bdt_group *g;
+    bool on;
+    SpinGuard(bdt_group *grp, bool want) : g(grp), on(want)
+    {
+        if (!on)
+            return;
+        try {
+            set(true);
+        } catch (...) { /* no destructor runs for a constructor that throws */
+            off();
+            throw;
+        }
+    }
+    ~SpinGuard()
+    {
+        if (on)
+            off();
+    }
+    void off()
+    {
+        try {
+            set(false);
+        } catch (...) {
+        }
+    }
+    void set(bool busy)
+    {
+        for (int i = 0; i < g->size; i++)
+            if (i != g->rank)
+                g->fast->getPair(i)->setSync(true, busy);
+    }
+};
 
 /* The join's store: every wait (and every get, which waits for its key) ends by one
  * deadline, polling the store every 10 ms, so a join fails within its timeout whichever
@@ -494,6 +532,12 @@ extern "C" int bdt_group_rank(const bdt_group *g) { return g ? g->rank : 0; }
 extern "C" int bdt_group_size(const bdt_group *g) { return g ? g->size : 1; }
 extern "C" int bdt_group_fast(const bdt_group *g) { return g && g->fast ? 1 : 0; }
 
+extern "C" void bdt_group_spin(bdt_group *g, int on)
+{
+    if (g)
+        g->spin = on != 0;
+}
+
 /* A collective that failed, in words: which rank's learner it lost and how, then Gloo's
  * own words. Gloo's error names the far end of the pair that failed: on the calling
  * thread's own pairs, that rank's end (`peer`) on the side that connected, a port of the
@@ -552,7 +596,10 @@ extern "C" int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n)
         if (g->fast && n * sizeof(float) <= kFastMaxBytes) {
             auto &op = fast_op(g, g->fast_mean[n], n, gloo::ReductionFunction<float>::sum);
             std::memcpy(op.buf.data(), x, n * sizeof(float));
-            fast_run(op);
+            {
+                SpinGuard spin(g, g->spin);
+                fast_run(op);
+            }
             const float k = (float)g->size;
             for (size_t i = 0; i < n; i++)
                 x[i] = op.buf[i] / k;

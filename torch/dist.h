@@ -60,6 +60,14 @@ int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n);
 /* 1 when the group's all-reduces take the calling thread's own path (a group of more than
  * one, unless BODHI_GROUP_SLOW is set to anything but 0 on every rank, for comparisons). */
 int bdt_group_fast(const bdt_group *g);
+/* on: the waits of bdt_group_allreduce_mean's own path spin (poll the socket without
+ * sleeping, still failing at the group's timeout) rather than sleep in the kernel; for a
+ * learner with a core of its own (bodhi's brain, bound to its share: brain/ranks.h),
+ * where the wakeup of a sleeping wait cost most of a small all-reduce: a 36 KB mean after
+ * 2 ms of work took a median 124-142 us sleeping, 27-30 us spinning
+ * (bodhi-allreducebench, 2 ranks on 2 cores). The other collectives, which can wait
+ * through another rank's whole rollout, keep sleeping. Off at the join. */
+void bdt_group_spin(bdt_group *g, int on);
 /* x (n doubles) := the sum (op 0), max (op 1) or min (op 2) over every rank's x (the same
  * path as the mean's). */
 int bdt_group_allreduce_f64(bdt_group *g, double *x, size_t n, int op);

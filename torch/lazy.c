@@ -92,6 +92,7 @@
     X(group_rank, int, (const bdt_group *))                                                                   \
     X(group_size, int, (const bdt_group *))                                                                   \
     X(group_fast, int, (const bdt_group *))                                                                   \
+    X(group_spin, void, (bdt_group *, int))                                                                   \
     X(group_allreduce_mean, int, (bdt_group *, float *, size_t))                                              \
     X(group_allreduce_f64, int, (bdt_group *, double *, size_t, int))                                         \
     X(group_broadcast, int, (bdt_group *, float *, size_t, int))
@@ -560,6 +561,12 @@ int bdt_group_size(const bdt_group *g)
 int bdt_group_fast(const bdt_group *g)
 {
     return g && bdt_loaded ? bdt_fn.group_fast(g) : 0;
+}
+
+void bdt_group_spin(bdt_group *g, int on)
+{
+    if (g && bdt_loaded)
+        bdt_fn.group_spin(g, on);
 }
 
 int bdt_group_allreduce_mean(bdt_group *g, float *x, size_t n)

@@ -5,7 +5,8 @@
  * does 5 all-reduces to warm up and R timed ones (each after W us of CPU work with
  * --work-us, as a learner computes a minibatch's gradient between two), bound to its share
  * of the cores as a brain binds itself (bd_ranks_place; not with --no-bind; the c10d path
- * with BODHI_GROUP_SLOW=1, torch/dist.h); rank 0 reports the median and the
+ * with BODHI_GROUP_SLOW=1, torch/dist.h), its waits spinning where a brain's would
+ * (bd_ranks_spin: bound, unless BODHI_GROUP_SPIN says otherwise); rank 0 reports the median and the
  * minimum. Prints one JSON object. docs/architecture.md's table of what many ranks cost
  * per update is modelled from these figures. */
 #define _GNU_SOURCE /* sched_getaffinity */
@@ -29,6 +30,7 @@ static int cmp_double(const void *a, const void *b)
 /* Rank `rank` of `world`: joins, warms up, times reps all-reduces of n floats into t. */
 static double work_s; /* --work-us: CPU work before each all-reduce, as a learner's minibatch */
 static int bind_ranks = 1; /* --no-bind: the ranks are not bound to their share of the cores */
+static int spun;           /* whether rank 0's waits spun, as a brain's do (bd_ranks_spin) */
 
 static void spin(double s)
 {
@@ -56,6 +58,8 @@ static int one_rank(const char *store, int rank, int world, size_t n, int reps, 
         fprintf(stderr, "rank %d: %s\n", rank, bd_lasterr());
         return 1;
     }
+    spun = bind_ranks && bd_ranks_spin();
+    bdt_group_spin(g, spun);
     float *x = calloc(n, sizeof *x);
     int rc = x ? 0 : 1;
     for (int i = 0; i < 5 + reps && !rc; i++) {
@@ -135,8 +139,10 @@ int main(int argc, char **argv)
             if (rc)
                 break;
             qsort(t, (size_t)reps, sizeof *t, cmp_double);
-            printf("%s\n {\"ranks\": %d, \"floats\": %lld, \"bytes\": %lld, \"median_us\": %.1f, \"min_us\": %.1f}",
-                   first ? "" : ",", ranks[a], floats[b], 4 * floats[b], 1e6 * t[reps / 2], 1e6 * t[0]);
+            printf("%s\n {\"ranks\": %d, \"floats\": %lld, \"bytes\": %lld, \"spin\": %s, \"median_us\": %.1f, "
+                   "\"min_us\": %.1f}",
+                   first ? "" : ",", ranks[a], floats[b], 4 * floats[b], spun ? "true" : "false", 1e6 * t[reps / 2],
+                   1e6 * t[0]);
             first = 0;
             fflush(stdout);
         }
