@@ -63,8 +63,8 @@ int bdt_group_fast(const bdt_group *g);
 /* on: the waits of bdt_group_allreduce_mean's own path spin (poll the socket without
  * sleeping, still failing at the group's timeout) rather than sleep in the kernel; for a
  * learner with a core of its own (bodhi's brain, bound to its share: brain/ranks.h),
- * where the wakeup of a sleeping wait cost most of a small all-reduce: a 36 KB mean after
- * 2 ms of work took a median 124-142 us sleeping, 27-30 us spinning
+ * where the wakeup of a sleeping wait cost most of a small all-reduce: a 36.6 KB mean
+ * after 2 ms of work took a median 124-131 us sleeping, 35-36 us spinning
  * (bodhi-allreducebench, 2 ranks on 2 cores). The other collectives, which can wait
  * through another rank's whole rollout, keep sleeping. Off at the join. */
 void bdt_group_spin(bdt_group *g, int on);
