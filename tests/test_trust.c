@@ -770,9 +770,12 @@ Test(trust, idle_connections_and_a_squatting_join_do_not_keep_the_muscle_out, .t
     cr_assert(!file_has(r.err, "\x1b"), "no escape of the squatter's reached the terminal");
     cr_assert(file_has(r.log, "\"door_rejected\""), "log.jsonl counts the connections over the cap");
     /* (under AddressSanitizer freed memory waits in its quarantine, 256 MB by default, so the
-     * resident size says nothing about what the conductor keeps: plain builds check it) */
+     * resident size says nothing about what the conductor keeps: plain builds check it).
+     * Here it grew from 25 MB to 37 MB; the bound is 64 MiB of growth, 160 kB for each of
+     * the 400 idle connections, not a ratio to a first reading that a slower machine may
+     * take earlier in the conductor's start */
     if (BD_TEST_SLOW == 1)
-        cr_assert_lt(rss_max, 2 * rss0, "the conductor's memory went from %ld kB to %ld kB", rss0, rss_max);
+        cr_assert_lt(rss_max - rss0, 64L << 10, "the conductor's memory went from %ld kB to %ld kB", rss0, rss_max);
     for (int i = 0; i < nfd; i++)
         close(fds[i]);
     bd_tls_destroy(mine);
