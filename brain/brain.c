@@ -330,6 +330,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
             return rc;
         if (joining) {
             cJSON_AddNumberToObject(ev, "group_join_s", b->ranks.join_s);
+            cJSON_AddBoolToObject(ev, "group_spin", b->ranks.spin); /* its gradients' waits (bd_ranks_spin) */
             /* the launch this trace belongs to: replay tells a rank's trace of another
              * launch (a later run into the same folders) from this one's by it */
             const char *gid = bdt_group_id(b->ranks.g);
@@ -634,6 +635,8 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if (!b->ap)
         return bd_seterr(BD_ENOTFOUND, "phase '%s' has no agent '%s'", phase, agent);
     b->train = b->plan.ph->mode == BD_MODE_TRAIN && !b->ap->random;
+    for (int i = 0; b->train && i < b->plan.nagents; i++) /* a learner alone in its rank spins: bd_ranks_spin */
+        b->ranks.learners += !b->plan.agents[i].random;
     /* the plan read the brain's params (bd_kind.parse); the kind's learner uses them */
     b->lops = bd_learner_of(b->ap->brain);
     if (!b->lops || !b->ap->brain->rollout_steps || !b->ap->brain_params)

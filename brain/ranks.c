@@ -88,6 +88,7 @@ static int ranks_launcher_bound(const cpu_set_t *mine, cpu_set_t *widest)
 }
 
 static long ranks_sharing = 1; /* ranks estimated to share a launcher's binding of this one */
+static int ranks_whole_cores;  /* the share taken (state 1) holds no hardware thread of another's core */
 
 /* The ranks on this machine (BODHI_LOCAL_SIZE, cli/run.c): 1 when unset or not a number. */
 static long long ranks_local(void)
@@ -99,6 +100,9 @@ static long long ranks_local(void)
 
 void bd_ranks_place(void)
 {
+    ranks_place_state = 0; /* what this call finds (a benchmark places itself more than once) */
+    ranks_sharing = 1;
+    ranks_whole_cores = 0;
     const long long local = ranks_local();
     long long lr = 0;
     const char *lrs = getenv("BODHI_LOCAL_RANK"), *pin = getenv("BODHI_BRAIN_PIN");
@@ -132,9 +136,17 @@ void bd_ranks_place(void)
     CPU_ZERO(&mine);
     for (int k = lo; k < hi; k++)
         CPU_SET(cpus[k].cpu, &mine);
+    /* a core's threads are neighbours in this order: the share's ends cut none (a core
+     * unknown to sysfs counts as whole) */
+#define RANKS_SAME_CORE(a, b) ((a).core >= 0 && (a).pkg == (b).pkg && (a).core == (b).core)
+    const int whole = (lo == 0 || !RANKS_SAME_CORE(cpus[lo - 1], cpus[lo])) &&
+                      (hi == n || !RANKS_SAME_CORE(cpus[hi - 1], cpus[hi]));
+#undef RANKS_SAME_CORE
     free(cpus);
-    if (sched_setaffinity(0, sizeof mine, &mine) == 0)
+    if (sched_setaffinity(0, sizeof mine, &mine) == 0) {
         ranks_place_state = 1;
+        ranks_whole_cores = whole;
+    }
 }
 
 int bd_ranks_place_state(void)
@@ -142,10 +154,12 @@ int bd_ranks_place_state(void)
     return ranks_place_state;
 }
 
-int bd_ranks_spin(void)
+int bd_ranks_spin(int learners)
 {
     const char *spin = getenv("BODHI_GROUP_SPIN");
-    return spin && *spin ? strcmp(spin, "0") != 0 : ranks_place_state == 1;
+    if (spin && *spin)
+        return strcmp(spin, "0") != 0;
+    return ranks_place_state == 1 && ranks_whole_cores && learners == 1;
 }
 
 long bd_ranks_cores(void)
@@ -475,7 +489,8 @@ int bd_ranks_join(bd_ranks *r, const bd_learner_ops *ops, void *learner)
         return bd_seterr(rc, "rank %d of %d: the learner group of agent '%s' did not form: %s", r->rank, r->world,
                          r->agent, bd_lasterr());
     r->join_s = bd_now() - t0;
-    bdt_group_spin(r->g, bd_ranks_spin());
+    r->spin = bd_ranks_spin(r->learners);
+    bdt_group_spin(r->g, r->spin);
     if ((rc = bd_ranks_sync(r, ops, learner)) != BD_OK)
         return bd_seterr(rc, "rank %d of %d: rank 0's weights of agent '%s': %s", r->rank, r->world, r->agent,
                          bd_lasterr());

@@ -30,6 +30,8 @@ typedef struct {
     int tried;                /* the join began */
     int heard;                /* ... and ended on another rank's word that it left */
     double join_s;            /* how long the join took */
+    int learners;             /* a brain that learns: the phase's brains that do (bd_ranks_spin); else 0 */
+    int spin;                 /* whether this learner's gradient all-reduces spin (set at the join) */
     const char *run_digest;   /* run.yml's SHA-256 (NULL: none), which every rank's must equal */
     /* told before the join begins (a brain logs it: a "group_join" event) */
     void (*joining)(void *ctx);
@@ -55,11 +57,13 @@ void bd_ranks_place(void);
 int bd_ranks_place_state(void);
 
 /* Whether the waits of this learner's gradient all-reduces spin (bdt_group_spin): when
- * bd_ranks_place gave it a share of cores of its own, where no other rank's learner waits
- * for its core; BODHI_GROUP_SPIN=1 or 0 says so instead (a rank alone on a machine it
- * does not share). On 2 ranks of 4096 CartPole worlds sharing 2 cores the spin cut each
- * update's time by 9-10%. */
-int bd_ranks_spin(void);
+ * bd_ranks_place gave it a share of whole cores of its own (no hardware thread of them in
+ * another rank's share, which a spinning thread would slow) and it is the only one of
+ * `learners` brains of its rank that learn in the phase (the brains of one rank share its
+ * share: two spinning learners would take time from each other). BODHI_GROUP_SPIN=1 or 0
+ * says so instead (a rank alone on a machine it does not share). On 2 ranks of 4096
+ * CartPole worlds sharing 2 cores the spin cut each update's time by 7-12%. */
+int bd_ranks_spin(int learners);
 
 /* The cores this process's learner may use: its affinity mask's (a cgroup's, taskset's,
  * its share after bd_ranks_place, or the launcher's binding), divided among the ranks on

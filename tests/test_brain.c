@@ -509,20 +509,23 @@ Test(brain, a_learner_of_the_tests_runs_a_phase, .timeout = 120)
 }
 
 /* One case of a_brain_binds_itself_to_its_share_of_the_cores, in a child of its own (the
- * binding lasts): with env set, bd_ranks_place; what it did, the mask after, and
- * bd_ranks_cores() go to fd. */
+ * binding lasts): with env set, bd_ranks_place; what it did, the mask after,
+ * bd_ranks_cores() and bd_ranks_spin() for one learner and for two go to fd. */
 typedef struct {
     int state;
     long cores;
+    int spin1, spin2;
     cpu_set_t mask;
 } place_seen;
 
 static void place_case(const char *const *env, int fd)
 {
+    unsetenv("BODHI_GROUP_SPIN");
     for (int i = 0; env[i]; i++)
         putenv((char *)env[i]);
     bd_ranks_place();
-    place_seen seen = {.state = bd_ranks_place_state(), .cores = bd_ranks_cores()};
+    place_seen seen = {.state = bd_ranks_place_state(), .cores = bd_ranks_cores(), .spin1 = bd_ranks_spin(1),
+                       .spin2 = bd_ranks_spin(2)};
     if (sched_getaffinity(0, sizeof seen.mask, &seen.mask) != 0)
         _exit(1);
     _exit(write(fd, &seen, sizeof seen) == (ssize_t)sizeof seen ? 0 : 2);
@@ -690,7 +693,9 @@ Test(ranks, a_join_obeys_only_the_words_meant_for_it)
 /* Ranks on one machine meet at every minibatch's all-reduce; each brain keeps to its own
  * share of the cores (brain/ranks.h), unless told not to, or already bound tighter. Two
  * ranks' shares are disjoint, cover the mask, hold half of it each, and keep each core's
- * hardware threads together when the halves are whole cores. */
+ * hardware threads together when the halves are whole cores. A learner alone in its rank
+ * spins in its gradients' waits (bd_ranks_spin) when its share is whole cores, two
+ * learners never, a brain left unbound never; BODHI_GROUP_SPIN says otherwise. */
 Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
 {
     cpu_set_t set;
@@ -712,15 +717,24 @@ Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
     cr_assert_eq(CPU_COUNT(&a.mask), c / 2);
     cr_assert_eq(a.cores, c / 2);
     cr_assert_eq(b.cores, c - c / 2);
+    int whole = 1; /* rank 0's share holds every thread of its cores (in the mask) */
     for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
         cpu_set_t core, in;
         if (!CPU_ISSET(cpu, &a.mask) || !core_of(cpu, &core))
             continue;
         CPU_AND(&core, &core, &set);
         CPU_AND(&in, &core, &a.mask);
+        whole &= CPU_EQUAL(&in, &core);
         if ((c / 2) % CPU_COUNT(&core) == 0)
             cr_assert(CPU_EQUAL(&in, &core), "CPU %d's core is split between the shares", cpu);
     }
+    cr_assert_eq(a.spin1, whole, "one learner on a share %s whole cores: spin %d", whole ? "of" : "not of", a.spin1);
+    cr_assert(!a.spin2 && !b.spin2, "two learners of a rank spin");
+    const char *quiet[] = {"BODHI_LOCAL_SIZE=2", "BODHI_LOCAL_RANK=0", "BODHI_GROUP_SPIN=0", NULL};
+    const char *told[] = {"BODHI_GROUP_SPIN=1", NULL};
+    place_seen q = place_run(quiet), t = place_run(told);
+    cr_assert(q.state == 1 && !q.spin1, "BODHI_GROUP_SPIN=0: spin %d", q.spin1);
+    cr_assert(t.state == 0 && t.spin1 && t.spin2, "BODHI_GROUP_SPIN=1 alone: spin %d %d", t.spin1, t.spin2);
     struct {
         const char *env[5];
         long cores;
@@ -741,6 +755,7 @@ Test(ranks, a_brain_binds_itself_to_its_share_of_the_cores)
             cr_assert(s.state == 1 && CPU_EQUAL(&s.mask, &b.mask), "case 0: the share changed");
         } else {
             cr_assert(s.state == 0 && CPU_EQUAL(&s.mask, &set), "case %zu: the mask changed", i);
+            cr_assert(!s.spin1, "case %zu: a brain left unbound spins", i);
         }
         cr_assert_eq(s.cores, left[i].cores, "case %zu: %ld cores", i, s.cores);
     }

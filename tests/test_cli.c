@@ -1372,6 +1372,11 @@ static void ranks_agree(const char *out)
             "    assert (g['train/balancer/rewards'][()] == r1).all(), 'rank 1 linked from rank 0'\n"
             "s = json.load(open(out + '.r1/summary.json'))\n"
             "assert s['rank'] == 1 and s['world_size'] == 2, s\n"
+            "def spins(d):\n"
+            "    return [e['group_spin'] for e in map(json.loads, open(d + '/log.jsonl'))\n"
+            "            if 'group_spin' in e and e.get('phase') == 'train']\n"
+            "s0, s1 = spins(out), spins(out + '.r1')\n"
+            "assert len(s0) == 1 and isinstance(s0[0], bool) and s0 == s1, ('group_spin once a rank', s0, s1)\n"
             "print('updates', len(a))\n"
             "PY\n",
             out);

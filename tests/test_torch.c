@@ -2299,9 +2299,9 @@ Test(torch, group_means_are_the_same_bits_on_every_rank, .timeout = 180)
 }
 
 /* Rank 1 of a group of 2 at store, joined with timeout_s, then raises sig (SIGKILL: it
- * dies, SIGSTOP: it hangs) with the group formed, before the first all-reduce; rank 0, this
- * process, joins too. Returns rank 1's pid and rank 0's group. */
-static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, bdt_group **g)
+ * dies, SIGSTOP: it hangs) with the group formed, after `means` all-reduces of 1000 floats;
+ * rank 0, this process, joins too. Returns rank 1's pid and rank 0's group. */
+static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, int means, bdt_group **g)
 {
     signal(SIGPIPE, SIG_IGN); /* as bodhi's brain does (cli/child.c): Gloo writes to the dead rank */
     pid_t pid = fork();
@@ -2310,6 +2310,10 @@ static pid_t group_faulty_peer(const char *store, double timeout_s, int sig, bdt
         bdt_group *peer;
         if (bdt_group_join(store, "t", 1, 2, "127.0.0.1", timeout_s, NULL, NULL, NULL, 0, &peer) != BD_OK)
             _exit(10);
+        float y[1000] = {0};
+        for (int i = 0; i < means; i++)
+            if (bdt_group_allreduce_mean(peer, y, 1000) != BD_OK)
+                _exit(11);
         raise(sig);
         _exit(0);
     }
@@ -2326,7 +2330,7 @@ Test(torch, group_fails_fast_when_a_rank_dies)
     double t0;
     for (int spin = 0; spin < 2; spin++) { /* the waits sleep, then spin */
         group_store(store, sizeof store);
-        pid_t pid = group_faulty_peer(store, 5.0, SIGKILL, &g);
+        pid_t pid = group_faulty_peer(store, 5.0, SIGKILL, 0, &g);
         bdt_group_spin(g, spin);
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFSIGNALED(st));
@@ -2442,30 +2446,47 @@ Test(torch, a_rank_past_rank_0s_size_is_told_at_once, .timeout = 90)
     rmdir(store);
 }
 
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* A rank that hangs (stopped, its sockets open) fails the others' all-reduce on the
  * caller's own path within the group's timeout (its sockets' receive timeout; Gloo's busy
- * poll keeps the same deadline when the waits spin). */
-Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 60)
+ * poll keeps the same deadline when the waits spin): a gradient mean whose wait sleeps
+ * (case 0: next to no CPU time) or spins (case 1: CPU time all the while), and, after a
+ * spinning mean the peer took part in, a statistics all-reduce, whose wait sleeps again
+ * (case 2). */
+Test(torch, group_fails_within_the_timeout_when_a_rank_hangs, .timeout = 90)
 {
-    for (int spin = 0; spin < 2; spin++) {
+    for (int c = 0; c < 3; c++) {
         char store[64];
         group_store(store, sizeof store);
         bdt_group *g;
-        pid_t pid = group_faulty_peer(store, 3.0, SIGSTOP, &g);
+        pid_t pid = group_faulty_peer(store, 3.0, SIGSTOP, c == 2, &g);
         cr_assert(bdt_group_fast(g));
-        bdt_group_spin(g, spin);
+        bdt_group_spin(g, c > 0);
         float x[1000] = {0};
-        double t0 = bd_now();
-        int rc = bdt_group_allreduce_mean(g, x, 1000);
-        double took = bd_now() - t0;
+        double d[4] = {0};
+        if (c == 2)
+            cr_assert_eq(bdt_group_allreduce_mean(g, x, 1000), BD_OK, "%s", bd_lasterr());
+        double t0 = bd_now(), cpu0 = thread_cpu_s();
+        int rc = c == 2 ? bdt_group_allreduce_f64(g, d, 4, 0) : bdt_group_allreduce_mean(g, x, 1000);
+        double took = bd_now() - t0, cpu = thread_cpu_s() - cpu0;
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
-        cr_assert_neq(rc, BD_OK, "an all-reduce with a stopped rank succeeded (spin %d)", spin);
-        cr_assert(took >= 2.5 && took <= 6.0, "the error came after %.2f s, not at the 3 s timeout (spin %d)", took,
-                  spin);
+        cr_assert_neq(rc, BD_OK, "an all-reduce with a stopped rank succeeded (case %d)", c);
+        cr_assert(took >= 2.5 && took <= 6.0, "the error came after %.2f s, not at the 3 s timeout (case %d)", took,
+                  c);
         cr_assert(strstr(bd_lasterr(), "rank 1's learner did not answer within the group's timeout (3 s"),
-                  "spin %d: %s", spin, bd_lasterr());
+                  "case %d: %s", c, bd_lasterr());
+        if (c == 1)
+            cr_assert(cpu >= 0.5 * took, "a spinning wait of %.2f s took %.2f s of CPU", took, cpu);
+        else
+            cr_assert(cpu < 0.3, "a sleeping wait of %.2f s took %.2f s of CPU (case %d)", took, cpu, c);
         bdt_group_leave(g);
     }
 }

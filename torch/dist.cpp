@@ -98,7 +98,8 @@ template <typename T> static void fast_run(FastOp<T> &op)
 
 /* The fast pairs' waits spin (Gloo's busy poll, which still ends at the pairs' timeout)
  * for this object's life, when on. Switching back can throw on a pair that closed (Gloo's
- * setSync checks its state): that pair's error is the collective's or the next one's. */
+ * setSync checks its state): that pair's error is the collective's or the next one's, and
+ * the other pairs are switched back all the same. */
 struct SpinGuard {
     bdt_group *g;
     bool on;
@@ -118,12 +119,15 @@ struct SpinGuard {
         if (on)
             off();
     }
-    void off()
+    void off() /* every pair, whichever throws */
     {
-        try {
-            set(false);
-        } catch (...) {
-        }
+        for (int i = 0; i < g->size; i++)
+            if (i != g->rank) {
+                try {
+                    g->fast->getPair(i)->setSync(true, false);
+                } catch (...) {
+                }
+            }
     }
     void set(bool busy)
     {
