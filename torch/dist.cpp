@@ -108,7 +108,9 @@ struct SpinGuard {
         if (!on)
             return;
         try {
-            set(true);
+            for (int i = 0; i < g->size; i++)
+                if (i != g->rank)
+                    g->fast->getPair(i)->setSync(true, true);
         } catch (...) { /* no destructor runs for a constructor that throws */
             off();
             throw;
@@ -128,12 +130,6 @@ struct SpinGuard {
                 } catch (...) {
                 }
             }
-    }
-    void set(bool busy)
-    {
-        for (int i = 0; i < g->size; i++)
-            if (i != g->rank)
-                g->fast->getPair(i)->setSync(true, busy);
     }
 };
 
