@@ -94,6 +94,17 @@ static int bd_run_ranks(const char *cmd, const bd_launch_opts *lo, bd_run_opts *
         return 2;
     }
     char *dir = ranks_dir;
+    /* the folder the run directories go in, made as a run of one rank makes its own */
+    size_t cut = n;
+    while (cut > 0 && o->out[cut - 1] != '/')
+        cut--;
+    if (cut > 1) { /* the part before the last '/' (none, or the root: nothing to make) */
+        snprintf(dir, sizeof ranks_dir, "%.*s", (int)(cut - 1), o->out);
+        if (bd_mkdirs(dir) != BD_OK) {
+            fprintf(stderr, "bodhi %s: --out %s: %s\n", cmd, o->out, bd_lasterr());
+            return 2;
+        }
+    }
     snprintf(dir, sizeof ranks_dir, "%.*s.ranks", (int)n, o->out);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "bodhi %s: cannot make %s: %s\n", cmd, dir, strerror(errno));
