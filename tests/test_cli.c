@@ -1333,12 +1333,15 @@ static char *ranks_file(const char *tag, int steps, int workers, const char *mor
 /* Two ranks by torchrun's variables on loopback (a shell's prefix; its %d: the port). */
 #define RANKS_TORCHRUN "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
 
-/* A passing ranks test leaves nothing behind. */
+/* A passing ranks test leaves nothing behind: its folders, any a later run into the same
+ * --out moved aside (DIR.prev-T, DIR.r1.prev-T), and its run file. */
 static void ranks_done(char *out, char *r1, char *rd, char *yml)
 {
     rm_rf(out);
     rm_rf(r1);
     rm_rf(rd);
+    cr_assert_eq(sh(NULL, "rm -rf %s.prev-* %s.prev-*", out, r1), 0);
+    unlink(yml);
     free(out);
     free(r1);
     free(rd);
