@@ -137,9 +137,10 @@ static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
 }
 
 /* BD_OK when tb_dir (made or not) is outside the run's folder run_dir, which holds its own
- * event files in tb/: curves written in the folder (RUN_DIR/train/<agent>/ beside tb/), in
- * tb/ or below either, TensorBoard pointed at the run shows twice, and the run's folder
- * gets files no run wrote. */
+ * event files in tb/, and does not hold it: curves written in the folder (RUN_DIR/train/<agent>/
+ * beside tb/), in tb/ or below either, TensorBoard pointed at the run shows twice, and the
+ * run's folder gets files no run wrote; written into a folder above the run's (runs/ for
+ * runs/x) when the run has its own tb/, TensorBoard pointed at that folder shows them twice. */
 static int tb_outside(const char *run_dir, const char *tb_dir)
 {
     struct stat rs, st;
@@ -178,6 +179,22 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
         *(slash == real ? slash + 1 : slash) = '\0';
     }
     free(real);
+    /* nor a folder the run's is in, when the run wrote its own curves (a run made before
+     * them has no tb/): TensorBoard pointed there finds both */
+    char *own = bd_strfmt("%s/tb", run_dir);
+    struct stat own_st;
+    int has_own = own && stat(own, &own_st) == 0 && S_ISDIR(own_st.st_mode);
+    free(own);
+    char *run_real = rc == BD_OK && has_own && stat(tb_dir, &st) == 0 ? realpath(run_dir, NULL) : NULL;
+    for (char *slash; run_real && rc == BD_OK && (slash = strrchr(run_real, '/')) && strcmp(run_real, "/") != 0;) {
+        *(slash == run_real ? slash + 1 : slash) = '\0'; /* the folder above */
+        struct stat up_st;
+        if (stat(run_real, &up_st) == 0 && up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino)
+            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' holds the run's folder %s, whose tb/ has its own curves "
+                                      "(TensorBoard pointed at '%s' would show each twice); write it elsewhere",
+                           tb_dir, run_dir, tb_dir);
+    }
+    free(run_real);
     return rc;
 }
 

@@ -301,12 +301,27 @@ Test(replay, replay_refuses_hostile_traces)
 
 /* ---- whole runs: `bodhi run` then `bodhi replay`/`check` as a user types them ---------- */
 
+/* The run files short_run wrote in this test's process, removed when it exits (each test
+ * runs in a process of its own; a failed one's run folder keeps a copy as run.yml). */
+static char *short_runs[32];
+static int short_runs_n;
+
+static void short_runs_remove(void)
+{
+    for (int k = 0; k < short_runs_n; k++)
+        unlink(short_runs[k]);
+}
+
 /* A short CartPole run file: 6 worlds, `steps` env steps in all, `record` (YAML, may be
  * empty) for its agent, `env` (NULL: cartpole) for its env's name, and `tail` (may be
  * empty) appended (a test phase). */
 static char *short_run(const char *tag, int steps, const char *record, const char *env, const char *tail)
 {
     char *path = bd_strfmt("/tmp/bd-cli-%d-%s.yml", (int)getpid(), tag);
+    if (short_runs_n == 0)
+        atexit(short_runs_remove);
+    if (short_runs_n < (int)(sizeof short_runs / sizeof short_runs[0]))
+        short_runs[short_runs_n++] = bd_strdup(path); /* the process's to the end */
     char *text = bd_strfmt(
         "uid: %s\nseed: 5\nschedule:\n  - train:\n"
         "      environments:\n"
@@ -1004,6 +1019,19 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
         cr_assert(strstr(t, "is in the run's folder") && strstr(t, "whose tb/ holds its own curves"), "%s", t);
         free(t);
     }
+    /* nor into a folder the run's is in: TensorBoard pointed there would find both */
+    const char *above[] = {"/tmp", "/tmp/", "/", "/tmp/../tmp"};
+    for (size_t k = 0; k < sizeof above / sizeof above[0]; k++) {
+        rc = sh(&t, "$BODHI replay %s --tensorboard %s", out, above[k]);
+        cr_assert_eq(rc, 2, "%s: %s", above[k], t);
+        cr_assert(strstr(t, "holds the run's folder") && strstr(t, "would show each twice"), "%s", t);
+        free(t);
+    }
+    /* a run without its own curves (made before them) may be exported into its parent */
+    rc = sh(&t, "d=%s-old; rm -rf $d && mkdir $d && cp -r %s $d/run && rm -r $d/run/tb && "
+                "$BODHI replay $d/run --tensorboard $d && test -d $d/train && rm -r $d", out, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
     rc = sh(&t, "$BODHI replay %s --tensorboard %s/not-made/../tb", out, out);
     cr_assert_eq(rc, 2, "%s", t);
     cr_assert(strstr(t, "'..' in the part of the path not made yet"), "%s", t);
@@ -1333,15 +1361,14 @@ static char *ranks_file(const char *tag, int steps, int workers, const char *mor
 /* Two ranks by torchrun's variables on loopback (a shell's prefix; its %d: the port). */
 #define RANKS_TORCHRUN "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
 
-/* A passing ranks test leaves nothing behind: its folders, any a later run into the same
- * --out moved aside (DIR.prev-T, DIR.r1.prev-T), and its run file. */
+/* A passing ranks test leaves nothing behind: its folders, and any a later run into the
+ * same --out moved aside (DIR.prev-T, DIR.r1.prev-T); its run file goes with its process. */
 static void ranks_done(char *out, char *r1, char *rd, char *yml)
 {
     rm_rf(out);
     rm_rf(r1);
     rm_rf(rd);
     cr_assert_eq(sh(NULL, "rm -rf %s.prev-* %s.prev-*", out, r1), 0);
-    unlink(yml);
     free(out);
     free(r1);
     free(rd);
