@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -146,6 +147,10 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
     struct stat rs, st;
     if (stat(run_dir, &rs) != 0)
         return BD_OK; /* said where the run is read */
+    char *own = bd_strfmt("%s/tb", run_dir); /* the run's own curves (a run made before them has none) */
+    struct stat own_st;
+    const int has_own = own && stat(own, &own_st) == 0 && S_ISDIR(own_st.st_mode);
+    free(own);
     char *up = bd_strdup(tb_dir), *real = NULL;
     size_t there = up ? strlen(up) : 0; /* tb_dir's first `there` bytes: its nearest part that is there */
     while (up && !(real = realpath(up, NULL))) {
@@ -171,30 +176,46 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
     int rc = real ? BD_OK : bd_seterr(BD_EINVAL, "--tensorboard '%s': %s", tb_dir, strerror(errno));
     while (rc == BD_OK) { /* it and every folder above it */
         if (stat(real, &st) == 0 && st.st_dev == rs.st_dev && st.st_ino == rs.st_ino)
-            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, whose tb/ holds its own curves "
-                                      "(TensorBoard would show each twice); write it elsewhere", tb_dir, run_dir);
+            rc = has_own ? bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, whose tb/ holds its own "
+                                                "curves (TensorBoard would show each twice): point TensorBoard at "
+                                                "%s/tb, or write beside the run", tb_dir, run_dir, run_dir)
+                         : bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, which holds only what "
+                                                "the run wrote: write beside the run", tb_dir, run_dir);
         char *slash = strrchr(real, '/');
         if (!slash || strcmp(real, "/") == 0)
             break;
         *(slash == real ? slash + 1 : slash) = '\0';
     }
     free(real);
-    /* nor a folder the run's is in, when the run wrote its own curves (a run made before
-     * them has no tb/): TensorBoard pointed there finds both */
-    char *own = bd_strfmt("%s/tb", run_dir);
-    struct stat own_st;
-    int has_own = own && stat(own, &own_st) == 0 && S_ISDIR(own_st.st_mode);
-    free(own);
-    char *run_real = rc == BD_OK && has_own && stat(tb_dir, &st) == 0 ? realpath(run_dir, NULL) : NULL;
-    for (char *slash; run_real && rc == BD_OK && (slash = strrchr(run_real, '/')) && strcmp(run_real, "/") != 0;) {
-        *(slash == run_real ? slash + 1 : slash) = '\0'; /* the folder above */
-        struct stat up_st;
-        if (stat(run_real, &up_st) == 0 && up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino)
-            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' holds the run's folder %s, whose tb/ has its own curves "
-                                      "(TensorBoard pointed at '%s' would show each twice); write it elsewhere",
-                           tb_dir, run_dir, tb_dir);
+    /* nor a folder the run's is in, when the run wrote its own curves: TensorBoard pointed
+     * there finds both. The folders above the run's as found (its real path) and as named
+     * (through a link: links/x for runs/x; TensorBoard follows links) */
+    if (rc != BD_OK || !has_own || stat(tb_dir, &st) != 0)
+        return rc;
+    char *named = NULL; /* not with a "..": a/b/.. less its last part, a/b, is not above it */
+    int dots = 0;
+    for (const char *p = run_dir; (p = strstr(p, "..")); p += 2)
+        dots |= (p == run_dir || p[-1] == '/') && (p[2] == '/' || p[2] == '\0');
+    if (!dots && run_dir[0] == '/') {
+        named = bd_strdup(run_dir);
+    } else if (!dots) {
+        char *cwd = getcwd(NULL, 0);
+        named = cwd ? bd_strfmt("%s/%s", cwd, run_dir) : NULL;
+        free(cwd);
     }
-    free(run_real);
+    char *paths[2] = {realpath(run_dir, NULL), named};
+    for (int k = 0; k < 2 && rc == BD_OK; k++)
+        for (char *slash, *at = paths[k]; at && rc == BD_OK && (slash = strrchr(at, '/')) && strcmp(at, "/") != 0;) {
+            *(slash == at ? slash + 1 : slash) = '\0'; /* the folder above */
+            struct stat up_st;
+            if (stat(at, &up_st) == 0 && up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino)
+                rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' holds the run's folder %s, whose tb/ holds its own "
+                                          "curves (TensorBoard pointed at '%s' would show each twice): point "
+                                          "TensorBoard at %s/tb, or write beside the run", tb_dir, run_dir, tb_dir,
+                               run_dir);
+        }
+    free(paths[0]);
+    free(paths[1]);
     return rc;
 }
 

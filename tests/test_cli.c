@@ -1019,14 +1019,28 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
         cr_assert(strstr(t, "is in the run's folder") && strstr(t, "whose tb/ holds its own curves"), "%s", t);
         free(t);
     }
-    /* nor into a folder the run's is in: TensorBoard pointed there would find both */
-    const char *above[] = {"/tmp", "/tmp/", "/", "/tmp/../tmp"};
+    /* nor into a folder the run's is in (the run copied into a folder of the test's own), nor
+     * into the folder of a link to the run: TensorBoard pointed there would find both */
+    char *up = bd_strfmt("%s-up", out), *upname = strrchr(up, '/') + 1;
+    rm_rf(up);
+    cr_assert_eq(sh(&t, "mkdir -p %s/links && cp -r %s %s/run && ln -s ../run %s/links/run", up, out, up, up), 0,
+                 "%s", t);
+    free(t);
+    const char *above[][2] = {
+        {"/run", ""}, {"/run", "/"}, {"/run", "/../"}, {"/run", "/run/.."}, {"/links/run", "/links"},
+    };
     for (size_t k = 0; k < sizeof above / sizeof above[0]; k++) {
-        rc = sh(&t, "$BODHI replay %s --tensorboard %s", out, above[k]);
-        cr_assert_eq(rc, 2, "%s: %s", above[k], t);
+        rc = sh(&t, "$BODHI replay %s%s --tensorboard %s%s%s", up, above[k][0], up, above[k][1],
+                k == 2 ? upname : "");
+        cr_assert_eq(rc, 2, "%s%s: %s", above[k][1], k == 2 ? upname : "", t);
         cr_assert(strstr(t, "holds the run's folder") && strstr(t, "would show each twice"), "%s", t);
         free(t);
     }
+    cr_assert_eq(sh(&t, "ls %s; ls %s/links", up, up), 0, "%s", t);
+    cr_assert(!strstr(t, "train") && !strstr(t, "test"), "a refused --tensorboard wrote: %s", t);
+    free(t);
+    rm_rf(up);
+    free(up);
     /* a run without its own curves (made before them) may be exported into its parent */
     rc = sh(&t, "d=%s-old; rm -rf $d && mkdir $d && cp -r %s $d/run && rm -r $d/run/tb && "
                 "$BODHI replay $d/run --tensorboard $d && test -d $d/train && rm -r $d", out, out);
