@@ -90,8 +90,11 @@ static void bd_brain_tick(void *ctx)
     for (int k = b->plan.worker; k < b->M; k++)
         if (b->taken_back[k] > b->revoked[k]) {
             b->revoked[k] = b->taken_back[k];
-            if (b->hello[k].epoch <= b->revoked[k])
+            const int lost = b->hello[k].epoch <= b->revoked[k];
+            if (lost)
                 bd_round_lose(b->round, k);
+            fprintf(stderr, "bodhi brain %s: the conductor took back remote muscle %d's grant %u (it was lost)%s\n",
+                    b->ap->cfg->name, k, b->revoked[k], lost ? "; its connection is closed" : "");
         }
     pthread_mutex_unlock(&b->news_mu);
 }

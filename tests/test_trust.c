@@ -632,7 +632,9 @@ static int tls_ask(const char *url, bd_tls *tls, bd_msg_type type, uint32_t send
 }
 
 /* A HELLO as remote muscle k with pid, epoch and grant through the brain's TLS door at
- * url, with tls: 1 when it was answered (weights) within ms. keep: as tls_ask's. */
+ * url, with tls: 1 when it was answered (weights) within ms, 0 when it was sent and not
+ * answered, -1 when it could not be sent (no connection: the door was being listened on
+ * again, wire/serve.h's guard). keep: as tls_ask's. */
 static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t epoch, const uint8_t *grant,
                     int ms, nng_socket *keep)
 {
@@ -641,7 +643,10 @@ static int hello_as(const char *url, bd_tls *tls, int k, uint32_t pid, uint32_t 
     memcpy(h.grant, grant, sizeof h.grant);
     bd_hello_encode(&h, p);
     nng_msg *m;
-    if (tls_ask(url, tls, BD_MSG_HELLO, (uint32_t)k, p, sizeof p, ms, &m, keep) != 0)
+    const int rv = tls_ask(url, tls, BD_MSG_HELLO, (uint32_t)k, p, sizeof p, ms, &m, keep);
+    if (rv == -1)
+        return -1;
+    if (rv != 0)
         return 0;
     nng_msg_free(m);
     return 1;
@@ -656,7 +661,13 @@ static void refused_hello(const live_run *r, const char *bdoor, bd_tls *tls, uin
     const char *said = "bodhi brain balancer: a HELLO as remote muscle 1 ";
     const int before = count_of(r->err, said);
     nng_socket s;
-    cr_assert(!hello_as(bdoor, tls, 1, pid, epoch, grant, 1000, &s), "%s was answered", what);
+    int sent = -1;
+    for (double t0 = bd_now(); sent == -1 && bd_now() - t0 < 30 * BD_TEST_SLOW;) /* as a muscle dials again */
+        if ((sent = hello_as(bdoor, tls, 1, pid, epoch, grant, 1000, &s)) == -1) {
+            nng_close(s);
+            usleep(200000);
+        }
+    cr_assert_eq(sent, 0, "%s was %s", what, sent ? "answered" : "never sent (no connection to the brain)");
     for (double t0 = bd_now(); bd_now() - t0 < 60 * BD_TEST_SLOW && count_of(r->err, said) <= before;)
         usleep(100000);
     nng_close(s);
@@ -810,11 +821,17 @@ Test(trust, only_the_conductors_grant_greets_a_brain_as_a_remote_muscle, .timeou
     refused_hello(&r, bdoor, mine, 900101, e, g, "the grant for another pid");
     refused_hello(&r, bdoor, mine, 900100, e + 1, g, "the grant for another number");
     nng_socket held;
-    cr_assert(hello_as(bdoor, mine, 1, 900100, e, g, 30000 * BD_TEST_SLOW, &held), "the grant itself was not answered");
+    cr_assert_eq(hello_as(bdoor, mine, 1, 900100, e, g, 30000 * BD_TEST_SLOW, &held), 1,
+                 "the grant itself was not answered");
     /* it never beats: the slot goes back after 10 s, the brain hears so with a heartbeat's
-     * answer and closes the connection it greeted on (its rounds wait for it until then) */
-    for (double t0 = bd_now(); bd_now() - t0 < 60 * BD_TEST_SLOW && !hello_closed;)
+     * answer, says so and closes the connection it greeted on (its rounds wait for it until
+     * then). The connection alone may also close when the brain's door is listened on
+     * again (wire/serve.h's guard, on a loaded machine), before the brain has heard: its
+     * words are what say it has. */
+    const char *heard = "the conductor took back remote muscle 1's grant";
+    for (double t0 = bd_now(); bd_now() - t0 < 60 * BD_TEST_SLOW && !(hello_closed && file_has(r.err, heard));)
         usleep(100000);
+    cr_assert(file_has(r.err, heard), "the brain did not say it heard the slot was taken back");
     cr_assert(hello_closed, "the brain kept the lost muscle's connection");
     cr_assert(file_has(r.log, "joined but did not beat"), "the conductor took the slot back");
     nng_close(held);
