@@ -86,17 +86,21 @@ int bd_brain_weights(bd_brain *b, uint32_t flags, nng_msg **out)
 static void bd_brain_tick(void *ctx)
 {
     bd_brain *b = ctx;
-    pthread_mutex_lock(&b->news_mu);
-    for (int k = b->plan.worker; k < b->M; k++)
-        if (b->taken_back[k] > b->revoked[k]) {
-            b->revoked[k] = b->taken_back[k];
-            const int lost = b->hello[k].epoch <= b->revoked[k];
-            if (lost)
-                bd_round_lose(b->round, k);
-            fprintf(stderr, "bodhi brain %s: the conductor took back remote muscle %d's grant %u (it was lost)%s\n",
-                    b->ap->cfg->name, k, b->revoked[k], lost ? "; its connection is closed" : "");
-        }
-    pthread_mutex_unlock(&b->news_mu);
+    for (int k = b->plan.worker; k < b->M; k++) {
+        pthread_mutex_lock(&b->news_mu); /* the heartbeat thread's (bd_brain_heard) */
+        const uint32_t back = b->taken_back[k];
+        pthread_mutex_unlock(&b->news_mu);
+        if (back <= b->revoked[k])
+            continue;
+        b->revoked[k] = back;
+        /* its holder's connection, when it greeted with that grant (or an older one) and
+         * is still in the round */
+        const int close = b->hello[k].epoch <= back && bd_round_state(b->round, k) != BD_PEER_ABSENT;
+        if (close)
+            bd_round_lose(b->round, k);
+        fprintf(stderr, "bodhi brain %s: the conductor took back remote muscle %d's grant %u (it was lost)%s\n",
+                b->ap->cfg->name, k, back, close ? "; its connection is closed" : "");
+    }
 }
 
 static cJSON *bd_brain_beat(void *ctx)

@@ -192,16 +192,26 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
      * (through a link: links/x for runs/x; TensorBoard follows links) */
     if (rc != BD_OK || !has_own || stat(tb_dir, &st) != 0)
         return rc;
-    char *named = NULL; /* not with a "..": a/b/.. less its last part, a/b, is not above it */
-    int dots = 0;
-    for (const char *p = run_dir; (p = strstr(p, "..")); p += 2)
-        dots |= (p == run_dir || p[-1] == '/') && (p[2] == '/' || p[2] == '\0');
-    if (!dots && run_dir[0] == '/') {
-        named = bd_strdup(run_dir);
-    } else if (!dots) {
-        char *cwd = getcwd(NULL, 0);
-        named = cwd ? bd_strfmt("%s/%s", cwd, run_dir) : NULL;
-        free(cwd);
+    /* the name made absolute: leading ".." parts taken off the working folder's real path
+     * (which has no link in it); none with a later ".." (a/b/.. less its last part, a/b, is
+     * not above it) */
+    const char *rest = run_dir[0] == '/' ? run_dir + 1 : run_dir;
+    char *named = run_dir[0] == '/' ? bd_strdup("") : getcwd(NULL, 0);
+    while (named && run_dir[0] != '/' && strncmp(rest, "..", 2) == 0 && (rest[2] == '/' || rest[2] == '\0')) {
+        char *slash = strrchr(named, '/');
+        if (slash)
+            *(slash == named ? slash + 1 : slash) = '\0';
+        rest += rest[2] ? 3 : 2;
+    }
+    for (const char *p = rest; named && (p = strstr(p, "..")); p += 2)
+        if ((p == rest || p[-1] == '/') && (p[2] == '/' || p[2] == '\0')) {
+            free(named);
+            named = NULL;
+        }
+    if (named) {
+        char *whole = bd_strfmt("%s/%s", named, rest);
+        free(named);
+        named = whole;
     }
     char *paths[2] = {realpath(run_dir, NULL), named};
     for (int k = 0; k < 2 && rc == BD_OK; k++)

@@ -1036,6 +1036,14 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
         cr_assert(strstr(t, "holds the run's folder") && strstr(t, "would show each twice"), "%s", t);
         free(t);
     }
+    /* the same named from the working folder: a link's folder, and through leading ".." */
+    const char *from[][3] = {{"", "links/run", "links"}, {"/links", "../links/run", "."}};
+    for (size_t k = 0; k < sizeof from / sizeof from[0]; k++) {
+        rc = sh(&t, "cd %s%s && $BODHI replay %s --tensorboard %s", up, from[k][0], from[k][1], from[k][2]);
+        cr_assert_eq(rc, 2, "in %s%s: %s --tensorboard %s: %s", up, from[k][0], from[k][1], from[k][2], t);
+        cr_assert(strstr(t, "holds the run's folder"), "%s", t);
+        free(t);
+    }
     cr_assert_eq(sh(&t, "ls %s; ls %s/links", up, up), 0, "%s", t);
     cr_assert(!strstr(t, "train") && !strstr(t, "test"), "a refused --tensorboard wrote: %s", t);
     free(t);
