@@ -137,6 +137,30 @@ static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
     return rc;
 }
 
+/* Whether s has a ".." part. */
+static int has_dotdot(const char *s)
+{
+    for (const char *p = s; (p = strstr(p, "..")); p += 2)
+        if ((p == s || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* Whether path, or a folder above it, is the file st names; path is cut short on the way
+ * up. */
+static int at_or_above(char *path, const struct stat *st)
+{
+    for (;;) {
+        struct stat at;
+        if (stat(path, &at) == 0 && at.st_dev == st->st_dev && at.st_ino == st->st_ino)
+            return 1;
+        char *slash = strrchr(path, '/');
+        if (!slash || strcmp(path, "/") == 0)
+            return 0;
+        *(slash == path ? slash + 1 : slash) = '\0';
+    }
+}
+
 /* BD_OK when tb_dir (made or not) is outside the run's folder run_dir, which holds its own
  * event files in tb/, and does not hold it: curves written in the folder (RUN_DIR/train/<agent>/
  * beside tb/), in tb/ or below either, TensorBoard pointed at the run shows twice, and the
@@ -167,25 +191,18 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
     free(up);
     /* the part to be made is resolved when made: a ".." in it is not known now
      * (nothing/../RUN/tb is RUN/tb) */
-    for (const char *p = tb_dir + there; real && (p = strstr(p, "..")); p += 2)
-        if ((p == tb_dir || p[-1] == '/') && (p[2] == '/' || p[2] == '\0')) {
-            free(real);
-            return bd_seterr(BD_EINVAL, "--tensorboard '%s': '..' in the part of the path not made yet; give the "
-                                        "folder without it", tb_dir);
-        }
-    int rc = real ? BD_OK : bd_seterr(BD_EINVAL, "--tensorboard '%s': %s", tb_dir, strerror(errno));
-    while (rc == BD_OK) { /* it and every folder above it */
-        if (stat(real, &st) == 0 && st.st_dev == rs.st_dev && st.st_ino == rs.st_ino)
-            rc = has_own ? bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, whose tb/ holds its own "
-                                                "curves (TensorBoard would show each twice): point TensorBoard at "
-                                                "%s/tb, or write beside the run", tb_dir, run_dir, run_dir)
-                         : bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, which holds only what "
-                                                "the run wrote: write beside the run", tb_dir, run_dir);
-        char *slash = strrchr(real, '/');
-        if (!slash || strcmp(real, "/") == 0)
-            break;
-        *(slash == real ? slash + 1 : slash) = '\0';
+    if (real && has_dotdot(tb_dir + there)) {
+        free(real);
+        return bd_seterr(BD_EINVAL, "--tensorboard '%s': '..' in the part of the path not made yet; give the "
+                                    "folder without it", tb_dir);
     }
+    int rc = real ? BD_OK : bd_seterr(BD_EINVAL, "--tensorboard '%s': %s", tb_dir, strerror(errno));
+    if (rc == BD_OK && at_or_above(real, &rs)) /* it, or a folder above it, is the run's */
+        rc = has_own ? bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, whose tb/ holds its own "
+                                            "curves (TensorBoard would show each twice): point TensorBoard at "
+                                            "%s/tb, or write beside the run", tb_dir, run_dir, run_dir)
+                     : bd_seterr(BD_EINVAL, "--tensorboard '%s' is in the run's folder %s, which holds only what "
+                                            "the run wrote: write beside the run", tb_dir, run_dir);
     free(real);
     /* nor a folder the run's is in, when the run wrote its own curves: TensorBoard pointed
      * there finds both. The folders above the run's as found (its real path) and as named
@@ -203,27 +220,14 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
             *(slash == named ? slash + 1 : slash) = '\0';
         rest += rest[2] ? 3 : 2;
     }
-    for (const char *p = rest; named && (p = strstr(p, "..")); p += 2)
-        if ((p == rest || p[-1] == '/') && (p[2] == '/' || p[2] == '\0')) {
-            free(named);
-            named = NULL;
-        }
-    if (named) {
-        char *whole = bd_strfmt("%s/%s", named, rest);
-        free(named);
-        named = whole;
-    }
-    char *paths[2] = {realpath(run_dir, NULL), named};
+    char *whole = named && !has_dotdot(rest) ? bd_strfmt("%s/%s", named, rest) : NULL;
+    free(named);
+    char *paths[2] = {realpath(run_dir, NULL), whole};
     for (int k = 0; k < 2 && rc == BD_OK; k++)
-        for (char *slash, *at = paths[k]; at && rc == BD_OK && (slash = strrchr(at, '/')) && strcmp(at, "/") != 0;) {
-            *(slash == at ? slash + 1 : slash) = '\0'; /* the folder above */
-            struct stat up_st;
-            if (stat(at, &up_st) == 0 && up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino)
-                rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' holds the run's folder %s, whose tb/ holds its own "
-                                          "curves (TensorBoard pointed at '%s' would show each twice): point "
-                                          "TensorBoard at %s/tb, or write beside the run", tb_dir, run_dir, tb_dir,
-                               run_dir);
-        }
+        if (paths[k] && at_or_above(paths[k], &st)) /* the run's folder is not tb_dir (above): one above it is */
+            rc = bd_seterr(BD_EINVAL, "--tensorboard '%s' holds the run's folder %s, whose tb/ holds its own curves "
+                                      "(TensorBoard pointed at '%s' would show each twice): point TensorBoard at "
+                                      "%s/tb, or write beside the run", tb_dir, run_dir, tb_dir, run_dir);
     free(paths[0]);
     free(paths[1]);
     return rc;
