@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "memory/memory.h"
 #include "replay/replay.h"
+#include "tests/atexit_files.h"
 #include "tests/port.h"
 #include "tests/slow.h"
 #include "tests/trace_fixture.h"
@@ -301,27 +302,13 @@ Test(replay, replay_refuses_hostile_traces)
 
 /* ---- whole runs: `bodhi run` then `bodhi replay`/`check` as a user types them ---------- */
 
-/* The run files short_run wrote in this test's process, removed when it exits (each test
- * runs in a process of its own; a failed one's run folder keeps a copy as run.yml). */
-static char *short_runs[32];
-static int short_runs_n;
-
-static void short_runs_remove(void)
-{
-    for (int k = 0; k < short_runs_n; k++)
-        unlink(short_runs[k]);
-}
-
 /* A short CartPole run file: 6 worlds, `steps` env steps in all, `record` (YAML, may be
  * empty) for its agent, `env` (NULL: cartpole) for its env's name, and `tail` (may be
  * empty) appended (a test phase). */
 static char *short_run(const char *tag, int steps, const char *record, const char *env, const char *tail)
 {
     char *path = bd_strfmt("/tmp/bd-cli-%d-%s.yml", (int)getpid(), tag);
-    if (short_runs_n == 0)
-        atexit(short_runs_remove);
-    if (short_runs_n < (int)(sizeof short_runs / sizeof short_runs[0]))
-        short_runs[short_runs_n++] = bd_strdup(path); /* the process's to the end */
+    bd_test_remove_at_exit(path);
     char *text = bd_strfmt(
         "uid: %s\nseed: 5\nschedule:\n  - train:\n"
         "      environments:\n"

@@ -34,6 +34,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/util.h"
+#include "atexit_files.h"
 #include "port.h"
 #include "slow.h"
 #include "wire/events.h"
@@ -66,25 +67,11 @@ static char *run_text(int steps)
     return bd_strfmt(RUN, "cartpole", "ppo", ", hidden: 16", "ppo", "pole.push", steps);
 }
 
-/* The files write_text wrote in this test's process, removed when it exits (each test runs
- * in a process of its own; a failed run's folder keeps its run file as run.yml). */
-static char *written[32];
-static int written_n;
-
-static void written_remove(void)
-{
-    for (int k = 0; k < written_n; k++)
-        unlink(written[k]);
-}
-
 static char *write_text(const char *tag, const char *text)
 {
     char *path = bd_strfmt("/tmp/bd-trust-%d-%s", (int)getpid(), tag);
     cr_assert_eq(bd_write_file(path, text, strlen(text)), BD_OK);
-    if (written_n == 0)
-        atexit(written_remove);
-    if (written_n < (int)(sizeof written / sizeof written[0]))
-        written[written_n++] = bd_strdup(path); /* the process's to the end */
+    bd_test_remove_at_exit(path);
     return path;
 }
 
