@@ -108,11 +108,17 @@ for worlds in sizes:
         total = time.time() - t0
         reached, steps = None, None
         updates, learn_s = 0, 0.0
+        greedy = []  # greedy_average's evaluations: (agent-steps, mean return, seconds)
+        done, stop_s = None, None
         for line in open(os.path.join(out, "log.jsonl")):
             e = json.loads(line)
             if e.get("event") == "update" and e.get("phase") == a.phase:
                 updates += 1
                 learn_s += e.get("learn_s", 0.0)
+                if "greedy_return" in e:
+                    greedy.append((e["steps"], e["greedy_return"], e["greedy_s"]))
+                if "done" in e and done is None:
+                    done, stop_s = e["done"], e["t"] - t0
                 if reached is None and "mean_return" in e and e["episodes"] >= 100 and e["mean_return"] >= a.threshold:
                     reached, steps = e["t"] - t0, e["steps"]
         dirs = [out] + [f"{out}.r{k}" for k in range(1, a.ranks)]
@@ -128,7 +134,12 @@ for worlds in sizes:
              "run_wall_s": total, "train_agent_steps": sum(x["steps"] for x in agents),
              "train_agent_steps_per_s": sum(x["steps"] for x in agents) / max(x["wall_s"] for x in agents)
              if all("wall_s" in x for x in agents) else sum(x["steps_per_s"] for x in agents),
-             "updates": updates, "learn_s": learn_s}
+             "updates": updates, "learn_s": learn_s, "train_stop": done,
+             "seconds_to_train_stop": stop_s}
+        if greedy:
+            r["greedy_evaluations"] = len(greedy)
+            r["greedy_s"] = sum(g[2] for g in greedy)
+            r["greedy_returns"] = [[g[0], g[1]] for g in greedy]
         if "test" in ph:
             r["test_mean_return"] = ph["test"]["agents"][0].get("mean_return")
         runs.append(r)

@@ -157,6 +157,12 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
         snprintf(buf, len, "%s: %lld episodes", bd_stop_words(BD_STOP_EPISODES), (long long)b->stats.episodes);
         return buf;
     }
+    if (b->eval && b->eval_round == b->round_no && b->eval_mean >= p->greedy_threshold) {
+        snprintf(buf, len, "%s: greedy mean return %.4g over %d episodes of weights version %llu >= %g, "
+                 "evaluated every %lld agent-steps", bd_stop_words(BD_STOP_OBJECTIVE), b->eval_mean,
+                 p->greedy_episodes, (unsigned long long)b->eval_version, p->greedy_threshold, p->greedy_every);
+        return buf;
+    }
     if (objective && mean >= p->objective_threshold) {
         /* checked once a rollout: the steps said are that rollout's end, not the episode's */
         snprintf(buf, len, "%s: mean return %.4g over the last %d episodes%s >= %g, checked at the end of each "
@@ -322,11 +328,46 @@ static void bd_brain_returns(const bd_brain *b, cJSON *ev, int always)
     }
 }
 
+/* greedy_average: once the agent's steps reach the next multiple of `every`, its current
+ * weights (those a stop now would save) play their greedy episodes; the round's report
+ * says how they did. Weights already evaluated are not played again. */
+static int bd_brain_evaluate(bd_brain *b, cJSON *ev)
+{
+    if (!b->eval || b->steps < b->eval_next)
+        return BD_OK;
+    const long long every = b->plan.greedy_every;
+    b->eval_next = (b->steps / every + 1) * every;
+    const uint64_t version = b->lops->version(b->learner);
+    if (b->eval_count > 0 && version == b->eval_version)
+        return BD_OK;
+    bd_policy_out pol;
+    b->lops->weights_out(b->learner, &pol);
+    double t = bd_now(), mean;
+    long long played;
+    int rc = b->greedy->play(b->eval, &pol.h, pol.floats, (uint64_t)b->eval_count, &mean, &played, &bd_term_requested);
+    if (rc != BD_OK)
+        return rc;
+    b->eval_count++;
+    b->eval_version = version;
+    b->eval_mean = mean;
+    b->eval_round = b->round_no;
+    cJSON_AddNumberToObject(ev, "greedy_return", mean);
+    cJSON_AddNumberToObject(ev, "greedy_episodes", b->plan.greedy_episodes);
+    cJSON_AddNumberToObject(ev, "greedy_steps", (double)played);
+    cJSON_AddNumberToObject(ev, "greedy_s", bd_now() - t);
+    return BD_OK;
+}
+
 /* Reports round r to the conductor and waits for its word: *stop (with the reason in
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
     char dbuf[320];
+    int erc = bd_brain_evaluate(b, ev);
+    if (erc != BD_OK && b->ranks.world > 1) /* this rank stops; the others with it */
+        return bd_brain_leave_ranks(b, erc, stop);
+    if (erc != BD_OK)
+        return erc == BD_EINTR ? bd_brain_signalled(bd_lasterr()) : erc;
     const char *done = b->ranks.world > 1 ? NULL : bd_brain_done(b, dbuf, sizeof dbuf);
     if (b->ranks.world > 1) { /* every rank ends the phase in the same round */
         const int joining = !b->ranks.g;
@@ -664,6 +705,15 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
         return rc;
     if (b->plan.episodes_target > 0 && (rc = bd_stats_set_quota(&b->stats, b->plan.episodes_target, b->ap->members)) != BD_OK)
         return rc;
+    b->eval_round = -1;
+    if (b->train && !isnan(b->plan.greedy_threshold) && (!b->plan.greedy_agent || strcmp(b->plan.greedy_agent, agent) == 0)) {
+        if (!reg->greedy)
+            return bd_seterr(BD_EINVAL, "agent '%s': greedy_average: this program cannot play greedy episodes", agent);
+        b->greedy = reg->greedy;
+        if ((rc = b->greedy->create(b->ap, b->plan.greedy_episodes, &b->eval)) != BD_OK)
+            return rc;
+        b->eval_next = b->plan.greedy_every;
+    }
     /* The checkpoint to start from: `load: {experiment_run, phase, agent}`, or the latest
      * earlier train phase (config/runfile.c; a test phase without one is refused by
      * config/plan.c). */
@@ -795,6 +845,8 @@ static void bd_brain_teardown(bd_brain *b)
         fprintf(stderr, "bodhi brain %s: closing took %.1f s (connections %.1f s, learner %.1f s, ranks' group %.1f s)\n",
                 b->ap ? b->ap->cfg->name : "?", t[3] - t[0], t[1] - t[0], t[2] - t[1], t[3] - t[2]);
     bd_stats_fini(&b->stats);
+    if (b->greedy)
+        b->greedy->destroy(b->eval);
     free(b->hello);
     free(b->taken_back);
     free(b->revoked);

@@ -89,6 +89,14 @@ typedef struct {
     uint32_t *newest;         /* (M) ... nor older than the newest grant of the slot seen */
     bd_ranks ranks;           /* this agent's brains on the other ranks (brain/ranks.h) */
     bd_steer steer;           /* its params with this phase's `bodhi set` changes (brain/steer.h) */
+    /* greedy_average (config/plan.h): its greedy episodes, NULL when the condition is not
+     * this agent's; the next evaluation at eval_next agent-steps */
+    const bd_greedy_ops *greedy; /* the registry's */
+    void *eval;
+    long long eval_next, eval_count;
+    uint64_t eval_version;    /* the weights version last evaluated */
+    double eval_mean;         /* its mean return */
+    long long eval_round;     /* the round it was evaluated in (-1: none) */
 } bd_brain;
 
 /* gather.c: a muscle's HELLO (the round's greet hook: checks who it is, answers with the

@@ -7,6 +7,7 @@
 #include "env/python/pyenv.h"
 #endif
 #include "memory/memory.h"
+#include "muscle/eval.h"
 #include "muscle/muscle.h"
 #include "torch/bd_torch.h"
 
@@ -66,6 +67,7 @@ const bd_registry *bd_registry_builtin(void)
         reg.env_load = bd_env_load;
 #endif
         reg.compression_ok = bd_compression_ok;
+        reg.greedy = &bd_muscle_greedy;
     }
     return &reg;
 }

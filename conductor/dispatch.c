@@ -145,6 +145,10 @@ static void bd_handle_event(bd_conductor *c, bd_request *req)
         p->greeted = 1;
     if (strcmp(kind->valuestring, "update") == 0 && a && !a->held) {
         bd_journal_tb(c, a, o);
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "greedy_return"))) {
+            a->greedy = bd_num(o, "greedy_return", 0);
+            a->has_greedy = 1;
+        }
         cJSON_Delete(a->last_update);
         a->last_update = o;
         a->held = req; /* answered by bd_barrier */

@@ -110,6 +110,8 @@ void bd_progress(bd_conductor *c, bd_agent_state *a, int force)
     fprintf(stderr, "  episodes %-7.0f", bd_num(u, "episodes", 0));
     if (cJSON_GetObjectItemCaseSensitive(u, "mean_return"))
         fprintf(stderr, "  mean_return %.1f", bd_num(u, "mean_return", 0));
+    if (a->has_greedy) /* greedy_average's last evaluation */
+        fprintf(stderr, "  greedy %.1f", a->greedy);
     fprintf(stderr, "\n");
 }
 

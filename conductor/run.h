@@ -46,6 +46,8 @@ typedef struct {
     int tb_failed;       /* they could not be written (said once; log.jsonl still has them) */
     bd_steer steer;      /* its params with this phase's `bodhi set` changes (brain/steer.h) */
     cJSON *steer_news;   /* changes its brain has not heard yet: {"KEY": "VALUE", ...} (NULL: none) */
+    double greedy;       /* its last greedy_average evaluation's mean return ... */
+    int has_greedy;      /* ... when it had one this phase */
 } bd_agent_state;
 
 typedef struct {

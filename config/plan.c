@@ -187,13 +187,17 @@ int bd_plan_set_cap(bd_phase_plan *p, const bd_node *map, const char *key)
 /* The stop conditions of phase ph: each one checked, problems noted in d. */
 static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
 {
-    static const char *const kinds[] = {"objective_average", "max_steps"};
+    static const char *const kinds[] = {"objective_average", "max_steps", "greedy_average"};
     static const char *const avg_keys[] = {"window", "threshold", "agent", NULL};
     static const char *const steps_keys[] = {"steps", "agent", NULL};
+    static const char *const greedy_keys[] = {"episodes", "every", "threshold", "agent", NULL};
     char w[256], hint[256];
     int rc, bad = BD_OK;
     p->objective_threshold = NAN;
     p->objective_window = 100;
+    p->greedy_threshold = NAN;
+    p->greedy_episodes = BD_GREEDY_EPISODES;
+    p->greedy_every = BD_GREEDY_EVERY;
     for (int c = 0; c < ph->nconditions; c++) {
         const bd_named *cond = &ph->conditions[c];
         char cw[256]; /* where the condition is written (w is for its params) */
@@ -241,24 +245,90 @@ static int bd_plan_conditions(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags
                 p->max_agent_steps = steps;
             if ((rc = bd_condition_agent(ph, cond, &p->max_steps_agent, d)) != BD_OK)
                 bad = rc;
+        } else if (strcmp(cond->name, "greedy_average") == 0) {
+            long long eps = BD_GREEDY_EPISODES, every = BD_GREEDY_EVERY;
+            double thr;
+            if ((rc = bd_node_check_keys(cond->params, greedy_keys, "the params of greedy_average", d)))
+                bad = bd_diag(d, rc);
+            if ((rc = bd_node_int(cond->params, "episodes", BD_GREEDY_EPISODES, &eps)) != BD_OK)
+                bad = bd_diag(d, rc);
+            else if (eps < 1 || eps > 4096)
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: episodes: expected 1 to 4096 greedy episodes, got %lld",
+                                           bd_where(bd_node_get(cond->params, "episodes"), w, sizeof w), eps));
+            else
+                p->greedy_episodes = (int)eps;
+            if (bd_node_get(cond->params, "every")
+                && (rc = bd_cap_int(cond->params, "every", BD_CAP_STEPS_MAX, BD_CAP_STEPS_WHAT, &every)) != BD_OK)
+                bad = bd_diag(d, rc);
+            else
+                p->greedy_every = every;
+            if (!bd_node_get(cond->params, "threshold"))
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average needs params.threshold (the mean "
+                                           "return of the greedy episodes that ends the phase)", cw));
+            else if ((rc = bd_node_double(cond->params, "threshold", 0, &thr)) != BD_OK)
+                bad = bd_diag(d, rc);
+            else
+                p->greedy_threshold = thr;
+            if ((rc = bd_condition_agent(ph, cond, &p->greedy_agent, d)) != BD_OK)
+                bad = rc;
+            if (ph->mode == BD_MODE_TEST) /* its muscles play greedily already (a test phase inherits the
+                                              train phase's conditions): its episodes count */
+                p->greedy_threshold = NAN;
         } else {
             bad = bd_diag(d, bd_seterr(BD_ENOTFOUND, "%s: unknown simulation condition '%s' (%s)", cw, cond->name,
-                                       bd_suggest(cond->name, kinds, 2, hint, sizeof hint)));
+                                       bd_suggest(cond->name, kinds, 3, hint, sizeof hint)));
         }
     }
     p->episodes_target = ph->episodes;
     if (bad || ph->invalid) /* a phase_config with problems would make false ones here */
         return bad;
     if (ph->mode == BD_MODE_TRAIN && p->max_agent_steps == 0 && isnan(p->objective_threshold)
-        && ph->episodes == 0)
+        && isnan(p->greedy_threshold) && ph->episodes == 0)
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: train phase '%s' has no stop condition "
-                                    "(add max_steps or objective_average to simulation.conditions, "
-                                    "or phase_config.episodes)",
+                                    "(add max_steps, objective_average or greedy_average to "
+                                    "simulation.conditions, or phase_config.episodes)",
                                     bd_where(ph->node, w, sizeof w), ph->name));
     if (ph->mode == BD_MODE_TEST && ph->episodes == 0 && p->max_agent_steps == 0)
         return bd_diag(d, bd_seterr(BD_EINVAL, "%s: test phase '%s' needs phase_config.episodes or a max_steps condition",
                                     bd_where(ph->node, w, sizeof w), ph->name));
     return BD_OK;
+}
+
+/* greedy_average plays an agent's policy alone, as its muscle would in a test phase:
+ * each agent it is about must have a network and an env no other agent acts in. */
+static int bd_plan_greedy(const bd_phase_plan *p, bd_diags *d)
+{
+    char cw[256];
+    const bd_node *node = NULL;
+    for (int c = 0; c < p->ph->nconditions && !node; c++)
+        if (strcmp(p->ph->conditions[c].name, "greedy_average") == 0)
+            node = p->ph->conditions[c].node;
+    if (isnan(p->greedy_threshold) || !node)
+        return BD_OK;
+    bd_where(node, cw, sizeof cw);
+    int bad = BD_OK;
+    for (int i = 0; i < p->nagents; i++) {
+        const bd_agent_plan *ap = &p->agents[i];
+        if (p->greedy_agent && strcmp(p->greedy_agent, ap->cfg->name) != 0)
+            continue;
+        const char *name = ap->cfg->name;
+        if (ap->random || (ap->muscle && ap->muscle->netless)) {
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average plays the policy network of agent '%s', which "
+                                       "has none (its %s is '%s')%s", cw, name, ap->random ? "brain" : "muscle",
+                                       ap->random ? ap->brain->name : ap->muscle->name,
+                                       p->greedy_agent ? "" : "; name the agent it is about: params.agent"));
+            continue;
+        }
+        for (int k = 0; k < p->nagents && ap->env; k++)
+            if (k != i && p->agents[k].env == ap->env) {
+                bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average plays agent '%s' alone on worlds of its "
+                                           "own, but agent '%s' acts in its environment '%s' too; the condition "
+                                           "needs an environment the agent has to itself", cw, name,
+                                           p->agents[k].cfg->name, ap->env->uid));
+                break;
+            }
+    }
+    return bad;
 }
 
 /* The channels of group g of env e (its own, or the env's for an env without groups),
@@ -633,6 +703,8 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
     for (int i = 0; i < p->nagents; i++)
         if ((rc = bd_plan_agent(p, i, d)) != BD_OK)
             bad = rc;
+    if ((rc = bd_plan_greedy(p, d)) != BD_OK)
+        bad = rc;
     if ((rc = bd_plan_rollouts(p, d)) != BD_OK)
         bad = rc;
     if (bad == BD_OK && (rc = bd_plan_memory(p, d)) != BD_OK)

@@ -77,6 +77,13 @@ typedef struct bd_phase_plan {
     double objective_threshold;  /* objective_average (NaN = none) */
     int objective_window;
     const char *objective_agent; /* objective_average's agent: only its mean counts (NULL: any) */
+    /* greedy_average (NaN threshold = none): every `greedy_every` agent-steps the brain plays
+     * greedy_episodes greedy episodes of its current weights on worlds of its own (one each,
+     * muscle/eval.h); the phase ends when their mean return reaches the threshold */
+    double greedy_threshold;
+    int greedy_episodes;
+    long long greedy_every;
+    const char *greedy_agent;    /* NULL: every agent of the phase is evaluated */
     long long episodes_target;   /* phase_config.episodes (0 = none): each agent's brain counts
                                     that many episodes, split over its worlds (brain/stats.h) */
     int gate;                    /* made with BD_PLAN_GATE */
@@ -103,6 +110,10 @@ int bd_phase_plan_check(const bd_runfile *rf, int phase_index, const bd_registry
  * (phase_config.episodes), read and checked as the run file's, into p. BD_EINVAL ("WHERE:
  * KEY: expected ..., got V") leaves p as it was. */
 int bd_plan_set_cap(bd_phase_plan *p, const bd_node *map, const char *key);
+
+/* greedy_average's defaults: episodes per evaluation, agent-steps between evaluations */
+#define BD_GREEDY_EPISODES 100
+#define BD_GREEDY_EVERY 50000
 
 /* Worlds one phase may hold: every per-world index in bodhi is a 32-bit int. */
 #define BD_MAX_WORLDS (1 << 30)

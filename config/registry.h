@@ -5,11 +5,30 @@
 #ifndef BODHI_CONFIG_REGISTRY_H
 #define BODHI_CONFIG_REGISTRY_H
 
+#include <signal.h>
+#include <stdint.h>
+
 #include "bodhi/env.h"
 #include "config/yamltree.h"
 
 struct bd_phase_plan;
 struct bd_agent_plan;
+
+/* Greedy episodes of an agent's policy on worlds of their own, for the brain's
+ * greedy_average condition (config/plan.h): muscle/eval.c plays them with the muscle's own
+ * actor, and the registry hands them to the brain, since brain/ and muscle/ never include
+ * each other. */
+typedef struct bd_greedy_ops {
+    /* Worlds for `episodes` greedy episodes of agent ap (kept by the plan), on the CPU. */
+    int (*create)(const struct bd_agent_plan *ap, int episodes, void **out);
+    /* Evaluation k (its worlds' draws: the env's seed and k) with the policy a WEIGHTS
+     * header w (wire/wire.h's bd_weights_hdr, which config/ does not include) and its floats
+     * (host, aligned) describe: *mean the mean return of each world's first episode,
+     * *steps the agent-steps played. BD_EINTR once *cancel (NULL: none) is set. */
+    int (*play)(void *self, const void *w, const float *floats, uint64_t k, double *mean, long long *steps,
+                const volatile sig_atomic_t *cancel);
+    void (*destroy)(void *self); /* NULL-safe */
+} bd_greedy_ops;
 
 /* A kind of brain or muscle, as a run file names it. */
 typedef struct {
@@ -69,6 +88,9 @@ typedef struct {
     /* BD_OK when traces can be written with compression `name` here; else an error
      * saying why (an unknown name, a missing filter). NULL: every name is taken. */
     int (*compression_ok)(const char *name);
+    /* greedy_average's episodes (above). NULL: a program that cannot play them, whose
+     * brains refuse the condition. */
+    const bd_greedy_ops *greedy;
 } bd_registry;
 
 /* The kind named `name` among kinds (count of them), or NULL. */

@@ -126,6 +126,24 @@ int bd_actor_set_net(bd_actor *ac, int hidden, int layers)
     return rc;
 }
 
+int bd_actor_net_of(bd_actor *ac, const bd_weights_hdr *w)
+{
+    ac->args.qhead = w->head == BD_HEAD_Q;
+    ac->args.squashed = w->head == BD_HEAD_SQUASHED_GAUSSIAN;
+    return bd_actor_set_net(ac, (int)w->hidden, (int)w->layers);
+}
+
+int bd_actor_take(bd_actor *ac, const bd_weights_hdr *w, const float *floats)
+{
+    const size_t np = (size_t)w->nparams, nn = np + (w->norm_dims ? 2 * (size_t)ac->args.S : 0);
+    if (ac->args.qhead) /* the brain's exploration rate, after the normaliser */
+        ac->args.epsilon = floats[nn];
+    int rc = bd_actor_set_params(ac, floats, np);
+    if (rc == BD_OK)
+        rc = bd_actor_set_norm(ac, w->norm_dims ? floats + np : NULL, floats + np + ac->args.S);
+    return rc;
+}
+
 /* The network's outputs for obs (n, S) on the actor's device: out (n, A), values (n). */
 static int bd_actor_forward(bd_actor *ac, const float *obs, int n, float *out, float *values)
 {

@@ -18,6 +18,7 @@
 #include "muscle/act.h"
 #include "torch/bd_torch.h"
 #include "torch/cpunet.h"
+#include "wire/wire.h"
 
 typedef struct {
     const bd_agent_plan *ap;
@@ -51,6 +52,16 @@ void bd_actor_fini(bd_actor *ac);
  * Q-network (BDT_Q) when args.qhead is set (set it first), else the actor-critic. */
 int bd_actor_has_net(const bd_actor *ac);
 int bd_actor_set_net(bd_actor *ac, int hidden, int layers);
+
+/* The network a brain's WEIGHTS header w describes, built as this actor's (its head sets
+ * args.qhead and args.squashed, then bd_actor_set_net with w's hidden units and layers).
+ * The caller checked that w's policy fits the agent (muscle.c does for a brain's message). */
+int bd_actor_net_of(bd_actor *ac, const bd_weights_hdr *w);
+
+/* A WEIGHTS message's floats (host, aligned: bd_weights_floats(w) of them) into the network
+ * bd_actor_net_of built: its parameters, the normaliser when w has one, and a Q head's
+ * exploration rate. */
+int bd_actor_take(bd_actor *ac, const bd_weights_hdr *w, const float *floats);
 
 /* Parameters (host, bdt_policy_param_count of them) from a WEIGHTS message. */
 int bd_actor_set_params(bd_actor *ac, const float *params, size_t n);

@@ -226,9 +226,7 @@ static int bd_first_weights(bd_muscle *m, bd_magent *a, const bd_weights_hdr *w)
                          "(which has %llu)", a->ap->cfg->name, (unsigned long long)w->nparams, w->layers,
                          w->hidden, (unsigned long long)want);
     a->use_norm = w->norm_dims != 0;
-    a->actor.args.qhead = head == BD_HEAD_Q;
-    a->actor.args.squashed = head == BD_HEAD_SQUASHED_GAUSSIAN;
-    int rc = bd_actor_set_net(&a->actor, (int)w->hidden, (int)w->layers);
+    int rc = bd_actor_net_of(&a->actor, w);
     if (rc != BD_OK)
         return rc;
     a->nparams = (size_t)want;
@@ -264,11 +262,7 @@ static int bd_take_weights(bd_muscle *m, bd_magent *a, nng_msg *msg, int first)
     else if (rc == BD_OK && bd_actor_has_net(&a->actor)) {
         const size_t nn = a->nparams + (a->use_norm ? 2 * (size_t)a->S : 0);
         memcpy(a->params, floats, sizeof(float) * (nn + BD_WEIGHTS_HEAD_FLOATS(w.head)));
-        if (a->actor.args.qhead) /* the brain's exploration rate, after the normaliser */
-            a->actor.args.epsilon = a->params[nn];
-        rc = bd_actor_set_params(&a->actor, a->params, a->nparams);
-        if (rc == BD_OK && a->use_norm)
-            rc = bd_actor_set_norm(&a->actor, a->params + a->nparams, a->params + a->nparams + a->S);
+        rc = bd_actor_take(&a->actor, &w, a->params);
     }
     return rc;
 }

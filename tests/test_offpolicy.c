@@ -3,7 +3,8 @@
  * bounds past 2^24 without allocating such a buffer, save and load), the dqn brain's
  * Bellman targets against hand-computed values (terminated vs truncated), its epsilon
  * schedule and gradient-step budget, the shim's targets against the formula, a checkpoint
- * round trip, and a dqn run twice with one seed giving byte-identical traces. */
+ * round trip, a dqn run twice with one seed giving byte-identical traces, and
+ * greedy_average's episodes (muscle/eval.h) against a loop of their own. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,9 @@
 #include "brain/dqn.h"
 #include "brain/replay.h"
 #include "common/util.h"
+#include "conductor/builtins.h"
+#include "muscle/eval.h"
+#include "torch/cpunet.h"
 
 TestSuite(offpolicy, .timeout = 300);
 
@@ -697,4 +701,169 @@ Test(offpolicy, a_runaway_q_network_ends_the_phase_as_diverged, .timeout = 300)
 Test(offpolicy, a_runaway_first_update_of_several_calls_is_caught, .timeout = 300)
 {
     runaway("four", ", utd_ratio: 4");
+}
+
+/* One evaluation's worlds stepped by a loop of this test's own: the env at the evaluation's
+ * seed, the Q-network run by torch/cpunet.c on the normalised sensors, the argmax (first on
+ * ties) as the action; each world's first episode's return. */
+static double greedy_by_hand(const bd_agent_plan *ap, const bdt_policy_config *pc, const float *params,
+                             const float *mean, const float *inv, int W, uint64_t k, long long *steps)
+{
+    bd_env *env = NULL;
+    const bd_env_plan *ep = ap->env;
+    cr_assert_eq(bd_env_create(ep->desc, W, 0, bd_eval_seed(ap, k), BD_DEVICE_CPU, ep->max_steps, ep->param, &env),
+                 BD_OK, "%s", bd_lasterr());
+    bd_env_batch *b = bd_env_batch_of(env);
+    bdt_cpunet net;
+    cr_assert_eq(bdt_cpunet_init(&net, pc, W), BD_OK, "%s", bd_lasterr());
+    float x[64 * 4], q[64 * 2];
+    double ret[64] = {0}, sum = 0;
+    int done[64] = {0}, left = W;
+    *steps = 0;
+    cr_assert(W <= 64 && b->obs_dim == 4 && ap->nsens == 4);
+    while (left > 0) {
+        for (int w = 0; w < W; w++)
+            for (int s = 0; s < 4; s++) {
+                float y = mean ? (b->obs[w * 4 + ap->sens_cols[s]] - mean[s]) * inv[s] : b->obs[w * 4 + ap->sens_cols[s]];
+                x[w * 4 + s] = y < -10.0f ? -10.0f : y > 10.0f ? 10.0f : y;
+            }
+        cr_assert_eq(bdt_cpunet_forward(&net, params, x, W, q, NULL), BD_OK);
+        for (int w = 0; w < W; w++)
+            b->actions[w * b->act_dim + ap->act_cols[0]] = q[w * 2 + 1] > q[w * 2] ? 1.0f : 0.0f;
+        cr_assert_eq(bd_env_step(env), BD_OK);
+        for (int w = 0; w < W; w++)
+            if (!done[w]) {
+                ret[w] += b->rewards[w];
+                ++*steps;
+                if (b->terminated[w] || b->truncated[w])
+                    done[w] = 1, left--;
+            }
+    }
+    for (int w = 0; w < W; w++)
+        sum += ret[w];
+    bdt_cpunet_fini(&net);
+    bd_env_destroy(env);
+    return sum / W;
+}
+
+/* greedy_average's episodes (muscle/eval.h): the same returns as this test's own loop over
+ * the same worlds, for a network that always pushes left (every Q-value 0: the first
+ * action on ties) and for one of the init's weights seen through a normaliser; a Q head's
+ * exploration rate (1 here) is not used; the same evaluation twice gives the same figures
+ * and another one other worlds; a network of another shape is refused. */
+Test(offpolicy, greedy_episodes_are_the_policys_own)
+{
+    const char *text = "uid: eval\nseed: 5\nschedule:\n  - train:\n      environments:\n"
+                       "        - environment: {name: cartpole, uid: pole, params: {worlds: 4}}\n"
+                       "      agents:\n        - name: balancer\n          brain: {name: dqn}\n"
+                       "          muscle: {name: dqn}\n          sensors: [pole.*]\n          actuators: [pole.push]\n"
+                       "      simulation:\n        conditions:\n          - {name: greedy_average, params: {threshold: 500, "
+                       "episodes: 37}}\n      phase_config: {mode: train, worker: 1}\n";
+    bd_runfile *rf = NULL;
+    cr_assert_eq(bd_runfile_parse(text, "eval.yml", &rf), BD_OK, "%s", bd_lasterr());
+    bd_phase_plan p;
+    cr_assert_eq(bd_phase_plan_make(rf, 0, bd_registry_builtin(), "cpu", &p), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(p.greedy_threshold, 500);
+    cr_assert_eq(p.greedy_episodes, 37);
+    cr_assert_eq(p.greedy_every, BD_GREEDY_EVERY);
+    const bd_agent_plan *ap = &p.agents[0];
+    bd_eval e;
+    cr_assert_eq(bd_eval_init(&e, ap, p.greedy_episodes), BD_OK, "%s", bd_lasterr());
+    bdt_policy_config pc = {.obs_dim = 4, .act_kind = BDT_Q, .act_dim = 2, .hidden = 16, .layers = 2,
+                            .device = BDT_CPU, .seed = 3};
+    const size_t np = bdt_policy_param_count_of(&pc);
+    float *fl = calloc(np + 8 + 1, sizeof(float));
+    cr_assert_not_null(fl);
+    bd_weights_hdr w = {.nparams = np, .hidden = 16, .layers = 2, .policy = BD_POLICY_Q_MLP, .head = BD_HEAD_Q,
+                        .obs_dim = 4, .act_dim = 2};
+    fl[np] = 1.0f; /* epsilon 1: a sampling muscle would act at random */
+    double mean, want;
+    long long steps, want_steps;
+    cr_assert_eq(bd_eval_play(&e, &w, fl, 0, &mean, &steps, NULL), BD_OK, "%s", bd_lasterr());
+    want = greedy_by_hand(ap, &pc, fl, NULL, NULL, 37, 0, &want_steps);
+    cr_assert(mean == want && steps == want_steps, "always left: %.17g over %lld steps, by hand %.17g over %lld",
+              mean, steps, want, want_steps);
+    cr_assert(mean > 7 && mean < 12, "pushing left ends an episode in about 9 steps, not %g", mean);
+    /* the init's weights, through a normaliser */
+    cr_assert_eq(bdt_policy_init_params(&pc, fl, np), BD_OK);
+    const float nm[4] = {0.1f, -0.2f, 0.01f, 0.3f}, ni[4] = {2.0f, 0.5f, 8.0f, 1.5f};
+    memcpy(fl + np, nm, sizeof nm);
+    memcpy(fl + np + 4, ni, sizeof ni);
+    fl[np + 8] = 1.0f;
+    w.norm_dims = 4;
+    for (uint64_t k = 1; k <= 2; k++) {
+        cr_assert_eq(bd_eval_play(&e, &w, fl, k, &mean, &steps, NULL), BD_OK, "%s", bd_lasterr());
+        want = greedy_by_hand(ap, &pc, fl, nm, ni, 37, k, &want_steps);
+        cr_assert(mean == want && steps == want_steps, "evaluation %llu: %.17g over %lld steps, by hand %.17g over %lld",
+                  (unsigned long long)k, mean, steps, want, want_steps);
+    }
+    double again;
+    long long steps2;
+    cr_assert_eq(bd_eval_play(&e, &w, fl, 2, &again, &steps2, NULL), BD_OK);
+    cr_assert(again == mean && steps2 == steps, "evaluation 2 twice: %g then %g", mean, again);
+    cr_assert_eq(bd_eval_play(&e, &w, fl, 1, &again, &steps2, NULL), BD_OK);
+    cr_assert_neq(steps2, steps, "evaluations 1 and 2 played the same worlds");
+    w.obs_dim = 3;
+    cr_assert_eq(bd_eval_play(&e, &w, fl, 3, &mean, &steps, NULL), BD_EINVAL);
+    cr_assert(strstr(bd_lasterr(), "3 inputs"), "%s", bd_lasterr());
+    free(fl);
+    bd_eval_fini(&e);
+    bd_phase_plan_fini(&p);
+    bd_runfile_destroy(rf);
+}
+
+/* A dqn run that greedy_average ends: twice with one seed, the same evaluations (steps,
+ * weights version, return) and the same stop, byte-identical traces; the stop names the
+ * version its episodes played, which is the version the round reports (the weights the
+ * checkpoint keeps: no update follows a stop); evaluations come once per `every`. */
+Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
+{
+    char *base = bd_strfmt("/tmp/bd-test-greedy-%d", (int)getpid());
+    char *yml = bd_strfmt("%s.yml", base);
+    FILE *f = fopen(yml, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "uid: greedy-twice\nseed: 11\nschedule:\n  - train:\n      environments:\n"
+               "        - environment: {name: cartpole, uid: pole, params: {worlds: 16}}\n"
+               "      agents:\n        - name: balancer\n          brain: {name: dqn}\n"
+               "          muscle: {name: dqn, params: {}}\n          objective: {name: reward, params: {}}\n"
+               "          sensors: [pole.*]\n          actuators: [pole.push]\n"
+               "      simulation:\n        conditions:\n"
+               "          - {name: greedy_average, params: {threshold: 150, episodes: 8, every: 5000}}\n"
+               "          - {name: max_steps, params: {steps: 400000}}\n"
+               "      phase_config: {mode: train, worker: 2, device: cpu}\n"
+               "  - test:\n      phase_config: {mode: test, worker: 1, episodes: 8}\n");
+    fclose(f);
+    for (int k = 0; k < 2; k++) {
+        char *cmd = bd_strfmt("rm -rf %s-%d && %s run %s --out %s-%d --quiet", base, k, BODHI_BINARY, yml, base, k);
+        int st = system(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi run exited %d: %s", WEXITSTATUS(st), cmd);
+        free(cmd);
+    }
+    char *cmd = bd_strfmt("/usr/bin/python3 -c \"import h5py,json,re\n"
+                          "def evals(k):\n"
+                          "  ev=[json.loads(l) for l in open('%s-%%d/log.jsonl' %% k)]\n"
+                          "  return [(e['steps'],e['update'],e['greedy_return'],e['greedy_episodes'],e['greedy_steps'],"
+                          "e.get('done')) for e in ev if e.get('event')=='update' and 'greedy_return' in e]\n"
+                          "a,b=evals(0),evals(1)\n"
+                          "assert a and a==b, (a,b)\n"
+                          "assert all(x[3]==8 and x[4]>=8 for x in a), a\n"
+                          "assert all(a[i+1][0]//5000>a[i][0]//5000 for i in range(len(a)-1)), [x[0] for x in a]\n"
+                          "assert all(x[5] is None and x[2]<150 for x in a[:-1]), a\n"
+                          "m=re.search(r'greedy mean return ([0-9.e+]+) over 8 episodes of weights version ([0-9]+) >= 150',"
+                          " a[-1][5] or '')\n"
+                          "assert m and int(m.group(2))==a[-1][1] and a[-1][2]>=150, a[-1]\n"
+                          "s=[json.load(open('%s-%%d/summary.json' %% k))['phases'][0] for k in (0,1)]\n"
+                          "assert s[0]['reason']=='objective_reached' and s[0]['ended']==s[1]['ended'], s\n"
+                          "x=h5py.File('%s-0/run.h5','r'); y=h5py.File('%s-1/run.h5','r')\n"
+                          "for d in ['sensors','actuators','rewards','terminated','truncated','weights_version']:\n"
+                          "  assert x['train/balancer/'+d][()].tobytes()==y['train/balancer/'+d][()].tobytes(), d\n\"",
+                          base, base, base, base);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the two runs' evaluations or traces differ (%s)", cmd);
+    free(cmd);
+    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s", base, base, yml);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    free(yml);
+    free(base);
 }
