@@ -106,6 +106,18 @@ static void bd_brain_tick(void *ctx)
 static cJSON *bd_brain_beat(void *ctx)
 {
     bd_brain *b = ctx;
+    /* This thread beats whatever the brain computes, so a step of a greedy evaluation's
+     * envs that never returns (a plugin's or a Python env's loop) would hide behind the
+     * beats for ever: one longer than the phase's heartbeat_timeout is a hang, as in a
+     * muscle. The brain says so and ends; the run fails (the conductor repairs its trace;
+     * nothing is checkpointed: the main thread is inside the env). */
+    const double since = b->greedy ? b->greedy->stepping_since(b->eval) : 0;
+    const double stuck = b->plan.ph->heartbeat_timeout;
+    if (since > 0 && bd_now() - since > stuck) {
+        fprintf(stderr, "bodhi brain %s: hung: one step of its greedy evaluation's envs has not returned after %.0f s "
+                "(more than the phase's heartbeat_timeout, %g s)\n", b->ap->cfg->name, bd_now() - since, stuck);
+        _exit(1);
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event", "beat");
     cJSON_AddNumberToObject(o, "round", (double)b->round_no);
@@ -158,9 +170,10 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
         return buf;
     }
     if (b->eval && b->eval_round == b->round_no && b->eval_mean >= p->greedy_threshold) {
-        snprintf(buf, len, "%s: greedy mean return %.4g over %d episodes of weights version %llu >= %g, "
+        snprintf(buf, len, "%s: greedy mean return %.4g over %lld episodes of weights version %llu >= %g, "
                  "evaluated every %lld agent-steps", bd_stop_words(BD_STOP_OBJECTIVE), b->eval_mean,
-                 p->greedy_episodes, (unsigned long long)b->eval_version, p->greedy_threshold, p->greedy_every);
+                 (long long)p->greedy_episodes * b->ap->members, (unsigned long long)b->eval_version,
+                 p->greedy_threshold, p->greedy_every);
         return buf;
     }
     if (objective && mean >= p->objective_threshold) {
@@ -297,11 +310,13 @@ static int bd_brain_group_stats(bd_brain *b)
     const double n100 = (double)(b->stats.recent_n < 100 ? b->stats.recent_n : 100);
     double x[5] = {(double)b->stats.episodes, nw, bd_stats_mean_recent(&b->stats, w) * nw, n100,
                    bd_stats_mean_recent(&b->stats, 100) * n100};
-    /* minima: the fewest episodes, and the highest return as the least of its negation */
-    double lo[2] = {(double)b->stats.episodes, b->stats.episodes ? -b->stats.max_return : INFINITY};
+    /* minima: the fewest episodes, the highest return as the least of its negation, and
+     * the fewest steps (greedy_average's clock) */
+    double lo[3] = {(double)b->stats.episodes, b->stats.episodes ? -b->stats.max_return : INFINITY,
+                    (double)b->steps};
     int rc = bd_ranks_sum(&b->ranks, x, 5, 0);
     if (rc == BD_OK)
-        rc = bd_ranks_sum(&b->ranks, lo, 2, 1);
+        rc = bd_ranks_sum(&b->ranks, lo, 3, 1);
     if (rc != BD_OK)
         return rc;
     b->group_stats = 1;
@@ -310,6 +325,7 @@ static int bd_brain_group_stats(bd_brain *b)
     b->group_mean_100 = x[3] > 0 ? x[4] / x[3] : 0;
     b->group_fewest = lo[0];
     b->group_max = -lo[1];
+    b->group_steps = (long long)lo[2];
     return BD_OK;
 }
 
@@ -333,10 +349,13 @@ static void bd_brain_returns(const bd_brain *b, cJSON *ev, int always)
  * says how they did. Weights already evaluated are not played again. */
 static int bd_brain_evaluate(bd_brain *b, cJSON *ev)
 {
-    if (!b->eval || b->steps < b->eval_next)
+    /* several ranks: the fewest steps of any rank, so that every rank evaluates in the same
+     * round (one that lost a muscle counts fewer) */
+    const long long steps = b->group_stats ? b->group_steps : b->steps;
+    if (!b->eval || steps < b->eval_next)
         return BD_OK;
     const long long every = b->plan.greedy_every;
-    b->eval_next = (b->steps / every + 1) * every;
+    b->eval_next = (steps / every + 1) * every;
     const uint64_t version = b->lops->version(b->learner);
     if (b->eval_count > 0 && version == b->eval_version)
         return BD_OK;
@@ -352,7 +371,7 @@ static int bd_brain_evaluate(bd_brain *b, cJSON *ev)
     b->eval_mean = mean;
     b->eval_round = b->round_no;
     cJSON_AddNumberToObject(ev, "greedy_return", mean);
-    cJSON_AddNumberToObject(ev, "greedy_episodes", b->plan.greedy_episodes);
+    cJSON_AddNumberToObject(ev, "greedy_episodes", (double)b->plan.greedy_episodes * b->ap->members);
     cJSON_AddNumberToObject(ev, "greedy_steps", (double)played);
     cJSON_AddNumberToObject(ev, "greedy_s", bd_now() - t);
     return BD_OK;
@@ -362,13 +381,14 @@ static int bd_brain_evaluate(bd_brain *b, cJSON *ev)
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
-    char dbuf[320];
-    int erc = bd_brain_evaluate(b, ev);
-    if (erc != BD_OK && b->ranks.world > 1) /* this rank stops; the others with it */
-        return bd_brain_leave_ranks(b, erc, stop);
-    if (erc != BD_OK)
-        return erc == BD_EINTR ? bd_brain_signalled(bd_lasterr()) : erc;
-    const char *done = b->ranks.world > 1 ? NULL : bd_brain_done(b, dbuf, sizeof dbuf);
+    char dbuf[320], eval_err[256] = "";
+    int erc = BD_OK;
+    const char *done = NULL;
+    if (b->ranks.world < 2) {
+        if ((erc = bd_brain_evaluate(b, ev)) != BD_OK)
+            return erc == BD_EINTR ? bd_brain_signalled(bd_lasterr()) : erc;
+        done = bd_brain_done(b, dbuf, sizeof dbuf);
+    }
     if (b->ranks.world > 1) { /* every rank ends the phase in the same round */
         const int joining = !b->ranks.g;
         int rc = bd_ranks_join(&b->ranks, b->lops, b->learner); /* the first round's end: bd_ranks_join */
@@ -388,7 +408,20 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
         }
         if ((rc = bd_brain_group_stats(b)) != BD_OK)
             return rc;
-        done = bd_brain_done(b, dbuf, sizeof dbuf);
+        /* greedy_average, once the group has joined (its first round makes every rank's
+         * weights rank 0's) and agrees on the steps that call for it. Every collective of
+         * the round still runs: one cut short by a signal says nothing (the round's
+         * agreement then stops every rank as interrupted), one that failed proposes a
+         * failed stop, and this rank fails once the round is agreed. */
+        if ((erc = bd_brain_evaluate(b, ev)) == BD_EINTR)
+            erc = BD_OK;
+        if (erc != BD_OK) {
+            snprintf(eval_err, sizeof eval_err, "%s", bd_lasterr());
+            snprintf(dbuf, sizeof dbuf, "%s: %s", bd_stop_words(BD_STOP_FAILED), eval_err);
+            done = dbuf;
+        } else {
+            done = bd_brain_done(b, dbuf, sizeof dbuf);
+        }
         int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code, ends_run = 0, from = 0;
         rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
         if (rc != BD_OK)
@@ -444,7 +477,10 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
         cJSON_AddItemToObject(ev, "set", set);
     else
         cJSON_Delete(set);
-    return bd_brain_agree_go_on(b, stop);
+    rc = bd_brain_agree_go_on(b, stop);
+    if (erc != BD_OK) /* the evaluation that failed, after the round every rank agreed on */
+        return bd_seterr(erc, "%s", eval_err);
+    return rc;
 }
 
 /* `bodhi set`'s changes the conductor's answer carried, {"KEY": "VALUE", ...} ("phase.KEY"

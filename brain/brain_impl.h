@@ -60,6 +60,7 @@ typedef struct {
      * rank's last `window` returns together; brain.c bd_brain_group_stats) */
     int group_stats;              /* 1 once they were summed */
     double group_episodes, group_fewest, group_mean_w, group_mean_100, group_max; /* fewest: of one rank */
+    long long group_steps;        /* the fewest steps of one rank */
     bd_trace_writer *mem;
     char *mem_path;
     long long steps;

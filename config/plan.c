@@ -319,6 +319,21 @@ static int bd_plan_greedy(const bd_phase_plan *p, bd_diags *d)
                                        p->greedy_agent ? "" : "; name the agent it is about: params.agent"));
             continue;
         }
+        /* its worlds, one an episode, are a shard in the brain: they must fit as a muscle's do */
+        double sizes[9], need = 0, have = bd_phys_bytes();
+        if (ap->env && ap->env->shape.members > 0) {
+            bd_env_buffer_sizes(&ap->env->shape, (double)p->greedy_episodes, sizes);
+            for (int j = 0; j < 9; j++)
+                need += sizes[j];
+        }
+        if (ap->env && ((long long)p->greedy_episodes * ap->env->shape.members > BD_MAX_WORLDS
+                        || (have > 0 && need > 0.5 * have))) {
+            bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average: %d episodes of environment '%s' are as many "
+                                       "worlds of %d agents, %.3g GiB of env buffers in the brain; this machine has "
+                                       "%.3g GiB (fewer episodes)", cw, p->greedy_episodes, ap->env->uid,
+                                       ap->env->shape.members, need / (1 << 30), have / (1 << 30)));
+            continue;
+        }
         for (int k = 0; k < p->nagents && ap->env; k++)
             if (k != i && p->agents[k].env == ap->env) {
                 bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average plays agent '%s' alone on worlds of its "

@@ -27,6 +27,10 @@ typedef struct bd_greedy_ops {
      * *steps the agent-steps played. BD_EINTR once *cancel (NULL: none) is set. */
     int (*play)(void *self, const void *w, const float *floats, uint64_t k, double *mean, long long *steps,
                 const volatile sig_atomic_t *cancel);
+    /* When the env step under way in play began (CLOCK_MONOTONIC seconds, bd_now), 0
+     * between steps: read from another thread (the brain's heartbeats), which takes a step
+     * longer than the phase's heartbeat_timeout for a hang, as a muscle does. */
+    double (*stepping_since)(const void *self);
     void (*destroy)(void *self); /* NULL-safe */
 } bd_greedy_ops;
 

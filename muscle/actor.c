@@ -140,7 +140,7 @@ int bd_actor_take(bd_actor *ac, const bd_weights_hdr *w, const float *floats)
         ac->args.epsilon = floats[nn];
     int rc = bd_actor_set_params(ac, floats, np);
     if (rc == BD_OK)
-        rc = bd_actor_set_norm(ac, w->norm_dims ? floats + np : NULL, floats + np + ac->args.S);
+        rc = w->norm_dims ? bd_actor_set_norm(ac, floats + np, floats + np + ac->args.S) : bd_actor_set_norm(ac, NULL, NULL);
     return rc;
 }
 

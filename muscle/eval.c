@@ -101,14 +101,17 @@ int bd_eval_play(bd_eval *e, const bd_weights_hdr *w, const float *floats, uint6
     int left = e->n;
     /* every world's episode ends by its time limit: a world past it is the env's fault */
     for (long long t = 0; left > 0; t++) {
-        if (t > (long long)e->ap->env->max_steps)
+        if (t >= (long long)e->ap->env->max_steps)
             return bd_seterr(BD_EPROTO, "environment '%s': an episode of agent '%s' went on past max_steps (%d) "
                              "in a greedy evaluation", e->ap->env->uid, e->ap->cfg->name, e->ap->env->max_steps);
         if (cancel && *cancel)
             return bd_seterr(BD_EINTR, "a greedy evaluation of agent '%s' was stopped", e->ap->cfg->name);
         rc = bd_actor_act(&e->actor, b->obs, b->step, e->obs, e->act, e->logp, e->val, b->actions);
+        const double since = bd_now(), none = 0;
+        __atomic_store(&e->step_since, &since, __ATOMIC_RELAXED);
         if (rc == BD_OK)
             rc = bd_env_step(e->env);
+        __atomic_store(&e->step_since, &none, __ATOMIC_RELAXED);
         if (rc == BD_OK)
             rc = bd_actor_record(&e->actor, b, e->rew, e->term, e->trunc, e->fval, e->fobs);
         if (rc != BD_OK)
@@ -152,6 +155,13 @@ static int bd_greedy_play(void *self, const void *w, const float *floats, uint64
     return bd_eval_play(self, w, floats, k, mean, steps, cancel);
 }
 
+static double bd_greedy_since(const void *self)
+{
+    double since;
+    __atomic_load(&((const bd_eval *)self)->step_since, &since, __ATOMIC_RELAXED);
+    return since;
+}
+
 static void bd_greedy_destroy(void *self)
 {
     if (self)
@@ -159,4 +169,4 @@ static void bd_greedy_destroy(void *self)
     free(self);
 }
 
-const bd_greedy_ops bd_muscle_greedy = {bd_greedy_create, bd_greedy_play, bd_greedy_destroy};
+const bd_greedy_ops bd_muscle_greedy = {bd_greedy_create, bd_greedy_play, bd_greedy_since, bd_greedy_destroy};

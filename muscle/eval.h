@@ -1,11 +1,14 @@
 /* eval.h: greedy episodes of an agent's policy, played outside the rounds on worlds of
  * their own: the brain's greedy_average condition (config/plan.h, docs/run-file.md), which
  * the brain reaches through the registry's bd_muscle_greedy (config/registry.h). The
- * worlds are a CPU shard of the agent's env, the actor (muscle/actor.h) is the one its
- * muscle would run in a test phase (argmax, the Gaussian's mean, SAC's squashed mean), and
- * each world counts its first episode. Evaluation k starts its worlds from draws of their
+ * worlds are a CPU shard of the agent's env, the actor (muscle/actor.h) acts as its
+ * muscle would in a test phase (argmax, the Gaussian's mean, SAC's squashed mean) through
+ * the C network of torch/cpunet.h (a CUDA phase's muscles run libtorch on the GPU, whose
+ * floats may differ in the last bits), and each of the agent's columns counts its first
+ * episode. Evaluation k starts its worlds from draws of their
  * own (bd_env_reset with a seed of (the env's seed, k)), apart from every training world,
- * so the same weights give the same returns on every rank and in every run of the seed. */
+ * so the same weights give the same returns in every run of the seed, and on every rank of
+ * a group on one kind of CPU. */
 #ifndef BODHI_MUSCLE_EVAL_H
 #define BODHI_MUSCLE_EVAL_H
 
@@ -26,6 +29,7 @@ typedef struct {
     float *obs, *act, *logp, *val, *rew, *fval, *fobs;
     uint8_t *term, *trunc, *done;
     double *ret;
+    double step_since;    /* when the env step under way began, 0 between steps (atomic) */
 } bd_eval;
 
 /* Worlds for `episodes` greedy episodes of agent ap (one a world; an agent of several

@@ -1561,6 +1561,56 @@ Test(ranks, two_dqn_ranks_agree, .timeout = 300)
                     1);
 }
 
+/* greedy_average across two ranks: both evaluate in the same rounds, with the same weights
+ * on the same worlds, so they say the same returns; one run never reaches its threshold
+ * (the step cap ends it, after several evaluations), the other stops on its first
+ * evaluation, on both ranks in the same round. */
+static void greedy_ranks(const char *tag, const char *threshold, int stops)
+{
+    char *out, *r1, *rd, *t = NULL;
+    ranks_dirs(tag, &out, &r1, &rd);
+    char *more = bd_strfmt("s/conditions: \\[{name: max_steps, params: {steps: [0-9]*}}\\]/conditions: [{name: "
+                           "max_steps, params: {steps: 2304}}, {name: greedy_average, params: {threshold: %s, "
+                           "episodes: 4, every: 576}}]/",
+                           threshold);
+    char *yml = ranks_file(tag, 2304, 2, more);
+    free(more);
+    cr_assert_eq(sh(NULL, "grep -q greedy_average %s", yml), 0, "the condition was not added");
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
+                bd_test_port(), yml, out, yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    rc = sh(&t,
+            "/usr/bin/python3 - %s %d <<'PY'\n"
+            "import json, sys\n"
+            "out, stops = sys.argv[1], int(sys.argv[2])\n"
+            "def evals(d):\n"
+            "    ev = [json.loads(l) for l in open(d + '/log.jsonl')]\n"
+            "    return [(e['round'], e['update'], e['greedy_return'], e['greedy_steps']) for e in ev\n"
+            "            if e.get('event') == 'update' and 'greedy_return' in e]\n"
+            "a, b = evals(out), evals(out + '.r1')\n"
+            "assert a and a == b, (a, b)\n"
+            "assert len(a) == (1 if stops else 4), a\n"
+            "p = [json.load(open(d + '/summary.json'))['phases'][0] for d in (out, out + '.r1')]\n"
+            "want = 'objective_reached' if stops else 'step_cap'\n"
+            "assert p[0]['reason'] == want and p[1]['reason'] == want, p\n"
+            "assert ('greedy mean return' in p[0]['ended']) == bool(stops), p[0]['ended']\n"
+            "PY\n",
+            out, stops);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+    ranks_done(out, r1, rd, yml);
+}
+
+Test(ranks, greedy_average_evaluates_alike_on_every_rank, .timeout = 300)
+{
+    greedy_ranks("rgreedy", "1000000", 0);
+    greedy_ranks("rgreedy0", "0", 1);
+}
+
 /* SAC across two ranks: the critics', actor's and temperature's gradients averaged every
  * step, the steps agreed, each rank's own draws: the actors stay the same on both ranks. */
 Test(ranks, two_sac_ranks_agree, .timeout = 300)

@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "conductor/builtins.h"
 #include "muscle/eval.h"
+#include "torch/bd_torch.h"
 #include "torch/cpunet.h"
 
 TestSuite(offpolicy, .timeout = 300);
@@ -801,8 +802,18 @@ Test(offpolicy, greedy_episodes_are_the_policys_own)
     long long steps2;
     cr_assert_eq(bd_eval_play(&e, &w, fl, 2, &again, &steps2, NULL), BD_OK);
     cr_assert(again == mean && steps2 == steps, "evaluation 2 twice: %g then %g", mean, again);
-    cr_assert_eq(bd_eval_play(&e, &w, fl, 1, &again, &steps2, NULL), BD_OK);
-    cr_assert_neq(steps2, steps, "evaluations 1 and 2 played the same worlds");
+    /* evaluations 1 and 2 start from other worlds, and neither from a training world's */
+    bd_env *x[3];
+    const uint64_t seeds[3] = {bd_eval_seed(ap, 1), bd_eval_seed(ap, 2), ap->env->seed};
+    for (int j = 0; j < 3; j++)
+        cr_assert_eq(bd_env_create(ap->env->desc, 37, 0, seeds[j], BD_DEVICE_CPU, ap->env->max_steps, ap->env->param,
+                                   &x[j]), BD_OK);
+    for (int j = 0; j < 3; j++)
+        for (int i = j + 1; i < 3; i++)
+            cr_assert_neq(memcmp(bd_env_batch_of(x[j])->obs, bd_env_batch_of(x[i])->obs, sizeof(float) * 37 * 4), 0,
+                          "seeds %d and %d start the same worlds", j, i);
+    for (int j = 0; j < 3; j++)
+        bd_env_destroy(x[j]);
     w.obs_dim = 3;
     cr_assert_eq(bd_eval_play(&e, &w, fl, 3, &mean, &steps, NULL), BD_EINVAL);
     cr_assert(strstr(bd_lasterr(), "3 inputs"), "%s", bd_lasterr());
@@ -810,12 +821,29 @@ Test(offpolicy, greedy_episodes_are_the_policys_own)
     bd_eval_fini(&e);
     bd_phase_plan_fini(&p);
     bd_runfile_destroy(rf);
+    /* worlds the brain could not hold (4096 of 131072 agents: 194 GiB) are refused before
+     * the run, as a muscle's shard would be */
+    text = "uid: big\nseed: 5\nschedule:\n  - train:\n      environments:\n"
+           "        - environment: {name: tag, uid: tag, params: {worlds: 1, runners: 65536, taggers: 65536}}\n"
+           "      agents:\n        - name: taggers\n          brain: {name: ppo, params: {rollout_steps: 16}}\n"
+           "          muscle: {name: ppo}\n          sensors: [tag.tagger.x]\n          actuators: [tag.tagger.*]\n"
+           "      simulation:\n        conditions:\n          - {name: greedy_average, params: {threshold: 1, "
+           "episodes: 4096}}\n      phase_config: {mode: train, worker: 1}\n";
+    cr_assert_eq(bd_runfile_parse(text, "big.yml", &rf), BD_OK, "%s", bd_lasterr());
+    int rc = bd_phase_plan_make(rf, 0, bd_registry_builtin(), "cpu", &p);
+    if (bd_phys_bytes() < 2 * 194.0 * (1 << 30)) /* a machine of twice that would hold them */
+        cr_assert(rc == BD_EINVAL && strstr(bd_lasterr(), "big.yml:15:13: greedy_average: 4096 episodes of environment 'tag' are as many "
+                                   "worlds of 131072 agents, "),
+                  "%s", bd_lasterr());
+    bd_phase_plan_fini(&p);
+    bd_runfile_destroy(rf);
 }
 
 /* A dqn run that greedy_average ends: twice with one seed, the same evaluations (steps,
- * weights version, return) and the same stop, byte-identical traces; the stop names the
- * version its episodes played, which is the version the round reports (the weights the
- * checkpoint keeps: no update follows a stop); evaluations come once per `every`. */
+ * weights version, return) and the same stop, byte-identical traces; evaluations come once
+ * per `every`, and none before the last reached the threshold; the checkpoint the phase
+ * saved, played again as that last evaluation, returns what it returned (the weights a
+ * stop keeps are the weights it judged). */
 Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
 {
     char *base = bd_strfmt("/tmp/bd-test-greedy-%d", (int)getpid());
@@ -829,7 +857,7 @@ Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
                "          sensors: [pole.*]\n          actuators: [pole.push]\n"
                "      simulation:\n        conditions:\n"
                "          - {name: greedy_average, params: {threshold: 150, episodes: 8, every: 5000}}\n"
-               "          - {name: max_steps, params: {steps: 400000}}\n"
+               "          - {name: max_steps, params: {steps: 1000000}}\n"
                "      phase_config: {mode: train, worker: 2, device: cpu}\n"
                "  - test:\n      phase_config: {mode: test, worker: 1, episodes: 8}\n");
     fclose(f);
@@ -852,16 +880,51 @@ Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
                           "m=re.search(r'greedy mean return ([0-9.e+]+) over 8 episodes of weights version ([0-9]+) >= 150',"
                           " a[-1][5] or '')\n"
                           "assert m and int(m.group(2))==a[-1][1] and a[-1][2]>=150, a[-1]\n"
+                          "open('%s.last','w').write('%%d %%r' %% (len(a)-1, a[-1][2]))\n"
                           "s=[json.load(open('%s-%%d/summary.json' %% k))['phases'][0] for k in (0,1)]\n"
                           "assert s[0]['reason']=='objective_reached' and s[0]['ended']==s[1]['ended'], s\n"
                           "x=h5py.File('%s-0/run.h5','r'); y=h5py.File('%s-1/run.h5','r')\n"
                           "for d in ['sensors','actuators','rewards','terminated','truncated','weights_version']:\n"
                           "  assert x['train/balancer/'+d][()].tobytes()==y['train/balancer/'+d][()].tobytes(), d\n\"",
-                          base, base, base, base);
+                          base, base, base, base, base);
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the two runs' evaluations or traces differ (%s)", cmd);
     free(cmd);
-    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s", base, base, yml);
+    /* the checkpoint, played as the last evaluation */
+    char *last = bd_strfmt("%s.last", base), *text = NULL;
+    cr_assert_eq(bd_read_file(last, &text, NULL), BD_OK);
+    unsigned long long k = strtoull(text, NULL, 10);
+    const double said = strtod(strchr(text, ' ') + 1, NULL);
+    free(text);
+    char *runyml = bd_strfmt("%s-0/run.yml", base), *ckpt = bd_strfmt("%s-0/checkpoints/train/balancer.pt", base);
+    bd_runfile *rf = NULL;
+    cr_assert_eq(bd_runfile_load(runyml, &rf), BD_OK, "%s", bd_lasterr());
+    bd_phase_plan p;
+    cr_assert_eq(bd_phase_plan_make(rf, 0, bd_registry_builtin(), "cpu", &p), BD_OK, "%s", bd_lasterr());
+    bdt_policy_config pc;
+    bdt_policy *net = NULL;
+    cr_assert_eq(bdt_load_actor(ckpt, &pc, &net), BD_OK, "%s", bd_lasterr());
+    const size_t np = bdt_policy_param_count(net);
+    float *fl = calloc(np + 1, sizeof(float));
+    cr_assert_eq(bdt_policy_get_params(net, fl, np), BD_OK);
+    bd_weights_hdr w = {.nparams = np, .hidden = (uint32_t)pc.hidden, .layers = (uint32_t)pc.layers,
+                        .policy = BD_POLICY_Q_MLP, .head = BD_HEAD_Q, .obs_dim = 4, .act_dim = 2};
+    bd_eval e;
+    double mean;
+    long long steps;
+    cr_assert_eq(bd_eval_init(&e, &p.agents[0], 8), BD_OK, "%s", bd_lasterr());
+    cr_assert_eq(bd_eval_play(&e, &w, fl, k, &mean, &steps, NULL), BD_OK, "%s", bd_lasterr());
+    cr_assert(fabs(mean - said) <= 1e-9 * fabs(said), "the checkpoint plays evaluation %llu to %.17g, the phase said %.17g",
+              k, mean, said);
+    bd_eval_fini(&e);
+    bdt_policy_destroy(net);
+    free(fl);
+    bd_phase_plan_fini(&p);
+    bd_runfile_destroy(rf);
+    free(runyml);
+    free(ckpt);
+    free(last);
+    cmd = bd_strfmt("rm -rf %s-0 %s-1 %s %s.last", base, base, yml, base);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
     free(yml);
