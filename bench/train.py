@@ -37,7 +37,42 @@ p.add_argument("--learner-cores", type=int, default=None)
 p.add_argument("--bodhi", default="build/bodhi")
 p.add_argument("--device", default=None)
 p.add_argument("--out", required=True)
+p.add_argument("--resummarize", action="store_true",
+               help="recompute the summary fields of --out from its runs (this script's own tables), run nothing")
 a = p.parse_args()
+def table(rs):
+    ok = [r for r in rs if r["reached"]]
+    t = {"seeds_reached": f"{len(ok)}/{len(rs)}",
+         "max_seconds_to_threshold": max((r["seconds_to_threshold"] for r in ok), default=None),
+         "mean_seconds_to_threshold": sum(r["seconds_to_threshold"] for r in ok) / len(ok) if ok else None,
+         "mean_agent_steps_to_threshold": sum(r["agent_steps_to_threshold"] for r in ok) / len(ok) if ok else None,
+         "min_train_agent_steps_per_s": min((r["train_agent_steps_per_s"] for r in rs), default=None)}
+    # a run file that stops on greedy_average: how many stopped on it, when, and what the
+    # test phase's greedy episodes returned (seeds_reached above reads the training window,
+    # which such a run may stop before)
+    greedy = [r for r in rs if "greedy mean return" in (r.get("train_stop") or "")]
+    if greedy or any("greedy_evaluations" in r for r in rs):
+        stops = sorted(r["seconds_to_train_stop"] for r in greedy)
+        t["greedy_stops"] = f"{len(greedy)}/{len(rs)}"
+        t["median_seconds_to_greedy_stop"] = stops[len(stops) // 2] if len(stops) % 2 else \
+            (stops[len(stops) // 2 - 1] + stops[len(stops) // 2]) / 2 if stops else None
+        t["max_seconds_to_greedy_stop"] = stops[-1] if stops else None
+        t["test_mean_returns"] = [r.get("test_mean_return") for r in rs]
+    return t
+
+
+def summary(doc, runs, worlds):
+    doc.update(table(runs))
+    if worlds:
+        doc["by_worlds"] = {str(w): table([r for r in runs if r["worlds"] == w]) for w in worlds}
+
+
+if a.resummarize:
+    doc = json.load(open(a.out))
+    summary(doc, doc["runs"], sorted({r["worlds"] for r in doc["runs"]}) if "by_worlds" in doc else None)
+    doc["runs"] = doc.pop("runs")  # last, as written
+    json.dump(doc, open(a.out, "w"), indent=1)
+    sys.exit(0)
 
 
 def machine():
@@ -149,15 +184,6 @@ for worlds in sizes:
 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def table(rs):
-    ok = [r for r in rs if r["reached"]]
-    return {"seeds_reached": f"{len(ok)}/{len(rs)}",
-            "max_seconds_to_threshold": max((r["seconds_to_threshold"] for r in ok), default=None),
-            "mean_seconds_to_threshold": sum(r["seconds_to_threshold"] for r in ok) / len(ok) if ok else None,
-            "mean_agent_steps_to_threshold": sum(r["agent_steps_to_threshold"] for r in ok) / len(ok) if ok else None,
-            "min_train_agent_steps_per_s": min((r["train_agent_steps_per_s"] for r in rs), default=None)}
-
-
 cmd = ["bench/train.py", a.experiment, "--threshold", str(a.threshold), "--seeds"] + [str(s) for s in a.seeds]
 if a.worlds:
     cmd += ["--worlds"] + [str(w) for w in a.worlds]
@@ -183,9 +209,8 @@ doc = {"what": f"wall time and agent-steps from `bodhi run` start until the {a.p
        "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
        "machine": machine(), "load_avg_1_5_15_at_end": list(os.getloadavg()),
        "load_note": "2 cores shared with other builds and runs; load averages above 2 mean the runs got part of them",
-       **table(runs)}
-if a.worlds:
-    doc["by_worlds"] = {str(w): table([r for r in runs if r["worlds"] == w]) for w in a.worlds}
+       }
+summary(doc, runs, a.worlds)
 if files:
     doc["run_file"] = files
 doc["runs"] = runs

@@ -111,11 +111,18 @@ static cJSON *bd_brain_beat(void *ctx)
      * beats for ever: one longer than the phase's heartbeat_timeout is a hang, as in a
      * muscle. The brain says so and ends; the run fails (the conductor repairs its trace;
      * nothing is checkpointed: the main thread is inside the env). */
-    const double since = b->greedy ? b->greedy->stepping_since(b->eval) : 0;
-    const double stuck = b->plan.ph->heartbeat_timeout;
+    const double since = b->greedy && b->eval ? b->greedy->stepping_since(b->eval) : 0;
+    const double stuck = since > 0 ? b->plan.ph->heartbeat_timeout : 0; /* an evaluation: its setup was whole */
     if (since > 0 && bd_now() - since > stuck) {
-        fprintf(stderr, "bodhi brain %s: hung: one step of its greedy evaluation's envs has not returned after %.0f s "
-                "(more than the phase's heartbeat_timeout, %g s)\n", b->ap->cfg->name, bd_now() - since, stuck);
+        char err[256];
+        snprintf(err, sizeof err, "hung: one step of its greedy evaluation's envs has not returned after %.0f s (more "
+                 "than the phase's heartbeat_timeout, %g s)", bd_now() - since, stuck);
+        fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, err);
+        cJSON *o = bd_event_new(b, "error"); /* the conductor's reason for this brain's end */
+        cJSON_AddStringToObject(o, "error", err);
+        if (b->ev)
+            bd_events_send(b->ev, o, NULL);
+        cJSON_Delete(o);
         _exit(1);
     }
     cJSON *o = cJSON_CreateObject();
@@ -381,7 +388,7 @@ static int bd_brain_evaluate(bd_brain *b, cJSON *ev)
  * b->why) and the muscles to admit. */
 static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
 {
-    char dbuf[320], eval_err[256] = "";
+    char dbuf[320], eval_err[1024] = "";
     int erc = BD_OK;
     const char *done = NULL;
     if (b->ranks.world < 2) {
@@ -409,19 +416,18 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
         if ((rc = bd_brain_group_stats(b)) != BD_OK)
             return rc;
         /* greedy_average, once the group has joined (its first round makes every rank's
-         * weights rank 0's) and agrees on the steps that call for it. Every collective of
-         * the round still runs: one cut short by a signal says nothing (the round's
-         * agreement then stops every rank as interrupted), one that failed proposes a
-         * failed stop, and this rank fails once the round is agreed. */
+         * weights rank 0's) and agrees on the steps that call for it. The round's
+         * collectives stay paired: one cut short by a signal says nothing (the round's
+         * agreement then stops every rank as interrupted); after one that failed, this
+         * rank leaves the group as failed, as when its conductor cannot be reached, once
+         * the stop agreement below is through. */
         if ((erc = bd_brain_evaluate(b, ev)) == BD_EINTR)
             erc = BD_OK;
         if (erc != BD_OK) {
             snprintf(eval_err, sizeof eval_err, "%s", bd_lasterr());
-            snprintf(dbuf, sizeof dbuf, "%s: %s", bd_stop_words(BD_STOP_FAILED), eval_err);
-            done = dbuf;
-        } else {
-            done = bd_brain_done(b, dbuf, sizeof dbuf);
+            fprintf(stderr, "bodhi brain %s: %s\n", b->ap->cfg->name, eval_err);
         }
+        done = bd_brain_done(b, dbuf, sizeof dbuf);
         int code = done ? (int)bd_stop_parse(done) : BD_STOP_NONE, mine = code, ends_run = 0, from = 0;
         rc = bd_ranks_agree_stop(&b->ranks, &code, &ends_run, &from);
         if (rc != BD_OK)
@@ -431,6 +437,10 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
             done = dbuf;
         }
         bd_ranks_describe(&b->ranks, b->lops, b->learner, ev);
+        if (erc != BD_OK) { /* the others fail with it in the go-on agreement (bd_brain_leave_ranks) */
+            bd_seterr(erc, "%s", eval_err);
+            return bd_brain_leave_ranks(b, erc, stop);
+        }
     }
     cJSON_AddNumberToObject(ev, "round", (double)b->round_no);
     cJSON_AddNumberToObject(ev, "update", (double)b->lops->version(b->learner));
@@ -477,10 +487,7 @@ static int bd_brain_report(bd_brain *b, cJSON *ev, int *stop)
         cJSON_AddItemToObject(ev, "set", set);
     else
         cJSON_Delete(set);
-    rc = bd_brain_agree_go_on(b, stop);
-    if (erc != BD_OK) /* the evaluation that failed, after the round every rank agreed on */
-        return bd_seterr(erc, "%s", eval_err);
-    return rc;
+    return bd_brain_agree_go_on(b, stop);
 }
 
 /* `bodhi set`'s changes the conductor's answer carried, {"KEY": "VALUE", ...} ("phase.KEY"
@@ -745,9 +752,9 @@ static int bd_brain_setup(bd_brain *b, const char *phase, const char *agent, con
     if (b->train && !isnan(b->plan.greedy_threshold) && (!b->plan.greedy_agent || strcmp(b->plan.greedy_agent, agent) == 0)) {
         if (!reg->greedy)
             return bd_seterr(BD_EINVAL, "agent '%s': greedy_average: this program cannot play greedy episodes", agent);
-        b->greedy = reg->greedy;
-        if ((rc = b->greedy->create(b->ap, b->plan.greedy_episodes, &b->eval)) != BD_OK)
+        if ((rc = reg->greedy->create(b->ap, b->plan.greedy_episodes, &b->eval)) != BD_OK)
             return rc;
+        b->greedy = reg->greedy; /* with its worlds: the heartbeats read both (bd_brain_beat) */
         b->eval_next = b->plan.greedy_every;
     }
     /* The checkpoint to start from: `load: {experiment_run, phase, agent}`, or the latest

@@ -319,7 +319,8 @@ static int bd_plan_greedy(const bd_phase_plan *p, bd_diags *d)
                                        p->greedy_agent ? "" : "; name the agent it is about: params.agent"));
             continue;
         }
-        /* its worlds, one an episode, are a shard in the brain: they must fit as a muscle's do */
+        /* its worlds, one an episode, are a shard in the brain, beside its learner: half
+         * this machine's memory at most */
         double sizes[9], need = 0, have = bd_phys_bytes();
         if (ap->env && ap->env->shape.members > 0) {
             bd_env_buffer_sizes(&ap->env->shape, (double)p->greedy_episodes, sizes);
@@ -329,9 +330,10 @@ static int bd_plan_greedy(const bd_phase_plan *p, bd_diags *d)
         if (ap->env && ((long long)p->greedy_episodes * ap->env->shape.members > BD_MAX_WORLDS
                         || (have > 0 && need > 0.5 * have))) {
             bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average: %d episodes of environment '%s' are as many "
-                                       "worlds of %d agents, %.3g GiB of env buffers in the brain; this machine has "
-                                       "%.3g GiB (fewer episodes)", cw, p->greedy_episodes, ap->env->uid,
-                                       ap->env->shape.members, need / (1 << 30), have / (1 << 30)));
+                                       "worlds of %d agents, %.3g GiB of env buffers in the brain, more than half "
+                                       "of this machine's %.3g GiB or %d agents (fewer episodes)", cw,
+                                       p->greedy_episodes, ap->env->uid, ap->env->shape.members, need / (1 << 30),
+                                       have / (1 << 30), BD_MAX_WORLDS));
             continue;
         }
         for (int k = 0; k < p->nagents && ap->env; k++)

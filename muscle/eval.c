@@ -89,8 +89,12 @@ int bd_eval_play(bd_eval *e, const bd_weights_hdr *w, const float *floats, uint6
     int rc = bd_eval_net(e, w);
     if (rc == BD_OK)
         rc = bd_actor_take(&e->actor, w, floats);
-    if (rc == BD_OK) /* draws of the evaluation's own: the worlds of no training round */
+    const double start = bd_now(), none = 0;
+    if (rc == BD_OK) { /* draws of the evaluation's own: the worlds of no training round */
+        __atomic_store(&e->step_since, &start, __ATOMIC_RELAXED); /* a reset may hang as a step may */
         rc = bd_env_reset(e->env, bd_eval_seed(e->ap, k));
+        __atomic_store(&e->step_since, &none, __ATOMIC_RELAXED);
+    }
     if (rc != BD_OK)
         return rc;
     bd_env_batch *b = bd_env_batch_of(e->env);
@@ -107,7 +111,7 @@ int bd_eval_play(bd_eval *e, const bd_weights_hdr *w, const float *floats, uint6
         if (cancel && *cancel)
             return bd_seterr(BD_EINTR, "a greedy evaluation of agent '%s' was stopped", e->ap->cfg->name);
         rc = bd_actor_act(&e->actor, b->obs, b->step, e->obs, e->act, e->logp, e->val, b->actions);
-        const double since = bd_now(), none = 0;
+        const double since = bd_now();
         __atomic_store(&e->step_since, &since, __ATOMIC_RELAXED);
         if (rc == BD_OK)
             rc = bd_env_step(e->env);

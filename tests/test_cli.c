@@ -1608,6 +1608,10 @@ static void greedy_ranks(const char *tag, const char *threshold, int stops)
 Test(ranks, greedy_average_evaluates_alike_on_every_rank, .timeout = 300)
 {
     greedy_ranks("rgreedy", "1000000", 0);
+}
+
+Test(ranks, greedy_average_stops_every_rank_in_one_round, .timeout = 300)
+{
     greedy_ranks("rgreedy0", "0", 1);
 }
 

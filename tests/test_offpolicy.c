@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "conductor/builtins.h"
 #include "muscle/eval.h"
+#include "tests/atexit_files.h"
 #include "torch/bd_torch.h"
 #include "torch/cpunet.h"
 
@@ -848,6 +849,9 @@ Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
 {
     char *base = bd_strfmt("/tmp/bd-test-greedy-%d", (int)getpid());
     char *yml = bd_strfmt("%s.yml", base);
+    char *last = bd_strfmt("%s.last", base);
+    bd_test_remove_at_exit(yml);
+    bd_test_remove_at_exit(last);
     FILE *f = fopen(yml, "w");
     cr_assert_not_null(f);
     fprintf(f, "uid: greedy-twice\nseed: 11\nschedule:\n  - train:\n      environments:\n"
@@ -891,7 +895,7 @@ Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the two runs' evaluations or traces differ (%s)", cmd);
     free(cmd);
     /* the checkpoint, played as the last evaluation */
-    char *last = bd_strfmt("%s.last", base), *text = NULL;
+    char *text = NULL;
     cr_assert_eq(bd_read_file(last, &text, NULL), BD_OK);
     unsigned long long k = strtoull(text, NULL, 10);
     const double said = strtod(strchr(text, ' ') + 1, NULL);

@@ -220,6 +220,48 @@ Test(pyenv, a_step_that_never_returns_is_a_hung_muscle, .timeout = 300 * BD_TEST
     remove_dir(dir);
 }
 
+/* A Python env that fails only in a greedy_average evaluation (a shard of 5 worlds, where
+ * the muscles hold 3): a step that raises fails the run with the env's error, one that never
+ * returns ends the brain as hung after the phase's heartbeat_timeout, the brain's reason in
+ * summary.json, within seconds. */
+static void greedy_fails(const char *tag, const char *cls, const char *want)
+{
+    char *dir = test_dir(tag), *text;
+    char *env = bd_strfmt("python:lineworld:%s", cls);
+    char *file = write_line_run(dir, tag, env, 5);
+    char *sed = bd_strfmt("sed -i -e 's/restarts: 0}/restarts: 0, heartbeat_timeout: 2}/' -e 's/conditions: "
+                          "\\[{name: max_steps, params: {steps: 3000}}\\]/conditions: [{name: max_steps, params: "
+                          "{steps: 3000}}, {name: greedy_average, params: {threshold: 100, episodes: 5, every: 600}}]/' "
+                          "%s && grep -q greedy_average %s",
+                          file, file);
+    cr_assert_eq(system(sed), 0);
+    free(sed);
+    const double t0 = bd_now();
+    cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
+    cr_assert_lt(bd_now() - t0, 60, "it ended within a minute, not an hour");
+    cr_assert(strstr(text, want), "%s", text);
+    free(text);
+    char *summary = bd_strfmt("%s/run/summary.json", dir);
+    cr_assert_eq(bd_read_file(summary, &text, NULL), BD_OK);
+    cr_assert(strstr(text, "\"failed\"") && strstr(text, want), "%s", text);
+    free(text);
+    free(summary);
+    free(file);
+    free(env);
+    remove_dir(dir);
+}
+
+Test(pyenv, a_greedy_evaluation_that_raises_fails_the_run, .timeout = 300 * BD_TEST_SLOW)
+{
+    greedy_fails("greedyraise", "FailsInFive", "no greedy walk today");
+}
+
+Test(pyenv, a_greedy_evaluation_that_never_returns_is_a_hung_brain, .timeout = 300 * BD_TEST_SLOW)
+{
+    greedy_fails("greedyhang", "HangsInFive",
+                 "hung: one step of its greedy evaluation's envs has not returned after ");
+}
+
 Test(pyenv, sugarscape_trains_and_replays, .timeout = 600 * BD_TEST_SLOW)
 {
     char *dir = test_dir("sugar"), *text;

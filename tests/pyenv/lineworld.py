@@ -54,6 +54,31 @@ class Hanging(Raising):
         time.sleep(3600)
 
 
+class FailsInFive(Line):
+    """Line whose step raises in a shard of 5 worlds: a greedy evaluation of 5 episodes
+    (tests/test_pyenv.c), never the muscles' shards of 3."""
+
+    def __init__(self, worlds, speed):
+        super().__init__(worlds, speed)
+        self.worlds = worlds
+
+    def step(self, actions, obs, rewards, terminated, draws):
+        if self.worlds == 5:
+            self.fail()
+        super().step(actions, obs, rewards, terminated, draws)
+
+    def fail(self):
+        raise ValueError("no greedy walk today")
+
+
+class HangsInFive(FailsInFive):
+    """FailsInFive whose step never returns instead."""
+
+    def fail(self):
+        import time
+        time.sleep(3600)
+
+
 class BadSpaces(Line):
     """Its sensor's bounds are the wrong way round."""
 
