@@ -1370,6 +1370,20 @@ static char *ranks_file(const char *tag, int steps, int workers, const char *mor
 /* Two ranks by torchrun's variables on loopback (a shell's prefix; its %d: the port). */
 #define RANKS_TORCHRUN "export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 BODHI_GROUP_TIMEOUT=240; "
 
+/* Two ranks by torchrun's variables on loopback, both of run file yml given --out out:
+ * both exit 0. */
+static void two_ranks_run(const char *yml, const char *out)
+{
+    char *t = NULL;
+    int rc = sh(&t,
+                RANKS_TORCHRUN
+                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
+                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
+                bd_test_port(), yml, out, yml, out);
+    cr_assert_eq(rc, 0, "%s", t);
+    free(t);
+}
+
 /* A passing ranks test leaves nothing behind: its folders, and any a later run into the
  * same --out moved aside (DIR.prev-T, DIR.r1.prev-T); its run file goes with its process. */
 static void ranks_done(char *out, char *r1, char *rd, char *yml)
@@ -1433,7 +1447,7 @@ static void ranks_agree(const char *out)
  * (ranks_agree). */
 static void two_ranks_agree(const char *tag, int steps, const char *more, int nested)
 {
-    char *out, *r1, *rd, *t = NULL, *parent = NULL;
+    char *out, *r1, *rd, *parent = NULL;
     ranks_dirs(tag, &out, &r1, &rd);
     if (nested) { /* --out in folders not made yet, as a run of one rank may be given */
         parent = bd_strfmt("%s-new", out);
@@ -1449,13 +1463,7 @@ static void two_ranks_agree(const char *tag, int steps, const char *more, int ne
     if (*more) /* the sed script changed the file */
         cr_assert_eq(sh(NULL, "! grep -q 'params: {rollout_steps: 32}}' %s", yml), 0, "%s: the change did not take",
                      more);
-    int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
-                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                bd_test_port(), yml, out, yml, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
+    two_ranks_run(yml, out);
     ranks_agree(out);
     ranks_done(out, r1, rd, yml);
     if (parent)
@@ -1576,14 +1584,8 @@ static void greedy_ranks(const char *tag, const char *threshold, int stops)
     char *yml = ranks_file(tag, 2304, 2, more);
     free(more);
     cr_assert_eq(sh(NULL, "grep -q greedy_average %s", yml), 0, "the condition was not added");
+    two_ranks_run(yml, out);
     int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
-                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                bd_test_port(), yml, out, yml, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
-    rc = sh(&t,
             "/usr/bin/python3 - %s %d <<'PY'\n"
             "import json, sys\n"
             "out, stops = sys.argv[1], int(sys.argv[2])\n"
@@ -1636,13 +1638,8 @@ Test(ranks, replay_verify_re_simulates_every_rank, .timeout = 300)
     char *out, *r1, *rd, *t = NULL;
     ranks_dirs("rverify", &out, &r1, &rd);
     char *yml = ranks_file("rverify", 6 * 32 * 3, 2, "");
-    int rc = sh(&t,
-                RANKS_TORCHRUN
-                "RANK=1 $BODHI run %s --out %s --quiet & p=$!; RANK=0 $BODHI run %s --out %s --quiet; r0=$?; "
-                "wait $p; r1=$?; echo \"rc=$r0,$r1\"; test $r0 = 0 && test $r1 = 0",
-                bd_test_port(), yml, out, yml, out);
-    cr_assert_eq(rc, 0, "%s", t);
-    free(t);
+    two_ranks_run(yml, out);
+    int rc;
     for (int old = 0; old < 2; old++) {
         rc = sh(&t, "$BODHI replay %s --verify", r1);
         cr_assert_eq(rc, 0, "%s", t);

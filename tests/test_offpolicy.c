@@ -576,6 +576,17 @@ Test(offpolicy, dqn_restore_undoes_a_diverged_round_whole)
     }
 }
 
+/* `bodhi run yml` twice, into base-0 and base-1: both exit 0. */
+static void run_twice(const char *base, const char *yml)
+{
+    for (int k = 0; k < 2; k++) {
+        char *cmd = bd_strfmt("rm -rf %s-%d && %s run %s --out %s-%d --quiet", base, k, BODHI_BINARY, yml, base, k);
+        int st = system(cmd);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi run exited %d: %s", WEXITSTATUS(st), cmd);
+        free(cmd);
+    }
+}
+
 /* A dqn run twice with one seed: byte-identical traces; then a test phase loads it. */
 Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
 {
@@ -594,12 +605,7 @@ Test(offpolicy, same_seed_same_dqn_trace, .timeout = 600)
                "      phase_config: {mode: train, worker: 2, device: cpu}\n"
                "  - test:\n      phase_config: {mode: test, worker: 1, episodes: 8}\n");
     fclose(f);
-    for (int k = 0; k < 2; k++) {
-        char *cmd = bd_strfmt("rm -rf %s-%d && %s run %s --out %s-%d --quiet", base, k, BODHI_BINARY, yml, base, k);
-        int st = system(cmd);
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi run exited %d: %s", WEXITSTATUS(st), cmd);
-        free(cmd);
-    }
+    run_twice(base, yml);
     char *ck = bd_strfmt("%s-0/checkpoints/train/balancer.pt.replay", base);
     cr_assert_eq(access(ck, F_OK), 0, "save_buffer keeps the buffer beside the checkpoint");
     free(ck);
@@ -865,12 +871,7 @@ Test(offpolicy, greedy_average_ends_a_run_the_same_way_twice, .timeout = 600)
                "      phase_config: {mode: train, worker: 2, device: cpu}\n"
                "  - test:\n      phase_config: {mode: test, worker: 1, episodes: 8}\n");
     fclose(f);
-    for (int k = 0; k < 2; k++) {
-        char *cmd = bd_strfmt("rm -rf %s-%d && %s run %s --out %s-%d --quiet", base, k, BODHI_BINARY, yml, base, k);
-        int st = system(cmd);
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bodhi run exited %d: %s", WEXITSTATUS(st), cmd);
-        free(cmd);
-    }
+    run_twice(base, yml);
     char *cmd = bd_strfmt("/usr/bin/python3 -c \"import h5py,json,re\n"
                           "def evals(k):\n"
                           "  ev=[json.loads(l) for l in open('%s-%%d/log.jsonl' %% k)]\n"

@@ -176,20 +176,33 @@ Test(pyenv, check_refuses_what_cannot_be_loaded, .timeout = 120 * BD_TEST_SLOW)
     remove_dir(dir);
 }
 
+/* `bodhi run FILE` into dir/run fails (exit 1) within a minute, saying `want` and `also`
+ * (NULL: nothing more) on the terminal and in summary.json, as a failed run; returns what
+ * it wrote on the terminal (the caller frees it). */
+static char *failed_run(const char *dir, const char *file, const char *want, const char *also)
+{
+    char *text, *sum;
+    const double t0 = bd_now();
+    cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
+    cr_assert_lt(bd_now() - t0, 60, "it ended within a minute, not an hour");
+    cr_assert(strstr(text, want) && (!also || strstr(text, also)), "%s", text);
+    char *summary = bd_strfmt("%s/run/summary.json", dir);
+    cr_assert_eq(bd_read_file(summary, &sum, NULL), BD_OK);
+    cr_assert(strstr(sum, "\"failed\"") && strstr(sum, want) && (!also || strstr(sum, also)), "%s", sum);
+    free(sum);
+    free(summary);
+    return text;
+}
+
 Test(pyenv, a_step_that_raises_fails_the_run_with_its_exception, .timeout = 300 * BD_TEST_SLOW)
 {
     char *dir = test_dir("raise"), *text;
     char *file = write_line_run(dir, "raise", "python:lineworld:Raising", 5);
-    cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
-    const char *want = "python:lineworld:Raising: step raised ValueError: the sugar ran out at call 30 (";
-    cr_assert(strstr(text, want) && strstr(text, "lineworld.py:46)"), "%s", text);
+    text = failed_run(dir, file, "python:lineworld:Raising: step raised ValueError: the sugar ran out at call 30 (",
+                      NULL);
+    cr_assert(strstr(text, "lineworld.py:46)"), "%s", text);
     cr_assert(strstr(text, "Traceback (most recent call last)"), "the muscle prints the traceback:\n%s", text);
     free(text);
-    char *summary = bd_strfmt("%s/run/summary.json", dir);
-    cr_assert_eq(bd_read_file(summary, &text, NULL), BD_OK);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, want), "%s", text);
-    free(text);
-    free(summary);
     free(file);
     remove_dir(dir);
 }
@@ -200,22 +213,12 @@ Test(pyenv, a_step_that_raises_fails_the_run_with_its_exception, .timeout = 300 
  * naming it, within seconds. */
 Test(pyenv, a_step_that_never_returns_is_a_hung_muscle, .timeout = 300 * BD_TEST_SLOW)
 {
-    char *dir = test_dir("hang"), *text;
+    char *dir = test_dir("hang");
     char *file = write_line_run(dir, "hang", "python:lineworld:Hanging", 5);
     char *sed = bd_strfmt("sed -i 's/restarts: 0}/restarts: 0, heartbeat_timeout: 2}/' %s", file);
     cr_assert_eq(system(sed), 0);
     free(sed);
-    const double t0 = bd_now();
-    cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
-    cr_assert_lt(bd_now() - t0, 60, "it ended within a minute, not an hour");
-    const char *want = "hung: one step of its envs has not returned after ", *why = "heartbeat_timeout, 2 s)";
-    cr_assert(strstr(text, want) && strstr(text, why), "%s", text);
-    free(text);
-    char *summary = bd_strfmt("%s/run/summary.json", dir);
-    cr_assert_eq(bd_read_file(summary, &text, NULL), BD_OK);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, want) && strstr(text, why), "%s", text);
-    free(text);
-    free(summary);
+    free(failed_run(dir, file, "hung: one step of its envs has not returned after ", "heartbeat_timeout, 2 s)"));
     free(file);
     remove_dir(dir);
 }
@@ -226,7 +229,7 @@ Test(pyenv, a_step_that_never_returns_is_a_hung_muscle, .timeout = 300 * BD_TEST
  * summary.json, within seconds. */
 static void greedy_fails(const char *tag, const char *cls, const char *want)
 {
-    char *dir = test_dir(tag), *text;
+    char *dir = test_dir(tag);
     char *env = bd_strfmt("python:lineworld:%s", cls);
     char *file = write_line_run(dir, tag, env, 5);
     char *sed = bd_strfmt("sed -i -e 's/restarts: 0}/restarts: 0, heartbeat_timeout: 2}/' -e 's/conditions: "
@@ -236,16 +239,7 @@ static void greedy_fails(const char *tag, const char *cls, const char *want)
                           file, file);
     cr_assert_eq(system(sed), 0);
     free(sed);
-    const double t0 = bd_now();
-    cr_assert_eq(bodhi(dir, &text, "run %s --out %s/run", file, dir), 1, "%s", text);
-    cr_assert_lt(bd_now() - t0, 60, "it ended within a minute, not an hour");
-    cr_assert(strstr(text, want), "%s", text);
-    free(text);
-    char *summary = bd_strfmt("%s/run/summary.json", dir);
-    cr_assert_eq(bd_read_file(summary, &text, NULL), BD_OK);
-    cr_assert(strstr(text, "\"failed\"") && strstr(text, want), "%s", text);
-    free(text);
-    free(summary);
+    free(failed_run(dir, file, want, NULL));
     free(file);
     free(env);
     remove_dir(dir);
