@@ -177,10 +177,10 @@ static const char *bd_brain_done(bd_brain *b, char *buf, size_t len)
         return buf;
     }
     if (b->eval && b->eval_round == b->round_no && b->eval_mean >= p->greedy_threshold) {
-        snprintf(buf, len, "%s: greedy mean return %.4g over %lld episodes of weights version %llu >= %g, "
-                 "evaluated every %lld agent-steps", bd_stop_words(BD_STOP_OBJECTIVE), b->eval_mean,
-                 (long long)p->greedy_episodes * b->ap->members, (unsigned long long)b->eval_version,
-                 p->greedy_threshold, p->greedy_every);
+        const long long n = (long long)p->greedy_episodes * b->ap->members;
+        snprintf(buf, len, "%s: greedy mean return %.4g over %lld episode%s of weights version %llu >= %g, "
+                 "evaluated every %lld agent-steps", bd_stop_words(BD_STOP_OBJECTIVE), b->eval_mean, n,
+                 n == 1 ? "" : "s", (unsigned long long)b->eval_version, p->greedy_threshold, p->greedy_every);
         return buf;
     }
     if (objective && mean >= p->objective_threshold) {
