@@ -20,7 +20,9 @@ process with os._exit(0)). A run that never gets there ends at the script's tota
 bodhi runs the experiment's train phase only (the run file with its later phases dropped,
 written to the temporary directory; `--full` runs the file as it is); the threshold time is
 the `t` of the first train `update` event in log.jsonl with >= 100 episodes and
-mean_return >= the threshold (bodhi's own objective_average condition stops the phase there).
+mean_return >= the threshold (bodhi's own objective_average condition stops the phase there;
+a greedy_average condition in the run file is replaced by it, the window being CleanRL's
+criterion).
 
   bench/cleanrl_ratio.py --ppo /tmp/cleanrl/ppo.py --pythonpath /tmp/gym029 \
       --cleanrl-seeds 1 2 3 --bodhi-seeds 1 2 3 4 5 \
@@ -158,6 +160,14 @@ if not a.full:
     import yaml  # Debian's python3-yaml
     doc = yaml.safe_load(open(a.experiment))
     doc["schedule"] = [e for e in doc["schedule"] if a.phase in e][:1]
+    # CleanRL's criterion is the training window's: a run file that stops on its greedy
+    # evaluation (greedy_average, which may come before the window reaches the threshold)
+    # stops here on the window instead, so that both stop where they are timed
+    for e in doc["schedule"]:
+        conds = ((e[a.phase] or {}).get("simulation") or {}).get("conditions") or []
+        for i, c in enumerate(conds):
+            if c.get("name") == "greedy_average":
+                conds[i] = {"name": "objective_average", "params": {"window": 100, "threshold": a.threshold}}
     run_file_text = yaml.safe_dump(doc, sort_keys=False)
     experiment = os.path.join(tmp, f"{a.phase}-only.yml")
     open(experiment, "w").write(run_file_text)
