@@ -6,6 +6,7 @@
  * A line that does not parse (the last line of a killed run) is skipped and counted. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,63 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
     return rc;
 }
 
+/* The folders an export of log f (rewound after) would write into, DIR/<phase>/<agent>,
+ * must hold no event files yet: TensorBoard reads every event file of a folder as one run,
+ * so a second export there (of this run, or another's with the same phase and agent
+ * names) would draw both as one curve, each point twice. BD_EINVAL naming the first such
+ * folder and file, before anything is written. */
+static int tb_fresh(FILE *f, const char *tb_dir)
+{
+    char *line = NULL, **seen = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int n = 0, rc = BD_OK;
+    while (!rc && (len = getline(&line, &cap, f)) > 0) {
+        if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\""))
+            continue;
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event"),
+                    *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"),
+                    *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
+        char *key = cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0 && cJSON_IsString(ph)
+                            && cJSON_IsString(ag) && plain_name(ph->valuestring) && plain_name(ag->valuestring)
+                        ? bd_strfmt("%s/%s/%s", tb_dir, ph->valuestring, ag->valuestring)
+                        : NULL;
+        cJSON_Delete(o);
+        int known = !key;
+        for (int i = 0; i < n && !known; i++)
+            known = strcmp(seen[i], key) == 0;
+        if (known) {
+            free(key);
+            continue;
+        }
+        char **more = realloc(seen, sizeof *seen * (size_t)(n + 1));
+        if (!more) {
+            free(key);
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
+            break;
+        }
+        seen = more;
+        seen[n++] = key;
+        char *pattern = bd_strfmt("%s/events.out.tfevents.*", key);
+        glob_t g;
+        if (pattern && glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+            rc = bd_seterr(BD_EINVAL, "--tensorboard: %s holds TensorBoard event files already (%s%s): TensorBoard "
+                           "reads a folder's files as one run, so this export and that one would be one curve, "
+                           "each point twice; give each export a folder of its own (%s/<run>), or remove them",
+                           key, strrchr(g.gl_pathv[0], '/') + 1, g.gl_pathc > 1 ? ", ..." : "", tb_dir);
+            globfree(&g);
+        }
+        free(pattern);
+    }
+    for (int i = 0; i < n; i++)
+        free(seen[i]);
+    free(seen);
+    free(line);
+    rewind(f);
+    return rc;
+}
+
 int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_dir, FILE *out)
 {
     if (bd_replay_is_sweep(run_dir)) /* its runs' logs are in its points' folders */
@@ -248,6 +306,11 @@ int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_
     if (!f) {
         rc = bd_seterr(BD_ENOTFOUND, "--metrics/--tensorboard: cannot read '%s': %s (a run folder's log)",
                            log ? log : run_dir, strerror(errno));
+        free(log);
+        return rc;
+    }
+    if (tb_dir && (rc = tb_fresh(f, tb_dir)) != BD_OK) {
+        fclose(f);
         free(log);
         return rc;
     }
