@@ -6,7 +6,7 @@
  * A line that does not parse (the last line of a killed run) is skipped and counted. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <glob.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,22 +105,33 @@ static int tb_close_all(tb_set *s, FILE *out)
     return rc;
 }
 
+/* Whether o (a parsed log line) is an agent's update the export writes: an `update` event
+ * with a phase and agent fit for folder names and a step count an integer holds; its
+ * phase and agent into *phase and *agent. tb_fresh and metrics_event both ask it. */
+static int update_of(const cJSON *o, const cJSON **phase, const cJSON **agent)
+{
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(o, "steps"), *u = cJSON_GetObjectItemCaseSensitive(o, "update");
+    *phase = cJSON_GetObjectItemCaseSensitive(o, "phase");
+    *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
+    return cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0 && cJSON_IsString(*phase)
+           && cJSON_IsString(*agent) && cJSON_IsNumber(steps) && plain_name((*phase)->valuestring)
+           && plain_name((*agent)->valuestring) && fabs(steps->valuedouble) < 9e18
+           && (!cJSON_IsNumber(u) || fabs(u->valuedouble) < 9e18);
+}
+
 /* One update event: its row(s) in the CSV and its event in the TensorBoard file. */
 static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
 {
-    const cJSON *phase = cJSON_GetObjectItemCaseSensitive(o, "phase");
-    const cJSON *agent = cJSON_GetObjectItemCaseSensitive(o, "agent");
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(o, "steps");
-    if (!cJSON_IsString(phase) || !cJSON_IsString(agent) || !cJSON_IsNumber(steps) || !plain_name(phase->valuestring)
-        || !plain_name(agent->valuestring))
+    const cJSON *phase, *agent;
+    if (!update_of(o, &phase, &agent))
         return BD_OK; /* not an agent's update: nothing to plot */
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(o, "steps");
     const char *tag[BD_UPDATE_METRICS_MAX];
     double value[BD_UPDATE_METRICS_MAX];
     int n = bd_update_metrics(o, tag, value, BD_UPDATE_METRICS_MAX);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t"), *u = cJSON_GetObjectItemCaseSensitive(o, "update");
     double wall = cJSON_IsNumber(t) ? t->valuedouble : 0;
-    if (!(fabs(steps->valuedouble) < 9e18) || (cJSON_IsNumber(u) && !(fabs(u->valuedouble) < 9e18)))
-        return BD_OK; /* no step count an integer holds: not an update of ours */
     long long step = (long long)steps->valuedouble, update = cJSON_IsNumber(u) ? (long long)u->valuedouble : -1;
     for (int i = 0; csv && i < n; i++) {
         csv_field(csv, phase->valuestring);
@@ -234,60 +245,81 @@ static int tb_outside(const char *run_dir, const char *tb_dir)
     return rc;
 }
 
-/* The folders an export of log f (rewound after) would write into, DIR/<phase>/<agent>,
- * must hold no event files yet: TensorBoard reads every event file of a folder as one run,
- * so a second export there (of this run, or another's with the same phase and agent
- * names) would draw both as one curve, each point twice. BD_EINVAL naming the first such
- * folder and file, before anything is written. */
-static int tb_fresh(FILE *f, const char *tb_dir)
+/* Whether folder dir holds a TensorBoard event file (any name with "tfevents" in it, as
+ * TensorBoard reads them): BD_EINVAL naming it, BD_OK for none or no such folder, BD_EIO
+ * when it cannot be read. */
+static int tb_folder_fresh(const char *dir, const char *tb_dir)
 {
-    char *line = NULL, **seen = NULL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? BD_OK
+                   : bd_seterr(BD_EIO, "--tensorboard: cannot read '%s': %s", dir, strerror(errno));
+    int rc = BD_OK;
+    const struct dirent *e;
+    while (!rc && (e = readdir(d)))
+        if (strstr(e->d_name, "tfevents"))
+            rc = bd_seterr(BD_EINVAL, "--tensorboard: %s holds TensorBoard event files already (%s): TensorBoard "
+                           "reads a folder's files as one run, so this export and that one would be one curve, "
+                           "each point twice; give each export a folder of its own (%s/<run>), or remove them",
+                           dir, e->d_name, tb_dir);
+    closedir(d);
+    return rc;
+}
+
+/* The folders an export of log f would write into, DIR/<phase>/<agent>, must hold no event
+ * files yet: TensorBoard reads every event file of a folder as one run, so a second export
+ * there (of this run, or another's with the same phase and agent names) would draw both as
+ * one curve, each point twice. BD_EINVAL naming such a folder and one of its files, before
+ * anything is written. *scanned: the bytes of f read (f is rewound), which the export then
+ * reads no further than (a live run's log grows, and its later phases were not looked at). */
+static int tb_fresh(FILE *f, const char *tb_dir, long long *scanned)
+{
+    char *line = NULL, **seen = NULL; /* "phase/agent" */
     size_t cap = 0;
     ssize_t len;
-    int n = 0, rc = BD_OK;
+    int n = 0, room = 0, rc = BD_OK;
+    long long pos = 0;
     while (!rc && (len = getline(&line, &cap, f)) > 0) {
+        pos += len;
         if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\""))
             continue;
         cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
-        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event"),
-                    *ph = cJSON_GetObjectItemCaseSensitive(o, "phase"),
-                    *ag = cJSON_GetObjectItemCaseSensitive(o, "agent");
-        char *key = cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0 && cJSON_IsString(ph)
-                            && cJSON_IsString(ag) && plain_name(ph->valuestring) && plain_name(ag->valuestring)
-                        ? bd_strfmt("%s/%s/%s", tb_dir, ph->valuestring, ag->valuestring)
-                        : NULL;
+        const cJSON *ph, *ag;
+        char *key = NULL;
+        if (o && update_of(o, &ph, &ag) && !(key = bd_strfmt("%s/%s", ph->valuestring, ag->valuestring)))
+            rc = bd_seterr(BD_ENOMEM, "out of memory");
         cJSON_Delete(o);
         int known = !key;
-        for (int i = 0; i < n && !known; i++)
+        for (int i = n - 1; i >= 0 && !known; i--) /* a phase's updates come together: the last first */
             known = strcmp(seen[i], key) == 0;
         if (known) {
             free(key);
             continue;
         }
-        char **more = realloc(seen, sizeof *seen * (size_t)(n + 1));
-        if (!more) {
-            free(key);
-            rc = bd_seterr(BD_ENOMEM, "out of memory");
-            break;
+        if (n == room) {
+            room = room ? 2 * room : 8;
+            char **more = realloc(seen, sizeof *seen * (size_t)room);
+            if (!more) {
+                free(key);
+                rc = bd_seterr(BD_ENOMEM, "out of memory");
+                break;
+            }
+            seen = more;
         }
-        seen = more;
         seen[n++] = key;
-        char *pattern = bd_strfmt("%s/events.out.tfevents.*", key);
-        glob_t g;
-        if (pattern && glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
-            rc = bd_seterr(BD_EINVAL, "--tensorboard: %s holds TensorBoard event files already (%s%s): TensorBoard "
-                           "reads a folder's files as one run, so this export and that one would be one curve, "
-                           "each point twice; give each export a folder of its own (%s/<run>), or remove them",
-                           key, strrchr(g.gl_pathv[0], '/') + 1, g.gl_pathc > 1 ? ", ..." : "", tb_dir);
-            globfree(&g);
-        }
-        free(pattern);
+        char *dir = bd_strfmt("%s/%s", tb_dir, key);
+        rc = dir ? tb_folder_fresh(dir, tb_dir) : bd_seterr(BD_ENOMEM, "out of memory");
+        free(dir);
     }
+    if (!rc && ferror(f))
+        rc = bd_seterr(BD_EIO, "--tensorboard: cannot read the run's log.jsonl: %s", strerror(errno));
     for (int i = 0; i < n; i++)
         free(seen[i]);
     free(seen);
     free(line);
     rewind(f);
+    *scanned = pos;
     return rc;
 }
 
@@ -309,7 +341,8 @@ int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_
         free(log);
         return rc;
     }
-    if (tb_dir && (rc = tb_fresh(f, tb_dir)) != BD_OK) {
+    long long scanned = -1; /* with --tensorboard: the log as its check saw it */
+    if (tb_dir && (rc = tb_fresh(f, tb_dir, &scanned)) != BD_OK) {
         fclose(f);
         free(log);
         return rc;
@@ -323,8 +356,10 @@ int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long long lineno = 0, bad = 0, rows = 0;
+    long long lineno = 0, bad = 0, rows = 0, pos = 0;
     while (!rc && (len = getline(&line, &cap, f)) > 0) {
+        if (scanned >= 0 && (pos += len) > scanned)
+            break; /* written since the check (a live run): not looked at, not exported */
         lineno++;
         if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\"")) {
             bad += (size_t)len > METRICS_LINE_MAX;

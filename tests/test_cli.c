@@ -1060,14 +1060,25 @@ Test(replay, item25_metrics_csv_and_tensorboard_equal_the_log, .timeout = 120)
     /* a second export into the same folder would make each curve twice: refused (exit 2)
      * before anything is written, the CSV beside it included */
     rc = sh(&t, "rm -f %s-again.csv; $BODHI replay %s --metrics %s-again.csv --tensorboard %s-export; r=$?; "
-                "! test -e %s-again.csv || echo 'the CSV was written'; exit $r",
-            out, out, out, out, out);
+                "! test -e %s-again.csv || echo 'the CSV was written'; rm -f %s-again.csv; exit $r",
+            out, out, out, out, out, out);
     cr_assert_eq(rc, 2, "%s", t);
     cr_assert(strstr(t, "-export/train/balancer holds TensorBoard event files already (events.out.tfevents.")
                   && !strstr(t, "the CSV was written"), "%s", t);
     free(t);
     rc = sh(&t, "/usr/bin/python3 %s %s %s-export", check, out, out);
     cr_assert(rc == 0 && strstr(t, "ok: 2 file(s)"), "the refused export wrote event files: %s", t);
+    free(t);
+    /* a folder named with pattern characters is that folder: x[12] is refused for its own
+     * files, and its sibling x1's files do not count against it */
+    rc = sh(&t, "d=%s-pat; rm -rf $d && mkdir -p $d && $BODHI replay %s --tensorboard $d/x1 && "
+                "$BODHI replay %s --tensorboard \"$d/x[12]\"",
+            out, out, out);
+    cr_assert_eq(rc, 0, "x1's files counted against x[12]: %s", t);
+    free(t);
+    rc = sh(&t, "d=%s-pat; $BODHI replay %s --tensorboard \"$d/x[12]\"; r=$?; rm -rf $d; exit $r", out, out);
+    cr_assert_eq(rc, 2, "%s", t);
+    cr_assert(strstr(t, "-pat/x[12]/train/balancer holds TensorBoard event files already"), "%s", t);
     free(t);
     /* the CSV: a header, then one row per scalar, with learning_rate and losses among them */
     char *csv = NULL, *path = bd_strfmt("%s/m.csv", out);
