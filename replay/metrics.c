@@ -107,7 +107,7 @@ static int tb_close_all(tb_set *s, FILE *out)
 
 /* Whether o (a parsed log line) is an agent's update the export writes: an `update` event
  * with a phase and agent fit for folder names and a step count an integer holds; its
- * phase and agent into *phase and *agent. tb_fresh and metrics_event both ask it. */
+ * phase and agent into *phase and *agent (each_update asks it for every walk of the log). */
 static int update_of(const cJSON *o, const cJSON **phase, const cJSON **agent)
 {
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
@@ -120,12 +120,50 @@ static int update_of(const cJSON *o, const cJSON **phase, const cJSON **agent)
            && (!cJSON_IsNumber(u) || fabs(u->valuedouble) < 9e18);
 }
 
-/* One update event: its row(s) in the CSV and its event in the TensorBoard file. */
-static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
+/* Calls fn(o, phase, agent, ctx) for each agent's update of log f (update_of), in order,
+ * reading no more than `limit` bytes (< 0: to its end); stops at fn's first error and
+ * returns it. *bad counts the lines that are no JSON event (a killed run's last line),
+ * *read the bytes read. tb_fresh and the export both walk the log with it. */
+typedef int (*update_fn)(const cJSON *o, const cJSON *phase, const cJSON *agent, void *ctx);
+static int each_update(FILE *f, long long limit, update_fn fn, void *ctx, long long *bad, long long *read)
 {
-    const cJSON *phase, *agent;
-    if (!update_of(o, &phase, &agent))
-        return BD_OK; /* not an agent's update: nothing to plot */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = BD_OK;
+    *bad = *read = 0;
+    while (!rc && (len = getline(&line, &cap, f)) > 0) {
+        if (limit >= 0 && *read + len > limit)
+            break; /* written since the limit was taken (a live run) */
+        *read += len;
+        if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\"")) {
+            *bad += (size_t)len > METRICS_LINE_MAX;
+            continue;
+        }
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
+        const cJSON *phase, *agent;
+        if (!o)
+            ++*bad;
+        else if (update_of(o, &phase, &agent))
+            rc = fn(o, phase, agent, ctx);
+        cJSON_Delete(o);
+    }
+    free(line);
+    return rc;
+}
+
+typedef struct {
+    FILE *csv;     /* NULL: no --metrics */
+    tb_set *tb;    /* NULL: no --tensorboard */
+    long long rows;
+} metrics_out;
+
+/* One update event: its row(s) in the CSV and its event in the TensorBoard file. */
+static int metrics_event(const cJSON *o, const cJSON *phase, const cJSON *agent, void *ctx)
+{
+    metrics_out *m = ctx;
+    FILE *csv = m->csv;
+    tb_set *tb = m->tb;
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(o, "steps");
     const char *tag[BD_UPDATE_METRICS_MAX];
     double value[BD_UPDATE_METRICS_MAX];
@@ -140,7 +178,7 @@ static int metrics_event(const cJSON *o, FILE *csv, tb_set *tb, long long *rows)
         fprintf(csv, ",%lld,%lld,%.17g,", update, step, wall);
         csv_field(csv, tag[i]);
         fprintf(csv, ",%.17g\n", value[i]);
-        ++*rows;
+        m->rows++;
     }
     bd_tfevents *w;
     int rc = BD_OK;
@@ -267,6 +305,42 @@ static int tb_folder_fresh(const char *dir, const char *tb_dir)
     return rc;
 }
 
+typedef struct {
+    const char *tb_dir;
+    char **seen; /* "phase/agent" of the updates so far */
+    int n, room;
+} tb_check;
+
+/* One update for tb_fresh: a phase and agent not seen before have their folder checked. */
+static int tb_fresh_update(const cJSON *o, const cJSON *phase, const cJSON *agent, void *ctx)
+{
+    (void)o;
+    tb_check *c = ctx;
+    char *key = bd_strfmt("%s/%s", phase->valuestring, agent->valuestring);
+    if (!key)
+        return bd_seterr(BD_ENOMEM, "out of memory");
+    for (int i = c->n - 1; i >= 0; i--) /* a phase's updates come together: the last first */
+        if (strcmp(c->seen[i], key) == 0) {
+            free(key);
+            return BD_OK;
+        }
+    if (c->n == c->room) {
+        int room = c->room ? 2 * c->room : 8;
+        char **more = realloc(c->seen, sizeof *more * (size_t)room);
+        if (!more) {
+            free(key);
+            return bd_seterr(BD_ENOMEM, "out of memory");
+        }
+        c->seen = more;
+        c->room = room;
+    }
+    c->seen[c->n++] = key;
+    char *dir = bd_strfmt("%s/%s", c->tb_dir, key);
+    int rc = dir ? tb_folder_fresh(dir, c->tb_dir) : bd_seterr(BD_ENOMEM, "out of memory");
+    free(dir);
+    return rc;
+}
+
 /* The folders an export of log f would write into, DIR/<phase>/<agent>, must hold no event
  * files yet: TensorBoard reads every event file of a folder as one run, so a second export
  * there (of this run, or another's with the same phase and agent names) would draw both as
@@ -275,51 +349,15 @@ static int tb_folder_fresh(const char *dir, const char *tb_dir)
  * reads no further than (a live run's log grows, and its later phases were not looked at). */
 static int tb_fresh(FILE *f, const char *tb_dir, long long *scanned)
 {
-    char *line = NULL, **seen = NULL; /* "phase/agent" */
-    size_t cap = 0;
-    ssize_t len;
-    int n = 0, room = 0, rc = BD_OK;
-    long long pos = 0;
-    while (!rc && (len = getline(&line, &cap, f)) > 0) {
-        pos += len;
-        if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\""))
-            continue;
-        cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
-        const cJSON *ph, *ag;
-        char *key = NULL;
-        if (o && update_of(o, &ph, &ag) && !(key = bd_strfmt("%s/%s", ph->valuestring, ag->valuestring)))
-            rc = bd_seterr(BD_ENOMEM, "out of memory");
-        cJSON_Delete(o);
-        int known = !key;
-        for (int i = n - 1; i >= 0 && !known; i--) /* a phase's updates come together: the last first */
-            known = strcmp(seen[i], key) == 0;
-        if (known) {
-            free(key);
-            continue;
-        }
-        if (n == room) {
-            room = room ? 2 * room : 8;
-            char **more = realloc(seen, sizeof *seen * (size_t)room);
-            if (!more) {
-                free(key);
-                rc = bd_seterr(BD_ENOMEM, "out of memory");
-                break;
-            }
-            seen = more;
-        }
-        seen[n++] = key;
-        char *dir = bd_strfmt("%s/%s", tb_dir, key);
-        rc = dir ? tb_folder_fresh(dir, tb_dir) : bd_seterr(BD_ENOMEM, "out of memory");
-        free(dir);
-    }
+    tb_check c = {.tb_dir = tb_dir};
+    long long bad;
+    int rc = each_update(f, -1, tb_fresh_update, &c, &bad, scanned);
     if (!rc && ferror(f))
         rc = bd_seterr(BD_EIO, "--tensorboard: cannot read the run's log.jsonl: %s", strerror(errno));
-    for (int i = 0; i < n; i++)
-        free(seen[i]);
-    free(seen);
-    free(line);
+    for (int i = 0; i < c.n; i++)
+        free(c.seen[i]);
+    free(c.seen);
     rewind(f);
-    *scanned = pos;
     return rc;
 }
 
@@ -353,34 +391,17 @@ int bd_replay_metrics(const char *run_dir, const char *csv_path, const char *tb_
     if (csv)
         fputs("phase,agent,update,steps,wall_time,metric,value\n", csv);
     tb_set tb = {.dir = tb_dir};
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long long lineno = 0, bad = 0, rows = 0, pos = 0;
-    while (!rc && (len = getline(&line, &cap, f)) > 0) {
-        if (scanned >= 0 && (pos += len) > scanned)
-            break; /* written since the check (a live run): not looked at, not exported */
-        lineno++;
-        if ((size_t)len > METRICS_LINE_MAX || !strstr(line, "\"update\"")) {
-            bad += (size_t)len > METRICS_LINE_MAX;
-            continue;
-        }
-        cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
-        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
-        if (!o)
-            bad++;
-        else if (cJSON_IsString(ev) && strcmp(ev->valuestring, "update") == 0)
-            rc = metrics_event(o, csv, tb_dir ? &tb : NULL, &rows);
-        cJSON_Delete(o);
-    }
-    free(line);
+    metrics_out m = {csv, tb_dir ? &tb : NULL, 0};
+    long long bad = 0, read;
+    if (!rc) /* a live run's lines written since the check are not exported: it did not see them */
+        rc = each_update(f, scanned, metrics_event, &m, &bad, &read);
     fclose(f);
     if (bad)
         fprintf(out, "%s: %lld line(s) skipped that are no JSON event (a killed run's last line?)\n", log, bad);
     if (csv && fclose(csv) != 0 && !rc)
         rc = bd_seterr(BD_EIO, "cannot write '%s': %s", csv_path, strerror(errno));
     if (csv_path && !rc)
-        fprintf(out, "metrics: %s (%lld rows)\n", csv_path, rows);
+        fprintf(out, "metrics: %s (%lld rows)\n", csv_path, m.rows);
     int trc = tb_close_all(&tb, out);
     free(log);
     return rc ? rc : trc;
