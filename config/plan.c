@@ -321,12 +321,8 @@ static int bd_plan_greedy(const bd_phase_plan *p, bd_diags *d)
         }
         /* its worlds, one an episode, are a shard in the brain, beside its learner: half
          * this machine's memory at most */
-        double sizes[9], need = 0, have = bd_phys_bytes();
-        if (ap->env && ap->env->shape.members > 0) {
-            bd_env_buffer_sizes(&ap->env->shape, (double)p->greedy_episodes, sizes);
-            for (int j = 0; j < 9; j++)
-                need += sizes[j];
-        }
+        const double have = bd_phys_bytes(),
+                     need = ap->env ? bd_plan_shard_bytes(&ap->env->shape, (double)p->greedy_episodes) : 0;
         if (ap->env && ((long long)p->greedy_episodes * ap->env->shape.members > BD_MAX_WORLDS
                         || (have > 0 && need > 0.5 * have))) {
             bad = bd_diag(d, bd_seterr(BD_EINVAL, "%s: greedy_average: %d episodes of environment '%s' are as many "

@@ -158,10 +158,7 @@ int bd_plan_envs(const bd_phase_cfg *ph, bd_phase_plan *p, bd_diags *d)
             /* the local muscles' shards (the largest each) must fit this machine */
             int muscles = ph->worker + ph->remote_worker;
             long long shard = (e->worlds + muscles - 1) / muscles;
-            double sizes[9], need = 0, have = bd_phys_bytes();
-            bd_env_buffer_sizes(&e->shape, (double)shard, sizes);
-            for (int j = 0; j < 9; j++)
-                need += sizes[j] * ph->worker;
+            const double need = bd_plan_shard_bytes(&e->shape, (double)shard) * ph->worker, have = bd_phys_bytes();
             if (have > 0 && need > have) {
                 bd_diag(d, bd_seterr(BD_EINVAL, "%s: %d muscle(s) of %lld worlds of %d agents need %.3g GiB of env "
                                      "buffers; this machine has %.3g GiB (fewer worlds or agents)", w, ph->worker,

@@ -16,6 +16,17 @@ static inline const char *bd_where(const bd_node *n, char *buf, size_t len)
     return n ? bd_node_where(n, buf, len) : "?";
 }
 
+/* The bytes of one shard's env buffers for n worlds of shape s (bd_env_buffer_sizes, summed):
+ * what a muscle's shard, or greedy_average's worlds in a brain, hold. */
+static inline double bd_plan_shard_bytes(const bd_env_shape *s, double n)
+{
+    double sizes[9], sum = 0;
+    bd_env_buffer_sizes(s, n, sizes);
+    for (int j = 0; j < 9; j++)
+        sum += sizes[j];
+    return sum;
+}
+
 /* "did you mean 'x'?" (the nearest of names) or "known: a, b, c" for an unknown name,
  * into buf (len); returns buf. */
 const char *bd_suggest(const char *name, const char *const *names, int n, char *buf, size_t len);
